@@ -1,0 +1,75 @@
+"""Build ecorules: four top-level folders installed under the ``ecorules`` namespace.
+
+The folders keep the short names of the design card (``rules/``, ``engine/`` ...), while the
+installed import names are ``ecorules.rules`` and so on, because host systems that embed us
+already have modules called ``engine``. There is deliberately no ``ecorules/__init__.py``:
+``ecorules`` is an implicit namespace package.
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+PACKAGES = {
+    "ecorules.rules": "rules",
+    "ecorules.engine": "engine",
+    "ecorules.fastcalc": "fastcalc",
+    "ecorules.policies": "policies",
+    "ecorules.policies.zhengzhou": "policies/zhengzhou",
+}
+
+
+def extensions():
+    """The Cython kernel, compiled with the directives kept in one place."""
+    kernel = os.path.join("fastcalc", "_kernel.pyx")
+    if not os.path.exists(kernel):
+        return []
+    import numpy
+    from Cython.Build import cythonize
+
+    debug = bool(os.environ.get("ECORULES_KERNEL_DEBUG"))
+    return cythonize(
+        [
+            Extension(
+                "ecorules.fastcalc._kernel",
+                [kernel],
+                include_dirs=[numpy.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                extra_compile_args=["-O3"] + (["-UNDEBUG"] if debug else []),
+            )
+        ],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": debug,
+        },
+    )
+
+
+setup(
+    name="ecorules",
+    version="0.1.0",
+    description="Environmental regulations as code: compliance and penalty calculation",
+    long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.13",  # durable-rules 2.0.28 fails to import on 3.13
+    packages=list(PACKAGES),
+    package_dir=PACKAGES,
+    package_data={"ecorules.policies": ["*/*.yaml", "*/*.yml"]},
+    ext_modules=extensions(),
+    install_requires=[
+        "durable_rules==2.0.28",
+        "PyYAML>=6",
+        "attrs>=23",
+        "click>=8.1",
+        "numpy>=1.26",
+        "pyarrow>=14",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2"],
+    },
+    entry_points={"console_scripts": ["ecorules = ecorules.engine._cli:main"]},
+    zip_safe=False,
+)
