@@ -1,0 +1,50 @@
+"""The policy language: YAML regulations, checked expressions, exact values.
+
+Public names only; the implementation lives in the private modules beside this file.
+"""
+
+from ._ast import Node, render
+from ._check import FUNCTIONS, Symbol, check
+from ._errors import (
+    EcorulesError,
+    KernelError,
+    ParameterNotSetError,
+    PolicyError,
+    PolicySchemaError,
+    PolicySetError,
+    PolicySyntaxError,
+    PolicyTypeError,
+    RecordError,
+    Span,
+)
+from ._evaluate import evaluate
+from ._loader import read_policy
+from ._parser import parse_expression
+from ._policyset import PolicySet, check_policies, load_policies, shipped_policies_path
+from ._schema import (
+    ENTERPRISE,
+    Citation,
+    DatedValue,
+    ExpectedFinding,
+    ExpectedSanction,
+    Fact,
+    FindingKind,
+    FindingSpec,
+    Parameter,
+    Policy,
+    Rule,
+    SanctionList,
+    SanctionSpec,
+    TestCase,
+)
+from ._types import DECIMAL_PLACES, Kind, Type
+
+__all__ = [
+    "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue", "EcorulesError",
+    "ExpectedFinding", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec", "KernelError",
+    "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
+    "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError",
+    "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
+    "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
+    "render", "shipped_policies_path",
+]

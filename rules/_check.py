@@ -1,0 +1,427 @@
+"""Load-time checking of expressions: names, types, value ranges, constant folding.
+
+Everything that can go wrong with an expression is found here, before any record is seen:
+unknown names (with the closest known name suggested), type errors, an enum compared with a
+value it cannot take, a division whose divisor could be zero, and arithmetic that could leave
+the int64 range of the batch kernel. The last is an interval analysis over the declared
+ranges of facts and all dated values of parameters; it is what lets the kernel run without
+per-row error checks, and both evaluators agree because neither can overflow.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from fractions import Fraction
+
+import attrs
+
+from . import _ast as ast
+from ._errors import PolicyTypeError
+from ._types import (
+    BOOLEAN,
+    DATE,
+    DATE_MAX,
+    DATE_MIN,
+    DECIMAL,
+    DECIMAL_PLACES,
+    DECIMAL_SCALE,
+    INT64_MAX,
+    INT64_MIN,
+    INTEGER,
+    STRING,
+    Kind,
+    Type,
+    date_to_days,
+)
+
+FUNCTIONS = {
+    "min": "the smallest of two or more numbers or dates",
+    "max": "the largest of two or more numbers or dates",
+    "abs": "the absolute value of a number",
+    "round": "a decimal rounded to whole units, halves away from zero (四舍五入)",
+    "floor": "a decimal rounded down to whole units",
+    "ceil": "a decimal rounded up to whole units",
+    "if": "if(condition, value_when_true, value_when_false)",
+    "date": "a date literal: date('2012-04-14')",
+}
+
+
+@attrs.frozen
+class Symbol:
+    """What a name means inside a policy: its type and the range of values it can hold."""
+
+    kind: str  # "fact", "parameter" or "builtin"
+    type: Type
+    interval: ast.Interval = None
+
+
+Scope = Mapping[str, Symbol]
+
+
+def check(node: ast.Node, scope: Scope, expect: Type | str | None = None, what: str = "expression") -> ast.Node:
+    """Type-check ``node`` in ``scope``; return the typed, constant-folded tree.
+
+    ``expect`` is a required type, or "numeric"; ``what`` names the expression in messages
+    ("condition", "amount" ...).
+    """
+    typed = _Checker(scope).visit(node)
+    if expect is not None:
+        ok = typed.type.numeric if expect == "numeric" else typed.type.kind == expect.kind
+        if not ok:
+            wanted = "a number" if expect == "numeric" else f"{expect}"
+            hint = ""
+            if expect == INTEGER and typed.type.kind is Kind.DECIMAL:
+                hint = ": money is whole yuan, wrap it in round(), floor() or ceil()"
+            raise PolicyTypeError(f"the {what} must be {wanted}, but this is {typed.type}{hint}", node.span)
+    return typed
+
+
+def _literal_type(value) -> Type:
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, str):
+        return STRING
+    if hasattr(value, "isoformat"):
+        return DATE
+    return DECIMAL
+
+
+def _point(node: ast.Literal) -> ast.Interval:
+    value = node.value
+    if isinstance(value, bool) or isinstance(value, str):
+        return None
+    if hasattr(value, "isoformat"):
+        days = date_to_days(value)
+        return (days, days)
+    return (Fraction(value), Fraction(value))
+
+
+def _combine(op: str, left: ast.Interval, right: ast.Interval) -> ast.Interval:
+    if left is None or right is None:
+        return None
+    if op == "+":
+        return (left[0] + right[0], left[1] + right[1])
+    if op == "-":
+        return (left[0] - right[1], left[1] - right[0])
+    if op == "*":
+        products = [a * b for a in left for b in right]
+        return (min(products), max(products))
+    if op == "/":
+        quotients = [Fraction(a) / b for a in left for b in right]
+        return (min(quotients), max(quotients))
+    raise AssertionError(op)
+
+
+class _Checker:
+    def __init__(self, scope: Scope):
+        self.scope = scope
+
+    def visit(self, node: ast.Node) -> ast.Node:
+        method = getattr(self, f"visit_{type(node).__name__}")
+        return method(node)
+
+    # -- leaves ------------------------------------------------------------------------------
+    def visit_Literal(self, node: ast.Literal) -> ast.Node:
+        kind = _literal_type(node.value)
+        if kind == DECIMAL and -node.value.as_tuple().exponent > DECIMAL_PLACES:
+            raise PolicyTypeError(
+                f"{node.value} has more than {DECIMAL_PLACES} decimal places", node.span
+            )
+        return self._bounded(attrs.evolve(node, type=kind, interval=_point(node)))
+
+    def visit_Name(self, node: ast.Name) -> ast.Node:
+        symbol = self.scope.get(node.name)
+        if symbol is None:
+            known = list(self.scope) + [f for f in FUNCTIONS]
+            close = difflib.get_close_matches(node.name, known, n=1, cutoff=0.6)
+            raise PolicyTypeError(
+                f"unknown name {node.name!r}: not a fact, parameter or built-in of this policy",
+                node.span,
+                suggestion=close[0] if close else None,
+            )
+        return attrs.evolve(node, type=symbol.type, kind=symbol.kind, interval=symbol.interval)
+
+    # -- operators ---------------------------------------------------------------------------
+    def visit_Unary(self, node: ast.Unary) -> ast.Node:
+        operand = self.visit(node.operand)
+        if node.op == "not":
+            self._require(operand, BOOLEAN, "'not' needs a true/false value")
+            return self._fold(attrs.evolve(node, operand=operand, type=BOOLEAN))
+        if not operand.type.numeric:
+            raise PolicyTypeError(f"'-' needs a number, but this is {operand.type}", operand.span)
+        interval = None if operand.interval is None else (-operand.interval[1], -operand.interval[0])
+        return self._finish(attrs.evolve(node, operand=operand, type=operand.type, interval=interval))
+
+    def visit_Binary(self, node: ast.Binary) -> ast.Node:
+        left, right = self.visit(node.left), self.visit(node.right)
+        if left.type.kind is Kind.DATE or right.type.kind is Kind.DATE:
+            return self._date_arithmetic(node, left, right)
+        for side in (left, right):
+            if not side.type.numeric:
+                raise PolicyTypeError(
+                    f"{node.op!r} needs numbers, but this is {side.type}", side.span
+                )
+        if node.op == "/":
+            self._check_divisor(right)
+            result = DECIMAL
+        elif DECIMAL in (left.type, right.type):
+            result = DECIMAL
+        else:
+            result = INTEGER
+        interval = _combine(node.op, left.interval, right.interval)
+        return self._finish(attrs.evolve(node, left=left, right=right, type=result, interval=interval))
+
+    def _date_arithmetic(self, node, left, right) -> ast.Node:
+        if node.op == "-" and left.type == DATE and right.type == DATE:
+            result = INTEGER
+        elif node.op in "+-" and left.type == DATE and right.type == INTEGER:
+            result = DATE
+        elif node.op == "+" and left.type == INTEGER and right.type == DATE:
+            result = DATE
+        else:
+            raise PolicyTypeError(
+                f"cannot compute {left.type} {node.op} {right.type}: dates allow "
+                "date + days, date - days and date - date (days between)",
+                node.span,
+            )
+        interval = _combine(node.op, left.interval, right.interval)
+        return self._finish(attrs.evolve(node, left=left, right=right, type=result, interval=interval))
+
+    def _check_divisor(self, divisor: ast.Node) -> None:
+        variable = [n for n in ast.names(divisor, "fact")] + [n for n in ast.names(divisor, "builtin")]
+        if variable:
+            raise PolicyTypeError(
+                f"divide only by a constant or a parameter (this divisor reads {variable[0]!r}, "
+                "which varies by record); compare by multiplying instead, e.g. 'a > b * 2'",
+                divisor.span,
+            )
+        low, high = divisor.interval
+        if low <= 0 <= high:
+            raise PolicyTypeError("the divisor can be zero", divisor.span)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.Node:
+        left, right = self.visit(node.left), self.visit(node.right)
+        left, right = self._comparable(node, left, right)
+        return self._fold(attrs.evolve(node, left=left, right=right, type=BOOLEAN))
+
+    def _comparable(self, node, left: ast.Node, right: ast.Node) -> tuple[ast.Node, ast.Node]:
+        ordering = node.op not in ("==", "!=")
+        if left.type.numeric and right.type.numeric:
+            return left, right
+        if left.type.kind is Kind.DATE and right.type.kind is Kind.DATE:
+            return left, right
+        if left.type == BOOLEAN and right.type == BOOLEAN and not ordering:
+            return left, right
+        if left.type.categorical and right.type.categorical and not ordering:
+            return self._categorical_pair(left, right)
+        if ordering and (left.type.categorical or left.type == BOOLEAN):
+            raise PolicyTypeError(f"{left.type} values can only be compared with == or !=", node.span)
+        raise PolicyTypeError(f"cannot compare {left.type} with {right.type}", node.span)
+
+    def _categorical_pair(self, left: ast.Node, right: ast.Node) -> tuple[ast.Node, ast.Node]:
+        for this, other in ((left, right), (right, left)):
+            if this.type.kind is Kind.ENUM:
+                if isinstance(other, ast.Literal):
+                    if other.value not in this.type.choices:
+                        close = difflib.get_close_matches(other.value, this.type.choices, n=1, cutoff=0.3)
+                        raise PolicyTypeError(
+                            f"{other.value!r} is not one of the values of {ast.render(this)}: "
+                            + ", ".join(this.type.choices),
+                            other.span,
+                            suggestion=close[0] if close else None,
+                        )
+                    other = attrs.evolve(other, type=this.type)
+                    return (this, other) if this is left else (other, this)
+                if other.type != this.type:
+                    raise PolicyTypeError(
+                        f"cannot compare {ast.render(this)} (one of {len(this.type.choices)} values) "
+                        f"with {ast.render(other)} ({other.type})",
+                        other.span,
+                    )
+                return left, right
+        # two strings: the batch kernel compares a string fact only with literal text
+        if not (isinstance(left, ast.Literal) or isinstance(right, ast.Literal)):
+            raise PolicyTypeError(
+                "compare a text fact with a literal ('...'), not with another text value",
+                left.span,
+            )
+        return left, right
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.Node:
+        operands = tuple(self.visit(operand) for operand in node.operands)
+        for operand in operands:
+            self._require(operand, BOOLEAN, f"'{node.op}' combines true/false values")
+        return self._fold(attrs.evolve(node, operands=operands, type=BOOLEAN))
+
+    def visit_In(self, node: ast.In) -> ast.Node:
+        item = self.visit(node.item)
+        options = []
+        for option in node.options:
+            option = self.visit(option)
+            if not isinstance(option, ast.Literal) and option.kind != "parameter":
+                raise PolicyTypeError("list members must be literals or parameters", option.span)
+            compare = ast.Compare("==", item, option, span=option.span)
+            item, option = self._comparable(compare, item, option)
+            options.append(option)
+        return self._fold(attrs.evolve(node, item=item, options=tuple(options), type=BOOLEAN))
+
+    def visit_Call(self, node: ast.Call) -> ast.Node:
+        if node.function not in FUNCTIONS:
+            close = difflib.get_close_matches(node.function, FUNCTIONS, n=1, cutoff=0.5)
+            raise PolicyTypeError(
+                f"unknown function {node.function}(); known: {', '.join(FUNCTIONS)}",
+                node.span,
+                suggestion=close[0] if close else None,
+            )
+        if node.function == "date":
+            return self._date_literal(node)
+        args = tuple(self.visit(arg) for arg in node.args)
+        return getattr(self, f"call_{node.function}")(node, args)
+
+    def _date_literal(self, node: ast.Call) -> ast.Node:
+        import datetime as dt
+
+        if len(node.args) != 1 or not isinstance(node.args[0], ast.Literal) or not isinstance(node.args[0].value, str):
+            raise PolicyTypeError("date() takes one text literal: date('2012-04-14')", node.span)
+        try:
+            value = dt.date.fromisoformat(node.args[0].value)
+        except ValueError:
+            raise PolicyTypeError(
+                f"{node.args[0].value!r} is not a date in the form YYYY-MM-DD", node.args[0].span
+            ) from None
+        return self.visit_Literal(ast.Literal(value, span=node.span))
+
+    def _arity(self, node, args, low, high=None) -> None:
+        high = low if high is None else high
+        if not low <= len(args) <= (high or len(args)):
+            wanted = f"{low}" if low == high else f"at least {low}"
+            raise PolicyTypeError(f"{node.function}() takes {wanted} arguments (got {len(args)})", node.span)
+
+    def call_min(self, node, args):
+        return self._extremum(node, args, min)
+
+    def call_max(self, node, args):
+        return self._extremum(node, args, max)
+
+    def _extremum(self, node, args, pick):
+        self._arity(node, args, 2, 0)
+        if all(arg.type.kind is Kind.DATE for arg in args):
+            result = DATE
+        elif all(arg.type.numeric for arg in args):
+            result = DECIMAL if any(arg.type == DECIMAL for arg in args) else INTEGER
+        else:
+            raise PolicyTypeError(f"{node.function}() needs numbers or dates, all of one kind", node.span)
+        intervals = [arg.interval for arg in args]
+        interval = None
+        if all(intervals):
+            interval = (pick(i[0] for i in intervals), pick(i[1] for i in intervals))
+        return self._finish(attrs.evolve(node, args=args, type=result, interval=interval))
+
+    def call_abs(self, node, args):
+        self._arity(node, args, 1)
+        (arg,) = args
+        if not arg.type.numeric:
+            raise PolicyTypeError("abs() needs a number", arg.span)
+        low, high = arg.interval
+        interval = (0 if low <= 0 <= high else min(abs(low), abs(high)), max(abs(low), abs(high)))
+        return self._finish(attrs.evolve(node, args=args, type=arg.type, interval=interval))
+
+    def call_round(self, node, args):
+        return self._to_integer(node, args)
+
+    def call_floor(self, node, args):
+        return self._to_integer(node, args)
+
+    def call_ceil(self, node, args):
+        return self._to_integer(node, args)
+
+    def _to_integer(self, node, args):
+        self._arity(node, args, 1)
+        (arg,) = args
+        if not arg.type.numeric:
+            raise PolicyTypeError(f"{node.function}() needs a number", arg.span)
+        low, high = arg.interval
+        interval = (Fraction(low).__floor__(), Fraction(high).__ceil__())
+        return self._finish(attrs.evolve(node, args=args, type=INTEGER, interval=interval))
+
+    def call_if(self, node, args):
+        self._arity(node, args, 3)
+        condition, when_true, when_false = args
+        self._require(condition, BOOLEAN, "the first argument of if() is the condition")
+        a, b = when_true.type, when_false.type
+        if a.numeric and b.numeric:
+            result = DECIMAL if DECIMAL in (a, b) else INTEGER
+        elif a == b:
+            result = a
+        elif a.categorical and b.categorical:
+            pair = self._categorical_pair(when_true, when_false)
+            when_true, when_false = pair
+            result = when_true.type if when_true.type.kind is Kind.ENUM else when_false.type
+            args = (condition, when_true, when_false)
+        else:
+            raise PolicyTypeError(f"the two branches of if() differ: {a} and {b}", node.span)
+        interval = None
+        if when_true.interval and when_false.interval:
+            interval = (min(when_true.interval[0], when_false.interval[0]),
+                        max(when_true.interval[1], when_false.interval[1]))
+        return self._finish(attrs.evolve(node, args=args, type=result, interval=interval))
+
+    # -- shared ------------------------------------------------------------------------------
+    def _require(self, node: ast.Node, wanted: Type, message: str) -> None:
+        if node.type != wanted:
+            raise PolicyTypeError(f"{message}, but this is {node.type}", node.span)
+
+    def _finish(self, node: ast.Node) -> ast.Node:
+        return self._fold(self._bounded(node))
+
+    def _bounded(self, node: ast.Node) -> ast.Node:
+        """Refuse a numeric or date node whose values may leave what the kernel can hold."""
+        if node.interval is None:
+            return node
+        low, high = node.interval
+        if node.type == INTEGER:
+            limits, unit = (INT64_MIN, INT64_MAX), 1
+        elif node.type == DECIMAL:
+            # one unit of rounding margin for the quantisation after * and /
+            limits, unit = (Fraction(INT64_MIN + 1, DECIMAL_SCALE), Fraction(INT64_MAX - 1, DECIMAL_SCALE)), 1
+        elif node.type == DATE:
+            limits, unit = (date_to_days(DATE_MIN), date_to_days(DATE_MAX)), 1
+        else:
+            return node
+        del unit
+        if low < limits[0] or high > limits[1]:
+            facts = [n for n in ast.names(node, "fact")]
+            advice = (
+                f"; declare a smaller 'max'/'min' for {', '.join(map(repr, facts))}" if facts else ""
+            )
+            raise PolicyTypeError(
+                f"this {node.type} may reach {_show(low, node.type)} .. {_show(high, node.type)}, "
+                f"beyond the range the batch kernel can hold{advice}",
+                node.span,
+            )
+        return node
+
+    def _fold(self, node: ast.Node) -> ast.Node:
+        """Replace an operator whose operands are all literals by its value."""
+        if all(isinstance(child, ast.Literal) for child in ast.children(node)) and ast.children(node):
+            from ._evaluate import evaluate
+
+            value = evaluate(node, {})
+            return attrs.evolve(
+                ast.Literal(value, span=node.span), type=node.type, interval=node.interval
+            )
+        return node
+
+
+def _show(value, kind: Type) -> str:
+    if kind == DATE:
+        return f"day {value}"
+    if isinstance(value, Fraction) and value.denominator != 1:
+        return f"{float(value):.4g}"
+    return f"{int(value):,}"
+
+
+__all__ = ["FUNCTIONS", "Scope", "Symbol", "check", "STRING"]

@@ -1,0 +1,128 @@
+"""Evaluate a typed expression tree on Python values, exactly.
+
+This is the reference semantics of the language (see ``_types.py`` for representations):
+integers are Python ints, decimals are :class:`Decimal` values with four places, and every
+``*`` and ``/`` that yields a decimal is computed as an exact :class:`Fraction` and then rounded
+half away from zero. Nothing is ever passed to ``eval``. The checker has already ruled out
+type errors, division by zero and overflow, so evaluation cannot fail on valid input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from . import _ast as ast
+from ._types import Kind, round_half_away, to_decimal
+
+
+def evaluate(node: ast.Node, env: Mapping[str, Any]) -> Any:
+    """The value of ``node`` with names bound by ``env`` (facts, parameters, built-ins)."""
+    return _EVALUATORS[type(node)](node, env)
+
+
+def _literal(node: ast.Literal, env):
+    return node.value
+
+
+def _name(node: ast.Name, env):
+    try:
+        return env[node.name]
+    except KeyError:
+        raise KeyError(f"no value bound for {node.name!r}") from None
+
+
+def _unary(node: ast.Unary, env):
+    value = evaluate(node.operand, env)
+    return (not value) if node.op == "not" else -value
+
+
+def _numeric_result(node: ast.Node, exact: Fraction):
+    return to_decimal(exact) if node.type.kind is Kind.DECIMAL else int(exact)
+
+
+def _binary(node: ast.Binary, env):
+    left, right = evaluate(node.left, env), evaluate(node.right, env)
+    if isinstance(left, dt.date) or isinstance(right, dt.date):
+        if isinstance(left, dt.date) and isinstance(right, dt.date):
+            return (left - right).days
+        if node.op == "+":
+            return left + dt.timedelta(days=right) if isinstance(left, dt.date) else right + dt.timedelta(days=left)
+        return left - dt.timedelta(days=right)
+    if node.op == "+":
+        exact = Fraction(left) + Fraction(right)
+    elif node.op == "-":
+        exact = Fraction(left) - Fraction(right)
+    elif node.op == "*":
+        exact = Fraction(left) * Fraction(right)
+    else:
+        exact = Fraction(left) / Fraction(right)
+    return _numeric_result(node, exact)
+
+
+def _compare(node: ast.Compare, env):
+    left, right = evaluate(node.left, env), evaluate(node.right, env)
+    op = node.op
+    if op == "==":
+        return left == right
+    if op == "!=":
+        return left != right
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    return left >= right
+
+
+def _boolop(node: ast.BoolOp, env):
+    if node.op == "and":
+        return all(evaluate(operand, env) for operand in node.operands)
+    return any(evaluate(operand, env) for operand in node.operands)
+
+
+def _in(node: ast.In, env):
+    item = evaluate(node.item, env)
+    found = any(item == evaluate(option, env) for option in node.options)
+    return found != node.negated
+
+
+def _call(node: ast.Call, env):
+    args = [evaluate(arg, env) for arg in node.args]
+    function = node.function
+    if function == "if":
+        return _coerce(node, args[1] if args[0] else args[2])
+    if function in ("min", "max"):
+        chosen = (min if function == "min" else max)(args)
+        return _coerce(node, chosen)
+    if function == "abs":
+        return abs(args[0])
+    exact = Fraction(args[0])
+    if function == "round":
+        return round_half_away(exact)
+    if function == "floor":
+        return exact.__floor__()
+    return exact.__ceil__()
+
+
+def _coerce(node: ast.Node, value):
+    """An integer chosen where the node's type is decimal becomes a decimal."""
+    if node.type is not None and node.type.kind is Kind.DECIMAL and not isinstance(value, Decimal):
+        return to_decimal(value)
+    return value
+
+
+_EVALUATORS = {
+    ast.Literal: _literal,
+    ast.Name: _name,
+    ast.Unary: _unary,
+    ast.Binary: _binary,
+    ast.Compare: _compare,
+    ast.BoolOp: _boolop,
+    ast.In: _in,
+    ast.Call: _call,
+}

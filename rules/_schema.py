@@ -1,0 +1,293 @@
+"""The policy model: frozen attrs classes, built and validated by ``_loader.py``.
+
+A :class:`Policy` is one regulation: its identity, the facts it reads, dated parameters, the
+lists it can put an enterprise on, and rules that quote the clause they encode. Nothing here
+knows about durable-rules or the kernel; both compile from these classes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import attrs
+
+from . import _ast as ast
+from ._check import Symbol
+from ._errors import ParameterNotSetError, Span
+from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, Kind, Type, date_to_days
+
+ENTERPRISE = "enterprise"  # the payer word meaning the record's own subject
+
+
+class FindingKind(enum.Enum):
+    """What a monetary finding is, with the Chinese term legal staff use."""
+
+    FINE = "fine"
+    FISCAL_DEDUCTION = "fiscal_deduction"
+    FEE = "fee"
+    REWARD = "reward"
+    COMPENSATION = "compensation"
+
+    @property
+    def label(self) -> str:
+        return _KIND_LABELS[self]
+
+    @property
+    def payable(self) -> bool:
+        """A reward is paid to the subject; everything else is owed by the payer."""
+        return self is not FindingKind.REWARD
+
+
+_KIND_LABELS = {
+    FindingKind.FINE: "罚款",
+    FindingKind.FISCAL_DEDUCTION: "财政扣款",
+    FindingKind.FEE: "收费",
+    FindingKind.REWARD: "奖励",
+    FindingKind.COMPENSATION: "生态补偿",
+}
+
+
+@attrs.frozen
+class Citation:
+    """Where the law says it: the document, the article or section, and its words."""
+
+    document: str
+    text: str  # the quoted Chinese text of the clause
+    article: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __str__(self) -> str:
+        where = f" {self.article}" if self.article else ""
+        return f"{self.document}{where}"
+
+
+@attrs.frozen
+class Fact:
+    """A field of the record (a registry column) that rules read."""
+
+    name: str
+    type: Type
+    label: str | None = None  # the Chinese column header staff use
+    description: str | None = None
+    unit: str | None = None
+    min: Any = None
+    max: Any = None
+    format: str | None = None  # "uscc": verified as a 统一社会信用代码
+    aliases: tuple[str, ...] = ()
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def interval(self) -> ast.Interval:
+        """The values the checker assumes; unbounded integers get a generous default."""
+        from fractions import Fraction
+
+        if self.type == INTEGER:
+            low = -(2**31) if self.min is None else self.min
+            high = 2**31 - 1 if self.max is None else self.max
+            return (low, high)
+        if self.type == DECIMAL:
+            low = Fraction(-(10**9)) if self.min is None else Fraction(self.min)
+            high = Fraction(10**9) if self.max is None else Fraction(self.max)
+            return (low, high)
+        if self.type == DATE:
+            low = date_to_days(self.min or dt.date(1900, 1, 1))
+            high = date_to_days(self.max or dt.date(2999, 12, 31))
+            return (low, high)
+        return None
+
+
+@attrs.frozen
+class DatedValue:
+    """A parameter value in force from ``start`` until the next value's start."""
+
+    start: dt.date
+    value: Any
+    reference: str  # the legal source of this very value
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Parameter:
+    """A number (or date, or flag) of the law that changes over time without a new rule."""
+
+    name: str
+    type: Type
+    values: tuple[DatedValue, ...]  # sorted by start; empty = not set yet
+    description: str | None = None
+    unit: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def value_at(self, when: dt.date) -> Any:
+        current = None
+        for dated in self.values:
+            if dated.start <= when:
+                current = dated
+        if current is None:
+            first = f" (first value from {self.values[0].start})" if self.values else " (no value set)"
+            raise ParameterNotSetError(f"parameter {self.name!r} has no value in force on {when}{first}")
+        return current.value
+
+    @property
+    def interval(self) -> ast.Interval:
+        from fractions import Fraction
+
+        if not self.values or self.type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
+            return Fact(self.name, self.type).interval
+        if self.type.kind is Kind.DATE:
+            days = [date_to_days(v.value) for v in self.values]
+        else:
+            days = [Fraction(v.value) for v in self.values]
+        return (min(days), max(days))
+
+
+@attrs.frozen
+class SanctionList:
+    """A list an enterprise can be put on, e.g. the green-credit blacklist."""
+
+    id: str
+    title: str
+    description: str | None = None
+
+
+@attrs.frozen
+class FindingSpec:
+    kind: FindingKind
+    amount: ast.Node  # typed, integer yuan
+    amount_text: str
+    payer: str  # ENTERPRISE or the name of a categorical fact
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class SanctionSpec:
+    list: str
+    reason: str
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Rule:
+    id: str
+    title: str
+    citation: Citation
+    condition: ast.Node  # typed, boolean
+    condition_text: str
+    findings: tuple[FindingSpec, ...] = ()
+    sanctions: tuple[SanctionSpec, ...] = ()
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def reads(self) -> tuple[str, ...]:
+        """Every fact and parameter the rule reads, condition first."""
+        seen: dict[str, None] = {}
+        for node in (self.condition, *(f.amount for f in self.findings)):
+            for name in ast.names(node):
+                seen.setdefault(name)
+        for finding in self.findings:
+            if finding.payer != ENTERPRISE:
+                seen.setdefault(finding.payer)
+        return tuple(seen)
+
+
+@attrs.frozen
+class ExpectedFinding:
+    rule: str
+    amount_yuan: int
+    payer: str | None = None
+    kind: str | None = None
+
+
+@attrs.frozen
+class ExpectedSanction:
+    list: str
+    rule: str | None = None
+
+
+@attrs.frozen
+class TestCase:
+    """A case legal staff write in YAML: given facts, the outcome the law requires."""
+
+    name: str
+    given: dict
+    as_of: dt.date | None
+    findings: tuple[ExpectedFinding, ...] | None
+    sanctions: tuple[ExpectedSanction, ...] | None
+    total_yuan: int | None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    __test__ = False  # not a pytest class
+
+
+@attrs.frozen
+class Policy:
+    id: str
+    title: str
+    version: str
+    effective: dt.date
+    authority: str
+    document: str
+    facts: dict[str, Fact]
+    parameters: dict[str, Parameter]
+    lists: dict[str, SanctionList]
+    rules: tuple[Rule, ...]
+    tests: tuple[TestCase, ...] = ()
+    number: str | None = None  # 文号, when the source gives one
+    expires: dt.date | None = None
+    source: str | None = None
+    domain: str = "enterprise"
+    subject: str = "uscc"
+    path: str | None = None
+    content_hash: str | None = None  # sha256 of the file, for run fingerprints
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """``id@version``: how outputs and traces name the policy."""
+        return f"{self.id}@{self.version}"
+
+    def in_force(self, when: dt.date) -> bool:
+        return self.effective <= when and (self.expires is None or when < self.expires)
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"{self.key} has no rule {rule_id!r}")
+
+    @property
+    def required_facts(self) -> tuple[str, ...]:
+        """The record fields the policy needs: the subject, then what its rules read."""
+        needed: dict[str, None] = {self.subject: None}
+        for rule in self.rules:
+            for name in rule.reads():
+                if name in self.facts:
+                    needed.setdefault(name)
+        return tuple(needed)
+
+    def unset_parameters(self, when: dt.date) -> dict[str, str]:
+        """Parameters without a value in force on ``when``, with the reason."""
+        missing = {}
+        for name, parameter in self.parameters.items():
+            try:
+                parameter.value_at(when)
+            except ParameterNotSetError as error:
+                missing[name] = str(error)
+        return missing
+
+
+def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[str, Symbol]:
+    """The names an expression of a policy may use."""
+    scope = {name: Symbol("fact", fact.type, fact.interval) for name, fact in facts.items()}
+    scope.update(
+        {name: Symbol("parameter", p.type, p.interval) for name, p in parameters.items()}
+    )
+    scope["as_of"] = Symbol("builtin", DATE, Fact("as_of", DATE).interval)
+    return scope
+
+
+__all__ = [
+    "BOOLEAN", "ENTERPRISE", "Citation", "DatedValue", "ExpectedFinding", "ExpectedSanction",
+    "Fact", "FindingKind", "FindingSpec", "Parameter", "Policy", "Rule", "SanctionList",
+    "SanctionSpec", "TestCase", "scope_of",
+]

@@ -1,0 +1,179 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+PyYAML's ``SafeLoader`` is the base: no tags that build Python objects. On top of it:
+- duplicate keys are errors (PyYAML silently keeps the last one, which hides edits);
+- floats are read as :class:`~decimal.Decimal` from their text, so money never passes
+  through binary floating point;
+- limits on file size, nesting depth, alias uses and node count stop hostile or runaway
+  files (a "billion laughs" document expands aliases exponentially);
+- mappings and sequences come back as :class:`Mapping`/:class:`Sequence` subclasses that
+  carry the :class:`Span` of themselves and of each key and item, so every later error can
+  point at ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import yaml
+
+from ._errors import PolicySyntaxError, Span
+
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 40
+MAX_ALIASES = 100
+MAX_NODES = 200_000
+
+
+class Located(dict):
+    """A YAML mapping; ``span`` is its own, ``key_spans``/``value_spans`` per key."""
+
+    span: Span
+    key_spans: dict
+    value_spans: dict
+
+
+class LocatedList(list):
+    """A YAML sequence; ``span`` is its own, ``item_spans`` per item."""
+
+    span: Span
+    item_spans: list
+
+
+def _span(node: yaml.Node, filename: str, lines: list[str]) -> Span:
+    start, end = node.start_mark, node.end_mark
+    source = lines[start.line] if start.line < len(lines) else None
+    return Span(filename, start.line + 1, start.column + 1, end.line + 1, end.column + 1, source)
+
+
+class _Loader(yaml.SafeLoader):
+    def __init__(self, stream: str, filename: str):
+        super().__init__(stream)
+        self.filename = filename
+        self.lines = stream.splitlines()
+        self.aliases = 0
+        self.nodes = 0
+        self.depth = 0
+
+    def error(self, message: str, node: yaml.Node) -> PolicySyntaxError:
+        return PolicySyntaxError(message, _span(node, self.filename, self.lines))
+
+    # -- limits, enforced while composing, before anything is constructed --------------
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise PolicySyntaxError(
+                    f"more than {MAX_ALIASES} alias uses (*name); expand them by hand",
+                    _mark_span(event.start_mark, self.filename, self.lines),
+                )
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            event = self.peek_event()
+            raise PolicySyntaxError(
+                f"more than {MAX_NODES} YAML nodes: a policy should be far smaller",
+                _mark_span(event.start_mark, self.filename, self.lines),
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise PolicySyntaxError(
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    _mark_span(event.start_mark, self.filename, self.lines),
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    # -- construction with spans ------------------------------------------------------------
+    def construct_located_mapping(self, node: yaml.MappingNode):
+        mapping = Located()
+        mapping.span = _span(node, self.filename, self.lines)
+        mapping.key_spans, mapping.value_spans = {}, {}
+        yield mapping
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | bool):
+                raise self.error("a mapping key must be a plain word", key_node)
+            if key in mapping:
+                first = mapping.key_spans[key]
+                raise self.error(f"duplicate key {key!r} (first at line {first.line})", key_node)
+            mapping[key] = self.construct_object(value_node, deep=True)
+            mapping.key_spans[key] = _span(key_node, self.filename, self.lines)
+            mapping.value_spans[key] = _span(value_node, self.filename, self.lines)
+
+    def construct_located_sequence(self, node: yaml.SequenceNode):
+        sequence = LocatedList()
+        sequence.span = _span(node, self.filename, self.lines)
+        sequence.item_spans = [_span(item, self.filename, self.lines) for item in node.value]
+        yield sequence
+        sequence.extend(self.construct_object(item, deep=True) for item in node.value)
+
+    def construct_decimal(self, node: yaml.ScalarNode):
+        text = self.construct_scalar(node).replace("_", "")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise self.error(f"{text!r} is not a finite decimal number", node) from None
+        if not value.is_finite():
+            raise self.error(f"{text!r} is not a finite decimal number", node)
+        return value
+
+
+def _mark_span(mark, filename: str, lines: list[str]) -> Span:
+    source = lines[mark.line] if mark.line < len(lines) else None
+    return Span(filename, mark.line + 1, mark.column + 1, source_line=source)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_located_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_located_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_decimal)
+
+
+def load_yaml_text(text: str, filename: str = "<string>"):
+    """Parse one YAML document with the limits above; errors name ``file:line:col``."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise PolicySyntaxError(f"file is larger than {MAX_FILE_BYTES} bytes", Span(filename, 1, 1))
+    loader = _Loader(text, filename)
+    try:
+        if not loader.check_node():
+            raise PolicySyntaxError("the file is empty", Span(filename, 1, 1))
+        document = loader.construct_document(loader.get_node())
+        if loader.check_node():
+            raise PolicySyntaxError(
+                "more than one YAML document (---) in one file",
+                _mark_span(loader.peek_event().start_mark, filename, loader.lines),
+            )
+        return document
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        span = _mark_span(mark, filename, loader.lines) if mark else Span(filename, 1, 1)
+        raise PolicySyntaxError(f"YAML: {error.problem or error.context}", span) from None
+    except yaml.YAMLError as error:
+        raise PolicySyntaxError(f"YAML: {error}", Span(filename, 1, 1)) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path):
+    """Read a policy file as UTF-8 (a BOM is tolerated) and parse it."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise PolicySyntaxError(f"cannot read file: {error.strerror}", Span(str(path), 1, 1)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise PolicySyntaxError(f"file is larger than {MAX_FILE_BYTES} bytes", Span(str(path), 1, 1))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise PolicySyntaxError(
+            f"not UTF-8 (byte 0x{raw[error.start]:02x}); save the file as UTF-8",
+            Span(str(path), line, 1),
+        ) from None
+    return load_yaml_text(text, str(path))
