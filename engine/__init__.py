@@ -1,0 +1,18 @@
+"""Evaluation: single cases on durable-rules, YAML test cases, the command line.
+
+Host systems need only::
+
+    from ecorules.engine import load_policies, Evaluator
+    evaluator = Evaluator(load_policies())          # the shipped policies by default
+    decision = evaluator.evaluate(record, as_of=date(2012, 4, 14))
+"""
+
+from ecorules.rules import PolicySet, RecordError, load_policies
+
+from ._decision import Decision, Finding, Sanction, TraceEntry
+from ._evaluator import BACKENDS, Evaluator
+
+__all__ = [
+    "BACKENDS", "Decision", "Evaluator", "Finding", "PolicySet", "RecordError", "Sanction",
+    "TraceEntry", "load_policies",
+]

@@ -1,0 +1,136 @@
+"""What an evaluation returns: findings, sanctions, totals and the trace of why.
+
+Plain frozen values, safe to share across threads and to serialise (``to_dict``) for the
+``--format json`` output and for host systems.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+
+from ecorules.rules import Citation, FindingKind
+
+
+def _citation_dict(citation: Citation) -> dict[str, Any]:
+    return {"document": citation.document, "article": citation.article, "text": citation.text}
+
+
+@attrs.frozen
+class Finding:
+    """A sum owed (or, for a reward, paid) because a rule fired."""
+
+    policy: str  # id@version
+    rule: str
+    title: str
+    kind: FindingKind
+    amount_yuan: int
+    payer: str  # the payer's name: a district, or the enterprise's USCC
+    citation: Citation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "title": self.title,
+            "kind": self.kind.value,
+            "kind_label": self.kind.label,
+            "amount_yuan": self.amount_yuan,
+            "payer": self.payer,
+            "citation": _citation_dict(self.citation),
+        }
+
+
+@attrs.frozen
+class Sanction:
+    """An entry on a list (green-credit blacklist, restricted loans, ...)."""
+
+    policy: str
+    rule: str
+    list: str
+    list_title: str
+    reason: str
+    uscc: str  # the subject put on the list
+    citation: Citation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "list": self.list,
+            "list_title": self.list_title,
+            "reason": self.reason,
+            "uscc": self.uscc,
+            "citation": _citation_dict(self.citation),
+        }
+
+
+@attrs.frozen
+class TraceEntry:
+    """One rule as judged: did it fire, and the values its condition and amounts read."""
+
+    policy: str
+    rule: str
+    fired: bool
+    reads: dict[str, Any]
+    condition: str
+    note: str | None = None  # why a rule was not judged: not in force, parameter not set
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "fired": self.fired,
+            "condition": self.condition,
+            "reads": {name: _jsonable(value) for name, value in self.reads.items()},
+            "note": self.note,
+        }
+
+
+@attrs.frozen
+class Decision:
+    as_of: dt.date
+    domain: str
+    subject: str | None
+    policies: tuple[str, ...]  # id@version of every policy in force and judged
+    findings: tuple[Finding, ...]
+    sanctions: tuple[Sanction, ...]
+    trace: tuple[TraceEntry, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def total_yuan(self) -> int:
+        """Everything owed: all findings but rewards."""
+        return sum(f.amount_yuan for f in self.findings if f.kind.payable)
+
+    @property
+    def rewards_yuan(self) -> int:
+        return sum(f.amount_yuan for f in self.findings if not f.kind.payable)
+
+    @property
+    def fired_rules(self) -> tuple[tuple[str, str], ...]:
+        return tuple((entry.policy, entry.rule) for entry in self.trace if entry.fired)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "domain": self.domain,
+            "subject": self.subject,
+            "policies": list(self.policies),
+            "findings": [f.to_dict() for f in self.findings],
+            "sanctions": [s.to_dict() for s in self.sanctions],
+            "total_yuan": self.total_yuan,
+            "rewards_yuan": self.rewards_yuan,
+            "trace": [t.to_dict() for t in self.trace],
+            "warnings": list(self.warnings),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)  # Decimal: exact text, never a float

@@ -1,0 +1,126 @@
+"""Run the YAML test cases that legal staff write inside policies.
+
+Each case is judged by an evaluator holding only its own policy, so a case states what that
+regulation requires, whatever else is loaded. A case may leave out what it does not care
+about: without ``findings`` the findings are not checked; an expected finding without
+``payer`` matches any payer. The report lists, per policy, the rules that no case makes fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from ecorules.rules import EcorulesError, ExpectedFinding, ExpectedSanction, Policy, PolicySet, TestCase
+
+from ._decision import Decision
+from ._evaluator import Evaluator
+
+
+@attrs.frozen
+class CaseResult:
+    policy: Policy
+    case: TestCase
+    problems: tuple[str, ...]  # empty when the case passed
+    decision: Decision | None = None
+
+    __test__ = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def where(self) -> str:
+        span = self.case.span
+        return f"{span.file}:{span.line}" if span else self.policy.path or self.policy.key
+
+
+@attrs.frozen
+class TestReport:
+    results: tuple[CaseResult, ...]
+    unexercised: tuple[tuple[str, str], ...]  # (policy key, rule id) no case makes fire
+
+    __test__ = False
+
+    @property
+    def failed(self) -> tuple[CaseResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+
+def run_tests(policies: PolicySet | Iterable[Policy], backend: str = "durable") -> TestReport:
+    results: list[CaseResult] = []
+    unexercised: list[tuple[str, str]] = []
+    for policy in policies:
+        fired: set[str] = set()
+        with Evaluator((policy,), backend=backend) as evaluator:
+            for case in policy.tests:
+                result = run_case(evaluator, policy, case)
+                if result.decision is not None:
+                    fired.update(rule for _, rule in result.decision.fired_rules)
+                results.append(result)
+        unexercised.extend((policy.key, rule.id) for rule in policy.rules if rule.id not in fired)
+    return TestReport(tuple(results), tuple(unexercised))
+
+
+def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult:
+    as_of = case.as_of or policy.effective
+    try:
+        decision = evaluator.evaluate(case.given, as_of=as_of, domain=policy.domain)
+    except EcorulesError as error:
+        return CaseResult(policy, case, (f"error: {error}",))
+    problems: list[str] = []
+    if case.findings is not None:
+        actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value) for f in decision.findings]
+        problems += _compare("finding", case.findings, actual, _finding_matches, _show_finding)
+    if case.sanctions is not None:
+        actual = [(s.list, s.rule) for s in decision.sanctions]
+        problems += _compare("sanction", case.sanctions, actual, _sanction_matches, _show_sanction)
+    if case.total_yuan is not None and case.total_yuan != decision.total_yuan:
+        problems.append(f"total_yuan: expected {case.total_yuan:,}, got {decision.total_yuan:,}")
+    return CaseResult(policy, case, tuple(problems), decision)
+
+
+def _finding_matches(expected: ExpectedFinding, actual: tuple) -> bool:
+    rule, amount, payer, kind = actual
+    return (
+        expected.rule == rule
+        and expected.amount_yuan == amount
+        and expected.payer in (None, payer)
+        and expected.kind in (None, kind)
+    )
+
+
+def _sanction_matches(expected: ExpectedSanction, actual: tuple) -> bool:
+    return expected.list == actual[0] and expected.rule in (None, actual[1])
+
+
+def _show_finding(actual: tuple) -> str:
+    rule, amount, payer, kind = actual
+    return f"{rule} {amount:,} yuan ({kind}) payable by {payer}"
+
+
+def _show_sanction(actual: tuple) -> str:
+    return f"{actual[0]} (rule {actual[1]})"
+
+
+def _compare(what, expected, actual, matches, show) -> list[str]:
+    """Pair expected with actual items regardless of order; describe what is left over."""
+    remaining = list(actual)
+    missing = []
+    for item in expected:
+        for index, candidate in enumerate(remaining):
+            if matches(item, candidate):
+                del remaining[index]
+                break
+        else:
+            missing.append(item)
+    problems = [f"expected {what} not produced: {_show_expected(item)}" for item in missing]
+    problems += [f"unexpected {what}: {show(item)}" for item in remaining]
+    return problems
+
+
+def _show_expected(item) -> str:
+    fields = attrs.asdict(item)
+    return ", ".join(f"{k}={v}" for k, v in fields.items() if v is not None)

@@ -1,0 +1,134 @@
+"""Turn one raw record (JSON values, or text from a CSV cell) into checked fact values.
+
+The same rules hold for single cases and for registry rows: the batch validator in
+``fastcalc`` implements them vectorized and is tested against this module. A problem raises
+:class:`RecordError` naming the field, the value and the reason; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ._errors import RecordError
+from ._schema import Fact
+from ._types import DECIMAL_PLACES, Kind
+
+TRUE_WORDS = frozenset({"true", "1", "是", "yes", "y", "t"})
+FALSE_WORDS = frozenset({"false", "0", "否", "no", "n", "f"})
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+def coerce(fact: Fact, raw: Any) -> Any:
+    """The value of ``fact`` in ``raw``, or RecordError."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise RecordError("is missing", fact.name, raw)
+    value = _COERCERS[fact.type.kind](fact, raw.strip() if isinstance(raw, str) else raw)
+    _check_range(fact, value)
+    return value
+
+
+def coerce_record(
+    facts: Mapping[str, Fact], record: Mapping[str, Any], needed: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Checked values of the ``needed`` facts (all facts by default) of ``record``."""
+    if not isinstance(record, Mapping):
+        raise RecordError(f"a record must be a mapping of field names to values, got {type(record).__name__}")
+    values = {}
+    for name in needed if needed is not None else facts:
+        if name not in record:
+            raise RecordError("is missing", name)
+        values[name] = coerce(facts[name], record[name])
+    return values
+
+
+def _integer(fact: Fact, raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, Decimal) and raw == raw.to_integral_value():
+        return int(raw)
+    if isinstance(raw, str) and _INTEGER_TEXT.match(raw):
+        return int(raw)
+    raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
+
+
+def _decimal(fact: Fact, raw: Any) -> Decimal:
+    if isinstance(raw, bool) or isinstance(raw, float):
+        # a float has already lost exactness: ask for text or an exact number instead
+        raise RecordError(f"must be an exact decimal (text or integer), got {raw!r}", fact.name, raw)
+    try:
+        value = Decimal(raw) if isinstance(raw, int | str | Decimal) else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise RecordError(f"must be a decimal number, got {raw!r}", fact.name, raw)
+    if -value.as_tuple().exponent > DECIMAL_PLACES:
+        raise RecordError(f"has more than {DECIMAL_PLACES} decimal places: {raw!r}", fact.name, raw)
+    return value.quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
+
+
+def _boolean(fact: Fact, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        word = raw.lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise RecordError(f"must be true or false, got {raw!r}", fact.name, raw)
+
+
+def _date(fact: Fact, raw: Any) -> dt.date:
+    if isinstance(raw, dt.datetime):
+        raise RecordError(f"must be a date without time, got {raw!r}", fact.name, raw)
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise RecordError(f"must be a date YYYY-MM-DD, got {raw!r}", fact.name, raw)
+
+
+def _string(fact: Fact, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise RecordError(f"must be text, got {raw!r}", fact.name, raw)
+    if fact.format == "uscc":
+        from ._uscc import uscc_problem
+
+        problem = uscc_problem(raw)
+        if problem:
+            raise RecordError(f"is not a valid 统一社会信用代码: {problem}", fact.name, raw)
+    return raw
+
+
+def _enum(fact: Fact, raw: Any) -> str:
+    if not isinstance(raw, str) or raw not in fact.type.choices:
+        raise RecordError(
+            f"{raw!r} is not one of the {len(fact.type.choices)} allowed values", fact.name, raw
+        )
+    return raw
+
+
+def _check_range(fact: Fact, value: Any) -> None:
+    if fact.min is not None and value < fact.min:
+        raise RecordError(f"{value} is below the minimum {fact.min}", fact.name, value)
+    if fact.max is not None and value > fact.max:
+        raise RecordError(f"{value} is above the maximum {fact.max}", fact.name, value)
+
+
+_COERCERS = {
+    Kind.INTEGER: _integer,
+    Kind.DECIMAL: _decimal,
+    Kind.BOOLEAN: _boolean,
+    Kind.DATE: _date,
+    Kind.STRING: _string,
+    Kind.ENUM: _enum,
+}
