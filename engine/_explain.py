@@ -1,0 +1,61 @@
+"""The readable explanation of a decision: Chinese text with English labels, citing clauses."""
+
+from __future__ import annotations
+
+import textwrap
+
+from ecorules.rules import PolicySet
+
+from ._decision import Decision
+
+
+def _yuan(amount: int) -> str:
+    """1,000,000 元 (100 万元): the figure as written in Chinese documents too."""
+    text = f"{amount:,} 元"
+    if amount >= 10_000 and amount % 10_000 == 0:
+        text += f" ({amount // 10_000:,} 万元)"
+    return text
+
+
+def render_text(decision: Decision, policies: PolicySet) -> str:
+    lines = [
+        f"对象 Subject: {decision.subject}    评估日 As of: {decision.as_of}    类别 Domain: {decision.domain}",
+        "适用政策 Policies in force: " + (", ".join(decision.policies) or "无 none"),
+        "",
+    ]
+    if decision.findings:
+        lines.append("扣款/罚款 Findings:")
+        for finding in decision.findings:
+            lines.append(f"  - {finding.title}")
+            lines.append(f"    金额 Amount: {_yuan(finding.amount_yuan)}  类型 Kind: {finding.kind.label} ({finding.kind.value})  承担方 Payer: {finding.payer}")
+            lines.append(f"    依据 Citation: {finding.citation}")
+            lines.extend(_quote(finding.citation.text))
+    else:
+        lines.append("扣款/罚款 Findings: 无 none")
+    if decision.sanctions:
+        lines.append("名单 Sanctions:")
+        for sanction in decision.sanctions:
+            lines.append(f"  - 列入 {sanction.list_title} ({sanction.list}): {sanction.reason}")
+            lines.append(f"    依据 Citation: {sanction.citation}")
+            lines.extend(_quote(sanction.citation.text))
+    else:
+        lines.append("名单 Sanctions: 无 none")
+    lines.append(f"合计 Total: {_yuan(decision.total_yuan)}")
+    lines.append("")
+    lines.append("判断过程 Trace:")
+    for entry in decision.trace:
+        mark = "触发 fired" if entry.fired else "未触发 not fired"
+        reads = ", ".join(f"{name}={value}" for name, value in entry.reads.items())
+        lines.append(f"  [{mark}] {entry.policy} {entry.rule}: {entry.condition}")
+        lines.append(f"      读取 reads: {reads}")
+        if entry.note:
+            lines.append(f"      注 note: {entry.note}")
+    for warning in decision.warnings:
+        lines.append(f"提示 Warning: {warning}")
+    return "\n".join(lines)
+
+
+def _quote(text: str) -> list[str]:
+    """The clause's words, wrapped, in Chinese quotation marks."""
+    wrapped = textwrap.wrap(f"“{text}”", 60)
+    return [f"    {line}" for line in wrapped]
