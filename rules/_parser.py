@@ -145,13 +145,18 @@ class Parser:
         return node
 
     def expr(self) -> ast.Node:
-        self.depth += 1
-        if self.depth > MAX_EXPRESSION_DEPTH:
-            raise self.error(f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels")
+        self.enter()
         try:
             return self.boolean("or", self.and_expr)
         finally:
             self.depth -= 1
+
+    def enter(self) -> None:
+        """One more level of tree depth; every recursive stage of the parser and checker
+        recurses per level, so the depth is bounded here, not by Python's recursion limit."""
+        self.depth += 1
+        if self.depth > MAX_EXPRESSION_DEPTH:
+            raise self.error(f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels")
 
     def and_expr(self) -> ast.Node:
         return self.boolean("and", self.not_expr)
@@ -169,7 +174,11 @@ class Parser:
     def not_expr(self) -> ast.Node:
         if self.at("not"):
             start = self.advance()
-            operand = self.not_expr()
+            self.enter()
+            try:
+                operand = self.not_expr()
+            finally:
+                self.depth -= 1
             return ast.Unary("not", operand, span=self.span(start))
         return self.comparison()
 
@@ -207,15 +216,25 @@ class Parser:
     def arithmetic(self, ops: tuple[str, ...], operand: Callable[[], ast.Node]) -> ast.Node:
         start = self.current
         node = operand()
-        while self.current.kind == "op" and self.current.text in ops:
-            op = self.advance().text
-            node = ast.Binary(op, node, operand(), span=self.span(start))
+        chained = 0  # a left-associative chain nests one level per operator
+        try:
+            while self.current.kind == "op" and self.current.text in ops:
+                op = self.advance().text
+                self.enter()
+                chained += 1
+                node = ast.Binary(op, node, operand(), span=self.span(start))
+        finally:
+            self.depth -= chained
         return node
 
     def unary(self) -> ast.Node:
         if self.current.kind == "op" and self.current.text == "-":
             start = self.advance()
-            operand = self.unary()
+            self.enter()
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
             if isinstance(operand, ast.Literal) and not isinstance(operand.value, bool | str):
                 return ast.Literal(-operand.value, span=self.span(start))
             return ast.Unary("-", operand, span=self.span(start))
