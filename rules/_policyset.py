@@ -112,6 +112,15 @@ def _check_consistent(policies: Iterable[Policy]) -> None:
                 )
 
 
+def _is_catalogue_file(path: Path) -> bool:
+    """Whether ``path`` is a fact catalogue. A file that does not even parse is not one: it is
+    then read as a policy, so that its error is reported along with those of the other files."""
+    try:
+        return is_catalogue(load_yaml_file(path))
+    except PolicyError:
+        return False
+
+
 def shipped_policies_path() -> Path:
     return Path(str(resources.files("ecorules.policies")))
 
@@ -124,7 +133,7 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Fact
             found.extend(_walk(path, {}))
         elif path.exists():
             shared = _folder_catalogue(path.parent, {})
-            if not is_catalogue(load_yaml_file(path)):
+            if not _is_catalogue_file(path):
                 found.append((path, shared))
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
@@ -134,7 +143,7 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Fact
 def _folder_catalogue(folder: Path, inherited: dict[str, Fact]) -> dict[str, Fact]:
     shared = dict(inherited)
     for candidate in sorted(folder.iterdir()):
-        if candidate.suffix in POLICY_SUFFIXES and is_catalogue(load_yaml_file(candidate)):
+        if candidate.suffix in POLICY_SUFFIXES and _is_catalogue_file(candidate):
             shared.update(read_catalogue(candidate))
     return shared
 
@@ -145,7 +154,7 @@ def _walk(folder: Path, inherited: dict[str, Fact]) -> list[tuple[Path, dict[str
     for entry in sorted(folder.iterdir()):
         if entry.is_dir() and not entry.name.startswith((".", "_")):
             found.extend(_walk(entry, shared))
-        elif entry.suffix in POLICY_SUFFIXES and not is_catalogue(load_yaml_file(entry)):
+        elif entry.suffix in POLICY_SUFFIXES and not _is_catalogue_file(entry):
             found.append((entry, shared))
     return found
 
