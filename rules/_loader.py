@@ -124,6 +124,19 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+def _show(value: Any) -> str:
+    """A YAML scalar as legal staff wrote it: 0.12345 and 2012-01-01, not Decimal('0.12345')."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal | dt.date):
+        return str(value)
+    return repr(value)
+
+
+def _a(type_name: str) -> str:
+    return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
+
+
 def _expected(expected) -> str:
     names = {str: "text", int: "a whole number", bool: "true or false", dt.date: "a date (YYYY-MM-DD)"}
     if isinstance(expected, tuple):
@@ -201,7 +214,7 @@ def read_fact(name: str, section: Section) -> Fact:
         if section.has(key):
             bound = section.get(key, (int, Decimal, dt.date))
             if not _fits(bound, value_type):
-                raise PolicySchemaError(f"fact {name!r}: {key} {bound!r} is not a {type_name}", section.value_span(key))
+                raise PolicySchemaError(f"fact {name!r}: {key} {_show(bound)} is not {_a(type_name)}", section.value_span(key))
             bounds[key] = bound
     if bounds and value_type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
         raise PolicySchemaError(f"fact {name!r}: min/max apply to numbers and dates only", section.span)
@@ -272,7 +285,7 @@ def read_parameter(name: str, section: Section) -> Parameter:
         value = entry.get("value", (int, Decimal, bool, dt.date))
         if not _fits(value, value_type):
             raise PolicySchemaError(
-                f"parameter {name!r}: {value!r} is not a {type_name}"
+                f"parameter {name!r}: {_show(value)} is not {_a(type_name)}"
                 + (f" with at most {DECIMAL_PLACES} decimal places" if type_name == "decimal" else ""),
                 entry.value_span("value"),
             )
