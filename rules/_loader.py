@@ -394,7 +394,8 @@ def read_finding(item, span, scope, facts, what) -> FindingSpec:
     if payer != ENTERPRISE:
         fact = facts.get(payer)
         if fact is None or not fact.type.categorical:
-            close = difflib.get_close_matches(payer, [ENTERPRISE, *facts], n=1)
+            payers = [ENTERPRISE, *(n for n, f in facts.items() if f.type.categorical and n != payer)]
+            close = difflib.get_close_matches(payer, payers, n=1)
             raise PolicySchemaError(
                 f"payer {payer!r} must be 'enterprise' or a text/enum fact naming the payer (such as 'district')",
                 section.value_span("payer"),
