@@ -1,0 +1,233 @@
+"""Broken policies: each fixture in ``broken/`` breaks ``tests/data/base_policy.yaml`` in one
+way. The error must have the right class, say what is wrong, and point at ``file:line:col``.
+
+Columns are asserted everywhere; for errors about a whole file (not UTF-8, empty, too large)
+the column is 1 by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from ecorules.rules import (
+    PolicyError,
+    PolicySchemaError,
+    PolicySetError,
+    PolicySyntaxError,
+    PolicyTypeError,
+    check_policies,
+    load_policies,
+    read_policy,
+)
+from ecorules.rules._yaml import MAX_FILE_BYTES
+
+HERE = Path(__file__).parent
+BROKEN = HERE / "broken"
+BASE = HERE.parent / "data" / "base_policy.yaml"
+
+Syntax, Schema, Type, Set = PolicySyntaxError, PolicySchemaError, PolicyTypeError, PolicySetError
+
+# fixture, error class, a fragment of the message, line, column
+CASES = [
+    # -- the YAML itself
+    ("yaml_syntax", Syntax, "YAML: expected ',' or ']', but got ':'", 14, 11),
+    ("tab_indentation", Syntax, "YAML: found character '\\t' that cannot start any token", 3, 1),
+    ("duplicate_key", Syntax, "duplicate key 'title' (first at line 3)", 8, 3),
+    ("alias_bomb", Syntax, "more than 100 alias uses (*name); expand them by hand", 11, 24),
+    ("nesting_too_deep", Syntax, "nesting deeper than 40 levels", 35, 47),
+    ("not_utf8", Syntax, "not UTF-8 (byte 0xb2); save the file as UTF-8", 3, 1),
+    ("two_documents", Syntax, "more than one YAML document (---) in one file", 34, 1),
+    ("empty_file", Syntax, "the file is empty", 1, 1),
+    ("infinite_decimal", Syntax, "'.inf' is not a finite decimal number", 20, 35),
+    # -- the shape of the policy
+    ("unknown_top_level_key", Schema, "the policy file: unknown key 'tests_defaults'; allowed: facts, lists, parameters, policy, rules, test_defaults, tests (did you mean 'test_defaults'?)", 35, 1),
+    ("missing_policy_id", Schema, "the 'policy' header needs the key 'id'", 2, 3),
+    ("bad_policy_id", Schema, "policy id 'Test-Broken' must be lower-case ASCII letters, digits and '_', starting with a letter", 2, 7),
+    ("expires_before_effective", Schema, "expires 2011-12-31 is not after effective 2012-01-01", 8, 12),
+    ("unknown_fact_type", Schema, "fact 'outfalls': unknown type 'int'; one of integer, decimal, boolean, string, date, enum (did you mean 'integer'?)", 14, 20),
+    ("enum_without_values", Schema, "enum fact 'district' needs at least one value", 13, 13),
+    ("min_above_max", Schema, "fact 'outfalls': min 100 is above max 10", 14, 34),
+    ("min_max_on_text", Schema, "fact 'name': max 10 is not a string", 15, 29),
+    ("reserved_fact_name", Schema, "fact name 'sid' is a reserved word", 15, 3),
+    ("parameter_value_wrong_type", Schema, "parameter 'per_outfall': 1000000.5 is not an integer", 20, 35),
+    ("decimal_five_places", Schema, "parameter 'share': 0.12345 is not a decimal with at most 4 decimal places", 24, 35),
+    ("dated_values_out_of_order", Schema, "parameter 'per_outfall': dated values must be in increasing order of 'from' (2011-06-01 after 2012-01-01)", 21, 16),
+    ("parameter_named_like_a_fact", Schema, "parameter 'outfalls' has the name of a fact", 22, 5),
+    # -- rules
+    ("rule_without_citation", Schema, "rule 'outfall_deduction' needs the key 'citation'", 26, 5),
+    ("unknown_name", Type, "unknown name 'outfall': not a fact, parameter or built-in of this policy (did you mean 'outfalls'?)", 29, 11),
+    ("condition_not_boolean", Type, "the condition of rule 'outfall_deduction' ('when') must be boolean, but this is integer", 29, 11),
+    ("folded_condition_type_error", Type, "'and' combines true/false values, but this is enum", 29, 11),
+    ("full_width_parenthesis", Syntax, "full-width character '（': use '('", 29, 28),
+    ("single_equals", Syntax, "'=' alone is not an operator: use '==' to compare", 29, 20),
+    ("unknown_finding_kind", Schema, "unknown finding kind 'fin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fine'?)", 31, 15),
+    ("amount_decimal_without_round", Type, "the amount of rule 'outfall_deduction' must be integer, but this is decimal: money is whole yuan, wrap it in round(), floor() or ceil()", 32, 17),
+    ("amount_may_overflow", Type, "this integer may reach 0 .. 4,611,686,014,132,420,609,000,000, beyond the range the batch kernel can hold; declare a smaller 'max'/'min' for 'tonnes'", 33, 17),
+    ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-5000000)", 32, 17),
+    ("divisor_can_be_zero", Type, "the divisor can be zero", 37, 37),
+    ("divisor_reads_a_fact", Type, "divide only by a constant or a parameter (this divisor reads 'outfalls', which varies by record)", 32, 37),
+    ("unknown_payer", Schema, "payer 'distrct' must be 'enterprise' or a text/enum fact naming the payer (such as 'district') (did you mean 'district'?)", 33, 16),
+    ("payer_is_a_number_fact", Schema, "payer 'outfalls' must be 'enterprise' or a text/enum fact naming the payer (such as 'district')", 33, 16),
+    ("unknown_list", Schema, "unknown list 'blacklst'; declare it under 'lists:' (declared: blacklist) (did you mean 'blacklist'?)", 35, 16),
+    ("neither_findings_nor_sanctions", Schema, "rule 'outfall_deduction' has neither findings nor sanctions: it would change nothing", 26, 5),
+    ("duplicate_rule_id", Schema, "duplicate rule id 'outfall_deduction' (first at line 26)", 34, 5),
+    # -- test cases
+    ("test_case_unknown_fact", Schema, "test case '两个排污口': 'outfall' is not a fact of this policy (did you mean 'outfalls'?)", 38, 13),
+    ("test_case_unknown_rule", Schema, "test case '两个排污口': no rule 'outfall_deductoin' in this policy (did you mean 'outfall_deduction'?)", 41, 18),
+    ("test_case_duplicate_name", Schema, "duplicate test case name '两个排污口'", 42, 11),
+]
+
+
+def test_every_fixture_is_listed_and_the_base_is_valid():
+    listed = {name for name, *_ in CASES}
+    assert {path.stem for path in BROKEN.glob("*.yaml")} == listed
+    policy = read_policy(BASE)
+    assert policy.key == "test.broken@1"
+    assert [rule.id for rule in policy.rules] == ["outfall_deduction"]
+
+
+@pytest.mark.parametrize(("name", "cls", "fragment", "line", "column"), CASES, ids=[c[0] for c in CASES])
+def test_broken_policy(name, cls, fragment, line, column):
+    path = BROKEN / f"{name}.yaml"
+    with pytest.raises(PolicyError) as caught:
+        read_policy(path)
+    error = caught.value
+    assert type(error) is cls, str(error)
+    assert str(error).startswith(f"{path}:{line}:{column}: "), str(error)
+    assert fragment in error.message + (f" (did you mean {error.suggestion!r}?)" if error.suggestion else "")
+    assert fragment in str(error).splitlines()[0]
+    assert (error.span.file, error.span.line, error.span.column) == (str(path), line, column)
+
+
+def test_suggestion_is_also_an_attribute():
+    with pytest.raises(PolicyError) as caught:
+        read_policy(BROKEN / "unknown_top_level_key.yaml")
+    assert caught.value.suggestion == "test_defaults"
+    with pytest.raises(PolicyError) as caught:
+        read_policy(BROKEN / "payer_is_a_number_fact.yaml")
+    assert caught.value.suggestion is None  # never the refused name itself
+
+
+def test_error_text_shows_the_source_line_with_a_caret():
+    with pytest.raises(PolicyError) as caught:
+        read_policy(BROKEN / "unknown_name.yaml")
+    first, source, caret = str(caught.value).splitlines()
+    assert source == "        when: outfall > 0"
+    assert caret == "    " + " " * 10 + "^" * len("outfall")
+
+
+def test_errors_are_value_errors_and_type_errors_where_callers_expect_them():
+    assert issubclass(PolicySyntaxError, ValueError)
+    assert issubclass(PolicyTypeError, TypeError) and issubclass(PolicyTypeError, ValueError)
+
+
+def test_alias_bomb_stops_before_expanding(tmp_path):
+    # the bomb is refused while composing: nothing of size 12**10 is ever built
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(PolicySyntaxError):
+        read_policy(BROKEN / "alias_bomb.yaml")
+    assert time.perf_counter() - started < 1
+
+
+def test_file_too_large(tmp_path):
+    base = BASE.read_text(encoding="utf-8")
+    path = tmp_path / "large.yaml"
+    padding = "# " + "x" * 98 + "\n"
+    path.write_text(base + padding * (MAX_FILE_BYTES // len(padding) + 1), encoding="utf-8")
+    with pytest.raises(PolicySyntaxError) as caught:
+        read_policy(path)
+    assert str(caught.value) == f"{path}:1:1: file is larger than {MAX_FILE_BYTES} bytes"
+
+
+def test_a_file_just_under_the_limit_loads(tmp_path):
+    base = BASE.read_text(encoding="utf-8")
+    path = tmp_path / "large_ok.yaml"
+    padding = "# " + "x" * 98 + "\n"
+    room = MAX_FILE_BYTES - len(base.encode("utf-8"))
+    path.write_text(base + padding * (room // len(padding)), encoding="utf-8")
+    assert read_policy(path).id == "test.broken"
+
+
+def test_a_utf8_bom_is_tolerated(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.read_bytes())
+    assert read_policy(path).title == "测试政策"
+
+
+# -- errors across files: PolicySetError -------------------------------------------------------
+SET_CASES = [
+    ("overlapping_versions", Set, "v2012.yaml", "test.broken@2011 and test.broken@2012 are both in force on 2012-06-01: give test.broken@2011 'expires: 2012-06-01'", 3, 3),
+    ("fact_types_differ", Set, "b_credit.yaml", "fact 'outfalls' is decimal here but integer in test.broken@1", 15, 13),
+    ("catalogue_clash", Schema, "policy.yaml", "fact 'outfalls' is already declared in the folder's fact catalogue", 13, 13),
+]
+
+
+@pytest.mark.parametrize(("folder", "cls", "file", "fragment", "line", "column"), SET_CASES, ids=[c[0] for c in SET_CASES])
+def test_broken_policy_set(folder, cls, file, fragment, line, column):
+    with pytest.raises(PolicyError) as caught:
+        load_policies(BROKEN / "sets" / folder)
+    error = caught.value
+    assert type(error) is cls
+    assert str(error).startswith(f"{BROKEN / 'sets' / folder / file}:{line}:{column}: {fragment}")
+    # check_policies reports the same single error instead of raising
+    policies, errors = check_policies([BROKEN / "sets" / folder])
+    assert policies is None
+    assert [str(e) for e in errors] == [str(error)]
+
+
+def test_versions_with_disjoint_periods_load_side_by_side(tmp_path):
+    for name in ("v2011.yaml", "v2012.yaml"):
+        shutil.copy(BROKEN / "sets" / "overlapping_versions" / name, tmp_path / name)
+    first = tmp_path / "v2011.yaml"
+    first.write_text(first.read_text(encoding="utf-8").replace("  effective: 2011-01-01\n", "  effective: 2011-01-01\n  expires: 2012-06-01\n"), encoding="utf-8")
+    policies = load_policies(tmp_path)
+    assert sorted(p.key for p in policies) == ["test.broken@2011", "test.broken@2012"]
+
+
+def test_check_policies_reports_every_broken_file_of_a_folder(tmp_path):
+    for name in ("tab_indentation", "duplicate_key", "unknown_name", "not_utf8", "divisor_can_be_zero"):
+        shutil.copy(BROKEN / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    shutil.copy(BASE, tmp_path / "valid.yaml")
+    policies, errors = check_policies([tmp_path])
+    assert policies is None
+    found = sorted((Path(e.span.file).stem, e.span.line, e.span.column) for e in errors)
+    assert found == [
+        ("divisor_can_be_zero", 37, 37), ("duplicate_key", 8, 3), ("not_utf8", 3, 1),
+        ("tab_indentation", 3, 1), ("unknown_name", 29, 11),
+    ]
+
+
+# -- the CLI over a folder of broken files -------------------------------------------------------
+def test_cli_check_lists_file_line_col_message_for_each_broken_file():
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    result = CliRunner().invoke(main, ["check", str(BROKEN)])
+    assert result.exit_code == 2, result.output
+    located = re.findall(r"^(\S+\.yaml):(\d+):(\d+): (.+)$", result.output, flags=re.MULTILINE)
+    by_file = {(Path(f).stem, int(line), int(col)): message for f, line, col, message in located}
+    for name, _, fragment, line, column in CASES:
+        assert (name, line, column) in by_file, name
+        assert fragment in by_file[(name, line, column)]
+    # nothing is reported as loaded when a file is broken
+    assert "ok  " not in result.output
+
+
+def test_cli_check_json_lists_the_errors():
+    import json
+
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    result = CliRunner().invoke(main, ["check", "--format", "json", str(BROKEN / "unknown_name.yaml")])
+    assert result.exit_code == 2
+    document = json.loads(result.output)
+    assert document["ok"] is False and document["policies"] == []
+    (error,) = document["errors"]
+    assert error["line"] == 29 and error["column"] == 11 and error["suggestion"] == "outfalls"
+    assert error["message"].startswith("unknown name 'outfall'")
