@@ -1,0 +1,485 @@
+"""The nightly run: stream the registry, score each batch, write the results, summarize.
+
+    summary = run_nightly("registry.parquet", "results.sqlite", as_of=date(2012, 4, 14))
+    summary.exit_code      # 0 done, 1 done with rejects, 2 failed
+
+Three things overlap: a thread reads the next batch (pyarrow releases the GIL), the caller's
+thread scores the current one (the kernel releases it too), and the store's writer thread
+inserts the previous batch's findings into SQLite. Memory holds a few batches, whatever the
+size of the registry. Only what is needed is written: findings with a non-zero amount,
+sanctions, rejects; district totals are summed across batches in memory.
+
+Every run checks ``rows_in = rows_scored + rows_rejected`` before it may commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, PolicySet, load_policies
+
+from . import _store as store
+from ._progress import Progress
+from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
+
+log = logging.getLogger("ecorules.nightly")
+
+EXIT_DONE, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
+DOMAIN = "enterprise"
+_JSON_UNSAFE = r'["\\\x00-\x1f]'
+
+
+class NightlyError(EcorulesError):
+    """The run failed; the database holds the failed run (if it could be opened)."""
+
+
+def ecorules_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ecorules")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+@dataclass
+class Summary:
+    """What a run did, as printed at the end (text or ``--format json``)."""
+
+    run_id: int | None
+    status: str
+    db: str
+    source: str
+    as_of: dt.date
+    reused: bool = False
+    replaced_run: int | None = None
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    total_yuan: int = 0
+    findings: int = 0
+    districts: list[dict[str, Any]] = field(default_factory=list)  # district, deduction_yuan, cases
+    lists: dict[str, int] = field(default_factory=dict)  # list id -> entries
+    rejects_by_reason: list[dict[str, Any]] = field(default_factory=list)  # column, reason, rows
+    seconds: float = 0.0
+    encodings: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status != "done":
+            return EXIT_FAILED
+        return EXIT_REJECTS if self.rows_rejected else EXIT_DONE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "status": self.status, "exit_code": self.exit_code, "db": self.db,
+            "source": self.source, "as_of": self.as_of.isoformat(), "reused": self.reused,
+            "replaced_run": self.replaced_run, "rows_in": self.rows_in, "rows_scored": self.rows_scored,
+            "rows_rejected": self.rows_rejected, "total_yuan": self.total_yuan, "findings": self.findings,
+            "district_totals": self.districts, "list_entries": self.lists,
+            "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
+            "encodings": self.encodings, "warnings": self.warnings, "error": self.error,
+        }
+
+    def render_text(self) -> str:
+        if self.status != "done":
+            return f"run {self.run_id} 失败 failed: {self.error}"
+        head = f"run {self.run_id}  {self.source}  as of {self.as_of}"
+        if self.reused:
+            head += "  (已是最新 up to date: same input, policies and date; nothing recomputed)"
+        lines = [head]
+        rate = f"  {self.rows_in / self.seconds:,.0f} rows/s" if self.seconds > 0 and not self.reused else ""
+        lines.append(
+            f"行数 rows: {self.rows_in:,} in, {self.rows_scored:,} scored, {self.rows_rejected:,} rejected"
+            f"  ({self.seconds:.1f} s{rate})"
+        )
+        lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
+        if self.districts:
+            lines.append("按区县 by district:")
+            width = max(len(d["district"]) for d in self.districts)
+            for d in self.districts:
+                pad = " " * (2 * (width - len(d["district"])))  # CJK characters are two columns wide
+                lines.append(f"  {d['district']}{pad}  {d['deduction_yuan']:>16,} 元  {d['cases']:>8,} cases")
+        if self.lists:
+            lines.append("名单 list entries: " + ", ".join(f"{k} {v:,}" for k, v in self.lists.items()))
+        if self.rejects_by_reason:
+            lines.append("拒收 rejects (rows by column and reason):")
+            for r in self.rejects_by_reason[:10]:
+                lines.append(f"  {r['rows']:>10,}  {r['column'] or '(whole row)'}: {r['reason']}")
+        for warning in self.warnings:
+            lines.append(f"warning: {warning}")
+        return "\n".join(lines)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _prefetch(items: Iterable[Batch], depth: int) -> Iterator[Batch]:
+    """Iterate ``items`` in a thread of its own, ``depth`` items ahead."""
+    out: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            out.put(done)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
+            out.put(error)
+
+    thread = threading.Thread(target=work, name="ecorules-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _json_strings(array: pa.Array) -> pa.Array:
+    """Each string as a JSON string literal (quoted, escaped)."""
+    if pc.any(pc.match_substring_regex(array, _JSON_UNSAFE)).as_py():
+        return pa.array([json.dumps(v, ensure_ascii=False) for v in array.to_pylist()], pa.string())
+    return pc.binary_join_element_wise('"', array, '"', "")
+
+
+def _json_rows(columns: list[pa.Array]) -> str:
+    """A JSON array of rows (``[[a, b], ...]``, or ``[a, ...]`` for one column), built in Arrow."""
+    texts = [
+        column.cast(pa.string()) if pa.types.is_integer(column.type) else _json_strings(column)
+        for column in columns
+    ]
+    rows = texts[0] if len(texts) == 1 else pc.binary_join_element_wise("[", pc.binary_join_element_wise(*texts, ","), "]", "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows), ",")[0].as_py()
+    return f"[{joined}]"
+
+
+def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
+        column = column.cast(pa.string())
+    return column
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="backslashreplace")
+    return str(value)[:200]
+
+
+@dataclass
+class _Slot:
+    policy: str
+    rule: str
+    kind: FindingKind
+    payer: str
+    citation: str
+
+
+class _Accumulator:
+    """Sums over the whole run, kept in memory (a few hundred bytes per district)."""
+
+    def __init__(self) -> None:
+        self.rows_in = self.rows_scored = self.rows_rejected = 0
+        self.total_yuan = 0
+        self.findings = 0
+        self.districts: dict[str, list[int]] = {}  # district -> [deduction_yuan, cases]
+        self.lists: Counter[str] = Counter()
+        self.reasons: Counter[tuple[str | None, str]] = Counter()
+        self.warnings: dict[str, None] = {}
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+class NightlyRun:
+    """One run from a registry into a results database; :meth:`execute` returns its Summary."""
+
+    def __init__(self, registry: str | os.PathLike, out: str | os.PathLike, *,
+                 policies: PolicySet | str | os.PathLike | None = None, as_of: dt.date | None = None,
+                 threads: int | None = None, encoding: str | None = None, table: str | None = None,
+                 batch_rows: int = DEFAULT_BATCH_ROWS, aliases: Mapping[str, Iterable[str]] | None = None,
+                 force: bool = False, progress: bool | None = None,
+                 compile_program: Callable[..., Any] | None = None):
+        self.registry_path, self.out = Path(registry), Path(out)
+        self.as_of = as_of or dt.date.today()
+        self.threads = threads or os.cpu_count() or 1
+        self.encoding, self.table, self.batch_rows = encoding, table, batch_rows
+        self.aliases, self.force, self.progress_enabled = aliases, force, progress
+        if isinstance(policies, PolicySet):
+            self.policies = policies
+        else:
+            self.policies = load_policies(policies)
+        self.policies = self.policies.for_domain(DOMAIN)
+        if not len(self.policies):
+            raise NightlyError(f"no policy of domain {DOMAIN!r} is loaded")
+        if compile_program is None:
+            from ecorules.fastcalc import compile_program
+        self.compile_program = compile_program
+
+    # the steps, each small enough to read on its own
+
+    def _program(self):
+        program = self.compile_program(self.policies, domain=DOMAIN)
+        rules = {(p.key, r.id): r for p in self.policies for r in p.rules}
+        self.slots = [
+            _Slot(policy, rule, kind, payer, str(rules[(policy, rule)].citation))
+            for policy, rule, _index, kind, payer in program.findings
+        ]
+        self.sanction_slots = list(program.sanctions)
+        return program
+
+    def _registry(self, program) -> Registry:
+        needed_by = self.policies.required_facts()
+        needed = {column: needed_by.get(column, []) for column in program.columns}
+        resolver = ColumnResolver(self.policies.facts, needed, self.aliases)
+        return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
+                        batch_rows=self.batch_rows)
+
+    def _policy_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"id": p.id, "version": p.version, "content_hash": p.content_hash, "in_force": p.in_force(self.as_of)}
+            for p in sorted(self.policies, key=lambda p: p.key)
+        ]
+
+    def execute(self) -> Summary:
+        started = time.monotonic()
+        with store.run_lock(self.out):
+            connection = store.connect(self.out)
+            try:
+                return self._locked(connection, started)
+            finally:
+                connection.close()
+
+    def _locked(self, connection, started: float) -> Summary:
+        program = self._program()
+        registry = self._registry(program)
+        stale = store.abandon_stale_runs(connection)
+        if stale:
+            log.warning("runs %s had been interrupted; marked failed", ", ".join(map(str, stale)))
+        fingerprint = registry.fingerprint()
+        policy_fingerprint = self.policies.fingerprint
+        earlier = store.find_done_run(connection, fingerprint, policy_fingerprint, self.as_of)
+        if earlier is not None and not self.force:
+            log.info("run %s already scored this input under these policies on %s", earlier, self.as_of)
+            summary = load_summary(connection, earlier, str(self.out))
+            summary.reused = True
+            return summary
+        run_id = store.start_run(
+            connection, as_of=self.as_of, source=str(self.registry_path),
+            policy_fingerprint=policy_fingerprint, policies=self._policy_rows(), version=ecorules_version(),
+        )
+        log.info("run %s: %s -> %s, as of %s, %s thread(s)", run_id, self.registry_path, self.out, self.as_of, self.threads)
+        for label, encoding in registry.encodings.items():
+            log.info("%s: read as %s", label, encoding)
+        acc = _Accumulator()
+        writer = None
+        progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
+        try:
+            writer = store.RunWriter(self.out, run_id)
+            for batch in _prefetch(registry.batches(), depth=2):
+                self._batch(program, batch, writer, run_id, acc)
+                progress.update(batch.rows_in)
+            progress.close()
+            if acc.rows_in != acc.rows_scored + acc.rows_rejected:
+                raise NightlyError(
+                    f"rows do not add up: {acc.rows_in} in, {acc.rows_scored} scored, {acc.rows_rejected} rejected"
+                )
+            summary_json = self._summary_json(acc)
+            replaced = earlier
+
+            def finish(db) -> None:
+                for district, (yuan, cases) in sorted(acc.districts.items()):
+                    db.execute("INSERT INTO district_totals VALUES (?, ?, ?, ?)", (run_id, district, yuan, cases))
+                if replaced is not None:
+                    store.delete_run(db, replaced)
+                db.execute(
+                    "UPDATE runs SET status = 'done', finished = ?, input_fingerprint = ?, rows_in = ?, "
+                    "rows_scored = ?, rows_rejected = ?, total_yuan = ?, summary = ? WHERE id = ?",
+                    (store.now(), fingerprint, acc.rows_in, acc.rows_scored, acc.rows_rejected,
+                     acc.total_yuan, summary_json, run_id),
+                )
+
+            writer.commit(finish)
+        except BaseException as error:
+            progress.close()
+            if writer is not None:
+                writer.rollback()
+            message = f"{type(error).__name__}: {error}" if not isinstance(error, EcorulesError) else str(error)
+            if isinstance(error, KeyboardInterrupt):
+                message = "interrupted (Ctrl-C)"
+            try:
+                store.fail_run(connection, run_id, message)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                log.exception("could not mark run %s failed", run_id)
+            raise
+        summary = load_summary(connection, run_id, str(self.out))
+        summary.replaced_run = earlier
+        summary.seconds = time.monotonic() - started
+        summary.encodings = registry.encodings
+        log.info("run %s done: %s rows in %.2f s", run_id, f"{acc.rows_in:,}", summary.seconds)
+        return summary
+
+    def _batch(self, program, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
+        n = batch.table.num_rows
+        acc.rows_in += batch.rows_in
+        acc.rows_rejected += batch.rows_in - n
+        rejects: list[Reject] = list(batch.rejects)
+        for reject in batch.rejects:
+            acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
+        if n:
+            result = program.score(batch.table, as_of=self.as_of, threads=self.threads)
+            valid = np.asarray(result.valid, dtype=bool)
+            scored = int(np.count_nonzero(valid))
+            acc.rows_scored += scored
+            acc.rows_rejected += n - scored
+            acc.total_yuan += int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
+            for warning in getattr(result, "warnings", ()) or ():
+                acc.warnings.setdefault(str(warning))
+            rejects.extend(self._score_rejects(result, batch, acc))
+            self._findings(result, batch, valid, writer, run_id, acc)
+            self._sanctions(result, batch, valid, writer, run_id, acc)
+        if rejects:
+            writer.executemany(store.INSERT_REJECTS, [
+                (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
+            ])
+
+    def _score_rejects(self, result, batch: Batch, acc: _Accumulator) -> list[Reject]:
+        rows = np.asarray(result.reject_rows, dtype=np.int64)
+        if not rows.size:
+            return []
+        columns, values, reasons = (list(result.reject_columns), list(result.reject_values), list(result.reject_reasons))
+        out = []
+        seen_rows: set[int] = set()
+        for row, column, value, reason in zip(rows.tolist(), columns, values, reasons, strict=True):
+            header = batch.headers.get(column, column) if column is not None else None
+            out.append(Reject(batch.source, int(batch.rows[row]), header, _text(value), str(reason)))
+            if row not in seen_rows:  # a row with two bad values counts once, under its first
+                seen_rows.add(row)
+                acc.reasons[(header, _reason_class(str(reason)))] += 1
+        return out
+
+    def _findings(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
+        amounts = result.amounts
+        uscc = None
+        for k, slot in enumerate(self.slots):
+            row_amounts = np.asarray(amounts[k])
+            picked = np.flatnonzero(row_amounts)
+            picked = picked[valid[picked]]
+            if not picked.size:
+                continue
+            uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
+            index = pa.array(picked)
+            subjects = uscc.take(index)
+            money = pa.array(row_amounts[picked], pa.int64())
+            payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer]).take(index)
+            writer.execute(store.INSERT_FINDINGS, (
+                run_id, slot.policy, slot.rule, slot.kind.value, slot.citation,
+                _json_rows([subjects, money, payers]),
+            ))
+            acc.findings += picked.size
+            if slot.payer != ENTERPRISE and slot.kind.payable:
+                grouped = pa.table({"d": payers, "a": money}).group_by("d").aggregate([("a", "sum"), ("a", "count")])
+                for district, yuan, cases in zip(*(grouped[c].to_pylist() for c in ("d", "a_sum", "a_count")), strict=True):
+                    total = acc.districts.setdefault(district, [0, 0])
+                    total[0] += yuan
+                    total[1] += cases
+
+    def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
+        flags = result.sanctions
+        uscc = None
+        for s, (_policy, rule, list_id) in enumerate(self.sanction_slots):
+            picked = np.flatnonzero(np.asarray(flags[s]))
+            picked = picked[valid[picked]]
+            if not picked.size:
+                continue
+            uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
+            writer.execute(store.INSERT_SANCTIONS, (run_id, list_id, rule, _json_rows([uscc.take(pa.array(picked))])))
+            acc.lists[list_id] += picked.size
+
+    def _summary_json(self, acc: _Accumulator) -> str:
+        reasons = [
+            {"column": column, "reason": reason, "rows": count}
+            for (column, reason), count in acc.reasons.most_common(50)
+        ]
+        return json.dumps({
+            "findings": acc.findings, "lists": dict(sorted(acc.lists.items())),
+            "rejects_by_reason": reasons, "warnings": list(acc.warnings),
+        }, ensure_ascii=False)
+
+
+def _reason_class(reason: str) -> str:
+    """A reason without the value it quotes, so that reasons can be counted together."""
+    for mark in (", got", ": got", " got "):
+        if mark in reason:
+            return reason.split(mark)[0]
+    return reason
+
+
+def load_summary(connection, run_id: int, db: str) -> Summary:
+    """The summary of a finished run, from the database alone."""
+    row = store.run_row(connection, run_id)
+    if row is None:
+        raise NightlyError(f"no run {run_id} in {db}")
+    extra = json.loads(row["summary"] or "{}")
+    districts = [
+        {"district": d, "deduction_yuan": y, "cases": c}
+        for d, y, c in connection.execute(
+            "SELECT district, deduction_yuan, cases FROM district_totals WHERE run_id = ? "
+            "ORDER BY deduction_yuan DESC, district", (run_id,))
+    ]
+    return Summary(
+        run_id=run_id, status=row["status"], db=db, source=row["source"],
+        as_of=dt.date.fromisoformat(row["as_of"]), rows_in=row["rows_in"] or 0,
+        rows_scored=row["rows_scored"] or 0, rows_rejected=row["rows_rejected"] or 0,
+        total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
+        lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
+        warnings=extra.get("warnings", []), error=row["error"],
+    )
+
+
+def run_nightly(registry: str | os.PathLike, out: str | os.PathLike, **options: Any) -> Summary:
+    """Score ``registry`` into the results database ``out``; see :class:`NightlyRun`."""
+    return NightlyRun(registry, out, **options).execute()
+
+
+__all__ = [
+    "EXIT_DONE", "EXIT_FAILED", "EXIT_REJECTS", "NightlyError", "NightlyRun", "SourceError",
+    "Summary", "load_summary", "run_nightly",
+]

@@ -1,0 +1,528 @@
+"""Reading the enterprise registry in bounded memory: CSV, Parquet, an SQLite table, a folder.
+
+A registry is read as a stream of :class:`Batch` objects holding only the columns the policies
+need, renamed to the facts' names, plus the rows that could not even be read (rejects). Nothing
+stops a run but a file that cannot be opened at all or lacks a needed column:
+
+- a CSV line with the wrong number of fields is a reject (``malformed line``) with its line;
+- bytes that do not decode in the file's encoding are a reject (``undecodable bytes``) naming
+  the column; the other rows of the batch go on;
+- everything else (types, ranges, the USCC) is checked by the scorer and reported as rejects.
+
+Row numbers say where to look: the line of a CSV file (the header is line 1), the 1-based
+position of a record in a Parquet file, the rowid of an SQLite row.
+
+Headers may be the facts' names, their Chinese labels or any of their aliases (``label`` and
+``aliases`` in the policies' fact catalogue), plus those of a small alias file. Matching ignores
+case, surrounding blanks and full-width/half-width differences (NFKC).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import os
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from ecorules.rules import EcorulesError, Fact
+
+CSV_SUFFIXES = (".csv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+DEFAULT_BATCH_ROWS = 262_144
+_SAMPLE_BYTES = 1 << 16
+_REPLACEMENT = "\ufffd"
+_MAX_VALUE_CHARS = 200  # a reject keeps at most this much of the offending text
+
+
+class SourceError(EcorulesError, ValueError):
+    """The registry cannot be read at all (missing, unreadable, unknown format, bad header)."""
+
+
+class MissingColumnError(SourceError):
+    """A column the policies need is not in the registry; names the fact and its policies."""
+
+    def __init__(self, source: str, fact: str, policies: Iterable[str], accepted: Iterable[str]):
+        self.source, self.fact, self.policies = source, fact, tuple(policies)
+        self.accepted = tuple(accepted)
+        super().__init__(
+            f"{source}: no column for {fact!r}, needed by {', '.join(self.policies) or 'the policies'}"
+            f" (accepted headers: {', '.join(self.accepted)})"
+        )
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row, or one value of a row, that is not scored, and why."""
+
+    source: str
+    row: int | None
+    column: str | None
+    value: str | None
+    reason: str
+
+
+@dataclass
+class Batch:
+    """Up to ``batch_rows`` rows of one file, with the needed columns under their fact names."""
+
+    table: pa.Table  # the rows that were read; the scorer may still reject some
+    source: str
+    rows: np.ndarray  # int64 row number (see module doc) of each row of ``table``
+    headers: Mapping[str, str]  # fact name -> the header as written in the file
+    rejects: list[Reject] = field(default_factory=list)  # rows dropped before scoring
+    rows_in: int = 0  # rows of the file this batch accounts for: table rows + rejected rows
+
+
+def normalize_header(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text.replace("\ufeff", ""))
+    return text.strip().strip('"').strip().casefold()
+
+
+def header_table(facts: Mapping[str, Fact], extra: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:
+    """Normalized header -> fact name, from names, labels, aliases and ``extra`` aliases."""
+    table: dict[str, str] = {}
+
+    def add(header: str, name: str) -> None:
+        key = normalize_header(header)
+        if table.get(key, name) != name:
+            raise SourceError(f"header {header!r} is an alias of both {table[key]!r} and {name!r}")
+        table[key] = name
+
+    for name, fact in facts.items():
+        add(name, name)
+        if fact.label:
+            add(fact.label, name)
+        for alias in fact.aliases:
+            add(alias, name)
+    for name, aliases in (extra or {}).items():
+        if name not in facts:
+            raise SourceError(f"alias file names an unknown fact {name!r} (known: {', '.join(facts)})")
+        for alias in [aliases] if isinstance(aliases, str) else aliases:
+            add(str(alias), name)
+    return table
+
+
+def read_alias_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """A YAML or JSON mapping ``fact: [header, ...]`` (the shape of the catalogue's aliases)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise SourceError(f"{path}: cannot read the alias file: {error}") from error
+    if isinstance(document, dict) and isinstance(document.get("aliases"), dict):
+        document = document["aliases"]
+    if not isinstance(document, dict) or not all(
+        isinstance(v, str | list) for v in document.values()
+    ):
+        raise SourceError(f"{path}: an alias file maps each fact to a list of headers, e.g. uscc: [统一代码]")
+    return {str(k): ([v] if isinstance(v, str) else [str(x) for x in v]) for k, v in document.items()}
+
+
+class ColumnResolver:
+    """Finds the columns of a file for the facts the policies need."""
+
+    def __init__(self, facts: Mapping[str, Fact], needed: Mapping[str, Iterable[str]],
+                 extra_aliases: Mapping[str, Iterable[str]] | None = None):
+        self.facts = facts
+        self.needed = {name: tuple(policies) for name, policies in needed.items()}
+        self.table = header_table(facts, extra_aliases)
+
+    def resolve(self, source: str, headers: list[str]) -> dict[str, int]:
+        """Fact name -> index of its column in ``headers``; raises for a missing or doubled one."""
+        found: dict[str, int] = {}
+        for index, header in enumerate(headers):
+            name = self.table.get(normalize_header(header))
+            if name is None or name not in self.needed:
+                continue
+            if name in found:
+                raise SourceError(
+                    f"{source}: columns {headers[found[name]]!r} and {header!r} both give {name!r}"
+                )
+            found[name] = index
+        for name, policies in self.needed.items():
+            if name not in found:
+                accepted = [k for k, v in self.table.items() if v == name]
+                raise MissingColumnError(source, name, policies, accepted)
+        return found
+
+
+def registry_files(path: str | os.PathLike, table: str | None = None) -> list[tuple[Path, str | None]]:
+    """The files of a registry (one file, ``db.sqlite:table``, or a folder), in order."""
+    text = os.fspath(path)
+    if not os.path.exists(text) and ":" in text:
+        base, _, name = text.rpartition(":")
+        if Path(base).suffix.lower() in SQLITE_SUFFIXES and os.path.exists(base):
+            return [(Path(base), name)]
+    path = Path(text)
+    if path.is_dir():
+        files = [
+            p for p in sorted(path.iterdir())
+            if p.is_file() and not p.name.startswith(".")
+            and p.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES + SQLITE_SUFFIXES
+        ]
+        if not files:
+            raise SourceError(f"{path}: the folder holds no .csv, .parquet or .sqlite file")
+        return [(p, table) for p in files]
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    return [(path, table)]
+
+
+def fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.PathLike) -> str:
+    """sha256 over every file's name, table and full content: equal only for equal input."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    for path, table in files:
+        name = path.name if root.is_dir() or path == root else str(path)
+        file_digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    file_digest.update(chunk)
+        except OSError as error:
+            raise SourceError(f"{path}: cannot read: {error.strerror}") from error
+        digest.update(f"{name}\0{table or ''}\0{file_digest.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _replace_decoder(name: str) -> str:
+    """A codec name that decodes ``name`` with errors='replace' (pyarrow cannot be told)."""
+    alias = f"ecorules_replace_{codecs.lookup(name).name.replace('-', '_')}"
+
+    def search(wanted: str):
+        if wanted != alias:
+            return None
+        base = codecs.lookup(name)
+
+        class Decoder(base.incrementaldecoder):  # type: ignore[name-defined,misc]
+            def __init__(self, errors: str = "replace"):
+                super().__init__("replace")
+
+        return codecs.CodecInfo(base.encode, base.decode, incrementaldecoder=Decoder, name=alias)
+
+    try:
+        codecs.lookup(alias)
+    except LookupError:
+        codecs.register(search)
+    return alias
+
+
+def detect_encoding(sample: bytes) -> str:
+    """utf-8 (with or without BOM) when the sample decodes as UTF-8, else gb18030 if it does."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "utf-8"  # undecodable either way: the bad rows become rejects
+
+
+class CsvFile:
+    def __init__(self, path: Path, resolver: ColumnResolver, *, encoding: str | None, batch_rows: int):
+        self.path, self.label = path, str(path)
+        try:
+            with open(path, "rb") as handle:
+                sample = handle.read(_SAMPLE_BYTES)
+        except OSError as error:
+            raise SourceError(f"{path}: cannot read: {error.strerror}") from error
+        self.encoding = codecs.lookup(encoding).name if encoding else detect_encoding(sample)
+        self.utf8 = self.encoding in ("utf-8", "utf-8-sig")
+        text = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(sample)
+        first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        self.headers = next(csv.reader([first_line])) if first_line else []
+        if not self.headers:
+            raise SourceError(f"{path}: empty file, expected a header row")
+        if _REPLACEMENT in first_line:
+            raise SourceError(
+                f"{path}: the header does not decode as {self.encoding}; give --encoding (e.g. gb18030)"
+            )
+        self.columns = resolver.resolve(self.label, self.headers)
+        lines = max(1, sample.count(b"\n") - 1)
+        per_row = max(16, (len(sample) - len(first_line.encode())) // lines) if len(sample) > 1024 else 128
+        self.block_size = int(min(256 << 20, max(1 << 20, per_row * batch_rows)))
+        self.estimated_rows = max(0, os.path.getsize(path) // per_row)
+
+    def batches(self) -> Iterator[Batch]:
+        internal = [f"c{i}" for i in range(len(self.headers))]
+        picked = {name: internal[i] for name, i in self.columns.items()}
+        skipped: list[tuple[int, str, int]] = []  # (line, text, fields) of malformed lines
+
+        def on_invalid(row) -> str:
+            skipped.append((row.number, row.text, row.actual_columns))
+            return "skip"
+
+        read = pacsv.ReadOptions(
+            column_names=internal, skip_rows=1, use_threads=False, block_size=self.block_size,
+            encoding="utf8" if self.utf8 else _replace_decoder(self.encoding),
+        )
+        convert = pacsv.ConvertOptions(
+            include_columns=list(picked.values()), column_types={c: pa.string() for c in picked.values()},
+            check_utf8=False, strings_can_be_null=False, quoted_strings_can_be_null=False,
+        )
+        parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+        try:
+            reader = pacsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as error:
+            if "Empty CSV file" in str(error):
+                return
+            raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
+        delivered = 0  # data rows handed out so far
+        reported = 0  # malformed lines already reported
+        names = {internal_name: name for name, internal_name in picked.items()}
+        headers = {name: self.headers[i] for name, i in self.columns.items()}
+        while True:
+            try:
+                record_batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as error:
+                raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
+            table = pa.Table.from_batches([record_batch.rename_columns([names[c] for c in record_batch.schema.names])])
+            n = table.num_rows
+            # The reader reports malformed lines before it hands out the rows around them.
+            lines = _good_lines(np.arange(delivered + 2, delivered + 2 + n, dtype=np.int64), skipped)
+            delivered += n
+            last = int(lines[-1]) if n else None
+            rejects = []
+            while reported < len(skipped) and (last is None or skipped[reported][0] < last):
+                rejects.append(self._malformed(*skipped[reported]))
+                reported += 1
+            malformed = len(rejects)
+            table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, self.utf8)
+            yield Batch(table, self.label, lines, headers, rejects + bad, n + malformed)
+        if reported < len(skipped):
+            rejects = [self._malformed(*entry) for entry in skipped[reported:]]
+            empty = pa.table({name: pa.array([], pa.string()) for name in self.columns})
+            yield Batch(empty, self.label, np.zeros(0, np.int64), headers, rejects, len(rejects))
+
+
+    def _malformed(self, line: int, text: str, fields: int) -> Reject:
+        return Reject(self.label, line, None, text[:_MAX_VALUE_CHARS],
+                      f"malformed line: {fields} fields, expected {len(self.headers)}")
+
+
+def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]]) -> np.ndarray:
+    """Line numbers of data rows given their line numbers had no line been malformed.
+
+    With the malformed lines B (sorted), the row that would be on line v is on line
+    v + #{i : B[i] - i <= v}: every malformed line before it pushes it one further.
+    """
+    if not skipped:
+        return naive
+    bad = np.fromiter((line for line, _, _ in skipped), np.int64, len(skipped))
+    return naive + np.searchsorted(bad - np.arange(bad.size), naive, side="right")
+
+
+def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
+    """Indices of the values that are not valid UTF-8 (or hold the decoder's replacement)."""
+    if not utf8:
+        hits = pc.match_substring(column, _REPLACEMENT)
+        return np.flatnonzero(hits.to_numpy(zero_copy_only=False))
+    try:
+        for chunk in column.chunks:
+            chunk.validate(full=True)
+        return np.zeros(0, np.int64)
+    except pa.ArrowInvalid:
+        pass
+    bad = []
+    for i, value in enumerate(column.cast(pa.binary()).to_pylist()):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(i)
+    return np.array(bad, np.int64)
+
+
+def _shown(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="backslashreplace")
+    return value[:_MAX_VALUE_CHARS]
+
+
+def _drop_undecodable(table: pa.Table, rows: np.ndarray, headers: Mapping[str, str], source: str,
+                      encoding: str, utf8: bool) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    rejects: list[Reject] = []
+    dropped = np.zeros(table.num_rows, bool)
+    for name in table.column_names:
+        column = table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        bad = _undecodable_rows(column, utf8)
+        if not bad.size:
+            continue
+        values = column.cast(pa.binary()).take(pa.array(bad)).to_pylist() if utf8 else column.take(pa.array(bad)).to_pylist()
+        for index, value in zip(bad.tolist(), values, strict=True):
+            rejects.append(Reject(source, int(rows[index]), headers[name], _shown(value),
+                                  f"undecodable bytes: not valid {encoding}"))
+        dropped[bad] = True
+    if not dropped.any():
+        return table, rows, []
+    keep = ~dropped
+    return table.filter(pa.array(keep)), rows[keep], rejects
+
+
+# --- Parquet --------------------------------------------------------------------------------
+
+
+class ParquetFile:
+    def __init__(self, path: Path, resolver: ColumnResolver, *, batch_rows: int):
+        self.path, self.label, self.batch_rows = path, str(path), batch_rows
+        try:
+            self.file = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as error:
+            raise SourceError(f"{path}: cannot read as Parquet: {error}") from error
+        self.headers = list(self.file.schema_arrow.names)
+        self.columns = resolver.resolve(self.label, self.headers)
+        self.estimated_rows = self.file.metadata.num_rows
+
+    def batches(self) -> Iterator[Batch]:
+        picked = [self.headers[i] for i in self.columns.values()]
+        rename = {self.headers[i]: name for name, i in self.columns.items()}
+        headers = {name: self.headers[i] for name, i in self.columns.items()}
+        start = 0
+        try:
+            for record_batch in self.file.iter_batches(batch_size=self.batch_rows, columns=picked, use_threads=True):
+                n = record_batch.num_rows
+                table = pa.Table.from_batches([record_batch.rename_columns([rename[c] for c in record_batch.schema.names])])
+                rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
+                start += n
+                table, rows, rejects = _drop_undecodable(table, rows, headers, self.label, "utf-8", True)
+                yield Batch(table, self.label, rows, headers, rejects, n)
+        except (OSError, pa.ArrowException) as error:
+            raise SourceError(f"{self.path}: cannot read as Parquet after row {start}: {error}") from error
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class SqliteTable:
+    def __init__(self, path: Path, table: str | None, resolver: ColumnResolver, *, batch_rows: int):
+        self.path, self.batch_rows = path, batch_rows
+        try:
+            self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self.connection.text_factory = bytes
+            names = [r[0].decode() for r in self.connection.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
+        except sqlite3.DatabaseError as error:
+            raise SourceError(f"{path}: cannot read as SQLite: {error}") from error
+        if table is None:
+            if len(names) != 1:
+                raise SourceError(f"{path}: holds {len(names)} tables ({', '.join(names)}); name one with PATH:TABLE or --table")
+            table = names[0]
+        if table not in names:
+            raise SourceError(f"{path}: no table {table!r} (tables: {', '.join(names) or 'none'})")
+        self.table, self.label = table, f"{path}:{table}"
+        info = self.connection.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+        self.headers = [row[1].decode() for row in info]
+        self.columns = resolver.resolve(self.label, self.headers)
+        self.estimated_rows = self.connection.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]
+        try:
+            self.connection.execute(f"SELECT rowid FROM {_quote(table)} LIMIT 0")
+            self.rowid = "rowid"
+        except sqlite3.OperationalError:  # WITHOUT ROWID tables and views
+            self.rowid = None
+
+    def batches(self) -> Iterator[Batch]:
+        names = list(self.columns)
+        select = ", ".join(_quote(self.headers[i]) for i in self.columns.values())
+        rowid = self.rowid or "NULL"
+        headers = {name: self.headers[i] for name, i in self.columns.items()}
+        cursor = self.connection.execute(f"SELECT {rowid}, {select} FROM {_quote(self.table)}")
+        position = 0
+        while rows := cursor.fetchmany(self.batch_rows):
+            ids = [r[0] for r in rows]
+            numbers = np.array(ids if self.rowid else range(position + 1, position + len(rows) + 1), np.int64)
+            position += len(rows)
+            columns = {name: _sqlite_column([r[k + 1] for r in rows]) for k, name in enumerate(names)}
+            table = pa.table(columns)
+            table, numbers, rejects = _drop_undecodable(table, numbers, headers, self.label, "utf-8", True)
+            yield Batch(table, self.label, numbers, headers, rejects, len(rows))
+        self.connection.close()
+
+
+def _sqlite_column(values: list) -> pa.Array:
+    """SQLite's dynamic types: whole numbers stay int64; anything else becomes its text."""
+    if all(type(v) is int or v is None for v in values):
+        try:
+            return pa.array(values, pa.int64())
+        except OverflowError:
+            pass
+    out = []
+    for v in values:
+        if v is None or isinstance(v, bytes):
+            out.append(v)
+        else:
+            out.append(str(v).encode())
+    # stays binary-typed bytes until validated: cast without checking, then validated above
+    return pa.array(out, pa.binary()).view(pa.string())
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+class Registry:
+    """One registry: a file, an SQLite table or a folder of them, read batch by batch."""
+
+    def __init__(self, path: str | os.PathLike, resolver: ColumnResolver, *, encoding: str | None = None,
+                 table: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS):
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+        self.path = Path(path)
+        self.files = registry_files(path, table)
+        self.readers = []
+        for file, file_table in self.files:
+            suffix = file.suffix.lower()
+            if file_table is not None or suffix in SQLITE_SUFFIXES:
+                self.readers.append(SqliteTable(file, file_table, resolver, batch_rows=batch_rows))
+            elif suffix in PARQUET_SUFFIXES:
+                self.readers.append(ParquetFile(file, resolver, batch_rows=batch_rows))
+            elif suffix in CSV_SUFFIXES:
+                self.readers.append(CsvFile(file, resolver, encoding=encoding, batch_rows=batch_rows))
+            else:
+                raise SourceError(f"{file}: unknown format; expected .csv, .parquet or .sqlite")
+
+    @property
+    def estimated_rows(self) -> int:
+        return sum(reader.estimated_rows for reader in self.readers)
+
+    @property
+    def encodings(self) -> dict[str, str]:
+        return {r.label: r.encoding for r in self.readers if isinstance(r, CsvFile)}
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.files, self.path)
+
+    def batches(self) -> Iterator[Batch]:
+        for reader in self.readers:
+            yield from reader.batches()
+
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS", "Batch", "ColumnResolver", "MissingColumnError", "Registry", "Reject",
+    "SourceError", "detect_encoding", "fingerprint", "header_table", "normalize_header",
+    "read_alias_file", "registry_files",
+]

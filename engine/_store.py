@@ -1,0 +1,368 @@
+"""The results database: one SQLite file that the tests and other systems read.
+
+Tables (the columns other systems rely on; a run's rows all carry its ``run_id``):
+
+- ``runs``: one row per run: id, started, finished (UTC, ISO 8601), status (``running``,
+  ``done``, ``failed``), as_of, source, input_fingerprint, policy_fingerprint, policies (JSON:
+  id, version, content_hash of each), ecorules_version, rows_in, rows_scored, rows_rejected,
+  total_yuan, summary (JSON: list entries, findings, rejects by reason), error, pid, host;
+- ``findings``: run_id, uscc, policy (``id@version``), rule, kind, amount_yuan (integer),
+  payer (a district, or the enterprise's USCC), citation;
+- ``district_totals``: run_id, district, deduction_yuan, cases (findings booked to it);
+- ``sanctions``: run_id, uscc, list, rule;
+- ``rejects``: run_id, source, row, column, value, reason.
+
+Atomicity: a run's results are written in one transaction that ends by setting its status to
+``done``, so a reader sees all of a run or none of it. The ``runs`` row itself is committed at
+the start with status ``running`` so that a run in progress can be seen; if the process dies,
+the next run (which holds the run lock, an ``flock`` the kernel releases on death) marks it
+``failed``. Only ``done`` runs have results; ``rows_in = rows_scored + rows_rejected`` is a
+CHECK constraint of every ``done`` run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import queue
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ecorules.rules import EcorulesError
+
+SCHEMA_VERSION = 1
+TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects")
+RESULT_TABLES = TABLES[1:]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    as_of TEXT NOT NULL,
+    source TEXT NOT NULL,
+    input_fingerprint TEXT,
+    policy_fingerprint TEXT NOT NULL,
+    policies TEXT NOT NULL,
+    ecorules_version TEXT NOT NULL,
+    rows_in INTEGER,
+    rows_scored INTEGER,
+    rows_rejected INTEGER,
+    total_yuan INTEGER,
+    summary TEXT,
+    error TEXT,
+    pid INTEGER,
+    host TEXT,
+    CHECK (status != 'done' OR (rows_in IS NOT NULL AND rows_in = rows_scored + rows_rejected))
+);
+CREATE INDEX IF NOT EXISTS runs_fingerprints ON runs (input_fingerprint, policy_fingerprint, as_of);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id INTEGER NOT NULL,
+    uscc TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount_yuan INTEGER NOT NULL,
+    payer TEXT NOT NULL,
+    citation TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_run ON findings (run_id);
+CREATE TABLE IF NOT EXISTS district_totals (
+    run_id INTEGER NOT NULL,
+    district TEXT NOT NULL,
+    deduction_yuan INTEGER NOT NULL,
+    cases INTEGER NOT NULL,
+    PRIMARY KEY (run_id, district)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sanctions (
+    run_id INTEGER NOT NULL,
+    uscc TEXT NOT NULL,
+    list TEXT NOT NULL,
+    rule TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sanctions_run ON sanctions (run_id);
+CREATE TABLE IF NOT EXISTS rejects (
+    run_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    row INTEGER,
+    "column" TEXT,
+    value TEXT,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
+"""
+
+INSERT_FINDINGS = (
+    "INSERT INTO findings (run_id, uscc, policy, rule, kind, amount_yuan, payer, citation) "
+    "SELECT ?1, value ->> 0, ?2, ?3, ?4, value ->> 1, value ->> 2, ?5 FROM json_each(?6)"
+)
+INSERT_SANCTIONS = "INSERT INTO sanctions (run_id, uscc, list, rule) SELECT ?1, value, ?2, ?3 FROM json_each(?4)"
+INSERT_REJECTS = 'INSERT INTO rejects (run_id, source, row, "column", value, reason) VALUES (?, ?, ?, ?, ?, ?)'
+
+
+class StoreError(EcorulesError):
+    """The results database cannot be opened, written or understood."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float = 60.0) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema in place (read-only: the file must exist)."""
+    path = Path(path)
+    try:
+        if readonly:
+            if not path.is_file():
+                raise StoreError(f"{path}: no such results database")
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+            _check_schema(connection, path)
+            return connection
+        if path.is_dir():
+            raise StoreError(f"{path}: is a folder; give a file name such as results.sqlite")
+        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        try:
+            connection.executescript(
+                "BEGIN IMMEDIATE;" + SCHEMA
+                + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+            )
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        _check_schema(connection, path)
+        return connection
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: cannot open the results database for writing: {error}") from error
+
+
+def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: not an ecorules results database ({error})") from error
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        raise StoreError(f"{path}: results schema version {row and row[0]}, this ecorules writes {SCHEMA_VERSION}")
+
+
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Held for the whole of a run: one run at a time per database; released if we die."""
+    lock_path = f"{os.fspath(path)}-run.lock"
+    try:
+        handle = open(lock_path, "a+b")
+    except OSError as error:
+        raise StoreError(f"{lock_path}: cannot create the run lock: {error.strerror}") from error
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path}: another run is writing to this database") from None
+        yield
+    finally:
+        handle.close()
+
+
+def abandon_stale_runs(connection: sqlite3.Connection, by_run: str = "the next run") -> list[int]:
+    """Mark runs left ``running`` by a dead process as failed and drop any rows they left.
+
+    Call only while holding :func:`run_lock`: then no run is really in progress.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        stale = [r[0] for r in connection.execute("SELECT id FROM runs WHERE status = 'running'")]
+        for run_id in stale:
+            for table in RESULT_TABLES:
+                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            connection.execute(
+                "UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+                (now(), f"interrupted (process killed or crashed); found by {by_run}", run_id),
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return stale
+
+
+def find_done_run(connection: sqlite3.Connection, input_fingerprint: str, policy_fingerprint: str,
+                  as_of: dt.date) -> int | None:
+    row = connection.execute(
+        "SELECT id FROM runs WHERE status = 'done' AND input_fingerprint = ? AND policy_fingerprint = ? "
+        "AND as_of = ? ORDER BY id DESC LIMIT 1",
+        (input_fingerprint, policy_fingerprint, as_of.isoformat()),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def start_run(connection: sqlite3.Connection, *, as_of: dt.date, source: str, policy_fingerprint: str,
+              policies: list[dict[str, Any]], version: str) -> int:
+    with _transaction(connection):
+        cursor = connection.execute(
+            "INSERT INTO runs (started, status, as_of, source, policy_fingerprint, policies, "
+            "ecorules_version, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            (now(), as_of.isoformat(), source, policy_fingerprint,
+             json.dumps(policies, ensure_ascii=False), version, os.getpid(), socket.gethostname()),
+        )
+        return cursor.lastrowid
+
+
+def fail_run(connection: sqlite3.Connection, run_id: int, error: str) -> None:
+    with _transaction(connection):
+        for table in RESULT_TABLES:  # normally none: the results' transaction was rolled back
+            connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        connection.execute(
+            "UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE id = ? AND status = 'running'",
+            (now(), error[:2000], run_id),
+        )
+
+
+def delete_run(connection: sqlite3.Connection, run_id: int) -> None:
+    """Every row of a run (inside the caller's transaction)."""
+    for table in RESULT_TABLES:
+        connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+    connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+class RunWriter:
+    """Writes one run's results from a thread of its own, in one transaction.
+
+    The scoring thread hands over statements through a bounded queue (so memory stays bounded
+    and SQLite works while the next batch is read and scored); :meth:`commit` ends the run.
+    An error in the writer is raised in the caller at its next call.
+    """
+
+    def __init__(self, path: str | os.PathLike, run_id: int, depth: int = 4):
+        self.path, self.run_id = path, run_id
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"ecorules-writer-{run_id}", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        self._raise()
+
+    def _work(self) -> None:
+        try:
+            connection = connect(self.path)
+            connection.execute("BEGIN IMMEDIATE")
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            self._error = error
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    break
+                if self._error is not None:
+                    continue  # drain until the caller notices
+                action, sql, params = job
+                try:
+                    if action == "many":
+                        connection.executemany(sql, params)
+                    elif action == "one":
+                        connection.execute(sql, params)
+                    elif action == "commit":
+                        params(connection)  # last statements, then COMMIT
+                        connection.execute("COMMIT")
+                    elif action == "rollback":
+                        connection.execute("ROLLBACK")
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
+                    self._error = error
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            connection.close()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: writing results failed: {error}") from error
+            raise error
+
+    def execute(self, sql: str, params: Iterable[Any]) -> None:
+        self._raise()
+        self._queue.put(("one", sql, tuple(params)))
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        self._raise()
+        if rows:
+            self._queue.put(("many", sql, rows))
+
+    def commit(self, final) -> None:
+        """Run ``final(connection)`` in the transaction, commit, and wait until it is done."""
+        self._raise()
+        self._queue.put(("commit", None, final))
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def rollback(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(("rollback", None, None))
+            self._queue.put(None)
+            self._thread.join()
+        self._error = None
+
+
+def run_row(connection: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+    cursor = connection.execute("SELECT * FROM runs WHERE id = ?", (run_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = True) -> int:
+    """A run id from ``run`` (an id, ``latest`` or ``previous``), checked to exist (and be done)."""
+    text = str(run).strip().lower()
+    where = "WHERE status = 'done'" if done else ""
+    if text in ("latest", "last", "previous"):
+        offset = 1 if text == "previous" else 0
+        row = connection.execute(f"SELECT id FROM runs {where} ORDER BY id DESC LIMIT 1 OFFSET ?", (offset,)).fetchone()
+        if row is None:
+            raise StoreError(f"no {'done ' if done else ''}run to call {text!r}")
+        return row[0]
+    try:
+        run_id = int(text)
+    except ValueError:
+        raise StoreError(f"{run!r} is not a run id (a number, 'latest' or 'previous')") from None
+    row = run_row(connection, run_id)
+    if row is None:
+        raise StoreError(f"no run {run_id} in this database")
+    if done and row["status"] != "done":
+        raise StoreError(f"run {run_id} is {row['status']}, it has no results")
+    return run_id
+
+
+__all__ = [
+    "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "RunWriter", "StoreError", "abandon_stale_runs",
+    "connect", "delete_run", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
+    "start_run",
+]
