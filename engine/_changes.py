@@ -1,0 +1,125 @@
+"""``ecorules changes``: what changed between two runs of the results database.
+
+- list entries: enterprises that entered or left a list (keyed by list and USCC);
+- findings: keyed by enterprise, policy id (without version, so that a new version of a
+  policy compares with the old one), rule and payer; a key present in one run only appeared
+  or disappeared, a key present in both with another amount changed;
+- district totals that moved (deduction or cases), a district missing from a run counting 0.
+
+Counts are always complete; the lists of items are cut at ``limit`` (0 = no limit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import _store as store
+
+_FINDINGS = """
+    SELECT uscc, CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END AS policy_id,
+           rule, payer, sum(amount_yuan) AS amount
+    FROM findings WHERE run_id = ? GROUP BY 1, 2, 3, 4
+"""
+
+
+def _items(connection: sqlite3.Connection, sql: str, params: tuple, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    count = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    cursor = connection.execute(sql + (" LIMIT ?" if limit else ""), params + ((limit,) if limit else ()))
+    names = [d[0] for d in cursor.description]
+    return count, [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int = 100) -> dict[str, Any]:
+    connection = store.connect(db, readonly=True)
+    try:
+        old = store.resolve_run(connection, since)
+        new = store.resolve_run(connection, run)
+        return _compare(connection, old, new, limit)
+    finally:
+        connection.close()
+
+
+def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
+    report: dict[str, Any] = {"since": old, "run": new}
+    lists = {}
+    for name, first, second in (("entered", new, old), ("left", old, new)):
+        sql = (
+            "SELECT list, uscc FROM sanctions WHERE run_id = ? EXCEPT "
+            "SELECT list, uscc FROM sanctions WHERE run_id = ? ORDER BY list, uscc"
+        )
+        count, items = _items(connection, sql, (first, second), limit)
+        lists[name] = {"count": count, "items": items}
+    report["lists"] = lists
+    connection.execute("DROP TABLE IF EXISTS temp.old_findings")
+    connection.execute("DROP TABLE IF EXISTS temp.new_findings")
+    connection.execute("CREATE TEMP TABLE old_findings AS " + _FINDINGS, (old,))
+    connection.execute("CREATE TEMP TABLE new_findings AS " + _FINDINGS, (new,))
+    for table in ("old_findings", "new_findings"):
+        connection.execute(f"CREATE INDEX temp.{table}_key ON {table} (uscc, policy_id, rule, payer)")
+    join = "USING (uscc, policy_id, rule, payer)"
+    findings = {}
+    queries = {
+        "appeared": f"SELECT n.uscc, n.policy_id AS policy, n.rule, n.payer, n.amount AS amount_yuan FROM new_findings n "
+                    f"LEFT JOIN old_findings o {join} WHERE o.amount IS NULL ORDER BY n.amount DESC, n.uscc",
+        "disappeared": f"SELECT o.uscc, o.policy_id AS policy, o.rule, o.payer, o.amount AS amount_yuan FROM old_findings o "
+                       f"LEFT JOIN new_findings n {join} WHERE n.amount IS NULL ORDER BY o.amount DESC, o.uscc",
+        "changed": f"SELECT n.uscc, n.policy_id AS policy, n.rule, n.payer, o.amount AS before_yuan, n.amount AS after_yuan "
+                   f"FROM new_findings n JOIN old_findings o {join} WHERE n.amount != o.amount "
+                   f"ORDER BY abs(n.amount - o.amount) DESC, n.uscc",
+    }
+    for name, sql in queries.items():
+        count, items = _items(connection, sql, (), limit)
+        findings[name] = {"count": count, "items": items}
+    report["findings"] = findings
+    districts = connection.execute(
+        """
+        SELECT coalesce(n.district, o.district) AS district,
+               coalesce(o.deduction_yuan, 0), coalesce(n.deduction_yuan, 0),
+               coalesce(o.cases, 0), coalesce(n.cases, 0)
+        FROM (SELECT * FROM district_totals WHERE run_id = ?) n
+        FULL OUTER JOIN (SELECT * FROM district_totals WHERE run_id = ?) o USING (district)
+        ORDER BY 1
+        """,
+        (new, old),
+    ).fetchall()
+    report["districts"] = [
+        {"district": d, "before_yuan": b, "after_yuan": a, "change_yuan": a - b, "cases_before": cb, "cases_after": ca}
+        for d, b, a, cb, ca in districts
+        if (b, cb) != (a, ca)
+    ]
+    report["districts"].sort(key=lambda d: (-abs(d["change_yuan"]), d["district"]))
+    totals = dict(connection.execute("SELECT id, total_yuan FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
+    report["total_yuan"] = {"before": totals[old], "after": totals[new], "change": totals[new] - totals[old]}
+    return report
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = [f"changes from run {report['since']} to run {report['run']}"]
+    total = report["total_yuan"]
+    lines.append(f"扣款合计 total: {total['before']:,} -> {total['after']:,} 元 ({total['change']:+,})")
+    for name, label in (("entered", "列入 entered"), ("left", "移出 left")):
+        part = report["lists"][name]
+        lines.append(f"名单 {label}: {part['count']:,}")
+        lines += [f"  {item['list']}  {item['uscc']}" for item in part["items"]]
+        if part["count"] > len(part["items"]):
+            lines.append(f"  ... {part['count'] - len(part['items']):,} more")
+    for name, label in (("appeared", "新增 appeared"), ("disappeared", "消失 disappeared"), ("changed", "变化 changed")):
+        part = report["findings"][name]
+        lines.append(f"处罚 findings {label}: {part['count']:,}")
+        for item in part["items"]:
+            money = (f"{item['before_yuan']:,} -> {item['after_yuan']:,}" if name == "changed"
+                     else f"{item['amount_yuan']:,}")
+            lines.append(f"  {item['uscc']}  {item['policy']} {item['rule']}  {item['payer']}  {money} 元")
+        if part["count"] > len(part["items"]):
+            lines.append(f"  ... {part['count'] - len(part['items']):,} more")
+    lines.append(f"区县 districts that moved: {len(report['districts'])}")
+    for d in report["districts"]:
+        lines.append(
+            f"  {d['district']}  {d['before_yuan']:,} -> {d['after_yuan']:,} 元 ({d['change_yuan']:+,}), "
+            f"cases {d['cases_before']:,} -> {d['cases_after']:,}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["compare_runs", "render_text"]

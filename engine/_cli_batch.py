@@ -1,0 +1,196 @@
+"""The batch commands of the ``ecorules`` command line: run, export, changes, gen-registry.
+
+Registered by ``_cli.py`` through :data:`COMMANDS`. Exit codes as everywhere in ecorules: 0
+done, 1 done but with rejected rows, 2 failed. Diagnostics go to stderr through logging; the
+summary goes to stdout (``--format json`` for other systems).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from ecorules.rules import EcorulesError
+
+EXIT_OK, EXIT_ATTENTION, EXIT_FAILED = 0, 1, 2
+log = logging.getLogger("ecorules")
+
+
+class _Date(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
+
+
+def _json(document) -> None:
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+
+
+def _fail(message: str, output_format: str = "text") -> None:
+    if output_format == "json":
+        _json({"status": "failed", "exit_code": EXIT_FAILED, "error": message})
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+_FORMAT = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                       show_default=True, help="text for people, json for other systems.")
+_DB = click.option("--db", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
+                   help="The results database written by `ecorules run`.")
+
+
+@click.command()
+@click.option("--registry", required=True, type=click.Path(path_type=Path),
+              help="CSV, Parquet, DB.sqlite:TABLE, or a folder of such files.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
+              help="The SQLite results database (created if missing; runs accumulate in it).")
+@click.option("--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder (or file) of policies. Default: the shipped Zhengzhou set.")
+@click.option("--as-of", type=_Date(), default=None, help="Judge under the law in force on this date. Default: today.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Threads for reading and scoring. Default: all cores.")
+@click.option("--encoding", default=None, help="Encoding of CSV files (e.g. gb18030, gbk, utf-8). Default: detected.")
+@click.option("--table", default=None, help="Table to read when the registry is an SQLite database.")
+@click.option("--aliases", "aliases_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="YAML mapping fact -> [extra column headers], e.g. 'uscc: [统一代码]'.")
+@click.option("--batch-rows", type=click.IntRange(1), default=None, help="Rows per batch (memory vs. overhead). Default: 262144.")
+@click.option("--force", is_flag=True, help="Score again even if a run already scored this input (it is replaced).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
+@_FORMAT
+def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force, progress, output_format):
+    """Score the enterprise registry and store the results in an SQLite database.
+
+    Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
+    所属区县, ...) are recognised through the policies' labels and aliases. Bad rows are
+    stored as rejects with file, row, column and reason; they never stop the run. Running
+    again on the same input, policies and date reuses the earlier run (see --force).
+
+    Exit code 0 done, 1 done with rejected rows, 2 failed.
+
+    \b
+    Example:
+      ecorules run --registry registry.parquet --out results.sqlite --as-of 2012-04-14
+      ecorules run --registry 名录.csv --encoding gb18030 --format json
+    """
+    from ._nightly import run_nightly
+    from ._sources import DEFAULT_BATCH_ROWS, read_alias_file
+
+    try:
+        from ecorules.fastcalc import compile_program
+    except ImportError as error:
+        _fail(f"the fastcalc kernel is not available ({error}); reinstall ecorules", output_format)
+    try:
+        aliases = read_alias_file(aliases_file) if aliases_file else None
+        summary = run_nightly(
+            registry, out, policies=policies_dir, as_of=as_of, threads=threads, encoding=encoding,
+            table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
+            progress=progress, compile_program=compile_program,
+        )
+    except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
+        _fail(str(error), output_format)
+    except Exception as error:  # noqa: BLE001 - a failed run is exit 2 with the reason, not a traceback
+        log.debug("run failed", exc_info=True)
+        _fail(f"{type(error).__name__}: {error}", output_format)
+    if output_format == "json":
+        _json(summary.to_dict())
+    else:
+        click.echo(summary.render_text())
+    sys.exit(summary.exit_code)
+
+
+@click.command()
+@click.option("--run", "run_id", required=True, help="Run id, or 'latest'.")
+@click.option("--table", required=True, type=click.Choice(["runs", "findings", "district_totals", "sanctions", "rejects"]))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file: .csv or .parquet.")
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gb18030"]), default="utf-8", show_default=True,
+              help="CSV encoding; utf-8-sig lets Excel open it directly.")
+@_DB
+def export(run_id, table, out, encoding, db):
+    """Write one table of one run to CSV or Parquet (by the extension of --out).
+
+    \b
+    Example:
+      ecorules export --run latest --table findings --out findings.parquet
+      ecorules export --run 3 --table rejects --out rejects.csv --encoding utf-8-sig
+    """
+    from ._export import export_table
+
+    try:
+        run_number, rows = export_table(db, run_id, table, out, encoding=encoding)
+    except EcorulesError as error:
+        _fail(str(error))
+    click.echo(f"run {run_number}: {rows:,} rows of {table} -> {out}")
+    sys.exit(EXIT_OK)
+
+
+@click.command()
+@click.option("--since", required=True, help="The earlier run: an id, or 'previous'.")
+@click.option("--run", "run_id", default="latest", show_default=True, help="The later run: an id, or 'latest'.")
+@click.option("--limit", type=click.IntRange(0), default=100, show_default=True, help="Items listed per kind of change (0: all).")
+@_DB
+@_FORMAT
+def changes(since, run_id, limit, db, output_format):
+    """What changed since an earlier run: list entries, findings, district totals.
+
+    \b
+    Example:
+      ecorules changes --since previous
+      ecorules changes --since 3 --run 5 --db results.sqlite --format json
+    """
+    from ._changes import compare_runs, render_text
+
+    try:
+        report = compare_runs(db, since, run_id, limit=limit)
+    except EcorulesError as error:
+        _fail(str(error), output_format)
+    if output_format == "json":
+        _json(report)
+    else:
+        click.echo(render_text(report))
+    sys.exit(EXIT_OK)
+
+
+@click.command("gen-registry")
+@click.option("--rows", required=True, type=click.IntRange(0), help="Number of enterprises.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same file.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file: .csv or .parquet.")
+@click.option("--headers", type=click.Choice(["names", "labels"]), default="names", show_default=True,
+              help="Column headers: the facts' names (uscc, ...) or the Chinese labels staff use.")
+def gen_registry(rows, seed, out, headers):
+    """Write a synthetic, realistic registry of Zhengzhou enterprises (deterministic per seed).
+
+    \b
+    Example:
+      ecorules gen-registry --rows 10000000 --seed 1 --out registry.parquet
+      ecorules gen-registry --rows 1000 --seed 7 --out 名录.csv --headers labels
+    """
+    from ecorules.rules import load_policies
+
+    from ._generate import generate_registry, write_registry
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        _fail(f"{out}: cannot tell the format; the name must end in .csv or .parquet")
+    table = generate_registry(rows, seed)
+    if headers == "labels":
+        facts = load_policies().facts
+        table = table.rename_columns([(facts[c].label if c in facts and facts[c].label else c) for c in table.column_names])
+    try:
+        write_registry(table, out)
+    except OSError as error:
+        _fail(f"{out}: cannot write: {error.strerror or error}")
+    click.echo(f"{rows:,} rows -> {out}")
+    sys.exit(EXIT_OK)
+
+
+COMMANDS = [run, export, changes, gen_registry]
+
+__all__ = ["COMMANDS"]

@@ -1,0 +1,98 @@
+"""``ecorules export``: one table of one run, from the results database to CSV or Parquet.
+
+Rows are streamed in chunks, so a run with millions of findings exports in bounded memory.
+The file is written under a temporary name and renamed at the end: a reader never sees half
+a file, and a failed export leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from . import _store as store
+
+CHUNK_ROWS = 100_000
+ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
+
+
+def _schema(connection: sqlite3.Connection, table: str) -> pa.Schema:
+    fields = []
+    for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})"):
+        fields.append(pa.field(name, pa.int64() if declared.upper() == "INTEGER" else pa.string()))
+    return pa.schema(fields)
+
+
+def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | os.PathLike,
+                 *, encoding: str = "utf-8") -> tuple[int, int]:
+    """Write ``table`` of ``run`` to ``out`` (.csv or .parquet); returns (run id, rows)."""
+    if table not in store.TABLES:
+        raise store.StoreError(f"unknown table {table!r}; one of {', '.join(store.TABLES)}")
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise store.StoreError(f"{out}: cannot tell the format; the name must end in .csv or .parquet")
+    if encoding not in ENCODINGS:
+        raise store.StoreError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    connection = store.connect(db, readonly=True)
+    try:
+        run_id = store.resolve_run(connection, run, done=table != "runs")
+        schema = _schema(connection, table)
+        key = "id" if table == "runs" else "run_id"
+        cursor = connection.execute(f"SELECT * FROM {table} WHERE {key} = ?", (run_id,))
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        rows = 0
+        try:
+            with open(tmp, "wb") as handle:
+                writer = _writer(handle, schema, suffix, encoding)
+                try:
+                    while chunk := cursor.fetchmany(CHUNK_ROWS):
+                        columns = list(zip(*chunk, strict=True))
+                        batch = pa.record_batch([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+                        writer.write(batch)
+                        rows += len(chunk)
+                finally:
+                    writer.close()
+            os.replace(tmp, out)
+        except OSError as error:
+            raise store.StoreError(f"{out}: cannot write: {error.strerror or error}") from error
+        finally:
+            tmp.unlink(missing_ok=True)
+        return run_id, rows
+    finally:
+        connection.close()
+
+
+class _TranscodingWriter:
+    """CSV in another encoding than UTF-8: pyarrow writes UTF-8, recoded batch by batch."""
+
+    def __init__(self, handle, schema: pa.Schema, encoding: str):
+        self.handle, self.schema, self.encoding, self.first = handle, schema, encoding, True
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=self.first))
+        self.first = False
+        self.handle.write(sink.getvalue().to_pybytes().decode("utf-8").encode(self.encoding, errors="replace"))
+
+    def close(self) -> None:
+        if self.first:  # no rows: still a header
+            self.write(pa.record_batch([pa.array([], f.type) for f in self.schema], schema=self.schema))
+
+
+def _writer(handle, schema: pa.Schema, suffix: str, encoding: str):
+    if suffix == ".parquet":
+        return pq.ParquetWriter(handle, schema)
+    if encoding == "gb18030":
+        return _TranscodingWriter(handle, schema, encoding)
+    if encoding == "utf-8-sig":
+        handle.write(b"\xef\xbb\xbf")  # lets Excel open the Chinese text as UTF-8
+    return pacsv.CSVWriter(handle, schema)
+
+
+__all__ = ["ENCODINGS", "export_table"]
