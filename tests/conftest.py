@@ -1,0 +1,121 @@
+"""Shared test machinery.
+
+The YAML test cases that legal staff write inside policies are collected as pytest items, one
+per case and backend, the way OpenFisca's test runner does it. A test module asks for them
+with a module-level mark (no import needed)::
+
+    yaml_cases = pytest.mark.policy_cases()                     # the shipped policies
+    yaml_cases = pytest.mark.policy_cases("path/to/policies")   # any folder or file
+    yaml_cases = pytest.mark.policy_cases(backends=["python"])
+
+and ``pytest -k 绿色信贷`` or ``-k "green_credit and durable"`` then selects cases by policy,
+case name or backend. A failing case reports the file and line of the case, its name, the
+backend and each problem (expected against actual) as ``engine/_testing.py`` words them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from ecorules.engine import BACKENDS, Evaluator
+from ecorules.engine._testing import CaseResult, run_case
+from ecorules.rules import Policy, TestCase, load_policies
+
+
+class PolicyCases:
+    """What a ``policy_cases`` mark asks for: the policies under ``paths``, judged by ``backends``."""
+
+    def __init__(self, paths: str | Path | Iterable[str | Path] | None = None, backends: Iterable[str] = BACKENDS):
+        self.paths = paths
+        self.backends = tuple(backends)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "policy_cases(paths=None, backends=('durable', 'python')): at module level, "
+        "collect the YAML test cases of the policies under paths (default: the shipped ones)"
+    )
+    for backend in BACKENDS:
+        config.addinivalue_line("markers", f"{backend}: a YAML policy case judged by the {backend} backend")
+
+
+class CaseFailed(Exception):
+    def __init__(self, result: CaseResult, backend: str):
+        super().__init__(result.problems)
+        self.result = result
+        self.backend = backend
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    if isinstance(obj, pytest.MarkDecorator) and obj.name == "policy_cases":
+        spec = PolicyCases(*obj.args, **obj.kwargs)
+        return PolicyCasesCollector.from_parent(collector, name=name, spec=spec)
+    return None
+
+
+class PolicyCasesCollector(pytest.Collector):
+    def __init__(self, *, spec: PolicyCases, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def collect(self):
+        for policy in load_policies(self.spec.paths):
+            yield PolicyCollector.from_parent(self, name=policy.key, policy=policy, backends=self.spec.backends)
+
+
+class PolicyCollector(pytest.Collector):
+    def __init__(self, *, policy: Policy, backends: tuple[str, ...], **kwargs):
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.backends = backends
+        self.evaluators: dict[str, Evaluator] = {}
+
+    def collect(self):
+        for case in self.policy.tests:
+            for backend in self.backends:
+                yield PolicyCaseItem.from_parent(self, name=f"{case.name}[{backend}]", case=case, backend=backend)
+
+    def evaluator(self, backend: str) -> Evaluator:
+        """One evaluator per policy and backend, shared by its cases, closed at teardown."""
+        if backend not in self.evaluators:
+            self.evaluators[backend] = Evaluator((self.policy,), backend=backend)
+        return self.evaluators[backend]
+
+    def teardown(self) -> None:
+        for evaluator in self.evaluators.values():
+            evaluator.close()
+        self.evaluators.clear()
+
+
+class PolicyCaseItem(pytest.Item):
+    def __init__(self, *, case: TestCase, backend: str, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        self.backend = backend
+        self.add_marker(getattr(pytest.mark, backend))
+
+    @property
+    def policy(self) -> Policy:
+        return self.parent.policy
+
+    def runtest(self) -> None:
+        result = run_case(self.parent.evaluator(self.backend), self.policy, self.case)
+        if not result.passed:
+            raise CaseFailed(result, self.backend)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailed):
+            result = excinfo.value.result
+            lines = [
+                f"{result.where}: case {self.case.name!r} of {self.policy.key} failed ({self.backend} backend)",
+                *(f"    {problem}" for problem in result.problems),
+            ]
+            return "\n".join(lines)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        span = self.case.span
+        path = Path(span.file) if span else Path(self.policy.path or ".")
+        return path, (span.line - 1 if span else None), f"{self.policy.key}: {self.case.name} [{self.backend}]"

@@ -1,0 +1,217 @@
+"""The shipped Zhengzhou policies: their own YAML cases, and amounts checked by hand.
+
+``yaml_cases`` makes tests/conftest.py collect every case of every shipped policy as its own
+item, once per backend (``pytest -k green_credit`` or ``-k python`` selects). The hand-checked
+tests below restate the clauses of the source (郑州日报 2012-04-14) independently of the cases
+legal staff wrote, so a wrong case and a wrong rule cannot agree by accident.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from ecorules.engine import BACKENDS, Evaluator, load_policies
+from ecorules.rules import shipped_policies_path
+
+yaml_cases = pytest.mark.policy_cases()
+
+WATER = "zhengzhou.eco_water_interception@2011"
+CREDIT = "zhengzhou.green_credit@2012"
+APPROVAL = "zhengzhou.approval_time_limits@2012"
+DAY = dt.date(2012, 4, 14)
+USCC = "91410100123456788Y"
+
+
+def enterprise(**facts) -> dict:
+    record = {
+        "uscc": USCC, "name": "郑州示例化工有限公司", "district": "金水区", "industrial": True,
+        "untreated_outfalls": 0, "direct_discharge_cases": 0, "illegal_discharge_cases": 0,
+        "high_pollution": False, "high_energy": False,
+    }
+    record.update(facts)
+    return record
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def evaluator(request):
+    with Evaluator(load_policies(), backend=request.param) as evaluator:
+        yield evaluator
+
+
+def test_shipped_policies_and_their_cases():
+    policies = load_policies()
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL])
+    assert all(policy.tests for policy in policies)
+    assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()
+
+
+def test_every_shipped_case_is_collected_once_per_backend():
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only", __file__],
+        capture_output=True, text=True, timeout=120,
+    )
+    collected = {line.split("::yaml_cases::", 1)[1] for line in run.stdout.splitlines() if "::yaml_cases::" in line}
+    expected = {
+        f"{policy.key}::{case.name}[{backend}]"
+        for policy in load_policies() for case in policy.tests for backend in BACKENDS
+    }
+    assert collected == expected
+    assert len(expected) == 2 * 17
+
+
+# -- 生态水系截污工作奖惩措施 -------------------------------------------------------------------
+@pytest.mark.parametrize("outfalls", [1, 2, 3, 17, 10_000])
+def test_one_million_yuan_per_untreated_outfall_charged_to_the_district(evaluator, outfalls):
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=outfalls, district="二七区"), as_of=DAY)
+    (finding,) = decision.findings
+    assert (finding.policy, finding.rule) == (WATER, "untreated_outfall_deduction")
+    assert finding.amount_yuan == 1_000_000 * outfalls
+    assert finding.payer == "二七区"  # the district government pays, not the enterprise
+    assert finding.kind.value == "fiscal_deduction"
+    assert finding.citation.article == "惩罚措施(一)"
+    assert "每个排污口扣款100万元" in finding.citation.text
+    assert decision.total_yuan == 1_000_000 * outfalls
+    assert decision.sanctions == ()  # outfalls alone are not an illegal-discharge case
+
+
+@pytest.mark.parametrize("cases", [1, 2, 5])
+def test_ten_million_yuan_per_direct_discharge_case_of_an_industrial_enterprise(evaluator, cases):
+    decision = evaluator.evaluate(enterprise(direct_discharge_cases=cases, district="郑州航空港区管委会"), as_of=DAY)
+    deductions = [f for f in decision.findings if f.rule == "direct_discharge_deduction"]
+    (finding,) = deductions
+    assert finding.amount_yuan == 10_000_000 * cases
+    assert finding.payer == "郑州航空港区管委会"
+    assert "一例一次1000万元" in finding.citation.text
+    assert decision.total_yuan == 10_000_000 * cases
+    # a direct discharge is also an illegal discharge: the enterprise is blacklisted
+    assert [(s.list, s.rule, s.uscc) for s in decision.sanctions] == [
+        ("green_credit_blacklist", "illegal_discharge_blacklist", USCC)
+    ]
+
+
+def test_direct_discharge_of_a_non_industrial_unit_costs_nothing_but_blacklists(evaluator):
+    decision = evaluator.evaluate(enterprise(industrial=False, direct_discharge_cases=3), as_of=DAY)
+    assert decision.findings == ()
+    assert decision.total_yuan == 0
+    assert [s.list for s in decision.sanctions] == ["green_credit_blacklist"]
+
+
+def test_both_deductions_add_up(evaluator):
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=4, direct_discharge_cases=2, district="巩义市"), as_of=DAY)
+    assert sorted((f.rule, f.amount_yuan, f.payer) for f in decision.findings) == [
+        ("direct_discharge_deduction", 20_000_000, "巩义市"),
+        ("untreated_outfall_deduction", 4_000_000, "巩义市"),
+    ]
+    assert decision.total_yuan == 24_000_000
+
+
+def test_the_largest_registry_values_give_exact_amounts(evaluator):
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=10_000, direct_discharge_cases=10_000), as_of=DAY)
+    assert decision.total_yuan == 10_000 * 1_000_000 + 10_000 * 10_000_000 == 110_000_000_000
+
+
+def test_water_measures_not_in_force_before_2011(evaluator):
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=2), as_of=dt.date(2010, 12, 31))
+    assert WATER not in decision.policies
+    assert decision.findings == ()
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=2), as_of=dt.date(2011, 1, 1))
+    assert decision.total_yuan == 2_000_000
+
+
+# -- 绿色信贷共享机制 ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("facts", "lists"),
+    [
+        ({}, []),
+        ({"illegal_discharge_cases": 1}, ["green_credit_blacklist"]),
+        ({"high_pollution": True}, ["restricted_loans"]),
+        ({"high_energy": True}, ["restricted_loans"]),
+        ({"high_pollution": True, "high_energy": True}, ["restricted_loans"]),  # one entry, not two
+        ({"illegal_discharge_cases": 2, "high_energy": True}, ["green_credit_blacklist", "restricted_loans"]),
+    ],
+)
+def test_blacklist_and_restricted_loans(evaluator, facts, lists):
+    decision = evaluator.evaluate(enterprise(**facts), as_of=DAY)
+    assert [s.list for s in decision.sanctions] == lists
+    assert all(s.uscc == USCC and s.policy == CREDIT for s in decision.sanctions)
+    assert decision.findings == () and decision.total_yuan == 0  # lists carry no amount
+
+
+def test_green_credit_starts_on_the_date_of_the_report(evaluator):
+    record = enterprise(illegal_discharge_cases=1)
+    assert evaluator.evaluate(record, as_of=dt.date(2012, 4, 13)).sanctions == ()
+    assert [s.list for s in evaluator.evaluate(record, as_of=DAY).sanctions] == ["green_credit_blacklist"]
+
+
+# -- 行政审批限时办结制度 -------------------------------------------------------------------------
+# committed limits 10/7/5 days, statutory 60/30/15; home service from day 1, city report from day 3
+LADDER = [
+    ("环境影响报告书", 0, []),
+    ("环境影响报告书", 1, ["home_service"]),
+    ("环境影响报告书", 2, ["home_service"]),
+    ("环境影响报告书", 3, ["home_service", "report_to_city"]),
+    ("环境影响报告书", 10, ["home_service", "report_to_city"]),
+    ("环境影响报告书", 11, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响报告书", 60, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响报告书", 61, ["home_service", "report_to_city", "accountability", "statutory_overdue"]),
+    ("环境影响报告表", 7, ["home_service", "report_to_city"]),
+    ("环境影响报告表", 8, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响报告表", 30, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响报告表", 31, ["home_service", "report_to_city", "accountability", "statutory_overdue"]),
+    ("环境影响登记表", 5, ["home_service", "report_to_city"]),
+    ("环境影响登记表", 6, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响登记表", 15, ["home_service", "report_to_city", "accountability"]),
+    ("环境影响登记表", 16, ["home_service", "report_to_city", "accountability", "statutory_overdue"]),
+    # the time limit of other requests is not set yet: never accountability, whatever the days
+    ("其他请办事项", 3650, ["home_service", "report_to_city"]),
+]
+
+
+@pytest.mark.parametrize(("kind", "days", "lists"), LADDER, ids=[f"{k}-{d}" for k, d, _ in LADDER])
+def test_approval_ladder(evaluator, kind, days, lists):
+    decision = evaluator.evaluate(
+        {"uscc": "91350200MA31E12PXF", "document_kind": kind, "days_open": days},
+        as_of=dt.date(2012, 5, 1), domain="approval",
+    )
+    assert decision.policies == (APPROVAL,)
+    assert [s.list for s in decision.sanctions] == lists
+    assert decision.findings == ()
+    assert len(decision.warnings) == 1
+    assert "other_request_time_limit_days" in decision.warnings[0]
+
+
+def test_enterprise_and_approval_domains_are_judged_apart(evaluator):
+    decision = evaluator.evaluate(enterprise(untreated_outfalls=1), as_of=DAY)
+    assert decision.policies == (WATER, CREDIT)  # in load order; approval is another domain
+
+
+# -- the plugin itself: what a failing YAML case shows ------------------------------------------
+def test_a_failing_yaml_case_reports_file_case_backend_and_problems(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    base = (root / "data" / "base_policy.yaml").read_text(encoding="utf-8")
+    policy = tmp_path / "policies" / "wrong.yaml"
+    policy.parent.mkdir()
+    policy.write_text(base.replace("amount_yuan: 2000000", "amount_yuan: 3000000"), encoding="utf-8")
+    (tmp_path / "conftest.py").write_text((root / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "test_cases.py").write_text(textwrap.dedent(f"""
+        import pytest
+        yaml_cases = pytest.mark.policy_cases({str(policy.parent)!r})
+    """), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    out = run.stdout
+    assert "2 failed" in out
+    line = next(n for n, text in enumerate(base.splitlines(), 1) if "- name: 两个排污口" in text)
+    for backend in BACKENDS:
+        assert f"{policy}:{line}: case '两个排污口' of test.broken@1 failed ({backend} backend)" in out
+        assert f"test_cases.py::yaml_cases::test.broken@1::两个排污口[{backend}]" in out
+    assert "expected finding not produced: rule=outfall_deduction, amount_yuan=3000000" in out
+    assert "unexpected finding: outfall_deduction 2,000,000 yuan (fiscal_deduction) payable by 金水区" in out
