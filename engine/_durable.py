@@ -200,7 +200,6 @@ class DurableHost:
             if host is None:
                 raise RuntimeError("DurableHost is closed")
             self._hits = set()
-            self._live.add(ruleset)
             try:
                 state = host.assert_fact(ruleset, message)
             except _engine.MessageNotHandledException:
@@ -227,6 +226,11 @@ class DurableHost:
                 self._recover(host, ruleset, None)
                 raise DurableError(f"an action failed on ruleset {ruleset!r}: {state['exception']}")
             hits = self._hits
+            if hits:
+                # delete_state on a session in which no action ever ran crashes the C core
+                # (SIGSEGV or "free(): invalid pointer", probe: close after one non-matching
+                # record), so only sessions where something fired are deleted on close.
+                self._live.add(ruleset)
         return tuple(name for name in order if name in hits)
 
     def _recover(self, host: _QuietHost, ruleset: str, message: dict[str, Any] | None) -> None:
