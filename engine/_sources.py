@@ -209,9 +209,16 @@ def _replace_decoder(name: str) -> str:
             return None
         base = codecs.lookup(name)
 
-        class Decoder(base.incrementaldecoder):  # type: ignore[name-defined,misc]
+        class Decoder(codecs.IncrementalDecoder):
             def __init__(self, errors: str = "replace"):
                 super().__init__("replace")
+                self.inner = base.incrementaldecoder("replace")
+
+            def decode(self, data, final=False):
+                return self.inner.decode(data, final)
+
+            def reset(self):
+                self.inner.reset()
 
         return codecs.CodecInfo(base.encode, base.decode, incrementaldecoder=Decoder, name=alias)
 
@@ -223,16 +230,23 @@ def _replace_decoder(name: str) -> str:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """utf-8 (with or without BOM) when the sample decodes as UTF-8, else gb18030 if it does."""
+    """utf-8 if the sample decodes as UTF-8, else whichever of utf-8 and gb18030 fits it better.
+
+    A few bad bytes must not decide the encoding of a whole file (they become rejects): the
+    encoding that leaves fewer undecodable characters in the sample wins.
+    """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8"
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "utf-8"  # undecodable either way: the bad rows become rejects
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    errors = {
+        encoding: codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample).count(_REPLACEMENT)
+        for encoding in ("utf-8", "gb18030")
+    }
+    return min(errors, key=lambda encoding: (errors[encoding], encoding != "utf-8"))
 
 
 class CsvFile:
@@ -257,7 +271,7 @@ class CsvFile:
         self.columns = resolver.resolve(self.label, self.headers)
         lines = max(1, sample.count(b"\n") - 1)
         per_row = max(16, (len(sample) - len(first_line.encode())) // lines) if len(sample) > 1024 else 128
-        self.block_size = int(min(256 << 20, max(1 << 20, per_row * batch_rows)))
+        self.block_size = int(min(256 << 20, max(16 << 10, per_row * batch_rows)))
         self.estimated_rows = max(0, os.path.getsize(path) // per_row)
 
     def batches(self) -> Iterator[Batch]:

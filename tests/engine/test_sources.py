@@ -1,0 +1,287 @@
+"""Reading registries: formats, encodings, Chinese headers, rejects with file and row, memory."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from ecorules.engine._sources import (
+    ColumnResolver,
+    MissingColumnError,
+    Registry,
+    SourceError,
+    detect_encoding,
+    normalize_header,
+    read_alias_file,
+)
+from ecorules.rules import load_policies
+from nightly_data import make_registry
+
+POLICIES = load_policies().for_domain("enterprise")
+NEEDED = POLICIES.required_facts()
+LABELS = {name: fact.label for name, fact in POLICIES.facts.items()}
+
+
+def resolver(extra=None) -> ColumnResolver:
+    return ColumnResolver(POLICIES.facts, NEEDED, extra)
+
+
+def _as_text(table: pa.Table) -> pa.Table:
+    return table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
+
+
+def read_all(path, **options):
+    options_text = options.pop("as_text", False)
+    registry = Registry(path, resolver(options.pop("aliases", None)), **options)
+    batches = list(registry.batches())
+    tables = [_as_text(b.table) if options_text else b.table for b in batches if b.table.num_rows]
+    table = pa.concat_tables(tables) if tables else None
+    rows = np.concatenate([b.rows for b in batches]) if batches else np.zeros(0)
+    rejects = [r for b in batches for r in b.rejects]
+    rows_in = sum(b.rows_in for b in batches)
+    return registry, batches, table, rows, rejects, rows_in
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    return "\n".join(",".join(row) for row in rows) + "\n"
+
+
+HEADER = [LABELS[c] for c in ("uscc", "name", "district", "industrial", "untreated_outfalls",
+                              "direct_discharge_cases", "illegal_discharge_cases", "high_pollution", "high_energy")]
+GOOD = ["91410100MA44MPDT7X", "郑州某化工有限公司", "金水区", "是", "1", "0", "0", "否", "否"]
+
+
+def test_gbk_file_with_chinese_headers_is_detected_and_read(tmp_path):
+    path = tmp_path / "名录.csv"
+    path.write_bytes(csv_text([HEADER, GOOD, GOOD[:2] + ["二七区"] + GOOD[3:]]).encode("gbk"))
+    registry, _, table, rows, rejects, rows_in = read_all(path)
+    assert registry.encodings == {str(path): "gb18030"}
+    assert sorted(table.column_names) == sorted(NEEDED)  # only the needed columns, under the facts' names
+    assert table["district"].to_pylist() == ["金水区", "二七区"]
+    assert table["industrial"].to_pylist() == ["是", "是"]  # text: the scorer parses it
+    assert rows.tolist() == [2, 3] and rejects == [] and rows_in == 2
+
+
+def test_explicit_encoding_wins_over_detection(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(csv_text([HEADER, GOOD]).encode("gb18030"))
+    registry, _, table, *_ = read_all(path, encoding="gbk")
+    assert registry.encodings[str(path)] == "gbk"
+    assert table["district"].to_pylist() == ["金水区"]
+
+
+def test_detect_encoding():
+    assert detect_encoding("统一社会信用代码".encode()) == "utf-8"
+    assert detect_encoding(b"\xef\xbb\xbfuscc") == "utf-8"
+    assert detect_encoding("统一社会信用代码".encode("gbk")) == "gb18030"
+    assert detect_encoding("统一".encode()[:-1]) == "utf-8"  # a character cut by the sample end
+
+
+def test_utf8_with_bom_and_aliases_and_odd_spacing(tmp_path):
+    header = ["社会信用代码", " 单位名称 ", "辖区", "是否工业企业", "未治理到位排污口数", "超标直排生态水系案件数",
+              "其他违法排污案件数", "是否高污染", "是否高耗能"]
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + csv_text([header, GOOD]).encode())
+    _, _, table, rows, rejects, _ = read_all(path)
+    assert table["uscc"].to_pylist() == [GOOD[0]] and rows.tolist() == [2] and not rejects
+
+
+def test_alias_file_adds_headers(tmp_path):
+    aliases = tmp_path / "aliases.yaml"
+    aliases.write_text("uscc: [统一代码]\ndistrict: 区域\n", encoding="utf-8")
+    header = ["统一代码", "区域"] + HEADER[3:]
+    path = tmp_path / "r.csv"
+    path.write_text(csv_text([header, [GOOD[0], GOOD[2]] + GOOD[3:]]), encoding="utf-8")
+    _, _, table, *_ = read_all(path, aliases=read_alias_file(aliases))
+    assert table["district"].to_pylist() == ["金水区"]
+
+
+def test_alias_file_naming_an_unknown_fact_is_an_error(tmp_path):
+    aliases = tmp_path / "aliases.yaml"
+    aliases.write_text("usc: [统一代码]\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="unknown fact 'usc'"):
+        resolver(read_alias_file(aliases))
+
+
+def test_missing_column_names_the_column_and_the_policy(tmp_path):
+    path = tmp_path / "r.csv"
+    header = [h for h in HEADER if h != LABELS["high_energy"]]
+    path.write_text(csv_text([header, GOOD[:-1]]), encoding="utf-8")
+    with pytest.raises(MissingColumnError) as caught:
+        Registry(path, resolver())
+    message = str(caught.value)
+    assert "'high_energy'" in message and "zhengzhou.green_credit@2012" in message
+    assert "是否高耗能" in message and str(path) in message
+
+
+def test_two_columns_for_one_fact_is_an_error(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text(csv_text([HEADER + ["信用代码"], GOOD + [GOOD[0]]]), encoding="utf-8")
+    with pytest.raises(SourceError, match="both give 'uscc'"):
+        Registry(path, resolver())
+
+
+def test_malformed_lines_are_rejects_with_their_line_numbers(tmp_path):
+    lines = [HEADER, GOOD, GOOD[:4], GOOD, GOOD + ["x"], GOOD]
+    path = tmp_path / "r.csv"
+    path.write_text(csv_text(lines), encoding="utf-8")
+    _, _, table, rows, rejects, rows_in = read_all(path, batch_rows=1)
+    assert rows.tolist() == [2, 4, 6]
+    assert [(r.row, r.reason) for r in rejects] == [
+        (3, "malformed line: 4 fields, expected 9"),
+        (5, "malformed line: 10 fields, expected 9"),
+    ]
+    assert rejects[0].value == ",".join(GOOD[:4]) and rejects[0].column is None
+    assert rows_in == 5 and table.num_rows == 3
+
+
+def test_line_numbers_stay_right_across_many_batches(tmp_path):
+    rng = np.random.default_rng(3)
+    bad = set(rng.choice(np.arange(3, 3000), 40, replace=False).tolist())
+    lines = [HEADER] + [GOOD[:3] if line in bad else GOOD[:4] + [str(line)] + GOOD[5:] for line in range(2, 3001)]
+    path = tmp_path / "r.csv"
+    path.write_text(csv_text(lines), encoding="utf-8")
+    _, batches, table, rows, rejects, rows_in = read_all(path, batch_rows=50)
+    assert len(batches) > 10
+    # each good row carries its own line number in the outfalls column
+    assert rows.tolist() == [int(v) for v in table["untreated_outfalls"].to_pylist()]
+    assert sorted(r.row for r in rejects) == sorted(bad)
+    assert rows_in == 2999
+
+
+def test_undecodable_bytes_utf8_reject_the_row_and_name_the_column(tmp_path):
+    path = tmp_path / "r.csv"
+    good = csv_text([HEADER, GOOD]).encode()
+    bad_row = ",".join(GOOD[:2]).encode() + b",\xff\xfe\xe9\x87" + ("," + ",".join(GOOD[3:]) + "\n").encode()
+    path.write_bytes(good + bad_row + csv_text([GOOD]).encode())
+    _, _, table, rows, rejects, rows_in = read_all(path)
+    assert rows.tolist() == [2, 4] and rows_in == 3
+    (reject,) = rejects
+    assert (reject.row, reject.column) == (3, "所属区县")
+    assert reject.reason == "undecodable bytes: not valid utf-8"
+    assert reject.value == "\\xff\\xfe\\xe9\\x87"
+
+
+def test_undecodable_bytes_gbk(tmp_path):
+    path = tmp_path / "r.csv"
+    rows_text = csv_text([HEADER, GOOD]).encode("gbk")
+    bad = ",".join(GOOD[:2]).encode("gbk") + b",\x81\x20" + ("," + ",".join(GOOD[3:]) + "\n").encode("gbk")
+    path.write_bytes(rows_text + bad)
+    _, _, table, rows, rejects, _ = read_all(path)
+    assert rows.tolist() == [2]
+    assert [(r.row, r.column, r.reason) for r in rejects] == [(3, "所属区县", "undecodable bytes: not valid gb18030")]
+
+
+def test_header_that_does_not_decode_asks_for_an_encoding(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(",".join(HEADER).encode("gbk") + b"\n")
+    with pytest.raises(SourceError, match="--encoding"):
+        Registry(path, resolver(), encoding="utf-8")
+
+
+def test_unreadable_and_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        Registry(tmp_path / "nope.csv", resolver())
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match="empty file"):
+        Registry(empty, resolver())
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(SourceError, match="cannot read as Parquet"):
+        Registry(junk, resolver())
+    with pytest.raises(SourceError, match="unknown format|no .csv"):
+        other = tmp_path / "r.xlsx"
+        other.write_bytes(b"x")
+        Registry(other, resolver())
+
+
+def test_header_only_csv_gives_no_rows(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text(",".join(HEADER) + "\n", encoding="utf-8")
+    *_, rejects, rows_in = read_all(path)
+    assert rows_in == 0 and rejects == []
+
+
+def test_parquet_streams_in_batches_with_row_numbers(tmp_path):
+    table = make_registry(1000, seed=1)
+    path = tmp_path / "r.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    registry, batches, read, rows, rejects, rows_in = read_all(path, batch_rows=128)
+    assert registry.estimated_rows == 1000 and rows_in == 1000 and not rejects
+    assert max(b.table.num_rows for b in batches) <= 128
+    assert rows.tolist() == list(range(1, 1001))
+    assert read["uscc"].to_pylist() == table["uscc"].to_pylist()
+    assert read["untreated_outfalls"].type == pa.int64()  # typed columns stay typed
+
+
+def test_sqlite_table_source_with_mixed_types(tmp_path):
+    db = tmp_path / "registry.sqlite"
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE 名录 (" + ", ".join(f'"{h}"' for h in HEADER) + ")")
+    connection.execute("CREATE TABLE other (x)")
+    connection.executemany(f"INSERT INTO 名录 VALUES ({', '.join('?' * 9)})", [
+        [GOOD[0], GOOD[1], GOOD[2], 1, 2, 0, 0, 0, 0],
+        [GOOD[0], GOOD[1], b"\xff", "true", "3", 0.5, 0, 0, 0],
+    ])
+    connection.commit()
+    connection.close()
+    with pytest.raises(SourceError, match="holds 2 tables"):
+        Registry(db, resolver())
+    for spec, options in ((f"{db}:名录", {}), (db, {"table": "名录"})):
+        _, _, table, rows, rejects, rows_in = read_all(spec, **options)
+        assert rows_in == 2 and rows.tolist() == [1]
+        assert [(r.row, r.column, r.reason) for r in rejects] == [(2, "所属区县", "undecodable bytes: not valid utf-8")]
+        assert table["industrial"].to_pylist() == ["1"]  # mixed 1 / 'true': all text
+        assert table["untreated_outfalls"].to_pylist() == ["2"]
+        assert table["direct_discharge_cases"].to_pylist() == ["0"]
+
+
+def test_folder_of_files_in_name_order(tmp_path):
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    table = make_registry(30, seed=2)
+    pq.write_table(table.slice(0, 10), folder / "a.parquet")
+    pacsv.write_csv(table.slice(10, 10), folder / "b.csv")
+    chinese = table.slice(20, 10).rename_columns([LABELS[c] for c in table.column_names])
+    (folder / "c.csv").write_bytes(_csv_bytes(chinese).decode().encode("gbk"))
+    (folder / ".hidden.csv").write_text("junk", encoding="utf-8")
+    (folder / "notes.md").write_text("not a registry", encoding="utf-8")
+    _, batches, read, rows, rejects, rows_in = read_all(folder, as_text=True)
+    assert [b.source for b in batches] == [str(folder / n) for n in ("a.parquet", "b.csv", "c.csv")]
+    assert rows_in == 30 and not rejects
+    assert read["uscc"].to_pylist() == table["uscc"].to_pylist()
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_normalize_header():
+    assert normalize_header("\ufeff 统一社会信用代码\u3000") == "统一社会信用代码"
+    assert normalize_header("USCC") == "uscc"
+    assert normalize_header("信用代码(18位)") == normalize_header("信用代码(18位)")
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_while_streaming_a_large_csv(tmp_path):
+    path = tmp_path / "big.csv"
+    chunk = make_registry(100_000, seed=5)
+    with pacsv.CSVWriter(path, chunk.schema) as writer:
+        for _ in range(20):  # 2 M rows, ~150 MB
+            writer.write_table(chunk)
+    process = psutil.Process()
+    registry = Registry(path, resolver(), batch_rows=100_000)
+    peaks = []
+    for i, batch in enumerate(registry.batches()):
+        assert batch.table.num_rows <= 200_000
+        if i in (3, 19):
+            peaks.append(process.memory_info().rss)
+    assert peaks[1] - peaks[0] < 64 * 2**20
