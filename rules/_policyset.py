@@ -79,6 +79,16 @@ class PolicySet:
         return digest.hexdigest()
 
 
+def _kind_of(fact: Fact) -> str:
+    """What must agree between files: the type, an enum's values, the format."""
+    text = str(fact.type)
+    if fact.type.choices is not None:
+        text += " [" + ", ".join(fact.type.choices) + "]"
+    if fact.format:
+        text += f" (format {fact.format})"
+    return text
+
+
 def _check_consistent(policies: Iterable[Policy]) -> None:
     facts: dict[str, tuple[Fact, Policy]] = {}
     keys: dict[str, Policy] = {}
@@ -93,7 +103,7 @@ def _check_consistent(policies: Iterable[Policy]) -> None:
                 first, owner = facts[name]
                 if (first.type, first.format) != (fact.type, fact.format):
                     raise PolicySetError(
-                        f"fact {name!r} is {fact.type} here but {first.type} in {owner.key} ({owner.path})",
+                        f"fact {name!r} is {_kind_of(fact)} here but {_kind_of(first)} in {owner.key} ({owner.path})",
                         fact.span,
                     )
             else:
