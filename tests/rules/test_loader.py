@@ -231,3 +231,18 @@ def test_cli_check_json_lists_the_errors():
     (error,) = document["errors"]
     assert error["line"] == 29 and error["column"] == 11 and error["suggestion"] == "outfalls"
     assert error["message"].startswith("unknown name 'outfall'")
+
+
+def test_enum_values_that_differ_between_files_are_named(tmp_path):
+    base = BASE.read_text(encoding="utf-8")
+    (tmp_path / "a.yaml").write_text(base, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        base.replace("id: test.broken", "id: test.other").replace("values: [金水区, 二七区]", "values: [金水区, 中原区]"),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicySetError) as caught:
+        load_policies(tmp_path)
+    assert caught.value.message == (
+        f"fact 'district' is enum [金水区, 中原区] here but enum [金水区, 二七区] in test.broken@1 ({tmp_path / 'a.yaml'})"
+    )
+    assert (Path(caught.value.span.file).name, caught.value.span.line) == ("b.yaml", 13)  # the declaration in b.yaml
