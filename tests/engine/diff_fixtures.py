@@ -176,3 +176,30 @@ def write_set(folder: Path, water: str | None = WATER, credit: str | None = CRED
     if credit is not None:
         (folder / "credit.yaml").write_text(credit, encoding="utf-8")
     return folder
+
+
+# A registry as staff export it (Chinese headers), hand-made so that every figure of the tests
+# can be checked by hand. Districts are valid in both the test and the shipped catalogues.
+REGISTRY_HEADER = "统一社会信用代码,企业名称,所属区县,是否工业企业,未治理到位排污口数,超标直排生态水系案件数,其他违法排污案件数,是否高污染,是否高耗能"
+REGISTRY_ROWS = [
+    # uscc, name, district, industrial, outfalls, direct, illegal, high pollution, high energy
+    ("91410105125235487K", "郑州鑫源化工有限公司", "金水区", "true", 3, 0, 0, "false", "false"),
+    ("91410105172022230J", "郑州恒泰商贸有限公司", "金水区", "false", 1, 0, 0, "false", "false"),
+    ("914101051541737054", "郑州宏达铝业有限公司", "二七区", "true", 0, 2, 0, "false", "false"),
+    ("91410105MA7M95GC2U", "郑州瑞丰印染有限公司", "二七区", "true", 2, 0, 0, "true", "false"),
+    ("91410105MA2LUTPK5M", "郑州金龙科技有限公司", "中原区", "false", 0, 0, 0, "false", "false"),
+    ("914101057931524682", "郑州华夏餐饮管理有限公司", "中原区", "false", 0, 1, 0, "false", "false"),
+    ("91410105MA7Q23A81M", "新密市聚鼎耐火材料有限公司", "新密市", "true", 0, 0, 1, "false", "true"),
+    ("91410105MAG610WB0P", "新密市天中纸业有限公司", "新密市", "true", 1, 1, 0, "false", "false"),
+    ("914101056629895088", "郑州博创电镀有限公司", "中原区", "true", 5, 0, 0, "true", "false"),
+    ("91410105MAX71F0XXA", "郑州校验码错误有限公司", "金水区", "true", 4, 0, 0, "false", "false"),
+    ("91410105449107967H", "郑州佳美服饰有限公司", "金水区", "true", 0, 0, 0, "true", "false"),
+    ("91410105MAQCNN3C0D", "郑州顺利物流有限公司", "二七区", "false", 0, 0, 0, "false", "false"),
+]
+# Row 10 has a wrong check character: rejected by both sets, in no figure.
+
+
+def write_registry(path: Path) -> Path:
+    lines = [REGISTRY_HEADER] + [",".join(str(v) for v in row) for row in REGISTRY_ROWS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

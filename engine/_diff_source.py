@@ -1,0 +1,58 @@
+"""The registry as the diff reads it: the nightly run's reader, plus the columns a reader needs.
+
+``engine/_sources.py`` streams CSV (UTF-8 or GBK), Parquet, SQLite or a folder of them, maps
+Chinese headers to fact names, and keeps only the columns the policies need. The diff needs
+those of *both* policy sets, and also the enterprise's name and district to show people, when
+the registry has them: a registry without a name column is still a registry.
+
+Rows the reader cannot even read (a malformed CSV line, undecodable bytes) never reach the
+scorers; :class:`RegistryStream` counts them, so that rows in = compared + rejected + unreadable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pyarrow as pa
+from ecorules.rules import Fact
+
+from ._sources import ColumnResolver, MissingColumnError, Registry, SourceError
+
+SHOWN = ("name", "district")  # read when present, for people; never required by the diff
+
+
+class RegistryStream:
+    """Iterate to get Arrow tables of the needed columns; ``unreadable`` counts dropped rows."""
+
+    def __init__(self, path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]):
+        self.path = Path(path)
+        self.unreadable = 0
+        wanted = dict(needed)
+        for name in SHOWN:
+            if name in facts:
+                wanted.setdefault(name, [])
+        self.registry = self._open(facts, wanted, needed)
+
+    def _open(self, facts, wanted, needed) -> Registry:
+        """Open with the shown columns; if the file lacks one the policies do not need, without."""
+        while True:
+            try:
+                return Registry(self.path, ColumnResolver(facts, wanted))  # resolves the headers
+            except MissingColumnError as error:
+                if error.fact in needed or error.fact not in wanted:
+                    raise
+                del wanted[error.fact]
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for batch in self.registry.batches():
+            self.unreadable += batch.rows_in - batch.table.num_rows
+            yield batch.table
+
+
+def registry_batches(path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]) -> RegistryStream:
+    """The registry at ``path`` with the ``needed`` columns (fact -> policies needing it)."""
+    return RegistryStream(path, facts, needed)
+
+
+__all__ = ["RegistryStream", "SourceError", "registry_batches"]
