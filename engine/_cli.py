@@ -214,7 +214,7 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (batch scoring, nightly run, diff)."""
     import importlib
 
-    for module_name in ("_cli_batch",):
+    for module_name in ("_cli_batch", "_cli_diff"):
         try:
             module = importlib.import_module(f"ecorules.engine.{module_name}")
         except ModuleNotFoundError as error:
