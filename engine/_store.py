@@ -278,8 +278,10 @@ class RunWriter:
             while True:
                 job = self._queue.get()
                 if job is None:
+                    self._queue.task_done()
                     break
                 if self._error is not None:
+                    self._queue.task_done()
                     continue  # drain until the caller notices
                 action, sql, params = job
                 try:
@@ -294,6 +296,7 @@ class RunWriter:
                         connection.execute("ROLLBACK")
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self._error = error
+                self._queue.task_done()
         finally:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -314,6 +317,11 @@ class RunWriter:
         self._raise()
         if rows:
             self._queue.put(("many", sql, rows))
+
+    def flush(self) -> None:
+        """Wait until everything handed over so far is executed (not committed)."""
+        self._queue.join()
+        self._raise()
 
     def commit(self, final) -> None:
         """Run ``final(connection)`` in the transaction, commit, and wait until it is done."""

@@ -1,0 +1,163 @@
+"""The results database: schema, WAL, one transaction per run, stale runs, the run lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+
+import pytest
+from ecorules.engine import _store as store
+
+AS_OF = dt.date(2012, 4, 14)
+
+# The columns the issue promises other systems (and the tests) can read.
+PROMISED = {
+    "runs": {"id", "started", "finished", "status", "input_fingerprint", "policies", "ecorules_version",
+             "rows_in", "rows_scored", "rows_rejected", "total_yuan"},
+    "findings": {"run_id", "uscc", "policy", "rule", "kind", "amount_yuan", "payer", "citation"},
+    "district_totals": {"run_id", "district", "deduction_yuan", "cases"},
+    "sanctions": {"run_id", "uscc", "list", "rule"},
+    "rejects": {"run_id", "source", "row", "column", "value", "reason"},
+}
+
+
+def columns(connection, table):
+    return {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+
+
+def start(connection, source="r.csv"):
+    return store.start_run(connection, as_of=AS_OF, source=source, policy_fingerprint="p" * 64,
+                           policies=[{"id": "x", "version": "1", "content_hash": "h"}], version="test")
+
+
+def test_schema_has_the_promised_tables_and_columns_and_uses_wal(tmp_path):
+    connection = store.connect(tmp_path / "r.sqlite")
+    for table, promised in PROMISED.items():
+        assert promised <= columns(connection, table), table
+    findings = {r[1]: r[2] for r in connection.execute("PRAGMA table_info(findings)")}
+    assert findings["amount_yuan"] == "INTEGER"
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+    store.connect(tmp_path / "r.sqlite").close()  # opening again keeps it as it is
+
+
+def test_a_done_run_must_add_up(tmp_path):
+    connection = store.connect(tmp_path / "r.sqlite")
+    run_id = start(connection)
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute("UPDATE runs SET status='done', rows_in=3, rows_scored=1, rows_rejected=1 WHERE id=?", (run_id,))
+    connection.execute("UPDATE runs SET status='done', rows_in=3, rows_scored=2, rows_rejected=1 WHERE id=?", (run_id,))
+
+
+def test_a_reader_never_sees_half_a_run(tmp_path):
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    reader = sqlite3.connect(path)
+    for k in range(5):
+        writer.execute(store.INSERT_SANCTIONS, (run_id, "blacklist", "rule", f'["U{k}a", "U{k}b"]'))
+    writer.flush()  # the rows are in the writer's open transaction
+    seen_during = reader.execute("SELECT count(*) FROM sanctions").fetchone()[0]
+
+    def finish(db):
+        db.execute("UPDATE runs SET status='done', rows_in=10, rows_scored=10, rows_rejected=0 WHERE id=?", (run_id,))
+
+    writer.commit(finish)
+    assert seen_during == 0
+    assert reader.execute("SELECT count(*) FROM sanctions WHERE run_id=?", (run_id,)).fetchone()[0] == 10
+    assert reader.execute("SELECT status FROM runs").fetchone()[0] == "done"
+
+
+def test_json_bulk_inserts_keep_text_and_integers(tmp_path):
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    writer.execute(store.INSERT_FINDINGS, (run_id, "p@1", "r", "fine", "《文件》 第一条",
+                                           '[["91410100MA44MPDT7X", 9007199254740993, "金水区"]]'))
+    writer.commit(lambda db: None)
+    row = connection.execute("SELECT uscc, amount_yuan, typeof(amount_yuan), payer, citation FROM findings").fetchone()
+    assert row == ("91410100MA44MPDT7X", 9007199254740993, "integer", "金水区", "《文件》 第一条")
+
+
+def test_rollback_leaves_nothing(tmp_path):
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    writer.execute(store.INSERT_SANCTIONS, (run_id, "l", "r", '["A"]'))
+    writer.rollback()
+    store.fail_run(connection, run_id, "boom")
+    assert connection.execute("SELECT count(*) FROM sanctions").fetchone()[0] == 0
+    assert connection.execute("SELECT status, error FROM runs").fetchone() == ("failed", "boom")
+
+
+def test_writer_errors_reach_the_caller(tmp_path):
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    writer.execute("INSERT INTO no_such_table VALUES (?)", (1,))
+    with pytest.raises(store.StoreError, match="no_such_table"):
+        writer.commit(lambda db: None)
+
+
+def test_stale_running_runs_are_marked_failed_and_emptied(tmp_path):
+    connection = store.connect(tmp_path / "r.sqlite")
+    run_id = start(connection)
+    connection.execute("INSERT INTO findings VALUES (?, 'U', 'p', 'r', 'fine', 1, 'U', 'c')", (run_id,))
+    assert store.abandon_stale_runs(connection) == [run_id]
+    status, error = connection.execute("SELECT status, error FROM runs").fetchone()
+    assert status == "failed" and "interrupted" in error
+    assert connection.execute("SELECT count(*) FROM findings").fetchone()[0] == 0
+    assert store.abandon_stale_runs(connection) == []
+
+
+def test_run_lock_is_exclusive_and_released(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with store.run_lock(path):
+        errors = []
+
+        def other():
+            try:
+                with store.run_lock(path):
+                    pass
+            except store.StoreError as error:
+                errors.append(str(error))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert errors and "another run" in errors[0]
+    with store.run_lock(path):
+        pass
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    with pytest.raises(store.StoreError, match="cannot open the results database"):
+        store.connect(tmp_path / "no" / "such" / "folder" / "r.sqlite")
+    with pytest.raises(store.StoreError, match="is a folder"):
+        store.connect(tmp_path)
+    not_db = tmp_path / "notes.sqlite"
+    not_db.write_bytes(b"these are not the droids" * 100)
+    with pytest.raises(store.StoreError):
+        store.connect(not_db)
+
+
+def test_resolve_run(tmp_path):
+    connection = store.connect(tmp_path / "r.sqlite")
+    first, second = start(connection), start(connection)
+    for run_id in (first, second):
+        connection.execute("UPDATE runs SET status='done', rows_in=0, rows_scored=0, rows_rejected=0 WHERE id=?", (run_id,))
+    third = start(connection)
+    assert store.resolve_run(connection, "latest") == second
+    assert store.resolve_run(connection, "previous") == first
+    assert store.resolve_run(connection, str(first)) == first
+    with pytest.raises(store.StoreError, match="is running"):
+        store.resolve_run(connection, third)
+    with pytest.raises(store.StoreError, match="no run 99"):
+        store.resolve_run(connection, 99)
+    with pytest.raises(store.StoreError, match="not a run id"):
+        store.resolve_run(connection, "yesterday")
