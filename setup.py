@@ -35,9 +35,13 @@ def extensions():
                 [kernel],
                 include_dirs=[numpy.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                extra_compile_args=["-O3"] + (["-UNDEBUG"] if debug else []),
+                # -fopenmp: prange over blocks (threads=N); -fwrapv: int64 arithmetic on the
+                # garbage values of rejected rows wraps instead of being undefined behaviour.
+                extra_compile_args=["-O3", "-fwrapv", "-fopenmp"] + (["-UNDEBUG"] if debug else []),
+                extra_link_args=["-fopenmp"],
             )
         ],
+        include_path=["fastcalc"],  # _kernel.pyx cimports its _kernel.pxd by name
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

@@ -1,0 +1,489 @@
+# The fastcalc kernel: a block-at-a-time interpreter of the flat programs of _compiler.py.
+#
+# Outer loop: blocks of rows (a few thousand, so every scratch register stays in L1/L2);
+# inner loop: the instructions; innermost: a tight loop over the rows of the block, which gcc
+# vectorizes. Everything runs without the GIL; errors are returned as codes and raised by the
+# Python front (_program.py) once it holds the GIL again. The program, the register table
+# and the bound columns are validated by that front before every call (check_program and
+# bind); the kernel trusts them and does no bounds checks of its own.
+#
+# Directives (language_level, boundscheck, wraparound, cdivision) come from setup.py.
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+from cython.parallel cimport prange
+
+# The declarations beside this file (Instr, Register, the opcodes). Cimported by name because
+# the extension's dotted name (ecorules.fastcalc._kernel) does not follow the folder layout
+# (fastcalc/), so Cython does not pair the two files by itself; setup.py puts fastcalc/ on
+# the include path. The .pxd declares only types and enums: no import happens at run time.
+from _kernel cimport *
+
+cimport cython
+
+cdef extern from *:
+    """
+    /* Decimal rounding of ecorules: the exact quotient n / d rounded half away from zero
+       (the Chinese 四舍五入), as rules/_types.round_half_away does with Fractions. */
+    static inline int64_t fc_div_half_away(__int128 n, int64_t d) {
+        __int128 q = n / d;
+        __int128 r = n % d;
+        __int128 ar = r < 0 ? -r : r;
+        __int128 ad = d < 0 ? -(__int128)d : (__int128)d;
+        if (2 * ar >= ad) {
+            q += ((n < 0) != (d < 0)) ? -1 : 1;
+        }
+        return (int64_t)q;
+    }
+    static inline int64_t fc_mul_decimal(int64_t a, int64_t b) {
+        return fc_div_half_away((__int128)a * (__int128)b, 10000);
+    }
+    static inline int64_t fc_div_scaled(int64_t a, int64_t multiplier, int64_t divisor) {
+        return fc_div_half_away((__int128)a * (__int128)multiplier, divisor);
+    }
+    static inline int fc_add_overflow(int64_t a, int64_t b, int64_t *out) {
+        return __builtin_add_overflow(a, b, out);
+    }
+    """
+    int64_t fc_mul_decimal(int64_t a, int64_t b) noexcept nogil
+    int64_t fc_div_scaled(int64_t a, int64_t multiplier, int64_t divisor) noexcept nogil
+    bint fc_add_overflow(int64_t a, int64_t b, int64_t *out) noexcept nogil
+
+cdef enum:
+    DECIMAL_SCALE = 10000  # decimals are int64 holding value * 10**4 (rules/_types.py)
+    HALF_SCALE = 5000
+
+
+def layout():
+    """Sizes and field offsets of the C structs, checked against _opcodes' numpy dtypes."""
+    cdef Instr ins
+    cdef Register reg
+    cdef char* base = <char*>&ins
+    cdef char* rbase = <char*>&reg
+    return {
+        "instr": (sizeof(Instr), {
+            "op": <char*>&ins.op - base, "gate": <char*>&ins.gate - base,
+            "dst": <char*>&ins.dst - base, "a": <char*>&ins.a - base,
+            "b": <char*>&ins.b - base, "c": <char*>&ins.c - base,
+            "k": <char*>&ins.k - base, "k2": <char*>&ins.k2 - base}),
+        "register": (sizeof(Register), {
+            "kind": <char*>&reg.kind - rbase, "dtype": <char*>&reg.dtype - rbase,
+            "itemsize": <char*>&reg.itemsize - rbase, "addr": <char*>&reg.addr - rbase}),
+        "n_opcodes": N_OPCODES,
+    }
+
+
+cdef inline int64_t* I64(char** ptr, int32_t r) noexcept nogil:
+    return <int64_t*>ptr[r]
+
+
+cdef inline uint8_t* U8(char** ptr, int32_t r) noexcept nogil:
+    return <uint8_t*>ptr[r]
+
+
+cdef int rollup(const Instr* ins, char** ptr, int64_t n, const int64_t* aux, int64_t* acc,
+                bint single) noexcept nogil:
+    """Per-payer sums of several finding slots and rows with a payable amount, in one pass.
+
+    aux[k:] = n_slots, n_codes, count offset in acc (-1: none), then per slot: the register
+    of its amount column, its offset in acc, 1 if payable. Rows whose amounts are all zero
+    (no finding, or a rejected row whose payer code means nothing) are skipped.
+    """
+    cdef const int64_t* d = aux + ins.k
+    cdef int64_t n_slots = d[0]
+    cdef int64_t n_codes = d[1]
+    cdef int64_t count_at = d[2]
+    cdef const int64_t* codes = NULL
+    cdef int64_t i, s, code, v
+    cdef bint payable_row
+    cdef int64_t* cell
+    if not single:
+        codes = I64(ptr, ins.a)
+    for i in range(n):
+        payable_row = False
+        code = -1
+        for s in range(n_slots):
+            v = (<int64_t*>ptr[d[3 + 3 * s]])[i]
+            if v == 0:
+                continue
+            if code < 0:
+                code = 0 if single else codes[i]
+                if code < 0 or code >= n_codes:
+                    return ERR_PAYER_CODE
+            cell = acc + d[4 + 3 * s] + code
+            if fc_add_overflow(cell[0], v, cell):
+                return ERR_OVERFLOW
+            if d[5 + 3 * s] and v > 0:
+                payable_row = True
+        if payable_row and count_at >= 0:
+            acc[count_at + code] += 1
+    return ERR_NONE
+
+
+@cython.cdivision(True)  # C division and remainder: truncation towards zero, as used below
+cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
+              int64_t* acc) noexcept nogil:
+    """Run one instruction over the n rows of the current block."""
+    cdef int32_t op = ins.op
+    cdef int64_t i, j, q, r, v
+    cdef int64_t k = ins.k
+    cdef int64_t k2 = ins.k2
+    cdef int64_t* d
+    cdef const int64_t* a
+    cdef const int64_t* b
+    cdef const int64_t* c
+    cdef uint8_t* du
+    cdef const uint8_t* au
+    cdef const uint8_t* bu
+    cdef const uint8_t* cu
+    cdef const int64_t* lst
+    cdef uint8_t hit
+
+    # -- loads ---------------------------------------------------------------------------
+    if op == OP_LOAD_I8:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const int8_t*>ptr[ins.a])[i]
+    elif op == OP_LOAD_I16:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const int16_t*>ptr[ins.a])[i]
+    elif op == OP_LOAD_I32:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const int32_t*>ptr[ins.a])[i]
+    elif op == OP_LOAD_U8:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const uint8_t*>ptr[ins.a])[i]
+    elif op == OP_LOAD_U16:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const uint16_t*>ptr[ins.a])[i]
+    elif op == OP_LOAD_U32:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = (<const uint32_t*>ptr[ins.a])[i]
+    elif op == OP_BCAST_I64:
+        d = I64(ptr, ins.dst)
+        for i in range(n):
+            d[i] = k
+    elif op == OP_BCAST_U8:
+        memset(ptr[ins.dst], <int>k, n)
+    # -- integer arithmetic ----------------------------------------------------------------
+    elif op == OP_NEG:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = -a[i]
+    elif op == OP_ADD_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] + b[i]
+    elif op == OP_ADD_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] + k
+    elif op == OP_SUB_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] - b[i]
+    elif op == OP_SUB_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] - k
+    elif op == OP_SUB_KR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = k - a[i]
+    elif op == OP_MUL_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] * b[i]
+    elif op == OP_MUL_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] * k
+    elif op == OP_MULD_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = fc_mul_decimal(a[i], b[i])
+    elif op == OP_MULD_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = fc_mul_decimal(a[i], k)
+    elif op == OP_DIV_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = fc_div_scaled(a[i], k2, k)
+    elif op == OP_MIN_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] if a[i] < b[i] else b[i]
+    elif op == OP_MIN_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] if a[i] < k else k
+    elif op == OP_MAX_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] if a[i] > b[i] else b[i]
+    elif op == OP_MAX_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] if a[i] > k else k
+    elif op == OP_ABS:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = a[i] if a[i] >= 0 else -a[i]
+    elif op == OP_ROUND:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            q = a[i] // DECIMAL_SCALE  # C division: truncates towards zero (cdivision)
+            r = a[i] % DECIMAL_SCALE
+            d[i] = q + (r >= HALF_SCALE) - (r <= -HALF_SCALE)
+    elif op == OP_FLOOR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            q = a[i] // DECIMAL_SCALE
+            r = a[i] % DECIMAL_SCALE
+            d[i] = q - (r < 0)
+    elif op == OP_CEIL:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            q = a[i] // DECIMAL_SCALE
+            r = a[i] % DECIMAL_SCALE
+            d[i] = q + (r > 0)
+    elif op == OP_SELECT_I64:
+        d = I64(ptr, ins.dst); au = U8(ptr, ins.a); b = I64(ptr, ins.b); c = I64(ptr, ins.c)
+        for i in range(n):
+            d[i] = b[i] if au[i] else c[i]
+    # -- comparisons -------------------------------------------------------------------------
+    elif op == OP_EQ_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] == b[i]
+    elif op == OP_NE_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] != b[i]
+    elif op == OP_LT_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] < b[i]
+    elif op == OP_LE_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] <= b[i]
+    elif op == OP_GT_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] > b[i]
+    elif op == OP_GE_RR:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            du[i] = a[i] >= b[i]
+    elif op == OP_EQ_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] == k
+    elif op == OP_NE_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] != k
+    elif op == OP_LT_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] < k
+    elif op == OP_LE_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] <= k
+    elif op == OP_GT_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] > k
+    elif op == OP_GE_RK:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            du[i] = a[i] >= k
+    elif op == OP_IN_LIST or op == OP_NOT_IN_LIST:
+        du = U8(ptr, ins.dst); a = I64(ptr, ins.a); lst = aux + k
+        for i in range(n):
+            hit = 0
+            for j in range(k2):
+                hit |= a[i] == lst[j]
+            du[i] = hit if op == OP_IN_LIST else hit ^ 1
+    # -- booleans ------------------------------------------------------------------------------
+    elif op == OP_AND_RR:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = au[i] & bu[i]
+    elif op == OP_OR_RR:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = au[i] | bu[i]
+    elif op == OP_AND_RK:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = au[i] & <uint8_t>k
+    elif op == OP_OR_RK:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = au[i] | <uint8_t>k
+    elif op == OP_EQ_U8_RR:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = au[i] == bu[i]
+    elif op == OP_NE_U8_RR:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = au[i] != bu[i]
+    elif op == OP_EQ_U8_RK:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = au[i] == k
+    elif op == OP_NE_U8_RK:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = au[i] != k
+    elif op == OP_NOT:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = au[i] ^ 1
+    elif op == OP_SELECT_U8:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b); cu = U8(ptr, ins.c)
+        for i in range(n):
+            du[i] = bu[i] if au[i] else cu[i]
+    # -- outputs ---------------------------------------------------------------------------------
+    elif op == OP_FIRED:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = au[i] & bu[i]
+    elif op == OP_FIRED_K:
+        du = U8(ptr, ins.dst); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = bu[i] & <uint8_t>k
+    elif op == OP_AMOUNT:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            d[i] = a[i] & -<int64_t>bu[i]
+    elif op == OP_AMOUNT_K:
+        d = I64(ptr, ins.dst); bu = U8(ptr, ins.b)
+        for i in range(n):
+            d[i] = k & -<int64_t>bu[i]
+    elif op == OP_COPY_U8:
+        memcpy(ptr[ins.dst], ptr[ins.a], n)
+    elif op == OP_ZERO_U8:
+        memset(ptr[ins.dst], 0, n)
+    elif op == OP_ZERO_I64:
+        memset(ptr[ins.dst], 0, n * 8)
+    elif op == OP_TOTAL_COPY:
+        memcpy(ptr[ins.dst], ptr[ins.a], n * 8)
+    elif op == OP_TOTAL_ADD:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = d[i] + a[i]
+    elif op == OP_TOTAL_ADD_CHECKED:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            if fc_add_overflow(d[i], a[i], &d[i]):
+                return ERR_OVERFLOW
+    elif op == OP_ROLLUP:
+        return rollup(ins, ptr, n, aux, acc, False)
+    elif op == OP_ROLLUP_ONE:
+        return rollup(ins, ptr, n, aux, acc, True)
+    else:
+        return ERR_OPCODE
+    return ERR_NONE
+
+
+cdef int run_blocks(const Instr* code, Py_ssize_t n_code, const int64_t* aux,
+                    const Register* regs, Py_ssize_t n_regs, const uint8_t* enabled,
+                    int64_t n_rows, int64_t block_rows, int64_t first, int64_t last,
+                    char* scratch, char** ptr, int64_t* acc) noexcept nogil:
+    """One thread's share: blocks first .. last - 1, instruction by instruction."""
+    cdef Py_ssize_t r, pc
+    cdef int64_t blk, start, n
+    cdef int err
+    cdef const Instr* ins
+    for r in range(n_regs):
+        if regs[r].kind == REG_SCRATCH:
+            ptr[r] = scratch + <int64_t>regs[r].addr * block_rows * 8
+    for blk in range(first, last):
+        start = blk * block_rows
+        n = n_rows - start
+        if n > block_rows:
+            n = block_rows
+        for r in range(n_regs):
+            if regs[r].kind == REG_VIEW:
+                ptr[r] = <char*><uintptr_t>regs[r].addr + start * regs[r].itemsize
+        for pc in range(n_code):
+            ins = &code[pc]
+            if ins.gate > 0:
+                if not enabled[ins.gate - 1]:
+                    continue
+            elif ins.gate < 0:
+                if enabled[-ins.gate - 1]:
+                    continue
+            err = step(ins, ptr, n, aux, acc)
+            if err != ERR_NONE:
+                return err
+    return ERR_NONE
+
+
+def run(const uint8_t[::1] code, const int64_t[::1] aux, const uint8_t[::1] registers,
+        const uint8_t[::1] enabled, int64_t n_rows, int64_t block_rows, int64_t n_slots,
+        int64_t[:, ::1] acc, int threads):
+    """Run a validated, bound program over n_rows rows; return an ErrorCode (0 = success).
+
+    ``code`` and ``registers`` are the raw bytes of INSTR_DTYPE / REG_DTYPE arrays; ``acc``
+    has one row of per-payer accumulators per thread (zeroed by the caller), summed by the
+    caller, so any number of threads gives the same integers.
+    """
+    cdef Py_ssize_t n_code = code.shape[0] // sizeof(Instr)
+    cdef Py_ssize_t n_regs = registers.shape[0] // sizeof(Register)
+    cdef int64_t n_blocks = (n_rows + block_rows - 1) // block_rows
+    cdef int n_threads = threads
+    cdef int t
+    cdef int64_t first, last
+    cdef int status = ERR_NONE
+    cdef size_t scratch_bytes = <size_t>(n_slots if n_slots > 0 else 1) * block_rows * 8
+    if n_blocks == 0:
+        return ERR_NONE
+    if n_threads > n_blocks:
+        n_threads = <int>n_blocks
+    if n_threads < 1:
+        n_threads = 1
+    if acc.shape[0] < n_threads:
+        raise ValueError(f"acc has {acc.shape[0]} rows for {n_threads} threads")
+    cdef const Instr* ins = <const Instr*>&code[0] if n_code else NULL
+    cdef const Register* regs = <const Register*>&registers[0] if n_regs else NULL
+    cdef const int64_t* aux_p = &aux[0] if aux.shape[0] else NULL
+    cdef const uint8_t* enabled_p = &enabled[0] if enabled.shape[0] else NULL
+    cdef int64_t* acc_p = &acc[0, 0] if acc.shape[1] else NULL
+    cdef Py_ssize_t acc_stride = acc.shape[1]
+    cdef char* scratch = <char*>calloc(n_threads, scratch_bytes)
+    cdef char** ptrs = <char**>calloc(n_threads * (n_regs if n_regs else 1), sizeof(char*))
+    cdef int* errors = <int*>calloc(n_threads, sizeof(int))
+    if scratch == NULL or ptrs == NULL or errors == NULL:
+        free(scratch); free(ptrs); free(errors)
+        raise MemoryError("cannot allocate the kernel's block registers")
+    try:
+        with nogil:
+            for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+                first = n_blocks * t // n_threads
+                last = n_blocks * (t + 1) // n_threads
+                errors[t] = run_blocks(
+                    ins, n_code, aux_p, regs, n_regs, enabled_p, n_rows, block_rows,
+                    first, last, scratch + t * scratch_bytes, ptrs + t * n_regs,
+                    acc_p + t * acc_stride if acc_p != NULL else NULL,
+                )
+        for t in range(n_threads):
+            if errors[t] != ERR_NONE and status == ERR_NONE:
+                status = errors[t]
+    finally:
+        free(scratch)
+        free(ptrs)
+        free(errors)
+    return status

@@ -1,0 +1,153 @@
+"""The instruction set of the fastcalc VM: one table shared by the compiler and the kernel.
+
+The kernel (``_kernel.pyx``) switches on the numeric codes declared in ``_kernel.pxd``; that
+declaration is generated from this table by :func:`pxd_enum` and a test checks that the two
+are identical, so the compiler can never emit a code the kernel reads differently.
+
+Every value in the VM is a *register*: one block of rows (a few thousand) of one of two
+types. ``i64`` holds integers, decimals (scaled by 10**4), dates (days since 1970-01-01),
+enum codes and string dictionary codes; ``u8`` holds booleans as 0/1. A register is either
+scratch memory of the running thread or a *view*: a pointer into an input column or an
+output column at the start of the current block, so loads and stores cost nothing.
+
+Instruction fields (see ``INSTR_DTYPE``): ``op``; ``gate`` (0: always run, ``r + 1``: only
+when rule ``r`` is enabled for the call, ``-(r + 1)``: only when it is disabled); the
+register operands ``dst``, ``a``, ``b``, ``c``; and two int64 immediates ``k``, ``k2`` into
+which constants, parameters and string codes are folded (patched per call, never compiled).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# Operand types of an instruction field. Register operands name the register type they need;
+# "raw_*" are views of narrow input columns that only the LOAD instructions read.
+I64, U8 = "i64", "u8"
+RAW_TYPES = {"raw_i8": "int8", "raw_i16": "int16", "raw_i32": "int32", "raw_u8": "uint8",
+             "raw_u16": "uint16", "raw_u32": "uint32"}
+
+
+class Op(NamedTuple):
+    code: int
+    name: str
+    dst: str | None  # type of the register written (None: writes nothing)
+    a: str | None
+    b: str | None
+    c: str | None
+    k: str | None  # meaning of the immediate k, None if unused
+    k2: str | None
+    doc: str
+
+
+_TABLE = [
+    # name, dst, a, b, c, k, k2, doc
+    ("LOAD_I8", I64, "raw_i8", None, None, None, None, "dst = a widened to int64"),
+    ("LOAD_I16", I64, "raw_i16", None, None, None, None, "dst = a widened to int64"),
+    ("LOAD_I32", I64, "raw_i32", None, None, None, None, "dst = a widened to int64"),
+    ("LOAD_U8", I64, "raw_u8", None, None, None, None, "dst = a widened to int64"),
+    ("LOAD_U16", I64, "raw_u16", None, None, None, None, "dst = a widened to int64"),
+    ("LOAD_U32", I64, "raw_u32", None, None, None, None, "dst = a widened to int64"),
+    ("BCAST_I64", I64, None, None, None, "value", None, "dst = k in every row"),
+    ("BCAST_U8", U8, None, None, None, "value", None, "dst = k in every row"),
+    ("NEG", I64, I64, None, None, None, None, "dst = -a"),
+    ("ADD_RR", I64, I64, I64, None, None, None, "dst = a + b"),
+    ("ADD_RK", I64, I64, None, None, "value", None, "dst = a + k"),
+    ("SUB_RR", I64, I64, I64, None, None, None, "dst = a - b"),
+    ("SUB_RK", I64, I64, None, None, "value", None, "dst = a - k"),
+    ("SUB_KR", I64, I64, None, None, "value", None, "dst = k - a"),
+    ("MUL_RR", I64, I64, I64, None, None, None, "dst = a * b (exact: the checker bounds it)"),
+    ("MUL_RK", I64, I64, None, None, "value", None, "dst = a * k"),
+    ("MULD_RR", I64, I64, I64, None, None, None,
+     "dst = a * b / 10**4 rounded half away from zero (decimal x decimal), via __int128"),
+    ("MULD_RK", I64, I64, None, None, "value", None, "dst = a * k / 10**4 rounded half away"),
+    ("DIV_RK", I64, I64, None, None, "divisor", "multiplier",
+     "dst = a * k2 / k rounded half away from zero, via __int128 (k != 0)"),
+    ("MIN_RR", I64, I64, I64, None, None, None, "dst = min(a, b)"),
+    ("MIN_RK", I64, I64, None, None, "value", None, "dst = min(a, k)"),
+    ("MAX_RR", I64, I64, I64, None, None, None, "dst = max(a, b)"),
+    ("MAX_RK", I64, I64, None, None, "value", None, "dst = max(a, k)"),
+    ("ABS", I64, I64, None, None, None, None, "dst = |a|"),
+    ("ROUND", I64, I64, None, None, None, None, "dst = a / 10**4 rounded half away (decimal -> integer)"),
+    ("FLOOR", I64, I64, None, None, None, None, "dst = floor(a / 10**4)"),
+    ("CEIL", I64, I64, None, None, None, None, "dst = ceil(a / 10**4)"),
+    ("SELECT_I64", I64, U8, I64, I64, None, None, "dst = a ? b : c"),
+    ("EQ_RR", U8, I64, I64, None, None, None, "dst = a == b"),
+    ("NE_RR", U8, I64, I64, None, None, None, "dst = a != b"),
+    ("LT_RR", U8, I64, I64, None, None, None, "dst = a < b"),
+    ("LE_RR", U8, I64, I64, None, None, None, "dst = a <= b"),
+    ("GT_RR", U8, I64, I64, None, None, None, "dst = a > b"),
+    ("GE_RR", U8, I64, I64, None, None, None, "dst = a >= b"),
+    ("EQ_RK", U8, I64, None, None, "value", None, "dst = a == k"),
+    ("NE_RK", U8, I64, None, None, "value", None, "dst = a != k"),
+    ("LT_RK", U8, I64, None, None, "value", None, "dst = a < k"),
+    ("LE_RK", U8, I64, None, None, "value", None, "dst = a <= k"),
+    ("GT_RK", U8, I64, None, None, "value", None, "dst = a > k"),
+    ("GE_RK", U8, I64, None, None, "value", None, "dst = a >= k"),
+    ("IN_LIST", U8, I64, None, None, "aux offset", "count", "dst = a in aux[k : k + k2]"),
+    ("NOT_IN_LIST", U8, I64, None, None, "aux offset", "count", "dst = a not in aux[k : k + k2]"),
+    ("AND_RR", U8, U8, U8, None, None, None, "dst = a & b"),
+    ("OR_RR", U8, U8, U8, None, None, None, "dst = a | b"),
+    ("AND_RK", U8, U8, None, None, "value", None, "dst = a & k"),
+    ("OR_RK", U8, U8, None, None, "value", None, "dst = a | k"),
+    ("EQ_U8_RR", U8, U8, U8, None, None, None, "dst = a == b (booleans)"),
+    ("NE_U8_RR", U8, U8, U8, None, None, None, "dst = a != b (booleans)"),
+    ("EQ_U8_RK", U8, U8, None, None, "value", None, "dst = a == k (booleans)"),
+    ("NE_U8_RK", U8, U8, None, None, "value", None, "dst = a != k (booleans)"),
+    ("NOT", U8, U8, None, None, None, None, "dst = 1 - a"),
+    ("SELECT_U8", U8, U8, U8, U8, None, None, "dst = a ? b : c"),
+    # -- outputs: dst is a view of an output column ------------------------------------------
+    ("FIRED", U8, U8, U8, None, None, None, "dst = a & b (condition and row accepted)"),
+    ("FIRED_K", U8, None, U8, None, "value", None, "dst = k & b (constant condition)"),
+    ("AMOUNT", I64, I64, U8, None, None, None, "dst = b ? a : 0 (amount of a fired rule)"),
+    ("AMOUNT_K", I64, None, U8, None, "value", None, "dst = b ? k : 0"),
+    ("COPY_U8", U8, U8, None, None, None, None, "dst = a (a sanction follows its rule)"),
+    ("ZERO_U8", U8, None, None, None, None, None, "dst = 0 (output of a disabled rule)"),
+    ("ZERO_I64", I64, None, None, None, None, None, "dst = 0 (output of a disabled rule)"),
+    ("TOTAL_COPY", I64, I64, None, None, None, None, "dst = a (first term of a row total)"),
+    ("TOTAL_ADD", I64, I64, None, None, None, None, "dst += a (cannot overflow: bounded at compile time)"),
+    ("TOTAL_ADD_CHECKED", I64, I64, None, None, None, None, "dst += a, error ERR_OVERFLOW on int64 overflow"),
+    ("ROLLUP", None, I64, None, None, "aux offset", None,
+     "per-payer sums and case counts of the slots described at aux[k]; a = payer codes"),
+    ("ROLLUP_ONE", None, None, None, None, "aux offset", None,
+     "the same for slots paid by the enterprise itself (a single payer, code 0)"),
+]
+
+OPCODES: tuple[Op, ...] = tuple(Op(code, *row) for code, row in enumerate(_TABLE))
+BY_NAME: dict[str, Op] = {op.name: op for op in OPCODES}
+
+# Kernel return codes (also in the .pxd): raised as exceptions once the GIL is back.
+ERR_NONE, ERR_OVERFLOW, ERR_OPCODE, ERR_PAYER_CODE = 0, 1, 2, 3
+ERROR_MESSAGES = {
+    ERR_OVERFLOW: "a total exceeds the int64 range of the kernel (over 9.2e18 yuan)",
+    ERR_OPCODE: "unknown opcode (the program was not validated)",
+    ERR_PAYER_CODE: "a payer code is outside its labels (the program was not validated)",
+}
+
+# Register kinds and dtypes of the register table handed to the kernel (also in the .pxd).
+REG_SCRATCH, REG_VIEW = 0, 1
+DTYPES = ("int64", "uint8", "int8", "int16", "int32", "uint16", "uint32")
+DTYPE_CODE = {name: code for code, name in enumerate(DTYPES)}
+REGISTER_DTYPE = {I64: "int64", U8: "uint8", **RAW_TYPES}
+
+# Layout of one instruction; the kernel checks at import that its C struct matches.
+INSTR_DTYPE = np.dtype(
+    [("op", "<i4"), ("gate", "<i4"), ("dst", "<i4"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"),
+     ("k", "<i8"), ("k2", "<i8")],
+    align=True,
+)
+REG_DTYPE = np.dtype(
+    [("kind", "<i4"), ("dtype", "<i4"), ("itemsize", "<i8"), ("addr", "<u8")], align=True
+)
+
+
+def pxd_enum() -> str:
+    """The Cython declaration of the opcodes, exactly as it must appear in _kernel.pxd."""
+    lines = ["cdef enum Opcode:"]
+    lines += [f"    OP_{op.name} = {op.code}" for op in OPCODES]
+    lines.append(f"    N_OPCODES = {len(OPCODES)}")
+    return "\n".join(lines)
+
+
+__all__ = ["BY_NAME", "DTYPES", "DTYPE_CODE", "INSTR_DTYPE", "OPCODES", "Op", "REG_DTYPE", "pxd_enum"]
