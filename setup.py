@@ -72,7 +72,7 @@ setup(
         "pyarrow>=14",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["ecorules = ecorules.engine._cli:main"]},
     zip_safe=False,
