@@ -244,3 +244,10 @@ def test_example_registry_is_valid_and_covers_every_case():
     assert records["industrial_direct_discharge"]["direct_discharge_cases"] == 2
     assert not records["non_industrial_direct_discharge"]["industrial"]
     assert all(list(record) == REGISTRY_SCHEMA.names for record in records.values())
+
+
+def test_generated_districts_are_the_catalogue_values():
+    """The generator and the policies' registry contract name districts identically."""
+    from ecorules.rules import load_policies
+
+    assert tuple(DISTRICT_NAMES) == load_policies().facts["district"].type.choices
