@@ -14,6 +14,7 @@ Every run checks ``rows_in = rows_scored + rows_rejected`` before it may commit.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import logging
@@ -240,6 +241,11 @@ class NightlyRun:
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise NightlyError(f"unknown encoding {encoding!r} (e.g. utf-8, gb18030, gbk)") from None
         self.encoding, self.table, self.batch_rows = encoding, table, batch_rows
         self.aliases, self.force, self.progress_enabled = aliases, force, progress
         if isinstance(policies, PolicySet):
@@ -280,12 +286,12 @@ class NightlyRun:
 
     def execute(self) -> Summary:
         started = time.monotonic()
-        with store.run_lock(self.out):
-            connection = store.connect(self.out)
-            try:
+        connection = store.connect(self.out)  # first: its errors say best what is wrong with --out
+        try:
+            with store.run_lock(self.out):
                 return self._locked(connection, started)
-            finally:
-                connection.close()
+        finally:
+            connection.close()
 
     def _locked(self, connection, started: float) -> Summary:
         program = self._program()
@@ -372,6 +378,13 @@ class NightlyRun:
             acc.total_yuan += int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
             for warning in getattr(result, "warnings", ()) or ():
                 acc.warnings.setdefault(str(warning))
+            cases = result.case_counts_by_payer()
+            for district, yuan in result.totals_by_payer().items():
+                if district == ENTERPRISE or not (yuan or cases.get(district)):
+                    continue  # fines owed by enterprises are in findings, not district totals
+                total = acc.districts.setdefault(district, [0, 0])
+                total[0] += int(yuan)
+                total[1] += int(cases.get(district, 0))
             rejects.extend(self._score_rejects(result, batch, acc))
             self._findings(result, batch, valid, writer, run_id, acc)
             self._sanctions(result, batch, valid, writer, run_id, acc)
@@ -414,12 +427,6 @@ class NightlyRun:
                 _json_rows([subjects, money, payers]),
             ))
             acc.findings += picked.size
-            if slot.payer != ENTERPRISE and slot.kind.payable:
-                grouped = pa.table({"d": payers, "a": money}).group_by("d").aggregate([("a", "sum"), ("a", "count")])
-                for district, yuan, cases in zip(*(grouped[c].to_pylist() for c in ("d", "a_sum", "a_count")), strict=True):
-                    total = acc.districts.setdefault(district, [0, 0])
-                    total[0] += yuan
-                    total[1] += cases
 
     def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions

@@ -437,7 +437,8 @@ class SqliteTable:
     def __init__(self, path: Path, table: str | None, resolver: ColumnResolver, *, batch_rows: int):
         self.path, self.batch_rows = path, batch_rows
         try:
-            self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            # opened here, read by the reading thread: one thread at a time
+            self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             self.connection.text_factory = bytes
             names = [r[0].decode() for r in self.connection.execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
@@ -479,19 +480,13 @@ class SqliteTable:
 
 
 def _sqlite_column(values: list) -> pa.Array:
-    """SQLite's dynamic types: whole numbers stay int64; anything else becomes its text."""
-    if all(type(v) is int or v is None for v in values):
-        try:
-            return pa.array(values, pa.int64())
-        except OverflowError:
-            pass
-    out = []
-    for v in values:
-        if v is None or isinstance(v, bytes):
-            out.append(v)
-        else:
-            out.append(str(v).encode())
-    # stays binary-typed bytes until validated: cast without checking, then validated above
+    """SQLite's dynamic types, as text: 1 and '1' alike, the way a CSV cell would read.
+
+    SQLite has no boolean type (0/1 integers stand for them) and a column may mix types, so
+    every value goes to the scorer as its text, which it parses as for a CSV file. Bytes stay
+    as they are until the UTF-8 check.
+    """
+    out = [v if v is None or isinstance(v, bytes) else str(v).encode() for v in values]
     return pa.array(out, pa.binary()).view(pa.string())
 
 

@@ -81,13 +81,20 @@ class StandInProgram:
             payer_values[name] = [row[name] for row in rows]
 
         def by_payer(cases: bool):
+            """Yuan per payer label; or rows with a payable amount > 0 per label (a row once)."""
             out: dict[str, int] = {}
+            counted: set[tuple[int, str]] = set()
             for k, (_, _, _, kind, payer) in enumerate(self.findings):
-                if payer == ENTERPRISE or not kind.payable:
+                if not kind.payable:
                     continue
                 for i in np.flatnonzero(amounts[k]):
-                    label = payer_values[payer][i]
-                    out[label] = out.get(label, 0) + (1 if cases else int(amounts[k, i]))
+                    label = ENTERPRISE if payer == ENTERPRISE else payer_values[payer][i]
+                    if cases:
+                        if amounts[k, i] > 0 and (i, label) not in counted:
+                            counted.add((i, label))
+                            out[label] = out.get(label, 0) + 1
+                    else:
+                        out[label] = out.get(label, 0) + int(amounts[k, i])
             return out
 
         return SimpleNamespace(

@@ -237,7 +237,7 @@ def test_sqlite_table_source_with_mixed_types(tmp_path):
         _, _, table, rows, rejects, rows_in = read_all(spec, **options)
         assert rows_in == 2 and rows.tolist() == [1]
         assert [(r.row, r.column, r.reason) for r in rejects] == [(2, "所属区县", "undecodable bytes: not valid utf-8")]
-        assert table["industrial"].to_pylist() == ["1"]  # mixed 1 / 'true': all text
+        assert table["industrial"].to_pylist() == ["1"]  # SQLite's 0/1 booleans: as text
         assert table["untreated_outfalls"].to_pylist() == ["2"]
         assert table["direct_discharge_cases"].to_pylist() == ["0"]
 
