@@ -165,6 +165,7 @@ class CompiledProgram:
     aux: np.ndarray  # int64
     patches: tuple  # (("code", index, field) | ("aux", index), Patch, rule index)
     registers: tuple[Register, ...]
+    register_index: dict  # ("fact" | "raw", name), ("out", output, row), ("valid",) -> index
     n_temp_slots: int
     kernel_facts: tuple[str, ...]  # facts whose values the kernel reads (loaded per block)
     string_literals: dict  # string fact -> sorted texts compared with it
@@ -796,6 +797,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         aux=np.array(aux_values, dtype=np.int64),
         patches=tuple(patches),
         registers=tuple(registers),
+        register_index={key: index for key, index in index_of.items() if key[0] != "slot"},
         n_temp_slots=n_slots,
         kernel_facts=kernel_facts,
         string_literals={k: tuple(sorted(v)) for k, v in builder.string_literals.items()},

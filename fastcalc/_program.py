@@ -24,7 +24,7 @@ from ecorules.rules._types import INT64_MAX, Kind
 from . import _kernel
 from . import _opcodes as opc
 from ._compiler import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot, compile_policies, divisor_immediates, representation
-from ._validate import Rejects, ValidColumn, validate_column
+from ._validate import Rejects, ValidColumn, as_column, validate_column
 
 DEFAULT_BLOCK_ROWS = 4096
 
@@ -85,23 +85,24 @@ class ScoreResult:
     case_counts: dict  # payer label -> rows with a payable amount > 0
 
     def totals_by_payer(self) -> dict[str, int]:
-        """Yuan owed per payer label over all payable slots (``"enterprise"``: the subjects)."""
+        """Yuan owed per payer label over all payable slots, for labels that owe something
+        (``"enterprise"`` for slots paid by the subjects themselves)."""
         totals: dict[str, int] = {}
         for part in self.payer_totals:
             if not self.finding_slots[part.slot].kind.payable:
                 continue
             for label, yuan in zip(part.labels, part.yuan.tolist(), strict=True):
-                totals[label] = totals.get(label, 0) + yuan
+                if yuan:
+                    totals[label] = totals.get(label, 0) + yuan
         for slot, yuan in self.enterprise_totals.items():
-            if self.finding_slots[slot].kind.payable:
+            if self.finding_slots[slot].kind.payable and yuan:
                 totals[ENTERPRISE] = totals.get(ENTERPRISE, 0) + yuan
         return totals
 
     def case_counts_by_payer(self) -> dict[str, int]:
-        """Rows with at least one payable amount > 0 owed by each payer label."""
-        counts = {label: 0 for label in self.totals_by_payer()}
-        counts.update(self.case_counts)
-        return counts
+        """Rows with at least one payable amount > 0 owed by each label (a row counts once
+        per label even when several of its findings name it)."""
+        return dict(self.case_counts)
 
 
 class Program:
@@ -145,35 +146,51 @@ class Program:
         pandas DataFrame. ``threads`` > 1 splits the blocks over OpenMP threads (same results
         for any value). ``out``: a previous result of the same shape whose arrays are reused
         (and overwritten), which saves the page faults of fresh outputs.
+
+        A chunked Arrow table is scored segment by segment (between chunk boundaries), so no
+        column is ever concatenated; results are the same as for one contiguous batch.
         """
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise ValueError(f"as_of must be a datetime.date, got {as_of!r}")
-        if not isinstance(threads, int) or threads < 1:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
-        if not isinstance(block_rows, int) or not 64 <= block_rows <= 1 << 20:
+        if isinstance(block_rows, bool) or not isinstance(block_rows, int) or not 64 <= block_rows <= 1 << 20:
             raise ValueError(f"block_rows must be an int in 64 .. 1048576, got {block_rows!r}")
         c = self._compiled
         raw_columns, n = _columns_of(table, c)
-        valid, rejects, columns = self._validate(raw_columns, n)
         enabled, envs, warnings = self._enabled(as_of)
-        outputs = self._outputs(n, valid, out)
-        code, aux = self._patched(envs, enabled, columns)
-        code, aux, registers, n_slots, acc_len, layout = self._bind(code, aux, columns, outputs, n)
-        acc = np.zeros((max(1, min(threads, -(-n // block_rows) if n else 1)), max(acc_len, 1)), np.int64)
-        if n:
-            status = _kernel.run(code.view(np.uint8), aux, registers.view(np.uint8), enabled, n,
-                                 block_rows, n_slots, acc, threads)
-            if status != opc.ERR_NONE:
-                message = opc.ERROR_MESSAGES.get(status, f"kernel error {status}")
-                if status == opc.ERR_OVERFLOW:
-                    raise OverflowError(message)
-                raise KernelError(message)
-        sums = _exact_sum(acc)
-        payer_totals, enterprise_totals, case_counts = self._rollups(sums, layout, columns, outputs)
+        # Like the single-case engine, only the facts of the policies in force are checked:
+        # a column that only a not-yet-effective policy reads cannot reject a row.
+        in_force = [p for p in c.policies if p.in_force(as_of)]
+        checked = tuple(name for name in c.columns if any(name in p.required_facts for p in in_force))
+        code, aux, string_patches = self._patched(envs, enabled)
+        outputs = self._outputs(n, out)
+        rejects: list = []
+        rollups = _Rollups(c)
+        for start, stop, pieces in _segments(raw_columns, n):
+            view = {name: (array[..., start:stop]) for name, array in outputs.items()}
+            columns = self._validate(pieces, stop - start, start, view["valid"], rejects, checked)
+            seg_code, seg_aux = self._patch_strings(code, aux, string_patches, enabled, columns)
+            bound = self._bind(seg_code, seg_aux, columns, view, stop - start)
+            seg_code, seg_aux, registers, n_slots, acc_len, layout = bound
+            rows = stop - start
+            blocks = -(-rows // block_rows)
+            acc = np.zeros((max(1, min(threads, blocks)), max(acc_len, 1)), np.int64)
+            if rows:
+                status = _kernel.run(seg_code.view(np.uint8), seg_aux, registers.view(np.uint8), enabled,
+                                     rows, block_rows, n_slots, acc, threads)
+                if status != opc.ERR_NONE:
+                    message = opc.ERROR_MESSAGES.get(status, f"kernel error {status}")
+                    if status == opc.ERR_OVERFLOW:
+                        raise OverflowError(message)
+                    raise KernelError(message)
+            rollups.add(_exact_sum(acc), layout, columns, view)
+        reject_rows, reject_columns, reject_values, reject_reasons = _sorted_rejects(rejects, c.columns)
+        payer_totals, enterprise_totals, case_counts = rollups.result()
         return ScoreResult(
-            n_rows=n, as_of=as_of, valid=valid,
-            reject_rows=rejects[0], reject_columns=rejects[1], reject_values=rejects[2],
-            reject_reasons=rejects[3],
+            n_rows=n, as_of=as_of, valid=outputs["valid"].view(bool),
+            reject_rows=reject_rows, reject_columns=reject_columns, reject_values=reject_values,
+            reject_reasons=reject_reasons,
             fired=outputs["fired"], amounts=outputs["amounts"], sanctions=outputs["sanctions"],
             total_yuan=outputs["total"], rewards_yuan=outputs["rewards"],
             payer_totals=payer_totals, enterprise_totals=enterprise_totals,
@@ -181,32 +198,22 @@ class Program:
             sanction_slots=c.sanctions, case_counts=case_counts,
         )
 
-    def _validate(self, raw_columns: dict, n: int):
+    def _validate(self, pieces: dict, n: int, offset: int, valid: np.ndarray, rejects: list,
+                  checked: tuple[str, ...]) -> dict:
+        """Validate one segment; mark its rejected rows in ``valid`` (a uint8 view)."""
         c = self._compiled
         columns: dict[str, ValidColumn] = {}
-        parts = []
+        valid[:] = 1
         for position, name in enumerate(c.columns):
+            if name not in checked:
+                columns[name] = ValidColumn(None)  # read by no rule that applies on as_of
+                continue
             collected = Rejects()
-            columns[name] = validate_column(c.facts[name], raw_columns[name], n,
-                                            name in c.kernel_facts, collected)
+            columns[name] = validate_column(c.facts[name], pieces[name], n, name in c.kernel_facts, collected)
             for rows, values, reasons in zip(collected.rows, collected.values, collected.reasons, strict=True):
-                parts.append((position, rows, values, reasons))
-        valid = np.ones(n, dtype=bool)
-        if not parts:
-            empty = np.empty(0, dtype=object)
-            return valid, (np.empty(0, np.int64), empty, empty.copy(), empty.copy()), columns
-        rows = np.concatenate([p[1] for p in parts])
-        positions = np.concatenate([np.full(p[1].size, p[0], np.int64) for p in parts])
-        order = np.lexsort((positions, rows))
-        names = np.array(c.columns, dtype=object)
-        valid[rows] = False
-        rejects = (
-            rows[order],
-            names[positions[order]],
-            np.concatenate([p[2] for p in parts])[order],
-            np.concatenate([p[3] for p in parts])[order],
-        )
-        return valid, rejects, columns
+                valid[rows] = 0
+                rejects.append((position, rows + offset, values, reasons))
+        return columns
 
     def _enabled(self, as_of: dt.date):
         """Which rules apply on ``as_of``; parameter values per policy; why others do not."""
@@ -231,18 +238,19 @@ class Program:
                 continue
             blocked = [name for name in c.rule_parameters[r] if name in unset[policy_index]]
             if blocked:
-                warnings.append(f"{slot.policy_key}: rule {slot.rule_id!r} is not applied on "
-                                f"{as_of}: {unset[policy_index][blocked[0]]}")
+                # the wording of engine/_evaluator.py, so both paths warn alike
+                warnings.append(f"{slot.policy_key} rule {slot.rule_id}: not judged: "
+                                f"{unset[policy_index][blocked[0]]}; legal staff must set it")
                 continue
             enabled[r] = 1
         return enabled, envs, warnings
 
-    def _patched(self, envs: list[dict], enabled: np.ndarray, columns: dict):
-        """The program's immediates with this call's parameters and string codes."""
+    def _patched(self, envs: list[dict], enabled: np.ndarray):
+        """The immediates that depend on the call (parameters, as_of); string codes later."""
         c = self._compiled
         code = c.code.copy()
         aux = c.aux.copy()
-        code_maps: dict[str, dict] = {}
+        string_patches = []
         for target, patch, rule in c.patches:
             if rule is not None and not enabled[rule]:
                 continue  # its instructions do not run; placeholders stay
@@ -252,57 +260,61 @@ class Program:
             elif patch.what in ("divisor", "multiplier"):
                 divisor, multiplier = divisor_immediates(value, patch.scale)
                 number = divisor if patch.what == "divisor" else multiplier
-            else:  # "code": a categorical value in its domain
-                number = self._code(value, patch.domain, columns, code_maps)
-            if target[0] == "code":
-                code[target[1]][target[2]] = number
+            elif patch.domain[0] == "string":
+                string_patches.append((target, patch.domain[1], value))
+                continue
             else:
-                aux[target[1]] = number
-        return code, aux
+                number = self._code(value, patch.domain)
+            _store(code, aux, target, number)
+        return code, aux, string_patches
 
-    def _code(self, text: str, domain: tuple, columns: dict, code_maps: dict) -> int:
-        c = self._compiled
+    def _code(self, text: str, domain: tuple) -> int:
         if domain[0] == "enum":
             return domain[1].index(text)
-        if domain[0] == "literals":
-            return c.literal_table[text]
-        fact = domain[1]
-        if fact not in code_maps:
-            labels = columns[fact].labels or ()
-            codes = {label: i for i, label in enumerate(labels)}
-            for literal in c.string_literals.get(fact, ()):
-                codes.setdefault(literal, len(codes))  # absent from this batch: a code of its own
-            code_maps[fact] = codes
-        return code_maps[fact][text]
+        return self._compiled.literal_table[text]
 
-    def _outputs(self, n: int, valid: np.ndarray, out: ScoreResult | None) -> dict:
+    def _patch_strings(self, code, aux, string_patches, enabled, columns):
+        """Codes of string literals in this segment's dictionaries (a fresh code if absent)."""
+        if not string_patches:
+            return code, aux
         c = self._compiled
-        shapes = {"fired": ((len(c.rules), n), np.uint8), "amounts": ((len(c.findings), n), np.int64),
-                  "sanctions": ((len(c.sanctions), n), np.uint8)}
+        code, aux = code.copy(), aux.copy()
+        code_maps: dict[str, dict] = {}
+        for target, fact, text in string_patches:
+            if fact not in code_maps:
+                codes = {label: i for i, label in enumerate(columns[fact].labels or ())}
+                for literal in c.string_literals.get(fact, ()):
+                    codes.setdefault(literal, len(codes))
+                code_maps[fact] = codes
+            _store(code, aux, target, code_maps[fact][text])
+        return code, aux
+
+    def _outputs(self, n: int, out: ScoreResult | None) -> dict:
+        c = self._compiled
+        shapes = {"fired": ((len(c.rules), n), np.uint8, "fired"),
+                  "amounts": ((len(c.findings), n), np.int64, "amounts"),
+                  "sanctions": ((len(c.sanctions), n), np.uint8, "sanctions"),
+                  "valid": ((n,), np.uint8, "valid")}
+        for name, payable in (("total", True), ("rewards", False)):
+            if any(f.kind.payable == payable for f in c.findings):
+                shapes[name] = ((n,), np.int64, "total_yuan" if payable else "rewards_yuan")
         outputs = {}
-        for name, (shape, dtype) in shapes.items():
-            previous = getattr(out, name, None) if out is not None else None
+        for name, (shape, dtype, attr) in shapes.items():
+            previous = getattr(out, attr, None) if out is not None else None
+            if previous is not None and name == "valid":
+                previous = previous.view(np.uint8)
             if previous is not None and previous.shape == shape and previous.dtype == dtype \
                     and previous.flags.c_contiguous and previous.flags.writeable:
                 outputs[name] = previous
             else:
                 outputs[name] = np.empty(shape, dtype)
-        for name, payable in (("total", True), ("rewards", False)):
-            attr = "total_yuan" if payable else "rewards_yuan"
-            if any(f.kind.payable == payable for f in c.findings):
-                previous = getattr(out, attr, None) if out is not None else None
-                if previous is not None and previous.shape == (n,) and previous.dtype == np.int64 \
-                        and previous.flags.c_contiguous and previous.flags.writeable:
-                    outputs[name] = previous
-                else:
-                    outputs[name] = np.empty(n, np.int64)
-            else:
-                outputs[name] = np.zeros(n, np.int64)  # calloc: costs nothing until read
-        outputs["valid_u8"] = valid.view(np.uint8)
+        for name in ("total", "rewards"):
+            if name not in outputs:
+                outputs[name] = np.zeros(n, np.int64)  # no such slot: calloc, free until read
         return outputs
 
     def _bind(self, code: np.ndarray, aux: np.ndarray, columns: dict, outputs: dict, n: int):
-        """Point the registers at this batch; prepend the LOADs, append the roll-ups."""
+        """Point the registers at this segment; prepend the LOADs, append the roll-ups."""
         c = self._compiled
         registers = np.zeros(len(c.registers), opc.REG_DTYPE)
         n_slots = c.n_temp_slots
@@ -311,28 +323,32 @@ class Program:
         for index, reg in enumerate(c.registers):
             entry = registers[index]
             if reg.role == "scratch":
-                entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, opc.DTYPE_CODE[opc.REGISTER_DTYPE[reg.vt]], 8, reg.slot
+                entry["kind"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 8, reg.slot
+                entry["dtype"] = opc.DTYPE_CODE[opc.REGISTER_DTYPE[reg.vt]]
             elif reg.role == "valid":
-                _view(entry, outputs["valid_u8"], n, "uint8")
+                _view(entry, outputs["valid"], n, "uint8")
             elif reg.role == "out":
                 array = outputs[reg.name]
                 _view(entry, array[reg.row] if array.ndim == 2 else array, n, opc.REGISTER_DTYPE[reg.vt])
             elif reg.role == "raw":
                 values = columns[reg.name].values
-                _view(entry, values, n, values.dtype.name)
+                if values is None:  # an unchecked column: no rule that runs reads it
+                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
+                else:
+                    _view(entry, values, n, values.dtype.name)
             elif reg.role == "fact":
                 values = columns[reg.name].values
                 fact_register[reg.name] = index
-                if values.dtype.name == opc.REGISTER_DTYPE[reg.vt]:
+                if values is None:
+                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
+                elif values.dtype.name == opc.REGISTER_DTYPE[reg.vt]:
                     _view(entry, values, n, values.dtype.name)
                 else:
-                    if reg.vt != opc.I64 or values.dtype.name not in opc.RAW_TYPES.values():
+                    if reg.vt != opc.I64 or values.dtype.name not in _LOADS:
                         raise KernelError(f"column {reg.name!r}: the kernel cannot read dtype {values.dtype}")
                     entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, n_slots
                     n_slots += 1
-                    load = "LOAD_" + {"int8": "I8", "int16": "I16", "int32": "I32", "uint8": "U8",
-                                      "uint16": "U16", "uint32": "U32"}[values.dtype.name]
-                    prologue.append((load, index, c.registers.index(_raw_of(c, reg.name))))
+                    prologue.append((_LOADS[values.dtype.name], index, c.register_index[("raw", reg.name)]))
         head = np.full(len(prologue), -1, dtype=opc.INSTR_DTYPE)
         for position, (name, dst, src) in enumerate(prologue):
             head[position] = (opc.BY_NAME[name].code, 0, dst, src, -1, -1, 0, 0)
@@ -343,88 +359,160 @@ class Program:
                 labels, codes_register = (ENTERPRISE,), -1
             else:
                 fact = c.facts[group.fact]
-                labels = fact.type.choices if fact.type.kind is Kind.ENUM else columns[group.fact].labels
+                labels = fact.type.choices if fact.type.kind is Kind.ENUM else (columns[group.fact].labels or ())
                 codes_register = fact_register[group.fact]
             n_codes = len(labels)
             offset = len(aux) + len(aux_extra)
-            descriptor = [len(group.slots), n_codes, acc_len + n_codes * len(group.slots)]
+            count_offset = acc_len + n_codes * len(group.slots)
+            descriptor = [len(group.slots), n_codes, count_offset]
             slot_offsets = []
             for position, f in enumerate(group.slots):
-                descriptor += [c.registers.index(_out_of(c, f)), acc_len + n_codes * position, int(group.payable[position])]
                 slot_offsets.append(acc_len + n_codes * position)
-            layout.append((group, labels, slot_offsets, acc_len + n_codes * len(group.slots), codes_register))
-            acc_len += n_codes * (len(group.slots) + 1)
+                descriptor += [c.register_index[("out", "amounts", f)], slot_offsets[-1], int(group.payable[position])]
+            layout.append((group, tuple(labels), slot_offsets, count_offset))
+            acc_len = count_offset + n_codes
             aux_extra += descriptor
             op = "ROLLUP_ONE" if group.fact is None else "ROLLUP"
             tail.append((opc.BY_NAME[op].code, 0, -1, codes_register, -1, -1, offset, 0))
         tail_code = np.array(tail, dtype=opc.INSTR_DTYPE) if tail else np.empty(0, opc.INSTR_DTYPE)
         code = np.concatenate([head, code, tail_code])
         aux = np.concatenate([aux, np.array(aux_extra, dtype=np.int64)]) if aux_extra else aux
-        _check_bound(c, registers, head, layout, aux, acc_len, n)
-        return np.ascontiguousarray(code), np.ascontiguousarray(aux, dtype=np.int64), registers, n_slots, acc_len, layout
+        _check_bound(c, registers, head, tail_code, aux, acc_len)
+        return code, np.ascontiguousarray(aux, dtype=np.int64), registers, n_slots, acc_len, layout
 
-    def _rollups(self, sums: np.ndarray, layout: list, columns: dict, outputs: dict):
-        payer_totals, enterprise_totals, per_group = [], {}, []
-        for group, labels, slot_offsets, count_offset, _ in layout:
+
+_LOADS = {"int8": "LOAD_I8", "int16": "LOAD_I16", "int32": "LOAD_I32", "uint8": "LOAD_U8",
+          "uint16": "LOAD_U16", "uint32": "LOAD_U32"}
+
+
+def _store(code: np.ndarray, aux: np.ndarray, target: tuple, number: int) -> None:
+    if target[0] == "code":
+        code[target[1]][target[2]] = number
+    else:
+        aux[target[1]] = number
+
+
+class _Rollups:
+    """Per-payer sums and case counts, merged over segments by label, exactly."""
+
+    def __init__(self, c: CompiledProgram):
+        self.c = c
+        self.sums: dict[int, dict] = {}  # slot -> label -> yuan (Python int)
+        self.labels: dict[int, list] = {}  # slot -> labels in first-seen order
+        self.counts: dict[str, int] = {}
+
+    def add(self, sums: np.ndarray, layout: list, columns: dict, outputs: dict) -> None:
+        per_group = []
+        for group, labels, slot_offsets, count_offset in layout:
             n_codes = len(labels)
             for f, offset in zip(group.slots, slot_offsets, strict=True):
-                yuan = sums[offset: offset + n_codes].copy()
-                if group.fact is None:
-                    enterprise_totals[f] = int(yuan[0])
-                else:
-                    payer_totals.append(PayerTotal(f, group.fact, tuple(labels), yuan))
+                target = self.sums.setdefault(f, {})
+                order = self.labels.setdefault(f, [])
+                for label, yuan in zip(labels, sums[offset: offset + n_codes].tolist(), strict=True):
+                    if label not in target:
+                        target[label] = 0
+                        order.append(label)
+                    target[label] += yuan
             per_group.append((group, labels, sums[count_offset: count_offset + n_codes]))
-        return tuple(sorted(payer_totals, key=lambda p: p.slot)), enterprise_totals, \
-            self._case_counts(per_group, columns, outputs)
+        for label, count in _case_counts(per_group, columns, outputs).items():
+            self.counts[label] = self.counts.get(label, 0) + count
 
-    def _case_counts(self, per_group: list, columns: dict, outputs: dict) -> dict[str, int]:
-        """Rows with a payable amount per label. Groups whose labels overlap (two text facts
-        naming the same payer) are merged exactly, so a row counts once per label."""
-        seen: dict[str, int] = {}
-        overlap = False
-        for _, labels, _ in per_group:
-            for label in labels:
-                seen[label] = seen.get(label, 0) + 1
-                overlap = overlap or seen[label] > 1
-        counts: dict[str, int] = {}
-        if not overlap:
-            for _, labels, group_counts in per_group:
-                for label, count in zip(labels, group_counts.tolist(), strict=True):
-                    if count:
-                        counts[label] = count
-            return counts
-        global_id = {label: i for i, label in enumerate(seen)}
-        labels_all = list(seen)
-        keys = []
-        n = outputs["amounts"].shape[1]
-        for group, labels, _ in per_group:
-            payable = [f for f, p in zip(group.slots, group.payable, strict=True) if p]
-            if not payable:
+    def result(self):
+        payer_totals, enterprise_totals = [], {}
+        for f, slot in enumerate(self.c.findings):
+            if f not in self.sums:
                 continue
-            positive = (outputs["amounts"][payable] > 0).any(axis=0)
-            rows = np.flatnonzero(positive)
-            if group.fact is None:
-                codes = np.zeros(rows.size, np.int64)
+            yuan = [self.sums[f][label] for label in self.labels[f]]
+            if any(v > INT64_MAX for v in yuan):
+                raise OverflowError(opc.ERROR_MESSAGES[opc.ERR_OVERFLOW])
+            if slot.payer == ENTERPRISE:
+                enterprise_totals[f] = yuan[0]
             else:
-                codes = columns[group.fact].values[rows].astype(np.int64)
-            ids = np.array([global_id[label] for label in labels], np.int64)[codes]
-            keys.append(rows.astype(np.int64) * len(labels_all) + ids)
-        if keys:
-            unique = np.unique(np.concatenate(keys))
-            per_label = np.bincount(unique % len(labels_all), minlength=len(labels_all))
-            for label, count in zip(labels_all, per_label.tolist(), strict=True):
+                payer_totals.append(PayerTotal(f, slot.payer, tuple(self.labels[f]), np.array(yuan, np.int64)))
+        return tuple(payer_totals), enterprise_totals, dict(self.counts)
+
+
+def _case_counts(per_group: list, columns: dict, outputs: dict) -> dict[str, int]:
+    """Rows with a payable amount per label. Groups whose labels overlap (two text facts
+    naming the same payer) are merged exactly, so that a row counts once per label."""
+    seen: dict[str, int] = {}
+    overlap = False
+    for _, labels, _ in per_group:
+        for label in labels:
+            seen[label] = seen.get(label, 0) + 1
+            overlap = overlap or seen[label] > 1
+    counts: dict[str, int] = {}
+    if not overlap:
+        for _, labels, group_counts in per_group:
+            for label, count in zip(labels, group_counts.tolist(), strict=True):
                 if count:
                     counts[label] = count
-        del n
         return counts
+    labels_all = list(seen)
+    global_id = {label: i for i, label in enumerate(labels_all)}
+    keys = []
+    for group, labels, _ in per_group:
+        payable = [f for f, p in zip(group.slots, group.payable, strict=True) if p]
+        if not payable:
+            continue
+        rows = np.flatnonzero((outputs["amounts"][payable] > 0).any(axis=0))
+        codes = np.zeros(rows.size, np.int64) if group.fact is None else columns[group.fact].values[rows].astype(np.int64)
+        ids = np.array([global_id[label] for label in labels], np.int64)[codes]
+        keys.append(rows.astype(np.int64) * len(labels_all) + ids)
+    if keys:
+        unique = np.unique(np.concatenate(keys))
+        per_label = np.bincount(unique % len(labels_all), minlength=len(labels_all))  # counts, no weights
+        for label, count in zip(labels_all, per_label.tolist(), strict=True):
+            if count:
+                counts[label] = count
+    return counts
 
 
-def _raw_of(c: CompiledProgram, name: str):
-    return next(r for r in c.registers if r.role == "raw" and r.name == name)
+def _sorted_rejects(parts: list, names: tuple[str, ...]):
+    if not parts:
+        empty = np.empty(0, dtype=object)
+        return np.empty(0, np.int64), empty, empty.copy(), empty.copy()
+    rows = np.concatenate([p[1] for p in parts])
+    positions = np.concatenate([np.full(p[1].size, p[0], np.int64) for p in parts])
+    order = np.lexsort((positions, rows))
+    return (rows[order], np.array(names, dtype=object)[positions[order]],
+            np.concatenate([p[2] for p in parts])[order], np.concatenate([p[3] for p in parts])[order])
 
 
-def _out_of(c: CompiledProgram, f: int):
-    return next(r for r in c.registers if r.role == "out" and r.name == "amounts" and r.row == f)
+def _segments(raw_columns: dict, n: int):
+    """Row ranges inside which every column is one contiguous piece, and those pieces.
+
+    Chunked Arrow columns are cut at every chunk boundary of every column, without copying;
+    when that would make segments smaller than 64k rows on average, the chunks are combined.
+    """
+    columns = {name: as_column(raw) for name, raw in raw_columns.items()}
+    cuts = {0, n}
+    for column in columns.values():
+        if isinstance(column, pa.ChunkedArray):
+            cuts.update(np.cumsum([len(chunk) for chunk in column.chunks]).tolist())
+    cuts = sorted(cut for cut in cuts if 0 <= cut <= n)
+    if len(cuts) > 2 and n / (len(cuts) - 1) < 65536:
+        columns = {name: (c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c) for name, c in columns.items()}
+        cuts = [0, n]
+    if len(cuts) == 1:
+        cuts = [0, 0]
+    for start, stop in zip(cuts, cuts[1:], strict=False):
+        yield start, stop, {name: _piece(column, start, stop) for name, column in columns.items()}
+
+
+def _piece(column, start: int, stop: int):
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 0:
+            return pa.array([], column.type)
+        position = 0
+        for chunk in column.chunks:
+            if position <= start and stop <= position + len(chunk) and (len(chunk) or start == stop):
+                return chunk.slice(start - position, stop - start)
+            position += len(chunk)
+        return column.slice(start, stop - start).combine_chunks()
+    if isinstance(column, pa.Array):
+        return column.slice(start, stop - start)
+    return column[start:stop]
 
 
 def _view(entry, array: np.ndarray, n: int, dtype: str) -> None:
@@ -436,9 +524,10 @@ def _view(entry, array: np.ndarray, n: int, dtype: str) -> None:
     entry["addr"] = array.ctypes.data
 
 
-def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, layout: list,
-                 aux: np.ndarray, acc_len: int, n: int) -> None:
-    """What binding added: LOADs read raw views into scratch, roll-ups read amount outputs."""
+def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, tail: np.ndarray,
+                 aux: np.ndarray, acc_len: int) -> None:
+    """What binding added: LOADs read raw views into scratch, roll-ups read amount outputs
+    and add into the accumulators inside ``acc_len``."""
     for row in head:
         spec = opc.OPCODES[int(row["op"])]
         src = registers[int(row["a"])]
@@ -446,11 +535,19 @@ def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, la
             raise KernelError(f"{spec.name} reads a register that is not a {spec.a} view")
         if registers[int(row["dst"])]["kind"] != opc.REG_SCRATCH:
             raise KernelError(f"{spec.name} must write a scratch register")
-    for group, labels, slot_offsets, count_offset, codes_register in layout:
-        if group.fact is not None and c.registers[codes_register].vt != opc.I64:
-            raise KernelError(f"payer {group.fact!r} codes are not int64 registers")
-        for offset in (*slot_offsets, count_offset):
-            if not 0 <= offset <= acc_len - len(labels):
+    for row in tail:
+        offset = int(row["k"])
+        n_slots, n_codes, count_offset = (int(v) for v in aux[offset: offset + 3])
+        if offset + 3 + 3 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
+            raise KernelError("roll-up descriptor out of range")
+        if int(row["a"]) >= 0 and registers[int(row["a"])]["dtype"] != opc.DTYPE_CODE["int64"]:
+            raise KernelError("roll-up payer codes must be an int64 register")
+        for s in range(n_slots):
+            register, acc_offset, _ = (int(v) for v in aux[offset + 3 + 3 * s: offset + 6 + 3 * s])
+            entry = registers[register]
+            if entry["kind"] != opc.REG_VIEW or entry["dtype"] != opc.DTYPE_CODE["int64"]:
+                raise KernelError("roll-up amounts must be int64 output views")
+            if not 0 <= acc_offset <= acc_len - n_codes:
                 raise KernelError("roll-up offsets out of range")
 
 
@@ -503,4 +600,3 @@ def compile_program(policies: PolicySet | Iterable[Policy], domain: str = "enter
 
 
 __all__ = ["PayerTotal", "Program", "ScoreResult", "compile_program"]
-del INT64_MAX

@@ -141,12 +141,13 @@ def value_text(raw: Any) -> str:
 
 
 # -- normalising the input ---------------------------------------------------------------------
-def as_column(raw: Any) -> np.ndarray | pa.Array:
-    """A single numpy 1-D array or a single-chunk Arrow array, without copying if possible."""
-    if isinstance(raw, pa.ChunkedArray):
+def as_column(raw: Any) -> np.ndarray | pa.Array | pa.ChunkedArray:
+    """A numpy 1-D array or an Arrow array (chunked only if it has several chunks), without
+    copying when possible."""
+    if isinstance(raw, pa.ChunkedArray):  # several chunks: the caller cuts it into segments
         if raw.num_chunks == 1:
             return raw.chunk(0)
-        return raw.combine_chunks() if raw.num_chunks else pa.array([], raw.type)
+        return raw if raw.num_chunks else pa.array([], raw.type)
     if isinstance(raw, pa.Array):
         return raw
     module = type(raw).__module__
