@@ -28,6 +28,9 @@ from ecorules.rules import Kind, Policy
 from ecorules.rules import _ast as ast
 from ecorules.rules._types import DECIMAL_SCALE, date_to_days
 
+from ._durable import _condition as _host_condition
+from ._durable import _guarded as _host_guarded
+
 ALWAYS = "k_true"  # a field every asserted fact carries with the value 1
 FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 OPERATOR = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -128,10 +131,18 @@ def _boolean_nodes(condition: dict) -> int:
     return 1 + sum(map(_boolean_nodes, arg)) if key in ("$and", "$or") else 0
 
 
+def _durable_boolean_nodes(condition: dict) -> int:
+    """The $and/$or nodes durable will hold: DurableHost wraps each field-to-field comparison
+    under an $or in an $and with an $ex guard, so ``a == p or b == p or ...`` grows by one node
+    per branch, and the limit applies to that form."""
+    rewritten, _, guards = _host_condition(condition, "condition")
+    return _boolean_nodes(_host_guarded(rewritten, guards))
+
+
 def compile_rule(rule_index: int, rule_id: str, condition: ast.Node) -> CompiledRule:
     lowering = _Lowering(rule_index)
     lowered = lowering.condition(condition)
-    if _boolean_nodes(lowered) > MAX_BOOLEAN_NODES:
+    if _durable_boolean_nodes(lowered) > MAX_BOOLEAN_NODES:
         # Too deep for durable's C core: let the evaluator compute the truth value and have
         # durable test the one boolean field. Rare; the shipped policies never need it.
         lowering = _Lowering(rule_index)
