@@ -1,10 +1,11 @@
-"""The scorer the diff tests use: fastcalc's kernel when it is built, else a per-row stand-in.
+"""A per-row reference scorer with the kernel's interface, for the diff's equality test.
 
-The stand-in has the kernel's interface (``compile_program(policies, domain=...)``, a program
-with ``rules``, ``findings``, ``sanctions`` and ``score(table, as_of=, threads=)``, a result
+``StandInProgram(policies, domain=...)`` has what the diff uses of a fastcalc program
+(``rules``, ``findings``, ``sanctions``, ``score(table, as_of=, threads=, out=)``, a result
 with ``valid``, ``fired``, ``amounts``, ``sanctions``, ``total_yuan``) and answers with the
 Python reference evaluator one row at a time: slow, but the very semantics the kernel is
-proved equal to. Test code only; the library never falls back to it.
+proved equal to. It stood in for the kernel while the kernel was being written; now it is
+the independent reading the kernel path of the diff is compared with. Test code only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class StandInProgram:
         self.sanctions = [(p.key, r.id, s.list) for p in self.policies for r in p.rules for s in r.sanctions]
         self._evaluator = Evaluator(self.policies, backend="python")
 
-    def score(self, table, as_of, threads: int = 1):
+    def score(self, table, as_of, threads: int = 1, out=None):
         rows = table.to_pylist()
         n = len(rows)
         valid = np.zeros(n, bool)
@@ -55,20 +56,3 @@ class StandInProgram:
                 sanctions[sanction_slot[(sanction.policy, sanction.rule, sanction.list)], j] = 1
             total[j] = decision.total_yuan
         return SimpleNamespace(valid=valid, fired=fired, amounts=amounts, sanctions=sanctions, total_yuan=total)
-
-
-def kernel_available() -> bool:
-    try:
-        from ecorules.fastcalc import compile_program  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def compile_program(policies, domain: str = "enterprise"):
-    """The kernel's compile_program when built, else the stand-in's."""
-    if kernel_available():
-        from ecorules.fastcalc import compile_program as kernel_compile
-
-        return kernel_compile(policies, domain=domain)
-    return StandInProgram(policies, domain=domain)

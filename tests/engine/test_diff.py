@@ -2,7 +2,7 @@
 
 The registry is the hand-made one of ``diff_fixtures`` (12 rows, one with a bad USCC), so
 every figure below is checked by hand in the comments. Scoring goes through the fastcalc
-kernel when it is built, else through the per-row stand-in of ``diff_standin``.
+kernel, as in production.
 """
 
 from __future__ import annotations
@@ -25,19 +25,12 @@ from diff_fixtures import (
     write_registry,
     write_set,
 )
-from diff_standin import compile_program
-from ecorules.engine import _impact
 from ecorules.engine._cli_diff import diff as diff_command
 from ecorules.engine._diff import run_diff
 from ecorules.rules import load_policies
 
 AS_OF = dt.date(2014, 1, 1)
 
-
-@pytest.fixture(autouse=True)
-def scorer(monkeypatch):
-    """The kernel when built, else the stand-in, for the library and the command alike."""
-    monkeypatch.setattr(_impact, "_kernel", lambda: compile_program)
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 from diff_fixtures import ADD_RULE, CREDIT, WATER, edited, write_registry, write_set
-from diff_standin import compile_program
-from ecorules.engine import _impact
 from ecorules.engine._diff import run_diff
 from ecorules.engine._diff_html import embedded_json, render_html
 
@@ -25,10 +23,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync", "--no-first-run",
 ]
 
-
-@pytest.fixture(autouse=True)
-def scorer(monkeypatch):
-    monkeypatch.setattr(_impact, "_kernel", lambda: compile_program)
 
 
 def draft_water() -> str:
