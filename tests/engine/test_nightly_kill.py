@@ -1,0 +1,151 @@
+"""kill -9 at many moments of a large nightly run: the database stays consistent, and the
+next run completes with the same results as an undisturbed run.
+
+The moments are spread over the whole run (one in each of K equal slices of its measured
+duration, at a random point of the slice), so they fall into every phase: opening the
+database, marking stale runs, streaming and writing batches, and the final commit.
+ECORULES_STRESS=N multiplies the number of moments by N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from nightly_data import make_registry
+from nightly_standin import compile_standin, scorer
+
+CHILD = Path(__file__).with_name("nightly_kill_child.py")
+STRESS = int(os.environ.get("ECORULES_STRESS", "1") or 1)
+MOMENTS = 21 * STRESS
+RESULT_TABLES = ("findings", "district_totals", "sanctions", "rejects")
+
+
+def start_child(registry: Path, db: Path, batch_rows: int) -> tuple[subprocess.Popen, float]:
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(registry), str(db), str(batch_rows)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = child.stdout.readline()
+    assert line.strip() == "ready", (line, child.stderr.read() if child.poll() is not None else "")
+    return child, time.monotonic()
+
+
+def check_consistent(db: Path, statuses_out: dict | None = None) -> dict:
+    """What every reader must be able to rely on, whenever it looks."""
+    connection = sqlite3.connect(db, timeout=30)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        statuses = dict(connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+        assert statuses.get("running", 0) <= 1, statuses  # at most the one just killed
+        if statuses_out is not None:
+            statuses_out.update(statuses)
+            statuses_out["running ids"] = {r[0] for r in connection.execute("SELECT id FROM runs WHERE status = 'running'")}
+        assert statuses.get("done", 0) <= 1, statuses  # --force replaces, never duplicates
+        for table in RESULT_TABLES:
+            orphans = connection.execute(
+                f"SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs WHERE status = 'done')"
+            ).fetchone()[0]
+            assert orphans == 0, f"{orphans} rows of {table} belong to no finished run"
+        done = connection.execute(
+            "SELECT id, rows_in, rows_scored, rows_rejected, total_yuan, summary FROM runs WHERE status = 'done'"
+        ).fetchall()
+        result = {}
+        for run_id, rows_in, scored, rejected, total, summary in done:
+            assert rows_in == scored + rejected
+            districts = connection.execute(
+                "SELECT coalesce(sum(deduction_yuan), 0) FROM district_totals WHERE run_id = ?", (run_id,)).fetchone()[0]
+            findings = connection.execute(
+                "SELECT count(*), coalesce(sum(amount_yuan), 0) FROM findings WHERE run_id = ?", (run_id,)).fetchone()
+            assert districts == total == findings[1]  # every deduction of these policies goes to a district
+            lists = dict(connection.execute(
+                "SELECT list, count(*) FROM sanctions WHERE run_id = ? GROUP BY list", (run_id,)).fetchall())
+            recorded = json.loads(summary)
+            assert lists == recorded["lists"] and findings[0] == recorded["findings"]
+            result = {
+                "rows": (rows_in, scored, rejected), "total": total, "lists": lists, "findings": findings[0],
+                "districts": connection.execute(
+                    "SELECT district, deduction_yuan, cases FROM district_totals WHERE run_id = ? ORDER BY district",
+                    (run_id,)).fetchall(),
+            }
+        return result
+    finally:
+        connection.close()
+
+
+def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path):
+    real_kernel = scorer() is not compile_standin
+    rows = 600_000 if real_kernel else 12_000
+    registry = tmp_path / "registry.parquet"
+    pq.write_table(make_registry(rows, seed=42, case_share=0.15), registry, row_group_size=50_000)
+    batch_rows = 20_000 if real_kernel else 1_000
+
+    reference_db = tmp_path / "reference.sqlite"
+    child, started = start_child(registry, reference_db, batch_rows)
+    assert child.wait(timeout=300) == 0, child.stderr.read()
+    duration = time.monotonic() - started
+    reference = check_consistent(reference_db)
+    assert reference["rows"][0] == rows and reference["findings"] > 0
+
+    db = tmp_path / "killed.sqlite"
+    rng = random.Random(1234)
+    moments = [duration * (i + rng.random()) / MOMENTS for i in range(MOMENTS)]
+    rng.shuffle(moments)
+    outcomes = {"killed": 0, "finished first": 0}
+    left_running: set[int] = set()
+    for moment in moments:
+        child, started = start_child(registry, db, batch_rows)
+        time.sleep(max(0.0, started + moment - time.monotonic()))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            outcomes["killed"] += 1
+        else:
+            outcomes["finished first"] += 1
+        child.wait(timeout=60)
+        child.stdout.close()
+        child.stderr.close()
+        if db.exists():
+            statuses: dict = {}
+            state = check_consistent(db, statuses)
+            left_running |= statuses["running ids"]
+            if state:  # a finished run, whole: identical to the undisturbed one
+                assert state == reference
+    assert outcomes["killed"] >= MOMENTS * 2 // 3, outcomes
+
+    child, _ = start_child(registry, db, batch_rows)
+    assert child.wait(timeout=300) == 0, child.stderr.read()
+    child.stdout.close()
+    child.stderr.close()
+    assert check_consistent(db) == reference
+    connection = sqlite3.connect(db)
+    statuses = dict(connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+    assert statuses["done"] == 1 and "running" not in statuses
+    # every run killed after it had registered is marked failed by the next one
+    assert statuses.get("failed", 0) == len(left_running) > 0, (outcomes, left_running)
+
+
+@pytest.mark.parametrize("phase", ["reading", "writing"])
+def test_kill_during_a_run_keeps_the_previous_results(tmp_path, phase):
+    """A forced rerun killed half-way must leave the earlier, complete run untouched."""
+    rows = 300_000 if scorer() is not compile_standin else 6_000
+    registry = tmp_path / "registry.parquet"
+    pq.write_table(make_registry(rows, seed=7, case_share=0.2), registry)
+    db = tmp_path / "r.sqlite"
+    child, started = start_child(registry, db, 10_000 if rows > 10_000 else 500)
+    assert child.wait(timeout=300) == 0
+    duration = time.monotonic() - started
+    before = check_consistent(db)
+    child, started = start_child(registry, db, 10_000 if rows > 10_000 else 500)
+    time.sleep(duration * (0.3 if phase == "reading" else 0.8))
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert check_consistent(db) == before
