@@ -166,7 +166,7 @@ def test_approval_records_durable_equals_the_hand_written_reading(shipped):
     kinds = shipped.facts["document_kind"].type.choices
     differences = []
     with Evaluator(shipped, backend="durable") as durable:
-        for n in range(10_000 * STRESS):
+        for _ in range(10_000 * STRESS):
             record = {
                 "uscc": "91350200MA31E12PXF",
                 "document_kind": rng.choice(kinds),
