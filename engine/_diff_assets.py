@@ -94,7 +94,8 @@ JS = r"""
   function drawChart() {
     var box = document.getElementById("chart-box");
     var rows = data.districts.filter(function (d) { return d.difference_yuan !== 0; });
-    rows.sort(function (a, b) { return b.difference_yuan - a.difference_yuan || (a.district < b.district ? -1 : 1); });
+    // Signed, largest increase first; ties keep the document's order (the sort is stable).
+    rows.sort(function (a, b) { return b.difference_yuan - a.difference_yuan; });
     if (!rows.length) {
       var p = document.createElement("p");
       p.className = "empty";
@@ -108,9 +109,20 @@ JS = r"""
     var max = Math.max.apply(null, rows.map(function (d) { return Math.abs(d.difference_yuan); }));
     var hasNegative = rows.some(function (d) { return d.difference_yuan < 0; });
     var hasPositive = rows.some(function (d) { return d.difference_yuan > 0; });
-    var plot = width - labelWidth - 2 * valueWidth;
-    var zero = labelWidth + valueWidth + (hasNegative ? (hasPositive ? plot / 2 : plot) : 0);
-    var scale = (hasNegative && hasPositive ? plot / 2 : plot) / max;
+    // Where zero stands: in the middle when bars go both ways, else next to the labels
+    // (increases only) or at the right edge (decreases only); value labels outside the bars.
+    var zero, scale;
+    if (hasNegative && hasPositive) {
+      var half = (width - labelWidth - 2 * valueWidth) / 2;
+      zero = labelWidth + valueWidth + half;
+      scale = half / max;
+    } else if (hasPositive) {
+      zero = labelWidth + 8;
+      scale = (width - zero - valueWidth) / max;
+    } else {
+      zero = width - 8;
+      scale = (zero - labelWidth - valueWidth) / max;
+    }
     var svg = chart;
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     rows.forEach(function (d, i) {

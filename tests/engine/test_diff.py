@@ -227,6 +227,12 @@ def test_shipped_policies_on_the_example_registry(tmp_path):
     assert {d["district"]: d["difference_yuan"] for d in document["districts"] if d["difference_yuan"]} == {
         name: 500_000 * count for name, count in per_district.items() if count
     }
+    # pinned for the committed file, checked by hand: 16 untreated outfalls, 12 cases of
+    # industrial direct discharge; 郑州旋银包装材料 has 3 outfalls and 2 cases
+    assert (outfalls, direct) == (16, 12)
+    assert (document["totals"]["before_yuan"], document["totals"]["after_yuan"]) == (136_000_000, 144_000_000)
+    first = document["enterprises"]["items"][0]
+    assert (first["name"], first["before_yuan"], first["after_yuan"]) == ("郑州旋银包装材料有限公司", 23_000_000, 24_500_000)
     # the shipped cases judge 2012-04-14, before the raise takes effect: none breaks
     assert document["tests"]["base_under_proposal"]["failed"] == 0
     assert document["tests"]["base_under_proposal"]["run"] == sum(len(p.tests) for p in load_policies(SHIPPED))

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from diff_fixtures import ADD_RULE, CREDIT, WATER, edited, write_registry, write_set
+from diff_fixtures import ADD_RULE, CREDIT, REMOVE_RULE, WATER, edited, write_registry, write_set
 from ecorules.engine._diff import run_diff
 from ecorules.engine._diff_html import embedded_json, render_html
 
@@ -101,74 +101,108 @@ def test_command_writes_the_page(tmp_path):
     assert blob(out.read_text(encoding="utf-8")) == json.loads(result.output)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no browser: /usr/bin/chromium is absent (.ci/run installs Debian's chromium)")
-def test_page_in_a_real_browser(page_file, document, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("no browser: /usr/bin/chromium is absent (.ci/run installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith("file://") else None)
-            page.goto(page_file.as_uri())
-            page.wait_for_load_state("load")
-
-            # The chart drew one bar per district with an impact, each the right length sign.
-            with_impact = [d for d in document["districts"] if d["difference_yuan"]]
-            bars = page.locator("#district-chart rect.bar")
-            assert bars.count() == len(with_impact) == 4
-            drawn = {bars.nth(i).get_attribute("data-district"): int(bars.nth(i).get_attribute("data-difference")) for i in range(bars.count())}
-            assert drawn == {d["district"]: d["difference_yuan"] for d in with_impact}
-            assert page.locator("#district-chart text.label").all_text_contents() == [
-                d["district"] for d in sorted(with_impact, key=lambda d: -d["difference_yuan"])
-            ]
-            assert page.locator("#district-chart").bounding_box()["height"] > 50
-
-            # The figures shown are the document's.
-            totals = document["totals"]
-            for ident, value in (("total-before", totals["before_yuan"]), ("total-after", totals["after_yuan"]),
-                                 ("total-difference", totals["difference_yuan"]), ("changed-count", totals["changed_enterprises"])):
-                figure = page.locator(f"#{ident}")
-                assert int(figure.get_attribute("data-value")) == value
-                assert figure.inner_text().replace(",", "").replace(" 元", "").lstrip("+") == str(value)
-            rows = page.locator("#district-table tbody tr")
-            shown = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()[:4]] for i in range(rows.count())]
-            assert shown == [[d["district"], f"{d['before_yuan']:,}", f"{d['after_yuan']:,}", f"{d['difference_yuan']:+,}"]
-                             for d in document["districts"]]
-            assert page.locator(".explain").count() == len(document["enterprises"]["items"])
-
-            # Sorting: click the difference header, ascending, then again, descending.
-            table = page.locator("#changed-table")
-            header = table.locator("th", has_text="差额 Difference")
-            header.click()
-            assert header.get_attribute("aria-sort") == "ascending"
-            differences = [int(v) for v in table.locator("tbody tr td:nth-child(6)").evaluate_all("cells => cells.map(c => c.dataset.sort)")]
-            assert differences == sorted(item["difference_yuan"] for item in document["enterprises"]["items"])
-            header.click()
-            differences = [int(v) for v in table.locator("tbody tr td:nth-child(6)").evaluate_all("cells => cells.map(c => c.dataset.sort)")]
-            assert differences == sorted((item["difference_yuan"] for item in document["enterprises"]["items"]), reverse=True)
-            table.locator("th", has_text="企业名称 Name").click()
-            names = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
-            assert names == sorted(names)
-
-            # Filtering: a district name keeps exactly that district's rows.
-            page.fill("#filter", "二七区")
-            visible = table.locator("tbody tr:not([hidden])")
-            expected = [i for i in document["enterprises"]["items"] if i["district"] == "二七区"]
-            assert visible.count() == len(expected) == 2
-            assert sorted(visible.locator("td:nth-child(1)").all_inner_texts()) == sorted(i["uscc"] for i in expected)
-            assert page.locator("#filter-count").inner_text() == f"显示 2 / {len(document['enterprises']['items'])} shown"
-            page.fill("#filter", "blacklist 鑫源")
-            assert visible.count() == 1
-            page.fill("#filter", "")
-            assert visible.count() == len(document["enterprises"]["items"])
-
-            page.screenshot(path=str(tmp_path / "diff_report.png"), full_page=True)
-            page.locator("#summary").screenshot(path=str(tmp_path / "diff_summary.png"))
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+def test_page_in_a_real_browser(browser, page_file, document, tmp_path):
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith("file://") else None)
+    page.goto(page_file.as_uri())
+    page.wait_for_load_state("load")
+
+    # The chart drew one bar per district with an impact, each the right length sign.
+    with_impact = [d for d in document["districts"] if d["difference_yuan"]]
+    bars = page.locator("#district-chart rect.bar")
+    assert bars.count() == len(with_impact) == 4
+    drawn = {bars.nth(i).get_attribute("data-district"): int(bars.nth(i).get_attribute("data-difference")) for i in range(bars.count())}
+    assert drawn == {d["district"]: d["difference_yuan"] for d in with_impact}
+    assert page.locator("#district-chart text.label").all_text_contents() == [
+        d["district"] for d in sorted(with_impact, key=lambda d: -d["difference_yuan"])
+    ]
+    assert page.locator("#district-chart").bounding_box()["height"] > 50
+
+    # The figures shown are the document's.
+    totals = document["totals"]
+    for ident, value in (("total-before", totals["before_yuan"]), ("total-after", totals["after_yuan"]),
+                         ("total-difference", totals["difference_yuan"]), ("changed-count", totals["changed_enterprises"])):
+        figure = page.locator(f"#{ident}")
+        assert int(figure.get_attribute("data-value")) == value
+        assert figure.inner_text().replace(",", "").replace(" 元", "").lstrip("+") == str(value)
+    rows = page.locator("#district-table tbody tr")
+    shown = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()[:4]] for i in range(rows.count())]
+    assert shown == [[d["district"], f"{d['before_yuan']:,}", f"{d['after_yuan']:,}", f"{d['difference_yuan']:+,}"]
+                     for d in document["districts"]]
+    assert page.locator(".explain").count() == len(document["enterprises"]["items"])
+
+    # Sorting: click the difference header, ascending, then again, descending.
+    table = page.locator("#changed-table")
+    header = table.locator("th", has_text="差额 Difference")
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    differences = [int(v) for v in table.locator("tbody tr td:nth-child(6)").evaluate_all("cells => cells.map(c => c.dataset.sort)")]
+    assert differences == sorted(item["difference_yuan"] for item in document["enterprises"]["items"])
+    header.click()
+    differences = [int(v) for v in table.locator("tbody tr td:nth-child(6)").evaluate_all("cells => cells.map(c => c.dataset.sort)")]
+    assert differences == sorted((item["difference_yuan"] for item in document["enterprises"]["items"]), reverse=True)
+    table.locator("th", has_text="企业名称 Name").click()
+    names = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert names == sorted(names)
+
+    # Filtering: a district name keeps exactly that district's rows.
+    page.fill("#filter", "二七区")
+    visible = table.locator("tbody tr:not([hidden])")
+    expected = [i for i in document["enterprises"]["items"] if i["district"] == "二七区"]
+    assert visible.count() == len(expected) == 2
+    assert sorted(visible.locator("td:nth-child(1)").all_inner_texts()) == sorted(i["uscc"] for i in expected)
+    assert page.locator("#filter-count").inner_text() == f"显示 2 / {len(document['enterprises']['items'])} shown"
+    page.fill("#filter", "blacklist 鑫源")
+    assert visible.count() == 1
+    page.fill("#filter", "")
+    assert visible.count() == len(document["enterprises"]["items"])
+
+    page.screenshot(path=str(tmp_path / "diff_report.png"), full_page=True)
+    page.locator("#summary").screenshot(path=str(tmp_path / "diff_summary.png"))
+    page.close()
     assert problems == []
     assert (tmp_path / "diff_report.png").stat().st_size > 10_000
+
+
+def test_chart_of_decreases_only(browser, tmp_path):
+    """A draft that only lowers amounts: bars grow left from an axis at the right, clear of
+    the district names."""
+    base = write_set(tmp_path / "base")
+    proposed = write_set(tmp_path / "draft", edited(REMOVE_RULE))
+    document = run_diff(base, proposed, write_registry(tmp_path / "r.csv"), dt.date(2014, 1, 1))
+    path = tmp_path / "report.html"
+    path.write_text(render_html(document), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        bars = [page.locator("#district-chart rect.bar").nth(i).bounding_box() for i in range(2)]
+        labels = [page.locator("#district-chart text.label").nth(i).bounding_box() for i in range(2)]
+        axis = page.locator("#district-chart line.axis").bounding_box()
+        assert page.locator("#district-chart rect.bar.down").count() == 2  # 二七区 and 新密市
+        for bar, label in zip(bars, labels, strict=True):
+            assert bar["x"] > label["x"] + label["width"]
+            assert abs(bar["x"] + bar["width"] - axis["x"]) < 2
+        assert bars[0]["width"] < bars[1]["width"]  # -10 M (新密市) first, then -20 M (二七区)
+        page.locator("#chart-box").screenshot(path=str(tmp_path / "chart_decreases.png"))
+        assert errors == []
+    finally:
+        page.close()
