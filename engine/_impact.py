@@ -195,7 +195,7 @@ def _gather(matrix: np.ndarray, slots: list[int], n: int) -> np.ndarray:
 class _Accumulator:
     """Running sums over batches, and the rows that changed, kept columnar."""
 
-    def __init__(self, base: _Side, proposed: _Side):
+    def __init__(self, base: _Side, proposed: _Side, limit: int):
         self.finding_keys = list(dict.fromkeys(base.finding_keys + proposed.finding_keys))
         self.sanction_keys = list(dict.fromkeys(base.sanction_keys + proposed.sanction_keys))
         self.rule_keys = list(dict.fromkeys(base.rule_keys + proposed.rule_keys))
@@ -213,8 +213,10 @@ class _Accumulator:
         self.list_counts = np.zeros((4, n_l), np.int64)  # before, after, entered, left
         self.totals = np.zeros(2, np.int64)
         self.district_ids: dict[str, int] = {}
-        self.district_sums = np.zeros((4, 0), np.int64)  # before, after, owing before, owing after
-        self.changed_parts: list[dict[str, Any]] = []
+        # per district: before, after, rows owing before, rows owing after, rows changed
+        self.district_sums = np.zeros((5, 0), np.int64)
+        self.changed_count = 0
+        self.kept = _MostChanged(limit)
 
     def add(self, batch: pa.Table | pa.RecordBatch, rb, rp) -> None:
         n = batch.num_rows
@@ -258,17 +260,21 @@ class _Accumulator:
                 np.count_nonzero(on_b), np.count_nonzero(on_p),
                 np.count_nonzero(on_p & ~on_b), np.count_nonzero(on_b & ~on_p),
             )
-        self._add_districts(batch, total_b, total_p)
         rows = np.flatnonzero(changed)
+        self.changed_count += rows.size
+        owing = np.flatnonzero((total_b != 0) | (total_p != 0))
+        before, after = total_b[owing], total_p[owing]
+        self._add_districts(batch, owing, (before, after, before != 0, after != 0), range(4))
+        self._add_districts(batch, rows, (np.ones(rows.size, np.int64),), (4,))
         if rows.size:
-            taken = batch.take(pa.array(rows))
-            self.changed_parts.append({
-                "table": taken if isinstance(taken, pa.Table) else pa.Table.from_batches([taken]),
-                "total": (total_b[rows], total_p[rows]),
-                "amounts": np.array([(b[rows], p[rows]) for b, p in amounts], np.int64).reshape(len(amounts), 2, rows.size),
-                "flags": np.array([(b[rows], p[rows]) for b, p in flags], bool).reshape(len(flags), 2, rows.size),
-                "fired": self._fired_rows(rb, rp, rows),
-            })
+            rows = self.kept.candidates(batch, rows, total_p[rows] - total_b[rows])
+            self.kept.add(
+                batch.take(pa.array(rows)),
+                total=np.stack((total_b[rows], total_p[rows])),
+                amounts=np.array([(b[rows], p[rows]) for b, p in amounts], np.int64).reshape(len(amounts), 2, rows.size),
+                flags=np.array([(b[rows], p[rows]) for b, p in flags], bool).reshape(len(flags), 2, rows.size),
+                fired=self._fired_rows(rb, rp, rows),
+            )
 
     def _fired_rows(self, rb, rp, rows: np.ndarray) -> np.ndarray:
         rbk, rpk = self.slots["rules"]
@@ -280,17 +286,16 @@ class _Accumulator:
                 fired[index, 1] |= rp.fired[slot][rows].astype(bool)
         return fired
 
-    def _add_districts(self, batch, total_b, total_p) -> None:
-        owing = np.flatnonzero((total_b != 0) | (total_p != 0))
-        if not owing.size:
+    def _add_districts(self, batch, rows: np.ndarray, values, targets) -> None:
+        """Add ``values`` (one array per target row of district_sums) by the rows' district."""
+        if not rows.size:
             return
-        codes = self._district_codes(batch, owing)
-        size = len(self.district_ids)
-        if self.district_sums.shape[1] < size:
-            self.district_sums = np.pad(self.district_sums, ((0, 0), (0, size - self.district_sums.shape[1])))
-        before, after = total_b[owing], total_p[owing]
-        for row, values in enumerate((before, after, (before != 0).astype(np.int64), (after != 0).astype(np.int64))):
-            np.add.at(self.district_sums[row], codes, values)
+        codes = self._district_codes(batch, rows)
+        missing = len(self.district_ids) - self.district_sums.shape[1]
+        if missing > 0:
+            self.district_sums = np.pad(self.district_sums, ((0, 0), (0, missing)))
+        for target, value in zip(targets, values, strict=True):
+            np.add.at(self.district_sums[target], codes, value.astype(np.int64, copy=False))
 
     def _district_codes(self, batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
         if DISTRICT not in batch.schema.names:
@@ -344,7 +349,7 @@ def compute_impact(
         _Side(compile_program(base, domain=domain), base, as_of),
         _Side(compile_program(proposed, domain=domain), proposed, as_of),
     )
-    acc = _Accumulator(*sides)
+    acc = _Accumulator(*sides, limit)
     previous: list[Any] = [None, None]
     for batch in batches:
         # The previous batch's outputs are reused (the accumulator keeps copies only): no
@@ -376,47 +381,81 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
         ListImpact(list_id, titles.get(list_id, list_id), *map(int, acc.list_counts[:, index]))
         for index, list_id in enumerate(acc.lists)
     )
-    changed_table, order, parts = _changed(acc)
-    changed_by_district: dict[str, int] = {}
-    if changed_table is not None and DISTRICT in changed_table.schema.names:
-        counts = pc.value_counts(pc.fill_null(pc.cast(changed_table.column(DISTRICT), pa.string()), NO_DISTRICT))
-        changed_by_district = {item["values"].as_py(): item["counts"].as_py() for item in counts}
-    names = list(acc.district_ids) + [d for d in changed_by_district if d not in acc.district_ids]
-    sums = np.pad(acc.district_sums, ((0, 0), (0, len(names) - acc.district_sums.shape[1])))
+    names = list(acc.district_ids)
     districts = sorted(
-        (DistrictImpact(name, *map(int, sums[:, index]), changed_by_district.get(name, 0)) for index, name in enumerate(names)),
+        (DistrictImpact(name, *map(int, acc.district_sums[:, index])) for index, name in enumerate(names)),
         key=lambda d: (-abs(d.difference_yuan), -d.changed, d.district),
     )
+    kept = acc.kept.result()
     facts = {**proposed.facts, **base.facts}
-    enterprises = _materialize(acc, changed_table, order[:limit], parts, facts) if changed_table is not None else ()
+    enterprises = _materialize(acc, *kept, facts) if kept is not None else ()
     return Impact(
         as_of=as_of, rows_in=acc.rows_in, rows_compared=acc.rows_compared,
         rejected_base=acc.rejected_base, rejected_proposed=acc.rejected_proposed,
         rejected_only_proposed=acc.rejected_only_proposed,
         before_yuan=int(acc.totals[0]), after_yuan=int(acc.totals[1]),
         districts=tuple(districts), rules=tuple(rules), lists=lists,
-        changed_count=0 if changed_table is None else changed_table.num_rows,
+        changed_count=acc.changed_count,
         changed=tuple(enterprises),
     )
 
 
-def _changed(acc: _Accumulator):
-    """All changed rows in one table, their per-key figures, and their order of importance."""
-    if not acc.changed_parts:
-        return None, np.zeros(0, np.int64), {}
-    table = pa.concat_tables([p["table"] for p in acc.changed_parts]).combine_chunks()
-    parts = {
-        "total": np.concatenate([np.stack(p["total"]) for p in acc.changed_parts], axis=1),
-        "amounts": np.concatenate([p["amounts"] for p in acc.changed_parts], axis=2),
-        "flags": np.concatenate([p["flags"] for p in acc.changed_parts], axis=2),
-        "fired": np.concatenate([p["fired"] for p in acc.changed_parts], axis=2),
-    }
-    # By |difference| descending, then USCC: sorted by Arrow (a string sort in C++).
-    difference = parts["total"][1] - parts["total"][0]
-    subject = table.column("uscc") if "uscc" in table.column_names else pa.array(np.arange(table.num_rows))
-    keys = pa.table({"magnitude": -np.abs(difference), "uscc": subject})
-    order = pc.sort_indices(keys, sort_keys=[("magnitude", "ascending"), ("uscc", "ascending")]).to_numpy()
-    return table, order, parts
+class _MostChanged:
+    """The ``limit`` changed rows that matter most, kept as the batches go by.
+
+    Order: |difference| descending, then USCC. Memory is bounded by ``limit``, not by how
+    many rows change: each batch offers at most ``limit`` candidates (an Arrow top-k), and
+    once twice ``limit`` rows are kept they are cut back to ``limit``.
+    """
+
+    FIELDS = ("total", "amounts", "flags", "fired")  # arrays whose last axis is the row
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts: list[tuple[pa.Table, dict[str, np.ndarray]]] = []
+        self.size = 0
+
+    def candidates(self, batch, rows: np.ndarray, difference: np.ndarray) -> np.ndarray:
+        if rows.size <= self.limit or not self.limit:
+            return rows[: self.limit]
+        subjects = batch.column("uscc").take(pa.array(rows)) if "uscc" in batch.schema.names else pa.array(rows)
+        return rows[_top(difference, subjects, self.limit)]
+
+    def add(self, table: pa.Table | pa.RecordBatch, **arrays: np.ndarray) -> None:
+        if not self.limit:
+            return
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        self.parts.append((table, arrays))
+        self.size += table.num_rows
+        if self.size >= 2 * self.limit:
+            self.parts = [self._ordered(self.limit)]
+            self.size = self.parts[0][0].num_rows
+
+    def _ordered(self, limit: int) -> tuple[pa.Table, dict[str, np.ndarray]]:
+        table = pa.concat_tables([t for t, _ in self.parts]).combine_chunks()
+        arrays = {name: np.concatenate([a[name] for _, a in self.parts], axis=-1) for name in self.FIELDS}
+        difference = arrays["total"][1] - arrays["total"][0]
+        subjects = table.column("uscc") if "uscc" in table.column_names else pa.array(np.arange(table.num_rows))
+        order = _top(difference, subjects, limit)
+        return table.take(pa.array(order)), {name: value[..., order] for name, value in arrays.items()}
+
+    def result(self) -> tuple[pa.Table, dict[str, np.ndarray]] | None:
+        """The kept rows in order, at most ``limit`` of them; None if none changed."""
+        if not self.parts:
+            return None
+        return self._ordered(self.limit)
+
+
+def _top(difference: np.ndarray, subjects, k: int) -> np.ndarray:
+    """Positions of the first ``k`` rows by |difference| descending then subject, in order."""
+    keys = pa.table({"magnitude": -np.abs(difference), "subject": subjects})
+    sort_keys = [("magnitude", "ascending"), ("subject", "ascending")]
+    if k < keys.num_rows:
+        chosen = pc.select_k_unstable(keys, k, sort_keys=sort_keys)
+        keys = keys.take(chosen)
+        return chosen.to_numpy()[pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()]
+    return pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()
 
 
 _ARROW_TYPES = {Kind.INTEGER: pa.int64(), Kind.BOOLEAN: pa.bool_()}
@@ -482,23 +521,21 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-def _materialize(acc: _Accumulator, table: pa.Table, rows: np.ndarray, parts, facts) -> list[ChangedEnterprise]:
+def _materialize(acc: _Accumulator, table: pa.Table, parts, facts) -> list[ChangedEnterprise]:
     with _without_cyclic_gc():
-        return _build_rows(acc, table, rows, parts, facts)
+        return _build_rows(acc, table, parts, facts)
 
 
-def _build_rows(acc: _Accumulator, table: pa.Table, rows: np.ndarray, parts, facts) -> list[ChangedEnterprise]:
+def _build_rows(acc: _Accumulator, table: pa.Table, parts, facts) -> list[ChangedEnterprise]:
     """Python objects for the shown rows only: the responsible rules, lists entered and left.
 
     Per rule, which rows it is responsible for is one vectorized comparison; the Python loop
     then visits only (row, responsible rule) pairs.
     """
-    m = rows.size
-    shown = _typed_rows(table.take(pa.array(rows)), facts) if m else []
-    amounts = parts["amounts"][:, :, rows]
-    flags = parts["flags"][:, :, rows]
-    fired = parts["fired"][:, :, rows]
-    totals = parts["total"][:, rows].tolist()
+    m = table.num_rows
+    shown = _typed_rows(table, facts)
+    amounts, flags, fired = parts["amounts"], parts["flags"], parts["fired"]
+    totals = parts["total"].tolist()
     changes: list[list[RuleChange]] = [[] for _ in range(m)]
     for index, key in enumerate(acc.rule_keys):
         findings = [i for i, k in enumerate(acc.finding_keys) if k[:2] == key]

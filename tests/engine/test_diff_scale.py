@@ -88,8 +88,13 @@ def test_batches_do_not_matter(registry, base, draft):
 
 def test_limit_keeps_the_most_changed_and_counts_all(registry, base, draft):
     full = compute_impact(base, draft, [registry], AS_OF, compile_program=compile_program)
-    limited = compute_impact(base, draft, [registry], AS_OF, limit=10, compile_program=compile_program)
-    assert limited.changed_count == full.changed_count > 10
-    assert limited.changed == full.changed[:10]
+    assert full.changed_count == len(full.changed) > 30
+    for batches in ([registry], registry.to_batches(max_chunksize=500)):  # one cut, and many
+        limited = compute_impact(base, draft, batches, AS_OF, limit=10, compile_program=compile_program)
+        assert limited.changed_count == full.changed_count
+        assert limited.changed == full.changed[:10]
+        assert figures(limited)["districts"] == figures(full)["districts"]
+    none = compute_impact(base, draft, [registry], AS_OF, limit=0, compile_program=compile_program)
+    assert (none.changed_count, none.changed) == (full.changed_count, ())
     magnitudes = [abs(e.difference_yuan) for e in full.changed]
     assert magnitudes == sorted(magnitudes, reverse=True)
