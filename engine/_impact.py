@@ -14,139 +14,39 @@ sanction of a paired slot differs; rules whose amount is unchanged are not "resp
 
 Figures are over the rows that both sets accept (``rows_compared``); rows either set rejects
 are counted apart, never silently folded into zeros. Amounts are exact int64 yuan throughout.
+The result types are in ``_impact_types.py``; keeping and building the changed rows is
+``_changed_rows.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-import attrs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules import Citation, Fact, Kind, Policy, PolicySet, RecordError
-from ecorules.rules._records import coerce
+from ecorules.rules import Policy, PolicySet
 
-DISTRICT = "district"  # the registry column the impact is broken down by
-NO_DISTRICT = "(无区县 none)"
+from ._changed_rows import MostChanged, materialize
+from ._impact_types import (
+    DISTRICT,
+    NO_DISTRICT,
+    ChangedEnterprise,
+    DistrictImpact,
+    Impact,
+    ListImpact,
+    RuleChange,
+    RuleImpact,
+    RuleInfo,
+)
 
 Key = tuple  # (policy id, rule id[, finding index | list id])
 
 
 def _policy_id(policy_key: str) -> str:
     return policy_key.rsplit("@", 1)[0]
-
-
-@attrs.frozen
-class RuleInfo:
-    """What a reader needs to know about a rule on one side: its words and its clause."""
-
-    policy: str  # id@version
-    title: str
-    kind: str | None  # the kind of its first finding; None for a sanction-only rule
-    citation: Citation
-    condition: str
-    reads: tuple[str, ...]  # the registry facts its condition and amounts read
-    parameters: tuple[str, ...]  # the parameters it reads
-
-
-@attrs.frozen
-class RuleImpact:
-    policy: str  # policy id
-    rule: str
-    before_yuan: int
-    after_yuan: int
-    fired_before: int  # rows on which the rule fired
-    fired_after: int
-    base: RuleInfo | None  # None: the rule is not in force on that side
-    proposed: RuleInfo | None
-
-    @property
-    def difference_yuan(self) -> int:
-        return self.after_yuan - self.before_yuan
-
-
-@attrs.frozen
-class DistrictImpact:
-    district: str
-    before_yuan: int
-    after_yuan: int
-    enterprises_before: int  # rows with an amount owed
-    enterprises_after: int
-    changed: int  # rows whose outcome changed
-
-    @property
-    def difference_yuan(self) -> int:
-        return self.after_yuan - self.before_yuan
-
-
-@attrs.frozen
-class ListImpact:
-    list: str
-    title: str
-    before: int  # rows on the list
-    after: int
-    entered: int
-    left: int
-
-
-class RuleChange(NamedTuple):
-    """One rule responsible for an enterprise's change: its figures on both sides.
-
-    Named tuples, not attrs classes, for this and :class:`ChangedEnterprise`: thousands are
-    made per diff, and a tuple is built several times faster.
-    """
-
-    policy: str
-    rule: str
-    before_yuan: int
-    after_yuan: int
-    fired_before: bool
-    fired_after: bool
-    lists_entered: tuple[str, ...]
-    lists_left: tuple[str, ...]
-
-
-class ChangedEnterprise(NamedTuple):
-    uscc: str
-    name: str | None
-    district: str
-    before_yuan: int
-    after_yuan: int
-    lists_entered: tuple[str, ...]
-    lists_left: tuple[str, ...]
-    rules: tuple[RuleChange, ...]
-    facts: dict[str, Any]  # the registry row, as checked values (what the rules judged)
-
-    @property
-    def difference_yuan(self) -> int:
-        return self.after_yuan - self.before_yuan
-
-
-@attrs.frozen
-class Impact:
-    as_of: dt.date
-    rows_in: int
-    rows_compared: int
-    rejected_base: int  # rows the base set rejects (bad USCC, missing field, ...)
-    rejected_proposed: int
-    rejected_only_proposed: int  # accepted today, rejected under the proposal
-    before_yuan: int
-    after_yuan: int
-    districts: tuple[DistrictImpact, ...]  # by |difference| then name
-    rules: tuple[RuleImpact, ...]  # in the order of the base program, then new rules
-    lists: tuple[ListImpact, ...]
-    changed_count: int
-    changed: tuple[ChangedEnterprise, ...]  # the first `limit` by |difference|, then USCC
-    rows_unreadable: int = 0  # rows the reader dropped before scoring (counted in rows_in)
-
-    @property
-    def difference_yuan(self) -> int:
-        return self.after_yuan - self.before_yuan
 
 
 class _Side:
@@ -216,7 +116,7 @@ class _Accumulator:
         # per district: before, after, rows owing before, rows owing after, rows changed
         self.district_sums = np.zeros((5, 0), np.int64)
         self.changed_count = 0
-        self.kept = _MostChanged(limit)
+        self.kept = MostChanged(limit)
 
     def add(self, batch: pa.Table | pa.RecordBatch, rb, rp) -> None:
         n = batch.num_rows
@@ -388,7 +288,7 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
     )
     kept = acc.kept.result()
     facts = {**proposed.facts, **base.facts}
-    enterprises = _materialize(acc, *kept, facts) if kept is not None else ()
+    enterprises = materialize(acc, *kept, facts) if kept is not None else ()
     return Impact(
         as_of=as_of, rows_in=acc.rows_in, rows_compared=acc.rows_compared,
         rejected_base=acc.rejected_base, rejected_proposed=acc.rejected_proposed,
@@ -398,183 +298,6 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
         changed_count=acc.changed_count,
         changed=tuple(enterprises),
     )
-
-
-class _MostChanged:
-    """The ``limit`` changed rows that matter most, kept as the batches go by.
-
-    Order: |difference| descending, then USCC. Memory is bounded by ``limit``, not by how
-    many rows change: each batch offers at most ``limit`` candidates (an Arrow top-k), and
-    once twice ``limit`` rows are kept they are cut back to ``limit``.
-    """
-
-    FIELDS = ("total", "amounts", "flags", "fired")  # arrays whose last axis is the row
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.parts: list[tuple[pa.Table, dict[str, np.ndarray]]] = []
-        self.size = 0
-
-    def candidates(self, batch, rows: np.ndarray, difference: np.ndarray) -> np.ndarray:
-        if rows.size <= self.limit or not self.limit:
-            return rows[: self.limit]
-        subjects = batch.column("uscc").take(pa.array(rows)) if "uscc" in batch.schema.names else pa.array(rows)
-        return rows[_top(difference, subjects, self.limit)]
-
-    def add(self, table: pa.Table | pa.RecordBatch, **arrays: np.ndarray) -> None:
-        if not self.limit:
-            return
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        self.parts.append((table, arrays))
-        self.size += table.num_rows
-        if self.size >= 2 * self.limit:
-            self.parts = [self._ordered(self.limit)]
-            self.size = self.parts[0][0].num_rows
-
-    def _ordered(self, limit: int) -> tuple[pa.Table, dict[str, np.ndarray]]:
-        table = pa.concat_tables([t for t, _ in self.parts]).combine_chunks()
-        arrays = {name: np.concatenate([a[name] for _, a in self.parts], axis=-1) for name in self.FIELDS}
-        difference = arrays["total"][1] - arrays["total"][0]
-        subjects = table.column("uscc") if "uscc" in table.column_names else pa.array(np.arange(table.num_rows))
-        order = _top(difference, subjects, limit)
-        return table.take(pa.array(order)), {name: value[..., order] for name, value in arrays.items()}
-
-    def result(self) -> tuple[pa.Table, dict[str, np.ndarray]] | None:
-        """The kept rows in order, at most ``limit`` of them; None if none changed."""
-        if not self.parts:
-            return None
-        return self._ordered(self.limit)
-
-
-def _top(difference: np.ndarray, subjects, k: int) -> np.ndarray:
-    """Positions of the first ``k`` rows by |difference| descending then subject, in order."""
-    keys = pa.table({"magnitude": -np.abs(difference), "subject": subjects})
-    sort_keys = [("magnitude", "ascending"), ("subject", "ascending")]
-    if k < keys.num_rows:
-        chosen = pc.select_k_unstable(keys, k, sort_keys=sort_keys)
-        keys = keys.take(chosen)
-        return chosen.to_numpy()[pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()]
-    return pc.sort_indices(keys, sort_keys=sort_keys).to_numpy()
-
-
-_ARROW_TYPES = {Kind.INTEGER: pa.int64(), Kind.BOOLEAN: pa.bool_()}
-
-
-def _typed_rows(table: pa.Table, facts: Mapping[str, Fact]) -> list[dict[str, Any]]:
-    """The rows as the rules saw their values: a CSV gives text, and '3' is the integer 3.
-
-    Columns are converted whole with Arrow where they can be (these rows were accepted, so
-    integers and true/false convert); any other column, or one in words such as 是/否, goes
-    value by value through the same coercion the single-case engine uses.
-    """
-    columns = {}
-    for name in table.column_names:
-        column = table.column(name)
-        fact = facts.get(name)
-        if fact is not None and column.type == pa.string() and fact.type.kind in _ARROW_TYPES:
-            try:
-                columns[name] = pc.cast(column, _ARROW_TYPES[fact.type.kind]).to_pylist()
-                continue
-            except pa.ArrowInvalid:
-                pass
-        values = column.to_pylist()
-        if fact is not None and column.type == pa.string() and fact.type.kind not in (Kind.STRING, Kind.ENUM):
-            values = [_coerced(fact, value) for value in values]
-        columns[name] = values
-    names = list(columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-
-
-def _coerced(fact: Fact, raw: Any) -> Any:
-    try:
-        return coerce(fact, raw)
-    except RecordError:
-        return raw
-
-
-def _list_tuples(list_ids: list[str], masks: list[np.ndarray], n: int) -> list[tuple[str, ...]]:
-    """Per row, the lists (of ``list_ids``) whose mask is set; fast for the usual 0 or 1 list."""
-    if not masks:
-        return [()] * n
-    if len(masks) == 1:
-        one = (list_ids[0],)
-        return [one if hit else () for hit in masks[0].tolist()]
-    columns = [mask.tolist() for mask in masks]
-    return [tuple(x for x, hit in zip(list_ids, row, strict=True) if hit) for row in zip(*columns, strict=True)]
-
-
-@contextlib.contextmanager
-def _without_cyclic_gc():
-    """Build many small acyclic objects without the cyclic collector walking them all again.
-
-    Creating tens of thousands of tuples, lists and dicts triggers full collections that
-    scan every live object; measured here, they doubled the time of ``_materialize``. None
-    of these objects can form a cycle, so nothing is lost by collecting after.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _materialize(acc: _Accumulator, table: pa.Table, parts, facts) -> list[ChangedEnterprise]:
-    with _without_cyclic_gc():
-        return _build_rows(acc, table, parts, facts)
-
-
-def _build_rows(acc: _Accumulator, table: pa.Table, parts, facts) -> list[ChangedEnterprise]:
-    """Python objects for the shown rows only: the responsible rules, lists entered and left.
-
-    Per rule, which rows it is responsible for is one vectorized comparison; the Python loop
-    then visits only (row, responsible rule) pairs.
-    """
-    m = table.num_rows
-    shown = _typed_rows(table, facts)
-    amounts, flags, fired = parts["amounts"], parts["flags"], parts["fired"]
-    totals = parts["total"].tolist()
-    changes: list[list[RuleChange]] = [[] for _ in range(m)]
-    for index, key in enumerate(acc.rule_keys):
-        findings = [i for i, k in enumerate(acc.finding_keys) if k[:2] == key]
-        sanctions = [i for i, k in enumerate(acc.sanction_keys) if k[:2] == key]
-        money = amounts[findings].sum(axis=0) if findings else np.zeros((2, m), np.int64)
-        entered = [flags[i, 1] & ~flags[i, 0] for i in sanctions]
-        left = [flags[i, 0] & ~flags[i, 1] for i in sanctions]
-        responsible = money[0] != money[1]
-        for mask in entered + left:
-            responsible |= mask
-        hits = np.flatnonzero(responsible)
-        if not hits.size:
-            continue
-        before, after = money[0, hits].tolist(), money[1, hits].tolist()
-        fired_before, fired_after = fired[index, 0, hits].tolist(), fired[index, 1, hits].tolist()
-        list_ids = [acc.sanction_keys[i][2] for i in sanctions]
-        entered_t = _list_tuples(list_ids, [mask[hits] for mask in entered], hits.size)
-        left_t = _list_tuples(list_ids, [mask[hits] for mask in left], hits.size)
-        for position, j in enumerate(hits.tolist()):
-            changes[j].append(RuleChange(
-                key[0], key[1], before[position], after[position], fired_before[position], fired_after[position],
-                entered_t[position], left_t[position],
-            ))
-    entered_lists: list[list[str]] = [[] for _ in range(m)]
-    left_lists: list[list[str]] = [[] for _ in range(m)]
-    for list_index, list_id in enumerate(acc.lists):
-        slots = acc.list_slots[list_index]
-        on_before, on_after = flags[slots, 0].any(axis=0), flags[slots, 1].any(axis=0)
-        for j in np.flatnonzero(on_after & ~on_before).tolist():
-            entered_lists[j].append(list_id)
-        for j in np.flatnonzero(on_before & ~on_after).tolist():
-            left_lists[j].append(list_id)
-    return [
-        ChangedEnterprise(
-            str(row.get("uscc")), row.get("name"), row.get(DISTRICT) or NO_DISTRICT, totals[0][j], totals[1][j],
-            tuple(entered_lists[j]), tuple(left_lists[j]), tuple(changes[j]), row,
-        )
-        for j, row in enumerate(shown)
-    ]
 
 
 __all__ = [
