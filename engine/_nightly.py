@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import Counter
@@ -168,18 +169,22 @@ def _prefetch(items: Iterable[Batch], depth: int) -> Iterator[Batch]:
         thread.join(timeout=5)
 
 
-def _json_strings(array: pa.Array) -> pa.Array:
-    """Each string as a JSON string literal (quoted, escaped)."""
-    if pc.any(pc.match_substring_regex(array, _JSON_UNSAFE)).as_py():
+def _json_strings(array: pa.Array, safe: bool = False) -> pa.Array:
+    """Each string as a JSON string literal (quoted; escaped unless known ``safe``)."""
+    if not safe and pc.any(pc.match_substring_regex(array, _JSON_UNSAFE)).as_py():
         return pa.array([json.dumps(v, ensure_ascii=False) for v in array.to_pylist()], pa.string())
     return pc.binary_join_element_wise('"', array, '"', "")
 
 
-def _json_rows(columns: list[pa.Array]) -> str:
-    """A JSON array of rows (``[[a, b], ...]``, or ``[a, ...]`` for one column), built in Arrow."""
+def _json_rows(columns: list[pa.Array], safe: tuple[bool, ...] | None = None) -> str:
+    """A JSON array of rows (``[[a, b], ...]``, or ``[a, ...]`` for one column), built in Arrow.
+
+    ``safe[i]`` says that column i holds no character JSON must escape (validated values).
+    """
+    safe = safe or (False,) * len(columns)
     texts = [
-        column.cast(pa.string()) if pa.types.is_integer(column.type) else _json_strings(column)
-        for column in columns
+        column.cast(pa.string()) if pa.types.is_integer(column.type) else _json_strings(column, ok)
+        for column, ok in zip(columns, safe, strict=True)
     ]
     rows = texts[0] if len(texts) == 1 else pc.binary_join_element_wise("[", pc.binary_join_element_wise(*texts, ","), "]", "")
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows), ",")[0].as_py()
@@ -224,6 +229,11 @@ class _Accumulator:
         self.lists: Counter[str] = Counter()
         self.reasons: Counter[tuple[str | None, str]] = Counter()
         self.warnings: dict[str, None] = {}
+        self.seconds: dict[str, float] = dict.fromkeys(("read (waiting)", "score", "results"), 0.0)
+
+
+def _seconds(parts: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f} s" for name, value in parts.items())
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -269,6 +279,12 @@ class NightlyRun:
             for policy, rule, _index, kind, payer in program.findings
         ]
         self.sanction_slots = list(program.sanctions)
+        # facts whose valid values need no JSON escaping: the subject, and enums without " \
+        self.safe_facts = {ENTERPRISE} | {
+            name for name, fact in self.policies.facts.items()
+            if fact.format == "uscc"
+            or (fact.type.choices and not any(re.search(_JSON_UNSAFE, c) for c in fact.type.choices))
+        }
         return program
 
     def _registry(self, program) -> Registry:
@@ -319,7 +335,13 @@ class NightlyRun:
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
-            for batch in _prefetch(registry.batches(), depth=2):
+            batches = _prefetch(registry.batches(), depth=2)
+            while True:
+                began = time.perf_counter()
+                batch = next(batches, None)
+                acc.seconds["read (waiting)"] += time.perf_counter() - began
+                if batch is None:
+                    break
                 self._batch(program, batch, writer, run_id, acc)
                 progress.update(batch.rows_in)
             progress.close()
@@ -342,7 +364,11 @@ class NightlyRun:
                      acc.total_yuan, summary_json, run_id),
                 )
 
+            began = time.perf_counter()
             writer.commit(finish)
+            acc.seconds["commit"] = time.perf_counter() - began
+            acc.seconds["write (waiting)"] = writer.waited
+            log.info("run %s: %s; writer busy %s", run_id, _seconds(acc.seconds), _seconds(writer.busy))
         except BaseException as error:
             progress.close()
             if writer is not None:
@@ -370,7 +396,10 @@ class NightlyRun:
         for reject in batch.rejects:
             acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
         if n:
+            began = time.perf_counter()
             result = program.score(batch.table, as_of=self.as_of, threads=self.threads)
+            acc.seconds["score"] += time.perf_counter() - began
+            began = time.perf_counter()
             valid = np.asarray(result.valid, dtype=bool)
             scored = int(np.count_nonzero(valid))
             acc.rows_scored += scored
@@ -388,6 +417,7 @@ class NightlyRun:
             rejects.extend(self._score_rejects(result, batch, acc))
             self._findings(result, batch, valid, writer, run_id, acc)
             self._sanctions(result, batch, valid, writer, run_id, acc)
+            acc.seconds["results"] += time.perf_counter() - began
         if rejects:
             writer.executemany(store.INSERT_REJECTS, [
                 (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
@@ -424,7 +454,7 @@ class NightlyRun:
             payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer]).take(index)
             writer.execute(store.INSERT_FINDINGS, (
                 run_id, slot.policy, slot.rule, slot.kind.value, slot.citation,
-                _json_rows([subjects, money, payers]),
+                _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
             ))
             acc.findings += picked.size
 
@@ -437,7 +467,8 @@ class NightlyRun:
             if not picked.size:
                 continue
             uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
-            writer.execute(store.INSERT_SANCTIONS, (run_id, list_id, rule, _json_rows([uscc.take(pa.array(picked))])))
+            subjects = _json_rows([uscc.take(pa.array(picked))], (True,))  # valid USCCs: [0-9A-Y]
+            writer.execute(store.INSERT_SANCTIONS, (run_id, list_id, rule, subjects))
             acc.lists[list_id] += picked.size
 
     def _summary_json(self, acc: _Accumulator) -> str:

@@ -31,6 +31,7 @@ import queue
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,8 @@ class RunWriter:
         self.path, self.run_id = path, run_id
         self._queue: queue.Queue = queue.Queue(depth)
         self._error: BaseException | None = None
+        self.busy: dict[str, float] = {}  # seconds the writer spent per kind of job
+        self.waited = 0.0  # seconds the caller waited for room in the queue
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"ecorules-writer-{run_id}", daemon=True)
         self._thread.start()
@@ -284,6 +287,7 @@ class RunWriter:
                     self._queue.task_done()
                     continue  # drain until the caller notices
                 action, sql, params = job
+                began = time.perf_counter()
                 try:
                     if action == "many":
                         connection.executemany(sql, params)
@@ -296,6 +300,7 @@ class RunWriter:
                         connection.execute("ROLLBACK")
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self._error = error
+                self.busy[action] = self.busy.get(action, 0.0) + time.perf_counter() - began
                 self._queue.task_done()
         finally:
             if connection.in_transaction:
@@ -311,12 +316,17 @@ class RunWriter:
 
     def execute(self, sql: str, params: Iterable[Any]) -> None:
         self._raise()
-        self._queue.put(("one", sql, tuple(params)))
+        self._put(("one", sql, tuple(params)))
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
         self._raise()
         if rows:
-            self._queue.put(("many", sql, rows))
+            self._put(("many", sql, rows))
+
+    def _put(self, job) -> None:
+        began = time.perf_counter()
+        self._queue.put(job)
+        self.waited += time.perf_counter() - began
 
     def flush(self) -> None:
         """Wait until everything handed over so far is executed (not committed)."""

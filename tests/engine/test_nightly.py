@@ -495,3 +495,13 @@ def test_progress_on_a_terminal_shows_rate_and_eta():
     text = stream.getvalue()
     assert "250 rows" in text and "rows/s" in text and "ETA" in text and "25%" in text
     assert text.endswith("\r\033[K")
+
+
+def test_json_rows_escape_what_json_needs():
+    from ecorules.engine._nightly import _json_rows
+
+    texts = pa.array(['plain', 'quote " inside', "back\\slash", "tab\tand\nnewline", "金水区", "\x01"])
+    numbers = pa.array([0, -1, 2**62, 7, 10_000_000, 3], pa.int64())
+    assert json.loads(_json_rows([texts, numbers])) == [[t, n] for t, n in zip(texts.to_pylist(), numbers.to_pylist(), strict=True)]
+    assert json.loads(_json_rows([texts])) == texts.to_pylist()
+    assert json.loads(_json_rows([pa.array(["91410100MAMJDNG424"])], (True,))) == ["91410100MAMJDNG424"]
