@@ -246,3 +246,51 @@ def test_enum_values_that_differ_between_files_are_named(tmp_path):
         f"fact 'district' is enum [金水区, 中原区] here but enum [金水区, 二七区] in test.broken@1 ({tmp_path / 'a.yaml'})"
     )
     assert (Path(caught.value.span.file).name, caught.value.span.line) == ("b.yaml", 13)  # the declaration in b.yaml
+
+
+# -- the remaining errors of the safe YAML reader -------------------------------------------------
+def test_a_mapping_key_must_be_a_plain_word(tmp_path):
+    path = tmp_path / "key.yaml"
+    path.write_text("policy:\n  id: x\n  [a, b]: 1\n", encoding="utf-8")
+    with pytest.raises(PolicySyntaxError) as caught:
+        read_policy(path)
+    assert str(caught.value).splitlines()[0] == f"{path}:3:3: a mapping key must be a plain word"
+    path.write_text("policy:\n  ~: 1\n", encoding="utf-8")
+    with pytest.raises(PolicySyntaxError, match=r":2:3: a mapping key must be a plain word"):
+        read_policy(path)
+
+
+def test_too_many_yaml_nodes():
+    from ecorules.rules._yaml import MAX_NODES, load_yaml_text
+
+    with pytest.raises(PolicySyntaxError) as caught:
+        load_yaml_text("a: [" + "0," * MAX_NODES + "0]", "nodes.yaml")
+    # the mapping, the key 'a' and the list are 3 nodes: the item that is one too many
+    assert str(caught.value).startswith(f"nodes.yaml:1:{5 + 2 * (MAX_NODES - 3)}: more than {MAX_NODES} YAML nodes: a policy should be far smaller")
+
+
+def test_text_larger_than_the_limit_is_refused_before_parsing():
+    from ecorules.rules._yaml import load_yaml_text
+
+    with pytest.raises(PolicySyntaxError) as caught:
+        load_yaml_text("# " + "字" * (MAX_FILE_BYTES // 3 + 1), "big.yaml")  # 3 bytes each in UTF-8
+    assert str(caught.value) == f"big.yaml:1:1: file is larger than {MAX_FILE_BYTES} bytes"
+
+
+def test_unreadable_paths(tmp_path):
+    with pytest.raises(PolicySyntaxError) as caught:
+        read_policy(tmp_path / "missing.yaml")
+    assert str(caught.value) == f"{tmp_path / 'missing.yaml'}:1:1: cannot read file: No such file or directory"
+    with pytest.raises(PolicySyntaxError, match="cannot read file: Is a directory"):
+        read_policy(tmp_path)
+
+
+def test_floats_are_read_exactly_as_decimals():
+    from decimal import Decimal
+
+    from ecorules.rules._yaml import load_yaml_text
+
+    assert load_yaml_text("a: 0.1\nb: 1_000.25\nc: -2.5", "f.yaml") == {"a": Decimal("0.1"), "b": Decimal("1000.25"), "c": Decimal("-2.5")}
+    for text in ("a: .nan", "a: -.inf"):
+        with pytest.raises(PolicySyntaxError, match=r"f.yaml:1:4: '.+' is not a finite decimal number"):
+            load_yaml_text(text, "f.yaml")
