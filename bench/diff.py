@@ -121,11 +121,13 @@ def main() -> int:
                 impact = results[name]
                 line += f"  = {median / reference:.2f}x one pass; {impact.changed_count:,} rows changed"
             print(line)
-        worst = max(
-            statistics.median(times[name]) / statistics.median(times["score (file)" if name.endswith("(file)") else "score (memory)"])
-            for name in times if name.startswith("diff")
-        )
-        print(f"worst ratio: {worst:.2f}x (target <= 3x)")
+        for where in ("file", "memory"):
+            worst = max(
+                statistics.median(times[name]) / statistics.median(times[f"score ({where})"])
+                for name in times if name.startswith("diff") and name.endswith(f"({where})")
+            )
+            what = "the command's case" if where == "file" else "two kernel passes are 2x already"
+            print(f"worst ratio from {where}: {worst:.2f}x one pass (target <= 3x; {what})")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
