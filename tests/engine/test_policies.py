@@ -61,7 +61,7 @@ def test_every_shipped_case_is_collected_once_per_backend():
         for policy in load_policies() for case in policy.tests for backend in BACKENDS
     }
     assert collected == expected
-    assert len(expected) == 2 * 17
+    assert len(expected) >= 2 * 17  # the 17 cases shipped with the first policies, at least
 
 
 # -- 生态水系截污工作奖惩措施 -------------------------------------------------------------------
