@@ -1,0 +1,211 @@
+"""End-to-end speed and memory of `ecorules run`, beside the read floor and hand-written DuckDB.
+
+    python bench/nightly.py                       # 10 M rows, Parquet and CSV, 3 rounds, + 30 M RSS
+    python bench/nightly.py --rows 1000000 --large-rows 0 --rounds 2   # a quick look
+
+Writes the registry with `ecorules gen-registry` (Parquet and CSV, kept in --dir for the next
+time), then, round after round so that the machine's noise hits every variant alike:
+
+- floor: reading the same file (pyarrow.parquet.read_table; pandas.read_csv for CSV, and
+  pyarrow.csv.read_csv beside it), all columns, in this process;
+- duckdb: hand-written SQL computing the same district totals and list counts from the same
+  file, with the same number of threads;
+- ecorules: `ecorules run --registry FILE --out NEW.sqlite --threads T`, a fresh process and a
+  fresh database each time: wall time of the whole command (Python start-up included) and
+  the run's own time (from its JSON summary), and peak RSS of the process (wait4).
+
+Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
+read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
+checks that DuckDB and ecorules agree on every district total, and saves everything as JSON.
+Needs the bench extra (duckdb): pip install -e '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SQL = """
+SELECT district,
+       sum(CASE WHEN untreated_outfalls > 0 THEN untreated_outfalls * 1000000 ELSE 0 END
+         + CASE WHEN industrial AND direct_discharge_cases > 0 THEN direct_discharge_cases * 10000000 ELSE 0 END
+       )::BIGINT AS deduction_yuan,
+       count(*) FILTER (WHERE untreated_outfalls > 0 OR (industrial AND direct_discharge_cases > 0)) AS cases,
+       count(*) FILTER (WHERE illegal_discharge_cases > 0 OR direct_discharge_cases > 0) AS green_credit_blacklist,
+       count(*) FILTER (WHERE high_pollution OR high_energy) AS restricted_loans
+FROM {source}
+GROUP BY district
+"""
+AS_OF = "2012-04-14"
+
+
+def ecorules_command() -> list[str]:
+    found = shutil.which("ecorules")
+    return [found] if found else [sys.executable, "-m", "ecorules.engine"]
+
+
+def generate(rows: int, path: Path) -> None:
+    if path.exists():
+        return
+    started = time.perf_counter()
+    subprocess.run([*ecorules_command(), "gen-registry", "--rows", str(rows), "--seed", "1", "--out", str(path)], check=True)
+    print(f"  generated {path.name} ({path.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def generate_large(rows: int, path: Path) -> None:
+    """A registry too large to build in one piece: 10 M-row parts of different seeds, streamed."""
+    if path.exists():
+        return
+    code = f"""
+import pyarrow.parquet as pq
+from ecorules.engine._generate import generate_registry
+rows, part = {rows}, 10_000_000
+writer = None
+for seed, start in enumerate(range(0, rows, part), start=1):
+    table = generate_registry(min(part, rows - start), seed)
+    writer = writer or pq.ParquetWriter({str(path)!r} + '.tmp', table.schema)
+    writer.write_table(table)
+    del table
+writer.close()
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+    os.replace(str(path) + ".tmp", path)
+    print(f"  generated {path.name} ({path.stat().st_size / 2**20:,.0f} MiB)", flush=True)
+
+
+def read_floor(path: Path, how: str) -> float:
+    started = time.perf_counter()
+    if how == "pyarrow.parquet":
+        import pyarrow.parquet as pq
+
+        pq.read_table(path)
+    elif how == "pandas.read_csv":
+        import pandas as pd
+
+        pd.read_csv(path)
+    elif how == "pyarrow.csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.read_csv(path)
+    return time.perf_counter() - started
+
+
+def duckdb_totals(path: Path, threads: int) -> tuple[float, dict]:
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute(f"SET threads TO {threads}")
+    source = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', header = true)"
+    started = time.perf_counter()
+    rows = connection.execute(SQL.format(source=source)).fetchall()
+    seconds = time.perf_counter() - started
+    connection.close()
+    totals = {district: (yuan, cases) for district, yuan, cases, *_ in rows if yuan}
+    lists = {"green_credit_blacklist": sum(r[3] for r in rows), "restricted_loans": sum(r[4] for r in rows)}
+    return seconds, {"districts": totals, "lists": lists}
+
+
+def ecorules_run(path: Path, out: Path, threads: int) -> dict:
+    for suffix in ("", "-wal", "-shm", "-run.lock"):
+        Path(str(out) + suffix).unlink(missing_ok=True)
+    command = [*ecorules_command(), "run", "--registry", str(path), "--out", str(out), "--as-of", AS_OF,
+               "--threads", str(threads), "--format", "json", "--no-progress"]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait4 gives this child's own peak RSS; read its pipes first so it never blocks on them
+    stdout = child.stdout.read()
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in (0, 1):
+        raise SystemExit(f"ecorules run failed ({child.returncode}): {stderr.decode()[-2000:]}")
+    summary = json.loads(stdout)
+    totals = {d["district"]: (d["deduction_yuan"], d["cases"]) for d in summary["district_totals"]}
+    return {"wall": wall, "run": summary["seconds"], "rss_mib": usage.ru_maxrss / 1024, "rows": summary["rows_in"],
+            "rejected": summary["rows_rejected"], "districts": totals, "lists": summary["list_entries"]}
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--large-rows", type=int, default=30_000_000, help="Rows of the RSS check (0: skip).")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ecorules-bench")
+    parser.add_argument("--formats", default="parquet,csv")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    formats = args.formats.split(",")
+    print(f"ecorules nightly benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {args.rows:,} rows, threads={args.threads}", flush=True)
+    files = {fmt: args.dir / f"registry-{args.rows}.{fmt}" for fmt in formats}
+    for path in files.values():
+        generate(args.rows, path)
+
+    floors = {"parquet": ["pyarrow.parquet"], "csv": ["pandas.read_csv", "pyarrow.csv"]}
+    times: dict[str, dict[str, list[float]]] = {fmt: {} for fmt in formats}
+    rss: dict[str, list[float]] = {}
+    agree = {}
+    for round_number in range(1, args.rounds + 1):
+        for fmt, path in files.items():
+            measured = times[fmt]
+            for how in floors[fmt]:
+                measured.setdefault(f"read {how}", []).append(read_floor(path, how))
+            seconds, duck = duckdb_totals(path, args.threads)
+            measured.setdefault("duckdb SQL", []).append(seconds)
+            run = ecorules_run(path, args.dir / f"results-{fmt}.sqlite", args.threads)
+            measured.setdefault("ecorules run (process wall)", []).append(run["wall"])
+            measured.setdefault("ecorules run (the run itself)", []).append(run["run"])
+            rss.setdefault(f"{args.rows:,} rows {fmt}", []).append(run["rss_mib"])
+            agree[fmt] = run["districts"] == duck["districts"] and run["lists"] == duck["lists"]
+            if not agree[fmt]:
+                print(f"  DISAGREE on {fmt}: ecorules {run['districts']} {run['lists']} vs duckdb {duck}", flush=True)
+            print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
+
+    if args.large_rows:
+        large = args.dir / f"registry-{args.large_rows}.parquet"
+        generate_large(args.large_rows, large)
+        run = ecorules_run(large, args.dir / "results-large.sqlite", args.threads)
+        rss[f"{args.large_rows:,} rows parquet"] = [run["rss_mib"]]
+        times.setdefault("large", {})["ecorules run (process wall)"] = [run["wall"]]
+        print(f"  {args.large_rows:,} rows: {run['wall']:.1f} s, peak RSS {run['rss_mib']:.0f} MiB", flush=True)
+
+    print("\nseconds, median (min-max) of", args.rounds, "interleaved rounds")
+    report = {"date": dt.date.today().isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
+              "rows": args.rows, "threads": args.threads, "times": times, "peak_rss_mib": rss, "agree": agree}
+    for fmt in formats:
+        print(f"\n{fmt} ({files[fmt].stat().st_size / 2**20:,.0f} MiB):")
+        for name, values in times[fmt].items():
+            print(f"  {name:32s} {spread(values)}")
+        floor = times[fmt][f"read {floors[fmt][0]}"]
+        for which in ("ecorules run (process wall)", "ecorules run (the run itself)"):
+            ratio = [e / f for e, f in zip(times[fmt][which], floor, strict=True)]
+            line = f"  {which} / read floor: {spread(ratio)}"
+            if fmt == "parquet":
+                duck = [e / d for e, d in zip(times[fmt][which], times[fmt]["duckdb SQL"], strict=True)]
+                line += f";  / duckdb: {spread(duck)}"
+            print(line)
+        print(f"  ecorules and duckdb agree on district totals and list counts: {agree[fmt]}")
+    print("\npeak RSS of `ecorules run` (MiB):")
+    for name, values in rss.items():
+        print(f"  {name:28s} {max(values):7.0f}")
+    (args.dir / "nightly-bench.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(f"\nsaved {args.dir / 'nightly-bench.json'}")
+
+
+if __name__ == "__main__":
+    main()
