@@ -73,6 +73,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40"],
+        # bench/nightly.py: DuckDB is the hand-written-SQL baseline the nightly run is measured
+        # against, pandas.read_csv the CSV read floor; neither is needed to run ecorules.
+        "bench": ["duckdb>=1.0", "pandas>=2", "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["ecorules = ecorules.engine._cli:main"]},
     zip_safe=False,
