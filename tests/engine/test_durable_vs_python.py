@@ -9,7 +9,7 @@
    data form (``_to_durable.py``): derived fields, negation pushed inward, decimals scaled,
    dates as day numbers, the fallback for conditions too deep for durable.
 
-``ECORULES_STRESS=N`` multiplies the number of records and policies by N (``tox -e stress``).
+``ECORULES_STRESS=N`` multiplies the number of records and policies by N (``tox -e stress``, which selects tests named "differential").
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def random_day(rng: random.Random) -> dt.date:
 
 
 @pytest.mark.slow
-def test_100k_records_durable_equals_the_hand_written_reading(shipped, codes):
+def test_differential_100k_records_durable_equals_the_hand_written_reading(shipped, codes):
     rng = random.Random(2012_04_14)
     facts = shipped.facts
     count = 100_000 * STRESS
@@ -161,7 +161,7 @@ def test_100k_records_durable_equals_the_hand_written_reading(shipped, codes):
     assert big > 100
 
 
-def test_approval_records_durable_equals_the_hand_written_reading(shipped):
+def test_differential_approval_records_durable_equals_the_hand_written_reading(shipped):
     rng = random.Random(15)
     kinds = shipped.facts["document_kind"].type.choices
     differences = []
@@ -331,7 +331,7 @@ def random_record(rng: random.Random) -> dict:
     }
 
 
-def test_random_policies_durable_equals_python(tmp_path: Path):
+def test_differential_random_policies_durable_equals_python(tmp_path: Path):
     rng = random.Random(20110101)
     policies = 300 * STRESS
     records_per_policy = 25
@@ -372,7 +372,7 @@ def test_random_policies_durable_equals_python(tmp_path: Path):
 
 
 @pytest.mark.parametrize("width", [14, 15, 16, 30])
-def test_wide_or_of_comparisons_with_parameters_compiles_and_agrees(tmp_path, width):
+def test_differential_wide_or_of_comparisons_with_parameters(tmp_path, width):
     # each field-to-field branch gets an $ex guard in the durable host: 15 of them used to
     # exceed durable's 15 $and/$or nodes and make the durable evaluator refuse a valid policy
     condition = " or ".join(f"i{1 + k % 3} == pi + {k // 3}" if k % 2 else f"i{1 + k % 3} == pi" for k in range(width))
