@@ -33,6 +33,7 @@ from ._types import (
     Kind,
     Type,
     date_to_days,
+    to_decimal,
 )
 
 FUNCTIONS = {
@@ -130,6 +131,8 @@ class _Checker:
             raise PolicyTypeError(
                 f"{node.value} has more than {DECIMAL_PLACES} decimal places", node.span
             )
+        if kind == DECIMAL:  # one written form per value: 2.5 and 2.50 both read 2.5000
+            node = attrs.evolve(node, value=to_decimal(node.value))
         return self._bounded(attrs.evolve(node, type=kind, interval=_point(node)))
 
     def visit_Name(self, node: ast.Name) -> ast.Node:

@@ -111,7 +111,7 @@ def _call(node: ast.Call, env):
 
 def _coerce(node: ast.Node, value):
     """An integer chosen where the node's type is decimal becomes a decimal."""
-    if node.type is not None and node.type.kind is Kind.DECIMAL and not isinstance(value, Decimal):
+    if node.type is not None and node.type.kind is Kind.DECIMAL:
         return to_decimal(value)
     return value
 

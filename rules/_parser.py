@@ -35,7 +35,7 @@ KEYWORDS = {"and", "or", "not", "in", "true", "false"}
 COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 
 # Characters an input method slips in for their ASCII twins; say which one was meant.
-FULL_WIDTH = {"（": "(", "）": ")", "，": ",", "＝": "=", "＜": "<", "＞": ">", "＋": "+",
+FULL_WIDTH = {"（": "(", "）": ")", "，": ",", "＝": "==", "＜": "<", "＞": ">", "＋": "+",
               "－": "-", "＊": "*", "／": "/", "【": "[", "】": "]", "‘": "'", "’": "'",
               "“": '"', "”": '"', "！": "!"}
 

@@ -133,8 +133,13 @@ class Parameter:
     def interval(self) -> ast.Interval:
         from fractions import Fraction
 
-        if not self.values or self.type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
-            return Fact(self.name, self.type).interval
+        if self.type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
+            return None
+        if not self.values:
+            # Not set yet: amounts, rates and time limits of the law are never negative, and
+            # assuming so lets a rule use the parameter in an amount before legal staff set it.
+            low, high = Fact(self.name, self.type).interval
+            return (max(low, 0), high) if self.type.kind is not Kind.DATE else (low, high)
         if self.type.kind is Kind.DATE:
             days = [date_to_days(v.value) for v in self.values]
         else:

@@ -294,3 +294,30 @@ def test_floats_are_read_exactly_as_decimals():
     for text in ("a: .nan", "a: -.inf"):
         with pytest.raises(PolicySyntaxError, match=r"f.yaml:1:4: '.+' is not a finite decimal number"):
             load_yaml_text(text, "f.yaml")
+
+
+def test_an_amount_may_use_a_parameter_that_is_not_set_yet(tmp_path):
+    """Legal staff can write the rule before the law gives the rate; it is judged once set."""
+    path = tmp_path / "pending.yaml"
+    path.write_text(
+        """
+policy: {id: test.pending, title: 待定, version: "1", effective: 2012-01-01, authority: 局, document: 文}
+facts:
+  uscc: {type: string}
+  cases: {type: integer, min: 0, max: 100}
+parameters:
+  fine_per_case: {type: integer, values: []}
+rules:
+  - id: fine
+    title: 罚款
+    citation: {document: 文, text: 每例罚款}
+    when: cases > 0
+    findings:
+      - {kind: fine, amount: fine_per_case * cases, payer: enterprise}
+""",
+        encoding="utf-8",
+    )
+    policy = read_policy(path)
+    assert policy.unset_parameters(policy.effective) == {
+        "fine_per_case": "parameter 'fine_per_case' has no value in force on 2012-01-01 (no value set)"
+    }

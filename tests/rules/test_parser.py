@@ -211,6 +211,7 @@ SYNTAX_ERRORS = [
     ("a ， b", "full-width character '，': use ','", 3),
     ("a ＞ 1", "full-width character '＞': use '>'", 3),
     ("district == ‘金水区’", "full-width character '‘': use \"'\"", 13),
+    ("a ＝＝ 1", "full-width character '＝': use '=='", 3),
     ("district == '金水区", "string is not closed on this line", 13),
     ('district == "金水区', "string is not closed on this line", 13),
     ("untreated_outfalls = 1", "'=' alone is not an operator: use '==' to compare", 20),
