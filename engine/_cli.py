@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import click
-
 from ecorules.rules import EcorulesError, PolicyError, check_policies, load_policies
 
 EXIT_OK, EXIT_ATTENTION, EXIT_FAILED = 0, 1, 2
@@ -174,8 +173,8 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
       ecorules explain --record examples/records/untreated_outfalls.json --as-of 2012-04-14
       cat case.json | ecorules explain --record - --format json
     """
-    from ._explain import render_text
     from ._evaluator import Evaluator
+    from ._explain import render_text
 
     try:
         raw = sys.stdin.read() if record_path == "-" else Path(record_path).read_text(encoding="utf-8-sig")

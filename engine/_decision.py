@@ -10,7 +10,6 @@ import datetime as dt
 from typing import Any
 
 import attrs
-
 from ecorules.rules import Citation, FindingKind
 
 

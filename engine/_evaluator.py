@@ -25,12 +25,12 @@ from ecorules.rules import (
     evaluate,
     load_policies,
 )
+from ecorules.rules import _ast as ast
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
 from ._to_durable import ALWAYS, CompiledRule, compile_policy, field_of, wire
-from ecorules.rules import _ast as ast
 
 BACKENDS = ("durable", "python")
 _names = itertools.count()

@@ -11,8 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
-
-from ecorules.rules import EcorulesError, ExpectedFinding, ExpectedSanction, Policy, PolicySet, TestCase
+from ecorules.rules import (
+    EcorulesError,
+    ExpectedFinding,
+    ExpectedSanction,
+    Policy,
+    PolicySet,
+    TestCase,
+)
 
 from ._decision import Decision
 from ._evaluator import Evaluator

@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-
 from ecorules.rules import Kind, Policy
 from ecorules.rules import _ast as ast
 from ecorules.rules._types import DECIMAL_SCALE, date_to_days
