@@ -57,7 +57,8 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder (or file) of policies. Default: the shipped Zhengzhou set.")
 @click.option("--as-of", type=_Date(), default=None, help="Judge under the law in force on this date. Default: today.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Threads for reading and scoring. Default: all cores.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Threads in all (reading, scoring, writing overlap). Default: all cores.")
 @click.option("--encoding", default=None, help="Encoding of CSV files (e.g. gb18030, gbk, utf-8). Default: detected.")
 @click.option("--table", default=None, help="Table to read when the registry is an SQLite database.")
 @click.option("--aliases", "aliases_file", type=click.Path(exists=True, path_type=Path), default=None,
@@ -88,6 +89,10 @@ def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_fi
         from ecorules.fastcalc import compile_program
     except ImportError as error:
         _fail(f"the fastcalc kernel is not available ({error}); reinstall ecorules", output_format)
+    if threads:
+        import pyarrow
+
+        pyarrow.set_cpu_count(threads)  # Parquet decoding and CSV conversion too
     try:
         aliases = read_alias_file(aliases_file) if aliases_file else None
         summary = run_nightly(

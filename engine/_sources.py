@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from ecorules.rules import EcorulesError, Fact
+from ecorules.rules import EcorulesError, Fact, Kind
 
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -271,7 +271,10 @@ class CsvFile:
         self.columns = resolver.resolve(self.label, self.headers)
         lines = max(1, sample.count(b"\n") - 1)
         per_row = max(16, (len(sample) - len(first_line.encode())) // lines) if len(sample) > 1024 else 128
-        self.block_size = int(min(256 << 20, max(16 << 10, per_row * batch_rows)))
+        # pyarrow's streaming reader keeps about twenty blocks in flight: small blocks bound the
+        # memory (4 MiB read as fast as 26 MiB here), gathered into batches of batch_rows.
+        self.block_size = int(min(4 << 20, max(16 << 10, per_row * batch_rows)))
+        self.batch_rows, self.facts = batch_rows, resolver.facts
         self.estimated_rows = max(0, os.path.getsize(path) // per_row)
 
     def batches(self) -> Iterator[Batch]:
@@ -300,28 +303,40 @@ class CsvFile:
             raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
         delivered = 0  # data rows handed out so far
         reported = 0  # malformed lines already reported
-        names = {internal_name: name for name, internal_name in picked.items()}
+        names = list(picked)  # the reader returns include_columns in their order
         headers = {name: self.headers[i] for name, i in self.columns.items()}
+        pending: list[pa.RecordBatch] = []  # small blocks, gathered into batches of batch_rows
+        pending_rows = 0
         while True:
             try:
                 record_batch = reader.read_next_batch()
             except StopIteration:
-                break
+                record_batch = None
             except pa.ArrowInvalid as error:
                 raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
-            table = pa.Table.from_batches([record_batch.rename_columns([names[c] for c in record_batch.schema.names])])
-            n = table.num_rows
-            # The reader reports malformed lines before it hands out the rows around them.
-            lines = _good_lines(np.arange(delivered + 2, delivered + 2 + n, dtype=np.int64), skipped)
-            delivered += n
-            last = int(lines[-1]) if n else None
-            rejects = []
-            while reported < len(skipped) and (last is None or skipped[reported][0] < last):
-                rejects.append(self._malformed(*skipped[reported]))
-                reported += 1
-            malformed = len(rejects)
-            table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, self.utf8)
-            yield Batch(table, self.label, lines, headers, rejects + bad, n + malformed)
+            if record_batch is not None:
+                pending.append(record_batch)
+                pending_rows += record_batch.num_rows
+                if pending_rows < self.batch_rows:
+                    continue
+            if pending:
+                table = pa.Table.from_batches(pending).rename_columns(names)
+                pending, pending_rows = [], 0
+                n = table.num_rows
+                # The reader reports malformed lines before it hands out the rows around them.
+                lines = _good_lines(np.arange(delivered + 2, delivered + 2 + n, dtype=np.int64), skipped)
+                delivered += n
+                last = int(lines[-1]) if n else None
+                rejects = []
+                while reported < len(skipped) and (last is None or skipped[reported][0] < last):
+                    rejects.append(self._malformed(*skipped[reported]))
+                    reported += 1
+                malformed = len(rejects)
+                table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, self.utf8)
+                table = typed_columns(table, self.facts)
+                yield Batch(table, self.label, lines, headers, rejects + bad, n + malformed)
+            if record_batch is None:
+                break
         if reported < len(skipped):
             rejects = [self._malformed(*entry) for entry in skipped[reported:]]
             empty = pa.table({name: pa.array([], pa.string()) for name in self.columns})
@@ -363,6 +378,31 @@ def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
         except UnicodeDecodeError:
             bad.append(i)
     return np.array(bad, np.int64)
+
+
+_ARROW_TYPES = {Kind.INTEGER: pa.int64(), Kind.BOOLEAN: pa.bool_()}
+
+
+def typed_columns(table: pa.Table, facts: Mapping[str, Fact]) -> pa.Table:
+    """Text columns of integer and boolean facts converted by Arrow when every value parses.
+
+    Arrow accepts fewer spellings than the record rules (ASCII digits with an optional '-';
+    true/false/1/0 in any case) and reads each the same way, so a converted column means
+    exactly what its text meant. A column with any other value (' 1', '+1', '是', '', '1.5')
+    stays text for the scorer, which parses it and rejects what is wrong, row by row. Converting
+    here is several times faster than parsing text in the scorer.
+    """
+    for index, name in enumerate(table.column_names):
+        fact = facts.get(name)
+        target = _ARROW_TYPES.get(fact.type.kind) if fact is not None else None
+        column = table.column(index)
+        if target is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            table = table.set_column(index, name, pc.cast(column, target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return table
 
 
 def _shown(value: bytes | str | None) -> str | None:
@@ -450,7 +490,7 @@ class SqliteTable:
             table = names[0]
         if table not in names:
             raise SourceError(f"{path}: no table {table!r} (tables: {', '.join(names) or 'none'})")
-        self.table, self.label = table, f"{path}:{table}"
+        self.table, self.label, self.facts = table, f"{path}:{table}", resolver.facts
         info = self.connection.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
         self.headers = [row[1].decode() for row in info]
         self.columns = resolver.resolve(self.label, self.headers)
@@ -475,7 +515,7 @@ class SqliteTable:
             columns = {name: _sqlite_column([r[k + 1] for r in rows]) for k, name in enumerate(names)}
             table = pa.table(columns)
             table, numbers, rejects = _drop_undecodable(table, numbers, headers, self.label, "utf-8", True)
-            yield Batch(table, self.label, numbers, headers, rejects, len(rows))
+            yield Batch(typed_columns(table, self.facts), self.label, numbers, headers, rejects, len(rows))
         self.connection.close()
 
 
