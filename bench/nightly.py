@@ -12,7 +12,7 @@ time), then, round after round so that the machine's noise hits every variant al
   file, with the same number of threads;
 - ecorules: `ecorules run --registry FILE --out NEW.sqlite --threads T`, a fresh process and a
   fresh database each time: wall time of the whole command (Python start-up included) and
-  the run's own time (from its JSON summary), and peak RSS of the process (wait4).
+  the run's own time (from its JSON summary), and peak RSS of the process (VmHWM).
 
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,6 +115,39 @@ def duckdb_totals(path: Path, threads: int) -> tuple[float, dict]:
     return seconds, {"districts": totals, "lists": lists}
 
 
+class PeakRss:
+    """The child's own high-water RSS (VmHWM of /proc/PID/status), sampled until it exits.
+
+    Not wait4's ru_maxrss: Linux carries a forked child's pre-exec peak (this process's, with
+    the tables the floors just read) into it, which measured this process instead.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        self.path, self.kib, self.interval = f"/proc/{pid}/status", 0, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.is_set():
+            try:
+                with open(self.path) as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            self.kib = max(self.kib, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> float:
+        return self.kib / 1024
+
+
 def ecorules_run(path: Path, out: Path, threads: int) -> dict:
     for suffix in ("", "-wal", "-shm", "-run.lock"):
         Path(str(out) + suffix).unlink(missing_ok=True)
@@ -121,17 +155,15 @@ def ecorules_run(path: Path, out: Path, threads: int) -> dict:
                "--threads", str(threads), "--format", "json", "--no-progress"]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # wait4 gives this child's own peak RSS; read its pipes first so it never blocks on them
-    stdout = child.stdout.read()
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
+    peak = PeakRss(child.pid)
+    stdout, stderr = child.communicate()
     wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
+    peak.stop()
     if child.returncode not in (0, 1):
         raise SystemExit(f"ecorules run failed ({child.returncode}): {stderr.decode()[-2000:]}")
     summary = json.loads(stdout)
     totals = {d["district"]: (d["deduction_yuan"], d["cases"]) for d in summary["district_totals"]}
-    return {"wall": wall, "run": summary["seconds"], "rss_mib": usage.ru_maxrss / 1024, "rows": summary["rows_in"],
+    return {"wall": wall, "run": summary["seconds"], "rss_mib": peak.mib, "rows": summary["rows_in"],
             "rejected": summary["rows_rejected"], "districts": totals, "lists": summary["list_entries"]}
 
 
