@@ -487,11 +487,9 @@ class NightlyRun:
 
 
 def _reason_class(reason: str) -> str:
-    """A reason without the value it quotes, so that reasons can be counted together."""
-    for mark in (", got", ": got", " got "):
-        if mark in reason:
-            return reason.split(mark)[0]
-    return reason
+    """A reason without the values it quotes, so that like reasons count together:
+    "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""
+    return re.sub(r"-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
 
 
 def load_summary(connection, run_id: int, db: str) -> Summary:

@@ -222,7 +222,7 @@ def test_every_reject_reason_is_stored_with_file_row_and_column(tmp_path):
     assert by_row[lines + 1][0] == "district" and by_row[lines + 1][2] == "undecodable bytes: not valid utf-8"
     assert by_row[lines + 2] == (None, "91410100MAMJDNG424,only,three", "malformed line: 3 fields, expected 9")
     reasons = {r["reason"] for r in summary.rejects_by_reason}
-    assert "malformed line: 3 fields, expected 9" in reasons
+    assert "malformed line: N fields, expected N" in reasons  # counted together, values left out
 
 
 def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
