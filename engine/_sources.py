@@ -442,7 +442,10 @@ class ParquetFile:
     def __init__(self, path: Path, resolver: ColumnResolver, *, batch_rows: int):
         self.path, self.label, self.batch_rows = path, str(path), batch_rows
         try:
-            self.file = pq.ParquetFile(path)
+            # pre_buffer (the default) caches every row group read until the file is closed:
+            # memory grew by ~65 MiB per 5 M rows; without it memory stays flat, and reads
+            # were no slower.
+            self.file = pq.ParquetFile(path, pre_buffer=False)
         except (OSError, pa.ArrowException) as error:
             raise SourceError(f"{path}: cannot read as Parquet: {error}") from error
         self.headers = list(self.file.schema_arrow.names)
