@@ -16,11 +16,7 @@ from typing import Any
 
 from . import _store as store
 
-_FINDINGS = """
-    SELECT uscc, CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END AS policy_id,
-           rule, payer, sum(amount_yuan) AS amount
-    FROM findings WHERE run_id = ? GROUP BY 1, 2, 3, 4
-"""
+_POLICY_ID = "CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END"
 
 
 def _items(connection: sqlite3.Connection, sql: str, params: tuple, limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -41,33 +37,47 @@ def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int 
 
 
 def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
+    """One grouped pass over both runs' rows per table, kept in temporary tables, then read."""
     report: dict[str, Any] = {"since": old, "run": new}
+    for table in ("list_changes", "finding_changes"):
+        connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    connection.execute(
+        """
+        CREATE TEMP TABLE list_changes AS
+        SELECT list, uscc, max(run_id = :new) AS now FROM sanctions WHERE run_id IN (:old, :new)
+        GROUP BY list, uscc HAVING max(run_id = :new) != max(run_id = :old)
+        """,
+        {"old": old, "new": new},
+    )
     lists = {}
-    for name, first, second in (("entered", new, old), ("left", old, new)):
-        sql = (
-            "SELECT list, uscc FROM sanctions WHERE run_id = ? EXCEPT "
-            "SELECT list, uscc FROM sanctions WHERE run_id = ? ORDER BY list, uscc"
-        )
-        count, items = _items(connection, sql, (first, second), limit)
+    for name, now in (("entered", 1), ("left", 0)):
+        sql = "SELECT list, uscc FROM list_changes WHERE now = ? ORDER BY list, uscc"
+        count, items = _items(connection, sql, (now,), limit)
         lists[name] = {"count": count, "items": items}
     report["lists"] = lists
-    connection.execute("DROP TABLE IF EXISTS temp.old_findings")
-    connection.execute("DROP TABLE IF EXISTS temp.new_findings")
-    connection.execute("CREATE TEMP TABLE old_findings AS " + _FINDINGS, (old,))
-    connection.execute("CREATE TEMP TABLE new_findings AS " + _FINDINGS, (new,))
-    for table in ("old_findings", "new_findings"):
-        connection.execute(f"CREATE INDEX temp.{table}_key ON {table} (uscc, policy_id, rule, payer)")
-    join = "USING (uscc, policy_id, rule, payer)"
-    findings = {}
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE finding_changes AS
+        SELECT uscc, {_POLICY_ID} AS policy, rule, payer,
+               sum(CASE WHEN run_id = :old THEN amount_yuan END) AS before_yuan,
+               sum(CASE WHEN run_id = :new THEN amount_yuan END) AS after_yuan
+        FROM findings WHERE run_id IN (:old, :new)
+        GROUP BY uscc, 2, rule, payer
+        HAVING before_yuan IS NOT after_yuan
+        """,
+        {"old": old, "new": new},
+    )
+    columns = "uscc, policy, rule, payer"
     queries = {
-        "appeared": f"SELECT n.uscc, n.policy_id AS policy, n.rule, n.payer, n.amount AS amount_yuan FROM new_findings n "
-                    f"LEFT JOIN old_findings o {join} WHERE o.amount IS NULL ORDER BY n.amount DESC, n.uscc",
-        "disappeared": f"SELECT o.uscc, o.policy_id AS policy, o.rule, o.payer, o.amount AS amount_yuan FROM old_findings o "
-                       f"LEFT JOIN new_findings n {join} WHERE n.amount IS NULL ORDER BY o.amount DESC, o.uscc",
-        "changed": f"SELECT n.uscc, n.policy_id AS policy, n.rule, n.payer, o.amount AS before_yuan, n.amount AS after_yuan "
-                   f"FROM new_findings n JOIN old_findings o {join} WHERE n.amount != o.amount "
-                   f"ORDER BY abs(n.amount - o.amount) DESC, n.uscc",
+        "appeared": f"SELECT {columns}, after_yuan AS amount_yuan FROM finding_changes WHERE before_yuan IS NULL "
+                    "ORDER BY after_yuan DESC, uscc",
+        "disappeared": f"SELECT {columns}, before_yuan AS amount_yuan FROM finding_changes WHERE after_yuan IS NULL "
+                       "ORDER BY before_yuan DESC, uscc",
+        "changed": f"SELECT {columns}, before_yuan, after_yuan FROM finding_changes "
+                   "WHERE before_yuan IS NOT NULL AND after_yuan IS NOT NULL "
+                   "ORDER BY abs(after_yuan - before_yuan) DESC, uscc",
     }
+    findings = {}
     for name, sql in queries.items():
         count, items = _items(connection, sql, (), limit)
         findings[name] = {"count": count, "items": items}
