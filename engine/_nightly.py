@@ -139,20 +139,24 @@ def _prefetch(items: Iterable[Batch], depth: int) -> Iterator[Batch]:
     stop = threading.Event()
     done = object()
 
+    def put(item) -> bool:
+        """Hand ``item`` over unless the consumer has stopped; never blocks for good."""
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            out.put(done)
+            put(done)
         except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
-            out.put(error)
+            put(error)
 
     thread = threading.Thread(target=work, name="ecorules-reader", daemon=True)
     thread.start()
@@ -335,7 +339,7 @@ class NightlyRun:
         for label, encoding in registry.encodings.items():
             log.info("%s: read as %s", label, encoding)
         acc = _Accumulator()
-        writer = None
+        writer = batches = None
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
@@ -375,6 +379,8 @@ class NightlyRun:
             log.info("run %s: %s; writer busy %s", run_id, _seconds(acc.seconds), _seconds(writer.busy))
         except BaseException as error:
             progress.close()
+            if batches is not None:
+                batches.close()  # stops the reading thread now, not when the traceback goes
             if writer is not None:
                 writer.rollback()
             message = f"{type(error).__name__}: {error}" if not isinstance(error, EcorulesError) else str(error)
