@@ -213,17 +213,23 @@ def test_100k_sequential_durable_evaluations_with_flat_memory_and_no_new_threads
             durable.evaluate(record, as_of=DAY)
         gc.collect()
         threads = threading.active_count()
-        before = psutil.Process().memory_info().rss
+        process = psutil.Process()
+        rss = [process.memory_info().rss]
         wrong = 0
         for i in range(100_000):
             decision = durable.evaluate(records[i % 500], as_of=DAY)
             if i % 97 == 0 and decision != expected[i % 500]:
                 wrong += 1
-        gc.collect()
-        growth = (psutil.Process().memory_info().rss - before) / 2**20
+            if i % 50_000 == 49_999:
+                gc.collect()
+                rss.append(process.memory_info().rss)
     assert wrong == 0
-    print(f"RSS growth over 100,000 durable evaluations: {growth:.2f} MiB")
-    assert growth < 3.0, f"RSS grew by {growth:.1f} MiB over 100,000 evaluations"
+    first, second = ((b - a) / 2**20 for a, b in zip(rss, rss[1:]))
+    print(f"RSS growth over two windows of 50,000 durable evaluations: {first:.2f}, {second:.2f} MiB")
+    # A leak grows in every window (20 bytes per evaluation is 1 MiB per window); the first
+    # window may still absorb one-off growth of the allocator's arenas in a big test process.
+    assert second < 1.0, f"RSS grew by {second:.2f} MiB over the second 50,000 evaluations"
+    assert first + second < 6.0, f"RSS grew by {first + second:.1f} MiB over 100,000 evaluations"
     assert threading.active_count() == threads
 
 
