@@ -495,7 +495,7 @@ class NightlyRun:
 def _reason_class(reason: str) -> str:
     """A reason without the values it quotes, so that like reasons count together:
     "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""
-    return re.sub(r"-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
+    return re.sub(r"(?<!GB )(?<![\d.])-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
 
 
 def load_summary(connection, run_id: int, db: str) -> Summary:
