@@ -343,6 +343,9 @@ class NightlyRun:
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
+            writer.executemany(store.INSERT_SANCTION_SLOT, [
+                (run_id, slot, policy, list_id, rule) for slot, (policy, rule, list_id) in enumerate(self.sanction_slots)
+            ])
             batches = _prefetch(registry.batches(), depth=2)
             while True:
                 began = time.perf_counter()
@@ -471,14 +474,14 @@ class NightlyRun:
     def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions
         uscc = None
-        for s, (_policy, rule, list_id) in enumerate(self.sanction_slots):
+        for s, (_policy, _rule, list_id) in enumerate(self.sanction_slots):
             picked = np.flatnonzero(np.asarray(flags[s]))
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
             uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
             subjects = _json_rows([uscc.take(pa.array(picked))], (True,))  # valid USCCs: [0-9A-Y]
-            writer.execute(store.INSERT_SANCTIONS, (run_id, list_id, rule, subjects))
+            writer.execute(store.INSERT_SANCTIONS, (run_id, s, subjects))
             acc.lists[list_id] += picked.size
 
     def _summary_json(self, acc: _Accumulator) -> str:

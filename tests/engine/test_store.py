@@ -56,8 +56,9 @@ def test_a_reader_never_sees_half_a_run(tmp_path):
     run_id = start(connection)
     writer = store.RunWriter(path, run_id)
     reader = sqlite3.connect(path)
+    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "blacklist", "rule"))
     for k in range(5):
-        writer.execute(store.INSERT_SANCTIONS, (run_id, "blacklist", "rule", f'["U{k}a", "U{k}b"]'))
+        writer.execute(store.INSERT_SANCTIONS, (run_id, 0, f'["U{k}a", "U{k}b"]'))
     writer.flush()  # the rows are in the writer's open transaction
     seen_during = reader.execute("SELECT count(*) FROM sanctions").fetchone()[0]
 
@@ -67,6 +68,7 @@ def test_a_reader_never_sees_half_a_run(tmp_path):
     writer.commit(finish)
     assert seen_during == 0
     assert reader.execute("SELECT count(*) FROM sanctions WHERE run_id=?", (run_id,)).fetchone()[0] == 10
+    assert reader.execute("SELECT DISTINCT list, rule, policy FROM sanctions").fetchall() == [("blacklist", "rule", "p@1")]
     assert reader.execute("SELECT status FROM runs").fetchone()[0] == "done"
 
 
@@ -87,10 +89,12 @@ def test_rollback_leaves_nothing(tmp_path):
     connection = store.connect(path)
     run_id = start(connection)
     writer = store.RunWriter(path, run_id)
-    writer.execute(store.INSERT_SANCTIONS, (run_id, "l", "r", '["A"]'))
+    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "l", "r"))
+    writer.execute(store.INSERT_SANCTIONS, (run_id, 0, '["A"]'))
     writer.rollback()
     store.fail_run(connection, run_id, "boom")
-    assert connection.execute("SELECT count(*) FROM sanctions").fetchone()[0] == 0
+    for table in store.RESULT_TABLES:
+        assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
     assert connection.execute("SELECT status, error FROM runs").fetchone() == ("failed", "boom")
 
 
