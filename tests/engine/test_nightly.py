@@ -506,3 +506,35 @@ def test_json_rows_escape_what_json_needs():
     assert json.loads(_json_rows([texts, numbers])) == [[t, n] for t, n in zip(texts.to_pylist(), numbers.to_pylist(), strict=True)]
     assert json.loads(_json_rows([texts])) == texts.to_pylist()
     assert json.loads(_json_rows([pa.array(["91410100MAMJDNG424"])], (True,))) == ["91410100MAMJDNG424"]
+
+
+def test_progress_bar_drawn_on_a_real_terminal_only(tmp_path):
+    """`ecorules run` in a child whose stderr is a pseudo-terminal, then a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    pytest.importorskip("ecorules.fastcalc._kernel")  # the child scores with the kernel
+    registry = tmp_path / "r.parquet"
+    pq.write_table(make_registry(3000, seed=1), registry)
+    command = [sys.executable, "-m", "ecorules.engine", "run", "--registry", str(registry),
+               "--out", str(tmp_path / "r.sqlite"), "--as-of", "2012-04-14", "--batch-rows", "500", "--force"]
+    master, slave = pty.openpty()
+    child = subprocess.run(command, stdout=subprocess.PIPE, stderr=slave, timeout=120)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert child.returncode == 0
+    text = drawn.decode()
+    assert "\r" in text and "rows/s" in text and "ETA" in text
+    piped = subprocess.run(command, capture_output=True, timeout=120)
+    assert piped.returncode == 0 and b"\r" not in piped.stderr and b"rows/s" not in piped.stderr
