@@ -213,6 +213,29 @@ def _text(value: Any) -> str | None:
     return str(value)[:200]
 
 
+class _Background:
+    """``function()`` computed in a thread of its own; ``result()`` waits (and re-raises)."""
+
+    def __init__(self, function: Callable[[], Any]):
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def work() -> None:
+            try:
+                self._value = function()
+            except BaseException as error:  # noqa: BLE001 - re-raised by result()
+                self._error = error
+
+        self._thread = threading.Thread(target=work, name="ecorules-fingerprint", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 @dataclass
 class _Slot:
     policy: str
@@ -322,15 +345,19 @@ class NightlyRun:
         stale = store.abandon_stale_runs(connection)
         if stale:
             log.warning("runs %s had been interrupted; marked failed", ", ".join(map(str, stale)))
-        fingerprint = registry.fingerprint()
         policy_fingerprint = self.policies.fingerprint
-        earlier = store.find_done_run(connection, fingerprint, policy_fingerprint, self.as_of)
-        if earlier is not None and not self.force:
-            log.info("run %s already scored this input under these policies on %s", earlier, self.as_of)
-            summary = load_summary(connection, earlier, str(self.out))
-            summary.reused = True
-            summary.seconds = time.monotonic() - started
-            return summary
+        input_stat = registry.stat_fingerprint()
+        hashing = _Background(registry.fingerprint)
+        if not self.force:
+            # Same files (names, sizes, times), policies and date as a finished run: confirm
+            # by content, then reuse it. Otherwise the content is hashed while the run goes.
+            candidate = store.find_done_run(connection, policy_fingerprint, self.as_of, input_stat=input_stat)
+            if candidate is not None and hashing.result() == store.run_row(connection, candidate)["input_fingerprint"]:
+                log.info("run %s already scored this input under these policies on %s", candidate, self.as_of)
+                summary = load_summary(connection, candidate, str(self.out))
+                summary.reused = True
+                summary.seconds = time.monotonic() - started
+                return summary
         run_id = store.start_run(
             connection, as_of=self.as_of, source=str(self.registry_path),
             policy_fingerprint=policy_fingerprint, policies=self._policy_rows(), version=ecorules_version(),
@@ -361,7 +388,9 @@ class NightlyRun:
                     f"rows do not add up: {acc.rows_in} in, {acc.rows_scored} scored, {acc.rows_rejected} rejected"
                 )
             summary_json = self._summary_json(acc)
-            replaced = earlier
+            fingerprint = hashing.result()
+            # the same content scored before (a copy, a touched file, --force): replaced
+            replaced = store.find_done_run(connection, policy_fingerprint, self.as_of, input_fingerprint=fingerprint)
 
             def finish(db) -> None:
                 for district, (yuan, cases) in sorted(acc.districts.items()):
@@ -369,9 +398,9 @@ class NightlyRun:
                 if replaced is not None:
                     store.delete_run(db, replaced)
                 db.execute(
-                    "UPDATE runs SET status = 'done', finished = ?, input_fingerprint = ?, rows_in = ?, "
-                    "rows_scored = ?, rows_rejected = ?, total_yuan = ?, summary = ? WHERE id = ?",
-                    (store.now(), fingerprint, acc.rows_in, acc.rows_scored, acc.rows_rejected,
+                    "UPDATE runs SET status = 'done', finished = ?, input_fingerprint = ?, input_stat = ?, "
+                    "rows_in = ?, rows_scored = ?, rows_rejected = ?, total_yuan = ?, summary = ? WHERE id = ?",
+                    (store.now(), fingerprint, input_stat, acc.rows_in, acc.rows_scored, acc.rows_rejected,
                      acc.total_yuan, summary_json, run_id),
                 )
 
@@ -395,7 +424,7 @@ class NightlyRun:
                 log.exception("could not mark run %s failed", run_id)
             raise
         summary = load_summary(connection, run_id, str(self.out))
-        summary.replaced_run = earlier
+        summary.replaced_run = replaced
         summary.seconds = time.monotonic() - started
         summary.encodings = registry.encodings
         log.info("run %s done: %s rows in %.2f s", run_id, f"{acc.rows_in:,}", summary.seconds)

@@ -197,6 +197,22 @@ def fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.PathLik
     return digest.hexdigest()
 
 
+def stat_fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.PathLike) -> str:
+    """sha256 over every file's name, table, size and modification time: cheap, and a hint
+    only (a copy has another time; an edit that keeps size and time is possible), so a run is
+    reused only when the content fingerprint agrees too."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    for path, table in files:
+        name = path.name if root.is_dir() or path == root else str(path)
+        try:
+            info = path.stat()
+        except OSError as error:
+            raise SourceError(f"{path}: cannot read: {error.strerror}") from error
+        digest.update(f"{name}\0{table or ''}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 # --- CSV ------------------------------------------------------------------------------------
 
 
@@ -568,6 +584,9 @@ class Registry:
     def fingerprint(self) -> str:
         return fingerprint(self.files, self.path)
 
+    def stat_fingerprint(self) -> str:
+        return stat_fingerprint(self.files, self.path)
+
     def batches(self) -> Iterator[Batch]:
         for reader in self.readers:
             yield from reader.batches()
@@ -576,5 +595,5 @@ class Registry:
 __all__ = [
     "DEFAULT_BATCH_ROWS", "Batch", "ColumnResolver", "MissingColumnError", "Registry", "Reject",
     "SourceError", "detect_encoding", "fingerprint", "header_table", "normalize_header",
-    "read_alias_file", "registry_files",
+    "read_alias_file", "registry_files", "stat_fingerprint",
 ]

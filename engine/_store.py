@@ -4,7 +4,7 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 
 - ``runs``: one row per run: id, started, finished (UTC, ISO 8601), status (``running``,
   ``done``, ``failed``), as_of, source, input_fingerprint, policy_fingerprint, policies (JSON:
-  id, version, content_hash of each), ecorules_version, rows_in, rows_scored, rows_rejected,
+  id, version, content_hash of each), input_stat (names, sizes, times), ecorules_version, rows_in, rows_scored, rows_rejected,
   total_yuan, summary (JSON: list entries, findings, rejects by reason), error, pid, host;
 - ``findings``: run_id, uscc, policy (``id@version``), rule, kind, amount_yuan (integer),
   payer (a district, or the enterprise's USCC), citation;
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS runs (
     as_of TEXT NOT NULL,
     source TEXT NOT NULL,
     input_fingerprint TEXT,
+    input_stat TEXT,
     policy_fingerprint TEXT NOT NULL,
     policies TEXT NOT NULL,
     ecorules_version TEXT NOT NULL,
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS runs (
     CHECK (status != 'done' OR (rows_in IS NOT NULL AND rows_in = rows_scored + rows_rejected))
 );
 CREATE INDEX IF NOT EXISTS runs_fingerprints ON runs (input_fingerprint, policy_fingerprint, as_of);
+CREATE INDEX IF NOT EXISTS runs_stats ON runs (input_stat, policy_fingerprint, as_of);
 CREATE TABLE IF NOT EXISTS findings (
     run_id INTEGER NOT NULL,
     uscc TEXT NOT NULL,
@@ -214,12 +216,14 @@ def abandon_stale_runs(connection: sqlite3.Connection, by_run: str = "the next r
     return stale
 
 
-def find_done_run(connection: sqlite3.Connection, input_fingerprint: str, policy_fingerprint: str,
-                  as_of: dt.date) -> int | None:
+def find_done_run(connection: sqlite3.Connection, policy_fingerprint: str, as_of: dt.date, *,
+                  input_fingerprint: str | None = None, input_stat: str | None = None) -> int | None:
+    """The latest finished run of the same policies and date, and input (by content or stat)."""
+    column, value = ("input_fingerprint", input_fingerprint) if input_fingerprint else ("input_stat", input_stat)
     row = connection.execute(
-        "SELECT id FROM runs WHERE status = 'done' AND input_fingerprint = ? AND policy_fingerprint = ? "
+        f"SELECT id FROM runs WHERE status = 'done' AND {column} = ? AND policy_fingerprint = ? "
         "AND as_of = ? ORDER BY id DESC LIMIT 1",
-        (input_fingerprint, policy_fingerprint, as_of.isoformat()),
+        (value, policy_fingerprint, as_of.isoformat()),
     ).fetchone()
     return row[0] if row else None
 

@@ -271,6 +271,38 @@ def test_rerun_with_same_input_policies_and_date_is_idempotent(tmp_path):
     assert len(set(fingerprints)) == 1 and all(len(f) == 64 for f in fingerprints[0])
 
 
+def test_same_content_under_a_new_time_replaces_the_earlier_run(tmp_path):
+    import os
+
+    path = tmp_path / "r.parquet"
+    pq.write_table(make_registry(200, seed=3, case_share=0.3), path)
+    db = tmp_path / "r.sqlite"
+    first = run(path, db)
+    os.utime(path, ns=(1, 1))  # a copy or a touch: other time, same bytes
+    second = run(path, db)
+    assert not second.reused and second.replaced_run == first.run_id
+    assert counts(db)["runs"] == 1 and db_results(db, second.run_id)["rows"] == 200
+    assert run(path, db).reused  # and now the times match again
+
+
+def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path):
+    import os
+
+    path = tmp_path / "r.csv"
+    rows = table_rows(make_registry(100, seed=4))
+    text = "\n".join([",".join(rows[0]), *(",".join(r.values()) for r in rows)]) + "\n"
+    path.write_text(text, encoding="utf-8")
+    db = tmp_path / "r.sqlite"
+    first = run(path, db)
+    stat = path.stat()
+    edited = text.replace(",0,0,0,false,false\n", ",1,0,0,false,false\n", 1)  # one more outfall, same size
+    assert len(edited) == len(text) and edited != text
+    path.write_text(edited, encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = run(path, db)
+    assert not second.reused and second.total_yuan == first.total_yuan + 1_000_000
+
+
 def test_a_changed_file_is_scored_again(tmp_path):
     path = tmp_path / "r.csv"
     pacsv.write_csv(make_registry(50, seed=1), path)
