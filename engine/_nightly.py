@@ -295,6 +295,10 @@ class NightlyRun:
         self.policies = self.policies.for_domain(DOMAIN)
         if not len(self.policies):
             raise NightlyError(f"no policy of domain {DOMAIN!r} is loaded")
+        subjects = {p.subject for p in self.policies}
+        if len(subjects) != 1:
+            raise NightlyError(f"the {DOMAIN} policies name different subjects: {', '.join(sorted(subjects))}")
+        self.subject = subjects.pop()  # the fact that identifies an enterprise (uscc)
         if compile_program is None:
             from ecorules.fastcalc import compile_program
         self.compile_program = compile_program
@@ -489,7 +493,7 @@ class NightlyRun:
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
-            uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
+            uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
             index = pa.array(picked)
             subjects = uscc.take(index)
             money = pa.array(row_amounts[picked], pa.int64())
@@ -508,7 +512,7 @@ class NightlyRun:
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
-            uscc = _as_array(batch.table["uscc"]) if uscc is None else uscc
+            uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
             subjects = _json_rows([uscc.take(pa.array(picked))], (True,))  # valid USCCs: [0-9A-Y]
             writer.execute(store.INSERT_SANCTIONS, (run_id, s, subjects))
             acc.lists[list_id] += picked.size
