@@ -145,7 +145,7 @@ def bad_rows(good: list[dict]) -> list[tuple[dict, str, str]]:
         ),
         ("untreated_outfalls", "-1", "negative count"),
         ("direct_discharge_cases", "1.5", "count is not an integer"),
-        ("industrial", "yes", "boolean is not true/false"),
+        ("industrial", "maybe", "boolean is not true/false"),
         ("district", "", "missing district"),
         ("district", "朝阳区", "unknown district (not in Zhengzhou)"),
         ("uscc", r[9]["uscc"][:5] + "O" + r[9]["uscc"][6:], "letter O is not allowed"),
