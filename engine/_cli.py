@@ -18,30 +18,17 @@ from pathlib import Path
 import click
 from ecorules.rules import EcorulesError, PolicyError, check_policies, load_policies
 
-EXIT_OK, EXIT_ATTENTION, EXIT_FAILED = 0, 1, 2
+from ._cli_common import (
+    EXIT_ATTENTION,
+    EXIT_FAILED,
+    EXIT_OK,
+    FORMAT_OPTION,
+    POLICIES_OPTION,
+    Date,
+    print_json,
+)
+
 log = logging.getLogger("ecorules")
-
-
-class Date(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
-
-
-POLICIES_OPTION = click.option(
-    "--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
-    help="Folder (or file) of policies. Default: the shipped Zhengzhou set.",
-)
-FORMAT_OPTION = click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-    help="text for people, json for other systems.",
-)
 
 
 def _load(policies_dir: Path | None):
@@ -50,18 +37,6 @@ def _load(policies_dir: Path | None):
     except PolicyError as error:
         click.echo(str(error), err=True)
         sys.exit(EXIT_FAILED)
-
-
-def _json_default(value):
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _print_json(document) -> None:
-    click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=_json_default))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -92,7 +67,7 @@ def check(paths, output_format):
     """
     policies, errors = check_policies(paths)
     if output_format == "json":
-        _print_json({
+        print_json({
             "ok": not errors,
             "errors": [
                 {"file": e.span.file if e.span else None, "line": e.span.line if e.span else None,
@@ -133,7 +108,7 @@ def test(paths, backend, output_format):
     policies = _load(list(paths))
     report = run_tests(policies, backend=backend)
     if output_format == "json":
-        _print_json({
+        print_json({
             "passed": sum(r.passed for r in report.results),
             "failed": len(report.failed),
             "cases": [
@@ -203,7 +178,7 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
         click.echo(f"{record_path}: {error}", err=True)
         sys.exit(EXIT_FAILED)
     if output_format == "json":
-        _print_json(decision.to_dict())
+        print_json(decision.to_dict())
     else:
         click.echo(render_text(decision, policies))
     sys.exit(EXIT_OK)

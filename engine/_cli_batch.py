@@ -7,8 +7,6 @@ summary goes to stdout (``--format json`` for other systems).
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import sys
 from pathlib import Path
@@ -16,47 +14,37 @@ from pathlib import Path
 import click
 from ecorules.rules import EcorulesError
 
-EXIT_OK, EXIT_ATTENTION, EXIT_FAILED = 0, 1, 2
+from ._cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    FORMAT_OPTION,
+    POLICIES_OPTION,
+    Date,
+    print_json,
+)
+
 log = logging.getLogger("ecorules")
-
-
-class _Date(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
-
-
-def _json(document) -> None:
-    click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=str))
 
 
 def _fail(message: str, output_format: str = "text") -> None:
     if output_format == "json":
-        _json({"status": "failed", "exit_code": EXIT_FAILED, "error": message})
+        print_json({"status": "failed", "exit_code": EXIT_FAILED, "error": message})
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_FAILED)
 
 
-_FORMAT = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-                       show_default=True, help="text for people, json for other systems.")
+
+
 _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
                    help="The results database written by `ecorules run`.")
-
 
 @click.command()
 @click.option("--registry", required=True, type=click.Path(path_type=Path),
               help="CSV, Parquet, DB.sqlite:TABLE, or a folder of such files.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
               help="The SQLite results database (created if missing; runs accumulate in it).")
-@click.option("--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Folder (or file) of policies. Default: the shipped Zhengzhou set.")
-@click.option("--as-of", type=_Date(), default=None, help="Judge under the law in force on this date. Default: today.")
+@POLICIES_OPTION
+@click.option("--as-of", type=Date(), default=None, help="Judge under the law in force on this date. Default: today.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Threads in all (reading, scoring, writing overlap). Default: all cores.")
 @click.option("--encoding", default=None, help="Encoding of CSV files (e.g. gb18030, gbk, utf-8). Default: detected.")
@@ -66,7 +54,7 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--batch-rows", type=click.IntRange(1), default=None, help="Rows per batch (memory vs. overhead). Default: 262144.")
 @click.option("--force", is_flag=True, help="Score again even if a run already scored this input (it is replaced).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
-@_FORMAT
+@FORMAT_OPTION
 def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force, progress, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
@@ -106,7 +94,7 @@ def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_fi
         log.debug("run failed", exc_info=True)
         _fail(f"{type(error).__name__}: {error}", output_format)
     if output_format == "json":
-        _json(summary.to_dict())
+        print_json(summary.to_dict())
     else:
         click.echo(summary.render_text())
     sys.exit(summary.exit_code)
@@ -142,7 +130,7 @@ def export(run_id, table, out, encoding, db):
 @click.option("--run", "run_id", default="latest", show_default=True, help="The later run: an id, or 'latest'.")
 @click.option("--limit", type=click.IntRange(0), default=100, show_default=True, help="Items listed per kind of change (0: all).")
 @_DB
-@_FORMAT
+@FORMAT_OPTION
 def changes(since, run_id, limit, db, output_format):
     """What changed since an earlier run: list entries, findings, district totals.
 
@@ -158,7 +146,7 @@ def changes(since, run_id, limit, db, output_format):
     except EcorulesError as error:
         _fail(str(error), output_format)
     if output_format == "json":
-        _json(report)
+        print_json(report)
     else:
         click.echo(render_text(report))
     sys.exit(EXIT_OK)

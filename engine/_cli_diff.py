@@ -17,17 +17,9 @@ from pathlib import Path
 import click
 from ecorules.rules import EcorulesError, PolicyError
 
-EXIT_OK, EXIT_FAILED = 0, 2
+from ._cli_common import EXIT_FAILED, EXIT_OK, Date
+
 log = logging.getLogger("ecorules.diff")
-
-
-def _date(ctx, param, value):
-    if value is None:
-        return dt.date.today()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
 
 
 @click.command("diff")
@@ -37,7 +29,7 @@ def _date(ctx, param, value):
               help="The draft: a complete policy folder (copy the base folder, then edit).")
 @click.option("--registry", "registry_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The enterprise registry, .csv (UTF-8) or .parquet; Chinese headers accepted.")
-@click.option("--as-of", "as_of", default=None, callback=_date, metavar="YYYY-MM-DD",
+@click.option("--as-of", "as_of", type=Date(), default=None,
               help="Judge under the law in force on this date (both sets). Default: today.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report (chart, policy changes, sortable table).")
@@ -61,7 +53,7 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
     from ._diff_report import render_text
 
     try:
-        document = run_diff(base_path, proposed_path, registry_path, as_of, top=top)
+        document = run_diff(base_path, proposed_path, registry_path, as_of or dt.date.today(), top=top)
     except PolicyError as error:
         click.echo(str(error), err=True)
         sys.exit(EXIT_FAILED)
