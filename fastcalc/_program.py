@@ -456,6 +456,8 @@ def _case_counts(per_group: list, columns: dict, outputs: dict) -> dict[str, int
         if not payable:
             continue
         rows = np.flatnonzero((outputs["amounts"][payable] > 0).any(axis=0))
+        if not rows.size:
+            continue  # (its payer column may not even be checked: no rule of it applies)
         codes = np.zeros(rows.size, np.int64) if group.fact is None else columns[group.fact].values[rows].astype(np.int64)
         ids = np.array([global_id[label] for label in labels], np.int64)[codes]
         keys.append(rows.astype(np.int64) * len(labels_all) + ids)

@@ -22,6 +22,7 @@ Two deliberate differences from ``_records``, both reported to its owner:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 from decimal import Decimal
 from fractions import Fraction
@@ -114,7 +115,13 @@ def _scaled(value: Decimal | int) -> int:
 
 
 def check_value(fact: Fact, raw: Any) -> tuple[Any, str | None]:
-    """The reference for one value: ``_records.coerce`` plus the implied bounds."""
+    """One value as the batch decides it: ``_records.coerce`` with the two documented
+    differences (a whole float is a whole number, NaN is missing; the implied bounds)."""
+    if isinstance(raw, float):
+        if raw != raw:
+            raw = None
+        elif fact.type.kind is Kind.INTEGER and math.isfinite(raw) and raw == int(raw):
+            raw = int(raw)
     try:
         value = coerce(fact, raw)
     except RecordError as error:
@@ -208,6 +215,9 @@ def _text_array(column) -> pa.Array:
 def _nulls(column) -> np.ndarray | None:
     """Rows that are null (Arrow nulls, float NaN, NaT), or None when there are none."""
     if isinstance(column, pa.Array):
+        if pa.types.is_floating(column.type):  # NaN is missing, as in pandas
+            mask = np.asarray(column.is_null(nan_is_null=True)).astype(bool, copy=False)
+            return mask if mask.any() else None
         if column.null_count == 0:
             return None
         return np.asarray(column.is_null()).astype(bool, copy=False)
@@ -233,8 +243,6 @@ def _scalar_path(fact: Fact, raws: list, rows: np.ndarray, rejects: Rejects) -> 
     """Check values one by one with _records; return the accepted rows and their values."""
     accepted_rows, accepted_values, bad_rows, bad_values, bad_reasons = [], [], [], [], []
     for row, raw in zip(rows.tolist(), raws, strict=True):
-        if isinstance(raw, float) and raw != raw:
-            raw = None  # NaN is a missing value, as in pandas
         value, problem = check_value(fact, raw)
         if problem is None:
             accepted_rows.append(row)
@@ -250,6 +258,8 @@ def _scalar_path(fact: Fact, raws: list, rows: np.ndarray, rejects: Rejects) -> 
 def _python_values(column, rows: np.ndarray) -> list:
     """The Python values of ``rows`` (what a record built from the batch would hold)."""
     if isinstance(column, pa.Array):
+        if pa.types.is_string_view(column.type):  # no take kernel for string_view
+            column = column.cast(pa.large_string())
         return column.take(pa.array(rows, type=pa.int64())).to_pylist()
     picked = column[rows]
     if picked.dtype.kind == "M":
@@ -259,9 +269,9 @@ def _python_values(column, rows: np.ndarray) -> list:
     return picked.tolist()
 
 
-def _all_rows_scalar(fact: Fact, column, n: int, rejects: Rejects, kernel_dtype) -> np.ndarray:
-    """Unusual column types: every value through _records."""
-    rows = np.arange(n, dtype=np.int64)
+def _all_rows_scalar(fact: Fact, column, n: int, rejects: Rejects, kernel_dtype, nulls=None) -> np.ndarray:
+    """Unusual column types: every value through _records (but ``nulls``, already reported)."""
+    rows = np.arange(n, dtype=np.int64) if nulls is None else np.flatnonzero(~nulls)
     accepted, values = _scalar_path(fact, _python_values(column, rows), rows, rejects)
     out = np.zeros(n, dtype=kernel_dtype)
     if accepted.size:
@@ -284,20 +294,22 @@ def _kernel_value(fact: Fact, value: Any) -> int:
     raise AssertionError(kind)
 
 
-def _range_rejects(fact: Fact, rows: np.ndarray, values: np.ndarray, rejects: Rejects, show) -> None:
-    """Rows of ``values`` (kernel units) outside the fact's bounds, with _records' wording."""
+def _range_rejects(fact: Fact, rows: np.ndarray, values: np.ndarray, rejects: Rejects, show, source) -> None:
+    """Rows of ``values`` (kernel units) outside the fact's bounds. Rare, so each is worded by
+    _records itself from the raw cell of ``source`` (e.g. '-0' is '-0.0000 is below ...')."""
     low, high, shown_low, shown_high = bounds(fact)
     lo, hi = _kernel_value(fact, low), _kernel_value(fact, high)
-    below = values < lo
-    above = values > hi
-    if below.any():
-        picked = rows[below] if rows is not None else np.flatnonzero(below)
-        texts = [show(v) for v in values[below].tolist()]
-        rejects.add(picked, texts, [f"{t} is below the minimum {shown_low}" for t in texts])
-    if above.any():
-        picked = rows[above] if rows is not None else np.flatnonzero(above)
-        texts = [show(v) for v in values[above].tolist()]
-        rejects.add(picked, texts, [f"{t} is above the maximum {shown_high}" for t in texts])
+    for mask, word, bound in ((values < lo, "below the minimum", shown_low),
+                              (values > hi, "above the maximum", shown_high)):
+        if not mask.any():
+            continue
+        picked = rows[mask]
+        raws = _python_values(source, picked)
+        reasons = []
+        for raw, value in zip(raws, values[mask].tolist(), strict=True):
+            problem = check_value(fact, raw)[1]
+            reasons.append(problem or f"{show(value)} is {word} {bound}")
+        rejects.add(picked, [value_text(v) for v in raws], reasons)
 
 
 def _out_of_range(values: np.ndarray, lo: int, hi: int) -> np.ndarray | None:
@@ -324,7 +336,7 @@ def _integers(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     arrow_float = isinstance(column, pa.Array) and pa.types.is_floating(column.type)
     if kind in ("i", "u") or arrow_int:
         values = _numpy_of(column)
-        return _checked_integers(fact, values, nulls, rejects)
+        return _checked_integers(fact, values, nulls, rejects, column)
     if kind == "f" or arrow_float:
         values = _numpy_of(column).astype(np.float64, copy=False)
         whole = np.isfinite(values) & (np.floor(values) == values)
@@ -344,14 +356,14 @@ def _integers(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
             reasons = [f"{t} is {'below the minimum ' + shown_low if t.startswith('-') else 'above the maximum ' + shown_high}" for t in texts]
             rejects.add(huge, texts, reasons)
         ok = safe if nulls is None else safe & ~nulls
-        _range_rejects(fact, np.flatnonzero(ok), out[ok], rejects, str)
+        _range_rejects(fact, np.flatnonzero(ok), out[ok], rejects, str, column)
         return out
     if _is_text(column):
         return _parsed_text(fact, _text_array(column), n, rejects, _INTEGER_FAST, _parse_integers_checked, np.int64)
-    return _all_rows_scalar(fact, column, n, rejects, np.int64)
+    return _all_rows_scalar(fact, column, n, rejects, np.int64, nulls)
 
 
-def _checked_integers(fact: Fact, values: np.ndarray, nulls, rejects: Rejects) -> np.ndarray:
+def _checked_integers(fact: Fact, values: np.ndarray, nulls, rejects: Rejects, source) -> np.ndarray:
     low, high, _, _ = bounds(fact)
     if values.dtype == np.uint64:
         too_big = values > np.uint64(INT64_MAX)
@@ -363,7 +375,7 @@ def _checked_integers(fact: Fact, values: np.ndarray, nulls, rejects: Rejects) -
         if nulls is not None:
             mask &= ~nulls
         rows = np.flatnonzero(mask)
-        _range_rejects(fact, rows, values[rows].astype(np.int64), rejects, str)
+        _range_rejects(fact, rows, values[rows].astype(np.int64), rejects, str, source)
     return values
 
 
@@ -389,7 +401,7 @@ def _decimals(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
         wide = np.zeros(n, dtype=bool) if mask is None else mask
         safe = np.where(wide, 0, values).astype(np.int64) * DECIMAL_SCALE
         ok = ~wide if nulls is None else ~wide & ~nulls
-        _range_rejects(fact, np.flatnonzero(ok), safe[ok], rejects, _show_decimal)
+        _range_rejects(fact, np.flatnonzero(ok), safe[ok], rejects, _show_decimal, column)
         far = np.flatnonzero(wide if nulls is None else wide & ~nulls)
         if far.size:
             _scalar_path(fact, [int(v) for v in values[far].tolist()], far, rejects)
@@ -407,7 +419,7 @@ def _decimals(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
             pass
     if _is_text(column):
         return _parsed_text(fact, _text_array(column), n, rejects, _DECIMAL_FAST, _parse_decimals_checked, np.int64)
-    return _all_rows_scalar(fact, column, n, rejects, np.int64)
+    return _all_rows_scalar(fact, column, n, rejects, np.int64, nulls)
 
 
 def _show_decimal(scaled: int) -> str:
@@ -430,7 +442,7 @@ def _arrow_decimals(fact: Fact, column: pa.Array, nulls, rejects: Rejects) -> np
     low, fits = _decimal128_low_words(scaled)
     values = np.where(fits, low, 0)
     ok = fits if nulls is None else fits & ~nulls
-    _range_rejects(fact, np.flatnonzero(ok), values[ok], rejects, _show_decimal)
+    _range_rejects(fact, np.flatnonzero(ok), values[ok], rejects, _show_decimal, column)
     far = np.flatnonzero(~fits if nulls is None else ~fits & ~nulls)
     if far.size:
         _scalar_path(fact, _python_values(column, far), far, rejects)
@@ -461,7 +473,7 @@ def _parsed_text(fact: Fact, text: pa.Array, n: int, rejects: Rejects, pattern: 
             fast_np[fast_rows] = True
         out[fast_rows] = parsed
         _range_rejects(fact, fast_rows, out[fast_rows].astype(np.int64), rejects,
-                       _show_decimal if fact.type.kind is Kind.DECIMAL else _show_kernel(fact))
+                       _show_decimal if fact.type.kind is Kind.DECIMAL else _show_kernel(fact), text)
     slow = ~fast_np & ~np.asarray(text.is_null()).astype(bool, copy=False)
     slow_rows = np.flatnonzero(slow)
     if slow_rows.size:
@@ -512,10 +524,10 @@ def _dates(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if isinstance(column, pa.Array) and pa.types.is_date32(column.type):
         filled = column.fill_null(0) if column.null_count else column
         values = filled.view(pa.int32()).to_numpy(zero_copy_only=False)
-        return _checked_days(fact, values, nulls, rejects)
+        return _checked_days(fact, values, nulls, rejects, column)
     if isinstance(column, np.ndarray) and column.dtype == np.dtype("M8[D]"):
         values = column.view(np.int64)
-        return _checked_days(fact, values, nulls, rejects)
+        return _checked_days(fact, values, nulls, rejects, column)
     if _is_text(column):
         return _parsed_text(fact, _text_array(column), n, rejects, _DATE_FAST, _parse_dates, np.int64)
     out = np.zeros(n, dtype=np.int64)
@@ -526,14 +538,14 @@ def _dates(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     return out
 
 
-def _checked_days(fact: Fact, values: np.ndarray, nulls, rejects: Rejects) -> np.ndarray:
+def _checked_days(fact: Fact, values: np.ndarray, nulls, rejects: Rejects, source) -> np.ndarray:
     low, high, _, _ = bounds(fact)
     mask = _out_of_range(values, date_to_days(low), date_to_days(high))
     if mask is not None:
         if nulls is not None:
             mask &= ~nulls
         rows = np.flatnonzero(mask)
-        _range_rejects(fact, rows, values[rows].astype(np.int64), rejects, _show_kernel(fact))
+        _range_rejects(fact, rows, values[rows].astype(np.int64), rejects, _show_kernel(fact), source)
     return values
 
 

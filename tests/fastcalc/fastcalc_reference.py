@@ -1,0 +1,180 @@
+"""The plain-Python reference the kernel is compared with: _records per value, evaluate per rule.
+
+Deliberately independent of ``ecorules.fastcalc``: validation is ``rules._records.coerce``
+plus the two documented differences of the batch validator (see fastcalc/_validate.py):
+whole finite floats count as integers and NaN as missing (pandas' integer columns with a
+gap), and a fact without min/max is held to the range the checker assumed (Fact.interval).
+Rules are judged with ``rules.evaluate`` on the typed AST, as in engine/_evaluator.py.
+
+Records come from small pools of raw values (see fastcalc_strategies.py), so the reference
+works per *distinct* record: each pool value is checked once, and each rule is evaluated once
+per distinct combination of the values it reads. The functions are pure, so this is the
+same as evaluating every record, and it lets the default run compare a million rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from ecorules.rules import ENTERPRISE, ParameterNotSetError, Policy, RecordError, evaluate
+from ecorules.rules._records import coerce
+from ecorules.rules._schema import Fact
+from ecorules.rules._types import Kind, days_to_date
+
+
+def implied_bounds(fact: Fact) -> tuple[Any, Any, str, str]:
+    low, high = fact.interval
+    if fact.type.kind is Kind.DATE:
+        low, high = days_to_date(low), days_to_date(high)
+    elif fact.type.kind is Kind.DECIMAL:
+        low, high = (Decimal(v.numerator) / Decimal(v.denominator) if isinstance(v, Fraction) else Decimal(v)
+                     for v in (low, high))
+    shown_low = str(fact.min) if fact.min is not None else str(low)
+    shown_high = str(fact.max) if fact.max is not None else str(high)
+    return low, high, shown_low, shown_high
+
+
+def reference_check(fact: Fact, raw: Any) -> tuple[Any, str | None]:
+    """(value, None) or (None, reason) for one raw value, as the batch must decide it."""
+    if isinstance(raw, float) and raw != raw:
+        raw = None  # NaN: missing (pandas)
+    if fact.type.kind is Kind.INTEGER and isinstance(raw, float) and raw == raw and abs(raw) != float("inf") \
+            and raw == int(raw):
+        raw = int(raw)  # a whole float is a whole number
+    try:
+        value = coerce(fact, raw)
+    except RecordError as error:
+        return None, error.message
+    except ArithmeticError:
+        return None, f"must be a decimal number, got {raw!r}"
+    if fact.type.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
+        low, high, shown_low, shown_high = implied_bounds(fact)
+        if value < low:
+            return None, f"{value} is below the minimum {shown_low}"
+        if value > high:
+            return None, f"{value} is above the maximum {shown_high}"
+    return value, None
+
+
+def shown(raw: Any) -> str:
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return ""
+    return raw if isinstance(raw, str) else str(raw)
+
+
+class Reference:
+    """Scores records (given as pool indices per column) like the kernel should."""
+
+    def __init__(self, policies: Sequence[Policy], domain: str = "enterprise"):
+        self.policies = tuple(p for p in policies if p.domain == domain)
+        self.facts: dict[str, Fact] = {}
+        for policy in self.policies:
+            for name, fact in policy.facts.items():
+                self.facts.setdefault(name, fact)
+        needed: dict[str, None] = {}
+        for policy in self.policies:
+            for name in policy.required_facts:
+                needed.setdefault(name)
+        self.columns = tuple(needed)
+        self.rules = [(p, r) for p in self.policies for r in p.rules]
+        self.findings = [(p, r, i, f) for p, r in self.rules for i, f in enumerate(r.findings)]
+        self.sanctions = [(p, r, s) for p, r in self.rules for s in r.sanctions]
+
+    def score(self, pools: dict[str, list], index: dict[str, np.ndarray], n: int, as_of: dt.date) -> dict:
+        in_force = [p for p in self.policies if p.in_force(as_of)]
+        checked = [name for name in self.columns if any(name in p.required_facts for p in in_force)]
+        # validation: once per pool value, then per row through the indices
+        verdicts = {name: [reference_check(self.facts[name], raw) for raw in pools[name]] for name in checked}
+        valid = np.ones(n, dtype=bool)
+        rejects = []
+        for position, name in enumerate(self.columns):
+            if name not in checked:
+                continue
+            bad = np.array([problem is not None for _, problem in verdicts[name]], dtype=bool)
+            rows = np.flatnonzero(bad[index[name]])
+            valid[rows] = False
+            for row in rows.tolist():
+                k = int(index[name][row])
+                rejects.append((row, position, name, shown(pools[name][k]), verdicts[name][k][1]))
+        rejects.sort(key=lambda item: (item[0], item[1]))
+        fired = np.zeros((len(self.rules), n), np.uint8)
+        amounts = np.zeros((len(self.findings), n), np.int64)
+        sanctions = np.zeros((len(self.sanctions), n), np.uint8)
+        warnings = []
+        finding_at = 0
+        sanction_at = 0
+        payer_labels: dict[int, np.ndarray] = {}
+        for r, (policy, rule) in enumerate(self.rules):
+            n_findings, n_sanctions = len(rule.findings), len(rule.sanctions)
+            slots = range(finding_at, finding_at + n_findings)
+            lists = range(sanction_at, sanction_at + n_sanctions)
+            finding_at += n_findings
+            sanction_at += n_sanctions
+            if not policy.in_force(as_of):
+                continue
+            env_params, unset = {"as_of": as_of}, {}
+            for name, parameter in policy.parameters.items():
+                try:
+                    env_params[name] = parameter.value_at(as_of)
+                except ParameterNotSetError as error:
+                    unset[name] = str(error)
+            blocked = [name for name in rule.reads() if name in unset]  # as engine/_evaluator.py
+            if blocked:
+                unset = unset[blocked[0]]
+                warnings.append(f"{policy.key} rule {rule.id}: not judged: {unset}; legal staff must set it")
+                continue
+            reads = [name for name in rule.reads() if name in self.facts]
+            rows = np.flatnonzero(valid)
+            if not rows.size:
+                continue
+            keys = np.stack([index[name][rows] for name in reads], axis=1) if reads else np.zeros((rows.size, 1), np.int64)
+            distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            outcome_fired = np.zeros(len(distinct), np.uint8)
+            outcome_amounts = np.zeros((n_findings, len(distinct)), np.int64)
+            for d, key in enumerate(distinct.tolist()):
+                env = dict(env_params)
+                for name, k in zip(reads, key if reads else [], strict=False):
+                    env[name] = verdicts[name][k][0]
+                if evaluate(rule.condition, env):
+                    outcome_fired[d] = 1
+                    for j, finding in enumerate(rule.findings):
+                        outcome_amounts[j, d] = evaluate(finding.amount, env)
+            fired[r, rows] = outcome_fired[inverse]
+            for j, f in enumerate(slots):
+                amounts[f, rows] = outcome_amounts[j][inverse]
+            for s in lists:
+                sanctions[s, rows] = outcome_fired[inverse]
+        for f, (_policy, _rule, _i, finding) in enumerate(self.findings):
+            if finding.payer != ENTERPRISE:
+                labels = np.array([shown(v) if p is None else v for v, p in verdicts.get(finding.payer, [])] or [""],
+                                  dtype=object)
+                payer_labels[f] = labels[index[finding.payer]] if finding.payer in verdicts else None
+        total = np.zeros(n, np.int64)
+        rewards = np.zeros(n, np.int64)
+        by_payer: dict[str, int] = {}
+        cases: dict[str, set] = {}
+        for f, (_policy, _rule, _i, finding) in enumerate(self.findings):
+            if finding.kind.payable:
+                total += amounts[f]
+            else:
+                rewards += amounts[f]
+            for row in np.flatnonzero(amounts[f]).tolist():
+                label = ENTERPRISE if finding.payer == ENTERPRISE else payer_labels[f][row]
+                if finding.kind.payable:
+                    by_payer[label] = by_payer.get(label, 0) + int(amounts[f, row])
+                    cases.setdefault(label, set()).add(row)
+        return {
+            "valid": valid, "rejects": rejects, "fired": fired, "amounts": amounts,
+            "sanctions": sanctions, "total": total, "rewards": rewards,
+            "totals_by_payer": by_payer, "case_counts": {k: len(v) for k, v in cases.items()},
+            "warnings": tuple(dict.fromkeys(warnings)),
+        }
+
+
+__all__ = ["Reference", "implied_bounds", "reference_check", "shown"]

@@ -1,0 +1,535 @@
+"""Hypothesis strategies: random well-typed policies (as YAML files) and random batches.
+
+A policy set is drawn as a fact catalogue (every type, with and without ranges), one to three
+policies with dated parameters (some never set, some set only later), lists, and rules whose
+conditions and amounts are random typed expressions over the whole language: arithmetic with
+integers and decimals mixed, division by literals and parameters, every function, dates with
+``as_of``, enums, strings against literals (present in the batch or not), ``in`` lists,
+``if`` of every type. Each expression is type-checked as it is drawn and replaced by a simpler
+one when the checker refuses it (overflow, a divisor that can be zero), so that the files the
+real loader reads are mostly valid; what the loader still refuses is discarded.
+
+A batch gives each column a *format* (numpy int8 .. int64, float, bool, datetime64, 'U' and
+object arrays; Arrow int64, string, large_string, dictionary, decimal128, date32, timestamp,
+bool, each with nulls) and a small pool of raw values, valid and invalid, from which rows are
+drawn. Records are the Python values a row holds (what ``to_pylist`` or ``tolist`` give).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from ecorules.rules import PolicyError, check, load_policies, parse_expression
+from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
+from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
+from hypothesis import strategies as st
+
+VALID_USCC = ["91410100123456788Y", "9144030071526726XG", "91350200MA31E12PXF"]
+INVALID_USCC = ["9141010012345678", "91410100123456788X", "91410100I23456788Y", " ", "91410100123456788y"]
+ENUM_LABELS = ["甲", "乙", "丙", "A", "B", "金水区", "x y"]
+TEXTS = ["alpha", "beta", "黄河", "gamma delta"]
+
+INT_RANGES = [None, (0, 10_000), (-50, 50), (-(10**12), 10**12), (1, 3)]
+DEC_RANGES = [None, (Decimal("0"), Decimal("1000")), (Decimal("-10.5"), Decimal("10.5")),
+              (Decimal("0.0001"), Decimal("99999.9999"))]
+DATE_RANGES = [None, (dt.date(2000, 1, 1), dt.date(2030, 12, 31))]
+# mostly dates on which the drawn policies are in force; sometimes before, after, or a leap day
+AS_OF_DATES = [dt.date(2012, 4, 14)] * 3 + [dt.date(2012, 12, 31)] * 2 + [
+    dt.date(2009, 6, 30), dt.date(2011, 1, 1), dt.date(2013, 12, 31), dt.date(2020, 2, 29)]
+
+
+# -- the catalogue and the parameters -----------------------------------------------------------
+@st.composite
+def catalogue(draw) -> dict[str, Fact]:
+    kinds = draw(st.lists(st.sampled_from(["integer", "decimal", "boolean", "date", "enum", "string"]),
+                          min_size=3, max_size=7))
+    kinds += draw(st.permutations(["integer", "decimal", "boolean", "enum"]))[:2]
+    facts = {"uscc": Fact("uscc", STRING, format="uscc")}
+    for position, kind in enumerate(kinds):
+        name = f"f{position}_{kind[:3]}"
+        if kind == "integer":
+            bounds = draw(st.sampled_from(INT_RANGES))
+            facts[name] = Fact(name, INTEGER, min=bounds and bounds[0], max=bounds and bounds[1])
+        elif kind == "decimal":
+            bounds = draw(st.sampled_from(DEC_RANGES))
+            facts[name] = Fact(name, DECIMAL, min=bounds and bounds[0], max=bounds and bounds[1])
+        elif kind == "date":
+            bounds = draw(st.sampled_from(DATE_RANGES))
+            facts[name] = Fact(name, DATE, min=bounds and bounds[0], max=bounds and bounds[1])
+        elif kind == "enum":
+            choices = draw(st.lists(st.sampled_from(ENUM_LABELS), min_size=2, max_size=5, unique=True))
+            facts[name] = Fact(name, enum_type(choices))
+        elif kind == "boolean":
+            facts[name] = Fact(name, BOOLEAN)
+        else:
+            facts[name] = Fact(name, STRING)
+    return facts
+
+
+@st.composite
+def parameters(draw, prefix: str) -> dict[str, Parameter]:
+    out = {}
+    for position in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["integer", "decimal", "boolean", "date"]))
+        name = f"{prefix}p{position}_{kind[:3]}"
+        starts = sorted(set(draw(st.lists(st.sampled_from(
+            [dt.date(2000, 1, 1), dt.date(2011, 1, 1), dt.date(2012, 4, 14), dt.date(2015, 1, 1)]),
+            min_size=0, max_size=3))))
+        if kind == "integer":
+            pool = st.sampled_from([1, 2, 3, 7, 100, 1000, 10_000_000])
+            value_type = INTEGER
+        elif kind == "decimal":
+            pool = st.sampled_from([Decimal("0.5"), Decimal("1.5"), Decimal("0.0003"), Decimal("2.25"),
+                                    Decimal("3"), Decimal("12.3456"), Decimal("7")])
+            value_type = DECIMAL
+        elif kind == "boolean":
+            pool = st.booleans()
+            value_type = BOOLEAN
+        else:
+            pool = st.sampled_from([dt.date(2010, 1, 1), dt.date(2012, 4, 14), dt.date(2014, 7, 1)])
+            value_type = DATE
+        values = tuple(DatedValue(start, draw(pool), "test") for start in starts)
+        out[name] = Parameter(name, value_type, values)
+    return out
+
+
+# -- expressions ----------------------------------------------------------------------------------
+class Expressions:
+    """Draws expression text of a wanted type over given facts and parameters."""
+
+    def __init__(self, draw, facts: dict[str, Fact], params: dict[str, Parameter]):
+        self.draw = draw
+        self.facts = facts
+        self.params = params
+        self.scope = scope_of(facts, params)
+
+    def names(self, kind: str, source: str) -> list[str]:
+        pool = self.facts if source == "fact" else self.params
+        return [n for n, v in pool.items() if v.type.kind.value == kind and n != "uscc"]
+
+    def pick(self, options: list[str]) -> str:
+        return self.draw(st.sampled_from(options))
+
+    def leaf(self, kind: str) -> str:
+        options = self.names(kind, "fact") * 3 + self.names(kind, "param")
+        if kind == "integer":
+            options += [self.pick(["0", "1", "2", "7", "100", "12345", "-3"])]
+        elif kind == "decimal":
+            options += [self.pick(["0.5", "1.2345", "2.5", "0.0001", "100.25", "-1.5", "0.3333"])]
+        elif kind == "boolean":
+            options += [self.pick(["true", "false"])]
+        elif kind == "date":
+            options += ["as_of", self.pick(["date('2012-04-14')", "date('2011-01-01')"])]
+        return self.pick(options)
+
+    def expr(self, kind: str, depth: int) -> str:
+        if depth <= 0 or self.draw(st.integers(0, 3)) == 0:
+            return self.leaf(kind)
+        return getattr(self, f"expr_{kind}")(depth - 1)
+
+    def number(self, depth: int) -> str:
+        return self.expr(self.pick(["integer", "decimal"]), depth)
+
+    def expr_integer(self, d: int) -> str:
+        choice = self.draw(st.integers(0, 10))
+        if choice == 0:
+            return f"({self.expr('integer', d)} {self.pick(['+', '-', '*'])} {self.expr('integer', d)})"
+        if choice == 1:
+            return f"-{self.expr('integer', d)}"
+        if choice == 2:
+            return f"abs({self.expr('integer', d)})"
+        if choice in (3, 4):
+            return f"{self.pick(['round', 'floor', 'ceil'])}({self.expr('decimal', d)})"
+        if choice == 5:
+            args = ", ".join(self.expr("integer", d) for _ in range(self.draw(st.integers(2, 3))))
+            return f"{self.pick(['min', 'max'])}({args})"
+        if choice == 6:
+            return f"if({self.expr('boolean', d)}, {self.expr('integer', d)}, {self.expr('integer', d)})"
+        if choice == 7 and self.names("date", "fact"):
+            return f"({self.expr('date', d)} - {self.expr('date', d)})"
+        if choice == 8:
+            return f"round({self.number(d)} / {self.divisor()})"
+        return self.leaf("integer")
+
+    def divisor(self) -> str:
+        positive = [n for n, p in self.params.items() if p.type.kind.value in ("integer", "decimal")
+                    and p.values and all(v.value > 0 for v in p.values)]
+        return self.pick(["2", "3", "7", "0.5", "1.5", "-4", "0.0003", "12.3456", *positive])
+
+    def expr_decimal(self, d: int) -> str:
+        choice = self.draw(st.integers(0, 8))
+        if choice in (0, 1):
+            return f"({self.number(d)} {self.pick(['+', '-', '*'])} {self.expr('decimal', d)})"
+        if choice == 2:
+            return f"({self.expr('decimal', d)} * {self.expr('integer', d)})"
+        if choice == 3:
+            return f"({self.number(d)} / {self.divisor()})"
+        if choice == 4:
+            return self.pick([f"-{self.expr('decimal', d)}", f"abs({self.expr('decimal', d)})"])
+        if choice == 5:
+            return f"{self.pick(['min', 'max'])}({self.expr('decimal', d)}, {self.number(d)})"
+        if choice == 6:
+            return f"if({self.expr('boolean', d)}, {self.expr('decimal', d)}, {self.number(d)})"
+        return self.leaf("decimal")
+
+    def expr_date(self, d: int) -> str:
+        small = self.pick(["30", "1", "365", "-7", *[n for n in self.names("integer", "fact")
+                                                      if self.facts[n].max is not None and self.facts[n].max <= 10_000
+                                                      and self.facts[n].min is not None and self.facts[n].min >= -10_000]])
+        choice = self.draw(st.integers(0, 4))
+        if choice == 0:
+            return f"({self.expr('date', d)} {self.pick(['+', '-'])} {small})"
+        if choice == 1:
+            return f"({small} + {self.expr('date', d)})"
+        if choice == 2:
+            return f"{self.pick(['min', 'max'])}({self.expr('date', d)}, {self.expr('date', d)})"
+        if choice == 3:
+            return f"if({self.expr('boolean', d)}, {self.expr('date', d)}, {self.expr('date', d)})"
+        return self.leaf("date")
+
+    def categorical(self, d: int) -> tuple[str, list[str]]:
+        """A text or enum expression and the literals it may meet."""
+        enums = self.names("enum", "fact")
+        strings = self.names("string", "fact")
+        if not enums and not strings:
+            return self.pick(["'a'", "'b'"]), ["a", "b"]
+        name = self.pick(enums + strings)
+        fact = self.facts[name]
+        literals = list(fact.type.choices) if fact.type.choices else TEXTS + ["absent", "ALPHA"]
+        if self.draw(st.integers(0, 3)) == 0:
+            return f"if({self.expr('boolean', d)}, {name}, '{self.pick(literals)}')", literals
+        return name, literals
+
+    def expr_boolean(self, d: int) -> str:
+        choice = self.draw(st.integers(0, 11))
+        compare = self.pick(["==", "!=", "<", "<=", ">", ">="])
+        if choice in (0, 1):
+            return f"({self.number(d)} {compare} {self.number(d)})"
+        if choice == 2:
+            return f"({self.expr('date', d)} {compare} {self.expr('date', d)})"
+        if choice in (3, 4):
+            text, literals = self.categorical(d)
+            return f"({text} {self.pick(['==', '!='])} '{self.pick(literals)}')"
+        if choice == 5:
+            text, literals = self.categorical(d)
+            options = ", ".join(f"'{x}'" for x in self.draw(st.lists(st.sampled_from(literals), min_size=1, max_size=3)))
+            return f"({text} {self.pick(['in', 'not in'])} [{options}])"
+        if choice == 6:
+            kind = self.pick(["integer", "decimal", "date"])
+            options = ", ".join(self.leaf_constant(kind) for _ in range(self.draw(st.integers(1, 3))))
+            return f"({self.expr(kind, d)} {self.pick(['in', 'not in'])} [{options}])"
+        if choice in (7, 8):
+            joined = f" {self.pick(['and', 'or'])} ".join(self.expr("boolean", d) for _ in range(self.draw(st.integers(2, 3))))
+            return f"({joined})"
+        if choice == 9:
+            return f"not {self.expr('boolean', d)}"
+        if choice == 10:
+            return f"({self.expr('boolean', d)} {self.pick(['==', '!='])} {self.expr('boolean', d)})"
+        return f"if({self.expr('boolean', d)}, {self.expr('boolean', d)}, {self.expr('boolean', d)})"
+
+    def leaf_constant(self, kind: str) -> str:
+        params = self.names(kind, "param")
+        if kind == "integer":
+            return self.pick(["0", "1", "5", "-2", *params])
+        if kind == "decimal":
+            return self.pick(["0.5", "1", "2.25", *params])
+        return self.pick(["date('2012-04-14')", "date('2011-01-01')", *params])
+
+    # -- checked drawing ---------------------------------------------------------------------------
+    def checked(self, kind: str, expect, depth: int, amount: bool = False) -> str:
+        """An expression the checker accepts (fall back to simpler ones if it refuses)."""
+        for attempt in range(4):
+            text = self.expr(kind, max(0, depth - attempt))
+            if amount:  # whole yuan, never negative
+                if kind == "decimal":
+                    text = f"{self.pick(['round', 'floor', 'ceil'])}({text})"
+                text = self.pick([f"max(0, {text})", f"abs({text})"])
+            try:
+                typed = check(parse_expression(text), self.scope, expect)
+            except PolicyError:
+                continue
+            if amount and (typed.interval is None or typed.interval[0] < 0):
+                continue
+            return text
+        return "1" if amount else "true"
+
+
+@st.composite
+def policy_files(draw, folder: Path):
+    """Write a catalogue and 1-3 policies into ``folder``; return the loaded PolicySet."""
+    facts = draw(catalogue())
+    (folder / "facts.yaml").write_text(_catalogue_yaml(facts), encoding="utf-8")
+    for p in range(draw(st.integers(1, 3))):
+        params = draw(parameters(f"q{p}"))
+        exprs = Expressions(draw, facts, params)
+        payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc"]
+        rules = []
+        for r in range(draw(st.integers(1, 4))):
+            depth = draw(st.integers(0, 3))
+            condition = exprs.checked("boolean", BOOLEAN, depth)
+            findings = []
+            for _ in range(draw(st.integers(0, 2))):
+                amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), INTEGER, depth, amount=True)
+                findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
+                                 amount, draw(st.sampled_from(payers))))
+            sanctions = draw(st.lists(st.sampled_from(["blacklist", "watch"]), max_size=2, unique=True))
+            if not findings and not sanctions:
+                sanctions = ["watch"]
+            rules.append((f"r{r}", condition, findings, sanctions))
+        effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
+        expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
+        (folder / f"policy{p}.yaml").write_text(
+            _policy_yaml(f"test.p{p}", effective, expires, params, rules), encoding="utf-8")
+    return load_policies(folder)
+
+
+def _catalogue_yaml(facts: dict[str, Fact]) -> str:
+    lines = ["facts:"]
+    for name, fact in facts.items():
+        kind = fact.type.kind.value
+        lines.append(f"  {name}:")
+        lines.append(f"    type: {kind}")
+        if fact.format:
+            lines.append(f"    format: {fact.format}")
+        if fact.type.choices:
+            lines.append("    values: [" + ", ".join(f'"{c}"' for c in fact.type.choices) + "]")
+        for key in ("min", "max"):
+            value = getattr(fact, key)
+            if value is not None:
+                lines.append(f"    {key}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
+    out = [
+        "policy:",
+        f"  id: {policy_id}",
+        "  title: a random policy",
+        "  authority: tests",
+        "  document: hypothesis",
+        '  version: "1"',
+        f"  effective: {effective}",
+    ]
+    if expires:
+        out.append(f"  expires: {expires}")
+    if params:
+        out.append("parameters:")
+        for name, parameter in params.items():
+            out.append(f"  {name}:")
+            out.append(f"    type: {parameter.type.kind.value}")
+            if not parameter.values:
+                out.append("    values: []")
+                continue
+            out.append("    values:")
+            for dated in parameter.values:
+                value = dated.value
+                text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                out.append(f"      - from: {dated.start}")
+                out.append(f"        value: {text}")
+                out.append("        reference: test")
+    out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch", "rules:"]
+    for rule_id, condition, findings, sanctions in rules:
+        out += [
+            f"  - id: {rule_id}",
+            f"    title: rule {rule_id}",
+            "    citation:",
+            "      document: test",
+            "      text: test",
+            f'    when: "{condition}"',
+        ]
+        if findings:
+            out.append("    findings:")
+            for kind, amount, payer in findings:
+                out += [f"      - kind: {kind}", f'        amount: "{amount}"', f"        payer: {payer}"]
+        if sanctions:
+            out.append("    sanctions:")
+            for list_id in sanctions:
+                out += [f"      - list: {list_id}", "        reason: test"]
+    return "\n".join(out) + "\n"
+
+
+# -- batches ------------------------------------------------------------------------------------------
+FORMATS = {
+    "integer": ["np.int64", "np.int32", "np.int16", "np.int8", "np.uint8", "np.uint16", "np.float64",
+                "pa.int64", "pa.string", "np.object"],
+    "decimal": ["pa.string", "np.int64", "pa.decimal(12,4)", "pa.decimal(10,2)", "pa.decimal(12,5)",
+                "np.float64", "np.object", "pa.large_string"],
+    "boolean": ["np.bool", "pa.bool", "pa.string", "np.object", "pa.int64"],
+    "date": ["pa.date32", "np.datetime64", "pa.string", "np.object", "pa.timestamp"],
+    "enum": ["pa.string", "pa.dictionary", "np.str", "np.object", "pa.large_string", "pa.string_view"],
+    "string": ["pa.string", "np.object", "np.str", "pa.large_string", "pa.dictionary"],
+}
+
+
+def raw_pool(draw, fact: Fact, fmt: str, literals: list[str]) -> list:
+    """Raw values a column of format ``fmt`` can hold for ``fact``, valid and invalid."""
+    kind = fact.type.kind.value
+    if fact.format == "uscc":
+        pool = VALID_USCC * 3 + INVALID_USCC + [" 91410100123456788Y ", None]
+        if fmt == "np.object":
+            pool.append(12345)
+        if fmt == "np.str":
+            pool = [x for x in pool if isinstance(x, str)]
+        return pool
+    if kind == "integer":
+        low, high = fact.interval
+        values = [low, high, low - 1, high + 1, 0, 1, -1, (low + high) // 2, 3, 10]
+        if fmt.startswith("np.") and fmt not in ("np.float64", "np.object"):
+            info = np.iinfo(np.dtype(fmt[3:]))
+            return [v for v in values if info.min <= v <= info.max] or [0]
+        if fmt == "np.float64":
+            return [float(v) for v in values if abs(v) < 2**53] + [1.5, float("nan"), float("inf"), -0.0]
+        if fmt == "pa.int64":
+            return [v for v in values if -(2**63) <= v < 2**63] + [None]
+        texts = [str(v) for v in values] + ["+7", "-0", " 5 ", "1.5", "abc", "", "   ", "٣", "99999999999999999999",
+                                            "0x10", "1_0"]
+        if fmt == "pa.string":
+            return texts + [None]
+        return values[:4] + texts[:4] + [True, None, 2.0, 2.5, Decimal("2"), Decimal("2.5"), "7"]
+    if kind == "decimal":
+        low, high = fact.interval
+        ends = [Decimal(low.numerator) / Decimal(low.denominator), Decimal(high.numerator) / Decimal(high.denominator)]
+        ends = [e.quantize(Decimal("0.0001")) for e in ends]
+        decimals = ends + [e + Decimal("0.0001") for e in ends[1:]] + [e - Decimal("0.0001") for e in ends[:1]] + \
+            [Decimal("0"), Decimal("1.5"), Decimal("-0.0001"), Decimal("2.5"), Decimal("12.3456"), Decimal("-7.25")]
+        if fmt in ("pa.string", "pa.large_string"):
+            return [str(d) for d in decimals] + ["2.00005", "1e3", "0.5", "abc", " 2.5", "", None, "NaN", "Infinity",
+                                                 "1_000", ".5", "5.", "-0"]
+        if fmt == "np.int64":
+            return [int(d) for d in decimals] + [10**12, -(10**12)]
+        if fmt.startswith("pa.decimal"):
+            scale = int(fmt.split(",")[1][:-1])
+            q = Decimal(1).scaleb(-scale)
+            return [d.quantize(q) for d in decimals if abs(d) < Decimal(10) ** (8 if scale < 5 else 7)] + [None]
+        if fmt == "np.float64":
+            return [1.5, 2.0, float("nan"), -3.25]
+        return decimals[:3] + [3, "4.5", " 6 ", 1.5, True, None, "x", Decimal("1.00001")]
+    if kind == "boolean":
+        if fmt == "np.bool":
+            return [True, False]
+        if fmt == "pa.bool":
+            return [True, False, None]
+        if fmt == "pa.string":
+            return ["true", "False", "1", "0", "是", "否", "YES", "no", "y", "N", "t", "f", "maybe", "", " t ", None, "yes!"]
+        if fmt == "pa.int64":
+            return [0, 1, 2, None]
+        return [True, False, "y", "否", 1, None, 0.0, "nope"]
+    if kind == "date":
+        low, high = fact.interval
+        from ecorules.rules._types import days_to_date
+
+        dates = [days_to_date(low), days_to_date(high), dt.date(2012, 4, 14), dt.date(2011, 1, 1),
+                 dt.date(2012, 5, 13), days_to_date(low) - dt.timedelta(days=1), days_to_date(high) + dt.timedelta(days=1)]
+        if fmt == "pa.date32":
+            return dates + [None]
+        if fmt == "np.datetime64":
+            return dates + [None]
+        if fmt == "pa.string":
+            return [d.isoformat() for d in dates] + ["2013-02-29", "2012-4-14", "20120414", "2012-W15-6",
+                                                     " 2012-04-14 ", "", None, "0000-01-01", "2012-13-01"]
+        if fmt == "pa.timestamp":
+            return [dt.datetime(2012, 4, 14), None]
+        return dates[:3] + ["2012-04-14", "bad", None, dt.datetime(2012, 4, 14, 1, 2), 20120414]
+    if kind == "enum":
+        choices = list(fact.type.choices)
+        pool = choices * 2 + [f" {choices[0]} ", "nope", "", None, choices[-1].lower() + "?"]
+        if fmt == "np.str":
+            return [x for x in pool if isinstance(x, str)]
+        if fmt == "np.object":
+            pool += [1, True]
+        return pool
+    # string
+    pool = list(dict.fromkeys(literals[:4] + TEXTS + [" alpha ", "", None, "   ", "other"]))
+    if fmt == "np.str":
+        return [x for x in pool if isinstance(x, str)]
+    if fmt == "np.object":
+        pool += [5]
+    return pool
+
+
+def build_column(fmt: str, pool: list, index: np.ndarray):
+    """The batch column of format ``fmt`` whose row i holds pool[index[i]]."""
+    values = [pool[i] for i in range(len(pool))]
+    if fmt.startswith("np."):
+        name = fmt[3:]
+        if name == "object":
+            base = np.empty(len(values), dtype=object)
+            base[:] = values
+        elif name == "str":
+            base = np.array(values, dtype=str)
+        elif name == "datetime64":
+            base = np.array([np.datetime64(v, "D") if v is not None else np.datetime64("NaT") for v in values], "M8[D]")
+        elif name == "bool":
+            base = np.array(values, dtype=bool)
+        else:
+            base = np.array(values, dtype=np.dtype(name))
+        return base[index]
+    name = fmt[3:]
+    if name.startswith("decimal"):
+        precision, scale = (int(x) for x in name[len("decimal("):-1].split(","))
+        base = pa.array(values, pa.decimal128(precision, scale))
+    elif name == "dictionary":
+        base = pa.array(values, pa.string()).dictionary_encode()
+    else:
+        arrow_type = {"int64": pa.int64(), "string": pa.string(), "large_string": pa.large_string(),
+                      "string_view": pa.string_view(), "bool": pa.bool_(), "date32": pa.date32(),
+                      "timestamp": pa.timestamp("us")}[name]
+        if name == "string_view":  # no take kernel for string_view: take, then cast
+            return pa.array(values, pa.large_string()).take(pa.array(index)).cast(arrow_type)
+        base = pa.array(values, arrow_type)
+    return base.take(pa.array(index))
+
+
+@st.composite
+def batches(draw, facts: dict[str, Fact], columns: tuple[str, ...], literals: dict[str, list], rows: int):
+    """(formats, pools, index arrays, seed) for ``rows`` rows of ``columns``."""
+    formats, pools, index = {}, {}, {}
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    for name in columns:
+        fact = facts[name]
+        kind = "string" if fact.format == "uscc" else fact.type.kind.value
+        fmt = draw(st.sampled_from(FORMATS[kind] if fact.format != "uscc" else ["pa.string", "np.str", "np.object"]))
+        pool = raw_pool(draw, fact, fmt, literals.get(name, []))
+        # mostly valid rows: invalid pool values get a small weight
+        weights = np.ones(len(pool))
+        weights[len(pool) // 2:] = draw(st.sampled_from([0.02, 0.1, 0.5]))
+        index[name] = rng.choice(len(pool), size=rows, p=weights / weights.sum()).astype(np.int64)
+        formats[name] = fmt
+        pools[name] = pool
+    return formats, pools, index, seed
+
+
+def table_of(formats: dict, pools: dict, index: dict, chunked: bool) -> Any:
+    """The batch as a dict of columns, or as an Arrow table cut into several chunks."""
+    columns = {name: build_column(formats[name], pools[name], index[name]) for name in formats}
+    if not chunked:
+        return columns
+    n = len(next(iter(index.values()))) if index else 0
+    cut = [0, n // 3, n // 3 + 1, n]
+    arrays = {}
+    for name, column in columns.items():
+        array = column if isinstance(column, pa.Array) else pa.array(column, from_pandas=False) \
+            if not (isinstance(column, np.ndarray) and column.dtype == object) else None
+        if array is None:
+            return columns  # mixed Python objects cannot become Arrow: keep the dict
+        arrays[name] = pa.chunked_array([array.slice(a, b - a) for a, b in zip(cut, cut[1:], strict=False)], array.type)
+    return pa.table(arrays)
+
+
+def record_pools(formats: dict, pools: dict) -> dict:
+    """Pool values as a row of the batch holds them: ``to_pylist()`` of an Arrow column,
+    ``tolist()`` of a numpy one (Arrow drops the sign of -0.00, numpy 'U' makes text...)."""
+    out = {}
+    for name, pool in pools.items():
+        column = build_column(formats[name], pool, np.arange(len(pool)))
+        out[name] = column.to_pylist() if isinstance(column, pa.Array) else column.tolist()
+    return out
+
+
+__all__ = ["batches", "policy_files", "record_pools", "table_of"]
