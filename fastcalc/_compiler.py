@@ -27,7 +27,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-
 from ecorules.rules import KernelError, Policy, PolicySet
 from ecorules.rules import _ast as ast
 from ecorules.rules._schema import ENTERPRISE, FindingKind
@@ -622,7 +621,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     chosen = tuple(p for p in policies if p.domain == domain)
     if not chosen:
         known = ", ".join(policies.domains) or "none"
-        raise KernelError(f"no policy of domain {domain!r} (domains loaded: {known})")
+        raise ValueError(f"no policy of domain {domain!r} is loaded (domains: {known})")
     builder = _ProgramBuilder(chosen)
     needed = PolicySet(chosen).required_facts()
     emitter = _Emitter()

@@ -16,14 +16,21 @@ from typing import Any
 import attrs
 import numpy as np
 import pyarrow as pa
-
 from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet, evaluate
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import INT64_MAX, Kind
 
 from . import _kernel
 from . import _opcodes as opc
-from ._compiler import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot, compile_policies, divisor_immediates, representation
+from ._compiler import (
+    CompiledProgram,
+    FindingSlot,
+    RuleSlot,
+    SanctionSlot,
+    compile_policies,
+    divisor_immediates,
+    representation,
+)
 from ._validate import Rejects, ValidColumn, as_column, validate_column
 
 DEFAULT_BLOCK_ROWS = 4096

@@ -32,7 +32,6 @@ import attrs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from ecorules.rules import RecordError
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
@@ -184,6 +183,9 @@ def _object_to_arrow(array: np.ndarray) -> pa.Array | None:
     Other mixes stay Python objects for _records: converting [True, 1] or [1, 2.5] to one
     Arrow type would change what a value is (a bool is not a whole number for _records).
     """
+    kinds = set(map(type, array.tolist()))  # exact types: a datetime is also a date
+    if not (kinds <= {str, type(None)} or kinds <= {dt.date, type(None)}):
+        return None
     try:
         converted = pa.array(array, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):

@@ -131,7 +131,6 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
     sub_table = table_of(formats, pools, sample, chunked=False)
     result = program.score(sub_table, as_of=as_of)
     finding_slot = {(s.policy_key, s.rule_id, s.index): f for f, s in enumerate(program.findings)}
-    sanction_slot = {(s.policy_key, s.rule_id, s.list_id): k for k, s in enumerate(program.sanctions)}
     by_payer: dict[str, int] = {}
     with evaluator:
         for i in range(keep.size):

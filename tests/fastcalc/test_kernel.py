@@ -13,8 +13,8 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.fastcalc import compile_program
 from ecorules.fastcalc import _opcodes as opc
+from ecorules.fastcalc import compile_program
 from ecorules.rules import KernelError, load_policies
 from fastcalc_support import AS_OF, USCC, probe, read_probe, rule, score_both, write_policy
 

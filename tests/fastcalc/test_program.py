@@ -1,0 +1,147 @@
+"""The public API of fastcalc, on the shipped Zhengzhou policies.
+
+Every test case that legal staff wrote inside the shipped policies is also run through the
+kernel (one row each), and a generated registry is compared with the single-case engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from ecorules.engine import Evaluator
+from ecorules.engine._generate import generate_registry
+from ecorules.fastcalc import FindingSlot, PayerTotal, ScoreResult, compile_program
+from ecorules.rules import ENTERPRISE, FindingKind, load_policies
+
+AS_OF = dt.date(2012, 4, 14)
+WATER = "zhengzhou.eco_water_interception@2011"
+CREDIT = "zhengzhou.green_credit@2012"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_policies()
+
+
+@pytest.fixture(scope="module")
+def program(shipped):
+    return compile_program(shipped, domain="enterprise")
+
+
+def test_the_program_describes_its_columns_and_slots(program):
+    assert program.columns == ("uscc", "untreated_outfalls", "district", "industrial", "direct_discharge_cases",
+                               "illegal_discharge_cases", "high_pollution", "high_energy")
+    assert program.rules == ((WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
+                             (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"))
+    assert program.findings == (
+        (WATER, "untreated_outfall_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"),
+        (WATER, "direct_discharge_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"))
+    assert isinstance(program.findings[0], FindingSlot) and program.findings[0].payer == "district"
+    assert program.sanctions == ((CREDIT, "illegal_discharge_blacklist", "green_credit_blacklist"),
+                                 (CREDIT, "high_pollution_energy_restricted_loans", "restricted_loans"))
+    assert "4 rules" in repr(program)
+
+
+def test_only_the_policies_of_the_domain_are_compiled(shipped):
+    approval = compile_program(list(shipped), domain="approval")
+    assert approval.columns == ("uscc", "days_open", "document_kind")
+    assert {key for key, _ in approval.rules} == {"zhengzhou.approval_time_limits@2012"}
+    with pytest.raises(ValueError, match="no policy of domain 'nothing'"):
+        compile_program(shipped, domain="nothing")
+
+
+def _cases(shipped):
+    for policy in shipped:
+        for case in policy.tests:
+            yield pytest.param(policy, case, id=f"{policy.id}:{case.name}")
+
+
+@pytest.mark.parametrize("policy, case", list(_cases(load_policies())))
+def test_the_policies_own_cases_hold_in_the_kernel(shipped, policy, case):
+    program = compile_program(shipped, domain=policy.domain)
+    as_of = case.as_of or AS_OF
+    row = {name: [case.given.get(name)] for name in program.columns}
+    result = program.score(row, as_of=as_of)
+    assert result.valid.all(), list(zip(result.reject_columns, result.reject_reasons, strict=True))
+    found = []
+    for f, slot in enumerate(program.findings):
+        if slot.policy_key == policy.key and result.fired[program.rules.index((slot.policy_key, slot.rule_id)), 0]:
+            payer = case.given["uscc"] if slot.payer == ENTERPRISE else case.given[slot.payer]
+            found.append((slot.rule_id, int(result.amounts[f, 0]), payer, slot.kind.value))
+    if case.findings is not None:
+        assert len(found) == len(case.findings)
+        for (rule, amount, payer, kind), expected in zip(found, case.findings, strict=True):
+            assert (rule, amount) == (expected.rule, expected.amount_yuan)
+            assert expected.payer in (None, payer) and expected.kind in (None, kind)
+    if case.sanctions is not None:
+        listed = [(slot.list_id, slot.rule_id) for k, slot in enumerate(program.sanctions)
+                  if slot.policy_key == policy.key and result.sanctions[k, 0]]
+        assert [lst for lst, _ in listed] == [s.list for s in case.sanctions]
+        assert all(s.rule in (None, rule) for s, (_, rule) in zip(case.sanctions, listed, strict=True))
+    if case.total_yuan is not None:
+        mine = sum(int(result.amounts[f, 0]) for f, slot in enumerate(program.findings)
+                   if slot.policy_key == policy.key and slot.kind.payable)
+        assert mine == case.total_yuan
+
+
+def test_a_generated_registry_agrees_with_the_single_case_engine(program, shipped):
+    table = generate_registry(20_000, 11)
+    result = program.score(table, as_of=AS_OF, threads=2)
+    assert isinstance(result, ScoreResult) and result.n_rows == 20_000
+    rng = np.random.default_rng(0)
+    interesting = np.flatnonzero(result.fired.any(axis=0))
+    sample = np.unique(np.concatenate([interesting[:300], rng.choice(20_000, 300, replace=False)]))
+    rows = table.take(sample).to_pylist()
+    by_payer: dict[str, int] = {}
+    with Evaluator(shipped) as evaluator:
+        for position, (row, record) in enumerate(zip(sample.tolist(), rows, strict=True)):
+            decision = evaluator.evaluate(record, as_of=AS_OF)
+            assert result.total_yuan[row] == decision.total_yuan
+            amounts = [f.amount_yuan for f in decision.findings]
+            mine = [int(result.amounts[f, row]) for f in range(len(program.findings))
+                    if result.fired[program.rules.index(program.findings[f][:2]), row]]
+            assert mine == amounts, (position, record)
+            lists = sorted(s.list for s in decision.sanctions)
+            assert sorted(program.sanctions[k].list_id for k in np.flatnonzero(result.sanctions[:, row])) == lists
+            for finding in decision.findings:
+                by_payer[finding.payer] = by_payer.get(finding.payer, 0) + finding.amount_yuan
+    sub = program.score(table.take(sample), as_of=AS_OF)
+    assert sub.totals_by_payer() == {k: v for k, v in by_payer.items() if v}
+
+
+def test_outputs_can_be_reused_and_are_then_overwritten(program):
+    table = generate_registry(5_000, 2)
+    first = program.score(table, as_of=AS_OF)
+    keep = {name: getattr(first, name).copy() for name in ("fired", "amounts", "sanctions", "total_yuan", "valid")}
+    first.amounts[:] = -1
+    first.fired[:] = 9
+    second = program.score(table, as_of=AS_OF, out=first)
+    assert second.amounts is first.amounts and second.fired is first.fired
+    for name, values in keep.items():
+        assert np.array_equal(getattr(second, name), values)
+
+
+def test_per_payer_roll_ups_are_exact_integers(program):
+    table = generate_registry(50_000, 4)
+    result = program.score(table, as_of=AS_OF)
+    districts = np.array(table.column("district").to_pylist(), dtype=object)
+    expected: dict[str, int] = {}
+    cases: dict[str, int] = {}
+    for row in np.flatnonzero(result.total_yuan):
+        label = districts[row]
+        expected[label] = expected.get(label, 0) + int(result.total_yuan[row])
+        cases[label] = cases.get(label, 0) + 1
+    assert result.totals_by_payer() == expected
+    assert result.case_counts_by_payer() == cases
+    parts = {part.slot: part for part in result.payer_totals}
+    assert set(parts) == {0, 1} and all(isinstance(p, PayerTotal) for p in parts.values())
+    assert parts[0].yuan.dtype == np.int64 and parts[0].labels[0] == "中原区"
+    assert int(parts[0].yuan.sum() + parts[1].yuan.sum()) == int(result.total_yuan.sum())
+
+
+def test_an_empty_batch(program):
+    empty = {name: [] for name in program.columns}
+    result = program.score(empty, as_of=AS_OF)
+    assert result.n_rows == 0 and result.fired.shape == (4, 0) and result.totals_by_payer() == {}
