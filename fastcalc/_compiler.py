@@ -166,7 +166,8 @@ class CompiledProgram:
     registers: tuple[Register, ...]
     register_index: dict  # ("fact" | "raw", name), ("out", output, row), ("valid",) -> index
     n_temp_slots: int
-    kernel_facts: tuple[str, ...]  # facts whose values the kernel reads (loaded per block)
+    kernel_facts: tuple[str, ...]  # facts whose columns the kernel reads
+    loaded_facts: frozenset  # those read by instructions (not only as payer codes): loaded per block
     string_literals: dict  # string fact -> sorted texts compared with it
     literal_table: dict  # text -> code for strings that meet no fact
     payer_groups: tuple[PayerGroup, ...]
@@ -690,6 +691,10 @@ def _payer_groups(findings: tuple[FindingSlot, ...]) -> tuple[PayerGroup, ...]:
     for f, slot in enumerate(findings):
         key = None if slot.payer == ENTERPRISE else slot.payer
         by_payer.setdefault(key, []).append(f)
+    for payer, slots in by_payer.items():
+        if len(slots) > opc.ROLLUP_MAX_SLOTS:
+            raise KernelError(f"{len(slots)} findings are paid by {payer or ENTERPRISE!r}: the kernel's "
+                              f"roll-up takes at most {opc.ROLLUP_MAX_SLOTS} per payer")
     return tuple(
         PayerGroup(fact, tuple(slots), tuple(findings[f].kind.payable for f in slots))
         for fact, slots in by_payer.items()
@@ -799,6 +804,8 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         register_index={key: index for key, index in index_of.items() if key[0] != "slot"},
         n_temp_slots=n_slots,
         kernel_facts=kernel_facts,
+        loaded_facts=frozenset(name for name in kernel_facts
+                               if index_of[("fact", name)] in set(code["a"]) | set(code["b"]) | set(code["c"])),
         string_literals={k: tuple(sorted(v)) for k, v in builder.string_literals.items()},
         literal_table=dict(builder.literal_table),
         payer_groups=groups,

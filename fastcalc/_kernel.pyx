@@ -53,6 +53,8 @@ cdef extern from *:
 cdef enum:
     DECIMAL_SCALE = 10000  # decimals are int64 holding value * 10**4 (rules/_types.py)
     HALF_SCALE = 5000
+    ROLLUP_GROUP = 16      # rows whose amounts are tested together before any is walked
+    ROLLUP_MAX_SLOTS = 64  # finding slots one payer may have (more: KernelError when compiling)
 
 
 def layout():
@@ -82,42 +84,75 @@ cdef inline uint8_t* U8(char** ptr, int32_t r) noexcept nogil:
     return <uint8_t*>ptr[r]
 
 
+cdef inline int64_t read_code(const char* base, int64_t dtype, int64_t i) noexcept nogil:
+    """Row i of a column of payer codes of any integer dtype of _opcodes.DTYPES."""
+    if dtype == 2:
+        return (<const int8_t*>base)[i]
+    if dtype == 4:
+        return (<const int32_t*>base)[i]
+    if dtype == 0:
+        return (<const int64_t*>base)[i]
+    if dtype == 3:
+        return (<const int16_t*>base)[i]
+    if dtype == 1:
+        return (<const uint8_t*>base)[i]
+    if dtype == 5:
+        return (<const uint16_t*>base)[i]
+    return (<const uint32_t*>base)[i]
+
+
 cdef int rollup(const Instr* ins, char** ptr, int64_t n, const int64_t* aux, int64_t* acc,
                 bint single) noexcept nogil:
     """Per-payer sums of several finding slots and rows with a payable amount, in one pass.
 
-    aux[k:] = n_slots, n_codes, count offset in acc (-1: none), then per slot: the register
-    of its amount column, its offset in acc, 1 if payable. Rows whose amounts are all zero
-    (no finding, or a rejected row whose payer code means nothing) are skipped.
+    aux[k:] = n_slots, n_codes, count offset in acc (-1: none), dtype of the codes column
+    (a), then per slot: the register of its amount column, its offset in acc, 1 if payable.
+    Most rows owe nothing: groups of ROLLUP_GROUP rows whose amounts are all zero are skipped
+    after a branch-free OR (vectorized); only the other groups are walked row by row. Zero
+    amounts are never added, so the codes of rejected rows (whose amounts are zero) are
+    never read.
     """
     cdef const int64_t* d = aux + ins.k
     cdef int64_t n_slots = d[0]
     cdef int64_t n_codes = d[1]
     cdef int64_t count_at = d[2]
-    cdef const int64_t* codes = NULL
-    cdef int64_t i, s, code, v
+    cdef int64_t code_dtype = d[3]
+    cdef const char* codes = NULL if single else ptr[ins.a]
+    cdef const int64_t* amount[ROLLUP_MAX_SLOTS]
+    cdef int64_t i, j, s, stop, code, v, seen
     cdef bint payable_row
     cdef int64_t* cell
-    if not single:
-        codes = I64(ptr, ins.a)
-    for i in range(n):
-        payable_row = False
-        code = -1
+    if n_slots > ROLLUP_MAX_SLOTS:
+        return ERR_OPCODE  # refused by the compiler already
+    for s in range(n_slots):
+        amount[s] = <const int64_t*>ptr[d[4 + 3 * s]]
+    i = 0
+    while i < n:
+        stop = i + ROLLUP_GROUP if i + ROLLUP_GROUP < n else n
+        seen = 0
         for s in range(n_slots):
-            v = (<int64_t*>ptr[d[3 + 3 * s]])[i]
-            if v == 0:
-                continue
-            if code < 0:
-                code = 0 if single else codes[i]
-                if code < 0 or code >= n_codes:
-                    return ERR_PAYER_CODE
-            cell = acc + d[4 + 3 * s] + code
-            if fc_add_overflow(cell[0], v, cell):
-                return ERR_OVERFLOW
-            if d[5 + 3 * s] and v > 0:
-                payable_row = True
-        if payable_row and count_at >= 0:
-            acc[count_at + code] += 1
+            for j in range(i, stop):
+                seen |= amount[s][j]
+        if seen != 0:
+            for j in range(i, stop):
+                payable_row = False
+                code = -1
+                for s in range(n_slots):
+                    v = amount[s][j]
+                    if v == 0:
+                        continue
+                    if code < 0:
+                        code = 0 if single else read_code(codes, code_dtype, j)
+                        if code < 0 or code >= n_codes:
+                            return ERR_PAYER_CODE
+                    cell = acc + d[5 + 3 * s] + code
+                    if fc_add_overflow(cell[0], v, cell):
+                        return ERR_OVERFLOW
+                    if d[6 + 3 * s] and v > 0:
+                        payable_row = True
+                if payable_row and count_at >= 0:
+                    acc[count_at + code] += 1
+        i = stop
     return ERR_NONE
 
 

@@ -108,14 +108,17 @@ _TABLE = [
     ("TOTAL_COPY", I64, I64, None, None, None, None, "dst = a (first term of a row total)"),
     ("TOTAL_ADD", I64, I64, None, None, None, None, "dst += a (cannot overflow: bounded at compile time)"),
     ("TOTAL_ADD_CHECKED", I64, I64, None, None, None, None, "dst += a, error ERR_OVERFLOW on int64 overflow"),
-    ("ROLLUP", None, I64, None, None, "aux offset", None,
-     "per-payer sums and case counts of the slots described at aux[k]; a = payer codes"),
+    ("ROLLUP", None, "codes", None, None, "aux offset", None,
+     "per-payer sums and case counts of the slots described at aux[k]; a = the payer's codes "
+     "column (a view of any integer dtype, given in aux)"),
     ("ROLLUP_ONE", None, None, None, None, "aux offset", None,
      "the same for slots paid by the enterprise itself (a single payer, code 0)"),
 ]
 
 OPCODES: tuple[Op, ...] = tuple(Op(code, *row) for code, row in enumerate(_TABLE))
 BY_NAME: dict[str, Op] = {op.name: op for op in OPCODES}
+
+ROLLUP_MAX_SLOTS = 64  # finding slots one payer fact may have (ROLLUP_MAX_SLOTS in _kernel.pyx)
 
 # Kernel return codes (also in the .pxd): raised as exceptions once the GIL is back.
 ERR_NONE, ERR_OVERFLOW, ERR_OPCODE, ERR_PAYER_CODE = 0, 1, 2, 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -157,10 +158,16 @@ class Program:
         A chunked Arrow table is scored segment by segment (between chunk boundaries), so no
         column is ever concatenated; results are the same as for one contiguous batch.
         """
-        if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
-            raise ValueError(f"as_of must be a datetime.date, got {as_of!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
+        batch = self._prepare(table, as_of, block_rows, out, threads)
+        return self._finish(batch, self._run(batch, threads))
+
+    def _prepare(self, table: Any, as_of: dt.date, block_rows: int, out: ScoreResult | None,
+                 threads: int = 1) -> _Batch:
+        """Everything but the kernel pass: validate, patch, bind (per segment)."""
+        if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
+            raise ValueError(f"as_of must be a datetime.date, got {as_of!r}")
         if isinstance(block_rows, bool) or not isinstance(block_rows, int) or not 64 <= block_rows <= 1 << 20:
             raise ValueError(f"block_rows must be an int in 64 .. 1048576, got {block_rows!r}")
         c = self._compiled
@@ -173,54 +180,79 @@ class Program:
         code, aux, string_patches = self._patched(envs, enabled)
         outputs = self._outputs(n, out)
         rejects: list = []
-        rollups = _Rollups(c)
-        for start, stop, pieces in _segments(raw_columns, n):
-            view = {name: (array[..., start:stop]) for name, array in outputs.items()}
-            columns = self._validate(pieces, stop - start, start, view["valid"], rejects, checked)
+        segments = []
+        # Every (segment, column) is validated as its own task, in parallel when threads > 1:
+        # the work is in pyarrow and numpy, which release the GIL. A task writes only zeros
+        # into the valid mask, which is set to ones before any task starts.
+        outputs["valid"][:] = 1
+        parts = [(start, stop, pieces, {name: (array[..., start:stop]) for name, array in outputs.items()})
+                 for start, stop, pieces in _segments(raw_columns, n)]
+        tasks = [(k, name) for k in range(len(parts)) for name in c.columns if name in checked]
+
+        def validate(task):
+            k, name = task
+            start, stop, pieces, view = parts[k]
+            return self._validate_one(name, pieces[name], stop - start, view["valid"])
+
+        if threads > 1 and len(tasks) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                done = dict(zip(tasks, pool.map(validate, tasks), strict=True))
+        else:
+            done = {task: validate(task) for task in tasks}
+        for k, (start, stop, _, view) in enumerate(parts):
+            columns: dict[str, ValidColumn] = {name: ValidColumn(None) for name in c.columns}  # unchecked
+            for position, name in enumerate(c.columns):
+                if (k, name) not in done:
+                    continue
+                columns[name], collected = done[(k, name)]
+                for rows, values, reasons in zip(collected.rows, collected.values, collected.reasons, strict=True):
+                    rejects.append((position, rows + start, values, reasons))
             seg_code, seg_aux = self._patch_strings(code, aux, string_patches, enabled, columns)
             bound = self._bind(seg_code, seg_aux, columns, view, stop - start)
-            seg_code, seg_aux, registers, n_slots, acc_len, layout = bound
-            rows = stop - start
-            blocks = -(-rows // block_rows)
-            acc = np.zeros((max(1, min(threads, blocks)), max(acc_len, 1)), np.int64)
-            if rows:
-                status = _kernel.run(seg_code.view(np.uint8), seg_aux, registers.view(np.uint8), enabled,
-                                     rows, block_rows, n_slots, acc, threads)
+            segments.append(_Segment(stop - start, columns, view, *bound))
+        return _Batch(n, as_of, block_rows, enabled, tuple(warnings), outputs, rejects, segments)
+
+    def _run(self, batch: _Batch, threads: int) -> _Rollups:
+        """The kernel pass over every segment, GIL released; then the exact roll-up sums."""
+        rollups = _Rollups(self._compiled)
+        for seg in batch.segments:
+            blocks = -(-seg.rows // batch.block_rows)
+            acc = np.zeros((max(1, min(threads, blocks)), max(seg.acc_len, 1)), np.int64)
+            if seg.rows:
+                status = _kernel.run(seg.code.view(np.uint8), seg.aux, seg.registers.view(np.uint8),
+                                     batch.enabled, seg.rows, batch.block_rows, seg.n_slots, acc, threads)
                 if status != opc.ERR_NONE:
                     message = opc.ERROR_MESSAGES.get(status, f"kernel error {status}")
                     if status == opc.ERR_OVERFLOW:
                         raise OverflowError(message)
                     raise KernelError(message)
-            rollups.add(_exact_sum(acc), layout, columns, view)
-        reject_rows, reject_columns, reject_values, reject_reasons = _sorted_rejects(rejects, c.columns)
+            rollups.add(_exact_sum(acc), seg.layout, seg.columns, seg.view)
+        return rollups
+
+    def _finish(self, batch: _Batch, rollups: _Rollups) -> ScoreResult:
+        c = self._compiled
+        reject_rows, reject_columns, reject_values, reject_reasons = _sorted_rejects(batch.rejects, c.columns)
         payer_totals, enterprise_totals, case_counts = rollups.result()
+        outputs = batch.outputs
         return ScoreResult(
-            n_rows=n, as_of=as_of, valid=outputs["valid"].view(bool),
+            n_rows=batch.n, as_of=batch.as_of, valid=outputs["valid"].view(bool),
             reject_rows=reject_rows, reject_columns=reject_columns, reject_values=reject_values,
             reject_reasons=reject_reasons,
             fired=outputs["fired"], amounts=outputs["amounts"], sanctions=outputs["sanctions"],
             total_yuan=outputs["total"], rewards_yuan=outputs["rewards"],
             payer_totals=payer_totals, enterprise_totals=enterprise_totals,
-            warnings=tuple(warnings), rule_slots=c.rules, finding_slots=c.findings,
+            warnings=batch.warnings, rule_slots=c.rules, finding_slots=c.findings,
             sanction_slots=c.sanctions, case_counts=case_counts,
         )
 
-    def _validate(self, pieces: dict, n: int, offset: int, valid: np.ndarray, rejects: list,
-                  checked: tuple[str, ...]) -> dict:
-        """Validate one segment; mark its rejected rows in ``valid`` (a uint8 view)."""
+    def _validate_one(self, name: str, piece: Any, n: int, valid: np.ndarray) -> tuple[ValidColumn, Rejects]:
+        """One column of one segment; its rejected rows are cleared in ``valid`` (uint8)."""
         c = self._compiled
-        columns: dict[str, ValidColumn] = {}
-        valid[:] = 1
-        for position, name in enumerate(c.columns):
-            if name not in checked:
-                columns[name] = ValidColumn(None)  # read by no rule that applies on as_of
-                continue
-            collected = Rejects()
-            columns[name] = validate_column(c.facts[name], pieces[name], n, name in c.kernel_facts, collected)
-            for rows, values, reasons in zip(collected.rows, collected.values, collected.reasons, strict=True):
-                valid[rows] = 0
-                rejects.append((position, rows + offset, values, reasons))
-        return columns
+        collected = Rejects()
+        column = validate_column(c.facts[name], piece, n, name in c.kernel_facts, collected)
+        for rows in collected.rows:
+            valid[rows] = 0
+        return column, collected
 
     def _enabled(self, as_of: dt.date):
         """Which rules apply on ``as_of``; parameter values per policy; why others do not."""
@@ -350,6 +382,8 @@ class Program:
                     entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
                 elif values.dtype.name == opc.REGISTER_DTYPE[reg.vt]:
                     _view(entry, values, n, values.dtype.name)
+                elif reg.name not in c.loaded_facts:  # only a payer: ROLLUP reads the raw column
+                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
                 else:
                     if reg.vt != opc.I64 or values.dtype.name not in _LOADS:
                         raise KernelError(f"column {reg.name!r}: the kernel cannot read dtype {values.dtype}")
@@ -367,11 +401,12 @@ class Program:
             else:
                 fact = c.facts[group.fact]
                 labels = fact.type.choices if fact.type.kind is Kind.ENUM else (columns[group.fact].labels or ())
-                codes_register = fact_register[group.fact]
+                codes_register = c.register_index[("raw", group.fact)]  # the column itself, any int dtype
             n_codes = len(labels)
             offset = len(aux) + len(aux_extra)
             count_offset = acc_len + n_codes * len(group.slots)
-            descriptor = [len(group.slots), n_codes, count_offset]
+            code_dtype = int(registers[codes_register]["dtype"]) if codes_register >= 0 else 0
+            descriptor = [len(group.slots), n_codes, count_offset, code_dtype]
             slot_offsets = []
             for position, f in enumerate(group.slots):
                 slot_offsets.append(acc_len + n_codes * position)
@@ -386,6 +421,35 @@ class Program:
         aux = np.concatenate([aux, np.array(aux_extra, dtype=np.int64)]) if aux_extra else aux
         _check_bound(c, registers, head, tail_code, aux, acc_len)
         return code, np.ascontiguousarray(aux, dtype=np.int64), registers, n_slots, acc_len, layout
+
+
+@attrs.frozen(eq=False)
+class _Segment:
+    """A run of rows inside which every column is contiguous, bound to the program."""
+
+    rows: int
+    columns: dict  # name -> ValidColumn
+    view: dict  # output name -> the segment's slice of it
+    code: np.ndarray
+    aux: np.ndarray
+    registers: np.ndarray
+    n_slots: int
+    acc_len: int
+    layout: list
+
+
+@attrs.frozen(eq=False)
+class _Batch:
+    """A validated batch bound to the program, ready for the kernel pass (Program._prepare)."""
+
+    n: int
+    as_of: dt.date
+    block_rows: int
+    enabled: np.ndarray
+    warnings: tuple[str, ...]
+    outputs: dict
+    rejects: list
+    segments: list
 
 
 _LOADS = {"int8": "LOAD_I8", "int16": "LOAD_I16", "int32": "LOAD_I32", "uint8": "LOAD_U8",
@@ -546,13 +610,15 @@ def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, ta
             raise KernelError(f"{spec.name} must write a scratch register")
     for row in tail:
         offset = int(row["k"])
-        n_slots, n_codes, count_offset = (int(v) for v in aux[offset: offset + 3])
-        if offset + 3 + 3 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
+        n_slots, n_codes, count_offset, code_dtype = (int(v) for v in aux[offset: offset + 4])
+        if offset + 4 + 3 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
             raise KernelError("roll-up descriptor out of range")
-        if int(row["a"]) >= 0 and registers[int(row["a"])]["dtype"] != opc.DTYPE_CODE["int64"]:
-            raise KernelError("roll-up payer codes must be an int64 register")
+        if not 0 < n_slots <= opc.ROLLUP_MAX_SLOTS:
+            raise KernelError("roll-up with too many slots")
+        if int(row["a"]) >= 0 and int(registers[int(row["a"])]["dtype"]) != code_dtype:
+            raise KernelError("roll-up payer codes are not of the dtype given in aux")
         for s in range(n_slots):
-            register, acc_offset, _ = (int(v) for v in aux[offset + 3 + 3 * s: offset + 6 + 3 * s])
+            register, acc_offset, _ = (int(v) for v in aux[offset + 4 + 3 * s: offset + 7 + 3 * s])
             entry = registers[register]
             if entry["kind"] != opc.REG_VIEW or entry["dtype"] != opc.DTYPE_CODE["int64"]:
                 raise KernelError("roll-up amounts must be int64 output views")

@@ -608,6 +608,20 @@ def _enums(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if isinstance(column, pa.Array) and pa.types.is_dictionary(column.type) and column.null_count == 0 \
             and column.dictionary.to_pylist() == list(choices):
         return column.indices.to_numpy(zero_copy_only=False)  # codes already: zero-copy
+    if isinstance(column, pa.Array) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        # plain text: one hash lookup per row gives the code; the rest (spaces, typos, nulls)
+        # is decided per distinct value, exactly
+        codes = pc.index_in(column, value_set=pa.array(choices, column.type))
+        if codes.null_count == 0:
+            return codes.to_numpy(zero_copy_only=False)
+        miss = np.flatnonzero(np.asarray(codes.is_null()))
+        out = codes.fill_null(0).to_numpy(zero_copy_only=False).copy()
+        residue = Rejects()
+        decided = _by_distinct_value(fact, column.take(pa.array(miss)), miss.size, residue, np.int32)
+        out[miss] = decided
+        for rows, values, reasons in zip(residue.rows, residue.values, residue.reasons, strict=True):
+            rejects.add(miss[rows], values, reasons)
+        return out
     return _by_distinct_value(fact, column, n, rejects, dtype)
 
 
