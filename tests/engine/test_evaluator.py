@@ -224,7 +224,7 @@ def test_100k_sequential_durable_evaluations_with_flat_memory_and_no_new_threads
                 gc.collect()
                 rss.append(process.memory_info().rss)
     assert wrong == 0
-    first, second = ((b - a) / 2**20 for a, b in zip(rss, rss[1:]))
+    first, second = ((b - a) / 2**20 for a, b in zip(rss, rss[1:], strict=False))
     print(f"RSS growth over two windows of 50,000 durable evaluations: {first:.2f}, {second:.2f} MiB")
     # A leak grows in every window (20 bytes per evaluation is 1 MiB per window); the first
     # window may still absorb one-off growth of the allocator's arenas in a big test process.
