@@ -497,7 +497,7 @@ class NightlyRun:
             index = pa.array(picked)
             subjects = uscc.take(index)
             money = pa.array(row_amounts[picked], pa.int64())
-            payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer]).take(index)
+            payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer].take(index))
             writer.execute(store.INSERT_FINDINGS, (
                 run_id, slot.policy, slot.rule, slot.kind.value, slot.citation,
                 _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),

@@ -315,3 +315,24 @@ def test_parquet_memory_does_not_grow_with_the_file(tmp_path):
     held = [pa.total_allocated_bytes() for _batch in Registry(path, resolver(), batch_rows=50_000).batches()]
     assert len(held) == 40
     assert max(held[5:]) - held[5] < 8 * 2**20
+
+
+def test_parquet_enum_columns_read_as_dictionaries_and_still_checked_for_utf8(tmp_path):
+    table = make_registry(6, seed=1)
+    path = tmp_path / "r.parquet"
+    pq.write_table(table, path)
+    _, _, read, _, rejects, _ = read_all(path)
+    assert pa.types.is_dictionary(read["district"].type) and not rejects
+    assert read["district"].to_pylist() == table["district"].to_pylist()
+    assert read["uscc"].type == pa.string()  # one text per row: no dictionary
+    texts = [v.encode() for v in table["district"].to_pylist()]
+    texts[1] = b"\xff\xfe\xe9\x87"
+    column = table.schema.get_field_index("district")
+    bad = table.set_column(column, "district", pa.array(texts, pa.binary()).view(pa.string()))
+    pq.write_table(bad, path)
+    _, _, read, rows, rejects, rows_in = read_all(path)
+    assert rows.tolist() == [1, 3, 4, 5, 6] and rows_in == 6
+    assert [(r.row, r.column, r.reason, r.value) for r in rejects] == [
+        (2, "district", "undecodable bytes: not valid utf-8", "\\xff\\xfe\\xe9\\x87")
+    ]
+    assert read["district"].to_pylist() == [t.decode() for i, t in enumerate(texts) if i != 1]
