@@ -522,3 +522,39 @@ def run(const uint8_t[::1] code, const int64_t[::1] aux, const uint8_t[::1] regi
         free(ptrs)
         free(errors)
     return status
+
+
+# --- USCC check sums (rules/_uscc.py) ------------------------------------------------------
+
+def uscc_codes(const uint8_t[:, ::1] mat, const uint32_t[:, ::1] tables, uint8_t[::1] out,
+               uint8_t check_character, uint8_t org_check, uint8_t region_not_digits,
+               uint8_t bad_character):
+    """Problem codes of rows of 18 bytes into ``out``: rules/_uscc._matrix_problems in one pass.
+
+    The packed sum of a row is the sum of its nine byte-pair look-ups in ``tables`` (built
+    and documented in rules/_uscc.py); its fields are then tested in the same order as there,
+    a later problem overriding an earlier one. Same uint32 arithmetic, so the same codes.
+    """
+    cdef Py_ssize_t m = mat.shape[0]
+    cdef Py_ssize_t i
+    cdef int k
+    cdef uint32_t total, org
+    cdef uint8_t code
+    if mat.shape[1] != 18 or tables.shape[0] != 9 or tables.shape[1] != 65536 or out.shape[0] != m:
+        raise ValueError("uscc_codes: expected an (m, 18) matrix, (9, 65536) tables and m outputs")
+    with nogil:
+        for i in range(m):
+            total = 0
+            for k in range(9):
+                total += tables[k, <uint32_t>mat[i, 2 * k] | (<uint32_t>mat[i, 2 * k + 1] << 8)]
+            org = total >> 17
+            code = 0
+            if (total & 511) % 31 != 0:
+                code = check_character
+            if org % 11 != 0 or org >= 64:
+                code = org_check
+            if (total & (7 << 9)) != 0:
+                code = region_not_digits
+            if (total & (31 << 12)) != 0:
+                code = bad_character
+            out[i] = code

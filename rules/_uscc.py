@@ -203,8 +203,34 @@ def _packed_sums(mat: np.ndarray) -> np.ndarray:
     return total
 
 
+_KERNEL: list = []  # [fastcalc's uscc_codes, or None when the kernel is not built]
+
+
+def _kernel_codes():
+    if not _KERNEL:
+        try:  # imported late: ecorules.fastcalc imports ecorules.rules
+            from ecorules.fastcalc._kernel import uscc_codes
+        except (ImportError, AttributeError):  # a source tree without the (current) kernel
+            uscc_codes = None
+        _KERNEL.append(uscc_codes)
+    return _KERNEL[0]
+
+
 def _matrix_problems(mat: np.ndarray) -> np.ndarray:
-    """Problem codes of a C-contiguous (m, 18) uint8 matrix of 18-character ASCII codes."""
+    """Problem codes of a C-contiguous (m, 18) uint8 matrix of 18-character ASCII codes.
+
+    In fastcalc's kernel when it is built (one pass, ~10x faster), else in numpy; the same codes.
+    """
+    kernel = _kernel_codes()
+    if kernel is None:
+        return _matrix_problems_numpy(mat)
+    out = np.empty(mat.shape[0], np.uint8)
+    kernel(mat, _PAIR_TABLES, out, UsccProblem.CHECK_CHARACTER, UsccProblem.ORG_CHECK,
+           UsccProblem.REGION_NOT_DIGITS, UsccProblem.BAD_CHARACTER)
+    return out
+
+
+def _matrix_problems_numpy(mat: np.ndarray) -> np.ndarray:
     total = _packed_sums(mat)
     org = total >> 17  # residue, plus 64 for a letter other than 'X'
     out = np.where((total & 511) % 31 != 0, UsccProblem.CHECK_CHARACTER, 0).astype(np.uint8)

@@ -275,3 +275,26 @@ def test_make_uscc_refuses_bad_parts(regions, kinds, match):
         make_uscc(
             np.random.default_rng(0), regions, np.array(list(kinds)) if len(kinds) > 1 else kinds
         )
+
+
+def test_kernel_and_numpy_give_the_same_codes_on_random_matrices():
+    from ecorules.rules import _uscc
+
+    kernel = _uscc._kernel_codes()
+    if kernel is None:
+        pytest.skip("fastcalc kernel not built")
+    rng = np.random.default_rng(11)
+    valid = _uscc.make_uscc(rng, np.full(2000, 410102)).view(np.uint8).reshape(-1, 18).copy()
+    charset = np.frombuffer(_uscc.USCC_CHARSET.encode() + b"XIOSZ0123456789", np.uint8)
+    mats = [valid, rng.choice(charset, (50_000, 18)), rng.integers(0, 256, (20_000, 18), dtype=np.uint8)]
+    mutated = np.repeat(valid, 5, axis=0)
+    rows = np.arange(len(mutated))
+    mutated[rows, rng.integers(0, 18, len(mutated))] = rng.choice(charset, len(mutated))
+    mats.append(mutated)
+    for mat in mats:
+        mat = np.ascontiguousarray(mat, np.uint8)
+        expected = _uscc._matrix_problems_numpy(mat)
+        assert (_uscc._matrix_problems(mat) == expected).all()
+        assert set(np.unique(expected).tolist()) <= {0, 4, 5, 6, 7}
+    assert (_uscc._matrix_problems(valid) == 0).all()
+    assert _uscc._matrix_problems(np.zeros((0, 18), np.uint8)).shape == (0,)
