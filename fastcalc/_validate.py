@@ -9,20 +9,15 @@ text, unicode digits, surrounding spaces, Python objects) goes through ``_record
 itself, one value at a time. Dictionary-encoded text (enums, flags, string facts) is
 decided once per distinct value.
 
-Two deliberate differences from ``_records``, both reported to its owner:
-
-* a float column is accepted for an integer fact when the value is whole and finite (pandas
-  turns an integer column with a missing value into float64), and NaN counts as missing;
-* a fact without a declared ``min``/``max`` is still held to the range the checker assumed
-  for it (``Fact.interval``: +-2**31 for integers, +-10**9 for decimals, 1900-01-01 ..
-  2999-12-31 for dates), because the kernel's proof that int64 arithmetic cannot overflow
-  rests on it. The message names that bound like a declared one.
+``_records`` also decides what the kernel relies on: a whole float counts as a whole number
+(pandas turns an integer column with a gap into float64) and NaN as missing, and a fact
+without a declared ``min``/``max`` is held to the range the checker assumed for it
+(``Fact.interval``), on which the proof that int64 arithmetic cannot overflow rests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -32,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import RecordError
-from ecorules.rules._records import coerce
+from ecorules.rules._records import bounds, coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, Kind, date_to_days
 from ecorules.rules._uscc import _bools
@@ -91,56 +86,17 @@ class ValidColumn:
     labels: tuple[str, ...] | None = None
 
 
-# -- effective bounds --------------------------------------------------------------------------
-def bounds(fact: Fact) -> tuple[Any, Any, str, str]:
-    """(low, high) in the fact's Python values, and how each is shown in messages."""
-    low, high = fact.interval
-    if fact.type.kind is Kind.DATE:
-        from ecorules.rules._types import days_to_date
-
-        low, high = days_to_date(low), days_to_date(high)
-    elif fact.type.kind is Kind.DECIMAL:
-        low, high = _decimal_of(low), _decimal_of(high)
-    shown_low = str(fact.min) if fact.min is not None else str(low)
-    shown_high = str(fact.max) if fact.max is not None else str(high)
-    return low, high, shown_low, shown_high
-
-
-def _decimal_of(value: Fraction | int | Decimal) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    value = Fraction(value)
-    if value.denominator == 1:
-        return Decimal(value.numerator)
-    return Decimal(value.numerator) / Decimal(value.denominator)
-
-
 def _scaled(value: Decimal | int) -> int:
     return int(Fraction(value) * DECIMAL_SCALE)
 
 
+# -- one value, as the single-case validator decides it ---------------------------------------
 def check_value(fact: Fact, raw: Any) -> tuple[Any, str | None]:
-    """One value as the batch decides it: ``_records.coerce`` with the two documented
-    differences (a whole float is a whole number, NaN is missing; the implied bounds)."""
-    if isinstance(raw, float):
-        if raw != raw:
-            raw = None
-        elif fact.type.kind is Kind.INTEGER and math.isfinite(raw) and raw == int(raw):
-            raw = int(raw)
+    """(value, None), or (None, the reason) exactly as ``rules._records.coerce`` words it."""
     try:
-        value = coerce(fact, raw)
+        return coerce(fact, raw), None
     except RecordError as error:
         return None, error.message
-    except (ArithmeticError, ValueError, TypeError, OverflowError):
-        # e.g. Decimal('1e30').quantize overflows the decimal context inside _records
-        return None, f"must be a decimal number, got {raw!r}"
-    if fact.type.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
-        low, high, shown_low, shown_high = bounds(fact)
-        if value < low:
-            return None, f"{value} is below the minimum {shown_low}"
-        if value > high:
-            return None, f"{value} is above the maximum {shown_high}"
-    return value, None
 
 
 def value_text(raw: Any) -> str:

@@ -8,14 +8,16 @@ The same rules hold for single cases and for registry rows: the batch validator 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 from ._errors import RecordError
 from ._schema import Fact
-from ._types import DECIMAL_PLACES, Kind
+from ._types import DECIMAL_PLACES, Kind, days_to_date
 
 TRUE_WORDS = frozenset({"true", "1", "是", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "否", "no", "n", "f"})
@@ -24,11 +26,36 @@ _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 
 def coerce(fact: Fact, raw: Any) -> Any:
     """The value of ``fact`` in ``raw``, or RecordError."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    if raw is None or (isinstance(raw, str) and not raw.strip()) or _is_nan(raw):
+        # NaN is how pandas marks a gap in a numeric column
         raise RecordError("is missing", fact.name, raw)
-    value = _COERCERS[fact.type.kind](fact, raw.strip() if isinstance(raw, str) else raw)
+    try:
+        value = _COERCERS[fact.type.kind](fact, raw.strip() if isinstance(raw, str) else raw)
+    except ArithmeticError:  # e.g. Decimal('1e30') overflows the quantisation context
+        raise RecordError(f"must be a decimal number, got {raw!r}", fact.name, raw) from None
     _check_range(fact, value)
     return value
+
+
+def _is_nan(raw: Any) -> bool:
+    return isinstance(raw, float) and raw != raw
+
+
+def bounds(fact: Fact) -> tuple[Any, Any, str, str]:
+    """The range a value must lie in, and how each end is shown in messages.
+
+    A number or date without a declared min/max is still held to the range the checker
+    assumed for it (``Fact.interval``): that assumption is what proves that no expression
+    can overflow, in the batch kernel as in Python.
+    """
+    low, high = fact.interval
+    if fact.type.kind is Kind.DATE:
+        low, high = days_to_date(low), days_to_date(high)
+    elif fact.type.kind is Kind.DECIMAL:
+        low, high = (Decimal(v.numerator) / Decimal(v.denominator) for v in (Fraction(low), Fraction(high)))
+    shown_low = str(fact.min) if fact.min is not None else str(low)
+    shown_high = str(fact.max) if fact.max is not None else str(high)
+    return low, high, shown_low, shown_high
 
 
 def coerce_record(
@@ -50,6 +77,8 @@ def _integer(fact: Fact, raw: Any) -> int:
         raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
     if isinstance(raw, int):
         return raw
+    if isinstance(raw, float) and math.isfinite(raw) and raw == int(raw):
+        return int(raw)  # pandas turns an integer column with a gap into float64
     if isinstance(raw, Decimal) and raw == raw.to_integral_value():
         return int(raw)
     if isinstance(raw, str) and _INTEGER_TEXT.match(raw):
@@ -118,10 +147,13 @@ def _enum(fact: Fact, raw: Any) -> str:
 
 
 def _check_range(fact: Fact, value: Any) -> None:
-    if fact.min is not None and value < fact.min:
-        raise RecordError(f"{value} is below the minimum {fact.min}", fact.name, value)
-    if fact.max is not None and value > fact.max:
-        raise RecordError(f"{value} is above the maximum {fact.max}", fact.name, value)
+    if fact.type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
+        return
+    low, high, shown_low, shown_high = bounds(fact)
+    if value < low:
+        raise RecordError(f"{value} is below the minimum {shown_low}", fact.name, value)
+    if value > high:
+        raise RecordError(f"{value} is above the maximum {shown_high}", fact.name, value)
 
 
 _COERCERS = {

@@ -203,8 +203,14 @@ def test_as_of_must_be_a_date_and_the_domain_must_exist(evaluator):
 
 
 # -- memory and threads ---------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_100k_sequential_durable_evaluations_with_flat_memory_and_no_new_threads(shipped):
+def memory_probe() -> dict:
+    """100,000 durable evaluations after a warm-up: RSS per window of 50,000, threads, errors.
+
+    Runs in a process of its own (see the test below): inside the big pytest process the
+    allocator's arenas, grown by earlier tests' large arrays, made RSS move by several MiB in
+    either direction while durable itself stays flat.
+    """
+    shipped = load_policies()
     rng = random.Random(20120414)
     records = [random_enterprise(rng) for _ in range(500)]
     with Evaluator(shipped, backend="durable") as durable, Evaluator(shipped, backend="python") as python:
@@ -223,14 +229,26 @@ def test_100k_sequential_durable_evaluations_with_flat_memory_and_no_new_threads
             if i % 50_000 == 49_999:
                 gc.collect()
                 rss.append(process.memory_info().rss)
-    assert wrong == 0
-    first, second = ((b - a) / 2**20 for a, b in zip(rss, rss[1:], strict=False))
+        return {
+            "wrong": wrong,
+            "growth_mib": [(b - a) / 2**20 for a, b in zip(rss, rss[1:], strict=False)],
+            "new_threads": threading.active_count() - threads,
+        }
+
+
+@pytest.mark.slow
+def test_100k_sequential_durable_evaluations_with_flat_memory_and_no_new_threads():
+    probe = subprocess.run(
+        [sys.executable, __file__, "--memory-probe"], capture_output=True, text=True, timeout=600, check=True
+    )
+    result = json.loads(probe.stdout.splitlines()[-1])
+    first, second = result["growth_mib"]
     print(f"RSS growth over two windows of 50,000 durable evaluations: {first:.2f}, {second:.2f} MiB")
-    # A leak grows in every window (20 bytes per evaluation is 1 MiB per window); the first
-    # window may still absorb one-off growth of the allocator's arenas in a big test process.
+    assert result["wrong"] == 0
+    assert result["new_threads"] == 0
+    # A leak grows in every window: 20 bytes per evaluation would be 1 MiB per window.
     assert second < 1.0, f"RSS grew by {second:.2f} MiB over the second 50,000 evaluations"
-    assert first + second < 6.0, f"RSS grew by {first + second:.1f} MiB over 100,000 evaluations"
-    assert threading.active_count() == threads
+    assert first + second < 3.0, f"RSS grew by {first + second:.1f} MiB over 100,000 evaluations"
 
 
 def test_four_threads_on_one_evaluator_agree_with_the_python_backend(shipped):
@@ -373,3 +391,7 @@ def test_a_record_need_not_carry_the_facts_of_policies_not_in_force(versions):
         with pytest.raises(RecordError, match="^illegal_discharge_cases: is missing$"):
             evaluator.evaluate(outfalls(2, "二七区"), as_of=dt.date(2012, 5, 1))
         assert evaluator.evaluate(outfalls(2, "二七区"), as_of=dt.date(2011, 5, 1)).policies == ()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--memory-probe"]:
+    print(json.dumps(memory_probe()))
