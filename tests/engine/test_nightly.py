@@ -570,3 +570,14 @@ def test_progress_bar_drawn_on_a_real_terminal_only(tmp_path):
     assert "\r" in text and "rows/s" in text and "ETA" in text
     piped = subprocess.run(command, capture_output=True, timeout=120)
     assert piped.returncode == 0 and b"\r" not in piped.stderr and b"rows/s" not in piped.stderr
+
+
+def test_json_codes_is_json_rows_for_any_slice_of_codes():
+    import numpy as np
+    from ecorules.engine._nightly import _json_codes, _json_rows
+    from ecorules.rules._uscc import make_uscc
+
+    codes = pa.array(make_uscc(np.random.default_rng(2), np.full(1000, 410102)).astype(str))
+    for part in (codes, codes.slice(7, 300), codes.take(pa.array([5, 3, 900])), codes.slice(3, 1),
+                 pa.array(["short", "A" * 18]), pa.array(["A" * 18, None])):
+        assert _json_codes(part) == _json_rows([part], (True,))
