@@ -25,7 +25,6 @@ from ecorules.rules import (
     evaluate,
     load_policies,
 )
-from ecorules.rules import _ast as ast
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
@@ -133,7 +132,7 @@ class Evaluator:
         message: dict[str, Any] = {ALWAYS: 1}
         for key, value in env.items():
             kind = "builtin" if key == "as_of" else ("parameter" if key in policy.parameters else "fact")
-            message[field_of(ast.Name(key, kind=kind))] = wire(value)
+            message[field_of(kind, key)] = wire(value)
         for rule in compiled:
             if rule.rule_id in disabled:
                 continue

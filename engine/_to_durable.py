@@ -36,9 +36,12 @@ OPERATOR = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 MAX_BOOLEAN_NODES = 15  # durable's C core fails past this many $and/$or nodes per condition
 
 
-def field_of(node: ast.Name) -> str:
-    prefix = {"fact": "f_", "parameter": "p_", "builtin": "b_"}[node.kind]
-    return prefix + node.name
+FIELD_PREFIX = {"fact": "f_", "parameter": "p_", "builtin": "b_"}
+
+
+def field_of(kind: str, name: str) -> str:
+    """The fact field carrying a name: facts, parameters and built-ins never collide."""
+    return FIELD_PREFIX[kind] + name
 
 
 def wire(value: Any, scaled: bool = False) -> Any:
@@ -116,7 +119,7 @@ class _Lowering:
         if isinstance(node, ast.Literal):
             return wire(node.value, scaled and node.type.kind is Kind.INTEGER)
         if isinstance(node, ast.Name) and not (scaled and node.type.kind is Kind.INTEGER):
-            return {"$m": field_of(node)}
+            return {"$m": field_of(node.kind, node.name)}
         return {"$m": self.derive(node, scaled and node.type.kind is Kind.INTEGER)}
 
 

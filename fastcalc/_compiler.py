@@ -331,15 +331,7 @@ class _RuleCompiler:
     def call_number(self, node: ast.Call, native: int) -> Val:
         function = node.function
         if function in ("min", "max"):
-            values = [self.number(arg, native) for arg in node.args]
-            registers = [v for v in values if not v.is_const]
-            constants = [v for v in values if v.is_const]
-            result = registers[0]
-            for other in registers[1:]:
-                result = self.op(f"{function.upper()}_RR", result, other)
-            for other in constants:
-                result = self.op(f"{function.upper()}_RK", result, k=other.const)
-            return result
+            return self.fold(function.upper(), [self.number(arg, native) for arg in node.args])
         if function == "abs":
             return self.op("ABS", self.number(node.args[0], native))
         if function in ("round", "floor", "ceil"):
@@ -380,14 +372,16 @@ class _RuleCompiler:
         raise KernelError(f"the kernel cannot compute {ast.render(node)} as true/false", node.span)
 
     def bool_op(self, node: ast.BoolOp) -> Val:
-        values = [self.boolean(operand) for operand in node.operands]
+        return self.fold("AND" if node.op == "and" else "OR", [self.boolean(o) for o in node.operands])
+
+    def fold(self, kind: str, values: list[Val]) -> Val:
+        """An associative operation over several values: registers first, constants folded in
+        as immediates (the checker has folded all-constant operands, so one register exists)."""
         registers = [v for v in values if not v.is_const]
-        constants = [v for v in values if v.is_const]
-        kind = "AND" if node.op == "and" else "OR"
         result = registers[0]
         for other in registers[1:]:
             result = self.op(f"{kind}_RR", result, other)
-        for other in constants:
+        for other in (v for v in values if v.is_const):
             result = self.op(f"{kind}_RK", result, k=other.const)
         return result
 
