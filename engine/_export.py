@@ -24,6 +24,7 @@ ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 def _schema(connection: sqlite3.Connection, table: str) -> pa.Schema:
     fields = []
     for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})"):
+        declared = declared or store.VIEW_COLUMN_TYPES[name]
         fields.append(pa.field(name, pa.int64() if declared.upper() == "INTEGER" else pa.string()))
     return pa.schema(fields)
 

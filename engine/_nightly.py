@@ -389,6 +389,9 @@ class NightlyRun:
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
+            writer.executemany(store.INSERT_FINDING_SLOT, [
+                (run_id, k, slot.policy, slot.rule, slot.kind.value, slot.citation) for k, slot in enumerate(self.slots)
+            ])
             writer.executemany(store.INSERT_SANCTION_SLOT, [
                 (run_id, slot, policy, list_id, rule) for slot, (policy, rule, list_id) in enumerate(self.sanction_slots)
             ])
@@ -514,8 +517,7 @@ class NightlyRun:
             money = pa.array(row_amounts[picked], pa.int64())
             payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer].take(index))
             writer.execute(store.INSERT_FINDINGS, (
-                run_id, slot.policy, slot.rule, slot.kind.value, slot.citation,
-                _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
+                run_id, k, _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
             ))
             acc.findings += picked.size
 

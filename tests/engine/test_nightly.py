@@ -249,7 +249,8 @@ def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
 def counts(db: Path) -> dict[str, int]:
     connection = sqlite3.connect(db)
     return {t: connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("runs", "findings", "district_totals", "sanctions", "sanction_entries", "sanction_slots", "rejects")}
+            for t in ("runs", "findings", "finding_chunks", "finding_slots", "district_totals", "sanctions",
+                      "sanction_chunks", "sanction_slots", "rejects")}
 
 
 def test_rerun_with_same_input_policies_and_date_is_idempotent(tmp_path):
@@ -487,8 +488,8 @@ def test_failed_run_is_recorded_and_leaves_no_results(tmp_path, monkeypatch):
         run(tmp_path / "r.parquet", db, batch_rows=64, compile_program=Exploding)
     connection = sqlite3.connect(db)
     assert connection.execute("SELECT status, error FROM runs").fetchall() == [("failed", "RuntimeError: kernel on fire")]
-    assert counts(db) == {"runs": 1, "findings": 0, "district_totals": 0, "sanctions": 0, "sanction_entries": 0,
-                          "sanction_slots": 0, "rejects": 0}
+    assert counts(db) == {"runs": 1, "findings": 0, "finding_chunks": 0, "finding_slots": 0, "district_totals": 0,
+                          "sanctions": 0, "sanction_chunks": 0, "sanction_slots": 0, "rejects": 0}
     assert run(tmp_path / "r.parquet", db).exit_code == EXIT_DONE
 
 

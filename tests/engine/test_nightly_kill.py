@@ -27,7 +27,7 @@ from nightly_standin import compile_standin, scorer
 CHILD = Path(__file__).with_name("nightly_kill_child.py")
 STRESS = int(os.environ.get("ECORULES_STRESS", "1") or 1)
 MOMENTS = 21 * STRESS
-RESULT_TABLES = ("findings", "district_totals", "sanction_entries", "sanction_slots", "rejects")
+RESULT_TABLES = ("finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects")
 
 
 def start_child(registry: Path, db: Path, batch_rows: int) -> tuple[subprocess.Popen, float]:

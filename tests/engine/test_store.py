@@ -35,8 +35,9 @@ def test_schema_has_the_promised_tables_and_columns_and_uses_wal(tmp_path):
     connection = store.connect(tmp_path / "r.sqlite")
     for table, promised in PROMISED.items():
         assert promised <= columns(connection, table), table
-    findings = {r[1]: r[2] for r in connection.execute("PRAGMA table_info(findings)")}
-    assert findings["amount_yuan"] == "INTEGER"
+    for table in store.TABLES:  # what export needs to type every column of the views
+        for _, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})"):
+            assert declared or name in store.VIEW_COLUMN_TYPES, (table, name)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     connection.close()
     store.connect(tmp_path / "r.sqlite").close()  # opening again keeps it as it is
@@ -77,11 +78,17 @@ def test_json_bulk_inserts_keep_text_and_integers(tmp_path):
     connection = store.connect(path)
     run_id = start(connection)
     writer = store.RunWriter(path, run_id)
-    writer.execute(store.INSERT_FINDINGS, (run_id, "p@1", "r", "fine", "《文件》 第一条",
-                                           '[["91410100MA44MPDT7X", 9007199254740993, "金水区"]]'))
+    writer.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p@1", "r", "fine", "《文件》 第一条"))
+    writer.execute(store.INSERT_FINDINGS, (run_id, 0, '[["91410100MA44MPDT7X", 9007199254740993, "金水区"], '
+                                                      '["91410100MA44MPDT7X", 2, "91410100MA44MPDT7X"]]'))
     writer.commit(lambda db: None)
-    row = connection.execute("SELECT uscc, amount_yuan, typeof(amount_yuan), payer, citation FROM findings").fetchone()
-    assert row == ("91410100MA44MPDT7X", 9007199254740993, "integer", "金水区", "《文件》 第一条")
+    rows = connection.execute(
+        "SELECT run_id, uscc, policy, rule, kind, amount_yuan, typeof(amount_yuan), payer, citation FROM findings"
+    ).fetchall()
+    assert rows == [
+        (run_id, "91410100MA44MPDT7X", "p@1", "r", "fine", 9007199254740993, "integer", "金水区", "《文件》 第一条"),
+        (run_id, "91410100MA44MPDT7X", "p@1", "r", "fine", 2, "integer", "91410100MA44MPDT7X", "《文件》 第一条"),
+    ]
 
 
 def test_rollback_leaves_nothing(tmp_path):
@@ -111,7 +118,9 @@ def test_writer_errors_reach_the_caller(tmp_path):
 def test_stale_running_runs_are_marked_failed_and_emptied(tmp_path):
     connection = store.connect(tmp_path / "r.sqlite")
     run_id = start(connection)
-    connection.execute("INSERT INTO findings VALUES (?, 'U', 'p', 'r', 'fine', 1, 'U', 'c')", (run_id,))
+    connection.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p", "r", "fine", "c"))
+    connection.execute(store.INSERT_FINDINGS, (run_id, 0, '[["U", 1, "U"]]'))
+    assert connection.execute("SELECT count(*) FROM findings").fetchone()[0] == 1
     assert store.abandon_stale_runs(connection) == [run_id]
     status, error = connection.execute("SELECT status, error FROM runs").fetchone()
     assert status == "failed" and "interrupted" in error
