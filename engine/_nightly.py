@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, PolicySet, load_policies
+from ecorules.rules._arrow import from_numbers
 
 from . import _store as store
 from ._progress import Progress
@@ -512,9 +513,9 @@ class NightlyRun:
             if not picked.size:
                 continue
             uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
-            index = pa.array(picked)
+            index = from_numbers(picked)
             subjects = uscc.take(index)
-            money = pa.array(row_amounts[picked], pa.int64())
+            money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
             payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer].take(index))
             writer.execute(store.INSERT_FINDINGS, (
                 run_id, k, _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
@@ -530,7 +531,7 @@ class NightlyRun:
             if not picked.size:
                 continue
             uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
-            subjects = _json_codes(uscc.take(pa.array(picked)))  # valid USCCs: [0-9A-Y]{18}
+            subjects = _json_codes(uscc.take(from_numbers(picked)))  # valid USCCs: [0-9A-Y]{18}
             writer.execute(store.INSERT_SANCTIONS, (run_id, s, subjects))
             acc.lists[list_id] += picked.size
 

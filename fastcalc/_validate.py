@@ -27,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import RecordError
+from ecorules.rules._arrow import bools, numbers
 from ecorules.rules._records import bounds, coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, Kind, date_to_days
-from ecorules.rules._uscc import _bools
 
 # Python's whitespace (str.isspace), as an RE2 class: text made only of it is "missing".
 # Listed, not found by testing all 1.1 M code points at import (0.06-0.3 s of every run);
@@ -199,9 +199,9 @@ def _numpy_of(column) -> np.ndarray:
     if isinstance(column, np.ndarray):
         return column
     if pa.types.is_boolean(column.type):
-        return _bools(column)  # to_numpy would import pandas (~0.4 s) for a boolean array
-    if column.null_count:
-        column = column.fill_null(0)
+        return bools(column)
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return numbers(column)
     return column.to_numpy(zero_copy_only=False)
 
 
@@ -526,7 +526,7 @@ def _booleans(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
         nulls = _nulls(column)
         if nulls is not None:
             rejects.missing(np.flatnonzero(nulls))
-        return np.asarray(column.fill_null(False) if column.null_count else column).view(np.uint8)
+        return bools(column).view(np.uint8)
     return _by_distinct_value(fact, column, n, rejects, np.uint8)
 
 
@@ -553,7 +553,7 @@ def _by_distinct_value(fact: Fact, column, n: int, rejects: Rejects, dtype) -> n
             codes[position] = 0
             problems[position] = (value_text(raw), problem)
     codes[-1] = 0
-    index = np.asarray(indices.fill_null(len(dictionary)) if indices.null_count else indices)
+    index = numbers(indices, fill=len(dictionary))
     if indices.null_count:
         rejects.missing(np.flatnonzero(index == len(dictionary)))
     if problems:
@@ -571,15 +571,15 @@ def _enums(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     dtype = np.int8 if len(choices) <= 127 else np.int16 if len(choices) <= 32767 else np.int32
     if isinstance(column, pa.Array) and pa.types.is_dictionary(column.type) and column.null_count == 0 \
             and column.dictionary.to_pylist() == list(choices):
-        return column.indices.to_numpy(zero_copy_only=False)  # codes already: zero-copy
+        return numbers(column.indices)  # codes already: zero-copy
     if isinstance(column, pa.Array) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         # plain text: one hash lookup per row gives the code; the rest (spaces, typos, nulls)
         # is decided per distinct value, exactly
         codes = pc.index_in(column, value_set=pa.array(choices, column.type))
         if codes.null_count == 0:
-            return codes.to_numpy(zero_copy_only=False)
-        miss = np.flatnonzero(np.asarray(codes.is_null()))
-        out = codes.fill_null(0).to_numpy(zero_copy_only=False).copy()
+            return numbers(codes)
+        miss = np.flatnonzero(bools(codes.is_null()))
+        out = numbers(codes).copy()
         residue = Rejects()
         decided = _by_distinct_value(fact, column.take(pa.array(miss)), miss.size, residue, np.int32)
         out[miss] = decided
@@ -639,7 +639,7 @@ def _string_codes(fact: Fact, text: pa.Array, n: int, rejects: Rejects) -> Valid
         else:
             problems[position] = (value_text(raw), problem)
     indices = encoded.indices
-    index = np.asarray(indices.fill_null(len(dictionary)) if indices.null_count else indices)
+    index = numbers(indices, fill=len(dictionary))
     if indices.null_count:
         rejects.missing(np.flatnonzero(index == len(dictionary)))
     if problems:

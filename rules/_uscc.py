@@ -29,6 +29,7 @@ from enum import IntEnum
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.rules._arrow import bools, numbers
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
@@ -240,29 +241,16 @@ def _matrix_problems_numpy(mat: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bools(arr: pa.Array) -> np.ndarray:
-    """A boolean Arrow array as a numpy bool array (null as False), unpacked from its bitmap.
-
-    ``to_numpy(zero_copy_only=False)`` would do the same but imports pandas (~0.4 s) first.
-    """
-    n = len(arr)
-    if arr.null_count:
-        arr = arr.fill_null(False)
-    start = arr.offset
-    bits = np.frombuffer(arr.buffers()[1], np.uint8)[start // 8 : (start + n + 7) // 8]
-    return np.unpackbits(bits, bitorder="little")[start % 8 : start % 8 + n].view(bool)
-
-
 def _nulls(arr: pa.Array) -> np.ndarray:
     if not arr.null_count:
         return np.zeros(len(arr), bool)
-    return _bools(arr.is_null())
+    return bools(arr.is_null())
 
 
 def _arrow_problems(arr: pa.Array) -> np.ndarray:
     if pa.types.is_dictionary(arr.type):
         codes = _arrow_problems(arr.dictionary)
-        indices = arr.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        indices = numbers(arr.indices)
         out = codes[indices] if len(codes) else np.zeros(len(arr), np.uint8)
         out[_nulls(arr)] = UsccProblem.MISSING
         return out
@@ -282,7 +270,7 @@ def _arrow_problems(arr: pa.Array) -> np.ndarray:
     ascii18 = (nbytes == 18) & ~null
     out = np.zeros(n, np.uint8)
     if not ascii18.all():
-        chars = pc.utf8_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+        chars = numbers(pc.utf8_length(arr))
         out[chars != 18] = UsccProblem.WRONG_LENGTH
         out[(chars == 18) & (nbytes != 18)] = UsccProblem.BAD_CHARACTER  # non-ASCII inside
         out[null] = UsccProblem.MISSING

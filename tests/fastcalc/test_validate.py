@@ -263,16 +263,3 @@ def test_space_codepoints_are_pythons_whitespace():
     from ecorules.fastcalc._validate import SPACE_CODEPOINTS
 
     assert list(SPACE_CODEPOINTS) == [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
-
-
-def test_bools_unpacks_any_slice_like_to_numpy():
-    from ecorules.rules._uscc import _bools, _nulls
-
-    rng = np.random.default_rng(7)
-    for n in (0, 1, 7, 8, 9, 100, 1000):
-        array = pa.array(rng.random(n) < 0.5, mask=rng.random(n) < 0.2)
-        for offset in range(min(n, 17)):
-            for length in {0, 1, n - offset, (n - offset) // 2}:
-                part = array.slice(offset, length)
-                assert _bools(part).tolist() == part.fill_null(False).to_pylist()
-                assert _nulls(part).tolist() == part.is_null().to_pylist()
