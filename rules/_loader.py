@@ -495,8 +495,10 @@ def is_catalogue(document: Any) -> bool:
     return isinstance(document, Located) and "policy" not in document and "facts" in document
 
 
-def read_catalogue(path: str | Path) -> dict[str, Fact]:
-    document = load_yaml_file(path)
+def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
+    """The facts of a catalogue file; ``document`` is its YAML when already parsed."""
+    if document is None:
+        document = load_yaml_file(path)
     top = Section(document, document.span if isinstance(document, Located) else Span(str(path), 1, 1), f"fact catalogue {Path(path).name}")
     facts = read_facts(top.section("facts", "facts"))
     top.get("description", required=False)

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -122,13 +123,27 @@ def _check_consistent(policies: Iterable[Policy]) -> None:
                 )
 
 
-def _is_catalogue_file(path: Path) -> bool:
-    """Whether ``path`` is a fact catalogue. A file that does not even parse is not one: it is
-    then read as a policy, so that its error is reported along with those of the other files."""
-    try:
-        return is_catalogue(load_yaml_file(path))
-    except PolicyError:
-        return False
+class _Documents:
+    """The YAML of each file, parsed once per load: finding the catalogues looks at every
+    file, and reading the policies looks at them again."""
+
+    def __init__(self):
+        self.parsed: dict[Path, Any] = {}
+
+    def get(self, path: Path) -> Any:
+        """The document, or None if the file does not parse (reading it again raises why)."""
+        if path not in self.parsed:
+            try:
+                self.parsed[path] = load_yaml_file(path)
+            except PolicyError:
+                self.parsed[path] = None
+        return self.parsed[path]
+
+    def is_catalogue(self, path: Path) -> bool:
+        """Whether ``path`` is a fact catalogue. A file that does not even parse is not one: it
+        is then read as a policy, so that its error is reported along with those of the other
+        files."""
+        return is_catalogue(self.get(path))
 
 
 def shipped_policies_path() -> Path:
@@ -137,34 +152,38 @@ def shipped_policies_path() -> Path:
 
 def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Fact]]]:
     """Every policy file under ``paths`` with the catalogue facts that apply to it."""
+    return _policy_files(paths, _Documents())
+
+
+def _policy_files(paths: Iterable[str | Path], documents: _Documents) -> list[tuple[Path, dict[str, Fact]]]:
     found: list[tuple[Path, dict[str, Fact]]] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(_walk(path, {}))
+            found.extend(_walk(path, {}, documents))
         elif path.exists():
-            shared = _folder_catalogue(path.parent, {})
-            if not _is_catalogue_file(path):
+            shared = _folder_catalogue(path.parent, {}, documents)
+            if not documents.is_catalogue(path):
                 found.append((path, shared))
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return found
 
 
-def _folder_catalogue(folder: Path, inherited: dict[str, Fact]) -> dict[str, Fact]:
+def _folder_catalogue(folder: Path, inherited: dict[str, Fact], documents: _Documents) -> dict[str, Fact]:
     shared = dict(inherited)
     for candidate in sorted(folder.iterdir()):
-        if candidate.suffix in POLICY_SUFFIXES and _is_catalogue_file(candidate):
-            shared.update(read_catalogue(candidate))
+        if candidate.suffix in POLICY_SUFFIXES and documents.is_catalogue(candidate):
+            shared.update(read_catalogue(candidate, documents.get(candidate)))
     return shared
 
 
-def _walk(folder: Path, inherited: dict[str, Fact]) -> list[tuple[Path, dict[str, Fact]]]:
-    shared = _folder_catalogue(folder, inherited)
+def _walk(folder: Path, inherited: dict[str, Fact], documents: _Documents) -> list[tuple[Path, dict[str, Fact]]]:
+    shared = _folder_catalogue(folder, inherited, documents)
     found = []
     for entry in sorted(folder.iterdir()):
         if entry.is_dir() and not entry.name.startswith((".", "_")):
-            found.extend(_walk(entry, shared))
-        elif entry.suffix in POLICY_SUFFIXES and not _is_catalogue_file(entry):
+            found.extend(_walk(entry, shared, documents))
+        elif entry.suffix in POLICY_SUFFIXES and not documents.is_catalogue(entry):
             found.append((entry, shared))
     return found
 
@@ -178,20 +197,24 @@ def load_policies(paths: str | Path | Iterable[str | Path] | None = None) -> Pol
         paths = [shipped_policies_path()]
     elif isinstance(paths, str | Path):
         paths = [paths]
-    return PolicySet(tuple(read_policy(path, shared) for path, shared in policy_files(paths)))
+    documents = _Documents()
+    return PolicySet(tuple(
+        read_policy(path, shared, documents.get(path)) for path, shared in _policy_files(paths, documents)
+    ))
 
 
 def check_policies(paths: Iterable[str | Path]) -> tuple[PolicySet | None, list[PolicyError]]:
     """Load what can be loaded and collect every error, one per broken file at least."""
     errors: list[PolicyError] = []
     policies = []
+    documents = _Documents()
     try:
-        files = policy_files(paths)
+        files = _policy_files(paths, documents)
     except PolicyError as error:
         return None, [error]
     for path, shared in files:
         try:
-            policies.append(read_policy(path, shared))
+            policies.append(read_policy(path, shared, documents.get(path)))
         except PolicyError as error:
             errors.append(error)
     if errors:
