@@ -12,8 +12,9 @@ PyYAML's ``SafeLoader`` is the base: no tags that build Python objects. On top o
 
 libyaml's parser (PyYAML's ``CParser``), when PyYAML was built with it, reads the events about
 seven times faster; composing, the limits and construction stay the Python code below on both
-paths. Whenever the C path fails, for whatever reason, the pure-Python loader reads the text
-again, so every error is exactly the one the pure-Python loader gives.
+paths. Whenever the C path fails, for whatever reason, or meets a construct that libyaml is
+known to read otherwise, the pure-Python loader reads the text again: every result and every
+error is exactly the one the pure-Python loader gives (a refused file is parsed twice).
 """
 
 from __future__ import annotations
