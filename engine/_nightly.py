@@ -19,12 +19,11 @@ import datetime as dt
 import json
 import logging
 import os
-import queue
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, PolicySet, load_policies
-from ecorules.rules._arrow import from_numbers
+from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
 from . import _store as store
+from ._prefetch import prefetch
 from ._progress import Progress
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
 
@@ -134,66 +134,33 @@ class Summary:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _prefetch(items: Iterable[Batch], depth: int) -> Iterator[Batch]:
-    """Iterate ``items`` in a thread of its own, ``depth`` items ahead."""
-    out: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> bool:
-        """Hand ``item`` over unless the consumer has stopped; never blocks for good."""
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
-            put(error)
-
-    thread = threading.Thread(target=work, name="ecorules-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = out.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+_QUOTE, _COMMA, _OPEN, _CLOSE, _NOTHING = (string_scalar(t) for t in ('"', ",", "[", "]", ""))
 
 
 def _json_strings(array: pa.Array, safe: bool = False) -> pa.Array:
     """Each string as a JSON string literal (quoted; escaped unless known ``safe``)."""
     if not safe and pc.any(pc.match_substring_regex(array, _JSON_UNSAFE)).as_py():
-        return pa.array([json.dumps(v, ensure_ascii=False) for v in array.to_pylist()], pa.string())
-    return pc.binary_join_element_wise('"', array, '"', "")
+        return strings([json.dumps(v, ensure_ascii=False) for v in array.to_pylist()])
+    return pc.binary_join_element_wise(_QUOTE, array, _QUOTE, _NOTHING)
 
 
 def _json_rows(columns: list[pa.Array], safe: tuple[bool, ...] | None = None) -> str:
     """A JSON array of rows (``[[a, b], ...]``, or ``[a, ...]`` for one column), built in Arrow.
 
     ``safe[i]`` says that column i holds no character JSON must escape (validated values).
+    Separators are Arrow scalars: a Python str argument would make pyarrow import pandas.
     """
     safe = safe or (False,) * len(columns)
     texts = [
         column.cast(pa.string()) if pa.types.is_integer(column.type) else _json_strings(column, ok)
         for column, ok in zip(columns, safe, strict=True)
     ]
-    rows = texts[0] if len(texts) == 1 else pc.binary_join_element_wise("[", pc.binary_join_element_wise(*texts, ","), "]", "")
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows), ",")[0].as_py()
-    return f"[{joined}]"
+    if len(texts) == 1:
+        rows = texts[0]
+    else:
+        rows = pc.binary_join_element_wise(_OPEN, pc.binary_join_element_wise(*texts, _COMMA), _CLOSE, _NOTHING)
+    one_list = pa.ListArray.from_arrays(from_numbers(np.array([0, len(rows)], np.int32)), rows)
+    return f"[{pc.binary_join(one_list, _COMMA)[0].as_py()}]"
 
 
 def _json_codes(codes: pa.Array) -> str:
@@ -396,7 +363,7 @@ class NightlyRun:
             writer.executemany(store.INSERT_SANCTION_SLOT, [
                 (run_id, slot, policy, list_id, rule) for slot, (policy, rule, list_id) in enumerate(self.sanction_slots)
             ])
-            batches = _prefetch(registry.batches(), depth=2)
+            batches = prefetch(registry.batches(), depth=2)
             while True:
                 began = time.perf_counter()
                 batch = next(batches, None)

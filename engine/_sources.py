@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from ecorules.rules import EcorulesError, Fact, Kind
+from ecorules.rules._arrow import bools, from_numbers, strings
 
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -348,14 +349,14 @@ class CsvFile:
                     rejects.append(self._malformed(*skipped[reported]))
                     reported += 1
                 malformed = len(rejects)
+                table = typed_columns(table, self.facts)  # what converts needs no UTF-8 check
                 table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, self.utf8)
-                table = typed_columns(table, self.facts)
                 yield Batch(table, self.label, lines, headers, rejects + bad, n + malformed)
             if record_batch is None:
                 break
         if reported < len(skipped):
             rejects = [self._malformed(*entry) for entry in skipped[reported:]]
-            empty = pa.table({name: pa.array([], pa.string()) for name in self.columns})
+            empty = pa.table({name: strings([]) for name in self.columns})
             yield Batch(empty, self.label, np.zeros(0, np.int64), headers, rejects, len(rejects))
 
 
@@ -380,7 +381,7 @@ def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
     """Indices of the values that are not valid UTF-8 (or hold the decoder's replacement)."""
     if not utf8:
         hits = pc.match_substring(column, _REPLACEMENT)
-        return np.flatnonzero(hits.to_numpy(zero_copy_only=False))
+        return np.flatnonzero(bools(hits))
     try:
         for chunk in column.chunks:
             chunk.validate(full=True)
@@ -448,7 +449,8 @@ def _drop_undecodable(table: pa.Table, rows: np.ndarray, headers: Mapping[str, s
         bad = _undecodable_rows(column, utf8)
         if not bad.size:
             continue
-        values = column.cast(pa.binary()).take(pa.array(bad)).to_pylist() if utf8 else column.take(pa.array(bad)).to_pylist()
+        picked = from_numbers(bad)
+        values = (column.cast(pa.binary()) if utf8 else column).take(picked).to_pylist()
         for index, value in zip(bad.tolist(), values, strict=True):
             rejects.append(Reject(source, int(rows[index]), headers[name], _shown(value),
                                   f"undecodable bytes: not valid {encoding}"))
@@ -456,7 +458,7 @@ def _drop_undecodable(table: pa.Table, rows: np.ndarray, headers: Mapping[str, s
     if not dropped.any():
         return table, rows, []
     keep = ~dropped
-    return table.filter(pa.array(keep)), rows[keep], rejects
+    return table.take(from_numbers(np.flatnonzero(keep))), rows[keep], rejects
 
 
 # --- Parquet --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import RecordError
-from ecorules.rules._arrow import bools, numbers
+from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, strings
 from ecorules.rules._records import bounds, coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, Kind, date_to_days
@@ -180,11 +180,11 @@ def _nulls(column) -> np.ndarray | None:
     """Rows that are null (Arrow nulls, float NaN, NaT), or None when there are none."""
     if isinstance(column, pa.Array):
         if pa.types.is_floating(column.type):  # NaN is missing, as in pandas
-            mask = np.asarray(column.is_null(nan_is_null=True)).astype(bool, copy=False)
+            mask = bools(column.is_null(nan_is_null=True))
             return mask if mask.any() else None
         if column.null_count == 0:
             return None
-        return np.asarray(column.is_null()).astype(bool, copy=False)
+        return bools(column.is_null())
     if column.dtype.kind == "f":
         mask = np.isnan(column)
         return mask if mask.any() else None
@@ -226,7 +226,7 @@ def _python_values(column, rows: np.ndarray) -> list:
     if isinstance(column, pa.Array):
         if pa.types.is_string_view(column.type):  # no take kernel for string_view
             column = column.cast(pa.large_string())
-        return column.take(pa.array(rows, type=pa.int64())).to_pylist()
+        return column.take(from_numbers(rows.astype(np.int64, copy=False))).to_pylist()
     picked = column[rows]
     if picked.dtype.kind == "M":
         unit = np.datetime_data(picked.dtype)[0]
@@ -347,7 +347,7 @@ def _checked_integers(fact: Fact, values: np.ndarray, nulls, rejects: Rejects, s
 
 def _parse_integers(text: pa.Array) -> np.ndarray:
     text = pc.replace_substring_regex(text, r"^\+", "")
-    return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+    return numbers(pc.cast(text, pa.int64()))
 
 
 # -- decimals ---------------------------------------------------------------------------------------
@@ -402,9 +402,7 @@ def _decimal128_low_words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _arrow_decimals(fact: Fact, column: pa.Array, nulls, rejects: Rejects) -> np.ndarray:
-    scaled = column.cast(pa.decimal128(38, 4))
-    if scaled.null_count:
-        scaled = scaled.fill_null(0)
+    scaled = fill_null(column.cast(pa.decimal128(38, 4)), 0)
     low, fits = _decimal128_low_words(scaled)
     values = np.where(fits, low, 0)
     ok = fits if nulls is None else fits & ~nulls
@@ -428,8 +426,8 @@ def _parsed_text(fact: Fact, text: pa.Array, n: int, rejects: Rejects, pattern: 
     if pa.types.is_dictionary(text.type):
         text = text.cast(text.type.value_type)
     out = np.zeros(n, dtype=dtype)
-    fast = pc.fill_null(pc.match_substring_regex(text, pattern), False)
-    fast_np = np.asarray(fast).astype(bool, copy=False)
+    fast = fill_null(pc.match_substring_regex(text, pattern), False)
+    fast_np = bools(fast)
     fast_rows = np.flatnonzero(fast_np)
     if fast_rows.size:
         parsed, good = parse(text.filter(fast))
@@ -440,7 +438,7 @@ def _parsed_text(fact: Fact, text: pa.Array, n: int, rejects: Rejects, pattern: 
         out[fast_rows] = parsed
         _range_rejects(fact, fast_rows, out[fast_rows].astype(np.int64), rejects,
                        _show_decimal if fact.type.kind is Kind.DECIMAL else _show_kernel(fact), text)
-    slow = ~fast_np & ~np.asarray(text.is_null()).astype(bool, copy=False)
+    slow = ~fast_np & ~bools(text.is_null())
     slow_rows = np.flatnonzero(slow)
     if slow_rows.size:
         accepted, values = _scalar_path(fact, _python_values(text, slow_rows), slow_rows, rejects)
@@ -476,9 +474,9 @@ def _parse_dates(text: pa.Array):
     stamps = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
     days = pc.cast(stamps, pa.date32())
     back = pc.strftime(pc.cast(days, pa.timestamp("s")), format="%Y-%m-%d")
-    good = pc.fill_null(pc.equal(back, text), False)
-    values = days.fill_null(0).view(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
-    good_np = np.asarray(good).astype(bool, copy=False) & (values >= _DAY_ONE)
+    good = pc.equal(back, text)
+    values = numbers(fill_null(days, 0).view(pa.int32())).astype(np.int64)
+    good_np = bools(good) & (values >= _DAY_ONE)
     return values, good_np
 
 
@@ -488,8 +486,7 @@ def _dates(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if nulls is not None:
         rejects.missing(np.flatnonzero(nulls))
     if isinstance(column, pa.Array) and pa.types.is_date32(column.type):
-        filled = column.fill_null(0) if column.null_count else column
-        values = filled.view(pa.int32()).to_numpy(zero_copy_only=False)
+        values = numbers(fill_null(column, 0).view(pa.int32()))
         return _checked_days(fact, values, nulls, rejects, column)
     if isinstance(column, np.ndarray) and column.dtype == np.dtype("M8[D]"):
         values = column.view(np.int64)
@@ -575,13 +572,13 @@ def _enums(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if isinstance(column, pa.Array) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         # plain text: one hash lookup per row gives the code; the rest (spaces, typos, nulls)
         # is decided per distinct value, exactly
-        codes = pc.index_in(column, value_set=pa.array(choices, column.type))
+        codes = pc.index_in(column, value_set=strings(list(choices)).cast(column.type))
         if codes.null_count == 0:
             return numbers(codes)
         miss = np.flatnonzero(bools(codes.is_null()))
         out = numbers(codes).copy()
         residue = Rejects()
-        decided = _by_distinct_value(fact, column.take(pa.array(miss)), miss.size, residue, np.int32)
+        decided = _by_distinct_value(fact, column.take(from_numbers(miss)), miss.size, residue, np.int32)
         out[miss] = decided
         for rows, values, reasons in zip(residue.rows, residue.values, residue.reasons, strict=True):
             rejects.add(miss[rows], values, reasons)
@@ -605,8 +602,8 @@ def _strings(fact: Fact, column, n: int, rejects: Rejects, read: bool) -> ValidC
 
         suspect = np.flatnonzero(uscc_problems(plain))
     else:
-        blank = pc.fill_null(pc.match_substring_regex(plain, _BLANK), True)
-        suspect = np.flatnonzero(np.asarray(blank).astype(bool, copy=False))
+        blank = fill_null(pc.match_substring_regex(plain, _BLANK), True)
+        suspect = np.flatnonzero(bools(blank))
     if suspect.size:
         _scalar_path(fact, _python_values(plain, suspect), suspect, rejects)
     return ValidColumn(None)

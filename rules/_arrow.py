@@ -11,12 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 
-def numbers(arr: pa.Array, fill: int | float = 0) -> np.ndarray:
-    """An integer or floating-point Arrow array as numpy (nulls as ``fill``); zero-copy without nulls."""
+def numbers(arr: pa.Array | pa.ChunkedArray, fill: int | float = 0) -> np.ndarray:
+    """An integer or floating-point Arrow array as numpy (nulls as ``fill``); zero-copy without
+    nulls, in one chunk."""
+    arr = _one_chunk(arr)
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         raise TypeError(f"expected an integer or floating-point array, got {arr.type}")
-    if arr.null_count:
-        arr = arr.fill_null(fill)
+    arr = fill_null(arr, fill)
     data = np.frombuffer(arr.buffers()[1], np.dtype(arr.type.to_pandas_dtype()))
     return data[arr.offset : arr.offset + len(arr)]
 
@@ -29,14 +30,52 @@ def from_numbers(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
 
 
-def bools(arr: pa.Array) -> np.ndarray:
+def strings(texts: list[str]) -> pa.Array:
+    """Python strings as an Arrow string array (no nulls), from buffers."""
+    encoded = [text.encode("utf-8") for text in texts]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def string_scalar(text: str) -> pa.Scalar:
+    """A string scalar for compute functions (a Python str argument would be converted)."""
+    return strings([text])[0]
+
+
+def scalar(value: bool | int | float | str, type_: pa.DataType) -> pa.Scalar:
+    """``pa.scalar(value, type_)`` for booleans, numbers and strings, from buffers."""
+    if pa.types.is_boolean(type_):
+        bits = np.array([1 if value else 0], np.uint8)
+        return pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(bits)])[0]
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return strings([value]).cast(type_)[0]
+    if pa.types.is_integer(type_) or pa.types.is_floating(type_):
+        return from_numbers(np.array([value], np.dtype(type_.to_pandas_dtype())))[0]
+    if pa.types.is_decimal(type_) and isinstance(value, int):
+        return from_numbers(np.array([value], np.int64)).cast(type_)[0]
+    return pa.scalar(value, type_)  # other types: pyarrow's conversion (it may import pandas)
+
+
+def fill_null(arr: pa.Array, value: bool | int | float | str) -> pa.Array:
+    """``arr`` with its nulls replaced by ``value`` (of its own type)."""
+    return arr.fill_null(scalar(value, arr.type)) if arr.null_count else arr
+
+
+def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow array as a numpy bool array (null as False), unpacked from its bitmap."""
+    arr = _one_chunk(arr)
     n = len(arr)
-    if arr.null_count:
-        arr = arr.fill_null(False)
+    arr = fill_null(arr, False)
     start = arr.offset
     bits = np.frombuffer(arr.buffers()[1], np.uint8)[start // 8 : (start + n + 7) // 8]
     return np.unpackbits(bits, bitorder="little")[start % 8 : start % 8 + n].view(bool)
 
 
-__all__ = ["bools", "from_numbers", "numbers"]
+def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
+__all__ = ["bools", "fill_null", "from_numbers", "numbers", "scalar", "string_scalar", "strings"]

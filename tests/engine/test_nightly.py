@@ -582,3 +582,24 @@ def test_json_codes_is_json_rows_for_any_slice_of_codes():
     for part in (codes, codes.slice(7, 300), codes.take(pa.array([5, 3, 900])), codes.slice(3, 1),
                  pa.array(["short", "A" * 18]), pa.array(["A" * 18, None])):
         assert _json_codes(part) == _json_rows([part], (True,))
+
+
+def test_a_run_never_imports_pandas(tmp_path):
+    """pyarrow imports pandas (0.2-0.5 s of a 10 M-row run, holding the GIL) on the first
+    conversion of a Python value or to_numpy call; the run's path uses rules/_arrow instead."""
+    import subprocess
+    import sys
+
+    pq.write_table(make_registry(3000, seed=5, case_share=0.3), tmp_path / "r.parquet")
+    registries = [tmp_path / "r.parquet"] + [p for p in (EXAMPLES / "registry_bad.csv",) if p.exists()]
+    code = (
+        "import sys, datetime as dt\n"
+        "from ecorules.engine._nightly import run_nightly\n"
+        "for k, registry in enumerate(sys.argv[2:]):\n"
+        "    summary = run_nightly(registry, sys.argv[1] + str(k), as_of=dt.date(2012, 4, 14), threads=2, progress=False)\n"
+        "    assert summary.status == 'done' and (summary.findings or k), summary\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.sqlite"), *map(str, registries)],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

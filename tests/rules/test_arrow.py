@@ -1,7 +1,7 @@
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.rules._arrow import bools, from_numbers, numbers
+from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, scalar, string_scalar, strings
 from ecorules.rules._uscc import _nulls
 
 
@@ -44,3 +44,25 @@ def test_wrong_types_are_refused():
         numbers(pa.array(["a"]))
     with pytest.raises(TypeError, match="1-D integer or floating-point"):
         from_numbers(np.array(["a"]))
+
+
+@pytest.mark.parametrize(("value", "type_"), [
+    (True, pa.bool_()), (False, pa.bool_()), (0, pa.int8()), (-5, pa.int64()), (7, pa.uint16()),
+    (1.5, pa.float64()), ("金水区", pa.string()), ("", pa.large_string()), (0, pa.decimal128(38, 4)),
+    (3, pa.date32()),
+])
+def test_scalar_and_fill_null_equal_pyarrows_own(value, type_):
+    assert scalar(value, type_).equals(pa.scalar(value, type_))
+    if pa.types.is_date32(type_):
+        return
+    column = pa.array([None, value, None], type_)
+    assert fill_null(column, value).equals(pa.array([value] * 3, type_))
+    no_nulls = column.slice(1, 1)
+    assert fill_null(no_nulls, value) is no_nulls  # nothing to fill: the array itself
+
+
+def test_strings_build_what_pa_array_builds():
+    texts = ["", "a", "金水区", 'x"y', "\u0000"]
+    assert strings(texts).equals(pa.array(texts, pa.string()))
+    assert strings([]).equals(pa.array([], pa.string()))
+    assert string_scalar("郑州").equals(pa.scalar("郑州"))
