@@ -30,7 +30,7 @@ class StandInProgram:
         )
         self.sanctions = tuple((p.key, r.id, s.list) for p in self.policies for r in p.rules for s in r.sanctions)
 
-    def score(self, table, as_of, threads: int = 1):
+    def score(self, table, as_of, threads: int = 1, out=None):  # out: nothing to reuse here
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         for column in self.columns:
