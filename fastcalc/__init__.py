@@ -9,7 +9,7 @@ The program is generic: a new or edited policy file needs no new Cython code (se
 ``_validate.py`` for the batch validation, ``_program.py`` for binding and results).
 """
 
-from ._compiler import FindingSlot, RuleSlot, SanctionSlot
+from ._compiled import FindingSlot, RuleSlot, SanctionSlot
 from ._program import PayerTotal, Program, ScoreResult, compile_program
 
 __all__ = ["FindingSlot", "PayerTotal", "Program", "RuleSlot", "SanctionSlot", "ScoreResult", "compile_program"]

@@ -23,15 +23,15 @@ from ecorules.rules._types import INT64_MAX, Kind
 
 from . import _kernel
 from . import _opcodes as opc
-from ._compiler import (
+from ._compiled import (
     CompiledProgram,
     FindingSlot,
     RuleSlot,
     SanctionSlot,
-    compile_policies,
     divisor_immediates,
     representation,
 )
+from ._compiler import compile_policies
 from ._validate import Rejects, ValidColumn, as_column, validate_column
 
 DEFAULT_BLOCK_ROWS = 4096

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ecorules.fastcalc import _kernel, compile_program
 from ecorules.fastcalc import _opcodes as opc
-from ecorules.fastcalc._compiler import check_program
+from ecorules.fastcalc._compiled import check_program
 from ecorules.rules import KernelError, load_policies
 
 # The source tree's .pxd: an installed (non-editable) package ships only the compiled kernel.

@@ -1,0 +1,244 @@
+"""The compiled program as data: what the compiler hands to binding, and its invariants.
+
+Kept apart from the compiler so that a reader of ``_program.py`` / ``_binding.py`` (which
+only consume a program) need not read how one is built. It holds:
+
+* the constants of the IR (``Fixed``, ``Patch``) and compiled values (``Val``);
+* the slots that name the rows of the outputs (``RuleSlot``, ``FindingSlot``, ``SanctionSlot``);
+* the register table entries, payer groups and :class:`CompiledProgram` itself;
+* how a Python value of the language is represented in the kernel (``representation``,
+  ``divisor_immediates``), used at compile time for literals and at score time for patches;
+* ``check_program``, the one-time validation of a program against the opcode table.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import attrs
+import numpy as np
+from ecorules.rules import KernelError, Policy
+from ecorules.rules import _ast as ast
+from ecorules.rules._schema import FindingKind
+from ecorules.rules._types import DECIMAL_SCALE, Kind, Type, date_to_days
+
+from . import _opcodes as opc
+
+
+# -- constants ------------------------------------------------------------------------------
+@attrs.frozen
+class Fixed:
+    """A constant known at compile time, in kernel representation."""
+
+    value: int
+
+
+@attrs.frozen
+class Patch:
+    """A constant known only at score time: a call constant or a string literal's code.
+
+    ``what``: "value" (numbers, dates, booleans at ``scale``), "code" (a categorical value in
+    ``domain``), "divisor" / "multiplier" (the two immediates of DIV_RK for a dividend of
+    scale ``scale``). ``policy`` indexes the policy whose parameters the node reads.
+    """
+
+    what: str
+    node: ast.Node
+    policy: int
+    scale: int = 1
+    domain: tuple | None = None
+
+
+Const = Fixed | Patch
+
+
+@attrs.frozen
+class Val:
+    """A compiled value: a virtual register (``reg``) or a constant (``const``)."""
+
+    vt: str
+    reg: int | None = None
+    const: Const | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+
+# -- slots described by the program -------------------------------------------------------------
+class RuleSlot(tuple):
+    """(policy_key, rule_id): one row of ``fired``."""
+
+    __slots__ = ()
+
+    def __new__(cls, policy_key: str, rule_id: str):
+        return super().__new__(cls, (policy_key, rule_id))
+
+    policy_key = property(lambda self: self[0])
+    rule_id = property(lambda self: self[1])
+
+
+class FindingSlot(tuple):
+    """(policy_key, rule_id, index, kind, payer): one row of ``amounts``."""
+
+    __slots__ = ()
+
+    def __new__(cls, policy_key: str, rule_id: str, index: int, kind: FindingKind, payer: str):
+        return super().__new__(cls, (policy_key, rule_id, index, kind, payer))
+
+    policy_key = property(lambda self: self[0])
+    rule_id = property(lambda self: self[1])
+    index = property(lambda self: self[2])
+    kind = property(lambda self: self[3])
+    payer = property(lambda self: self[4])
+
+
+class SanctionSlot(tuple):
+    """(policy_key, rule_id, list_id): one row of ``sanctions``."""
+
+    __slots__ = ()
+
+    def __new__(cls, policy_key: str, rule_id: str, list_id: str):
+        return super().__new__(cls, (policy_key, rule_id, list_id))
+
+    policy_key = property(lambda self: self[0])
+    rule_id = property(lambda self: self[1])
+    list_id = property(lambda self: self[2])
+
+
+# -- the compiled program ----------------------------------------------------------------------------
+@attrs.frozen
+class Register:
+    """One entry of the register table, before binding to a batch.
+
+    ``role``: "scratch" (``slot``), "fact" (the value of ``name``: a view of its column when
+    the column has the register's dtype, else a scratch slot filled by a LOAD), "raw" (a view
+    of the narrow column of fact ``name``), "valid" (the accepted-rows mask) or "out"
+    (``name`` = fired, amounts, sanctions, total, rewards; ``row`` in that output).
+    """
+
+    role: str
+    vt: str
+    name: str | None = None
+    row: int = 0
+    slot: int = -1
+
+
+@attrs.frozen
+class PayerGroup:
+    """Finding slots whose payer is the same fact (or the enterprise itself: ``fact`` None)."""
+
+    fact: str | None
+    slots: tuple[int, ...]
+    payable: tuple[bool, ...]
+
+
+@attrs.frozen
+class CompiledProgram:
+    """The flat program: everything the kernel runs, and what binding a batch needs."""
+
+    policies: tuple[Policy, ...]
+    columns: tuple[str, ...]
+    needed_by: dict  # column -> policy keys that need it
+    facts: dict  # name -> Fact of every column
+    rules: tuple[RuleSlot, ...]
+    rule_policy: tuple[int, ...]  # policy index of each rule
+    rule_parameters: tuple[tuple[str, ...], ...]  # parameters each rule reads
+    findings: tuple[FindingSlot, ...]
+    sanctions: tuple[SanctionSlot, ...]
+    code: np.ndarray  # INSTR_DTYPE, immediates of patches at safe placeholders
+    aux: np.ndarray  # int64
+    patches: tuple  # (("code", index, field) | ("aux", index), Patch, rule index)
+    registers: tuple[Register, ...]
+    register_index: dict  # ("fact" | "raw", name), ("out", output, row), ("valid",) -> index
+    n_temp_slots: int
+    kernel_facts: tuple[str, ...]  # facts whose columns the kernel reads
+    loaded_facts: frozenset  # those read by instructions (not only as payer codes): loaded per block
+    string_literals: dict  # string fact -> sorted texts compared with it
+    literal_table: dict  # text -> code for strings that meet no fact
+    payer_groups: tuple[PayerGroup, ...]
+    checked_totals: bool
+
+
+# -- kernel representation of values ---------------------------------------------------------------
+def representation(value: Any, value_type: Type, scale: int = 1) -> int:
+    """The kernel's int64 of a Python value of the language (see rules/_types.py)."""
+    kind = value_type.kind
+    if kind is Kind.BOOLEAN:
+        return int(bool(value))
+    if kind is Kind.DATE:
+        return date_to_days(value)
+    if kind is Kind.INTEGER:
+        return int(value) * scale
+    if kind is Kind.DECIMAL:
+        scaled = Fraction(Decimal(value) if not isinstance(value, int) else value) * DECIMAL_SCALE
+        if scaled.denominator != 1:
+            raise KernelError(f"{value} has more than four decimal places")
+        return int(scaled)
+    raise KernelError(f"no int64 representation for a {value_type} value")
+
+
+def divisor_immediates(value: Any, dividend_scale: int) -> tuple[int, int]:
+    """(divisor, multiplier) such that a / v rounded to 4 places = round(a_raw * mult / div).
+
+    With a = a_raw / dividend_scale and v = p / q in lowest terms, the result scaled by
+    10**4 is a_raw * 10**4 * q / (dividend_scale * p); q divides 10**4 (v has at most four
+    places), so the multiplier 10**4 * q / dividend_scale is a whole number.
+    """
+    exact = Fraction(value)
+    if exact == 0:
+        raise KernelError("division by zero")
+    numerator = DECIMAL_SCALE * exact.denominator
+    if numerator % dividend_scale:
+        raise KernelError(f"divisor {value} has more than four decimal places")
+    return exact.numerator, numerator // dividend_scale
+
+
+# -- validation of a compiled program ---------------------------------------------------------------
+def check_program(program: CompiledProgram) -> None:
+    """Validate the program once: known opcodes, register indices and types, writable
+    destinations, gates and aux ranges. The kernel itself checks nothing."""
+    n_regs = len(program.registers)
+    n_rules = len(program.rules)
+    for position, row in enumerate(program.code):
+        code = int(row["op"])
+        if not 0 <= code < len(opc.OPCODES):
+            raise KernelError(f"instruction {position}: unknown opcode {code}")
+        spec = opc.OPCODES[code]
+        where = f"instruction {position} ({spec.name})"
+        gate = int(row["gate"])
+        if gate and not 1 <= abs(gate) <= n_rules:
+            raise KernelError(f"{where}: gate {gate} names no rule")
+        for field in ("dst", "a", "b", "c"):
+            wanted = getattr(spec, field)
+            index = int(row[field])
+            if wanted is None:
+                if index != -1 and field != "dst":
+                    raise KernelError(f"{where}: {field} must be unused")
+                continue
+            if not 0 <= index < n_regs:
+                raise KernelError(f"{where}: {field} register {index} out of range")
+            reg = program.registers[index]
+            if wanted in opc.RAW_TYPES:
+                if reg.role != "raw":
+                    raise KernelError(f"{where}: {field} must be a raw column view")
+            elif reg.vt != wanted:
+                raise KernelError(f"{where}: {field} is {reg.vt}, needs {wanted}")
+            if field == "dst" and reg.role not in ("scratch", "out", "fact"):
+                raise KernelError(f"{where}: writes into a read-only register ({reg.role})")
+            if field == "dst" and reg.role == "fact" and not spec.name.startswith("LOAD_"):
+                raise KernelError(f"{where}: only LOAD instructions write a fact register")
+        if spec.name in ("IN_LIST", "NOT_IN_LIST"):
+            start, count = int(row["k"]), int(row["k2"])
+            if start < 0 or count < 1 or start + count > len(program.aux):
+                raise KernelError(f"{where}: list aux[{start}:{start + count}] out of range")
+        if spec.name == "DIV_RK" and int(row["k"]) == 0:
+            raise KernelError(f"{where}: division by zero")
+
+
+__all__ = [
+    "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
+    "SanctionSlot", "Val", "check_program", "divisor_immediates", "representation",
+]

@@ -1,0 +1,320 @@
+"""Compile the expressions of one rule into IR instructions (``_Emitter``, ``_RuleCompiler``).
+
+Every node of the language maps onto the instructions of ``_opcodes.py``:
+
+* a subtree that reads no fact (literals, parameters, ``as_of``) is a *call constant*: its
+  value is computed at score time by the reference evaluator (``rules.evaluate``) and patched
+  into the immediate of the instruction that uses it, so a new parameter value or another
+  ``as_of`` never recompiles anything;
+* values are int64 (integers, decimals x 10**4, dates as days, enum codes, string dictionary
+  codes) or uint8 (booleans); an integer meeting a decimal is multiplied by 10**4 first, which
+  the compiler proves cannot overflow from the checker's intervals (else KernelError);
+* strings are compared as codes: the codes of a string fact's column in the batch dictionary,
+  and for a literal the code of its text in that dictionary (or a fresh code past the end
+  when the batch lacks it), patched per batch.
+
+Within a rule, equal subexpressions are computed once (value numbering, ``_Emitter``). This
+module is the language-to-instruction mapping only; what is shared by all rules (facts,
+categorical domains, range proofs) and the assembly into arrays are in ``_compiler.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecorules.rules import KernelError
+from ecorules.rules import _ast as ast
+from ecorules.rules._types import DECIMAL_SCALE, Kind, Type
+
+from . import _opcodes as opc
+from ._compiled import Const, Fixed, Patch, Val, divisor_immediates
+
+if TYPE_CHECKING:
+    from ._compiler import _ProgramBuilder
+
+I64, U8 = opc.I64, opc.U8
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_COMPARE_OPS = {"==": "EQ", "!=": "NE", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}
+
+
+class _Emitter:
+    """Collects IR instructions with value numbering; virtual registers are ints."""
+
+    def __init__(self):
+        self.instrs: list[dict] = []
+        self.vtypes: list[str] = []
+        self.cse: dict = {}
+
+    def new_value(self, vt: str) -> int:
+        self.vtypes.append(vt)
+        return len(self.vtypes) - 1
+
+    def op(self, name: str, a=None, b=None, c=None, k: Const | None = None, k2: Const | None = None,
+           aux: tuple = (), gate: int = 0, dst=None) -> Val | None:
+        """Emit ``name``; return its value (a fresh or an equal earlier one) unless ``dst`` given."""
+        spec = opc.BY_NAME[name]
+        operands = tuple(self._operand(x) for x in (a, b, c))
+        if dst is None:
+            key = (name, operands, k, k2, aux, gate)
+            if key in self.cse:
+                return self.cse[key]
+            value = Val(spec.dst, reg=self.new_value(spec.dst))
+            self.instrs.append(dict(op=name, dst=("v", value.reg), a=operands[0], b=operands[1],
+                                    c=operands[2], k=k, k2=k2, aux=aux, gate=gate))
+            self.cse[key] = value
+            return value
+        self.instrs.append(dict(op=name, dst=dst, a=operands[0], b=operands[1], c=operands[2],
+                                k=k, k2=k2, aux=aux, gate=gate))
+        return None
+
+    @staticmethod
+    def _operand(x):
+        if x is None:
+            return None
+        if isinstance(x, Val):
+            if x.is_const:
+                raise AssertionError("constants must be materialised before use as registers")
+            return ("v", x.reg)
+        return x  # a symbolic register such as ("fact", name)
+
+
+class _RuleCompiler:
+    """Compiles the expressions of one rule of one policy."""
+
+    def __init__(self, program: _ProgramBuilder, emitter: _Emitter, policy_index: int, gate: int):
+        self.program = program
+        self.emit = emitter
+        self.policy_index = policy_index
+        self.gate = gate
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def op(self, name, *args, **kwargs) -> Val:
+        return self.emit.op(name, *args, gate=self.gate, **kwargs)
+
+    def fact(self, node: ast.Name) -> Val:
+        vt = U8 if node.type.kind is Kind.BOOLEAN else I64
+        self.program.use_fact(node.name)
+        return Val(vt, reg=self.fact_value(node.name, vt))
+
+    def fact_value(self, name: str, vt: str) -> int:
+        """Facts are pinned registers; give each a stable virtual value id in this emitter."""
+        key = ("fact", name)
+        if key not in self.emit.cse:
+            value = self.emit.new_value(vt)
+            self.emit.cse[key] = value
+            self.program.fact_values[(id(self.emit), value)] = name
+        return self.emit.cse[key]
+
+    def materialise(self, val: Val) -> Val:
+        if not val.is_const:
+            return val
+        return self.op("BCAST_U8" if val.vt == U8 else "BCAST_I64", k=val.const)
+
+    @staticmethod
+    def reads_facts(node: ast.Node) -> bool:
+        return bool(ast.names(node, "fact"))
+
+    def const(self, what: str, node: ast.Node, vt: str, scale: int = 1, domain=None) -> Val:
+        per_batch = domain is not None and domain[0] == "string"  # codes of this batch's dictionary
+        if isinstance(node, ast.Literal) and not per_batch:
+            value = self.program.literal_rep(node, scale, domain)
+            return Val(vt, const=Fixed(value))
+        self.program.check_constant_fits(node, scale)
+        return Val(vt, const=Patch(what, node, self.policy_index, scale, domain))
+
+    # -- numbers and dates ------------------------------------------------------------------------
+    def number(self, node: ast.Node, scale: int) -> Val:
+        """An int64 value of ``node`` in units of 1/scale (scale 10**4 only for decimals)."""
+        native = _native_scale(node.type)
+        if scale not in (native, DECIMAL_SCALE) or (native == DECIMAL_SCALE and scale != native):
+            raise KernelError(f"cannot represent {ast.render(node)} ({node.type}) at scale {scale}")
+        if not self.reads_facts(node):
+            return self.const("value", node, I64, scale)
+        value = self.number_native(node)
+        if scale != native:
+            self.program.check_scalable(node)
+            value = self.op("MUL_RK", value, k=Fixed(scale // native))
+        return value
+
+    def number_native(self, node: ast.Node) -> Val:
+        native = _native_scale(node.type)
+        if isinstance(node, ast.Name):
+            return self.fact(node)
+        if isinstance(node, ast.Unary):
+            return self.op("NEG", self.number(node.operand, native))
+        if isinstance(node, ast.Binary):
+            return self.binary(node, native)
+        if isinstance(node, ast.Call):
+            return self.call_number(node, native)
+        raise KernelError(f"the kernel cannot compute {ast.render(node)} ({type(node).__name__})", node.span)
+
+    def binary(self, node: ast.Binary, native: int) -> Val:
+        left_t, right_t = node.left.type, node.right.type
+        if node.op in "+-":
+            scale = 1 if Kind.DATE in (left_t.kind, right_t.kind) else native
+            left = self.number(node.left, 1 if left_t.kind is Kind.DATE else scale)
+            right = self.number(node.right, 1 if right_t.kind is Kind.DATE else scale)
+            return self.arith("ADD" if node.op == "+" else "SUB", left, right)
+        if node.op == "*":
+            left = self.number(node.left, _native_scale(left_t))
+            right = self.number(node.right, _native_scale(right_t))
+            both_decimal = left_t.kind is Kind.DECIMAL and right_t.kind is Kind.DECIMAL
+            return self.arith("MULD" if both_decimal else "MUL", left, right)
+        if node.op == "/":
+            left_scale = _native_scale(left_t)
+            dividend = self.number(node.left, left_scale)
+            if self.reads_facts(node.right) or dividend.is_const:
+                raise KernelError("a divisor must be a constant or a parameter", node.right.span)
+            den, mult = self.divisor(node.right, left_scale)
+            return self.op("DIV_RK", dividend, k=den, k2=mult)
+        raise KernelError(f"unknown operator {node.op!r}", node.span)
+
+    def divisor(self, node: ast.Node, dividend_scale: int) -> tuple[Const, Const]:
+        if isinstance(node, ast.Literal):
+            den, mult = divisor_immediates(node.value, dividend_scale)
+            return Fixed(den), Fixed(mult)
+        self.program.check_divisor_fits(node, dividend_scale)
+        return (Patch("divisor", node, self.policy_index, dividend_scale),
+                Patch("multiplier", node, self.policy_index, dividend_scale))
+
+    def arith(self, kind: str, left: Val, right: Val) -> Val:
+        """ADD/SUB/MUL/MULD with register-register or register-constant operands."""
+        if not left.is_const and not right.is_const:
+            return self.op(f"{kind}_RR", left, right)
+        if left.is_const and right.is_const:
+            raise AssertionError("constant subtrees are folded before")
+        if kind == "SUB":
+            if right.is_const:
+                return self.op("SUB_RK", left, k=right.const)
+            return self.op("SUB_KR", right, k=left.const)
+        reg, const = (left, right) if right.is_const else (right, left)
+        return self.op(f"{kind}_RK", reg, k=const.const)
+
+    def call_number(self, node: ast.Call, native: int) -> Val:
+        function = node.function
+        if function in ("min", "max"):
+            return self.fold(function.upper(), [self.number(arg, native) for arg in node.args])
+        if function == "abs":
+            return self.op("ABS", self.number(node.args[0], native))
+        if function in ("round", "floor", "ceil"):
+            (arg,) = node.args
+            if arg.type.kind is Kind.INTEGER:
+                return self.number(arg, 1)
+            return self.op(function.upper(), self.number(arg, DECIMAL_SCALE))
+        if function == "if":
+            condition = self.materialise(self.boolean(node.args[0]))
+            if node.type.kind is Kind.DATE:
+                branch_scale = 1
+            else:
+                branch_scale = native
+            when_true = self.materialise(self.number(node.args[1], branch_scale))
+            when_false = self.materialise(self.number(node.args[2], branch_scale))
+            return self.op("SELECT_I64", condition, when_true, when_false)
+        raise KernelError(f"the kernel has no function {function}()", node.span)
+
+    # -- booleans -------------------------------------------------------------------------------
+    def boolean(self, node: ast.Node) -> Val:
+        if not self.reads_facts(node):
+            return self.const("value", node, U8)
+        if isinstance(node, ast.Name):
+            return self.fact(node)
+        if isinstance(node, ast.Unary) and node.op == "not":
+            return self.op("NOT", self.boolean(node.operand))
+        if isinstance(node, ast.Compare):
+            return self.compare(node.op, node.left, node.right)
+        if isinstance(node, ast.BoolOp):
+            return self.bool_op(node)
+        if isinstance(node, ast.In):
+            return self.membership(node)
+        if isinstance(node, ast.Call) and node.function == "if":
+            condition = self.materialise(self.boolean(node.args[0]))
+            when_true = self.materialise(self.boolean(node.args[1]))
+            when_false = self.materialise(self.boolean(node.args[2]))
+            return self.op("SELECT_U8", condition, when_true, when_false)
+        raise KernelError(f"the kernel cannot compute {ast.render(node)} as true/false", node.span)
+
+    def bool_op(self, node: ast.BoolOp) -> Val:
+        return self.fold("AND" if node.op == "and" else "OR", [self.boolean(o) for o in node.operands])
+
+    def fold(self, kind: str, values: list[Val]) -> Val:
+        """An associative operation over several values: registers first, constants folded in
+        as immediates (the checker has folded all-constant operands, so one register exists)."""
+        registers = [v for v in values if not v.is_const]
+        result = registers[0]
+        for other in registers[1:]:
+            result = self.op(f"{kind}_RR", result, other)
+        for other in (v for v in values if v.is_const):
+            result = self.op(f"{kind}_RK", result, k=other.const)
+        return result
+
+    def compare(self, op: str, left_node: ast.Node, right_node: ast.Node) -> Val:
+        lt, rt = left_node.type, right_node.type
+        if lt.kind is Kind.BOOLEAN:
+            left, right = self.boolean(left_node), self.boolean(right_node)
+            if left.is_const:
+                left, right = right, left
+            name = "EQ_U8" if op == "==" else "NE_U8"
+            if right.is_const:
+                return self.op(f"{name}_RK", left, k=right.const)
+            return self.op(f"{name}_RR", left, right)
+        if lt.categorical:
+            domain = self.program.domain_of(left_node, right_node)
+            left, right = self.categorical(left_node, domain), self.categorical(right_node, domain)
+        else:
+            scale = DECIMAL_SCALE if Kind.DECIMAL in (lt.kind, rt.kind) else 1
+            left, right = self.number(left_node, scale), self.number(right_node, scale)
+        if left.is_const:
+            left, right, op = right, left, _FLIP[op]
+        if right.is_const:
+            return self.op(f"{_COMPARE_OPS[op]}_RK", left, k=right.const)
+        return self.op(f"{_COMPARE_OPS[op]}_RR", left, right)
+
+    def membership(self, node: ast.In) -> Val:
+        item_t = node.item.type
+        if item_t.kind is Kind.BOOLEAN:
+            hits = [self.compare("==", node.item, option) for option in node.options]
+            result = self.bool_op_values("OR", hits)
+            return self.op("NOT", result) if node.negated else result
+        if item_t.categorical:
+            domain = self.program.domain_of(node.item, *node.options)
+            item = self.categorical(node.item, domain)
+            options = [self.categorical(option, domain) for option in node.options]
+        else:
+            kinds = {node.item.type.kind, *(o.type.kind for o in node.options)}
+            scale = DECIMAL_SCALE if Kind.DECIMAL in kinds else 1
+            item = self.number(node.item, scale)
+            options = [self.number(option, scale) for option in node.options]
+        if any(not option.is_const for option in options):
+            raise KernelError("list members must be literals or parameters", node.span)
+        consts = tuple(option.const for option in options)
+        name = "NOT_IN_LIST" if node.negated else "IN_LIST"
+        return self.op(name, item, aux=consts)
+
+    def bool_op_values(self, kind: str, values: list[Val]) -> Val:
+        registers = [v for v in values if not v.is_const]
+        constants = [v for v in values if v.is_const]
+        if not registers:
+            raise AssertionError("constant membership is folded before")
+        result = registers[0]
+        for other in registers[1:]:
+            result = self.op(f"{kind}_RR", result, other)
+        for other in constants:
+            result = self.op(f"{kind}_RK", result, k=other.const)
+        return result
+
+    # -- strings and enums ---------------------------------------------------------------------------
+    def categorical(self, node: ast.Node, domain: tuple) -> Val:
+        if not self.reads_facts(node):
+            return self.const("code", node, I64, domain=domain)
+        if isinstance(node, ast.Name):
+            return self.fact(node)
+        if isinstance(node, ast.Call) and node.function == "if":
+            condition = self.materialise(self.boolean(node.args[0]))
+            when_true = self.materialise(self.categorical(node.args[1], domain))
+            when_false = self.materialise(self.categorical(node.args[2], domain))
+            return self.op("SELECT_I64", condition, when_true, when_false)
+        raise KernelError(f"the kernel cannot compute {ast.render(node)} as {node.type}", node.span)
+
+
+def _native_scale(value_type: Type) -> int:
+    return DECIMAL_SCALE if value_type.kind is Kind.DECIMAL else 1
