@@ -10,6 +10,7 @@ The program is generic: a new or edited policy file needs no new Cython code (se
 """
 
 from ._compiled import FindingSlot, RuleSlot, SanctionSlot
-from ._program import PayerTotal, Program, ScoreResult, compile_program
+from ._program import Program, compile_program
+from ._results import PayerTotal, ScoreResult
 
 __all__ = ["FindingSlot", "PayerTotal", "Program", "RuleSlot", "SanctionSlot", "ScoreResult", "compile_program"]

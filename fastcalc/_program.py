@@ -1,10 +1,10 @@
-"""The Python front of the kernel: bind a batch to a compiled program, run it, shape results.
+"""The Python front of the kernel: ``Program`` validates a batch, binds it, runs the kernel.
 
-Per call, nothing is compiled: the program's immediates are patched with the parameters in
-force on ``as_of`` and with this batch's string codes, its registers are pointed at the
-validated columns and the output arrays, and the per-payer roll-up is laid out for this
-batch's dictionaries. What is bound is checked here (dtypes, lengths, offsets) before the
-kernel runs without the GIL; the kernel's error codes become exceptions afterwards.
+``Program.score`` is the whole call: the needed columns are taken from the table and cut into
+segments at chunk boundaries (``_columns_of``, ``_segments``), each (segment, column) is
+validated (``_validate.py``), the program is patched and bound per segment (``_binding.py``),
+the kernel runs over every segment without the GIL, and its outputs and exact roll-ups become
+a ``ScoreResult`` (``_results.py``). The kernel's error codes become exceptions here.
 """
 
 from __future__ import annotations
@@ -17,21 +17,14 @@ from typing import Any
 import attrs
 import numpy as np
 import pyarrow as pa
-from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet, evaluate
-from ecorules.rules._schema import ENTERPRISE
-from ecorules.rules._types import INT64_MAX, Kind
+from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet
 
 from . import _kernel
 from . import _opcodes as opc
-from ._compiled import (
-    CompiledProgram,
-    FindingSlot,
-    RuleSlot,
-    SanctionSlot,
-    divisor_immediates,
-    representation,
-)
+from ._binding import bind, patch_strings, patched
+from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 from ._compiler import compile_policies
+from ._results import ScoreResult, _exact_sum, _Rollups, _sorted_rejects
 from ._validate import Rejects, ValidColumn, as_column, validate_column
 
 DEFAULT_BLOCK_ROWS = 4096
@@ -51,66 +44,6 @@ def _check_layout() -> None:
 
 
 _check_layout()
-
-
-@attrs.frozen
-class PayerTotal:
-    """Sums of one finding slot per payer: ``yuan[code]`` is owed by ``labels[code]``."""
-
-    slot: int  # index into ScoreResult.finding_slots / Program.findings
-    payer: str  # the fact naming the payer
-    labels: tuple[str, ...]  # enum choices, or the batch dictionary of a text fact
-    yuan: np.ndarray  # int64, one per label
-
-
-@attrs.frozen(eq=False)
-class ScoreResult:
-    """What one call of :meth:`Program.score` found, row by row and rolled up.
-
-    All arrays are numpy. Rejected rows (``valid`` false) have zero in every output and are
-    never counted; each of their problems is one entry of the parallel ``reject_*`` arrays,
-    sorted by row then column, with the wording of ``rules/_records.py``.
-    """
-
-    n_rows: int
-    as_of: dt.date
-    valid: np.ndarray  # bool (n_rows,)
-    reject_rows: np.ndarray  # int64 row index in the batch
-    reject_columns: np.ndarray  # object array of str
-    reject_values: np.ndarray  # object array of str: the raw value as text, "" for null
-    reject_reasons: np.ndarray  # object array of str
-    fired: np.ndarray  # uint8 (n_rules, n_rows)
-    amounts: np.ndarray  # int64 (n_findings, n_rows), yuan
-    sanctions: np.ndarray  # uint8 (n_sanctions, n_rows)
-    total_yuan: np.ndarray  # int64 (n_rows,): payable findings (every kind but reward)
-    rewards_yuan: np.ndarray  # int64 (n_rows,): findings of kind reward
-    payer_totals: tuple[PayerTotal, ...]  # slots with a text/enum payer
-    enterprise_totals: dict  # slot -> yuan, for slots paid by the enterprise itself
-    warnings: tuple[str, ...]  # rules not applied on as_of, and why
-    rule_slots: tuple[RuleSlot, ...]
-    finding_slots: tuple[FindingSlot, ...]
-    sanction_slots: tuple[SanctionSlot, ...]
-    case_counts: dict  # payer label -> rows with a payable amount > 0
-
-    def totals_by_payer(self) -> dict[str, int]:
-        """Yuan owed per payer label over all payable slots, for labels that owe something
-        (``"enterprise"`` for slots paid by the subjects themselves)."""
-        totals: dict[str, int] = {}
-        for part in self.payer_totals:
-            if not self.finding_slots[part.slot].kind.payable:
-                continue
-            for label, yuan in zip(part.labels, part.yuan.tolist(), strict=True):
-                if yuan:
-                    totals[label] = totals.get(label, 0) + yuan
-        for slot, yuan in self.enterprise_totals.items():
-            if self.finding_slots[slot].kind.payable and yuan:
-                totals[ENTERPRISE] = totals.get(ENTERPRISE, 0) + yuan
-        return totals
-
-    def case_counts_by_payer(self) -> dict[str, int]:
-        """Rows with at least one payable amount > 0 owed by each label (a row counts once
-        per label even when several of its findings name it)."""
-        return dict(self.case_counts)
 
 
 class Program:
@@ -177,7 +110,7 @@ class Program:
         # a column that only a not-yet-effective policy reads cannot reject a row.
         in_force = [p for p in c.policies if p.in_force(as_of)]
         checked = tuple(name for name in c.columns if any(name in p.required_facts for p in in_force))
-        code, aux, string_patches = self._patched(envs, enabled)
+        code, aux, string_patches = patched(c, envs, enabled)
         outputs = self._outputs(n, out)
         rejects: list = []
         segments = []
@@ -207,8 +140,8 @@ class Program:
                 columns[name], collected = done[(k, name)]
                 for rows, values, reasons in zip(collected.rows, collected.values, collected.reasons, strict=True):
                     rejects.append((position, rows + start, values, reasons))
-            seg_code, seg_aux = self._patch_strings(code, aux, string_patches, enabled, columns)
-            bound = self._bind(seg_code, seg_aux, columns, view, stop - start)
+            seg_code, seg_aux = patch_strings(c, code, aux, string_patches, enabled, columns)
+            bound = bind(c, seg_code, seg_aux, columns, view, stop - start)
             segments.append(_Segment(stop - start, columns, view, *bound))
         return _Batch(n, as_of, block_rows, enabled, tuple(warnings), outputs, rejects, segments)
 
@@ -284,50 +217,6 @@ class Program:
             enabled[r] = 1
         return enabled, envs, warnings
 
-    def _patched(self, envs: list[dict], enabled: np.ndarray):
-        """The immediates that depend on the call (parameters, as_of); string codes later."""
-        c = self._compiled
-        code = c.code.copy()
-        aux = c.aux.copy()
-        string_patches = []
-        for target, patch, rule in c.patches:
-            if rule is not None and not enabled[rule]:
-                continue  # its instructions do not run; placeholders stay
-            value = evaluate(patch.node, envs[patch.policy])
-            if patch.what == "value":
-                number = representation(value, patch.node.type, patch.scale)
-            elif patch.what in ("divisor", "multiplier"):
-                divisor, multiplier = divisor_immediates(value, patch.scale)
-                number = divisor if patch.what == "divisor" else multiplier
-            elif patch.domain[0] == "string":
-                string_patches.append((target, patch.domain[1], value))
-                continue
-            else:
-                number = self._code(value, patch.domain)
-            _store(code, aux, target, number)
-        return code, aux, string_patches
-
-    def _code(self, text: str, domain: tuple) -> int:
-        if domain[0] == "enum":
-            return domain[1].index(text)
-        return self._compiled.literal_table[text]
-
-    def _patch_strings(self, code, aux, string_patches, enabled, columns):
-        """Codes of string literals in this segment's dictionaries (a fresh code if absent)."""
-        if not string_patches:
-            return code, aux
-        c = self._compiled
-        code, aux = code.copy(), aux.copy()
-        code_maps: dict[str, dict] = {}
-        for target, fact, text in string_patches:
-            if fact not in code_maps:
-                codes = {label: i for i, label in enumerate(columns[fact].labels or ())}
-                for literal in c.string_literals.get(fact, ()):
-                    codes.setdefault(literal, len(codes))
-                code_maps[fact] = codes
-            _store(code, aux, target, code_maps[fact][text])
-        return code, aux
-
     def _outputs(self, n: int, out: ScoreResult | None) -> dict:
         c = self._compiled
         shapes = {"fired": ((len(c.rules), n), np.uint8, "fired"),
@@ -351,76 +240,6 @@ class Program:
             if name not in outputs:
                 outputs[name] = np.zeros(n, np.int64)  # no such slot: calloc, free until read
         return outputs
-
-    def _bind(self, code: np.ndarray, aux: np.ndarray, columns: dict, outputs: dict, n: int):
-        """Point the registers at this segment; prepend the LOADs, append the roll-ups."""
-        c = self._compiled
-        registers = np.zeros(len(c.registers), opc.REG_DTYPE)
-        n_slots = c.n_temp_slots
-        prologue = []
-        fact_register = {}
-        for index, reg in enumerate(c.registers):
-            entry = registers[index]
-            if reg.role == "scratch":
-                entry["kind"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 8, reg.slot
-                entry["dtype"] = opc.DTYPE_CODE[opc.REGISTER_DTYPE[reg.vt]]
-            elif reg.role == "valid":
-                _view(entry, outputs["valid"], n, "uint8")
-            elif reg.role == "out":
-                array = outputs[reg.name]
-                _view(entry, array[reg.row] if array.ndim == 2 else array, n, opc.REGISTER_DTYPE[reg.vt])
-            elif reg.role == "raw":
-                values = columns[reg.name].values
-                if values is None:  # an unchecked column: no rule that runs reads it
-                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
-                else:
-                    _view(entry, values, n, values.dtype.name)
-            elif reg.role == "fact":
-                values = columns[reg.name].values
-                fact_register[reg.name] = index
-                if values is None:
-                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
-                elif values.dtype.name == opc.REGISTER_DTYPE[reg.vt]:
-                    _view(entry, values, n, values.dtype.name)
-                elif reg.name not in c.loaded_facts:  # only a payer: ROLLUP reads the raw column
-                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, 0
-                else:
-                    if reg.vt != opc.I64 or values.dtype.name not in _LOADS:
-                        raise KernelError(f"column {reg.name!r}: the kernel cannot read dtype {values.dtype}")
-                    entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 0, 8, n_slots
-                    n_slots += 1
-                    prologue.append((_LOADS[values.dtype.name], index, c.register_index[("raw", reg.name)]))
-        head = np.full(len(prologue), -1, dtype=opc.INSTR_DTYPE)
-        for position, (name, dst, src) in enumerate(prologue):
-            head[position] = (opc.BY_NAME[name].code, 0, dst, src, -1, -1, 0, 0)
-        # the roll-up: per payer group, sums per slot and label, and rows with a payable amount
-        tail, layout, acc_len, aux_extra = [], [], 0, []
-        for group in c.payer_groups:
-            if group.fact is None:
-                labels, codes_register = (ENTERPRISE,), -1
-            else:
-                fact = c.facts[group.fact]
-                labels = fact.type.choices if fact.type.kind is Kind.ENUM else (columns[group.fact].labels or ())
-                codes_register = c.register_index[("raw", group.fact)]  # the column itself, any int dtype
-            n_codes = len(labels)
-            offset = len(aux) + len(aux_extra)
-            count_offset = acc_len + n_codes * len(group.slots)
-            code_dtype = int(registers[codes_register]["dtype"]) if codes_register >= 0 else 0
-            descriptor = [len(group.slots), n_codes, count_offset, code_dtype]
-            slot_offsets = []
-            for position, f in enumerate(group.slots):
-                slot_offsets.append(acc_len + n_codes * position)
-                descriptor += [c.register_index[("out", "amounts", f)], slot_offsets[-1], int(group.payable[position])]
-            layout.append((group, tuple(labels), slot_offsets, count_offset))
-            acc_len = count_offset + n_codes
-            aux_extra += descriptor
-            op = "ROLLUP_ONE" if group.fact is None else "ROLLUP"
-            tail.append((opc.BY_NAME[op].code, 0, -1, codes_register, -1, -1, offset, 0))
-        tail_code = np.array(tail, dtype=opc.INSTR_DTYPE) if tail else np.empty(0, opc.INSTR_DTYPE)
-        code = np.concatenate([head, code, tail_code])
-        aux = np.concatenate([aux, np.array(aux_extra, dtype=np.int64)]) if aux_extra else aux
-        _check_bound(c, registers, head, tail_code, aux, acc_len)
-        return code, np.ascontiguousarray(aux, dtype=np.int64), registers, n_slots, acc_len, layout
 
 
 @attrs.frozen(eq=False)
@@ -450,106 +269,6 @@ class _Batch:
     outputs: dict
     rejects: list
     segments: list
-
-
-_LOADS = {"int8": "LOAD_I8", "int16": "LOAD_I16", "int32": "LOAD_I32", "uint8": "LOAD_U8",
-          "uint16": "LOAD_U16", "uint32": "LOAD_U32"}
-
-
-def _store(code: np.ndarray, aux: np.ndarray, target: tuple, number: int) -> None:
-    if target[0] == "code":
-        code[target[1]][target[2]] = number
-    else:
-        aux[target[1]] = number
-
-
-class _Rollups:
-    """Per-payer sums and case counts, merged over segments by label, exactly."""
-
-    def __init__(self, c: CompiledProgram):
-        self.c = c
-        self.sums: dict[int, dict] = {}  # slot -> label -> yuan (Python int)
-        self.labels: dict[int, list] = {}  # slot -> labels in first-seen order
-        self.counts: dict[str, int] = {}
-
-    def add(self, sums: np.ndarray, layout: list, columns: dict, outputs: dict) -> None:
-        per_group = []
-        for group, labels, slot_offsets, count_offset in layout:
-            n_codes = len(labels)
-            for f, offset in zip(group.slots, slot_offsets, strict=True):
-                target = self.sums.setdefault(f, {})
-                order = self.labels.setdefault(f, [])
-                for label, yuan in zip(labels, sums[offset: offset + n_codes].tolist(), strict=True):
-                    if label not in target:
-                        target[label] = 0
-                        order.append(label)
-                    target[label] += yuan
-            per_group.append((group, labels, sums[count_offset: count_offset + n_codes]))
-        for label, count in _case_counts(per_group, columns, outputs).items():
-            self.counts[label] = self.counts.get(label, 0) + count
-
-    def result(self):
-        payer_totals, enterprise_totals = [], {}
-        for f, slot in enumerate(self.c.findings):
-            if f not in self.sums:
-                continue
-            yuan = [self.sums[f][label] for label in self.labels[f]]
-            if any(v > INT64_MAX for v in yuan):
-                raise OverflowError(opc.ERROR_MESSAGES[opc.ERR_OVERFLOW])
-            if slot.payer == ENTERPRISE:
-                enterprise_totals[f] = yuan[0]
-            else:
-                payer_totals.append(PayerTotal(f, slot.payer, tuple(self.labels[f]), np.array(yuan, np.int64)))
-        return tuple(payer_totals), enterprise_totals, dict(self.counts)
-
-
-def _case_counts(per_group: list, columns: dict, outputs: dict) -> dict[str, int]:
-    """Rows with a payable amount per label. Groups whose labels overlap (two text facts
-    naming the same payer) are merged exactly, so that a row counts once per label."""
-    seen: dict[str, int] = {}
-    overlap = False
-    for _, labels, _ in per_group:
-        for label in labels:
-            seen[label] = seen.get(label, 0) + 1
-            overlap = overlap or seen[label] > 1
-    counts: dict[str, int] = {}
-    if not overlap:
-        for _, labels, group_counts in per_group:
-            for label, count in zip(labels, group_counts.tolist(), strict=True):
-                if count:
-                    counts[label] = count
-        return counts
-    labels_all = list(seen)
-    global_id = {label: i for i, label in enumerate(labels_all)}
-    keys = []
-    for group, labels, _ in per_group:
-        payable = [f for f, p in zip(group.slots, group.payable, strict=True) if p]
-        if not payable:
-            continue
-        rows = np.flatnonzero((outputs["amounts"][payable] > 0).any(axis=0))
-        if not rows.size:
-            continue  # (its payer column may not even be checked: no rule of it applies)
-        codes = np.zeros(rows.size, np.int64) if group.fact is None else columns[group.fact].values[rows].astype(np.int64)
-        ids = np.array([global_id[label] for label in labels], np.int64)[codes]
-        keys.append(rows.astype(np.int64) * len(labels_all) + ids)
-    if keys:
-        unique = np.unique(np.concatenate(keys))
-        per_label = np.bincount(unique % len(labels_all), minlength=len(labels_all))  # counts, no weights
-        for label, count in zip(labels_all, per_label.tolist(), strict=True):
-            if count:
-                counts[label] = count
-    return counts
-
-
-def _sorted_rejects(parts: list, names: tuple[str, ...]):
-    if not parts:
-        empty = np.empty(0, dtype=object)
-        return np.empty(0, np.int64), empty, empty.copy(), empty.copy()
-    rows = np.concatenate([p[1] for p in parts])
-    positions = np.concatenate([np.full(p[1].size, p[0], np.int64) for p in parts])
-    order = np.lexsort((positions, rows))
-    return (rows[order], np.array(names, dtype=object)[positions[order]],
-            np.concatenate([p[2] for p in parts])[order], np.concatenate([p[3] for p in parts])[order])
 
 
 def _segments(raw_columns: dict, n: int):
@@ -586,55 +305,6 @@ def _piece(column, start: int, stop: int):
     if isinstance(column, pa.Array):
         return column.slice(start, stop - start)
     return column[start:stop]
-
-
-def _view(entry, array: np.ndarray, n: int, dtype: str) -> None:
-    if array.dtype.name != dtype or array.ndim != 1 or array.shape[0] < n or not array.flags.c_contiguous:
-        raise KernelError(f"cannot bind a {array.dtype}{array.shape} array as {dtype}[{n}]")
-    entry["kind"] = opc.REG_VIEW
-    entry["dtype"] = opc.DTYPE_CODE[dtype]
-    entry["itemsize"] = array.itemsize
-    entry["addr"] = array.ctypes.data
-
-
-def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, tail: np.ndarray,
-                 aux: np.ndarray, acc_len: int) -> None:
-    """What binding added: LOADs read raw views into scratch, roll-ups read amount outputs
-    and add into the accumulators inside ``acc_len``."""
-    for row in head:
-        spec = opc.OPCODES[int(row["op"])]
-        src = registers[int(row["a"])]
-        if src["kind"] != opc.REG_VIEW or opc.DTYPES[int(src["dtype"])] != opc.RAW_TYPES[spec.a]:
-            raise KernelError(f"{spec.name} reads a register that is not a {spec.a} view")
-        if registers[int(row["dst"])]["kind"] != opc.REG_SCRATCH:
-            raise KernelError(f"{spec.name} must write a scratch register")
-    for row in tail:
-        offset = int(row["k"])
-        n_slots, n_codes, count_offset, code_dtype = (int(v) for v in aux[offset: offset + 4])
-        if offset + 4 + 3 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
-            raise KernelError("roll-up descriptor out of range")
-        if not 0 < n_slots <= opc.ROLLUP_MAX_SLOTS:
-            raise KernelError("roll-up with too many slots")
-        if int(row["a"]) >= 0 and int(registers[int(row["a"])]["dtype"]) != code_dtype:
-            raise KernelError("roll-up payer codes are not of the dtype given in aux")
-        for s in range(n_slots):
-            register, acc_offset, _ = (int(v) for v in aux[offset + 4 + 3 * s: offset + 7 + 3 * s])
-            entry = registers[register]
-            if entry["kind"] != opc.REG_VIEW or entry["dtype"] != opc.DTYPE_CODE["int64"]:
-                raise KernelError("roll-up amounts must be int64 output views")
-            if not 0 <= acc_offset <= acc_len - n_codes:
-                raise KernelError("roll-up offsets out of range")
-
-
-def _exact_sum(acc: np.ndarray) -> np.ndarray:
-    """Sum the per-thread accumulators in int64, refusing any overflow (no float anywhere)."""
-    total = acc[0].copy()
-    for row in acc[1:]:
-        result = total + row
-        if (((total ^ result) & (row ^ result)) < 0).any():
-            raise OverflowError(opc.ERROR_MESSAGES[opc.ERR_OVERFLOW])
-        total = result
-    return total
 
 
 def _columns_of(table: Any, c: CompiledProgram) -> tuple[dict, int]:
@@ -674,4 +344,4 @@ def compile_program(policies: PolicySet | Iterable[Policy], domain: str = "enter
     return Program(compile_policies(policies, domain))
 
 
-__all__ = ["PayerTotal", "Program", "ScoreResult", "compile_program"]
+__all__ = ["Program", "compile_program"]
