@@ -4,9 +4,15 @@
     program = compile_program(policies, domain="enterprise")
     result = program.score(table, as_of=date(2012, 4, 14), threads=2)
 
-The program is generic: a new or edited policy file needs no new Cython code (see
-``_opcodes.py`` for the instruction set, ``_compiler.py`` for how the language maps onto it,
-``_validate.py`` for the batch validation, ``_program.py`` for binding and results).
+The program is generic: a new or edited policy file needs no new Cython code. Where to read:
+
+* ``_opcodes.py``: the instruction set (the kernel's opcode table);
+* ``_rule_compiler.py``: how the language maps onto it, rule by rule; ``_compiler.py``: the
+  whole policy set compiled and assembled; ``_compiled.py``: the resulting program as data;
+* ``_validate.py``: the batch validation (kinds in ``_validate_numbers.py`` and
+  ``_validate_coded.py``, shared helpers in ``_validate_common.py``);
+* ``_program.py``: ``Program.score``; ``_binding.py``: patching and binding a batch;
+  ``_results.py``: ``ScoreResult`` and the roll-ups.
 """
 
 from ._compiled import FindingSlot, RuleSlot, SanctionSlot

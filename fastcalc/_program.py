@@ -25,7 +25,8 @@ from ._binding import bind, patch_strings, patched
 from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 from ._compiler import compile_policies
 from ._results import ScoreResult, _exact_sum, _Rollups, _sorted_rejects
-from ._validate import Rejects, ValidColumn, as_column, validate_column
+from ._validate import as_column, validate_column
+from ._validate_common import Rejects, ValidColumn
 
 DEFAULT_BLOCK_ROWS = 4096
 

@@ -260,6 +260,6 @@ def test_arguments_are_checked(program):
 def test_space_codepoints_are_pythons_whitespace():
     import sys
 
-    from ecorules.fastcalc._validate import SPACE_CODEPOINTS
+    from ecorules.fastcalc._validate_coded import SPACE_CODEPOINTS
 
     assert list(SPACE_CODEPOINTS) == [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
