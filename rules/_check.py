@@ -6,6 +6,16 @@ value it cannot take, a division whose divisor could be zero, and arithmetic tha
 the int64 range of the batch kernel. The last is an interval analysis over the declared
 ranges of facts and all dated values of parameters; it is what lets the kernel run without
 per-row error checks, and both evaluators agree because neither can overflow.
+
+An amount is only *used* when its rule's condition holds, so ``check(..., when=condition)``
+also gives the amount's own (root) interval as narrowed by the condition (``_narrow.py``):
+``when: n >= 2`` makes ``n - 1`` non-negative. The narrowed ranges serve only that root
+interval: what the loader refuses as "can be negative", and the bound of row totals. Every
+check that protects the arithmetic itself (int64 overflow, date range, divisor zero) and
+every inner node's interval keep the declared ranges, because the batch kernel computes an
+amount on *every* row of a block, the rows where the condition is false included, and only
+then masks it with the rule's fired flag (fastcalc: AMOUNT); the reference evaluator also
+computes both branches of an if(). So narrowing can never let an overflow through.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import attrs
 
 from . import _ast as ast
 from ._errors import PolicyTypeError
+from ._narrow import Contradiction, narrow
 from ._types import (
     BOOLEAN,
     DATE,
@@ -60,11 +71,21 @@ class Symbol:
 Scope = Mapping[str, Symbol]
 
 
-def check(node: ast.Node, scope: Scope, expect: Type | str | None = None, what: str = "expression") -> ast.Node:
+def check(
+    node: ast.Node,
+    scope: Scope,
+    expect: Type | str | None = None,
+    what: str = "expression",
+    *,
+    when: ast.Node | None = None,
+) -> ast.Node:
     """Type-check ``node`` in ``scope``; return the typed, constant-folded tree.
 
     ``expect`` is a required type, or "numeric"; ``what`` names the expression in messages
-    ("condition", "amount" ...).
+    ("condition", "amount" ...). ``when``: the typed condition under which the value is used
+    (a rule's amount); the returned root's interval is then the range of the value when the
+    condition holds, while all checks of the arithmetic use the declared ranges (see the
+    module's docstring).
     """
     typed = _Checker(scope).visit(node)
     if expect is not None:
@@ -75,7 +96,32 @@ def check(node: ast.Node, scope: Scope, expect: Type | str | None = None, what: 
             if expect == INTEGER and typed.type.kind is Kind.DECIMAL:
                 hint = ": money is whole yuan, wrap it in round(), floor() or ceil()"
             raise PolicyTypeError(f"the {what} must be {wanted}, but this is {typed.type}{hint}", node.span)
+    narrowed = None if when is None or typed.interval is None else assume(when, scope)
+    if narrowed is not None:
+        used = _Checker(narrowed, conditional=True).visit(node)
+        low = max(typed.interval[0], used.interval[0])
+        high = min(typed.interval[1], used.interval[1])
+        typed = attrs.evolve(typed, interval=(low, high))
     return typed
+
+
+def assume(condition: ast.Node, scope: Scope) -> Scope | None:
+    """``scope`` with each fact's interval narrowed to what the typed ``condition`` guarantees,
+    or None if the condition can never be true with the declared ranges.
+
+    A rule that can never fire is loaded, not refused (a shared catalogue may narrow a range
+    under a policy written before); its amount is then ranged as if it had no condition, which
+    is the safe side.
+    """
+    facts = {name: s.interval for name, s in scope.items() if s.kind == "fact" and s.interval is not None}
+    try:
+        narrowed = narrow(condition, facts)
+    except Contradiction:
+        return None
+    return {
+        name: attrs.evolve(symbol, interval=narrowed[name]) if name in narrowed else symbol
+        for name, symbol in scope.items()
+    }
 
 
 def _literal_type(value) -> Type:
@@ -117,8 +163,12 @@ def _combine(op: str, left: ast.Interval, right: ast.Interval) -> ast.Interval:
 
 
 class _Checker:
-    def __init__(self, scope: Scope):
+    """``conditional``: the pass for the range of a value *when used* (``check(when=...)``),
+    in which an if() branch is also checked under its own condition (or its negation)."""
+
+    def __init__(self, scope: Scope, conditional: bool = False):
         self.scope = scope
+        self.conditional = conditional
 
     def visit(self, node: ast.Node) -> ast.Node:
         method = getattr(self, f"visit_{type(node).__name__}")
@@ -281,6 +331,16 @@ class _Checker:
             )
         if node.function == "date":
             return self._date_literal(node)
+        if self.conditional and node.function == "if" and len(node.args) == 3:
+            condition = self.visit(node.args[0])
+            if condition.type == BOOLEAN:
+                taken = [self._under(condition, holds) for holds in (True, False)]
+                when_true, when_false = ((checker or self).visit(arg) for checker, arg in zip(taken, node.args[1:], strict=True))
+                result = self.call_if(node, (condition, when_true, when_false))
+                for checker, other in zip(taken, (when_false, when_true), strict=True):
+                    if checker is None and result.interval is not None:  # this branch is never taken
+                        result = attrs.evolve(result, interval=other.interval)
+                return result
         args = tuple(self.visit(arg) for arg in node.args)
         return getattr(self, f"call_{node.function}")(node, args)
 
@@ -372,6 +432,14 @@ class _Checker:
                         max(when_true.interval[1], when_false.interval[1]))
         return self._finish(attrs.evolve(node, args=args, type=result, interval=interval))
 
+    def _under(self, condition: ast.Node, holds: bool) -> _Checker | None:
+        """The checker for an if() branch taken when ``condition`` is ``holds``; None when
+        that can never happen (the branch is still type-checked, its range does not count)."""
+        if not holds:
+            condition = attrs.evolve(ast.Unary("not", condition, span=condition.span), type=BOOLEAN)
+        scope = assume(condition, self.scope)
+        return None if scope is None else _Checker(scope, conditional=True)
+
     # -- shared ------------------------------------------------------------------------------
     def _require(self, node: ast.Node, wanted: Type, message: str) -> None:
         if node.type != wanted:
@@ -427,4 +495,4 @@ def _show(value, kind: Type) -> str:
     return f"{int(value):,}"
 
 
-__all__ = ["FUNCTIONS", "Scope", "Symbol", "check", "STRING"]
+__all__ = ["FUNCTIONS", "Scope", "Symbol", "assume", "check", "STRING"]

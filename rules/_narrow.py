@@ -1,0 +1,117 @@
+"""What a true condition guarantees about the facts it compares: narrowed fact intervals.
+
+A rule's amount is computed only for a record on which its ``when`` holds, so a rule such as
+``when: outfalls >= 2`` / ``amount: (outfalls - 1) * 1000000`` cannot be negative although
+``outfalls`` is declared from 0. :func:`narrow` turns a typed condition into the intervals its
+facts must lie in whenever it is true; the checker (``_check.py``) uses them for the range of
+an amount. Only what the condition *must* imply narrows:
+
+* a comparison (``>=``, ``>``, ``<=``, ``<``, ``==``; ``!=`` only at an end of an integer or
+  date range) of a fact with a constant or a parameter, either side, using the whole range
+  of the parameter's dated values (``n > p`` gives ``n > the smallest p``);
+* ``fact in [...]`` of constants and parameters: the hull of the options;
+* ``and`` (every operand holds), ``not`` (the negated comparison; ``not (a or b)`` is
+  ``not a and not b``).
+
+Everything else narrows nothing: ``or``, calls, comparisons of two facts or of arithmetic,
+and ``as_of`` as a bound (its range is an assumption of the checker, not a checked fact).
+Integers and dates are whole: ``n > 1`` narrows to ``n >= 2``, ``n < 1.5`` to ``n <= 1``.
+Decimal facts keep closed bounds (``d > 1`` narrows to ``d >= 1``), which is wider than exact
+and so still sound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+
+from . import _ast as ast
+from ._types import Kind
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+class Contradiction(Exception):
+    """The condition can never be true: ``node`` (a comparison or ``in``) empties the range
+    of fact ``name``, which was ``before`` given the declared range and what came earlier."""
+
+    def __init__(self, node: ast.Node, name: str, before: tuple):
+        super().__init__(f"{name}: {before}")
+        self.node, self.name, self.before = node, name, before
+
+
+def narrow(condition: ast.Node, facts: Mapping[str, tuple]) -> dict[str, tuple]:
+    """The intervals of ``facts`` (name -> (low, high)) that hold whenever the typed
+    ``condition`` is true; a new dict, the names not narrowed keep their intervals.
+
+    Raises :class:`Contradiction` when no value in the ranges can make it true.
+    """
+    narrowed = dict(facts)
+    _assume(condition, True, narrowed)
+    return narrowed
+
+
+def _assume(node: ast.Node, holds: bool, facts: dict) -> None:
+    """Narrow ``facts`` by "``node`` evaluates to ``holds``"."""
+    if isinstance(node, ast.Unary) and node.op == "not":
+        _assume(node.operand, not holds, facts)
+    elif isinstance(node, ast.BoolOp):
+        # a and b is true: both are; a or b is false: neither is. The rest narrows nothing.
+        if (node.op == "and") == holds:
+            for operand in node.operands:
+                _assume(operand, holds, facts)
+    elif isinstance(node, ast.Compare):
+        op = node.op if holds else _NEGATE[node.op]
+        if _fact(node.left, facts) and _bound(node.right):
+            _apply(node, node.left, op, node.right.interval, facts)
+        elif _fact(node.right, facts) and _bound(node.left):
+            _apply(node, node.right, _FLIP[op], node.left.interval, facts)
+    elif isinstance(node, ast.In) and holds != node.negated:
+        if _fact(node.item, facts) and all(_bound(option) for option in node.options):
+            low = min(option.interval[0] for option in node.options)
+            high = max(option.interval[1] for option in node.options)
+            _apply(node, node.item, "==", (low, high), facts)
+
+
+def _fact(node: ast.Node, facts: Mapping) -> bool:
+    return isinstance(node, ast.Name) and node.kind == "fact" and facts.get(node.name) is not None
+
+
+def _bound(node: ast.Node) -> bool:
+    """A constant or a parameter (or arithmetic of them): its range covers every value."""
+    if node.interval is None or node.type is None or node.type.kind not in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
+        return False
+    return not ast.names(node, "fact") and not ast.names(node, "builtin")
+
+
+def _apply(node: ast.Node, fact: ast.Name, op: str, bound: tuple, facts: dict) -> None:
+    before = low, high = facts[fact.name]
+    whole = fact.type.kind in (Kind.INTEGER, Kind.DATE)
+    b_low, b_high = bound
+
+    def up(value):  # the least whole value >= value
+        return Fraction(value).__ceil__() if whole else Fraction(value)
+
+    def down(value):  # the greatest whole value <= value
+        return Fraction(value).__floor__() if whole else Fraction(value)
+
+    if op in (">=", "==") or (op == ">" and not whole):
+        low = max(low, up(b_low))
+    elif op == ">":
+        low = max(low, down(b_low) + 1)
+    if op in ("<=", "==") or (op == "<" and not whole):
+        high = min(high, down(b_high))
+    elif op == "<":
+        high = min(high, up(b_high) - 1)
+    if op == "!=" and whole and b_low == b_high:
+        if low == b_low:
+            low += 1
+        if high == b_low:
+            high -= 1
+    if low > high:
+        raise Contradiction(node, fact.name, before)
+    facts[fact.name] = (low, high)
+
+
+__all__ = ["Contradiction", "narrow"]
