@@ -1,7 +1,15 @@
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, scalar, string_scalar, strings
+from ecorules.rules._arrow import (
+    bools,
+    fill_null,
+    from_numbers,
+    numbers,
+    scalar,
+    string_scalar,
+    strings,
+)
 from ecorules.rules._uscc import _nulls
 
 
