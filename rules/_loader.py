@@ -346,7 +346,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
         scope, BOOLEAN, f"condition of {what} ('when')",
     )
     findings = tuple(
-        read_finding(entry, entry_span, scope, facts, what)
+        read_finding(entry, entry_span, scope, facts, what, condition)
         for entry, entry_span in section.items("findings", f"the findings of {what}", required=False)
     )
     sanctions = tuple(
@@ -369,7 +369,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
     return rule
 
 
-def read_finding(item, span, scope, facts, what) -> FindingSpec:
+def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:
     section = Section(item, span, f"a finding of {what}")
     kind_name = section.get("kind")
     kinds = [kind.value for kind in FindingKind]
@@ -383,7 +383,7 @@ def read_finding(item, span, scope, facts, what) -> FindingSpec:
     amount_text = section.get("amount", (str, int))
     amount = check(
         parse_at(amount_text, section.value_span("amount"), f"the amount of {what}"),
-        scope, INTEGER, f"amount of {what}",
+        scope, INTEGER, f"amount of {what}", when=condition,  # computed only when it holds
     )
     if amount.interval is not None and amount.interval[0] < 0:
         raise PolicyTypeError(

@@ -66,7 +66,8 @@ CASES = [
     ("unknown_finding_kind", Schema, "unknown finding kind 'fin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fine'?)", 31, 15),
     ("amount_decimal_without_round", Type, "the amount of rule 'outfall_deduction' must be integer, but this is decimal: money is whole yuan, wrap it in round(), floor() or ceil()", 32, 17),
     ("amount_may_overflow", Type, "this integer may reach 0 .. 4,611,686,014,132,420,609,000,000, beyond the range the batch kernel can hold; declare a smaller 'max'/'min' for 'tonnes'", 33, 17),
-    ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-5000000)", 32, 17),
+    # outfalls - 5 with outfalls 1 .. 100, as the rule's condition outfalls > 0 narrows it
+    ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-4000000)", 32, 17),
     ("divisor_can_be_zero", Type, "the divisor can be zero", 37, 37),
     ("divisor_reads_a_fact", Type, "divide only by a constant or a parameter (this divisor reads 'outfalls', which varies by record)", 32, 37),
     ("unknown_payer", Schema, "payer 'distrct' must be 'enterprise' or a text/enum fact naming the payer (such as 'district') (did you mean 'district'?)", 33, 16),
@@ -321,3 +322,50 @@ rules:
     assert policy.unset_parameters(policy.effective) == {
         "fine_per_case": "parameter 'fine_per_case' has no value in force on 2012-01-01 (no value set)"
     }
+
+
+OUTFALL_POLICY = """\
+policy: {{id: test.outfalls, title: 排污口, version: "1", effective: 2012-01-01, authority: 局, document: 文}}
+facts:
+  uscc: {{type: string}}
+  industrial: {{type: boolean}}
+  untreated_outfalls: {{type: integer, min: 0, max: 100}}
+lists:
+  watch: {{title: 关注}}
+rules:
+  - id: outfalls
+    title: 未整治排污口
+    citation: {{document: 文, text: 第二个起每个扣款100万元}}
+    when: {when}
+    {what}
+"""
+AMOUNT = "findings:\n      - {kind: fiscal_deduction, amount: (untreated_outfalls - 1) * 1000000, payer: enterprise}"
+
+
+def test_an_amount_is_ranged_under_the_rule_condition(tmp_path):
+    """The amount is computed only when the condition holds: no max(..., 0) needed."""
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="untreated_outfalls >= 2", what=AMOUNT), encoding="utf-8")
+    (finding,) = read_policy(path).rules[0].findings
+    assert finding.amount.interval == (1_000_000, 99_000_000)
+
+
+def test_the_same_amount_without_the_condition_is_refused_at_its_line_and_column(tmp_path):
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="industrial", what=AMOUNT), encoding="utf-8")
+    with pytest.raises(PolicyTypeError) as caught:
+        read_policy(path)
+    assert str(caught.value).startswith(
+        f"{path}:14:42: the amount of rule 'outfalls' can be negative (-1000000)"
+    ), str(caught.value)
+
+
+def test_a_rule_whose_condition_can_never_be_true_loads_with_its_amount_ranged_as_declared(tmp_path):
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="industrial and untreated_outfalls > 100", what=AMOUNT), encoding="utf-8")
+    with pytest.raises(PolicyTypeError) as caught:
+        read_policy(path)
+    assert str(caught.value).startswith(f"{path}:14:42: the amount of rule 'outfalls' can be negative (-1000000)")
+    sanction = "sanctions:\n      - {list: watch, reason: 排污口}"
+    path.write_text(OUTFALL_POLICY.format(when="industrial and untreated_outfalls > 100", what=sanction), encoding="utf-8")
+    assert read_policy(path).rules[0].sanctions
