@@ -317,3 +317,13 @@ def test_every_opcode_is_used_by_some_program(tmp_path):
         program_module._kernel.run = real_run
     expected = {op.name for op in opc.OPCODES} - {"TOTAL_ADD_CHECKED"}  # needs huge amounts: tested above
     assert expected - seen == set()
+
+
+def test_an_amount_ranged_under_its_condition_is_zero_where_the_condition_fails(tmp_path):
+    """The loader accepts (i - 1) * 1000000 under `i >= 2` (the condition keeps it positive);
+    the kernel computes it on every row and must mask the rows where i is below 2, where the
+    value would be negative."""
+    folder = write_policy(tmp_path, INTS, rule("r", "i >= 2", ["(i - 1) * 1000000"], sanction=False))
+    _, result = score_both(folder, {"uscc": [USCC] * 6, "i": [0, 1, 2, 3, -5, 5]})
+    assert result.amounts[0].tolist() == [0, 0, 1000000, 2000000, 0, 4000000]
+    assert result.total_yuan.tolist() == [0, 0, 1000000, 2000000, 0, 4000000]
