@@ -123,6 +123,12 @@ class _Located(SafeConstructor):
         yield sequence
         sequence.extend(self.construct_object(item, deep=True) for item in node.value)
 
+    def construct_date(self, node: yaml.ScalarNode):
+        try:
+            return SafeConstructor.construct_yaml_timestamp(self, node)
+        except ValueError as error:  # 2012-13-45 matches the pattern but is no date
+            raise self.error(f"{self.construct_scalar(node)!r} is not a valid date ({error})", node) from None
+
     def construct_decimal(self, node: yaml.ScalarNode):
         text = self.construct_scalar(node).replace("_", "")
         try:
@@ -142,6 +148,7 @@ def _mark_span(mark, filename: str, lines: list[str]) -> Span:
 _Located.add_constructor("tag:yaml.org,2002:map", _Located.construct_located_mapping)
 _Located.add_constructor("tag:yaml.org,2002:seq", _Located.construct_located_sequence)
 _Located.add_constructor("tag:yaml.org,2002:float", _Located.construct_decimal)
+_Located.add_constructor("tag:yaml.org,2002:timestamp", _Located.construct_date)
 
 
 class _Loader(_Located, yaml.SafeLoader):
@@ -214,7 +221,16 @@ def load_yaml_text(text: str, filename: str = "<string>"):
 
 
 def _load(loader_class: type[_Located], text: str, filename: str):
-    loader = loader_class(text, filename)
+    try:
+        loader = loader_class(text, filename)  # the reader refuses control characters here
+    except yaml.reader.ReaderError as error:
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+        source = text.splitlines()[line - 1] if line <= len(text.splitlines()) else None
+        raise PolicySyntaxError(
+            f"YAML: character U+{error.character:04X} is not allowed (a control character); remove it",
+            Span(filename, line, column, source_line=source),
+        ) from None
     try:
         if not loader.check_node():
             raise PolicySyntaxError("the file is empty", Span(filename, 1, 1))

@@ -159,3 +159,17 @@ def _documents(draw):
 @given(_documents())
 def test_damaged_documents_read_as_the_reference_reads_them(text):
     _assert_same(text)
+
+
+@pytest.mark.parametrize("path", ["c", "reference"])
+def test_a_control_character_and_an_impossible_date_are_errors_with_their_place(path, monkeypatch):
+    if path == "reference":
+        monkeypatch.setattr(_yaml, "_CLoader", None)
+    with pytest.raises(PolicyError) as caught:
+        _yaml.load_yaml_text("policy:\n  id: x\x01y\n", "p.yaml")
+    assert str(caught.value).startswith(
+        "p.yaml:2:8: YAML: character U+0001 is not allowed (a control character); remove it")
+    with pytest.raises(PolicyError) as caught:
+        _yaml.load_yaml_text("policy:\n  effective: 2012-13-45\n", "p.yaml")
+    assert str(caught.value).startswith("p.yaml:2:14: '2012-13-45' is not a valid date (month must be in 1..12)")
+    assert str(_yaml.load_yaml_text("d: 2012-02-29\n", "p.yaml")["d"]) == "2012-02-29"
