@@ -314,7 +314,7 @@ class _Checker:
         options = []
         for option in node.options:
             option = self.visit(option)
-            if not isinstance(option, ast.Literal) and option.kind != "parameter":
+            if not isinstance(option, ast.Literal) and not (isinstance(option, ast.Name) and option.kind == "parameter"):
                 raise PolicyTypeError("list members must be literals or parameters", option.span)
             compare = ast.Compare("==", item, option, span=option.span)
             item, option = self._comparable(compare, item, option)

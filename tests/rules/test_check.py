@@ -215,6 +215,7 @@ TYPE_ERRORS = [
     ("name == name", None, "compare a text fact with a literal ('...'), not with another text value", 1),
     # in
     ("n in [1, n]", None, "list members must be literals or parameters", 10),
+    ("n in [1, rate + 1]", None, "list members must be literals or parameters", 10),  # an error, not a crash
     ("n in [1, 'a']", None, "cannot compare integer with string", 10),
     ("district in ['金水区', '郑东']", None, "'郑东' is not one of the values of district: 金水区, 二七区, 中原区", 21),
     # calls
