@@ -13,6 +13,7 @@ from setuptools import Extension, setup
 PACKAGES = {
     "ecorules.rules": "rules",
     "ecorules.engine": "engine",
+    "ecorules.engine.diff": "engine/diff",
     "ecorules.fastcalc": "fastcalc",
     "ecorules.policies": "policies",
     "ecorules.policies.zhengzhou": "policies/zhengzhou",

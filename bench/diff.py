@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from ecorules.engine._diff_source import registry_batches
 from ecorules.engine._generate import generate_registry
-from ecorules.engine._impact import compute_impact
+from ecorules.engine.diff._impact import compute_impact
+from ecorules.engine.diff._source import registry_batches
 from ecorules.fastcalc import compile_program
 from ecorules.rules import load_policies, shipped_policies_path
 

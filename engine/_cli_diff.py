@@ -34,7 +34,7 @@ log = logging.getLogger("ecorules.diff")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report (chart, policy changes, sortable table).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text for people, json for other systems (shape: see ecorules.engine._diff_report).")
+              help="text for people, json for other systems (shape: see ecorules.engine.diff._report).")
 @click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many of the most changed enterprises to explain, with the clauses responsible.")
 def diff(base_path, proposed_path, registry_path, as_of, html_path, output_format, top):
@@ -49,8 +49,8 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
       ecorules diff --base policies/ --proposed drafts/ --registry examples/registry.csv \\
                     --as-of 2014-01-01 --html impact.html
     """
-    from ._diff import run_diff
-    from ._diff_report import render_text
+    from .diff._report import render_text
+    from .diff._run import run_diff
 
     try:
         document = run_diff(base_path, proposed_path, registry_path, as_of or dt.date.today(), top=top)
@@ -61,7 +61,7 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
         click.echo(f"{registry_path}: {error}", err=True)
         sys.exit(EXIT_FAILED)
     if html_path is not None:
-        from ._diff_html import render_html
+        from .diff._html import render_html
 
         try:
             html_path.write_text(render_html(document), encoding="utf-8")

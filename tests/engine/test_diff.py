@@ -26,7 +26,7 @@ from diff_fixtures import (
     write_set,
 )
 from ecorules.engine._cli_diff import diff as diff_command
-from ecorules.engine._diff import run_diff
+from ecorules.engine.diff._run import run_diff
 from ecorules.rules import load_policies
 
 AS_OF = dt.date(2014, 1, 1)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from diff_fixtures import ADD_RULE, CREDIT, REMOVE_RULE, WATER, edited, write_registry, write_set
-from ecorules.engine._diff import run_diff
-from ecorules.engine._diff_html import embedded_json, render_html
+from ecorules.engine.diff._html import embedded_json, render_html
+from ecorules.engine.diff._run import run_diff
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from diff_standin import StandInProgram
 from ecorules.engine._generate import generate_registry
-from ecorules.engine._impact import compute_impact
+from ecorules.engine.diff._impact import compute_impact
 from ecorules.fastcalc import compile_program
 from ecorules.rules import load_policies, shipped_policies_path
 

@@ -1,4 +1,4 @@
-"""Tests for ecorules.engine._policy_diff: what changed in the policy text, rule by rule."""
+"""Tests for ecorules.engine.diff._policy_diff: what changed in the policy text, rule by rule."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from diff_fixtures import (
     raise_moved_to_july,
     write_set,
 )
-from ecorules.engine._policy_diff import diff_policies, diff_policy
+from ecorules.engine.diff._policy_diff import diff_policies, diff_policy
 from ecorules.rules import load_policies
 
 

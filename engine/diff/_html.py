@@ -1,6 +1,6 @@
 """The diff as one self-contained HTML page for legal staff (``ecorules diff --html``).
 
-One file, nothing fetched: the style sheet and the script are inlined (``_diff_assets``), the
+One file, nothing fetched: the style sheet and the script are inlined (``_assets``), the
 document is embedded as a JSON blob that the script draws the chart from, and the fonts are
 whatever CJK fonts the reader's machine has (a stack that covers Windows, macOS and Linux).
 Every text that comes from a policy or a registry passes through ``html.escape``; the JSON
@@ -14,8 +14,8 @@ import html
 import json
 from typing import Any
 
-from ._diff_assets import CSS, JS
-from ._explain import _yuan
+from .._explain import _yuan
+from ._assets import CSS, JS
 
 _STATUS_WORDS = {
     "added": "新增 added", "removed": "删除 removed", "changed": "修改 changed", "moved": "改期 moved",

@@ -57,8 +57,8 @@ from typing import Any
 
 from ecorules.rules import Citation, PolicySet
 
-from ._diff_cases import CaseCheck
-from ._explain import _yuan
+from .._explain import _yuan
+from ._cases import CaseCheck
 from ._impact import Impact, RuleImpact
 from ._policy_diff import PolicyDiff, plain
 

@@ -1,8 +1,8 @@
 """``ecorules diff`` as a library call: two policy folders and a registry in, one document out.
 
 Loads both sets, scores the registry under both in one pass (``_impact``), compares the policy
-text (``_policy_diff``) and the test cases (``_diff_cases``), and assembles the document every
-output is rendered from (``_diff_report``). Errors are raised, not printed: the command line
+text (``_policy_diff``) and the test cases (``_cases``), and assembles the document every
+output is rendered from (``_report``). Errors are raised, not printed: the command line
 decides what a user sees.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 import attrs
 from ecorules.rules import load_policies
 
-from ._diff_cases import check_cases
-from ._diff_report import build_document
-from ._diff_source import registry_batches
+from ._cases import check_cases
 from ._impact import compute_impact
 from ._policy_diff import diff_policies
+from ._report import build_document
+from ._source import registry_batches
 
 DEFAULT_TOP = 20
 DEFAULT_LIMIT = 10_000  # changed enterprises listed in the document (all are counted)
@@ -37,7 +37,7 @@ def run_diff(
     domain: str = "enterprise",
     compile_program: Callable | None = None,
 ) -> dict[str, Any]:
-    """The diff document (shape in ``_diff_report``) of ``proposed_path`` against ``base_path``."""
+    """The diff document (shape in ``_report``) of ``proposed_path`` against ``base_path``."""
     base = load_policies(base_path)
     proposed = load_policies(proposed_path)
     facts = {**proposed.facts, **base.facts}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 from ecorules.rules import Fact
 
-from ._sources import ColumnResolver, MissingColumnError, Registry, SourceError
+from .._sources import ColumnResolver, MissingColumnError, Registry, SourceError
 
 SHOWN = ("name", "district")  # read when present, for people; never required by the diff
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 import attrs
 from ecorules.rules import Policy, PolicySet
 
-from ._evaluator import Evaluator
-from ._testing import CaseResult, TestReport, run_case, run_tests
+from .._evaluator import Evaluator
+from .._testing import CaseResult, TestReport, run_case, run_tests
 
 
 @attrs.frozen
