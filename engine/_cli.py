@@ -61,11 +61,15 @@ def main(verbose: int) -> None:
 def check(paths, output_format):
     """Validate policy files; print file:line:col: message for each error.
 
+    Warnings (exit code still 0): a rule whose condition can never be true with the declared
+    ranges of its facts, and a parameter with no value in force today.
+
     \b
     Example:
       ecorules check policies/zhengzhou/
     """
     policies, errors = check_policies(paths)
+    today = dt.date.today()
     if output_format == "json":
         print_json({
             "ok": not errors,
@@ -73,6 +77,11 @@ def check(paths, output_format):
                 {"file": e.span.file if e.span else None, "line": e.span.line if e.span else None,
                  "column": e.span.column if e.span else None, "message": e.message, "suggestion": e.suggestion}
                 for e in errors
+            ],
+            "warnings": [
+                {"policy": p.key, "file": w.span.file if w.span else None, "line": w.span.line if w.span else None,
+                 "column": w.span.column if w.span else None, "message": w.message}
+                for p in policies or () for w in p.warnings(today)
             ],
             "policies": [p.key for p in policies] if policies else [],
         })
@@ -83,8 +92,8 @@ def check(paths, output_format):
             for policy in policies:
                 rules = len(policy.rules)
                 click.echo(f"ok  {policy.key}  {policy.title}  ({rules} rules, {len(policy.tests)} test cases)")
-                for name, reason in policy.unset_parameters(dt.date.today()).items():
-                    click.echo(f"    warning: {reason}: the rules reading {name!r} are not judged until it is set")
+                for warning in policy.warnings(today):
+                    click.echo(f"    warning: {warning}")
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
 
 

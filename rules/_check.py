@@ -110,8 +110,8 @@ def assume(condition: ast.Node, scope: Scope) -> Scope | None:
     or None if the condition can never be true with the declared ranges.
 
     A rule that can never fire is loaded, not refused (a shared catalogue may narrow a range
-    under a policy written before); its amount is then ranged as if it had no condition, which
-    is the safe side.
+    under a policy written before), with a warning (``Rule.never_applies``); its amount is then
+    ranged as if it had no condition, which is the safe side.
     """
     facts = {name: s.interval for name, s in scope.items() if s.kind == "fact" and s.interval is not None}
     try:

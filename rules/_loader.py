@@ -19,6 +19,7 @@ from typing import Any
 from . import _ast as ast
 from ._check import check
 from ._errors import PolicySchemaError, PolicyTypeError, Span
+from ._narrow import Contradiction, narrow
 from ._parser import parse_expression
 from ._schema import (
     ENTERPRISE,
@@ -31,6 +32,7 @@ from ._schema import (
     FindingSpec,
     Parameter,
     Policy,
+    PolicyWarning,
     Rule,
     SanctionList,
     SanctionSpec,
@@ -364,9 +366,22 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
         findings=findings,
         sanctions=sanctions,
         span=span,
+        never_applies=_never_applies(condition, scope, what),
     )
     section.finish()
     return rule
+
+
+def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | None:
+    """The warning for a condition that no value in the declared ranges can make true (at
+    the part that cannot hold), or None. Only a warning: a shared catalogue may narrow a
+    range under a policy written before, and such a rule simply never fires."""
+    facts = {name: symbol.interval for name, symbol in scope.items() if symbol.kind == "fact" and symbol.interval is not None}
+    try:
+        narrow(condition, facts)
+    except Contradiction as contradiction:
+        return PolicyWarning(f"{what} can never apply: {contradiction.reason()}", contradiction.node.span or condition.span)
+    return None
 
 
 def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:

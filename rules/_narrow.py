@@ -18,27 +18,88 @@ and ``as_of`` as a bound (its range is an assumption of the checker, not a check
 Integers and dates are whole: ``n > 1`` narrows to ``n >= 2``, ``n < 1.5`` to ``n <= 1``.
 Decimal facts keep closed bounds (``d > 1`` narrows to ``d >= 1``), which is wider than exact
 and so still sound.
+
+When a part of the condition empties a fact's range, :func:`narrow` raises
+:class:`Contradiction`: the rule can never fire. Being this conservative, that is certain, for
+every value of the facts and every dated value of the parameters; the loader turns it into the
+warning ``Rule.never_applies`` (:meth:`Contradiction.reason` says why, in words).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 
 from . import _ast as ast
-from ._types import Kind
+from ._types import Kind, days_to_date, to_decimal
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 
 
 class Contradiction(Exception):
-    """The condition can never be true: ``node`` (a comparison or ``in``) empties the range
-    of fact ``name``, which was ``before`` given the declared range and what came earlier."""
+    """The condition can never be true: ``node`` (a comparison or ``in``, to be read negated
+    when ``holds`` is False) empties the range of ``fact``, which was ``before`` given its
+    ``declared`` range and the parts of the condition narrowed earlier; ``bound`` is the
+    range of the constant or parameter side (every dated value of a parameter).
 
-    def __init__(self, node: ast.Node, name: str, before: tuple):
-        super().__init__(f"{name}: {before}")
-        self.node, self.name, self.before = node, name, before
+    :meth:`reason` says so in words, for the loader's warning that the rule never applies.
+    """
+
+    def __init__(self, node: ast.Node, holds: bool, fact: ast.Name, before: tuple, bound: tuple):
+        super().__init__(f"{fact.name}: {before}")
+        self.node, self.holds, self.fact, self.before, self.bound = node, holds, fact, before, bound
+        self.name = fact.name
+        self.declared = before  # narrow() sets the declared range
+
+    def reason(self) -> str:
+        """E.g. ``"n > 100" is never true: integer fact 'n' is declared from 0 to 100``."""
+        kind = self.fact.type.kind
+        text = f'"{_text(self.node, self.holds)}" is never true: {kind} fact {self.name!r}'
+        if self.before == self.declared:
+            text += f" is declared {_range(self.declared, kind)}"
+        else:
+            text += (f" is {_range(self.before, kind)} where the rest of the condition holds"
+                     f" (declared {_range(self.declared, kind)})")
+        others = (self.node.options if isinstance(self.node, ast.In)
+                  else [side for side in (self.node.left, self.node.right) if side is not self.fact])
+        parameters = ", ".join(repr(name) for name in dict.fromkeys(
+            name for other in others for name in ast.names(other, "parameter")
+        ))
+        if not parameters:
+            return text
+        bound = _range(self.bound, kind)
+        if isinstance(self.node, ast.In):
+            return f"{text}, and the options are {bound} over the dated values of {parameters}"
+        if isinstance(others[0], ast.Name):
+            return f"{text}, and parameter {parameters} is {bound} over its dated values"
+        return f'{text}, and "{_text(others[0])}" is {bound} over the dated values of {parameters}'
+
+
+def _text(node: ast.Node, holds: bool = True) -> str:
+    """A part of a condition as written (canonically), without its outer parentheses and
+    without the trailing zeros of decimal literals (2.5, not 2.5000)."""
+    text = re.sub(r"\.0+\b|(\.\d*?[1-9])0+\b", lambda match: match.group(1) or "", ast.render(node))
+    if text.startswith("(") and text.endswith(")") and isinstance(node, ast.Compare | ast.In | ast.Binary):
+        text = text[1:-1]
+    return text if holds else f"not ({text})"
+
+
+def _range(interval: tuple, kind: Kind) -> str:
+    low, high = (_value(end, kind) for end in interval)
+    return f"exactly {low}" if low == high else f"from {low} to {high}"
+
+
+def _value(value, kind: Kind) -> str:
+    """An end of an interval as legal staff write it: a date, a whole number, a decimal."""
+    if kind is Kind.DATE:
+        return days_to_date(value).isoformat()
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    shown = to_decimal(value)
+    return format(shown.normalize(), "f") if Fraction(shown) == value else f"about {format(shown.normalize(), 'f')}"
 
 
 def narrow(condition: ast.Node, facts: Mapping[str, tuple]) -> dict[str, tuple]:
@@ -48,7 +109,11 @@ def narrow(condition: ast.Node, facts: Mapping[str, tuple]) -> dict[str, tuple]:
     Raises :class:`Contradiction` when no value in the ranges can make it true.
     """
     narrowed = dict(facts)
-    _assume(condition, True, narrowed)
+    try:
+        _assume(condition, True, narrowed)
+    except Contradiction as contradiction:
+        contradiction.declared = facts[contradiction.name]
+        raise
     return narrowed
 
 
@@ -64,14 +129,14 @@ def _assume(node: ast.Node, holds: bool, facts: dict) -> None:
     elif isinstance(node, ast.Compare):
         op = node.op if holds else _NEGATE[node.op]
         if _fact(node.left, facts) and _bound(node.right):
-            _apply(node, node.left, op, node.right.interval, facts)
+            _apply(node, holds, node.left, op, node.right.interval, facts)
         elif _fact(node.right, facts) and _bound(node.left):
-            _apply(node, node.right, _FLIP[op], node.left.interval, facts)
+            _apply(node, holds, node.right, _FLIP[op], node.left.interval, facts)
     elif isinstance(node, ast.In) and holds != node.negated:
         if _fact(node.item, facts) and all(_bound(option) for option in node.options):
             low = min(option.interval[0] for option in node.options)
             high = max(option.interval[1] for option in node.options)
-            _apply(node, node.item, "==", (low, high), facts)
+            _apply(node, holds, node.item, "==", (low, high), facts)
 
 
 def _fact(node: ast.Node, facts: Mapping) -> bool:
@@ -85,7 +150,7 @@ def _bound(node: ast.Node) -> bool:
     return not ast.names(node, "fact") and not ast.names(node, "builtin")
 
 
-def _apply(node: ast.Node, fact: ast.Name, op: str, bound: tuple, facts: dict) -> None:
+def _apply(node: ast.Node, holds: bool, fact: ast.Name, op: str, bound: tuple, facts: dict) -> None:
     before = low, high = facts[fact.name]
     whole = fact.type.kind in (Kind.INTEGER, Kind.DATE)
     b_low, b_high = bound
@@ -110,7 +175,7 @@ def _apply(node: ast.Node, fact: ast.Name, op: str, bound: tuple, facts: dict) -
         if high == b_low:
             high -= 1
     if low > high:
-        raise Contradiction(node, fact.name, before)
+        raise Contradiction(node, holds, fact, before, bound)
     facts[fact.name] = (low, high)
 
 

@@ -173,6 +173,18 @@ class SanctionSpec:
 
 
 @attrs.frozen
+class PolicyWarning:
+    """Something legal staff should look at that does not stop the policy from loading.
+    ``str()`` gives ``file:line:col: message``, like an error."""
+
+    message: str
+    span: Span | None = attrs.field(default=None, eq=False)
+
+    def __str__(self) -> str:
+        return f"{self.span}: {self.message}" if self.span else self.message
+
+
+@attrs.frozen
 class Rule:
     id: str
     title: str
@@ -182,6 +194,10 @@ class Rule:
     findings: tuple[FindingSpec, ...] = ()
     sanctions: tuple[SanctionSpec, ...] = ()
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # Set by the loader when the condition contradicts the declared ranges of the facts (for
+    # every dated value of its parameters): the rule can never fire, almost always a typo or a
+    # wrong bound. At the part of the condition that cannot hold.
+    never_applies: PolicyWarning | None = attrs.field(default=None, eq=False, repr=False)
 
     def reads(self) -> tuple[str, ...]:
         """Every fact and parameter the rule reads, condition first."""
@@ -280,6 +296,16 @@ class Policy:
                 missing[name] = str(error)
         return missing
 
+    def warnings(self, when: dt.date) -> tuple[PolicyWarning, ...]:
+        """What ``ecorules check`` warns about: rules that can never apply, then parameters
+        without a value in force on ``when``."""
+        found = [rule.never_applies for rule in self.rules if rule.never_applies is not None]
+        for name, reason in self.unset_parameters(when).items():
+            found.append(PolicyWarning(
+                f"{reason}: the rules reading {name!r} are not judged until it is set", self.parameters[name].span,
+            ))
+        return tuple(found)
+
 
 def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[str, Symbol]:
     """The names an expression of a policy may use."""
@@ -293,6 +319,6 @@ def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[s
 
 __all__ = [
     "BOOLEAN", "ENTERPRISE", "Citation", "DatedValue", "ExpectedFinding", "ExpectedSanction",
-    "Fact", "FindingKind", "FindingSpec", "Parameter", "Policy", "Rule", "SanctionList",
+    "Fact", "FindingKind", "FindingSpec", "Parameter", "Policy", "PolicyWarning", "Rule", "SanctionList",
     "SanctionSpec", "TestCase", "scope_of",
 ]

@@ -64,8 +64,13 @@ def test_check_the_shipped_policies():
     water = load_policies(ROOT / "policies" / "zhengzhou")["zhengzhou.eco_water_interception"]
     assert f"ok  zhengzhou.eco_water_interception@2011  郑州市生态水系截污工作奖惩措施  (2 rules, {len(water.tests)} test cases)" in result.output
     assert "ok  zhengzhou.green_credit@2012" in result.output
-    # the approval limit for other requests is not set: said as a warning, not an error
-    assert "warning: parameter 'other_request_time_limit_days' has no value in force" in result.output
+    # the approval limit for other requests is not set: said as a warning, not an error, at its declaration
+    approval = ROOT / "policies" / "zhengzhou" / "approval_time_limits.yaml"
+    line = next(n for n, text in enumerate(approval.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("  other_request_time_limit_days:"))
+    assert (f"    warning: {approval}:{line + 1}:5: parameter 'other_request_time_limit_days' has no value in force"
+            in result.output)
+    assert "can never apply" not in result.output
 
 
 def test_check_a_broken_file_prints_file_line_col_and_exits_2():
@@ -81,7 +86,70 @@ def test_check_a_broken_file_prints_file_line_col_and_exits_2():
 def test_check_json():
     result = run("check", "--format", "json", str(BASE))
     assert result.exit_code == 0
-    assert json.loads(result.output) == {"ok": True, "errors": [], "policies": ["test.broken@1"]}
+    assert json.loads(result.output) == {"ok": True, "errors": [], "warnings": [], "policies": ["test.broken@1"]}
+
+
+def test_check_json_lists_an_unset_parameter_as_a_warning_at_its_declaration():
+    folder = ROOT / "policies" / "zhengzhou"
+    result = run("check", "--format", "json", str(folder))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["ok"] is True
+    (warning,) = document["warnings"]
+    assert warning["policy"] == "zhengzhou.approval_time_limits@2012"
+    assert warning["file"] == str(folder / "approval_time_limits.yaml")
+    declared = next(n for n, text in enumerate(Path(warning["file"]).read_text(encoding="utf-8").splitlines(), 1)
+                    if text.startswith("  other_request_time_limit_days:"))
+    assert (warning["line"], warning["column"]) == (declared + 1, 5)  # the mapping under the name
+    assert warning["message"].startswith("parameter 'other_request_time_limit_days' has no value in force on ")
+    assert warning["message"].endswith("the rules reading 'other_request_time_limit_days' are not judged until it is set")
+
+
+def _with_condition(tmp_path, condition: str) -> Path:
+    """The base policy with another condition for its one rule (``when: outfalls > 0``, line 30)."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(BASE.read_text(encoding="utf-8").replace("when: outfalls > 0", f"when: {condition}"), encoding="utf-8")
+    return policy
+
+
+IMPOSSIBLE = ("rule 'outfall_deduction' can never apply: \"outfalls > 100\" is never true: "
+              "integer fact 'outfalls' is declared from 0 to 100")
+
+
+def test_check_warns_about_a_rule_that_can_never_apply_at_the_impossible_part(tmp_path):
+    """Not an error: the policy loads and the exit code is 0, but legal staff see the typo.
+    Column 33 is "outfalls > 100" in "    when: district == '金水区' and outfalls > 100" (characters)."""
+    policy = _with_condition(tmp_path, "district == '金水区' and outfalls > 100")
+    result = run("check", str(policy))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "ok  test.broken@1  测试政策  (1 rules, 1 test cases)",
+        f"    warning: {policy}:30:33: {IMPOSSIBLE}",
+    ]
+
+
+def test_check_json_warns_about_a_rule_that_can_never_apply(tmp_path):
+    policy = _with_condition(tmp_path, "district == '金水区' and outfalls > 100")
+    result = run("check", "--format", "json", str(policy))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "ok": True,
+        "errors": [],
+        "warnings": [{"policy": "test.broken@1", "file": str(policy), "line": 30, "column": 33, "message": IMPOSSIBLE}],
+        "policies": ["test.broken@1"],
+    }
+
+
+@pytest.mark.parametrize(
+    "condition", ["outfalls >= 100", "outfalls > 100 or district == '金水区'", "not (outfalls > 100 and district == '金水区')"],
+)
+def test_check_does_not_warn_about_a_rule_that_can_apply(tmp_path, condition):
+    """An impossible alternative of an 'or' leaves the rule possible: no false warning."""
+    policy = _with_condition(tmp_path, condition)
+    for args in (("check",), ("check", "--format", "json")):
+        result = run(*args, str(policy))
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output.replace('"warnings": []', "")
 
 
 def test_check_needs_an_existing_path():

@@ -7,6 +7,7 @@ the column is 1 by construction.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
@@ -369,3 +370,97 @@ def test_a_rule_whose_condition_can_never_be_true_loads_with_its_amount_ranged_a
     sanction = "sanctions:\n      - {list: watch, reason: 排污口}"
     path.write_text(OUTFALL_POLICY.format(when="industrial and untreated_outfalls > 100", what=sanction), encoding="utf-8")
     assert read_policy(path).rules[0].sanctions
+
+
+SANCTION = "sanctions:\n      - {list: watch, reason: 排污口}"
+
+
+def test_a_rule_that_can_never_apply_carries_a_warning_at_the_part_that_cannot_hold(tmp_path):
+    """Loaded (never refused), but legal staff are told: almost always a typo or a wrong bound."""
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="industrial and untreated_outfalls > 100", what=SANCTION), encoding="utf-8")
+    policy = read_policy(path)
+    warning = policy.rules[0].never_applies
+    assert warning.message == (
+        "rule 'outfalls' can never apply: \"untreated_outfalls > 100\" is never true: "
+        "integer fact 'untreated_outfalls' is declared from 0 to 100"
+    )
+    assert (warning.span.file, warning.span.line, warning.span.column) == (str(path), 12, 26)
+    assert str(warning).startswith(f"{path}:12:26: rule 'outfalls' can never apply")
+    assert policy.warnings(policy.effective) == (warning,)
+
+
+def test_a_contradiction_between_two_parts_of_the_condition_names_the_narrowed_range(tmp_path):
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="untreated_outfalls > 5 and untreated_outfalls < 3", what=SANCTION), encoding="utf-8")
+    warning = read_policy(path).rules[0].never_applies
+    assert warning.message.endswith(
+        "\"untreated_outfalls < 3\" is never true: integer fact 'untreated_outfalls' is from 6 to 100"
+        " where the rest of the condition holds (declared from 0 to 100)"
+    )
+    assert warning.span.column == 38
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["untreated_outfalls >= 2", "untreated_outfalls > 100 or industrial", "not (untreated_outfalls > 100 and industrial)",
+     "untreated_outfalls == 100", "industrial"],
+)
+def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
+    """``or`` narrows nothing: one impossible alternative is no reason to warn."""
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when=when, what=SANCTION), encoding="utf-8")
+    policy = read_policy(path)
+    assert policy.rules[0].never_applies is None
+    assert policy.warnings(policy.effective) == ()
+
+
+PARAMETER_POLICY = """\
+policy: {{id: test.limit, title: 限值, version: "1", effective: 2012-01-01, authority: 局, document: 文}}
+facts:
+  uscc: {{type: string}}
+  days_open: {{type: integer, min: 0, max: 60}}
+parameters:
+  limit_days:
+    type: integer
+    values:
+      - {{from: 2012-01-01, value: {first}, reference: 第一条}}
+      - {{from: 2015-01-01, value: {second}, reference: 第二条}}
+lists:
+  watch: {{title: 关注}}
+rules:
+  - id: overdue
+    title: 超期
+    citation: {{document: 文, text: 超期}}
+    when: days_open > limit_days
+    sanctions:
+      - {{list: watch, reason: 超期}}
+"""
+
+
+def test_a_parameter_makes_a_rule_impossible_only_if_every_dated_value_does(tmp_path):
+    path = tmp_path / "limit.yaml"
+    path.write_text(PARAMETER_POLICY.format(first=90, second=30), encoding="utf-8")
+    assert read_policy(path).rules[0].never_applies is None  # possible from 2015 on
+    path.write_text(PARAMETER_POLICY.format(first=90, second=60), encoding="utf-8")
+    warning = read_policy(path).rules[0].never_applies
+    assert warning.message == (
+        "rule 'overdue' can never apply: \"days_open > limit_days\" is never true: integer fact 'days_open'"
+        " is declared from 0 to 60, and parameter 'limit_days' is from 60 to 90 over its dated values"
+    )
+    assert (warning.span.line, warning.span.column) == (17, 11)
+
+
+def test_policy_warnings_name_an_unset_parameter_at_its_declaration(tmp_path):
+    path = tmp_path / "limit.yaml"
+    path.write_text(PARAMETER_POLICY.format(first=90, second=30).replace(
+        "    values:\n      - {from: 2012-01-01, value: 90, reference: 第一条}\n", "    values:\n"
+    ).replace("2015-01-01", "2016-01-01"), encoding="utf-8")
+    policy = read_policy(path)
+    (warning,) = policy.warnings(dt.date(2013, 1, 1))
+    assert warning.message == (
+        "parameter 'limit_days' has no value in force on 2013-01-01 (first value from 2016-01-01):"
+        " the rules reading 'limit_days' are not judged until it is set"
+    )
+    assert (warning.span.line, warning.span.column) == (7, 5)
+    assert policy.warnings(dt.date(2016, 1, 1)) == ()

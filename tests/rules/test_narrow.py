@@ -147,5 +147,30 @@ def test_a_condition_that_can_never_be_true_narrows_nothing(condition):
     assert amount("n - 1", condition).interval == (-1, 99)  # the loader refuses it, as without
 
 
+@pytest.mark.parametrize(
+    ("condition", "column", "reason"),
+    [
+        ("n > 200", 1, "\"n > 200\" is never true: integer fact 'n' is declared from 0 to 100"),
+        ("n > 50 and n < 10", 12,
+         "\"n < 10\" is never true: integer fact 'n' is from 51 to 100 where the rest of the condition holds (declared from 0 to 100)"),
+        ("not (n >= 0 or flag)", 6, "\"not (n >= 0)\" is never true: integer fact 'n' is declared from 0 to 100"),
+        ("n in [200, 300]", 1, "\"n in [200, 300]\" is never true: integer fact 'n' is declared from 0 to 100"),
+        ("n == 2.5", 1, "\"n == 2.5\" is never true: integer fact 'n' is declared from 0 to 100"),
+        ("day < date('1999-01-01')", 1,
+         "\"day < date('1999-01-01')\" is never true: date fact 'day' is declared from 2000-01-01 to 2030-12-31"),
+        ("n > rate * 10 + 100", 1,
+         "\"n > ((rate * 10) + 100)\" is never true: integer fact 'n' is declared from 0 to 100, "
+         "and \"(rate * 10) + 100\" is from 110 to 200 over the dated values of 'rate'"),
+        ("d * 1 > 0 and 1000.5 < d", 15,
+         "\"1000.5 < d\" is never true: decimal fact 'd' is declared from -1000 to 1000"),
+    ],
+)
+def test_a_contradiction_says_which_part_cannot_hold_and_why(condition, column, reason):
+    with pytest.raises(Contradiction) as caught:
+        narrow(typed(condition, BOOLEAN), FULL)
+    assert caught.value.reason() == reason
+    assert caught.value.node.span.column == column
+
+
 def test_a_contradiction_inside_or_is_not_reported():
     assert narrowed("n > 200 or flag") == {}
