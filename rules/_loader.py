@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import hashlib
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,14 @@ def _identifier(name: Any, span: Span, what: str, pattern: re.Pattern = IDENTIFI
     return name
 
 
+def _named_entries(section: Section, what: str) -> Iterator[tuple[str, Section]]:
+    """Each ``name: {...}`` entry of ``section`` (facts, parameters, lists), its name checked."""
+    for name in section.map:
+        _identifier(name, section.map.key_spans[name], f"{what} name" if what != "list" else "list id")
+        section.used.add(name)
+        yield name, Section(section.map[name], section.value_span(name), f"{what} {name!r}")
+
+
 def expression_locator(text: str, span: Span):
     """Map an offset inside an expression scalar to a file span (exact for one-line scalars)."""
 
@@ -182,12 +191,7 @@ def parse_at(text: Any, span: Span, what: str) -> ast.Node:
 
 # -- facts ----------------------------------------------------------------------------------
 def read_facts(section: Section) -> dict[str, Fact]:
-    facts = {}
-    for name in section.map:
-        _identifier(name, section.map.key_spans[name], "fact name")
-        facts[name] = read_fact(name, Section(section.map[name], section.value_span(name), f"fact {name!r}"))
-        section.used.add(name)
-    return facts
+    return {name: read_fact(name, entry) for name, entry in _named_entries(section, "fact")}
 
 
 def read_fact(name: str, section: Section) -> Fact:
@@ -264,12 +268,7 @@ def _fits(value: Any, value_type: Type) -> bool:
 def read_parameters(section: Section | None) -> dict[str, Parameter]:
     if section is None:
         return {}
-    parameters = {}
-    for name in section.map:
-        _identifier(name, section.map.key_spans[name], "parameter name")
-        section.used.add(name)
-        parameters[name] = read_parameter(name, Section(section.map[name], section.value_span(name), f"parameter {name!r}"))
-    return parameters
+    return {name: read_parameter(name, entry) for name, entry in _named_entries(section, "parameter")}
 
 
 def read_parameter(name: str, section: Section) -> Parameter:
@@ -316,10 +315,7 @@ def read_lists(section: Section | None) -> dict[str, SanctionList]:
     if section is None:
         return {}
     lists = {}
-    for name in section.map:
-        _identifier(name, section.map.key_spans[name], "list id")
-        section.used.add(name)
-        entry = Section(section.map[name], section.value_span(name), f"list {name!r}")
+    for name, entry in _named_entries(section, "list"):
         lists[name] = SanctionList(name, entry.get("title"), entry.get("description", required=False))
         entry.finish()
     return lists
