@@ -3,7 +3,7 @@
 ``ecorules explain`` (the single-case Evaluator) shows a 0-yuan finding when a rule fires
 and its amount is 0 (an enclosed site's fee, a rate of 0 set by law). The batch path must
 agree: the ledger holds the finding, a district it is booked to counts the case, ``changes``
-and ``export`` see it.
+and ``export`` see it, and the diff calls its appearance a changed outcome.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 from diff_fixtures import CATALOGUE
 from ecorules.engine import Evaluator
 from ecorules.engine._cli import main
 from ecorules.engine._nightly import run_nightly
+from ecorules.engine.diff._impact import compute_impact
 from ecorules.rules import load_policies
 from nightly_standin import scorer
 
@@ -155,3 +158,29 @@ def test_changes_and_export_see_a_zero_yuan_finding_appear(tmp_path, monkeypatch
     exported = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(exported) == 8
     assert sum(1 for row in exported if row["uscc"] == ROWS[4][0] and row["amount_yuan"] == "0") == 2
+
+
+def batches():
+    columns = {name: [row[k] for row in ROWS[:5]] for k, name in enumerate(HEADER)}
+    columns["high_pollution"] = [value == "true" for value in columns["high_pollution"]]
+    return pa.table(columns).to_batches()
+
+
+@pytest.mark.parametrize("compile_program", ["kernel", "standin"])
+def test_diff_counts_an_absent_finding_becoming_zero_yuan_as_a_change(tmp_path, compile_program):
+    """Raising nothing but widening the condition: 乙 (1 outfall, not high-polluting) now gets
+    two 0-yuan findings. No yuan moves, and still its outcome changed."""
+    from diff_standin import StandInProgram
+
+    base = load_policies(write_policies(tmp_path / "base", threshold=1))
+    proposed = load_policies(write_policies(tmp_path / "draft", threshold=0))
+    compile_with = None if compile_program == "kernel" else StandInProgram
+    impact = compute_impact(base, proposed, batches(), AS_OF, compile_program=compile_with)
+    assert impact.before_yuan == impact.after_yuan == 1_000_000
+    assert impact.changed_count == 1
+    [changed] = impact.changed
+    assert changed.uscc == ROWS[1][0] and changed.difference_yuan == 0
+    [rule] = changed.rules
+    assert (rule.rule, rule.before_yuan, rule.after_yuan, rule.fired_before, rule.fired_after) == (
+        "outfall_surcharge", 0, 0, False, True)
+    assert {d.district: d.changed for d in impact.districts} == {"金水区": 1}
