@@ -84,11 +84,21 @@ class Evaluator:
         facts = self.policies.facts
         values = coerce_record(facts, record, needed)
         subject = record.get(in_force[0].subject) if in_force else record.get("uscc")
+        return self.judge(values, in_force, as_of, domain, subject)
+
+    def judge(self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any) -> Decision:
+        """Judge already checked ``values`` (every fact the policies read, roll-ups included)
+        under the policies ``in_force``: the core shared by single records and groups."""
+        in_force = tuple(in_force)
         findings: list[Finding] = []
         sanctions: list[Sanction] = []
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         for policy in in_force:
+            # 'enterprise' as payer or listed subject is the legal person: for a case, the
+            # enterprise it belongs to, not the case itself
+            payer_key = values[_enterprise_key(policy)]
+            record_key = values[policy.subject] if policy.subject != _enterprise_key(policy) else None
             parameters, unset = {}, {}
             for name, parameter in policy.parameters.items():
                 try:
@@ -109,12 +119,12 @@ class Evaluator:
                 if rule.id not in fired:
                     continue
                 for spec in rule.findings:
-                    payer = values[policy.subject] if spec.payer == ENTERPRISE else values[spec.payer]
+                    payer = payer_key if spec.payer == ENTERPRISE else values[spec.payer]
                     amount = evaluate(spec.amount, env)
-                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation))
+                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation, record=record_key))
                 for spec in rule.sanctions:
                     listed = policy.lists[spec.list]
-                    sanctions.append(Sanction(policy.key, rule.id, spec.list, listed.title, spec.reason, values[policy.subject], rule.citation))
+                    sanctions.append(Sanction(policy.key, rule.id, spec.list, listed.title, spec.reason, payer_key, rule.citation))
         return Decision(
             as_of=as_of,
             domain=domain,
@@ -148,6 +158,15 @@ class Evaluator:
                     continue
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id not in disabled}
+
+
+def _enterprise_key(policy: Policy) -> str:
+    """The fact naming the legal person a record of the policy's kind belongs to: the key of
+    the root of its kind's lineage (a case -> its enterprise's uscc), else its own subject."""
+    kinds, kind = policy.kinds, policy.domain
+    while kind in kinds and kinds[kind].parent in kinds:
+        kind = kinds[kind].parent
+    return kinds[kind].key if kind in kinds else policy.subject
 
 
 __all__ = ["BACKENDS", "Evaluator", "RecordError"]

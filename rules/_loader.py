@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import _ast as ast
 from ._check import check
 from ._errors import PolicySchemaError, PolicyTypeError, Span
@@ -503,23 +505,9 @@ def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def is_catalogue(document: Any) -> bool:
-    return isinstance(document, Located) and "policy" not in document and "facts" in document
-
-
-def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
-    """The facts of a catalogue file; ``document`` is its YAML when already parsed."""
-    if document is None:
-        document = load_yaml_file(path)
-    top = Section(document, document.span if isinstance(document, Located) else Span(str(path), 1, 1), f"fact catalogue {Path(path).name}")
-    facts = read_facts(top.section("facts", "facts"))
-    top.get("description", required=False)
-    top.finish()
-    return facts
-
-
-def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, document: Any = None) -> Policy:
-    """Load and check one policy file; ``shared_facts`` come from the folder's catalogue."""
+def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> Policy:
+    """Load and check one policy file. ``shared``: the folder's catalogue (``_catalogue.py``),
+    or a plain dict of shared facts."""
     path = Path(path)
     if document is None:
         document = load_yaml_file(path)
@@ -528,8 +516,18 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
     top = Section(document, document.span, "the policy file")
     head = top.section("policy", "the 'policy' header")
     policy_id = _identifier(head.get("id"), head.value_span("id"), "policy id", POLICY_ID)
-    shared_facts = dict(shared_facts or {})
+    domain = _identifier(head.get("domain", required=False, default="enterprise"), head.value_span("domain"), "domain", POLICY_ID)
+    kinds = dict(getattr(shared, "kinds", {}))
+    if kinds and domain not in kinds and not head.has("subject"):
+        close = difflib.get_close_matches(domain, list(kinds), n=1)
+        raise PolicySchemaError(
+            f"domain {domain!r} is not a kind this folder declares ({', '.join(kinds)}); declare it, "
+            "or give the policy's own 'subject:' fact", head.value_span("domain"), suggestion=close[0] if close else None,
+        )
+    shared_facts = shared.visible_to(domain) if hasattr(shared, "visible_to") else dict(shared or {})
     own = read_facts(top.section("facts", "facts", required=False)) if top.has("facts") else {}
+    if domain in kinds:
+        own = {name: attrs.evolve(fact, record_kind=domain) for name, fact in own.items()}
     top.used.add("facts")
     for name, fact in own.items():
         if name in shared_facts:
@@ -550,7 +548,7 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
         rules.append(rule)
     if not rules:
         raise PolicySchemaError("a policy needs at least one rule", top.value_span("rules"))
-    subject = head.get("subject", required=False, default="uscc")
+    subject = head.get("subject", required=False, default=kinds[domain].key if domain in kinds else "uscc")
     if subject not in facts:
         raise PolicySchemaError(f"subject {subject!r} is not a declared fact", head.value_span("subject") if head.has("subject") else head.span)
     effective = head.get("effective", dt.date)
@@ -571,7 +569,8 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
         number=head.get("number", required=False),
         expires=expires,
         source=head.get("source", required=False),
-        domain=_identifier(head.get("domain", required=False, default="enterprise"), head.value_span("domain"), "domain", POLICY_ID),
+        domain=domain,
+        kinds={kind: kinds[kind] for kind in getattr(shared, "lineage", lambda _: ())(domain)},
         subject=subject,
         facts=facts,
         parameters=parameters,

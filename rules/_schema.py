@@ -16,6 +16,7 @@ import attrs
 from . import _ast as ast
 from ._check import Symbol
 from ._errors import ParameterNotSetError, Span
+from ._kinds import RecordKind, Rollup
 from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, Kind, Type, date_to_days
 
 ENTERPRISE = "enterprise"  # the payer word meaning the record's own subject
@@ -79,6 +80,10 @@ class Fact:
     # A record may leave it empty (a halt that did not happen): rules read it only under
     # is_set() or through value_or(), which the checker enforces; never a made-up value.
     optional: bool = False
+    # The kind of record the fact belongs to (None: any, for folders that declare no kinds),
+    # and for a roll-up how it is computed from the records of a child kind.
+    record_kind: str | None = None
+    rollup: Rollup | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -259,8 +264,10 @@ class Policy:
     number: str | None = None  # 文号, when the source gives one
     expires: dt.date | None = None
     source: str | None = None
-    domain: str = "enterprise"
+    domain: str = "enterprise"  # the kind of record it judges
     subject: str = "uscc"
+    # the declared kinds of the domain's lineage (case, enterprise): keys, parents, acts
+    kinds: dict[str, RecordKind] = attrs.field(factory=dict, eq=False, repr=False)
     path: str | None = None
     content_hash: str | None = None  # sha256 of the file, for run fingerprints
     span: Span | None = attrs.field(default=None, eq=False, repr=False)

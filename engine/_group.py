@@ -1,0 +1,155 @@
+"""Judging a record together with its children: an enterprise and its cases.
+
+The reference path for the levels of ``rules/_kinds.py``: the children are checked, the
+roll-ups computed from them (``compute_rollups``), each child judged with its parent's facts
+and its own roll-ups, the parent judged with its roll-ups, and then one act, one fine
+(行政处罚法 art 29) applied across the children of each act. The batch path does the same
+with columns; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from ecorules.rules import FindingKind, Policy, RecordError
+from ecorules.rules._kinds import RecordKind, compute_rollups
+from ecorules.rules._records import coerce_record
+
+from ._decision import SUPERSEDED, Decision, Finding
+
+# The article the superseded fines cite, in the statute's own words (law.md, APL 2021).
+ONE_ACT_ONE_FINE = (
+    "《中华人民共和国行政处罚法》(2021)第二十九条:对当事人的同一个违法行为,不得给予两次以上罚款的"
+    "行政处罚。同一个违法行为违反多个法律规范应当给予罚款处罚的,按照罚款数额高的规定处罚"
+)
+
+
+@attrs.frozen
+class GroupDecision:
+    """A parent record (an enterprise) judged with its children (its cases)."""
+
+    as_of: dt.date
+    parent: Decision | None  # None when no policy of the parent's kind is in force
+    children: tuple[Decision, ...]  # one per child, in the order given
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        own = self.parent.findings if self.parent else ()
+        return own + tuple(f for child in self.children for f in child.findings)
+
+    @property
+    def total_yuan(self) -> int:
+        return sum(f.amount_yuan for f in self.findings if f.kind.payable and f.imposed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "parent": self.parent.to_dict() if self.parent else None,
+            "children": [child.to_dict() for child in self.children],
+            "total_yuan": self.total_yuan,
+        }
+
+
+def judge_group(
+    evaluator: Any, parent: Mapping[str, Any], children: Sequence[Mapping[str, Any]], child_kind: str, as_of: dt.date,
+) -> GroupDecision:
+    """``evaluator``: an :class:`~ecorules.engine.Evaluator`; ``parent`` and ``children``:
+    raw records (JSON values or CSV text) of the parent kind and of ``child_kind``."""
+    policies = evaluator.policies
+    kinds = policies.kinds
+    kind = kinds.get(child_kind)
+    if kind is None or kind.parent is None:
+        raise ValueError(f"{child_kind!r} is not a declared kind with a parent (declared: {', '.join(kinds) or 'none'})")
+    facts = policies.facts
+    child_policies = _in_force(policies, child_kind, as_of)
+    parent_policies = _in_force(policies, kind.parent, as_of)
+    # the parent's facts that its own policies read, and those its children's policies read
+    parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
+    child_needed = _needed(child_policies, facts, child_kind)
+    parent_key = kinds[kind.parent].key
+    parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
+    link = (parent_key, parent_values[parent_key])
+    child_values = [_child(facts, record, index, kind, child_needed, link) for index, record in enumerate(children)]
+
+    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:
+        return {**parent_values, **child}
+
+    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
+    onto_parent = {name: r for name, r in rollups.items() if r.window is None}
+    onto_children = {name: r for name, r in rollups.items() if r.window is not None}
+    parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of)}
+    decisions = []
+    for values in child_values:
+        env = {**parent_env, **values, **compute_rollups(onto_children, child_values, env_of, anchor=values)}
+        decisions.append(evaluator.judge(env, child_policies, as_of, child_kind, values[kind.key]))
+    parent_decision = None
+    if parent_policies:
+        parent_decision = evaluator.judge(parent_env, parent_policies, as_of, kind.parent, parent_values[parent_key])
+    return GroupDecision(as_of, parent_decision, tuple(one_act_one_fine(decisions, child_values, kind)))
+
+
+def one_act_one_fine(decisions: Sequence[Decision], values: Sequence[Mapping[str, Any]], kind: RecordKind) -> list[Decision]:
+    """Within each act (the children sharing ``kind.act``, or a child alone when it is empty),
+    only the highest fine is imposed; the others stay, marked superseded. Ties go to the
+    first in (policy, rule, record) order, so every evaluator picks the same one."""
+    acts: dict[Any, list[tuple[int, int, Finding]]] = {}
+    for index, (decision, record) in enumerate(zip(decisions, values, strict=True)):
+        act = record.get(kind.act) if kind.act else None
+        key = ("act", act) if act is not None else ("record", record[kind.key])
+        for position, finding in enumerate(decision.findings):
+            if finding.kind is FindingKind.FINE:
+                acts.setdefault(key, []).append((index, position, finding))
+    superseded: dict[tuple[int, int], str] = {}
+    for candidates in acts.values():
+        if len(candidates) < 2:
+            continue
+        winner = min(candidates, key=lambda c: (-c[2].amount_yuan, c[2].policy, c[2].rule, str(c[2].record)))
+        name = f"{winner[2].policy} {winner[2].rule} ({winner[2].record})"
+        for index, position, _ in candidates:
+            if (index, position) != winner[:2]:
+                superseded[(index, position)] = name
+    if not superseded:
+        return list(decisions)
+    result = []
+    for index, decision in enumerate(decisions):
+        findings = tuple(
+            attrs.evolve(f, status=SUPERSEDED, superseded_by=superseded[(index, position)])
+            if (index, position) in superseded else f
+            for position, f in enumerate(decision.findings)
+        )
+        result.append(attrs.evolve(decision, findings=findings))
+    return result
+
+
+def _in_force(policies, kind: str, as_of: dt.date) -> tuple[Policy, ...]:
+    return tuple(p for p in policies if p.domain == kind and p.in_force(as_of))
+
+
+def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
+    """The facts of ``kind`` itself that the policies read: a child's policies also read its
+    parent's facts and roll-ups, which come from elsewhere."""
+    needed = {}
+    for policy in policies:
+        for name in policy.required_facts:
+            fact = facts[name]
+            if fact.record_kind in (kind, None) and fact.rollup is None:
+                needed[name] = None
+    return needed
+
+
+def _child(facts, record: Mapping[str, Any], index: int, kind: RecordKind, needed, link: tuple[str, Any]) -> dict[str, Any]:
+    """The checked values of one child; it must name its parent (its uscc) or leave it out."""
+    name, parent = link
+    if not isinstance(record, Mapping):
+        raise RecordError(f"child record {index + 1} must be a mapping of field names to values")
+    written = record.get(name)
+    if written is not None and coerce_record(facts, {name: written}, [name])[name] != parent:
+        raise RecordError(f"child record {index + 1} belongs to {written!r}, not to {parent!r}", name, written)
+    act = {kind.act: None} if kind.act else {}
+    return coerce_record(facts, record, {kind.key: None, **needed, **act})
+
+
+__all__ = ["ONE_ACT_ONE_FINE", "GroupDecision", "judge_group", "one_act_one_fine"]
