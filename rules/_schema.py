@@ -75,6 +75,9 @@ class Fact:
     min: Any = None
     max: Any = None
     format: str | None = None  # "uscc": verified as a 统一社会信用代码
+    # An enum's other spellings, (alias, canonical value) in declared order: 经开区 is read
+    # as 郑州经济技术开发区. ``_choices.resolve`` matches them.
+    value_aliases: tuple[tuple[str, str], ...] = ()
     aliases: tuple[str, ...] = ()
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 

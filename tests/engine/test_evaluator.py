@@ -163,8 +163,9 @@ INVALID = [
     ({"untreated_outfalls": "三"}, "untreated_outfalls", "must be a whole number, got '三'"),
     ({"untreated_outfalls": True}, "untreated_outfalls", "must be a whole number, got True"),
     ({"untreated_outfalls": None}, "untreated_outfalls", "is missing"),
-    ({"district": "郑州市"}, "district", f"'郑州市' is not one of the {len(DISTRICTS)} allowed values"),
-    ({"district": "金水"}, "district", "'金水' is not one of the"),
+    ({"district": "北京市"}, "district", f"'北京市' is not an allowed 所属区县 (none of its {len(DISTRICTS)} values is close)"),
+    ({"district": "金水"}, "district", "'金水' is not an allowed 所属区县: did you mean 金水区?"),
+    ({"district": "金水区管委会"}, "district", "did you mean 金水区?"),  # no 管委会 form is declared for it
     ({"industrial": "maybe"}, "industrial", "must be true or false, got 'maybe'"),
     ({"uscc": "91410100123456788X"}, "uscc", "is not a valid 统一社会信用代码"),
     ({"uscc": 914101001234567880}, "uscc", "must be text"),

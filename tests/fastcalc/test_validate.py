@@ -126,7 +126,7 @@ def test_the_reasons_read_as_records_words_them(program):
     assert reasons[("i", "-1")] == "-1 is below the minimum 0"
     assert reasons[("i", "None")] == "is missing"
     assert reasons[("uscc", "'bad'")] == "is not a valid 统一社会信用代码: has 3 characters, expected 18"
-    assert reasons[("e", "'X'")] == "'X' is not one of the 3 allowed values"
+    assert reasons[("e", "'X'")] == "'X' is not an allowed e (none of its 3 values is close)"
     assert reasons[("b", "'yes!'")] == "must be true or false, got 'yes!'"
     assert reasons[("d", "1.5")] == "must be an exact decimal (text or integer), got 1.5"
     assert reasons[("d", "'1.00001'")] == "has more than 4 decimal places: '1.00001'"
