@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, PolicySet, load_policies
+from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._choices import resolve
 
 from . import _store as store
 from ._prefetch import prefetch
@@ -493,11 +494,23 @@ class NightlyRun:
             index = from_numbers(picked)
             subjects = uscc.take(index)
             money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
-            payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer].take(index))
+            payers = subjects if slot.payer == ENTERPRISE else self._payers(batch.table[slot.payer].take(index), slot.payer)
             writer.execute(store.INSERT_FINDINGS, (
                 run_id, k, _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
             ))
             acc.findings += picked.size
+
+    def _payers(self, column: pa.ChunkedArray, name: str) -> pa.Array:
+        """The payers of findings as the ledger names them: an enum cell may say an alias
+        (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
+        code, say the canonical value. The rows were accepted, so every distinct text resolves."""
+        column = _as_array(column)
+        fact = self.policies.facts[name]
+        if fact.type.kind is not Kind.ENUM:
+            return column
+        encoded = pc.dictionary_encode(column)
+        canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
+        return canonical.take(encoded.indices)
 
     def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions

@@ -21,6 +21,7 @@ import attrs
 
 from . import _ast as ast
 from ._check import check
+from ._enum_values import read_enum_values
 from ._errors import PolicySchemaError, PolicyTypeError, Span
 from ._narrow import Contradiction, narrow
 from ._parser import parse_expression
@@ -205,16 +206,13 @@ def read_fact(name: str, section: Section) -> Fact:
             section.value_span("type"),
             suggestion=close[0] if close else None,
         )
+    value_aliases = ()
     if type_name == "enum":
         choices = section.items("values", f"the values of enum fact {name!r}")
         if not choices:
             raise PolicySchemaError(f"enum fact {name!r} needs at least one value", section.value_span("values"))
-        seen = set()
-        for choice, span in choices:
-            if not isinstance(choice, str) or choice in seen:
-                raise PolicySchemaError(f"enum fact {name!r}: value {choice!r} must be distinct text", span)
-            seen.add(choice)
-        value_type = enum_type(choice for choice, _ in choices)
+        values, value_aliases = read_enum_values(name, choices)
+        value_type = enum_type(values)
     else:
         value_type = SIMPLE_TYPES[type_name]
     bounds = {}
@@ -243,6 +241,7 @@ def read_fact(name: str, section: Section) -> Fact:
         min=bounds.get("min"),
         max=bounds.get("max"),
         format=fmt,
+        value_aliases=value_aliases,
         aliases=aliases,
         optional=section.get("optional", bool, required=False, default=False),
         span=section.span,

@@ -91,13 +91,19 @@ class PolicySet:
 
 
 def _kind_of(fact: Fact) -> str:
-    """What must agree between files: the type, an enum's values, the format."""
+    """What must agree between files: the type, an enum's values and aliases, the format."""
     text = str(fact.type)
     if fact.type.choices is not None:
         text += " [" + ", ".join(fact.type.choices) + "]"
+    if fact.value_aliases:  # they decide which registry rows are accepted, and as what
+        text += " aliases [" + ", ".join(f"{alias}={value}" for alias, value in fact.value_aliases) + "]"
     if fact.format:
         text += f" (format {fact.format})"
     return text
+
+
+def _agreed(fact: Fact) -> tuple:
+    return fact.type, fact.format, frozenset(fact.value_aliases)
 
 
 def _check_consistent(policies: Iterable[Policy]) -> None:
@@ -112,7 +118,7 @@ def _check_consistent(policies: Iterable[Policy]) -> None:
         for name, fact in policy.facts.items():
             if name in facts:
                 first, owner = facts[name]
-                if (first.type, first.format) != (fact.type, fact.format):
+                if _agreed(first) != _agreed(fact):
                     raise PolicySetError(
                         f"fact {name!r} is {_kind_of(fact)} here but {_kind_of(first)} in {owner.key} ({owner.path})",
                         fact.span,

@@ -76,6 +76,9 @@ class Fact:
     min: Any = None
     max: Any = None
     format: str | None = None  # "uscc": verified as a 统一社会信用代码
+    # An enum's other spellings, (alias, canonical value) in declared order: 经开区 is read
+    # as 郑州经济技术开发区. ``_choices.resolve`` matches them.
+    value_aliases: tuple[tuple[str, str], ...] = ()
     aliases: tuple[str, ...] = ()
     # A record may leave it empty (a halt that did not happen): rules read it only under
     # is_set() or through value_or(), which the checker enforces; never a made-up value.
