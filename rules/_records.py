@@ -132,7 +132,7 @@ def _date(fact: Fact, raw: Any) -> dt.date:
                 return dt.date.fromisoformat(raw)
         except ValueError:
             pass
-    raise RecordError(f"must be a date YYYY-MM-DD or YYYY年M月D日, got {raw!r}", fact.name, raw)
+    raise RecordError(f"must be a date YYYY-MM-DD, got {raw!r}", fact.name, raw)
 
 
 def _string(fact: Fact, raw: Any) -> str:
