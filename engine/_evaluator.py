@@ -30,6 +30,7 @@ from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
+from ._group import GroupDecision, judge_group
 from ._to_durable import ALWAYS, CompiledRule, compile_policy, field_of, wire
 
 BACKENDS = ("durable", "python")
@@ -86,6 +87,18 @@ class Evaluator:
         subject = record.get(in_force[0].subject) if in_force else record.get("uscc")
         return self.judge(values, in_force, as_of, domain, subject)
 
+    def evaluate_group(
+        self, parent: Mapping[str, Any], children: Iterable[Mapping[str, Any]], *, kind: str = "case", as_of: dt.date | None = None,
+    ) -> GroupDecision:
+        """Judge a record with its children: an enterprise (``parent``) with its cases, the
+        child ``kind``. Roll-ups are computed from the children given, each child is judged
+        with its parent's facts, and one act, one fine applies across the children.
+
+        Raises :class:`RecordError` naming the field (and the child) that is invalid.
+        """
+        as_of = as_of or dt.date.today()
+        return judge_group(self, parent, list(children), kind, as_of)
+
     def judge(self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any) -> Decision:
         """Judge already checked ``values`` (every fact the policies read, roll-ups included)
         under the policies ``in_force``: the core shared by single records and groups."""
@@ -97,8 +110,8 @@ class Evaluator:
         for policy in in_force:
             # 'enterprise' as payer or listed subject is the legal person: for a case, the
             # enterprise it belongs to, not the case itself
-            payer_key = values[_enterprise_key(policy)]
-            record_key = values[policy.subject] if policy.subject != _enterprise_key(policy) else None
+            payer_key = values[policy.payer_key]
+            record_key = values[policy.subject] if policy.subject != policy.payer_key else None
             parameters, unset = {}, {}
             for name, parameter in policy.parameters.items():
                 try:
@@ -158,15 +171,6 @@ class Evaluator:
                     continue
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id not in disabled}
-
-
-def _enterprise_key(policy: Policy) -> str:
-    """The fact naming the legal person a record of the policy's kind belongs to: the key of
-    the root of its kind's lineage (a case -> its enterprise's uscc), else its own subject."""
-    kinds, kind = policy.kinds, policy.domain
-    while kind in kinds and kinds[kind].parent in kinds:
-        kind = kinds[kind].parent
-    return kinds[kind].key if kind in kinds else policy.subject
 
 
 __all__ = ["BACKENDS", "Evaluator", "RecordError"]

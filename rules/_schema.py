@@ -290,9 +290,20 @@ class Policy:
         raise KeyError(f"{self.key} has no rule {rule_id!r}")
 
     @property
+    def payer_key(self) -> str:
+        """The fact naming the legal person a record belongs to, whom 'enterprise' as payer
+        or listed subject means: the key at the root of the kind's lineage (a case -> its
+        enterprise's uscc), else the policy's own subject."""
+        kind = self.domain
+        while kind in self.kinds and self.kinds[kind].parent in self.kinds:
+            kind = self.kinds[kind].parent
+        return self.kinds[kind].key if kind in self.kinds else self.subject
+
+    @property
     def required_facts(self) -> tuple[str, ...]:
-        """The record fields the policy needs: the subject, then what its rules read."""
-        needed: dict[str, None] = {self.subject: None}
+        """The record fields the policy needs: the subject (and the enterprise it belongs
+        to), then what its rules read."""
+        needed: dict[str, None] = {self.subject: None, self.payer_key: None}
         for rule in self.rules:
             for name in rule.reads():
                 if name in self.facts:
