@@ -150,7 +150,9 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
     """Judge one record and explain the outcome, citing the clauses.
 
     The record is a JSON object of facts, e.g. {"uscc": "91410100123456788Y", "district":
-    "金水区", "untreated_outfalls": 3, ...}, or {"as_of": ..., "domain": ..., "facts": {...}}.
+    "金水区", "untreated_outfalls": 3, ...}, or {"as_of": ..., "domain": ..., "facts": {...}},
+    or an enterprise with its cases: {"as_of": ..., "enterprise": {...}, "cases": [{...}, ...]}
+    (roll-ups computed from the cases; one act, one fine across cases sharing act_id).
 
     \b
     Example:
@@ -158,7 +160,7 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
       cat case.json | ecorules explain --record - --format json
     """
     from ._evaluator import Evaluator
-    from ._explain import render_text
+    from ._explain import render_group_text, render_text
 
     try:
         raw = sys.stdin.read() if record_path == "-" else Path(record_path).read_text(encoding="utf-8-sig")
@@ -180,16 +182,21 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
         sys.exit(EXIT_FAILED)
     domain = domain or document.get("domain", "enterprise")
     policies = _load(policies_dir)
+    # {"enterprise": {...}, "cases": [...]}: an enterprise judged with its cases
+    group = isinstance(document.get("cases"), list) and isinstance(document.get("enterprise"), dict)
     try:
         with Evaluator(policies) as evaluator:
-            decision = evaluator.evaluate(facts, as_of=as_of, domain=domain)
+            if group:
+                decision = evaluator.evaluate_group(document["enterprise"], document["cases"], kind=document.get("kind", "case"), as_of=as_of)
+            else:
+                decision = evaluator.evaluate(facts, as_of=as_of, domain=domain)
     except (EcorulesError, ValueError) as error:
         click.echo(f"{record_path}: {error}", err=True)
         sys.exit(EXIT_FAILED)
     if output_format == "json":
         print_json(decision.to_dict())
     else:
-        click.echo(render_text(decision, policies))
+        click.echo(render_group_text(decision, policies) if group else render_text(decision, policies))
     sys.exit(EXIT_OK)
 
 

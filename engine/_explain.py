@@ -7,6 +7,7 @@ import textwrap
 from ecorules.rules import PolicySet
 
 from ._decision import Decision
+from ._group import ONE_ACT_ONE_FINE, GroupDecision
 
 
 def _yuan(amount: int) -> str:
@@ -28,6 +29,8 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
         for finding in decision.findings:
             lines.append(f"  - {finding.title}")
             lines.append(f"    金额 Amount: {_yuan(finding.amount_yuan)}  类型 Kind: {finding.kind.label} ({finding.kind.value})  承担方 Payer: {finding.payer}")
+            if not finding.imposed:
+                lines.append(f"    不予处罚 Superseded: 同一违法行为按罚款数额高的规定处罚,已适用 {finding.superseded_by}")
             lines.append(f"    依据 Citation: {finding.citation}")
             lines.extend(_quote(finding.citation.text))
     else:
@@ -52,6 +55,25 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
             lines.append(f"      注 note: {entry.note}")
     for warning in decision.warnings:
         lines.append(f"提示 Warning: {warning}")
+    return "\n".join(lines)
+
+
+def render_group_text(group: GroupDecision, policies: PolicySet) -> str:
+    """An enterprise and its cases: each case explained, then the enterprise on its roll-ups."""
+    lines = [f"评估日 As of: {group.as_of}    案件数 Cases: {len(group.children)}", ""]
+    for child in group.children:
+        lines.append(f"== 案件 Case {child.subject} ==")
+        lines.append(render_text(child, policies))
+        lines.append("")
+    if any(not f.imposed for f in group.findings):
+        lines.append("一事不二罚 One act, one fine:")
+        lines.extend(_quote(ONE_ACT_ONE_FINE))
+        lines.append("")
+    if group.parent is not None:
+        lines.append(f"== 企业 Enterprise {group.parent.subject} ==")
+        lines.append(render_text(group.parent, policies))
+        lines.append("")
+    lines.append(f"总计 Total (imposed): {_yuan(group.total_yuan)}")
     return "\n".join(lines)
 
 

@@ -44,6 +44,20 @@ class GroupDecision:
     def total_yuan(self) -> int:
         return sum(f.amount_yuan for f in self.findings if f.kind.payable and f.imposed)
 
+    def merged(self) -> Decision:
+        """Every finding, list entry and trace entry in one decision about the parent."""
+        parts = ((self.parent,) if self.parent else ()) + self.children
+        return Decision(
+            as_of=self.as_of,
+            domain=self.parent.domain if self.parent else (self.children[0].domain if self.children else ""),
+            subject=self.parent.subject if self.parent else None,
+            policies=tuple(dict.fromkeys(key for part in parts for key in part.policies)),
+            findings=self.findings,
+            sanctions=tuple(s for part in parts for s in part.sanctions),
+            trace=tuple(t for part in parts for t in part.trace),
+            warnings=tuple(dict.fromkeys(w for part in parts for w in part.warnings)),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),

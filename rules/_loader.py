@@ -451,16 +451,14 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
             raise PolicySchemaError(f"duplicate test case name {name!r}", case.value_span("name"))
         names.add(name)
         case.what = f"test case {name!r}"
+        children = None
+        if case.has("cases"):  # an enterprise ('given') judged with its cases
+            children = tuple(
+                {**defaults, **_given_facts(Section(item, item_span, f"a case of {case.what}"), facts, case.what)}
+                for item, item_span in case.items("cases", f"the cases of {case.what}")
+            )
         given_section = case.section("given", f"the facts given in {case.what}")
-        for key in given_section.map:
-            if key not in facts:
-                close = difflib.get_close_matches(str(key), list(facts), n=1)
-                raise PolicySchemaError(
-                    f"{case.what}: {key!r} is not a fact of this policy",
-                    given_section.map.key_spans[key],
-                    suggestion=close[0] if close else None,
-                )
-        given = {**defaults, **dict(given_section.map)}
+        given = {**defaults, **_given_facts(given_section, facts, case.what)}
         expect = case.section("expect", f"the expected outcome of {case.what}")
         findings = sanctions = None
         if expect.has("findings") or "findings" in expect.map:
@@ -475,9 +473,21 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
             )
         total = expect.get("total_yuan", int, required=False)
         expect.finish()
-        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span))
+        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children))
         case.finish()
     return tuple(cases)
+
+
+def _given_facts(section: Section, facts, what: str) -> dict:
+    for key in section.map:
+        if key not in facts:
+            close = difflib.get_close_matches(str(key), list(facts), n=1)
+            raise PolicySchemaError(
+                f"{what}: {key!r} is not a fact of this policy",
+                section.map.key_spans[key],
+                suggestion=close[0] if close else None,
+            )
+    return dict(section.map)
 
 
 def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
@@ -486,7 +496,13 @@ def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
     if rule not in rule_ids:
         close = difflib.get_close_matches(rule, list(rule_ids), n=1)
         raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"), suggestion=close[0] if close else None)
-    finding = ExpectedFinding(rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False))
+    status = section.get("status", required=False)
+    if status not in (None, "imposed", "superseded"):
+        raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
+    finding = ExpectedFinding(
+        rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False),
+        section.get("case", required=False), status,
+    )
     section.finish()
     return finding
 

@@ -228,6 +228,8 @@ class ExpectedFinding:
     amount_yuan: int
     payer: str | None = None
     kind: str | None = None
+    record: str | None = None  # the case it is found on, in a test of several cases
+    status: str | None = None  # imposed or superseded (one act, one fine)
 
 
 @attrs.frozen
@@ -247,6 +249,9 @@ class TestCase:
     sanctions: tuple[ExpectedSanction, ...] | None
     total_yuan: int | None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # A test of several records judged together: ``given`` is then the parent (the
+    # enterprise) and ``children`` its records of the policy's kind (the cases).
+    children: tuple[dict, ...] | None = None
 
     __test__ = False  # not a pytest class
 

@@ -137,3 +137,41 @@ def test_durable_and_python_agree_on_random_groups():
             enterprise = {**ENTERPRISE, "industrial": rng.random() < 0.7}
             a, b = durable.evaluate_group(enterprise, cases, as_of=AS_OF), python.evaluate_group(enterprise, cases, as_of=AS_OF)
             assert a == b
+
+
+def test_explain_an_enterprise_with_its_cases(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    record = tmp_path / "group.json"
+    record.write_text(json.dumps({
+        "as_of": "2026-01-01", "enterprise": ENTERPRISE,
+        "cases": [case("c1", act_id="A1"), case("c2", clause="local_x", act_id="A1")],
+    }, ensure_ascii=False), encoding="utf-8")
+    text = CliRunner().invoke(main, ["explain", "--policies", str(DATA), "--record", str(record)])
+    assert text.exit_code == 0, text.output
+    assert "不予处罚 Superseded: 同一违法行为按罚款数额高的规定处罚,已适用 test.fines@1 art83 (c1)" in text.output
+    assert "第二十九条" in text.output and "总计 Total (imposed): 1,100,000 元" in text.output
+    shown = CliRunner().invoke(main, ["explain", "--policies", str(DATA), "--record", str(record), "--format", "json"])
+    document = json.loads(shown.output)
+    statuses = [(f["record"], f["rule"], f["status"], f["superseded_by"]) for c in document["children"] for f in c["findings"] if f["kind"] == "fine"]
+    assert statuses == [("c1", "art83", "imposed", None), ("c2", "local", "superseded", "test.fines@1 art83 (c1)")]
+    assert document["total_yuan"] == 1_100_000
+
+
+def test_a_yaml_case_of_several_records_checks_status_and_case(tmp_path):
+    from ecorules.engine._testing import run_tests
+
+    for name in ("enterprises.yaml", "cases.yaml", "fines.yaml"):
+        text = (DATA / name).read_text(encoding="utf-8")
+        if name == "fines.yaml":
+            text = text.replace("case: c2, status: superseded, kind: fine", "case: c2, status: imposed, kind: fine")
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    report = run_tests(load_policies(tmp_path))
+    (failed,) = report.failed
+    assert failed.problems == (
+        "expected finding not produced: rule=local, amount_yuan=50000, kind=fine, record=c2, status=imposed",
+        "unexpected finding: local 50,000 yuan (fine, superseded) payable by 91410100123456788Y on case c2",
+    )
