@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 from ecorules.rules import EcorulesError, PolicyError, check_policies, load_policies
+from ecorules.rules._concurrence import concurrence_warnings
 
 from ._cli_common import (
     EXIT_ATTENTION,
@@ -62,7 +63,8 @@ def check(paths, output_format):
     """Validate policy files; print file:line:col: message for each error.
 
     Warnings (exit code still 0): a rule whose condition can never be true with the declared
-    ranges of its facts, and a parameter with no value in force today.
+    ranges of its facts, a parameter with no value in force today, and two rules that can
+    fine one record of a kind that declares no act (one act, one fine would not apply).
 
     \b
     Example:
@@ -70,6 +72,13 @@ def check(paths, output_format):
     """
     policies, errors = check_policies(paths)
     today = dt.date.today()
+    across: dict[str, list] = {}
+    for policy, warning in concurrence_warnings(policies or ()):
+        across.setdefault(policy.key, []).append(warning)
+
+    def warnings_of(policy):
+        return (*policy.warnings(today), *across.get(policy.key, ()))
+
     if output_format == "json":
         print_json({
             "ok": not errors,
@@ -81,7 +90,7 @@ def check(paths, output_format):
             "warnings": [
                 {"policy": p.key, "file": w.span.file if w.span else None, "line": w.span.line if w.span else None,
                  "column": w.span.column if w.span else None, "message": w.message}
-                for p in policies or () for w in p.warnings(today)
+                for p in policies or () for w in warnings_of(p)
             ],
             "policies": [p.key for p in policies] if policies else [],
         })
@@ -92,7 +101,7 @@ def check(paths, output_format):
             for policy in policies:
                 rules = len(policy.rules)
                 click.echo(f"ok  {policy.key}  {policy.title}  ({rules} rules, {len(policy.tests)} test cases)")
-                for warning in policy.warnings(today):
+                for warning in warnings_of(policy):
                     click.echo(f"    warning: {warning}")
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
 
