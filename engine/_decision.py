@@ -112,6 +112,10 @@ class Decision:
     sanctions: tuple[Sanction, ...]
     trace: tuple[TraceEntry, ...]
     warnings: tuple[str, ...] = ()
+    # The day whose law was applied when it is not as_of (a case: its act, 行政处罚法 art 37),
+    # and why that law: "从旧" (the law at the act) or "从轻: ..." (a lighter later law).
+    law_date: dt.date | None = None
+    law_note: str | None = None
 
     @property
     def total_yuan(self) -> int:
@@ -138,6 +142,8 @@ class Decision:
             "rewards_yuan": self.rewards_yuan,
             "trace": [t.to_dict() for t in self.trace],
             "warnings": list(self.warnings),
+            "law_date": self.law_date.isoformat() if self.law_date else None,
+            "law_note": self.law_note,
         }
 
 

@@ -99,10 +99,15 @@ class Evaluator:
         as_of = as_of or dt.date.today()
         return judge_group(self, parent, list(children), kind, as_of)
 
-    def judge(self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any) -> Decision:
+    def judge(
+        self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any,
+        law_date: dt.date | None = None,
+    ) -> Decision:
         """Judge already checked ``values`` (every fact the policies read, roll-ups included)
-        under the policies ``in_force``: the core shared by single records and groups."""
+        under the policies ``in_force``: the core shared by single records and groups.
+        Parameters take their values in force on ``law_date`` (default: ``as_of``)."""
         in_force = tuple(in_force)
+        law_date = law_date or as_of
         findings: list[Finding] = []
         sanctions: list[Sanction] = []
         trace: list[TraceEntry] = []
@@ -115,7 +120,7 @@ class Evaluator:
             parameters, unset = {}, {}
             for name, parameter in policy.parameters.items():
                 try:
-                    parameters[name] = parameter.value_at(as_of)
+                    parameters[name] = parameter.value_at(law_date)
                 except ParameterNotSetError as error:
                     unset[name] = str(error)
             env = {**values, **parameters, "as_of": as_of}
@@ -147,6 +152,7 @@ class Evaluator:
             sanctions=tuple(sanctions),
             trace=tuple(trace),
             warnings=tuple(warnings),
+            law_date=law_date if law_date != as_of else None,
         )
 
     def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str]) -> set[str]:

@@ -22,8 +22,12 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
     lines = [
         f"对象 Subject: {decision.subject}    评估日 As of: {decision.as_of}    类别 Domain: {decision.domain}",
         "适用政策 Policies in force: " + (", ".join(decision.policies) or "无 none"),
-        "",
     ]
+    if decision.law_date is not None:
+        lines.append(f"适用法律之日 Law as of: {decision.law_date}")
+    if decision.law_note:
+        lines.append(f"从旧兼从轻 Law applied (行政处罚法第三十七条): {decision.law_note}")
+    lines.append("")
     if decision.findings:
         lines.append("扣款/罚款 Findings:")
         for finding in decision.findings:
@@ -48,7 +52,7 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
     lines.append("判断过程 Trace:")
     for entry in decision.trace:
         mark = "触发 fired" if entry.fired else "未触发 not fired"
-        reads = ", ".join(f"{name}={value}" for name, value in entry.reads.items())
+        reads = ", ".join(f"{name}={'空 empty' if value is None else value}" for name, value in entry.reads.items())
         lines.append(f"  [{mark}] {entry.policy} {entry.rule}: {entry.condition}")
         lines.append(f"      读取 reads: {reads}")
         if entry.note:

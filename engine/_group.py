@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-from ecorules.rules import FindingKind, Policy, RecordError
+from ecorules.rules import FindingKind, Policy, RecordError, evaluate
+from ecorules.rules import _ast as ast
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -79,10 +80,15 @@ def judge_group(
         raise ValueError(f"{child_kind!r} is not a declared kind with a parent (declared: {', '.join(kinds) or 'none'})")
     facts = policies.facts
     child_policies = _in_force(policies, child_kind, as_of)
+    if kind.law_date is not None:  # any version may be the law of some case's act
+        child_policies = tuple(p for p in policies if p.domain == child_kind)
     parent_policies = _in_force(policies, kind.parent, as_of)
     # the parent's facts that its own policies read, and those its children's policies read
     parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
     child_needed = _needed(child_policies, facts, child_kind)
+    if kind.law_date is not None:  # the dates that choose the law are read too
+        child_needed.update(dict.fromkeys(ast.names(kind.law_date)))
+        child_needed.update({kind.decision_date: None} if kind.decision_date else {})
     parent_key = kinds[kind.parent].key
     parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
     link = (parent_key, parent_values[parent_key])
@@ -98,11 +104,83 @@ def judge_group(
     decisions = []
     for values in child_values:
         env = {**parent_env, **values, **compute_rollups(onto_children, child_values, env_of, anchor=values)}
-        decisions.append(evaluator.judge(env, child_policies, as_of, child_kind, values[kind.key]))
+        if kind.law_date is None:
+            decisions.append(evaluator.judge(env, child_policies, as_of, child_kind, values[kind.key]))
+        else:
+            decisions.append(judge_by_law_in_force(evaluator, kind, env, values, as_of))
     parent_decision = None
     if parent_policies:
         parent_decision = evaluator.judge(parent_env, parent_policies, as_of, kind.parent, parent_values[parent_key])
     return GroupDecision(as_of, parent_decision, tuple(one_act_one_fine(decisions, child_values, kind)))
+
+
+def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, Any], values: Mapping[str, Any], as_of: dt.date) -> Decision:
+    """行政处罚法 art 37, statute by statute: the version (and parameter values) in force on
+    the record's law date applies; where the version in force when the decision is made is
+    lighter for this record, or no longer makes it a violation, that one applies instead.
+
+    The decision is made on ``decision_date`` when it is set and known as of the run, else
+    it is being made as of the run. Lighter: smaller fines, then fewer list entries, then
+    smaller other amounts."""
+    law_day = evaluate(kind.law_date, values)
+    decided = values.get(kind.decision_date) if kind.decision_date else None
+    decision_day = decided if decided is not None and decided <= as_of else as_of
+    versions: dict[str, list[Policy]] = {}
+    for policy in evaluator.policies:
+        if policy.domain == kind.id:
+            versions.setdefault(policy.id, []).append(policy)
+    parts, notes = [], []
+    for policy_id, candidates in versions.items():
+        at_act = next((p for p in candidates if p.in_force(law_day)), None)
+        at_decision = next((p for p in candidates if p.in_force(decision_day)), None)
+        if at_act is None and at_decision is None:
+            continue
+        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
+        if at_decision is None or (at_act is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day)):
+            chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})" if at_act else None
+        else:
+            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
+            if at_act is None or _severity(new) < _severity(old):
+                old_text = f"{at_act.key} {_severity(old)[0]:,}" if at_act else "行为时无规定"
+                chosen, note = new, f"{policy_id}: 从轻 ({at_decision.key} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {old_text})"
+            else:
+                chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day}; 决定时的规定不轻于此)"
+        parts.append(chosen)
+        if note:
+            notes.append(note)
+    return Decision(
+        as_of=as_of, domain=kind.id, subject=values[kind.key],
+        policies=tuple(key for part in parts for key in part.policies),
+        findings=tuple(f for part in parts for f in part.findings),
+        sanctions=tuple(s for part in parts for s in part.sanctions),
+        trace=tuple(t for part in parts for t in part.trace),
+        warnings=tuple(w for part in parts for w in part.warnings),
+        law_date=law_day, law_note="; ".join(notes) or None,
+    )
+
+
+def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date) -> Decision:
+    if policy is None:  # no law on that day: no violation under it
+        return Decision(as_of, kind.id, values[kind.key], (), (), (), ())
+    return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day)
+
+
+def _same_parameters(policy: Policy, first: dt.date, second: dt.date) -> bool:
+    from ecorules.rules import ParameterNotSetError
+
+    for parameter in policy.parameters.values():
+        try:
+            if parameter.value_at(first) != parameter.value_at(second):
+                return False
+        except ParameterNotSetError:
+            return False
+    return True
+
+
+def _severity(decision: Decision) -> tuple[int, int, int]:
+    fines = sum(f.amount_yuan for f in decision.findings if f.kind is FindingKind.FINE)
+    others = sum(f.amount_yuan for f in decision.findings if f.kind is not FindingKind.FINE and f.kind.payable)
+    return fines, len(decision.sanctions), others
 
 
 def one_act_one_fine(decisions: Sequence[Decision], values: Sequence[Mapping[str, Any]], kind: RecordKind) -> list[Decision]:

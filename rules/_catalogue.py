@@ -110,10 +110,22 @@ def _read_file(path: Path, document: Any) -> _File:
         if act is not None and (act not in facts or facts[act].type.kind is not Kind.STRING):
             raise PolicySchemaError(f"act {act!r} must be a text fact of this file (the act's identifier)", top.value_span("act"))
         parent = top.get("parent", required=False)
-        kind = RecordKind(kind_id, key, parent, act, top.get("description", required=False), top.value_span("kind"))
+        law_date = law_text = decision = None
+        dates = top.section("dates", f"the dates of kind {kind_id!r}", required=False)
+        if dates is not None:
+            law_text = dates.get("law")
+            scope = scope_of(facts, {})
+            law_date = check(parse_at(law_text, dates.value_span("law"), "the law date"), scope, DATE, "law date ('law')")
+            decision = dates.get("decision", required=False)
+            if decision is not None and (decision not in facts or facts[decision].type != DATE):
+                raise PolicySchemaError(f"the decision date {decision!r} must be a date fact of this file", dates.value_span("decision"))
+            dates.finish()
+        kind = RecordKind(
+            kind_id, key, parent, act, top.get("description", required=False), law_date, law_text, decision, top.value_span("kind"),
+        )
         facts = {name: attrs.evolve(fact, record_kind=kind_id) for name, fact in facts.items()}
     else:
-        for key in ("key", "parent", "act"):
+        for key in ("key", "parent", "act", "dates"):
             if top.has(key):
                 raise PolicySchemaError(f"{key!r} belongs to a kind: declare 'kind:' in this file", top.value_span(key))
     rollups = top.section("rollups", "rollups", required=False)

@@ -46,6 +46,12 @@ class RecordKind:
     parent: str | None = None  # the kind each record belongs to; its key is a fact of ours
     act: str | None = None  # the fact grouping rows of one act, for one act one fine
     description: str | None = None
+    # 行政处罚法 art 37: a record is judged by the law in force on ``law_date`` (typed date
+    # expression, e.g. value_or(act_end, act_date)), unless the law in force on
+    # ``decision_date`` (when set and known as of the run, else the run's as_of) is lighter.
+    law_date: ast.Node | None = attrs.field(default=None, eq=False)
+    law_date_text: str | None = None
+    decision_date: str | None = None  # an optional date fact: the decision, when made
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
