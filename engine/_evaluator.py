@@ -22,9 +22,11 @@ from ecorules.rules import (
     Policy,
     PolicySet,
     RecordError,
+    Rule,
     evaluate,
     load_policies,
 )
+from ecorules.rules._check import result_key
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 
@@ -130,9 +132,19 @@ class Evaluator:
                 if missing:
                     disabled[rule.id] = f"not judged: {unset[missing[0]]}; legal staff must set it"
                     warnings.append(f"{policy.key} rule {rule.id}: {disabled[rule.id]}")
-            fired = self._fired(policy, env, disabled)
+            fired: set[str] = set()
+            for stage in _stages(policy):  # rules reading results come after the rules read
+                fired |= self._fired(policy, env, disabled, stage)
+                for rule in stage:
+                    env[result_key("fired", rule.id)] = rule.id in fired
+                    if len(rule.findings) == 1:
+                        env[result_key("amount_of", rule.id)] = evaluate(rule.findings[0].amount, env) if rule.id in fired else 0
             for rule in policy.rules:
                 reads = {name: env[name] for name in rule.reads() if name in env}
+                for read in rule.results_read():
+                    for function in ("fired", "amount_of"):
+                        if result_key(function, read) in env:
+                            reads[f"{function}({read})"] = env[result_key(function, read)]
                 trace.append(TraceEntry(policy.key, rule.id, rule.id in fired, reads, rule.condition_text.strip(), disabled.get(rule.id)))
                 if rule.id not in fired:
                     continue
@@ -155,19 +167,21 @@ class Evaluator:
             law_date=law_date if law_date != as_of else None,
         )
 
-    def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str]) -> set[str]:
+    def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str], stage) -> set[str]:
+        """The rules of ``stage`` whose condition holds (the results they read are in env)."""
+        judged = {rule.id for rule in stage} - set(disabled)
         if self.backend == "python":
-            return {r.id for r in policy.rules if r.id not in disabled and evaluate(r.condition, env)}
+            return {r.id for r in stage if r.id in judged and evaluate(r.condition, env)}
         name, compiled = self._compiled[policy.key]
         message: dict[str, Any] = {ALWAYS: 1}
         for key, value in env.items():
-            if value is None:  # an empty optional fact is an absent field: no comparison holds
-                continue
+            if value is None or ":" in key:  # an empty optional fact is an absent field;
+                continue  # results of other rules travel only in derived fields
             kind = "builtin" if key == "as_of" else ("parameter" if key in policy.parameters else "fact")
             message[field_of(kind, key)] = wire(value)
         for rule in compiled:
-            if rule.rule_id in disabled:
-                continue
+            if rule.rule_id not in judged:
+                continue  # a later stage's derived fields may read results not known yet
             for derived in rule.derived:
                 try:
                     value = evaluate(derived.node, env)
@@ -176,7 +190,19 @@ class Evaluator:
                     # condition without it, so the field is left out like the fact itself.
                     continue
                 message[derived.field] = wire(value, derived.scaled)
-        return {rule_id for rule_id in self._host.fired(name, message) if rule_id not in disabled}
+        return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
+
+
+def _stages(policy: Policy) -> list[tuple[Rule, ...]]:
+    """The rules in stages: those reading no result first, then each rule one stage after the
+    last rule it reads (the loader has refused cycles). Usually a single stage."""
+    depth: dict[str, int] = {}
+    for rule in policy.rules:  # the loader put every rule after the rules it reads
+        depth[rule.id] = 1 + max((depth[read] for read in rule.results_read()), default=-1)
+    stages: list[list[Rule]] = [[] for _ in range(1 + max(depth.values(), default=0))]
+    for rule in policy.rules:
+        stages[depth[rule.id]].append(rule)
+    return [tuple(stage) for stage in stages]
 
 
 __all__ = ["BACKENDS", "Evaluator", "RecordError"]

@@ -20,9 +20,9 @@ from typing import Any
 import attrs
 
 from . import _ast as ast
-from ._check import check
+from ._check import Symbol, check, result_key
 from ._enum_values import read_enum_values
-from ._errors import PolicySchemaError, PolicyTypeError, Span
+from ._errors import PolicyError, PolicySchemaError, PolicyTypeError, Span
 from ._narrow import Contradiction, narrow
 from ._parser import parse_expression
 from ._schema import (
@@ -370,6 +370,66 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
     return rule
 
 
+def _in_order_of_reads(items: list[tuple[Any, Span]]) -> list[tuple[Any, Span]]:
+    """The rules in an order in which every rule comes after those whose results it reads
+    (amount_of, fired), otherwise as written. A cycle is an error at one of its reads."""
+    reads: dict[str, list[ast.Call]] = {}
+    ids = []
+    for item, span in items:
+        rule_id = item.get("id") if isinstance(item, Located) else None
+        ids.append(rule_id)
+        if not isinstance(rule_id, str) or rule_id in reads:
+            continue  # reported when the rule is read
+        calls = []
+        try:
+            section = Section(item, span, "a rule")
+            texts = [("when", item, section)] + [
+                ("amount", finding, Section(finding, finding_span, "a finding"))
+                for finding, finding_span in section.items("findings", "findings", required=False)
+                if isinstance(finding, Located)
+            ]
+            for key, mapping, place in texts:
+                if isinstance(mapping.get(key), str):
+                    calls.extend(ast.results_read(parse_at(mapping[key], place.value_span(key), key)))
+        except PolicyError:
+            pass  # reported, at its place, when the rule is read
+        reads[rule_id] = calls
+    order, done, visiting = [], set(), []
+
+    def visit(rule_id: str) -> None:
+        if rule_id in done or rule_id not in reads:
+            return
+        if rule_id in visiting:
+            cycle = visiting[visiting.index(rule_id):] + [rule_id]
+            call = next(c for c in reads[cycle[-2]] if c.args[0].name == rule_id)
+            raise PolicySchemaError(
+                "rules " + " -> ".join(repr(r) for r in cycle) + " read each other's results "
+                "(amount_of, fired): there is no order in which to judge them", call.span,
+            )
+        visiting.append(rule_id)
+        for call in reads[rule_id]:
+            visit(call.args[0].name)
+        visiting.pop()
+        done.add(rule_id)
+        order.append(rule_id)
+
+    for rule_id in reads:
+        visit(rule_id)
+    position = {rule_id: index for index, rule_id in enumerate(order)}
+    ranked = sorted(range(len(items)), key=lambda i: (position.get(ids[i], -1) if isinstance(ids[i], str) else -1, i))
+    return [items[i] for i in ranked]
+
+
+def _results_of(rule: Rule) -> dict[str, Symbol]:
+    """What later rules may read of ``rule``: whether it fired and, with one finding, its
+    amount (0 when it did not fire)."""
+    found = {result_key("fired", rule.id): Symbol("result", BOOLEAN)}
+    if len(rule.findings) == 1:
+        low, high = rule.findings[0].amount.interval or (0, 0)
+        found[result_key("amount_of", rule.id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
+    return found
+
+
 def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | None:
     """The warning for a condition that no value in the declared ranges can make true (at
     the part that cannot hold), or None. Only a warning: a shared catalogue may narrow a
@@ -555,12 +615,14 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     lists = read_lists(top.section("lists", "lists", required=False))
     scope = scope_of(facts, parameters)
     rules, seen = [], {}
-    for item, span in top.items("rules", "rules"):
+    scope = dict(scope)
+    for item, span in _in_order_of_reads(top.items("rules", "rules")):
         rule = read_rule(item, span, scope, facts, lists)
         if rule.id in seen:
             raise PolicySchemaError(f"duplicate rule id {rule.id!r} (first at line {seen[rule.id].line})", span)
         seen[rule.id] = span
         rules.append(rule)
+        scope.update(_results_of(rule))
     if not rules:
         raise PolicySchemaError("a policy needs at least one rule", top.value_span("rules"))
     subject = head.get("subject", required=False, default=kinds[domain].key if domain in kinds else "uscc")

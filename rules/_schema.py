@@ -210,6 +210,14 @@ class Rule:
     # wrong bound. At the part of the condition that cannot hold.
     never_applies: PolicyWarning | None = attrs.field(default=None, eq=False, repr=False)
 
+    def results_read(self) -> tuple[str, ...]:
+        """The ids of the rules whose results (amount_of, fired) this rule reads."""
+        seen: dict[str, None] = {}
+        for node in (self.condition, *(f.amount for f in self.findings)):
+            for call in ast.results_read(node):
+                seen.setdefault(call.args[0].name)
+        return tuple(seen)
+
     def reads(self) -> tuple[str, ...]:
         """Every fact and parameter the rule reads, condition first."""
         seen: dict[str, None] = {}
