@@ -26,13 +26,14 @@ from ecorules.rules import (
     evaluate,
     load_policies,
 )
+from ecorules.rules import _ast as ast
 from ecorules.rules._check import result_key
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
-from ._group import GroupDecision, judge_group
+from ._group import GroupDecision, judge_by_law_in_force, judge_group
 from ._to_durable import ALWAYS, CompiledRule, compile_policy, field_of, wire
 
 BACKENDS = ("durable", "python")
@@ -83,6 +84,16 @@ class Evaluator:
         in_force = [p for p in self.policies if p.domain == domain and p.in_force(as_of)]
         if not any(p.domain == domain for p in self.policies):
             raise ValueError(f"no policy of domain {domain!r} is loaded (domains: {', '.join(self.policies.domains)})")
+        kind = self.policies.kinds.get(domain)
+        if kind is not None and kind.law_date is not None:
+            # judged by the law in force at the record's own date (行政处罚法 art 37): any
+            # version may apply, so the record must hold what every version reads
+            versions = [p for p in self.policies if p.domain == domain]
+            needed = dict.fromkeys(name for p in versions for name in p.required_facts)
+            needed.update(dict.fromkeys(ast.names(kind.law_date)))
+            needed.update({kind.decision_date: None} if kind.decision_date else {})
+            values = coerce_record(self.policies.facts, record, needed)
+            return judge_by_law_in_force(self, kind, values, values, as_of)
         needed = dict.fromkeys(name for p in in_force for name in p.required_facts)
         facts = self.policies.facts
         values = coerce_record(facts, record, needed)

@@ -84,3 +84,11 @@ def test_explain_names_the_law_applied(tmp_path):
     shown = CliRunner().invoke(main, ["explain", "--policies", str(DATA), "--record", str(record)])
     assert "适用法律之日 Law as of: 2017-06-01" in shown.output
     assert "从旧兼从轻 Law applied (行政处罚法第三十七条): test.water_law: 从轻 (test.water_law@2017" in shown.output
+
+
+def test_one_record_is_judged_by_its_own_law_date_too(evaluator):
+    record = {"case_id": "c", "uscc": USCC, "act": "over_standard", "pollutant_fee_yuan": 200000,
+              "act_date": "2017-06-01", "decided": "2018-03-01"}
+    decision = evaluator.evaluate(record, as_of=dt.date(2019, 6, 1), domain="case")
+    assert [(f.policy, f.amount_yuan) for f in decision.findings] == [("test.water_law@2017", 100000)]
+    assert decision.law_note.startswith("test.water_law: 从轻")
