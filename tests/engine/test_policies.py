@@ -26,6 +26,8 @@ WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
 APPROVAL = "zhengzhou.approval_time_limits@2012"
 WATER_FINES = "prc.water_pollution_fines@2017"
+DAILY = "prc.daily_continuous_penalty@2015"
+LATE = "prc.late_payment_surcharge@2021"
 DAY = dt.date(2012, 4, 14)
 USCC = "91410100123456788Y"
 
@@ -48,7 +50,7 @@ def evaluator(request):
 
 def test_shipped_policies_and_their_cases():
     policies = load_policies()
-    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES])
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, DAILY])
     assert all(policy.tests for policy in policies)
     assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()
 
