@@ -50,7 +50,7 @@ def evaluator(request):
 
 def test_shipped_policies_and_their_cases():
     policies = load_policies()
-    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, DAILY])
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, DAILY, LATE])
     assert all(policy.tests for policy in policies)
     assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()
 
