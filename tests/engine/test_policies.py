@@ -79,7 +79,7 @@ def test_one_million_yuan_per_untreated_outfall_charged_to_the_district(evaluato
     assert finding.amount_yuan == 1_000_000 * outfalls
     assert finding.payer == "二七区"  # the district government pays, not the enterprise
     assert finding.kind.value == "fiscal_deduction"
-    assert finding.citation.article == "惩罚措施(一)"
+    assert finding.citation.article == "七、(二)"
     assert "每个排污口扣款100万元" in finding.citation.text
     assert decision.total_yuan == 1_000_000 * outfalls
     assert decision.sanctions == ()  # outfalls alone are not an illegal-discharge case
