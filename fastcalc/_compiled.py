@@ -234,6 +234,9 @@ def check_program(program: CompiledProgram) -> None:
             start, count = int(row["k"]), int(row["k2"])
             if start < 0 or count < 1 or start + count > len(program.aux):
                 raise KernelError(f"{where}: list aux[{start}:{start + count}] out of range")
+        mode_field = {"ADD_MONTHS_RK": "k2", "ADD_MONTHS_RR": "k"}.get(spec.name)
+        if mode_field and int(row[mode_field]) not in opc.ADD_MONTHS_MODES.values():
+            raise KernelError(f"{where}: unknown rounding mode {int(row[mode_field])}")
         if spec.name == "DIV_RK" and int(row["k"]) == 0:
             raise KernelError(f"{where}: division by zero")
 
