@@ -25,6 +25,7 @@ from ecorules.rules import (
     evaluate,
     load_policies,
 )
+from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
@@ -131,13 +132,21 @@ class Evaluator:
         name, compiled = self._compiled[policy.key]
         message: dict[str, Any] = {ALWAYS: 1}
         for key, value in env.items():
+            if value is None:  # an empty optional fact is an absent field: no comparison holds
+                continue
             kind = "builtin" if key == "as_of" else ("parameter" if key in policy.parameters else "fact")
             message[field_of(kind, key)] = wire(value)
         for rule in compiled:
             if rule.rule_id in disabled:
                 continue
             for derived in rule.derived:
-                message[derived.field] = wire(evaluate(derived.node, env), derived.scaled)
+                try:
+                    value = evaluate(derived.node, env)
+                except EmptyValueError:
+                    # Reads an empty optional fact: the checker proved a guard decides the
+                    # condition without it, so the field is left out like the fact itself.
+                    continue
+                message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id not in disabled}
 
 

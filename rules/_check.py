@@ -27,6 +27,7 @@ from fractions import Fraction
 import attrs
 
 from . import _ast as ast
+from ._calendar import DAY_COUNTS, INCLUSIVE, MONTH_END, ROUNDING_MODES
 from ._errors import PolicyTypeError
 from ._narrow import Contradiction, narrow
 from ._types import (
@@ -56,6 +57,14 @@ FUNCTIONS = {
     "ceil": "a decimal rounded up to whole units",
     "if": "if(condition, value_when_true, value_when_false)",
     "date": "a date literal: date('2012-04-14')",
+    "add_days": "add_days(date, days): the date that many days later (earlier when negative)",
+    "add_months": "add_months(date, months[, 'month_end'|'next_day']): the corresponding day, "
+                  "or as the mode says when there is none (民法典 art 202: 'month_end', the default)",
+    "add_years": "add_years(date, years[, mode]): twelve months a year, as add_months",
+    "days_between": "days_between(first, last, 'inclusive'|'exclusive'): days from first to last; "
+                    "'exclusive' leaves out the first day (民法典 art 201)",
+    "is_set": "is_set(fact): whether an optional fact has a value in this record",
+    "value_or": "value_or(fact, default): an optional fact's value, or the default when it is empty",
 }
 
 
@@ -66,6 +75,7 @@ class Symbol:
     kind: str  # "fact", "parameter" or "builtin"
     type: Type
     interval: ast.Interval = None
+    optional: bool = False  # a fact a record may leave empty: read only under is_set()
 
 
 Scope = Mapping[str, Symbol]
@@ -87,7 +97,10 @@ def check(
     condition holds, while all checks of the arithmetic use the declared ranges (see the
     module's docstring).
     """
-    typed = _Checker(scope).visit(node)
+    # An amount is only computed when its rule's condition holds: what the condition proves
+    # present (``is_set(x) and ...``) may be read in the amount.
+    guarded = known_set(when, True) if when is not None else frozenset()
+    typed = _Checker(scope, guarded=guarded).visit(node)
     if expect is not None:
         ok = typed.type.numeric if expect == "numeric" else typed.type.kind == expect.kind
         if not ok:
@@ -98,7 +111,7 @@ def check(
             raise PolicyTypeError(f"the {what} must be {wanted}, but this is {typed.type}{hint}", node.span)
     narrowed = None if when is None or typed.interval is None else assume(when, scope)
     if narrowed is not None:
-        used = _Checker(narrowed, conditional=True).visit(node)
+        used = _Checker(narrowed, conditional=True, guarded=guarded).visit(node)
         low = max(typed.interval[0], used.interval[0])
         high = min(typed.interval[1], used.interval[1])
         typed = attrs.evolve(typed, interval=(low, high))
@@ -122,6 +135,26 @@ def assume(condition: ast.Node, scope: Scope) -> Scope | None:
         name: attrs.evolve(symbol, interval=narrowed[name]) if name in narrowed else symbol
         for name, symbol in scope.items()
     }
+
+
+def known_set(node: ast.Node | None, holds: bool) -> frozenset[str]:
+    """The optional facts certainly present whenever ``node`` evaluates to ``holds``: what a
+    guard such as ``is_set(halted) and ...`` or ``not is_set(halted) or ...`` proves for the
+    operands after it, and for the branches of an if()."""
+    if node is None:
+        return frozenset()
+    if isinstance(node, ast.Call) and node.function == "is_set" and node.args and isinstance(node.args[0], ast.Name):
+        return frozenset({node.args[0].name}) if holds else frozenset()
+    if isinstance(node, ast.Unary) and node.op == "not":
+        return known_set(node.operand, not holds)
+    if isinstance(node, ast.BoolOp):
+        parts = [known_set(operand, holds) for operand in node.operands]
+        # 'and' true or 'or' false: every operand has that truth value, so each guard holds;
+        # otherwise only what every operand proves on its own.
+        if (node.op == "and") == holds:
+            return frozenset().union(*parts)
+        return frozenset.intersection(*parts)
+    return frozenset()
 
 
 def _literal_type(value) -> Type:
@@ -166,9 +199,13 @@ class _Checker:
     """``conditional``: the pass for the range of a value *when used* (``check(when=...)``),
     in which an if() branch is also checked under its own condition (or its negation)."""
 
-    def __init__(self, scope: Scope, conditional: bool = False):
+    def __init__(self, scope: Scope, conditional: bool = False, guarded: frozenset[str] = frozenset()):
         self.scope = scope
         self.conditional = conditional
+        self.guarded = guarded  # optional facts proven present where this checker looks
+
+    def _guarding(self, extra: frozenset[str]) -> _Checker:
+        return self if extra <= self.guarded else _Checker(self.scope, self.conditional, self.guarded | extra)
 
     def visit(self, node: ast.Node) -> ast.Node:
         method = getattr(self, f"visit_{type(node).__name__}")
@@ -194,6 +231,13 @@ class _Checker:
                 f"unknown name {node.name!r}: not a fact, parameter or built-in of this policy",
                 node.span,
                 suggestion=close[0] if close else None,
+            )
+        if symbol.optional and node.name not in self.guarded:
+            raise PolicyTypeError(
+                f"{node.name!r} may be empty in a record (it is optional): read it only where "
+                f"it is known to be set, as in 'is_set({node.name}) and ...' or "
+                f"if(is_set({node.name}), ..., ...), or give a default: value_or({node.name}, ...)",
+                node.span,
             )
         return attrs.evolve(node, type=symbol.type, kind=symbol.kind, interval=symbol.interval)
 
@@ -304,7 +348,13 @@ class _Checker:
         return left, right
 
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.Node:
-        operands = tuple(self.visit(operand) for operand in node.operands)
+        # Each operand is read only where the ones before it let the result stay open: after
+        # true ones in an 'and', after false ones in an 'or'. Their guards carry forward.
+        typed, guarded = [], frozenset()
+        for operand in node.operands:
+            typed.append(self._guarding(guarded).visit(operand))
+            guarded |= known_set(operand, node.op == "and")
+        operands = tuple(typed)
         for operand in operands:
             self._require(operand, BOOLEAN, f"'{node.op}' combines true/false values")
         return self._fold(attrs.evolve(node, operands=operands, type=BOOLEAN))
@@ -331,18 +381,113 @@ class _Checker:
             )
         if node.function == "date":
             return self._date_literal(node)
-        if self.conditional and node.function == "if" and len(node.args) == 3:
+        if node.function in ("is_set", "value_or"):
+            return self._optional_call(node)
+        if node.function in ("add_days", "days_between"):
+            return self._day_arithmetic(node)
+        if node.function == "if" and len(node.args) == 3:
             condition = self.visit(node.args[0])
-            if condition.type == BOOLEAN:
-                taken = [self._under(condition, holds) for holds in (True, False)]
-                when_true, when_false = ((checker or self).visit(arg) for checker, arg in zip(taken, node.args[1:], strict=True))
+            branches = [self._guarding(known_set(node.args[0], holds)) for holds in (True, False)]
+            if self.conditional and condition.type == BOOLEAN:
+                taken = [self._under(condition, holds, branch) for holds, branch in zip((True, False), branches, strict=True)]
+                when_true, when_false = ((checker or branch).visit(arg) for checker, branch, arg in zip(taken, branches, node.args[1:], strict=True))
                 result = self.call_if(node, (condition, when_true, when_false))
                 for checker, other in zip(taken, (when_false, when_true), strict=True):
                     if checker is None and result.interval is not None:  # this branch is never taken
                         result = attrs.evolve(result, interval=other.interval)
                 return result
+            args = (condition, *(branch.visit(arg) for branch, arg in zip(branches, node.args[1:], strict=True)))
+            return self.call_if(node, args)
         args = tuple(self.visit(arg) for arg in node.args)
         return getattr(self, f"call_{node.function}")(node, args)
+
+    def _optional_call(self, node: ast.Call) -> ast.Node:
+        """is_set(fact) and value_or(fact, default): the only reads of an optional fact that
+        need no guard."""
+        usage = "is_set(fact)" if node.function == "is_set" else "value_or(fact, default)"
+        self._arity(node, node.args, 1 if node.function == "is_set" else 2)
+        name = node.args[0]
+        symbol = self.scope.get(name.name) if isinstance(name, ast.Name) else None
+        if symbol is None or symbol.kind != "fact":
+            raise PolicyTypeError(f"{node.function}() takes the name of a fact: {usage}", name.span)
+        if not symbol.optional:
+            raise PolicyTypeError(
+                f"{name.name!r} is never empty (its fact is not declared 'optional: true'), "
+                f"so {node.function}() would change nothing",
+                name.span,
+            )
+        fact = attrs.evolve(name, type=symbol.type, kind="fact", interval=symbol.interval)
+        if node.function == "is_set":
+            return attrs.evolve(node, args=(fact,), type=BOOLEAN)
+        default = self.visit(node.args[1])
+        fact, default = self._same_kind(node, fact, default, "the default of value_or() must be")
+        result = default.type if default.type == DECIMAL else fact.type
+        interval = None
+        if fact.interval and default.interval:
+            interval = (min(fact.interval[0], default.interval[0]), max(fact.interval[1], default.interval[1]))
+        return self._bounded(attrs.evolve(node, args=(fact, default), type=result, interval=interval))
+
+    def _same_kind(self, node, first: ast.Node, second: ast.Node, message: str) -> tuple[ast.Node, ast.Node]:
+        a, b = first.type, second.type
+        if (a.numeric and b.numeric) or a == b:
+            return first, second
+        if a.categorical and b.categorical:
+            return self._categorical_pair(first, second)
+        raise PolicyTypeError(f"{message} {a}, like the fact, but this is {b}", second.span)
+
+    def _day_arithmetic(self, node: ast.Call) -> ast.Node:
+        """add_days() and days_between() are plain date arithmetic, named so that no rule
+        subtracts dates by hand: they are checked here and compile to '+' and '-'."""
+        if node.function == "add_days":
+            self._arity(node, node.args, 2)
+            day, days = (self.visit(arg) for arg in node.args)
+            self._require(day, DATE, "the first argument of add_days() is a date")
+            self._require(days, INTEGER, "the second argument of add_days() is a whole number of days")
+            return self._date_arithmetic(ast.Binary("+", day, days, span=node.span), day, days)
+        self._arity(node, node.args, 3)
+        first, last = (self.visit(arg) for arg in node.args[:2])
+        for arg in (first, last):
+            self._require(arg, DATE, "days_between() counts the days between two dates")
+        count = self._mode(node.args[2], DAY_COUNTS, "day count of days_between()")
+        days = self._date_arithmetic(ast.Binary("-", last, first, span=node.span), last, first)
+        if count != INCLUSIVE:
+            return days
+        one = self.visit_Literal(ast.Literal(1, span=node.span))
+        interval = _combine("+", days.interval, one.interval)
+        return self._finish(ast.Binary("+", days, one, span=node.span, type=INTEGER, interval=interval))
+
+    def _mode(self, node: ast.Node, modes: Mapping[str, str], what: str) -> str:
+        if not isinstance(node, ast.Literal) or node.value not in modes:
+            written = repr(node.value) if isinstance(node, ast.Literal) else "an expression"
+            close = difflib.get_close_matches(str(getattr(node, "value", "")), modes, n=1, cutoff=0.5)
+            raise PolicyTypeError(
+                f"the {what} must be written as one of " + ", ".join(f"'{m}'" for m in modes) + f" (got {written})",
+                node.span,
+                suggestion=close[0] if close else None,
+            )
+        return node.value
+
+    def call_add_months(self, node, args):
+        return self._add_months(node, args, 1)
+
+    def call_add_years(self, node, args):
+        return self._add_months(node, args, 12)
+
+    def _add_months(self, node, args, months_per_unit: int):
+        self._arity(node, args, 2, 3)
+        unit = "months" if months_per_unit == 1 else "years"
+        day, count = args[:2]
+        self._require(day, DATE, f"the first argument of {node.function}() is a date")
+        self._require(count, INTEGER, f"the second argument of {node.function}() is a whole number of {unit}")
+        mode = self._mode(args[2], ROUNDING_MODES, f"rounding of {node.function}()") if len(args) == 3 else MONTH_END
+        mode_node = attrs.evolve(ast.Literal(mode, span=node.span), type=STRING)
+        # A month is 28 to 31 days; a month-end or next-day rounding moves at most 3 more.
+        low_months, high_months = count.interval[0] * months_per_unit, count.interval[1] * months_per_unit
+        interval = (
+            day.interval[0] + min(low_months * 28, low_months * 31) - 3,
+            day.interval[1] + max(high_months * 28, high_months * 31) + 3,
+        )
+        return self._finish(attrs.evolve(node, args=(day, count, mode_node), type=DATE, interval=interval))
 
     def _date_literal(self, node: ast.Call) -> ast.Node:
         import datetime as dt
@@ -360,7 +505,7 @@ class _Checker:
     def _arity(self, node, args, low, high=None) -> None:
         high = low if high is None else high
         if not low <= len(args) <= (high or len(args)):
-            wanted = f"{low}" if low == high else f"at least {low}"
+            wanted = f"{low}" if low == high else (f"{low} or {high}" if high else f"at least {low}")
             raise PolicyTypeError(f"{node.function}() takes {wanted} arguments (got {len(args)})", node.span)
 
     def call_min(self, node, args):
@@ -432,13 +577,13 @@ class _Checker:
                         max(when_true.interval[1], when_false.interval[1]))
         return self._finish(attrs.evolve(node, args=args, type=result, interval=interval))
 
-    def _under(self, condition: ast.Node, holds: bool) -> _Checker | None:
+    def _under(self, condition: ast.Node, holds: bool, branch: _Checker) -> _Checker | None:
         """The checker for an if() branch taken when ``condition`` is ``holds``; None when
         that can never happen (the branch is still type-checked, its range does not count)."""
         if not holds:
             condition = attrs.evolve(ast.Unary("not", condition, span=condition.span), type=BOOLEAN)
         scope = assume(condition, self.scope)
-        return None if scope is None else _Checker(scope, conditional=True)
+        return None if scope is None else _Checker(scope, conditional=True, guarded=branch.guarded)
 
     # -- shared ------------------------------------------------------------------------------
     def _require(self, node: ast.Node, wanted: Type, message: str) -> None:

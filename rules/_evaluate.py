@@ -15,7 +15,13 @@ from fractions import Fraction
 from typing import Any
 
 from . import _ast as ast
+from . import _calendar as calendar
 from ._types import Kind, round_half_away, to_decimal
+
+
+class EmptyValueError(LookupError):
+    """An optional fact was read where it is empty. The checker proves this cannot happen in
+    a loaded policy; the durable compiler relies on it to leave a derived field out."""
 
 
 def evaluate(node: ast.Node, env: Mapping[str, Any]) -> Any:
@@ -29,9 +35,12 @@ def _literal(node: ast.Literal, env):
 
 def _name(node: ast.Name, env):
     try:
-        return env[node.name]
+        value = env[node.name]
     except KeyError:
         raise KeyError(f"no value bound for {node.name!r}") from None
+    if value is None:
+        raise EmptyValueError(f"{node.name!r} is empty in this record")
+    return value
 
 
 def _unary(node: ast.Unary, env):
@@ -91,10 +100,20 @@ def _in(node: ast.In, env):
 
 
 def _call(node: ast.Call, env):
-    args = [evaluate(arg, env) for arg in node.args]
     function = node.function
-    if function == "if":
-        return _coerce(node, args[1] if args[0] else args[2])
+    if function == "if":  # only the branch taken is read: the other may read an empty fact
+        taken = node.args[1] if evaluate(node.args[0], env) else node.args[2]
+        return _coerce(node, evaluate(taken, env))
+    if function == "is_set":
+        return env.get(node.args[0].name) is not None
+    if function == "value_or":
+        value = env.get(node.args[0].name)
+        return _coerce(node, evaluate(node.args[1], env) if value is None else value)
+    args = [evaluate(arg, env) for arg in node.args]
+    if function == "add_months":
+        return calendar.add_months(args[0], args[1], args[2])
+    if function == "add_years":
+        return calendar.add_years(args[0], args[1], args[2])
     if function in ("min", "max"):
         chosen = (min if function == "min" else max)(args)
         return _coerce(node, chosen)

@@ -242,6 +242,7 @@ def read_fact(name: str, section: Section) -> Fact:
         max=bounds.get("max"),
         format=fmt,
         aliases=aliases,
+        optional=section.get("optional", bool, required=False, default=False),
         span=section.span,
     )
     section.finish()

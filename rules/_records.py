@@ -22,12 +22,16 @@ from ._types import DECIMAL_PLACES, Kind, days_to_date
 TRUE_WORDS = frozenset({"true", "1", "是", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "否", "no", "n", "f"})
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+# How bureau systems write dates besides ISO: 2016年3月1日 (with or without leading zeros).
+_CHINESE_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$")
 
 
 def coerce(fact: Fact, raw: Any) -> Any:
-    """The value of ``fact`` in ``raw``, or RecordError."""
+    """The value of ``fact`` in ``raw`` (None for an empty optional fact), or RecordError."""
     if raw is None or (isinstance(raw, str) and not raw.strip()) or _is_nan(raw):
         # NaN is how pandas marks a gap in a numeric column
+        if fact.optional:
+            return None
         raise RecordError("is missing", fact.name, raw)
     try:
         value = _COERCERS[fact.type.kind](fact, raw.strip() if isinstance(raw, str) else raw)
@@ -66,9 +70,9 @@ def coerce_record(
         raise RecordError(f"a record must be a mapping of field names to values, got {type(record).__name__}")
     values = {}
     for name in needed if needed is not None else facts:
-        if name not in record:
+        if name not in record and not facts[name].optional:
             raise RecordError("is missing", name)
-        values[name] = coerce(facts[name], record[name])
+        values[name] = coerce(facts[name], record.get(name))
     return values
 
 
@@ -119,11 +123,15 @@ def _date(fact: Fact, raw: Any) -> dt.date:
     if isinstance(raw, dt.date):
         return raw
     if isinstance(raw, str):
+        written = _CHINESE_DATE.match(raw)
         try:
-            return dt.date.fromisoformat(raw)
+            if written:
+                return dt.date(*map(int, written.groups()))
+            if len(raw) == 10:  # fromisoformat also takes 20120414, which no form of ours is
+                return dt.date.fromisoformat(raw)
         except ValueError:
             pass
-    raise RecordError(f"must be a date YYYY-MM-DD, got {raw!r}", fact.name, raw)
+    raise RecordError(f"must be a date YYYY-MM-DD or YYYY年M月D日, got {raw!r}", fact.name, raw)
 
 
 def _string(fact: Fact, raw: Any) -> str:

@@ -76,6 +76,9 @@ class Fact:
     max: Any = None
     format: str | None = None  # "uscc": verified as a 统一社会信用代码
     aliases: tuple[str, ...] = ()
+    # A record may leave it empty (a halt that did not happen): rules read it only under
+    # is_set() or through value_or(), which the checker enforces; never a made-up value.
+    optional: bool = False
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -309,7 +312,7 @@ class Policy:
 
 def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[str, Symbol]:
     """The names an expression of a policy may use."""
-    scope = {name: Symbol("fact", fact.type, fact.interval) for name, fact in facts.items()}
+    scope = {name: Symbol("fact", fact.type, fact.interval, fact.optional) for name, fact in facts.items()}
     scope.update(
         {name: Symbol("parameter", p.type, p.interval) for name, p in parameters.items()}
     )

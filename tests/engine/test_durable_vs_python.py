@@ -198,6 +198,8 @@ facts:
   s1: {type: string}
   e1: {type: enum, values: [甲, 乙, 丙, 丁]}
   t1: {type: date, min: 2010-01-01, max: 2014-12-31}
+  o1: {type: integer, min: -5, max: 5, optional: true}
+  ot: {type: date, min: 2010-01-01, max: 2014-12-31, optional: true}
 parameters:
   pi:
     type: integer
@@ -234,7 +236,11 @@ class RandomExpressions:
         if choice == 1:
             return r.choice(["0.5", "1.25", "2.5", "0.0001", "10.4999", "3.3333", "0.0", "-0.5"])
         if choice == 2:
-            return r.choice(["i1", "i2", "i3", "pi", "(t1 - pt)", "(as_of - t1)", "-i1"])
+            return r.choice([
+                "i1", "i2", "i3", "pi", "(t1 - pt)", "(as_of - t1)", "-i1", "value_or(o1, i3)",
+                "if(is_set(o1), o1, -1)", f"days_between(t1, pt, '{r.choice(['inclusive', 'exclusive'])}')",
+                "if(is_set(ot), days_between(t1, ot, 'exclusive'), 0)",
+            ])
         if choice == 3:
             return r.choice(["d1", "d2", "pd", "-d1"])
         a = self.number(depth - 1)
@@ -252,9 +258,13 @@ class RandomExpressions:
 
     def date(self) -> str:
         r = self.r
+        mode = r.choice(["", ", 'month_end'", ", 'next_day'"])
         return r.choice([
             "t1", "pt", "as_of", f"(t1 + {r.randrange(-30, 30)})", "date('2012-04-14')",
             f"(pt - {r.randrange(100)})", "min(t1, pt)", "max(t1, as_of)", "if(b1, t1, pt)",
+            f"add_months(t1, {r.randrange(-14, 14)}{mode})", f"add_years(t1, {r.choice(['pi', '2', '-1'])}{mode})",
+            f"add_days(t1, {r.choice(['i3', '30', '-1'])})", "value_or(ot, t1)", "if(is_set(ot), ot, pt)",
+            f"add_months(value_or(ot, pt), i3{mode})",
         ])
 
     def boolean(self, depth: int) -> str:
@@ -269,7 +279,12 @@ class RandomExpressions:
         if choice == 1:
             return f"{self.date()} {r.choice(COMPARE)} {self.date()}"
         if choice == 2:
-            return r.choice(["b1", "b2", "pb", "true", "false", "not b1", "b1 == pb", "b1 != b2"])
+            return r.choice([
+                "b1", "b2", "pb", "true", "false", "not b1", "b1 == pb", "b1 != b2", "is_set(o1)",
+                "not is_set(ot)", f"(is_set(o1) and o1 {r.choice(COMPARE)} {r.choice(['0', '1', 'i3'])})",
+                f"(not is_set(ot) or ot {r.choice(COMPARE)} {self.date()})",
+                f"not (is_set(ot) and add_years(ot, 2) {r.choice(COMPARE)} {self.date()})",
+            ])
         if choice == 3:
             if r.random() < 0.5:
                 return f"e1 {r.choice(['==', '!='])} '{r.choice(CHOICES)}'"
@@ -327,7 +342,11 @@ def random_record(rng: random.Random) -> dict:
         "s1": rng.choice(TEXTS[:2] + TEXTS[3:]), "e1": rng.choice(CHOICES),  # a blank cell is a missing value
         "t1": rng.choice([
             (dt.date(2010, 1, 1) + dt.timedelta(days=pick(0, 1825))).isoformat(), "2012-03-01", "2012-04-14",
+            "2012-01-31", "2012-02-29",  # ambiguous month and year additions
         ]),
+        # optional facts: empty often (None, an empty cell, or absent), else a usual value
+        "o1": rng.choice([None, "", pick(-5, 5, 0, 1)]),
+        "ot": rng.choice([None, "", "2012-03-31", (dt.date(2010, 1, 1) + dt.timedelta(days=pick(0, 1825))).isoformat()]),
     }
 
 
@@ -335,7 +354,7 @@ def test_differential_random_policies_durable_equals_python(tmp_path: Path):
     rng = random.Random(20110101)
     policies = 300 * STRESS
     records_per_policy = 25
-    rejected, derived, negated, deep, fired, judged = [], 0, 0, 0, 0, 0
+    rejected, derived, negated, deep, fired, judged, empty_reads = [], 0, 0, 0, 0, 0, 0
     differences = []
     for index in range(policies):
         path = tmp_path / f"p{index}.yaml"
@@ -353,6 +372,9 @@ def test_differential_random_policies_durable_equals_python(tmp_path: Path):
         with Evaluator([policy], backend="durable") as durable, Evaluator([policy], backend="python") as python:
             for _ in range(records_per_policy):
                 record = random_record(rng)
+                if rng.random() < 0.2:
+                    record.pop("ot")  # an optional field may also be absent
+                empty_reads += "is_set" in policy.rules[0].condition_text and record.get("ot") in (None, "")
                 as_of = dt.date(2010, 6, 1) + dt.timedelta(days=rng.randint(0, 1500))
                 a, b = durable.evaluate(record, as_of=as_of), python.evaluate(record, as_of=as_of)
                 judged += 1
@@ -368,6 +390,7 @@ def test_differential_random_policies_durable_equals_python(tmp_path: Path):
     assert derived > policies
     assert negated > policies // 3
     assert deep > 5
+    assert empty_reads > policies // 20  # conditions guarded against an empty optional fact
     assert 0.2 < fired / (judged * 3) < 0.8
 
 
