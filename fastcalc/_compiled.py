@@ -115,8 +115,9 @@ class Register:
 
     ``role``: "scratch" (``slot``), "fact" (the value of ``name``: a view of its column when
     the column has the register's dtype, else a scratch slot filled by a LOAD), "raw" (a view
-    of the narrow column of fact ``name``), "valid" (the accepted-rows mask) or "out"
-    (``name`` = fired, amounts, sanctions, total, rewards; ``row`` in that output).
+    of the narrow column of fact ``name``), "present" (uint8, 1 where the optional fact
+    ``name`` has a value), "valid" (the accepted-rows mask) or "out" (``name`` = fired,
+    amounts, sanctions, total, rewards; ``row`` in that output).
     """
 
     role: str
@@ -152,7 +153,7 @@ class CompiledProgram:
     aux: np.ndarray  # int64
     patches: tuple  # (("code", index, field) | ("aux", index), Patch, rule index)
     registers: tuple[Register, ...]
-    register_index: dict  # ("fact" | "raw", name), ("out", output, row), ("valid",) -> index
+    register_index: dict  # ("fact" | "raw" | "present", name), ("out", output, row), ("valid",) -> index
     n_temp_slots: int
     kernel_facts: tuple[str, ...]  # facts whose columns the kernel reads
     loaded_facts: frozenset  # those read by instructions (not only as payer codes): loaded per block
