@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
+from ecorules.rules import Kind
 from ecorules.rules._arrow import numbers
 
 from .._sources import ColumnResolver, Registry, Reject
@@ -104,7 +105,8 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
         found = Rejects()
         # text columns are only checked here (a per-value pass over ten million distinct
         # case_ids would be slow); their stripped texts are coded below with Arrow
-        read = name not in texts
+        # enums stay text too: the kernel decides them once per distinct value
+        read = name not in texts and plan.facts[name].type.kind is not Kind.ENUM
         column = validate_column(plan.facts[name], cases.table[name], n, read, found)
         for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
             cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
