@@ -84,6 +84,12 @@ def bind(c: CompiledProgram, code: np.ndarray, aux: np.ndarray, columns: dict, o
         elif reg.role == "out":
             array = outputs[reg.name]
             _view(entry, array[reg.row] if array.ndim == 2 else array, n, opc.REGISTER_DTYPE[reg.vt])
+        elif reg.role == "present":
+            present = columns[reg.name].present
+            if present is None:  # an unchecked column: no rule that runs reads it
+                entry["kind"], entry["dtype"], entry["itemsize"], entry["addr"] = opc.REG_SCRATCH, 1, 8, 0
+            else:
+                _view(entry, present, n, "uint8")
         elif reg.role == "raw":
             values = columns[reg.name].values
             if values is None:  # an unchecked column: no rule that runs reads it

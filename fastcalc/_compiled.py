@@ -115,8 +115,9 @@ class Register:
 
     ``role``: "scratch" (``slot``), "fact" (the value of ``name``: a view of its column when
     the column has the register's dtype, else a scratch slot filled by a LOAD), "raw" (a view
-    of the narrow column of fact ``name``), "valid" (the accepted-rows mask) or "out"
-    (``name`` = fired, amounts, sanctions, total, rewards; ``row`` in that output).
+    of the narrow column of fact ``name``), "present" (uint8, 1 where the optional fact
+    ``name`` has a value), "valid" (the accepted-rows mask) or "out" (``name`` = fired,
+    amounts, sanctions, total, rewards; ``row`` in that output).
     """
 
     role: str
@@ -153,7 +154,7 @@ class CompiledProgram:
     aux: np.ndarray  # int64
     patches: tuple  # (("code", index, field) | ("aux", index), Patch, rule index)
     registers: tuple[Register, ...]
-    register_index: dict  # ("fact" | "raw", name), ("out", output, row), ("valid",) -> index
+    register_index: dict  # ("fact" | "raw" | "present", name), ("out", output, row), ("valid",) -> index
     n_temp_slots: int
     kernel_facts: tuple[str, ...]  # facts whose columns the kernel reads
     loaded_facts: frozenset  # those read by instructions (not only as payer codes): loaded per block
@@ -238,6 +239,9 @@ def check_program(program: CompiledProgram) -> None:
             start, count = int(row["k"]), int(row["k2"])
             if start < 0 or count < 1 or start + count > len(program.aux):
                 raise KernelError(f"{where}: list aux[{start}:{start + count}] out of range")
+        mode_field = {"ADD_MONTHS_RK": "k2", "ADD_MONTHS_RR": "k"}.get(spec.name)
+        if mode_field and int(row[mode_field]) not in opc.ADD_MONTHS_MODES.values():
+            raise KernelError(f"{where}: unknown rounding mode {int(row[mode_field])}")
         if spec.name == "DIV_RK" and int(row["k"]) == 0:
             raise KernelError(f"{where}: division by zero")
 

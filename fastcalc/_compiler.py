@@ -55,7 +55,7 @@ class _ProgramBuilder:
             for name, fact in policy.facts.items():
                 self.facts.setdefault(name, fact)
         self.used_facts: dict[str, None] = {}
-        self.fact_values: dict = {}
+        self.pinned_values: dict = {}  # (emitter id, virtual value) -> ("fact" | "present", name)
         self.string_literals: dict[str, set] = {}
         self.literal_table: dict[str, int] = {}
 
@@ -140,22 +140,28 @@ class _ProgramBuilder:
                 raise KernelError(f"the divisor {ast.render(node)} may reach {bound}, too large", node.span)
 
 
+def _alternatives(node: ast.Node) -> tuple[ast.Node, ...]:
+    """The subexpressions whose value ``node``'s value is: the branches of if(), a fact and
+    its default in value_or()."""
+    if isinstance(node, ast.Call) and node.function == "if":
+        return node.args[1:]
+    if isinstance(node, ast.Call) and node.function == "value_or":
+        return node.args
+    return ()
+
+
 def _string_facts(node: ast.Node) -> set:
-    """The string facts whose text ``node``'s value can be (through if() branches)."""
+    """The string facts whose text ``node``'s value can be (through if() and value_or())."""
     if isinstance(node, ast.Name) and node.kind == "fact" and node.type.kind is Kind.STRING:
         return {node.name}
-    if isinstance(node, ast.Call) and node.function == "if":
-        return _string_facts(node.args[1]) | _string_facts(node.args[2])
-    return set()
+    return set().union(*(_string_facts(arg) for arg in _alternatives(node)))
 
 
 def _string_texts(node: ast.Node) -> set:
     """The literal texts ``node``'s value can be."""
     if isinstance(node, ast.Literal) and isinstance(node.value, str):
         return {node.value}
-    if isinstance(node, ast.Call) and node.function == "if":
-        return _string_texts(node.args[1]) | _string_texts(node.args[2])
-    return set()
+    return set().union(*(_string_texts(arg) for arg in _alternatives(node)))
 
 
 # -- the whole program ------------------------------------------------------------------------------
@@ -192,6 +198,10 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                 findings.append(FindingSlot(policy.key, rule.id, index, finding.kind, finding.payer))
                 finding_rules.append(r)
                 if finding.payer != ENTERPRISE:
+                    if builder.facts[finding.payer].optional:
+                        # an empty row would be rolled up under the placeholder code 0, a real label
+                        raise KernelError(f"the payer {finding.payer!r} of {policy.key} rule {rule.id} is an "
+                                          "optional fact: a finding needs a payer in every row", rule.span)
                     builder.use_fact(finding.payer)
                 out = ("out", "amounts", f)
                 amount = compiler.number(finding.amount, 1)
@@ -265,11 +275,13 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         vt = U8 if builder.facts[name].type.kind is Kind.BOOLEAN else I64
         register(("fact", name), Register("fact", vt, name))
         register(("raw", name), Register("raw", "raw", name))
+        if builder.facts[name].optional:
+            register(("present", name), Register("present", U8, name))
     out_types = {"fired": U8, "sanctions": U8, "amounts": I64, "total": I64, "rewards": I64}
 
     # Virtual values of facts map to the fact registers; the others get scratch slots, freed
     # after their last use (a slot is never the dst of an instruction reading it).
-    fact_of_value = {value: name for (emitter_id, value), name in builder.fact_values.items()}
+    pinned_of_value = {value: key for (emitter_id, value), key in builder.pinned_values.items()}
     last_use: dict[int, int] = {}
     for position, ins in enumerate(emitter.instrs):
         for field in ("a", "b", "c"):
@@ -285,8 +297,8 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
             return -1
         if operand[0] == "v":
             value = operand[1]
-            if value in fact_of_value:
-                return index_of[("fact", fact_of_value[value])]
+            if value in pinned_of_value:
+                return index_of[pinned_of_value[value]]
             vt, slot = emitter.vtypes[value], slot_of[value]
             # one register per (slot, type): a slot holds i64 and u8 values at different times
             return register(("slot", slot, vt), Register("scratch", vt, slot=slot))
@@ -313,7 +325,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         row["dst"] = operand_index(dst)
         for field in ("a", "b", "c"):
             operand = ins[field]
-            if operand is not None and operand[0] == "v" and operand[1] not in fact_of_value \
+            if operand is not None and operand[0] == "v" and operand[1] not in pinned_of_value \
                     and last_use.get(operand[1]) == position and operand[1] in slot_of:
                 free_slots.append(slot_of.pop(operand[1]))
         rule = ins["gate"] - 1 if ins["gate"] > 0 else None

@@ -45,10 +45,59 @@ cdef extern from *:
     static inline int fc_add_overflow(int64_t a, int64_t b, int64_t *out) {
         return __builtin_add_overflow(a, b, out);
     }
+
+    /* Calendar months on day numbers (days since 1970-01-01, proleptic Gregorian), as
+       rules/_calendar.add_months. Conversions after Howard Hinnant's public-domain
+       days_from_civil / civil_from_days: years counted from March, so that the leap day is
+       the last day of its year, in 400-year eras of 146097 days.
+       Rows that are rejected, or whose optional fact is empty, hold arbitrary values here
+       (their result is masked later): inputs are clamped to 0001-01-01 .. 9999-12-31 and
+       +-10,000 years, so every intermediate stays small and no row can misbehave. Valid rows
+       are never clamped: the checker bounds them within that range. */
+    #define FC_DAY_MIN (-719162)        /* 0001-01-01 */
+    #define FC_DAY_MAX 2932896          /* 9999-12-31 */
+    #define FC_MONTHS_MAX 120000        /* 10,000 years */
+
+    static inline int64_t fc_days_from_civil(int64_t y, int64_t m, int64_t d) {
+        y -= m <= 2;                                      /* January, February: previous year */
+        int64_t era = (y >= 0 ? y : y - 399) / 400;       /* floor division */
+        int64_t yoe = y - era * 400;                      /* 0 .. 399 */
+        int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  /* 0 = March 1 */
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* 0 .. 146096 */
+        return era * 146097 + doe - 719468;               /* 719468: 0000-03-01 .. 1970-01-01 */
+    }
+
+    static inline int64_t fc_add_months(int64_t days, int64_t months, int64_t mode) {
+        int64_t z, era, doe, yoe, doy, mp, y, m, d, index, ny, nm, last, leap;
+        days = days < FC_DAY_MIN ? FC_DAY_MIN : (days > FC_DAY_MAX ? FC_DAY_MAX : days);
+        months = months < -FC_MONTHS_MAX ? -FC_MONTHS_MAX : (months > FC_MONTHS_MAX ? FC_MONTHS_MAX : months);
+        /* civil_from_days: z >= 0 after the shift, so C division is floor division */
+        z = days + 719468;
+        era = z / 146097;
+        doe = z - era * 146097;
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mp = (5 * doy + 2) / 153;                         /* 0 = March .. 11 = February */
+        d = doy - (153 * mp + 2) / 5 + 1;
+        m = mp < 10 ? mp + 3 : mp - 9;
+        y = era * 400 + yoe + (m <= 2);
+        /* the target month, counted from January of year 0 (negative before it: floor division) */
+        index = y * 12 + (m - 1) + months;
+        ny = (index >= 0 ? index : index - 11) / 12;
+        nm = index - ny * 12 + 1;
+        leap = (ny % 4 == 0 && ny % 100 != 0) || ny % 400 == 0;
+        last = nm == 2 ? 28 + leap : 30 + ((nm ^ (nm >> 3)) & 1);   /* 31: Jan, Mar .. Jul, Aug, Oct, Dec */
+        if (d <= last) {
+            return fc_days_from_civil(ny, nm, d);
+        }
+        /* no such day: the month's last day (month_end, 0) or the next month's first (next_day) */
+        return fc_days_from_civil(ny, nm, last) + (mode != 0);
+    }
     """
     int64_t fc_mul_decimal(int64_t a, int64_t b) noexcept nogil
     int64_t fc_div_scaled(int64_t a, int64_t multiplier, int64_t divisor) noexcept nogil
     bint fc_add_overflow(int64_t a, int64_t b, int64_t *out) noexcept nogil
+    int64_t fc_add_months(int64_t days, int64_t months, int64_t mode) noexcept nogil
 
 cdef enum:
     DECIMAL_SCALE = 10000  # decimals are int64 holding value * 10**4 (rules/_types.py)
@@ -298,6 +347,15 @@ cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
         d = I64(ptr, ins.dst); au = U8(ptr, ins.a); b = I64(ptr, ins.b); c = I64(ptr, ins.c)
         for i in range(n):
             d[i] = b[i] if au[i] else c[i]
+    # -- calendar ------------------------------------------------------------------------------
+    elif op == OP_ADD_MONTHS_RK:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
+        for i in range(n):
+            d[i] = fc_add_months(a[i], k, k2)
+    elif op == OP_ADD_MONTHS_RR:
+        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
+        for i in range(n):
+            d[i] = fc_add_months(a[i], b[i], k)
     # -- comparisons -------------------------------------------------------------------------
     elif op == OP_EQ_RR:
         du = U8(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)

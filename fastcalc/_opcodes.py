@@ -73,6 +73,11 @@ _TABLE = [
     ("FLOOR", I64, I64, None, None, None, None, "dst = floor(a / 10**4)"),
     ("CEIL", I64, I64, None, None, None, None, "dst = ceil(a / 10**4)"),
     ("SELECT_I64", I64, U8, I64, I64, None, None, "dst = a ? b : c"),
+    # -- calendar (rules/_calendar.py): dates are day numbers, modes are ADD_MONTHS_MODES ------
+    ("ADD_MONTHS_RK", I64, I64, None, None, "months", "mode",
+     "dst = date a moved by k calendar months, a missing day resolved by mode k2"),
+    ("ADD_MONTHS_RR", I64, I64, I64, None, "mode", None,
+     "dst = date a moved by b calendar months, a missing day resolved by mode k"),
     ("EQ_RR", U8, I64, I64, None, None, None, "dst = a == b"),
     ("NE_RR", U8, I64, I64, None, None, None, "dst = a != b"),
     ("LT_RR", U8, I64, I64, None, None, None, "dst = a < b"),
@@ -119,6 +124,10 @@ _TABLE = [
 OPCODES: tuple[Op, ...] = tuple(Op(code, *row) for code, row in enumerate(_TABLE))
 BY_NAME: dict[str, Op] = {op.name: op for op in OPCODES}
 
+# How ADD_MONTHS resolves a target month without the day (Jan 31 + 1 month): the rounding
+# modes of rules/_calendar.py, as the immediate the kernel reads (fc_add_months in _kernel.pyx).
+ADD_MONTHS_MODES = {"month_end": 0, "next_day": 1}
+
 ROLLUP_MAX_SLOTS = 64  # finding slots one payer fact may have (ROLLUP_MAX_SLOTS in _kernel.pyx)
 
 # Kernel return codes (also in the .pxd): raised as exceptions once the GIL is back.
@@ -154,4 +163,4 @@ def pxd_enum() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BY_NAME", "DTYPES", "DTYPE_CODE", "INSTR_DTYPE", "OPCODES", "Op", "REG_DTYPE", "pxd_enum"]
+__all__ = ["ADD_MONTHS_MODES", "BY_NAME", "DTYPES", "DTYPE_CODE", "INSTR_DTYPE", "OPCODES", "Op", "REG_DTYPE", "pxd_enum"]

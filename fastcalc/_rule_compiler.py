@@ -92,17 +92,24 @@ class _RuleCompiler:
         return self.emit.op(name, *args, gate=self.gate, **kwargs)
 
     def fact(self, node: ast.Name) -> Val:
+        """The value of a fact (of an optional fact: 0 where it is empty, which the checker's
+        guards keep from deciding anything)."""
         vt = U8 if node.type.kind is Kind.BOOLEAN else I64
         self.program.use_fact(node.name)
-        return Val(vt, reg=self.fact_value(node.name, vt))
+        return Val(vt, reg=self.pinned(("fact", node.name), vt))
 
-    def fact_value(self, name: str, vt: str) -> int:
-        """Facts are pinned registers; give each a stable virtual value id in this emitter."""
-        key = ("fact", name)
+    def present(self, node: ast.Name) -> Val:
+        """is_set(fact): the validity column of an optional fact (1 where it has a value)."""
+        self.program.use_fact(node.name)
+        return Val(U8, reg=self.pinned(("present", node.name), U8))
+
+    def pinned(self, key: tuple, vt: str) -> int:
+        """Columns are pinned registers (``key`` names one in _assemble); give each a stable
+        virtual value id in this emitter."""
         if key not in self.emit.cse:
             value = self.emit.new_value(vt)
             self.emit.cse[key] = value
-            self.program.fact_values[(id(self.emit), value)] = name
+            self.program.pinned_values[(id(self.emit), value)] = key
         return self.emit.cse[key]
 
     def materialise(self, val: Val) -> Val:
@@ -192,6 +199,12 @@ class _RuleCompiler:
 
     def call_number(self, node: ast.Call, native: int) -> Val:
         function = node.function
+        if function in ("add_months", "add_years"):
+            return self.add_months(node)
+        if function == "value_or":
+            fact, default = node.args
+            return self.op("SELECT_I64", self.present(fact), self.number(fact, native),
+                           self.materialise(self.number(default, native)))
         if function in ("min", "max"):
             return self.fold(function.upper(), [self.number(arg, native) for arg in node.args])
         if function == "abs":
@@ -212,6 +225,21 @@ class _RuleCompiler:
             return self.op("SELECT_I64", condition, when_true, when_false)
         raise KernelError(f"the kernel has no function {function}()", node.span)
 
+    def add_months(self, node: ast.Call) -> Val:
+        """add_months(date, n, mode) and add_years(date, n, mode) = add_months(date, 12 n, mode):
+        ADD_MONTHS_RK when the count is a constant (a literal or a parameter, x 12 for years),
+        else ADD_MONTHS_RR on a register of months."""
+        day_node, count_node, mode_node = node.args
+        mode = Fixed(opc.ADD_MONTHS_MODES[mode_node.value])
+        per_unit = 12 if node.function == "add_years" else 1
+        day = self.materialise(self.number(day_node, 1))
+        if not self.reads_facts(count_node):
+            return self.op("ADD_MONTHS_RK", day, k=self.const("value", count_node, I64, scale=per_unit).const, k2=mode)
+        months = self.number(count_node, 1)
+        if per_unit != 1:  # |n| is bounded by the checker's date range: 12 n cannot overflow
+            months = self.op("MUL_RK", months, k=Fixed(per_unit))
+        return self.op("ADD_MONTHS_RR", day, months, k=mode)
+
     # -- booleans -------------------------------------------------------------------------------
     def boolean(self, node: ast.Node) -> Val:
         if not self.reads_facts(node):
@@ -231,6 +259,11 @@ class _RuleCompiler:
             when_true = self.materialise(self.boolean(node.args[1]))
             when_false = self.materialise(self.boolean(node.args[2]))
             return self.op("SELECT_U8", condition, when_true, when_false)
+        if isinstance(node, ast.Call) and node.function == "is_set":
+            return self.present(node.args[0])
+        if isinstance(node, ast.Call) and node.function == "value_or":
+            fact, default = node.args
+            return self.op("SELECT_U8", self.present(fact), self.fact(fact), self.materialise(self.boolean(default)))
         raise KernelError(f"the kernel cannot compute {ast.render(node)} as true/false", node.span)
 
     def bool_op(self, node: ast.BoolOp) -> Val:
@@ -313,6 +346,10 @@ class _RuleCompiler:
             when_true = self.materialise(self.categorical(node.args[1], domain))
             when_false = self.materialise(self.categorical(node.args[2], domain))
             return self.op("SELECT_I64", condition, when_true, when_false)
+        if isinstance(node, ast.Call) and node.function == "value_or":
+            fact, default = node.args
+            return self.op("SELECT_I64", self.present(fact), self.fact(fact),
+                           self.materialise(self.categorical(default, domain)))
         raise KernelError(f"the kernel cannot compute {ast.render(node)} as {node.type}", node.span)
 
 

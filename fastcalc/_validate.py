@@ -47,6 +47,8 @@ def as_column(raw: Any) -> np.ndarray | pa.Array | pa.ChunkedArray:
         return raw if raw.num_chunks else pa.array([], raw.type)
     if isinstance(raw, pa.Array):
         return raw
+    if isinstance(raw, np.ma.MaskedArray):
+        return _unmasked(raw)
     module = type(raw).__module__
     if module.startswith("pandas"):
         dtype = getattr(raw, "dtype", None)
@@ -66,6 +68,24 @@ def as_column(raw: Any) -> np.ndarray | pa.Array | pa.ChunkedArray:
         if converted is not None:
             return converted
     return array
+
+
+def _unmasked(raw: np.ma.MaskedArray) -> np.ndarray | pa.Array:
+    """A masked array's masked cells are empty cells (never the data hidden under the mask)."""
+    data = np.asarray(raw.data)
+    if data.ndim != 1:
+        raise ValueError(f"a column must be one-dimensional, got shape {data.shape}")
+    mask = np.ma.getmaskarray(raw)
+    if not mask.any():
+        return as_column(data)
+    if data.dtype.kind != "O":
+        try:
+            return pa.array(data, mask=mask)
+        except (pa.ArrowException, TypeError, ValueError):
+            pass
+    objects = data.astype(object)
+    objects[mask] = None
+    return as_column(objects)
 
 
 def _object_to_arrow(array: np.ndarray) -> pa.Array | None:
@@ -89,10 +109,35 @@ def _object_to_arrow(array: np.ndarray) -> pa.Array | None:
 
 # -- the batch ------------------------------------------------------------------------------------------
 def validate_column(fact: Fact, raw: Any, n: int, read: bool, rejects: Rejects) -> ValidColumn:
-    """The kernel's view of one column; problems go to ``rejects``."""
+    """The kernel's view of one column; problems go to ``rejects``.
+
+    An optional fact's empty cells are no problem: they come back as ``present`` 0 with the
+    placeholder value 0, on which rules compute harmlessly, since the checker lets them read
+    the fact only where is_set() guards it (the guard then masks the result).
+    """
     column = as_column(raw)
     if len(column) != n:
         raise ValueError(f"column {fact.name!r} has {len(column)} rows, expected {n}")
+    if not fact.optional:
+        return _validate_kind(fact, column, n, read, rejects)
+    found = Rejects(absent=[])
+    valid = _validate_kind(fact, column, n, read, found)
+    for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
+        rejects.add(rows, values, reasons)
+    if not read:
+        return valid
+    present = np.ones(n, dtype=np.uint8)
+    values = valid.values
+    if found.absent:
+        empty = np.concatenate(found.absent)
+        present[empty] = 0
+        if values[empty].any():  # e.g. NaT in a zero-copy datetime64 view: never written into
+            values = values.copy()
+            values[empty] = 0
+    return ValidColumn(values, valid.labels, present)
+
+
+def _validate_kind(fact: Fact, column, n: int, read: bool, rejects: Rejects) -> ValidColumn:
     kind = fact.type.kind
     if kind is Kind.STRING:
         return _strings(fact, column, n, rejects, read)

@@ -25,24 +25,48 @@ from ecorules.rules._types import DECIMAL_SCALE, Kind, date_to_days
 _NARROW_INTS = (np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32)
 
 
+MISSING = "is missing"  # the reason rules._records gives for an empty cell (None, NaN, blank text)
+
+
 @attrs.define
 class Rejects:
-    """Problems found in one column: parallel lists, one entry per rejected row."""
+    """Problems found in one column: parallel lists, one entry per rejected row.
+
+    ``absent`` is a list for an optional fact: an empty cell is then no problem but a row
+    without a value, recorded there instead. Empty cells are told apart by the reason
+    _records gives them, wherever they were found (vectorized null masks or one value at a
+    time), so what counts as empty is decided in one place, as for a required fact.
+    """
 
     rows: list = attrs.field(factory=list)  # int64 arrays
     values: list = attrs.field(factory=list)  # object arrays of str
     reasons: list = attrs.field(factory=list)  # object arrays of str
+    absent: list | None = None  # int64 arrays, for an optional fact
 
     def add(self, rows: np.ndarray, values, reasons) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return
+        values, reasons = _as_objects(values, rows.size), _as_objects(reasons, rows.size)
+        if self.absent is not None:
+            empty = reasons == MISSING
+            if empty.any():
+                self.absent.append(rows[empty])
+                keep = ~empty
+                rows, values, reasons = rows[keep], values[keep], reasons[keep]
+                if rows.size == 0:
+                    return
         self.rows.append(rows)
-        self.values.append(_as_objects(values, rows.size))
-        self.reasons.append(_as_objects(reasons, rows.size))
+        self.values.append(values)
+        self.reasons.append(reasons)
 
     def missing(self, rows: np.ndarray) -> None:
-        self.add(rows, "", "is missing")
+        if self.absent is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            if rows.size:
+                self.absent.append(rows)
+            return
+        self.add(rows, "", MISSING)
 
 
 def _as_objects(value, size: int) -> np.ndarray:
@@ -55,11 +79,13 @@ def _as_objects(value, size: int) -> np.ndarray:
 
 @attrs.frozen
 class ValidColumn:
-    """A column as the kernel reads it: ``values`` (None when no rule reads it) and, for a
-    string fact, the distinct stripped texts its codes index."""
+    """A column as the kernel reads it: ``values`` (None when no rule reads it), for a
+    string fact the distinct stripped texts its codes index, and for an optional fact
+    ``present`` (uint8, 0 where the cell is empty; ``values`` holds 0 there)."""
 
     values: np.ndarray | None
     labels: tuple[str, ...] | None = None
+    present: np.ndarray | None = None
 
 
 def _scaled(value: Decimal | int) -> int:
@@ -68,11 +94,16 @@ def _scaled(value: Decimal | int) -> int:
 
 # -- one value, as the single-case validator decides it ---------------------------------------
 def check_value(fact: Fact, raw: Any) -> tuple[Any, str | None]:
-    """(value, None), or (None, the reason) exactly as ``rules._records.coerce`` words it."""
+    """(value, None), or (None, the reason) exactly as ``rules._records.coerce`` words it.
+
+    An empty cell of an optional fact, which coerce accepts as None, is (None, MISSING) here
+    too: whether that is a problem is for ``Rejects`` to say, as for the vectorized nulls.
+    """
     try:
-        return coerce(fact, raw), None
+        value = coerce(fact, raw)
     except RecordError as error:
         return None, error.message
+    return (None, MISSING) if value is None else (value, None)
 
 
 def value_text(raw: Any) -> str:
@@ -218,4 +249,4 @@ def _out_of_range(values: np.ndarray, lo: int, hi: int) -> np.ndarray | None:
     mask = (values < lo) | (values > hi)
     return mask if mask.any() else None
 
-__all__ = ["Rejects", "ValidColumn", "check_value", "value_text"]
+__all__ = ["MISSING", "Rejects", "ValidColumn", "check_value", "value_text"]

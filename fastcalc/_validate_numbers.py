@@ -3,8 +3,8 @@
 Integers are int64 (or a narrow integer column as is), decimals int64 x 10**4, dates day
 numbers (``date_to_days``). Numeric and date columns are checked vectorized (ranges
 included); text takes the fast path of ``_parsed_text`` for forms whose meaning is
-unambiguous (ASCII digits, ``YYYY-MM-DD`` that round-trips) and ``rules._records`` for
-everything else (see ``_validate.py``). Split from the entry module so that one kind family
+unambiguous (ASCII digits, ``YYYY-MM-DD`` or ``YYYY年M月D日`` that round-trips) and
+``rules._records`` for everything else (see ``_validate.py``). Split from the entry module so that one kind family
 reads in a sitting.
 """
 
@@ -40,6 +40,9 @@ from ._validate_common import (
 _INTEGER_FAST = r"^[+-]?[0-9]{1,18}$"
 _DECIMAL_FAST = r"^[+-]?[0-9]{1,14}(\.[0-9]{1,4})?$"
 _DATE_FAST = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# 2016年3月1日 / 2016年03月01日 with ASCII digits (as rules/_records._CHINESE_DATE, which also
+# takes other digits: those go to _records one by one), rewritten as ISO before parsing.
+_CHINESE_DATE_FAST = r"^[0-9]{4}年[0-9]{1,2}月[0-9]{1,2}日$"
 _DAY_ONE = date_to_days(dt.date(1, 1, 1))
 
 
@@ -220,6 +223,14 @@ def _parse_decimals_checked(text: pa.Array):
     return _parse_decimals(text), None
 
 
+def _parse_dates_or_chinese(text: pa.Array):
+    """ISO dates and 2016年3月1日, the latter rewritten as 2016-03-01 first."""
+    text = pc.replace_substring_regex(text, r"年([0-9])月", r"年0\1月")
+    text = pc.replace_substring_regex(text, r"月([0-9])日", r"月0\1日")
+    text = pc.replace_substring_regex(text, r"^([0-9]{4})年([0-9]{2})月([0-9]{2})日$", r"\1-\2-\3")
+    return _parse_dates(text)
+
+
 def _parse_dates(text: pa.Array):
     """ISO dates; a match counts only if it round-trips (Arrow rolls 2013-02-29 over)."""
     stamps = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
@@ -243,7 +254,8 @@ def _dates(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
         values = column.view(np.int64)
         return _checked_days(fact, values, nulls, rejects, column)
     if _is_text(column):
-        return _parsed_text(fact, _text_array(column), n, rejects, _DATE_FAST, _parse_dates, np.int64)
+        return _parsed_text(fact, _text_array(column), n, rejects, f"{_DATE_FAST}|{_CHINESE_DATE_FAST}",
+                            _parse_dates_or_chinese, np.int64)
     out = np.zeros(n, dtype=np.int64)
     present = np.arange(n) if nulls is None else np.flatnonzero(~nulls)
     accepted, values = _scalar_path(fact, _python_values(column, present), present, rejects)

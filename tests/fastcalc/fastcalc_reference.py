@@ -52,6 +52,8 @@ def reference_check(fact: Fact, raw: Any) -> tuple[Any, str | None]:
         return None, error.message
     except ArithmeticError:
         return None, f"must be a decimal number, got {raw!r}"
+    if value is None:  # an empty optional fact: accepted, and None in the record (is_set false)
+        return None, None
     if fact.type.kind in (Kind.INTEGER, Kind.DECIMAL, Kind.DATE):
         low, high, shown_low, shown_high = implied_bounds(fact)
         if value < low:

@@ -308,6 +308,7 @@ def test_every_opcode_is_used_by_some_program(tmp_path):
         "i in [1, 2] or i not in [3, p]", "(f and g) or (f or g) or (f and p > 2) or (f or p > 2)",
         "(f == g) or (f != g) or (f == true) or (f != true)", "not f", "if(f, g, not g)",
         "if(p > 2, i, 0) > 0 and if(p > 2, f, g)", "e == 'x' and s == 'q' and d < as_of",
+        "add_months(d, i, 'next_day') < as_of and add_years(d, p) > as_of",
     ]
     rules = "".join(rule(f"r{k}", c, ["1"] if k % 2 else [], kind="reward" if k == 3 else "fine")
                     for k, c in enumerate(conditions))
