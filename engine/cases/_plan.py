@@ -67,7 +67,9 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     for name, rollup in onto_cases.items():
         if rollup.function == "max":
             raise CasePlanError(f"roll-up {name!r}: a windowed max is not computed by the batch run yet")
-    chosen = policies.for_domain(kind.id)
+    # only the versions in force on as_of, as for the registry: a case table need not carry
+    # the columns of a statute not yet (or no longer) in force
+    chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
