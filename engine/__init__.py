@@ -11,8 +11,9 @@ from ecorules.rules import PolicySet, RecordError, load_policies
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._evaluator import BACKENDS, Evaluator
+from ._group import GroupDecision
 
 __all__ = [
-    "BACKENDS", "Decision", "Evaluator", "Finding", "PolicySet", "RecordError", "Sanction",
+    "BACKENDS", "Decision", "Evaluator", "Finding", "GroupDecision", "PolicySet", "RecordError", "Sanction",
     "TraceEntry", "load_policies",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 from ecorules.rules import EcorulesError, PolicyError, check_policies, load_policies
+from ecorules.rules._concurrence import concurrence_warnings
 
 from ._cli_common import (
     EXIT_ATTENTION,
@@ -62,7 +63,8 @@ def check(paths, output_format):
     """Validate policy files; print file:line:col: message for each error.
 
     Warnings (exit code still 0): a rule whose condition can never be true with the declared
-    ranges of its facts, and a parameter with no value in force today.
+    ranges of its facts, a parameter with no value in force today, and two rules that can
+    fine one record of a kind that declares no act (one act, one fine would not apply).
 
     \b
     Example:
@@ -70,6 +72,13 @@ def check(paths, output_format):
     """
     policies, errors = check_policies(paths)
     today = dt.date.today()
+    across: dict[str, list] = {}
+    for policy, warning in concurrence_warnings(policies or ()):
+        across.setdefault(policy.key, []).append(warning)
+
+    def warnings_of(policy):
+        return (*policy.warnings(today), *across.get(policy.key, ()))
+
     if output_format == "json":
         print_json({
             "ok": not errors,
@@ -81,7 +90,7 @@ def check(paths, output_format):
             "warnings": [
                 {"policy": p.key, "file": w.span.file if w.span else None, "line": w.span.line if w.span else None,
                  "column": w.span.column if w.span else None, "message": w.message}
-                for p in policies or () for w in p.warnings(today)
+                for p in policies or () for w in warnings_of(p)
             ],
             "policies": [p.key for p in policies] if policies else [],
         })
@@ -92,7 +101,7 @@ def check(paths, output_format):
             for policy in policies:
                 rules = len(policy.rules)
                 click.echo(f"ok  {policy.key}  {policy.title}  ({rules} rules, {len(policy.tests)} test cases)")
-                for warning in policy.warnings(today):
+                for warning in warnings_of(policy):
                     click.echo(f"    warning: {warning}")
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
 
@@ -150,7 +159,9 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
     """Judge one record and explain the outcome, citing the clauses.
 
     The record is a JSON object of facts, e.g. {"uscc": "91410100123456788Y", "district":
-    "金水区", "untreated_outfalls": 3, ...}, or {"as_of": ..., "domain": ..., "facts": {...}}.
+    "金水区", "untreated_outfalls": 3, ...}, or {"as_of": ..., "domain": ..., "facts": {...}},
+    or an enterprise with its cases: {"as_of": ..., "enterprise": {...}, "cases": [{...}, ...]}
+    (roll-ups computed from the cases; one act, one fine across cases sharing act_id).
 
     \b
     Example:
@@ -158,7 +169,7 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
       cat case.json | ecorules explain --record - --format json
     """
     from ._evaluator import Evaluator
-    from ._explain import render_text
+    from ._explain import render_group_text, render_text
 
     try:
         raw = sys.stdin.read() if record_path == "-" else Path(record_path).read_text(encoding="utf-8-sig")
@@ -180,16 +191,21 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
         sys.exit(EXIT_FAILED)
     domain = domain or document.get("domain", "enterprise")
     policies = _load(policies_dir)
+    # {"enterprise": {...}, "cases": [...]}: an enterprise judged with its cases
+    group = isinstance(document.get("cases"), list) and isinstance(document.get("enterprise"), dict)
     try:
         with Evaluator(policies) as evaluator:
-            decision = evaluator.evaluate(facts, as_of=as_of, domain=domain)
+            if group:
+                decision = evaluator.evaluate_group(document["enterprise"], document["cases"], kind=document.get("kind", "case"), as_of=as_of)
+            else:
+                decision = evaluator.evaluate(facts, as_of=as_of, domain=domain)
     except (EcorulesError, ValueError) as error:
         click.echo(f"{record_path}: {error}", err=True)
         sys.exit(EXIT_FAILED)
     if output_format == "json":
         print_json(decision.to_dict())
     else:
-        click.echo(render_text(decision, policies))
+        click.echo(render_group_text(decision, policies) if group else render_text(decision, policies))
     sys.exit(EXIT_OK)
 
 

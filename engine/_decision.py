@@ -12,6 +12,8 @@ from typing import Any
 import attrs
 from ecorules.rules import Citation, FindingKind
 
+IMPOSED, SUPERSEDED = "imposed", "superseded"
+
 
 def _citation_dict(citation: Citation) -> dict[str, Any]:
     return {"document": citation.document, "article": citation.article, "text": citation.text}
@@ -28,6 +30,15 @@ class Finding:
     amount_yuan: int
     payer: str  # the payer's name: a district, or the enterprise's USCC
     citation: Citation
+    # One act, one fine (行政处罚法 art 29): a fine that another clause's higher fine for the
+    # same act supersedes stays in the decision, marked, with what superseded it and why.
+    status: str = IMPOSED
+    superseded_by: str | None = None  # "policy rule (case)" of the fine imposed instead
+    record: str | None = None  # the judged record's key when it is not the enterprise (case_id)
+
+    @property
+    def imposed(self) -> bool:
+        return self.status == IMPOSED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +50,9 @@ class Finding:
             "amount_yuan": self.amount_yuan,
             "payer": self.payer,
             "citation": _citation_dict(self.citation),
+            "record": self.record,
+            "status": self.status,
+            "superseded_by": self.superseded_by,
         }
 
 
@@ -98,15 +112,19 @@ class Decision:
     sanctions: tuple[Sanction, ...]
     trace: tuple[TraceEntry, ...]
     warnings: tuple[str, ...] = ()
+    # The day whose law was applied when it is not as_of (a case: its act, 行政处罚法 art 37),
+    # and why that law: "从旧" (the law at the act) or "从轻: ..." (a lighter later law).
+    law_date: dt.date | None = None
+    law_note: str | None = None
 
     @property
     def total_yuan(self) -> int:
         """Everything owed: all findings but rewards."""
-        return sum(f.amount_yuan for f in self.findings if f.kind.payable)
+        return sum(f.amount_yuan for f in self.findings if f.kind.payable and f.imposed)
 
     @property
     def rewards_yuan(self) -> int:
-        return sum(f.amount_yuan for f in self.findings if not f.kind.payable)
+        return sum(f.amount_yuan for f in self.findings if not f.kind.payable and f.imposed)
 
     @property
     def fired_rules(self) -> tuple[tuple[str, str], ...]:
@@ -124,6 +142,8 @@ class Decision:
             "rewards_yuan": self.rewards_yuan,
             "trace": [t.to_dict() for t in self.trace],
             "warnings": list(self.warnings),
+            "law_date": self.law_date.isoformat() if self.law_date else None,
+            "law_note": self.law_note,
         }
 
 

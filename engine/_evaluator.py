@@ -22,14 +22,18 @@ from ecorules.rules import (
     Policy,
     PolicySet,
     RecordError,
+    Rule,
     evaluate,
     load_policies,
 )
+from ecorules.rules import _ast as ast
+from ecorules.rules._check import result_key
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
+from ._group import GroupDecision, judge_by_law_in_force, judge_group
 from ._to_durable import ALWAYS, CompiledRule, compile_policy, field_of, wire
 
 BACKENDS = ("durable", "python")
@@ -80,19 +84,56 @@ class Evaluator:
         in_force = [p for p in self.policies if p.domain == domain and p.in_force(as_of)]
         if not any(p.domain == domain for p in self.policies):
             raise ValueError(f"no policy of domain {domain!r} is loaded (domains: {', '.join(self.policies.domains)})")
+        kind = self.policies.kinds.get(domain)
+        if kind is not None and kind.law_date is not None:
+            # judged by the law in force at the record's own date (行政处罚法 art 37): any
+            # version may apply, so the record must hold what every version reads
+            versions = [p for p in self.policies if p.domain == domain]
+            needed = dict.fromkeys(name for p in versions for name in p.required_facts)
+            needed.update(dict.fromkeys(ast.names(kind.law_date)))
+            needed.update({kind.decision_date: None} if kind.decision_date else {})
+            values = coerce_record(self.policies.facts, record, needed)
+            return judge_by_law_in_force(self, kind, values, values, as_of)
         needed = dict.fromkeys(name for p in in_force for name in p.required_facts)
         facts = self.policies.facts
         values = coerce_record(facts, record, needed)
         subject = record.get(in_force[0].subject) if in_force else record.get("uscc")
+        return self.judge(values, in_force, as_of, domain, subject)
+
+    def evaluate_group(
+        self, parent: Mapping[str, Any], children: Iterable[Mapping[str, Any]], *, kind: str = "case", as_of: dt.date | None = None,
+    ) -> GroupDecision:
+        """Judge a record with its children: an enterprise (``parent``) with its cases, the
+        child ``kind``. Roll-ups are computed from the children given, each child is judged
+        with its parent's facts, and one act, one fine applies across the children.
+
+        Raises :class:`RecordError` naming the field (and the child) that is invalid.
+        """
+        as_of = as_of or dt.date.today()
+        return judge_group(self, parent, list(children), kind, as_of)
+
+    def judge(
+        self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any,
+        law_date: dt.date | None = None,
+    ) -> Decision:
+        """Judge already checked ``values`` (every fact the policies read, roll-ups included)
+        under the policies ``in_force``: the core shared by single records and groups.
+        Parameters take their values in force on ``law_date`` (default: ``as_of``)."""
+        in_force = tuple(in_force)
+        law_date = law_date or as_of
         findings: list[Finding] = []
         sanctions: list[Sanction] = []
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         for policy in in_force:
+            # 'enterprise' as payer or listed subject is the legal person: for a case, the
+            # enterprise it belongs to, not the case itself
+            payer_key = values[policy.payer_key]
+            record_key = values[policy.subject] if policy.subject != policy.payer_key else None
             parameters, unset = {}, {}
             for name, parameter in policy.parameters.items():
                 try:
-                    parameters[name] = parameter.value_at(as_of)
+                    parameters[name] = parameter.value_at(law_date)
                 except ParameterNotSetError as error:
                     unset[name] = str(error)
             env = {**values, **parameters, "as_of": as_of}
@@ -102,19 +143,29 @@ class Evaluator:
                 if missing:
                     disabled[rule.id] = f"not judged: {unset[missing[0]]}; legal staff must set it"
                     warnings.append(f"{policy.key} rule {rule.id}: {disabled[rule.id]}")
-            fired = self._fired(policy, env, disabled)
+            fired: set[str] = set()
+            for stage in _stages(policy):  # rules reading results come after the rules read
+                fired |= self._fired(policy, env, disabled, stage)
+                for rule in stage:
+                    env[result_key("fired", rule.id)] = rule.id in fired
+                    if len(rule.findings) == 1:
+                        env[result_key("amount_of", rule.id)] = evaluate(rule.findings[0].amount, env) if rule.id in fired else 0
             for rule in policy.rules:
                 reads = {name: env[name] for name in rule.reads() if name in env}
+                for read in rule.results_read():
+                    for function in ("fired", "amount_of"):
+                        if result_key(function, read) in env:
+                            reads[f"{function}({read})"] = env[result_key(function, read)]
                 trace.append(TraceEntry(policy.key, rule.id, rule.id in fired, reads, rule.condition_text.strip(), disabled.get(rule.id)))
                 if rule.id not in fired:
                     continue
                 for spec in rule.findings:
-                    payer = values[policy.subject] if spec.payer == ENTERPRISE else values[spec.payer]
+                    payer = payer_key if spec.payer == ENTERPRISE else values[spec.payer]
                     amount = evaluate(spec.amount, env)
-                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation))
+                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation, record=record_key))
                 for spec in rule.sanctions:
                     listed = policy.lists[spec.list]
-                    sanctions.append(Sanction(policy.key, rule.id, spec.list, listed.title, spec.reason, values[policy.subject], rule.citation))
+                    sanctions.append(Sanction(policy.key, rule.id, spec.list, listed.title, spec.reason, payer_key, rule.citation))
         return Decision(
             as_of=as_of,
             domain=domain,
@@ -124,21 +175,24 @@ class Evaluator:
             sanctions=tuple(sanctions),
             trace=tuple(trace),
             warnings=tuple(warnings),
+            law_date=law_date if law_date != as_of else None,
         )
 
-    def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str]) -> set[str]:
+    def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str], stage) -> set[str]:
+        """The rules of ``stage`` whose condition holds (the results they read are in env)."""
+        judged = {rule.id for rule in stage} - set(disabled)
         if self.backend == "python":
-            return {r.id for r in policy.rules if r.id not in disabled and evaluate(r.condition, env)}
+            return {r.id for r in stage if r.id in judged and evaluate(r.condition, env)}
         name, compiled = self._compiled[policy.key]
         message: dict[str, Any] = {ALWAYS: 1}
         for key, value in env.items():
-            if value is None:  # an empty optional fact is an absent field: no comparison holds
-                continue
+            if value is None or ":" in key:  # an empty optional fact is an absent field;
+                continue  # results of other rules travel only in derived fields
             kind = "builtin" if key == "as_of" else ("parameter" if key in policy.parameters else "fact")
             message[field_of(kind, key)] = wire(value)
         for rule in compiled:
-            if rule.rule_id in disabled:
-                continue
+            if rule.rule_id not in judged:
+                continue  # a later stage's derived fields may read results not known yet
             for derived in rule.derived:
                 try:
                     value = evaluate(derived.node, env)
@@ -147,7 +201,19 @@ class Evaluator:
                     # condition without it, so the field is left out like the fact itself.
                     continue
                 message[derived.field] = wire(value, derived.scaled)
-        return {rule_id for rule_id in self._host.fired(name, message) if rule_id not in disabled}
+        return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
+
+
+def _stages(policy: Policy) -> list[tuple[Rule, ...]]:
+    """The rules in stages: those reading no result first, then each rule one stage after the
+    last rule it reads (the loader has refused cycles). Usually a single stage."""
+    depth: dict[str, int] = {}
+    for rule in policy.rules:  # the loader put every rule after the rules it reads
+        depth[rule.id] = 1 + max((depth[read] for read in rule.results_read()), default=-1)
+    stages: list[list[Rule]] = [[] for _ in range(1 + max(depth.values(), default=0))]
+    for rule in policy.rules:
+        stages[depth[rule.id]].append(rule)
+    return [tuple(stage) for stage in stages]
 
 
 __all__ = ["BACKENDS", "Evaluator", "RecordError"]

@@ -7,6 +7,7 @@ import textwrap
 from ecorules.rules import PolicySet
 
 from ._decision import Decision
+from ._group import ONE_ACT_ONE_FINE, GroupDecision
 
 
 def _yuan(amount: int) -> str:
@@ -21,13 +22,19 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
     lines = [
         f"对象 Subject: {decision.subject}    评估日 As of: {decision.as_of}    类别 Domain: {decision.domain}",
         "适用政策 Policies in force: " + (", ".join(decision.policies) or "无 none"),
-        "",
     ]
+    if decision.law_date is not None:
+        lines.append(f"适用法律之日 Law as of: {decision.law_date}")
+    if decision.law_note:
+        lines.append(f"从旧兼从轻 Law applied (行政处罚法第三十七条): {decision.law_note}")
+    lines.append("")
     if decision.findings:
         lines.append("扣款/罚款 Findings:")
         for finding in decision.findings:
             lines.append(f"  - {finding.title}")
             lines.append(f"    金额 Amount: {_yuan(finding.amount_yuan)}  类型 Kind: {finding.kind.label} ({finding.kind.value})  承担方 Payer: {finding.payer}")
+            if not finding.imposed:
+                lines.append(f"    不予处罚 Superseded: 同一违法行为按罚款数额高的规定处罚,已适用 {finding.superseded_by}")
             lines.append(f"    依据 Citation: {finding.citation}")
             lines.extend(_quote(finding.citation.text))
     else:
@@ -45,13 +52,32 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
     lines.append("判断过程 Trace:")
     for entry in decision.trace:
         mark = "触发 fired" if entry.fired else "未触发 not fired"
-        reads = ", ".join(f"{name}={value}" for name, value in entry.reads.items())
+        reads = ", ".join(f"{name}={'空 empty' if value is None else value}" for name, value in entry.reads.items())
         lines.append(f"  [{mark}] {entry.policy} {entry.rule}: {entry.condition}")
         lines.append(f"      读取 reads: {reads}")
         if entry.note:
             lines.append(f"      注 note: {entry.note}")
     for warning in decision.warnings:
         lines.append(f"提示 Warning: {warning}")
+    return "\n".join(lines)
+
+
+def render_group_text(group: GroupDecision, policies: PolicySet) -> str:
+    """An enterprise and its cases: each case explained, then the enterprise on its roll-ups."""
+    lines = [f"评估日 As of: {group.as_of}    案件数 Cases: {len(group.children)}", ""]
+    for child in group.children:
+        lines.append(f"== 案件 Case {child.subject} ==")
+        lines.append(render_text(child, policies))
+        lines.append("")
+    if any(not f.imposed for f in group.findings):
+        lines.append("一事不二罚 One act, one fine:")
+        lines.extend(_quote(ONE_ACT_ONE_FINE))
+        lines.append("")
+    if group.parent is not None:
+        lines.append(f"== 企业 Enterprise {group.parent.subject} ==")
+        lines.append(render_text(group.parent, policies))
+        lines.append("")
+    lines.append(f"总计 Total (imposed): {_yuan(group.total_yuan)}")
     return "\n".join(lines)
 
 

@@ -6,8 +6,9 @@
 Three things overlap: a thread reads the next batch (pyarrow releases the GIL), the caller's
 thread scores the current one (the kernel releases it too), and the store's writer thread
 inserts the previous batch's findings into SQLite. Memory holds a few batches, whatever the
-size of the registry. Only what is needed is written: findings with a non-zero amount,
-sanctions, rejects; district totals are summed across batches in memory.
+size of the registry. Only what is needed is written: findings (one per fired rule's finding,
+0 yuan included, as ``ecorules explain`` shows them), sanctions, rejects; district totals are
+summed across batches in memory.
 
 Every run checks ``rows_in = rows_scored + rows_rejected`` before it may commit.
 """
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, PolicySet, load_policies
+from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._choices import resolve
 
 from . import _store as store
 from ._prefetch import prefetch
@@ -226,6 +228,7 @@ class _Slot:
     kind: FindingKind
     payer: str
     citation: str
+    fired_row: int  # the row of the result's ``fired`` that says where this finding exists
 
 
 class _Accumulator:
@@ -291,8 +294,9 @@ class NightlyRun:
     def _program(self):
         program = self.compile_program(self.policies, domain=DOMAIN)
         rules = {(p.key, r.id): r for p in self.policies for r in p.rules}
+        fired_row = {(policy, rule): r for r, (policy, rule) in enumerate(program.rules)}
         self.slots = [
-            _Slot(policy, rule, kind, payer, str(rules[(policy, rule)].citation))
+            _Slot(policy, rule, kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)])
             for policy, rule, _index, kind, payer in program.findings
         ]
         self.sanction_slots = list(program.sanctions)
@@ -443,12 +447,13 @@ class NightlyRun:
             acc.total_yuan += int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
             for warning in getattr(result, "warnings", ()) or ():
                 acc.warnings.setdefault(str(warning))
-            cases = result.case_counts_by_payer()
-            for district, yuan in result.totals_by_payer().items():
-                if district == ENTERPRISE or not (yuan or cases.get(district)):
+            # A district with only 0-yuan findings has cases and no yuan: it is listed too.
+            cases, yuan = result.case_counts_by_payer(), result.totals_by_payer()
+            for district in dict.fromkeys([*yuan, *cases]):
+                if district == ENTERPRISE or not (yuan.get(district) or cases.get(district)):
                     continue  # fines owed by enterprises are in findings, not district totals
                 total = acc.districts.setdefault(district, [0, 0])
-                total[0] += int(yuan)
+                total[0] += int(yuan.get(district, 0))
                 total[1] += int(cases.get(district, 0))
             rejects.extend(self._score_rejects(result, batch, acc))
             self._findings(result, batch, valid, writer, run_id, acc)
@@ -475,11 +480,13 @@ class NightlyRun:
         return out
 
     def _findings(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
-        amounts = result.amounts
+        # A finding is written where its rule fired, not where its amount is non-zero: a rule
+        # that fires for 0 yuan (an enclosed silo's dust fee) is a result the Evaluator shows.
+        amounts, fired = result.amounts, result.fired
         uscc = None
         for k, slot in enumerate(self.slots):
             row_amounts = np.asarray(amounts[k])
-            picked = np.flatnonzero(row_amounts)
+            picked = np.flatnonzero(np.asarray(fired[slot.fired_row]))
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
@@ -487,11 +494,23 @@ class NightlyRun:
             index = from_numbers(picked)
             subjects = uscc.take(index)
             money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
-            payers = subjects if slot.payer == ENTERPRISE else _as_array(batch.table[slot.payer].take(index))
+            payers = subjects if slot.payer == ENTERPRISE else self._payers(batch.table[slot.payer].take(index), slot.payer)
             writer.execute(store.INSERT_FINDINGS, (
                 run_id, k, _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
             ))
             acc.findings += picked.size
+
+    def _payers(self, column: pa.ChunkedArray, name: str) -> pa.Array:
+        """The payers of findings as the ledger names them: an enum cell may say an alias
+        (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
+        code, say the canonical value. The rows were accepted, so every distinct text resolves."""
+        column = _as_array(column)
+        fact = self.policies.facts[name]
+        if fact.type.kind is not Kind.ENUM:
+            return column
+        encoded = pc.dictionary_encode(column)
+        canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
+        return canonical.take(encoded.indices)
 
     def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions

@@ -8,7 +8,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   total_yuan, summary (JSON: list entries, findings, rejects by reason), error, pid, host;
 - ``findings``: run_id, uscc, policy (``id@version``), rule, kind, amount_yuan (integer),
   payer (a district, or the enterprise's USCC), citation (a view, see below);
-- ``district_totals``: run_id, district, deduction_yuan, cases (findings booked to it);
+- ``district_totals``: run_id, district, deduction_yuan, cases (enterprises with a finding
+  booked to it, 0-yuan findings included: a rule that fired is a case);
 - ``sanctions``: run_id, uscc, list, rule, policy (a view, see below);
 - ``rejects``: run_id, source, row, column, value, reason.
 

@@ -73,12 +73,16 @@ def run_tests(policies: PolicySet | Iterable[Policy], backend: str = "durable") 
 def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult:
     as_of = case.as_of or policy.effective
     try:
-        decision = evaluator.evaluate(case.given, as_of=as_of, domain=policy.domain)
-    except EcorulesError as error:
+        if case.children is not None:
+            group = evaluator.evaluate_group(_only(case.given, policy, parent=True), [_only(c, policy) for c in case.children], kind=policy.domain, as_of=as_of)
+            decision = group.merged()
+        else:
+            decision = evaluator.evaluate(case.given, as_of=as_of, domain=policy.domain)
+    except (EcorulesError, ValueError) as error:
         return CaseResult(policy, case, (f"error: {error}",))
     problems: list[str] = []
     if case.findings is not None:
-        actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value) for f in decision.findings]
+        actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value, f.record, f.status) for f in decision.findings]
         problems += _compare("finding", case.findings, actual, _finding_matches, _show_finding)
     if case.sanctions is not None:
         actual = [(s.list, s.rule) for s in decision.sanctions]
@@ -88,13 +92,23 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
     return CaseResult(policy, case, tuple(problems), decision)
 
 
+def _only(record: dict, policy: Policy, parent: bool = False) -> dict:
+    """The fields of ``record`` that belong to the parent kind (``parent``) or to the
+    policy's own kind: test_defaults hold both, and each side checks only its own."""
+    kind = policy.kinds[policy.domain]
+    wanted = kind.parent if parent else policy.domain
+    return {k: v for k, v in record.items() if k in policy.facts and policy.facts[k].record_kind in (wanted, None)}
+
+
 def _finding_matches(expected: ExpectedFinding, actual: tuple) -> bool:
-    rule, amount, payer, kind = actual
+    rule, amount, payer, kind, record, status = actual
     return (
         expected.rule == rule
         and expected.amount_yuan == amount
         and expected.payer in (None, payer)
         and expected.kind in (None, kind)
+        and expected.record in (None, record)
+        and expected.status in (None, status)
     )
 
 
@@ -103,8 +117,10 @@ def _sanction_matches(expected: ExpectedSanction, actual: tuple) -> bool:
 
 
 def _show_finding(actual: tuple) -> str:
-    rule, amount, payer, kind = actual
-    return f"{rule} {amount:,} yuan ({kind}) payable by {payer}"
+    rule, amount, payer, kind, record, status = actual
+    where = f" on case {record}" if record is not None else ""
+    marked = f", {status}" if status != "imposed" else ""
+    return f"{rule} {amount:,} yuan ({kind}{marked}) payable by {payer}{where}"
 
 
 def _show_sanction(actual: tuple) -> str:

@@ -114,7 +114,8 @@ def bind(c: CompiledProgram, code: np.ndarray, aux: np.ndarray, columns: dict, o
     head = np.full(len(prologue), -1, dtype=opc.INSTR_DTYPE)
     for position, (name, dst, src) in enumerate(prologue):
         head[position] = (opc.BY_NAME[name].code, 0, dst, src, -1, -1, 0, 0)
-    # the roll-up: per payer group, sums per slot and label, and rows with a payable amount
+    # the roll-up: per payer group, sums per slot and label, and rows where a payable slot's
+    # rule fired (cases: see rollup in _kernel.pyx)
     tail, layout, acc_len, aux_extra = [], [], 0, []
     for group in c.payer_groups:
         if group.fact is None:
@@ -131,7 +132,8 @@ def bind(c: CompiledProgram, code: np.ndarray, aux: np.ndarray, columns: dict, o
         slot_offsets = []
         for position, f in enumerate(group.slots):
             slot_offsets.append(acc_len + n_codes * position)
-            descriptor += [c.register_index[("out", "amounts", f)], slot_offsets[-1], int(group.payable[position])]
+            descriptor += [c.register_index[("out", "amounts", f)], slot_offsets[-1], int(group.payable[position]),
+                           c.register_index[("out", "fired", c.finding_rules[f])]]
         layout.append((group, tuple(labels), slot_offsets, count_offset))
         acc_len = count_offset + n_codes
         aux_extra += descriptor
@@ -163,7 +165,7 @@ def _view(entry, array: np.ndarray, n: int, dtype: str) -> None:
 def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, tail: np.ndarray,
                  aux: np.ndarray, acc_len: int) -> None:
     """What binding added: LOADs read raw views into scratch, roll-ups read amount outputs
-    and add into the accumulators inside ``acc_len``."""
+    and fired flags and add into the accumulators inside ``acc_len``."""
     for row in head:
         spec = opc.OPCODES[int(row["op"])]
         src = registers[int(row["a"])]
@@ -174,17 +176,20 @@ def _check_bound(c: CompiledProgram, registers: np.ndarray, head: np.ndarray, ta
     for row in tail:
         offset = int(row["k"])
         n_slots, n_codes, count_offset, code_dtype = (int(v) for v in aux[offset: offset + 4])
-        if offset + 4 + 3 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
+        if offset + 4 + 4 * n_slots > len(aux) or not 0 <= count_offset <= acc_len - n_codes:
             raise KernelError("roll-up descriptor out of range")
         if not 0 < n_slots <= opc.ROLLUP_MAX_SLOTS:
             raise KernelError("roll-up with too many slots")
         if int(row["a"]) >= 0 and int(registers[int(row["a"])]["dtype"]) != code_dtype:
             raise KernelError("roll-up payer codes are not of the dtype given in aux")
         for s in range(n_slots):
-            register, acc_offset, _ = (int(v) for v in aux[offset + 4 + 3 * s: offset + 7 + 3 * s])
+            register, acc_offset, _, fired = (int(v) for v in aux[offset + 4 + 4 * s: offset + 8 + 4 * s])
             entry = registers[register]
             if entry["kind"] != opc.REG_VIEW or entry["dtype"] != opc.DTYPE_CODE["int64"]:
                 raise KernelError("roll-up amounts must be int64 output views")
+            if not 0 <= fired < len(registers) or registers[fired]["kind"] != opc.REG_VIEW \
+                    or registers[fired]["dtype"] != opc.DTYPE_CODE["uint8"]:
+                raise KernelError("roll-up fired flags must be uint8 output views")
             if not 0 <= acc_offset <= acc_len - n_codes:
                 raise KernelError("roll-up offsets out of range")
 

@@ -148,6 +148,7 @@ class CompiledProgram:
     rule_policy: tuple[int, ...]  # policy index of each rule
     rule_parameters: tuple[tuple[str, ...], ...]  # parameters each rule reads
     findings: tuple[FindingSlot, ...]
+    finding_rules: tuple[int, ...]  # the rule (row of ``fired``) of each finding slot
     sanctions: tuple[SanctionSlot, ...]
     code: np.ndarray  # INSTR_DTYPE, immediates of patches at safe placeholders
     aux: np.ndarray  # int64
@@ -203,6 +204,9 @@ def check_program(program: CompiledProgram) -> None:
     destinations, gates and aux ranges. The kernel itself checks nothing."""
     n_regs = len(program.registers)
     n_rules = len(program.rules)
+    if len(program.finding_rules) != len(program.findings) or any(
+            program.rules[r][:2] != f[:2] for r, f in zip(program.finding_rules, program.findings, strict=True)):
+        raise KernelError("finding slots and their rules do not match")
     for position, row in enumerate(program.code):
         code = int(row["op"])
         if not 0 <= code < len(opc.OPCODES):

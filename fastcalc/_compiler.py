@@ -176,7 +176,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     builder = _ProgramBuilder(chosen)
     needed = PolicySet(chosen).required_facts()
     emitter = _Emitter()
-    rules, rule_policy, rule_parameters, findings, sanctions = [], [], [], [], []
+    rules, rule_policy, rule_parameters, findings, finding_rules, sanctions = [], [], [], [], [], []
     stores = []  # rule index, (kind, output name, row, value | None)
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
@@ -196,6 +196,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
             for index, finding in enumerate(rule.findings):
                 f = len(findings)
                 findings.append(FindingSlot(policy.key, rule.id, index, finding.kind, finding.payer))
+                finding_rules.append(r)
                 if finding.payer != ENTERPRISE:
                     if builder.facts[finding.payer].optional:
                         # an empty row would be rolled up under the placeholder code 0, a real label
@@ -230,7 +231,8 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
 
     groups = _payer_groups(findings)
     return _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
-                     tuple(rule_parameters), tuple(findings), tuple(sanctions), groups, checked)
+                     tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
+                     checked)
 
 
 def _amount_high(finding) -> int:
@@ -256,7 +258,7 @@ def _payer_groups(findings: tuple[FindingSlot, ...]) -> tuple[PayerGroup, ...]:
 
 
 def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_parameters, findings,
-              sanctions, groups, checked) -> CompiledProgram:
+              finding_rules, sanctions, groups, checked) -> CompiledProgram:
     """Registers for the virtual values, then the instruction and aux arrays with patch points."""
     registers: list[Register] = []
     index_of: dict = {}
@@ -352,6 +354,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         rule_policy=rule_policy,
         rule_parameters=rule_parameters,
         findings=findings,
+        finding_rules=finding_rules,
         sanctions=sanctions,
         code=code,
         aux=np.array(aux_values, dtype=np.int64),

@@ -152,14 +152,17 @@ cdef inline int64_t read_code(const char* base, int64_t dtype, int64_t i) noexce
 
 cdef int rollup(const Instr* ins, char** ptr, int64_t n, const int64_t* aux, int64_t* acc,
                 bint single) noexcept nogil:
-    """Per-payer sums of several finding slots and rows with a payable amount, in one pass.
+    """Per-payer sums of several finding slots and the rows that are cases, in one pass.
 
     aux[k:] = n_slots, n_codes, count offset in acc (-1: none), dtype of the codes column
-    (a), then per slot: the register of its amount column, its offset in acc, 1 if payable.
-    Most rows owe nothing: groups of ROLLUP_GROUP rows whose amounts are all zero are skipped
-    after a branch-free OR (vectorized); only the other groups are walked row by row. Zero
-    amounts are never added, so the codes of rejected rows (whose amounts are zero) are
-    never read.
+    (a), then per slot: the register of its amount column, its offset in acc, 1 if payable,
+    the register of its rule's fired row.
+    A row is a case of its payer when the rule of a payable slot fired, even for 0 yuan: the
+    single-case engine shows that finding, so it is counted like any other. A slot whose rule
+    did not fire has amount 0 (AMOUNT), so only fired flags are looked at: most rows have
+    none, and groups of ROLLUP_GROUP rows whose flags are all zero are skipped after a
+    branch-free OR (vectorized); only the other groups are walked row by row. Nothing fires
+    on a rejected row, so its payer code is never read.
     """
     cdef const int64_t* d = aux + ins.k
     cdef int64_t n_slots = d[0]
@@ -168,38 +171,40 @@ cdef int rollup(const Instr* ins, char** ptr, int64_t n, const int64_t* aux, int
     cdef int64_t code_dtype = d[3]
     cdef const char* codes = NULL if single else ptr[ins.a]
     cdef const int64_t* amount[ROLLUP_MAX_SLOTS]
-    cdef int64_t i, j, s, stop, code, v, seen
-    cdef bint payable_row
+    cdef const uint8_t* fired[ROLLUP_MAX_SLOTS]
+    cdef int64_t i, j, s, stop, code
+    cdef uint8_t seen
+    cdef bint case_row
     cdef int64_t* cell
     if n_slots > ROLLUP_MAX_SLOTS:
         return ERR_OPCODE  # refused by the compiler already
     for s in range(n_slots):
-        amount[s] = <const int64_t*>ptr[d[4 + 3 * s]]
+        amount[s] = <const int64_t*>ptr[d[4 + 4 * s]]
+        fired[s] = <const uint8_t*>ptr[d[7 + 4 * s]]
     i = 0
     while i < n:
         stop = i + ROLLUP_GROUP if i + ROLLUP_GROUP < n else n
         seen = 0
         for s in range(n_slots):
             for j in range(i, stop):
-                seen |= amount[s][j]
+                seen |= fired[s][j]
         if seen != 0:
             for j in range(i, stop):
-                payable_row = False
+                case_row = False
                 code = -1
                 for s in range(n_slots):
-                    v = amount[s][j]
-                    if v == 0:
+                    if fired[s][j] == 0:
                         continue
                     if code < 0:
                         code = 0 if single else read_code(codes, code_dtype, j)
                         if code < 0 or code >= n_codes:
                             return ERR_PAYER_CODE
-                    cell = acc + d[5 + 3 * s] + code
-                    if fc_add_overflow(cell[0], v, cell):
+                    cell = acc + d[5 + 4 * s] + code
+                    if fc_add_overflow(cell[0], amount[s][j], cell):
                         return ERR_OVERFLOW
-                    if d[6 + 3 * s] and v > 0:
-                        payable_row = True
-                if payable_row and count_at >= 0:
+                    if d[6 + 4 * s]:
+                        case_row = True
+                if case_row and count_at >= 0:
                     acc[count_at + code] += 1
         i = stop
     return ERR_NONE

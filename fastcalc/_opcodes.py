@@ -114,7 +114,8 @@ _TABLE = [
     ("TOTAL_ADD", I64, I64, None, None, None, None, "dst += a (cannot overflow: bounded at compile time)"),
     ("TOTAL_ADD_CHECKED", I64, I64, None, None, None, None, "dst += a, error ERR_OVERFLOW on int64 overflow"),
     ("ROLLUP", None, "codes", None, None, "aux offset", None,
-     "per-payer sums and case counts of the slots described at aux[k]; a = the payer's codes "
+     "per-payer sums and case counts (rows where a payable slot's rule fired) of the slots "
+     "described at aux[k]; a = the payer's codes "
      "column (a view of any integer dtype, given in aux)"),
     ("ROLLUP_ONE", None, None, None, None, "aux offset", None,
      "the same for slots paid by the enterprise itself (a single payer, code 0)"),

@@ -57,7 +57,7 @@ class ScoreResult:
     rule_slots: tuple[RuleSlot, ...]
     finding_slots: tuple[FindingSlot, ...]
     sanction_slots: tuple[SanctionSlot, ...]
-    case_counts: dict  # payer label -> rows with a payable amount > 0
+    case_counts: dict  # payer label -> rows where a payable finding's rule fired (0 yuan too)
 
     def totals_by_payer(self) -> dict[str, int]:
         """Yuan owed per payer label over all payable slots, for labels that owe something
@@ -75,8 +75,11 @@ class ScoreResult:
         return totals
 
     def case_counts_by_payer(self) -> dict[str, int]:
-        """Rows with at least one payable amount > 0 owed by each label (a row counts once
-        per label even when several of its findings name it)."""
+        """Rows with at least one payable finding booked to each label (a row counts once
+        per label even when several of its findings name it).
+
+        A finding is there because its rule fired, whatever its amount: a 0-yuan finding is
+        a case, as ``ecorules explain`` shows it, so cases and findings count the same rows."""
         return dict(self.case_counts)
 
 
@@ -102,7 +105,7 @@ class _Rollups:
                         order.append(label)
                     target[label] += yuan
             per_group.append((group, labels, sums[count_offset: count_offset + n_codes]))
-        for label, count in _case_counts(per_group, columns, outputs).items():
+        for label, count in _case_counts(per_group, columns, outputs, self.c.finding_rules).items():
             self.counts[label] = self.counts.get(label, 0) + count
 
     def result(self):
@@ -120,9 +123,10 @@ class _Rollups:
         return tuple(payer_totals), enterprise_totals, dict(self.counts)
 
 
-def _case_counts(per_group: list, columns: dict, outputs: dict) -> dict[str, int]:
-    """Rows with a payable amount per label. Groups whose labels overlap (two text facts
-    naming the same payer) are merged exactly, so that a row counts once per label."""
+def _case_counts(per_group: list, columns: dict, outputs: dict, finding_rules: tuple[int, ...]) -> dict[str, int]:
+    """Cases per label: rows where the rule of a payable slot fired (see ``rollup`` in
+    _kernel.pyx). Groups whose labels overlap (two text facts naming the same payer) are
+    merged exactly, so that a row counts once per label."""
     seen: dict[str, int] = {}
     overlap = False
     for _, labels, _ in per_group:
@@ -143,7 +147,8 @@ def _case_counts(per_group: list, columns: dict, outputs: dict) -> dict[str, int
         payable = [f for f, p in zip(group.slots, group.payable, strict=True) if p]
         if not payable:
             continue
-        rows = np.flatnonzero((outputs["amounts"][payable] > 0).any(axis=0))
+        rules = [finding_rules[f] for f in payable]
+        rows = np.flatnonzero(outputs["fired"][rules].any(axis=0))
         if not rows.size:
             continue  # (its payer column may not even be checked: no rule of it applies)
         codes = np.zeros(rows.size, np.int64) if group.fact is None else columns[group.fact].values[rows].astype(np.int64)

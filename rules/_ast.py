@@ -99,12 +99,22 @@ def walk(node: Node):
 
 
 def names(node: Node, kind: str | None = None) -> tuple[str, ...]:
-    """The distinct names a tree reads, in order of first appearance."""
+    """The distinct names a tree reads, in order of first appearance (facts, parameters and
+    built-ins; the rule ids of amount_of()/fired() only when asked for with kind="result")."""
     seen: dict[str, None] = {}
     for item in walk(node):
-        if isinstance(item, Name) and (kind is None or item.kind == kind):
+        if isinstance(item, Name) and (item.kind == kind if kind is not None else item.kind != "result"):
             seen.setdefault(item.name)
     return tuple(seen)
+
+
+def results_read(node: Node) -> tuple[Call, ...]:
+    """The amount_of(rule) and fired(rule) calls of a tree, parsed or typed."""
+    return tuple(
+        item for item in walk(node)
+        if isinstance(item, Call) and item.function in ("amount_of", "fired") and len(item.args) == 1
+        and isinstance(item.args[0], Name)
+    )
 
 
 def render(node: Node) -> str:

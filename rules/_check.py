@@ -65,7 +65,16 @@ FUNCTIONS = {
                     "'exclusive' leaves out the first day (民法典 art 201)",
     "is_set": "is_set(fact): whether an optional fact has a value in this record",
     "value_or": "value_or(fact, default): an optional fact's value, or the default when it is empty",
+    "amount_of": "amount_of(rule): the amount another rule of this policy found on this record (0 when it did not fire)",
+    "fired": "fired(rule): whether another rule of this policy fired on this record",
 }
+
+RESULT_FUNCTIONS = ("amount_of", "fired")
+
+
+def result_key(function: str, rule_id: str) -> str:
+    """The scope and environment key of a rule's result: rule ids never collide with facts."""
+    return f"{function}:{rule_id}"
 
 
 @attrs.frozen
@@ -383,6 +392,8 @@ class _Checker:
             return self._date_literal(node)
         if node.function in ("is_set", "value_or"):
             return self._optional_call(node)
+        if node.function in RESULT_FUNCTIONS:
+            return self._result_call(node)
         if node.function in ("add_days", "days_between"):
             return self._day_arithmetic(node)
         if node.function == "if" and len(node.args) == 3:
@@ -426,6 +437,25 @@ class _Checker:
         if fact.interval and default.interval:
             interval = (min(fact.interval[0], default.interval[0]), max(fact.interval[1], default.interval[1]))
         return self._bounded(attrs.evolve(node, args=(fact, default), type=result, interval=interval))
+
+    def _result_call(self, node: ast.Call) -> ast.Node:
+        """amount_of(rule) and fired(rule): the result of a rule judged before this one. The
+        loader orders the rules by these reads, so the rule read is already in scope."""
+        self._arity(node, node.args, 1)
+        (name,) = node.args
+        if not isinstance(name, ast.Name):
+            raise PolicyTypeError(f"{node.function}() takes the id of a rule of this policy", name.span)
+        symbol = self.scope.get(result_key(node.function, name.name))
+        if symbol is None:
+            rules = sorted(key.split(":", 1)[1] for key in self.scope if key.startswith(f"{node.function}:"))
+            close = difflib.get_close_matches(name.name, rules, n=1, cutoff=0.6)
+            raise PolicyTypeError(
+                f"{name.name!r} is not a rule of this policy whose result can be read"
+                + (f" (rules: {', '.join(rules)})" if rules else ""),
+                name.span, suggestion=close[0] if close else None,
+            )
+        typed_name = attrs.evolve(name, type=symbol.type, kind="result", interval=symbol.interval)
+        return attrs.evolve(node, args=(typed_name,), type=symbol.type, interval=symbol.interval)
 
     def _same_kind(self, node, first: ast.Node, second: ast.Node, message: str) -> tuple[ast.Node, ast.Node]:
         a, b = first.type, second.type

@@ -17,9 +17,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import _ast as ast
-from ._check import check
-from ._errors import PolicySchemaError, PolicyTypeError, Span
+from ._check import Symbol, check, result_key
+from ._enum_values import read_enum_values
+from ._errors import PolicyError, PolicySchemaError, PolicyTypeError, Span
 from ._narrow import Contradiction, narrow
 from ._parser import parse_expression
 from ._schema import (
@@ -203,16 +206,13 @@ def read_fact(name: str, section: Section) -> Fact:
             section.value_span("type"),
             suggestion=close[0] if close else None,
         )
+    value_aliases = ()
     if type_name == "enum":
         choices = section.items("values", f"the values of enum fact {name!r}")
         if not choices:
             raise PolicySchemaError(f"enum fact {name!r} needs at least one value", section.value_span("values"))
-        seen = set()
-        for choice, span in choices:
-            if not isinstance(choice, str) or choice in seen:
-                raise PolicySchemaError(f"enum fact {name!r}: value {choice!r} must be distinct text", span)
-            seen.add(choice)
-        value_type = enum_type(choice for choice, _ in choices)
+        values, value_aliases = read_enum_values(name, choices)
+        value_type = enum_type(values)
     else:
         value_type = SIMPLE_TYPES[type_name]
     bounds = {}
@@ -241,6 +241,7 @@ def read_fact(name: str, section: Section) -> Fact:
         min=bounds.get("min"),
         max=bounds.get("max"),
         format=fmt,
+        value_aliases=value_aliases,
         aliases=aliases,
         optional=section.get("optional", bool, required=False, default=False),
         span=section.span,
@@ -369,6 +370,66 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
     return rule
 
 
+def _in_order_of_reads(items: list[tuple[Any, Span]]) -> list[tuple[Any, Span]]:
+    """The rules in an order in which every rule comes after those whose results it reads
+    (amount_of, fired), otherwise as written. A cycle is an error at one of its reads."""
+    reads: dict[str, list[ast.Call]] = {}
+    ids = []
+    for item, span in items:
+        rule_id = item.get("id") if isinstance(item, Located) else None
+        ids.append(rule_id)
+        if not isinstance(rule_id, str) or rule_id in reads:
+            continue  # reported when the rule is read
+        calls = []
+        try:
+            section = Section(item, span, "a rule")
+            texts = [("when", item, section)] + [
+                ("amount", finding, Section(finding, finding_span, "a finding"))
+                for finding, finding_span in section.items("findings", "findings", required=False)
+                if isinstance(finding, Located)
+            ]
+            for key, mapping, place in texts:
+                if isinstance(mapping.get(key), str):
+                    calls.extend(ast.results_read(parse_at(mapping[key], place.value_span(key), key)))
+        except PolicyError:
+            pass  # reported, at its place, when the rule is read
+        reads[rule_id] = calls
+    order, done, visiting = [], set(), []
+
+    def visit(rule_id: str) -> None:
+        if rule_id in done or rule_id not in reads:
+            return
+        if rule_id in visiting:
+            cycle = visiting[visiting.index(rule_id):] + [rule_id]
+            call = next(c for c in reads[cycle[-2]] if c.args[0].name == rule_id)
+            raise PolicySchemaError(
+                "rules " + " -> ".join(repr(r) for r in cycle) + " read each other's results "
+                "(amount_of, fired): there is no order in which to judge them", call.span,
+            )
+        visiting.append(rule_id)
+        for call in reads[rule_id]:
+            visit(call.args[0].name)
+        visiting.pop()
+        done.add(rule_id)
+        order.append(rule_id)
+
+    for rule_id in reads:
+        visit(rule_id)
+    position = {rule_id: index for index, rule_id in enumerate(order)}
+    ranked = sorted(range(len(items)), key=lambda i: (position.get(ids[i], -1) if isinstance(ids[i], str) else -1, i))
+    return [items[i] for i in ranked]
+
+
+def _results_of(rule: Rule) -> dict[str, Symbol]:
+    """What later rules may read of ``rule``: whether it fired and, with one finding, its
+    amount (0 when it did not fire)."""
+    found = {result_key("fired", rule.id): Symbol("result", BOOLEAN)}
+    if len(rule.findings) == 1:
+        low, high = rule.findings[0].amount.interval or (0, 0)
+        found[result_key("amount_of", rule.id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
+    return found
+
+
 def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | None:
     """The warning for a condition that no value in the declared ranges can make true (at
     the part that cannot hold), or None. Only a warning: a shared catalogue may narrow a
@@ -450,16 +511,14 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
             raise PolicySchemaError(f"duplicate test case name {name!r}", case.value_span("name"))
         names.add(name)
         case.what = f"test case {name!r}"
+        children = None
+        if case.has("cases"):  # an enterprise ('given') judged with its cases
+            children = tuple(
+                {**defaults, **_given_facts(Section(item, item_span, f"a case of {case.what}"), facts, case.what)}
+                for item, item_span in case.items("cases", f"the cases of {case.what}")
+            )
         given_section = case.section("given", f"the facts given in {case.what}")
-        for key in given_section.map:
-            if key not in facts:
-                close = difflib.get_close_matches(str(key), list(facts), n=1)
-                raise PolicySchemaError(
-                    f"{case.what}: {key!r} is not a fact of this policy",
-                    given_section.map.key_spans[key],
-                    suggestion=close[0] if close else None,
-                )
-        given = {**defaults, **dict(given_section.map)}
+        given = {**defaults, **_given_facts(given_section, facts, case.what)}
         expect = case.section("expect", f"the expected outcome of {case.what}")
         findings = sanctions = None
         if expect.has("findings") or "findings" in expect.map:
@@ -474,9 +533,21 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
             )
         total = expect.get("total_yuan", int, required=False)
         expect.finish()
-        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span))
+        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children))
         case.finish()
     return tuple(cases)
+
+
+def _given_facts(section: Section, facts, what: str) -> dict:
+    for key in section.map:
+        if key not in facts:
+            close = difflib.get_close_matches(str(key), list(facts), n=1)
+            raise PolicySchemaError(
+                f"{what}: {key!r} is not a fact of this policy",
+                section.map.key_spans[key],
+                suggestion=close[0] if close else None,
+            )
+    return dict(section.map)
 
 
 def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
@@ -485,7 +556,13 @@ def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
     if rule not in rule_ids:
         close = difflib.get_close_matches(rule, list(rule_ids), n=1)
         raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"), suggestion=close[0] if close else None)
-    finding = ExpectedFinding(rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False))
+    status = section.get("status", required=False)
+    if status not in (None, "imposed", "superseded"):
+        raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
+    finding = ExpectedFinding(
+        rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False),
+        section.get("case", required=False), status,
+    )
     section.finish()
     return finding
 
@@ -503,23 +580,9 @@ def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def is_catalogue(document: Any) -> bool:
-    return isinstance(document, Located) and "policy" not in document and "facts" in document
-
-
-def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
-    """The facts of a catalogue file; ``document`` is its YAML when already parsed."""
-    if document is None:
-        document = load_yaml_file(path)
-    top = Section(document, document.span if isinstance(document, Located) else Span(str(path), 1, 1), f"fact catalogue {Path(path).name}")
-    facts = read_facts(top.section("facts", "facts"))
-    top.get("description", required=False)
-    top.finish()
-    return facts
-
-
-def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, document: Any = None) -> Policy:
-    """Load and check one policy file; ``shared_facts`` come from the folder's catalogue."""
+def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> Policy:
+    """Load and check one policy file. ``shared``: the folder's catalogue (``_catalogue.py``),
+    or a plain dict of shared facts."""
     path = Path(path)
     if document is None:
         document = load_yaml_file(path)
@@ -528,8 +591,18 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
     top = Section(document, document.span, "the policy file")
     head = top.section("policy", "the 'policy' header")
     policy_id = _identifier(head.get("id"), head.value_span("id"), "policy id", POLICY_ID)
-    shared_facts = dict(shared_facts or {})
+    domain = _identifier(head.get("domain", required=False, default="enterprise"), head.value_span("domain"), "domain", POLICY_ID)
+    kinds = dict(getattr(shared, "kinds", {}))
+    if kinds and domain not in kinds and not head.has("subject"):
+        close = difflib.get_close_matches(domain, list(kinds), n=1)
+        raise PolicySchemaError(
+            f"domain {domain!r} is not a kind this folder declares ({', '.join(kinds)}); declare it, "
+            "or give the policy's own 'subject:' fact", head.value_span("domain"), suggestion=close[0] if close else None,
+        )
+    shared_facts = shared.visible_to(domain) if hasattr(shared, "visible_to") else dict(shared or {})
     own = read_facts(top.section("facts", "facts", required=False)) if top.has("facts") else {}
+    if domain in kinds:
+        own = {name: attrs.evolve(fact, record_kind=domain) for name, fact in own.items()}
     top.used.add("facts")
     for name, fact in own.items():
         if name in shared_facts:
@@ -542,15 +615,17 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
     lists = read_lists(top.section("lists", "lists", required=False))
     scope = scope_of(facts, parameters)
     rules, seen = [], {}
-    for item, span in top.items("rules", "rules"):
+    scope = dict(scope)
+    for item, span in _in_order_of_reads(top.items("rules", "rules")):
         rule = read_rule(item, span, scope, facts, lists)
         if rule.id in seen:
             raise PolicySchemaError(f"duplicate rule id {rule.id!r} (first at line {seen[rule.id].line})", span)
         seen[rule.id] = span
         rules.append(rule)
+        scope.update(_results_of(rule))
     if not rules:
         raise PolicySchemaError("a policy needs at least one rule", top.value_span("rules"))
-    subject = head.get("subject", required=False, default="uscc")
+    subject = head.get("subject", required=False, default=kinds[domain].key if domain in kinds else "uscc")
     if subject not in facts:
         raise PolicySchemaError(f"subject {subject!r} is not a declared fact", head.value_span("subject") if head.has("subject") else head.span)
     effective = head.get("effective", dt.date)
@@ -571,7 +646,8 @@ def read_policy(path: str | Path, shared_facts: dict[str, Fact] | None = None, d
         number=head.get("number", required=False),
         expires=expires,
         source=head.get("source", required=False),
-        domain=_identifier(head.get("domain", required=False, default="enterprise"), head.value_span("domain"), "domain", POLICY_ID),
+        domain=domain,
+        kinds={kind: kinds[kind] for kind in getattr(shared, "lineage", lambda _: ())(domain)},
         subject=subject,
         facts=facts,
         parameters=parameters,

@@ -16,8 +16,10 @@ from typing import Any
 
 import attrs
 
+from ._catalogue import Catalogue, is_catalogue, read_folder_catalogues
 from ._errors import PolicyError, PolicySetError
-from ._loader import is_catalogue, read_catalogue, read_policy
+from ._kinds import RecordKind
+from ._loader import read_policy
 from ._schema import Fact, Policy
 from ._yaml import load_yaml_file
 
@@ -47,6 +49,14 @@ class PolicySet:
 
     def for_domain(self, domain: str) -> PolicySet:
         return PolicySet(tuple(p for p in self.policies if p.domain == domain))
+
+    @property
+    def kinds(self) -> dict[str, RecordKind]:
+        """The declared kinds of record the loaded policies judge, with their ancestors."""
+        merged: dict[str, RecordKind] = {}
+        for policy in self.policies:
+            merged.update(policy.kinds)
+        return merged
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -81,13 +91,19 @@ class PolicySet:
 
 
 def _kind_of(fact: Fact) -> str:
-    """What must agree between files: the type, an enum's values, the format."""
+    """What must agree between files: the type, an enum's values and aliases, the format."""
     text = str(fact.type)
     if fact.type.choices is not None:
         text += " [" + ", ".join(fact.type.choices) + "]"
+    if fact.value_aliases:  # they decide which registry rows are accepted, and as what
+        text += " aliases [" + ", ".join(f"{alias}={value}" for alias, value in fact.value_aliases) + "]"
     if fact.format:
         text += f" (format {fact.format})"
     return text
+
+
+def _agreed(fact: Fact) -> tuple:
+    return fact.type, fact.format, frozenset(fact.value_aliases)
 
 
 def _check_consistent(policies: Iterable[Policy]) -> None:
@@ -102,7 +118,7 @@ def _check_consistent(policies: Iterable[Policy]) -> None:
         for name, fact in policy.facts.items():
             if name in facts:
                 first, owner = facts[name]
-                if (first.type, first.format) != (fact.type, fact.format):
+                if _agreed(first) != _agreed(fact):
                     raise PolicySetError(
                         f"fact {name!r} is {_kind_of(fact)} here but {_kind_of(first)} in {owner.key} ({owner.path})",
                         fact.span,
@@ -150,18 +166,18 @@ def shipped_policies_path() -> Path:
     return Path(str(resources.files("ecorules.policies")))
 
 
-def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Fact]]]:
+def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, Catalogue]]:
     """Every policy file under ``paths`` with the catalogue facts that apply to it."""
     return _policy_files(paths, _Documents())
 
 
-def _policy_files(paths: Iterable[str | Path], documents: _Documents) -> list[tuple[Path, dict[str, Fact]]]:
-    found: list[tuple[Path, dict[str, Fact]]] = []
+def _policy_files(paths: Iterable[str | Path], documents: _Documents) -> list[tuple[Path, Catalogue]]:
+    found: list[tuple[Path, Catalogue]] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(_walk(path, {}, documents))
+            found.extend(_walk(path, Catalogue(), documents))
         elif path.exists():
-            shared = _folder_catalogue(path.parent, {}, documents)
+            shared = _folder_catalogue(path.parent, Catalogue(), documents)
             if not documents.is_catalogue(path):
                 found.append((path, shared))
         else:
@@ -169,15 +185,15 @@ def _policy_files(paths: Iterable[str | Path], documents: _Documents) -> list[tu
     return found
 
 
-def _folder_catalogue(folder: Path, inherited: dict[str, Fact], documents: _Documents) -> dict[str, Fact]:
-    shared = dict(inherited)
-    for candidate in sorted(folder.iterdir()):
-        if candidate.suffix in POLICY_SUFFIXES and documents.is_catalogue(candidate):
-            shared.update(read_catalogue(candidate, documents.get(candidate)))
-    return shared
+def _folder_catalogue(folder: Path, inherited: Catalogue, documents: _Documents) -> Catalogue:
+    files = [
+        (candidate, documents.get(candidate)) for candidate in sorted(folder.iterdir())
+        if candidate.suffix in POLICY_SUFFIXES and documents.is_catalogue(candidate)
+    ]
+    return read_folder_catalogues(files, inherited) if files else inherited
 
 
-def _walk(folder: Path, inherited: dict[str, Fact], documents: _Documents) -> list[tuple[Path, dict[str, Fact]]]:
+def _walk(folder: Path, inherited: Catalogue, documents: _Documents) -> list[tuple[Path, Catalogue]]:
     shared = _folder_catalogue(folder, inherited, documents)
     found = []
     for entry in sorted(folder.iterdir()):

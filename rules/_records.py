@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
+from ._choices import not_allowed, resolve
 from ._errors import RecordError
 from ._schema import Fact
 from ._types import DECIMAL_PLACES, Kind, days_to_date
@@ -131,7 +132,7 @@ def _date(fact: Fact, raw: Any) -> dt.date:
                 return dt.date.fromisoformat(raw)
         except ValueError:
             pass
-    raise RecordError(f"must be a date YYYY-MM-DD or YYYY年M月D日, got {raw!r}", fact.name, raw)
+    raise RecordError(f"must be a date YYYY-MM-DD, got {raw!r}", fact.name, raw)
 
 
 def _string(fact: Fact, raw: Any) -> str:
@@ -147,11 +148,11 @@ def _string(fact: Fact, raw: Any) -> str:
 
 
 def _enum(fact: Fact, raw: Any) -> str:
-    if not isinstance(raw, str) or raw not in fact.type.choices:
-        raise RecordError(
-            f"{raw!r} is not one of the {len(fact.type.choices)} allowed values", fact.name, raw
-        )
-    return raw
+    """The canonical value: registries write aliases, full-width forms and stray spaces."""
+    value = resolve(fact, raw) if isinstance(raw, str) else None
+    if value is None:
+        raise RecordError(not_allowed(fact, raw), fact.name, raw)
+    return value
 
 
 def _check_range(fact: Fact, value: Any) -> None:

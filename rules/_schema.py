@@ -16,6 +16,7 @@ import attrs
 from . import _ast as ast
 from ._check import Symbol
 from ._errors import ParameterNotSetError, Span
+from ._kinds import RecordKind, Rollup
 from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, Kind, Type, date_to_days
 
 ENTERPRISE = "enterprise"  # the payer word meaning the record's own subject
@@ -75,10 +76,17 @@ class Fact:
     min: Any = None
     max: Any = None
     format: str | None = None  # "uscc": verified as a 统一社会信用代码
+    # An enum's other spellings, (alias, canonical value) in declared order: 经开区 is read
+    # as 郑州经济技术开发区. ``_choices.resolve`` matches them.
+    value_aliases: tuple[tuple[str, str], ...] = ()
     aliases: tuple[str, ...] = ()
     # A record may leave it empty (a halt that did not happen): rules read it only under
     # is_set() or through value_or(), which the checker enforces; never a made-up value.
     optional: bool = False
+    # The kind of record the fact belongs to (None: any, for folders that declare no kinds),
+    # and for a roll-up how it is computed from the records of a child kind.
+    record_kind: str | None = None
+    rollup: Rollup | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -202,6 +210,14 @@ class Rule:
     # wrong bound. At the part of the condition that cannot hold.
     never_applies: PolicyWarning | None = attrs.field(default=None, eq=False, repr=False)
 
+    def results_read(self) -> tuple[str, ...]:
+        """The ids of the rules whose results (amount_of, fired) this rule reads."""
+        seen: dict[str, None] = {}
+        for node in (self.condition, *(f.amount for f in self.findings)):
+            for call in ast.results_read(node):
+                seen.setdefault(call.args[0].name)
+        return tuple(seen)
+
     def reads(self) -> tuple[str, ...]:
         """Every fact and parameter the rule reads, condition first."""
         seen: dict[str, None] = {}
@@ -220,6 +236,8 @@ class ExpectedFinding:
     amount_yuan: int
     payer: str | None = None
     kind: str | None = None
+    record: str | None = None  # the case it is found on, in a test of several cases
+    status: str | None = None  # imposed or superseded (one act, one fine)
 
 
 @attrs.frozen
@@ -239,6 +257,9 @@ class TestCase:
     sanctions: tuple[ExpectedSanction, ...] | None
     total_yuan: int | None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # A test of several records judged together: ``given`` is then the parent (the
+    # enterprise) and ``children`` its records of the policy's kind (the cases).
+    children: tuple[dict, ...] | None = None
 
     __test__ = False  # not a pytest class
 
@@ -259,8 +280,10 @@ class Policy:
     number: str | None = None  # 文号, when the source gives one
     expires: dt.date | None = None
     source: str | None = None
-    domain: str = "enterprise"
+    domain: str = "enterprise"  # the kind of record it judges
     subject: str = "uscc"
+    # the declared kinds of the domain's lineage (case, enterprise): keys, parents, acts
+    kinds: dict[str, RecordKind] = attrs.field(factory=dict, eq=False, repr=False)
     path: str | None = None
     content_hash: str | None = None  # sha256 of the file, for run fingerprints
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
@@ -280,9 +303,20 @@ class Policy:
         raise KeyError(f"{self.key} has no rule {rule_id!r}")
 
     @property
+    def payer_key(self) -> str:
+        """The fact naming the legal person a record belongs to, whom 'enterprise' as payer
+        or listed subject means: the key at the root of the kind's lineage (a case -> its
+        enterprise's uscc), else the policy's own subject."""
+        kind = self.domain
+        while kind in self.kinds and self.kinds[kind].parent in self.kinds:
+            kind = self.kinds[kind].parent
+        return self.kinds[kind].key if kind in self.kinds else self.subject
+
+    @property
     def required_facts(self) -> tuple[str, ...]:
-        """The record fields the policy needs: the subject, then what its rules read."""
-        needed: dict[str, None] = {self.subject: None}
+        """The record fields the policy needs: the subject (and the enterprise it belongs
+        to), then what its rules read."""
+        needed: dict[str, None] = {self.subject: None, self.payer_key: None}
         for rule in self.rules:
             for name in rule.reads():
                 if name in self.facts:

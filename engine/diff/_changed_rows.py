@@ -40,7 +40,7 @@ class MostChanged:
     once twice ``limit`` rows are kept they are cut back to ``limit``.
     """
 
-    FIELDS = ("total", "amounts", "flags", "fired")  # arrays whose last axis is the row
+    FIELDS = ("total", "amounts", "present", "flags", "fired")  # arrays whose last axis is the row
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -167,7 +167,7 @@ def _build_rows(acc: Pairing, table: pa.Table, parts, facts) -> list[ChangedEnte
     """
     m = table.num_rows
     shown = _typed_rows(table, facts)
-    amounts, flags, fired = parts["amounts"], parts["flags"], parts["fired"]
+    amounts, present, flags, fired = parts["amounts"], parts["present"], parts["flags"], parts["fired"]
     totals = parts["total"].tolist()
     changes: list[list[RuleChange]] = [[] for _ in range(m)]
     for index, key in enumerate(acc.rule_keys):
@@ -177,6 +177,8 @@ def _build_rows(acc: Pairing, table: pa.Table, parts, facts) -> list[ChangedEnte
         entered = [flags[i, 1] & ~flags[i, 0] for i in sanctions]
         left = [flags[i, 0] & ~flags[i, 1] for i in sanctions]
         responsible = money[0] != money[1]
+        for i in findings:  # a finding that appears or goes, 0 yuan or not
+            responsible |= present[i, 0] != present[i, 1]
         for mask in entered + left:
             responsible |= mask
         hits = np.flatnonzero(responsible)

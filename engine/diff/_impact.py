@@ -9,8 +9,10 @@ what keeps the diff within a small multiple of one scoring pass on a registry of
 
 Findings, rules and sanctions of the two programs are paired by ``(policy id, rule id, ...)``,
 not by ``id@version``: a draft that is a new version of a regulation compares rule by rule
-with the version in force today. An outcome *changes* when any finding amount or any
-sanction of a paired slot differs; rules whose amount is unchanged are not "responsible".
+with the version in force today. An outcome *changes* when a finding of a paired slot
+appears, disappears or changes its amount, or any sanction differs. A finding is where its
+rule fired, so one of 0 yuan that appears is a change (``ecorules explain`` shows it) though
+no yuan move; rules whose findings and sanctions are unchanged are not "responsible".
 
 Figures are over the rows that both sets accept (``rows_compared``); rows either set rejects
 are counted apart, never silently folded into zeros. Amounts are exact int64 yuan throughout.
@@ -55,6 +57,8 @@ class _Side:
     def __init__(self, program, policies: PolicySet, as_of: dt.date):
         self.program = program
         self.finding_keys = [(_policy_id(p), r, int(i)) for p, r, i, *_ in program.findings]
+        rule_row = {(p, r): k for k, (p, r) in enumerate(program.rules)}
+        self.finding_rules = [rule_row[(p, r)] for p, r, *_ in program.findings]  # row of ``fired``
         self.sanction_keys = [(_policy_id(p), r, lst) for p, r, lst in program.sanctions]
         self.rule_keys = [(_policy_id(p), r) for p, r in program.rules]
         self.info: dict[Key, RuleInfo] = {}
@@ -106,6 +110,10 @@ class _Accumulator:
             "rules": (_slots(self.rule_keys, base.rule_keys), _slots(self.rule_keys, proposed.rule_keys)),
         }
         self.list_slots = [[i for i, k in enumerate(self.sanction_keys) if k[2] == lst] for lst in self.lists]
+        # per paired finding key, the rows of ``fired`` on each side that say where it exists
+        fb, fp = self.slots["findings"]
+        self.finding_fired = ([[base.finding_rules[s] for s in slots] for slots in fb],
+                              [[proposed.finding_rules[s] for s in slots] for slots in fp])
         self.rows_in = self.rows_compared = self.rejected_base = self.rejected_proposed = self.rejected_only_proposed = 0
         n_f, n_r, n_l = len(self.finding_keys), len(self.rule_keys), len(self.lists)
         self.finding_sums = np.zeros((2, n_f), np.int64)
@@ -140,6 +148,8 @@ class _Accumulator:
         amounts = [(_gather(rb.amounts, b, n), _gather(rp.amounts, p, n)) for b, p in zip(fb, fp, strict=True)]
         sb, sp = self.slots["sanctions"]
         flags = [(_gather(rb.sanctions, b, n) != 0, _gather(rp.sanctions, p, n) != 0) for b, p in zip(sb, sp, strict=True)]
+        present = [(_gather(rb.fired, b, n) != 0, _gather(rp.fired, p, n) != 0)
+                   for b, p in zip(*self.finding_fired, strict=True)]
         self.finding_sums += [[int(a.sum()) for a, _ in amounts], [int(a.sum()) for _, a in amounts]]
         rbk, rpk = self.slots["rules"]
         for index, (b, p) in enumerate(zip(rbk, rpk, strict=True)):
@@ -151,6 +161,8 @@ class _Accumulator:
 
         changed = np.zeros(n, bool)
         for before, after in amounts:
+            changed |= before != after
+        for before, after in present:  # a 0-yuan finding appearing or going moves no yuan
             changed |= before != after
         for before, after in flags:
             changed |= before != after
@@ -172,6 +184,7 @@ class _Accumulator:
                 batch.take(pa.array(rows)),
                 total=np.stack((total_b[rows], total_p[rows])),
                 amounts=np.array([(b[rows], p[rows]) for b, p in amounts], np.int64).reshape(len(amounts), 2, rows.size),
+                present=np.array([(b[rows], p[rows]) for b, p in present], bool).reshape(len(present), 2, rows.size),
                 flags=np.array([(b[rows], p[rows]) for b, p in flags], bool).reshape(len(flags), 2, rows.size),
                 fired=self._fired_rows(rb, rp, rows),
             )

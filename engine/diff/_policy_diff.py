@@ -287,6 +287,7 @@ def _fact_fields(old: Fact, new: Fact):
 
     fields = _compare((name, field(old, name), field(new, name)) for name in _FACT_FIELDS)
     fields += _choice_changes(old.type.choices or (), new.type.choices or ())
+    fields += _alias_changes(old.value_aliases, new.value_aliases)
     return fields, ()
 
 
@@ -298,6 +299,19 @@ def _choice_changes(old: tuple[str, ...], new: tuple[str, ...]) -> list[FieldCha
         changes.append(FieldChange("values removed", removed, None))
     if added:
         changes.append(FieldChange("values added", None, added))
+    return changes
+
+
+def _alias_changes(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> list[FieldChange]:
+    """An enum's aliases decide which registry rows are accepted, and as what value: a change
+    moves rows between rejects and districts, so the report names it."""
+    removed = [f"{alias} = {value}" for alias, value in old if (alias, value) not in new]
+    added = [f"{alias} = {value}" for alias, value in new if (alias, value) not in old]
+    changes = []
+    if removed:
+        changes.append(FieldChange("value aliases removed", removed, None))
+    if added:
+        changes.append(FieldChange("value aliases added", None, added))
     return changes
 
 

@@ -81,19 +81,20 @@ class StandInProgram:
             payer_values[name] = [row[name] for row in rows]
 
         def by_payer(cases: bool):
-            """Yuan per payer label; or rows with a payable amount > 0 per label (a row once)."""
+            """Yuan per payer label (labels owed something); or cases per label: rows where
+            a payable finding's rule fired, 0 yuan included (a row once per label)."""
             out: dict[str, int] = {}
             counted: set[tuple[int, str]] = set()
-            for k, (_, _, _, kind, payer) in enumerate(self.findings):
+            for k, (policy, rule, _, kind, payer) in enumerate(self.findings):
                 if not kind.payable:
                     continue
-                for i in np.flatnonzero(amounts[k]):
+                for i in np.flatnonzero(fired[rule_index[(policy, rule)]]):
                     label = ENTERPRISE if payer == ENTERPRISE else payer_values[payer][i]
                     if cases:
-                        if amounts[k, i] > 0 and (i, label) not in counted:
+                        if (i, label) not in counted:
                             counted.add((i, label))
                             out[label] = out.get(label, 0) + 1
-                    else:
+                    elif amounts[k, i]:
                         out[label] = out.get(label, 0) + int(amounts[k, i])
             return out
 

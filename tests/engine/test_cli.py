@@ -324,7 +324,7 @@ def test_explain_invalid_json_exits_2_with_a_clear_message(record_file, content,
     [
         ({"untreated_outfalls": -1}, "untreated_outfalls: -1 is below the minimum 0"),
         ({"untreated_outfalls": 2.5}, "untreated_outfalls: must be a whole number, got Decimal('2.5')"),
-        ({"district": "郑州"}, "district: '郑州' is not one of the"),
+        ({"district": "郑州"}, "district: '郑州' is not an allowed 所属区县"),
         ({"uscc": "123"}, "uscc: is not a valid 统一社会信用代码"),
         ({"high_energy": None}, "high_energy: is missing"),
     ],

@@ -476,7 +476,8 @@ def test_failed_run_is_recorded_and_leaves_no_results(tmp_path, monkeypatch):
     class Exploding:
         def __init__(self, policies, domain):
             self.inner = COMPILE(policies, domain=domain)
-            self.columns, self.findings, self.sanctions = self.inner.columns, self.inner.findings, self.inner.sanctions
+            self.columns, self.rules = self.inner.columns, self.inner.rules
+            self.findings, self.sanctions = self.inner.findings, self.inner.sanctions
 
         def score(self, table, **options):
             calls["n"] += 1

@@ -9,6 +9,7 @@ legal staff wrote, so a wrong case and a wrong rule cannot agree by accident.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from ecorules.engine import BACKENDS, Evaluator, load_policies
+from ecorules.engine._testing import run_tests
 from ecorules.rules import shipped_policies_path
 
 yaml_cases = pytest.mark.policy_cases()
@@ -188,6 +190,30 @@ def test_approval_ladder(evaluator, kind, days, lists):
 def test_enterprise_and_approval_domains_are_judged_apart(evaluator):
     decision = evaluator.evaluate(enterprise(untreated_outfalls=1), as_of=DAY)
     assert decision.policies == (WATER, CREDIT)  # in load order; approval is another domain
+
+
+def test_a_yaml_case_may_give_the_district_as_a_registry_writes_it(tmp_path):
+    folder = tmp_path / "zhengzhou"
+    shutil.copytree(shipped_policies_path() / "zhengzhou", folder)
+    policy = folder / "eco_water_interception.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + textwrap.indent(textwrap.dedent("""\
+          - name: 管委会填写的区名按目录中的名称扣款
+            as_of: 2012-04-14
+            given: {untreated_outfalls: 1, district: "郑州经开区管委会"}
+            expect:
+              findings:
+                - {rule: untreated_outfall_deduction, amount_yuan: 1000000, payer: 郑州经济技术开发区}
+          - name: 全角空格不影响区名
+            as_of: 2012-04-14
+            given: {untreated_outfalls: 1, district: "\u3000金水区 "}
+            expect:
+              findings:
+                - {rule: untreated_outfall_deduction, amount_yuan: 1000000, payer: 金水区}
+        """), "  "), encoding="utf-8")
+    for backend in BACKENDS:
+        report = run_tests(load_policies(tmp_path), backend=backend)
+        assert not report.failed, [r.problems for r in report.failed]
+        assert sum(r.case.name.startswith(("管委会", "全角")) for r in report.results) == 2
 
 
 # -- the plugin itself: what a failing YAML case shows ------------------------------------------

@@ -129,6 +129,15 @@ def test_lists_facts_header_and_tests(base, tmp_path):
     assert (fact.name, fact.status, fact.fields[0].field, fact.fields[0].after) == ("district", "changed", "values added", ["登封市"])
 
 
+def test_an_enum_alias_added_is_a_change_of_the_fact(base, tmp_path):
+    folder = write_set(tmp_path / "d", WATER, CREDIT)
+    catalogue = (folder / "registry.yaml").read_text(encoding="utf-8")
+    assert "新密市]" in catalogue
+    (folder / "registry.yaml").write_text(catalogue.replace("新密市]", "新密市: [新密]]"), encoding="utf-8")
+    (fact,) = diff_policies(base, load_policies(folder)).facts
+    assert [(f.field, f.before, f.after) for f in fact.fields] == [("value aliases added", None, ["新密 = 新密市"])]
+
+
 def test_added_and_removed_policies_list_their_rules(base, tmp_path):
     diff = diff_policies(base, draft(tmp_path, credit=None))
     change = only_policy(diff)

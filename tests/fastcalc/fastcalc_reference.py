@@ -85,6 +85,7 @@ class Reference:
         self.columns = tuple(needed)
         self.rules = [(p, r) for p in self.policies for r in p.rules]
         self.findings = [(p, r, i, f) for p, r in self.rules for i, f in enumerate(r.findings)]
+        self.finding_rules = [k for k, (_, r) in enumerate(self.rules) for _ in r.findings]
         self.sanctions = [(p, r, s) for p, r in self.rules for s in r.sanctions]
 
     def score(self, pools: dict[str, list], index: dict[str, np.ndarray], n: int, as_of: dt.date) -> dict:
@@ -166,10 +167,12 @@ class Reference:
                 total += amounts[f]
             else:
                 rewards += amounts[f]
-            for row in np.flatnonzero(amounts[f]).tolist():
+            # a finding exists where its rule fired, 0 yuan included (as engine/_evaluator.py)
+            for row in np.flatnonzero(fired[self.finding_rules[f]]).tolist():
                 label = ENTERPRISE if finding.payer == ENTERPRISE else payer_labels[f][row]
                 if finding.kind.payable:
-                    by_payer[label] = by_payer.get(label, 0) + int(amounts[f, row])
+                    if amounts[f, row]:
+                        by_payer[label] = by_payer.get(label, 0) + int(amounts[f, row])
                     cases.setdefault(label, set()).add(row)
         return {
             "valid": valid, "rejects": rejects, "fired": fired, "amounts": amounts,

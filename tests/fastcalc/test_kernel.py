@@ -193,6 +193,26 @@ def test_a_string_payer_rolls_up_by_the_batch_dictionary(tmp_path):
     assert dict(zip(part.labels, part.yuan.tolist(), strict=True)) == {"甲公司": 4, "乙公司": 2}
 
 
+def test_a_rule_that_fires_for_zero_yuan_is_a_case_of_its_payer(tmp_path):
+    """Cases count fired payable findings, 0 yuan included, in the kernel's roll-up (enum and
+    enterprise payers) and in the exact merge of text payers whose labels overlap."""
+    facts = ("  owner:\n    type: string\n  operator:\n    type: string\n"
+             "  district:\n    type: enum\n    values: [金水区, 二七区, 中原区]\n" + INTS)
+    rules = (rule("a", "i > 0", ["max(0, i - 2)"], payer="owner", sanction=False)
+             + rule("b", "i > 1", ["0"], payer="operator", sanction=False)
+             + rule("c", "i > 0", ["0"], payer="district", sanction=False)
+             + rule("d", "i > 0", ["0"], payer="enterprise", kind="fee", sanction=False)
+             + rule("e", "i > 0", ["0"], payer="district", kind="reward", sanction=False))
+    folder = write_policy(tmp_path, facts, rules)
+    columns = {"uscc": [USCC] * 4, "owner": ["甲", "乙", "甲", "甲"], "operator": ["乙", "乙", "丙", "甲"],
+               "district": ["金水区", "二七区", "金水区", "中原区"], "i": [1, 2, 3, 0]}
+    _, result = score_both(folder, columns)
+    assert result.amounts.tolist() == [[0, 0, 1, 0]] + [[0, 0, 0, 0]] * 4
+    assert result.totals_by_payer() == {"甲": 1}
+    # row 1 names 乙 twice (owner and operator): one case; the reward of rule e is no case
+    assert result.case_counts_by_payer() == {"甲": 2, "乙": 1, "丙": 1, "金水区": 2, "二七区": 1, "enterprise": 3}
+
+
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 127, 128, 129, 1000])
 def test_batch_sizes_around_block_boundaries(tmp_path, n):
     folder = write_policy(tmp_path, DEC + INTS, rule("r", "a * b > i", ["max(0, round(a * b))"], payer="enterprise")

@@ -126,7 +126,7 @@ def test_the_reasons_read_as_records_words_them(program):
     assert reasons[("i", "-1")] == "-1 is below the minimum 0"
     assert reasons[("i", "None")] == "is missing"
     assert reasons[("uscc", "'bad'")] == "is not a valid 统一社会信用代码: has 3 characters, expected 18"
-    assert reasons[("e", "'X'")] == "'X' is not one of the 3 allowed values"
+    assert reasons[("e", "'X'")] == "'X' is not an allowed e (none of its 3 values is close)"
     assert reasons[("b", "'yes!'")] == "must be true or false, got 'yes!'"
     assert reasons[("d", "1.5")] == "must be an exact decimal (text or integer), got 1.5"
     assert reasons[("d", "'1.00001'")] == "has more than 4 decimal places: '1.00001'"
@@ -263,3 +263,34 @@ def test_space_codepoints_are_pythons_whitespace():
     from ecorules.fastcalc._validate_coded import SPACE_CODEPOINTS
 
     assert list(SPACE_CODEPOINTS) == [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+
+
+# -- enum aliases: the batch reads each distinct text as _records does -----------------------------
+ALIASED = ["乙类", "甲", "\u3000乙 ", "丙（管委会）", "乙类", "丁", None, "丙管委会"]
+
+
+@pytest.mark.parametrize("container", ["list", "object", "arrow", "large", "dictionary", "category"])
+def test_enum_aliases_and_full_width_forms_get_the_canonical_code(container):
+    from ecorules.fastcalc._validate import validate_column
+    from ecorules.fastcalc._validate_common import Rejects
+    from ecorules.rules import Fact
+    from ecorules.rules._types import enum_type
+
+    fact = Fact("e", enum_type(("甲", "乙", "丙")), label="类别",
+                value_aliases=(("乙类", "乙"), ("丙管委会", "丙")))
+    column = {
+        "list": lambda: ALIASED,
+        "object": lambda: _column("object", ALIASED),
+        "arrow": lambda: pa.array(ALIASED),
+        "large": lambda: pa.array(ALIASED, pa.large_string()),
+        "dictionary": lambda: pa.array(ALIASED).dictionary_encode(),
+        "category": lambda: pd.Series(ALIASED, dtype="category"),
+    }[container]()
+    rejects = Rejects()
+    codes = validate_column(fact, column, len(ALIASED), True, rejects).values
+    rejected = dict(zip(np.concatenate(rejects.rows).tolist(), np.concatenate(rejects.reasons).tolist(), strict=True))
+    assert rejected == {5: "'丁' is not an allowed 类别 (none of its 3 values is close)", 6: "is missing"}
+    valid = [row for row in range(len(ALIASED)) if row not in rejected]
+    assert codes[valid].tolist() == [1, 0, 1, 2, 1, 2]
+    for row in valid:  # exactly what a single record gets
+        assert fact.type.choices[codes[row]] == coerce(fact, ALIASED[row])

@@ -50,6 +50,11 @@ CASES = [
     ("expires_before_effective", Schema, "expires 2011-12-31 is not after effective 2012-01-01", 8, 12),
     ("unknown_fact_type", Schema, "fact 'outfalls': unknown type 'int'; one of integer, decimal, boolean, string, date, enum (did you mean 'integer'?)", 14, 20),
     ("enum_without_values", Schema, "enum fact 'district' needs at least one value", 13, 13),
+    ("enum_alias_collides_with_value", Schema, "enum fact 'district': alias '金水区\\u3000' of '二七区' (the same as '金水区' up to spaces and full-width forms) is the value '金水区' (line 15)", 16, 23),
+    ("enum_alias_collides_with_alias", Schema, "enum fact 'district': alias '城区' of '二七区' is already an alias of '金水区' (line 15)", 16, 23),
+    ("enum_alias_empty", Schema, "enum fact 'district': an alias of '金水区' is empty", 15, 23),
+    ("enum_alias_is_its_value", Schema, "enum fact 'district': alias '金水区 ' (the same as '金水区' up to spaces and full-width forms) is the value '金水区' itself", 15, 23),
+    ("enum_aliases_not_a_list", Schema, "enum fact 'district': the aliases of '金水区' must be a list; write a value with aliases as '- value: [alias, ...]'", 15, 14),
     ("min_above_max", Schema, "fact 'outfalls': min 100 is above max 10", 14, 34),
     ("min_max_on_text", Schema, "fact 'name': max 10 is not a string", 15, 29),
     ("reserved_fact_name", Schema, "fact name 'sid' is a reserved word", 15, 3),
@@ -248,6 +253,28 @@ def test_enum_values_that_differ_between_files_are_named(tmp_path):
         f"fact 'district' is enum [金水区, 中原区] here but enum [金水区, 二七区] in test.broken@1 ({tmp_path / 'a.yaml'})"
     )
     assert (Path(caught.value.span.file).name, caught.value.span.line) == ("b.yaml", 13)  # the declaration in b.yaml
+
+
+def test_enum_values_with_aliases_keep_their_declared_order(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(BASE.read_text(encoding="utf-8").replace(
+        "values: [金水区, 二七区]", "values:\n      - 金水区: [金水区管委会]\n      - 二七区\n      - 郑东新区: [郑东新区管委会, 郑东]"),
+        encoding="utf-8")
+    fact = read_policy(path).facts["district"]
+    assert fact.type.choices == ("金水区", "二七区", "郑东新区")  # the kernel's codes are these indices
+    assert fact.value_aliases == (("金水区管委会", "金水区"), ("郑东新区管委会", "郑东新区"), ("郑东", "郑东新区"))
+
+
+def test_enum_aliases_that_differ_between_files_are_named(tmp_path):
+    base = BASE.read_text(encoding="utf-8")
+    (tmp_path / "a.yaml").write_text(base, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        base.replace("id: test.broken", "id: test.other").replace("values: [金水区, 二七区]", "values: [金水区: [金水], 二七区]"),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicySetError) as caught:
+        load_policies(tmp_path)
+    assert caught.value.message.startswith("fact 'district' is enum [金水区, 二七区] aliases [金水=金水区] here but enum [金水区, 二七区] in")
 
 
 # -- the remaining errors of the safe YAML reader -------------------------------------------------

@@ -150,7 +150,9 @@ def mutated(draw):
 
 
 STRINGS = (
-    VALID_CODES | mutated() | st.text(max_size=20) | st.text(ALLOWED, min_size=18, max_size=18)
+    # no lone surrogates: no decoded registry holds one, and Arrow strings cannot
+    VALID_CODES | mutated() | st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+    | st.text(ALLOWED, min_size=18, max_size=18)
 )
 ANYTHING = STRINGS | st.sampled_from([None, math.nan, 7, 1.5, b"91410100123456788Y", True])
 

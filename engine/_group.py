@@ -1,0 +1,247 @@
+"""Judging a record together with its children: an enterprise and its cases.
+
+The reference path for the levels of ``rules/_kinds.py``: the children are checked, the
+roll-ups computed from them (``compute_rollups``), each child judged with its parent's facts
+and its own roll-ups, the parent judged with its roll-ups, and then one act, one fine
+(行政处罚法 art 29) applied across the children of each act. The batch path does the same
+with columns; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from ecorules.rules import FindingKind, Policy, RecordError, evaluate
+from ecorules.rules import _ast as ast
+from ecorules.rules._kinds import RecordKind, compute_rollups
+from ecorules.rules._records import coerce_record
+
+from ._decision import SUPERSEDED, Decision, Finding
+
+# The article the superseded fines cite, in the statute's own words (law.md, APL 2021).
+ONE_ACT_ONE_FINE = (
+    "《中华人民共和国行政处罚法》(2021)第二十九条:对当事人的同一个违法行为,不得给予两次以上罚款的"
+    "行政处罚。同一个违法行为违反多个法律规范应当给予罚款处罚的,按照罚款数额高的规定处罚"
+)
+
+
+@attrs.frozen
+class GroupDecision:
+    """A parent record (an enterprise) judged with its children (its cases)."""
+
+    as_of: dt.date
+    parent: Decision | None  # None when no policy of the parent's kind is in force
+    children: tuple[Decision, ...]  # one per child, in the order given
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        own = self.parent.findings if self.parent else ()
+        return own + tuple(f for child in self.children for f in child.findings)
+
+    @property
+    def total_yuan(self) -> int:
+        return sum(f.amount_yuan for f in self.findings if f.kind.payable and f.imposed)
+
+    def merged(self) -> Decision:
+        """Every finding, list entry and trace entry in one decision about the parent."""
+        parts = ((self.parent,) if self.parent else ()) + self.children
+        return Decision(
+            as_of=self.as_of,
+            domain=self.parent.domain if self.parent else (self.children[0].domain if self.children else ""),
+            subject=self.parent.subject if self.parent else None,
+            policies=tuple(dict.fromkeys(key for part in parts for key in part.policies)),
+            findings=self.findings,
+            sanctions=tuple(s for part in parts for s in part.sanctions),
+            trace=tuple(t for part in parts for t in part.trace),
+            warnings=tuple(dict.fromkeys(w for part in parts for w in part.warnings)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "parent": self.parent.to_dict() if self.parent else None,
+            "children": [child.to_dict() for child in self.children],
+            "total_yuan": self.total_yuan,
+        }
+
+
+def judge_group(
+    evaluator: Any, parent: Mapping[str, Any], children: Sequence[Mapping[str, Any]], child_kind: str, as_of: dt.date,
+) -> GroupDecision:
+    """``evaluator``: an :class:`~ecorules.engine.Evaluator`; ``parent`` and ``children``:
+    raw records (JSON values or CSV text) of the parent kind and of ``child_kind``."""
+    policies = evaluator.policies
+    kinds = policies.kinds
+    kind = kinds.get(child_kind)
+    if kind is None or kind.parent is None:
+        raise ValueError(f"{child_kind!r} is not a declared kind with a parent (declared: {', '.join(kinds) or 'none'})")
+    facts = policies.facts
+    child_policies = _in_force(policies, child_kind, as_of)
+    if kind.law_date is not None:  # any version may be the law of some case's act
+        child_policies = tuple(p for p in policies if p.domain == child_kind)
+    parent_policies = _in_force(policies, kind.parent, as_of)
+    # the parent's facts that its own policies read, and those its children's policies read
+    parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
+    child_needed = _needed(child_policies, facts, child_kind)
+    if kind.law_date is not None:  # the dates that choose the law are read too
+        child_needed.update(dict.fromkeys(ast.names(kind.law_date)))
+        child_needed.update({kind.decision_date: None} if kind.decision_date else {})
+    parent_key = kinds[kind.parent].key
+    parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
+    link = (parent_key, parent_values[parent_key])
+    child_values = [_child(facts, record, index, kind, child_needed, link) for index, record in enumerate(children)]
+
+    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:
+        return {**parent_values, **child}
+
+    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
+    onto_parent = {name: r for name, r in rollups.items() if r.window is None}
+    onto_children = {name: r for name, r in rollups.items() if r.window is not None}
+    parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of)}
+    decisions = []
+    for values in child_values:
+        env = {**parent_env, **values, **compute_rollups(onto_children, child_values, env_of, anchor=values)}
+        if kind.law_date is None:
+            decisions.append(evaluator.judge(env, child_policies, as_of, child_kind, values[kind.key]))
+        else:
+            decisions.append(judge_by_law_in_force(evaluator, kind, env, values, as_of))
+    parent_decision = None
+    if parent_policies:
+        parent_decision = evaluator.judge(parent_env, parent_policies, as_of, kind.parent, parent_values[parent_key])
+    return GroupDecision(as_of, parent_decision, tuple(one_act_one_fine(decisions, child_values, kind)))
+
+
+def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, Any], values: Mapping[str, Any], as_of: dt.date) -> Decision:
+    """行政处罚法 art 37, statute by statute: the version (and parameter values) in force on
+    the record's law date applies; where the version in force when the decision is made is
+    lighter for this record, or no longer makes it a violation, that one applies instead.
+
+    The decision is made on ``decision_date`` when it is set and known as of the run, else
+    it is being made as of the run. Lighter: smaller fines, then fewer list entries, then
+    smaller other amounts."""
+    law_day = evaluate(kind.law_date, values)
+    decided = values.get(kind.decision_date) if kind.decision_date else None
+    decision_day = decided if decided is not None and decided <= as_of else as_of
+    versions: dict[str, list[Policy]] = {}
+    for policy in evaluator.policies:
+        if policy.domain == kind.id:
+            versions.setdefault(policy.id, []).append(policy)
+    parts, notes = [], []
+    for policy_id, candidates in versions.items():
+        at_act = next((p for p in candidates if p.in_force(law_day)), None)
+        at_decision = next((p for p in candidates if p.in_force(decision_day)), None)
+        if at_act is None and at_decision is None:
+            continue
+        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
+        if at_decision is None or (at_act is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day)):
+            chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})" if at_act else None
+        else:
+            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
+            if at_act is None or _severity(new) < _severity(old):
+                old_text = f"{at_act.key} {_severity(old)[0]:,}" if at_act else "行为时无规定"
+                chosen, note = new, f"{policy_id}: 从轻 ({at_decision.key} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {old_text})"
+            else:
+                chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day}; 决定时的规定不轻于此)"
+        parts.append(chosen)
+        if note:
+            notes.append(note)
+    return Decision(
+        as_of=as_of, domain=kind.id, subject=values[kind.key],
+        policies=tuple(key for part in parts for key in part.policies),
+        findings=tuple(f for part in parts for f in part.findings),
+        sanctions=tuple(s for part in parts for s in part.sanctions),
+        trace=tuple(t for part in parts for t in part.trace),
+        warnings=tuple(w for part in parts for w in part.warnings),
+        law_date=law_day, law_note="; ".join(notes) or None,
+    )
+
+
+def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date) -> Decision:
+    if policy is None:  # no law on that day: no violation under it
+        return Decision(as_of, kind.id, values[kind.key], (), (), (), ())
+    return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day)
+
+
+def _same_parameters(policy: Policy, first: dt.date, second: dt.date) -> bool:
+    from ecorules.rules import ParameterNotSetError
+
+    for parameter in policy.parameters.values():
+        try:
+            if parameter.value_at(first) != parameter.value_at(second):
+                return False
+        except ParameterNotSetError:
+            return False
+    return True
+
+
+def _severity(decision: Decision) -> tuple[int, int, int]:
+    fines = sum(f.amount_yuan for f in decision.findings if f.kind is FindingKind.FINE)
+    others = sum(f.amount_yuan for f in decision.findings if f.kind is not FindingKind.FINE and f.kind.payable)
+    return fines, len(decision.sanctions), others
+
+
+def one_act_one_fine(decisions: Sequence[Decision], values: Sequence[Mapping[str, Any]], kind: RecordKind) -> list[Decision]:
+    """Within each act (the children sharing ``kind.act``, or a child alone when it is empty),
+    only the highest fine is imposed; the others stay, marked superseded. Ties go to the
+    first in (policy, rule, record) order, so every evaluator picks the same one."""
+    acts: dict[Any, list[tuple[int, int, Finding]]] = {}
+    for index, (decision, record) in enumerate(zip(decisions, values, strict=True)):
+        act = record.get(kind.act) if kind.act else None
+        key = ("act", act) if act is not None else ("record", record[kind.key])
+        for position, finding in enumerate(decision.findings):
+            if finding.kind is FindingKind.FINE:
+                acts.setdefault(key, []).append((index, position, finding))
+    superseded: dict[tuple[int, int], str] = {}
+    for candidates in acts.values():
+        if len(candidates) < 2:
+            continue
+        winner = min(candidates, key=lambda c: (-c[2].amount_yuan, c[2].policy, c[2].rule, str(c[2].record)))
+        name = f"{winner[2].policy} {winner[2].rule} ({winner[2].record})"
+        for index, position, _ in candidates:
+            if (index, position) != winner[:2]:
+                superseded[(index, position)] = name
+    if not superseded:
+        return list(decisions)
+    result = []
+    for index, decision in enumerate(decisions):
+        findings = tuple(
+            attrs.evolve(f, status=SUPERSEDED, superseded_by=superseded[(index, position)])
+            if (index, position) in superseded else f
+            for position, f in enumerate(decision.findings)
+        )
+        result.append(attrs.evolve(decision, findings=findings))
+    return result
+
+
+def _in_force(policies, kind: str, as_of: dt.date) -> tuple[Policy, ...]:
+    return tuple(p for p in policies if p.domain == kind and p.in_force(as_of))
+
+
+def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
+    """The facts of ``kind`` itself that the policies read: a child's policies also read its
+    parent's facts and roll-ups, which come from elsewhere."""
+    needed = {}
+    for policy in policies:
+        for name in policy.required_facts:
+            fact = facts[name]
+            if fact.record_kind in (kind, None) and fact.rollup is None:
+                needed[name] = None
+    return needed
+
+
+def _child(facts, record: Mapping[str, Any], index: int, kind: RecordKind, needed, link: tuple[str, Any]) -> dict[str, Any]:
+    """The checked values of one child; it must name its parent (its uscc) or leave it out."""
+    name, parent = link
+    if not isinstance(record, Mapping):
+        raise RecordError(f"child record {index + 1} must be a mapping of field names to values")
+    written = record.get(name)
+    if written is not None and coerce_record(facts, {name: written}, [name])[name] != parent:
+        raise RecordError(f"child record {index + 1} belongs to {written!r}, not to {parent!r}", name, written)
+    act = {kind.act: None} if kind.act else {}
+    return coerce_record(facts, record, {kind.key: None, **needed, **act})
+
+
+__all__ = ["ONE_ACT_ONE_FINE", "GroupDecision", "judge_group", "one_act_one_fine"]

@@ -1,0 +1,216 @@
+"""Fact catalogues: the files of a policy folder that declare facts, kinds and roll-ups.
+
+A catalogue is a YAML file with ``facts:`` and no ``policy:`` header (``registry.yaml``,
+``cases.yaml``). It may declare the kind of record its facts belong to (see ``_kinds.py``)
+and roll-ups onto that kind or its parent. A folder's catalogues are read together, so a
+roll-up may count cases by a fact of their enterprise, and passed on to subfolders.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._check import check
+from ._errors import PolicySchemaError, Span
+from ._kinds import ROLLUP_FUNCTIONS, WINDOW_UNITS, RecordKind, Rollup, Window
+from ._loader import POLICY_ID, Section, _identifier, _named_entries, parse_at, read_facts
+from ._schema import Fact, scope_of
+from ._types import BOOLEAN, DATE, INTEGER, Kind
+from ._yaml import Located, load_yaml_file
+
+# A roll-up's range as the checker assumes it: no enterprise has more cases than this.
+MAX_RECORDS_PER_PARENT = 1_000_000
+
+
+@attrs.frozen
+class Catalogue:
+    """The facts and kinds a policy folder declares (with those of its parent folders)."""
+
+    facts: dict[str, Fact] = attrs.field(factory=dict)
+    kinds: dict[str, RecordKind] = attrs.field(factory=dict)
+
+    def lineage(self, kind: str) -> tuple[str, ...]:
+        """``kind`` and the kinds above it: case, enterprise."""
+        chain = []
+        while kind in self.kinds and kind not in chain:
+            chain.append(kind)
+            kind = self.kinds[kind].parent
+        return tuple(chain)
+
+    def visible_to(self, kind: str) -> dict[str, Fact]:
+        """The facts a record of ``kind`` has: its own, its ancestors' (a case reads its
+        enterprise's district), roll-ups onto any of them, and facts of no declared kind. A
+        kind the folder does not declare sees every fact, as before kinds existed."""
+        if kind not in self.kinds:
+            return dict(self.facts)
+        lineage = self.lineage(kind)
+        return {name: fact for name, fact in self.facts.items() if fact.record_kind in (None, *lineage)}
+
+
+@attrs.frozen
+class _File:
+    path: Path
+    facts: dict[str, Fact]
+    kind: RecordKind | None
+    rollups: Section | None
+
+
+def is_catalogue(document: Any) -> bool:
+    return isinstance(document, Located) and "policy" not in document and "facts" in document
+
+
+def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
+    """The facts of one catalogue file on its own (roll-ups need the folder: see
+    :func:`read_folder_catalogues`)."""
+    return _read_file(Path(path), document).facts
+
+
+def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) -> Catalogue:
+    """The catalogue of a folder: ``inherited`` plus each (path, parsed YAML) file."""
+    facts, kinds = dict(inherited.facts), dict(inherited.kinds)
+    read = [_read_file(path, document) for path, document in files]
+    for file in read:
+        if file.kind is not None:
+            if file.kind.id in kinds and file.kind != kinds[file.kind.id]:
+                raise PolicySchemaError(f"kind {file.kind.id!r} is declared twice in this folder", file.kind.span)
+            kinds[file.kind.id] = file.kind
+        facts.update(file.facts)
+    for kind in kinds.values():
+        if kind.parent is not None and kind.parent not in kinds:
+            close = difflib.get_close_matches(kind.parent, list(kinds), n=1)
+            raise PolicySchemaError(
+                f"kind {kind.id!r}: parent kind {kind.parent!r} is not declared in this folder "
+                f"(declared: {', '.join(kinds)})", kind.span, suggestion=close[0] if close else None,
+            )
+    folder = Catalogue(facts, kinds)
+    for file in read:
+        if file.rollups is not None:
+            facts.update(_read_rollups(file, folder))
+    return Catalogue(facts, kinds)
+
+
+def _read_file(path: Path, document: Any) -> _File:
+    if document is None:
+        document = load_yaml_file(path)
+    span = document.span if isinstance(document, Located) else Span(str(path), 1, 1)
+    top = Section(document, span, f"fact catalogue {path.name}")
+    facts = read_facts(top.section("facts", "facts"))
+    top.get("description", required=False)
+    kind = None
+    if top.has("kind"):
+        kind_id = _identifier(top.get("kind"), top.value_span("kind"), "kind", POLICY_ID)
+        key = top.get("key")
+        if key not in facts:
+            raise PolicySchemaError(f"the key {key!r} of kind {kind_id!r} is not one of this file's facts", top.value_span("key"))
+        act = top.get("act", required=False)
+        if act is not None and (act not in facts or facts[act].type.kind is not Kind.STRING):
+            raise PolicySchemaError(f"act {act!r} must be a text fact of this file (the act's identifier)", top.value_span("act"))
+        parent = top.get("parent", required=False)
+        law_date = law_text = decision = None
+        dates = top.section("dates", f"the dates of kind {kind_id!r}", required=False)
+        if dates is not None:
+            law_text = dates.get("law")
+            scope = scope_of(facts, {})
+            law_date = check(parse_at(law_text, dates.value_span("law"), "the law date"), scope, DATE, "law date ('law')")
+            decision = dates.get("decision", required=False)
+            if decision is not None and (decision not in facts or facts[decision].type != DATE):
+                raise PolicySchemaError(f"the decision date {decision!r} must be a date fact of this file", dates.value_span("decision"))
+            dates.finish()
+        kind = RecordKind(
+            kind_id, key, parent, act, top.get("description", required=False), law_date, law_text, decision, top.value_span("kind"),
+        )
+        facts = {name: attrs.evolve(fact, record_kind=kind_id) for name, fact in facts.items()}
+    else:
+        for key in ("key", "parent", "act", "dates"):
+            if top.has(key):
+                raise PolicySchemaError(f"{key!r} belongs to a kind: declare 'kind:' in this file", top.value_span(key))
+    rollups = top.section("rollups", "rollups", required=False)
+    if rollups is not None and kind is None:
+        raise PolicySchemaError("roll-ups are computed from the records of a kind: declare 'kind:' in this file", rollups.span)
+    top.finish()
+    return _File(path, facts, kind, rollups)
+
+
+def _read_rollups(file: _File, folder: Catalogue) -> dict[str, Fact]:
+    child = file.kind
+    # a where reads the counted record and its ancestors, never another roll-up
+    plain = {name: fact for name, fact in folder.visible_to(child.id).items() if fact.rollup is None}
+    scope = scope_of(plain, {})
+    found = {}
+    for name, entry in _named_entries(file.rollups, "roll-up"):
+        if name in folder.facts:
+            raise PolicySchemaError(f"roll-up {name!r} has the name of a fact", entry.span)
+        found[name] = _read_rollup(name, entry, child, plain, scope)
+        entry.finish()
+    return found
+
+
+def _read_rollup(name: str, entry: Section, child: RecordKind, plain: dict[str, Fact], scope) -> Fact:
+    what = f"roll-up {name!r}"
+    target = entry.get("for")
+    if target not in (child.id, child.parent):
+        raise PolicySchemaError(
+            f"{what}: 'for' is the kind that gets the fact: {child.parent!r} (over its {child.id} records) "
+            f"or {child.id!r} (over the other {child.id} records of the same {child.parent}, in a window)",
+            entry.value_span("for"),
+        )
+    functions = [f for f in ROLLUP_FUNCTIONS if entry.has(f)]
+    if len(functions) != 1:
+        raise PolicySchemaError(f"{what} needs exactly one of {', '.join(ROLLUP_FUNCTIONS)}", entry.span)
+    function = functions[0]
+    value = None
+    if function == "count":
+        if entry.get("count", bool) is not True:
+            raise PolicySchemaError(f"{what}: write 'count: true'", entry.value_span("count"))
+        fact_type, low, high = INTEGER, 0, MAX_RECORDS_PER_PARENT
+    else:
+        value = entry.get(function)
+        counted = plain.get(value)
+        if counted is None or not counted.type.numeric or counted.record_kind != child.id:
+            raise PolicySchemaError(f"{what}: {function} of {value!r}: it must be a number fact of the {child.id} records", entry.value_span(function))
+        low, high = counted.interval
+        if function == "sum":
+            low, high = min(low, 0) * MAX_RECORDS_PER_PARENT, max(high, 0) * MAX_RECORDS_PER_PARENT
+        fact_type = counted.type
+    empty = entry.get("empty", int, required=function == "max", default=0)
+    if function == "max":
+        low, high = min(low, empty), max(high, empty)
+    where = where_text = None
+    if entry.has("where"):
+        where_text = entry.get("where", (str, bool))
+        where = check(parse_at(where_text, entry.value_span("where"), f"the condition of {what}"), scope, BOOLEAN, f"condition of {what}")
+    window = None
+    if entry.has("window"):
+        window = _read_window(entry.section("window", f"the window of {what}"), what, plain, child)
+    if (target == child.id) != (window is not None):
+        raise PolicySchemaError(
+            f"{what}: a roll-up onto the {child.id} records themselves needs a 'window' (the other records "
+            f"before this one's date); one onto the {child.parent} takes none", entry.span,
+        )
+    rollup = Rollup(child.id, function, value, where, where_text, window, empty)
+    return Fact(
+        name, fact_type, label=entry.get("label", required=False), description=entry.get("description", required=False),
+        min=low, max=high, record_kind=target, rollup=rollup, span=entry.span,
+    )
+
+
+def _read_window(section: Section, what: str, plain: dict[str, Fact], child: RecordKind) -> Window:
+    date = section.get("date")
+    fact = plain.get(date)
+    if fact is None or fact.type != DATE or fact.record_kind != child.id or fact.optional:
+        raise PolicySchemaError(f"{what}: the window's date must be a required date fact of the {child.id} records", section.value_span("date"))
+    units = [unit for unit in (*WINDOW_UNITS, "days") if section.has(unit)]
+    if len(units) != 1:
+        raise PolicySchemaError(f"{what}: the window is one of years, months or days, e.g. 'years: 2'", section.span)
+    amount = section.get(units[0], int)
+    if amount <= 0:
+        raise PolicySchemaError(f"{what}: the window must be positive", section.value_span(units[0]))
+    section.finish()
+    return Window(date, amount, units[0])
+
+
+__all__ = ["Catalogue", "is_catalogue", "read_catalogue", "read_folder_catalogues"]

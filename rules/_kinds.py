@@ -1,0 +1,130 @@
+"""Levels of records: the kinds a policy folder declares, and roll-ups between them.
+
+The law judges acts, the Zhengzhou measures deduct per enterprise and charge districts. A
+folder's fact catalogues say which kinds of record exist and how they hang together:
+
+    kind: case                 # cases.yaml: one row per case (one act breaching one clause)
+    key: case_id               # what identifies a record of this kind
+    parent: enterprise         # each case carries its enterprise's key (uscc)
+    act: act_id                # rows of one act share it (行政处罚法 art 29); empty: its own act
+
+A **roll-up** is a fact computed from the records of a child kind, as OpenFisca's group
+entities sum over their members, with the neutral element written down as Catala requires:
+
+* ``for: enterprise`` — over the enterprise's cases: ``count``, ``sum: fact``, ``max: fact``;
+* ``for: case`` with a ``window`` — over the *other* cases of the same enterprise whose date
+  lies in the window before this case's date ("offences in the 2 years before this act").
+
+A roll-up's ``where`` is a condition on the counted record. The reference computation is
+:func:`compute_rollups`, plain Python over one enterprise and its cases; the batch path
+computes the same columns with numpy, and the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from . import _ast as ast
+from ._calendar import add_days, add_months
+from ._errors import Span
+from ._evaluate import evaluate
+
+ROLLUP_FUNCTIONS = ("count", "sum", "max")
+WINDOW_UNITS = {"years": 12, "months": 1}  # in months; "days" is handled apart
+
+
+@attrs.frozen
+class RecordKind:
+    """A kind of record a policy can judge (its ``domain``)."""
+
+    id: str
+    key: str  # the fact identifying one record
+    parent: str | None = None  # the kind each record belongs to; its key is a fact of ours
+    act: str | None = None  # the fact grouping rows of one act, for one act one fine
+    description: str | None = None
+    # 行政处罚法 art 37: a record is judged by the law in force on ``law_date`` (typed date
+    # expression, e.g. value_or(act_end, act_date)), unless the law in force on
+    # ``decision_date`` (when set and known as of the run, else the run's as_of) is lighter.
+    law_date: ast.Node | None = attrs.field(default=None, eq=False)
+    law_date_text: str | None = None
+    decision_date: str | None = None  # an optional date fact: the decision, when made
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Window:
+    """The counted record's ``date`` lies on or after this record's ``date`` moved back by
+    ``amount`` ``unit``, and strictly before it (the act itself and later acts never count)."""
+
+    date: str  # a date fact of the child kind
+    amount: int
+    unit: str  # "years", "months" or "days"
+
+    def start(self, anchor: dt.date) -> dt.date:
+        if self.unit == "days":
+            return add_days(anchor, -self.amount)
+        return add_months(anchor, -self.amount * WINDOW_UNITS[self.unit])
+
+    def describe(self) -> str:
+        words = {"years": "年", "months": "个月", "days": "日"}
+        return f"{self.amount}{words[self.unit]}内({self.date})"
+
+
+@attrs.frozen
+class Rollup:
+    """How a roll-up fact is computed from the records of ``over``."""
+
+    over: str  # the child kind
+    function: str  # count, sum or max
+    value: str | None  # the summed / maximised fact of the child; None for count
+    where: ast.Node | None  # typed condition on the child record
+    where_text: str | None
+    window: Window | None  # only for a roll-up of a child kind onto its own records
+    empty: int  # the value when no record counts (the neutral element, written down)
+
+
+def compute_rollups(
+    rollups: Mapping[str, Rollup],
+    children: Sequence[Mapping[str, Any]],
+    env_of: Any = None,
+    anchor: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values of ``rollups`` for one record: its children, or its siblings in a window.
+
+    ``children``: the checked values of the child records (an enterprise's cases). For a
+    windowed roll-up, ``anchor`` is the record the window is measured from (the case being
+    judged), which never counts itself. ``env_of(child)`` gives the names a ``where`` may read
+    (the child's values merged with its parent's), default: the child's values.
+    """
+    env_of = env_of or (lambda child: child)
+    values: dict[str, Any] = {}
+    for name, rollup in rollups.items():
+        counted = []
+        for child in children:
+            if rollup.window is not None:
+                if anchor is None or child is anchor:
+                    continue
+                day, limit = child.get(rollup.window.date), anchor.get(rollup.window.date)
+                if day is None or limit is None or not rollup.window.start(limit) <= day < limit:
+                    continue
+            if rollup.where is not None and not evaluate(rollup.where, env_of(child)):
+                continue
+            counted.append(child)
+        if rollup.function == "count":
+            values[name] = len(counted)
+            continue
+        present = [child[rollup.value] for child in counted if child.get(rollup.value) is not None]
+        if not present:
+            values[name] = rollup.empty
+        elif rollup.function == "sum":
+            values[name] = sum(present)
+        else:
+            values[name] = max(present)
+    return values
+
+
+__all__ = ["ROLLUP_FUNCTIONS", "RecordKind", "Rollup", "Window", "compute_rollups"]
