@@ -61,7 +61,7 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
         SELECT uscc, {_POLICY_ID} AS policy, rule, payer,
                sum(CASE WHEN run_id = :old THEN amount_yuan END) AS before_yuan,
                sum(CASE WHEN run_id = :new THEN amount_yuan END) AS after_yuan
-        FROM findings WHERE run_id IN (:old, :new)
+        FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
         GROUP BY uscc, 2, rule, payer
         HAVING before_yuan IS NOT after_yuan
         """,

@@ -43,6 +43,10 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
               help="CSV, Parquet, DB.sqlite:TABLE, or a folder of such files.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
               help="The SQLite results database (created if missing; runs accumulate in it).")
+@click.option("--cases", type=click.Path(path_type=Path), default=None,
+              help="A case table (one row per case; same formats as --registry), judged by the case "
+                   "policies and rolled up onto the registry's enterprises.")
+@click.option("--cases-table", default=None, help="Table to read when the case table is an SQLite database.")
 @POLICIES_OPTION
 @click.option("--as-of", type=Date(), default=None, help="Judge under the law in force on this date. Default: today.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
@@ -55,7 +59,7 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--force", is_flag=True, help="Score again even if a run already scored this input (it is replaced).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
-def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force, progress, output_format):
+def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force, progress, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -69,6 +73,7 @@ def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_fi
     Example:
       ecorules run --registry registry.parquet --out results.sqlite --as-of 2012-04-14
       ecorules run --registry 名录.csv --encoding gb18030 --format json
+      ecorules run --registry enterprises.csv --cases cases.csv --out results.sqlite
     """
     from ._nightly import run_nightly
     from ._sources import DEFAULT_BATCH_ROWS, read_alias_file
@@ -86,7 +91,7 @@ def run(registry, out, policies_dir, as_of, threads, encoding, table, aliases_fi
         summary = run_nightly(
             registry, out, policies=policies_dir, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
-            progress=progress, compile_program=compile_program,
+            progress=progress, compile_program=compile_program, cases=cases, cases_table=cases_table,
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)

@@ -133,16 +133,21 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     for policy_id, candidates in versions.items():
         at_act = next((p for p in candidates if p.in_force(law_day)), None)
         at_decision = next((p for p in candidates if p.in_force(decision_day)), None)
-        if at_act is None and at_decision is None:
+        if at_act is None:
+            # no version of this statute in force at the act: the act was not a violation of
+            # it then, and a later law does not reach back (only a lighter one does, art 37)
+            if at_decision is not None:
+                notes.append(f"{policy_id}: 行为时无此规定 (no version in force on {law_day}), 不予适用")
             continue
         old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
-        if at_decision is None or (at_act is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day)):
-            chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})" if at_act else None
+        if at_decision is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day):
+            chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})"
         else:
+            # repealed by the decision: not a violation any more, the lightest outcome
             new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
-            if at_act is None or _severity(new) < _severity(old):
-                old_text = f"{at_act.key} {_severity(old)[0]:,}" if at_act else "行为时无规定"
-                chosen, note = new, f"{policy_id}: 从轻 ({at_decision.key} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {old_text})"
+            if _severity(new) < _severity(old):
+                later = at_decision.key if at_decision else "已废止 repealed"
+                chosen, note = new, f"{policy_id}: 从轻 ({later} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {at_act.key} {_severity(old)[0]:,})"
             else:
                 chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day}; 决定时的规定不轻于此)"
         parts.append(chosen)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -84,6 +85,7 @@ class Summary:
     encodings: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)  # with a case table: rows per table
 
     @property
     def exit_code(self) -> int:
@@ -101,6 +103,7 @@ class Summary:
             "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
             "encodings": self.encodings, "warnings": self.warnings, "error": self.error,
+            **({"tables": self.tables} if self.tables else {}),
         }
 
     def render_text(self) -> str:
@@ -115,6 +118,8 @@ class Summary:
             f"行数 rows: {self.rows_in:,} in, {self.rows_scored:,} scored, {self.rows_rejected:,} rejected"
             f"  ({self.seconds:.1f} s{rate})"
         )
+        for name, rows in self.tables.items():
+            lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected")
         lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
         if self.districts:
             lines.append("按区县 by district:")
@@ -243,6 +248,7 @@ class _Accumulator:
         self.reasons: Counter[tuple[str | None, str]] = Counter()
         self.warnings: dict[str, None] = {}
         self.seconds: dict[str, float] = dict.fromkeys(("read (waiting)", "score", "results"), 0.0)
+        self.tables: dict[str, list[int]] = {}  # with a case table: rows in, scored, rejected per table
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -260,7 +266,8 @@ class NightlyRun:
                  threads: int | None = None, encoding: str | None = None, table: str | None = None,
                  batch_rows: int = DEFAULT_BATCH_ROWS, aliases: Mapping[str, Iterable[str]] | None = None,
                  force: bool = False, progress: bool | None = None,
-                 compile_program: Callable[..., Any] | None = None):
+                 compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
+                 cases_table: str | None = None):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -278,6 +285,7 @@ class NightlyRun:
             self.policies = policies
         else:
             self.policies = load_policies(policies)
+        all_policies = self.policies
         self.policies = self.policies.for_domain(DOMAIN)
         if not len(self.policies):
             raise NightlyError(f"no policy of domain {DOMAIN!r} is loaded")
@@ -288,6 +296,19 @@ class NightlyRun:
         if compile_program is None:
             from ecorules.fastcalc import compile_program
         self.compile_program = compile_program
+        self.cases = None
+        if cases is not None:
+            # a case table: judged by the policies of the case kind, rolled up onto the
+            # enterprises before they are scored (engine/cases/)
+            from .cases import CasePlanError, CaseStage, make_plan
+
+            try:
+                plan = make_plan(all_policies, DOMAIN, self.as_of, compile_program)
+            except CasePlanError as error:
+                raise NightlyError(str(error)) from error
+            self.cases = CaseStage(plan, Path(cases), as_of=self.as_of, threads=self.kernel_threads,
+                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases)
+            self.case_policies = plan.case_policies
 
     # the steps, each small enough to read on its own
 
@@ -311,15 +332,36 @@ class NightlyRun:
     def _registry(self, program) -> Registry:
         needed_by = self.policies.required_facts()
         needed = {column: needed_by.get(column, []) for column in program.columns}
+        if self.cases is not None:  # computed from the case table, not read from the registry
+            needed = {column: by for column, by in needed.items() if column not in self.cases.plan.onto_parent}
         resolver = ColumnResolver(self.policies.facts, needed, self.aliases)
         return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
                         batch_rows=self.batch_rows)
 
+    def _all_policies(self) -> PolicySet:
+        """The policies the run applies: the enterprise's, and the cases' with a case table."""
+        if self.cases is None or self.case_policies is None:
+            return self.policies
+        return PolicySet((*self.policies, *self.case_policies))
+
     def _policy_rows(self) -> list[dict[str, Any]]:
         return [
             {"id": p.id, "version": p.version, "content_hash": p.content_hash, "in_force": p.in_force(self.as_of)}
-            for p in sorted(self.policies, key=lambda p: p.key)
+            for p in sorted(self._all_policies(), key=lambda p: p.key)
         ]
+
+    def _fingerprints(self, registry: Registry) -> tuple[str, Callable[[], str]]:
+        """The input's stat fingerprint, and a function hashing its content: the registry's,
+        or, with a case table, of both inputs together (another case table is another run)."""
+        if self.cases is None:
+            return registry.stat_fingerprint(), registry.fingerprint
+        cases = self.cases
+
+        def both() -> str:
+            return hashlib.sha256(f"{registry.fingerprint()}\ncases {cases.fingerprint()}".encode()).hexdigest()
+
+        stat = f"{registry.stat_fingerprint()}\ncases {cases.stat_fingerprint()}"
+        return stat, both
 
     def execute(self) -> Summary:
         started = time.monotonic()
@@ -336,9 +378,9 @@ class NightlyRun:
         stale = store.abandon_stale_runs(connection)
         if stale:
             log.warning("runs %s had been interrupted; marked failed", ", ".join(map(str, stale)))
-        policy_fingerprint = self.policies.fingerprint
-        input_stat = registry.stat_fingerprint()
-        hashing = _Background(registry.fingerprint)
+        policy_fingerprint = self._all_policies().fingerprint
+        input_stat, content = self._fingerprints(registry)
+        hashing = _Background(content)
         if not self.force:
             # Same files (names, sizes, times), policies and date as a finished run: confirm
             # by content, then reuse it. Otherwise the content is hashed while the run goes.
@@ -368,6 +410,8 @@ class NightlyRun:
             writer.executemany(store.INSERT_SANCTION_SLOT, [
                 (run_id, slot, policy, list_id, rule) for slot, (policy, rule, list_id) in enumerate(self.sanction_slots)
             ])
+            if self.cases is not None:
+                self._case_stage(program, writer, run_id, acc)
             batches = prefetch(registry.batches(), depth=2)
             while True:
                 began = time.perf_counter()
@@ -382,6 +426,10 @@ class NightlyRun:
                 raise NightlyError(
                     f"rows do not add up: {acc.rows_in} in, {acc.rows_scored} scored, {acc.rows_rejected} rejected"
                 )
+            if self.cases is not None:
+                cases_in, cases_scored, cases_rejected = acc.tables["cases"]
+                acc.tables = {"registry": [acc.rows_in - cases_in, acc.rows_scored - cases_scored,
+                                           acc.rows_rejected - cases_rejected], **acc.tables}
             summary_json = self._summary_json(acc)
             fingerprint = hashing.result()
             # the same content scored before (a copy, a touched file, --force): replaced
@@ -432,6 +480,12 @@ class NightlyRun:
         rejects: list[Reject] = list(batch.rejects)
         for reject in batch.rejects:
             acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
+        if n and self.cases is not None and self.cases.plan.onto_parent:
+            from .cases import rollup_columns
+
+            added = rollup_columns(self._case_results.side, batch.table[self.subject], self.cases.plan.onto_parent)
+            for name, column in added.items():
+                batch.table = batch.table.append_column(name, column)
         if n:
             began = time.perf_counter()
             # the previous batch's outputs are done with (the writer got copies): reused, they
@@ -463,6 +517,21 @@ class NightlyRun:
             writer.executemany(store.INSERT_REJECTS, [
                 (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
             ])
+
+    def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
+        """The case table, before the registry: its findings are written, its roll-ups kept
+        for the registry's batches (see engine/cases/)."""
+        from .cases import write_case_results
+
+        in_force = [p for p in self.policies if p.in_force(self.as_of)]
+        checked = [name for name in program.columns if name not in self.cases.plan.onto_parent
+                   and any(name in p.required_facts for p in in_force)]
+        options = {"encoding": self.encoding, "table": self.table, "batch_rows": self.batch_rows}
+        began = time.perf_counter()
+        self._case_results = self.cases.run(self.registry_path, options, checked)
+        acc.seconds["cases"] = time.perf_counter() - began
+        write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=len(self.slots),
+                           first_sanction_slot=len(self.sanction_slots))
 
     def _score_rejects(self, result, batch: Batch, acc: _Accumulator) -> list[Reject]:
         rows = np.asarray(result.reject_rows, dtype=np.int64)
@@ -530,10 +599,16 @@ class NightlyRun:
             {"column": column, "reason": reason, "rows": count}
             for (column, reason), count in acc.reasons.most_common(50)
         ]
-        return json.dumps({
+        summary = {
             "findings": acc.findings, "lists": dict(sorted(acc.lists.items())),
             "rejects_by_reason": reasons, "warnings": list(acc.warnings),
-        }, ensure_ascii=False)
+        }
+        if acc.tables:  # only with a case table: a run without one stays as it was
+            summary["tables"] = {
+                name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected}
+                for name, (rows_in, scored, rejected) in acc.tables.items()
+            }
+        return json.dumps(summary, ensure_ascii=False)
 
 
 def _reason_class(reason: str) -> str:
@@ -560,7 +635,7 @@ def load_summary(connection, run_id: int, db: str) -> Summary:
         rows_scored=row["rows_scored"] or 0, rows_rejected=row["rows_rejected"] or 0,
         total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
         lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
-        warnings=extra.get("warnings", []), error=row["error"],
+        warnings=extra.get("warnings", []), error=row["error"], tables=extra.get("tables", {}),
     )
 
 

@@ -48,13 +48,28 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = ("3", "4")  # 3: before case findings; read as it is, migrated on the next run
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
-VIEW_COLUMN_TYPES = {"uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT"}
+VIEW_COLUMN_TYPES = {
+    "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
+}
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects",
 )  # stored
+
+# The findings view. Version 4 added case_id, status and superseded_by after the columns of
+# version 3 (a case's findings carry them; an enterprise's are "imposed" with no case), so
+# readers of the old columns read on unchanged. A chunk row is [uscc, amount_yuan, payer]
+# or, for a case, [uscc, amount_yuan, payer, case_id, status, superseded_by or ""].
+FINDINGS_VIEW = """
+    SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
+           e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
+           e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
+           nullif(e.value ->> 5, '') AS superseded_by
+    FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
+         json_each(c.rows) e"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,11 +112,7 @@ CREATE TABLE IF NOT EXISTS finding_chunks (
     rows TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS finding_chunks_run ON finding_chunks (run_id);
-CREATE VIEW IF NOT EXISTS findings AS
-    SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
-           e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation
-    FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
-         json_each(c.rows) e;
+""" + "CREATE VIEW IF NOT EXISTS findings AS" + FINDINGS_VIEW + """;
 CREATE TABLE IF NOT EXISTS district_totals (
     run_id INTEGER NOT NULL,
     district TEXT NOT NULL,
@@ -161,7 +172,7 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
             if not path.is_file():
                 raise StoreError(f"{path}: no such results database")
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
-            _check_schema(connection, path)
+            _check_schema(connection, path, readonly=True)
             return connection
         if path.is_dir():
             raise StoreError(f"{path}: is a folder; give a file name such as results.sqlite")
@@ -172,8 +183,10 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
         try:
             connection.executescript(
                 "BEGIN IMMEDIATE;" + SCHEMA
-                + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
             )
+            _migrate(connection)
+            connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -184,12 +197,22 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
         raise StoreError(f"{path}: cannot open the results database for writing: {error}") from error
 
 
-def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Version 3 -> 4: the findings view gains case_id, status and superseded_by; the stored
+    chunks are unchanged (their rows read as imposed findings of no case)."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is not None and row[0] == "3":
+        connection.execute("DROP VIEW findings")
+        connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _check_schema(connection: sqlite3.Connection, path: Path, readonly: bool = False) -> None:
     try:
         row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path}: not an ecorules results database ({error})") from error
-    if row is None or row[0] != str(SCHEMA_VERSION):
+    if row is None or (row[0] not in READABLE_VERSIONS if readonly else row[0] != str(SCHEMA_VERSION)):
         raise StoreError(f"{path}: results schema version {row and row[0]}, this ecorules writes {SCHEMA_VERSION}")
 
 

@@ -24,6 +24,12 @@ class Span:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def text(self) -> str:
+        """The text the span covers on its line, as written (to the line's end if longer)."""
+        line = self.source_line or ""
+        end = self.end_column if self.end_line in (None, self.line) and self.end_column else len(line) + 1
+        return line[self.column - 1:end - 1]
+
     def shifted(self, offset: int, length: int) -> Span:
         """The span of characters ``offset .. offset+length`` inside a one-line scalar."""
         column = self.column + offset

@@ -72,9 +72,20 @@ class Section:
         self.used.add(key)
         if key not in self.map or self.map[key] is None:
             if required:
-                raise PolicySchemaError(f"{self.what} needs the key {key!r}", self.span)
+                self._missing(key)
             return default
         value = self.map[key]
+        if isinstance(value, bool) and not _written_as_boolean(self.value_span(key)):
+            raise PolicySchemaError(
+                f"{self.what}: {key!r} is written {self.value_span(key).text()!r}, which YAML reads as "
+                f"{str(value).lower()}: write true or false", self.value_span(key),
+            )
+        numeric = expected is int or (isinstance(expected, tuple) and int in expected)
+        if numeric and isinstance(value, str) and _CHINESE_NUMBER.match(value.strip()):
+            raise PolicySchemaError(
+                f"{self.what}: {key!r} is written {value!r}: write the number in digits, in yuan, "
+                "without units or 万 (100万元 is 1000000)", self.value_span(key),
+            )
         if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise PolicySchemaError(f"{self.what}: {key!r} must be a whole number, got {_describe(value)}", self.value_span(key))
         if expected is str and isinstance(value, int | Decimal) and not isinstance(value, bool):
@@ -87,11 +98,24 @@ class Section:
             raise PolicySchemaError(f"{self.what}: {key!r} must not be empty", self.value_span(key))
         return value
 
+    def _missing(self, key: str) -> None:
+        """A required key that is absent or empty, reported where the writer put it: the
+        empty key itself, or a misspelled key close to it."""
+        if key in self.map:
+            raise PolicySchemaError(f"{self.what}: {key!r} has no value", self.map.key_spans[key])
+        unknown = [k for k in self.map if isinstance(k, str) and k not in self.used]
+        close = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
+        if close:
+            raise PolicySchemaError(
+                f"{self.what}: unknown key {close[0]!r} where {key!r} is needed", self.map.key_spans[close[0]], suggestion=key,
+            )
+        raise PolicySchemaError(f"{self.what} needs the key {key!r}", self.span)
+
     def section(self, key: str, what: str, required: bool = True) -> Section | None:
         self.used.add(key)
         if not self.has(key):
             if required:
-                raise PolicySchemaError(f"{self.what} needs the key {key!r}", self.span)
+                self._missing(key)
             return None
         return Section(self.map[key], self.value_span(key), what)
 
@@ -100,7 +124,7 @@ class Section:
         self.used.add(key)
         if not self.has(key):
             if required:
-                raise PolicySchemaError(f"{self.what} needs the key {key!r}", self.span)
+                self._missing(key)
             return []
         value = self.map[key]
         if not isinstance(value, LocatedList):
@@ -118,6 +142,15 @@ class Section:
                     self.map.key_spans[key],
                     suggestion=close[0] if close else None,
                 )
+
+
+def _written_as_boolean(span: Span) -> bool:
+    """YAML 1.1 also reads yes/no/on/off as booleans; the policy language writes only
+    true/false, so that 'when: yes' or 'value: off' is never a silent boolean."""
+    return span.text().strip("'\"").lower() in ("true", "false")
+
+
+_CHINESE_NUMBER = re.compile(r"^[0-9.,]*[零〇一二两三四五六七八九十百千万亿]+[零〇一二两三四五六七八九十百千万亿0-9.,]*元?$|^[0-9.,]+元$")
 
 
 def _describe(value: Any) -> str:
@@ -365,6 +398,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
         sanctions=sanctions,
         span=span,
         never_applies=_never_applies(condition, scope, what),
+        warnings=_constant_warnings(condition, findings, section, what),
     )
     section.finish()
     return rule
@@ -428,6 +462,19 @@ def _results_of(rule: Rule) -> dict[str, Symbol]:
         low, high = rule.findings[0].amount.interval or (0, 0)
         found[result_key("amount_of", rule.id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
     return found
+
+
+def _constant_warnings(condition: ast.Node, findings, section: Section, what: str) -> tuple[PolicyWarning, ...]:
+    """A condition that folds to a constant and an amount that is always 0: almost always a
+    slip (a comparison lost in editing), never wrong enough to refuse the policy."""
+    found = []
+    if isinstance(condition, ast.Literal):
+        holds = "always applies: its condition is always true" if condition.value else "can never apply: its condition is always false"
+        found.append(PolicyWarning(f"{what} {holds}", section.value_span("when")))
+    for finding in findings:
+        if isinstance(finding.amount, ast.Literal) and finding.amount.value == 0:
+            found.append(PolicyWarning(f"{what}: the amount is always 0", finding.span))
+    return tuple(found)
 
 
 def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | None:

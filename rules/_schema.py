@@ -209,6 +209,8 @@ class Rule:
     # every dated value of its parameters): the rule can never fire, almost always a typo or a
     # wrong bound. At the part of the condition that cannot hold.
     never_applies: PolicyWarning | None = attrs.field(default=None, eq=False, repr=False)
+    # Other things check warns about: a condition that always holds, an amount always 0.
+    warnings: tuple[PolicyWarning, ...] = attrs.field(default=(), eq=False, repr=False)
 
     def results_read(self) -> tuple[str, ...]:
         """The ids of the rules whose results (amount_of, fired) this rule reads."""
@@ -337,6 +339,7 @@ class Policy:
         """What ``ecorules check`` warns about: rules that can never apply, then parameters
         without a value in force on ``when``."""
         found = [rule.never_applies for rule in self.rules if rule.never_applies is not None]
+        found += [warning for rule in self.rules for warning in rule.warnings]
         for name, reason in self.unset_parameters(when).items():
             found.append(PolicyWarning(
                 f"{reason}: the rules reading {name!r} are not judged until it is set", self.parameters[name].span,

@@ -244,11 +244,31 @@ def _load(loader_class: type[_Located], text: str, filename: str):
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         span = _mark_span(mark, filename, loader.lines) if mark else Span(filename, 1, 1)
-        raise PolicySyntaxError(f"YAML: {error.problem or error.context}", span) from None
+        raise PolicySyntaxError(f"YAML: {_plain_words(error.problem or error.context)}", span) from None
     except yaml.YAMLError as error:
         raise PolicySyntaxError(f"YAML: {error}", Span(filename, 1, 1)) from None
     finally:
         loader.dispose()
+
+
+# PyYAML's messages as legal staff can act on them; the original follows in brackets.
+_PLAIN = (
+    ("found character '\\t' that cannot start any token", "a tab: indent with spaces, not tabs"),
+    ("mapping values are not allowed here", "a ':' where a value was expected: indent the key under its parent, "
+     "or quote a value that contains ': '"),
+    ("could not find expected ':'", "a key without ':', or a line indented differently from the keys beside it"),
+    ("did not find expected key", "a line indented differently from the keys beside it"),
+    ("did not find expected '-' indicator", "a list item indented differently from the items beside it"),
+    ("found undefined alias", "an alias (*name) with no anchor (&name) before it"),
+    ("found unexpected end of stream", "the file ends inside a quoted text or a bracket: close it"),
+)
+
+
+def _plain_words(problem: str) -> str:
+    for original, plain in _PLAIN:
+        if original in problem:
+            return f"{plain} ({problem})"
+    return problem
 
 
 def load_yaml_file(path: str | Path):

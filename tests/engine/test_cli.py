@@ -222,11 +222,11 @@ def test_explain_text_in_chinese_cites_the_clause(record_file):
     out = result.output
     assert "适用政策 Policies in force: zhengzhou.eco_water_interception@2011, zhengzhou.green_credit@2012" in out
     assert "金额 Amount: 3,000,000 元 (300 万元)  类型 Kind: 财政扣款 (fiscal_deduction)  承担方 Payer: 二七区" in out
-    assert "依据 Citation: 《郑州市生态水系截污工作奖惩措施》 惩罚措施(一)" in out
+    assert "依据 Citation: 《创新管理机制 强化管理手段努力推动环保工作科学发展》(郑州日报 2012-04-14) 七、(二)" in out
     assert "“对生态水系内河道排污口未治理到位的责任单位实施财政扣款,每个排污口扣款100万元”" in out
     assert "金额 Amount: 10,000,000 元 (1,000 万元)" in out
-    assert "列入 绿色信贷黑名单(违法排污企业信息共享) (green_credit_blacklist)" in out
-    assert "列入 限制贷款名单(高污染、高能耗产业) (restricted_loans)" in out
+    assert "列入 违法企业信息共享(严格限制违法排污企业贷款) (green_credit_blacklist)" in out
+    assert "列入 严格限制贷款(高污染、高能耗产业) (restricted_loans)" in out
     assert "合计 Total: 13,000,000 元 (1,300 万元)" in out
     assert "[触发 fired] zhengzhou.eco_water_interception@2011 untreated_outfall_deduction: untreated_outfalls > 0" in out
     assert "读取 reads: untreated_outfalls=3, deduction_per_untreated_outfall=1000000, district=二七区" in out
@@ -243,7 +243,7 @@ def test_explain_json(record_file):
     ]
     assert all(type(f["amount_yuan"]) is int for f in document["findings"])
     assert document["findings"][0]["citation"] == {
-        "document": "《郑州市生态水系截污工作奖惩措施》", "article": "惩罚措施(一)",
+        "document": "《创新管理机制 强化管理手段努力推动环保工作科学发展》(郑州日报 2012-04-14)", "article": "七、(二)",
         "text": "对生态水系内河道排污口未治理到位的责任单位实施财政扣款,每个排污口扣款100万元",
     }
     assert [(s["list"], s["rule"], s["uscc"]) for s in document["sanctions"]] == [

@@ -215,7 +215,7 @@ def test_shipped_policies_on_the_example_registry(tmp_path):
     shutil.copytree(SHIPPED, drafts)
     water = drafts / "zhengzhou" / "eco_water_interception.yaml"
     text = water.read_text(encoding="utf-8")
-    marker = '        reference: 《郑州市生态水系截污工作奖惩措施》(2011):"每个排污口扣款100万元"\n'
+    marker = '        reference: 来源报告七、(二):"每个排污口扣款100万元"\n'
     assert text.count(marker) == 1
     water.write_text(text.replace(marker, marker + "      - from: 2013-01-01\n        value: 1500000\n        reference: 草案\n"), encoding="utf-8")
     document = run_diff(SHIPPED, drafts, EXAMPLES, AS_OF)

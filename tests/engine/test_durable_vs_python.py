@@ -53,15 +53,15 @@ def water_and_credit_by_hand(record: dict, as_of: dt.date):
     illegal = record["illegal_discharge_cases"]
     if as_of >= dt.date(2011, 1, 1):
         policies.append(WATER)
-        # 惩罚措施(一): 每个排污口扣款100万元, charged to the district government
+        # 来源报告七、(二): 每个排污口扣款100万元, charged to the district (the 责任单位 is not in the registry)
         if outfalls > 0:
             findings.append((WATER, "untreated_outfall_deduction", outfalls * 1_000_000, record["district"], "fiscal_deduction"))
-        # 惩罚措施(二): 工业企业 ... 一例一次1000万元的财政扣款
+        # 来源报告七、(二): 工业企业 ... 对辖区政府或管委会给予一例一次1000万元的财政扣款
         if record["industrial"] and direct > 0:
             findings.append((WATER, "direct_discharge_deduction", direct * 10_000_000, record["district"], "fiscal_deduction"))
     if as_of >= dt.date(2012, 4, 14):
         policies.append(CREDIT)
-        # 违法排污企业 (a direct discharge is an illegal discharge too) -> blacklist
+        # 违法排污企业 (a direct discharge is an illegal discharge too) -> information shared, loans restricted
         if illegal > 0 or direct > 0:
             sanctions.append((CREDIT, "green_credit_blacklist", "illegal_discharge_blacklist", record["uscc"]))
         # 严格限制高污染、高能耗产业的贷款
@@ -75,7 +75,8 @@ STATUTORY = {"环境影响报告书": 60, "环境影响报告表": 30, "环境�
 
 
 def approval_by_hand(record: dict, as_of: dt.date):
-    """限时办结制: 当天不结上门服务, 三天不结报告市府, 10/7/5 日承诺时限, 60/30/15 日法定期限."""
+    """限时办结制: 当天不结上门服务, 三天不结报告市府, 10/7/5 日承诺时限, 60/30/15 日法定期限
+    (登记表的时限至2016-09-01止)."""
     if as_of < dt.date(2012, 4, 14):
         return (), []
     kind, days = record["document_kind"], record["days_open"]
@@ -84,9 +85,11 @@ def approval_by_hand(record: dict, as_of: dt.date):
         lists.append(("home_service", "home_service"))
     if days >= 3:
         lists.append(("report_to_city", "report_to_city"))
-    if kind in COMMITTED and days > COMMITTED[kind]:
+    # 环境影响评价法第二十二条第四款: a registration form is filed, not approved, from 2016-09-01
+    approved = kind != "环境影响登记表" or as_of < dt.date(2016, 9, 1)
+    if kind in COMMITTED and days > COMMITTED[kind] and approved:
         lists.append(("accountability", "eia_committed_limit_exceeded"))
-    if kind in STATUTORY and days > STATUTORY[kind]:
+    if kind in STATUTORY and days > STATUTORY[kind] and approved:
         lists.append(("statutory_overdue", "eia_statutory_limit_exceeded"))
     # other requests: the time limit is not set, so never judged (and a warning)
     return (APPROVAL,), [(APPROVAL, name, rule, record["uscc"]) for name, rule in lists]

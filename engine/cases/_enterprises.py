@@ -1,0 +1,93 @@
+"""The registry's side of a case run: the enterprises the case table names, and their
+roll-ups handed to each registry batch.
+
+The first pass reads only the columns the case side and the enterprise policies check, keeps
+only the rows whose uscc appears in the case table (``pc.is_in``), and validates those with
+the kernel's validators: memory follows the case table, not the registry. Valid rows come
+first, so that ``index_in`` maps a uscc written twice to a row that can be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.fastcalc._validate import validate_column
+from ecorules.fastcalc._validate_common import Rejects
+from ecorules.rules._arrow import bools, from_numbers, numbers
+
+from .._sources import Registry
+from ._plan import CasePlan
+from ._table import _stripped
+
+
+@dataclass
+class EnterpriseSide:
+    usccs: pa.Array  # stripped, one per kept registry row, valid rows first
+    table: pa.Table  # the columns the case side reads, same rows
+    rejected: dict[int, str] = field(default_factory=dict)  # side row -> why its cases are rejected
+    rollups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 per side row
+
+    @property
+    def n(self) -> int:
+        return len(self.usccs)
+
+
+def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, checked: tuple[str, ...]) -> EnterpriseSide:
+    """``wanted``: the distinct stripped usccs of the case table; ``checked``: the columns
+    validated (those the enterprise policies check, and those the case side reads)."""
+    key = plan.link
+    names = list(dict.fromkeys((key, *checked)))
+    tables, sources, origin = [], [], []  # origin: (source index, row number) per kept row
+    for batch in registry.batches():
+        uscc = _stripped(batch.table[key])
+        keep = np.flatnonzero(bools(pc.is_in(uscc, value_set=wanted)))
+        if keep.size:
+            index = from_numbers(keep)
+            tables.append(batch.table.select(names).take(index))
+            if batch.source not in sources:
+                sources.append(batch.source)
+            origin.append(np.stack([np.full(keep.size, sources.index(batch.source)), batch.rows[keep]], axis=1))
+    if tables:
+        table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+    else:
+        table = pa.table({name: pa.array([], pa.string()) for name in names})
+    n = table.num_rows
+    origin = np.concatenate(origin) if origin else np.empty((0, 2), np.int64)
+
+    def where(row: int) -> str:
+        return f"row {int(origin[row, 1])} of {sources[int(origin[row, 0])]}"
+
+    problem: dict[int, str] = {}
+    for name in checked:
+        found = Rejects()
+        validate_column(plan.facts[name], table[name], n, False, found)
+        for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
+            for row, value, reason in zip(rows.tolist(), values.tolist(), reasons.tolist(), strict=True):
+                problem.setdefault(row, f"its registry {where(row)} was rejected ({name} {value!r}: {reason})")
+    bad = np.zeros(n, bool)
+    bad[list(problem)] = True
+    order = np.argsort(bad, kind="stable")  # valid rows first
+    table = table.take(from_numbers(order))
+    rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
+    return EnterpriseSide(_stripped(table[key]), table, rejected)
+
+
+def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
+    """The roll-up columns of one registry batch: each row's enterprise's values, or the
+    roll-up's empty value for an enterprise without cases."""
+    index = numbers(pc.index_in(_stripped(uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
+    found = index >= 0
+    columns = {}
+    for name, rollup in rollups.items():
+        values = np.full(index.size, rollup.empty, np.int64)
+        if side.n:
+            values[found] = side.rollups[name][index[found]]
+        columns[name] = from_numbers(values)
+    return columns
+
+
+__all__ = ["EnterpriseSide", "read_enterprises", "rollup_columns"]

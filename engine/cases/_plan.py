@@ -1,0 +1,128 @@
+"""What a run with a case table reads and computes, decided once from the policies.
+
+The case kind is the declared kind whose parent is the enterprise (``cases.yaml``). From it
+and the roll-ups that count its records follow: the case policies' program, a small program
+whose rules are the roll-ups' ``where`` conditions (so that a where is evaluated by the batch
+kernel itself, never by a second evaluator: its ``fired`` row is the condition), the case
+columns to read, and the enterprise facts the case side needs from the registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from ecorules.rules import EcorulesError, Policy, PolicySet
+from ecorules.rules._kinds import RecordKind, Rollup
+from ecorules.rules._policyset import policy_files
+from ecorules.rules._schema import Citation, Fact, Rule
+
+# Dates of a case that must not run backwards: (later fact, earlier fact, what it means)
+DATE_ORDER = (
+    ("discovered", "act_date", "发现日早于违法行为发生日 (discovered before act_date)"),
+    ("act_end", "act_date", "违法行为终了日早于发生日 (act_end before act_date)"),
+)
+
+
+class CasePlanError(EcorulesError):
+    """The policies cannot judge a case table (no case kind, an unsupported roll-up)."""
+
+
+@attrs.frozen
+class CasePlan:
+    kind: RecordKind  # the case kind
+    parent: RecordKind  # the enterprise kind
+    facts: dict[str, Fact]
+    case_policies: PolicySet | None  # None: no case policy is loaded (cases only roll up)
+    case_program: Any
+    where_program: Any  # rules "<roll-up name>" with the where conditions; None if no where
+    onto_parent: dict[str, Rollup]
+    onto_cases: dict[str, Rollup]
+    case_columns: tuple[str, ...]  # read from the case table (the uscc link included)
+    enterprise_columns: tuple[str, ...]  # enterprise facts the case side reads (without uscc)
+
+    @property
+    def link(self) -> str:
+        """The fact of a case naming its enterprise (the enterprise key, uscc)."""
+        return self.parent.key
+
+
+def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
+              compile_program: Callable[..., Any]) -> CasePlan:
+    kinds = _all_kinds(policies)
+    children = [k for k in kinds.values() if k.parent == enterprise]
+    if len(children) != 1:
+        raise CasePlanError(
+            f"a case table needs exactly one declared kind whose parent is {enterprise!r} "
+            f"(found: {', '.join(k.id for k in children) or 'none'}); see policies/zhengzhou/cases.yaml"
+        )
+    kind, parent = children[0], kinds[enterprise]
+    facts = policies.facts
+    rollups = {name: f.rollup for name, f in facts.items() if f.rollup is not None and f.rollup.over == kind.id}
+    onto_parent = {n: r for n, r in rollups.items() if r.window is None}
+    onto_cases = {n: r for n, r in rollups.items() if r.window is not None}
+    for name, rollup in onto_cases.items():
+        if rollup.function == "max":
+            raise CasePlanError(f"roll-up {name!r}: a windowed max is not computed by the batch run yet")
+    chosen = policies.for_domain(kind.id)
+    case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
+    where_program = _where_program(rollups, facts, kind, chosen, compile_program)
+
+    # what is read: like the kernel, only the facts of policies in force are checked
+    read: dict[str, None] = {kind.key: None, parent.key: None}
+    if kind.act:
+        read[kind.act] = None
+    for policy in chosen:
+        if policy.in_force(as_of):
+            read.update(dict.fromkeys(policy.required_facts))
+    for rollup in rollups.values():
+        if rollup.window is not None:
+            read[rollup.window.date] = None
+        if rollup.value is not None:
+            read[rollup.value] = None
+    if where_program is not None:
+        read.update(dict.fromkeys(where_program.columns))
+    for later, earlier, _ in DATE_ORDER:
+        if facts.get(later) is not None and facts[later].record_kind == kind.id and earlier in facts:
+            read.update({later: None, earlier: None})
+    case_columns = tuple(n for n in read if n == parent.key or (facts[n].record_kind == kind.id and facts[n].rollup is None))
+    enterprise_columns = tuple(
+        n for n in read if n != parent.key and facts[n].record_kind in (parent.id, None) and facts[n].rollup is None
+    )
+    return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
+                    onto_parent, onto_cases, case_columns, enterprise_columns)
+
+
+def _all_kinds(policies: PolicySet) -> dict[str, RecordKind]:
+    """The declared kinds: of the loaded policies' lineages, else of their folders' catalogues
+    (a folder may declare cases before any case policy exists, as the shipped one does)."""
+    kinds = dict(policies.kinds)
+    paths = sorted({p.path for p in policies if p.path})
+    if paths:
+        for _path, catalogue in policy_files([Path(p) for p in paths]):
+            for name, kind in catalogue.kinds.items():
+                kinds.setdefault(name, kind)
+    return kinds
+
+
+def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: RecordKind, chosen: PolicySet,
+                   compile_program: Callable[..., Any]):
+    rules = tuple(
+        Rule(name, f"roll-up {name}", Citation("roll-up", rollup.where_text or ""), rollup.where, rollup.where_text or "")
+        for name, rollup in rollups.items() if rollup.where is not None
+    )
+    if not rules:
+        return None
+    kinds = next((p.kinds for p in chosen), {})
+    policy = Policy(
+        id="ecorules.rollup_where", title="roll-up conditions", version="0", effective=dt.date(1, 1, 1),
+        authority="ecorules", document="roll-ups", facts=facts, parameters={}, lists={}, rules=rules,
+        domain=kind.id, subject=kind.key, kinds=kinds,
+    )
+    return compile_program([policy], domain=kind.id)
+
+
+__all__ = ["DATE_ORDER", "CasePlan", "CasePlanError", "make_plan"]

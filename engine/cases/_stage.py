@@ -1,0 +1,208 @@
+"""A run's case stage: read and check the case table, join it to the registry, roll up,
+score the cases with the kernel, and apply one act one fine. Everything is columns; the
+only Python loops are over columns, roll-ups, finding slots, and rejected rows.
+
+The stage runs before the registry is scored, because the enterprise policies read the
+roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules import EcorulesError, FindingKind, Kind
+from ecorules.rules._arrow import from_numbers, string_scalar, strings
+
+from .._sources import (
+    ColumnResolver,
+    Registry,
+    Reject,
+    fingerprint,
+    registry_files,
+    stat_fingerprint,
+)
+from ._acts import Fines, supersede
+from ._enterprises import EnterpriseSide, read_enterprises
+from ._plan import CasePlan
+from ._rollups import onto_cases, onto_enterprises
+from ._table import CaseTable, check_values, link, read_cases
+
+
+class CaseStageError(EcorulesError):
+    """The kernel disagreed with the case checks (a bug, never a silent drop)."""
+
+
+@dataclass
+class CaseResults:
+    """What the stage found, for the store: the scored rows and the kernel's outputs."""
+
+    cases: CaseTable
+    side: EnterpriseSide
+    scored: np.ndarray  # int64 case rows scored (the valid ones)
+    result: object | None = None  # the case program's ScoreResult over ``scored``; None: no case policy
+    # fine slot -> per fired row of that slot (in row order): "policy rule (case_id)" of the
+    # fine that supersedes it, null where the fine is imposed
+    superseded_by: dict[int, pa.Array] = field(default_factory=dict)
+
+    @property
+    def rows_in(self) -> int:
+        return self.cases.rows_in
+
+    @property
+    def rows_scored(self) -> int:
+        return int(self.scored.size)
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rows_in - self.rows_scored
+
+    @property
+    def rejects(self) -> list[Reject]:
+        return [*self.cases.read_rejects, *self.cases.rejects]
+
+
+class CaseStage:
+    def __init__(self, plan: CasePlan, path, *, as_of: dt.date, threads: int = 1, encoding: str | None = None,
+                 table: str | None = None, batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None):
+        self.plan, self.path, self.as_of, self.threads = plan, path, as_of, threads
+        self.encoding, self.table, self.batch_rows, self.aliases = encoding, table, batch_rows, aliases
+        self.files = registry_files(path, table)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.files, self.path)
+
+    def stat_fingerprint(self) -> str:
+        return stat_fingerprint(self.files, self.path)
+
+    def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str]) -> CaseResults:
+        plan = self.plan
+        cases = read_cases(self.path, plan, encoding=self.encoding, table=self.table,
+                           batch_rows=self.batch_rows, aliases=self.aliases)
+        check_values(cases, plan)
+        # the registry's first pass: only the enterprises the case table names
+        checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
+        resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
+                                  self.aliases)
+        registry = Registry(registry_path, resolver, **registry_options)
+        wanted = pc.unique(cases.uscc.filter(pa.array(cases.valid)))
+        side = read_enterprises(registry, plan, wanted, checked)
+        link(cases, plan, side.usccs, side.rejected)
+        where = self._where(cases, side)
+        side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where)
+        windowed = onto_cases(plan.onto_cases, cases, where)
+        results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
+        if plan.case_program is not None:
+            table = self._joined(plan.case_program, cases, side, results.scored, windowed)
+            results.result = self._score(plan.case_program, table)
+            results.superseded_by = self._one_act_one_fine(results)
+        return results
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _joined(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,
+                windowed: Mapping[str, np.ndarray]) -> dict[str, object]:
+        """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
+        enterprise's (gathered by index) and the roll-ups."""
+        take = pa.array(rows)
+        owners = cases.enterprise[rows]
+        columns: dict[str, object] = {}
+        for name in program.columns:
+            if name == self.plan.link:
+                columns[name] = cases.uscc.take(take)
+            elif name in windowed:
+                columns[name] = windowed[name][rows]
+            elif name in side.rollups:
+                columns[name] = side.rollups[name][owners]
+            elif name in cases.columns:
+                columns[name] = _checked(self.plan.facts[name], cases.columns[name], rows)
+            elif name in cases.table.column_names:
+                columns[name] = cases.table[name].take(take)
+            else:
+                columns[name] = side.table[name].take(pa.array(owners))
+        return columns
+
+    def _score(self, program, table):
+        result = program.score(table, as_of=self.as_of, threads=self.threads)
+        if len(result.reject_rows):
+            raise CaseStageError(
+                f"the kernel rejected {len(result.reject_rows)} case rows the case checks accepted, e.g. "
+                f"{result.reject_columns[0]}: {result.reject_reasons[0]}"
+            )
+        return result
+
+    def _where(self, cases: CaseTable, side: EnterpriseSide) -> dict[str, np.ndarray]:
+        """Each roll-up's where, per case row: the fired rows of the where program."""
+        program = self.plan.where_program
+        if program is None:
+            return {}
+        rows = np.flatnonzero(cases.valid).astype(np.int64)
+        result = self._score(program, self._joined(program, cases, side, rows, {}))
+        where = {}
+        for r, (_policy, name) in enumerate(program.rules):
+            flags = np.zeros(cases.n, bool)
+            flags[rows] = np.asarray(result.fired[r], bool)
+            where[name] = flags
+        return where
+
+    def _one_act_one_fine(self, results: CaseResults) -> dict[int, pa.Array]:
+        program, result, cases = self.plan.case_program, results.result, results.cases
+        fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
+        if not fine_slots:
+            return {}
+        rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        rows, slots, amounts = [], [], []
+        for k in fine_slots:
+            slot = program.findings[k]
+            picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
+            rows.append(picked)
+            slots.append(np.full(picked.size, k, np.int64))
+            amounts.append(np.asarray(result.amounts[k], np.int64)[picked])
+        fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
+        # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
+        scored = results.scored
+        owner = cases.enterprise[scored]
+        if cases.act_code is not None:
+            act_code = cases.act_code[scored]
+            acts = np.where(act_code >= 0, owner * (int(act_code.max(initial=0)) + 1) + act_code, -1 - np.arange(scored.size))
+        else:
+            acts = -1 - np.arange(scored.size)
+        names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
+        slot_rank = np.empty(len(program.findings), np.int64)
+        slot_rank[names] = np.arange(len(names))
+        keys = cases.keys.take(pa.array(cases.key_code[scored]))
+        winner = supersede(fines, acts, slot_rank, keys)
+        # "policy rule (case_id)" of every fine, then, per fine, its winner's (null: imposed)
+        labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
+        names = pc.binary_join_element_wise(
+            labels.take(from_numbers(fines.slot)), _OPEN, keys.take(from_numbers(fines.row)), _CLOSE, _NOTHING,
+        )
+        by = names.take(pa.array(winner, mask=winner < 0))
+        out, start = {}, 0
+        for k, picked in zip(fine_slots, rows, strict=True):
+            out[k] = by.slice(start, picked.size)
+            start += picked.size
+        return out
+
+
+def _checked(fact, column, rows: np.ndarray):
+    """A column the case checks already validated, handed to the kernel in the form its
+    validators pass fastest (dates as datetime64, numbers as int64, flags as bool; an
+    optional fact's empty cells masked), instead of parsing the text a second time."""
+    values = column.values[rows]
+    if fact.type.kind is Kind.DATE:
+        values = values.astype("datetime64[D]")
+    elif fact.type.kind is Kind.BOOLEAN:
+        values = values.astype(bool)
+    if column.present is None:
+        return values
+    return np.ma.masked_array(values, mask=~column.present[rows].astype(bool))
+
+
+_OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")
+
+
+__all__ = ["CaseResults", "CaseStage", "CaseStageError"]

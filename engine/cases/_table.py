@@ -1,0 +1,197 @@
+"""The case table: read whole (only the needed columns), checked, linked to enterprises.
+
+The case table is held in memory (its needed columns): roll-ups and one act one fine look
+across all cases of an enterprise, which may be anywhere in the file. Every row ends up
+either valid or with at least one reject naming its source, row, column and reason:
+
+- a value the validators refuse (the same ``validate_column`` the kernel uses);
+- a case_id seen before (the later rows, naming the first row);
+- dates out of order (``DATE_ORDER``);
+- a uscc not in the registry, or whose registry row was rejected (``link``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.fastcalc._validate import validate_column
+from ecorules.fastcalc._validate_common import Rejects, ValidColumn
+from ecorules.rules import Kind
+from ecorules.rules._arrow import numbers
+
+from .._sources import ColumnResolver, Registry, Reject
+from ._plan import DATE_ORDER, CasePlan
+
+
+@dataclass
+class CaseTable:
+    """The needed columns of every readable case row, and what is known about each row."""
+
+    table: pa.Table  # fact name -> column, one row per readable case row
+    sources: list[str]  # source names; ``source[i]`` indexes it for row i
+    source: np.ndarray  # int32 per row
+    rows: np.ndarray  # int64 row number in its source (the line of a CSV file)
+    headers: dict[str, str]  # fact -> header as written (of the first file)
+    rows_in: int = 0  # readable rows + rows the reader rejected
+    read_rejects: list[Reject] = field(default_factory=list)  # rows that could not be read
+    rejects: list[Reject] = field(default_factory=list)  # problems of readable rows
+    valid: np.ndarray | None = None  # bool per row
+    columns: dict[str, ValidColumn] = field(default_factory=dict)  # checked numbers and dates
+    key_code: np.ndarray | None = None  # int64 code of the stripped case_id
+    keys: pa.Array | None = None  # the stripped case_id texts the codes index
+    act_code: np.ndarray | None = None  # int64 code of the stripped act_id, -1 when empty
+    uscc: pa.Array | None = None  # the stripped enterprise key of each row
+    enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
+
+    @property
+    def n(self) -> int:
+        return self.table.num_rows
+
+    def reject(self, rows: Iterable[int], column: str | None, values: Iterable[str | None], reasons: Iterable[str]) -> None:
+        """Rejects for ``rows`` (bad rows are few: a loop over them is fine)."""
+        for row, value, reason in zip(rows, values, reasons, strict=True):
+            header = self.headers.get(column, column) if column is not None else None
+            self.rejects.append(Reject(self.sources[self.source[row]], int(self.rows[row]), header, value, reason))
+            self.valid[row] = False
+
+
+def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None,
+               batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None) -> CaseTable:
+    needed = {name: [f"the {plan.kind.id} table"] for name in plan.case_columns}
+    resolver = ColumnResolver(plan.facts, needed, aliases)
+    reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows)
+    tables, sources, source_of, rows, read_rejects = [], [], [], [], []
+    headers: dict[str, str] = {}
+    rows_in = 0
+    for batch in reader.batches():
+        rows_in += batch.rows_in
+        read_rejects.extend(batch.rejects)
+        if batch.source not in sources:
+            sources.append(batch.source)
+        for name, header in batch.headers.items():
+            headers.setdefault(name, header)
+        # one schema for all files: text stays text, typed columns are cast back to text
+        # only when files disagree (rare); the validators accept either
+        tables.append(batch.table.select(list(plan.case_columns)))
+        source_of.append(np.full(batch.table.num_rows, sources.index(batch.source), np.int32))
+        rows.append(np.asarray(batch.rows, np.int64))
+    whole = _concat(tables, plan.case_columns)
+    return CaseTable(
+        whole, sources or [str(path)], np.concatenate(source_of) if source_of else np.empty(0, np.int32),
+        np.concatenate(rows) if rows else np.empty(0, np.int64), headers, rows_in, read_rejects,
+    )
+
+
+def _concat(tables: list[pa.Table], names: tuple[str, ...]) -> pa.Table:
+    if not tables:
+        return pa.table({name: pa.array([], pa.string()) for name in names})
+    try:
+        whole = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        whole = pa.concat_tables([t.cast(pa.schema([(n, pa.string()) for n in t.column_names])) for t in tables])
+    return whole.combine_chunks()
+
+
+def check_values(cases: CaseTable, plan: CasePlan) -> None:
+    """Validate every needed column, then duplicates and the order of dates."""
+    n = cases.n
+    cases.valid = np.ones(n, bool)
+    texts = (plan.kind.key, plan.link, plan.kind.act)
+    for name in plan.case_columns:
+        found = Rejects()
+        # text columns are only checked here (a per-value pass over ten million distinct
+        # case_ids would be slow); their stripped texts are coded below with Arrow
+        # enums stay text too: the kernel decides them once per distinct value
+        read = name not in texts and plan.facts[name].type.kind is not Kind.ENUM
+        column = validate_column(plan.facts[name], cases.table[name], n, read, found)
+        for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
+            cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
+        if read:
+            cases.columns[name] = column
+    cases.key_code, cases.keys = _codes(cases.table[plan.kind.key])
+    cases.uscc = _stripped(cases.table[plan.link])
+    if plan.kind.act:
+        cases.act_code, _ = _codes(cases.table[plan.kind.act])
+    _duplicates(cases, plan)
+    _date_order(cases, plan)
+
+
+def _stripped(column) -> pa.Array:
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(column.type):
+        column = column.cast(pa.string())
+    return pc.utf8_trim_whitespace(column)
+
+
+def _codes(column) -> tuple[np.ndarray, pa.Array]:
+    """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
+    text = _stripped(column)
+    encoded = pc.dictionary_encode(text)
+    codes = numbers(encoded.indices, fill=-1).astype(np.int64)
+    dictionary = encoded.dictionary
+    blank = np.flatnonzero(numbers(pc.utf8_length(dictionary), fill=0) == 0)
+    if blank.size:
+        codes[np.isin(codes, blank)] = -1
+    return codes, dictionary
+
+
+def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
+    codes = cases.key_code
+    rows = np.flatnonzero(codes >= 0)
+    if not rows.size:
+        return
+    # the first row of each code: sort stably by code, the first of each run
+    order = rows[np.argsort(codes[rows], kind="stable")]
+    sorted_codes = codes[order]
+    starts = np.ones(order.size, bool)
+    starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
+    later = np.flatnonzero(~starts)
+    if not later.size:
+        return
+    dup, original = order[later], order[first[later]]
+    dup_rows, first_rows = dup.tolist(), original.tolist()
+    values = cases.keys.take(pa.array(codes[dup])).to_pylist()
+    reasons = [
+        f"duplicate {plan.kind.key} {value!r}: first at row {int(cases.rows[f])} of {cases.sources[cases.source[f]]}"
+        for value, f in zip(values, first_rows, strict=True)
+    ]
+    cases.reject(dup_rows, plan.kind.key, values, reasons)
+
+
+def _date_order(cases: CaseTable, plan: CasePlan) -> None:
+    for later, earlier, meaning in DATE_ORDER:
+        if later not in cases.columns or earlier not in cases.columns:
+            continue
+        a, b = cases.columns[later], cases.columns[earlier]
+        present = np.ones(cases.n, bool) if a.present is None else a.present.astype(bool)
+        bad = np.flatnonzero(present & (a.values < b.values) & cases.valid)
+        if bad.size:
+            days = a.values[bad].astype("datetime64[D]").astype(str).tolist()
+            before = b.values[bad].astype("datetime64[D]").astype(str).tolist()
+            reasons = [f"{meaning}: {x} < {y}" for x, y in zip(days, before, strict=True)]
+            cases.reject(bad.tolist(), later, days, reasons)
+
+
+def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str]) -> None:
+    """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
+    cases of an unknown or rejected enterprise are rejected."""
+    index = numbers(pc.index_in(cases.uscc, value_set=usccs), fill=-1).astype(np.int64)
+    cases.enterprise = index
+    unknown = np.flatnonzero((index < 0) & cases.valid)
+    if unknown.size:
+        values = cases.uscc.take(pa.array(unknown)).to_pylist()
+        cases.reject(unknown.tolist(), plan.link, values,
+                     [f"{plan.parent.id} {v!r} is not in the registry" for v in values])
+    if rejected:
+        bad = np.flatnonzero(np.isin(index, np.fromiter(rejected, np.int64)) & cases.valid)
+        if bad.size:
+            values = cases.uscc.take(pa.array(bad)).to_pylist()
+            cases.reject(bad.tolist(), plan.link, values, [rejected[int(index[row])] for row in bad])
+
+
+__all__ = ["CaseTable", "check_values", "link", "read_cases"]
