@@ -18,6 +18,7 @@ from typing import Any
 
 from ecorules.rules import (
     ENTERPRISE,
+    Kind,
     ParameterNotSetError,
     Policy,
     PolicySet,
@@ -189,7 +190,10 @@ class Evaluator:
             if value is None or ":" in key:  # an empty optional fact is an absent field;
                 continue  # results of other rules travel only in derived fields
             kind = "builtin" if key == "as_of" else ("parameter" if key in policy.parameters else "fact")
-            message[field_of(kind, key)] = wire(value)
+            # a decimal parameter written as a whole number (value: 7) is loaded as the int 7,
+            # but durable compares decimals x 10**4: scale it like a Decimal
+            scaled = kind == "parameter" and policy.parameters[key].type.kind is Kind.DECIMAL
+            message[field_of(kind, key)] = wire(value, scaled)
         for rule in compiled:
             if rule.rule_id not in judged:
                 continue  # a later stage's derived fields may read results not known yet

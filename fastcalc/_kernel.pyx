@@ -47,51 +47,48 @@ cdef extern from *:
     }
 
     /* Calendar months on day numbers (days since 1970-01-01, proleptic Gregorian), as
-       rules/_calendar.add_months. Conversions after Howard Hinnant's public-domain
-       days_from_civil / civil_from_days: years counted from March, so that the leap day is
-       the last day of its year, in 400-year eras of 146097 days.
+       rules/_calendar.add_months. The conversions follow Howard Hinnant's public-domain
+       civil_from_days / days_from_civil, with years counted from March (the leap day ends
+       its year) in 400-year eras of 146097 days; the month is moved in that March-based
+       count, so no conversion to January-based months is needed.
        Rows that are rejected, or whose optional fact is empty, hold arbitrary values here
        (their result is masked later): inputs are clamped to 0001-01-01 .. 9999-12-31 and
-       +-10,000 years, so every intermediate stays small and no row can misbehave. Valid rows
-       are never clamped: the checker bounds them within that range. */
+       +-10,000 years, so that everything stays in small unsigned 32-bit numbers (no
+       overflow, cheap divisions by constants, no branches). Valid rows are never clamped:
+       the checker bounds them within that range. */
     #define FC_DAY_MIN (-719162)        /* 0001-01-01 */
     #define FC_DAY_MAX 2932896          /* 9999-12-31 */
     #define FC_MONTHS_MAX 120000        /* 10,000 years */
-
-    static inline int64_t fc_days_from_civil(int64_t y, int64_t m, int64_t d) {
-        y -= m <= 2;                                      /* January, February: previous year */
-        int64_t era = (y >= 0 ? y : y - 399) / 400;       /* floor division */
-        int64_t yoe = y - era * 400;                      /* 0 .. 399 */
-        int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  /* 0 = March 1 */
-        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* 0 .. 146096 */
-        return era * 146097 + doe - 719468;               /* 719468: 0000-03-01 .. 1970-01-01 */
-    }
+    #define FC_MARCH_0 719468           /* days from 0000-03-01 to 1970-01-01 */
+    #define FC_SHIFT_YEARS 20000        /* added while moving: 50 eras, the same calendar */
+    #define FC_SHIFT_DAYS 7304850       /* 50 * 146097 */
 
     static inline int64_t fc_add_months(int64_t days, int64_t months, int64_t mode) {
-        int64_t z, era, doe, yoe, doy, mp, y, m, d, index, ny, nm, last, leap;
         days = days < FC_DAY_MIN ? FC_DAY_MIN : (days > FC_DAY_MAX ? FC_DAY_MAX : days);
         months = months < -FC_MONTHS_MAX ? -FC_MONTHS_MAX : (months > FC_MONTHS_MAX ? FC_MONTHS_MAX : months);
-        /* civil_from_days: z >= 0 after the shift, so C division is floor division */
-        z = days + 719468;
-        era = z / 146097;
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;                         /* 0 = March .. 11 = February */
-        d = doy - (153 * mp + 2) / 5 + 1;
-        m = mp < 10 ? mp + 3 : mp - 9;
-        y = era * 400 + yoe + (m <= 2);
-        /* the target month, counted from January of year 0 (negative before it: floor division) */
-        index = y * 12 + (m - 1) + months;
-        ny = (index >= 0 ? index : index - 11) / 12;
-        nm = index - ny * 12 + 1;
-        leap = (ny % 4 == 0 && ny % 100 != 0) || ny % 400 == 0;
-        last = nm == 2 ? 28 + leap : 30 + ((nm ^ (nm >> 3)) & 1);   /* 31: Jan, Mar .. Jul, Aug, Oct, Dec */
-        if (d <= last) {
-            return fc_days_from_civil(ny, nm, d);
-        }
+        /* civil_from_days, from 0000-03-01: z in 306 .. 3652364 */
+        uint32_t z = (uint32_t)(days + FC_MARCH_0);
+        uint32_t era = z / 146097;
+        uint32_t doe = z - era * 146097;                                   /* day of era */
+        uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  /* year of era */
+        uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);            /* 0 = March 1 */
+        uint32_t mp = (5 * doy + 2) / 153;                                 /* 0 = March .. 11 = February */
+        uint32_t d = doy - (153 * mp + 2) / 5 + 1;
+        /* the target month in March-based months from year -20000: always > 0 */
+        uint32_t index = (uint32_t)((era * 400 + yoe + FC_SHIFT_YEARS) * 12 + mp + months);
+        uint32_t y = index / 12;                                           /* its March-based year */
+        uint32_t m = index - y * 12;
+        uint32_t start = (153 * m + 2) / 5;                                /* its first day in the year */
+        uint32_t after = y + 1;                                            /* the civil year of its February */
+        uint32_t leap = (after % 4 == 0) & ((after % 100 != 0) | (after % 400 == 0));
+        uint32_t last = m == 11 ? 28 + leap : (153 * m + 155) / 5 - start; /* days in the month */
         /* no such day: the month's last day (month_end, 0) or the next month's first (next_day) */
-        return fc_days_from_civil(ny, nm, last) + (mode != 0);
+        uint32_t overflow = d > last;
+        uint32_t day = overflow ? last : d;
+        uint32_t e = y / 400;
+        uint32_t ye = y - e * 400;
+        uint32_t doe2 = ye * 365 + ye / 4 - ye / 100 + start + day - 1;
+        return (int64_t)e * 146097 + doe2 - FC_MARCH_0 - FC_SHIFT_DAYS + (overflow & (mode != 0));
     }
     """
     int64_t fc_mul_decimal(int64_t a, int64_t b) noexcept nogil

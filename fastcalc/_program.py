@@ -323,17 +323,21 @@ def _columns_of(table: Any, c: CompiledProgram) -> tuple[dict, int]:
     else:
         raise ValueError(f"expected a dict of arrays, a pyarrow Table/RecordBatch or a pandas "
                          f"DataFrame, got {type(table).__name__}")
+    # An optional fact may be left out of the batch altogether, as out of a single record:
+    # every row is then empty (an all-null column).
+    absent = [name for name in c.columns if name not in names and c.facts[name].optional]
     for name in c.columns:
-        if name not in names:
+        if name not in names and name not in absent:
             raise ValueError(f"the batch has no column {name!r}, needed by {', '.join(c.needed_by[name])}")
-    raw = {name: get(name) for name in c.columns}
+    raw = {name: get(name) for name in c.columns if name not in absent}
     if n is None:
         lengths = {name: len(values) for name, values in raw.items()}
         n = next(iter(lengths.values())) if lengths else 0
         for name, length in lengths.items():
             if length != n:
                 raise ValueError(f"column {name!r} has {length} rows, but {next(iter(lengths))!r} has {n}")
-    return raw, n
+    raw.update({name: pa.nulls(n) for name in absent})
+    return {name: raw[name] for name in c.columns}, n
 
 
 def compile_program(policies: PolicySet | Iterable[Policy], domain: str = "enterprise") -> Program:

@@ -409,3 +409,45 @@ def test_a_record_need_not_carry_the_facts_of_policies_not_in_force(versions):
 
 if __name__ == "__main__" and sys.argv[1:] == ["--memory-probe"]:
     print(json.dumps(memory_probe()))
+
+
+DECIMAL_PARAMETER_POLICY = """\
+policy:
+  id: test.decimal_parameter
+  title: a decimal parameter written as a whole number
+  authority: tests
+  document: unit
+  version: "1"
+  effective: 2000-01-01
+facts:
+  uscc: {type: string, format: uscc}
+  d: {type: decimal, min: 0, max: 100}
+parameters:
+  rate:
+    type: decimal
+    values:
+      - {from: 2000-01-01, value: 7, reference: t}
+      - {from: 2011-01-01, value: 2.25, reference: t}
+lists:
+  watch: {title: watch}
+rules:
+  - id: r
+    title: r
+    citation: {document: unit, text: unit}
+    when: "rate >= 2 and d < rate"
+    sanctions:
+      - {list: watch, reason: unit}
+"""
+
+
+@pytest.mark.parametrize("as_of, fired", [(dt.date(2005, 1, 1), True), (dt.date(2012, 1, 1), False)])
+def test_a_decimal_parameter_written_as_a_whole_number_compares_as_a_decimal(tmp_path, as_of, fired):
+    """'value: 7' loads as the int 7; durable compares decimals x 10**4, so it must travel as
+    70000 (it travelled as 7: 'rate >= 2' was false in durable, true in Python)."""
+    (tmp_path / "p.yaml").write_text(DECIMAL_PARAMETER_POLICY, encoding="utf-8")
+    policies = load_policies(tmp_path)
+    record = {"uscc": "91410100123456788Y", "d": "3"}
+    for backend in BACKENDS:
+        with Evaluator(policies, backend=backend) as evaluator:
+            decision = evaluator.evaluate(record, as_of=as_of)
+            assert bool(decision.sanctions) is fired, backend

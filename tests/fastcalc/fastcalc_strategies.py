@@ -5,7 +5,9 @@ policies with dated parameters (some never set, some set only later), lists, and
 conditions and amounts are random typed expressions over the whole language: arithmetic with
 integers and decimals mixed, division by literals and parameters, every function, dates with
 ``as_of``, enums, strings against literals (present in the batch or not), ``in`` lists,
-``if`` of every type. Each expression is type-checked as it is drawn and replaced by a simpler
+``if`` of every type, the calendar functions (add_months/add_years in both modes, add_days,
+days_between), and optional facts read through is_set()/value_or() or under a guard ('and'
+chains, 'not is_set() or', if() branches, a rule's condition for its amounts). Each expression is type-checked as it is drawn and replaced by a simpler
 one when the checker refuses it (overflow, a divisor that can be zero), so that the files the
 real loader reads are mostly valid; what the loader still refuses is discarded.
 
@@ -51,23 +53,24 @@ def catalogue(draw) -> dict[str, Fact]:
     kinds += draw(st.permutations(["integer", "decimal", "boolean", "enum"]))[:2]
     facts = {"uscc": Fact("uscc", STRING, format="uscc")}
     for position, kind in enumerate(kinds):
-        name = f"f{position}_{kind[:3]}"
+        optional = draw(st.integers(0, 2)) == 0  # a record may leave it empty
+        name = f"f{position}_{kind[:3]}" + ("_opt" if optional else "")
         if kind == "integer":
             bounds = draw(st.sampled_from(INT_RANGES))
-            facts[name] = Fact(name, INTEGER, min=bounds and bounds[0], max=bounds and bounds[1])
+            facts[name] = Fact(name, INTEGER, min=bounds and bounds[0], max=bounds and bounds[1], optional=optional)
         elif kind == "decimal":
             bounds = draw(st.sampled_from(DEC_RANGES))
-            facts[name] = Fact(name, DECIMAL, min=bounds and bounds[0], max=bounds and bounds[1])
+            facts[name] = Fact(name, DECIMAL, min=bounds and bounds[0], max=bounds and bounds[1], optional=optional)
         elif kind == "date":
             bounds = draw(st.sampled_from(DATE_RANGES))
-            facts[name] = Fact(name, DATE, min=bounds and bounds[0], max=bounds and bounds[1])
+            facts[name] = Fact(name, DATE, min=bounds and bounds[0], max=bounds and bounds[1], optional=optional)
         elif kind == "enum":
             choices = draw(st.lists(st.sampled_from(ENUM_LABELS), min_size=2, max_size=5, unique=True))
-            facts[name] = Fact(name, enum_type(choices))
+            facts[name] = Fact(name, enum_type(choices), optional=optional)
         elif kind == "boolean":
-            facts[name] = Fact(name, BOOLEAN)
+            facts[name] = Fact(name, BOOLEAN, optional=optional)
         else:
-            facts[name] = Fact(name, STRING)
+            facts[name] = Fact(name, STRING, optional=optional)
     return facts
 
 
@@ -107,15 +110,30 @@ class Expressions:
         self.facts = facts
         self.params = params
         self.scope = scope_of(facts, params)
+        self.guarded: frozenset[str] = frozenset()  # optional facts proven set where we draw
 
     def names(self, kind: str, source: str) -> list[str]:
+        """Names of ``kind`` that may be read as they are (optional facts only when guarded)."""
         pool = self.facts if source == "fact" else self.params
-        return [n for n, v in pool.items() if v.type.kind.value == kind and n != "uscc"]
+        return [n for n, v in pool.items() if v.type.kind.value == kind and n != "uscc"
+                and (source != "fact" or not v.optional or n in self.guarded)]
+
+    def optionals(self, kind: str | None = None) -> list[str]:
+        return [n for n, f in self.facts.items() if f.optional and (kind is None or f.type.kind.value == kind)]
 
     def pick(self, options: list[str]) -> str:
         return self.draw(st.sampled_from(options))
 
     def leaf(self, kind: str) -> str:
+        options = self.plain_leaves(kind)
+        for name in self.optionals(kind):  # an optional fact read safely, whatever the guards
+            options += [f"value_or({name}, {self.pick(self.plain_leaves(kind))})",
+                        f"if(is_set({name}), {name}, {self.pick(self.plain_leaves(kind))})"]
+        if kind == "boolean":
+            options += [f"is_set({name})" for name in self.optionals()]
+        return self.pick(options)
+
+    def plain_leaves(self, kind: str) -> list[str]:
         options = self.names(kind, "fact") * 3 + self.names(kind, "param")
         if kind == "integer":
             options += [self.pick(["0", "1", "2", "7", "100", "12345", "-3"])]
@@ -124,8 +142,14 @@ class Expressions:
         elif kind == "boolean":
             options += [self.pick(["true", "false"])]
         elif kind == "date":
-            options += ["as_of", self.pick(["date('2012-04-14')", "date('2011-01-01')"])]
-        return self.pick(options)
+            options += ["as_of", self.pick(["date('2012-04-14')", "date('2011-01-01')", "date('2012-01-31')"])]
+            # a period's end as a leaf, so that even shallow expressions count months and years
+            base = self.pick([*self.names("date", "fact"), "as_of", "date('2012-01-31')"])
+            options.append(self.pick([f"add_months({base}, {self.pick(['1', '-1', '13'])}, 'next_day')",
+                                      f"add_months({base}, {self.pick(['1', '-11', self.small_integer()])})",
+                                      f"add_years({base}, {self.pick(['1', '-2', *self.names('integer', 'param')])}, "
+                                      f"'{self.pick(['month_end', 'next_day'])}')"]))
+        return options
 
     def expr(self, kind: str, depth: int) -> str:
         if depth <= 0 or self.draw(st.integers(0, 3)) == 0:
@@ -150,8 +174,13 @@ class Expressions:
             return f"{self.pick(['min', 'max'])}({args})"
         if choice == 6:
             return f"if({self.expr('boolean', d)}, {self.expr('integer', d)}, {self.expr('integer', d)})"
-        if choice == 7 and self.names("date", "fact"):
-            return f"({self.expr('date', d)} - {self.expr('date', d)})"
+        if choice == 7 and (self.names("date", "fact") or self.optionals("date")):
+            if self.draw(st.booleans()):
+                return f"({self.expr('date', d)} - {self.expr('date', d)})"
+            count = self.pick(["'inclusive'", "'exclusive'"])
+            # a period's length: the exact day a month or year addition lands on reaches an amount
+            last = self.pick([self.expr("date", d), self.calendar(d)])
+            return f"days_between({self.expr('date', d)}, {last}, {count})"
         if choice == 8:
             return f"round({self.number(d)} / {self.divisor()})"
         return self.leaf("integer")
@@ -178,10 +207,12 @@ class Expressions:
         return self.leaf("decimal")
 
     def expr_date(self, d: int) -> str:
-        small = self.pick(["30", "1", "365", "-7", *[n for n in self.names("integer", "fact")
-                                                      if self.facts[n].max is not None and self.facts[n].max <= 10_000
-                                                      and self.facts[n].min is not None and self.facts[n].min >= -10_000]])
-        choice = self.draw(st.integers(0, 4))
+        small = self.small_integer()
+        choice = self.draw(st.integers(0, 7))
+        if choice in (5, 6):
+            return self.calendar(d, small)
+        if choice == 7:
+            return f"add_days({self.expr('date', d)}, {small})"
         if choice == 0:
             return f"({self.expr('date', d)} {self.pick(['+', '-'])} {small})"
         if choice == 1:
@@ -192,22 +223,49 @@ class Expressions:
             return f"if({self.expr('boolean', d)}, {self.expr('date', d)}, {self.expr('date', d)})"
         return self.leaf("date")
 
+    def small_integer(self) -> str:
+        """A day or month count the checker's date ranges can take."""
+        return self.pick(["30", "1", "365", "-7", *[n for n in self.names("integer", "fact")
+                                                    if self.facts[n].max is not None and self.facts[n].max <= 10_000
+                                                    and self.facts[n].min is not None and self.facts[n].min >= -10_000]])
+
+    def calendar(self, d: int, small: str | None = None) -> str:
+        """Calendar months and years, with or without a rounding mode."""
+        function = self.pick(["add_months", "add_years"])
+        counts = ["1", "-1", "0", "12", "-30", "30", small or self.small_integer()] if function == "add_months" \
+            else ["1", "2", "-1", "10", "-3"]
+        counts += self.names("integer", "param")
+        mode = self.pick(["", ", 'month_end'", ", 'next_day'"])
+        return f"{function}({self.expr('date', d)}, {self.pick(counts)}{mode})"
+
     def categorical(self, d: int) -> tuple[str, list[str]]:
         """A text or enum expression and the literals it may meet."""
         enums = self.names("enum", "fact")
         strings = self.names("string", "fact")
         if not enums and not strings:
             return self.pick(["'a'", "'b'"]), ["a", "b"]
-        name = self.pick(enums + strings)
+        optional = [n for n in self.optionals() if self.facts[n].type.categorical and n not in enums + strings]
+        name = self.pick(enums + strings + optional)
         fact = self.facts[name]
         literals = list(fact.type.choices) if fact.type.choices else TEXTS + ["absent", "ALPHA"]
+        if name in optional:
+            name = f"value_or({name}, '{self.pick(literals)}')"
         if self.draw(st.integers(0, 3)) == 0:
             return f"if({self.expr('boolean', d)}, {name}, '{self.pick(literals)}')", literals
         return name, literals
 
     def expr_boolean(self, d: int) -> str:
-        choice = self.draw(st.integers(0, 11))
+        choice = self.draw(st.integers(0, 15))
         compare = self.pick(["==", "!=", "<", "<=", ">", ">="])
+        if choice >= 14 and self.optionals():
+            return self.guard(d)
+        if choice >= 12:  # periods of the Civil Code: a date moved by months, years or days
+            counted = self.pick([self.calendar(d), f"add_days({self.expr('date', d)}, {self.small_integer()})"])
+            if self.draw(st.booleans()):
+                return f"({counted} {compare} {self.expr('date', d)})"
+            count = self.pick(["'inclusive'", "'exclusive'"])
+            days = f"days_between({self.expr('date', d)}, {counted}, {count})"
+            return f"({days} {compare} {self.pick(['0', '30', '365'])})"
         if choice in (0, 1):
             return f"({self.number(d)} {compare} {self.number(d)})"
         if choice == 2:
@@ -232,6 +290,29 @@ class Expressions:
             return f"({self.expr('boolean', d)} {self.pick(['==', '!='])} {self.expr('boolean', d)})"
         return f"if({self.expr('boolean', d)}, {self.expr('boolean', d)}, {self.expr('boolean', d)})"
 
+    def guard(self, d: int) -> str:
+        """A read of an optional fact under one of the guards the checker proves."""
+        name = self.pick(self.optionals())
+        fact = self.facts[name]
+        kind = fact.type.kind.value
+        outer = self.guarded
+        self.guarded = outer | {name}
+        try:
+            if kind == "boolean":
+                inner = self.pick([name, f"({name} == {self.expr('boolean', d)})"])
+            elif fact.type.categorical:
+                literals = list(fact.type.choices) if fact.type.choices else TEXTS + ["absent"]
+                inner = f"({name} {self.pick(['==', '!='])} '{self.pick(literals)}')"
+            else:
+                inner = f"({self.expr(kind, d)} {self.pick(['==', '!=', '<', '<=', '>', '>='])} {self.expr(kind, d)})"
+                if name not in inner:
+                    inner = f"({name} {self.pick(['<', '>=', '!='])} {self.expr(kind, d)})"
+        finally:
+            self.guarded = outer
+        other = self.expr("boolean", d)
+        return self.pick([f"(is_set({name}) and {inner})", f"(not is_set({name}) or {inner})",
+                          f"if(is_set({name}), {inner}, {other})", f"if(not is_set({name}), {other}, {inner})"])
+
     def leaf_constant(self, kind: str) -> str:
         params = self.names(kind, "param")
         if kind == "integer":
@@ -241,16 +322,18 @@ class Expressions:
         return self.pick(["date('2012-04-14')", "date('2011-01-01')", *params])
 
     # -- checked drawing ---------------------------------------------------------------------------
-    def checked(self, kind: str, expect, depth: int, amount: bool = False) -> str:
-        """An expression the checker accepts (fall back to simpler ones if it refuses)."""
+    def checked(self, kind: str, expect, depth: int, amount: bool = False, wrap: str = "{}", when=None) -> str:
+        """An expression the checker accepts (fall back to simpler ones if it refuses).
+        ``wrap``: the text around it (a guard); ``when``: the typed condition of an amount."""
         for attempt in range(4):
             text = self.expr(kind, max(0, depth - attempt))
             if amount:  # whole yuan, never negative
                 if kind == "decimal":
                     text = f"{self.pick(['round', 'floor', 'ceil'])}({text})"
                 text = self.pick([f"max(0, {text})", f"abs({text})"])
+            text = wrap.format(text)
             try:
-                typed = check(parse_expression(text), self.scope, expect)
+                typed = check(parse_expression(text), self.scope, expect, when=when)
             except PolicyError:
                 continue
             if amount and (typed.interval is None or typed.interval[0] < 0):
@@ -267,16 +350,24 @@ def policy_files(draw, folder: Path):
     for p in range(draw(st.integers(1, 3))):
         params = draw(parameters(f"q{p}"))
         exprs = Expressions(draw, facts, params)
-        payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc"]
+        # a finding's payer is in every row (the kernel refuses an optional payer)
+        payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc" and not f.optional]
         rules = []
         for r in range(draw(st.integers(1, 4))):
             depth = draw(st.integers(0, 3))
-            condition = exprs.checked("boolean", BOOLEAN, depth)
+            # a condition 'is_set(x) and ...' lets the rest of it, and its amounts, read x as is
+            guard = draw(st.sampled_from([None, None, *exprs.optionals()]))
+            exprs.guarded = frozenset({guard}) if guard else frozenset()
+            wrap = f"(is_set({guard}) and {{}})" if guard else "{}"
+            condition = exprs.checked("boolean", BOOLEAN, depth, wrap=wrap)
+            when = check(parse_expression(condition), exprs.scope, BOOLEAN)
             findings = []
             for _ in range(draw(st.integers(0, 2))):
-                amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), INTEGER, depth, amount=True)
+                amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), INTEGER, depth, amount=True,
+                                       when=when)
                 findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
                                  amount, draw(st.sampled_from(payers))))
+            exprs.guarded = frozenset()
             sanctions = draw(st.lists(st.sampled_from(["blacklist", "watch"]), max_size=2, unique=True))
             if not findings and not sanctions:
                 sanctions = ["watch"]
@@ -302,6 +393,8 @@ def _catalogue_yaml(facts: dict[str, Fact]) -> str:
             value = getattr(fact, key)
             if value is not None:
                 lines.append(f"    {key}: {value}")
+        if fact.optional:
+            lines.append("    optional: true")
     return "\n".join(lines) + "\n"
 
 
@@ -423,15 +516,18 @@ def raw_pool(draw, fact: Fact, fmt: str, literals: list[str]) -> list:
         low, high = fact.interval
         from ecorules.rules._types import days_to_date
 
-        dates = [days_to_date(low), days_to_date(high), dt.date(2012, 4, 14), dt.date(2011, 1, 1),
+        # month ends (2012-01-31 + 1 month has no corresponding day) among the usual values
+        ends = [dt.date(2012, 1, 31), dt.date(2011, 8, 31), dt.date(2012, 2, 29), dt.date(2012, 3, 30)]
+        dates = [days_to_date(low), days_to_date(high), dt.date(2012, 4, 14), dt.date(2011, 1, 1), *ends,
                  dt.date(2012, 5, 13), days_to_date(low) - dt.timedelta(days=1), days_to_date(high) + dt.timedelta(days=1)]
         if fmt == "pa.date32":
             return dates + [None]
         if fmt == "np.datetime64":
             return dates + [None]
         if fmt == "pa.string":
-            return [d.isoformat() for d in dates] + ["2013-02-29", "2012-4-14", "20120414", "2012-W15-6",
-                                                     " 2012-04-14 ", "", None, "0000-01-01", "2012-13-01"]
+            return [d.isoformat() for d in dates] + ["2012年4月14日", "2012年04月14日", "2013-02-29", "2012-4-14",
+                                                     "20120414", "2012-W15-6", " 2012-04-14 ", "", None, "0000-01-01",
+                                                     "2012-13-01", "2013年2月29日", "２０１２年４月１４日", "2012年4月14"]
         if fmt == "pa.timestamp":
             return [dt.datetime(2012, 4, 14), None]
         return dates[:3] + ["2012-04-14", "bad", None, dt.datetime(2012, 4, 14, 1, 2), 20120414]
@@ -450,6 +546,12 @@ def raw_pool(draw, fact: Fact, fmt: str, literals: list[str]) -> list:
     if fmt == "np.object":
         pool += [5]
     return pool
+
+
+# How a column of each format holds an empty cell (none for numpy ints and bools).
+_EMPTY = {"np.str": ["", "  "], "np.float64": [float("nan")], "np.int64": [], "np.int32": [], "np.int16": [],
+          "np.int8": [], "np.uint8": [], "np.uint16": [], "np.bool": [], "pa.string": [None, ""],
+          "np.object": [None, " "], "pa.large_string": [None, ""], "pa.dictionary": [None, ""]}
 
 
 def build_column(fmt: str, pool: list, index: np.ndarray):
@@ -496,6 +598,8 @@ def batches(draw, facts: dict[str, Fact], columns: tuple[str, ...], literals: di
         kind = "string" if fact.format == "uscc" else fact.type.kind.value
         fmt = draw(st.sampled_from(FORMATS[kind] if fact.format != "uscc" else ["pa.string", "np.str", "np.object"]))
         pool = raw_pool(draw, fact, fmt, literals.get(name, []))
+        if fact.optional:  # empty cells among the usual (heavily weighted) values
+            pool = _EMPTY.get(fmt, [None]) + pool
         # mostly valid rows: invalid pool values get a small weight
         weights = np.ones(len(pool))
         weights[len(pool) // 2:] = draw(st.sampled_from([0.02, 0.1, 0.5]))

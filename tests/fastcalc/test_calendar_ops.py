@@ -144,7 +144,7 @@ def test_a_program_with_an_unknown_rounding_mode_is_refused():
     code = np.full(1, -1, opc.INSTR_DTYPE)
     code[0] = (opc.BY_NAME["ADD_MONTHS_RK"].code, 0, 1, 0, -1, -1, 1, 2)
     fields = {f.name: None for f in attrs.fields(CompiledProgram)}
-    fields.update(code=code, rules=(), registers=(Register("scratch", opc.I64, slot=0), Register("scratch", opc.I64, slot=1)))
+    fields.update(code=code, rules=(), findings=(), finding_rules=(), registers=(Register("scratch", opc.I64, slot=0), Register("scratch", opc.I64, slot=1)))
     with pytest.raises(KernelError, match="rounding mode 2"):
         check_program(CompiledProgram(**fields))
     code[0]["k2"] = 1

@@ -196,3 +196,16 @@ def test_an_optional_payer_is_refused_when_compiling(tmp_path):
     folder = write_policy(tmp_path, facts, rule("r", "is_set(district)", ["100"], payer="district"))
     with pytest.raises(KernelError, match="optional fact"):
         compile_program(load_policies(folder))
+
+
+def test_an_optional_column_may_be_left_out_of_the_batch(folder):
+    """As a single record may leave out an optional field: every row of it is then empty."""
+    program = compile_program(load_policies(folder))
+    empty = {k: ([None] * N if program.compiled.facts[k].optional else v) for k, v in ROWS.items()}
+    _, reference = score_both(folder, empty)  # all empty, equal to the Python reference
+    assert reference.valid.all() and reference.fired.any()
+    for container in (dict, pa.table, pd.DataFrame):
+        left_out = container({k: v for k, v in empty.items() if not program.compiled.facts[k].optional})
+        _same(program.score(left_out, as_of=dt.date(2012, 4, 14)), reference)
+    with pytest.raises(ValueError, match="no column 'months'"):
+        program.score({k: v for k, v in ROWS.items() if k != "months"}, as_of=dt.date(2012, 4, 14))

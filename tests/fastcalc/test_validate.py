@@ -130,7 +130,7 @@ def test_the_reasons_read_as_records_words_them(program):
     assert reasons[("b", "'yes!'")] == "must be true or false, got 'yes!'"
     assert reasons[("d", "1.5")] == "must be an exact decimal (text or integer), got 1.5"
     assert reasons[("d", "'1.00001'")] == "has more than 4 decimal places: '1.00001'"
-    assert reasons[("t", "'2013-02-29'")] == "must be a date YYYY-MM-DD or YYYY年M月D日, got '2013-02-29'"
+    assert reasons[("t", "'2013-02-29'")] == "must be a date YYYY-MM-DD, got '2013-02-29'"
     assert reasons[("s", "5")] == "must be text, got 5"
 
 
