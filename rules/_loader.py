@@ -521,6 +521,11 @@ def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:
                 section.value_span("payer"),
                 suggestion=close[0] if close else None,
             )
+        if fact.optional:
+            raise PolicySchemaError(
+                f"payer {payer!r} is an optional fact: a finding needs a payer on every record it fires on",
+                section.value_span("payer"),
+            )
     finding = FindingSpec(FindingKind(kind_name), amount, str(amount_text), payer, span)
     section.finish()
     return finding

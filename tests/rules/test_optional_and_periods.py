@@ -137,3 +137,29 @@ def test_reading_an_empty_value_unguarded_is_never_a_silent_zero():
     node = check(parse_expression("halted", locator("halted")), {**SCOPE, "halted": Symbol("fact", DATE, DAYS)})
     with pytest.raises(EmptyValueError):
         evaluate(node, {"halted": None})
+
+
+def test_an_optional_fact_cannot_name_the_payer(tmp_path):
+    from ecorules.rules import PolicySchemaError, read_policy
+
+    path = tmp_path / "p.yaml"
+    path.write_text("""policy:
+  id: t.payer
+  title: t
+  authority: t
+  document: t
+  version: "1"
+  effective: 2000-01-01
+facts:
+  uscc: {type: string}
+  unit: {type: string, optional: true}
+rules:
+  - id: a
+    title: t
+    citation: {document: d, text: t}
+    when: is_set(unit)
+    findings: [{kind: fee, amount: "1", payer: unit}]
+""", encoding="utf-8")
+    with pytest.raises(PolicySchemaError, match="payer 'unit' is an optional fact") as caught:
+        read_policy(path)
+    assert caught.value.span.line == 17
