@@ -162,4 +162,4 @@ rules:
 """, encoding="utf-8")
     with pytest.raises(PolicySchemaError, match="payer 'unit' is an optional fact") as caught:
         read_policy(path)
-    assert caught.value.span.line == 17
+    assert (caught.value.span.line, caught.value.span.column) == (16, 48)
