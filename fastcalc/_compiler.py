@@ -56,6 +56,9 @@ class _ProgramBuilder:
                 self.facts.setdefault(name, fact)
         self.used_facts: dict[str, None] = {}
         self.pinned_values: dict = {}  # (emitter id, virtual value) -> ("fact" | "present", name)
+        # (policy index, rule id) -> {"fired": output key, "amount_of": output key}: what a
+        # later rule reads of an earlier one (the loader orders the rules by these reads)
+        self.results: dict[tuple[int, str], dict[str, tuple]] = {}
         self.string_literals: dict[str, set] = {}
         self.literal_table: dict[str, int] = {}
 
@@ -211,6 +214,9 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                     emitter.op("AMOUNT", a=amount, b=fired, gate=r + 1, dst=out)
                 emitter.op("ZERO_I64", gate=-(r + 1), dst=out)
                 stores.append(finding)
+            builder.results[(policy_index, rule.id)] = {"fired": fired}
+            if len(rule.findings) == 1:
+                builder.results[(policy_index, rule.id)]["amount_of"] = ("out", "amounts", len(findings) - 1)
             for sanction in rule.sanctions:
                 s = len(sanctions)
                 sanctions.append(SanctionSlot(policy.key, rule.id, sanction.list))

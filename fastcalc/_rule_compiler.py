@@ -119,7 +119,15 @@ class _RuleCompiler:
 
     @staticmethod
     def reads_facts(node: ast.Node) -> bool:
-        return bool(ast.names(node, "fact"))
+        """Whether ``node`` varies by row: it reads a fact or another rule's result."""
+        return bool(ast.names(node, "fact")) or bool(ast.results_read(node))
+
+    def result(self, node: ast.Call) -> Val:
+        """amount_of(rule) / fired(rule): the output column that rule wrote for this block,
+        earlier in the program (a disabled rule's outputs are zeroed, as the reference reads)."""
+        key = self.program.results[(self.policy_index, node.args[0].name)][node.function]
+        vt = U8 if node.function == "fired" else I64
+        return Val(vt, reg=self.pinned(key, vt))
 
     def const(self, what: str, node: ast.Node, vt: str, scale: int = 1, domain=None) -> Val:
         per_batch = domain is not None and domain[0] == "string"  # codes of this batch's dictionary
@@ -199,6 +207,8 @@ class _RuleCompiler:
 
     def call_number(self, node: ast.Call, native: int) -> Val:
         function = node.function
+        if function == "amount_of":
+            return self.result(node)
         if function in ("add_months", "add_years"):
             return self.add_months(node)
         if function == "value_or":
@@ -261,6 +271,8 @@ class _RuleCompiler:
             return self.op("SELECT_U8", condition, when_true, when_false)
         if isinstance(node, ast.Call) and node.function == "is_set":
             return self.present(node.args[0])
+        if isinstance(node, ast.Call) and node.function == "fired":
+            return self.result(node)
         if isinstance(node, ast.Call) and node.function == "value_or":
             fact, default = node.args
             return self.op("SELECT_U8", self.present(fact), self.fact(fact), self.materialise(self.boolean(default)))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from ecorules.rules import ENTERPRISE, ParameterNotSetError, Policy, RecordError, evaluate
+from ecorules.rules._check import result_key
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind, days_to_date
@@ -135,7 +136,15 @@ class Reference:
             rows = np.flatnonzero(valid)
             if not rows.size:
                 continue
-            keys = np.stack([index[name][rows] for name in reads], axis=1) if reads else np.zeros((rows.size, 1), np.int64)
+            # the results of earlier rules it reads (amount_of, fired) are part of each row's key
+            results = []
+            for read in rule.results_read():
+                earlier = self.rules.index((policy, policy.rule(read)))
+                results.append((result_key("fired", read), fired[earlier]))
+                if len(policy.rule(read).findings) == 1:
+                    results.append((result_key("amount_of", read), amounts[self.finding_rules.index(earlier)]))
+            columns = [index[name][rows] for name in reads] + [values[rows].astype(np.int64) for _, values in results]
+            keys = np.stack(columns, axis=1) if columns else np.zeros((rows.size, 1), np.int64)
             distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
             outcome_fired = np.zeros(len(distinct), np.uint8)
@@ -144,6 +153,8 @@ class Reference:
                 env = dict(env_params)
                 for name, k in zip(reads, key if reads else [], strict=False):
                     env[name] = verdicts[name][k][0]
+                for (name, _), value in zip(results, key[len(reads):len(reads) + len(results)], strict=True):
+                    env[name] = bool(value) if name.startswith("fired:") else int(value)
                 if evaluate(rule.condition, env):
                     outcome_fired[d] = 1
                     for j, finding in enumerate(rule.findings):

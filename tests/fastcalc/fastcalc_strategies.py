@@ -7,7 +7,9 @@ integers and decimals mixed, division by literals and parameters, every function
 ``as_of``, enums, strings against literals (present in the batch or not), ``in`` lists,
 ``if`` of every type, the calendar functions (add_months/add_years in both modes, add_days,
 days_between), and optional facts read through is_set()/value_or() or under a guard ('and'
-chains, 'not is_set() or', if() branches, a rule's condition for its amounts). Each expression is type-checked as it is drawn and replaced by a simpler
+chains, 'not is_set() or', if() branches, a rule's condition for its amounts), and the results
+of the policy's earlier rules (amount_of, fired). Each expression is type-checked as it is
+drawn and replaced by a simpler
 one when the checker refuses it (overflow, a divisor that can be zero), so that the files the
 real loader reads are mostly valid; what the loader still refuses is discarded.
 
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from ecorules.rules import PolicyError, check, load_policies, parse_expression
+from ecorules.rules import PolicyError, Symbol, check, load_policies, parse_expression
+from ecorules.rules._check import result_key
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
 from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
 from hypothesis import strategies as st
@@ -111,6 +114,16 @@ class Expressions:
         self.params = params
         self.scope = scope_of(facts, params)
         self.guarded: frozenset[str] = frozenset()  # optional facts proven set where we draw
+        self.results: dict[str, list[str]] = {"integer": [], "boolean": []}  # earlier rules' results
+
+    def add_results(self, rule_id: str, amount_interval) -> None:
+        """What later rules of the policy may read of rule ``rule_id`` (amount_of, fired)."""
+        self.scope = {**self.scope, result_key("fired", rule_id): Symbol("result", BOOLEAN)}
+        self.results["boolean"].append(f"fired({rule_id})")
+        if amount_interval is not None:
+            low, high = amount_interval
+            self.scope[result_key("amount_of", rule_id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
+            self.results["integer"].append(f"amount_of({rule_id})")
 
     def names(self, kind: str, source: str) -> list[str]:
         """Names of ``kind`` that may be read as they are (optional facts only when guarded)."""
@@ -134,7 +147,7 @@ class Expressions:
         return self.pick(options)
 
     def plain_leaves(self, kind: str) -> list[str]:
-        options = self.names(kind, "fact") * 3 + self.names(kind, "param")
+        options = self.names(kind, "fact") * 3 + self.names(kind, "param") + self.results.get(kind, []) * 2
         if kind == "integer":
             options += [self.pick(["0", "1", "2", "7", "100", "12345", "-3"])]
         elif kind == "decimal":
@@ -372,6 +385,11 @@ def policy_files(draw, folder: Path):
             if not findings and not sanctions:
                 sanctions = ["watch"]
             rules.append((f"r{r}", condition, findings, sanctions))
+            # later rules may read this one's result (the loader orders rules by such reads)
+            amount = None
+            if len(findings) == 1:
+                amount = check(parse_expression(findings[0][1]), exprs.scope, INTEGER, when=when).interval or (0, 0)
+            exprs.add_results(f"r{r}", amount)
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         (folder / f"policy{p}.yaml").write_text(

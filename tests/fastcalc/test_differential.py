@@ -113,7 +113,8 @@ def test_kernel_equals_reference(data):
         _durable_leg(policies, program, as_of, formats, pools, index, data)
 
 
-CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'")
+CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'", "amount_of(",
+              "fired(")
 SEEN: dict[str, int] = {}
 
 
