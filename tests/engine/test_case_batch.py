@@ -189,3 +189,23 @@ def test_an_old_results_database_is_migrated(tmp_path):
     assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
     assert {r[0] for r in connection.execute("SELECT status FROM findings")} == {"imposed"}
     connection.close()
+
+
+def test_the_example_case_table_of_the_readme(tmp_path):
+    """README "The case table": the shipped policies on examples/cases.csv, worked by hand."""
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=dt.date(2025, 6, 30),
+                          cases=EXAMPLES / "cases.csv")
+    assert summary.tables["cases"] == {"rows_in": 7, "rows_scored": 7, "rows_rejected": 0}
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    found = db.execute("SELECT case_id, rule, amount_yuan, status FROM findings WHERE case_id IS NOT NULL "
+                       "ORDER BY case_id, rule").fetchall()
+    assert found == [
+        ("ZZ-2023-008", "art84_2_illegal_outfall", 50000, "imposed"),  # discovered on the last day
+        ("ZZ-2024-001", "art83_2_over_standard", 325000, "imposed"),  # 100k + 900k x (mean 2 - 1)/4
+        ("ZZ-2024-001", "direct_discharge_case_deduction", 10000000, "imposed"),
+        ("ZZ-2024-002", "art83_3_evading_supervision", 300000, "superseded"),  # one act with 001
+        ("ZZ-2024-010", "daily_continuous_penalty", 3000000, "imposed"),  # 100,000 x 30 days
+        ("ZZ-2024-011", "art83_1_no_permit", 200000, "imposed"),
+        ("ZZ-2024-011", "late_payment_surcharge", 90000, "imposed"),  # 3% x 15 days
+        ("ZZ-2024-020", "art83_2_over_standard", 606250, "imposed"),  # mean level 3.25
+    ]
