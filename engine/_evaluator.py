@@ -28,7 +28,7 @@ from ecorules.rules import (
     load_policies,
 )
 from ecorules.rules import _ast as ast
-from ecorules.rules._check import result_key
+from ecorules.rules._check_calls import result_key
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 

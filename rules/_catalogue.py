@@ -17,8 +17,9 @@ import attrs
 from ._check import check
 from ._errors import PolicySchemaError, Span
 from ._kinds import ROLLUP_FUNCTIONS, WINDOW_UNITS, RecordKind, Rollup, Window
-from ._loader import POLICY_ID, Section, _identifier, _named_entries, parse_at, read_facts
+from ._loader import read_facts
 from ._schema import Fact, scope_of
+from ._sections import POLICY_ID, Section, _identifier, _named_entries, parse_at
 from ._types import BOOLEAN, DATE, INTEGER, Kind
 from ._yaml import Located, load_yaml_file
 

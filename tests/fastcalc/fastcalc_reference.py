@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from ecorules.rules import ENTERPRISE, ParameterNotSetError, Policy, RecordError, evaluate
-from ecorules.rules._check import result_key
+from ecorules.rules._check_calls import result_key
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind, days_to_date

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import PolicyError, Symbol, check, load_policies, parse_expression
-from ecorules.rules._check import result_key
+from ecorules.rules._check_calls import result_key
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
 from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
 from hypothesis import strategies as st

@@ -1,0 +1,102 @@
+"""YAML test cases written inside a policy: the facts given, the outcome the law requires.
+
+A case gives one record (``given:``), or an enterprise (``given:``) with its cases
+(``cases:``); the expectations name rules, amounts, payers, cases and one-act-one-fine
+statuses. Every key is checked against the policy's facts and rules, at its line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+
+from ._errors import PolicySchemaError
+from ._schema import ExpectedFinding, ExpectedSanction, TestCase
+from ._sections import Section
+
+
+def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
+    defaults_section = section.section("test_defaults", "test_defaults", required=False)
+    defaults = dict(defaults_section.map) if defaults_section else {}
+    if defaults_section:
+        for key in defaults:
+            if key not in facts:
+                raise PolicySchemaError(f"test_defaults: {key!r} is not a fact of this policy", defaults_section.map.key_spans[key])
+    cases, names = [], set()
+    rule_ids = {rule.id for rule in rules}
+    for item, span in section.items("tests", "tests", required=False):
+        case = Section(item, span, "a test case")
+        name = case.get("name")
+        if name in names:
+            raise PolicySchemaError(f"duplicate test case name {name!r}", case.value_span("name"))
+        names.add(name)
+        case.what = f"test case {name!r}"
+        children = None
+        if case.has("cases"):  # an enterprise ('given') judged with its cases
+            children = tuple(
+                {**defaults, **_given_facts(Section(item, item_span, f"a case of {case.what}"), facts, case.what)}
+                for item, item_span in case.items("cases", f"the cases of {case.what}")
+            )
+        given_section = case.section("given", f"the facts given in {case.what}")
+        given = {**defaults, **_given_facts(given_section, facts, case.what)}
+        expect = case.section("expect", f"the expected outcome of {case.what}")
+        findings = sanctions = None
+        if expect.has("findings") or "findings" in expect.map:
+            findings = tuple(
+                _expected_finding(entry, entry_span, rule_ids, case.what)
+                for entry, entry_span in expect.items("findings", "expected findings", required=False)
+            )
+        if expect.has("sanctions") or "sanctions" in expect.map:
+            sanctions = tuple(
+                _expected_sanction(entry, entry_span, rule_ids, lists, case.what)
+                for entry, entry_span in expect.items("sanctions", "expected sanctions", required=False)
+            )
+        total = expect.get("total_yuan", int, required=False)
+        expect.finish()
+        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children))
+        case.finish()
+    return tuple(cases)
+
+
+def _given_facts(section: Section, facts, what: str) -> dict:
+    for key in section.map:
+        if key not in facts:
+            close = difflib.get_close_matches(str(key), list(facts), n=1)
+            raise PolicySchemaError(
+                f"{what}: {key!r} is not a fact of this policy",
+                section.map.key_spans[key],
+                suggestion=close[0] if close else None,
+            )
+    return dict(section.map)
+
+
+def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
+    section = Section(item, span, f"an expected finding of {what}")
+    rule = section.get("rule")
+    if rule not in rule_ids:
+        close = difflib.get_close_matches(rule, list(rule_ids), n=1)
+        raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"), suggestion=close[0] if close else None)
+    status = section.get("status", required=False)
+    if status not in (None, "imposed", "superseded"):
+        raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
+    finding = ExpectedFinding(
+        rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False),
+        section.get("case", required=False), status,
+    )
+    section.finish()
+    return finding
+
+
+def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:
+    section = Section(item, span, f"an expected sanction of {what}")
+    list_id = section.get("list")
+    if list_id not in lists:
+        raise PolicySchemaError(f"{what}: no list {list_id!r} in this policy", section.value_span("list"))
+    rule = section.get("rule", required=False)
+    if rule is not None and rule not in rule_ids:
+        raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"))
+    section.finish()
+    return ExpectedSanction(list_id, rule)
+
+
+__all__ = ["read_tests"]
