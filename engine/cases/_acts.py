@@ -26,12 +26,14 @@ class Fines:
     amount: np.ndarray  # int64 yuan
 
 
-def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array) -> np.ndarray:
+def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array,
+              key_rank: np.ndarray | None = None) -> np.ndarray:
     """For each fine, the index (into ``fines``) of the fine that supersedes it, or -1.
 
     ``act``: an int64 act code per scored row (unique per row for a case of its own);
     ``slot_rank``: the rank of each slot's (policy, rule) in string order; ``keys``: the
-    case_id text of each scored row.
+    case_id text of each scored row; ``key_rank``, if known, an int64 per scored row ordered
+    as its case_id text is.
 
     One sort by act; then per act the highest amount, among those the smallest slot rank,
     and only where that still ties (two cases fined under one rule for one act), the
@@ -42,7 +44,7 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
     if n < 2:
         return winner_of
     group = act[fines.row]
-    order = np.argsort(group, kind="stable")
+    order = np.argsort(group)  # unstable will do: ties are broken by the fine's index below
     grouped = group[order]
     first = np.ones(n, bool)
     first[1:] = grouped[1:] != grouped[:-1]
@@ -65,8 +67,11 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
     leader[segment[lone]] = order[lone]
     tied = np.flatnonzero(candidate & (count[segment] > 1))
     if tied.size:
-        texts = keys.take(pa.array(fines.row[order[tied]]))
-        case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
+        if key_rank is not None:
+            case_rank = key_rank[fines.row[order[tied]]]
+        else:
+            texts = keys.take(pa.array(fines.row[order[tied]]))
+            case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
         pick = np.lexsort((order[tied], case_rank, segment[tied]))
         firsts = np.ones(pick.size, bool)
         firsts[1:] = segment[tied][pick][1:] != segment[tied][pick][:-1]

@@ -174,7 +174,7 @@ class CaseStage:
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
         keys = cases.keys.take(pa.array(cases.key_code[scored]))
-        winner = supersede(fines, acts, slot_rank, keys)
+        winner = supersede(fines, acts, slot_rank, keys, cases.key_code[scored] if cases.keys_ascending else None)
         # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
         beaten = np.flatnonzero(winner >= 0)
         winners = winner[beaten]

@@ -68,6 +68,10 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
     safe_keys = _safe(cases.keys)
     safe_uscc = _safe(results.side.usccs)
+    safe_by = safe_keys and _safe(strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings]))
+    safe_payers = {name: _safe(strings(list(plan.facts[name].type.choices)))
+                   for name in {slot.payer for slot in program.findings}
+                   if name != ENTERPRISE and plan.facts[name].type.kind is Kind.ENUM}
     districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
     for k, slot in enumerate(program.findings):
         picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
@@ -81,9 +85,10 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         payers = subjects if slot.payer == ENTERPRISE else _payers(plan, slot.payer, results, scored[picked])
         columns = [
             _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
-            _inner(payers, safe_uscc if slot.payer == ENTERPRISE else None), _inner(keys.take(index), safe_keys),
+            _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
+            _inner(keys.take(index), safe_keys),
             # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
-            pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, None), _CLOSE, _EMPTY), _EMPTY)
+            pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
             if by is not None and by.null_count < len(by) else None,
         ]
         for start in range(0, picked.size, CHUNK_ROWS):

@@ -189,3 +189,14 @@ def test_an_old_results_database_is_migrated(tmp_path):
     assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
     assert {r[0] for r in connection.execute("SELECT status FROM findings")} == {"imposed"}
     connection.close()
+
+
+def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
+    import numpy as np
+    import pyarrow as pa
+    from ecorules.engine.cases._table import _codes
+
+    for texts in (["C1", "C2", " C3", "C4 "], ["C2", "C1", "C3"], ["", "C1"], ["C1", "C1"], ["C1", None, "C2"]):
+        column = pa.array(texts, pa.string())
+        fast, slow = _codes(column, ascending=True), _codes(column)
+        assert np.array_equal(fast[0], slow[0]) and fast[1].equals(slow[1]), texts
