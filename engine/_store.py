@@ -62,7 +62,8 @@ RESULT_TABLES = (
 # The findings view. Version 4 added case_id, status and superseded_by after the columns of
 # version 3 (a case's findings carry them; an enterprise's are "imposed" with no case), so
 # readers of the old columns read on unchanged. A chunk row is [uscc, amount_yuan, payer]
-# or, for a case, [uscc, amount_yuan, payer, case_id, status, superseded_by or ""].
+# or, for a case, [uscc, amount_yuan, payer, case_id, status, superseded_by or ""]; a case's
+# imposed finding may leave off status and superseded_by (read as imposed and null).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,

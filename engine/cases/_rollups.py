@@ -2,10 +2,12 @@
 
 Onto the enterprise: ``np.bincount`` (counts) and ``np.add.at`` / ``np.maximum.at`` (sums,
 maxima) over the valid cases whose ``where`` held, by enterprise index. Onto each case, in a
-window before its date: the counted cases sorted by one int64 key (enterprise, day), and for
-every case two ``np.searchsorted`` calls find the counted cases of its enterprise on or after
-the window's start and strictly before its own day (so the case itself, and other cases of
-the same day, never count), as ``rules._kinds.compute_rollups`` does one enterprise at a time.
+window before its date: all cases sorted once by one int64 key (enterprise, day), and for
+every case the sorted positions of its enterprise's cases on or after the window's start and
+strictly before its own day (so the case itself, and other cases of the same day, never
+count); a roll-up is a difference of prefix sums over those positions, as
+``rules._kinds.compute_rollups`` does one enterprise at a time. The sort and the positions
+are shared by the roll-ups of one window.
 """
 
 from __future__ import annotations
@@ -57,30 +59,60 @@ def onto_cases(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[s
     """Each windowed roll-up for every case (int64, length of the table; meaningless on
     rejected rows)."""
     result = {}
+    windows: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # shared by roll-ups of one window
     for name, rollup in rollups.items():
-        day = cases.columns[rollup.window.date].values.astype(np.int64)
-        valid = cases.valid
-        low = int(day[valid].min()) if valid.any() else 0
-        span = (int(day[valid].max()) - low + 2) if valid.any() else 2
-        owner = np.where(valid, cases.enterprise, 0)
-        # one sortable key: enterprise, then the day counted from the earliest valid day
-        key = owner * span + np.clip(day - low, 0, span - 1)
-        start = owner * span + np.clip(window_start(rollup.window, day) - low, 0, span - 1)
-        counted = valid & where[name] if name in where else valid
+        shape = (rollup.window.date, rollup.window.unit, rollup.window.amount)
+        if shape not in windows:
+            windows[shape] = _window(cases, rollup)
+        sort, hi, lo = windows[shape]
+        counted = cases.valid & where[name] if name in where else cases.valid
         if rollup.function == "count":
-            order = np.sort(key[counted])
-            result[name] = (np.searchsorted(order, key, "left") - np.searchsorted(order, start, "left")).astype(np.int64)
+            seen = np.empty(sort.size + 1, np.int64)
+            seen[0] = 0
+            np.cumsum(counted[sort], out=seen[1:])
+            out = np.empty(sort.size, np.int64)
+            out[sort] = seen[hi] - seen[lo]
+            result[name] = out
             continue
         values, present = _values(cases, rollup, counted)
-        rows = np.flatnonzero(present)
-        sort = np.argsort(key[rows], kind="stable")
-        order = key[rows][sort]
-        prefix = np.concatenate(([0], np.cumsum(values[rows][sort], dtype=np.int64)))
-        hi, lo = np.searchsorted(order, key, "left"), np.searchsorted(order, start, "left")
-        out = prefix[hi] - prefix[lo]
-        out[hi == lo] = rollup.empty
+        present = present[sort]
+        seen = np.zeros(sort.size + 1, np.int64)
+        np.cumsum(present, out=seen[1:])
+        prefix = np.zeros(sort.size + 1, np.int64)
+        np.cumsum(np.where(present, values[sort], 0), out=prefix[1:])
+        sums = prefix[hi] - prefix[lo]
+        sums[seen[hi] == seen[lo]] = rollup.empty
+        out = np.empty(sort.size, np.int64)
+        out[sort] = sums
         result[name] = out
     return result
+
+
+def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows sorted by one int64 key (enterprise, then the day counted from the earliest
+    valid day), and per sorted row the positions bounding its window: ``lo``, the first row of
+    its enterprise on or after the window's start, and ``hi``, the first row of its enterprise
+    and day (so the case itself, and other cases of the same day, never count). A counted
+    value summed over sorted positions ``lo:hi`` is the roll-up."""
+    day = cases.columns[rollup.window.date].values.astype(np.int64)
+    valid = cases.valid
+    low = int(day[valid].min()) if valid.any() else 0
+    span = (int(day[valid].max()) - low + 2) if valid.any() else 2
+    owner = np.where(valid, cases.enterprise, 0)
+    offset = np.clip(day - low, 0, span - 2)  # rejected rows: any day of the range will do
+    # the window's start of every day of the range, computed once per day, not per case
+    starts = window_start(rollup.window, np.arange(low, low + span - 1, dtype=np.int64)) - low
+    key = owner * span + offset
+    start = owner * span + np.clip(starts, 0, span - 1)[offset]
+    sort = np.argsort(key)
+    key, start = key[sort], start[sort]
+    # both sorted (a window's start never goes back as its day advances): the searches walk
+    # forward through the keys instead of jumping about
+    first = np.ones(key.size, bool)
+    first[1:] = key[1:] != key[:-1]
+    hi = np.maximum.accumulate(np.where(first, np.arange(key.size), 0))
+    lo = np.searchsorted(key, start, "left")
+    return sort, hi, lo
 
 
 __all__ = ["onto_cases", "onto_enterprises"]

@@ -174,13 +174,18 @@ class CaseStage:
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
         keys = cases.keys.take(pa.array(cases.key_code[scored]))
-        winner = supersede(fines, acts, slot_rank, keys)
-        # "policy rule (case_id)" of every fine, then, per fine, its winner's (null: imposed)
+        winner = supersede(fines, acts, slot_rank, keys, cases.key_code[scored] if cases.keys_ascending else None)
+        # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
+        beaten = np.flatnonzero(winner >= 0)
+        winners = winner[beaten]
         labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
         names = pc.binary_join_element_wise(
-            labels.take(from_numbers(fines.slot)), _OPEN, keys.take(from_numbers(fines.row)), _CLOSE, _NOTHING,
+            labels.take(from_numbers(fines.slot[winners])), _OPEN, keys.take(from_numbers(fines.row[winners])), _CLOSE,
+            _NOTHING,
         )
-        by = names.take(pa.array(winner, mask=winner < 0))
+        where = np.full(winner.size, -1, np.int64)
+        where[beaten] = np.arange(beaten.size)
+        by = names.take(pa.array(where, mask=where < 0))
         out, start = {}, 0
         for k, picked in zip(fine_slots, rows, strict=True):
             out[k] = by.slice(start, picked.size)

@@ -43,6 +43,7 @@ class CaseTable:
     columns: dict[str, ValidColumn] = field(default_factory=dict)  # checked numbers and dates
     key_code: np.ndarray | None = None  # int64 code of the stripped case_id
     keys: pa.Array | None = None  # the stripped case_id texts the codes index
+    keys_ascending: bool = False  # keys in strictly ascending order: a code is its key's rank
     act_code: np.ndarray | None = None  # int64 code of the stripped act_id, -1 when empty
     uscc: pa.Array | None = None  # the stripped enterprise key of each row
     enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
@@ -112,7 +113,8 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
             cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
         if read:
             cases.columns[name] = column
-    cases.key_code, cases.keys = _codes(cases.table[plan.kind.key])
+    cases.key_code, cases.keys = _codes(cases.table[plan.kind.key], ascending=True)
+    cases.keys_ascending = _ascending(cases.keys)
     cases.uscc = _stripped(cases.table[plan.link])
     if plan.kind.act:
         cases.act_code, _ = _codes(cases.table[plan.kind.act])
@@ -127,9 +129,14 @@ def _stripped(column) -> pa.Array:
     return pc.utf8_trim_whitespace(column)
 
 
-def _codes(column) -> tuple[np.ndarray, pa.Array]:
-    """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
+def _codes(column, ascending: bool = False) -> tuple[np.ndarray, pa.Array]:
+    """Codes of the stripped texts (as _records strips them); -1 for an empty cell.
+
+    ``ascending``: first see whether the texts are non-empty and strictly ascending (a case
+    table exported in case_id order): then they are their own dictionary, without hashing."""
     text = _stripped(column)
+    if ascending and len(text) and _ascending(text) and pc.min(pc.utf8_length(text.slice(0, 1))).as_py() > 0:
+        return np.arange(len(text), dtype=np.int64), text
     encoded = pc.dictionary_encode(text)
     codes = numbers(encoded.indices, fill=-1).astype(np.int64)
     dictionary = encoded.dictionary
@@ -137,6 +144,13 @@ def _codes(column) -> tuple[np.ndarray, pa.Array]:
     if blank.size:
         codes[np.isin(codes, blank)] = -1
     return codes, dictionary
+
+
+def _ascending(texts: pa.Array) -> bool:
+    """Whether ``texts`` (no nulls) are strictly ascending in code point order."""
+    if texts.null_count:
+        return False
+    return len(texts) < 2 or pc.all(pc.less(texts.slice(0, len(texts) - 1), texts.slice(1))).as_py()
 
 
 def _duplicates(cases: CaseTable, plan: CasePlan) -> None:

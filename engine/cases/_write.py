@@ -1,13 +1,19 @@
 """The case stage's results into the run's store and totals.
 
 A case's finding is a row ``[uscc, amount_yuan, payer, case_id, status, superseded_by]`` of
-a chunk (``_store.FINDINGS_VIEW``); its finding and list slots follow the enterprise
-program's. District totals and the run total count imposed findings only: a superseded fine
+a chunk (``_store.FINDINGS_VIEW``), written ``[uscc, amount_yuan, payer, case_id]`` when the
+finding is imposed (the view reads a missing status as imposed and a missing superseded_by as
+null): most findings are, and every byte is parsed again by whoever reads the view. The rows
+are laid out by one Arrow join per chunk; the texts are checked for characters JSON must
+escape once per run (the case_id dictionary, the enterprises' usccs), not per chunk. Its
+finding and list slots follow the enterprise program's. District totals and the run total count imposed findings only: a superseded fine
 is shown, never owed. A district's ``cases`` from the case table are the case rows with an
 imposed payable finding booked to it.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -17,12 +23,13 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from .. import _store as store
-from .._nightly import _json_codes, _json_rows, _reason_class
+from .._nightly import _JSON_UNSAFE, _json_codes, _reason_class
 from ._plan import CasePlan
 from ._stage import CaseResults
 
 CHUNK_ROWS = 262_144  # findings per stored chunk, as a registry batch writes them
-_IMPOSED, _SUPERSEDED, _EMPTY = string_scalar("imposed"), string_scalar("superseded"), string_scalar("")
+_ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
+_SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
@@ -58,6 +65,13 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     scored = results.scored
     uscc = cases.uscc.take(from_numbers(scored))
     keys = cases.keys.take(from_numbers(cases.key_code[scored]))
+    # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
+    safe_keys = _safe(cases.keys)
+    safe_uscc = _safe(results.side.usccs)
+    safe_by = safe_keys and _safe(strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings]))
+    safe_payers = {name: _safe(strings(list(plan.facts[name].type.choices)))
+                   for name in {slot.payer for slot in program.findings}
+                   if name != ENTERPRISE and plan.facts[name].type.kind is Kind.ENUM}
     districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
     for k, slot in enumerate(program.findings):
         picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
@@ -69,12 +83,17 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         imposed = np.ones(picked.size, bool) if by is None else np.asarray(by.is_null())
         subjects = uscc.take(index)
         payers = subjects if slot.payer == ENTERPRISE else _payers(plan, slot.payer, results, scored[picked])
-        status = pc.if_else(pa.array(imposed), _IMPOSED, _SUPERSEDED)
-        superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(picked.size, pa.string()).fill_null(_EMPTY)
-        columns = [subjects, from_numbers(amounts), payers, keys.take(index), status, superseded]
+        columns = [
+            _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
+            _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
+            _inner(keys.take(index), safe_keys),
+            # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
+            pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
+            if by is not None and by.null_count < len(by) else None,
+        ]
         for start in range(0, picked.size, CHUNK_ROWS):
-            part = [c.slice(start, CHUNK_ROWS) for c in columns]
-            writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _json_rows(part)))
+            part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
+            writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _chunk(part)))
         acc.findings += picked.size
         if slot.kind.payable:
             acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
@@ -90,6 +109,36 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
             part = uscc.take(from_numbers(picked[start:start + CHUNK_ROWS]))
             writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, _json_codes(part)))
         acc.lists[list_id] += picked.size
+
+
+def _safe(texts: pa.Array) -> bool:
+    """Whether no text of ``texts`` holds a character JSON must escape."""
+    return not len(texts) or not pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py()
+
+
+def _inner(texts: pa.Array | None, safe: bool | None) -> pa.Array | None:
+    """``texts`` as the inside of JSON string literals (escaped where needed; nulls stay)."""
+    if texts is None or safe or (safe is None and _safe(texts)):
+        return texts
+    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False)[1:-1] for v in texts.to_pylist()],
+                    pa.string())
+
+
+def _chunk(columns: list[pa.Array | None]) -> str:
+    """The JSON array of finding rows ``["uscc",amount,"payer","case_id"<tail>]``: one Arrow
+    join lays out every row with its trailing comma, and the joined data buffer, without the
+    last comma, is the array's inside."""
+    subjects, amounts, payers, keys, tail = columns
+    open_, after_text, before_text, between, close, end = _ROW
+    pieces = [open_, subjects, after_text, amounts, before_text, payers, between, keys, close]
+    if tail is not None:
+        pieces.append(tail)
+    rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)
+    if rows.null_count:
+        raise ValueError("a finding with an empty uscc, payer or case_id")  # the checks exclude these
+    offsets = np.frombuffer(rows.buffers()[1], np.int32)[rows.offset : rows.offset + len(rows) + 1]
+    data = memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - 1]
+    return "[" + str(data, "utf-8") + "]"
 
 
 def _by_district(districts: dict, payers: pa.Array, amounts: np.ndarray, rows: np.ndarray) -> None:

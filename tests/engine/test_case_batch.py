@@ -209,3 +209,14 @@ def test_the_example_case_table_of_the_readme(tmp_path):
         ("ZZ-2024-011", "late_payment_surcharge", 90000, "imposed"),  # 3% x 15 days
         ("ZZ-2024-020", "art83_2_over_standard", 606250, "imposed"),  # mean level 3.25
     ]
+
+
+def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
+    import numpy as np
+    import pyarrow as pa
+    from ecorules.engine.cases._table import _codes
+
+    for texts in (["C1", "C2", " C3", "C4 "], ["C2", "C1", "C3"], ["", "C1"], ["C1", "C1"], ["C1", None, "C2"]):
+        column = pa.array(texts, pa.string())
+        fast, slow = _codes(column, ascending=True), _codes(column)
+        assert np.array_equal(fast[0], slow[0]) and fast[1].equals(slow[1]), texts
