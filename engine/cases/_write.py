@@ -4,7 +4,8 @@ A case's finding is a row ``[uscc, amount_yuan, payer, case_id, status, supersed
 a chunk (``_store.FINDINGS_VIEW``); its finding and list slots follow the enterprise
 program's. District totals and the run total count imposed findings only: a superseded fine
 is shown, never owed. A district's ``cases`` from the case table are the case rows with an
-imposed payable finding booked to it.
+imposed payable finding booked to it. A finding an earlier run assessed (``memory``,
+``_assessed.py``) is written ``already_assessed`` with amount 0 and counts in neither.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from ecorules.rules._choices import resolve
 
 from .. import _store as store
 from .._nightly import _json_codes, _json_rows, _reason_class
+from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
 
 CHUNK_ROWS = 262_144  # findings per stored chunk, as a registry batch writes them
 _IMPOSED, _SUPERSEDED, _EMPTY = string_scalar("imposed"), string_scalar("superseded"), string_scalar("")
+_ALREADY = string_scalar(ALREADY_ASSESSED)
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
-                       first_slot: int, first_sanction_slot: int) -> None:
+                       first_slot: int, first_sanction_slot: int, memory: Assessments | None = None) -> None:
     acc.rows_in += results.rows_in
     acc.rows_scored += results.rows_scored
     acc.rows_rejected += results.rows_rejected
@@ -69,9 +72,20 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         imposed = np.ones(picked.size, bool) if by is None else np.asarray(by.is_null())
         subjects = uscc.take(index)
         payers = subjects if slot.payer == ENTERPRISE else _payers(plan, slot.payer, results, scored[picked])
+        # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
+        assessed_in = None if memory is None else memory.record(
+            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=keys.take(index), uscc=subjects,
+            amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]))
+        already = assessed_in is not None and bool(assessed_in.any())
+        if already:
+            imposed = imposed & (assessed_in == 0)
         status = pc.if_else(pa.array(imposed), _IMPOSED, _SUPERSEDED)
         superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(picked.size, pa.string()).fill_null(_EMPTY)
         columns = [subjects, from_numbers(amounts), payers, keys.take(index), status, superseded]
+        if already:  # no new amount; the run that assessed it as a 7th column (0: none)
+            columns[1] = from_numbers(np.where(assessed_in > 0, 0, amounts))
+            columns[4] = pc.if_else(pa.array(assessed_in > 0), _ALREADY, status)
+            columns.append(from_numbers(assessed_in))
         for start in range(0, picked.size, CHUNK_ROWS):
             part = [c.slice(start, CHUNK_ROWS) for c in columns]
             writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _json_rows(part)))
