@@ -6,11 +6,17 @@
   or disappeared, a key present in both with another amount changed;
 - district totals that moved (deduction or cases), a district missing from a run counting 0.
 
+Only imposed findings compare: a case finding an earlier run assessed (status
+``already_assessed``, 一例一次) is not owed again, so a case imposed in the earlier run and
+already assessed in the later one shows as disappeared; ``already_assessed`` says how many
+findings of each run were such.
+
 Counts are always complete; the lists of items are cut at ``limit`` (0 = no limit).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -101,6 +107,9 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
     report["districts"].sort(key=lambda d: (-abs(d["change_yuan"]), d["district"]))
     totals = dict(connection.execute("SELECT id, total_yuan FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
     report["total_yuan"] = {"before": totals[old], "after": totals[new], "change": totals[new] - totals[old]}
+    summaries = dict(connection.execute("SELECT id, summary FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
+    already = {run: json.loads(summaries[run] or "{}").get("already_assessed", 0) for run in (old, new)}
+    report["already_assessed"] = {"before": already[old], "after": already[new]}
     return report
 
 
@@ -108,6 +117,9 @@ def render_text(report: dict[str, Any]) -> str:
     lines = [f"changes from run {report['since']} to run {report['run']}"]
     total = report["total_yuan"]
     lines.append(f"扣款合计 total: {total['before']:,} -> {total['after']:,} 元 ({total['change']:+,})")
+    already = report.get("already_assessed", {})
+    if already.get("before") or already.get("after"):
+        lines.append(f"已处理 already assessed by earlier runs (not counted): {already['before']:,} -> {already['after']:,}")
     for name, label in (("entered", "列入 entered"), ("left", "移出 left")):
         part = report["lists"][name]
         lines.append(f"名单 {label}: {part['count']:,}")

@@ -57,15 +57,23 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
               help="YAML mapping fact -> [extra column headers], e.g. 'uscc: [统一代码]'.")
 @click.option("--batch-rows", type=click.IntRange(1), default=None, help="Rows per batch (memory vs. overhead). Default: 262144.")
 @click.option("--force", is_flag=True, help="Score again even if a run already scored this input (it is replaced).")
+@click.option("--reassess", "reassess", multiple=True, is_flag=False, flag_value="*", metavar="[CASE_ID]",
+              help="Assess again cases an earlier run assessed (一例一次 otherwise reports them as already "
+                   "assessed): alone, every case of the case table; with a case id, that case (repeatable).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
-def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force, progress, output_format):
+def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force,
+        reassess, progress, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
     所属区县, ...) are recognised through the policies' labels and aliases. Bad rows are
     stored as rejects with file, row, column and reason; they never stop the run. Running
     again on the same input, policies and date reuses the earlier run (see --force).
+
+    With a case table, a case's deduction or fine is assessed once (一例一次): a later run
+    that still lists it reports it as already assessed, counting nothing, unless its decision
+    date changed or --reassess asks for it.
 
     Exit code 0 done, 1 done with rejected rows, 2 failed.
 
@@ -92,6 +100,7 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
             registry, out, policies=policies_dir, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
             progress=progress, compile_program=compile_program, cases=cases, cases_table=cases_table,
+            reassess=True if "*" in reassess else reassess,
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)
@@ -107,7 +116,7 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
 
 @click.command()
 @click.option("--run", "run_id", required=True, help="Run id, or 'latest'.")
-@click.option("--table", required=True, type=click.Choice(["runs", "findings", "district_totals", "sanctions", "rejects"]))
+@click.option("--table", required=True, type=click.Choice(["runs", "findings", "district_totals", "sanctions", "rejects", "assessed"]))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file: .csv or .parquet.")
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gb18030"]), default="utf-8", show_default=True,
               help="CSV encoding; utf-8-sig lets Excel open it directly.")

@@ -43,6 +43,8 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
     connection = store.connect(db, readonly=True)
     try:
         run_id = store.resolve_run(connection, run, done=table != "runs")
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+            raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
         schema = _schema(connection, table)
         key = "id" if table == "runs" else "run_id"
         cursor = connection.execute(f"SELECT * FROM {table} WHERE {key} = ?", (run_id,))

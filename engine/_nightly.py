@@ -86,6 +86,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tables: dict[str, dict[str, int]] = field(default_factory=dict)  # with a case table: rows per table
+    already_assessed: int = 0  # with a case table: findings an earlier run assessed (一例一次)
 
     @property
     def exit_code(self) -> int:
@@ -103,7 +104,7 @@ class Summary:
             "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
             "encodings": self.encodings, "warnings": self.warnings, "error": self.error,
-            **({"tables": self.tables} if self.tables else {}),
+            **({"tables": self.tables, "already_assessed": self.already_assessed} if self.tables else {}),
         }
 
     def render_text(self) -> str:
@@ -121,6 +122,8 @@ class Summary:
         for name, rows in self.tables.items():
             lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected")
         lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
+        if self.already_assessed:
+            lines.append(f"已处理 already assessed by earlier runs (一例一次, not counted): {self.already_assessed:,} findings")
         if self.districts:
             lines.append("按区县 by district:")
             width = max(len(d["district"]) for d in self.districts)
@@ -249,6 +252,7 @@ class _Accumulator:
         self.warnings: dict[str, None] = {}
         self.seconds: dict[str, float] = dict.fromkeys(("read (waiting)", "score", "results"), 0.0)
         self.tables: dict[str, list[int]] = {}  # with a case table: rows in, scored, rejected per table
+        self.already_assessed = 0  # case findings an earlier run assessed
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -267,7 +271,7 @@ class NightlyRun:
                  batch_rows: int = DEFAULT_BATCH_ROWS, aliases: Mapping[str, Iterable[str]] | None = None,
                  force: bool = False, progress: bool | None = None,
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
-                 cases_table: str | None = None):
+                 cases_table: str | None = None, reassess: bool | Iterable[str] = False):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -297,6 +301,10 @@ class NightlyRun:
             from ecorules.fastcalc import compile_program
         self.compile_program = compile_program
         self.cases = None
+        # 一例一次: assess again what earlier runs assessed (True: every case; or these case ids)
+        self.reassess = reassess if reassess is True else frozenset(reassess or ())
+        if self.reassess and cases is None:
+            raise NightlyError("reassess applies to a case table's cases: give the case table too")
         if cases is not None:
             # a case table: judged by the policies of the case kind, rolled up onto the
             # enterprises before they are scored (engine/cases/)
@@ -381,7 +389,7 @@ class NightlyRun:
         policy_fingerprint = self._all_policies().fingerprint
         input_stat, content = self._fingerprints(registry)
         hashing = _Background(content)
-        if not self.force:
+        if not self.force and not self.reassess:
             # Same files (names, sizes, times), policies and date as a finished run: confirm
             # by content, then reuse it. Otherwise the content is hashed while the run goes.
             candidate = store.find_done_run(connection, policy_fingerprint, self.as_of, input_stat=input_stat)
@@ -391,6 +399,12 @@ class NightlyRun:
                 summary.reused = True
                 summary.seconds = time.monotonic() - started
                 return summary
+        self._memory = None
+        if self.cases is not None:  # what earlier runs assessed (engine/cases/_assessed.py)
+            from .cases import load_assessments
+
+            self._memory = load_assessments(connection, policy_fingerprint=policy_fingerprint, as_of=self.as_of,
+                                            content_fingerprint=hashing.result, reassess=self.reassess)
         run_id = store.start_run(
             connection, as_of=self.as_of, source=str(self.registry_path),
             policy_fingerprint=policy_fingerprint, policies=self._policy_rows(), version=ecorules_version(),
@@ -531,7 +545,10 @@ class NightlyRun:
         self._case_results = self.cases.run(self.registry_path, options, checked)
         acc.seconds["cases"] = time.perf_counter() - began
         write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=len(self.slots),
-                           first_sanction_slot=len(self.sanction_slots))
+                           first_sanction_slot=len(self.sanction_slots), memory=self._memory)
+        acc.already_assessed = self._memory.already
+        for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
+            acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
 
     def _score_rejects(self, result, batch: Batch, acc: _Accumulator) -> list[Reject]:
         rows = np.asarray(result.reject_rows, dtype=np.int64)
@@ -604,6 +621,7 @@ class NightlyRun:
             "rejects_by_reason": reasons, "warnings": list(acc.warnings),
         }
         if acc.tables:  # only with a case table: a run without one stays as it was
+            summary["already_assessed"] = acc.already_assessed
             summary["tables"] = {
                 name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected}
                 for name, (rows_in, scored, rejected) in acc.tables.items()
@@ -636,6 +654,7 @@ def load_summary(connection, run_id: int, db: str) -> Summary:
         total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
         lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
         warnings=extra.get("warnings", []), error=row["error"], tables=extra.get("tables", {}),
+        already_assessed=extra.get("already_assessed", 0),
     )
 
 

@@ -137,9 +137,10 @@ class ColumnResolver:
     """Finds the columns of a file for the facts the policies need."""
 
     def __init__(self, facts: Mapping[str, Fact], needed: Mapping[str, Iterable[str]],
-                 extra_aliases: Mapping[str, Iterable[str]] | None = None):
+                 extra_aliases: Mapping[str, Iterable[str]] | None = None, optional: Iterable[str] = ()):
         self.facts = facts
         self.needed = {name: tuple(policies) for name, policies in needed.items()}
+        self.optional = frozenset(optional)  # of needed: read when a file has the column
         self.table = header_table(facts, extra_aliases)
 
     def resolve(self, source: str, headers: list[str]) -> dict[str, int]:
@@ -155,7 +156,7 @@ class ColumnResolver:
                 )
             found[name] = index
         for name, policies in self.needed.items():
-            if name not in found:
+            if name not in found and name not in self.optional:
                 accepted = [k for k, v in self.table.items() if v == name]
                 raise MissingColumnError(source, name, policies, accepted)
         return found

@@ -11,7 +11,13 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 - ``district_totals``: run_id, district, deduction_yuan, cases (enterprises with a finding
   booked to it, 0-yuan findings included: a rule that fired is a case);
 - ``sanctions``: run_id, uscc, list, rule, policy (a view, see below);
-- ``rejects``: run_id, source, row, column, value, reason.
+- ``rejects``: run_id, source, row, column, value, reason;
+- ``assessed``: the memory of case assessments (一例一次): one row per imposed finding of a
+  case a run assessed: run_id, case_id, uscc, policy (id), version, rule, kind, amount_yuan,
+  decided (the case's decision date, or NULL), reason (``first``, ``new decision``,
+  ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL).
+  Rows are only ever added with their run (and go with it); a key's current assessment is its
+  row of the highest run_id (see ``engine/cases/_assessed.py``).
 
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
@@ -48,29 +54,52 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = ("3", "4")  # 3: before case findings; read as it is, migrated on the next run
-TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects")  # what readers read
+SCHEMA_VERSION = 5
+# 3: before case findings; 4: before the assessment memory; read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5")
+TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
+    "assessed_in_run": "INTEGER",
 }
 RESULT_TABLES = (
-    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects",
+    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
 )  # stored
 
 # The findings view. Version 4 added case_id, status and superseded_by after the columns of
 # version 3 (a case's findings carry them; an enterprise's are "imposed" with no case), so
 # readers of the old columns read on unchanged. A chunk row is [uscc, amount_yuan, payer]
 # or, for a case, [uscc, amount_yuan, payer, case_id, status, superseded_by or ""]; a case's
-# imposed finding may leave off status and superseded_by (read as imposed and null).
+# imposed finding may leave off status and superseded_by (read as imposed and null); in a
+# chunk holding a finding already assessed by an earlier run (version 5), assessed_in_run
+# (that run's id; 0 for the chunk's other rows).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
            e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
-           nullif(e.value ->> 5, '') AS superseded_by
+           nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
+
+# 一例一次: which case was assessed, by which run (version 5; see engine/cases/_assessed.py)
+ASSESSED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assessed (
+    run_id INTEGER NOT NULL,
+    case_id TEXT NOT NULL,
+    uscc TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    version TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount_yuan INTEGER NOT NULL,
+    decided TEXT,
+    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')),
+    supersedes_run INTEGER
+);
+CREATE INDEX IF NOT EXISTS assessed_case ON assessed (case_id);
+CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -148,7 +177,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
-"""
+""" + ASSESSED_SCHEMA
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
@@ -200,9 +229,11 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
 
 def _migrate(connection: sqlite3.Connection) -> None:
     """Version 3 -> 4: the findings view gains case_id, status and superseded_by; the stored
-    chunks are unchanged (their rows read as imposed findings of no case)."""
+    chunks are unchanged (their rows read as imposed findings of no case). Version 4 -> 5:
+    the ``assessed`` table (created empty by the schema script: earlier runs remembered
+    nothing, so their cases are assessed anew once) and the view's assessed_in_run."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is not None and row[0] == "3":
+    if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))

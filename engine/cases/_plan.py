@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ecorules.rules import EcorulesError, Policy, PolicySet
+from ecorules.rules import EcorulesError, Kind, Policy, PolicySet
 from ecorules.rules._kinds import RecordKind, Rollup
 from ecorules.rules._policyset import policy_files
 from ecorules.rules._schema import Citation, Fact, Rule
@@ -43,6 +43,10 @@ class CasePlan:
     onto_cases: dict[str, Rollup]
     case_columns: tuple[str, ...]  # read from the case table (the uscc link included)
     enterprise_columns: tuple[str, ...]  # enterprise facts the case side reads (without uscc)
+    # the case's decision date (the kind's ``dates: decision``, else its fact ``decided``),
+    # remembered with each assessment (一例一次: a new decision date is a new decision)
+    decision: str | None = None
+    optional_columns: tuple[str, ...] = ()  # of case_columns: read if the table has them, else empty
 
     @property
     def link(self) -> str:
@@ -90,12 +94,26 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     for later, earlier, _ in DATE_ORDER:
         if facts.get(later) is not None and facts[later].record_kind == kind.id and earlier in facts:
             read.update({later: None, earlier: None})
+    required = set(read)
+    decision = _decision_fact(kind, facts)
+    if decision is not None:
+        read[decision] = None
     case_columns = tuple(n for n in read if n == parent.key or (facts[n].record_kind == kind.id and facts[n].rollup is None))
     enterprise_columns = tuple(
         n for n in read if n != parent.key and facts[n].record_kind in (parent.id, None) and facts[n].rollup is None
     )
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
-                    onto_parent, onto_cases, case_columns, enterprise_columns)
+                    onto_parent, onto_cases, case_columns, enterprise_columns, decision,
+                    tuple(n for n in case_columns if n not in required))
+
+
+def _decision_fact(kind: RecordKind, facts: dict[str, Fact]) -> str | None:
+    """The optional date fact of a case that says when it was decided, if the kind has one."""
+    name = kind.decision_date or "decided"
+    fact = facts.get(name)
+    if fact is None or fact.record_kind != kind.id or fact.type.kind is not Kind.DATE or fact.rollup is not None:
+        return None
+    return name
 
 
 def _all_kinds(policies: PolicySet) -> dict[str, RecordKind]:

@@ -63,7 +63,7 @@ class CaseTable:
 def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None,
                batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None) -> CaseTable:
     needed = {name: [f"the {plan.kind.id} table"] for name in plan.case_columns}
-    resolver = ColumnResolver(plan.facts, needed, aliases)
+    resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows)
     tables, sources, source_of, rows, read_rejects = [], [], [], [], []
     headers: dict[str, str] = {}
@@ -77,6 +77,9 @@ def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str 
             headers.setdefault(name, header)
         # one schema for all files: text stays text, typed columns are cast back to text
         # only when files disagree (rare); the validators accept either
+        for name in plan.optional_columns:  # a column the table may leave out: all empty
+            if name not in batch.table.column_names:
+                batch.table = batch.table.append_column(name, pa.nulls(batch.table.num_rows, pa.string()))
         tables.append(batch.table.select(list(plan.case_columns)))
         source_of.append(np.full(batch.table.num_rows, sources.index(batch.source), np.int32))
         rows.append(np.asarray(batch.rows, np.int64))

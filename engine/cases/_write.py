@@ -8,7 +8,8 @@ are laid out by one Arrow join per chunk; the texts are checked for characters J
 escape once per run (the case_id dictionary, the enterprises' usccs), not per chunk. Its
 finding and list slots follow the enterprise program's. District totals and the run total count imposed findings only: a superseded fine
 is shown, never owed. A district's ``cases`` from the case table are the case rows with an
-imposed payable finding booked to it.
+imposed payable finding booked to it. A finding an earlier run assessed (``memory``,
+``_assessed.py``) is written ``already_assessed`` with amount 0 and counts in neither.
 """
 
 from __future__ import annotations
@@ -23,17 +24,20 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from .. import _store as store
-from .._nightly import _JSON_UNSAFE, _json_codes, _reason_class
+from .._nightly import _JSON_UNSAFE, _json_codes, _json_rows, _reason_class
+from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
 
 CHUNK_ROWS = 262_144  # findings per stored chunk, as a registry batch writes them
 _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
+_IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
+_ALREADY = string_scalar(ALREADY_ASSESSED)
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
-                       first_slot: int, first_sanction_slot: int) -> None:
+                       first_slot: int, first_sanction_slot: int, memory: Assessments | None = None) -> None:
     acc.rows_in += results.rows_in
     acc.rows_scored += results.rows_scored
     acc.rows_rejected += results.rows_rejected
@@ -83,17 +87,26 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         imposed = np.ones(picked.size, bool) if by is None else np.asarray(by.is_null())
         subjects = uscc.take(index)
         payers = subjects if slot.payer == ENTERPRISE else _payers(plan, slot.payer, results, scored[picked])
-        columns = [
-            _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
-            _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
-            _inner(keys.take(index), safe_keys),
-            # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
-            pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
-            if by is not None and by.null_count < len(by) else None,
-        ]
-        for start in range(0, picked.size, CHUNK_ROWS):
-            part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
-            writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _chunk(part)))
+        # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
+        assessed_in = None if memory is None else memory.record(
+            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=keys.take(index), uscc=subjects,
+            amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]))
+        if assessed_in is not None and bool(assessed_in.any()):
+            imposed = imposed & (assessed_in == 0)
+            _write_with_assessed(writer, run_id, first_slot + k, subjects, amounts, payers, keys.take(index), by,
+                                 imposed, assessed_in)
+        else:
+            columns = [
+                _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
+                _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
+                _inner(keys.take(index), safe_keys),
+                # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
+                pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
+                if by is not None and by.null_count < len(by) else None,
+            ]
+            for start in range(0, picked.size, CHUNK_ROWS):
+                part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
+                writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _chunk(part)))
         acc.findings += picked.size
         if slot.kind.payable:
             acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
@@ -139,6 +152,19 @@ def _chunk(columns: list[pa.Array | None]) -> str:
     offsets = np.frombuffer(rows.buffers()[1], np.int32)[rows.offset : rows.offset + len(rows) + 1]
     data = memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - 1]
     return "[" + str(data, "utf-8") + "]"
+
+
+def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in) -> None:
+    """A slot holding findings an earlier run assessed: every row with its status, the
+    assessed ones with no new amount and the run that assessed them as a 7th column (0:
+    none). Rare after the first run of a table's cases, so the plain JSON writer does."""
+    status = pc.if_else(pa.array(imposed), _IMPOSED, _SUPERSEDED_WORD)
+    status = pc.if_else(pa.array(assessed_in > 0), _ALREADY, status)
+    superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(len(amounts), pa.string()).fill_null(_EMPTY)
+    columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
+               from_numbers(assessed_in)]
+    for start in range(0, len(amounts), CHUNK_ROWS):
+        writer.execute(store.INSERT_FINDINGS, (run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns])))
 
 
 def _by_district(districts: dict, payers: pa.Array, amounts: np.ndarray, rows: np.ndarray) -> None:

@@ -144,7 +144,7 @@ def test_export_shows_the_case_columns_and_changes_still_work(world, tmp_path):
     export_table(db_path, "latest", "findings", out)
     header = pacsv.read_csv(out).column_names
     assert header[:8] == ["run_id", "uscc", "policy", "rule", "kind", "amount_yuan", "payer", "citation"]
-    assert header[8:] == ["case_id", "status", "superseded_by"]
+    assert header[8:] == ["case_id", "status", "superseded_by", "assessed_in_run"]
     report = compare_runs(db_path, world["summary"].run_id, world["summary"].run_id)
     assert report["findings"]["changed"]["count"] == 0
 
@@ -186,7 +186,7 @@ def test_an_old_results_database_is_migrated(tmp_path):
     assert "status" not in [d[0] for d in readonly.execute("SELECT * FROM findings LIMIT 1").description]
     readonly.close()
     connection = store.connect(path)
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert {r[0] for r in connection.execute("SELECT status FROM findings")} == {"imposed"}
     connection.close()
 

@@ -1,0 +1,163 @@
+"""一例一次 across runs: a case's deduction or fine is assessed once.
+
+The Zhengzhou measures deduct "一例一次" (once per case) and the law fines an act once, so a
+nightly run over a case table that still lists a case assessed by an earlier run must not
+assess it again. The results store remembers every assessment in the table ``assessed`` (one
+row per imposed finding of a case: case_id, uscc, policy id and version, rule, kind, amount,
+the run, the case's decision date). An assessment is identified by (case_id, policy id, rule,
+kind): the policy's version is not part of it, so a new version of a statute does not fine
+the same case again.
+
+When a run imposes a finding that the memory already holds (from a finished run), it is
+written with status ``already_assessed``, amount 0 and ``assessed_in_run`` (the run that
+assessed it), and counts in no total, district total or case count. It is assessed anew, and
+remembered again with the run it replaces in ``supersedes_run``, when
+
+- the case's decision date (``plan.decision``) differs from the remembered one, empty
+  included: that is a new decision (reason ``new decision``); or
+- the run was asked to (``--reassess``: every case, or the given case ids; ``reassessed``).
+
+The memory is append-only: rows are written in the run's transaction and deleted only with
+their run (a killed or failed run leaves none); a key's current assessment is its row of the
+highest run id. A run that will replace an earlier one (the same input, policies and as_of,
+``--force``) does not read that run's rows: a rerun assesses what its predecessor assessed,
+never finds its own earlier assessments. Superseded fines (one act one fine) are not
+assessments, and the registry's count-based findings (enterprises, no case) have no memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules._arrow import from_numbers, numbers, strings
+
+from .. import _store as store
+from .._nightly import _json_rows
+
+ALREADY_ASSESSED = "already_assessed"
+CHUNK_ROWS = 262_144
+
+INSERT_ASSESSED = (
+    "INSERT INTO assessed (run_id, case_id, uscc, policy, version, rule, kind, amount_yuan, decided, reason, "
+    "supersedes_run) SELECT ?, e.value ->> 0, e.value ->> 1, ?, ?, ?, ?, e.value ->> 2, nullif(e.value ->> 3, ''), "
+    "e.value ->> 4, nullif(e.value ->> 5, 0) FROM json_each(?) e"
+)
+_REASONS = strings(["first", "new decision", "reassessed"])
+
+
+@dataclass
+class _Remembered:
+    """The current assessments of one (policy id, rule, kind), one per case."""
+
+    case_ids: pa.Array
+    runs: np.ndarray  # int64
+    decided: pa.Array  # ISO date text, null: no decision date
+
+
+@dataclass
+class Assessments:
+    """The memory as a run reads it, and what the run adds to it (see the module)."""
+
+    remembered: dict[tuple[str, str, str], _Remembered]
+    reassess: bool | frozenset[str] = False  # True: every case; a set: those case ids
+    already: int = 0  # findings this run reported already assessed
+    added: int = 0  # assessments this run made
+    reassess_seen: set[str] = field(default_factory=set)
+
+    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
+               uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None) -> np.ndarray:
+        """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
+        superseded): the run that already assessed each (0: none, assessed now). Writes the
+        assessments made now through ``writer``, in the run's transaction."""
+        n = len(keys)
+        policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
+        decided = pa.nulls(n, pa.string()) if decided is None else decided
+        assessed_in = np.zeros(n, np.int64)
+        supersedes = np.zeros(n, np.int64)
+        reason = np.zeros(n, np.int64)  # index into _REASONS
+        memory = self.remembered.get((policy, rule, kind))
+        if memory is not None and n:
+            at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
+            hit = np.flatnonzero((at >= 0) & imposed)
+            if hit.size:
+                before = memory.decided.take(from_numbers(at[hit]))
+                now = decided.take(from_numbers(hit))
+                same = np.asarray(pc.or_(pc.and_(before.is_null(), now.is_null()),
+                                         pc.fill_null(pc.equal(before, now), False)))
+                if self.reassess is True:
+                    again = np.ones(hit.size, bool)
+                elif self.reassess:
+                    wanted = keys.take(from_numbers(hit))
+                    again = np.asarray(pc.is_in(wanted, value_set=pa.array(sorted(self.reassess), pa.string())))
+                    self.reassess_seen.update(wanted.filter(pa.array(again)).to_pylist())
+                else:
+                    again = np.zeros(hit.size, bool)
+                runs = memory.runs[at[hit]]
+                keep = same & ~again
+                assessed_in[hit[keep]] = runs[keep]
+                supersedes[hit[~keep]] = runs[~keep]
+                reason[hit[~keep]] = np.where(same[~keep], 2, 1)
+        new = np.flatnonzero(imposed & (assessed_in == 0))
+        self.already += int(np.count_nonzero(assessed_in))
+        self.added += int(new.size)
+        for start in range(0, new.size, CHUNK_ROWS):
+            part = from_numbers(new[start:start + CHUNK_ROWS])
+            rows = _json_rows([
+                keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
+                pc.fill_null(decided.take(part), ""), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
+                from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
+            ])
+            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows))
+        return assessed_in
+
+
+def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:
+    """The decision date (ISO text, null when empty) of case rows ``rows``, or None when the
+    case kind has none."""
+    column = results.cases.columns.get(plan.decision) if plan.decision else None
+    if column is None or column.values is None:
+        return None
+    present = np.ones(rows.size, bool) if column.present is None else column.present[rows].astype(bool)
+    days = pa.array(column.values[rows].astype("datetime64[D]"), mask=~present)
+    return pc.cast(days, pa.string())
+
+
+def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.date,
+         content_fingerprint: Callable[[], str], reassess: bool | Collection[str] = False) -> Assessments:
+    """The current assessments of every finished run, but the run this one will replace (a
+    rerun of the same input, policies and as_of: known only from the input's content hash,
+    which is waited for only if such a run remembered anything)."""
+    exclude = None
+    if connection.execute(
+        "SELECT 1 FROM runs WHERE status = 'done' AND policy_fingerprint = ? AND as_of = ? "
+        "AND EXISTS (SELECT 1 FROM assessed a WHERE a.run_id = runs.id) LIMIT 1",
+        (policy_fingerprint, as_of.isoformat()),
+    ).fetchone():
+        exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
+    grouped: dict[tuple[str, str, str], tuple[list, list, list]] = {}
+    # SQLite: the bare columns of a max() aggregate come from the row holding the max
+    for policy, rule, kind, case_id, run, decided in connection.execute(
+        "SELECT policy, rule, kind, case_id, max(run_id), decided FROM assessed "
+        "WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id IS NOT ? "
+        "GROUP BY policy, rule, kind, case_id", (exclude,),
+    ):
+        ids, runs, dates = grouped.setdefault((policy, rule, kind), ([], [], []))
+        ids.append(case_id)
+        runs.append(run)
+        dates.append(decided)
+    remembered = {
+        key: _Remembered(pa.array(ids, pa.string()), np.array(runs, np.int64), pa.array(dates, pa.string()))
+        for key, (ids, runs, dates) in grouped.items()
+    }
+    if reassess is not True:
+        reassess = frozenset(str(c).strip() for c in reassess or ())
+    return Assessments(remembered, reassess)
+
+
+__all__ = ["ALREADY_ASSESSED", "Assessments", "decision_dates", "load"]
