@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from ecorules.fastcalc import compile_program
-from ecorules.rules import KernelError, load_policies
+from ecorules.rules import KernelError, PolicyError, load_policies
 from fastcalc_support import USCC, probe, read_probe, rule, score_both, write_policy
 
 FACTS = (
@@ -191,11 +192,18 @@ def test_empty_optional_dates_read_as_zero_without_touching_the_input(tmp_path):
     assert np.array_equal(stamps.view(np.int64), before.view(np.int64))
 
 
-def test_an_optional_payer_is_refused_when_compiling(tmp_path):
+def test_an_optional_payer_is_refused_when_loading_and_compiling(tmp_path):
     facts = "  district:\n    type: enum\n    values: [金水区, 二七区]\n    optional: true\n"
     folder = write_policy(tmp_path, facts, rule("r", "is_set(district)", ["100"], payer="district"))
+    with pytest.raises(PolicyError, match="payer 'district' is an optional fact"):
+        load_policies(folder)
+    # the kernel refuses it too, for a policy built without the loader
+    loaded = load_policies(write_policy(tmp_path / "plain", facts.replace("    optional: true\n", ""),
+                                        rule("r", "true", ["100"], payer="district")))
+    optional = attrs.evolve(loaded.policies[0], facts={**loaded.policies[0].facts,
+                            "district": attrs.evolve(loaded.policies[0].facts["district"], optional=True)})
     with pytest.raises(KernelError, match="optional fact"):
-        compile_program(load_policies(folder))
+        compile_program([optional])
 
 
 def test_an_optional_column_may_be_left_out_of_the_batch(folder):
