@@ -14,6 +14,7 @@ PACKAGES = {
     "ecorules.rules": "rules",
     "ecorules.engine": "engine",
     "ecorules.engine.diff": "engine/diff",
+    "ecorules.engine.cases": "engine/cases",
     "ecorules.fastcalc": "fastcalc",
     "ecorules.policies": "policies",
     "ecorules.policies.zhengzhou": "policies/zhengzhou",
