@@ -60,10 +60,12 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--reassess", "reassess", multiple=True, is_flag=False, flag_value="*", metavar="[CASE_ID]",
               help="Assess again cases an earlier run assessed (一例一次 otherwise reports them as already "
                    "assessed): alone, every case of the case table; with a case id, that case (repeatable).")
+@click.option("--allow-failing-tests", is_flag=True,
+              help="Score even if the policies' own YAML test cases fail (refused by default).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
 def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force,
-        reassess, progress, output_format):
+        reassess, allow_failing_tests, progress, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -90,6 +92,8 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
         from ecorules.fastcalc import compile_program
     except ImportError as error:
         _fail(f"the fastcalc kernel is not available ({error}); reinstall ecorules", output_format)
+    if not allow_failing_tests:
+        _refuse_failing_tests(policies_dir, output_format)
     if threads:
         import pyarrow
 
@@ -112,6 +116,28 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
     else:
         click.echo(summary.render_text())
     sys.exit(summary.exit_code)
+
+
+def _refuse_failing_tests(policies_dir, output_format) -> None:
+    """A policy set whose own test cases fail says its rules are not what legal staff wrote
+    down: a nightly run on it would write a ledger nobody vouches for. The python backend
+    judges the cases (about a second; the differential tests hold durable equal to it)."""
+    from ecorules.rules import load_policies
+
+    from ._testing import run_tests
+
+    try:
+        report = run_tests(load_policies(policies_dir), backend="python")
+    except EcorulesError as error:
+        _fail(str(error), output_format)
+    if report.failed:
+        first = report.failed[0]
+        _fail(
+            f"{len(report.failed)} of the policies' own test cases fail (first: {first.policy.key} "
+            f"'{first.case.name}' at {first.where}: {first.problems[0]}); fix the policy or its cases "
+            "(ecorules test shows them all), or score anyway with --allow-failing-tests",
+            output_format,
+        )
 
 
 @click.command()

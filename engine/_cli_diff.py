@@ -2,7 +2,8 @@
 
 Registered by ``_cli._register_optional_commands`` through ``COMMANDS``. This module does not
 import ``_cli`` (which imports it while loading), so it stands alone. Exit codes follow the
-command line's convention: 0 done, whatever the impact; 2 failed (bad policies, an
+command line's convention: 0 done, whatever the impact; 1 done, but the proposal's own test
+cases fail (so that a CI gate can rely on the exit code); 2 failed (bad policies, an
 unreadable registry or one lacking a column, an HTML path that cannot be written).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 from ecorules.rules import EcorulesError, PolicyError
 
-from ._cli_common import EXIT_FAILED, EXIT_OK, Date
+from ._cli_common import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, Date
 
 log = logging.getLogger("ecorules.diff")
 
@@ -42,7 +43,8 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
 
     Reports the enterprises whose outcome changes (amounts, lists, the rules responsible with
     their citations), the fiscal impact per district and per rule, the test cases the draft
-    breaks, and what changed in the policy text. One pass over the registry.
+    breaks, and what changed in the policy text. One pass over the registry. Exit code 0,
+    1 when the proposal's own test cases fail, 2 when it cannot be done.
 
     \b
     Example:
@@ -75,7 +77,10 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
         click.echo(render_text(document))
         if html_path is not None:
             click.echo(f"\nHTML 报告 report: {html_path}")
-    sys.exit(EXIT_OK)
+    failing = document["tests"]["proposal"]["failed"]
+    if failing and output_format != "json":  # JSON readers find it under tests.proposal
+        click.echo(f"the proposal's own test cases fail: {failing} (exit code 1)", err=True)
+    sys.exit(EXIT_ATTENTION if failing else EXIT_OK)
 
 
 COMMANDS = [diff]

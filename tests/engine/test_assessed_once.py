@@ -337,7 +337,8 @@ def test_a_killed_run_leaves_no_assessment_behind(tmp_path):
     assert child.wait(timeout=300) == 0, child.stderr.read()
     duration = time.monotonic() - started
     killed = 0
-    for share in (0.3, 0.55, 0.75, 0.9, 0.98):
+    # early moments: a later run may go faster than the timed one (a shared, noisy machine)
+    for share in (0.15, 0.3, 0.45, 0.6, 0.75):
         child, started = _child(world, world["db"], B)
         time.sleep(max(0.0, started + duration * share - time.monotonic()))
         if child.poll() is None:

@@ -246,8 +246,10 @@ def invoke(*args):
 def test_command_json_shape(tmp_path, base, registry):
     result = invoke("--base", base, "--proposed", proposal(tmp_path, edited(RAISE_FROM_2013)), "--registry", registry,
                     "--as-of", "2014-01-01", "--format", "json", "--top", "3")
-    assert result.exit_code == 0, result.output
+    # the draft raises the amount but not its own test case: done, exit 1 for a CI gate
+    assert result.exit_code == 1, result.output
     document = json.loads(result.output)
+    assert document["tests"]["proposal"]["failed"] == 1
     assert set(document) == {"format", "as_of", "registry", "base", "proposed", "rows", "totals", "districts", "rules",
                              "lists", "enterprises", "tests", "policy_changes"}
     assert document["format"] == "ecorules-diff/1" and document["as_of"] == "2014-01-01"
@@ -271,7 +273,7 @@ def test_command_json_shape(tmp_path, base, registry):
 def test_command_text_summary(tmp_path, base, registry):
     result = invoke("--base", base, "--proposed", proposal(tmp_path, edited(RAISE_FROM_2013)), "--registry", registry,
                     "--as-of", "2014-01-01", "--top", "2")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the draft's own case fails (see above)
     out = result.output
     assert "42,000,000 元 (4,200 万元) → 48,000,000 元 (4,800 万元); 差额 difference +6,000,000 元" in out
     assert "变化最大的企业 Top changed enterprises (2 of 5):" in out

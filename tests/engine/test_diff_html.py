@@ -97,7 +97,9 @@ def test_command_writes_the_page(tmp_path):
     result = CliRunner().invoke(diff, ["--base", str(base), "--proposed", str(proposed), "--registry",
                                        str(write_registry(tmp_path / "r.csv")), "--as-of", "2014-01-01",
                                        "--html", str(out), "--format", "json"])
-    assert result.exit_code == 0, result.output
+    # done, and exit 1: the draft's own test cases fail (a CI gate reads the exit code)
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.output)["tests"]["proposal"]["failed"] > 0
     assert blob(out.read_text(encoding="utf-8")) == json.loads(result.output)
 
 
