@@ -8,6 +8,7 @@ version lighter. And on the shipped policies with examples/cases.csv."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -149,8 +150,8 @@ def _expected(policies, usccs, cases, as_of, parent=None):
                     lists[(s.uscc, s.list, s.rule)] += 1
             for child in group.children:
                 lighter += bool(child.law_note and "从轻" in child.law_note)
-                for note in (child.law_note or "").split("; "):
-                    notes[note.split(" (")[0]] += bool(note)
+                for statute, how in re.findall(r"(\S+): (从旧|从轻|行为时无此规定)", child.law_note or ""):
+                    notes[f"{statute}: {how}"] += 1
     return findings, lists, lighter, notes
 
 
@@ -191,3 +192,43 @@ def test_the_run_summary_counts_the_lighter_law(world):
     assert summary.to_dict()["lighter_law"] == summary.lighter_law
     assert f"{summary.lighter_law:,} cases" in summary.render_text()
 
+
+def _shifted(text: str, years: int) -> str:
+    """The example table with every date ``years`` earlier (29 February becomes the 28th)."""
+    def back(match):
+        year, month, day = int(match[1]) - years, match[2], match[3]
+        return f"{year}-{month}-{'28' if (month, day) == ('02', '29') else day}"
+
+    return re.sub(r"\b(20\d\d)-(\d\d)-(\d\d)\b", back, text)
+
+
+# 0: the table as shipped (every act after the last change, 2021-07-15); 3 and 6 years back:
+# acts before 2021-07-15 (no late payment surcharge yet, two years' limitation) and before
+# 2018-01-01 (no version of 水污染防治法(2017) at the act), decided or decided as of the run
+@pytest.mark.parametrize("years", [0, 3, 6])
+def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
+    as_of = dt.date(2025, 6, 30)
+    table = tmp_path / "cases.csv"
+    table.write_text(_shifted((EXAMPLES / "cases.csv").read_text(encoding="utf-8"), years), encoding="utf-8")
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=as_of, cases=table)
+    registry = {row["uscc"]: row for row in pacsv.read_csv(EXAMPLES / "registry.csv").to_pylist()}
+    policies = load_policies()  # the shipped folder
+    assert policies.kinds["case"].law_date is not None  # the shipped cases are judged by art 37
+    from ecorules.engine._sources import ColumnResolver, Registry
+
+    cases = []
+    columns = [name for name, fact in policies.facts.items() if fact.record_kind == "case" and fact.rollup is None]
+    resolver = ColumnResolver(policies.facts, {name: ["test"] for name in ["uscc", *columns]}, None,
+                              optional=tuple(columns))
+    for batch in Registry(table, resolver, batch_rows=1000).batches():
+        cases.extend(batch.table.to_pylist())
+    findings, lists, lighter, notes = _expected(policies, list(registry), cases, as_of,
+                                                parent=lambda uscc: registry[uscc])
+    found, _ = _found(sqlite3.connect(tmp_path / "r.sqlite"), summary.run_id)
+    case_findings = Counter({key: n for key, n in found.items() if key[1] is not None})
+    assert case_findings == Counter({key: n for key, n in findings.items() if key[1] is not None})
+    assert summary.lighter_law == lighter
+    rules = {(key[1], key[3]) for key in case_findings}
+    assert (("ZZ-2024-011", "late_payment_surcharge") in rules) == (years == 0)  # in force 2021-07-15
+    assert (("ZZ-2023-008", "art84_2_illegal_outfall") in rules) == (years < 6)  # act 2017-01-01
+    assert notes["prc.water_pollution_fines: 行为时无此规定"] == (2 if years == 6 else 0)
