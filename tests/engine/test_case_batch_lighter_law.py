@@ -76,11 +76,13 @@ rules:
 """
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lighter_policies")
+def _folder(folder: Path, law: str | None = None) -> Path:
     for file in DATA.iterdir():
-        (folder / file.name).write_text(file.read_text(encoding="utf-8"), encoding="utf-8")
+        text = file.read_text(encoding="utf-8")
+        if law is not None and file.name == "cases.yaml":
+            text = text.replace("law: value_or(act_end, act_date)", f"law: {law}")
+            assert law in text
+        (folder / file.name).write_text(text, encoding="utf-8")
     (folder / "list_2010.yaml").write_text(LIST_LAW.format(
         version="2010", effective="2010-01-01", expires="  expires: 2020-01-01\n", threshold=100000, multiple=1),
         encoding="utf-8")
@@ -88,6 +90,11 @@ def folder(tmp_path_factory):
         version="2020", effective="2020-01-01", expires="", threshold=300000, multiple=2), encoding="utf-8")
     (folder / "watch.yaml").write_text(WATCH, encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return _folder(tmp_path_factory.mktemp("lighter_policies"))
 
 
 def _dates(rng, n):
@@ -184,6 +191,25 @@ def test_the_batch_run_judges_each_case_by_the_law_in_force_as_evaluate_group_do
     assert notes["test.water_law: 从旧"] > 20 and notes["test.water_law: 行为时无此规定"] > 5
     amounts = Counter((key[2], key[4]) for key in found.elements())
     assert amounts[("test.water_law@2017", 150000)] > 5  # the 2020 value of the dated parameter
+
+
+def test_a_law_date_the_batch_does_not_vectorise_is_computed_by_the_reference(tmp_path):
+    # max() is not among the forms law_days computes with columns: row by row, as evaluate does
+    law = "max(act_date, value_or(act_end, act_date))"
+    (tmp_path / "policies").mkdir()
+    folder = _folder(tmp_path / "policies", law)
+    usccs = generate_registry(5, 3)["uscc"].combine_chunks().to_pylist()
+    cases = _table(usccs, 300, 6)
+    pacsv.write_csv(pa.table({"uscc": usccs}), tmp_path / "enterprises.csv")
+    pacsv.write_csv(cases, tmp_path / "cases.csv")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "results.sqlite", policies=folder, as_of=AS_OF,
+                          cases=tmp_path / "cases.csv")
+    policies = load_policies(folder)
+    assert policies.kinds["case"].law_date_text == law
+    findings, lists, lighter, _ = _expected(policies, usccs, cases.to_pylist(), AS_OF)
+    found, found_lists = _found(sqlite3.connect(tmp_path / "results.sqlite"), summary.run_id)
+    assert (found, found_lists, summary.lighter_law) == (findings, lists, lighter)
+    assert lighter > 5
 
 
 def test_the_run_summary_counts_the_lighter_law(world):
