@@ -87,6 +87,7 @@ class Summary:
     error: str | None = None
     tables: dict[str, dict[str, int]] = field(default_factory=dict)  # with a case table: rows per table
     already_assessed: int = 0  # with a case table: findings an earlier run assessed (一例一次)
+    lighter_law: int = 0  # with a case table: cases judged by the lighter law of the decision (从轻)
 
     @property
     def exit_code(self) -> int:
@@ -104,7 +105,8 @@ class Summary:
             "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
             "encodings": self.encodings, "warnings": self.warnings, "error": self.error,
-            **({"tables": self.tables, "already_assessed": self.already_assessed} if self.tables else {}),
+            **({"tables": self.tables, "already_assessed": self.already_assessed, "lighter_law": self.lighter_law}
+               if self.tables else {}),
         }
 
     def render_text(self) -> str:
@@ -124,6 +126,8 @@ class Summary:
         lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
         if self.already_assessed:
             lines.append(f"已处理 already assessed by earlier runs (一例一次, not counted): {self.already_assessed:,} findings")
+        if self.lighter_law:
+            lines.append(f"从轻 judged by the lighter law of the decision date (行政处罚法第三十七条): {self.lighter_law:,} cases")
         if self.districts:
             lines.append("按区县 by district:")
             width = max(len(d["district"]) for d in self.districts)
@@ -253,6 +257,7 @@ class _Accumulator:
         self.seconds: dict[str, float] = dict.fromkeys(("read (waiting)", "score", "results"), 0.0)
         self.tables: dict[str, list[int]] = {}  # with a case table: rows in, scored, rejected per table
         self.already_assessed = 0  # case findings an earlier run assessed
+        self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -547,6 +552,7 @@ class NightlyRun:
         write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=len(self.slots),
                            first_sanction_slot=len(self.sanction_slots), memory=self._memory)
         acc.already_assessed = self._memory.already
+        acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
             acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
 
@@ -622,6 +628,7 @@ class NightlyRun:
         }
         if acc.tables:  # only with a case table: a run without one stays as it was
             summary["already_assessed"] = acc.already_assessed
+            summary["lighter_law"] = acc.lighter_law
             summary["tables"] = {
                 name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected}
                 for name, (rows_in, scored, rejected) in acc.tables.items()
@@ -654,7 +661,7 @@ def load_summary(connection, run_id: int, db: str) -> Summary:
         total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
         lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
         warnings=extra.get("warnings", []), error=row["error"], tables=extra.get("tables", {}),
-        already_assessed=extra.get("already_assessed", 0),
+        already_assessed=extra.get("already_assessed", 0), lighter_law=extra.get("lighter_law", 0),
     )
 
 

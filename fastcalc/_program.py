@@ -81,8 +81,13 @@ class Program:
 
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, table: Any, *, as_of: dt.date, threads: int = 1,
-              block_rows: int = DEFAULT_BLOCK_ROWS, out: ScoreResult | None = None) -> ScoreResult:
+              block_rows: int = DEFAULT_BLOCK_ROWS, out: ScoreResult | None = None,
+              law_date: dt.date | None = None) -> ScoreResult:
         """Validate and score every row of ``table`` as of ``as_of``.
+
+        ``law_date`` (default ``as_of``): the day whose law applies, that is which versions
+        are in force and which parameter values they take (行政处罚法 art 37: the day of the
+        act, or of the decision); the builtin ``as_of`` the rules read stays ``as_of``.
 
         ``table``: a dict of 1-D arrays (numpy, lists), a pyarrow Table or RecordBatch, or a
         pandas DataFrame. ``threads`` > 1 splits the blocks over OpenMP threads (same results
@@ -94,22 +99,24 @@ class Program:
         """
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
-        batch = self._prepare(table, as_of, block_rows, out, threads)
+        batch = self._prepare(table, as_of, block_rows, out, threads, law_date)
         return self._finish(batch, self._run(batch, threads))
 
     def _prepare(self, table: Any, as_of: dt.date, block_rows: int, out: ScoreResult | None,
-                 threads: int = 1) -> _Batch:
+                 threads: int = 1, law_date: dt.date | None = None) -> _Batch:
         """Everything but the kernel pass: validate, patch, bind (per segment)."""
-        if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
-            raise ValueError(f"as_of must be a datetime.date, got {as_of!r}")
+        for name, day in (("as_of", as_of), ("law_date", law_date)):
+            if (day is not None or name == "as_of") and (not isinstance(day, dt.date) or isinstance(day, dt.datetime)):
+                raise ValueError(f"{name} must be a datetime.date, got {day!r}")
+        law_date = as_of if law_date is None else law_date
         if isinstance(block_rows, bool) or not isinstance(block_rows, int) or not 64 <= block_rows <= 1 << 20:
             raise ValueError(f"block_rows must be an int in 64 .. 1048576, got {block_rows!r}")
         c = self._compiled
         raw_columns, n = _columns_of(table, c)
-        enabled, envs, warnings = self._enabled(as_of)
+        enabled, envs, warnings = self._enabled(as_of, law_date)
         # Like the single-case engine, only the facts of the policies in force are checked:
         # a column that only a not-yet-effective policy reads cannot reject a row.
-        in_force = [p for p in c.policies if p.in_force(as_of)]
+        in_force = [p for p in c.policies if p.in_force(law_date)]
         checked = tuple(name for name in c.columns if any(name in p.required_facts for p in in_force))
         code, aux, string_patches = patched(c, envs, enabled)
         outputs = self._outputs(n, out)
@@ -188,8 +195,10 @@ class Program:
             valid[rows] = 0
         return column, collected
 
-    def _enabled(self, as_of: dt.date):
-        """Which rules apply on ``as_of``; parameter values per policy; why others do not."""
+    def _enabled(self, as_of: dt.date, law_date: dt.date | None = None):
+        """Which rules apply on ``law_date`` (default ``as_of``); parameter values per policy,
+        those in force on ``law_date``, with the builtin ``as_of``; why other rules do not."""
+        law_date = as_of if law_date is None else law_date
         c = self._compiled
         enabled = np.zeros(len(c.rules), dtype=np.uint8)
         envs: list[dict] = []
@@ -199,7 +208,7 @@ class Program:
             missing = {}
             for name, parameter in policy.parameters.items():
                 try:
-                    env[name] = parameter.value_at(as_of)
+                    env[name] = parameter.value_at(law_date)
                 except ParameterNotSetError as error:
                     missing[name] = str(error)
             envs.append(env)
@@ -207,7 +216,7 @@ class Program:
         warnings = []
         for r, (slot, policy_index) in enumerate(zip(c.rules, c.rule_policy, strict=True)):
             policy = c.policies[policy_index]
-            if not policy.in_force(as_of):
+            if not policy.in_force(law_date):
                 continue
             blocked = [name for name in c.rule_parameters[r] if name in unset[policy_index]]
             if blocked:

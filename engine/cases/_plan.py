@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 from ecorules.rules import EcorulesError, Kind, Policy, PolicySet
+from ecorules.rules import _ast as ast
 from ecorules.rules._kinds import RecordKind, Rollup
 from ecorules.rules._policyset import policy_files
 from ecorules.rules._schema import Citation, Fact, Rule
@@ -47,6 +48,9 @@ class CasePlan:
     # remembered with each assessment (一例一次: a new decision date is a new decision)
     decision: str | None = None
     optional_columns: tuple[str, ...] = ()  # of case_columns: read if the table has them, else empty
+    # with the kind's ``dates:`` (行政处罚法 art 37): the days the case policies' law changes;
+    # None: every case is judged by the law in force on as_of
+    timeline: Any = None
 
     @property
     def link(self) -> str:
@@ -72,8 +76,11 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
         if rollup.function == "max":
             raise CasePlanError(f"roll-up {name!r}: a windowed max is not computed by the batch run yet")
     # only the versions in force on as_of, as for the registry: a case table need not carry
-    # the columns of a statute not yet (or no longer) in force
-    chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if p.in_force(as_of)))
+    # the columns of a statute not yet (or no longer) in force. A kind judged by the law in
+    # force at the act (``dates:``, 行政处罚法 art 37): every version, as the library does,
+    # since any of them may be the law of some case's act or decision (see _law.py)
+    by_law = kind.law_date is not None
+    chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if by_law or p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
@@ -82,8 +89,13 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     if kind.act:
         read[kind.act] = None
     for policy in chosen:
-        if policy.in_force(as_of):
-            read.update(dict.fromkeys(policy.required_facts))
+        read.update(dict.fromkeys(policy.required_facts))
+    optional_law = set()
+    if by_law:  # the dates that choose the law; an optional one (act_end) may be left out
+        for name in ast.names(kind.law_date, "fact"):
+            if name not in read and facts[name].optional:
+                optional_law.add(name)
+            read[name] = None
     for rollup in rollups.values():
         if rollup.window is not None:
             read[rollup.window.date] = None
@@ -94,7 +106,7 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     for later, earlier, _ in DATE_ORDER:
         if facts.get(later) is not None and facts[later].record_kind == kind.id and earlier in facts:
             read.update({later: None, earlier: None})
-    required = set(read)
+    required = set(read) - optional_law
     decision = _decision_fact(kind, facts)
     if decision is not None:
         read[decision] = None
@@ -104,7 +116,14 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     )
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
-                    tuple(n for n in case_columns if n not in required))
+                    tuple(n for n in case_columns if n not in required),
+                    _timeline(chosen) if by_law and len(chosen) else None)
+
+
+def _timeline(policies: PolicySet):
+    from ._law import Timeline
+
+    return Timeline.of(policies)
 
 
 def _decision_fact(kind: RecordKind, facts: dict[str, Fact]) -> str | None:

@@ -28,6 +28,7 @@ from .._sources import (
 )
 from ._acts import Fines, supersede
 from ._enterprises import EnterpriseSide, read_enterprises
+from ._law import LawResult, decision_days, law_days, score_by_law
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
@@ -44,10 +45,18 @@ class CaseResults:
     cases: CaseTable
     side: EnterpriseSide
     scored: np.ndarray  # int64 case rows scored (the valid ones)
-    result: object | None = None  # the case program's ScoreResult over ``scored``; None: no case policy
+    # the case program's ScoreResult over ``scored`` (a LawResult when the kind has ``dates:``);
+    # None: no case policy
+    result: object | None = None
     # fine slot -> per fired row of that slot (in row order): "policy rule (case_id)" of the
     # fine that supersedes it, null where the fine is imposed
     superseded_by: dict[int, pa.Array] = field(default_factory=dict)
+
+    @property
+    def lighter_law(self) -> int:
+        """Cases judged, for some statute, by the lighter law of the decision date (从轻)."""
+        lighter = getattr(self.result, "lighter", None)
+        return 0 if lighter is None else int(lighter.sum())
 
     @property
     def rows_in(self) -> int:
@@ -96,7 +105,10 @@ class CaseStage:
         side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where)
         windowed = onto_cases(plan.onto_cases, cases, where)
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
-        if plan.case_program is not None:
+        if plan.case_program is not None and plan.timeline is not None:
+            results.result = self._score_by_law(cases, side, results.scored, windowed)
+            results.superseded_by = self._one_act_one_fine(results)
+        elif plan.case_program is not None:
             table = self._joined(plan.case_program, cases, side, results.scored, windowed)
             results.result = self._score(plan.case_program, table)
             results.superseded_by = self._one_act_one_fine(results)
@@ -125,8 +137,21 @@ class CaseStage:
                 columns[name] = side.table[name].take(pa.array(owners))
         return columns
 
-    def _score(self, program, table):
-        result = program.score(table, as_of=self.as_of, threads=self.threads)
+    def _score_by_law(self, cases: CaseTable, side: EnterpriseSide, scored: np.ndarray,
+                      windowed: Mapping[str, np.ndarray]) -> LawResult:
+        """行政处罚法 art 37: each case by the law in force on its law date, or the lighter law
+        of its decision date, statute by statute (_law.py)."""
+        plan, program = self.plan, self.plan.case_program
+        law = law_days(plan.kind.law_date, cases.columns, scored)
+        decided = decision_days(cases.columns.get(plan.decision) if plan.decision else None, scored, self.as_of)
+
+        def score(positions: np.ndarray, day: dt.date):
+            return self._score(program, self._joined(program, cases, side, scored[positions], windowed), law_date=day)
+
+        return score_by_law(program, plan.timeline, law, decided, score)
+
+    def _score(self, program, table, law_date: dt.date | None = None):
+        result = program.score(table, as_of=self.as_of, threads=self.threads, law_date=law_date)
         if len(result.reject_rows):
             raise CaseStageError(
                 f"the kernel rejected {len(result.reject_rows)} case rows the case checks accepted, e.g. "

@@ -1,0 +1,246 @@
+"""The law in force at the act (行政处罚法 art 37, 从旧兼从轻) over a whole case table.
+
+The reference is ``engine/_group.judge_by_law_in_force``: a case of a kind declaring
+``dates: {law: ..., decision: ...}`` is judged, statute by statute (policy id), by the version
+and parameter values in force on its law date; where those in force on its decision date
+(``decided`` when set and <= as_of, else as_of) are lighter for that case (smaller fines,
+then fewer list entries, then smaller other payable amounts), or no longer make it a
+violation, those apply instead. No version at the act: no violation of that statute.
+
+Here with columns. The days on which anything of the case policies changes (a version's
+effective or expires, a parameter's dated value) cut the timeline into periods inside which
+the law is one and the same (``Timeline``). The rows are grouped by the period of their law
+date and, separately, of their decision date; each group is scored once by the kernel bound
+at a day of that period (``Program.score(law_date=...)``, ``as_of`` staying the run's), a row
+whose two dates fall in one period only once. Then per row and policy id the outcome is
+chosen (``choose``): the one of the law date, unless the decision date's is strictly lighter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from ecorules.rules import FindingKind, Kind, evaluate
+from ecorules.rules import _ast as ast
+
+from ._plan import CasePlanError
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _day(days: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=int(days))
+
+
+def _days(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The days (since 1970-01-01, ascending) on which the law of the case policies changes."""
+
+    cuts: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, policies) -> Timeline:
+        days = set()
+        for policy in policies:
+            days.add(_days(policy.effective))
+            if policy.expires is not None:
+                days.add(_days(policy.expires))
+            for parameter in policy.parameters.values():
+                days.update(_days(dated.start) for dated in parameter.values)
+        return cls(np.array(sorted(days), np.int64))
+
+    def period(self, days: np.ndarray) -> np.ndarray:
+        """The period of each day: 0 before the first change, k from the k-th change on."""
+        return np.searchsorted(self.cuts, days, side="right").astype(np.int64)
+
+    def day(self, period: int) -> dt.date:
+        """A day of ``period``, on which the law is the same as on every other day of it."""
+        if not self.cuts.size:
+            return EPOCH
+        return _day(self.cuts[period - 1] if period > 0 else self.cuts[0] - 1)
+
+
+def law_days(node: ast.Node, columns, rows: np.ndarray) -> np.ndarray:
+    """The law date (int64 days) of case rows ``rows``: the kind's ``dates: law`` expression
+    over the checked case columns. A fact, a date literal and ``value_or`` of them are
+    computed with columns; any other form row by row with the reference ``evaluate``."""
+    try:
+        values, present = _vector(node, columns, rows)
+    except _NotVectorised:
+        return _row_by_row(node, columns, rows)
+    if present is not None and not present.all():
+        raise CasePlanError(f"the law date {node} is empty for some cases; make it a required fact or give a default")
+    return values
+
+
+def decision_days(column, rows: np.ndarray, as_of: dt.date) -> np.ndarray:
+    """The day the decision is made (int64 days): ``decided`` when set and known as of the
+    run, else the run's as_of."""
+    today = _days(as_of)
+    if column is None or column.values is None:
+        return np.full(rows.size, today, np.int64)
+    values = column.values[rows].astype(np.int64)
+    known = values <= today
+    if column.present is not None:
+        known &= column.present[rows].astype(bool)
+    return np.where(known, values, today)
+
+
+class _NotVectorised(Exception):
+    pass
+
+
+def _vector(node, columns, rows):
+    if isinstance(node, ast.Name) and node.kind == "fact" and node.type.kind is Kind.DATE:
+        column = columns.get(node.name)
+        if column is None or column.values is None:
+            raise _NotVectorised
+        present = None if column.present is None else column.present[rows].astype(bool)
+        return column.values[rows].astype(np.int64), present
+    if isinstance(node, ast.Literal) and isinstance(node.value, dt.date):
+        return np.full(rows.size, _days(node.value), np.int64), None
+    if isinstance(node, ast.Call) and node.function == "value_or":
+        first, first_present = _vector(node.args[0], columns, rows)
+        other, other_present = _vector(node.args[1], columns, rows)
+        if first_present is None:
+            return first, None
+        return np.where(first_present, first, other), None if other_present is None else (first_present | other_present)
+    raise _NotVectorised
+
+
+def _row_by_row(node, columns, rows: np.ndarray) -> np.ndarray:
+    kinds = {item.name: item.type.kind for item in ast.walk(node) if isinstance(item, ast.Name) and item.kind == "fact"}
+    unread = [name for name, kind in kinds.items()
+              if kind not in (Kind.DATE, Kind.INTEGER) or columns.get(name) is None or columns[name].values is None]
+    if unread:
+        raise CasePlanError(f"the law date {node} reads {', '.join(unread)}: the batch run reads only date and "
+                            "integer facts of the case there")
+    out = np.empty(rows.size, np.int64)
+    for position, row in enumerate(rows.tolist()):
+        env = {}
+        for name, kind in kinds.items():
+            column = columns[name]
+            if column.present is not None and not column.present[row]:
+                env[name] = None
+            else:
+                env[name] = _day(column.values[row]) if kind is Kind.DATE else int(column.values[row])
+        out[position] = _days(evaluate(node, env))
+    return out
+
+
+@dataclass
+class LawResult:
+    """The chosen outcome per case row, shaped like the kernel's ``ScoreResult`` outputs
+    that the store writer and one act one fine read."""
+
+    fired: np.ndarray  # uint8 (rules, rows)
+    amounts: np.ndarray  # int64 (findings, rows)
+    sanctions: np.ndarray  # uint8 (sanctions, rows)
+    warnings: tuple[str, ...]
+    lighter: np.ndarray  # bool per row: some statute judged by the lighter law of the decision date
+    law_days: np.ndarray  # int64 per row
+    decision_days: np.ndarray  # int64 per row
+
+
+def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
+                 score: Callable[[np.ndarray, dt.date], object]) -> LawResult:
+    """Score the rows (positions 0..n-1 of ``law``) by the period of their law date and of
+    their decision date; ``score(positions, day)`` scores those rows with the law of ``day``."""
+    n = law.size
+    act_period, decision_period = timeline.period(law), timeline.period(decision)
+    old = _Outputs.empty(program, n)
+    differs = np.flatnonzero(act_period != decision_period)
+    new = _Outputs.empty(program, differs.size)
+    position_in_new = np.full(n, -1, np.int64)
+    position_in_new[differs] = np.arange(differs.size)
+    warnings: dict[str, None] = {}
+    for period in np.union1d(act_period, decision_period[differs]).tolist():
+        at_act, at_decision = act_period == period, decision_period == period
+        rows = np.flatnonzero(at_act | at_decision)
+        result = score(rows, timeline.day(period))
+        warnings.update(dict.fromkeys(str(w) for w in result.warnings))
+        old.put(result, at_act[rows], rows[at_act[rows]])
+        later = at_decision[rows] & ~at_act[rows]
+        new.put(result, later, position_in_new[rows[later]])
+    lighter = choose(program, old, new, differs)
+    return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision)
+
+
+@dataclass
+class _Outputs:
+    fired: np.ndarray
+    amounts: np.ndarray
+    sanctions: np.ndarray
+
+    @classmethod
+    def empty(cls, program, n: int) -> _Outputs:
+        return cls(np.zeros((len(program.rules), n), np.uint8), np.zeros((len(program.findings), n), np.int64),
+                   np.zeros((len(program.sanctions), n), np.uint8))
+
+    def put(self, result, which: np.ndarray, into: np.ndarray) -> None:
+        if not into.size:
+            return
+        for mine, theirs in ((self.fired, result.fired), (self.amounts, result.amounts), (self.sanctions, result.sanctions)):
+            if mine.shape[0]:
+                mine[:, into] = np.asarray(theirs)[:, which]
+
+
+def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray) -> np.ndarray:
+    """Per policy id, over the rows ``differs`` (whose law and decision dates fall in two
+    periods): the decision date's outcome where strictly lighter, written into ``old``.
+    Returns per row whether any statute took the lighter later law."""
+    lighter = np.zeros(old.fired.shape[1], bool)
+    if not differs.size:
+        return lighter
+    policy_id = {p.key: p.id for p in program.compiled.policies}
+    rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+    ids = dict.fromkeys(policy_id[key] for key, _ in program.rules)
+    for statute in ids:
+        rules = [i for i, (key, _) in enumerate(program.rules) if policy_id[key] == statute]
+        findings = [k for k, slot in enumerate(program.findings) if policy_id[slot.policy_key] == statute]
+        lists = [s for s, slot in enumerate(program.sanctions) if policy_id[slot[0]] == statute]
+
+        of, ol, oo = _severity(program, rule_row, findings, lists, old, differs)
+        nf, nl, no = _severity(program, rule_row, findings, lists, new, np.arange(differs.size))
+        take = (nf < of) | ((nf == of) & ((nl < ol) | ((nl == ol) & (no < oo))))
+        if not take.any():
+            continue
+        rows, source = differs[take], np.flatnonzero(take)
+        old.fired[np.ix_(rules, rows)] = new.fired[np.ix_(rules, source)]
+        if findings:
+            old.amounts[np.ix_(findings, rows)] = new.amounts[np.ix_(findings, source)]
+        if lists:
+            old.sanctions[np.ix_(lists, rows)] = new.sanctions[np.ix_(lists, source)]
+        lighter[rows] = True
+    return lighter
+
+
+def _severity(program, rule_row, findings, lists, outputs: _Outputs, columns: np.ndarray):
+    """Per column of ``outputs``, as ``engine/_group._severity``: the fines, the list
+    entries, the other payable amounts of one statute's findings."""
+    fines = np.zeros(columns.size, np.int64)
+    others = np.zeros(columns.size, np.int64)
+    for k in findings:
+        slot = program.findings[k]
+        if not slot.kind.payable:
+            continue
+        fired = outputs.fired[rule_row[(slot.policy_key, slot.rule_id)], columns].astype(bool)
+        amount = np.where(fired, outputs.amounts[k, columns], 0)
+        if slot.kind is FindingKind.FINE:
+            fines += amount
+        else:
+            others += amount
+    entries = np.zeros(columns.size, np.int64)
+    for s in lists:
+        entries += outputs.sanctions[s, columns]
+    return fines, entries, others
+
+
+__all__ = ["LawResult", "Timeline", "decision_days", "law_days", "score_by_law"]

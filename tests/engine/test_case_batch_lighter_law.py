@@ -1,0 +1,260 @@
+"""行政处罚法 art 37 in the batch run: ``ecorules run --cases`` equals
+``Evaluator.evaluate_group`` case by case on tests/data/lighter_law (with a second statute
+whose versions differ in list entries and fees, and an enterprise policy the run needs), on
+a generated case table: acts before and after 2018-01-01 and 2020-01-01, decided or not,
+decided after as_of, continuing acts spanning a change, pollutant fees that make either
+version lighter. And on the shipped policies with examples/cases.csv."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from ecorules.engine import Evaluator, load_policies
+from ecorules.engine._generate import generate_registry
+from ecorules.engine._nightly import run_nightly
+
+DATA = Path(__file__).parent.parent / "data" / "lighter_law"
+EXAMPLES = Path(__file__).parent.parent.parent / "examples"
+AS_OF = dt.date(2021, 6, 1)
+ENTERPRISES, CASES = 40, 1500
+
+# a statute whose two versions fine nothing: the lighter is the one with fewer list entries,
+# then the smaller fee (the third rank of severity)
+LIST_LAW = """policy:
+  id: test.list_law
+  title: 测试名录法
+  authority: 测试
+  document: 测试名录法({version})
+  version: "{version}"
+  effective: {effective}
+{expires}  domain: case
+lists:
+  watch: {{title: 重点关注}}
+parameters:
+  list_from:
+    type: integer
+    values:
+      - {{from: {effective}, value: {threshold}, reference: 测试}}
+rules:
+  - id: listed
+    title: 超标排放,收费并列入名录
+    citation: {{document: 测试名录法({version}), article: 第一条, text: 测试}}
+    when: act == 'over_standard'
+    findings:
+      - {{kind: fee, amount: "pollutant_fee_yuan * {multiple}", payer: enterprise}}
+  - id: watched
+    title: 列入重点关注名录
+    citation: {{document: 测试名录法({version}), article: 第二条, text: 测试}}
+    when: act == 'over_standard' and pollutant_fee_yuan >= list_from
+    sanctions:
+      - {{list: watch, reason: 排污费数额较大}}
+"""
+WATCH = """policy:
+  id: test.watch
+  title: 测试
+  authority: 测试
+  document: 测试
+  version: "1"
+  effective: 2000-01-01
+lists:
+  named: {title: 测试}
+rules:
+  - id: named
+    title: 测试
+    citation: {document: 测试, text: 测试}
+    when: uscc == ''
+    sanctions:
+      - {list: named, reason: 测试}
+"""
+
+
+def _folder(folder: Path, law: str | None = None) -> Path:
+    for file in DATA.iterdir():
+        text = file.read_text(encoding="utf-8")
+        if law is not None and file.name == "cases.yaml":
+            text = text.replace("law: value_or(act_end, act_date)", f"law: {law}")
+            assert law in text
+        (folder / file.name).write_text(text, encoding="utf-8")
+    (folder / "list_2010.yaml").write_text(LIST_LAW.format(
+        version="2010", effective="2010-01-01", expires="  expires: 2020-01-01\n", threshold=100000, multiple=1),
+        encoding="utf-8")
+    (folder / "list_2020.yaml").write_text(LIST_LAW.format(
+        version="2020", effective="2020-01-01", expires="", threshold=300000, multiple=2), encoding="utf-8")
+    (folder / "watch.yaml").write_text(WATCH, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return _folder(tmp_path_factory.mktemp("lighter_policies"))
+
+
+def _dates(rng, n):
+    """Days around the changes (2008-06-01, 2010-01-01, 2018-01-01, 2020-01-01) and as_of."""
+    anchors = np.array(["2008-06-01", "2010-01-01", "2018-01-01", "2020-01-01", "2021-06-01"], "datetime64[D]")
+    near = anchors[rng.integers(0, anchors.size, n)] + rng.integers(-400, 400, n)
+    anywhere = np.datetime64("2005-01-01") + rng.integers(0, 365 * 18, n)
+    return np.where(rng.random(n) < 0.7, near, anywhere)
+
+
+def _table(usccs: list[str], n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    act_date = _dates(rng, n)
+    act_end = act_date + rng.integers(1, 900, n)  # continuing acts, some across a change
+    has_end = rng.random(n) < 0.3
+    decided = np.maximum(act_date, np.where(has_end, act_end, act_date)) + rng.integers(0, 1200, n)
+    has_decided = rng.random(n) < 0.7  # some after as_of: not decided yet as of the run
+    # fees around 50,000 (2008 fines 2x, equal to 100,000), the list thresholds, and beyond
+    fee = rng.choice([0, 10, 49999, 50000, 50001, 75000, 99999, 100000, 150000, 299999, 300000, 400000], n)
+    return pa.table({
+        "case_id": [f"L{i:05d}" for i in range(n)],
+        "uscc": [usccs[i] for i in rng.integers(0, len(usccs), n)],
+        "act": np.where(rng.random(n) < 0.9, "over_standard", "other").astype(object).tolist(),
+        "act_date": act_date.astype(str).tolist(),
+        "act_end": [str(d) if h else "" for d, h in zip(act_end, has_end, strict=True)],
+        "decided": [str(d) if h else "" for d, h in zip(decided, has_decided, strict=True)],
+        "pollutant_fee_yuan": fee.tolist(),
+    })
+
+
+# 2019-06-01: cases decided from 2020-01-01 on are decided after the run, so the law of
+# as_of, not of their decision date, is the later law
+@pytest.fixture(scope="module", params=[AS_OF, dt.date(2019, 6, 1)], ids=str)
+def world(folder, tmp_path_factory, request):
+    as_of = request.param
+    out = tmp_path_factory.mktemp("lighter_run")
+    usccs = generate_registry(ENTERPRISES, 3)["uscc"].combine_chunks().to_pylist()
+    cases = _table(usccs, CASES, 4)
+    pacsv.write_csv(pa.table({"uscc": usccs}), out / "enterprises.csv")
+    pacsv.write_csv(cases, out / "cases.csv")
+    summary = run_nightly(out / "enterprises.csv", out / "results.sqlite", policies=folder, as_of=as_of,
+                          cases=out / "cases.csv", threads=2)
+    db = sqlite3.connect(out / "results.sqlite")
+    return {"usccs": usccs, "cases": cases, "summary": summary, "db": db, "as_of": as_of}
+
+
+def _expected(policies, usccs, cases, as_of, parent=None):
+    by_enterprise: dict[str, list] = {}
+    for row in cases:
+        by_enterprise.setdefault(row["uscc"], []).append({k: v for k, v in row.items() if v not in (None, "")})
+    findings, lists, lighter, notes = Counter(), Counter(), 0, Counter()
+    with Evaluator(policies, backend="python") as evaluator:
+        for uscc in usccs:
+            enterprise = parent(uscc) if parent else {"uscc": uscc}
+            group = evaluator.evaluate_group(enterprise, by_enterprise.get(uscc, []), as_of=as_of)
+            for f in group.findings:
+                findings[(uscc, f.record, f.policy, f.rule, f.amount_yuan, f.status, f.superseded_by)] += 1
+            for part in (*group.children, *((group.parent,) if group.parent else ())):
+                for s in part.sanctions:
+                    lists[(s.uscc, s.list, s.rule)] += 1
+            for child in group.children:
+                lighter += bool(child.law_note and "从轻" in child.law_note)
+                for statute, how in re.findall(r"(\S+): (从旧|从轻|行为时无此规定)", child.law_note or ""):
+                    notes[f"{statute}: {how}"] += 1
+    return findings, lists, lighter, notes
+
+
+def _found(db, run):
+    findings = Counter(
+        (r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6])
+        for r in db.execute("SELECT uscc, case_id, policy, rule, amount_yuan, status, superseded_by FROM findings "
+                            "WHERE run_id = ?", (run,)))
+    lists = Counter(db.execute("SELECT uscc, list, rule FROM sanctions WHERE run_id = ?", (run,)).fetchall())
+    return findings, lists
+
+
+def test_the_batch_run_judges_each_case_by_the_law_in_force_as_evaluate_group_does(world, folder):
+    findings, lists, lighter, notes = _expected(load_policies(folder), world["usccs"], world["cases"].to_pylist(),
+                                                world["as_of"])
+    found, found_lists = _found(world["db"], world["summary"].run_id)
+    assert found == findings
+    assert found_lists == lists
+    assert world["summary"].lighter_law == lighter
+    decided = [d for d in world["cases"]["decided"].to_pylist() if d]
+    assert sum(d > str(world["as_of"]) for d in decided) > 100  # decided after the run
+    if world["as_of"] != AS_OF:
+        return
+    # the table exercises what it is meant to: both versions of both statutes applied, the
+    # lighter later law chosen by fines, by list entries and by fees, and 从旧 despite a change
+    versions = Counter(key[2] for key in found.elements())
+    assert min(versions[v] for v in ("test.water_law@2008", "test.water_law@2017",
+                                     "test.list_law@2010", "test.list_law@2020")) > 20
+    assert notes["test.water_law: 从轻"] > 20 and notes["test.list_law: 从轻"] > 20
+    assert notes["test.water_law: 从旧"] > 20 and notes["test.water_law: 行为时无此规定"] > 5
+    amounts = Counter((key[2], key[4]) for key in found.elements())
+    assert amounts[("test.water_law@2017", 150000)] > 5  # the 2020 value of the dated parameter
+
+
+def test_a_law_date_the_batch_does_not_vectorise_is_computed_by_the_reference(tmp_path):
+    # max() is not among the forms law_days computes with columns: row by row, as evaluate does
+    law = "max(act_date, value_or(act_end, act_date))"
+    (tmp_path / "policies").mkdir()
+    folder = _folder(tmp_path / "policies", law)
+    usccs = generate_registry(5, 3)["uscc"].combine_chunks().to_pylist()
+    cases = _table(usccs, 300, 6)
+    pacsv.write_csv(pa.table({"uscc": usccs}), tmp_path / "enterprises.csv")
+    pacsv.write_csv(cases, tmp_path / "cases.csv")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "results.sqlite", policies=folder, as_of=AS_OF,
+                          cases=tmp_path / "cases.csv")
+    policies = load_policies(folder)
+    assert policies.kinds["case"].law_date_text == law
+    findings, lists, lighter, _ = _expected(policies, usccs, cases.to_pylist(), AS_OF)
+    found, found_lists = _found(sqlite3.connect(tmp_path / "results.sqlite"), summary.run_id)
+    assert (found, found_lists, summary.lighter_law) == (findings, lists, lighter)
+    assert lighter > 5
+
+
+def test_the_run_summary_counts_the_lighter_law(world):
+    summary = world["summary"]
+    assert summary.lighter_law > 40
+    assert summary.to_dict()["lighter_law"] == summary.lighter_law
+    assert f"{summary.lighter_law:,} cases" in summary.render_text()
+
+
+def _shifted(text: str, years: int) -> str:
+    """The example table with every date ``years`` earlier (29 February becomes the 28th)."""
+    def back(match):
+        year, month, day = int(match[1]) - years, match[2], match[3]
+        return f"{year}-{month}-{'28' if (month, day) == ('02', '29') else day}"
+
+    return re.sub(r"\b(20\d\d)-(\d\d)-(\d\d)\b", back, text)
+
+
+# 0: the table as shipped (every act after the last change, 2021-07-15); 3 and 6 years back:
+# acts before 2021-07-15 (no late payment surcharge yet, two years' limitation) and before
+# 2018-01-01 (no version of 水污染防治法(2017) at the act), decided or decided as of the run
+@pytest.mark.parametrize("years", [0, 3, 6])
+def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
+    as_of = dt.date(2025, 6, 30)
+    table = tmp_path / "cases.csv"
+    table.write_text(_shifted((EXAMPLES / "cases.csv").read_text(encoding="utf-8"), years), encoding="utf-8")
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=as_of, cases=table)
+    registry = {row["uscc"]: row for row in pacsv.read_csv(EXAMPLES / "registry.csv").to_pylist()}
+    policies = load_policies()  # the shipped folder
+    assert policies.kinds["case"].law_date is not None  # the shipped cases are judged by art 37
+    from ecorules.engine._sources import ColumnResolver, Registry
+
+    cases = []
+    columns = [name for name, fact in policies.facts.items() if fact.record_kind == "case" and fact.rollup is None]
+    resolver = ColumnResolver(policies.facts, {name: ["test"] for name in ["uscc", *columns]}, None,
+                              optional=tuple(columns))
+    for batch in Registry(table, resolver, batch_rows=1000).batches():
+        cases.extend(batch.table.to_pylist())
+    findings, lists, lighter, notes = _expected(policies, list(registry), cases, as_of,
+                                                parent=lambda uscc: registry[uscc])
+    found, _ = _found(sqlite3.connect(tmp_path / "r.sqlite"), summary.run_id)
+    case_findings = Counter({key: n for key, n in found.items() if key[1] is not None})
+    assert case_findings == Counter({key: n for key, n in findings.items() if key[1] is not None})
+    assert summary.lighter_law == lighter
+    rules = {(key[1], key[3]) for key in case_findings}
+    assert (("ZZ-2024-011", "late_payment_surcharge") in rules) == (years == 0)  # in force 2021-07-15
+    assert (("ZZ-2023-008", "art84_2_illegal_outfall") in rules) == (years < 6)  # act 2017-01-01
+    assert notes["prc.water_pollution_fines: 行为时无此规定"] == (2 if years == 6 else 0)

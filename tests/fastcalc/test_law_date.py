@@ -1,0 +1,82 @@
+"""``Program.score(law_date=...)``: the day whose law applies (versions in force, parameter
+values) is bound apart from ``as_of``, which the rules read as the builtin and which stays the
+run's. Compared with the single-case engine's ``Evaluator.judge(..., law_date=...)``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecorules.engine import Evaluator
+from ecorules.fastcalc import compile_program
+from ecorules.rules import load_policies
+
+DATA = Path(__file__).parent.parent / "data" / "lighter_law"
+AS_OF = dt.date(2025, 1, 1)
+# a rule that reads the builtin as_of: its amount is days from the act to as_of
+LATE = """
+  - id: late
+    title: 测试
+    citation: {document: 测试水法(2017), article: 第一条, text: 测试}
+    when: act == 'over_standard'
+    findings:
+      - {kind: fee, amount: "minimum_fine + days_between(act_date, as_of, 'exclusive')", payer: enterprise}
+"""
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("law_date")
+    for file in DATA.iterdir():
+        text = file.read_text(encoding="utf-8")
+        (folder / file.name).write_text(text + LATE if file.name == "law_2017.yaml" else text, encoding="utf-8")
+    return load_policies(folder)
+
+
+TABLE = {"case_id": ["a", "b"], "uscc": ["91410100123456788Y"] * 2, "act": ["over_standard", "other"], "act_date": ["2017-06-01", "2019-06-01"],
+         "pollutant_fee_yuan": [70000, 10]}
+
+
+def _score(policies, law_date):
+    program = compile_program(policies, domain="case")
+    result = program.score(TABLE, as_of=AS_OF, law_date=law_date)
+    return {(program.findings[k].policy_key, program.findings[k].rule_id): np.where(
+        np.asarray(result.fired[[r for r, slot in enumerate(program.rules) if slot == program.findings[k][:2]][0]], bool),
+        np.asarray(result.amounts[k]), -1).tolist() for k in range(len(program.findings))}, result
+
+
+def _reference(policies, law_date):
+    out = {}
+    with Evaluator(policies, backend="python") as evaluator:
+        for policy in policies:
+            amounts = []
+            for row in range(2):
+                values = {name: column[row] for name, column in TABLE.items()}
+                values["act_date"] = dt.date.fromisoformat(values["act_date"])
+                decision = evaluator.judge(values, [policy] if policy.in_force(law_date) else [], AS_OF, "case",
+                                           values["case_id"], law_date=law_date)
+                amounts.append({f.rule: f.amount_yuan for f in decision.findings})
+            for rule in policy.rules:
+                out[(policy.key, rule.id)] = [a.get(rule.id, -1) for a in amounts]
+    return out
+
+
+@pytest.mark.parametrize("law_date", [dt.date(2017, 6, 1), dt.date(2019, 6, 1), dt.date(2021, 6, 1), dt.date(2005, 1, 1)])
+def test_law_date_chooses_versions_and_parameters_and_as_of_stays(policies, law_date):
+    scored, result = _score(policies, law_date)
+    assert scored == _reference(policies, law_date)
+    assert result.as_of == AS_OF
+
+
+def test_the_values_worked_by_hand(policies):
+    days = (AS_OF - dt.date(2017, 6, 1)).days
+    assert _score(policies, dt.date(2017, 6, 1))[0] == {
+        ("test.water_law@2008", "over_standard"): [140000, -1],
+        ("test.water_law@2017", "over_standard"): [-1, -1], ("test.water_law@2017", "late"): [-1, -1]}
+    assert _score(policies, dt.date(2021, 6, 1))[0] == {
+        ("test.water_law@2008", "over_standard"): [-1, -1],
+        ("test.water_law@2017", "over_standard"): [150000, -1], ("test.water_law@2017", "late"): [150000 + days, -1]}
+    # without law_date, the law of as_of, as before
+    assert _score(policies, None)[0] == _score(policies, AS_OF)[0]
