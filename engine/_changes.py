@@ -1,6 +1,8 @@
 """``ecorules changes``: what changed between two runs of the results database.
 
-- list entries: enterprises that entered or left a list (keyed by list and USCC);
+- list entries: enterprises that entered or left a list (keyed by list and USCC), and the
+  entries of the stored state (``engine/_lists.py``) that the runs after the earlier one
+  up to the later one entered or ended, with the exit and its reason;
 - findings: keyed by enterprise, policy id (without version, so that a new version of a
   policy compares with the old one), rule and payer; a key present in one run only appeared
   or disappeared, a key present in both with another amount changed;
@@ -21,6 +23,7 @@ import sqlite3
 from typing import Any
 
 from . import _store as store
+from ._lists import entry_changes
 
 _POLICY_ID = "CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END"
 
@@ -61,6 +64,7 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
         count, items = _items(connection, sql, (now,), limit)
         lists[name] = {"count": count, "items": items}
     report["lists"] = lists
+    report["entries"] = entry_changes(connection, old, new, limit)
     connection.execute(
         f"""
         CREATE TEMP TABLE finding_changes AS
@@ -126,6 +130,19 @@ def render_text(report: dict[str, Any]) -> str:
         lines += [f"  {item['list']}  {item['uscc']}" for item in part["items"]]
         if part["count"] > len(part["items"]):
             lines.append(f"  ... {part['count'] - len(part['items']):,} more")
+    entries = report.get("entries")
+    if entries:
+        for name, label in (("entered", "名单条目 entries entered"), ("ended", "名单条目 entries ended")):
+            part = entries[name]
+            lines.append(f"{label}: {part['count']:,}")
+            for item in part["items"]:
+                until = item["planned_end"] or "open-ended"
+                what = (f"since {item['started']} until {until}: {item['reason']} ({item['policy']} {item['rule']})"
+                        if name == "entered" else f"{item['started']} .. {item['ended']}, {item['exit']}: {item['exit_reason']}")
+                case = f" (case {item['case_id']})" if item["case_id"] else ""
+                lines.append(f"  {item['list']}  {item['uscc']}{case}  {what}")
+            if part["count"] > len(part["items"]):
+                lines.append(f"  ... {part['count'] - len(part['items']):,} more")
     for name, label in (("appeared", "新增 appeared"), ("disappeared", "消失 disappeared"), ("changed", "变化 changed")):
         part = report["findings"][name]
         lines.append(f"处罚 findings {label}: {part['count']:,}")

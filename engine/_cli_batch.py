@@ -174,6 +174,9 @@ def export(run_id, table, out, encoding, db):
 def changes(since, run_id, limit, db, output_format):
     """What changed since an earlier run: list entries, findings, district totals.
 
+    List entries: those entered and those ended (expired, lifted, no longer justified, by a
+    decision) by the runs after --since up to --run, with their reasons.
+
     \b
     Example:
       ecorules changes --since previous
@@ -189,6 +192,53 @@ def changes(since, run_id, limit, db, output_format):
         print_json(report)
     else:
         click.echo(render_text(report))
+    sys.exit(EXIT_OK)
+
+
+@click.command("lists")
+@click.option("--as-of", "as_of", type=Date(), default=None, help="The day asked about. Default: today.")
+@click.option("--list", "list_id", default=None, help="Only this list (its id, e.g. green_credit_blacklist).")
+@click.option("--uscc", default=None, help="Only this enterprise.")
+@click.option("--end", "end_id", type=int, default=None, metavar="ENTRY_ID",
+              help="End this open entry by an explicit decision (exit 'decision'; needs --reason).")
+@click.option("--reason", default=None, help="With --end: the decision's reason.")
+@_DB
+@FORMAT_OPTION
+def lists(as_of, list_id, uscc, end_id, reason, db, output_format):
+    """Who is on which list on a day: since when, until when, why; and the exits.
+
+    The state is the one the runs left in the results database: each run enters the list
+    entries its rules justify and ends those that expired (on the list through their planned
+    end day), were lifted, or are no longer justified.
+
+    \b
+    Example:
+      ecorules lists --db results.sqlite --as-of 2013-06-30 --list green_credit_blacklist
+      ecorules lists --uscc 91410100123456788Y --format json
+      ecorules lists --end 12 --as-of 2013-05-01 --reason "复议决定撤销"
+    """
+    import datetime as dt
+
+    from ._lists import end_by_decision, lists_as_of, render_lists
+
+    day = as_of or dt.date.today()
+    try:
+        if end_id is not None:
+            if not reason:
+                _fail("--end needs --reason (why the decision ends the entry)", output_format)
+            entry = end_by_decision(db, end_id, day, reason)
+            if output_format == "json":
+                print_json(entry)
+            else:
+                click.echo(f"entry {entry['id']}: {entry['list']} {entry['uscc']} ended {entry['ended']} (decision: {entry['exit_reason']})")
+            sys.exit(EXIT_OK)
+        report = lists_as_of(db, day, list_id=list_id, uscc=uscc)
+    except EcorulesError as error:
+        _fail(str(error), output_format)
+    if output_format == "json":
+        print_json(report)
+    else:
+        click.echo(render_lists(report))
     sys.exit(EXIT_OK)
 
 
@@ -224,6 +274,6 @@ def gen_registry(rows, seed, out, headers):
     sys.exit(EXIT_OK)
 
 
-COMMANDS = [run, export, changes, gen_registry]
+COMMANDS = [run, export, changes, lists, gen_registry]
 
 __all__ = ["COMMANDS"]

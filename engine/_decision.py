@@ -58,7 +58,12 @@ class Finding:
 
 @attrs.frozen
 class Sanction:
-    """An entry on a list (green-credit blacklist, restricted loans, ...)."""
+    """An entry on a list (green-credit blacklist, restricted loans, ...), or with
+    ``lifted`` a lift: the rule ends the subject's entries on the list.
+
+    ``start``: the first day on the list (for a lift: the first day off it); ``end``: the
+    planned last day on the list, inclusive, or None (open-ended). Both are what the rules
+    justify on the evaluation date; the results store keeps the state across runs."""
 
     policy: str
     rule: str
@@ -67,6 +72,10 @@ class Sanction:
     reason: str
     uscc: str  # the subject put on the list
     citation: Citation
+    start: dt.date | None = None
+    end: dt.date | None = None
+    lifted: bool = False
+    record: str | None = None  # the judged record's key when it is not the enterprise (case_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +86,10 @@ class Sanction:
             "reason": self.reason,
             "uscc": self.uscc,
             "citation": _citation_dict(self.citation),
+            "from": self.start.isoformat() if self.start else None,
+            "until": self.end.isoformat() if self.end else None,
+            "lifted": self.lifted,
+            "record": self.record,
         }
 
 
@@ -112,6 +125,8 @@ class Decision:
     sanctions: tuple[Sanction, ...]
     trace: tuple[TraceEntry, ...]
     warnings: tuple[str, ...] = ()
+    # lifts of the rules that fired (Sanction with lifted=True): entries they end
+    lifts: tuple[Sanction, ...] = ()
     # The day whose law was applied when it is not as_of (a case: its act, 行政处罚法 art 37),
     # and why that law: "从旧" (the law at the act) or "从轻: ..." (a lighter later law).
     law_date: dt.date | None = None
@@ -138,6 +153,7 @@ class Decision:
             "policies": list(self.policies),
             "findings": [f.to_dict() for f in self.findings],
             "sanctions": [s.to_dict() for s in self.sanctions],
+            "lifts": [s.to_dict() for s in self.lifts],
             "total_yuan": self.total_yuan,
             "rewards_yuan": self.rewards_yuan,
             "trace": [t.to_dict() for t in self.trace],

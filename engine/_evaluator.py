@@ -124,6 +124,7 @@ class Evaluator:
         law_date = law_date or as_of
         findings: list[Finding] = []
         sanctions: list[Sanction] = []
+        lifts: list[Sanction] = []
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         for policy in in_force:
@@ -164,9 +165,14 @@ class Evaluator:
                     payer = payer_key if spec.payer == ENTERPRISE else values[spec.payer]
                     amount = evaluate(spec.amount, env)
                     findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation, record=record_key))
-                for spec in rule.sanctions:
+                for spec in (*rule.sanctions, *rule.lifts):
                     listed = policy.lists[spec.list]
-                    sanctions.append(Sanction(policy.key, rule.id, spec.list, listed.title, spec.reason, payer_key, rule.citation))
+                    start = evaluate(spec.start, env) if spec.start is not None else as_of
+                    end = evaluate(spec.end, env) if spec.end is not None else None
+                    (lifts if spec.lift else sanctions).append(Sanction(
+                        policy.key, rule.id, spec.list, listed.title, spec.reason, payer_key, rule.citation,
+                        start, end, spec.lift, record_key,
+                    ))
         return Decision(
             as_of=as_of,
             domain=domain,
@@ -176,6 +182,7 @@ class Evaluator:
             sanctions=tuple(sanctions),
             trace=tuple(trace),
             warnings=tuple(warnings),
+            lifts=tuple(lifts),
             law_date=law_date if law_date != as_of else None,
         )
 

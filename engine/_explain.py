@@ -43,10 +43,13 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
         lines.append("名单 Sanctions:")
         for sanction in decision.sanctions:
             lines.append(f"  - 列入 {sanction.list_title} ({sanction.list}): {sanction.reason}")
+            lines.append(f"    期间 From {sanction.start} until {sanction.end or '无期限 open-ended'}")
             lines.append(f"    依据 Citation: {sanction.citation}")
             lines.extend(_quote(sanction.citation.text))
     else:
         lines.append("名单 Sanctions: 无 none")
+    for lift in decision.lifts:
+        lines.append(f"  - 移出 {lift.list_title} ({lift.list}) from {lift.start}: {lift.reason} (rule {lift.rule})")
     lines.append(f"合计 Total: {_yuan(decision.total_yuan)}")
     lines.append("")
     lines.append("判断过程 Trace:")

@@ -57,6 +57,7 @@ class GroupDecision:
             sanctions=tuple(s for part in parts for s in part.sanctions),
             trace=tuple(t for part in parts for t in part.trace),
             warnings=tuple(dict.fromkeys(w for part in parts for w in part.warnings)),
+            lifts=tuple(s for part in parts for s in part.lifts),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +161,7 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         sanctions=tuple(s for part in parts for s in part.sanctions),
         trace=tuple(t for part in parts for t in part.trace),
         warnings=tuple(w for part in parts for w in part.warnings),
+        lifts=tuple(s for part in parts for s in part.lifts),
         law_date=law_day, law_note="; ".join(notes) or None,
     )
 

@@ -38,6 +38,7 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from . import _store as store
+from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
@@ -192,6 +193,69 @@ def _json_codes(codes: pa.Array) -> str:
     return "[" + out.tobytes()[:-1].decode("ascii") + "]"
 
 
+def _iso_days(days: np.ndarray | None, n: int) -> list:
+    """Day numbers (since 1970-01-01) as ISO dates, or ``n`` nulls."""
+    if days is None:
+        return [None] * n
+    return np.asarray(days, np.int64).astype("datetime64[D]").astype(str).tolist()
+
+
+def sanction_slot_rows(policies, slots, run_id: int, first_slot: int = 0) -> list[tuple]:
+    """The ``sanction_slots`` rows of a program: what each list entry is, with its reason
+    and the citation of its rule (list entries carry both across runs)."""
+    specs: dict[tuple[str, str], list] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            specs[(policy.key, rule.id)] = [(spec.reason, str(rule.citation)) for spec in rule.sanctions]
+    rows, seen = [], Counter()
+    for s, (policy, rule, list_id) in enumerate(slots):
+        reason, citation = specs[(policy, rule)][seen[(policy, rule)]]
+        seen[(policy, rule)] += 1
+        rows.append((run_id, first_slot + s, policy, list_id, rule, reason, citation))
+    return rows
+
+
+def sanction_chunk(program, result, slot: int, picked: np.ndarray, subjects: pa.Array,
+                   case_ids: pa.Array | None = None) -> str:
+    """The JSON entries of sanction ``slot`` at rows ``picked``: plain usccs when it gives no
+    dates and is no case's, else ``[uscc, case_id or "", start, planned_end]`` (ISO dates,
+    null for the default start or an open end; see _store.SANCTIONS_VIEW)."""
+    dated = getattr(result, "dates", None) is not None and hasattr(program, "entry_dates")
+    start, end = program.entry_dates(result, slot, picked) if dated else (None, None)
+    if start is None and end is None and case_ids is None:
+        return _json_codes(subjects)
+    n = len(subjects)
+    keys = case_ids.to_pylist() if case_ids is not None else [""] * n
+    return json.dumps([list(row) for row in zip(subjects.to_pylist(), keys, _iso_days(start, n), _iso_days(end, n),
+                                                strict=True)], ensure_ascii=False)
+
+
+def lift_rows(policies, program, result, run_id: int, as_of: dt.date, rows: np.ndarray, subjects: pa.Array,
+              case_ids: pa.Array | None = None) -> list[tuple]:
+    """The ``lifts`` rows of a batch: each lift where its rule fired (of ``rows``, the
+    batch's accepted rows), with its reason and the day it takes effect."""
+    out = []
+    fired = result.fired
+    reasons = {}
+    for policy in policies:
+        for rule in policy.rules:
+            reasons[(policy.key, rule.id)] = [spec.reason for spec in rule.lifts]
+    seen: Counter = Counter()
+    for k, (policy, rule, list_id) in enumerate(program.lifts):
+        reason = reasons[(policy, rule)][seen[(policy, rule)]]
+        seen[(policy, rule)] += 1
+        here = rows[np.asarray(fired[program.compiled.lift_rules[k]], bool)[rows]]
+        if not here.size:
+            continue
+        days = program.lift_dates(result, k, here)
+        effective = _iso_days(days, here.size) if days is not None else [as_of.isoformat()] * here.size
+        index = from_numbers(here)
+        usccs = subjects.take(index).to_pylist()
+        cases = case_ids.take(index).to_pylist() if case_ids is not None else [None] * here.size
+        out += [(run_id, u, list_id, policy, rule, reason, c, e) for u, c, e in zip(usccs, cases, effective, strict=True)]
+    return out
+
+
 def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
@@ -258,6 +322,7 @@ class _Accumulator:
         self.tables: dict[str, list[int]] = {}  # with a case table: rows in, scored, rejected per table
         self.already_assessed = 0  # case findings an earlier run assessed
         self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
+        self.lifts = 0  # lifts that fired (list entries they may end)
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -334,6 +399,7 @@ class NightlyRun:
             for policy, rule, _index, kind, payer in program.findings
         ]
         self.sanction_slots = list(program.sanctions)
+        self.lifts_seen = 0
         # facts whose valid values need no JSON escaping: the subject, and enums without " \
         self.safe_facts = {ENTERPRISE} | {
             name for name, fact in self.policies.facts.items()
@@ -426,9 +492,7 @@ class NightlyRun:
             writer.executemany(store.INSERT_FINDING_SLOT, [
                 (run_id, k, slot.policy, slot.rule, slot.kind.value, slot.citation) for k, slot in enumerate(self.slots)
             ])
-            writer.executemany(store.INSERT_SANCTION_SLOT, [
-                (run_id, slot, policy, list_id, rule) for slot, (policy, rule, list_id) in enumerate(self.sanction_slots)
-            ])
+            writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(self.policies, self.sanction_slots, run_id))
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
             batches = prefetch(registry.batches(), depth=2)
@@ -455,8 +519,12 @@ class NightlyRun:
             replaced = store.find_done_run(connection, policy_fingerprint, self.as_of, input_fingerprint=fingerprint)
 
             def finish(db) -> None:
+                nonlocal summary_json
                 for district, (yuan, cases) in sorted(acc.districts.items()):
                     db.execute("INSERT INTO district_totals VALUES (?, ?, ?, ?)", (run_id, district, yuan, cases))
+                # the list entries' state, from this run's sanctions and lifts (engine/_lists.py)
+                moved = update_entries(db, run_id, self.as_of, cases_judged=self.cases is not None, replaced=replaced)
+                summary_json = json.dumps({**json.loads(summary_json), "list_entries": moved}, ensure_ascii=False)
                 if replaced is not None:
                     store.delete_run(db, replaced)
                 db.execute(
@@ -530,7 +598,7 @@ class NightlyRun:
                 total[1] += int(cases.get(district, 0))
             rejects.extend(self._score_rejects(result, batch, acc))
             self._findings(result, batch, valid, writer, run_id, acc)
-            self._sanctions(result, batch, valid, writer, run_id, acc)
+            self._sanctions(program, result, batch, valid, writer, run_id, acc)
             acc.seconds["results"] += time.perf_counter() - began
         if rejects:
             writer.executemany(store.INSERT_REJECTS, [
@@ -604,7 +672,7 @@ class NightlyRun:
         canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
         return canonical.take(encoded.indices)
 
-    def _sanctions(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
+    def _sanctions(self, program, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions
         uscc = None
         for s, (_policy, _rule, list_id) in enumerate(self.sanction_slots):
@@ -613,9 +681,15 @@ class NightlyRun:
             if not picked.size:
                 continue
             uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
-            subjects = _json_codes(uscc.take(from_numbers(picked)))  # valid USCCs: [0-9A-Y]{18}
+            # valid USCCs: [0-9A-Y]{18}; with the entry's dates when the sanction gives any
+            subjects = sanction_chunk(program, result, s, picked, uscc.take(from_numbers(picked)))
             writer.execute(store.INSERT_SANCTIONS, (run_id, s, subjects))
             acc.lists[list_id] += picked.size
+        if getattr(program, "lifts", ()):
+            rows = lift_rows(self.policies, program, result, run_id, self.as_of, np.flatnonzero(valid),
+                             _as_array(batch.table[self.subject]))
+            writer.executemany(store.INSERT_LIFTS, rows)
+            acc.lifts += len(rows)
 
     def _summary_json(self, acc: _Accumulator) -> str:
         reasons = [
@@ -626,6 +700,8 @@ class NightlyRun:
             "findings": acc.findings, "lists": dict(sorted(acc.lists.items())),
             "rejects_by_reason": reasons, "warnings": list(acc.warnings),
         }
+        if acc.lifts:
+            summary["lifts"] = acc.lifts
         if acc.tables:  # only with a case table: a run without one stays as it was
             summary["already_assessed"] = acc.already_assessed
             summary["lighter_law"] = acc.lighter_law

@@ -54,17 +54,19 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 5
-# 3: before case findings; 4: before the assessment memory; read as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5")
-TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed")  # what readers read
+SCHEMA_VERSION = 6
+# 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
+# read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6")
+TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
-    "assessed_in_run": "INTEGER",
+    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT",
 }
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
+    "lifts",
 )  # stored
 
 # The findings view. Version 4 added case_id, status and superseded_by after the columns of
@@ -99,6 +101,63 @@ CREATE TABLE IF NOT EXISTS assessed (
 );
 CREATE INDEX IF NOT EXISTS assessed_case ON assessed (case_id);
 CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
+"""
+
+# The sanctions view. A chunk's entry is the subject's uscc, or (version 6) for an entry with
+# dates or of a case ``[uscc, case_id or "", start or null, planned_end or null]`` (ISO
+# dates; a null start is the default, the run's as_of). The first five columns are those of
+# versions 3 to 5.
+SANCTIONS_VIEW = """
+    SELECT c.run_id AS run_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END AS uscc,
+           s.list AS list, s.rule AS rule, s.policy AS policy,
+           CASE e.type WHEN 'array' THEN nullif(e.value ->> 1, '') END AS case_id,
+           CASE e.type WHEN 'array' THEN e.value ->> 2 END AS start,
+           CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end
+    FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
+         json_each(c.usccs) e"""
+
+# List entries across runs (version 6; see engine/_lists.py). One row per entry: opened by
+# the run that first found it justified, kept by every run that still does (last_run),
+# ended with its exit and reason. ``key`` is deterministic: list, uscc, policy id, rule and
+# the case (or the entry's own start date when the sanction gives ``from:``); at most one
+# open entry per key. Dates are ISO text; ``ended`` and ``planned_end`` are the last day on
+# the list (inclusive).
+LIST_ENTRIES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS list_entries (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    list TEXT NOT NULL,
+    uscc TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    version TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    case_id TEXT,
+    started TEXT NOT NULL,
+    planned_end TEXT,
+    ended TEXT,
+    exit TEXT CHECK (exit IS NULL OR exit IN ('expired', 'lifted', 'no_longer_justified', 'decision')),
+    exit_reason TEXT,
+    reason TEXT NOT NULL,
+    citation TEXT NOT NULL,
+    first_run INTEGER NOT NULL,
+    last_run INTEGER NOT NULL,
+    exit_run INTEGER,
+    CHECK ((exit IS NULL) = (ended IS NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS list_entries_open ON list_entries (key) WHERE exit IS NULL;
+CREATE INDEX IF NOT EXISTS list_entries_key ON list_entries (key);
+CREATE INDEX IF NOT EXISTS list_entries_subject ON list_entries (uscc, list);
+CREATE TABLE IF NOT EXISTS lifts (
+    run_id INTEGER NOT NULL,
+    uscc TEXT NOT NULL,
+    list TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    case_id TEXT,
+    effective TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lifts_run ON lifts (run_id);
 """
 
 SCHEMA = """
@@ -156,6 +215,8 @@ CREATE TABLE IF NOT EXISTS sanction_slots (
     policy TEXT NOT NULL,
     list TEXT NOT NULL,
     rule TEXT NOT NULL,
+    reason TEXT,
+    citation TEXT,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sanction_chunks (
@@ -164,10 +225,7 @@ CREATE TABLE IF NOT EXISTS sanction_chunks (
     usccs TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sanction_chunks_run ON sanction_chunks (run_id);
-CREATE VIEW IF NOT EXISTS sanctions AS
-    SELECT c.run_id AS run_id, e.value AS uscc, s.list AS list, s.rule AS rule, s.policy AS policy
-    FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
-         json_each(c.usccs) e;
+""" + "CREATE VIEW IF NOT EXISTS sanctions AS" + SANCTIONS_VIEW + """;
 CREATE TABLE IF NOT EXISTS rejects (
     run_id INTEGER NOT NULL,
     source TEXT NOT NULL,
@@ -177,11 +235,14 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
-""" + ASSESSED_SCHEMA
+""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
-INSERT_SANCTION_SLOT = "INSERT INTO sanction_slots (run_id, slot, policy, list, rule) VALUES (?, ?, ?, ?, ?)"
+INSERT_SANCTION_SLOT = (
+    "INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_LIFTS = "INSERT INTO lifts (run_id, uscc, list, policy, rule, reason, case_id, effective) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SANCTIONS = "INSERT INTO sanction_chunks (run_id, slot, usccs) VALUES (?, ?, ?)"
 INSERT_REJECTS = 'INSERT INTO rejects (run_id, source, row, "column", value, reason) VALUES (?, ?, ?, ?, ?, ?)'
 
@@ -231,11 +292,22 @@ def _migrate(connection: sqlite3.Connection) -> None:
     """Version 3 -> 4: the findings view gains case_id, status and superseded_by; the stored
     chunks are unchanged (their rows read as imposed findings of no case). Version 4 -> 5:
     the ``assessed`` table (created empty by the schema script: earlier runs remembered
-    nothing, so their cases are assessed anew once) and the view's assessed_in_run."""
+    nothing, so their cases are assessed anew once) and the view's assessed_in_run. Version
+    5 -> 6: ``sanction_slots`` gains reason and citation (NULL for earlier runs), the
+    sanctions view case_id, start and planned_end (NULL: earlier runs wrote plain usccs), and
+    the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
+    every entry it finds justified, from its own as_of (earlier runs kept no dates)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
+    if row is not None and row[0] in ("3", "4", "5"):
+        columns = {r[1] for r in connection.execute("PRAGMA table_info(sanction_slots)")}
+        for column in ("reason", "citation"):
+            if column not in columns:
+                connection.execute(f"ALTER TABLE sanction_slots ADD COLUMN {column} TEXT")
+        connection.execute("DROP VIEW sanctions")
+        connection.execute("CREATE VIEW sanctions AS" + SANCTIONS_VIEW)
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 

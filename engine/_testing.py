@@ -85,7 +85,7 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
         actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value, f.record, f.status) for f in decision.findings]
         problems += _compare("finding", case.findings, actual, _finding_matches, _show_finding)
     if case.sanctions is not None:
-        actual = [(s.list, s.rule) for s in decision.sanctions]
+        actual = [(s.list, s.rule, s.start, s.end, s.lifted) for s in (*decision.sanctions, *decision.lifts)]
         problems += _compare("sanction", case.sanctions, actual, _sanction_matches, _show_sanction)
     if case.total_yuan is not None and case.total_yuan != decision.total_yuan:
         problems.append(f"total_yuan: expected {case.total_yuan:,}, got {decision.total_yuan:,}")
@@ -113,7 +113,14 @@ def _finding_matches(expected: ExpectedFinding, actual: tuple) -> bool:
 
 
 def _sanction_matches(expected: ExpectedSanction, actual: tuple) -> bool:
-    return expected.list == actual[0] and expected.rule in (None, actual[1])
+    list_id, rule, start, end, lifted = actual
+    return (
+        expected.list == list_id
+        and expected.rule in (None, rule)
+        and expected.start in (None, start)
+        and (end is None if expected.open_ended else expected.end in (None, end))
+        and expected.lifted == lifted
+    )
 
 
 def _show_finding(actual: tuple) -> str:
@@ -124,7 +131,10 @@ def _show_finding(actual: tuple) -> str:
 
 
 def _show_sanction(actual: tuple) -> str:
-    return f"{actual[0]} (rule {actual[1]})"
+    list_id, rule, start, end, lifted = actual
+    if lifted:
+        return f"lift of {list_id} (rule {rule}) from {start}"
+    return f"{list_id} (rule {rule}) from {start} until {end or 'open-ended'}"
 
 
 def _compare(what, expected, actual, matches, show) -> list[str]:

@@ -162,6 +162,13 @@ class CompiledProgram:
     literal_table: dict  # text -> code for strings that meet no fact
     payer_groups: tuple[PayerGroup, ...]
     checked_totals: bool
+    # list entries' dates (rows of the "dates" output, day numbers): per sanction slot
+    # (start row, end row), -1 where the sanction gives none (start: as_of; end: open-ended)
+    sanction_dates: tuple[tuple[int, int], ...] = ()
+    lifts: tuple[SanctionSlot, ...] = ()  # lifts: (policy, rule, list), in force where their rule fired
+    lift_rules: tuple[int, ...] = ()  # the rule (row of ``fired``) of each lift
+    lift_dates: tuple[int, ...] = ()  # the row of its from: date, or -1 (as_of)
+    n_dates: int = 0
 
 
 # -- kernel representation of values ---------------------------------------------------------------

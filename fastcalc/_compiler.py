@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fractions import Fraction
 
+import attrs
 import numpy as np
 from ecorules.rules import KernelError, Policy, PolicySet
 from ecorules.rules import _ast as ast
@@ -180,13 +181,18 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     needed = PolicySet(chosen).required_facts()
     emitter = _Emitter()
     rules, rule_policy, rule_parameters, findings, finding_rules, sanctions = [], [], [], [], [], []
+    # list entries' dates: one row of the "dates" output per from:/until: given; per
+    # sanction slot (start row, end row), -1 for the default (as_of) or open-ended; lifts
+    # are (slot, rule, start row): a lift follows its rule's fired flag
+    sanction_dates, lifts, lift_rules, lift_dates, dates = [], [], [], [], []
     stores = []  # rule index, (kind, output name, row, value | None)
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r = len(rules)
             rules.append(RuleSlot(policy.key, rule.id))
             rule_policy.append(policy_index)
-            reads = [rule.condition, *(f.amount for f in rule.findings)]
+            reads = [rule.condition, *(f.amount for f in rule.findings),
+                     *(node for spec in (*rule.sanctions, *rule.lifts) for node in spec.dated)]
             rule_parameters.append(tuple(dict.fromkeys(n for node in reads for n in ast.names(node, "parameter"))))
             compiler = _RuleCompiler(builder, emitter, policy_index, gate=r + 1)
             fired = ("out", "fired", r)
@@ -223,6 +229,12 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                 out = ("out", "sanctions", s)
                 emitter.op("COPY_U8", a=fired, gate=r + 1, dst=out)
                 emitter.op("ZERO_U8", gate=-(r + 1), dst=out)
+                sanction_dates.append((_date_row(compiler, emitter, sanction.start, fired, r, dates),
+                                       _date_row(compiler, emitter, sanction.end, fired, r, dates)))
+            for lift in rule.lifts:
+                lifts.append(SanctionSlot(policy.key, rule.id, lift.list))
+                lift_rules.append(r)
+                lift_dates.append(_date_row(compiler, emitter, lift.start, fired, r, dates))
 
     # Row totals: payable findings into total_yuan, rewards into rewards_yuan.
     checked = False
@@ -236,9 +248,28 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
             emitter.op(op, a=("out", "amounts", f), dst=("out", name, 0))
 
     groups = _payer_groups(findings)
-    return _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
-                     tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
-                     checked)
+    program = _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
+                        tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
+                        checked)
+    return attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
+                        lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates))
+
+
+def _date_row(compiler, emitter, node, fired, r: int, dates: list) -> int:
+    """A date expression of a list entry as the next row of the "dates" output: its day
+    number where rule ``r`` fired, 0 elsewhere (like an amount); -1 for no expression."""
+    if node is None:
+        return -1
+    row = len(dates)
+    dates.append(node)
+    out = ("out", "dates", row)
+    value = compiler.number(node, 1)
+    if value.is_const:
+        emitter.op("AMOUNT_K", b=fired, k=value.const, gate=r + 1, dst=out)
+    else:
+        emitter.op("AMOUNT", a=value, b=fired, gate=r + 1, dst=out)
+    emitter.op("ZERO_I64", gate=-(r + 1), dst=out)
+    return row
 
 
 def _amount_high(finding) -> int:
@@ -283,7 +314,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         register(("raw", name), Register("raw", "raw", name))
         if builder.facts[name].optional:
             register(("present", name), Register("present", U8, name))
-    out_types = {"fired": U8, "sanctions": U8, "amounts": I64, "total": I64, "rewards": I64}
+    out_types = {"fired": U8, "sanctions": U8, "amounts": I64, "total": I64, "rewards": I64, "dates": I64}
 
     # Virtual values of facts map to the fact registers; the others get scratch slots, freed
     # after their last use (a slot is never the dst of an instruction reading it).

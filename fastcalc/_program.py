@@ -58,6 +58,10 @@ class Program:
         return self._compiled.columns
 
     @property
+    def policies(self) -> tuple[Policy, ...]:
+        return self._compiled.policies
+
+    @property
     def rules(self) -> tuple[RuleSlot, ...]:
         return self._compiled.rules
 
@@ -68,6 +72,21 @@ class Program:
     @property
     def sanctions(self) -> tuple[SanctionSlot, ...]:
         return self._compiled.sanctions
+
+    @property
+    def lifts(self) -> tuple[SanctionSlot, ...]:
+        return self._compiled.lifts
+
+    def entry_dates(self, result: ScoreResult, slot: int, rows: np.ndarray) -> tuple:
+        """(start, end) of sanction ``slot`` at ``rows`` as int64 day numbers, each None where
+        the sanction gives none (start: the default, as_of; end: open-ended)."""
+        start, end = self._compiled.sanction_dates[slot]
+        return (None if start < 0 else result.dates[start, rows], None if end < 0 else result.dates[end, rows])
+
+    def lift_dates(self, result: ScoreResult, lift: int, rows: np.ndarray):
+        """The from: of lift ``lift`` at ``rows`` (int64 day numbers), or None (as_of)."""
+        row = self._compiled.lift_dates[lift]
+        return None if row < 0 else result.dates[row, rows]
 
     @property
     def compiled(self) -> CompiledProgram:
@@ -183,7 +202,7 @@ class Program:
             total_yuan=outputs["total"], rewards_yuan=outputs["rewards"],
             payer_totals=payer_totals, enterprise_totals=enterprise_totals,
             warnings=batch.warnings, rule_slots=c.rules, finding_slots=c.findings,
-            sanction_slots=c.sanctions, case_counts=case_counts,
+            sanction_slots=c.sanctions, case_counts=case_counts, dates=outputs["dates"],
         )
 
     def _validate_one(self, name: str, piece: Any, n: int, valid: np.ndarray) -> tuple[ValidColumn, Rejects]:
@@ -232,6 +251,7 @@ class Program:
         shapes = {"fired": ((len(c.rules), n), np.uint8, "fired"),
                   "amounts": ((len(c.findings), n), np.int64, "amounts"),
                   "sanctions": ((len(c.sanctions), n), np.uint8, "sanctions"),
+                  "dates": ((c.n_dates, n), np.int64, "dates"),
                   "valid": ((n,), np.uint8, "valid")}
         for name, payable in (("total", True), ("rewards", False)):
             if any(f.kind.payable == payable for f in c.findings):

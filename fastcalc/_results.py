@@ -58,6 +58,9 @@ class ScoreResult:
     finding_slots: tuple[FindingSlot, ...]
     sanction_slots: tuple[SanctionSlot, ...]
     case_counts: dict  # payer label -> rows where a payable finding's rule fired (0 yuan too)
+    # int64 (n_dates, n_rows): list entries' from:/until: as day numbers since 1970-01-01
+    # where their rule fired (see CompiledProgram.sanction_dates, lift_dates)
+    dates: np.ndarray | None = None
 
     def totals_by_payer(self) -> dict[str, int]:
         """Yuan owed per payer label over all payable slots, for labels that owe something

@@ -197,7 +197,7 @@ def read_citation(section: Section) -> Citation:
     return citation
 
 
-def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
+def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple | None = None) -> Rule:
     section = Section(item, span, "a rule")
     rule_id = _identifier(section.get("id"), section.value_span("id"), "rule id")
     what = f"rule {rule_id!r}"
@@ -213,11 +213,15 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
         for entry, entry_span in section.items("findings", f"the findings of {what}", required=False)
     )
     sanctions = tuple(
-        read_sanction(entry, entry_span, lists, what)
+        read_sanction(entry, entry_span, lists, what, scope, condition, default_start)
         for entry, entry_span in section.items("sanctions", f"the sanctions of {what}", required=False)
     )
-    if not findings and not sanctions:
-        raise PolicySchemaError(f"{what} has neither findings nor sanctions: it would change nothing", span)
+    lifts = tuple(
+        read_sanction(entry, entry_span, lists, what, scope, condition, default_start, lift=True)
+        for entry, entry_span in section.items("lifts", f"the lifts of {what}", required=False)
+    )
+    if not findings and not sanctions and not lifts:
+        raise PolicySchemaError(f"{what} has neither findings nor sanctions nor lifts: it would change nothing", span)
     rule = Rule(
         id=rule_id,
         title=section.get("title"),
@@ -226,6 +230,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists) -> Rule:
         condition_text=str(condition_text),
         findings=findings,
         sanctions=sanctions,
+        lifts=lifts,
         span=span,
         never_applies=_never_applies(condition, scope, what),
         warnings=_constant_warnings(condition, findings, section, what),
@@ -301,8 +306,11 @@ def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:
     return finding
 
 
-def read_sanction(item, span, lists, what) -> SanctionSpec:
-    section = Section(item, span, f"a sanction of {what}")
+def read_sanction(item, span, lists, what, scope=None, condition=None, default_start=None, lift=False) -> SanctionSpec:
+    """A list entry of a rule (``sanctions:``) or a lift (``lifts:``). ``from:`` and
+    ``until:`` are date expressions, checked like an amount (under the rule's condition);
+    a lift has no ``until:`` (its ``from:`` is the day the subject is off the list)."""
+    section = Section(item, span, f"a {'lift' if lift else 'sanction'} of {what}")
     list_id = section.get("list")
     if list_id not in lists:
         close = difflib.get_close_matches(list_id, list(lists), n=1)
@@ -311,9 +319,38 @@ def read_sanction(item, span, lists, what) -> SanctionSpec:
             section.value_span("list"),
             suggestion=close[0] if close else None,
         )
-    sanction = SanctionSpec(list_id, section.get("reason"), span)
+    dates: dict[str, tuple] = {}
+    for key, label in (("from", "start"), ("until", "planned end")):
+        if not section.has(key):
+            continue
+        if lift and key == "until":
+            raise PolicySchemaError(f"a lift of {what} ends entries: it has no 'until:' (give 'from:', the day it takes effect)",
+                                    section.value_span(key))
+        text = section.get(key, (str, dt.date))
+        if isinstance(text, dt.date):
+            text = f"date('{text.isoformat()}')"  # a plain YAML date is the date literal
+        node = check(parse_at(text, section.value_span(key), f"the {label} of a list entry of {what}"),
+                     scope, DATE, f"{label} of a list entry of {what} ('{key}')", when=condition)
+        if ast.results_read(node):
+            raise PolicySchemaError(f"the {label} of a list entry of {what} may not read other rules' results",
+                                    section.value_span(key))
+        dates[key] = (node, str(text))
+    start, start_text = dates.get("from", default_start or (None, None))
+    end, end_text = dates.get("until", (None, None))
+    sanction = SanctionSpec(list_id, section.get("reason"), span, start=start, start_text=start_text, end=end,
+                            end_text=end_text, lift=lift)
     section.finish()
     return sanction
+
+
+def _default_start(kind, facts, scope, span) -> tuple | None:
+    """A list entry's start when a sanction gives no ``from:``: for a kind that declares its
+    decision date, that date when set (else the run's as_of); otherwise None, the run's as_of."""
+    decided = getattr(kind, "decision_date", None)
+    if not decided or decided not in facts:
+        return None
+    text = f"value_or({decided}, as_of)" if facts[decided].optional else decided
+    return check(parse_at(text, span, "the default start of a list entry"), scope, DATE, "start of a list entry"), text
 
 
 # -- files ---------------------------------------------------------------------------------------------
@@ -353,8 +390,9 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     scope = scope_of(facts, parameters)
     rules, seen = [], {}
     scope = dict(scope)
+    default_start = _default_start(kinds.get(domain), facts, scope, head.span)
     for item, span in in_order_of_reads(top.items("rules", "rules")):
-        rule = read_rule(item, span, scope, facts, lists)
+        rule = read_rule(item, span, scope, facts, lists, default_start)
         if rule.id in seen:
             raise PolicySchemaError(f"duplicate rule id {rule.id!r} (first at line {seen[rule.id].line})", span)
         seen[rule.id] = span

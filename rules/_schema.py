@@ -178,9 +178,28 @@ class FindingSpec:
 
 @attrs.frozen
 class SanctionSpec:
+    """A list entry a rule makes (or, with ``lift``, ends).
+
+    ``start`` (``from:``): the entry's first day on the list, a typed date expression; None
+    means the default, the run's as_of (the loader fills in a case kind's decision date,
+    ``value_or(decided, as_of)``, where the kind declares one). ``end`` (``until:``): the
+    planned last day on the list, inclusive (off the list the day after); None: open-ended.
+    A lift (a rule's ``lifts:``) ends the subject's open entries on ``list`` when its rule
+    fires; its ``start`` is the day the lift takes effect (off the list from that day)."""
+
     list: str
     reason: str
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    start: ast.Node | None = attrs.field(default=None, eq=False)
+    start_text: str | None = None
+    end: ast.Node | None = attrs.field(default=None, eq=False)
+    end_text: str | None = None
+    lift: bool = False
+
+    @property
+    def dated(self) -> tuple[ast.Node, ...]:
+        """The date expressions it has (start, end), those given."""
+        return tuple(node for node in (self.start, self.end) if node is not None)
 
 
 @attrs.frozen
@@ -205,6 +224,8 @@ class Rule:
     findings: tuple[FindingSpec, ...] = ()
     sanctions: tuple[SanctionSpec, ...] = ()
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # lists whose entries of the subject this rule ends when it fires (rectification)
+    lifts: tuple[SanctionSpec, ...] = ()
     # Set by the loader when the condition contradicts the declared ranges of the facts (for
     # every dated value of its parameters): the rule can never fire, almost always a typo or a
     # wrong bound. At the part of the condition that cannot hold.
@@ -223,7 +244,8 @@ class Rule:
     def reads(self) -> tuple[str, ...]:
         """Every fact and parameter the rule reads, condition first."""
         seen: dict[str, None] = {}
-        for node in (self.condition, *(f.amount for f in self.findings)):
+        dates = [node for spec in (*self.sanctions, *self.lifts) for node in spec.dated]
+        for node in (self.condition, *(f.amount for f in self.findings), *dates):
             for name in ast.names(node):
                 seen.setdefault(name)
         for finding in self.findings:
@@ -246,6 +268,10 @@ class ExpectedFinding:
 class ExpectedSanction:
     list: str
     rule: str | None = None
+    start: dt.date | None = None  # from: the entry's first day, when the test says
+    end: dt.date | None = None  # until: its planned last day
+    open_ended: bool = False  # the test says until: null (no planned end)
+    lifted: bool = False  # a lift (the rule ends the subject's entries on the list)
 
 
 @attrs.frozen

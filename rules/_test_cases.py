@@ -95,8 +95,13 @@ def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:
     rule = section.get("rule", required=False)
     if rule is not None and rule not in rule_ids:
         raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"))
+    start = section.get("from", dt.date, required=False)
+    open_ended = "until" in section.map and section.map["until"] is None
+    section.used.add("until")
+    end = None if open_ended else section.get("until", dt.date, required=False)
+    lifted = section.get("lifted", bool, required=False, default=False)
     section.finish()
-    return ExpectedSanction(list_id, rule)
+    return ExpectedSanction(list_id, rule, start, end, open_ended, lifted)
 
 
 __all__ = ["read_tests"]

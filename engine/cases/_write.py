@@ -24,7 +24,14 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from .. import _store as store
-from .._nightly import _JSON_UNSAFE, _json_codes, _json_rows, _reason_class
+from .._nightly import (
+    _JSON_UNSAFE,
+    _json_rows,
+    _reason_class,
+    lift_rows,
+    sanction_chunk,
+    sanction_slot_rows,
+)
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
@@ -63,9 +70,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation))
         for k, slot in enumerate(program.findings)
     ])
-    writer.executemany(store.INSERT_SANCTION_SLOT, [
-        (run_id, first_sanction_slot + s, policy, list_id, rule) for s, (policy, rule, list_id) in enumerate(program.sanctions)
-    ])
+    writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
     scored = results.scored
     uscc = cases.uscc.take(from_numbers(scored))
     keys = cases.keys.take(from_numbers(cases.key_code[scored]))
@@ -116,12 +121,18 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         total = acc.districts.setdefault(label, [0, 0])
         total[0] += yuan
         total[1] += int(np.unique(np.concatenate(rows)).size)
+    # a case's list entries carry its case_id (their key across runs) and dates (_lists.py)
     for s, (_policy, _rule, list_id) in enumerate(program.sanctions):
         picked = np.flatnonzero(np.asarray(result.sanctions[s]))
         for start in range(0, picked.size, CHUNK_ROWS):
-            part = uscc.take(from_numbers(picked[start:start + CHUNK_ROWS]))
-            writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, _json_codes(part)))
+            index = from_numbers(picked[start:start + CHUNK_ROWS])
+            part = sanction_chunk(program, result, s, picked[start:start + CHUNK_ROWS], uscc.take(index), keys.take(index))
+            writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, part))
         acc.lists[list_id] += picked.size
+    if getattr(program, "lifts", ()):
+        rows = lift_rows(plan.case_policies, program, result, run_id, result.as_of, np.arange(len(scored)), uscc, keys)
+        writer.executemany(store.INSERT_LIFTS, rows)
+        acc.lifts += len(rows)
 
 
 def _safe(texts: pa.Array) -> bool:

@@ -296,7 +296,7 @@ def test_export_changes_and_a_version_4_database(world, tmp_path):
     third = run(world, C, db=old)
     assert third.already_assessed == 0
     connection = sqlite3.connect(old)
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert connection.execute("SELECT count(*) FROM assessed WHERE run_id = ?", (third.run_id,)).fetchone()[0] > 200
     connection.close()
 

@@ -57,7 +57,7 @@ def test_a_reader_never_sees_half_a_run(tmp_path):
     run_id = start(connection)
     writer = store.RunWriter(path, run_id)
     reader = sqlite3.connect(path)
-    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "blacklist", "rule"))
+    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "blacklist", "rule", "reason", "citation"))
     for k in range(5):
         writer.execute(store.INSERT_SANCTIONS, (run_id, 0, f'["U{k}a", "U{k}b"]'))
     writer.flush()  # the rows are in the writer's open transaction
@@ -96,7 +96,7 @@ def test_rollback_leaves_nothing(tmp_path):
     connection = store.connect(path)
     run_id = start(connection)
     writer = store.RunWriter(path, run_id)
-    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "l", "r"))
+    writer.execute(store.INSERT_SANCTION_SLOT, (run_id, 0, "p@1", "l", "r", "reason", "citation"))
     writer.execute(store.INSERT_SANCTIONS, (run_id, 0, '["A"]'))
     writer.rollback()
     store.fail_run(connection, run_id, "boom")

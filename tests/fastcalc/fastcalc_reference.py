@@ -25,7 +25,7 @@ from ecorules.rules import ENTERPRISE, ParameterNotSetError, Policy, RecordError
 from ecorules.rules._check_calls import result_key
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
-from ecorules.rules._types import Kind, days_to_date
+from ecorules.rules._types import Kind, date_to_days, days_to_date
 
 
 def implied_bounds(fact: Fact) -> tuple[Any, Any, str, str]:
@@ -88,6 +88,10 @@ class Reference:
         self.findings = [(p, r, i, f) for p, r in self.rules for i, f in enumerate(r.findings)]
         self.finding_rules = [k for k, (_, r) in enumerate(self.rules) for _ in r.findings]
         self.sanctions = [(p, r, s) for p, r in self.rules for s in r.sanctions]
+        # the date expressions of list entries and lifts, in the kernel's order of "dates"
+        # rows: per rule, each sanction's from: then until:, then each lift's from:
+        self.dates = [(k, node) for k, (_, r) in enumerate(self.rules)
+                      for node in [*(n for s in r.sanctions for n in s.dated), *(n for s in r.lifts for n in s.dated)]]
 
     def score(self, pools: dict[str, list], index: dict[str, np.ndarray], n: int, as_of: dt.date) -> dict:
         in_force = [p for p in self.policies if p.in_force(as_of)]
@@ -109,6 +113,7 @@ class Reference:
         fired = np.zeros((len(self.rules), n), np.uint8)
         amounts = np.zeros((len(self.findings), n), np.int64)
         sanctions = np.zeros((len(self.sanctions), n), np.uint8)
+        dates = np.zeros((len(self.dates), n), np.int64)
         warnings = []
         finding_at = 0
         sanction_at = 0
@@ -149,6 +154,8 @@ class Reference:
             inverse = inverse.reshape(-1)
             outcome_fired = np.zeros(len(distinct), np.uint8)
             outcome_amounts = np.zeros((n_findings, len(distinct)), np.int64)
+            date_rows = [row for row, (k, _) in enumerate(self.dates) if k == r]
+            outcome_dates = np.zeros((len(date_rows), len(distinct)), np.int64)
             for d, key in enumerate(distinct.tolist()):
                 env = dict(env_params)
                 for name, k in zip(reads, key if reads else [], strict=False):
@@ -159,11 +166,15 @@ class Reference:
                     outcome_fired[d] = 1
                     for j, finding in enumerate(rule.findings):
                         outcome_amounts[j, d] = evaluate(finding.amount, env)
+                    for j, row in enumerate(date_rows):
+                        outcome_dates[j, d] = date_to_days(evaluate(self.dates[row][1], env))
             fired[r, rows] = outcome_fired[inverse]
             for j, f in enumerate(slots):
                 amounts[f, rows] = outcome_amounts[j][inverse]
             for s in lists:
                 sanctions[s, rows] = outcome_fired[inverse]
+            for j, row in enumerate(date_rows):
+                dates[row, rows] = outcome_dates[j][inverse]
         for f, (_policy, _rule, _i, finding) in enumerate(self.findings):
             if finding.payer != ENTERPRISE:
                 labels = np.array([shown(v) if p is None else v for v, p in verdicts.get(finding.payer, [])] or [""],
@@ -187,7 +198,7 @@ class Reference:
                     cases.setdefault(label, set()).add(row)
         return {
             "valid": valid, "rejects": rejects, "fired": fired, "amounts": amounts,
-            "sanctions": sanctions, "total": total, "rewards": rewards,
+            "sanctions": sanctions, "dates": dates, "total": total, "rewards": rewards,
             "totals_by_payer": by_payer, "case_counts": {k: len(v) for k, v in cases.items()},
             "warnings": tuple(dict.fromkeys(warnings)),
         }

@@ -352,6 +352,8 @@ class Expressions:
             if amount and (typed.interval is None or typed.interval[0] < 0):
                 continue
             return text
+        if expect == DATE:
+            return "date('2012-04-14')"
         return "1" if amount else "true"
 
 
@@ -380,11 +382,16 @@ def policy_files(draw, folder: Path):
                                        when=when)
                 findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
                                  amount, draw(st.sampled_from(payers))))
+            # list entries: sometimes from: and until: (date expressions under the condition,
+            # like amounts), sometimes a lift (its from: the day it takes effect)
+            sanctions = [(list_id, *_entry_dates(draw, exprs, depth, when))
+                         for list_id in draw(st.lists(st.sampled_from(["blacklist", "watch"]), max_size=2, unique=True))]
+            lifts = [(list_id, *_entry_dates(draw, exprs, depth, when, lift=True))
+                     for list_id in draw(st.lists(st.sampled_from(["blacklist"]), max_size=1))]
             exprs.guarded = frozenset()
-            sanctions = draw(st.lists(st.sampled_from(["blacklist", "watch"]), max_size=2, unique=True))
-            if not findings and not sanctions:
-                sanctions = ["watch"]
-            rules.append((f"r{r}", condition, findings, sanctions))
+            if not findings and not sanctions and not lifts:
+                sanctions = [("watch", None, None)]
+            rules.append((f"r{r}", condition, findings, sanctions, lifts))
             # later rules may read this one's result (the loader orders rules by such reads)
             amount = None
             if len(findings) == 1:
@@ -395,6 +402,13 @@ def policy_files(draw, folder: Path):
         (folder / f"policy{p}.yaml").write_text(
             _policy_yaml(f"test.p{p}", effective, expires, params, rules), encoding="utf-8")
     return load_policies(folder)
+
+
+def _entry_dates(draw, exprs, depth: int, when, lift: bool = False) -> tuple[str | None, str | None]:
+    """A list entry's from: and until: (each drawn or None); a lift has no until:."""
+    start = exprs.checked("date", DATE, depth, when=when) if draw(st.booleans()) else None
+    end = None if lift or not draw(st.booleans()) else exprs.checked("date", DATE, depth, when=when)
+    return start, end
 
 
 def _catalogue_yaml(facts: dict[str, Fact]) -> str:
@@ -444,7 +458,7 @@ def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
                 out.append(f"        value: {text}")
                 out.append("        reference: test")
     out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch", "rules:"]
-    for rule_id, condition, findings, sanctions in rules:
+    for rule_id, condition, findings, sanctions, lifts in rules:
         out += [
             f"  - id: {rule_id}",
             f"    title: rule {rule_id}",
@@ -457,10 +471,14 @@ def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
             out.append("    findings:")
             for kind, amount, payer in findings:
                 out += [f"      - kind: {kind}", f'        amount: "{amount}"', f"        payer: {payer}"]
-        if sanctions:
-            out.append("    sanctions:")
-            for list_id in sanctions:
+        for key, entries in (("sanctions", sanctions), ("lifts", lifts)):
+            if not entries:
+                continue
+            out.append(f"    {key}:")
+            for list_id, start, end in entries:
                 out += [f"      - list: {list_id}", "        reason: test"]
+                out += [f'        from: "{start}"'] if start else []
+                out += [f'        until: "{end}"'] if end else []
     return "\n".join(out) + "\n"
 
 

@@ -24,6 +24,7 @@ import pytest
 from ecorules.fastcalc import compile_program
 from ecorules.rules import ENTERPRISE, KernelError, PolicyError, RecordError
 from ecorules.rules._records import coerce
+from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
 from fastcalc_strategies import AS_OF_DATES, batches, policy_files, record_pools, table_of
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
@@ -69,7 +70,7 @@ def _assert_same(result, expected, where: str) -> None:
     if got != want:
         diff = next(((g, w) for g, w in zip(got, want, strict=False) if g != w), (got[len(want):][:1], want[len(got):][:1]))
         raise AssertionError(f"{where}: rejects differ ({len(got)} vs {len(want)}), first: {diff}")
-    for name, key in (("fired", "fired"), ("amounts", "amounts"), ("sanctions", "sanctions"),
+    for name, key in (("fired", "fired"), ("amounts", "amounts"), ("sanctions", "sanctions"), ("dates", "dates"),
                       ("total_yuan", "total"), ("rewards_yuan", "rewards")):
         mine, theirs = getattr(result, name), expected[key]
         if not np.array_equal(mine, theirs):
@@ -187,6 +188,21 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
             fired = {(s.policy, s.rule, s.list) for s in decision.sanctions}
             mine = {tuple(program.sanctions[k]) for k in np.flatnonzero(result.sanctions[:, i])}
             assert mine == {(p, r, lst) for p, r, lst in fired}, f"sanctions of row {i}: {record}"
+            # their dates: from: (default as_of) and until: (None: open-ended), as the engine has them
+            at = np.array([i])
+            kernel_dates = set()
+            for k in np.flatnonzero(result.sanctions[:, i]):
+                start, end = program.entry_dates(result, int(k), at)
+                kernel_dates.add((*program.sanctions[k], as_of if start is None else days_to_date(int(start[0])),
+                                  None if end is None else days_to_date(int(end[0]))))
+            assert kernel_dates == {(s.policy, s.rule, s.list, s.start, s.end) for s in decision.sanctions}, \
+                f"sanction dates of row {i}: {record}"
+            lifted = set()
+            for k, (policy_key, rule_id, list_id) in enumerate(program.lifts):
+                if result.fired[program.compiled.lift_rules[k], i]:
+                    day = program.lift_dates(result, k, at)
+                    lifted.add((policy_key, rule_id, list_id, as_of if day is None else days_to_date(int(day[0]))))
+            assert lifted == {(s.policy, s.rule, s.list, s.start) for s in decision.lifts}, f"lifts of row {i}: {record}"
             assert result.total_yuan[i] == decision.total_yuan
             assert result.rewards_yuan[i] == decision.rewards_yuan
     assert result.totals_by_payer() == by_payer

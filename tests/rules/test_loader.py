@@ -79,7 +79,7 @@ CASES = [
     ("unknown_payer", Schema, "payer 'distrct' must be 'enterprise' or a text/enum fact naming the payer (such as 'district') (did you mean 'district'?)", 33, 16),
     ("payer_is_a_number_fact", Schema, "payer 'outfalls' must be 'enterprise' or a text/enum fact naming the payer (such as 'district')", 33, 16),
     ("unknown_list", Schema, "unknown list 'blacklst'; declare it under 'lists:' (declared: blacklist) (did you mean 'blacklist'?)", 35, 16),
-    ("neither_findings_nor_sanctions", Schema, "rule 'outfall_deduction' has neither findings nor sanctions: it would change nothing", 26, 5),
+    ("neither_findings_nor_sanctions", Schema, "rule 'outfall_deduction' has neither findings nor sanctions nor lifts: it would change nothing", 26, 5),
     ("duplicate_rule_id", Schema, "duplicate rule id 'outfall_deduction' (first at line 26)", 34, 5),
     # -- test cases
     ("test_case_unknown_fact", Schema, "test case '两个排污口': 'outfall' is not a fact of this policy (did you mean 'outfalls'?)", 38, 13),

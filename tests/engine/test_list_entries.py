@@ -1,0 +1,309 @@
+"""List entries with a start, a planned end and an exit, kept across runs (engine/_lists.py).
+
+The policy is tests/data/lists/lists.yaml: a violation decided on `decided` puts the
+enterprise on the blacklist from that day until add_years(decided, 1); a rectification
+verified on `rectified` lifts it from that day; the watch list has no dates.
+
+Boundary chosen: an entry is on the list on its planned end day and off the day after
+(民法典 art 203: a period ends at the end of its last day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from click.testing import CliRunner
+from ecorules.engine import _store as store
+from ecorules.engine._cli import main
+from ecorules.engine._lists import lists_as_of
+from ecorules.engine._nightly import run_nightly
+from ecorules.rules import PolicyError, load_policies
+from nightly_data import usccs
+
+POLICIES = Path(__file__).resolve().parents[1] / "data" / "lists"
+U = usccs(np.random.default_rng(7), 4)
+A, B, C, D = (str(u) for u in U)
+D_2013_06_30 = dt.date(2013, 6, 30)
+
+
+def write(path: Path, rows: list[tuple]) -> Path:
+    lines = ["uscc,district,illegal_discharge_cases,decided,rectified"]
+    lines += [",".join("" if v is None else str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(registry: Path, db: Path, as_of: dt.date, **options):
+    return run_nightly(registry, db, policies=POLICIES, as_of=as_of, progress=False, **options)
+
+
+def entries(db: Path) -> list[dict]:
+    connection = sqlite3.connect(db)
+    connection.row_factory = sqlite3.Row
+    rows = [dict(r) for r in connection.execute("SELECT * FROM list_entries ORDER BY key, id")]
+    connection.close()
+    return rows
+
+
+def by_list(db: Path, list_id: str) -> dict[str, dict]:
+    return {e["uscc"]: e for e in entries(db) if e["list"] == list_id}
+
+
+@pytest.fixture
+def world(tmp_path):
+    registry = write(tmp_path / "registry.csv", [
+        (A, "金水区", 1, "2012-06-30", None),          # blacklisted 2012-06-30 .. 2013-06-30
+        (B, "二七区", 1, "2012-07-01", "2013-01-05"),   # lifted: on the list through 2013-01-04
+        (C, "金水区", 0, None, None),                   # on no list
+    ])
+    return registry, tmp_path / "results.sqlite"
+
+
+def test_on_the_list_on_its_planned_end_day_and_off_the_day_after(world):
+    registry, db = world
+    run(registry, db, D_2013_06_30)
+    entry = by_list(db, "blacklist")[A]
+    assert (entry["started"], entry["planned_end"], entry["exit"]) == ("2012-06-30", "2013-06-30", None)
+    on = {e["uscc"] for e in lists_as_of(db, D_2013_06_30, list_id="blacklist")["on_list"]}
+    assert on == {A}
+    after = lists_as_of(db, dt.date(2013, 7, 1), list_id="blacklist")
+    assert A not in {e["uscc"] for e in after["on_list"]}
+    assert {e["uscc"]: e["exit"] for e in after["ended"]} == {A: "expired", B: "lifted"}
+    assert A not in {e["uscc"] for e in lists_as_of(db, dt.date(2012, 6, 29), list_id="blacklist")["on_list"]}
+
+
+def test_two_runs_across_the_expiry(world):
+    registry, db = world
+    first = run(registry, db, D_2013_06_30)
+    second = run(registry, db, dt.date(2013, 7, 1))
+    entry = by_list(db, "blacklist")[A]
+    assert (entry["exit"], entry["ended"], entry["first_run"], entry["exit_run"]) == (
+        "expired", "2013-06-30", first.run_id, second.run_id)
+    assert "2013-06-30" in entry["exit_reason"]
+    watch = by_list(db, "watch")[A]  # open-ended, from the first run's as_of, kept
+    assert (watch["started"], watch["planned_end"], watch["exit"], watch["last_run"]) == (
+        "2013-06-30", None, None, second.run_id)
+    # a later run with the same facts does not enter the served entry again
+    third = run(registry, db, dt.date(2013, 8, 1))
+    assert [e["exit"] for e in entries(db) if e["uscc"] == A and e["list"] == "blacklist"] == ["expired"]
+    summary = json.loads(sqlite3.connect(db).execute("SELECT summary FROM runs WHERE id = ?", (third.run_id,)).fetchone()[0])
+    assert summary["list_entries"]["entered"] == 0
+
+
+def test_a_lift_ends_the_entry_the_day_before_it_takes_effect(world):
+    registry, db = world
+    run(registry, db, D_2013_06_30)
+    entry = by_list(db, "blacklist")[B]
+    assert (entry["exit"], entry["ended"]) == ("lifted", "2013-01-04")
+    assert entry["exit_reason"].startswith("整改验收合格") and "rectification_lifts" in entry["exit_reason"]
+    assert B in {e["uscc"] for e in lists_as_of(db, dt.date(2013, 1, 4), list_id="blacklist")["on_list"]}
+    assert B not in {e["uscc"] for e in lists_as_of(db, dt.date(2013, 1, 5), list_id="blacklist")["on_list"]}
+    assert by_list(db, "watch")[B]["exit"] is None  # a lift of the blacklist leaves the watch list alone
+
+
+def test_a_lift_in_a_later_run_and_an_entry_no_longer_justified(world, tmp_path):
+    registry, db = world
+    run(registry, db, dt.date(2013, 1, 1))
+    assert by_list(db, "blacklist")[A]["exit"] is None
+    later = write(tmp_path / "later.csv", [
+        (A, "金水区", 1, "2012-06-30", "2013-02-01"),   # rectified since
+        (B, "二七区", 1, "2012-07-01", "2013-01-05"),
+        (C, "金水区", 0, None, None),
+        (D, "二七区", 0, None, None),
+    ])
+    changed = write(tmp_path / "changed.csv", [(A, "金水区", 1, "2012-06-30", "2013-02-01"), (B, "二七区", 0, None, None)])
+    second = run(later, db, dt.date(2013, 3, 1))
+    assert by_list(db, "blacklist")[A]["exit"] == "lifted"
+    assert by_list(db, "blacklist")[A]["ended"] == "2013-01-31"
+    third = run(changed, db, dt.date(2013, 4, 1))  # B's violation is gone from the registry
+    watch = by_list(db, "watch")[B]
+    assert (watch["exit"], watch["ended"], watch["exit_run"]) == ("no_longer_justified", "2013-03-31", third.run_id)
+    report = CliRunner().invoke(main, ["changes", "--db", str(db), "--since", str(second.run_id), "--format", "json"])
+    assert report.exit_code == 0, report.output
+    ended = json.loads(report.output)["entries"]["ended"]["items"]
+    assert [(e["list"], e["uscc"], e["exit"]) for e in ended] == [("watch", B, "no_longer_justified")]
+
+
+def test_rerun_is_idempotent_and_a_forced_rerun_keeps_the_state(world):
+    registry, db = world
+    first = run(registry, db, D_2013_06_30)
+    before = entries(db)
+    again = run(registry, db, D_2013_06_30)
+    assert again.reused and entries(db) == before
+    forced = run(registry, db, D_2013_06_30, force=True)
+    after = entries(db)
+    assert [{k: v for k, v in e.items() if not k.endswith("_run")} for e in after] == \
+        [{k: v for k, v in e.items() if not k.endswith("_run")} for e in before]
+    assert {e["first_run"] for e in after} == {forced.run_id} != {first.run_id}  # no reference to the replaced run
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM runs WHERE id = ?", (first.run_id,)).fetchone()[0] == 0
+
+
+def test_lists_command_answers_who_since_when_until_when_and_why(world):
+    registry, db = world
+    run(registry, db, D_2013_06_30)
+    runner = CliRunner()
+    result = runner.invoke(main, ["lists", "--db", str(db), "--as-of", "2013-06-30", "--list", "blacklist", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [(e["uscc"], e["started"], e["planned_end"], e["rule"], e["reason"]) for e in report["on_list"]] == [
+        (A, "2012-06-30", "2013-06-30", "blacklist_one_year", "存在已查实的违法排污案件")]
+    assert "第一条" in report["on_list"][0]["citation"]
+    assert [(e["uscc"], e["exit"], e["ended"]) for e in report["ended"]] == [(B, "lifted", "2013-01-04")]
+    text = runner.invoke(main, ["lists", "--db", str(db), "--as-of", "2013-06-30", "--uscc", A])
+    assert "since 2012-06-30  until 2013-06-30" in text.output and "open-ended" in text.output
+    # an explicit decision ends an entry, with its reason
+    entry_id = by_list(db, "watch")[A]["id"]
+    ended = runner.invoke(main, ["lists", "--db", str(db), "--end", str(entry_id), "--as-of", "2013-07-10",
+                                 "--reason", "复议决定撤销"])
+    assert ended.exit_code == 0, ended.output
+    assert (by_list(db, "watch")[A]["exit"], by_list(db, "watch")[A]["ended"]) == ("decision", "2013-07-09")
+    again = runner.invoke(main, ["lists", "--db", str(db), "--end", str(entry_id), "--reason", "x"])
+    assert again.exit_code == 2 and "already ended" in again.output
+
+
+def test_a_version_5_database_is_migrated_and_its_next_run_enters_the_entries(world):
+    registry, db = world
+    run(registry, db, D_2013_06_30)
+    connection = sqlite3.connect(db)
+    connection.executescript(
+        "DROP TABLE list_entries; DROP TABLE lifts; DROP VIEW sanctions;"
+        "CREATE VIEW sanctions AS SELECT c.run_id AS run_id, e.value AS uscc, s.list AS list, s.rule AS rule, "
+        "s.policy AS policy FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot, "
+        "json_each(c.usccs) e WHERE e.type = 'text';"
+        "ALTER TABLE sanction_slots DROP COLUMN reason; ALTER TABLE sanction_slots DROP COLUMN citation;"
+        "UPDATE meta SET value = '5' WHERE key = 'schema_version';")
+    connection.close()
+    with pytest.raises(store.StoreError, match="no list entries yet"):
+        lists_as_of(db, D_2013_06_30)
+    second = run(registry, db, dt.date(2013, 7, 1), force=True)
+    connection = sqlite3.connect(db)
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
+    assert connection.execute("SELECT count(*) FROM sanctions WHERE run_id = ? AND start IS NOT NULL",
+                              (second.run_id,)).fetchone()[0] == 2
+    # entered by the first run after the migration, and served by its as_of
+    entry = by_list(db, "blacklist")[A]
+    assert (entry["first_run"], entry["exit"], entry["ended"]) == (second.run_id, "expired", "2013-06-30")
+
+
+@pytest.mark.parametrize(("field", "text", "message"), [
+    ("until", "5", "planned end of a list entry of rule 'blacklist_one_year' ('until')"),
+    ("from", "decided + ", "an operand is missing"),
+    ("until", "add_years(rectified, 1)", "rectified"),
+])
+def test_loader_refuses_bad_dates_at_file_line_col(tmp_path, field, text, message):
+    source = (POLICIES / "lists.yaml").read_text(encoding="utf-8")
+    line = "        from: decided" if field == "from" else "        until: add_years(decided, 1)"
+    assert line in source
+    (tmp_path / "lists.yaml").write_text(source.replace(line, f"        {field}: \"{text}\""), encoding="utf-8")
+    with pytest.raises(PolicyError) as error:
+        load_policies(tmp_path)
+    assert message in str(error.value)
+    assert error.value.span.line == source.splitlines().index(line) + 1
+
+
+def test_a_lift_has_no_until(tmp_path):
+    source = (POLICIES / "lists.yaml").read_text(encoding="utf-8")
+    (tmp_path / "lists.yaml").write_text(source.replace(
+        "{list: blacklist, reason: 整改验收合格, from: rectified}",
+        "{list: blacklist, reason: 整改验收合格, from: rectified, until: rectified}"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="has no 'until:'"):
+        load_policies(tmp_path)
+
+
+def test_the_yaml_test_fails_on_a_wrong_planned_end(tmp_path):
+    from ecorules.engine._testing import run_tests
+
+    source = (POLICIES / "lists.yaml").read_text(encoding="utf-8")
+    (tmp_path / "lists.yaml").write_text(source.replace("until: 2013-06-30}", "until: 2013-07-01}"), encoding="utf-8")
+    report = run_tests(load_policies(tmp_path), backend="python")
+    assert len(report.failed) == 2
+    assert run_tests(load_policies(POLICIES)).failed == ()
+
+
+# --- kill -9 while the state is being updated ------------------------------------------------------
+
+CHILD = """
+import datetime as dt, sys
+from ecorules.engine._nightly import run_nightly
+print("ready", flush=True)
+run_nightly(sys.argv[1], sys.argv[2], policies=sys.argv[3], as_of=dt.date(2013, 7, 1), force=True,
+            progress=False, batch_rows=20000, threads=1)
+print("done", flush=True)
+"""
+
+
+def big_registry(path: Path, n: int) -> Path:
+    rng = np.random.default_rng(3)
+    decided = np.datetime64("2012-06-30") + rng.integers(0, 60, n)  # none served by 2013-06-30
+    rectified = np.datetime64("2013-01-01") + rng.integers(0, 300, n)
+    cases = np.where(rng.random(n) < 0.3, 1, 0)
+    table = pa.table({
+        "uscc": usccs(rng, n), "district": np.where(rng.random(n) < 0.5, "金水区", "二七区"),
+        "illegal_discharge_cases": cases,
+        "decided": pa.array(decided.astype(str)), "rectified": pa.array(np.where(rng.random(n) < 0.2, rectified.astype(str), "")),
+    })
+    pacsv.write_csv(table, path)
+    return path
+
+
+def child_run(registry: Path, db: Path) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(registry), str(db), str(POLICIES)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    with sqlite3.connect(source) as a, sqlite3.connect(target) as b:
+        a.backup(b)
+    return target
+
+
+def without(entry: dict, *names: str) -> dict:
+    return {k: v for k, v in entry.items() if k not in names}
+
+
+def test_a_killed_run_leaves_the_state_as_before_and_the_next_run_completes(tmp_path):
+    registry = big_registry(tmp_path / "big.csv", 60_000)
+    base = tmp_path / "base.sqlite"
+    run(registry, base, D_2013_06_30)
+    state = entries(base)
+    assert {e["exit"] for e in state} == {None, "lifted"}
+    undisturbed = copy_db(base, tmp_path / "undisturbed.sqlite")
+    began = time.monotonic()
+    child = child_run(registry, undisturbed)
+    assert child.wait(timeout=300) == 0, child.stderr.read()
+    duration = time.monotonic() - began
+    expected = [without(e, "id", "last_run", "exit_run") for e in entries(undisturbed)]
+    assert {e["exit"] for e in expected} >= {"expired", "lifted", None}
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    killed = 0
+    for k, fraction in enumerate(sorted(rng.uniform(0.1, 0.95, 4))):
+        db = copy_db(base, tmp_path / f"killed{k}.sqlite")
+        child = child_run(registry, db)
+        time.sleep(duration * fraction)
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            killed += 1
+            committed = sqlite3.connect(db).execute("SELECT count(*) FROM runs WHERE status = 'done' AND id > 1").fetchone()[0]
+            if committed:  # killed after its commit: all of the run's state, nothing less
+                assert [without(e, "id", "last_run", "exit_run") for e in entries(db)] == expected
+            else:  # before: the state as it was, not a row different
+                assert [without(e, "id") for e in entries(db)] == [without(e, "id") for e in state], f"killed at {fraction:.2f}"
+        summary = run(registry, db, dt.date(2013, 7, 1), force=True)
+        assert summary.status == "done"
+        assert [without(e, "id", "last_run", "exit_run") for e in entries(db)] == expected
+    assert killed, "no moment fell inside the run"
