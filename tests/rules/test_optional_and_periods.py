@@ -13,6 +13,7 @@ from ecorules.rules import PolicyTypeError, Span, Symbol, check, evaluate, parse
 from ecorules.rules import _ast as ast
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._types import BOOLEAN, DATE, INTEGER, date_to_days
+from policy_text import policy_head
 
 DAYS = (date_to_days(dt.date(2000, 1, 1)), date_to_days(dt.date(2030, 12, 31)))
 SCOPE = {
@@ -143,17 +144,7 @@ def test_an_optional_fact_cannot_name_the_payer(tmp_path):
     from ecorules.rules import PolicySchemaError, read_policy
 
     path = tmp_path / "p.yaml"
-    path.write_text("""policy:
-  id: t.payer
-  title: t
-  authority: t
-  document: t
-  version: "1"
-  effective: 2000-01-01
-facts:
-  uscc: {type: string}
-  unit: {type: string, optional: true}
-rules:
+    path.write_text(policy_head("t.payer", "  unit: {type: string, optional: true}\n") + """rules:
   - id: a
     title: t
     citation: {document: d, text: t}

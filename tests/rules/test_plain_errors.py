@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 from ecorules.rules import PolicyError, read_policy
+from policy_text import policy_head
 
-HEAD = """policy:
-  id: t.slip
-  title: t
-  authority: t
-  document: t
-  version: "1"
-  effective: 2000-01-01
-facts:
-  uscc: {type: string}
-  n: {type: integer, min: 0, max: 10}
-parameters:
+HEAD = policy_head("t.slip", "  n: {type: integer, min: 0, max: 10}\n") + """parameters:
   big:
     type: integer
     values:

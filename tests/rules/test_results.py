@@ -9,6 +9,7 @@ import pytest
 from ecorules.engine import Evaluator
 from ecorules.engine._testing import run_tests
 from ecorules.rules import PolicyError, read_policy
+from policy_text import policy_head
 
 DATA = Path(__file__).parent.parent / "data" / "results"
 
@@ -35,18 +36,7 @@ def test_a_rule_that_did_not_fire_reads_as_zero(backend):
 
 
 def policy_with(rules: str) -> str:
-    return f"""policy:
-  id: t.cycle
-  title: t
-  authority: t
-  document: t
-  version: "1"
-  effective: 2000-01-01
-facts:
-  uscc: {{type: string}}
-  n: {{type: integer, min: 0, max: 10}}
-rules:
-{rules}"""
+    return policy_head("t.cycle", "  n: {type: integer, min: 0, max: 10}\n") + f"rules:\n{rules}"
 
 
 def rule(rule_id: str, when: str, amount: str = "1") -> str:
