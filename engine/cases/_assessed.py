@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from ecorules.rules._arrow import from_numbers, numbers, strings
 
 from .. import _store as store
-from .._nightly import _json_rows
+from .._chunks import _json_rows
 
 ALREADY_ASSESSED = "already_assessed"
 CHUNK_ROWS = 262_144

@@ -24,14 +24,14 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from .. import _store as store
-from .._nightly import (
+from .._chunks import (
     _JSON_UNSAFE,
     _json_rows,
-    _reason_class,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
 )
+from .._nightly import _reason_class
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults

@@ -533,7 +533,7 @@ def test_progress_on_a_terminal_shows_rate_and_eta():
 
 
 def test_json_rows_escape_what_json_needs():
-    from ecorules.engine._nightly import _json_rows
+    from ecorules.engine._chunks import _json_rows
 
     texts = pa.array(['plain', 'quote " inside', "back\\slash", "tab\tand\nnewline", "金水区", "\x01"])
     numbers = pa.array([0, -1, 2**62, 7, 10_000_000, 3], pa.int64())
@@ -576,7 +576,7 @@ def test_progress_bar_drawn_on_a_real_terminal_only(tmp_path):
 
 def test_json_codes_is_json_rows_for_any_slice_of_codes():
     import numpy as np
-    from ecorules.engine._nightly import _json_codes, _json_rows
+    from ecorules.engine._chunks import _json_codes, _json_rows
     from ecorules.rules._uscc import make_uscc
 
     codes = pa.array(make_uscc(np.random.default_rng(2), np.full(1000, 410102)).astype(str))
