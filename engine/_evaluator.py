@@ -27,7 +27,6 @@ from ecorules.rules import (
     evaluate,
     load_policies,
 )
-from ecorules.rules import _ast as ast
 from ecorules.rules._check_calls import result_key
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
@@ -53,6 +52,8 @@ class Evaluator:
         self.backend = backend
         self._host: DurableHost | None = None
         self._compiled: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
+        # once per policy, not per record: the order in which its rules are judged
+        self._stages = {policy.key: _stages(policy) for policy in self.policies}
         if backend == "durable":
             rulesets = {}
             for policy in self.policies:
@@ -90,9 +91,7 @@ class Evaluator:
             # judged by the law in force at the record's own date (行政处罚法 art 37): any
             # version may apply, so the record must hold what every version reads
             versions = [p for p in self.policies if p.domain == domain]
-            needed = dict.fromkeys(name for p in versions for name in p.required_facts)
-            needed.update(dict.fromkeys(ast.names(kind.law_date)))
-            needed.update({kind.decision_date: None} if kind.decision_date else {})
+            needed = dict.fromkeys((*(name for p in versions for name in p.required_facts), *kind.date_reads))
             values = coerce_record(self.policies.facts, record, needed)
             return judge_by_law_in_force(self, kind, values, values, as_of)
         needed = dict.fromkeys(name for p in in_force for name in p.required_facts)
@@ -146,7 +145,7 @@ class Evaluator:
                     disabled[rule.id] = f"not judged: {unset[missing[0]]}; legal staff must set it"
                     warnings.append(f"{policy.key} rule {rule.id}: {disabled[rule.id]}")
             fired: set[str] = set()
-            for stage in _stages(policy):  # rules reading results come after the rules read
+            for stage in self._stages[policy.key]:  # rules reading results come after the rules read
                 fired |= self._fired(policy, env, disabled, stage)
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired
@@ -163,7 +162,9 @@ class Evaluator:
                     continue
                 for spec in rule.findings:
                     payer = payer_key if spec.payer == ENTERPRISE else values[spec.payer]
-                    amount = evaluate(spec.amount, env)
+                    # a rule's one amount is already in env for the rules that may read it
+                    amount = env.get(result_key("amount_of", rule.id)) if len(rule.findings) == 1 else None
+                    amount = evaluate(spec.amount, env) if amount is None else amount
                     findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation, record=record_key))
                 for spec in (*rule.sanctions, *rule.lifts):
                     listed = policy.lists[spec.list]

@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, evaluate
-from ecorules.rules import _ast as ast
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -87,9 +86,7 @@ def judge_group(
     # the parent's facts that its own policies read, and those its children's policies read
     parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
     child_needed = _needed(child_policies, facts, child_kind)
-    if kind.law_date is not None:  # the dates that choose the law are read too
-        child_needed.update(dict.fromkeys(ast.names(kind.law_date)))
-        child_needed.update({kind.decision_date: None} if kind.decision_date else {})
+    child_needed.update(dict.fromkeys(kind.date_reads))  # the dates that choose the law
     parent_key = kinds[kind.parent].key
     parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
     link = (parent_key, parent_values[parent_key])

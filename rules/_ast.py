@@ -108,11 +108,19 @@ def names(node: Node, kind: str | None = None) -> tuple[str, ...]:
     return tuple(seen)
 
 
+RESULT_FUNCTIONS = ("amount_of", "fired")  # a rule reading another rule's result
+
+
+def result_key(function: str, rule_id: str) -> str:
+    """The scope and environment key of a rule's result: rule ids never collide with facts."""
+    return f"{function}:{rule_id}"
+
+
 def results_read(node: Node) -> tuple[Call, ...]:
     """The amount_of(rule) and fired(rule) calls of a tree, parsed or typed."""
     return tuple(
         item for item in walk(node)
-        if isinstance(item, Call) and item.function in ("amount_of", "fired") and len(item.args) == 1
+        if isinstance(item, Call) and item.function in RESULT_FUNCTIONS and len(item.args) == 1
         and isinstance(item.args[0], Name)
     )
 

@@ -18,16 +18,10 @@ from fractions import Fraction
 import attrs
 
 from . import _ast as ast
+from ._ast import RESULT_FUNCTIONS, result_key
 from ._calendar import DAY_COUNTS, INCLUSIVE, MONTH_END, ROUNDING_MODES
 from ._errors import PolicyTypeError
 from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING
-
-RESULT_FUNCTIONS = ("amount_of", "fired")
-
-
-def result_key(function: str, rule_id: str) -> str:
-    """The scope and environment key of a rule's result: rule ids never collide with facts."""
-    return f"{function}:{rule_id}"
 
 
 def _combine(op: str, left: ast.Interval, right: ast.Interval) -> ast.Interval:

@@ -106,8 +106,8 @@ def _call(node: ast.Call, env):
         return _coerce(node, evaluate(taken, env))
     if function == "is_set":
         return env.get(node.args[0].name) is not None
-    if function in ("amount_of", "fired"):  # set by the evaluator as it judges rules in order
-        return env[f"{function}:{node.args[0].name}"]
+    if function in ast.RESULT_FUNCTIONS:  # set by the evaluator as it judges rules in order
+        return env[ast.result_key(function, node.args[0].name)]
     if function == "value_or":
         value = env.get(node.args[0].name)
         return _coerce(node, evaluate(node.args[1], env) if value is None else value)

@@ -54,6 +54,12 @@ class RecordKind:
     decision_date: str | None = None  # an optional date fact: the decision, when made
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
+    @property
+    def date_reads(self) -> tuple[str, ...]:
+        """The facts that choose a record's law: its law date's and its decision date."""
+        reads = ast.names(self.law_date) if self.law_date is not None else ()
+        return (*reads, self.decision_date) if self.decision_date else reads
+
 
 @attrs.frozen
 class Window:
