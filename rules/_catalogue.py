@@ -144,7 +144,7 @@ def _read_rollups(file: _File, folder: Catalogue) -> dict[str, Fact]:
     found = {}
     for name, entry in _named_entries(file.rollups, "roll-up"):
         if name in folder.facts:
-            raise PolicySchemaError(f"roll-up {name!r} has the name of a fact", entry.span)
+            raise PolicySchemaError(f"roll-up {name!r} has the name of a fact", file.rollups.map.key_spans[name])
         found[name] = _read_rollup(name, entry, child, plain, scope)
         entry.finish()
     return found
@@ -159,10 +159,7 @@ def _read_rollup(name: str, entry: Section, child: RecordKind, plain: dict[str, 
             f"or {child.id!r} (over the other {child.id} records of the same {child.parent}, in a window)",
             entry.value_span("for"),
         )
-    functions = [f for f in ROLLUP_FUNCTIONS if entry.has(f)]
-    if len(functions) != 1:
-        raise PolicySchemaError(f"{what} needs exactly one of {', '.join(ROLLUP_FUNCTIONS)}", entry.span)
-    function = functions[0]
+    function = _one_of(entry, ROLLUP_FUNCTIONS, f"{what} needs exactly one of {', '.join(ROLLUP_FUNCTIONS)}")
     value = None
     if function == "count":
         if entry.get("count", bool) is not True:
@@ -204,14 +201,26 @@ def _read_window(section: Section, what: str, plain: dict[str, Fact], child: Rec
     fact = plain.get(date)
     if fact is None or fact.type != DATE or fact.record_kind != child.id or fact.optional:
         raise PolicySchemaError(f"{what}: the window's date must be a required date fact of the {child.id} records", section.value_span("date"))
-    units = [unit for unit in (*WINDOW_UNITS, "days") if section.has(unit)]
-    if len(units) != 1:
-        raise PolicySchemaError(f"{what}: the window is one of years, months or days, e.g. 'years: 2'", section.span)
-    amount = section.get(units[0], int)
+    unit = _one_of(section, (*WINDOW_UNITS, "days"), f"{what}: the window is one of years, months or days, e.g. 'years: 2'")
+    amount = section.get(unit, int)
     if amount <= 0:
-        raise PolicySchemaError(f"{what}: the window must be positive", section.value_span(units[0]))
+        raise PolicySchemaError(f"{what}: the window must be positive", section.value_span(unit))
     section.finish()
-    return Window(date, amount, units[0])
+    return Window(date, amount, unit)
+
+
+def _one_of(section: Section, keys: tuple[str, ...], message: str) -> str:
+    """The one of ``keys`` the section gives; else the error at a misspelled one ('counts:'
+    for 'count:', with the did-you-mean), or at the section."""
+    given = [key for key in keys if section.has(key)]
+    if len(given) == 1:
+        return given[0]
+    if not given:
+        for key in section.map:
+            close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+            if close and key not in keys:
+                raise PolicySchemaError(f"{message}; unknown key {key!r}", section.map.key_spans[key], suggestion=close[0])
+    raise PolicySchemaError(message, section.span)
 
 
 __all__ = ["Catalogue", "is_catalogue", "read_catalogue", "read_folder_catalogues"]
