@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
-from ecorules.rules._arrow import from_numbers, strings
-from ecorules.rules._choices import resolve
+from ecorules.rules._arrow import from_numbers
 
 from . import _store as store
 from ._chunks import (
     _JSON_UNSAFE,
     _json_rows,
+    canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
@@ -567,11 +566,7 @@ class NightlyRun:
         code, say the canonical value. The rows were accepted, so every distinct text resolves."""
         column = _as_array(column)
         fact = self.policies.facts[name]
-        if fact.type.kind is not Kind.ENUM:
-            return column
-        encoded = pc.dictionary_encode(column)
-        canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
-        return canonical.take(encoded.indices)
+        return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 
     def _sanctions(self, program, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions

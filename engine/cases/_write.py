@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
-from ecorules.rules._choices import resolve
 
 from .. import _store as store
 from .._chunks import (
     _JSON_UNSAFE,
     _json_rows,
+    canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
@@ -204,11 +204,7 @@ def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray) -
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     fact = plan.facts[name]
-    if fact.type.kind is not Kind.ENUM:
-        return pc.utf8_trim_whitespace(column)
-    encoded = pc.dictionary_encode(column)
-    canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
-    return canonical.take(encoded.indices)
+    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else pc.utf8_trim_whitespace(column)
 
 
 __all__ = ["CHUNK_ROWS", "write_case_results"]
