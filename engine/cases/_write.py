@@ -24,8 +24,9 @@ from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
 from .. import _store as store
 from .._chunks import (
-    _JSON_UNSAFE,
+    CHUNK_ROWS,
     _json_rows,
+    _needs_escaping,
     canonical_values,
     lift_rows,
     sanction_chunk,
@@ -36,7 +37,6 @@ from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
 
-CHUNK_ROWS = 262_144  # findings per stored chunk, as a registry batch writes them
 _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
 _IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
@@ -137,7 +137,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
 
 def _safe(texts: pa.Array) -> bool:
     """Whether no text of ``texts`` holds a character JSON must escape."""
-    return not len(texts) or not pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py()
+    return not _needs_escaping(texts)
 
 
 def _inner(texts: pa.Array | None, safe: bool | None) -> pa.Array | None:
@@ -207,4 +207,4 @@ def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray) -
     return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else pc.utf8_trim_whitespace(column)
 
 
-__all__ = ["CHUNK_ROWS", "write_case_results"]
+__all__ = ["write_case_results"]
