@@ -36,6 +36,7 @@ from .._nightly import _reason_class
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
+from ._table import _stripped
 
 _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
@@ -200,11 +201,9 @@ def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray) -
         column = cases.table[name].take(from_numbers(rows))
     else:
         column = side.table[name].take(from_numbers(cases.enterprise[rows]))
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_string(column.type):
-        column = column.cast(pa.string())
+    column = _stripped(column)  # an enum's texts resolve alike with or without spaces (normalize)
     fact = plan.facts[name]
-    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else pc.utf8_trim_whitespace(column)
+    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 
 
 __all__ = ["write_case_results"]
