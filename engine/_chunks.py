@@ -15,14 +15,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._choices import resolve
 
 _JSON_UNSAFE = r'["\\\x00-\x1f]'
+CHUNK_ROWS = 262_144  # rows per stored chunk of the case table, as a registry batch writes them
 _QUOTE, _COMMA, _OPEN, _CLOSE, _NOTHING = (string_scalar(t) for t in ('"', ",", "[", "]", ""))
+
+
+def _needs_escaping(texts: pa.Array) -> bool:
+    """Whether some text of ``texts`` holds a character JSON must escape."""
+    return bool(len(texts)) and bool(pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py())
 
 
 def _json_strings(array: pa.Array, safe: bool = False) -> pa.Array:
     """Each string as a JSON string literal (quoted; escaped unless known ``safe``)."""
-    if not safe and pc.any(pc.match_substring_regex(array, _JSON_UNSAFE)).as_py():
+    if not safe and _needs_escaping(array):
         return strings([json.dumps(v, ensure_ascii=False) for v in array.to_pylist()])
     return pc.binary_join_element_wise(_QUOTE, array, _QUOTE, _NOTHING)
 
@@ -59,6 +66,14 @@ def _json_codes(codes: pa.Array) -> str:
     out[:, 20] = ord(",")
     out[:, 1:19] = np.frombuffer(data, np.uint8)[offsets[0] : offsets[0] + 18 * n].reshape(n, 18)
     return "[" + out.tobytes()[:-1].decode("ascii") + "]"
+
+
+def canonical_values(fact, column: pa.Array) -> pa.Array:
+    """The texts of enum ``fact``'s accepted cells as the ledger names them: the value itself,
+    never an alias (经开区) or a spelling with full-width spaces; resolved once per distinct
+    text. The rows were accepted, so every distinct text resolves."""
+    encoded = pc.dictionary_encode(column)
+    return strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()]).take(encoded.indices)
 
 
 def _iso_days(days: np.ndarray | None, n: int) -> list:

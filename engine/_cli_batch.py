@@ -92,8 +92,14 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
         from ecorules.fastcalc import compile_program
     except ImportError as error:
         _fail(f"the fastcalc kernel is not available ({error}); reinstall ecorules", output_format)
+    from ecorules.rules import load_policies
+
+    try:  # loaded once: checked by their own test cases, then scored with
+        policies = load_policies(policies_dir)
+    except EcorulesError as error:
+        _fail(str(error), output_format)
     if not allow_failing_tests:
-        _refuse_failing_tests(policies_dir, output_format)
+        _refuse_failing_tests(policies, output_format)
     if threads:
         import pyarrow
 
@@ -101,7 +107,7 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
     try:
         aliases = read_alias_file(aliases_file) if aliases_file else None
         summary = run_nightly(
-            registry, out, policies=policies_dir, as_of=as_of, threads=threads, encoding=encoding,
+            registry, out, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
             progress=progress, compile_program=compile_program, cases=cases, cases_table=cases_table,
             reassess=True if "*" in reassess else reassess,
@@ -118,16 +124,14 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
     sys.exit(summary.exit_code)
 
 
-def _refuse_failing_tests(policies_dir, output_format) -> None:
+def _refuse_failing_tests(policies, output_format) -> None:
     """A policy set whose own test cases fail says its rules are not what legal staff wrote
     down: a nightly run on it would write a ledger nobody vouches for. The python backend
     judges the cases (about a second; the differential tests hold durable equal to it)."""
-    from ecorules.rules import load_policies
-
     from ._testing import run_tests
 
     try:
-        report = run_tests(load_policies(policies_dir), backend="python")
+        report = run_tests(policies, backend="python")
     except EcorulesError as error:
         _fail(str(error), output_format)
     if report.failed:

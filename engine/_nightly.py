@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
-from ecorules.rules._arrow import from_numbers, strings
-from ecorules.rules._choices import resolve
+from ecorules.rules._arrow import from_numbers
 
 from . import _store as store
 from ._chunks import (
     _JSON_UNSAFE,
     _json_rows,
+    canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
@@ -300,7 +299,6 @@ class NightlyRun:
             for policy, rule, _index, kind, payer in program.findings
         ]
         self.sanction_slots = list(program.sanctions)
-        self.lifts_seen = 0
         # facts whose valid values need no JSON escaping: the subject, and enums without " \
         self.safe_facts = {ENTERPRISE} | {
             name for name, fact in self.policies.facts.items()
@@ -414,18 +412,17 @@ class NightlyRun:
                 cases_in, cases_scored, cases_rejected = acc.tables["cases"]
                 acc.tables = {"registry": [acc.rows_in - cases_in, acc.rows_scored - cases_scored,
                                            acc.rows_rejected - cases_rejected], **acc.tables}
-            summary_json = self._summary_json(acc)
+            extra = self._summary_extra(acc)
             fingerprint = hashing.result()
             # the same content scored before (a copy, a touched file, --force): replaced
             replaced = store.find_done_run(connection, policy_fingerprint, self.as_of, input_fingerprint=fingerprint)
 
             def finish(db) -> None:
-                nonlocal summary_json
                 for district, (yuan, cases) in sorted(acc.districts.items()):
                     db.execute("INSERT INTO district_totals VALUES (?, ?, ?, ?)", (run_id, district, yuan, cases))
                 # the list entries' state, from this run's sanctions and lifts (engine/_lists.py)
                 moved = update_entries(db, run_id, self.as_of, cases_judged=self.cases is not None, replaced=replaced)
-                summary_json = json.dumps({**json.loads(summary_json), "list_entries": moved}, ensure_ascii=False)
+                summary_json = json.dumps({**extra, "list_entries": moved}, ensure_ascii=False)
                 if replaced is not None:
                     store.delete_run(db, replaced)
                 db.execute(
@@ -567,11 +564,7 @@ class NightlyRun:
         code, say the canonical value. The rows were accepted, so every distinct text resolves."""
         column = _as_array(column)
         fact = self.policies.facts[name]
-        if fact.type.kind is not Kind.ENUM:
-            return column
-        encoded = pc.dictionary_encode(column)
-        canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
-        return canonical.take(encoded.indices)
+        return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 
     def _sanctions(self, program, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
         flags = result.sanctions
@@ -592,7 +585,8 @@ class NightlyRun:
             writer.executemany(store.INSERT_LIFTS, rows)
             acc.lifts += len(rows)
 
-    def _summary_json(self, acc: _Accumulator) -> str:
+    def _summary_extra(self, acc: _Accumulator) -> dict[str, Any]:
+        """The run's ``summary`` column, but the list entries (known only in the commit)."""
         reasons = [
             {"column": column, "reason": reason, "rows": count}
             for (column, reason), count in acc.reasons.most_common(50)
@@ -610,7 +604,7 @@ class NightlyRun:
                 name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected}
                 for name, (rows_in, scored, rejected) in acc.tables.items()
             }
-        return json.dumps(summary, ensure_ascii=False)
+        return summary
 
 
 def _reason_class(reason: str) -> str:

@@ -584,6 +584,20 @@ def run(const uint8_t[::1] code, const int64_t[::1] aux, const uint8_t[::1] regi
     return status
 
 
+# --- calendar months outside a program ----------------------------------------------------
+
+def add_months(const int64_t[::1] days, int64_t months, int64_t mode, int64_t[::1] out):
+    """``out[i]`` = ``days[i]`` moved by ``months`` calendar months, a missing day resolved
+    by ``mode`` (_opcodes.ADD_MONTHS_MODES): what ADD_MONTHS_RK computes inside a program,
+    for callers that need it on one column (the case roll-ups' window starts)."""
+    cdef Py_ssize_t i, n = days.shape[0]
+    if out.shape[0] != n:
+        raise ValueError(f"add_months: {n} days but {out.shape[0]} outputs")
+    with nogil:
+        for i in range(n):
+            out[i] = fc_add_months(days[i], months, mode)
+
+
 # --- USCC check sums (rules/_uscc.py) ------------------------------------------------------
 
 def uscc_codes(const uint8_t[:, ::1] mat, const uint32_t[:, ::1] tables, uint8_t[::1] out,

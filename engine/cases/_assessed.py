@@ -38,10 +38,9 @@ import pyarrow.compute as pc
 from ecorules.rules._arrow import from_numbers, numbers, strings
 
 from .. import _store as store
-from .._chunks import _json_rows
+from .._chunks import CHUNK_ROWS, _json_rows
 
 ALREADY_ASSESSED = "already_assessed"
-CHUNK_ROWS = 262_144
 
 INSERT_ASSESSED = (
     "INSERT INTO assessed (run_id, case_id, uscc, policy, version, rule, kind, amount_yuan, decided, reason, "

@@ -10,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import from_numbers, string_scalar
-
-_EPOCH = dt.date(1970, 1, 1)
+from ecorules.rules._types import date_to_days
 
 
 def _day(text: str) -> int:
-    return (dt.date.fromisoformat(text) - _EPOCH).days
+    return date_to_days(dt.date.fromisoformat(text))
 
 
 def _texts(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:

@@ -25,18 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from ecorules.rules import FindingKind, Kind, evaluate
 from ecorules.rules import _ast as ast
+from ecorules.rules._types import EPOCH, days_to_date
+from ecorules.rules._types import date_to_days as _days
 
 from ._plan import CasePlanError
 
-EPOCH = dt.date(1970, 1, 1)
 
-
-def _day(days: int) -> dt.date:
-    return EPOCH + dt.timedelta(days=int(days))
-
-
-def _days(day: dt.date) -> int:
-    return (day - EPOCH).days
+def _day(days) -> dt.date:
+    """A day number (a numpy integer too) as a date."""
+    return days_to_date(int(days))
 
 
 @dataclass(frozen=True)

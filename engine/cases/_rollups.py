@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from ecorules.rules._kinds import Rollup
+from ecorules.fastcalc._calendar import add_months
+from ecorules.rules._kinds import WINDOW_UNITS, Rollup, Window
 
-from ._calendar import window_start
 from ._table import CaseTable
 
 _NO_MAX = np.iinfo(np.int64).min
@@ -113,6 +113,13 @@ def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, n
     hi = np.maximum.accumulate(np.where(first, np.arange(key.size), 0))
     lo = np.searchsorted(key, start, "left")
     return sort, hi, lo
+
+
+def window_start(window: Window, anchors: np.ndarray) -> np.ndarray:
+    """``Window.start`` for every anchor day: the first day a counted record may fall on."""
+    if window.unit == "days":
+        return np.asarray(anchors, np.int64) - window.amount
+    return add_months(anchors, -window.amount * WINDOW_UNITS[window.unit])
 
 
 __all__ = ["onto_cases", "onto_enterprises"]

@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
-from ecorules.rules._choices import resolve
 
 from .. import _store as store
 from .._chunks import (
-    _JSON_UNSAFE,
+    CHUNK_ROWS,
     _json_rows,
+    _needs_escaping,
+    canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
@@ -35,8 +36,8 @@ from .._nightly import _reason_class
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
+from ._table import _stripped
 
-CHUNK_ROWS = 262_144  # findings per stored chunk, as a registry batch writes them
 _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
 _IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
@@ -137,7 +138,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
 
 def _safe(texts: pa.Array) -> bool:
     """Whether no text of ``texts`` holds a character JSON must escape."""
-    return not len(texts) or not pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py()
+    return not _needs_escaping(texts)
 
 
 def _inner(texts: pa.Array | None, safe: bool | None) -> pa.Array | None:
@@ -200,15 +201,9 @@ def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray) -
         column = cases.table[name].take(from_numbers(rows))
     else:
         column = side.table[name].take(from_numbers(cases.enterprise[rows]))
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_string(column.type):
-        column = column.cast(pa.string())
+    column = _stripped(column)  # an enum's texts resolve alike with or without spaces (normalize)
     fact = plan.facts[name]
-    if fact.type.kind is not Kind.ENUM:
-        return pc.utf8_trim_whitespace(column)
-    encoded = pc.dictionary_encode(column)
-    canonical = strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()])
-    return canonical.take(encoded.indices)
+    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 
 
-__all__ = ["CHUNK_ROWS", "write_case_results"]
+__all__ = ["write_case_results"]

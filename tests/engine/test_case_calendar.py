@@ -1,10 +1,11 @@
-"""The vectorised window start equals rules/_calendar.add_months on every day of 1999-2031."""
+"""The column add_months of the window starts (the kernel's, fastcalc/_calendar.py) equals
+rules/_calendar.add_months on every day of 1999-2031."""
 
 import datetime as dt
 
 import numpy as np
 import pytest
-from ecorules.engine.cases._calendar import add_months
+from ecorules.fastcalc._calendar import add_months
 from ecorules.rules._calendar import MONTH_END, NEXT_DAY
 from ecorules.rules._calendar import add_months as scalar
 
