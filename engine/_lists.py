@@ -42,77 +42,107 @@ _VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy,
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
                    replaced: int | None = None) -> dict[str, int]:
-    """Bring ``list_entries`` up to run ``run_id`` (inside the run's transaction); returns
+    """Bring the list entries up to run ``run_id`` (inside the run's transaction); returns
     how many entries were entered, kept and ended per exit."""
     day = as_of.isoformat()
+    params = {"run": run_id, "day": day}
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
-            db.execute(f"UPDATE list_entries SET {column} = ? WHERE {column} = ?", (run_id, replaced))
-    db.execute("DROP TABLE IF EXISTS temp.justified")
-    db.execute(f"""
-        CREATE TEMP TABLE justified AS
-        SELECT key, min(list) AS list, min(uscc) AS uscc, min(policy) AS policy, min(version) AS version,
-               min(rule) AS rule, min(case_id) AS case_id, min(coalesce(start, :day)) AS started,
-               max(start IS NOT NULL) AS dated_start,
-               CASE WHEN count(planned_end) < count(*) THEN NULL ELSE max(planned_end) END AS planned_end,
-               min(coalesce(reason, '')) AS reason, min(coalesce(citation, '')) AS citation
-        FROM (
-            SELECT s.list || '|' || x.uscc || '|' || {_POLICY_ID} || '|' || s.rule || '|'
-                       || coalesce(x.case_id, x.start, '') AS key,
-                   s.list AS list, x.uscc AS uscc, {_POLICY_ID} AS policy, {_VERSION} AS version, s.rule AS rule,
-                   x.case_id AS case_id, x.start AS start, x.planned_end AS planned_end,
-                   s.reason AS reason, s.citation AS citation
-            FROM (SELECT c.slot AS slot, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END AS uscc,
-                         CASE e.type WHEN 'array' THEN nullif(e.value ->> 1, '') END AS case_id,
-                         CASE e.type WHEN 'array' THEN e.value ->> 2 END AS start,
-                         CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end
-                  FROM sanction_chunks c, json_each(c.usccs) e WHERE c.run_id = :run) x
-            JOIN sanction_slots s ON s.run_id = :run AND s.slot = x.slot
-        ) GROUP BY key""", {"run": run_id, "day": day})
-    db.execute("CREATE UNIQUE INDEX temp.justified_key ON justified (key)")
+            db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
+    open_before = db.execute(f"SELECT count(*) FROM list_state WHERE exit IS NULL{_scope(cases_judged)}").fetchone()[0]
+    _justified(db, params)
     counts: dict[str, int] = {}
     # kept: still justified and open
     counts["kept"] = db.execute("""
-        UPDATE list_entries SET last_run = :run, planned_end = j.planned_end, version = j.version,
-               started = CASE WHEN j.dated_start THEN j.started ELSE list_entries.started END,
-               reason = j.reason, citation = j.citation
-        FROM justified j WHERE list_entries.key = j.key AND list_entries.exit IS NULL""", {"run": run_id}).rowcount
+        UPDATE list_state SET last_run = :run, planned_end = j.planned_end, text_id = j.text_id,
+               started = CASE WHEN j.dated_start THEN j.started ELSE list_state.started END
+        FROM justified j
+        WHERE list_state.exit IS NULL AND list_state.uscc = j.uscc AND list_state.rule_id = j.rule_id
+              AND list_state.tag = j.tag""", params).rowcount
     # entered: no open entry of the key, and none that ended for good
     counts["entered"] = db.execute("""
-        INSERT INTO list_entries (key, list, uscc, policy, version, rule, case_id, started, planned_end, reason,
-                                  citation, first_run, last_run)
-        SELECT key, list, uscc, policy, version, rule, case_id, started, planned_end, reason, citation, :run, :run
-        FROM justified j
-        WHERE NOT EXISTS (SELECT 1 FROM list_entries e WHERE e.key = j.key
+        INSERT INTO list_state (rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
+        SELECT j.rule_id, j.uscc, j.tag, j.case_id, j.text_id, j.started, j.planned_end, :run, :run
+        FROM justified j JOIN list_rules r ON r.id = j.rule_id
+        WHERE NOT EXISTS (SELECT 1 FROM list_state e WHERE e.uscc = j.uscc AND e.rule_id = j.rule_id AND e.tag = j.tag
                           AND (e.exit IS NULL OR e.exit != 'no_longer_justified'))
-        ORDER BY key""", {"run": run_id}).rowcount
+        ORDER BY r.list, j.uscc, r.policy, r.rule, j.tag""", params).rowcount
     # lifted: the earliest lift of this run that reaches the entry (started by then, not ended)
     before = db.total_changes
     db.execute("""
         WITH reach AS (
             SELECT e.id AS id, l.effective AS effective, l.reason || ' (' || l.policy || ' ' || l.rule || ')' AS why,
                    row_number() OVER (PARTITION BY e.id ORDER BY l.effective, l.policy, l.rule) AS n
-            FROM list_entries e JOIN lifts l ON l.run_id = :run AND l.list = e.list AND l.uscc = e.uscc
-                 AND (l.case_id IS NULL OR l.case_id = e.case_id)
-            WHERE e.exit IS NULL AND e.started <= l.effective
+            FROM lifts l JOIN list_state e ON e.uscc = l.uscc AND (l.case_id IS NULL OR l.case_id = e.case_id)
+                 JOIN list_rules r ON r.id = e.rule_id AND r.list = l.list
+            WHERE l.run_id = :run AND e.exit IS NULL AND e.started <= l.effective
                   AND (e.planned_end IS NULL OR e.planned_end >= l.effective))
-        UPDATE list_entries SET exit = 'lifted', ended = date(r.effective, '-1 day'), exit_reason = r.why,
+        UPDATE list_state SET exit = 'lifted', ended = date(r.effective, '-1 day'), exit_reason = r.why,
                exit_run = :run
-        FROM reach r WHERE list_entries.id = r.id AND r.n = 1""", {"run": run_id})
+        FROM reach r WHERE list_state.id = r.id AND r.n = 1""", params)
     counts["lifted"] = db.total_changes - before  # (rowcount is -1 for a statement with WITH)
     counts["expired"] = db.execute("""
-        UPDATE list_entries SET exit = 'expired', ended = planned_end, exit_run = :run,
+        UPDATE list_state SET exit = 'expired', ended = planned_end, exit_run = :run,
                exit_reason = '期满 planned end ' || planned_end || ' passed'
-        WHERE exit IS NULL AND planned_end < :day""", {"run": run_id, "day": day}).rowcount
-    scope = "" if cases_judged else " AND case_id IS NULL"
-    counts["no_longer_justified"] = db.execute(f"""
-        UPDATE list_entries SET exit = 'no_longer_justified', exit_run = :run,
-               ended = max(date(:day, '-1 day'), date(started, '-1 day')),
-               exit_reason = '不再符合 no rule justifies it as of ' || :day || ' (the facts changed, or the law is not in force)'
-        WHERE exit IS NULL AND key NOT IN (SELECT key FROM justified){scope}""",
-        {"run": run_id, "day": day}).rowcount
+        WHERE exit IS NULL AND planned_end IS NOT NULL AND planned_end < :day""", params).rowcount
+    counts["no_longer_justified"] = 0
+    if open_before > counts["kept"]:  # else every entry open before this run is still justified
+        counts["no_longer_justified"] = db.execute(f"""
+            UPDATE list_state SET exit = 'no_longer_justified', exit_run = :run,
+                   ended = max(date(:day, '-1 day'), date(started, '-1 day')),
+                   exit_reason = '不再符合 no rule justifies it as of ' || :day || ' (the facts changed, or the law is not in force)'
+            WHERE exit IS NULL{_scope(cases_judged)} AND NOT EXISTS (
+                SELECT 1 FROM justified j WHERE j.uscc = list_state.uscc AND j.rule_id = list_state.rule_id
+                                              AND j.tag = list_state.tag)""", params).rowcount
     db.execute("DROP TABLE temp.justified")
     return counts
+
+
+def _scope(cases_judged: bool) -> str:
+    """A run without a case table leaves the entries of cases alone."""
+    return "" if cases_judged else " AND case_id IS NULL"
+
+
+def _justified(db: sqlite3.Connection, params: dict[str, Any]) -> None:
+    """``temp.justified``: one row per key that the run's sanctions justify. Where several
+    entries of the run share a key, the earliest start wins, the latest planned end (open
+    when any is open), and the version, reason and citation that sort first."""
+    db.execute(f"""INSERT OR IGNORE INTO list_rules (list, policy, rule)
+                   SELECT DISTINCT s.list, {_POLICY_ID}, s.rule FROM sanction_slots s WHERE s.run_id = :run""", params)
+    db.execute(f"""INSERT OR IGNORE INTO list_texts (version, reason, citation)
+                   SELECT DISTINCT {_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, '')
+                   FROM sanction_slots s WHERE s.run_id = :run""", params)
+    db.execute("DROP TABLE IF EXISTS temp.run_slots")
+    db.execute(f"""
+        CREATE TEMP TABLE run_slots AS
+        SELECT s.slot AS slot, r.id AS rule_id,
+               -- the texts' order in the high bits, the text's id in the low 32: min() gives both
+               (rank() OVER (ORDER BY t.version, t.reason, t.citation) << 32) | t.id AS text_order
+        FROM sanction_slots s
+             JOIN list_rules r ON (r.list, r.policy, r.rule) = (s.list, {_POLICY_ID}, s.rule)
+             JOIN list_texts t ON (t.version, t.reason, t.citation)
+                                  = ({_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, ''))
+        WHERE s.run_id = :run""", params)
+    db.execute("DROP TABLE IF EXISTS temp.justified")
+    db.execute("""
+        CREATE TEMP TABLE justified (
+            uscc TEXT NOT NULL, rule_id INTEGER NOT NULL, tag TEXT NOT NULL, case_id TEXT, started TEXT NOT NULL,
+            dated_start INTEGER NOT NULL, planned_end TEXT, text_id INTEGER NOT NULL,
+            PRIMARY KEY (uscc, rule_id, tag)) WITHOUT ROWID""")
+    db.execute("""
+        INSERT INTO justified (uscc, rule_id, tag, case_id, started, dated_start, planned_end, text_id)
+        SELECT uscc, rule_id, coalesce(case_id, start, '') AS tag, min(case_id), min(coalesce(start, :day)),
+               max(start IS NOT NULL), CASE WHEN count(planned_end) < count(*) THEN NULL ELSE max(planned_end) END,
+               min(text_order) & 4294967295
+        FROM (SELECT m.rule_id AS rule_id, m.text_order AS text_order,
+                     CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END AS uscc,
+                     CASE e.type WHEN 'array' THEN nullif(e.value ->> 1, '') END AS case_id,
+                     CASE e.type WHEN 'array' THEN e.value ->> 2 END AS start,
+                     CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end
+              FROM sanction_chunks c JOIN temp.run_slots m ON m.slot = c.slot, json_each(c.usccs) e
+              WHERE c.run_id = :run)
+        GROUP BY uscc, rule_id, tag""", params)
+    db.execute("DROP TABLE temp.run_slots")
 
 
 def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, Any]:
@@ -125,14 +155,14 @@ def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, 
         with store.run_lock(path):
             connection.execute("BEGIN IMMEDIATE")
             try:
-                row = connection.execute("SELECT exit, started FROM list_entries WHERE id = ?", (entry_id,)).fetchone()
+                row = connection.execute("SELECT exit, started FROM list_state WHERE id = ?", (entry_id,)).fetchone()
                 if row is None:
                     raise store.StoreError(f"no list entry {entry_id}")
                 if row[0] is not None:
                     raise store.StoreError(f"list entry {entry_id} has already ended ({row[0]})")
                 last = max((on - dt.timedelta(days=1)).isoformat(), (dt.date.fromisoformat(row[1]) - dt.timedelta(days=1)).isoformat())
                 connection.execute(
-                    "UPDATE list_entries SET exit = 'decision', ended = ?, exit_reason = ? WHERE id = ?",
+                    "UPDATE list_state SET exit = 'decision', ended = ?, exit_reason = ? WHERE id = ?",
                     (last, reason.strip(), entry_id))
                 connection.execute("COMMIT")
             except BaseException:

@@ -54,10 +54,10 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
-# read as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6")
+# 6: list entries with their names and texts on every row; read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
@@ -116,37 +116,58 @@ SANCTIONS_VIEW = """
     FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.usccs) e"""
 
-# List entries across runs (version 6; see engine/_lists.py). One row per entry: opened by
-# the run that first found it justified, kept by every run that still does (last_run),
-# ended with its exit and reason. ``key`` is deterministic: list, uscc, policy id, rule and
-# the case (or the entry's own start date when the sanction gives ``from:``); at most one
-# open entry per key. Dates are ISO text; ``ended`` and ``planned_end`` are the last day on
-# the list (inclusive).
+# List entries across runs (version 6; narrow rows since version 7; see engine/_lists.py).
+# One row of ``list_state`` per entry: opened by the run that first found it justified, kept by
+# every run that still does (last_run), ended with its exit and reason. An entry's key is its
+# subject (uscc), its rule (``list_rules``: list, policy id, rule) and its ``tag``: the case
+# id, or the entry's own start date when the sanction gives ``from:``, else ''; at most one
+# open entry per key. The version, reason and citation it was last justified with are a row
+# of ``list_texts``. Names and texts are stored once, not on each of the hundreds of
+# thousands of entries: with them on every row (version 6) a 2 M-row run spent 13 s of its
+# 14.5 s keeping the state (bench/nightly.py). Dates are ISO text; ``ended`` and
+# ``planned_end`` are the last day on the list (inclusive). Read the ``list_entries`` view.
+LIST_ENTRIES_VIEW = """
+    SELECT s.id AS id, r.list || '|' || s.uscc || '|' || r.policy || '|' || r.rule || '|' || s.tag AS key,
+           r.list AS list, s.uscc AS uscc, r.policy AS policy, t.version AS version, r.rule AS rule,
+           s.case_id AS case_id, s.started AS started, s.planned_end AS planned_end, s.ended AS ended,
+           s.exit AS exit, s.exit_reason AS exit_reason, t.reason AS reason, t.citation AS citation,
+           s.first_run AS first_run, s.last_run AS last_run, s.exit_run AS exit_run
+    FROM list_state s JOIN list_rules r ON r.id = s.rule_id JOIN list_texts t ON t.id = s.text_id"""
 LIST_ENTRIES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS list_entries (
+CREATE TABLE IF NOT EXISTS list_rules (
     id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
     list TEXT NOT NULL,
-    uscc TEXT NOT NULL,
     policy TEXT NOT NULL,
-    version TEXT NOT NULL,
     rule TEXT NOT NULL,
+    UNIQUE (list, policy, rule)
+);
+CREATE TABLE IF NOT EXISTS list_texts (
+    id INTEGER PRIMARY KEY,
+    version TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    citation TEXT NOT NULL,
+    UNIQUE (version, reason, citation)
+);
+CREATE TABLE IF NOT EXISTS list_state (
+    id INTEGER PRIMARY KEY,
+    rule_id INTEGER NOT NULL REFERENCES list_rules (id),
+    uscc TEXT NOT NULL,
+    tag TEXT NOT NULL,
     case_id TEXT,
+    text_id INTEGER NOT NULL REFERENCES list_texts (id),
     started TEXT NOT NULL,
     planned_end TEXT,
     ended TEXT,
     exit TEXT CHECK (exit IS NULL OR exit IN ('expired', 'lifted', 'no_longer_justified', 'decision')),
     exit_reason TEXT,
-    reason TEXT NOT NULL,
-    citation TEXT NOT NULL,
     first_run INTEGER NOT NULL,
     last_run INTEGER NOT NULL,
     exit_run INTEGER,
     CHECK ((exit IS NULL) = (ended IS NULL))
 );
-CREATE UNIQUE INDEX IF NOT EXISTS list_entries_open ON list_entries (key) WHERE exit IS NULL;
-CREATE INDEX IF NOT EXISTS list_entries_key ON list_entries (key);
-CREATE INDEX IF NOT EXISTS list_entries_subject ON list_entries (uscc, list);
+CREATE UNIQUE INDEX IF NOT EXISTS list_state_open ON list_state (uscc, rule_id, tag) WHERE exit IS NULL;
+CREATE INDEX IF NOT EXISTS list_state_key ON list_state (uscc, rule_id, tag);
+CREATE INDEX IF NOT EXISTS list_state_ending ON list_state (planned_end) WHERE exit IS NULL AND planned_end IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lifts (
     run_id INTEGER NOT NULL,
     uscc TEXT NOT NULL,
@@ -235,7 +256,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
-""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA
+""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
@@ -296,7 +317,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
     5 -> 6: ``sanction_slots`` gains reason and citation (NULL for earlier runs), the
     sanctions view case_id, start and planned_end (NULL: earlier runs wrote plain usccs), and
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
-    every entry it finds justified, from its own as_of (earlier runs kept no dates)."""
+    every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
+    6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
@@ -308,7 +330,32 @@ def _migrate(connection: sqlite3.Connection) -> None:
                 connection.execute(f"ALTER TABLE sanction_slots ADD COLUMN {column} TEXT")
         connection.execute("DROP VIEW sanctions")
         connection.execute("CREATE VIEW sanctions AS" + SANCTIONS_VIEW)
+    if row is not None and row[0] == "6":
+        _narrow_list_entries(connection)
+    if row is not None and row[0] != str(SCHEMA_VERSION):
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _narrow_list_entries(connection: sqlite3.Connection) -> None:
+    """Version 6 -> 7: the entries of the wide ``list_entries`` table move to ``list_state``
+    (ids kept), their names to ``list_rules`` and texts to ``list_texts``; the key's last
+    part, after the fourth '|', is the tag (the list, uscc, policy id and rule hold no '|')."""
+    kind = connection.execute("SELECT type FROM sqlite_master WHERE name = 'list_entries'").fetchone()
+    if kind is None or kind[0] != "table":  # a version 5 store migrated now: nothing to move
+        return
+    connection.execute("""INSERT OR IGNORE INTO list_rules (list, policy, rule)
+                          SELECT DISTINCT list, policy, rule FROM list_entries""")
+    connection.execute("""INSERT OR IGNORE INTO list_texts (version, reason, citation)
+                          SELECT DISTINCT version, reason, citation FROM list_entries""")
+    connection.execute("""
+        INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, ended, exit,
+                                exit_reason, first_run, last_run, exit_run)
+        SELECT e.id, r.id, e.uscc, substr(e.key, length(e.list || e.uscc || e.policy || e.rule) + 5), e.case_id,
+               t.id, e.started, e.planned_end, e.ended, e.exit, e.exit_reason, e.first_run, e.last_run, e.exit_run
+        FROM list_entries e JOIN list_rules r ON (r.list, r.policy, r.rule) = (e.list, e.policy, e.rule)
+             JOIN list_texts t ON (t.version, t.reason, t.citation) = (e.version, e.reason, e.citation)""")
+    connection.execute("DROP TABLE list_entries")
+    connection.execute("CREATE VIEW list_entries AS" + LIST_ENTRIES_VIEW)
 
 
 def _check_schema(connection: sqlite3.Connection, path: Path, readonly: bool = False) -> None:

@@ -178,7 +178,8 @@ def test_a_version_5_database_is_migrated_and_its_next_run_enters_the_entries(wo
     run(registry, db, D_2013_06_30)
     connection = sqlite3.connect(db)
     connection.executescript(
-        "DROP TABLE list_entries; DROP TABLE lifts; DROP VIEW sanctions;"
+        "DROP VIEW list_entries; DROP TABLE list_state; DROP TABLE list_rules; DROP TABLE list_texts; DROP TABLE lifts;"
+        "DROP VIEW sanctions;"
         "CREATE VIEW sanctions AS SELECT c.run_id AS run_id, e.value AS uscc, s.list AS list, s.rule AS rule, "
         "s.policy AS policy FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot, "
         "json_each(c.usccs) e WHERE e.type = 'text';"
@@ -189,12 +190,41 @@ def test_a_version_5_database_is_migrated_and_its_next_run_enters_the_entries(wo
         lists_as_of(db, D_2013_06_30)
     second = run(registry, db, dt.date(2013, 7, 1), force=True)
     connection = sqlite3.connect(db)
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert connection.execute("SELECT count(*) FROM sanctions WHERE run_id = ? AND start IS NOT NULL",
                               (second.run_id,)).fetchone()[0] == 2
     # entered by the first run after the migration, and served by its as_of
     entry = by_list(db, "blacklist")[A]
     assert (entry["first_run"], entry["exit"], entry["ended"]) == (second.run_id, "expired", "2013-06-30")
+
+
+def test_a_version_6_database_keeps_its_entries_in_the_narrow_tables(world, tmp_path):
+    """Version 6 kept names and texts on every entry; version 7 moves them out. The entries
+    read the same through the ``list_entries`` view, ids included, and the next run keeps them."""
+    registry, db = world
+    first = run(registry, db, D_2013_06_30)
+    before = entries(db)
+    connection = sqlite3.connect(db)
+    connection.executescript(
+        "CREATE TABLE wide AS SELECT * FROM list_entries; DROP VIEW list_entries;"
+        "DROP TABLE list_state; DROP TABLE list_rules; DROP TABLE list_texts;"
+        "ALTER TABLE wide RENAME TO list_entries;"
+        "UPDATE meta SET value = '6' WHERE key = 'schema_version';")
+    connection.close()
+    assert lists_as_of(db, D_2013_06_30)["on_list"]  # a version 6 store is read as it is
+    store.connect(db).close()  # migrated
+    connection = sqlite3.connect(db)
+    assert connection.execute("SELECT type FROM sqlite_master WHERE name = 'list_entries'").fetchone()[0] == "view"
+    names = connection.execute("SELECT list, policy, rule FROM list_rules").fetchall()
+    assert sorted(names) == sorted({(e["list"], e["policy"], e["rule"]) for e in before}) and len(names) == 2
+    connection.close()
+    assert entries(db) == before
+    second = run(registry, db, dt.date(2013, 7, 1))
+    after = {e["id"]: e for e in entries(db)}
+    assert set(after) == {e["id"] for e in before}  # kept or ended, none entered again
+    assert {e["exit"] for e in after.values()} == {None, "expired", "lifted"}
+    assert all(e["last_run"] == second.run_id for e in after.values() if e["exit"] is None)
+    assert all(e["first_run"] == first.run_id for e in after.values())
 
 
 @pytest.mark.parametrize(("field", "text", "message"), [
