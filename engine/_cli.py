@@ -40,7 +40,30 @@ def _load(policies_dir: Path | None):
         sys.exit(EXIT_FAILED)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _set_verbosity(ctx: click.Context, _param: click.Parameter, verbose: int) -> None:
+    """-v wherever it is written (``ecorules -v run`` or ``ecorules run -v``): the louder wins."""
+    if not verbose:
+        return
+    root = ctx.find_root()
+    root.meta["ecorules.verbose"] = verbose = max(verbose, root.meta.get("ecorules.verbose", 0))
+    logging.getLogger().setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
+
+
+def _verbose_option() -> click.Option:
+    return click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_set_verbosity,
+                        help="More log output on stderr (-vv for debug).")
+
+
+class _Commands(click.Group):
+    """Every subcommand also takes -v (people type it after the command as often as before)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("--verbose" in getattr(p, "opts", ()) for p in cmd.params):
+            cmd.params.append(_verbose_option())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.version_option(package_name="ecorules")
 def main(verbose: int) -> None:

@@ -151,7 +151,8 @@ def _refuse_failing_tests(policies, output_format) -> None:
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gb18030"]), default="utf-8", show_default=True,
               help="CSV encoding; utf-8-sig lets Excel open it directly.")
 @_DB
-def export(run_id, table, out, encoding, db):
+@FORMAT_OPTION
+def export(run_id, table, out, encoding, db, output_format):
     """Write one table of one run to CSV or Parquet (by the extension of --out).
 
     \b
@@ -164,8 +165,11 @@ def export(run_id, table, out, encoding, db):
     try:
         run_number, rows = export_table(db, run_id, table, out, encoding=encoding)
     except EcorulesError as error:
-        _fail(str(error))
-    click.echo(f"run {run_number}: {rows:,} rows of {table} -> {out}")
+        _fail(str(error), output_format)
+    if output_format == "json":
+        print_json({"status": "done", "exit_code": EXIT_OK, "run": run_number, "table": table, "rows": rows, "out": out})
+    else:
+        click.echo(f"run {run_number}: {rows:,} rows of {table} -> {out}")
     sys.exit(EXIT_OK)
 
 
@@ -252,7 +256,8 @@ def lists(as_of, list_id, uscc, end_id, reason, db, output_format):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file: .csv or .parquet.")
 @click.option("--headers", type=click.Choice(["names", "labels"]), default="names", show_default=True,
               help="Column headers: the facts' names (uscc, ...) or the Chinese labels staff use.")
-def gen_registry(rows, seed, out, headers):
+@FORMAT_OPTION
+def gen_registry(rows, seed, out, headers, output_format):
     """Write a synthetic, realistic registry of Zhengzhou enterprises (deterministic per seed).
 
     \b
@@ -265,7 +270,7 @@ def gen_registry(rows, seed, out, headers):
     from ._generate import generate_registry, write_registry
 
     if out.suffix.lower() not in (".csv", ".parquet"):
-        _fail(f"{out}: cannot tell the format; the name must end in .csv or .parquet")
+        _fail(f"{out}: cannot tell the format; the name must end in .csv or .parquet", output_format)
     table = generate_registry(rows, seed)
     if headers == "labels":
         facts = load_policies().facts
@@ -273,8 +278,11 @@ def gen_registry(rows, seed, out, headers):
     try:
         write_registry(table, out)
     except OSError as error:
-        _fail(f"{out}: cannot write: {error.strerror or error}")
-    click.echo(f"{rows:,} rows -> {out}")
+        _fail(f"{out}: cannot write: {error.strerror or error}", output_format)
+    if output_format == "json":
+        print_json({"status": "done", "exit_code": EXIT_OK, "rows": rows, "seed": seed, "out": out})
+    else:
+        click.echo(f"{rows:,} rows -> {out}")
     sys.exit(EXIT_OK)
 
 

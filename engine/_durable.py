@@ -18,6 +18,7 @@ from typing import Any
 
 import durable_rules_engine
 from durable import engine as _engine
+from ecorules.rules import ClosedError
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class DurableHost:
         with self._lock:
             host = self._host
             if host is None:
-                raise RuntimeError("DurableHost is closed")
+                raise ClosedError("the evaluator is closed (its durable-rules host was freed by close())")
             self._hits = set()
             try:
                 state = host.assert_fact(ruleset, message)

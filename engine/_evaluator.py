@@ -24,6 +24,7 @@ from ecorules.rules import (
     PolicySet,
     RecordError,
     Rule,
+    UsageError,
     evaluate,
     load_policies,
 )
@@ -45,7 +46,7 @@ class Evaluator:
 
     def __init__(self, policies: PolicySet | Iterable[Policy] | None = None, *, backend: str = "durable"):
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise UsageError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if policies is None:
             policies = load_policies()
         self.policies = policies if isinstance(policies, PolicySet) else PolicySet(tuple(policies))
@@ -82,10 +83,10 @@ class Evaluator:
         """
         as_of = as_of or dt.date.today()
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
-            raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
+            raise UsageError(f"as_of must be a datetime.date, got {as_of!r}")
         in_force = [p for p in self.policies if p.domain == domain and p.in_force(as_of)]
         if not any(p.domain == domain for p in self.policies):
-            raise ValueError(f"no policy of domain {domain!r} is loaded (domains: {', '.join(self.policies.domains)})")
+            raise UsageError(f"no policy of domain {domain!r} is loaded (domains: {', '.join(self.policies.domains)})")
         kind = self.policies.kinds.get(domain)
         if kind is not None and kind.law_date is not None:
             # judged by the law in force at the record's own date (行政处罚法 art 37): any

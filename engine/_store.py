@@ -283,12 +283,15 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
         if readonly:
             if not path.is_file():
                 raise StoreError(f"{path}: no such results database")
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None,
+                                         factory=_ReadOnly)
+            connection.path = path
             _check_schema(connection, path, readonly=True)
             return connection
         if path.is_dir():
             raise StoreError(f"{path}: is a folder; give a file name such as results.sqlite")
         connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        _refuse_foreign(connection, path)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
@@ -307,6 +310,35 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
         return connection
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path}: cannot open the results database for writing: {error}") from error
+
+
+class _ReadOnly(sqlite3.Connection):
+    """A reader that leaves no -wal or -shm file behind. A read-only connection to a WAL
+    database makes them but may not remove them; the last connection to close removes them,
+    so on closing, a writable database is opened and closed once more. SQLite itself decides
+    whether that was the last connection (a run still writing keeps them, as it must)."""
+
+    path: Path
+
+    def close(self) -> None:
+        super().close()
+        if Path(f"{self.path}-wal").exists() and os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
+            with contextlib.suppress(sqlite3.Error):
+                last = sqlite3.connect(self.path, isolation_level=None)
+                last.execute("SELECT count(*) FROM sqlite_master").fetchone()  # (an idle one removes nothing)
+                last.close()
+
+
+def _refuse_foreign(connection: sqlite3.Connection, path: Path) -> None:
+    """An existing database that is not a results store is some other system's data: we
+    never add our tables to it (a mistyped --out would otherwise mix them into it)."""
+    tables = [r[0] for r in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if tables and "meta" not in tables:
+        connection.close()
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise StoreError(f"{path}: an SQLite database that is not an ecorules results database (it has {shown}); "
+                         "give a new file name for the results")
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -369,19 +401,35 @@ def _check_schema(connection: sqlite3.Connection, path: Path, readonly: bool = F
 
 @contextlib.contextmanager
 def run_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Held for the whole of a run: one run at a time per database; released if we die."""
+    """Held for the whole of a run: one run at a time per database; released if we die.
+
+    The lock is an ``flock`` on ``<db>-run.lock``, removed when released so that no file is
+    left beside the database. Removing it is safe because a holder checks, once locked, that
+    the name still leads to the file it locked: one that opened the file just before it was
+    removed finds it gone and tries again on the new one.
+    """
     lock_path = f"{os.fspath(path)}-run.lock"
-    try:
-        handle = open(lock_path, "a+b")
-    except OSError as error:
-        raise StoreError(f"{lock_path}: cannot create the run lock: {error.strerror}") from error
-    try:
+    while True:
+        try:
+            handle = open(lock_path, "a+b")
+        except OSError as error:
+            raise StoreError(f"{lock_path}: cannot create the run lock: {error.strerror}") from error
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise StoreError(f"{path}: another run is writing to this database") from None
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # removed by the holder that just left: lock the new one
+    try:
         yield
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
         handle.close()
 
 

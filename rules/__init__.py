@@ -6,6 +6,7 @@ Public names only; the implementation lives in the private modules beside this f
 from ._ast import Node, render
 from ._check import FUNCTIONS, Symbol, check
 from ._errors import (
+    ClosedError,
     EcorulesError,
     KernelError,
     ParameterNotSetError,
@@ -16,6 +17,7 @@ from ._errors import (
     PolicyTypeError,
     RecordError,
     Span,
+    UsageError,
 )
 from ._evaluate import evaluate
 from ._loader import read_policy
@@ -41,11 +43,11 @@ from ._schema import (
 from ._types import DECIMAL_PLACES, Kind, Type
 
 __all__ = [
-    "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue", "EcorulesError",
+    "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "ClosedError", "DatedValue", "EcorulesError",
     "ExpectedFinding", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec", "KernelError",
     "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
     "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError", "PolicyWarning",
     "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
-    "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
+    "UsageError", "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
 ]

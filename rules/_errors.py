@@ -101,5 +101,15 @@ class ParameterNotSetError(EcorulesError, LookupError):
     """A rule needs a parameter that has no value in force on the date of evaluation."""
 
 
+class UsageError(EcorulesError, TypeError, ValueError):
+    """A call the API does not accept: an argument of the wrong type or an unknown name (a
+    domain no policy judges, a backend that does not exist). A TypeError and a ValueError
+    too, so that callers catching either keep working."""
+
+
+class ClosedError(EcorulesError, RuntimeError):
+    """An evaluator (or its durable-rules host) used after :meth:`close`."""
+
+
 class KernelError(EcorulesError):
     """The batch kernel cannot run a program (raised when compiling, never silently)."""

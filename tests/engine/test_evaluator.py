@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from ecorules.engine import BACKENDS, Decision, Evaluator, RecordError, load_policies
-from ecorules.rules import FindingKind, PolicySet, read_policy
+from ecorules.rules import ClosedError, EcorulesError, FindingKind, PolicySet, UsageError, read_policy
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DAY = dt.date(2012, 4, 14)
@@ -208,12 +208,25 @@ def test_a_record_must_be_a_mapping(evaluator):
 
 
 def test_as_of_must_be_a_date_and_the_domain_must_exist(evaluator):
+    """Our errors, which a host catches as EcorulesError, and as the built-in kinds too."""
     with pytest.raises(TypeError, match="as_of must be a datetime.date"):
         evaluator.evaluate(enterprise(), as_of=dt.datetime(2012, 4, 14, 8, 0))
+    for wrong in ("2012-04-14", 20120414):
+        with pytest.raises(UsageError, match="as_of must be a datetime.date"):
+            evaluator.evaluate(enterprise(), as_of=wrong)
+    with pytest.raises(EcorulesError, match="no policy of domain 'water'"):
+        evaluator.evaluate(enterprise(), as_of=DAY, domain="water")
     with pytest.raises(ValueError, match="no policy of domain 'water'"):
         evaluator.evaluate(enterprise(), as_of=DAY, domain="water")
     with pytest.raises(ValueError, match="backend must be one of"):
         Evaluator(load_policies(), backend="drools")
+
+
+def test_a_closed_evaluator_says_so_in_our_error():
+    closed = Evaluator(load_policies())
+    closed.close()
+    with pytest.raises(ClosedError, match="the evaluator is closed"):
+        closed.evaluate(enterprise(), as_of=DAY)
 
 
 # -- memory and threads ---------------------------------------------------------------------------------

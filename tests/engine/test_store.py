@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from ecorules.engine import _store as store
@@ -145,7 +147,37 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
         thread.join()
         assert errors and "another run" in errors[0]
     with store.run_lock(path):
-        pass
+        assert Path(f"{path}-run.lock").exists()
+    assert not Path(f"{path}-run.lock").exists()  # nothing left beside the database
+
+
+def test_a_lock_file_removed_by_the_holder_that_left_is_not_shared(tmp_path):
+    """A run that opened the lock file just before the holder removed it must not lock the
+    removed file while a third run locks the new one."""
+    path = tmp_path / "r.sqlite"
+    lock_path = f"{path}-run.lock"
+    with store.run_lock(path):
+        stale = open(lock_path, "a+b")  # opened before the holder leaves and removes it
+    try:
+        with store.run_lock(path):  # the third run: a new file
+            fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the stale file is free, but it is not the lock
+            with pytest.raises(store.StoreError, match="another run"):
+                with store.run_lock(path):
+                    pass
+    finally:
+        stale.close()
+
+
+def test_an_sqlite_database_of_another_system_is_refused(tmp_path):
+    other = tmp_path / "bureau.sqlite"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE enterprises (uscc TEXT)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(store.StoreError, match="not an ecorules results database .it has enterprises.; give a new file"):
+        store.connect(other)
+    tables = sqlite3.connect(other).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("enterprises",)]  # untouched
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
