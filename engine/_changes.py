@@ -47,7 +47,7 @@ def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int 
 
 def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
     """One grouped pass over both runs' rows per table, kept in temporary tables, then read."""
-    report: dict[str, Any] = {"since": old, "run": new}
+    report: dict[str, Any] = {"since": old, "run": new, "warnings": _warnings(connection, old, new)}
     for table in ("list_changes", "finding_changes"):
         connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
     connection.execute(
@@ -117,8 +117,20 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
     return report
 
 
+def _warnings(connection: sqlite3.Connection, old: int, new: int) -> list[str]:
+    """Differences between the two runs that are not changes of the facts or the law: two
+    runs that read different sources compare two registries, not one registry over time."""
+    rows = {r[0]: r[1:] for r in connection.execute("SELECT id, source, as_of FROM runs WHERE id IN (?, ?)", (old, new))}
+    warnings = []
+    if rows[old][0] != rows[new][0]:
+        warnings.append(f"the runs read different sources: run {old} {rows[old][0]}, run {new} {rows[new][0]}; "
+                        "every difference of the files shows as a change")
+    return warnings
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = [f"changes from run {report['since']} to run {report['run']}"]
+    lines += [f"warning: {warning}" for warning in report.get("warnings", ())]
     total = report["total_yuan"]
     lines.append(f"扣款合计 total: {total['before']:,} -> {total['after']:,} 元 ({total['change']:+,})")
     already = report.get("already_assessed", {})

@@ -363,8 +363,16 @@ class NightlyRun:
             # Same files (names, sizes, times), policies and date as a finished run: confirm
             # by content, then reuse it. Otherwise the content is hashed while the run goes.
             candidate = store.find_done_run(connection, policy_fingerprint, self.as_of, input_stat=input_stat)
+            if candidate is None and store.find_done_run(connection, policy_fingerprint, self.as_of, any_input=True):
+                # This date and these policies were scored before, from other file times: a
+                # touched or copied file may hold the same content. Its hash decides before any
+                # scoring (a nightly run of a new date never waits for it).
+                candidate = store.find_done_run(connection, policy_fingerprint, self.as_of,
+                                                input_fingerprint=hashing.result())
             if candidate is not None and hashing.result() == store.run_row(connection, candidate)["input_fingerprint"]:
                 log.info("run %s already scored this input under these policies on %s", candidate, self.as_of)
+                with connection:  # the files' new times: the next run finds it without hashing
+                    connection.execute("UPDATE runs SET input_stat = ? WHERE id = ?", (input_stat, candidate))
                 summary = load_summary(connection, candidate, str(self.out))
                 summary.reused = True
                 summary.seconds = time.monotonic() - started

@@ -456,13 +456,16 @@ def abandon_stale_runs(connection: sqlite3.Connection, by_run: str = "the next r
 
 
 def find_done_run(connection: sqlite3.Connection, policy_fingerprint: str, as_of: dt.date, *,
-                  input_fingerprint: str | None = None, input_stat: str | None = None) -> int | None:
-    """The latest finished run of the same policies and date, and input (by content or stat)."""
+                  input_fingerprint: str | None = None, input_stat: str | None = None,
+                  any_input: bool = False) -> int | None:
+    """The latest finished run of the same policies and date, and input (by content or stat;
+    ``any_input``: of any input)."""
     column, value = ("input_fingerprint", input_fingerprint) if input_fingerprint else ("input_stat", input_stat)
+    match, values = ("", ()) if any_input else (f" AND {column} = ?", (value,))
     row = connection.execute(
-        f"SELECT id FROM runs WHERE status = 'done' AND {column} = ? AND policy_fingerprint = ? "
+        f"SELECT id FROM runs WHERE status = 'done'{match} AND policy_fingerprint = ? "
         "AND as_of = ? ORDER BY id DESC LIMIT 1",
-        (value, policy_fingerprint, as_of.isoformat()),
+        (*values, policy_fingerprint, as_of.isoformat()),
     ).fetchone()
     return row[0] if row else None
 

@@ -83,3 +83,23 @@ def test_export_and_gen_registry_answer_in_json(tmp_path):
     assert exported.exit_code == 0, exported.output
     document = json.loads(exported.output)
     assert (document["run"], document["table"], document["rows"]) == (1, "district_totals", 6)
+
+
+def test_changes_warns_when_the_runs_read_different_sources(tmp_path):
+    copy = tmp_path / "registry-copy.csv"
+    copy.write_bytes(REGISTRY.read_bytes())
+    db = str(tmp_path / "r.sqlite")
+    runner = CliRunner()
+    for source, day in ((REGISTRY, "2012-04-14"), (REGISTRY, "2012-04-15"), (copy, "2012-04-16")):
+        assert runner.invoke(main, ["run", "--registry", str(source), "--out", db, "--as-of", day]).exit_code == 0
+
+    def warnings(since: str, run: str) -> list[str]:
+        result = runner.invoke(main, ["changes", "--db", db, "--since", since, "--run", run, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["warnings"]
+
+    assert warnings("1", "2") == []
+    [warning] = warnings("2", "3")
+    assert "different sources" in warning and "registry-copy.csv" in warning
+    text = runner.invoke(main, ["changes", "--db", db, "--since", "2", "--run", "3"]).output
+    assert "warning: the runs read different sources" in text

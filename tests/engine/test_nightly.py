@@ -272,7 +272,8 @@ def test_rerun_with_same_input_policies_and_date_is_idempotent(tmp_path):
     assert len(set(fingerprints)) == 1 and all(len(f) == 64 for f in fingerprints[0])
 
 
-def test_same_content_under_a_new_time_replaces_the_earlier_run(tmp_path):
+def test_same_content_under_a_new_time_is_the_same_input(tmp_path):
+    """A touched or copied file is not scored again: its content decides, the run id is kept."""
     import os
 
     path = tmp_path / "r.parquet"
@@ -281,9 +282,11 @@ def test_same_content_under_a_new_time_replaces_the_earlier_run(tmp_path):
     first = run(path, db)
     os.utime(path, ns=(1, 1))  # a copy or a touch: other time, same bytes
     second = run(path, db)
-    assert not second.reused and second.replaced_run == first.run_id
-    assert counts(db)["runs"] == 1 and db_results(db, second.run_id)["rows"] == 200
+    assert second.reused and second.run_id == first.run_id and second.replaced_run is None
+    assert counts(db)["runs"] == 1 and db_results(db, first.run_id)["rows"] == 200
+    stat = sqlite3.connect(db).execute("SELECT input_stat FROM runs").fetchone()[0]
     assert run(path, db).reused  # and now the times match again
+    assert sqlite3.connect(db).execute("SELECT input_stat FROM runs").fetchone()[0] == stat
 
 
 def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path):
