@@ -74,10 +74,12 @@ setup(
         "pyarrow>=14",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40"],
+        # tox is here so that the tox commands of README.md work after installing the test extra
+        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40", "tox>=4"],
         # bench/nightly.py: DuckDB is the hand-written-SQL baseline the nightly run is measured
         # against, pandas.read_csv the CSV read floor; neither is needed to run ecorules.
-        "bench": ["duckdb>=1.0", "pandas>=2", "psutil>=5.9"],
+        # Cython: bench/score.py compiles its hand-written baseline loop with pyximport.
+        "bench": ["duckdb>=1.0", "pandas>=2", "psutil>=5.9", "cython>=3.0"],
     },
     entry_points={"console_scripts": ["ecorules = ecorules.engine._cli:main"]},
     zip_safe=False,
