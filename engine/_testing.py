@@ -83,7 +83,7 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
     problems: list[str] = []
     if case.findings is not None:
         actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value, f.record, f.status) for f in decision.findings]
-        problems += _compare("finding", case.findings, actual, _finding_matches, _show_finding)
+        problems += _compare("finding", case.findings, actual, _finding_matches, _show_finding, _amount_differs)
     if case.sanctions is not None:
         actual = [(s.list, s.rule, s.start, s.end, s.lifted) for s in (*decision.sanctions, *decision.lifts)]
         problems += _compare("sanction", case.sanctions, actual, _sanction_matches, _show_sanction)
@@ -137,8 +137,10 @@ def _show_sanction(actual: tuple) -> str:
     return f"{list_id} (rule {rule}) from {start} until {end or 'open-ended'}"
 
 
-def _compare(what, expected, actual, matches, show) -> list[str]:
-    """Pair expected with actual items regardless of order; describe what is left over."""
+def _compare(what, expected, actual, matches, show, differs=None) -> list[str]:
+    """Pair expected with actual items regardless of order; describe what is left over. An
+    expected item that ``differs`` from a left-over actual one in one field only is that
+    field's mismatch, said at the expectation's line."""
     remaining = list(actual)
     missing = []
     for item in expected:
@@ -148,9 +150,27 @@ def _compare(what, expected, actual, matches, show) -> list[str]:
                 break
         else:
             missing.append(item)
-    problems = [f"expected {what} not produced: {_show_expected(item)}" for item in missing]
+    problems = []
+    for item in missing:
+        for index, candidate in enumerate(remaining):
+            difference = differs(item, candidate) if differs else None
+            if difference:
+                problems.append(difference)
+                del remaining[index]
+                break
+        else:
+            problems.append(f"expected {what} not produced: {_show_expected(item)}")
     problems += [f"unexpected {what}: {show(item)}" for item in remaining]
     return problems
+
+
+def _amount_differs(expected: ExpectedFinding, actual: tuple) -> str | None:
+    """'amount: expected 3,000,001, got 3,000,000' where only the amount is wrong."""
+    rule, amount, *rest = actual
+    if expected.amount_yuan == amount or not _finding_matches(attrs.evolve(expected, amount_yuan=amount), actual):
+        return None
+    at = f"{expected.span.file}:{expected.span.line}: " if expected.span else ""
+    return f"{at}amount: expected {expected.amount_yuan:,}, got {amount:,} (rule {rule})"
 
 
 def _show_expected(item) -> str:

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -197,7 +198,8 @@ def read_citation(section: Section) -> Citation:
     return citation
 
 
-def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple | None = None) -> Rule:
+def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple | None = None,
+              parameters: Mapping[str, Parameter] | None = None) -> Rule:
     section = Section(item, span, "a rule")
     rule_id = _identifier(section.get("id"), section.value_span("id"), "rule id")
     what = f"rule {rule_id!r}"
@@ -209,7 +211,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple |
         scope, BOOLEAN, f"condition of {what} ('when')",
     )
     findings = tuple(
-        read_finding(entry, entry_span, scope, facts, what, condition)
+        read_finding(entry, entry_span, scope, facts, what, condition, parameters)
         for entry, entry_span in section.items("findings", f"the findings of {what}", required=False)
     )
     sanctions = tuple(
@@ -264,7 +266,16 @@ def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | Non
     return None
 
 
-def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:
+def _negative_value(amount: ast.Node, parameters: Mapping[str, Parameter]) -> tuple[str, DatedValue] | None:
+    """The first negative dated value of a parameter the amount reads, if any."""
+    for name in ast.names(amount, "parameter"):
+        for dated in getattr(parameters.get(name), "values", ()):
+            if isinstance(dated.value, int | Decimal) and not isinstance(dated.value, bool) and dated.value < 0:
+                return name, dated
+    return None
+
+
+def read_finding(item, span, scope, facts, what, condition=None, parameters=None) -> FindingSpec:
     section = Section(item, span, f"a finding of {what}")
     kind_name = section.get("kind")
     kinds = [kind.value for kind in FindingKind]
@@ -281,6 +292,14 @@ def read_finding(item, span, scope, facts, what, condition=None) -> FindingSpec:
         scope, INTEGER, f"amount of {what}", when=condition,  # computed only when it holds
     )
     if amount.interval is not None and amount.interval[0] < 0:
+        culprit = _negative_value(amount, parameters or {})
+        if culprit is not None:  # the slip is at the value, not at the amount that reads it
+            name, dated = culprit
+            raise PolicyTypeError(
+                f"parameter {name!r} is {_show(dated.value)} from {dated.start}, which makes the amount of {what} "
+                f"negative ({amount.interval[0]}); amounts are owed sums >= 0",
+                dated.span,
+            )
         raise PolicyTypeError(
             f"the amount of {what} can be negative ({amount.interval[0]}); amounts are owed sums >= 0, use kind 'reward' for payments to the subject",
             section.value_span("amount"),
@@ -392,7 +411,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     scope = dict(scope)
     default_start = _default_start(kinds.get(domain), facts, scope, head.span)
     for item, span in in_order_of_reads(top.items("rules", "rules")):
-        rule = read_rule(item, span, scope, facts, lists, default_start)
+        rule = read_rule(item, span, scope, facts, lists, default_start, parameters)
         if rule.id in seen:
             raise PolicySchemaError(f"duplicate rule id {rule.id!r} (first at line {seen[rule.id].line})", span)
         seen[rule.id] = span

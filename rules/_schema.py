@@ -262,6 +262,7 @@ class ExpectedFinding:
     kind: str | None = None
     record: str | None = None  # the case it is found on, in a test of several cases
     status: str | None = None  # imposed or superseded (one act, one fine)
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)  # of the expected amount
 
 
 @attrs.frozen

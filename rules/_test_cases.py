@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 
-from ._errors import PolicySchemaError
+from ._errors import PolicySchemaError, RecordError
+from ._records import coerce
 from ._schema import ExpectedFinding, ExpectedSanction, TestCase
 from ._sections import Section
 
@@ -67,6 +68,10 @@ def _given_facts(section: Section, facts, what: str) -> dict:
                 section.map.key_spans[key],
                 suggestion=close[0] if close else None,
             )
+        try:  # a value the records could not hold is a slip in the test, shown at the value
+            coerce(facts[key], section.map[key])
+        except RecordError as error:
+            raise PolicySchemaError(f"{what}: {error}", section.value_span(key)) from None
     return dict(section.map)
 
 
@@ -81,7 +86,7 @@ def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
         raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
     finding = ExpectedFinding(
         rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False),
-        section.get("case", required=False), status,
+        section.get("case", required=False), status, section.value_span("amount_yuan"),
     )
     section.finish()
     return finding

@@ -1,0 +1,30 @@
+"""What `ecorules test` says when a case fails: the field that differs, at the expectation's line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecorules.engine._testing import run_tests
+from ecorules.rules import read_policy
+
+BASE = Path(__file__).resolve().parents[1] / "data" / "base_policy.yaml"
+
+
+def policy_with(tmp_path, expectation: str):
+    text = BASE.read_text(encoding="utf-8").replace("{rule: outfall_deduction, amount_yuan: 2000000}", expectation)
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    return read_policy(path), text.splitlines().index(next(line for line in text.splitlines() if expectation in line)) + 1
+
+
+def test_a_wrong_amount_is_named_at_its_line(tmp_path):
+    policy, line = policy_with(tmp_path, "{rule: outfall_deduction, amount_yuan: 2000001}")
+    [result] = run_tests([policy], backend="python").results
+    assert result.problems == (f"{tmp_path / 'p.yaml'}:{line}: amount: expected 2,000,001, got 2,000,000 "
+                               "(rule outfall_deduction)",)
+
+
+def test_a_finding_that_differs_in_more_than_the_amount_is_missing_and_unexpected(tmp_path):
+    policy, _ = policy_with(tmp_path, "{rule: outfall_deduction, amount_yuan: 2000001, payer: 二七区}")
+    [result] = run_tests([policy], backend="python").results
+    assert [p.split(":")[0] for p in result.problems] == ["expected finding not produced", "unexpected finding"]
