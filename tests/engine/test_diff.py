@@ -147,7 +147,8 @@ def test_base_cases_fail_under_a_raise(tmp_path, base, registry):
     tests = run_diff(base, proposal(tmp_path, edited(RAISE_FROM_2013)), registry, AS_OF)["tests"]
     (failure,) = tests["base_under_proposal"]["failures"]
     assert failure["case"] == "三个排污口扣款300万元"
-    assert "expected finding not produced: rule=untreated_outfall_deduction, amount_yuan=3000000, payer=金水区" in failure["problems"]
+    assert any(p.endswith("amount: expected 3,000,000, got 4,500,000 (rule untreated_outfall_deduction)")
+               and "/base/water.yaml:" in p for p in failure["problems"])
     assert tests["proposal"]["failed"] == 1
 
 
