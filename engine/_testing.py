@@ -174,5 +174,5 @@ def _amount_differs(expected: ExpectedFinding, actual: tuple) -> str | None:
 
 
 def _show_expected(item) -> str:
-    fields = attrs.asdict(item)
+    fields = attrs.asdict(item, filter=lambda field, _: field.eq)  # not its span
     return ", ".join(f"{k}={v}" for k, v in fields.items() if v is not None)

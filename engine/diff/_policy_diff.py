@@ -455,7 +455,8 @@ def _test_fields(old: TestCase, new: TestCase):
 def _expected(items) -> list[dict[str, Any]] | None:
     if items is None:
         return None
-    return [{k: v for k, v in attrs.asdict(item).items() if v is not None} for item in items]
+    # what the case says, not where it says it (spans are not part of equality)
+    return [{k: v for k, v in attrs.asdict(item, filter=lambda field, _: field.eq).items() if v is not None} for item in items]
 
 
 __all__ = [
