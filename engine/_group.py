@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-from ecorules.rules import FindingKind, Policy, RecordError, evaluate
+from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -77,7 +77,7 @@ def judge_group(
     kinds = policies.kinds
     kind = kinds.get(child_kind)
     if kind is None or kind.parent is None:
-        raise ValueError(f"{child_kind!r} is not a declared kind with a parent (declared: {', '.join(kinds) or 'none'})")
+        raise UsageError(f"{child_kind!r} is not a declared kind with a parent (declared: {', '.join(kinds) or 'none'})")
     facts = policies.facts
     child_policies = _in_force(policies, child_kind, as_of)
     if kind.law_date is not None:  # any version may be the law of some case's act

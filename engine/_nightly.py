@@ -48,6 +48,7 @@ from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
+from ._unset_rollups import unset_rollups, with_unset
 
 log = logging.getLogger("ecorules.nightly")
 
@@ -255,6 +256,7 @@ class NightlyRun:
                 raise NightlyError(f"unknown encoding {encoding!r} (e.g. utf-8, gb18030, gbk)") from None
         self.encoding, self.table, self.batch_rows = encoding, table, batch_rows
         self.aliases, self.force, self.progress_enabled = aliases, force, progress
+        self._unset_rollups: list[str] = []  # roll-ups over records this run is not given
         if isinstance(policies, PolicySet):
             self.policies = policies
         else:
@@ -312,6 +314,9 @@ class NightlyRun:
         needed = {column: needed_by.get(column, []) for column in program.columns}
         if self.cases is not None:  # computed from the case table, not read from the registry
             needed = {column: by for column, by in needed.items() if column not in self.cases.plan.onto_parent}
+        else:  # roll-ups over records the run is not given: unset where declared optional
+            self._unset_rollups = unset_rollups(self.policies.facts, needed)
+            needed = {column: by for column, by in needed.items() if column not in self._unset_rollups}
         resolver = ColumnResolver(self.policies.facts, needed, self.aliases)
         return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
                         batch_rows=self.batch_rows)
@@ -473,6 +478,8 @@ class NightlyRun:
         rejects: list[Reject] = list(batch.rejects)
         for reject in batch.rejects:
             acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
+        if n and self._unset_rollups:
+            batch.table = with_unset(batch.table, self._unset_rollups)
         if n and self.cases is not None and self.cases.plan.onto_parent:
             from .cases import rollup_columns
 

@@ -190,9 +190,12 @@ def _read_rollup(name: str, entry: Section, child: RecordKind, plain: dict[str, 
             f"before this one's date); one onto the {child.parent} takes none", entry.span,
         )
     rollup = Rollup(child.id, function, value, where, where_text, window, empty)
+    # optional: unset where the records it rolls up are not given at all (a record judged
+    # alone, a run without a case table), which a rule tells from 0 with is_set()
+    optional = entry.get("optional", bool, required=False, default=False)
     return Fact(
         name, fact_type, label=entry.get("label", required=False), description=entry.get("description", required=False),
-        min=low, max=high, record_kind=target, rollup=rollup, span=entry.span,
+        min=low, max=high, record_kind=target, rollup=rollup, span=entry.span, optional=optional,
     )
 
 

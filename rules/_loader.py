@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import attrs

@@ -18,6 +18,7 @@ import pyarrow as pa
 from ecorules.rules import Fact
 
 from .._sources import ColumnResolver, MissingColumnError, Registry, SourceError
+from .._unset_rollups import unset_rollups, with_unset
 
 SHOWN = ("name", "district")  # read when present, for people; never required by the diff
 
@@ -28,6 +29,8 @@ class RegistryStream:
     def __init__(self, path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]):
         self.path = Path(path)
         self.unreadable = 0
+        self.unset = unset_rollups(facts, needed)  # no case table in a diff: counted over nothing
+        needed = {name: by for name, by in needed.items() if name not in self.unset}
         wanted = dict(needed)
         for name in SHOWN:
             if name in facts:
@@ -47,7 +50,7 @@ class RegistryStream:
     def __iter__(self) -> Iterator[pa.Table]:
         for batch in self.registry.batches():
             self.unreadable += batch.rows_in - batch.table.num_rows
-            yield batch.table
+            yield with_unset(batch.table, self.unset)
 
 
 def registry_batches(path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]) -> RegistryStream:

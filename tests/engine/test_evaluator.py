@@ -19,7 +19,14 @@ from pathlib import Path
 import psutil
 import pytest
 from ecorules.engine import BACKENDS, Decision, Evaluator, RecordError, load_policies
-from ecorules.rules import ClosedError, EcorulesError, FindingKind, PolicySet, UsageError, read_policy
+from ecorules.rules import (
+    ClosedError,
+    EcorulesError,
+    FindingKind,
+    PolicySet,
+    UsageError,
+    read_policy,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DAY = dt.date(2012, 4, 14)

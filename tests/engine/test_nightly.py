@@ -181,8 +181,9 @@ def expected_rejects(path: Path) -> set[tuple[int, str]]:
     facts = POLICIES.for_domain("enterprise").facts
     needed = POLICIES.for_domain("enterprise").required_facts()
     out = set()
+    read = [name for name in needed if facts[name].rollup is None]  # roll-ups are counted, not read
     for line, row in enumerate(csv.DictReader(path.open(encoding="utf-8")), start=2):
-        for name in needed:
+        for name in read:
             try:
                 coerce(facts[name], row[name])
             except RecordError:

@@ -34,7 +34,8 @@ def program(shipped):
 
 def test_the_program_describes_its_columns_and_slots(program):
     assert program.columns == ("uscc", "untreated_outfalls", "district", "industrial", "direct_discharge_cases",
-                               "illegal_discharge_cases", "high_pollution", "high_energy")
+                               "direct_discharge_cases_in_table", "illegal_discharge_cases", "high_pollution",
+                               "high_energy")
     assert program.rules == ((WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
                              (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"))
     assert program.findings == (
