@@ -75,7 +75,9 @@ setup(
     ],
     extras_require={
         # tox is here so that the tox commands of README.md work after installing the test extra
-        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40", "tox>=4"],
+        # atheris: the coverage-guided fuzzers of tests/fuzz (libFuzzer wheels for Linux)
+        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40", "tox>=4",
+                 "atheris>=2.3; platform_system == 'Linux'"],
         # bench/nightly.py: DuckDB is the hand-written-SQL baseline the nightly run is measured
         # against, pandas.read_csv the CSV read floor; neither is needed to run ecorules.
         # Cython: bench/score.py compiles its hand-written baseline loop with pyximport.

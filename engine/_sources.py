@@ -486,7 +486,7 @@ class ParquetFile:
             # memory grew by ~65 MiB per 5 M rows; without it memory stays flat, and reads
             # were no slower.
             self.file = pq.ParquetFile(path, pre_buffer=False)
-        except (OSError, pa.ArrowException) as error:
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as error:  # (a damaged footer's names)
             raise SourceError(f"{path}: cannot read as Parquet: {error}") from error
         self.headers = list(self.file.schema_arrow.names)
         self.columns = resolver.resolve(self.label, self.headers)
