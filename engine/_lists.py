@@ -30,6 +30,7 @@ explicit decision (exit ``decision``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from typing import Any
 
@@ -41,9 +42,11 @@ _VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy,
 
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
-                   replaced: int | None = None) -> dict[str, int]:
+                   replaced: int | None = None, left_alone: tuple[str, ...] = ()) -> dict[str, int]:
     """Bring ``list_entries`` up to run ``run_id`` (inside the run's transaction); returns
-    how many entries were entered, kept and ended per exit."""
+    how many entries were entered, kept and ended per exit. ``left_alone``: the ids of
+    policies whose records the run did not judge (a kind whose table it was not given):
+    their entries are not ended as no longer justified."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
@@ -105,12 +108,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
                exit_reason = '期满 planned end ' || planned_end || ' passed'
         WHERE exit IS NULL AND planned_end < :day""", {"run": run_id, "day": day}).rowcount
     scope = "" if cases_judged else " AND case_id IS NULL"
+    scope += " AND policy NOT IN (SELECT value FROM json_each(:left_alone))"
     counts["no_longer_justified"] = db.execute(f"""
         UPDATE list_entries SET exit = 'no_longer_justified', exit_run = :run,
                ended = max(date(:day, '-1 day'), date(started, '-1 day')),
                exit_reason = '不再符合 no rule justifies it as of ' || :day || ' (the facts changed, or the law is not in force)'
         WHERE exit IS NULL AND key NOT IN (SELECT key FROM justified){scope}""",
-        {"run": run_id, "day": day}).rowcount
+        {"run": run_id, "day": day, "left_alone": json.dumps(list(left_alone))}).rowcount
     db.execute("DROP TABLE temp.justified")
     return counts
 

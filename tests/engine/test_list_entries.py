@@ -189,7 +189,7 @@ def test_a_version_5_database_is_migrated_and_its_next_run_enters_the_entries(wo
         lists_as_of(db, D_2013_06_30)
     second = run(registry, db, dt.date(2013, 7, 1), force=True)
     connection = sqlite3.connect(db)
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert connection.execute("SELECT count(*) FROM sanctions WHERE run_id = ? AND start IS NOT NULL",
                               (second.run_id,)).fetchone()[0] == 2
     # entered by the first run after the migration, and served by its as_of
