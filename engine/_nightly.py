@@ -389,7 +389,8 @@ class NightlyRun:
 
     def _fingerprints(self, registry: Registry) -> tuple[str, Callable[[], str]]:
         """The input's stat fingerprint, and a function hashing its content: the registry's,
-        or, with a case table, of both inputs together (another case table is another run)."""
+        or, with a case table or tables of other kinds, of all inputs together (another table
+        of any of them is another run)."""
         if self.cases is None and not self.kind_tables:
             return registry.stat_fingerprint(), registry.fingerprint
         # every input of the run, by name: another table of any kind is another run
