@@ -47,6 +47,14 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
               help="A case table (one row per case; same formats as --registry), judged by the case "
                    "policies and rolled up onto the registry's enterprises.")
 @click.option("--cases-table", default=None, help="Table to read when the case table is an SQLite database.")
+@click.option("--records", "kind_tables", multiple=True, metavar="KIND=PATH",
+              help="A table of records of another kind, scored by that kind's policies (repeatable, one per "
+                   "kind): KIND is a kind the policy folder declares (`kind:` in its catalogue, e.g. river_section, "
+                   "district, report, dust_site, approval), PATH a CSV, Parquet, DB.sqlite:TABLE or folder, with the "
+                   "kind's facts as columns (Chinese labels accepted). Each row is judged on its own, as "
+                   "`ecorules explain --domain KIND` judges one record; findings and list entries carry the kind "
+                   "and the record's key, rejects their row and column, district totals what the kind's findings "
+                   "book to districts. A kind that belongs to enterprises (the case) is given with --cases.")
 @POLICIES_OPTION
 @click.option("--as-of", type=Date(), default=None, help="Judge under the law in force on this date. Default: today.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
@@ -62,10 +70,14 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
                    "assessed): alone, every case of the case table; with a case id, that case (repeatable).")
 @click.option("--allow-failing-tests", is_flag=True,
               help="Score even if the policies' own YAML test cases fail (refused by default).")
+@click.option("--allow-unset-parameters", is_flag=True,
+              help="Score even if a policy in force has a parameter without a value on --as-of that its rules "
+                   "read (a figure no source gives, marked UNVERIFIED, which legal staff must set; refused by "
+                   "default). The rules reading it are not judged, and the summary warns of each.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
-def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encoding, table, aliases_file, batch_rows, force,
-        reassess, allow_failing_tests, progress, output_format):
+def run(registry, out, cases, cases_table, kind_tables, policies_dir, as_of, threads, encoding, table, aliases_file,
+        batch_rows, force, reassess, allow_failing_tests, allow_unset_parameters, progress, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -77,14 +89,24 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
     that still lists it reports it as already assessed, counting nothing, unless its decision
     date changed or --reassess asks for it.
 
-    Exit code 0 done, 1 done with rejected rows, 2 failed.
+    Tables of other kinds (--records KIND=PATH) are scored beside the registry, each by the
+    policies of its kind: a river cross-section's month, a district's year, a report, a site.
+
+    A parameter that a policy in force reads and that has no value on --as-of (a figure the
+    sources do not give, left for legal staff to set) refuses the run, naming it at its
+    file:line:col, unless --allow-unset-parameters.
+
+    Exit code 0 done, 1 done with rejected rows, 2 failed or refused.
 
     \b
     Example:
       ecorules run --registry registry.parquet --out results.sqlite --as-of 2012-04-14
       ecorules run --registry 名录.csv --encoding gb18030 --format json
       ecorules run --registry enterprises.csv --cases cases.csv --out results.sqlite
+      ecorules run --registry enterprises.csv --records river_section=sections.csv \\
+                   --records district=districts.csv --out results.sqlite --as-of 2012-12-31
     """
+    from ._kind_tables import parse_table_options
     from ._nightly import run_nightly
     from ._sources import DEFAULT_BATCH_ROWS, read_alias_file
 
@@ -100,6 +122,12 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
         _fail(str(error), output_format)
     if not allow_failing_tests:
         _refuse_failing_tests(policies, output_format)
+    try:
+        tables = parse_table_options(kind_tables)
+    except EcorulesError as error:
+        _fail(str(error), output_format)
+    if not allow_unset_parameters:
+        _refuse_unset_parameters(policies, tables, cases is not None, as_of, output_format)
     if threads:
         import pyarrow
 
@@ -110,7 +138,7 @@ def run(registry, out, cases, cases_table, policies_dir, as_of, threads, encodin
             registry, out, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
             progress=progress, compile_program=compile_program, cases=cases, cases_table=cases_table,
-            reassess=True if "*" in reassess else reassess,
+            reassess=True if "*" in reassess else reassess, tables=tables,
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)
@@ -140,6 +168,30 @@ def _refuse_failing_tests(policies, output_format) -> None:
             f"{len(report.failed)} of the policies' own test cases fail (first: {first.policy.key} "
             f"'{first.case.name}' at {first.where}: {first.problems[0]}); fix the policy or its cases "
             "(ecorules test shows them all), or score anyway with --allow-failing-tests",
+            output_format,
+        )
+
+
+def _refuse_unset_parameters(policies, tables, with_cases: bool, as_of, output_format) -> None:
+    """Where no source gives a figure, a policy leaves its parameter without a value for legal
+    staff to set (UNVERIFIED); the rules reading it cannot be judged. A nightly ledger
+    silently missing them would read as "nothing owed": the run is refused instead, naming
+    each such parameter where it is declared."""
+    import datetime as dt
+
+    from ._kind_tables import unset_parameters
+    from ._nightly import DOMAIN
+
+    domains = [DOMAIN, *tables]
+    if with_cases:
+        domains += [kind.id for kind in policies.kinds.values() if kind.parent == DOMAIN]
+    problems = unset_parameters(policies, domains, as_of or dt.date.today())
+    if problems:
+        _fail(
+            f"{len(problems)} parameter(s) that rules in force read have no value on {as_of or dt.date.today()}: "
+            + "; ".join(problems)
+            + ". Legal staff must set them (the policy says which source lacks the figure), or score anyway with "
+            "--allow-unset-parameters (those rules are then not judged)",
             output_format,
         )
 

@@ -30,6 +30,7 @@ explicit decision (exit ``decision``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from typing import Any
 
@@ -41,15 +42,18 @@ _VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy,
 
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
-                   replaced: int | None = None) -> dict[str, int]:
+                   replaced: int | None = None, left_alone: tuple[str, ...] = ()) -> dict[str, int]:
     """Bring the list entries up to run ``run_id`` (inside the run's transaction); returns
-    how many entries were entered, kept and ended per exit."""
+    how many entries were entered, kept and ended per exit. ``left_alone``: the ids of
+    policies whose records the run did not judge (a kind whose table it was not given):
+    their entries are not ended as no longer justified."""
     day = as_of.isoformat()
-    params = {"run": run_id, "day": day}
+    params = {"run": run_id, "day": day, "left_alone": json.dumps(list(left_alone))}
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
             db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
-    open_before = db.execute(f"SELECT count(*) FROM list_state WHERE exit IS NULL{_scope(cases_judged)}").fetchone()[0]
+    scope = _scope(cases_judged)
+    open_before = db.execute(f"SELECT count(*) FROM list_state WHERE exit IS NULL{scope}", params).fetchone()[0]
     _justified(db, params)
     counts: dict[str, int] = {}
     # kept: still justified and open
@@ -91,7 +95,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             UPDATE list_state SET exit = 'no_longer_justified', exit_run = :run,
                    ended = max(date(:day, '-1 day'), date(started, '-1 day')),
                    exit_reason = '不再符合 no rule justifies it as of ' || :day || ' (the facts changed, or the law is not in force)'
-            WHERE exit IS NULL{_scope(cases_judged)} AND NOT EXISTS (
+            WHERE exit IS NULL{scope} AND NOT EXISTS (
                 SELECT 1 FROM justified j WHERE j.uscc = list_state.uscc AND j.rule_id = list_state.rule_id
                                               AND j.tag = list_state.tag)""", params).rowcount
     db.execute("DROP TABLE temp.justified")
@@ -99,8 +103,11 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
 
 
 def _scope(cases_judged: bool) -> str:
-    """A run without a case table leaves the entries of cases alone."""
-    return "" if cases_judged else " AND case_id IS NULL"
+    """The entries a run judges: a run without a case table leaves the entries of cases
+    alone, and every run those of the policies ``:left_alone`` (kinds it was not given)."""
+    cases = "" if cases_judged else " AND case_id IS NULL"
+    return cases + (" AND rule_id NOT IN (SELECT id FROM list_rules"
+                    " WHERE policy IN (SELECT value FROM json_each(:left_alone)))")
 
 
 def _justified(db: sqlite3.Connection, params: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
 from ecorules.rules._arrow import from_numbers
 
@@ -39,11 +40,13 @@ from . import _store as store
 from ._chunks import (
     _JSON_UNSAFE,
     _json_rows,
+    _needs_escaping,
     canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
 )
+from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
@@ -129,7 +132,9 @@ class Summary:
             f"  ({self.seconds:.1f} s{rate})"
         )
         for name, rows in self.tables.items():
-            lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected")
+            money = "".join(f", {rows[key]:,} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
+                            if rows.get(key))
+            lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected{money}")
         lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
         if self.already_assessed:
             lines.append(f"已处理 already assessed by earlier runs (一例一次, not counted): {self.already_assessed:,} findings")
@@ -208,6 +213,25 @@ class _Slot:
     fired_row: int  # the row of the result's ``fired`` that says where this finding exists
 
 
+@dataclass
+class _Scoring:
+    """What scoring one table's batches needs: the program of its kind's policies, the fact
+    naming each record (the kind's key: uscc for the registry), and where its finding and
+    list slots start among the run's (the registry's first, then the other kinds' tables,
+    then the case table's)."""
+
+    kind: str
+    policies: PolicySet
+    program: Any
+    subject: str
+    slots: list[_Slot]
+    sanction_slots: list
+    safe_facts: set[str]  # facts whose valid values need no JSON escaping (ENTERPRISE: the subject)
+    first_slot: int = 0
+    first_sanction_slot: int = 0
+    reuse: Any = None  # the previous batch's result, whose arrays the next batch overwrites
+
+
 class _Accumulator:
     """Sums over the whole run, kept in memory (a few hundred bytes per district)."""
 
@@ -224,6 +248,7 @@ class _Accumulator:
         self.already_assessed = 0  # case findings an earlier run assessed
         self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
         self.lifts = 0  # lifts that fired (list entries they may end)
+        self.money: dict[str, list[int]] = {}  # with kind tables: [total_yuan, rewards_yuan] per table
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -242,7 +267,8 @@ class NightlyRun:
                  batch_rows: int = DEFAULT_BATCH_ROWS, aliases: Mapping[str, Iterable[str]] | None = None,
                  force: bool = False, progress: bool | None = None,
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
-                 cases_table: str | None = None, reassess: bool | Iterable[str] = False):
+                 cases_table: str | None = None, reassess: bool | Iterable[str] = False,
+                 tables: Mapping[str, str | os.PathLike] | None = None):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -289,25 +315,48 @@ class NightlyRun:
             self.cases = CaseStage(plan, Path(cases), as_of=self.as_of, threads=self.kernel_threads,
                                    encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases)
             self.case_policies = plan.case_policies
+        # tables of the other kinds (river sections, districts, requests ...), each judged by
+        # its kind's policies through the registry's batch path (see engine/_kind_tables.py)
+        try:
+            self.kind_tables = plan_kind_tables(all_policies, tables or {}, DOMAIN)
+        except KindTableError as error:
+            raise NightlyError(str(error)) from error
+        # the list entries of a kind whose table this run was not given stay as they are
+        self.left_alone = unjudged_policies(all_policies, DOMAIN, self.kind_tables)
 
     # the steps, each small enough to read on its own
 
     def _program(self):
-        program = self.compile_program(self.policies, domain=DOMAIN)
-        rules = {(p.key, r.id): r for p in self.policies for r in p.rules}
+        self.scoring = self._scoring(self.policies, DOMAIN, self.subject)
+        first, first_sanction = len(self.scoring.slots), len(self.scoring.sanction_slots)
+        self.kind_scorings = []
+        for table in self.kind_tables:
+            scoring = self._scoring(table.policies, table.kind, table.subject, first, first_sanction)
+            first += len(scoring.slots)
+            first_sanction += len(scoring.sanction_slots)
+            self.kind_scorings.append(scoring)
+        self.next_slot, self.next_sanction_slot = first, first_sanction  # the case table's come last
+        return self.scoring.program
+
+    def _scoring(self, policies: PolicySet, kind: str, subject: str, first_slot: int = 0,
+                 first_sanction_slot: int = 0) -> _Scoring:
+        program = self.compile_program(policies, domain=kind)
+        rules = {(p.key, r.id): r for p in policies for r in p.rules}
         fired_row = {(policy, rule): r for r, (policy, rule) in enumerate(program.rules)}
-        self.slots = [
-            _Slot(policy, rule, kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)])
-            for policy, rule, _index, kind, payer in program.findings
+        slots = [
+            _Slot(policy, rule, finding_kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)])
+            for policy, rule, _index, finding_kind, payer in program.findings
         ]
-        self.sanction_slots = list(program.sanctions)
-        # facts whose valid values need no JSON escaping: the subject, and enums without " \
-        self.safe_facts = {ENTERPRISE} | {
-            name for name, fact in self.policies.facts.items()
+        # facts whose valid values need no JSON escaping: USCCs, and enums without " \
+        safe = {
+            name for name, fact in policies.facts.items()
             if fact.format == "uscc"
             or (fact.type.choices and not any(re.search(_JSON_UNSAFE, c) for c in fact.type.choices))
         }
-        return program
+        if subject in safe or kind == DOMAIN:
+            safe.add(ENTERPRISE)  # a finding paid by the record itself names it by its key
+        return _Scoring(kind, policies, program, subject, slots, list(program.sanctions), safe,
+                        first_slot, first_sanction_slot)
 
     def _registry(self, program) -> Registry:
         needed_by = self.policies.required_facts()
@@ -321,11 +370,21 @@ class NightlyRun:
         return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
                         batch_rows=self.batch_rows)
 
+    def _kind_reader(self, table, scoring: _Scoring) -> Registry:
+        """A table of another kind, read as the registry is (same formats, headers by label)."""
+        needed_by = scoring.policies.required_facts()
+        needed = {column: needed_by.get(column, []) for column in scoring.program.columns}
+        resolver = ColumnResolver(scoring.policies.facts, needed, self.aliases)
+        return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows)
+
     def _all_policies(self) -> PolicySet:
-        """The policies the run applies: the enterprise's, and the cases' with a case table."""
-        if self.cases is None or self.case_policies is None:
+        """The policies the run applies: the enterprise's, the other kinds' whose tables are
+        given, and the cases' with a case table."""
+        kinds = [p for table in self.kind_tables for p in table.policies]
+        cases = () if self.cases is None or self.case_policies is None else tuple(self.case_policies)
+        if not kinds and not cases:
             return self.policies
-        return PolicySet((*self.policies, *self.case_policies))
+        return PolicySet((*self.policies, *kinds, *cases))
 
     def _policy_rows(self) -> list[dict[str, Any]]:
         return [
@@ -335,16 +394,21 @@ class NightlyRun:
 
     def _fingerprints(self, registry: Registry) -> tuple[str, Callable[[], str]]:
         """The input's stat fingerprint, and a function hashing its content: the registry's,
-        or, with a case table, of both inputs together (another case table is another run)."""
-        if self.cases is None:
+        or, with a case table or tables of other kinds, of all inputs together (another table
+        of any of them is another run)."""
+        if self.cases is None and not self.kind_tables:
             return registry.stat_fingerprint(), registry.fingerprint
-        cases = self.cases
+        # every input of the run, by name: another table of any kind is another run
+        others = [(f"{table.kind} ", reader) for table, reader in zip(self.kind_tables, self.kind_readers, strict=True)]
+        if self.cases is not None:
+            others.append(("cases ", self.cases))
 
-        def both() -> str:
-            return hashlib.sha256(f"{registry.fingerprint()}\ncases {cases.fingerprint()}".encode()).hexdigest()
+        def every() -> str:
+            text = registry.fingerprint() + "".join(f"\n{label}{source.fingerprint()}" for label, source in others)
+            return hashlib.sha256(text.encode()).hexdigest()
 
-        stat = f"{registry.stat_fingerprint()}\ncases {cases.stat_fingerprint()}"
-        return stat, both
+        stat = registry.stat_fingerprint() + "".join(f"\n{label}{source.stat_fingerprint()}" for label, source in others)
+        return stat, every
 
     def execute(self) -> Summary:
         started = time.monotonic()
@@ -358,6 +422,7 @@ class NightlyRun:
     def _locked(self, connection, started: float) -> Summary:
         program = self._program()
         registry = self._registry(program)
+        self.kind_readers = [self._kind_reader(t, sc) for t, sc in zip(self.kind_tables, self.kind_scorings, strict=True)]
         stale = store.abandon_stale_runs(connection)
         if stale:
             log.warning("runs %s had been interrupted; marked failed", ", ".join(map(str, stale)))
@@ -396,15 +461,13 @@ class NightlyRun:
         for label, encoding in registry.encodings.items():
             log.info("%s: read as %s", label, encoding)
         acc = _Accumulator()
-        self._reuse = None
         writer = batches = None
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
-            writer.executemany(store.INSERT_FINDING_SLOT, [
-                (run_id, k, slot.policy, slot.rule, slot.kind.value, slot.citation) for k, slot in enumerate(self.slots)
-            ])
-            writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(self.policies, self.sanction_slots, run_id))
+            self._write_slots(writer, run_id)
+            for scoring, reader in zip(self.kind_scorings, self.kind_readers, strict=True):
+                self._kind_table(scoring, reader, writer, run_id, acc)
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
             batches = prefetch(registry.batches(), depth=2)
@@ -414,17 +477,17 @@ class NightlyRun:
                 acc.seconds["read (waiting)"] += time.perf_counter() - began
                 if batch is None:
                     break
-                self._batch(program, batch, writer, run_id, acc)
+                self._batch(self.scoring, batch, writer, run_id, acc)
                 progress.update(batch.rows_in)
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
                 raise NightlyError(
                     f"rows do not add up: {acc.rows_in} in, {acc.rows_scored} scored, {acc.rows_rejected} rejected"
                 )
-            if self.cases is not None:
-                cases_in, cases_scored, cases_rejected = acc.tables["cases"]
-                acc.tables = {"registry": [acc.rows_in - cases_in, acc.rows_scored - cases_scored,
-                                           acc.rows_rejected - cases_rejected], **acc.tables}
+            if acc.tables:  # the registry's rows are what the other tables leave of the run's
+                others = [sum(rows[i] for rows in acc.tables.values()) for i in range(3)]
+                acc.tables = {"registry": [acc.rows_in - others[0], acc.rows_scored - others[1],
+                                           acc.rows_rejected - others[2]], **acc.tables}
             extra = self._summary_extra(acc)
             fingerprint = hashing.result()
             # the same content scored before (a copy, a touched file, --force): replaced
@@ -434,7 +497,8 @@ class NightlyRun:
                 for district, (yuan, cases) in sorted(acc.districts.items()):
                     db.execute("INSERT INTO district_totals VALUES (?, ?, ?, ?)", (run_id, district, yuan, cases))
                 # the list entries' state, from this run's sanctions and lifts (engine/_lists.py)
-                moved = update_entries(db, run_id, self.as_of, cases_judged=self.cases is not None, replaced=replaced)
+                moved = update_entries(db, run_id, self.as_of, cases_judged=self.cases is not None, replaced=replaced,
+                                       left_alone=self.left_alone)
                 summary_json = json.dumps({**extra, "list_entries": moved}, ensure_ascii=False)
                 if replaced is not None:
                     store.delete_run(db, replaced)
@@ -471,16 +535,17 @@ class NightlyRun:
         log.info("run %s done: %s rows in %.2f s", run_id, f"{acc.rows_in:,}", summary.seconds)
         return summary
 
-    def _batch(self, program, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
+    def _batch(self, scoring: _Scoring, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
+        program = scoring.program
         n = batch.table.num_rows
         acc.rows_in += batch.rows_in
         acc.rows_rejected += batch.rows_in - n
         rejects: list[Reject] = list(batch.rejects)
         for reject in batch.rejects:
             acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
-        if n and self._unset_rollups:
+        if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
-        if n and self.cases is not None and self.cases.plan.onto_parent:
+        if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:
             from .cases import rollup_columns
 
             added = rollup_columns(self._case_results.side, batch.table[self.subject], self.cases.plan.onto_parent)
@@ -490,15 +555,20 @@ class NightlyRun:
             began = time.perf_counter()
             # the previous batch's outputs are done with (the writer got copies): reused, they
             # save the page faults of ~8 MB of fresh arrays per batch
-            result = program.score(batch.table, as_of=self.as_of, threads=self.kernel_threads, out=self._reuse)
-            self._reuse = result
+            result = program.score(batch.table, as_of=self.as_of, threads=self.kernel_threads, out=scoring.reuse)
+            scoring.reuse = result
             acc.seconds["score"] += time.perf_counter() - began
             began = time.perf_counter()
             valid = np.asarray(result.valid, dtype=bool)
             scored = int(np.count_nonzero(valid))
             acc.rows_scored += scored
             acc.rows_rejected += n - scored
-            acc.total_yuan += int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
+            total = int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
+            acc.total_yuan += total
+            if scoring is not self.scoring:
+                money = acc.money.setdefault(scoring.kind, [0, 0])
+                money[0] += total
+                money[1] += int(np.asarray(result.rewards_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
             for warning in getattr(result, "warnings", ()) or ():
                 acc.warnings.setdefault(str(warning))
             # A district with only 0-yuan findings has cases and no yuan: it is listed too.
@@ -510,13 +580,36 @@ class NightlyRun:
                 total[0] += int(yuan.get(district, 0))
                 total[1] += int(cases.get(district, 0))
             rejects.extend(self._score_rejects(result, batch, acc))
-            self._findings(result, batch, valid, writer, run_id, acc)
-            self._sanctions(program, result, batch, valid, writer, run_id, acc)
+            self._findings(scoring, result, batch, valid, writer, run_id, acc)
+            self._sanctions(scoring, result, batch, valid, writer, run_id, acc)
             acc.seconds["results"] += time.perf_counter() - began
         if rejects:
             writer.executemany(store.INSERT_REJECTS, [
                 (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
             ])
+
+    def _write_slots(self, writer: store.RunWriter, run_id: int) -> None:
+        """What each column of the kernels' outputs means, once per run: the registry's slots
+        as before (no record kind: the view reads them as the enterprise's), then each kind
+        table's with its kind."""
+        for scoring in (self.scoring, *self.kind_scorings):
+            kind = None if scoring is self.scoring else scoring.kind
+            writer.executemany(store.INSERT_KIND_FINDING_SLOT, [
+                (run_id, scoring.first_slot + k, slot.policy, slot.rule, slot.kind.value, slot.citation, kind)
+                for k, slot in enumerate(scoring.slots)
+            ])
+            rows = sanction_slot_rows(scoring.policies, scoring.sanction_slots, run_id, scoring.first_sanction_slot)
+            writer.executemany(store.INSERT_KIND_SANCTION_SLOT, [(*row, kind) for row in rows])
+
+    def _kind_table(self, scoring: _Scoring, reader: Registry, writer: store.RunWriter, run_id: int,
+                    acc: _Accumulator) -> None:
+        """A table of another kind, batch by batch through the registry's path (:meth:`_batch`):
+        its rows, findings, list entries, rejects and district totals join the run's."""
+        before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
+        acc.money.setdefault(scoring.kind, [0, 0])
+        for batch in prefetch(reader.batches(), depth=2):
+            self._batch(scoring, batch, writer, run_id, acc)
+        acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept
@@ -530,8 +623,8 @@ class NightlyRun:
         began = time.perf_counter()
         self._case_results = self.cases.run(self.registry_path, options, checked)
         acc.seconds["cases"] = time.perf_counter() - began
-        write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=len(self.slots),
-                           first_sanction_slot=len(self.sanction_slots), memory=self._memory)
+        write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=self.next_slot,
+                           first_sanction_slot=self.next_sanction_slot, memory=self._memory)
         acc.already_assessed = self._memory.already
         acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
@@ -552,51 +645,67 @@ class NightlyRun:
                 acc.reasons[(header, _reason_class(str(reason)))] += 1
         return out
 
-    def _findings(self, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
+    def _findings(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
+                  acc: _Accumulator) -> None:
         # A finding is written where its rule fired, not where its amount is non-zero: a rule
         # that fires for 0 yuan (an enclosed silo's dust fee) is a result the Evaluator shows.
         amounts, fired = result.amounts, result.fired
         uscc = None
-        for k, slot in enumerate(self.slots):
+        for k, slot in enumerate(scoring.slots):
             row_amounts = np.asarray(amounts[k])
             picked = np.flatnonzero(np.asarray(fired[slot.fired_row]))
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
-            uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
+            uscc = self._keys(scoring, batch, valid) if uscc is None else uscc
             index = from_numbers(picked)
             subjects = uscc.take(index)
             money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
-            payers = subjects if slot.payer == ENTERPRISE else self._payers(batch.table[slot.payer].take(index), slot.payer)
-            writer.execute(store.INSERT_FINDINGS, (
-                run_id, k, _json_rows([subjects, money, payers], (True, True, slot.payer in self.safe_facts)),
-            ))
+            payers = (subjects if slot.payer == ENTERPRISE
+                      else self._payers(scoring, batch.table[slot.payer].take(index), slot.payer))
+            safe = (scoring.subject in scoring.safe_facts, True, slot.payer in scoring.safe_facts)
+            writer.execute(store.INSERT_FINDINGS, (run_id, scoring.first_slot + k, _json_rows([subjects, money, payers], safe)))
             acc.findings += picked.size
 
-    def _payers(self, column: pa.ChunkedArray, name: str) -> pa.Array:
+    def _keys(self, scoring: _Scoring, batch: Batch, valid: np.ndarray) -> pa.Array:
+        """The batch's records as the ledger names them: their key (a district's as the value,
+        not the alias its table wrote; rejected rows, whose key may not resolve, as null)."""
+        column = _as_array(batch.table[scoring.subject])
+        fact = scoring.policies.facts[scoring.subject]
+        if fact.type.kind is not Kind.ENUM:
+            return column
+        return canonical_values(fact, pc.if_else(pa.array(valid), column, pa.scalar(None, column.type)))
+
+    def _payers(self, scoring: _Scoring, column: pa.ChunkedArray, name: str) -> pa.Array:
         """The payers of findings as the ledger names them: an enum cell may say an alias
         (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
         code, say the canonical value. The rows were accepted, so every distinct text resolves."""
         column = _as_array(column)
-        fact = self.policies.facts[name]
+        fact = scoring.policies.facts[name]
         return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 
-    def _sanctions(self, program, result, batch: Batch, valid: np.ndarray, writer, run_id: int, acc: _Accumulator) -> None:
+    def _sanctions(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
+                   acc: _Accumulator) -> None:
+        program = scoring.program
         flags = result.sanctions
         uscc = None
-        for s, (_policy, _rule, list_id) in enumerate(self.sanction_slots):
+        for s, (_policy, _rule, list_id) in enumerate(scoring.sanction_slots):
             picked = np.flatnonzero(np.asarray(flags[s]))
             picked = picked[valid[picked]]
             if not picked.size:
                 continue
-            uscc = _as_array(batch.table[self.subject]) if uscc is None else uscc
-            # valid USCCs: [0-9A-Y]{18}; with the entry's dates when the sanction gives any
-            subjects = sanction_chunk(program, result, s, picked, uscc.take(from_numbers(picked)))
-            writer.execute(store.INSERT_SANCTIONS, (run_id, s, subjects))
+            uscc = self._keys(scoring, batch, valid) if uscc is None else uscc
+            keys = uscc.take(from_numbers(picked))
+            if scoring.subject in scoring.safe_facts or not _needs_escaping(keys):
+                # valid USCCs: [0-9A-Y]{18}; with the entry's dates when the sanction gives any
+                subjects = sanction_chunk(program, result, s, picked, keys)
+            else:  # a kind's key as its table writes it: the JSON form that escapes it
+                subjects = sanction_chunk(program, result, s, picked, keys, case_ids=pa.array([""] * picked.size))
+            writer.execute(store.INSERT_SANCTIONS, (run_id, scoring.first_sanction_slot + s, subjects))
             acc.lists[list_id] += picked.size
         if getattr(program, "lifts", ()):
-            rows = lift_rows(self.policies, program, result, run_id, self.as_of, np.flatnonzero(valid),
-                             _as_array(batch.table[self.subject]))
+            rows = lift_rows(scoring.policies, program, result, run_id, self.as_of, np.flatnonzero(valid),
+                             self._keys(scoring, batch, valid))
             writer.executemany(store.INSERT_LIFTS, rows)
             acc.lifts += len(rows)
 
@@ -616,7 +725,9 @@ class NightlyRun:
             summary["already_assessed"] = acc.already_assessed
             summary["lighter_law"] = acc.lighter_law
             summary["tables"] = {
-                name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected}
+                name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected,
+                       **({"total_yuan": acc.money[name][0], "rewards_yuan": acc.money[name][1]}
+                          if name in acc.money else {})}
                 for name, (rows_in, scored, rejected) in acc.tables.items()
             }
         return summary

@@ -56,13 +56,14 @@ from ecorules.rules import EcorulesError
 
 SCHEMA_VERSION = 7
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
-# 6: list entries with their names and texts on every row; read as they are, migrated on the next run
+# 6: list entries with their names and texts on every row, and before the record kinds of
+# other tables (``--records``); read as they are, migrated on the next run
 READABLE_VERSIONS = ("3", "4", "5", "6", "7")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
-    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT",
+    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT",
 }
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
@@ -75,12 +76,19 @@ RESULT_TABLES = (
 # or, for a case, [uscc, amount_yuan, payer, case_id, status, superseded_by or ""]; a case's
 # imposed finding may leave off status and superseded_by (read as imposed and null); in a
 # chunk holding a finding already assessed by an earlier run (version 5), assessed_in_run
-# (that run's id; 0 for the chunk's other rows).
+# (that run's id; 0 for the chunk's other rows). Version 7 added record_kind and record_key:
+# the kind of the judged record and its key. A slot of a table of another kind (``--records``)
+# names its kind, and its rows' first element is the record's key (in ``uscc`` too: the
+# record stands for itself, as ``Finding.payer`` says for 'enterprise'); the registry's and
+# the case table's slots name none, and their records are the enterprise (key uscc) or the
+# case (key case_id).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
            e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
-           nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run
+           nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
+           coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
+           coalesce(e.value ->> 3, e.value ->> 0) AS record_key
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
 
@@ -106,13 +114,16 @@ CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
 # The sanctions view. A chunk's entry is the subject's uscc, or (version 6) for an entry with
 # dates or of a case ``[uscc, case_id or "", start or null, planned_end or null]`` (ISO
 # dates; a null start is the default, the run's as_of). The first five columns are those of
-# versions 3 to 5.
+# versions 3 to 5; record_kind is version 7's (for an entry of another kind's table, ``uscc``
+# is the record's key).
 SANCTIONS_VIEW = """
     SELECT c.run_id AS run_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END AS uscc,
            s.list AS list, s.rule AS rule, s.policy AS policy,
            CASE e.type WHEN 'array' THEN nullif(e.value ->> 1, '') END AS case_id,
            CASE e.type WHEN 'array' THEN e.value ->> 2 END AS start,
-           CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end
+           CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end,
+           coalesce(s.record_kind, CASE WHEN e.type = 'array' AND nullif(e.value ->> 1, '') IS NOT NULL
+                                        THEN 'case' ELSE 'enterprise' END) AS record_kind
     FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.usccs) e"""
 
@@ -214,6 +225,7 @@ CREATE TABLE IF NOT EXISTS finding_slots (
     rule TEXT NOT NULL,
     kind TEXT NOT NULL,
     citation TEXT NOT NULL,
+    record_kind TEXT,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_chunks (
@@ -238,6 +250,7 @@ CREATE TABLE IF NOT EXISTS sanction_slots (
     rule TEXT NOT NULL,
     reason TEXT,
     citation TEXT,
+    record_kind TEXT,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sanction_chunks (
@@ -259,9 +272,17 @@ CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
 """ + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
+# the slots of a table of another kind name it (version 7)
+INSERT_KIND_FINDING_SLOT = (
+    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
 INSERT_SANCTION_SLOT = (
     "INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_KIND_SANCTION_SLOT = (
+    "INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation, record_kind) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_LIFTS = "INSERT INTO lifts (run_id, uscc, list, policy, rule, reason, case_id, effective) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_SANCTIONS = "INSERT INTO sanction_chunks (run_id, slot, usccs) VALUES (?, ?, ?)"
@@ -350,8 +371,10 @@ def _migrate(connection: sqlite3.Connection) -> None:
     sanctions view case_id, start and planned_end (NULL: earlier runs wrote plain usccs), and
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
     every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
-    6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`)."""
+    6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`). Then the slots'
+    ``record_kind`` (see :func:`_add_record_kinds`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    kinds_added = _add_record_kinds(connection)
     if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
@@ -364,6 +387,10 @@ def _migrate(connection: sqlite3.Connection) -> None:
         connection.execute("CREATE VIEW sanctions AS" + SANCTIONS_VIEW)
     if row is not None and row[0] == "6":
         _narrow_list_entries(connection)
+    if kinds_added:
+        for view, body in (("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW)):
+            connection.execute(f"DROP VIEW IF EXISTS {view}")
+            connection.execute(f"CREATE VIEW {view} AS" + body)
     if row is not None and row[0] != str(SCHEMA_VERSION):
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
@@ -388,6 +415,18 @@ def _narrow_list_entries(connection: sqlite3.Connection) -> None:
              JOIN list_texts t ON (t.version, t.reason, t.citation) = (e.version, e.reason, e.citation)""")
     connection.execute("DROP TABLE list_entries")
     connection.execute("CREATE VIEW list_entries AS" + LIST_ENTRIES_VIEW)
+
+
+def _add_record_kinds(connection: sqlite3.Connection) -> bool:
+    """The slots of tables of other kinds name their kind (``record_kind``; NULL: the
+    registry's and the case table's, as in every earlier run); whether the column was added
+    (then both views are made again to read it). Decided by the columns present rather than by
+    the version number, so that it composes with any other migration of the same version."""
+    missing = [table for table in ("finding_slots", "sanction_slots")
+               if "record_kind" not in {r[1] for r in connection.execute(f"PRAGMA table_info({table})")}]
+    for table in missing:
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN record_kind TEXT")
+    return bool(missing)
 
 
 def _check_schema(connection: sqlite3.Connection, path: Path, readonly: bool = False) -> None:

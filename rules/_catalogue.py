@@ -74,7 +74,16 @@ def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) 
     """The catalogue of a folder: ``inherited`` plus each (path, parsed YAML) file."""
     facts, kinds = dict(inherited.facts), dict(inherited.kinds)
     read = [_read_file(path, document) for path, document in files]
+    declared: dict[str, Path] = {}  # a fact of this folder -> the catalogue declaring it
     for file in read:
+        for name, fact in file.facts.items():
+            # one name, one fact: a second catalogue (another kind's) would replace it silently
+            if name in declared:
+                raise PolicySchemaError(
+                    f"fact {name!r} is already declared in {declared[name].name}; facts of all the folder's "
+                    "catalogues share one namespace: give this one its own name", fact.span,
+                )
+            declared[name] = file.path
         if file.kind is not None:
             if file.kind.id in kinds and file.kind != kinds[file.kind.id]:
                 raise PolicySchemaError(f"kind {file.kind.id!r} is declared twice in this folder", file.kind.span)

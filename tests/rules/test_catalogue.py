@@ -54,3 +54,14 @@ def test_a_policy_of_an_undeclared_kind_is_refused_with_the_closest_kind(tmp_pat
     with pytest.raises(PolicyError, match="domain 'cases' is not a kind this folder declares") as caught:
         load_policies(folder)
     assert (caught.value.span.line, caught.value.suggestion) == (8, "case")
+
+
+def test_two_catalogues_of_a_folder_cannot_declare_one_fact(tmp_path):
+    folder = tmp_path / "cases"
+    shutil.copytree(DATA, folder)
+    (folder / "sections.yaml").write_text(
+        "kind: section\nkey: section_id\nfacts:\n  section_id: {type: string}\n  clause: {type: string}\n",
+        encoding="utf-8")
+    with pytest.raises(PolicyError, match="fact 'clause' is already declared in cases.yaml") as caught:
+        load_policies(folder)
+    assert caught.value.span.file.endswith("sections.yaml") and caught.value.span.line == 5
