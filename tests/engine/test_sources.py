@@ -196,8 +196,12 @@ def test_unreadable_and_missing_files_are_clear_errors(tmp_path):
     junk.write_bytes(b"not parquet at all")
     with pytest.raises(SourceError, match="cannot read as Parquet"):
         Registry(junk, resolver())
-    with pytest.raises(SourceError, match="unknown format|no .csv"):
-        other = tmp_path / "r.xlsx"
+    junk = tmp_path / "r.xlsx"
+    junk.write_bytes(b"x")
+    with pytest.raises(SourceError, match="cannot read as an Excel workbook"):
+        Registry(junk, resolver())
+    with pytest.raises(SourceError, match="unknown format"):
+        other = tmp_path / "r.docx"
         other.write_bytes(b"x")
         Registry(other, resolver())
 
