@@ -237,6 +237,7 @@ class _Accumulator:
         self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
         self.lifts = 0  # lifts that fired (list entries they may end)
         self.files: dict[str, list[int]] = {}  # registry file (label) -> [rows in, rows rejected]
+        self.described: list[dict[str, str]] = []  # how each registry file is read (Registry.described)
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -632,7 +633,7 @@ class NightlyRun:
         summary["sources"] = [
             {**about, "rows_in": acc.files.get(about["source"], [0, 0])[0],
              "rows_rejected": acc.files.get(about["source"], [0, 0])[1]}
-            for about in getattr(acc, "described", ())
+            for about in acc.described
         ]
         if acc.tables:  # only with a case table: a run without one stays as it was
             summary["already_assessed"] = acc.already_assessed
