@@ -198,6 +198,7 @@ class ExcelFile:
     def batches(self) -> Iterator[Batch]:
         loaded = self._load(self.sheet, skip_rows=self.data_start, dtypes="string")
         data, errors = loaded.to_arrow_with_errors()
+        self._native = None
         n = data.num_rows
         blank = np.ones(n, bool)
         for column in data.columns:
@@ -246,7 +247,9 @@ class ExcelFile:
         long_digits = np.flatnonzero(bools(pc.fill_null(pc.match_substring_regex(column, r"^-?\d{16,}$"), False)))
         if not long_digits.size:
             return []
-        native = self._load(self.sheet, skip_rows=self.data_start, schema_sample_rows=None).to_arrow().column(position)
+        if self._native is None:  # the sheet with calamine's own cell types, loaded once
+            self._native = self._load(self.sheet, skip_rows=self.data_start, schema_sample_rows=None).to_arrow()
+        native = self._native.column(position)
         if not pa.types.is_floating(native.type):
             return []
         values = column.to_pylist()
