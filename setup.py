@@ -15,6 +15,7 @@ PACKAGES = {
     "ecorules.engine": "engine",
     "ecorules.engine.diff": "engine/diff",
     "ecorules.engine.cases": "engine/cases",
+    "ecorules.engine.sources": "engine/sources",
     "ecorules.fastcalc": "fastcalc",
     "ecorules.policies": "policies",
     "ecorules.policies.zhengzhou": "policies/zhengzhou",
@@ -72,12 +73,17 @@ setup(
         "click>=8.1",
         "numpy>=1.26",
         "pyarrow>=14",
+        # Excel registries (.xlsx, .xls): calamine, in Rust, straight into Arrow; openpyxl
+        # reads cell by cell in Python and cannot read .xls at all.
+        "fastexcel>=0.21",
     ],
     extras_require={
         # tox is here so that the tox commands of README.md work after installing the test extra
         # atheris: the coverage-guided fuzzers of tests/fuzz (libFuzzer wheels for Linux)
         "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40", "tox>=4",
-                 "atheris>=2.3; platform_system == 'Linux'"],
+                 "atheris>=2.3; platform_system == 'Linux'",
+                 # the tests build workbooks: .xlsx with openpyxl, the old .xls with xlwt
+                 "openpyxl>=3.1", "xlwt>=1.3"],
         # bench/nightly.py: DuckDB is the hand-written-SQL baseline the nightly run is measured
         # against, pandas.read_csv the CSV read floor; neither is needed to run ecorules.
         # Cython: bench/score.py compiles its hand-written baseline loop with pyximport.

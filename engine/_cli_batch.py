@@ -21,6 +21,7 @@ from ._cli_common import (
     POLICIES_OPTION,
     Date,
     print_json,
+    registry_options,
 )
 
 log = logging.getLogger("ecorules")
@@ -39,8 +40,7 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
                    help="The results database written by `ecorules run`.")
 
 @click.command()
-@click.option("--registry", required=True, type=click.Path(path_type=Path),
-              help="CSV, Parquet, DB.sqlite:TABLE, or a folder of such files.")
+@registry_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
               help="The SQLite results database (created if missing; runs accumulate in it).")
 @click.option("--cases", type=click.Path(path_type=Path), default=None,
@@ -55,12 +55,12 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
                    "`ecorules explain --domain KIND` judges one record; findings and list entries carry the kind "
                    "and the record's key, rejects their row and column, district totals what the kind's findings "
                    "book to districts. A kind that belongs to enterprises (the case) is given with --cases.")
+@click.option("--cases-sheet", default=None,
+              help="Sheet to read when the case table is an Excel workbook: its name, or its position from 1.")
 @POLICIES_OPTION
 @click.option("--as-of", type=Date(), default=None, help="Judge under the law in force on this date. Default: today.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Threads in all (reading, scoring, writing overlap). Default: all cores.")
-@click.option("--encoding", default=None, help="Encoding of CSV files (e.g. gb18030, gbk, utf-8). Default: detected.")
-@click.option("--table", default=None, help="Table to read when the registry is an SQLite database.")
 @click.option("--aliases", "aliases_file", type=click.Path(exists=True, path_type=Path), default=None,
               help="YAML mapping fact -> [extra column headers], e.g. 'uscc: [统一代码]'.")
 @click.option("--batch-rows", type=click.IntRange(1), default=None, help="Rows per batch (memory vs. overhead). Default: 262144.")
@@ -76,8 +76,9 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
                    "default). The rules reading it are not judged, and the summary warns of each.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
-def run(registry, out, cases, cases_table, kind_tables, policies_dir, as_of, threads, encoding, table, aliases_file,
-        batch_rows, force, reassess, allow_failing_tests, allow_unset_parameters, progress, output_format):
+def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_dir, as_of, threads, encoding, table,
+        sheet, recurse, aliases_file, batch_rows, force, reassess, allow_failing_tests, allow_unset_parameters, progress,
+        output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -102,6 +103,7 @@ def run(registry, out, cases, cases_table, kind_tables, policies_dir, as_of, thr
     Example:
       ecorules run --registry registry.parquet --out results.sqlite --as-of 2012-04-14
       ecorules run --registry 名录.csv --encoding gb18030 --format json
+      ecorules run --registry 名录.xlsx --sheet 2024年 --out results.sqlite
       ecorules run --registry enterprises.csv --cases cases.csv --out results.sqlite
       ecorules run --registry enterprises.csv --records river_section=sections.csv \\
                    --records district=districts.csv --out results.sqlite --as-of 2012-12-31
@@ -109,6 +111,9 @@ def run(registry, out, cases, cases_table, kind_tables, policies_dir, as_of, thr
     from ._kind_tables import parse_table_options
     from ._nightly import run_nightly
     from ._sources import DEFAULT_BATCH_ROWS, read_alias_file
+
+    if cases_table is not None and cases_sheet is not None:
+        _fail("give --cases-table (SQLite) or --cases-sheet (Excel), not both", output_format)
 
     try:
         from ecorules.fastcalc import compile_program
@@ -137,8 +142,10 @@ def run(registry, out, cases, cases_table, kind_tables, policies_dir, as_of, thr
         summary = run_nightly(
             registry, out, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
-            progress=progress, compile_program=compile_program, cases=cases, cases_table=cases_table,
-            reassess=True if "*" in reassess else reassess, tables=tables,
+            progress=progress, compile_program=compile_program, cases=cases,
+            # the case table's reader takes a workbook's sheet where an SQLite file's table goes
+            cases_table=cases_table if cases_sheet is None else cases_sheet,
+            reassess=True if "*" in reassess else reassess, tables=tables, sheet=sheet, recurse=recurse,
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)

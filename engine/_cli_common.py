@@ -40,6 +40,29 @@ FORMAT_OPTION = click.option(
 )
 
 
+REGISTRY_HELP = ("The enterprise registry: CSV or text (comma, tab or semicolon; UTF-8, GBK or UTF-16), Parquet, "
+                 "Excel (.xlsx, .xls), DB.sqlite:TABLE, or a folder of such files.")
+
+
+def registry_options(function):
+    """--registry and how to read it, shared by every command that reads one (run, diff), so
+    that they read the same sources the same way."""
+    options = [
+        click.option("--registry", required=True, type=click.Path(path_type=Path), help=REGISTRY_HELP),
+        click.option("--encoding", default=None,
+                     help="Encoding of CSV files (e.g. gb18030, gbk, utf-8, utf-16). Default: decided per file."),
+        click.option("--table", default=None, help="Table to read when the registry is an SQLite database."),
+        click.option("--sheet", default=None,
+                     help="Sheet to read when the registry is an Excel workbook: its name, or its position "
+                          "from 1. Default: the only sheet, or the only one with the registry's columns."),
+        click.option("--recurse/--no-recurse", default=True, show_default=True,
+                     help="With a folder as --registry: read its subfolders too."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def _json_default(value):
     if isinstance(value, dt.date):
         return value.isoformat()

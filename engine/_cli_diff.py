@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from ecorules.rules import EcorulesError, PolicyError
 
-from ._cli_common import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, Date
+from ._cli_common import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, Date, registry_options
 
 log = logging.getLogger("ecorules.diff")
 
@@ -28,8 +28,7 @@ log = logging.getLogger("ecorules.diff")
               help="The policies in force (a folder or file), e.g. policies/.")
 @click.option("--proposed", "proposed_path", required=True, type=click.Path(exists=True, path_type=Path),
               help="The draft: a complete policy folder (copy the base folder, then edit).")
-@click.option("--registry", "registry_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The enterprise registry, .csv (UTF-8) or .parquet; Chinese headers accepted.")
+@registry_options
 @click.option("--as-of", "as_of", type=Date(), default=None,
               help="Judge under the law in force on this date (both sets). Default: today.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -38,7 +37,7 @@ log = logging.getLogger("ecorules.diff")
               help="text for people, json for other systems (shape: see ecorules.engine.diff._report).")
 @click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many of the most changed enterprises to explain, with the clauses responsible.")
-def diff(base_path, proposed_path, registry_path, as_of, html_path, output_format, top):
+def diff(base_path, proposed_path, registry, encoding, table, sheet, recurse, as_of, html_path, output_format, top):
     """Test a rule change: score the registry under the base and the proposed policies.
 
     Reports the enterprises whose outcome changes (amounts, lists, the rules responsible with
@@ -54,8 +53,12 @@ def diff(base_path, proposed_path, registry_path, as_of, html_path, output_forma
     from .diff._report import render_text
     from .diff._run import run_diff
 
+    registry_path = registry
+    # the registry is read as `ecorules run` reads it: the same options, the same reader
+    reading = {"encoding": encoding, "table": table, "sheet": sheet, "recurse": recurse}
     try:
-        document = run_diff(base_path, proposed_path, registry_path, as_of or dt.date.today(), top=top)
+        document = run_diff(base_path, proposed_path, registry_path, as_of or dt.date.today(), top=top,
+                            reading=reading)
     except PolicyError as error:
         click.echo(str(error), err=True)
         sys.exit(EXIT_FAILED)

@@ -93,6 +93,8 @@ class Summary:
     rejects_by_reason: list[dict[str, Any]] = field(default_factory=list)  # column, reason, rows
     seconds: float = 0.0
     encodings: dict[str, str] = field(default_factory=dict)
+    # each file read: source, format, how (encoding and why, separator, sheet), rows in and rejected
+    sources: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tables: dict[str, dict[str, int]] = field(default_factory=dict)  # with a case table: rows per table
@@ -114,7 +116,7 @@ class Summary:
             "district_totals": self.districts, "list_entries": self.lists,
             "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
-            "encodings": self.encodings, "warnings": self.warnings, "error": self.error,
+            "encodings": self.encodings, "sources": self.sources, "warnings": self.warnings, "error": self.error,
             **({"tables": self.tables, "already_assessed": self.already_assessed, "lighter_law": self.lighter_law}
                if self.tables else {}),
         }
@@ -135,6 +137,13 @@ class Summary:
             money = "".join(f", {rows[key]:,} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
                             if rows.get(key))
             lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected{money}")
+        if len(self.sources) > 1 or any(s.get("encoding_why") or s.get("notes") for s in self.sources):
+            lines.append("读取 files read:")
+            for s in self.sources:
+                how = "; ".join(s[k] for k in ("encoding_why", "notes") if s.get(k))
+                separator = f", {s['separator']}-separated" if s.get("separator") not in (None, "comma") else ""
+                lines.append(f"  {s['source']}: {s.get('rows_in', 0):,} rows, {s.get('rows_rejected', 0):,} rejected"
+                             f"{separator}{f' ({how})' if how else ''}")
         lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
         if self.already_assessed:
             lines.append(f"已处理 already assessed by earlier runs (一例一次, not counted): {self.already_assessed:,} findings")
@@ -151,7 +160,10 @@ class Summary:
         if self.rejects_by_reason:
             lines.append("拒收 rejects (rows by column and reason):")
             for r in self.rejects_by_reason[:10]:
-                lines.append(f"  {r['rows']:>10,}  {r['column'] or '(whole row)'}: {r['reason']}")
+                # the reason as a reject says it; "e.g." where like reasons with other values count too
+                example = r.get("example") or r["reason"]
+                shown = f"e.g. {example}" if example != r["reason"] and r["rows"] > 1 else example
+                lines.append(f"  {r['rows']:>10,}  {r['column'] or '(whole row)'}: {shown}")
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
         return "\n".join(lines)
@@ -242,6 +254,7 @@ class _Accumulator:
         self.districts: dict[str, list[int]] = {}  # district -> [deduction_yuan, cases]
         self.lists: Counter[str] = Counter()
         self.reasons: Counter[tuple[str | None, str]] = Counter()
+        self.examples: dict[tuple[str | None, str], str] = {}  # (column, reason class) -> its first reason
         self.warnings: dict[str, None] = {}
         self.seconds: dict[str, float] = dict.fromkeys(("read (waiting)", "score", "results"), 0.0)
         self.tables: dict[str, list[int]] = {}  # with a case table: rows in, scored, rejected per table
@@ -249,6 +262,8 @@ class _Accumulator:
         self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
         self.lifts = 0  # lifts that fired (list entries they may end)
         self.money: dict[str, list[int]] = {}  # with kind tables: [total_yuan, rewards_yuan] per table
+        self.files: dict[str, list[int]] = {}  # registry file (label) -> [rows in, rows rejected]
+        self.described: list[dict[str, str]] = []  # how each registry file is read (Registry.described)
 
 
 def _seconds(parts: Mapping[str, float]) -> str:
@@ -268,7 +283,8 @@ class NightlyRun:
                  force: bool = False, progress: bool | None = None,
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
-                 tables: Mapping[str, str | os.PathLike] | None = None):
+                 tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
+                 recurse: bool = True):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -283,6 +299,7 @@ class NightlyRun:
         self.encoding, self.table, self.batch_rows = encoding, table, batch_rows
         self.aliases, self.force, self.progress_enabled = aliases, force, progress
         self._unset_rollups: list[str] = []  # roll-ups over records this run is not given
+        self.sheet, self.recurse = sheet, recurse  # an Excel registry's sheet; a folder's subfolders
         if isinstance(policies, PolicySet):
             self.policies = policies
         else:
@@ -368,7 +385,7 @@ class NightlyRun:
             needed = {column: by for column, by in needed.items() if column not in self._unset_rollups}
         resolver = ColumnResolver(self.policies.facts, needed, self.aliases)
         return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
-                        batch_rows=self.batch_rows)
+                        batch_rows=self.batch_rows, sheet=self.sheet, recurse=self.recurse)
 
     def _kind_reader(self, table, scoring: _Scoring) -> Registry:
         """A table of another kind, read as the registry is (same formats, headers by label)."""
@@ -458,9 +475,15 @@ class NightlyRun:
             policy_fingerprint=policy_fingerprint, policies=self._policy_rows(), version=ecorules_version(),
         )
         log.info("run %s: %s -> %s, as of %s, %s thread(s)", run_id, self.registry_path, self.out, self.as_of, self.threads)
-        for label, encoding in registry.encodings.items():
-            log.info("%s: read as %s", label, encoding)
+        described = registry.described()
+        for about in described:
+            if "encoding" in about:
+                log.info("%s: read as %s (%s)", about["source"], about["encoding"], about["encoding_why"])
         acc = _Accumulator()
+        acc.described = described
+        for warning in registry.warnings:
+            log.warning("%s", warning)
+            acc.warnings.setdefault(warning)
         writer = batches = None
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
@@ -540,9 +563,14 @@ class NightlyRun:
         n = batch.table.num_rows
         acc.rows_in += batch.rows_in
         acc.rows_rejected += batch.rows_in - n
+        per_file = acc.files.setdefault(batch.source, [0, 0])
+        per_file[0] += batch.rows_in
+        per_file[1] += batch.rows_in - n
         rejects: list[Reject] = list(batch.rejects)
         for reject in batch.rejects:
-            acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
+            key = (reject.column, _reason_class(reject.reason))
+            acc.reasons[key] += 1
+            acc.examples.setdefault(key, reject.reason)
         if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
         if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:
@@ -563,6 +591,7 @@ class NightlyRun:
             scored = int(np.count_nonzero(valid))
             acc.rows_scored += scored
             acc.rows_rejected += n - scored
+            per_file[1] += n - scored
             total = int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
             acc.total_yuan += total
             if scoring is not self.scoring:
@@ -619,7 +648,8 @@ class NightlyRun:
         in_force = [p for p in self.policies if p.in_force(self.as_of)]
         checked = [name for name in program.columns if name not in self.cases.plan.onto_parent
                    and any(name in p.required_facts for p in in_force)]
-        options = {"encoding": self.encoding, "table": self.table, "batch_rows": self.batch_rows}
+        options = {"encoding": self.encoding, "table": self.table, "batch_rows": self.batch_rows,
+                   "sheet": self.sheet, "recurse": self.recurse}
         began = time.perf_counter()
         self._case_results = self.cases.run(self.registry_path, options, checked)
         acc.seconds["cases"] = time.perf_counter() - began
@@ -642,7 +672,9 @@ class NightlyRun:
             out.append(Reject(batch.source, int(batch.rows[row]), header, _text(value), str(reason)))
             if row not in seen_rows:  # a row with two bad values counts once, under its first
                 seen_rows.add(row)
-                acc.reasons[(header, _reason_class(str(reason)))] += 1
+                key = (header, _reason_class(str(reason)))
+                acc.reasons[key] += 1
+                acc.examples.setdefault(key, str(reason))
         return out
 
     def _findings(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
@@ -712,7 +744,8 @@ class NightlyRun:
     def _summary_extra(self, acc: _Accumulator) -> dict[str, Any]:
         """The run's ``summary`` column, but the list entries (known only in the commit)."""
         reasons = [
-            {"column": column, "reason": reason, "rows": count}
+            {"column": column, "reason": reason, "rows": count,
+             **({"example": acc.examples[(column, reason)]} if (column, reason) in acc.examples else {})}
             for (column, reason), count in acc.reasons.most_common(50)
         ]
         summary = {
@@ -721,6 +754,11 @@ class NightlyRun:
         }
         if acc.lifts:
             summary["lifts"] = acc.lifts
+        summary["sources"] = [
+            {**about, "rows_in": acc.files.get(about["source"], [0, 0])[0],
+             "rows_rejected": acc.files.get(about["source"], [0, 0])[1]}
+            for about in acc.described
+        ]
         if acc.tables:  # only with a case table: a run without one stays as it was
             summary["already_assessed"] = acc.already_assessed
             summary["lighter_law"] = acc.lighter_law
@@ -736,7 +774,7 @@ class NightlyRun:
 def _reason_class(reason: str) -> str:
     """A reason without the values it quotes, so that like reasons count together:
     "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""
-    return re.sub(r"(?<!GB )(?<![\d.])-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
+    return re.sub(r"(?<!GB )(?<![A-Za-z0-9_.-])-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
 
 
 def load_summary(connection, run_id: int, db: str) -> Summary:
@@ -758,6 +796,7 @@ def load_summary(connection, run_id: int, db: str) -> Summary:
         total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
         lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
         warnings=extra.get("warnings", []), error=row["error"], tables=extra.get("tables", {}),
+        sources=extra.get("sources", []),
         already_assessed=extra.get("already_assessed", 0), lighter_law=extra.get("lighter_law", 0),
     )
 

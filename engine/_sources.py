@@ -1,4 +1,9 @@
-"""Reading the enterprise registry in bounded memory: CSV, Parquet, an SQLite table, a folder.
+"""Reading the enterprise registry in bounded memory: CSV, Parquet, an SQLite table, an Excel
+sheet, a folder of them (subfolders too).
+
+This module keeps the CSV, Parquet and SQLite readers and :class:`Registry`, which dispatches
+to every reader; newer concerns are modules of ``engine/sources/``: the shared types, the
+listing of a folder, the encoding decided on the whole file, the separator, Excel.
 
 A registry is read as a stream of :class:`Batch` objects holding only the columns the policies
 need, renamed to the facts' names, plus the rows that could not even be read (rejects). Nothing
@@ -6,11 +11,12 @@ stops a run but a file that cannot be opened at all or lacks a needed column:
 
 - a CSV line with the wrong number of fields is a reject (``malformed line``) with its line;
 - bytes that do not decode in the file's encoding are a reject (``undecodable bytes``) naming
-  the column; the other rows of the batch go on;
+  the column; the other rows of the batch go on (the encoding is decided on the whole file,
+  and the run's summary says what was decided and why: engine/sources/_encoding.py);
 - everything else (types, ranges, the USCC) is checked by the scorer and reported as rejects.
 
 Row numbers say where to look: the line of a CSV file (the header is line 1), the 1-based
-position of a record in a Parquet file, the rowid of an SQLite row.
+position of a record in a Parquet file, the rowid of an SQLite row, the row of an Excel sheet.
 
 Headers may be the facts' names, their Chinese labels or any of their aliases (``label`` and
 ``aliases`` in the policies' fact catalogue), plus those of a small alias file. Matching ignores
@@ -26,7 +32,6 @@ import os
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,57 +39,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from ecorules.rules import EcorulesError, Fact, Kind
+from ecorules.rules import Fact, Kind
 from ecorules.rules._arrow import bools, from_numbers, strings
 
 from ._prefetch import prefetch
+from .sources._encoding import EncodingDecision, decide_encoding, weigh
+from .sources._listing import (
+    CSV_SUFFIXES,
+    EXCEL_SUFFIXES,
+    PARQUET_SUFFIXES,
+    SQLITE_SUFFIXES,
+    Skipped,
+    list_registry,
+)
+from .sources._separator import detect_separator, one_column_hint, separator_name
+from .sources._types import Batch, MissingColumnError, Reject, SourceError
 
-CSV_SUFFIXES = (".csv", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 DEFAULT_BATCH_ROWS = 262_144
 _SAMPLE_BYTES = 1 << 16
 _REPLACEMENT = "\ufffd"
 _MAX_VALUE_CHARS = 200  # a reject keeps at most this much of the offending text
-
-
-class SourceError(EcorulesError, ValueError):
-    """The registry cannot be read at all (missing, unreadable, unknown format, bad header)."""
-
-
-class MissingColumnError(SourceError):
-    """A column the policies need is not in the registry; names the fact and its policies."""
-
-    def __init__(self, source: str, fact: str, policies: Iterable[str], accepted: Iterable[str]):
-        self.source, self.fact, self.policies = source, fact, tuple(policies)
-        self.accepted = tuple(accepted)
-        super().__init__(
-            f"{source}: no column for {fact!r}, needed by {', '.join(self.policies) or 'the policies'}"
-            f" (accepted headers: {', '.join(self.accepted)})"
-        )
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A row, or one value of a row, that is not scored, and why."""
-
-    source: str
-    row: int | None
-    column: str | None
-    value: str | None
-    reason: str
-
-
-@dataclass
-class Batch:
-    """Up to ``batch_rows`` rows of one file, with the needed columns under their fact names."""
-
-    table: pa.Table  # the rows that were read; the scorer may still reject some
-    source: str
-    rows: np.ndarray  # int64 row number (see module doc) of each row of ``table``
-    headers: Mapping[str, str]  # fact name -> the header as written in the file
-    rejects: list[Reject] = field(default_factory=list)  # rows dropped before scoring
-    rows_in: int = 0  # rows of the file this batch accounts for: table rows + rejected rows
 
 
 def normalize_header(text: str) -> str:
@@ -158,30 +132,25 @@ class ColumnResolver:
         for name, policies in self.needed.items():
             if name not in found and name not in self.optional:
                 accepted = [k for k, v in self.table.items() if v == name]
-                raise MissingColumnError(source, name, policies, accepted)
+                raise MissingColumnError(source, name, policies, accepted, one_column_hint(headers))
         return found
 
 
-def registry_files(path: str | os.PathLike, table: str | None = None) -> list[tuple[Path, str | None]]:
-    """The files of a registry (one file, ``db.sqlite:table``, or a folder), in order."""
-    text = os.fspath(path)
-    if not os.path.exists(text) and ":" in text:
-        base, _, name = text.rpartition(":")
-        if Path(base).suffix.lower() in SQLITE_SUFFIXES and os.path.exists(base):
-            return [(Path(base), name)]
-    path = Path(text)
-    if path.is_dir():
-        files = [
-            p for p in sorted(path.iterdir())
-            if p.is_file() and not p.name.startswith(".")
-            and p.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES + SQLITE_SUFFIXES
-        ]
-        if not files:
-            raise SourceError(f"{path}: the folder holds no .csv, .parquet or .sqlite file")
-        return [(p, table) for p in files]
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder")
-    return [(path, table)]
+def registry_files(path: str | os.PathLike, table: str | None = None, *,
+                   recurse: bool = True) -> list[tuple[Path, str | None]]:
+    """The files of a registry (one file, ``file:table``, or a folder), in order."""
+    return list(list_registry(path, table, recurse=recurse).files)
+
+
+def _name_in(root: Path, path: Path) -> str:
+    """A file's name in the fingerprints: relative to a folder (so a copy of the folder
+    elsewhere is the same input, and a.csv in two subfolders are two files), else the path."""
+    if root.is_dir():
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            return str(path)
+    return path.name if path == root else str(path)
 
 
 def fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.PathLike) -> str:
@@ -189,7 +158,7 @@ def fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.PathLik
     digest = hashlib.sha256()
     root = Path(root)
     for path, table in files:
-        name = path.name if root.is_dir() or path == root else str(path)
+        name = _name_in(root, path)
         file_digest = hashlib.sha256()
         try:
             with open(path, "rb") as handle:
@@ -208,7 +177,7 @@ def stat_fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.Pa
     digest = hashlib.sha256()
     root = Path(root)
     for path, table in files:
-        name = path.name if root.is_dir() or path == root else str(path)
+        name = _name_in(root, path)
         try:
             info = path.stat()
         except OSError as error:
@@ -250,26 +219,14 @@ def _replace_decoder(name: str) -> str:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """utf-8 if the sample decodes as UTF-8, else whichever of utf-8 and gb18030 fits it better.
-
-    A few bad bytes must not decide the encoding of a whole file (they become rejects): the
-    encoding that leaves fewer undecodable characters in the sample wins.
-    """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    errors = {
-        encoding: codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample).count(_REPLACEMENT)
-        for encoding in ("utf-8", "gb18030")
-    }
-    return min(errors, key=lambda encoding: (errors[encoding], encoding != "utf-8"))
+    """The encoding of a file starting with ``sample`` (see engine/sources/_encoding.py)."""
+    return weigh(sample, complete=False).encoding
 
 
 class CsvFile:
+    """A delimited text file: its encoding decided on the whole file (or given), its separator
+    (comma, tab, semicolon or bar) recognised from the header."""
+
     def __init__(self, path: Path, resolver: ColumnResolver, *, encoding: str | None, batch_rows: int):
         self.path, self.label = path, str(path)
         try:
@@ -277,11 +234,16 @@ class CsvFile:
                 sample = handle.read(_SAMPLE_BYTES)
         except OSError as error:
             raise SourceError(f"{path}: cannot read: {error.strerror}") from error
-        self.encoding = codecs.lookup(encoding).name if encoding else detect_encoding(sample)
+        self.decision: EncodingDecision = decide_encoding(path, encoding)
+        self.encoding = self.decision.encoding
         self.utf8 = self.encoding in ("utf-8", "utf-8-sig")
         text = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(sample)
-        first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-        self.headers = next(csv.reader([first_line])) if first_line else []
+        head = text.lstrip("\ufeff").splitlines()[:22] if text.strip() else []
+        if len(sample) == _SAMPLE_BYTES and len(head) > 1:
+            head = head[:-1]  # the sample may end inside the last line
+        first_line = head[0] if head else ""
+        self.separator, self.separator_why = detect_separator(head)
+        self.headers = next(csv.reader([first_line], delimiter=self.separator)) if first_line else []
         if not self.headers:
             raise SourceError(f"{path}: empty file, expected a header row")
         if _REPLACEMENT in first_line:
@@ -328,7 +290,7 @@ class CsvFile:
             include_columns=list(picked.values()), column_types={c: pa.string() for c in picked.values()},
             check_utf8=False, strings_can_be_null=False, quoted_strings_can_be_null=False,
         )
-        parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+        parse = pacsv.ParseOptions(delimiter=self.separator, invalid_row_handler=on_invalid)
         try:
             reader = pacsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as error:
@@ -373,6 +335,11 @@ class CsvFile:
             empty = pa.table({name: strings([]) for name in self.columns})
             yield empty, np.zeros(0, np.int64), headers, rejects, len(rejects)
 
+
+    def described(self) -> dict[str, str]:
+        """How the file was read, for the run's summary."""
+        return {"format": "csv", "encoding": self.encoding, "encoding_why": self.decision.why,
+                "separator": separator_name(self.separator)}
 
     def _malformed(self, line: int, text: str, fields: int) -> Reject:
         return Reject(self.label, line, None, text[:_MAX_VALUE_CHARS],
@@ -591,25 +558,39 @@ def _sqlite_column(values: list) -> pa.Array:
 
 
 class Registry:
-    """One registry: a file, an SQLite table or a folder of them, read batch by batch."""
+    """One registry: a file, an SQLite table, an Excel sheet or a folder of them, read batch by batch.
+
+    ``table`` is the SQLite table, and for a workbook the sheet unless ``sheet`` says (so that
+    callers that know only ``table``, like the case table's, read sheets too); a sheet is a
+    name or a position from 1. ``recurse``: a folder's subfolders are read too.
+    """
 
     def __init__(self, path: str | os.PathLike, resolver: ColumnResolver, *, encoding: str | None = None,
-                 table: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS):
+                 table: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS, sheet: str | None = None,
+                 recurse: bool = True):
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         self.path = Path(path)
-        self.files = registry_files(path, table)
+        listing = list_registry(path, table, recurse=recurse)
+        self.files = list(listing.files)
+        self.skipped: tuple[Skipped, ...] = listing.skipped
         self.readers = []
-        for file, file_table in self.files:
+        for k, (file, file_table) in enumerate(self.files):
             suffix = file.suffix.lower()
-            if file_table is not None or suffix in SQLITE_SUFFIXES:
+            if suffix in EXCEL_SUFFIXES:
+                from .sources._excel import ExcelFile
+
+                reader = ExcelFile(file, sheet if sheet is not None else file_table, resolver, batch_rows=batch_rows)
+                self.readers.append(reader)
+                self.files[k] = (file, reader.sheet)  # the sheet read is part of the input's fingerprint
+            elif file_table is not None or suffix in SQLITE_SUFFIXES:
                 self.readers.append(SqliteTable(file, file_table, resolver, batch_rows=batch_rows))
             elif suffix in PARQUET_SUFFIXES:
                 self.readers.append(ParquetFile(file, resolver, batch_rows=batch_rows))
             elif suffix in CSV_SUFFIXES:
                 self.readers.append(CsvFile(file, resolver, encoding=encoding, batch_rows=batch_rows))
             else:
-                raise SourceError(f"{file}: unknown format; expected .csv, .parquet or .sqlite")
+                raise SourceError(f"{file}: unknown format; expected .csv, .parquet, .sqlite or .xlsx/.xls")
 
     @property
     def estimated_rows(self) -> int:
@@ -618,6 +599,30 @@ class Registry:
     @property
     def encodings(self) -> dict[str, str]:
         return {r.label: r.encoding for r in self.readers if isinstance(r, CsvFile)}
+
+    def described(self) -> list[dict[str, str]]:
+        """How each file was read (format, encoding and why, separator, sheet), in order."""
+        out = []
+        for reader in self.readers:
+            if isinstance(reader, CsvFile):
+                about = reader.described()
+            elif isinstance(reader, ParquetFile):
+                about = {"format": "parquet"}
+            elif isinstance(reader, SqliteTable):
+                about = {"format": "sqlite", "table": reader.table}
+            else:
+                about = {"format": "excel", "sheet": reader.sheet, **({"notes": "; ".join(reader.notes)} if reader.notes else {})}
+            out.append({"source": reader.label, **about})
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run's summary must say about the reading: files skipped that may be data,
+        lines whose encoding disagrees with the file's."""
+        out = [f"{s.path}: not read, {s.why}" for s in self.skipped if s.warn]
+        out += [f"{r.label}: {r.decision.warning}" for r in self.readers
+                if isinstance(r, CsvFile) and r.decision.warning]
+        return out
 
     def fingerprint(self) -> str:
         return fingerprint(self.files, self.path)

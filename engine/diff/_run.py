@@ -36,8 +36,12 @@ def run_diff(
     limit: int = DEFAULT_LIMIT,
     domain: str = "enterprise",
     compile_program: Callable | None = None,
+    reading: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The diff document (shape in ``_report``) of ``proposed_path`` against ``base_path``."""
+    """The diff document (shape in ``_report``) of ``proposed_path`` against ``base_path``.
+
+    ``reading``: how to read the registry, as ``ecorules run`` takes it (encoding, table,
+    sheet, recurse; see ``engine/_sources.Registry``)."""
     base = load_policies(base_path)
     proposed = load_policies(proposed_path)
     facts = {**proposed.facts, **base.facts}
@@ -45,7 +49,7 @@ def run_diff(
     for policies in (base, proposed):
         for name, keys in policies.for_domain(domain).required_facts().items():
             needed.setdefault(name, []).extend(keys)
-    stream = registry_batches(registry, facts, needed)
+    stream = registry_batches(registry, facts, needed, **(reading or {}))
     impact = compute_impact(
         base, proposed, stream, as_of, limit=max(limit, top), domain=domain, compile_program=compile_program
     )

@@ -1,6 +1,6 @@
 """The registry as the diff reads it: the nightly run's reader, plus the columns a reader needs.
 
-``engine/_sources.py`` streams CSV (UTF-8 or GBK), Parquet, SQLite or a folder of them, maps
+``engine/_sources.py`` streams CSV (UTF-8, GBK or UTF-16), Parquet, Excel, SQLite or a folder of them, maps
 Chinese headers to fact names, and keeps only the columns the policies need. The diff needs
 those of *both* policy sets, and also the enterprise's name and district to show people, when
 the registry has them: a registry without a name column is still a registry.
@@ -11,8 +11,10 @@ scorers; :class:`RegistryStream` counts them, so that rows in = compared + rejec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from ecorules.rules import Fact
@@ -20,14 +22,17 @@ from ecorules.rules import Fact
 from .._sources import ColumnResolver, MissingColumnError, Registry, SourceError
 from .._unset_rollups import unset_rollups, with_unset
 
+log = logging.getLogger("ecorules.diff")
+
 SHOWN = ("name", "district")  # read when present, for people; never required by the diff
 
 
 class RegistryStream:
     """Iterate to get Arrow tables of the needed columns; ``unreadable`` counts dropped rows."""
 
-    def __init__(self, path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]):
+    def __init__(self, path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]], **reading: Any):
         self.path = Path(path)
+        self.reading = reading  # encoding, table, sheet, recurse: as Registry takes them
         self.unreadable = 0
         self.unset = unset_rollups(facts, needed)  # no case table in a diff: counted over nothing
         needed = {name: by for name, by in needed.items() if name not in self.unset}
@@ -41,7 +46,10 @@ class RegistryStream:
         """Open with the shown columns; if the file lacks one the policies do not need, without."""
         while True:
             try:
-                return Registry(self.path, ColumnResolver(facts, wanted))  # resolves the headers
+                registry = Registry(self.path, ColumnResolver(facts, wanted), **self.reading)  # resolves the headers
+                for warning in registry.warnings:
+                    log.warning("%s", warning)
+                return registry
             except MissingColumnError as error:
                 if error.fact in needed or error.fact not in wanted:
                     raise
@@ -53,9 +61,11 @@ class RegistryStream:
             yield with_unset(batch.table, self.unset)
 
 
-def registry_batches(path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]]) -> RegistryStream:
-    """The registry at ``path`` with the ``needed`` columns (fact -> policies needing it)."""
-    return RegistryStream(path, facts, needed)
+def registry_batches(path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]],
+                     **reading: Any) -> RegistryStream:
+    """The registry at ``path`` with the ``needed`` columns (fact -> policies needing it),
+    read with ``reading`` (encoding, table, sheet, recurse) as ``ecorules run`` reads it."""
+    return RegistryStream(path, facts, needed, **reading)
 
 
 __all__ = ["RegistryStream", "SourceError", "registry_batches"]

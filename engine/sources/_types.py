@@ -1,0 +1,56 @@
+"""What every registry reader shares: its errors, a reject, a batch.
+
+They live here, not in a reader's module, so that the readers of ``engine/sources/`` and the
+older ones of ``engine/_sources.py`` import them without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+from ecorules.rules import EcorulesError
+
+
+class SourceError(EcorulesError, ValueError):
+    """The registry cannot be read at all (missing, unreadable, unknown format, bad header)."""
+
+
+class MissingColumnError(SourceError):
+    """A column the policies need is not in the registry; names the fact and its policies."""
+
+    def __init__(self, source: str, fact: str, policies: Iterable[str], accepted: Iterable[str], hint: str = ""):
+        self.source, self.fact, self.policies = source, fact, tuple(policies)
+        self.accepted = tuple(accepted)
+        super().__init__(
+            f"{source}: no column for {fact!r}, needed by {', '.join(self.policies) or 'the policies'}"
+            f" (accepted headers: {', '.join(self.accepted)}){hint}"
+        )
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row, or one value of a row, that is not scored, and why."""
+
+    source: str
+    row: int | None
+    column: str | None
+    value: str | None
+    reason: str
+
+
+@dataclass
+class Batch:
+    """Up to ``batch_rows`` rows of one file, with the needed columns under their fact names."""
+
+    table: pa.Table  # the rows that were read; the scorer may still reject some
+    source: str
+    rows: np.ndarray  # int64 row number (see engine/_sources.py) of each row of ``table``
+    headers: Mapping[str, str]  # fact name -> the header as written in the file
+    rejects: list[Reject] = field(default_factory=list)  # rows dropped before scoring
+    rows_in: int = 0  # rows of the file this batch accounts for: table rows + rejected rows
+
+
+__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError"]
