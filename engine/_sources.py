@@ -29,6 +29,7 @@ import codecs
 import csv
 import hashlib
 import os
+import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
@@ -189,8 +190,23 @@ def stat_fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.Pa
 # --- CSV ------------------------------------------------------------------------------------
 
 
+# An undecodable byte b is read as the private-use character U+F700 + b, so that the reject
+# can show the bytes as they were (\xff) rather than as U+FFFD; registries hold no such
+# characters (the private-use area is for fonts' own symbols).
+_UNDECODABLE = "ecorules_undecodable"
+_UNDECODABLE_CHARS = "[\uf700-\uf7ff]"
+
+
+def _as_private_use(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "".join(chr(0xF700 + b) for b in error.object[error.start:error.end]), error.end
+
+
+codecs.register_error(_UNDECODABLE, _as_private_use)
+
+
 def _replace_decoder(name: str) -> str:
-    """A codec name that decodes ``name`` with errors='replace' (pyarrow cannot be told)."""
+    """A codec name that decodes ``name`` keeping each undecodable byte as a private-use
+    character (pyarrow cannot be given an errors= handler)."""
     alias = f"ecorules_replace_{codecs.lookup(name).name.replace('-', '_')}"
 
     def search(wanted: str):
@@ -199,9 +215,9 @@ def _replace_decoder(name: str) -> str:
         base = codecs.lookup(name)
 
         class Decoder(codecs.IncrementalDecoder):
-            def __init__(self, errors: str = "replace"):
-                super().__init__("replace")
-                self.inner = base.incrementaldecoder("replace")
+            def __init__(self, errors: str = _UNDECODABLE):
+                super().__init__(_UNDECODABLE)
+                self.inner = base.incrementaldecoder(_UNDECODABLE)
 
             def decode(self, data, final=False):
                 return self.inner.decode(data, final)
@@ -236,7 +252,11 @@ class CsvFile:
             raise SourceError(f"{path}: cannot read: {error.strerror}") from error
         self.decision: EncodingDecision = decide_encoding(path, encoding)
         self.encoding = self.decision.encoding
-        self.utf8 = self.encoding in ("utf-8", "utf-8-sig")
+        # UTF-8 passes through pyarrow untranscoded (the fast path), unless some lines do not
+        # decode: pyarrow decodes a malformed line strictly before handing it to on_invalid,
+        # and one undecodable malformed line stopped the whole file. Those files are decoded
+        # with replacement, and the cells holding U+FFFD are rejected as undecodable.
+        self.utf8 = self.encoding in ("utf-8", "utf-8-sig") and not self.decision.undecodable
         text = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(sample)
         head = text.lstrip("\ufeff").splitlines()[:22] if text.strip() else []
         if len(sample) == _SAMPLE_BYTES and len(head) > 1:
@@ -342,7 +362,7 @@ class CsvFile:
                 "separator": separator_name(self.separator)}
 
     def _malformed(self, line: int, text: str, fields: int) -> Reject:
-        return Reject(self.label, line, None, text[:_MAX_VALUE_CHARS],
+        return Reject(self.label, line, None, _shown(text),
                       f"malformed line: {fields} fields, expected {len(self.headers)}")
 
 
@@ -361,7 +381,7 @@ def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]]) -> np.nd
 def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
     """Indices of the values that are not valid UTF-8 (or hold the decoder's replacement)."""
     if not utf8:
-        hits = pc.match_substring(column, _REPLACEMENT)
+        hits = pc.match_substring_regex(column, _UNDECODABLE_CHARS)
         return np.flatnonzero(bools(hits))
     try:
         for chunk in column.chunks:
@@ -408,6 +428,7 @@ def _shown(value: bytes | str | None) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="backslashreplace")
+    value = re.sub(_UNDECODABLE_CHARS, lambda m: f"\\x{ord(m.group()) - 0xF700:02x}", value)
     return value[:_MAX_VALUE_CHARS]
 
 

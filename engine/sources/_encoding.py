@@ -37,6 +37,7 @@ class EncodingDecision:
     encoding: str  # a Python codec name
     why: str
     warning: str | None = None
+    undecodable: int = 0  # lines seen that do not decode in ``encoding``
 
 
 def _lines_named(numbers: list[int], total: int) -> str:
@@ -104,6 +105,7 @@ def weigh(evidence: bytes, *, complete: bool, line_numbers: bool = True) -> Enco
             f"UTF-8: {len(valid):,} of {seen:,}{where} lines with non-ASCII text are valid UTF-8; "
             f"{len(invalid):,}{named} {'is' if len(invalid) == 1 else 'are'} not, and rejected row by row "
             "(undecodable bytes)",
+            undecodable=len(invalid),
         )
     warning = None
     if valid:

@@ -40,6 +40,21 @@ def test_a_small_utf8_file_with_one_gbk_row_is_utf8_and_only_that_row_is_rejecte
                                      "and rejected row by row (undecodable bytes)")
 
 
+def test_a_malformed_line_that_is_not_utf8_is_one_reject_not_the_end_of_the_file(tmp_path):
+    """pyarrow decodes a malformed line strictly before handing it to the invalid-row handler:
+    one short line holding GBK bytes stopped the whole file (found by tests/fuzz)."""
+    lines = [NAMES_HEADER.encode(), _line(ROWS[0]).encode(), b"91410100MA5AH1DH20,\xff\xfe",
+             _line(ROWS[1]).encode(), _line(ROWS[2]).encode()]
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    registry, _, table, rows, rejects, rows_in = read_all(path)
+    assert registry.encodings == {str(path): "utf-8"}
+    assert rows.tolist() == [2, 4, 5] and rows_in == 4
+    assert table["district"].to_pylist() == [ROWS[0]["district"], ROWS[1]["district"], ROWS[2]["district"]]
+    assert [(r.row, r.column, r.reason) for r in rejects] == [(3, None, "malformed line: 2 fields, expected 9")]
+    assert rejects[0].value == "91410100MA5AH1DH20,\\xff\\xfe"  # the bytes as they are in the file
+
+
 def test_a_gbk_file_is_gb18030_and_a_utf8_line_in_it_is_a_warning(tmp_path):
     lines = [",".join(HEADER).encode("gbk")] + [_line(r).encode("gbk") for r in ROWS[:4]] + [_line(ROWS[4]).encode()]
     path = tmp_path / "r.csv"
