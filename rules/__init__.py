@@ -17,7 +17,8 @@ from ._errors import (
     RecordError,
     Span,
 )
-from ._evaluate import evaluate
+from ._evaluate import evaluate, finding_amount
+from ._money import ROUNDING_MODES, UNITS, Rounding
 from ._loader import read_policy
 from ._parser import parse_expression
 from ._policyset import PolicySet, check_policies, load_policies, shipped_policies_path
@@ -46,6 +47,6 @@ __all__ = [
     "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
     "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError", "PolicyWarning",
     "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
-    "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
+    "ROUNDING_MODES", "UNITS", "Rounding", "check", "check_policies", "evaluate", "finding_amount", "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
 ]
