@@ -7,10 +7,12 @@ Plain frozen values, safe to share across threads and to serialise (``to_dict``)
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import attrs
 from ecorules.rules import Citation, FindingKind
+from ecorules.rules._money import UNITS
 
 IMPOSED, SUPERSEDED = "imposed", "superseded"
 
@@ -27,7 +29,9 @@ class Finding:
     rule: str
     title: str
     kind: FindingKind
-    amount_yuan: int
+    # exact: whole yuan (int), or yuan and fen (a two-place Decimal) where the policy rounds
+    # its amounts to the fen (``unit``)
+    amount_yuan: int | Decimal
     payer: str  # the payer's name: a district, or the enterprise's USCC
     citation: Citation
     # One act, one fine (行政处罚法 art 29): a fine that another clause's higher fine for the
@@ -35,10 +39,16 @@ class Finding:
     status: str = IMPOSED
     superseded_by: str | None = None  # "policy rule (case)" of the fine imposed instead
     record: str | None = None  # the judged record's key when it is not the enterprise (case_id)
+    unit: str = "yuan"  # what the ledger counts the amount in: yuan or fen (rules/_money.py)
 
     @property
     def imposed(self) -> bool:
         return self.status == IMPOSED
+
+    @property
+    def amount(self) -> int:
+        """The amount as the ledger keeps it: a whole number of ``unit``."""
+        return int(self.amount_yuan * UNITS[self.unit])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,7 +57,9 @@ class Finding:
             "title": self.title,
             "kind": self.kind.value,
             "kind_label": self.kind.label,
-            "amount_yuan": self.amount_yuan,
+            "amount_yuan": money_json(self.amount_yuan),
+            "amount": self.amount,
+            "unit": self.unit,
             "payer": self.payer,
             "citation": _citation_dict(self.citation),
             "record": self.record,
@@ -133,12 +145,12 @@ class Decision:
     law_note: str | None = None
 
     @property
-    def total_yuan(self) -> int:
+    def total_yuan(self) -> int | Decimal:
         """Everything owed: all findings but rewards."""
         return sum(f.amount_yuan for f in self.findings if f.kind.payable and f.imposed)
 
     @property
-    def rewards_yuan(self) -> int:
+    def rewards_yuan(self) -> int | Decimal:
         return sum(f.amount_yuan for f in self.findings if not f.kind.payable and f.imposed)
 
     @property
@@ -154,13 +166,21 @@ class Decision:
             "findings": [f.to_dict() for f in self.findings],
             "sanctions": [s.to_dict() for s in self.sanctions],
             "lifts": [s.to_dict() for s in self.lifts],
-            "total_yuan": self.total_yuan,
-            "rewards_yuan": self.rewards_yuan,
+            "total_yuan": money_json(self.total_yuan),
+            "rewards_yuan": money_json(self.rewards_yuan),
             "trace": [t.to_dict() for t in self.trace],
             "warnings": list(self.warnings),
             "law_date": self.law_date.isoformat() if self.law_date else None,
             "law_note": self.law_note,
         }
+
+
+def money_json(yuan: int | Decimal) -> int | str:
+    """A sum of yuan for JSON: an integer when whole, else its exact text ("0.48"), never a
+    float a reader would round."""
+    if isinstance(yuan, Decimal):
+        return int(yuan) if yuan == yuan.to_integral_value() else str(yuan)
+    return yuan
 
 
 def _jsonable(value: Any) -> Any:

@@ -26,6 +26,7 @@ from ecorules.rules import (
     Rule,
     UsageError,
     evaluate,
+    finding_amount,
     load_policies,
 )
 from ecorules.rules._check_calls import result_key
@@ -151,7 +152,7 @@ class Evaluator:
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired
                     if len(rule.findings) == 1:
-                        env[result_key("amount_of", rule.id)] = evaluate(rule.findings[0].amount, env) if rule.id in fired else 0
+                        env[result_key("amount_of", rule.id)] = finding_amount(rule.findings[0], env) if rule.id in fired else 0
             for rule in policy.rules:
                 reads = {name: env[name] for name in rule.reads() if name in env}
                 for read in rule.results_read():
@@ -165,8 +166,9 @@ class Evaluator:
                     payer = payer_key if spec.payer == ENTERPRISE else values[spec.payer]
                     # a rule's one amount is already in env for the rules that may read it
                     amount = env.get(result_key("amount_of", rule.id)) if len(rule.findings) == 1 else None
-                    amount = evaluate(spec.amount, env) if amount is None else amount
-                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation, record=record_key))
+                    amount = finding_amount(spec, env) if amount is None else amount
+                    findings.append(Finding(policy.key, rule.id, rule.title, spec.kind, amount, payer, rule.citation,
+                                            record=record_key, unit=spec.rounding.unit))
                 for spec in (*rule.sanctions, *rule.lifts):
                     listed = policy.lists[spec.list]
                     start = evaluate(spec.start, env) if spec.start is not None else as_of
@@ -213,6 +215,8 @@ class Evaluator:
                     # Reads an empty optional fact: the checker proved a guard decides the
                     # condition without it, so the field is left out like the fact itself.
                     continue
+                if derived.sign:
+                    value = (value > 0) - (value < 0)
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
 

@@ -72,6 +72,18 @@ def ecorules_version() -> str:
         return "unknown"
 
 
+def refuse_fen(program) -> None:
+    """The results store keeps every amount as whole yuan (amount_yuan INTEGER, district and
+    run totals): until it keeps a unit per amount, a policy rounding to the fen is refused
+    here rather than written as yuan. The library, explain and test judge it exactly."""
+    units = getattr(getattr(program, "compiled", None), "finding_units", ())  # stand-ins in tests have none
+    fen = [slot for slot, unit in zip(program.findings, units, strict=False) if unit != 1]
+    if fen:
+        policy_key, rule_id = fen[0][:2]
+        raise NightlyError(f"{policy_key} rule {rule_id} rounds its amounts to the fen, which the results "
+                           "database cannot store yet (it keeps whole yuan): score it with explain or the library")
+
+
 @dataclass
 class Summary:
     """What a run did, as printed at the end (text or ``--format json``)."""
@@ -358,6 +370,7 @@ class NightlyRun:
     def _scoring(self, policies: PolicySet, kind: str, subject: str, first_slot: int = 0,
                  first_sanction_slot: int = 0) -> _Scoring:
         program = self.compile_program(policies, domain=kind)
+        refuse_fen(program)
         rules = {(p.key, r.id): r for p in policies for r in p.rules}
         fired_row = {(policy, rule): r for r, (policy, rule) in enumerate(program.rules)}
         slots = [

@@ -14,18 +14,23 @@ expression evaluator before the fact is asserted:
 
 Values are sent as exact integers: decimals scaled by 10**4, dates as day numbers (durable
 compares integers exactly up to 2**63 - 1, and the checker keeps every value inside int64).
+Arithmetic is exact (no intermediate rounding), so a decimal operand may not be a whole
+number of 10**-4 (``a / 3``, ``rate * rate``: the checker's ``scale`` says which): such a
+comparison ``l <op> r`` is sent as the derived field sign(l - r), an exact -1, 0 or 1, and
+durable compares that field with 0 by the same operator.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
 from ecorules.rules import Kind, Policy
 from ecorules.rules import _ast as ast
-from ecorules.rules._types import DECIMAL_SCALE, date_to_days
+from ecorules.rules._types import DECIMAL, DECIMAL_SCALE, date_to_days
 
 from ._durable import _condition as _host_condition
 from ._durable import _guarded as _host_guarded
@@ -50,8 +55,11 @@ def wire(value: Any, scaled: bool = False) -> Any:
         return value
     if isinstance(value, dt.date):
         return date_to_days(value)
-    if isinstance(value, Decimal):
-        return int(value.scaleb(4))
+    if isinstance(value, Decimal | Fraction):
+        exact = Fraction(value) * DECIMAL_SCALE
+        if exact.denominator != 1:  # the compiler sends such values as signs (_Lowering.compare)
+            raise ValueError(f"{value} is not a whole number of 10**-4")
+        return int(exact)
     if isinstance(value, int) and scaled:
         return value * DECIMAL_SCALE
     return value
@@ -64,6 +72,7 @@ class Derived:
     field: str
     node: ast.Node
     scaled: bool  # an integer compared with a decimal travels as value x 10**4
+    sign: bool = False  # the node is a difference l - r: travels as its sign (-1, 0, 1)
 
 
 @attrs.frozen
@@ -78,9 +87,9 @@ class _Lowering:
         self.rule_index = rule_index
         self.derived: list[Derived] = []
 
-    def derive(self, node: ast.Node, scaled: bool) -> str:
+    def derive(self, node: ast.Node, scaled: bool, sign: bool = False) -> str:
         field = f"x_{self.rule_index}_{len(self.derived)}"
-        self.derived.append(Derived(field, node, scaled))
+        self.derived.append(Derived(field, node, scaled, sign))
         return field
 
     def condition(self, node: ast.Node, negate: bool = False) -> dict:
@@ -102,6 +111,10 @@ class _Lowering:
 
     def compare(self, op: str, left: ast.Node, right: ast.Node) -> dict:
         scaled = Kind.DECIMAL in (left.type.kind, right.type.kind)
+        if scaled and any(DECIMAL_SCALE % side.scale for side in (left, right)):
+            difference = attrs.evolve(ast.Binary("-", left, right, span=left.span), type=DECIMAL)
+            field = self.derive(difference, scaled=False, sign=True)
+            return {field: 0} if op == "==" else {OPERATOR[op]: {field: 0}}
         lhs, rhs = self.operand(left, scaled), self.operand(right, scaled)
         if not isinstance(lhs, dict):  # the left side must be a field: swap, mirroring op
             if not isinstance(rhs, dict):

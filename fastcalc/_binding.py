@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 from ecorules.rules import KernelError, evaluate
+from ecorules.rules._money import in_units
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import Kind
 
 from . import _opcodes as opc
-from ._compiled import CompiledProgram, divisor_immediates, representation
+from ._compiled import CompiledProgram, quotient_multiplier, representation
 
 _LOADS = {"int8": "LOAD_I8", "int16": "LOAD_I16", "int32": "LOAD_I32", "uint8": "LOAD_U8",
           "uint16": "LOAD_U16", "uint32": "LOAD_U32"}
@@ -34,9 +35,10 @@ def patched(c: CompiledProgram, envs: list[dict], enabled: np.ndarray):
         value = evaluate(patch.node, envs[patch.policy])
         if patch.what == "value":
             number = representation(value, patch.node.type, patch.scale)
-        elif patch.what in ("divisor", "multiplier"):
-            divisor, multiplier = divisor_immediates(value, patch.scale)
-            number = divisor if patch.what == "divisor" else multiplier
+        elif patch.what == "multiplier":
+            number = quotient_multiplier(value, patch.scale)
+        elif patch.what == "amount":
+            number = in_units(value, patch.rounding)
         elif patch.domain[0] == "string":
             string_patches.append((target, patch.domain[1], value))
             continue

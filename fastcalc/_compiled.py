@@ -13,7 +13,6 @@ only consume a program) need not read how one is built. It holds:
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from ecorules.rules import KernelError, Policy
 from ecorules.rules import _ast as ast
 from ecorules.rules._schema import FindingKind
-from ecorules.rules._types import DECIMAL_SCALE, Kind, Type, date_to_days
+from ecorules.rules._types import Kind, Type, date_to_days
 
 from . import _opcodes as opc
 
@@ -40,8 +39,10 @@ class Patch:
     """A constant known only at score time: a call constant or a string literal's code.
 
     ``what``: "value" (numbers, dates, booleans at ``scale``), "code" (a categorical value in
-    ``domain``), "divisor" / "multiplier" (the two immediates of DIV_RK for a dividend of
-    scale ``scale``). ``policy`` indexes the policy whose parameters the node reads.
+    ``domain``), "multiplier" (the k of MUL_RK dividing by the node's value exactly, for a
+    quotient ``scale`` times its dividend's: ``quotient_multiplier``), "amount" (a finding's
+    amount that reads no fact, rounded by ``rounding`` to its unit). ``policy`` indexes the
+    policy whose parameters the node reads.
     """
 
     what: str
@@ -49,6 +50,7 @@ class Patch:
     policy: int
     scale: int = 1
     domain: tuple | None = None
+    rounding: Any = None  # rules._money.Rounding of an "amount"
 
 
 Const = Fixed | Patch
@@ -169,6 +171,10 @@ class CompiledProgram:
     lift_rules: tuple[int, ...] = ()  # the rule (row of ``fired``) of each lift
     lift_dates: tuple[int, ...] = ()  # the row of its from: date, or -1 (as_of)
     n_dates: int = 0
+    # per finding slot, how many of its unit make a yuan (1 yuan, 100 fen: its amounts are
+    # whole units); the row totals and rewards are in the finest of them, ``total_unit``
+    finding_units: tuple[int, ...] = ()
+    total_unit: int = 1
 
 
 # -- kernel representation of values ---------------------------------------------------------------
@@ -182,27 +188,27 @@ def representation(value: Any, value_type: Type, scale: int = 1) -> int:
     if kind is Kind.INTEGER:
         return int(value) * scale
     if kind is Kind.DECIMAL:
-        scaled = Fraction(Decimal(value) if not isinstance(value, int) else value) * DECIMAL_SCALE
+        scaled = Fraction(value) * scale
         if scaled.denominator != 1:
-            raise KernelError(f"{value} has more than four decimal places")
+            raise KernelError(f"{value} is not a whole number of 1/{scale} (the scale the program holds it at)")
         return int(scaled)
     raise KernelError(f"no int64 representation for a {value_type} value")
 
 
-def divisor_immediates(value: Any, dividend_scale: int) -> tuple[int, int]:
-    """(divisor, multiplier) such that a / v rounded to 4 places = round(a_raw * mult / div).
-
-    With a = a_raw / dividend_scale and v = p / q in lowest terms, the result scaled by
-    10**4 is a_raw * 10**4 * q / (dividend_scale * p); q divides 10**4 (v has at most four
-    places), so the multiplier 10**4 * q / dividend_scale is a whole number.
-    """
+def quotient_multiplier(value: Any, scale: int) -> int:
+    """The k of MUL_RK that divides by ``value`` exactly: x / v held at x's scale times
+    ``scale`` (``rules/_check._divisor_scale``: the lcm of |p| over every value v = p / q the
+    divisor takes) is x_raw * q * (scale / p), a whole number because p divides scale."""
     exact = Fraction(value)
     if exact == 0:
         raise KernelError("division by zero")
-    numerator = DECIMAL_SCALE * exact.denominator
-    if numerator % dividend_scale:
-        raise KernelError(f"divisor {value} has more than four decimal places")
-    return exact.numerator, numerator // dividend_scale
+    p, q = abs(exact.numerator), exact.denominator
+    if scale % p:
+        raise KernelError(f"the divisor {value} is not one of the values the program was compiled for")
+    multiplier = q * (scale // p) * (1 if exact > 0 else -1)
+    if not -(2**63) <= multiplier < 2**63:
+        raise KernelError(f"dividing by {value} exactly needs a multiplier beyond the kernel's int64")
+    return multiplier
 
 
 # -- validation of a compiled program ---------------------------------------------------------------
@@ -249,11 +255,11 @@ def check_program(program: CompiledProgram) -> None:
         mode_field = {"ADD_MONTHS_RK": "k2", "ADD_MONTHS_RR": "k"}.get(spec.name)
         if mode_field and int(row[mode_field]) not in opc.ADD_MONTHS_MODES.values():
             raise KernelError(f"{where}: unknown rounding mode {int(row[mode_field])}")
-        if spec.name == "DIV_RK" and int(row["k"]) == 0:
-            raise KernelError(f"{where}: division by zero")
+        if spec.name == "DIVR_RK" and (int(row["k"]) <= 0 or int(row["k2"]) not in opc.ROUNDING_MODES.values()):
+            raise KernelError(f"{where}: needs a positive divisor and a known rounding mode")
 
 
 __all__ = [
     "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
-    "SanctionSlot", "Val", "check_program", "divisor_immediates", "representation",
+    "SanctionSlot", "Val", "check_program", "quotient_multiplier", "representation",
 ]

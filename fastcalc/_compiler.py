@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 from ecorules.rules import KernelError, Policy, PolicySet
 from ecorules.rules import _ast as ast
+from ecorules.rules._money import in_units
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, INT64_MIN, Kind
 
@@ -33,6 +34,7 @@ from ._compiled import (
     Register,
     RuleSlot,
     SanctionSlot,
+    Val,
     check_program,
     representation,
 )
@@ -117,14 +119,15 @@ class _ProgramBuilder:
         return rep
 
     # -- range proofs ------------------------------------------------------------------------------
-    def check_scalable(self, node: ast.Node) -> None:
-        """An integer used as a decimal is multiplied by 10**4: prove it stays in int64."""
+    def check_scalable(self, node: ast.Node, scale: int) -> None:
+        """A value brought to a finer scale is multiplied: prove it stays in int64 (the
+        checker proves it for the scales the language needs; this guards the compiler)."""
         if node.interval is None:
             raise KernelError(f"no value range is known for {ast.render(node)}", node.span)
-        low, high = node.interval
-        if not (_fits_int64(int(low) * DECIMAL_SCALE) and _fits_int64(int(high) * DECIMAL_SCALE)):
+        if not all(_fits_int64(int(Fraction(bound) * scale)) for bound in node.interval):
+            low, high = node.interval
             raise KernelError(
-                f"{ast.render(node)} may reach {low} .. {high}: too large to convert to a decimal "
+                f"{ast.render(node)} may reach {low} .. {high}: too large to hold at scale {scale} "
                 "in the kernel (declare a smaller min/max)", node.span,
             )
 
@@ -135,13 +138,6 @@ class _ProgramBuilder:
                     raise KernelError(
                         f"{ast.render(node)} may reach {bound}, beyond the kernel's int64", node.span
                     )
-
-    def check_divisor_fits(self, node: ast.Node, dividend_scale: int) -> None:
-        if node.interval is None:
-            raise KernelError(f"no value range is known for the divisor {ast.render(node)}", node.span)
-        for bound in node.interval:  # |numerator| <= |value| * 10**4 for four places
-            if not _fits_int64(abs(int(Fraction(bound) * DECIMAL_SCALE))):
-                raise KernelError(f"the divisor {ast.render(node)} may reach {bound}, too large", node.span)
 
 
 def _alternatives(node: ast.Node) -> tuple[ast.Node, ...]:
@@ -213,7 +209,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                                           "optional fact: a finding needs a payer in every row", rule.span)
                     builder.use_fact(finding.payer)
                 out = ("out", "amounts", f)
-                amount = compiler.number(finding.amount, 1)
+                amount = _amount(compiler, finding, policy_index)
                 if amount.is_const:
                     emitter.op("AMOUNT_K", b=fired, k=amount.const, gate=r + 1, dst=out)
                 else:
@@ -236,23 +232,41 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                 lift_rules.append(r)
                 lift_dates.append(_date_row(compiler, emitter, lift.start, fired, r, dates))
 
-    # Row totals: payable findings into total_yuan, rewards into rewards_yuan.
+    # Row totals: payable findings into total_yuan, rewards into rewards_yuan, both in the
+    # finest unit of any slot (fen if one rounds to the fen), so that they stay exact.
+    units = tuple(spec.rounding.per_yuan for spec in stores)
+    total_unit = max(units, default=1)
     checked = False
     for name, payable in (("total", True), ("rewards", False)):
         slots = [f for f, slot in enumerate(findings) if slot.kind.payable == payable]
-        bound = sum(_amount_high(stores[f]) for f in slots)
+        bound = sum(_amount_high(stores[f], total_unit) for f in slots)
         unchecked = bound <= INT64_MAX
         checked = checked or not unchecked
         for position, f in enumerate(slots):
             op = "TOTAL_COPY" if position == 0 else ("TOTAL_ADD" if unchecked else "TOTAL_ADD_CHECKED")
-            emitter.op(op, a=("out", "amounts", f), dst=("out", name, 0))
+            term = ("out", "amounts", f)
+            if units[f] != total_unit:  # bounded with the others by _amount_high
+                term = emitter.op("MUL_RK", a=term, k=Fixed(total_unit // units[f]))
+            emitter.op(op, a=term, dst=("out", name, 0))
 
     groups = _payer_groups(findings)
     program = _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
                         tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
                         checked)
     return attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
-                        lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates))
+                        lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates),
+                        finding_units=units, total_unit=total_unit)
+
+
+def _amount(compiler, finding, policy_index: int) -> Val:
+    """A finding's amount in whole units of its rounding (yuan or fen), rounded once here by
+    its mode; an amount that reads no fact is rounded when its constant is patched."""
+    rounding = finding.rounding
+    if not compiler.reads_facts(finding.amount):
+        if isinstance(finding.amount, ast.Literal):
+            return Val(opc.I64, const=Fixed(in_units(finding.amount.value, rounding)))
+        return Val(opc.I64, const=Patch("amount", finding.amount, policy_index, rounding=rounding))
+    return compiler.rounded(finding.amount, rounding.per_yuan, rounding.mode)
 
 
 def _date_row(compiler, emitter, node, fired, r: int, dates: list) -> int:
@@ -272,11 +286,12 @@ def _date_row(compiler, emitter, node, fired, r: int, dates: list) -> int:
     return row
 
 
-def _amount_high(finding) -> int:
+def _amount_high(finding, total_unit: int) -> int:
+    """The largest amount of a slot, in the total's unit (its rounding may round up)."""
     interval = finding.amount.interval
     if interval is None:
         return INT64_MAX + 1  # unknown: check at run time
-    return int(interval[1])
+    return (Fraction(interval[1]) * finding.rounding.per_yuan).__ceil__() * (total_unit // finding.rounding.per_yuan)
 
 
 def _payer_groups(findings: tuple[FindingSlot, ...]) -> tuple[PayerGroup, ...]:

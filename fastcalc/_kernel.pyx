@@ -24,23 +24,27 @@ cimport cython
 
 cdef extern from *:
     """
-    /* Decimal rounding of ecorules: the exact quotient n / d rounded half away from zero
-       (the Chinese 四舍五入), as rules/_types.round_half_away does with Fractions. */
-    static inline int64_t fc_div_half_away(__int128 n, int64_t d) {
-        __int128 q = n / d;
-        __int128 r = n % d;
-        __int128 ar = r < 0 ? -r : r;
-        __int128 ad = d < 0 ? -(__int128)d : (__int128)d;
-        if (2 * ar >= ad) {
-            q += ((n < 0) != (d < 0)) ? -1 : 1;
+    /* The exact quotient a / k (k > 0) rounded to a whole number by mode, as
+       rules/_money.round_by does with Fractions: 0 half_up (halves away from zero, the
+       Chinese 四舍五入), 1 half_even, 2 down (towards zero), 3 up (away from zero), 4 floor,
+       5 ceil (_opcodes.ROUNDING_MODES). C division truncates towards zero, so q is the
+       quotient towards zero and r carries the sign of a; |r| < k, so k - |r| cannot
+       overflow where 2 |r| could. */
+    static inline int64_t fc_div_round(int64_t a, int64_t k, int64_t mode) {
+        int64_t q = a / k;
+        int64_t r = a % k;
+        if (r == 0) return q;
+        int64_t away = r > 0 ? 1 : -1;
+        int64_t ar = r < 0 ? -r : r;
+        int64_t rest = k - ar;
+        switch (mode) {
+            case 0: return ar >= rest ? q + away : q;
+            case 1: return ar > rest || (ar == rest && (q & 1)) ? q + away : q;
+            case 2: return q;
+            case 3: return q + away;
+            case 4: return r < 0 ? q - 1 : q;
+            default: return r > 0 ? q + 1 : q;
         }
-        return (int64_t)q;
-    }
-    static inline int64_t fc_mul_decimal(int64_t a, int64_t b) {
-        return fc_div_half_away((__int128)a * (__int128)b, 10000);
-    }
-    static inline int64_t fc_div_scaled(int64_t a, int64_t multiplier, int64_t divisor) {
-        return fc_div_half_away((__int128)a * (__int128)multiplier, divisor);
     }
     static inline int fc_add_overflow(int64_t a, int64_t b, int64_t *out) {
         return __builtin_add_overflow(a, b, out);
@@ -91,14 +95,11 @@ cdef extern from *:
         return (int64_t)e * 146097 + doe2 - FC_MARCH_0 - FC_SHIFT_DAYS + (overflow & (mode != 0));
     }
     """
-    int64_t fc_mul_decimal(int64_t a, int64_t b) noexcept nogil
-    int64_t fc_div_scaled(int64_t a, int64_t multiplier, int64_t divisor) noexcept nogil
+    int64_t fc_div_round(int64_t a, int64_t k, int64_t mode) noexcept nogil
     bint fc_add_overflow(int64_t a, int64_t b, int64_t *out) noexcept nogil
     int64_t fc_add_months(int64_t days, int64_t months, int64_t mode) noexcept nogil
 
 cdef enum:
-    DECIMAL_SCALE = 10000  # decimals are int64 holding value * 10**4 (rules/_types.py)
-    HALF_SCALE = 5000
     ROLLUP_GROUP = 16      # rows whose amounts are tested together before any is walked
     ROLLUP_MAX_SLOTS = 64  # finding slots one payer may have (more: KernelError when compiling)
 
@@ -290,18 +291,6 @@ cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
         d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
         for i in range(n):
             d[i] = a[i] * k
-    elif op == OP_MULD_RR:
-        d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
-        for i in range(n):
-            d[i] = fc_mul_decimal(a[i], b[i])
-    elif op == OP_MULD_RK:
-        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
-        for i in range(n):
-            d[i] = fc_mul_decimal(a[i], k)
-    elif op == OP_DIV_RK:
-        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
-        for i in range(n):
-            d[i] = fc_div_scaled(a[i], k2, k)
     elif op == OP_MIN_RR:
         d = I64(ptr, ins.dst); a = I64(ptr, ins.a); b = I64(ptr, ins.b)
         for i in range(n):
@@ -322,24 +311,10 @@ cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
         d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
         for i in range(n):
             d[i] = a[i] if a[i] >= 0 else -a[i]
-    elif op == OP_ROUND:
+    elif op == OP_DIVR_RK:
         d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
         for i in range(n):
-            q = a[i] // DECIMAL_SCALE  # C division: truncates towards zero (cdivision)
-            r = a[i] % DECIMAL_SCALE
-            d[i] = q + (r >= HALF_SCALE) - (r <= -HALF_SCALE)
-    elif op == OP_FLOOR:
-        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
-        for i in range(n):
-            q = a[i] // DECIMAL_SCALE
-            r = a[i] % DECIMAL_SCALE
-            d[i] = q - (r < 0)
-    elif op == OP_CEIL:
-        d = I64(ptr, ins.dst); a = I64(ptr, ins.a)
-        for i in range(n):
-            q = a[i] // DECIMAL_SCALE
-            r = a[i] % DECIMAL_SCALE
-            d[i] = q + (r > 0)
+            d[i] = fc_div_round(a[i], k, ins.k2)
     elif op == OP_SELECT_I64:
         d = I64(ptr, ins.dst); au = U8(ptr, ins.a); b = I64(ptr, ins.b); c = I64(ptr, ins.c)
         for i in range(n):

@@ -5,7 +5,8 @@ declaration is generated from this table by :func:`pxd_enum` and a test checks t
 are identical, so the compiler can never emit a code the kernel reads differently.
 
 Every value in the VM is a *register*: one block of rows (a few thousand) of one of two
-types. ``i64`` holds integers, decimals (scaled by 10**4), dates (days since 1970-01-01),
+types. ``i64`` holds integers, decimals (exactly, as value x the node's scale: see
+rules/_ast.Node.scale), dates (days since 1970-01-01),
 enum codes and string dictionary codes; ``u8`` holds booleans as 0/1. A register is either
 scratch memory of the running thread or a *view*: a pointer into an input column or an
 output column at the start of the current block, so loads and stores cost nothing.
@@ -58,20 +59,15 @@ _TABLE = [
     ("SUB_RK", I64, I64, None, None, "value", None, "dst = a - k"),
     ("SUB_KR", I64, I64, None, None, "value", None, "dst = k - a"),
     ("MUL_RR", I64, I64, I64, None, None, None, "dst = a * b (exact: the checker bounds it)"),
-    ("MUL_RK", I64, I64, None, None, "value", None, "dst = a * k"),
-    ("MULD_RR", I64, I64, I64, None, None, None,
-     "dst = a * b / 10**4 rounded half away from zero (decimal x decimal), via __int128"),
-    ("MULD_RK", I64, I64, None, None, "value", None, "dst = a * k / 10**4 rounded half away"),
-    ("DIV_RK", I64, I64, None, None, "divisor", "multiplier",
-     "dst = a * k2 / k rounded half away from zero, via __int128 (k != 0)"),
+    ("MUL_RK", I64, I64, None, None, "value", None,
+     "dst = a * k (also a / v exactly: k = the quotient's multiplier, see _compiled.quotient_multiplier)"),
     ("MIN_RR", I64, I64, I64, None, None, None, "dst = min(a, b)"),
     ("MIN_RK", I64, I64, None, None, "value", None, "dst = min(a, k)"),
     ("MAX_RR", I64, I64, I64, None, None, None, "dst = max(a, b)"),
     ("MAX_RK", I64, I64, None, None, "value", None, "dst = max(a, k)"),
     ("ABS", I64, I64, None, None, None, None, "dst = |a|"),
-    ("ROUND", I64, I64, None, None, None, None, "dst = a / 10**4 rounded half away (decimal -> integer)"),
-    ("FLOOR", I64, I64, None, None, None, None, "dst = floor(a / 10**4)"),
-    ("CEIL", I64, I64, None, None, None, None, "dst = ceil(a / 10**4)"),
+    ("DIVR_RK", I64, I64, None, None, "divisor", "mode",
+     "dst = a / k rounded by mode k2 (ROUNDING_MODES; k > 0): decimals to whole units, amounts to their unit"),
     ("SELECT_I64", I64, U8, I64, I64, None, None, "dst = a ? b : c"),
     # -- calendar (rules/_calendar.py): dates are day numbers, modes are ADD_MONTHS_MODES ------
     ("ADD_MONTHS_RK", I64, I64, None, None, "months", "mode",
@@ -128,6 +124,10 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPCODES}
 # modes of rules/_calendar.py, as the immediate the kernel reads (fc_add_months in _kernel.pyx).
 ADD_MONTHS_MODES = {"month_end": 0, "next_day": 1}
 
+# How DIVR_RK rounds (the immediate k2): the amounts' modes of rules/_money.py, then floor() and
+# ceil() of the language (round() is half_up).
+ROUNDING_MODES = {"half_up": 0, "half_even": 1, "down": 2, "up": 3, "floor": 4, "ceil": 5}
+
 ROLLUP_MAX_SLOTS = 64  # finding slots one payer fact may have (ROLLUP_MAX_SLOTS in _kernel.pyx)
 
 # Kernel return codes (also in the .pxd): raised as exceptions once the GIL is back.
@@ -163,4 +163,4 @@ def pxd_enum() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ADD_MONTHS_MODES", "BY_NAME", "DTYPES", "DTYPE_CODE", "INSTR_DTYPE", "OPCODES", "Op", "REG_DTYPE", "pxd_enum"]
+__all__ = ["ADD_MONTHS_MODES", "ROUNDING_MODES", "BY_NAME", "DTYPES", "DTYPE_CODE", "INSTR_DTYPE", "OPCODES", "Op", "REG_DTYPE", "pxd_enum"]

@@ -203,6 +203,7 @@ class Program:
             payer_totals=payer_totals, enterprise_totals=enterprise_totals,
             warnings=batch.warnings, rule_slots=c.rules, finding_slots=c.findings,
             sanction_slots=c.sanctions, case_counts=case_counts, dates=outputs["dates"],
+            finding_units=c.finding_units, total_unit=c.total_unit,
         )
 
     def _validate_one(self, name: str, piece: Any, n: int, valid: np.ndarray) -> tuple[ValidColumn, Rejects]:

@@ -10,6 +10,7 @@ live here too, next to the fields they fill.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import attrs
 import numpy as np
@@ -22,7 +23,8 @@ from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 
 @attrs.frozen
 class PayerTotal:
-    """Sums of one finding slot per payer: ``yuan[code]`` is owed by ``labels[code]``."""
+    """Sums of one finding slot per payer: ``yuan[code]`` is owed by ``labels[code]``, in
+    whole units of the slot (``ScoreResult.finding_units``: yuan, or fen)."""
 
     slot: int  # index into ScoreResult.finding_slots / Program.findings
     payer: str  # the fact naming the payer
@@ -47,10 +49,11 @@ class ScoreResult:
     reject_values: np.ndarray  # object array of str: the raw value as text, "" for null
     reject_reasons: np.ndarray  # object array of str
     fired: np.ndarray  # uint8 (n_rules, n_rows)
-    amounts: np.ndarray  # int64 (n_findings, n_rows), yuan
+    amounts: np.ndarray  # int64 (n_findings, n_rows), whole units of each slot (finding_units)
     sanctions: np.ndarray  # uint8 (n_sanctions, n_rows)
-    total_yuan: np.ndarray  # int64 (n_rows,): payable findings (every kind but reward)
-    rewards_yuan: np.ndarray  # int64 (n_rows,): findings of kind reward
+    # int64 (n_rows,), in total_unit (whole yuan unless some slot rounds to the fen):
+    total_yuan: np.ndarray  # payable findings (every kind but reward)
+    rewards_yuan: np.ndarray  # findings of kind reward
     payer_totals: tuple[PayerTotal, ...]  # slots with a text/enum payer
     enterprise_totals: dict  # slot -> yuan, for slots paid by the enterprise itself
     warnings: tuple[str, ...]  # rules not applied on as_of, and why
@@ -61,20 +64,28 @@ class ScoreResult:
     # int64 (n_dates, n_rows): list entries' from:/until: as day numbers since 1970-01-01
     # where their rule fired (see CompiledProgram.sanction_dates, lift_dates)
     dates: np.ndarray | None = None
+    # per finding slot: how many of its unit make a yuan (1 yuan, 100 fen); ``amounts``,
+    # ``PayerTotal.yuan`` and ``enterprise_totals`` of the slot are whole numbers of that unit
+    finding_units: tuple[int, ...] = ()
+    total_unit: int = 1  # the unit of total_yuan and rewards_yuan (the finest of the slots')
 
-    def totals_by_payer(self) -> dict[str, int]:
+    def unit_of(self, slot: int) -> int:
+        return self.finding_units[slot] if self.finding_units else 1
+
+    def totals_by_payer(self) -> dict[str, int | Decimal]:
         """Yuan owed per payer label over all payable slots, for labels that owe something
-        (``"enterprise"`` for slots paid by the subjects themselves)."""
-        totals: dict[str, int] = {}
+        (``"enterprise"`` for slots paid by the subjects themselves): exact, an int where
+        every slot is in yuan, else a Decimal with the fen."""
+        totals: dict[str, int | Decimal] = {}
         for part in self.payer_totals:
             if not self.finding_slots[part.slot].kind.payable:
                 continue
-            for label, yuan in zip(part.labels, part.yuan.tolist(), strict=True):
-                if yuan:
-                    totals[label] = totals.get(label, 0) + yuan
-        for slot, yuan in self.enterprise_totals.items():
-            if self.finding_slots[slot].kind.payable and yuan:
-                totals[ENTERPRISE] = totals.get(ENTERPRISE, 0) + yuan
+            for label, units in zip(part.labels, part.yuan.tolist(), strict=True):
+                if units:
+                    totals[label] = totals.get(label, 0) + _in_yuan(units, self.unit_of(part.slot))
+        for slot, units in self.enterprise_totals.items():
+            if self.finding_slots[slot].kind.payable and units:
+                totals[ENTERPRISE] = totals.get(ENTERPRISE, 0) + _in_yuan(units, self.unit_of(slot))
         return totals
 
     def case_counts_by_payer(self) -> dict[str, int]:
@@ -84,6 +95,10 @@ class ScoreResult:
         A finding is there because its rule fired, whatever its amount: a 0-yuan finding is
         a case, as ``ecorules explain`` shows it, so cases and findings count the same rows."""
         return dict(self.case_counts)
+
+
+def _in_yuan(units: int, per_yuan: int) -> int | Decimal:
+    return int(units) if per_yuan == 1 else Decimal(int(units)) / per_yuan
 
 
 class _Rollups:

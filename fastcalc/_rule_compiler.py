@@ -6,9 +6,12 @@ Every node of the language maps onto the instructions of ``_opcodes.py``:
   value is computed at score time by the reference evaluator (``rules.evaluate``) and patched
   into the immediate of the instruction that uses it, so a new parameter value or another
   ``as_of`` never recompiles anything;
-* values are int64 (integers, decimals x 10**4, dates as days, enum codes, string dictionary
-  codes) or uint8 (booleans); an integer meeting a decimal is multiplied by 10**4 first, which
-  the compiler proves cannot overflow from the checker's intervals (else KernelError);
+* values are int64 (integers; decimals exactly, as value x the node's ``scale`` from the
+  checker; dates as days, enum codes, string dictionary codes) or uint8 (booleans). Nothing is
+  rounded on the way: a sum brings its operands to its scale (MUL_RK), a product multiplies
+  the scales, a quotient by v = p / q is a MUL_RK by q x (scale / p) (``quotient_multiplier``);
+  only round(), floor(), ceil() and a finding's amount round, by DIVR_RK. The checker has
+  proved every value at its scale fits int64 (else the policy does not load);
 * strings are compared as codes: the codes of a string fact's column in the batch dictionary,
   and for a literal the code of its text in that dictionary (or a fresh code past the end
   when the batch lacks it), patched per batch.
@@ -20,14 +23,15 @@ categorical domains, range proofs) and the assembly into arrays are in ``_compil
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ecorules.rules import KernelError
 from ecorules.rules import _ast as ast
-from ecorules.rules._types import DECIMAL_SCALE, Kind, Type
+from ecorules.rules._types import Kind
 
 from . import _opcodes as opc
-from ._compiled import Const, Fixed, Patch, Val, divisor_immediates
+from ._compiled import Const, Fixed, Patch, Val, quotient_multiplier
 
 if TYPE_CHECKING:
     from ._compiler import _ProgramBuilder
@@ -139,20 +143,19 @@ class _RuleCompiler:
 
     # -- numbers and dates ------------------------------------------------------------------------
     def number(self, node: ast.Node, scale: int) -> Val:
-        """An int64 value of ``node`` in units of 1/scale (scale 10**4 only for decimals)."""
-        native = _native_scale(node.type)
-        if scale not in (native, DECIMAL_SCALE) or (native == DECIMAL_SCALE and scale != native):
+        """An int64 value of ``node`` in units of 1/scale, a multiple of its own scale."""
+        if scale % node.scale:
             raise KernelError(f"cannot represent {ast.render(node)} ({node.type}) at scale {scale}")
         if not self.reads_facts(node):
             return self.const("value", node, I64, scale)
         value = self.number_native(node)
-        if scale != native:
-            self.program.check_scalable(node)
-            value = self.op("MUL_RK", value, k=Fixed(scale // native))
+        if scale != node.scale:
+            self.program.check_scalable(node, scale)
+            value = self.op("MUL_RK", value, k=Fixed(scale // node.scale))
         return value
 
     def number_native(self, node: ast.Node) -> Val:
-        native = _native_scale(node.type)
+        native = node.scale
         if isinstance(node, ast.Name):
             return self.fact(node)
         if isinstance(node, ast.Unary):
@@ -170,27 +173,34 @@ class _RuleCompiler:
             left = self.number(node.left, 1 if left_t.kind is Kind.DATE else scale)
             right = self.number(node.right, 1 if right_t.kind is Kind.DATE else scale)
             return self.arith("ADD" if node.op == "+" else "SUB", left, right)
-        if node.op == "*":
-            left = self.number(node.left, _native_scale(left_t))
-            right = self.number(node.right, _native_scale(right_t))
-            both_decimal = left_t.kind is Kind.DECIMAL and right_t.kind is Kind.DECIMAL
-            return self.arith("MULD" if both_decimal else "MUL", left, right)
+        if node.op == "*":  # exact: the product's scale is the product of the scales
+            left = self.number(node.left, node.left.scale)
+            right = self.number(node.right, node.right.scale)
+            return self.arith("MUL", left, right)
         if node.op == "/":
-            left_scale = _native_scale(left_t)
-            dividend = self.number(node.left, left_scale)
+            dividend = self.number(node.left, node.left.scale)
             if self.reads_facts(node.right) or dividend.is_const:
                 raise KernelError("a divisor must be a constant or a parameter", node.right.span)
-            den, mult = self.divisor(node.right, left_scale)
-            return self.op("DIV_RK", dividend, k=den, k2=mult)
+            return self.op("MUL_RK", dividend, k=self.multiplier(node.right, native // node.left.scale))
         raise KernelError(f"unknown operator {node.op!r}", node.span)
 
-    def divisor(self, node: ast.Node, dividend_scale: int) -> tuple[Const, Const]:
+    def multiplier(self, node: ast.Node, scale: int) -> Const:
         if isinstance(node, ast.Literal):
-            den, mult = divisor_immediates(node.value, dividend_scale)
-            return Fixed(den), Fixed(mult)
-        self.program.check_divisor_fits(node, dividend_scale)
-        return (Patch("divisor", node, self.policy_index, dividend_scale),
-                Patch("multiplier", node, self.policy_index, dividend_scale))
+            return Fixed(quotient_multiplier(node.value, scale))
+        return Patch("multiplier", node, self.policy_index, scale)
+
+    def rounded(self, node: ast.Node, per_unit: int, mode: str) -> Val:
+        """``node`` times ``per_unit`` rounded to a whole number by ``mode``: round(), floor()
+        and ceil() (per_unit 1) and an amount in its unit (100 for fen). At the node's scale s
+        that is value_raw x (u / g) / (s / g) with g = gcd(u, s), rounded once by DIVR_RK."""
+        scale = node.scale
+        common = math.gcd(per_unit, scale)
+        value = self.number(node, scale)
+        if per_unit // common != 1:
+            value = self.op("MUL_RK", value, k=Fixed(per_unit // common))
+        if scale // common != 1:
+            value = self.op("DIVR_RK", value, k=Fixed(scale // common), k2=Fixed(opc.ROUNDING_MODES[mode]))
+        return value
 
     def arith(self, kind: str, left: Val, right: Val) -> Val:
         """ADD/SUB/MUL/MULD with register-register or register-constant operands."""
@@ -221,9 +231,7 @@ class _RuleCompiler:
             return self.op("ABS", self.number(node.args[0], native))
         if function in ("round", "floor", "ceil"):
             (arg,) = node.args
-            if arg.type.kind is Kind.INTEGER:
-                return self.number(arg, 1)
-            return self.op(function.upper(), self.number(arg, DECIMAL_SCALE))
+            return self.rounded(arg, 1, {"round": "half_up", "floor": "floor", "ceil": "ceil"}[function])
         if function == "if":
             condition = self.materialise(self.boolean(node.args[0]))
             if node.type.kind is Kind.DATE:
@@ -293,7 +301,7 @@ class _RuleCompiler:
         return result
 
     def compare(self, op: str, left_node: ast.Node, right_node: ast.Node) -> Val:
-        lt, rt = left_node.type, right_node.type
+        lt = left_node.type
         if lt.kind is Kind.BOOLEAN:
             left, right = self.boolean(left_node), self.boolean(right_node)
             if left.is_const:
@@ -306,7 +314,7 @@ class _RuleCompiler:
             domain = self.program.domain_of(left_node, right_node)
             left, right = self.categorical(left_node, domain), self.categorical(right_node, domain)
         else:
-            scale = DECIMAL_SCALE if Kind.DECIMAL in (lt.kind, rt.kind) else 1
+            scale = math.lcm(left_node.scale, right_node.scale)
             left, right = self.number(left_node, scale), self.number(right_node, scale)
         if left.is_const:
             left, right, op = right, left, _FLIP[op]
@@ -325,8 +333,7 @@ class _RuleCompiler:
             item = self.categorical(node.item, domain)
             options = [self.categorical(option, domain) for option in node.options]
         else:
-            kinds = {node.item.type.kind, *(o.type.kind for o in node.options)}
-            scale = DECIMAL_SCALE if Kind.DECIMAL in kinds else 1
+            scale = math.lcm(node.item.scale, *(option.scale for option in node.options))
             item = self.number(node.item, scale)
             options = [self.number(option, scale) for option in node.options]
         if any(not option.is_const for option in options):
@@ -364,6 +371,3 @@ class _RuleCompiler:
                            self.materialise(self.categorical(default, domain)))
         raise KernelError(f"the kernel cannot compute {ast.render(node)} as {node.type}", node.span)
 
-
-def _native_scale(value_type: Type) -> int:
-    return DECIMAL_SCALE if value_type.kind is Kind.DECIMAL else 1

@@ -19,8 +19,9 @@ from ._errors import (
     Span,
     UsageError,
 )
-from ._evaluate import evaluate
+from ._evaluate import evaluate, finding_amount
 from ._loader import read_policy
+from ._money import ROUNDING_MODES, UNITS, Rounding
 from ._parser import parse_expression
 from ._policyset import PolicySet, check_policies, load_policies, shipped_policies_path
 from ._schema import (
@@ -48,6 +49,7 @@ __all__ = [
     "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
     "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError", "PolicyWarning",
     "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
-    "UsageError", "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
+    "ROUNDING_MODES", "UNITS", "Rounding", "UsageError", "check", "check_policies", "evaluate", "finding_amount",
+    "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
 ]

@@ -1,7 +1,7 @@
 """The expression AST: small frozen nodes, each with the span of its text.
 
 The parser builds untyped nodes (``type`` is None). The checker (``_check.py``) returns the
-same tree with ``type`` set on every node, ``interval`` on numeric and date nodes, and each
+same tree with ``type`` set on every node, ``interval`` and ``scale`` on numeric and date nodes, and each
 :class:`Name` resolved to a fact, a parameter or a built-in. Both evaluators, and the
 compilers to durable-rules and to the kernel, read only typed trees.
 """
@@ -25,6 +25,10 @@ class Node:
     span: Span | None = attrs.field(kw_only=True, default=None, eq=False, repr=False)
     type: Type | None = attrs.field(kw_only=True, default=None)
     interval: Interval = attrs.field(kw_only=True, default=None, eq=False, repr=False)
+    # Numbers: a whole number that every value of the node times it is an integer (1 for
+    # integers; 10**4 for a decimal fact; a product multiplies its operands'). The batch
+    # kernel holds the node exactly as value x scale; set by the checker.
+    scale: int = attrs.field(kw_only=True, default=1, eq=False, repr=False)
 
 
 @attrs.frozen

@@ -21,12 +21,15 @@ computes both branches of an if(). So narrowing can never let an overflow throug
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
 from collections.abc import Mapping
 from fractions import Fraction
 
 import attrs
 
 from . import _ast as ast
+from ._ast import result_key
 from ._check_calls import RESULT_FUNCTIONS, CallChecks, _combine
 from ._errors import PolicyTypeError
 from ._narrow import Contradiction, narrow
@@ -77,6 +80,9 @@ class Symbol:
     type: Type
     interval: ast.Interval = None
     optional: bool = False  # a fact a record may leave empty: read only under is_set()
+    # value x scale is always an integer (ast.Node.scale): a decimal fact has four places
+    scale: int = attrs.field(default=attrs.Factory(lambda self: DECIMAL_SCALE if self.type == DECIMAL else 1, takes_self=True))
+    values: tuple | None = None  # a parameter's dated values (what a divisor can be)
 
 
 Scope = Mapping[str, Symbol]
@@ -89,6 +95,7 @@ def check(
     what: str = "expression",
     *,
     when: ast.Node | None = None,
+    narrowed_range: bool = True,
 ) -> ast.Node:
     """Type-check ``node`` in ``scope``; return the typed, constant-folded tree.
 
@@ -96,7 +103,8 @@ def check(
     ("condition", "amount" ...). ``when``: the typed condition under which the value is used
     (a rule's amount); the returned root's interval is then the range of the value when the
     condition holds, while all checks of the arithmetic use the declared ranges (see the
-    module's docstring).
+    module's docstring); with ``narrowed_range=False`` the root keeps the declared range
+    (what the kernel computes on every row), ``when`` then only proving optional facts set.
     """
     # An amount is only computed when its rule's condition holds: what the condition proves
     # present (``is_set(x) and ...``) may be read in the amount.
@@ -108,9 +116,9 @@ def check(
             wanted = "a number" if expect == "numeric" else f"{expect}"
             hint = ""
             if expect == INTEGER and typed.type.kind is Kind.DECIMAL:
-                hint = ": money is whole yuan, wrap it in round(), floor() or ceil()"
+                hint = ": wrap it in round(), floor() or ceil()"
             raise PolicyTypeError(f"the {what} must be {wanted}, but this is {typed.type}{hint}", node.span)
-    narrowed = None if when is None or typed.interval is None else assume(when, scope)
+    narrowed = None if when is None or typed.interval is None or not narrowed_range else assume(when, scope)
     if narrowed is not None:
         used = _Checker(narrowed, conditional=True, guarded=guarded).visit(node)
         low = max(typed.interval[0], used.interval[0])
@@ -224,7 +232,7 @@ class _Checker(CallChecks):
                 f"if(is_set({node.name}), ..., ...), or give a default: value_or({node.name}, ...)",
                 node.span,
             )
-        return attrs.evolve(node, type=symbol.type, kind=symbol.kind, interval=symbol.interval)
+        return attrs.evolve(node, type=symbol.type, kind=symbol.kind, interval=symbol.interval, scale=symbol.scale)
 
     # -- operators ---------------------------------------------------------------------------
     def visit_Unary(self, node: ast.Unary) -> ast.Node:
@@ -287,7 +295,16 @@ class _Checker(CallChecks):
     def visit_Compare(self, node: ast.Compare) -> ast.Node:
         left, right = self.visit(node.left), self.visit(node.right)
         left, right = self._comparable(node, left, right)
+        self._common_scale(node, (left, right))
         return self._fold(attrs.evolve(node, left=left, right=right, type=BOOLEAN))
+
+    def _common_scale(self, node: ast.Node, operands) -> None:
+        """Numbers compared are brought to one scale in the kernel: each must fit there."""
+        if not all(operand.type.numeric and operand.interval is not None for operand in operands):
+            return
+        scale = math.lcm(*(operand.scale for operand in operands))
+        for operand in operands:
+            self._fits(operand, scale, node)
 
     def _comparable(self, node, left: ast.Node, right: ast.Node) -> tuple[ast.Node, ast.Node]:
         ordering = node.op not in ("==", "!=")
@@ -354,6 +371,7 @@ class _Checker(CallChecks):
             compare = ast.Compare("==", item, option, span=option.span)
             item, option = self._comparable(compare, item, option)
             options.append(option)
+        self._common_scale(node, (item, *options))
         return self._fold(attrs.evolve(node, item=item, options=tuple(options), type=BOOLEAN))
 
     def visit_Call(self, node: ast.Call) -> ast.Node:
@@ -493,31 +511,87 @@ class _Checker(CallChecks):
         return self._fold(self._bounded(node))
 
     def _bounded(self, node: ast.Node) -> ast.Node:
-        """Refuse a numeric or date node whose values may leave what the kernel can hold."""
+        """Refuse a numeric or date node whose values may leave what the kernel can hold.
+
+        The kernel holds a decimal exactly, as value x scale in int64 (``_exact_scale``):
+        the node itself and every operand brought to its scale must fit."""
         if node.interval is None:
             return node
-        low, high = node.interval
-        if node.type == INTEGER:
-            limits, unit = (INT64_MIN, INT64_MAX), 1
-        elif node.type == DECIMAL:
-            # one unit of rounding margin for the quantisation after * and /
-            limits, unit = (Fraction(INT64_MIN + 1, DECIMAL_SCALE), Fraction(INT64_MAX - 1, DECIMAL_SCALE)), 1
-        elif node.type == DATE:
-            limits, unit = (date_to_days(DATE_MIN), date_to_days(DATE_MAX)), 1
-        else:
+        if node.type == DECIMAL:
+            node = attrs.evolve(node, scale=self._exact_scale(node))
+            for operand in self._rescaled_operands(node):
+                self._fits(operand, node.scale, node)
+        elif node.type not in (INTEGER, DATE):
             return node
-        del unit
-        if low < limits[0] or high > limits[1]:
-            facts = [n for n in ast.names(node, "fact")]
-            advice = (
-                f"; declare a smaller 'max'/'min' for {', '.join(map(repr, facts))}" if facts else ""
-            )
-            raise PolicyTypeError(
-                f"this {node.type} may reach {_show(low, node.type)} .. {_show(high, node.type)}, "
-                f"beyond the range the batch kernel can hold{advice}",
-                node.span,
-            )
+        self._fits(node, node.scale, node)
         return node
+
+    def _fits(self, node: ast.Node, scale: int, where: ast.Node) -> None:
+        low, high = node.interval
+        if node.type == DATE:
+            limits = (date_to_days(DATE_MIN), date_to_days(DATE_MAX))
+        else:
+            limits = (Fraction(INT64_MIN, scale), Fraction(INT64_MAX, scale))
+        if low >= limits[0] and high <= limits[1]:
+            return
+        facts = [n for n in ast.names(node, "fact")]
+        advice = f"; declare a smaller 'max'/'min' for {', '.join(map(repr, facts))}" if facts else ""
+        exact = f" exactly (in units of 1/{scale:,})" if scale != 1 else ""
+        raise PolicyTypeError(
+            f"this {node.type} may reach {_show(low, node.type)} .. {_show(high, node.type)}, "
+            f"beyond the range the batch kernel can hold{exact}{advice}",
+            where.span,
+        )
+
+    def _exact_scale(self, node: ast.Node) -> int:
+        """The least scale the kernel can hold this decimal at exactly, from its operands'."""
+        if isinstance(node, ast.Literal):
+            return Fraction(node.value).denominator
+        if isinstance(node, ast.Name):
+            return node.scale
+        if isinstance(node, ast.Binary):
+            left, right = node.left.scale, node.right.scale
+            if node.op == "*":
+                return left * right
+            if node.op == "/":
+                return left * self._divisor_scale(node.right)
+            return math.lcm(left, right)
+        if isinstance(node, ast.Call) and node.function in RESULT_FUNCTIONS:
+            return self.scope[result_key(node.function, node.args[0].name)].scale
+        return math.lcm(*(operand.scale for operand in self._rescaled_operands(node)), 1)
+
+    @staticmethod
+    def _rescaled_operands(node: ast.Node) -> tuple[ast.Node, ...]:
+        """The numeric operands the kernel brings to ``node``'s own scale (sums, choices)."""
+        if isinstance(node, ast.Binary) and node.op in "+-":
+            return (node.left, node.right)
+        if isinstance(node, ast.Unary):
+            return (node.operand,)
+        if isinstance(node, ast.Call) and node.function in ("min", "max", "abs", "value_or"):
+            return node.args
+        if isinstance(node, ast.Call) and node.function == "if":
+            return node.args[1:]
+        return ()
+
+    def _divisor_scale(self, divisor: ast.Node) -> int:
+        """x / v = x * q / p for v = p / q: the quotient is exact at x's scale times p, so at
+        x's scale times the lcm of |p| over every value the divisor can take (its parameters'
+        dated values; a parameter not set yet contributes nothing: its rules are not judged)."""
+        from ._evaluate import evaluate
+
+        if isinstance(divisor, ast.Literal):
+            return abs(Fraction(divisor.value).numerator)
+        names = ast.names(divisor, "parameter")
+        choices = [self.scope[name].values or () for name in names]
+        combinations = math.prod(len(c) for c in choices)
+        if combinations > 4096:
+            raise PolicyTypeError(
+                f"this divisor can take {combinations:,} values over the dated values of its parameters: "
+                "too many to hold the quotient exactly; divide by fewer parameters", divisor.span)
+        scale = 1
+        for values in itertools.product(*choices):
+            scale = math.lcm(scale, abs(Fraction(evaluate(divisor, dict(zip(names, values, strict=True)))).numerator))
+        return scale
 
     def _fold(self, node: ast.Node) -> ast.Node:
         """Replace an operator whose operands are all literals by its value."""
@@ -525,8 +599,9 @@ class _Checker(CallChecks):
             from ._evaluate import evaluate
 
             value = evaluate(node, {})
+            scale = Fraction(value).denominator if node.type == DECIMAL else 1
             return attrs.evolve(
-                ast.Literal(value, span=node.span), type=node.type, interval=node.interval
+                ast.Literal(value, span=node.span), type=node.type, interval=node.interval, scale=scale
             )
         return node
 

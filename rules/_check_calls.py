@@ -58,7 +58,7 @@ class CallChecks:
                 f"so {node.function}() would change nothing",
                 name.span,
             )
-        fact = attrs.evolve(name, type=symbol.type, kind="fact", interval=symbol.interval)
+        fact = attrs.evolve(name, type=symbol.type, kind="fact", interval=symbol.interval, scale=symbol.scale)
         if node.function == "is_set":
             return attrs.evolve(node, args=(fact,), type=BOOLEAN)
         default = self.visit(node.args[1])
@@ -85,8 +85,8 @@ class CallChecks:
                 + (f" (rules: {', '.join(rules)})" if rules else ""),
                 name.span, suggestion=close[0] if close else None,
             )
-        typed_name = attrs.evolve(name, type=symbol.type, kind="result", interval=symbol.interval)
-        return attrs.evolve(node, args=(typed_name,), type=symbol.type, interval=symbol.interval)
+        typed_name = attrs.evolve(name, type=symbol.type, kind="result", interval=symbol.interval, scale=symbol.scale)
+        return attrs.evolve(node, args=(typed_name,), type=symbol.type, interval=symbol.interval, scale=symbol.scale)
 
     def _same_kind(self, node, first: ast.Node, second: ast.Node, message: str) -> tuple[ast.Node, ast.Node]:
         a, b = first.type, second.type

@@ -1,10 +1,13 @@
 """Evaluate a typed expression tree on Python values, exactly.
 
 This is the reference semantics of the language (see ``_types.py`` for representations):
-integers are Python ints, decimals are :class:`Decimal` values with four places, and every
-``*`` and ``/`` that yields a decimal is computed as an exact :class:`Fraction` and then rounded
-half away from zero. Nothing is ever passed to ``eval``. The checker has already ruled out
-type errors, division by zero and overflow, so evaluation cannot fail on valid input.
+integers are Python ints; decimals are read as :class:`Decimal` (facts, parameters, literals)
+and every decimal result is an exact :class:`Fraction`: no intermediate result is ever
+rounded, so ``a * b / c`` and ``a / c * b`` are equal. Rounding happens only where the language
+says so: round(), floor(), ceil(), and a finding's amount, rounded once to its policy's
+declared unit (``_money.py``, :func:`finding_amount`). Nothing is ever passed to ``eval``. The
+checker has already ruled out type errors, division by zero and overflow, so evaluation
+cannot fail on valid input.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from . import _ast as ast
 from . import _calendar as calendar
-from ._types import Kind, round_half_away, to_decimal
+from ._money import produced, round_by
+from ._types import Kind
 
 
 class EmptyValueError(LookupError):
@@ -49,7 +53,13 @@ def _unary(node: ast.Unary, env):
 
 
 def _numeric_result(node: ast.Node, exact: Fraction):
-    return to_decimal(exact) if node.type.kind is Kind.DECIMAL else int(exact)
+    return exact if node.type.kind is Kind.DECIMAL else int(exact)
+
+
+def finding_amount(spec, env: Mapping[str, Any]):
+    """The amount of a finding (``FindingSpec``): its expression's exact value rounded once,
+    by the rounding its policy declares, in yuan (an int, or a Decimal for fen)."""
+    return produced(evaluate(spec.amount, env), spec.rounding)
 
 
 def _binary(node: ast.Binary, env):
@@ -73,6 +83,8 @@ def _binary(node: ast.Binary, env):
 
 def _compare(node: ast.Compare, env):
     left, right = evaluate(node.left, env), evaluate(node.right, env)
+    if node.left.type.numeric and node.right.type.numeric:  # Decimal beside Fraction: compare exactly
+        left, right = Fraction(left), Fraction(right)
     op = node.op
     if op == "==":
         return left == right
@@ -95,6 +107,8 @@ def _boolop(node: ast.BoolOp, env):
 
 def _in(node: ast.In, env):
     item = evaluate(node.item, env)
+    if node.item.type.numeric:
+        item = Fraction(item)
     found = any(item == evaluate(option, env) for option in node.options)
     return found != node.negated
 
@@ -121,18 +135,13 @@ def _call(node: ast.Call, env):
         return _coerce(node, chosen)
     if function == "abs":
         return abs(args[0])
-    exact = Fraction(args[0])
-    if function == "round":
-        return round_half_away(exact)
-    if function == "floor":
-        return exact.__floor__()
-    return exact.__ceil__()
+    return round_by(args[0], {"round": "half_up", "floor": "floor", "ceil": "ceil"}[function])
 
 
 def _coerce(node: ast.Node, value):
-    """An integer chosen where the node's type is decimal becomes a decimal."""
+    """An integer chosen where the node's type is decimal becomes an exact decimal."""
     if node.type is not None and node.type.kind is Kind.DECIMAL:
-        return to_decimal(value)
+        return Fraction(value)
     return value
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import math
 from collections.abc import Mapping
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from . import _ast as ast
 from ._check import check
 from ._enum_values import read_enum_values
 from ._errors import PolicySchemaError, PolicyTypeError, Span
+from ._money import ROUNDING_MODES, UNITS, YUAN, Rounding
 from ._narrow import Contradiction, narrow
 from ._rule_order import in_order_of_reads, results_of
 from ._schema import (
@@ -52,7 +55,18 @@ from ._sections import (
     parse_at,
 )
 from ._test_cases import read_tests
-from ._types import BOOLEAN, DATE, DECIMAL, DECIMAL_PLACES, INTEGER, STRING, Kind, Type, enum_type
+from ._types import (
+    BOOLEAN,
+    DATE,
+    DECIMAL,
+    DECIMAL_PLACES,
+    INT64_MAX,
+    INTEGER,
+    STRING,
+    Kind,
+    Type,
+    enum_type,
+)
 from ._yaml import Located, load_yaml_file
 
 
@@ -198,12 +212,33 @@ def read_citation(section: Section) -> Citation:
     return citation
 
 
+def read_rounding(section: Section, inherited: Rounding = YUAN) -> Rounding:
+    """``rounding: {unit: yuan|fen, mode: half_up|half_even|down|up}`` of a policy header or
+    a rule: where its amounts are rounded, once; what it leaves out is ``inherited``."""
+    if not section.has("rounding"):
+        return inherited
+    entry = section.section("rounding", f"the rounding of {section.what}")
+    chosen = {}
+    for key, allowed in (("unit", UNITS), ("mode", ROUNDING_MODES)):
+        value = entry.get(key, required=False, default=getattr(inherited, key))
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.5)
+            raise PolicySchemaError(
+                f"unknown rounding {key} {value!r}; one of {', '.join(allowed)}",
+                entry.value_span(key), suggestion=close[0] if close else None,
+            )
+        chosen[key] = value
+    entry.finish()
+    return Rounding(**chosen)
+
+
 def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple | None = None,
-              parameters: Mapping[str, Parameter] | None = None) -> Rule:
+              parameters: Mapping[str, Parameter] | None = None, rounding: Rounding = YUAN) -> Rule:
     section = Section(item, span, "a rule")
     rule_id = _identifier(section.get("id"), section.value_span("id"), "rule id")
     what = f"rule {rule_id!r}"
     section.what = what
+    rounding = read_rounding(section, rounding)
     citation = read_citation(section.section("citation", f"the citation of {what}"))
     condition_text = section.get("when", (str, bool))
     condition = check(
@@ -211,7 +246,7 @@ def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple |
         scope, BOOLEAN, f"condition of {what} ('when')",
     )
     findings = tuple(
-        read_finding(entry, entry_span, scope, facts, what, condition, parameters)
+        read_finding(entry, entry_span, scope, facts, what, condition, parameters, rounding)
         for entry, entry_span in section.items("findings", f"the findings of {what}", required=False)
     )
     sanctions = tuple(
@@ -275,7 +310,8 @@ def _negative_value(amount: ast.Node, parameters: Mapping[str, Parameter]) -> tu
     return None
 
 
-def read_finding(item, span, scope, facts, what, condition=None, parameters=None) -> FindingSpec:
+def read_finding(item, span, scope, facts, what, condition=None, parameters=None,
+                 rounding: Rounding = YUAN) -> FindingSpec:
     section = Section(item, span, f"a finding of {what}")
     kind_name = section.get("kind")
     kinds = [kind.value for kind in FindingKind]
@@ -287,10 +323,10 @@ def read_finding(item, span, scope, facts, what, condition=None, parameters=None
             suggestion=close[0] if close else None,
         )
     amount_text = section.get("amount", (str, int))
-    amount = check(
-        parse_at(amount_text, section.value_span("amount"), f"the amount of {what}"),
-        scope, INTEGER, f"amount of {what}", when=condition,  # computed only when it holds
-    )
+    parsed = parse_at(amount_text, section.value_span("amount"), f"the amount of {what}")
+    amount = check(parsed, scope, "numeric", f"amount of {what}", when=condition)  # used only when it holds
+    _fits_in_units(check(parsed, scope, "numeric", f"amount of {what}", when=condition, narrowed_range=False), rounding,
+                   section.value_span("amount"), what)
     if amount.interval is not None and amount.interval[0] < 0:
         culprit = _negative_value(amount, parameters or {})
         if culprit is not None:  # the slip is at the value, not at the amount that reads it
@@ -320,9 +356,25 @@ def read_finding(item, span, scope, facts, what, condition=None, parameters=None
                 f"payer {payer!r} is an optional fact: a finding needs a payer on every record it fires on",
                 section.value_span("payer"),
             )
-    finding = FindingSpec(FindingKind(kind_name), amount, str(amount_text), payer, span)
+    finding = FindingSpec(FindingKind(kind_name), amount, str(amount_text), payer, span, rounding)
     section.finish()
     return finding
+
+
+def _fits_in_units(declared: ast.Node, rounding: Rounding, span: Span, what: str) -> None:
+    """The batch kernel rounds an amount held at scale s to the unit u as (value x s) x
+    (u / g) / (s / g), g = gcd(u, s): the product must fit its int64 on every row, the rows
+    where the rule does not fire included (so ``declared`` is ranged without the condition)."""
+    if declared.interval is None:
+        return
+    widened = declared.scale * (rounding.per_yuan // math.gcd(rounding.per_yuan, declared.scale))
+    low, high = (abs(Fraction(bound)) for bound in declared.interval)
+    if max(low, high) * widened > INT64_MAX:
+        raise PolicyTypeError(
+            f"the amount of {what} may reach {float(max(low, high)):.4g} yuan, beyond what the batch kernel can "
+            f"round exactly to the {rounding.unit} (declare a smaller 'max' for the facts it reads)",
+            span,
+        )
 
 
 def read_sanction(item, span, lists, what, scope=None, condition=None, default_start=None, lift=False) -> SanctionSpec:
@@ -410,8 +462,9 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     rules, seen = [], {}
     scope = dict(scope)
     default_start = _default_start(kinds.get(domain), facts, scope, head.span)
+    rounding = read_rounding(head)
     for item, span in in_order_of_reads(top.items("rules", "rules")):
-        rule = read_rule(item, span, scope, facts, lists, default_start, parameters)
+        rule = read_rule(item, span, scope, facts, lists, default_start, parameters, rounding)
         if rule.id in seen:
             raise PolicySchemaError(f"duplicate rule id {rule.id!r} (first at line {seen[rule.id].line})", span)
         seen[rule.id] = span
@@ -449,6 +502,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         rules=tuple(rules),
         tests=tests,
         path=str(path),
+        rounding=rounding,
         content_hash=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None,
         span=head.span,
     )

@@ -9,15 +9,17 @@ cyclic definitions, never as OpenFisca's silent default).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from . import _ast as ast
 from ._check import Symbol
 from ._check_calls import result_key
 from ._errors import PolicyError, PolicySchemaError, Span
+from ._money import round_by
 from ._schema import Rule
 from ._sections import Section, parse_at
-from ._types import BOOLEAN, INTEGER
+from ._types import BOOLEAN, DECIMAL, INTEGER
 from ._yaml import Located
 
 
@@ -76,8 +78,15 @@ def results_of(rule: Rule) -> dict[str, Symbol]:
     amount (0 when it did not fire)."""
     found = {result_key("fired", rule.id): Symbol("result", BOOLEAN)}
     if len(rule.findings) == 1:
-        low, high = rule.findings[0].amount.interval or (0, 0)
-        found[result_key("amount_of", rule.id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
+        # the amount as produced: rounded to its unit, so whole yuan, or yuan and fen
+        spec = rule.findings[0]
+        per_yuan = spec.rounding.per_yuan
+        low, high = (round_by(bound * per_yuan, mode) for bound, mode in zip(spec.amount.interval or (0, 0), ("floor", "ceil"), strict=True))
+        interval = (Fraction(min(low, 0), per_yuan), Fraction(max(high, 0), per_yuan))
+        if per_yuan == 1:
+            found[result_key("amount_of", rule.id)] = Symbol("result", INTEGER, (int(interval[0]), int(interval[1])))
+        else:
+            found[result_key("amount_of", rule.id)] = Symbol("result", DECIMAL, interval, scale=per_yuan)
     return found
 
 

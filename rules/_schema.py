@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -17,7 +20,8 @@ from . import _ast as ast
 from ._check import Symbol
 from ._errors import ParameterNotSetError, Span
 from ._kinds import RecordKind, Rollup
-from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, Kind, Type, date_to_days
+from ._money import YUAN, Rounding
+from ._types import BOOLEAN, DATE, DECIMAL, DECIMAL_SCALE, INTEGER, Kind, Type, date_to_days
 
 ENTERPRISE = "enterprise"  # the payer word meaning the record's own subject
 
@@ -157,6 +161,17 @@ class Parameter:
             days = [Fraction(v.value) for v in self.values]
         return (min(days), max(days))
 
+    @property
+    def scale(self) -> int:
+        """The least whole number that makes every dated value times it an integer (a rate
+        of 0.03 gives 100): the batch kernel holds the parameter exactly at that scale. Not
+        set yet: any value of four places fits."""
+        if self.type != DECIMAL:
+            return 1
+        if not self.values:
+            return DECIMAL_SCALE
+        return math.lcm(*(Fraction(v.value).denominator for v in self.values))
+
 
 @attrs.frozen
 class SanctionList:
@@ -170,10 +185,13 @@ class SanctionList:
 @attrs.frozen
 class FindingSpec:
     kind: FindingKind
-    amount: ast.Node  # typed, integer yuan
+    amount: ast.Node  # typed, a number of yuan, exact (rounded only as ``rounding`` says)
     amount_text: str
     payer: str  # ENTERPRISE or the name of a categorical fact
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # where the exact amount is rounded, once, when the finding is produced: the rule's
+    # declaration, else its policy's, else whole yuan half up
+    rounding: Rounding = YUAN
 
 
 @attrs.frozen
@@ -257,7 +275,7 @@ class Rule:
 @attrs.frozen
 class ExpectedFinding:
     rule: str
-    amount_yuan: int
+    amount_yuan: int | Decimal  # a Decimal of two places for a rule that rounds to the fen
     payer: str | None = None
     kind: str | None = None
     record: str | None = None  # the case it is found on, in a test of several cases
@@ -284,7 +302,7 @@ class TestCase:
     as_of: dt.date | None
     findings: tuple[ExpectedFinding, ...] | None
     sanctions: tuple[ExpectedSanction, ...] | None
-    total_yuan: int | None
+    total_yuan: int | Decimal | None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
     # A test of several records judged together: ``given`` is then the parent (the
     # enterprise) and ``children`` its records of the policy's kind (the cases).
@@ -314,6 +332,7 @@ class Policy:
     # the declared kinds of the domain's lineage (case, enterprise): keys, parents, acts
     kinds: dict[str, RecordKind] = attrs.field(factory=dict, eq=False, repr=False)
     path: str | None = None
+    rounding: Rounding = YUAN  # the policy's declaration; a rule may declare its own
     content_hash: str | None = None  # sha256 of the file, for run fingerprints
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -376,9 +395,13 @@ class Policy:
 
 def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[str, Symbol]:
     """The names an expression of a policy may use."""
-    scope = {name: Symbol("fact", fact.type, fact.interval, fact.optional) for name, fact in facts.items()}
+    scope = {
+        name: Symbol("fact", fact.type, fact.interval, fact.optional, DECIMAL_SCALE if fact.type == DECIMAL else 1)
+        for name, fact in facts.items()
+    }
     scope.update(
-        {name: Symbol("parameter", p.type, p.interval) for name, p in parameters.items()}
+        {name: Symbol("parameter", p.type, p.interval, scale=p.scale, values=tuple(v.value for v in p.values))
+         for name, p in parameters.items()}
     )
     scope["as_of"] = Symbol("builtin", DATE, Fact("as_of", DATE).interval)
     return scope

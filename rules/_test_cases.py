@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from decimal import Decimal
 
 from ._errors import PolicySchemaError, RecordError
 from ._records import coerce
@@ -52,7 +53,7 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
                 _expected_sanction(entry, entry_span, rule_ids, lists, case.what)
                 for entry, entry_span in expect.items("sanctions", "expected sanctions", required=False)
             )
-        total = expect.get("total_yuan", int, required=False)
+        total = _yuan(expect, "total_yuan", required=False)
         expect.finish()
         cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children))
         case.finish()
@@ -75,6 +76,16 @@ def _given_facts(section: Section, facts, what: str) -> dict:
     return dict(section.map)
 
 
+def _yuan(section: Section, key: str, required: bool = True):
+    """An expected sum of yuan: whole yuan, or yuan and fen (0.48) for a rule rounding to the fen."""
+    value = section.get(key, (int, Decimal), required=required)
+    if isinstance(value, Decimal):
+        if -value.as_tuple().exponent > 2:
+            raise PolicySchemaError(f"{key} {value} has more than two decimal places (fen)", section.value_span(key))
+        value = value.quantize(Decimal("0.01"))
+    return value
+
+
 def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
     section = Section(item, span, f"an expected finding of {what}")
     rule = section.get("rule")
@@ -85,7 +96,7 @@ def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
     if status not in (None, "imposed", "superseded"):
         raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
     finding = ExpectedFinding(
-        rule, section.get("amount_yuan", int), section.get("payer", required=False), section.get("kind", required=False),
+        rule, _yuan(section, "amount_yuan"), section.get("payer", required=False), section.get("kind", required=False),
         section.get("case", required=False), status, section.value_span("amount_yuan"),
     )
     section.finish()

@@ -82,6 +82,8 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     by_law = kind.law_date is not None
     chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if by_law or p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
+    if case_program is not None:
+        _refuse_fen(case_program)
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
     # what is read: like the kernel, only the facts of policies in force are checked
@@ -145,6 +147,15 @@ def _all_kinds(policies: PolicySet) -> dict[str, RecordKind]:
             for name, kind in catalogue.kinds.items():
                 kinds.setdefault(name, kind)
     return kinds
+
+
+def _refuse_fen(program) -> None:
+    """As engine/_nightly.refuse_fen: the store keeps whole yuan, so a case policy rounding
+    to the fen is refused before anything is written."""
+    for slot, unit in zip(program.findings, program.compiled.finding_units, strict=True):
+        if unit != 1:
+            raise CasePlanError(f"{slot.policy_key} rule {slot.rule_id} rounds its amounts to the fen, which the "
+                                "results database cannot store yet (it keeps whole yuan)")
 
 
 def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: RecordKind, chosen: PolicySet,

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Policy, PolicySet
 
+from .._nightly import refuse_fen
 from ._changed_rows import MostChanged, materialize
 from ._impact_types import (
     DISTRICT,
@@ -262,6 +263,8 @@ def compute_impact(
         _Side(compile_program(base, domain=domain), base, as_of),
         _Side(compile_program(proposed, domain=domain), proposed, as_of),
     )
+    for side in sides:
+        refuse_fen(side.program)  # the report shows whole yuan
     acc = _Accumulator(*sides, limit)
     previous: list[Any] = [None, None]
     for batch in batches:

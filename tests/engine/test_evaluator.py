@@ -122,7 +122,8 @@ def test_trace_names_every_rule_with_fired_and_the_values_read(evaluator):
     assert outfalls.reads == {"untreated_outfalls": 3, "deduction_per_untreated_outfall": 1_000_000, "district": "金水区"}
     direct = trace[(WATER, "direct_discharge_deduction")]
     assert direct.fired is False  # not industrial
-    assert direct.reads == {"industrial": False, "direct_discharge_cases": 1, "deduction_per_direct_discharge_case": 10_000_000, "district": "金水区"}
+    assert direct.reads == {"industrial": False, "direct_discharge_cases": 1, "deduction_per_direct_discharge_case": 10_000_000,
+                            "district": "金水区", "direct_discharge_cases_in_table": None}  # unset: no case table
     assert trace[(CREDIT, "illegal_discharge_blacklist")].fired is True
     assert decision.fired_rules == ((WATER, "untreated_outfall_deduction"), (CREDIT, "illegal_discharge_blacklist"))
 

@@ -21,8 +21,16 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from ecorules.rules import ENTERPRISE, ParameterNotSetError, Policy, RecordError, evaluate
+from ecorules.rules import (
+    ENTERPRISE,
+    ParameterNotSetError,
+    Policy,
+    RecordError,
+    evaluate,
+    finding_amount,
+)
 from ecorules.rules._check_calls import result_key
+from ecorules.rules._money import in_units, to_yuan
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind, date_to_days, days_to_date
@@ -147,8 +155,9 @@ class Reference:
                 earlier = self.rules.index((policy, policy.rule(read)))
                 results.append((result_key("fired", read), fired[earlier]))
                 if len(policy.rule(read).findings) == 1:
-                    results.append((result_key("amount_of", read), amounts[self.finding_rules.index(earlier)]))
-            columns = [index[name][rows] for name in reads] + [values[rows].astype(np.int64) for _, values in results]
+                    results.append((result_key("amount_of", read), amounts[self.finding_rules.index(earlier)],
+                                    policy.rule(read).findings[0].rounding))
+            columns = [index[name][rows] for name in reads] + [item[1][rows].astype(np.int64) for item in results]
             keys = np.stack(columns, axis=1) if columns else np.zeros((rows.size, 1), np.int64)
             distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
@@ -160,12 +169,13 @@ class Reference:
                 env = dict(env_params)
                 for name, k in zip(reads, key if reads else [], strict=False):
                     env[name] = verdicts[name][k][0]
-                for (name, _), value in zip(results, key[len(reads):len(reads) + len(results)], strict=True):
-                    env[name] = bool(value) if name.startswith("fired:") else int(value)
+                for item, value in zip(results, key[len(reads):len(reads) + len(results)], strict=True):
+                    # amount_of reads the amount as produced: whole units of its rounding, in yuan
+                    env[item[0]] = bool(value) if item[0].startswith("fired:") else to_yuan(int(value), item[2])
                 if evaluate(rule.condition, env):
                     outcome_fired[d] = 1
                     for j, finding in enumerate(rule.findings):
-                        outcome_amounts[j, d] = evaluate(finding.amount, env)
+                        outcome_amounts[j, d] = in_units(finding_amount(finding, env), finding.rounding)
                     for j, row in enumerate(date_rows):
                         outcome_dates[j, d] = date_to_days(evaluate(self.dates[row][1], env))
             fired[r, rows] = outcome_fired[inverse]
@@ -180,21 +190,24 @@ class Reference:
                 labels = np.array([shown(v) if p is None else v for v, p in verdicts.get(finding.payer, [])] or [""],
                                   dtype=object)
                 payer_labels[f] = labels[index[finding.payer]] if finding.payer in verdicts else None
+        # row totals in the finest unit of any finding (fen if one rounds to the fen)
+        total_unit = max((finding.rounding.per_yuan for *_, finding in self.findings), default=1)
         total = np.zeros(n, np.int64)
         rewards = np.zeros(n, np.int64)
-        by_payer: dict[str, int] = {}
+        by_payer: dict[str, Any] = {}
         cases: dict[str, set] = {}
         for f, (_policy, _rule, _i, finding) in enumerate(self.findings):
+            in_total_unit = amounts[f] * (total_unit // finding.rounding.per_yuan)
             if finding.kind.payable:
-                total += amounts[f]
+                total += in_total_unit
             else:
-                rewards += amounts[f]
+                rewards += in_total_unit
             # a finding exists where its rule fired, 0 yuan included (as engine/_evaluator.py)
             for row in np.flatnonzero(fired[self.finding_rules[f]]).tolist():
                 label = ENTERPRISE if finding.payer == ENTERPRISE else payer_labels[f][row]
                 if finding.kind.payable:
                     if amounts[f, row]:
-                        by_payer[label] = by_payer.get(label, 0) + int(amounts[f, row])
+                        by_payer[label] = by_payer.get(label, 0) + to_yuan(int(amounts[f, row]), finding.rounding)
                     cases.setdefault(label, set()).add(row)
         return {
             "valid": valid, "rejects": rejects, "fired": fired, "amounts": amounts,

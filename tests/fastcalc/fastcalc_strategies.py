@@ -3,7 +3,9 @@
 A policy set is drawn as a fact catalogue (every type, with and without ranges), one to three
 policies with dated parameters (some never set, some set only later), lists, and rules whose
 conditions and amounts are random typed expressions over the whole language: arithmetic with
-integers and decimals mixed, division by literals and parameters, every function, dates with
+integers and decimals mixed, exact (a * b / c beside a / c * b), division by literals and
+parameters, decimal amounts left to the rounding a policy or rule declares (unit yuan or fen,
+every mode, or the defaults) or rounded by round()/floor()/ceil(), every function, dates with
 ``as_of``, enums, strings against literals (present in the batch or not), ``in`` lists,
 ``if`` of every type, the calendar functions (add_months/add_years in both modes, add_days,
 days_between), and optional facts read through is_set()/value_or() or under a guard ('and'
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 from ecorules.rules import PolicyError, Symbol, check, load_policies, parse_expression
 from ecorules.rules._check_calls import result_key
+from ecorules.rules._money import ROUNDING_MODES, UNITS
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
 from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
 from hypothesis import strategies as st
@@ -114,16 +118,20 @@ class Expressions:
         self.params = params
         self.scope = scope_of(facts, params)
         self.guarded: frozenset[str] = frozenset()  # optional facts proven set where we draw
-        self.results: dict[str, list[str]] = {"integer": [], "boolean": []}  # earlier rules' results
+        self.results: dict[str, list[str]] = {"integer": [], "decimal": [], "boolean": []}  # earlier rules' results
 
-    def add_results(self, rule_id: str, amount_interval) -> None:
-        """What later rules of the policy may read of rule ``rule_id`` (amount_of, fired)."""
+    def add_results(self, rule_id: str, amount_interval, per_yuan: int = 1) -> None:
+        """What later rules of the policy may read of rule ``rule_id`` (amount_of, fired):
+        its amount as produced, whole yuan, or yuan and fen (a decimal) where it rounds to the fen."""
         self.scope = {**self.scope, result_key("fired", rule_id): Symbol("result", BOOLEAN)}
         self.results["boolean"].append(f"fired({rule_id})")
         if amount_interval is not None:
-            low, high = amount_interval
-            self.scope[result_key("amount_of", rule_id)] = Symbol("result", INTEGER, (min(low, 0), max(high, 0)))
-            self.results["integer"].append(f"amount_of({rule_id})")
+            low, high = (Fraction(bound * per_yuan).__floor__() if i == 0 else Fraction(bound * per_yuan).__ceil__()
+                         for i, bound in enumerate(amount_interval))
+            interval = (Fraction(min(low, 0), per_yuan), Fraction(max(high, 0), per_yuan))
+            kind = INTEGER if per_yuan == 1 else DECIMAL
+            self.scope[result_key("amount_of", rule_id)] = Symbol("result", kind, interval, scale=per_yuan)
+            self.results[kind.kind.value].append(f"amount_of({rule_id})")
 
     def names(self, kind: str, source: str) -> list[str]:
         """Names of ``kind`` that may be read as they are (optional facts only when guarded)."""
@@ -204,13 +212,16 @@ class Expressions:
         return self.pick(["2", "3", "7", "0.5", "1.5", "-4", "0.0003", "12.3456", *positive])
 
     def expr_decimal(self, d: int) -> str:
-        choice = self.draw(st.integers(0, 8))
+        choice = self.draw(st.integers(0, 9))
         if choice in (0, 1):
             return f"({self.number(d)} {self.pick(['+', '-', '*'])} {self.expr('decimal', d)})"
         if choice == 2:
             return f"({self.expr('decimal', d)} * {self.expr('integer', d)})"
         if choice == 3:
             return f"({self.number(d)} / {self.divisor()})"
+        if choice == 7:  # the order of operations must not matter: a * b / c beside a / c * b
+            a, b, c = self.number(d), self.number(d), self.divisor()
+            return self.pick([f"({a} * {b} / {c})", f"({a} / {c} * {b})"])
         if choice == 4:
             return self.pick([f"-{self.expr('decimal', d)}", f"abs({self.expr('decimal', d)})"])
         if choice == 5:
@@ -340,8 +351,8 @@ class Expressions:
         ``wrap``: the text around it (a guard); ``when``: the typed condition of an amount."""
         for attempt in range(4):
             text = self.expr(kind, max(0, depth - attempt))
-            if amount:  # whole yuan, never negative
-                if kind == "decimal":
+            if amount:  # never negative; a decimal is rounded where the amount is produced
+                if kind == "decimal" and self.draw(st.booleans()):
                     text = f"{self.pick(['round', 'floor', 'ceil'])}({text})"
                 text = self.pick([f"max(0, {text})", f"abs({text})"])
             text = wrap.format(text)
@@ -368,6 +379,7 @@ def policy_files(draw, folder: Path):
         # a finding's payer is in every row (the kernel refuses an optional payer)
         payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc" and not f.optional]
         rules = []
+        rounding = draw(roundings())  # the policy's declaration (None: yuan, half_up)
         for r in range(draw(st.integers(1, 4))):
             depth = draw(st.integers(0, 3))
             # a condition 'is_set(x) and ...' lets the rest of it, and its amounts, read x as is
@@ -377,8 +389,9 @@ def policy_files(draw, folder: Path):
             condition = exprs.checked("boolean", BOOLEAN, depth, wrap=wrap)
             when = check(parse_expression(condition), exprs.scope, BOOLEAN)
             findings = []
+            own_rounding = draw(st.one_of(st.none(), st.none(), roundings()))  # a rule's own declaration
             for _ in range(draw(st.integers(0, 2))):
-                amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), INTEGER, depth, amount=True,
+                amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), "numeric", depth, amount=True,
                                        when=when)
                 findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
                                  amount, draw(st.sampled_from(payers))))
@@ -391,17 +404,34 @@ def policy_files(draw, folder: Path):
             exprs.guarded = frozenset()
             if not findings and not sanctions and not lifts:
                 sanctions = [("watch", None, None)]
-            rules.append((f"r{r}", condition, findings, sanctions, lifts))
+            rules.append((f"r{r}", condition, findings, sanctions, lifts, own_rounding))
             # later rules may read this one's result (the loader orders rules by such reads)
             amount = None
             if len(findings) == 1:
-                amount = check(parse_expression(findings[0][1]), exprs.scope, INTEGER, when=when).interval or (0, 0)
-            exprs.add_results(f"r{r}", amount)
+                amount = check(parse_expression(findings[0][1]), exprs.scope, "numeric", when=when).interval or (0, 0)
+            unit = (own_rounding or rounding or {}).get("unit", "yuan")
+            exprs.add_results(f"r{r}", amount, UNITS[unit])
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         (folder / f"policy{p}.yaml").write_text(
-            _policy_yaml(f"test.p{p}", effective, expires, params, rules), encoding="utf-8")
+            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding), encoding="utf-8")
     return load_policies(folder)
+
+
+@st.composite
+def roundings(draw) -> dict | None:
+    """A rounding declaration: None (the default, yuan and half_up), or a unit and a mode,
+    either of which may be left to the default."""
+    if draw(st.integers(0, 2)) == 0:
+        return None
+    chosen = {"unit": draw(st.sampled_from(list(UNITS))), "mode": draw(st.sampled_from(list(ROUNDING_MODES)))}
+    return {key: value for key, value in chosen.items() if draw(st.integers(0, 3))}
+
+
+def _rounding_yaml(rounding: dict | None, indent: str) -> list[str]:
+    if rounding is None:
+        return []
+    return [f"{indent}rounding: {{{', '.join(f'{k}: {v}' for k, v in rounding.items())}}}"]
 
 
 def _entry_dates(draw, exprs, depth: int, when, lift: bool = False) -> tuple[str | None, str | None]:
@@ -430,7 +460,7 @@ def _catalogue_yaml(facts: dict[str, Fact]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
+def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None) -> str:
     out = [
         "policy:",
         f"  id: {policy_id}",
@@ -442,6 +472,7 @@ def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
     ]
     if expires:
         out.append(f"  expires: {expires}")
+    out += _rounding_yaml(rounding, "  ")
     if params:
         out.append("parameters:")
         for name, parameter in params.items():
@@ -458,7 +489,7 @@ def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
                 out.append(f"        value: {text}")
                 out.append("        reference: test")
     out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch", "rules:"]
-    for rule_id, condition, findings, sanctions, lifts in rules:
+    for rule_id, condition, findings, sanctions, lifts, own_rounding in rules:
         out += [
             f"  - id: {rule_id}",
             f"    title: rule {rule_id}",
@@ -467,6 +498,7 @@ def _policy_yaml(policy_id, effective, expires, params, rules) -> str:
             "      text: test",
             f'    when: "{condition}"',
         ]
+        out += _rounding_yaml(own_rounding, "    ")
         if findings:
             out.append("    findings:")
             for kind, amount, payer in findings:

@@ -115,7 +115,11 @@ def test_kernel_equals_reference(data):
 
 
 CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'", "amount_of(",
-              "fired(")
+              "fired(", " / ")
+# how amounts are rounded (rules/_money.py): each unit and mode, and amounts whose exact value
+# is not a whole number of its unit, so that the rounding decides
+ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
+             "an amount rounded by its declaration")
 SEEN: dict[str, int] = {}
 
 
@@ -128,6 +132,13 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
         if any(construct in text for text in texts):
             SEEN[construct] = SEEN.get(construct, 0) + 1
             event(f"drawn: {construct}")
+    specs = [spec for policy in policies for rule in policy.rules for spec in rule.findings]
+    drawn = {f"unit {spec.rounding.unit}" for spec in specs} | {f"mode {spec.rounding.mode}" for spec in specs}
+    if any(spec.amount.type.kind.value == "decimal" for spec in specs):
+        drawn.add("an amount rounded by its declaration")
+    for construct in drawn:
+        SEEN[construct] = SEEN.get(construct, 0) + 1
+        event(f"drawn: {construct}")
     records = record_pools(formats, pools)
     for name in program.columns:
         fact = program.compiled.facts[name]
@@ -179,7 +190,7 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
                 j = seen.get((finding.policy, finding.rule), 0)
                 seen[(finding.policy, finding.rule)] = j + 1
                 f = finding_slot[(finding.policy, finding.rule, j)]
-                amounts[f] = finding.amount_yuan
+                amounts[f] = finding.amount  # whole units of its rounding: the kernel's representation
                 slot = program.findings[f]
                 label = ENTERPRISE if slot.payer == ENTERPRISE else finding.payer
                 if finding.kind.payable and finding.amount_yuan:
@@ -203,8 +214,9 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
                     day = program.lift_dates(result, k, at)
                     lifted.add((policy_key, rule_id, list_id, as_of if day is None else days_to_date(int(day[0]))))
             assert lifted == {(s.policy, s.rule, s.list, s.start) for s in decision.lifts}, f"lifts of row {i}: {record}"
-            assert result.total_yuan[i] == decision.total_yuan
-            assert result.rewards_yuan[i] == decision.rewards_yuan
+            # the kernel's totals are in its finest unit; the engine's exact, in yuan
+            assert result.total_yuan[i] == decision.total_yuan * result.total_unit
+            assert result.rewards_yuan[i] == decision.rewards_yuan * result.total_unit
     assert result.totals_by_payer() == by_payer
     COMPARED["durable_rows"] += int(keep.size)
 
@@ -235,7 +247,7 @@ def test_enough_rows_were_compared():
     assert COMPARED["rows"] >= 1_000_000 * STRESS, COMPARED
     assert COMPARED["durable_rows"] >= 1000 * STRESS, COMPARED
     # the calendar functions and optional facts were drawn, and empty cells were scored
-    assert all(SEEN.get(construct, 0) >= COMPARED["examples"] // 20 for construct in CONSTRUCTS), SEEN
+    assert all(SEEN.get(construct, 0) >= COMPARED["examples"] // 20 for construct in (*CONSTRUCTS, *ROUNDINGS)), SEEN
     assert SEEN.get("empty optional cells in accepted rows", 0) >= COMPARED["rows"] // 100, SEEN
     print(f"compared with the reference: {COMPARED}; constructs drawn: {SEEN}")
 

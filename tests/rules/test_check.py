@@ -126,7 +126,7 @@ def test_interval_analysis(text, interval):
         ("1 + 2 * 3", 7),
         ("10 - 3 - 2", 5),
         ("7 / 2", Decimal("3.5")),
-        ("1 / 3", Decimal("0.3333")),
+        ("1 / 3", Fraction(1, 3)),
         ("2.5 * 2", Decimal("5")),
         ("-(1 + 1)", -2),
         ("not true", False),
@@ -166,17 +166,18 @@ def test_folding_is_partial_around_names():
     assert isinstance(node, ast.BoolOp) and node.operands[1] == ast.Literal(True, type=BOOLEAN)
 
 
-def test_folded_integer_division_is_a_decimal():
+def test_folded_integer_division_is_an_exact_decimal():
     node = typed("6 / 3")
-    assert node.type == DECIMAL and node.value == Decimal("2.0000")
-    assert str(node.value) == "2.0000"
+    assert node.type == DECIMAL and node.value == 2
+    third = typed("1 / 3")
+    assert third.value == Fraction(1, 3) and third.scale == 3  # the kernel holds it as 1 at scale 3
 
 
 # -- every type error: message and column --------------------------------------------------------
 TYPE_ERRORS = [
     # check(expect=...)
     ("n + 1", BOOLEAN, "the expression must be boolean, but this is integer", 1),
-    ("d * 2", INTEGER, "the expression must be integer, but this is decimal: money is whole yuan, wrap it in round(), floor() or ceil()", 1),
+    ("d * 2", INTEGER, "the expression must be integer, but this is decimal: wrap it in round(), floor() or ceil()", 1),
     ("flag", "numeric", "the expression must be a number, but this is boolean", 1),
     # literals and names
     ("n * 1.00005", None, "1.00005 has more than 4 decimal places", 5),
@@ -250,7 +251,7 @@ TYPE_ERRORS = [
     ("day + big", None, "this date may reach day -2147472691 .. day 2147505926, beyond the range the batch kernel can hold; declare a smaller 'max'/'min' for 'day', 'big'", 1),
     ("9223372036854775807 + 1", None, "this integer may reach 9,223,372,036,854,775,808 .. 9,223,372,036,854,775,808, beyond the range the batch kernel can hold", 1),
     ("n + 9223372036854775808", None, "this integer may reach 9,223,372,036,854,775,808 .. 9,223,372,036,854,775,808, beyond the range the batch kernel can hold", 5),
-    ("d * 1000000000000", None, "this decimal may reach -1,000,000,000,000,000 .. 1,000,000,000,000,000, beyond the range the batch kernel can hold; declare a smaller 'max'/'min' for 'd'", 1),
+    ("d * 1000000000000", None, "this decimal may reach -1,000,000,000,000,000 .. 1,000,000,000,000,000, beyond the range the batch kernel can hold exactly (in units of 1/10,000); declare a smaller 'max'/'min' for 'd'", 1),
 ]
 
 

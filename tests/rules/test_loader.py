@@ -70,7 +70,7 @@ CASES = [
     ("full_width_parenthesis", Syntax, "full-width character '（': use '('", 29, 28),
     ("single_equals", Syntax, "'=' alone is not an operator: use '==' to compare", 29, 20),
     ("unknown_finding_kind", Schema, "unknown finding kind 'fin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fine'?)", 31, 15),
-    ("amount_decimal_without_round", Type, "the amount of rule 'outfall_deduction' must be integer, but this is decimal: money is whole yuan, wrap it in round(), floor() or ceil()", 32, 17),
+    ("rounding_unknown_unit", Schema, "unknown rounding unit 'jiao'; one of yuan, fen", 8, 20),
     ("amount_may_overflow", Type, "this integer may reach 0 .. 4,611,686,014,132,420,609,000,000, beyond the range the batch kernel can hold; declare a smaller 'max'/'min' for 'tonnes'", 33, 17),
     # outfalls - 5 with outfalls 1 .. 100, as the rule's condition outfalls > 0 narrows it
     ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-4000000)", 32, 17),
