@@ -5,6 +5,7 @@ Public names only; the implementation lives in the private modules beside this f
 
 from ._ast import Node, render
 from ._check import FUNCTIONS, Symbol, check
+from ._checks import Check, CheckFailure, RecordCheckError
 from ._errors import (
     EcorulesError,
     KernelError,
@@ -26,6 +27,7 @@ from ._schema import (
     Citation,
     DatedValue,
     ExpectedFinding,
+    ExpectedRejection,
     ExpectedSanction,
     Fact,
     FindingKind,
@@ -41,11 +43,11 @@ from ._schema import (
 from ._types import DECIMAL_PLACES, Kind, Type
 
 __all__ = [
-    "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue", "EcorulesError",
-    "ExpectedFinding", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec", "KernelError",
+    "Check", "CheckFailure", "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue", "EcorulesError",
+    "ExpectedFinding", "ExpectedRejection", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec", "KernelError",
     "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
     "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError", "PolicyWarning",
-    "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
+    "RecordCheckError", "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
     "check", "check_policies", "evaluate", "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
 ]
