@@ -108,6 +108,21 @@ class SanctionSlot(tuple):
     list_id = property(lambda self: self[2])
 
 
+class CheckSlot(tuple):
+    """(policy_key, check_id, column, reason): one row of ``failed``; ``reason`` is the
+    reject's wording (rules/_checks.py), ``column`` the fact it blames."""
+
+    __slots__ = ()
+
+    def __new__(cls, policy_key: str, check_id: str, column: str, reason: str):
+        return super().__new__(cls, (policy_key, check_id, column, reason))
+
+    policy_key = property(lambda self: self[0])
+    check_id = property(lambda self: self[1])
+    column = property(lambda self: self[2])
+    reason = property(lambda self: self[3])
+
+
 # -- the compiled program ----------------------------------------------------------------------------
 @attrs.frozen
 class Register:
@@ -169,6 +184,17 @@ class CompiledProgram:
     lift_rules: tuple[int, ...] = ()  # the rule (row of ``fired``) of each lift
     lift_dates: tuple[int, ...] = ()  # the row of its from: date, or -1 (as_of)
     n_dates: int = 0
+    # checks, judged before every rule: gate ``len(rules) + c + 1`` enables check c (its
+    # policy in force, its parameters set); its row of ``failed`` is 1 where an accepted row
+    # fails it, and the row is then rejected
+    checks: tuple[CheckSlot, ...] = ()
+    check_policy: tuple[int, ...] = ()  # policy index of each check
+    check_parameters: tuple[tuple[str, ...], ...] = ()  # parameters each check reads
+
+    @property
+    def n_gates(self) -> int:
+        """Entries of the ``enabled`` array: the rules, then the checks."""
+        return len(self.rules) + len(self.checks or ())
 
 
 # -- kernel representation of values ---------------------------------------------------------------
@@ -210,7 +236,7 @@ def check_program(program: CompiledProgram) -> None:
     """Validate the program once: known opcodes, register indices and types, writable
     destinations, gates and aux ranges. The kernel itself checks nothing."""
     n_regs = len(program.registers)
-    n_rules = len(program.rules)
+    n_gates = program.n_gates
     if len(program.finding_rules) != len(program.findings) or any(
             program.rules[r][:2] != f[:2] for r, f in zip(program.finding_rules, program.findings, strict=True)):
         raise KernelError("finding slots and their rules do not match")
@@ -221,8 +247,8 @@ def check_program(program: CompiledProgram) -> None:
         spec = opc.OPCODES[code]
         where = f"instruction {position} ({spec.name})"
         gate = int(row["gate"])
-        if gate and not 1 <= abs(gate) <= n_rules:
-            raise KernelError(f"{where}: gate {gate} names no rule")
+        if gate and not 1 <= abs(gate) <= n_gates:
+            raise KernelError(f"{where}: gate {gate} names no rule or check")
         for field in ("dst", "a", "b", "c"):
             wanted = getattr(spec, field)
             index = int(row[field])
@@ -238,7 +264,10 @@ def check_program(program: CompiledProgram) -> None:
                     raise KernelError(f"{where}: {field} must be a raw column view")
             elif reg.vt != wanted:
                 raise KernelError(f"{where}: {field} is {reg.vt}, needs {wanted}")
-            if field == "dst" and reg.role not in ("scratch", "out", "fact"):
+            if field == "dst" and reg.role == "valid":
+                if spec.name != "REJECT":
+                    raise KernelError(f"{where}: only REJECT writes the accepted-rows mask")
+            elif field == "dst" and reg.role not in ("scratch", "out", "fact"):
                 raise KernelError(f"{where}: writes into a read-only register ({reg.role})")
             if field == "dst" and reg.role == "fact" and not spec.name.startswith("LOAD_"):
                 raise KernelError(f"{where}: only LOAD instructions write a fact register")
@@ -254,6 +283,6 @@ def check_program(program: CompiledProgram) -> None:
 
 
 __all__ = [
-    "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
+    "CheckSlot", "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
     "SanctionSlot", "Val", "check_program", "divisor_immediates", "representation",
 ]

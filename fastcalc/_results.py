@@ -61,6 +61,10 @@ class ScoreResult:
     # int64 (n_dates, n_rows): list entries' from:/until: as day numbers since 1970-01-01
     # where their rule fired (see CompiledProgram.sanction_dates, lift_dates)
     dates: np.ndarray | None = None
+    # the checks (CheckSlot: policy, check, column, reason) and, uint8 (n_checks, n_rows), 1
+    # where a row otherwise accepted fails one: it is rejected, an entry of reject_* per check
+    check_slots: tuple = ()
+    checks_failed: np.ndarray | None = None
 
     def totals_by_payer(self) -> dict[str, int]:
         """Yuan owed per payer label over all payable slots, for labels that owe something

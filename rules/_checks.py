@@ -95,8 +95,8 @@ def show_value(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
+    if isinstance(value, Decimal):  # -0.0000 and 0 are one value: shown "0"
+        return format(value.normalize(), "f") if value else "0"
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
@@ -122,13 +122,13 @@ def read_check(item: Any, span: Span, scope, facts, domain: str, read_citation) 
     when_text = section.get("when", (str, bool), required=False)
     when = None
     if when_text is not None:
-        when = check(parse_at(when_text, section.value_span("when"), f"the condition of {what}"),
-                     scope, BOOLEAN, f"condition of {what} ('when')")
-        _refuse_later_values(when, section.value_span("when"), what, facts)
+        parsed = _no_results(parse_at(when_text, section.value_span("when"), f"the condition of {what}"), what)
+        when = check(parsed, scope, BOOLEAN, f"condition of {what} ('when')")
+        _no_rollups(when, section.value_span("when"), what, facts)
     require_text = section.get("require", (str, bool))
-    require = check(parse_at(require_text, section.value_span("require"), f"the requirement of {what}"),
-                    scope, BOOLEAN, f"requirement of {what} ('require')", when=when)
-    _refuse_later_values(require, section.value_span("require"), what, facts)
+    parsed = _no_results(parse_at(require_text, section.value_span("require"), f"the requirement of {what}"), what)
+    require = check(parsed, scope, BOOLEAN, f"requirement of {what} ('require')", when=when)
+    _no_rollups(require, section.value_span("require"), what, facts)
     holds = require if when is None else ast.BoolOp(
         "or", (ast.Unary("not", when, type=BOOLEAN, span=when.span), require), type=BOOLEAN, span=require.span,
     )
@@ -152,10 +152,17 @@ def read_check(item: Any, span: Span, scope, facts, domain: str, read_citation) 
     return found
 
 
-def _refuse_later_values(node: ast.Node, span: Span, what: str, facts) -> None:
-    """A check is judged before roll-ups and rules: it may read neither."""
-    if ast.results_read(node):
-        raise PolicySchemaError(f"{what} reads another rule's result: checks are judged before the rules", span)
+def _no_results(node: ast.Node, what: str) -> ast.Node:
+    """A check is judged before the rules: it cannot read their results."""
+    for call in ast.results_read(node):
+        raise PolicySchemaError(f"{what} reads the result of a rule ({call.function}): checks are judged before the rules",
+                                call.span)
+    return node
+
+
+def _no_rollups(node: ast.Node, span: Span, what: str, facts) -> None:
+    """A check is judged before the roll-ups (the batch run leaves a rejected record out of
+    them): it cannot read one."""
     rollups = [name for name in ast.names(node, "fact") if facts[name].rollup is not None]
     if rollups:
         raise PolicySchemaError(
