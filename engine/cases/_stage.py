@@ -27,11 +27,11 @@ from .._sources import (
     stat_fingerprint,
 )
 from ._acts import Fines, supersede
+from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, read_enterprises
 from ._law import LawResult, decision_days, law_days, score_by_law
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
-from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._table import CaseTable, check_values, link, read_cases
 
 
