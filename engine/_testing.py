@@ -13,11 +13,11 @@ from collections.abc import Iterable
 import attrs
 from ecorules.rules import (
     EcorulesError,
-    RecordCheckError,
     ExpectedFinding,
     ExpectedSanction,
     Policy,
     PolicySet,
+    RecordCheckError,
     TestCase,
 )
 
