@@ -30,13 +30,14 @@ from ecorules.rules import (
     load_policies,
 )
 from ecorules.rules._check_calls import result_key
+from ecorules.rules._checks import RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
 from ._group import GroupDecision, judge_by_law_in_force, judge_group
-from ._to_durable import ALWAYS, CompiledRule, compile_policy, field_of, wire
+from ._to_durable import ALWAYS, CompiledRule, check_entry, compile_policy, field_of, wire
 
 BACKENDS = ("durable", "python")
 _names = itertools.count()
@@ -128,18 +129,30 @@ class Evaluator:
         lifts: list[Sanction] = []
         trace: list[TraceEntry] = []
         warnings: list[str] = []
+        envs = {policy.key: _environment(policy, values, as_of, law_date) for policy in in_force}
+        # every policy's checks before any rule: a record failing one is rejected, whole
+        failed = []
+        for policy in in_force:
+            env, unset = envs[policy.key]
+            judged = []
+            for check in policy.checks:
+                missing = [name for name in check.reads() if name in unset]
+                if missing:
+                    warnings.append(f"{policy.key} check {check.id}: not judged: {unset[missing[0]]}; legal staff must set it")
+                else:
+                    judged.append(check)
+            if judged:
+                held = self._holding(policy, env, {check_entry(c.id): c.holds for c in judged})
+                failed += failures(policy.key, judged, {c.id for c in judged if check_entry(c.id) in held}, values)
+        if failed:
+            raise RecordCheckError(tuple(failed), subject)
         for policy in in_force:
             # 'enterprise' as payer or listed subject is the legal person: for a case, the
             # enterprise it belongs to, not the case itself
             payer_key = values[policy.payer_key]
             record_key = values[policy.subject] if policy.subject != policy.payer_key else None
-            parameters, unset = {}, {}
-            for name, parameter in policy.parameters.items():
-                try:
-                    parameters[name] = parameter.value_at(law_date)
-                except ParameterNotSetError as error:
-                    unset[name] = str(error)
-            env = {**values, **parameters, "as_of": as_of}
+            env, unset = envs[policy.key]
+            env = dict(env)
             disabled = {}
             for rule in policy.rules:
                 missing = [name for name in rule.reads() if name in unset]
@@ -192,9 +205,14 @@ class Evaluator:
 
     def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str], stage) -> set[str]:
         """The rules of ``stage`` whose condition holds (the results they read are in env)."""
-        judged = {rule.id for rule in stage} - set(disabled)
+        return self._holding(policy, env, {rule.id: rule.condition for rule in stage if rule.id not in disabled})
+
+    def _holding(self, policy: Policy, env: Mapping[str, Any], conditions: Mapping[str, Any]) -> set[str]:
+        """Which of ``conditions`` (ruleset entry -> typed condition: rules, or checks as
+        ``check:<id>``) hold on ``env``."""
+        judged = set(conditions)
         if self.backend == "python":
-            return {r.id for r in stage if r.id in judged and evaluate(r.condition, env)}
+            return {entry for entry, condition in conditions.items() if evaluate(condition, env)}
         name, compiled = self._compiled[policy.key]
         message: dict[str, Any] = {ALWAYS: 1}
         for key, value in env.items():
@@ -219,6 +237,18 @@ class Evaluator:
                     value = (value > 0) - (value < 0)
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
+
+
+def _environment(policy: Policy, values: Mapping[str, Any], as_of: dt.date, law_date: dt.date):
+    """The names a policy's expressions read (the record, the parameters in force on
+    ``law_date``, the builtin as_of), and its parameters without a value then, with why."""
+    parameters, unset = {}, {}
+    for name, parameter in policy.parameters.items():
+        try:
+            parameters[name] = parameter.value_at(law_date)
+        except ParameterNotSetError as error:
+            unset[name] = str(error)
+    return {**values, **parameters, "as_of": as_of}, unset
 
 
 def _stages(policy: Policy) -> list[tuple[Rule, ...]]:

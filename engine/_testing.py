@@ -17,6 +17,7 @@ from ecorules.rules import (
     ExpectedSanction,
     Policy,
     PolicySet,
+    RecordCheckError,
     TestCase,
 )
 
@@ -78,8 +79,15 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
             decision = group.merged()
         else:
             decision = evaluator.evaluate(case.given, as_of=as_of, domain=policy.domain)
+    except RecordCheckError as error:
+        return CaseResult(policy, case, _rejection_problems(case, error))
     except (EcorulesError, ValueError) as error:
         return CaseResult(policy, case, (f"error: {error}",))
+    if case.rejected is not None:
+        expected = case.rejected
+        return CaseResult(policy, case, (f"expected a rejection on {expected.column}"
+                                         + (f" by check {expected.check}" if expected.check else "")
+                                         + f", but the record was judged ({len(decision.findings)} findings)",), decision)
     problems: list[str] = []
     if case.findings is not None:
         actual = [(f.rule, f.amount_yuan, f.payer, f.kind.value, f.record, f.status) for f in decision.findings]
@@ -90,6 +98,19 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
     if case.total_yuan is not None and case.total_yuan != decision.total_yuan:
         problems.append(f"total_yuan: expected {case.total_yuan:,}, got {decision.total_yuan:,}")
     return CaseResult(policy, case, tuple(problems), decision)
+
+
+def _rejection_problems(case: TestCase, error: RecordCheckError) -> tuple[str, ...]:
+    """A record a check rejected: right when the case expects that rejection (its column,
+    and its check if named, among the failures), else a problem naming what failed."""
+    expected = case.rejected
+    failed = "; ".join(f"{f.column}: {f.reason}" for f in error.failures)
+    if expected is None:
+        return (f"rejected: {failed}",)
+    if any(f.column == expected.column and expected.check in (None, f.check) for f in error.failures):
+        return ()
+    wanted = expected.column + (f" by check {expected.check}" if expected.check else "")
+    return (f"expected a rejection on {wanted}, but: {failed}",)
 
 
 def _only(record: dict, policy: Policy, parent: bool = False) -> dict:

@@ -165,8 +165,19 @@ def compile_rule(rule_index: int, rule_id: str, condition: ast.Node) -> Compiled
     return CompiledRule(rule_id, lowered, tuple(lowering.derived))
 
 
+CHECK_PREFIX = "check:"  # a check's entry in the ruleset: no rule id contains ':'
+
+
+def check_entry(check_id: str) -> str:
+    """The ruleset entry of a check: it fires where the check holds."""
+    return CHECK_PREFIX + check_id
+
+
 def compile_policy(policy: Policy) -> tuple[dict, tuple[CompiledRule, ...]]:
-    """The ruleset (rule id -> definition) and what each rule needs computed beforehand."""
+    """The ruleset (rule id -> definition) and what each rule needs computed beforehand.
+    A check is one more entry (``check:<id>``) whose condition is where it holds."""
     compiled = tuple(compile_rule(i, rule.id, rule.condition) for i, rule in enumerate(policy.rules))
+    compiled += tuple(compile_rule(len(policy.rules) + i, check_entry(c.id), c.holds)
+                      for i, c in enumerate(policy.checks))
     ruleset = {c.rule_id: {"all": [{"m": c.condition}]} for c in compiled}
     return ruleset, compiled

@@ -7,7 +7,7 @@ only consume a program) need not read how one is built. It holds:
 * the slots that name the rows of the outputs (``RuleSlot``, ``FindingSlot``, ``SanctionSlot``);
 * the register table entries, payer groups and :class:`CompiledProgram` itself;
 * how a Python value of the language is represented in the kernel (``representation``,
-  ``divisor_immediates``), used at compile time for literals and at score time for patches;
+  ``quotient_multiplier``), used at compile time for literals and at score time for patches;
 * ``check_program``, the one-time validation of a program against the opcode table.
 """
 
@@ -110,6 +110,21 @@ class SanctionSlot(tuple):
     list_id = property(lambda self: self[2])
 
 
+class CheckSlot(tuple):
+    """(policy_key, check_id, column, reason): one row of ``failed``; ``reason`` is the
+    reject's wording (rules/_checks.py), ``column`` the fact it blames."""
+
+    __slots__ = ()
+
+    def __new__(cls, policy_key: str, check_id: str, column: str, reason: str):
+        return super().__new__(cls, (policy_key, check_id, column, reason))
+
+    policy_key = property(lambda self: self[0])
+    check_id = property(lambda self: self[1])
+    column = property(lambda self: self[2])
+    reason = property(lambda self: self[3])
+
+
 # -- the compiled program ----------------------------------------------------------------------------
 @attrs.frozen
 class Register:
@@ -175,6 +190,17 @@ class CompiledProgram:
     # whole units); the row totals and rewards are in the finest of them, ``total_unit``
     finding_units: tuple[int, ...] = ()
     total_unit: int = 1
+    # checks, judged before every rule: gate ``len(rules) + c + 1`` enables check c (its
+    # policy in force, its parameters set); its row of ``failed`` is 1 where an accepted row
+    # fails it, and the row is then rejected
+    checks: tuple[CheckSlot, ...] = ()
+    check_policy: tuple[int, ...] = ()  # policy index of each check
+    check_parameters: tuple[tuple[str, ...], ...] = ()  # parameters each check reads
+
+    @property
+    def n_gates(self) -> int:
+        """Entries of the ``enabled`` array: the rules, then the checks."""
+        return len(self.rules) + len(self.checks or ())
 
 
 # -- kernel representation of values ---------------------------------------------------------------
@@ -216,7 +242,7 @@ def check_program(program: CompiledProgram) -> None:
     """Validate the program once: known opcodes, register indices and types, writable
     destinations, gates and aux ranges. The kernel itself checks nothing."""
     n_regs = len(program.registers)
-    n_rules = len(program.rules)
+    n_gates = program.n_gates
     if len(program.finding_rules) != len(program.findings) or any(
             program.rules[r][:2] != f[:2] for r, f in zip(program.finding_rules, program.findings, strict=True)):
         raise KernelError("finding slots and their rules do not match")
@@ -227,8 +253,8 @@ def check_program(program: CompiledProgram) -> None:
         spec = opc.OPCODES[code]
         where = f"instruction {position} ({spec.name})"
         gate = int(row["gate"])
-        if gate and not 1 <= abs(gate) <= n_rules:
-            raise KernelError(f"{where}: gate {gate} names no rule")
+        if gate and not 1 <= abs(gate) <= n_gates:
+            raise KernelError(f"{where}: gate {gate} names no rule or check")
         for field in ("dst", "a", "b", "c"):
             wanted = getattr(spec, field)
             index = int(row[field])
@@ -244,7 +270,10 @@ def check_program(program: CompiledProgram) -> None:
                     raise KernelError(f"{where}: {field} must be a raw column view")
             elif reg.vt != wanted:
                 raise KernelError(f"{where}: {field} is {reg.vt}, needs {wanted}")
-            if field == "dst" and reg.role not in ("scratch", "out", "fact"):
+            if field == "dst" and reg.role == "valid":
+                if spec.name != "REJECT":
+                    raise KernelError(f"{where}: only REJECT writes the accepted-rows mask")
+            elif field == "dst" and reg.role not in ("scratch", "out", "fact"):
                 raise KernelError(f"{where}: writes into a read-only register ({reg.role})")
             if field == "dst" and reg.role == "fact" and not spec.name.startswith("LOAD_"):
                 raise KernelError(f"{where}: only LOAD instructions write a fact register")
@@ -260,6 +289,6 @@ def check_program(program: CompiledProgram) -> None:
 
 
 __all__ = [
-    "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
+    "CheckSlot", "CompiledProgram", "Const", "FindingSlot", "Fixed", "Patch", "PayerGroup", "Register", "RuleSlot",
     "SanctionSlot", "Val", "check_program", "quotient_multiplier", "representation",
 ]

@@ -26,6 +26,7 @@ from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, INT64_MIN, Kind
 
 from . import _opcodes as opc
 from ._compiled import (
+    CheckSlot,
     CompiledProgram,
     FindingSlot,
     Fixed,
@@ -182,6 +183,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     # are (slot, rule, start row): a lift follows its rule's fired flag
     sanction_dates, lifts, lift_rules, lift_dates, dates = [], [], [], [], []
     stores = []  # rule index, (kind, output name, row, value | None)
+    checks, check_policy, check_parameters = _emit_checks(builder, emitter, chosen)
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r = len(rules)
@@ -253,9 +255,38 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     program = _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
                         tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
                         checked)
-    return attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
-                        lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates),
-                        finding_units=units, total_unit=total_unit)
+    program = attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
+                           lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates),
+                           finding_units=units, total_unit=total_unit, checks=checks, check_policy=check_policy,
+                           check_parameters=check_parameters)
+    check_program(program)
+    return program
+
+
+def _emit_checks(builder, emitter, chosen) -> tuple[tuple, tuple, tuple]:
+    """Every check of every policy, before any rule: first each check's failures on the
+    accepted rows (its row of ``failed``), then the rows failing any check are taken out of
+    the accepted-rows mask, so every failure of a row is reported and no rule sees the row.
+    Check c is gated by ``len(rules) + c + 1``: a disabled check fails nowhere."""
+    n_rules = sum(len(policy.rules) for policy in chosen)
+    slots, policy_of, parameters = [], [], []
+    for policy_index, policy in enumerate(chosen):
+        for check in policy.checks:
+            c = len(slots)
+            gate = n_rules + c + 1
+            slots.append(CheckSlot(policy.key, check.id, check.column, check.reason(policy.key)))
+            policy_of.append(policy_index)
+            parameters.append(tuple(ast.names(check.holds, "parameter")))
+            builder.use_fact(check.column)  # its values are shown in the reject
+            # a check reads the column it blames, so it is never a constant
+            compiler = _RuleCompiler(builder, emitter, policy_index, gate=gate)
+            holds = compiler.materialise(compiler.boolean(check.holds))
+            failed = ("out", "failed", c)
+            emitter.op("FAILED", a=holds, b=("valid",), gate=gate, dst=failed)
+            emitter.op("ZERO_U8", gate=-gate, dst=failed)
+    for c in range(len(slots)):
+        emitter.op("REJECT", a=("out", "failed", c), dst=("valid",))
+    return tuple(slots), tuple(policy_of), tuple(parameters)
 
 
 def _amount(compiler, finding, policy_index: int) -> Val:
@@ -329,7 +360,8 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         register(("raw", name), Register("raw", "raw", name))
         if builder.facts[name].optional:
             register(("present", name), Register("present", U8, name))
-    out_types = {"fired": U8, "sanctions": U8, "amounts": I64, "total": I64, "rewards": I64, "dates": I64}
+    out_types = {"fired": U8, "sanctions": U8, "amounts": I64, "total": I64, "rewards": I64, "dates": I64,
+                 "failed": U8}
 
     # Virtual values of facts map to the fact registers; the others get scratch slots, freed
     # after their last use (a slot is never the dst of an instruction reading it).
@@ -422,8 +454,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         payer_groups=groups,
         checked_totals=checked,
     )
-    check_program(program)
-    return program
+    return program  # validated by compile_policies, once the checks and dates are in
 
 
 __all__ = ["compile_policies"]

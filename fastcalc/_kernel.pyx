@@ -444,6 +444,14 @@ cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
             d[i] = k & -<int64_t>bu[i]
     elif op == OP_COPY_U8:
         memcpy(ptr[ins.dst], ptr[ins.a], n)
+    elif op == OP_FAILED:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a); bu = U8(ptr, ins.b)
+        for i in range(n):
+            du[i] = bu[i] & (au[i] ^ 1)
+    elif op == OP_REJECT:
+        du = U8(ptr, ins.dst); au = U8(ptr, ins.a)
+        for i in range(n):
+            du[i] = du[i] & (au[i] ^ 1)
     elif op == OP_ZERO_U8:
         memset(ptr[ins.dst], 0, n)
     elif op == OP_ZERO_I64:

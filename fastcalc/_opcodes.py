@@ -104,6 +104,10 @@ _TABLE = [
     ("AMOUNT", I64, I64, U8, None, None, None, "dst = b ? a : 0 (amount of a fired rule)"),
     ("AMOUNT_K", I64, None, U8, None, "value", None, "dst = b ? k : 0"),
     ("COPY_U8", U8, U8, None, None, None, None, "dst = a (a sanction follows its rule)"),
+    # -- checks: judged before every rule; a row failing one is rejected --------------------------
+    ("FAILED", U8, U8, U8, None, None, None, "dst = b & !a (a check that does not hold on an accepted row)"),
+    ("REJECT", U8, U8, None, None, None, None,
+     "dst &= !a: dst is the accepted-rows mask, a a check's failures; every later output is 0 there"),
     ("ZERO_U8", U8, None, None, None, None, None, "dst = 0 (output of a disabled rule)"),
     ("ZERO_I64", I64, None, None, None, None, None, "dst = 0 (output of a disabled rule)"),
     ("TOTAL_COPY", I64, I64, None, None, None, None, "dst = a (first term of a row total)"),

@@ -22,6 +22,7 @@ from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet
 from . import _kernel
 from . import _opcodes as opc
 from ._binding import bind, patch_strings, patched
+from ._checks import check_rejects
 from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 from ._compiler import compile_policies
 from ._results import ScoreResult, _exact_sum, _Rollups, _sorted_rejects
@@ -169,7 +170,7 @@ class Program:
                     rejects.append((position, rows + start, values, reasons))
             seg_code, seg_aux = patch_strings(c, code, aux, string_patches, enabled, columns)
             bound = bind(c, seg_code, seg_aux, columns, view, stop - start)
-            segments.append(_Segment(stop - start, columns, view, *bound))
+            segments.append(_Segment(stop - start, columns, view, *bound, start=start))
         return _Batch(n, as_of, block_rows, enabled, tuple(warnings), outputs, rejects, segments)
 
     def _run(self, batch: _Batch, threads: int) -> _Rollups:
@@ -191,7 +192,8 @@ class Program:
 
     def _finish(self, batch: _Batch, rollups: _Rollups) -> ScoreResult:
         c = self._compiled
-        reject_rows, reject_columns, reject_values, reject_reasons = _sorted_rejects(batch.rejects, c.columns)
+        rejects = batch.rejects + check_rejects(c, batch.segments)
+        reject_rows, reject_columns, reject_values, reject_reasons = _sorted_rejects(rejects, c.columns)
         payer_totals, enterprise_totals, case_counts = rollups.result()
         outputs = batch.outputs
         return ScoreResult(
@@ -204,6 +206,7 @@ class Program:
             warnings=batch.warnings, rule_slots=c.rules, finding_slots=c.findings,
             sanction_slots=c.sanctions, case_counts=case_counts, dates=outputs["dates"],
             finding_units=c.finding_units, total_unit=c.total_unit,
+            check_slots=c.checks, checks_failed=outputs["failed"],
         )
 
     def _validate_one(self, name: str, piece: Any, n: int, valid: np.ndarray) -> tuple[ValidColumn, Rejects]:
@@ -220,7 +223,7 @@ class Program:
         those in force on ``law_date``, with the builtin ``as_of``; why other rules do not."""
         law_date = as_of if law_date is None else law_date
         c = self._compiled
-        enabled = np.zeros(len(c.rules), dtype=np.uint8)
+        enabled = np.zeros(c.n_gates, dtype=np.uint8)
         envs: list[dict] = []
         unset: list[dict] = []
         for policy in c.policies:
@@ -234,6 +237,15 @@ class Program:
             envs.append(env)
             unset.append(missing)
         warnings = []
+        for k, (slot, policy_index) in enumerate(zip(c.checks, c.check_policy, strict=True)):
+            if not c.policies[policy_index].in_force(law_date):
+                continue
+            blocked = [name for name in c.check_parameters[k] if name in unset[policy_index]]
+            if blocked:  # as engine/_evaluator.py words it
+                warnings.append(f"{slot.policy_key} check {slot.check_id}: not judged: "
+                                f"{unset[policy_index][blocked[0]]}; legal staff must set it")
+                continue
+            enabled[len(c.rules) + k] = 1
         for r, (slot, policy_index) in enumerate(zip(c.rules, c.rule_policy, strict=True)):
             policy = c.policies[policy_index]
             if not policy.in_force(law_date):
@@ -253,6 +265,7 @@ class Program:
                   "amounts": ((len(c.findings), n), np.int64, "amounts"),
                   "sanctions": ((len(c.sanctions), n), np.uint8, "sanctions"),
                   "dates": ((c.n_dates, n), np.int64, "dates"),
+                  "failed": ((len(c.checks), n), np.uint8, "checks_failed"),
                   "valid": ((n,), np.uint8, "valid")}
         for name, payable in (("total", True), ("rewards", False)):
             if any(f.kind.payable == payable for f in c.findings):
@@ -286,6 +299,7 @@ class _Segment:
     n_slots: int
     acc_len: int
     layout: list
+    start: int = 0  # its first row in the batch
 
 
 @attrs.frozen(eq=False)

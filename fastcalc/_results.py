@@ -68,6 +68,10 @@ class ScoreResult:
     # ``PayerTotal.yuan`` and ``enterprise_totals`` of the slot are whole numbers of that unit
     finding_units: tuple[int, ...] = ()
     total_unit: int = 1  # the unit of total_yuan and rewards_yuan (the finest of the slots')
+    # the checks (CheckSlot: policy, check, column, reason) and, uint8 (n_checks, n_rows), 1
+    # where a row otherwise accepted fails one: it is rejected, an entry of reject_* per check
+    check_slots: tuple = ()
+    checks_failed: np.ndarray | None = None
 
     def unit_of(self, slot: int) -> int:
         return self.finding_units[slot] if self.finding_units else 1

@@ -5,6 +5,7 @@ Public names only; the implementation lives in the private modules beside this f
 
 from ._ast import Node, render
 from ._check import FUNCTIONS, Symbol, check
+from ._checks import Check, CheckFailure, RecordCheckError
 from ._errors import (
     ClosedError,
     EcorulesError,
@@ -29,6 +30,7 @@ from ._schema import (
     Citation,
     DatedValue,
     ExpectedFinding,
+    ExpectedRejection,
     ExpectedSanction,
     Fact,
     FindingKind,
@@ -44,12 +46,12 @@ from ._schema import (
 from ._types import DECIMAL_PLACES, Kind, Type
 
 __all__ = [
-    "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "ClosedError", "DatedValue", "EcorulesError",
-    "ExpectedFinding", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec", "KernelError",
-    "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
+    "Check", "CheckFailure", "ClosedError", "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue",
+    "EcorulesError", "ExpectedFinding", "ExpectedRejection", "ExpectedSanction", "Fact", "FindingKind", "FindingSpec",
+    "KernelError", "Kind", "Node", "Parameter", "ParameterNotSetError", "Policy", "PolicyError",
     "PolicySchemaError", "PolicySet", "PolicySetError", "PolicySyntaxError", "PolicyTypeError", "PolicyWarning",
-    "RecordError", "Rule", "SanctionList", "SanctionSpec", "Span", "Symbol", "TestCase", "Type",
-    "ROUNDING_MODES", "UNITS", "Rounding", "UsageError", "check", "check_policies", "evaluate", "finding_amount",
+    "ROUNDING_MODES", "RecordCheckError", "RecordError", "Rounding", "Rule", "SanctionList", "SanctionSpec", "Span",
+    "Symbol", "TestCase", "Type", "UNITS", "UsageError", "check", "check_policies", "evaluate", "finding_amount",
     "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
 ]

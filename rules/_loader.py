@@ -23,6 +23,7 @@ import attrs
 
 from . import _ast as ast
 from ._check import check
+from ._checks import read_checks
 from ._enum_values import read_enum_values
 from ._errors import PolicySchemaError, PolicyTypeError, Span
 from ._money import ROUNDING_MODES, UNITS, YUAN, Rounding
@@ -459,6 +460,8 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
             raise PolicySchemaError(f"parameter {name!r} has the name of a fact", parameter.span)
     lists = read_lists(top.section("lists", "lists", required=False))
     scope = scope_of(facts, parameters)
+    # judged before the rules, with the policy's own scope (no results of rules in it yet)
+    checks = read_checks(top, scope, facts, domain, read_citation)
     rules, seen = [], {}
     scope = dict(scope)
     default_start = _default_start(kinds.get(domain), facts, scope, head.span)
@@ -482,7 +485,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     for parameter in parameters.values():
         if parameter.values and parameter.values[0].start > effective:
             pass  # allowed: a rule reading it is inactive (with a warning) until then
-    tests = read_tests(top, facts, rules, lists)
+    tests = read_tests(top, facts, rules, lists, checks)
     policy = Policy(
         id=policy_id,
         title=head.get("title"),
@@ -501,6 +504,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         lists=lists,
         rules=tuple(rules),
         tests=tests,
+        checks=checks,
         path=str(path),
         rounding=rounding,
         content_hash=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None,

@@ -284,6 +284,14 @@ class ExpectedFinding:
 
 
 @attrs.frozen
+class ExpectedRejection:
+    """A test case whose record a check must reject: on ``column``, by ``check`` if given."""
+
+    column: str
+    check: str | None = None
+
+
+@attrs.frozen
 class ExpectedSanction:
     list: str
     rule: str | None = None
@@ -307,6 +315,7 @@ class TestCase:
     # A test of several records judged together: ``given`` is then the parent (the
     # enterprise) and ``children`` its records of the policy's kind (the cases).
     children: tuple[dict, ...] | None = None
+    rejected: ExpectedRejection | None = None  # the record must fail a check
 
     __test__ = False  # not a pytest class
 
@@ -324,6 +333,9 @@ class Policy:
     lists: dict[str, SanctionList]
     rules: tuple[Rule, ...]
     tests: tuple[TestCase, ...] = ()
+    # conditions a record must meet before the rules judge it (``_checks.py``); a record
+    # failing one is rejected
+    checks: tuple = ()
     number: str | None = None  # 文号, when the source gives one
     expires: dt.date | None = None
     source: str | None = None
@@ -365,7 +377,7 @@ class Policy:
         """The record fields the policy needs: the subject (and the enterprise it belongs
         to), then what its rules read."""
         needed: dict[str, None] = {self.subject: None, self.payer_key: None}
-        for rule in self.rules:
+        for rule in (*self.checks, *self.rules):
             for name in rule.reads():
                 if name in self.facts:
                     needed.setdefault(name)
@@ -408,7 +420,7 @@ def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[s
 
 
 __all__ = [
-    "BOOLEAN", "ENTERPRISE", "Citation", "DatedValue", "ExpectedFinding", "ExpectedSanction",
+    "BOOLEAN", "ENTERPRISE", "Citation", "DatedValue", "ExpectedFinding", "ExpectedRejection", "ExpectedSanction",
     "Fact", "FindingKind", "FindingSpec", "Parameter", "Policy", "PolicyWarning", "Rule", "SanctionList",
     "SanctionSpec", "TestCase", "scope_of",
 ]

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 from ._errors import PolicySchemaError, RecordError
 from ._records import coerce
-from ._schema import ExpectedFinding, ExpectedSanction, TestCase
+from ._schema import ExpectedFinding, ExpectedRejection, ExpectedSanction, TestCase
 from ._sections import Section
 
 
-def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
+def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCase, ...]:
     defaults_section = section.section("test_defaults", "test_defaults", required=False)
     defaults = dict(defaults_section.map) if defaults_section else {}
     if defaults_section:
@@ -54,8 +54,12 @@ def read_tests(section: Section, facts, rules, lists) -> tuple[TestCase, ...]:
                 for entry, entry_span in expect.items("sanctions", "expected sanctions", required=False)
             )
         total = _yuan(expect, "total_yuan", required=False)
+        rejected = None
+        if expect.has("rejected"):
+            rejected = _expected_rejection(expect, facts, checks, case.what, findings, sanctions, total)
         expect.finish()
-        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children))
+        cases.append(TestCase(name, given, case.get("as_of", dt.date, required=False), findings, sanctions, total, span, children,
+                              rejected))
         case.finish()
     return tuple(cases)
 
@@ -101,6 +105,28 @@ def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
     )
     section.finish()
     return finding
+
+
+def _expected_rejection(expect: Section, facts, checks, what, findings, sanctions, total) -> ExpectedRejection:
+    """``rejected: {column: fine_yuan, check: art83_fine_in_range}``: the record fails a
+    check (of this policy, or one it shares with its folder), blaming that column."""
+    section = expect.section("rejected", f"the rejection expected in {what}")
+    if findings is not None or sanctions is not None or total is not None:
+        raise PolicySchemaError(f"{what}: a rejected record has no findings, sanctions or total to expect",
+                                expect.value_span("rejected"))
+    column = section.get("column")
+    if column not in facts:
+        close = difflib.get_close_matches(str(column), list(facts), n=1)
+        raise PolicySchemaError(f"{what}: {column!r} is not a fact of this policy", section.value_span("column"),
+                                suggestion=close[0] if close else None)
+    check_id = section.get("check", required=False)
+    ids = [c.id for c in checks]
+    if check_id is not None and check_id not in ids:
+        close = difflib.get_close_matches(check_id, ids, n=1)
+        raise PolicySchemaError(f"{what}: no check {check_id!r} in this policy", section.value_span("check"),
+                                suggestion=close[0] if close else None)
+    section.finish()
+    return ExpectedRejection(column, check_id)
 
 
 def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:

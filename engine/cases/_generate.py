@@ -60,7 +60,8 @@ def generate_cases(usccs: pa.Array, rows: int, seed: int, clauses: tuple[str, ..
 
 def bad_cases(good: pa.Table, strangers: pa.Array, rejected_usccs: pa.Array, seed: int) -> tuple[pa.Table, list[str]]:
     """Rows each of which the run must reject, one reject kind apiece (named in the list):
-    unknown enterprise, rejected enterprise, duplicate case_id, dates out of order, bad values."""
+    unknown enterprise, rejected enterprise, duplicate case_id, dates out of order, a decided
+    fine outside its range (a check of tests/data/cases, clause a83_2), bad values."""
     rng = np.random.default_rng(seed)
     base = good.slice(0, 1).to_pylist()[0]
     kinds, rows = [], []
@@ -77,6 +78,7 @@ def bad_cases(good: pa.Table, strangers: pa.Array, rejected_usccs: pa.Array, see
         add("duplicate case_id", case_id=good["case_id"][index].as_py())
     add("discovered before act_date", act_date="2024-03-01", discovered="2024-02-29")
     add("act_end before act_date", act_date="2024-03-01", act_end="2024-02-01", discovered="2024-04-01")
+    add("decided fine outside its range", clause="a83_2", fine_yuan="2000000")
     add("bad value", clause="no_such_clause")
     add("bad value", act_date="2024-02-30")
     add("bad value", fine_yuan="-5")

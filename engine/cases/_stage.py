@@ -27,6 +27,7 @@ from .._sources import (
     stat_fingerprint,
 )
 from ._acts import Fines, supersede
+from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, read_enterprises
 from ._law import LawResult, decision_days, law_days, score_by_law
 from ._plan import CasePlan
@@ -81,6 +82,7 @@ class CaseStage:
         self.plan, self.path, self.as_of, self.threads = plan, path, as_of, threads
         self.encoding, self.table, self.batch_rows, self.aliases = encoding, table, batch_rows, aliases
         self.files = registry_files(path, table)
+        self._failed_checks: list = []  # (case rows, columns, values, reasons) of failed checks
 
     def fingerprint(self) -> str:
         return fingerprint(self.files, self.path)
@@ -101,6 +103,22 @@ class CaseStage:
         wanted = pc.unique(cases.uscc.filter(pa.array(cases.valid)))
         side = read_enterprises(registry, plan, wanted, checked)
         link(cases, plan, side.usccs, side.rejected)
+        results = self._scored(cases, side)
+        if self._failed_checks:
+            # cases failing a check (rules/_checks.py) are rejects, and count in no roll-up:
+            # the stage runs again without them. A check reads no roll-up, so the cases
+            # that passed still pass, and once is enough.
+            reject_failed_checks(cases, self._failed_checks)
+            self._failed_checks = []
+            results = self._scored(cases, side)
+            if self._failed_checks:
+                raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
+        return results
+
+    def _scored(self, cases: CaseTable, side: EnterpriseSide) -> CaseResults:
+        """Roll-ups over the valid cases, then the case policies on each (rows failing a
+        check are collected in ``_failed_checks``), then one act one fine."""
+        plan = self.plan
         where = self._where(cases, side)
         side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where)
         windowed = onto_cases(plan.onto_cases, cases, where)
@@ -110,7 +128,7 @@ class CaseStage:
             results.superseded_by = self._one_act_one_fine(results)
         elif plan.case_program is not None:
             table = self._joined(plan.case_program, cases, side, results.scored, windowed)
-            results.result = self._score(plan.case_program, table)
+            results.result = self._score(plan.case_program, table, rows=results.scored)
             results.superseded_by = self._one_act_one_fine(results)
         return results
 
@@ -146,13 +164,22 @@ class CaseStage:
         decided = decision_days(cases.columns.get(plan.decision) if plan.decision else None, scored, self.as_of)
 
         def score(positions: np.ndarray, day: dt.date):
-            return self._score(program, self._joined(program, cases, side, scored[positions], windowed), law_date=day)
+            rows = scored[positions]
+            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=day, rows=rows)
 
         return score_by_law(program, plan.timeline, law, decided, score)
 
-    def _score(self, program, table, law_date: dt.date | None = None):
+    def _score(self, program, table, law_date: dt.date | None = None, rows: np.ndarray | None = None):
+        """Score ``table`` (the case rows ``rows``); the kernel may reject rows only by the
+        policies' checks, which are collected, never by validation the case checks passed."""
         result = program.score(table, as_of=self.as_of, threads=self.threads, law_date=law_date)
-        if len(result.reject_rows):
+        failed = checks_failed(result)
+        if failed is not None and rows is not None:
+            self._failed_checks.append(failed_rows(result, rows))
+            unexpected = np.flatnonzero(~result.valid & ~failed)
+        else:
+            unexpected = np.flatnonzero(~result.valid)
+        if unexpected.size:
             raise CaseStageError(
                 f"the kernel rejected {len(result.reject_rows)} case rows the case checks accepted, e.g. "
                 f"{result.reject_columns[0]}: {result.reject_reasons[0]}"

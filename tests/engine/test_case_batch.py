@@ -125,6 +125,7 @@ def test_rows_in_equal_scored_plus_rejected_per_table_and_every_bad_row_is_named
         "unknown enterprise": "is not in the registry", "rejected enterprise": "was rejected",
         "duplicate case_id": "duplicate case_id", "discovered before act_date": "discovered before act_date",
         "act_end before act_date": "act_end before act_date",
+        "decided fine outside its range": "test.fines@1 check art83_fine_in_range",
     }
     for offset, kind in enumerate(world["kinds"]):
         reasons = " | ".join(r["reason"] for r in by_row[first_bad + offset])
@@ -133,6 +134,8 @@ def test_rows_in_equal_scored_plus_rejected_per_table_and_every_bad_row_is_named
             assert wording[kind] in reasons, (kind, reasons)
         if kind == "duplicate case_id":
             assert "first at row" in reasons
+        if kind == "decided fine outside its range":  # the column it blames, its value
+            assert [(r["column"], r["value"]) for r in by_row[first_bad + offset]] == [("fine_yuan", "2000000")]
 
 
 def test_export_shows_the_case_columns_and_changes_still_work(world, tmp_path):

@@ -30,6 +30,7 @@ from ecorules.rules import (
     finding_amount,
 )
 from ecorules.rules._check_calls import result_key
+from ecorules.rules._checks import show_value
 from ecorules.rules._money import in_units, to_yuan
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
@@ -72,6 +73,17 @@ def reference_check(fact: Fact, raw: Any) -> tuple[Any, str | None]:
     return value, None
 
 
+def _parameters(policy: Policy, as_of: dt.date) -> tuple[dict, dict]:
+    """The parameter values in force on ``as_of`` with the builtin, and those not set."""
+    env_params, unset = {"as_of": as_of}, {}
+    for name, parameter in policy.parameters.items():
+        try:
+            env_params[name] = parameter.value_at(as_of)
+        except ParameterNotSetError as error:
+            unset[name] = str(error)
+    return env_params, unset
+
+
 def shown(raw: Any) -> str:
     if raw is None or (isinstance(raw, float) and raw != raw):
         return ""
@@ -101,6 +113,37 @@ class Reference:
         self.dates = [(k, node) for k, (_, r) in enumerate(self.rules)
                       for node in [*(n for s in r.sanctions for n in s.dated), *(n for s in r.lifts for n in s.dated)]]
 
+    def _checks(self, verdicts, index, valid, rejects, as_of) -> list[str]:
+        """Every check of the policies in force on the rows validation accepted, before any
+        rule (as engine/_evaluator.py): each failure is a reject, and its row is no longer
+        valid. Returns the warnings of checks not judged (a parameter without a value)."""
+        warnings, failing = [], np.zeros(valid.size, bool)
+        rows = np.flatnonzero(valid)
+        for policy in self.policies:
+            if not policy.in_force(as_of):
+                continue
+            env_params, unset = _parameters(policy, as_of)
+            for check in policy.checks:
+                blocked = [name for name in check.reads() if name in unset]
+                if blocked:
+                    warnings.append(f"{policy.key} check {check.id}: not judged: {unset[blocked[0]]}; legal staff must set it")
+                    continue
+                reads = [name for name in check.reads() if name in self.facts]
+                if not rows.size:
+                    continue
+                keys = np.stack([index[name][rows] for name in reads], axis=1)
+                distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+                holds = np.array([evaluate(check.holds, {**env_params, **{name: verdicts[name][k][0] for name, k in
+                                                                           zip(reads, key, strict=True)}})
+                                  for key in distinct.tolist()], dtype=bool)
+                position = self.columns.index(check.column)
+                for row in rows[~holds[inverse.reshape(-1)]].tolist():
+                    value = verdicts[check.column][int(index[check.column][row])][0]
+                    rejects.append((row, position, check.column, show_value(value), check.reason(policy.key)))
+                    failing[row] = True
+        valid &= ~failing
+        return warnings
+
     def score(self, pools: dict[str, list], index: dict[str, np.ndarray], n: int, as_of: dt.date) -> dict:
         in_force = [p for p in self.policies if p.in_force(as_of)]
         checked = [name for name in self.columns if any(name in p.required_facts for p in in_force)]
@@ -117,12 +160,12 @@ class Reference:
             for row in rows.tolist():
                 k = int(index[name][row])
                 rejects.append((row, position, name, shown(pools[name][k]), verdicts[name][k][1]))
-        rejects.sort(key=lambda item: (item[0], item[1]))
+        warnings = self._checks(verdicts, index, valid, rejects, as_of)
+        rejects.sort(key=lambda item: (item[0], item[1]))  # stable: checks in their order
         fired = np.zeros((len(self.rules), n), np.uint8)
         amounts = np.zeros((len(self.findings), n), np.int64)
         sanctions = np.zeros((len(self.sanctions), n), np.uint8)
         dates = np.zeros((len(self.dates), n), np.int64)
-        warnings = []
         finding_at = 0
         sanction_at = 0
         payer_labels: dict[int, np.ndarray] = {}
@@ -134,12 +177,7 @@ class Reference:
             sanction_at += n_sanctions
             if not policy.in_force(as_of):
                 continue
-            env_params, unset = {"as_of": as_of}, {}
-            for name, parameter in policy.parameters.items():
-                try:
-                    env_params[name] = parameter.value_at(as_of)
-                except ParameterNotSetError as error:
-                    unset[name] = str(error)
+            env_params, unset = _parameters(policy, as_of)
             blocked = [name for name in rule.reads() if name in unset]  # as engine/_evaluator.py
             if blocked:
                 unset = unset[blocked[0]]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import PolicyError, Symbol, check, load_policies, parse_expression
+from ecorules.rules import _ast as ast
 from ecorules.rules._check_calls import result_key
 from ecorules.rules._money import ROUNDING_MODES, UNITS
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
@@ -378,6 +379,8 @@ def policy_files(draw, folder: Path):
         exprs = Expressions(draw, facts, params)
         # a finding's payer is in every row (the kernel refuses an optional payer)
         payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc" and not f.optional]
+        checks = [found for c in range(draw(st.sampled_from([0, 0, 1, 2])))
+                  if (found := _check(draw, exprs, f"k{c}")) is not None]
         rules = []
         rounding = draw(roundings())  # the policy's declaration (None: yuan, half_up)
         for r in range(draw(st.integers(1, 4))):
@@ -414,7 +417,7 @@ def policy_files(draw, folder: Path):
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         (folder / f"policy{p}.yaml").write_text(
-            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding), encoding="utf-8")
+            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks), encoding="utf-8")
     return load_policies(folder)
 
 
@@ -432,6 +435,28 @@ def _rounding_yaml(rounding: dict | None, indent: str) -> list[str]:
     if rounding is None:
         return []
     return [f"{indent}rounding: {{{', '.join(f'{k}: {v}' for k, v in rounding.items())}}}"]
+
+
+def _check(draw, exprs, check_id: str):
+    """A check (id, when or None, require, column): a requirement, sometimes only where a
+    condition holds (an optional fact's is_set() among them, which the requirement may then
+    read as is); the column it blames is one of the facts it reads. None if it reads none."""
+    depth = draw(st.integers(0, 2))
+    when = None
+    guard = draw(st.sampled_from([None, None, *exprs.optionals()]))
+    if guard:
+        when = f"is_set({guard})"
+        exprs.guarded = frozenset({guard})
+    elif draw(st.booleans()):
+        when = exprs.checked("boolean", BOOLEAN, depth)
+    typed_when = check(parse_expression(when), exprs.scope, BOOLEAN) if when else None
+    require = exprs.checked("boolean", BOOLEAN, depth, when=typed_when)
+    exprs.guarded = frozenset()
+    typed_require = check(parse_expression(require), exprs.scope, BOOLEAN, when=typed_when)
+    read = [name for node in (typed_when, typed_require) if node is not None for name in ast.names(node, "fact")]
+    if not read:
+        return None
+    return check_id, when, require, draw(st.sampled_from(sorted(set(read))))
 
 
 def _entry_dates(draw, exprs, depth: int, when, lift: bool = False) -> tuple[str | None, str | None]:
@@ -460,7 +485,7 @@ def _catalogue_yaml(facts: dict[str, Fact]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None) -> str:
+def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, checks=()) -> str:
     out = [
         "policy:",
         f"  id: {policy_id}",
@@ -488,7 +513,14 @@ def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None) ->
                 out.append(f"      - from: {dated.start}")
                 out.append(f"        value: {text}")
                 out.append("        reference: test")
-    out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch", "rules:"]
+    out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch"]
+    if checks:
+        out.append("checks:")
+        for check_id, when, require, column in checks:
+            out += [f"  - id: {check_id}", f"    column: {column}", f"    message: check {check_id} fails"]
+            out += [f'    when: "{when}"'] if when else []
+            out += [f'    require: "{require}"']
+    out.append("rules:")
     for rule_id, condition, findings, sanctions, lifts, own_rounding in rules:
         out += [
             f"  - id: {rule_id}",

@@ -15,8 +15,8 @@ AS_OF = dt.date(2012, 4, 14)
 
 
 def write_policy(folder: Path, facts: str, rules: str, parameters: str = "", lists: str = "",
-                 effective: str = "2011-01-01", extra_head: str = "", name: str = "tiny") -> Path:
-    """A one-policy folder: ``facts``/``parameters``/``rules`` are YAML blocks (indented 2)."""
+                 effective: str = "2011-01-01", extra_head: str = "", name: str = "tiny", checks: str = "") -> Path:
+    """A one-policy folder: ``facts``/``parameters``/``rules``/``checks`` are YAML blocks (indented 2)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (
         "policy:\n"
@@ -25,6 +25,7 @@ def write_policy(folder: Path, facts: str, rules: str, parameters: str = "", lis
         "facts:\n  uscc:\n    type: string\n    format: uscc\n" + facts
         + ("parameters:\n" + parameters if parameters else "")
         + "lists:\n  watch:\n    title: watch\n" + lists
+        + ("checks:\n" + checks if checks else "")
         + "rules:\n" + rules
     )
     path = folder / f"{name}.yaml"

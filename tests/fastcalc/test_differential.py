@@ -3,7 +3,8 @@
 Random policy sets (fastcalc_strategies.policy_files: YAML written and read by the real
 loader) and random batches of every column format, valid and invalid rows mixed. For every
 row: accept/reject with the same (column, value, reason) entries, fired rules, amounts,
-sanctions, totals, rewards, warnings, and per-payer roll-ups are identical; threads=2 and a
+sanctions, totals, rewards, warnings, and per-payer roll-ups are identical (rows failing a
+policy's checks rejected alike, with the same entries); threads=2 and a
 chunked Arrow table give the same bytes as threads=1 on a dict of columns.
 
 The default run compares at least 1,000,000 rows with the reference; ``ECORULES_STRESS=N``
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ecorules.fastcalc import compile_program
-from ecorules.rules import ENTERPRISE, KernelError, PolicyError, RecordError
+from ecorules.rules import ENTERPRISE, KernelError, PolicyError, RecordCheckError, RecordError
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
@@ -128,6 +129,12 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
     each calendar and optional construct, and accepted rows whose optional fact is empty."""
     texts = [text for policy in policies for rule in policy.rules
              for text in (rule.condition_text, *(f.amount_text for f in rule.findings))]
+    texts += [text for policy in policies for c in policy.checks for text in (c.when_text or "", c.require_text)]
+    if any(policy.checks for policy in policies):
+        SEEN["checks"] = SEEN.get("checks", 0) + 1
+        event("drawn: checks")
+        failed = sum(" check k" in reason for _, _, _, _, reason in expected["rejects"])
+        SEEN["rows failing a check"] = SEEN.get("rows failing a check", 0) + failed
     for construct in CONSTRUCTS:
         if any(construct in text for text in texts):
             SEEN[construct] = SEEN.get(construct, 0) + 1
@@ -180,6 +187,14 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
             record = {name: _engine_value(records_pool[name][int(sample[name][i])]) for name in program.columns}
             try:
                 decision = evaluator.evaluate(record, as_of=as_of)
+            except RecordCheckError as error:  # every failing check, as the kernel's rejects
+                assert not result.valid[i], f"engine's checks reject row {i} that the kernel accepts: {record}"
+                mine = sorted((column, value, reason) for row, column, value, reason in zip(
+                    result.reject_rows.tolist(), result.reject_columns.tolist(), result.reject_values.tolist(),
+                    result.reject_reasons.tolist(), strict=True) if row == i)
+                assert mine == sorted((f.column, f.value, f.reason) for f in error.failures), f"check rejects of row {i}"
+                COMPARED["durable_check_rejects"] = COMPARED.get("durable_check_rejects", 0) + 1
+                continue
             except RecordError:
                 assert not result.valid[i], f"engine rejects row {i} that the kernel accepts: {record}"
                 continue
@@ -249,6 +264,10 @@ def test_enough_rows_were_compared():
     # the calendar functions and optional facts were drawn, and empty cells were scored
     assert all(SEEN.get(construct, 0) >= COMPARED["examples"] // 20 for construct in (*CONSTRUCTS, *ROUNDINGS)), SEEN
     assert SEEN.get("empty optional cells in accepted rows", 0) >= COMPARED["rows"] // 100, SEEN
+    # checks were drawn, and rejected rows (others passed them: the rows accepted above)
+    assert SEEN.get("checks", 0) >= COMPARED["examples"] // 20, SEEN
+    assert SEEN.get("rows failing a check", 0) >= COMPARED["rows"] // 1000, SEEN
+    assert COMPARED.get("durable_check_rejects", 0) >= 10 * STRESS, COMPARED
     print(f"compared with the reference: {COMPARED}; constructs drawn: {SEEN}")
 
 

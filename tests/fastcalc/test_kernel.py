@@ -316,7 +316,9 @@ def test_every_opcode_is_used_by_some_program(tmp_path):
     rules = "".join(rule(f"r{k}", c, ["1"] if k % 2 else [], kind="reward" if k == 3 else "fine")
                     for k, c in enumerate(conditions))
     rules += rule("payer_e", "true", ["max(0, i * 0 + 1)"], payer="e") + rule("const", "true", ["p"])
-    folder = write_policy(tmp_path, facts, rules, parameters)
+    # a check fails nowhere in these rows, but runs FAILED and REJECT
+    checks = '  - {id: known, require: "i < 1000 or p > 5", column: i, message: unit}\n'
+    folder = write_policy(tmp_path, facts, rules, parameters, checks=checks)
     program = compile_program(load_policies(folder))
     used = {opc.OPCODES[int(op)].name for op in program.compiled.code["op"]}
     from ecorules.fastcalc import _kernel

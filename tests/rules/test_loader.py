@@ -44,7 +44,15 @@ CASES = [
     ("empty_file", Syntax, "the file is empty", 1, 1),
     ("infinite_decimal", Syntax, "'.inf' is not a finite decimal number", 20, 35),
     # -- the shape of the policy
-    ("unknown_top_level_key", Schema, "the policy file: unknown key 'tests_defaults'; allowed: facts, lists, parameters, policy, rules, test_defaults, tests (did you mean 'test_defaults'?)", 35, 1),
+    ("unknown_top_level_key", Schema, "the policy file: unknown key 'tests_defaults'; allowed: checks, facts, lists, parameters, policy, rules, test_defaults, tests (did you mean 'test_defaults'?)", 35, 1),
+    # -- checks (rules/_checks.py)
+    ("check_column_not_read", Schema, "check 'outfalls_known': column 'district' must be a fact the check reads (it reads: outfalls)", 38, 13),
+    ("check_reads_a_result", Schema, "check 'deduction_small' reads the result of a rule (amount_of): checks are judged before the rules", 37, 14),
+    ("check_not_boolean", Type, "the requirement of check 'outfalls_known' ('require') must be boolean, but this is integer", 38, 14),
+    ("check_duplicate_id", Schema, "duplicate check id 'outfalls_known' (first at line 36)", 40, 5),
+    ("check_unknown_key", Schema, "check 'outfalls_known': unknown key 'mesage' where 'message' is needed (did you mean 'message'?)", 39, 5),
+    ("check_unknown_name", Type, "unknown name 'outfals': not a fact, parameter or built-in of this policy (did you mean 'outfalls'?)", 37, 14),
+    ("test_case_rejected_unknown_check", Schema, "test case '排污口过多': no check 'outfalls_know' in this policy (did you mean 'outfalls_known'?)", 45, 43),
     ("missing_policy_id", Schema, "the 'policy' header needs the key 'id'", 2, 3),
     ("bad_policy_id", Schema, "policy id 'Test-Broken' must be lower-case ASCII letters, digits and '_', starting with a letter", 2, 7),
     ("expires_before_effective", Schema, "expires 2011-12-31 is not after effective 2012-01-01", 8, 12),
