@@ -198,16 +198,15 @@ class CaseStage:
         names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
-        keys = cases.keys.take(pa.array(cases.key_code[scored]))
-        winner = supersede(fines, acts, slot_rank, keys, cases.key_code[scored] if cases.keys_ascending else None)
+        key_code = cases.key_code[scored]
+        winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
         # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
         beaten = np.flatnonzero(winner >= 0)
         winners = winner[beaten]
         labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
-        names = pc.binary_join_element_wise(
-            labels.take(from_numbers(fines.slot[winners])), _OPEN, keys.take(from_numbers(fines.row[winners])), _CLOSE,
-            _NOTHING,
-        )
+        winner_ids = cases.keys.take(from_numbers(key_code[fines.row[winners]]))
+        names = pc.binary_join_element_wise(labels.take(from_numbers(fines.slot[winners])), _OPEN, winner_ids, _CLOSE,
+                                            _NOTHING)
         where = np.full(winner.size, -1, np.int64)
         where[beaten] = np.arange(beaten.size)
         by = names.take(pa.array(where, mask=where < 0))
