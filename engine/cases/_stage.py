@@ -119,20 +119,21 @@ class CaseStage:
                 windowed: Mapping[str, np.ndarray]) -> dict[str, object]:
         """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
         enterprise's (gathered by index) and the roll-ups."""
+        every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
         take = pa.array(rows)
         owners = cases.enterprise[rows]
         columns: dict[str, object] = {}
         for name in program.columns:
             if name == self.plan.link:
-                columns[name] = cases.uscc.take(take)
+                columns[name] = cases.uscc if every else cases.uscc.take(take)
             elif name in windowed:
-                columns[name] = windowed[name][rows]
+                columns[name] = windowed[name] if every else windowed[name][rows]
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
             elif name in cases.columns:
-                columns[name] = _checked(self.plan.facts[name], cases.columns[name], rows)
+                columns[name] = _checked(self.plan.facts[name], cases.columns[name], None if every else rows)
             elif name in cases.table.column_names:
-                columns[name] = cases.table[name].take(take)
+                columns[name] = cases.table[name] if every else cases.table[name].take(take)
             else:
                 columns[name] = side.table[name].take(pa.array(owners))
         return columns
@@ -217,18 +218,20 @@ class CaseStage:
         return out
 
 
-def _checked(fact, column, rows: np.ndarray):
+def _checked(fact, column, rows: np.ndarray | None):
     """A column the case checks already validated, handed to the kernel in the form its
     validators pass fastest (dates as datetime64, numbers as int64, flags as bool; an
-    optional fact's empty cells masked), instead of parsing the text a second time."""
-    values = column.values[rows]
+    optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
+    None: every row."""
+    values = column.values if rows is None else column.values[rows]
     if fact.type.kind is Kind.DATE:
         values = values.astype("datetime64[D]")
     elif fact.type.kind is Kind.BOOLEAN:
         values = values.astype(bool)
     if column.present is None:
         return values
-    return np.ma.masked_array(values, mask=~column.present[rows].astype(bool))
+    present = column.present if rows is None else column.present[rows]
+    return np.ma.masked_array(values, mask=~present.astype(bool))
 
 
 _OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")
