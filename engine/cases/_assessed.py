@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import fill_null, from_numbers, numbers, strings
+from ecorules.rules._arrow import from_numbers, numbers, strings
 
 from .. import _store as store
-from .._chunks import _json_rows
+from .._chunks import CHUNK_ROWS, _json_rows
 
 ALREADY_ASSESSED = "already_assessed"
 
@@ -47,13 +47,6 @@ INSERT_ASSESSED = (
     "supersedes_run) SELECT ?, e.value ->> 0, e.value ->> 1, ?, ?, ?, ?, e.value ->> 2, nullif(e.value ->> 3, ''), "
     "e.value ->> 4, nullif(e.value ->> 5, 0) FROM json_each(?) e"
 )
-# Assessments are written a window of cases at a time, each window slot by slot: the slots'
-# rows of one window go into the same few pages of the case_id index while SQLite still holds
-# them (~1.6 MB of index per window, within its default 2 MB page cache). Written slot after
-# slot over the whole table, each slot's rows went into the middle of the index the previous
-# slots had built, page after page spilled to the WAL and read back: at ten million cases
-# 66 s of a 190 s run. (One statement joining a slot table per row costs 18% more CPU.)
-WINDOW_ROWS = 65_536
 _REASONS = strings(["first", "new decision", "reassessed"])
 
 
@@ -75,15 +68,15 @@ class Assessments:
     already: int = 0  # findings this run reported already assessed
     added: int = 0  # assessments this run made
     reassess_seen: set[str] = field(default_factory=set)
-    # the assessments made now, per slot, until ``write``: (policy, version, rule, kind) and
-    # the columns of its rows
-    _made: list[tuple[tuple[str, str, str, str], _Made]] = field(default_factory=list)
 
-    def record(self, policy_key: str, rule: str, kind: str, *, keys: pa.Array, amounts: np.ndarray,
-               imposed: np.ndarray, decided: pa.Array | None, rows: np.ndarray) -> np.ndarray:
+    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
+               uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
+               safe: tuple[bool, bool] = (False, False)) -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
-        superseded; ``rows``: their case table rows): the run that already assessed each (0:
-        none, assessed now). The assessments made now are kept for ``write``."""
+        superseded): the run that already assessed each (0: none, assessed now). Writes the
+        assessments made now through ``writer``, in the run's transaction. ``safe``: whether
+        the case ids, the usccs are known to hold no character JSON escapes (checked once per
+        run, not per chunk: the check was a regex over every text of every chunk)."""
         n = len(keys)
         policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
         decided = pa.nulls(n, pa.string()) if decided is None else decided
@@ -115,56 +108,15 @@ class Assessments:
         new = np.flatnonzero(imposed & (assessed_in == 0))
         self.already += int(np.count_nonzero(assessed_in))
         self.added += int(new.size)
-        if new.size:
-            self._made.append(((policy, version, rule, kind), _Made(
-                np.asarray(rows, np.int64)[new], amounts[new], reason[new], supersedes[new])))
+        for start in range(0, new.size, CHUNK_ROWS):
+            part = from_numbers(new[start:start + CHUNK_ROWS])
+            rows = _json_rows([
+                keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
+                pc.fill_null(decided.take(part), ""), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
+                from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
+            ], (*safe, True, True, True, True))  # then amounts, ISO dates, reasons, runs
+            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows))
         return assessed_in
-
-
-    def write(self, writer, run_id: int, texts: Callable[[np.ndarray], tuple[pa.Array, pa.Array, pa.Array | None]], *,
-              safe_keys: bool = False, safe_uscc: bool = False) -> None:
-        """The assessments made now, of every slot, into the memory in the case table's order
-        (case_id order where the table is, as exports are: see ``WINDOW_ROWS``), through
-        ``writer``, in the run's transaction. ``texts(rows)``: the case_id, uscc and decision
-        date (ISO text, or None: no such date) of case table rows, taken a window at a time,
-        so that only integers are kept until here. ``safe_keys``, ``safe_uscc``: the case ids, the usccs are known to hold no character
-        JSON escapes (checked once per run, not per chunk)."""
-        if not self._made:
-            return
-        slots = [label for label, _ in self._made]
-        made = [part for _, part in self._made]
-        self._made = []
-        slot = np.concatenate([np.full(part.order.size, k, np.int64) for k, part in enumerate(made)])
-        rows = np.concatenate([part.order for part in made])
-        by_case = np.lexsort((slot, rows))  # a case's findings in slot order
-
-        def column(name: str) -> np.ndarray:
-            return np.concatenate([getattr(part, name) for part in made])[by_case]
-
-        rows, slot = rows[by_case], slot[by_case]
-        amounts, reason, supersedes = column("amounts"), column("reason"), column("supersedes")
-        safe = (safe_keys, safe_uscc, True, True, True, True)  # then amounts, ISO dates, reasons, numbers
-        for start in range(0, rows.size, WINDOW_ROWS):
-            window = slice(start, start + WINDOW_ROWS)
-            keys, uscc, decided = texts(rows[window])
-            decided = fill_null(pa.nulls(len(keys), pa.string()) if decided is None else decided, "")
-            columns = [keys, uscc, from_numbers(amounts[window]), decided, _REASONS.take(from_numbers(reason[window])),
-                       from_numbers(supersedes[window])]
-            here = slot[window]
-            for k in np.unique(here).tolist():
-                mine = from_numbers(np.flatnonzero(here == k))
-                chunk = _json_rows([column.take(mine) for column in columns], safe)
-                writer.execute(INSERT_ASSESSED, (run_id, *slots[k], chunk))
-
-
-@dataclass
-class _Made:
-    """The assessments one slot made in this run, one per row."""
-
-    order: np.ndarray  # int64 case table row
-    amounts: np.ndarray  # int64 yuan
-    reason: np.ndarray  # int64 index into _REASONS
-    supersedes: np.ndarray  # int64 run, 0: none
 
 
 def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:

@@ -104,9 +104,9 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
             payers = labels.take(from_numbers(payer_code))
         # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
         assessed_in = None if memory is None else memory.record(
-            slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids,
+            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            rows=scored[picked])
+            safe=(safe_keys, safe_uscc))
         if assessed_in is not None and bool(assessed_in.any()):
             imposed = imposed & (assessed_in == 0)
             _write_with_assessed(writer, run_id, first_slot + k, subjects, amounts, payers, case_ids, by,
@@ -128,12 +128,6 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
             acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
             if slot.payer != ENTERPRISE:
                 _by_district(districts, labels, payer_code[imposed], amounts[imposed], picked[imposed])
-    if memory is not None:
-        def texts(rows: np.ndarray):
-            return (cases.keys.take(from_numbers(cases.key_code[rows])), cases.uscc.take(from_numbers(rows)),
-                    decision_dates(results, plan, rows))
-
-        memory.write(writer, run_id, texts, safe_keys=safe_keys, safe_uscc=safe_uscc)
     for label, (yuan, rows) in districts.items():
         total = acc.districts.setdefault(label, [0, 0])
         total[0] += yuan
