@@ -4,7 +4,7 @@ The candidates are the fired FINE findings of valid cases. An act is the enterpr
 sharing an act_id; a case with an empty act_id is an act of its own. In each act the highest
 amount is imposed, ties going to the smallest (policy, rule, case_id), the order
 ``engine/_group.one_act_one_fine`` uses; the other fines of the act are superseded by it.
-Done with one sort by act and reductions per act; deductions and fees never compete.
+Done with reductions per act (``ufunc.at``, ``bincount``); deductions and fees never compete.
 """
 
 from __future__ import annotations
@@ -26,61 +26,70 @@ class Fines:
     amount: np.ndarray  # int64 yuan
 
 
-def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array,
+def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array, key_code: np.ndarray,
               key_rank: np.ndarray | None = None) -> np.ndarray:
     """For each fine, the index (into ``fines``) of the fine that supersedes it, or -1.
 
     ``act``: an int64 act code per scored row (unique per row for a case of its own);
-    ``slot_rank``: the rank of each slot's (policy, rule) in string order; ``keys``: the
-    case_id text of each scored row; ``key_rank``, if known, an int64 per scored row ordered
-    as its case_id text is.
+    ``slot_rank``: the rank of each slot's (policy, rule) in string order; ``keys``: case_id
+    texts, ``key_code``: per scored row the index of its case_id in ``keys``; ``key_rank``,
+    if known, an int64 per scored row ordered as its case_id text is.
 
-    One sort by act; then per act the highest amount, among those the smallest slot rank,
-    and only where that still ties (two cases fined under one rule for one act), the
-    case_id texts of the tied fines are compared, so that millions of case_ids are never
-    sorted as strings."""
+    Per act the highest amount, among those the smallest slot rank, and only where that
+    still ties (two cases fined under one rule for one act), the case_id texts of the tied
+    fines are compared, so that millions of case_ids are never sorted as strings. The acts
+    are numbered densely (``_dense``) and reduced with ``ufunc.at`` and ``bincount``: no sort
+    of the fines, which took most of this step at ten million cases."""
     n = fines.row.size
     winner_of = np.full(n, -1, np.int64)
     if n < 2:
         return winner_of
-    group = act[fines.row]
-    order = np.argsort(group)  # unstable will do: ties are broken by the fine's index below
-    grouped = group[order]
-    first = np.ones(n, bool)
-    first[1:] = grouped[1:] != grouped[:-1]
-    starts = np.flatnonzero(first)
-    segment = np.cumsum(first) - 1  # per sorted position, its act's number
-    sizes = np.diff(np.append(starts, n))
-    if not (sizes > 1).any():
+    group, groups = _dense(act[fines.row])
+    if groups == n:  # every fine an act of its own
         return winner_of
-    amount = fines.amount[order]
-    best = np.maximum.reduceat(amount, starts)
-    rank = slot_rank[fines.slot[order]]
-    rank = np.where(amount == best[segment], rank, np.iinfo(np.int64).max)
-    best_rank = np.minimum.reduceat(rank, starts)
-    candidate = rank == best_rank[segment]  # the highest amount, then the smallest (policy, rule)
-    count = np.add.reduceat(candidate.astype(np.int64), starts)
-    # an act's leader: its one candidate, else the candidate of the smallest case_id (then the
-    # earliest fine); the first candidate in sorted order is the earliest fine of the act
-    leader = np.full(starts.size, -1, np.int64)
-    lone = np.flatnonzero(candidate & (count[segment] == 1))
-    leader[segment[lone]] = order[lone]
-    tied = np.flatnonzero(candidate & (count[segment] > 1))
+    best = np.full(groups, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(best, group, fines.amount)
+    rank = np.where(fines.amount == best[group], slot_rank[fines.slot], np.iinfo(np.int64).max)
+    best_rank = np.full(groups, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(best_rank, group, rank)
+    candidate = rank == best_rank[group]  # the highest amount, then the smallest (policy, rule)
+    count = np.bincount(group[candidate], minlength=groups)
+    # an act's leader: its one candidate, else the candidate of the smallest case_id, then
+    # the earliest fine
+    leader = np.full(groups, -1, np.int64)
+    lone = np.flatnonzero(candidate & (count[group] == 1))
+    leader[group[lone]] = lone
+    tied = np.flatnonzero(candidate & (count[group] > 1))
     if tied.size:
         if key_rank is not None:
-            case_rank = key_rank[fines.row[order[tied]]]
+            case_rank = key_rank[fines.row[tied]]
         else:
-            texts = keys.take(pa.array(fines.row[order[tied]]))
+            texts = keys.take(pa.array(key_code[fines.row[tied]]))
             case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
-        pick = np.lexsort((order[tied], case_rank, segment[tied]))
-        firsts = np.ones(pick.size, bool)
-        firsts[1:] = segment[tied][pick][1:] != segment[tied][pick][:-1]
-        chosen = tied[pick[firsts]]
-        leader[segment[chosen]] = order[chosen]
-    mine = leader[segment]
-    beaten = order != mine
-    winner_of[order[beaten]] = mine[beaten]
+        smallest = np.full(groups, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(smallest, group[tied], case_rank)
+        tied = tied[case_rank == smallest[group[tied]]]
+        first = np.full(groups, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, group[tied], tied)
+        leader[group[tied]] = first[group[tied]]
+    mine = leader[group]
+    beaten = np.flatnonzero(mine != np.arange(n))
+    winner_of[beaten] = mine[beaten]
     return winner_of
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """``codes`` renumbered 0..groups-1, equal codes equal: by offset where their range is
+    small (a few acts per enterprise), else by a sort."""
+    low, high = int(codes.min()), int(codes.max())
+    if high - low < 4 * codes.size + 1024:
+        dense = codes - low
+        present = np.zeros(high - low + 1, bool)
+        present[dense] = True
+        number = np.cumsum(present) - 1
+        return number[dense], int(number[-1]) + 1
+    distinct, dense = np.unique(codes, return_inverse=True)
+    return dense.astype(np.int64, copy=False), distinct.size
 
 
 __all__ = ["Fines", "supersede"]

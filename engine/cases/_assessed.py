@@ -70,10 +70,13 @@ class Assessments:
     reassess_seen: set[str] = field(default_factory=set)
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
-               uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None) -> np.ndarray:
+               uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
+               safe: tuple[bool, bool] = (False, False)) -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
         superseded): the run that already assessed each (0: none, assessed now). Writes the
-        assessments made now through ``writer``, in the run's transaction."""
+        assessments made now through ``writer``, in the run's transaction. ``safe``: whether
+        the case ids, the usccs are known to hold no character JSON escapes (checked once per
+        run, not per chunk: the check was a regex over every text of every chunk)."""
         n = len(keys)
         policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
         decided = pa.nulls(n, pa.string()) if decided is None else decided
@@ -111,7 +114,7 @@ class Assessments:
                 keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
                 pc.fill_null(decided.take(part), ""), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
                 from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
-            ])
+            ], (*safe, True, True, True, True))  # then amounts, ISO dates, reasons, runs
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows))
         return assessed_in
 

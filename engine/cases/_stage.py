@@ -137,20 +137,21 @@ class CaseStage:
                 windowed: Mapping[str, np.ndarray]) -> dict[str, object]:
         """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
         enterprise's (gathered by index) and the roll-ups."""
+        every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
         take = pa.array(rows)
         owners = cases.enterprise[rows]
         columns: dict[str, object] = {}
         for name in program.columns:
             if name == self.plan.link:
-                columns[name] = cases.uscc.take(take)
+                columns[name] = cases.uscc if every else cases.uscc.take(take)
             elif name in windowed:
-                columns[name] = windowed[name][rows]
+                columns[name] = windowed[name] if every else windowed[name][rows]
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
             elif name in cases.columns:
-                columns[name] = _checked(self.plan.facts[name], cases.columns[name], rows)
+                columns[name] = _checked(self.plan.facts[name], cases.columns[name], None if every else rows)
             elif name in cases.table.column_names:
-                columns[name] = cases.table[name].take(take)
+                columns[name] = cases.table[name] if every else cases.table[name].take(take)
             else:
                 columns[name] = side.table[name].take(pa.array(owners))
         return columns
@@ -225,16 +226,15 @@ class CaseStage:
         names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
-        keys = cases.keys.take(pa.array(cases.key_code[scored]))
-        winner = supersede(fines, acts, slot_rank, keys, cases.key_code[scored] if cases.keys_ascending else None)
+        key_code = cases.key_code[scored]
+        winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
         # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
         beaten = np.flatnonzero(winner >= 0)
         winners = winner[beaten]
         labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
-        names = pc.binary_join_element_wise(
-            labels.take(from_numbers(fines.slot[winners])), _OPEN, keys.take(from_numbers(fines.row[winners])), _CLOSE,
-            _NOTHING,
-        )
+        winner_ids = cases.keys.take(from_numbers(key_code[fines.row[winners]]))
+        names = pc.binary_join_element_wise(labels.take(from_numbers(fines.slot[winners])), _OPEN, winner_ids, _CLOSE,
+                                            _NOTHING)
         where = np.full(winner.size, -1, np.int64)
         where[beaten] = np.arange(beaten.size)
         by = names.take(pa.array(where, mask=where < 0))
@@ -245,18 +245,20 @@ class CaseStage:
         return out
 
 
-def _checked(fact, column, rows: np.ndarray):
+def _checked(fact, column, rows: np.ndarray | None):
     """A column the case checks already validated, handed to the kernel in the form its
     validators pass fastest (dates as datetime64, numbers as int64, flags as bool; an
-    optional fact's empty cells masked), instead of parsing the text a second time."""
-    values = column.values[rows]
+    optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
+    None: every row."""
+    values = column.values if rows is None else column.values[rows]
     if fact.type.kind is Kind.DATE:
         values = values.astype("datetime64[D]")
     elif fact.type.kind is Kind.BOOLEAN:
         values = values.astype(bool)
     if column.present is None:
         return values
-    return np.ma.masked_array(values, mask=~column.present[rows].astype(bool))
+    present = column.present if rows is None else column.present[rows]
+    return np.ma.masked_array(values, mask=~present.astype(bool))
 
 
 _OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")

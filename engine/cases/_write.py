@@ -20,14 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
-from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, numbers, string_scalar, strings
+from ecorules.rules._choices import resolve
 
 from .. import _store as store
 from .._chunks import (
     CHUNK_ROWS,
     _json_rows,
     _needs_escaping,
-    canonical_values,
     lift_rows,
     sanction_chunk,
     sanction_slot_rows,
@@ -73,8 +73,14 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     ])
     writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
     scored = results.scored
-    uscc = cases.uscc.take(from_numbers(scored))
-    keys = cases.keys.take(from_numbers(cases.key_code[scored]))
+
+    def usccs_at(positions: np.ndarray) -> pa.Array:  # of scored positions; one take, never two
+        return cases.uscc.take(from_numbers(scored[positions]))
+
+    def keys_at(positions: np.ndarray) -> pa.Array:
+        return cases.keys.take(from_numbers(cases.key_code[scored[positions]]))
+
+    payer_codes: dict[str, tuple[pa.Array, np.ndarray]] = {}
     # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
     safe_keys = _safe(cases.keys)
     safe_uscc = _safe(results.side.usccs)
@@ -87,25 +93,29 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
         if not picked.size:
             continue
-        index = from_numbers(picked)
         amounts = np.asarray(result.amounts[k], np.int64)[picked]
         by = results.superseded_by.get(k)
         imposed = np.ones(picked.size, bool) if by is None else np.asarray(by.is_null())
-        subjects = uscc.take(index)
-        payers = subjects if slot.payer == ENTERPRISE else _payers(plan, slot.payer, results, scored[picked])
+        subjects, case_ids = usccs_at(picked), keys_at(picked)
+        if slot.payer == ENTERPRISE:
+            payers = subjects
+        else:
+            labels, payer_code = _payers(plan, slot.payer, results, scored[picked], payer_codes)
+            payers = labels.take(from_numbers(payer_code))
         # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
         assessed_in = None if memory is None else memory.record(
-            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=keys.take(index), uscc=subjects,
-            amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]))
+            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
+            amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
+            safe=(safe_keys, safe_uscc))
         if assessed_in is not None and bool(assessed_in.any()):
             imposed = imposed & (assessed_in == 0)
-            _write_with_assessed(writer, run_id, first_slot + k, subjects, amounts, payers, keys.take(index), by,
+            _write_with_assessed(writer, run_id, first_slot + k, subjects, amounts, payers, case_ids, by,
                                  imposed, assessed_in)
         else:
             columns = [
                 _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
                 _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
-                _inner(keys.take(index), safe_keys),
+                _inner(case_ids, safe_keys),
                 # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
                 pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
                 if by is not None and by.null_count < len(by) else None,
@@ -117,21 +127,25 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         if slot.kind.payable:
             acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
             if slot.payer != ENTERPRISE:
-                _by_district(districts, payers.filter(pa.array(imposed)), amounts[imposed], picked[imposed])
+                _by_district(districts, labels, payer_code[imposed], amounts[imposed], picked[imposed])
     for label, (yuan, rows) in districts.items():
         total = acc.districts.setdefault(label, [0, 0])
         total[0] += yuan
-        total[1] += int(np.unique(np.concatenate(rows)).size)
+        booked = np.zeros(len(scored), bool)  # a case counts once however many findings it has
+        for part in rows:
+            booked[part] = True
+        total[1] += int(np.count_nonzero(booked))
     # a case's list entries carry its case_id (their key across runs) and dates (_lists.py)
     for s, (_policy, _rule, list_id) in enumerate(program.sanctions):
         picked = np.flatnonzero(np.asarray(result.sanctions[s]))
         for start in range(0, picked.size, CHUNK_ROWS):
-            index = from_numbers(picked[start:start + CHUNK_ROWS])
-            part = sanction_chunk(program, result, s, picked[start:start + CHUNK_ROWS], uscc.take(index), keys.take(index))
+            here = picked[start:start + CHUNK_ROWS]
+            part = sanction_chunk(program, result, s, here, usccs_at(here), keys_at(here))
             writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, part))
         acc.lists[list_id] += picked.size
     if getattr(program, "lifts", ()):
-        rows = lift_rows(plan.case_policies, program, result, run_id, result.as_of, np.arange(len(scored)), uscc, keys)
+        every = np.arange(len(scored))
+        rows = lift_rows(plan.case_policies, program, result, run_id, result.as_of, every, usccs_at(every), keys_at(every))
         writer.executemany(store.INSERT_LIFTS, rows)
         acc.lifts += len(rows)
 
@@ -179,31 +193,44 @@ def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, paye
         writer.execute(store.INSERT_FINDINGS, (run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns])))
 
 
-def _by_district(districts: dict, payers: pa.Array, amounts: np.ndarray, rows: np.ndarray) -> None:
-    """Yuan (exact int64) and case rows per payer label."""
-    if not len(payers):
+def _by_district(districts: dict, labels: pa.Array, codes: np.ndarray, amounts: np.ndarray, rows: np.ndarray) -> None:
+    """Yuan (exact int64) and case rows per payer label (``codes`` index ``labels``)."""
+    if not codes.size:
         return
-    encoded = pc.dictionary_encode(payers)
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
-    yuan = np.zeros(len(encoded.dictionary), np.int64)
+    yuan = np.zeros(len(labels), np.int64)
     np.add.at(yuan, codes, amounts)
-    for code, label in enumerate(encoded.dictionary.to_pylist()):
-        entry = districts.setdefault(label, [0, []])
+    for code in np.unique(codes).tolist():  # the few labels in use
+        entry = districts.setdefault(labels[code].as_py(), [0, []])
         entry[0] += int(yuan[code])
         entry[1].append(rows[codes == code])
 
 
-def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray) -> pa.Array:
+def _payers(plan: CasePlan, name: str, results: CaseResults, rows: np.ndarray,
+            cache: dict[str, tuple[pa.Array, np.ndarray]]) -> tuple[pa.Array, np.ndarray]:
     """The payer named by fact ``name`` for case rows ``rows``, as the ledger names it (an
-    enum's value, never its alias): the case's own fact or its enterprise's."""
+    enum's value, never its alias): the case's own fact or its enterprise's. As distinct
+    labels and an int64 code per row: an enterprise's fact is resolved once per enterprise
+    (kept in ``cache``), not once per finding."""
     cases, side = results.cases, results.side
     if name in cases.table.column_names:
-        column = cases.table[name].take(from_numbers(rows))
-    else:
-        column = side.table[name].take(from_numbers(cases.enterprise[rows]))
+        return _coded(plan.facts[name], cases.table[name].take(from_numbers(rows)))
+    if name not in cache:
+        cache[name] = _coded(plan.facts[name], side.table[name])
+    labels, codes = cache[name]
+    return labels, codes[cases.enterprise[rows]]
+
+
+def _coded(fact, column) -> tuple[pa.Array, np.ndarray]:
     column = _stripped(column)  # an enum's texts resolve alike with or without spaces (normalize)
-    fact = plan.facts[name]
-    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
+    encoded = pc.dictionary_encode(column)
+    labels = encoded.dictionary.to_pylist()
+    if fact.type.kind is Kind.ENUM:
+        # every enterprise's, including those whose registry row was rejected (no case of
+        # theirs is scored): a text that resolves to no value stays unresolved (null)
+        labels = [resolve(fact, text) for text in labels]
+    # an empty cell stays empty (the last label, null): the chunk writer refuses it
+    labels = pa.array([*labels, None], pa.string())
+    return labels, numbers(encoded.indices, fill=len(labels) - 1).astype(np.int64)
 
 
 __all__ = ["write_case_results"]
