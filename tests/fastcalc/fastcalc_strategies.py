@@ -172,7 +172,7 @@ class Expressions:
                                       f"add_months({base}, {self.pick(['1', '-11', self.small_integer()])})",
                                       f"add_years({base}, {self.pick(['1', '-2', *self.names('integer', 'param')])}, "
                                       f"'{self.pick(['month_end', 'next_day'])}')"]))
-        if kind in ("date", "integer") and self.draw(st.integers(0, 2)) == 0:
+        if kind in ("date", "integer") and self.draw(st.booleans()):
             # working days on the drawn table, as a leaf too (rules/_workdays.py)
             bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')"]
             held = [f"min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
