@@ -40,6 +40,9 @@ class Finding:
     superseded_by: str | None = None  # "policy rule (case)" of the fine imposed instead
     record: str | None = None  # the judged record's key when it is not the enterprise (case_id)
     unit: str = "yuan"  # what the ledger counts the amount in: yuan or fen (rules/_money.py)
+    # 行政处罚法 art 37 for a record judged by the law of its own date: the version applied
+    # and why ("从旧: ..." or "从轻: ..."; engine/_law_notes.py); None when the run's as_of chose it
+    law_note: str | None = None
 
     @property
     def imposed(self) -> bool:
@@ -65,6 +68,7 @@ class Finding:
             "record": self.record,
             "status": self.status,
             "superseded_by": self.superseded_by,
+            "law_note": self.law_note,
         }
 
 

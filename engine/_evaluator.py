@@ -33,6 +33,7 @@ from ecorules.rules._check_calls import result_key
 from ecorules.rules._checks import RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
+from ecorules.rules._workdays import check_calls, rule_calls
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
@@ -57,6 +58,7 @@ class Evaluator:
         self._compiled: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
         # once per policy, not per record: the order in which its rules are judged
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
+        self._workdays = {policy.key: {rule.id: rule_calls(rule) for rule in policy.rules} for policy in self.policies}
         if backend == "durable":
             rulesets = {}
             for policy in self.policies:
@@ -161,6 +163,9 @@ class Evaluator:
                     warnings.append(f"{policy.key} rule {rule.id}: {disabled[rule.id]}")
             fired: set[str] = set()
             for stage in self._stages[policy.key]:  # rules reading results come after the rules read
+                # a working day outside the holiday table fails the record whichever rule or
+                # guard reads it first, as in the kernel (rules/_workdays.py)
+                check_calls((c for rule in stage if rule.id not in disabled for c in self._workdays[policy.key][rule.id]), env)
                 fired |= self._fired(policy, env, disabled, stage)
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired

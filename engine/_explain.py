@@ -33,6 +33,8 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
         for finding in decision.findings:
             lines.append(f"  - {finding.title}")
             lines.append(f"    金额 Amount: {_yuan(finding.amount_yuan)}  类型 Kind: {finding.kind.label} ({finding.kind.value})  承担方 Payer: {finding.payer}")
+            if finding.law_note:
+                lines.append(f"    适用法律 Law applied (行政处罚法第三十七条): {finding.law_note}")
             if not finding.imposed:
                 lines.append(f"    不予处罚 Superseded: 同一违法行为按罚款数额高的规定处罚,已适用 {finding.superseded_by}")
             lines.append(f"    依据 Citation: {finding.citation}")

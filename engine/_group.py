@@ -18,6 +18,7 @@ from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluat
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
+from . import _law_notes as law_notes
 from ._decision import SUPERSEDED, Decision, Finding
 
 # The article the superseded fines cite, in the statute's own words (law.md, APL 2021).
@@ -140,14 +141,19 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
         if at_decision is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day):
             chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})"
+            finding_note = law_notes.same_law(at_act.key)
         else:
             # repealed by the decision: not a violation any more, the lightest outcome
             new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
             if _severity(new) < _severity(old):
                 later = at_decision.key if at_decision else "已废止 repealed"
                 chosen, note = new, f"{policy_id}: 从轻 ({later} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {at_act.key} {_severity(old)[0]:,})"
+                # a repealed statute leaves no finding to carry a note
+                finding_note = law_notes.lighter(later, _severity(new), at_act.key, _severity(old))
             else:
                 chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day}; 决定时的规定不轻于此)"
+                finding_note = law_notes.kept(at_act.key)
+        chosen = attrs.evolve(chosen, findings=tuple(attrs.evolve(f, law_note=finding_note) for f in chosen.findings))
         parts.append(chosen)
         if note:
             notes.append(note)

@@ -63,7 +63,7 @@ TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assess
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
-    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT",
+    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
 }
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
@@ -81,14 +81,17 @@ RESULT_TABLES = (
 # names its kind, and its rows' first element is the record's key (in ``uscc`` too: the
 # record stands for itself, as ``Finding.payer`` says for 'enterprise'); the registry's and
 # the case table's slots name none, and their records are the enterprise (key uscc) or the
-# case (key case_id).
+# case (key case_id). law_note, last (行政处罚法 art 37, a case judged by
+# the law of its own dates: the version applied and why, engine/_law_notes.py): the chunk's,
+# or a row's own as its 8th element (a 从轻 note holds that case's figures).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
            e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
            nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
            coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
-           coalesce(e.value ->> 3, e.value ->> 0) AS record_key
+           coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
+           coalesce(e.value ->> 7, c.law_note) AS law_note
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
 
@@ -231,7 +234,8 @@ CREATE TABLE IF NOT EXISTS finding_slots (
 CREATE TABLE IF NOT EXISTS finding_chunks (
     run_id INTEGER NOT NULL,
     slot INTEGER NOT NULL,
-    rows TEXT NOT NULL
+    rows TEXT NOT NULL,
+    law_note TEXT
 );
 CREATE INDEX IF NOT EXISTS finding_chunks_run ON finding_chunks (run_id);
 """ + "CREATE VIEW IF NOT EXISTS findings AS" + FINDINGS_VIEW + """;
@@ -277,6 +281,7 @@ INSERT_KIND_FINDING_SLOT = (
     "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
+INSERT_NOTED_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows, law_note) VALUES (?, ?, ?, ?)"
 INSERT_SANCTION_SLOT = (
     "INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -372,9 +377,11 @@ def _migrate(connection: sqlite3.Connection) -> None:
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
     every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
     6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`). Then the slots'
-    ``record_kind`` (see :func:`_add_record_kinds`)."""
+    ``record_kind`` (see :func:`_add_record_kinds`) and the findings'
+    law_note (:func:`_add_law_note`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     kinds_added = _add_record_kinds(connection)
+    kinds_added |= _add_law_note(connection)
     if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
@@ -393,6 +400,15 @@ def _migrate(connection: sqlite3.Connection) -> None:
             connection.execute(f"CREATE VIEW {view} AS" + body)
     if row is not None and row[0] != str(SCHEMA_VERSION):
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _add_law_note(connection: sqlite3.Connection) -> bool:
+    """``finding_chunks`` gains law_note (NULL for earlier runs); whether it was added (then
+    the views are made again). By the columns present, as ``_add_record_kinds``."""
+    if "law_note" in {r[1] for r in connection.execute("PRAGMA table_info(finding_chunks)")}:
+        return False
+    connection.execute("ALTER TABLE finding_chunks ADD COLUMN law_note TEXT")
+    return True
 
 
 def _narrow_list_entries(connection: sqlite3.Connection) -> None:

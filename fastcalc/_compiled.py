@@ -277,10 +277,15 @@ def check_program(program: CompiledProgram) -> None:
                 raise KernelError(f"{where}: writes into a read-only register ({reg.role})")
             if field == "dst" and reg.role == "fact" and not spec.name.startswith("LOAD_"):
                 raise KernelError(f"{where}: only LOAD instructions write a fact register")
-        if spec.name in ("IN_LIST", "NOT_IN_LIST"):
+        if spec.name in ("IN_LIST", "NOT_IN_LIST", "WORKDAYS"):
             start, count = int(row["k"]), int(row["k2"])
             if start < 0 or count < 1 or start + count > len(program.aux):
                 raise KernelError(f"{where}: list aux[{start}:{start + count}] out of range")
+        if spec.name == "WORKDAYS":
+            table = program.aux[int(row["k"]) + 3: int(row["k"]) + int(row["k2"])]
+            if count < 3 or int(program.aux[int(row["k"])]) not in opc.WORKDAY_FUNCTIONS.values() \
+                    or (table.size > 1 and not (np.diff(table) > 0).all()):
+                raise KernelError(f"{where}: not a working-day function with an ascending table")
         mode_field = {"ADD_MONTHS_RK": "k2", "ADD_MONTHS_RR": "k"}.get(spec.name)
         if mode_field and int(row[mode_field]) not in opc.ADD_MONTHS_MODES.values():
             raise KernelError(f"{where}: unknown rounding mode {int(row[mode_field])}")

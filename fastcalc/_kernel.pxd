@@ -72,7 +72,8 @@ cdef enum Opcode:
     OP_TOTAL_ADD_CHECKED = 60
     OP_ROLLUP = 61
     OP_ROLLUP_ONE = 62
-    N_OPCODES = 63
+    OP_WORKDAYS = 63
+    N_OPCODES = 64
 # END GENERATED OPCODES
 
 
@@ -81,6 +82,7 @@ cdef enum ErrorCode:
     ERR_OVERFLOW = 1      # a row total or a per-payer sum left the int64 range
     ERR_OPCODE = 2        # an opcode the kernel does not know (program not validated)
     ERR_PAYER_CODE = 3    # a payer code outside 0 .. n_codes - 1 (program not validated)
+    ERR_CALENDAR = 4      # a working-day computation reached a day outside the holiday table
 
 
 cdef enum RegisterKind:

@@ -99,6 +99,7 @@ cdef extern from *:
     bint fc_add_overflow(int64_t a, int64_t b, int64_t *out) noexcept nogil
     int64_t fc_add_months(int64_t days, int64_t months, int64_t mode) noexcept nogil
 
+
 cdef enum:
     ROLLUP_GROUP = 16      # rows whose amounts are tested together before any is walked
     ROLLUP_MAX_SLOTS = 64  # finding slots one payer may have (more: KernelError when compiling)
@@ -146,6 +147,73 @@ cdef inline int64_t read_code(const char* base, int64_t dtype, int64_t i) noexce
     if dtype == 5:
         return (<const uint16_t*>base)[i]
     return (<const uint32_t*>base)[i]
+
+
+cdef inline int64_t count_upto(const int64_t* days, int64_t n, int64_t x) noexcept nogil:
+    """How many of the ascending ``days[0:n]`` are <= x (a binary search)."""
+    cdef int64_t low = 0, high = n, middle
+    while low < high:
+        middle = (low + high) >> 1
+        if days[middle] <= x:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+cdef int workdays(const Instr* ins, char** ptr, int64_t n, const int64_t* aux) noexcept nogil:
+    """WORKDAYS: rules/_workdays.WorkCalendar's functions on its sorted working days.
+
+    aux[k:k + k2] = function (_opcodes.WORKDAY_FUNCTIONS), first and last day of the table,
+    the working days ascending. Every row is computed; one whose day (or result) lies outside
+    the table is an error where c is 1 (an accepted row whose arguments the reference can
+    evaluate), and elsewhere holds a, a value no rule reads.
+    """
+    cdef const int64_t* spec = aux + ins.k
+    cdef int64_t function = spec[0]
+    cdef int64_t first = spec[1]
+    cdef int64_t last = spec[2]
+    cdef const int64_t* table = spec + 3
+    cdef int64_t m = ins.k2 - 3
+    cdef int64_t* d = I64(ptr, ins.dst)
+    cdef const int64_t* a = I64(ptr, ins.a)
+    cdef const int64_t* b = I64(ptr, ins.b)
+    cdef const uint8_t* c = U8(ptr, ins.c)
+    cdef int64_t i, x, y, before, j
+    cdef bint outside
+    for i in range(n):
+        x = a[i]
+        outside = x < first or x > last
+        if not outside:
+            before = count_upto(table, m, x)
+            if function == 0:  # add_working_days(x, b): the b-th working day after x
+                j = before + b[i] - 1
+                if b[i] == 0:
+                    d[i] = x
+                elif b[i] < 0 or j >= m:
+                    outside = True
+                else:
+                    d[i] = table[j]
+            elif function == 3:  # working_day_on_or_after(x)
+                if before > 0 and table[before - 1] == x:
+                    d[i] = x
+                elif before >= m:
+                    outside = True
+                else:
+                    d[i] = table[before]
+            else:  # working_days_between(x, y), 1 exclusive, 2 inclusive
+                y = b[i]
+                if y < first or y > last:
+                    outside = True
+                else:
+                    d[i] = count_upto(table, m, y) - before
+                    if function == 2 and before > 0 and table[before - 1] == x:
+                        d[i] += 1
+        if outside:
+            if c[i] != 0:
+                return ERR_CALENDAR
+            d[i] = x
+    return ERR_NONE
 
 
 cdef int rollup(const Instr* ins, char** ptr, int64_t n, const int64_t* aux, int64_t* acc,
@@ -471,6 +539,8 @@ cdef int step(const Instr* ins, char** ptr, int64_t n, const int64_t* aux,
         return rollup(ins, ptr, n, aux, acc, False)
     elif op == OP_ROLLUP_ONE:
         return rollup(ins, ptr, n, aux, acc, True)
+    elif op == OP_WORKDAYS:
+        return workdays(ins, ptr, n, aux)
     else:
         return ERR_OPCODE
     return ERR_NONE

@@ -119,6 +119,11 @@ _TABLE = [
      "column (a view of any integer dtype, given in aux)"),
     ("ROLLUP_ONE", None, None, None, None, "aux offset", None,
      "the same for slots paid by the enterprise itself (a single payer, code 0)"),
+    # -- working days (rules/_workdays.py): aux[k] = the function (WORKDAY_FUNCTIONS), the
+    # table's first and last day, then its working days ascending (k2 - 3 of them) ---------
+    ("WORKDAYS", I64, I64, I64, U8, "aux offset", "count",
+     "dst = the working-day function aux[k] of date a and b (a count, or a second date) where c, "
+     "else a; a day outside the table where c: error ERR_CALENDAR"),
 ]
 
 OPCODES: tuple[Op, ...] = tuple(Op(code, *row) for code, row in enumerate(_TABLE))
@@ -132,11 +137,16 @@ ADD_MONTHS_MODES = {"month_end": 0, "next_day": 1}
 # ceil() of the language (round() is half_up).
 ROUNDING_MODES = {"half_up": 0, "half_even": 1, "down": 2, "up": 3, "floor": 4, "ceil": 5}
 
+# The working-day functions (aux[k] of WORKDAYS): rules/_workdays.py ADD .. ON_OR_AFTER.
+WORKDAY_FUNCTIONS = {"add_working_days": 0, "working_days_between exclusive": 1,
+                     "working_days_between inclusive": 2, "working_day_on_or_after": 3}
+
 ROLLUP_MAX_SLOTS = 64  # finding slots one payer fact may have (ROLLUP_MAX_SLOTS in _kernel.pyx)
 
 # Kernel return codes (also in the .pxd): raised as exceptions once the GIL is back.
-ERR_NONE, ERR_OVERFLOW, ERR_OPCODE, ERR_PAYER_CODE = 0, 1, 2, 3
+ERR_NONE, ERR_OVERFLOW, ERR_OPCODE, ERR_PAYER_CODE, ERR_CALENDAR = 0, 1, 2, 3, 4
 ERROR_MESSAGES = {
+    ERR_CALENDAR: "a working-day computation reached a day outside the holiday table",
     ERR_OVERFLOW: "a total exceeds the int64 range of the kernel (over 9.2e18 yuan)",
     ERR_OPCODE: "unknown opcode (the program was not validated)",
     ERR_PAYER_CODE: "a payer code is outside its labels (the program was not validated)",

@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet
+from ecorules.rules._workdays import CalendarError, rule_calls
 
 from . import _kernel
 from . import _opcodes as opc
@@ -186,9 +187,16 @@ class Program:
                     message = opc.ERROR_MESSAGES.get(status, f"kernel error {status}")
                     if status == opc.ERR_OVERFLOW:
                         raise OverflowError(message)
+                    if status == opc.ERR_CALENDAR:
+                        raise CalendarError(f"{message} ({self._tables()}): legal staff must add its year")
                     raise KernelError(message)
             rollups.add(_exact_sum(acc), seg.layout, seg.columns, seg.view)
         return rollups
+
+    def _tables(self) -> str:
+        """The holiday tables the program's working-day calls read, for an error message."""
+        tables = {str(call.args[-1].value) for p in self._compiled.policies for r in p.rules for call in rule_calls(r)}
+        return ", ".join(sorted(tables))
 
     def _finish(self, batch: _Batch, rollups: _Rollups) -> ScoreResult:
         c = self._compiled

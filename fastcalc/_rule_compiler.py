@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from ecorules.rules import KernelError
 from ecorules.rules import _ast as ast
 from ecorules.rules._types import Kind
+from ecorules.rules._workdays import FUNCTIONS as WORKDAY_CALLS
 
 from . import _opcodes as opc
 from ._compiled import Const, Fixed, Patch, Val, quotient_multiplier
@@ -221,6 +222,8 @@ class _RuleCompiler:
             return self.result(node)
         if function in ("add_months", "add_years"):
             return self.add_months(node)
+        if function in WORKDAY_CALLS:
+            return self.workdays(node)
         if function == "value_or":
             fact, default = node.args
             return self.op("SELECT_I64", self.present(fact), self.number(fact, native),
@@ -257,6 +260,65 @@ class _RuleCompiler:
         if per_unit != 1:  # |n| is bounded by the checker's date range: 12 n cannot overflow
             months = self.op("MUL_RK", months, k=Fixed(per_unit))
         return self.op("ADD_MONTHS_RR", day, months, k=mode)
+
+    def workdays(self, node: ast.Call) -> Val:
+        """add_working_days / working_days_between / working_day_on_or_after: WORKDAYS with the
+        holiday table in aux. Computed on every row; a day outside the table is an error
+        only where the row is accepted and the arguments can be evaluated (``computable``),
+        as ``_workdays.check_calls`` decides for the reference."""
+        *args, table = node.args
+        function = node.function if node.function != "working_days_between" else f"{node.function} {args.pop().value}"
+        code = opc.WORKDAY_FUNCTIONS[function]
+        day = self.materialise(self.number(args[0], 1))
+        other = self.materialise(self.number(args[1], 1)) if len(args) > 1 else day
+        where = ("valid",)
+        for arg in args:
+            mask = self.computable(arg)
+            if mask is not None:
+                where = self.op("AND_RR", where, mask)
+        return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
+
+    def computable(self, node: ast.Node) -> Val | None:
+        """Per row, whether the reference evaluates ``node`` without reading an empty
+        optional fact (rules/_evaluate.py: is_set reads nothing, value_or its default only
+        when the fact is empty, if() the branch taken, and/or until decided); None: always."""
+        if isinstance(node, ast.Name):
+            optional = node.kind == "fact" and self.program.facts[node.name].optional
+            return self.present(node) if optional else None
+        if isinstance(node, ast.Call) and node.function == "is_set":
+            return None
+        if isinstance(node, ast.Call) and node.function == "value_or":
+            default = self.computable(node.args[1])
+            return None if default is None else self.op("OR_RR", self.present(node.args[0]), default)
+        if isinstance(node, ast.Call) and node.function == "if":
+            condition, *branches = node.args
+            taken = [self.computable(branch) for branch in branches]
+            if taken != [None, None]:
+                chosen = self.materialise(self.boolean(condition))
+                taken = [self.materialise(Val(U8, const=Fixed(1))) if t is None else t for t in taken]
+                both = self.op("SELECT_U8", chosen, taken[0], taken[1])
+            else:
+                both = None
+            return self._all(self.computable(condition), both)
+        if isinstance(node, ast.BoolOp):  # all()/any() stop at the first operand that decides
+            result = None
+            for operand in reversed(node.operands):
+                mine = self.computable(operand)
+                if result is not None:
+                    value = self.materialise(self.boolean(operand))
+                    decides = value if node.op == "or" else self.op("NOT", value)
+                    result = self.op("OR_RR", decides, result)
+                result = self._all(mine, result)
+            return result
+        result = None
+        for child in ast.children(node):
+            result = self._all(result, self.computable(child))
+        return result
+
+    def _all(self, first: Val | None, second: Val | None) -> Val | None:
+        if first is None or second is None:
+            return first if second is None else second
+        return self.op("AND_RR", first, second)
 
     # -- booleans -------------------------------------------------------------------------------
     def boolean(self, node: ast.Node) -> Val:

@@ -44,6 +44,7 @@ from ._schema import (
     TestCase,
 )
 from ._types import DECIMAL_PLACES, Kind, Type
+from ._workdays import CalendarError, WorkCalendar, read_calendar
 
 __all__ = [
     "Check", "CheckFailure", "ClosedError", "DECIMAL_PLACES", "ENTERPRISE", "FUNCTIONS", "Citation", "DatedValue",
@@ -54,4 +55,5 @@ __all__ = [
     "Symbol", "TestCase", "Type", "UNITS", "UsageError", "check", "check_policies", "evaluate", "finding_amount",
     "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
+    "CalendarError", "WorkCalendar", "read_calendar",  # working days (行政处罚法 art 85)
 ]

@@ -21,6 +21,7 @@ from ._loader import read_facts
 from ._schema import Fact, scope_of
 from ._sections import POLICY_ID, Section, _identifier, _named_entries, parse_at
 from ._types import BOOLEAN, DATE, INTEGER, Kind
+from ._workdays import WorkCalendar, is_calendar, read_calendar
 from ._yaml import Located, load_yaml_file
 
 # A roll-up's range as the checker assumes it: no enterprise has more cases than this.
@@ -33,6 +34,7 @@ class Catalogue:
 
     facts: dict[str, Fact] = attrs.field(factory=dict)
     kinds: dict[str, RecordKind] = attrs.field(factory=dict)
+    calendar: WorkCalendar | None = None  # the folder's holiday table (_workdays.py), or its parent's
 
     def lineage(self, kind: str) -> tuple[str, ...]:
         """``kind`` and the kinds above it: case, enterprise."""
@@ -61,7 +63,8 @@ class _File:
 
 
 def is_catalogue(document: Any) -> bool:
-    return isinstance(document, Located) and "policy" not in document and "facts" in document
+    """A file of the folder that is no policy: fact catalogues, and the holiday table."""
+    return isinstance(document, Located) and "policy" not in document and ("facts" in document or is_calendar(document))
 
 
 def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
@@ -73,7 +76,12 @@ def read_catalogue(path: str | Path, document: Any = None) -> dict[str, Fact]:
 def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) -> Catalogue:
     """The catalogue of a folder: ``inherited`` plus each (path, parsed YAML) file."""
     facts, kinds = dict(inherited.facts), dict(inherited.kinds)
-    read = [_read_file(path, document) for path, document in files]
+    calendars = [(path, read_calendar(path, document)) for path, document in files if is_calendar(document)]
+    if len(calendars) > 1:
+        raise PolicySchemaError(f"two holiday tables in one folder ({calendars[0][0].name}, {calendars[1][0].name}): "
+                                "keep the years in one", Span(str(calendars[1][0]), 1, 1))
+    calendar = calendars[0][1] if calendars else inherited.calendar
+    read = [_read_file(path, document) for path, document in files if not is_calendar(document)]
     declared: dict[str, Path] = {}  # a fact of this folder -> the catalogue declaring it
     for file in read:
         for name, fact in file.facts.items():
@@ -100,7 +108,7 @@ def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) 
     for file in read:
         if file.rollups is not None:
             facts.update(_read_rollups(file, folder))
-    return Catalogue(facts, kinds)
+    return Catalogue(facts, kinds, calendar)
 
 
 def _read_file(path: Path, document: Any) -> _File:

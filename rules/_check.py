@@ -50,6 +50,8 @@ from ._types import (
     date_to_days,
     to_decimal,
 )
+from ._workdays import FUNCTIONS as WORKDAY_FUNCTIONS
+from ._workdays import WorkdayChecks
 
 FUNCTIONS = {
     "min": "the smallest of two or more numbers or dates",
@@ -70,6 +72,7 @@ FUNCTIONS = {
     "value_or": "value_or(fact, default): an optional fact's value, or the default when it is empty",
     "amount_of": "amount_of(rule): the amount another rule of this policy found on this record (0 when it did not fire)",
     "fired": "fired(rule): whether another rule of this policy fired on this record",
+    **WORKDAY_FUNCTIONS,
 }
 
 @attrs.frozen
@@ -188,7 +191,7 @@ def _point(node: ast.Literal) -> ast.Interval:
     return (Fraction(value), Fraction(value))
 
 
-class _Checker(CallChecks):
+class _Checker(CallChecks, WorkdayChecks):
     """``conditional``: the pass for the range of a value *when used* (``check(when=...)``),
     in which an if() branch is also checked under its own condition (or its negation)."""
 

@@ -68,6 +68,7 @@ from ._types import (
     Type,
     enum_type,
 )
+from ._workdays import CALENDAR_KEY, CalendarSymbol, uses_calendar
 from ._yaml import Located, load_yaml_file
 
 
@@ -426,6 +427,17 @@ def _default_start(kind, facts, scope, span) -> tuple | None:
 
 
 # -- files ---------------------------------------------------------------------------------------------
+def _content_hash(path: Path, calendar) -> str | None:
+    """The file's sha256, with the holiday table's when a rule counts working days: a new
+    year in the table changes what the policy decides, so a run of it is not reused."""
+    if not path.exists():
+        return None
+    digest = hashlib.sha256(path.read_bytes())
+    if calendar is not None:
+        digest.update(calendar.digest.encode())
+    return digest.hexdigest()
+
+
 def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> Policy:
     """Load and check one policy file. ``shared``: the folder's catalogue (``_catalogue.py``),
     or a plain dict of shared facts."""
@@ -464,6 +476,9 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     checks = read_checks(top, scope, facts, domain, read_citation)
     rules, seen = [], {}
     scope = dict(scope)
+    calendar = getattr(shared, "calendar", None)
+    if calendar is not None:  # the working-day functions read it (_workdays.py)
+        scope[CALENDAR_KEY] = CalendarSymbol(calendar)
     default_start = _default_start(kinds.get(domain), facts, scope, head.span)
     rounding = read_rounding(head)
     for item, span in in_order_of_reads(top.items("rules", "rules")):
@@ -507,7 +522,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         checks=checks,
         path=str(path),
         rounding=rounding,
-        content_hash=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None,
+        content_hash=_content_hash(path, calendar if uses_calendar(rules) else None),
         span=head.span,
     )
     head.finish()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from ecorules.rules import FindingKind, Kind, evaluate
@@ -28,6 +28,7 @@ from ecorules.rules import _ast as ast
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 
+from .. import _law_notes as law_notes
 from ._plan import CasePlanError
 
 
@@ -144,6 +145,32 @@ class LawResult:
     lighter: np.ndarray  # bool per row: some statute judged by the lighter law of the decision date
     law_days: np.ndarray  # int64 per row
     decision_days: np.ndarray  # int64 per row
+    # per statute (policy id): how its law was chosen per row, for the findings' notes
+    choices: dict[str, StatuteChoice] = field(default_factory=dict)
+
+    def finding_notes(self, policy_key: str, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str], list[str]]:
+        """The notes of the findings of version ``policy_key`` at rows ``rows``
+        (``_law_notes``): the outcome code per row, the one text of the SAME and of the KEPT
+        rows, and the own text of each LIGHTER row (in row order), with its figures."""
+        statute = policy_key.rsplit("@", 1)[0]
+        choice = self.choices[statute]
+        codes = choice.code[rows]
+        shared = {law_notes.SAME: law_notes.same_law(policy_key), law_notes.KEPT: law_notes.kept(policy_key)}
+        own = []
+        for row in rows[codes == law_notes.LIGHTER].tolist():
+            new, old = (tuple(int(v) for v in choice.severity[side, :, row]) for side in (1, 0))
+            own.append(law_notes.lighter(policy_key, new, choice.keys[choice.act_period[row]], old))
+        return codes, shared, own
+
+
+@dataclass
+class StatuteChoice:
+    """One statute's choice of law per case row (``_group.judge_by_law_in_force``'s, with columns)."""
+
+    code: np.ndarray  # int8 per row: _law_notes.SAME, KEPT or LIGHTER
+    severity: np.ndarray  # int64 (2, 3, rows): old and new (fines, list entries, other amounts), 从轻 rows only
+    act_period: np.ndarray  # int64 per row: the period of the law date
+    keys: list[str | None]  # per period: the version in force (None: no version)
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
@@ -166,8 +193,38 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         old.put(result, at_act[rows], rows[at_act[rows]])
         later = at_decision[rows] & ~at_act[rows]
         new.put(result, later, position_in_new[rows[later]])
-    lighter = choose(program, old, new, differs)
-    return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision)
+    choices = {}
+    lighter = choose(program, old, new, differs, choices)
+    for statute, (take, severity) in choices.items():
+        choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
+    return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices)
+
+
+def _choice(program, timeline: Timeline, statute: str, act_period, decision_period, differs, take, severity) -> StatuteChoice:
+    """SAME where the statute's version and parameter values are those of the decision
+    date too (as ``_group._same_parameters`` decides: a parameter not set is never the same),
+    LIGHTER where the decision date's outcome was taken, KEPT elsewhere."""
+    from ecorules.rules import ParameterNotSetError
+
+    versions = [p for p in program.compiled.policies if p.id == statute]
+    keys, signatures = [], []
+    for period in range(timeline.cuts.size + 1):
+        day = timeline.day(period)
+        version = next((p for p in versions if p.in_force(day)), None)
+        keys.append(version.key if version else None)
+        try:
+            values = tuple(parameter.value_at(day) for parameter in version.parameters.values()) if version else ()
+            signatures.append((keys[-1], values))
+        except ParameterNotSetError:
+            signatures.append(object())  # equal to no other period's, nor compared with itself
+    same_as = np.array([[a == b and isinstance(a, tuple) for b in signatures] for a in signatures], bool)
+    n = act_period.size
+    code = np.where(same_as[act_period, decision_period], law_notes.SAME, law_notes.KEPT).astype(np.int8)
+    full = np.zeros((2, 3, n), np.int64)
+    if differs.size:
+        code[differs[take]] = law_notes.LIGHTER
+        full[:, :, differs] = severity
+    return StatuteChoice(code, full, act_period, keys)
 
 
 @dataclass
@@ -189,16 +246,19 @@ class _Outputs:
                 mine[:, into] = np.asarray(theirs)[:, which]
 
 
-def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray) -> np.ndarray:
+def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: dict | None = None) -> np.ndarray:
     """Per policy id, over the rows ``differs`` (whose law and decision dates fall in two
     periods): the decision date's outcome where strictly lighter, written into ``old``.
-    Returns per row whether any statute took the lighter later law."""
+    Returns per row whether any statute took the lighter later law; ``choices`` receives
+    per policy id (which of ``differs`` took it, the old and new severities (2, 3, rows))."""
     lighter = np.zeros(old.fired.shape[1], bool)
-    if not differs.size:
-        return lighter
     policy_id = {p.key: p.id for p in program.compiled.policies}
     rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
     ids = dict.fromkeys(policy_id[key] for key, _ in program.rules)
+    if choices is not None:
+        choices.update({statute: (np.zeros(0, bool), np.zeros((2, 3, 0), np.int64)) for statute in ids})
+    if not differs.size:
+        return lighter
     for statute in ids:
         rules = [i for i, (key, _) in enumerate(program.rules) if policy_id[key] == statute]
         findings = [k for k, slot in enumerate(program.findings) if policy_id[slot.policy_key] == statute]
@@ -207,6 +267,8 @@ def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray) -> np.nda
         of, ol, oo = _severity(program, rule_row, findings, lists, old, differs)
         nf, nl, no = _severity(program, rule_row, findings, lists, new, np.arange(differs.size))
         take = (nf < of) | ((nf == of) & ((nl < ol) | ((nl == ol) & (no < oo))))
+        if choices is not None:
+            choices[statute] = (take, np.array([[of, ol, oo], [nf, nl, no]], np.int64).reshape(2, 3, differs.size))
         if not take.any():
             continue
         rows, source = differs[take], np.flatnonzero(take)

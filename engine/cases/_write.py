@@ -23,6 +23,7 @@ from ecorules.rules import ENTERPRISE, Kind
 from ecorules.rules._arrow import from_numbers, numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
+from .. import _law_notes as law_notes
 from .. import _store as store
 from .._chunks import (
     CHUNK_ROWS,
@@ -107,22 +108,35 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
             writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
             safe=(safe_keys, safe_uscc))
-        if assessed_in is not None and bool(assessed_in.any()):
+        has_assessed = assessed_in is not None and bool(assessed_in.any())
+        if has_assessed:
             imposed = imposed & (assessed_in == 0)
-            _write_with_assessed(writer, run_id, first_slot + k, subjects, amounts, payers, case_ids, by,
-                                 imposed, assessed_in)
-        else:
+        # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
+        for rows, note, own_notes in _law_groups(result, slot.policy_key, picked):
+            if rows is not None:
+                take = pa.array(rows)
+                part_subjects, part_payers, part_keys = subjects.take(take), payers.take(take), case_ids.take(take)
+                part_by = None if by is None else by.take(take)
+                part_amounts, part_imposed = amounts[rows], imposed[rows]
+                part_assessed = None if assessed_in is None else assessed_in[rows]
+            else:
+                part_subjects, part_payers, part_keys, part_by = subjects, payers, case_ids, by
+                part_amounts, part_imposed, part_assessed = amounts, imposed, assessed_in
+            if has_assessed or own_notes is not None:
+                _write_with_assessed(writer, run_id, first_slot + k, part_subjects, part_amounts, part_payers, part_keys,
+                                     part_by, part_imposed, part_assessed, note, own_notes)
+                continue
             columns = [
-                _inner(subjects, safe_uscc), from_numbers(amounts).cast(pa.string()),
-                _inner(payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
-                _inner(case_ids, safe_keys),
+                _inner(part_subjects, safe_uscc), from_numbers(part_amounts).cast(pa.string()),
+                _inner(part_payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
+                _inner(part_keys, safe_keys),
                 # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
-                pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(by, safe_by), _CLOSE, _EMPTY), _EMPTY)
-                if by is not None and by.null_count < len(by) else None,
+                pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(part_by, safe_by), _CLOSE, _EMPTY), _EMPTY)
+                if part_by is not None and part_by.null_count < len(part_by) else None,
             ]
-            for start in range(0, picked.size, CHUNK_ROWS):
+            for start in range(0, part_amounts.size, CHUNK_ROWS):
                 part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
-                writer.execute(store.INSERT_FINDINGS, (run_id, first_slot + k, _chunk(part)))
+                _insert(writer, run_id, first_slot + k, _chunk(part), note)
         acc.findings += picked.size
         if slot.kind.payable:
             acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
@@ -180,17 +194,48 @@ def _chunk(columns: list[pa.Array | None]) -> str:
     return "[" + str(data, "utf-8") + "]"
 
 
-def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in) -> None:
-    """A slot holding findings an earlier run assessed: every row with its status, the
-    assessed ones with no new amount and the run that assessed them as a 7th column (0:
-    none). Rare after the first run of a table's cases, so the plain JSON writer does."""
+def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,
+                         note: str | None = None, own_notes: list[str] | None = None) -> None:
+    """Findings written row by row in full: those of a slot holding findings an earlier run
+    assessed (every row with its status, the assessed ones with no new amount and the run
+    that assessed them as a 7th column, 0: none), and those whose law note is their own (an
+    8th column). Rare after the first run of a table's cases, so the plain JSON writer does."""
+    if assessed_in is None:
+        assessed_in = np.zeros(len(amounts), np.int64)
     status = pc.if_else(pa.array(imposed), _IMPOSED, _SUPERSEDED_WORD)
     status = pc.if_else(pa.array(assessed_in > 0), _ALREADY, status)
     superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(len(amounts), pa.string()).fill_null(_EMPTY)
     columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
                from_numbers(assessed_in)]
+    if own_notes is not None:
+        columns.append(strings(own_notes))
     for start in range(0, len(amounts), CHUNK_ROWS):
-        writer.execute(store.INSERT_FINDINGS, (run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns])))
+        _insert(writer, run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns]), note)
+
+
+def _insert(writer, run_id: int, slot: int, rows: str, note: str | None) -> None:
+    if note is None:
+        writer.execute(store.INSERT_FINDINGS, (run_id, slot, rows))
+    else:
+        writer.execute(store.INSERT_NOTED_FINDINGS, (run_id, slot, rows, note))
+
+
+def _law_groups(result, policy_key: str, picked: np.ndarray):
+    """The fired rows of a finding slot in groups by their law note (行政处罚法 art 37):
+    (positions in ``picked`` or None for all, the chunk's note, the rows' own notes or None).
+    From the law at the act (从旧) one note per group; from the lighter later law (从轻) a
+    note per row, with its figures. No note where the kind has no dates of the law."""
+    if not getattr(result, "choices", None):
+        return [(None, None, None)]
+    codes, shared, own = result.finding_notes(policy_key, picked)
+    groups = []
+    for code in (law_notes.SAME, law_notes.KEPT, law_notes.LIGHTER):
+        rows = np.flatnonzero(codes == code)
+        if rows.size:
+            groups.append((rows, None, own) if code == law_notes.LIGHTER else (rows, shared[code], None))
+    if len(groups) == 1 and groups[0][0].size == picked.size:  # one group, most often: no copies
+        groups[0] = (None, *groups[0][1:])
+    return groups
 
 
 def _by_district(districts: dict, labels: pa.Array, codes: np.ndarray, amounts: np.ndarray, rows: np.ndarray) -> None:

@@ -151,7 +151,7 @@ def _expected(policies, usccs, cases, as_of, parent=None):
             enterprise = parent(uscc) if parent else {"uscc": uscc}
             group = evaluator.evaluate_group(enterprise, by_enterprise.get(uscc, []), as_of=as_of)
             for f in group.findings:
-                findings[(uscc, f.record, f.policy, f.rule, f.amount_yuan, f.status, f.superseded_by)] += 1
+                findings[(uscc, f.record, f.policy, f.rule, f.amount_yuan, f.status, f.superseded_by, f.law_note)] += 1
             for part in (*group.children, *((group.parent,) if group.parent else ())):
                 for s in part.sanctions:
                     lists[(s.uscc, s.list, s.rule)] += 1
@@ -164,9 +164,9 @@ def _expected(policies, usccs, cases, as_of, parent=None):
 
 def _found(db, run):
     findings = Counter(
-        (r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6])
-        for r in db.execute("SELECT uscc, case_id, policy, rule, amount_yuan, status, superseded_by FROM findings "
-                            "WHERE run_id = ?", (run,)))
+        (r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], r[7])
+        for r in db.execute("SELECT uscc, case_id, policy, rule, amount_yuan, status, superseded_by, law_note "
+                            "FROM findings WHERE run_id = ?", (run,)))
     lists = Counter(db.execute("SELECT uscc, list, rule FROM sanctions WHERE run_id = ?", (run,)).fetchall())
     return findings, lists
 
@@ -191,6 +191,11 @@ def test_the_batch_run_judges_each_case_by_the_law_in_force_as_evaluate_group_do
     assert notes["test.water_law: 从旧"] > 20 and notes["test.water_law: 行为时无此规定"] > 5
     amounts = Counter((key[2], key[4]) for key in found.elements())
     assert amounts[("test.water_law@2017", 150000)] > 5  # the 2020 value of the dated parameter
+    # each finding carries its own note in the ledger: all three outcomes, 从轻 with its figures
+    kinds = Counter(key[7].split(" ", 2)[0] + ("" if "未修改" in key[7] else "+") for key in found.elements())
+    assert min(kinds["从旧:"], kinds["从旧:+"], kinds["从轻:+"]) > 20
+    assert any(re.fullmatch(r"从轻: 决定时的规定 test\.water_law@2017 较轻,罚款 [\d,]+ 元 < test\.water_law@2008 [\d,]+ 元",
+                            key[7]) for key in found)
 
 
 def test_a_law_date_the_batch_does_not_vectorise_is_computed_by_the_reference(tmp_path):
@@ -258,3 +263,22 @@ def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
     assert (("ZZ-2024-011", "late_payment_surcharge") in rules) == (years == 0)  # in force 2021-07-15
     assert (("ZZ-2023-008", "art84_2_illegal_outfall") in rules) == (years < 6)  # act 2017-01-01
     assert notes["prc.water_pollution_fines: 行为时无此规定"] == (2 if years == 6 else 0)
+
+
+def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_findings(tmp_path):
+    from ecorules.engine import _store as store
+
+    path = tmp_path / "old.sqlite"
+    run_nightly(EXAMPLES / "registry.csv", path, as_of=dt.date(2012, 4, 14))
+    connection = sqlite3.connect(path)
+    before = connection.execute("SELECT uscc, policy, rule, amount_yuan FROM findings ORDER BY 1, 2, 3").fetchall()
+    connection.executescript(  # the findings as every store before law notes held them
+        "DROP VIEW findings; ALTER TABLE finding_chunks DROP COLUMN law_note; CREATE VIEW findings AS "
+        + store.FINDINGS_VIEW.replace(",\n           coalesce(e.value ->> 7, c.law_note) AS law_note", "") + ";")
+    assert "law_note" not in [d[0] for d in connection.execute("SELECT * FROM findings LIMIT 1").description]
+    connection.close()
+    connection = store.connect(path)
+    rows = connection.execute("SELECT uscc, policy, rule, amount_yuan, law_note FROM findings ORDER BY 1, 2, 3").fetchall()
+    assert [row[:4] for row in rows] == before and before
+    assert {row[4] for row in rows} == {None}  # the registry's findings: the run's as_of chose the law
+    connection.close()

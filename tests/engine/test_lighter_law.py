@@ -111,3 +111,24 @@ def test_a_law_repealed_by_the_decision_makes_the_act_no_violation(tmp_path):
         decision = judge(evaluator, as_of=dt.date(2023, 6, 1), act_date="2019-06-01", decided="2023-01-01")
     assert decision.findings == ()
     assert decision.law_note == "test.water_law: 从轻 (已废止 repealed 决定时 2023-01-01 较轻: 0 < test.water_law@2017 100,000)"
+
+
+def test_each_finding_names_the_version_applied_and_why(evaluator):
+    kept = judge(evaluator, act_date="2017-06-01", decided="2018-03-01")
+    assert [f.law_note for f in kept.findings] == ["从旧: 行为时的规定 test.water_law@2008,决定时的规定不轻于此"]
+    lighter = judge(evaluator, act_date="2017-06-01", decided="2018-03-01", pollutant_fee_yuan=200000)
+    assert [f.law_note for f in lighter.findings] == [
+        "从轻: 决定时的规定 test.water_law@2017 较轻,罚款 100,000 元 < test.water_law@2008 400,000 元"]
+    same = judge(evaluator, act_date="2018-06-01", decided="2018-09-01")
+    assert [f.law_note for f in same.findings] == ["从旧: 行为时的规定 test.water_law@2017,决定时未修改"]
+    # in the JSON of explain and the library, beside the finding
+    assert lighter.to_dict()["findings"][0]["law_note"] == lighter.findings[0].law_note
+
+
+def test_explain_prints_the_law_applied_beside_each_finding(evaluator):
+    from ecorules.engine._explain import render_text
+
+    decision = judge(evaluator, act_date="2017-06-01", decided="2018-03-01", pollutant_fee_yuan=200000)
+    text = render_text(decision, evaluator.policies)
+    assert ("适用法律 Law applied (行政处罚法第三十七条): 从轻: 决定时的规定 test.water_law@2017 较轻,"
+            "罚款 100,000 元 < test.water_law@2008 400,000 元") in text

@@ -8,7 +8,7 @@ parameters, decimal amounts left to the rounding a policy or rule declares (unit
 every mode, or the defaults) or rounded by round()/floor()/ceil(), every function, dates with
 ``as_of``, enums, strings against literals (present in the batch or not), ``in`` lists,
 ``if`` of every type, the calendar functions (add_months/add_years in both modes, add_days,
-days_between), and optional facts read through is_set()/value_or() or under a guard ('and'
+days_between, the working-day functions on a drawn holiday table), and optional facts read through is_set()/value_or() or under a guard ('and'
 chains, 'not is_set() or', if() branches, a rule's condition for its amounts), and the results
 of the policy's earlier rules (amount_of, fired). Each expression is type-checked as it is
 drawn and replaced by a simpler
@@ -37,6 +37,7 @@ from ecorules.rules._check_calls import result_key
 from ecorules.rules._money import ROUNDING_MODES, UNITS
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
 from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
+from ecorules.rules._workdays import CALENDAR_KEY, CalendarSymbol, read_calendar
 from hypothesis import strategies as st
 
 VALID_USCC = ["91410100123456788Y", "9144030071526726XG", "91350200MA31E12PXF"]
@@ -171,6 +172,13 @@ class Expressions:
                                       f"add_months({base}, {self.pick(['1', '-11', self.small_integer()])})",
                                       f"add_years({base}, {self.pick(['1', '-2', *self.names('integer', 'param')])}, "
                                       f"'{self.pick(['month_end', 'next_day'])}')"]))
+        if kind in ("date", "integer") and self.draw(st.booleans()):
+            # working days on the drawn table, as a leaf too (rules/_workdays.py)
+            bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')"]
+            held = [f"min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
+            options.append(self.pick([f"add_working_days({held[0]}, {self.pick(['1', '3', '0'])})",
+                                      f"working_day_on_or_after({held[0]})"]) if kind == "date" else
+                           f"working_days_between({held[0]}, {held[1]}, '{self.pick(['inclusive', 'exclusive'])}')")
         return options
 
     def expr(self, kind: str, depth: int) -> str:
@@ -182,7 +190,7 @@ class Expressions:
         return self.expr(self.pick(["integer", "decimal"]), depth)
 
     def expr_integer(self, d: int) -> str:
-        choice = self.draw(st.integers(0, 10))
+        choice = self.draw(st.integers(0, 11))
         if choice == 0:
             return f"({self.expr('integer', d)} {self.pick(['+', '-', '*'])} {self.expr('integer', d)})"
         if choice == 1:
@@ -205,7 +213,22 @@ class Expressions:
             return f"days_between({self.expr('date', d)}, {last}, {count})"
         if choice == 8:
             return f"round({self.number(d)} / {self.divisor()})"
+        if choice == 9:
+            count = self.pick(["'inclusive'", "'exclusive'"])
+            return f"working_days_between({self.in_table(d)}, {self.in_table(d)}, {count})"
         return self.leaf("integer")
+
+    def in_table(self, d: int) -> str:
+        """A date expression held inside the drawn holiday table (2000-2030, see holiday_table)
+        with room for the working days counted after it."""
+        return f"min(max({self.expr('date', d)}, date('2001-01-01')), date('2029-06-30'))"
+
+    def working_day(self, d: int) -> str:
+        """add_working_days / working_day_on_or_after (rules/_workdays.py) on the drawn table."""
+        if self.draw(st.booleans()):
+            return f"working_day_on_or_after({self.in_table(d)})"
+        count = self.pick(["0", "1", "5", "23", f"min(abs({self.expr('integer', d)}), 60)"])
+        return f"add_working_days({self.in_table(d)}, {count})"
 
     def divisor(self) -> str:
         positive = [n for n, p in self.params.items() if p.type.kind.value in ("integer", "decimal")
@@ -233,9 +256,11 @@ class Expressions:
 
     def expr_date(self, d: int) -> str:
         small = self.small_integer()
-        choice = self.draw(st.integers(0, 7))
+        choice = self.draw(st.integers(0, 8))
         if choice in (5, 6):
             return self.calendar(d, small)
+        if choice == 8:
+            return self.working_day(d)
         if choice == 7:
             return f"add_days({self.expr('date', d)}, {small})"
         if choice == 0:
@@ -374,9 +399,12 @@ def policy_files(draw, folder: Path):
     """Write a catalogue and 1-3 policies into ``folder``; return the loaded PolicySet."""
     facts = draw(catalogue())
     (folder / "facts.yaml").write_text(_catalogue_yaml(facts), encoding="utf-8")
+    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1))), encoding="utf-8")
+    table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
     for p in range(draw(st.integers(1, 3))):
         params = draw(parameters(f"q{p}"))
         exprs = Expressions(draw, facts, params)
+        exprs.scope[CALENDAR_KEY] = table
         # a finding's payer is in every row (the kernel refuses an optional payer)
         payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc" and not f.optional]
         checks = [found for c in range(draw(st.sampled_from([0, 0, 1, 2])))
@@ -457,6 +485,27 @@ def _check(draw, exprs, check_id: str):
     if not read:
         return None
     return check_id, when, require, draw(st.sampled_from(sorted(set(read))))
+
+
+def holiday_table(seed: int) -> str:
+    """A holiday table (rules/_workdays.py) of the years 2000-2030: a few ranges of days off
+    and weekend working days a year, drawn from ``seed``; made up, for tests only."""
+    rng = np.random.default_rng(seed)
+    lines = ["calendar:", "  title: 测试", "  law: 测试", "  source: 随机(测试用)", "years:"]
+    for year in range(2000, 2031):
+        start = dt.date(year, 1, 1)
+        lines += [f"  {year}:", "    notice: 测试", "    source: 测试", "    days_off:"]
+        off = set()
+        for _ in range(int(rng.integers(2, 7))):
+            first = start + dt.timedelta(days=int(rng.integers(0, 355)))
+            last = first + dt.timedelta(days=int(rng.integers(0, 8)))
+            last = min(last, dt.date(year, 12, 31))
+            lines.append(f"      - {{name: 节日, from: {first}, to: {last}}}")
+            off.update(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+        weekends = sorted({start + dt.timedelta(days=int(k)) for k in rng.integers(0, 365, 4)})
+        weekends = [day for day in weekends if day.weekday() >= 5 and day not in off and day.year == year]
+        lines.append(f"    working_weekends: [{', '.join(map(str, weekends))}]")
+    return "\n".join(lines) + "\n"
 
 
 def _entry_dates(draw, exprs, depth: int, when, lift: bool = False) -> tuple[str | None, str | None]:

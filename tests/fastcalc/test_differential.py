@@ -116,7 +116,7 @@ def test_kernel_equals_reference(data):
 
 
 CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'", "amount_of(",
-              "fired(", " / ")
+              "fired(", " / ", "add_working_days(", "working_days_between(", "working_day_on_or_after(")
 # how amounts are rounded (rules/_money.py): each unit and mode, and amounts whose exact value
 # is not a whole number of its unit, so that the rounding decides
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",

@@ -16,6 +16,7 @@ import pytest
 from ecorules.fastcalc import _opcodes as opc
 from ecorules.fastcalc import compile_program
 from ecorules.rules import PolicyTypeError, load_policies
+from fastcalc_strategies import holiday_table
 from fastcalc_support import AS_OF, USCC, probe, read_probe, rule, score_both, write_policy
 
 DEC = "  a:\n    type: decimal\n    min: -1000\n    max: 1000\n  b:\n    type: decimal\n    min: -1000\n    max: 1000\n"
@@ -312,6 +313,7 @@ def test_every_opcode_is_used_by_some_program(tmp_path):
         "(f == g) or (f != g) or (f == true) or (f != true)", "not f", "if(f, g, not g)",
         "if(p > 2, i, 0) > 0 and if(p > 2, f, g)", "e == 'x' and s == 'q' and d < as_of",
         "add_months(d, i, 'next_day') < as_of and add_years(d, p) > as_of",
+        "add_working_days(d, 2) > d",  # WORKDAYS, on the holiday table written below
     ]
     rules = "".join(rule(f"r{k}", c, ["1"] if k % 2 else [], kind="reward" if k == 3 else "fine")
                     for k, c in enumerate(conditions))
@@ -319,6 +321,7 @@ def test_every_opcode_is_used_by_some_program(tmp_path):
     # a check fails nowhere in these rows, but runs FAILED and REJECT
     checks = '  - {id: known, require: "i < 1000 or p > 5", column: i, message: unit}\n'
     folder = write_policy(tmp_path, facts, rules, parameters, checks=checks)
+    (folder / "holidays.yaml").write_text(holiday_table(1), encoding="utf-8")
     program = compile_program(load_policies(folder))
     used = {opc.OPCODES[int(op)].name for op in program.compiled.code["op"]}
     from ecorules.fastcalc import _kernel

@@ -220,8 +220,8 @@ TYPE_ERRORS = [
     ("n in [1, 'a']", None, "cannot compare integer with string", 10),
     ("district in ['金水区', '郑东']", None, "'郑东' is not one of the values of district: 金水区, 二七区, 中原区", 21),
     # calls
-    ("mim(n, 1)", None, "unknown function mim(); known: min, max, abs, round, floor, ceil, if, date, add_days, add_months, add_years, days_between, is_set, value_or, amount_of, fired (did you mean 'min'?)", 1),
-    ("sqrt(n)", None, "unknown function sqrt(); known: min, max, abs, round, floor, ceil, if, date, add_days, add_months, add_years, days_between, is_set, value_or, amount_of, fired", 1),
+    ("mim(n, 1)", None, "unknown function mim(); known: min, max, abs, round, floor, ceil, if, date, add_days, add_months, add_years, days_between, is_set, value_or, amount_of, fired, add_working_days, working_days_between, working_day_on_or_after (did you mean 'min'?)", 1),
+    ("sqrt(n)", None, "unknown function sqrt(); known: min, max, abs, round, floor, ceil, if, date, add_days, add_months, add_years, days_between, is_set, value_or, amount_of, fired, add_working_days, working_days_between, working_day_on_or_after", 1),
     ("day > date(20120414)", None, "date() takes one text literal: date('2012-04-14')", 7),
     ("date(name)", None, "date() takes one text literal: date('2012-04-14')", 1),
     ("date('2012-04-14', '2012-04-15')", None, "date() takes one text literal: date('2012-04-14')", 1),

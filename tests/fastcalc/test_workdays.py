@@ -1,0 +1,184 @@
+"""Working days (行政处罚法 art 85) from the holiday table, in the three evaluators.
+
+The shipped table (policies/zhengzhou/holidays.yaml) against the State Council's notices as
+quoted in it; the kernel's WORKDAYS against rules/_workdays.WorkCalendar on every day of the
+table; a day outside the table as an error in the reference, durable-rules and the kernel
+alike, computed eagerly (a guard of a required fact does not hide it) but never where an
+optional fact the call reads is empty; the loader's and the table reader's errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecorules.engine import Evaluator
+from ecorules.fastcalc import compile_program
+from ecorules.rules import PolicyError, load_policies
+from ecorules.rules._workdays import CalendarError, read_calendar
+from fastcalc_support import USCC, rule, write_policy
+
+SHIPPED = Path(__file__).parent.parent.parent / "policies" / "zhengzhou" / "holidays.yaml"
+FACTS = "  d:\n    type: date\n  n:\n    type: integer\n    min: 0\n    max: 40\n  p:\n    type: date\n    optional: true\n"
+AS_OF = dt.date(2025, 12, 1)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_calendar(SHIPPED)
+
+
+def test_the_shipped_table_follows_the_notices(table):
+    # 2024: "2月10日至17日放假调休 ... 2月4日(星期日)、2月18日(星期日)上班"
+    assert not table.is_working(dt.date(2024, 2, 12)) and table.is_working(dt.date(2024, 2, 4))
+    assert table.is_working(dt.date(2024, 2, 9))  # 除夕: only "鼓励 ... 休息", a working day
+    # 2025: "1月1日(周三)放假1天,不调休"; "10月11日(周六)上班"
+    assert not table.is_working(dt.date(2025, 1, 1)) and table.is_working(dt.date(2025, 1, 2))
+    assert table.is_working(dt.date(2025, 10, 11)) and not table.is_working(dt.date(2025, 10, 8))
+    # 2026: "1月1日(周四)至3日(周六)放假调休 ... 1月4日(周日)上班"
+    assert not table.is_working(dt.date(2026, 1, 2)) and table.is_working(dt.date(2026, 1, 4))
+    assert not table.is_working(dt.date(2026, 3, 1))  # an ordinary Sunday
+
+
+def test_periods_in_working_days_across_a_holiday(table):
+    # served Friday 2024-09-27: the 29th (Sunday, 上班), 30th, then 8, 9, 10 October
+    assert table.add_working_days(dt.date(2024, 9, 27), 5) == dt.date(2024, 10, 10)
+    assert table.add_working_days(dt.date(2024, 9, 27), 0) == dt.date(2024, 9, 27)
+    # (2025-09-30, 2025-10-11]: the 9th, the 10th, and Saturday the 11th (上班)
+    assert table.working_days_between(dt.date(2025, 9, 30), dt.date(2025, 10, 11), "exclusive") == 3
+    assert table.working_days_between(dt.date(2025, 9, 30), dt.date(2025, 10, 11), "inclusive") == 4
+    assert table.working_days_between(dt.date(2025, 10, 11), dt.date(2025, 9, 30), "exclusive") == -3
+    # 民法典 art 203: a period ending in the Spring Festival ends on the first working day after
+    assert table.working_day_on_or_after(dt.date(2026, 2, 15)) == dt.date(2026, 2, 24)
+    assert table.working_day_on_or_after(dt.date(2026, 2, 14)) == dt.date(2026, 2, 14)  # Saturday, 上班
+
+
+def test_a_day_outside_the_table_is_an_error_never_a_guess(table):
+    with pytest.raises(CalendarError, match="outside the holiday table .2024-2026.*add the year 2023"):
+        table.add_working_days(dt.date(2023, 12, 29), 1)
+    with pytest.raises(CalendarError, match="run past the holiday table.*add the year 2027"):
+        table.add_working_days(dt.date(2026, 12, 30), 5)
+    with pytest.raises(CalendarError, match="add the year 2027"):
+        table.working_days_between(dt.date(2026, 1, 5), dt.date(2027, 1, 4), "exclusive")
+
+
+def _folder(tmp_path: Path, when: str, amounts=()) -> Path:
+    folder = write_policy(tmp_path, FACTS, rule("r", when, list(amounts), kind="fee", sanction=not amounts))
+    shutil.copy(SHIPPED, folder / "holidays.yaml")
+    return folder
+
+
+def test_the_kernel_computes_what_the_reference_does_on_every_day_of_the_table(tmp_path, table):
+    folder = _folder(tmp_path, "true", [
+        "max(days_between(d, add_working_days(d, n), 'exclusive'), 0)",
+        "max(working_days_between(d, date('2026-12-31'), 'inclusive'), 0)",
+        "max(working_days_between(d, date('2026-12-31'), 'exclusive'), 0)",
+        "max(days_between(d, working_day_on_or_after(d), 'exclusive'), 0)",
+    ])
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2026-12-01"))
+    n = np.arange(days.size) % 23
+    result = compile_program(load_policies(folder)).score(
+        {"uscc": np.array([USCC] * days.size), "d": days, "n": n}, as_of=AS_OF)
+    dates = days.astype(dt.date).tolist()
+    end = dt.date(2026, 12, 31)
+    expected = [
+        [(table.add_working_days(d, int(k)) - d).days for d, k in zip(dates, n.tolist(), strict=True)],
+        [table.working_days_between(d, end, "inclusive") for d in dates],
+        [table.working_days_between(d, end, "exclusive") for d in dates],
+        [(table.working_day_on_or_after(d) - d).days for d in dates],
+    ]
+    assert np.asarray(result.amounts).tolist() == expected
+    # and a naive count, day by day, says the same
+    assert expected[2][:40] == [sum(table.is_working(d + dt.timedelta(k)) for k in range(1, (end - d).days + 1))
+                                for d in dates[:40]]
+
+
+def _all_three(folder: Path, record: dict):
+    """What the reference, durable-rules and the kernel make of ``record``: the amounts, or
+    the error's type."""
+    policies = load_policies(folder)
+    out = []
+    for backend in ("python", "durable"):
+        with Evaluator(policies, backend=backend) as evaluator:
+            try:
+                out.append([f.amount_yuan for f in evaluator.evaluate(record, as_of=AS_OF).findings])
+            except CalendarError:
+                out.append(CalendarError)
+    columns = {name: np.array([value], "datetime64[D]") if name in ("d", "p") else np.array([value])
+               for name, value in record.items() if value is not None}
+    if record.get("p") is None:
+        columns["p"] = np.ma.masked_array(np.array(["2025-01-01"], "datetime64[D]"), mask=[True])
+    try:
+        result = compile_program(policies).score(columns, as_of=AS_OF)
+        out.append([int(a) for a in np.asarray(result.amounts)[:, 0] if result.fired[0, 0]])
+    except CalendarError:
+        out.append(CalendarError)
+    return out
+
+
+def test_every_evaluator_fails_a_record_whose_working_day_is_outside_the_table(tmp_path):
+    # the guard n > 100 is false, yet the call is computed: the kernel computes every row
+    folder = _folder(tmp_path, "n > 30 and add_working_days(d, n) > d", ["1"])
+    record = {"uscc": USCC, "d": "2023-06-01", "n": 3, "p": None}
+    assert _all_three(folder, record) == [CalendarError] * 3
+    assert _all_three(folder, {**record, "d": "2025-06-03", "n": 31}) == [[1]] * 3
+    assert _all_three(folder, {**record, "d": "2025-06-03", "n": 3}) == [[]] * 3
+
+
+def test_a_call_on_an_empty_optional_fact_is_not_computed(tmp_path):
+    folder = _folder(tmp_path, "is_set(p) and add_working_days(p, n) < d", ["max(working_days_between(p, d, 'inclusive'), 0)"])
+    record = {"uscc": USCC, "d": "2025-06-30", "n": 3, "p": None}
+    assert _all_three(folder, record) == [[]] * 3
+    assert _all_three(folder, {**record, "p": "2025-06-20"}) == [[7]] * 3  # 20, 23-27, 30 June
+    assert _all_three(folder, {**record, "p": "2020-06-20"}) == [CalendarError] * 3
+
+
+def test_the_loader_refuses_working_days_without_a_table_or_with_a_negative_count(tmp_path):
+    folder = write_policy(tmp_path / "a", FACTS, rule("r", "add_working_days(d, 2) > d"))
+    with pytest.raises(PolicyError, match="has none: add a 'calendar:' file") as error:
+        load_policies(folder)
+    assert error.value.span.line > 1
+    folder = write_policy(tmp_path / "b", FACTS + "  m:\n    type: integer\n", rule("r", "add_working_days(d, m) > d"))
+    shutil.copy(SHIPPED, folder / "holidays.yaml")
+    with pytest.raises(PolicyError, match="counts forward"):
+        load_policies(folder)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("working_weekends: [2025-01-26,", "working_weekends: [2025-01-27,"), "2025-01-27 is a Monday"),
+    (("  2025:\n", "  2027:\n"), "year 2027 does not follow 2024"),
+    (("from: 2026-10-01, to: 2026-10-07", "from: 2026-10-01, to: 2027-01-07"), "is not in 2026"),
+    (("from: 2024-04-04, to: 2024-04-06", "from: 2024-04-06, to: 2024-04-04"), "is before 'from'"),
+    (("    days_off:\n", "    day_off:\n"), "unknown key 'day_off'"),
+])
+def test_the_table_reader_refuses_a_wrong_table_at_its_line(tmp_path, change, message):
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert change[0] in text
+    path = tmp_path / "holidays.yaml"
+    path.write_text(text.replace(change[0], change[1], 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=message) as error:
+        read_calendar(path)
+    assert error.value.span.file == str(path) and error.value.span.line > 1
+
+
+def test_a_new_year_in_the_table_changes_the_fingerprint_of_the_policies_that_count_working_days(tmp_path):
+    counting = _folder(tmp_path / "a", "add_working_days(d, 2) > d")
+    plain = _folder(tmp_path / "b", "d > date('2025-01-01')")
+    before = [load_policies(f).fingerprint for f in (counting, plain)]
+    for folder in (counting, plain):
+        (folder / "holidays.yaml").write_text(
+            (folder / "holidays.yaml").read_text(encoding="utf-8") + "  2027:\n    notice: x\n    source: x\n",
+            encoding="utf-8")
+    after = [load_policies(f).fingerprint for f in (counting, plain)]
+    assert before[0] != after[0] and before[1] == after[1]
+
+
+def test_an_argument_that_reads_an_optional_fact_only_when_set_is_computed_on_every_record(tmp_path):
+    # if(is_set(p), p, d): evaluated whether p is set or not, so it counts either way
+    folder = _folder(tmp_path, "true", ["max(days_between(d, add_working_days(if(is_set(p), p, d), 1), 'exclusive'), 0)"])
+    record = {"uscc": USCC, "d": "2025-09-30", "n": 0, "p": None}
+    assert _all_three(folder, record) == [[9]] * 3  # 1 to 8 October off: the 9th
+    assert _all_three(folder, {**record, "p": "2025-10-09"}) == [[10]] * 3
+    assert _all_three(folder, {**record, "d": "2027-01-04"}) == [CalendarError] * 3
