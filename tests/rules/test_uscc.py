@@ -132,7 +132,7 @@ VALID_CODES = st.tuples(
     st.lists(DIGIT, min_size=6, max_size=6),
     st.lists(ALLOWED, min_size=8, max_size=8),
 ).map(lambda parts: _valid(parts[0] + parts[1] + parts[2]))
-ODD_CHARS = st.sampled_from("IOSVZabxyz\x00 -é８中\u00a0") | st.characters()
+ODD_CHARS = st.sampled_from("IOSVZabxyz\x00 -é８中\u00a0") | st.characters(exclude_categories=("Cs",))  # no lone surrogates (see STRINGS)
 
 
 @st.composite
