@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -50,6 +51,7 @@ from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
+from ._rejects import kernel_rejects
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 
@@ -194,14 +196,6 @@ def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
         column = column.cast(pa.string())
     return column
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="backslashreplace")
-    return str(value)[:200]
 
 
 class _Background:
@@ -621,7 +615,10 @@ class NightlyRun:
                 total = acc.districts.setdefault(district, [0, 0])
                 total[0] += int(yuan.get(district, 0))
                 total[1] += int(cases.get(district, 0))
-            rejects.extend(self._score_rejects(result, batch, acc))
+            scored_rejects = kernel_rejects(result, batch.source, batch.rows, batch.headers, acc.reasons, _reason_class,
+                                            acc.examples)
+            if scored_rejects is not None:
+                writer.executemany(store.INSERT_REJECTS, scored_rejects.sql_rows(run_id))
             self._findings(scoring, result, batch, valid, writer, run_id, acc)
             self._sanctions(scoring, result, batch, valid, writer, run_id, acc)
             acc.seconds["results"] += time.perf_counter() - began
@@ -672,23 +669,6 @@ class NightlyRun:
         acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
             acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
-
-    def _score_rejects(self, result, batch: Batch, acc: _Accumulator) -> list[Reject]:
-        rows = np.asarray(result.reject_rows, dtype=np.int64)
-        if not rows.size:
-            return []
-        columns, values, reasons = (list(result.reject_columns), list(result.reject_values), list(result.reject_reasons))
-        out = []
-        seen_rows: set[int] = set()
-        for row, column, value, reason in zip(rows.tolist(), columns, values, reasons, strict=True):
-            header = batch.headers.get(column, column) if column is not None else None
-            out.append(Reject(batch.source, int(batch.rows[row]), header, _text(value), str(reason)))
-            if row not in seen_rows:  # a row with two bad values counts once, under its first
-                seen_rows.add(row)
-                key = (header, _reason_class(str(reason)))
-                acc.reasons[key] += 1
-                acc.examples.setdefault(key, str(reason))
-        return out
 
     def _findings(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
                   acc: _Accumulator) -> None:
@@ -784,6 +764,7 @@ class NightlyRun:
         return summary
 
 
+@functools.lru_cache(maxsize=65536)  # called per rejected row: a bad registry repeats its reasons
 def _reason_class(reason: str) -> str:
     """A reason without the values it quotes, so that like reasons count together:
     "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""
