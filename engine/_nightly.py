@@ -48,6 +48,8 @@ from ._chunks import (
     sanction_slot_rows,
 )
 from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
+from ._duplicates import POLICIES as DUPLICATE_POLICIES
+from ._duplicates import DuplicateFilter, take_census, unique_key
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
@@ -290,7 +292,7 @@ class NightlyRun:
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
-                 recurse: bool = True):
+                 recurse: bool = True, duplicates: str = "reject"):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -306,6 +308,9 @@ class NightlyRun:
         self.aliases, self.force, self.progress_enabled = aliases, force, progress
         self._unset_rollups: list[str] = []  # roll-ups over records this run is not given
         self.sheet, self.recurse = sheet, recurse  # an Excel registry's sheet; a folder's subfolders
+        if duplicates not in DUPLICATE_POLICIES:
+            raise NightlyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {duplicates!r}")
+        self.duplicates = duplicates  # what a key on several rows means (engine/_duplicates.py)
         if isinstance(policies, PolicySet):
             self.policies = policies
         else:
@@ -500,6 +505,8 @@ class NightlyRun:
                 self._kind_table(scoring, reader, writer, run_id, acc)
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
+            keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
+                                    registry.estimated_rows, acc, self.duplicates, self.table)
             batches = prefetch(registry.batches(), depth=2)
             while True:
                 began = time.perf_counter()
@@ -507,7 +514,7 @@ class NightlyRun:
                 acc.seconds["read (waiting)"] += time.perf_counter() - began
                 if batch is None:
                     break
-                self._batch(self.scoring, batch, writer, run_id, acc)
+                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
                 progress.update(batch.rows_in)
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
@@ -646,9 +653,27 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
+        keys = self._key_filter(scoring.policies, scoring.kind, reader.path, scoring.program.columns,
+                                reader.estimated_rows, acc, "reject")
         for batch in prefetch(reader.batches(), depth=2):
-            self._batch(scoring, batch, writer, run_id, acc)
+            self._batch(scoring, keys.apply(batch), writer, run_id, acc)
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
+
+    def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
+                    policy: str, table: str | None = None) -> DuplicateFilter:
+        """One record, one row: a first pass over the key column of a kind whose catalogue
+        declares a key finds the keys written on several rows, before any row is scored (why:
+        engine/_duplicates.py). The registry follows --duplicates; other kinds reject."""
+        fact = unique_key(policies, kind)
+        if fact is None or fact.name not in columns:
+            return DuplicateFilter(None, None, policy)
+        resolver = ColumnResolver(policies.facts, {fact.name: ()}, self.aliases)
+        keys_only = Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
+                             sheet=self.sheet, recurse=self.recurse)
+        began = time.perf_counter()
+        census = take_census(fact, keys_only.batches, policy, estimated_rows)
+        acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
+        return DuplicateFilter(fact, census, policy)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept
