@@ -68,9 +68,10 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--reassess", "reassess", multiple=True, is_flag=False, flag_value="*", metavar="[CASE_ID]",
               help="Assess again cases an earlier run assessed (一例一次 otherwise reports them as already "
                    "assessed): alone, every case of the case table; with a case id, that case (repeatable).")
-@click.option("--duplicates", type=click.Choice(["reject", "last"]), default="reject", show_default=True,
+@click.option("--duplicates", type=click.Choice(["reject", "last", "sum"]), default="reject", show_default=True,
               help="A USCC on several rows: 'reject' keeps its first row and rejects the later ones, naming "
-                   "the first; 'last' keeps its last row and rejects the earlier ones.")
+                   "the first; 'last' keeps its last row and rejects the earlier ones; 'sum' adds their counts "
+                   "when every other fact agrees, else rejects them all saying which fact differs.")
 @click.option("--allow-failing-tests", is_flag=True,
               help="Score even if the policies' own YAML test cases fail (refused by default).")
 @click.option("--allow-unset-parameters", is_flag=True,

@@ -9,7 +9,10 @@ yuan instead of 1,000,000 plus one case. What a repeated key means is the run's 
 - ``reject`` (the default): the first row of a key is the enterprise's; every later row is a
   reject naming the first (row and file) — the registry must be corrected at its source;
 - ``last``: the last row is the enterprise's (a registry that appends corrections); every
-  earlier row is a reject naming it.
+  earlier row is a reject naming it;
+- ``sum``: the rows are parts of one enterprise (a registry assembled from several offices'
+  lists): their counts add up, and every other fact the policies read must agree, or all the
+  rows of the key are rejects saying which fact differs (engine/_duplicate_sum.py).
 
 Keys are compared as the ledger writes them (:func:`canonical_keys`): surrounding blanks
 dropped, full-width characters as their ASCII forms (NFKC), as ``rules._records`` reads them.
@@ -25,8 +28,8 @@ row is scored or rejected once and ``rows in = rows scored + rows rejected`` hol
 batch. Memory: the first pass keeps a 64-bit digest per row (8 bytes; 240 MB at 30,000,000
 rows, freed before scoring), sorted in place to find the digests seen twice. Digests are not
 trusted: only rows whose digest repeats are compared by their exact key, in the second pass
-(``reject``) or in a short extra pass over those rows (``last``), so a digest collision costs
-a comparison, never a wrong reject.
+(``reject``) or in a short extra pass over those rows (``last``, ``sum``), so a digest
+collision costs a comparison, never a wrong reject.
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ from ecorules.rules._arrow import bools, from_bools, from_numbers
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
 
+from ._duplicate_sum import Summing
 from ._sources import Batch, Reject
 
 log = logging.getLogger("ecorules.duplicates")
 
-POLICIES = ("reject", "last")
+POLICIES = ("reject", "last", "sum")
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 
 
@@ -130,11 +134,11 @@ def digests(fact: Fact, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
 @attrs.frozen
 class KeyCensus:
     """What the first pass learnt: the digests that more than one row has (sorted), and for
-    ``last``, the file row kept for each repeated key."""
+    ``last`` and ``sum``, the rows of each key whose digest repeats."""
 
     repeated: np.ndarray  # uint64, sorted
     rows: int  # rows read
-    last: dict = attrs.field(factory=dict)  # key -> (source, row) of its last row (``last`` only)
+    rows_of: dict = attrs.field(factory=dict)  # key -> [(source, row), ...] in file order
 
     def suspects(self, values: np.ndarray) -> np.ndarray:
         """Which of ``values`` (digests) are repeated ones."""
@@ -163,22 +167,22 @@ def take_census(fact: Fact, batches: Callable[[], Iterator[Batch]], policy: str,
     repeated = np.unique(store[1:][store[1:] == store[:-1]]) if filled > 1 else np.zeros(0, np.uint64)
     del store
     census = KeyCensus(repeated, rows)
-    if policy == "last" and repeated.size:
-        census = KeyCensus(repeated, rows, _last_rows(fact, batches, census))
+    if policy in ("last", "sum") and repeated.size:
+        census = KeyCensus(repeated, rows, _rows_of(fact, batches, census))
     log.info("%s: %s rows, %s digests repeated", fact.name, f"{rows:,}", f"{repeated.size:,}")
     return census
 
 
-def _last_rows(fact: Fact, batches: Callable[[], Iterator[Batch]], census: KeyCensus) -> dict:
-    """The last row of every key whose digest repeats (an extra pass over those rows only)."""
-    last: dict = {}
+def _rows_of(fact: Fact, batches: Callable[[], Iterator[Batch]], census: KeyCensus) -> dict:
+    """The rows of every key whose digest repeats (an extra pass over those rows only)."""
+    rows_of: dict = {}
     for batch in batches():
         keys, valid = canonical_keys(fact, batch.table[fact.name])
         at = np.flatnonzero(valid)
         hit = at[census.suspects(digests(fact, keys, valid))]
         for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
-            last[key] = (batch.source, int(batch.rows[row]))
-    return last
+            rows_of.setdefault(key, []).append((batch.source, int(batch.rows[row])))
+    return rows_of
 
 
 # --- the second pass ------------------------------------------------------------------------
@@ -186,14 +190,21 @@ def _last_rows(fact: Fact, batches: Callable[[], Iterator[Batch]], census: KeyCe
 
 class DuplicateFilter:
     """Drops the rows of a repeated key that are not the enterprise's from each batch, as
-    rejects naming the row that is; also writes every valid key in its canonical form."""
+    rejects naming the row that is (``sum``: keeps them aside for :meth:`finish`); also
+    writes every valid key in its canonical form."""
 
-    def __init__(self, fact: Fact | None, census: KeyCensus | None, policy: str = "reject"):
+    def __init__(self, fact: Fact | None, census: KeyCensus | None, policy: str = "reject", facts=None):
         if policy not in POLICIES:
             raise ValueError(f"duplicates policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.fact, self.census, self.policy = fact, census, policy
         self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
         self.rejected = 0
+        self.summing = Summing(fact, facts or {}) if policy == "sum" else None
+
+    def finish(self) -> tuple[Batch | None, int]:
+        """``sum``: one batch of the merged enterprises and the rows they reject, and how many
+        rows were merged into others (scored with them); else (None, 0)."""
+        return self.summing.finish() if self.summing is not None else (None, 0)
 
     def apply(self, batch: Batch) -> Batch:
         if self.fact is None:  # a kind without a declared key
@@ -214,8 +225,13 @@ class DuplicateFilter:
         drop, rejects = [], []
         for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
             here = (batch.source, int(batch.rows[row]))
+            if self.policy == "sum":
+                if len(self.census.rows_of.get(key, ())) > 1:
+                    drop.append(row)
+                    self.summing.keep(key, batch, row)
+                continue
             if self.policy == "last":
-                kept = self.census.last.get(key, here)
+                kept = self.census.rows_of.get(key, [here])[-1]
                 if kept == here:
                     continue
                 reason = f"duplicate {name} {key!r}: the enterprise's row is the last, row {kept[1]} of {kept[0]} (--duplicates last)"
@@ -230,7 +246,8 @@ class DuplicateFilter:
             return batch
         keep = np.ones(batch.table.num_rows, bool)
         keep[drop] = False
-        self.rejected += len(drop)
+        self.rejected += len(rejects)
+        batch.rows_in -= len(drop) - len(rejects)  # rows kept for summing: accounted by finish()
         batch.table = batch.table.filter(from_bools(keep))
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]

@@ -516,6 +516,11 @@ class NightlyRun:
                     break
                 self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
                 progress.update(batch.rows_in)
+            merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
+            if merged is not None:
+                self._batch(program, merged, writer, run_id, acc)
+                acc.rows_in += merged_away  # the rows merged into another were scored with it
+                acc.rows_scored += merged_away
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
                 raise NightlyError(
@@ -673,7 +678,7 @@ class NightlyRun:
         began = time.perf_counter()
         census = take_census(fact, keys_only.batches, policy, estimated_rows)
         acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
-        return DuplicateFilter(fact, census, policy)
+        return DuplicateFilter(fact, census, policy, policies.facts)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept

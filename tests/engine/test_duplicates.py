@@ -138,5 +138,54 @@ def test_cli_duplicates_option(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["total_yuan"] == 4_000_000
     assert summary["rejects_by_reason"][0]["column"] == "uscc"
-    with pytest.raises(NightlyError, match="--duplicates must be one of reject, last"):
-        run_nightly(source, tmp_path / "p.sqlite", as_of=AS_OF, duplicates="sum")
+    with pytest.raises(NightlyError, match="--duplicates must be one of reject, last, sum"):
+        run_nightly(source, tmp_path / "p.sqlite", as_of=AS_OF, duplicates="add")
+
+
+def industrial_row(uscc: str, outfalls: int, direct: int, district: str = "金水区", industrial: str = "true") -> str:
+    return f"{uscc},郑州示例化工有限公司,{district},{industrial},{outfalls},{direct},0,false,false"
+
+
+def test_duplicates_sum_adds_the_counts_of_one_enterprise_and_scores_it_once(tmp_path):
+    source = registry_csv(tmp_path / "registry.csv", [
+        industrial_row(TWICE, 1, 0), industrial_row(OTHER, 1, 0), industrial_row(TWICE, 4, 1),
+        industrial_row(f" {TWICE}", 2, "1.0"),
+    ])
+    summary = run_nightly(source, tmp_path / "out.sqlite", as_of=AS_OF, progress=False, duplicates="sum")
+    got = ledger(tmp_path / "out.sqlite", summary.run_id)
+    # 7 outfalls at 1,000,000 and 2 direct-discharge cases at 10,000,000, once, for one enterprise
+    assert got["findings"] == sorted([(OTHER, 1_000_000), (TWICE, 7_000_000), (TWICE, 20_000_000)])
+    assert got["districts"] == {"金水区": 28_000_000}
+    assert got["rejects"] == []
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (4, 4, 0)
+
+
+@pytest.mark.parametrize(("second", "column", "says"), [
+    (industrial_row(TWICE, 4, 0, district="二七区"), "district", "differ in district (they say '金水区', '二七区')"),
+    (industrial_row(TWICE, 4, 0, industrial="false"), "industrial", "differ in industrial (they say True, False)"),
+])
+def test_duplicates_sum_refuses_rows_that_disagree_on_anything_but_counts(tmp_path, second, column, says):
+    source = registry_csv(tmp_path / "registry.csv", [industrial_row(TWICE, 1, 0), industrial_row(OTHER, 1, 0), second])
+    summary = run_nightly(source, tmp_path / "out.sqlite", as_of=AS_OF, progress=False, duplicates="sum")
+    got = ledger(tmp_path / "out.sqlite", summary.run_id)
+    assert got["findings"] == [(OTHER, 1_000_000)]
+    assert [(r[0], r[1]) for r in got["rejects"]] == [(2, column), (4, column)]
+    assert all(f"rows 2, 4 of {source} {says}; only counts are added" in r[3] for r in got["rejects"])
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (3, 1, 2)
+
+
+def test_duplicates_sum_rejects_every_row_of_a_key_with_a_bad_row_or_a_sum_out_of_range(tmp_path):
+    source = registry_csv(tmp_path / "registry.csv", [
+        industrial_row(TWICE, 1, 0), industrial_row(TWICE, -1, 0),  # a bad part
+        industrial_row(OTHER, 6000, 0), industrial_row(OTHER, 5000, 0),  # 11000 > max 10000
+        industrial_row(THIRD, 1, 0),
+    ])
+    summary = run_nightly(source, tmp_path / "out.sqlite", as_of=AS_OF, progress=False, duplicates="sum")
+    got = ledger(tmp_path / "out.sqlite", summary.run_id)
+    assert got["findings"] == [(THIRD, 1_000_000)]
+    reasons = {r[0]: (r[1], r[3]) for r in got["rejects"]}
+    assert reasons[3] == ("untreated_outfalls", "-1 is below the minimum 0")
+    assert reasons[2][0] == "uscc" and f"since row 3 of {source} is rejected" in reasons[2][1]
+    assert reasons[4][1] == reasons[5][1]
+    assert "adds up to 11000, which is above the maximum 10000" in reasons[4][1]
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (5, 1, 4)
