@@ -156,3 +156,23 @@ def test_what_each_type_refuses(fact, raw):
 
     with pytest.raises(RecordError):
         coerce(POLICIES.facts[fact], raw)
+
+
+def test_a_case_written_with_a_full_width_uscc_joins_its_enterprise(tmp_path):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    lines = (examples / "cases.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    code = rows[0].split(",")[2]
+    rows = [line.replace(code, f" {full_width(code)} ") if k == 0 else line for k, line in enumerate(rows)]
+    (tmp_path / "cases.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    results = {}
+    for name, cases in (("as written", examples / "cases.csv"), ("full width", tmp_path / "cases.csv")):
+        db = tmp_path / f"{name}.sqlite"
+        summary = run_nightly(examples / "registry.csv", db, as_of=dt.date(2025, 6, 30), cases=cases, progress=False)
+        connection = sqlite3.connect(db)
+        results[name] = (sorted(connection.execute(
+            "SELECT case_id, uscc, rule, amount_yuan, status FROM findings WHERE run_id = ? AND case_id IS NOT NULL",
+            (summary.run_id,)).fetchall()), summary.tables["cases"])
+        connection.close()
+    assert results["full width"] == results["as written"]
+    assert any(case_id == "ZZ-2024-001" and uscc == code for case_id, uscc, *_ in results["as written"][0])
