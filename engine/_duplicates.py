@@ -90,7 +90,10 @@ def canonical_keys(fact: Fact, column: pa.Array | pa.ChunkedArray) -> tuple[pa.A
     decided: dict = {}
     out = [decided[v] if v in decided else decided.setdefault(v, _canonical(fact, v)) for v in values]
     valid = np.array([value is not None for value in out], bool)
-    return pa.array([str(v) if v is not None else None for v in out], pa.string()), valid
+    if not (pa.types.is_string(column.type) and any(c is not None and c != v for c, v in zip(out, values, strict=True))):
+        return column, valid
+    # a valid key as the ledger writes it; an invalid one as written, for its reject to show
+    return pa.array([c if c is not None else v for c, v in zip(out, values, strict=True)], pa.string()), valid
 
 
 def _canonical(fact: Fact, raw) -> str | None:
@@ -122,8 +125,8 @@ def digests(fact: Fact, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
             mixed ^= mixed >> np.uint64(29)
             return mixed * _MIX[1]
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-         for text in picked.to_pylist()),
+        (int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "little")
+         for key in picked.to_pylist()),
         np.uint64, len(picked),
     )
 

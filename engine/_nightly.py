@@ -518,7 +518,7 @@ class NightlyRun:
                 progress.update(batch.rows_in)
             merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
             if merged is not None:
-                self._batch(program, merged, writer, run_id, acc)
+                self._batch(self.scoring, merged, writer, run_id, acc)
                 acc.rows_in += merged_away  # the rows merged into another were scored with it
                 acc.rows_scored += merged_away
             progress.close()
@@ -658,17 +658,17 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
-        keys = self._key_filter(scoring.policies, scoring.kind, reader.path, scoring.program.columns,
-                                reader.estimated_rows, acc, "reject")
+        # Not one row per key: the catalogues of these kinds say "one row per district and
+        # year" with the district as key, so a repeated key may be another year.
         for batch in prefetch(reader.batches(), depth=2):
-            self._batch(scoring, keys.apply(batch), writer, run_id, acc)
+            self._batch(scoring, batch, writer, run_id, acc)
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
                     policy: str, table: str | None = None) -> DuplicateFilter:
         """One record, one row: a first pass over the key column of a kind whose catalogue
         declares a key finds the keys written on several rows, before any row is scored (why:
-        engine/_duplicates.py). The registry follows --duplicates; other kinds reject."""
+        engine/_duplicates.py)."""
         fact = unique_key(policies, kind)
         if fact is None or fact.name not in columns:
             return DuplicateFilter(None, None, policy)

@@ -189,3 +189,10 @@ def test_duplicates_sum_rejects_every_row_of_a_key_with_a_bad_row_or_a_sum_out_o
     assert reasons[4][1] == reasons[5][1]
     assert "adds up to 11000, which is above the maximum 10000" in reasons[4][1]
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (5, 1, 4)
+
+
+def test_keys_of_other_kinds_compare_by_their_value_and_keep_a_bad_one_as_written():
+    fact = POLICIES.facts["district"]  # an enum: an alias is the same value, a typo is no key
+    keys, valid = canonical_keys(fact, pa.array(["郑州高新区管委会", " 金水区", "金水县"]))
+    assert keys.to_pylist() == ["郑州高新技术产业开发区", "金水区", "金水县"]
+    assert valid.tolist() == [True, True, False]
