@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import unicodedata
 from collections.abc import Callable, Iterator
 
 import attrs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules import Fact, Kind
+from ecorules.rules import Fact, Kind, RecordError
 from ecorules.rules._arrow import bools, from_bools, from_numbers
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
@@ -97,12 +96,11 @@ def canonical_keys(fact: Fact, column: pa.Array | pa.ChunkedArray) -> tuple[pa.A
 
 
 def _canonical(fact: Fact, raw) -> str | None:
-    """The key as the ledger writes it, or None when it is not a valid key."""
-    if isinstance(raw, str) and fact.format == "uscc":
-        raw = unicodedata.normalize("NFKC", raw)
+    """The key as the ledger writes it (as rules._records reads it: trimmed, a USCC in
+    ASCII), or None when it is not a valid key (the scorer rejects it with its reason)."""
     try:
         value = coerce(fact, raw)
-    except Exception:  # noqa: BLE001 - any invalid key is rejected by the scorer with its reason
+    except RecordError:
         return None
     return None if value is None else str(value)
 
