@@ -47,9 +47,9 @@ from ._chunks import (
     sanction_chunk,
     sanction_slot_rows,
 )
-from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, take_census, unique_key
+from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress

@@ -10,6 +10,7 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -17,7 +18,6 @@ from ecorules.engine import Evaluator
 from ecorules.engine._nightly import run_nightly
 from ecorules.rules import RecordError, load_policies
 from nightly_data import usccs
-import numpy as np
 
 AS_OF = dt.date(2012, 4, 14)
 POLICIES = load_policies()
