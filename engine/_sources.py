@@ -378,11 +378,37 @@ def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]]) -> np.nd
     return naive + np.searchsorted(bad - np.arange(bad.size), naive, side="right")
 
 
+def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """Indices of the values holding a character of U+F700-U+F7FF (an undecodable byte, see
+    _UNDECODABLE), found in the UTF-8 bytes (EF 9C-9F ..): a regular expression per column
+    cost 75 ms per batch, several times the scoring of a batch with a bad line in it."""
+    found, start = [], 0
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            chunk = chunk.cast(chunk.type.value_type)
+        large = pa.types.is_large_string(chunk.type)
+        if not (large or pa.types.is_string(chunk.type)):
+            found.append(start + np.flatnonzero(bools(pc.match_substring_regex(chunk, _UNDECODABLE_CHARS))))
+            start += len(chunk)
+            continue
+        n = len(chunk)
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, np.int64 if large else np.int32)[chunk.offset : chunk.offset + n + 1]
+        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        data = data[offsets[0] : offsets[-1]]
+        lead = np.flatnonzero(data[:-1] == 0xEF)
+        lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]
+        if lead.size:
+            rows = np.searchsorted(offsets - offsets[0], lead, side="right") - 1
+            found.append(start + np.unique(rows))
+        start += n
+    return np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
+
+
 def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
     """Indices of the values that are not valid UTF-8 (or hold the decoder's replacement)."""
     if not utf8:
-        hits = pc.match_substring_regex(column, _UNDECODABLE_CHARS)
-        return np.flatnonzero(bools(hits))
+        return _private_use_rows(column)
     try:
         for chunk in column.chunks:
             chunk.validate(full=True)
