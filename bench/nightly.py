@@ -15,6 +15,11 @@ time), then, round after round so that the machine's noise hits every variant al
   fresh database each time: wall time of the whole command (Python start-up included) and
   the run's own time (from its JSON summary), and peak RSS of the process (VmHWM).
 
+With ``--bad-share 0.01`` each round also runs ``ecorules run`` on a copy of the registry with
+1% of its rows spoiled, every reject kind the format can hold (bench/_bad_rows.py), beside the
+clean copy written the same way: the ratio of their records/s is the target of issue 11,
+point 15 (>= 0.8).
+
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
 checks that DuckDB and ecorules agree on every district total, and saves everything as JSON.
@@ -211,6 +216,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ecorules-bench")
     parser.add_argument("--formats", default="parquet,csv")
+    parser.add_argument("--bad-share", type=float, default=0.0,
+                        help="Also run on a copy with this share of bad rows, beside a clean copy (e.g. 0.01).")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     formats = args.formats.split(",")
@@ -221,6 +228,19 @@ def main() -> None:
     files = {fmt: args.dir / f"registry-{args.rows}.{fmt}" for fmt in formats}
     for path in files.values():
         generate(args.rows, path)
+    twins = {}  # format -> (clean copy, bad copy), both written by bench/_bad_rows.py
+    if args.bad_share:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _bad_rows import mutate
+
+        for fmt, path in files.items():
+            clean = args.dir / f"twin-clean-{args.rows}.{fmt}"
+            bad = args.dir / f"twin-bad-{args.bad_share:g}-{args.rows}.{fmt}"
+            if not clean.exists():
+                mutate(path, clean, 0.0)
+            if not bad.exists():
+                print(f"  spoiled rows of {bad.name}: {mutate(path, bad, args.bad_share)}", flush=True)
+            twins[fmt] = (clean, bad)
 
     # The issue's floor reads every column; the second Parquet floor reads only what the run
     # must (the USCC strings included, which DuckDB's aggregate never reads): context for the
@@ -230,6 +250,7 @@ def main() -> None:
     times: dict[str, dict[str, list[float]]] = {fmt: {} for fmt in formats}
     rss: dict[str, list[float]] = {}
     agree = {}
+    bad_rejected: dict[str, int] = {}
     for round_number in range(1, args.rounds + 1):
         for fmt, path in files.items():
             measured = times[fmt]
@@ -244,6 +265,12 @@ def main() -> None:
             agree[fmt] = run["districts"] == duck["districts"] and run["lists"] == duck["lists"]
             if not agree[fmt]:
                 print(f"  DISAGREE on {fmt}: ecorules {run['districts']} {run['lists']} vs duckdb {duck}", flush=True)
+            if fmt in twins:
+                for label, twin in zip(("clean copy", "bad copy"), twins[fmt], strict=True):
+                    done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads)
+                    measured.setdefault(f"ecorules run, {label}", []).append(done["run"])
+                    if label == "bad copy":
+                        bad_rejected[fmt] = done["rejected"]
             print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
 
     if args.large_rows:
@@ -274,6 +301,13 @@ def main() -> None:
                                             times[fmt]["duckdb SQL"], strict=True)]
             print(f"  reading only the needed columns / duckdb: {spread(needed)}")
         print(f"  ecorules and duckdb agree on district totals and list counts: {agree[fmt]}")
+        if fmt in twins:
+            # same rows in both copies: records/s bad / records/s clean = time clean / time bad
+            ratio = [c / b for c, b in zip(times[fmt]["ecorules run, clean copy"], times[fmt]["ecorules run, bad copy"],
+                                           strict=True)]
+            print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
+                  "  (target >= 0.8)")
+            report.setdefault("bad_share_ratio", {})[fmt] = ratio
     print("\npeak RSS of `ecorules run` (MiB):")
     for name, values in rss.items():
         print(f"  {name:28s} {max(values):7.0f}")

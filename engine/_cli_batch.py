@@ -68,6 +68,10 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--reassess", "reassess", multiple=True, is_flag=False, flag_value="*", metavar="[CASE_ID]",
               help="Assess again cases an earlier run assessed (一例一次 otherwise reports them as already "
                    "assessed): alone, every case of the case table; with a case id, that case (repeatable).")
+@click.option("--duplicates", type=click.Choice(["reject", "last", "sum"]), default="reject", show_default=True,
+              help="A USCC on several rows: 'reject' keeps its first row and rejects the later ones, naming "
+                   "the first; 'last' keeps its last row and rejects the earlier ones; 'sum' adds their counts "
+                   "when every other fact agrees, else rejects them all saying which fact differs.")
 @click.option("--allow-failing-tests", is_flag=True,
               help="Score even if the policies' own YAML test cases fail (refused by default).")
 @click.option("--allow-unset-parameters", is_flag=True,
@@ -77,7 +81,7 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
 @FORMAT_OPTION
 def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_dir, as_of, threads, encoding, table,
-        sheet, recurse, aliases_file, batch_rows, force, reassess, allow_failing_tests, allow_unset_parameters, progress,
+        sheet, recurse, aliases_file, batch_rows, force, reassess, duplicates, allow_failing_tests, allow_unset_parameters, progress,
         output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
@@ -146,6 +150,7 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
             # the case table's reader takes a workbook's sheet where an SQLite file's table goes
             cases_table=cases_table if cases_sheet is None else cases_sheet,
             reassess=True if "*" in reassess else reassess, tables=tables, sheet=sheet, recurse=recurse,
+            duplicates=duplicates,
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)

@@ -102,8 +102,7 @@ class Evaluator:
         needed = dict.fromkeys(name for p in in_force for name in p.required_facts)
         facts = self.policies.facts
         values = coerce_record(facts, record, needed)
-        subject = record.get(in_force[0].subject) if in_force else record.get("uscc")
-        return self.judge(values, in_force, as_of, domain, subject)
+        return self.judge(values, in_force, as_of, domain, _subject(values, record, in_force))
 
     def evaluate_group(
         self, parent: Mapping[str, Any], children: Iterable[Mapping[str, Any]], *, kind: str = "case", as_of: dt.date | None = None,
@@ -268,4 +267,15 @@ def _stages(policy: Policy) -> list[tuple[Rule, ...]]:
     return [tuple(stage) for stage in stages]
 
 
+def _subject(values: Mapping[str, Any], record: Mapping[str, Any], in_force: list) -> Any:
+    """Who the decision is about, as checked (blanks trimmed, a full-width USCC as GB 32100
+    writes it), not as the record wrote it; as written only if no policy read it."""
+    name = in_force[0].subject if in_force else "uscc"
+    if name in values:
+        return values[name]
+    raw = record.get(name)
+    return raw.strip() if isinstance(raw, str) else raw
+
+
 __all__ = ["BACKENDS", "Evaluator", "RecordError"]
+

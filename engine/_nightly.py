@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -46,10 +47,13 @@ from ._chunks import (
     sanction_chunk,
     sanction_slot_rows,
 )
+from ._duplicates import POLICIES as DUPLICATE_POLICIES
+from ._duplicates import DuplicateFilter, take_census, unique_key
 from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
+from ._rejects import kernel_rejects
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 
@@ -196,14 +200,6 @@ def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="backslashreplace")
-    return str(value)[:200]
-
-
 class _Background:
     """``function()`` computed in a thread of its own; ``result()`` waits (and re-raises)."""
 
@@ -296,7 +292,7 @@ class NightlyRun:
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
-                 recurse: bool = True):
+                 recurse: bool = True, duplicates: str = "reject"):
         self.registry_path, self.out = Path(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -312,6 +308,9 @@ class NightlyRun:
         self.aliases, self.force, self.progress_enabled = aliases, force, progress
         self._unset_rollups: list[str] = []  # roll-ups over records this run is not given
         self.sheet, self.recurse = sheet, recurse  # an Excel registry's sheet; a folder's subfolders
+        if duplicates not in DUPLICATE_POLICIES:
+            raise NightlyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {duplicates!r}")
+        self.duplicates = duplicates  # what a key on several rows means (engine/_duplicates.py)
         if isinstance(policies, PolicySet):
             self.policies = policies
         else:
@@ -506,6 +505,8 @@ class NightlyRun:
                 self._kind_table(scoring, reader, writer, run_id, acc)
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
+            keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
+                                    registry.estimated_rows, acc, self.duplicates, self.table)
             batches = prefetch(registry.batches(), depth=2)
             while True:
                 began = time.perf_counter()
@@ -513,8 +514,13 @@ class NightlyRun:
                 acc.seconds["read (waiting)"] += time.perf_counter() - began
                 if batch is None:
                     break
-                self._batch(self.scoring, batch, writer, run_id, acc)
+                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
                 progress.update(batch.rows_in)
+            merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
+            if merged is not None:
+                self._batch(self.scoring, merged, writer, run_id, acc)
+                acc.rows_in += merged_away  # the rows merged into another were scored with it
+                acc.rows_scored += merged_away
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
                 raise NightlyError(
@@ -621,7 +627,10 @@ class NightlyRun:
                 total = acc.districts.setdefault(district, [0, 0])
                 total[0] += int(yuan.get(district, 0))
                 total[1] += int(cases.get(district, 0))
-            rejects.extend(self._score_rejects(result, batch, acc))
+            scored_rejects = kernel_rejects(result, batch.source, batch.rows, batch.headers, acc.reasons, _reason_class,
+                                            acc.examples)
+            if scored_rejects is not None:
+                writer.executemany(store.INSERT_REJECTS, scored_rejects.sql_rows(run_id))
             self._findings(scoring, result, batch, valid, writer, run_id, acc)
             self._sanctions(scoring, result, batch, valid, writer, run_id, acc)
             acc.seconds["results"] += time.perf_counter() - began
@@ -649,9 +658,27 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
+        # Not one row per key: the catalogues of these kinds say "one row per district and
+        # year" with the district as key, so a repeated key may be another year.
         for batch in prefetch(reader.batches(), depth=2):
             self._batch(scoring, batch, writer, run_id, acc)
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
+
+    def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
+                    policy: str, table: str | None = None) -> DuplicateFilter:
+        """One record, one row: a first pass over the key column of a kind whose catalogue
+        declares a key finds the keys written on several rows, before any row is scored (why:
+        engine/_duplicates.py)."""
+        fact = unique_key(policies, kind)
+        if fact is None or fact.name not in columns:
+            return DuplicateFilter(None, None, policy)
+        resolver = ColumnResolver(policies.facts, {fact.name: ()}, self.aliases)
+        keys_only = Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
+                             sheet=self.sheet, recurse=self.recurse)
+        began = time.perf_counter()
+        census = take_census(fact, keys_only.batches, policy, estimated_rows)
+        acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
+        return DuplicateFilter(fact, census, policy, policies.facts)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept
@@ -672,23 +699,6 @@ class NightlyRun:
         acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
             acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
-
-    def _score_rejects(self, result, batch: Batch, acc: _Accumulator) -> list[Reject]:
-        rows = np.asarray(result.reject_rows, dtype=np.int64)
-        if not rows.size:
-            return []
-        columns, values, reasons = (list(result.reject_columns), list(result.reject_values), list(result.reject_reasons))
-        out = []
-        seen_rows: set[int] = set()
-        for row, column, value, reason in zip(rows.tolist(), columns, values, reasons, strict=True):
-            header = batch.headers.get(column, column) if column is not None else None
-            out.append(Reject(batch.source, int(batch.rows[row]), header, _text(value), str(reason)))
-            if row not in seen_rows:  # a row with two bad values counts once, under its first
-                seen_rows.add(row)
-                key = (header, _reason_class(str(reason)))
-                acc.reasons[key] += 1
-                acc.examples.setdefault(key, str(reason))
-        return out
 
     def _findings(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
                   acc: _Accumulator) -> None:
@@ -784,6 +794,7 @@ class NightlyRun:
         return summary
 
 
+@functools.lru_cache(maxsize=65536)  # called per rejected row: a bad registry repeats its reasons
 def _reason_class(reason: str) -> str:
     """A reason without the values it quotes, so that like reasons count together:
     "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""

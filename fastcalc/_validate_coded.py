@@ -23,6 +23,7 @@ from ._validate_common import (
     _is_text,
     _kernel_value,
     _nulls,
+    _numpy_of,
     _python_values,
     _scalar_path,
     _text_array,
@@ -53,7 +54,26 @@ def _booleans(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
         if nulls is not None:
             rejects.missing(np.flatnonzero(nulls))
         return bools(column).view(np.uint8)
+    if (isinstance(column, np.ndarray) and column.dtype.kind in "iu") or (
+            isinstance(column, pa.Array) and pa.types.is_integer(column.type)):
+        return _zero_one(fact, column, rejects)
     return _by_distinct_value(fact, column, n, rejects, np.uint8)
+
+
+def _zero_one(fact: Fact, column, rejects: Rejects) -> np.ndarray:
+    """An integer column for a boolean fact (SQLite's and many exports' booleans): 0 and 1
+    are false and true, as _records reads them; any other number is rejected by _records."""
+    nulls = _nulls(column)
+    values = _numpy_of(column)
+    other = (values != 0) & (values != 1)
+    if nulls is not None:
+        rejects.missing(np.flatnonzero(nulls))
+        other &= ~nulls
+    if other.any():
+        rows = np.flatnonzero(other)
+        _scalar_path(fact, _python_values(column, rows), rows, rejects)
+        values = np.where(other, 0, values)
+    return values.astype(np.uint8)
 
 
 def _by_distinct_value(fact: Fact, column, n: int, rejects: Rejects, dtype) -> np.ndarray:

@@ -166,8 +166,15 @@ def _numpy_of(column) -> np.ndarray:
 def _scalar_path(fact: Fact, raws: list, rows: np.ndarray, rejects: Rejects) -> tuple[np.ndarray, list]:
     """Check values one by one with _records; return the accepted rows and their values."""
     accepted_rows, accepted_values, bad_rows, bad_values, bad_reasons = [], [], [], [], []
+    decided: dict = {}  # a bad registry repeats its bad cells ('-1', '1.5'): each decided once
     for row, raw in zip(rows.tolist(), raws, strict=True):
-        value, problem = check_value(fact, raw)
+        key = (type(raw), raw) if isinstance(raw, str | int) else None  # 1, 1.0 and True differ
+        if key is None:
+            value, problem = check_value(fact, raw)
+        elif (known := decided.get(key)) is not None:
+            value, problem = known
+        else:
+            value, problem = decided[key] = check_value(fact, raw)
         if problem is None:
             accepted_rows.append(row)
             accepted_values.append(value)
@@ -230,9 +237,12 @@ def _range_rejects(fact: Fact, rows: np.ndarray, values: np.ndarray, rejects: Re
         picked = rows[mask]
         raws = _python_values(source, picked)
         reasons = []
+        worded: dict = {}  # a value out of range is often the same one (-1, 99999)
         for raw, value in zip(raws, values[mask].tolist(), strict=True):
-            problem = check_value(fact, raw)[1]
-            reasons.append(problem or f"{show(value)} is {word} {bound}")
+            key = (type(raw), raw, value)
+            if key not in worded:
+                worded[key] = check_value(fact, raw)[1] or f"{show(value)} is {word} {bound}"
+            reasons.append(worded[key])
         rejects.add(picked, [value_text(v) for v in raws], reasons)
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import bools, fill_null, numbers
+from ecorules.rules._arrow import bools, fill_null, from_bools, numbers
 from ecorules.rules._records import bounds
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, Kind, date_to_days
@@ -37,7 +37,7 @@ from ._validate_common import (
     value_text,
 )
 
-_INTEGER_FAST = r"^[+-]?[0-9]{1,18}$"
+_PLAIN_DIGITS = r"^[0-9]{1,18}$"
 _DECIMAL_FAST = r"^[+-]?[0-9]{1,14}(\.[0-9]{1,4})?$"
 _DATE_FAST = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # 2016年3月1日 / 2016年03月01日 with ASCII digits (as rules/_records._CHINESE_DATE, which also
@@ -79,7 +79,7 @@ def _integers(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
         _range_rejects(fact, np.flatnonzero(ok), out[ok], rejects, str, column)
         return out
     if _is_text(column):
-        return _parsed_text(fact, _text_array(column), n, rejects, _INTEGER_FAST, _parse_integers_checked, np.int64)
+        return _parsed_text(fact, _text_array(column), n, rejects, _plain_digits, _parse_plain_integers, np.int64)
     return _all_rows_scalar(fact, column, n, rejects, np.int64, nulls)
 
 
@@ -97,6 +97,32 @@ def _checked_integers(fact: Fact, values: np.ndarray, nulls, rejects: Rejects, s
         rows = np.flatnonzero(mask)
         _range_rejects(fact, rows, values[rows].astype(np.int64), rejects, str, source)
     return values
+
+
+def _plain_digits(text: pa.Array) -> pa.Array:
+    """Which texts are 1 to 18 ASCII digits, from the bytes: a column holding a few bad cells
+    (a real registry's) is parsed here rather than cast by Arrow, which refuses a whole column
+    for one bad cell. One pass over the bytes, ~5x faster than the regular expression; signs,
+    spaces and other digits go to _records."""
+    if pa.types.is_large_string(text.type):
+        offset_type = np.int64
+    elif pa.types.is_string(text.type):
+        offset_type = np.int32
+    else:
+        return fill_null(pc.match_substring_regex(text, _PLAIN_DIGITS), False)
+    n = len(text)
+    _, offsets_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, offset_type)[text.offset : text.offset + n + 1]
+    data = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]] if data_buffer is not None else np.zeros(0, np.uint8)
+    not_digit = np.empty(data.size + 1, offset_type)
+    not_digit[0] = 0
+    np.cumsum((data - np.uint8(48)) > 9, out=not_digit[1:], dtype=offset_type)  # uint8 wraps below '0'
+    relative = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    ok = (not_digit[relative[1:]] == not_digit[relative[:-1]]) & (lengths >= 1) & (lengths <= 18)
+    if text.null_count:
+        ok &= ~bools(text.is_null())
+    return from_bools(ok)
 
 
 def _parse_integers(text: pa.Array) -> np.ndarray:
@@ -175,12 +201,13 @@ def _parse_decimals(text: pa.Array) -> np.ndarray:
 
 
 # -- text parsed into numbers or dates ----------------------------------------------------------------
-def _parsed_text(fact: Fact, text: pa.Array, n: int, rejects: Rejects, pattern: str, parse, dtype) -> np.ndarray:
-    """Fast path for text matching ``pattern`` (parsed by ``parse``), _records for the rest."""
+def _parsed_text(fact: Fact, text: pa.Array, n: int, rejects: Rejects, pattern, parse, dtype) -> np.ndarray:
+    """Fast path for text matching ``pattern`` (a regular expression, or a function of the
+    text giving the mask), parsed by ``parse``; _records for the rest."""
     if pa.types.is_dictionary(text.type):
         text = text.cast(text.type.value_type)
     out = np.zeros(n, dtype=dtype)
-    fast = fill_null(pc.match_substring_regex(text, pattern), False)
+    fast = pattern(text) if callable(pattern) else fill_null(pc.match_substring_regex(text, pattern), False)
     fast_np = bools(fast)
     fast_rows = np.flatnonzero(fast_np)
     if fast_rows.size:
@@ -213,6 +240,11 @@ def _show_kernel(fact: Fact):
 
         return show
     return str
+
+
+def _parse_plain_integers(text: pa.Array):
+    """Texts of ASCII digits only (see _plain_digits): Arrow's cast, no sign to strip."""
+    return numbers(pc.cast(text, pa.int64())), None
 
 
 def _parse_integers_checked(text: pa.Array):

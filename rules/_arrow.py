@@ -72,6 +72,12 @@ def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.unpackbits(bits, bitorder="little")[start % 8 : start % 8 + n].view(bool)
 
 
+def from_bools(values: np.ndarray) -> pa.Array:
+    """A numpy bool array as an Arrow boolean array without nulls (packed into a bitmap)."""
+    bits = np.packbits(np.asarray(values, bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
 def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -22,7 +23,9 @@ from ._types import DECIMAL_PLACES, Kind, days_to_date
 
 TRUE_WORDS = frozenset({"true", "1", "是", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "否", "no", "n", "f"})
-_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+# "3.0" is 3, as the float 3.0 of a Parquet or SQLite REAL column is: Excel and SQLite write
+# whole numbers so. "3.5", "3." and "3e0" are not whole numbers as written.
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+(?:\.0+)?$")
 # How bureau systems write dates besides ISO: 2016年3月1日 (with or without leading zeros).
 _CHINESE_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$")
 
@@ -77,18 +80,34 @@ def coerce_record(
     return values
 
 
-def _integer(fact: Fact, raw: Any) -> int:
+def _folded(raw: str) -> str:
+    """Text as typed on a Chinese keyboard read as ASCII: full-width digits, letters, signs
+    and points (３，Ａ，－，．) become 3, A, -, . (NFKC), as for every source."""
+    return unicodedata.normalize("NFKC", raw) if not raw.isascii() else raw
+
+
+def _whole(raw: Any) -> int | None:
+    """The whole number ``raw`` is, from any source, or None."""
     if isinstance(raw, bool):
-        raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
+        return None
     if isinstance(raw, int):
         return raw
     if isinstance(raw, float) and math.isfinite(raw) and raw == int(raw):
         return int(raw)  # pandas turns an integer column with a gap into float64
-    if isinstance(raw, Decimal) and raw == raw.to_integral_value():
+    if isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value():
         return int(raw)
-    if isinstance(raw, str) and _INTEGER_TEXT.match(raw):
-        return int(raw)
-    raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
+    if isinstance(raw, str):
+        text = _folded(raw)
+        if _INTEGER_TEXT.match(text):
+            return int(text.partition(".")[0])
+    return None
+
+
+def _integer(fact: Fact, raw: Any) -> int:
+    value = _whole(raw)
+    if value is None:
+        raise RecordError(f"must be a whole number, got {raw!r}", fact.name, raw)
+    return value
 
 
 def _decimal(fact: Fact, raw: Any) -> Decimal:
@@ -96,7 +115,7 @@ def _decimal(fact: Fact, raw: Any) -> Decimal:
         # a float has already lost exactness: ask for text or an exact number instead
         raise RecordError(f"must be an exact decimal (text or integer), got {raw!r}", fact.name, raw)
     try:
-        value = Decimal(raw) if isinstance(raw, int | str | Decimal) else None
+        value = Decimal(_folded(raw) if isinstance(raw, str) else raw) if isinstance(raw, int | str | Decimal) else None
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():
@@ -107,14 +126,18 @@ def _decimal(fact: Fact, raw: Any) -> Decimal:
 
 
 def _boolean(fact: Fact, raw: Any) -> bool:
+    """true/false words, or a whole number 0 or 1: SQLite and many exports write booleans as
+    0/1 integers, so 1 from a Parquet column or the library means what "1" in a CSV does."""
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str):
-        word = raw.lower()
+        word = _folded(raw).lower()
         if word in TRUE_WORDS:
             return True
         if word in FALSE_WORDS:
             return False
+    if _whole(raw) in (0, 1):
+        return _whole(raw) == 1
     raise RecordError(f"must be true or false, got {raw!r}", fact.name, raw)
 
 
@@ -124,6 +147,7 @@ def _date(fact: Fact, raw: Any) -> dt.date:
     if isinstance(raw, dt.date):
         return raw
     if isinstance(raw, str):
+        raw = _folded(raw)
         written = _CHINESE_DATE.match(raw)
         try:
             if written:
@@ -141,6 +165,7 @@ def _string(fact: Fact, raw: Any) -> str:
     if fact.format == "uscc":
         from ._uscc import uscc_problem
 
+        raw = _folded(raw)  # a code typed in full width is the same code
         problem = uscc_problem(raw)
         if problem:
             raise RecordError(f"is not a valid 统一社会信用代码: {problem}", fact.name, raw)

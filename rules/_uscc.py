@@ -29,7 +29,7 @@ from enum import IntEnum
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import bools, numbers
+from ecorules.rules._arrow import bools, from_bools, numbers
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
@@ -274,7 +274,6 @@ def _arrow_problems(arr: pa.Array) -> np.ndarray:
         out[chars != 18] = UsccProblem.WRONG_LENGTH
         out[(chars == 18) & (nbytes != 18)] = UsccProblem.BAD_CHARACTER  # non-ASCII inside
         out[null] = UsccProblem.MISSING
-    columns = np.arange(18)
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
         rows = ascii18[start:stop]
@@ -282,8 +281,13 @@ def _arrow_problems(arr: pa.Array) -> np.ndarray:
             mat = data[offsets[start] : offsets[stop]].reshape(-1, 18)
             out[start:stop] = _utf8_problems(mat)
         elif rows.any():
+            # a block with a few odd rows (a real registry's): Arrow's filter copies the
+            # 18-byte ones back to back (a memcpy), ~5x faster than gathering bytes by index
             picked = np.flatnonzero(rows) + start
-            mat = data[offsets[picked][:, None] + columns]
+            kept = arr.slice(start, stop - start).filter(from_bools(rows))
+            kept_offsets = np.frombuffer(kept.buffers()[1], offset_type)[kept.offset : kept.offset + len(kept) + 1]
+            kept_data = np.frombuffer(kept.buffers()[2], np.uint8)
+            mat = kept_data[kept_offsets[0] : kept_offsets[-1]].reshape(-1, 18)
             out[picked] = _utf8_problems(mat)
     return out
 

@@ -21,7 +21,7 @@ from ecorules.rules._arrow import bools, from_numbers, numbers
 
 from .._sources import Registry
 from ._plan import CasePlan
-from ._table import _stripped
+from ._table import linked
 
 
 @dataclass
@@ -30,6 +30,7 @@ class EnterpriseSide:
     table: pa.Table  # the columns the case side reads, same rows
     rejected: dict[int, str] = field(default_factory=dict)  # side row -> why its cases are rejected
     rollups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 per side row
+    key_fact: object = None  # the enterprise key's fact (uscc), for comparing keys as written
 
     @property
     def n(self) -> int:
@@ -43,7 +44,7 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
     names = list(dict.fromkeys((key, *checked)))
     tables, sources, origin = [], [], []  # origin: (source index, row number) per kept row
     for batch in registry.batches():
-        uscc = _stripped(batch.table[key])
+        uscc = linked(plan.facts[key], batch.table[key])
         keep = np.flatnonzero(bools(pc.is_in(uscc, value_set=wanted)))
         if keep.size:
             index = from_numbers(keep)
@@ -73,13 +74,13 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
     order = np.argsort(bad, kind="stable")  # valid rows first
     table = table.take(from_numbers(order))
     rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
-    return EnterpriseSide(_stripped(table[key]), table, rejected)
+    return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key])
 
 
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
     """The roll-up columns of one registry batch: each row's enterprise's values, or the
     roll-up's empty value for an enterprise without cases."""
-    index = numbers(pc.index_in(_stripped(uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
+    index = numbers(pc.index_in(linked(side.key_fact, uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
     found = index >= 0
     columns = {}
     for name, rollup in rollups.items():

@@ -118,11 +118,21 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
             cases.columns[name] = column
     cases.key_code, cases.keys = _codes(cases.table[plan.kind.key], ascending=True)
     cases.keys_ascending = _ascending(cases.keys)
-    cases.uscc = _stripped(cases.table[plan.link])
+    cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
     if plan.kind.act:
         cases.act_code, _ = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
     _date_order(cases, plan)
+
+
+def linked(fact, column) -> pa.Array:
+    """The enterprise keys of a column as the registry's are compared and written: a USCC
+    trimmed and in ASCII (a full-width code is the same code, engine/_duplicates.py)."""
+    if fact.format == "uscc":
+        from .._duplicates import canonical_keys
+
+        return canonical_keys(fact, _stripped(column))[0]
+    return _stripped(column)
 
 
 def _stripped(column) -> pa.Array:

@@ -232,7 +232,7 @@ def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
     rows[5]["untreated_outfalls"] = "-2"
     rows[6]["uscc"] = rows[6]["uscc"][:-1] + ("0" if rows[6]["uscc"][-1] != "0" else "1")
     rows[7]["industrial"] = ""
-    rows[8]["direct_discharge_cases"] = "2.0"
+    rows[8]["direct_discharge_cases"] = "2.5"  # "2.0" is 2, as the float 2.0 is
     path = tmp_path / "r.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

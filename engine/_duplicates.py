@@ -1,0 +1,287 @@
+"""One enterprise, one row: a key written on several rows of a table whose key is unique.
+
+A kind of record declares its key in the fact catalogue (``key: uscc`` for the enterprise
+registry). Several cases per enterprise are normal in the case table, but the registry holds
+an enterprise once: three rows of one USCC billed three times charged a district 7,000,000
+yuan instead of 1,000,000 plus one case. What a repeated key means is the run's choice
+(``ecorules run --duplicates``):
+
+- ``reject`` (the default): the first row of a key is the enterprise's; every later row is a
+  reject naming the first (row and file) — the registry must be corrected at its source;
+- ``last``: the last row is the enterprise's (a registry that appends corrections); every
+  earlier row is a reject naming it;
+- ``sum``: the rows are parts of one enterprise (a registry assembled from several offices'
+  lists): their counts add up, and every other fact the policies read must agree, or all the
+  rows of the key are rejects saying which fact differs (engine/_duplicate_sum.py).
+
+Keys are compared as the ledger writes them (:func:`canonical_keys`): surrounding blanks
+dropped, full-width characters as their ASCII forms (NFKC), as ``rules._records`` reads them.
+A row whose key is not valid is rejected for that and is nobody's duplicate.
+
+**Why a first pass over the key column, not detection at the end.** Rows of one key may lie
+far apart (the 7th and the 29,000,000th): a streaming run has scored, written and summed the
+first long before it meets the second. Undoing then means removing findings from chunks
+already handed to SQLite, list entries and district totals, and ``last`` would undo the
+first row's findings every time. Reading the key column alone first (one column of a Parquet
+file; a parse without conversions for CSV) decides every row before any is scored, so each
+row is scored or rejected once and ``rows in = rows scored + rows rejected`` holds at every
+batch. Memory: the first pass keeps a 64-bit digest per row (8 bytes; 240 MB at 30,000,000
+rows, freed before scoring), sorted in place to find the digests seen twice. Digests are not
+trusted: only rows whose digest repeats are compared by their exact key, in the second pass
+(``reject``) or in a short extra pass over those rows (``last``, ``sum``), so a digest
+collision costs a comparison, never a wrong reject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+
+import attrs
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules import Fact, Kind, RecordError
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers
+from ecorules.rules._records import coerce
+from ecorules.rules._uscc import uscc_problems
+
+from ._duplicate_sum import Summing
+from ._sources import Batch, Reject
+
+log = logging.getLogger("ecorules.duplicates")
+
+POLICIES = ("reject", "last", "sum")
+_TOP_BITS = 20
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+
+
+# --- keys as the ledger writes them ---------------------------------------------------------
+
+
+def canonical_keys(fact: Fact, column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The key column with every valid key in the form the ledger writes, and which rows hold
+    a valid key. Valid keys already in that form (nearly all) are left as they are."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
+        column = column.cast(pa.string())
+    n = len(column)
+    if fact.format == "uscc" and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        valid = uscc_problems(column) == 0
+        odd = np.flatnonzero(~valid & ~bools(column.is_null()))
+        if odd.size:
+            # only a code with blanks around it or non-ASCII characters can become valid by
+            # being read as rules._records reads it; a wrong check character stays wrong
+            texts = column.take(from_numbers(odd))
+            fixable = ~bools(pc.string_is_ascii(texts)) | (
+                numbers(pc.utf8_length(pc.utf8_trim_whitespace(texts))) != numbers(pc.utf8_length(texts)))
+            odd = odd[fixable]
+        if not odd.size:
+            return column, valid
+        fixed = [_canonical(fact, text) for text in column.take(from_numbers(odd)).to_pylist()]
+        changed = np.array([value is not None for value in fixed], bool)
+        if not changed.any():
+            return column, valid
+        rows = odd[changed]
+        valid[rows] = True
+        mask = np.zeros(n, bool)
+        mask[rows] = True
+        replacements = pa.array([value for value in fixed if value is not None], column.type)
+        return pc.replace_with_mask(column, from_bools(mask), replacements), valid
+    # other keys (a district, a section id) are in small tables: each distinct value decided once
+    values = column.to_pylist()
+    decided: dict = {}
+    out = [decided[v] if v in decided else decided.setdefault(v, _canonical(fact, v)) for v in values]
+    valid = np.array([value is not None for value in out], bool)
+    if not (pa.types.is_string(column.type) and any(c is not None and c != v for c, v in zip(out, values, strict=True))):
+        return column, valid
+    # a valid key as the ledger writes it; an invalid one as written, for its reject to show
+    return pa.array([c if c is not None else v for c, v in zip(out, values, strict=True)], pa.string()), valid
+
+
+def _canonical(fact: Fact, raw) -> str | None:
+    """The key as the ledger writes it (as rules._records reads it: trimmed, a USCC in
+    ASCII), or None when it is not a valid key (the scorer rejects it with its reason)."""
+    try:
+        value = coerce(fact, raw)
+    except RecordError:
+        return None
+    return None if value is None else str(value)
+
+
+def digests(fact: Fact, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each valid canonical key (rows without a valid key: not returned).
+
+    USCCs (18 bytes each) are mixed from their bytes in numpy; other keys through blake2b."""
+    picked = keys.filter(from_bools(valid)) if not valid.all() else keys
+    if not len(picked):
+        return np.zeros(0, np.uint64)
+    if fact.format == "uscc":
+        offsets = np.frombuffer(picked.buffers()[1], np.int32)[picked.offset : picked.offset + len(picked) + 1]
+        data = np.frombuffer(picked.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+        if data.size == 18 * len(picked):  # valid USCCs are 18 ASCII bytes
+            wide = np.zeros((len(picked), 24), np.uint8)
+            wide[:, :18] = data.reshape(-1, 18)
+            words = wide.view(np.uint64)
+            mixed = words[:, 0] * _MIX[0] ^ words[:, 1] * _MIX[1] ^ words[:, 2] * _MIX[2]
+            mixed ^= mixed >> np.uint64(29)
+            return mixed * _MIX[1]
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "little")
+         for key in picked.to_pylist()),
+        np.uint64, len(picked),
+    )
+
+
+# --- the first pass -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KeyCensus:
+    """What the first pass learnt: the digests that more than one row has (sorted), and for
+    ``last`` and ``sum``, the rows of each key whose digest repeats."""
+
+    repeated: np.ndarray  # uint64, sorted
+    rows: int  # rows read
+    rows_of: dict = attrs.field(factory=dict)  # key -> [(source, row), ...] in file order
+    # a bit per value of a digest's top 20 bits: set where a repeated digest has them. Most
+    # rows miss it, so only a few go on to the binary search (10x faster than searching all)
+    _top: np.ndarray = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        top = np.zeros(1 << _TOP_BITS, bool)
+        top[(self.repeated >> np.uint64(64 - _TOP_BITS)).astype(np.int64)] = True
+        object.__setattr__(self, "_top", top)
+
+    def suspects(self, values: np.ndarray) -> np.ndarray:
+        """Which of ``values`` (digests) are repeated ones."""
+        if not self.repeated.size or not values.size:
+            return np.zeros(values.size, bool)
+        out = self._top[(values >> np.uint64(64 - _TOP_BITS)).astype(np.int64)]
+        maybe = np.flatnonzero(out)
+        if maybe.size:
+            at = np.searchsorted(self.repeated, values[maybe]).clip(max=self.repeated.size - 1)
+            out[maybe] = self.repeated[at] == values[maybe]
+        return out
+
+
+def take_census(fact: Fact, batches: Callable[[], Iterator[Batch]], policy: str, estimated_rows: int = 0) -> KeyCensus:
+    """Read the key column of every batch (``batches()`` yields it under the fact's name)."""
+    store = np.empty(max(estimated_rows + estimated_rows // 16, 1024), np.uint64)
+    filled = rows = 0
+    for batch in batches():
+        rows += batch.table.num_rows
+        keys, valid = canonical_keys(fact, batch.table[fact.name])
+        found = digests(fact, keys, valid)
+        if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
+            grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
+            grown[:filled] = store[:filled]
+            store = grown
+        store[filled : filled + found.size] = found
+        filled += found.size
+    store = store[:filled]
+    store.sort()
+    repeated = np.unique(store[1:][store[1:] == store[:-1]]) if filled > 1 else np.zeros(0, np.uint64)
+    del store
+    census = KeyCensus(repeated, rows)
+    if policy in ("last", "sum") and repeated.size:
+        census = KeyCensus(repeated, rows, _rows_of(fact, batches, census))
+    log.info("%s: %s rows, %s digests repeated", fact.name, f"{rows:,}", f"{repeated.size:,}")
+    return census
+
+
+def _rows_of(fact: Fact, batches: Callable[[], Iterator[Batch]], census: KeyCensus) -> dict:
+    """The rows of every key whose digest repeats (an extra pass over those rows only)."""
+    rows_of: dict = {}
+    for batch in batches():
+        keys, valid = canonical_keys(fact, batch.table[fact.name])
+        at = np.flatnonzero(valid)
+        hit = at[census.suspects(digests(fact, keys, valid))]
+        for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
+            rows_of.setdefault(key, []).append((batch.source, int(batch.rows[row])))
+    return rows_of
+
+
+# --- the second pass ------------------------------------------------------------------------
+
+
+class DuplicateFilter:
+    """Drops the rows of a repeated key that are not the enterprise's from each batch, as
+    rejects naming the row that is (``sum``: keeps them aside for :meth:`finish`); also
+    writes every valid key in its canonical form."""
+
+    def __init__(self, fact: Fact | None, census: KeyCensus | None, policy: str = "reject", facts=None):
+        if policy not in POLICIES:
+            raise ValueError(f"duplicates policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.fact, self.census, self.policy = fact, census, policy
+        self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
+        self.rejected = 0
+        self.summing = Summing(fact, facts or {}) if policy == "sum" else None
+
+    def finish(self) -> tuple[Batch | None, int]:
+        """``sum``: one batch of the merged enterprises and the rows they reject, and how many
+        rows were merged into others (scored with them); else (None, 0)."""
+        return self.summing.finish() if self.summing is not None else (None, 0)
+
+    def apply(self, batch: Batch) -> Batch:
+        if self.fact is None:  # a kind without a declared key
+            return batch
+        name = self.fact.name
+        if not batch.table.num_rows or name not in batch.table.column_names:
+            return batch
+        keys, valid = canonical_keys(self.fact, batch.table[name])
+        if keys is not batch.table[name]:
+            batch.table = batch.table.set_column(batch.table.column_names.index(name), name, keys)
+        if self.census is None or not self.census.repeated.size:
+            return batch
+        at = np.flatnonzero(valid)
+        hit = at[self.census.suspects(digests(self.fact, keys, valid))]
+        if not hit.size:
+            return batch
+        header = batch.headers.get(name, name)
+        drop, rejects = [], []
+        for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
+            here = (batch.source, int(batch.rows[row]))
+            if self.policy == "sum":
+                if len(self.census.rows_of.get(key, ())) > 1:
+                    drop.append(row)
+                    self.summing.keep(key, batch, row)
+                continue
+            if self.policy == "last":
+                kept = self.census.rows_of.get(key, [here])[-1]
+                if kept == here:
+                    continue
+                reason = f"duplicate {name} {key!r}: the enterprise's row is the last, row {kept[1]} of {kept[0]} (--duplicates last)"
+            else:
+                kept = self.first.setdefault(key, here)
+                if kept == here:
+                    continue
+                reason = f"duplicate {name} {key!r}: first at row {kept[1]} of {kept[0]} (one enterprise, one row)"
+            drop.append(row)
+            rejects.append(Reject(batch.source, here[1], header, key, reason))
+        if not drop:
+            return batch
+        keep = np.ones(batch.table.num_rows, bool)
+        keep[drop] = False
+        self.rejected += len(rejects)
+        batch.rows_in -= len(drop) - len(rejects)  # rows kept for summing: accounted by finish()
+        batch.table = batch.table.filter(from_bools(keep))
+        batch.rows = batch.rows[keep]
+        batch.rejects = [*batch.rejects, *rejects]
+        return batch
+
+
+def unique_key(policies, domain: str) -> Fact | None:
+    """The key fact of ``domain``'s kind, if the catalogue declares one (a unique key)."""
+    kind = policies.kinds.get(domain)
+    if kind is None or kind.key not in policies.facts:
+        return None
+    fact = policies.facts[kind.key]
+    return fact if fact.type.kind in (Kind.STRING, Kind.ENUM, Kind.INTEGER) else None
+
+
+__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "canonical_keys", "digests", "take_census", "unique_key"]
