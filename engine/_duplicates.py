@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Fact, Kind, RecordError
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, plain_array
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
 
@@ -63,12 +63,7 @@ _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
 def canonical_keys(fact: Fact, column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """The key column with every valid key in the form the ledger writes, and which rows hold
     a valid key. Valid keys already in that form (nearly all) are left as they are."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
-        column = column.cast(pa.string())
+    column = plain_array(column)
     n = len(column)
     if fact.format == "uscc" and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         valid = uscc_problems(column) == 0

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
-from ecorules.rules._arrow import from_numbers
+from ecorules.rules._arrow import from_numbers, plain_array
 
 from . import _store as store
 from ._chunks import (
@@ -188,16 +188,6 @@ class Summary:
 # --- helpers --------------------------------------------------------------------------------
 
 
-
-
-def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
-        column = column.cast(pa.string())
-    return column
 
 
 class _Background:
@@ -725,7 +715,7 @@ class NightlyRun:
     def _keys(self, scoring: _Scoring, batch: Batch, valid: np.ndarray) -> pa.Array:
         """The batch's records as the ledger names them: their key (a district's as the value,
         not the alias its table wrote; rejected rows, whose key may not resolve, as null)."""
-        column = _as_array(batch.table[scoring.subject])
+        column = plain_array(batch.table[scoring.subject])
         fact = scoring.policies.facts[scoring.subject]
         if fact.type.kind is not Kind.ENUM:
             return column
@@ -735,7 +725,7 @@ class NightlyRun:
         """The payers of findings as the ledger names them: an enum cell may say an alias
         (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
         code, say the canonical value. The rows were accepted, so every distinct text resolves."""
-        column = _as_array(column)
+        column = plain_array(column)
         fact = scoring.policies.facts[name]
         return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
 

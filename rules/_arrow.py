@@ -84,4 +84,15 @@ def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr
 
 
-__all__ = ["bools", "fill_null", "from_numbers", "numbers", "scalar", "string_scalar", "strings"]
+def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array, dictionaries decoded and large or view strings as plain strings: the form
+    the writers' and the key checks' string functions take."""
+    column = _one_chunk(column)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
+        column = column.cast(pa.string())
+    return column
+
+
+__all__ = ["bools", "fill_null", "from_numbers", "numbers", "plain_array", "scalar", "string_scalar", "strings"]
