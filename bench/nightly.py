@@ -9,6 +9,8 @@ time), then, round after round so that the machine's noise hits every variant al
 - floor: reading the same file (pyarrow.parquet.read_table; pandas.read_csv for CSV, and
   pyarrow.csv.read_csv beside it), all columns, in this process; for Parquet also only the
   columns the policies read (the least any run must read: DuckDB's aggregate skips the USCCs);
+- duckdb, all of the run's work (bench/_duckdb_full.py): USCC check characters, every column
+  validated, one row per USCC, findings, list entries, rejects and district totals written;
 - duckdb: hand-written SQL computing the same district totals and list counts from the same
   file, with the same number of threads;
 - ecorules: `ecorules run --registry FILE --out NEW.sqlite --threads T`, a fresh process and a
@@ -137,6 +139,9 @@ def read_floor(path: Path, how: str) -> float:
     return time.perf_counter() - started
 
 
+from _duckdb_full import duckdb_full  # noqa: E402 - beside this script
+
+
 def duckdb_totals(path: Path, threads: int) -> tuple[float, dict]:
     import duckdb
 
@@ -248,6 +253,7 @@ def main() -> None:
     floors = {"parquet": ["pyarrow.parquet", "pyarrow.parquet, needed columns"],
               "csv": ["pandas.read_csv", "pyarrow.csv"]}
     times: dict[str, dict[str, list[float]]] = {fmt: {} for fmt in formats}
+    full_agree: dict[str, bool] = {}
     rss: dict[str, list[float]] = {}
     agree = {}
     bad_rejected: dict[str, int] = {}
@@ -258,6 +264,10 @@ def main() -> None:
                 measured.setdefault(f"read {how}", []).append(read_floor(path, how))
             seconds, duck = duckdb_totals(path, args.threads)
             measured.setdefault("duckdb SQL", []).append(seconds)
+            # DuckDB doing all of the run's work: checks, rejects, findings, lists, totals written
+            seconds, full = duckdb_full(path, args.threads, args.dir / f"duckdb-full-{fmt}.duckdb")
+            measured.setdefault("duckdb, all of the run's work", []).append(seconds)
+            full_agree[fmt] = full_agree.get(fmt, True) and full["districts"] == duck["districts"]
             run = ecorules_run(path, args.dir / f"results-{fmt}.sqlite", args.threads)
             measured.setdefault("ecorules run (process wall)", []).append(run["wall"])
             measured.setdefault("ecorules run (the run itself)", []).append(run["run"])
@@ -295,12 +305,15 @@ def main() -> None:
             if fmt == "parquet":
                 duck = [e / d for e, d in zip(times[fmt][which], times[fmt]["duckdb SQL"], strict=True)]
                 line += f";  / duckdb: {spread(duck)}"
+            full = [e / d for e, d in zip(times[fmt][which], times[fmt]["duckdb, all of the run's work"], strict=True)]
+            line += f";  / duckdb doing the same work: {spread(full)}"
             print(line)
         if fmt == "parquet":
             needed = [r / d for r, d in zip(times[fmt]["read pyarrow.parquet, needed columns"],
                                             times[fmt]["duckdb SQL"], strict=True)]
             print(f"  reading only the needed columns / duckdb: {spread(needed)}")
-        print(f"  ecorules and duckdb agree on district totals and list counts: {agree[fmt]}")
+        print(f"  ecorules and duckdb agree on district totals and list counts: {agree[fmt]}; "
+              f"duckdb's full work agrees with its aggregate: {full_agree.get(fmt)}")
         if fmt in twins:
             # same rows in both copies: records/s bad / records/s clean = time clean / time bad
             ratio = [c / b for c, b in zip(times[fmt]["ecorules run, clean copy"], times[fmt]["ecorules run, bad copy"],
