@@ -6,8 +6,11 @@ Rulesets are written here in durable's data form, as the policy compiler will em
 from __future__ import annotations
 
 import gc
+import json
 import operator
 import random
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -89,7 +92,9 @@ def test_every_matching_rule_fires_in_declaration_order() -> None:
 # --- 4. many calls: correct, flat memory, one session ------------------------------------------
 
 
-def test_120k_sequential_calls_are_correct_with_flat_memory_and_one_session() -> None:
+def sequential_probe() -> dict:
+    """120,000 calls after a warm-up, in a process of its own (see the test below): correct
+    rule sets, RSS growth, and the one session durable keeps."""
     rules = {
         "big": {"all": [{"m": {"$gt": {"f_a": 50}}}]},
         "site": {"all": [{"m": {"f_site": "郑州-3"}}]},
@@ -122,13 +127,28 @@ def test_120k_sequential_calls_are_correct_with_flat_memory_and_one_session() ->
             check(k)
         gc.collect()
         growth = rss_mib() - start
-        assert growth < 3.0, f"RSS {start:.1f} MiB -> {start + growth:.1f} MiB over 120,000 calls"
         # One fixed session: sid "0" exists, no other sid was ever created, no fact left behind.
         durable = host._host
         assert durable is not None
-        assert durable.get_facts("t", "0") == []
-        with pytest.raises(durable_rules_engine.error, match="309"):
+        facts_left = durable.get_facts("t", "0")
+        try:
             durable.get_state("t", "1")
+            other_session = "exists"
+        except durable_rules_engine.error as error:
+            other_session = str(error)
+        return {"start": start, "growth": growth, "facts_left": facts_left, "other_session": other_session}
+
+
+def test_120k_sequential_calls_are_correct_with_flat_memory_and_one_session() -> None:
+    # A process of its own: inside the big pytest process the allocator's arenas, grown by
+    # earlier tests, moved RSS by several MiB either way (a fresh-clone CI run measured 6.1).
+    run = subprocess.run([sys.executable, __file__, "--sequential-probe"], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]  # a wrong rule set fails the probe's asserts
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["growth"] < 3.0, f"RSS {result['start']:.1f} MiB -> +{result['growth']:.1f} MiB over 120,000 calls"
+    assert result["facts_left"] == []
+    assert "309" in result["other_session"]
 
 
 # --- 5. threads ------------------------------------------------------------------------------------
@@ -447,3 +467,7 @@ def test_close_frees_memory_and_blocks_further_use() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         host.fired("p", {"f_1": 5})
     host.close()  # idempotent
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--sequential-probe"]:
+    print(json.dumps(sequential_probe()))
