@@ -24,6 +24,7 @@ import difflib
 import itertools
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from fractions import Fraction
 
 import attrs
@@ -612,8 +613,8 @@ class _Checker(CallChecks, WorkdayChecks):
 def _show(value, kind: Type) -> str:
     if kind == DATE:
         return f"day {value}"
-    if isinstance(value, Fraction) and value.denominator != 1:
-        return f"{float(value):.4g}"
+    if isinstance(value, Fraction) and value.denominator != 1:  # exact decimal digits, never a binary float
+        return f"{Decimal(value.numerator) / Decimal(value.denominator):.6g}"
     return f"{int(value):,}"
 
 

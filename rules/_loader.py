@@ -373,7 +373,7 @@ def _fits_in_units(declared: ast.Node, rounding: Rounding, span: Span, what: str
     low, high = (abs(Fraction(bound)) for bound in declared.interval)
     if max(low, high) * widened > INT64_MAX:
         raise PolicyTypeError(
-            f"the amount of {what} may reach {float(max(low, high)):.4g} yuan, beyond what the batch kernel can "
+            f"the amount of {what} may reach {math.ceil(max(low, high)):,} yuan, beyond what the batch kernel can "
             f"round exactly to the {rounding.unit} (declare a smaller 'max' for the facts it reads)",
             span,
         )
