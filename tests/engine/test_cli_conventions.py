@@ -13,6 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from ecorules.engine._cli import main
+from test_store import foreign_database
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "examples" / "registry.csv"
@@ -57,11 +58,7 @@ def test_no_lock_wal_or_shm_file_is_left_beside_the_database(tmp_path):
 
 
 def test_run_refuses_to_write_into_another_systems_database(tmp_path):
-    other = tmp_path / "bureau.sqlite"
-    connection = sqlite3.connect(other)
-    connection.execute("CREATE TABLE enterprises (uscc TEXT)")
-    connection.commit()
-    connection.close()
+    other = foreign_database(tmp_path / "bureau.sqlite")
     result = CliRunner().invoke(main, ["run", "--registry", str(REGISTRY), "--out", str(other), "--as-of", "2012-04-14",
                                        "--format", "json"])
     assert result.exit_code == 2

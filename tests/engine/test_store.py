@@ -168,12 +168,17 @@ def test_a_lock_file_removed_by_the_holder_that_left_is_not_shared(tmp_path):
         stale.close()
 
 
-def test_an_sqlite_database_of_another_system_is_refused(tmp_path):
-    other = tmp_path / "bureau.sqlite"
-    connection = sqlite3.connect(other)
+def foreign_database(path: Path) -> Path:
+    """An SQLite database of another system: one table of its own, no ecorules tables."""
+    connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE enterprises (uscc TEXT)")
     connection.commit()
     connection.close()
+    return path
+
+
+def test_an_sqlite_database_of_another_system_is_refused(tmp_path):
+    other = foreign_database(tmp_path / "bureau.sqlite")
     with pytest.raises(store.StoreError, match="not an ecorules results database .it has enterprises.; give a new file"):
         store.connect(other)
     tables = sqlite3.connect(other).execute("SELECT name FROM sqlite_master").fetchall()
