@@ -254,7 +254,8 @@ def _memory(program, table: pa.Table, x: Inputs) -> None:
     tracemalloc.stop()
     arrow_after = pool.bytes_allocated()
     outputs = sum(getattr(result, name).nbytes for name in ("fired", "amounts", "sanctions", "total_yuan", "valid"))
-    read = sum(table.column(name).nbytes for name in program.columns)
+    # (a roll-up over cases, unset without a case table, is a column the registry does not hold)
+    read = sum(table.column(name).nbytes for name in program.columns if name in table.column_names)
     print("\nmemory of one score() call (fresh outputs):")
     print(f"  inputs: the registry table {table.nbytes / 1e6:,.0f} MB, of which the columns read "
           f"{read / 1e6:,.0f} MB; kernel-ready columns {x.input_bytes() / 1e6:,.0f} MB")
