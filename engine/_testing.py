@@ -1,7 +1,9 @@
 """Run the YAML test cases that legal staff write inside policies.
 
 Each case is judged by an evaluator holding only its own policy, so a case states what that
-regulation requires, whatever else is loaded. A case may leave out what it does not care
+regulation requires, whatever else is loaded; a policy whose records carry their own law date
+(a kind declaring ``dates: {law: ...}``) is loaded with its other versions, so that a case can
+state what 行政处罚法 art 37 (从旧兼从轻) makes of them, as a run over the case table does. A case may leave out what it does not care
 about: without ``findings`` the findings are not checked; an expected finding without
 ``payer`` matches any payer. The report lists, per policy, the rules that no case makes fire.
 """
@@ -59,16 +61,25 @@ class TestReport:
 def run_tests(policies: PolicySet | Iterable[Policy], backend: str = "durable") -> TestReport:
     results: list[CaseResult] = []
     unexercised: list[tuple[str, str]] = []
+    policies = tuple(policies)
     for policy in policies:
         fired: set[str] = set()
-        with Evaluator((policy,), backend=backend) as evaluator:
+        with Evaluator(judged_with(policy, policies), backend=backend) as evaluator:
             for case in policy.tests:
                 result = run_case(evaluator, policy, case)
                 if result.decision is not None:
-                    fired.update(rule for _, rule in result.decision.fired_rules)
+                    fired.update(rule for key, rule in result.decision.fired_rules if key == policy.key)
                 results.append(result)
         unexercised.extend((policy.key, rule.id) for rule in policy.rules if rule.id not in fired)
     return TestReport(tuple(results), tuple(unexercised))
+
+
+def judged_with(policy: Policy, policies: tuple[Policy, ...]) -> tuple[Policy, ...]:
+    """The policy, with its other versions where its kind judges by the law at the act."""
+    kind = policy.kinds.get(policy.domain)
+    if kind is None or kind.law_date is None:
+        return (policy,)
+    return (policy, *(p for p in policies if p.id == policy.id and p.key != policy.key))
 
 
 def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult:

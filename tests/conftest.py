@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from ecorules.engine import BACKENDS, Evaluator
-from ecorules.engine._testing import CaseResult, run_case
+from ecorules.engine._testing import CaseResult, judged_with, run_case
 from ecorules.rules import Policy, TestCase, load_policies
 
 
@@ -61,14 +61,17 @@ class PolicyCasesCollector(pytest.Collector):
         self.spec = spec
 
     def collect(self):
-        for policy in load_policies(self.spec.paths):
-            yield PolicyCollector.from_parent(self, name=policy.key, policy=policy, backends=self.spec.backends)
+        policies = tuple(load_policies(self.spec.paths))
+        for policy in policies:
+            yield PolicyCollector.from_parent(self, name=policy.key, policy=policy, backends=self.spec.backends,
+                                              judged_with=judged_with(policy, policies))
 
 
 class PolicyCollector(pytest.Collector):
-    def __init__(self, *, policy: Policy, backends: tuple[str, ...], **kwargs):
+    def __init__(self, *, policy: Policy, backends: tuple[str, ...], judged_with: tuple[Policy, ...], **kwargs):
         super().__init__(**kwargs)
         self.policy = policy
+        self.judged_with = judged_with  # the policy, and its other versions where the law at the act rules
         self.backends = backends
         self.evaluators: dict[str, Evaluator] = {}
 
@@ -80,7 +83,7 @@ class PolicyCollector(pytest.Collector):
     def evaluator(self, backend: str) -> Evaluator:
         """One evaluator per policy and backend, shared by its cases, closed at teardown."""
         if backend not in self.evaluators:
-            self.evaluators[backend] = Evaluator((self.policy,), backend=backend)
+            self.evaluators[backend] = Evaluator(self.judged_with, backend=backend)
         return self.evaluators[backend]
 
     def teardown(self) -> None:

@@ -253,16 +253,25 @@ def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
                               optional=tuple(columns))
     for batch in Registry(table, resolver, batch_rows=1000).batches():
         cases.extend(batch.table.to_pylist())
-    findings, lists, lighter, notes = _expected(policies, list(registry), cases, as_of,
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    # 6 years back, two acts of 2017 under art 84 fall to the 2008 version, which encodes only
+    # art 74: rejects for legal staff (the library raises RecordCheckError on them), not "no
+    # violation"
+    rejected = db.execute("SELECT row, \"column\", reason FROM rejects WHERE run_id = ? AND source LIKE '%cases%'",
+                          (summary.run_id,)).fetchall()
+    assert [(row, column) for row, column, _ in rejected] == ([(4, "处罚依据"), (5, "处罚依据")] if years == 6 else [])
+    assert all("2008年版本中的对应规定未编码" in reason for _, _, reason in rejected)
+    judged = [case for case in cases if not (years == 6 and case["case_id"] in ("ZZ-2023-007", "ZZ-2023-008"))]
+    findings, lists, lighter, notes = _expected(policies, list(registry), judged, as_of,
                                                 parent=lambda uscc: registry[uscc])
-    found, _ = _found(sqlite3.connect(tmp_path / "r.sqlite"), summary.run_id)
+    found, _ = _found(db, summary.run_id)
     case_findings = Counter({key: n for key, n in found.items() if key[1] is not None})
     assert case_findings == Counter({key: n for key, n in findings.items() if key[1] is not None})
     assert summary.lighter_law == lighter
     rules = {(key[1], key[3]) for key in case_findings}
     assert (("ZZ-2024-011", "late_payment_surcharge") in rules) == (years == 0)  # in force 2021-07-15
     assert (("ZZ-2023-008", "art84_2_illegal_outfall") in rules) == (years < 6)  # act 2017-01-01
-    assert notes["prc.water_pollution_fines: 行为时无此规定"] == (2 if years == 6 else 0)
+    assert notes["prc.water_pollution_fines: 行为时无此规定"] == 0  # the 2008 version is at every act since 2008
 
 
 def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_findings(tmp_path):
@@ -282,3 +291,60 @@ def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_fin
     assert [row[:4] for row in rows] == before and before
     assert {row[4] for row in rows} == {None}  # the registry's findings: the run's as_of chose the law
     connection.close()
+
+
+def test_the_shipped_2008_and_2017_water_laws_in_the_batch_as_in_the_library(tmp_path):
+    # 水污染防治法 2008 art 74 (2 to 5 times the pollutant fee) beside 2017 art 83 item (二)
+    # (100,000 to 1,000,000): over-standard acts around 2018-01-01, coded under either clause,
+    # decided before, after or not at all, fees making either version the lighter, some decided
+    # fines and some fees missing (a reject under the 2008 version, never a fine of 0)
+    as_of = dt.date(2019, 6, 30)
+    registry = pacsv.read_csv(EXAMPLES / "registry.csv")
+    usccs = registry["uscc"].to_pylist()
+    rng = np.random.default_rng(8)
+    n = 400
+    act = np.datetime64("2018-01-01") + rng.integers(-700, 500, n)
+    decided = act + rng.integers(20, 500, n)
+    fee = rng.choice([10000, 20000, 49999, 50000, 50001, 200000, 600000], n)
+    coded_2008 = rng.random(n) < 0.5
+    fine = np.where(coded_2008, fee * rng.integers(2, 6, n), rng.integers(100000, 1000001, n))
+    has_fine = rng.random(n) < 0.3
+    has_fee = rng.random(n) < 0.93
+    cases = pa.table({
+        "case_id": [f"W{i:04d}" for i in range(n)],
+        "act_id": [""] * n,
+        "uscc": [usccs[i] for i in rng.integers(0, len(usccs), n)],
+        "clause": np.where(coded_2008, "wppcl2008_art74", "wppcl2017_art83_2").astype(object).tolist(),
+        "act_date": act.astype(str).tolist(),
+        "discovered": (act + 10).astype(str).tolist(),
+        "decided": [str(d) if rng.random() < 0.8 else "" for d in decided],
+        "fine_yuan": [str(f) if h else "" for f, h in zip(fine, has_fine, strict=True)],
+        "pollutant_fee_yuan": [str(f) if h else "" for f, h in zip(fee, has_fee, strict=True)],
+    })
+    # the shipped case table's other columns, left empty (every one optional)
+    header = (EXAMPLES / "cases.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    names = {"案件编号", "违法行为编号", "统一社会信用代码", "处罚依据", "违法行为发生日", "发现日", "处罚决定日",
+             "罚款数额", "应缴纳排污费数额"}
+    for column in header:
+        if column not in names:
+            cases = cases.append_column(column, pa.array([""] * n))
+    pacsv.write_csv(cases, tmp_path / "cases.csv")
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=as_of, cases=tmp_path / "cases.csv")
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    rejected = dict(db.execute("SELECT row, \"column\" FROM rejects WHERE run_id = ? AND source LIKE '%cases%'",
+                               (summary.run_id,)).fetchall())
+    rows = cases.to_pylist()
+    # a missing fee is a reject exactly where the 2008 version judges the case: its act before 2018
+    assert rejected == {i + 2: "pollutant_fee_yuan" for i, row in enumerate(rows)
+                        if not row["pollutant_fee_yuan"] and row["act_date"] < "2018-01-01"}
+    judged = [row for i, row in enumerate(rows) if i + 2 not in rejected]  # rows counted as the file's lines
+    by_uscc = {row["uscc"]: row for row in registry.to_pylist()}
+    findings, _, lighter, notes = _expected(load_policies(), usccs, judged, as_of, parent=lambda uscc: by_uscc[uscc])
+    found, _ = _found(db, summary.run_id)
+    case_findings = Counter({key: n for key, n in found.items() if key[1] is not None})
+    assert case_findings == Counter({key: n for key, n in findings.items() if key[1] is not None})
+    assert summary.lighter_law == lighter
+    # both outcomes of art 37 occur, and each version imposes fines
+    imposed = Counter(key[2] for key in case_findings.elements() if key[5] == "imposed" and key[3].startswith("art"))
+    assert imposed["prc.water_pollution_fines@2008"] > 30 and imposed["prc.water_pollution_fines@2017"] > 30
+    assert notes["prc.water_pollution_fines: 从轻"] > 10 and notes["prc.water_pollution_fines: 从旧"] > 30

@@ -26,6 +26,7 @@ WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
 APPROVAL = "zhengzhou.approval_time_limits@2012"
 WATER_FINES = "prc.water_pollution_fines@2017"
+WATER_FINES_2008 = "prc.water_pollution_fines@2008"
 DAILY = "prc.daily_continuous_penalty@2015"
 LATE = "prc.late_payment_surcharge@2021"
 WATER_CASES = "zhengzhou.eco_water_case_deduction@2011"
@@ -54,7 +55,7 @@ def evaluator(request):
 
 def test_shipped_policies_and_their_cases():
     policies = load_policies()
-    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, DAILY, LATE, WATER_CASES, *OTHER_KINDS])
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, WATER_FINES_2008, DAILY, LATE, WATER_CASES, *OTHER_KINDS])
     assert {p.domain for p in policies if p.key in OTHER_KINDS} == {"river_section", "district", "report", "dust_site"}
     assert all(policy.tests for policy in policies)
     assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()
