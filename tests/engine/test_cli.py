@@ -263,12 +263,13 @@ def test_explain_reads_stdin_with_a_dash():
 
 
 def test_explain_takes_as_of_and_domain_from_the_document(record_file):
-    document = {"as_of": "2012-05-01", "domain": "approval", "facts": {"uscc": "91350200MA31E12PXF", "document_kind": "环境影响报告表", "days_open": 8}}
+    document = {"as_of": "2012-05-01", "domain": "approval", "facts": {"request_id": "SP-2012-0042", "applicant_uscc": "91350200MA31E12PXF", "document_kind": "环境影响报告表", "days_open": 8}}
     result = run("explain", "--record", record_file(document), "--format", "json")
     assert result.exit_code == 0, result.output
     decision = json.loads(result.output)
     assert decision["as_of"] == "2012-05-01" and decision["domain"] == "approval"
     assert [s["list"] for s in decision["sanctions"]] == ["home_service", "report_to_city", "accountability"]
+    assert decision["subject"] == "SP-2012-0042"  # the request is what is late, not its applicant
     assert decision["total_yuan"] == 0
     assert decision["warnings"] and "other_request_time_limit_days" in decision["warnings"][0]
 

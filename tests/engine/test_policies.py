@@ -186,10 +186,11 @@ LADDER = [
 @pytest.mark.parametrize(("kind", "days", "lists"), LADDER, ids=[f"{k}-{d}" for k, d, _ in LADDER])
 def test_approval_ladder(evaluator, kind, days, lists):
     decision = evaluator.evaluate(
-        {"uscc": "91350200MA31E12PXF", "document_kind": kind, "days_open": days},
+        {"request_id": "SP-2012-0007", "document_kind": kind, "days_open": days},  # a request of the public
         as_of=dt.date(2012, 5, 1), domain="approval",
     )
     assert decision.policies == (APPROVAL,)
+    assert decision.subject == "SP-2012-0007" and {s.uscc for s in decision.sanctions} <= {"SP-2012-0007"}
     assert [s.list for s in decision.sanctions] == lists
     assert decision.findings == ()
     assert len(decision.warnings) == 1
