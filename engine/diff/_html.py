@@ -30,7 +30,7 @@ def _e(value: Any) -> str:
 
 def embedded_json(document: dict[str, Any]) -> str:
     """JSON that is safe inside <script>: no '<', '>' or '&' in the text at all."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)  # Decimal yuan: exact text
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text
