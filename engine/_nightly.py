@@ -156,8 +156,8 @@ class Summary:
             f"  ({self.seconds:.1f} s{rate})"
         )
         for name, rows in self.tables.items():
-            money = "".join(f", {rows[key]} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
-                            if rows.get(key) not in (None, 0, "0.00"))
+            money = "".join(f", {_exact(rows[key]):,} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
+                            if rows.get(key) and _exact(rows[key]))
             lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected{money}")
         if len(self.sources) > 1 or any(s.get("encoding_why") or s.get("notes") for s in self.sources):
             lines.append("读取 files read:")
@@ -192,6 +192,11 @@ class Summary:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _exact(yuan: int | str) -> int | Decimal:
+    """An amount of the summary's JSON (an int of yuan, or exact text in fen) as a number."""
+    return Decimal(yuan) if isinstance(yuan, str) else yuan
 
 
 

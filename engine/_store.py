@@ -23,7 +23,7 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
 kernel's output means once per run (policy, rule, kind, citation; list), and ``*_chunks``
-holds one batch's entries of one slot as a JSON array (``[[uscc, amount_yuan, payer], ...]``;
+holds one batch's entries of one slot as a JSON array (``[[uscc, amount, payer], ...]``, the amount in the slot's unit;
 ``[uscc, ...]``). Row by row, with the names and citations repeated on every row, SQLite
 spent ~1 s of a 10 M-row run inserting and indexing 140 K findings and 1.5 M list entries,
 competing for the same two cores as reading and scoring; as chunks it writes them in ~0.15 s,

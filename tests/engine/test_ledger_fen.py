@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sqlite3
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -20,13 +22,17 @@ from ecorules.engine import Evaluator, load_policies
 from ecorules.engine._changes import compare_runs
 from ecorules.engine._cli import main
 from ecorules.engine._export import export_table
-from ecorules.engine._nightly import run_nightly
+from ecorules.engine._generate import generate_registry
+from ecorules.engine._nightly import NightlyError, run_nightly
 from ecorules.engine._store import SCHEMA_VERSION, connect
+from ecorules.engine.cases._generate import generate_cases
 from nightly_data import usccs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MONEY = DATA / "money" / "fen_fee.yaml"
 AS_OF = dt.date(2012, 4, 14)
+CASES = DATA / "cases"
+CASES_AS_OF = dt.date(2026, 1, 1)
 
 # A rule of the fen policy booked to the district, so that districts get parts in both units:
 # only rows with a base do, and 二七区's rows have none (their total stays in yuan).
@@ -248,3 +254,68 @@ def test_a_version_7_store_is_migrated_and_its_runs_read_as_whole_yuan(tmp_path)
     report = compare_runs(db, 1, again.run_id, limit=0)
     assert report["total_yuan"] == {"before": 136_000_000, "after": 136_000_000, "change": 0}
     assert report["findings"]["changed"]["count"] == 0 and report["districts"] == []
+
+
+def _case_world(folder: Path, fines_rounding: str | None, rule_rounding: str | None = None) -> Path:
+    """tests/data/cases with the case policy's amounts rounded as given (its header's
+    rounding, and one rule's own)."""
+    policies = folder / "policies"
+    shutil.copytree(CASES, policies)
+    text = (policies / "fines.yaml").read_text(encoding="utf-8")
+    if fines_rounding:
+        text = text.replace("  domain: case\n", f"  domain: case\n  rounding: {fines_rounding}\n", 1)
+    if rule_rounding:
+        text = text.replace("    title: 私设排污口\n", f"    title: 私设排污口\n    rounding: {rule_rounding}\n", 1)
+    (policies / "fines.yaml").write_text(text, encoding="utf-8")
+    return policies
+
+
+@pytest.fixture(scope="module")
+def case_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("case-fen")
+    usccs = generate_registry(300, 7)["uscc"].combine_chunks()
+    rng = np.random.default_rng(8)
+    registry = pa.table({
+        "uscc": usccs,
+        "district": pa.array(np.where(rng.random(300) < 0.5, "金水区", "二七区")),
+        "industrial": pa.array(np.where(rng.random(300) < 0.7, "true", "false")),
+    })
+    pacsv.write_csv(registry, folder / "enterprises.csv")
+    pacsv.write_csv(generate_cases(usccs, 2000, 9, ("a83_2", "a84_2", "local_x")), folder / "cases.csv")
+    return folder
+
+
+def _case_run(inputs: Path, policies: Path, db: Path):
+    return run_nightly(inputs / "enterprises.csv", db, policies=policies, as_of=CASES_AS_OF, cases=inputs / "cases.csv",
+                       threads=2)
+
+
+def test_a_case_table_in_fen_is_scored_and_stored_with_its_unit(case_inputs, tmp_path):
+    """The same cases judged with the case policy rounding to the yuan and to the fen: its
+    amounts are whole yuan either way, so every finding and total is the same sum of fen,
+    now with the unit fen, and the districts' totals mix the enterprise policy's yuan."""
+    yuan = _case_run(case_inputs, _case_world(tmp_path / "y", None), tmp_path / "y.sqlite")
+    fen = _case_run(case_inputs, _case_world(tmp_path / "f", "{unit: fen}"), tmp_path / "f.sqlite")
+    sql = ("SELECT record_key, policy, rule, payer, status, amount_fen, unit FROM findings "
+           "ORDER BY record_key, policy, rule, payer, status, amount_fen")
+    yuan_rows, fen_rows = _query(tmp_path / "y.sqlite", sql), _query(tmp_path / "f.sqlite", sql)
+    assert len(yuan_rows) == len(fen_rows) > 1000
+    assert [row[:6] for row in yuan_rows] == [row[:6] for row in fen_rows]
+    assert {row[6] for row in yuan_rows} == {"yuan"}
+    assert {row[6] for row in fen_rows if row[1].startswith("test.fines")} == {"fen"}
+    assert (fen.total_fen, fen.unit, yuan.unit) == (yuan.total_fen, "fen", "yuan")
+    assert fen.total_yuan == yuan.total_yuan  # 1,000,000.00 yuan is 1,000,000 yuan
+    assert [(d["district"], d["deduction_fen"], d["cases"]) for d in fen.districts] == \
+        [(d["district"], d["deduction_fen"], d["cases"]) for d in yuan.districts]
+    assert {d["unit"] for d in fen.districts} == {"fen"}
+    assessed = "SELECT case_id, rule, amount_fen, amount_yuan, unit FROM assessed ORDER BY case_id, rule"
+    fen_assessed = _query(tmp_path / "f.sqlite", assessed)
+    assert [row[:3] for row in fen_assessed] == [row[:3] for row in _query(tmp_path / "y.sqlite", assessed)]
+    assert all(unit == "fen" and yuan_text == f"{amount // 100}.{amount % 100:02d}"
+               for _, _, amount, yuan_text, unit in fen_assessed)
+
+
+def test_case_policies_mixing_yuan_and_fen_are_refused(case_inputs, tmp_path):
+    policies = _case_world(tmp_path / "m", "{unit: fen}", rule_rounding="{unit: yuan}")
+    with pytest.raises(NightlyError, match="test.fines@1 rule art83 rounds its amounts to the fen while other case rules"):
+        _case_run(case_inputs, policies, tmp_path / "m.sqlite")

@@ -50,7 +50,8 @@ def test_the_kernel_keeps_each_amount_in_its_unit_and_totals_in_the_finest():
     assert result.amounts[slot["third_of_base"]].tolist() == result.amounts[slot["third_of_base_reordered"]].tolist() \
         == [0, 10000, 2, 1]
     assert result.amounts[slot["half_of_base"]].tolist() == [0, 15000, 2, 2]  # 2.5 -> 2, 1.5 -> 2
-    assert result.total_unit == 100
+    assert result.total_unit == 100 and result.total_unit_name == "fen"
+    assert result.units[slot["tonnage_fee"]] == "fen" and result.units[slot["tonnage_fee_yuan"]] == "yuan"
     assert result.total_yuan.tolist() == [48, 3500243, 600, 400]  # fen
     # 0.48 + 1.43 fen fees, 35000 + 6 + 4 yuan of compensation; the yuan fee is the district's
     assert result.totals_by_payer() == {"enterprise": Decimal("35011.91"), "金水区": 1}
