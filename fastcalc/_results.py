@@ -21,7 +21,6 @@ from ecorules.rules._types import INT64_MAX
 from . import _opcodes as opc
 from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 
-
 _UNIT_NAMES = {count: name for name, count in UNITS.items()}
 
 
