@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from decimal import Decimal
 from typing import Any
 
 from .._explain import _yuan
@@ -125,6 +126,9 @@ def _summary(document) -> str:
 def _wan(amount: int, signed: bool = False) -> str:
     """The amount in 万元 (ten thousands), exact: 4,250.5 万元."""
     sign = "-" if amount < 0 else ("+" if signed and amount > 0 else "")
+    if isinstance(amount, Decimal):  # a diff in fen: exact, the fen as further places
+        text = f"{abs(amount) / 10_000:,f}"
+        return f"{sign}{text.rstrip('0').rstrip('.') if '.' in text else text} 万元"
     whole, rest = divmod(abs(amount), 10_000)
     return f"{sign}{whole:,}" + (f".{rest:04d}".rstrip("0") if rest else "") + " 万元"
 

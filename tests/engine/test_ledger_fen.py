@@ -199,9 +199,10 @@ def test_diff_judges_a_change_from_yuan_to_fen_exactly(scored, tmp_path):
     text = (scored["policies"] / "fen_fee.yaml").read_text(encoding="utf-8")
     (yuan_only / "fen_fee.yaml").write_text(text.replace("rounding: {unit: fen, mode: half_up}", "rounding: {unit: yuan}"),
                                             encoding="utf-8")
+    page = tmp_path / "diff.html"
     out = CliRunner().invoke(main, ["diff", "--base", str(yuan_only), "--proposed", str(scored["policies"]),
                                     "--registry", str(scored["folder"] / "registry.csv"), "--as-of", AS_OF.isoformat(),
-                                    "--format", "json"])
+                                    "--format", "json", "--html", str(page)])
     assert out.exit_code in (0, 1), out.output
     document = json.loads(out.output)
     with Evaluator(load_policies(yuan_only), backend="python") as evaluator:
@@ -211,6 +212,8 @@ def test_diff_judges_a_change_from_yuan_to_fen_exactly(scored, tmp_path):
     assert totals["unit"] == "fen"
     assert (Decimal(totals["before_yuan"]), Decimal(totals["after_yuan"])) == (before, after)
     assert Decimal(totals["difference_yuan"]) == after - before
+    html = page.read_text(encoding="utf-8")
+    assert f"{after:,} 元" in html and f"{after / 10_000:,f}".rstrip("0").rstrip(".") + " 万元" in html
 
 
 def _rows(scored) -> list[dict]:
