@@ -487,8 +487,9 @@ def _add_units(connection: sqlite3.Connection) -> bool:
         changed = True
     for table, yuan, fen in (("district_totals", "deduction_yuan", "deduction_fen"), ("runs", "total_yuan", "total_fen"),
                              ("assessed", "amount_yuan", "amount_fen")):
-        if fen in _columns(connection, table):
-            continue
+        stored = connection.execute("SELECT type FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        if fen in _columns(connection, table) or stored is None or stored[0] != "table":
+            continue  # done, or a view another step made: its own definition reads the unit
         _untype_column(connection, table, yuan)
         connection.execute(f"ALTER TABLE {table} ADD COLUMN {fen} INTEGER")
         connection.execute(f"ALTER TABLE {table} ADD COLUMN unit TEXT")
