@@ -14,6 +14,10 @@ already assessed in the later one shows as disappeared; ``already_assessed`` say
 findings of each run were such.
 
 Counts are always complete; the lists of items are cut at ``limit`` (0 = no limit).
+
+Amounts are compared in fen, exact whatever the units of the two runs; the report shows them
+in yuan (``*_yuan``), in its ``unit``: fen if either run's total is in fen, then as exact
+two-place text ("0.48"), else as integers, as before amounts had units.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sqlite3
 from typing import Any
 
 from . import _store as store
+from ._ledger_money import YUAN, in_yuan, sum_unit, yuan_json
 from ._lists import entry_changes
 
 _POLICY_ID = "CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END"
@@ -47,7 +52,10 @@ def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int 
 
 def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
     """One grouped pass over both runs' rows per table, kept in temporary tables, then read."""
-    report: dict[str, Any] = {"since": old, "run": new, "warnings": _warnings(connection, old, new)}
+    unit = sum_unit(store.run_unit(connection, old), store.run_unit(connection, new))
+    report: dict[str, Any] = {"since": old, "run": new, "unit": unit, "warnings": _warnings(connection, old, new)}
+    units = store.has_units(connection)  # else a store before version 8, read as it is: all whole yuan
+    amount_fen = "amount_fen" if units else "amount_yuan * 100"
     for table in ("list_changes", "finding_changes"):
         connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
     connection.execute(
@@ -69,33 +77,38 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
         f"""
         CREATE TEMP TABLE finding_changes AS
         SELECT uscc, {_POLICY_ID} AS policy, rule, payer,
-               sum(CASE WHEN run_id = :old THEN amount_yuan END) AS before_yuan,
-               sum(CASE WHEN run_id = :new THEN amount_yuan END) AS after_yuan
+               sum(CASE WHEN run_id = :old THEN {amount_fen} END) AS before_fen,
+               sum(CASE WHEN run_id = :new THEN {amount_fen} END) AS after_fen
         FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
         GROUP BY uscc, 2, rule, payer
-        HAVING before_yuan IS NOT after_yuan
+        HAVING before_fen IS NOT after_fen
         """,
         {"old": old, "new": new},
     )
     columns = "uscc, policy, rule, payer"
     queries = {
-        "appeared": f"SELECT {columns}, after_yuan AS amount_yuan FROM finding_changes WHERE before_yuan IS NULL "
-                    "ORDER BY after_yuan DESC, uscc",
-        "disappeared": f"SELECT {columns}, before_yuan AS amount_yuan FROM finding_changes WHERE after_yuan IS NULL "
-                       "ORDER BY before_yuan DESC, uscc",
-        "changed": f"SELECT {columns}, before_yuan, after_yuan FROM finding_changes "
-                   "WHERE before_yuan IS NOT NULL AND after_yuan IS NOT NULL "
-                   "ORDER BY abs(after_yuan - before_yuan) DESC, uscc",
+        "appeared": f"SELECT {columns}, after_fen AS amount_fen FROM finding_changes WHERE before_fen IS NULL "
+                    "ORDER BY after_fen DESC, uscc",
+        "disappeared": f"SELECT {columns}, before_fen AS amount_fen FROM finding_changes WHERE after_fen IS NULL "
+                       "ORDER BY before_fen DESC, uscc",
+        "changed": f"SELECT {columns}, before_fen, after_fen FROM finding_changes "
+                   "WHERE before_fen IS NOT NULL AND after_fen IS NOT NULL "
+                   "ORDER BY abs(after_fen - before_fen) DESC, uscc",
     }
     findings = {}
     for name, sql in queries.items():
         count, items = _items(connection, sql, (), limit)
+        for item in items:  # in yuan as the report's unit shows them; the fen beside
+            for key in ("amount", "before", "after"):
+                if f"{key}_fen" in item:
+                    item[f"{key}_yuan"] = yuan_json(item[f"{key}_fen"], unit)
         findings[name] = {"count": count, "items": items}
     report["findings"] = findings
+    deduction_fen = "deduction_fen" if units else "deduction_yuan * 100"
     districts = connection.execute(
-        """
+        f"""
         SELECT coalesce(n.district, o.district) AS district,
-               coalesce(o.deduction_yuan, 0), coalesce(n.deduction_yuan, 0),
+               coalesce(o.{deduction_fen}, 0), coalesce(n.{deduction_fen}, 0),
                coalesce(o.cases, 0), coalesce(n.cases, 0)
         FROM (SELECT * FROM district_totals WHERE run_id = ?) n
         FULL OUTER JOIN (SELECT * FROM district_totals WHERE run_id = ?) o USING (district)
@@ -103,14 +116,19 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
         """,
         (new, old),
     ).fetchall()
+    moved = sorted(((d, b, a, cb, ca) for d, b, a, cb, ca in districts if (b, cb) != (a, ca)),
+                   key=lambda d: (-abs(d[2] - d[1]), d[0]))
     report["districts"] = [
-        {"district": d, "before_yuan": b, "after_yuan": a, "change_yuan": a - b, "cases_before": cb, "cases_after": ca}
-        for d, b, a, cb, ca in districts
-        if (b, cb) != (a, ca)
+        {"district": d, "before_yuan": yuan_json(b, unit), "after_yuan": yuan_json(a, unit),
+         "change_yuan": yuan_json(a - b, unit), "cases_before": cb, "cases_after": ca,
+         "before_fen": b, "after_fen": a}
+        for d, b, a, cb, ca in moved
     ]
-    report["districts"].sort(key=lambda d: (-abs(d["change_yuan"]), d["district"]))
-    totals = dict(connection.execute("SELECT id, total_yuan FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
-    report["total_yuan"] = {"before": totals[old], "after": totals[new], "change": totals[new] - totals[old]}
+    total_fen = "total_fen" if units else "total_yuan * 100"
+    totals = dict(connection.execute(f"SELECT id, {total_fen} FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
+    report["total_yuan"] = {"before": yuan_json(totals[old], unit), "after": yuan_json(totals[new], unit),
+                            "change": yuan_json(totals[new] - totals[old], unit)}
+    report["total_fen"] = {"before": totals[old], "after": totals[new], "change": totals[new] - totals[old]}
     summaries = dict(connection.execute("SELECT id, summary FROM runs WHERE id IN (?, ?)", (old, new)).fetchall())
     already = {run: json.loads(summaries[run] or "{}").get("already_assessed", 0) for run in (old, new)}
     report["already_assessed"] = {"before": already[old], "after": already[new]}
@@ -131,8 +149,13 @@ def _warnings(connection: sqlite3.Connection, old: int, new: int) -> list[str]:
 def render_text(report: dict[str, Any]) -> str:
     lines = [f"changes from run {report['since']} to run {report['run']}"]
     lines += [f"warning: {warning}" for warning in report.get("warnings", ())]
-    total = report["total_yuan"]
-    lines.append(f"扣款合计 total: {total['before']:,} -> {total['after']:,} 元 ({total['change']:+,})")
+    unit = report.get("unit", YUAN)
+
+    def money(fen: int, sign: str = "") -> str:
+        return f"{in_yuan(fen, unit):{sign},}"
+
+    total = report["total_fen"]
+    lines.append(f"扣款合计 total: {money(total['before'])} -> {money(total['after'])} 元 ({money(total['change'], '+')})")
     already = report.get("already_assessed", {})
     if already.get("before") or already.get("after"):
         lines.append(f"已处理 already assessed by earlier runs (not counted): {already['before']:,} -> {already['after']:,}")
@@ -159,15 +182,16 @@ def render_text(report: dict[str, Any]) -> str:
         part = report["findings"][name]
         lines.append(f"处罚 findings {label}: {part['count']:,}")
         for item in part["items"]:
-            money = (f"{item['before_yuan']:,} -> {item['after_yuan']:,}" if name == "changed"
-                     else f"{item['amount_yuan']:,}")
-            lines.append(f"  {item['uscc']}  {item['policy']} {item['rule']}  {item['payer']}  {money} 元")
+            shown = (f"{money(item['before_fen'])} -> {money(item['after_fen'])}" if name == "changed"
+                     else money(item["amount_fen"]))
+            lines.append(f"  {item['uscc']}  {item['policy']} {item['rule']}  {item['payer']}  {shown} 元")
         if part["count"] > len(part["items"]):
             lines.append(f"  ... {part['count'] - len(part['items']):,} more")
     lines.append(f"区县 districts that moved: {len(report['districts'])}")
     for d in report["districts"]:
         lines.append(
-            f"  {d['district']}  {d['before_yuan']:,} -> {d['after_yuan']:,} 元 ({d['change_yuan']:+,}), "
+            f"  {d['district']}  {money(d['before_fen'])} -> {money(d['after_fen'])} 元 "
+            f"({money(d['after_fen'] - d['before_fen'], '+')}), "
             f"cases {d['cases_before']:,} -> {d['cases_after']:,}"
         )
     return "\n".join(lines)

@@ -75,7 +75,7 @@ def diff(base_path, proposed_path, registry, encoding, table, sheet, recurse, as
             sys.exit(EXIT_FAILED)
         log.info("HTML report written to %s", html_path)
     if output_format == "json":
-        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=str))  # Decimal yuan: exact text
     else:
         click.echo(render_text(document))
         if html_path is not None:

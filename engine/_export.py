@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,17 +17,33 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import _store as store
+from ._ledger_money import FEN
 
 CHUNK_ROWS = 100_000
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 
 
-def _schema(connection: sqlite3.Connection, table: str) -> pa.Schema:
+# An exact amount in yuan of a run in fen: a decimal with two places (Parquet's DECIMAL; in
+# CSV "0.48", "3000000.00"); of a run in yuan alone the integers every run wrote before.
+_FEN_YUAN = pa.decimal128(38, 2)
+
+
+def _schema(connection: sqlite3.Connection, table: str, in_fen: bool) -> pa.Schema:
     fields = []
     for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})"):
-        declared = declared or store.VIEW_COLUMN_TYPES[name]
-        fields.append(pa.field(name, pa.int64() if declared.upper() == "INTEGER" else pa.string()))
+        declared = (declared or store.VIEW_COLUMN_TYPES[name]).upper()
+        if declared == store.MONEY:
+            kind = _FEN_YUAN if in_fen else pa.int64()
+        else:
+            kind = pa.int64() if declared == "INTEGER" else pa.string()
+        fields.append(pa.field(name, kind))
     return pa.schema(fields)
+
+
+def _column(values, field: pa.Field) -> pa.Array:
+    if field.type == _FEN_YUAN:  # ints (yuan) and exact texts ("0.48"): never through a float
+        values = [None if v is None else Decimal(str(v)) for v in values]
+    return pa.array(values, field.type)
 
 
 def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | os.PathLike,
@@ -45,7 +62,8 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
         run_id = store.resolve_run(connection, run, done=table != "runs")
         if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
             raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
-        schema = _schema(connection, table)
+        in_fen = store.run_unit(connection, run_id) == FEN
+        schema = _schema(connection, table, in_fen)
         key = "id" if table == "runs" else "run_id"
         cursor = connection.execute(f"SELECT * FROM {table} WHERE {key} = ?", (run_id,))
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -56,7 +74,7 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
                 try:
                     while chunk := cursor.fetchmany(CHUNK_ROWS):
                         columns = list(zip(*chunk, strict=True))
-                        batch = pa.record_batch([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+                        batch = pa.record_batch([_column(c, f) for c, f in zip(columns, schema, strict=True)], schema=schema)
                         writer.write(batch)
                         rows += len(chunk)
                 finally:

@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from ._chunks import (
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, take_census, unique_key
 from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
+from ._ledger_money import FEN, FEN_PER_YUAN, YUAN, in_yuan, to_fen, unit_name, yuan_json, yuan_text
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
@@ -76,16 +78,11 @@ def ecorules_version() -> str:
         return "unknown"
 
 
-def refuse_fen(program) -> None:
-    """The results store keeps every amount as whole yuan (amount_yuan INTEGER, district and
-    run totals): until it keeps a unit per amount, a policy rounding to the fen is refused
-    here rather than written as yuan. The library, explain and test judge it exactly."""
+def finding_units(program) -> tuple[int, ...]:
+    """How many of each finding slot's unit make a yuan (1 yuan, 100 fen): the kernel's
+    amounts of a slot are whole numbers of its unit (rules/_money.py)."""
     units = getattr(getattr(program, "compiled", None), "finding_units", ())  # stand-ins in tests have none
-    fen = [slot for slot, unit in zip(program.findings, units, strict=False) if unit != 1]
-    if fen:
-        policy_key, rule_id = fen[0][:2]
-        raise NightlyError(f"{policy_key} rule {rule_id} rounds its amounts to the fen, which the results "
-                           "database cannot store yet (it keeps whole yuan): score it with explain or the library")
+    return tuple(units) or (1,) * len(program.findings)
 
 
 @dataclass
@@ -102,9 +99,11 @@ class Summary:
     rows_in: int = 0
     rows_scored: int = 0
     rows_rejected: int = 0
-    total_yuan: int = 0
+    total_fen: int = 0
+    unit: str = YUAN  # of the total: fen if any finding is (engine/_ledger_money.py)
     findings: int = 0
-    districts: list[dict[str, Any]] = field(default_factory=list)  # district, deduction_yuan, cases
+    # district, deduction_yuan (exact: int, or Decimal in fen), cases, deduction_fen, unit
+    districts: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, int] = field(default_factory=dict)  # list id -> entries
     rejects_by_reason: list[dict[str, Any]] = field(default_factory=list)  # column, reason, rows
     seconds: float = 0.0
@@ -118,6 +117,11 @@ class Summary:
     lighter_law: int = 0  # with a case table: cases judged by the lighter law of the decision (从轻)
 
     @property
+    def total_yuan(self) -> int | Decimal:
+        """The run's total in yuan, exactly: an int, or a two-place Decimal where it is in fen."""
+        return in_yuan(self.total_fen, self.unit)
+
+    @property
     def exit_code(self) -> int:
         if self.status != "done":
             return EXIT_FAILED
@@ -128,8 +132,10 @@ class Summary:
             "run_id": self.run_id, "status": self.status, "exit_code": self.exit_code, "db": self.db,
             "source": self.source, "as_of": self.as_of.isoformat(), "reused": self.reused,
             "replaced_run": self.replaced_run, "rows_in": self.rows_in, "rows_scored": self.rows_scored,
-            "rows_rejected": self.rows_rejected, "total_yuan": self.total_yuan, "findings": self.findings,
-            "district_totals": self.districts, "list_entries": self.lists,
+            "rows_rejected": self.rows_rejected, "total_yuan": yuan_json(self.total_fen, self.unit),
+            "total_fen": self.total_fen, "unit": self.unit, "findings": self.findings,
+            "district_totals": [{**d, "deduction_yuan": yuan_json(d["deduction_fen"], d["unit"])} for d in self.districts],
+            "list_entries": self.lists,
             "rejects_by_reason": self.rejects_by_reason, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_in / self.seconds) if self.seconds > 0 else None,
             "encodings": self.encodings, "sources": self.sources, "warnings": self.warnings, "error": self.error,
@@ -150,8 +156,8 @@ class Summary:
             f"  ({self.seconds:.1f} s{rate})"
         )
         for name, rows in self.tables.items():
-            money = "".join(f", {rows[key]:,} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
-                            if rows.get(key))
+            money = "".join(f", {_exact(rows[key]):,} 元 {word}" for key, word in (("total_yuan", "owed"), ("rewards_yuan", "rewards"))
+                            if rows.get(key) and _exact(rows[key]))
             lines.append(f"  {name}: {rows['rows_in']:,} in, {rows['rows_scored']:,} scored, {rows['rows_rejected']:,} rejected{money}")
         if len(self.sources) > 1 or any(s.get("encoding_why") or s.get("notes") for s in self.sources):
             lines.append("读取 files read:")
@@ -160,7 +166,7 @@ class Summary:
                 separator = f", {s['separator']}-separated" if s.get("separator") not in (None, "comma") else ""
                 lines.append(f"  {s['source']}: {s.get('rows_in', 0):,} rows, {s.get('rows_rejected', 0):,} rejected"
                              f"{separator}{f' ({how})' if how else ''}")
-        lines.append(f"扣款合计 total deductions: {self.total_yuan:,} 元 in {self.findings:,} findings")
+        lines.append(f"扣款合计 total deductions: {yuan_text(self.total_fen, self.unit)} 元 in {self.findings:,} findings")
         if self.already_assessed:
             lines.append(f"已处理 already assessed by earlier runs (一例一次, not counted): {self.already_assessed:,} findings")
         if self.lighter_law:
@@ -170,7 +176,7 @@ class Summary:
             width = max(len(d["district"]) for d in self.districts)
             for d in self.districts:
                 pad = " " * (2 * (width - len(d["district"])))  # CJK characters are two columns wide
-                lines.append(f"  {d['district']}{pad}  {d['deduction_yuan']:>16,} 元  {d['cases']:>8,} cases")
+                lines.append(f"  {d['district']}{pad}  {yuan_text(d['deduction_fen'], d['unit']):>16} 元  {d['cases']:>8,} cases")
         if self.lists:
             lines.append("名单 list entries: " + ", ".join(f"{k} {v:,}" for k, v in self.lists.items()))
         if self.rejects_by_reason:
@@ -186,6 +192,11 @@ class Summary:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _exact(yuan: int | str) -> int | Decimal:
+    """An amount of the summary's JSON (an int of yuan, or exact text in fen) as a number."""
+    return Decimal(yuan) if isinstance(yuan, str) else yuan
 
 
 
@@ -221,6 +232,7 @@ class _Slot:
     payer: str
     citation: str
     fired_row: int  # the row of the result's ``fired`` that says where this finding exists
+    per_yuan: int = 1  # the unit of its amounts: 1 yuan, 100 fen
 
 
 @dataclass
@@ -247,9 +259,11 @@ class _Accumulator:
 
     def __init__(self) -> None:
         self.rows_in = self.rows_scored = self.rows_rejected = 0
-        self.total_yuan = 0
+        self.total_fen = 0  # totals in fen while summed, exact whatever the units of the parts
+        self.in_fen = False  # some finding of the run is in fen: its total is shown in fen
         self.findings = 0
-        self.districts: dict[str, list[int]] = {}  # district -> [deduction_yuan, cases]
+        self.districts: dict[str, list[int]] = {}  # district -> [deduction_fen, cases]
+        self.fen_districts: set[str] = set()  # districts some finding in fen is booked to
         self.lists: Counter[str] = Counter()
         self.reasons: Counter[tuple[str | None, str]] = Counter()
         self.examples: dict[tuple[str | None, str], str] = {}  # (column, reason class) -> its first reason
@@ -259,7 +273,8 @@ class _Accumulator:
         self.already_assessed = 0  # case findings an earlier run assessed
         self.lighter_law = 0  # cases judged by the lighter law of their decision date (从轻)
         self.lifts = 0  # lifts that fired (list entries they may end)
-        self.money: dict[str, list[int]] = {}  # with kind tables: [total_yuan, rewards_yuan] per table
+        self.money: dict[str, list[int]] = {}  # with kind tables: [total_fen, rewards_fen] per table
+        self.fen_tables: set[str] = set()  # tables some finding in fen is of
         self.files: dict[str, list[int]] = {}  # registry file (label) -> [rows in, rows rejected]
         self.described: list[dict[str, str]] = []  # how each registry file is read (Registry.described)
 
@@ -359,12 +374,12 @@ class NightlyRun:
     def _scoring(self, policies: PolicySet, kind: str, subject: str, first_slot: int = 0,
                  first_sanction_slot: int = 0) -> _Scoring:
         program = self.compile_program(policies, domain=kind)
-        refuse_fen(program)
         rules = {(p.key, r.id): r for p in policies for r in p.rules}
         fired_row = {(policy, rule): r for r, (policy, rule) in enumerate(program.rules)}
         slots = [
-            _Slot(policy, rule, finding_kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)])
-            for policy, rule, _index, finding_kind, payer in program.findings
+            _Slot(policy, rule, finding_kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)], unit)
+            for (policy, rule, _index, finding_kind, payer), unit in zip(program.findings, finding_units(program),
+                                                                         strict=True)
         ]
         # facts whose valid values need no JSON escaping: USCCs, and enums without " \
         safe = {
@@ -526,8 +541,10 @@ class NightlyRun:
             replaced = store.find_done_run(connection, policy_fingerprint, self.as_of, input_fingerprint=fingerprint)
 
             def finish(db) -> None:
-                for district, (yuan, cases) in sorted(acc.districts.items()):
-                    db.execute("INSERT INTO district_totals VALUES (?, ?, ?, ?)", (run_id, district, yuan, cases))
+                for district, (fen, cases) in sorted(acc.districts.items()):
+                    unit = FEN if district in acc.fen_districts else YUAN
+                    db.execute(store.INSERT_DISTRICT_TOTAL, (run_id, district, yuan_json(fen, unit), cases, fen, unit))
+                unit = FEN if acc.in_fen else YUAN
                 # the list entries' state, from this run's sanctions and lifts (engine/_lists.py)
                 moved = update_entries(db, run_id, self.as_of, cases_judged=self.cases is not None, replaced=replaced,
                                        left_alone=self.left_alone)
@@ -536,9 +553,10 @@ class NightlyRun:
                     store.delete_run(db, replaced)
                 db.execute(
                     "UPDATE runs SET status = 'done', finished = ?, input_fingerprint = ?, input_stat = ?, "
-                    "rows_in = ?, rows_scored = ?, rows_rejected = ?, total_yuan = ?, summary = ? WHERE id = ?",
+                    "rows_in = ?, rows_scored = ?, rows_rejected = ?, total_yuan = ?, total_fen = ?, unit = ?, "
+                    "summary = ? WHERE id = ?",
                     (store.now(), fingerprint, input_stat, acc.rows_in, acc.rows_scored, acc.rows_rejected,
-                     acc.total_yuan, summary_json, run_id),
+                     yuan_json(acc.total_fen, unit), acc.total_fen, unit, summary_json, run_id),
                 )
 
             began = time.perf_counter()
@@ -601,12 +619,14 @@ class NightlyRun:
             acc.rows_scored += scored
             acc.rows_rejected += n - scored
             per_file[1] += n - scored
-            total = int(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
-            acc.total_yuan += total
+            # the kernel's row totals are in its total_unit (fen if any slot is): fen here
+            total_unit = getattr(result, "total_unit", 1)
+            total = to_fen(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64), total_unit)
+            acc.total_fen += total
             if scoring is not self.scoring:
                 money = acc.money.setdefault(scoring.kind, [0, 0])
                 money[0] += total
-                money[1] += int(np.asarray(result.rewards_yuan, dtype=np.int64)[valid].sum(dtype=np.int64))
+                money[1] += to_fen(np.asarray(result.rewards_yuan, dtype=np.int64)[valid].sum(dtype=np.int64), total_unit)
             for warning in getattr(result, "warnings", ()) or ():
                 acc.warnings.setdefault(str(warning))
             # A district with only 0-yuan findings has cases and no yuan: it is listed too.
@@ -615,7 +635,7 @@ class NightlyRun:
                 if district == ENTERPRISE or not (yuan.get(district) or cases.get(district)):
                     continue  # fines owed by enterprises are in findings, not district totals
                 total = acc.districts.setdefault(district, [0, 0])
-                total[0] += int(yuan.get(district, 0))
+                total[0] += int(yuan.get(district, 0) * FEN_PER_YUAN)  # exact: int, or Decimal with the fen
                 total[1] += int(cases.get(district, 0))
             scored_rejects = kernel_rejects(result, batch.source, batch.rows, batch.headers, acc.reasons, _reason_class,
                                             acc.examples)
@@ -635,8 +655,9 @@ class NightlyRun:
         table's with its kind."""
         for scoring in (self.scoring, *self.kind_scorings):
             kind = None if scoring is self.scoring else scoring.kind
-            writer.executemany(store.INSERT_KIND_FINDING_SLOT, [
-                (run_id, scoring.first_slot + k, slot.policy, slot.rule, slot.kind.value, slot.citation, kind)
+            writer.executemany(store.INSERT_UNIT_FINDING_SLOT, [
+                (run_id, scoring.first_slot + k, slot.policy, slot.rule, slot.kind.value, slot.citation, kind,
+                 None if slot.per_yuan == 1 else unit_name(slot.per_yuan))
                 for k, slot in enumerate(scoring.slots)
             ])
             rows = sanction_slot_rows(scoring.policies, scoring.sanction_slots, run_id, scoring.first_sanction_slot)
@@ -708,6 +729,12 @@ class NightlyRun:
             money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
             payers = (subjects if slot.payer == ENTERPRISE
                       else self._payers(scoring, batch.table[slot.payer].take(index), slot.payer))
+            if slot.per_yuan != 1:  # a finding in fen: the totals it adds to are shown in fen
+                acc.in_fen = True
+                if scoring is not self.scoring:
+                    acc.fen_tables.add(scoring.kind)
+                if slot.payer != ENTERPRISE and slot.kind.payable:
+                    acc.fen_districts.update(pc.unique(payers).to_pylist())
             safe = (scoring.subject in scoring.safe_facts, True, slot.payer in scoring.safe_facts)
             writer.execute(store.INSERT_FINDINGS, (run_id, scoring.first_slot + k, _json_rows([subjects, money, payers], safe)))
             acc.findings += picked.size
@@ -777,7 +804,8 @@ class NightlyRun:
             summary["lighter_law"] = acc.lighter_law
             summary["tables"] = {
                 name: {"rows_in": rows_in, "rows_scored": scored, "rows_rejected": rejected,
-                       **({"total_yuan": acc.money[name][0], "rewards_yuan": acc.money[name][1]}
+                       **({key: yuan_json(fen, FEN if name in acc.fen_tables else YUAN)
+                           for key, fen in zip(("total_yuan", "rewards_yuan"), acc.money[name], strict=True)}
                           if name in acc.money else {})}
                 for name, (rows_in, scored, rejected) in acc.tables.items()
             }
@@ -798,16 +826,17 @@ def load_summary(connection, run_id: int, db: str) -> Summary:
         raise NightlyError(f"no run {run_id} in {db}")
     extra = json.loads(row["summary"] or "{}")
     districts = [
-        {"district": d, "deduction_yuan": y, "cases": c}
-        for d, y, c in connection.execute(
-            "SELECT district, deduction_yuan, cases FROM district_totals WHERE run_id = ? "
-            "ORDER BY deduction_yuan DESC, district", (run_id,))
+        {"district": d, "deduction_yuan": in_yuan(fen, unit), "cases": c, "deduction_fen": fen, "unit": unit}
+        for d, fen, unit, c in connection.execute(
+            "SELECT district, deduction_fen, unit, cases FROM district_totals WHERE run_id = ? "
+            "ORDER BY deduction_fen DESC, district", (run_id,))
     ]
     return Summary(
         run_id=run_id, status=row["status"], db=db, source=row["source"],
         as_of=dt.date.fromisoformat(row["as_of"]), rows_in=row["rows_in"] or 0,
         rows_scored=row["rows_scored"] or 0, rows_rejected=row["rows_rejected"] or 0,
-        total_yuan=row["total_yuan"] or 0, findings=extra.get("findings", 0), districts=districts,
+        total_fen=row["total_fen"] or 0, unit=row["unit"] or YUAN, findings=extra.get("findings", 0),
+        districts=districts,
         lists=extra.get("lists", {}), rejects_by_reason=extra.get("rejects_by_reason", []),
         warnings=extra.get("warnings", []), error=row["error"], tables=extra.get("tables", {}),
         sources=extra.get("sources", []),

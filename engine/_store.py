@@ -6,10 +6,11 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   ``done``, ``failed``), as_of, source, input_fingerprint, policy_fingerprint, policies (JSON:
   id, version, content_hash of each), input_stat (names, sizes, times), ecorules_version, rows_in, rows_scored, rows_rejected,
   total_yuan, summary (JSON: list entries, findings, rejects by reason), error, pid, host;
-- ``findings``: run_id, uscc, policy (``id@version``), rule, kind, amount_yuan (integer),
-  payer (a district, or the enterprise's USCC), citation (a view, see below);
+- ``findings``: run_id, uscc, policy (``id@version``), rule, kind, amount_yuan, payer (a
+  district, or the enterprise's USCC), citation, ..., amount, unit, amount_fen (a view, see
+  below; amounts: see *Money* below);
 - ``district_totals``: run_id, district, deduction_yuan, cases (enterprises with a finding
-  booked to it, 0-yuan findings included: a rule that fired is a case);
+  booked to it, 0-yuan findings included: a rule that fired is a case), deduction_fen, unit;
 - ``sanctions``: run_id, uscc, list, rule, policy (a view, see below);
 - ``rejects``: run_id, source, row, column, value, reason;
 - ``assessed``: the memory of case assessments (一例一次): one row per imposed finding of a
@@ -22,11 +23,24 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
 kernel's output means once per run (policy, rule, kind, citation; list), and ``*_chunks``
-holds one batch's entries of one slot as a JSON array (``[[uscc, amount_yuan, payer], ...]``;
+holds one batch's entries of one slot as a JSON array (``[[uscc, amount, payer], ...]``, the amount in the slot's unit;
 ``[uscc, ...]``). Row by row, with the names and citations repeated on every row, SQLite
 spent ~1 s of a 10 M-row run inserting and indexing 140 K findings and 1.5 M list entries,
 competing for the same two cores as reading and scoring; as chunks it writes them in ~0.15 s,
 and reading the views is as fast as reading the tables was. Read them like any table.
+
+Money (version 8): every amount is an integer in its unit, ``yuan`` or ``fen``, where the
+policy rounds it (rules/_money.py). A finding keeps the integer of its rule's unit (the unit
+is its slot's, ``finding_slots.unit``: one rule rounds one way); a total (a district's, the
+run's) is in fen if any finding adding to it is, else in yuan. Each amount is readable three
+ways: ``amount``/``unit`` as stored; ``*_fen``, the same integer in fen, what to add up
+(``SELECT sum(amount_fen) FROM findings`` is exact whatever the units); ``*_yuan``, the exact
+value in yuan as ``ecorules explain --format json`` writes it: an integer where the unit is
+yuan (every run before version 8), the text of a two-place decimal where it is fen
+("0.48"). SQLite has no decimal type: adding up ``*_yuan`` text would go through binary
+floating point, so sums read the ``*_fen`` columns. Why not fen everywhere: the findings of
+a run in yuan (all the shipped policies) stay the integers every earlier run wrote, the
+chunks stay as short, and readers of ``amount_yuan`` read on unchanged.
 
 Atomicity: a run's results are written in one transaction that ends by setting its status to
 ``done``, so a reader sees all of a run or none of it. The ``runs`` row itself is committed at
@@ -44,6 +58,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import socket
 import sqlite3
 import threading
@@ -54,15 +69,19 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); read as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7")
+# 7: before amounts in fen (every amount whole yuan)
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
+# An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
+MONEY = "MONEY"
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
-    "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
+    "uscc": "TEXT", "amount_yuan": MONEY, "deduction_yuan": MONEY, "total_yuan": MONEY, "amount": "INTEGER",
+    "unit": "TEXT", "amount_fen": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
     "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
 }
 RESULT_TABLES = (
@@ -83,15 +102,20 @@ RESULT_TABLES = (
 # the case table's slots name none, and their records are the enterprise (key uscc) or the
 # case (key case_id). law_note, last (行政处罚法 art 37, a case judged by
 # the law of its own dates: the version applied and why, engine/_law_notes.py): the chunk's,
-# or a row's own as its 8th element (a 从轻 note holds that case's figures).
+# or a row's own as its 8th element (a 从轻 note holds that case's figures). Version 8 added
+# amount, unit and amount_fen, last (*Money* above): a chunk's amounts are integers of its
+# slot's unit, and amount_yuan is their exact text where that is fen.
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
-           e.value ->> 1 AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
+           CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
+                ELSE e.value ->> 1 END AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
            e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
            nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
            coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
            coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
-           coalesce(e.value ->> 7, c.law_note) AS law_note
+           coalesce(e.value ->> 7, c.law_note) AS law_note,
+           e.value ->> 1 AS amount, coalesce(s.unit, 'yuan') AS unit,
+           CASE s.unit WHEN 'fen' THEN e.value ->> 1 ELSE (e.value ->> 1) * 100 END AS amount_fen
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
 
@@ -105,10 +129,12 @@ CREATE TABLE IF NOT EXISTS assessed (
     version TEXT NOT NULL,
     rule TEXT NOT NULL,
     kind TEXT NOT NULL,
-    amount_yuan INTEGER NOT NULL,
+    amount_yuan NOT NULL,
     decided TEXT,
     reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')),
-    supersedes_run INTEGER
+    supersedes_run INTEGER,
+    amount_fen INTEGER,
+    unit TEXT
 );
 CREATE INDEX IF NOT EXISTS assessed_case ON assessed (case_id);
 CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
@@ -212,11 +238,13 @@ CREATE TABLE IF NOT EXISTS runs (
     rows_in INTEGER,
     rows_scored INTEGER,
     rows_rejected INTEGER,
-    total_yuan INTEGER,
+    total_yuan,
     summary TEXT,
     error TEXT,
     pid INTEGER,
     host TEXT,
+    total_fen INTEGER,
+    unit TEXT,
     CHECK (status != 'done' OR (rows_in IS NOT NULL AND rows_in = rows_scored + rows_rejected))
 );
 CREATE INDEX IF NOT EXISTS runs_fingerprints ON runs (input_fingerprint, policy_fingerprint, as_of);
@@ -229,6 +257,7 @@ CREATE TABLE IF NOT EXISTS finding_slots (
     kind TEXT NOT NULL,
     citation TEXT NOT NULL,
     record_kind TEXT,
+    unit TEXT,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_chunks (
@@ -242,8 +271,10 @@ CREATE INDEX IF NOT EXISTS finding_chunks_run ON finding_chunks (run_id);
 CREATE TABLE IF NOT EXISTS district_totals (
     run_id INTEGER NOT NULL,
     district TEXT NOT NULL,
-    deduction_yuan INTEGER NOT NULL,
+    deduction_yuan NOT NULL,
     cases INTEGER NOT NULL,
+    deduction_fen INTEGER,
+    unit TEXT,
     PRIMARY KEY (run_id, district)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sanction_slots (
@@ -279,6 +310,14 @@ INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, ki
 # the slots of a table of another kind name it (version 7)
 INSERT_KIND_FINDING_SLOT = (
     "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# with the unit of the slot's amounts, where it is not yuan (version 8)
+INSERT_UNIT_FINDING_SLOT = (
+    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_DISTRICT_TOTAL = (
+    "INSERT INTO district_totals (run_id, district, deduction_yuan, cases, deduction_fen, unit) VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
 INSERT_NOTED_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows, law_note) VALUES (?, ?, ?, ?)"
@@ -377,11 +416,13 @@ def _migrate(connection: sqlite3.Connection) -> None:
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
     every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
     6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`). Then the slots'
-    ``record_kind`` (see :func:`_add_record_kinds`) and the findings'
-    law_note (:func:`_add_law_note`)."""
+    ``record_kind`` (see :func:`_add_record_kinds`), the findings'
+    law_note (:func:`_add_law_note`) and, version 7 -> 8, the units of amounts
+    (:func:`_add_units`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
+    kinds_added |= _add_units(connection)
     if row is not None and row[0] in ("3", "4"):
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
@@ -431,6 +472,55 @@ def _narrow_list_entries(connection: sqlite3.Connection) -> None:
              JOIN list_texts t ON (t.version, t.reason, t.citation) = (e.version, e.reason, e.citation)""")
     connection.execute("DROP TABLE list_entries")
     connection.execute("CREATE VIEW list_entries AS" + LIST_ENTRIES_VIEW)
+
+
+def _add_units(connection: sqlite3.Connection) -> bool:
+    """Version 7 -> 8, amounts with their unit (*Money* above): ``finding_slots.unit`` (NULL,
+    read as yuan), ``district_totals``, ``runs`` and ``assessed`` gain ``*_fen`` and ``unit``, filled from
+    the whole yuan every earlier run wrote, and their ``*_yuan`` column loses its INTEGER
+    type, under which SQLite would turn the text "0.48" into a binary float. Whether anything
+    was added (then the views are made again). By the columns present, as the other steps,
+    so that it composes with any other migration of the same version."""
+    changed = False
+    if "unit" not in _columns(connection, "finding_slots"):
+        connection.execute("ALTER TABLE finding_slots ADD COLUMN unit TEXT")
+        changed = True
+    for table, yuan, fen in (("district_totals", "deduction_yuan", "deduction_fen"), ("runs", "total_yuan", "total_fen"),
+                             ("assessed", "amount_yuan", "amount_fen")):
+        stored = connection.execute("SELECT type FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        if fen in _columns(connection, table) or stored is None or stored[0] != "table":
+            continue  # done, or a view another step made: its own definition reads the unit
+        _untype_column(connection, table, yuan)
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN {fen} INTEGER")
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN unit TEXT")
+        connection.execute(f"UPDATE {table} SET {fen} = {yuan} * 100, unit = 'yuan' WHERE {yuan} IS NOT NULL")
+        changed = True
+    return changed
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in connection.execute(f"PRAGMA table_info({table})")}
+
+
+def _untype_column(connection: sqlite3.Connection, table: str, column: str) -> None:
+    """``table`` made again with ``column`` declared without a type (SQLite's procedure for a
+    change ALTER TABLE cannot make: a new table, the rows copied, the old one dropped, the new
+    one renamed, its indexes made again), from the table's own stored definition, so that
+    columns other steps added are kept."""
+    definition, = connection.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                     (table,)).fetchone()
+    indexes = [r[0] for r in connection.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+    untyped, typed = re.subn(rf"\b{column}\s+INTEGER\b", column, definition)
+    renamed, named = re.subn(rf"^CREATE TABLE\s+(IF NOT EXISTS\s+)?\"?{table}\"?", f"CREATE TABLE {table}_v8", untyped)
+    if typed != 1 or named != 1:
+        raise StoreError(f"cannot migrate {table}.{column}: its definition is not one this ecorules wrote")
+    connection.execute(renamed)
+    connection.execute(f"INSERT INTO {table}_v8 SELECT * FROM {table}")
+    connection.execute(f"DROP TABLE {table}")
+    connection.execute(f"ALTER TABLE {table}_v8 RENAME TO {table}")
+    for index in indexes:
+        connection.execute(index)
 
 
 def _add_record_kinds(connection: sqlite3.Connection) -> bool:
@@ -674,6 +764,20 @@ def run_row(connection: sqlite3.Connection, run_id: int) -> dict[str, Any] | Non
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
+def run_unit(connection: sqlite3.Connection, run_id: int) -> str:
+    """The unit of a run's total: ``fen`` if any of its findings is in fen, else ``yuan``
+    (every run of a store before version 8, read as it is)."""
+    if "unit" not in _columns(connection, "runs"):
+        return "yuan"
+    row = connection.execute("SELECT unit FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return (row and row[0]) or "yuan"
+
+
+def has_units(connection: sqlite3.Connection) -> bool:
+    """Whether the store keeps units (version 8): else every amount is whole yuan."""
+    return "amount_fen" in _columns(connection, "findings")
+
+
 def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = True) -> int:
     """A run id from ``run`` (an id, ``latest`` or ``previous``), checked to exist (and be done)."""
     text = str(run).strip().lower()
@@ -697,7 +801,7 @@ def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = 
 
 
 __all__ = [
-    "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "RunWriter", "StoreError", "abandon_stale_runs",
-    "connect", "delete_run", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
+    "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "RunWriter", "StoreError", "abandon_stale_runs",
+    "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]

@@ -14,11 +14,14 @@ from decimal import Decimal
 
 import attrs
 import numpy as np
+from ecorules.rules._money import UNITS
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import INT64_MAX
 
 from . import _opcodes as opc
 from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
+
+_UNIT_NAMES = {count: name for name, count in UNITS.items()}
 
 
 @attrs.frozen
@@ -75,6 +78,17 @@ class ScoreResult:
 
     def unit_of(self, slot: int) -> int:
         return self.finding_units[slot] if self.finding_units else 1
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Per finding slot, the unit its ``amounts`` count (``yuan`` or ``fen``), by name,
+        as the results database records it (``finding_slots.unit``)."""
+        return tuple(_UNIT_NAMES[self.unit_of(slot)] for slot in range(len(self.finding_slots)))
+
+    @property
+    def total_unit_name(self) -> str:
+        """The unit of ``total_yuan`` and ``rewards_yuan`` by name: fen if any slot is."""
+        return _UNIT_NAMES[self.total_unit]
 
     def totals_by_payer(self) -> dict[str, int | Decimal]:
         """Yuan owed per payer label over all payable slots, for labels that owe something

@@ -44,8 +44,10 @@ ALREADY_ASSESSED = "already_assessed"
 
 INSERT_ASSESSED = (
     "INSERT INTO assessed (run_id, case_id, uscc, policy, version, rule, kind, amount_yuan, decided, reason, "
-    "supersedes_run) SELECT ?, e.value ->> 0, e.value ->> 1, ?, ?, ?, ?, e.value ->> 2, nullif(e.value ->> 3, ''), "
-    "e.value ->> 4, nullif(e.value ->> 5, 0) FROM json_each(?) e"
+    "supersedes_run, amount_fen, unit) SELECT ?1, e.value ->> 0, e.value ->> 1, ?2, ?3, ?4, ?5, "
+    "CASE ?7 WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 2) / 100, (e.value ->> 2) % 100) ELSE e.value ->> 2 END, "
+    "nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0), "
+    "CASE ?7 WHEN 'fen' THEN e.value ->> 2 ELSE (e.value ->> 2) * 100 END, ?7 FROM json_each(?6) e"
 )
 _REASONS = strings(["first", "new decision", "reassessed"])
 
@@ -71,7 +73,7 @@ class Assessments:
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
                uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
-               safe: tuple[bool, bool] = (False, False)) -> np.ndarray:
+               safe: tuple[bool, bool] = (False, False), unit: str = "yuan") -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
         superseded): the run that already assessed each (0: none, assessed now). Writes the
         assessments made now through ``writer``, in the run's transaction. ``safe``: whether
@@ -115,7 +117,7 @@ class Assessments:
                 pc.fill_null(decided.take(part), ""), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
                 from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
             ], (*safe, True, True, True, True))  # then amounts, ISO dates, reasons, runs
-            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows))
+            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
         return assessed_in
 
 

@@ -83,7 +83,7 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if by_law or p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
     if case_program is not None:
-        _refuse_fen(case_program)
+        _refuse_mixed_units(case_program)
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
     # what is read: like the kernel, only the facts of policies in force are checked
@@ -149,13 +149,18 @@ def _all_kinds(policies: PolicySet) -> dict[str, RecordKind]:
     return kinds
 
 
-def _refuse_fen(program) -> None:
-    """As engine/_nightly.refuse_fen: the store keeps whole yuan, so a case policy rounding
-    to the fen is refused before anything is written."""
-    for slot, unit in zip(program.findings, program.compiled.finding_units, strict=True):
-        if unit != 1:
-            raise CasePlanError(f"{slot.policy_key} rule {slot.rule_id} rounds its amounts to the fen, which the "
-                                "results database cannot store yet (it keeps whole yuan)")
+def _refuse_mixed_units(program) -> None:
+    """The case stage compares the amounts of different findings as the kernel gives them
+    (one act one fine, art 29: the higher fine; the lighter law, art 37: the smaller), whole
+    numbers of each slot's unit: comparing 48 fen with 1 yuan that way is wrong, so case
+    policies whose findings round to different units are refused until those comparisons
+    bring them to one unit. Fen alone, or yuan alone, is judged and stored exactly."""
+    units = {unit for unit in program.compiled.finding_units}
+    if len(units) > 1:
+        fen = next(slot for slot, unit in zip(program.findings, program.compiled.finding_units, strict=True) if unit != 1)
+        raise CasePlanError(f"{fen.policy_key} rule {fen.rule_id} rounds its amounts to the fen while other case "
+                            "rules round to the yuan: the case table compares fines of different rules (行政处罚法 "
+                            "arts 29 and 37) in one unit only; declare one rounding for the case policies")
 
 
 def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: RecordKind, chosen: PolicySet,

@@ -33,7 +33,8 @@ from .._chunks import (
     sanction_chunk,
     sanction_slot_rows,
 )
-from .._nightly import _reason_class
+from .._ledger_money import to_fen, unit_name
+from .._nightly import _reason_class, finding_units
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
@@ -68,8 +69,10 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         acc.warnings.setdefault(str(warning))
     rules = {(p.key, r.id): r for p in plan.case_policies for r in p.rules}
     rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
-    writer.executemany(store.INSERT_FINDING_SLOT, [
-        (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation))
+    units = finding_units(program)
+    writer.executemany(store.INSERT_UNIT_FINDING_SLOT, [
+        (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation),
+         None, None if units[k] == 1 else unit_name(units[k]))
         for k, slot in enumerate(program.findings)
     ])
     writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
@@ -107,7 +110,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         assessed_in = None if memory is None else memory.record(
             writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            safe=(safe_keys, safe_uscc))
+            safe=(safe_keys, safe_uscc), unit=unit_name(units[k]))
         has_assessed = assessed_in is not None and bool(assessed_in.any())
         if has_assessed:
             imposed = imposed & (assessed_in == 0)
@@ -138,13 +141,18 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
                 part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
                 _insert(writer, run_id, first_slot + k, _chunk(part), note)
         acc.findings += picked.size
+        if units[k] != 1:  # a finding in fen: the totals it adds to are shown in fen
+            acc.in_fen = True
         if slot.kind.payable:
-            acc.total_yuan += int(amounts[imposed].sum(dtype=np.int64))
+            acc.total_fen += to_fen(amounts[imposed].sum(dtype=np.int64), units[k])
             if slot.payer != ENTERPRISE:
-                _by_district(districts, labels, payer_code[imposed], amounts[imposed], picked[imposed])
-    for label, (yuan, rows) in districts.items():
+                _by_district(districts, labels, payer_code[imposed], to_fen(1, units[k]) * amounts[imposed],
+                             picked[imposed])
+                if units[k] != 1:
+                    acc.fen_districts.update(pc.unique(payers).to_pylist())
+    for label, (fen, rows) in districts.items():
         total = acc.districts.setdefault(label, [0, 0])
-        total[0] += yuan
+        total[0] += fen
         booked = np.zeros(len(scored), bool)  # a case counts once however many findings it has
         for part in rows:
             booked[part] = True

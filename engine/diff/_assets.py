@@ -93,7 +93,8 @@ JS = r"""
 
   function drawChart() {
     var box = document.getElementById("chart-box");
-    var rows = data.districts.filter(function (d) { return d.difference_yuan !== 0; });
+    // a diff in fen writes its amounts as exact text ("0.00"): compared as numbers here
+    var rows = data.districts.filter(function (d) { return Number(d.difference_yuan) !== 0; });
     // Signed, largest increase first; ties keep the document's order (the sort is stable).
     rows.sort(function (a, b) { return b.difference_yuan - a.difference_yuan; });
     if (!rows.length) {

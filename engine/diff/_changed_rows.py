@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +31,9 @@ class Pairing(Protocol):
     sanction_keys: Sequence[tuple[str, str, str]]  # (policy id, rule id, list id)
     lists: Sequence[str]
     list_slots: Sequence[list[int]]  # per list, its positions in sanction_keys
+
+    def money(self, amount: int) -> int | Decimal:  # an amount of the outputs' unit, in yuan
+        ...
 
 
 class MostChanged:
@@ -184,7 +188,7 @@ def _build_rows(acc: Pairing, table: pa.Table, parts, facts) -> list[ChangedEnte
         hits = np.flatnonzero(responsible)
         if not hits.size:
             continue
-        before, after = money[0, hits].tolist(), money[1, hits].tolist()
+        before, after = [acc.money(v) for v in money[0, hits].tolist()], [acc.money(v) for v in money[1, hits].tolist()]
         fired_before, fired_after = fired[index, 0, hits].tolist(), fired[index, 1, hits].tolist()
         list_ids = [acc.sanction_keys[i][2] for i in sanctions]
         entered_t = _list_tuples(list_ids, [mask[hits] for mask in entered], hits.size)
@@ -205,7 +209,8 @@ def _build_rows(acc: Pairing, table: pa.Table, parts, facts) -> list[ChangedEnte
             left_lists[j].append(list_id)
     return [
         ChangedEnterprise(
-            str(row.get("uscc")), row.get("name"), row.get(DISTRICT) or NO_DISTRICT, totals[0][j], totals[1][j],
+            str(row.get("uscc")), row.get("name"), row.get(DISTRICT) or NO_DISTRICT, acc.money(totals[0][j]),
+            acc.money(totals[1][j]),
             tuple(entered_lists[j]), tuple(left_lists[j]), tuple(changes[j]), row,
         )
         for j, row in enumerate(shown)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from decimal import Decimal
 from typing import Any
 
 from .._explain import _yuan
@@ -30,7 +31,7 @@ def _e(value: Any) -> str:
 
 def embedded_json(document: dict[str, Any]) -> str:
     """JSON that is safe inside <script>: no '<', '>' or '&' in the text at all."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)  # Decimal yuan: exact text
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text
@@ -125,6 +126,9 @@ def _summary(document) -> str:
 def _wan(amount: int, signed: bool = False) -> str:
     """The amount in 万元 (ten thousands), exact: 4,250.5 万元."""
     sign = "-" if amount < 0 else ("+" if signed and amount > 0 else "")
+    if isinstance(amount, Decimal):  # a diff in fen: exact, the fen as further places
+        text = f"{abs(amount) / 10_000:,f}"
+        return f"{sign}{text.rstrip('0').rstrip('.') if '.' in text else text} 万元"
     whole, rest = divmod(abs(amount), 10_000)
     return f"{sign}{whole:,}" + (f".{rest:04d}".rstrip("0") if rest else "") + " 万元"
 

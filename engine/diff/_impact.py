@@ -15,7 +15,9 @@ rule fired, so one of 0 yuan that appears is a change (``ecorules explain`` show
 no yuan move; rules whose findings and sanctions are unchanged are not "responsible".
 
 Figures are over the rows that both sets accept (``rows_compared``); rows either set rejects
-are counted apart, never silently folded into zeros. Amounts are exact int64 yuan throughout.
+are counted apart, never silently folded into zeros. Amounts are exact int64 yuan throughout,
+or, where a rule of either side rounds to the fen, int64 fen (every slot's amounts and the
+row totals scaled to fen as each batch is scored), shown as exact two-place Decimals of yuan.
 The result types are in ``_impact_types.py``; keeping and building the changed rows is
 ``_changed_rows.py``.
 """
@@ -31,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Policy, PolicySet
 
-from .._nightly import refuse_fen
+from .._ledger_money import FEN, FEN_PER_YUAN, YUAN, in_yuan
+from .._nightly import finding_units
 from ._changed_rows import MostChanged, materialize
 from ._impact_types import (
     DISTRICT,
@@ -101,6 +104,11 @@ class _Accumulator:
     """Running sums over batches, and the rows that changed, kept columnar."""
 
     def __init__(self, base: _Side, proposed: _Side, limit: int):
+        units = (finding_units(base.program), finding_units(proposed.program))
+        # in fen where either side has a finding in fen: each slot's factor to fen, per side
+        self.unit = FEN if any(u != 1 for side in units for u in side) else YUAN
+        self.to_fen = None if self.unit == YUAN else tuple(
+            np.array([FEN_PER_YUAN // u for u in side], np.int64)[:, None] for side in units)
         self.finding_keys = list(dict.fromkeys(base.finding_keys + proposed.finding_keys))
         self.sanction_keys = list(dict.fromkeys(base.sanction_keys + proposed.sanction_keys))
         self.rule_keys = list(dict.fromkeys(base.rule_keys + proposed.rule_keys))
@@ -127,8 +135,17 @@ class _Accumulator:
         self.changed_count = 0
         self.kept = MostChanged(limit)
 
+    def money(self, amount: int):
+        """An amount of the accumulator's unit in yuan, exactly (int, or a Decimal of fen)."""
+        return int(amount) if self.unit == YUAN else in_yuan(int(amount), FEN)
+
     def add(self, batch: pa.Table | pa.RecordBatch, rb, rp) -> None:
         n = batch.num_rows
+        if self.to_fen is not None:  # the outputs are the accumulator's to change (reused buffers)
+            for result, factors in zip((rb, rp), self.to_fen, strict=True):
+                if len(factors):
+                    np.multiply(result.amounts, factors, out=result.amounts)
+                np.multiply(result.total_yuan, FEN_PER_YUAN // getattr(result, "total_unit", 1), out=result.total_yuan)
         self.rows_in += n
         valid_b = np.asarray(rb.valid).astype(bool, copy=False)
         valid_p = np.asarray(rp.valid).astype(bool, copy=False)
@@ -263,8 +280,6 @@ def compute_impact(
         _Side(compile_program(base, domain=domain), base, as_of),
         _Side(compile_program(proposed, domain=domain), proposed, as_of),
     )
-    for side in sides:
-        refuse_fen(side.program)  # the report shows whole yuan
     acc = _Accumulator(*sides, limit)
     previous: list[Any] = [None, None]
     for batch in batches:
@@ -288,7 +303,7 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
         finding_rows = [i for i, key in enumerate(acc.finding_keys) if key[:2] == (policy_id, rule_id)]
         rules.append(RuleImpact(
             policy_id, rule_id,
-            int(acc.finding_sums[0, finding_rows].sum()), int(acc.finding_sums[1, finding_rows].sum()),
+            acc.money(acc.finding_sums[0, finding_rows].sum()), acc.money(acc.finding_sums[1, finding_rows].sum()),
             int(acc.fired_counts[0, index]), int(acc.fired_counts[1, index]),
             base.info.get((policy_id, rule_id)), proposed.info.get((policy_id, rule_id)),
         ))
@@ -299,7 +314,8 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
     )
     names = list(acc.district_ids)
     districts = sorted(
-        (DistrictImpact(name, *map(int, acc.district_sums[:, index])) for index, name in enumerate(names)),
+        (DistrictImpact(name, acc.money(acc.district_sums[0, index]), acc.money(acc.district_sums[1, index]),
+                        *map(int, acc.district_sums[2:, index])) for index, name in enumerate(names)),
         key=lambda d: (-abs(d.difference_yuan), -d.changed, d.district),
     )
     kept = acc.kept.result()
@@ -309,7 +325,7 @@ def _finish(acc: _Accumulator, sides: tuple[_Side, _Side], as_of: dt.date, limit
         as_of=as_of, rows_in=acc.rows_in, rows_compared=acc.rows_compared,
         rejected_base=acc.rejected_base, rejected_proposed=acc.rejected_proposed,
         rejected_only_proposed=acc.rejected_only_proposed,
-        before_yuan=int(acc.totals[0]), after_yuan=int(acc.totals[1]),
+        before_yuan=acc.money(acc.totals[0]), after_yuan=acc.money(acc.totals[1]), unit=acc.unit,
         districts=tuple(districts), rules=tuple(rules), lists=lists,
         changed_count=acc.changed_count,
         changed=tuple(enterprises),

@@ -118,6 +118,9 @@ class Impact:
     changed_count: int
     changed: tuple[ChangedEnterprise, ...]  # the first `limit` by |difference|, then USCC
     rows_unreadable: int = 0  # rows the reader dropped before scoring (counted in rows_in)
+    # yuan: every amount here an int; fen (a rule of either side rounds to the fen): every
+    # amount an exact two-place Decimal of yuan
+    unit: str = "yuan"
 
     @property
     def difference_yuan(self) -> int:

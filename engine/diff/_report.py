@@ -3,7 +3,9 @@
 Every output (text, ``--format json``, the HTML page) is rendered from the same document
 built by :func:`build_document`, so the figures cannot disagree between them.
 
-The document (``format: "ecorules-diff/1"``); amounts are integers in yuan, dates ISO text::
+The document (``format: "ecorules-diff/1"``); amounts are integers in yuan, dates ISO text
+(where a rule of either side rounds to the fen, ``totals.unit`` is "fen" and every amount is
+exact text with two places, "0.48", as ``ecorules explain`` writes a finding in fen)::
 
     {
       "format": "ecorules-diff/1",
@@ -178,6 +180,7 @@ def build_document(
             "before_yuan": impact.before_yuan,
             "after_yuan": impact.after_yuan,
             "difference_yuan": impact.difference_yuan,
+            "unit": impact.unit,
             "changed_enterprises": impact.changed_count,
             "districts_with_impact": sum(1 for d in impact.districts if d.difference_yuan),
             "list_entries": sum(item.entered for item in impact.lists),

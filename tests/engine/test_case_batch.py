@@ -147,7 +147,8 @@ def test_export_shows_the_case_columns_and_changes_still_work(world, tmp_path):
     export_table(db_path, "latest", "findings", out)
     header = pacsv.read_csv(out).column_names
     assert header[:8] == ["run_id", "uscc", "policy", "rule", "kind", "amount_yuan", "payer", "citation"]
-    assert header[8:] == ["case_id", "status", "superseded_by", "assessed_in_run", "record_kind", "record_key", "law_note"]
+    assert header[8:] == ["case_id", "status", "superseded_by", "assessed_in_run", "record_kind", "record_key", "law_note",
+                          "amount", "unit", "amount_fen"]
     report = compare_runs(db_path, world["summary"].run_id, world["summary"].run_id)
     assert report["findings"]["changed"]["count"] == 0
 

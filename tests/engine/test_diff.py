@@ -63,7 +63,7 @@ def test_raise_from_a_date(tmp_path, base, registry):
                                 "rejected_only_proposed": 0, "unreadable": 0}
     # before: outfalls 3+1+2+5+1 = 12 M; direct discharge 2 (二七区) + 1 (新密市) industrial = 30 M
     assert document["totals"] == {
-        "before_yuan": 42_000_000, "after_yuan": 48_000_000, "difference_yuan": 6_000_000,
+        "before_yuan": 42_000_000, "after_yuan": 48_000_000, "difference_yuan": 6_000_000, "unit": "yuan",
         "changed_enterprises": 5, "districts_with_impact": 4, "list_entries": 0, "list_exits": 0,
     }
     assert by_district(document) == {

@@ -50,7 +50,8 @@ def test_the_kernel_keeps_each_amount_in_its_unit_and_totals_in_the_finest():
     assert result.amounts[slot["third_of_base"]].tolist() == result.amounts[slot["third_of_base_reordered"]].tolist() \
         == [0, 10000, 2, 1]
     assert result.amounts[slot["half_of_base"]].tolist() == [0, 15000, 2, 2]  # 2.5 -> 2, 1.5 -> 2
-    assert result.total_unit == 100
+    assert result.total_unit == 100 and result.total_unit_name == "fen"
+    assert result.units[slot["tonnage_fee"]] == "fen" and result.units[slot["tonnage_fee_yuan"]] == "yuan"
     assert result.total_yuan.tolist() == [48, 3500243, 600, 400]  # fen
     # 0.48 + 1.43 fen fees, 35000 + 6 + 4 yuan of compensation; the yuan fee is the district's
     assert result.totals_by_payer() == {"enterprise": Decimal("35011.91"), "金水区": 1}
@@ -65,12 +66,3 @@ def test_explain_prints_the_fen(tmp_path):
     decision = json.loads(out.output)
     assert decision["total_yuan"] == "0.48"
     assert [(f["amount"], f["unit"]) for f in decision["findings"]] == [(48, "fen"), (0, "yuan")]
-
-
-def test_the_nightly_run_refuses_fen_rather_than_store_it_as_yuan(tmp_path):
-    registry = tmp_path / "registry.csv"
-    registry.write_text(f"uscc,district,tonnes,base\n{USCC},金水区,0.5,0\n", encoding="utf-8")
-    out = CliRunner().invoke(main, ["run", "--registry", str(registry), "--out", str(tmp_path / "r.sqlite"),
-                                    "--policies", str(MONEY), "--as-of", "2012-04-14", "--allow-failing-tests"])
-    assert out.exit_code == 2, out.output
-    assert "test.money@1 rule tonnage_fee rounds its amounts to the fen" in out.output

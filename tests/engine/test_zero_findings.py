@@ -151,7 +151,7 @@ def test_changes_and_export_see_a_zero_yuan_finding_appear(tmp_path, monkeypatch
         (ROWS[4][0], "outfall_surcharge", "中原区", 0), (ROWS[4][0], "outfall_surcharge", ROWS[4][0], 0)])
     assert report["findings"]["disappeared"]["count"] == report["findings"]["changed"]["count"] == 0
     assert report["districts"] == [{"district": "中原区", "before_yuan": 0, "after_yuan": 0, "change_yuan": 0,
-                                    "cases_before": 0, "cases_after": 1}]
+                                    "cases_before": 0, "cases_after": 1, "before_fen": 0, "after_fen": 0}]
 
     out = tmp_path / "findings.csv"
     cli("export", "--db", db, "--run", second.run_id, "--table", "findings", "--out", out)
