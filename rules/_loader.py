@@ -501,6 +501,13 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         if parameter.values and parameter.values[0].start > effective:
             pass  # allowed: a rule reading it is inactive (with a warning) until then
     tests = read_tests(top, facts, rules, lists, checks)
+    policy_kinds = _kinds_of(shared, kinds, domain, facts, rules)
+    # the facts of the kinds its roll-ups count, so that whoever judges the policy with those
+    # records (evaluate_group, the case stage) reads what the roll-ups need; its rules were
+    # checked against its own scope above and cannot name them
+    for kind in policy_kinds:
+        if kind != domain and hasattr(shared, "visible_to"):
+            facts = {**shared.visible_to(kind), **facts}
     policy = Policy(
         id=policy_id,
         title=head.get("title"),
@@ -512,7 +519,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         expires=expires,
         source=head.get("source", required=False),
         domain=domain,
-        kinds={kind: kinds[kind] for kind in getattr(shared, "lineage", lambda _: ())(domain)},
+        kinds=policy_kinds,
         subject=subject,
         facts=facts,
         parameters=parameters,
@@ -528,3 +535,16 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     head.finish()
     top.finish()
     return policy
+
+def _kinds_of(shared, kinds, domain: str, facts, rules) -> dict:
+    """The kinds a policy judges: its domain and ancestors, and the kinds whose records its
+    rules' roll-ups count (an enterprise policy reading a count of cases judges its cases too)."""
+    lineage = getattr(shared, "lineage", lambda _: ())
+    names = list(lineage(domain))
+    for rule in rules:
+        for name in rule.reads():
+            rollup = facts[name].rollup if name in facts else None
+            if rollup is not None:
+                names += [k for k in lineage(rollup.over) if k not in names]
+    return {kind: kinds[kind] for kind in names}
+
