@@ -13,10 +13,15 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from ecorules.engine import Evaluator, load_policies
 from ecorules.engine._nightly import run_nightly
 from ecorules.rules import PolicyError
+from ecorules.rules._kinds import Window
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 DATA = Path(__file__).parent.parent / "data" / "cases"
 AS_OF = dt.date(2024, 2, 29)
@@ -134,3 +139,51 @@ def test_a_window_before_as_of_belongs_to_roll_ups_onto_the_enterprise(folder, t
     assert "'before' belongs to a roll-up onto the enterprise" in refused("{date: act_date, before: as_of, years: 1}", "case").message
     # a window before each case's own date still needs a date every case has
     assert "required date fact" in refused("{date: decided, years: 1}", "case").message
+
+
+# -- the batch's masks against the reference, on random windows, dates and as_of ---------------
+_AS_OF = st.sampled_from([dt.date(2024, 2, 29), dt.date(2024, 3, 1), dt.date(2023, 1, 1), dt.date(2024, 12, 31),
+                          dt.date(2025, 3, 31), dt.date(2025, 1, 31)])
+
+
+@st.composite
+def _windowed(draw):
+    as_of = draw(_AS_OF)
+    unit = draw(st.sampled_from(["years", "months", "days"]))
+    amount = draw(st.integers(1, 3 if unit != "days" else 400))
+    window = Window("day", amount, unit, draw(st.sampled_from(["as_of", "as_of_year"])))
+    end = window.end(as_of)
+    edges = [window.start(end), end]
+    # days on, just before and just after both edges, and anywhere within two years
+    near = st.sampled_from(edges).flatmap(lambda d: st.integers(-2, 2).map(lambda k: d + dt.timedelta(days=k)))
+    anywhere = st.integers(-800, 30).map(lambda k: end + dt.timedelta(days=k))
+    rows = draw(st.lists(st.tuples(st.integers(0, 4), st.one_of(near, anywhere), st.booleans(),
+                                   st.integers(0, 1000), st.booleans()), min_size=0, max_size=60))
+    return as_of, window, rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(_windowed(), st.sampled_from(["count", "sum", "max"]))
+def test_the_batch_masks_equal_the_reference_on_random_windows(drawn, function):
+    from ecorules.engine.cases._rollups import onto_enterprises
+    from ecorules.engine.cases._table import CaseTable
+    from ecorules.fastcalc._validate_common import ValidColumn
+    from ecorules.rules._kinds import Rollup, compute_rollups
+    from ecorules.rules._types import date_to_days
+
+    as_of, window, rows = drawn
+    rollup = Rollup("case", function, None if function == "count" else "fine", None, None, window, -1)
+    n = len(rows)
+    cases = CaseTable(pa.table({"x": pa.array([0] * n)}), [], np.zeros(n, np.int32), np.arange(n), {})
+    cases.valid = np.array([valid for *_, valid in rows], bool)
+    cases.enterprise = np.array([owner for owner, *_ in rows], np.int64)
+    cases.columns = {
+        "day": ValidColumn(np.array([date_to_days(day) if present else 0 for _, day, present, _, _ in rows], np.int64),
+                           present=np.array([present for _, _, present, _, _ in rows], np.uint8)),
+        "fine": ValidColumn(np.array([fine for *_, fine, _ in rows], np.int64)),
+    }
+    batch = onto_enterprises({"r": rollup}, cases, 5, {}, as_of)["r"]
+    for owner in range(5):
+        children = [{"day": day if present else None, "fine": fine}
+                    for o, day, present, fine, valid in rows if o == owner and valid]
+        assert batch[owner] == compute_rollups({"r": rollup}, children, as_of=as_of)["r"], (owner, window)
