@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
+from ecorules.rules import _ast as ast
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -88,6 +89,8 @@ def judge_group(
     parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
     child_needed = _needed(child_policies, facts, child_kind)
     child_needed.update(dict.fromkeys(kind.date_reads))  # the dates that choose the law
+    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
+    child_needed.update(dict.fromkeys(_rollup_reads(rollups.values(), facts, child_kind)))
     parent_key = kinds[kind.parent].key
     parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
     link = (parent_key, parent_values[parent_key])
@@ -96,10 +99,9 @@ def judge_group(
     def env_of(child: Mapping[str, Any]) -> dict[str, Any]:
         return {**parent_values, **child}
 
-    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
-    onto_parent = {name: r for name, r in rollups.items() if r.window is None}
-    onto_children = {name: r for name, r in rollups.items() if r.window is not None}
-    parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of)}
+    onto_parent = {name: r for name, r in rollups.items() if not r.onto_siblings}
+    onto_children = {name: r for name, r in rollups.items() if r.onto_siblings}
+    parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of, as_of=as_of)}
     decisions = []
     for values in child_values:
         env = {**parent_env, **values, **compute_rollups(onto_children, child_values, env_of, anchor=values)}
@@ -240,6 +242,20 @@ def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
             if fact.record_kind in (kind, None) and fact.rollup is None:
                 needed[name] = None
     return needed
+
+
+def _rollup_reads(rollups, facts, kind: str) -> list[str]:
+    """The child's facts the roll-ups read (the counted value, the window's date, what a
+    ``where`` tests), which the policies judging the children need not read themselves."""
+    reads = []
+    for rollup in rollups:
+        if rollup.value is not None:
+            reads.append(rollup.value)
+        if rollup.window is not None:
+            reads.append(rollup.window.date)
+        if rollup.where is not None:
+            reads += [name for name in ast.names(rollup.where, "fact") if facts[name].record_kind == kind]
+    return reads
 
 
 def _child(facts, record: Mapping[str, Any], index: int, kind: RecordKind, needed, link: tuple[str, Any]) -> dict[str, Any]:

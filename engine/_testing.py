@@ -86,7 +86,9 @@ def run_case(evaluator: Evaluator, policy: Policy, case: TestCase) -> CaseResult
     as_of = case.as_of or policy.effective
     try:
         if case.children is not None:
-            group = evaluator.evaluate_group(_only(case.given, policy, parent=True), [_only(c, policy) for c in case.children], kind=policy.domain, as_of=as_of)
+            parent_kind, child_kind = _group_kinds(policy)
+            group = evaluator.evaluate_group(_only(case.given, policy, parent_kind), [_only(c, policy, child_kind) for c in case.children],
+                                             kind=child_kind, as_of=as_of)
             decision = group.merged()
         else:
             decision = evaluator.evaluate(case.given, as_of=as_of, domain=policy.domain)
@@ -124,11 +126,22 @@ def _rejection_problems(case: TestCase, error: RecordCheckError) -> tuple[str, .
     return (f"expected a rejection on {wanted}, but: {failed}",)
 
 
-def _only(record: dict, policy: Policy, parent: bool = False) -> dict:
-    """The fields of ``record`` that belong to the parent kind (``parent``) or to the
-    policy's own kind: test_defaults hold both, and each side checks only its own."""
-    kind = policy.kinds[policy.domain]
-    wanted = kind.parent if parent else policy.domain
+def _group_kinds(policy: Policy) -> tuple[str, str]:
+    """The parent and child kinds of a test case with ``cases:``: a case policy's enterprise
+    and its own kind, or an enterprise policy (reading roll-ups of cases) and the kind counted."""
+    own = policy.kinds.get(policy.domain)
+    if own is not None and own.parent is not None:
+        return own.parent, policy.domain
+    children = [kind.id for kind in policy.kinds.values() if kind.parent == policy.domain]
+    if len(children) != 1:
+        raise ValueError(f"a test case with 'cases:' needs a policy of a kind with a parent, or one reading "
+                         f"roll-ups of one kind under {policy.domain!r}")
+    return policy.domain, children[0]
+
+
+def _only(record: dict, policy: Policy, wanted: str) -> dict:
+    """The fields of ``record`` that belong to kind ``wanted``: test_defaults hold the
+    parent's and the child's facts, and each side checks only its own."""
     return {k: v for k, v in record.items() if k in policy.facts and policy.facts[k].record_kind in (wanted, None)}
 
 

@@ -16,7 +16,7 @@ import attrs
 
 from ._check import check
 from ._errors import PolicySchemaError, Span
-from ._kinds import ROLLUP_FUNCTIONS, WINDOW_UNITS, RecordKind, Rollup, Window
+from ._kinds import ROLLUP_FUNCTIONS, WINDOW_ANCHORS, WINDOW_UNITS, RecordKind, Rollup, Window
 from ._loader import read_facts
 from ._schema import Fact, scope_of
 from ._sections import POLICY_ID, Section, _identifier, _named_entries, parse_at
@@ -200,11 +200,11 @@ def _read_rollup(name: str, entry: Section, child: RecordKind, plain: dict[str, 
         where = check(parse_at(where_text, entry.value_span("where"), f"the condition of {what}"), scope, BOOLEAN, f"condition of {what}")
     window = None
     if entry.has("window"):
-        window = _read_window(entry.section("window", f"the window of {what}"), what, plain, child)
-    if (target == child.id) != (window is not None):
+        window = _read_window(entry.section("window", f"the window of {what}"), what, plain, child, target == child.parent)
+    if target == child.id and window is None:
         raise PolicySchemaError(
             f"{what}: a roll-up onto the {child.id} records themselves needs a 'window' (the other records "
-            f"before this one's date); one onto the {child.parent} takes none", entry.span,
+            f"before this one's date)", entry.span,
         )
     rollup = Rollup(child.id, function, value, where, where_text, window, empty)
     # optional: unset where the records it rolls up are not given at all (a record judged
@@ -216,17 +216,38 @@ def _read_rollup(name: str, entry: Section, child: RecordKind, plain: dict[str, 
     )
 
 
-def _read_window(section: Section, what: str, plain: dict[str, Fact], child: RecordKind) -> Window:
+def _read_window(section: Section, what: str, plain: dict[str, Fact], child: RecordKind, onto_parent: bool) -> Window:
+    before = None
+    if onto_parent:
+        # the parent has no date of its own: its window ends at the run's date
+        if not section.has("before"):
+            raise PolicySchemaError(
+                f"{what}: a window of a roll-up onto the {child.parent} says what it ends before: "
+                f"'before: as_of' or 'before: as_of_year' (1 January of as_of's year)", section.span,
+            )
+        before = section.get("before")
+        if before not in WINDOW_ANCHORS:
+            close = difflib.get_close_matches(str(before), list(WINDOW_ANCHORS), n=1)
+            raise PolicySchemaError(f"{what}: 'before' is one of {', '.join(WINDOW_ANCHORS)}", section.value_span("before"),
+                                    suggestion=close[0] if close else None)
+    elif section.has("before"):
+        raise PolicySchemaError(
+            f"{what}: a roll-up onto the {child.id} records is counted before each one's own date; "
+            f"'before' belongs to a roll-up onto the {child.parent}", section.value_span("before"),
+        )
     date = section.get("date")
     fact = plain.get(date)
-    if fact is None or fact.type != DATE or fact.record_kind != child.id or fact.optional:
-        raise PolicySchemaError(f"{what}: the window's date must be a required date fact of the {child.id} records", section.value_span("date"))
+    # a window before as_of may count by an optional date (a decision not yet made): a case
+    # without one is outside every such window; a window before each case's own date needs it
+    if fact is None or fact.type != DATE or fact.record_kind != child.id or (fact.optional and before is None):
+        required = "" if before else "required "
+        raise PolicySchemaError(f"{what}: the window's date must be a {required}date fact of the {child.id} records", section.value_span("date"))
     unit = _one_of(section, (*WINDOW_UNITS, "days"), f"{what}: the window is one of years, months or days, e.g. 'years: 2'")
     amount = section.get(unit, int)
     if amount <= 0:
         raise PolicySchemaError(f"{what}: the window must be positive", section.value_span(unit))
     section.finish()
-    return Window(date, amount, unit)
+    return Window(date, amount, unit, before)
 
 
 def _one_of(section: Section, keys: tuple[str, ...], message: str) -> str:

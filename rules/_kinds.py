@@ -13,7 +13,12 @@ entities sum over their members, with the neutral element written down as Catala
 
 * ``for: enterprise`` — over the enterprise's cases: ``count``, ``sum: fact``, ``max: fact``;
 * ``for: case`` with a ``window`` — over the *other* cases of the same enterprise whose date
-  lies in the window before this case's date ("offences in the 2 years before this act").
+  lies in the window before this case's date ("offences in the 2 years before this act");
+* ``for: enterprise`` with a ``window`` that says ``before: as_of`` or ``before: as_of_year``
+  — over the enterprise's cases whose date lies in the window before the run's ``as_of``, or
+  before 1 January of as_of's year ("cases decided in the calendar year before the rating
+  year": ``{date: decided, before: as_of_year, years: 1}``). A case whose date is empty is
+  not in such a window.
 
 A roll-up's ``where`` is a condition on the counted record. The reference computation is
 :func:`compute_rollups`, plain Python over one enterprise and its cases; the batch path
@@ -35,6 +40,9 @@ from ._evaluate import evaluate
 
 ROLLUP_FUNCTIONS = ("count", "sum", "max")
 WINDOW_UNITS = {"years": 12, "months": 1}  # in months; "days" is handled apart
+# what a window of an enterprise's roll-up ends before (exclusive): the run's as_of, or the
+# first day of as_of's year, so that a whole calendar year is counted whatever the day of the run
+WINDOW_ANCHORS = {"as_of": "as_of", "as_of_year": "as_of所在年度的1月1日"}
 
 
 @attrs.frozen
@@ -63,21 +71,29 @@ class RecordKind:
 
 @attrs.frozen
 class Window:
-    """The counted record's ``date`` lies on or after this record's ``date`` moved back by
-    ``amount`` ``unit``, and strictly before it (the act itself and later acts never count)."""
+    """The counted record's ``date`` lies on or after the window's end moved back by
+    ``amount`` ``unit`` (民法典 art 202: the corresponding day, or the month's last day), and
+    strictly before its end. The end is this record's own ``date`` (the act itself and later
+    acts never count), or, with ``before``, the run's as_of or 1 January of as_of's year."""
 
     date: str  # a date fact of the child kind
     amount: int
     unit: str  # "years", "months" or "days"
+    before: str | None = None  # None: the judged record's date; else a key of WINDOW_ANCHORS
 
     def start(self, anchor: dt.date) -> dt.date:
         if self.unit == "days":
             return add_days(anchor, -self.amount)
         return add_months(anchor, -self.amount * WINDOW_UNITS[self.unit])
 
+    def end(self, as_of: dt.date) -> dt.date:
+        """The first day after the window of a roll-up measured from the run's as_of."""
+        return as_of if self.before == "as_of" else dt.date(as_of.year, 1, 1)
+
     def describe(self) -> str:
         words = {"years": "年", "months": "个月", "days": "日"}
-        return f"{self.amount}{words[self.unit]}内({self.date})"
+        before = f"{WINDOW_ANCHORS[self.before]}之前" if self.before else ""
+        return f"{before}{self.amount}{words[self.unit]}内({self.date})"
 
 
 @attrs.frozen
@@ -92,26 +108,44 @@ class Rollup:
     window: Window | None  # only for a roll-up of a child kind onto its own records
     empty: int  # the value when no record counts (the neutral element, written down)
 
+    @property
+    def onto_siblings(self) -> bool:
+        """Computed for each record of ``over`` from the others before its date, not onto
+        the parent (whose windows, if any, are measured from the run's as_of)."""
+        return self.window is not None and self.window.before is None
+
 
 def compute_rollups(
     rollups: Mapping[str, Rollup],
     children: Sequence[Mapping[str, Any]],
     env_of: Any = None,
     anchor: Mapping[str, Any] | None = None,
+    as_of: dt.date | None = None,
 ) -> dict[str, Any]:
     """The values of ``rollups`` for one record: its children, or its siblings in a window.
 
     ``children``: the checked values of the child records (an enterprise's cases). For a
-    windowed roll-up, ``anchor`` is the record the window is measured from (the case being
-    judged), which never counts itself. ``env_of(child)`` gives the names a ``where`` may read
-    (the child's values merged with its parent's), default: the child's values.
+    windowed roll-up onto a child, ``anchor`` is the record the window is measured from (the
+    case being judged), which never counts itself; a window with ``before`` is measured from
+    ``as_of``, the run's date. ``env_of(child)`` gives the names a ``where`` may read (the
+    child's values merged with its parent's), default: the child's values.
     """
     env_of = env_of or (lambda child: child)
     values: dict[str, Any] = {}
     for name, rollup in rollups.items():
         counted = []
+        window = rollup.window
+        if window is not None and window.before is not None:
+            if as_of is None:
+                raise ValueError(f"roll-up {name!r} is counted in a window before as_of: give as_of")
+            end = window.end(as_of)
+            start = window.start(end)
         for child in children:
-            if rollup.window is not None:
+            if window is not None and window.before is not None:
+                day = child.get(window.date)
+                if day is None or not start <= day < end:
+                    continue
+            elif window is not None:
                 if anchor is None or child is anchor:
                     continue
                 day, limit = child.get(rollup.window.date), anchor.get(rollup.window.date)
@@ -133,4 +167,4 @@ def compute_rollups(
     return values
 
 
-__all__ = ["ROLLUP_FUNCTIONS", "RecordKind", "Rollup", "Window", "compute_rollups"]
+__all__ = ["ROLLUP_FUNCTIONS", "WINDOW_ANCHORS", "RecordKind", "Rollup", "Window", "compute_rollups"]

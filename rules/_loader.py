@@ -180,6 +180,20 @@ def read_parameter(name: str, section: Section) -> Parameter:
                 entry.value_span("from"),
             )
         values.append(DatedValue(start, value, reference, span))
+    bounds = {}
+    for key in ("min", "max"):
+        if section.has(key):
+            bound = section.get(key, (int, Decimal))
+            if value_type.kind not in (Kind.INTEGER, Kind.DECIMAL) or not _fits(bound, value_type):
+                raise PolicySchemaError(f"parameter {name!r}: '{key}' is a number of the parameter's type, "
+                                        f"for an integer or decimal parameter", section.value_span(key))
+            bounds[key] = bound
+    if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+        raise PolicySchemaError(f"parameter {name!r}: min {bounds['min']} is above max {bounds['max']}", section.value_span("min"))
+    for dated in values:
+        if ("min" in bounds and dated.value < bounds["min"]) or ("max" in bounds and dated.value > bounds["max"]):
+            raise PolicySchemaError(f"parameter {name!r}: {_show(dated.value)} is outside its range "
+                                    f"{bounds.get('min', '')}..{bounds.get('max', '')}", dated.span)
     parameter = Parameter(
         name=name,
         type=value_type,
@@ -187,6 +201,8 @@ def read_parameter(name: str, section: Section) -> Parameter:
         description=section.get("description", required=False),
         unit=section.get("unit", required=False),
         span=section.span,
+        min=bounds.get("min"),
+        max=bounds.get("max"),
     )
     section.finish()
     return parameter
@@ -500,6 +516,13 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     for parameter in parameters.values():
         if parameter.values and parameter.values[0].start > effective:
             pass  # allowed: a rule reading it is inactive (with a warning) until then
+    policy_kinds = _kinds_of(shared, kinds, domain, facts, rules)
+    # the facts of the kinds its roll-ups count, so that whoever judges the policy with those
+    # records (evaluate_group, its test cases' 'cases:') reads what the roll-ups need; its
+    # rules were checked against its own scope above and cannot name them
+    for kind in policy_kinds:
+        if kind != domain and hasattr(shared, "visible_to"):
+            facts = {**shared.visible_to(kind), **facts}
     tests = read_tests(top, facts, rules, lists, checks)
     policy = Policy(
         id=policy_id,
@@ -512,7 +535,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         expires=expires,
         source=head.get("source", required=False),
         domain=domain,
-        kinds={kind: kinds[kind] for kind in getattr(shared, "lineage", lambda _: ())(domain)},
+        kinds=policy_kinds,
         subject=subject,
         facts=facts,
         parameters=parameters,
@@ -528,3 +551,16 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     head.finish()
     top.finish()
     return policy
+
+def _kinds_of(shared, kinds, domain: str, facts, rules) -> dict:
+    """The kinds a policy judges: its domain and ancestors, and the kinds whose records its
+    rules' roll-ups count (an enterprise policy reading a count of cases judges its cases too)."""
+    lineage = getattr(shared, "lineage", lambda _: ())
+    names = list(lineage(domain))
+    for rule in rules:
+        for name in rule.reads():
+            rollup = facts[name].rollup if name in facts else None
+            if rollup is not None:
+                names += [k for k in lineage(rollup.over) if k not in names]
+    return {kind: kinds[kind] for kind in names}
+

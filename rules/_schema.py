@@ -133,6 +133,10 @@ class Parameter:
     description: str | None = None
     unit: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # the range a value legal staff set must lie in: what a rule reading a parameter that has
+    # no value yet may assume (a term in years used in add_years must be bounded for the kernel)
+    min: Any = None
+    max: Any = None
 
     def value_at(self, when: dt.date) -> Any:
         current = None
@@ -154,7 +158,10 @@ class Parameter:
             # Not set yet: amounts, rates and time limits of the law are never negative, and
             # assuming so lets a rule use the parameter in an amount before legal staff set it.
             low, high = Fact(self.name, self.type).interval
-            return (max(low, 0), high) if self.type.kind is not Kind.DATE else (low, high)
+            if self.type.kind is Kind.DATE:
+                return (low, high)
+            low = Fraction(self.min) if self.min is not None else max(low, 0)
+            return (low, Fraction(self.max) if self.max is not None else high)
         if self.type.kind is Kind.DATE:
             days = [date_to_days(v.value) for v in self.values]
         else:

@@ -147,6 +147,8 @@ class LawResult:
     decision_days: np.ndarray  # int64 per row
     # per statute (policy id): how its law was chosen per row, for the findings' notes
     choices: dict[str, StatuteChoice] = field(default_factory=dict)
+    # int64 (n_dates, rows): list entries' from:/until: and lifts' from:, of the chosen law
+    dates: np.ndarray | None = None
 
     def finding_notes(self, policy_key: str, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str], list[str]]:
         """The notes of the findings of version ``policy_key`` at rows ``rows``
@@ -197,7 +199,7 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     lighter = choose(program, old, new, differs, choices)
     for statute, (take, severity) in choices.items():
         choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
-    return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices)
+    return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
 
 
 def _choice(program, timeline: Timeline, statute: str, act_period, decision_period, differs, take, severity) -> StatuteChoice:
@@ -232,16 +234,18 @@ class _Outputs:
     fired: np.ndarray
     amounts: np.ndarray
     sanctions: np.ndarray
+    dates: np.ndarray  # list entries' and lifts' dates: a list entry of a case keeps its from:/until:
 
     @classmethod
     def empty(cls, program, n: int) -> _Outputs:
         return cls(np.zeros((len(program.rules), n), np.uint8), np.zeros((len(program.findings), n), np.int64),
-                   np.zeros((len(program.sanctions), n), np.uint8))
+                   np.zeros((len(program.sanctions), n), np.uint8), np.zeros((program.compiled.n_dates, n), np.int64))
 
     def put(self, result, which: np.ndarray, into: np.ndarray) -> None:
         if not into.size:
             return
-        for mine, theirs in ((self.fired, result.fired), (self.amounts, result.amounts), (self.sanctions, result.sanctions)):
+        for mine, theirs in ((self.fired, result.fired), (self.amounts, result.amounts), (self.sanctions, result.sanctions),
+                             (self.dates, result.dates)):
             if mine.shape[0]:
                 mine[:, into] = np.asarray(theirs)[:, which]
 
@@ -277,8 +281,21 @@ def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: 
             old.amounts[np.ix_(findings, rows)] = new.amounts[np.ix_(findings, source)]
         if lists:
             old.sanctions[np.ix_(lists, rows)] = new.sanctions[np.ix_(lists, source)]
+        dates = _date_rows(program, statute, lists, policy_id)
+        if dates:
+            old.dates[np.ix_(dates, rows)] = new.dates[np.ix_(dates, source)]
         lighter[rows] = True
     return lighter
+
+
+def _date_rows(program, statute: str, lists: list[int], policy_id: dict[str, str]) -> list[int]:
+    """The rows of the dates output that belong to one statute: its list entries' from: and
+    until:, its lifts' from:."""
+    compiled = program.compiled
+    rows = [row for s in lists for row in compiled.sanction_dates[s] if row >= 0]
+    rows += [compiled.lift_dates[k] for k, (key, _rule, _list) in enumerate(getattr(program, "lifts", ()))
+             if policy_id[key] == statute and compiled.lift_dates[k] >= 0]
+    return rows
 
 
 def _severity(program, rule_row, findings, lists, outputs: _Outputs, columns: np.ndarray):

@@ -70,8 +70,8 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     kind, parent = children[0], kinds[enterprise]
     facts = policies.facts
     rollups = {name: f.rollup for name, f in facts.items() if f.rollup is not None and f.rollup.over == kind.id}
-    onto_parent = {n: r for n, r in rollups.items() if r.window is None}
-    onto_cases = {n: r for n, r in rollups.items() if r.window is not None}
+    onto_parent = {n: r for n, r in rollups.items() if not r.onto_siblings}
+    onto_cases = {n: r for n, r in rollups.items() if r.onto_siblings}
     for name, rollup in onto_cases.items():
         if rollup.function == "max":
             raise CasePlanError(f"roll-up {name!r}: a windowed max is not computed by the batch run yet")
@@ -100,7 +100,10 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
             read[name] = None
     for rollup in rollups.values():
         if rollup.window is not None:
-            read[rollup.window.date] = None
+            window_date = rollup.window.date
+            if window_date not in read and facts[window_date].optional:
+                optional_law.add(window_date)  # a window before as_of: an empty date counts in none
+            read[window_date] = None
         if rollup.value is not None:
             read[rollup.value] = None
     if where_program is not None:

@@ -1,7 +1,9 @@
 """Roll-ups over the case table, vectorised and exact (int64, never float).
 
 Onto the enterprise: ``np.bincount`` (counts) and ``np.add.at`` / ``np.maximum.at`` (sums,
-maxima) over the valid cases whose ``where`` held, by enterprise index. Onto each case, in a
+maxima) over the valid cases whose ``where`` held, by enterprise index; a window before the
+run's as_of (or 1 January of its year) is one mask of the cases whose date is set and on or
+after its start, computed by the kernel's calendar, and before its end. Onto each case, in a
 window before its date: all cases sorted once by one int64 key (enterprise, day), and for
 every case the sorted positions of its enterprise's cases on or after the window's start and
 strictly before its own day (so the case itself, and other cases of the same day, never
@@ -12,6 +14,7 @@ are shared by the roll-ups of one window.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import numpy as np
@@ -31,12 +34,14 @@ def _values(cases: CaseTable, rollup: Rollup, counted: np.ndarray) -> tuple[np.n
 
 
 def onto_enterprises(rollups: Mapping[str, Rollup], cases: CaseTable, n_enterprises: int,
-                     where: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+                     where: Mapping[str, np.ndarray], as_of: dt.date) -> dict[str, np.ndarray]:
     """Each roll-up onto the enterprises of the side table: int64 arrays of length
     ``n_enterprises``, the written ``empty`` value where no case counts."""
     result = {}
     for name, rollup in rollups.items():
         counted = cases.valid & where[name] if name in where else cases.valid
+        if rollup.window is not None:
+            counted = counted & _before_as_of(cases, rollup.window, as_of)
         if rollup.function == "count":
             result[name] = np.bincount(cases.enterprise[counted], minlength=n_enterprises).astype(np.int64)
             continue
@@ -86,6 +91,18 @@ def onto_cases(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[s
         out[sort] = sums
         result[name] = out
     return result
+
+
+def _before_as_of(cases: CaseTable, window: Window, as_of: dt.date) -> np.ndarray:
+    """The cases in a window measured from the run's as_of: date set, on or after the
+    window's start, before its end."""
+    end = np.datetime64(as_of, "D") if window.before == "as_of" else np.datetime64(np.datetime64(as_of, "Y"), "D")
+    end_day = end.astype(np.int64)
+    start_day = int(window_start(window, np.array([end_day], np.int64))[0])
+    column = cases.columns[window.date]
+    day = column.values.astype(np.int64, copy=False)
+    inside = (day >= start_day) & (day < end_day)
+    return inside if column.present is None else inside & column.present.astype(bool)
 
 
 def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

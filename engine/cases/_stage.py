@@ -120,7 +120,7 @@ class CaseStage:
         check are collected in ``_failed_checks``), then one act one fine."""
         plan = self.plan
         where = self._where(cases, side)
-        side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where)
+        side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where, self.as_of)
         windowed = onto_cases(plan.onto_cases, cases, where)
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
         if plan.case_program is not None and plan.timeline is not None:

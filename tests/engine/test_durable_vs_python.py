@@ -31,6 +31,7 @@ from ecorules.rules._uscc import make_uscc
 STRESS = max(1, int(os.environ.get("ECORULES_STRESS", "1")))
 WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
+RATING = "prc.enterprise_environmental_credit@2013"
 APPROVAL = "zhengzhou.approval_time_limits@2012"
 
 
@@ -59,6 +60,10 @@ def water_and_credit_by_hand(record: dict, as_of: dt.date):
         # 来源报告七、(二): 工业企业 ... 对辖区政府或管委会给予一例一次1000万元的财政扣款
         if record["industrial"] and direct > 0:
             findings.append((WATER, "direct_discharge_deduction", direct * 10_000_000, record["district"], "fiscal_deduction"))
+    if as_of >= dt.date(2014, 1, 1):
+        # 企业环境信用评价 (环发〔2013〕150号) reads only roll-ups of cases, unset for an enterprise
+        # judged alone: in force, never fires
+        policies.append(RATING)
     if as_of >= dt.date(2012, 4, 14):
         policies.append(CREDIT)
         # 违法排污企业 (a direct discharge is an illegal discharge too) -> information shared, loans restricted

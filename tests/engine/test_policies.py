@@ -30,6 +30,8 @@ WATER_FINES_2008 = "prc.water_pollution_fines@2008"
 DAILY = "prc.daily_continuous_penalty@2015"
 LATE = "prc.late_payment_surcharge@2021"
 WATER_CASES = "zhengzhou.eco_water_case_deduction@2011"
+# 企业环境信用评价 from the case table's roll-ups, and the red grade's loan restriction per case
+RATING, RED_RESTRICTION = "prc.enterprise_environmental_credit@2013", "prc.green_credit_red_restriction@2013"
 # the report's mechanisms judged on tables of their own kinds (--records)
 OTHER_KINDS = ["zhengzhou.water_eco_compensation@2010", "zhengzhou.target_responsibility@2012",
                "zhengzhou.reporting_rewards@2011", "zhengzhou.dust_discharge_fee@2011"]
@@ -55,7 +57,8 @@ def evaluator(request):
 
 def test_shipped_policies_and_their_cases():
     policies = load_policies()
-    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, WATER_FINES_2008, DAILY, LATE, WATER_CASES, *OTHER_KINDS])
+    assert sorted(p.key for p in policies) == sorted([WATER, CREDIT, APPROVAL, WATER_FINES, WATER_FINES_2008, DAILY, LATE, WATER_CASES,
+                                                      RATING, RED_RESTRICTION, *OTHER_KINDS])
     assert {p.domain for p in policies if p.key in OTHER_KINDS} == {"river_section", "district", "report", "dust_site"}
     assert all(policy.tests for policy in policies)
     assert shipped_policies_path().joinpath("zhengzhou", "registry.yaml").is_file()

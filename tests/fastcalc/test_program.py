@@ -20,6 +20,7 @@ from ecorules.rules._records import coerce, coerce_record
 AS_OF = dt.date(2012, 4, 14)
 WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
+RATING = "prc.enterprise_environmental_credit@2013"  # reads only roll-ups of cases (optional)
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +35,21 @@ def program(shipped):
 
 def test_the_program_describes_its_columns_and_slots(program):
     assert program.columns == ("uscc", "untreated_outfalls", "district", "industrial", "direct_discharge_cases",
-                               "direct_discharge_cases_in_table", "illegal_discharge_cases", "high_pollution",
-                               "high_energy")
+                               "direct_discharge_cases_in_table", "credit_fined_50000_prior_year",
+                               "credit_halted_prior_year", "credit_red_accidents_prior_year", "illegal_discharge_cases",
+                               "high_pollution", "high_energy")
     assert program.rules == ((WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
+                             (RATING, "rating_required"), (RATING, "automatic_red"),
                              (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"))
     assert program.findings == (
         (WATER, "untreated_outfall_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"),
         (WATER, "direct_discharge_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"))
     assert isinstance(program.findings[0], FindingSlot) and program.findings[0].payer == "district"
-    assert program.sanctions == ((CREDIT, "illegal_discharge_blacklist", "green_credit_blacklist"),
+    assert program.sanctions == ((RATING, "rating_required", "environmental_credit_rating_required"),
+                                 (RATING, "automatic_red", "environmental_credit_red"),
+                                 (CREDIT, "illegal_discharge_blacklist", "green_credit_blacklist"),
                                  (CREDIT, "high_pollution_energy_restricted_loans", "restricted_loans"))
-    assert "4 rules" in repr(program)
+    assert "6 rules" in repr(program)
 
 
 def test_only_the_policies_of_the_domain_are_compiled(shipped):
@@ -189,4 +194,4 @@ def test_per_payer_roll_ups_are_exact_integers(program):
 def test_an_empty_batch(program):
     empty = {name: [] for name in program.columns}
     result = program.score(empty, as_of=AS_OF)
-    assert result.n_rows == 0 and result.fired.shape == (4, 0) and result.totals_by_payer() == {}
+    assert result.n_rows == 0 and result.fired.shape == (6, 0) and result.totals_by_payer() == {}

@@ -363,6 +363,47 @@ rules:
     }
 
 
+TERM_POLICY = """\
+policy: {{id: test.term, title: 期限, version: "1", effective: 2012-01-01, authority: 局, document: 文}}
+facts:
+  uscc: {{type: string}}
+  decided: {{type: date, min: 2000-01-01, max: 2099-12-31}}
+parameters:
+  term_years: {{type: integer, {bounds}values: {values}}}
+lists:
+  watch: {{title: 关注}}
+rules:
+  - id: listed
+    title: 列入
+    citation: {{document: 文, text: 列入}}
+    when: decided <= as_of
+    sanctions:
+      - {{list: watch, reason: 测试, from: decided, until: "add_years(decided, term_years)"}}
+"""
+
+
+def test_a_parameter_not_set_yet_may_declare_the_range_its_value_will_lie_in(tmp_path):
+    """A term in years used in add_years before legal staff set it: unbounded, the kernel could
+    not hold the date; with min/max the policy loads, and a value outside the range is refused."""
+    path = tmp_path / "term.yaml"
+    path.write_text(TERM_POLICY.format(bounds="", values="[]"), encoding="utf-8")
+    with pytest.raises(PolicyTypeError, match="beyond the range the batch kernel can hold"):
+        read_policy(path)
+    path.write_text(TERM_POLICY.format(bounds="min: 1, max: 10, ", values="[]"), encoding="utf-8")
+    assert read_policy(path).parameters["term_years"].interval == (1, 10)
+    path.write_text(TERM_POLICY.format(bounds="min: 1, max: 10, ", values="[{from: 2012-01-01, value: 11, reference: 文}]"),
+                    encoding="utf-8")
+    with pytest.raises(PolicySchemaError, match=r"'term_years': 11 is outside its range 1..10") as caught:
+        read_policy(path)
+    assert caught.value.span.line == 6
+    path.write_text(TERM_POLICY.format(bounds="min: 10, max: 1, ", values="[]"), encoding="utf-8")
+    with pytest.raises(PolicySchemaError, match="min 10 is above max 1"):
+        read_policy(path)
+    path.write_text(TERM_POLICY.format(bounds="min: 1.5, ", values="[]"), encoding="utf-8")
+    with pytest.raises(PolicySchemaError, match="'min' is a number of the parameter's type"):
+        read_policy(path)
+
+
 OUTFALL_POLICY = """\
 policy: {{id: test.outfalls, title: 排污口, version: "1", effective: 2012-01-01, authority: 局, document: 文}}
 facts:
