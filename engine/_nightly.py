@@ -331,7 +331,8 @@ class NightlyRun:
             except CasePlanError as error:
                 raise NightlyError(str(error)) from error
             self.cases = CaseStage(plan, Path(cases), as_of=self.as_of, threads=self.kernel_threads,
-                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases)
+                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases,
+                                   recurse=recurse)
             self.case_policies = plan.case_policies
         # tables of the other kinds (river sections, districts, requests ...), each judged by
         # its kind's policies through the registry's batch path (see engine/_kind_tables.py)
@@ -394,7 +395,7 @@ class NightlyRun:
         needed_by = scoring.policies.required_facts()
         needed = {column: needed_by.get(column, []) for column in scoring.program.columns}
         resolver = ColumnResolver(scoring.policies.facts, needed, self.aliases)
-        return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows)
+        return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows, recurse=self.recurse)
 
     def _all_policies(self) -> PolicySet:
         """The policies the run applies: the enterprise's, the other kinds' whose tables are
@@ -483,7 +484,8 @@ class NightlyRun:
                 log.info("%s: read as %s (%s)", about["source"], about["encoding"], about["encoding_why"])
         acc = _Accumulator()
         acc.described = described
-        for warning in registry.warnings:
+        others = [*self.kind_readers, *([self.cases] if self.cases is not None else [])]
+        for warning in [*registry.warnings, *(w for source in others for w in source.warnings)]:
             log.warning("%s", warning)
             acc.warnings.setdefault(warning)
         writer = batches = None
