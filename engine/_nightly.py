@@ -413,22 +413,23 @@ class NightlyRun:
         ]
 
     def _fingerprints(self, registry: Registry) -> tuple[str, Callable[[], str]]:
-        """The input's stat fingerprint, and a function hashing its content: the registry's,
-        or, with a case table or tables of other kinds, of all inputs together (another table
-        of any of them is another run)."""
-        if self.cases is None and not self.kind_tables:
-            return registry.stat_fingerprint(), registry.fingerprint
-        # every input of the run, by name: another table of any kind is another run
+        """The input's stat fingerprint, and a function hashing its content: of the registry,
+        the case table and the tables of other kinds together (another table of any of them
+        is another run), and of the reading options that change what is read from the same
+        bytes (a rerun with another --encoding, --sheet, --duplicates or --no-recurse is
+        another run, not the earlier one reused)."""
         others = [(f"{table.kind} ", reader) for table, reader in zip(self.kind_tables, self.kind_readers, strict=True)]
         if self.cases is not None:
             others.append(("cases ", self.cases))
+        reading = "\nreading " + json.dumps({"encoding": self.encoding, "sheet": self.sheet,
+                                             "duplicates": self.duplicates, "recurse": self.recurse}, sort_keys=True)
 
         def every() -> str:
             text = registry.fingerprint() + "".join(f"\n{label}{source.fingerprint()}" for label, source in others)
-            return hashlib.sha256(text.encode()).hexdigest()
+            return hashlib.sha256((text + reading).encode()).hexdigest()
 
         stat = registry.stat_fingerprint() + "".join(f"\n{label}{source.stat_fingerprint()}" for label, source in others)
-        return stat, every
+        return hashlib.sha256((stat + reading).encode()).hexdigest(), every
 
     def execute(self) -> Summary:
         started = time.monotonic()

@@ -290,6 +290,25 @@ def test_same_content_under_a_new_time_is_the_same_input(tmp_path):
     assert sqlite3.connect(db).execute("SELECT input_stat FROM runs").fetchone()[0] == stat
 
 
+def test_another_reading_of_the_same_bytes_is_another_run(tmp_path):
+    """A rerun with another --encoding reused the first run (its fingerprint held the bytes
+    alone): the reading options that change what is read are part of the input now."""
+    rows = table_rows(make_registry(60, seed=5))
+    rows[3]["uscc"] = rows[2]["uscc"]  # one enterprise on two rows: --duplicates decides
+    path = tmp_path / "r.csv"
+    text = "\n".join([",".join(rows[0]), *(",".join(r.values()) for r in rows)]) + "\n"
+    path.write_bytes(text.encode("gb18030"))
+    db = tmp_path / "r.sqlite"
+    first = run(path, db, encoding="gb18030")
+    assert first.rows_rejected == 1 and run(path, db, encoding="gb18030").reused
+    latin = run(path, db, encoding="latin-1")  # every district garbled: every row a reject
+    assert not latin.reused and latin.rows_rejected == 60
+    last = run(path, db, encoding="gb18030", duplicates="last")
+    assert not last.reused and last.rows_rejected == 1 and last.run_id not in (first.run_id, latin.run_id)
+    assert run(path, db, encoding="gb18030").run_id == first.run_id  # and the first is still found
+    assert counts(db)["runs"] == 3
+
+
 def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path):
     import os
 
