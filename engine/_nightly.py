@@ -53,7 +53,7 @@ from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
-from ._rejects import kernel_rejects
+from ._rejects import count_reasons, kernel_rejects
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 
@@ -174,7 +174,7 @@ class Summary:
         if self.lists:
             lines.append("名单 list entries: " + ", ".join(f"{k} {v:,}" for k, v in self.lists.items()))
         if self.rejects_by_reason:
-            lines.append("拒收 rejects (rows by column and reason):")
+            lines.append("拒收 rejects (rows by column and reason; a row with several problems counts under each):")
             for r in self.rejects_by_reason[:10]:
                 # the reason as a reject says it; "e.g." where like reasons with other values count too
                 example = r.get("example") or r["reason"]
@@ -579,10 +579,8 @@ class NightlyRun:
         per_file[0] += batch.rows_in
         per_file[1] += batch.rows_in - n
         rejects: list[Reject] = list(batch.rejects)
-        for reject in batch.rejects:
-            key = (reject.column, _reason_class(reject.reason))
-            acc.reasons[key] += 1
-            acc.examples.setdefault(key, reject.reason)
+        count_reasons(acc.reasons, [r.row for r in rejects], [(r.column, _reason_class(r.reason)) for r in rejects],
+                      [r.reason for r in rejects], acc.examples)
         if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
         if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:

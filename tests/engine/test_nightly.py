@@ -226,6 +226,30 @@ def test_every_reject_reason_is_stored_with_file_row_and_column(tmp_path):
     assert "malformed line: N fields, expected N" in reasons  # counted together, values left out
 
 
+def test_rejects_by_reason_counts_a_row_once_under_each_of_its_problems(tmp_path):
+    """A row with two bad columns counted once, under its first problem only, and reader
+    rejects once per cell: the count of a reason is now the rows that have it, a row with
+    two problems under both (the counts may add up to more than the rows rejected)."""
+    rows = table_rows(make_registry(20, seed=5))
+    rows[2]["untreated_outfalls"], rows[2]["direct_discharge_cases"] = "-1", "-3"
+    rows[3]["untreated_outfalls"], rows[3]["industrial"] = "-1", "maybe"
+    rows[4]["untreated_outfalls"] = "-2"
+    path = tmp_path / "r.csv"
+    lines = [",".join(rows[0]), *(",".join(r.values()) for r in rows)]
+    fields = [field.encode() for field in lines[7].split(",")]
+    fields[1:3] = [b"\xff\xfe", b"\xfd"]  # name and district undecodable: one reject per cell
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b",".join(fields) + b"\n")
+    summary = run(path, tmp_path / "r.sqlite", compile_program=None)
+    by_reason = {(r["column"], r["reason"]): r["rows"] for r in summary.rejects_by_reason}
+    assert summary.rows_rejected == 4
+    assert by_reason[("untreated_outfalls", "N is below the minimum N")] == 3
+    assert by_reason[("direct_discharge_cases", "N is below the minimum N")] == 1
+    assert by_reason[("industrial", "must be true or false, got '…'")] == 1
+    undecodable = {key: n for key, n in by_reason.items() if key[1].startswith("undecodable")}
+    assert sum(undecodable.values()) == len(undecodable) >= 1  # the bad line once per column it spoils
+    assert "a row with several problems counts under each" in summary.render_text()
+
+
 def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
     table = make_registry(300, seed=4)
     rows = table_rows(table)
