@@ -391,9 +391,13 @@ class NightlyRun:
                         batch_rows=self.batch_rows, sheet=self.sheet, recurse=self.recurse)
 
     def _kind_reader(self, table, scoring: _Scoring) -> Registry:
-        """A table of another kind, read as the registry is (same formats, headers by label)."""
+        """A table of another kind, read as the registry is (same formats, headers by label),
+        with the columns of its key, which its rows are unique by, whether read by a policy or not."""
         needed_by = scoring.policies.required_facts()
         needed = {column: needed_by.get(column, []) for column in scoring.program.columns}
+        key = unique_key(scoring.policies, scoring.kind)
+        for name in key.names if key is not None else ():
+            needed.setdefault(name, [f"the key of the {scoring.kind} records"])
         resolver = ColumnResolver(scoring.policies.facts, needed, self.aliases)
         return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows, recurse=self.recurse)
 
@@ -649,27 +653,37 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
-        # Not one row per key: the catalogues of these kinds say "one row per district and
-        # year" with the district as key, so a repeated key may be another year.
+        # one record, one row, by the key its kind declares (a district and a year), under
+        # the run's --duplicates as for the registry
+        keys = self._key_filter(scoring.policies, scoring.kind, reader.path, scoring.program.columns,
+                                reader.estimated_rows, acc, self.duplicates, kind_table=True)
         for batch in prefetch(reader.batches(), depth=2):
-            self._batch(scoring, batch, writer, run_id, acc)
+            self._batch(scoring, keys.apply(batch), writer, run_id, acc)
+        merged, merged_away = keys.finish()
+        if merged is not None:
+            self._batch(scoring, merged, writer, run_id, acc)
+            acc.rows_in += merged_away
+            acc.rows_scored += merged_away
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
-                    policy: str, table: str | None = None) -> DuplicateFilter:
-        """One record, one row: a first pass over the key column of a kind whose catalogue
+                    policy: str, table: str | None = None, kind_table: bool = False) -> DuplicateFilter:
+        """One record, one row: a first pass over the key columns of a kind whose catalogue
         declares a key finds the keys written on several rows, before any row is scored (why:
-        engine/_duplicates.py)."""
-        fact = unique_key(policies, kind)
-        if fact is None or fact.name not in columns:
+        engine/_duplicates.py). The registry's key is one the policies read; a kind table's
+        may hold a fact they do not (its year), read for the key alone."""
+        key = unique_key(policies, kind)
+        if key is None or (not kind_table and not all(name in columns for name in key.names)):
             return DuplicateFilter(None, None, policy)
-        resolver = ColumnResolver(policies.facts, {fact.name: ()}, self.aliases)
+        resolver = ColumnResolver(policies.facts, {name: () for name in key.names}, self.aliases)
         keys_only = Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
-                             sheet=self.sheet, recurse=self.recurse)
+                             sheet=None if kind_table else self.sheet, recurse=self.recurse)
         began = time.perf_counter()
-        census = take_census(fact, keys_only.batches, policy, estimated_rows)
+        census = take_census(key, keys_only.batches, policy, estimated_rows)
         acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
-        return DuplicateFilter(fact, census, policy, policies.facts)
+        record = "enterprise" if kind == DOMAIN else kind.replace("_", " ")
+        unchecked = tuple(name for name in key.names if name not in columns)
+        return DuplicateFilter(key, census, policy, policies.facts, record=record, unchecked=unchecked)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept
