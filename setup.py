@@ -76,6 +76,9 @@ setup(
         # Excel registries (.xlsx, .xls): calamine, in Rust, straight into Arrow; openpyxl
         # reads cell by cell in Python and cannot read .xls at all.
         "fastexcel>=0.21",
+        # the merged cells of an old .xls sheet (calamine does not expose them): xlrd reads the
+        # BIFF records; .xlsx needs nothing (engine/sources/_merged.py reads its XML)
+        "xlrd>=2.0",
     ],
     extras_require={
         # tox is here so that the tox commands of README.md work after installing the test extra

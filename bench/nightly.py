@@ -20,7 +20,9 @@ time), then, round after round so that the machine's noise hits every variant al
 With ``--bad-share 0.01`` each round also runs ``ecorules run`` on a copy of the registry with
 1% of its rows spoiled, every reject kind the format can hold (bench/_bad_rows.py), beside the
 clean copy written the same way: the ratio of their records/s is the target of issue 11,
-point 15 (>= 0.8).
+point 15 (>= 0.8). ``--twins-only`` times only that pair (on a busy machine, the floors and
+DuckDB would take most of the time); run with another venv's Python it times that venv's
+``ecorules``, the baseline of a change.
 
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
@@ -213,6 +215,24 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
+def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args) -> None:
+    """`ecorules run` on the clean copy, then on the bad one (the run's own seconds)."""
+    for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
+        done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads)
+        measured.setdefault(f"ecorules run, {label}", []).append(done["run"])
+        if label == "bad copy":
+            bad_rejected[fmt] = done["rejected"]
+
+
+def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) -> None:
+    # same rows in both copies: records/s bad / records/s clean = time clean / time bad
+    ratio = [c / b for c, b in zip(times[fmt]["ecorules run, clean copy"], times[fmt]["ecorules run, bad copy"],
+                                   strict=True)]
+    print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
+          "  (target >= 0.8)")
+    report.setdefault("bad_share_ratio", {})[fmt] = ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -223,7 +243,12 @@ def main() -> None:
     parser.add_argument("--formats", default="parquet,csv")
     parser.add_argument("--bad-share", type=float, default=0.0,
                         help="Also run on a copy with this share of bad rows, beside a clean copy (e.g. 0.01).")
+    parser.add_argument("--twins-only", action="store_true",
+                        help="With --bad-share: time only the clean and the bad copies (no read floors, no DuckDB, "
+                             "no run on the registry itself), for the ratio of point 15 on a busy machine.")
     args = parser.parse_args()
+    if args.twins_only and not args.bad_share:
+        parser.error("--twins-only needs --bad-share")
     args.dir.mkdir(parents=True, exist_ok=True)
     formats = args.formats.split(",")
     print(f"ecorules nightly benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
@@ -260,6 +285,10 @@ def main() -> None:
     for round_number in range(1, args.rounds + 1):
         for fmt, path in files.items():
             measured = times[fmt]
+            if args.twins_only:
+                _twins(fmt, twins[fmt], measured, bad_rejected, args)
+                print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
+                continue
             for how in floors[fmt]:
                 measured.setdefault(f"read {how}", []).append(read_floor(path, how))
             seconds, duck = duckdb_totals(path, args.threads)
@@ -276,11 +305,7 @@ def main() -> None:
             if not agree[fmt]:
                 print(f"  DISAGREE on {fmt}: ecorules {run['districts']} {run['lists']} vs duckdb {duck}", flush=True)
             if fmt in twins:
-                for label, twin in zip(("clean copy", "bad copy"), twins[fmt], strict=True):
-                    done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads)
-                    measured.setdefault(f"ecorules run, {label}", []).append(done["run"])
-                    if label == "bad copy":
-                        bad_rejected[fmt] = done["rejected"]
+                _twins(fmt, twins[fmt], measured, bad_rejected, args)
             print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
 
     if args.large_rows:
@@ -298,6 +323,9 @@ def main() -> None:
         print(f"\n{fmt} ({files[fmt].stat().st_size / 2**20:,.0f} MiB):")
         for name, values in times[fmt].items():
             print(f"  {name:32s} {spread(values)}")
+        if args.twins_only:
+            _print_twins(fmt, times, bad_rejected, args, report)
+            continue
         floor = times[fmt][f"read {floors[fmt][0]}"]
         for which in ("ecorules run (process wall)", "ecorules run (the run itself)"):
             ratio = [e / f for e, f in zip(times[fmt][which], floor, strict=True)]
@@ -315,12 +343,7 @@ def main() -> None:
         print(f"  ecorules and duckdb agree on district totals and list counts: {agree[fmt]}; "
               f"duckdb's full work agrees with its aggregate: {full_agree.get(fmt)}")
         if fmt in twins:
-            # same rows in both copies: records/s bad / records/s clean = time clean / time bad
-            ratio = [c / b for c, b in zip(times[fmt]["ecorules run, clean copy"], times[fmt]["ecorules run, bad copy"],
-                                           strict=True)]
-            print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
-                  "  (target >= 0.8)")
-            report.setdefault("bad_share_ratio", {})[fmt] = ratio
+            _print_twins(fmt, times, bad_rejected, args, report)
     print("\npeak RSS of `ecorules run` (MiB):")
     for name, values in rss.items():
         print(f"  {name:28s} {max(values):7.0f}")

@@ -55,8 +55,8 @@ def _shown(value) -> str:
 class Summing:
     """The rows of repeated keys, kept aside batch by batch, merged at the end."""
 
-    def __init__(self, key: Fact, facts: Mapping[str, Fact]):
-        self.key, self.facts = key, facts
+    def __init__(self, key, facts: Mapping[str, Fact]):
+        self.key, self.facts = key, facts  # key: the RecordKey of engine/_duplicates.py
         self.groups: dict[str, list[_Part]] = {}  # key -> its rows, in file order
 
     def keep(self, key: str, batch: Batch, row: int) -> None:
@@ -88,10 +88,10 @@ class Summing:
 
     def _merge(self, key: str, parts: list[_Part]) -> tuple[dict | None, list[Reject]]:
         merged = {}
-        name_of_key = self.key.name
+        name_of_key, shown = self.key.name, self.key.shown(key)
         for name in parts[0].values:
             fact = self.facts.get(name)
-            if fact is None or name == name_of_key:
+            if fact is None or name in self.key.names:
                 merged[name] = parts[0].values[name]
                 continue
             checked = []
@@ -111,7 +111,7 @@ class Summing:
                     except RecordError as error:
                         return None, [
                             Reject(part.source, part.row, part.header(name), _shown(part.values[name]),
-                                   f"duplicate {name_of_key} {key!r} (--duplicates sum): {name} of {_where(parts)} "
+                                   f"duplicate {name_of_key} {shown} (--duplicates sum): {name} of {_where(parts)} "
                                    f"adds up to {total}, which {error.message.split(' ', 1)[1]}")
                             for part in parts
                         ]
@@ -124,7 +124,7 @@ class Summing:
         return merged, []
 
     def _disagree(self, key: str, parts: list[_Part], name: str, checked: list, how: str) -> list[Reject]:
-        reason = (f"duplicate {self.key.name} {key!r} (--duplicates sum): {_where(parts)} differ in {name} "
+        reason = (f"duplicate {self.key.name} {self.key.shown(key)} (--duplicates sum): {_where(parts)} differ in {name} "
                   f"({how}); only counts are added, every other fact must be the same")
         return [Reject(part.source, part.row, part.header(name), _shown(part.values[name]), reason) for part in parts]
 
@@ -134,8 +134,8 @@ class Summing:
             if part is bad:
                 out.append(Reject(part.source, part.row, part.header(name), _shown(part.values[name]), message))
             else:
-                out.append(Reject(part.source, part.row, part.header(self.key.name), key,
-                                  f"duplicate {self.key.name} {key!r} (--duplicates sum): not summed, since row "
+                out.append(Reject(part.source, part.row, part.header(self.key.names[0]), self.key.value(key),
+                                  f"duplicate {self.key.name} {self.key.shown(key)} (--duplicates sum): not summed, since row "
                                   f"{bad.row} of {bad.source} is rejected ({name}: {message})"))
         return out
 

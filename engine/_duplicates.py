@@ -1,7 +1,8 @@
 """One enterprise, one row: a key written on several rows of a table whose key is unique.
 
 A kind of record declares its key in the fact catalogue (``key: uscc`` for the enterprise
-registry). Several cases per enterprise are normal in the case table, but the registry holds
+registry; ``key: [assessed_district, assessment_year]`` for a kind whose rows are one per
+district and year: :class:`RecordKey`), and every table of a kind is held to it. Several cases per enterprise are normal in the case table, but the registry holds
 an enterprise once: three rows of one USCC billed three times charged a district 7,000,000
 yuan instead of 1,000,000 plus one case. What a repeated key means is the run's choice
 (``ecorules run --duplicates``):
@@ -35,6 +36,7 @@ collision costs a comparison, never a wrong reject.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 
@@ -108,6 +110,60 @@ def _canonical(fact: Fact, raw) -> str | None:
     return None if value is None else str(value)
 
 
+@attrs.frozen
+class RecordKey:
+    """The facts that identify one record of a kind: one (uscc, case_id) or several together
+    (a district and a year: ``key: [assessed_district, assessment_year]`` in the catalogue).
+
+    A key of several facts is compared as one text, the JSON list of its canonical values, so
+    that the first pass, the digests and the rejects work on it as on a key of one fact."""
+
+    facts: tuple[Fact, ...]
+
+    @property
+    def name(self) -> str:
+        return ", ".join(fact.name for fact in self.facts)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(fact.name for fact in self.facts)
+
+    @property
+    def digest_fact(self) -> Fact:
+        """The fact whose digest path the key takes (a USCC's: bytes mixed in numpy)."""
+        return self.facts[0]
+
+    def read(self, table: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, pa.Array]]:
+        """(the key of each row, which rows hold a valid one, each key column in the form the
+        ledger writes)."""
+        if len(self.facts) == 1:
+            fact = self.facts[0]
+            keys, valid = canonical_keys(fact, table[fact.name])
+            return keys, valid, {fact.name: keys}
+        columns, valid = {}, np.ones(table.num_rows, bool)
+        for fact in self.facts:
+            column, ok = canonical_keys(fact, table[fact.name])
+            columns[fact.name] = column
+            valid &= ok
+        texts = [[None if v is None else str(v) for v in column.to_pylist()] for column in columns.values()]
+        joined = [json.dumps(list(values), ensure_ascii=False) for values in zip(*texts, strict=True)]
+        return pa.array(joined, pa.string()), valid, columns
+
+    def shown(self, key: str) -> str:
+        """A key as a reject quotes it: '91410100MA5AH1DH20', or ('金水区', '2012')."""
+        if len(self.facts) == 1:
+            return repr(key)
+        return "(" + ", ".join(repr(value) for value in json.loads(key)) + ")"
+
+    def value(self, key: str) -> str:
+        """A key as the reject's value: as written, or the values joined."""
+        return key if len(self.facts) == 1 else ", ".join(str(value) for value in json.loads(key))
+
+
+def as_key(key: Fact | RecordKey | None) -> RecordKey | None:
+    return RecordKey((key,)) if isinstance(key, Fact) else key
+
+
 def digests(fact: Fact, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
     """A 64-bit digest of each valid canonical key (rows without a valid key: not returned).
 
@@ -164,14 +220,16 @@ class KeyCensus:
         return out
 
 
-def take_census(fact: Fact, batches: Callable[[], Iterator[Batch]], policy: str, estimated_rows: int = 0) -> KeyCensus:
-    """Read the key column of every batch (``batches()`` yields it under the fact's name)."""
+def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], policy: str,
+                estimated_rows: int = 0) -> KeyCensus:
+    """Read the key columns of every batch (``batches()`` yields them under the facts' names)."""
+    key = as_key(fact)
     store = np.empty(max(estimated_rows + estimated_rows // 16, 1024), np.uint64)
     filled = rows = 0
     for batch in batches():
         rows += batch.table.num_rows
-        keys, valid = canonical_keys(fact, batch.table[fact.name])
-        found = digests(fact, keys, valid)
+        keys, valid, _ = key.read(batch.table)
+        found = digests(key.digest_fact, keys, valid)
         if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
             grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
             grown[:filled] = store[:filled]
@@ -184,18 +242,18 @@ def take_census(fact: Fact, batches: Callable[[], Iterator[Batch]], policy: str,
     del store
     census = KeyCensus(repeated, rows)
     if policy in ("last", "sum") and repeated.size:
-        census = KeyCensus(repeated, rows, _rows_of(fact, batches, census))
-    log.info("%s: %s rows, %s digests repeated", fact.name, f"{rows:,}", f"{repeated.size:,}")
+        census = KeyCensus(repeated, rows, _rows_of(key, batches, census))
+    log.info("%s: %s rows, %s digests repeated", key.name, f"{rows:,}", f"{repeated.size:,}")
     return census
 
 
-def _rows_of(fact: Fact, batches: Callable[[], Iterator[Batch]], census: KeyCensus) -> dict:
+def _rows_of(key: RecordKey, batches: Callable[[], Iterator[Batch]], census: KeyCensus) -> dict:
     """The rows of every key whose digest repeats (an extra pass over those rows only)."""
     rows_of: dict = {}
     for batch in batches():
-        keys, valid = canonical_keys(fact, batch.table[fact.name])
+        keys, valid, _ = key.read(batch.table)
         at = np.flatnonzero(valid)
-        hit = at[census.suspects(digests(fact, keys, valid))]
+        hit = at[census.suspects(digests(key.digest_fact, keys, valid))]
         for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
             rows_of.setdefault(key, []).append((batch.source, int(batch.rows[row])))
     return rows_of
@@ -209,13 +267,18 @@ class DuplicateFilter:
     rejects naming the row that is (``sum``: keeps them aside for :meth:`finish`); also
     writes every valid key in its canonical form."""
 
-    def __init__(self, fact: Fact | None, census: KeyCensus | None, policy: str = "reject", facts=None):
+    def __init__(self, fact: Fact | RecordKey | None, census: KeyCensus | None, policy: str = "reject", facts=None,
+                 record: str = "enterprise", unchecked: tuple[str, ...] = ()):
         if policy not in POLICIES:
             raise ValueError(f"duplicates policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-        self.fact, self.census, self.policy = fact, census, policy
+        self.key, self.census, self.policy = as_key(fact), census, policy
+        self.record = record  # what one row is, for the rejects: "one enterprise, one row"
+        # key facts the policies do not read, so that the scorer never checks them: a row
+        # whose value there is not valid is rejected here (else it would be nobody's duplicate)
+        self.unchecked = tuple(f for f in self.key.facts if f.name in unchecked) if self.key is not None else ()
         self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
         self.rejected = 0
-        self.summing = Summing(fact, facts or {}) if policy == "sum" else None
+        self.summing = Summing(self.key, facts or {}) if policy == "sum" else None
 
     def finish(self) -> tuple[Batch | None, int]:
         """``sum``: one batch of the merged enterprises and the rows they reject, and how many
@@ -223,21 +286,26 @@ class DuplicateFilter:
         return self.summing.finish() if self.summing is not None else (None, 0)
 
     def apply(self, batch: Batch) -> Batch:
-        if self.fact is None:  # a kind without a declared key
+        if self.key is None:  # a kind without a declared key
             return batch
-        name = self.fact.name
-        if not batch.table.num_rows or name not in batch.table.column_names:
+        names = self.key.names
+        if not batch.table.num_rows or not all(name in batch.table.column_names for name in names):
             return batch
-        keys, valid = canonical_keys(self.fact, batch.table[name])
-        if keys is not batch.table[name]:
-            batch.table = batch.table.set_column(batch.table.column_names.index(name), name, keys)
+        keys, valid, canonical = self.key.read(batch.table)
+        for name, column in canonical.items():
+            if column is not batch.table[name]:
+                batch.table = batch.table.set_column(batch.table.column_names.index(name), name, column)
+        if self.unchecked:
+            batch = self._unchecked_rejected(batch, valid)
+            keys, valid, _ = self.key.read(batch.table)
         if self.census is None or not self.census.repeated.size:
             return batch
         at = np.flatnonzero(valid)
-        hit = at[self.census.suspects(digests(self.fact, keys, valid))]
+        hit = at[self.census.suspects(digests(self.key.digest_fact, keys, valid))]
         if not hit.size:
             return batch
-        header = batch.headers.get(name, name)
+        name, shown = self.key.name, self.key.shown
+        header = batch.headers.get(names[0], names[0])
         drop, rejects = [], []
         for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
             here = (batch.source, int(batch.rows[row]))
@@ -250,14 +318,15 @@ class DuplicateFilter:
                 kept = self.census.rows_of.get(key, [here])[-1]
                 if kept == here:
                     continue
-                reason = f"duplicate {name} {key!r}: the enterprise's row is the last, row {kept[1]} of {kept[0]} (--duplicates last)"
+                reason = (f"duplicate {name} {shown(key)}: the {self.record}'s row is the last, row {kept[1]} of "
+                          f"{kept[0]} (--duplicates last)")
             else:
                 kept = self.first.setdefault(key, here)
                 if kept == here:
                     continue
-                reason = f"duplicate {name} {key!r}: first at row {kept[1]} of {kept[0]} (one enterprise, one row)"
+                reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
             drop.append(row)
-            rejects.append(Reject(batch.source, here[1], header, key, reason))
+            rejects.append(Reject(batch.source, here[1], header, self.key.value(key), reason))
         if not drop:
             return batch
         keep = np.ones(batch.table.num_rows, bool)
@@ -269,14 +338,42 @@ class DuplicateFilter:
         batch.rejects = [*batch.rejects, *rejects]
         return batch
 
+    def _unchecked_rejected(self, batch: Batch, valid: np.ndarray) -> Batch:
+        """``batch`` without its rows whose value in a key fact the scorer does not check is
+        not valid, as rejects saying why (the checks of rules._records)."""
+        bad = np.flatnonzero(~valid)
+        rejects, drop = [], []
+        for fact in self.unchecked:
+            values = batch.table[fact.name].take(from_numbers(bad)).to_pylist() if bad.size else []
+            for row, raw in zip(bad.tolist(), values, strict=True):
+                try:
+                    coerce(fact, raw)
+                except RecordError as error:
+                    if row not in drop:
+                        drop.append(row)
+                        header = batch.headers.get(fact.name, fact.name)
+                        rejects.append(Reject(batch.source, int(batch.rows[row]), header,
+                                              None if raw is None else str(raw), error.message))
+        if not drop:
+            return batch
+        keep = np.ones(batch.table.num_rows, bool)
+        keep[drop] = False
+        batch.table = batch.table.filter(from_bools(keep))
+        batch.rows = batch.rows[keep]
+        batch.rejects = [*batch.rejects, *rejects]
+        return batch
 
-def unique_key(policies, domain: str) -> Fact | None:
-    """The key fact of ``domain``'s kind, if the catalogue declares one (a unique key)."""
+
+def unique_key(policies, domain: str) -> RecordKey | None:
+    """The key of ``domain``'s kind, if the catalogue declares one (its rows are unique by it)."""
     kind = policies.kinds.get(domain)
-    if kind is None or kind.key not in policies.facts:
+    if kind is None or not all(name in policies.facts for name in kind.key_columns):
         return None
-    fact = policies.facts[kind.key]
-    return fact if fact.type.kind in (Kind.STRING, Kind.ENUM, Kind.INTEGER) else None
+    facts = tuple(policies.facts[name] for name in kind.key_columns)
+    if not all(fact.type.kind in (Kind.STRING, Kind.ENUM, Kind.INTEGER) for fact in facts):
+        return None
+    return RecordKey(facts)
 
 
-__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "canonical_keys", "digests", "take_census", "unique_key"]
+__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "RecordKey", "canonical_keys", "digests", "take_census",
+           "unique_key"]

@@ -55,7 +55,7 @@ from ._ledger_money import FEN, FEN_PER_YUAN, YUAN, in_yuan, to_fen, unit_name, 
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
-from ._rejects import kernel_rejects
+from ._rejects import count_reasons, kernel_rejects
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 
@@ -180,7 +180,7 @@ class Summary:
         if self.lists:
             lines.append("名单 list entries: " + ", ".join(f"{k} {v:,}" for k, v in self.lists.items()))
         if self.rejects_by_reason:
-            lines.append("拒收 rejects (rows by column and reason):")
+            lines.append("拒收 rejects (rows by column and reason; a row with several problems counts under each):")
             for r in self.rejects_by_reason[:10]:
                 # the reason as a reject says it; "e.g." where like reasons with other values count too
                 example = r.get("example") or r["reason"]
@@ -346,7 +346,8 @@ class NightlyRun:
             except CasePlanError as error:
                 raise NightlyError(str(error)) from error
             self.cases = CaseStage(plan, Path(cases), as_of=self.as_of, threads=self.kernel_threads,
-                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases)
+                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases,
+                                   recurse=recurse)
             self.case_policies = plan.case_policies
         # tables of the other kinds (river sections, districts, requests ...), each judged by
         # its kind's policies through the registry's batch path (see engine/_kind_tables.py)
@@ -405,11 +406,15 @@ class NightlyRun:
                         batch_rows=self.batch_rows, sheet=self.sheet, recurse=self.recurse)
 
     def _kind_reader(self, table, scoring: _Scoring) -> Registry:
-        """A table of another kind, read as the registry is (same formats, headers by label)."""
+        """A table of another kind, read as the registry is (same formats, headers by label),
+        with the columns of its key, which its rows are unique by, whether read by a policy or not."""
         needed_by = scoring.policies.required_facts()
         needed = {column: needed_by.get(column, []) for column in scoring.program.columns}
+        key = unique_key(scoring.policies, scoring.kind)
+        for name in key.names if key is not None else ():
+            needed.setdefault(name, [f"the key of the {scoring.kind} records"])
         resolver = ColumnResolver(scoring.policies.facts, needed, self.aliases)
-        return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows)
+        return Registry(table.path, resolver, encoding=self.encoding, batch_rows=self.batch_rows, recurse=self.recurse)
 
     def _all_policies(self) -> PolicySet:
         """The policies the run applies: the enterprise's, the other kinds' whose tables are
@@ -427,22 +432,23 @@ class NightlyRun:
         ]
 
     def _fingerprints(self, registry: Registry) -> tuple[str, Callable[[], str]]:
-        """The input's stat fingerprint, and a function hashing its content: the registry's,
-        or, with a case table or tables of other kinds, of all inputs together (another table
-        of any of them is another run)."""
-        if self.cases is None and not self.kind_tables:
-            return registry.stat_fingerprint(), registry.fingerprint
-        # every input of the run, by name: another table of any kind is another run
+        """The input's stat fingerprint, and a function hashing its content: of the registry,
+        the case table and the tables of other kinds together (another table of any of them
+        is another run), and of the reading options that change what is read from the same
+        bytes (a rerun with another --encoding, --sheet, --duplicates or --no-recurse is
+        another run, not the earlier one reused)."""
         others = [(f"{table.kind} ", reader) for table, reader in zip(self.kind_tables, self.kind_readers, strict=True)]
         if self.cases is not None:
             others.append(("cases ", self.cases))
+        reading = "\nreading " + json.dumps({"encoding": self.encoding, "sheet": self.sheet,
+                                             "duplicates": self.duplicates, "recurse": self.recurse}, sort_keys=True)
 
         def every() -> str:
             text = registry.fingerprint() + "".join(f"\n{label}{source.fingerprint()}" for label, source in others)
-            return hashlib.sha256(text.encode()).hexdigest()
+            return hashlib.sha256((text + reading).encode()).hexdigest()
 
         stat = registry.stat_fingerprint() + "".join(f"\n{label}{source.stat_fingerprint()}" for label, source in others)
-        return stat, every
+        return hashlib.sha256((stat + reading).encode()).hexdigest(), every
 
     def execute(self) -> Summary:
         started = time.monotonic()
@@ -498,7 +504,8 @@ class NightlyRun:
                 log.info("%s: read as %s (%s)", about["source"], about["encoding"], about["encoding_why"])
         acc = _Accumulator()
         acc.described = described
-        for warning in registry.warnings:
+        others = [*self.kind_readers, *([self.cases] if self.cases is not None else [])]
+        for warning in [*registry.warnings, *(w for source in others for w in source.warnings)]:
             log.warning("%s", warning)
             acc.warnings.setdefault(warning)
         writer = batches = None
@@ -594,10 +601,8 @@ class NightlyRun:
         per_file[0] += batch.rows_in
         per_file[1] += batch.rows_in - n
         rejects: list[Reject] = list(batch.rejects)
-        for reject in batch.rejects:
-            key = (reject.column, _reason_class(reject.reason))
-            acc.reasons[key] += 1
-            acc.examples.setdefault(key, reject.reason)
+        count_reasons(acc.reasons, [r.row for r in rejects], [(r.column, _reason_class(r.reason)) for r in rejects],
+                      [r.reason for r in rejects], acc.examples)
         if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
         if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:
@@ -669,27 +674,37 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
-        # Not one row per key: the catalogues of these kinds say "one row per district and
-        # year" with the district as key, so a repeated key may be another year.
+        # one record, one row, by the key its kind declares (a district and a year), under
+        # the run's --duplicates as for the registry
+        keys = self._key_filter(scoring.policies, scoring.kind, reader.path, scoring.program.columns,
+                                reader.estimated_rows, acc, self.duplicates, kind_table=True)
         for batch in prefetch(reader.batches(), depth=2):
-            self._batch(scoring, batch, writer, run_id, acc)
+            self._batch(scoring, keys.apply(batch), writer, run_id, acc)
+        merged, merged_away = keys.finish()
+        if merged is not None:
+            self._batch(scoring, merged, writer, run_id, acc)
+            acc.rows_in += merged_away
+            acc.rows_scored += merged_away
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
-                    policy: str, table: str | None = None) -> DuplicateFilter:
-        """One record, one row: a first pass over the key column of a kind whose catalogue
+                    policy: str, table: str | None = None, kind_table: bool = False) -> DuplicateFilter:
+        """One record, one row: a first pass over the key columns of a kind whose catalogue
         declares a key finds the keys written on several rows, before any row is scored (why:
-        engine/_duplicates.py)."""
-        fact = unique_key(policies, kind)
-        if fact is None or fact.name not in columns:
+        engine/_duplicates.py). The registry's key is one the policies read; a kind table's
+        may hold a fact they do not (its year), read for the key alone."""
+        key = unique_key(policies, kind)
+        if key is None or (not kind_table and not all(name in columns for name in key.names)):
             return DuplicateFilter(None, None, policy)
-        resolver = ColumnResolver(policies.facts, {fact.name: ()}, self.aliases)
+        resolver = ColumnResolver(policies.facts, {name: () for name in key.names}, self.aliases)
         keys_only = Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
-                             sheet=self.sheet, recurse=self.recurse)
+                             sheet=None if kind_table else self.sheet, recurse=self.recurse)
         began = time.perf_counter()
-        census = take_census(fact, keys_only.batches, policy, estimated_rows)
+        census = take_census(key, keys_only.batches, policy, estimated_rows)
         acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
-        return DuplicateFilter(fact, census, policy, policies.facts)
+        record = "enterprise" if kind == DOMAIN else kind.replace("_", " ")
+        unchecked = tuple(name for name in key.names if name not in columns)
+        return DuplicateFilter(key, census, policy, policies.facts, record=record, unchecked=unchecked)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept

@@ -50,13 +50,28 @@ def _shortened(values) -> list:
     return out
 
 
+def count_reasons(counts: Counter, rows, keys: list, reasons: list, examples: dict | None = None) -> None:
+    """Add to ``counts`` the rows of each (column, reason class) key: a row counts once per
+    key it has, so a row with two bad columns counts under both, and the keys' counts may add
+    up to more than the rows rejected. ``rows`` name the rows (any hashable, in the order of
+    ``keys``); ``examples`` gains the first reason of each key."""
+    seen: set = set()
+    for row, key, reason in zip(rows, keys, reasons, strict=True):
+        if (row, key) in seen:
+            continue
+        seen.add((row, key))
+        counts[key] += 1
+        if examples is not None:
+            examples.setdefault(key, reason)
+
+
 def kernel_rejects(result, source: str, file_rows: np.ndarray, headers: Mapping[str, str],
                    counts: Counter, reason_class: Callable[[str], str],
                    examples: dict | None = None) -> RejectColumns | None:
-    """The rejects of a scored batch; ``counts`` gains one per rejected row, under the
-    (header, ``reason_class(reason)``) of its first problem (a row with two bad values counts
-    once), and ``examples`` the first reason of each such key. ``reason_class`` is called
-    once per distinct reason only if it is cached."""
+    """The rejects of a scored batch; ``counts`` gains one per rejected row and (header,
+    ``reason_class(reason)``) key of its problems (:func:`count_reasons`), and ``examples``
+    the first reason of each such key. ``reason_class`` is called once per distinct reason
+    only if it is cached."""
     rows = np.asarray(result.reject_rows, dtype=np.int64)
     if not rows.size:
         return None
@@ -64,15 +79,10 @@ def kernel_rejects(result, source: str, file_rows: np.ndarray, headers: Mapping[
     reasons = np.asarray(result.reject_reasons, dtype=object)
     header_of = {name: headers.get(name, name) for name in set(names.tolist()) if name is not None}
     columns = [header_of.get(name) if name is not None else None for name in names.tolist()]
-    # the kernel sorts its rejects by row: the first of each row is where the row changes
-    first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
     reason_list = [str(r) for r in reasons.tolist()]
-    keys = [((columns[i], reason_class(reason_list[i])), reason_list[i]) for i in first.tolist()]
-    counts.update(key for key, _ in keys)
-    if examples is not None:
-        for key, reason in keys:
-            examples.setdefault(key, reason)
+    keys = [(column, reason_class(reason)) for column, reason in zip(columns, reason_list, strict=True)]
+    count_reasons(counts, rows.tolist(), keys, reason_list, examples)
     return RejectColumns(source, file_rows[rows], columns, _shortened(result.reject_values), reason_list)
 
 
-__all__ = ["RejectColumns", "kernel_rejects"]
+__all__ = ["RejectColumns", "count_reasons", "kernel_rejects"]

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
+import logging
 import os
 import re
 import sqlite3
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -55,6 +58,8 @@ from .sources._listing import (
 )
 from .sources._separator import detect_separator, one_column_hint, separator_name
 from .sources._types import Batch, MissingColumnError, Reject, SourceError
+
+log = logging.getLogger("ecorules.sources")
 
 DEFAULT_BATCH_ROWS = 262_144
 _SAMPLE_BYTES = 1 << 16
@@ -252,11 +257,12 @@ class CsvFile:
             raise SourceError(f"{path}: cannot read: {error.strerror}") from error
         self.decision: EncodingDecision = decide_encoding(path, encoding)
         self.encoding = self.decision.encoding
-        # UTF-8 passes through pyarrow untranscoded (the fast path), unless some lines do not
-        # decode: pyarrow decodes a malformed line strictly before handing it to on_invalid,
-        # and one undecodable malformed line stopped the whole file. Those files are decoded
-        # with replacement, and the cells holding U+FFFD are rejected as undecodable.
-        self.utf8 = self.encoding in ("utf-8", "utf-8-sig") and not self.decision.undecodable
+        # UTF-8 passes through pyarrow untranscoded (the fast path), lines that do not decode
+        # included: their cells are found by _undecodable_rows. Only a malformed line that does
+        # not decode stops pyarrow (it decodes the line strictly for on_invalid): the file is
+        # then read again from the start, decoded with replacement (see _parsed). Transcoding
+        # every file with an undecodable line cost ~20% of a run with 1% bad rows.
+        self.utf8 = self.encoding in ("utf-8", "utf-8-sig")
         text = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(sample)
         head = text.lstrip("\ufeff").splitlines()[:22] if text.strip() else []
         if len(sample) == _SAMPLE_BYTES and len(head) > 1:
@@ -287,39 +293,56 @@ class CsvFile:
         The streaming parser is the critical path of a CSV run: on 2 cores, taking the casts
         and the UTF-8 check off its thread let the parser run ahead of the scorer.
         """
-        for table, lines, headers, rejects, rows_in in prefetch(self._parsed(), depth=2, name="ecorules-csv-parser"):
+        for table, lines, headers, rejects, rows_in, utf8 in prefetch(self._parsed(), depth=2, name="ecorules-csv-parser"):
             table = typed_columns(table, self.facts)  # what converts needs no UTF-8 check
-            table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, self.utf8)
+            table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, utf8)
             yield Batch(table, self.label, lines, headers, rejects + bad, rows_in)
 
-    def _parsed(self) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str], list[Reject], int]]:
-        """Batches of text columns with their line numbers, and the malformed lines as rejects."""
+    def _reader(self, passthrough: bool, on_invalid):
+        """pyarrow's streaming reader: UTF-8 passed through, or decoded with replacement."""
         internal = [f"c{i}" for i in range(len(self.headers))]
-        picked = {name: internal[i] for name, i in self.columns.items()}
+        picked = [internal[i] for i in self.columns.values()]
+        read = pacsv.ReadOptions(
+            column_names=internal, skip_rows=1, use_threads=False, block_size=self.block_size,
+            encoding="utf8" if passthrough else _replace_decoder(self.encoding),
+        )
+        convert = pacsv.ConvertOptions(
+            include_columns=picked, column_types={c: pa.string() for c in picked},
+            check_utf8=False, strings_can_be_null=False, quoted_strings_can_be_null=False,
+        )
+        parse = pacsv.ParseOptions(delimiter=self.separator, invalid_row_handler=on_invalid)
+        return pacsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+
+    def _parsed(self) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str], list[Reject], int, bool]]:
+        """Batches of text columns with their line numbers, the malformed lines as rejects, and
+        whether the UTF-8 was passed through (its cells are checked), else decoded."""
         skipped: list[tuple[int, str, int]] = []  # (line, text, fields) of malformed lines
 
         def on_invalid(row) -> str:
             skipped.append((row.number, row.text, row.actual_columns))
             return "skip"
 
-        read = pacsv.ReadOptions(
-            column_names=internal, skip_rows=1, use_threads=False, block_size=self.block_size,
-            encoding="utf8" if self.utf8 else _replace_decoder(self.encoding),
-        )
-        convert = pacsv.ConvertOptions(
-            include_columns=list(picked.values()), column_types={c: pa.string() for c in picked.values()},
-            check_utf8=False, strings_can_be_null=False, quoted_strings_can_be_null=False,
-        )
-        parse = pacsv.ParseOptions(delimiter=self.separator, invalid_row_handler=on_invalid)
+        on_invalid.undecodable_is_handled = True  # see _quiet_undecodable_rows
+        _quiet_undecodable_rows()
+        passthrough = self.utf8
+        discard = 0  # rows read again after switching to decoding, already handed out
+
+        def undecodable_malformed(error: pa.ArrowInvalid) -> bool:
+            # on_invalid never refuses a line: pyarrow failed to decode one for it
+            return passthrough and "CSV parse error" in str(error) and "columns, got" in str(error)
+
         try:
-            reader = pacsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+            reader = self._reader(passthrough, on_invalid)
         except pa.ArrowInvalid as error:
             if "Empty CSV file" in str(error):
                 return
-            raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
+            if not undecodable_malformed(error):
+                raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
+            passthrough = False
+            reader = self._reader(passthrough, on_invalid)
         delivered = 0  # data rows handed out so far
         reported = 0  # malformed lines already reported
-        names = list(picked)  # the reader returns include_columns in their order
+        names = list(self.columns)  # the reader returns include_columns in their order
         headers = {name: self.headers[i] for name, i in self.columns.items()}
         pending: list[pa.RecordBatch] = []  # small blocks, gathered into batches of batch_rows
         pending_rows = 0
@@ -329,7 +352,20 @@ class CsvFile:
             except StopIteration:
                 record_batch = None
             except pa.ArrowInvalid as error:
-                raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
+                if not undecodable_malformed(error):
+                    raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
+                log.info("%s: a malformed line does not decode as %s: read again from the start, decoded",
+                         self.label, self.encoding)
+                passthrough, skipped[:] = False, []
+                discard = delivered  # the pending rows were not handed out: read again
+                pending, pending_rows = [], 0
+                reader = self._reader(passthrough, on_invalid)
+                continue
+            if record_batch is not None and discard:
+                if record_batch.num_rows <= discard:
+                    discard -= record_batch.num_rows
+                    continue
+                record_batch, discard = record_batch.slice(discard), 0
             if record_batch is not None:
                 pending.append(record_batch)
                 pending_rows += record_batch.num_rows
@@ -347,13 +383,13 @@ class CsvFile:
                 while reported < len(skipped) and (last is None or skipped[reported][0] < last):
                     rejects.append(self._malformed(*skipped[reported]))
                     reported += 1
-                yield table, lines, headers, rejects, n + len(rejects)
+                yield table, lines, headers, rejects, n + len(rejects), passthrough
             if record_batch is None:
                 break
         if reported < len(skipped):
             rejects = [self._malformed(*entry) for entry in skipped[reported:]]
             empty = pa.table({name: strings([]) for name in self.columns})
-            yield empty, np.zeros(0, np.int64), headers, rejects, len(rejects)
+            yield empty, np.zeros(0, np.int64), headers, rejects, len(rejects), passthrough
 
 
     def described(self) -> dict[str, str]:
@@ -364,6 +400,22 @@ class CsvFile:
     def _malformed(self, line: int, text: str, fields: int) -> Reject:
         return Reject(self.label, line, None, _shown(text),
                       f"malformed line: {fields} fields, expected {len(self.headers)}")
+
+
+@functools.cache
+def _quiet_undecodable_rows() -> None:
+    """pyarrow decodes a malformed line before calling on_invalid and reports the failure as
+    an unraisable exception ("Exception ignored in ..." on stderr) before the reader fails:
+    CsvFile reads the file again decoded, so that report is noise. Other reports pass."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) and getattr(
+                unraisable.object, "undecodable_is_handled", False):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]]) -> np.ndarray:
@@ -409,19 +461,38 @@ def _undecodable_rows(column: pa.ChunkedArray, utf8: bool) -> np.ndarray:
     """Indices of the values that are not valid UTF-8 (or hold the decoder's replacement)."""
     if not utf8:
         return _private_use_rows(column)
+    found, start = [], 0
+    for chunk in column.chunks:
+        found.extend(start + row for row in _invalid_utf8(chunk, 0, len(chunk)))
+        start += len(chunk)
+    return np.array(found, np.int64)
+
+
+def _valid_utf8(chunk: pa.Array, start: int, stop: int) -> bool:
     try:
-        for chunk in column.chunks:
-            chunk.validate(full=True)
-        return np.zeros(0, np.int64)
+        chunk.slice(start, stop - start).validate(full=True)
+        return True
     except pa.ArrowInvalid:
-        pass
-    bad = []
-    for i, value in enumerate(column.cast(pa.binary()).to_pylist()):
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(i)
-    return np.array(bad, np.int64)
+        return False
+
+
+def _invalid_utf8(chunk: pa.Array, start: int, stop: int) -> list[int]:
+    """The rows of ``chunk[start:stop]`` that are not valid UTF-8, by halving: Arrow's check
+    of a slice is a pass over its bytes in C, so a batch with a few bad rows among 262,144
+    costs a few dozen passes over ever shorter slices, not a Python decode per row."""
+    if _valid_utf8(chunk, start, stop):
+        return []
+    if stop - start <= 32:
+        values = chunk.slice(start, stop - start).cast(pa.binary()).to_pylist()
+        bad = []
+        for i, value in enumerate(values):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(start + i)
+        return bad
+    middle = (start + stop) // 2
+    return _invalid_utf8(chunk, start, middle) + _invalid_utf8(chunk, middle, stop)
 
 
 _ARROW_TYPES = {Kind.INTEGER: pa.int64(), Kind.BOOLEAN: pa.bool_()}

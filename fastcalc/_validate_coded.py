@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, strings
+from ecorules.rules._records import USCC_INVALID
 from ecorules.rules._schema import Fact
 
 from ._validate_common import (
@@ -147,9 +148,25 @@ def _strings(fact: Fact, column, n: int, rejects: Rejects, read: bool) -> ValidC
         return _string_codes(fact, text, n, rejects)
     plain = text.cast(text.type.value_type) if pa.types.is_dictionary(text.type) else text
     if fact.format == "uscc":
-        from ecorules.rules._uscc import uscc_problems
+        from ecorules.rules._uscc import problem_messages, uscc_problems
 
-        suspect = np.flatnonzero(uscc_problems(plain))
+        problems = uscc_problems(plain)
+        suspect = np.flatnonzero(problems)
+        if suspect.size:
+            # the usual bad codes' reasons as columns; _records for the rest (blanks around a
+            # code, full-width characters, a bad character: coerce may read those otherwise)
+            raws = _python_values(plain, suspect)
+            messages = problem_messages(raws, problems[suspect])
+            fast = np.array([m is not None and bool(r) and r == r.strip() for r, m in zip(raws, messages, strict=True)],
+                            bool)
+            if fast.any():
+                picked = np.flatnonzero(fast)
+                rejects.add(suspect[picked], [raws[i] for i in picked.tolist()],
+                            [f"{USCC_INVALID}{messages[i]}" for i in picked.tolist()])
+            slow = np.flatnonzero(~fast)
+            if slow.size:
+                _scalar_path(fact, [raws[i] for i in slow.tolist()], suspect[slow], rejects)
+        return ValidColumn(None)
     else:
         blank = fill_null(pc.match_substring_regex(plain, _BLANK), True)
         suspect = np.flatnonzero(bools(blank))

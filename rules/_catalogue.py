@@ -9,6 +9,7 @@ roll-up may count cases by a fact of their enterprise, and passed on to subfolde
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,11 @@ def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) 
             kinds[file.kind.id] = file.kind
         facts.update(file.facts)
     for kind in kinds.values():
+        if kind.parent is not None and kinds.get(kind.parent) is not None and kinds[kind.parent].compound:
+            raise PolicySchemaError(
+                f"kind {kind.id!r}: its parent {kind.parent!r} has a key of several facts; a record links to its "
+                "parent by one fact", kind.span,
+            )
         if kind.parent is not None and kind.parent not in kinds:
             close = difflib.get_close_matches(kind.parent, list(kinds), n=1)
             raise PolicySchemaError(
@@ -121,9 +127,7 @@ def _read_file(path: Path, document: Any) -> _File:
     kind = None
     if top.has("kind"):
         kind_id = _identifier(top.get("kind"), top.value_span("kind"), "kind", POLICY_ID)
-        key = top.get("key")
-        if key not in facts:
-            raise PolicySchemaError(f"the key {key!r} of kind {kind_id!r} is not one of this file's facts", top.value_span("key"))
+        key, compound = _key_columns(top.get("key", expected=(str, list)), facts, kind_id, top.value_span("key"))
         act = top.get("act", required=False)
         if act is not None and (act not in facts or facts[act].type.kind is not Kind.STRING):
             raise PolicySchemaError(f"act {act!r} must be a text fact of this file (the act's identifier)", top.value_span("act"))
@@ -140,6 +144,7 @@ def _read_file(path: Path, document: Any) -> _File:
             dates.finish()
         kind = RecordKind(
             kind_id, key, parent, act, top.get("description", required=False), law_date, law_text, decision, top.value_span("kind"),
+            compound,
         )
         facts = {name: attrs.evolve(fact, record_kind=kind_id) for name, fact in facts.items()}
     else:
@@ -248,6 +253,25 @@ def _read_window(section: Section, what: str, plain: dict[str, Fact], child: Rec
         raise PolicySchemaError(f"{what}: the window must be positive", section.value_span(unit))
     section.finish()
     return Window(date, amount, unit, before)
+
+
+def _key_columns(value: Any, facts: Mapping[str, Fact], kind_id: str, span: Span) -> tuple[str, tuple[str, ...]]:
+    """``key: uscc`` or ``key: [assessed_district, assessment_year]``: (the first, all of them
+    when several). Each a fact of the file, once, of a type a row can be told apart by."""
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(name, str) for name in names):
+        raise PolicySchemaError(f"the key of kind {kind_id!r} is a fact's name or a list of them", span)
+    for name in names:
+        if name not in facts:
+            close = difflib.get_close_matches(name, list(facts), n=1)
+            raise PolicySchemaError(f"the key {name!r} of kind {kind_id!r} is not one of this file's facts", span,
+                                    suggestion=close[0] if close else None)
+        if len(names) > 1 and facts[name].type.kind not in (Kind.STRING, Kind.ENUM, Kind.INTEGER):
+            raise PolicySchemaError(f"the key {name!r} of kind {kind_id!r} is {facts[name].type.kind.value}: a key of "
+                                    "several facts takes text, enum and integer facts", span)
+    if len(set(names)) != len(names):
+        raise PolicySchemaError(f"the key of kind {kind_id!r} names a fact twice", span)
+    return names[0], tuple(names) if len(names) > 1 else ()
 
 
 def _one_of(section: Section, keys: tuple[str, ...], message: str) -> str:

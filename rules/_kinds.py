@@ -4,7 +4,8 @@ The law judges acts, the Zhengzhou measures deduct per enterprise and charge dis
 folder's fact catalogues say which kinds of record exist and how they hang together:
 
     kind: case                 # cases.yaml: one row per case (one act breaching one clause)
-    key: case_id               # what identifies a record of this kind
+    key: case_id               # what identifies a record of this kind; or several facts that
+                               # do together: key: [assessed_district, assessment_year]
     parent: enterprise         # each case carries its enterprise's key (uscc)
     act: act_id                # rows of one act share it (行政处罚法 art 29); empty: its own act
 
@@ -61,6 +62,15 @@ class RecordKind:
     law_date_text: str | None = None
     decision_date: str | None = None  # an optional date fact: the decision, when made
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # ``key: [assessed_district, assessment_year]``: the facts that together identify one
+    # record (one row per district and year); ``key`` is the first, the name the ledger gives
+    # a record. Empty: the key alone.
+    compound: tuple[str, ...] = ()
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The facts one row of a table of this kind is unique by (engine/_duplicates.py)."""
+        return self.compound or (self.key,)
 
     @property
     def date_reads(self) -> tuple[str, ...]:

@@ -159,6 +159,9 @@ def _date(fact: Fact, raw: Any) -> dt.date:
     raise RecordError(f"must be a date YYYY-MM-DD, got {raw!r}", fact.name, raw)
 
 
+USCC_INVALID = "is not a valid 统一社会信用代码: "  # a bad USCC's reason: this, then diagnose_uscc's
+
+
 def _string(fact: Fact, raw: Any) -> str:
     if not isinstance(raw, str):
         raise RecordError(f"must be text, got {raw!r}", fact.name, raw)
@@ -168,7 +171,7 @@ def _string(fact: Fact, raw: Any) -> str:
         raw = _folded(raw)  # a code typed in full width is the same code
         problem = uscc_problem(raw)
         if problem:
-            raise RecordError(f"is not a valid 统一社会信用代码: {problem}", fact.name, raw)
+            raise RecordError(f"{USCC_INVALID}{problem}", fact.name, raw)
     return raw
 
 

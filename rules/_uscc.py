@@ -339,6 +339,42 @@ def _object_problems(codes: np.ndarray) -> np.ndarray:
     return np.fromiter((diagnose_uscc(c)[0] for c in codes), np.uint8, len(codes))
 
 
+_ORG_VALUE = np.zeros(256, np.int64)  # GB 11714's value of a character: digits, then A-Z as 10-35
+_ORG_VALUE[np.frombuffer(USCC_CHARSET.encode(), np.uint8)] = [int(c, 36) for c in USCC_CHARSET]
+
+
+def problem_messages(codes: list, problems: np.ndarray) -> list[str | None]:
+    """:func:`diagnose_uscc`'s message of each code whose problem (from :func:`uscc_problems`)
+    is a wrong length, a wrong check character or a wrong organization check character, as
+    columns: a registry with 1% bad rows has thousands of distinct bad codes, and the scalar
+    diagnosis of each cost more than scoring its row. None where the code is not plain ASCII
+    or has another problem: the caller asks :func:`diagnose_uscc` for those."""
+    out: list[str | None] = [None] * len(codes)
+    checked = []  # positions of 18-character codes with a check character to compute
+    for i, (code, problem) in enumerate(zip(codes, problems.tolist(), strict=True)):
+        if not isinstance(code, str) or not code.isascii():
+            continue
+        if problem == UsccProblem.WRONG_LENGTH:
+            out[i] = f"has {len(code)} characters, expected 18"
+        elif problem in (UsccProblem.CHECK_CHARACTER, UsccProblem.ORG_CHECK):
+            checked.append(i)
+    if not checked:
+        return out
+    mat = np.frombuffer("".join(codes[i] for i in checked).encode(), np.uint8).reshape(-1, 18)
+    main = _VALUE[mat[:, :17]].astype(np.int64) @ np.array(USCC_WEIGHTS, np.int64)
+    expected = np.frombuffer(USCC_CHARSET.encode(), np.uint8)[(-main) % 31]
+    org = 11 - (_ORG_VALUE[mat[:, 8:16]] @ np.array(ORG_WEIGHTS, np.int64)) % 11
+    for k, i in enumerate(checked):
+        code = codes[i]
+        if problems[i] == UsccProblem.ORG_CHECK:
+            wanted = "X" if org[k] == 10 else "0" if org[k] == 11 else str(org[k])
+            out[i] = (f"organization code check character (position 17) is {code[16]!r}, "
+                      f"expected {wanted!r} (GB 11714)")
+        else:
+            out[i] = f"check character is {code[17]!r}, expected {chr(expected[k])!r}"
+    return out
+
+
 def uscc_problems(codes) -> np.ndarray:
     """Problem code (a :class:`UsccProblem` value, 0 = valid) of every code, as uint8.
 

@@ -23,9 +23,9 @@ from .._sources import (
     Registry,
     Reject,
     fingerprint,
-    registry_files,
     stat_fingerprint,
 )
+from ..sources import list_registry
 from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, read_enterprises
@@ -78,10 +78,15 @@ class CaseResults:
 
 class CaseStage:
     def __init__(self, plan: CasePlan, path, *, as_of: dt.date, threads: int = 1, encoding: str | None = None,
-                 table: str | None = None, batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None):
+                 table: str | None = None, batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None,
+                 recurse: bool = True):
         self.plan, self.path, self.as_of, self.threads = plan, path, as_of, threads
         self.encoding, self.table, self.batch_rows, self.aliases = encoding, table, batch_rows, aliases
-        self.files = registry_files(path, table)
+        self.recurse = recurse  # --no-recurse: a case folder's subfolders are not read either
+        listing = list_registry(path, table, recurse=recurse)
+        self.files = list(listing.files)
+        # what the run's summary must say, as for the registry: a subfolder or a file left unread
+        self.warnings = [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
         self._failed_checks: list = []  # (case rows, columns, values, reasons) of failed checks
 
     def fingerprint(self) -> str:
@@ -93,7 +98,7 @@ class CaseStage:
     def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str]) -> CaseResults:
         plan = self.plan
         cases = read_cases(self.path, plan, encoding=self.encoding, table=self.table,
-                           batch_rows=self.batch_rows, aliases=self.aliases)
+                           batch_rows=self.batch_rows, aliases=self.aliases, recurse=self.recurse)
         check_values(cases, plan)
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))

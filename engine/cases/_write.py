@@ -35,6 +35,7 @@ from .._chunks import (
 )
 from .._ledger_money import to_fen, unit_name
 from .._nightly import _reason_class, finding_units
+from .._rejects import count_reasons
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
@@ -53,11 +54,9 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     acc.rows_rejected += results.rows_rejected
     acc.tables["cases"] = [results.rows_in, results.rows_scored, results.rows_rejected]
     rejects = results.rejects
-    counted: set[tuple[str, int | None]] = set()
-    for reject in rejects:  # a row with several problems counts once, under its first
-        if (reject.source, reject.row) not in counted:
-            counted.add((reject.source, reject.row))
-            acc.reasons[(reject.column, _reason_class(reject.reason))] += 1
+    # a row counts once under each of its problems' (column, reason) (engine/_rejects.py)
+    count_reasons(acc.reasons, [(r.source, r.row) for r in rejects],
+                  [(r.column, _reason_class(r.reason)) for r in rejects], [r.reason for r in rejects], acc.examples)
     if rejects:
         writer.executemany(store.INSERT_REJECTS, [
             (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects

@@ -15,6 +15,10 @@ is handled here so that the scorer sees what a CSV file of the same sheet would 
   3.5 in a count is rejected as in a CSV file. A number of 16 or more digits where text is
   expected (a USCC typed into a number cell) has lost its digits in Excel: its row is a reject
   that says so. A cell holding an Excel error (#N/A, #DIV/0!) is a reject naming the error.
+- **Merged data cells.** A value merged down over several rows (one 金水区 over the
+  district's enterprises) is given by calamine to the top cell only: each cell of the range
+  is read as that value, and the summary says which ranges (engine/sources/_merged.py finds
+  them). A number merged over rows, or a range from the header into the data, is refused.
 - **Which sheet.** ``--sheet`` names it (or gives its position, from 1); without it, a
   workbook of one sheet is read, else the one sheet whose header names the needed columns.
 
@@ -37,6 +41,7 @@ from ecorules.rules import Kind
 from ecorules.rules._arrow import bools, from_numbers
 
 from .._sources import ColumnResolver, normalize_header, typed_columns
+from ._merged import MergedRange, merged_ranges
 from ._separator import one_column_hint
 from ._types import Batch, MissingColumnError, Reject, SourceError
 
@@ -112,6 +117,7 @@ class ExcelFile:
             self.notes.append(f"{above} above the header skipped (a title)")
         if height == 2:
             self.notes.append(f"header of two rows ({self.header_at + 1}-{self.header_at + 2}, merged cells) read as one")
+        self._merges = self._merged_plan()
         for note in self.notes:
             log.info("%s: %s", self.label, note)
 
@@ -198,6 +204,7 @@ class ExcelFile:
     def batches(self) -> Iterator[Batch]:
         loaded = self._load(self.sheet, skip_rows=self.data_start, dtypes="string")
         data, errors = loaded.to_arrow_with_errors()
+        data = self._merged_filled(data)
         self._native = None
         n = data.num_rows
         blank = np.ones(n, bool)
@@ -234,6 +241,55 @@ class ExcelFile:
             part = typed_columns(table.take(from_numbers(good)), self.facts)
             rows = (good + self.data_start + 1).astype(np.int64)
             yield Batch(part, self.label, rows, headers, rejects, indices.size)
+
+    def _merged_plan(self) -> list[tuple[MergedRange, list[int]]]:
+        """The ranges merged over several data rows in needed columns, with those columns:
+        each such cell is read as the range's value, as a person reads the sheet (calamine
+        gives it to the top cell only, and the rows below would be rejected for an empty cell
+        the sheet does not show). Refused, naming the cells: a number merged over several
+        rows (a total, or every row's value? the sheet does not say), and a range merged
+        from the header down into the data."""
+        needed = {i: name for name, i in self.columns.items()}
+        plan, refused = [], []
+        for merged in merged_ranges(self.path, self.sheet):
+            if merged.last_row < self.data_start or merged.first_row == merged.last_row:
+                continue  # the header's and the title's merges, and merges across one row
+            hit = [c for c in range(merged.first_column, merged.last_column + 1) if c in needed]
+            if not hit:
+                continue
+            if merged.first_row < self.data_start:
+                refused.append(f"{merged.cells()} (merged from the header into the data)")
+            elif any(self.facts[needed[c]].type.kind in (Kind.INTEGER, Kind.DECIMAL)
+                     for c in hit if needed[c] in self.facts):
+                refused.append(f"{merged.cells()} (a number merged over several rows: a total, or every row's?)")
+            else:
+                plan.append((merged, hit))
+        if refused:
+            shown = "; ".join(refused[:10]) + (f"; and {len(refused) - 10} more" if len(refused) > 10 else "")
+            raise SourceError(f"{self.path}:{self.sheet}: merged cells in the data rows: {shown}. Unmerge them and "
+                              "write each row's value")
+        if plan:
+            cells = [f"{merged.cells()}" for merged, _ in plan]
+            self.notes.append("merged data cells read as the value of their top cell on every row: "
+                              + ", ".join(cells[:10]) + (f" and {len(cells) - 10} more" if len(cells) > 10 else ""))
+        return plan
+
+    def _merged_filled(self, data: pa.RecordBatch) -> pa.RecordBatch:
+        """``data`` with the merged cells of :meth:`_merged_plan` holding their range's value."""
+        columns: dict[int, list] = {}
+        for merged, hit in self._merges:
+            top = merged.first_row - self.data_start
+            if top >= data.num_rows:
+                continue
+            value = data.column(merged.first_column)[top].as_py()
+            for c in hit:
+                cells = columns.setdefault(c, data.column(c).to_pylist())
+                for index in range(top, min(merged.last_row - self.data_start + 1, len(cells))):
+                    cells[index] = value
+        if not columns:
+            return data
+        arrays = [pa.array(columns[i], pa.string()) if i in columns else data.column(i) for i in range(data.num_columns)]
+        return pa.RecordBatch.from_arrays(arrays, names=data.schema.names)
 
     def _reject(self, index: int, column: str, value: str | None, reason: str) -> Reject:
         return Reject(self.label, self.data_start + index + 1, column, value, reason)

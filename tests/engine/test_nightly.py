@@ -226,6 +226,30 @@ def test_every_reject_reason_is_stored_with_file_row_and_column(tmp_path):
     assert "malformed line: N fields, expected N" in reasons  # counted together, values left out
 
 
+def test_rejects_by_reason_counts_a_row_once_under_each_of_its_problems(tmp_path):
+    """A row with two bad columns counted once, under its first problem only, and reader
+    rejects once per cell: the count of a reason is now the rows that have it, a row with
+    two problems under both (the counts may add up to more than the rows rejected)."""
+    rows = table_rows(make_registry(20, seed=5))
+    rows[2]["untreated_outfalls"], rows[2]["direct_discharge_cases"] = "-1", "-3"
+    rows[3]["untreated_outfalls"], rows[3]["industrial"] = "-1", "maybe"
+    rows[4]["untreated_outfalls"] = "-2"
+    path = tmp_path / "r.csv"
+    lines = [",".join(rows[0]), *(",".join(r.values()) for r in rows)]
+    fields = [field.encode() for field in lines[7].split(",")]
+    fields[1:3] = [b"\xff\xfe", b"\xfd"]  # name and district undecodable: one reject per cell
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b",".join(fields) + b"\n")
+    summary = run(path, tmp_path / "r.sqlite", compile_program=None)
+    by_reason = {(r["column"], r["reason"]): r["rows"] for r in summary.rejects_by_reason}
+    assert summary.rows_rejected == 4
+    assert by_reason[("untreated_outfalls", "N is below the minimum N")] == 3
+    assert by_reason[("direct_discharge_cases", "N is below the minimum N")] == 1
+    assert by_reason[("industrial", "must be true or false, got '…'")] == 1
+    undecodable = {key: n for key, n in by_reason.items() if key[1].startswith("undecodable")}
+    assert sum(undecodable.values()) == len(undecodable) >= 1  # the bad line once per column it spoils
+    assert "a row with several problems counts under each" in summary.render_text()
+
+
 def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
     table = make_registry(300, seed=4)
     rows = table_rows(table)
@@ -288,6 +312,25 @@ def test_same_content_under_a_new_time_is_the_same_input(tmp_path):
     stat = sqlite3.connect(db).execute("SELECT input_stat FROM runs").fetchone()[0]
     assert run(path, db).reused  # and now the times match again
     assert sqlite3.connect(db).execute("SELECT input_stat FROM runs").fetchone()[0] == stat
+
+
+def test_another_reading_of_the_same_bytes_is_another_run(tmp_path):
+    """A rerun with another --encoding reused the first run (its fingerprint held the bytes
+    alone): the reading options that change what is read are part of the input now."""
+    rows = table_rows(make_registry(60, seed=5))
+    rows[3]["uscc"] = rows[2]["uscc"]  # one enterprise on two rows: --duplicates decides
+    path = tmp_path / "r.csv"
+    text = "\n".join([",".join(rows[0]), *(",".join(r.values()) for r in rows)]) + "\n"
+    path.write_bytes(text.encode("gb18030"))
+    db = tmp_path / "r.sqlite"
+    first = run(path, db, encoding="gb18030")
+    assert first.rows_rejected == 1 and run(path, db, encoding="gb18030").reused
+    latin = run(path, db, encoding="latin-1")  # every district garbled: every row a reject
+    assert not latin.reused and latin.rows_rejected == 60
+    last = run(path, db, encoding="gb18030", duplicates="last")
+    assert not last.reused and last.rows_rejected == 1 and last.run_id not in (first.run_id, latin.run_id)
+    assert run(path, db, encoding="gb18030").run_id == first.run_id  # and the first is still found
+    assert counts(db)["runs"] == 3
 
 
 def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path):

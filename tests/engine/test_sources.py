@@ -156,6 +156,34 @@ def test_line_numbers_stay_right_across_many_batches(tmp_path):
     assert rows_in == 2999
 
 
+def test_an_undecodable_malformed_line_far_in_the_file_reads_it_again_decoded(tmp_path):
+    """UTF-8 passes through pyarrow with its undecodable cells; a malformed line that does not
+    decode stops pyarrow, and the file is read again decoded, without handing out a row
+    twice: every line is a row or a reject once, with its own line number."""
+    rng = np.random.default_rng(5)
+    bad = set(rng.choice(np.arange(3, 3000), 30, replace=False).tolist())
+    undecodable = sorted(rng.choice(sorted(set(range(3, 3001)) - bad), 6, replace=False).tolist())
+    body = []
+    for line in range(2, 3001):
+        row = GOOD[:4] + [str(line)] + GOOD[5:]
+        text = ",".join(GOOD[:3] if line in bad else row).encode()
+        if line in undecodable:
+            text = text.replace("金水".encode(), b"\xff\xfe")
+        if line == 2500:  # a field too many, and a byte that does not decode in it
+            text += b",\xff"
+        body.append(text)
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"\n".join([",".join(HEADER).encode(), *body]) + b"\n")
+    _, batches, table, rows, rejects, rows_in = read_all(path, batch_rows=64)
+    assert len(batches) > 5 and rows_in == 2999
+    assert rows.tolist() == [int(v) for v in table["untreated_outfalls"].to_pylist()]
+    by_line = {r.row: r.reason for r in rejects}
+    assert len(by_line) == len(rejects) == len(bad) + len(undecodable) + 1
+    assert by_line[2500] == "malformed line: 10 fields, expected 9"
+    assert {line for line, reason in by_line.items() if reason.startswith("undecodable")} == set(undecodable)
+    assert sorted([*rows.tolist(), *by_line]) == list(range(2, 3001))
+
+
 def test_undecodable_bytes_utf8_reject_the_row_and_name_the_column(tmp_path):
     path = tmp_path / "r.csv"
     good = csv_text([HEADER, GOOD]).encode()

@@ -200,3 +200,56 @@ def test_run_and_cases_take_sheet_options(tmp_path):
         "--cases-table", "x", "--out", str(tmp_path / "o.sqlite"),
     ])
     assert result.exit_code == 2 and "not both" in result.output
+
+
+def _merged_district_book(path: Path, also: str | None = None) -> Path:
+    """The district (column C) merged down over the three enterprises of rows 2-4, as a person
+    lays out a registry; ``also``: another range merged (e.g. a count)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    for k, row in enumerate(ROWS[:3]):
+        cells = _cells(row, district="金水区")
+        if k:
+            cells[2] = None  # what Excel keeps under a merged cell
+        sheet.append(cells)
+    sheet.append(_cells(ROWS[3]))
+    sheet.merge_cells("C2:C4")
+    if also:
+        sheet.merge_cells(also)
+    book.save(path)
+    return path
+
+
+def test_a_data_cell_merged_down_is_read_on_every_row_it_covers(tmp_path):
+    """calamine gives a merged cell's value to its top cell only: the two enterprises below
+    read an empty district and were rejected for a cell the sheet shows filled."""
+    registry, _, table, rows, rejects, rows_in = read_all(_merged_district_book(tmp_path / "r.xlsx"))
+    assert rejects == [] and rows_in == 4 and rows.tolist() == [2, 3, 4, 5]
+    assert table["district"].to_pylist() == ["金水区", "金水区", "金水区", ROWS[3]["district"]]
+    assert "merged data cells read as the value of their top cell on every row: C2:C4" in registry.described()[0]["notes"]
+
+
+def test_a_number_merged_down_refuses_the_sheet_naming_the_cells(tmp_path):
+    """A count merged over several rows is a total or every row's value: not guessed."""
+    with pytest.raises(SourceError, match=r"r\.xlsx:Sheet: merged cells in the data rows: E3:E4 \(a number merged"):
+        read_all(_merged_district_book(tmp_path / "r.xlsx", also="E3:E4"))
+
+
+def test_a_data_cell_merged_down_in_an_old_xls_workbook(tmp_path):
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("名录")
+    for c, label in enumerate(HEADER):
+        sheet.write(0, c, label)
+    for r, row in enumerate(ROWS[:3], start=1):
+        for c, value in enumerate(_cells(row)):
+            if c != 2:
+                sheet.write(r, c, value)
+    sheet.write_merge(1, 3, 2, 2, "二七区")
+    book.save(str(tmp_path / "名录.xls"))
+    _, _, table, _, rejects, rows_in = read_all(tmp_path / "名录.xls")
+    assert rows_in == 3 and not rejects and table["district"].to_pylist() == ["二七区"] * 3

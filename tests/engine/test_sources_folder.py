@@ -120,3 +120,32 @@ def test_diff_reads_every_source_run_reads(tmp_path):
     assert read["folder"][0]["in"] == read["folder"][0]["compared"] == 30
     assert read["folder"][1]["before_yuan"] > 0
     assert all(figures == read["folder"] for figures in read.values()), read
+
+
+EXAMPLES = Path(__file__).parent.parent.parent / "examples"
+
+
+def _split_in_a_subfolder(example: Path, folder: Path) -> int:
+    """``example`` as a folder: its first data row in ``folder``, the others in a subfolder;
+    returns the rows of the subfolder."""
+    header, *rows = example.read_text(encoding="utf-8").splitlines()
+    (folder / "后补").mkdir(parents=True)
+    (folder / "a.csv").write_text("\n".join([header, rows[0]]) + "\n", encoding="utf-8")
+    (folder / "后补" / "b.csv").write_text("\n".join([header, *rows[1:]]) + "\n", encoding="utf-8")
+    return len(rows) - 1
+
+
+@pytest.mark.parametrize("recurse", [True, False])
+def test_no_recurse_reaches_the_case_and_records_folders(tmp_path, recurse):
+    """--no-recurse was applied to the registry alone: a --cases or --records folder was read
+    with its subfolders all the same."""
+    cases, districts = tmp_path / "案件", tmp_path / "考核"
+    in_sub_cases = _split_in_a_subfolder(EXAMPLES / "cases.csv", cases)
+    in_sub_districts = _split_in_a_subfolder(EXAMPLES / "districts.csv", districts)
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "o.sqlite", as_of=dt.date(2025, 6, 30), cases=cases,
+                          tables={"district": districts}, recurse=recurse, progress=False)
+    assert summary.tables["cases"]["rows_in"] == (1 + in_sub_cases if recurse else 1)
+    assert summary.tables["district"]["rows_in"] == (1 + in_sub_districts if recurse else 1)
+    left = {w for w in summary.warnings if "a subfolder (--no-recurse)" in w}
+    assert left == (set() if recurse else {f"{districts / '后补'}: not read, a subfolder (--no-recurse)",
+                                           f"{cases / '后补'}: not read, a subfolder (--no-recurse)"})

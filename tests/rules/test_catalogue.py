@@ -28,7 +28,7 @@ DATA = Path(__file__).parent.parent / "data" / "cases"
         ("    max: fine_yuan\n    empty: 0\n", "    max: fine_yuan\n", "roll-up 'largest_fine' needs the key 'empty'", 25, None),
         ("where: is_set(fine_yuan) and fine_yuan > 0", "where: fine_yuan > 0", "'fine_yuan' may be empty", 23, None),
         ("parent: enterprise", "parent: enterprises", "parent kind 'enterprises' is not declared", 2, "enterprise"),
-        ("key: case_id", "key: case_no", "the key 'case_no' of kind 'case' is not one of this file's facts", 3, None),
+        ("key: case_id", "key: case_no", "the key 'case_no' of kind 'case' is not one of this file's facts", 3, "case_id"),
         ("act: act_id", "act: act_date", "act 'act_date' must be a text fact of this file", 5, None),
         ("  fined_cases:", "  clause:", "roll-up 'clause' has the name of a fact", 20, None),
     ],

@@ -15,6 +15,7 @@ from ecorules.rules._uscc import (
     is_valid_uscc,
     make_uscc,
     org_check_character,
+    problem_messages,
     uscc_from_serials,
     uscc_keys,
     uscc_problem,
@@ -180,6 +181,19 @@ def test_arrow_arrays_agree_with_the_scalar_function(codes, offset):
     assert uscc_problems(array.dictionary_encode()).tolist() == expected
     chunked = pa.chunked_array([array[: len(codes) // 2], array[len(codes) // 2 :]], pa.string())
     assert uscc_problems(chunked).tolist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STRINGS | st.none(), max_size=12))
+def test_messages_as_columns_agree_with_the_scalar_diagnosis(codes):
+    """problem_messages words a wrong length and both wrong check characters as diagnose_uscc
+    does, and leaves the rest (non-ASCII codes, other problems) to it."""
+    problems = uscc_problems(codes)
+    messages = problem_messages(codes, problems)
+    for code, problem, message in zip(codes, problems.tolist(), messages, strict=True):
+        vectorised = isinstance(code, str) and code.isascii() and problem in (
+            UsccProblem.WRONG_LENGTH, UsccProblem.CHECK_CHARACTER, UsccProblem.ORG_CHECK)
+        assert message == (diagnose_uscc(code)[1] if vectorised else None), code
 
 
 @settings(max_examples=300, deadline=None)
