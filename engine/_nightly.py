@@ -430,7 +430,7 @@ class NightlyRun:
         for warning in registry.warnings:
             log.warning("%s", warning)
             acc.warnings.setdefault(warning)
-        writer = batches = None
+        writer = None
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
@@ -439,22 +439,7 @@ class NightlyRun:
                 self._kind_table(scoring, reader, writer, run_id, acc)
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
-            keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
-                                    registry.estimated_rows, acc, self.duplicates, self.table)
-            batches = prefetch(registry.batches(), depth=2)
-            while True:
-                began = time.perf_counter()
-                batch = next(batches, None)
-                acc.seconds["read (waiting)"] += time.perf_counter() - began
-                if batch is None:
-                    break
-                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
-                progress.update(batch.rows_in)
-            merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
-            if merged is not None:
-                self._batch(self.scoring, merged, writer, run_id, acc)
-                acc.rows_in += merged_away  # the rows merged into another were scored with it
-                acc.rows_scored += merged_away
+            self._score_registry(registry, writer, run_id, acc, progress)
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
                 raise NightlyError(
@@ -492,8 +477,6 @@ class NightlyRun:
             log.info("run %s: %s; writer busy %s", run_id, _seconds(acc.seconds), _seconds(writer.busy))
         except BaseException as error:
             progress.close()
-            if batches is not None:
-                batches.close()  # stops the reading thread now, not when the traceback goes
             if writer is not None:
                 writer.rollback()
             message = f"{type(error).__name__}: {error}" if not isinstance(error, EcorulesError) else str(error)
@@ -510,6 +493,30 @@ class NightlyRun:
         summary.encodings = registry.encodings
         log.info("run %s done: %s rows in %.2f s", run_id, f"{acc.rows_in:,}", summary.seconds)
         return summary
+
+    def _score_registry(self, registry: Registry, writer: store.RunWriter, run_id: int, acc: _Accumulator,
+                        progress: Progress) -> None:
+        """The registry's rows, batch by batch, into the writer and the sums (a distributed
+        run scores them elsewhere: engine/distributed/_run.py)."""
+        keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
+                                registry.estimated_rows, acc, self.duplicates, self.table)
+        batches = prefetch(registry.batches(), depth=2)
+        try:
+            while True:
+                began = time.perf_counter()
+                batch = next(batches, None)
+                acc.seconds["read (waiting)"] += time.perf_counter() - began
+                if batch is None:
+                    break
+                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
+                progress.update(batch.rows_in)
+        finally:
+            batches.close()  # stops the reading thread now, not when a traceback goes
+        merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
+        if merged is not None:
+            self._batch(self.scoring, merged, writer, run_id, acc)
+            acc.rows_in += merged_away  # the rows merged into another were scored with it
+            acc.rows_scored += merged_away
 
     def _batch(self, scoring: Scoring, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         n = batch.table.num_rows
