@@ -100,8 +100,9 @@ def _widened(table: pa.Table) -> pa.Table:
     return table
 
 
-def batches(plan: Plan, table: pa.Table, number: int) -> Iterator[Batch]:
-    """The partition's rows as the Batches of its sources (one per run of rows of one file)."""
+def batches(plan: Plan, table: pa.Table, number: int, needed: Mapping | None = None) -> Iterator[Batch]:
+    """The partition's rows as the Batches of its sources (one per run of rows of one file),
+    with the columns of ``needed`` facts (default: all the plan's)."""
     if table.num_rows == 0:
         return
     if SOURCE in table.column_names:
@@ -112,15 +113,15 @@ def batches(plan: Plan, table: pa.Table, number: int) -> Iterator[Batch]:
             part = table.slice(a, b - a)
             rows = part[ROW].to_numpy().astype(np.int64) if ROW in part.column_names else np.arange(a + 1, b + 1)
             yield _batch(plan, part.drop_columns([c for c in (SOURCE, ROW) if c in part.column_names]),
-                         str(sources[a]), rows)
+                         str(sources[a]), rows, needed)
     else:
         rows = table[ROW].to_numpy().astype(np.int64) if ROW in table.column_names else np.arange(1, table.num_rows + 1)
         yield _batch(plan, table.drop_columns([c for c in (ROW,) if c in table.column_names]), f"partition {number}",
-                     rows)
+                     rows, needed)
 
 
-def _batch(plan: Plan, table: pa.Table, source: str, rows: np.ndarray) -> Batch:
-    resolver = ColumnResolver(plan.policies.facts, plan.needed, plan.aliases)
+def _batch(plan: Plan, table: pa.Table, source: str, rows: np.ndarray, needed: Mapping | None = None) -> Batch:
+    resolver = ColumnResolver(plan.policies.facts, plan.needed if needed is None else needed, plan.aliases)
     headers = list(table.column_names)
     columns = resolver.resolve(source, headers)  # raises MissingColumnError naming the fact
     picked = table.select([index for index in columns.values()]).rename_columns(list(columns))
@@ -153,13 +154,25 @@ def score_partition(plan: Plan, table: pa.Table, number: int = 0) -> list[Scored
 # --- one enterprise, one row, across partitions -----------------------------------------------
 
 
+def key_columns(plan: Plan, columns: list[str]) -> list[str] | None:
+    """The columns of a frame the census reads: the key's (as the frame heads it) and where
+    each row came from; None where the policies declare no key."""
+    fact = unique_key(plan.policies, DOMAIN)
+    if fact is None or fact.name not in plan.columns:
+        return None
+    resolver = ColumnResolver(plan.policies.facts, {fact.name: ()}, plan.aliases)
+    headers = [c for c in columns if c not in (SOURCE, ROW)]
+    index = resolver.resolve("the frame", headers)[fact.name]
+    return [headers[index], *[c for c in (SOURCE, ROW) if c in columns]]
+
+
 def key_digests(plan: Plan, table: pa.Table, number: int = 0) -> np.ndarray:
     """The first pass of engine/_duplicates.py on one partition: a digest per valid key."""
     fact = unique_key(plan.policies, DOMAIN)
     if fact is None:
         return np.zeros(0, np.uint64)
     found = []
-    for batch in batches(plan, table, number):
+    for batch in batches(plan, table, number, {fact.name: ()}):
         keys, valid = canonical_keys(fact, batch.table[fact.name])
         found.append(digests(fact, keys, valid))
     return np.concatenate(found) if found else np.zeros(0, np.uint64)
@@ -176,7 +189,7 @@ def suspect_rows(plan: Plan, repeated: np.ndarray, table: pa.Table, number: int 
     fact = unique_key(plan.policies, DOMAIN)
     census = KeyCensus(repeated, 0)
     out = []
-    for batch in batches(plan, table, number):
+    for batch in batches(plan, table, number, {fact.name: ()}):
         keys, valid = canonical_keys(fact, batch.table[fact.name])
         at = np.flatnonzero(valid)
         hit = at[census.suspects(digests(fact, keys, valid))]

@@ -26,6 +26,7 @@ class Piece:
     first_row: int  # 1-based row number of the piece's first row in its file
     columns: tuple[str, ...]  # the headers to read, as written in the file
     rows: int
+    facts: tuple[str, ...] = ()  # the fact each of ``columns`` holds
 
 
 def pieces(plan: Plan, path, *, recurse: bool = True) -> tuple[list[Piece], Registry]:
@@ -40,13 +41,19 @@ def pieces(plan: Plan, path, *, recurse: bool = True) -> tuple[list[Piece], Regi
         first = 1
         for group in range(reader.file.metadata.num_row_groups):
             n = reader.file.metadata.row_group(group).num_rows
-            out.append(Piece(str(reader.path), reader.label, group, first, columns, n))
+            out.append(Piece(str(reader.path), reader.label, group, first, columns, n, tuple(reader.columns)))
             first += n
     return out, registry
 
 
-def read_piece(piece: Piece) -> pa.Table:
-    table = pq.ParquetFile(piece.path, pre_buffer=False).read_row_group(piece.row_group, columns=list(piece.columns))
+def read_piece(piece: Piece, facts: list[str] | None = None, *, as_facts: bool = False) -> pa.Table:
+    """The piece's rows: the columns of ``facts`` (default: all it has), headed as the file
+    heads them, or by the facts' names (``as_facts``: a frame whose files head them
+    differently must still have one set of columns)."""
+    wanted = [(h, f) for h, f in zip(piece.columns, piece.facts, strict=True) if facts is None or f in facts]
+    table = pq.ParquetFile(piece.path, pre_buffer=False).read_row_group(piece.row_group, columns=[h for h, _ in wanted])
+    if as_facts:
+        table = table.rename_columns([f for _, f in wanted])
     rows = np.arange(piece.first_row, piece.first_row + table.num_rows, dtype=np.int64)
     table = table.append_column(SOURCE, pa.array([piece.label] * table.num_rows, pa.string()))
     return table.append_column(ROW, pa.array(rows))

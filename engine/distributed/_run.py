@@ -62,7 +62,7 @@ class DistributedRun(NightlyRun):
             # the cluster's own INFO lines (workers up and down) drown the run's
             logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
 
-            from .dask import read_registry, scored_batches
+            from .dask import scored_batches
 
             with contextlib.ExitStack() as stack:
                 if self.scheduler is not None:
@@ -73,8 +73,7 @@ class DistributedRun(NightlyRun):
                         dashboard_address="127.0.0.1:0"))
                     client = stack.enter_context(Client(cluster))
                 log.info("dask: %s", client)
-                ddf = read_registry(self.registry_path, self.policies, aliases=self.aliases, recurse=self.recurse)
-                yield scored_batches(ddf, plan, client)
+                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse)
         else:
             from .spark import local_session, scored_batches
 

@@ -31,11 +31,17 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
+from dask.dataframe.io.utils import DataFrameIOFunction
 
+from .._duplicates import unique_key
 from . import _frames
 from ._partition import (
+    DOMAIN,
+    ROW,
+    SOURCE,
     Plan,
     census_of,
+    key_columns,
     key_digests,
     make_plan,
     repeated_digests,
@@ -67,11 +73,34 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
 
 def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) -> dd.DataFrame:
     """A Parquet registry (file or folder) as a Dask frame of its needed columns, one
-    partition per row group, with each row's file and row number (``_source``, ``_row``)."""
+    partition per row group, with each row's file and row number (``_source``, ``_row``).
+    Columns are named by their facts (uscc, district, ...), whatever each file heads them:
+    a Dask frame has one set of columns. (``ecorules run --engine dask`` reads each file's
+    own headers, so that its rejects name them as a local run does.)"""
     plan = make_plan(policies, dt.date.today(), aliases=aliases)
     found, _registry = pieces(plan, path, recurse=recurse)
-    meta = _arrow_frame(read_piece(found[0]).slice(0, 0)) if found else None
-    return dd.from_map(lambda piece: _arrow_frame(read_piece(piece)), found, meta=meta)
+    meta = _arrow_frame(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
+    return dd.from_map(_PieceReader(), found, meta=meta)
+
+
+class _PieceReader(DataFrameIOFunction):
+    """Reads a piece, only the columns asked for (the census asks for the key alone)."""
+
+    def __init__(self, columns: list[str] | None = None):
+        self._columns = columns
+
+    @property
+    def columns(self):
+        return self._columns
+
+    def project_columns(self, columns):
+        return _PieceReader(list(columns))
+
+    def __call__(self, piece):
+        if self._columns is None:
+            return _arrow_frame(read_piece(piece, as_facts=True))
+        table = read_piece(piece, [c for c in self._columns if c not in (SOURCE, ROW)], as_facts=True)
+        return _arrow_frame(table.select(list(self._columns)))
 
 
 def _digests(frame: pd.DataFrame, plan: Plan, number: int):
@@ -85,7 +114,10 @@ def _suspects(frame: pd.DataFrame, plan: Plan, repeated, number: int):
 def census(ddf: dd.DataFrame, plan: Plan) -> Plan:
     """``plan`` with the keys written on several rows of ``ddf`` (engine/_duplicates.py's
     first pass, partition by partition: 8 bytes per row come back to the driver)."""
-    parts = ddf.to_delayed()
+    columns = key_columns(plan, list(ddf.columns))
+    if columns is None:
+        return plan
+    parts = ddf[columns].to_delayed()  # a Parquet reader reads the key column alone
     found = dask.compute(*[dask.delayed(_digests)(part, plan, k) for k, part in enumerate(parts)])
     repeated = repeated_digests(found)
     if repeated.size:
@@ -118,17 +150,35 @@ def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, dup
     return Scored(findings, entries, rejects, totals, counts, partitions)
 
 
-def scored_batches(ddf: dd.DataFrame, plan: Plan, client: Any = None):
-    """The ScoredBatches of ``ddf`` in its order, one partition in memory on the driver at a
-    time beyond those the cluster holds (for writing a results store as a local run does)."""
-    parts = scored_partitions(ddf, census(ddf, plan)).to_delayed()
-    if client is None:
-        for part in parts:
-            yield from part.compute()["scored"]
-        return
-    futures = client.compute(parts)
+def _piece_digests(piece, number: int, *, plan: Plan, fact: str):
+    return key_digests(plan, read_piece(piece, [fact]), number)
+
+
+def _piece_suspects(piece, number: int, *, plan: Plan, fact: str, repeated):
+    return suspect_rows(plan, repeated, read_piece(piece, [fact]), number)
+
+
+def _piece_scored(piece, number: int, *, plan: Plan):
+    return score_partition(plan, read_piece(piece), number)
+
+
+def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True):
+    """The ScoredBatches of a Parquet registry in its order, each row group read and scored
+    on a worker with its file's own headers (for writing a results store as a local run
+    does); the driver holds one row group's results at a time beyond what the cluster holds."""
+    found, _registry = pieces(plan, path, recurse=recurse)
+    key = unique_key(plan.policies, DOMAIN)
+    if key is not None and key.name in plan.columns:  # one enterprise, one row: the key column first
+        numbers = list(range(len(found)))
+        digests = client.gather(client.map(_piece_digests, found, numbers, plan=plan, fact=key.name, pure=False))
+        repeated = repeated_digests(digests)
+        if repeated.size:
+            suspects = client.gather(client.map(_piece_suspects, found, numbers, plan=plan, fact=key.name,
+                                                repeated=repeated, pure=False))
+            plan.census = census_of(repeated, suspects, sum(len(d) for d in digests))
+    futures = client.map(_piece_scored, found, list(range(len(found))), plan=plan, pure=False)
     for future in futures:
-        yield from future.result()["scored"]
+        yield from future.result()
         future.release()
 
 

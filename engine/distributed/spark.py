@@ -36,10 +36,13 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .._duplicates import unique_key
 from . import _frames
 from ._partition import (
+    DOMAIN,
     Plan,
     census_of,
+    key_columns,
     key_digests,
     make_plan,
     score_partition,
@@ -103,13 +106,15 @@ def _number() -> int:
     return context.partitionId() if context is not None else 0
 
 
-def _tables(batches, pieces_in: bool):
+def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
     """A partition's rows as Arrow tables of up to BATCH_ROWS rows: the data itself, or the
-    pieces it names, read here (the CLI's path: rows keep their file and row number)."""
+    pieces it names, read here (the CLI's path: rows keep their file and row number; only
+    the columns of ``facts``, if given)."""
     if pieces_in:
         for batch in batches:
             for fields in batch.to_pylist():
-                yield read_piece(Piece(**{**fields, "columns": tuple(fields["columns"])}))
+                piece = Piece(**{**fields, "columns": tuple(fields["columns"]), "facts": tuple(fields["facts"])})
+                yield read_piece(piece, facts)
         return
     pending, rows = [], 0
     for batch in batches:
@@ -136,9 +141,18 @@ def _scorer(plan: Plan, pieces_in: bool):
 
 
 def _census(df: DataFrame, plan: Plan, pieces_in: bool) -> Plan:
+    key = unique_key(plan.policies, DOMAIN)
+    if key is None or key.name not in plan.columns:  # no declared key: nothing to decide
+        return plan
+    facts = [key.name]
+    if not pieces_in:  # the key column alone (Spark reads no other column of a Parquet file)
+        columns = key_columns(plan, df.columns)
+        if columns is None:
+            return plan
+        df = df.select(*[F.col(f"`{c}`") for c in columns])
     def digests(batches):
         number = _number()
-        for table in _tables(batches, pieces_in):
+        for table in _tables(batches, pieces_in, facts):
             found = key_digests(plan, table, number).view(np.int64)  # Spark has no unsigned longs
             yield pa.record_batch([pa.array(found, pa.int64())], names=["d"])
 
@@ -149,7 +163,7 @@ def _census(df: DataFrame, plan: Plan, pieces_in: bool) -> Plan:
         def suspects(batches):
             number = _number()
             position = 0
-            for table in _tables(batches, pieces_in):
+            for table in _tables(batches, pieces_in, facts):
                 found = suspect_rows(plan, repeated, table, number)
                 yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
                                        pa.array(range(position, position + len(found)), pa.int64()),
@@ -215,8 +229,9 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     """A Parquet registry as a frame of its pieces (one row group each, one partition each),
     which the executors read themselves, keeping each row's file and row number."""
     found, _registry = pieces(plan, path, recurse=recurse)
-    rows = [(p.path, p.label, p.row_group, p.first_row, list(p.columns), p.rows) for p in found]
-    schema = "path string, label string, row_group int, first_row long, columns array<string>, rows long"
+    rows = [(p.path, p.label, p.row_group, p.first_row, list(p.columns), p.rows, list(p.facts)) for p in found]
+    schema = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
+              "facts array<string>")
     # one slice per piece: partition k is piece k, so partition order is the registry's order
     return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
 
