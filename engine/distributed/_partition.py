@@ -113,7 +113,7 @@ def batches(plan: Plan, table: pa.Table, number: int, needed: Mapping | None = N
             part = table.slice(a, b - a)
             rows = part[ROW].to_numpy().astype(np.int64) if ROW in part.column_names else np.arange(a + 1, b + 1)
             yield _batch(plan, part.drop_columns([c for c in (SOURCE, ROW) if c in part.column_names]),
-                         str(sources[a]), rows, needed)
+                         sources[a].as_py(), rows, needed)
     else:
         rows = table[ROW].to_numpy().astype(np.int64) if ROW in table.column_names else np.arange(1, table.num_rows + 1)
         yield _batch(plan, table.drop_columns([c for c in (ROW,) if c in table.column_names]), f"partition {number}",

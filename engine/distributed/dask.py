@@ -31,7 +31,6 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
-from dask.dataframe.io.utils import DataFrameIOFunction
 
 from .._duplicates import unique_key
 from . import _frames
@@ -80,27 +79,16 @@ def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) ->
     plan = make_plan(policies, dt.date.today(), aliases=aliases)
     found, _registry = pieces(plan, path, recurse=recurse)
     meta = _arrow_frame(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
-    return dd.from_map(_PieceReader(), found, meta=meta)
+    return dd.from_map(_read, found, meta=meta)
 
 
-class _PieceReader(DataFrameIOFunction):
-    """Reads a piece, only the columns asked for (the census asks for the key alone)."""
-
-    def __init__(self, columns: list[str] | None = None):
-        self._columns = columns
-
-    @property
-    def columns(self):
-        return self._columns
-
-    def project_columns(self, columns):
-        return _PieceReader(list(columns))
-
-    def __call__(self, piece):
-        if self._columns is None:
-            return _arrow_frame(read_piece(piece, as_facts=True))
-        table = read_piece(piece, [c for c in self._columns if c not in (SOURCE, ROW)], as_facts=True)
-        return _arrow_frame(table.select(list(self._columns)))
+def _read(piece, columns: list[str] | None = None) -> pd.DataFrame:
+    """A piece's rows, only the ``columns`` asked for (Dask passes them: the census asks for
+    the key and where each row came from)."""
+    if columns is None:
+        return _arrow_frame(read_piece(piece, as_facts=True))
+    table = read_piece(piece, [c for c in columns if c not in (SOURCE, ROW)], as_facts=True)
+    return _arrow_frame(table.select(list(columns)))
 
 
 def _digests(frame: pd.DataFrame, plan: Plan, number: int):

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -242,8 +243,15 @@ def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = Tru
     spark.conf.set("spark.sql.session.timeZone", time_zone)
     frame = pieces_frame(spark, path, plan, recurse=recurse)
     plan = _census(frame, plan, True)
-    for row in frame.mapInArrow(_scorer(plan, True), SCORED).toLocalIterator():
-        yield pickle.loads(row["scored"])
+    # scored by all executors at once, then read back in order: toLocalIterator alone runs a
+    # job per partition, one after the other
+    scored = frame.mapInArrow(_scorer(plan, True), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scored.count()
+        for row in scored.toLocalIterator():
+            yield pickle.loads(row["scored"])
+    finally:
+        scored.unpersist()
 
 
 __all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]
