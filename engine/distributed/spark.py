@@ -9,9 +9,9 @@
 
 Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
 ``ecorules run`` scores a batch (engine/distributed/_partition.py). The scored batches are
-cached once as a DataFrame of (partition, sequence, pickled ScoredBatch), from which the
-findings, list entries, rejects and partial totals are read; the totals are the partials
-summed by Spark as longs (exact: no double on the way). A key written on several rows is
+cached once as a DataFrame of pickled ScoredBatches beside their partial totals and counts:
+the totals are the partials summed by Spark as longs (exact: no double on the way, and no
+Python), the findings, list entries and rejects are read from the pickles when asked for. A key written on several rows is
 decided first over the whole frame, with Spark grouping the 64-bit digests of the keys.
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
@@ -53,7 +53,11 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
-SCORED = "number int, seq int, scored binary"
+SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
+          "rows_in long, rows_scored long, rows_rejected long, total_yuan long")
+_SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
+                           ("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
+                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")]])
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
@@ -97,7 +101,7 @@ class Scored:
     rejects: DataFrame  # source, row, column, value, reason
     totals: DataFrame  # district, deduction_yuan, cases (sums of the partials, longs)
     counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
-    batches: DataFrame  # number, seq, scored (pickled ScoredBatch), cached
+    batches: DataFrame  # number, seq, scored (pickled ScoredBatch), partial totals and counts; cached
 
 
 def _number() -> int:
@@ -129,14 +133,26 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
 
 
 def _scorer(plan: Plan, pieces_in: bool):
+    """Each scored batch as one row holding it (pickled) with its counts, and one row per
+    district of its partial totals: the totals are then summed by Spark alone, as longs,
+    without reading the pickles back into Python."""
     def score_batches(batches):
         number = _number()
         seq = 0
         for table in _tables(batches, pieces_in):
             for scored in score_partition(plan, table, number):
                 blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
-                yield pa.record_batch([pa.array([number], pa.int32()), pa.array([seq], pa.int32()),
-                                       pa.array([blob], pa.binary())], names=["number", "seq", "scored"])
+                n = 1 + len(scored.districts)
+                districts = list(scored.districts.items())
+                counts = [[value] + [None] * (n - 1) for value in
+                          (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
+                yield pa.record_batch([
+                    pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
+                    pa.array([blob] + [None] * (n - 1), pa.binary()),
+                    pa.array([None] + [d for d, _ in districts], pa.string()),
+                    pa.array([None] + [t[0] for _, t in districts], pa.int64()),
+                    pa.array([None] + [t[1] for _, t in districts], pa.int64()),
+                    *[pa.array(c, pa.int64()) for c in counts]], schema=_SCORED_ARROW)
                 seq += 1
     return score_batches
 
@@ -204,18 +220,15 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
     def rejects(parts):
         yield from _frames.rejects_table(_unpickled(parts)).to_batches()
 
-    def partials(parts):
-        yield from _frames.partials_table(_unpickled(parts)).to_batches()
-
-    partial = batches.mapInArrow(partials, _ddl(_frames.PARTIALS_SCHEMA))
-    counts = partial.filter(F.col("district").isNull()).agg(
+    counts = batches.filter(F.col("scored").isNotNull()).agg(
         *[F.sum(name).cast("long").alias(name) for name in _frames.COUNTS]).collect()[0].asDict()
-    totals = (partial.filter(F.col("district").isNotNull()).groupBy("district")
+    totals = (batches.filter(F.col("district").isNotNull()).groupBy("district")
               .agg(F.sum("deduction_yuan").cast("long").alias("deduction_yuan"),
                    F.sum("cases").cast("long").alias("cases")))
-    return Scored(batches.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
-                  batches.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
-                  batches.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals,
+    blobs = batches.filter(F.col("scored").isNotNull()).select("scored")
+    return Scored(blobs.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
+                  blobs.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
+                  blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals,
                   {name: int(value or 0) for name, value in counts.items()}, batches)
 
 
@@ -248,7 +261,7 @@ def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = Tru
     scored = frame.mapInArrow(_scorer(plan, True), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         scored.count()
-        for row in scored.toLocalIterator():
+        for row in scored.filter(F.col("scored").isNotNull()).select("scored").toLocalIterator():
             yield pickle.loads(row["scored"])
     finally:
         scored.unpersist()
