@@ -154,6 +154,16 @@ def score_partition(plan: Plan, table: pa.Table, number: int = 0) -> list[Scored
 # --- one enterprise, one row, across partitions -----------------------------------------------
 
 
+def needed_columns(plan: Plan, columns: list[str]) -> list[str]:
+    """The columns of a frame that scoring reads (as the frame heads them), and where each
+    row came from: a frame's other columns (an enterprise's name, long text) are not worth
+    handing to Python. Raises MissingColumnError, naming the fact, on the driver."""
+    resolver = ColumnResolver(plan.policies.facts, plan.needed, plan.aliases)
+    headers = [c for c in columns if c not in (SOURCE, ROW)]
+    found = resolver.resolve("the frame", headers)
+    return [*(headers[i] for i in found.values()), *[c for c in (SOURCE, ROW) if c in columns]]
+
+
 def key_columns(plan: Plan, columns: list[str]) -> list[str] | None:
     """The columns of a frame the census reads: the key's (as the frame heads it) and where
     each row came from; None where the policies declare no key."""

@@ -19,6 +19,11 @@ the whole frame (two passes over the key column), as a local run decides it.
 
 Columns travel as Arrow (pandas' ArrowDtype): an integer column with gaps stays integers
 with nulls, never float NaN, and a null is a reject like a blank cell.
+
+``ecorules run --engine dask`` (:func:`scored_batches`) hands the workers the Parquet row
+groups themselves (``client.map``): each is read with its own file's headers, so that its
+rejects name them as a local run does, and its ScoredBatches come back in the registry's
+order to be written to the results store.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ._partition import (
     key_columns,
     key_digests,
     make_plan,
+    needed_columns,
     repeated_digests,
     score_partition,
     suspect_rows,
@@ -127,7 +133,9 @@ def scored_partitions(ddf: dd.DataFrame, plan: Plan) -> dd.DataFrame:
 
 def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplicates: str = "reject") -> Scored:
     """Score every row of ``ddf`` (the registry's columns, headers as a local run accepts them)."""
-    plan = census(ddf, make_plan(policies, as_of, aliases=aliases, duplicates=duplicates))
+    plan = make_plan(policies, as_of, aliases=aliases, duplicates=duplicates)
+    ddf = ddf[needed_columns(plan, list(ddf.columns))]  # no other column through Arrow to the kernel
+    plan = census(ddf, plan)
     partitions = scored_partitions(ddf, plan).persist()
     scoring = _frames.names(plan)
     findings = partitions.map_partitions(_frames.findings_frame, scoring, meta=_frames.FINDINGS_META)

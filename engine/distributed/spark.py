@@ -46,6 +46,7 @@ from ._partition import (
     key_columns,
     key_digests,
     make_plan,
+    needed_columns,
     score_partition,
     suspect_rows,
 )
@@ -207,7 +208,10 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
     """Score every row of ``df`` (the registry's columns, headers as a local run accepts them;
     ``_source`` and ``_row`` name where each row came from, if the frame has them)."""
     df.sparkSession.conf.set("spark.sql.session.timeZone", time_zone)
-    plan = _census(df, make_plan(policies, as_of, aliases=aliases, duplicates=duplicates), pieces_in)
+    plan = make_plan(policies, as_of, aliases=aliases, duplicates=duplicates)
+    if not pieces_in:  # the columns scoring reads, no others through Arrow to Python
+        df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
+    plan = _census(df, plan, pieces_in)
     batches = df.mapInArrow(_scorer(plan, pieces_in), SCORED).cache()
     slot_names = _frames.names(plan)
 

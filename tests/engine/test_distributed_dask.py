@@ -134,3 +134,14 @@ def test_cli_runs_on_dask(registries, tmp_path):
     local = run_nightly(registries["examples"], tmp_path / "l.sqlite", as_of=AS_OF)
     assert store_contents(tmp_path / "r.sqlite") == store_contents(tmp_path / "l.sqlite")
     assert local.rows_in == 50
+
+
+def test_cli_refuses_a_scheduler_without_an_engine(registries, tmp_path):
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
+                                       str(tmp_path / "r.sqlite"), "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "--scheduler and --master are for --engine dask and --engine spark" in result.output
+    assert not (tmp_path / "r.sqlite").exists()
