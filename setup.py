@@ -16,6 +16,7 @@ PACKAGES = {
     "ecorules.engine.diff": "engine/diff",
     "ecorules.engine.cases": "engine/cases",
     "ecorules.engine.sources": "engine/sources",
+    "ecorules.engine.distributed": "engine/distributed",
     "ecorules.fastcalc": "fastcalc",
     "ecorules.policies": "policies",
     "ecorules.policies.zhengzhou": "policies/zhengzhou",
@@ -86,7 +87,13 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "pandas>=2", "playwright>=1.40", "tox>=4",
                  "atheris>=2.3; platform_system == 'Linux'",
                  # the tests build workbooks: .xlsx with openpyxl, the old .xls with xlwt
-                 "openpyxl>=3.1", "xlwt>=1.3"],
+                 "openpyxl>=3.1", "xlwt>=1.3",
+                 "dask[distributed,dataframe]>=2024.1"],
+        # the distributed engines (engine/distributed/): optional, since a site has one or neither.
+        # Dask is ~50 MB and in the test extra, so CI runs its tests; pyspark (849 MB with its
+        # jars, and Java 17) is not: its tests skip, saying why, where it is absent.
+        "dask": ["dask[distributed,dataframe]>=2024.1"],
+        "spark": ["pyspark>=3.5"],
         # bench/nightly.py: DuckDB is the hand-written-SQL baseline the nightly run is measured
         # against, pandas.read_csv the CSV read floor; neither is needed to run ecorules.
         # Cython: bench/score.py compiles its hand-written baseline loop with pyximport.

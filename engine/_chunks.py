@@ -105,6 +105,12 @@ def sanction_chunk(program, result, slot: int, picked: np.ndarray, subjects: pa.
     null for the default start or an open end; see _store.SANCTIONS_VIEW)."""
     dated = getattr(result, "dates", None) is not None and hasattr(program, "entry_dates")
     start, end = program.entry_dates(result, slot, picked) if dated else (None, None)
+    return entries_json(subjects, start, end, case_ids)
+
+
+def entries_json(subjects: pa.Array, start: np.ndarray | None, end: np.ndarray | None,
+                 case_ids: pa.Array | None = None) -> str:
+    """:func:`sanction_chunk` of entries whose dates (day numbers, or None) are known."""
     if start is None and end is None and case_ids is None:
         return _json_codes(subjects)
     n = len(subjects)

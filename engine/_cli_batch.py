@@ -79,10 +79,18 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
                    "read (a figure no source gives, marked UNVERIFIED, which legal staff must set; refused by "
                    "default). The rules reading it are not judged, and the summary warns of each.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr. Default: only on a terminal.")
+@click.option("--engine", type=click.Choice(["local", "dask", "spark"]), default="local", show_default=True,
+              help="Where the registry is scored: this process, a Dask cluster or Spark (a Parquet registry; "
+                   "`pip install \"ecorules[dask]\"` or `[spark]`). The results store is the same.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="--engine dask: the scheduler's address (tcp://host:8786). Default: a local cluster of "
+                   "--threads worker processes on 127.0.0.1.")
+@click.option("--master", default=None, help="--engine spark: Spark's master (yarn, spark://host:7077). "
+                                             "Default: local[--threads], on 127.0.0.1.")
 @FORMAT_OPTION
 def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_dir, as_of, threads, encoding, table,
         sheet, recurse, aliases_file, batch_rows, force, reassess, duplicates, allow_failing_tests, allow_unset_parameters, progress,
-        output_format):
+        engine, scheduler, master, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -109,6 +117,7 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
       ecorules run --registry 名录.csv --encoding gb18030 --format json
       ecorules run --registry 名录.xlsx --sheet 2024年 --out results.sqlite
       ecorules run --registry enterprises.csv --cases cases.csv --out results.sqlite
+      ecorules run --registry registry/ --engine dask --scheduler tcp://10.0.0.5:8786
       ecorules run --registry enterprises.csv --records river_section=sections.csv \\
                    --records district=districts.csv --out results.sqlite --as-of 2012-12-31
     """
@@ -143,8 +152,21 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
         pyarrow.set_cpu_count(threads)  # Parquet decoding and CSV conversion too
     try:
         aliases = read_alias_file(aliases_file) if aliases_file else None
-        summary = run_nightly(
-            registry, out, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
+        distributed = {}
+        if engine != "local":
+            import importlib.util
+
+            module = {"dask": "distributed", "spark": "pyspark"}[engine]
+            if importlib.util.find_spec(module) is None:
+                _fail(f"--engine {engine} needs {module}, which is not installed: pip install \"ecorules[{engine}]\"",
+                      output_format)
+            from .distributed._run import run_distributed
+
+            distributed = {"engine": engine, "scheduler": scheduler, "master": master}
+        elif scheduler or master:
+            _fail("--scheduler and --master are for --engine dask and --engine spark", output_format)
+        summary = (run_distributed if distributed else run_nightly)(
+            registry, out, **distributed, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
             progress=progress, compile_program=compile_program, cases=cases,
             # the case table's reader takes a workbook's sheet where an SQLite file's table goes

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import functools
 import hashlib
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import Counter
@@ -32,31 +30,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from ecorules.rules import ENTERPRISE, EcorulesError, FindingKind, Kind, PolicySet, load_policies
-from ecorules.rules._arrow import from_numbers, plain_array
+from ecorules.rules import EcorulesError, PolicySet, load_policies
 
 from . import _store as store
-from ._chunks import (
-    _JSON_UNSAFE,
-    _json_rows,
-    _needs_escaping,
-    canonical_values,
-    lift_rows,
-    sanction_chunk,
-    sanction_slot_rows,
-)
+from ._chunks import _json_rows, entries_json, sanction_slot_rows
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, take_census, unique_key
 from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
-from ._ledger_money import FEN, FEN_PER_YUAN, YUAN, in_yuan, to_fen, unit_name, yuan_json, yuan_text
+from ._ledger_money import FEN, YUAN, in_yuan, unit_name, yuan_json, yuan_text
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
-from ._rejects import count_reasons, kernel_rejects
-from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, Reject, SourceError
+from ._scored import (
+    ScoredBatch,
+    Scoring,
+    entries_escaped,
+    make_scoring,
+    reason_class,
+    score_batch,
+)
+from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 
 log = logging.getLogger("ecorules.nightly")
@@ -76,13 +70,6 @@ def ecorules_version() -> str:
         return version("ecorules")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown"
-
-
-def finding_units(program) -> tuple[int, ...]:
-    """How many of each finding slot's unit make a yuan (1 yuan, 100 fen): the kernel's
-    amounts of a slot are whole numbers of its unit (rules/_money.py)."""
-    units = getattr(getattr(program, "compiled", None), "finding_units", ())  # stand-ins in tests have none
-    return tuple(units) or (1,) * len(program.findings)
 
 
 @dataclass
@@ -224,36 +211,6 @@ class _Background:
         return self._value
 
 
-@dataclass
-class _Slot:
-    policy: str
-    rule: str
-    kind: FindingKind
-    payer: str
-    citation: str
-    fired_row: int  # the row of the result's ``fired`` that says where this finding exists
-    per_yuan: int = 1  # the unit of its amounts: 1 yuan, 100 fen
-
-
-@dataclass
-class _Scoring:
-    """What scoring one table's batches needs: the program of its kind's policies, the fact
-    naming each record (the kind's key: uscc for the registry), and where its finding and
-    list slots start among the run's (the registry's first, then the other kinds' tables,
-    then the case table's)."""
-
-    kind: str
-    policies: PolicySet
-    program: Any
-    subject: str
-    slots: list[_Slot]
-    sanction_slots: list
-    safe_facts: set[str]  # facts whose valid values need no JSON escaping (ENTERPRISE: the subject)
-    first_slot: int = 0
-    first_sanction_slot: int = 0
-    reuse: Any = None  # the previous batch's result, whose arrays the next batch overwrites
-
-
 class _Accumulator:
     """Sums over the whole run, kept in memory (a few hundred bytes per district)."""
 
@@ -373,25 +330,9 @@ class NightlyRun:
         return self.scoring.program
 
     def _scoring(self, policies: PolicySet, kind: str, subject: str, first_slot: int = 0,
-                 first_sanction_slot: int = 0) -> _Scoring:
-        program = self.compile_program(policies, domain=kind)
-        rules = {(p.key, r.id): r for p in policies for r in p.rules}
-        fired_row = {(policy, rule): r for r, (policy, rule) in enumerate(program.rules)}
-        slots = [
-            _Slot(policy, rule, finding_kind, payer, str(rules[(policy, rule)].citation), fired_row[(policy, rule)], unit)
-            for (policy, rule, _index, finding_kind, payer), unit in zip(program.findings, finding_units(program),
-                                                                         strict=True)
-        ]
-        # facts whose valid values need no JSON escaping: USCCs, and enums without " \
-        safe = {
-            name for name, fact in policies.facts.items()
-            if fact.format == "uscc"
-            or (fact.type.choices and not any(re.search(_JSON_UNSAFE, c) for c in fact.type.choices))
-        }
-        if subject in safe or kind == DOMAIN:
-            safe.add(ENTERPRISE)  # a finding paid by the record itself names it by its key
-        return _Scoring(kind, policies, program, subject, slots, list(program.sanctions), safe,
-                        first_slot, first_sanction_slot)
+                 first_sanction_slot: int = 0) -> Scoring:
+        return make_scoring(policies, kind, subject, self.compile_program, domain=DOMAIN,
+                            first_slot=first_slot, first_sanction_slot=first_sanction_slot)
 
     def _registry(self, program) -> Registry:
         needed_by = self.policies.required_facts()
@@ -405,7 +346,7 @@ class NightlyRun:
         return Registry(self.registry_path, resolver, encoding=self.encoding, table=self.table,
                         batch_rows=self.batch_rows, sheet=self.sheet, recurse=self.recurse)
 
-    def _kind_reader(self, table, scoring: _Scoring) -> Registry:
+    def _kind_reader(self, table, scoring: Scoring) -> Registry:
         """A table of another kind, read as the registry is (same formats, headers by label),
         with the columns of its key, which its rows are unique by, whether read by a policy or not."""
         needed_by = scoring.policies.required_facts()
@@ -508,7 +449,7 @@ class NightlyRun:
         for warning in [*registry.warnings, *(w for source in others for w in source.warnings)]:
             log.warning("%s", warning)
             acc.warnings.setdefault(warning)
-        writer = batches = None
+        writer = None
         progress = Progress(registry.estimated_rows, enabled=self.progress_enabled)
         try:
             writer = store.RunWriter(self.out, run_id)
@@ -517,22 +458,7 @@ class NightlyRun:
                 self._kind_table(scoring, reader, writer, run_id, acc)
             if self.cases is not None:
                 self._case_stage(program, writer, run_id, acc)
-            keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
-                                    registry.estimated_rows, acc, self.duplicates, self.table)
-            batches = prefetch(registry.batches(), depth=2)
-            while True:
-                began = time.perf_counter()
-                batch = next(batches, None)
-                acc.seconds["read (waiting)"] += time.perf_counter() - began
-                if batch is None:
-                    break
-                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
-                progress.update(batch.rows_in)
-            merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
-            if merged is not None:
-                self._batch(self.scoring, merged, writer, run_id, acc)
-                acc.rows_in += merged_away  # the rows merged into another were scored with it
-                acc.rows_scored += merged_away
+            self._score_registry(registry, writer, run_id, acc, progress)
             progress.close()
             if acc.rows_in != acc.rows_scored + acc.rows_rejected:
                 raise NightlyError(
@@ -573,8 +499,6 @@ class NightlyRun:
             log.info("run %s: %s; writer busy %s", run_id, _seconds(acc.seconds), _seconds(writer.busy))
         except BaseException as error:
             progress.close()
-            if batches is not None:
-                batches.close()  # stops the reading thread now, not when the traceback goes
             if writer is not None:
                 writer.rollback()
             message = f"{type(error).__name__}: {error}" if not isinstance(error, EcorulesError) else str(error)
@@ -592,17 +516,32 @@ class NightlyRun:
         log.info("run %s done: %s rows in %.2f s", run_id, f"{acc.rows_in:,}", summary.seconds)
         return summary
 
-    def _batch(self, scoring: _Scoring, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
-        program = scoring.program
+    def _score_registry(self, registry: Registry, writer: store.RunWriter, run_id: int, acc: _Accumulator,
+                        progress: Progress) -> None:
+        """The registry's rows, batch by batch, into the writer and the sums (a distributed
+        run scores them elsewhere: engine/distributed/_run.py)."""
+        keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
+                                registry.estimated_rows, acc, self.duplicates, self.table)
+        batches = prefetch(registry.batches(), depth=2)
+        try:
+            while True:
+                began = time.perf_counter()
+                batch = next(batches, None)
+                acc.seconds["read (waiting)"] += time.perf_counter() - began
+                if batch is None:
+                    break
+                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
+                progress.update(batch.rows_in)
+        finally:
+            batches.close()  # stops the reading thread now, not when a traceback goes
+        merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
+        if merged is not None:
+            self._batch(self.scoring, merged, writer, run_id, acc)
+            acc.rows_in += merged_away  # the rows merged into another were scored with it
+            acc.rows_scored += merged_away
+
+    def _batch(self, scoring: Scoring, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         n = batch.table.num_rows
-        acc.rows_in += batch.rows_in
-        acc.rows_rejected += batch.rows_in - n
-        per_file = acc.files.setdefault(batch.source, [0, 0])
-        per_file[0] += batch.rows_in
-        per_file[1] += batch.rows_in - n
-        rejects: list[Reject] = list(batch.rejects)
-        count_reasons(acc.reasons, [r.row for r in rejects], [(r.column, _reason_class(r.reason)) for r in rejects],
-                      [r.reason for r in rejects], acc.examples)
         if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
         if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:
@@ -611,47 +550,64 @@ class NightlyRun:
             added = rollup_columns(self._case_results.side, batch.table[self.subject], self.cases.plan.onto_parent)
             for name, column in added.items():
                 batch.table = batch.table.append_column(name, column)
-        if n:
-            began = time.perf_counter()
-            # the previous batch's outputs are done with (the writer got copies): reused, they
-            # save the page faults of ~8 MB of fresh arrays per batch
-            result = program.score(batch.table, as_of=self.as_of, threads=self.kernel_threads, out=scoring.reuse)
-            scoring.reuse = result
-            acc.seconds["score"] += time.perf_counter() - began
-            began = time.perf_counter()
-            valid = np.asarray(result.valid, dtype=bool)
-            scored = int(np.count_nonzero(valid))
-            acc.rows_scored += scored
-            acc.rows_rejected += n - scored
-            per_file[1] += n - scored
-            # the kernel's row totals are in its total_unit (fen if any slot is): fen here
-            total_unit = getattr(result, "total_unit", 1)
-            total = to_fen(np.asarray(result.total_yuan, dtype=np.int64)[valid].sum(dtype=np.int64), total_unit)
-            acc.total_fen += total
+        began = time.perf_counter()
+        # the previous batch's outputs are done with (the writer got copies): reused, they
+        # save the page faults of ~8 MB of fresh arrays per batch
+        scored = score_batch(scoring, batch, as_of=self.as_of, threads=self.kernel_threads, reuse=True)
+        acc.seconds["score"] += time.perf_counter() - began
+        began = time.perf_counter()
+        self._record(scoring, scored, writer, run_id, acc)
+        acc.seconds["results"] += time.perf_counter() - began
+
+    def _record(self, scoring: Scoring, scored: ScoredBatch, writer: store.RunWriter, run_id: int,
+                acc: _Accumulator) -> None:
+        """Add a scored batch to the run: its counts and partial totals to the sums, its
+        findings, list entries, lifts and rejects to the writer's queue."""
+        acc.rows_in += scored.rows_in
+        acc.rows_scored += scored.rows_scored
+        acc.rows_rejected += scored.rows_rejected
+        per_file = acc.files.setdefault(scored.source, [0, 0])
+        per_file[0] += scored.rows_in
+        per_file[1] += scored.rows_rejected
+        acc.reasons.update(scored.reasons)
+        for key, reason in scored.examples.items():
+            acc.examples.setdefault(key, reason)
+        acc.total_fen += scored.total_fen
+        if scoring is not self.scoring:
+            money = acc.money.setdefault(scoring.kind, [0, 0])
+            money[0] += scored.total_fen
+            money[1] += scored.rewards_fen
+        if scored.has_fen:  # a finding in fen: the totals it adds to are shown in fen
+            acc.in_fen = True
             if scoring is not self.scoring:
-                money = acc.money.setdefault(scoring.kind, [0, 0])
-                money[0] += total
-                money[1] += to_fen(np.asarray(result.rewards_yuan, dtype=np.int64)[valid].sum(dtype=np.int64), total_unit)
-            for warning in getattr(result, "warnings", ()) or ():
-                acc.warnings.setdefault(str(warning))
-            # A district with only 0-yuan findings has cases and no yuan: it is listed too.
-            cases, yuan = result.case_counts_by_payer(), result.totals_by_payer()
-            for district in dict.fromkeys([*yuan, *cases]):
-                if district == ENTERPRISE or not (yuan.get(district) or cases.get(district)):
-                    continue  # fines owed by enterprises are in findings, not district totals
-                total = acc.districts.setdefault(district, [0, 0])
-                total[0] += int(yuan.get(district, 0) * FEN_PER_YUAN)  # exact: int, or Decimal with the fen
-                total[1] += int(cases.get(district, 0))
-            scored_rejects = kernel_rejects(result, batch.source, batch.rows, batch.headers, acc.reasons, _reason_class,
-                                            acc.examples)
-            if scored_rejects is not None:
-                writer.executemany(store.INSERT_REJECTS, scored_rejects.sql_rows(run_id))
-            self._findings(scoring, result, batch, valid, writer, run_id, acc)
-            self._sanctions(scoring, result, batch, valid, writer, run_id, acc)
-            acc.seconds["results"] += time.perf_counter() - began
-        if rejects:
+                acc.fen_tables.add(scoring.kind)
+            acc.fen_districts.update(scored.fen_payers)
+        for warning in scored.warnings:
+            acc.warnings.setdefault(warning)
+        for district, (fen, cases) in scored.districts.items():
+            total = acc.districts.setdefault(district, [0, 0])
+            total[0] += fen
+            total[1] += cases
+        if scored.kernel_rejects is not None:
+            writer.executemany(store.INSERT_REJECTS, scored.kernel_rejects.sql_rows(run_id))
+        for part in scored.findings:
+            slot = scoring.slots[part.slot]
+            safe = (scoring.subject in scoring.safe_facts, True, slot.payer in scoring.safe_facts)
+            writer.execute(store.INSERT_FINDINGS, (run_id, scoring.first_slot + part.slot,
+                                                   _json_rows([part.subjects, part.amounts, part.payers], safe)))
+            acc.findings += len(part.subjects)
+        for part in scored.entries:
+            # valid USCCs: [0-9A-Y]{18}; a kind's key as its table writes it: the JSON form that escapes it
+            case_ids = pa.array([""] * len(part.keys)) if entries_escaped(scoring, part) else None
+            writer.execute(store.INSERT_SANCTIONS, (run_id, scoring.first_sanction_slot + part.slot,
+                                                    entries_json(part.keys, part.start, part.end, case_ids)))
+            acc.lists[part.list_id] += len(part.keys)
+        if scored.lifts:
+            writer.executemany(store.INSERT_LIFTS, [(run_id, *row) for row in scored.lifts])
+            acc.lifts += len(scored.lifts)
+        if scored.read_rejects:
             writer.executemany(store.INSERT_REJECTS, [
-                (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
+                (run_id, r.source, r.row, r.column, r.value, r.reason) for r in scored.read_rejects
             ])
 
     def _write_slots(self, writer: store.RunWriter, run_id: int) -> None:
@@ -668,7 +624,7 @@ class NightlyRun:
             rows = sanction_slot_rows(scoring.policies, scoring.sanction_slots, run_id, scoring.first_sanction_slot)
             writer.executemany(store.INSERT_KIND_SANCTION_SLOT, [(*row, kind) for row in rows])
 
-    def _kind_table(self, scoring: _Scoring, reader: Registry, writer: store.RunWriter, run_id: int,
+    def _kind_table(self, scoring: Scoring, reader: Registry, writer: store.RunWriter, run_id: int,
                     acc: _Accumulator) -> None:
         """A table of another kind, batch by batch through the registry's path (:meth:`_batch`):
         its rows, findings, list entries, rejects and district totals join the run's."""
@@ -726,76 +682,6 @@ class NightlyRun:
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
             acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
 
-    def _findings(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
-                  acc: _Accumulator) -> None:
-        # A finding is written where its rule fired, not where its amount is non-zero: a rule
-        # that fires for 0 yuan (an enclosed silo's dust fee) is a result the Evaluator shows.
-        amounts, fired = result.amounts, result.fired
-        uscc = None
-        for k, slot in enumerate(scoring.slots):
-            row_amounts = np.asarray(amounts[k])
-            picked = np.flatnonzero(np.asarray(fired[slot.fired_row]))
-            picked = picked[valid[picked]]
-            if not picked.size:
-                continue
-            uscc = self._keys(scoring, batch, valid) if uscc is None else uscc
-            index = from_numbers(picked)
-            subjects = uscc.take(index)
-            money = from_numbers(row_amounts[picked].astype(np.int64, copy=False))
-            payers = (subjects if slot.payer == ENTERPRISE
-                      else self._payers(scoring, batch.table[slot.payer].take(index), slot.payer))
-            if slot.per_yuan != 1:  # a finding in fen: the totals it adds to are shown in fen
-                acc.in_fen = True
-                if scoring is not self.scoring:
-                    acc.fen_tables.add(scoring.kind)
-                if slot.payer != ENTERPRISE and slot.kind.payable:
-                    acc.fen_districts.update(pc.unique(payers).to_pylist())
-            safe = (scoring.subject in scoring.safe_facts, True, slot.payer in scoring.safe_facts)
-            writer.execute(store.INSERT_FINDINGS, (run_id, scoring.first_slot + k, _json_rows([subjects, money, payers], safe)))
-            acc.findings += picked.size
-
-    def _keys(self, scoring: _Scoring, batch: Batch, valid: np.ndarray) -> pa.Array:
-        """The batch's records as the ledger names them: their key (a district's as the value,
-        not the alias its table wrote; rejected rows, whose key may not resolve, as null)."""
-        column = plain_array(batch.table[scoring.subject])
-        fact = scoring.policies.facts[scoring.subject]
-        if fact.type.kind is not Kind.ENUM:
-            return column
-        return canonical_values(fact, pc.if_else(pa.array(valid), column, pa.scalar(None, column.type)))
-
-    def _payers(self, scoring: _Scoring, column: pa.ChunkedArray, name: str) -> pa.Array:
-        """The payers of findings as the ledger names them: an enum cell may say an alias
-        (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
-        code, say the canonical value. The rows were accepted, so every distinct text resolves."""
-        column = plain_array(column)
-        fact = scoring.policies.facts[name]
-        return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
-
-    def _sanctions(self, scoring: _Scoring, result, batch: Batch, valid: np.ndarray, writer, run_id: int,
-                   acc: _Accumulator) -> None:
-        program = scoring.program
-        flags = result.sanctions
-        uscc = None
-        for s, (_policy, _rule, list_id) in enumerate(scoring.sanction_slots):
-            picked = np.flatnonzero(np.asarray(flags[s]))
-            picked = picked[valid[picked]]
-            if not picked.size:
-                continue
-            uscc = self._keys(scoring, batch, valid) if uscc is None else uscc
-            keys = uscc.take(from_numbers(picked))
-            if scoring.subject in scoring.safe_facts or not _needs_escaping(keys):
-                # valid USCCs: [0-9A-Y]{18}; with the entry's dates when the sanction gives any
-                subjects = sanction_chunk(program, result, s, picked, keys)
-            else:  # a kind's key as its table writes it: the JSON form that escapes it
-                subjects = sanction_chunk(program, result, s, picked, keys, case_ids=pa.array([""] * picked.size))
-            writer.execute(store.INSERT_SANCTIONS, (run_id, scoring.first_sanction_slot + s, subjects))
-            acc.lists[list_id] += picked.size
-        if getattr(program, "lifts", ()):
-            rows = lift_rows(scoring.policies, program, result, run_id, self.as_of, np.flatnonzero(valid),
-                             self._keys(scoring, batch, valid))
-            writer.executemany(store.INSERT_LIFTS, rows)
-            acc.lifts += len(rows)
-
     def _summary_extra(self, acc: _Accumulator) -> dict[str, Any]:
         """The run's ``summary`` column, but the list entries (known only in the commit)."""
         reasons = [
@@ -827,11 +713,7 @@ class NightlyRun:
         return summary
 
 
-@functools.lru_cache(maxsize=65536)  # called per rejected row: a bad registry repeats its reasons
-def _reason_class(reason: str) -> str:
-    """A reason without the values it quotes, so that like reasons count together:
-    "check character is '2', expected 'T'" -> "check character is '…', expected '…'"."""
-    return re.sub(r"(?<!GB )(?<![A-Za-z0-9_.-])-?\d+", "N", re.sub(r"'[^']*'", "'…'", reason))
+_reason_class = reason_class  # its older name (engine/cases, tests)
 
 
 def load_summary(connection, run_id: int, db: str) -> Summary:

@@ -34,8 +34,9 @@ from .._chunks import (
     sanction_slot_rows,
 )
 from .._ledger_money import to_fen, unit_name
-from .._nightly import _reason_class, finding_units
+from .._nightly import _reason_class
 from .._rejects import count_reasons
+from .._scored import finding_units
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from ecorules.rules import Policy, PolicySet
 
 from .._ledger_money import FEN, FEN_PER_YUAN, YUAN, in_yuan
-from .._nightly import finding_units
+from .._scored import finding_units
 from ._changed_rows import MostChanged, materialize
 from ._impact_types import (
     DISTRICT,

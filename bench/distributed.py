@@ -1,0 +1,230 @@
+"""The nightly scoring on one process, on Dask and on Spark, in one run (issue 13).
+
+    python bench/distributed.py                           # 5 M rows in 5 Parquet files, 2 rounds
+    python bench/distributed.py --rows 30000000 --files 15
+
+Writes the registry once (engine/_generate.py, seed 1, split into --files Parquet files of
+--row-group rows per row group: a row group is a partition), then, round after round so
+that the machine's noise hits every variant alike:
+
+- one process: ``ecorules run --registry DIR --threads 2`` (a fresh process and database);
+- dask, run: ``ecorules run --engine dask --threads 2`` (a LocalCluster of 2 worker processes
+  of one thread each, started by the command: start-up included), the same store written;
+- dask, score: ``score(read_registry(DIR))`` on a cluster already up: the district totals
+  and counts, frames left unread (what a site's own pipeline would call);
+- spark, run: ``ecorules run --engine spark --master local[2]`` (session start-up included);
+- spark, score: ``score(spark.read.parquet(DIR))`` in a session already up, totals collected;
+- spark, SQL: Spark's own SQL computing the same district totals from the same files, no
+  Python (the floor of any Python on Spark).
+
+Each variant's records/s is the registry's rows over its wall time. Prints medians and the
+ratios the targets are stated in (Dask >= 1.6x one process's records/s on 2 cores; Spark's
+score within 3x of its native SQL), checks that every variant gives the same district
+totals, and saves everything as JSON. Spark variants run where pyspark is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# This file's name is the package Dask's scheduler lives in (distributed): its folder, which
+# Python puts first on the path, would shadow it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+AS_OF = "2012-04-14"
+SPARK_SQL = """
+SELECT district,
+       CAST(sum(CASE WHEN untreated_outfalls > 0 THEN untreated_outfalls * 1000000 ELSE 0 END
+              + CASE WHEN industrial AND direct_discharge_cases > 0 THEN direct_discharge_cases * 10000000 ELSE 0 END)
+            AS BIGINT) AS deduction_yuan,
+       count(*) FILTER (WHERE untreated_outfalls > 0 OR (industrial AND direct_discharge_cases > 0)) AS cases
+FROM registry
+GROUP BY district
+"""
+
+
+def ecorules_command() -> list[str]:
+    found = shutil.which("ecorules", path=str(Path(sys.executable).parent)) or shutil.which("ecorules")
+    return [found] if found else [sys.executable, "-m", "ecorules.engine"]
+
+
+def generate(rows: int, files: int, row_group: int, folder: Path) -> None:
+    if folder.exists() and len(list(folder.glob("*.parquet"))) == files:
+        return
+    import pyarrow.parquet as pq
+    from ecorules.engine._generate import generate_registry
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = -(-rows // files)
+    table = generate_registry(rows, 1)
+    for k in range(files):
+        pq.write_table(table.slice(k * per_file, per_file), folder / f"part-{k:03d}.parquet", row_group_size=row_group)
+    print(f"  generated {rows:,} rows in {files} files under {folder}", flush=True)
+
+
+def run_command(folder: Path, out: Path, extra: list[str]) -> dict:
+    for suffix in ("", "-wal", "-shm", "-run.lock"):
+        Path(str(out) + suffix).unlink(missing_ok=True)
+    command = [*ecorules_command(), "run", "--registry", str(folder), "--out", str(out), "--as-of", AS_OF,
+               "--threads", "2", "--format", "json", "--no-progress", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True)
+    wall = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.decode()[-3000:]}")
+    summary = json.loads(done.stdout)
+    return {"wall": wall, "rows": summary["rows_in"],
+            "districts": {d["district"]: [d["deduction_yuan"], d["cases"]] for d in summary["district_totals"]}}
+
+
+def dask_score(folder: Path, client) -> dict:
+    from ecorules.engine.distributed.dask import read_registry, score
+
+    started = time.perf_counter()
+    out = score(read_registry(folder), as_of=dt.date.fromisoformat(AS_OF))
+    wall = time.perf_counter() - started
+    client.cancel(out.partitions)  # the persisted batches: freed before the next variant
+    return {"wall": wall, "rows": out.counts["rows_in"], "districts": out.totals}
+
+
+def spark_score(folder: Path, spark) -> dict:
+    from ecorules.engine.distributed.spark import score
+
+    started = time.perf_counter()
+    out = score(spark.read.parquet(str(folder)), as_of=dt.date.fromisoformat(AS_OF))
+    districts = {r["district"]: [r["deduction_yuan"], r["cases"]] for r in out.totals.collect()}
+    wall = time.perf_counter() - started
+    out.batches.unpersist()
+    return {"wall": wall, "rows": out.counts["rows_in"], "districts": districts}
+
+
+def spark_python_floor(folder: Path, spark) -> dict:
+    """The registry's needed columns handed to Python through mapInArrow and only counted:
+    what any Python on Spark pays before it does anything."""
+    from ecorules.engine.distributed._partition import make_plan
+
+    plan = make_plan(None, dt.date.fromisoformat(AS_OF))
+    df = spark.read.parquet(str(folder)).select(*[f"`{c}`" for c in plan.needed if c in plan.columns])
+
+    def count(batches):
+        import pyarrow as pa
+
+        rows = 0
+        for batch in batches:
+            rows += batch.num_rows
+        yield pa.record_batch([pa.array([rows], pa.int64())], names=["rows"])
+
+    started = time.perf_counter()
+    rows = sum(r["rows"] for r in df.mapInArrow(count, "rows long").collect())
+    return {"wall": time.perf_counter() - started, "rows": rows, "districts": None}
+
+
+def spark_sql(folder: Path, spark) -> dict:
+    started = time.perf_counter()
+    spark.read.parquet(str(folder)).createOrReplaceTempView("registry")
+    rows = spark.sql(SPARK_SQL).collect()
+    wall = time.perf_counter() - started
+    districts = {r["district"]: [r["deduction_yuan"], r["cases"]] for r in rows if r["deduction_yuan"] or r["cases"]}
+    return {"wall": wall, "rows": None, "districts": districts}
+
+
+def median(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--files", type=int, default=5)
+    parser.add_argument("--row-group", type=int, default=500_000, help="Rows per row group (a partition).")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ecorules-bench-dist")
+    parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--spark-only", action="store_true", help="Only Spark's score, its SQL and its Python floor.")
+    args = parser.parse_args()
+    folder = args.dir / f"registry-{args.rows}-{args.files}"
+    generate(args.rows, args.files, args.row_group, folder)
+
+    from dask.distributed import Client, LocalCluster
+
+    spark = None
+    if not args.no_spark:
+        try:
+            from ecorules.engine.distributed.spark import local_session
+
+            spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"))
+            spark.sparkContext.setLogLevel("ERROR")
+        except ImportError:
+            print("  pyspark not installed: Spark variants skipped", flush=True)
+    results: dict[str, list[dict]] = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        for round_ in range(args.rounds):
+            variants = {
+                "one process (ecorules run)": lambda: run_command(folder, args.dir / "local.sqlite", []),
+                "dask, run (2 workers, start-up included)":
+                    lambda: run_command(folder, args.dir / "dask.sqlite", ["--engine", "dask"]),
+                "dask, score (2 workers up)": lambda: dask_score(folder, client),
+            }
+            if spark is not None:
+                variants |= {
+                    "spark, run (local[2], start-up included)":
+                        lambda: run_command(folder, args.dir / "spark.sqlite", ["--engine", "spark", "--master", "local[2]"]),
+                    "spark, score (local[2] up)": lambda: spark_score(folder, spark),
+                    "spark, native SQL (local[2] up)": lambda: spark_sql(folder, spark),
+                    "spark, mapInArrow only counting (local[2] up)": lambda: spark_python_floor(folder, spark),
+                }
+            if args.spark_only:
+                variants = {name: v for name, v in variants.items() if name.startswith("spark") and "run" not in name}
+            for name, variant in variants.items():
+                result = variant()
+                results.setdefault(name, []).append(result)
+                print(f"  round {round_ + 1}: {name}: {result['wall']:.2f} s", flush=True)
+    first = next(iter(results.values()))[0]["districts"]
+    agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
+    walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
+    best = {name: statistics.median(values) for name, values in walls.items()}
+    base = best.get("one process (ecorules run)")
+    print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
+          f"Python {platform.python_version()}, {dt.date.today()}")
+    for name, values in walls.items():
+        print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
+              f"totals {'agree' if agree[name] else 'DIFFER'}")
+    ratios = {}
+    if base is not None:
+        ratios["dask run / one process (records/s)"] = base / best["dask, run (2 workers, start-up included)"]
+        ratios["dask score / one process (records/s)"] = base / best["dask, score (2 workers up)"]
+    if spark is not None:
+        floor = best["spark, native SQL (local[2] up)"]
+        ratios["spark score / spark native SQL (time)"] = best["spark, score (local[2] up)"] / floor
+        ratios["spark mapInArrow counting / spark native SQL (time)"] = \
+            best["spark, mapInArrow only counting (local[2] up)"] / floor
+        ratios["spark score / spark mapInArrow counting (time)"] = \
+            best["spark, score (local[2] up)"] / best["spark, mapInArrow only counting (local[2] up)"]
+        if base is not None:
+            ratios["spark run / spark native SQL (time)"] = best["spark, run (local[2], start-up included)"] / floor
+            ratios["spark score / one process (records/s)"] = base / best["spark, score (local[2] up)"]
+    for name, value in ratios.items():
+        print(f"  {name:52s} {value:.2f}x")
+    out = args.dir / "distributed.json"
+    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "walls": walls, "ratios": ratios,
+                               "agree": agree, "date": str(dt.date.today())}, indent=2))
+    print(f"  saved {out}")
+    if not all(agree.values()):
+        raise SystemExit("district totals differ between variants")
+    if spark is not None:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

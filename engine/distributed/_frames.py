@@ -1,0 +1,131 @@
+"""ScoredBatches as tables: findings, list entries, rejects, partial totals (pandas frames
+with Arrow columns for Dask, Arrow tables for Spark). Amounts are int64 from end to end; the
+totals are added as Python ints on the driver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ._partition import Plan, _scoring
+
+FINDINGS_SCHEMA = pa.schema([("uscc", pa.string()), ("policy", pa.string()), ("rule", pa.string()),
+                             ("kind", pa.string()), ("amount_yuan", pa.int64()), ("payer", pa.string())])
+ENTRIES_SCHEMA = pa.schema([("uscc", pa.string()), ("list", pa.string()), ("policy", pa.string()),
+                            ("rule", pa.string()), ("start", pa.date32()), ("planned_end", pa.date32())])
+REJECTS_SCHEMA = pa.schema([("source", pa.string()), ("row", pa.int64()), ("column", pa.string()),
+                            ("value", pa.string()), ("reason", pa.string())])
+# one row per district of a batch, and one row (district null) with the batch's counts
+PARTIALS_SCHEMA = pa.schema([("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
+                             ("rows_in", pa.int64()), ("rows_scored", pa.int64()), ("rows_rejected", pa.int64()),
+                             ("total_yuan", pa.int64())])
+COUNTS = ("rows_in", "rows_scored", "rows_rejected", "total_yuan")
+
+
+def _meta(schema: pa.Schema) -> pd.DataFrame:
+    return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+FINDINGS_META, ENTRIES_META = _meta(FINDINGS_SCHEMA), _meta(ENTRIES_SCHEMA)
+REJECTS_META, PARTIALS_META = _meta(REJECTS_SCHEMA), _meta(PARTIALS_SCHEMA)
+
+
+def names(plan: Plan) -> tuple[list[tuple], list[tuple]]:
+    """What each finding slot and sanction slot is: (policy, rule, kind) and (list, policy, rule)."""
+    scoring = _scoring(plan.policies)
+    return ([(s.policy, s.rule, s.kind.value) for s in scoring.slots],
+            [(list_id, policy, rule) for policy, rule, list_id in scoring.sanction_slots])
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.array([value] * n, pa.string())
+
+
+def findings_table(batches: Iterable, slot_names) -> pa.Table:
+    parts = []
+    for scored in batches:
+        for part in scored.findings:
+            policy, rule, kind = slot_names[0][part.slot]
+            n = len(part.subjects)
+            parts.append(pa.table([part.subjects.cast(pa.string()), _repeat(policy, n), _repeat(rule, n),
+                                   _repeat(kind, n), part.amounts.cast(pa.int64()), part.payers.cast(pa.string())],
+                                  schema=FINDINGS_SCHEMA))
+    return pa.concat_tables(parts) if parts else FINDINGS_SCHEMA.empty_table()
+
+
+def _days(days, n: int) -> pa.Array:
+    if days is None:
+        return pa.nulls(n, pa.date32())
+    return pa.array(np.asarray(days, np.int64).astype(np.int32), pa.int32()).cast(pa.date32())
+
+
+def entries_table(batches: Iterable, slot_names) -> pa.Table:
+    parts = []
+    for scored in batches:
+        for part in scored.entries:
+            list_id, policy, rule = slot_names[1][part.slot]
+            n = len(part.keys)
+            parts.append(pa.table([part.keys.cast(pa.string()), _repeat(list_id, n), _repeat(policy, n),
+                                   _repeat(rule, n), _days(part.start, n), _days(part.end, n)], schema=ENTRIES_SCHEMA))
+    return pa.concat_tables(parts) if parts else ENTRIES_SCHEMA.empty_table()
+
+
+def rejects_table(batches: Iterable) -> pa.Table:
+    rows = [row for scored in batches for row in scored.reject_rows()]
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
+    return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, REJECTS_SCHEMA, strict=True)],
+                    schema=REJECTS_SCHEMA)
+
+
+def partials_table(batches: Iterable) -> pa.Table:
+    rows = []
+    for scored in batches:
+        rows.append((None, None, None, scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan))
+        rows += [(district, yuan, cases, None, None, None, None)
+                 for district, (yuan, cases) in scored.districts_yuan.items()]
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 7
+    return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, PARTIALS_SCHEMA, strict=True)],
+                    schema=PARTIALS_SCHEMA)
+
+
+def add_partials(partials: pd.DataFrame | pa.Table) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """The district totals and counts of a run from its partials, added as Python ints."""
+    table = partials if isinstance(partials, pa.Table) else pa.Table.from_pandas(partials, preserve_index=False)
+    totals: dict[str, list[int]] = {}
+    counts = dict.fromkeys(COUNTS, 0)
+    for row in table.to_pylist():
+        if row["district"] is None:
+            for name in COUNTS:
+                counts[name] += row[name]
+        else:
+            total = totals.setdefault(row["district"], [0, 0])
+            total[0] += row["deduction_yuan"]
+            total[1] += row["cases"]
+    return dict(sorted(totals.items())), counts
+
+
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def findings_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
+    return _pandas(findings_table(frame["scored"], slot_names))
+
+
+def entries_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
+    return _pandas(entries_table(frame["scored"], slot_names))
+
+
+def rejects_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return _pandas(rejects_table(frame["scored"]))
+
+
+def partials_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return _pandas(partials_table(frame["scored"]))
+
+
+__all__ = ["ENTRIES_SCHEMA", "FINDINGS_SCHEMA", "PARTIALS_SCHEMA", "REJECTS_SCHEMA", "add_partials", "entries_table",
+           "findings_table", "names", "partials_table", "rejects_table"]

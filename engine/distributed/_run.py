@@ -1,0 +1,90 @@
+"""``ecorules run --engine dask|spark``: the nightly run with its registry scored on a cluster.
+
+Everything but the scoring is the local run's (engine/_nightly.py): the results store, the
+fingerprints and the reuse of an identical run, the policies' checks, the list entries'
+state, ``rows_in = rows_scored + rows_rejected``. Only :meth:`_score_registry` differs: the
+registry's row groups are scored on the workers and their ScoredBatches come back in the
+registry's order, each written by the same ``_record`` as a local batch. So the store a
+distributed run writes equals a local run's on the same data (tests/engine/test_distributed_*.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from .._nightly import NightlyError, NightlyRun
+from .._sources import ParquetFile
+from ._partition import DistributedError, make_plan
+
+log = logging.getLogger("ecorules.distributed")
+
+ENGINES = ("local", "dask", "spark")
+
+
+class DistributedRun(NightlyRun):
+    def __init__(self, registry, out, *, engine: str, scheduler: str | None = None, master: str | None = None,
+                 **options):
+        if engine not in ("dask", "spark"):
+            raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        for option, what in (("cases", "--cases"), ("tables", "--records")):
+            if options.get(option):
+                raise NightlyError(f"{what} is scored on one machine only for now: run without --engine {engine}")
+        super().__init__(registry, out, **options)
+        self.engine, self.scheduler, self.master = engine, scheduler, master
+        if scheduler is not None and engine != "dask":
+            raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
+
+    def _registry(self, program):
+        registry = super()._registry(program)
+        for reader in registry.readers:  # said before a run is started, not by a worker
+            if not isinstance(reader, ParquetFile):
+                raise DistributedError(f"{reader.label}: a distributed run reads Parquet (write the registry as "
+                                       "Parquet, or run it on one machine)")
+        return registry
+
+    def _score_registry(self, registry, writer, run_id, acc, progress) -> None:
+        try:
+            plan = make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
+        except DistributedError as error:
+            raise NightlyError(str(error)) from error
+        with self._batches(plan) as batches:
+            for scored in batches:
+                self._record(self.scoring, scored, writer, run_id, acc)
+                progress.update(scored.rows_in)
+
+    @contextlib.contextmanager
+    def _batches(self, plan):
+        if self.engine == "dask":
+            from dask.distributed import Client, LocalCluster
+
+            # the cluster's own INFO lines (workers up and down) drown the run's
+            logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
+
+            from .dask import scored_batches
+
+            with contextlib.ExitStack() as stack:
+                if self.scheduler is not None:
+                    client = stack.enter_context(Client(self.scheduler))
+                else:  # a cluster of this machine's cores, on loopback only (dashboard too)
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=self.threads, threads_per_worker=1, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0"))
+                    client = stack.enter_context(Client(cluster))
+                log.info("dask: %s", client)
+                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse)
+        else:
+            from .spark import local_session, scored_batches
+
+            master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
+            spark = local_session(master)
+            log.info("spark %s: %s", spark.version, master)
+            yield scored_batches(spark, self.registry_path, plan, recurse=self.recurse)
+
+
+def run_distributed(registry, out, **options):
+    return DistributedRun(registry, out, **options).execute()
+
+
+__all__ = ["ENGINES", "DistributedRun", "run_distributed"]

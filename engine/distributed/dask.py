@@ -1,0 +1,181 @@
+"""The nightly scoring over a Dask cluster: ``score(ddf, policies, as_of=...)``.
+
+    from dask.distributed import Client, LocalCluster
+    from ecorules.engine.distributed.dask import read_registry, score
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster):
+        ddf = read_registry("registry/", policies)    # or any dask.dataframe of the registry
+        out = score(ddf, policies, as_of=date(2012, 4, 14))
+        out.totals                                    # {district: [deduction_yuan, cases]}: ints
+        out.findings.compute()                        # uscc, policy, rule, kind, amount_yuan, payer
+
+Each partition is scored by ``map_partitions`` on its worker, as ``ecorules run`` scores a
+batch (engine/distributed/_partition.py); the frames of findings, list entries and rejects
+are made from the scored partitions, which are persisted, so nothing is scored twice. The
+district totals are the partitions' partial totals added on the driver: a few integers per
+district and partition, no shuffle. A key written on several rows is decided first, over
+the whole frame (two passes over the key column), as a local run decides it.
+
+Columns travel as Arrow (pandas' ArrowDtype): an integer column with gaps stays integers
+with nulls, never float NaN, and a null is a reject like a blank cell.
+
+``ecorules run --engine dask`` (:func:`scored_batches`) hands the workers the Parquet row
+groups themselves (``client.map``): each is read with its own file's headers, so that its
+rejects name them as a local run does, and its ScoredBatches come back in the registry's
+order to be written to the results store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+import pyarrow as pa
+
+from .._duplicates import unique_key
+from . import _frames
+from ._partition import (
+    DOMAIN,
+    ROW,
+    SOURCE,
+    Plan,
+    census_of,
+    key_columns,
+    key_digests,
+    make_plan,
+    needed_columns,
+    repeated_digests,
+    score_partition,
+    suspect_rows,
+)
+from ._pieces import pieces, read_piece
+
+
+@dataclass
+class Scored:
+    """What ``score`` gives: Dask frames, and the totals already added up."""
+
+    findings: dd.DataFrame
+    entries: dd.DataFrame
+    rejects: dd.DataFrame
+    totals: dict[str, list[int]]  # district -> [deduction_yuan, cases], exact
+    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    partitions: dd.DataFrame  # one row per scored batch (column ``scored``), persisted
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _arrow_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) -> dd.DataFrame:
+    """A Parquet registry (file or folder) as a Dask frame of its needed columns, one
+    partition per row group, with each row's file and row number (``_source``, ``_row``).
+    Columns are named by their facts (uscc, district, ...), whatever each file heads them:
+    a Dask frame has one set of columns. (``ecorules run --engine dask`` reads each file's
+    own headers, so that its rejects name them as a local run does.)"""
+    plan = make_plan(policies, dt.date.today(), aliases=aliases)
+    found, _registry = pieces(plan, path, recurse=recurse)
+    meta = _arrow_frame(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
+    return dd.from_map(_read, found, meta=meta)
+
+
+def _read(piece, columns: list[str] | None = None) -> pd.DataFrame:
+    """A piece's rows, only the ``columns`` asked for (Dask passes them: the census asks for
+    the key and where each row came from)."""
+    if columns is None:
+        return _arrow_frame(read_piece(piece, as_facts=True))
+    table = read_piece(piece, [c for c in columns if c not in (SOURCE, ROW)], as_facts=True)
+    return _arrow_frame(table.select(list(columns)))
+
+
+def _digests(frame: pd.DataFrame, plan: Plan, number: int):
+    return key_digests(plan, _table(frame), number)
+
+
+def _suspects(frame: pd.DataFrame, plan: Plan, repeated, number: int):
+    return suspect_rows(plan, repeated, _table(frame), number)
+
+
+def census(ddf: dd.DataFrame, plan: Plan) -> Plan:
+    """``plan`` with the keys written on several rows of ``ddf`` (engine/_duplicates.py's
+    first pass, partition by partition: 8 bytes per row come back to the driver)."""
+    columns = key_columns(plan, list(ddf.columns))
+    if columns is None:
+        return plan
+    parts = ddf[columns].to_delayed()  # a Parquet reader reads the key column alone
+    found = dask.compute(*[dask.delayed(_digests)(part, plan, k) for k, part in enumerate(parts)])
+    repeated = repeated_digests(found)
+    if repeated.size:
+        suspects = dask.compute(*[dask.delayed(_suspects)(part, plan, repeated, k) for k, part in enumerate(parts)])
+        plan.census = census_of(repeated, suspects, sum(len(f) for f in found))
+    return plan
+
+
+def _score(frame: pd.DataFrame, plan: Plan, partition_info: dict | None = None) -> pd.DataFrame:
+    number = partition_info["number"] if partition_info else 0
+    return pd.DataFrame({"scored": pd.Series(score_partition(plan, _table(frame), number), dtype=object)})
+
+
+def scored_partitions(ddf: dd.DataFrame, plan: Plan) -> dd.DataFrame:
+    """One row per scored batch (a ScoredBatch in column ``scored``), partition by partition."""
+    meta = pd.DataFrame({"scored": pd.Series([], dtype=object)})
+    return ddf.map_partitions(_score, plan, meta=meta, enforce_metadata=False)
+
+
+def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplicates: str = "reject") -> Scored:
+    """Score every row of ``ddf`` (the registry's columns, headers as a local run accepts them)."""
+    plan = make_plan(policies, as_of, aliases=aliases, duplicates=duplicates)
+    ddf = ddf[needed_columns(plan, list(ddf.columns))]  # no other column through Arrow to the kernel
+    plan = census(ddf, plan)
+    partitions = scored_partitions(ddf, plan).persist()
+    scoring = _frames.names(plan)
+    findings = partitions.map_partitions(_frames.findings_frame, scoring, meta=_frames.FINDINGS_META)
+    entries = partitions.map_partitions(_frames.entries_frame, scoring, meta=_frames.ENTRIES_META)
+    rejects = partitions.map_partitions(_frames.rejects_frame, meta=_frames.REJECTS_META)
+    partials = partitions.map_partitions(_frames.partials_frame, meta=_frames.PARTIALS_META).compute()
+    totals, counts = _frames.add_partials(partials)
+    return Scored(findings, entries, rejects, totals, counts, partitions)
+
+
+def _piece_digests(piece, number: int, *, plan: Plan, fact: str):
+    return key_digests(plan, read_piece(piece, [fact]), number)
+
+
+def _piece_suspects(piece, number: int, *, plan: Plan, fact: str, repeated):
+    return suspect_rows(plan, repeated, read_piece(piece, [fact]), number)
+
+
+def _piece_scored(piece, number: int, *, plan: Plan):
+    return score_partition(plan, read_piece(piece), number)
+
+
+def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True):
+    """The ScoredBatches of a Parquet registry in its order, each row group read and scored
+    on a worker with its file's own headers (for writing a results store as a local run
+    does); the driver holds one row group's results at a time beyond what the cluster holds."""
+    found, _registry = pieces(plan, path, recurse=recurse)
+    key = unique_key(plan.policies, DOMAIN)
+    if key is not None and key.name in plan.columns:  # one enterprise, one row: the key column first
+        numbers = list(range(len(found)))
+        digests = client.gather(client.map(_piece_digests, found, numbers, plan=plan, fact=key.name, pure=False))
+        repeated = repeated_digests(digests)
+        if repeated.size:
+            suspects = client.gather(client.map(_piece_suspects, found, numbers, plan=plan, fact=key.name,
+                                                repeated=repeated, pure=False))
+            plan.census = census_of(repeated, suspects, sum(len(d) for d in digests))
+    futures = client.map(_piece_scored, found, list(range(len(found))), plan=plan, pure=False)
+    for future in futures:
+        yield from future.result()
+        future.release()
+
+
+__all__ = ["Scored", "census", "read_registry", "score", "scored_batches", "scored_partitions"]

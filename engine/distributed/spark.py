@@ -1,0 +1,275 @@
+"""The nightly scoring on Spark (pyspark >= 3.5): ``score(df, policies, as_of=...)``.
+
+    from ecorules.engine.distributed.spark import local_session, score
+
+    spark = local_session("local[2]")                 # or the site's own session
+    out = score(spark.read.parquet("registry/"), as_of=date(2012, 4, 14))
+    out.totals.show()                                 # district, deduction_yuan, cases (longs)
+    out.findings, out.entries, out.rejects            # Spark DataFrames
+
+Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
+``ecorules run`` scores a batch (engine/distributed/_partition.py). The scored batches are
+cached once as a DataFrame of pickled ScoredBatches beside their partial totals and counts:
+the totals are the partials summed by Spark as longs (exact: no double on the way, and no
+Python), the findings, list entries and rejects are read from the pickles when asked for. A key written on several rows is
+decided first over the whole frame, with Spark grouping the 64-bit digests of the keys.
+
+What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
+than 64 bits (Hive's INT) are widened to int64, a NULL is a missing value and so a reject
+naming its column (never a NaN or a silent null in a sum), large strings are read as
+strings. :func:`score` sets the session's time zone (``spark.sql.session.timeZone``) to
+``time_zone`` (Zhengzhou's, Asia/Shanghai, by default): Spark tags timestamps with it when
+it hands them to Arrow, so the day a timestamp falls on is the bureau's day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .._duplicates import unique_key
+from . import _frames
+from ._partition import (
+    DOMAIN,
+    Plan,
+    census_of,
+    key_columns,
+    key_digests,
+    make_plan,
+    needed_columns,
+    score_partition,
+    suspect_rows,
+)
+from ._pieces import Piece, pieces, read_piece
+
+TIME_ZONE = "Asia/Shanghai"
+BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
+SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
+          "rows_in long, rows_scored long, rows_rejected long, total_yuan long")
+_SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
+                           ("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
+                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")]])
+
+
+def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
+    """The settings that keep a local Spark on loopback and quiet (measured here, see README)."""
+    return {
+        "spark.master": master,
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        "spark.sql.session.timeZone": TIME_ZONE,
+        "spark.local.dir": local_dir or tempfile.mkdtemp(prefix="ecorules-spark-"),
+    }
+
+
+def local_session(master: str = "local[2]", local_dir: str | None = None, **conf: str) -> SparkSession:
+    """A Spark session for one machine, everything bound to 127.0.0.1, workers running this
+    Python (unset, they run another and fail); for another master, only the settings the
+    scoring needs (Arrow, its batch size, the time zone)."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("ecorules")
+    settings = loopback_conf(master, local_dir)
+    if not master.startswith("local"):  # a cluster: its own hosts; only what the scoring needs
+        settings = {key: settings[key] for key in ("spark.master", "spark.sql.execution.arrow.pyspark.enabled",
+                                                    "spark.sql.execution.arrow.maxRecordsPerBatch",
+                                                    "spark.sql.session.timeZone")}
+    for key, value in {**settings, **conf}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+@dataclass
+class Scored:
+    findings: DataFrame  # uscc, policy, rule, kind, amount_yuan, payer
+    entries: DataFrame  # uscc, list, policy, rule, start, planned_end
+    rejects: DataFrame  # source, row, column, value, reason
+    totals: DataFrame  # district, deduction_yuan, cases (sums of the partials, longs)
+    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    batches: DataFrame  # number, seq, scored (pickled ScoredBatch), partial totals and counts; cached
+
+
+def _number() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
+def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
+    """A partition's rows as Arrow tables of up to BATCH_ROWS rows: the data itself, or the
+    pieces it names, read here (the CLI's path: rows keep their file and row number; only
+    the columns of ``facts``, if given)."""
+    if pieces_in:
+        for batch in batches:
+            for fields in batch.to_pylist():
+                piece = Piece(**{**fields, "columns": tuple(fields["columns"]), "facts": tuple(fields["facts"])})
+                yield read_piece(piece, facts)
+        return
+    pending, rows = [], 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= BATCH_ROWS:
+            yield pa.Table.from_batches(pending)
+            pending, rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def _scorer(plan: Plan, pieces_in: bool):
+    """Each scored batch as one row holding it (pickled) with its counts, and one row per
+    district of its partial totals: the totals are then summed by Spark alone, as longs,
+    without reading the pickles back into Python."""
+    def score_batches(batches):
+        number = _number()
+        seq = 0
+        for table in _tables(batches, pieces_in):
+            for scored in score_partition(plan, table, number):
+                blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
+                n = 1 + len(scored.districts)
+                districts = list(scored.districts_yuan.items())
+                counts = [[value] + [None] * (n - 1) for value in
+                          (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
+                yield pa.record_batch([
+                    pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
+                    pa.array([blob] + [None] * (n - 1), pa.binary()),
+                    pa.array([None] + [d for d, _ in districts], pa.string()),
+                    pa.array([None] + [t[0] for _, t in districts], pa.int64()),
+                    pa.array([None] + [t[1] for _, t in districts], pa.int64()),
+                    *[pa.array(c, pa.int64()) for c in counts]], schema=_SCORED_ARROW)
+                seq += 1
+    return score_batches
+
+
+def _census(df: DataFrame, plan: Plan, pieces_in: bool) -> Plan:
+    key = unique_key(plan.policies, DOMAIN)
+    if key is None or key.name not in plan.columns:  # no declared key: nothing to decide
+        return plan
+    facts = [key.name]
+    if not pieces_in:  # the key column alone (Spark reads no other column of a Parquet file)
+        columns = key_columns(plan, df.columns)
+        if columns is None:
+            return plan
+        df = df.select(*[F.col(f"`{c}`") for c in columns])
+    def digests(batches):
+        number = _number()
+        for table in _tables(batches, pieces_in, facts):
+            found = key_digests(plan, table, number).view(np.int64)  # Spark has no unsigned longs
+            yield pa.record_batch([pa.array(found, pa.int64())], names=["d"])
+
+    repeated = [row["d"] for row in df.mapInArrow(digests, "d long").groupBy("d").count()
+                .filter(F.col("count") > 1).select("d").collect()]
+    repeated = np.unique(np.array(repeated, np.int64).view(np.uint64))
+    if repeated.size:
+        def suspects(batches):
+            number = _number()
+            position = 0
+            for table in _tables(batches, pieces_in, facts):
+                found = suspect_rows(plan, repeated, table, number)
+                yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
+                                       pa.array(range(position, position + len(found)), pa.int64()),
+                                       pa.array([f[0] for f in found], pa.string()),
+                                       pa.array([f[1] for f in found], pa.string()),
+                                       pa.array([f[2] for f in found], pa.int64())],
+                                      names=["number", "position", "key", "source", "row"])
+                position += len(found)
+
+        found = (df.mapInArrow(suspects, "number int, position long, key string, source string, row long")
+                 .orderBy("number", "position").collect())
+        plan.census = census_of(repeated, [[(r["key"], r["source"], r["row"]) for r in found]])
+    return plan
+
+
+def _unpickled(batches):
+    for batch in batches:
+        for blob in batch.column("scored").to_pylist():
+            yield pickle.loads(blob)
+
+
+def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplicates: str = "reject",
+          time_zone: str = TIME_ZONE, pieces_in: bool = False) -> Scored:
+    """Score every row of ``df`` (the registry's columns, headers as a local run accepts them;
+    ``_source`` and ``_row`` name where each row came from, if the frame has them)."""
+    df.sparkSession.conf.set("spark.sql.session.timeZone", time_zone)
+    plan = make_plan(policies, as_of, aliases=aliases, duplicates=duplicates)
+    if not pieces_in:  # the columns scoring reads, no others through Arrow to Python
+        df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
+    plan = _census(df, plan, pieces_in)
+    batches = df.mapInArrow(_scorer(plan, pieces_in), SCORED).cache()
+    slot_names = _frames.names(plan)
+
+    def findings(parts):
+        yield from _frames.findings_table(_unpickled(parts), slot_names).to_batches()
+
+    def entries(parts):
+        yield from _frames.entries_table(_unpickled(parts), slot_names).to_batches()
+
+    def rejects(parts):
+        yield from _frames.rejects_table(_unpickled(parts)).to_batches()
+
+    counts = batches.filter(F.col("scored").isNotNull()).agg(
+        *[F.sum(name).cast("long").alias(name) for name in _frames.COUNTS]).collect()[0].asDict()
+    totals = (batches.filter(F.col("district").isNotNull()).groupBy("district")
+              .agg(F.sum("deduction_yuan").cast("long").alias("deduction_yuan"),
+                   F.sum("cases").cast("long").alias("cases")))
+    blobs = batches.filter(F.col("scored").isNotNull()).select("scored")
+    return Scored(blobs.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
+                  blobs.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
+                  blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals,
+                  {name: int(value or 0) for name, value in counts.items()}, batches)
+
+
+_DDL = {pa.string(): "string", pa.int64(): "long", pa.date32(): "date"}
+
+
+def _ddl(schema: pa.Schema) -> str:
+    return ", ".join(f"`{f.name}` {_DDL[f.type]}" for f in schema)
+
+
+def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True) -> DataFrame:
+    """A Parquet registry as a frame of its pieces (one row group each, one partition each),
+    which the executors read themselves, keeping each row's file and row number."""
+    found, _registry = pieces(plan, path, recurse=recurse)
+    rows = [(p.path, p.label, p.row_group, p.first_row, list(p.columns), p.rows, list(p.facts)) for p in found]
+    schema = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
+              "facts array<string>")
+    # one slice per piece: partition k is piece k, so partition order is the registry's order
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
+
+
+def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE):
+    """The ScoredBatches of a Parquet registry, streamed to the driver partition by partition
+    (for writing a results store as a local run does)."""
+    spark.conf.set("spark.sql.session.timeZone", time_zone)
+    frame = pieces_frame(spark, path, plan, recurse=recurse)
+    plan = _census(frame, plan, True)
+    # scored by all executors at once, then read back in order: toLocalIterator alone runs a
+    # job per partition, one after the other
+    scored = frame.mapInArrow(_scorer(plan, True), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scored.count()
+        for row in scored.filter(F.col("scored").isNotNull()).select("scored").toLocalIterator():
+            yield pickle.loads(row["scored"])
+    finally:
+        scored.unpersist()
+
+
+__all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]
+

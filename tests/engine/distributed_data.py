@@ -1,0 +1,100 @@
+"""Registries and store comparisons for the distributed engines' tests (Dask and Spark).
+
+The data: the bundled example registry, and a generated one of several Parquet files with
+bad rows of every kind a Parquet file can hold (bad USCCs, NULLs in a count and a district,
+negative and too large counts, an unknown district, a USCC repeated within a file and across
+files), Chinese headers in one file, several row groups per file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from ecorules.engine._generate import generate_registry
+from ecorules.rules import load_policies
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def example_registry(folder: Path) -> Path:
+    """examples/registry.csv as Parquet (both engines read the same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pacsv.read_csv(EXAMPLES / "registry.csv")
+    pq.write_table(table, folder / "registry.parquet", row_group_size=16)
+    return folder
+
+
+def _set(column: pa.ChunkedArray, rows, value) -> pa.Array:
+    values = column.to_pylist()
+    for row in rows:
+        values[row] = value
+    return pa.array(values, column.type)
+
+
+def bad_registry(folder: Path, rows: int = 6000, seed: int = 5) -> Path:
+    """Three Parquet files (the third with Chinese headers), bad rows spread over them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = generate_registry(rows, seed)
+    rng = np.random.default_rng(seed)
+    bad = rng.choice(np.arange(1, rows), size=rows // 10, replace=False).reshape(8, -1)
+    uscc = table["uscc"].to_pylist()
+    for row in bad[0]:
+        uscc[row] = uscc[row][:-1] + ("0" if uscc[row][-1] != "0" else "1")  # wrong check character
+    for row in bad[1]:
+        uscc[row] = uscc[row][:17]  # too short
+    for k, row in enumerate(bad[2]):
+        uscc[row] = uscc[int(bad[2][k - 1]) if k and k % 2 else 0]  # repeated (earlier, later, other files)
+    for row in bad[3]:
+        uscc[row] = None
+    table = table.set_column(0, "uscc", pa.array(uscc, pa.string()))
+    outfalls = table.column_names.index("untreated_outfalls")
+    column = _set(table["untreated_outfalls"], bad[4], None)  # NULL: a reject, never a silent 0 or NaN
+    column = pc.if_else(pa.array(np.isin(np.arange(rows), bad[5])), pa.scalar(-2, pa.int64()), column)
+    column = pc.if_else(pa.array(np.isin(np.arange(rows), bad[6][::2])), pa.scalar(20000, pa.int64()), column)
+    table = table.set_column(outfalls, "untreated_outfalls", column)
+    district = table.column_names.index("district")
+    column = _set(table["district"], bad[7][::2], "郑州新区")
+    table = table.set_column(district, "district", _set(pa.chunked_array([column]), bad[7][1::2], None))
+    third = rows // 3
+    pq.write_table(table.slice(0, third), folder / "a.parquet", row_group_size=700)
+    pq.write_table(table.slice(third, third), folder / "b.parquet", row_group_size=1500)
+    facts = load_policies().facts
+    labelled = table.slice(2 * third).rename_columns([facts[name].label or name for name in table.column_names])
+    pq.write_table(labelled, folder / "c.parquet", row_group_size=1000)
+    return folder
+
+
+QUERIES = {
+    "findings": "SELECT uscc, policy, rule, kind, amount_yuan, payer, citation, status FROM findings",
+    "sanctions": "SELECT uscc, list, rule, policy, start, planned_end FROM sanctions",
+    "rejects": "SELECT source, row, column, value, reason FROM rejects",
+    "district_totals": "SELECT district, deduction_yuan, cases FROM district_totals",
+    "list_entries": "SELECT key, list, uscc, policy, version, rule, started, planned_end, ended, exit, reason FROM list_entries",
+    "runs": "SELECT status, as_of, source, rows_in, rows_scored, rows_rejected, total_yuan FROM runs",
+}
+
+
+def store_contents(db: Path) -> dict[str, list[tuple]]:
+    """Every table of a results store that a run's results make, sorted (without run ids)."""
+    connection = sqlite3.connect(db)
+    try:
+        return {name: sorted(connection.execute(query).fetchall(), key=repr) for name, query in QUERIES.items()}
+    finally:
+        connection.close()
+
+
+def summary_of_run(db: Path) -> dict:
+    import json
+
+    connection = sqlite3.connect(db)
+    try:
+        summary = json.loads(connection.execute("SELECT summary FROM runs").fetchone()[0])
+    finally:
+        connection.close()
+    return {key: summary[key] for key in ("findings", "lists", "rejects_by_reason", "sources")}

@@ -1,0 +1,110 @@
+"""The nightly scoring on Spark (mapInArrow) equals the single-machine run, to every row and fen.
+
+One Spark session in local[2] for the whole test run, bound to 127.0.0.1 (settings of
+engine/distributed/spark.py's local_session, as the README's deployment example uses).
+Skipped, saying why, where pyspark (849 MB, not in the test extra: ``tox -e spark35`` or
+``tox -e spark4``) or Java is absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+
+pyspark = pytest.importorskip("pyspark", reason='pyspark is not installed: pip install "ecorules[spark]" '
+                                                "(or tox -e spark35 / spark4)")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java (17), which is not on PATH", allow_module_level=True)
+
+import pyarrow.parquet as pq  # noqa: E402
+from distributed_data import bad_registry, example_registry, store_contents, summary_of_run  # noqa: E402
+from ecorules.engine._nightly import run_nightly  # noqa: E402
+from ecorules.engine.distributed._run import run_distributed  # noqa: E402
+from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
+
+AS_OF = dt.date(2012, 4, 14)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    session = local_session("local[2]", local_dir=str(tmp_path_factory.mktemp("spark-local")))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def registries(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registries")
+    return {"examples": example_registry(root / "examples"), "bad": bad_registry(root / "bad")}
+
+
+def test_session_is_on_loopback_with_its_time_zone_set(spark):
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.driver.host") == "127.0.0.1" and conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    assert conf.get("spark.ui.enabled") == "false"
+    assert spark.conf.get("spark.sql.session.timeZone") == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("name", ["examples", "bad"])
+def test_run_on_spark_writes_the_store_a_local_run_writes(spark, registries, name, tmp_path):
+    local = run_nightly(registries[name], tmp_path / "local.sqlite", as_of=AS_OF)
+    remote = run_distributed(registries[name], tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark",
+                             master="local[2]")
+    assert (remote.rows_in, remote.rows_scored, remote.rows_rejected, remote.total_yuan) == \
+        (local.rows_in, local.rows_scored, local.rows_rejected, local.total_yuan)
+    assert remote.districts == local.districts
+    assert store_contents(tmp_path / "spark.sqlite") == store_contents(tmp_path / "local.sqlite")
+    assert summary_of_run(tmp_path / "spark.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+
+
+def test_score_gives_dataframes_equal_to_the_local_run(spark, registries, tmp_path):
+    """Over a frame Spark read itself, with Hive-like types: counts as INT (int32), and the
+    row of each record as a column, so that rejects name the same file and row."""
+    folder = registries["bad"]
+    local_file = tmp_path / "one.parquet"
+    table = pq.read_table(folder / "a.parquet")  # one file: its rows are its row numbers
+    pq.write_table(table, local_file)
+    run_nightly(local_file, tmp_path / "local.sqlite", as_of=AS_OF)
+    expected = store_contents(tmp_path / "local.sqlite")
+    from pyspark.sql import functions as F
+
+    df = (spark.read.parquet(str(local_file))
+          .withColumn("untreated_outfalls", F.col("untreated_outfalls").cast("int"))
+          .withColumn("_source", F.lit(str(local_file)))
+          .withColumn("_row", F.monotonically_increasing_id() + 1)
+          .coalesce(1))
+    out = score(df, as_of=AS_OF)
+    findings = sorted((tuple(r) for r in out.findings.collect()), key=repr)
+    assert findings == sorted([row[:6] for row in expected["findings"]], key=repr)
+    assert dict(out.findings.dtypes)["amount_yuan"] == "bigint"
+    entries = sorted(((r["uscc"], r["list"], r["rule"]) for r in out.entries.collect()), key=repr)
+    assert entries == sorted(((u, lst, r) for u, lst, r, *_ in expected["sanctions"]), key=repr)
+    assert sorted((tuple(r) for r in out.rejects.collect()), key=repr) == expected["rejects"]
+    assert sorted(tuple(r) for r in out.totals.collect()) == expected["district_totals"]
+    assert dict(out.totals.dtypes) == {"district": "string", "deduction_yuan": "bigint", "cases": "bigint"}
+    assert out.counts["rows_in"] == out.counts["rows_scored"] + out.counts["rows_rejected"] == table.num_rows
+
+
+def test_int32_amounts_do_not_overflow_and_nulls_are_rejects(spark, registries, tmp_path):
+    from pyspark.sql import functions as F
+
+    path = registries["examples"] / "registry.parquet"
+    local_table = pq.read_table(path)
+    outfalls = local_table["untreated_outfalls"].to_pylist()
+    outfalls[0], outfalls[1] = 3001, None  # 3,001,000,000 yuan: past int32; a NULL: a reject
+    import pyarrow as pa
+
+    local_table = local_table.set_column(local_table.column_names.index("untreated_outfalls"), "untreated_outfalls",
+                                         pa.array(outfalls, pa.int64()))
+    pq.write_table(local_table, tmp_path / "r.parquet")
+    local = run_nightly(tmp_path / "r.parquet", tmp_path / "l.sqlite", as_of=AS_OF)
+    df = spark.read.parquet(str(tmp_path / "r.parquet")).withColumn("untreated_outfalls",
+                                                                    F.col("untreated_outfalls").cast("int"))
+    out = score(df, as_of=AS_OF)
+    assert out.counts["total_yuan"] == local.total_yuan >= 3_001_000_000
+    assert out.counts["rows_rejected"] == local.rows_rejected >= 1
+    missing = [r for r in out.rejects.collect() if r["column"] == "untreated_outfalls"]
+    assert [r["reason"] for r in missing] == ["is missing"]
