@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import PolicySet, load_policies
 
-from .._duplicates import DuplicateFilter, KeyCensus, canonical_keys, digests, unique_key
+from .._duplicates import DuplicateFilter, KeyCensus, digests, unique_key
 from .._nightly import NightlyError
 from .._scored import ScoredBatch, Scoring, make_scoring, score_batch
 from .._sources import Batch, ColumnResolver
@@ -187,13 +187,13 @@ def key_columns(plan: Plan, columns: list[str]) -> list[str] | None:
 
 def key_digests(plan: Plan, table: pa.Table, number: int = 0) -> np.ndarray:
     """The first pass of engine/_duplicates.py on one partition: a digest per valid key."""
-    fact = unique_key(plan.policies, DOMAIN)
-    if fact is None:
+    key = unique_key(plan.policies, DOMAIN)
+    if key is None:
         return np.zeros(0, np.uint64)
     found = []
-    for batch in batches(plan, table, number, {fact.name: ()}):
-        keys, valid = canonical_keys(fact, batch.table[fact.name])
-        found.append(digests(fact, keys, valid))
+    for batch in batches(plan, table, number, dict.fromkeys(key.names, ())):
+        keys, valid, _ = key.read(batch.table)
+        found.append(digests(key.digest_fact, keys, valid))
     return np.concatenate(found) if found else np.zeros(0, np.uint64)
 
 
@@ -205,13 +205,13 @@ def repeated_digests(parts: Iterable[np.ndarray]) -> np.ndarray:
 
 def suspect_rows(plan: Plan, repeated: np.ndarray, table: pa.Table, number: int = 0) -> list[tuple]:
     """(key, source, row) of the rows whose digest repeats: compared by their exact key on the driver."""
-    fact = unique_key(plan.policies, DOMAIN)
+    record_key = unique_key(plan.policies, DOMAIN)
     census = KeyCensus(repeated, 0)
     out = []
-    for batch in batches(plan, table, number, {fact.name: ()}):
-        keys, valid = canonical_keys(fact, batch.table[fact.name])
+    for batch in batches(plan, table, number, dict.fromkeys(record_key.names, ())):
+        keys, valid, _ = record_key.read(batch.table)
         at = np.flatnonzero(valid)
-        hit = at[census.suspects(digests(fact, keys, valid))]
+        hit = at[census.suspects(digests(record_key.digest_fact, keys, valid))]
         for row, key in zip(hit.tolist(), keys.take(pa.array(hit)).to_pylist(), strict=True):
             out.append((key, batch.source, int(batch.rows[row])))
     return out
