@@ -17,7 +17,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   decided (the case's decision date, or NULL), reason (``first``, ``new decision``,
   ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL).
   Rows are only ever added with their run (and go with it); a key's current assessment is its
-  row of the highest run_id (see ``engine/cases/_assessed.py``).
+  row of the highest run_id (see ``engine/cases/_assessed.py``). A view over
+  ``assessed_chunks`` (version 9; ``ASSESSED_VIEW``).
 
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
@@ -54,20 +55,20 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
-# other tables (``--records``); 7: every list entry a row of ``list_state``; read as they are,
-# migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8")
+# other tables (``--records``); 7: every list entry a row of ``list_state``; 8: an assessment
+# a row of the table ``assessed``; read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
-    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
+    "assessed_in_run": "INTEGER", "decided": "TEXT", "reason": "TEXT", "supersedes_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
 }
 RESULT_TABLES = (
-    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
+    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed_chunks",
     "lifts",
 )  # stored
 
@@ -96,24 +97,29 @@ FINDINGS_VIEW = """
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
 
-# 一例一次: which case was assessed, by which run (version 5; see engine/cases/_assessed.py)
+# 一例一次: which case was assessed, by which run (version 5; see engine/cases/_assessed.py).
+# Version 9 stores them in chunks, as findings are: one row of ``assessed_chunks`` per run,
+# policy version, rule, kind and batch, its assessments a JSON array of ``[case_id, uscc,
+# amount_yuan, decided or "", reason, supersedes_run or 0]``, read through the ``assessed``
+# view with the columns of the table it was. A row per assessment, with two indexes, kept
+# SQLite's writer busy for most of a case run (one imposed finding per case: 13 M rows and a
+# ~3 GB WAL at 10 M cases, bench/cases.py).
+ASSESSED_VIEW = """
+    SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, e.value ->> 1 AS uscc, c.policy AS policy,
+           c.version AS version, c.rule AS rule, c.kind AS kind, e.value ->> 2 AS amount_yuan,
+           nullif(e.value ->> 3, '') AS decided, e.value ->> 4 AS reason, nullif(e.value ->> 5, 0) AS supersedes_run
+    FROM assessed_chunks c, json_each(c.rows) e"""
 ASSESSED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS assessed (
+CREATE TABLE IF NOT EXISTS assessed_chunks (
     run_id INTEGER NOT NULL,
-    case_id TEXT NOT NULL,
-    uscc TEXT NOT NULL,
     policy TEXT NOT NULL,
     version TEXT NOT NULL,
     rule TEXT NOT NULL,
     kind TEXT NOT NULL,
-    amount_yuan INTEGER NOT NULL,
-    decided TEXT,
-    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')),
-    supersedes_run INTEGER
+    rows TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS assessed_case ON assessed (case_id);
-CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
-"""
+CREATE INDEX IF NOT EXISTS assessed_chunks_run ON assessed_chunks (run_id);
+""" + "CREATE VIEW IF NOT EXISTS assessed AS" + ASSESSED_VIEW + ";\n"
 
 # The sanctions view. A chunk's entry is the subject's uscc, or (version 6) for an entry with
 # dates or of a case ``[uscc, case_id or "", start or null, planned_end or null]`` (ISO
@@ -418,7 +424,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
     every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
     6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`). Version 7 -> 8: entries
-    entered in chunks, kept without a write (:func:`_list_entries_in_chunks`). Then the slots'
+    entered in chunks, kept without a write (:func:`_list_entries_in_chunks`). Version 8 -> 9:
+    assessments in chunks (:func:`_assessed_in_chunks`). Then the slots'
     ``record_kind`` (see :func:`_add_record_kinds`) and the findings'
     law_note (:func:`_add_law_note`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -438,6 +445,8 @@ def _migrate(connection: sqlite3.Connection) -> None:
         _narrow_list_entries(connection)
     if row is not None and row[0] in ("6", "7"):
         _list_entries_in_chunks(connection)
+    if row is not None and row[0] in ("5", "6", "7", "8"):
+        _assessed_in_chunks(connection)
     if kinds_added:
         for view, body in (("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW)):
             connection.execute(f"DROP VIEW IF EXISTS {view}")
@@ -488,6 +497,23 @@ def _list_entries_in_chunks(connection: sqlite3.Connection) -> None:
         INSERT OR REPLACE INTO list_scopes (policy, cases, last_run)
         SELECT r.policy, s.case_id IS NOT NULL, max(s.last_run)
         FROM list_state s JOIN list_rules r ON r.id = s.rule_id WHERE s.exit IS NULL GROUP BY 1, 2""")
+
+
+def _assessed_in_chunks(connection: sqlite3.Connection) -> None:
+    """Version 8 -> 9: the rows of the table ``assessed`` move into ``assessed_chunks``, one
+    chunk per run, policy version, rule and kind (in rowid order, as they were written), and
+    ``assessed`` becomes the view that reads them."""
+    kind = connection.execute("SELECT type FROM sqlite_master WHERE name = 'assessed'").fetchone()
+    if kind is None or kind[0] != "table":
+        return
+    connection.execute("""
+        INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, rows)
+        SELECT run_id, policy, version, rule, kind,
+               json_group_array(json_array(case_id, uscc, amount_yuan, coalesce(decided, ''), reason,
+                                           coalesce(supersedes_run, 0)))
+        FROM (SELECT * FROM assessed ORDER BY rowid) GROUP BY run_id, policy, version, rule, kind""")
+    connection.execute("DROP TABLE assessed")  # (its indexes with it)
+    connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
 
 
 def _add_record_kinds(connection: sqlite3.Connection) -> bool:
