@@ -3,8 +3,9 @@
 The Zhengzhou measures deduct "一例一次" (once per case) and the law fines an act once, so a
 nightly run over a case table that still lists a case assessed by an earlier run must not
 assess it again. The results store remembers every assessment, read through the view
-``assessed`` (one row per imposed finding of a case, stored in chunks: ``_store.ASSESSED_VIEW``; case_id, uscc, policy id and version, rule, kind, amount,
-the run, the case's decision date). An assessment is identified by (case_id, policy id, rule,
+``assessed`` (one row per imposed finding of a case, stored in chunks, see
+``_store.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
+the case's decision date). An assessment is identified by (case_id, policy id, rule,
 kind): the policy's version is not part of it, so a new version of a statute does not fine
 the same case again.
 
