@@ -83,7 +83,10 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
     at = numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
-    if (at[at >= n_before] - n_before != np.flatnonzero(at >= n_before)).any():  # several entries of one key
+    fresh = at >= n_before
+    repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
+    repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
+    if repeated:  # several entries of one key
         justified = _merge(justified)
         at = numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
     at[at >= n_before] = -1

@@ -422,3 +422,38 @@ def test_a_version_7_database_keeps_its_entries_as_rows_and_reads_the_same(world
     assert {e["last_run"] for e in after.values() if e["exit"] is None} == {third.run_id}
     assert {e["first_run"] for e in after.values()} == {first.run_id} and second.run_id < third.run_id
     assert state_rows(db)[1] == []  # nothing entered: no chunk
+
+
+def test_entries_of_one_key_from_several_sanctions_are_merged_in_every_run(tmp_path):
+    """Two sanctions of one rule onto one list justify the same key: one entry, the latest
+    planned end (open when one is open), in the run that enters it and in those that keep it."""
+    from ecorules.engine._lists import update_entries
+
+    db = tmp_path / "state.sqlite"
+    store.connect(db).close()
+    connection = sqlite3.connect(db, isolation_level=None)
+
+    def run_with(run_id: int, ends: tuple) -> dict:
+        connection.execute("BEGIN")
+        for slot, end in enumerate(ends):
+            connection.execute("INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) "
+                               "VALUES (?, ?, 'p@1', 'blacklist', 'r', 'why', 'art 1')", (run_id, slot))
+            connection.execute("INSERT INTO sanction_chunks (run_id, slot, usccs) VALUES (?, ?, ?)",
+                               (run_id, slot, json.dumps([[A, "", None, end], B])))
+        counts = update_entries(connection, run_id, dt.date(2013, 1, 1), cases_judged=False)
+        connection.execute("COMMIT")
+        return counts
+
+    def state() -> dict[str, tuple]:
+        return {r[0]: r[1:] for r in connection.execute("SELECT uscc, planned_end, exit, last_run FROM list_entries")}
+
+    assert run_with(1, ("2013-06-30", "2014-06-30"))["entered"] == 2
+    assert state() == {A: ("2014-06-30", None, 1), B: (None, None, 1)}
+    assert run_with(2, ("2014-06-30", "2013-06-30")) == {"kept": 2, "entered": 0, "lifted": 0, "expired": 0,
+                                                         "no_longer_justified": 0}
+    assert state() == {A: ("2014-06-30", None, 2), B: (None, None, 2)}
+    assert connection.execute("SELECT count(*) FROM list_state").fetchone()[0] == 0  # unchanged: not written
+    run_with(3, ("2013-06-30", None))  # one of them open-ended now: so is the entry
+    assert state() == {A: (None, None, 3), B: (None, None, 3)}
+    assert connection.execute("SELECT uscc FROM list_state").fetchall() == [(A,)]
+    connection.close()
