@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, numbers, string_scalar
+from ecorules.rules._arrow import bools, fill_null, from_bools, from_numbers, numbers, scalar, string_scalar, strings
 
 from . import _store as store
 from ._chunks import _json_rows
@@ -54,6 +54,7 @@ _VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy,
 
 
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
+_LOW_32 = scalar(0xFFFFFFFF, pa.int64())
 ENTERED_CHUNK = 65_536  # entries per row of list_chunks
 
 
@@ -82,13 +83,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     n_before = before.num_rows
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
-    at = numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
+    at = _numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
     fresh = at >= n_before
     repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
     repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
     if repeated:  # several entries of one key
         justified = _merge(justified)
-        at = numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
+        at = _numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
     at[at >= n_before] = -1
     kept = at >= 0
     counts = {"kept": int(np.count_nonzero(kept))}
@@ -97,7 +98,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     if new.size:
         final = _final_keys(db)
         if len(final):
-            new = new[~np.asarray(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final), bool)]
+            new = new[~_bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
     counts["entered"] = int(new.size)
     entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), rules)
     first_id = _next_id(db)
@@ -110,7 +111,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     _lift(db, run_id, live, rules, ended)
     counts["lifted"] = len(ended)
     planned_end = live["planned_end"]
-    expiring = np.flatnonzero(np.asarray(pc.fill_null(pc.less(planned_end, string_scalar(day)), False), bool))
+    expiring = np.flatnonzero(_bools(pc.less(planned_end, string_scalar(day))))
     for i, end in zip(expiring.tolist(), planned_end.take(from_numbers(expiring)).to_pylist(), strict=True):
         ended.setdefault(i, ("expired", end, f"期满 planned end {end} passed"))
     counts["expired"] = len(ended) - counts["lifted"]
@@ -119,8 +120,8 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
         judged = np.zeros(max(rules, default=0) + 1, bool)
         for rule_id, (_, policy, _) in rules.items():
             judged[rule_id] = policy not in left_alone
-        rule_ids = live["rule_id"].to_numpy()
-        in_scope = judged[rule_ids] & (cases_judged | ~np.asarray(pc.is_valid(live["case_id"]), bool))
+        rule_ids = _numbers(live["rule_id"])
+        in_scope = judged[rule_ids] & (cases_judged | ~_bools(pc.is_valid(live["case_id"])))
         gone = np.flatnonzero(in_scope & ~justified_now)
         gone = gone[gone < before.num_rows]
         why = f"不再符合 no rule justifies it as of {day} (the facts changed, or the law is not in force)"
@@ -188,17 +189,32 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
             rows = [v if type(v) is list else [v, "", None, None] for v in values]
             columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
             columns[1] = [c or None for c in columns[1]]
-        parts.append(pa.table([pa.array(columns[0], pa.string()), pa.array(np.full(n, rule_id, np.int64)),
-                               *(pa.array(c if c is not None else [None] * n, pa.string()) for c in columns[1:]),
-                               pa.array(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
-    table = pa.concat_tables(parts) if parts else _JUSTIFIED.empty_table()
+        parts.append(pa.table([strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
+                               *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
+                               from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
+    table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
     table = table.append_column("tag", pc.coalesce(table["case_id"], table["start"], string_scalar("")))
     table = table.append_column("started", pc.coalesce(table["start"], string_scalar(day)))
     table = table.append_column("dated", pc.is_valid(table["start"]))
     return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"], "case_id": table["case_id"],
                      "started": table["started"], "dated": table["dated"], "planned_end": table["planned_end"],
-                     "text_id": pc.bit_wise_and(table["text_order"], 0xFFFFFFFF), "start": table["start"],
+                     "text_id": pc.bit_wise_and(table["text_order"], _LOW_32), "start": table["start"],
                      "text_order": table["text_order"]})
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (``Schema.empty_table`` imports pandas)."""
+    return pa.table([pa.nulls(0, field.type) for field in schema], schema=schema)
+
+
+def _optional_strings(values: list) -> pa.Array:
+    """Python strings or None as an Arrow string array, from buffers (``strings`` with nulls)."""
+    present = np.fromiter((v is not None for v in values), bool, len(values))
+    texts = strings([v if v is not None else "" for v in values])
+    if present.all():
+        return texts
+    validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, *texts.buffers()[1:]])
 
 
 def _plain(text: str) -> bool:
@@ -216,9 +232,9 @@ def _merge(table: pa.Table) -> pa.Table:
     open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
     return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
                      "case_id": table["case_id_min"], "started": table["started_min"],
-                     "dated": pc.greater(table["start_count"], 0),
-                     "planned_end": pc.if_else(open_ended, pa.scalar(None, pa.string()), table["planned_end_max"]),
-                     "text_id": pc.bit_wise_and(table["text_order_min"], 0xFFFFFFFF),
+                     "dated": pc.greater(table["start_count"], scalar(0, pa.int64())),
+                     "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
+                     "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
                      "start": table["start_count"], "text_order": table["text_order_min"]})
 
 
@@ -232,8 +248,9 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
     last_run as stored (a chunk's: its run)."""
     rows = db.execute("SELECT id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run "
                       "FROM list_state WHERE exit IS NULL").fetchall()
-    parts = [pa.table([pa.array(c, t.type) for c, t in zip(zip(*rows, strict=True), _OPEN, strict=True)], schema=_OPEN)
-             if rows else _OPEN.empty_table()]
+    parts = [pa.table([from_numbers(np.array(c, np.int64)) if pa.types.is_integer(t.type) else _optional_strings(list(c))
+                       for c, t in zip(zip(*rows, strict=True), _OPEN, strict=True)], schema=_OPEN)
+             if rows else _empty(_OPEN)]
     chunks = db.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks ORDER BY first_id").fetchall()
     if chunks:
         hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
@@ -246,12 +263,12 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
                 usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
                 cases, ends = [c or None for c in cases], [e or None for e in ends]
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            part = pa.table([ids, np.full(n, rule_id, np.int64), pa.array(usccs, pa.string()), pa.array(tags, pa.string()),
-                             pa.array(cases, pa.string()), np.full(n, text_id, np.int64), pa.array(starts, pa.string()),
-                             pa.array(ends, pa.string()), np.full(n, run, np.int64), np.full(n, run, np.int64)],
-                            schema=_OPEN)
+            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), strings(usccs), strings(tags),
+                             _optional_strings(cases), from_numbers(np.full(n, text_id, np.int64)), strings(starts),
+                             _optional_strings(ends), from_numbers(np.full(n, run, np.int64)),
+                             from_numbers(np.full(n, run, np.int64))], schema=_OPEN)
             if hidden.size:
-                part = part.filter(pa.array(~np.isin(ids, hidden)))
+                part = part.filter(from_bools(~np.isin(ids, hidden)))
             parts.append(part)
     return pa.concat_tables(parts)
 
@@ -261,10 +278,10 @@ def _final_keys(db: sqlite3.Connection) -> pa.Array:
     rows = db.execute("SELECT uscc, rule_id, tag FROM list_state WHERE exit IS NOT NULL "
                       "AND exit != 'no_longer_justified'").fetchall()
     if not rows:
-        return pa.array([], pa.string())
+        return strings([])
     usccs, rule_ids, tags = zip(*rows, strict=True)
-    return _keys(pa.table({"uscc": pa.array(usccs, pa.string()), "rule_id": pa.array(rule_ids, pa.int64()),
-                           "tag": pa.array(tags, pa.string())}))
+    return _keys(pa.table({"uscc": strings(list(usccs)), "rule_id": from_numbers(np.array(rule_ids, np.int64)),
+                           "tag": strings(list(tags))}))
 
 
 def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) -> pa.Table:
@@ -274,9 +291,9 @@ def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) ->
     rank[sorted(rules, key=rules.__getitem__)] = np.arange(len(rules))
     plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
                     pc.and_(pc.is_null(entered["planned_end"]), pc.invert(entered["dated"])))
-    plain = np.asarray(_array(plain), bool)
-    order = np.lexsort((~plain, entered["text_id"].to_numpy(), rank[entered["rule_id"].to_numpy()]))
-    return entered.take(from_numbers(order)).append_column("plain", pa.array(plain[order]))
+    plain = _bools(plain)
+    order = np.lexsort((~plain, _numbers(entered["text_id"]), rank[_numbers(entered["rule_id"])]))
+    return entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
 
 
 def _next_id(db: sqlite3.Connection) -> int:
@@ -289,8 +306,8 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
     (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
     if not entered.num_rows:
         return
-    rule_ids, text_ids = entered["rule_id"].to_numpy(), entered["text_id"].to_numpy()
-    plain = np.asarray(entered["plain"], bool)
+    rule_ids, text_ids = _numbers(entered["rule_id"]), _numbers(entered["text_id"])
+    plain = _bools(entered["plain"])
     cuts = np.flatnonzero((np.diff(rule_ids) != 0) | (np.diff(text_ids) != 0) | (np.diff(plain.astype(np.int8)) != 0)) + 1
     bounds = [0, *cuts.tolist(), entered.num_rows]
     out = []
@@ -298,10 +315,10 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
         for start in range(a, b, ENTERED_CHUNK):
             part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
             if plain[start]:
-                rows = _json_rows([part["uscc"].combine_chunks()])
+                rows = _json_rows([_array(part["uscc"])])
             else:
-                rows = _json_rows([part[name].combine_chunks() if name in ("uscc", "tag", "started")
-                                   else pc.fill_null(part[name], "").combine_chunks()
+                rows = _json_rows([_array(part[name]) if name in ("uscc", "tag", "started")
+                                   else fill_null(_array(part[name]), "")
                                    for name in ("uscc", "tag", "case_id", "started", "planned_end")])
             out.append((int(ids[start]), part.num_rows, run_id, int(rule_ids[start]), int(text_ids[start]), day, rows))
     db.executemany("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
@@ -310,7 +327,7 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
 
 def _differs(a, b) -> np.ndarray:
     """Where ``a`` and ``b`` differ, a null differing from any value but null."""
-    return np.asarray(pc.or_(pc.fill_null(pc.not_equal(a, b), False), pc.xor(pc.is_null(a), pc.is_null(b))), bool)
+    return _bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
 
 
 def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarray, entered: pa.Table,
@@ -320,44 +337,66 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
     given start as now; last_run: this run for a justified entry, else the last run that kept
     it); whether each is justified by this run, and whether a kept one changed."""
     n = before.num_rows
-    # justified row of each entry open before (null: not justified now)
+    # the justified row of each entry open before (kept ones)
     source = np.full(n, -1, np.int64)
     hit = np.flatnonzero(kept)
     source[at[hit]] = hit
     was_kept = source >= 0
-    now = justified.take(pa.array(source, mask=~was_kept))
-    mask = pa.array(was_kept)
-    planned_end = pc.if_else(mask, now["planned_end"], before["planned_end"])
-    text_id = pc.if_else(mask, now["text_id"], before["text_id"])
-    started = pc.if_else(pc.and_(mask, pc.fill_null(now["dated"], False)), now["started"], before["started"])
-    changed = was_kept & (_differs(planned_end, before["planned_end"]) | _differs(text_id, before["text_id"])
-                          | _differs(started, before["started"]))
-    rule_ids = before["rule_id"].to_numpy()
+    planned_end, text_id, started = before["planned_end"], before["text_id"], before["started"]
+    changed = np.zeros(n, bool)
+    if hit.size:
+        now = justified.take(from_numbers(np.where(was_kept, source, 0)))
+        mask = from_bools(was_kept)
+        planned_end = pc.if_else(mask, now["planned_end"], before["planned_end"])
+        text_id = pc.if_else(mask, now["text_id"], before["text_id"])
+        started = pc.if_else(pc.and_(mask, now["dated"]), now["started"], before["started"])
+        changed = was_kept & (_differs(planned_end, before["planned_end"]) | _differs(text_id, before["text_id"])
+                              | _differs(started, before["started"]))
+    rule_ids = _numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
     top = max(rules, default=0) + 1
     scope = np.zeros((2, top), np.int64)  # per rule: the last run that judged its entries (of no case, of cases)
     for rule_id, (_, policy, _) in rules.items():
         scope[:, rule_id] = scopes.get((policy, False), 0), scopes.get((policy, True), 0)
-    has_case = np.asarray(pc.is_valid(before["case_id"]), bool).astype(np.int64)
-    last_run = np.maximum(before["last_run"].to_numpy(), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
+    has_case = _bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
+    last_run = np.maximum(_numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
     last_run[was_kept] = run_id
     m = entered.num_rows
+
+    def both(old, new, type_) -> pa.ChunkedArray:
+        return pa.chunked_array([_array(old) if len(old) else pa.nulls(0, type_), _array(new) if len(new) else pa.nulls(0, type_)],
+                                type_)
+
     live = pa.table({
-        "id": np.concatenate([before["id"].to_numpy(), entered_ids]),
-        "rule_id": pa.chunked_array([before["rule_id"].combine_chunks(), entered["rule_id"].combine_chunks()], pa.int64()),
-        "uscc": pa.chunked_array([before["uscc"].combine_chunks(), entered["uscc"].combine_chunks()], pa.string()),
-        "tag": pa.chunked_array([before["tag"].combine_chunks(), entered["tag"].combine_chunks()], pa.string()),
-        "case_id": pa.chunked_array([before["case_id"].combine_chunks(), entered["case_id"].combine_chunks()], pa.string()),
-        "text_id": pa.chunked_array([_array(text_id), entered["text_id"].combine_chunks()], pa.int64()),
-        "started": pa.chunked_array([_array(started), entered["started"].combine_chunks()], pa.string()),
-        "planned_end": pa.chunked_array([_array(planned_end), entered["planned_end"].combine_chunks()], pa.string()),
-        "first_run": np.concatenate([before["first_run"].to_numpy(), np.full(m, run_id, np.int64)]),
-        "last_run": np.concatenate([last_run, np.full(m, run_id, np.int64)]),
+        "id": from_numbers(np.concatenate([_numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
+        "rule_id": both(before["rule_id"], entered["rule_id"], pa.int64()),
+        "uscc": both(before["uscc"], entered["uscc"], pa.string()),
+        "tag": both(before["tag"], entered["tag"], pa.string()),
+        "case_id": both(before["case_id"], entered["case_id"], pa.string()),
+        "text_id": both(text_id, entered["text_id"], pa.int64()),
+        "started": both(started, entered["started"], pa.string()),
+        "planned_end": both(planned_end, entered["planned_end"], pa.string()),
+        "first_run": from_numbers(np.concatenate([_numbers(before["first_run"]) if n else np.zeros(0, np.int64),
+                                                  np.full(m, run_id, np.int64)])),
+        "last_run": from_numbers(np.concatenate([last_run, np.full(m, run_id, np.int64)])),
     })
     return live, np.concatenate([was_kept, np.ones(m, bool)]), np.concatenate([changed, np.zeros(m, bool)])
 
 
+def _bools(values) -> np.ndarray:
+    return bools(_array(values))
+
+
+def _numbers(values, fill: int = 0) -> np.ndarray:
+    return numbers(_array(values), fill)
+
+
 def _array(values) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array (``combine_chunks`` of no chunks imports pandas)."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    if values.num_chunks <= 1:
+        return values.chunk(0) if values.num_chunks else pa.nulls(0, values.type)
+    return values.combine_chunks()
 
 
 def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
@@ -370,8 +409,8 @@ def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dic
     by_subject: dict[str, list] = {}
     for lift in lifts:
         by_subject.setdefault(lift[0], []).append(lift)
-    subjects = pa.array(sorted(by_subject), pa.string())
-    candidates = np.flatnonzero(np.asarray(pc.is_in(live["uscc"], value_set=subjects), bool))
+    subjects = strings(sorted(by_subject))
+    candidates = np.flatnonzero(_bools(pc.is_in(live["uscc"], value_set=subjects)))
     for i, entry in zip(candidates.tolist(), live.take(from_numbers(candidates)).to_pylist(), strict=True):
         list_id = rules[entry["rule_id"]][0]
         for _, lift_list, case_id, effective, policy, rule, reason in by_subject[entry["uscc"]]:

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, numbers, strings
+from ecorules.rules._arrow import from_bools, from_numbers, numbers, strings
 
 from .. import _store as store
 from .._chunks import CHUNK_ROWS, _json_rows
+from .._lists import _optional_strings
 
 ALREADY_ASSESSED = "already_assessed"
 
@@ -154,11 +155,11 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
         dates += [r[3] or None for r in rows]
     remembered = {}
     for key, (ids, runs, dates) in grouped.items():
-        case_ids = pa.array(ids, pa.string())
+        case_ids = strings(ids)
         first = numbers(pc.index_in(case_ids, value_set=case_ids)).astype(np.int64) == np.arange(len(ids))
-        keep = pa.array(first)
+        keep = from_bools(first)
         remembered[key] = _Remembered(case_ids.filter(keep), np.concatenate(runs)[first],
-                                      pa.array(dates, pa.string()).filter(keep))
+                                      _optional_strings(dates).filter(keep))
     if reassess is not True:
         reassess = frozenset(str(c).strip() for c in reassess or ())
     return Assessments(remembered, reassess)

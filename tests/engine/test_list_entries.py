@@ -385,9 +385,10 @@ def test_an_entry_ending_in_a_later_run_is_written_with_the_last_run_that_kept_i
     assert chunks == [] and len(rows) == 4
 
 
-def test_a_version_7_database_keeps_its_entries_as_rows_and_reads_the_same(world):
+def test_a_version_7_database_moves_its_open_entries_into_chunks_and_reads_the_same(world):
     """Version 7 wrote every entry as a row of list_state, with last_run stamped by every run
-    that kept it. Version 8 reads those rows beside its chunks: the same answers, ids included."""
+    that kept it. Version 8 keeps the ended ones as rows and moves the open ones into chunks,
+    ids kept: the same answers, and the next run writes nothing for the entries it keeps."""
     registry, db = world
     first = run(registry, db, dt.date(2013, 3, 1))
     second = run(registry, db, dt.date(2013, 4, 1))
@@ -421,7 +422,9 @@ def test_a_version_7_database_keeps_its_entries_as_rows_and_reads_the_same(world
     assert set(after) == {e["id"] for e in before}  # kept, none entered again
     assert {e["last_run"] for e in after.values() if e["exit"] is None} == {third.run_id}
     assert {e["first_run"] for e in after.values()} == {first.run_id} and second.run_id < third.run_id
-    assert state_rows(db)[1] == []  # nothing entered: no chunk
+    rows, chunks = state_rows(db)
+    assert [r[9] for r in rows] == ["lifted"] and sum(c[1] for c in chunks) == 3  # the open ones, chunked
+    assert {c[2] for c in chunks} == {first.run_id}  # as entered by the first run; the third wrote none
 
 
 def test_entries_of_one_key_from_several_sanctions_are_merged_in_every_run(tmp_path):
