@@ -25,6 +25,12 @@ An entry that ended otherwise than ``no_longer_justified`` is final for its key:
 justification does not enter it again (a served or lifted entry is not re-imposed by the
 facts that imposed it; a new case is a new key). ``end_by_decision`` ends an entry by an
 explicit decision (exit ``decision``).
+
+What a run writes is what changed (store version 8, ``_store.LIST_ENTRIES_VIEW``): the entries
+it entered, as chunks, and a row for each entry that ended or whose planned end, start or text
+changed. An open entry that the run finds justified as it was is not written: its
+``last_run`` is the last run that judged its scope, which kept it (a run judging an open
+entry either keeps or ends it). Every run's state is still one transaction.
 """
 
 from __future__ import annotations
@@ -34,11 +40,22 @@ import json
 import sqlite3
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules._arrow import bools, fill_null, from_bools, from_numbers, numbers, scalar, string_scalar, strings
+
 from . import _store as store
+from ._chunks import _json_rows
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _POLICY_ID = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, 1, instr(s.policy, '@') - 1) ELSE s.policy END"
 _VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy, '@') + 1) ELSE '' END"
+
+
+_SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
+_LOW_32 = scalar(0xFFFFFFFF, pa.int64())
+ENTERED_CHUNK = 65_536  # entries per row of list_chunks
 
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
@@ -46,110 +63,368 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     """Bring the list entries up to run ``run_id`` (inside the run's transaction); returns
     how many entries were entered, kept and ended per exit. ``left_alone``: the ids of
     policies whose records the run did not judge (a kind whose table it was not given):
-    their entries are not ended as no longer justified."""
+    their entries are not ended as no longer justified.
+
+    The justified set and the open entries are compared in Arrow (hash lookups on a key
+    text); only what changed is written: entered entries as chunks, and a row of
+    ``list_state`` for each entry that ends or whose planned end, start or text changes. An
+    open entry still justified as it was costs no write (see ``_store.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
-    params = {"run": run_id, "day": day, "left_alone": json.dumps(list(left_alone))}
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
             db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
-    scope = _scope(cases_judged)
-    open_before = db.execute(f"SELECT count(*) FROM list_state WHERE exit IS NULL{scope}", params).fetchone()[0]
-    _justified(db, params)
-    counts: dict[str, int] = {}
-    # kept: still justified and open
-    counts["kept"] = db.execute("""
-        UPDATE list_state SET last_run = :run, planned_end = j.planned_end, text_id = j.text_id,
-               started = CASE WHEN j.dated_start THEN j.started ELSE list_state.started END
-        FROM justified j
-        WHERE list_state.exit IS NULL AND list_state.uscc = j.uscc AND list_state.rule_id = j.rule_id
-              AND list_state.tag = j.tag""", params).rowcount
+        db.execute("UPDATE list_chunks SET run_id = ? WHERE run_id = ?", (run_id, replaced))
+        db.execute("UPDATE list_scopes SET last_run = ? WHERE last_run = ?", (run_id, replaced))
+    justified = _justified(db, run_id, day)
+    rules = {rule_id: (list_id, policy, rule) for rule_id, list_id, policy, rule
+             in db.execute("SELECT id, list, policy, rule FROM list_rules")}
+    scopes = {(policy, bool(cases)): last for policy, cases, last in db.execute("SELECT policy, cases, last_run FROM list_scopes")}
+    before = _open_entries(db)
+    n_before = before.num_rows
+    # one hash lookup says both which justified keys are open and which repeat an earlier one
+    keys = _keys(justified)
+    at = _numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
+    fresh = at >= n_before
+    repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
+    repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
+    if repeated:  # several entries of one key
+        justified = _merge(justified)
+        at = _numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
+    at[at >= n_before] = -1
+    kept = at >= 0
+    counts = {"kept": int(np.count_nonzero(kept))}
     # entered: no open entry of the key, and none that ended for good
-    counts["entered"] = db.execute("""
-        INSERT INTO list_state (rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
-        SELECT j.rule_id, j.uscc, j.tag, j.case_id, j.text_id, j.started, j.planned_end, :run, :run
-        FROM justified j JOIN list_rules r ON r.id = j.rule_id
-        WHERE NOT EXISTS (SELECT 1 FROM list_state e WHERE e.uscc = j.uscc AND e.rule_id = j.rule_id AND e.tag = j.tag
-                          AND (e.exit IS NULL OR e.exit != 'no_longer_justified'))
-        ORDER BY r.list, j.uscc, r.policy, r.rule, j.tag""", params).rowcount
-    # lifted: the earliest lift of this run that reaches the entry (started by then, not ended)
-    before = db.total_changes
-    db.execute("""
-        WITH reach AS (
-            SELECT e.id AS id, l.effective AS effective, l.reason || ' (' || l.policy || ' ' || l.rule || ')' AS why,
-                   row_number() OVER (PARTITION BY e.id ORDER BY l.effective, l.policy, l.rule) AS n
-            FROM lifts l JOIN list_state e ON e.uscc = l.uscc AND (l.case_id IS NULL OR l.case_id = e.case_id)
-                 JOIN list_rules r ON r.id = e.rule_id AND r.list = l.list
-            WHERE l.run_id = :run AND e.exit IS NULL AND e.started <= l.effective
-                  AND (e.planned_end IS NULL OR e.planned_end >= l.effective))
-        UPDATE list_state SET exit = 'lifted', ended = date(r.effective, '-1 day'), exit_reason = r.why,
-               exit_run = :run
-        FROM reach r WHERE list_state.id = r.id AND r.n = 1""", params)
-    counts["lifted"] = db.total_changes - before  # (rowcount is -1 for a statement with WITH)
-    counts["expired"] = db.execute("""
-        UPDATE list_state SET exit = 'expired', ended = planned_end, exit_run = :run,
-               exit_reason = '期满 planned end ' || planned_end || ' passed'
-        WHERE exit IS NULL AND planned_end IS NOT NULL AND planned_end < :day""", params).rowcount
+    new = np.flatnonzero(~kept)
+    if new.size:
+        final = _final_keys(db)
+        if len(final):
+            new = new[~_bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
+    counts["entered"] = int(new.size)
+    entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), rules)
+    first_id = _next_id(db)
+    entered_ids = np.arange(first_id, first_id + entered.num_rows, dtype=np.int64)
+    _write_chunks(db, run_id, day, entered, entered_ids)
+
+    # the open entries now: those before (kept ones as justified now) and those entered
+    live, justified_now, changed = _live(before, justified, at, kept, entered, entered_ids, run_id, rules, scopes)
+    ended: dict[int, tuple[str, str, str]] = {}  # row of live -> (exit, last day, reason)
+    _lift(db, run_id, live, rules, ended)
+    counts["lifted"] = len(ended)
+    planned_end = live["planned_end"]
+    expiring = np.flatnonzero(_bools(pc.less(planned_end, string_scalar(day))))
+    for i, end in zip(expiring.tolist(), planned_end.take(from_numbers(expiring)).to_pylist(), strict=True):
+        ended.setdefault(i, ("expired", end, f"期满 planned end {end} passed"))
+    counts["expired"] = len(ended) - counts["lifted"]
     counts["no_longer_justified"] = 0
-    if open_before > counts["kept"]:  # else every entry open before this run is still justified
-        counts["no_longer_justified"] = db.execute(f"""
-            UPDATE list_state SET exit = 'no_longer_justified', exit_run = :run,
-                   ended = max(date(:day, '-1 day'), date(started, '-1 day')),
-                   exit_reason = '不再符合 no rule justifies it as of ' || :day || ' (the facts changed, or the law is not in force)'
-            WHERE exit IS NULL{scope} AND NOT EXISTS (
-                SELECT 1 FROM justified j WHERE j.uscc = list_state.uscc AND j.rule_id = list_state.rule_id
-                                              AND j.tag = list_state.tag)""", params).rowcount
-    db.execute("DROP TABLE temp.justified")
+    if before.num_rows > counts["kept"]:  # else every entry open before this run is still justified
+        judged = np.zeros(max(rules, default=0) + 1, bool)
+        for rule_id, (_, policy, _) in rules.items():
+            judged[rule_id] = policy not in left_alone
+        rule_ids = _numbers(live["rule_id"])
+        in_scope = judged[rule_ids] & (cases_judged | ~_bools(pc.is_valid(live["case_id"])))
+        gone = np.flatnonzero(in_scope & ~justified_now)
+        gone = gone[gone < before.num_rows]
+        why = f"不再符合 no rule justifies it as of {day} (the facts changed, or the law is not in force)"
+        yesterday = (as_of - dt.timedelta(days=1)).isoformat()
+        for i, start in zip(gone.tolist(), live["started"].take(from_numbers(gone)).to_pylist(), strict=True):
+            if i not in ended:
+                day_before_start = (dt.date.fromisoformat(start) - dt.timedelta(days=1)).isoformat()
+                ended[i] = ("no_longer_justified", max(yesterday, day_before_start), why)
+                counts["no_longer_justified"] += 1
+    written = sorted(ended) + [i for i in np.flatnonzero(changed).tolist() if i not in ended]
+    rows = live.take(from_numbers(np.array(written, np.int64))).to_pylist()
+    db.executemany("""INSERT OR REPLACE INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end,
+                      ended, exit, exit_reason, first_run, last_run, exit_run)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   [(r["id"], r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
+                     *((ended[i][1], ended[i][0], ended[i][2]) if i in ended else (None, None, None)),
+                     r["first_run"], r["last_run"], run_id if i in ended else None)
+                    for i, r in zip(written, rows, strict=True)])
+    # this run judged the entries of every policy it was not told to leave alone
+    policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
+    db.executemany("INSERT OR REPLACE INTO list_scopes (policy, cases, last_run) VALUES (?, ?, ?)",
+                   [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
+    _drop_spent_chunks(db)
     return counts
 
 
-def _scope(cases_judged: bool) -> str:
-    """The entries a run judges: a run without a case table leaves the entries of cases
-    alone, and every run those of the policies ``:left_alone`` (kinds it was not given)."""
-    cases = "" if cases_judged else " AND case_id IS NULL"
-    return cases + (" AND rule_id NOT IN (SELECT id FROM list_rules"
-                    " WHERE policy IN (SELECT value FROM json_each(:left_alone)))")
+def _keys(entries: pa.Table) -> pa.Array:
+    """An entry's key as one text: uscc, rule id, tag."""
+    return _array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
 
 
-def _justified(db: sqlite3.Connection, params: dict[str, Any]) -> None:
-    """``temp.justified``: one row per key that the run's sanctions justify. Where several
-    entries of the run share a key, the earliest start wins, the latest planned end (open
-    when any is open), and the version, reason and citation that sort first."""
+_JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_id", pa.string()),
+                        ("start", pa.string()), ("planned_end", pa.string()), ("text_order", pa.int64())])
+
+
+def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
+    """One row per key that run ``run_id``'s sanctions justify: uscc, rule_id, tag, case_id,
+    started, dated (a start given by the sanction), planned_end, text_id. Where several entries
+    of the run share a key, the earliest start wins, the latest planned end (open when any is
+    open), and the version, reason and citation that sort first."""
+    params = {"run": run_id}
     db.execute(f"""INSERT OR IGNORE INTO list_rules (list, policy, rule)
                    SELECT DISTINCT s.list, {_POLICY_ID}, s.rule FROM sanction_slots s WHERE s.run_id = :run""", params)
     db.execute(f"""INSERT OR IGNORE INTO list_texts (version, reason, citation)
                    SELECT DISTINCT {_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, '')
                    FROM sanction_slots s WHERE s.run_id = :run""", params)
-    db.execute("DROP TABLE IF EXISTS temp.run_slots")
-    db.execute(f"""
-        CREATE TEMP TABLE run_slots AS
-        SELECT s.slot AS slot, r.id AS rule_id,
-               -- the texts' order in the high bits, the text's id in the low 32: min() gives both
-               (rank() OVER (ORDER BY t.version, t.reason, t.citation) << 32) | t.id AS text_order
+    slots = db.execute(f"""
+        SELECT s.slot, r.id, t.id, t.version, t.reason, t.citation
         FROM sanction_slots s
              JOIN list_rules r ON (r.list, r.policy, r.rule) = (s.list, {_POLICY_ID}, s.rule)
-             JOIN list_texts t ON (t.version, t.reason, t.citation)
-                                  = ({_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, ''))
-        WHERE s.run_id = :run""", params)
-    db.execute("DROP TABLE IF EXISTS temp.justified")
-    db.execute("""
-        CREATE TEMP TABLE justified (
-            uscc TEXT NOT NULL, rule_id INTEGER NOT NULL, tag TEXT NOT NULL, case_id TEXT, started TEXT NOT NULL,
-            dated_start INTEGER NOT NULL, planned_end TEXT, text_id INTEGER NOT NULL,
-            PRIMARY KEY (uscc, rule_id, tag)) WITHOUT ROWID""")
-    db.execute("""
-        INSERT INTO justified (uscc, rule_id, tag, case_id, started, dated_start, planned_end, text_id)
-        SELECT uscc, rule_id, coalesce(case_id, start, '') AS tag, min(case_id), min(coalesce(start, :day)),
-               max(start IS NOT NULL), CASE WHEN count(planned_end) < count(*) THEN NULL ELSE max(planned_end) END,
-               min(text_order) & 4294967295
-        FROM (SELECT m.rule_id AS rule_id, m.text_order AS text_order,
-                     CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END AS uscc,
-                     CASE e.type WHEN 'array' THEN nullif(e.value ->> 1, '') END AS case_id,
-                     CASE e.type WHEN 'array' THEN e.value ->> 2 END AS start,
-                     CASE e.type WHEN 'array' THEN e.value ->> 3 END AS planned_end
-              FROM sanction_chunks c JOIN temp.run_slots m ON m.slot = c.slot, json_each(c.usccs) e
-              WHERE c.run_id = :run)
-        GROUP BY uscc, rule_id, tag""", params)
-    db.execute("DROP TABLE temp.run_slots")
+             JOIN list_texts t ON (t.version, t.reason, t.citation) = ({_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, ''))
+        WHERE s.run_id = :run""", params).fetchall()
+    texts = sorted({(version, reason, citation, text_id) for _, _, text_id, version, reason, citation in slots})
+    # the texts' order in the high bits, the text's id in the low 32: min() gives both
+    order = {t[3]: (k << 32) | t[3] for k, t in enumerate(texts)}
+    of_slot = {slot: (rule_id, order[text_id]) for slot, rule_id, text_id, *_ in slots}
+    parts = []
+    for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
+        rule_id, text_order = of_slot[slot]
+        values = json.loads(usccs)
+        n = len(values)
+        if _plain(usccs):
+            columns = [values, None, None, None]
+        else:
+            rows = [v if type(v) is list else [v, "", None, None] for v in values]
+            columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
+            columns[1] = [c or None for c in columns[1]]
+        parts.append(pa.table([strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
+                               *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
+                               from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
+    table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
+    table = table.append_column("tag", pc.coalesce(table["case_id"], table["start"], string_scalar("")))
+    table = table.append_column("started", pc.coalesce(table["start"], string_scalar(day)))
+    table = table.append_column("dated", pc.is_valid(table["start"]))
+    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"], "case_id": table["case_id"],
+                     "started": table["started"], "dated": table["dated"], "planned_end": table["planned_end"],
+                     "text_id": pc.bit_wise_and(table["text_order"], _LOW_32), "start": table["start"],
+                     "text_order": table["text_order"]})
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (``Schema.empty_table`` imports pandas)."""
+    return pa.table([pa.nulls(0, field.type) for field in schema], schema=schema)
+
+
+def _optional_strings(values: list) -> pa.Array:
+    """Python strings or None as an Arrow string array, from buffers (``strings`` with nulls)."""
+    present = np.fromiter((v is not None for v in values), bool, len(values))
+    texts = strings([v if v is not None else "" for v in values])
+    if present.all():
+        return texts
+    validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, *texts.buffers()[1:]])
+
+
+def _plain(text: str) -> bool:
+    """Whether a JSON array of entries holds only texts (usccs), by its text: an array element
+    starts the array or follows a comma (a text holding ',[' only costs the slower path)."""
+    return not text.startswith("[[") and ",[" not in text and ", [" not in text
+
+
+def _merge(table: pa.Table) -> pa.Table:
+    """One row per key where several entries of the run share it: the earliest start, the
+    latest planned end (open when any is open), the text that sorts first."""
+    table = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
+        [("case_id", "min"), ("started", "min"), ("start", "count"), ("planned_end", "max"),
+         ("planned_end", "count"), ("uscc", "count"), ("text_order", "min")])
+    open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
+    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
+                     "case_id": table["case_id_min"], "started": table["started_min"],
+                     "dated": pc.greater(table["start_count"], scalar(0, pa.int64())),
+                     "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
+                     "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
+                     "start": table["start_count"], "text_order": table["text_order_min"]})
+
+
+_OPEN = pa.schema([("id", pa.int64()), ("rule_id", pa.int64()), ("uscc", pa.string()), ("tag", pa.string()),
+                   ("case_id", pa.string()), ("text_id", pa.int64()), ("started", pa.string()),
+                   ("planned_end", pa.string()), ("first_run", pa.int64()), ("last_run", pa.int64())])
+
+
+def _open_entries(db: sqlite3.Connection) -> pa.Table:
+    """Every open entry: the open rows of ``list_state`` and the chunks' entries no row hides;
+    last_run as stored (a chunk's: its run)."""
+    rows = db.execute("SELECT id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run "
+                      "FROM list_state WHERE exit IS NULL").fetchall()
+    parts = [pa.table([from_numbers(np.array(c, np.int64)) if pa.types.is_integer(t.type) else _optional_strings(list(c))
+                       for c, t in zip(zip(*rows, strict=True), _OPEN, strict=True)], schema=_OPEN)
+             if rows else _empty(_OPEN)]
+    chunks = db.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks ORDER BY first_id").fetchall()
+    if chunks:
+        hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
+        for first_id, n, run, rule_id, text_id, started, text in chunks:
+            values = json.loads(text)
+            if _plain(text):
+                usccs, tags, cases, starts, ends = values, [""] * n, [None] * n, [started] * n, [None] * n
+            else:
+                rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
+                usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
+                cases, ends = [c or None for c in cases], [e or None for e in ends]
+            ids = np.arange(first_id, first_id + n, dtype=np.int64)
+            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), strings(usccs), strings(tags),
+                             _optional_strings(cases), from_numbers(np.full(n, text_id, np.int64)), strings(starts),
+                             _optional_strings(ends), from_numbers(np.full(n, run, np.int64)),
+                             from_numbers(np.full(n, run, np.int64))], schema=_OPEN)
+            if hidden.size:
+                part = part.filter(from_bools(~np.isin(ids, hidden)))
+            parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def _final_keys(db: sqlite3.Connection) -> pa.Array:
+    """The keys of entries that ended for good (otherwise than no longer justified)."""
+    rows = db.execute("SELECT uscc, rule_id, tag FROM list_state WHERE exit IS NOT NULL "
+                      "AND exit != 'no_longer_justified'").fetchall()
+    if not rows:
+        return strings([])
+    usccs, rule_ids, tags = zip(*rows, strict=True)
+    return _keys(pa.table({"uscc": strings(list(usccs)), "rule_id": from_numbers(np.array(rule_ids, np.int64)),
+                           "tag": strings(list(tags))}))
+
+
+def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) -> pa.Table:
+    """Entered entries in the order their ids are given: by list, policy and rule, text, the
+    plain ones (no tag, case, start or end of their own) first, then as the run found them."""
+    rank = np.zeros(max(rules, default=0) + 1, np.int64)
+    rank[sorted(rules, key=rules.__getitem__)] = np.arange(len(rules))
+    plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
+                    pc.and_(pc.is_null(entered["planned_end"]), pc.invert(entered["dated"])))
+    plain = _bools(plain)
+    order = np.lexsort((~plain, _numbers(entered["text_id"]), rank[_numbers(entered["rule_id"])]))
+    return entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
+
+
+def _next_id(db: sqlite3.Connection) -> int:
+    return 1 + max(db.execute("SELECT coalesce(max(id), 0) FROM list_state").fetchone()[0],
+                   db.execute("SELECT coalesce(max(first_id + n - 1), 0) FROM list_chunks").fetchone()[0])
+
+
+def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:
+    """The entered entries as rows of ``list_chunks``: one per rule, text and kind of element
+    (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
+    if not entered.num_rows:
+        return
+    rule_ids, text_ids = _numbers(entered["rule_id"]), _numbers(entered["text_id"])
+    plain = _bools(entered["plain"])
+    cuts = np.flatnonzero((np.diff(rule_ids) != 0) | (np.diff(text_ids) != 0) | (np.diff(plain.astype(np.int8)) != 0)) + 1
+    bounds = [0, *cuts.tolist(), entered.num_rows]
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for start in range(a, b, ENTERED_CHUNK):
+            part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
+            if plain[start]:
+                rows = _json_rows([_array(part["uscc"])])
+            else:
+                rows = _json_rows([_array(part[name]) if name in ("uscc", "tag", "started")
+                                   else fill_null(_array(part[name]), "")
+                                   for name in ("uscc", "tag", "case_id", "started", "planned_end")])
+            out.append((int(ids[start]), part.num_rows, run_id, int(rule_ids[start]), int(text_ids[start]), day, rows))
+    db.executemany("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", out)
+
+
+def _differs(a, b) -> np.ndarray:
+    """Where ``a`` and ``b`` differ, a null differing from any value but null."""
+    return _bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
+
+
+def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarray, entered: pa.Table,
+          entered_ids: np.ndarray, run_id: int, rules, scopes) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The open entries during the run: those open before it (first, in ``before``'s order),
+    then those it entered, as the run leaves them (a kept entry with its planned end, text and
+    given start as now; last_run: this run for a justified entry, else the last run that kept
+    it); whether each is justified by this run, and whether a kept one changed."""
+    n = before.num_rows
+    # the justified row of each entry open before (kept ones)
+    source = np.full(n, -1, np.int64)
+    hit = np.flatnonzero(kept)
+    source[at[hit]] = hit
+    was_kept = source >= 0
+    planned_end, text_id, started = before["planned_end"], before["text_id"], before["started"]
+    changed = np.zeros(n, bool)
+    if hit.size:
+        now = justified.take(from_numbers(np.where(was_kept, source, 0)))
+        mask = from_bools(was_kept)
+        planned_end = pc.if_else(mask, now["planned_end"], before["planned_end"])
+        text_id = pc.if_else(mask, now["text_id"], before["text_id"])
+        started = pc.if_else(pc.and_(mask, now["dated"]), now["started"], before["started"])
+        changed = was_kept & (_differs(planned_end, before["planned_end"]) | _differs(text_id, before["text_id"])
+                              | _differs(started, before["started"]))
+    rule_ids = _numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
+    top = max(rules, default=0) + 1
+    scope = np.zeros((2, top), np.int64)  # per rule: the last run that judged its entries (of no case, of cases)
+    for rule_id, (_, policy, _) in rules.items():
+        scope[:, rule_id] = scopes.get((policy, False), 0), scopes.get((policy, True), 0)
+    has_case = _bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
+    last_run = np.maximum(_numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
+    last_run[was_kept] = run_id
+    m = entered.num_rows
+
+    def both(old, new, type_) -> pa.ChunkedArray:
+        return pa.chunked_array([_array(old) if len(old) else pa.nulls(0, type_), _array(new) if len(new) else pa.nulls(0, type_)],
+                                type_)
+
+    live = pa.table({
+        "id": from_numbers(np.concatenate([_numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
+        "rule_id": both(before["rule_id"], entered["rule_id"], pa.int64()),
+        "uscc": both(before["uscc"], entered["uscc"], pa.string()),
+        "tag": both(before["tag"], entered["tag"], pa.string()),
+        "case_id": both(before["case_id"], entered["case_id"], pa.string()),
+        "text_id": both(text_id, entered["text_id"], pa.int64()),
+        "started": both(started, entered["started"], pa.string()),
+        "planned_end": both(planned_end, entered["planned_end"], pa.string()),
+        "first_run": from_numbers(np.concatenate([_numbers(before["first_run"]) if n else np.zeros(0, np.int64),
+                                                  np.full(m, run_id, np.int64)])),
+        "last_run": from_numbers(np.concatenate([last_run, np.full(m, run_id, np.int64)])),
+    })
+    return live, np.concatenate([was_kept, np.ones(m, bool)]), np.concatenate([changed, np.zeros(m, bool)])
+
+
+def _bools(values) -> np.ndarray:
+    return bools(_array(values))
+
+
+def _numbers(values, fill: int = 0) -> np.ndarray:
+    return numbers(_array(values), fill)
+
+
+def _array(values) -> pa.Array:
+    """One array (``combine_chunks`` of no chunks imports pandas)."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    if values.num_chunks <= 1:
+        return values.chunk(0) if values.num_chunks else pa.nulls(0, values.type)
+    return values.combine_chunks()
+
+
+def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
+    """The earliest lift of this run that reaches each open entry (of its subject, list and
+    case, started by then and not planned to end before): exit ``lifted`` the day before."""
+    lifts = db.execute("SELECT uscc, list, case_id, effective, policy, rule, reason FROM lifts WHERE run_id = ? "
+                       "ORDER BY effective, policy, rule", (run_id,)).fetchall()
+    if not lifts:
+        return
+    by_subject: dict[str, list] = {}
+    for lift in lifts:
+        by_subject.setdefault(lift[0], []).append(lift)
+    subjects = strings(sorted(by_subject))
+    candidates = np.flatnonzero(_bools(pc.is_in(live["uscc"], value_set=subjects)))
+    for i, entry in zip(candidates.tolist(), live.take(from_numbers(candidates)).to_pylist(), strict=True):
+        list_id = rules[entry["rule_id"]][0]
+        for _, lift_list, case_id, effective, policy, rule, reason in by_subject[entry["uscc"]]:
+            if (lift_list == list_id and (case_id is None or case_id == entry["case_id"]) and entry["started"] <= effective
+                    and (entry["planned_end"] is None or entry["planned_end"] >= effective)):
+                last = (dt.date.fromisoformat(effective) - dt.timedelta(days=1)).isoformat()
+                ended[i] = ("lifted", last, f"{reason} ({policy} {rule})")
+                break
+
+
+def _drop_spent_chunks(db: sqlite3.Connection) -> None:
+    """A chunk whose every entry a row of ``list_state`` hides holds nothing any more."""
+    db.execute("""DELETE FROM list_chunks WHERE n = (SELECT count(*) FROM list_state s
+                                                   WHERE s.id >= list_chunks.first_id AND s.id < list_chunks.first_id + n)""")
 
 
 def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, Any]:
@@ -162,15 +437,17 @@ def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, 
         with store.run_lock(path):
             connection.execute("BEGIN IMMEDIATE")
             try:
+                _as_row(connection, entry_id)
                 row = connection.execute("SELECT exit, started FROM list_state WHERE id = ?", (entry_id,)).fetchone()
                 if row is None:
                     raise store.StoreError(f"no list entry {entry_id}")
                 if row[0] is not None:
                     raise store.StoreError(f"list entry {entry_id} has already ended ({row[0]})")
                 last = max((on - dt.timedelta(days=1)).isoformat(), (dt.date.fromisoformat(row[1]) - dt.timedelta(days=1)).isoformat())
-                connection.execute(
-                    "UPDATE list_state SET exit = 'decision', ended = ?, exit_reason = ? WHERE id = ?",
-                    (last, reason.strip(), entry_id))
+                kept_by = connection.execute("SELECT last_run FROM list_entries WHERE id = ?", (entry_id,)).fetchone()[0]
+                connection.execute(  # ended, its last_run is no longer its scope's: kept as it is now
+                    "UPDATE list_state SET exit = 'decision', ended = ?, exit_reason = ?, last_run = ? WHERE id = ?",
+                    (last, reason.strip(), kept_by, entry_id))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -178,6 +455,20 @@ def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, 
         return _entries(connection, "WHERE id = ?", (entry_id,))[0]
     finally:
         connection.close()
+
+
+def _as_row(connection: sqlite3.Connection, entry_id: int) -> None:
+    """Entry ``entry_id`` as a row of ``list_state``, when it is still only a chunk's element."""
+    connection.execute("""
+        INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
+        SELECT c.first_id + e.key, c.rule_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END,
+               CASE e.type WHEN 'array' THEN e.value ->> 1 ELSE '' END,
+               CASE e.type WHEN 'array' THEN nullif(e.value ->> 2, '') END, c.text_id,
+               CASE e.type WHEN 'array' THEN e.value ->> 3 ELSE c.started END,
+               CASE e.type WHEN 'array' THEN nullif(e.value ->> 4, '') END, c.run_id, c.run_id
+        FROM list_chunks c, json_each(c.rows) e
+        WHERE c.first_id = (SELECT max(first_id) FROM list_chunks WHERE first_id <= :id) AND c.first_id + e.key = :id
+              AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)""", {"id": entry_id})
 
 
 _COLUMNS = ("id, list, uscc, policy, version, rule, case_id, started, planned_end, ended, exit, exit_reason, reason, "

@@ -18,7 +18,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   decided (the case's decision date, or NULL), reason (``first``, ``new decision``,
   ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL).
   Rows are only ever added with their run (and go with it); a key's current assessment is its
-  row of the highest run_id (see ``engine/cases/_assessed.py``).
+  row of the highest run_id (see ``engine/cases/_assessed.py``). A view over
+  ``assessed_chunks`` (version 9; ``ASSESSED_VIEW``).
 
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
@@ -69,12 +70,13 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 10
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
-# other tables (``--records``); read as they are, migrated on the next run
-# 7: before amounts in fen (every amount whole yuan)
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8")
+# other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
+# list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; read
+# as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
 MONEY = "MONEY"
@@ -82,10 +84,11 @@ MONEY = "MONEY"
 VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": MONEY, "deduction_yuan": MONEY, "total_yuan": MONEY, "amount": "INTEGER",
     "unit": "TEXT", "amount_fen": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
-    "assessed_in_run": "INTEGER", "start": "TEXT", "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
+    "assessed_in_run": "INTEGER", "decided": "TEXT", "reason": "TEXT", "supersedes_run": "INTEGER", "start": "TEXT",
+    "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
 }
 RESULT_TABLES = (
-    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed",
+    "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed_chunks",
     "lifts",
 )  # stored
 
@@ -119,26 +122,35 @@ FINDINGS_VIEW = """
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.rows) e"""
 
-# 一例一次: which case was assessed, by which run (version 5; see engine/cases/_assessed.py)
+# 一例一次: which case was assessed, by which run (version 5; see engine/cases/_assessed.py).
+# Version 9 stores them in chunks, as findings are: one row of ``assessed_chunks`` per run,
+# policy version, rule, kind and batch, its assessments a JSON array of ``[case_id, uscc,
+# amount (an integer of the chunk's unit, as findings), decided or "", reason, supersedes_run
+# or 0]``, read through the ``assessed`` view with the columns of the table it was (version 8
+# added amount_fen and unit, last). A row per assessment, with two indexes, kept
+# SQLite's writer busy for most of a case run (one imposed finding per case: 13 M rows and a
+# ~3 GB WAL at 10 M cases, bench/cases.py).
+ASSESSED_VIEW = """
+    SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, e.value ->> 1 AS uscc, c.policy AS policy,
+           c.version AS version, c.rule AS rule, c.kind AS kind,
+           CASE c.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 2) / 100, (e.value ->> 2) % 100)
+                ELSE e.value ->> 2 END AS amount_yuan,
+           nullif(e.value ->> 3, '') AS decided, e.value ->> 4 AS reason, nullif(e.value ->> 5, 0) AS supersedes_run,
+           CASE c.unit WHEN 'fen' THEN e.value ->> 2 ELSE (e.value ->> 2) * 100 END AS amount_fen,
+           coalesce(c.unit, 'yuan') AS unit
+    FROM assessed_chunks c, json_each(c.rows) e"""
 ASSESSED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS assessed (
+CREATE TABLE IF NOT EXISTS assessed_chunks (
     run_id INTEGER NOT NULL,
-    case_id TEXT NOT NULL,
-    uscc TEXT NOT NULL,
     policy TEXT NOT NULL,
     version TEXT NOT NULL,
     rule TEXT NOT NULL,
     kind TEXT NOT NULL,
-    amount_yuan NOT NULL,
-    decided TEXT,
-    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')),
-    supersedes_run INTEGER,
-    amount_fen INTEGER,
+    rows TEXT NOT NULL,
     unit TEXT
 );
-CREATE INDEX IF NOT EXISTS assessed_case ON assessed (case_id);
-CREATE INDEX IF NOT EXISTS assessed_run ON assessed (run_id);
-"""
+CREATE INDEX IF NOT EXISTS assessed_chunks_run ON assessed_chunks (run_id);
+""" + "CREATE VIEW IF NOT EXISTS assessed AS" + ASSESSED_VIEW + ";\n"
 
 # The sanctions view. A chunk's entry is the subject's uscc, or (version 6) for an entry with
 # dates or of a case ``[uscc, case_id or "", start or null, planned_end or null]`` (ISO
@@ -156,23 +168,63 @@ SANCTIONS_VIEW = """
     FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_each(c.usccs) e"""
 
-# List entries across runs (version 6; narrow rows since version 7; see engine/_lists.py).
-# One row of ``list_state`` per entry: opened by the run that first found it justified, kept by
-# every run that still does (last_run), ended with its exit and reason. An entry's key is its
-# subject (uscc), its rule (``list_rules``: list, policy id, rule) and its ``tag``: the case
-# id, or the entry's own start date when the sanction gives ``from:``, else ''; at most one
-# open entry per key. The version, reason and citation it was last justified with are a row
-# of ``list_texts``. Names and texts are stored once, not on each of the hundreds of
-# thousands of entries: with them on every row (version 6) a 2 M-row run spent 13 s of its
-# 14.5 s keeping the state (bench/nightly.py). Dates are ISO text; ``ended`` and
+# List entries across runs (version 6; narrow rows since version 7; chunks since version 8; see
+# engine/_lists.py). An entry's key is its subject (uscc), its rule (``list_rules``: list,
+# policy id, rule) and its ``tag``: the case id, or the entry's own start date when the sanction
+# gives ``from:``, else ''; at most one open entry per key. The version, reason and citation it
+# was last justified with are a row of ``list_texts``. Dates are ISO text; ``ended`` and
 # ``planned_end`` are the last day on the list (inclusive). Read the ``list_entries`` view.
+#
+# An entry is written once when it enters, in ``list_chunks`` (one row per run, rule and text
+# with the entered entries as a JSON array, ids ``first_id`` .. ``first_id + n - 1``; an
+# element is the uscc, or ``[uscc, tag, case_id or "", started, planned_end or ""]`` when it
+# has a tag, a case, a planned end or a start other than the chunk's), and again only when it
+# ends or its planned end, start or text changes: then a row of ``list_state`` with the same id
+# holds it and hides the chunk's element. A run that finds an open entry still justified
+# writes nothing for it: its ``last_run`` is the last run that judged its scope
+# (``list_scopes``: a policy id, and whether entries of cases; a run without a case table
+# leaves the cases' entries alone), because such a run either keeps an open entry or ends it.
+# Written as rows, every entry entering and every open entry kept cost a B-tree insert or
+# update with its indexes: 4.6 s of a 5.6 s run of 5 M registry rows (bench/nightly.py).
 LIST_ENTRIES_VIEW = """
     SELECT s.id AS id, r.list || '|' || s.uscc || '|' || r.policy || '|' || r.rule || '|' || s.tag AS key,
            r.list AS list, s.uscc AS uscc, r.policy AS policy, t.version AS version, r.rule AS rule,
            s.case_id AS case_id, s.started AS started, s.planned_end AS planned_end, s.ended AS ended,
            s.exit AS exit, s.exit_reason AS exit_reason, t.reason AS reason, t.citation AS citation,
-           s.first_run AS first_run, s.last_run AS last_run, s.exit_run AS exit_run
-    FROM list_state s JOIN list_rules r ON r.id = s.rule_id JOIN list_texts t ON t.id = s.text_id"""
+           s.first_run AS first_run,
+           CASE WHEN s.exit IS NULL THEN max(s.last_run, coalesce(sc.last_run, 0)) ELSE s.last_run END AS last_run,
+           s.exit_run AS exit_run
+    FROM (SELECT id, rule_id, uscc, tag, case_id, text_id, started, planned_end, ended, exit, exit_reason,
+                 first_run, last_run, exit_run FROM list_state
+          UNION ALL
+          SELECT c.first_id + e.key, c.rule_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END,
+                 CASE e.type WHEN 'array' THEN e.value ->> 1 ELSE '' END,
+                 CASE e.type WHEN 'array' THEN nullif(e.value ->> 2, '') END, c.text_id,
+                 CASE e.type WHEN 'array' THEN e.value ->> 3 ELSE c.started END,
+                 CASE e.type WHEN 'array' THEN nullif(e.value ->> 4, '') END, NULL, NULL, NULL,
+                 c.run_id, c.run_id, NULL
+          FROM list_chunks c, json_each(c.rows) e
+          WHERE NOT EXISTS (SELECT 1 FROM list_state x WHERE x.id = c.first_id + e.key)) s
+         JOIN list_rules r ON r.id = s.rule_id JOIN list_texts t ON t.id = s.text_id
+         LEFT JOIN list_scopes sc ON sc.policy = r.policy AND sc.cases = (s.case_id IS NOT NULL)"""
+# (version 8)
+LIST_CHUNKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS list_chunks (
+    first_id INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    rule_id INTEGER NOT NULL REFERENCES list_rules (id),
+    text_id INTEGER NOT NULL REFERENCES list_texts (id),
+    started TEXT NOT NULL,
+    rows TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS list_scopes (
+    policy TEXT NOT NULL,
+    cases INTEGER NOT NULL,
+    last_run INTEGER NOT NULL,
+    PRIMARY KEY (policy, cases)
+) WITHOUT ROWID;
+"""
 LIST_ENTRIES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS list_rules (
     id INTEGER PRIMARY KEY,
@@ -304,7 +356,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
-""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
+""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + LIST_CHUNKS_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
 # the slots of a table of another kind name it (version 7)
@@ -416,9 +468,11 @@ def _migrate(connection: sqlite3.Connection) -> None:
     the state tables ``list_entries`` and ``lifts`` are created empty: the next run enters
     every entry it finds justified, from its own as_of (earlier runs kept no dates). Version
     6 -> 7: list entries in narrow rows (:func:`_narrow_list_entries`). Then the slots'
-    ``record_kind`` (see :func:`_add_record_kinds`), the findings'
-    law_note (:func:`_add_law_note`) and, version 7 -> 8, the units of amounts
-    (:func:`_add_units`)."""
+    ``record_kind`` (see :func:`_add_record_kinds`), the findings' law_note
+    (:func:`_add_law_note`) and, version 7 -> 8, the units of amounts (:func:`_add_units`).
+    Version 8 -> 9: entries entered in chunks, kept without a write
+    (:func:`_list_entries_in_chunks`). Version 9 -> 10: assessments in chunks
+    (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
@@ -435,6 +489,10 @@ def _migrate(connection: sqlite3.Connection) -> None:
         connection.execute("CREATE VIEW sanctions AS" + SANCTIONS_VIEW)
     if row is not None and row[0] == "6":
         _narrow_list_entries(connection)
+    if row is not None and row[0] in ("6", "7", "8"):
+        _list_entries_in_chunks(connection)
+    if row is not None and row[0] in ("5", "6", "7", "8", "9"):
+        _assessed_in_chunks(connection)
     if kinds_added:
         for view, body in (("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW)):
             connection.execute(f"DROP VIEW IF EXISTS {view}")
@@ -521,6 +579,67 @@ def _untype_column(connection: sqlite3.Connection, table: str, column: str) -> N
     connection.execute(f"ALTER TABLE {table}_v8 RENAME TO {table}")
     for index in indexes:
         connection.execute(index)
+
+
+def _list_entries_in_chunks(connection: sqlite3.Connection) -> None:
+    """Version 8 -> 9: the view reads ``list_chunks`` beside ``list_state``, and an open
+    entry's last_run becomes the last run that judged its scope. Every run judging a scope
+    kept or ended each of its open entries, so the open entries of a scope all carry that run
+    as last_run: it is their maximum. The ended entries stay rows; the open ones move into
+    chunks (:func:`_open_rows_into_chunks`)."""
+    connection.execute("DROP VIEW IF EXISTS list_entries")
+    connection.execute("CREATE VIEW list_entries AS" + LIST_ENTRIES_VIEW)
+    connection.execute("""
+        INSERT OR REPLACE INTO list_scopes (policy, cases, last_run)
+        SELECT r.policy, s.case_id IS NOT NULL, max(s.last_run)
+        FROM list_state s JOIN list_rules r ON r.id = s.rule_id WHERE s.exit IS NULL GROUP BY 1, 2""")
+    _open_rows_into_chunks(connection)
+
+
+def _open_rows_into_chunks(connection: sqlite3.Connection, most: int = 65_536) -> None:
+    """The open entries of a version 8 (or earlier) store become chunks, their ids kept: each run of
+    consecutive ids entered by one run under one rule and text is one chunk. Left as rows,
+    every later run would read them all row by row (1 s for 308,000 entries, more than version
+    8 took to update them). An entry whose last_run is not its scope's stays a row."""
+    rows = connection.execute("""
+        SELECT s.id, s.rule_id, s.text_id, s.first_run, s.uscc, s.tag, s.case_id, s.started, s.planned_end
+        FROM list_state s JOIN list_rules r ON r.id = s.rule_id
+             JOIN list_scopes sc ON sc.policy = r.policy AND sc.cases = (s.case_id IS NOT NULL)
+        WHERE s.exit IS NULL AND s.last_run = sc.last_run ORDER BY s.id""").fetchall()
+    chunks: list[list] = []  # [first_id, run, rule_id, text_id, started, elements]
+    for entry_id, rule_id, text_id, run, uscc, tag, case_id, started, planned_end in rows:
+        last = chunks[-1] if chunks else None
+        if (last is None or entry_id != last[0] + len(last[5]) or (run, rule_id, text_id) != tuple(last[1:4])
+                or len(last[5]) >= most):
+            last = [entry_id, run, rule_id, text_id, started, []]
+            chunks.append(last)
+        plain = tag == "" and case_id is None and planned_end is None and started == last[4]
+        last[5].append(uscc if plain else [uscc, tag, case_id or "", started, planned_end or ""])
+    connection.executemany(
+        "INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(first, len(items), run, rule_id, text_id, started, json.dumps(items, ensure_ascii=False))
+         for first, run, rule_id, text_id, started, items in chunks])
+    connection.executemany("DELETE FROM list_state WHERE id >= ? AND id < ? AND exit IS NULL",
+                           [(first, first + len(items)) for first, *_, items in chunks])
+
+
+def _assessed_in_chunks(connection: sqlite3.Connection) -> None:
+    """Version 9 -> 10: the rows of the table ``assessed`` move into ``assessed_chunks``, one
+    chunk per run, policy version, rule, kind and unit (in rowid order, as they were written),
+    each amount the integer of its unit (run after :func:`_add_units`, which gave every row its
+    amount_fen), and ``assessed`` becomes the view that reads them."""
+    kind = connection.execute("SELECT type FROM sqlite_master WHERE name = 'assessed'").fetchone()
+    if kind is None or kind[0] != "table":
+        return
+    connection.execute("""
+        INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, unit, rows)
+        SELECT run_id, policy, version, rule, kind, unit,
+               json_group_array(json_array(case_id, uscc,
+                                           CASE unit WHEN 'fen' THEN amount_fen ELSE amount_fen / 100 END,
+                                           coalesce(decided, ''), reason, coalesce(supersedes_run, 0)))
+        FROM (SELECT * FROM assessed ORDER BY rowid) GROUP BY run_id, policy, version, rule, kind, unit""")
+    connection.execute("DROP TABLE assessed")  # (its indexes with it)
+    connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
 
 
 def _add_record_kinds(connection: sqlite3.Connection) -> bool:

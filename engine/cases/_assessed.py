@@ -2,9 +2,10 @@
 
 The Zhengzhou measures deduct "一例一次" (once per case) and the law fines an act once, so a
 nightly run over a case table that still lists a case assessed by an earlier run must not
-assess it again. The results store remembers every assessment in the table ``assessed`` (one
-row per imposed finding of a case: case_id, uscc, policy id and version, rule, kind, amount,
-the run, the case's decision date). An assessment is identified by (case_id, policy id, rule,
+assess it again. The results store remembers every assessment, read through the view
+``assessed`` (one row per imposed finding of a case, stored in chunks, see
+``_store.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
+the case's decision date). An assessment is identified by (case_id, policy id, rule,
 kind): the policy's version is not part of it, so a new version of a statute does not fine
 the same case again.
 
@@ -28,6 +29,7 @@ assessments, and the registry's count-based findings (enterprises, no case) have
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -35,20 +37,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, numbers, strings
+from ecorules.rules._arrow import from_bools, from_numbers, numbers, strings
 
 from .. import _store as store
 from .._chunks import CHUNK_ROWS, _json_rows
+from .._lists import _optional_strings
 
 ALREADY_ASSESSED = "already_assessed"
 
-INSERT_ASSESSED = (
-    "INSERT INTO assessed (run_id, case_id, uscc, policy, version, rule, kind, amount_yuan, decided, reason, "
-    "supersedes_run, amount_fen, unit) SELECT ?1, e.value ->> 0, e.value ->> 1, ?2, ?3, ?4, ?5, "
-    "CASE ?7 WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 2) / 100, (e.value ->> 2) % 100) ELSE e.value ->> 2 END, "
-    "nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0), "
-    "CASE ?7 WHEN 'fen' THEN e.value ->> 2 ELSE (e.value ->> 2) * 100 END, ?7 FROM json_each(?6) e"
-)
+INSERT_ASSESSED = "INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, rows, unit) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _REASONS = strings(["first", "new decision", "reassessed"])
 
 
@@ -140,25 +137,29 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
     exclude = None
     if connection.execute(
         "SELECT 1 FROM runs WHERE status = 'done' AND policy_fingerprint = ? AND as_of = ? "
-        "AND EXISTS (SELECT 1 FROM assessed a WHERE a.run_id = runs.id) LIMIT 1",
+        "AND EXISTS (SELECT 1 FROM assessed_chunks a WHERE a.run_id = runs.id) LIMIT 1",
         (policy_fingerprint, as_of.isoformat()),
     ).fetchone():
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
     grouped: dict[tuple[str, str, str], tuple[list, list, list]] = {}
-    # SQLite: the bare columns of a max() aggregate come from the row holding the max
-    for policy, rule, kind, case_id, run, decided in connection.execute(
-        "SELECT policy, rule, kind, case_id, max(run_id), decided FROM assessed "
+    # newest run first: a case's first occurrence under its key is its current assessment
+    for policy, rule, kind, run, text in connection.execute(
+        "SELECT policy, rule, kind, run_id, rows FROM assessed_chunks "
         "WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id IS NOT ? "
-        "GROUP BY policy, rule, kind, case_id", (exclude,),
+        "ORDER BY run_id DESC, rowid", (exclude,),
     ):
+        rows = json.loads(text)
         ids, runs, dates = grouped.setdefault((policy, rule, kind), ([], [], []))
-        ids.append(case_id)
-        runs.append(run)
-        dates.append(decided)
-    remembered = {
-        key: _Remembered(pa.array(ids, pa.string()), np.array(runs, np.int64), pa.array(dates, pa.string()))
-        for key, (ids, runs, dates) in grouped.items()
-    }
+        ids += [r[0] for r in rows]
+        runs.append(np.full(len(rows), run, np.int64))
+        dates += [r[3] or None for r in rows]
+    remembered = {}
+    for key, (ids, runs, dates) in grouped.items():
+        case_ids = strings(ids)
+        first = numbers(pc.index_in(case_ids, value_set=case_ids)).astype(np.int64) == np.arange(len(ids))
+        keep = from_bools(first)
+        remembered[key] = _Remembered(case_ids.filter(keep), np.concatenate(runs)[first],
+                                      _optional_strings(dates).filter(keep))
     if reassess is not True:
         reassess = frozenset(str(c).strip() for c in reassess or ())
     return Assessments(remembered, reassess)

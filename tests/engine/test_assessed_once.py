@@ -3,7 +3,7 @@
 The test policies of tests/data/cases (a case's decision date ``decided`` added to its
 catalogue) over a generated registry and case table: two runs with different as_of, a new
 case, ``--reassess``, a new decision date, reruns (reused and forced), kill -9 during a run,
-export, changes and the migration of a version 4 database.
+export, changes and the migration of version 4 and version 8 databases.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def test_export_changes_and_a_version_4_database(world, tmp_path):
     connection.executescript(
         "DROP VIEW findings; CREATE VIEW findings AS " + store.FINDINGS_VIEW.replace(
             ", nullif(e.value ->> 6, 0) AS assessed_in_run", "")
-        + "; DROP TABLE assessed; UPDATE meta SET value = '4' WHERE key = 'schema_version';")
+        + "; DROP VIEW assessed; DROP TABLE assessed_chunks; UPDATE meta SET value = '4' WHERE key = 'schema_version';")
     connection.close()
     with pytest.raises(store.StoreError, match="no table 'assessed'"):
         export_table(old, first.run_id, "assessed", tmp_path / "x.csv")
@@ -299,6 +299,47 @@ def test_export_changes_and_a_version_4_database(world, tmp_path):
     assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert connection.execute("SELECT count(*) FROM assessed WHERE run_id = ?", (third.run_id,)).fetchone()[0] > 200
     connection.close()
+
+
+V8_TABLE = """
+CREATE TABLE assessed (
+    run_id INTEGER NOT NULL, case_id TEXT NOT NULL, uscc TEXT NOT NULL, policy TEXT NOT NULL, version TEXT NOT NULL,
+    rule TEXT NOT NULL, kind TEXT NOT NULL, amount_yuan INTEGER NOT NULL, decided TEXT,
+    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')), supersedes_run INTEGER);
+CREATE INDEX assessed_case ON assessed (case_id);
+CREATE INDEX assessed_run ON assessed (run_id);
+"""
+
+
+def test_a_version_8_database_keeps_its_assessments_in_chunks(world, tmp_path):
+    """Up to version 8 an assessment was a row of the table ``assessed``; version 9 moves the
+    rows into chunks read through the view of the same name, and the next run reads them as
+    its memory."""
+    first = run(world, A)
+    second = run(world, B, reassess=True)  # a second generation of the memory, superseding the first
+    before = memory(world)
+    assert {r["reason"] for r in before} == {"first", "reassessed"}
+    assert {r["supersedes_run"] for r in before if r["run_id"] == second.run_id} == {first.run_id}
+    connection = sqlite3.connect(world["db"])
+    connection.executescript("ALTER TABLE assessed_chunks RENAME TO v9; DROP VIEW assessed;" + V8_TABLE + """
+        INSERT INTO assessed SELECT c.run_id, e.value ->> 0, e.value ->> 1, c.policy, c.version, c.rule, c.kind,
+               e.value ->> 2, nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0)
+        FROM v9 c, json_each(c.rows) e ORDER BY c.rowid, e.key;
+        DROP TABLE v9; UPDATE meta SET value = '8' WHERE key = 'schema_version';""")
+    connection.close()
+    assert memory(world) == before  # the version 8 table, read as it is
+    store.connect(world["db"]).close()  # migrated
+    connection = sqlite3.connect(world["db"])
+    assert connection.execute("SELECT type FROM sqlite_master WHERE name = 'assessed'").fetchone()[0] == "view"
+    chunks = connection.execute("SELECT run_id, count(*) FROM assessed_chunks GROUP BY run_id").fetchall()
+    connection.close()
+    assert {r for r, _ in chunks} == {first.run_id, second.run_id}
+    assert memory(world) == before
+    third = run(world, C)
+    assert third.already_assessed == len(by_status(case_findings(world, third.run_id), "already_assessed")) > 200
+    assert {f["assessed_in_run"] for f in by_status(case_findings(world, third.run_id), "already_assessed").values()} == {
+        second.run_id}
+    assert len(memory(world)) == len(before)  # nothing assessed anew
 
 
 def _child(world: dict, db: Path, as_of: dt.date) -> tuple[subprocess.Popen, float]:

@@ -178,8 +178,8 @@ def test_a_version_5_database_is_migrated_and_its_next_run_enters_the_entries(wo
     run(registry, db, D_2013_06_30)
     connection = sqlite3.connect(db)
     connection.executescript(
-        "DROP VIEW list_entries; DROP TABLE list_state; DROP TABLE list_rules; DROP TABLE list_texts; DROP TABLE lifts;"
-        "DROP VIEW sanctions;"
+        "DROP VIEW list_entries; DROP TABLE list_state; DROP TABLE list_chunks; DROP TABLE list_scopes;"
+        "DROP TABLE list_rules; DROP TABLE list_texts; DROP TABLE lifts; DROP VIEW sanctions;"
         "CREATE VIEW sanctions AS SELECT c.run_id AS run_id, e.value AS uscc, s.list AS list, s.rule AS rule, "
         "s.policy AS policy FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot, "
         "json_each(c.usccs) e WHERE e.type = 'text';"
@@ -207,8 +207,8 @@ def test_a_version_6_database_keeps_its_entries_in_the_narrow_tables(world, tmp_
     connection = sqlite3.connect(db)
     connection.executescript(
         "CREATE TABLE wide AS SELECT * FROM list_entries; DROP VIEW list_entries;"
-        "DROP TABLE list_state; DROP TABLE list_rules; DROP TABLE list_texts;"
-        "ALTER TABLE wide RENAME TO list_entries;"
+        "DROP TABLE list_state; DROP TABLE list_chunks; DROP TABLE list_scopes; DROP TABLE list_rules;"
+        "DROP TABLE list_texts; ALTER TABLE wide RENAME TO list_entries;"
         "UPDATE meta SET value = '6' WHERE key = 'schema_version';")
     connection.close()
     assert lists_as_of(db, D_2013_06_30)["on_list"]  # a version 6 store is read as it is
@@ -337,3 +337,126 @@ def test_a_killed_run_leaves_the_state_as_before_and_the_next_run_completes(tmp_
         assert summary.status == "done"
         assert [without(e, "id", "last_run", "exit_run") for e in entries(db)] == expected
     assert killed, "no moment fell inside the run"
+
+
+# --- entries written when they change, not on every run (store version 8) ---------------------------
+
+def state_rows(db: Path) -> tuple[list, list]:
+    connection = sqlite3.connect(db)
+    try:
+        return (connection.execute("SELECT * FROM list_state ORDER BY id").fetchall(),
+                connection.execute("SELECT first_id, n, run_id, rows FROM list_chunks ORDER BY first_id").fetchall())
+    finally:
+        connection.close()
+
+
+def test_a_run_that_finds_the_same_entries_justified_writes_nothing_for_them(world):
+    registry, db = world
+    run(registry, db, dt.date(2013, 3, 1))  # A's blacklist entry runs to 2013-06-30: open in both runs
+    rows, chunks = state_rows(db)
+    assert chunks and {r[9] for r in rows} == {"lifted"}  # only the entry that ended is a row
+    before = lists_as_of(db, dt.date(2013, 3, 1))
+    second = run(registry, db, dt.date(2013, 4, 1))
+    summary = json.loads(sqlite3.connect(db).execute("SELECT summary FROM runs WHERE id = ?", (second.run_id,)).fetchone()[0])
+    assert summary["list_entries"] == {"kept": 3, "entered": 0, "lifted": 0, "expired": 0, "no_longer_justified": 0}
+    assert state_rows(db) == (rows, chunks)  # not a row written
+    after = lists_as_of(db, dt.date(2013, 3, 1))
+    # the same answer, but that the entries are now kept by the second run
+    assert [without(e, "last_run") for e in after["on_list"]] == [without(e, "last_run") for e in before["on_list"]]
+    assert {e["last_run"] for e in after["on_list"]} == {second.run_id}
+    assert [without(e, "last_run") for e in after["ended"]] == [without(e, "last_run") for e in before["ended"]]
+
+
+def test_an_entry_ending_in_a_later_run_is_written_with_the_last_run_that_kept_it(world, tmp_path):
+    registry, db = world
+    first = run(registry, db, dt.date(2013, 3, 1))
+    second = run(registry, db, dt.date(2013, 4, 1))
+    gone = write(tmp_path / "gone.csv", [(B, "二七区", 1, "2012-07-01", "2013-01-05"), (C, "金水区", 0, None, None)])
+    third = run(gone, db, dt.date(2013, 5, 1))  # A no longer in the registry: its entries end
+    ended = [e for e in entries(db) if e["uscc"] == A]
+    assert {(e["list"], e["exit"], e["ended"], e["first_run"], e["last_run"], e["exit_run"]) for e in ended} == {
+        ("blacklist", "no_longer_justified", "2013-04-30", first.run_id, second.run_id, third.run_id),
+        ("watch", "no_longer_justified", "2013-04-30", first.run_id, second.run_id, third.run_id)}
+    rows, _ = state_rows(db)
+    assert len(rows) == 3  # the lifted entry and A's two
+    # a chunk whose every entry has ended as a row is dropped
+    run(write(tmp_path / "empty.csv", [(C, "金水区", 0, None, None)]), db, dt.date(2013, 6, 1))
+    rows, chunks = state_rows(db)
+    assert chunks == [] and len(rows) == 4
+
+
+def test_a_version_7_database_moves_its_open_entries_into_chunks_and_reads_the_same(world):
+    """Version 7 wrote every entry as a row of list_state, with last_run stamped by every run
+    that kept it. Version 8 keeps the ended ones as rows and moves the open ones into chunks,
+    ids kept: the same answers, and the next run writes nothing for the entries it keeps."""
+    registry, db = world
+    first = run(registry, db, dt.date(2013, 3, 1))
+    second = run(registry, db, dt.date(2013, 4, 1))
+    before = entries(db)
+    connection = sqlite3.connect(db)
+    connection.executescript(f"""
+        CREATE TABLE v7 AS SELECT * FROM list_entries;
+        DROP VIEW list_entries; DELETE FROM list_state; DROP TABLE list_chunks; DROP TABLE list_scopes;
+        INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, ended, exit, exit_reason,
+                                first_run, last_run, exit_run)
+        SELECT v.id, r.id, v.uscc, substr(v.key, length(v.list || v.uscc || v.policy || v.rule) + 5), v.case_id, t.id,
+               v.started, v.planned_end, v.ended, v.exit, v.exit_reason, v.first_run, v.last_run, v.exit_run
+        FROM v7 v JOIN list_rules r ON (r.list, r.policy, r.rule) = (v.list, v.policy, v.rule)
+             JOIN list_texts t ON (t.version, t.reason, t.citation) = (v.version, v.reason, v.citation);
+        DROP TABLE v7;
+        CREATE VIEW list_entries AS
+        SELECT s.id AS id, r.list || '|' || s.uscc || '|' || r.policy || '|' || r.rule || '|' || s.tag AS key,
+               r.list AS list, s.uscc AS uscc, r.policy AS policy, t.version AS version, r.rule AS rule,
+               s.case_id AS case_id, s.started AS started, s.planned_end AS planned_end, s.ended AS ended,
+               s.exit AS exit, s.exit_reason AS exit_reason, t.reason AS reason, t.citation AS citation,
+               s.first_run AS first_run, s.last_run AS last_run, s.exit_run AS exit_run
+        FROM list_state s JOIN list_rules r ON r.id = s.rule_id JOIN list_texts t ON t.id = s.text_id;
+        UPDATE meta SET value = '7' WHERE key = 'schema_version';""")
+    connection.close()
+    assert entries(db) == before  # the version 7 layout, read as it is
+    assert lists_as_of(db, dt.date(2013, 4, 1))["on_list"]
+    store.connect(db).close()  # migrated
+    assert entries(db) == before
+    third = run(registry, db, dt.date(2013, 5, 1))
+    after = {e["id"]: e for e in entries(db)}
+    assert set(after) == {e["id"] for e in before}  # kept, none entered again
+    assert {e["last_run"] for e in after.values() if e["exit"] is None} == {third.run_id}
+    assert {e["first_run"] for e in after.values()} == {first.run_id} and second.run_id < third.run_id
+    rows, chunks = state_rows(db)
+    assert [r[9] for r in rows] == ["lifted"] and sum(c[1] for c in chunks) == 3  # the open ones, chunked
+    assert {c[2] for c in chunks} == {first.run_id}  # as entered by the first run; the third wrote none
+
+
+def test_entries_of_one_key_from_several_sanctions_are_merged_in_every_run(tmp_path):
+    """Two sanctions of one rule onto one list justify the same key: one entry, the latest
+    planned end (open when one is open), in the run that enters it and in those that keep it."""
+    from ecorules.engine._lists import update_entries
+
+    db = tmp_path / "state.sqlite"
+    store.connect(db).close()
+    connection = sqlite3.connect(db, isolation_level=None)
+
+    def run_with(run_id: int, ends: tuple) -> dict:
+        connection.execute("BEGIN")
+        for slot, end in enumerate(ends):
+            connection.execute("INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) "
+                               "VALUES (?, ?, 'p@1', 'blacklist', 'r', 'why', 'art 1')", (run_id, slot))
+            connection.execute("INSERT INTO sanction_chunks (run_id, slot, usccs) VALUES (?, ?, ?)",
+                               (run_id, slot, json.dumps([[A, "", None, end], B])))
+        counts = update_entries(connection, run_id, dt.date(2013, 1, 1), cases_judged=False)
+        connection.execute("COMMIT")
+        return counts
+
+    def state() -> dict[str, tuple]:
+        return {r[0]: r[1:] for r in connection.execute("SELECT uscc, planned_end, exit, last_run FROM list_entries")}
+
+    assert run_with(1, ("2013-06-30", "2014-06-30"))["entered"] == 2
+    assert state() == {A: ("2014-06-30", None, 1), B: (None, None, 1)}
+    assert run_with(2, ("2014-06-30", "2013-06-30")) == {"kept": 2, "entered": 0, "lifted": 0, "expired": 0,
+                                                         "no_longer_justified": 0}
+    assert state() == {A: ("2014-06-30", None, 2), B: (None, None, 2)}
+    assert connection.execute("SELECT count(*) FROM list_state").fetchone()[0] == 0  # unchanged: not written
+    run_with(3, ("2013-06-30", None))  # one of them open-ended now: so is the entry
+    assert state() == {A: (None, None, 3), B: (None, None, 3)}
+    assert connection.execute("SELECT uscc FROM list_state").fetchall() == [(A,)]
+    connection.close()
