@@ -43,7 +43,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import bools, fill_null, from_bools, from_numbers, numbers, scalar, string_scalar, strings
+from ecorules.rules._arrow import (
+    bools,
+    fill_null,
+    from_bools,
+    from_numbers,
+    numbers,
+    scalar,
+    string_scalar,
+    strings,
+)
 
 from . import _store as store
 from ._chunks import _json_rows

@@ -301,33 +301,36 @@ def test_export_changes_and_a_version_4_database(world, tmp_path):
     connection.close()
 
 
-V8_TABLE = """
+V9_TABLE = """
 CREATE TABLE assessed (
     run_id INTEGER NOT NULL, case_id TEXT NOT NULL, uscc TEXT NOT NULL, policy TEXT NOT NULL, version TEXT NOT NULL,
-    rule TEXT NOT NULL, kind TEXT NOT NULL, amount_yuan INTEGER NOT NULL, decided TEXT,
-    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')), supersedes_run INTEGER);
+    rule TEXT NOT NULL, kind TEXT NOT NULL, amount_yuan NOT NULL, decided TEXT,
+    reason TEXT NOT NULL CHECK (reason IN ('first', 'new decision', 'reassessed')), supersedes_run INTEGER,
+    amount_fen INTEGER, unit TEXT);
 CREATE INDEX assessed_case ON assessed (case_id);
 CREATE INDEX assessed_run ON assessed (run_id);
 """
 
 
-def test_a_version_8_database_keeps_its_assessments_in_chunks(world, tmp_path):
-    """Up to version 8 an assessment was a row of the table ``assessed``; version 9 moves the
-    rows into chunks read through the view of the same name, and the next run reads them as
-    its memory."""
+def test_a_version_9_database_keeps_its_assessments_in_chunks(world, tmp_path):
+    """Up to version 9 an assessment was a row of the table ``assessed`` (with its amount in
+    fen and its unit from version 8); version 10 moves the rows into chunks read through the
+    view of the same name, and the next run reads them as its memory."""
     first = run(world, A)
     second = run(world, B, reassess=True)  # a second generation of the memory, superseding the first
     before = memory(world)
     assert {r["reason"] for r in before} == {"first", "reassessed"}
     assert {r["supersedes_run"] for r in before if r["run_id"] == second.run_id} == {first.run_id}
+    assert {r["unit"] for r in before} == {"yuan"} and all(r["amount_fen"] == r["amount_yuan"] * 100 for r in before)
     connection = sqlite3.connect(world["db"])
-    connection.executescript("ALTER TABLE assessed_chunks RENAME TO v9; DROP VIEW assessed;" + V8_TABLE + """
+    connection.executescript("ALTER TABLE assessed_chunks RENAME TO v10; DROP VIEW assessed;" + V9_TABLE + """
         INSERT INTO assessed SELECT c.run_id, e.value ->> 0, e.value ->> 1, c.policy, c.version, c.rule, c.kind,
-               e.value ->> 2, nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0)
-        FROM v9 c, json_each(c.rows) e ORDER BY c.rowid, e.key;
-        DROP TABLE v9; UPDATE meta SET value = '8' WHERE key = 'schema_version';""")
+               e.value ->> 2, nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0),
+               (e.value ->> 2) * 100, 'yuan'
+        FROM v10 c, json_each(c.rows) e ORDER BY c.rowid, e.key;
+        DROP TABLE v10; UPDATE meta SET value = '9' WHERE key = 'schema_version';""")
     connection.close()
-    assert memory(world) == before  # the version 8 table, read as it is
+    assert memory(world) == before  # the version 9 table, read as it is
     store.connect(world["db"]).close()  # migrated
     connection = sqlite3.connect(world["db"])
     assert connection.execute("SELECT type FROM sqlite_master WHERE name = 'assessed'").fetchone()[0] == "view"

@@ -249,7 +249,9 @@ def test_a_version_7_store_is_migrated_and_its_runs_read_as_whole_yuan(tmp_path)
     assert _query(db, "SELECT total_yuan, total_fen, unit FROM runs WHERE id = 1") == [(136_000_000, 13_600_000_000, "yuan")]
     # the indexes came back with the tables made again
     indexes = {r[0] for r in _query(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-    assert {"runs_fingerprints", "runs_stats", "assessed_case", "assessed_run"} <= indexes
+    assert {"runs_fingerprints", "runs_stats", "assessed_chunks_run"} <= indexes
+    # the assessments moved into chunks after gaining their unit: the view reads them so
+    assert [r[1] for r in _query(db, "PRAGMA table_info(assessed)")][-2:] == ["amount_fen", "unit"]
 
     # a run of the shipped policies after it: the same totals, and nothing changed between them
     again = run_nightly(DATA.parent.parent / "examples" / "registry.csv", db, as_of=AS_OF, force=True)

@@ -394,7 +394,7 @@ def test_a_version_7_database_moves_its_open_entries_into_chunks_and_reads_the_s
     second = run(registry, db, dt.date(2013, 4, 1))
     before = entries(db)
     connection = sqlite3.connect(db)
-    connection.executescript(f"""
+    connection.executescript("""
         CREATE TABLE v7 AS SELECT * FROM list_entries;
         DROP VIEW list_entries; DELETE FROM list_state; DROP TABLE list_chunks; DROP TABLE list_scopes;
         INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, ended, exit, exit_reason,
