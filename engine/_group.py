@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
+from ecorules.rules._checks import RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -120,7 +121,11 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
 
     The decision is made on ``decision_date`` when it is set and known as of the run, else
     it is being made as of the run. Lighter: smaller fines, then fewer list entries, then
-    smaller other amounts."""
+    smaller other amounts.
+
+    Every check a record fails is reported, as the batch run does: the kind's (whatever law
+    applies) and those of each version judged."""
+    failed = evaluator.kind_failures(kind.id, env, as_of)
     law_day = evaluate(kind.law_date, values)
     decided = values.get(kind.decision_date) if kind.decision_date else None
     decision_day = decided if decided is not None and decided <= as_of else as_of
@@ -138,13 +143,17 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
             if at_decision is not None:
                 notes.append(f"{policy_id}: 行为时无此规定 (no version in force on {law_day}), 不予适用")
             continue
-        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
+        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day, failed)
+        if old is None:
+            continue
         if at_decision is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day):
             chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})"
             finding_note = law_notes.same_law(at_act.key)
         else:
             # repealed by the decision: not a violation any more, the lightest outcome
-            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
+            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day, failed)
+            if new is None:
+                continue
             if _severity(new) < _severity(old):
                 later = at_decision.key if at_decision else "已废止 repealed"
                 chosen, note = new, f"{policy_id}: 从轻 ({later} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {at_act.key} {_severity(old)[0]:,})"
@@ -157,6 +166,8 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         parts.append(chosen)
         if note:
             notes.append(note)
+    if failed:
+        raise RecordCheckError(tuple(dict.fromkeys(failed)), values[kind.key])
     return Decision(
         as_of=as_of, domain=kind.id, subject=values[kind.key],
         policies=tuple(key for part in parts for key in part.policies),
@@ -169,10 +180,17 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     )
 
 
-def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date) -> Decision:
+def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date,
+               failed: list) -> Decision | None:
+    """The decision of ``policy`` on ``day``; None when the record fails a check of it (the
+    failures are added to ``failed``)."""
     if policy is None:  # no law on that day: no violation under it
         return Decision(as_of, kind.id, values[kind.key], (), (), (), ())
-    return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day)
+    try:
+        return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day, kind_checked=True)
+    except RecordCheckError as error:
+        failed.extend(error.failures)
+        return None
 
 
 def _same_parameters(policy: Policy, first: dt.date, second: dt.date) -> bool:

@@ -53,6 +53,10 @@ class RecordKind:
     law_date_text: str | None = None
     decision_date: str | None = None  # an optional date fact: the decision, when made
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # the catalogue's ``checks:`` (rules/_checks.py), shared by every policy of the kind and
+    # judged once per record before any policy's own; ``source`` names the catalogue in rejects
+    checks: tuple = attrs.field(default=(), eq=False, repr=False)
+    source: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def date_reads(self) -> tuple[str, ...]:
