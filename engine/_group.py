@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
+from ecorules.rules import _ast as ast
 from ecorules.rules._checks import RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
@@ -89,6 +90,13 @@ def judge_group(
     parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
     child_needed = _needed(child_policies, facts, child_kind)
     child_needed.update(dict.fromkeys(kind.date_reads))  # the dates that choose the law
+    # what the roll-ups over the children read (their value, window date and where), read
+    # as the batch run reads them even where no policy reads the fact itself
+    for name in _rollup_reads(facts, child_kind):
+        if facts[name].record_kind == child_kind:
+            child_needed.setdefault(name)
+        else:
+            parent_needed.setdefault(name)
     parent_key = kinds[kind.parent].key
     parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
     link = (parent_key, parent_values[parent_key])
@@ -246,6 +254,19 @@ def one_act_one_fine(decisions: Sequence[Decision], values: Sequence[Mapping[str
 
 def _in_force(policies, kind: str, as_of: dt.date) -> tuple[Policy, ...]:
     return tuple(p for p in policies if p.domain == kind and p.in_force(as_of))
+
+
+def _rollup_reads(facts, child_kind: str) -> tuple[str, ...]:
+    """The facts the roll-ups over ``child_kind`` read (not roll-ups themselves)."""
+    reads: dict[str, None] = {}
+    for fact in facts.values():
+        rollup = fact.rollup
+        if rollup is None or rollup.over != child_kind:
+            continue
+        reads.update(dict.fromkeys(n for n in (rollup.value, rollup.window.date if rollup.window else None) if n))
+        if rollup.where is not None:
+            reads.update(dict.fromkeys(ast.names(rollup.where, "fact")))
+    return tuple(name for name in reads if name in facts and facts[name].rollup is None)
 
 
 def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
