@@ -102,8 +102,8 @@ def judge_group(
     link = (parent_key, parent_values[parent_key])
     child_values = [_child(facts, record, index, kind, child_needed, link) for index, record in enumerate(children)]
 
-    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:
-        return {**parent_values, **child}
+    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:  # a where may read as_of, as in the batch
+        return {**parent_values, **child, "as_of": as_of}
 
     rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
     onto_parent = {name: r for name, r in rollups.items() if r.window is None}
