@@ -148,3 +148,24 @@ def test_a_wrong_check_in_a_catalogue_is_reported_where_it_is(tmp_path, old, new
     with pytest.raises(PolicyError) as caught:
         load_policies(folder)
     assert message in str(caught.value) and caught.value.span.file.endswith("cases.yaml")
+
+
+def test_a_case_table_may_leave_out_an_optional_column_only_the_kinds_checks_read(tmp_path):
+    """decided is read by the kind's checks and the fines policy's check; without that check,
+    a table without the column is read (its cells empty: the checks guarded by is_set hold)."""
+    folder = tmp_path / "policies"
+    shutil.copytree(DATA, folder)
+    fines = (folder / "fines.yaml").read_text(encoding="utf-8")
+    (folder / "fines.yaml").write_text(fines[:fines.index("checks:")] + fines[fines.index("rules:"):], encoding="utf-8")
+    text = (folder / "cases.yaml").read_text(encoding="utf-8").replace("  decision: decided\n", "")
+    (folder / "cases.yaml").write_text(text, encoding="utf-8")
+    pacsv.write_csv(pa.table({"uscc": [USCC, OTHER], "district": ["金水区", "二七区"]}), tmp_path / "enterprises.csv")
+    pacsv.write_csv(_table(CASES).drop_columns(["decided"]), tmp_path / "cases.csv")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "results.sqlite", policies=folder, as_of=AS_OF,
+                          cases=tmp_path / "cases.csv")
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    assert sorted(db.execute("SELECT row, column, reason FROM rejects WHERE source LIKE '%cases.csv'")) == [
+        (2, "discovered", ORDER)]
+    assert summary.tables["cases"] == {"rows_in": 6, "rows_scored": 5, "rows_rejected": 1}
+    assert sorted(db.execute("SELECT case_id, amount_yuan FROM findings WHERE case_id IS NOT NULL")) == [
+        ("C2", 7), ("C3", 9), ("C4", 11)]
