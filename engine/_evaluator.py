@@ -33,7 +33,7 @@ from ecorules.rules._check_calls import result_key
 from ecorules.rules._checks import RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
-from ecorules.rules._workdays import check_calls, rule_calls
+from ecorules.rules._workdays import calls, check_calls, rule_calls
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
@@ -59,9 +59,12 @@ class Evaluator:
         # once per policy, not per record: the order in which its rules are judged
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
         self._workdays = {policy.key: {rule.id: rule_calls(rule) for rule in policy.rules} for policy in self.policies}
+        # each kind's catalogue checks, judged once per record as a policy of checks alone
+        self._kind_checks = {kind.id: _kind_policy(kind, self.policies.facts)
+                             for kind in self.policies.kinds.values() if kind.checks}
         if backend == "durable":
             rulesets = {}
-            for policy in self.policies:
+            for policy in (*self.policies, *self._kind_checks.values()):
                 ruleset, compiled = compile_policy(policy)
                 # A unique name per evaluator: two evaluators never share durable state.
                 name = f"{policy.key}#{next(_names)}"
@@ -118,11 +121,12 @@ class Evaluator:
 
     def judge(
         self, values: Mapping[str, Any], in_force: Iterable[Policy], as_of: dt.date, domain: str, subject: Any,
-        law_date: dt.date | None = None,
+        law_date: dt.date | None = None, kind_checked: bool = False,
     ) -> Decision:
         """Judge already checked ``values`` (every fact the policies read, roll-ups included)
         under the policies ``in_force``: the core shared by single records and groups.
-        Parameters take their values in force on ``law_date`` (default: ``as_of``)."""
+        Parameters take their values in force on ``law_date`` (default: ``as_of``).
+        ``kind_checked``: the caller has judged the checks of the kind's catalogue."""
         in_force = tuple(in_force)
         law_date = law_date or as_of
         findings: list[Finding] = []
@@ -131,8 +135,9 @@ class Evaluator:
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         envs = {policy.key: _environment(policy, values, as_of, law_date) for policy in in_force}
-        # every policy's checks before any rule: a record failing one is rejected, whole
-        failed = []
+        # the kind's checks, then every policy's, before any rule: a record failing one is
+        # rejected, whole
+        failed = [] if kind_checked else self.kind_failures(domain, values, as_of)
         for policy in in_force:
             env, unset = envs[policy.key]
             judged = []
@@ -143,8 +148,7 @@ class Evaluator:
                 else:
                     judged.append(check)
             if judged:
-                held = self._holding(policy, env, {check_entry(c.id): c.holds for c in judged})
-                failed += failures(policy.key, judged, {c.id for c in judged if check_entry(c.id) in held}, values)
+                failed += self._failures(policy, judged, env, values, policy.key)
         if failed:
             raise RecordCheckError(tuple(failed), subject)
         for policy in in_force:
@@ -207,6 +211,21 @@ class Evaluator:
             law_date=law_date if law_date != as_of else None,
         )
 
+    def kind_failures(self, domain: str, values: Mapping[str, Any], as_of: dt.date) -> list:
+        """The checks of the catalogue of kind ``domain`` that ``values`` fail; they read the
+        record's facts and as_of only, so they do not depend on the law in force."""
+        kind_checks = self._kind_checks.get(domain)
+        if kind_checks is None:
+            return []
+        return self._failures(kind_checks, kind_checks.checks, {**values, "as_of": as_of}, values, kind_checks.id)
+
+    def _failures(self, policy: Policy, checks, env: Mapping[str, Any], values: Mapping[str, Any], origin: str) -> list:
+        """The failures of ``checks`` (of ``policy``, named ``origin`` in the reasons) on ``env``;
+        a working day outside the holiday table fails the record first, as in the kernel."""
+        check_calls((call for c in checks for call in calls(c.holds)), env)
+        held = self._holding(policy, env, {check_entry(c.id): c.holds for c in checks})
+        return failures(origin, checks, {c.id for c in checks if check_entry(c.id) in held}, values)
+
     def _fired(self, policy: Policy, env: Mapping[str, Any], disabled: Mapping[str, str], stage) -> set[str]:
         """The rules of ``stage`` whose condition holds (the results they read are in env)."""
         return self._holding(policy, env, {rule.id: rule.condition for rule in stage if rule.id not in disabled})
@@ -241,6 +260,16 @@ class Evaluator:
                     value = (value > 0) - (value < 0)
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
+
+
+def _kind_policy(kind, facts) -> Policy:
+    """The checks of ``kind``'s catalogue as a policy of no rule (how both backends judge
+    checks); its id is the catalogue's name, which the rejects cite."""
+    return Policy(
+        id=kind.source or kind.id, title=f"checks of kind {kind.id}", version="catalogue", effective=dt.date(1, 1, 1),
+        authority="", document=kind.source or "", facts=facts, parameters={}, lists={}, rules=(), checks=kind.checks,
+        domain=kind.id, subject=kind.key, kinds={kind.id: kind},
+    )
 
 
 def _environment(policy: Policy, values: Mapping[str, Any], as_of: dt.date, law_date: dt.date):

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
 from ecorules.rules import _ast as ast
+from ecorules.rules._checks import RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
 
@@ -89,15 +90,20 @@ def judge_group(
     parent_needed = {**_needed(parent_policies, facts, kind.parent), **_needed(child_policies, facts, kind.parent)}
     child_needed = _needed(child_policies, facts, child_kind)
     child_needed.update(dict.fromkeys(kind.date_reads))  # the dates that choose the law
-    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
-    child_needed.update(dict.fromkeys(_rollup_reads(rollups.values(), facts, child_kind)))
+    # what the roll-ups over the children read (their value, window date and where), read
+    # as the batch run reads them even where no policy reads the fact itself
+    for name in _rollup_reads(facts, child_kind):
+        if facts[name].record_kind == child_kind:
+            child_needed.setdefault(name)
+        else:
+            parent_needed.setdefault(name)
     parent_key = kinds[kind.parent].key
     parent_values = coerce_record(facts, parent, {parent_key: None, **parent_needed})
     link = (parent_key, parent_values[parent_key])
     child_values = [_child(facts, record, index, kind, child_needed, link) for index, record in enumerate(children)]
 
-    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:
-        return {**parent_values, **child}
+    def env_of(child: Mapping[str, Any]) -> dict[str, Any]:  # a where may read as_of, as in the batch
+        return {**parent_values, **child, "as_of": as_of}
 
     onto_parent = {name: r for name, r in rollups.items() if not r.onto_siblings}
     onto_children = {name: r for name, r in rollups.items() if r.onto_siblings}
@@ -122,7 +128,11 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
 
     The decision is made on ``decision_date`` when it is set and known as of the run, else
     it is being made as of the run. Lighter: smaller fines, then fewer list entries, then
-    smaller other amounts."""
+    smaller other amounts.
+
+    Every check a record fails is reported, as the batch run does: the kind's (whatever law
+    applies) and those of each version judged."""
+    failed = evaluator.kind_failures(kind.id, env, as_of)
     law_day = evaluate(kind.law_date, values)
     decided = values.get(kind.decision_date) if kind.decision_date else None
     decision_day = decided if decided is not None and decided <= as_of else as_of
@@ -140,13 +150,17 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
             if at_decision is not None:
                 notes.append(f"{policy_id}: 行为时无此规定 (no version in force on {law_day}), 不予适用")
             continue
-        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day)
+        old = _judge_one(evaluator, at_act, env, values, kind, as_of, law_day, failed)
+        if old is None:
+            continue
         if at_decision is not None and at_decision.key == at_act.key and _same_parameters(at_act, law_day, decision_day):
             chosen, note = old, f"{policy_id}: 从旧 ({at_act.key}, 行为时 {law_day})"
             finding_note = law_notes.same_law(at_act.key)
         else:
             # repealed by the decision: not a violation any more, the lightest outcome
-            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day)
+            new = _judge_one(evaluator, at_decision, env, values, kind, as_of, decision_day, failed)
+            if new is None:
+                continue
             if _severity(new) < _severity(old):
                 later = at_decision.key if at_decision else "已废止 repealed"
                 chosen, note = new, f"{policy_id}: 从轻 ({later} 决定时 {decision_day} 较轻: {_severity(new)[0]:,} < {at_act.key} {_severity(old)[0]:,})"
@@ -159,6 +173,8 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         parts.append(chosen)
         if note:
             notes.append(note)
+    if failed:
+        raise RecordCheckError(tuple(dict.fromkeys(failed)), values[kind.key])
     return Decision(
         as_of=as_of, domain=kind.id, subject=values[kind.key],
         policies=tuple(key for part in parts for key in part.policies),
@@ -171,10 +187,17 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     )
 
 
-def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date) -> Decision:
+def _judge_one(evaluator, policy: Policy | None, env, values, kind: RecordKind, as_of: dt.date, day: dt.date,
+               failed: list) -> Decision | None:
+    """The decision of ``policy`` on ``day``; None when the record fails a check of it (the
+    failures are added to ``failed``)."""
     if policy is None:  # no law on that day: no violation under it
         return Decision(as_of, kind.id, values[kind.key], (), (), (), ())
-    return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day)
+    try:
+        return evaluator.judge(env, (policy,), as_of, kind.id, values[kind.key], law_date=day, kind_checked=True)
+    except RecordCheckError as error:
+        failed.extend(error.failures)
+        return None
 
 
 def _same_parameters(policy: Policy, first: dt.date, second: dt.date) -> bool:
@@ -232,6 +255,19 @@ def _in_force(policies, kind: str, as_of: dt.date) -> tuple[Policy, ...]:
     return tuple(p for p in policies if p.domain == kind and p.in_force(as_of))
 
 
+def _rollup_reads(facts, child_kind: str) -> tuple[str, ...]:
+    """The facts the roll-ups over ``child_kind`` read (not roll-ups themselves)."""
+    reads: dict[str, None] = {}
+    for fact in facts.values():
+        rollup = fact.rollup
+        if rollup is None or rollup.over != child_kind:
+            continue
+        reads.update(dict.fromkeys(n for n in (rollup.value, rollup.window.date if rollup.window else None) if n))
+        if rollup.where is not None:
+            reads.update(dict.fromkeys(ast.names(rollup.where, "fact")))
+    return tuple(name for name in reads if name in facts and facts[name].rollup is None)
+
+
 def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
     """The facts of ``kind`` itself that the policies read: a child's policies also read its
     parent's facts and roll-ups, which come from elsewhere."""
@@ -242,20 +278,6 @@ def _needed(policies: Sequence[Policy], facts, kind: str) -> dict[str, None]:
             if fact.record_kind in (kind, None) and fact.rollup is None:
                 needed[name] = None
     return needed
-
-
-def _rollup_reads(rollups, facts, kind: str) -> list[str]:
-    """The child's facts the roll-ups read (the counted value, the window's date, what a
-    ``where`` tests), which the policies judging the children need not read themselves."""
-    reads = []
-    for rollup in rollups:
-        if rollup.value is not None:
-            reads.append(rollup.value)
-        if rollup.window is not None:
-            reads.append(rollup.window.date)
-        if rollup.where is not None:
-            reads += [name for name in ast.names(rollup.where, "fact") if facts[name].record_kind == kind]
-    return reads
 
 
 def _child(facts, record: Mapping[str, Any], index: int, kind: RecordKind, needed, link: tuple[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
-from ecorules.rules._checks import show_value
+from ecorules.rules._checks import fill, show_value
 from ecorules.rules._types import DECIMAL_SCALE, Kind, days_to_date
 
 from ._compiled import CompiledProgram
@@ -30,23 +30,29 @@ def check_rejects(c: CompiledProgram, segments) -> list:
                 continue
             column = seg.columns[slot.column]
             values = np.array([_shown(fact, column, row) for row in rows.tolist()], dtype=object)
-            found.append((position, rows.astype(np.int64) + seg.start, values,
-                          np.full(rows.size, slot.reason, dtype=object)))
+            if slot.shown:  # the message shows the row's values
+                reasons = np.array([fill(slot.reason, {name: _shown(c.facts[name], seg.columns[name], row, raw=True)
+                                                       for name in slot.shown}) for row in rows.tolist()], dtype=object)
+            else:
+                reasons = np.full(rows.size, slot.reason, dtype=object)
+            found.append((position, rows.astype(np.int64) + seg.start, values, reasons))
     return found
 
 
-def _shown(fact, column, row: int) -> str:
-    """The checked value of ``row`` as the single-case engine shows the coerced value."""
+def _shown(fact, column, row: int, raw: bool = False):
+    """The checked value of ``row`` as the single-case engine shows the coerced value
+    (``raw``: the value itself, which ``fill`` shows so)."""
     if column.present is not None and not column.present[row]:
-        return ""
+        return None if raw else ""
     value = int(column.values[row])
     kind = fact.type.kind
     if kind is Kind.DECIMAL:
-        return show_value(Decimal(value) / DECIMAL_SCALE)
+        value = Decimal(value) / DECIMAL_SCALE
+        return value if raw else show_value(value)
     if kind is Kind.DATE:
-        return show_value(days_to_date(value))
+        return days_to_date(value) if raw else show_value(days_to_date(value))
     if kind is Kind.BOOLEAN:
-        return show_value(bool(value))
+        return bool(value) if raw else show_value(bool(value))
     if kind is Kind.ENUM:
         return fact.type.choices[value]
     if kind is Kind.STRING:

@@ -111,18 +111,21 @@ class SanctionSlot(tuple):
 
 
 class CheckSlot(tuple):
-    """(policy_key, check_id, column, reason): one row of ``failed``; ``reason`` is the
-    reject's wording (rules/_checks.py), ``column`` the fact it blames."""
+    """(policy_key, check_id, column, reason, shown): one row of ``failed``; ``reason`` is
+    the reject's wording (rules/_checks.py), with a ``{name}`` for each fact of ``shown``
+    whose value the reject shows, ``column`` the fact it blames. ``policy_key`` is the
+    catalogue's name for a check of the kind's catalogue."""
 
     __slots__ = ()
 
-    def __new__(cls, policy_key: str, check_id: str, column: str, reason: str):
-        return super().__new__(cls, (policy_key, check_id, column, reason))
+    def __new__(cls, policy_key: str, check_id: str, column: str, reason: str, shown: tuple[str, ...] = ()):
+        return super().__new__(cls, (policy_key, check_id, column, reason, tuple(shown)))
 
     policy_key = property(lambda self: self[0])
     check_id = property(lambda self: self[1])
     column = property(lambda self: self[2])
     reason = property(lambda self: self[3])
+    shown = property(lambda self: self[4])
 
 
 # -- the compiled program ----------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class CompiledProgram:
     # policy in force, its parameters set); its row of ``failed`` is 1 where an accepted row
     # fails it, and the row is then rejected
     checks: tuple[CheckSlot, ...] = ()
-    check_policy: tuple[int, ...] = ()  # policy index of each check
+    check_policy: tuple[int, ...] = ()  # policy index of each check; -1: of the kind's catalogue
     check_parameters: tuple[tuple[str, ...], ...] = ()  # parameters each check reads
 
     @property

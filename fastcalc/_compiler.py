@@ -183,7 +183,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     # are (slot, rule, start row): a lift follows its rule's fired flag
     sanction_dates, lifts, lift_rules, lift_dates, dates = [], [], [], [], []
     stores = []  # rule index, (kind, output name, row, value | None)
-    checks, check_policy, check_parameters = _emit_checks(builder, emitter, chosen)
+    checks, check_policy, check_parameters = _emit_checks(builder, emitter, chosen, policies.kinds.get(domain))
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r = len(rules)
@@ -263,27 +263,32 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     return program
 
 
-def _emit_checks(builder, emitter, chosen) -> tuple[tuple, tuple, tuple]:
-    """Every check of every policy, before any rule: first each check's failures on the
-    accepted rows (its row of ``failed``), then the rows failing any check are taken out of
-    the accepted-rows mask, so every failure of a row is reported and no rule sees the row.
-    Check c is gated by ``len(rules) + c + 1``: a disabled check fails nowhere."""
+def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple]:
+    """The checks of the kind's catalogue (policy index -1: always judged), then every check
+    of every policy, before any rule: first each check's failures on the accepted rows (its
+    row of ``failed``), then the rows failing any check are taken out of the accepted-rows
+    mask, so every failure of a row is reported and no rule sees the row. Check c is gated by
+    ``len(rules) + c + 1``: a disabled check fails nowhere."""
     n_rules = sum(len(policy.rules) for policy in chosen)
     slots, policy_of, parameters = [], [], []
-    for policy_index, policy in enumerate(chosen):
-        for check in policy.checks:
-            c = len(slots)
-            gate = n_rules + c + 1
-            slots.append(CheckSlot(policy.key, check.id, check.column, check.reason(policy.key)))
-            policy_of.append(policy_index)
-            parameters.append(tuple(ast.names(check.holds, "parameter")))
-            builder.use_fact(check.column)  # its values are shown in the reject
-            # a check reads the column it blames, so it is never a constant
-            compiler = _RuleCompiler(builder, emitter, policy_index, gate=gate)
-            holds = compiler.materialise(compiler.boolean(check.holds))
-            failed = ("out", "failed", c)
-            emitter.op("FAILED", a=holds, b=("valid",), gate=gate, dst=failed)
-            emitter.op("ZERO_U8", gate=-gate, dst=failed)
+    kind_checks = [(-1, kind.source or kind.id, check) for check in (kind.checks if kind is not None else ())]
+    policy_checks = [(index, policy.key, check) for index, policy in enumerate(chosen) for check in policy.checks]
+    for policy_index, origin, check in (*kind_checks, *policy_checks):
+        c = len(slots)
+        gate = n_rules + c + 1
+        # the reason keeps its {name}s: fastcalc/_checks.py fills them per failing row
+        slots.append(CheckSlot(origin, check.id, check.column, check.reason(origin), check.shown))
+        policy_of.append(policy_index)
+        parameters.append(tuple(ast.names(check.holds, "parameter")))
+        for name in (check.column, *check.shown):
+            builder.use_fact(name)  # its values are shown in the reject
+        # a check reads the column it blames, so it is never a constant; a kind's check
+        # reads no parameter (a catalogue has none): any policy's constants serve it
+        compiler = _RuleCompiler(builder, emitter, max(policy_index, 0), gate=gate)
+        holds = compiler.materialise(compiler.boolean(check.holds))
+        failed = ("out", "failed", c)
+        emitter.op("FAILED", a=holds, b=("valid",), gate=gate, dst=failed)
+        emitter.op("ZERO_U8", gate=-gate, dst=failed)
     for c in range(len(slots)):
         emitter.op("REJECT", a=("out", "failed", c), dst=("valid",))
     return tuple(slots), tuple(policy_of), tuple(parameters)

@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import KernelError, ParameterNotSetError, Policy, PolicySet
-from ecorules.rules._workdays import CalendarError, rule_calls
+from ecorules.rules._workdays import CalendarError, calls, rule_nodes
 
 from . import _kernel
 from . import _opcodes as opc
@@ -195,7 +195,10 @@ class Program:
 
     def _tables(self) -> str:
         """The holiday tables the program's working-day calls read, for an error message."""
-        tables = {str(call.args[-1].value) for p in self._compiled.policies for r in p.rules for call in rule_calls(r)}
+        c = self._compiled
+        nodes = [*(n for p in c.policies for r in p.rules for n in rule_nodes(r)),
+                 *(check.holds for p in c.policies for check in (*p.kind_checks, *p.checks))]
+        tables = {str(call.args[-1].value) for node in nodes for call in calls(node)}
         return ", ".join(sorted(tables))
 
     def _finish(self, batch: _Batch, rollups: _Rollups) -> ScoreResult:
@@ -246,6 +249,9 @@ class Program:
             unset.append(missing)
         warnings = []
         for k, (slot, policy_index) in enumerate(zip(c.checks, c.check_policy, strict=True)):
+            if policy_index < 0:  # the kind's catalogue: whatever law is in force, no parameter
+                enabled[len(c.rules) + k] = 1
+                continue
             if not c.policies[policy_index].in_force(law_date):
                 continue
             blocked = [name for name in c.check_parameters[k] if name in unset[policy_index]]

@@ -16,13 +16,14 @@ from typing import Any
 import attrs
 
 from ._check import check
+from ._checks import read_checks
 from ._errors import PolicySchemaError, Span
 from ._kinds import ROLLUP_FUNCTIONS, WINDOW_ANCHORS, WINDOW_UNITS, RecordKind, Rollup, Window
-from ._loader import read_facts
+from ._loader import read_citation, read_facts
 from ._schema import Fact, scope_of
 from ._sections import POLICY_ID, Section, _identifier, _named_entries, parse_at
 from ._types import BOOLEAN, DATE, INTEGER, Kind
-from ._workdays import WorkCalendar, is_calendar, read_calendar
+from ._workdays import CALENDAR_KEY, CalendarSymbol, WorkCalendar, is_calendar, read_calendar
 from ._yaml import Located, load_yaml_file
 
 # A roll-up's range as the checker assumes it: no enterprise has more cases than this.
@@ -61,6 +62,7 @@ class _File:
     facts: dict[str, Fact]
     kind: RecordKind | None
     rollups: Section | None
+    checks: Section | None = None  # the file's top section when it has ``checks:``
 
 
 def is_catalogue(document: Any) -> bool:
@@ -82,7 +84,7 @@ def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) 
         raise PolicySchemaError(f"two holiday tables in one folder ({calendars[0][0].name}, {calendars[1][0].name}): "
                                 "keep the years in one", Span(str(calendars[1][0]), 1, 1))
     calendar = calendars[0][1] if calendars else inherited.calendar
-    read = [_read_file(path, document) for path, document in files if not is_calendar(document)]
+    read = [_read_file(path, document, calendar) for path, document in files if not is_calendar(document)]
     declared: dict[str, Path] = {}  # a fact of this folder -> the catalogue declaring it
     for file in read:
         for name, fact in file.facts.items():
@@ -110,14 +112,37 @@ def read_folder_catalogues(files: list[tuple[Path, Any]], inherited: Catalogue) 
                 f"kind {kind.id!r}: parent kind {kind.parent!r} is not declared in this folder "
                 f"(declared: {', '.join(kinds)})", kind.span, suggestion=close[0] if close else None,
             )
-    folder = Catalogue(facts, kinds)
+    folder = Catalogue(facts, kinds, calendar)
+    for file in read:
+        if file.checks is not None:
+            kinds[file.kind.id] = _with_checks(file, folder)
     for file in read:
         if file.rollups is not None:
             facts.update(_read_rollups(file, folder))
     return Catalogue(facts, kinds, calendar)
 
 
-def _read_file(path: Path, document: Any) -> _File:
+def scope_with_calendar(facts: dict[str, Fact], calendar: WorkCalendar | None) -> dict:
+    """The names a catalogue expression may use: ``facts``, ``as_of``, and the folder's
+    holiday table for the working-day functions (rules/_workdays.py), as a policy's rules."""
+    scope = scope_of(facts, {})
+    if calendar is not None:
+        scope[CALENDAR_KEY] = CalendarSymbol(calendar)
+    return scope
+
+
+def _with_checks(file: _File, folder: Catalogue) -> RecordKind:
+    """The kind of ``file`` with its ``checks:``: conditions every record of the kind meets
+    before any policy judges it (the order of a case's dates), read like a policy's checks
+    on the record's facts and its ancestors', never a roll-up."""
+    kind = file.kind
+    visible = folder.visible_to(kind.id)
+    plain = {name: fact for name, fact in visible.items() if fact.rollup is None}
+    checks = read_checks(file.checks, scope_with_calendar(plain, folder.calendar), visible, kind.id, read_citation)
+    return attrs.evolve(kind, checks=checks, source=file.path.name)
+
+
+def _read_file(path: Path, document: Any, calendar: WorkCalendar | None = None) -> _File:
     if document is None:
         document = load_yaml_file(path)
     span = document.span if isinstance(document, Located) else Span(str(path), 1, 1)
@@ -136,7 +161,7 @@ def _read_file(path: Path, document: Any) -> _File:
         dates = top.section("dates", f"the dates of kind {kind_id!r}", required=False)
         if dates is not None:
             law_text = dates.get("law")
-            scope = scope_of(facts, {})
+            scope = scope_with_calendar(facts, calendar)
             law_date = check(parse_at(law_text, dates.value_span("law"), "the law date"), scope, DATE, "law date ('law')")
             decision = dates.get("decision", required=False)
             if decision is not None and (decision not in facts or facts[decision].type != DATE):
@@ -154,15 +179,21 @@ def _read_file(path: Path, document: Any) -> _File:
     rollups = top.section("rollups", "rollups", required=False)
     if rollups is not None and kind is None:
         raise PolicySchemaError("roll-ups are computed from the records of a kind: declare 'kind:' in this file", rollups.span)
+    checks = None
+    if top.has("checks"):
+        if kind is None:
+            raise PolicySchemaError("checks judge the records of a kind: declare 'kind:' in this file", top.value_span("checks"))
+        checks = top
+        top.used.add("checks")  # read with the folder's facts (a check may read the parent's)
     top.finish()
-    return _File(path, facts, kind, rollups)
+    return _File(path, facts, kind, rollups, checks)
 
 
 def _read_rollups(file: _File, folder: Catalogue) -> dict[str, Fact]:
     child = file.kind
     # a where reads the counted record and its ancestors, never another roll-up
     plain = {name: fact for name, fact in folder.visible_to(child.id).items() if fact.rollup is None}
-    scope = scope_of(plain, {})
+    scope = scope_with_calendar(plain, folder.calendar)
     found = {}
     for name, entry in _named_entries(file.rollups, "roll-up"):
         if name in folder.facts:

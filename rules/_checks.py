@@ -14,6 +14,12 @@ checks:
     citation: {document: ..., article: ..., text: ...}           # optional for a logical check
 ```
 
+A kind's fact catalogue (``cases.yaml``) may hold ``checks:`` too: they are shared by every
+policy of that kind and judged once per record, before the policies' own, under the
+catalogue's name (``cases.yaml check discovered_not_before_act``). A message may show the
+values the record had: ``{act_date}`` is replaced by the value of that fact, which the check
+must read (the case table's date order: "发现日早于违法行为发生日: {discovered} < {act_date}").
+
 A record failing a check is rejected, never scored: the library raises
 :class:`RecordCheckError` (a :class:`RecordError` naming the column), the batch run stores a
 reject with the row, column, value and reason. Every failing check of the record is reported.
@@ -25,6 +31,7 @@ roll-up or another rule's result, since it is judged before both. Its ``holds`` 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +42,8 @@ from ._check import check
 from ._errors import PolicySchemaError, RecordError, Span
 from ._sections import Section, _identifier, parse_at
 from ._types import BOOLEAN
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @attrs.frozen
@@ -54,12 +63,26 @@ class Check:
         """Every fact and parameter the check reads."""
         return ast.names(self.holds)
 
-    def reason(self, policy_key: str) -> str:
-        """The reject's reason: the message, the check and the clause it enforces."""
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The facts whose values the message shows (``{name}``; the loader checked that the
+        check reads each)."""
+        return tuple(dict.fromkeys(PLACEHOLDER.findall(self.message)))
+
+    def reason(self, policy_key: str, values=None) -> str:
+        """The reject's reason: the message (with the record's ``values`` in place of its
+        ``{name}``s; without values the placeholders stay), the check and the clause it enforces."""
         where = f"{policy_key} check {self.id}"
         if self.citation is not None:
             where += f"; {self.citation}"
-        return f"{self.message} ({where})"
+        message = self.message if values is None else fill(self.message, values)
+        return f"{message} ({where})"
+
+
+def fill(template: str, values) -> str:
+    """``template`` with each ``{name}`` replaced by ``values[name]`` as rejects show values;
+    any other text in braces is left as written."""
+    return PLACEHOLDER.sub(lambda m: show_value(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 @attrs.frozen
@@ -146,7 +169,14 @@ def read_check(item: Any, span: Span, scope, facts, domain: str, read_citation) 
         )
     citation = read_citation(section.section("citation", f"the citation of {what}")) if section.has("citation") else None
     section.used.add("citation")
-    found = Check(check_id, column, section.get("message"), holds,
+    message = section.get("message")
+    for name in PLACEHOLDER.findall(message):
+        if name not in read:
+            raise PolicySchemaError(
+                f"{what}: the message shows {{{name}}}, which must be a fact the check reads (it reads: {', '.join(read)})",
+                section.value_span("message"),
+            )
+    found = Check(check_id, column, message, holds,
                   None if when_text is None else str(when_text), str(require_text), citation, span)
     section.finish()
     return found
@@ -172,8 +202,8 @@ def _no_rollups(node: ast.Node, span: Span, what: str, facts) -> None:
 
 def failures(policy_key: str, checks, held, values) -> list[CheckFailure]:
     """The failures among ``checks`` (those whose id is not in ``held``)."""
-    return [CheckFailure(policy_key, c.id, c.column, show_value(values.get(c.column)), c.reason(policy_key))
+    return [CheckFailure(policy_key, c.id, c.column, show_value(values.get(c.column)), c.reason(policy_key, values))
             for c in checks if c.id not in held]
 
 
-__all__ = ["Check", "CheckFailure", "RecordCheckError", "failures", "read_check", "read_checks", "show_value"]
+__all__ = ["Check", "CheckFailure", "RecordCheckError", "failures", "fill", "read_check", "read_checks", "show_value"]

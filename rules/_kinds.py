@@ -71,6 +71,10 @@ class RecordKind:
     def key_columns(self) -> tuple[str, ...]:
         """The facts one row of a table of this kind is unique by (engine/_duplicates.py)."""
         return self.compound or (self.key,)
+    # the catalogue's ``checks:`` (rules/_checks.py), shared by every policy of the kind and
+    # judged once per record before any policy's own; ``source`` names the catalogue in rejects
+    checks: tuple = attrs.field(default=(), eq=False, repr=False)
+    source: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def date_reads(self) -> tuple[str, ...]:

@@ -68,7 +68,7 @@ from ._types import (
     Type,
     enum_type,
 )
-from ._workdays import CALENDAR_KEY, CalendarSymbol, uses_calendar
+from ._workdays import CALENDAR_KEY, CalendarSymbol, calls, uses_calendar
 from ._yaml import Located, load_yaml_file
 
 
@@ -454,6 +454,12 @@ def _content_hash(path: Path, calendar) -> str | None:
     return digest.hexdigest()
 
 
+def _checks_use_calendar(checks, kind) -> bool:
+    """Whether the policy's checks, or its kind's, count working days: the run fingerprint
+    then sees the holiday table."""
+    return any(calls(c.holds) for c in (*checks, *(kind.checks if kind is not None else ())))
+
+
 def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> Policy:
     """Load and check one policy file. ``shared``: the folder's catalogue (``_catalogue.py``),
     or a plain dict of shared facts."""
@@ -488,13 +494,13 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
             raise PolicySchemaError(f"parameter {name!r} has the name of a fact", parameter.span)
     lists = read_lists(top.section("lists", "lists", required=False))
     scope = scope_of(facts, parameters)
+    calendar = getattr(shared, "calendar", None)
+    if calendar is not None:  # the working-day functions read it (_workdays.py), checks too
+        scope[CALENDAR_KEY] = CalendarSymbol(calendar)
     # judged before the rules, with the policy's own scope (no results of rules in it yet)
     checks = read_checks(top, scope, facts, domain, read_citation)
     rules, seen = [], {}
     scope = dict(scope)
-    calendar = getattr(shared, "calendar", None)
-    if calendar is not None:  # the working-day functions read it (_workdays.py)
-        scope[CALENDAR_KEY] = CalendarSymbol(calendar)
     default_start = _default_start(kinds.get(domain), facts, scope, head.span)
     rounding = read_rounding(head)
     for item, span in in_order_of_reads(top.items("rules", "rules")):
@@ -523,7 +529,8 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     for kind in policy_kinds:
         if kind != domain and hasattr(shared, "visible_to"):
             facts = {**shared.visible_to(kind), **facts}
-    tests = read_tests(top, facts, rules, lists, checks)
+    kind_checks = kinds[domain].checks if domain in kinds else ()
+    tests = read_tests(top, facts, rules, lists, (*kind_checks, *checks))
     policy = Policy(
         id=policy_id,
         title=head.get("title"),
@@ -545,7 +552,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         checks=checks,
         path=str(path),
         rounding=rounding,
-        content_hash=_content_hash(path, calendar if uses_calendar(rules) else None),
+        content_hash=_content_hash(path, calendar if uses_calendar(rules) or _checks_use_calendar(checks, kinds.get(domain)) else None),
         span=head.span,
     )
     head.finish()

@@ -27,6 +27,7 @@ warning ``Rule.never_applies`` (:meth:`Contradiction.reason` says why, in words)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from fractions import Fraction
@@ -87,6 +88,8 @@ def _text(node: ast.Node, holds: bool = True) -> str:
 
 
 def _range(interval: tuple, kind: Kind) -> str:
+    if kind is Kind.DATE:  # narrowing may leave a fractional day: the whole days inside
+        interval = (math.ceil(interval[0]), math.floor(interval[1]))
     low, high = (_value(end, kind) for end in interval)
     return f"exactly {low}" if low == high else f"from {low} to {high}"
 

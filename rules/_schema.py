@@ -380,11 +380,18 @@ class Policy:
         return self.kinds[kind].key if kind in self.kinds else self.subject
 
     @property
+    def kind_checks(self) -> tuple:
+        """The checks its kind's catalogue declares (``RecordKind.checks``): every record the
+        policy judges meets them too, judged once per record, before the policy's own."""
+        kind = self.kinds.get(self.domain)
+        return kind.checks if kind is not None else ()
+
+    @property
     def required_facts(self) -> tuple[str, ...]:
         """The record fields the policy needs: the subject (and the enterprise it belongs
-        to), then what its rules read."""
+        to), then what its checks (its kind's too) and rules read."""
         needed: dict[str, None] = {self.subject: None, self.payer_key: None}
-        for rule in (*self.checks, *self.rules):
+        for rule in (*self.kind_checks, *self.checks, *self.rules):
             for name in rule.reads():
                 if name in self.facts:
                     needed.setdefault(name)

@@ -21,12 +21,6 @@ from ecorules.rules._kinds import RecordKind, Rollup
 from ecorules.rules._policyset import policy_files
 from ecorules.rules._schema import Citation, Fact, Rule
 
-# Dates of a case that must not run backwards: (later fact, earlier fact, what it means)
-DATE_ORDER = (
-    ("discovered", "act_date", "发现日早于违法行为发生日 (discovered before act_date)"),
-    ("act_end", "act_date", "违法行为终了日早于发生日 (act_end before act_date)"),
-)
-
 
 class CasePlanError(EcorulesError):
     """The policies cannot judge a case table (no case kind, an unsupported roll-up)."""
@@ -51,6 +45,9 @@ class CasePlan:
     # with the kind's ``dates:`` (行政处罚法 art 37): the days the case policies' law changes;
     # None: every case is judged by the law in force on as_of
     timeline: Any = None
+    # the case kind's catalogue checks (the order of a case's dates) when no case policy is
+    # loaded to carry them (case_program None): a program of those checks alone
+    check_program: Any = None
 
     @property
     def link(self) -> str:
@@ -60,7 +57,7 @@ class CasePlan:
 
 def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
               compile_program: Callable[..., Any]) -> CasePlan:
-    kinds = _all_kinds(policies)
+    kinds, catalogued = _all_kinds(policies)
     children = [k for k in kinds.values() if k.parent == enterprise]
     if len(children) != 1:
         raise CasePlanError(
@@ -84,6 +81,11 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
     if case_program is not None:
         _refuse_mixed_units(case_program)
+    check_program = None
+    if case_program is None and kind.checks:
+        # no case policy declares the case facts to the loaded set: the catalogue's do
+        facts = {**catalogued.get(kind.id, {}), **facts}
+        check_program = compile_program([_checks_policy(kind, facts)], domain=kind.id)
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
     # what is read: like the kernel, only the facts of policies in force are checked
@@ -108,10 +110,18 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
             read[rollup.value] = None
     if where_program is not None:
         read.update(dict.fromkeys(where_program.columns))
-    for later, earlier, _ in DATE_ORDER:
-        if facts.get(later) is not None and facts[later].record_kind == kind.id and earlier in facts:
-            read.update({later: None, earlier: None})
-    required = set(read) - optional_law
+    # the kind's checks read what they check; an optional fact only they read (decided) may
+    # be left out of the table, its checks then hold vacuously (they guard it with is_set)
+    own_reads = {name for policy in chosen for name in _own_reads(policy)}
+    own_reads |= {n for r in rollups.values() for n in (r.value, r.window.date if r.window else None) if n}
+    own_reads |= set(where_program.columns) if where_program is not None else set()
+    optional_checked = set()
+    for check in kind.checks:
+        for name in ast.names(check.holds, "fact"):
+            if name not in own_reads and facts[name].optional:
+                optional_checked.add(name)
+            read[name] = None
+    required = set(read) - optional_law - optional_checked
     decision = _decision_fact(kind, facts)
     if decision is not None:
         read[decision] = None
@@ -122,7 +132,25 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
                     tuple(n for n in case_columns if n not in required),
-                    _timeline(chosen) if by_law and len(chosen) else None)
+                    _timeline(chosen) if by_law and len(chosen) else None, check_program)
+
+
+def _own_reads(policy: Policy) -> set[str]:
+    """The facts a policy's own checks and rules read (its kind's checks apart)."""
+    reads = {policy.subject, policy.payer_key}
+    for item in (*policy.checks, *policy.rules):
+        reads.update(name for name in item.reads() if name in policy.facts)
+    return reads
+
+
+def _checks_policy(kind: RecordKind, facts: dict[str, Fact]) -> Policy:
+    """A policy of no rule carrying the case kind into the program, whose checks are the
+    kind's (the compiler emits a kind's checks with any program of the kind)."""
+    return Policy(
+        id="ecorules.case_checks", title="the case kind's checks", version="0", effective=dt.date(1, 1, 1),
+        authority="ecorules", document=kind.source or kind.id, facts=facts, parameters={}, lists={}, rules=(),
+        domain=kind.id, subject=kind.key, kinds={kind.id: kind},
+    )
 
 
 def _timeline(policies: PolicySet):
@@ -140,16 +168,19 @@ def _decision_fact(kind: RecordKind, facts: dict[str, Fact]) -> str | None:
     return name
 
 
-def _all_kinds(policies: PolicySet) -> dict[str, RecordKind]:
+def _all_kinds(policies: PolicySet) -> tuple[dict[str, RecordKind], dict[str, dict[str, Fact]]]:
     """The declared kinds: of the loaded policies' lineages, else of their folders' catalogues
-    (a folder may declare cases before any case policy exists, as the shipped one does)."""
+    (a folder may declare cases before any case policy exists, as the shipped one does); and
+    per kind of a catalogue, the facts its records have."""
     kinds = dict(policies.kinds)
+    facts: dict[str, dict[str, Fact]] = {}
     paths = sorted({p.path for p in policies if p.path})
     if paths:
         for _path, catalogue in policy_files([Path(p) for p in paths]):
             for name, kind in catalogue.kinds.items():
                 kinds.setdefault(name, kind)
-    return kinds
+                facts.setdefault(name, catalogue.visible_to(name))
+    return kinds, facts
 
 
 def _refuse_mixed_units(program) -> None:
@@ -174,7 +205,8 @@ def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: Rec
     )
     if not rules:
         return None
-    kinds = next((p.kinds for p in chosen), {})
+    # the kind without its checks: the where program counts, the case program rejects
+    kinds = {name: attrs.evolve(k, checks=()) for name, k in next((p.kinds for p in chosen), {}).items()}
     policy = Policy(
         id="ecorules.rollup_where", title="roll-up conditions", version="0", effective=dt.date(1, 1, 1),
         authority="ecorules", document="roll-ups", facts=facts, parameters={}, lists={}, rules=rules,
@@ -183,4 +215,4 @@ def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: Rec
     return compile_program([policy], domain=kind.id)
 
 
-__all__ = ["DATE_ORDER", "CasePlan", "CasePlanError", "make_plan"]
+__all__ = ["CasePlan", "CasePlanError", "make_plan"]

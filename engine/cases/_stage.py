@@ -135,6 +135,9 @@ class CaseStage:
             table = self._joined(plan.case_program, cases, side, results.scored, windowed)
             results.result = self._score(plan.case_program, table, rows=results.scored)
             results.superseded_by = self._one_act_one_fine(results)
+        elif plan.check_program is not None:  # no case policy: the kind's checks alone
+            self._score(plan.check_program, self._joined(plan.check_program, cases, side, results.scored, windowed),
+                        rows=results.scored)
         return results
 
     # -- steps ---------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ either valid or with at least one reject naming its source, row, column and reas
 
 - a value the validators refuse (the same ``validate_column`` the kernel uses);
 - a case_id seen before (the later rows, naming the first row);
-- dates out of order (``DATE_ORDER``);
 - a uscc not in the registry, or whose registry row was rejected (``link``).
+
+Dates out of order (discovered before act_date) are the case kind's checks, in its
+catalogue (``cases.yaml``), judged by the kernel with the policies' (``_stage.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ecorules.rules import Kind
 from ecorules.rules._arrow import numbers
 
 from .._sources import ColumnResolver, Registry, Reject
-from ._plan import DATE_ORDER, CasePlan
+from ._plan import CasePlan
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _concat(tables: list[pa.Table], names: tuple[str, ...]) -> pa.Table:
 
 
 def check_values(cases: CaseTable, plan: CasePlan) -> None:
-    """Validate every needed column, then duplicates and the order of dates."""
+    """Validate every needed column, then duplicates."""
     n = cases.n
     cases.valid = np.ones(n, bool)
     texts = (plan.kind.key, plan.link, plan.kind.act)
@@ -122,7 +124,6 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     if plan.kind.act:
         cases.act_code, _ = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
-    _date_order(cases, plan)
 
 
 def linked(fact, column) -> pa.Array:
@@ -188,20 +189,6 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
         for value, f in zip(values, first_rows, strict=True)
     ]
     cases.reject(dup_rows, plan.kind.key, values, reasons)
-
-
-def _date_order(cases: CaseTable, plan: CasePlan) -> None:
-    for later, earlier, meaning in DATE_ORDER:
-        if later not in cases.columns or earlier not in cases.columns:
-            continue
-        a, b = cases.columns[later], cases.columns[earlier]
-        present = np.ones(cases.n, bool) if a.present is None else a.present.astype(bool)
-        bad = np.flatnonzero(present & (a.values < b.values) & cases.valid)
-        if bad.size:
-            days = a.values[bad].astype("datetime64[D]").astype(str).tolist()
-            before = b.values[bad].astype("datetime64[D]").astype(str).tolist()
-            reasons = [f"{meaning}: {x} < {y}" for x, y in zip(days, before, strict=True)]
-            cases.reject(bad.tolist(), later, days, reasons)
 
 
 def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str]) -> None:

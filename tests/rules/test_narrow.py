@@ -174,3 +174,16 @@ def test_a_contradiction_says_which_part_cannot_hold_and_why(condition, column, 
 
 def test_a_contradiction_inside_or_is_not_reported():
     assert narrowed("n > 200 or flag") == {}
+
+
+def test_a_date_range_with_a_fractional_end_is_shown_as_the_whole_days_inside():
+    """Narrowing can leave half a day at an end of a date's range (found by the case
+    differential): the warning shows the days inside it instead of failing on the fraction."""
+    from fractions import Fraction
+
+    from ecorules.rules._narrow import _range
+    from ecorules.rules._types import Kind
+
+    # days 14610.5 to 14611.5 since 1970-01-01 hold one whole day, 14611
+    assert _range((Fraction(29221, 2), Fraction(29223, 2)), Kind.DATE) == "exactly 2010-01-02"
+    assert _range((Fraction(29221, 2), 14700), Kind.DATE) == "from 2010-01-02 to 2010-04-01"
