@@ -92,7 +92,10 @@ def judge_group(
     child_needed.update(dict.fromkeys(kind.date_reads))  # the dates that choose the law
     # what the roll-ups over the children read (their value, window date and where), read
     # as the batch run reads them even where no policy reads the fact itself
-    for name in _rollup_reads(facts, child_kind):
+    # and what the kind's own checks read (its catalogue's: the date order of a case), judged
+    # on every child even where no policy of the child's kind is loaded
+    check_reads = [name for check in kind.checks for name in check.reads() if name in facts and facts[name].rollup is None]
+    for name in (*_rollup_reads(facts, child_kind), *check_reads):
         if facts[name].record_kind == child_kind:
             child_needed.setdefault(name)
         else:
@@ -105,6 +108,7 @@ def judge_group(
     def env_of(child: Mapping[str, Any]) -> dict[str, Any]:  # a where may read as_of, as in the batch
         return {**parent_values, **child, "as_of": as_of}
 
+    rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
     onto_parent = {name: r for name, r in rollups.items() if not r.onto_siblings}
     onto_children = {name: r for name, r in rollups.items() if r.onto_siblings}
     parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of, as_of=as_of)}
