@@ -9,7 +9,10 @@ Python loop over rows); the README gives the figures.
 What the SQL is, so that KingbaseES and openGauss (PostgreSQL's protocol and SQL) read the same:
 
 - ``SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`` first, in the transaction the
-  driver opens: a query cannot write, and every batch comes from one snapshot;
+  driver opens: a query cannot write, and every batch comes from one snapshot; then
+  ``SET TRANSACTION SNAPSHOT`` of the snapshot every read of the run shares, exported by
+  ``pg_export_snapshot()`` (engine/sources/_pg_snapshot.py; a server without it is read
+  without);
 - ``SET LOCAL search_path TO <schema>`` when ``schema=`` is given with a query;
 - ``SELECT <columns> FROM <schema>.<table>`` or ``SELECT <columns> FROM (<query>) AS
   ecorules_query``, with only the columns the policies need, each identifier quoted by
@@ -40,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 from ecorules.rules import Fact, Kind
 
+from ._pg_snapshot import shared_snapshot
 from ._pg_url import PostgresUrl, redact
 from ._types import Batch, SourceError
 
@@ -88,6 +92,10 @@ class PostgresSource:
         self.url, self.label, self.batch_rows, self.facts = url, str(url), batch_rows, resolver.facts
         self.table, self.schema, self.query = url.table, url.schema, url.query
         self.estimated_rows = 0  # unknown: counting the rows would cost a read of the table
+        try:  # every read of this database while this reader lives sees the same rows
+            self.snapshot = shared_snapshot(url.connection)
+        except Exception as error:  # noqa: BLE001 - psycopg's connection errors, made readable
+            raise _failed(url, "cannot connect", error) from error
         with self._connect() as connection, connection.cursor() as cursor:
             try:
                 schema = cursor.adbc_execute_schema(f"SELECT * FROM {self._source()}")
@@ -107,13 +115,19 @@ class PostgresSource:
             raise _failed(self.url, "cannot connect", error) from error
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if self.schema is not None and self.query is not None:
-                    cursor.execute(f"SET LOCAL search_path TO {_identifier(self.schema)}")
+                self._begin(cursor)
         except Exception as error:  # noqa: BLE001
             connection.close()
             raise _failed(self.url, "cannot start a read-only transaction", error) from error
         return connection
+
+    def _begin(self, cursor) -> None:
+        """The transaction's first statements, for ADBC's cursor and psycopg's alike."""
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if (statement := self.snapshot.statement()) is not None:
+            cursor.execute(statement)
+        if self.schema is not None and self.query is not None:
+            cursor.execute(f"SET LOCAL search_path TO {_identifier(self.schema)}")
 
     def _source(self) -> str:
         if self.table is not None:
@@ -194,19 +208,14 @@ class PostgresSource:
 
     def fingerprint(self) -> str:
         """sha256 over the location and the bytes of a binary COPY of the columns read, in a
-        read-only transaction of its own: equal for equal content read in the same order.
-
-        (The run's reading is another transaction: a table written to during a run may be
-        hashed at another moment than it was read.)
-        """
+        read-only transaction of the run's snapshot (engine/sources/_pg_snapshot.py): the
+        rows hashed are the rows scored. Equal for equal content read in the same order."""
         import psycopg
 
         digest = hashlib.sha256(f"{self.label}\0".encode())
         try:
             with psycopg.connect(self.url.connection) as connection, connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if self.schema is not None and self.query is not None:
-                    cursor.execute(f"SET LOCAL search_path TO {_identifier(self.schema)}")
+                self._begin(cursor)
                 with cursor.copy(f"COPY ({self.select()}) TO STDOUT (FORMAT BINARY)") as copy:
                     for chunk in copy:
                         digest.update(chunk)

@@ -211,6 +211,30 @@ def test_a_query_is_read_only_and_one_statement(postgres_db, tmp_path):
         assert connection.execute("SELECT count(*) FROM enterprises").fetchone()[0] == 50
 
 
+def test_the_reads_of_a_run_see_one_snapshot_and_the_next_run_a_new_one(postgres_db):
+    """While a reader of a database lives, every read of it (another table, the keys' first
+    pass, the fingerprint in its thread) sees the rows as they were when the first began:
+    the rows hashed are the rows scored. Once the readers are gone, the next sees the change."""
+    load_csv(postgres_db, EXAMPLES / "registry.csv", "enterprises")
+    url = f"{postgres_db}&table=enterprises"
+
+    def count(registry):
+        return sum(batch.rows_in for batch in registry.batches())
+
+    first = Registry(url, _resolver())
+    fingerprint = first.fingerprint()
+    with _connect(postgres_db) as connection:
+        connection.execute("DELETE FROM enterprises WHERE district = '二七区'")
+        left = connection.execute("SELECT count(*) FROM enterprises").fetchone()[0]
+    assert left < 50
+    second = Registry(url, _resolver())  # opened after the change, while the first lives
+    assert count(first) == count(second) == 50
+    assert second.fingerprint() == first.fingerprint() == fingerprint
+    del first, second
+    later = Registry(url, _resolver())
+    assert count(later) == left and later.fingerprint() != fingerprint
+
+
 INJECTIONS = ['enterprises"; DROP TABLE keep; --', 'x" WHERE 1=1) TO STDOUT; DROP TABLE keep; --',
               "enterprises'; DROP TABLE keep; --"]
 
