@@ -637,6 +637,10 @@ class Registry:
         if isinstance(self.path, PostgresUrl):
             from .sources._postgres import PostgresSource
 
+            if table is not None or sheet is not None:
+                raise SourceError(f"{self.path}: --table and --sheet are for files; the URL names its table "
+                                  "(?table=NAME) or query (?query=SELECT ...)")
+
             self.files, self.skipped = [], ()
             self.readers.append(PostgresSource(self.path, resolver, batch_rows=batch_rows))
             return
