@@ -328,3 +328,19 @@ def test_a_float_amount_is_rejected_as_from_parquet_and_a_numeric_read_exactly(p
         assert summary.tables["cases"]["rows_rejected"] >= 1, table
         rejects = _ledger(tmp_path / f"{table}.sqlite", summary.run_id)[1]
         assert any(column == "罚款数额" for _, column, _, _ in rejects), (table, rejects)
+
+
+def test_tables_of_other_kinds_from_postgresql_score_as_their_csv_files(postgres_db, tmp_path):
+    """--records KIND=URL: the README's river sections, districts, reports and dust sites."""
+    kinds = {"river_section": "river_sections", "district": "districts", "report": "reports", "dust_site": "dust_sites"}
+    for name in kinds.values():
+        load_csv(postgres_db, EXAMPLES / f"{name}.csv", name)
+    as_of = dt.date(2019, 1, 31)
+    from_csv = run_nightly(EXAMPLES / "registry.csv", tmp_path / "csv.sqlite", as_of=as_of, progress=False,
+                           tables={kind: EXAMPLES / f"{name}.csv" for kind, name in kinds.items()})
+    load_csv(postgres_db, EXAMPLES / "registry.csv", "enterprises")
+    from_pg = run_nightly(f"{postgres_db}&table=enterprises", tmp_path / "pg.sqlite", as_of=as_of, progress=False,
+                          tables={kind: f"{postgres_db}&table={name}" for kind, name in kinds.items()})
+    assert from_csv.tables["river_section"]["total_yuan"] == 87_778  # the README's figure
+    for field in ("rows_in", "rows_scored", "rows_rejected", "total_yuan", "districts", "lists", "tables"):
+        assert getattr(from_pg, field) == getattr(from_csv, field), field
