@@ -24,8 +24,9 @@ What the SQL is, so that KingbaseES and openGauss (PostgreSQL's protocol and SQL
 Types as the facts take them (the scorer then checks each value as for any source):
 boolean -> Arrow bool; smallint/integer/bigint -> int64; numeric -> its exact decimal text
 (never a float; the scorer reads decimal text exactly, as a CSV cell); date -> date32; text,
-varchar, char -> text. A fact of text or an enum reads any other type as its text; a date
-fact reads a timestamp as its text (and rejects it, as in a CSV file). real and double
+varchar, char -> text. Any other pairing reads the value as the text a CSV export holds, and
+the scorer judges that text as in a CSV file (an integer 1 as a boolean is true, a timestamp
+as a date is refused). real and double
 precision stay floats: the scorer refuses a float as an amount of money, row by row, as
 from Parquet. NULL is a missing value: a reject unless the fact is optional.
 
@@ -185,7 +186,8 @@ class PostgresSource:
         fact: Fact = self.facts[name]
         kind, type_ = fact.type.kind, column.type
         if pa.types.is_integer(type_):
-            return column.cast(pa.string()) if kind in (*_TEXT_KINDS, Kind.BOOLEAN) else column.cast(pa.int64())
+            # a number where a boolean, a text or a date is expected reads as its text, as in a CSV cell
+            return column.cast(pa.int64()) if kind in (Kind.INTEGER, Kind.DECIMAL) else column.cast(pa.string())
         if pa.types.is_string(type_) or pa.types.is_large_string(type_):
             return column
         if pa.types.is_boolean(type_) and kind is Kind.BOOLEAN:
