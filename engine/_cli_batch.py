@@ -18,6 +18,7 @@ from ._cli_common import (
     EXIT_FAILED,
     EXIT_OK,
     FORMAT_OPTION,
+    LOCATION,
     POLICIES_OPTION,
     Date,
     print_json,
@@ -43,7 +44,7 @@ _DB = click.option("--db", type=click.Path(path_type=Path), default=Path("result
 @registry_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
               help="The SQLite results database (created if missing; runs accumulate in it).")
-@click.option("--cases", type=click.Path(path_type=Path), default=None,
+@click.option("--cases", type=LOCATION, default=None,
               help="A case table (one row per case; same formats as --registry), judged by the case "
                    "policies and rolled up onto the registry's enterprises.")
 @click.option("--cases-table", default=None, help="Table to read when the case table is an SQLite database.")

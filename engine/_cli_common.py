@@ -30,6 +30,28 @@ class Date(click.ParamType):
             self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
 
 
+class Location(click.ParamType):
+    """A file or folder (a Path), or a ``postgresql://`` table or query (a PostgresUrl, whose
+    text is safe to show: a URL with a password is refused here, before anything echoes it)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value, param, ctx):
+        from .sources._pg_url import PostgresUrl, is_postgres_url
+        from .sources._types import SourceError
+
+        if isinstance(value, (Path, PostgresUrl)):
+            return value
+        if is_postgres_url(value):
+            try:
+                return PostgresUrl.parse(value)
+            except SourceError as error:
+                self.fail(str(error), param, ctx)
+        return Path(value)
+
+
+LOCATION = Location()
+
 POLICIES_OPTION = click.option(
     "--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
     help="Folder (or file) of policies. Default: the shipped Zhengzhou set.",
@@ -41,14 +63,16 @@ FORMAT_OPTION = click.option(
 
 
 REGISTRY_HELP = ("The enterprise registry: CSV or text (comma, tab or semicolon; UTF-8, GBK or UTF-16), Parquet, "
-                 "Excel (.xlsx, .xls), DB.sqlite:TABLE, or a folder of such files.")
+                 "Excel (.xlsx, .xls), DB.sqlite:TABLE, a folder of such files, or a PostgreSQL table or read-only "
+                 "query: postgresql:///DB?table=NAME or postgresql:///DB?query=SELECT ... (no password in the URL: "
+                 "PGPASSWORD, ~/.pgpass or a service file).")
 
 
 def registry_options(function):
     """--registry and how to read it, shared by every command that reads one (run, diff), so
     that they read the same sources the same way."""
     options = [
-        click.option("--registry", required=True, type=click.Path(path_type=Path), help=REGISTRY_HELP),
+        click.option("--registry", required=True, type=LOCATION, help=REGISTRY_HELP),
         click.option("--encoding", default=None,
                      help="Encoding of CSV files (e.g. gb18030, gbk, utf-8, utf-16). Default: decided per file."),
         click.option("--table", default=None, help="Table to read when the registry is an SQLite database."),

@@ -23,6 +23,8 @@ from pathlib import Path
 import attrs
 from ecorules.rules import EcorulesError, PolicySet
 
+from .sources._pg_url import as_location
+
 
 class KindTableError(EcorulesError):
     """A ``--records`` table the policies cannot score: an unknown kind, or one judged another way."""
@@ -63,7 +65,7 @@ def plan_kind_tables(policies: PolicySet, tables: Mapping[str, str | os.PathLike
         subjects = {p.subject for p in chosen}
         if len(subjects) != 1:
             raise KindTableError(f"the {kind} policies name different subjects: {', '.join(sorted(subjects))}")
-        planned.append(KindTable(kind, Path(path), chosen, subjects.pop()))
+        planned.append(KindTable(kind, as_location(path), chosen, subjects.pop()))
     return planned
 
 

@@ -52,6 +52,7 @@ from ._scored import (
 )
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
 from ._unset_rollups import unset_rollups, with_unset
+from .sources._pg_url import as_location
 
 log = logging.getLogger("ecorules.nightly")
 
@@ -255,7 +256,7 @@ class NightlyRun:
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
                  recurse: bool = True, duplicates: str = "reject"):
-        self.registry_path, self.out = Path(registry), Path(out)
+        self.registry_path, self.out = as_location(registry), Path(out)
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
         # Reading and writing run in threads of their own (mostly outside the GIL): the kernel
@@ -302,7 +303,7 @@ class NightlyRun:
                 plan = make_plan(all_policies, DOMAIN, self.as_of, compile_program)
             except CasePlanError as error:
                 raise NightlyError(str(error)) from error
-            self.cases = CaseStage(plan, Path(cases), as_of=self.as_of, threads=self.kernel_threads,
+            self.cases = CaseStage(plan, as_location(cases), as_of=self.as_of, threads=self.kernel_threads,
                                    encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases,
                                    recurse=recurse)
             self.case_policies = plan.case_policies

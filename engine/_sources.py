@@ -56,6 +56,7 @@ from .sources._listing import (
     Skipped,
     list_registry,
 )
+from .sources._pg_url import PostgresUrl, as_location
 from .sources._separator import detect_separator, one_column_hint, separator_name
 from .sources._types import Batch, MissingColumnError, Reject, SourceError
 
@@ -689,7 +690,8 @@ def _sqlite_column(values: list) -> pa.Array:
 
 
 class Registry:
-    """One registry: a file, an SQLite table, an Excel sheet or a folder of them, read batch by batch.
+    """One registry: a file, an SQLite table, an Excel sheet, a folder of them, or a PostgreSQL
+    table or query (a ``postgresql://`` URL: engine/sources/_postgres.py), read batch by batch.
 
     ``table`` is the SQLite table, and for a workbook the sheet unless ``sheet`` says (so that
     callers that know only ``table``, like the case table's, read sheets too); a sheet is a
@@ -701,11 +703,21 @@ class Registry:
                  recurse: bool = True):
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-        self.path = Path(path)
+        self.path = as_location(path)
+        self.readers = []
+        if isinstance(self.path, PostgresUrl):
+            from .sources._postgres import PostgresSource
+
+            if table is not None or sheet is not None:
+                raise SourceError(f"{self.path}: --table and --sheet are for files; the URL names its table "
+                                  "(?table=NAME) or query (?query=SELECT ...)")
+
+            self.files, self.skipped = [], ()
+            self.readers.append(PostgresSource(self.path, resolver, batch_rows=batch_rows))
+            return
         listing = list_registry(path, table, recurse=recurse)
         self.files = list(listing.files)
         self.skipped: tuple[Skipped, ...] = listing.skipped
-        self.readers = []
         for k, (file, file_table) in enumerate(self.files):
             suffix = file.suffix.lower()
             if suffix in EXCEL_SUFFIXES:
@@ -741,6 +753,8 @@ class Registry:
                 about = {"format": "parquet"}
             elif isinstance(reader, SqliteTable):
                 about = {"format": "sqlite", "table": reader.table}
+            elif hasattr(reader, "described"):  # PostgreSQL
+                about = reader.described()
             else:
                 about = {"format": "excel", "sheet": reader.sheet, **({"notes": "; ".join(reader.notes)} if reader.notes else {})}
             out.append({"source": reader.label, **about})
@@ -756,9 +770,13 @@ class Registry:
         return out
 
     def fingerprint(self) -> str:
+        if isinstance(self.path, PostgresUrl):
+            return self.readers[0].fingerprint()
         return fingerprint(self.files, self.path)
 
     def stat_fingerprint(self) -> str:
+        if isinstance(self.path, PostgresUrl):
+            return self.readers[0].stat_fingerprint()
         return stat_fingerprint(self.files, self.path)
 
     def batches(self) -> Iterator[Batch]:

@@ -26,6 +26,7 @@ from .._sources import (
     stat_fingerprint,
 )
 from ..sources import list_registry
+from ..sources._pg_url import PostgresUrl
 from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, read_enterprises
@@ -83,16 +84,29 @@ class CaseStage:
         self.plan, self.path, self.as_of, self.threads = plan, path, as_of, threads
         self.encoding, self.table, self.batch_rows, self.aliases = encoding, table, batch_rows, aliases
         self.recurse = recurse  # --no-recurse: a case folder's subfolders are not read either
-        listing = list_registry(path, table, recurse=recurse)
-        self.files = list(listing.files)
-        # what the run's summary must say, as for the registry: a subfolder or a file left unread
-        self.warnings = [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
+        if isinstance(path, PostgresUrl):  # a table or query: no files
+            self.files, self.warnings = [], []
+        else:
+            listing = list_registry(path, table, recurse=recurse)
+            self.files = list(listing.files)
+            # what the run's summary must say, as for the registry: a subfolder or a file left unread
+            self.warnings = [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
         self._failed_checks: list = []  # (case rows, columns, values, reasons) of failed checks
 
+    def _database(self):
+        """The case table's reader, for the fingerprints of a PostgreSQL table or query."""
+        needed = {name: [f"the {self.plan.kind.id} table"] for name in self.plan.case_columns}
+        resolver = ColumnResolver(self.plan.facts, needed, self.aliases, optional=self.plan.optional_columns)
+        return Registry(self.path, resolver, batch_rows=self.batch_rows)
+
     def fingerprint(self) -> str:
+        if isinstance(self.path, PostgresUrl):
+            return self._database().fingerprint()
         return fingerprint(self.files, self.path)
 
     def stat_fingerprint(self) -> str:
+        if isinstance(self.path, PostgresUrl):
+            return self._database().stat_fingerprint()
         return stat_fingerprint(self.files, self.path)
 
     def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str]) -> CaseResults:

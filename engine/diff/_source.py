@@ -21,6 +21,7 @@ from ecorules.rules import Fact
 
 from .._sources import ColumnResolver, MissingColumnError, Registry, SourceError
 from .._unset_rollups import unset_rollups, with_unset
+from ..sources._pg_url import as_location
 
 log = logging.getLogger("ecorules.diff")
 
@@ -31,7 +32,7 @@ class RegistryStream:
     """Iterate to get Arrow tables of the needed columns; ``unreadable`` counts dropped rows."""
 
     def __init__(self, path: str | Path, facts: Mapping[str, Fact], needed: Mapping[str, list[str]], **reading: Any):
-        self.path = Path(path)
+        self.path = as_location(path)
         self.reading = reading  # encoding, table, sheet, recurse: as Registry takes them
         self.unreadable = 0
         self.unset = unset_rollups(facts, needed)  # no case table in a diff: counted over nothing

@@ -176,3 +176,30 @@ def test_a_case_written_with_a_full_width_uscc_joins_its_enterprise(tmp_path):
         connection.close()
     assert results["full width"] == results["as written"]
     assert any(case_id == "ZZ-2024-001" and uscc == code for case_id, uscc, *_ in results["as written"][0])
+
+
+def write_postgres(url: str) -> str:
+    """The rows in a PostgreSQL table of the server's own types: integers and booleans as
+    bigint 0/1 (2 stays an integer, rejected as a boolean), outfalls as double precision,
+    cases as text, as the Parquet file holds them."""
+    import psycopg
+    from psycopg import sql
+
+    types = {"name": "text", "uscc": "text", "district": "text", "untreated_outfalls": "double precision",
+             "direct_discharge_cases": "text"}
+    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types.get(c, "bigint")))
+                                 for c in ["name", *COLUMNS])
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE TABLE registry ({})").format(columns))
+        with connection.cursor().copy("COPY registry FROM STDIN") as copy:
+            for row in ROWS:
+                copy.write_row(["郑州示例有限公司", *(row[c] for c in COLUMNS)])
+    return f"{url}&table=registry"
+
+
+def test_a_postgresql_table_judges_the_same_rows_alike(postgres_db, tmp_path):
+    """The PostgreSQL reader beside the other sources (its row is the position in the result)."""
+    expected_findings, expected_rejects = library()
+    findings, rejects = batch_run(write_postgres(postgres_db), tmp_path)
+    assert findings == expected_findings
+    assert rejects == {position + 1: column for position, column in expected_rejects.items()}

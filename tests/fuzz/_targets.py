@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ecorules.engine.sources._pg_url import PostgresUrl, is_postgres_url, redact
 from ecorules.rules import EcorulesError, load_policies, parse_expression, read_policy
 from ecorules.rules._check import check
 from ecorules.rules._schema import scope_of
@@ -91,11 +92,27 @@ def registry_parquet(data: bytes) -> None:
     _registry(".parquet", data)
 
 
+def postgres_url(data: bytes) -> None:
+    """A ``postgresql://`` location (no connection is made): parsed or refused with our
+    error; one that is accepted shows no password and hands libpq none."""
+    text = data.decode("utf-8", errors="replace")
+    if not is_postgres_url(text):
+        text = "postgresql://" + text
+    try:
+        url = PostgresUrl.parse(text)
+    except EcorulesError:
+        return
+    shown = str(url)
+    assert redact(shown) == shown, shown
+    assert "password" not in url.libpq_parameters(), shown
+
+
 TARGETS = {
     "policy": policy_file,
     "expression": expression,
     "registry_csv": registry_csv,
     "registry_parquet": registry_parquet,
+    "postgres_url": postgres_url,
 }
 
 # The corpus a fuzzer starts from: the shipped policies, the broken ones the tests keep, the
@@ -106,6 +123,7 @@ SEEDS = {
     "expression": [],  # written below, from the shipped policies' conditions and amounts
     "registry_csv": [*sorted((ROOT / "examples").glob("registry*.csv"))],
     "registry_parquet": [],  # made by the fuzz runner from the example registry
+    "postgres_url": sorted((ROOT / "tests" / "data" / "postgres_urls").glob("*.txt")),
 }
 
 REGRESSIONS = Path(__file__).with_name("regressions")

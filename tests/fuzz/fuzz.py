@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGET_NAMES = ("policy", "expression", "registry_csv", "registry_parquet")
+TARGET_NAMES = ("policy", "expression", "registry_csv", "registry_parquet", "postgres_url")
 
 
 def write_seeds(target: str, corpus: Path) -> int:
