@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from ecorules.rules._arrow import from_bools, from_numbers
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind
 
@@ -78,6 +79,13 @@ def _unmasked(raw: np.ma.MaskedArray) -> np.ndarray | pa.Array:
     mask = np.ma.getmaskarray(raw)
     if not mask.any():
         return as_column(data)
+    # numbers and days from buffers: pa.array(data, mask=...) imports pandas (0.2-0.5 s)
+    if data.dtype.kind in "iuf":
+        return from_numbers(data, mask=mask)
+    if data.dtype.kind == "b":
+        return from_bools(data, mask=mask)
+    if data.dtype == np.dtype("M8[D]"):
+        return from_numbers(data.view(np.int64).astype(np.int32), mask=mask).view(pa.date32())
     if data.dtype.kind != "O":
         try:
             return pa.array(data, mask=mask)

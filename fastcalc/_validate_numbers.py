@@ -280,7 +280,7 @@ def _dates(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if nulls is not None:
         rejects.missing(np.flatnonzero(nulls))
     if isinstance(column, pa.Array) and pa.types.is_date32(column.type):
-        values = numbers(fill_null(column, 0).view(pa.int32()))
+        values = numbers(fill_null(column.view(pa.int32()), 0))  # viewed first: a date scalar imports pandas
         return _checked_days(fact, values, nulls, rejects, column)
     if isinstance(column, np.ndarray) and column.dtype == np.dtype("M8[D]"):
         values = column.view(np.int64)

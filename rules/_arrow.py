@@ -22,12 +22,16 @@ def numbers(arr: pa.Array | pa.ChunkedArray, fill: int | float = 0) -> np.ndarra
     return data[arr.offset : arr.offset + len(arr)]
 
 
-def from_numbers(values: np.ndarray) -> pa.Array:
-    """A 1-D numeric numpy array as an Arrow array without nulls, zero-copy (it keeps ``values`` alive)."""
+def from_numbers(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A 1-D numeric numpy array as an Arrow array, zero-copy (it keeps ``values`` alive);
+    null where ``mask`` is true (``pa.array(values, mask=...)`` would import pandas)."""
     values = np.ascontiguousarray(values)
     if values.ndim != 1 or values.dtype.kind not in "iuf":
         raise TypeError(f"expected a 1-D integer or floating-point array, got {values.dtype} of shape {values.shape}")
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+    validity = None
+    if mask is not None and np.any(mask):
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(values)])
 
 
 def strings(texts: list[str]) -> pa.Array:
@@ -72,10 +76,14 @@ def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.unpackbits(bits, bitorder="little")[start % 8 : start % 8 + n].view(bool)
 
 
-def from_bools(values: np.ndarray) -> pa.Array:
-    """A numpy bool array as an Arrow boolean array without nulls (packed into a bitmap)."""
+def from_bools(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A numpy bool array as an Arrow boolean array (packed into a bitmap), null where
+    ``mask`` is true."""
     bits = np.packbits(np.asarray(values, bool), bitorder="little")
-    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    validity = None
+    if mask is not None and np.any(mask):
+        validity = pa.py_buffer(np.packbits(~np.asarray(mask, bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)])
 
 
 def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import numbers
+from ecorules.rules._arrow import from_numbers, numbers
 
 
 @dataclass
@@ -64,7 +64,7 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
         if key_rank is not None:
             case_rank = key_rank[fines.row[tied]]
         else:
-            texts = keys.take(pa.array(key_code[fines.row[tied]]))
+            texts = keys.take(from_numbers(key_code[fines.row[tied]]))
             case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
         smallest = np.full(groups, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(smallest, group[tied], case_rank)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_bools, from_numbers, numbers, strings
+from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
 from .. import _store as store
 from .._chunks import CHUNK_ROWS, _json_rows
@@ -111,7 +111,7 @@ class Assessments:
             part = from_numbers(new[start:start + CHUNK_ROWS])
             rows = _json_rows([
                 keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
-                pc.fill_null(decided.take(part), ""), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
+                pc.fill_null(decided.take(part), string_scalar("")), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
                 from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
             ], (*safe, True, True, True, True))  # then amounts, ISO dates, reasons, runs
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
@@ -125,8 +125,8 @@ def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:
     if column is None or column.values is None:
         return None
     present = np.ones(rows.size, bool) if column.present is None else column.present[rows].astype(bool)
-    days = pa.array(column.values[rows].astype("datetime64[D]"), mask=~present)
-    return pc.cast(days, pa.string())
+    day_numbers = column.values[rows].astype("datetime64[D]").view(np.int64).astype(np.int32)
+    return pc.cast(from_numbers(day_numbers, mask=~present).view(pa.date32()), pa.string())
 
 
 def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.date,

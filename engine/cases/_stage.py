@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import EcorulesError, FindingKind, Kind
-from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._arrow import from_bools, from_numbers, string_scalar, strings
 
 from .._sources import (
     ColumnResolver,
@@ -119,7 +119,7 @@ class CaseStage:
         resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
                                   self.aliases)
         registry = Registry(registry_path, resolver, **registry_options)
-        wanted = pc.unique(cases.uscc.filter(pa.array(cases.valid)))
+        wanted = pc.unique(cases.uscc.filter(from_bools(cases.valid)))  # pa.array of numpy imports pandas
         side = read_enterprises(registry, plan, wanted, checked)
         link(cases, plan, side.usccs, side.rejected)
         results = self._scored(cases, side)
@@ -160,7 +160,7 @@ class CaseStage:
         """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
         enterprise's (gathered by index) and the roll-ups."""
         every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
-        take = pa.array(rows)
+        take = from_numbers(rows)
         owners = cases.enterprise[rows]
         columns: dict[str, object] = {}
         for name in program.columns:
@@ -175,7 +175,7 @@ class CaseStage:
             elif name in cases.table.column_names:
                 columns[name] = cases.table[name] if every else cases.table[name].take(take)
             else:
-                columns[name] = side.table[name].take(pa.array(owners))
+                columns[name] = side.table[name].take(from_numbers(owners))
         return columns
 
     def _score_by_law(self, cases: CaseTable, side: EnterpriseSide, scored: np.ndarray,
@@ -259,7 +259,7 @@ class CaseStage:
                                             _NOTHING)
         where = np.full(winner.size, -1, np.int64)
         where[beaten] = np.arange(beaten.size)
-        by = names.take(pa.array(where, mask=where < 0))
+        by = names.take(from_numbers(where, mask=where < 0))
         out, start = {}, 0
         for k, picked in zip(fine_slots, rows, strict=True):
             out[k] = by.slice(start, picked.size)

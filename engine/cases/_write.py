@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
-from ecorules.rules._arrow import from_numbers, numbers, string_scalar, strings
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 from .. import _law_notes as law_notes
@@ -99,7 +99,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
             continue
         amounts = np.asarray(result.amounts[k], np.int64)[picked]
         by = results.superseded_by.get(k)
-        imposed = np.ones(picked.size, bool) if by is None else np.asarray(by.is_null())
+        imposed = np.ones(picked.size, bool) if by is None else bools(by.is_null())
         subjects, case_ids = usccs_at(picked), keys_at(picked)
         if slot.payer == ENTERPRISE:
             payers = subjects
@@ -117,7 +117,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
         for rows, note, own_notes in _law_groups(result, slot.policy_key, picked):
             if rows is not None:
-                take = pa.array(rows)
+                take = from_numbers(rows)
                 part_subjects, part_payers, part_keys = subjects.take(take), payers.take(take), case_ids.take(take)
                 part_by = None if by is None else by.take(take)
                 part_amounts, part_imposed = amounts[rows], imposed[rows]
@@ -210,8 +210,8 @@ def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, paye
     8th column). Rare after the first run of a table's cases, so the plain JSON writer does."""
     if assessed_in is None:
         assessed_in = np.zeros(len(amounts), np.int64)
-    status = pc.if_else(pa.array(imposed), _IMPOSED, _SUPERSEDED_WORD)
-    status = pc.if_else(pa.array(assessed_in > 0), _ALREADY, status)
+    status = pc.if_else(from_bools(imposed), _IMPOSED, _SUPERSEDED_WORD)
+    status = pc.if_else(from_bools(assessed_in > 0), _ALREADY, status)
     superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(len(amounts), pa.string()).fill_null(_EMPTY)
     columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
                from_numbers(assessed_in)]
@@ -282,7 +282,10 @@ def _coded(fact, column) -> tuple[pa.Array, np.ndarray]:
         # theirs is scored): a text that resolves to no value stays unresolved (null)
         labels = [resolve(fact, text) for text in labels]
     # an empty cell stays empty (the last label, null): the chunk writer refuses it
-    labels = pa.array([*labels, None], pa.string())
+    # (from buffers: pa.array of Python objects imports pandas)
+    empty = np.array([label is None for label in labels] + [True])
+    texts = strings([label or "" for label in labels] + [""])
+    labels = pc.replace_with_mask(texts, from_bools(empty), pa.nulls(int(empty.sum()), pa.string()))
     return labels, numbers(encoded.indices, fill=len(labels) - 1).astype(np.int64)
 
 

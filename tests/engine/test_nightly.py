@@ -646,6 +646,10 @@ def test_a_run_never_imports_pandas(tmp_path):
         "for k, registry in enumerate(sys.argv[2:]):\n"
         "    summary = run_nightly(registry, sys.argv[1] + str(k), as_of=dt.date(2012, 4, 14), threads=2, progress=False)\n"
         "    assert summary.status == 'done' and (summary.findings or k), summary\n"
+        # and with the example case table: its masked columns, dates and payers
+        f"summary = run_nightly({str(EXAMPLES / 'registry.csv')!r}, sys.argv[1] + 'cases', as_of=dt.date(2025, 6, 30), "
+        f"cases={str(EXAMPLES / 'cases.csv')!r}, progress=False)\n"
+        "assert summary.total_yuan == 150_271_250, summary\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.sqlite"), *map(str, registries)],
