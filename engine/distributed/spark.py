@@ -197,6 +197,10 @@ def _census(df: DataFrame, plan: Plan, pieces_in: bool) -> Plan:
     return plan
 
 
+# pickle, knowingly: every blob read back here was written by _scorer in this same Spark job
+# (our own executors, the driver's own cached DataFrame), never by a user or a file; it is the
+# trust boundary PySpark itself uses for the Python functions it ships to its executors. A
+# ScoredBatch holds Arrow arrays, numpy arrays and dicts, which Arrow IPC alone would not carry.
 def _unpickled(batches):
     for batch in batches:
         for blob in batch.column("scored").to_pylist():
@@ -266,7 +270,7 @@ def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = Tru
     try:
         scored.count()
         for row in scored.filter(F.col("scored").isNotNull()).select("scored").toLocalIterator():
-            yield pickle.loads(row["scored"])
+            yield pickle.loads(row["scored"])  # written by _scorer in this job (see _unpickled)
     finally:
         scored.unpersist()
 
