@@ -109,9 +109,11 @@ def sanction_chunk(program, result, slot: int, picked: np.ndarray, subjects: pa.
 
 
 def entries_json(subjects: pa.Array, start: np.ndarray | None, end: np.ndarray | None,
-                 case_ids: pa.Array | None = None) -> str:
-    """:func:`sanction_chunk` of entries whose dates (day numbers, or None) are known."""
-    if start is None and end is None and case_ids is None:
+                 case_ids: pa.Array | None = None, *, escape: bool = False) -> str:
+    """:func:`sanction_chunk` of entries whose dates (day numbers, or None) are known.
+    ``escape``: the array form even without dates or cases (a kind's key as its table writes
+    it, which the plain form would not escape)."""
+    if start is None and end is None and case_ids is None and not escape:
         return _json_codes(subjects)
     n = len(subjects)
     keys = case_ids.to_pylist() if case_ids is not None else [""] * n

@@ -199,6 +199,9 @@ class KeyCensus:
     repeated: np.ndarray  # uint64, sorted
     rows: int  # rows read
     rows_of: dict = attrs.field(factory=dict)  # key -> [(source, row), ...] in file order
+    # whether some valid key was written otherwise than in its canonical form (spaces around a
+    # USCC, full-width characters): None where not known (a census made elsewhere)
+    rewrites: bool | None = None
     # a bit per value of a digest's top 20 bits: set where a repeated digest has them. Most
     # rows miss it, so only a few go on to the binary search (10x faster than searching all)
     _top: np.ndarray = attrs.field(init=False, eq=False, repr=False)
@@ -226,9 +229,11 @@ def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], 
     key = as_key(fact)
     store = np.empty(max(estimated_rows + estimated_rows // 16, 1024), np.uint64)
     filled = rows = 0
+    rewrites = False
     for batch in batches():
         rows += batch.table.num_rows
-        keys, valid, _ = key.read(batch.table)
+        keys, valid, canonical = key.read(batch.table)
+        rewrites = rewrites or any(column is not batch.table[name] for name, column in canonical.items())
         found = digests(key.digest_fact, keys, valid)
         if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
             grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
@@ -240,9 +245,9 @@ def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], 
     store.sort()
     repeated = np.unique(store[1:][store[1:] == store[:-1]]) if filled > 1 else np.zeros(0, np.uint64)
     del store
-    census = KeyCensus(repeated, rows)
+    census = KeyCensus(repeated, rows, rewrites=rewrites)
     if policy in ("last", "sum") and repeated.size:
-        census = KeyCensus(repeated, rows, _rows_of(key, batches, census))
+        census = KeyCensus(repeated, rows, _rows_of(key, batches, census), rewrites=rewrites)
     log.info("%s: %s rows, %s digests repeated", key.name, f"{rows:,}", f"{repeated.size:,}")
     return census
 
@@ -291,6 +296,9 @@ class DuplicateFilter:
         names = self.key.names
         if not batch.table.num_rows or not all(name in batch.table.column_names for name in names):
             return batch
+        census = self.census
+        if census is not None and not census.repeated.size and census.rewrites is False and not self.unchecked:
+            return batch  # the first pass found every key once and in its canonical form already
         keys, valid, canonical = self.key.read(batch.table)
         for name, column in canonical.items():
             if column is not batch.table[name]:

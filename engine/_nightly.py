@@ -30,7 +30,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from ecorules.rules import EcorulesError, PolicySet, load_policies
 
 from . import _store as store
@@ -47,7 +46,6 @@ from ._scored import (
     Scoring,
     entries_escaped,
     make_scoring,
-    reason_class,
     score_batch,
 )
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
@@ -599,9 +597,9 @@ class NightlyRun:
             acc.findings += len(part.subjects)
         for part in scored.entries:
             # valid USCCs: [0-9A-Y]{18}; a kind's key as its table writes it: the JSON form that escapes it
-            case_ids = pa.array([""] * len(part.keys)) if entries_escaped(scoring, part) else None
             writer.execute(store.INSERT_SANCTIONS, (run_id, scoring.first_sanction_slot + part.slot,
-                                                    entries_json(part.keys, part.start, part.end, case_ids)))
+                                                    entries_json(part.keys, part.start, part.end,
+                                                                 escape=entries_escaped(scoring, part))))
             acc.lists[part.list_id] += len(part.keys)
         if scored.lifts:
             writer.executemany(store.INSERT_LIFTS, [(run_id, *row) for row in scored.lifts])
@@ -712,9 +710,6 @@ class NightlyRun:
                 for name, (rows_in, scored, rejected) in acc.tables.items()
             }
         return summary
-
-
-_reason_class = reason_class  # its older name (engine/cases, tests)
 
 
 def load_summary(connection, run_id: int, db: str) -> Summary:

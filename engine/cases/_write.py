@@ -34,9 +34,8 @@ from .._chunks import (
     sanction_slot_rows,
 )
 from .._ledger_money import to_fen, unit_name
-from .._nightly import _reason_class
 from .._rejects import count_reasons
-from .._scored import finding_units
+from .._scored import finding_units, reason_class
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
 from ._plan import CasePlan
 from ._stage import CaseResults
@@ -57,7 +56,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     rejects = results.rejects
     # a row counts once under each of its problems' (column, reason) (engine/_rejects.py)
     count_reasons(acc.reasons, [(r.source, r.row) for r in rejects],
-                  [(r.column, _reason_class(r.reason)) for r in rejects], [r.reason for r in rejects], acc.examples)
+                  [(r.column, reason_class(r.reason)) for r in rejects], [r.reason for r in rejects], acc.examples)
     if rejects:
         writer.executemany(store.INSERT_REJECTS, [
             (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects

@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from ecorules.engine._nightly import _reason_class, run_nightly
+from ecorules.engine._nightly import run_nightly
+from ecorules.engine._scored import reason_class
 from ecorules.engine._sources import MissingColumnError, Registry, SourceError
 from ecorules.engine.sources import _encoding
 from nightly_data import COLUMNS, make_registry
@@ -126,10 +127,10 @@ def test_a_header_read_as_one_column_names_the_separator(tmp_path):
 
 
 def test_reason_classes_keep_encoding_names_and_mask_values():
-    assert _reason_class("undecodable bytes: not valid gb18030") == "undecodable bytes: not valid gb18030"
-    assert _reason_class("undecodable bytes: not valid utf-8") == "undecodable bytes: not valid utf-8"
-    assert _reason_class("malformed line: 4 fields, expected 9") == "malformed line: N fields, expected N"
-    assert _reason_class("value -5 is below 0") == "value N is below N"
+    assert reason_class("undecodable bytes: not valid gb18030") == "undecodable bytes: not valid gb18030"
+    assert reason_class("undecodable bytes: not valid utf-8") == "undecodable bytes: not valid utf-8"
+    assert reason_class("malformed line: 4 fields, expected 9") == "malformed line: N fields, expected N"
+    assert reason_class("value -5 is below 0") == "value N is below N"
 
 
 def test_the_text_summary_prints_reasons_as_rejects_say_them(tmp_path):
