@@ -143,12 +143,6 @@ class ColumnResolver:
         return found
 
 
-def registry_files(path: str | os.PathLike, table: str | None = None, *,
-                   recurse: bool = True) -> list[tuple[Path, str | None]]:
-    """The files of a registry (one file, ``file:table``, or a folder), in order."""
-    return list(list_registry(path, table, recurse=recurse).files)
-
-
 def _name_in(root: Path, path: Path) -> str:
     """A file's name in the fingerprints: relative to a folder (so a copy of the folder
     elsewhere is the same input, and a.csv in two subfolders are two files), else the path."""
@@ -787,5 +781,5 @@ class Registry:
 __all__ = [
     "DEFAULT_BATCH_ROWS", "Batch", "ColumnResolver", "MissingColumnError", "Registry", "Reject",
     "SourceError", "detect_encoding", "fingerprint", "header_table", "normalize_header",
-    "read_alias_file", "registry_files", "stat_fingerprint",
+    "read_alias_file", "stat_fingerprint",
 ]

@@ -359,11 +359,7 @@ CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
 """ + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + LIST_CHUNKS_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
-# the slots of a table of another kind name it (version 7)
-INSERT_KIND_FINDING_SLOT = (
-    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-# with the unit of the slot's amounts, where it is not yuan (version 8)
+# the slots of a table of another kind name it (version 7), with the unit of the slot's amounts, where it is not yuan (version 8)
 INSERT_UNIT_FINDING_SLOT = (
     "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"

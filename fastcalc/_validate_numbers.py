@@ -125,11 +125,6 @@ def _plain_digits(text: pa.Array) -> pa.Array:
     return from_bools(ok)
 
 
-def _parse_integers(text: pa.Array) -> np.ndarray:
-    text = pc.replace_substring_regex(text, r"^\+", "")
-    return numbers(pc.cast(text, pa.int64()))
-
-
 # -- decimals ---------------------------------------------------------------------------------------
 def _decimals(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     nulls = _nulls(column)
@@ -245,10 +240,6 @@ def _show_kernel(fact: Fact):
 def _parse_plain_integers(text: pa.Array):
     """Texts of ASCII digits only (see _plain_digits): Arrow's cast, no sign to strip."""
     return numbers(pc.cast(text, pa.int64())), None
-
-
-def _parse_integers_checked(text: pa.Array):
-    return _parse_integers(text), None
 
 
 def _parse_decimals_checked(text: pa.Array):

@@ -1,5 +1,5 @@
-"""ScoredBatches as tables: findings, list entries, rejects, partial totals (pandas frames
-with Arrow columns for Dask, Arrow tables for Spark). Amounts are int64 from end to end; the
+"""ScoredBatches as Arrow tables: findings, list entries, rejects, partial totals (Dask's
+pandas frames of them are made in dask.py, so that Spark's workers never import pandas). Amounts are int64 from end to end; the
 totals are added as Python ints on the driver."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ._partition import Plan, _scoring
@@ -23,14 +22,6 @@ PARTIALS_SCHEMA = pa.schema([("district", pa.string()), ("deduction_yuan", pa.in
                              ("rows_in", pa.int64()), ("rows_scored", pa.int64()), ("rows_rejected", pa.int64()),
                              ("total_yuan", pa.int64())])
 COUNTS = ("rows_in", "rows_scored", "rows_rejected", "total_yuan")
-
-
-def _meta(schema: pa.Schema) -> pd.DataFrame:
-    return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-
-
-FINDINGS_META, ENTRIES_META = _meta(FINDINGS_SCHEMA), _meta(ENTRIES_SCHEMA)
-REJECTS_META, PARTIALS_META = _meta(REJECTS_SCHEMA), _meta(PARTIALS_SCHEMA)
 
 
 def names(plan: Plan) -> tuple[list[tuple], list[tuple]]:
@@ -91,8 +82,9 @@ def partials_table(batches: Iterable) -> pa.Table:
                     schema=PARTIALS_SCHEMA)
 
 
-def add_partials(partials: pd.DataFrame | pa.Table) -> tuple[dict[str, list[int]], dict[str, int]]:
-    """The district totals and counts of a run from its partials, added as Python ints."""
+def add_partials(partials) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """The district totals and counts of a run from its partials (an Arrow table, or Dask's
+    pandas frame of one), added as Python ints."""
     table = partials if isinstance(partials, pa.Table) else pa.Table.from_pandas(partials, preserve_index=False)
     totals: dict[str, list[int]] = {}
     counts = dict.fromkeys(COUNTS, 0)
@@ -105,26 +97,6 @@ def add_partials(partials: pd.DataFrame | pa.Table) -> tuple[dict[str, list[int]
             total[0] += row["deduction_yuan"]
             total[1] += row["cases"]
     return dict(sorted(totals.items())), counts
-
-
-def _pandas(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
-
-
-def findings_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
-    return _pandas(findings_table(frame["scored"], slot_names))
-
-
-def entries_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
-    return _pandas(entries_table(frame["scored"], slot_names))
-
-
-def rejects_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return _pandas(rejects_table(frame["scored"]))
-
-
-def partials_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return _pandas(partials_table(frame["scored"]))
 
 
 __all__ = ["ENTRIES_SCHEMA", "FINDINGS_SCHEMA", "PARTIALS_SCHEMA", "REJECTS_SCHEMA", "add_partials", "entries_table",

@@ -56,6 +56,34 @@ from ._partition import (
 from ._pieces import pieces, read_piece
 
 
+def _meta(schema: pa.Schema) -> pd.DataFrame:
+    return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+FINDINGS_META, ENTRIES_META = _meta(_frames.FINDINGS_SCHEMA), _meta(_frames.ENTRIES_SCHEMA)
+REJECTS_META, PARTIALS_META = _meta(_frames.REJECTS_SCHEMA), _meta(_frames.PARTIALS_SCHEMA)
+
+
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def findings_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
+    return _pandas(_frames.findings_table(frame["scored"], slot_names))
+
+
+def entries_frame(frame: pd.DataFrame, slot_names) -> pd.DataFrame:
+    return _pandas(_frames.entries_table(frame["scored"], slot_names))
+
+
+def rejects_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return _pandas(_frames.rejects_table(frame["scored"]))
+
+
+def partials_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return _pandas(_frames.partials_table(frame["scored"]))
+
+
 @dataclass
 class Scored:
     """What ``score`` gives: Dask frames, and the totals already added up."""
@@ -138,10 +166,10 @@ def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, dup
     plan = census(ddf, plan)
     partitions = scored_partitions(ddf, plan).persist()
     scoring = _frames.names(plan)
-    findings = partitions.map_partitions(_frames.findings_frame, scoring, meta=_frames.FINDINGS_META)
-    entries = partitions.map_partitions(_frames.entries_frame, scoring, meta=_frames.ENTRIES_META)
-    rejects = partitions.map_partitions(_frames.rejects_frame, meta=_frames.REJECTS_META)
-    partials = partitions.map_partitions(_frames.partials_frame, meta=_frames.PARTIALS_META).compute()
+    findings = partitions.map_partitions(findings_frame, scoring, meta=FINDINGS_META)
+    entries = partitions.map_partitions(entries_frame, scoring, meta=ENTRIES_META)
+    rejects = partitions.map_partitions(rejects_frame, meta=REJECTS_META)
+    partials = partitions.map_partitions(partials_frame, meta=PARTIALS_META).compute()
     totals, counts = _frames.add_partials(partials)
     return Scored(findings, entries, rejects, totals, counts, partitions)
 
