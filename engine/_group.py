@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
-from ecorules.rules import _ast as ast
 from ecorules.rules._checks import RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
@@ -261,14 +260,8 @@ def _in_force(policies, kind: str, as_of: dt.date) -> tuple[Policy, ...]:
 
 def _rollup_reads(facts, child_kind: str) -> tuple[str, ...]:
     """The facts the roll-ups over ``child_kind`` read (not roll-ups themselves)."""
-    reads: dict[str, None] = {}
-    for fact in facts.values():
-        rollup = fact.rollup
-        if rollup is None or rollup.over != child_kind:
-            continue
-        reads.update(dict.fromkeys(n for n in (rollup.value, rollup.window.date if rollup.window else None) if n))
-        if rollup.where is not None:
-            reads.update(dict.fromkeys(ast.names(rollup.where, "fact")))
+    reads = dict.fromkeys(name for fact in facts.values() if fact.rollup is not None and fact.rollup.over == child_kind
+                          for name in fact.rollup.reads)
     return tuple(name for name in reads if name in facts and facts[name].rollup is None)
 
 

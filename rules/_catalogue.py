@@ -277,7 +277,10 @@ def _read_window(section: Section, what: str, plain: dict[str, Fact], child: Rec
     # without one is outside every such window; a window before each case's own date needs it
     if fact is None or fact.type != DATE or fact.record_kind != child.id or (fact.optional and before is None):
         required = "" if before else "required "
-        raise PolicySchemaError(f"{what}: the window's date must be a {required}date fact of the {child.id} records", section.value_span("date"))
+        dates = [name for name, f in plain.items() if f.type == DATE and f.record_kind == child.id]
+        close = difflib.get_close_matches(str(date), dates, n=1, cutoff=0.6) if fact is None else None
+        raise PolicySchemaError(f"{what}: the window's date must be a {required}date fact of the {child.id} records",
+                                section.value_span("date"), suggestion=close[0] if close else None)
     unit = _one_of(section, (*WINDOW_UNITS, "days"), f"{what}: the window is one of years, months or days, e.g. 'years: 2'")
     amount = section.get(unit, int)
     if amount <= 0:

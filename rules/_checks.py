@@ -31,6 +31,7 @@ roll-up or another rule's result, since it is judged before both. Its ``holds`` 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from decimal import Decimal
 from typing import Any
@@ -172,9 +173,10 @@ def read_check(item: Any, span: Span, scope, facts, domain: str, read_citation) 
     message = section.get("message")
     for name in PLACEHOLDER.findall(message):
         if name not in read:
+            close = difflib.get_close_matches(name, list(read), n=1, cutoff=0.6)
             raise PolicySchemaError(
                 f"{what}: the message shows {{{name}}}, which must be a fact the check reads (it reads: {', '.join(read)})",
-                section.value_span("message"),
+                section.value_span("message"), suggestion=close[0] if close else None,
             )
     found = Check(check_id, column, message, holds,
                   None if when_text is None else str(when_text), str(require_text), citation, span)

@@ -36,7 +36,7 @@ import attrs
 
 from . import _ast as ast
 from ._calendar import add_days, add_months
-from ._errors import Span
+from ._errors import Span, UsageError
 from ._evaluate import evaluate
 
 ROLLUP_FUNCTIONS = ("count", "sum", "max")
@@ -123,6 +123,14 @@ class Rollup:
     empty: int  # the value when no record counts (the neutral element, written down)
 
     @property
+    def reads(self) -> tuple[str, ...]:
+        """The facts of the counted record it reads: the value, the window's date, what its
+        ``where`` tests (the where may also read the parent's facts and ``as_of``)."""
+        named = (self.value, self.window.date if self.window else None,
+                 *(ast.names(self.where, "fact") if self.where is not None else ()))
+        return tuple(dict.fromkeys(name for name in named if name))
+
+    @property
     def onto_siblings(self) -> bool:
         """Computed for each record of ``over`` from the others before its date, not onto
         the parent (whose windows, if any, are measured from the run's as_of)."""
@@ -151,7 +159,7 @@ def compute_rollups(
         window = rollup.window
         if window is not None and window.before is not None:
             if as_of is None:
-                raise ValueError(f"roll-up {name!r} is counted in a window before as_of: give as_of")
+                raise UsageError(f"roll-up {name!r} is counted in a window before as_of: give as_of")
             end = window.end(as_of)
             start = window.start(end)
         for child in children:

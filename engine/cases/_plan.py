@@ -113,7 +113,7 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     # the kind's checks read what they check; an optional fact only they read (decided) may
     # be left out of the table, its checks then hold vacuously (they guard it with is_set)
     own_reads = {name for policy in chosen for name in _own_reads(policy)}
-    own_reads |= {n for r in rollups.values() for n in (r.value, r.window.date if r.window else None) if n}
+    own_reads |= {name for rollup in rollups.values() for name in rollup.reads}
     own_reads |= set(where_program.columns) if where_program is not None else set()
     optional_checked = set()
     for check in kind.checks:

@@ -133,13 +133,15 @@ def test_checks_in_a_catalogue_of_no_kind_are_refused(tmp_path):
     assert caught.value.span.file.endswith("extra.yaml") and caught.value.span.line == 4
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
+@pytest.mark.parametrize(("old", "new", "message", "suggestion"), [
     ("{discovered} < {act_date}", "{discovered} < {decided}",
-     "the message shows {decided}, which must be a fact the check reads"),
+     "the message shows {decided}, which must be a fact the check reads", None),
+    ("{discovered} < {act_date}", "{discovered} < {act_dat}",
+     "the message shows {act_dat}, which must be a fact the check reads", "act_date"),
     ("require: discovered >= act_date", "require: discovered >= slow_cases",
-     "unknown name"),
+     "unknown name", None),
 ])
-def test_a_wrong_check_in_a_catalogue_is_reported_where_it_is(tmp_path, old, new, message):
+def test_a_wrong_check_in_a_catalogue_is_reported_where_it_is(tmp_path, old, new, message, suggestion):
     folder = tmp_path / "policies"
     shutil.copytree(DATA, folder)
     text = (folder / "cases.yaml").read_text(encoding="utf-8")
@@ -148,6 +150,7 @@ def test_a_wrong_check_in_a_catalogue_is_reported_where_it_is(tmp_path, old, new
     with pytest.raises(PolicyError) as caught:
         load_policies(folder)
     assert message in str(caught.value) and caught.value.span.file.endswith("cases.yaml")
+    assert caught.value.suggestion == suggestion
 
 
 def test_a_case_table_may_leave_out_an_optional_column_only_the_kinds_checks_read(tmp_path):

@@ -22,6 +22,8 @@ DATA = Path(__file__).parent.parent / "data" / "cases"
         ("years: 2}", "year: 2}", "the window is one of years, months or days", 19, "years"),
         ("years: 2}", "years: 0}", "roll-up 'prior_2y': the window must be positive", 19, None),
         ("date: act_date,", "date: act_end,", "the window's date must be a required date fact of the case records", 19, None),
+        ("date: act_date,", "date: act_dat,", "the window's date must be a required date fact of the case records", 19,
+         "act_date"),
         ("    for: case\n    count", "    for: district\n    count", "'for' is the kind that gets the fact", 17, None),
         ("    window: {date: act_date, years: 2}\n", "", "a roll-up onto the case records themselves needs a 'window'", 17, None),
         ("    max: fine_yuan\n", "    max: clause\n", "max of 'clause': it must be a number fact of the case records", 26, None),
