@@ -69,7 +69,8 @@ AS_OF = [dt.date(2013, 6, 30), dt.date(2016, 12, 31), dt.date(2018, 1, 1)]
 # What a drawn folder holds, for the statistics and the coverage assertion
 KIND_CONSTRUCTS = ("kind case", "roll-up count", "roll-up count where", "roll-up sum", "roll-up max",
                    "roll-up window", "case policy reads a roll-up", "act groups", "kind checks",
-                   "dated versions (art 37)", "law date", "working days in the catalogue")
+                   "dated versions (art 37)", "law date", "working days in the catalogue",
+                   "roll-up window before as_of")
 
 
 class Folder:
@@ -119,7 +120,7 @@ def case_folder(draw, folder: Path) -> Folder:
     where_exprs = expressions(both)
     for r in range(draw(st.integers(1, 4))):
         name = f"u{r}"
-        function = draw(st.sampled_from(["count", "count", "sum", "max", "window"]))
+        function = draw(st.sampled_from(["count", "count", "sum", "max", "window", "before"]))
         lines = [f"  {name}:"]
         where = None
         if function != "max" and draw(st.booleans()):
@@ -133,6 +134,14 @@ def case_folder(draw, folder: Path) -> Folder:
                       f"    window: {{date: act_date, {unit}: {amount}}}"]
             onto_case[name] = Fact(name, INTEGER, min=0, max=5_000_000, record_kind="case")
             constructs.add("roll-up window")
+        elif function == "before":  # onto the enterprise, in a window ending at the run's as_of
+            before = draw(st.sampled_from(["as_of", "as_of_year"]))
+            unit, amount = draw(st.sampled_from([("years", 1), ("months", 18), ("days", 400)]))
+            summed = draw(st.booleans())
+            lines += ["    for: enterprise", "    sum: level" if summed else "    count: true",
+                      f"    window: {{date: act_date, before: {before}, {unit}: {amount}}}"]
+            onto_enterprise[name] = Fact(name, INTEGER, min=0, max=5_000_000, record_kind="enterprise")
+            constructs.add("roll-up window before as_of")
         else:
             lines.append("    for: enterprise")
             lines.append({"count": "    count: true", "sum": "    sum: level", "max": "    max: level\n    empty: 0"}[function])
