@@ -69,7 +69,7 @@ class MostChanged:
             self.size = self.parts[0][0].num_rows
 
     def _ordered(self, limit: int) -> tuple[pa.Table, dict[str, np.ndarray]]:
-        table = pa.concat_tables([t for t, _ in self.parts]).combine_chunks()
+        table = pa.concat_tables(_same_types([t for t, _ in self.parts])).combine_chunks()
         arrays = {name: np.concatenate([a[name] for _, a in self.parts], axis=-1) for name in self.FIELDS}
         difference = arrays["total"][1] - arrays["total"][0]
         subjects = table.column("uscc") if "uscc" in table.column_names else pa.array(np.arange(table.num_rows))
@@ -81,6 +81,19 @@ class MostChanged:
         if not self.parts:
             return None
         return self._ordered(self.limit)
+
+
+def _same_types(tables: list[pa.Table]) -> list[pa.Table]:
+    """The tables with one type per column, text where the files of a folder disagree.
+
+    A folder's CSV gives a count as text and its workbook as an integer; both were accepted,
+    and the kept rows are only shown (``_typed_rows`` reads text as the rules did)."""
+    names = tables[0].column_names
+    differing = {name for name in names if len({t.schema.field(name).type for t in tables}) > 1}
+    if not differing:
+        return tables
+    return [t.select(names).cast(pa.schema([pa.field(n, pa.string()) if n in differing else t.schema.field(n)
+                                             for n in names])) for t in tables]
 
 
 def _top(difference: np.ndarray, subjects, k: int) -> np.ndarray:

@@ -93,6 +93,28 @@ def test_raise_from_a_date(tmp_path, base, registry):
     }]
 
 
+def test_a_folder_of_a_csv_and_a_workbook(tmp_path, base, registry):
+    """A folder holding a CSV (counts read as integers) and an old .xls (counts read as text,
+    since one row leaves them empty) stopped the diff with Arrow's "Schema at index 1 was
+    different" once changed rows of both were kept."""
+    from workbooks import csv_rows, write_xls
+
+    header, *rows = registry.read_text(encoding="utf-8").splitlines()
+    rows.append("91410103799033152T,郑州空白有限公司,二七区,true,,,,,")  # a reject in both readings
+    whole = tmp_path / "whole.csv"
+    whole.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    folder = tmp_path / "名录"
+    folder.mkdir()
+    (folder / "a.csv").write_text("\n".join([header, *rows[:6]]) + "\n", encoding="utf-8")
+    write_xls(folder / "b.xls", csv_rows(whole)[:1] + csv_rows(whole)[7:])
+    draft = proposal(tmp_path, edited(RAISE_FROM_2013))
+    from_folder = run_diff(base, draft, folder, AS_OF)
+    from_file = run_diff(base, draft, whole, AS_OF)
+    assert from_folder["rows"]["in"] == 13 and from_folder["rows"]["compared"] == 11
+    assert (from_folder["rows"], from_folder["totals"]) == (from_file["rows"], from_file["totals"])
+    assert from_folder["enterprises"]["items"] == from_file["enterprises"]["items"]
+
+
 def test_before_the_new_date_nothing_changes(tmp_path, base, registry):
     document = run_diff(base, proposal(tmp_path, edited(RAISE_FROM_2013)), registry, dt.date(2012, 12, 31))
     assert document["totals"]["difference_yuan"] == 0
