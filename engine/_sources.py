@@ -139,7 +139,9 @@ class ColumnResolver:
         for name, policies in self.needed.items():
             if name not in found and name not in self.optional:
                 accepted = [k for k, v in self.table.items() if v == name]
-                raise MissingColumnError(source, name, policies, accepted, one_column_hint(headers))
+                fact = self.facts.get(name)
+                raise MissingColumnError(source, name, policies, accepted, one_column_hint(headers),
+                                         optional=fact is not None and fact.optional)
         return found
 
 

@@ -49,6 +49,13 @@ class CasePlan:
     # loaded to carry them (case_program None): a program of those checks alone
     check_program: Any = None
 
+    def needed(self) -> dict[str, list[str]]:
+        """Each case column -> what reads it (the case policies by key, else the table itself),
+        for the message naming a missing column."""
+        policies = list(self.case_policies or ())
+        return {name: [p.key for p in policies if name in _own_reads(p)] or [f"the {self.kind.id} table"]
+                for name in self.case_columns}
+
     @property
     def link(self) -> str:
         """The fact of a case naming its enterprise (the enterprise key, uscc)."""

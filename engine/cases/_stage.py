@@ -95,7 +95,7 @@ class CaseStage:
 
     def _database(self):
         """The case table's reader, for the fingerprints of a PostgreSQL table or query."""
-        needed = {name: [f"the {self.plan.kind.id} table"] for name in self.plan.case_columns}
+        needed = self.plan.needed()
         resolver = ColumnResolver(self.plan.facts, needed, self.aliases, optional=self.plan.optional_columns)
         return Registry(self.path, resolver, batch_rows=self.batch_rows)
 

@@ -64,7 +64,7 @@ class CaseTable:
 
 def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None,
                batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True) -> CaseTable:
-    needed = {name: [f"the {plan.kind.id} table"] for name in plan.case_columns}
+    needed = plan.needed()
     resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
     tables, sources, source_of, rows, read_rejects = [], [], [], [], []

@@ -21,12 +21,17 @@ class SourceError(EcorulesError, ValueError):
 class MissingColumnError(SourceError):
     """A column the policies need is not in the registry; names the fact and its policies."""
 
-    def __init__(self, source: str, fact: str, policies: Iterable[str], accepted: Iterable[str], hint: str = ""):
+    def __init__(self, source: str, fact: str, policies: Iterable[str], accepted: Iterable[str], hint: str = "",
+                 *, optional: bool = False):
         self.source, self.fact, self.policies = source, fact, tuple(policies)
         self.accepted = tuple(accepted)
+        # An optional fact's cells may be empty, but a rule reads it: a column left out or
+        # misnamed read as empty on every row would silently drop that rule's findings.
+        empty = ("; its cells may be empty (the fact is optional), but the column must be there"
+                 if optional else "")
         super().__init__(
             f"{source}: no column for {fact!r}, needed by {', '.join(self.policies) or 'the policies'}"
-            f" (accepted headers: {', '.join(self.accepted)}){hint}"
+            f" (accepted headers: {', '.join(self.accepted)}){empty}{hint}"
         )
 
 

@@ -220,6 +220,24 @@ def test_the_example_case_table_of_the_readme(tmp_path):
     ]
 
 
+def test_a_missing_optional_column_names_the_policy_reading_it(tmp_path):
+    """A case table without 责令改正决定书送达日 was refused as "needed by the case table": the
+    message names the policy that reads it and says why an optional fact's column must be
+    there (left out or misnamed, it would read as empty and drop that policy's findings)."""
+    from ecorules.engine._sources import MissingColumnError
+
+    header, *rows = (EXAMPLES / "cases.csv").read_text(encoding="utf-8").splitlines()
+    drop = header.split(",").index("责令改正决定书送达日")
+    cut = ["\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in [header, *rows])]
+    (tmp_path / "cases.csv").write_text(cut[0] + "\n", encoding="utf-8")
+    with pytest.raises(MissingColumnError) as caught:
+        run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=dt.date(2025, 6, 30),
+                    cases=tmp_path / "cases.csv")
+    assert caught.value.fact == "order_served"
+    assert caught.value.policies == ("prc.daily_continuous_penalty@2015",)
+    assert "its cells may be empty (the fact is optional), but the column must be there" in str(caught.value)
+
+
 def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
     import numpy as np
     import pyarrow as pa
