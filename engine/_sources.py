@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from ecorules.rules import Fact, Kind
-from ecorules.rules._arrow import bools, from_numbers, strings
+from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
 from .sources._encoding import EncodingDecision, decide_encoding, weigh
@@ -441,9 +441,7 @@ def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:
             start += len(chunk)
             continue
         n = len(chunk)
-        _, offsets_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offsets_buffer, np.int64 if large else np.int32)[chunk.offset : chunk.offset + n + 1]
-        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        offsets, data = string_buffers(chunk)
         data = data[offsets[0] : offsets[-1]]
         lead = np.flatnonzero(data[:-1] == 0xEF)
         lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]

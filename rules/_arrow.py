@@ -86,6 +86,23 @@ def from_bools(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)])
 
 
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (``len(arr) + 1`` of them) and the whole data buffer of a string or large
+    string array, as numpy views without a copy: value ``i`` is the bytes
+    ``data[offsets[i]:offsets[i + 1]]`` (the array's own offset already applied)."""
+    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        offset_type = np.int64
+    elif pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
+        offset_type = np.int32
+    else:
+        raise TypeError(f"expected a string array, got {arr.type}")
+    _, offsets, data = arr.buffers()
+    if offsets is None:  # an empty array may come without buffers
+        return np.zeros(len(arr) + 1, offset_type), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offsets, offset_type)[arr.offset : arr.offset + len(arr) + 1]
+    return offsets, np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
 def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
@@ -103,4 +120,5 @@ def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
-__all__ = ["bools", "fill_null", "from_numbers", "numbers", "plain_array", "scalar", "string_scalar", "strings"]
+__all__ = ["bools", "fill_null", "from_numbers", "numbers", "plain_array", "scalar", "string_buffers", "string_scalar",
+           "strings"]
