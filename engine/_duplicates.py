@@ -19,6 +19,13 @@ Keys are compared as the ledger writes them (:func:`canonical_keys`): surroundin
 dropped, full-width characters as their ASCII forms (NFKC), as ``rules._records`` reads them.
 A row whose key is not valid is rejected for that and is nobody's duplicate.
 
+**Under ``reject``, a USCC key is checked as the rows come** (engine/_seen_keys.py): a row is
+a duplicate when its key was met on an earlier row, which the scoring pass knows; the set of
+keys met holds each exactly in 8 bytes. A later row whose first row lay in an earlier batch
+is dropped at once and gets its reject, naming the first row, at the end of the run, after
+one more pass over the key column that only a registry with such rows pays for. The rest of
+this docstring is about ``last`` and ``sum`` and other keys.
+
 **Why a first pass over the key column, not detection at the end.** Rows of one key may lie
 far apart (the 7th and the 29,000,000th): a streaming run has scored, written and summed the
 first long before it meets the second. Undoing then means removing findings from chunks
