@@ -52,7 +52,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Fact, Kind, RecordError
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, plain_array, string_buffers, strings
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    plain_array,
+    string_buffers,
+    strings,
+)
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
 

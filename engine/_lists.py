@@ -49,6 +49,7 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
+    one_array,
     scalar,
     string_scalar,
     strings,
@@ -92,13 +93,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     n_before = before.num_rows
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
-    at = _numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
+    at = numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
     fresh = at >= n_before
     repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
     repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
     if repeated:  # several entries of one key
         justified = _merge(justified)
-        at = _numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
+        at = numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
     at[at >= n_before] = -1
     kept = at >= 0
     counts = {"kept": int(np.count_nonzero(kept))}
@@ -107,7 +108,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     if new.size:
         final = _final_keys(db)
         if len(final):
-            new = new[~_bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
+            new = new[~bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
     counts["entered"] = int(new.size)
     entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), rules)
     first_id = _next_id(db)
@@ -120,7 +121,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     _lift(db, run_id, live, rules, ended)
     counts["lifted"] = len(ended)
     planned_end = live["planned_end"]
-    expiring = np.flatnonzero(_bools(pc.less(planned_end, string_scalar(day))))
+    expiring = np.flatnonzero(bools(pc.less(planned_end, string_scalar(day))))
     for i, end in zip(expiring.tolist(), planned_end.take(from_numbers(expiring)).to_pylist(), strict=True):
         ended.setdefault(i, ("expired", end, f"期满 planned end {end} passed"))
     counts["expired"] = len(ended) - counts["lifted"]
@@ -129,8 +130,8 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
         judged = np.zeros(max(rules, default=0) + 1, bool)
         for rule_id, (_, policy, _) in rules.items():
             judged[rule_id] = policy not in left_alone
-        rule_ids = _numbers(live["rule_id"])
-        in_scope = judged[rule_ids] & (cases_judged | ~_bools(pc.is_valid(live["case_id"])))
+        rule_ids = numbers(live["rule_id"])
+        in_scope = judged[rule_ids] & (cases_judged | ~bools(pc.is_valid(live["case_id"])))
         gone = np.flatnonzero(in_scope & ~justified_now)
         gone = gone[gone < before.num_rows]
         why = f"不再符合 no rule justifies it as of {day} (the facts changed, or the law is not in force)"
@@ -159,7 +160,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
 
 def _keys(entries: pa.Table) -> pa.Array:
     """An entry's key as one text: uscc, rule id, tag."""
-    return _array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
+    return one_array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
 
 
 _JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_id", pa.string()),
@@ -300,8 +301,8 @@ def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) ->
     rank[sorted(rules, key=rules.__getitem__)] = np.arange(len(rules))
     plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
                     pc.and_(pc.is_null(entered["planned_end"]), pc.invert(entered["dated"])))
-    plain = _bools(plain)
-    order = np.lexsort((~plain, _numbers(entered["text_id"]), rank[_numbers(entered["rule_id"])]))
+    plain = bools(plain)
+    order = np.lexsort((~plain, numbers(entered["text_id"]), rank[numbers(entered["rule_id"])]))
     return entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
 
 
@@ -315,8 +316,8 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
     (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
     if not entered.num_rows:
         return
-    rule_ids, text_ids = _numbers(entered["rule_id"]), _numbers(entered["text_id"])
-    plain = _bools(entered["plain"])
+    rule_ids, text_ids = numbers(entered["rule_id"]), numbers(entered["text_id"])
+    plain = bools(entered["plain"])
     cuts = np.flatnonzero((np.diff(rule_ids) != 0) | (np.diff(text_ids) != 0) | (np.diff(plain.astype(np.int8)) != 0)) + 1
     bounds = [0, *cuts.tolist(), entered.num_rows]
     out = []
@@ -324,10 +325,10 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
         for start in range(a, b, ENTERED_CHUNK):
             part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
             if plain[start]:
-                rows = _json_rows([_array(part["uscc"])])
+                rows = _json_rows([one_array(part["uscc"])])
             else:
-                rows = _json_rows([_array(part[name]) if name in ("uscc", "tag", "started")
-                                   else fill_null(_array(part[name]), "")
+                rows = _json_rows([one_array(part[name]) if name in ("uscc", "tag", "started")
+                                   else fill_null(one_array(part[name]), "")
                                    for name in ("uscc", "tag", "case_id", "started", "planned_end")])
             out.append((int(ids[start]), part.num_rows, run_id, int(rule_ids[start]), int(text_ids[start]), day, rows))
     db.executemany("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
@@ -336,7 +337,7 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
 
 def _differs(a, b) -> np.ndarray:
     """Where ``a`` and ``b`` differ, a null differing from any value but null."""
-    return _bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
+    return bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
 
 
 def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarray, entered: pa.Table,
@@ -361,22 +362,22 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
         started = pc.if_else(pc.and_(mask, now["dated"]), now["started"], before["started"])
         changed = was_kept & (_differs(planned_end, before["planned_end"]) | _differs(text_id, before["text_id"])
                               | _differs(started, before["started"]))
-    rule_ids = _numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
+    rule_ids = numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
     top = max(rules, default=0) + 1
     scope = np.zeros((2, top), np.int64)  # per rule: the last run that judged its entries (of no case, of cases)
     for rule_id, (_, policy, _) in rules.items():
         scope[:, rule_id] = scopes.get((policy, False), 0), scopes.get((policy, True), 0)
-    has_case = _bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
-    last_run = np.maximum(_numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
+    has_case = bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
+    last_run = np.maximum(numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
     last_run[was_kept] = run_id
     m = entered.num_rows
 
     def both(old, new, type_) -> pa.ChunkedArray:
-        return pa.chunked_array([_array(old) if len(old) else pa.nulls(0, type_), _array(new) if len(new) else pa.nulls(0, type_)],
+        return pa.chunked_array([one_array(old) if len(old) else pa.nulls(0, type_), one_array(new) if len(new) else pa.nulls(0, type_)],
                                 type_)
 
     live = pa.table({
-        "id": from_numbers(np.concatenate([_numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
+        "id": from_numbers(np.concatenate([numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
         "rule_id": both(before["rule_id"], entered["rule_id"], pa.int64()),
         "uscc": both(before["uscc"], entered["uscc"], pa.string()),
         "tag": both(before["tag"], entered["tag"], pa.string()),
@@ -384,28 +385,11 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
         "text_id": both(text_id, entered["text_id"], pa.int64()),
         "started": both(started, entered["started"], pa.string()),
         "planned_end": both(planned_end, entered["planned_end"], pa.string()),
-        "first_run": from_numbers(np.concatenate([_numbers(before["first_run"]) if n else np.zeros(0, np.int64),
+        "first_run": from_numbers(np.concatenate([numbers(before["first_run"]) if n else np.zeros(0, np.int64),
                                                   np.full(m, run_id, np.int64)])),
         "last_run": from_numbers(np.concatenate([last_run, np.full(m, run_id, np.int64)])),
     })
     return live, np.concatenate([was_kept, np.ones(m, bool)]), np.concatenate([changed, np.zeros(m, bool)])
-
-
-def _bools(values) -> np.ndarray:
-    return bools(_array(values))
-
-
-def _numbers(values, fill: int = 0) -> np.ndarray:
-    return numbers(_array(values), fill)
-
-
-def _array(values) -> pa.Array:
-    """One array (``combine_chunks`` of no chunks imports pandas)."""
-    if not isinstance(values, pa.ChunkedArray):
-        return values
-    if values.num_chunks <= 1:
-        return values.chunk(0) if values.num_chunks else pa.nulls(0, values.type)
-    return values.combine_chunks()
 
 
 def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
@@ -419,7 +403,7 @@ def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dic
     for lift in lifts:
         by_subject.setdefault(lift[0], []).append(lift)
     subjects = strings(sorted(by_subject))
-    candidates = np.flatnonzero(_bools(pc.is_in(live["uscc"], value_set=subjects)))
+    candidates = np.flatnonzero(bools(pc.is_in(live["uscc"], value_set=subjects)))
     for i, entry in zip(candidates.tolist(), live.take(from_numbers(candidates)).to_pylist(), strict=True):
         list_id = rules[entry["rule_id"]][0]
         for _, lift_list, case_id, effective, policy, rule, reason in by_subject[entry["uscc"]]:

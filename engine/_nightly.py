@@ -42,7 +42,6 @@ from ._ledger_money import FEN, YUAN, in_yuan, unit_name, yuan_json, yuan_text
 from ._lists import update_entries
 from ._prefetch import prefetch
 from ._progress import Progress
-from ._seen_keys import SeenUsccs
 from ._scored import (
     ScoredBatch,
     Scoring,
@@ -50,6 +49,7 @@ from ._scored import (
     make_scoring,
     score_batch,
 )
+from ._seen_keys import SeenUsccs
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 from .sources._pg_url import as_location

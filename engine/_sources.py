@@ -606,6 +606,10 @@ class ParquetFile:
             raise SourceError(f"{self.path}: cannot read as Parquet after row {start}: {error}") from error
 
 
+    def described(self) -> dict[str, str]:
+        return {"format": "parquet"}
+
+
 def _check_indices(column: pa.DictionaryArray) -> None:
     """A damaged file can give indices beyond its dictionary (found by tests/fuzz): one pass
     over small integers. (Not validate(full=True): it would refuse the whole batch for one
@@ -667,6 +671,9 @@ class SqliteTable:
             table, numbers, rejects = _drop_undecodable(table, numbers, headers, self.label, "utf-8", True)
             yield Batch(typed_columns(table, self.facts), self.label, numbers, headers, rejects, len(rows))
         self.connection.close()
+
+    def described(self) -> dict[str, str]:
+        return {"format": "sqlite", "table": self.table}
 
 
 def _sqlite_column(values: list) -> pa.Array:
@@ -739,20 +746,7 @@ class Registry:
 
     def described(self) -> list[dict[str, str]]:
         """How each file was read (format, encoding and why, separator, sheet), in order."""
-        out = []
-        for reader in self.readers:
-            if isinstance(reader, CsvFile):
-                about = reader.described()
-            elif isinstance(reader, ParquetFile):
-                about = {"format": "parquet"}
-            elif isinstance(reader, SqliteTable):
-                about = {"format": "sqlite", "table": reader.table}
-            elif hasattr(reader, "described"):  # PostgreSQL
-                about = reader.described()
-            else:
-                about = {"format": "excel", "sheet": reader.sheet, **({"notes": "; ".join(reader.notes)} if reader.notes else {})}
-            out.append({"source": reader.label, **about})
-        return out
+        return [{"source": reader.label, **reader.described()} for reader in self.readers]
 
     @property
     def warnings(self) -> list[str]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 def numbers(arr: pa.Array | pa.ChunkedArray, fill: int | float = 0) -> np.ndarray:
     """An integer or floating-point Arrow array as numpy (nulls as ``fill``); zero-copy without
     nulls, in one chunk."""
-    arr = _one_chunk(arr)
+    arr = one_array(arr)
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         raise TypeError(f"expected an integer or floating-point array, got {arr.type}")
     arr = fill_null(arr, fill)
@@ -68,7 +68,7 @@ def fill_null(arr: pa.Array, value: bool | int | float | str) -> pa.Array:
 
 def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow array as a numpy bool array (null as False), unpacked from its bitmap."""
-    arr = _one_chunk(arr)
+    arr = one_array(arr)
     n = len(arr)
     arr = fill_null(arr, False)
     start = arr.offset
@@ -103,16 +103,20 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
 
 
-def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+def one_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array of a chunked one (``combine_chunks`` of no chunks would import pandas)."""
     if isinstance(arr, pa.ChunkedArray):
-        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        if arr.num_chunks <= 1:
+            return arr.chunk(0) if arr.num_chunks else pa.nulls(0, arr.type)
+        return arr.combine_chunks()
     return arr
+
 
 
 def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """One array, dictionaries decoded and large or view strings as plain strings: the form
     the writers' and the key checks' string functions take."""
-    column = _one_chunk(column)
+    column = one_array(column)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
@@ -120,5 +124,5 @@ def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
-__all__ = ["bools", "fill_null", "from_numbers", "numbers", "plain_array", "scalar", "string_buffers", "string_scalar",
+__all__ = ["bools", "fill_null", "from_numbers", "numbers", "one_array", "plain_array", "scalar", "string_buffers", "string_scalar",
            "strings"]

@@ -20,7 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_buffers, string_scalar, strings
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    string_buffers,
+    string_scalar,
+    strings,
+)
 from ecorules.rules._choices import resolve
 
 from .. import _law_notes as law_notes
