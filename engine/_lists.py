@@ -56,7 +56,7 @@ from ecorules.rules._arrow import (
 )
 
 from . import _store as store
-from ._chunks import _json_rows
+from ._chunks import _json_rows, codes_of_json
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _POLICY_ID = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, 1, instr(s.policy, '@') - 1) ELSE s.policy END"
@@ -191,15 +191,16 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
     parts = []
     for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
         rule_id, text_order = of_slot[slot]
-        values = json.loads(usccs)
-        n = len(values)
-        if _plain(usccs):
-            columns = [values, None, None, None]
+        codes = codes_of_json(usccs)  # nearly every chunk: valid USCCs only, read without json
+        values = json.loads(usccs) if codes is None else ()
+        n = len(values) if codes is None else len(codes)
+        if codes is not None or _plain(usccs):
+            columns = [codes if codes is not None else values, None, None, None]
         else:
             rows = [v if type(v) is list else [v, "", None, None] for v in values]
             columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
             columns[1] = [c or None for c in columns[1]]
-        parts.append(pa.table([strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
+        parts.append(pa.table([columns[0] if codes is not None else strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
                                *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
                                from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
     table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
@@ -265,15 +266,17 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
     if chunks:
         hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
         for first_id, n, run, rule_id, text_id, started, text in chunks:
-            values = json.loads(text)
-            if _plain(text):
-                usccs, tags, cases, starts, ends = values, [""] * n, [None] * n, [started] * n, [None] * n
+            codes = codes_of_json(text)
+            values = json.loads(text) if codes is None else ()
+            if codes is not None or _plain(text):
+                usccs, tags, cases, starts, ends = codes if codes is not None else values, [""] * n, [None] * n, [started] * n, [None] * n
             else:
                 rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
                 usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
                 cases, ends = [c or None for c in cases], [e or None for e in ends]
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), strings(usccs), strings(tags),
+            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)),
+                             usccs if codes is not None else strings(usccs), strings(tags),
                              _optional_strings(cases), from_numbers(np.full(n, text_id, np.int64)), strings(starts),
                              _optional_strings(ends), from_numbers(np.full(n, run, np.int64)),
                              from_numbers(np.full(n, run, np.int64))], schema=_OPEN)
