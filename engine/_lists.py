@@ -51,6 +51,7 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     scalar,
+    string_buffers,
     string_scalar,
     strings,
 )
@@ -93,13 +94,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     n_before = before.num_rows
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
-    at = numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
+    at = _index_in(keys, pa.concat_arrays([_keys(before), keys]))
     fresh = at >= n_before
     repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
     repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
     if repeated:  # several entries of one key
         justified = _merge(justified)
-        at = numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
+        at = _index_in(_keys(justified), _keys(before))
     at[at >= n_before] = -1
     kept = at >= 0
     counts = {"kept": int(np.count_nonzero(kept))}
@@ -161,6 +162,39 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
 def _keys(entries: pa.Table) -> pa.Array:
     """An entry's key as one text: uscc, rule id, tag."""
     return one_array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
+
+
+KEYS_PER_LOOKUP = 250_000  # keys of the value set hashed at once (_index_in)
+
+
+def _index_in(keys: pa.Array, value_set: pa.Array) -> np.ndarray:
+    """``pc.index_in`` (-1: not found), a bucket of keys at a time: Arrow's hash table of a
+    value set of 1.5 M keys (770 K open entries and as many justified) took ~115 MiB at once.
+    Equal keys share a bucket (_bucket), and the first index of a key in its bucket's part of
+    the value set is its first in the whole."""
+    buckets = max(1, -(-len(value_set) // KEYS_PER_LOOKUP))
+    if buckets == 1:
+        return numbers(pc.index_in(keys, value_set=value_set), fill=-1).astype(np.int64)
+    of_key, of_value = _bucket(keys, buckets), _bucket(value_set, buckets)
+    at = np.full(len(keys), -1, np.int64)
+    for bucket in range(buckets):
+        mine, theirs = np.flatnonzero(of_key == bucket), np.flatnonzero(of_value == bucket)
+        if not mine.size or not theirs.size:
+            continue
+        found = numbers(pc.index_in(keys.take(from_numbers(mine)), value_set=value_set.take(from_numbers(theirs))),
+                        fill=-1).astype(np.int64)
+        at[mine] = np.where(found >= 0, theirs[found.clip(min=0)], -1)
+    return at
+
+
+def _bucket(keys: pa.Array, buckets: int) -> np.ndarray:
+    """A key's bucket from two of its bytes (a USCC's 16th and 17th characters: the end of
+    its organization code, nearly uniform), or its last ones where it is shorter."""
+    if not len(keys):
+        return np.zeros(0, np.int64)
+    offsets, data = string_buffers(keys)
+    starts, last = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64) - 1
+    return (data[starts + np.minimum(15, last)].astype(np.int64) * 31 + data[starts + np.minimum(16, last)]) % buckets
 
 
 _JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_id", pa.string()),
@@ -269,21 +303,31 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
             codes = codes_of_json(text)
             values = json.loads(text) if codes is None else ()
             if codes is not None or _plain(text):
-                usccs, tags, cases, starts, ends = codes if codes is not None else values, [""] * n, [None] * n, [started] * n, [None] * n
+                # plain entries: no tag, case or end, the chunk's start: columns of one value
+                columns = [codes if codes is not None else strings(values), _repeated("", n), pa.nulls(n, pa.string()),
+                           _repeated(started, n), pa.nulls(n, pa.string())]
             else:
                 rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
                 usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
-                cases, ends = [c or None for c in cases], [e or None for e in ends]
+                columns = [strings(usccs), strings(tags), _optional_strings([c or None for c in cases]), strings(starts),
+                           _optional_strings([e or None for e in ends])]
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)),
-                             usccs if codes is not None else strings(usccs), strings(tags),
-                             _optional_strings(cases), from_numbers(np.full(n, text_id, np.int64)), strings(starts),
-                             _optional_strings(ends), from_numbers(np.full(n, run, np.int64)),
-                             from_numbers(np.full(n, run, np.int64))], schema=_OPEN)
+            usccs, tags, cases, starts, ends = columns
+            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
+                             from_numbers(np.full(n, text_id, np.int64)), starts, ends,
+                             from_numbers(np.full(n, run, np.int64)), from_numbers(np.full(n, run, np.int64))],
+                            schema=_OPEN)
             if hidden.size:
                 part = part.filter(from_bools(~np.isin(ids, hidden)))
             parts.append(part)
     return pa.concat_tables(parts)
+
+
+def _repeated(text: str, n: int) -> pa.Array:
+    """``text`` n times as an Arrow string array, from buffers (no list of n Python strings)."""
+    size = len(text.encode())
+    offsets = np.arange(0, size * n + 1, size, dtype=np.int32) if size else np.zeros(n + 1, np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.encode() * n)])
 
 
 def _final_keys(db: sqlite3.Connection) -> pa.Array:
@@ -358,7 +402,9 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
     planned_end, text_id, started = before["planned_end"], before["text_id"], before["started"]
     changed = np.zeros(n, bool)
     if hit.size:
-        now = justified.take(from_numbers(np.where(was_kept, source, 0)))
+        # the columns a kept entry takes from now only: the others' copies cost ~100 MiB at 770 K
+        now = justified.select(["planned_end", "text_id", "started", "dated"]).take(
+            from_numbers(np.where(was_kept, source, 0)))
         mask = from_bools(was_kept)
         planned_end = pc.if_else(mask, now["planned_end"], before["planned_end"])
         text_id = pc.if_else(mask, now["text_id"], before["text_id"])
@@ -375,9 +421,8 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
     last_run[was_kept] = run_id
     m = entered.num_rows
 
-    def both(old, new, type_) -> pa.ChunkedArray:
-        return pa.chunked_array([one_array(old) if len(old) else pa.nulls(0, type_), one_array(new) if len(new) else pa.nulls(0, type_)],
-                                type_)
+    def both(old, new, type_) -> pa.ChunkedArray:  # their chunks side by side, not copied into one
+        return pa.chunked_array([*_chunks(old), *_chunks(new)], type_)
 
     live = pa.table({
         "id": from_numbers(np.concatenate([numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
@@ -393,6 +438,10 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
         "last_run": from_numbers(np.concatenate([last_run, np.full(m, run_id, np.int64)])),
     })
     return live, np.concatenate([was_kept, np.ones(m, bool)]), np.concatenate([changed, np.zeros(m, bool)])
+
+
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
 def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
