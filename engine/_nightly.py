@@ -523,7 +523,9 @@ class NightlyRun:
         run scores them elsewhere: engine/distributed/_run.py)."""
         keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
                                 registry.estimated_rows, acc, self.duplicates, self.table)
-        batches = prefetch(registry.batches(), depth=2)
+        # the key check in the reading thread too: its kernel parts release the GIL, and on
+        # 2 cores the scoring thread is the one to spare
+        batches = prefetch(map(keys.apply, registry.batches()), depth=2)
         try:
             while True:
                 began = time.perf_counter()
@@ -531,7 +533,7 @@ class NightlyRun:
                 acc.seconds["read (waiting)"] += time.perf_counter() - began
                 if batch is None:
                     break
-                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
+                self._batch(self.scoring, batch, writer, run_id, acc)
                 progress.update(batch.rows_in)
         finally:
             batches.close()  # stops the reading thread now, not when a traceback goes
