@@ -15,7 +15,8 @@ Two valid codes are equal exactly when their (set, code) are, so a hit is a dupl
 never a collision to check.
 
 **A hash set over a uint64 array.** Open addressing with linear probing, sized at 4/3 of the
-rows expected (10.7 bytes a row: 320 MB at 30,000,000 rows), doubled when 85% full. The codes
+rows expected (10.7 bytes a row: 320 MB at 30,000,000 rows), grown by half when 85% full (the
+old and the new table side by side while it is copied). The codes
 and the insertion run in fastcalc's kernel (a few ms a batch); without a built kernel, in
 numpy (a batch of codes at once: every pending code looks at its slot, the ones that find
 themselves are hits, the first of those that find the slot empty takes it, the rest move on),
@@ -142,7 +143,7 @@ class CodeSet:
         old = self.slots[self.slots != _EMPTY]
         size = self.slots.size
         while needed > _FULL * size:
-            size *= 2
+            size += size // 2  # not doubled: an estimate a little low (a CSV's) costs a little
         self.slots = np.zeros(size, np.uint64)
         if self.kernel is not None:
             self.kernel(self.slots, old, np.empty(old.size, np.uint8), np.zeros(1, np.uint8), True)
