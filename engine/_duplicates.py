@@ -301,7 +301,7 @@ class DuplicateFilter:
         self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
         self.rejected = 0
         self.summing = Summing(self.key, facts or {}) if policy == "sum" else None
-        # ``reject`` without a first pass (streamed_census): the keys met so far, the later
+        # ``reject`` without a first pass (:func:`streamed`): the keys met so far, the later
         # rows whose first row lies in an earlier batch (found by ``reread`` at the end), and
         # an empty table of the batches' columns for the batches of their rejects
         self.seen, self.reread = seen, reread
@@ -414,10 +414,11 @@ class DuplicateFilter:
             return []
         missing = {key for key, *_ in self.deferred if key not in self.first}
         batches = self.reread() if missing else iter(())
+        wanted = strings(sorted(missing))
         try:
             for batch in batches:
                 keys, valid, _ = self.key.read(batch.table)
-                holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=strings(sorted(missing)))))
+                holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=wanted)))
                 for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
                     if key in missing:
                         self.first[key] = (batch.source, int(batch.rows[row]))

@@ -16,11 +16,10 @@ never a collision to check.
 
 **A hash set over a uint64 array.** Open addressing with linear probing, sized at 4/3 of the
 rows expected (10.7 bytes a row: 320 MB at 30,000,000 rows), grown by half when 85% full (the
-old and the new table side by side while it is copied). The codes
-and the insertion run in fastcalc's kernel (a few ms a batch); without a built kernel, in
-numpy (a batch of codes at once: every pending code looks at its slot, the ones that find
-themselves are hits, the first of those that find the slot empty takes it, the rest move on),
-the same table ~20x slower.
+old and the new table side by side while it is copied). The codes and the insertion run in
+fastcalc's kernel (a few ms a batch); without a built kernel, in numpy (a batch of codes at
+once: every pending code looks at its slot, the ones that find themselves are hits, the first
+of those that find the slot empty takes it, the rest move on), the same table ~20x slower.
 """
 
 from __future__ import annotations
