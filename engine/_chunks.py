@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, string_buffers, string_scalar, strings
 from ecorules.rules._choices import resolve
 
 _JSON_UNSAFE = r'["\\\x00-\x1f]'
@@ -57,15 +57,35 @@ def _json_codes(codes: pa.Array) -> str:
     """``_json_rows([codes], (True,))`` for valid USCCs (18 ASCII letters or digits each),
     laid out by numpy in one pass: ``["...","..."]`` (twice as fast on 40 K codes)."""
     n = len(codes)
-    _, offsets, data = codes.buffers()
-    offsets = np.frombuffer(offsets, np.int32)[codes.offset : codes.offset + n + 1]
+    offsets, data = string_buffers(codes)
     if n == 0 or codes.null_count or not (np.diff(offsets) == 18).all():
         return _json_rows([codes], (True,))
     out = np.empty((n, 21), np.uint8)
     out[:, 0] = out[:, 19] = ord('"')
     out[:, 20] = ord(",")
-    out[:, 1:19] = np.frombuffer(data, np.uint8)[offsets[0] : offsets[0] + 18 * n].reshape(n, 18)
+    out[:, 1:19] = data[offsets[0] : offsets[0] + 18 * n].reshape(n, 18)
     return "[" + out.tobytes()[:-1].decode("ascii") + "]"
+
+
+def codes_of_json(text: str) -> pa.Array | None:
+    """The codes of a JSON array that ``_json_codes`` wrote (18 letters or digits each, laid
+    out ``["...","..."]``) as an Arrow string array, read by numpy in place of json.loads
+    and a Python string per code (~10x faster on a 250 K chunk); None for any other text."""
+    raw = text.encode()
+    n = (len(raw) - 1) // 21
+    if len(raw) != 21 * n + 1 or n == 0 or raw[:1] != b"[" or raw[-1:] != b"]":
+        return None
+    rows = np.frombuffer(raw[1:-1] + b",", np.uint8).reshape(n, 21)
+    body = rows[:, 1:19]
+    if not ((rows[:, 0] == 34).all() and (rows[:, 19] == 34).all() and (rows[:, 20] == 44).all()
+            and _CODE_BYTE[body].all()):
+        return None
+    offsets = np.arange(0, 18 * n + 1, 18, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(body.tobytes())])
+
+
+_CODE_BYTE = np.zeros(256, bool)  # what a code of codes_of_json may hold: no quote, backslash or comma
+_CODE_BYTE[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
 
 
 def canonical_values(fact, column: pa.Array) -> pa.Array:

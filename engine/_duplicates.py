@@ -19,6 +19,13 @@ Keys are compared as the ledger writes them (:func:`canonical_keys`): surroundin
 dropped, full-width characters as their ASCII forms (NFKC), as ``rules._records`` reads them.
 A row whose key is not valid is rejected for that and is nobody's duplicate.
 
+**Under ``reject``, a USCC key is checked as the rows come** (engine/_seen_keys.py): a row is
+a duplicate when its key was met on an earlier row, which the scoring pass knows; the set of
+keys met holds each exactly in 8 bytes. A later row whose first row lay in an earlier batch
+is dropped at once and gets its reject, naming the first row, at the end of the run, after
+one more pass over the key column that only a registry with such rows pays for. The rest of
+this docstring is about ``last`` and ``sum`` and other keys.
+
 **Why a first pass over the key column, not detection at the end.** Rows of one key may lie
 far apart (the 7th and the 29,000,000th): a streaming run has scored, written and summed the
 first long before it meets the second. Undoing then means removing findings from chunks
@@ -45,11 +52,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Fact, Kind, RecordError
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, plain_array
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    plain_array,
+    string_buffers,
+    strings,
+)
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
 
 from ._duplicate_sum import Summing
+from ._seen_keys import SeenUsccs
 from ._sources import Batch, Reject
 
 log = logging.getLogger("ecorules.duplicates")
@@ -172,8 +188,8 @@ def digests(fact: Fact, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
     if not len(picked):
         return np.zeros(0, np.uint64)
     if fact.format == "uscc":
-        offsets = np.frombuffer(picked.buffers()[1], np.int32)[picked.offset : picked.offset + len(picked) + 1]
-        data = np.frombuffer(picked.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+        offsets, data = string_buffers(picked)
+        data = data[offsets[0] : offsets[-1]]
         if data.size == 18 * len(picked):  # valid USCCs are 18 ASCII bytes
             wide = np.zeros((len(picked), 24), np.uint8)
             wide[:, :18] = data.reshape(-1, 18)
@@ -273,7 +289,8 @@ class DuplicateFilter:
     writes every valid key in its canonical form."""
 
     def __init__(self, fact: Fact | RecordKey | None, census: KeyCensus | None, policy: str = "reject", facts=None,
-                 record: str = "enterprise", unchecked: tuple[str, ...] = ()):
+                 record: str = "enterprise", unchecked: tuple[str, ...] = (), seen: SeenUsccs | None = None,
+                 reread: Callable[[], Iterator[Batch]] | None = None):
         if policy not in POLICIES:
             raise ValueError(f"duplicates policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.key, self.census, self.policy = as_key(fact), census, policy
@@ -284,6 +301,12 @@ class DuplicateFilter:
         self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
         self.rejected = 0
         self.summing = Summing(self.key, facts or {}) if policy == "sum" else None
+        # ``reject`` without a first pass (:func:`streamed`): the keys met so far, the later
+        # rows whose first row lies in an earlier batch (found by ``reread`` at the end), and
+        # an empty table of the batches' columns for the batches of their rejects
+        self.seen, self.reread = seen, reread
+        self.deferred: list[tuple[str, str, int, str]] = []  # (key, source, row, header)
+        self._empty: pa.Table | None = None
 
     def finish(self) -> tuple[Batch | None, int]:
         """``sum``: one batch of the merged enterprises and the rows they reject, and how many
@@ -306,6 +329,8 @@ class DuplicateFilter:
         if self.unchecked:
             batch = self._unchecked_rejected(batch, valid)
             keys, valid, _ = self.key.read(batch.table)
+        if self.seen is not None:
+            return self._streamed(batch, keys, valid)
         if self.census is None or not self.census.repeated.size:
             return batch
         at = np.flatnonzero(valid)
@@ -346,6 +371,73 @@ class DuplicateFilter:
         batch.rejects = [*batch.rejects, *rejects]
         return batch
 
+    def _streamed(self, batch: Batch, keys: pa.Array, valid: np.ndarray) -> Batch:
+        """``reject`` as the rows come: a row whose USCC was met before is a reject naming the
+        first row, now if that row is known (in this batch, or named before), else at the end
+        (:meth:`leftovers`); either way it is not scored."""
+        self._empty = batch.table.slice(0, 0)
+        again = self.seen.add(keys, valid)
+        if not again.size:
+            return batch
+        texts = keys.take(from_numbers(again)).to_pylist()
+        repeated = set(again.tolist())
+        wanted = strings(list(dict.fromkeys(texts)))
+        holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=wanted)))
+        for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
+            if row not in repeated:  # met for the first time in the run: the first row
+                self.first.setdefault(key, (batch.source, int(batch.rows[row])))
+        name, shown = self.key.name, self.key.shown
+        header = batch.headers.get(self.key.names[0], self.key.names[0])
+        rejects, later = [], 0
+        for row, key in zip(again.tolist(), texts, strict=True):
+            kept = self.first.get(key)
+            if kept is None:
+                self.deferred.append((key, batch.source, int(batch.rows[row]), header))
+                later += 1
+                continue
+            reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
+            rejects.append(Reject(batch.source, int(batch.rows[row]), header, self.key.value(key), reason))
+        keep = np.ones(batch.table.num_rows, bool)
+        keep[again] = False
+        self.rejected += len(rejects)
+        batch.rows_in -= later  # accounted by the batch of their rejects (leftovers)
+        batch.table = batch.table.filter(from_bools(keep))
+        batch.rows = batch.rows[keep]
+        batch.rejects = [*batch.rejects, *rejects]
+        return batch
+
+    def leftovers(self) -> list[Batch]:
+        """The rejects of the later rows whose first row lay in an earlier batch, a batch per
+        file: their first rows found by one more pass over the key column, which only a
+        registry with such rows pays for."""
+        if not self.deferred:
+            return []
+        missing = {key for key, *_ in self.deferred if key not in self.first}
+        batches = self.reread() if missing else iter(())
+        wanted = strings(sorted(missing))
+        try:
+            for batch in batches:
+                keys, valid, _ = self.key.read(batch.table)
+                holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=wanted)))
+                for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
+                    if key in missing:
+                        self.first[key] = (batch.source, int(batch.rows[row]))
+                        missing.discard(key)
+                if not missing:
+                    break
+        finally:
+            getattr(batches, "close", lambda: None)()  # a reading thread stops now
+        name, shown = self.key.name, self.key.shown
+        by_file: dict[str, list[Reject]] = {}
+        for key, source, row, header in self.deferred:
+            kept = self.first[key]
+            reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
+            by_file.setdefault(source, []).append(Reject(source, row, header, self.key.value(key), reason))
+        self.rejected += len(self.deferred)
+        self.deferred = []
+        return [Batch(self._empty, source, np.zeros(0, np.int64), {}, rejects, len(rejects))
+                for source, rejects in by_file.items()]
+
     def _unchecked_rejected(self, batch: Batch, valid: np.ndarray) -> Batch:
         """``batch`` without its rows whose value in a key fact the scorer does not check is
         not valid, as rejects saying why (the checks of rules._records)."""
@@ -372,6 +464,13 @@ class DuplicateFilter:
         return batch
 
 
+def streamed(key: RecordKey | None, policy: str) -> bool:
+    """Whether duplicates can be found while the rows are scored, without a first pass: under
+    ``reject`` (a row is decided by the rows before it) for a USCC key (engine/_seen_keys.py
+    holds those exactly in 8 bytes). Other keys are in small tables: the first pass is cheap."""
+    return policy == "reject" and key is not None and len(key.facts) == 1 and key.facts[0].format == "uscc"
+
+
 def unique_key(policies, domain: str) -> RecordKey | None:
     """The key of ``domain``'s kind, if the catalogue declares one (its rows are unique by it)."""
     kind = policies.kinds.get(domain)
@@ -383,5 +482,5 @@ def unique_key(policies, domain: str) -> RecordKey | None:
     return RecordKey(facts)
 
 
-__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "RecordKey", "canonical_keys", "digests", "take_census",
-           "unique_key"]
+__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "RecordKey", "canonical_keys", "digests", "streamed",
+           "take_census", "unique_key"]

@@ -49,13 +49,15 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
+    one_array,
     scalar,
+    string_buffers,
     string_scalar,
     strings,
 )
 
 from . import _store as store
-from ._chunks import _json_rows
+from ._chunks import _json_rows, codes_of_json
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _POLICY_ID = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, 1, instr(s.policy, '@') - 1) ELSE s.policy END"
@@ -92,13 +94,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     n_before = before.num_rows
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
-    at = _numbers(pc.index_in(keys, value_set=pa.concat_arrays([_keys(before), keys])), fill=-1).astype(np.int64)
+    at = _index_in(keys, pa.concat_arrays([_keys(before), keys]))
     fresh = at >= n_before
     repeated = (at[fresh] - n_before != np.flatnonzero(fresh)).any()  # a key not open, twice
     repeated = repeated or (np.bincount(at[~fresh], minlength=1).max(initial=0) > 1)  # an open key, twice
     if repeated:  # several entries of one key
         justified = _merge(justified)
-        at = _numbers(pc.index_in(_keys(justified), value_set=_keys(before)), fill=-1).astype(np.int64)
+        at = _index_in(_keys(justified), _keys(before))
     at[at >= n_before] = -1
     kept = at >= 0
     counts = {"kept": int(np.count_nonzero(kept))}
@@ -107,7 +109,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     if new.size:
         final = _final_keys(db)
         if len(final):
-            new = new[~_bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
+            new = new[~bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
     counts["entered"] = int(new.size)
     entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), rules)
     first_id = _next_id(db)
@@ -120,7 +122,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     _lift(db, run_id, live, rules, ended)
     counts["lifted"] = len(ended)
     planned_end = live["planned_end"]
-    expiring = np.flatnonzero(_bools(pc.less(planned_end, string_scalar(day))))
+    expiring = np.flatnonzero(bools(pc.less(planned_end, string_scalar(day))))
     for i, end in zip(expiring.tolist(), planned_end.take(from_numbers(expiring)).to_pylist(), strict=True):
         ended.setdefault(i, ("expired", end, f"期满 planned end {end} passed"))
     counts["expired"] = len(ended) - counts["lifted"]
@@ -129,8 +131,8 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
         judged = np.zeros(max(rules, default=0) + 1, bool)
         for rule_id, (_, policy, _) in rules.items():
             judged[rule_id] = policy not in left_alone
-        rule_ids = _numbers(live["rule_id"])
-        in_scope = judged[rule_ids] & (cases_judged | ~_bools(pc.is_valid(live["case_id"])))
+        rule_ids = numbers(live["rule_id"])
+        in_scope = judged[rule_ids] & (cases_judged | ~bools(pc.is_valid(live["case_id"])))
         gone = np.flatnonzero(in_scope & ~justified_now)
         gone = gone[gone < before.num_rows]
         why = f"不再符合 no rule justifies it as of {day} (the facts changed, or the law is not in force)"
@@ -159,7 +161,40 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
 
 def _keys(entries: pa.Table) -> pa.Array:
     """An entry's key as one text: uscc, rule id, tag."""
-    return _array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
+    return one_array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
+
+
+KEYS_PER_LOOKUP = 250_000  # keys of the value set hashed at once (_index_in)
+
+
+def _index_in(keys: pa.Array, value_set: pa.Array) -> np.ndarray:
+    """``pc.index_in`` (-1: not found), a bucket of keys at a time: Arrow's hash table of a
+    value set of 1.5 M keys (770 K open entries and as many justified) took ~115 MiB at once.
+    Equal keys share a bucket (_bucket), and the first index of a key in its bucket's part of
+    the value set is its first in the whole."""
+    buckets = max(1, -(-len(value_set) // KEYS_PER_LOOKUP))
+    if buckets == 1:
+        return numbers(pc.index_in(keys, value_set=value_set), fill=-1).astype(np.int64)
+    of_key, of_value = _bucket(keys, buckets), _bucket(value_set, buckets)
+    at = np.full(len(keys), -1, np.int64)
+    for bucket in range(buckets):
+        mine, theirs = np.flatnonzero(of_key == bucket), np.flatnonzero(of_value == bucket)
+        if not mine.size or not theirs.size:
+            continue
+        found = numbers(pc.index_in(keys.take(from_numbers(mine)), value_set=value_set.take(from_numbers(theirs))),
+                        fill=-1).astype(np.int64)
+        at[mine] = np.where(found >= 0, theirs[found.clip(min=0)], -1)
+    return at
+
+
+def _bucket(keys: pa.Array, buckets: int) -> np.ndarray:
+    """A key's bucket from two of its bytes (a USCC's 16th and 17th characters: the end of
+    its organization code, nearly uniform), or its last ones where it is shorter."""
+    if not len(keys):
+        return np.zeros(0, np.int64)
+    offsets, data = string_buffers(keys)
+    starts, last = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64) - 1
+    return (data[starts + np.minimum(15, last)].astype(np.int64) * 31 + data[starts + np.minimum(16, last)]) % buckets
 
 
 _JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_id", pa.string()),
@@ -190,15 +225,16 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
     parts = []
     for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
         rule_id, text_order = of_slot[slot]
-        values = json.loads(usccs)
-        n = len(values)
-        if _plain(usccs):
-            columns = [values, None, None, None]
+        codes = codes_of_json(usccs)  # nearly every chunk: valid USCCs only, read without json
+        values = json.loads(usccs) if codes is None else ()
+        n = len(values) if codes is None else len(codes)
+        if codes is not None or _plain(usccs):
+            columns = [codes if codes is not None else values, None, None, None]
         else:
             rows = [v if type(v) is list else [v, "", None, None] for v in values]
             columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
             columns[1] = [c or None for c in columns[1]]
-        parts.append(pa.table([strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
+        parts.append(pa.table([columns[0] if codes is not None else strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
                                *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
                                from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
     table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
@@ -264,22 +300,34 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
     if chunks:
         hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
         for first_id, n, run, rule_id, text_id, started, text in chunks:
-            values = json.loads(text)
-            if _plain(text):
-                usccs, tags, cases, starts, ends = values, [""] * n, [None] * n, [started] * n, [None] * n
+            codes = codes_of_json(text)
+            values = json.loads(text) if codes is None else ()
+            if codes is not None or _plain(text):
+                # plain entries: no tag, case or end, the chunk's start: columns of one value
+                columns = [codes if codes is not None else strings(values), _repeated("", n), pa.nulls(n, pa.string()),
+                           _repeated(started, n), pa.nulls(n, pa.string())]
             else:
                 rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
                 usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
-                cases, ends = [c or None for c in cases], [e or None for e in ends]
+                columns = [strings(usccs), strings(tags), _optional_strings([c or None for c in cases]), strings(starts),
+                           _optional_strings([e or None for e in ends])]
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), strings(usccs), strings(tags),
-                             _optional_strings(cases), from_numbers(np.full(n, text_id, np.int64)), strings(starts),
-                             _optional_strings(ends), from_numbers(np.full(n, run, np.int64)),
-                             from_numbers(np.full(n, run, np.int64))], schema=_OPEN)
+            usccs, tags, cases, starts, ends = columns
+            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
+                             from_numbers(np.full(n, text_id, np.int64)), starts, ends,
+                             from_numbers(np.full(n, run, np.int64)), from_numbers(np.full(n, run, np.int64))],
+                            schema=_OPEN)
             if hidden.size:
                 part = part.filter(from_bools(~np.isin(ids, hidden)))
             parts.append(part)
     return pa.concat_tables(parts)
+
+
+def _repeated(text: str, n: int) -> pa.Array:
+    """``text`` n times as an Arrow string array, from buffers (no list of n Python strings)."""
+    size = len(text.encode())
+    offsets = np.arange(0, size * n + 1, size, dtype=np.int32) if size else np.zeros(n + 1, np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.encode() * n)])
 
 
 def _final_keys(db: sqlite3.Connection) -> pa.Array:
@@ -300,8 +348,8 @@ def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) ->
     rank[sorted(rules, key=rules.__getitem__)] = np.arange(len(rules))
     plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
                     pc.and_(pc.is_null(entered["planned_end"]), pc.invert(entered["dated"])))
-    plain = _bools(plain)
-    order = np.lexsort((~plain, _numbers(entered["text_id"]), rank[_numbers(entered["rule_id"])]))
+    plain = bools(plain)
+    order = np.lexsort((~plain, numbers(entered["text_id"]), rank[numbers(entered["rule_id"])]))
     return entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
 
 
@@ -315,8 +363,8 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
     (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
     if not entered.num_rows:
         return
-    rule_ids, text_ids = _numbers(entered["rule_id"]), _numbers(entered["text_id"])
-    plain = _bools(entered["plain"])
+    rule_ids, text_ids = numbers(entered["rule_id"]), numbers(entered["text_id"])
+    plain = bools(entered["plain"])
     cuts = np.flatnonzero((np.diff(rule_ids) != 0) | (np.diff(text_ids) != 0) | (np.diff(plain.astype(np.int8)) != 0)) + 1
     bounds = [0, *cuts.tolist(), entered.num_rows]
     out = []
@@ -324,10 +372,10 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
         for start in range(a, b, ENTERED_CHUNK):
             part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
             if plain[start]:
-                rows = _json_rows([_array(part["uscc"])])
+                rows = _json_rows([one_array(part["uscc"])])
             else:
-                rows = _json_rows([_array(part[name]) if name in ("uscc", "tag", "started")
-                                   else fill_null(_array(part[name]), "")
+                rows = _json_rows([one_array(part[name]) if name in ("uscc", "tag", "started")
+                                   else fill_null(one_array(part[name]), "")
                                    for name in ("uscc", "tag", "case_id", "started", "planned_end")])
             out.append((int(ids[start]), part.num_rows, run_id, int(rule_ids[start]), int(text_ids[start]), day, rows))
     db.executemany("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
@@ -336,7 +384,7 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
 
 def _differs(a, b) -> np.ndarray:
     """Where ``a`` and ``b`` differ, a null differing from any value but null."""
-    return _bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
+    return bools(pc.or_kleene(pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b))))
 
 
 def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarray, entered: pa.Table,
@@ -354,29 +402,30 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
     planned_end, text_id, started = before["planned_end"], before["text_id"], before["started"]
     changed = np.zeros(n, bool)
     if hit.size:
-        now = justified.take(from_numbers(np.where(was_kept, source, 0)))
+        # the columns a kept entry takes from now only: the others' copies cost ~100 MiB at 770 K
+        now = justified.select(["planned_end", "text_id", "started", "dated"]).take(
+            from_numbers(np.where(was_kept, source, 0)))
         mask = from_bools(was_kept)
         planned_end = pc.if_else(mask, now["planned_end"], before["planned_end"])
         text_id = pc.if_else(mask, now["text_id"], before["text_id"])
         started = pc.if_else(pc.and_(mask, now["dated"]), now["started"], before["started"])
         changed = was_kept & (_differs(planned_end, before["planned_end"]) | _differs(text_id, before["text_id"])
                               | _differs(started, before["started"]))
-    rule_ids = _numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
+    rule_ids = numbers(before["rule_id"]) if n else np.zeros(0, np.int64)
     top = max(rules, default=0) + 1
     scope = np.zeros((2, top), np.int64)  # per rule: the last run that judged its entries (of no case, of cases)
     for rule_id, (_, policy, _) in rules.items():
         scope[:, rule_id] = scopes.get((policy, False), 0), scopes.get((policy, True), 0)
-    has_case = _bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
-    last_run = np.maximum(_numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
+    has_case = bools(pc.is_valid(before["case_id"])).astype(np.int64) if n else np.zeros(0, np.int64)
+    last_run = np.maximum(numbers(before["last_run"]), scope[has_case, rule_ids]) if n else np.zeros(0, np.int64)
     last_run[was_kept] = run_id
     m = entered.num_rows
 
-    def both(old, new, type_) -> pa.ChunkedArray:
-        return pa.chunked_array([_array(old) if len(old) else pa.nulls(0, type_), _array(new) if len(new) else pa.nulls(0, type_)],
-                                type_)
+    def both(old, new, type_) -> pa.ChunkedArray:  # their chunks side by side, not copied into one
+        return pa.chunked_array([*_chunks(old), *_chunks(new)], type_)
 
     live = pa.table({
-        "id": from_numbers(np.concatenate([_numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
+        "id": from_numbers(np.concatenate([numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
         "rule_id": both(before["rule_id"], entered["rule_id"], pa.int64()),
         "uscc": both(before["uscc"], entered["uscc"], pa.string()),
         "tag": both(before["tag"], entered["tag"], pa.string()),
@@ -384,28 +433,15 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
         "text_id": both(text_id, entered["text_id"], pa.int64()),
         "started": both(started, entered["started"], pa.string()),
         "planned_end": both(planned_end, entered["planned_end"], pa.string()),
-        "first_run": from_numbers(np.concatenate([_numbers(before["first_run"]) if n else np.zeros(0, np.int64),
+        "first_run": from_numbers(np.concatenate([numbers(before["first_run"]) if n else np.zeros(0, np.int64),
                                                   np.full(m, run_id, np.int64)])),
         "last_run": from_numbers(np.concatenate([last_run, np.full(m, run_id, np.int64)])),
     })
     return live, np.concatenate([was_kept, np.ones(m, bool)]), np.concatenate([changed, np.zeros(m, bool)])
 
 
-def _bools(values) -> np.ndarray:
-    return bools(_array(values))
-
-
-def _numbers(values, fill: int = 0) -> np.ndarray:
-    return numbers(_array(values), fill)
-
-
-def _array(values) -> pa.Array:
-    """One array (``combine_chunks`` of no chunks imports pandas)."""
-    if not isinstance(values, pa.ChunkedArray):
-        return values
-    if values.num_chunks <= 1:
-        return values.chunk(0) if values.num_chunks else pa.nulls(0, values.type)
-    return values.combine_chunks()
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
 def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
@@ -419,7 +455,7 @@ def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dic
     for lift in lifts:
         by_subject.setdefault(lift[0], []).append(lift)
     subjects = strings(sorted(by_subject))
-    candidates = np.flatnonzero(_bools(pc.is_in(live["uscc"], value_set=subjects)))
+    candidates = np.flatnonzero(bools(pc.is_in(live["uscc"], value_set=subjects)))
     for i, entry in zip(candidates.tolist(), live.take(from_numbers(candidates)).to_pylist(), strict=True):
         list_id = rules[entry["rule_id"]][0]
         for _, lift_list, case_id, effective, policy, rule, reason in by_subject[entry["uscc"]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ from ecorules.rules import EcorulesError, PolicySet, load_policies
 from . import _store as store
 from ._chunks import _json_rows, entries_json, sanction_slot_rows
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
-from ._duplicates import DuplicateFilter, take_census, unique_key
+from ._duplicates import DuplicateFilter, streamed, take_census, unique_key
 from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
 from ._ledger_money import FEN, YUAN, in_yuan, unit_name, yuan_json, yuan_text
 from ._lists import update_entries
@@ -48,6 +49,7 @@ from ._scored import (
     make_scoring,
     score_batch,
 )
+from ._seen_keys import SeenUsccs
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 from .sources._pg_url import as_location
@@ -521,7 +523,9 @@ class NightlyRun:
         run scores them elsewhere: engine/distributed/_run.py)."""
         keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
                                 registry.estimated_rows, acc, self.duplicates, self.table)
-        batches = prefetch(registry.batches(), depth=2)
+        # the key check in the reading thread too: its kernel parts release the GIL, and on
+        # 2 cores the scoring thread is the one to spare
+        batches = prefetch(map(keys.apply, registry.batches()), depth=2)
         try:
             while True:
                 began = time.perf_counter()
@@ -529,10 +533,12 @@ class NightlyRun:
                 acc.seconds["read (waiting)"] += time.perf_counter() - began
                 if batch is None:
                     break
-                self._batch(self.scoring, keys.apply(batch), writer, run_id, acc)
+                self._batch(self.scoring, batch, writer, run_id, acc)
                 progress.update(batch.rows_in)
         finally:
             batches.close()  # stops the reading thread now, not when a traceback goes
+        for batch in keys.leftovers():  # --duplicates reject: later rows whose first was in an earlier batch
+            self._batch(self.scoring, batch, writer, run_id, acc)
         merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
         if merged is not None:
             self._batch(self.scoring, merged, writer, run_id, acc)
@@ -635,6 +641,8 @@ class NightlyRun:
                                 reader.estimated_rows, acc, self.duplicates, kind_table=True)
         for batch in prefetch(reader.batches(), depth=2):
             self._batch(scoring, keys.apply(batch), writer, run_id, acc)
+        for batch in keys.leftovers():
+            self._batch(scoring, batch, writer, run_id, acc)
         merged, merged_away = keys.finish()
         if merged is not None:
             self._batch(scoring, merged, writer, run_id, acc)
@@ -644,21 +652,32 @@ class NightlyRun:
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,
                     policy: str, table: str | None = None, kind_table: bool = False) -> DuplicateFilter:
-        """One record, one row: a first pass over the key columns of a kind whose catalogue
-        declares a key finds the keys written on several rows, before any row is scored (why:
-        engine/_duplicates.py). The registry's key is one the policies read; a kind table's
-        may hold a fact they do not (its year), read for the key alone."""
+        """One record, one row, for a kind whose catalogue declares a key (why and how:
+        engine/_duplicates.py). Under ``reject`` a USCC key is checked while the rows are
+        scored (engine/_seen_keys.py); otherwise a first pass over the key columns finds the
+        keys written on several rows before any row is scored. The registry's key is one the
+        policies read; a kind table's may hold a fact they do not (its year), read for the key alone."""
         key = unique_key(policies, kind)
         if key is None or (not kind_table and not all(name in columns for name in key.names)):
             return DuplicateFilter(None, None, policy)
         resolver = ColumnResolver(policies.facts, {name: () for name in key.names}, self.aliases)
-        keys_only = Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
-                             sheet=None if kind_table else self.sheet, recurse=self.recurse)
-        began = time.perf_counter()
-        census = take_census(key, keys_only.batches, policy, estimated_rows)
-        acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
+
+        @functools.cache
+        def keys_only() -> Registry:  # the key columns alone, opened when needed (a CSV's encoding is decided again)
+            return Registry(path, resolver, encoding=self.encoding, table=table, batch_rows=self.batch_rows,
+                            sheet=None if kind_table else self.sheet, recurse=self.recurse)
+
+        def key_batches():
+            return keys_only().batches()
+
         record = "enterprise" if kind == DOMAIN else kind.replace("_", " ")
         unchecked = tuple(name for name in key.names if name not in columns)
+        if streamed(key, policy) and not unchecked:
+            return DuplicateFilter(key, None, policy, policies.facts, record=record,
+                                   seen=SeenUsccs(estimated_rows), reread=key_batches)
+        began = time.perf_counter()
+        census = take_census(key, key_batches, policy, estimated_rows)
+        acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began
         return DuplicateFilter(key, census, policy, policies.facts, record=record, unchecked=unchecked)
 
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:

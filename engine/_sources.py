@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from ecorules.rules import Fact, Kind
-from ecorules.rules._arrow import bools, from_numbers, strings
+from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
 from .sources._encoding import EncodingDecision, decide_encoding, weigh
@@ -441,9 +441,7 @@ def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:
             start += len(chunk)
             continue
         n = len(chunk)
-        _, offsets_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offsets_buffer, np.int64 if large else np.int32)[chunk.offset : chunk.offset + n + 1]
-        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        offsets, data = string_buffers(chunk)
         data = data[offsets[0] : offsets[-1]]
         lead = np.flatnonzero(data[:-1] == 0xEF)
         lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]
@@ -608,6 +606,10 @@ class ParquetFile:
             raise SourceError(f"{self.path}: cannot read as Parquet after row {start}: {error}") from error
 
 
+    def described(self) -> dict[str, str]:
+        return {"format": "parquet"}
+
+
 def _check_indices(column: pa.DictionaryArray) -> None:
     """A damaged file can give indices beyond its dictionary (found by tests/fuzz): one pass
     over small integers. (Not validate(full=True): it would refuse the whole batch for one
@@ -669,6 +671,9 @@ class SqliteTable:
             table, numbers, rejects = _drop_undecodable(table, numbers, headers, self.label, "utf-8", True)
             yield Batch(typed_columns(table, self.facts), self.label, numbers, headers, rejects, len(rows))
         self.connection.close()
+
+    def described(self) -> dict[str, str]:
+        return {"format": "sqlite", "table": self.table}
 
 
 def _sqlite_column(values: list) -> pa.Array:
@@ -741,20 +746,7 @@ class Registry:
 
     def described(self) -> list[dict[str, str]]:
         """How each file was read (format, encoding and why, separator, sheet), in order."""
-        out = []
-        for reader in self.readers:
-            if isinstance(reader, CsvFile):
-                about = reader.described()
-            elif isinstance(reader, ParquetFile):
-                about = {"format": "parquet"}
-            elif isinstance(reader, SqliteTable):
-                about = {"format": "sqlite", "table": reader.table}
-            elif hasattr(reader, "described"):  # PostgreSQL
-                about = reader.described()
-            else:
-                about = {"format": "excel", "sheet": reader.sheet, **({"notes": "; ".join(reader.notes)} if reader.notes else {})}
-            out.append({"source": reader.label, **about})
-        return out
+        return [{"source": reader.label, **reader.described()} for reader in self.readers]
 
     @property
     def warnings(self) -> list[str]:

@@ -685,3 +685,81 @@ def uscc_codes(const uint8_t[:, ::1] mat, const uint32_t[:, ::1] tables, uint8_t
             if (total & (31 << 12)) != 0:
                 code = bad_character
             out[i] = code
+
+
+# --- the USCCs a run has met (engine/_seen_keys.py) -----------------------------------------
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void *address) noexcept nogil
+
+
+cdef inline uint64_t _splitmix(uint64_t x) noexcept nogil:
+    x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+def uscc_set_codes(const uint8_t[:, ::1] mat, const uint8_t[::1] value, uint64_t[::1] code, uint16_t[::1] head):
+    """The exact 64-bit code and the set number of rows of 18 bytes holding valid USCCs
+    (engine/_seen_keys.uscc_codes in one pass; ``value``: a byte's value in GB 32100's set)."""
+    cdef Py_ssize_t m = mat.shape[0]
+    cdef Py_ssize_t i
+    cdef int k
+    cdef uint64_t region, org, first
+    if mat.shape[1] != 18 or value.shape[0] != 256 or code.shape[0] != m or head.shape[0] != m:
+        raise ValueError("uscc_set_codes: expected an (m, 18) matrix, 256 values and m outputs")
+    with nogil:
+        for i in range(m):
+            first = <uint64_t>value[mat[i, 0]] * 31 + value[mat[i, 1]]
+            region = 0
+            for k in range(2, 8):
+                region = region * 10 + value[mat[i, k]]
+            org = 0
+            for k in range(8, 16):
+                org = org * 31 + value[mat[i, k]]
+            code[i] = org | (region << 40) | ((first & 15) << 60)
+            head[i] = <uint16_t>(first >> 4)
+
+
+def code_set_add(uint64_t[::1] slots, const uint64_t[::1] values, uint8_t[::1] seen, uint8_t[::1] zero,
+                 bint mixed):
+    """Insert ``values`` in order into the open-addressing table ``slots`` (0: free; linear
+    probing from the mixed value's home slot): ``seen[i]`` = 1 where the value was there
+    already (or earlier in ``values``). ``mixed``: the values are table entries already (a
+    rehash). The value whose mix is 0 is flagged in ``zero[0]``. Returns the entries added;
+    the caller keeps the table less than full."""
+    cdef Py_ssize_t n = values.shape[0]
+    cdef uint64_t size = slots.shape[0]
+    cdef Py_ssize_t i
+    cdef uint64_t x, at
+    cdef Py_ssize_t taken = 0
+    cdef Py_ssize_t ahead = 16  # slots asked of memory this many values before they are probed
+    if seen.shape[0] != n or zero.shape[0] != 1 or size == 0 or size >= (<uint64_t>1 << 32):
+        raise ValueError("code_set_add: expected n flags, one zero flag and 1 to 2**32 - 1 slots")
+    with nogil:
+        for i in range(n):
+            # a table larger than the caches: each probe is a memory access; asked for early,
+            # sixteen are in flight at once instead of one
+            if i + ahead < n:
+                x = values[i + ahead] if mixed else _splitmix(values[i + ahead])
+                __builtin_prefetch(&slots[((x >> 32) * size) >> 32])
+            x = values[i] if mixed else _splitmix(values[i])
+            if x == 0:
+                seen[i] = zero[0]
+                zero[0] = 1
+                continue
+            at = ((x >> 32) * size) >> 32
+            while True:
+                if slots[at] == x:
+                    seen[i] = 1
+                    break
+                if slots[at] == 0:
+                    slots[at] = x
+                    seen[i] = 0
+                    taken += 1
+                    break
+                at += 1
+                if at == size:
+                    at = 0
+    return taken

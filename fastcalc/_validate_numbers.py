@@ -16,7 +16,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import bools, fill_null, from_bools, numbers
+from ecorules.rules._arrow import bools, fill_null, from_bools, numbers, string_buffers
 from ecorules.rules._records import bounds
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, Kind, date_to_days
@@ -110,10 +110,8 @@ def _plain_digits(text: pa.Array) -> pa.Array:
         offset_type = np.int32
     else:
         return fill_null(pc.match_substring_regex(text, _PLAIN_DIGITS), False)
-    n = len(text)
-    _, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, offset_type)[text.offset : text.offset + n + 1]
-    data = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]] if data_buffer is not None else np.zeros(0, np.uint8)
+    offsets, data = string_buffers(text)
+    data = data[offsets[0] : offsets[-1]]
     not_digit = np.empty(data.size + 1, offset_type)
     not_digit[0] = 0
     np.cumsum((data - np.uint8(48)) > 9, out=not_digit[1:], dtype=offset_type)  # uint8 wraps below '0'

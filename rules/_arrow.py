@@ -14,7 +14,7 @@ import pyarrow as pa
 def numbers(arr: pa.Array | pa.ChunkedArray, fill: int | float = 0) -> np.ndarray:
     """An integer or floating-point Arrow array as numpy (nulls as ``fill``); zero-copy without
     nulls, in one chunk."""
-    arr = _one_chunk(arr)
+    arr = one_array(arr)
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         raise TypeError(f"expected an integer or floating-point array, got {arr.type}")
     arr = fill_null(arr, fill)
@@ -68,7 +68,7 @@ def fill_null(arr: pa.Array, value: bool | int | float | str) -> pa.Array:
 
 def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow array as a numpy bool array (null as False), unpacked from its bitmap."""
-    arr = _one_chunk(arr)
+    arr = one_array(arr)
     n = len(arr)
     arr = fill_null(arr, False)
     start = arr.offset
@@ -86,16 +86,37 @@ def from_bools(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)])
 
 
-def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (``len(arr) + 1`` of them) and the whole data buffer of a string or large
+    string array, as numpy views without a copy: value ``i`` is the bytes
+    ``data[offsets[i]:offsets[i + 1]]`` (the array's own offset already applied)."""
+    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        offset_type = np.int64
+    elif pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
+        offset_type = np.int32
+    else:
+        raise TypeError(f"expected a string array, got {arr.type}")
+    _, offsets, data = arr.buffers()
+    if offsets is None:  # an empty array may come without buffers
+        return np.zeros(len(arr) + 1, offset_type), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offsets, offset_type)[arr.offset : arr.offset + len(arr) + 1]
+    return offsets, np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def one_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array of a chunked one (``combine_chunks`` of no chunks would import pandas)."""
     if isinstance(arr, pa.ChunkedArray):
-        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        if arr.num_chunks <= 1:
+            return arr.chunk(0) if arr.num_chunks else pa.nulls(0, arr.type)
+        return arr.combine_chunks()
     return arr
+
 
 
 def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """One array, dictionaries decoded and large or view strings as plain strings: the form
     the writers' and the key checks' string functions take."""
-    column = _one_chunk(column)
+    column = one_array(column)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
@@ -103,4 +124,5 @@ def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
-__all__ = ["bools", "fill_null", "from_numbers", "numbers", "plain_array", "scalar", "string_scalar", "strings"]
+__all__ = ["bools", "fill_null", "from_numbers", "numbers", "one_array", "plain_array", "scalar", "string_buffers", "string_scalar",
+           "strings"]

@@ -20,7 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import ENTERPRISE, Kind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_scalar, strings
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    string_buffers,
+    string_scalar,
+    strings,
+)
 from ecorules.rules._choices import resolve
 
 from .. import _law_notes as law_notes
@@ -196,9 +204,8 @@ def _chunk(columns: list[pa.Array | None]) -> str:
     rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)
     if rows.null_count:
         raise ValueError("a finding with an empty uscc, payer or case_id")  # the checks exclude these
-    offsets = np.frombuffer(rows.buffers()[1], np.int32)[rows.offset : rows.offset + len(rows) + 1]
-    data = memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - 1]
-    return "[" + str(data, "utf-8") + "]"
+    offsets, data = string_buffers(rows)
+    return "[" + str(memoryview(data)[int(offsets[0]) : int(offsets[-1]) - 1], "utf-8") + "]"
 
 
 def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,

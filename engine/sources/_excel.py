@@ -242,6 +242,10 @@ class ExcelFile:
             rows = (good + self.data_start + 1).astype(np.int64)
             yield Batch(part, self.label, rows, headers, rejects, indices.size)
 
+    def described(self) -> dict[str, str]:
+        """How the sheet was read, for the run's summary."""
+        return {"format": "excel", "sheet": self.sheet, **({"notes": "; ".join(self.notes)} if self.notes else {})}
+
     def _merged_plan(self) -> list[tuple[MergedRange, list[int]]]:
         """The ranges merged over several data rows in needed columns, with those columns:
         each such cell is read as the range's value, as a person reads the sheet (calamine
