@@ -18,6 +18,7 @@ scored with it (``rows in = rows scored + rows rejected`` still holds row by row
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 import attrs
@@ -63,28 +64,38 @@ class Summing:
         values = {name: batch.table[name][row].as_py() for name in batch.table.column_names}
         self.groups.setdefault(key, []).append(_Part(batch.source, int(batch.rows[row]), values, batch.headers))
 
-    def finish(self) -> tuple[Batch | None, int]:
-        """A batch of the merged enterprises (with the rows rejected instead as its rejects),
-        and the number of rows merged into another (to count as scored)."""
+    def finish(self) -> tuple[list[Batch], Counter]:
+        """Batches of the merged enterprises (with the rows rejected instead as their rejects),
+        one per file, so that each file's rows are counted under it; and, per file, the rows
+        merged into another (scored with it)."""
         if not self.groups:
-            return None, 0
-        records, firsts, rejects, merged_away = [], [], [], 0
+            return [], Counter()
+        by_source: dict[str, tuple[list, list, list]] = {}  # file -> merged records, their first parts, rejects
+        merged_away: Counter = Counter()
         for key, parts in self.groups.items():
             merged, problems = self._merge(key, parts)
             if problems:
-                rejects.extend(problems)
+                for reject in problems:
+                    by_source.setdefault(reject.source, ([], [], []))[2].append(reject)
                 continue
+            records, firsts, _ = by_source.setdefault(parts[0].source, ([], [], []))
             records.append(merged)
             firsts.append(parts[0])
-            merged_away += len(parts) - 1
+            merged_away.update(part.source for part in parts[1:])
         names = list(next(iter(self.groups.values()))[0].values)
-        if records:
-            table = pa.table({name: pa.array([record[name] for record in records]) for name in names})
-        else:
-            table = pa.table({name: pa.array([], pa.string()) for name in names})
-        first = next(iter(self.groups.values()))[0]
-        rows = np.array([part.row for part in firsts], np.int64)
-        return Batch(table, first.source, rows, first.headers, rejects, len(records) + len(rejects)), merged_away
+        batches = []
+        for source, (records, firsts, rejects) in by_source.items():
+            if records:
+                table = pa.table({name: pa.array([record[name] for record in records]) for name in names})
+            else:
+                table = pa.table({name: pa.array([], pa.string()) for name in names})
+            headers = (firsts[0] if firsts else self._part_of(source)).headers
+            rows = np.array([part.row for part in firsts], np.int64)
+            batches.append(Batch(table, source, rows, headers, rejects, len(records) + len(rejects)))
+        return batches, merged_away
+
+    def _part_of(self, source: str) -> _Part:
+        return next(part for parts in self.groups.values() for part in parts if part.source == source)
 
     def _merge(self, key: str, parts: list[_Part]) -> tuple[dict | None, list[Reject]]:
         merged = {}

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import attrs
@@ -275,8 +276,8 @@ def _rows_of(key: RecordKey, batches: Callable[[], Iterator[Batch]], census: Key
         keys, valid, _ = key.read(batch.table)
         at = np.flatnonzero(valid)
         hit = at[census.suspects(digests(key.digest_fact, keys, valid))]
-        for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
-            rows_of.setdefault(key, []).append((batch.source, int(batch.rows[row])))
+        for row, value in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
+            rows_of.setdefault(value, []).append((batch.source, int(batch.rows[row])))
     return rows_of
 
 
@@ -308,10 +309,10 @@ class DuplicateFilter:
         self.deferred: list[tuple[str, str, int, str]] = []  # (key, source, row, header)
         self._empty: pa.Table | None = None
 
-    def finish(self) -> tuple[Batch | None, int]:
-        """``sum``: one batch of the merged enterprises and the rows they reject, and how many
-        rows were merged into others (scored with them); else (None, 0)."""
-        return self.summing.finish() if self.summing is not None else (None, 0)
+    def finish(self) -> tuple[list[Batch], Counter]:
+        """``sum``: the batches of the merged enterprises and the rows they reject (one per
+        file), and per file the rows merged into others (scored with them); else nothing."""
+        return self.summing.finish() if self.summing is not None else ([], Counter())
 
     def apply(self, batch: Batch) -> Batch:
         if self.key is None:  # a kind without a declared key

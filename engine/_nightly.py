@@ -539,11 +539,19 @@ class NightlyRun:
             batches.close()  # stops the reading thread now, not when a traceback goes
         for batch in keys.leftovers():  # --duplicates reject: later rows whose first was in an earlier batch
             self._batch(self.scoring, batch, writer, run_id, acc)
-        merged, merged_away = keys.finish()  # --duplicates sum: the enterprises of several rows
-        if merged is not None:
-            self._batch(self.scoring, merged, writer, run_id, acc)
-            acc.rows_in += merged_away  # the rows merged into another were scored with it
-            acc.rows_scored += merged_away
+        self._merged(self.scoring, keys, writer, run_id, acc)  # --duplicates sum: the enterprises of several rows
+
+    def _merged(self, scoring: Scoring, keys: DuplicateFilter, writer: store.RunWriter, run_id: int,
+                acc: _Accumulator) -> None:
+        """Score ``--duplicates sum``'s merged records; a row merged into another was scored
+        with it, and is counted under its own file."""
+        merged, merged_away = keys.finish()
+        for batch in merged:
+            self._batch(scoring, batch, writer, run_id, acc)
+        for source, rows in merged_away.items():
+            acc.rows_in += rows
+            acc.rows_scored += rows
+            acc.files.setdefault(source, [0, 0])[0] += rows
 
     def _batch(self, scoring: Scoring, batch: Batch, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         n = batch.table.num_rows
@@ -643,11 +651,7 @@ class NightlyRun:
             self._batch(scoring, keys.apply(batch), writer, run_id, acc)
         for batch in keys.leftovers():
             self._batch(scoring, batch, writer, run_id, acc)
-        merged, merged_away = keys.finish()
-        if merged is not None:
-            self._batch(scoring, merged, writer, run_id, acc)
-            acc.rows_in += merged_away
-            acc.rows_scored += merged_away
+        self._merged(scoring, keys, writer, run_id, acc)
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,

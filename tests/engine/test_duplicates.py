@@ -160,6 +160,20 @@ def test_duplicates_sum_adds_the_counts_of_one_enterprise_and_scores_it_once(tmp
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (4, 4, 0)
 
 
+def test_duplicates_sum_counts_each_row_under_its_own_file(tmp_path):
+    """The files read listed a merged enterprise's rows as one row of its first file: 4 rows
+    in, 'dup.csv: 2 rows'. Every file's rows, merged or rejected, are counted under it."""
+    folder = tmp_path / "名录"
+    folder.mkdir()
+    registry_csv(folder / "a.csv", [industrial_row(TWICE, 1, 0), industrial_row(OTHER, 1, 0), industrial_row(TWICE, 2, 0)])
+    registry_csv(folder / "b.csv", [industrial_row(TWICE, 4, 1), industrial_row(THIRD, 1, 0),
+                                    industrial_row(OTHER, 1, 0, district="二七区")])  # disagrees: both OTHER rows rejected
+    summary = run_nightly(folder, tmp_path / "out.sqlite", as_of=AS_OF, progress=False, duplicates="sum")
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (6, 4, 2)
+    files = {Path(s["source"]).name: (s["rows_in"], s["rows_rejected"]) for s in summary.sources}
+    assert files == {"a.csv": (3, 1), "b.csv": (3, 1)}
+
+
 @pytest.mark.parametrize(("second", "column", "says"), [
     (industrial_row(TWICE, 4, 0, district="二七区"), "district", "differ in district (they say '金水区', '二七区')"),
     (industrial_row(TWICE, 4, 0, industrial="false"), "industrial", "differ in industrial (they say True, False)"),
