@@ -209,7 +209,7 @@ def _chunk(columns: list[pa.Array | None]) -> str:
 
 
 def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,
-                         note: str | None = None, own_notes: list[str] | None = None) -> None:
+                         note: str | None = None, own_notes: pa.Array | None = None) -> None:
     """Findings written row by row in full: those of a slot holding findings an earlier run
     assessed (every row with its status, the assessed ones with no new amount and the run
     that assessed them as a 7th column, 0: none), and those whose law note is their own (an
@@ -222,7 +222,7 @@ def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, paye
     columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
                from_numbers(assessed_in)]
     if own_notes is not None:
-        columns.append(strings(own_notes))
+        columns.append(own_notes)
     for start in range(0, len(amounts), CHUNK_ROWS):
         _insert(writer, run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns]), note)
 
