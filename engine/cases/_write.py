@@ -25,7 +25,6 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
-    string_buffers,
     string_scalar,
     strings,
 )
@@ -35,6 +34,7 @@ from .. import _law_notes as law_notes
 from .. import _store as store
 from .._chunks import (
     CHUNK_ROWS,
+    _joined_rows,
     _json_rows,
     _needs_escaping,
     lift_rows,
@@ -204,8 +204,7 @@ def _chunk(columns: list[pa.Array | None]) -> str:
     rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)
     if rows.null_count:
         raise ValueError("a finding with an empty uscc, payer or case_id")  # the checks exclude these
-    offsets, data = string_buffers(rows)
-    return "[" + str(memoryview(data)[int(offsets[0]) : int(offsets[-1]) - 1], "utf-8") + "]"
+    return _joined_rows(rows)
 
 
 def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,
