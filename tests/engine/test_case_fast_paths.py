@@ -1,7 +1,10 @@
-"""The case stage validates the case table once and hands the kernel the validated columns
+"""The case stage's fast paths give what the plain ones give.
+
+It validates the case table once and hands the kernel the validated columns
 (``fastcalc.Validated``): a bad value is still rejected with its row and column, a USCC
 written in full-width characters still links to its enterprise, and the kernel refuses a
-column validated for another declaration of its fact."""
+column validated for another declaration of its fact. The windowed roll-ups sort their
+(enterprise, day) keys by radix passes: the order sorts the keys as argsort does."""
 
 from __future__ import annotations
 
@@ -92,3 +95,13 @@ def test_the_kernel_refuses_a_column_validated_otherwise():
         program.score({**table, read: Validated(other, column, n)}, as_of=AS_OF)
     with pytest.raises(ValueError, match="without the values the program reads"):
         program.score({**table, read: Validated(facts[read], ValidColumn(None), n)}, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("high", [1 << 29, 1 << 32, 1 << 40])
+def test_the_windows_sort_orders_keys_as_argsort_does(high):
+    from ecorules.engine.cases._rollups import _argsort
+
+    key = np.random.default_rng(high).integers(0, high, 100_000)
+    key[::7] = key[3]  # ties: one same (enterprise, day) key on many rows
+    order = _argsort(key)
+    assert np.array_equal(np.sort(order), np.arange(key.size)) and np.array_equal(key[order], np.sort(key))
