@@ -120,7 +120,7 @@ class CaseStage:
         resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
                                   self.aliases)
         registry = Registry(registry_path, resolver, **registry_options)
-        wanted = pc.unique(cases.uscc.filter(from_bools(cases.valid)))  # pa.array of numpy imports pandas
+        wanted = cases.usccs_of(cases.valid)
         side = read_enterprises(registry, plan, wanted, checked)
         link(cases, plan, side.usccs, side.rejected)
         results = self._scored(cases, side)
