@@ -111,8 +111,10 @@ class Validated:
                                                 None if c.present is None else c.present[start:stop]), stop - start)
 
     @classmethod
-    def taken(cls, fact: Fact, column: ValidColumn, rows: np.ndarray) -> Validated:
-        """The rows ``rows`` of a validated ``column`` (whose values the kernel reads)."""
+    def taken(cls, fact: Fact, column: ValidColumn, rows: np.ndarray | None, n: int | None = None) -> Validated:
+        """The rows ``rows`` of a validated ``column``; ``rows`` None: all ``n`` of them, uncopied."""
+        if rows is None:
+            return cls(fact, column, n)
         return cls(fact, ValidColumn(None if column.values is None else column.values[rows], column.labels,
                                      None if column.present is None else column.present[rows]), int(rows.size))
 

@@ -175,7 +175,7 @@ class CaseStage:
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
             elif same and name in cases.columns:
-                columns[name] = Validated.taken(facts[name], cases.columns[name], rows)
+                columns[name] = Validated.taken(facts[name], cases.columns[name], None if every else rows, cases.n)
             elif same and name in side.columns:
                 columns[name] = Validated.taken(facts[name], side.columns[name], owners)
             elif same and name not in read and name in cases.table.column_names:
