@@ -28,7 +28,7 @@ from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 from ._compiler import compile_policies
 from ._results import ScoreResult, _exact_sum, _Rollups, _sorted_rejects
 from ._validate import as_column, validate_column
-from ._validate_common import Rejects, ValidColumn, Validated
+from ._validate_common import Rejects, Validated, ValidColumn
 
 DEFAULT_BLOCK_ROWS = 4096
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
-from ecorules.fastcalc._validate_common import Rejects, ValidColumn, Validated
+from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 from ecorules.rules._arrow import bools, from_numbers, numbers
 
 from .._sources import Registry

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import FindingKind, Kind, evaluate
-from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules import _ast as ast
+from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 

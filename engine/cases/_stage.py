@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._validate_common import ValidColumn, Validated
+from ecorules.fastcalc._validate_common import Validated, ValidColumn
 from ecorules.rules import EcorulesError, FindingKind, Kind
-from ecorules.rules._arrow import from_bools, from_numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
 from .._sources import (
     ColumnResolver,

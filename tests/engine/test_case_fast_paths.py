@@ -22,7 +22,7 @@ from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases._generate import generate_cases
 from ecorules.fastcalc import compile_program
 from ecorules.fastcalc._validate import validate_column
-from ecorules.fastcalc._validate_common import Rejects, ValidColumn, Validated
+from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 
 DATA = Path(__file__).parent.parent / "data" / "cases"
 AS_OF = dt.date(2026, 1, 1)
