@@ -209,7 +209,9 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
     cases of an unknown or rejected enterprise are rejected."""
     per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
-    index = np.where(cases.uscc_code >= 0, per_key[cases.uscc_code], -1)
+    index = np.full(cases.n, -1, np.int64)
+    coded = cases.uscc_code >= 0  # an empty uscc has no code (its row is rejected already)
+    index[coded] = per_key[cases.uscc_code[coded]]
     cases.enterprise = index
     unknown = np.flatnonzero((index < 0) & cases.valid)
     if unknown.size:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from ecorules.engine import load_policies
 from ecorules.engine._generate import generate_registry
@@ -105,3 +106,19 @@ def test_the_windows_sort_orders_keys_as_argsort_does(high):
     key[::7] = key[3]  # ties: one same (enterprise, day) key on many rows
     order = _argsort(key)
     assert np.array_equal(np.sort(order), np.arange(key.size)) and np.array_equal(key[order], np.sort(key))
+
+
+def test_a_case_table_without_any_uscc_rejects_every_row_by_its_column(tmp_path):
+    usccs = generate_registry(5, 3)["uscc"].combine_chunks()
+    cases = generate_cases(usccs, 4, 4, ("a83_2",)).to_pylist()
+    for case in cases:
+        case["uscc"] = None  # null in Parquet: no enterprise key is coded at all; none links, none is lost
+    table = pa.Table.from_pylist(cases)
+    pq.write_table(table.set_column(1, "uscc", pa.nulls(4, pa.string())), tmp_path / "cases.parquet")
+    pacsv.write_csv(pa.table({"uscc": usccs, "district": ["金水区"] * 5, "industrial": ["true"] * 5}),
+                    tmp_path / "enterprises.csv")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "results.sqlite", policies=DATA, as_of=AS_OF,
+                          cases=tmp_path / "cases.parquet")
+    assert summary.tables["cases"] == {"rows_in": 4, "rows_scored": 0, "rows_rejected": 4}
+    rejects = sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT column, reason FROM rejects").fetchall()
+    assert rejects == [("uscc", "is missing")] * 4
