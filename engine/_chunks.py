@@ -39,8 +39,44 @@ def _json_rows(columns: list[pa.Array], safe: tuple[bool, ...] | None = None) ->
 
     ``safe[i]`` says that column i holds no character JSON must escape (validated values).
     Separators are Arrow scalars: a Python str argument would make pyarrow import pandas.
+    Text and whole-number columns without nulls (every chunk of the case table) are laid
+    out by one element-wise join, each row with its brackets, quotes and trailing comma, and
+    the joined data buffer is the array's inside: one pass over the bytes instead of five
+    (quoting, joining, bracketing, joining the list, copying it out).
     """
     safe = safe or (False,) * len(columns)
+    if columns and all(not c.null_count and (pa.types.is_integer(c.type) or pa.types.is_string(c.type)) for c in columns):
+        return _json_rows_at_once(columns, safe)
+    return _json_rows_joined(columns, safe)
+
+
+def _json_rows_at_once(columns: list[pa.Array], safe: tuple[bool, ...]) -> str:
+    pieces, literal = [], "[" if len(columns) > 1 else ""
+    for position, (column, ok) in enumerate(zip(columns, safe, strict=True)):
+        quoted = not pa.types.is_integer(column.type)
+        if not quoted:
+            text = column.cast(pa.string())
+        elif ok or not _needs_escaping(column):
+            text = column
+        else:  # json.dumps quotes and escapes: no quotes around it
+            text, quoted = strings([json.dumps(v, ensure_ascii=False) for v in column.to_pylist()]), False
+        literal += ("," if position else "") + ('"' if quoted else "")
+        pieces += [string_scalar(literal), text]
+        literal = '"' if quoted else ""
+    pieces.append(string_scalar(literal + ("]," if len(columns) > 1 else ",")))
+    return _joined_rows(pc.binary_join_element_wise(*pieces, _NOTHING))
+
+
+def _joined_rows(rows: pa.Array) -> str:
+    """``[`` + the rows' bytes without the last row's trailing comma + ``]``."""
+    if not len(rows):
+        return "[]"
+    offsets, data = string_buffers(rows)
+    return "[" + str(memoryview(data)[int(offsets[0]) : int(offsets[-1]) - 1], "utf-8") + "]"
+
+
+def _json_rows_joined(columns: list[pa.Array], safe: tuple[bool, ...]) -> str:
+    """``_json_rows`` for any columns (nulls, other types), column by column."""
     texts = [
         column.cast(pa.string()) if pa.types.is_integer(column.type) else _json_strings(column, ok)
         for column, ok in zip(columns, safe, strict=True)

@@ -33,6 +33,7 @@ from ecorules.rules._check_calls import result_key
 from ecorules.rules._checks import RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
+from ecorules.rules._schema import kind_checks_policy
 from ecorules.rules._workdays import calls, check_calls, rule_calls
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
@@ -60,7 +61,7 @@ class Evaluator:
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
         self._workdays = {policy.key: {rule.id: rule_calls(rule) for rule in policy.rules} for policy in self.policies}
         # each kind's catalogue checks, judged once per record as a policy of checks alone
-        self._kind_checks = {kind.id: _kind_policy(kind, self.policies.facts)
+        self._kind_checks = {kind.id: kind_checks_policy(kind, self.policies.facts)
                              for kind in self.policies.kinds.values() if kind.checks}
         if backend == "durable":
             rulesets = {}
@@ -260,16 +261,6 @@ class Evaluator:
                     value = (value > 0) - (value < 0)
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
-
-
-def _kind_policy(kind, facts) -> Policy:
-    """The checks of ``kind``'s catalogue as a policy of no rule (how both backends judge
-    checks); its id is the catalogue's name, which the rejects cite."""
-    return Policy(
-        id=kind.source or kind.id, title=f"checks of kind {kind.id}", version="catalogue", effective=dt.date(1, 1, 1),
-        authority="", document=kind.source or "", facts=facts, parameters={}, lists={}, rules=(), checks=kind.checks,
-        domain=kind.id, subject=kind.key, kinds={kind.id: kind},
-    )
 
 
 def _environment(policy: Policy, values: Mapping[str, Any], as_of: dt.date, law_date: dt.date):

@@ -28,7 +28,7 @@ from ._compiled import CompiledProgram, FindingSlot, RuleSlot, SanctionSlot
 from ._compiler import compile_policies
 from ._results import ScoreResult, _exact_sum, _Rollups, _sorted_rejects
 from ._validate import as_column, validate_column
-from ._validate_common import Rejects, ValidColumn
+from ._validate_common import Rejects, Validated, ValidColumn
 
 DEFAULT_BLOCK_ROWS = 4096
 
@@ -111,7 +111,8 @@ class Program:
         act, or of the decision); the builtin ``as_of`` the rules read stays ``as_of``.
 
         ``table``: a dict of 1-D arrays (numpy, lists), a pyarrow Table or RecordBatch, or a
-        pandas DataFrame. ``threads`` > 1 splits the blocks over OpenMP threads (same results
+        pandas DataFrame; in a dict, a column may be ``Validated`` (already validated by the
+        caller, bound as it is). ``threads`` > 1 splits the blocks over OpenMP threads (same results
         for any value). ``out``: a previous result of the same shape whose arrays are reused
         (and overwritten), which saves the page faults of fresh outputs.
 
@@ -224,6 +225,8 @@ class Program:
         """One column of one segment; its rejected rows are cleared in ``valid`` (uint8)."""
         c = self._compiled
         collected = Rejects()
+        if isinstance(piece, Validated):
+            return _trusted(c, name, piece), collected
         column = validate_column(c.facts[name], piece, n, name in c.kernel_facts, collected)
         for rows in collected.rows:
             valid[rows] = 0
@@ -336,7 +339,7 @@ def _segments(raw_columns: dict, n: int):
     Chunked Arrow columns are cut at every chunk boundary of every column, without copying;
     when that would make segments smaller than 64k rows on average, the chunks are combined.
     """
-    columns = {name: as_column(raw) for name, raw in raw_columns.items()}
+    columns = {name: raw if isinstance(raw, Validated) else as_column(raw) for name, raw in raw_columns.items()}
     cuts = {0, n}
     for column in columns.values():
         if isinstance(column, pa.ChunkedArray):
@@ -351,7 +354,20 @@ def _segments(raw_columns: dict, n: int):
         yield start, stop, {name: _piece(column, start, stop) for name, column in columns.items()}
 
 
+def _trusted(c: CompiledProgram, name: str, piece: Validated) -> ValidColumn:
+    """A column validated by the caller, if it was validated as this program reads it."""
+    fact = c.facts[name]
+    if piece.fact is not fact and piece.fact != fact:
+        raise ValueError(f"column {name!r} was validated for another declaration of the fact than the program's")
+    column = piece.column
+    if name in c.kernel_facts and (column.values is None or (fact.optional and column.present is None)):
+        raise ValueError(f"column {name!r} was validated without the values the program reads")
+    return column
+
+
 def _piece(column, start: int, stop: int):
+    if isinstance(column, Validated):
+        return column.rows(start, stop)
     if isinstance(column, pa.ChunkedArray):
         if column.num_chunks == 0:
             return pa.array([], column.type)

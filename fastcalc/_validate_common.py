@@ -88,6 +88,36 @@ class ValidColumn:
     present: np.ndarray | None = None
 
 
+
+@attrs.frozen(eq=False)
+class Validated:
+    """A column its caller has already validated with ``validate_column`` for ``fact``, its
+    rejected rows left out, so that every row is accepted: ``Program.score`` binds
+    ``column`` as it is instead of validating the values a second time (the case stage
+    checks the case table once, then scores it with several programs and periods). The
+    rejects stay the caller's: it must have reported them with their rows and columns."""
+
+    fact: Fact
+    column: ValidColumn
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self, start: int, stop: int) -> Validated:
+        """Rows ``start:stop`` (views, no copies)."""
+        c = self.column
+        return Validated(self.fact, ValidColumn(None if c.values is None else c.values[start:stop], c.labels,
+                                                None if c.present is None else c.present[start:stop]), stop - start)
+
+    @classmethod
+    def taken(cls, fact: Fact, column: ValidColumn, rows: np.ndarray | None, n: int | None = None) -> Validated:
+        """The rows ``rows`` of a validated ``column``; ``rows`` None: all ``n`` of them, uncopied."""
+        if rows is None:
+            return cls(fact, column, n)
+        return cls(fact, ValidColumn(None if column.values is None else column.values[rows], column.labels,
+                                     None if column.present is None else column.present[rows]), int(rows.size))
+
 def _scaled(value: Decimal | int) -> int:
     return int(Fraction(value) * DECIMAL_SCALE)
 
@@ -259,4 +289,4 @@ def _out_of_range(values: np.ndarray, lo: int, hi: int) -> np.ndarray | None:
     mask = (values < lo) | (values > hi)
     return mask if mask.any() else None
 
-__all__ = ["MISSING", "Rejects", "ValidColumn", "check_value", "value_text"]
+__all__ = ["MISSING", "Rejects", "ValidColumn", "Validated", "check_value", "value_text"]

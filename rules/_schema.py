@@ -433,8 +433,21 @@ def scope_of(facts: dict[str, Fact], parameters: dict[str, Parameter]) -> dict[s
     return scope
 
 
+def kind_checks_policy(kind: RecordKind, facts: dict[str, Fact]) -> Policy:
+    """The checks of ``kind``'s catalogue as a policy of no rule: how every evaluator judges
+    a kind's checks when no policy of the kind carries them. Its id is the catalogue's name,
+    which the rejects cite. The batch kernel emits a kind's checks with any program of the
+    kind (``fastcalc/_compiler._emit_checks``), so it compiles this policy without them
+    (``checks=()``), never twice."""
+    return Policy(
+        id=kind.source or kind.id, title=f"checks of kind {kind.id}", version="catalogue", effective=dt.date(1, 1, 1),
+        authority="", document=kind.source or "", facts=facts, parameters={}, lists={}, rules=(), checks=kind.checks,
+        domain=kind.id, subject=kind.key, kinds={kind.id: kind},
+    )
+
+
 __all__ = [
     "BOOLEAN", "ENTERPRISE", "Citation", "DatedValue", "ExpectedFinding", "ExpectedRejection", "ExpectedSanction",
     "Fact", "FindingKind", "FindingSpec", "Parameter", "Policy", "PolicyWarning", "Rule", "SanctionList",
-    "SanctionSpec", "TestCase", "scope_of",
+    "SanctionSpec", "TestCase", "kind_checks_policy", "scope_of",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
-from ecorules.fastcalc._validate_common import Rejects
+from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 from ecorules.rules._arrow import bools, from_numbers, numbers
 
 from .._sources import Registry
@@ -31,6 +31,8 @@ class EnterpriseSide:
     rejected: dict[int, str] = field(default_factory=dict)  # side row -> why its cases are rejected
     rollups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 per side row
     key_fact: object = None  # the enterprise key's fact (uscc), for comparing keys as written
+    # the validated columns (the kernel's view; placeholders on rejected rows, whose cases are rejected)
+    columns: dict[str, ValidColumn] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -63,9 +65,11 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
         return f"row {int(origin[row, 1])} of {sources[int(origin[row, 0])]}"
 
     problem: dict[int, str] = {}
+    columns = {}
     for name in checked:
         found = Rejects()
-        validate_column(plan.facts[name], table[name], n, False, found)
+        # kept as the kernel reads it: the case programs take their enterprise's row of it
+        columns[name] = validate_column(plan.facts[name], table[name], n, True, found)
         for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
             for row, value, reason in zip(rows.tolist(), values.tolist(), reasons.tolist(), strict=True):
                 problem.setdefault(row, f"its registry {where(row)} was rejected ({name} {value!r}: {reason})")
@@ -74,7 +78,8 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
     order = np.argsort(bad, kind="stable")  # valid rows first
     table = table.take(from_numbers(order))
     rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
-    return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key])
+    columns = {name: Validated.taken(plan.facts[name], column, order).column for name, column in columns.items()}
+    return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key], columns=columns)
 
 
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:

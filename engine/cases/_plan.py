@@ -19,7 +19,7 @@ from ecorules.rules import EcorulesError, Kind, Policy, PolicySet
 from ecorules.rules import _ast as ast
 from ecorules.rules._kinds import RecordKind, Rollup
 from ecorules.rules._policyset import policy_files
-from ecorules.rules._schema import Citation, Fact, Rule
+from ecorules.rules._schema import Citation, Fact, Rule, kind_checks_policy
 
 
 class CasePlanError(EcorulesError):
@@ -92,7 +92,8 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     if case_program is None and kind.checks:
         # no case policy declares the case facts to the loaded set: the catalogue's do
         facts = {**catalogued.get(kind.id, {}), **facts}
-        check_program = compile_program([_checks_policy(kind, facts)], domain=kind.id)
+        # the compiler emits the kind's checks with any program of the kind: not twice
+        check_program = compile_program([attrs.evolve(kind_checks_policy(kind, facts), checks=())], domain=kind.id)
     where_program = _where_program(rollups, facts, kind, chosen, compile_program)
 
     # what is read: like the kernel, only the facts of policies in force are checked
@@ -148,16 +149,6 @@ def _own_reads(policy: Policy) -> set[str]:
     for item in (*policy.checks, *policy.rules):
         reads.update(name for name in item.reads() if name in policy.facts)
     return reads
-
-
-def _checks_policy(kind: RecordKind, facts: dict[str, Fact]) -> Policy:
-    """A policy of no rule carrying the case kind into the program, whose checks are the
-    kind's (the compiler emits a kind's checks with any program of the kind)."""
-    return Policy(
-        id="ecorules.case_checks", title="the case kind's checks", version="0", effective=dt.date(1, 1, 1),
-        authority="ecorules", document=kind.source or kind.id, facts=facts, parameters={}, lists={}, rules=(),
-        domain=kind.id, subject=kind.key, kinds={kind.id: kind},
-    )
 
 
 def _timeline(policies: PolicySet):

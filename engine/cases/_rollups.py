@@ -121,7 +121,7 @@ def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, n
     starts = window_start(rollup.window, np.arange(low, low + span - 1, dtype=np.int64)) - low
     key = owner * span + offset
     start = owner * span + np.clip(starts, 0, span - 1)[offset]
-    sort = np.argsort(key)
+    sort = _argsort(key)
     key, start = key[sort], start[sort]
     # both sorted (a window's start never goes back as its day advances): the searches walk
     # forward through the keys instead of jumping about
@@ -130,6 +130,16 @@ def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, n
     hi = np.maximum.accumulate(np.where(first, np.arange(key.size), 0))
     lo = np.searchsorted(key, start, "left")
     return sort, hi, lo
+
+
+def _argsort(key: np.ndarray) -> np.ndarray:
+    """An order sorting ``key`` (int64): a key of 32 bits (enterprises x days: 200 K x 2,000
+    is 29 bits) by two stable radix passes over its 16-bit halves, which numpy sorts in
+    linear time, 2-3x faster than its comparison sort of the int64s; else that sort."""
+    if not key.size or key.min() < 0 or key.max() >= 1 << 32:
+        return np.argsort(key)
+    order = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    return order[np.argsort((key >> 16).astype(np.uint16)[order], kind="stable")]
 
 
 def window_start(window: Window, anchors: np.ndarray) -> np.ndarray:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._validate_common import Validated, ValidColumn
 from ecorules.rules import EcorulesError, FindingKind, Kind
-from ecorules.rules._arrow import from_bools, from_numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
 from .._sources import (
     ColumnResolver,
@@ -119,7 +120,7 @@ class CaseStage:
         resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
                                   self.aliases)
         registry = Registry(registry_path, resolver, **registry_options)
-        wanted = pc.unique(cases.uscc.filter(from_bools(cases.valid)))  # pa.array of numpy imports pandas
+        wanted = cases.usccs_of(cases.valid)
         side = read_enterprises(registry, plan, wanted, checked)
         link(cases, plan, side.usccs, side.rejected)
         results = self._scored(cases, side)
@@ -162,14 +163,25 @@ class CaseStage:
         every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
         take = from_numbers(rows)
         owners = cases.enterprise[rows]
+        read = set(program.compiled.kernel_facts)
+        facts = program.compiled.facts
         columns: dict[str, object] = {}
         for name in program.columns:
-            if name == self.plan.link:
-                columns[name] = cases.uscc if every else cases.uscc.take(take)
-            elif name in windowed:
+            # a column the case checks (check_values, read_enterprises) validated for the
+            # same declaration is handed over validated: no value is checked twice
+            same = facts[name] is self.plan.facts.get(name) or facts[name] == self.plan.facts.get(name)
+            if name in windowed:
                 columns[name] = windowed[name] if every else windowed[name][rows]
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
+            elif same and name in cases.columns:
+                columns[name] = Validated.taken(facts[name], cases.columns[name], None if every else rows, cases.n)
+            elif same and name in side.columns:
+                columns[name] = Validated.taken(facts[name], side.columns[name], owners)
+            elif same and name not in read and name in cases.table.column_names:
+                columns[name] = Validated(facts[name], ValidColumn(None), int(rows.size))  # checked, not read
+            elif name == self.plan.link:
+                columns[name] = cases.uscc if every else cases.uscc.take(take)
             elif name in cases.columns:
                 columns[name] = _checked(self.plan.facts[name], cases.columns[name], None if every else rows)
             elif name in cases.table.column_names:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import numbers
+from ecorules.rules._arrow import from_bools, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -48,11 +48,22 @@ class CaseTable:
     keys_ascending: bool = False  # keys in strictly ascending order: a code is its key's rank
     act_code: np.ndarray | None = None  # int64 code of the stripped act_id, -1 when empty
     uscc: pa.Array | None = None  # the stripped enterprise key of each row
+    # ``uscc`` coded once (hashing millions of texts is the cost; an enterprise has many
+    # cases): the distinct keys, and per row the index of its key among them (-1: none)
+    uscc_distinct: pa.Array | None = None
+    uscc_code: np.ndarray | None = None
     enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
 
     @property
     def n(self) -> int:
         return self.table.num_rows
+
+    def usccs_of(self, rows: np.ndarray) -> pa.Array:
+        """The distinct enterprise keys of the rows where ``rows`` (a mask) holds."""
+        used = np.zeros(len(self.uscc_distinct), bool)
+        codes = self.uscc_code[rows]
+        used[codes[codes >= 0]] = True
+        return self.uscc_distinct.filter(from_bools(used))
 
     def reject(self, rows: Iterable[int], column: str | None, values: Iterable[str | None], reasons: Iterable[str]) -> None:
         """Rejects for ``rows`` (bad rows are few: a loop over them is fine)."""
@@ -121,6 +132,9 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     cases.key_code, cases.keys = _codes(cases.table[plan.kind.key], ascending=True)
     cases.keys_ascending = _ascending(cases.keys)
     cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
+    encoded = pc.dictionary_encode(cases.uscc)
+    cases.uscc_distinct = encoded.dictionary
+    cases.uscc_code = numbers(encoded.indices, fill=-1).astype(np.int64)
     if plan.kind.act:
         cases.act_code, _ = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
@@ -194,7 +208,10 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
 def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str]) -> None:
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
     cases of an unknown or rejected enterprise are rejected."""
-    index = numbers(pc.index_in(cases.uscc, value_set=usccs), fill=-1).astype(np.int64)
+    per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
+    index = np.full(cases.n, -1, np.int64)
+    coded = cases.uscc_code >= 0  # an empty uscc has no code (its row is rejected already)
+    index[coded] = per_key[cases.uscc_code[coded]]
     cases.enterprise = index
     unknown = np.flatnonzero((index < 0) & cases.valid)
     if unknown.size:

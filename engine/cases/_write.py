@@ -25,7 +25,6 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
-    string_buffers,
     string_scalar,
     strings,
 )
@@ -35,6 +34,7 @@ from .. import _law_notes as law_notes
 from .. import _store as store
 from .._chunks import (
     CHUNK_ROWS,
+    _joined_rows,
     _json_rows,
     _needs_escaping,
     lift_rows,
@@ -204,12 +204,11 @@ def _chunk(columns: list[pa.Array | None]) -> str:
     rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)
     if rows.null_count:
         raise ValueError("a finding with an empty uscc, payer or case_id")  # the checks exclude these
-    offsets, data = string_buffers(rows)
-    return "[" + str(memoryview(data)[int(offsets[0]) : int(offsets[-1]) - 1], "utf-8") + "]"
+    return _joined_rows(rows)
 
 
 def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,
-                         note: str | None = None, own_notes: list[str] | None = None) -> None:
+                         note: str | None = None, own_notes: pa.Array | None = None) -> None:
     """Findings written row by row in full: those of a slot holding findings an earlier run
     assessed (every row with its status, the assessed ones with no new amount and the run
     that assessed them as a 7th column, 0: none), and those whose law note is their own (an
@@ -222,7 +221,7 @@ def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, paye
     columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
                from_numbers(assessed_in)]
     if own_notes is not None:
-        columns.append(strings(own_notes))
+        columns.append(own_notes)
     for start in range(0, len(amounts), CHUNK_ROWS):
         _insert(writer, run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns]), note)
 
