@@ -26,7 +26,7 @@ import json
 import sqlite3
 from typing import Any
 
-from . import _store as store
+from . import store
 from ._ledger_money import YUAN, in_yuan, sum_unit, yuan_json
 from ._lists import entry_changes
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import _store as store
+from . import store
 from ._ledger_money import FEN
 
 CHUNK_ROWS = 100_000

@@ -26,7 +26,7 @@ justification does not enter it again (a served or lifted entry is not re-impose
 facts that imposed it; a new case is a new key). ``end_by_decision`` ends an entry by an
 explicit decision (exit ``decision``).
 
-What a run writes is what changed (store version 8, ``_store.LIST_ENTRIES_VIEW``): the entries
+What a run writes is what changed (store version 8, ``store.sqlite.LIST_ENTRIES_VIEW``): the entries
 it entered, as chunks, and a row for each entry that ended or whose planned end, start or text
 changed. An open entry that the run finds justified as it was is not written: its
 ``last_run`` is the last run that judged its scope, which kept it (a run judging an open
@@ -54,7 +54,7 @@ from ecorules.rules._arrow import (
     strings,
 )
 
-from . import _store as store
+from . import store
 from ._chunks import _json_rows
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
@@ -77,7 +77,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     The justified set and the open entries are compared in Arrow (hash lookups on a key
     text); only what changed is written: entered entries as chunks, and a row of
     ``list_state`` for each entry that ends or whose planned end, start or text changes. An
-    open entry still justified as it was costs no write (see ``_store.LIST_ENTRIES_VIEW``)."""
+    open entry still justified as it was costs no write (see ``store.sqlite.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):

@@ -32,7 +32,7 @@ from typing import Any
 
 from ecorules.rules import EcorulesError, PolicySet, load_policies
 
-from . import _store as store
+from . import store
 from ._chunks import _json_rows, entries_json, sanction_slot_rows
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, take_census, unique_key

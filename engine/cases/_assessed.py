@@ -4,7 +4,7 @@ The Zhengzhou measures deduct "一例一次" (once per case) and the law fines a
 nightly run over a case table that still lists a case assessed by an earlier run must not
 assess it again. The results store remembers every assessment, read through the view
 ``assessed`` (one row per imposed finding of a case, stored in chunks, see
-``_store.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
+``store.sqlite.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
 the case's decision date). An assessment is identified by (case_id, policy id, rule,
 kind): the policy's version is not part of it, so a new version of a statute does not fine
 the same case again.
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
-from .. import _store as store
+from .. import store
 from .._chunks import CHUNK_ROWS, _json_rows
 from .._lists import _optional_strings
 
