@@ -143,10 +143,11 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
     grouped: dict[tuple[str, str, str], tuple[list, list, list]] = {}
     # newest run first: a case's first occurrence under its key is its current assessment
+    sql = store.dialect(connection)
     for policy, rule, kind, run, text in connection.execute(
         "SELECT policy, rule, kind, run_id, rows FROM assessed_chunks "
-        "WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id IS NOT ? "
-        "ORDER BY run_id DESC, rowid", (exclude,),
+        f"WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id {sql.IS_DISTINCT} ? "
+        f"ORDER BY run_id DESC, {sql.INSERTION_ORDER}", (exclude,),
     ):
         rows = json.loads(text)
         ids, runs, dates = grouped.setdefault((policy, rule, kind), ([], [], []))
