@@ -24,7 +24,8 @@ from ecorules.engine._nightly import run_nightly
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "examples" / "registry.csv"
 CASES = ROOT / "examples" / "cases.csv"
-DAYS = (dt.date(2012, 4, 14), dt.date(2013, 6, 30))
+# the case table's cases are of 2024: judged on both days, the second run finds them assessed once
+DAYS = (dt.date(2025, 3, 1), dt.date(2025, 6, 30))
 EXPORTED = ("findings", "district_totals", "sanctions", "rejects", "assessed")
 
 
@@ -32,9 +33,16 @@ def in_schema(url: str, schema: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
-def scored(out) -> list[dict]:
-    """Two runs of the example registry and case table, the second a year on."""
-    return [run_nightly(REGISTRY, out, cases=CASES, as_of=day, progress=False, threads=1).to_dict() for day in DAYS]
+INPUTS = {  # registry, case table, the days of two runs, the tables that must have rows
+    "cases": (REGISTRY, CASES, DAYS, ("findings", "sanctions", "assessed")),
+    "bad rows": (ROOT / "examples" / "registry_bad.csv", None, (dt.date(2012, 4, 14), dt.date(2013, 6, 30)),
+                 ("rejects",)),
+}
+
+
+def scored(out, registry, cases, days) -> list[dict]:
+    """Two runs of a registry (and case table), the second on a later day."""
+    return [run_nightly(registry, out, cases=cases, as_of=day, progress=False, threads=1).to_dict() for day in days]
 
 
 def exported(db, tmp_path: Path, label: str) -> dict[str, list[list[str]]]:
@@ -63,21 +71,27 @@ def without_ids(value):
     return value
 
 
-def test_the_same_results_lists_and_changes_as_the_sqlite_store(postgres_db, tmp_path):
+@pytest.mark.parametrize("given", INPUTS)
+def test_the_same_results_lists_and_changes_as_the_sqlite_store(postgres_db, tmp_path, given):
+    registry, cases, days, filled = INPUTS[given]
     sqlite_db, pg = tmp_path / "r.sqlite", in_schema(postgres_db, "ecorules")
-    summaries = {label: scored(db) for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
+    summaries = {label: scored(db, registry, cases, days) for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
     assert without_ids(summaries["postgres"]) == without_ids(summaries["sqlite"])
     first = summaries["postgres"][0]
-    assert first["rows_in"] == first["rows_scored"] + first["rows_rejected"] and first["rows_rejected"] > 0
+    assert first["rows_in"] == first["rows_scored"] + first["rows_rejected"] > 0
     tables = {label: exported(db, tmp_path, label) for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
     assert tables["postgres"] == tables["sqlite"]
-    assert all(len(tables["postgres"][f"previous {t}"]) > 1 for t in ("findings", "sanctions", "rejects"))
+    assert all(len(tables["postgres"][f"previous {t}"]) > 1 for t in filled)
+    if cases is not None:
+        assert summaries["postgres"][1]["already_assessed"] > 0
     changes = {label: compare_runs(db, "previous", limit=0) for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
     assert without_ids(changes["postgres"]) == without_ids(changes["sqlite"])
-    day = DAYS[1]
+    day = days[1]
     on_lists = {label: lists_as_of(db, day) for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
     assert without_ids(on_lists["postgres"]) == without_ids(on_lists["sqlite"])
-    assert on_lists["postgres"]["on_list"]
+    if not on_lists["postgres"]["on_list"]:
+        assert cases is None  # (every row of the bad registry is a reject)
+        return
     # an entry ended by a decision, in each store: the same entry afterwards
     key = on_lists["postgres"]["on_list"][0]
     ids = {label: next(e["id"] for e in on_lists[label]["on_list"]
