@@ -541,7 +541,7 @@ COPY_TYPES = {
                     "started": "text", "rows": "text"},
 }
 _INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((?:\?, )*\?\)\s*$")
-_COPY_BUFFER = 32 << 20  # characters of text held before a COPY: bounded memory, few COPYs
+_COPY_BUFFER = 4 << 20  # characters held before a COPY: sent while the next batches are read and scored
 
 
 @functools.lru_cache(maxsize=64)
