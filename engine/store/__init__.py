@@ -85,4 +85,5 @@ def shown(target: str | os.PathLike) -> str:
     return str(_backend(target).StoreUrl.parse(target)) if is_url(target) else os.fspath(target)
 
 
-__all__ = [name for name in dir(sys.modules[__name__]) if not name.startswith("_")]
+__all__ = [name for name, value in vars(sys.modules[__name__]).items()
+           if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"]

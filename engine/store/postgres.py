@@ -32,8 +32,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -94,10 +97,9 @@ class StoreUrl:
         if schema is not None and (not schema.strip() or "\0" in schema):
             raise StoreError(f"{text}: schema= must be a non-empty name without NUL characters")
         url = cls(base + ("?" + "&".join(passed) if passed else ""), schema or DEFAULT_SCHEMA)
+        conninfo = _psycopg().conninfo
         try:
-            parameters = _psycopg().conninfo.conninfo_to_dict(url.connection)
-        except StoreError:
-            raise
+            parameters = conninfo.conninfo_to_dict(url.connection)
         except Exception as error:  # noqa: BLE001 - libpq's parse errors
             raise StoreError(f"{url}: libpq cannot read the URL: {redact(str(error))}") from error
         if "password" in parameters:
@@ -569,10 +571,11 @@ class RunWriter(sqlite.RunWriter):
     slot tables are held and sent by binary COPY, a table at a time, before any other
     statement (which may read them) and before the commit."""
 
-    _database_errors = ()  # set on first use: psycopg's errors (the import is optional)
+    @property
+    def _database_errors(self) -> tuple[type[BaseException], ...]:
+        return (_psycopg().Error,)
 
     def _open(self):
-        type(self)._database_errors = (_psycopg().Error,)
         self._held: dict[tuple[str, tuple[str, ...]], list] = {}
         self._held_size = 0
         connection = connect(self.path)
@@ -658,10 +661,7 @@ def declared_columns(connection: Connection, table: str) -> list[tuple[str, str]
 
 
 def start_run(connection: Connection, *, as_of, source: str, policy_fingerprint: str, policies, version: str) -> int:
-    import json
-    import os
-    import socket
-
+    """SQLite's start_run, the new id by RETURNING (psycopg has no lastrowid)."""
     connection.execute("BEGIN")
     try:
         run_id = connection.execute(
