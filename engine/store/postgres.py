@@ -220,10 +220,16 @@ def _version(connection: Connection) -> int | None:
     return int(row[0]) if row else None
 
 
+def _relations(connection: Connection) -> list[str]:
+    """The tables and views of the store's schema, from the catalogue (information_schema
+    shows only those the user has a privilege on)."""
+    return [r[0] for r in connection.execute(
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname", (connection.url.schema,))]
+
+
 def _has_table(connection: Connection, name: str) -> bool:
-    return connection.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        (connection.url.schema, name)).fetchone() is not None
+    return name in _relations(connection)
 
 
 def _lock_key(url: StoreUrl, purpose: str) -> int:
@@ -474,18 +480,19 @@ def upgrade(connection: Connection) -> tuple[int | None, int]:
     data: refused, never added to."""
     psycopg = _psycopg()
     url = connection.url
-    identifier = psycopg.sql.Identifier(url.schema)
+    current = _version(connection)
+    if current == SCHEMA_VERSION:  # nothing to do: no DDL, so a role that may only write rows runs
+        return current, current
     connection.execute("BEGIN")
     try:
         connection.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(url, "upgrade"),))
-        tables = [r[0] for r in connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
-            (url.schema,))]
+        tables = _relations(connection)
         if tables and "meta" not in tables:
             shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
             raise StoreError(f"{url}: schema {url.schema!r} holds tables that are not an ecorules results store "
                              f"({shown}); give another ?schema=")
-        connection.raw.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(identifier))
+        if connection.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ?", (url.schema,)).fetchone() is None:
+            connection.raw.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(url.schema)))
         connection.execute(f"CREATE TABLE IF NOT EXISTS meta (key {_TEXT} PRIMARY KEY, value {_TEXT} NOT NULL)")
         before = _version(connection)
         if before is not None and before > SCHEMA_VERSION:

@@ -199,3 +199,28 @@ def test_the_runs_table_and_summary_name_the_store_without_credentials(postgres_
     with psycopg.connect(postgres_db) as connection:
         row = connection.execute("SELECT * FROM ecorules.runs").fetchone()
     assert postgres_server.password not in json.dumps([str(v) for v in row], ensure_ascii=False)
+
+
+def test_a_role_that_may_only_write_rows_runs_once_the_owner_has_upgraded(postgres_db):
+    """Production: the schema's owner runs ``db upgrade``; the nightly job's role may read and
+    write rows, not make tables, and a run at the current version makes none."""
+    pg = in_schema(postgres_db, "ecorules")
+    assert CliRunner().invoke(main, ["db", "upgrade", "--out", pg]).exit_code == 0
+    role = "nightly_" + postgres_db.split("?")[0].rsplit("/", 1)[1]
+    database = postgres_db.split("?")[0].rsplit("/", 1)[1]
+    with psycopg.connect(postgres_db, autocommit=True) as connection:
+        connection.execute(f'CREATE ROLE "{role}" LOGIN')
+        connection.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC')
+        connection.execute(f'GRANT USAGE ON SCHEMA ecorules TO "{role}"')
+        connection.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ecorules TO "{role}"')
+        connection.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA ecorules TO "{role}"')
+    as_role = pg.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+    assert as_role != pg
+    try:
+        summary = run_nightly(REGISTRY, as_role, cases=CASES, as_of=DAYS[1], progress=False, threads=1)
+        assert summary.status == "done" and summary.rows_in > 0
+        assert lists_as_of(as_role, DAYS[1])["on_list"]
+    finally:
+        with psycopg.connect(postgres_db, autocommit=True) as connection:
+            connection.execute(f'DROP OWNED BY "{role}"')
+            connection.execute(f'DROP ROLE "{role}"')
