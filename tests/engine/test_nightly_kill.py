@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,6 +53,12 @@ def exists(db) -> bool:
     return True
 
 
+def reader(db):
+    """A plain sqlite3 connection to the file (as every test before the PostgreSQL store read
+    it), or the store's connection to the schema."""
+    return store.connect(db, readonly=True) if store.is_url(db) else sqlite3.connect(db, timeout=30)
+
+
 def start_child(registry: Path, db, batch_rows: int) -> tuple[subprocess.Popen, float]:
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(registry), str(db), str(batch_rows)],
@@ -64,7 +71,7 @@ def start_child(registry: Path, db, batch_rows: int) -> tuple[subprocess.Popen, 
 
 def check_consistent(db, statuses_out: dict | None = None) -> dict:
     """What every reader must be able to rely on, whenever it looks."""
-    connection = store.connect(db, readonly=True)
+    connection = reader(db)
     try:
         if not store.is_url(db):
             assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -149,7 +156,7 @@ def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path, new_store):
     child.stdout.close()
     child.stderr.close()
     assert check_consistent(db) == reference
-    connection = store.connect(db, readonly=True)
+    connection = reader(db)
     statuses = dict(connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     assert statuses["done"] == 1 and "running" not in statuses
     # every run killed after it had registered is marked failed by the next one
