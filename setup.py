@@ -16,6 +16,7 @@ PACKAGES = {
     "ecorules.engine.diff": "engine/diff",
     "ecorules.engine.cases": "engine/cases",
     "ecorules.engine.sources": "engine/sources",
+    "ecorules.engine.store": "engine/store",
     "ecorules.engine.distributed": "engine/distributed",
     "ecorules.fastcalc": "fastcalc",
     "ecorules.policies": "policies",

@@ -26,15 +26,14 @@ import json
 import sqlite3
 from typing import Any
 
-from . import _store as store
+from . import store
 from ._ledger_money import YUAN, in_yuan, sum_unit, yuan_json
 from ._lists import entry_changes
 
-_POLICY_ID = "CASE WHEN instr(policy, '@') THEN substr(policy, 1, instr(policy, '@') - 1) ELSE policy END"
 
 
 def _items(connection: sqlite3.Connection, sql: str, params: tuple, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    count = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    count = connection.execute(f"SELECT count(*) FROM ({sql}) AS listed", params).fetchone()[0]
     cursor = connection.execute(sql + (" LIMIT ?" if limit else ""), params + ((limit,) if limit else ()))
     names = [d[0] for d in cursor.description]
     return count, [dict(zip(names, row, strict=True)) for row in cursor]
@@ -56,13 +55,16 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
     report: dict[str, Any] = {"since": old, "run": new, "unit": unit, "warnings": _warnings(connection, old, new)}
     units = store.has_units(connection)  # else a store before version 8, read as it is: all whole yuan
     amount_fen = "amount_fen" if units else "amount_yuan * 100"
+    dialect = store.dialect(connection)
     for table in ("list_changes", "finding_changes"):
-        connection.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        connection.execute(f"DROP TABLE IF EXISTS {dialect.TEMP}.{table}")
     connection.execute(
         """
         CREATE TEMP TABLE list_changes AS
-        SELECT list, uscc, max(run_id = :new) AS now FROM sanctions WHERE run_id IN (:old, :new)
-        GROUP BY list, uscc HAVING max(run_id = :new) != max(run_id = :old)
+        SELECT list, uscc, max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) AS now FROM sanctions
+        WHERE run_id IN (:old, :new)
+        GROUP BY list, uscc
+        HAVING max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) != max(CASE WHEN run_id = :old THEN 1 ELSE 0 END)
         """,
         {"old": old, "new": new},
     )
@@ -76,12 +78,13 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
     connection.execute(
         f"""
         CREATE TEMP TABLE finding_changes AS
-        SELECT uscc, {_POLICY_ID} AS policy, rule, payer,
-               sum(CASE WHEN run_id = :old THEN {amount_fen} END) AS before_fen,
-               sum(CASE WHEN run_id = :new THEN {amount_fen} END) AS after_fen
-        FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
-        GROUP BY uscc, 2, rule, payer
-        HAVING before_fen IS NOT after_fen
+        SELECT * FROM (
+            SELECT uscc, {dialect.policy_id("policy")} AS policy, rule, payer,
+                   sum(CASE WHEN run_id = :old THEN {amount_fen} END) AS before_fen,
+                   sum(CASE WHEN run_id = :new THEN {amount_fen} END) AS after_fen
+            FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
+            GROUP BY uscc, 2, rule, payer) g
+        WHERE before_fen {dialect.IS_DISTINCT} after_fen
         """,
         {"old": old, "new": new},
     )

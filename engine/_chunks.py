@@ -1,6 +1,6 @@
 """How findings and list entries are laid out in the store's per-batch JSON chunks.
 
-A chunk is one JSON array per slot and batch (``_store.FINDINGS_VIEW``, ``SANCTIONS_VIEW``),
+A chunk is one JSON array per slot and batch (``store.sqlite.FINDINGS_VIEW``, ``SANCTIONS_VIEW``),
 built from Arrow columns in one pass, text escaped only where it needs to be. Shared by the
 registry batches (``_nightly.py``) and the case table (``cases/_write.py``).
 """
@@ -158,7 +158,7 @@ def sanction_chunk(program, result, slot: int, picked: np.ndarray, subjects: pa.
                    case_ids: pa.Array | None = None) -> str:
     """The JSON entries of sanction ``slot`` at rows ``picked``: plain usccs when it gives no
     dates and is no case's, else ``[uscc, case_id or "", start, planned_end]`` (ISO dates,
-    null for the default start or an open end; see _store.SANCTIONS_VIEW)."""
+    null for the default start or an open end; see store.sqlite.SANCTIONS_VIEW)."""
     dated = getattr(result, "dates", None) is not None and hasattr(program, "entry_dates")
     start, end = program.entry_dates(result, slot, picked) if dated else (None, None)
     return entries_json(subjects, start, end, case_ids)

@@ -58,8 +58,9 @@ class _Commands(click.Group):
     """Every subcommand also takes -v (people type it after the command as often as before)."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        if not any("--verbose" in getattr(p, "opts", ()) for p in cmd.params):
-            cmd.params.append(_verbose_option())
+        for command in (cmd, *getattr(cmd, "commands", {}).values()):  # a group's (ecorules db upgrade) too
+            if not any("--verbose" in getattr(p, "opts", ()) for p in command.params):
+                command.params.append(_verbose_option())
         super().add_command(cmd, name)
 
 

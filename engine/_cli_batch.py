@@ -19,6 +19,8 @@ from ._cli_common import (
     EXIT_OK,
     FORMAT_OPTION,
     LOCATION,
+    STORE,
+    STORE_HELP,
     POLICIES_OPTION,
     Date,
     print_json,
@@ -37,13 +39,13 @@ def _fail(message: str, output_format: str = "text") -> None:
 
 
 
-_DB = click.option("--db", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
-                   help="The results database written by `ecorules run`.")
+_DB = click.option("--db", type=STORE, default=Path("results.sqlite"), show_default=True,
+                   help=f"The results store written by `ecorules run`: {STORE_HELP}.")
 
 @click.command()
 @registry_options
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results.sqlite"), show_default=True,
-              help="The SQLite results database (created if missing; runs accumulate in it).")
+@click.option("--out", type=STORE, default=Path("results.sqlite"), show_default=True,
+              help=f"The results store (created if missing; runs accumulate in it): {STORE_HELP}.")
 @click.option("--cases", type=LOCATION, default=None,
               help="A case table (one row per case; same formats as --registry), judged by the case "
                    "policies and rolled up onto the registry's enterprises.")
@@ -373,6 +375,37 @@ def gen_registry(rows, seed, out, headers, output_format):
     sys.exit(EXIT_OK)
 
 
-COMMANDS = [run, export, changes, lists, gen_registry]
+@click.group("db")
+def db_group():
+    """The results store itself."""
+
+
+@db_group.command("upgrade")
+@click.option("--out", type=STORE, required=True, help=f"The results store: {STORE_HELP}.")
+@FORMAT_OPTION
+def db_upgrade(out, output_format):
+    """Make the results store, or bring its schema to this ecorules' version (every run does
+    this first; idempotent).
+
+    \b
+    Example:
+      ecorules db upgrade --out "postgresql:///bureau?schema=ecorules"
+    """
+    from . import store
+
+    try:
+        connection = store.connect(out)
+        connection.close()
+    except EcorulesError as error:
+        _fail(str(error), output_format)
+    if output_format == "json":
+        print_json({"status": "done", "exit_code": EXIT_OK, "store": store.shown(out),
+                    "schema_version": store.SCHEMA_VERSION})
+    else:
+        click.echo(f"{store.shown(out)}: results schema version {store.SCHEMA_VERSION}")
+    sys.exit(EXIT_OK)
+
+
+COMMANDS = [run, export, changes, lists, gen_registry, db_group]
 
 __all__ = ["COMMANDS"]

@@ -52,6 +52,33 @@ class Location(click.ParamType):
 
 LOCATION = Location()
 
+
+class StoreLocation(click.ParamType):
+    """The results store: an SQLite file (a Path) or ``postgresql:///DB?schema=NAME`` (the URL's
+    text, checked here: a URL with a password is refused before anything echoes it)."""
+
+    name = "FILE|URL"
+
+    def convert(self, value, param, ctx):
+        from .store import StoreError, is_url
+
+        if isinstance(value, Path):
+            return value
+        if is_url(value):
+            from .store.postgres import StoreUrl
+
+            try:
+                StoreUrl.parse(value)
+            except StoreError as error:
+                self.fail(str(error), param, ctx)
+            return value.strip()
+        return Path(value)
+
+
+STORE = StoreLocation()
+STORE_HELP = ("an SQLite file, or a schema of a PostgreSQL database: postgresql:///DB?schema=NAME (default schema "
+              "ecorules; no password in the URL: PGPASSWORD, ~/.pgpass or a service file)")
+
 POLICIES_OPTION = click.option(
     "--policies", "policies_dir", type=click.Path(exists=True, path_type=Path), default=None,
     help="Folder (or file) of policies. Default: the shipped Zhengzhou set.",

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import _store as store
+from . import store
 from ._ledger_money import FEN
 
 CHUNK_ROWS = 100_000
@@ -30,8 +30,7 @@ _FEN_YUAN = pa.decimal128(38, 2)
 
 def _schema(connection: sqlite3.Connection, table: str, in_fen: bool) -> pa.Schema:
     fields = []
-    for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})"):
-        declared = (declared or store.VIEW_COLUMN_TYPES[name]).upper()
+    for name, declared in store.dialect(connection).declared_columns(connection, table):
         if declared == store.MONEY:
             kind = _FEN_YUAN if in_fen else pa.int64()
         else:
@@ -43,6 +42,8 @@ def _schema(connection: sqlite3.Connection, table: str, in_fen: bool) -> pa.Sche
 def _column(values, field: pa.Field) -> pa.Array:
     if field.type == _FEN_YUAN:  # ints (yuan) and exact texts ("0.48"): never through a float
         values = [None if v is None else Decimal(str(v)) for v in values]
+    elif field.type == pa.int64() and any(type(v) is Decimal for v in values):  # PostgreSQL's numeric yuan
+        values = [None if v is None else int(v) for v in values]
     return pa.array(values, field.type)
 
 
@@ -60,7 +61,7 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
     connection = store.connect(db, readonly=True)
     try:
         run_id = store.resolve_run(connection, run, done=table != "runs")
-        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+        if not store.dialect(connection).has_relation(connection, table):
             raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
         in_fen = store.run_unit(connection, run_id) == FEN
         schema = _schema(connection, table, in_fen)

@@ -1,5 +1,5 @@
 """Amounts as the results database and the commands show them: an integer of fen, and the
-unit it is shown in (see ``_store``'s *Money*).
+unit it is shown in (see ``store.sqlite``'s *Money*).
 
 Totals are kept in fen while they are summed, whatever the units of their parts, so that a
 sum of yuan and fen findings is exact; a total is shown in fen if any of its parts is, so a

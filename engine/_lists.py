@@ -26,7 +26,7 @@ justification does not enter it again (a served or lifted entry is not re-impose
 facts that imposed it; a new case is a new key). ``end_by_decision`` ends an entry by an
 explicit decision (exit ``decision``).
 
-What a run writes is what changed (store version 8, ``_store.LIST_ENTRIES_VIEW``): the entries
+What a run writes is what changed (store version 8, ``store.sqlite.LIST_ENTRIES_VIEW``): the entries
 it entered, as chunks, and a row for each entry that ended or whose planned end, start or text
 changed. An open entry that the run finds justified as it was is not written: its
 ``last_run`` is the last run that judged its scope, which kept it (a run judging an open
@@ -56,12 +56,10 @@ from ecorules.rules._arrow import (
     strings,
 )
 
-from . import _store as store
+from . import store
 from ._chunks import _json_rows, codes_of_json
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
-_POLICY_ID = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, 1, instr(s.policy, '@') - 1) ELSE s.policy END"
-_VERSION = "CASE WHEN instr(s.policy, '@') THEN substr(s.policy, instr(s.policy, '@') + 1) ELSE '' END"
 
 
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
@@ -79,7 +77,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     The justified set and the open entries are compared in Arrow (hash lookups on a key
     text); only what changed is written: entered entries as chunks, and a row of
     ``list_state`` for each entry that ends or whose planned end, start or text changes. An
-    open entry still justified as it was costs no write (see ``_store.LIST_ENTRIES_VIEW``)."""
+    open entry still justified as it was costs no write (see ``store.sqlite.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
@@ -144,19 +142,21 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
                 counts["no_longer_justified"] += 1
     written = sorted(ended) + [i for i in np.flatnonzero(changed).tolist() if i not in ended]
     rows = live.take(from_numbers(np.array(written, np.int64))).to_pylist()
-    db.executemany("""INSERT OR REPLACE INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end,
-                      ended, exit, exit_reason, first_run, last_run, exit_run)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                   [(r["id"], r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
+    sql = store.dialect(db)
+    sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), [(r["id"], r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
                      *((ended[i][1], ended[i][0], ended[i][2]) if i in ended else (None, None, None)),
                      r["first_run"], r["last_run"], run_id if i in ended else None)
                     for i, r in zip(written, rows, strict=True)])
     # this run judged the entries of every policy it was not told to leave alone
     policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
-    db.executemany("INSERT OR REPLACE INTO list_scopes (policy, cases, last_run) VALUES (?, ?, ?)",
-                   [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
+    sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
+                     [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
     _drop_spent_chunks(db)
     return counts
+
+
+_STATE_COLUMNS = ("id", "rule_id", "uscc", "tag", "case_id", "text_id", "started", "planned_end", "ended", "exit",
+                  "exit_reason", "first_run", "last_run", "exit_run")
 
 
 def _keys(entries: pa.Table) -> pa.Array:
@@ -207,11 +207,13 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
     of the run share a key, the earliest start wins, the latest planned end (open when any is
     open), and the version, reason and citation that sort first."""
     params = {"run": run_id}
-    db.execute(f"""INSERT OR IGNORE INTO list_rules (list, policy, rule)
-                   SELECT DISTINCT s.list, {_POLICY_ID}, s.rule FROM sanction_slots s WHERE s.run_id = :run""", params)
-    db.execute(f"""INSERT OR IGNORE INTO list_texts (version, reason, citation)
+    sql = store.dialect(db)
+    _POLICY_ID, _VERSION = sql.policy_id("s.policy"), sql.policy_version("s.policy")
+    db.execute(sql.insert_missing("list_rules", "list, policy, rule", f"""
+                   SELECT DISTINCT s.list, {_POLICY_ID}, s.rule FROM sanction_slots s WHERE s.run_id = :run"""), params)
+    db.execute(sql.insert_missing("list_texts", "version, reason, citation", f"""
                    SELECT DISTINCT {_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, '')
-                   FROM sanction_slots s WHERE s.run_id = :run""", params)
+                   FROM sanction_slots s WHERE s.run_id = :run"""), params)
     slots = db.execute(f"""
         SELECT s.slot, r.id, t.id, t.version, t.reason, t.citation
         FROM sanction_slots s
@@ -504,16 +506,7 @@ def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, 
 
 def _as_row(connection: sqlite3.Connection, entry_id: int) -> None:
     """Entry ``entry_id`` as a row of ``list_state``, when it is still only a chunk's element."""
-    connection.execute("""
-        INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
-        SELECT c.first_id + e.key, c.rule_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END,
-               CASE e.type WHEN 'array' THEN e.value ->> 1 ELSE '' END,
-               CASE e.type WHEN 'array' THEN nullif(e.value ->> 2, '') END, c.text_id,
-               CASE e.type WHEN 'array' THEN e.value ->> 3 ELSE c.started END,
-               CASE e.type WHEN 'array' THEN nullif(e.value ->> 4, '') END, c.run_id, c.run_id
-        FROM list_chunks c, json_each(c.rows) e
-        WHERE c.first_id = (SELECT max(first_id) FROM list_chunks WHERE first_id <= :id) AND c.first_id + e.key = :id
-              AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)""", {"id": entry_id})
+    connection.execute(store.dialect(connection).ENTRY_AS_ROW, {"id": entry_id})
 
 
 _COLUMNS = ("id, list, uscc, policy, version, rule, case_id, started, planned_end, ended, exit, exit_reason, reason, "
@@ -528,7 +521,7 @@ def _entries(connection: sqlite3.Connection, where: str, params: tuple, limit: i
 
 
 def _has_state(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'list_entries'").fetchone() is not None
+    return store.dialect(connection).has_relation(connection, "list_entries")
 
 
 def lists_as_of(path, day: dt.date, *, list_id: str | None = None, uscc: str | None = None) -> dict[str, Any]:

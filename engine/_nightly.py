@@ -33,7 +33,7 @@ from typing import Any
 
 from ecorules.rules import EcorulesError, PolicySet, load_policies
 
-from . import _store as store
+from . import store
 from ._chunks import _json_rows, entries_json, sanction_slot_rows
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, streamed, take_census, unique_key
@@ -256,7 +256,7 @@ class NightlyRun:
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
                  recurse: bool = True, duplicates: str = "reject"):
-        self.registry_path, self.out = as_location(registry), Path(out)
+        self.registry_path, self.out = as_location(registry), (out.strip() if store.is_url(out) else Path(out))
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
         # Reading and writing run in threads of their own (mostly outside the GIL): the kernel
@@ -425,7 +425,7 @@ class NightlyRun:
                 log.info("run %s already scored this input under these policies on %s", candidate, self.as_of)
                 with connection:  # the files' new times: the next run finds it without hashing
                     connection.execute("UPDATE runs SET input_stat = ? WHERE id = ?", (input_stat, candidate))
-                summary = load_summary(connection, candidate, str(self.out))
+                summary = load_summary(connection, candidate, store.shown(self.out))
                 summary.reused = True
                 summary.seconds = time.monotonic() - started
                 return summary
@@ -439,7 +439,7 @@ class NightlyRun:
             connection, as_of=self.as_of, source=str(self.registry_path),
             policy_fingerprint=policy_fingerprint, policies=self._policy_rows(), version=ecorules_version(),
         )
-        log.info("run %s: %s -> %s, as of %s, %s thread(s)", run_id, self.registry_path, self.out, self.as_of, self.threads)
+        log.info("run %s: %s -> %s, as of %s, %s thread(s)", run_id, self.registry_path, store.shown(self.out), self.as_of, self.threads)
         described = registry.described()
         for about in described:
             if "encoding" in about:
@@ -510,7 +510,7 @@ class NightlyRun:
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 log.exception("could not mark run %s failed", run_id)
             raise
-        summary = load_summary(connection, run_id, str(self.out))
+        summary = load_summary(connection, run_id, store.shown(self.out))
         summary.replaced_run = replaced
         summary.seconds = time.monotonic() - started
         summary.encodings = registry.encodings

@@ -4,7 +4,7 @@ The Zhengzhou measures deduct "一例一次" (once per case) and the law fines a
 nightly run over a case table that still lists a case assessed by an earlier run must not
 assess it again. The results store remembers every assessment, read through the view
 ``assessed`` (one row per imposed finding of a case, stored in chunks, see
-``_store.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
+``store.sqlite.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
 the case's decision date). An assessment is identified by (case_id, policy id, rule,
 kind): the policy's version is not part of it, so a new version of a statute does not fine
 the same case again.
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
-from .. import _store as store
+from .. import store
 from .._chunks import CHUNK_ROWS, _json_rows
 from .._lists import _optional_strings
 
@@ -143,10 +143,11 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
     grouped: dict[tuple[str, str, str], tuple[list, list, list]] = {}
     # newest run first: a case's first occurrence under its key is its current assessment
+    sql = store.dialect(connection)
     for policy, rule, kind, run, text in connection.execute(
         "SELECT policy, rule, kind, run_id, rows FROM assessed_chunks "
-        "WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id IS NOT ? "
-        "ORDER BY run_id DESC, rowid", (exclude,),
+        f"WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id {sql.IS_DISTINCT} ? "
+        f"ORDER BY run_id DESC, {sql.INSERTION_ORDER}", (exclude,),
     ):
         rows = json.loads(text)
         ids, runs, dates = grouped.setdefault((policy, rule, kind), ([], [], []))

@@ -1,7 +1,7 @@
 """The case stage's results into the run's store and totals.
 
 A case's finding is a row ``[uscc, amount_yuan, payer, case_id, status, superseded_by]`` of
-a chunk (``_store.FINDINGS_VIEW``), written ``[uscc, amount_yuan, payer, case_id]`` when the
+a chunk (``store.sqlite.FINDINGS_VIEW``), written ``[uscc, amount_yuan, payer, case_id]`` when the
 finding is imposed (the view reads a missing status as imposed and a missing superseded_by as
 null): most findings are, and every byte is parsed again by whoever reads the view. The rows
 are laid out by one Arrow join per chunk; the texts are checked for characters JSON must
@@ -31,7 +31,7 @@ from ecorules.rules._arrow import (
 from ecorules.rules._choices import resolve
 
 from .. import _law_notes as law_notes
-from .. import _store as store
+from .. import store
 from .._chunks import (
     CHUNK_ROWS,
     _joined_rows,

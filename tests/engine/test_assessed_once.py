@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from click.testing import CliRunner
-from ecorules.engine import _store as store
+from ecorules.engine import store
 from ecorules.engine._cli import main
 from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly

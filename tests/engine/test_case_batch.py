@@ -179,7 +179,7 @@ def test_without_cases_a_run_is_as_it_was(tmp_path):
 
 
 def test_an_old_results_database_is_migrated(tmp_path):
-    from ecorules.engine import _store as store
+    from ecorules.engine import store
 
     path = tmp_path / "old.sqlite"
     run_nightly(EXAMPLES / "registry.csv", path, as_of=dt.date(2012, 4, 14))

@@ -275,7 +275,7 @@ def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
 
 
 def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_findings(tmp_path):
-    from ecorules.engine import _store as store
+    from ecorules.engine import store
 
     path = tmp_path / "old.sqlite"
     run_nightly(EXAMPLES / "registry.csv", path, as_of=dt.date(2012, 4, 14))

@@ -27,7 +27,10 @@ def ecorules(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_command_offers_json_and_verbosity():
-    for name, command in main.commands.items():
+    leaves = {f"{name} {sub}": command for name, group in main.commands.items()
+              for sub, command in getattr(group, "commands", {}).items()}
+    for name, command in {**{n: c for n, c in main.commands.items() if n not in {k.split()[0] for k in leaves}},
+                          **leaves}.items():
         options = {opt for param in command.params for opt in getattr(param, "opts", ())}
         assert "--format" in options, f"ecorules {name} has no --format"
         assert "-v" in options, f"ecorules {name} takes no -v"

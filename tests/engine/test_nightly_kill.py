@@ -1,5 +1,6 @@
 """kill -9 at many moments of a large nightly run: the database stays consistent, and the
-next run completes with the same results as an undisturbed run.
+next run completes with the same results as an undisturbed run. Each test runs against both
+stores: an SQLite file and a schema of a real PostgreSQL server (postgres_server.py).
 
 The moments are spread over the whole run (one in each of K equal slices of its measured
 duration, at a random point of the slice), so they fall into every phase: opening the
@@ -24,13 +25,41 @@ import pytest
 from nightly_data import make_registry
 from nightly_standin import compile_standin, scorer
 
+from ecorules.engine import store
+
 CHILD = Path(__file__).with_name("nightly_kill_child.py")
 STRESS = int(os.environ.get("ECORULES_STRESS", "1") or 1)
 MOMENTS = 21 * STRESS
 RESULT_TABLES = ("finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects")
 
 
-def start_child(registry: Path, db: Path, batch_rows: int) -> tuple[subprocess.Popen, float]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_store(request, tmp_path):
+    """A function giving the location of a new, empty store by name: a file, or a schema."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / f"{name}.sqlite"
+    url = request.getfixturevalue("postgres_db")
+    return lambda name: f"{url}{'&' if '?' in url else '?'}schema={name}"
+
+
+def exists(db) -> bool:
+    """Whether a run has made the store (a killed first run may not have)."""
+    if not store.is_url(db):
+        return Path(db).exists()
+    try:
+        store.connect(db, readonly=True).close()
+    except store.StoreError:
+        return False
+    return True
+
+
+def reader(db):
+    """A plain sqlite3 connection to the file (as every test before the PostgreSQL store read
+    it), or the store's connection to the schema."""
+    return store.connect(db, readonly=True) if store.is_url(db) else sqlite3.connect(db, timeout=30)
+
+
+def start_child(registry: Path, db, batch_rows: int) -> tuple[subprocess.Popen, float]:
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(registry), str(db), str(batch_rows)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -40,11 +69,12 @@ def start_child(registry: Path, db: Path, batch_rows: int) -> tuple[subprocess.P
     return child, time.monotonic()
 
 
-def check_consistent(db: Path, statuses_out: dict | None = None) -> dict:
+def check_consistent(db, statuses_out: dict | None = None) -> dict:
     """What every reader must be able to rely on, whenever it looks."""
-    connection = sqlite3.connect(db, timeout=30)
+    connection = reader(db)
     try:
-        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if not store.is_url(db):
+            assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         statuses = dict(connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
         assert statuses.get("running", 0) <= 1, statuses  # at most the one just killed
         if statuses_out is not None:
@@ -82,21 +112,21 @@ def check_consistent(db: Path, statuses_out: dict | None = None) -> dict:
         connection.close()
 
 
-def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path):
+def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path, new_store):
     real_kernel = scorer() is not compile_standin
     rows = 600_000 if real_kernel else 12_000
     registry = tmp_path / "registry.parquet"
     pq.write_table(make_registry(rows, seed=42, case_share=0.15), registry, row_group_size=50_000)
     batch_rows = 20_000 if real_kernel else 1_000
 
-    reference_db = tmp_path / "reference.sqlite"
+    reference_db = new_store("reference")
     child, started = start_child(registry, reference_db, batch_rows)
     assert child.wait(timeout=300) == 0, child.stderr.read()
     duration = time.monotonic() - started
     reference = check_consistent(reference_db)
     assert reference["rows"][0] == rows and reference["findings"] > 0
 
-    db = tmp_path / "killed.sqlite"
+    db = new_store("killed")
     rng = random.Random(1234)
     moments = [duration * (i + rng.random()) / MOMENTS for i in range(MOMENTS)]
     rng.shuffle(moments)
@@ -113,7 +143,7 @@ def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path):
         child.wait(timeout=60)
         child.stdout.close()
         child.stderr.close()
-        if db.exists():
+        if exists(db):
             statuses: dict = {}
             state = check_consistent(db, statuses)
             left_running |= statuses["running ids"]
@@ -126,7 +156,7 @@ def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path):
     child.stdout.close()
     child.stderr.close()
     assert check_consistent(db) == reference
-    connection = sqlite3.connect(db)
+    connection = reader(db)
     statuses = dict(connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     assert statuses["done"] == 1 and "running" not in statuses
     # every run killed after it had registered is marked failed by the next one
@@ -134,12 +164,12 @@ def test_kill_nine_at_many_moments_then_a_complete_rerun(tmp_path):
 
 
 @pytest.mark.parametrize("phase", ["reading", "writing"])
-def test_kill_during_a_run_keeps_the_previous_results(tmp_path, phase):
+def test_kill_during_a_run_keeps_the_previous_results(tmp_path, new_store, phase):
     """A forced rerun killed half-way must leave the earlier, complete run untouched."""
     rows = 300_000 if scorer() is not compile_standin else 6_000
     registry = tmp_path / "registry.parquet"
     pq.write_table(make_registry(rows, seed=7, case_share=0.2), registry)
-    db = tmp_path / "r.sqlite"
+    db = new_store("r")
     child, started = start_child(registry, db, 10_000 if rows > 10_000 else 500)
     assert child.wait(timeout=300) == 0
     duration = time.monotonic() - started
@@ -149,3 +179,38 @@ def test_kill_during_a_run_keeps_the_previous_results(tmp_path, phase):
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)
     assert check_consistent(db) == before
+
+
+def test_a_reader_during_a_run_sees_the_previous_complete_run_and_a_second_run_refuses(tmp_path, new_store):
+    """While a forced rerun writes, readers see the earlier run whole (and only it), and (on
+    PostgreSQL) a second run at once is refused with a clear reason, not queued or interleaved."""
+    from ecorules.engine._nightly import run_nightly
+
+    rows = 300_000 if scorer() is not compile_standin else 6_000
+    registry = tmp_path / "registry.parquet"
+    pq.write_table(make_registry(rows, seed=11, case_share=0.2), registry)
+    db = new_store("during")
+    batch_rows = 10_000 if rows > 10_000 else 500
+    child, started = start_child(registry, db, batch_rows)
+    assert child.wait(timeout=300) == 0, child.stderr.read()
+    duration = time.monotonic() - started
+    before = check_consistent(db)
+    child, started = start_child(registry, db, batch_rows)
+    seen, refused = 0, None
+    # reads until well before the rerun could commit (it takes about as long as the first run)
+    while child.poll() is None and time.monotonic() - started < duration * 0.6:
+        # (on SQLite a second run first waits for the writer's lock of the file, in connect)
+        if store.is_url(db) and time.monotonic() - started > duration * 0.2 and refused is None:
+            with pytest.raises(store.StoreError) as refused:
+                run_nightly(registry, db, batch_rows=batch_rows, force=True, progress=False,
+                            compile_program=scorer(), threads=1)
+        statuses: dict = {}
+        assert check_consistent(db, statuses) == before
+        seen += bool(statuses.get("running"))
+        time.sleep(0.05)
+    child.kill()
+    child.wait(timeout=60)
+    child.stdout.close()
+    child.stderr.close()
+    assert seen > 0, "no read happened while the run was in progress"
+    assert not store.is_url(db) or (refused is not None and "another run is writing" in str(refused.value))

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from ecorules.engine import _store as store
+from ecorules.engine import store
 
 AS_OF = dt.date(2012, 4, 14)
 

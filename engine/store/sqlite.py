@@ -790,10 +790,29 @@ class RunWriter:
         self._started.wait()
         self._raise()
 
+    # what a failed statement raises: reported as "writing results failed"
+    _database_errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError,)
+
+    def _open(self):
+        """The writer's connection, in the run's transaction."""
+        connection = connect(self.path)
+        connection.execute("BEGIN IMMEDIATE")
+        return connection
+
+    def _do(self, connection, action: str, sql: str | None, params) -> None:
+        if action == "many":
+            connection.executemany(sql, params)
+        elif action == "one":
+            connection.execute(sql, params)
+        elif action == "commit":
+            params(connection)  # last statements, then COMMIT
+            connection.execute("COMMIT")
+        elif action == "rollback":
+            connection.execute("ROLLBACK")
+
     def _work(self) -> None:
         try:
-            connection = connect(self.path)
-            connection.execute("BEGIN IMMEDIATE")
+            connection = self._open()
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             self._error = error
             self._started.set()
@@ -811,15 +830,7 @@ class RunWriter:
                 action, sql, params = job
                 began = time.perf_counter()
                 try:
-                    if action == "many":
-                        connection.executemany(sql, params)
-                    elif action == "one":
-                        connection.execute(sql, params)
-                    elif action == "commit":
-                        params(connection)  # last statements, then COMMIT
-                        connection.execute("COMMIT")
-                    elif action == "rollback":
-                        connection.execute("ROLLBACK")
+                    self._do(connection, action, sql, params)
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self._error = error
                 self.busy[action] = self.busy.get(action, 0.0) + time.perf_counter() - began
@@ -832,7 +843,7 @@ class RunWriter:
     def _raise(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            if isinstance(error, sqlite3.DatabaseError):
+            if isinstance(error, self._database_errors):
                 raise StoreError(f"{self.path}: writing results failed: {error}") from error
             raise error
 
@@ -913,6 +924,59 @@ def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = 
     if done and row["status"] != "done":
         raise StoreError(f"run {run_id} is {row['status']}, it has no results")
     return run_id
+
+
+# -- what is not the same SQL in PostgreSQL (the dialect: see postgres.py's of the same names) ---
+
+IS_DISTINCT = "IS NOT"
+TEMP = "temp"
+INSERTION_ORDER = "rowid"  # of assessed_chunks
+
+
+def policy_id(column: str) -> str:
+    """The policy id of ``id@version`` text."""
+    return f"CASE WHEN instr({column}, '@') THEN substr({column}, 1, instr({column}, '@') - 1) ELSE {column} END"
+
+
+def policy_version(column: str) -> str:
+    return f"CASE WHEN instr({column}, '@') THEN substr({column}, instr({column}, '@') + 1) ELSE '' END"
+
+
+def insert_missing(table: str, columns: str, select: str) -> str:
+    """Insert the rows of ``select`` that ``table`` lacks (by all of ``columns``, a unique key)."""
+    return f"INSERT OR IGNORE INTO {table} ({columns}) {select}"
+
+
+def replace_rows(db: sqlite3.Connection, table: str, columns: tuple[str, ...], key: tuple[str, ...],
+                 rows: list[tuple]) -> None:
+    """Rows of ``table`` replaced by key (its primary key)."""
+    db.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                   rows)
+
+
+# list entry :id as a row of list_state when it is still only a chunk's element
+ENTRY_AS_ROW = """
+    INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
+    SELECT c.first_id + e.key, c.rule_id, CASE e.type WHEN 'array' THEN e.value ->> 0 ELSE e.value END,
+           CASE e.type WHEN 'array' THEN e.value ->> 1 ELSE '' END,
+           CASE e.type WHEN 'array' THEN nullif(e.value ->> 2, '') END, c.text_id,
+           CASE e.type WHEN 'array' THEN e.value ->> 3 ELSE c.started END,
+           CASE e.type WHEN 'array' THEN nullif(e.value ->> 4, '') END, c.run_id, c.run_id
+    FROM list_chunks c, json_each(c.rows) e
+    WHERE c.first_id = (SELECT max(first_id) FROM list_chunks WHERE first_id <= :id) AND c.first_id + e.key = :id
+          AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)"""
+
+
+def has_relation(connection: sqlite3.Connection, name: str) -> bool:
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def declared_columns(connection: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
+    """A table's or view's columns and their types as readers take them (``INTEGER``,
+    ``TEXT``, or :data:`MONEY` for an exact amount in yuan): a view's computed columns have
+    none declared, :data:`VIEW_COLUMN_TYPES` says."""
+    return [(name, (declared or VIEW_COLUMN_TYPES[name]).upper())
+            for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})")]
 
 
 __all__ = [

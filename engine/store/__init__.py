@@ -1,0 +1,89 @@
+"""The results store: where a run's results go and where export, changes, diff and lists read them.
+
+An SQLite file (:mod:`.sqlite`, the default) or a schema of a PostgreSQL database
+(:mod:`.postgres`, ``postgresql:///DB?schema=NAME``), with the same tables, views and
+guarantees. A caller names the store by its path or URL (:func:`connect`, :func:`run_lock`,
+:func:`RunWriter`) and writes and reads through the connection it gets, with sqlite3's calling
+conventions; what is not the same SQL in both is the connection's :func:`dialect`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+from . import sqlite
+from .sqlite import *  # noqa: F403 - the functions on a connection are the same SQL in both
+from .sqlite import (  # noqa: F401 - the statements and views callers write and read through
+    ASSESSED_VIEW,
+    FINDINGS_VIEW,
+    INSERT_FINDING_SLOT,
+    INSERT_FINDINGS,
+    INSERT_KIND_SANCTION_SLOT,
+    INSERT_LIFTS,
+    INSERT_NOTED_FINDINGS,
+    INSERT_REJECTS,
+    INSERT_SANCTION_SLOT,
+    INSERT_SANCTIONS,
+    INSERT_UNIT_FINDING_SLOT,
+    LIST_ENTRIES_VIEW,
+    SANCTIONS_VIEW,
+    now,
+)
+
+
+def is_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL store (else it is an SQLite file's path)."""
+    return isinstance(target, str) and target.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
+def _backend(target) -> ModuleType:
+    if is_url(target):
+        from . import postgres
+
+        return postgres
+    return sqlite
+
+
+def dialect(connection) -> ModuleType:
+    """The module whose SQL a connection speaks (``policy_id``, ``insert_missing``,
+    ``replace_rows``, ``has_relation``, ``declared_columns``... in both)."""
+    return getattr(connection, "dialect", None) or sqlite
+
+
+def connect(target: str | os.PathLike, *, readonly: bool = False, timeout: float = 60.0):
+    """A connection to the store at ``target``, its schema in place (read-only: it must exist)."""
+    return _backend(target).connect(target, readonly=readonly, timeout=timeout)
+
+
+def run_lock(target: str | os.PathLike):
+    """Held for the whole of a run: one run at a time per store; released if we die."""
+    return _backend(target).run_lock(target)
+
+
+def RunWriter(target: str | os.PathLike, run_id: int, depth: int = 4):  # noqa: N802 - a class for its callers
+    """Writes one run's results from a thread of its own, in one transaction (sqlite.RunWriter)."""
+    return _backend(target).RunWriter(target, run_id, depth)
+
+
+def start_run(connection, **run) -> int:
+    return dialect(connection).start_run(connection, **run)
+
+
+def run_unit(connection, run_id: int) -> str:
+    return dialect(connection).run_unit(connection, run_id)
+
+
+def has_units(connection) -> bool:
+    return dialect(connection).has_units(connection)
+
+
+def shown(target: str | os.PathLike) -> str:
+    """How the store is named in logs, summaries and the runs table (never with a password:
+    a URL holding one is refused before it is used)."""
+    return str(_backend(target).StoreUrl.parse(target)) if is_url(target) else os.fspath(target)
+
+
+__all__ = [name for name, value in vars(sys.modules[__name__]).items()
+           if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"]
