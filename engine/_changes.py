@@ -31,7 +31,6 @@ from ._ledger_money import YUAN, in_yuan, sum_unit, yuan_json
 from ._lists import entry_changes
 
 
-
 def _items(connection: sqlite3.Connection, sql: str, params: tuple, limit: int) -> tuple[int, list[dict[str, Any]]]:
     count = connection.execute(f"SELECT count(*) FROM ({sql}) AS listed", params).fetchone()[0]
     cursor = connection.execute(sql + (" LIMIT ?" if limit else ""), params + ((limit,) if limit else ()))
