@@ -643,6 +643,7 @@ class NightlyRun:
         its rows, findings, list entries, rejects and district totals join the run's."""
         before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
         acc.money.setdefault(scoring.kind, [0, 0])
+        acc.described.extend(reader.described())  # its files among the files read
         # one record, one row, by the key its kind declares (a district and a year), under
         # the run's --duplicates as for the registry
         keys = self._key_filter(scoring.policies, scoring.kind, reader.path, scoring.program.columns,

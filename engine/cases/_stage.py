@@ -77,6 +77,21 @@ class CaseResults:
     def rejects(self) -> list[Reject]:
         return [*self.cases.read_rejects, *self.cases.rejects]
 
+    def per_file(self) -> dict[str, list[int]]:
+        """Each file of the case table -> [rows in, rows rejected], for the files read."""
+        cases = self.cases
+        rejected = np.ones(cases.n, bool)
+        rejected[self.scored] = False
+        counts = {source: [0, 0] for source in cases.sources}
+        for index, source in enumerate(cases.sources):
+            mine = cases.source == index
+            counts[source] = [int(mine.sum()), int((mine & rejected).sum())]
+        for reject in cases.read_rejects:  # unreadable lines: rows in, rejected
+            count = counts.setdefault(reject.source, [0, 0])
+            count[0] += 1
+            count[1] += 1
+        return counts
+
 
 class CaseStage:
     def __init__(self, plan: CasePlan, path, *, as_of: dt.date, threads: int = 1, encoding: str | None = None,

@@ -53,6 +53,10 @@ class CaseTable:
     uscc_distinct: pa.Array | None = None
     uscc_code: np.ndarray | None = None
     enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
+    # how each file was read (Registry.described) and what the reading must tell the summary
+    # (a line whose encoding disagrees with its file's), as for the registry
+    described: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -100,6 +104,7 @@ def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str 
     return CaseTable(
         whole, sources or [str(path)], np.concatenate(source_of) if source_of else np.empty(0, np.int32),
         np.concatenate(rows) if rows else np.empty(0, np.int64), headers, rows_in, read_rejects,
+        described=reader.described(), warnings=reader.warnings,
     )
 
 

@@ -15,6 +15,7 @@ imposed payable finding booked to it. A finding an earlier run assessed (``memor
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,8 @@ from ._plan import CasePlan
 from ._stage import CaseResults
 from ._table import _stripped
 
+log = logging.getLogger("ecorules.cases")
+
 _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
 _IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
@@ -61,6 +64,12 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     acc.rows_scored += results.rows_scored
     acc.rows_rejected += results.rows_rejected
     acc.tables["cases"] = [results.rows_in, results.rows_scored, results.rows_rejected]
+    for source, (rows_in, rejected) in results.per_file().items():
+        acc.files[source] = [rows_in, rejected]
+    acc.described.extend(results.cases.described)
+    for warning in results.cases.warnings:
+        log.warning("%s", warning)
+        acc.warnings.setdefault(warning)
     rejects = results.rejects
     # a row counts once under each of its problems' (column, reason) (engine/_rejects.py)
     count_reasons(acc.reasons, [(r.source, r.row) for r in rejects],

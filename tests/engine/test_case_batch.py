@@ -220,6 +220,24 @@ def test_the_example_case_table_of_the_readme(tmp_path):
     ]
 
 
+def test_the_files_read_list_the_case_and_kind_tables_with_their_rows(tmp_path):
+    """The summary's files read named the registry's files only: a case table read as GB18030
+    with a line of UTF-8 said nothing of it. Every table's files are listed with their rows
+    and how they were read, and a line whose encoding disagrees is a warning, as for the registry."""
+    header, *rows = (EXAMPLES / "cases.csv").read_text(encoding="utf-8").splitlines()
+    cases = tmp_path / "案件.csv"
+    cases.write_bytes(("\n".join([header, *rows[:-1]]) + "\n").encode("gb18030") + (rows[-1] + "\n").encode("utf-8"))
+    summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=dt.date(2025, 6, 30),
+                          cases=cases, tables={"approval": EXAMPLES / "requests.csv"})
+    files = {Path(s["source"]).name: s for s in summary.sources}
+    assert set(files) == {"registry.csv", "requests.csv", "案件.csv"}
+    assert (files["案件.csv"]["rows_in"], files["案件.csv"]["encoding"]) == (len(rows), "gb18030")
+    assert files["案件.csv"]["rows_rejected"] == summary.tables["cases"]["rows_rejected"]
+    assert files["requests.csv"]["rows_in"] == summary.tables["approval"]["rows_in"]
+    assert sum(s["rows_in"] for s in summary.sources) == summary.rows_in
+    assert any("案件.csv" in w and "valid UTF-8" in w for w in summary.warnings)
+
+
 def test_a_missing_optional_column_names_the_policy_reading_it(tmp_path):
     """A case table without 责令改正决定书送达日 was refused as "needed by the case table": the
     message names the policy that reads it and says why an optional fact's column must be

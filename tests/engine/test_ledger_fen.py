@@ -24,8 +24,8 @@ from ecorules.engine._cli import main
 from ecorules.engine._export import export_table
 from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import NightlyError, run_nightly
-from ecorules.engine.store import SCHEMA_VERSION, connect
 from ecorules.engine.cases._generate import generate_cases
+from ecorules.engine.store import SCHEMA_VERSION, connect
 from nightly_data import usccs
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from ecorules.engine import store
 from nightly_data import make_registry
 from nightly_standin import compile_standin, scorer
-
-from ecorules.engine import store
 
 CHILD = Path(__file__).with_name("nightly_kill_child.py")
 STRESS = int(os.environ.get("ECORULES_STRESS", "1") or 1)

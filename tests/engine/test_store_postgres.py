@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
-
 from ecorules.engine import store
 from ecorules.engine._changes import compare_runs
 from ecorules.engine._cli import main
