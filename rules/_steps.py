@@ -154,15 +154,21 @@ def _walk(node: ast.Node, env, found: list, descriptions) -> None:
     else:
         for child in ast.children(node):
             _walk(child, env, found, descriptions)
-    step = _step(node, env, descriptions)
-    if step is not None:
-        found.append(step)
+    found.extend(_step(node, env, descriptions))
 
 
-def _step(node: ast.Node, env, descriptions) -> Step | None:
+def _step(node: ast.Node, env, descriptions) -> list[Step]:
     if node.origin is not None and node.origin.startswith("value:"):
-        name = node.origin.removeprefix("value:")
-        return NamedValue(name, descriptions.get(name), text(node), evaluate(node, env))
+        # a named value whose expression is itself a period (days_between) states both
+        name, _, inner = node.origin.removeprefix("value:").partition("|")
+        own = _step(attrs.evolve(node, origin=inner or None), env, descriptions)
+        written = text(attrs.evolve(node, origin=inner or None))
+        return [*own, NamedValue(name, descriptions.get(name), written, evaluate(node, env))]
+    step = _computed(node, env)
+    return [] if step is None else [step]
+
+
+def _computed(node: ast.Node, env) -> Step | None:
     if node.origin == "add_days":
         return _added(node, evaluate(node.left, env), evaluate(node.right, env), DAYS, evaluate(node, env), None)
     if node.origin is not None and node.origin.startswith("days_between:"):
@@ -221,7 +227,7 @@ def text(node: ast.Node) -> str:
     value by its name."""
     if node.origin is not None:
         if node.origin.startswith("value:"):
-            return node.origin.removeprefix("value:")
+            return node.origin.removeprefix("value:").partition("|")[0]
         if node.origin == "add_days":
             return f"add_days({text(node.left)}, {text(node.right)})"
         counting = node.origin.removeprefix("days_between:")
@@ -275,6 +281,8 @@ def _show(value: Any) -> str:
         return "是" if value else "否"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return f"{value.numerator:,}"
     if isinstance(value, Fraction):  # exact: shown to 4 places when it does not end sooner
         exact = Decimal(value.numerator) / Decimal(value.denominator)
         shown = exact.quantize(Decimal("0.0001")) if exact != exact.quantize(Decimal("0.0001")) else exact
@@ -289,7 +297,19 @@ def _json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bool | int | str) or value is None:
         return value
-    return _show(value)  # exact decimals as text, never a float
+    if isinstance(value, Fraction):  # exact, never a float: 0.375, or 1/3 where it does not end
+        if value.denominator == 1:
+            return value.numerator
+        rest = value.denominator
+        for factor in (2, 5):
+            while rest % factor == 0:
+                rest //= factor
+        if rest != 1:
+            return f"{value.numerator}/{value.denominator}"
+        return f"{(Decimal(value.numerator) / Decimal(value.denominator)).normalize():f}"
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return str(value)
 
 
 __all__ = ["Cap", "NamedValue", "Period", "Step", "steps", "text"]

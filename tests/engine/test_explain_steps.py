@@ -79,3 +79,25 @@ def test_the_library_trace_carries_typed_steps_on_both_backends(policies, backen
         ("days_between", dt.date(2024, 5, 2), dt.date(2024, 5, 31), 30),
     ]
     assert [s.result for s in entry.steps if isinstance(s, Cap)] == [30]
+
+
+DISCRETION = {**CASE, "case_id": "ZZ-2024-083", "act_id": "ZZ-2024-083", "clause": "wppcl2017_art83_2", "fine_yuan": None,
+              "order_served": None, "reinspected": None, "still_violating": None, "prior_offences_2y": 2,
+              "exceedance_multiple": "0.5", "water_level": 3, "daily_volume_tonnes": "99.9", "art32_mitigating": True}
+
+
+def test_discretion_shows_levels_formula_mitigation_and_clamp_in_order(tmp_path):
+    """Issue 9 point 7: the raw values graded into levels, the placement, art 32, the range."""
+    document = json.loads(explain(tmp_path, DISCRETION, "2024-06-01", "--format", "json"))
+    (entry,) = [e for e in document["trace"] if e["rule"] == "art83_2_over_standard"]
+    named = [(s["name"], s["result"]) for s in entry["steps"] if s["step"] == "value"]
+    assert named == [("exceedance_graded", 3), ("water_graded", 3), ("volume_graded", 2), ("offences_graded", 2),
+                     ("factors_given", 3), ("discretion_share", "0.375"), ("art83_placed", 437500),
+                     ("mitigation", "0.8")]
+    floor, cap = entry["steps"][-2:]
+    assert (floor["function"], floor["bound"], cap["function"], cap["result"]) == ("max", "round((art83_placed * mitigation))", "min", 350000)
+    (fine,) = [f for f in document["findings"] if f["rule"] == "art83_2_over_standard"]
+    assert fine["amount_yuan"] == 350000
+
+    text = explain(tmp_path, DISCRETION, "2024-06-01")
+    assert "计算 Step: mitigation (行政处罚法第三十二条应当从轻时保留的比例,否则为1) = 0.8" in text
