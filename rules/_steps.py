@@ -58,6 +58,8 @@ class Period:
     def text(self) -> str:
         """The period in Chinese, as legal staff state it."""
         unit = UNIT_LABELS[self.unit]
+        if self.start is not None and self.count <= 0:  # counted back, or not at all: no period to state
+            return f"{_short(self.expression)}: {self.start} 加 {self.count} {unit} = {self.result}"
         if self.start is not None:
             text = (f"{_short(self.expression)}: 自 {self.start} 的次日 {self.first} 起算 {self.count} {unit}, "
                     f"至 {self.last} 届满")

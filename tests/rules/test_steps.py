@@ -93,3 +93,9 @@ def test_steps_are_typed_and_serialise_to_json():
         "last": "2026-02-28", "count": 2, "unit": "years", "counting": "exclusive", "start": "2024-02-29",
         "rounding": "month_end", "result": "2026-02-28", "text": None,
     }
+
+
+def test_a_day_counted_back_is_stated_as_arithmetic_not_as_a_period():
+    (period,) = periods("add_days(act, -1)", act=dt.date(2024, 3, 1))
+    assert (period.first, period.last, period.result) == (dt.date(2024, 2, 29), dt.date(2024, 2, 29), dt.date(2024, 2, 29))
+    assert period.text == "add_days(act, -1): 2024-03-01 加 -1 日 = 2024-02-29"
