@@ -8,12 +8,13 @@ Host systems need only::
 """
 
 from ecorules.rules import PolicySet, RecordError, load_policies
+from ecorules.rules._steps import Cap, NamedValue, Period, Step
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._evaluator import BACKENDS, Evaluator
 from ._group import GroupDecision
 
 __all__ = [
-    "BACKENDS", "Decision", "Evaluator", "Finding", "GroupDecision", "PolicySet", "RecordError", "Sanction",
+    "BACKENDS", "Cap", "Decision", "NamedValue", "Period", "Step", "Evaluator", "Finding", "GroupDecision", "PolicySet", "RecordError", "Sanction",
     "TraceEntry", "load_policies",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 from ecorules.rules import Citation, FindingKind
 from ecorules.rules._money import UNITS
+from ecorules.rules._steps import Step
 
 IMPOSED, SUPERSEDED = "imposed", "superseded"
 
@@ -119,6 +120,10 @@ class TraceEntry:
     reads: dict[str, Any]
     condition: str
     note: str | None = None  # why a rule was not judged: not in force, parameter not set
+    # what the rule computed on the way (rules/_steps.py): each period counted, with its first
+    # and last day, count and how it was counted; each cap (min/max) and the bound it took;
+    # each named value of the policy. The condition's first, then its amounts' and dates'.
+    steps: tuple[Step, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +133,7 @@ class TraceEntry:
             "condition": self.condition,
             "reads": {name: _jsonable(value) for name, value in self.reads.items()},
             "note": self.note,
+            "steps": [step.to_dict() for step in self.steps],
         }
 
 

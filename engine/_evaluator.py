@@ -34,6 +34,7 @@ from ecorules.rules._checks import RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 from ecorules.rules._schema import kind_checks_policy
+from ecorules.rules._steps import steps
 from ecorules.rules._workdays import calls, check_calls, rule_calls
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
@@ -181,7 +182,8 @@ class Evaluator:
                     for function in ("fired", "amount_of"):
                         if result_key(function, read) in env:
                             reads[f"{function}({read})"] = env[result_key(function, read)]
-                trace.append(TraceEntry(policy.key, rule.id, rule.id in fired, reads, rule.condition_text.strip(), disabled.get(rule.id)))
+                trace.append(TraceEntry(policy.key, rule.id, rule.id in fired, reads, rule.condition_text.strip(),
+                                        disabled.get(rule.id), _steps(policy, rule, env, rule.id in fired, disabled)))
                 if rule.id not in fired:
                     continue
                 for spec in rule.findings:
@@ -261,6 +263,20 @@ class Evaluator:
                     value = (value > 0) - (value < 0)
                 message[derived.field] = wire(value, derived.scaled)
         return {rule_id for rule_id in self._host.fired(name, message) if rule_id in judged}
+
+
+def _steps(policy: Policy, rule: Rule, env: Mapping[str, Any], fired: bool, disabled: Mapping[str, str]) -> tuple:
+    """The periods, caps and named values behind the rule's outcome: its condition's, and
+    when it fired its amounts' and list dates'. Computed by the reference evaluator whatever
+    the backend, for the explanation only."""
+    if rule.id in disabled:
+        return ()
+    nodes = [rule.condition]
+    if fired:
+        nodes += [spec.amount for spec in rule.findings]
+        nodes += [node for spec in (*rule.sanctions, *rule.lifts) for node in (spec.start, spec.end) if node is not None]
+    descriptions = {name: value.description for name, value in getattr(policy, "values", {}).items()}
+    return tuple(dict.fromkeys(step for node in nodes for step in steps(node, env, descriptions)))
 
 
 def _environment(policy: Policy, values: Mapping[str, Any], as_of: dt.date, law_date: dt.date):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from ecorules.rules import PolicySet
+from ecorules.rules._steps import Cap, NamedValue, Period
 
 from ._decision import Decision
 from ._group import ONE_ACT_ONE_FINE, GroupDecision
@@ -28,6 +29,7 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
     if decision.law_note:
         lines.append(f"从旧兼从轻 Law applied (行政处罚法第三十七条): {decision.law_note}")
     lines.append("")
+    computed = {(entry.policy, entry.rule): entry.steps for entry in decision.trace}
     if decision.findings:
         lines.append("扣款/罚款 Findings:")
         for finding in decision.findings:
@@ -39,6 +41,7 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
                 lines.append(f"    不予处罚 Superseded: 同一违法行为按罚款数额高的规定处罚,已适用 {finding.superseded_by}")
             lines.append(f"    依据 Citation: {finding.citation}")
             lines.extend(_quote(finding.citation.text))
+            lines.extend(_steps(computed.get((finding.policy, finding.rule), ()), "    "))
     else:
         lines.append("扣款/罚款 Findings: 无 none")
     if decision.sanctions:
@@ -48,6 +51,7 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
             lines.append(f"    期间 From {sanction.start} until {sanction.end or '无期限 open-ended'}")
             lines.append(f"    依据 Citation: {sanction.citation}")
             lines.extend(_quote(sanction.citation.text))
+            lines.extend(_steps(computed.get((sanction.policy, sanction.rule), ()), "    "))
     else:
         lines.append("名单 Sanctions: 无 none")
     for lift in decision.lifts:
@@ -62,6 +66,7 @@ def render_text(decision: Decision, policies: PolicySet) -> str:
         lines.append(f"      读取 reads: {reads}")
         if entry.note:
             lines.append(f"      注 note: {entry.note}")
+        lines.extend(_steps(entry.steps, "      "))
     for warning in decision.warnings:
         lines.append(f"提示 Warning: {warning}")
     return "\n".join(lines)
@@ -84,6 +89,17 @@ def render_group_text(group: GroupDecision, policies: PolicySet) -> str:
         lines.append("")
     lines.append(f"总计 Total (imposed): {_yuan(group.total_yuan)}")
     return "\n".join(lines)
+
+
+_STEP_LABELS = {Period: "期间 Period", Cap: "封顶 Bound", NamedValue: "计算 Step"}
+
+
+def _steps(steps, indent: str) -> list[str]:
+    """How the amount and the dates were computed: each period with its first and last day
+    and how it was counted, each cap and the bound taken, each named value."""
+    if not steps:
+        return []
+    return [f"{indent}计算过程 Computed:"] + [f"{indent}  {_STEP_LABELS[type(step)]}: {step.text}" for step in steps]
 
 
 def _quote(text: str) -> list[str]:

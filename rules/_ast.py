@@ -29,6 +29,10 @@ class Node:
     # integers; 10**4 for a decimal fact; a product multiplies its operands'). The batch
     # kernel holds the node exactly as value x scale; set by the checker.
     scale: int = attrs.field(kw_only=True, default=1, eq=False, repr=False)
+    # What the policy wrote where the checker rewrote it: add_days() and days_between() become
+    # '+' and '-' ("add_days", "days_between:inclusive"), so that the trace can say which
+    # period was counted and how (_steps.py); no evaluator reads it.
+    origin: str | None = attrs.field(kw_only=True, default=None, eq=False, repr=False)
 
 
 @attrs.frozen

@@ -229,6 +229,8 @@ class _Checker(CallChecks, WorkdayChecks):
                 node.span,
                 suggestion=close[0] if close else None,
             )
+        if symbol.kind == "value":  # a named value of the policy (_values.py): its checked expression
+            return symbol.inline()
         if symbol.optional and node.name not in self.guarded:
             raise PolicyTypeError(
                 f"{node.name!r} may be empty in a record (it is optional): read it only where "

@@ -104,7 +104,7 @@ class CallChecks:
             day, days = (self.visit(arg) for arg in node.args)
             self._require(day, DATE, "the first argument of add_days() is a date")
             self._require(days, INTEGER, "the second argument of add_days() is a whole number of days")
-            return self._date_arithmetic(ast.Binary("+", day, days, span=node.span), day, days)
+            return _origin(self._date_arithmetic(ast.Binary("+", day, days, span=node.span), day, days), "add_days")
         self._arity(node, node.args, 3)
         first, last = (self.visit(arg) for arg in node.args[:2])
         for arg in (first, last):
@@ -112,10 +112,11 @@ class CallChecks:
         count = self._mode(node.args[2], DAY_COUNTS, "day count of days_between()")
         days = self._date_arithmetic(ast.Binary("-", last, first, span=node.span), last, first)
         if count != INCLUSIVE:
-            return days
+            return _origin(days, f"days_between:{count}")
         one = self.visit_Literal(ast.Literal(1, span=node.span))
         interval = _combine("+", days.interval, one.interval)
-        return self._finish(ast.Binary("+", days, one, span=node.span, type=INTEGER, interval=interval))
+        return _origin(self._finish(ast.Binary("+", days, one, span=node.span, type=INTEGER, interval=interval)),
+                       f"days_between:{count}")
 
     def _mode(self, node: ast.Node, modes: Mapping[str, str], what: str) -> str:
         if not isinstance(node, ast.Literal) or node.value not in modes:
@@ -149,6 +150,11 @@ class CallChecks:
             day.interval[1] + max(high_months * 28, high_months * 31) + 3,
         )
         return self._finish(attrs.evolve(node, args=(day, count, mode_node), type=DATE, interval=interval))
+
+
+def _origin(node: ast.Node, origin: str) -> ast.Node:
+    """``node`` marked as written by ``origin`` (a folded constant is left as it is)."""
+    return attrs.evolve(node, origin=origin) if isinstance(node, ast.Binary) else node
 
 
 __all__ = ["RESULT_FUNCTIONS", "CallChecks", "result_key"]

@@ -68,6 +68,7 @@ from ._types import (
     Type,
     enum_type,
 )
+from ._values import read_values
 from ._workdays import CALENDAR_KEY, CalendarSymbol, calls, uses_calendar
 from ._yaml import Located, load_yaml_file
 
@@ -497,6 +498,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
     calendar = getattr(shared, "calendar", None)
     if calendar is not None:  # the working-day functions read it (_workdays.py), checks too
         scope[CALENDAR_KEY] = CalendarSymbol(calendar)
+    values = read_values(top.section("values", "values", required=False), scope)  # named steps, in scope
     # judged before the rules, with the policy's own scope (no results of rules in it yet)
     checks = read_checks(top, scope, facts, domain, read_citation)
     rules, seen = [], {}
@@ -552,6 +554,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         checks=checks,
         path=str(path),
         rounding=rounding,
+        values=values,
         content_hash=_content_hash(path, calendar if uses_calendar(rules) or _checks_use_calendar(checks, kinds.get(domain)) else None),
         span=head.span,
     )

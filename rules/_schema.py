@@ -354,6 +354,8 @@ class Policy:
     rounding: Rounding = YUAN  # the policy's declaration; a rule may declare its own
     content_hash: str | None = None  # sha256 of the file, for run fingerprints
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # the named steps of its computations (``values:``, _values.py), inlined where read
+    values: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def key(self) -> str:

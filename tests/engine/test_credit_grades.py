@@ -25,7 +25,8 @@ REGISTRY = Path(__file__).parent.parent.parent / "examples" / "registry.csv"
 COLUMNS = ("case_id", "act_id", "uscc", "clause", "act_date", "act_end", "discovered", "decided", "fine_yuan",
            "into_eco_water", "order_served", "reinspected", "still_violating", "halted", "due", "paid",
            "pollutant_fee_yuan", "direct_loss_yuan", "accident_grade", "harms_life_health_or_finance",
-           "exceedance_level", "water_level", "volume_level")
+           "exceedance_level", "water_level", "volume_level", "exceedance_multiple", "daily_volume_tonnes",
+           "art32_mitigating", "minor_corrected_no_harm")
 
 
 def _usccs() -> list[str]:

@@ -37,6 +37,7 @@ from ecorules.rules._check_calls import result_key
 from ecorules.rules._money import ROUNDING_MODES, UNITS
 from ecorules.rules._schema import DatedValue, Fact, Parameter, scope_of
 from ecorules.rules._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING, enum_type
+from ecorules.rules._values import NamedValueSpec, ValueSymbol
 from ecorules.rules._workdays import CALENDAR_KEY, CalendarSymbol, read_calendar
 from hypothesis import strategies as st
 
@@ -121,6 +122,7 @@ class Expressions:
         self.scope = scope_of(facts, params)
         self.guarded: frozenset[str] = frozenset()  # optional facts proven set where we draw
         self.results: dict[str, list[str]] = {"integer": [], "decimal": [], "boolean": []}  # earlier rules' results
+        self.values: dict[str, str] = {}  # the policy's named values (rules/_values.py) and their kinds
 
     def add_results(self, rule_id: str, amount_interval, per_yuan: int = 1) -> None:
         """What later rules of the policy may read of rule ``rule_id`` (amount_of, fired):
@@ -158,6 +160,7 @@ class Expressions:
 
     def plain_leaves(self, kind: str) -> list[str]:
         options = self.names(kind, "fact") * 3 + self.names(kind, "param") + self.results.get(kind, []) * 2
+        options += [name for name, of in self.values.items() if of == kind] * 2
         if kind == "integer":
             options += [self.pick(["0", "1", "2", "7", "100", "12345", "-3"])]
         elif kind == "decimal":
@@ -407,6 +410,7 @@ def policy_files(draw, folder: Path):
         exprs.scope[CALENDAR_KEY] = table
         # a finding's payer is in every row (the kernel refuses an optional payer)
         payers = ["enterprise"] + [n for n, f in facts.items() if f.type.categorical and n != "uscc" and not f.optional]
+        values = _values(draw, exprs)
         checks = [found for c in range(draw(st.sampled_from([0, 0, 1, 2])))
                   if (found := _check(draw, exprs, f"k{c}")) is not None]
         rules = []
@@ -445,8 +449,24 @@ def policy_files(draw, folder: Path):
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         (folder / f"policy{p}.yaml").write_text(
-            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks), encoding="utf-8")
+            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values), encoding="utf-8")
     return load_policies(folder)
+
+
+def _values(draw, exprs: Expressions) -> list[tuple[str, str]]:
+    """0-2 named values (``values:``), each read by what is drawn after it (the later values,
+    checks, conditions, amounts, list dates) as the loader inlines it."""
+    drawn = []
+    for v in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        kind = draw(st.sampled_from(["integer", "decimal", "boolean", "date"]))
+        text = exprs.checked(kind, {"integer": INTEGER, "decimal": DECIMAL, "boolean": BOOLEAN, "date": DATE}[kind],
+                             draw(st.integers(0, 2)))
+        typed = check(parse_expression(text), exprs.scope)
+        name = f"v{v}"
+        exprs.scope[name] = ValueSymbol(NamedValueSpec(name, None, typed, text))
+        exprs.values[name] = typed.type.kind.value  # the checked fallback may be of another kind
+        drawn.append((name, text))
+    return drawn
 
 
 @st.composite
@@ -534,7 +554,7 @@ def _catalogue_yaml(facts: dict[str, Fact]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, checks=()) -> str:
+def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, checks=(), values=()) -> str:
     out = [
         "policy:",
         f"  id: {policy_id}",
@@ -563,6 +583,10 @@ def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, ch
                 out.append(f"        value: {text}")
                 out.append("        reference: test")
     out += ["lists:", "  blacklist:", "    title: black", "  watch:", "    title: watch"]
+    if values:
+        out.append("values:")
+        for name, text in values:
+            out += [f"  {name}:", f'    value: "{text}"']
     if checks:
         out.append("checks:")
         for check_id, when, require, column in checks:

@@ -44,7 +44,7 @@ CASES = [
     ("empty_file", Syntax, "the file is empty", 1, 1),
     ("infinite_decimal", Syntax, "'.inf' is not a finite decimal number", 20, 35),
     # -- the shape of the policy
-    ("unknown_top_level_key", Schema, "the policy file: unknown key 'tests_defaults'; allowed: checks, facts, lists, parameters, policy, rules, test_defaults, tests (did you mean 'test_defaults'?)", 35, 1),
+    ("unknown_top_level_key", Schema, "the policy file: unknown key 'tests_defaults'; allowed: checks, facts, lists, parameters, policy, rules, test_defaults, tests, values (did you mean 'test_defaults'?)", 35, 1),
     # -- checks (rules/_checks.py)
     ("check_column_not_read", Schema, "check 'outfalls_known': column 'district' must be a fact the check reads (it reads: outfalls)", 38, 13),
     ("check_reads_a_result", Schema, "check 'deduction_small' reads the result of a rule (amount_of): checks are judged before the rules", 37, 14),
