@@ -490,7 +490,12 @@ def end_by_decision(path, entry_id: int, on: dt.date, reason: str) -> dict[str, 
                     raise store.StoreError(f"no list entry {entry_id}")
                 if row[0] is not None:
                     raise store.StoreError(f"list entry {entry_id} has already ended ({row[0]})")
-                last = max((on - dt.timedelta(days=1)).isoformat(), (dt.date.fromisoformat(row[1]) - dt.timedelta(days=1)).isoformat())
+                if on.isoformat() < row[1]:
+                    # it took the entry off before it was ever on: stored as "2012-04-14 .. 2012-04-13"
+                    raise store.StoreError(
+                        f"list entry {entry_id} started on {row[1]}: a decision taking effect on {on} precedes it; "
+                        f"to take it off from its first day (a decision revoking it), give --as-of {row[1]}")
+                last = (on - dt.timedelta(days=1)).isoformat()
                 kept_by = connection.execute("SELECT last_run FROM list_entries WHERE id = ?", (entry_id,)).fetchone()[0]
                 connection.execute(  # ended, its last_run is no longer its scope's: kept as it is now
                     "UPDATE list_state SET exit = 'decision', ended = ?, exit_reason = ?, last_run = ? WHERE id = ?",
@@ -533,6 +538,7 @@ def lists_as_of(path, day: dt.date, *, list_id: str | None = None, uscc: str | N
             raise store.StoreError(f"{path}: no list entries yet (an older results database; the next run adds them)")
         filters, params = [], []
         if list_id:
+            _check_list(connection, list_id)
             filters.append("list = ?")
             params.append(list_id)
         if uscc:
@@ -556,6 +562,22 @@ def lists_as_of(path, day: dt.date, *, list_id: str | None = None, uscc: str | N
         connection.close()
 
 
+def _check_list(connection, list_id: str) -> None:
+    """Refuse a list no shipped policy declares and no run has entered anyone on: a misspelt
+    id would otherwise answer "on a list: 0", which reads as an answer."""
+    import difflib
+
+    from ecorules.rules import load_policies
+
+    known = {row[0] for row in connection.execute("SELECT DISTINCT list FROM list_rules")}
+    known |= {name for policy in load_policies() for name in policy.lists}
+    if list_id not in known:
+        close = difflib.get_close_matches(list_id, sorted(known), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise store.StoreError(f"no list {list_id!r}: neither a shipped policy nor a run of this store names it{hint} "
+                               f"(lists: {', '.join(sorted(known))})")
+
+
 def entry_changes(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
     """Entries entered and ended by the runs after ``old`` up to ``new``, with reasons."""
     if not _has_state(connection):
@@ -572,14 +594,14 @@ def render_lists(report: dict[str, Any]) -> str:
     state = report["state_from_run"]
     known = f" (state of run {state['run']}, as of {state['as_of']})" if state else " (no run yet)"
     lines = [f"名单 lists on {report['as_of']}{known}"]
-    for entry in report["on_list"]:
-        lines.append(f"  {entry['list']}  {entry['uscc']}{_case(entry)}  since {entry['started']}  "
+    for entry in report["on_list"]:  # the entry's id: what `lists --end ID` takes
+        lines.append(f"  #{entry['id']}  {entry['list']}  {entry['uscc']}{_case(entry)}  since {entry['started']}  "
                      f"until {entry['planned_end'] or 'open-ended 无期限'}")
         lines.append(f"      {entry['reason']}  ({entry['policy']} {entry['rule']}; {entry['citation']})")
     lines.append(f"on a list: {len(report['on_list']):,}")
     lines.append(f"已移出 ended by then: {len(report['ended']):,}")
     for entry in report["ended"]:
-        lines.append(f"  {entry['list']}  {entry['uscc']}{_case(entry)}  {entry['started']} .. {entry['ended']}  "
+        lines.append(f"  #{entry['id']}  {entry['list']}  {entry['uscc']}{_case(entry)}  {entry['started']} .. {entry['ended']}  "
                      f"{entry['exit']}: {entry['exit_reason']}")
     return "\n".join(lines)
 

@@ -163,8 +163,16 @@ def test_lists_command_answers_who_since_when_until_when_and_why(world):
     assert [(e["uscc"], e["exit"], e["ended"]) for e in report["ended"]] == [(B, "lifted", "2013-01-04")]
     text = runner.invoke(main, ["lists", "--db", str(db), "--as-of", "2013-06-30", "--uscc", A])
     assert "since 2012-06-30  until 2013-06-30" in text.output and "open-ended" in text.output
-    # an explicit decision ends an entry, with its reason
+    # the text shows each entry's id, which --end takes
     entry_id = by_list(db, "watch")[A]["id"]
+    assert f"#{entry_id}  watch  {A}" in text.output
+    # a misspelt list is refused, not answered "on a list: 0"
+    wrong = runner.invoke(main, ["lists", "--db", str(db), "--as-of", "2013-06-30", "--list", "blacklst"])
+    assert wrong.exit_code == 2 and "no list 'blacklst'" in wrong.output and "did you mean 'blacklist'" in wrong.output
+    # a decision cannot take effect before the entry started (it was stored as ending the day before it began)
+    early = runner.invoke(main, ["lists", "--db", str(db), "--end", str(entry_id), "--as-of", "2010-01-01", "--reason", "x"])
+    assert early.exit_code == 2 and "precedes it" in early.output and by_list(db, "watch")[A]["exit"] is None
+    # an explicit decision ends an entry, with its reason
     ended = runner.invoke(main, ["lists", "--db", str(db), "--end", str(entry_id), "--as-of", "2013-07-10",
                                  "--reason", "复议决定撤销"])
     assert ended.exit_code == 0, ended.output
