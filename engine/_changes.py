@@ -43,7 +43,9 @@ def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int 
     try:
         old = store.resolve_run(connection, since)
         new = store.resolve_run(connection, run)
-        return _compare(connection, old, new, limit)
+        report = _compare(connection, old, new, limit)
+        report["warnings"] += store.interrupted(db, connection)
+        return report
     finally:
         connection.close()
 

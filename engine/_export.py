@@ -7,6 +7,7 @@ a file, and a failed export leaves no file behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from decimal import Decimal
@@ -18,6 +19,8 @@ import pyarrow.parquet as pq
 
 from . import store
 from ._ledger_money import FEN
+
+log = logging.getLogger("ecorules.export")
 
 CHUNK_ROWS = 100_000
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
@@ -60,7 +63,12 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
         raise store.StoreError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     connection = store.connect(db, readonly=True)
     try:
-        run_id = store.resolve_run(connection, run, done=table != "runs")
+        # 'latest' and 'previous' are finished runs for every table; the runs table may show
+        # a run of another status by its id
+        named = str(run).strip().lower() in ("latest", "last", "previous")
+        run_id = store.resolve_run(connection, run, done=table != "runs" or named)
+        for warning in store.interrupted(db, connection):
+            log.warning("%s", warning)
         if not store.dialect(connection).has_relation(connection, table):
             raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
         in_fen = store.run_unit(connection, run_id) == FEN

@@ -557,7 +557,7 @@ def lists_as_of(path, day: dt.date, *, list_id: str | None = None, uscc: str | N
         latest = connection.execute("SELECT id, as_of FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1").fetchone()
         return {"as_of": iso, "list": list_id, "uscc": uscc,
                 "state_from_run": {"run": latest[0], "as_of": latest[1]} if latest else None,
-                "on_list": on, "ended": ended}
+                "on_list": on, "ended": ended, "warnings": store.interrupted(path, connection)}
     finally:
         connection.close()
 
@@ -594,6 +594,7 @@ def render_lists(report: dict[str, Any]) -> str:
     state = report["state_from_run"]
     known = f" (state of run {state['run']}, as of {state['as_of']})" if state else " (no run yet)"
     lines = [f"名单 lists on {report['as_of']}{known}"]
+    lines += [f"warning: {warning}" for warning in report.get("warnings", ())]
     for entry in report["on_list"]:  # the entry's id: what `lists --end ID` takes
         lines.append(f"  #{entry['id']}  {entry['list']}  {entry['uscc']}{_case(entry)}  since {entry['started']}  "
                      f"until {entry['planned_end'] or 'open-ended 无期限'}")

@@ -29,6 +29,7 @@ from .sqlite import (  # noqa: F401 - the statements and views callers write and
     INSERT_UNIT_FINDING_SLOT,
     LIST_ENTRIES_VIEW,
     SANCTIONS_VIEW,
+    StoreError,
     now,
 )
 
@@ -77,6 +78,23 @@ def run_unit(connection, run_id: int) -> str:
 
 def has_units(connection) -> bool:
     return dialect(connection).has_units(connection)
+
+
+def interrupted(target: str | os.PathLike, connection) -> list[str]:
+    """What a reader must say of runs left ``running`` while no run holds the store's lock:
+    their process was killed or crashed. The next run marks them failed; until then
+    ``latest`` passes over them, and a reader says so rather than show a run as running."""
+    running = [row[0] for row in connection.execute("SELECT id FROM runs WHERE status = 'running' ORDER BY id")]
+    if not running:
+        return []
+    try:
+        with run_lock(target):
+            pass
+    except StoreError:  # held: a run is in progress (or the lock cannot be taken: say nothing)
+        return []
+    return [f"run {run_id} was interrupted (killed or crashed: it is marked running, but no run holds the store's "
+            "lock); it has no results, 'latest' is the latest finished run, and the next run marks it failed"
+            for run_id in running]
 
 
 def shown(target: str | os.PathLike) -> str:

@@ -211,3 +211,37 @@ def test_resolve_run(tmp_path):
         store.resolve_run(connection, 99)
     with pytest.raises(store.StoreError, match="not a run id"):
         store.resolve_run(connection, "yesterday")
+
+
+def test_a_killed_run_is_reported_as_interrupted_and_latest_passes_over_it(tmp_path, caplog):
+    """After a kill -9, `export --run latest --table runs` gave the dead run, status running,
+    and export, changes and lists never said it was interrupted (acceptance walk, issue 11
+    point 12). 'latest' is the latest finished run for every table, and readers say so."""
+    import csv
+
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+    from ecorules.engine._nightly import run_nightly
+
+    db = tmp_path / "r.sqlite"
+    registry = Path(__file__).parent.parent.parent / "examples" / "registry.csv"
+    done = run_nightly(registry, db, as_of=AS_OF, progress=False).run_id
+    connection = store.connect(db)
+    killed = start(connection)  # what a run killed before its commit leaves: a row 'running'
+    connection.close()
+    runner = CliRunner()
+    exported = runner.invoke(main, ["export", "--db", str(db), "--run", "latest", "--table", "runs",
+                                    "--out", str(tmp_path / "runs.csv")])
+    assert exported.exit_code == 0, exported.output
+    with open(tmp_path / "runs.csv", encoding="utf-8") as handle:
+        assert [(row["id"], row["status"]) for row in csv.DictReader(handle)] == [(str(done), "done")]
+    assert f"run {killed} was interrupted" in caplog.text  # logged: export writes a file, not a report
+    report = runner.invoke(main, ["lists", "--db", str(db), "--as-of", "2012-04-14"])
+    assert f"warning: run {killed} was interrupted" in report.output
+    compared = runner.invoke(main, ["changes", "--db", str(db), "--since", str(done)])
+    assert f"warning: run {killed} was interrupted" in compared.output
+    # a run in progress (it holds the lock) is not called interrupted
+    with store.run_lock(db):
+        connection = store.connect(db, readonly=True)
+        assert store.interrupted(db, connection) == []
+        connection.close()
