@@ -509,6 +509,9 @@ def test_cli_exit_codes_and_json_summary(tmp_path, cli):
 
     result = cli("run", "--registry", tmp_path / "missing.csv", "--out", db)
     assert result.exit_code == EXIT_FAILED and "no such file" in result.stderr
+    # a run refused before it began leaves no empty store behind where there was none
+    result = cli("run", "--registry", tmp_path / "missing.csv", "--out", tmp_path / "new.sqlite")
+    assert result.exit_code == EXIT_FAILED and not list(tmp_path.glob("new.sqlite*"))
     result = cli("run", "--registry", good, "--out", tmp_path / "no" / "dir" / "r.sqlite")
     assert result.exit_code == EXIT_FAILED and "cannot open the results database" in result.stderr
     result = cli("run", "--registry", good, "--out", db, "--encoding", "klingon")
