@@ -114,6 +114,11 @@ def read_alias_file(path: str | os.PathLike) -> dict[str, list[str]]:
     return {str(k): ([v] if isinstance(v, str) else [str(x) for x in v]) for k, v in document.items()}
 
 
+# The longest line a CSV row may be: a longer one is read again with parse blocks this size
+# (the usual blocks are at most 1 MiB, sized to the rows); past it the file is refused.
+LONGEST_LINE = 64 << 20
+
+
 class ColumnResolver:
     """Finds the columns of a file for the facts the policies need."""
 
@@ -328,16 +333,33 @@ class CsvFile:
             # on_invalid never refuses a line: pyarrow failed to decode one for it
             return passthrough and "CSV parse error" in str(error) and "columns, got" in str(error)
 
-        try:
-            reader = self._reader(passthrough, on_invalid)
-        except pa.ArrowInvalid as error:
-            if "Empty CSV file" in str(error):
-                return
-            if not undecodable_malformed(error):
-                raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
-            passthrough = False
-            reader = self._reader(passthrough, on_invalid)
+        def longer_than_a_block(error: pa.ArrowInvalid) -> bool:
+            # one line longer than a parse block (pyarrow: "straddling object straddles two
+            # block boundaries"): read again from the start with blocks that hold it
+            if "straddl" not in str(error):
+                return False
+            if self.block_size >= LONGEST_LINE:
+                raise SourceError(
+                    f"{self.path}: a line after line {delivered + 1} is longer than {LONGEST_LINE >> 20} MiB, the most "
+                    "a row may hold: a file without line ends, or a quote left open, reads as one such line") from error
+            self.block_size = LONGEST_LINE
+            log.info("%s: a line longer than the parse block: read again from the start with %s MiB blocks",
+                     self.label, LONGEST_LINE >> 20)
+            return True
+
         delivered = 0  # data rows handed out so far
+        while True:
+            try:
+                reader = self._reader(passthrough, on_invalid)
+                break
+            except pa.ArrowInvalid as error:
+                if "Empty CSV file" in str(error):
+                    return
+                if longer_than_a_block(error):
+                    continue
+                if not undecodable_malformed(error) or not passthrough:
+                    raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
+                passthrough = False
         reported = 0  # malformed lines already reported
         names = list(self.columns)  # the reader returns include_columns in their order
         headers = {name: self.headers[i] for name, i in self.columns.items()}
@@ -349,6 +371,12 @@ class CsvFile:
             except StopIteration:
                 record_batch = None
             except pa.ArrowInvalid as error:
+                if longer_than_a_block(error):
+                    skipped[:] = []
+                    discard = delivered  # the pending rows were not handed out: read again
+                    pending, pending_rows = [], 0
+                    reader = self._reader(passthrough, on_invalid)
+                    continue
                 if not undecodable_malformed(error):
                     raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
                 log.info("%s: a malformed line does not decode as %s: read again from the start, decoded",

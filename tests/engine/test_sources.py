@@ -142,6 +142,20 @@ def test_malformed_lines_are_rejects_with_their_line_numbers(tmp_path):
     assert rows_in == 5 and table.num_rows == 3
 
 
+def test_a_line_longer_than_a_parse_block_is_read_not_fatal(tmp_path):
+    """A 3 MB line stopped the run with pyarrow's "straddling object ... increase block
+    size?": the file is read again with blocks that hold it, and the rows before it are not
+    handed out twice; malformed lines around it keep their numbers."""
+    long_name = GOOD[:2] + ["长" * 1_000_000] + GOOD[3:]  # in the district column, which is read
+    lines = [HEADER] + [GOOD[:4] + [str(i)] + GOOD[5:] for i in range(2, 300)] + [long_name, GOOD[:3], GOOD]
+    path = tmp_path / "r.csv"
+    path.write_text(csv_text(lines), encoding="utf-8")
+    _, _, table, rows, rejects, rows_in = read_all(path, batch_rows=100)
+    assert rows.tolist() == [*range(2, 301), 302]
+    assert [(r.row, r.reason) for r in rejects] == [(301, "malformed line: 3 fields, expected 9")]
+    assert rows_in == 301 and table["district"][298].as_py() == "长" * 1_000_000
+
+
 def test_line_numbers_stay_right_across_many_batches(tmp_path):
     rng = np.random.default_rng(3)
     bad = set(rng.choice(np.arange(3, 3000), 40, replace=False).tolist())
