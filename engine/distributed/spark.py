@@ -39,6 +39,7 @@ from pyspark.sql import functions as F
 
 from .._duplicates import unique_key
 from . import _frames
+from ._parquet_out import ParquetOut, write_part
 from ._partition import (
     DOMAIN,
     Plan,
@@ -330,19 +331,41 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
 
 
-def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE):
+def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE,
+                   parquet: ParquetOut | None = None):
     """The ScoredBatches of a Parquet registry, streamed to the driver partition by partition
-    (for writing a results store as a local run does)."""
+    (for writing a results store as a local run does); with ``parquet``, their findings, list
+    entries and rejects written first as Parquet part files by the executors."""
     spark.conf.set("spark.sql.session.timeZone", time_zone)
     frame = pieces_frame(spark, path, plan, recurse=recurse)
     # scored by all executors at once, then read back in order: toLocalIterator alone runs a
     # job per partition, one after the other
     scored, _partials = _scored_frame(frame, plan, True)
     try:
+        if parquet is not None:
+            _write_parquet(scored, plan, parquet)
         for row in scored.filter(F.col("scored").isNotNull()).select("scored").toLocalIterator():
             yield pickle.loads(row["scored"])  # written by _scorer in this job (see _unpickled)
     finally:
         scored.unpersist()
+
+
+def _write_parquet(scored: DataFrame, plan: Plan, out: ParquetOut) -> int:
+    """Each partition's tables written by the executor holding its scored batches, in one
+    pass over them (engine/distributed/_parquet_out.py); the rows written."""
+    slot_names = _frames.names(plan)
+
+    def write(batches):
+        by_number: dict[int, list] = {}
+        for batch in batches:
+            for number, blob in zip(batch.column("number").to_pylist(), batch.column("scored").to_pylist(),
+                                    strict=True):
+                by_number.setdefault(number, []).append(pickle.loads(blob))  # written by _scorer (see _unpickled)
+        for number, found in by_number.items():
+            yield pa.record_batch([pa.array([write_part(out, number, found, slot_names)], pa.int64())], names=["rows"])
+
+    return sum(row["rows"] for row in scored.filter(F.col("scored").isNotNull()).select("number", "scored")
+               .mapInArrow(write, "rows long").collect())
 
 
 __all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]

@@ -20,6 +20,8 @@ from distributed_data import (  # noqa: E402
     EXAMPLES,
     bad_registry,
     example_registry,
+    parquet_contents,
+    store_as_parquet_holds_it,
     store_contents,
     summary_of_run,
 )
@@ -145,3 +147,17 @@ def test_cli_refuses_a_scheduler_without_an_engine(registries, tmp_path):
     assert result.exit_code == 2
     assert "--scheduler and --master are for --engine dask and --engine spark" in result.output
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(cluster, registries, tmp_path):
+    """Rejects of every kind and keys repeated across files: each part file written where it
+    was scored holds what the store holds, run by run."""
+    for run in (1, 2):
+        summary = run_distributed(registries["bad"], tmp_path / "results.sqlite", as_of=AS_OF, engine="dask",
+                                  scheduler=cluster.scheduler.address, out_format="parquet", force=True)
+        assert summary.run_id == run
+        tables = parquet_contents(tmp_path / "results.parquet", run)
+        assert tables == store_as_parquet_holds_it(tmp_path / "results.sqlite")
+        assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
+        assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
+    assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
