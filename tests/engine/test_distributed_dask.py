@@ -161,3 +161,21 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(cluster, re
         assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
         assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
     assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
+
+
+def test_records_of_other_kinds_are_scored_beside_a_distributed_registry(cluster, registries, tmp_path):
+    """--records: the other kinds' tables (a few rows per river section or district) are
+    scored by the driver as a local run scores them, the registry on the cluster; the store
+    is the local run's, bad rows of those tables included."""
+    as_of = dt.date(2019, 1, 31)
+    tables = {"river_section": EXAMPLES / "river_sections.csv", "district": EXAMPLES / "districts.csv",
+              "report": EXAMPLES / "reports.csv", "dust_site": EXAMPLES / "dust_sites.csv"}
+    local = run_nightly(registries["examples"], tmp_path / "local.sqlite", as_of=as_of, tables=tables)
+    remote = run_distributed(registries["examples"], tmp_path / "dask.sqlite", as_of=as_of, engine="dask",
+                             scheduler=cluster.scheduler.address, tables=tables)
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"] and set(local.to_dict()["tables"]) > {"registry"}
+    assert store_contents(tmp_path / "dask.sqlite") == store_contents(tmp_path / "local.sqlite")
+    alone = run_nightly(registries["examples"], tmp_path / "alone.sqlite", as_of=as_of)
+    assert alone.rows_in < remote.rows_in  # the other kinds' rows were read and counted too
+    findings = store_contents(tmp_path / "dask.sqlite")["findings"]
+    assert len(findings) > len(store_contents(tmp_path / "alone.sqlite")["findings"])  # and judged
