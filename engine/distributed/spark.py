@@ -140,21 +140,18 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
 def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
-    With ``census``, also the digests of the partition's keys, sorted, in one blob per
-    bucket of their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the
+    With ``census``, also the digests of each batch's keys, sorted, in one blob per bucket of
+    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the
     same pass that scores, the key column read once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         number = _number()
         seq = 0
-        found = []
         for table in _tables(batches, pieces_in):
-            if census:
-                found.append(key_digests(plan, table, number))
+            if census:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
+                yield _digest_rows(number, key_digests(plan, table, number))
             for scored in score_partition(plan, table, number):
                 yield _scored_rows(number, seq, scored)
                 seq += 1
-        if census:
-            yield _digest_rows(number, found)
     return score_batches
 
 
@@ -177,8 +174,8 @@ def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
 _BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
 
 
-def _digest_rows(number: int, found: list[np.ndarray]) -> pa.RecordBatch:
-    every = np.sort(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
+    every = np.sort(found)
     cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
     blobs = [every[cuts[b]:cuts[b + 1]].tobytes() for b in range(DIGEST_BUCKETS)]
     n = DIGEST_BUCKETS
