@@ -10,9 +10,12 @@
 Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
 ``ecorules run`` scores a batch (engine/distributed/_partition.py). The scored batches are
 cached once as a DataFrame of pickled ScoredBatches beside their partial totals and counts:
-the totals are the partials summed by Spark as longs (exact: no double on the way, and no
-Python), the findings, list entries and rejects are read from the pickles when asked for. A key written on several rows is
-decided first over the whole frame, with Spark grouping the 64-bit digests of the keys.
+the partials come back to the driver (a few rows per batch) and are added as Python ints,
+exact; the findings, list entries and rejects are read from the pickles when asked for.
+A key written on several rows is decided over the whole frame as a local run decides it:
+the scoring pass also sends its keys' 64-bit digests, which one job merges by bucket on the
+executors with the partials' collection; only if some digest repeats is the frame scored
+again, knowing the first row of each repeated key (:func:`_scored_frame`).
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
 than 64 bits (Hive's INT) are widened to int64, a NULL is a missing value and so a reject
