@@ -131,21 +131,23 @@ def test_cli_runs_on_dask(registries, tmp_path):
 
     result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
                                        str(tmp_path / "r.sqlite"), "--as-of", "2012-04-14", "--engine", "dask",
-                                       "--threads", "2", "--format", "json"])
+                                       "--threads", "2", "--format", "json", "--out-format", "parquet"])
     assert result.exit_code in (0, 1), result.output
     local = run_nightly(registries["examples"], tmp_path / "l.sqlite", as_of=AS_OF)
     assert store_contents(tmp_path / "r.sqlite") == store_contents(tmp_path / "l.sqlite")
     assert local.rows_in == 50
+    assert parquet_contents(tmp_path / "r.parquet", 1) == store_as_parquet_holds_it(tmp_path / "r.sqlite")
 
 
-def test_cli_refuses_a_scheduler_without_an_engine(registries, tmp_path):
+@pytest.mark.parametrize("option", [["--scheduler", "tcp://127.0.0.1:1"], ["--out-format", "parquet"]])
+def test_cli_refuses_an_engine_option_without_an_engine(registries, tmp_path, option):
     from click.testing import CliRunner
     from ecorules.engine._cli import main
 
     result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
-                                       str(tmp_path / "r.sqlite"), "--scheduler", "tcp://127.0.0.1:1"])
+                                       str(tmp_path / "r.sqlite"), *option])
     assert result.exit_code == 2
-    assert "--scheduler and --master are for --engine dask and --engine spark" in result.output
+    assert "--scheduler, --master and --out-format parquet are for --engine dask and --engine spark" in result.output
     assert not (tmp_path / "r.sqlite").exists()
 
 
