@@ -144,8 +144,8 @@ def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
     With ``census``, also the digests of each batch's keys, sorted, in one blob per bucket of
-    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the
-    same pass that scores, the key column read once (:func:`_partials_and_repeats`)."""
+    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
+    that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         number = _number()
         seq = 0
@@ -202,7 +202,7 @@ def _merged_repeats(batches):
 def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.ndarray]:
     """In one Spark job: the rows of partial totals and counts (a few per scored batch), to be
     added on the driver as Python ints, and (``census``) the digests that more than one row
-    has: the partitions' sorted blobs shuffled by bucket (8 bytes a row, in a few large rows)
+    has: the batches' sorted blobs shuffled by bucket (8 bytes a row, in a few large rows)
     and merged in numpy on the executors, only the repeated ones coming back."""
     partial_columns = ["district", "deduction_yuan", "cases", *_frames.COUNTS]
     partials = (scored.filter(F.col("scored").isNotNull() | F.col("district").isNotNull())
