@@ -11,11 +11,15 @@ that the machine's noise hits every variant alike:
 - dask, run: ``ecorules run --engine dask --threads 2`` (a LocalCluster of 2 worker processes
   of one thread each, started by the command: start-up included), the same store written;
 - dask, score: ``score(read_registry(DIR))`` on a cluster already up: the district totals
-  and counts, frames left unread (what a site's own pipeline would call);
+  and counts, frames left unread (what a site's own pipeline would call; the policies
+  loaded once before the rounds, as for Spark's score);
 - spark, run: ``ecorules run --engine spark --master local[2]`` (session start-up included);
 - spark, score: ``score(spark.read.parquet(DIR))`` in a session already up, totals collected;
 - spark, SQL: Spark's own SQL computing the same district totals from the same files, no
   Python (the floor of any Python on Spark).
+
+Each variant's peak memory: the peak RSS of each process under the bench while it runs (a
+Dask worker, a Spark Python worker, Spark's JVM, an ``ecorules run``), the largest by role.
 
 Each variant's records/s is the registry's rows over its wall time. Prints medians and the
 ratios the targets are stated in (Dask >= 1.6x one process's records/s on 2 cores; Spark's
@@ -34,6 +38,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +56,76 @@ SELECT district,
 FROM registry
 GROUP BY district
 """
+
+
+ROLES = (("pyspark.daemon", "spark python worker"), ("java", "spark JVM (driver and executors)"),
+         ("spawn_main", "dask worker"), ("ecorules", "ecorules run (driver)"))
+
+
+def _role(process) -> str | None:
+    try:
+        command = " ".join(process.cmdline())
+    except Exception:  # gone, or not ours to read
+        return None
+    return next((role for marker, role in ROLES if marker in command), None)
+
+
+def _peak_kib(pid: int) -> int:
+    """The process's peak resident set (VmHWM), which the kernel keeps: no sampling misses it."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """The peak RSS of each process under this one while a variant runs, by role (a Dask
+    worker, a Spark Python worker, Spark's JVM, an ``ecorules run``): the peaks of the
+    processes that outlive a variant are reset before it (``clear_refs``), those of the
+    processes it starts are polled until they exit."""
+
+    def __init__(self, every: float = 0.2):
+        import psutil
+
+        self.me, self.every = psutil.Process(), every
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.done = threading.Event()
+
+    def __enter__(self):
+        for child in self.me.children(recursive=True):
+            try:
+                Path(f"/proc/{child.pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self.done.is_set():
+            self._sample()
+            self.done.wait(self.every)
+
+    def _sample(self) -> None:
+        for child in self.me.children(recursive=True):
+            role = self.peaks[child.pid][0] if child.pid in self.peaks else _role(child)
+            if role is not None:
+                self.peaks[child.pid] = (role, max(_peak_kib(child.pid), self.peaks.get(child.pid, ("", 0))[1]))
+
+    def __exit__(self, *exc):
+        self._sample()
+        self.done.set()
+        self.thread.join()
+
+    def by_role(self) -> dict[str, int]:
+        """role -> the largest peak of one process of it, MiB."""
+        out: dict[str, int] = {}
+        for role, kib in self.peaks.values():
+            out[role] = max(out.get(role, 0), kib // 1024)
+        return out
 
 
 def ecorules_command() -> list[str]:
@@ -87,11 +162,16 @@ def run_command(folder: Path, out: Path, extra: list[str]) -> dict:
             "districts": {d["district"]: [d["deduction_yuan"], d["cases"]] for d in summary["district_totals"]}}
 
 
+# the policies, loaded once before the rounds: parsing the YAML is a second per job whatever the
+# data's size (the one-process and run variants pay it, and their policies' tests, in every round)
+POLICIES: list = []
+
+
 def dask_score(folder: Path, client) -> dict:
     from ecorules.engine.distributed.dask import read_registry, score
 
     started = time.perf_counter()
-    out = score(read_registry(folder), as_of=dt.date.fromisoformat(AS_OF))
+    out = score(read_registry(folder, POLICIES[0]), POLICIES[0], as_of=dt.date.fromisoformat(AS_OF))
     wall = time.perf_counter() - started
     client.cancel(out.partitions)  # the persisted batches: freed before the next variant
     return {"wall": wall, "rows": out.counts["rows_in"], "districts": out.totals}
@@ -101,7 +181,7 @@ def spark_score(folder: Path, spark) -> dict:
     from ecorules.engine.distributed.spark import score
 
     started = time.perf_counter()
-    out = score(spark.read.parquet(str(folder)), as_of=dt.date.fromisoformat(AS_OF))
+    out = score(spark.read.parquet(str(folder)), POLICIES[0], as_of=dt.date.fromisoformat(AS_OF))
     districts = {r["district"]: [r["deduction_yuan"], r["cases"]] for r in out.totals.collect()}
     wall = time.perf_counter() - started
     out.batches.unpersist()
@@ -151,9 +231,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ecorules-bench-dist")
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--spark-only", action="store_true", help="Only Spark's score, its SQL and its Python floor.")
+    parser.add_argument("--only", action="append", help="Only the variants whose name has this text (repeatable).")
     args = parser.parse_args()
     folder = args.dir / f"registry-{args.rows}-{args.files}"
     generate(args.rows, args.files, args.row_group, folder)
+    from ecorules.rules import load_policies
+
+    POLICIES.append(load_policies())
 
     from dask.distributed import Client, LocalCluster
 
@@ -186,39 +270,52 @@ def main() -> None:
                 }
             if args.spark_only:
                 variants = {name: v for name, v in variants.items() if name.startswith("spark") and "run" not in name}
+            if args.only:
+                variants = {name: v for name, v in variants.items() if any(o in name for o in args.only)}
             for name, variant in variants.items():
-                result = variant()
+                with PeakMemory() as memory:
+                    result = variant()
+                result["peak_mib"] = memory.by_role()
                 results.setdefault(name, []).append(result)
-                print(f"  round {round_ + 1}: {name}: {result['wall']:.2f} s", flush=True)
+                print(f"  round {round_ + 1}: {name}: {result['wall']:.2f} s, load {os.getloadavg()[0]:.1f}, "
+                      f"peak RSS per process (MiB) {result['peak_mib']}", flush=True)
     first = next(iter(results.values()))[0]["districts"]
     agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
     walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
     best = {name: statistics.median(values) for name, values in walls.items()}
-    base = best.get("one process (ecorules run)")
     print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
           f"Python {platform.python_version()}, {dt.date.today()}")
     for name, values in walls.items():
         print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
               f"totals {'agree' if agree[name] else 'DIFFER'}")
+    one, dask_run, dask_up = ("one process (ecorules run)", "dask, run (2 workers, start-up included)",
+                              "dask, score (2 workers up)")
+    spark_run, spark_up, sql, counting = ("spark, run (local[2], start-up included)", "spark, score (local[2] up)",
+                                          "spark, native SQL (local[2] up)",
+                                          "spark, mapInArrow only counting (local[2] up)")
     ratios = {}
-    if base is not None:
-        ratios["dask run / one process (records/s)"] = base / best["dask, run (2 workers, start-up included)"]
-        ratios["dask score / one process (records/s)"] = base / best["dask, score (2 workers up)"]
-    if spark is not None:
-        floor = best["spark, native SQL (local[2] up)"]
-        ratios["spark score / spark native SQL (time)"] = best["spark, score (local[2] up)"] / floor
-        ratios["spark mapInArrow counting / spark native SQL (time)"] = \
-            best["spark, mapInArrow only counting (local[2] up)"] / floor
-        ratios["spark score / spark mapInArrow counting (time)"] = \
-            best["spark, score (local[2] up)"] / best["spark, mapInArrow only counting (local[2] up)"]
-        if base is not None:
-            ratios["spark run / spark native SQL (time)"] = best["spark, run (local[2], start-up included)"] / floor
-            ratios["spark score / one process (records/s)"] = base / best["spark, score (local[2] up)"]
+    for label, slow, fast in (  # a records/s ratio is fast's rate over slow's; a time ratio slow's time over fast's
+            ("dask run / one process (records/s)", one, dask_run),
+            ("dask score / one process (records/s)", one, dask_up),
+            ("spark score / one process (records/s)", one, spark_up),
+            ("spark score / spark native SQL (time)", spark_up, sql),
+            ("spark run / spark native SQL (time)", spark_run, sql),
+            ("spark mapInArrow counting / spark native SQL (time)", counting, sql),
+            ("spark score / spark mapInArrow counting (time)", spark_up, counting)):
+        if slow in best and fast in best:
+            ratios[label] = best[slow] / best[fast]
+            # on a shared machine the fastest round of each is the one least hit by others' load
+            ratios[label + ", fastest rounds"] = min(walls[slow]) / min(walls[fast])
     for name, value in ratios.items():
-        print(f"  {name:52s} {value:.2f}x")
+        print(f"  {name:68s} {value:.2f}x")
     out = args.dir / "distributed.json"
+    peaks = {name: {role: max(r["peak_mib"].get(role, 0) for r in runs) for role in runs[0]["peak_mib"]}
+             for name, runs in results.items()}
+    for name, roles in peaks.items():
+        print(f"  peak RSS of one process, {name}: " + ", ".join(f"{role} {mib:,} MiB" for role, mib in roles.items()))
     out.write_text(json.dumps({"rows": args.rows, "files": args.files, "walls": walls, "ratios": ratios,
-                               "agree": agree, "date": str(dt.date.today())}, indent=2))
+                               "peak_mib": peaks, "agree": agree, "date": str(dt.date.today()),
+                               "load": os.getloadavg()}, indent=2))
     print(f"  saved {out}")
     if not all(agree.values()):
         raise SystemExit("district totals differ between variants")

@@ -90,10 +90,14 @@ _DB = click.option("--db", type=STORE, default=Path("results.sqlite"), show_defa
                    "--threads worker processes on 127.0.0.1.")
 @click.option("--master", default=None, help="--engine spark: Spark's master (yarn, spark://host:7077). "
                                              "Default: local[--threads], on 127.0.0.1.")
+@click.option("--out-format", type=click.Choice(["sqlite", "parquet"]), default="sqlite", show_default=True,
+              help="--engine dask|spark: 'parquet' also writes the findings, list entries, rejects and district "
+                   "totals as Parquet tables beside the store (results.sqlite -> results.parquet/TABLE/run_id=N/), "
+                   "each part written by the worker that scored it.")
 @FORMAT_OPTION
 def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_dir, as_of, threads, encoding, table,
         sheet, recurse, aliases_file, batch_rows, force, reassess, duplicates, allow_failing_tests, allow_unset_parameters, progress,
-        engine, scheduler, master, output_format):
+        engine, scheduler, master, out_format, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -165,9 +169,10 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
                       output_format)
             from .distributed._run import run_distributed
 
-            distributed = {"engine": engine, "scheduler": scheduler, "master": master}
-        elif scheduler or master:
-            _fail("--scheduler and --master are for --engine dask and --engine spark", output_format)
+            distributed = {"engine": engine, "scheduler": scheduler, "master": master, "out_format": out_format}
+        elif scheduler or master or out_format != "sqlite":
+            _fail("--scheduler, --master and --out-format parquet are for --engine dask and --engine spark",
+                  output_format)
         summary = (run_distributed if distributed else run_nightly)(
             registry, out, **distributed, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,

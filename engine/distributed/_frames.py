@@ -35,33 +35,43 @@ def _repeat(value: str, n: int) -> pa.Array:
     return pa.array([value] * n, pa.string())
 
 
-def findings_table(batches: Iterable, slot_names) -> pa.Table:
-    parts = []
-    for scored in batches:
-        for part in scored.findings:
-            policy, rule, kind = slot_names[0][part.slot]
-            n = len(part.subjects)
-            parts.append(pa.table([part.subjects.cast(pa.string()), _repeat(policy, n), _repeat(rule, n),
-                                   _repeat(kind, n), part.amounts.cast(pa.int64()), part.payers.cast(pa.string())],
-                                  schema=FINDINGS_SCHEMA))
-    return pa.concat_tables(parts) if parts else FINDINGS_SCHEMA.empty_table()
-
-
 def _days(days, n: int) -> pa.Array:
     if days is None:
         return pa.nulls(n, pa.date32())
     return pa.array(np.asarray(days, np.int64).astype(np.int32), pa.int32()).cast(pa.date32())
 
 
+def _finding_columns(part, names: tuple[str, ...]) -> list[pa.Array]:
+    n = len(part.subjects)
+    return [part.subjects.cast(pa.string()), *(_repeat(name, n) for name in names), part.amounts.cast(pa.int64()),
+            part.payers.cast(pa.string())]
+
+
+def _entry_columns(part, names: tuple[str, ...]) -> list[pa.Array]:
+    n = len(part.keys)
+    return [part.keys.cast(pa.string()), *(_repeat(name, n) for name in names), _days(part.start, n),
+            _days(part.end, n)]
+
+
+# what each table reads of a ScoredBatch: its parts, which of the slot names, the columns of a part
+_PARTS = {"findings": (FINDINGS_SCHEMA, 0, _finding_columns), "entries": (ENTRIES_SCHEMA, 1, _entry_columns)}
+
+
+def parts_table(what: str, batches: Iterable, slot_names) -> pa.Table:
+    """The findings or the list entries (``what``) of scored batches as one Arrow table, each
+    part's slot named by its policy, rule and kind (findings) or list, policy and rule (entries)."""
+    schema, names, columns = _PARTS[what]
+    parts = [pa.table(columns(part, slot_names[names][part.slot]), schema=schema)
+             for scored in batches for part in getattr(scored, what)]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def findings_table(batches: Iterable, slot_names) -> pa.Table:
+    return parts_table("findings", batches, slot_names)
+
+
 def entries_table(batches: Iterable, slot_names) -> pa.Table:
-    parts = []
-    for scored in batches:
-        for part in scored.entries:
-            list_id, policy, rule = slot_names[1][part.slot]
-            n = len(part.keys)
-            parts.append(pa.table([part.keys.cast(pa.string()), _repeat(list_id, n), _repeat(policy, n),
-                                   _repeat(rule, n), _days(part.start, n), _days(part.end, n)], schema=ENTRIES_SCHEMA))
-    return pa.concat_tables(parts) if parts else ENTRIES_SCHEMA.empty_table()
+    return parts_table("entries", batches, slot_names)
 
 
 def rejects_table(batches: Iterable) -> pa.Table:

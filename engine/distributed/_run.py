@@ -14,27 +14,43 @@ import contextlib
 import logging
 import os
 
+from .._ledger_money import YUAN, in_yuan
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
+from ._parquet_out import ParquetOut, folder_beside
 from ._partition import DistributedError, make_plan
 
 log = logging.getLogger("ecorules.distributed")
 
 ENGINES = ("local", "dask", "spark")
+OUT_FORMATS = ("sqlite", "parquet")
 
 
 class DistributedRun(NightlyRun):
     def __init__(self, registry, out, *, engine: str, scheduler: str | None = None, master: str | None = None,
-                 **options):
+                 out_format: str = "sqlite", **options):
         if engine not in ("dask", "spark"):
             raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        for option, what in (("cases", "--cases"), ("tables", "--records")):
-            if options.get(option):
-                raise NightlyError(f"{what} is scored on one machine only for now: run without --engine {engine}")
+        if options.get("cases"):
+            # the case table is joined to its enterprises and judged act by act on the driver
+            # (engine/cases/), its roll-ups added to the registry's batches before scoring: not
+            # yet split into pieces a worker scores alone
+            raise NightlyError(f"--cases is scored on one machine only for now: run without --engine {engine}")
         super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
+        if out_format not in OUT_FORMATS:
+            raise NightlyError(f"--out-format must be one of {', '.join(OUT_FORMATS)}, got {out_format!r}")
+        if out_format == "parquet" and "://" in str(out):
+            raise NightlyError("--out-format parquet writes its tables beside an SQLite store: give --out a file")
+        self.parquet_root = folder_beside(out) if out_format == "parquet" else None
         if scheduler is not None and engine != "dask":
             raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
+
+    def execute(self):
+        summary = super().execute()
+        if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
+            ParquetOut(self.parquet_root, summary.replaced_run).clear()
+        return summary
 
     def _registry(self, program):
         registry = super()._registry(program)
@@ -49,13 +65,24 @@ class DistributedRun(NightlyRun):
             plan = make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
         except DistributedError as error:
             raise NightlyError(str(error)) from error
-        with self._batches(plan) as batches:
-            for scored in batches:
-                self._record(self.scoring, scored, writer, run_id, acc)
-                progress.update(scored.rows_in)
+        parquet = ParquetOut(self.parquet_root, run_id) if self.parquet_root is not None else None
+        if parquet is not None:
+            parquet.clear()
+        try:
+            with self._batches(plan, parquet) as batches:
+                for scored in batches:
+                    self._record(self.scoring, scored, writer, run_id, acc)
+                    progress.update(scored.rows_in)
+        except BaseException:
+            if parquet is not None:  # no tables of a run the store marks failed
+                parquet.clear()
+            raise
+        if parquet is not None:  # whole yuan: the distributed engines refuse amounts in fen (_partition.py)
+            parquet.write_totals({district: (in_yuan(fen, YUAN), cases) for district, (fen, cases) in acc.districts.items()})
+            log.info("results also as Parquet under %s (run_id=%s)", self.parquet_root, run_id)
 
     @contextlib.contextmanager
-    def _batches(self, plan):
+    def _batches(self, plan, parquet):
         if self.engine == "dask":
             from dask.distributed import Client, LocalCluster
 
@@ -73,18 +100,18 @@ class DistributedRun(NightlyRun):
                         dashboard_address="127.0.0.1:0"))
                     client = stack.enter_context(Client(cluster))
                 log.info("dask: %s", client)
-                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse)
+                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse, parquet=parquet)
         else:
             from .spark import local_session, scored_batches
 
             master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
             spark = local_session(master)
             log.info("spark %s: %s", spark.version, master)
-            yield scored_batches(spark, self.registry_path, plan, recurse=self.recurse)
+            yield scored_batches(spark, self.registry_path, plan, recurse=self.recurse, parquet=parquet)
 
 
 def run_distributed(registry, out, **options):
     return DistributedRun(registry, out, **options).execute()
 
 
-__all__ = ["ENGINES", "DistributedRun", "run_distributed"]
+__all__ = ["ENGINES", "OUT_FORMATS", "DistributedRun", "run_distributed"]

@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from .._duplicates import unique_key
 from . import _frames
+from ._parquet_out import ParquetOut, write_part
 from ._partition import (
     DOMAIN,
     ROW,
@@ -186,10 +187,16 @@ def _piece_scored(piece, number: int, *, plan: Plan):
     return score_partition(plan, read_piece(piece), number)
 
 
-def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True):
+def _piece_written(scored: list, number: int, *, out: ParquetOut, slot_names) -> int:
+    return write_part(out, number, scored, slot_names)
+
+
+def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True, parquet: ParquetOut | None = None):
     """The ScoredBatches of a Parquet registry in its order, each row group read and scored
     on a worker with its file's own headers (for writing a results store as a local run
-    does); the driver holds one row group's results at a time beyond what the cluster holds."""
+    does); the driver holds one row group's results at a time beyond what the cluster holds.
+    With ``parquet``, each piece's findings, list entries and rejects are also written as
+    Parquet part files by the worker holding them."""
     found, _registry = pieces(plan, path, recurse=recurse)
     key = unique_key(plan.policies, DOMAIN)
     if key is not None and key.name in plan.columns:  # one enterprise, one row: the key column first
@@ -201,9 +208,12 @@ def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True):
                                                 repeated=repeated, pure=False))
             plan.census = census_of(repeated, suspects, sum(len(d) for d in digests))
     futures = client.map(_piece_scored, found, list(range(len(found))), plan=plan, pure=False)
+    written = (client.map(_piece_written, futures, list(range(len(found))), out=parquet,
+                          slot_names=_frames.names(plan), pure=False) if parquet is not None else [])
     for future in futures:
         yield from future.result()
         future.release()
+    client.gather(written)  # every part file is there before the run is done
 
 
 __all__ = ["Scored", "census", "read_registry", "score", "scored_batches", "scored_partitions"]

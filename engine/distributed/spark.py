@@ -10,9 +10,12 @@
 Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
 ``ecorules run`` scores a batch (engine/distributed/_partition.py). The scored batches are
 cached once as a DataFrame of pickled ScoredBatches beside their partial totals and counts:
-the totals are the partials summed by Spark as longs (exact: no double on the way, and no
-Python), the findings, list entries and rejects are read from the pickles when asked for. A key written on several rows is
-decided first over the whole frame, with Spark grouping the 64-bit digests of the keys.
+the partials come back to the driver (a few rows per batch) and are added as Python ints,
+exact; the findings, list entries and rejects are read from the pickles when asked for.
+A key written on several rows is decided over the whole frame as a local run decides it:
+the scoring pass also sends its keys' 64-bit digests, which one job merges by bucket on the
+executors with the partials' collection; only if some digest repeats is the frame scored
+again, knowing the first row of each repeated key (:func:`_scored_frame`).
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
 than 64 bits (Hive's INT) are widened to int64, a NULL is a missing value and so a reject
@@ -39,6 +42,7 @@ from pyspark.sql import functions as F
 
 from .._duplicates import unique_key
 from . import _frames
+from ._parquet_out import ParquetOut, write_part
 from ._partition import (
     DOMAIN,
     Plan,
@@ -54,11 +58,14 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
+DIGEST_BITS = 6  # the key census's digests travel in 2**6 sorted blobs per partition, by their top bits
+DIGEST_BUCKETS = 1 << DIGEST_BITS
 SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
-          "rows_in long, rows_scored long, rows_rejected long, total_yuan long")
+          "rows_in long, rows_scored long, rows_rejected long, total_yuan long, bucket int, digests binary")
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
                            ("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
-                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")]])
+                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")],
+                           ("bucket", pa.int32()), ("digests", pa.binary())])
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
@@ -133,68 +140,126 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
         yield pa.Table.from_batches(pending)
 
 
-def _scorer(plan: Plan, pieces_in: bool):
+def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
-    district of its partial totals: the totals are then summed by Spark alone, as longs,
-    without reading the pickles back into Python."""
+    district of its partial totals, which the driver adds without reading the pickles back.
+    With ``census``, also the digests of each batch's keys, sorted, in one blob per bucket of
+    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
+    that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         number = _number()
         seq = 0
         for table in _tables(batches, pieces_in):
+            if census:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
+                yield _digest_rows(number, key_digests(plan, table, number))
             for scored in score_partition(plan, table, number):
-                blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
-                n = 1 + len(scored.districts)
-                districts = list(scored.districts_yuan.items())
-                counts = [[value] + [None] * (n - 1) for value in
-                          (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
-                yield pa.record_batch([
-                    pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
-                    pa.array([blob] + [None] * (n - 1), pa.binary()),
-                    pa.array([None] + [d for d, _ in districts], pa.string()),
-                    pa.array([None] + [t[0] for _, t in districts], pa.int64()),
-                    pa.array([None] + [t[1] for _, t in districts], pa.int64()),
-                    *[pa.array(c, pa.int64()) for c in counts]], schema=_SCORED_ARROW)
+                yield _scored_rows(number, seq, scored)
                 seq += 1
     return score_batches
 
 
-def _census(df: DataFrame, plan: Plan, pieces_in: bool) -> Plan:
+def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
+    blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
+    districts = list(scored.districts_yuan.items())
+    n = 1 + len(districts)
+    counts = [[value] + [None] * (n - 1) for value in
+              (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
+    return pa.record_batch([
+        pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
+        pa.array([blob] + [None] * (n - 1), pa.binary()),
+        pa.array([None] + [d for d, _ in districts], pa.string()),
+        pa.array([None] + [t[0] for _, t in districts], pa.int64()),
+        pa.array([None] + [t[1] for _, t in districts], pa.int64()),
+        *[pa.array(c, pa.int64()) for c in counts], pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())],
+        schema=_SCORED_ARROW)
+
+
+_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
+
+
+def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
+    every = np.sort(found)
+    cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
+    blobs = [every[cuts[b]:cuts[b + 1]].tobytes() for b in range(DIGEST_BUCKETS)]
+    n = DIGEST_BUCKETS
+    return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
+                            pa.nulls(n, pa.string()), *[pa.nulls(n, pa.int64()) for _ in range(6)],
+                            pa.array(range(n), pa.int32()), pa.array(blobs, pa.binary())], schema=_SCORED_ARROW)
+
+
+def _merged_repeats(batches):
+    """The digests that more than one row has, in the buckets this task was given."""
+    found: dict[int, list[np.ndarray]] = {}
+    for batch in batches:
+        for bucket, blob in zip(batch.column("bucket").to_pylist(), batch.column("digests").to_pylist(), strict=True):
+            found.setdefault(bucket, []).append(np.frombuffer(blob, np.uint64))
+    for parts in found.values():
+        every = np.sort(np.concatenate(parts))
+        repeated = np.unique(every[1:][every[1:] == every[:-1]])
+        yield pa.record_batch([pa.array(repeated.view(np.int64), pa.int64())], names=["d"])
+
+
+def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.ndarray]:
+    """In one Spark job: the rows of partial totals and counts (a few per scored batch), to be
+    added on the driver as Python ints, and (``census``) the digests that more than one row
+    has: the batches' sorted blobs shuffled by bucket (8 bytes a row, in a few large rows)
+    and merged in numpy on the executors, only the repeated ones coming back."""
+    partial_columns = ["district", "deduction_yuan", "cases", *_frames.COUNTS]
+    partials = (scored.filter(F.col("scored").isNotNull() | F.col("district").isNotNull())
+                .select(*partial_columns, F.lit(None).cast("long").alias("d")))
+    if census:
+        partitions = max(1, min(DIGEST_BUCKETS, int(scored.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
+        repeats = (scored.filter(F.col("digests").isNotNull()).select("bucket", "digests")
+                   .repartition(partitions, "bucket").mapInArrow(_merged_repeats, "d long")
+                   .select(*[F.lit(None).cast(partials.schema[c].dataType).alias(c) for c in partial_columns], "d"))
+        partials = partials.unionByName(repeats)
+    rows = partials.collect()
+    repeated = np.unique(np.array([row["d"] for row in rows if row["d"] is not None], np.int64).view(np.uint64))
+    return [row for row in rows if row["d"] is None], repeated
+
+
+def _census(df: DataFrame, plan: Plan, pieces_in: bool, repeated: np.ndarray, rows: int) -> Plan:
+    """The plan with its census: the rows (file, row) of every key whose digest repeats, in
+    the registry's order, compared by their exact key on the driver."""
     key = unique_key(plan.policies, DOMAIN)
-    if key is None or key.name not in plan.columns:  # no declared key: nothing to decide
-        return plan
     facts = [key.name]
     if not pieces_in:  # the key column alone (Spark reads no other column of a Parquet file)
-        columns = key_columns(plan, df.columns)
-        if columns is None:
-            return plan
-        df = df.select(*[F.col(f"`{c}`") for c in columns])
-    def digests(batches):
+        df = df.select(*[F.col(f"`{c}`") for c in key_columns(plan, df.columns)])
+
+    def suspects(batches):
         number = _number()
+        position = 0
         for table in _tables(batches, pieces_in, facts):
-            found = key_digests(plan, table, number).view(np.int64)  # Spark has no unsigned longs
-            yield pa.record_batch([pa.array(found, pa.int64())], names=["d"])
+            found = suspect_rows(plan, repeated, table, number)
+            yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
+                                   pa.array(range(position, position + len(found)), pa.int64()),
+                                   pa.array([f[0] for f in found], pa.string()),
+                                   pa.array([f[1] for f in found], pa.string()),
+                                   pa.array([f[2] for f in found], pa.int64())],
+                                  names=["number", "position", "key", "source", "row"])
+            position += len(found)
 
-    repeated = [row["d"] for row in df.mapInArrow(digests, "d long").groupBy("d").count()
-                .filter(F.col("count") > 1).select("d").collect()]
-    repeated = np.unique(np.array(repeated, np.int64).view(np.uint64))
-    if repeated.size:
-        def suspects(batches):
-            number = _number()
-            position = 0
-            for table in _tables(batches, pieces_in, facts):
-                found = suspect_rows(plan, repeated, table, number)
-                yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
-                                       pa.array(range(position, position + len(found)), pa.int64()),
-                                       pa.array([f[0] for f in found], pa.string()),
-                                       pa.array([f[1] for f in found], pa.string()),
-                                       pa.array([f[2] for f in found], pa.int64())],
-                                      names=["number", "position", "key", "source", "row"])
-                position += len(found)
-
-        found = (df.mapInArrow(suspects, "number int, position long, key string, source string, row long")
-                 .orderBy("number", "position").collect())
-        plan.census = census_of(repeated, [[(r["key"], r["source"], r["row"]) for r in found]])
+    found = (df.mapInArrow(suspects, "number int, position long, key string, source string, row long")
+             .orderBy("number", "position").collect())
+    plan.census = census_of(repeated, [[(r["key"], r["source"], r["row"]) for r in found]], rows)
     return plan
+
+
+def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame, list]:
+    """``df`` scored and persisted, with its partial rows collected (which computes it). The
+    first pass scores as if no key repeats and takes the key census on the way; only where
+    some key does repeat is the frame scored again, knowing which row of each is the
+    enterprise's (a clean registry is read once)."""
+    key = unique_key(plan.policies, DOMAIN)
+    census = key is not None and key.name in plan.columns  # else no declared key: nothing to decide
+    scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    partials, repeated = _partials_and_repeats(scored, census)
+    if not repeated.size:
+        return scored, partials
+    scored.unpersist()
+    plan = _census(df, plan, pieces_in, repeated, sum(row["rows_in"] or 0 for row in partials))
+    scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    return scored, _partials_and_repeats(scored, False)[0]
 
 
 # pickle, knowingly: every blob read back here was written by _scorer in this same Spark job
@@ -211,12 +276,14 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
           time_zone: str = TIME_ZONE, pieces_in: bool = False) -> Scored:
     """Score every row of ``df`` (the registry's columns, headers as a local run accepts them;
     ``_source`` and ``_row`` name where each row came from, if the frame has them)."""
-    df.sparkSession.conf.set("spark.sql.session.timeZone", time_zone)
+    spark = df.sparkSession
+    spark.conf.set("spark.sql.session.timeZone", time_zone)
     plan = make_plan(policies, as_of, aliases=aliases, duplicates=duplicates)
     if not pieces_in:  # the columns scoring reads, no others through Arrow to Python
         df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
-    plan = _census(df, plan, pieces_in)
-    batches = df.mapInArrow(_scorer(plan, pieces_in), SCORED).cache()
+    batches, partials = _scored_frame(df, plan, pieces_in)
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
+                                                               schema=_frames.PARTIALS_SCHEMA))
     slot_names = _frames.names(plan)
 
     def findings(parts):
@@ -228,16 +295,22 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
     def rejects(parts):
         yield from _frames.rejects_table(_unpickled(parts)).to_batches()
 
-    counts = batches.filter(F.col("scored").isNotNull()).agg(
-        *[F.sum(name).cast("long").alias(name) for name in _frames.COUNTS]).collect()[0].asDict()
-    totals = (batches.filter(F.col("district").isNotNull()).groupBy("district")
-              .agg(F.sum("deduction_yuan").cast("long").alias("deduction_yuan"),
-                   F.sum("cases").cast("long").alias("cases")))
     blobs = batches.filter(F.col("scored").isNotNull()).select("scored")
+    totals_frame = _literal_rows(spark, [(district, yuan, cases) for district, (yuan, cases) in totals.items()])
     return Scored(blobs.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
                   blobs.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
-                  blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals,
-                  {name: int(value or 0) for name, value in counts.items()}, batches)
+                  blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals_frame, counts, batches)
+
+
+_TOTALS = "array<struct<district:string,deduction_yuan:bigint,cases:bigint>>"
+
+
+def _literal_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    """The district totals as a frame of literals, made in the JVM: ``createDataFrame`` of a
+    list would start a Python worker to read it back."""
+    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast("long").alias("deduction_yuan"),
+                        F.lit(cases).cast("long").alias("cases")) for district, yuan, cases in rows]
+    return spark.range(1).select(F.inline(F.array(*structs).cast(_TOTALS)))
 
 
 _DDL = {pa.string(): "string", pa.int64(): "long", pa.date32(): "date"}
@@ -258,21 +331,41 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
 
 
-def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE):
+def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE,
+                   parquet: ParquetOut | None = None):
     """The ScoredBatches of a Parquet registry, streamed to the driver partition by partition
-    (for writing a results store as a local run does)."""
+    (for writing a results store as a local run does); with ``parquet``, their findings, list
+    entries and rejects written first as Parquet part files by the executors."""
     spark.conf.set("spark.sql.session.timeZone", time_zone)
     frame = pieces_frame(spark, path, plan, recurse=recurse)
-    plan = _census(frame, plan, True)
     # scored by all executors at once, then read back in order: toLocalIterator alone runs a
     # job per partition, one after the other
-    scored = frame.mapInArrow(_scorer(plan, True), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    scored, _partials = _scored_frame(frame, plan, True)
     try:
-        scored.count()
+        if parquet is not None:
+            _write_parquet(scored, plan, parquet)
         for row in scored.filter(F.col("scored").isNotNull()).select("scored").toLocalIterator():
             yield pickle.loads(row["scored"])  # written by _scorer in this job (see _unpickled)
     finally:
         scored.unpersist()
+
+
+def _write_parquet(scored: DataFrame, plan: Plan, out: ParquetOut) -> int:
+    """Each partition's tables written by the executor holding its scored batches, in one
+    pass over them (engine/distributed/_parquet_out.py); the rows written."""
+    slot_names = _frames.names(plan)
+
+    def write(batches):
+        by_number: dict[int, list] = {}
+        for batch in batches:
+            for number, blob in zip(batch.column("number").to_pylist(), batch.column("scored").to_pylist(),
+                                    strict=True):
+                by_number.setdefault(number, []).append(pickle.loads(blob))  # written by _scorer (see _unpickled)
+        for number, found in by_number.items():
+            yield pa.record_batch([pa.array([write_part(out, number, found, slot_names)], pa.int64())], names=["rows"])
+
+    return sum(row["rows"] for row in scored.filter(F.col("scored").isNotNull()).select("number", "scored")
+               .mapInArrow(write, "rows long").collect())
 
 
 __all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]

@@ -98,3 +98,32 @@ def summary_of_run(db: Path) -> dict:
     finally:
         connection.close()
     return {key: summary[key] for key in ("findings", "lists", "rejects_by_reason", "sources")}
+
+
+def parquet_contents(root: Path, run_id: int) -> dict[str, list[tuple]]:
+    """The Parquet tables of ``--out-format parquet`` for one run, as store_contents gives the
+    store's: findings without their citation and status, list entries as the sanctions table
+    orders its columns, dates as the store writes them (ISO text)."""
+    def rows(table: str) -> list[dict]:
+        folder = root / table / f"run_id={run_id}"
+        return pq.read_table(folder).to_pylist() if folder.is_dir() else []
+
+    def day(value):
+        return None if value is None else value.isoformat()
+
+    return {
+        "findings": sorted(((r["uscc"], r["policy"], r["rule"], r["kind"], r["amount_yuan"], r["payer"])
+                            for r in rows("findings")), key=repr),
+        "sanctions": sorted(((r["uscc"], r["list"], r["rule"], r["policy"], day(r["start"]), day(r["planned_end"]))
+                             for r in rows("list_entries")), key=repr),
+        "rejects": sorted((tuple(r.values()) for r in rows("rejects")), key=repr),
+        "district_totals": sorted((tuple(r.values()) for r in rows("district_totals")), key=repr),
+    }
+
+
+def store_as_parquet_holds_it(db: Path) -> dict[str, list[tuple]]:
+    """store_contents' tables in the shape of parquet_contents."""
+    contents = store_contents(db)
+    return {"findings": sorted((row[:6] for row in contents["findings"]), key=repr),
+            "sanctions": contents["sanctions"], "rejects": contents["rejects"],
+            "district_totals": contents["district_totals"]}

@@ -20,6 +20,8 @@ from distributed_data import (  # noqa: E402
     EXAMPLES,
     bad_registry,
     example_registry,
+    parquet_contents,
+    store_as_parquet_holds_it,
     store_contents,
     summary_of_run,
 )
@@ -129,19 +131,53 @@ def test_cli_runs_on_dask(registries, tmp_path):
 
     result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
                                        str(tmp_path / "r.sqlite"), "--as-of", "2012-04-14", "--engine", "dask",
-                                       "--threads", "2", "--format", "json"])
+                                       "--threads", "2", "--format", "json", "--out-format", "parquet"])
     assert result.exit_code in (0, 1), result.output
     local = run_nightly(registries["examples"], tmp_path / "l.sqlite", as_of=AS_OF)
     assert store_contents(tmp_path / "r.sqlite") == store_contents(tmp_path / "l.sqlite")
     assert local.rows_in == 50
+    assert parquet_contents(tmp_path / "r.parquet", 1) == store_as_parquet_holds_it(tmp_path / "r.sqlite")
 
 
-def test_cli_refuses_a_scheduler_without_an_engine(registries, tmp_path):
+@pytest.mark.parametrize("option", [["--scheduler", "tcp://127.0.0.1:1"], ["--out-format", "parquet"]])
+def test_cli_refuses_an_engine_option_without_an_engine(registries, tmp_path, option):
     from click.testing import CliRunner
     from ecorules.engine._cli import main
 
     result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
-                                       str(tmp_path / "r.sqlite"), "--scheduler", "tcp://127.0.0.1:1"])
+                                       str(tmp_path / "r.sqlite"), *option])
     assert result.exit_code == 2
-    assert "--scheduler and --master are for --engine dask and --engine spark" in result.output
+    assert "--scheduler, --master and --out-format parquet are for --engine dask and --engine spark" in result.output
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(cluster, registries, tmp_path):
+    """Rejects of every kind and keys repeated across files: each part file written where it
+    was scored holds what the store holds, run by run."""
+    for run in (1, 2):
+        summary = run_distributed(registries["bad"], tmp_path / "results.sqlite", as_of=AS_OF, engine="dask",
+                                  scheduler=cluster.scheduler.address, out_format="parquet", force=True)
+        assert summary.run_id == run
+        tables = parquet_contents(tmp_path / "results.parquet", run)
+        assert tables == store_as_parquet_holds_it(tmp_path / "results.sqlite")
+        assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
+        assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
+    assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
+
+
+def test_records_of_other_kinds_are_scored_beside_a_distributed_registry(cluster, registries, tmp_path):
+    """--records: the other kinds' tables (a few rows per river section or district) are
+    scored by the driver as a local run scores them, the registry on the cluster; the store
+    is the local run's, bad rows of those tables included."""
+    as_of = dt.date(2019, 1, 31)
+    tables = {"river_section": EXAMPLES / "river_sections.csv", "district": EXAMPLES / "districts.csv",
+              "report": EXAMPLES / "reports.csv", "dust_site": EXAMPLES / "dust_sites.csv"}
+    local = run_nightly(registries["examples"], tmp_path / "local.sqlite", as_of=as_of, tables=tables)
+    remote = run_distributed(registries["examples"], tmp_path / "dask.sqlite", as_of=as_of, engine="dask",
+                             scheduler=cluster.scheduler.address, tables=tables)
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"] and set(local.to_dict()["tables"]) > {"registry"}
+    assert store_contents(tmp_path / "dask.sqlite") == store_contents(tmp_path / "local.sqlite")
+    alone = run_nightly(registries["examples"], tmp_path / "alone.sqlite", as_of=as_of)
+    assert alone.rows_in < remote.rows_in  # the other kinds' rows were read and counted too
+    findings = store_contents(tmp_path / "dask.sqlite")["findings"]
+    assert len(findings) > len(store_contents(tmp_path / "alone.sqlite")["findings"])  # and judged

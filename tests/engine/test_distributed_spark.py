@@ -19,7 +19,14 @@ if shutil.which("java") is None:
     pytest.skip("Spark needs Java (17), which is not on PATH", allow_module_level=True)
 
 import pyarrow.parquet as pq  # noqa: E402
-from distributed_data import bad_registry, example_registry, store_contents, summary_of_run  # noqa: E402
+from distributed_data import (  # noqa: E402
+    bad_registry,
+    example_registry,
+    parquet_contents,
+    store_as_parquet_holds_it,
+    store_contents,
+    summary_of_run,
+)
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
 from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
@@ -108,3 +115,17 @@ def test_int32_amounts_do_not_overflow_and_nulls_are_rejects(spark, registries, 
     assert out.counts["rows_rejected"] == local.rows_rejected >= 1
     missing = [r for r in out.rejects.collect() if r["column"] == "untreated_outfalls"]
     assert [r["reason"] for r in missing] == ["is missing"]
+
+
+def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, registries, tmp_path):
+    """Rejects of every kind and keys repeated across files: each part file written where it
+    was scored holds what the store holds, run by run."""
+    for run in (1, 2):
+        summary = run_distributed(registries["bad"], tmp_path / "results.sqlite", as_of=AS_OF, engine="spark",
+                                  master="local[2]", out_format="parquet", force=True)
+        assert summary.run_id == run
+        tables = parquet_contents(tmp_path / "results.parquet", run)
+        assert tables == store_as_parquet_holds_it(tmp_path / "results.sqlite")
+        assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
+        assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
+    assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store

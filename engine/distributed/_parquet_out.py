@@ -1,0 +1,77 @@
+"""``ecorules run --engine dask|spark --out-format parquet``: the run's results also as Parquet
+tables beside the results store, written where they were scored (each worker or executor
+writes its own part files, so the rows do not pass through the driver twice).
+
+    results.sqlite                         the store, as a local run writes it
+    results.parquet/findings/run_id=7/     uscc, policy, rule, kind, amount_yuan, payer
+    results.parquet/list_entries/run_id=7/ uscc, list, policy, rule, start, planned_end
+    results.parquet/rejects/run_id=7/      source, row, column, value, reason
+    results.parquet/district_totals/run_id=7/ district, deduction_yuan, cases
+
+One folder per run (Hive-style ``run_id=N``: ``pyarrow.dataset``, Spark and DuckDB read the
+run id from it), so that tables of several runs sit side by side as the store's runs do.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _frames
+
+TABLES = ("findings", "list_entries", "rejects")
+TOTALS_SCHEMA = pa.schema([("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64())])
+
+
+@dataclass(frozen=True)
+class ParquetOut:
+    root: str  # the folder beside the store
+    run_id: int
+
+    def folder(self, table: str) -> Path:
+        return Path(self.root) / table / f"run_id={self.run_id}"
+
+    def clear(self) -> None:
+        """A run id used again (a store replaced by hand): its folders start empty."""
+        for table in (*TABLES, "district_totals"):
+            shutil.rmtree(self.folder(table), ignore_errors=True)
+
+    def write_totals(self, districts: dict[str, tuple[int, int]]) -> None:
+        """The district totals, as the driver added them (whole yuan)."""
+        rows = sorted(districts.items())
+        table = pa.table([pa.array([d for d, _ in rows], pa.string()), pa.array([t[0] for _, t in rows], pa.int64()),
+                          pa.array([t[1] for _, t in rows], pa.int64())], schema=TOTALS_SCHEMA)
+        self.folder("district_totals").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, self.folder("district_totals") / "part-00000.parquet")
+
+
+def folder_beside(out) -> str:
+    """``results.sqlite`` -> ``results.parquet`` (a store named by a URL: refused by the caller)."""
+    path = Path(out)
+    return str(path.with_suffix(".parquet") if path.suffix != ".parquet" else path.with_name(path.name + ".d"))
+
+
+def tables_of(batches: list, slot_names) -> dict[str, pa.Table]:
+    """The findings, list entries and rejects of some scored batches, as the Parquet tables hold them."""
+    return {"findings": _frames.findings_table(batches, slot_names),
+            "list_entries": _frames.entries_table(batches, slot_names),
+            "rejects": _frames.rejects_table(batches)}
+
+
+def write_part(out: ParquetOut, number: int, batches: list, slot_names) -> int:
+    """One piece's tables as part files named by the piece (on the worker that scored it);
+    the rows written."""
+    written = 0
+    for name, table in tables_of(batches, slot_names).items():
+        folder = out.folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / f"part-{number:05d}.parquet")
+        written += table.num_rows
+    return written
+
+
+__all__ = ["TABLES", "TOTALS_SCHEMA", "ParquetOut", "folder_beside", "tables_of", "write_part"]
