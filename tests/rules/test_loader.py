@@ -482,7 +482,7 @@ def test_a_contradiction_between_two_parts_of_the_condition_names_the_narrowed_r
 
 @pytest.mark.parametrize(
     "when",
-    ["untreated_outfalls >= 2", "untreated_outfalls > 100 or industrial", "not (untreated_outfalls > 100 and industrial)",
+    ["untreated_outfalls >= 2", "untreated_outfalls > 100 or industrial", "not (untreated_outfalls > 99 and industrial)",
      "untreated_outfalls == 100", "industrial"],
 )
 def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
@@ -492,6 +492,48 @@ def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
     policy = read_policy(path)
     assert policy.rules[0].never_applies is None
     assert policy.warnings(policy.effective) == ()
+
+
+@pytest.mark.parametrize(
+    ("when", "column", "message"),
+    [
+        ("untreated_outfalls >= 0", 11, "rule 'outfalls' always applies: \"untreated_outfalls >= 0\" is always true: "
+                                        "integer fact 'untreated_outfalls' is declared from 0 to 100"),
+        ("not (untreated_outfalls < 0)", 16, "rule 'outfalls' always applies: \"not (untreated_outfalls < 0)\" is always true"),
+        ("industrial or untreated_outfalls <= 100", 25, "rule 'outfalls' always applies: \"untreated_outfalls <= 100\" is always true"),
+        ("industrial and untreated_outfalls >= 0", 26,
+         "rule 'outfalls': a part of its condition adds nothing: \"untreated_outfalls >= 0\" is always true"),
+    ],
+)
+def test_a_condition_true_for_every_declared_value_warns_as_a_never_true_one_does(tmp_path, when, column, message):
+    """The acceptance case: ``< 0`` warned "never true" from the declared min 0, ``>= 0`` passed
+    silently; the same range reasoning now finds both."""
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when=when, what=SANCTION), encoding="utf-8")
+    policy = read_policy(path)
+    (warning,) = policy.warnings(policy.effective)
+    assert warning.message.startswith(message), warning.message
+    assert (warning.span.line, warning.span.column) == (12, column)
+
+
+def test_an_amount_that_is_0_wherever_the_rule_applies_warns(tmp_path):
+    text = OUTFALL_POLICY.replace("lists:", """parameters:
+  per_outfall:
+    type: integer
+    values:
+      - {{from: 2012-01-01, value: 1000000, reference: 第二个起每个扣款100万元}}
+lists:""")
+    path = tmp_path / "outfalls.yaml"
+    for when, amount in (("untreated_outfalls >= 1", "per_outfall * 0"),
+                         ("untreated_outfalls == 1", "(untreated_outfalls - 1) * per_outfall")):
+        finding = f"findings:\n      - {{kind: fiscal_deduction, amount: {amount}, payer: enterprise}}"
+        path.write_text(text.format(when=when, what=finding), encoding="utf-8")
+        policy = read_policy(path)
+        (warning,) = policy.warnings(policy.effective)
+        assert warning.message == "rule 'outfalls': the amount is always 0"
+        assert (warning.span.line, warning.span.column) == (19, 42)
+    path.write_text(text.format(when="untreated_outfalls >= 1", what=AMOUNT), encoding="utf-8")
+    assert read_policy(path).warnings(dt.date(2013, 1, 1)) == ()  # 0 on one outfall, not always
 
 
 PARAMETER_POLICY = """\
