@@ -178,7 +178,8 @@ def read_parameter(name: str, section: Section) -> Parameter:
                 f"parameter {name!r}: dated values must be in increasing order of 'from' ({start} after {values[-1].start})",
                 entry.value_span("from"),
             )
-        values.append(DatedValue(start, value, reference, span))
+        # the slips found later (out of range, making an amount negative) are at the value
+        values.append(DatedValue(start, value, reference, entry.value_span("value")))
     bounds = {}
     for key in ("min", "max"):
         if section.has(key):

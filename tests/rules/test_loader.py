@@ -83,7 +83,9 @@ CASES = [
     # outfalls - 5 with outfalls 1 .. 100, as the rule's condition outfalls > 0 narrows it
     ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-4000000)", 32, 17),
     # the same slip made by a parameter: said at the parameter's value, not at the amount
-    ("parameter_value_negative", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01, which makes the amount of rule 'outfall_deduction' negative (-100000000)", 20, 9),
+    ("parameter_value_negative", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01, which makes the amount of rule 'outfall_deduction' negative (-100000000)", 20, 35),
+    # written in block style, the value has its own line: the report is there, not at '- from:'
+    ("parameter_value_negative_block_style", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01", 21, 16),
     ("divisor_can_be_zero", Type, "the divisor can be zero", 37, 37),
     ("divisor_reads_a_fact", Type, "divide only by a constant or a parameter (this divisor reads 'outfalls', which varies by record)", 32, 37),
     ("unknown_payer", Schema, "payer 'distrct' must be 'enterprise' or a text/enum fact naming the payer (such as 'district') (did you mean 'district'?)", 33, 16),
@@ -94,6 +96,10 @@ CASES = [
     # -- test cases
     ("test_case_unknown_fact", Schema, "test case '两个排污口': 'outfall' is not a fact of this policy (did you mean 'outfalls'?)", 38, 13),
     ("test_case_unknown_rule", Schema, "test case '两个排污口': no rule 'outfall_deductoin' in this policy (did you mean 'outfall_deduction'?)", 41, 18),
+    # expectations that 'ecorules test' could only report as "expected finding not produced"
+    ("test_case_payer_not_allowed", Schema, "test case '两个排污口': payer '二七' is not an allowed district (did you mean '二七区'?)", 41, 66),
+    ("test_case_unknown_kind", Schema, "test case '两个排污口': unknown finding kind 'fiscal_deductoin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fiscal_deduction'?)", 41, 65),
+    ("test_case_kind_the_rule_never_finds", Schema, "test case '两个排污口': rule 'outfall_deduction' finds fiscal_deduction, never 'fine' (did you mean 'fiscal_deduction'?)", 41, 65),
     ("test_case_value_not_allowed", Schema, "test case '两个排污口': district: '金水' is not an allowed district: did you mean 金水区?", 38, 36),
     ("test_case_duplicate_name", Schema, "duplicate test case name '两个排污口'", 42, 11),
 ]
