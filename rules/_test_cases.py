@@ -29,9 +29,7 @@ def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCa
     defaults_section = section.section("test_defaults", "test_defaults", required=False)
     defaults = dict(defaults_section.map) if defaults_section else {}
     if defaults_section:
-        for key in defaults:
-            if key not in facts:
-                raise PolicySchemaError(f"test_defaults: {key!r} is not a fact of this policy", defaults_section.map.key_spans[key])
+        _given_facts(defaults_section, facts, "test_defaults")
     cases, names = [], set()
     rule_ids = {rule.id for rule in rules}
     for item, span in section.items("tests", "tests", required=False):

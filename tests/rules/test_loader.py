@@ -101,6 +101,7 @@ CASES = [
     ("test_case_unknown_kind", Schema, "test case '两个排污口': unknown finding kind 'fiscal_deductoin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fiscal_deduction'?)", 41, 65),
     ("test_case_kind_the_rule_never_finds", Schema, "test case '两个排污口': rule 'outfall_deduction' finds fiscal_deduction, never 'fine' (did you mean 'fiscal_deduction'?)", 41, 65),
     ("test_case_value_not_allowed", Schema, "test case '两个排污口': district: '金水' is not an allowed district: did you mean 金水区?", 38, 36),
+    ("test_defaults_value_not_allowed", Schema, "test_defaults: district: '金水' is not an allowed district: did you mean 金水区?", 35, 53),
     ("test_case_duplicate_name", Schema, "duplicate test case name '两个排污口'", 42, 11),
 ]
 
