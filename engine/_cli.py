@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import click
-from ecorules.rules import EcorulesError, PolicyError, check_policies, load_policies
+from ecorules.rules import EcorulesError, PolicyError, by_fact_name, check_policies, load_policies
 from ecorules.rules._concurrence import concurrence_warnings
 
 from ._cli_common import (
@@ -218,9 +218,16 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
     # {"enterprise": {...}, "cases": [...]}: an enterprise judged with its cases
     group = isinstance(document.get("cases"), list) and isinstance(document.get("enterprise"), dict)
     try:
+        # keys as the registry's headers (统一社会信用代码), and none that names no fact
+        if group:
+            enterprise = by_fact_name(document["enterprise"], policies.facts, what="enterprise")
+            cases = [by_fact_name(case, policies.facts, what=f"case {number}") if isinstance(case, dict) else case
+                     for number, case in enumerate(document["cases"], 1)]
+        else:
+            facts = by_fact_name(facts, policies.facts, besides=() if facts is not document else _RECORD_SETTINGS)
         with Evaluator(policies) as evaluator:
             if group:
-                decision = evaluator.evaluate_group(document["enterprise"], document["cases"], kind=document.get("kind", "case"), as_of=as_of)
+                decision = evaluator.evaluate_group(enterprise, cases, kind=document.get("kind", "case"), as_of=as_of)
             else:
                 decision = evaluator.evaluate(facts, as_of=as_of, domain=domain)
     except (EcorulesError, ValueError) as error:
@@ -231,6 +238,10 @@ def explain(record_path, policies_dir, as_of, domain, output_format):
     else:
         click.echo(render_group_text(decision, policies) if group else render_text(decision, policies))
     sys.exit(EXIT_OK)
+
+
+# what a record written as one flat object may say besides its facts
+_RECORD_SETTINGS = ("as_of", "domain")
 
 
 def _register_optional_commands() -> None:

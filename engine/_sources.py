@@ -34,7 +34,6 @@ import os
 import re
 import sqlite3
 import sys
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -43,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from ecorules.rules import Fact, Kind
+from ecorules.rules import Fact, Kind, normalize_header
 from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
@@ -66,11 +65,6 @@ DEFAULT_BATCH_ROWS = 262_144
 _SAMPLE_BYTES = 1 << 16
 _REPLACEMENT = "\ufffd"
 _MAX_VALUE_CHARS = 200  # a reject keeps at most this much of the offending text
-
-
-def normalize_header(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text.replace("\ufeff", ""))
-    return text.strip().strip('"').strip().casefold()
 
 
 def header_table(facts: Mapping[str, Fact], extra: Mapping[str, Iterable[str]] | None = None) -> dict[str, str]:

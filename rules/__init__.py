@@ -25,6 +25,7 @@ from ._loader import read_policy
 from ._money import ROUNDING_MODES, UNITS, Rounding
 from ._parser import parse_expression
 from ._policyset import PolicySet, check_policies, load_policies, shipped_policies_path
+from ._record_keys import by_fact_name, normalize_header
 from ._schema import (
     ENTERPRISE,
     Citation,
@@ -56,4 +57,5 @@ __all__ = [
     "load_policies", "parse_expression", "read_policy",
     "render", "shipped_policies_path",
     "CalendarError", "WorkCalendar", "read_calendar",  # working days (行政处罚法 art 85)
+    "by_fact_name", "normalize_header",  # a record's keys as registries write them
 ]

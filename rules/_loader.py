@@ -27,8 +27,8 @@ from ._checks import read_checks
 from ._enum_values import read_enum_values
 from ._errors import PolicySchemaError, PolicyTypeError, Span
 from ._money import ROUNDING_MODES, UNITS, YUAN, Rounding
-from ._narrow import Contradiction, narrow
 from ._rule_order import in_order_of_reads, results_of
+from ._rule_warnings import constant_warnings, never_applies
 from ._schema import (
     ENTERPRISE,
     Citation,
@@ -38,7 +38,6 @@ from ._schema import (
     FindingSpec,
     Parameter,
     Policy,
-    PolicyWarning,
     Rule,
     SanctionList,
     SanctionSpec,
@@ -180,7 +179,8 @@ def read_parameter(name: str, section: Section) -> Parameter:
                 f"parameter {name!r}: dated values must be in increasing order of 'from' ({start} after {values[-1].start})",
                 entry.value_span("from"),
             )
-        values.append(DatedValue(start, value, reference, span))
+        # the slips found later (out of range, making an amount negative) are at the value
+        values.append(DatedValue(start, value, reference, entry.value_span("value")))
     bounds = {}
     for key in ("min", "max"):
         if section.has(key):
@@ -288,36 +288,11 @@ def read_rule(item: Any, span: Span, scope, facts, lists, default_start: tuple |
         sanctions=sanctions,
         lifts=lifts,
         span=span,
-        never_applies=_never_applies(condition, scope, what),
-        warnings=_constant_warnings(condition, findings, section, what),
+        never_applies=never_applies(condition, scope, what),
+        warnings=constant_warnings(condition, findings, section, scope, what),
     )
     section.finish()
     return rule
-
-
-def _constant_warnings(condition: ast.Node, findings, section: Section, what: str) -> tuple[PolicyWarning, ...]:
-    """A condition that folds to a constant and an amount that is always 0: almost always a
-    slip (a comparison lost in editing), never wrong enough to refuse the policy."""
-    found = []
-    if isinstance(condition, ast.Literal):
-        holds = "always applies: its condition is always true" if condition.value else "can never apply: its condition is always false"
-        found.append(PolicyWarning(f"{what} {holds}", section.value_span("when")))
-    for finding in findings:
-        if isinstance(finding.amount, ast.Literal) and finding.amount.value == 0:
-            found.append(PolicyWarning(f"{what}: the amount is always 0", finding.span))
-    return tuple(found)
-
-
-def _never_applies(condition: ast.Node, scope, what: str) -> PolicyWarning | None:
-    """The warning for a condition that no value in the declared ranges can make true (at
-    the part that cannot hold), or None. Only a warning: a shared catalogue may narrow a
-    range under a policy written before, and such a rule simply never fires."""
-    facts = {name: symbol.interval for name, symbol in scope.items() if symbol.kind == "fact" and symbol.interval is not None}
-    try:
-        narrow(condition, facts)
-    except Contradiction as contradiction:
-        return PolicyWarning(f"{what} can never apply: {contradiction.reason()}", contradiction.node.span or condition.span)
-    return None
 
 
 def _negative_value(amount: ast.Node, parameters: Mapping[str, Parameter]) -> tuple[str, DatedValue] | None:

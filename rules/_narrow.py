@@ -54,10 +54,13 @@ class Contradiction(Exception):
         self.name = fact.name
         self.declared = before  # narrow() sets the declared range
 
-    def reason(self) -> str:
-        """E.g. ``"n > 100" is never true: integer fact 'n' is declared from 0 to 100``."""
+    def reason(self, always: bool = False) -> str:
+        """E.g. ``"n > 100" is never true: integer fact 'n' is declared from 0 to 100``; with
+        ``always``, the contradiction of the negated condition (:func:`always_true`) read the
+        other way round: ``"n >= 0" is always true: ...``."""
         kind = self.fact.type.kind
-        text = f'"{_text(self.node, self.holds)}" is never true: {kind} fact {self.name!r}'
+        verdict = f'"{_text(self.node, not self.holds)}" is always true' if always else f'"{_text(self.node, self.holds)}" is never true'
+        text = f"{verdict}: {kind} fact {self.name!r}"
         if self.before == self.declared:
             text += f" is declared {_range(self.declared, kind)}"
         else:
@@ -118,6 +121,18 @@ def narrow(condition: ast.Node, facts: Mapping[str, tuple]) -> dict[str, tuple]:
         contradiction.declared = facts[contradiction.name]
         raise
     return narrowed
+
+
+def always_true(condition: ast.Node, facts: Mapping[str, tuple]) -> Contradiction | None:
+    """Why no value in the ranges ``facts`` can make the typed ``condition`` false, or None:
+    the contradiction of its negation (read it with ``reason(always=True)``). As conservative
+    as :func:`narrow`: ``n >= 0`` or ``n >= 0 or flag`` over a fact declared from 0 is found,
+    ``n >= 0 and m >= 0`` is not (the negation of ``and`` narrows nothing)."""
+    try:
+        narrow(ast.Unary("not", condition, type=condition.type, span=condition.span), facts)
+    except Contradiction as contradiction:
+        return contradiction
+    return None
 
 
 def _assume(node: ast.Node, holds: bool, facts: dict) -> None:
@@ -182,4 +197,4 @@ def _apply(node: ast.Node, holds: bool, fact: ast.Name, op: str, bound: tuple, f
     facts[fact.name] = (low, high)
 
 
-__all__ = ["Contradiction", "narrow"]
+__all__ = ["Contradiction", "always_true", "narrow"]

@@ -120,7 +120,7 @@ class DatedValue:
     start: dt.date
     value: Any
     reference: str  # the legal source of this very value
-    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)  # of the value as written
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _ast as ast
+from ._chinese_numbers import WRITTEN_IN_WORDS, in_digits
 from ._errors import PolicySchemaError, Span
 from ._parser import parse_expression
 from ._types import BOOLEAN, DATE, DECIMAL, INTEGER, STRING
@@ -58,10 +59,11 @@ class Section:
                 f"{str(value).lower()}: write true or false", self.value_span(key),
             )
         numeric = expected is int or (isinstance(expected, tuple) and int in expected)
-        if numeric and isinstance(value, str) and _CHINESE_NUMBER.match(value.strip()):
+        if numeric and isinstance(value, str) and WRITTEN_IN_WORDS.match(value.strip()):
+            digits = in_digits(value)
             raise PolicySchemaError(
-                f"{self.what}: {key!r} is written {value!r}: write the number in digits, in yuan, "
-                "without units or 万 (100万元 is 1000000)", self.value_span(key),
+                f"{self.what}: {key!r} is written {value!r}: write the number in digits, in yuan, without units or 万"
+                + (f": write {digits}" if digits is not None else " (100万元 is 1000000)"), self.value_span(key),
             )
         if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise PolicySchemaError(f"{self.what}: {key!r} must be a whole number, got {_describe(value)}", self.value_span(key))
@@ -125,9 +127,6 @@ def _written_as_boolean(span: Span) -> bool:
     """YAML 1.1 also reads yes/no/on/off as booleans; the policy language writes only
     true/false, so that 'when: yes' or 'value: off' is never a silent boolean."""
     return span.text().strip("'\"").lower() in ("true", "false")
-
-
-_CHINESE_NUMBER = re.compile(r"^[0-9.,]*[零〇一二两三四五六七八九十百千万亿]+[零〇一二两三四五六七八九十百千万亿0-9.,]*元?$|^[0-9.,]+元$")
 
 
 def _describe(value: Any) -> str:

@@ -11,9 +11,17 @@ import datetime as dt
 import difflib
 from decimal import Decimal
 
+from ._choices import normalize, resolve, spellings
 from ._errors import PolicySchemaError, RecordError
 from ._records import coerce
-from ._schema import ExpectedFinding, ExpectedRejection, ExpectedSanction, TestCase
+from ._schema import (
+    ENTERPRISE,
+    ExpectedFinding,
+    ExpectedRejection,
+    ExpectedSanction,
+    FindingKind,
+    TestCase,
+)
 from ._sections import Section
 
 
@@ -21,9 +29,7 @@ def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCa
     defaults_section = section.section("test_defaults", "test_defaults", required=False)
     defaults = dict(defaults_section.map) if defaults_section else {}
     if defaults_section:
-        for key in defaults:
-            if key not in facts:
-                raise PolicySchemaError(f"test_defaults: {key!r} is not a fact of this policy", defaults_section.map.key_spans[key])
+        _given_facts(defaults_section, facts, "test_defaults")
     cases, names = [], set()
     rule_ids = {rule.id for rule in rules}
     for item, span in section.items("tests", "tests", required=False):
@@ -45,7 +51,7 @@ def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCa
         findings = sanctions = None
         if expect.has("findings") or "findings" in expect.map:
             findings = tuple(
-                _expected_finding(entry, entry_span, rule_ids, case.what)
+                _expected_finding(entry, entry_span, rules, facts, case.what)
                 for entry, entry_span in expect.items("findings", "expected findings", required=False)
             )
         if expect.has("sanctions") or "sanctions" in expect.map:
@@ -90,21 +96,70 @@ def _yuan(section: Section, key: str, required: bool = True):
     return value
 
 
-def _expected_finding(item, span, rule_ids, what) -> ExpectedFinding:
+def _expected_finding(item, span, rules, facts, what) -> ExpectedFinding:
     section = Section(item, span, f"an expected finding of {what}")
+    by_id = {rule.id: rule for rule in rules}
     rule = section.get("rule")
-    if rule not in rule_ids:
-        close = difflib.get_close_matches(rule, list(rule_ids), n=1)
+    if rule not in by_id:
+        close = difflib.get_close_matches(rule, list(by_id), n=1)
         raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"), suggestion=close[0] if close else None)
     status = section.get("status", required=False)
     if status not in (None, "imposed", "superseded"):
         raise PolicySchemaError(f"{what}: status is 'imposed' or 'superseded', got {status!r}", section.value_span("status"))
+    # A kind or payer the rule cannot produce would only fail at 'ecorules test' as "expected
+    # finding not produced", far from the slip: refused here, at the value.
+    specs = by_id[rule].findings
+    kind = section.get("kind", required=False)
+    if kind is not None:
+        specs = _expected_kind(kind, specs, rule, section.value_span("kind"), what)
+    payer = section.get("payer", required=False)
+    if payer is not None:
+        payer = _expected_payer(payer, specs, facts, rule, section.value_span("payer"), what)
     finding = ExpectedFinding(
-        rule, _yuan(section, "amount_yuan"), section.get("payer", required=False), section.get("kind", required=False),
-        section.get("case", required=False), status, section.value_span("amount_yuan"),
+        rule, _yuan(section, "amount_yuan"), payer, kind, section.get("case", required=False), status,
+        section.value_span("amount_yuan"),
     )
     section.finish()
     return finding
+
+
+def _expected_kind(kind, specs, rule: str, span, what):
+    """The findings of the rule that are of ``kind``; an unknown kind, or one the rule does
+    not find, is refused with the kind meant."""
+    kinds = [k.value for k in FindingKind]
+    if kind not in kinds:
+        close = difflib.get_close_matches(str(kind), kinds, n=1)
+        raise PolicySchemaError(f"{what}: unknown finding kind {kind!r}; one of {', '.join(kinds)}", span,
+                                suggestion=close[0] if close else None)
+    found = [spec for spec in specs if spec.kind.value == kind]
+    if not found:
+        own = sorted({spec.kind.value for spec in specs})
+        raise PolicySchemaError(f"{what}: rule {rule!r} finds {', '.join(own) or 'nothing'}, never {kind!r}", span,
+                                suggestion=own[0] if len(own) == 1 else None)
+    return found
+
+
+def _expected_payer(payer, specs, facts, rule: str, span, what) -> str:
+    """The payer as the findings name it: an enum value (an alias stands for its value), or
+    anything where the payer is the enterprise or a free-text fact."""
+    enums = []
+    for spec in specs:
+        fact = facts.get(spec.payer)
+        if spec.payer == ENTERPRISE or fact is None or not fact.type.choices:
+            return payer  # the subject's own key, or a text column: nothing to check it against
+        enums.append(fact)
+    text = str(payer)
+    for fact in enums:
+        canonical = resolve(fact, text)
+        if canonical is not None:
+            return canonical
+    if not enums:
+        raise PolicySchemaError(f"{what}: rule {rule!r} has no finding to pay", span)
+    fact = enums[0]
+    table = spellings(fact.type.choices, fact.value_aliases)
+    close = difflib.get_close_matches(normalize(text), list(table), n=1, cutoff=0.6)
+    raise PolicySchemaError(f"{what}: payer {payer!r} is not an allowed {fact.label or fact.name}", span,
+                            suggestion=table[close[0]] if close else None)
 
 
 def _expected_rejection(expect: Section, facts, checks, what, findings, sanctions, total) -> ExpectedRejection:
@@ -133,10 +188,14 @@ def _expected_sanction(item, span, rule_ids, lists, what) -> ExpectedSanction:
     section = Section(item, span, f"an expected sanction of {what}")
     list_id = section.get("list")
     if list_id not in lists:
-        raise PolicySchemaError(f"{what}: no list {list_id!r} in this policy", section.value_span("list"))
+        close = difflib.get_close_matches(str(list_id), list(lists), n=1)
+        raise PolicySchemaError(f"{what}: no list {list_id!r} in this policy", section.value_span("list"),
+                                suggestion=close[0] if close else None)
     rule = section.get("rule", required=False)
     if rule is not None and rule not in rule_ids:
-        raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"))
+        close = difflib.get_close_matches(str(rule), list(rule_ids), n=1)
+        raise PolicySchemaError(f"{what}: no rule {rule!r} in this policy", section.value_span("rule"),
+                                suggestion=close[0] if close else None)
     start = section.get("from", dt.date, required=False)
     open_ended = "until" in section.map and section.map["until"] is None
     section.used.add("until")

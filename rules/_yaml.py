@@ -28,6 +28,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from ._errors import PolicySyntaxError, Span
+from ._yaml_indent import misaligned
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 40
@@ -243,8 +244,13 @@ def _load(loader_class: type[_Located], text: str, filename: str):
         return document
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context
+        slip = misaligned(loader.lines, mark.line) if mark and any(p in problem for p in _INDENTATION) else None
+        if slip is not None:
+            span = Span(filename, mark.line + 1, slip.column, source_line=loader.lines[mark.line])
+            raise PolicySyntaxError(f"YAML: {slip.message} ({problem})", span) from None
         span = _mark_span(mark, filename, loader.lines) if mark else Span(filename, 1, 1)
-        raise PolicySyntaxError(f"YAML: {_plain_words(error.problem or error.context)}", span) from None
+        raise PolicySyntaxError(f"YAML: {_plain_words(problem)}", span) from None
     except yaml.YAMLError as error:
         raise PolicySyntaxError(f"YAML: {error}", Span(filename, 1, 1)) from None
     finally:
@@ -262,6 +268,12 @@ _PLAIN = (
     ("found undefined alias", "an alias (*name) with no anchor (&name) before it"),
     ("found unexpected end of stream", "the file ends inside a quoted text or a bracket: close it"),
 )
+
+
+# PyYAML's words for a line indented otherwise than the block it falls in: the line is
+# compared with the blocks above it (_yaml_indent.py), PyYAML's words kept in brackets.
+_INDENTATION = ("expected <block end>", "mapping values are not allowed here", "did not find expected key",
+                "did not find expected '-' indicator")
 
 
 def _plain_words(problem: str) -> str:

@@ -145,7 +145,7 @@ def test_check_json_warns_about_a_rule_that_can_never_apply(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "condition", ["outfalls >= 100", "outfalls > 100 or district == '金水区'", "not (outfalls > 100 and district == '金水区')"],
+    "condition", ["outfalls >= 100", "outfalls > 100 or district == '金水区'", "not (outfalls > 99 and district == '金水区')"],
 )
 def test_check_does_not_warn_about_a_rule_that_can_apply(tmp_path, condition):
     """An impossible alternative of an 'or' leaves the rule possible: no false warning."""
@@ -154,6 +154,17 @@ def test_check_does_not_warn_about_a_rule_that_can_apply(tmp_path, condition):
         result = run(*args, str(policy))
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output.replace('"warnings": []', "")
+
+
+def test_check_warns_about_a_rule_that_always_applies_from_the_same_declared_range(tmp_path):
+    """The acceptance case: "< 0" warned from the declared min 0, ">= 0" passed in silence."""
+    policy = _with_condition(tmp_path, "outfalls >= 0")
+    result = run("check", str(policy))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == (
+        f"    warning: {policy}:30:11: rule 'outfall_deduction' always applies: \"outfalls >= 0\" is always true: "
+        "integer fact 'outfalls' is declared from 0 to 100"
+    )
 
 
 def test_check_needs_an_existing_path():

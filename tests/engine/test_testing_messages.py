@@ -28,3 +28,18 @@ def test_a_finding_that_differs_in_more_than_the_amount_is_missing_and_unexpecte
     policy, _ = policy_with(tmp_path, "{rule: outfall_deduction, amount_yuan: 2000001, payer: 二七区}")
     [result] = run_tests([policy], backend="python").results
     assert [p.split(":")[0] for p in result.problems] == ["expected finding not produced", "unexpected finding"]
+
+
+def test_an_expected_payer_written_as_an_alias_or_with_spaces_stands_for_its_value(tmp_path):
+    """`check` refuses a payer no district is called; one the registry would accept (a declared
+    alias, full-width spaces) is the district it names, as in a record."""
+    with_alias = BASE.read_text(encoding="utf-8").replace("values: [金水区, 二七区]", "values: [{金水区: [金水区管委会]}, 二七区]")
+    for payer in ("金水区管委会", "　金水区 "):
+        text = with_alias.replace("{rule: outfall_deduction, amount_yuan: 2000000}",
+                                       f"{{rule: outfall_deduction, amount_yuan: 2000000, payer: '{payer}'}}")
+        path = tmp_path / "p.yaml"
+        path.write_text(text, encoding="utf-8")
+        policy = read_policy(path)
+        assert policy.tests[0].findings[0].payer == "金水区"
+        [result] = run_tests([policy], backend="python").results
+        assert result.problems == ()

@@ -83,7 +83,9 @@ CASES = [
     # outfalls - 5 with outfalls 1 .. 100, as the rule's condition outfalls > 0 narrows it
     ("amount_may_be_negative", Type, "the amount of rule 'outfall_deduction' can be negative (-4000000)", 32, 17),
     # the same slip made by a parameter: said at the parameter's value, not at the amount
-    ("parameter_value_negative", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01, which makes the amount of rule 'outfall_deduction' negative (-100000000)", 20, 9),
+    ("parameter_value_negative", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01, which makes the amount of rule 'outfall_deduction' negative (-100000000)", 20, 35),
+    # written in block style, the value has its own line: the report is there, not at '- from:'
+    ("parameter_value_negative_block_style", Type, "parameter 'per_outfall' is -1000000 from 2012-01-01", 21, 16),
     ("divisor_can_be_zero", Type, "the divisor can be zero", 37, 37),
     ("divisor_reads_a_fact", Type, "divide only by a constant or a parameter (this divisor reads 'outfalls', which varies by record)", 32, 37),
     ("unknown_payer", Schema, "payer 'distrct' must be 'enterprise' or a text/enum fact naming the payer (such as 'district') (did you mean 'district'?)", 33, 16),
@@ -94,7 +96,12 @@ CASES = [
     # -- test cases
     ("test_case_unknown_fact", Schema, "test case '两个排污口': 'outfall' is not a fact of this policy (did you mean 'outfalls'?)", 38, 13),
     ("test_case_unknown_rule", Schema, "test case '两个排污口': no rule 'outfall_deductoin' in this policy (did you mean 'outfall_deduction'?)", 41, 18),
+    # expectations that 'ecorules test' could only report as "expected finding not produced"
+    ("test_case_payer_not_allowed", Schema, "test case '两个排污口': payer '二七' is not an allowed district (did you mean '二七区'?)", 41, 66),
+    ("test_case_unknown_kind", Schema, "test case '两个排污口': unknown finding kind 'fiscal_deductoin'; one of fine, fiscal_deduction, fee, reward, compensation (did you mean 'fiscal_deduction'?)", 41, 65),
+    ("test_case_kind_the_rule_never_finds", Schema, "test case '两个排污口': rule 'outfall_deduction' finds fiscal_deduction, never 'fine' (did you mean 'fiscal_deduction'?)", 41, 65),
     ("test_case_value_not_allowed", Schema, "test case '两个排污口': district: '金水' is not an allowed district: did you mean 金水区?", 38, 36),
+    ("test_defaults_value_not_allowed", Schema, "test_defaults: district: '金水' is not an allowed district: did you mean 金水区?", 35, 53),
     ("test_case_duplicate_name", Schema, "duplicate test case name '两个排污口'", 42, 11),
 ]
 
@@ -482,7 +489,7 @@ def test_a_contradiction_between_two_parts_of_the_condition_names_the_narrowed_r
 
 @pytest.mark.parametrize(
     "when",
-    ["untreated_outfalls >= 2", "untreated_outfalls > 100 or industrial", "not (untreated_outfalls > 100 and industrial)",
+    ["untreated_outfalls >= 2", "untreated_outfalls > 100 or industrial", "not (untreated_outfalls > 99 and industrial)",
      "untreated_outfalls == 100", "industrial"],
 )
 def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
@@ -492,6 +499,48 @@ def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
     policy = read_policy(path)
     assert policy.rules[0].never_applies is None
     assert policy.warnings(policy.effective) == ()
+
+
+@pytest.mark.parametrize(
+    ("when", "column", "message"),
+    [
+        ("untreated_outfalls >= 0", 11, "rule 'outfalls' always applies: \"untreated_outfalls >= 0\" is always true: "
+                                        "integer fact 'untreated_outfalls' is declared from 0 to 100"),
+        ("not (untreated_outfalls < 0)", 16, "rule 'outfalls' always applies: \"not (untreated_outfalls < 0)\" is always true"),
+        ("industrial or untreated_outfalls <= 100", 25, "rule 'outfalls' always applies: \"untreated_outfalls <= 100\" is always true"),
+        ("industrial and untreated_outfalls >= 0", 26,
+         "rule 'outfalls': a part of its condition adds nothing: \"untreated_outfalls >= 0\" is always true"),
+    ],
+)
+def test_a_condition_true_for_every_declared_value_warns_as_a_never_true_one_does(tmp_path, when, column, message):
+    """The acceptance case: ``< 0`` warned "never true" from the declared min 0, ``>= 0`` passed
+    silently; the same range reasoning now finds both."""
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when=when, what=SANCTION), encoding="utf-8")
+    policy = read_policy(path)
+    (warning,) = policy.warnings(policy.effective)
+    assert warning.message.startswith(message), warning.message
+    assert (warning.span.line, warning.span.column) == (12, column)
+
+
+def test_an_amount_that_is_0_wherever_the_rule_applies_warns(tmp_path):
+    text = OUTFALL_POLICY.replace("lists:", """parameters:
+  per_outfall:
+    type: integer
+    values:
+      - {{from: 2012-01-01, value: 1000000, reference: 第二个起每个扣款100万元}}
+lists:""")
+    path = tmp_path / "outfalls.yaml"
+    for when, amount in (("untreated_outfalls >= 1", "per_outfall * 0"),
+                         ("untreated_outfalls == 1", "(untreated_outfalls - 1) * per_outfall")):
+        finding = f"findings:\n      - {{kind: fiscal_deduction, amount: {amount}, payer: enterprise}}"
+        path.write_text(text.format(when=when, what=finding), encoding="utf-8")
+        policy = read_policy(path)
+        (warning,) = policy.warnings(policy.effective)
+        assert warning.message == "rule 'outfalls': the amount is always 0"
+        assert (warning.span.line, warning.span.column) == (19, 42)
+    path.write_text(text.format(when="untreated_outfalls >= 1", what=AMOUNT), encoding="utf-8")
+    assert read_policy(path).warnings(dt.date(2013, 1, 1)) == ()  # 0 on one outfall, not always
 
 
 PARAMETER_POLICY = """\
