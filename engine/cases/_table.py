@@ -47,6 +47,7 @@ class CaseTable:
     keys: pa.Array | None = None  # the stripped case_id texts the codes index
     keys_ascending: bool = False  # keys in strictly ascending order: a code is its key's rank
     act_code: np.ndarray | None = None  # int64 code of the stripped act_id, -1 when empty
+    acts: pa.Array | None = None  # the stripped act_id texts the codes index
     uscc: pa.Array | None = None  # the stripped enterprise key of each row
     enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
 
@@ -122,7 +123,7 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     cases.keys_ascending = _ascending(cases.keys)
     cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
     if plan.kind.act:
-        cases.act_code, _ = _codes(cases.table[plan.kind.act])
+        cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
 
 

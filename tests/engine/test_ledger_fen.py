@@ -251,7 +251,7 @@ def test_a_version_7_store_is_migrated_and_its_runs_read_as_whole_yuan(tmp_path)
     indexes = {r[0] for r in _query(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     assert {"runs_fingerprints", "runs_stats", "assessed_chunks_run"} <= indexes
     # the assessments moved into chunks after gaining their unit: the view reads them so
-    assert [r[1] for r in _query(db, "PRAGMA table_info(assessed)")][-2:] == ["amount_fen", "unit"]
+    assert [r[1] for r in _query(db, "PRAGMA table_info(assessed)")][-3:] == ["amount_fen", "unit", "act_id"]
 
     # a run of the shipped policies after it: the same totals, and nothing changed between them
     again = run_nightly(DATA.parent.parent / "examples" / "registry.csv", db, as_of=AS_OF, force=True)
