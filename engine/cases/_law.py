@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 from ecorules.rules import FindingKind, Kind, evaluate
@@ -29,6 +30,8 @@ from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 
 from .. import _law_notes as law_notes
+from .._ledger_money import FEN_PER_YUAN
+from .._scored import finding_units
 from ._plan import CasePlanError
 
 
@@ -160,9 +163,18 @@ class LawResult:
         shared = {law_notes.SAME: law_notes.same_law(policy_key), law_notes.KEPT: law_notes.kept(policy_key)}
         own = []
         for row in rows[codes == law_notes.LIGHTER].tolist():
-            new, old = (tuple(int(v) for v in choice.severity[side, :, row]) for side in (1, 0))
+            new, old = (_in_yuan(choice.severity[side, :, row], choice.in_fen) for side in (1, 0))
             own.append(law_notes.lighter(policy_key, new, choice.keys[choice.act_period[row]], old))
         return codes, shared, own
+
+
+def _in_yuan(severity: np.ndarray, in_fen: bool) -> tuple:
+    """(fines, list entries, other amounts) with the amounts from fen back in yuan, as the
+    reference sums them: whole yuan, or two-place Decimals where the statute rounds to the fen."""
+    fines, entries, others = (int(v) for v in severity)
+    if in_fen:
+        return Decimal(fines).scaleb(-2), entries, Decimal(others).scaleb(-2)
+    return fines // FEN_PER_YUAN, entries, others // FEN_PER_YUAN
 
 
 @dataclass
@@ -170,9 +182,10 @@ class StatuteChoice:
     """One statute's choice of law per case row (``_group.judge_by_law_in_force``'s, with columns)."""
 
     code: np.ndarray  # int8 per row: _law_notes.SAME, KEPT or LIGHTER
-    severity: np.ndarray  # int64 (2, 3, rows): old and new (fines, list entries, other amounts), 从轻 rows only
+    severity: np.ndarray  # int64 (2, 3, rows): old and new (fines, list entries, other amounts in fen), 从轻 rows only
     act_period: np.ndarray  # int64 per row: the period of the law date
     keys: list[str | None]  # per period: the version in force (None: no version)
+    in_fen: bool = False  # some finding of the statute rounds to the fen: its amounts shown as two-place yuan
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
@@ -226,7 +239,9 @@ def _choice(program, timeline: Timeline, statute: str, act_period, decision_peri
     if differs.size:
         code[differs[take]] = law_notes.LIGHTER
         full[:, :, differs] = severity
-    return StatuteChoice(code, full, act_period, keys)
+    units = finding_units(program)
+    in_fen = any(units[k] != 1 for k, slot in enumerate(program.findings) if slot.policy_key.rsplit("@", 1)[0] == statute)
+    return StatuteChoice(code, full, act_period, keys, in_fen)
 
 
 @dataclass
@@ -300,15 +315,17 @@ def _date_rows(program, statute: str, lists: list[int], policy_id: dict[str, str
 
 def _severity(program, rule_row, findings, lists, outputs: _Outputs, columns: np.ndarray):
     """Per column of ``outputs``, as ``engine/_group._severity``: the fines, the list
-    entries, the other payable amounts of one statute's findings."""
+    entries, the other payable amounts of one statute's findings (amounts in fen)."""
     fines = np.zeros(columns.size, np.int64)
     others = np.zeros(columns.size, np.int64)
+    units = finding_units(program)
     for k in findings:
         slot = program.findings[k]
         if not slot.kind.payable:
             continue
         fired = outputs.fired[rule_row[(slot.policy_key, slot.rule_id)], columns].astype(bool)
-        amount = np.where(fired, outputs.amounts[k, columns], 0)
+        # in fen: one statute's versions, or its rules, may round to different units
+        amount = np.where(fired, outputs.amounts[k, columns], 0) * (FEN_PER_YUAN // units[k])
         if slot.kind is FindingKind.FINE:
             fines += amount
         else:

@@ -79,8 +79,6 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     by_law = kind.law_date is not None
     chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if by_law or p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
-    if case_program is not None:
-        _refuse_mixed_units(case_program)
     check_program = None
     if case_program is None and kind.checks:
         # no case policy declares the case facts to the loaded set: the catalogue's do
@@ -181,20 +179,6 @@ def _all_kinds(policies: PolicySet) -> tuple[dict[str, RecordKind], dict[str, di
                 kinds.setdefault(name, kind)
                 facts.setdefault(name, catalogue.visible_to(name))
     return kinds, facts
-
-
-def _refuse_mixed_units(program) -> None:
-    """The case stage compares the amounts of different findings as the kernel gives them
-    (one act one fine, art 29: the higher fine; the lighter law, art 37: the smaller), whole
-    numbers of each slot's unit: comparing 48 fen with 1 yuan that way is wrong, so case
-    policies whose findings round to different units are refused until those comparisons
-    bring them to one unit. Fen alone, or yuan alone, is judged and stored exactly."""
-    units = {unit for unit in program.compiled.finding_units}
-    if len(units) > 1:
-        fen = next(slot for slot, unit in zip(program.findings, program.compiled.finding_units, strict=True) if unit != 1)
-        raise CasePlanError(f"{fen.policy_key} rule {fen.rule_id} rounds its amounts to the fen while other case "
-                            "rules round to the yuan: the case table compares fines of different rules (行政处罚法 "
-                            "arts 29 and 37) in one unit only; declare one rounding for the case policies")
 
 
 def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: RecordKind, chosen: PolicySet,

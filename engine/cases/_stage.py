@@ -25,6 +25,8 @@ from .._sources import (
     fingerprint,
     stat_fingerprint,
 )
+from .._ledger_money import FEN_PER_YUAN
+from .._scored import finding_units
 from ..sources import list_registry
 from ..sources._pg_url import PostgresUrl
 from ._acts import Fines, supersede
@@ -229,13 +231,15 @@ class CaseStage:
         if not fine_slots:
             return {}
         rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        fen_per = [FEN_PER_YUAN // unit for unit in finding_units(program)]
         rows, slots, amounts = [], [], []
         for k in fine_slots:
             slot = program.findings[k]
             picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
             rows.append(picked)
             slots.append(np.full(picked.size, k, np.int64))
-            amounts.append(np.asarray(result.amounts[k], np.int64)[picked])
+            # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
+            amounts.append(np.asarray(result.amounts[k], np.int64)[picked] * fen_per[k])
         fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
         # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
         scored = results.scored
