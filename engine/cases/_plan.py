@@ -48,6 +48,10 @@ class CasePlan:
     # the case kind's catalogue checks (the order of a case's dates) when no case policy is
     # loaded to carry them (case_program None): a program of those checks alone
     check_program: Any = None
+    # the enterprise kind's catalogue checks that read no roll-up, a program of them alone: an
+    # enterprise failing one is rejected by the registry, so its cases are rejected too (the
+    # library refuses the whole group); None: the kind has none
+    parent_check_program: Any = None
 
     @property
     def link(self) -> str:
@@ -119,6 +123,14 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
             if name not in own_reads and facts[name].optional:
                 optional_checked.add(name)
             read[name] = None
+    parent_checks = tuple(check for check in parent.checks
+                          if not any(facts[name].rollup is not None for name in check.reads() if name in facts))
+    parent_check_program = None
+    if parent_checks:
+        parent_facts = {**catalogued.get(parent.id, {}), **facts}
+        parent_check_program = compile_program(
+            [_checks_policy(attrs.evolve(parent, checks=parent_checks), parent_facts)], domain=parent.id)
+        read.update(dict.fromkeys(name for check in parent_checks for name in check.reads() if name in facts))
     required = set(read) - optional_law - optional_checked
     decision = _decision_fact(kind, facts)
     if decision is not None:
@@ -130,7 +142,7 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
                     tuple(n for n in case_columns if n not in required),
-                    _timeline(chosen) if by_law and len(chosen) else None, check_program)
+                    _timeline(chosen) if by_law and len(chosen) else None, check_program, parent_check_program)
 
 
 def _own_reads(policy: Policy) -> set[str]:

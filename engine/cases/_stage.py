@@ -122,7 +122,7 @@ class CaseStage:
                                   self.aliases)
         registry = Registry(registry_path, resolver, **registry_options)
         wanted = pc.unique(cases.uscc.filter(from_bools(cases.valid)))  # pa.array of numpy imports pandas
-        side = read_enterprises(registry, plan, wanted, checked)
+        side = read_enterprises(registry, plan, wanted, checked, self.as_of)
         link(cases, plan, side.usccs, side.rejected)
         results = self._scored(cases, side)
         if self._failed_checks:
@@ -277,6 +277,9 @@ def _checked(fact, column, rows: np.ndarray | None):
     optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
     None: every row."""
     values = column.values if rows is None else column.values[rows]
+    if fact.type.kind is Kind.DECIMAL:  # already scaled: as int64 the kernel would scale it again
+        present = None if column.present is None else (column.present if rows is None else column.present[rows])
+        return _scaled_decimals(values, present)
     if fact.type.kind is Kind.DATE:
         values = values.astype("datetime64[D]")
     elif fact.type.kind is Kind.BOOLEAN:
@@ -285,6 +288,16 @@ def _checked(fact, column, rows: np.ndarray | None):
         return values
     present = column.present if rows is None else column.present[rows]
     return np.ma.masked_array(values, mask=~present.astype(bool))
+
+
+def _scaled_decimals(values: np.ndarray, present: np.ndarray | None) -> pa.Array:
+    """Checked decimals (int64, scaled by 10^4) as the Arrow decimal128(38, 4) they stand for,
+    from buffers: 16-byte two's complement integers of the scaled value; null where absent."""
+    raw = np.empty((values.size, 2), np.int64)
+    raw[:, 0] = values
+    raw[:, 1] = values >> 63  # the sign, extended
+    validity = None if present is None else pa.py_buffer(np.packbits(present.astype(bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.decimal128(38, 4), values.size, [validity, pa.py_buffer(raw)])
 
 
 _OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")

@@ -73,7 +73,8 @@ AS_OF = [dt.date(2013, 6, 30), dt.date(2016, 12, 31), dt.date(2018, 1, 1)]
 KIND_CONSTRUCTS = ("kind case", "roll-up count", "roll-up count where", "roll-up sum", "roll-up max",
                    "roll-up window", "case policy reads a roll-up", "act groups", "kind checks",
                    "dated versions (art 37)", "law date", "working days in the catalogue",
-                   "roll-up window before as_of", "case amounts in fen", "case policies mixing yuan and fen")
+                   "roll-up window before as_of", "case amounts in fen", "case policies mixing yuan and fen",
+                   "enterprise kind checks")
 
 
 class Folder:
@@ -188,10 +189,18 @@ def case_folder(draw, folder: Path) -> Folder:
     if any("working_" in text for text in (*rollups, *(str(c) for c in checks))):
         constructs.add("working days in the catalogue")
     (folder / "cases.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "enterprises.yaml").write_text(
-        "\n".join(["description: random enterprises", "kind: enterprise", "key: uscc", "facts:",
-                   *(line for name, fact in ENTERPRISE_FACTS.items() for line in _fact_yaml(name, fact))]) + "\n",
-        encoding="utf-8")
+    # the enterprise kind's check: a registry row failing it is rejected, and so are its cases
+    lines = ["description: random enterprises", "kind: enterprise", "key: uscc", "facts:",
+             *(line for name, fact in ENTERPRISE_FACTS.items() for line in _fact_yaml(name, fact))]
+    found = _check(draw, expressions({n: f for n, f in ENTERPRISE_FACTS.items() if n != "uscc"}), "ek0") \
+        if draw(st.integers(0, 2)) == 0 else None  # (a random check rejects many: not too often)
+    if found is not None:
+        constructs.add("enterprise kind checks")
+        check_id, when, require, column = found
+        lines += ["checks:", f"  - id: {check_id}", f"    column: {column}", f"    message: check {check_id} fails"]
+        lines += [f'    when: "{when}"'] if when else []
+        lines += [f'    require: "{require}"']
+    (folder / "enterprises.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # case policies: one or two statutes, each in one or two dated versions, fining acts
     case_visible = {**both, **onto_enterprise, **onto_case}
