@@ -180,7 +180,7 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
             # the case table's reader takes a workbook's sheet where an SQLite file's table goes
             cases_table=cases_table if cases_sheet is None else cases_sheet,
             reassess=True if "*" in reassess else reassess, tables=tables, sheet=sheet, recurse=recurse,
-            duplicates=duplicates,
+            duplicates=duplicates, allow_unset_parameters=True,  # (checked above, naming the option)
         )
     except (EcorulesError, LookupError) as error:  # LookupError: an unknown --encoding
         _fail(str(error), output_format)
@@ -215,27 +215,18 @@ def _refuse_failing_tests(policies, output_format) -> None:
 
 
 def _refuse_unset_parameters(policies, tables, with_cases: bool, as_of, output_format) -> None:
-    """Where no source gives a figure, a policy leaves its parameter without a value for legal
-    staff to set (UNVERIFIED); the rules reading it cannot be judged. A nightly ledger
-    silently missing them would read as "nothing owed": the run is refused instead, naming
-    each such parameter where it is declared."""
+    """The library's refusal (engine/_kind_tables.py), before the policies are compiled,
+    naming the command's option."""
     import datetime as dt
 
-    from ._kind_tables import unset_parameters
+    from ._kind_tables import UnsetParametersError, refuse_unset_parameters, run_domains
     from ._nightly import DOMAIN
 
-    domains = [DOMAIN, *tables]
-    if with_cases:
-        domains += [kind.id for kind in policies.kinds.values() if kind.parent == DOMAIN]
-    problems = unset_parameters(policies, domains, as_of or dt.date.today())
-    if problems:
-        _fail(
-            f"{len(problems)} parameter(s) that rules in force read have no value on {as_of or dt.date.today()}: "
-            + "; ".join(problems)
-            + ". Legal staff must set them (the policy says which source lacks the figure), or score anyway with "
-            "--allow-unset-parameters (those rules are then not judged)",
-            output_format,
-        )
+    try:
+        refuse_unset_parameters(policies, run_domains(policies, DOMAIN, tables, with_cases), as_of or dt.date.today(),
+                                "--allow-unset-parameters")
+    except UnsetParametersError as error:
+        _fail(str(error), output_format)
 
 
 @click.command()

@@ -96,6 +96,37 @@ def parse_table_options(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return tables
 
 
+class UnsetParametersError(EcorulesError):
+    """A run refused: rules in force read parameters without a value (``problems``: each at
+    its file:line:col)."""
+
+    def __init__(self, problems: list[str], as_of, allow: str):
+        self.problems, self.as_of = problems, as_of
+        super().__init__(
+            f"{len(problems)} parameter(s) that rules in force read have no value on {as_of}: " + "; ".join(problems)
+            + f". Legal staff must set them (the policy says which source lacks the figure), or score anyway with "
+            f"{allow} (those rules are then not judged)")
+
+
+def refuse_unset_parameters(policies: PolicySet, domains: list[str], as_of, allow: str) -> None:
+    """Where no source gives a figure, a policy leaves its parameter without a value for legal
+    staff to set (UNVERIFIED); the rules reading it cannot be judged. A nightly ledger
+    silently missing them would read as "nothing owed": the run is refused instead, naming
+    each such parameter where it is declared, and ``allow``, the way to score anyway."""
+    problems = unset_parameters(policies, domains, as_of)
+    if problems:
+        raise UnsetParametersError(problems, as_of, allow)
+
+
+def run_domains(policies: PolicySet, domain: str, tables, with_cases: bool) -> list[str]:
+    """The domains a run judges: the registry's, the other kinds' tables it is given, and with
+    a case table the kinds belonging to the registry's."""
+    domains = [domain, *tables]
+    if with_cases:
+        domains += [kind.id for kind in policies.kinds.values() if kind.parent == domain]
+    return domains
+
+
 def unset_parameters(policies: PolicySet, domains: list[str], as_of) -> list[str]:
     """What a run on ``as_of`` cannot judge for want of a value: per policy in force of one of
     ``domains``, each parameter its rules read that has no value in force, with where it is."""
@@ -114,5 +145,6 @@ def unset_parameters(policies: PolicySet, domains: list[str], as_of) -> list[str
 
 
 __all__ = [
-    "KindTable", "KindTableError", "parse_table_options", "plan_kind_tables", "unjudged_policies", "unset_parameters",
+    "KindTable", "KindTableError", "UnsetParametersError", "parse_table_options", "plan_kind_tables",
+    "refuse_unset_parameters", "run_domains", "unjudged_policies", "unset_parameters",
 ]

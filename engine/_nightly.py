@@ -37,7 +37,13 @@ from . import store
 from ._chunks import _json_rows, entries_json, sanction_slot_rows
 from ._duplicates import POLICIES as DUPLICATE_POLICIES
 from ._duplicates import DuplicateFilter, streamed, take_census, unique_key
-from ._kind_tables import KindTableError, plan_kind_tables, unjudged_policies
+from ._kind_tables import (
+    KindTableError,
+    plan_kind_tables,
+    refuse_unset_parameters,
+    run_domains,
+    unjudged_policies,
+)
 from ._ledger_money import FEN, YUAN, in_yuan, unit_name, yuan_json, yuan_text
 from ._lists import update_entries
 from ._prefetch import prefetch
@@ -255,7 +261,7 @@ class NightlyRun:
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
-                 recurse: bool = True, duplicates: str = "reject"):
+                 recurse: bool = True, duplicates: str = "reject", allow_unset_parameters: bool = False):
         self.registry_path, self.out = as_location(registry), (out.strip() if store.is_url(out) else Path(out))
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -315,6 +321,9 @@ class NightlyRun:
             raise NightlyError(str(error)) from error
         # the list entries of a kind whose table this run was not given stay as they are
         self.left_alone = unjudged_policies(all_policies, DOMAIN, self.kind_tables)
+        if not allow_unset_parameters:  # as ``ecorules run`` (engine/_kind_tables.py)
+            refuse_unset_parameters(all_policies, run_domains(all_policies, DOMAIN, tables or {}, cases is not None),
+                                    self.as_of, "allow_unset_parameters=True")
 
     # the steps, each small enough to read on its own
 

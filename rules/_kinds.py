@@ -157,21 +157,13 @@ def compute_rollups(
     for name, rollup in rollups.items():
         counted = []
         window = rollup.window
-        if window is not None and window.before is not None:
-            if as_of is None:
-                raise UsageError(f"roll-up {name!r} is counted in a window before as_of: give as_of")
-            end = window.end(as_of)
-            start = window.start(end)
+        bounds = None if window is None else _window_days(name, window, anchor, as_of)
         for child in children:
-            if window is not None and window.before is not None:
+            if window is not None:
                 day = child.get(window.date)
-                if day is None or not start <= day < end:
-                    continue
-            elif window is not None:
-                if anchor is None or child is anchor:
-                    continue
-                day, limit = child.get(rollup.window.date), anchor.get(rollup.window.date)
-                if day is None or limit is None or not rollup.window.start(limit) <= day < limit:
+                # a window measured from the anchor never counts the anchor itself
+                if (bounds is None or day is None or not bounds[0] <= day < bounds[1]
+                        or (window.before is None and child is anchor)):
                     continue
             if rollup.where is not None and not evaluate(rollup.where, env_of(child)):
                 continue
@@ -187,6 +179,21 @@ def compute_rollups(
         else:
             values[name] = max(present)
     return values
+
+
+def _window_days(name: str, window: Window, anchor: Mapping[str, Any] | None, as_of: dt.date | None):
+    """The days ``[start, end)`` a counted child's date falls in: before the run's as_of (or
+    1 January of its year) for a window with ``before``, else before the anchor's own date;
+    None where the anchor or its date is missing (nothing counts)."""
+    if window.before is not None:
+        if as_of is None:
+            raise UsageError(f"roll-up {name!r} is counted in a window before as_of: give as_of")
+        end = window.end(as_of)
+    else:
+        end = None if anchor is None else anchor.get(window.date)
+        if end is None:
+            return None
+    return window.start(end), end
 
 
 __all__ = ["ROLLUP_FUNCTIONS", "WINDOW_ANCHORS", "RecordKind", "Rollup", "Window", "compute_rollups"]

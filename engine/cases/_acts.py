@@ -23,7 +23,7 @@ class Fines:
 
     row: np.ndarray  # int64, index into the scored rows
     slot: np.ndarray  # int64, finding slot of the case program
-    amount: np.ndarray  # int64 yuan
+    amount: np.ndarray  # int64 fen (findings of one act may round to different units)
 
 
 def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array, key_code: np.ndarray,

@@ -24,6 +24,10 @@ highest run id. A run that will replace an earlier one (the same input, policies
 ``--force``) does not read that run's rows: a rerun assesses what its predecessor assessed,
 never finds its own earlier assessments. Superseded fines (one act one fine) are not
 assessments, and the registry's count-based findings (enterprises, no case) have no memory.
+
+An assessment remembers its case's act (act_id, 7th element of a chunk's row, "" or absent:
+the case is its own act), so that one act is fined once across runs too
+(``_earlier_fines.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.rules import FindingKind
 from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
 from .. import store
@@ -56,6 +61,19 @@ class _Remembered:
     case_ids: pa.Array
     runs: np.ndarray  # int64
     decided: pa.Array  # ISO date text, null: no decision date
+    # of a fine (one act one fine across runs, _earlier_fines.py), per case as above; else None
+    fines: FineMemory | None = None
+
+
+@dataclass
+class FineMemory:
+    """What a remembered fine's act and amount are: the case's enterprise, its act_id (null:
+    the case is its own act), the policy version, the amount in fen."""
+
+    uscc: pa.Array
+    acts: pa.Array
+    versions: pa.Array
+    fen: np.ndarray  # int64
 
 
 @dataclass
@@ -70,13 +88,15 @@ class Assessments:
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
                uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
-               safe: tuple[bool, bool] = (False, False), unit: str = "yuan") -> np.ndarray:
+               safe: tuple[bool, bool] = (False, False), unit: str = "yuan", acts: pa.Array | None = None) -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
         superseded): the run that already assessed each (0: none, assessed now). Writes the
         assessments made now through ``writer``, in the run's transaction. ``safe``: whether
         the case ids, the usccs are known to hold no character JSON escapes (checked once per
-        run, not per chunk: the check was a regex over every text of every chunk)."""
+        run, not per chunk: the check was a regex over every text of every chunk). ``acts``:
+        the act_id of each finding's case, null where the case is its own act."""
         n = len(keys)
+        acts = pa.nulls(n, pa.string()) if acts is None else acts
         policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
         decided = pa.nulls(n, pa.string()) if decided is None else decided
         assessed_in = np.zeros(n, np.int64)
@@ -112,8 +132,8 @@ class Assessments:
             rows = _json_rows([
                 keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
                 pc.fill_null(decided.take(part), string_scalar("")), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
-                from_numbers(supersedes[new[start:start + CHUNK_ROWS]]),
-            ], (*safe, True, True, True, True))  # then amounts, ISO dates, reasons, runs
+                from_numbers(supersedes[new[start:start + CHUNK_ROWS]]), pc.fill_null(acts.take(part), string_scalar("")),
+            ], (*safe, True, True, True, True, False))  # then amounts, ISO dates, reasons, runs, act_ids
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
         return assessed_in
 
@@ -141,29 +161,38 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
         (policy_fingerprint, as_of.isoformat()),
     ).fetchone():
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
-    grouped: dict[tuple[str, str, str], tuple[list, list, list]] = {}
+    grouped: dict[tuple[str, str, str], tuple[list, ...]] = {}
     # newest run first: a case's first occurrence under its key is its current assessment
     sql = store.dialect(connection)
-    for policy, rule, kind, run, text in connection.execute(
-        "SELECT policy, rule, kind, run_id, rows FROM assessed_chunks "
+    for policy, version, rule, kind, run, unit, text in connection.execute(
+        "SELECT policy, version, rule, kind, run_id, unit, rows FROM assessed_chunks "
         f"WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id {sql.IS_DISTINCT} ? "
         f"ORDER BY run_id DESC, {sql.INSERTION_ORDER}", (exclude,),
     ):
         rows = json.loads(text)
-        ids, runs, dates = grouped.setdefault((policy, rule, kind), ([], [], []))
+        ids, runs, dates, usccs, acts, versions, fen = grouped.setdefault((policy, rule, kind), ([], [], [], [], [], [], []))
         ids += [r[0] for r in rows]
         runs.append(np.full(len(rows), run, np.int64))
         dates += [r[3] or None for r in rows]
+        if kind == FindingKind.FINE.value:
+            usccs += [r[1] for r in rows]
+            acts += [(r[6] if len(r) > 6 else "") or None for r in rows]  # before act_ids: the case's own act
+            versions += [version] * len(rows)
+            fen.append(np.asarray([r[2] for r in rows], np.int64) * (1 if unit == "fen" else 100))
     remembered = {}
-    for key, (ids, runs, dates) in grouped.items():
+    for key, (ids, runs, dates, usccs, acts, versions, fen) in grouped.items():
         case_ids = strings(ids)
         first = numbers(pc.index_in(case_ids, value_set=case_ids)).astype(np.int64) == np.arange(len(ids))
         keep = from_bools(first)
+        fines = None
+        if usccs:
+            fines = FineMemory(strings(usccs).filter(keep), _optional_strings(acts).filter(keep),
+                               strings(versions).filter(keep), np.concatenate(fen)[first])
         remembered[key] = _Remembered(case_ids.filter(keep), np.concatenate(runs)[first],
-                                      _optional_strings(dates).filter(keep))
+                                      _optional_strings(dates).filter(keep), fines)
     if reassess is not True:
         reassess = frozenset(str(c).strip() for c in reassess or ())
     return Assessments(remembered, reassess)
 
 
-__all__ = ["ALREADY_ASSESSED", "Assessments", "decision_dates", "load"]
+__all__ = ["ALREADY_ASSESSED", "Assessments", "FineMemory", "decision_dates", "load"]

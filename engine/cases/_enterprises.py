@@ -20,6 +20,7 @@ from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 from ecorules.rules._arrow import bools, from_numbers, numbers
 
 from .._sources import Registry
+from ._checks import checks_failed
 from ._plan import CasePlan
 from ._table import linked
 
@@ -39,7 +40,8 @@ class EnterpriseSide:
         return len(self.usccs)
 
 
-def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, checked: tuple[str, ...]) -> EnterpriseSide:
+def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, checked: tuple[str, ...],
+                     as_of=None) -> EnterpriseSide:
     """``wanted``: the distinct stripped usccs of the case table; ``checked``: the columns
     validated (those the enterprise policies check, and those the case side reads)."""
     key = plan.link
@@ -72,6 +74,16 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
         columns[name] = validate_column(plan.facts[name], table[name], n, True, found)
         for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
             for row, value, reason in zip(rows.tolist(), values.tolist(), reasons.tolist(), strict=True):
+                problem.setdefault(row, f"its registry {where(row)} was rejected ({name} {value!r}: {reason})")
+    program = plan.parent_check_program
+    if program is not None and n:  # the enterprise kind's checks, on the rows whose values passed
+        good = np.setdiff1d(np.arange(n), np.fromiter(problem, np.int64, len(problem)))
+        result = program.score({name: table[name].take(from_numbers(good)) for name in program.columns},
+                               as_of=as_of, threads=1)
+        if checks_failed(result) is not None:
+            for at, name, value, reason in zip(result.reject_rows.tolist(), result.reject_columns.tolist(),
+                                               result.reject_values.tolist(), result.reject_reasons.tolist(), strict=True):
+                row = int(good[at])
                 problem.setdefault(row, f"its registry {where(row)} was rejected ({name} {value!r}: {reason})")
     bad = np.zeros(n, bool)
     bad[list(problem)] = True

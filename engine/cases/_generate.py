@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, string_scalar
+from ecorules.rules._arrow import from_bools, from_numbers, string_scalar
 from ecorules.rules._types import date_to_days
 
 
@@ -48,7 +48,8 @@ def generate_cases(usccs: pa.Array, rows: int, seed: int, clauses: tuple[str, ..
     return pa.table({
         "case_id": _texts("C", np.arange(rows), 9),
         "uscc": usccs.take(from_numbers(owner)),
-        "act_id": pa.array(_texts("A", act, 1), mask=~act_present) if rows else pa.array([], pa.string()),
+        # (pa.array(arrow_array, mask=...) ignores the mask: every case had an act_id)
+        "act_id": pc.if_else(from_bools(act_present), _texts("A", act, 1), pa.nulls(rows, pa.string())),
         "clause": pa.array(np.array(clauses, dtype=object)[rng.integers(0, len(clauses), rows)], pa.string()),
         "act_date": _dates(days),
         "act_end": _dates(ends, end_present),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,8 @@ from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 
 from .. import _law_notes as law_notes
+from .._ledger_money import FEN_PER_YUAN
+from .._scored import finding_units
 from ._plan import CasePlanError
 
 
@@ -169,8 +172,18 @@ class LawResult:
                                   choice.act_period[lighter][None, :]]).T
         distinct, which = np.unique(figures, axis=0, return_inverse=True)
         # per distinct row: the new figures, the old ones, the period of the law date
-        texts = [law_notes.lighter(policy_key, tuple(f[0:3]), choice.keys[f[6]], tuple(f[3:6])) for f in distinct.tolist()]
+        texts = [law_notes.lighter(policy_key, _in_yuan(f[0:3], choice.in_fen), choice.keys[f[6]],
+                                   _in_yuan(f[3:6], choice.in_fen)) for f in distinct.tolist()]
         return codes, shared, strings(texts).take(from_numbers(which.reshape(-1).astype(np.int64)))
+
+
+def _in_yuan(severity: np.ndarray, in_fen: bool) -> tuple:
+    """(fines, list entries, other amounts) with the amounts from fen back in yuan, as the
+    reference sums them: whole yuan, or two-place Decimals where the statute rounds to the fen."""
+    fines, entries, others = (int(v) for v in severity)
+    if in_fen:
+        return Decimal(fines).scaleb(-2), entries, Decimal(others).scaleb(-2)
+    return fines // FEN_PER_YUAN, entries, others // FEN_PER_YUAN
 
 
 @dataclass
@@ -178,9 +191,10 @@ class StatuteChoice:
     """One statute's choice of law per case row (``_group.judge_by_law_in_force``'s, with columns)."""
 
     code: np.ndarray  # int8 per row: _law_notes.SAME, KEPT or LIGHTER
-    severity: np.ndarray  # int64 (2, 3, rows): old and new (fines, list entries, other amounts), 从轻 rows only
+    severity: np.ndarray  # int64 (2, 3, rows): old and new (fines, list entries, other amounts in fen), 从轻 rows only
     act_period: np.ndarray  # int64 per row: the period of the law date
     keys: list[str | None]  # per period: the version in force (None: no version)
+    in_fen: bool = False  # some finding of the statute rounds to the fen: its amounts shown as two-place yuan
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
@@ -234,7 +248,9 @@ def _choice(program, timeline: Timeline, statute: str, act_period, decision_peri
     if differs.size:
         code[differs[take]] = law_notes.LIGHTER
         full[:, :, differs] = severity
-    return StatuteChoice(code, full, act_period, keys)
+    units = finding_units(program)
+    in_fen = any(units[k] != 1 for k, slot in enumerate(program.findings) if slot.policy_key.rsplit("@", 1)[0] == statute)
+    return StatuteChoice(code, full, act_period, keys, in_fen)
 
 
 @dataclass
@@ -312,15 +328,17 @@ def _date_rows(program, statute: str, lists: list[int], policy_id: dict[str, str
 
 def _severity(program, rule_row, findings, lists, outputs: _Outputs, columns: np.ndarray):
     """Per column of ``outputs``, as ``engine/_group._severity``: the fines, the list
-    entries, the other payable amounts of one statute's findings."""
+    entries, the other payable amounts of one statute's findings (amounts in fen)."""
     fines = np.zeros(columns.size, np.int64)
     others = np.zeros(columns.size, np.int64)
+    units = finding_units(program)
     for k in findings:
         slot = program.findings[k]
         if not slot.kind.payable:
             continue
         fired = outputs.fired[rule_row[(slot.policy_key, slot.rule_id)], columns].astype(bool)
-        amount = np.where(fired, outputs.amounts[k, columns], 0)
+        # in fen: one statute's versions, or its rules, may round to different units
+        amount = np.where(fired, outputs.amounts[k, columns], 0) * (FEN_PER_YUAN // units[k])
         if slot.kind is FindingKind.FINE:
             fines += amount
         else:

@@ -48,6 +48,10 @@ class CasePlan:
     # the case kind's catalogue checks (the order of a case's dates) when no case policy is
     # loaded to carry them (case_program None): a program of those checks alone
     check_program: Any = None
+    # the enterprise kind's catalogue checks that read no roll-up, a program of them alone: an
+    # enterprise failing one is rejected by the registry, so its cases are rejected too (the
+    # library refuses the whole group); None: the kind has none
+    parent_check_program: Any = None
 
     def needed(self) -> dict[str, list[str]]:
         """Each case column -> what reads it (the case policies by key, else the table itself),
@@ -86,8 +90,6 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     by_law = kind.law_date is not None
     chosen = PolicySet(tuple(p for p in policies.for_domain(kind.id) if by_law or p.in_force(as_of)))
     case_program = compile_program(chosen, domain=kind.id) if len(chosen) else None
-    if case_program is not None:
-        _refuse_mixed_units(case_program)
     check_program = None
     if case_program is None and kind.checks:
         # no case policy declares the case facts to the loaded set: the catalogue's do
@@ -129,6 +131,15 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
             if name not in own_reads and facts[name].optional:
                 optional_checked.add(name)
             read[name] = None
+    parent_checks = tuple(check for check in parent.checks
+                          if not any(facts[name].rollup is not None for name in check.reads() if name in facts))
+    parent_check_program = None
+    if parent_checks:
+        parent_facts = {**catalogued.get(parent.id, {}), **facts}
+        parent_check_program = compile_program(
+            [attrs.evolve(kind_checks_policy(attrs.evolve(parent, checks=parent_checks), parent_facts), checks=())],
+            domain=parent.id)
+        read.update(dict.fromkeys(name for check in parent_checks for name in check.reads() if name in facts))
     required = set(read) - optional_law - optional_checked
     decision = _decision_fact(kind, facts)
     if decision is not None:
@@ -140,7 +151,7 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
                     tuple(n for n in case_columns if n not in required),
-                    _timeline(chosen) if by_law and len(chosen) else None, check_program)
+                    _timeline(chosen) if by_law and len(chosen) else None, check_program, parent_check_program)
 
 
 def _own_reads(policy: Policy) -> set[str]:
@@ -179,20 +190,6 @@ def _all_kinds(policies: PolicySet) -> tuple[dict[str, RecordKind], dict[str, di
                 kinds.setdefault(name, kind)
                 facts.setdefault(name, catalogue.visible_to(name))
     return kinds, facts
-
-
-def _refuse_mixed_units(program) -> None:
-    """The case stage compares the amounts of different findings as the kernel gives them
-    (one act one fine, art 29: the higher fine; the lighter law, art 37: the smaller), whole
-    numbers of each slot's unit: comparing 48 fen with 1 yuan that way is wrong, so case
-    policies whose findings round to different units are refused until those comparisons
-    bring them to one unit. Fen alone, or yuan alone, is judged and stored exactly."""
-    units = {unit for unit in program.compiled.finding_units}
-    if len(units) > 1:
-        fen = next(slot for slot, unit in zip(program.findings, program.compiled.finding_units, strict=True) if unit != 1)
-        raise CasePlanError(f"{fen.policy_key} rule {fen.rule_id} rounds its amounts to the fen while other case "
-                            "rules round to the yuan: the case table compares fines of different rules (行政处罚法 "
-                            "arts 29 and 37) in one unit only; declare one rounding for the case policies")
 
 
 def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: RecordKind, chosen: PolicySet,

@@ -19,6 +19,8 @@ from ecorules.fastcalc._validate_common import Validated, ValidColumn
 from ecorules.rules import EcorulesError, FindingKind, Kind
 from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
+from .._ledger_money import FEN_PER_YUAN
+from .._scored import finding_units
 from .._sources import (
     ColumnResolver,
     Registry,
@@ -136,7 +138,7 @@ class CaseStage:
                                   self.aliases)
         registry = Registry(registry_path, resolver, **registry_options)
         wanted = cases.usccs_of(cases.valid)
-        side = read_enterprises(registry, plan, wanted, checked)
+        side = read_enterprises(registry, plan, wanted, checked, self.as_of)
         link(cases, plan, side.usccs, side.rejected)
         results = self._scored(cases, side)
         if self._failed_checks:
@@ -256,13 +258,15 @@ class CaseStage:
         if not fine_slots:
             return {}
         rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        fen_per = [FEN_PER_YUAN // unit for unit in finding_units(program)]
         rows, slots, amounts = [], [], []
         for k in fine_slots:
             slot = program.findings[k]
             picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
             rows.append(picked)
             slots.append(np.full(picked.size, k, np.int64))
-            amounts.append(np.asarray(result.amounts[k], np.int64)[picked])
+            # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
+            amounts.append(np.asarray(result.amounts[k], np.int64)[picked] * fen_per[k])
         fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
         # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
         scored = results.scored
@@ -300,6 +304,9 @@ def _checked(fact, column, rows: np.ndarray | None):
     optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
     None: every row."""
     values = column.values if rows is None else column.values[rows]
+    if fact.type.kind is Kind.DECIMAL:  # already scaled: as int64 the kernel would scale it again
+        present = None if column.present is None else (column.present if rows is None else column.present[rows])
+        return _scaled_decimals(values, present)
     if fact.type.kind is Kind.DATE:
         values = values.astype("datetime64[D]")
     elif fact.type.kind is Kind.BOOLEAN:
@@ -308,6 +315,16 @@ def _checked(fact, column, rows: np.ndarray | None):
         return values
     present = column.present if rows is None else column.present[rows]
     return np.ma.masked_array(values, mask=~present.astype(bool))
+
+
+def _scaled_decimals(values: np.ndarray, present: np.ndarray | None) -> pa.Array:
+    """Checked decimals (int64, scaled by 10^4) as the Arrow decimal128(38, 4) they stand for,
+    from buffers: 16-byte two's complement integers of the scaled value; null where absent."""
+    raw = np.empty((values.size, 2), np.int64)
+    raw[:, 0] = values
+    raw[:, 1] = values >> 63  # the sign, extended
+    validity = None if present is None else pa.py_buffer(np.packbits(present.astype(bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.decimal128(38, 4), values.size, [validity, pa.py_buffer(raw)])
 
 
 _OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")

@@ -47,6 +47,7 @@ class CaseTable:
     keys: pa.Array | None = None  # the stripped case_id texts the codes index
     keys_ascending: bool = False  # keys in strictly ascending order: a code is its key's rank
     act_code: np.ndarray | None = None  # int64 code of the stripped act_id, -1 when empty
+    acts: pa.Array | None = None  # the stripped act_id texts the codes index
     uscc: pa.Array | None = None  # the stripped enterprise key of each row
     # ``uscc`` coded once (hashing millions of texts is the cost; an enterprise has many
     # cases): the distinct keys, and per row the index of its key among them (-1: none)
@@ -141,7 +142,7 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     cases.uscc_distinct = encoded.dictionary
     cases.uscc_code = numbers(encoded.indices, fill=-1).astype(np.int64)
     if plan.kind.act:
-        cases.act_code, _ = _codes(cases.table[plan.kind.act])
+        cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
 
 

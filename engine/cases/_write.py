@@ -46,6 +46,7 @@ from .._ledger_money import to_fen, unit_name
 from .._rejects import count_reasons
 from .._scored import finding_units, reason_class
 from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
+from ._earlier_fines import act_texts, against_earlier_fines
 from ._plan import CasePlan
 from ._stage import CaseResults
 from ._table import _stripped
@@ -109,12 +110,16 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
                    for name in {slot.payer for slot in program.findings}
                    if name != ENTERPRISE and plan.facts[name].type.kind is Kind.ENUM}
     districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
+    # 行政处罚法 art 29 across runs: an act an earlier run fined is not fined again
+    superseded_by, notes = against_earlier_fines(memory, results, plan, units)
+    for note in notes:
+        acc.warnings.setdefault(note)
     for k, slot in enumerate(program.findings):
         picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
         if not picked.size:
             continue
         amounts = np.asarray(result.amounts[k], np.int64)[picked]
-        by = results.superseded_by.get(k)
+        by = superseded_by.get(k)
         imposed = np.ones(picked.size, bool) if by is None else bools(by.is_null())
         subjects, case_ids = usccs_at(picked), keys_at(picked)
         if slot.payer == ENTERPRISE:
@@ -126,7 +131,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         assessed_in = None if memory is None else memory.record(
             writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            safe=(safe_keys, safe_uscc), unit=unit_name(units[k]))
+            safe=(safe_keys, safe_uscc), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
         has_assessed = assessed_in is not None and bool(assessed_in.any())
         if has_assessed:
             imposed = imposed & (assessed_in == 0)

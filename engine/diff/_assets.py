@@ -48,7 +48,7 @@ table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; background: var(--band); border: 1px solid var(--line); }
 .badge.added { background: #e7f4ec; border-color: #9fd0b1; }
 .badge.removed { background: #fbeaea; border-color: #e3a5a1; }
-.badge.changed, .badge.moved, .badge.parameter-changed { background: #fdf5e3; border-color: #e6cf8f; }
+.badge.changed, .badge.moved, .badge.parameter-changed, .badge.rounding-changed { background: #fdf5e3; border-color: #e6cf8f; }
 .change { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
 .change ul { margin: 4px 0; padding-left: 20px; }
 del { color: var(--up); } ins { color: var(--down); text-decoration: none; }

@@ -21,6 +21,7 @@ from ._assets import CSS, JS
 _STATUS_WORDS = {
     "added": "新增 added", "removed": "删除 removed", "changed": "修改 changed", "moved": "改期 moved",
     "unchanged": "未变 unchanged", "parameter changed": "参数修改 parameter changed", "not in force": "未施行 not in force",
+    "rounding changed": "舍入修改 rounding changed",
 }
 _KIND_WORDS = {"parameter": "参数", "rule": "规则", "list": "名单", "test": "用例", "fact": "字段"}
 

@@ -8,6 +8,10 @@ parameters, lists and test cases are paired by name, and a parameter's dated val
 start date. Expressions are compared in their canonical form (``rules.render``), so re-spacing
 a condition is no change, and shown as written. A dated value that kept its amount but moved
 to another date is reported as moved, the way staff describe it ("from 1 July instead").
+A change of ``rounding:`` (the unit and mode an amount is rounded to once) is a header field
+where the policy declares it, ``findings[i].rounding`` where a rule does; the rules whose
+amounts now round otherwise only through their policy's declaration are named in
+``PolicyChange.rounded`` (the impact report's status "rounding changed", as a parameter's).
 
 Pure: no scoring, no file access; everything returned is a frozen value whose ``to_dict`` is
 plain JSON (dates as ISO text, decimals as exact text).
@@ -21,13 +25,24 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-from ecorules.rules import Fact, Parameter, Policy, PolicySet, Rule, SanctionList, TestCase, render
+from ecorules.rules import (
+    Fact,
+    Parameter,
+    Policy,
+    PolicySet,
+    Rounding,
+    Rule,
+    SanctionList,
+    TestCase,
+    render,
+)
+from ecorules.rules._money import YUAN
 
 ADDED, REMOVED, CHANGED, MOVED = "added", "removed", "changed", "moved"
 
 _HEADER_FIELDS = (
     "title", "version", "effective", "expires", "authority", "document", "number", "source",
-    "domain", "subject",
+    "domain", "subject", "rounding",
 )
 _FACT_FIELDS = ("type", "label", "unit", "min", "max", "format", "aliases", "description")
 
@@ -36,8 +51,8 @@ def plain(value: Any) -> Any:
     """A JSON-ready copy of a policy value: dates as ISO text, decimals as exact text."""
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
+    if isinstance(value, Decimal | Rounding):
+        return str(value)  # a rounding as "fen, half_up"
     if isinstance(value, tuple | list):
         return [plain(item) for item in value]
     if isinstance(value, dict):
@@ -115,6 +130,8 @@ class PolicyChange:
     lists: tuple[ItemChange, ...] = ()
     rules: tuple[ItemChange, ...] = ()
     tests: tuple[ItemChange, ...] = ()
+    # rules (ids) whose amounts round otherwise because the policy's ``rounding:`` changed
+    rounded: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +145,7 @@ class PolicyChange:
             "lists": [item.to_dict() for item in self.lists],
             "rules": [r.to_dict() for r in self.rules],
             "tests": [t.to_dict() for t in self.tests],
+            "rounded": list(self.rounded),
         }
 
 
@@ -205,12 +223,18 @@ def diff_policy(old: Policy | None, new: Policy | None) -> PolicyChange | None:
     )
     parameters = _diff_items("parameter", old.parameters, new.parameters, _parameter_fields, _parameter_summary)
     lists = _diff_items("list", old.lists, new.lists, _list_fields, _list_summary)
-    rules = _diff_items("rule", {r.id: r for r in old.rules}, {r.id: r for r in new.rules}, _rule_fields, _rule_summary)
+    rules = _diff_items("rule", {r.id: r for r in old.rules}, {r.id: r for r in new.rules},
+                        lambda a, b: _rule_fields(a, b, (old.rounding, new.rounding)), _rule_summary)
     tests = _diff_items("test", {t.name: t for t in old.tests}, {t.name: t for t in new.tests}, _test_fields, None)
     if not (header or parameters or lists or rules or tests):
         return None
+    before = {r.id: r for r in old.rules}
+    rounded = tuple(
+        r.id for r in new.rules if old.rounding != new.rounding and r.id in before
+        and any(a.rounding != b.rounding for a, b in zip(before[r.id].findings, r.findings, strict=False))
+    )
     return PolicyChange(
-        new.id, CHANGED, old.key, new.key, new.title, header, *map(tuple, (parameters, lists, rules, tests))
+        new.id, CHANGED, old.key, new.key, new.title, header, *map(tuple, (parameters, lists, rules, tests)), rounded
     )
 
 
@@ -389,7 +413,9 @@ def _parameter_summary(parameter: Parameter) -> dict[str, Any]:
 
 
 # -- rules ------------------------------------------------------------------------------------------
-def _rule_fields(old: Rule, new: Rule):
+def _rule_fields(old: Rule, new: Rule, policy_rounding: tuple[Rounding, Rounding] = (YUAN, YUAN)):
+    """``policy_rounding``: the policies' own, before and after: a finding following its
+    policy's on both sides changes its rounding with the header, reported there."""
     fields = _compare([
         ("title", old.title, new.title),
         ("citation.document", old.citation.document, new.citation.document),
@@ -408,6 +434,8 @@ def _rule_fields(old: Rule, new: Rule):
         if render(a.amount) != render(b.amount):
             fields.append(FieldChange(f"{where}.amount", a.amount_text.strip(), b.amount_text.strip()))
         fields += _compare([(f"{where}.kind", a.kind.value, b.kind.value), (f"{where}.payer", a.payer, b.payer)])
+        if a.rounding != b.rounding and (a.rounding, b.rounding) != policy_rounding:
+            fields.append(FieldChange(f"{where}.rounding", str(a.rounding), str(b.rounding)))
     for index in range(max(len(old.sanctions), len(new.sanctions))):
         a = old.sanctions[index] if index < len(old.sanctions) else None
         b = new.sanctions[index] if index < len(new.sanctions) else None

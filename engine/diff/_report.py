@@ -23,8 +23,8 @@ exact text with two places, "0.48", as ``ecorules explain`` writes a finding in 
                      "enterprises_before", "enterprises_after",   # with an amount owed
                      "changed_enterprises"}, ...],                 # by |difference|, then name
       "rules": [{"key": "policy.id:rule_id", "policy": "policy.id", "rule": "rule_id",
-                 "status": "added" | "removed" | "changed" | "parameter changed" | "unchanged"
-                           | "not in force",
+                 "status": "added" | "removed" | "changed" | "parameter changed"
+                           | "rounding changed" | "unchanged" | "not in force",
                  "title", "kind", "before_yuan", "after_yuan", "difference_yuan",
                  "fired_before", "fired_after",                    # rows on which it fired
                  "condition", "reads": [fact, ...],
@@ -73,9 +73,11 @@ def _citation(citation: Citation | None) -> dict[str, Any] | None:
     return {"document": citation.document, "article": citation.article, "text": citation.text}
 
 
-def _rule_status(rule: RuleImpact, changed_rules: set[tuple[str, str]], changed_parameters: set[tuple[str, str]]) -> str:
-    """The rule's own text changed, or a parameter it reads, or neither (figures may still move
-    when another rule changes the population, e.g. a list)."""
+def _rule_status(rule: RuleImpact, changed_rules: set[tuple[str, str]], changed_parameters: set[tuple[str, str]],
+                 rounded: frozenset[tuple[str, str]] = frozenset()) -> str:
+    """The rule's own text changed, or the rounding its policy declares for its amounts, or a
+    parameter it reads, or none (figures may still move when another rule changes the
+    population, e.g. a list)."""
     if rule.base is None and rule.proposed is None:
         return "not in force"
     if rule.base is None:
@@ -84,13 +86,15 @@ def _rule_status(rule: RuleImpact, changed_rules: set[tuple[str, str]], changed_
         return "removed"
     if (rule.policy, rule.rule) in changed_rules:
         return "changed"
+    if (rule.policy, rule.rule) in rounded:
+        return "rounding changed"
     reads = set(rule.base.parameters) | set(rule.proposed.parameters)
     if any((rule.policy, name) in changed_parameters for name in reads):
         return "parameter changed"
     return "unchanged"
 
 
-def _rule_entry(rule: RuleImpact, changed_rules, changed_parameters) -> dict[str, Any]:
+def _rule_entry(rule: RuleImpact, changed_rules, changed_parameters, rounded=frozenset()) -> dict[str, Any]:
     info = rule.proposed or rule.base
     before = _citation(rule.base.citation) if rule.base else None
     after = _citation(rule.proposed.citation) if rule.proposed else None
@@ -98,7 +102,7 @@ def _rule_entry(rule: RuleImpact, changed_rules, changed_parameters) -> dict[str
         "key": f"{rule.policy}:{rule.rule}",
         "policy": rule.policy,
         "rule": rule.rule,
-        "status": _rule_status(rule, changed_rules, changed_parameters),
+        "status": _rule_status(rule, changed_rules, changed_parameters, rounded),
         "title": info.title if info else None,
         "kind": info.kind if info else None,
         "before_yuan": rule.before_yuan,
@@ -134,7 +138,8 @@ def build_document(
     """The one document every output is rendered from (see the module docstring)."""
     changed_rules = {(policy.policy, item.name) for policy in policy_diff.policies for item in policy.rules}
     changed_parameters = {(policy.policy, item.name) for policy in policy_diff.policies for item in policy.parameters}
-    rules = [_rule_entry(rule, changed_rules, changed_parameters) for rule in impact.rules]
+    rounded = frozenset((policy.policy, name) for policy in policy_diff.policies for name in policy.rounded)
+    rules = [_rule_entry(rule, changed_rules, changed_parameters, rounded) for rule in impact.rules]
     items = [
         {
             "uscc": e.uscc,

@@ -432,7 +432,7 @@ ASSESSED_VIEW = f"""
            nullif(e.value ->> 3, '') AS decided, e.value ->> 4 AS reason,
            nullif(CAST(e.value ->> 5 AS bigint), 0) AS supersedes_run,
            {_fen("e.value ->> 2", "c.unit")} AS amount_fen,
-           coalesce(c.unit, 'yuan') AS unit
+           coalesce(c.unit, 'yuan') AS unit, nullif(e.value ->> 6, '') AS act_id
     FROM assessed_chunks c, json_array_elements(CAST(c.rows AS json)) e"""
 
 # an entry of a chunk of list_chunks as the columns of list_state (e: its element, e.n its

@@ -16,7 +16,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 - ``assessed``: the memory of case assessments (一例一次): one row per imposed finding of a
   case a run assessed: run_id, case_id, uscc, policy (id), version, rule, kind, amount_yuan,
   decided (the case's decision date, or NULL), reason (``first``, ``new decision``,
-  ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL).
+  ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL),
+  amount_fen, unit, act_id (the case's act, NULL: its own; 一个违法行为一次罚款 across runs).
   Rows are only ever added with their run (and go with it); a key's current assessment is its
   row of the highest run_id (see ``engine/cases/_assessed.py``). A view over
   ``assessed_chunks`` (version 9; ``ASSESSED_VIEW``).
@@ -85,7 +86,7 @@ VIEW_COLUMN_TYPES = {
     "uscc": "TEXT", "amount_yuan": MONEY, "deduction_yuan": MONEY, "total_yuan": MONEY, "amount": "INTEGER",
     "unit": "TEXT", "amount_fen": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
     "assessed_in_run": "INTEGER", "decided": "TEXT", "reason": "TEXT", "supersedes_run": "INTEGER", "start": "TEXT",
-    "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT",
+    "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT", "act_id": "TEXT",
 }
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed_chunks",
@@ -126,8 +127,10 @@ FINDINGS_VIEW = """
 # Version 9 stores them in chunks, as findings are: one row of ``assessed_chunks`` per run,
 # policy version, rule, kind and batch, its assessments a JSON array of ``[case_id, uscc,
 # amount (an integer of the chunk's unit, as findings), decided or "", reason, supersedes_run
-# or 0]``, read through the ``assessed`` view with the columns of the table it was (version 8
-# added amount_fen and unit, last). A row per assessment, with two indexes, kept
+# or 0, act_id or ""]``, read through the ``assessed`` view with the columns of the table it
+# was (version 8 added amount_fen and unit), then act_id (the case's act; NULL: its own act,
+# or a chunk written before acts were kept, whose rows have 6 elements; see
+# :func:`_add_act_ids`). A row per assessment, with two indexes, kept
 # SQLite's writer busy for most of a case run (one imposed finding per case: 13 M rows and a
 # ~3 GB WAL at 10 M cases, bench/cases.py).
 ASSESSED_VIEW = """
@@ -137,7 +140,7 @@ ASSESSED_VIEW = """
                 ELSE e.value ->> 2 END AS amount_yuan,
            nullif(e.value ->> 3, '') AS decided, e.value ->> 4 AS reason, nullif(e.value ->> 5, 0) AS supersedes_run,
            CASE c.unit WHEN 'fen' THEN e.value ->> 2 ELSE (e.value ->> 2) * 100 END AS amount_fen,
-           coalesce(c.unit, 'yuan') AS unit
+           coalesce(c.unit, 'yuan') AS unit, nullif(e.value ->> 6, '') AS act_id
     FROM assessed_chunks c, json_each(c.rows) e"""
 ASSESSED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessed_chunks (
@@ -489,6 +492,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
         _list_entries_in_chunks(connection)
     if row is not None and row[0] in ("5", "6", "7", "8", "9"):
         _assessed_in_chunks(connection)
+    _add_act_ids(connection)
     if kinds_added:
         for view, body in (("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW)):
             connection.execute(f"DROP VIEW IF EXISTS {view}")
@@ -636,6 +640,15 @@ def _assessed_in_chunks(connection: sqlite3.Connection) -> None:
         FROM (SELECT * FROM assessed ORDER BY rowid) GROUP BY run_id, policy, version, rule, kind, unit""")
     connection.execute("DROP TABLE assessed")  # (its indexes with it)
     connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
+
+
+def _add_act_ids(connection: sqlite3.Connection) -> None:
+    """The ``assessed`` view gains act_id, last (a store of this version written before:
+    its chunks' rows have no act and read as NULL); by the view's columns, as the other steps."""
+    columns = _columns(connection, "assessed")
+    if columns and "act_id" not in columns:
+        connection.execute("DROP VIEW assessed")
+        connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
 
 
 def _add_record_kinds(connection: sqlite3.Connection) -> bool:

@@ -228,7 +228,8 @@ def test_the_files_read_list_the_case_and_kind_tables_with_their_rows(tmp_path):
     cases = tmp_path / "案件.csv"
     cases.write_bytes(("\n".join([header, *rows[:-1]]) + "\n").encode("gb18030") + (rows[-1] + "\n").encode("utf-8"))
     summary = run_nightly(EXAMPLES / "registry.csv", tmp_path / "r.sqlite", as_of=dt.date(2025, 6, 30),
-                          cases=cases, tables={"approval": EXAMPLES / "requests.csv"})
+                          cases=cases, tables={"approval": EXAMPLES / "requests.csv"},
+                          allow_unset_parameters=True)  # the approval policy leaves one figure unset
     files = {Path(s["source"]).name: s for s in summary.sources}
     assert set(files) == {"registry.csv", "requests.csv", "案件.csv"}
     assert (files["案件.csv"]["rows_in"], files["案件.csv"]["encoding"]) == (len(rows), "gb18030")

@@ -1,17 +1,13 @@
 """The environmental credit policies shipped in policies/zhengzhou (environmental_credit.yaml,
 green_credit_red_restriction.yaml) through `ecorules run --cases` and `ecorules lists`:
-the rating year's lists from the prior calendar year's cases, the red restriction with its
-start and planned end, and the refusal while its term is unset.
-
-The term (red_restriction_years) has no value in the shipped policies (UNVERIFIED): these
-tests copy the folder and set it to 3 years, a test value and not the law."""
+the rating year's lists from the prior calendar year's cases, and the red grade's loan
+restriction, which lasts as long as the grade (the sources give it no term of its own)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +40,7 @@ def _cases(usccs: list[str]) -> str:
         dict(case_id="ZZ-2024-302", uscc=b, clause="wppcl2017_art84_2", act_date="2024-11-01", discovered="2024-11-02",
              decided="2024-12-31", fine_yuan="50000"),
         # C: a major accident decided on the first day of this year: not in the prior year, so
-        # neither rated nor red this year; restricted from its decision (per case)
+        # neither rated nor red nor restricted this year; all three the next
         dict(case_id="ZZ-2025-303", uscc=c, clause="wppcl2017_art94", act_date="2024-12-01", discovered="2024-12-02",
              decided="2025-01-01", fine_yuan="300000", accident_grade="重大", direct_loss_yuan="1000000"),
         # D: an ordinary accident, 20,000 yuan: nothing
@@ -57,16 +53,9 @@ def _cases(usccs: list[str]) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("credit")
-    policies = folder / "policies"
-    shutil.copytree(SHIPPED, policies)
-    path = policies / "green_credit_red_restriction.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert text.count("    values: []\n") == 1
-    path.write_text(text.replace("    values: []\n", "    values:\n      - {from: 2014-01-01, value: 3, reference: 测试值(非法律规定)}\n"),
-                    encoding="utf-8")
     usccs = _usccs()
     (folder / "cases.csv").write_text(_cases(usccs), encoding="utf-8")
-    return {"folder": folder, "policies": policies, "usccs": usccs}
+    return {"folder": folder, "policies": SHIPPED, "usccs": usccs}
 
 
 def _run(world, db: Path, as_of: str, policies: Path | None = None, *more: str):
@@ -83,20 +72,25 @@ def _on_lists(db: Path, as_of: str) -> dict:
             if e["list"] in wanted}
 
 
-def test_run_and_lists_give_the_rating_year_and_the_red_restriction_with_its_term(world, tmp_path):
+def _ended(db: Path, as_of: str) -> dict:
+    result = CliRunner().invoke(main, ["lists", "--db", str(db), "--as-of", as_of, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return {(e["list"], e["uscc"]): (e["started"], e["ended"], e["exit"]) for e in json.loads(result.output)["ended"]}
+
+
+def test_run_and_lists_give_the_rating_year_and_the_red_restriction_without_unset_parameters(world, tmp_path):
     a, b, c, _ = world["usccs"]
     db = tmp_path / "results.sqlite"
-    result = _run(world, db, "2025-03-01")
+    result = _run(world, db, "2025-03-01")  # the shipped policies, no --allow-unset-parameters
     assert result.exit_code in (0, 1), result.output
     assert _on_lists(db, "2025-03-01") == {
         ("environmental_credit_rating_required", a): ("2025-03-01", None),
         ("environmental_credit_red", a): ("2025-03-01", None),
-        ("green_credit_red_restricted", a): ("2024-08-01", "2027-08-01"),
+        ("green_credit_red_restricted", a): ("2025-03-01", None),
         ("environmental_credit_rating_required", b): ("2025-03-01", None),
-        ("green_credit_red_restricted", c): ("2025-01-01", "2028-01-01"),
     }
     text = CliRunner().invoke(main, ["lists", "--db", str(db), "--as-of", "2025-03-01", "--uscc", a])
-    assert "since 2024-08-01  until 2027-08-01" in text.output and "较大以上水污染事故" in text.output
+    assert "since 2025-03-01" in text.output and "评价年度内不得新增贷款" in text.output
     # the library (both backends) gives the same entries and dates for A and C
     registry = {row["uscc"]: row for row in csv.DictReader(REGISTRY.open(encoding="utf-8"))}
     cases = list(csv.DictReader((world["folder"] / "cases.csv").open(encoding="utf-8")))
@@ -105,36 +99,25 @@ def test_run_and_lists_give_the_rating_year_and_the_red_restriction_with_its_ter
             for uscc in (a, c):
                 mine = [{k: v for k, v in row.items() if v} for row in cases if row["uscc"] == uscc]
                 decision = evaluator.evaluate_group(registry[uscc], mine, as_of=dt.date(2025, 3, 1)).merged()
-                got = {(s.list, s.start.isoformat() if s.start else None, s.end.isoformat() if s.end else None)
+                got = {(s.list, (s.start or dt.date(2025, 3, 1)).isoformat(), s.end.isoformat() if s.end else None)
                        for s in decision.sanctions if "credit" in s.list}
                 want = {(lst, *dates) for (lst, u), dates in _on_lists(db, "2025-03-01").items() if u == uscc}
                 assert got == want, (backend, uscc)
 
 
-def test_the_next_rating_year_moves_the_window_and_the_restriction_serves_its_term(world, tmp_path):
+def test_the_restriction_lasts_as_long_as_the_red_grade(world, tmp_path):
     a, b, c, _ = world["usccs"]
     db = tmp_path / "results.sqlite"
     assert _run(world, db, "2025-03-01").exit_code in (0, 1)
     assert _run(world, db, "2026-03-01").exit_code in (0, 1)
-    # 2026 rates 2025's cases: C is rated and red now, A and B no longer
+    # 2026 rates 2025's cases: C is rated, red and restricted now; A is no longer red, so no
+    # longer restricted, from this rating year's first run
     assert _on_lists(db, "2026-03-01") == {
         ("environmental_credit_rating_required", c): ("2026-03-01", None),
         ("environmental_credit_red", c): ("2026-03-01", None),
-        ("green_credit_red_restricted", a): ("2024-08-01", "2027-08-01"),
-        ("green_credit_red_restricted", c): ("2025-01-01", "2028-01-01"),
+        ("green_credit_red_restricted", c): ("2026-03-01", None),
     }
-    # on the planned end day still listed, the day after off (a run then ends it as expired)
-    assert _run(world, db, "2027-08-02").exit_code in (0, 1)
-    assert ("green_credit_red_restricted", a) in _on_lists(db, "2027-08-01")
-    assert ("green_credit_red_restricted", a) not in _on_lists(db, "2027-08-02")
-
-
-def test_the_shipped_policies_refuse_a_case_run_until_the_term_is_set(world, tmp_path):
-    result = _run(world, tmp_path / "refused.sqlite", "2025-03-01", SHIPPED)
-    assert result.exit_code == 2
-    assert "red_restriction_years" in result.output and "green_credit_red_restriction.yaml:" in result.output
-    # scored anyway: the rating lists are there, the restriction is not judged
-    db = tmp_path / "anyway.sqlite"
-    assert _run(world, db, "2025-03-01", SHIPPED, "--allow-unset-parameters").exit_code in (0, 1)
-    lists = {key[0] for key in _on_lists(db, "2025-03-01")}
-    assert lists == {"environmental_credit_rating_required", "environmental_credit_red"}
+    ended = _ended(db, "2026-03-01")
+    assert ended[("green_credit_red_restricted", a)] == ended[("environmental_credit_red", a)] == (
+        "2025-03-01", "2026-02-28", "no_longer_justified")
+    assert ("green_credit_red_restricted", a) in _on_lists(db, "2026-02-28")

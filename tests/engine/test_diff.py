@@ -327,3 +327,20 @@ def test_command_is_registered():
     from ecorules.engine._cli import main
 
     assert "diff" in main.commands
+
+
+def test_a_rounding_change_is_reported_with_its_impact(tmp_path, registry):
+    """Sevenths of the deduction, rounded half up, then down: only the 5 outfalls' 714,285.71
+    moves (714,286 -> 714,285); the rules whose amounts round otherwise say so as a parameter's."""
+    sevenths = WATER.replace("        amount: deduction_per_untreated_outfall * untreated_outfalls\n",
+                             "        amount: deduction_per_untreated_outfall * untreated_outfalls / 7\n", 1)
+    assert sevenths != WATER
+    down = sevenths.replace('  effective: 2011-01-01\n', '  effective: 2011-01-01\n  rounding: {mode: down}\n', 1)
+    document = run_diff(proposal(tmp_path, sevenths, name="base7"), proposal(tmp_path, down, name="down"), registry, AS_OF)
+    statuses = {r["rule"]: r["status"] for r in document["rules"]}
+    assert statuses == {"untreated_outfall_deduction": "rounding changed", "direct_discharge_deduction": "rounding changed",
+                        "illegal_discharge_blacklist": "unchanged"}
+    assert by_rule(document)["untreated_outfall_deduction"] == (1_714_285, 1_714_284, -1)
+    assert [(i["name"], i["difference_yuan"]) for i in document["enterprises"]["items"]] == [("郑州博创电镀有限公司", -1)]
+    (change,) = document["policy_changes"]["policies"]
+    assert change["header"] == [{"field": "rounding", "before": "yuan, half_up", "after": "yuan, down"}]

@@ -32,6 +32,7 @@ STRESS = max(1, int(os.environ.get("ECORULES_STRESS", "1")))
 WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
 RATING = "prc.enterprise_environmental_credit@2013"
+RED_RESTRICTION = "prc.green_credit_red_restriction@2013"
 APPROVAL = "zhengzhou.approval_time_limits@2012"
 
 
@@ -72,6 +73,9 @@ def water_and_credit_by_hand(record: dict, as_of: dt.date):
         # 严格限制高污染、高能耗产业的贷款
         if record["high_pollution"] or record["high_energy"]:
             sanctions.append((CREDIT, "restricted_loans", "high_pollution_energy_restricted_loans", record["uscc"]))
+    if as_of >= dt.date(2014, 1, 1):
+        # the red grade's loan restriction, as the grade reads only roll-ups: in force, never fires
+        policies.append(RED_RESTRICTION)
     return tuple(policies), findings, sanctions, sum(f[2] for f in findings)
 
 

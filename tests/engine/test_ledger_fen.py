@@ -23,7 +23,7 @@ from ecorules.engine._changes import compare_runs
 from ecorules.engine._cli import main
 from ecorules.engine._export import export_table
 from ecorules.engine._generate import generate_registry
-from ecorules.engine._nightly import NightlyError, run_nightly
+from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases._generate import generate_cases
 from ecorules.engine.store import SCHEMA_VERSION, connect
 from nightly_data import usccs
@@ -251,7 +251,7 @@ def test_a_version_7_store_is_migrated_and_its_runs_read_as_whole_yuan(tmp_path)
     indexes = {r[0] for r in _query(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     assert {"runs_fingerprints", "runs_stats", "assessed_chunks_run"} <= indexes
     # the assessments moved into chunks after gaining their unit: the view reads them so
-    assert [r[1] for r in _query(db, "PRAGMA table_info(assessed)")][-2:] == ["amount_fen", "unit"]
+    assert [r[1] for r in _query(db, "PRAGMA table_info(assessed)")][-3:] == ["amount_fen", "unit", "act_id"]
 
     # a run of the shipped policies after it: the same totals, and nothing changed between them
     again = run_nightly(DATA.parent.parent / "examples" / "registry.csv", db, as_of=AS_OF, force=True)
@@ -320,7 +320,37 @@ def test_a_case_table_in_fen_is_scored_and_stored_with_its_unit(case_inputs, tmp
                for _, _, amount, yuan_text, unit in fen_assessed)
 
 
-def test_case_policies_mixing_yuan_and_fen_are_refused(case_inputs, tmp_path):
-    policies = _case_world(tmp_path / "m", "{unit: fen}", rule_rounding="{unit: yuan}")
-    with pytest.raises(NightlyError, match="test.fines@1 rule art83 rounds its amounts to the fen while other case rules"):
-        _case_run(case_inputs, policies, tmp_path / "m.sqlite")
+def test_case_policies_mixing_yuan_and_fen_compare_their_fines_in_fen(tmp_path):
+    """One statute rounding to the fen (a third of the fine), another to the yuan, up: in an
+    act, 33,334 yuan beats 33,333.33 yuan and 100,001.00 beats 100,000 (compared as the
+    kernel's integers, 3,333,333 fen would beat 33,334 yuan); the batch agrees with the
+    reference, the ledger keeps each finding's unit and the totals are fen."""
+    policies = _case_world(tmp_path / "mixed", "{unit: fen}", rule_rounding="{unit: yuan, mode: up}")
+    text = (policies / "fines.yaml").read_text(encoding="utf-8")
+    for before in ('"value_or(fine_yuan, 100000 + 50000 * min(prior_2y, 4))"', '"value_or(fine_yuan, 20000)"'):
+        assert before in text
+        text = text.replace(before, f'"{before[1:-1]} / 3"')
+    (policies / "fines.yaml").write_text(text.split("\ntests:")[0] + "\n", encoding="utf-8")
+    owner = str(usccs(np.random.default_rng(1), 1)[0])
+    pacsv.write_csv(pa.table({"uscc": [owner], "district": ["金水区"], "industrial": ["false"]}), tmp_path / "e.csv")
+    cases = [("K1", "X", "a83_2", "100000"), ("K2", "X", "a84_2", "100000"), ("K3", "Y", "a83_2", "300003"),
+             ("K4", "Y", "a84_2", "300000"), ("K5", "", "a83_2", "1")]
+    table = [{"case_id": c, "uscc": owner, "act_id": a, "clause": k, "act_date": "2025-03-01", "act_end": "", "discovered": "2025-04-01", "into_eco_water": "",
+              "fine_yuan": f} for c, a, k, f in cases]
+    pacsv.write_csv(pa.Table.from_pylist(table), tmp_path / "c.csv")
+    summary = run_nightly(tmp_path / "e.csv", tmp_path / "m.sqlite", policies=policies, as_of=CASES_AS_OF,
+                          cases=tmp_path / "c.csv", threads=1)
+    assert summary.status == "done" and summary.rows_rejected == 0
+    got = {(case_id, status, amount, unit, by) for case_id, status, amount, unit, by in _query(
+        tmp_path / "m.sqlite", "SELECT case_id, status, amount_yuan, unit, superseded_by FROM findings WHERE case_id IS NOT NULL")}
+    assert got == {
+        ("K1", "superseded", "33333.33", "fen", "test.fines@1 art84 (K2)"), ("K2", "imposed", 33334, "yuan", None),
+        ("K3", "imposed", "100001.00", "fen", None), ("K4", "superseded", 100000, "yuan", "test.fines@1 art83 (K3)"),
+        ("K5", "imposed", "0.33", "fen", None),
+    }
+    assert (summary.total_fen, summary.unit) == (3333400 + 10000100 + 33, "fen")
+    with Evaluator(load_policies(policies), backend="python") as evaluator:
+        group = evaluator.evaluate_group({"uscc": owner, "district": "金水区", "industrial": False},
+                                         [{k: v for k, v in c.items() if v} for c in table], as_of=CASES_AS_OF)
+    assert {(f.record, f.status, f.amount_yuan, f.superseded_by) for f in group.findings} == {
+        (case_id, status, Decimal(amount) if isinstance(amount, str) else amount, by) for case_id, status, amount, _, by in got}

@@ -162,3 +162,25 @@ def test_to_dict_is_plain_json(base, tmp_path):
     document = diff_policies(base, draft(tmp_path, edited(RAISE_FROM_2013), credit=None)).to_dict()
     assert json.loads(json.dumps(document, ensure_ascii=False)) == document
     assert set(document) == {"counts", "policies", "facts", "unchanged"}
+
+
+def test_a_rounding_change_is_reported_in_the_header_or_at_the_finding(base, tmp_path):
+    """The policy's ``rounding:``: a header field, and the rules whose amounts follow it named
+    as rounded; a rule's own: a field of its finding. Neither was reported before."""
+    header = WATER.replace('  effective: 2011-01-01\n', '  effective: 2011-01-01\n  rounding: {unit: fen}\n', 1)
+    change = only_policy(diff_policies(base, draft(tmp_path, header)))
+    assert [f.to_dict() for f in change.header] == [{"field": "rounding", "before": "yuan, half_up", "after": "fen, half_up"}]
+    assert change.rules == () and change.rounded == ("untreated_outfall_deduction", "direct_discharge_deduction")
+    assert change.to_dict()["rounded"] == list(change.rounded)
+    own = WATER.replace("        payer: district\n\n  - id: direct_discharge_deduction",
+                        "        payer: district\n    rounding: {unit: yuan, mode: down}\n\n  - id: direct_discharge_deduction", 1)
+    assert own != WATER
+    change = only_policy(diff_policies(base, draft(tmp_path, own, name="own")))
+    assert change.header == () and change.rounded == ()
+    (rule,) = change.rules
+    assert (rule.name, [f.to_dict() for f in rule.fields]) == (
+        "untreated_outfall_deduction", [{"field": "findings[0].rounding", "before": "yuan, half_up", "after": "yuan, down"}])
+    # a rule keeping its own rounding while the policy's changes: not rounded otherwise
+    both = own.replace('  effective: 2011-01-01\n', '  effective: 2011-01-01\n  rounding: {unit: fen}\n', 1)
+    change = only_policy(diff_policies(load_policies(write_set(tmp_path / "own_base", own)), draft(tmp_path, both, name="b")))
+    assert change.rounded == ("direct_discharge_deduction",) and change.rules == ()

@@ -13,10 +13,12 @@ parent it is, with ``act: act_id``) and draws what the case table's batch path c
   act_date, value_or(act_end, act_date) and a working-day function of it) and case policies
   in two dated versions, so that a case is judged by the older or the lighter later one;
 - enterprise policies reading the roll-ups, and case policies reading the enterprise's
-  facts and roll-ups.
+  facts and roll-ups;
+- amounts rounded to the fen or the yuan (a policy's ``rounding:`` and a rule's own), so that
+  the fines of one act may be in different units (compared in fen, art 29 and 37).
 
 Expressions come from ``fastcalc_strategies.Expressions`` (the whole language, working days
-on a drawn holiday table); amounts are whole yuan (the results store keeps yuan).
+on a drawn holiday table).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from fastcalc_strategies import (
     _policy_yaml,
     holiday_table,
     parameters,
+    roundings,
 )
 from hypothesis import strategies as st
 
@@ -70,7 +73,8 @@ AS_OF = [dt.date(2013, 6, 30), dt.date(2016, 12, 31), dt.date(2018, 1, 1)]
 KIND_CONSTRUCTS = ("kind case", "roll-up count", "roll-up count where", "roll-up sum", "roll-up max",
                    "roll-up window", "case policy reads a roll-up", "act groups", "kind checks",
                    "dated versions (art 37)", "law date", "working days in the catalogue",
-                   "roll-up window before as_of")
+                   "roll-up window before as_of", "case amounts in fen", "case policies mixing yuan and fen",
+                   "enterprise kind checks")
 
 
 class Folder:
@@ -185,14 +189,23 @@ def case_folder(draw, folder: Path) -> Folder:
     if any("working_" in text for text in (*rollups, *(str(c) for c in checks))):
         constructs.add("working days in the catalogue")
     (folder / "cases.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "enterprises.yaml").write_text(
-        "\n".join(["description: random enterprises", "kind: enterprise", "key: uscc", "facts:",
-                   *(line for name, fact in ENTERPRISE_FACTS.items() for line in _fact_yaml(name, fact))]) + "\n",
-        encoding="utf-8")
+    # the enterprise kind's check: a registry row failing it is rejected, and so are its cases
+    lines = ["description: random enterprises", "kind: enterprise", "key: uscc", "facts:",
+             *(line for name, fact in ENTERPRISE_FACTS.items() for line in _fact_yaml(name, fact))]
+    found = _check(draw, expressions({n: f for n, f in ENTERPRISE_FACTS.items() if n != "uscc"}), "ek0") \
+        if draw(st.integers(0, 2)) == 0 else None  # (a random check rejects many: not too often)
+    if found is not None:
+        constructs.add("enterprise kind checks")
+        check_id, when, require, column = found
+        lines += ["checks:", f"  - id: {check_id}", f"    column: {column}", f"    message: check {check_id} fails"]
+        lines += [f'    when: "{when}"'] if when else []
+        lines += [f'    require: "{require}"']
+    (folder / "enterprises.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # case policies: one or two statutes, each in one or two dated versions, fining acts
     case_visible = {**both, **onto_enterprise, **onto_case}
     fining = 0  # rules fining the enterprise, per version: two can fine one act (art 29)
+    units: set[str] = set()  # the units the case rules' amounts round to
     for p in range(draw(st.integers(1, 2))):
         change = draw(st.sampled_from([None, *CHANGES]))
         versions = [(dt.date(2000, 1, 1), None)] if change is None else [(dt.date(2000, 1, 1), change), (change, None)]
@@ -201,15 +214,21 @@ def case_folder(draw, folder: Path) -> Folder:
         for v, (effective, expires) in enumerate(versions):
             params = draw(parameters(f"q{p}"))
             exprs = expressions(case_visible, params)
-            rules = _rules(draw, exprs, ["enterprise", "district"], fines=True)
+            rounding = draw(roundings())  # the policy's, and below some rules' own
+            rules = _rules(draw, exprs, ["enterprise", "district"], fines=True, rounding=rounding)
+            units.update((rule[5] or {}).get("unit") or (rounding or {}).get("unit", "yuan") for rule in rules)
             fining += sum(any(kind == "fine" for kind, _, _ in rule[2]) for rule in rules)
             if any(name in text for name in (*onto_enterprise, *onto_case) for rule in rules for text in _texts(rule)):
                 constructs.add("case policy reads a roll-up")
-            text = _policy_yaml(f"test.c{p}", effective, expires, params, rules).replace(
+            text = _policy_yaml(f"test.c{p}", effective, expires, params, rules, rounding).replace(
                 '  version: "1"', f'  version: "{v + 1}"\n  domain: case')
             (folder / f"case{p}_{v}.yaml").write_text(text, encoding="utf-8")
     if fining >= 2:
         constructs.add("act groups")
+    if "fen" in units:
+        constructs.add("case amounts in fen")
+        if len(units) > 1:
+            constructs.add("case policies mixing yuan and fen")
     # an enterprise policy reading the roll-ups
     params = draw(parameters("e"))
     exprs = expressions({**ENTERPRISE_FACTS, **onto_enterprise}, params)
@@ -224,7 +243,7 @@ def _texts(rule) -> list[str]:
     return [condition, *(amount for _, amount, _ in findings), *(d or "" for _, *dates in sanctions for d in dates)]
 
 
-def _rules(draw, exprs: Expressions, payers: list[str], fines: bool) -> list:
+def _rules(draw, exprs: Expressions, payers: list[str], fines: bool, rounding: dict | None = None) -> list:
     """1-3 rules in the tuple form ``_policy_yaml`` writes: case rules fine the enterprise
     (or deduct from its district), enterprise rules deduct or list it."""
     rules = []
@@ -243,7 +262,9 @@ def _rules(draw, exprs: Expressions, payers: list[str], fines: bool) -> list:
             findings.append((kind, amount, payer))
         sanctions = [] if fines else [("watch", *_entry_dates(draw, exprs, depth, when))]
         exprs.guarded = frozenset()
-        rules.append((f"r{r}", condition, findings, sanctions, [], None))
+        # a case rule may round otherwise than its policy (the policy's: None here)
+        own = draw(st.one_of(st.none(), st.none(), roundings())) if fines else None
+        rules.append((f"r{r}", condition, findings, sanctions, [], own))
     return rules
 
 

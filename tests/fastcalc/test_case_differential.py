@@ -6,7 +6,13 @@ and the law date (art 37), and tables of both kinds. ``ecorules run --cases`` (t
 engine/cases/) must give, case by case and enterprise by enterprise, the findings (amount,
 payer, imposed or superseded and by what), the list entries and the rejects (row, column,
 value, reason) that ``Evaluator.evaluate_group`` gives with the Python reference and with
-durable-rules, a case failing a check counting in no roll-up.
+durable-rules, a case failing a check counting in no roll-up. Amounts are exact (yuan, or
+yuan and fen).
+
+Then a second run into the same results store, over the table without some of its rows and
+with some decision dates changed: the assessed-once memory (一例一次, engine/cases/
+_assessed.py) and one act one fine across runs (_earlier_fines.py) applied to the reference's
+findings by the model ``_after_memory`` must give the batch's second run.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import shutil
 import sqlite3
 import tempfile
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 from ecorules.engine import Evaluator
 from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly
 from ecorules.rules import EcorulesError, PolicyError, RecordCheckError
-from fastcalc_case_strategies import AS_OF, KIND_CONSTRUCTS, case_folder, case_tables
+from fastcalc_case_strategies import AS_OF, CASE_FACTS, KIND_CONSTRUCTS, case_folder, case_tables
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
 
@@ -48,23 +56,34 @@ def _given(row: dict) -> dict:
     return {k: v for k, v in row.items() if v != ""}
 
 
-def _expected(policies, backend: str, registry: list[dict], cases: list[dict], as_of) -> tuple[Counter, Counter, set]:
-    """Findings, list entries and case rejects by evaluate_group, enterprise by enterprise:
-    a case failing a check is rejected and judged again without it, as the batch does."""
-    findings, lists, rejects = Counter(), Counter(), set()
+def _expected(policies, backend: str, registry: list[dict], cases: list[dict], as_of,
+              source: Path) -> tuple[list, Counter, set]:
+    """Findings (Finding objects with their enterprise), list entries and case rejects by
+    evaluate_group, enterprise by enterprise: a case failing a check is rejected and judged
+    again without it, as the batch does; an enterprise failing its kind's check is a reject of
+    the registry (row ``source``), every case of it a reject saying so, and judged no further."""
+    findings, lists, rejects = [], Counter(), set()
     with Evaluator(policies, backend=backend) as evaluator:
-        for enterprise in registry:
-            children = [_given(c) for c in cases if c["uscc"] == enterprise["uscc"]]
+        for row, enterprise in enumerate(registry, 2):
+            mine = [_given(c) for c in cases if c["uscc"] == enterprise["uscc"]]
+            children, own = mine, set()
             while True:
                 try:
                     group = evaluator.evaluate_group(_given(enterprise), children, as_of=as_of)
                     break
                 except RecordCheckError as error:
-                    rejects.update((error.subject, f.column, f.value, f.reason) for f in error.failures)
+                    if error.subject == enterprise["uscc"]:
+                        group, refused = None, error.failures[0]
+                        break
+                    own.update((error.subject, f.column, f.value, f.reason) for f in error.failures)
                     children = [c for c in children if c["case_id"] != error.subject]
-            for f in group.findings:
-                findings[(enterprise["uscc"], f.record, f.policy, f.rule, f.amount_yuan, str(f.payer), f.status,
-                          f.superseded_by)] += 1
+            if group is None:
+                why = (f"its registry row {row} of {source} was rejected "
+                       f"({refused.column} {enterprise[refused.column]!r}: {refused.reason})")
+                rejects.update((c["case_id"], "uscc", c["uscc"], why) for c in mine)
+                continue
+            rejects |= own
+            findings += [(enterprise["uscc"], f) for f in group.findings]
             for s in group.merged().sanctions:
                 lists[(s.uscc, s.list, s.rule, s.start, s.end)] += 1
     return findings, lists, rejects
@@ -74,17 +93,87 @@ def _day(text):
     return None if text is None else dt.date.fromisoformat(text)
 
 
-def _batch(db_path: Path, cases: list[dict], as_of) -> tuple[Counter, Counter, set]:
+def _counted(findings) -> Counter:
+    return Counter((uscc, f.record, f.policy, f.rule, Decimal(f.amount_yuan), str(f.payer), f.status, f.superseded_by)
+                   for uscc, f in findings)
+
+
+def _batch(db_path: Path, cases: list[dict], as_of, run_id: int) -> tuple[Counter, Counter, set]:
     db = sqlite3.connect(db_path)
     db.row_factory = sqlite3.Row
-    findings = Counter((r["uscc"], r["case_id"], r["policy"], r["rule"], int(r["amount_yuan"]), r["payer"], r["status"],
-                        r["superseded_by"]) for r in db.execute("SELECT * FROM findings"))
+    findings = Counter((r["uscc"], r["case_id"], r["policy"], r["rule"], Decimal(str(r["amount_yuan"])), r["payer"],
+                        r["status"], r["superseded_by"])
+                       for r in db.execute("SELECT * FROM findings WHERE run_id = ?", (run_id,)))
     # a list entry's start: null is the default, the run's as_of
     lists = Counter((r["uscc"], r["list"], r["rule"], _day(r["start"]) or as_of, _day(r["planned_end"]))
-                    for r in db.execute("SELECT * FROM sanctions"))
+                    for r in db.execute("SELECT * FROM sanctions WHERE run_id = ?", (run_id,)))
     rejects = {(cases[r["row"] - 2]["case_id"], r["column"], r["value"] or "", r["reason"])
-               for r in db.execute("SELECT * FROM rejects WHERE source LIKE '%cases.csv'")}
+               for r in db.execute("SELECT * FROM rejects WHERE source LIKE '%cases.csv' AND run_id = ?", (run_id,))}
+    db.close()
     return findings, lists, rejects
+
+
+def _assessed(findings, cases: list[dict], run_id: int, decided: bool) -> dict:
+    """What a run's imposed case findings leave in the memory: per (case, policy id, rule,
+    kind), the decision date (None where the kind reads none), the amount in fen, the label
+    of the fine and its act."""
+    rows = {c["case_id"]: c for c in cases}
+    memory = {}
+    for uscc, f in findings:
+        if f.record is None or f.status != "imposed":
+            continue
+        case = rows[f.record]
+        act = (uscc, case["act_id"]) if case["act_id"] else ("case", f.record)
+        memory[(f.record, f.policy.rpartition("@")[0], f.rule, f.kind.value)] = {
+            "decided": (case["decided"] or None) if decided else None, "fen": int(Decimal(f.amount_yuan) * 100),
+            "label": f"{f.policy} {f.rule} ({f.record}), run {run_id}", "act": act, "fine": f.kind.value == "fine",
+        }
+    return memory
+
+
+def _after_memory(findings, memory: dict, cases: list[dict], rejected: set[str], decided: bool) -> list:
+    """The second run's findings as the memory makes them (see engine/cases/_earlier_fines.py
+    and _assessed.py), from the reference's: an act an earlier run fined is fined no more, its
+    remembered fine already assessed, its others superseded by it (unless this run's own
+    competition imposed the remembered one: then its losers keep their label); any other
+    imposed finding remembered under the same decision date is already assessed, amount 0."""
+    rows = {c["case_id"]: c for c in cases}
+
+    def now_decided(case_id):
+        return (rows[case_id]["decided"] or None) if decided else None
+
+    def stands(key, entry):  # not assessed anew: its case not scored now with another decision date
+        case_id = key[0]
+        return case_id not in rows or case_id in rejected or now_decided(case_id) == entry["decided"]
+
+    standing = {}
+    for key, entry in memory.items():
+        if entry["fine"] and stands(key, entry):
+            standing.setdefault(entry["act"], []).append((-entry["fen"], entry["label"], key))
+    head = {act: min(fines) for act, fines in standing.items()}
+    remembered = {key for fines in standing.values() for *_, key in fines}
+
+    def key_of(f):
+        return (f.record, f.policy.rpartition("@")[0], f.rule, f.kind.value)
+
+    def act_of(uscc, f):
+        return (uscc, rows[f.record]["act_id"]) if rows[f.record]["act_id"] else ("case", f.record)
+
+    winner_remembered = {act_of(u, f) for u, f in findings
+                         if f.record and f.kind.value == "fine" and f.status == "imposed" and key_of(f) in remembered}
+    out = []
+    for uscc, f in findings:
+        if f.record is not None and f.kind.value == "fine" and act_of(uscc, f) in head:
+            act = act_of(uscc, f)
+            if key_of(f) in remembered:
+                f = attrs.evolve(f, status="imposed", superseded_by=None)
+            elif not (f.status == "superseded" and act in winner_remembered):
+                f = attrs.evolve(f, status="superseded", superseded_by=head[act][1])
+        entry = memory.get(key_of(f)) if f.record is not None else None
+        if f.status == "imposed" and entry is not None and now_decided(f.record) == entry["decided"]:
+            f = attrs.evolve(f, status="already_assessed", amount_yuan=0)
+        out.append((uscc, f))
+    return out
 
 
 @settings(max_examples=EXAMPLES * STRESS, deadline=None, derandomize=STRESS == 1, database=None, phases=PHASES,
@@ -104,20 +193,18 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
         _write(folder / "enterprises.csv", registry)
         _write(folder / "cases.csv", cases)
         try:
-            run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies, as_of=as_of,
-                        cases=folder / "cases.csv", threads=1)
+            first = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
+                                as_of=as_of, cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
         except EcorulesError as error:  # a plan the batch refuses (a windowed max): must be rare
             event(f"batch refused: {type(error).__name__}: {str(error)[:60]}")
             reject()
-        got = _batch(folder / "results.sqlite", cases, as_of)
+        got = _batch(folder / "results.sqlite", cases, as_of, first.run_id)
+        decided = "decided" in CASE_FACTS  # the memory keeps the decision date: dates: decision, else the fact decided
+        memory = None
         for backend in ("python", "durable"):
-            want = _expected(drawn.policies, backend, registry, cases, as_of)
-            for what, mine, theirs in zip(("findings", "list entries", "case rejects"), got, want, strict=True):
-                if mine != theirs:  # the example's files, to read and run again
-                    kept = Path(tempfile.mkdtemp(prefix="ecorules-case-differential-"))
-                    shutil.copytree(folder, kept, dirs_exist_ok=True)
-                    raise AssertionError(f"{backend}: {what} differ (as_of {as_of}, files in {kept}): batch only "
-                                         f"{_diff(mine, theirs)}; {backend} only {_diff(theirs, mine)}")
+            findings, *rest = _expected(drawn.policies, backend, registry, cases, as_of, folder / "enterprises.csv")
+            _compare(folder, backend, as_of, got, (_counted(findings), *rest))
+            memory = _assessed(findings, cases, first.run_id, decided)
         COMPARED["examples"] += 1
         COMPARED["cases"] += len(cases)
         COMPARED["rejected cases"] += len({key[0] for key in got[2]})
@@ -126,6 +213,42 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
         for construct in drawn.constructs:
             COMPARED[construct] += 1
             event(f"drawn: {construct}")
+        # the second run: some rows gone, some decision dates changed (a new decision)
+        rng = data.draw(st.randoms(use_true_random=False))
+        # the fines that beat others of their act go more often: their act's other cases then
+        # meet the earlier fine (one act one fine across runs)
+        winners = {f.superseded_by.rpartition("(")[2].rstrip(")") for _, f in findings if f.superseded_by}
+        again = [dict(c) for c in cases if rng.random() < (0.3 if c["case_id"] in winners else 0.7)]
+        for case in again:
+            if rng.random() < 0.2:
+                case["decided"] = "" if case["decided"] else "2017-06-30"
+        if again and again != cases:
+            _write(folder / "cases.csv", again)
+            try:
+                second = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
+                                     as_of=as_of, cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
+            except Exception:
+                shutil.copytree(folder, Path(tempfile.mkdtemp(prefix="ecorules-case-differential-")), dirs_exist_ok=True)
+                raise
+            assert second.run_id != first.run_id
+            got = _batch(folder / "results.sqlite", again, as_of, second.run_id)
+            for backend in ("python", "durable"):
+                findings, lists, rejects = _expected(drawn.policies, backend, registry, again, as_of,
+                                                     folder / "enterprises.csv")
+                findings = _after_memory(findings, memory, again, {key[0] for key in rejects}, decided)
+                _compare(folder, f"{backend}, second run", as_of, got, (_counted(findings), lists, rejects))
+            COMPARED["second runs"] += 1
+            COMPARED["already assessed"] += sum(n for key, n in got[0].items() if key[6] == "already_assessed")
+            COMPARED["superseded by an earlier run"] += sum(n for key, n in got[0].items() if key[7] and ", run " in key[7])
+
+
+def _compare(folder: Path, backend: str, as_of, got, want) -> None:
+    for what, mine, theirs in zip(("findings", "list entries", "case rejects"), got, want, strict=True):
+        if mine != theirs:  # the example's files, to read and run again
+            kept = Path(tempfile.mkdtemp(prefix="ecorules-case-differential-"))
+            shutil.copytree(folder, kept, dirs_exist_ok=True)
+            raise AssertionError(f"{backend}: {what} differ (as_of {as_of}, files in {kept}): batch only "
+                                 f"{_diff(mine, theirs)}; {backend} only {_diff(theirs, mine)}")
 
 
 def _diff(a, b) -> list:
@@ -140,6 +263,8 @@ def test_the_case_differential_compared_what_it_draws():
         pytest.skip("the case differential did not run in this session")
     assert COMPARED["examples"] >= EXAMPLES * STRESS // 2, COMPARED
     assert COMPARED["rejected cases"] >= 5 and COMPARED["superseded findings"] >= 3, COMPARED
+    assert COMPARED["second runs"] >= COMPARED["examples"] // 2 and COMPARED["already assessed"] >= 5, COMPARED
+    assert COMPARED["superseded by an earlier run"] >= 1, COMPARED
     print(f"case differential: {dict(COMPARED)}")
     missing = [c for c in KIND_CONSTRUCTS if COMPARED[c] == 0]
     assert not missing, f"never drawn: {missing}; {COMPARED}"

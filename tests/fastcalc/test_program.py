@@ -21,6 +21,7 @@ AS_OF = dt.date(2012, 4, 14)
 WATER = "zhengzhou.eco_water_interception@2011"
 CREDIT = "zhengzhou.green_credit@2012"
 RATING = "prc.enterprise_environmental_credit@2013"  # reads only roll-ups of cases (optional)
+RED = "prc.green_credit_red_restriction@2013"  # the red grade's loan restriction: the same roll-up
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def test_the_program_describes_its_columns_and_slots(program):
                                "high_pollution", "high_energy")
     assert program.rules == ((WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
                              (RATING, "rating_required"), (RATING, "automatic_red"),
-                             (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"))
+                             (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"),
+                             (RED, "red_no_new_loans"))
     assert program.findings == (
         (WATER, "untreated_outfall_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"),
         (WATER, "direct_discharge_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"))
@@ -48,8 +50,9 @@ def test_the_program_describes_its_columns_and_slots(program):
     assert program.sanctions == ((RATING, "rating_required", "environmental_credit_rating_required"),
                                  (RATING, "automatic_red", "environmental_credit_red"),
                                  (CREDIT, "illegal_discharge_blacklist", "green_credit_blacklist"),
-                                 (CREDIT, "high_pollution_energy_restricted_loans", "restricted_loans"))
-    assert "6 rules" in repr(program)
+                                 (CREDIT, "high_pollution_energy_restricted_loans", "restricted_loans"),
+                                 (RED, "red_no_new_loans", "green_credit_red_restricted"))
+    assert "7 rules" in repr(program)
 
 
 def test_only_the_policies_of_the_domain_are_compiled(shipped):
@@ -194,4 +197,4 @@ def test_per_payer_roll_ups_are_exact_integers(program):
 def test_an_empty_batch(program):
     empty = {name: [] for name in program.columns}
     result = program.score(empty, as_of=AS_OF)
-    assert result.n_rows == 0 and result.fired.shape == (6, 0) and result.totals_by_payer() == {}
+    assert result.n_rows == 0 and result.fired.shape == (7, 0) and result.totals_by_payer() == {}
