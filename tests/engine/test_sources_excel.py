@@ -49,8 +49,9 @@ def test_the_example_registry_and_case_table_as_workbooks_score_as_their_csv(tmp
     for field in ("rows_in", "rows_scored", "total_yuan", "findings", "districts", "lists", "tables"):
         assert getattr(from_excel, field) == getattr(from_csv, field), field
     assert from_csv.total_yuan == 150_271_250  # the README's figure, so the comparison is not of two empties
-    (about,) = from_excel.sources
+    about, of_cases = from_excel.sources  # the registry's workbook, then the case table's
     assert about["source"] == f"{registry}:名录" and about["format"] == "excel" and about["rows_in"] == 50
+    assert of_cases["source"] == f"{cases}:案件" and of_cases["rows_in"] == from_csv.tables["cases"]["rows_in"]
     assert "row 1 above the header skipped" in about["notes"]
 
 

@@ -153,8 +153,9 @@ def test_the_example_registry_and_case_table_in_postgresql_give_the_readme_total
     for field in ("rows_in", "rows_scored", "rows_rejected", "total_yuan", "findings", "districts", "lists", "tables"):
         assert getattr(from_pg, field) == getattr(from_csv, field), field
     assert _ledger(tmp_path / "pg.sqlite", from_pg.run_id)[0] == _ledger(tmp_path / "csv.sqlite", from_csv.run_id)[0]
-    (about,) = from_pg.sources
+    about, of_cases = from_pg.sources  # the registry's table, then the case table's
     assert about["format"] == "postgresql" and about["table"] == "enterprises" and about["rows_in"] == 50
+    assert of_cases["table"] == "案件" and of_cases["rows_in"] == from_csv.tables["cases"]["rows_in"]
     # the same content again: the run is reused, its fingerprint confirmed by the table's content
     again = run_nightly(registry, tmp_path / "pg.sqlite", as_of=AS_OF, cases=cases, progress=False)
     assert again.reused and again.run_id == from_pg.run_id
