@@ -63,10 +63,7 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
         raise store.StoreError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     connection = store.connect(db, readonly=True)
     try:
-        # 'latest' and 'previous' are finished runs for every table; the runs table may show
-        # a run of another status by its id
-        named = str(run).strip().lower() in ("latest", "last", "previous")
-        run_id = store.resolve_run(connection, run, done=table != "runs" or named)
+        run_id = store.resolve_run(connection, run, done=table != "runs")  # the runs table shows any run by its id
         for warning in store.interrupted(db, connection):
             log.warning("%s", warning)
         if not store.dialect(connection).has_relation(connection, table):

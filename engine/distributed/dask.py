@@ -101,10 +101,6 @@ def _table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _arrow_frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
-
-
 def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) -> dd.DataFrame:
     """A Parquet registry (file or folder) as a Dask frame of its needed columns, one
     partition per row group, with each row's file and row number (``_source``, ``_row``).
@@ -113,7 +109,7 @@ def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) ->
     own headers, so that its rejects name them as a local run does.)"""
     plan = make_plan(policies, dt.date.today(), aliases=aliases)
     found, _registry = pieces(plan, path, recurse=recurse)
-    meta = _arrow_frame(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
+    meta = _pandas(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
     return dd.from_map(_read, found, meta=meta)
 
 
@@ -121,9 +117,9 @@ def _read(piece, columns: list[str] | None = None) -> pd.DataFrame:
     """A piece's rows, only the ``columns`` asked for (Dask passes them: the census asks for
     the key and where each row came from)."""
     if columns is None:
-        return _arrow_frame(read_piece(piece, as_facts=True))
+        return _pandas(read_piece(piece, as_facts=True))
     table = read_piece(piece, [c for c in columns if c not in (SOURCE, ROW)], as_facts=True)
-    return _arrow_frame(table.select(list(columns)))
+    return _pandas(table.select(list(columns)))
 
 
 def _digests(frame: pd.DataFrame, plan: Plan, number: int):

@@ -262,7 +262,7 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     return scored, _partials_and_repeats(scored, False)[0]
 
 
-# pickle, knowingly: every blob read back here was written by _scorer in this same Spark job
+# pickle, knowingly: every blob read back here was written by _scorer in this same Spark application
 # (our own executors, the driver's own cached DataFrame), never by a user or a file; it is the
 # trust boundary PySpark itself uses for the Python functions it ships to its executors. A
 # ScoredBatch holds Arrow arrays, numpy arrays and dicts, which Arrow IPC alone would not carry.

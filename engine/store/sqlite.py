@@ -918,14 +918,16 @@ def has_units(connection: sqlite3.Connection) -> bool:
 
 
 def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = True) -> int:
-    """A run id from ``run`` (an id, ``latest`` or ``previous``), checked to exist (and be done)."""
+    """A run id from ``run`` (an id, ``latest`` or ``previous``), checked to exist (and, with
+    ``done``, be done). ``latest`` and ``previous`` name finished runs whatever ``done`` says:
+    a killed run marked running is never the latest."""
     text = str(run).strip().lower()
-    where = "WHERE status = 'done'" if done else ""
     if text in ("latest", "last", "previous"):
         offset = 1 if text == "previous" else 0
-        row = connection.execute(f"SELECT id FROM runs {where} ORDER BY id DESC LIMIT 1 OFFSET ?", (offset,)).fetchone()
+        row = connection.execute("SELECT id FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1 OFFSET ?",
+                                 (offset,)).fetchone()
         if row is None:
-            raise StoreError(f"no {'done ' if done else ''}run to call {text!r}")
+            raise StoreError(f"no done run to call {text!r}")
         return row[0]
     try:
         run_id = int(text)
