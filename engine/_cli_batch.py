@@ -203,7 +203,7 @@ def _refuse_failing_tests(policies, output_format) -> None:
     from ._testing import run_tests
 
     try:
-        report = run_tests(policies, backend="python")
+        report = run_tests(policies, backend="python", explain=False)
     except EcorulesError as error:
         _fail(str(error), output_format)
     if report.failed:
