@@ -13,8 +13,8 @@ from ecorules.engine._scored import make_scoring, score_batch
 from ecorules.engine._seen_keys import SeenUsccs
 from ecorules.engine.sources._types import Batch
 from ecorules.fastcalc import compile_program
-from ecorules.rules import load_policies
 from ecorules.rules import _uscc as uscc_module
+from ecorules.rules import load_policies
 from nightly_data import make_registry
 
 POLICIES = load_policies().for_domain("enterprise")
