@@ -130,8 +130,10 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
     """
     from ._kind_tables import parse_table_options
     from ._nightly import run_nightly
-    from ._sources import DEFAULT_BATCH_ROWS, read_alias_file
+    from ._sources import DEFAULT_BATCH_ROWS, hash_ahead, read_alias_file
 
+    # the input's content fingerprint, on the core that the policies' loading and tests leave idle
+    click.get_current_context().call_on_close(hash_ahead(registry, cases))
     if cases_table is not None and cases_sheet is not None:
         _fail("give --cases-table (SQLite) or --cases-sheet (Excel), not both", output_format)
 
@@ -201,7 +203,7 @@ def _refuse_failing_tests(policies, output_format) -> None:
     from ._testing import run_tests
 
     try:
-        report = run_tests(policies, backend="python")
+        report = run_tests(policies, backend="python", explain=False)
     except EcorulesError as error:
         _fail(str(error), output_format)
     if report.failed:

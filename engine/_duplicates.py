@@ -377,6 +377,8 @@ class DuplicateFilter:
         first row, now if that row is known (in this batch, or named before), else at the end
         (:meth:`leftovers`); either way it is not scored."""
         self._empty = batch.table.slice(0, 0)
+        if valid.all():  # every USCC passed both check characters: the scorer trusts them
+            batch.checked = batch.checked | {self.key.name}
         again = self.seen.add(keys, valid)
         if not again.size:
             return batch

@@ -176,7 +176,8 @@ def score_batch(scoring: Scoring, batch: Batch, *, as_of, threads: int = 1, reus
     if not n:
         return scored
     program = scoring.program
-    result = program.score(batch.table, as_of=as_of, threads=threads, out=scoring.reuse if reuse else None)
+    result = program.score(_trusting(scoring, batch), as_of=as_of, threads=threads,
+                           out=scoring.reuse if reuse else None)
     if reuse:
         scoring.reuse = result
     valid = np.asarray(result.valid, dtype=bool)
@@ -212,6 +213,20 @@ def score_batch(scoring: Scoring, batch: Batch, *, as_of, threads: int = 1, reus
         scored.lifts = [row[1:] for row in lift_rows(scoring.policies, program, result, 0, as_of,
                                                      np.flatnonzero(valid), keys())]
     return scored
+
+
+def _trusting(scoring: Scoring, batch: Batch):
+    """The batch's columns for the program, those the reading checked whole (``Batch.checked``)
+    passed as validated: the kernel reads none of them, and every cell is valid."""
+    kernel_facts = getattr(scoring.program, "kernel_facts", None)
+    trusted = [name for name in batch.checked if kernel_facts is not None and name not in kernel_facts]
+    if not trusted:
+        return batch.table
+    from ecorules.fastcalc._validate_common import Validated, ValidColumn
+
+    n = batch.table.num_rows
+    return {name: Validated(scoring.policies.facts[name], ValidColumn(None), n) if name in trusted
+            else batch.table[name] for name in batch.table.column_names}
 
 
 class _Keys:

@@ -58,13 +58,15 @@ class TestReport:
         return tuple(r for r in self.results if not r.passed)
 
 
-def run_tests(policies: PolicySet | Iterable[Policy], backend: str = "durable") -> TestReport:
+def run_tests(policies: PolicySet | Iterable[Policy], backend: str = "durable", *, explain: bool = True) -> TestReport:
+    """Every test case of ``policies``; ``explain=False``: their decisions' traces without the
+    steps behind each outcome (a gate that asks only whether the cases pass)."""
     results: list[CaseResult] = []
     unexercised: list[tuple[str, str]] = []
     policies = tuple(policies)
     for policy in policies:
         fired: set[str] = set()
-        with Evaluator(judged_with(policy, policies), backend=backend) as evaluator:
+        with Evaluator(judged_with(policy, policies), backend=backend, explain=explain) as evaluator:
             for case in policy.tests:
                 result = run_case(evaluator, policy, case)
                 if result.decision is not None:

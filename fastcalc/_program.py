@@ -60,6 +60,11 @@ class Program:
         return self._compiled.columns
 
     @property
+    def kernel_facts(self) -> tuple[str, ...]:
+        """The facts whose values the kernel reads (the other columns are only checked)."""
+        return self._compiled.kernel_facts
+
+    @property
     def policies(self) -> tuple[Policy, ...]:
         return self._compiled.policies
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -258,8 +259,15 @@ class Rule:
     # Other things check warns about: a condition that always holds, an amount always 0.
     warnings: tuple[PolicyWarning, ...] = attrs.field(default=(), eq=False, repr=False)
 
+    # reads() and results_read() walk the rule's trees: once per rule, not once per record
+    # judged (the evaluator asks for every rule of every record; a policy set's own test
+    # cases, which every `ecorules run` judges first, spent ~90% of their time walking)
     def results_read(self) -> tuple[str, ...]:
         """The ids of the rules whose results (amount_of, fired) this rule reads."""
+        return self._results_read
+
+    @functools.cached_property
+    def _results_read(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for node in (self.condition, *(f.amount for f in self.findings)):
             for call in ast.results_read(node):
@@ -268,6 +276,10 @@ class Rule:
 
     def reads(self) -> tuple[str, ...]:
         """Every fact and parameter the rule reads, condition first."""
+        return self._reads
+
+    @functools.cached_property
+    def _reads(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         dates = [node for spec in (*self.sanctions, *self.lifts) for node in spec.dated]
         for node in (self.condition, *(f.amount for f in self.findings), *dates):
@@ -388,7 +400,7 @@ class Policy:
         kind = self.kinds.get(self.domain)
         return kind.checks if kind is not None else ()
 
-    @property
+    @functools.cached_property
     def required_facts(self) -> tuple[str, ...]:
         """The record fields the policy needs: the subject (and the enterprise it belongs
         to), then what its checks (its kind's too) and rules read."""

@@ -56,6 +56,9 @@ class Batch:
     headers: Mapping[str, str]  # fact name -> the header as written in the file
     rejects: list[Reject] = field(default_factory=list)  # rows dropped before scoring
     rows_in: int = 0  # rows of the file this batch accounts for: table rows + rejected rows
+    # columns whose every cell the reading found valid as the scorer checks it (the registry's
+    # USCCs, checked for duplicates: engine/_duplicates.py), which the scorer need not check again
+    checked: frozenset[str] = frozenset()
 
 
 __all__ = ["Batch", "MissingColumnError", "Reject", "SourceError"]

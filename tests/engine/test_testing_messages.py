@@ -43,3 +43,23 @@ def test_an_expected_payer_written_as_an_alias_or_with_spaces_stands_for_its_val
         assert policy.tests[0].findings[0].payer == "金水区"
         [result] = run_tests([policy], backend="python").results
         assert result.problems == ()
+
+
+def test_the_run_gate_judges_the_cases_alike_without_the_explanations_steps():
+    """``ecorules run`` asks only whether the shipped cases pass (explain=False): the same
+    outcome, findings and problems for every case, and no steps computed for the traces."""
+    from ecorules.rules import load_policies
+
+    policies = load_policies()
+    explained, gate = run_tests(policies, backend="python"), run_tests(policies, backend="python", explain=False)
+
+    def outcome(report):
+        return [(r.policy.key, r.case.name, r.problems,
+                 None if r.decision is None else (r.decision.findings, r.decision.sanctions,
+                                                  [(t.rule, t.fired) for t in r.decision.trace]))
+                for r in report.results]
+
+    assert outcome(gate) == outcome(explained)
+    steps = [t.steps for r in explained.results if r.decision is not None for t in r.decision.trace]
+    assert any(steps)  # the shipped cases do compute steps where explained
+    assert not any(t.steps for r in gate.results if r.decision is not None for t in r.decision.trace)
