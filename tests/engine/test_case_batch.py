@@ -260,9 +260,10 @@ def test_a_missing_optional_column_names_the_policy_reading_it(tmp_path):
 def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
     import numpy as np
     import pyarrow as pa
-    from ecorules.engine.cases._table import _codes
+    from ecorules.engine.cases._table import _ascending, _codes, _key_codes
 
     for texts in (["C1", "C2", " C3", "C4 "], ["C2", "C1", "C3"], ["", "C1"], ["C1", "C1"], ["C1", None, "C2"]):
         column = pa.array(texts, pa.string())
-        fast, slow = _codes(column, ascending=True), _codes(column)
+        fast, slow = _key_codes(column), _codes(column)
         assert np.array_equal(fast[0], slow[0]) and fast[1].equals(slow[1]), texts
+        assert fast[2] == _ascending(slow[1]), texts
