@@ -71,14 +71,15 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
-# list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; read
-# as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10")
+# list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; 10:
+# before a finding's payer could be null (read as its uscc); read as they are, migrated on the
+# next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
 MONEY = "MONEY"
@@ -109,12 +110,14 @@ RESULT_TABLES = (
 # the law of its own dates: the version applied and why, engine/_law_notes.py): the chunk's,
 # or a row's own as its 8th element (a 从轻 note holds that case's figures). Version 8 added
 # amount, unit and amount_fen, last (*Money* above): a chunk's amounts are integers of its
-# slot's unit, and amount_yuan is their exact text where that is fen.
+# slot's unit, and amount_yuan is their exact text where that is fen. Version 11: a payer
+# written null is the row's uscc (the enterprise pays its own fine: a case's fines are most of
+# a case run's findings, and the 18 characters again were a fifth of their bytes).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
-                ELSE e.value ->> 1 END AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
-           e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
+                ELSE e.value ->> 1 END AS amount_yuan, coalesce(e.value ->> 2, e.value ->> 0) AS payer,
+           s.citation AS citation, e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
            nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
            coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
            coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
@@ -477,12 +480,13 @@ def _migrate(connection: sqlite3.Connection) -> None:
     (:func:`_add_law_note`) and, version 7 -> 8, the units of amounts (:func:`_add_units`).
     Version 8 -> 9: entries entered in chunks, kept without a write
     (:func:`_list_entries_in_chunks`). Version 9 -> 10: assessments in chunks
-    (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit)."""
+    (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit). Version 10 -> 11:
+    the findings view reads a null payer as the uscc (the chunks are unchanged)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
     kinds_added |= _add_units(connection)
-    if row is not None and row[0] in ("3", "4"):
+    if row is not None and row[0] in ("3", "4", "5", "6", "7", "8", "9", "10"):  # (11: a null payer)
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
     if row is not None and row[0] in ("3", "4", "5"):
