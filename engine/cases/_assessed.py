@@ -89,11 +89,12 @@ class Assessments:
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
                uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
-               safe: tuple[bool, bool] = (False, False), unit: str = "yuan", acts: pa.Array | None = None) -> np.ndarray:
+               safe: tuple[bool, ...] = (False, False, False), unit: str = "yuan",
+               acts: pa.Array | None = None) -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
         superseded): the run that already assessed each (0: none, assessed now). Writes the
         assessments made now through ``writer``, in the run's transaction. ``safe``: whether
-        the case ids, the usccs are known to hold no character JSON escapes (checked once per
+        the case ids, the usccs, the act_ids are known to hold no character JSON escapes (checked once per
         run, not per chunk: the check was a regex over every text of every chunk). ``acts``:
         the act_id of each finding's case, null where the case is its own act."""
         n = len(keys)
@@ -142,7 +143,8 @@ class Assessments:
             part = [c[start:start + CHUNK_ROWS] for c in columns]
             rows = _json_rows([part[0], part[1], from_numbers(part[2]), _texts(part[3]), _reasons(part[4]),
                                _numbers(part[5]), _texts(part[6])],
-                              (*safe, True, True, True, True, False))  # then amounts, ISO dates, reasons, runs, act_ids
+                              # amounts, ISO dates, reasons and runs hold nothing to escape
+                              (safe[0], safe[1], True, True, True, True, safe[2] if len(safe) > 2 else False))
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
         return assessed_in
 

@@ -106,6 +106,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
     safe_keys = _safe(cases.keys)
     safe_uscc = _safe(results.side.usccs)
+    safe_acts = cases.acts is None or _safe(cases.acts)  # every act_id written is one of the dictionary's
     safe_by = safe_keys and _safe(strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings]))
     safe_payers = {name: _safe(strings(list(plan.facts[name].type.choices)))
                    for name in {slot.payer for slot in program.findings}
@@ -132,7 +133,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         assessed_in = None if memory is None else memory.record(
             writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            safe=(safe_keys, safe_uscc), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
+            safe=(safe_keys, safe_uscc, safe_acts), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
         has_assessed = assessed_in is not None and bool(assessed_in.any())
         if has_assessed:
             imposed = imposed & (assessed_in == 0)
