@@ -3,7 +3,8 @@
     python bench/cases.py                           # 10 M cases, 3 rounds
     python bench/cases.py --cases 1000000 --rounds 2
 
-Writes, once, into --dir: a registry of --enterprises rows (uscc, district, industrial) and a
+Writes, once per generator version (a hash of the generators' code in the file names), into
+--dir: a registry of --enterprises rows (uscc, district, industrial) and a
 case table of --cases rows (Parquet) for the policies of tests/data/cases, whose case
 policies read optional facts, a windowed roll-up and add_years, and whose enterprise policy
 reads three roll-ups; and a registry of --cases rows for the shipped enterprise policies.
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import inspect
 import resource
 import statistics
 import sys
@@ -43,11 +46,26 @@ POLICIES = ROOT / "tests" / "data" / "cases"
 AS_OF = dt.date(2026, 1, 1)
 
 
+def generator_version() -> str:
+    """A hash of what makes the data: the generators' modules and this file's own steps, so
+    that a cached table made by an older generator is never measured as current data."""
+    from ecorules.engine import _generate as registries
+    from ecorules.engine.cases import _generate as cases
+
+    digest = hashlib.sha256()
+    for text in (inspect.getsource(registries), inspect.getsource(cases), inspect.getsource(prepare),
+                 inspect.getsource(typed)):
+        digest.update(text.encode())
+    return digest.hexdigest()[:12]
+
+
 def prepare(folder: Path, enterprises: int, cases: int) -> dict[str, Path]:
     from ecorules.engine._generate import generate_registry, write_registry
     from ecorules.engine.cases._generate import generate_cases
 
-    paths = {name: folder / f"{name}-{enterprises}-{cases}.parquet" for name in ("enterprises", "cases", "registry")}
+    version = generator_version()
+    paths = {name: folder / f"{name}-{enterprises}-{cases}-{version}.parquet"
+             for name in ("enterprises", "cases", "registry")}
     if all(p.exists() for p in paths.values()):
         return paths
     usccs = generate_registry(enterprises, 11)["uscc"].combine_chunks()

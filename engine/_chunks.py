@@ -34,10 +34,16 @@ def _json_strings(array: pa.Array, safe: bool = False) -> pa.Array:
     return pc.binary_join_element_wise(_QUOTE, array, _QUOTE, _NOTHING)
 
 
-def _json_rows(columns: list[pa.Array], safe: tuple[bool, ...] | None = None) -> str:
+class Same(str):
+    """A column whose every row holds the same value, given as its JSON text (``Same('""')``,
+    ``Same("0")``): laid into the separators once instead of joined row by row."""
+
+
+def _json_rows(columns: list[pa.Array | Same], safe: tuple[bool, ...] | None = None) -> str:
     """A JSON array of rows (``[[a, b], ...]``, or ``[a, ...]`` for one column), built in Arrow.
 
     ``safe[i]`` says that column i holds no character JSON must escape (validated values).
+    A column may be :class:`Same` (several columns, the others without nulls).
     Separators are Arrow scalars: a Python str argument would make pyarrow import pandas.
     Text and whole-number columns without nulls (every chunk of the case table) are laid
     out by one element-wise join, each row with its brackets, quotes and trailing comma, and
@@ -45,14 +51,20 @@ def _json_rows(columns: list[pa.Array], safe: tuple[bool, ...] | None = None) ->
     (quoting, joining, bracketing, joining the list, copying it out).
     """
     safe = safe or (False,) * len(columns)
-    if columns and all(not c.null_count and (pa.types.is_integer(c.type) or pa.types.is_string(c.type)) for c in columns):
+    if not all(isinstance(c, Same) for c in columns) and all(isinstance(c, Same) or (not c.null_count and (pa.types.is_integer(c.type)
+                                                                    or pa.types.is_string(c.type))) for c in columns):
         return _json_rows_at_once(columns, safe)
+    if any(isinstance(c, Same) for c in columns):
+        raise ValueError("a Same column beside a column with nulls or of another type, or alone")
     return _json_rows_joined(columns, safe)
 
 
-def _json_rows_at_once(columns: list[pa.Array], safe: tuple[bool, ...]) -> str:
+def _json_rows_at_once(columns: list[pa.Array | Same], safe: tuple[bool, ...]) -> str:
     pieces, literal = [], "[" if len(columns) > 1 else ""
     for position, (column, ok) in enumerate(zip(columns, safe, strict=True)):
+        if isinstance(column, Same):
+            literal += ("," if position else "") + column
+            continue
         quoted = not pa.types.is_integer(column.type)
         if not quoted:
             text = column.cast(pa.string())

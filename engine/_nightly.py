@@ -707,17 +707,19 @@ class NightlyRun:
         """The case table, before the registry: its findings are written, its roll-ups kept
         for the registry's batches (see engine/cases/)."""
         from .cases import write_case_results
+        from .cases._memory import reused_memory
 
         in_force = [p for p in self.policies if p.in_force(self.as_of)]
         checked = [name for name in program.columns if name not in self.cases.plan.onto_parent
                    and any(name in p.required_facts for p in in_force)]
         options = {"encoding": self.encoding, "table": self.table, "batch_rows": self.batch_rows,
                    "sheet": self.sheet, "recurse": self.recurse}
-        began = time.perf_counter()
-        self._case_results = self.cases.run(self.registry_path, options, checked)
-        acc.seconds["cases"] = time.perf_counter() - began
-        write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=self.next_slot,
-                           first_sanction_slot=self.next_sanction_slot, memory=self._memory)
+        with reused_memory():  # (cases/_memory.py)
+            began = time.perf_counter()
+            self._case_results = self.cases.run(self.registry_path, options, checked)
+            acc.seconds["cases"] = time.perf_counter() - began
+            write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=self.next_slot,
+                               first_sanction_slot=self.next_sanction_slot, memory=self._memory)
         acc.already_assessed = self._memory.already
         acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():

@@ -168,7 +168,10 @@ def _strings(fact: Fact, column, n: int, rejects: Rejects, read: bool) -> ValidC
                 _scalar_path(fact, [raws[i] for i in slow.tolist()], suspect[slow], rejects)
         return ValidColumn(None)
     else:
-        blank = fill_null(pc.match_substring_regex(plain, _BLANK), True)
+        blank = pc.match_substring_regex(plain, _BLANK)
+        if blank.null_count:  # empty cells: missing, as in a column of nulls (not _records cell by cell)
+            rejects.missing(np.flatnonzero(bools(blank.is_null())))
+            blank = fill_null(blank, False)
         suspect = np.flatnonzero(bools(blank))
     if suspect.size:
         _scalar_path(fact, _python_values(plain, suspect), suspect, rejects)

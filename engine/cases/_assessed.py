@@ -45,13 +45,14 @@ from ecorules.rules import FindingKind
 from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
 from .. import store
-from .._chunks import CHUNK_ROWS, _json_rows
+from .._chunks import CHUNK_ROWS, Same, _json_rows
 from .._lists import _optional_strings
 
 ALREADY_ASSESSED = "already_assessed"
 
 INSERT_ASSESSED = "INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, rows, unit) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _REASONS = strings(["first", "new decision", "reassessed"])
+_FIRST, _ZERO, _EMPTY_TEXT = Same('"first"'), Same("0"), Same('""')
 
 
 @dataclass
@@ -88,11 +89,12 @@ class Assessments:
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
                uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
-               safe: tuple[bool, bool] = (False, False), unit: str = "yuan", acts: pa.Array | None = None) -> np.ndarray:
+               safe: tuple[bool, ...] = (False, False, False), unit: str = "yuan",
+               acts: pa.Array | None = None) -> np.ndarray:
         """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
         superseded): the run that already assessed each (0: none, assessed now). Writes the
         assessments made now through ``writer``, in the run's transaction. ``safe``: whether
-        the case ids, the usccs are known to hold no character JSON escapes (checked once per
+        the case ids, the usccs, the act_ids are known to hold no character JSON escapes (checked once per
         run, not per chunk: the check was a regex over every text of every chunk). ``acts``:
         the act_id of each finding's case, null where the case is its own act."""
         n = len(keys)
@@ -127,15 +129,43 @@ class Assessments:
         new = np.flatnonzero(imposed & (assessed_in == 0))
         self.already += int(np.count_nonzero(assessed_in))
         self.added += int(new.size)
+        if not new.size:
+            return assessed_in
+        every = new.size == n  # (a first run: every finding; no copies)
+        columns = [keys, uscc, amounts, decided, reason, supersedes, acts]
+        if not every:
+            take = from_numbers(new)
+            columns = [keys.take(take), uscc.take(take), amounts[new], decided.take(take), reason[new], supersedes[new],
+                       acts.take(take)]
+        # most assessments are a first one, of no decision date, by no earlier run: the columns
+        # all alike are written once into the separators, not row by row
         for start in range(0, new.size, CHUNK_ROWS):
-            part = from_numbers(new[start:start + CHUNK_ROWS])
-            rows = _json_rows([
-                keys.take(part), uscc.take(part), from_numbers(amounts[new[start:start + CHUNK_ROWS]]),
-                pc.fill_null(decided.take(part), string_scalar("")), _REASONS.take(from_numbers(reason[new[start:start + CHUNK_ROWS]])),
-                from_numbers(supersedes[new[start:start + CHUNK_ROWS]]), pc.fill_null(acts.take(part), string_scalar("")),
-            ], (*safe, True, True, True, True, False))  # then amounts, ISO dates, reasons, runs, act_ids
+            part = [c[start:start + CHUNK_ROWS] for c in columns]
+            rows = _json_rows([part[0], part[1], from_numbers(part[2]), _texts(part[3]), _reasons(part[4]),
+                               _numbers(part[5]), _texts(part[6])],
+                              # amounts, ISO dates, reasons and runs hold nothing to escape
+                              (safe[0], safe[1], True, True, True, True, safe[2] if len(safe) > 2 else False))
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
         return assessed_in
+
+
+def _texts(column: pa.Array) -> pa.Array | Same:
+    """Optional texts as they are written: "" for an empty one."""
+    if column.null_count == len(column):
+        return _EMPTY_TEXT
+    return pc.fill_null(column, string_scalar(""))
+
+
+def _reasons(codes: np.ndarray) -> pa.Array | Same:
+    if not codes.any():
+        return _FIRST
+    return _REASONS.take(from_numbers(codes))
+
+
+def _numbers(values: np.ndarray) -> pa.Array | Same:
+    if not values.any():
+        return _ZERO
+    return from_numbers(values)
 
 
 def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:

@@ -135,8 +135,7 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
             cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
         if read:
             cases.columns[name] = column
-    cases.key_code, cases.keys = _codes(cases.table[plan.kind.key], ascending=True)
-    cases.keys_ascending = _ascending(cases.keys)
+    cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
     cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
     encoded = pc.dictionary_encode(cases.uscc)
     cases.uscc_distinct = encoded.dictionary
@@ -163,14 +162,20 @@ def _stripped(column) -> pa.Array:
     return pc.utf8_trim_whitespace(column)
 
 
-def _codes(column, ascending: bool = False) -> tuple[np.ndarray, pa.Array]:
-    """Codes of the stripped texts (as _records strips them); -1 for an empty cell.
-
-    ``ascending``: first see whether the texts are non-empty and strictly ascending (a case
-    table exported in case_id order): then they are their own dictionary, without hashing."""
+def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
+    """``_codes`` of the case keys, and whether the keys are in strictly ascending order. A
+    case table exported in case_id order (non-empty and strictly ascending) is its own
+    dictionary, without hashing, and holds no duplicate (``_duplicates`` has nothing to do)."""
     text = _stripped(column)
-    if ascending and len(text) and _ascending(text) and pc.min(pc.utf8_length(text.slice(0, 1))).as_py() > 0:
-        return np.arange(len(text), dtype=np.int64), text
+    if len(text) and _ascending(text) and pc.min(pc.utf8_length(text.slice(0, 1))).as_py() > 0:
+        return np.arange(len(text), dtype=np.int64), text, True
+    codes, keys = _codes(text)
+    return codes, keys, _ascending(keys)
+
+
+def _codes(column) -> tuple[np.ndarray, pa.Array]:
+    """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
+    text = _stripped(column)
     encoded = pc.dictionary_encode(text)
     codes = numbers(encoded.indices, fill=-1).astype(np.int64)
     dictionary = encoded.dictionary
@@ -188,6 +193,8 @@ def _ascending(texts: pa.Array) -> bool:
 
 
 def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
+    if len(cases.keys) == cases.n:
+        return  # as many distinct keys as rows (a table in case_id order, _key_codes): none repeats
     codes = cases.key_code
     rows = np.flatnonzero(codes >= 0)
     if not rows.size:

@@ -1,8 +1,8 @@
 """The case stage's results into the run's store and totals.
 
 A case's finding is a row ``[uscc, amount_yuan, payer, case_id, status, superseded_by]`` of
-a chunk (``store.sqlite.FINDINGS_VIEW``), written ``[uscc, amount_yuan, payer, case_id]`` when the
-finding is imposed (the view reads a missing status as imposed and a missing superseded_by as
+a chunk (``store.sqlite.FINDINGS_VIEW``; payer null where the enterprise pays, read as its
+uscc), written ``[uscc, amount_yuan, payer, case_id]`` when the finding is imposed (the view reads a missing status as imposed and a missing superseded_by as
 null): most findings are, and every byte is parsed again by whoever reads the view. The rows
 are laid out by one Arrow join per chunk; the texts are checked for characters JSON must
 escape once per run (the case_id dictionary, the enterprises' usccs), not per chunk. Its
@@ -57,6 +57,7 @@ _ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
 _SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
 _IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
 _ALREADY = string_scalar(ALREADY_ASSESSED)
+_NULL_PAYER = string_scalar(',null,"')
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
@@ -105,6 +106,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
     safe_keys = _safe(cases.keys)
     safe_uscc = _safe(results.side.usccs)
+    safe_acts = cases.acts is None or _safe(cases.acts)  # every act_id written is one of the dictionary's
     safe_by = safe_keys and _safe(strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings]))
     safe_payers = {name: _safe(strings(list(plan.facts[name].type.choices)))
                    for name in {slot.payer for slot in program.findings}
@@ -131,7 +133,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         assessed_in = None if memory is None else memory.record(
             writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
             amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            safe=(safe_keys, safe_uscc), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
+            safe=(safe_keys, safe_uscc, safe_acts), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
         has_assessed = assessed_in is not None and bool(assessed_in.any())
         if has_assessed:
             imposed = imposed & (assessed_in == 0)
@@ -152,7 +154,8 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
                 continue
             columns = [
                 _inner(part_subjects, safe_uscc), from_numbers(part_amounts).cast(pa.string()),
-                _inner(part_payers, safe_uscc if slot.payer == ENTERPRISE else safe_payers.get(slot.payer)),
+                # the enterprise paying its own fine: null, which the findings view reads as the uscc
+                None if slot.payer == ENTERPRISE else _inner(part_payers, safe_payers.get(slot.payer)),
                 _inner(part_keys, safe_keys),
                 # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
                 pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(part_by, safe_by), _CLOSE, _EMPTY), _EMPTY)
@@ -207,12 +210,14 @@ def _inner(texts: pa.Array | None, safe: bool | None) -> pa.Array | None:
 
 
 def _chunk(columns: list[pa.Array | None]) -> str:
-    """The JSON array of finding rows ``["uscc",amount,"payer","case_id"<tail>]``: one Arrow
-    join lays out every row with its trailing comma, and the joined data buffer, without the
-    last comma, is the array's inside."""
+    """The JSON array of finding rows ``["uscc",amount,"payer","case_id"<tail>]`` (payers
+    None: ``null``, the uscc pays): one Arrow join lays out every row with its trailing comma,
+    and the joined data buffer, without the last comma, is the array's inside."""
     subjects, amounts, payers, keys, tail = columns
     open_, after_text, before_text, between, close, end = _ROW
-    pieces = [open_, subjects, after_text, amounts, before_text, payers, between, keys, close]
+    pieces = [open_, subjects, after_text, amounts]
+    pieces += [_NULL_PAYER] if payers is None else [before_text, payers, between]
+    pieces += [keys, close]
     if tail is not None:
         pieces.append(tail)
     rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)

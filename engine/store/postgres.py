@@ -403,7 +403,8 @@ def _fen(integer: str, unit: str) -> str:
 
 FINDINGS_VIEW = f"""
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
-           {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
+           {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan, coalesce(e.value ->> 2, e.value ->> 0) AS payer,
+           s.citation AS citation,
            e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
            nullif(e.value ->> 5, '') AS superseded_by, nullif(CAST(e.value ->> 6 AS bigint), 0) AS assessed_in_run,
            coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
@@ -471,6 +472,7 @@ _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
 # a later version adds its step here (and SQLite's in sqlite._migrate).
 MIGRATIONS: dict[int, list[str]] = {
     10: [s.strip() for s in _TABLES_V10.split(";") if s.strip()] + _VIEWS_V10,
+    11: [f"CREATE OR REPLACE VIEW findings AS{FINDINGS_VIEW}"],  # a null payer is the uscc
 }
 
 

@@ -71,13 +71,15 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
+PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
-# list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; read
-# as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10")
+# list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; 10:
+# before a finding's payer could be null (read as its uscc); read as they are, migrated on the
+# next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
 MONEY = "MONEY"
@@ -108,12 +110,14 @@ RESULT_TABLES = (
 # the law of its own dates: the version applied and why, engine/_law_notes.py): the chunk's,
 # or a row's own as its 8th element (a 从轻 note holds that case's figures). Version 8 added
 # amount, unit and amount_fen, last (*Money* above): a chunk's amounts are integers of its
-# slot's unit, and amount_yuan is their exact text where that is fen.
+# slot's unit, and amount_yuan is their exact text where that is fen. Version 11: a payer
+# written null is the row's uscc (the enterprise pays its own fine: a case's fines are most of
+# a case run's findings, and the 18 characters again were a fifth of their bytes).
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
-                ELSE e.value ->> 1 END AS amount_yuan, e.value ->> 2 AS payer, s.citation AS citation,
-           e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
+                ELSE e.value ->> 1 END AS amount_yuan, coalesce(e.value ->> 2, e.value ->> 0) AS payer,
+           s.citation AS citation, e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
            nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
            coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
            coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
@@ -408,6 +412,11 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
             raise StoreError(f"{path}: is a folder; give a file name such as results.sqlite")
         connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         _refuse_foreign(connection, path)
+        # A new store's pages are 64 KiB (an existing one keeps its own: WAL fixes it): a run
+        # writes its findings as JSON chunks of megabytes, each an overflow chain that SQLite
+        # writes, logs and checkpoints a page per system call; with 4 KiB pages a 2 M-case run
+        # made ~380,000 such calls, a third of its CPU time in the kernel (bench/cases.py).
+        connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
@@ -471,12 +480,13 @@ def _migrate(connection: sqlite3.Connection) -> None:
     (:func:`_add_law_note`) and, version 7 -> 8, the units of amounts (:func:`_add_units`).
     Version 8 -> 9: entries entered in chunks, kept without a write
     (:func:`_list_entries_in_chunks`). Version 9 -> 10: assessments in chunks
-    (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit)."""
+    (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit). Version 10 -> 11:
+    the findings view reads a null payer as the uscc (the chunks are unchanged)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
     kinds_added |= _add_units(connection)
-    if row is not None and row[0] in ("3", "4"):
+    if row is not None and row[0] in ("3", "4", "5", "6", "7", "8", "9", "10"):  # (11: a null payer)
         connection.execute("DROP VIEW findings")
         connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
     if row is not None and row[0] in ("3", "4", "5"):

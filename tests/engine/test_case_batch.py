@@ -260,9 +260,38 @@ def test_a_missing_optional_column_names_the_policy_reading_it(tmp_path):
 def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
     import numpy as np
     import pyarrow as pa
-    from ecorules.engine.cases._table import _codes
+    from ecorules.engine.cases._table import _ascending, _codes, _key_codes
 
     for texts in (["C1", "C2", " C3", "C4 "], ["C2", "C1", "C3"], ["", "C1"], ["C1", "C1"], ["C1", None, "C2"]):
         column = pa.array(texts, pa.string())
-        fast, slow = _codes(column, ascending=True), _codes(column)
+        fast, slow = _key_codes(column), _codes(column)
         assert np.array_equal(fast[0], slow[0]) and fast[1].equals(slow[1]), texts
+        assert fast[2] == _ascending(slow[1]), texts
+
+
+def test_a_fine_paid_by_its_enterprise_is_stored_without_the_payer_and_read_with_it(world, tmp_path):
+    """Schema 11: a case fine's payer is written null (the enterprise pays), the view reads
+    the uscc; a version 10 store, whose view read the payer as written, gets the new view."""
+    from ecorules.engine import store
+
+    db = world["db"]
+    fines = db.execute("SELECT uscc, payer FROM findings WHERE case_id IS NOT NULL AND kind = 'fine'").fetchall()
+    assert fines and all(row["payer"] == row["uscc"] for row in fines)
+    stored = db.execute("SELECT rows FROM finding_chunks c JOIN finding_slots s USING (run_id, slot) "
+                        "WHERE s.kind = 'fine' LIMIT 1").fetchone()[0]
+    assert json.loads(stored)[0][2] is None
+    deductions = db.execute("SELECT DISTINCT payer FROM findings WHERE case_id IS NOT NULL AND kind = 'fiscal_deduction'")
+    assert {row[0] for row in deductions} <= {"金水区", "二七区"}
+    old = tmp_path / "v10.sqlite"
+    connection = sqlite3.connect(old)
+    db.backup(connection)
+    view = store.FINDINGS_VIEW.replace("coalesce(e.value ->> 2, e.value ->> 0) AS payer", "e.value ->> 2 AS payer")
+    assert view != store.FINDINGS_VIEW
+    connection.executescript(f"DROP VIEW findings; CREATE VIEW findings AS {view};"
+                             "UPDATE meta SET value = '10' WHERE key = 'schema_version';")
+    assert connection.execute("SELECT count(*) FROM findings WHERE payer IS NULL").fetchone()[0] == len(fines)
+    connection.close()
+    migrated = store.connect(old)
+    assert migrated.execute("SELECT count(*) FROM findings WHERE payer IS NULL").fetchone()[0] == 0
+    assert migrated.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "11"
+    migrated.close()

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine._chunks import _json_rows, _json_rows_at_once, _json_rows_joined
+from ecorules.engine._chunks import Same, _json_rows, _json_rows_at_once, _json_rows_joined
 
 TEXTS = ["C000000001", "", 'a "quoted" 案件', "back\\slash", "tab\there", "金水区", "line\nbreak", "\u3000"]
 
@@ -42,3 +42,23 @@ def test_a_column_with_nulls_keeps_the_column_by_column_layout():
 def test_a_slice_is_laid_out_from_its_own_rows():
     column = pa.array(["x", "y", "z", "w"]).slice(1, 2)
     assert _json_rows([column, pa.array([5, 6, 7, 8]).slice(1, 2)], (True, True)) == '[["y",6],["z",7]]'
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_columns_all_alike_are_written_as_the_rows_would_be(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    keys = pa.array([TEXTS[i] for i in rng.integers(0, len(TEXTS), n)], pa.string())
+    amounts = pa.array(rng.integers(0, 10**6, n), pa.int64())
+    alike = {"first": ('"first"', pa.array(["first"] * n)), "zero": ("0", pa.array([0] * n, pa.int64())),
+             "empty": ('""', pa.array([""] * n))}
+    order = [str(k) for k in rng.permutation(list(alike))]
+    same = [keys, amounts, *(Same(alike[k][0]) for k in order)]
+    spelled = [keys, amounts, *(alike[k][1] for k in order)]
+    assert _json_rows(same) == _json_rows(spelled)
+    assert json.loads(_json_rows(same))[0][2:] == [alike[k][1][0].as_py() for k in order]
+
+
+def test_same_columns_need_a_column_of_rows():
+    with pytest.raises(ValueError, match="alone"):
+        _json_rows([Same("0"), Same('""')])
