@@ -175,8 +175,10 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
         elif scheduler or master or out_format != "sqlite":
             _fail("--scheduler, --master and --out-format parquet are for --engine dask and --engine spark",
                   output_format)
+        # the CLI owns its process, so the case stage may tune its allocator (engine/cases/_memory.py)
+        process = distributed or {"tune_allocator": True}
         summary = (run_distributed if distributed else run_nightly)(
-            registry, out, **distributed, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
+            registry, out, **process, policies=policies, as_of=as_of, threads=threads, encoding=encoding,
             table=table, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, aliases=aliases, force=force,
             progress=progress, compile_program=compile_program, cases=cases,
             # the case table's reader takes a workbook's sheet where an SQLite file's table goes

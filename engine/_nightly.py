@@ -16,6 +16,7 @@ Every run checks ``rows_in = rows_scored + rows_rejected`` before it may commit.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -261,7 +262,8 @@ class NightlyRun:
                  compile_program: Callable[..., Any] | None = None, cases: str | os.PathLike | None = None,
                  cases_table: str | None = None, reassess: bool | Iterable[str] = False,
                  tables: Mapping[str, str | os.PathLike] | None = None, sheet: str | None = None,
-                 recurse: bool = True, duplicates: str = "reject", allow_unset_parameters: bool = False):
+                 recurse: bool = True, duplicates: str = "reject", allow_unset_parameters: bool = False,
+                 tune_allocator: bool = False):
         self.registry_path, self.out = as_location(registry), (out.strip() if store.is_url(out) else Path(out))
         self.as_of = as_of or dt.date.today()
         self.threads = threads or os.cpu_count() or 1
@@ -280,6 +282,9 @@ class NightlyRun:
         if duplicates not in DUPLICATE_POLICIES:
             raise NightlyError(f"--duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {duplicates!r}")
         self.duplicates = duplicates  # what a key on several rows means (engine/_duplicates.py)
+        # glibc's allocator is the process's, not ours: only the CLI, which owns its process,
+        # lets the case stage change it (engine/cases/_memory.py); a host system's stays as is
+        self.tune_allocator = tune_allocator
         if isinstance(policies, PolicySet):
             self.policies = policies
         else:
@@ -714,7 +719,7 @@ class NightlyRun:
                    and any(name in p.required_facts for p in in_force)]
         options = {"encoding": self.encoding, "table": self.table, "batch_rows": self.batch_rows,
                    "sheet": self.sheet, "recurse": self.recurse}
-        with reused_memory():  # (cases/_memory.py)
+        with reused_memory() if self.tune_allocator else contextlib.nullcontext():
             began = time.perf_counter()
             self._case_results = self.cases.run(self.registry_path, options, checked)
             acc.seconds["cases"] = time.perf_counter() - began
