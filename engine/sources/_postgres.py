@@ -19,7 +19,12 @@ What the SQL is, so that KingbaseES and openGauss (PostgreSQL's protocol and SQL
   psycopg's ``sql.Identifier``; the driver prepares it as one statement, so a ``;`` cannot
   start another;
 - ``information_schema.tables`` (values bound as parameters) to list the tables when the one
-  named is missing.
+  named is missing;
+- ``SELECT reltuples FROM pg_catalog.pg_class WHERE oid = CAST($1 AS regclass)`` for a table's
+  estimated rows (a server without that catalogue: no estimate).
+
+A run reads its table once: the fingerprint's read (a thread of its own) hashes each batch
+and hands it to the scoring (:class:`_SharedRead`).
 
 Types as the facts take them (the scorer then checks each value as for any source):
 boolean -> Arrow bool; smallint/integer/bigint -> int64; numeric -> its exact decimal text
