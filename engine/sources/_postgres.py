@@ -100,7 +100,8 @@ class PostgresSource:
         self._drop_undecodable, self._typed_columns = _drop_undecodable, typed_columns
         self.url, self.label, self.batch_rows, self.facts = url, str(url), batch_rows, resolver.facts
         self.table, self.schema, self.query = url.table, url.schema, url.query
-        self._lock, self._shared = threading.Lock(), None
+        self._lock = threading.Lock()
+        self._shared: _SharedRead | None | bool = None  # the first read's, once it began: False if the scoring's
         try:  # every read of this database while this reader lives sees the same rows
             self.snapshot = shared_snapshot(url.connection)
         except Exception as error:  # noqa: BLE001 - psycopg's connection errors, made readable
@@ -195,7 +196,9 @@ class PostgresSource:
         headers = {name: self.headers[i] for name, i in self.columns.items()}
         position = 0
         with self._lock:  # the fingerprint's read, when it has not gone too far ahead; else a read of its own
-            shared = self._shared if self._shared is not None and self._shared.attach() else None
+            shared = self._shared if self._shared and self._shared.attach() else None
+            if self._shared is None:
+                self._shared = False  # (a fingerprint taken after this read reads for itself)
         log.debug("%s: %s", self.label, "the fingerprint's read, shared" if shared is not None else "a read of its own")
         try:
             for record_batch in (shared.batches() if shared is not None else self._record_batches()):
@@ -250,8 +253,10 @@ class PostgresSource:
         hashed (:class:`_SharedRead`), so a run reads its table once; the scoring read is
         a second one only when it starts after this one has buffered :data:`_AHEAD_BYTES`
         (a run deciding by the fingerprint whether to score at all)."""
-        with self._lock:  # (a second fingerprint of the same reader reads for itself)
-            shared = self._shared = _SharedRead() if self._shared is None else None
+        with self._lock:  # shared by the first read of this reader only, the scoring's or this
+            shared = None
+            if self._shared is None:
+                shared = self._shared = _SharedRead()
         digest = hashlib.sha256(f"{self.label}\0{self.select()}\0".encode())
         try:
             for record_batch in self._record_batches():

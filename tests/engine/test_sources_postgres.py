@@ -265,6 +265,10 @@ def test_a_run_reads_its_table_once_and_hashes_the_rows_it_scores(postgres_db, t
     monkeypatch.setattr(_postgres, "_AHEAD_BYTES", 1)  # held no more: the scoring reads for itself
     alone = read(Registry(url, _resolver()))
     assert len(reads) == before + 3 and alone == held and len(held[1][0][0]) == 50
+    scored_first = Registry(url, _resolver())  # the scoring's read first: the fingerprint's is its own
+    assert sum(b.rows_in for b in scored_first.batches()) == 50 and scored_first.fingerprint() == held[0]
+    assert len(reads) == before + 5
+    del scored_first  # (while a reader lives, every read shares its snapshot)
 
     with _connect(postgres_db) as connection:  # one value changed: another input
         connection.execute("UPDATE enterprises SET untreated_outfalls = coalesce(untreated_outfalls, 0) + 1 "
