@@ -19,7 +19,12 @@ What the SQL is, so that KingbaseES and openGauss (PostgreSQL's protocol and SQL
   psycopg's ``sql.Identifier``; the driver prepares it as one statement, so a ``;`` cannot
   start another;
 - ``information_schema.tables`` (values bound as parameters) to list the tables when the one
-  named is missing.
+  named is missing;
+- ``SELECT reltuples FROM pg_catalog.pg_class WHERE oid = CAST($1 AS regclass)`` for a table's
+  estimated rows (a server without that catalogue: no estimate).
+
+A run reads its table once: the fingerprint's read (a thread of its own) hashes each batch
+and hands it to the scoring (:class:`_SharedRead`).
 
 Types as the facts take them (the scorer then checks each value as for any source):
 boolean -> Arrow bool; smallint/integer/bigint -> int64; numeric -> its exact decimal text
@@ -38,6 +43,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
@@ -51,6 +58,7 @@ from ._types import Batch, SourceError
 log = logging.getLogger("ecorules.sources")
 
 _TEXT_KINDS = (Kind.STRING, Kind.ENUM)
+_AHEAD_BYTES = 64 << 20  # batches the fingerprint's read holds for a scoring read not yet started
 _UNDEFINED_TABLE = ("42P01", "3F000")  # no such table; no such schema
 
 
@@ -92,7 +100,8 @@ class PostgresSource:
         self._drop_undecodable, self._typed_columns = _drop_undecodable, typed_columns
         self.url, self.label, self.batch_rows, self.facts = url, str(url), batch_rows, resolver.facts
         self.table, self.schema, self.query = url.table, url.schema, url.query
-        self.estimated_rows = 0  # unknown: counting the rows would cost a read of the table
+        self._lock = threading.Lock()
+        self._shared: _SharedRead | None | bool = None  # the first read's, once it began: False if the scoring's
         try:  # every read of this database while this reader lives sees the same rows
             self.snapshot = shared_snapshot(url.connection)
         except Exception as error:  # noqa: BLE001 - psycopg's connection errors, made readable
@@ -107,6 +116,24 @@ class PostgresSource:
         self.headers = list(schema.names)
         self.types = {name: schema.field(name).metadata or {} for name in self.headers}
         self.columns = resolver.resolve(self.label, self.headers)
+        self.estimated_rows = self._estimated_rows()
+
+    def _estimated_rows(self) -> int:
+        """The server's estimate of a table's rows (``pg_class.reltuples``, kept by ANALYZE and
+        autovacuum; the PostgreSQL family's catalogue): it sizes the set of USCCs met
+        (engine/_seen_keys.py) once, rather than grown by copies, and the progress bar. 0 when
+        unknown (a query, a table never analysed, a server without the catalogue)."""
+        if self.table is None:
+            return 0
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url.connection, autocommit=True) as connection:
+                row = connection.execute("SELECT reltuples FROM pg_catalog.pg_class WHERE oid = CAST(%s AS regclass)",
+                                         (_identifier(*([self.schema] if self.schema else []), self.table),)).fetchone()
+        except psycopg.Error:
+            return 0
+        return max(0, int(row[0])) if row else 0
 
     def _connect(self):
         adbc = _driver()
@@ -157,28 +184,37 @@ class PostgresSource:
         names = ", ".join(_identifier(self.headers[i]) for i in self.columns.values())
         return f"SELECT {names} FROM {self._source()}"
 
+    def _record_batches(self) -> Iterator[pa.RecordBatch]:
+        """The driver's record batches of :meth:`select`, in a read-only transaction of the
+        run's snapshot."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(self.select())
+            yield from cursor.fetch_record_batch()
+
     def batches(self) -> Iterator[Batch]:
         names = list(self.columns)
         headers = {name: self.headers[i] for name, i in self.columns.items()}
         position = 0
-        with self._connect() as connection, connection.cursor() as cursor:
-            try:
-                cursor.execute(self.select())
-                reader = cursor.fetch_record_batch()
-                for record_batch in reader:
-                    n = record_batch.num_rows
-                    if not n:
-                        continue
-                    columns = [self._as_fact(names[k], headers[names[k]], record_batch.column(k)) for k in range(len(names))]
-                    table = pa.table(columns, names=names)
-                    rows = np.arange(position + 1, position + n + 1, dtype=np.int64)
-                    position += n
-                    table, rows, rejects = self._drop_undecodable(table, rows, headers, self.label, "utf-8", True)
-                    yield Batch(self._typed_columns(table, self.facts), self.label, rows, headers, rejects, n)
-            except SourceError:
-                raise
-            except Exception as error:  # noqa: BLE001
-                raise _failed(self.url, f"cannot read after row {position}", error) from error
+        with self._lock:  # the fingerprint's read, when it has not gone too far ahead; else a read of its own
+            shared = self._shared if self._shared and self._shared.attach() else None
+            if self._shared is None:
+                self._shared = False  # (a fingerprint taken after this read reads for itself)
+        log.debug("%s: %s", self.label, "the fingerprint's read, shared" if shared is not None else "a read of its own")
+        try:
+            for record_batch in (shared.batches() if shared is not None else self._record_batches()):
+                n = record_batch.num_rows
+                if not n:
+                    continue
+                columns = [self._as_fact(names[k], headers[names[k]], record_batch.column(k)) for k in range(len(names))]
+                table = pa.table(columns, names=names)
+                rows = np.arange(position + 1, position + n + 1, dtype=np.int64)
+                position += n
+                table, rows, rejects = self._drop_undecodable(table, rows, headers, self.label, "utf-8", True)
+                yield Batch(self._typed_columns(table, self.facts), self.label, rows, headers, rejects, n)
+        except SourceError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            raise _failed(self.url, f"cannot read after row {position}", error) from error
 
     def _as_fact(self, name: str, header: str, column: pa.Array) -> pa.Array:
         if isinstance(column, pa.ExtensionArray):  # numeric, and types the driver does not know
@@ -209,26 +245,101 @@ class PostgresSource:
         return {"format": "postgresql", **({"table": self._shown_table()} if self.table else {"query": self.query})}
 
     def fingerprint(self) -> str:
-        """sha256 over the location and the bytes of a binary COPY of the columns read, in a
-        read-only transaction of the run's snapshot (engine/sources/_pg_snapshot.py): the
-        rows hashed are the rows scored. Equal for equal content read in the same order."""
-        import psycopg
+        """sha256 over the location, the columns' types and the Arrow buffers of every batch
+        read, in the run's snapshot (engine/sources/_pg_snapshot.py): the rows hashed are the
+        rows scored. Equal for equal content read in the same order by the same driver.
 
-        digest = hashlib.sha256(f"{self.label}\0".encode())
+        The read is the scoring's too: the batches are offered to :meth:`batches` as they are
+        hashed (:class:`_SharedRead`), so a run reads its table once; the scoring read is
+        a second one only when it starts after this one has buffered :data:`_AHEAD_BYTES`
+        (a run deciding by the fingerprint whether to score at all)."""
+        with self._lock:  # shared by the first read of this reader only, the scoring's or this
+            shared = None
+            if self._shared is None:
+                shared = self._shared = _SharedRead()
+        digest = hashlib.sha256(f"{self.label}\0{self.select()}\0".encode())
         try:
-            with psycopg.connect(self.url.connection) as connection, connection.cursor() as cursor:
-                self._begin(cursor)
-                with cursor.copy(f"COPY ({self.select()}) TO STDOUT (FORMAT BINARY)") as copy:
-                    for chunk in copy:
-                        digest.update(chunk)
-        except psycopg.Error as error:
-            raise _failed(self.url, "cannot read for the input's fingerprint", error) from error
+            for record_batch in self._record_batches():
+                if record_batch.num_rows == 0:
+                    continue
+                digest.update(f"{record_batch.schema.types}\0{record_batch.num_rows}\0".encode())
+                for column in record_batch.columns:
+                    digest.update(f"{column.null_count}\0".encode())
+                    for buffer in column.buffers():
+                        if buffer is not None:
+                            digest.update(buffer)
+                if shared is not None:
+                    shared.offer(record_batch)
+        except Exception as error:  # noqa: BLE001 - the driver's errors, for both readers
+            failed = error if isinstance(error, SourceError) else _failed(self.url, "cannot read", error)
+            if shared is not None:
+                shared.end(failed)
+            raise failed from error
+        if shared is not None:
+            shared.end()
         return digest.hexdigest()
 
     def stat_fingerprint(self) -> str:
         """No cheap change marker exists in plain SQL: the location only, so that a run of the
         same location is a candidate whose content fingerprint then decides."""
         return hashlib.sha256(f"{self.label}\0{self.select()}".encode()).hexdigest()
+
+
+class _SharedRead:
+    """One read of a table feeding two consumers: the fingerprint, which hashes every batch
+    (the producer), and the scoring, which takes them in order if it attaches before the
+    producer has buffered :data:`_AHEAD_BYTES`. Attached, the producer waits for it (bounded
+    memory); never attached, or gone (an error, a closed generator), it is not waited for."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._held: deque = deque()
+        self._held_bytes = 0
+        self._state = "open"  # -> "attached" -> "closed", or "open" -> "missed"
+        self._ended, self._error = False, None
+
+    def offer(self, batch: pa.RecordBatch) -> None:
+        with self._ready:
+            if self._state == "open" and self._held_bytes + batch.nbytes > _AHEAD_BYTES:
+                self._state, self._held, self._held_bytes = "missed", deque(), 0
+            if self._state in ("missed", "closed"):
+                return
+            self._held.append(batch)
+            self._held_bytes += batch.nbytes
+            self._ready.notify_all()
+            while self._state == "attached" and len(self._held) > 2:
+                self._ready.wait()
+
+    def end(self, error: BaseException | None = None) -> None:
+        with self._ready:
+            self._ended, self._error = True, error
+            self._ready.notify_all()
+
+    def attach(self) -> bool:
+        with self._ready:
+            if self._state != "open":
+                return False
+            self._state = "attached"
+            return True
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            while True:
+                with self._ready:
+                    while not self._held and not self._ended:
+                        self._ready.wait()
+                    if not self._held:
+                        if self._error is not None:
+                            raise self._error
+                        return
+                    batch = self._held.popleft()
+                    self._held_bytes -= batch.nbytes
+                    self._ready.notify_all()
+                yield batch
+        finally:
+            with self._ready:
+                self._state, self._held = "closed", deque()
+                self._ready.notify_all()
 
 
 __all__ = ["PostgresSource"]

@@ -32,11 +32,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import logging
-import os
 import re
-import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -45,7 +42,7 @@ from urllib.parse import unquote
 import attrs
 
 from . import sqlite
-from .sqlite import RESULT_TABLES, StoreError, now
+from .sqlite import RESULT_TABLES, StoreError, start_run  # noqa: F401 - (start_run: the same SQL in both)
 
 log = logging.getLogger(__name__)
 
@@ -667,22 +664,6 @@ def declared_columns(connection: Connection, table: str) -> list[tuple[str, str]
         "ORDER BY ordinal_position", (connection.url.schema, table)).fetchall()
     types = {"bigint": "INTEGER", "integer": "INTEGER", "smallint": "INTEGER", "numeric": sqlite.MONEY}
     return [(name, types.get(kind, "TEXT")) for name, kind in rows]
-
-
-def start_run(connection: Connection, *, as_of, source: str, policy_fingerprint: str, policies, version: str) -> int:
-    """SQLite's start_run, the new id by RETURNING (psycopg has no lastrowid)."""
-    connection.execute("BEGIN")
-    try:
-        run_id = connection.execute(
-            "INSERT INTO runs (started, status, as_of, source, policy_fingerprint, policies, ecorules_version, pid, host) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (now(), as_of.isoformat(), source, policy_fingerprint, json.dumps(policies, ensure_ascii=False), version,
-             os.getpid(), socket.gethostname())).fetchone()[0]
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return run_id
 
 
 def run_unit(connection: Connection, run_id: int) -> str:

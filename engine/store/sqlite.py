@@ -755,14 +755,17 @@ def find_done_run(connection: sqlite3.Connection, policy_fingerprint: str, as_of
 
 def start_run(connection: sqlite3.Connection, *, as_of: dt.date, source: str, policy_fingerprint: str,
               policies: list[dict[str, Any]], version: str) -> int:
+    """The run's row, committed with status ``running``; its id. RETURNING (SQLite 3.35, under
+    the 3.38 the views' ``->>`` need; PostgreSQL 8.2) rather than sqlite3's lastrowid, which
+    psycopg has not: one statement for both stores."""
     with _transaction(connection):
-        cursor = connection.execute(
+        (run_id,), = connection.execute(
             "INSERT INTO runs (started, status, as_of, source, policy_fingerprint, policies, "
-            "ecorules_version, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            "ecorules_version, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (now(), as_of.isoformat(), source, policy_fingerprint,
              json.dumps(policies, ensure_ascii=False), version, os.getpid(), socket.gethostname()),
-        )
-        return cursor.lastrowid
+        ).fetchall()  # (all: the statement finished before the COMMIT)
+    return run_id
 
 
 def fail_run(connection: sqlite3.Connection, run_id: int, error: str) -> None:

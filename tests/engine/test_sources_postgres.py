@@ -236,6 +236,47 @@ def test_the_reads_of_a_run_see_one_snapshot_and_the_next_run_a_new_one(postgres
     assert count(later) == left and later.fingerprint() != fingerprint
 
 
+def test_a_run_reads_its_table_once_and_hashes_the_rows_it_scores(postgres_db, tmp_path, monkeypatch):
+    """The fingerprint's read (a thread of its own) hands its batches to the scoring: one
+    read of the table per run. A scoring read that starts after the fingerprint's has gone
+    too far ahead reads for itself, and scores and hashes the same rows."""
+    from ecorules.engine.sources import _postgres
+
+    load_csv(postgres_db, EXAMPLES / "registry.csv", "enterprises")
+    url = f"{postgres_db}&table=enterprises"
+    reads = []
+    original = _postgres.PostgresSource._record_batches
+
+    def counted(self):
+        reads.append(self.table)
+        yield from original(self)
+
+    monkeypatch.setattr(_postgres.PostgresSource, "_record_batches", counted)
+    run_nightly(url, tmp_path / "once.sqlite", as_of=AS_OF, progress=False)
+    assert reads == ["enterprises"]
+
+    def read(registry):
+        fingerprint = registry.fingerprint()  # the whole table hashed before the scoring asks
+        return fingerprint, [(b.rows.tolist(), b.table.to_pydict()) for b in registry.batches()]
+
+    before = len(reads)
+    held = read(Registry(url, _resolver()))  # the table is under _AHEAD_BYTES: held for the scoring
+    assert len(reads) == before + 1
+    monkeypatch.setattr(_postgres, "_AHEAD_BYTES", 1)  # held no more: the scoring reads for itself
+    alone = read(Registry(url, _resolver()))
+    assert len(reads) == before + 3 and alone == held and len(held[1][0][0]) == 50
+    scored_first = Registry(url, _resolver())  # the scoring's read first: the fingerprint's is its own
+    assert sum(b.rows_in for b in scored_first.batches()) == 50 and scored_first.fingerprint() == held[0]
+    assert len(reads) == before + 5
+    del scored_first  # (while a reader lives, every read shares its snapshot)
+
+    with _connect(postgres_db) as connection:  # one value changed: another input
+        connection.execute("UPDATE enterprises SET untreated_outfalls = coalesce(untreated_outfalls, 0) + 1 "
+                           "WHERE uscc = (SELECT min(uscc) FROM enterprises)")
+    changed = run_nightly(url, tmp_path / "once.sqlite", as_of=AS_OF, progress=False)
+    assert not changed.reused
+
+
 INJECTIONS = ['enterprises"; DROP TABLE keep; --', 'x" WHERE 1=1) TO STDOUT; DROP TABLE keep; --',
               "enterprises'; DROP TABLE keep; --"]
 

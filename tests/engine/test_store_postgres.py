@@ -223,3 +223,30 @@ def test_a_role_that_may_only_write_rows_runs_once_the_owner_has_upgraded(postgr
         with psycopg.connect(postgres_db, autocommit=True) as connection:
             connection.execute(f'DROP OWNED BY "{role}"')
             connection.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_run_on_dask_writes_into_postgresql_what_a_local_run_writes(postgres_db, tmp_path):
+    """``ecorules run --engine dask --out postgresql://...``: the partitions scored on the
+    cluster, the store written by the driver through the same writer, one transaction."""
+    pytest.importorskip("distributed", reason='Dask is not installed: pip install "ecorules[dask]"')
+    from distributed_data import bad_registry
+
+    registry = bad_registry(tmp_path / "registry")  # rejects of every kind, keys repeated across files
+    outs = {"dask": in_schema(postgres_db, "on_dask"), "local": in_schema(postgres_db, "local")}
+    result = CliRunner().invoke(main, ["run", "--registry", str(registry), "--out", outs["dask"], "--as-of",
+                                       "2012-04-14", "--engine", "dask", "--threads", "2", "--format", "json"])
+    assert result.exit_code == 1, result.output  # done, with rejected rows
+    remote = json.loads(result.output)
+    local = run_nightly(registry, outs["local"], as_of=dt.date(2012, 4, 14), progress=False).to_dict()
+    assert without_ids(remote) == without_ids(local)
+    assert local["rows_rejected"] > 500 and local["findings"] > 50
+    tables = {}
+    for label, out in outs.items():
+        for table in EXPORTED:
+            export_table(out, "latest", table, tmp_path / f"{label}-{table}.csv")
+            with open(tmp_path / f"{label}-{table}.csv", newline="", encoding="utf-8") as handle:
+                rows = list(csv.reader(handle))
+            drop = rows[0].index("run_id")
+            tables[label, table] = sorted(r[:drop] + r[drop + 1:] for r in rows[1:])
+    assert all(tables["dask", t] == tables["local", t] for t in EXPORTED)
+    assert tables["local", "findings"] and tables["local", "rejects"] and tables["local", "sanctions"]
