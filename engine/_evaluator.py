@@ -30,12 +30,12 @@ from ecorules.rules import (
     load_policies,
 )
 from ecorules.rules._check_calls import result_key
-from ecorules.rules._checks import RecordCheckError, failures
+from ecorules.rules._checks import OutsideCalendarError, RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 from ecorules.rules._schema import kind_checks_policy
 from ecorules.rules._steps import steps
-from ecorules.rules._workdays import calls, check_calls, rule_calls
+from ecorules.rules._workdays import calendar_failures, calls, check_calls, rule_calls
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
@@ -141,8 +141,20 @@ class Evaluator:
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         envs = {policy.key: _environment(policy, values, as_of, law_date) for policy in in_force}
-        # the kind's checks, then every policy's, before any rule: a record failing one is
-        # rejected, whole
+        # a working day outside the holiday table, read by a check or by a rule judged,
+        # rejects the record before anything judges it, as the kernel does
+        # (fastcalc/_compiler._emit_calendar_checks); then the kind's checks and every
+        # policy's, before any rule: a record failing one is rejected, whole
+        outside = [] if kind_checked else self._kind_calendar(domain, values, as_of)
+        for policy in in_force:
+            env, unset = envs[policy.key]
+            judged = [c for c in policy.checks if not any(name in unset for name in c.reads())]
+            judged_rules = [r for r in policy.rules if not any(name in unset for name in r.reads())]
+            found = [(f"{policy.key} check {c.id}", call) for c in judged for call in calls(c.holds)]
+            found += [(f"{policy.key} rule {r.id}", call) for r in judged_rules for call in self._workdays[policy.key][r.id]]
+            outside += calendar_failures(found, env, values)
+        if outside:
+            raise OutsideCalendarError(tuple(outside), subject)
         failed = [] if kind_checked else self.kind_failures(domain, values, as_of)
         for policy in in_force:
             env, unset = envs[policy.key]
@@ -221,11 +233,20 @@ class Evaluator:
 
     def kind_failures(self, domain: str, values: Mapping[str, Any], as_of: dt.date) -> list:
         """The checks of the catalogue of kind ``domain`` that ``values`` fail; they read the
-        record's facts and as_of only, so they do not depend on the law in force."""
+        record's facts and as_of only, so they do not depend on the law in force. A working
+        day outside the holiday table in one of them is the only failure then."""
         kind_checks = self._kind_checks.get(domain)
         if kind_checks is None:
             return []
-        return self._failures(kind_checks, kind_checks.checks, {**values, "as_of": as_of}, values, kind_checks.id)
+        return (self._kind_calendar(domain, values, as_of)
+                or self._failures(kind_checks, kind_checks.checks, {**values, "as_of": as_of}, values, kind_checks.id))
+
+    def _kind_calendar(self, domain: str, values: Mapping[str, Any], as_of: dt.date) -> list:
+        kind_checks = self._kind_checks.get(domain)
+        if kind_checks is None:
+            return []
+        found = [(f"{kind_checks.id} check {c.id}", call) for c in kind_checks.checks for call in calls(c.holds)]
+        return calendar_failures(found, {**values, "as_of": as_of}, values)
 
     def _failures(self, policy: Policy, checks, env: Mapping[str, Any], values: Mapping[str, Any], origin: str) -> list:
         """The failures of ``checks`` (of ``policy``, named ``origin`` in the reasons) on ``env``;

@@ -15,9 +15,10 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
-from ecorules.rules._checks import RecordCheckError
+from ecorules.rules._checks import OutsideCalendarError, RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
+from ecorules.rules._workdays import CALENDAR_CHECK
 
 from . import _law_notes as law_notes
 from ._decision import SUPERSEDED, Decision, Finding
@@ -177,7 +178,9 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         if note:
             notes.append(note)
     if failed:
-        raise RecordCheckError(tuple(dict.fromkeys(failed)), values[kind.key])
+        failed = tuple(dict.fromkeys(failed))
+        error = OutsideCalendarError if all(f.check == CALENDAR_CHECK for f in failed) else RecordCheckError
+        raise error(failed, values[kind.key])
     return Decision(
         as_of=as_of, domain=kind.id, subject=values[kind.key],
         policies=tuple(key for part in parts for key in part.policies),

@@ -402,7 +402,8 @@ def policy_files(draw, folder: Path):
     """Write a catalogue and 1-3 policies into ``folder``; return the loaded PolicySet."""
     facts = draw(catalogue())
     (folder / "facts.yaml").write_text(_catalogue_yaml(facts), encoding="utf-8")
-    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1))), encoding="utf-8")
+    years = draw(st.sampled_from(HOLIDAY_YEARS))
+    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1)), years), encoding="utf-8")
     table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
     for p in range(draw(st.integers(1, 3))):
         params = draw(parameters(f"q{p}"))
@@ -446,6 +447,14 @@ def policy_files(draw, folder: Path):
                 amount = check(parse_expression(findings[0][1]), exprs.scope, "numeric", when=when).interval or (0, 0)
             unit = (own_rounding or rounding or {}).get("unit", "yuan")
             exprs.add_results(f"r{r}", amount, UNITS[unit])
+        dated = [f"value_or({name}, date('2000-06-01'))" if fact.optional else name
+                 for name, fact in facts.items() if fact.type == DATE]
+        if years != HOLIDAY_YEARS[0] and dated:
+            # a fact's own date counted in working days on the shorter table: its low and
+            # high pool values lie outside it (rejects), its other ones inside
+            counted = f"min(max({draw(st.sampled_from(dated))}, date('2001-01-01')), date('2029-06-30'))"
+            rules.append((f"r{len(rules)}", f"working_days_between({counted}, date('2012-04-14'), 'exclusive') > 0",
+                          [], [("watch", None, None)], [], None))
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         (folder / f"policy{p}.yaml").write_text(
@@ -507,12 +516,19 @@ def _check(draw, exprs, check_id: str):
     return check_id, when, require, draw(st.sampled_from(sorted(set(read))))
 
 
-def holiday_table(seed: int) -> str:
-    """A holiday table (rules/_workdays.py) of the years 2000-2030: a few ranges of days off
-    and weekend working days a year, drawn from ``seed``; made up, for tests only."""
+# the years of a drawn holiday table: 2000-2030, the dates' whole range, or (more often)
+# 2005-2024, which holds every as_of and date literal drawn, but not every fact's date, so
+# that rows whose working day is outside the table are drawn (rejects, not a failed batch)
+HOLIDAY_YEARS = [(2000, 2030), (2005, 2024), (2005, 2024)]
+OUTSIDE = "reaches a day outside the holiday table"
+
+
+def holiday_table(seed: int, years: tuple[int, int] = (2000, 2030)) -> str:
+    """A holiday table (rules/_workdays.py) of ``years``: a few ranges of days off and
+    weekend working days a year, drawn from ``seed``; made up, for tests only."""
     rng = np.random.default_rng(seed)
     lines = ["calendar:", "  title: 测试", "  law: 测试", "  source: 随机(测试用)", "years:"]
-    for year in range(2000, 2031):
+    for year in range(years[0], years[1] + 1):
         start = dt.date(year, 1, 1)
         lines += [f"  {year}:", "    notice: 测试", "    source: 测试", "    days_off:"]
         off = set()

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ecorules.fastcalc import compile_program
-from ecorules.rules import ENTERPRISE, KernelError, PolicyError, RecordCheckError, RecordError
+from ecorules.rules import ENTERPRISE, CalendarError, KernelError, PolicyError, RecordCheckError, RecordError
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
-from fastcalc_strategies import AS_OF_DATES, batches, policy_files, record_pools, table_of
+from fastcalc_strategies import AS_OF_DATES, OUTSIDE, batches, policy_files, record_pools, table_of
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
 
@@ -114,7 +114,7 @@ def test_kernel_equals_reference(data):
         _count_constructs(policies, program, expected, formats, pools, index)
         event(f"rows accepted: {int(10 * expected['valid'].mean()) * 10}%")
         event(f"rules fired somewhere: {int(expected['fired'].any(axis=1).sum())}")
-        _durable_leg(policies, program, as_of, formats, pools, index, data)
+        _durable_leg(policies, program, as_of, formats, pools, index, data, expected)
 
 
 CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'", "amount_of(",
@@ -150,6 +150,8 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
         event("drawn: checks")
         failed = sum(" check k" in reason for _, _, _, _, reason in expected["rejects"])
         SEEN["rows failing a check"] = SEEN.get("rows failing a check", 0) + failed
+    outside = sum(OUTSIDE in reason for _, _, _, _, reason in expected["rejects"])
+    SEEN["rows with a working day outside the table"] = SEEN.get("rows with a working day outside the table", 0) + outside
     for construct in drawn_constructs(policies):
         SEEN[construct] = SEEN.get(construct, 0) + 1
         event(f"drawn: {construct}")
@@ -162,7 +164,7 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
             SEEN["empty optional cells in accepted rows"] = SEEN.get("empty optional cells in accepted rows", 0) + rows
 
 
-def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
+def _durable_leg(policies, program, as_of, formats, pools, index, data, expected) -> None:
     """A sample of rows through engine.Evaluator (durable-rules), as single cases."""
     try:
         from ecorules.engine import Evaluator
@@ -175,7 +177,9 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
         return
     records_pool = record_pools(formats, pools)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    rows = np.sort(rng.choice(ROWS, size=DURABLE_SAMPLE, replace=False))
+    rows = rng.choice(ROWS, size=DURABLE_SAMPLE, replace=False)
+    # and a few rows whose working day is outside the table, which are rare
+    rows = np.unique(np.concatenate([rows, [r for r, *_, reason in expected["rejects"] if OUTSIDE in reason][:5]])).astype(np.int64)
     sample = {name: array[rows] for name, array in index.items()}
     # rows the engine reads differently by design (see fastcalc/_validate.py) are left out
     keep = []
@@ -201,6 +205,8 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
                     result.reject_reasons.tolist(), strict=True) if row == i)
                 assert mine == sorted((f.column, f.value, f.reason) for f in error.failures), f"check rejects of row {i}"
                 COMPARED["durable_check_rejects"] = COMPARED.get("durable_check_rejects", 0) + 1
+                if isinstance(error, CalendarError):
+                    COMPARED["durable_calendar_rejects"] = COMPARED.get("durable_calendar_rejects", 0) + 1
                 continue
             except RecordError:
                 assert not result.valid[i], f"engine rejects row {i} that the kernel accepts: {record}"
@@ -276,6 +282,9 @@ def test_enough_rows_were_compared():
     assert SEEN.get("checks", 0) >= COMPARED["examples"] // 20, SEEN
     assert SEEN.get("rows failing a check", 0) >= COMPARED["rows"] // 1000, SEEN
     assert COMPARED.get("durable_check_rejects", 0) >= 10 * STRESS, COMPARED
+    # rows whose working day is outside the drawn holiday table were rejected, not the batch
+    assert SEEN.get("rows with a working day outside the table", 0) >= COMPARED["rows"] // 10_000, SEEN
+    assert COMPARED.get("durable_calendar_rejects", 0) >= 1, COMPARED
     print(f"compared with the reference: {COMPARED}; constructs drawn: {SEEN}")
 
 
