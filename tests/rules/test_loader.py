@@ -616,3 +616,23 @@ def test_policy_warnings_name_an_unset_parameter_at_its_declaration(tmp_path):
     )
     assert (warning.span.line, warning.span.column) == (7, 5)
     assert policy.warnings(dt.date(2016, 1, 1)) == ()
+
+
+@pytest.mark.parametrize(("change", "message", "suggestion"), [
+    # a group test (cases:): the case named must be one of the cases given
+    ("amount_yuan: 30000, case: c3}", "no case 'c4' among the records given (c1, c2, c3)", "c3"),
+    ("amount_yuan: 150000, case: c1,", "no case 'C1' among the records given (c1, c2, c3)", "c1"),
+])
+def test_an_expected_finding_naming_a_case_not_given_is_refused_at_its_line(tmp_path, change, message, suggestion):
+    folder = tmp_path / "cases"
+    shutil.copytree(Path(__file__).parent.parent / "data" / "cases", folder)
+    path = folder / "fines.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert change in text
+    wrong = change.replace("c3}", "c4}") if "c3}" in change else change.replace("c1,", "C1,")
+    path.write_text(text.replace(change, wrong, 1), encoding="utf-8")
+    line = next(n for n, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if wrong in row)
+    with pytest.raises(PolicyError, match=re.escape(message)) as error:
+        load_policies(folder)
+    assert error.value.span.file == str(path) and error.value.span.line == line
+    assert error.value.suggestion == suggestion
