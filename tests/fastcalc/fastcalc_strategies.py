@@ -401,7 +401,11 @@ class Expressions:
 def policy_files(draw, folder: Path):
     """Write a catalogue and 1-3 policies into ``folder``; return the loaded PolicySet."""
     facts = draw(catalogue())
-    (folder / "facts.yaml").write_text(_catalogue_yaml(facts), encoding="utf-8")
+    # sometimes a kind of record with no parent (as river sections or districts are), keyed
+    # by the uscc fact and judged by policies of its domain: the kernel takes any kind
+    kind = draw(st.sampled_from([None, None, PARENTLESS]))
+    header = f"description: random records\nkind: {kind}\nkey: uscc\n" if kind else ""
+    (folder / "facts.yaml").write_text(header + _catalogue_yaml(facts), encoding="utf-8")
     years = draw(st.sampled_from(HOLIDAY_YEARS))
     (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1)), years), encoding="utf-8")
     table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
@@ -457,9 +461,16 @@ def policy_files(draw, folder: Path):
                           [], [("watch", None, None)], [], None))
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
-        (folder / f"policy{p}.yaml").write_text(
-            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values), encoding="utf-8")
+        text = _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values)
+        if kind:
+            text = text.replace('  version: "1"', f'  version: "1"\n  domain: {kind}', 1)
+        (folder / f"policy{p}.yaml").write_text(text, encoding="utf-8")
     return load_policies(folder)
+
+
+def domain_of(policies) -> str:
+    """The kind of record the drawn policies judge: the enterprise, or PARENTLESS."""
+    return next(iter(policies)).domain
 
 
 def _values(draw, exprs: Expressions) -> list[tuple[str, str]]:
@@ -521,6 +532,7 @@ def _check(draw, exprs, check_id: str):
 # that rows whose working day is outside the table are drawn (rejects, not a failed batch)
 HOLIDAY_YEARS = [(2000, 2030), (2005, 2024), (2005, 2024)]
 OUTSIDE = "reaches a day outside the holiday table"
+PARENTLESS = "site"  # the kind of record without a parent that policy_files draws sometimes
 
 
 def holiday_table(seed: int, years: tuple[int, int] = (2000, 2030)) -> str:

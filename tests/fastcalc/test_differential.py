@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,16 @@ from ecorules.rules import ENTERPRISE, CalendarError, KernelError, PolicyError, 
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
-from fastcalc_strategies import AS_OF_DATES, OUTSIDE, batches, policy_files, record_pools, table_of
+from fastcalc_strategies import (
+    AS_OF_DATES,
+    OUTSIDE,
+    PARENTLESS,
+    batches,
+    domain_of,
+    policy_files,
+    record_pools,
+    table_of,
+)
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
 
@@ -45,7 +55,7 @@ def _draw_case(data, folder: Path):
         event(f"loader refused: {type(error).__name__}: {error.message[:40]}")
         reject()
     try:
-        program = compile_program(policies)
+        program = compile_program(policies, domain_of(policies))
     except KernelError as error:  # must be rare: counted in the statistics
         event(f"KernelError: {str(error)[:60]}")
         reject()
@@ -94,7 +104,7 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("ECORUL
 def test_kernel_equals_reference(data):
     with tempfile.TemporaryDirectory() as folder:
         policies, program, as_of, formats, pools, index = _draw_case(data, Path(folder))
-        reference = Reference(tuple(policies))
+        reference = Reference(tuple(policies), domain_of(policies))
         assert reference.columns == program.columns
         expected = reference.score(record_pools(formats, pools), index, ROWS, as_of)
         table = table_of(formats, pools, index, chunked=False)
@@ -122,7 +132,8 @@ CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set
 # how amounts are rounded (rules/_money.py): each unit and mode, and amounts whose exact value
 # is not a whole number of its unit, so that the rounding decides
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
-             "an amount rounded by its declaration")
+             "an amount rounded by its declaration", "a kind of record without a parent",
+             "values: read by a rule or check")
 SEEN: dict[str, int] = {}
 
 
@@ -136,6 +147,13 @@ def drawn_constructs(policies) -> set[str]:
     drawn |= {f"unit {spec.rounding.unit}" for spec in specs} | {f"mode {spec.rounding.mode}" for spec in specs}
     if any(spec.amount.type.kind.value == "decimal" for spec in specs):
         drawn.add("an amount rounded by its declaration")
+    if domain_of(policies) == PARENTLESS:
+        drawn.add("a kind of record without a parent")
+    # a named value (values:) that a condition, an amount or a check reads
+    if any(re.search(rf"\b{re.escape(name)}\b", text) for policy in policies for name in policy.values
+           for text in (*(t for rule in policy.rules for t in (rule.condition_text, *(f.amount_text for f in rule.findings))),
+                        *(t for c in policy.checks for t in (c.when_text or "", c.require_text)))):
+        drawn.add("values: read by a rule or check")
     return drawn
 
 
@@ -197,7 +215,7 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data, expected
         for i in range(keep.size):
             record = {name: _engine_value(records_pool[name][int(sample[name][i])]) for name in program.columns}
             try:
-                decision = evaluator.evaluate(record, as_of=as_of)
+                decision = evaluator.evaluate(record, as_of=as_of, domain=domain_of(policies))
             except RecordCheckError as error:  # every failing check, as the kernel's rejects
                 assert not result.valid[i], f"engine's checks reject row {i} that the kernel accepts: {record}"
                 mine = sorted((column, value, reason) for row, column, value, reason in zip(
@@ -285,6 +303,8 @@ def test_enough_rows_were_compared():
     # rows whose working day is outside the drawn holiday table were rejected, not the batch
     assert SEEN.get("rows with a working day outside the table", 0) >= COMPARED["rows"] // 10_000, SEEN
     assert COMPARED.get("durable_calendar_rejects", 0) >= 1, COMPARED
+    # policies of a kind of record without a parent (domain: site) were compared too
+    assert SEEN.get("a kind of record without a parent", 0) >= COMPARED["examples"] // 20, SEEN
     print(f"compared with the reference: {COMPARED}; constructs drawn: {SEEN}")
 
 
