@@ -24,6 +24,7 @@ drawn. Records are the Python values a row holds (what ``to_pylist`` or ``tolist
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -478,9 +479,12 @@ def _values(draw, exprs: Expressions) -> list[tuple[str, str]]:
     checks, conditions, amounts, list dates) as the loader inlines it."""
     drawn = []
     for v in range(draw(st.sampled_from([0, 0, 1, 2]))):
-        kind = draw(st.sampled_from(["integer", "decimal", "boolean", "date"]))
-        text = exprs.checked(kind, {"integer": INTEGER, "decimal": DECIMAL, "boolean": BOOLEAN, "date": DATE}[kind],
-                             draw(st.integers(0, 2)))
+        kind = draw(st.sampled_from(["integer", "decimal", "decimal constant", "boolean", "date"]))
+        if kind == "decimal constant":  # a bare number, written unquoted (_policy_yaml)
+            text = draw(st.sampled_from(["0.5", "1.015", "0.0003", "12.3456", "2.25"]))
+        else:
+            text = exprs.checked(kind, {"integer": INTEGER, "decimal": DECIMAL, "boolean": BOOLEAN, "date": DATE}[kind],
+                                 draw(st.integers(0, 2)))
         typed = check(parse_expression(text), exprs.scope)
         name = f"v{v}"
         exprs.scope[name] = ValueSymbol(NamedValueSpec(name, None, typed, text))
@@ -614,7 +618,10 @@ def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, ch
     if values:
         out.append("values:")
         for name, text in values:
-            out += [f"  {name}:", f'    value: "{text}"']
+            # a number alone is written bare (value: 0.5), as legal staff write a constant: YAML
+            # reads it as an exact Decimal
+            bare = re.fullmatch(r"-?\d+(\.\d+)?", text) is not None
+            out += [f"  {name}:", f"    value: {text}" if bare else f'    value: "{text}"']
     if checks:
         out.append("checks:")
         for check_id, when, require, column in checks:

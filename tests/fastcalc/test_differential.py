@@ -19,12 +19,21 @@ import math
 import os
 import re
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ecorules.fastcalc import compile_program
-from ecorules.rules import ENTERPRISE, CalendarError, KernelError, PolicyError, RecordCheckError, RecordError
+from ecorules.rules import (
+    ENTERPRISE,
+    CalendarError,
+    KernelError,
+    PolicyError,
+    RecordCheckError,
+    RecordError,
+)
+from ecorules.rules._ast import Literal
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
@@ -133,7 +142,7 @@ CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set
 # is not a whole number of its unit, so that the rounding decides
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
              "an amount rounded by its declaration", "a kind of record without a parent",
-             "values: read by a rule or check")
+             "values: read by a rule or check", "a bare decimal constant in values:")
 SEEN: dict[str, int] = {}
 
 
@@ -154,6 +163,9 @@ def drawn_constructs(policies) -> set[str]:
            for text in (*(t for rule in policy.rules for t in (rule.condition_text, *(f.amount_text for f in rule.findings))),
                         *(t for c in policy.checks for t in (c.when_text or "", c.require_text)))):
         drawn.add("values: read by a rule or check")
+    if any(isinstance(spec.node, Literal) and isinstance(spec.node.value, Decimal)
+           for policy in policies for spec in policy.values.values()):
+        drawn.add("a bare decimal constant in values:")
     return drawn
 
 
