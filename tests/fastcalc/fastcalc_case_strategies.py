@@ -115,7 +115,10 @@ def case_folder(draw, folder: Path) -> Folder:
     """Write the two catalogues, the holiday table, case and enterprise policies into
     ``folder``; the loader reads them (a refusal is the caller's to discard)."""
     constructs = {"kind case"}
-    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1))), encoding="utf-8")
+    # sometimes a table from 2012 on: the cases' working days from 2010 fall outside it and are
+    # rejects (the law date then reads no working day: outside, it would fail the run)
+    years = draw(st.sampled_from([(2000, 2030), (2000, 2030), (2012, 2030)]))
+    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1)), years), encoding="utf-8")
     table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
     both = {**ENTERPRISE_FACTS, **CASE_FACTS}
 
@@ -129,7 +132,7 @@ def case_folder(draw, folder: Path) -> Folder:
     where_exprs = expressions(both)
     for r in range(draw(st.integers(1, 4))):
         name = f"u{r}"
-        function = draw(st.sampled_from(["count", "count", "sum", "max", "window", "before"]))
+        function = draw(st.sampled_from(["count", "window", "count", "sum", "max", "before"]))
         lines = [f"  {name}:"]
         where = None
         if function != "max" and draw(st.booleans()):
@@ -171,7 +174,7 @@ def case_folder(draw, folder: Path) -> Folder:
     order = draw(st.booleans())
     if checks or order:
         constructs.add("kind checks")
-    law = draw(st.sampled_from([None, *LAW_DATES]))
+    law = draw(st.sampled_from([None, *(LAW_DATES if years[0] == 2000 else LAW_DATES[:2])]))
     lines = ["description: random cases", "kind: case", "key: case_id", "parent: enterprise", "act: act_id"]
     if law is not None:
         lines += ["dates:", f'  law: "{law}"', "  decision: decided"]
