@@ -18,7 +18,7 @@ from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluat
 from ecorules.rules._checks import OutsideCalendarError, RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
-from ecorules.rules._workdays import CALENDAR_CHECK
+from ecorules.rules._workdays import CALENDAR_CHECK, calendar_failures, calls
 
 from . import _law_notes as law_notes
 from ._decision import SUPERSEDED, Decision, Finding
@@ -136,6 +136,12 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
 
     Every check a record fails is reported, as the batch run does: the kind's (whatever law
     applies) and those of each version judged."""
+    # a law date counting working days outside the holiday table rejects the record first,
+    # as the batch does (engine/cases/_law.reject_outside_law_dates)
+    outside = calendar_failures([(f"{kind.source or kind.id} dates law", call) for call in calls(kind.law_date)],
+                                values, values)
+    if outside:
+        raise OutsideCalendarError(tuple(outside), values[kind.key])
     failed = evaluator.kind_failures(kind.id, env, as_of)
     law_day = evaluate(kind.law_date, values)
     decided = values.get(kind.decision_date) if kind.decision_date else None

@@ -223,3 +223,44 @@ def test_a_batch_run_rejects_each_row_whose_working_day_is_outside_the_table_and
     assert [(row, column, value) for row, column, value, _ in rejects] == [(3, "d", "2023-12-29"), (4, "d", "2026-12-30")]
     assert "covers 2024-01-01 to 2026-12-31 (d = 2023-12-29, n = 1)" in rejects[0][3]
     assert "(d = 2026-12-30, n = 5)" in rejects[1][3]
+
+
+def test_a_law_date_counting_working_days_outside_the_table_rejects_the_case_in_the_batch_as_in_the_reference(tmp_path):
+    import sqlite3
+
+    from ecorules.engine._nightly import run_nightly
+    from ecorules.rules import RecordCheckError
+
+    folder = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parent.parent / "data" / "lighter_law", folder)
+    shutil.copy(SHIPPED, folder / "holidays.yaml")  # 2024-2026
+    catalogue = (folder / "cases.yaml").read_text(encoding="utf-8")
+    law = "law: value_or(act_end, act_date)"
+    assert law in catalogue
+    (folder / "cases.yaml").write_text(catalogue.replace(law, "law: working_day_on_or_after(act_date)", 1), encoding="utf-8")
+    (folder / "watch.yaml").write_text(  # an enterprise policy, which a run needs beside the case ones
+        'policy: {id: test.watch, title: t, authority: t, document: t, version: "1", effective: 2000-01-01}\n'
+        "lists:\n  named: {title: t}\nrules:\n  - id: named\n    title: t\n    citation: {document: t, text: t}\n"
+        "    when: uscc == ''\n    sanctions:\n      - {list: named, reason: t}\n", encoding="utf-8")
+    uscc = "91410100123456788Y"
+    (tmp_path / "enterprises.csv").write_text(f"uscc\n{uscc}\n", encoding="utf-8")
+    (tmp_path / "cases.csv").write_text(
+        "case_id,uscc,act,act_date,act_end,decided,pollutant_fee_yuan\n"
+        f"c1,{uscc},over_standard,2024-06-01,,2024-09-01,50000\n"   # inside: judged
+        f"c2,{uscc},over_standard,2023-06-01,,2024-09-01,50000\n",  # its law date is outside the table
+        encoding="utf-8")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "out.sqlite", policies=folder,
+                          as_of=dt.date(2025, 1, 1), cases=tmp_path / "cases.csv")
+    assert summary.tables["cases"]["rows_rejected"] == 1
+    db = sqlite3.connect(tmp_path / "out.sqlite")
+    (reject,) = db.execute('SELECT row, "column", value, reason FROM rejects WHERE source LIKE ?', ("%cases.csv",)).fetchall()
+    assert reject[:3] == (3, "act_date", "2023-06-01")
+    assert "which covers 2024-01-01 to 2026-12-31 (act_date = 2023-06-01)" in reject[3]
+    assert {row[0] for row in db.execute("SELECT case_id FROM findings WHERE case_id IS NOT NULL")} == {"c1"}
+    # the reference rejects the same case with the same reason
+    with Evaluator(load_policies(folder)) as evaluator, pytest.raises(RecordCheckError) as error:
+        evaluator.evaluate_group({"uscc": uscc}, [{"case_id": "c2", "uscc": uscc, "act": "over_standard",
+                                                   "act_date": "2023-06-01", "decided": "2024-09-01",
+                                                   "pollutant_fee_yuan": 50000}], as_of=dt.date(2025, 1, 1))
+    assert isinstance(error.value, CalendarError)
+    assert [(f.column, f.value, f.reason) for f in error.value.failures] == [reject[1:]]
