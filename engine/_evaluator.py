@@ -35,7 +35,15 @@ from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 from ecorules.rules._schema import kind_checks_policy
 from ecorules.rules._steps import steps
-from ecorules.rules._workdays import calendar_failures, calls, check_calls, rule_calls
+from ecorules.rules._workdays import (
+    calendar_failures,
+    calls,
+    check_calls,
+    outside_calls,
+    outside_check,
+    rule_calls,
+    rule_nodes,
+)
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
@@ -64,10 +72,20 @@ class Evaluator:
         self._compiled: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
         # once per policy, not per record: the order in which its rules are judged
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
-        self._workdays = {policy.key: {rule.id: rule_calls(rule) for rule in policy.rules} for policy in self.policies}
+        # the working-day calls judged before any check or rule (rules/_workdays.calendar_failures),
+        # by rule id and "check:<id>"; the others (reading a result or no fact) when their stage runs
+        self._outside = {policy.key: {
+            **{rule.id: [item for node in rule_nodes(rule) for item in outside_calls(f"{policy.key} rule {rule.id}", node)]
+               for rule in policy.rules},
+            **{f"check:{c.id}": outside_calls(f"{policy.key} check {c.id}", c.holds) for c in policy.checks},
+        } for policy in self.policies}
+        self._late = {policy.key: {rule.id: tuple(c for c in rule_calls(rule) if outside_check(c) is None)
+                                   for rule in policy.rules} for policy in self.policies}
         # each kind's catalogue checks, judged once per record as a policy of checks alone
         self._kind_checks = {kind.id: kind_checks_policy(kind, self.policies.facts)
                              for kind in self.policies.kinds.values() if kind.checks}
+        self._kind_outside = {kind: [item for c in checks.checks for item in outside_calls(f"{checks.id} check {c.id}", c.holds)]
+                              for kind, checks in self._kind_checks.items()}
         if backend == "durable":
             rulesets = {}
             for policy in (*self.policies, *self._kind_checks.values()):
@@ -148,11 +166,12 @@ class Evaluator:
         outside = [] if kind_checked else self._kind_calendar(domain, values, as_of)
         for policy in in_force:
             env, unset = envs[policy.key]
-            judged = [c for c in policy.checks if not any(name in unset for name in c.reads())]
-            judged_rules = [r for r in policy.rules if not any(name in unset for name in r.reads())]
-            found = [(f"{policy.key} check {c.id}", call) for c in judged for call in calls(c.holds)]
-            found += [(f"{policy.key} rule {r.id}", call) for r in judged_rules for call in self._workdays[policy.key][r.id]]
-            outside += calendar_failures(found, env, values)
+            found = [item for c in policy.checks if not any(name in unset for name in c.reads())
+                     for item in self._outside[policy.key][f"check:{c.id}"]]
+            found += [item for r in policy.rules if not any(name in unset for name in r.reads())
+                      for item in self._outside[policy.key][r.id]]
+            if found:
+                outside += calendar_failures(found, env, values)
         if outside:
             raise OutsideCalendarError(tuple(outside), subject)
         failed = [] if kind_checked else self.kind_failures(domain, values, as_of)
@@ -186,7 +205,8 @@ class Evaluator:
             for stage in self._stages[policy.key]:  # rules reading results come after the rules read
                 # a working day outside the holiday table fails the record whichever rule or
                 # guard reads it first, as in the kernel (rules/_workdays.py)
-                check_calls((c for rule in stage if rule.id not in disabled for c in self._workdays[policy.key][rule.id]), env)
+                # (those reading a result or no fact: the others were judged before any check)
+                check_calls((c for rule in stage if rule.id not in disabled for c in self._late[policy.key][rule.id]), env)
                 fired |= self._fired(policy, env, disabled, stage)
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired
@@ -245,8 +265,8 @@ class Evaluator:
         kind_checks = self._kind_checks.get(domain)
         if kind_checks is None:
             return []
-        found = [(f"{kind_checks.id} check {c.id}", call) for c in kind_checks.checks for call in calls(c.holds)]
-        return calendar_failures(found, {**values, "as_of": as_of}, values)
+        found = self._kind_outside[domain]
+        return calendar_failures(found, {**values, "as_of": as_of}, values) if found else []
 
     def _failures(self, policy: Policy, checks, env: Mapping[str, Any], values: Mapping[str, Any], origin: str) -> list:
         """The failures of ``checks`` (of ``policy``, named ``origin`` in the reasons) on ``env``;

@@ -18,7 +18,7 @@ from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluat
 from ecorules.rules._checks import OutsideCalendarError, RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
-from ecorules.rules._workdays import CALENDAR_CHECK, calendar_failures, calls
+from ecorules.rules._workdays import CALENDAR_CHECK, calendar_failures, outside_calls
 
 from . import _law_notes as law_notes
 from ._decision import SUPERSEDED, Decision, Finding
@@ -138,8 +138,7 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     applies) and those of each version judged."""
     # a law date counting working days outside the holiday table rejects the record first,
     # as the batch does (engine/cases/_law.reject_outside_law_dates)
-    outside = calendar_failures([(f"{kind.source or kind.id} dates law", call) for call in calls(kind.law_date)],
-                                values, values)
+    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date), values, values)
     if outside:
         raise OutsideCalendarError(tuple(outside), values[kind.key])
     failed = evaluator.kind_failures(kind.id, env, as_of)

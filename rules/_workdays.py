@@ -317,20 +317,23 @@ def outside_check(call: ast.Call) -> tuple[str, str, tuple[str, ...]] | None:
     return column, reason, read
 
 
+def outside_calls(origin: str, node: ast.Node) -> list[tuple[str, ast.Call, tuple]]:
+    """The working-day calls of ``node`` that ``outside_check`` judges per record, as
+    (origin, call, its check): what ``calendar_failures`` reads, computed once per policy."""
+    return [(origin, call, check) for call in calls(node) if (check := outside_check(call)) is not None]
+
+
 def calendar_failures(found, env: Mapping[str, Any], values: Mapping[str, Any]) -> list:
-    """The :class:`CheckFailure` of each ``(origin, call)`` of ``found`` that reaches a day
-    outside its table on ``env`` (computed where its arguments can be evaluated, as
-    ``check_calls``; calls ``outside_check`` leaves out are not looked at). A record with one
-    is rejected before the checks and rules judge it, naming its column and date; the
-    kernel's mask of the same rows is ``fastcalc/_compiler._emit_calendar_checks``."""
+    """The :class:`CheckFailure` of each ``(origin, call, check)`` of ``found``
+    (``outside_calls``) that reaches a day outside its table on ``env`` (computed where its
+    arguments can be evaluated, as ``check_calls``). A record with one is rejected before
+    the checks and rules judge it, naming its column and date; the kernel's mask of the same
+    rows is ``fastcalc/_compiler._emit_calendar_checks``."""
     from ._checks import CheckFailure, fill, show_value
     from ._evaluate import EmptyValueError, evaluate
 
     failed = []
-    for origin, call in found:
-        check = outside_check(call)
-        if check is None:
-            continue
+    for origin, call, check in found:
         try:
             args = [evaluate(arg, env) for arg in call.args]
         except EmptyValueError:
@@ -362,6 +365,6 @@ def check_calls(found, env: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "CALENDAR_CHECK", "CALENDAR_KEY", "calendar_failures", "outside_check", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
+    "CALENDAR_CHECK", "CALENDAR_KEY", "calendar_failures", "outside_calls", "outside_check", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
     "is_calendar", "read_calendar", "rule_calls", "rule_nodes", "uses_calendar",
 ]

@@ -30,8 +30,7 @@ from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
-from ecorules.rules._workdays import calendar_failures
-from ecorules.rules._workdays import calls as workday_calls
+from ecorules.rules._workdays import calendar_failures, outside_calls
 
 from .. import _law_notes as law_notes
 from .._ledger_money import FEN_PER_YUAN
@@ -148,7 +147,7 @@ def reject_outside_law_dates(kind, cases) -> None:
     """A case whose law date counts working days to a day outside the holiday table is a
     reject (its row, the column, its dates, the table's range), before anything is scored,
     as ``engine/_group.judge_by_law_in_force`` rejects it: it counts in no roll-up."""
-    found = [(f"{kind.source or kind.id} dates law", call) for call in workday_calls(kind.law_date)]
+    found = outside_calls(f"{kind.source or kind.id} dates law", kind.law_date)
     if not found:
         return
     kinds = {item.name: item.type.kind for item in ast.walk(kind.law_date) if isinstance(item, ast.Name) and item.kind == "fact"}

@@ -35,7 +35,7 @@ from ecorules.rules._money import in_units, to_yuan
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind, date_to_days, days_to_date
-from ecorules.rules._workdays import calendar_failures, calls, outside_check, rule_nodes
+from ecorules.rules._workdays import calendar_failures, outside_calls, rule_nodes
 
 
 def implied_bounds(fact: Fact) -> tuple[Any, Any, str, str]:
@@ -130,17 +130,16 @@ class Reference:
             owners += [(f"{policy.key} rule {r.id}", env_params, node) for r in policy.rules
                        if not any(name in unset for name in r.reads()) for node in rule_nodes(r)]
         for origin, env_params, node in owners:
-            for call in calls(node):
-                check = outside_check(call)
-                if check is None or not rows.size:
+            for item in outside_calls(origin, node):
+                if not rows.size:
                     continue
-                column, _, read = check
+                column, _, read = item[2]
                 keys = np.stack([index[name][rows] for name in read], axis=1)
                 distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
                 outcome = []
                 for key in distinct.tolist():
                     values = {name: verdicts[name][k][0] for name, k in zip(read, key, strict=True)}
-                    outcome.append(calendar_failures([(origin, call)], {**env_params, **values}, values))
+                    outcome.append(calendar_failures([item], {**env_params, **values}, values))
                 position = self.columns.index(column)
                 for row, k in zip(rows.tolist(), inverse.reshape(-1).tolist(), strict=True):
                     for failure in outcome[k]:
