@@ -30,12 +30,20 @@ from ecorules.rules import (
     load_policies,
 )
 from ecorules.rules._check_calls import result_key
-from ecorules.rules._checks import RecordCheckError, failures
+from ecorules.rules._checks import OutsideCalendarError, RecordCheckError, failures
 from ecorules.rules._evaluate import EmptyValueError
 from ecorules.rules._records import coerce_record
 from ecorules.rules._schema import kind_checks_policy
 from ecorules.rules._steps import steps
-from ecorules.rules._workdays import calls, check_calls, rule_calls
+from ecorules.rules._workdays import (
+    calendar_failures,
+    calls,
+    check_calls,
+    outside_calls,
+    outside_check,
+    rule_calls,
+    rule_nodes,
+)
 
 from ._decision import Decision, Finding, Sanction, TraceEntry
 from ._durable import DurableHost
@@ -64,10 +72,20 @@ class Evaluator:
         self._compiled: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
         # once per policy, not per record: the order in which its rules are judged
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
-        self._workdays = {policy.key: {rule.id: rule_calls(rule) for rule in policy.rules} for policy in self.policies}
+        # the working-day calls judged before any check or rule (rules/_workdays.calendar_failures),
+        # by rule id and "check:<id>"; the others (reading a result or no fact) when their stage runs
+        self._outside = {policy.key: {
+            **{rule.id: [item for node in rule_nodes(rule) for item in outside_calls(f"{policy.key} rule {rule.id}", node)]
+               for rule in policy.rules},
+            **{f"check:{c.id}": outside_calls(f"{policy.key} check {c.id}", c.holds) for c in policy.checks},
+        } for policy in self.policies}
+        self._late = {policy.key: {rule.id: tuple(c for c in rule_calls(rule) if outside_check(c) is None)
+                                   for rule in policy.rules} for policy in self.policies}
         # each kind's catalogue checks, judged once per record as a policy of checks alone
         self._kind_checks = {kind.id: kind_checks_policy(kind, self.policies.facts)
                              for kind in self.policies.kinds.values() if kind.checks}
+        self._kind_outside = {kind: [item for c in checks.checks for item in outside_calls(f"{checks.id} check {c.id}", c.holds)]
+                              for kind, checks in self._kind_checks.items()}
         if backend == "durable":
             rulesets = {}
             for policy in (*self.policies, *self._kind_checks.values()):
@@ -141,8 +159,21 @@ class Evaluator:
         trace: list[TraceEntry] = []
         warnings: list[str] = []
         envs = {policy.key: _environment(policy, values, as_of, law_date) for policy in in_force}
-        # the kind's checks, then every policy's, before any rule: a record failing one is
-        # rejected, whole
+        # a working day outside the holiday table, read by a check or by a rule judged,
+        # rejects the record before anything judges it, as the kernel does
+        # (fastcalc/_compiler._emit_calendar_checks); then the kind's checks and every
+        # policy's, before any rule: a record failing one is rejected, whole
+        outside = [] if kind_checked else self._kind_calendar(domain, values, as_of)
+        for policy in in_force:
+            env, unset = envs[policy.key]
+            found = [item for c in policy.checks if not any(name in unset for name in c.reads())
+                     for item in self._outside[policy.key][f"check:{c.id}"]]
+            found += [item for r in policy.rules if not any(name in unset for name in r.reads())
+                      for item in self._outside[policy.key][r.id]]
+            if found:
+                outside += calendar_failures(found, env, values)
+        if outside:
+            raise OutsideCalendarError(tuple(outside), subject)
         failed = [] if kind_checked else self.kind_failures(domain, values, as_of)
         for policy in in_force:
             env, unset = envs[policy.key]
@@ -174,7 +205,8 @@ class Evaluator:
             for stage in self._stages[policy.key]:  # rules reading results come after the rules read
                 # a working day outside the holiday table fails the record whichever rule or
                 # guard reads it first, as in the kernel (rules/_workdays.py)
-                check_calls((c for rule in stage if rule.id not in disabled for c in self._workdays[policy.key][rule.id]), env)
+                # (those reading a result or no fact: the others were judged before any check)
+                check_calls((c for rule in stage if rule.id not in disabled for c in self._late[policy.key][rule.id]), env)
                 fired |= self._fired(policy, env, disabled, stage)
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired
@@ -221,11 +253,20 @@ class Evaluator:
 
     def kind_failures(self, domain: str, values: Mapping[str, Any], as_of: dt.date) -> list:
         """The checks of the catalogue of kind ``domain`` that ``values`` fail; they read the
-        record's facts and as_of only, so they do not depend on the law in force."""
+        record's facts and as_of only, so they do not depend on the law in force. A working
+        day outside the holiday table in one of them is the only failure then."""
         kind_checks = self._kind_checks.get(domain)
         if kind_checks is None:
             return []
-        return self._failures(kind_checks, kind_checks.checks, {**values, "as_of": as_of}, values, kind_checks.id)
+        return (self._kind_calendar(domain, values, as_of)
+                or self._failures(kind_checks, kind_checks.checks, {**values, "as_of": as_of}, values, kind_checks.id))
+
+    def _kind_calendar(self, domain: str, values: Mapping[str, Any], as_of: dt.date) -> list:
+        kind_checks = self._kind_checks.get(domain)
+        if kind_checks is None:
+            return []
+        found = self._kind_outside[domain]
+        return calendar_failures(found, {**values, "as_of": as_of}, values) if found else []
 
     def _failures(self, policy: Policy, checks, env: Mapping[str, Any], values: Mapping[str, Any], origin: str) -> list:
         """The failures of ``checks`` (of ``policy``, named ``origin`` in the reasons) on ``env``;

@@ -15,9 +15,10 @@ from typing import Any
 
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
-from ecorules.rules._checks import RecordCheckError
+from ecorules.rules._checks import OutsideCalendarError, RecordCheckError
 from ecorules.rules._kinds import RecordKind, compute_rollups
 from ecorules.rules._records import coerce_record
+from ecorules.rules._workdays import CALENDAR_CHECK, calendar_failures, outside_calls
 
 from . import _law_notes as law_notes
 from ._decision import SUPERSEDED, Decision, Finding
@@ -135,6 +136,11 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
 
     Every check a record fails is reported, as the batch run does: the kind's (whatever law
     applies) and those of each version judged."""
+    # a law date counting working days outside the holiday table rejects the record first,
+    # as the batch does (engine/cases/_law.reject_outside_law_dates)
+    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date), values, values)
+    if outside:
+        raise OutsideCalendarError(tuple(outside), values[kind.key])
     failed = evaluator.kind_failures(kind.id, env, as_of)
     law_day = evaluate(kind.law_date, values)
     decided = values.get(kind.decision_date) if kind.decision_date else None
@@ -177,7 +183,9 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
         if note:
             notes.append(note)
     if failed:
-        raise RecordCheckError(tuple(dict.fromkeys(failed)), values[kind.key])
+        failed = tuple(dict.fromkeys(failed))
+        error = OutsideCalendarError if all(f.check == CALENDAR_CHECK for f in failed) else RecordCheckError
+        raise error(failed, values[kind.key])
     return Decision(
         as_of=as_of, domain=kind.id, subject=values[kind.key],
         policies=tuple(key for part in parts for key in part.policies),

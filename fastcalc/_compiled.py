@@ -199,6 +199,9 @@ class CompiledProgram:
     checks: tuple[CheckSlot, ...] = ()
     check_policy: tuple[int, ...] = ()  # policy index of each check; -1: of the kind's catalogue
     check_parameters: tuple[tuple[str, ...], ...] = ()  # parameters each check reads
+    # the last ``calendar_checks`` of ``checks``: a working-day call reaching outside its
+    # holiday table (rules/_workdays.outside_check), gated by the rule or check holding it
+    calendar_checks: int = 0
 
     @property
     def n_gates(self) -> int:
@@ -286,7 +289,8 @@ def check_program(program: CompiledProgram) -> None:
                 raise KernelError(f"{where}: list aux[{start}:{start + count}] out of range")
         if spec.name == "WORKDAYS":
             table = program.aux[int(row["k"]) + 3: int(row["k"]) + int(row["k2"])]
-            if count < 3 or int(program.aux[int(row["k"])]) not in opc.WORKDAY_FUNCTIONS.values() \
+            if count < 3 or int(program.aux[int(row["k"])]) % opc.WORKDAY_OUTSIDE not in opc.WORKDAY_FUNCTIONS.values() \
+                    or not 0 <= int(program.aux[int(row["k"])]) < 2 * opc.WORKDAY_OUTSIDE \
                     or (table.size > 1 and not (np.diff(table) > 0).all()):
                 raise KernelError(f"{where}: not a working-day function with an ascending table")
         mode_field = {"ADD_MONTHS_RK": "k2", "ADD_MONTHS_RR": "k"}.get(spec.name)

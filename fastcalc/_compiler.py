@@ -23,6 +23,9 @@ from ecorules.rules import _ast as ast
 from ecorules.rules._money import in_units
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, INT64_MIN, Kind
+from ecorules.rules._workdays import CALENDAR_CHECK, outside_check
+from ecorules.rules._workdays import calls as workday_calls
+from ecorules.rules._workdays import rule_nodes as workday_nodes
 
 from . import _opcodes as opc
 from ._compiled import (
@@ -183,7 +186,8 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     # are (slot, rule, start row): a lift follows its rule's fired flag
     sanction_dates, lifts, lift_rules, lift_dates, dates = [], [], [], [], []
     stores = []  # rule index, (kind, output name, row, value | None)
-    checks, check_policy, check_parameters = _emit_checks(builder, emitter, chosen, policies.kinds.get(domain))
+    checks, check_policy, check_parameters, calendar_checks = _emit_checks(builder, emitter, chosen,
+                                                                           policies.kinds.get(domain))
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r = len(rules)
@@ -258,21 +262,23 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     program = attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
                            lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates),
                            finding_units=units, total_unit=total_unit, checks=checks, check_policy=check_policy,
-                           check_parameters=check_parameters)
+                           check_parameters=check_parameters, calendar_checks=calendar_checks)
     check_program(program)
     return program
 
 
-def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple]:
+def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple, int]:
     """The checks of the kind's catalogue (policy index -1: always judged), then every check
     of every policy, before any rule: first each check's failures on the accepted rows (its
     row of ``failed``), then the rows failing any check are taken out of the accepted-rows
     mask, so every failure of a row is reported and no rule sees the row. Check c is gated by
-    ``len(rules) + c + 1``: a disabled check fails nowhere."""
+    ``len(rules) + c + 1``: a disabled check fails nowhere. Before them, the calendar checks
+    (``_emit_calendar_checks``), the last slots."""
     n_rules = sum(len(policy.rules) for policy in chosen)
     slots, policy_of, parameters = [], [], []
     kind_checks = [(-1, kind.source or kind.id, check) for check in (kind.checks if kind is not None else ())]
     policy_checks = [(index, policy.key, check) for index, policy in enumerate(chosen) for check in policy.checks]
+    calendar = _emit_calendar_checks(builder, emitter, chosen, (*kind_checks, *policy_checks), n_rules)
     for policy_index, origin, check in (*kind_checks, *policy_checks):
         c = len(slots)
         gate = n_rules + c + 1
@@ -291,7 +297,47 @@ def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple]:
         emitter.op("ZERO_U8", gate=-gate, dst=failed)
     for c in range(len(slots)):
         emitter.op("REJECT", a=("out", "failed", c), dst=("valid",))
-    return tuple(slots), tuple(policy_of), tuple(parameters)
+    for check, policy_index in calendar:
+        slots.append(check)
+        policy_of.append(policy_index)
+        parameters.append(())
+    return tuple(slots), tuple(policy_of), tuple(parameters), len(calendar)
+
+
+def _emit_calendar_checks(builder, emitter, chosen, checks, n_rules: int) -> list:
+    """A row where a working-day call of a check or of a rule reaches a day outside the
+    holiday table is a reject naming the call's column and dates (rules/_workdays.outside_check),
+    as the reference rejects the record (engine/_evaluator.judge), instead of failing the
+    whole batch: one slot of ``failed`` per call, numbered after the ``checks``, computed
+    where the check or rule is enabled (its gate) on the accepted rows, and those rows taken
+    out of the accepted mask before any other check or rule reads the call. Returns
+    (CheckSlot, policy index) per slot."""
+    owners = [(policy_index, f"{origin} check {check.id}", n_rules + c + 1, check.holds)
+              for c, (policy_index, origin, check) in enumerate(checks)]
+    r = 0
+    for policy_index, policy in enumerate(chosen):
+        for rule in policy.rules:
+            r += 1
+            owners += [(policy_index, f"{policy.key} rule {rule.id}", r, node) for node in workday_nodes(rule)]
+    found = []
+    first = len(checks)
+    for policy_index, origin, gate, node in owners:
+        for call in workday_calls(node):
+            check = outside_check(call)
+            if check is None:
+                continue
+            column, reason, shown = check
+            c = first + len(found)
+            for name in (column, *shown):
+                builder.use_fact(name)
+            compiler = _RuleCompiler(builder, emitter, max(policy_index, 0), gate=gate)
+            holds = compiler.op("EQ_RK", compiler.outside(call), k=Fixed(0))
+            emitter.op("FAILED", a=holds, b=("valid",), gate=gate, dst=("out", "failed", c))
+            emitter.op("ZERO_U8", gate=-gate, dst=("out", "failed", c))
+            found.append((CheckSlot(origin, CALENDAR_CHECK, column, f"{reason} ({origin})", shown), policy_index))
+    for c in range(len(found)):
+        emitter.op("REJECT", a=("out", "failed", first + c), dst=("valid",))
+    return found
 
 
 def _amount(compiler, finding, policy_index: int) -> Val:

@@ -167,10 +167,12 @@ cdef int workdays(const Instr* ins, char** ptr, int64_t n, const int64_t* aux) n
     aux[k:k + k2] = function (_opcodes.WORKDAY_FUNCTIONS), first and last day of the table,
     the working days ascending. Every row is computed; one whose day (or result) lies outside
     the table is an error where c is 1 (an accepted row whose arguments the reference can
-    evaluate), and elsewhere holds a, a value no rule reads.
+    evaluate), and elsewhere holds a, a value no rule reads. A function code + 4
+    (_opcodes.WORKDAY_OUTSIDE) probes: dst = 1 where c is 1 and the day is outside, else 0.
     """
     cdef const int64_t* spec = aux + ins.k
-    cdef int64_t function = spec[0]
+    cdef bint probe = spec[0] >= 4
+    cdef int64_t function = spec[0] - 4 if probe else spec[0]
     cdef int64_t first = spec[1]
     cdef int64_t last = spec[2]
     cdef const int64_t* table = spec + 3
@@ -209,7 +211,9 @@ cdef int workdays(const Instr* ins, char** ptr, int64_t n, const int64_t* aux) n
                     d[i] = count_upto(table, m, y) - before
                     if function == 2 and before > 0 and table[before - 1] == x:
                         d[i] += 1
-        if outside:
+        if probe:
+            d[i] = 1 if outside and c[i] != 0 else 0
+        elif outside:
             if c[i] != 0:
                 return ERR_CALENDAR
             d[i] = x

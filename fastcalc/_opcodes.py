@@ -123,7 +123,8 @@ _TABLE = [
     # table's first and last day, then its working days ascending (k2 - 3 of them) ---------
     ("WORKDAYS", I64, I64, I64, U8, "aux offset", "count",
      "dst = the working-day function aux[k] of date a and b (a count, or a second date) where c, "
-     "else a; a day outside the table where c: error ERR_CALENDAR"),
+     "else a; a day outside the table where c: error ERR_CALENDAR (a function code + WORKDAY_OUTSIDE: "
+     "dst = 1 there, else 0)"),
 ]
 
 OPCODES: tuple[Op, ...] = tuple(Op(code, *row) for code, row in enumerate(_TABLE))
@@ -140,6 +141,9 @@ ROUNDING_MODES = {"half_up": 0, "half_even": 1, "down": 2, "up": 3, "floor": 4, 
 # The working-day functions (aux[k] of WORKDAYS): rules/_workdays.py ADD .. ON_OR_AFTER.
 WORKDAY_FUNCTIONS = {"add_working_days": 0, "working_days_between exclusive": 1,
                      "working_days_between inclusive": 2, "working_day_on_or_after": 3}
+# Added to a function code: WORKDAYS probes instead, dst = 1 where c and the day (or the
+# result) lies outside the table, else 0, never an error (the calendar checks' rows).
+WORKDAY_OUTSIDE = 4
 
 ROLLUP_MAX_SLOTS = 64  # finding slots one payer fact may have (ROLLUP_MAX_SLOTS in _kernel.pyx)
 

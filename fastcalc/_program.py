@@ -257,6 +257,8 @@ class Program:
             unset.append(missing)
         warnings = []
         for k, (slot, policy_index) in enumerate(zip(c.checks, c.check_policy, strict=True)):
+            if k >= len(c.checks) - c.calendar_checks:
+                continue  # gated by the rule or check holding the call
             if policy_index < 0:  # the kind's catalogue: whatever law is in force, no parameter
                 enabled[len(c.rules) + k] = 1
                 continue

@@ -278,6 +278,22 @@ class _RuleCompiler:
                 where = self.op("AND_RR", where, mask)
         return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
 
+    def outside(self, node: ast.Call) -> Val:
+        """1 where the working-day call ``node`` reaches a day outside its holiday table on a
+        row where its arguments can be evaluated, else 0: WORKDAYS probing (its function code
+        + WORKDAY_OUTSIDE), so that such rows become rejects before any check or rule reads
+        the call (``_compiler._emit_calendar_checks``)."""
+        *args, table = node.args
+        function = node.function if node.function != "working_days_between" else f"{node.function} {args.pop().value}"
+        code = opc.WORKDAY_FUNCTIONS[function] + opc.WORKDAY_OUTSIDE
+        day = self.materialise(self.number(args[0], 1))
+        other = self.materialise(self.number(args[1], 1)) if len(args) > 1 else day
+        where = None
+        for arg in args:
+            where = self._all(where, self.computable(arg))
+        where = self.materialise(Val(U8, const=Fixed(1))) if where is None else where
+        return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
+
     def computable(self, node: ast.Node) -> Val | None:
         """Per row, whether the reference evaluates ``node`` without reading an empty
         optional fact (rules/_evaluate.py: is_set reads nothing, value_or its default only

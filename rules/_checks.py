@@ -43,6 +43,7 @@ from ._check import check
 from ._errors import PolicySchemaError, RecordError, Span
 from ._sections import Section, _identifier, parse_at
 from ._types import BOOLEAN
+from ._workdays import CalendarError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -111,6 +112,12 @@ class RecordCheckError(RecordError):
 
     def __reduce__(self):
         return (type(self), (self.failures, self.subject))
+
+
+class OutsideCalendarError(RecordCheckError, CalendarError):
+    """A record whose working-day computation reaches a day outside the holiday table
+    (rules/_workdays.calendar_failures): a rejected record naming the column and its date,
+    and a :class:`CalendarError`; the batch run rejects the row alike."""
 
 
 def show_value(value: Any) -> str:
@@ -208,4 +215,4 @@ def failures(policy_key: str, checks, held, values) -> list[CheckFailure]:
             for c in checks if c.id not in held]
 
 
-__all__ = ["Check", "CheckFailure", "RecordCheckError", "failures", "fill", "read_check", "read_checks", "show_value"]
+__all__ = ["Check", "CheckFailure", "OutsideCalendarError", "RecordCheckError", "failures", "fill", "read_check", "read_checks", "show_value"]

@@ -507,7 +507,7 @@ def read_policy(path: str | Path, shared: Any = None, document: Any = None) -> P
         if kind != domain and hasattr(shared, "visible_to"):
             facts = {**shared.visible_to(kind), **facts}
     kind_checks = kinds[domain].checks if domain in kinds else ()
-    tests = read_tests(top, facts, rules, lists, (*kind_checks, *checks))
+    tests = read_tests(top, facts, rules, lists, (*kind_checks, *checks), subject)
     policy = Policy(
         id=policy_id,
         title=head.get("title"),

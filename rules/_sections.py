@@ -195,7 +195,8 @@ def expression_locator(text: str, span: Span):
 
 def parse_at(text: Any, span: Span, what: str) -> ast.Node:
     if isinstance(text, bool) or isinstance(text, int | Decimal):
-        text = str(text).lower() if isinstance(text, bool) else str(text)
+        # a Decimal as positional digits (1E+2 is 100): the parser reads no exponent
+        text = str(text).lower() if isinstance(text, bool) else format(text, "f") if isinstance(text, Decimal) else str(text)
     if not isinstance(text, str):
         raise PolicySchemaError(f"{what} must be an expression written as text, got {_describe(text)}", span)
     return parse_expression(text, expression_locator(text, span))

@@ -25,7 +25,9 @@ from ._schema import (
 from ._sections import Section
 
 
-def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCase, ...]:
+def read_tests(section: Section, facts, rules, lists, checks=(), subject: str | None = None) -> tuple[TestCase, ...]:
+    """The policy's test cases; ``subject``, the fact identifying a record of its kind (its
+    key), is what an expected finding's ``case:`` names: one of the records given."""
     defaults_section = section.section("test_defaults", "test_defaults", required=False)
     defaults = dict(defaults_section.map) if defaults_section else {}
     if defaults_section:
@@ -50,8 +52,11 @@ def read_tests(section: Section, facts, rules, lists, checks=()) -> tuple[TestCa
         expect = case.section("expect", f"the expected outcome of {case.what}")
         findings = sanctions = None
         if expect.has("findings") or "findings" in expect.map:
+            # the records a finding's case: may name: the cases given, or the one record
+            records = [child.get(subject) for child in (children if children is not None else (given,))]
+            case_ids = [str(r) for r in records if r is not None] if subject else None
             findings = tuple(
-                _expected_finding(entry, entry_span, rules, facts, case.what)
+                _expected_finding(entry, entry_span, rules, facts, case.what, case_ids)
                 for entry, entry_span in expect.items("findings", "expected findings", required=False)
             )
         if expect.has("sanctions") or "sanctions" in expect.map:
@@ -96,7 +101,7 @@ def _yuan(section: Section, key: str, required: bool = True):
     return value
 
 
-def _expected_finding(item, span, rules, facts, what) -> ExpectedFinding:
+def _expected_finding(item, span, rules, facts, what, case_ids=None) -> ExpectedFinding:
     section = Section(item, span, f"an expected finding of {what}")
     by_id = {rule.id: rule for rule in rules}
     rule = section.get("rule")
@@ -115,8 +120,15 @@ def _expected_finding(item, span, rules, facts, what) -> ExpectedFinding:
     payer = section.get("payer", required=False)
     if payer is not None:
         payer = _expected_payer(payer, specs, facts, rule, section.value_span("payer"), what)
+    record = section.get("case", required=False)
+    if record is not None and case_ids is not None and str(record) not in case_ids:
+        # a misspelt id would only fail at 'ecorules test' as "expected finding not produced"
+        close = difflib.get_close_matches(str(record), case_ids, n=1, cutoff=0.5)
+        given = ", ".join(case_ids) or "none"
+        raise PolicySchemaError(f"{what}: no case {record!r} among the records given ({given})",
+                                section.value_span("case"), suggestion=close[0] if close else None)
     finding = ExpectedFinding(
-        rule, _yuan(section, "amount_yuan"), payer, kind, section.get("case", required=False), status,
+        rule, _yuan(section, "amount_yuan"), payer, kind, record, status,
         section.value_span("amount_yuan"),
     )
     section.finish()

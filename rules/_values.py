@@ -21,6 +21,7 @@ reads safely wherever it is used. The trace states each value read with its resu
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -77,7 +78,8 @@ def read_values(section: Section | None, scope: dict[str, Any]) -> dict[str, Nam
         if name in scope:
             raise PolicySchemaError(f"value {name!r} has the name of a {scope[name].kind} of this policy",
                                     section.map.key_spans[name])
-        text = entry.get("value", (str, bool, int))
+        # a bare number (value: 0.5) is the YAML loader's exact Decimal, read as its literal
+        text = entry.get("value", (str, bool, int, Decimal))
         node = check(parse_at(text, entry.value_span("value"), f"value {name!r}"), scope, None, f"value {name!r}")
         spec = NamedValueSpec(name, entry.get("description", required=False), node, str(text), entry.span)
         entry.finish()

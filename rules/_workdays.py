@@ -21,11 +21,14 @@ The functions of the language, all on the table's sorted array of working days:
   民法典 art 203, a period whose last day is a statutory rest day ends on the day after it.
 
 Errors are eager, so the three evaluators agree whatever they compute first: every such
-call of a rule judged is computed on a record where its arguments can be evaluated (they
-read no empty optional fact on the way they take: ``check_calls``), even where a guard would
-not need the call (the batch kernel computes every row), and a date outside the table fails
-the record. The batch kernel runs the same
-arithmetic on the same array (``fastcalc``, opcode WORKDAYS).
+call of a check or of a rule judged is computed on a record where its arguments can be
+evaluated (they read no empty optional fact on the way they take), even where a guard would
+not need the call (the batch kernel computes every row), and a day outside the table rejects
+the record before any check or rule judges it (``calendar_failures``): the library raises
+``OutsideCalendarError`` (a ``RecordCheckError`` and a ``CalendarError``), the batch run
+stores a reject of the row naming the call's column, the dates it read and the table's
+range, and scores the other rows. The batch kernel runs the same arithmetic on the same
+array (``fastcalc``, opcode WORKDAYS, which also probes the rows outside).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from . import _ast as ast
 from ._calendar import DAY_COUNTS, INCLUSIVE
 from ._errors import EcorulesError, PolicySchemaError, PolicyTypeError, Span
 from ._sections import Section
-from ._types import DATE, INTEGER, STRING, date_to_days, days_to_date
+from ._types import DATE, INTEGER, STRING, Kind, date_to_days, days_to_date
 from ._yaml import Located, load_yaml_file
 
 FUNCTIONS = {
@@ -288,6 +291,63 @@ def rule_calls(rule) -> tuple[ast.Call, ...]:
     return tuple(call for node in rule_nodes(rule) for call in calls(node))
 
 
+CALENDAR_CHECK = "working_days"  # the check id of a working day outside the table, in rejects
+
+
+def outside_check(call: ast.Call) -> tuple[str, str, tuple[str, ...]] | None:
+    """How a record whose ``call`` reaches a day outside the holiday table is rejected, the
+    same in every evaluator: (the column blamed, the reason with a ``{name}`` for each fact
+    the call reads, those facts). The column is the first fact of the call's dates; None for
+    a call that reads no fact (the policy itself is wrong then, not a row) or reads another
+    rule's result (computed after the checks: an error of the run, as before)."""
+    *args, table = call.args
+    if any(ast.results_read(arg) for arg in args):
+        return None
+    dates = [name for arg in args if arg.type.kind is Kind.DATE for name in ast.names(arg, "fact")]
+    read = tuple(dict.fromkeys(name for arg in args for name in ast.names(arg, "fact")))
+    if not read:
+        return None
+    column = (dates or list(read))[0]
+    calendar = table.value
+    shown = ", ".join(f"{name} = {{{name}}}" for name in read)
+    text = f"{call.function}({', '.join(ast.render(arg) for arg in args)})"
+    reason = (f"{text} reaches a day outside the holiday table {Path(calendar.path).name}, which covers "
+              f"{days_to_date(calendar.first_day)} to {days_to_date(calendar.last_day)} ({shown}): legal staff "
+              "must add the year from the State Council's notice (行政处罚法 art 85)")
+    return column, reason, read
+
+
+def outside_calls(origin: str, node: ast.Node) -> list[tuple[str, ast.Call, tuple]]:
+    """The working-day calls of ``node`` that ``outside_check`` judges per record, as
+    (origin, call, its check): what ``calendar_failures`` reads, computed once per policy."""
+    return [(origin, call, check) for call in calls(node) if (check := outside_check(call)) is not None]
+
+
+def calendar_failures(found, env: Mapping[str, Any], values: Mapping[str, Any]) -> list:
+    """The :class:`CheckFailure` of each ``(origin, call, check)`` of ``found``
+    (``outside_calls``) that reaches a day outside its table on ``env`` (computed where its
+    arguments can be evaluated, as ``check_calls``). A record with one is rejected before
+    the checks and rules judge it, naming its column and date; the kernel's mask of the same
+    rows is ``fastcalc/_compiler._emit_calendar_checks``."""
+    from ._checks import CheckFailure, fill, show_value
+    from ._evaluate import EmptyValueError, evaluate
+
+    failed = []
+    for origin, call, check in found:
+        try:
+            args = [evaluate(arg, env) for arg in call.args]
+        except EmptyValueError:
+            continue
+        try:
+            args[-1].call(call.function, args[:-1])
+        except CalendarError:
+            column, reason, read = check
+            message = fill(reason, {name: env.get(name) for name in read})
+            failed.append(CheckFailure(origin, CALENDAR_CHECK, column, show_value(values.get(column, env.get(column))),
+                                       f"{message} ({origin})"))
+    return failed
+
+
 def check_calls(found, env: Mapping[str, Any]) -> None:
     """Compute each working-day call of ``found`` (``rule_calls``) whose arguments can be
     evaluated on ``env`` (they read no empty optional fact on the way they take), so that a
@@ -305,6 +365,6 @@ def check_calls(found, env: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "CALENDAR_KEY", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
+    "CALENDAR_CHECK", "CALENDAR_KEY", "calendar_failures", "outside_calls", "outside_check", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
     "is_calendar", "read_calendar", "rule_calls", "rule_nodes", "uses_calendar",
 ]

@@ -18,9 +18,15 @@ remembered again with the run it replaces in ``supersedes_run``, when
   included: that is a new decision (reason ``new decision``); or
 - the run was asked to (``--reassess``: every case, or the given case ids; ``reassessed``).
 
+A case assessed anew (either way) on which this run imposes nothing for a remembered key (its
+rule no longer fires, or its fine is superseded) gets a row with reason ``withdrawn``, amount
+0 and ``supersedes_run``: the earlier assessment is history, no longer current, so a later
+run assesses the case again should the rule fire, and its fine no longer stands against its
+act (``_earlier_fines.py``).
+
 The memory is append-only: rows are written in the run's transaction and deleted only with
 their run (a killed or failed run leaves none); a key's current assessment is its row of the
-highest run id. A run that will replace an earlier one (the same input, policies and as_of,
+highest run id, none where that row is ``withdrawn``. A run that will replace an earlier one (the same input, policies and as_of,
 ``--force``) does not read that run's rows: a rerun assesses what its predecessor assessed,
 never finds its own earlier assessments. Superseded fines (one act one fine) are not
 assessments, and the registry's count-based findings (enterprises, no case) have no memory.
@@ -51,7 +57,8 @@ from .._lists import _optional_strings
 ALREADY_ASSESSED = "already_assessed"
 
 INSERT_ASSESSED = "INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, rows, unit) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_REASONS = strings(["first", "new decision", "reassessed"])
+_REASONS = strings(["first", "new decision", "reassessed", "withdrawn"])
+WITHDRAWN = 3  # index into _REASONS: the key has no current assessment since
 _FIRST, _ZERO, _EMPTY_TEXT = Same('"first"'), Same("0"), Same('""')
 
 
@@ -85,7 +92,73 @@ class Assessments:
     reassess: bool | frozenset[str] = False  # True: every case; a set: those case ids
     already: int = 0  # findings this run reported already assessed
     added: int = 0  # assessments this run made
+    withdrawn: int = 0  # remembered assessments this run took back (see the module)
     reassess_seen: set[str] = field(default_factory=set)
+    # the (policy id, rule, kind) keys and case ids this run wrote or reported, so that
+    # ``withdraw_unfired`` leaves them alone
+    touched: dict[tuple[str, str, str], set] = field(default_factory=dict)
+
+    def _anew(self, keys: pa.Array, same: np.ndarray) -> np.ndarray:
+        """Whether each remembered case of ``keys`` is assessed anew: another decision date
+        (``same`` false) or --reassess naming it."""
+        if self.reassess is True:
+            again = np.ones(len(keys), bool)
+        elif self.reassess:
+            again = np.asarray(pc.is_in(keys, value_set=pa.array(sorted(self.reassess), pa.string())))
+            self.reassess_seen.update(keys.filter(pa.array(again)).to_pylist())
+        else:
+            again = np.zeros(len(keys), bool)
+        return again | ~same
+
+    @staticmethod
+    def _same(memory: _Remembered, at: np.ndarray, decided: pa.Array) -> np.ndarray:
+        before = memory.decided.take(from_numbers(at))
+        return np.asarray(pc.or_(pc.and_(before.is_null(), decided.is_null()),
+                                 pc.fill_null(pc.equal(before, decided), False)))
+
+    def _withdraw(self, writer, run_id: int, key: tuple[str, str, str], version: str, keys: pa.Array, uscc: pa.Array,
+                  decided: pa.Array, runs: np.ndarray, unit: str) -> None:
+        if not len(keys):
+            return
+        policy, rule, kind = key
+        self.withdrawn += len(keys)
+        self.touched.setdefault(key, set()).update(keys.to_pylist())
+        for start in range(0, len(keys), CHUNK_ROWS):
+            part = slice(start, start + CHUNK_ROWS)
+            n = len(keys[part])
+            rows = _json_rows([
+                keys[part], uscc[part], from_numbers(np.zeros(n, np.int64)), pc.fill_null(decided[part], string_scalar("")),
+                _REASONS.take(from_numbers(np.full(n, WITHDRAWN, np.int64))), from_numbers(runs[part]),
+                strings([""] * n),
+            ])
+            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
+
+    def withdraw_unfired(self, writer, run_id: int, slots, keys: pa.Array, uscc: pa.Array,
+                         decided: pa.Array | None) -> None:
+        """After every slot is recorded: a remembered case of a rule this run judged
+        (``slots``: (policy key, rule, kind, unit) of the run's finding slots), among the
+        cases it scored (``keys``, ``uscc``, ``decided``: per scored case), assessed anew and
+        not fired by that rule now, has its assessment withdrawn."""
+        decided = pa.nulls(len(keys), pa.string()) if decided is None else decided
+        for policy_key, rule, kind, unit in slots:
+            policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
+            key = (policy, rule, kind)
+            memory = self.remembered.get(key)
+            if memory is None or not len(keys):
+                continue
+            at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
+            touched = self.touched.get(key, set())
+            listed = np.flatnonzero(at >= 0)
+            if touched:
+                listed = listed[~np.asarray(pc.is_in(keys.take(from_numbers(listed)),
+                                                     value_set=pa.array(sorted(touched), pa.string())))]
+            if not listed.size:
+                continue
+            take = from_numbers(listed)
+            anew = self._anew(keys.take(take), self._same(memory, at[listed], decided.take(take)))
+            chosen = from_numbers(listed[anew])
+            self._withdraw(writer, run_id, key, version, keys.take(chosen), uscc.take(chosen), decided.take(chosen),
+                           memory.runs[at[listed[anew]]], unit)
 
     def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
                uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
@@ -105,27 +178,25 @@ class Assessments:
         supersedes = np.zeros(n, np.int64)
         reason = np.zeros(n, np.int64)  # index into _REASONS
         memory = self.remembered.get((policy, rule, kind))
+        if n:
+            self.touched.setdefault((policy, rule, kind), set()).update(keys.to_pylist())
         if memory is not None and n:
             at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
-            hit = np.flatnonzero((at >= 0) & imposed)
+            hit = np.flatnonzero(at >= 0)
             if hit.size:
-                before = memory.decided.take(from_numbers(at[hit]))
-                now = decided.take(from_numbers(hit))
-                same = np.asarray(pc.or_(pc.and_(before.is_null(), now.is_null()),
-                                         pc.fill_null(pc.equal(before, now), False)))
-                if self.reassess is True:
-                    again = np.ones(hit.size, bool)
-                elif self.reassess:
-                    wanted = keys.take(from_numbers(hit))
-                    again = np.asarray(pc.is_in(wanted, value_set=pa.array(sorted(self.reassess), pa.string())))
-                    self.reassess_seen.update(wanted.filter(pa.array(again)).to_pylist())
-                else:
-                    again = np.zeros(hit.size, bool)
+                same = self._same(memory, at[hit], decided.take(from_numbers(hit)))
+                anew = self._anew(keys.take(from_numbers(hit)), same)
                 runs = memory.runs[at[hit]]
-                keep = same & ~again
+                now = imposed[hit]
+                keep = ~anew & now
                 assessed_in[hit[keep]] = runs[keep]
-                supersedes[hit[~keep]] = runs[~keep]
-                reason[hit[~keep]] = np.where(same[~keep], 2, 1)
+                redo = anew & now
+                supersedes[hit[redo]] = runs[redo]
+                reason[hit[redo]] = np.where(same[redo], 2, 1)
+                # assessed anew and superseded now: the earlier assessment is taken back
+                back = from_numbers(hit[anew & ~now])
+                self._withdraw(writer, run_id, (policy, rule, kind), version, keys.take(back), uscc.take(back),
+                               decided.take(back), runs[anew & ~now], unit)
         new = np.flatnonzero(imposed & (assessed_in == 0))
         self.already += int(np.count_nonzero(assessed_in))
         self.added += int(new.size)
@@ -194,13 +265,16 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
     grouped: dict[tuple[str, str, str], tuple[list, ...]] = {}
     # newest run first: a case's first occurrence under its key is its current assessment
     sql = store.dialect(connection)
+    withdrawn = _REASONS[WITHDRAWN].as_py()
     for policy, version, rule, kind, run, unit, text in connection.execute(
         "SELECT policy, version, rule, kind, run_id, unit, rows FROM assessed_chunks "
         f"WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id {sql.IS_DISTINCT} ? "
         f"ORDER BY run_id DESC, {sql.INSERTION_ORDER}", (exclude,),
     ):
         rows = json.loads(text)
-        ids, runs, dates, usccs, acts, versions, fen = grouped.setdefault((policy, rule, kind), ([], [], [], [], [], [], []))
+        ids, runs, dates, usccs, acts, versions, fen, current = grouped.setdefault(
+            (policy, rule, kind), ([], [], [], [], [], [], [], []))
+        current += [r[4] != withdrawn for r in rows]
         ids += [r[0] for r in rows]
         runs.append(np.full(len(rows), run, np.int64))
         dates += [r[3] or None for r in rows]
@@ -210,9 +284,11 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
             versions += [version] * len(rows)
             fen.append(np.asarray([r[2] for r in rows], np.int64) * (1 if unit == "fen" else 100))
     remembered = {}
-    for key, (ids, runs, dates, usccs, acts, versions, fen) in grouped.items():
+    for key, (ids, runs, dates, usccs, acts, versions, fen, current) in grouped.items():
         case_ids = strings(ids)
+        # a case's newest row, unless it withdrew the assessment (then none is current)
         first = numbers(pc.index_in(case_ids, value_set=case_ids)).astype(np.int64) == np.arange(len(ids))
+        first &= np.asarray(current, bool)
         keep = from_bools(first)
         fines = None
         if usccs:

@@ -30,6 +30,7 @@ from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
+from ecorules.rules._workdays import calendar_failures, outside_calls
 
 from .. import _law_notes as law_notes
 from .._ledger_money import FEN_PER_YUAN
@@ -127,15 +128,37 @@ def _row_by_row(node, columns, rows: np.ndarray) -> np.ndarray:
                             "integer facts of the case there")
     out = np.empty(rows.size, np.int64)
     for position, row in enumerate(rows.tolist()):
-        env = {}
-        for name, kind in kinds.items():
-            column = columns[name]
-            if column.present is not None and not column.present[row]:
-                env[name] = None
-            else:
-                env[name] = _day(column.values[row]) if kind is Kind.DATE else int(column.values[row])
-        out[position] = _days(evaluate(node, env))
+        out[position] = _days(evaluate(node, _env(kinds, columns, row)))
     return out
+
+
+def _env(kinds, columns, row: int) -> dict:
+    env = {}
+    for name, kind in kinds.items():
+        column = columns[name]
+        if column.present is not None and not column.present[row]:
+            env[name] = None
+        else:
+            env[name] = _day(column.values[row]) if kind is Kind.DATE else int(column.values[row])
+    return env
+
+
+def reject_outside_law_dates(kind, cases) -> None:
+    """A case whose law date counts working days to a day outside the holiday table is a
+    reject (its row, the column, its dates, the table's range), before anything is scored,
+    as ``engine/_group.judge_by_law_in_force`` rejects it: it counts in no roll-up."""
+    found = outside_calls(f"{kind.source or kind.id} dates law", kind.law_date)
+    if not found:
+        return
+    kinds = {item.name: item.type.kind for item in ast.walk(kind.law_date) if isinstance(item, ast.Name) and item.kind == "fact"}
+    by_column: dict[str, list] = {}
+    for row in np.flatnonzero(cases.valid).tolist():
+        env = _env(kinds, cases.columns, row)
+        for failure in calendar_failures(found, env, env):
+            by_column.setdefault(failure.column, []).append((row, failure.value, failure.reason))
+    for column, entries in by_column.items():
+        rows, values, reasons = zip(*entries, strict=True)
+        cases.reject(rows, column, values, reasons)
 
 
 @dataclass
@@ -349,4 +372,4 @@ def _severity(program, rule_row, findings, lists, outputs: _Outputs, columns: np
     return fines, entries, others
 
 
-__all__ = ["LawResult", "Timeline", "decision_days", "law_days", "score_by_law"]
+__all__ = ["LawResult", "Timeline", "decision_days", "law_days", "reject_outside_law_dates", "score_by_law"]

@@ -33,7 +33,7 @@ from ..sources._pg_url import PostgresUrl
 from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, read_enterprises
-from ._law import LawResult, decision_days, law_days, score_by_law
+from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
@@ -140,6 +140,8 @@ class CaseStage:
         wanted = cases.usccs_of(cases.valid)
         side = read_enterprises(registry, plan, wanted, checked, self.as_of)
         link(cases, plan, side.usccs, side.rejected)
+        if plan.kind.law_date is not None:
+            reject_outside_law_dates(plan.kind, cases)
         results = self._scored(cases, side)
         if self._failed_checks:
             # cases failing a check (rules/_checks.py) are rejects, and count in no roll-up:

@@ -174,6 +174,11 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
                              picked[imposed])
                 if units[k] != 1:
                     acc.fen_districts.update(pc.unique(payers).to_pylist())
+    if memory is not None and memory.remembered:  # a case assessed anew that no rule fires on now
+        everyone = np.arange(scored.size)
+        memory.withdraw_unfired(writer, run_id, [(slot.policy_key, slot.rule_id, slot.kind.value, unit_name(units[k]))
+                                                 for k, slot in enumerate(program.findings)],
+                                keys_at(everyone), usccs_at(everyone), decision_dates(results, plan, scored))
     for label, (fen, rows) in districts.items():
         total = acc.districts.setdefault(label, [0, 0])
         total[0] += fen

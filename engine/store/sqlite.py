@@ -16,7 +16,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
 - ``assessed``: the memory of case assessments (一例一次): one row per imposed finding of a
   case a run assessed: run_id, case_id, uscc, policy (id), version, rule, kind, amount_yuan,
   decided (the case's decision date, or NULL), reason (``first``, ``new decision``,
-  ``reassessed``), supersedes_run (the run of the assessment this one replaces, or NULL),
+  ``reassessed``, or ``withdrawn``: assessed anew to nothing, amount 0, no assessment current
+  since), supersedes_run (the run of the assessment this one replaces, or NULL),
   amount_fen, unit, act_id (the case's act, NULL: its own; 一个违法行为一次罚款 across runs).
   Rows are only ever added with their run (and go with it); a key's current assessment is its
   row of the highest run_id (see ``engine/cases/_assessed.py``). A view over

@@ -220,6 +220,33 @@ def test_reassess_assesses_again_all_or_some(world):
     assert any("NO_SUCH_CASE" in w for w in one["warnings"])
 
 
+def test_a_case_reassessed_to_nothing_has_its_earlier_assessment_withdrawn(world):
+    first = run(world, A)
+    imposed = by_status(case_findings(world, first.run_id), "imposed")
+    table = world["table"].to_pylist()
+    fined = sorted(k[0] for k in imposed if k[2] == "art83")
+    case = next(r for r in table if r["case_id"] in fined and r["act_id"] is None)
+    keys = {k for k in imposed if k[0] == case["case_id"]}
+    discovered = case["discovered"]
+    # time-barred now (discovered 3 years after the act): reassessed, art83 no longer fires
+    case["discovered"] = (dt.date.fromisoformat(case["act_end"] or case["act_date"]) + dt.timedelta(days=3 * 366)).isoformat()
+    write_cases(pa.Table.from_pylist(table, schema=world["table"].schema), world["cases"])
+    second = run(world, B, reassess=[case["case_id"]])
+    assert not {k for k in by_status(case_findings(world, second.run_id), "imposed") if k[0] == case["case_id"]}
+    made = [r for r in memory(world) if r["run_id"] == second.run_id]
+    assert {(r["case_id"], r["rule"], r["reason"], r["supersedes_run"], r["amount_yuan"]) for r in made} >= {
+        (case["case_id"], "art83", "withdrawn", first.run_id, 0)}
+    # the earlier assessment is history: the case, violating again, is assessed, not reported
+    case["discovered"] = discovered
+    write_cases(pa.Table.from_pylist(table, schema=world["table"].schema), world["cases"])
+    third = run(world, C)
+    now = case_findings(world, third.run_id)
+    assert {k for k in by_status(now, "imposed") if k[0] == case["case_id"]} == {k for k in keys if k[2] == "art83"}
+    others = {k: f["assessed_in_run"] for k, f in by_status(now, "already_assessed").items()}
+    assert set(others) == set(imposed) - {k for k in keys if k[2] == "art83"}
+    assert set(others.values()) == {first.run_id}
+
+
 def test_a_new_decision_date_is_a_new_decision(world):
     first = run(world, A)
     imposed = by_status(case_findings(world, first.run_id), "imposed")

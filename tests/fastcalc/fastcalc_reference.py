@@ -35,6 +35,7 @@ from ecorules.rules._money import in_units, to_yuan
 from ecorules.rules._records import coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import Kind, date_to_days, days_to_date
+from ecorules.rules._workdays import calendar_failures, outside_calls, rule_nodes
 
 
 def implied_bounds(fact: Fact) -> tuple[Any, Any, str, str]:
@@ -113,6 +114,39 @@ class Reference:
         self.dates = [(k, node) for k, (_, r) in enumerate(self.rules)
                       for node in [*(n for s in r.sanctions for n in s.dated), *(n for s in r.lifts for n in s.dated)]]
 
+    def _calendar(self, verdicts, index, valid, rejects, as_of) -> None:
+        """A working-day call of a check or of a rule judged (its policy in force, what it
+        reads set) that reaches a day outside the holiday table, on a row validation accepted,
+        is a reject of that row naming the call's column (rules/_workdays.calendar_failures),
+        before any check: the checks' calls, then the rules', in policy order (the kernel's)."""
+        failing = np.zeros(valid.size, bool)
+        rows = np.flatnonzero(valid)
+        owners = []
+        judged = [(p, *_parameters(p, as_of)) for p in self.policies if p.in_force(as_of)]
+        for policy, env_params, unset in judged:
+            owners += [(f"{policy.key} check {c.id}", env_params, c.holds) for c in policy.checks
+                       if not any(name in unset for name in c.reads())]
+        for policy, env_params, unset in judged:
+            owners += [(f"{policy.key} rule {r.id}", env_params, node) for r in policy.rules
+                       if not any(name in unset for name in r.reads()) for node in rule_nodes(r)]
+        for origin, env_params, node in owners:
+            for item in outside_calls(origin, node):
+                if not rows.size:
+                    continue
+                column, _, read = item[2]
+                keys = np.stack([index[name][rows] for name in read], axis=1)
+                distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+                outcome = []
+                for key in distinct.tolist():
+                    values = {name: verdicts[name][k][0] for name, k in zip(read, key, strict=True)}
+                    outcome.append(calendar_failures([item], {**env_params, **values}, values))
+                position = self.columns.index(column)
+                for row, k in zip(rows.tolist(), inverse.reshape(-1).tolist(), strict=True):
+                    for failure in outcome[k]:
+                        rejects.append((row, position, column, failure.value, failure.reason))
+                        failing[row] = True
+        valid &= ~failing
+
     def _checks(self, verdicts, index, valid, rejects, as_of) -> list[str]:
         """Every check of the policies in force on the rows validation accepted, before any
         rule (as engine/_evaluator.py): each failure is a reject, and its row is no longer
@@ -160,6 +194,7 @@ class Reference:
             for row in rows.tolist():
                 k = int(index[name][row])
                 rejects.append((row, position, name, shown(pools[name][k]), verdicts[name][k][1]))
+        self._calendar(verdicts, index, valid, rejects, as_of)
         warnings = self._checks(verdicts, index, valid, rejects, as_of)
         rejects.sort(key=lambda item: (item[0], item[1]))  # stable: checks in their order
         fired = np.zeros((len(self.rules), n), np.uint8)

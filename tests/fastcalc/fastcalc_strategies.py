@@ -24,6 +24,7 @@ drawn. Records are the Python values a row holds (what ``to_pylist`` or ``tolist
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -401,8 +402,13 @@ class Expressions:
 def policy_files(draw, folder: Path):
     """Write a catalogue and 1-3 policies into ``folder``; return the loaded PolicySet."""
     facts = draw(catalogue())
-    (folder / "facts.yaml").write_text(_catalogue_yaml(facts), encoding="utf-8")
-    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1))), encoding="utf-8")
+    # sometimes a kind of record with no parent (as river sections or districts are), keyed
+    # by the uscc fact and judged by policies of its domain: the kernel takes any kind
+    kind = draw(st.sampled_from([None, None, PARENTLESS]))
+    header = f"description: random records\nkind: {kind}\nkey: uscc\n" if kind else ""
+    (folder / "facts.yaml").write_text(header + _catalogue_yaml(facts), encoding="utf-8")
+    years = draw(st.sampled_from(HOLIDAY_YEARS))
+    (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1)), years), encoding="utf-8")
     table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
     for p in range(draw(st.integers(1, 3))):
         params = draw(parameters(f"q{p}"))
@@ -446,11 +452,26 @@ def policy_files(draw, folder: Path):
                 amount = check(parse_expression(findings[0][1]), exprs.scope, "numeric", when=when).interval or (0, 0)
             unit = (own_rounding or rounding or {}).get("unit", "yuan")
             exprs.add_results(f"r{r}", amount, UNITS[unit])
+        dated = [f"value_or({name}, date('2000-06-01'))" if fact.optional else name
+                 for name, fact in facts.items() if fact.type == DATE]
+        if years != HOLIDAY_YEARS[0] and dated:
+            # a fact's own date counted in working days on the shorter table: its low and
+            # high pool values lie outside it (rejects), its other ones inside
+            counted = f"min(max({draw(st.sampled_from(dated))}, date('2001-01-01')), date('2029-06-30'))"
+            rules.append((f"r{len(rules)}", f"working_days_between({counted}, date('2012-04-14'), 'exclusive') > 0",
+                          [], [("watch", None, None)], [], None))
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
-        (folder / f"policy{p}.yaml").write_text(
-            _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values), encoding="utf-8")
+        text = _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values)
+        if kind:
+            text = text.replace('  version: "1"', f'  version: "1"\n  domain: {kind}', 1)
+        (folder / f"policy{p}.yaml").write_text(text, encoding="utf-8")
     return load_policies(folder)
+
+
+def domain_of(policies) -> str:
+    """The kind of record the drawn policies judge: the enterprise, or PARENTLESS."""
+    return next(iter(policies)).domain
 
 
 def _values(draw, exprs: Expressions) -> list[tuple[str, str]]:
@@ -458,9 +479,12 @@ def _values(draw, exprs: Expressions) -> list[tuple[str, str]]:
     checks, conditions, amounts, list dates) as the loader inlines it."""
     drawn = []
     for v in range(draw(st.sampled_from([0, 0, 1, 2]))):
-        kind = draw(st.sampled_from(["integer", "decimal", "boolean", "date"]))
-        text = exprs.checked(kind, {"integer": INTEGER, "decimal": DECIMAL, "boolean": BOOLEAN, "date": DATE}[kind],
-                             draw(st.integers(0, 2)))
+        kind = draw(st.sampled_from(["integer", "decimal", "decimal constant", "boolean", "date"]))
+        if kind == "decimal constant":  # a bare number, written unquoted (_policy_yaml)
+            text = draw(st.sampled_from(["0.5", "1.015", "0.0003", "12.3456", "2.25"]))
+        else:
+            text = exprs.checked(kind, {"integer": INTEGER, "decimal": DECIMAL, "boolean": BOOLEAN, "date": DATE}[kind],
+                                 draw(st.integers(0, 2)))
         typed = check(parse_expression(text), exprs.scope)
         name = f"v{v}"
         exprs.scope[name] = ValueSymbol(NamedValueSpec(name, None, typed, text))
@@ -507,12 +531,20 @@ def _check(draw, exprs, check_id: str):
     return check_id, when, require, draw(st.sampled_from(sorted(set(read))))
 
 
-def holiday_table(seed: int) -> str:
-    """A holiday table (rules/_workdays.py) of the years 2000-2030: a few ranges of days off
-    and weekend working days a year, drawn from ``seed``; made up, for tests only."""
+# the years of a drawn holiday table: 2000-2030, the dates' whole range, or (more often)
+# 2005-2024, which holds every as_of and date literal drawn, but not every fact's date, so
+# that rows whose working day is outside the table are drawn (rejects, not a failed batch)
+HOLIDAY_YEARS = [(2000, 2030), (2005, 2024), (2005, 2024)]
+OUTSIDE = "reaches a day outside the holiday table"
+PARENTLESS = "site"  # the kind of record without a parent that policy_files draws sometimes
+
+
+def holiday_table(seed: int, years: tuple[int, int] = (2000, 2030)) -> str:
+    """A holiday table (rules/_workdays.py) of ``years``: a few ranges of days off and
+    weekend working days a year, drawn from ``seed``; made up, for tests only."""
     rng = np.random.default_rng(seed)
     lines = ["calendar:", "  title: 测试", "  law: 测试", "  source: 随机(测试用)", "years:"]
-    for year in range(2000, 2031):
+    for year in range(years[0], years[1] + 1):
         start = dt.date(year, 1, 1)
         lines += [f"  {year}:", "    notice: 测试", "    source: 测试", "    days_off:"]
         off = set()
@@ -586,7 +618,10 @@ def _policy_yaml(policy_id, effective, expires, params, rules, rounding=None, ch
     if values:
         out.append("values:")
         for name, text in values:
-            out += [f"  {name}:", f'    value: "{text}"']
+            # a number alone is written bare (value: 0.5), as legal staff write a constant: YAML
+            # reads it as an exact Decimal
+            bare = re.fullmatch(r"-?\d+(\.\d+)?", text) is not None
+            out += [f"  {name}:", f"    value: {text}" if bare else f'    value: "{text}"']
     if checks:
         out.append("checks:")
         for check_id, when, require, column in checks:

@@ -34,6 +34,7 @@ from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly
 from ecorules.rules import EcorulesError, PolicyError, RecordCheckError
 from fastcalc_case_strategies import AS_OF, CASE_FACTS, KIND_CONSTRUCTS, case_folder, case_tables
+from fastcalc_strategies import OUTSIDE
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
 
@@ -209,6 +210,7 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
         COMPARED["cases"] += len(cases)
         COMPARED["rejected cases"] += len({key[0] for key in got[2]})
         COMPARED["superseded findings"] += sum(n for key, n in got[0].items() if key[6] == "superseded")
+        COMPARED["cases with a working day outside the table"] += sum(OUTSIDE in key[3] for key in got[2])
         COMPARED["findings"] += sum(got[0].values())
         for construct in drawn.constructs:
             COMPARED[construct] += 1
@@ -265,6 +267,7 @@ def test_the_case_differential_compared_what_it_draws():
     assert COMPARED["rejected cases"] >= 5 and COMPARED["superseded findings"] >= 3, COMPARED
     assert COMPARED["second runs"] >= COMPARED["examples"] // 2 and COMPARED["already assessed"] >= 5, COMPARED
     assert COMPARED["superseded by an earlier run"] >= 1, COMPARED
+    assert COMPARED["cases with a working day outside the table"] >= 1, COMPARED
     print(f"case differential: {dict(COMPARED)}")
     missing = [c for c in KIND_CONSTRUCTS if COMPARED[c] == 0]
     assert not missing, f"never drawn: {missing}; {COMPARED}"

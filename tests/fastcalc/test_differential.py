@@ -17,17 +17,36 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ecorules.fastcalc import compile_program
-from ecorules.rules import ENTERPRISE, KernelError, PolicyError, RecordCheckError, RecordError
+from ecorules.rules import (
+    ENTERPRISE,
+    CalendarError,
+    KernelError,
+    PolicyError,
+    RecordCheckError,
+    RecordError,
+)
+from ecorules.rules._ast import Literal
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
 from fastcalc_reference import Reference, reference_check
-from fastcalc_strategies import AS_OF_DATES, batches, policy_files, record_pools, table_of
+from fastcalc_strategies import (
+    AS_OF_DATES,
+    OUTSIDE,
+    PARENTLESS,
+    batches,
+    domain_of,
+    policy_files,
+    record_pools,
+    table_of,
+)
 from hypothesis import HealthCheck, Phase, event, given, reject, settings
 from hypothesis import strategies as st
 
@@ -45,7 +64,7 @@ def _draw_case(data, folder: Path):
         event(f"loader refused: {type(error).__name__}: {error.message[:40]}")
         reject()
     try:
-        program = compile_program(policies)
+        program = compile_program(policies, domain_of(policies))
     except KernelError as error:  # must be rare: counted in the statistics
         event(f"KernelError: {str(error)[:60]}")
         reject()
@@ -94,7 +113,7 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("ECORUL
 def test_kernel_equals_reference(data):
     with tempfile.TemporaryDirectory() as folder:
         policies, program, as_of, formats, pools, index = _draw_case(data, Path(folder))
-        reference = Reference(tuple(policies))
+        reference = Reference(tuple(policies), domain_of(policies))
         assert reference.columns == program.columns
         expected = reference.score(record_pools(formats, pools), index, ROWS, as_of)
         table = table_of(formats, pools, index, chunked=False)
@@ -114,7 +133,7 @@ def test_kernel_equals_reference(data):
         _count_constructs(policies, program, expected, formats, pools, index)
         event(f"rows accepted: {int(10 * expected['valid'].mean()) * 10}%")
         event(f"rules fired somewhere: {int(expected['fired'].any(axis=1).sum())}")
-        _durable_leg(policies, program, as_of, formats, pools, index, data)
+        _durable_leg(policies, program, as_of, formats, pools, index, data, expected)
 
 
 CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set(", "value_or(", "'next_day'", "amount_of(",
@@ -122,7 +141,8 @@ CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set
 # how amounts are rounded (rules/_money.py): each unit and mode, and amounts whose exact value
 # is not a whole number of its unit, so that the rounding decides
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
-             "an amount rounded by its declaration")
+             "an amount rounded by its declaration", "a kind of record without a parent",
+             "values: read by a rule or check", "a bare decimal constant in values:")
 SEEN: dict[str, int] = {}
 
 
@@ -136,6 +156,16 @@ def drawn_constructs(policies) -> set[str]:
     drawn |= {f"unit {spec.rounding.unit}" for spec in specs} | {f"mode {spec.rounding.mode}" for spec in specs}
     if any(spec.amount.type.kind.value == "decimal" for spec in specs):
         drawn.add("an amount rounded by its declaration")
+    if domain_of(policies) == PARENTLESS:
+        drawn.add("a kind of record without a parent")
+    # a named value (values:) that a condition, an amount or a check reads
+    if any(re.search(rf"\b{re.escape(name)}\b", text) for policy in policies for name in policy.values
+           for text in (*(t for rule in policy.rules for t in (rule.condition_text, *(f.amount_text for f in rule.findings))),
+                        *(t for c in policy.checks for t in (c.when_text or "", c.require_text)))):
+        drawn.add("values: read by a rule or check")
+    if any(isinstance(spec.node, Literal) and isinstance(spec.node.value, Decimal)
+           for policy in policies for spec in policy.values.values()):
+        drawn.add("a bare decimal constant in values:")
     return drawn
 
 
@@ -150,6 +180,8 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
         event("drawn: checks")
         failed = sum(" check k" in reason for _, _, _, _, reason in expected["rejects"])
         SEEN["rows failing a check"] = SEEN.get("rows failing a check", 0) + failed
+    outside = sum(OUTSIDE in reason for _, _, _, _, reason in expected["rejects"])
+    SEEN["rows with a working day outside the table"] = SEEN.get("rows with a working day outside the table", 0) + outside
     for construct in drawn_constructs(policies):
         SEEN[construct] = SEEN.get(construct, 0) + 1
         event(f"drawn: {construct}")
@@ -162,7 +194,7 @@ def _count_constructs(policies, program, expected, formats, pools, index) -> Non
             SEEN["empty optional cells in accepted rows"] = SEEN.get("empty optional cells in accepted rows", 0) + rows
 
 
-def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
+def _durable_leg(policies, program, as_of, formats, pools, index, data, expected) -> None:
     """A sample of rows through engine.Evaluator (durable-rules), as single cases."""
     try:
         from ecorules.engine import Evaluator
@@ -175,7 +207,9 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
         return
     records_pool = record_pools(formats, pools)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    rows = np.sort(rng.choice(ROWS, size=DURABLE_SAMPLE, replace=False))
+    rows = rng.choice(ROWS, size=DURABLE_SAMPLE, replace=False)
+    # and a few rows whose working day is outside the table, which are rare
+    rows = np.unique(np.concatenate([rows, [r for r, *_, reason in expected["rejects"] if OUTSIDE in reason][:5]])).astype(np.int64)
     sample = {name: array[rows] for name, array in index.items()}
     # rows the engine reads differently by design (see fastcalc/_validate.py) are left out
     keep = []
@@ -193,7 +227,7 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
         for i in range(keep.size):
             record = {name: _engine_value(records_pool[name][int(sample[name][i])]) for name in program.columns}
             try:
-                decision = evaluator.evaluate(record, as_of=as_of)
+                decision = evaluator.evaluate(record, as_of=as_of, domain=domain_of(policies))
             except RecordCheckError as error:  # every failing check, as the kernel's rejects
                 assert not result.valid[i], f"engine's checks reject row {i} that the kernel accepts: {record}"
                 mine = sorted((column, value, reason) for row, column, value, reason in zip(
@@ -201,6 +235,8 @@ def _durable_leg(policies, program, as_of, formats, pools, index, data) -> None:
                     result.reject_reasons.tolist(), strict=True) if row == i)
                 assert mine == sorted((f.column, f.value, f.reason) for f in error.failures), f"check rejects of row {i}"
                 COMPARED["durable_check_rejects"] = COMPARED.get("durable_check_rejects", 0) + 1
+                if isinstance(error, CalendarError):
+                    COMPARED["durable_calendar_rejects"] = COMPARED.get("durable_calendar_rejects", 0) + 1
                 continue
             except RecordError:
                 assert not result.valid[i], f"engine rejects row {i} that the kernel accepts: {record}"
@@ -276,6 +312,11 @@ def test_enough_rows_were_compared():
     assert SEEN.get("checks", 0) >= COMPARED["examples"] // 20, SEEN
     assert SEEN.get("rows failing a check", 0) >= COMPARED["rows"] // 1000, SEEN
     assert COMPARED.get("durable_check_rejects", 0) >= 10 * STRESS, COMPARED
+    # rows whose working day is outside the drawn holiday table were rejected, not the batch
+    assert SEEN.get("rows with a working day outside the table", 0) >= COMPARED["rows"] // 10_000, SEEN
+    assert COMPARED.get("durable_calendar_rejects", 0) >= 1, COMPARED
+    # policies of a kind of record without a parent (domain: site) were compared too
+    assert SEEN.get("a kind of record without a parent", 0) >= COMPARED["examples"] // 20, SEEN
     print(f"compared with the reference: {COMPARED}; constructs drawn: {SEEN}")
 
 

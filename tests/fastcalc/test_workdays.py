@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from ecorules.engine import Evaluator
 from ecorules.fastcalc import compile_program
-from ecorules.rules import PolicyError, load_policies
+from ecorules.rules import PolicyError, RecordCheckError, load_policies
 from ecorules.rules._workdays import CalendarError, read_calendar
 from fastcalc_support import USCC, rule, write_policy
 
@@ -95,34 +95,52 @@ def test_the_kernel_computes_what_the_reference_does_on_every_day_of_the_table(t
                                 for d in dates[:40]]
 
 
-def _all_three(folder: Path, record: dict):
+def _all_three(folder: Path, record: dict, rejects: list | None = None):
     """What the reference, durable-rules and the kernel make of ``record``: the amounts, or
-    the error's type."""
+    CalendarError where a working day is outside the table: the record rejected (the
+    single-case engines raise, the kernel rejects the row); each one's (column, value,
+    reason) entries are appended to ``rejects``."""
     policies = load_policies(folder)
+    rejects = [] if rejects is None else rejects
     out = []
     for backend in ("python", "durable"):
         with Evaluator(policies, backend=backend) as evaluator:
             try:
                 out.append([f.amount_yuan for f in evaluator.evaluate(record, as_of=AS_OF).findings])
-            except CalendarError:
+            except CalendarError as error:
+                assert isinstance(error, RecordCheckError)
+                rejects.append([(f.column, f.value, f.reason) for f in error.failures])
                 out.append(CalendarError)
     columns = {name: np.array([value], "datetime64[D]") if name in ("d", "p") else np.array([value])
                for name, value in record.items() if value is not None}
     if record.get("p") is None:
         columns["p"] = np.ma.masked_array(np.array(["2025-01-01"], "datetime64[D]"), mask=[True])
-    try:
-        result = compile_program(policies).score(columns, as_of=AS_OF)
+    result = compile_program(policies).score(columns, as_of=AS_OF)
+    assert result.n_rows == int(result.valid.sum()) + len(set(result.reject_rows.tolist()))
+    if result.valid[0]:
         out.append([int(a) for a in np.asarray(result.amounts)[:, 0] if result.fired[0, 0]])
-    except CalendarError:
+    else:
+        rejects.append(list(zip(result.reject_columns.tolist(), result.reject_values.tolist(),
+                                result.reject_reasons.tolist(), strict=True)))
         out.append(CalendarError)
     return out
 
 
-def test_every_evaluator_fails_a_record_whose_working_day_is_outside_the_table(tmp_path):
-    # the guard n > 100 is false, yet the call is computed: the kernel computes every row
+def test_every_evaluator_rejects_a_record_whose_working_day_is_outside_the_table(tmp_path):
+    # the guard n > 30 is false, yet the call is computed: the kernel computes every row
     folder = _folder(tmp_path, "n > 30 and add_working_days(d, n) > d", ["1"])
     record = {"uscc": USCC, "d": "2023-06-01", "n": 3, "p": None}
-    assert _all_three(folder, record) == [CalendarError] * 3
+    rejects = []
+    assert _all_three(folder, record, rejects) == [CalendarError] * 3
+    # one reject, the same in the three, naming the column, the date and the table's range
+    assert rejects[0] == rejects[1] == rejects[2] and len(rejects[0]) == 1
+    column, value, reason = rejects[0][0]
+    assert (column, value) == ("d", "2023-06-01")
+    assert reason.startswith("add_working_days(d, n) reaches a day outside the holiday table holidays.yaml, "
+                             "which covers 2024-01-01 to 2026-12-31 (d = 2023-06-01, n = 3)")
+    assert reason.endswith("rule r)")
+    with Evaluator(load_policies(folder)) as evaluator, pytest.raises(CalendarError, match="d = 2023-06-01"):
+        evaluator.evaluate(record, as_of=AS_OF)
     assert _all_three(folder, {**record, "d": "2025-06-03", "n": 31}) == [[1]] * 3
     assert _all_three(folder, {**record, "d": "2025-06-03", "n": 3}) == [[]] * 3
 
@@ -182,3 +200,67 @@ def test_an_argument_that_reads_an_optional_fact_only_when_set_is_computed_on_ev
     assert _all_three(folder, record) == [[9]] * 3  # 1 to 8 October off: the 9th
     assert _all_three(folder, {**record, "p": "2025-10-09"}) == [[10]] * 3
     assert _all_three(folder, {**record, "d": "2027-01-04"}) == [CalendarError] * 3
+
+
+def test_a_batch_run_rejects_each_row_whose_working_day_is_outside_the_table_and_scores_the_others(tmp_path):
+    import sqlite3
+
+    from ecorules.engine._nightly import run_nightly
+
+    folder = _folder(tmp_path / "p", "add_working_days(d, n) > d", ["n"])
+    registry = tmp_path / "registry.csv"
+    uscc = ["91410100123456788Y", "9144030071526726XG", "91350200MA31E12PXF"]
+    registry.write_text("uscc,d,n,p\n"
+                        f"{uscc[0]},2025-06-03,3,\n"    # inside: scored, 3 yuan
+                        f"{uscc[1]},2023-12-29,1,\n"    # before the table
+                        f"{uscc[2]},2026-12-30,5,\n",   # its 5th working day after is past the table
+                        encoding="utf-8")
+    summary = run_nightly(registry, tmp_path / "out.sqlite", policies=folder, as_of=AS_OF)
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (3, 1, 2)
+    assert summary.total_yuan == 3
+    rejects = sqlite3.connect(tmp_path / "out.sqlite").execute(
+        'SELECT row, "column", value, reason FROM rejects ORDER BY row').fetchall()
+    assert [(row, column, value) for row, column, value, _ in rejects] == [(3, "d", "2023-12-29"), (4, "d", "2026-12-30")]
+    assert "covers 2024-01-01 to 2026-12-31 (d = 2023-12-29, n = 1)" in rejects[0][3]
+    assert "(d = 2026-12-30, n = 5)" in rejects[1][3]
+
+
+def test_a_law_date_counting_working_days_outside_the_table_rejects_the_case_in_the_batch_as_in_the_reference(tmp_path):
+    import sqlite3
+
+    from ecorules.engine._nightly import run_nightly
+    from ecorules.rules import RecordCheckError
+
+    folder = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parent.parent / "data" / "lighter_law", folder)
+    shutil.copy(SHIPPED, folder / "holidays.yaml")  # 2024-2026
+    catalogue = (folder / "cases.yaml").read_text(encoding="utf-8")
+    law = "law: value_or(act_end, act_date)"
+    assert law in catalogue
+    (folder / "cases.yaml").write_text(catalogue.replace(law, "law: working_day_on_or_after(act_date)", 1), encoding="utf-8")
+    (folder / "watch.yaml").write_text(  # an enterprise policy, which a run needs beside the case ones
+        'policy: {id: test.watch, title: t, authority: t, document: t, version: "1", effective: 2000-01-01}\n'
+        "lists:\n  named: {title: t}\nrules:\n  - id: named\n    title: t\n    citation: {document: t, text: t}\n"
+        "    when: uscc == ''\n    sanctions:\n      - {list: named, reason: t}\n", encoding="utf-8")
+    uscc = "91410100123456788Y"
+    (tmp_path / "enterprises.csv").write_text(f"uscc\n{uscc}\n", encoding="utf-8")
+    (tmp_path / "cases.csv").write_text(
+        "case_id,uscc,act,act_date,act_end,decided,pollutant_fee_yuan\n"
+        f"c1,{uscc},over_standard,2024-06-01,,2024-09-01,50000\n"   # inside: judged
+        f"c2,{uscc},over_standard,2023-06-01,,2024-09-01,50000\n",  # its law date is outside the table
+        encoding="utf-8")
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "out.sqlite", policies=folder,
+                          as_of=dt.date(2025, 1, 1), cases=tmp_path / "cases.csv")
+    assert summary.tables["cases"]["rows_rejected"] == 1
+    db = sqlite3.connect(tmp_path / "out.sqlite")
+    (reject,) = db.execute('SELECT row, "column", value, reason FROM rejects WHERE source LIKE ?', ("%cases.csv",)).fetchall()
+    assert reject[:3] == (3, "act_date", "2023-06-01")
+    assert "which covers 2024-01-01 to 2026-12-31 (act_date = 2023-06-01)" in reject[3]
+    assert {row[0] for row in db.execute("SELECT case_id FROM findings WHERE case_id IS NOT NULL")} == {"c1"}
+    # the reference rejects the same case with the same reason
+    with Evaluator(load_policies(folder)) as evaluator, pytest.raises(RecordCheckError) as error:
+        evaluator.evaluate_group({"uscc": uscc}, [{"case_id": "c2", "uscc": uscc, "act": "over_standard",
+                                                   "act_date": "2023-06-01", "decided": "2024-09-01",
+                                                   "pollutant_fee_yuan": 50000}], as_of=dt.date(2025, 1, 1))
+    assert isinstance(error.value, CalendarError)
+    assert [(f.column, f.value, f.reason) for f in error.value.failures] == [reject[1:]]

@@ -510,6 +510,17 @@ def test_a_rule_that_can_apply_has_no_warning(tmp_path, when):
         ("industrial or untreated_outfalls <= 100", 25, "rule 'outfalls' always applies: \"untreated_outfalls <= 100\" is always true"),
         ("industrial and untreated_outfalls >= 0", 26,
          "rule 'outfalls': a part of its condition adds nothing: \"untreated_outfalls >= 0\" is always true"),
+        # inside or and nested and (an and of always-true parts is always true; an or with
+        # an always-true alternative too), and a part of an and nested in an or
+        ("untreated_outfalls >= 0 and untreated_outfalls <= 100", 11,
+         "rule 'outfalls' always applies: \"untreated_outfalls >= 0\" is always true: integer fact 'untreated_outfalls' "
+         "is declared from 0 to 100; \"untreated_outfalls <= 100\" is always true"),
+        ("industrial or (untreated_outfalls >= 0 and untreated_outfalls <= 100)", 26,
+         "rule 'outfalls' always applies: \"untreated_outfalls >= 0\" is always true"),
+        ("industrial and (untreated_outfalls < 5 or (untreated_outfalls >= 0 and untreated_outfalls <= 100))", 54,
+         "rule 'outfalls': a part of its condition adds nothing: \"untreated_outfalls >= 0\" is always true"),
+        ("untreated_outfalls > 5 or (industrial and untreated_outfalls >= 0)", 53,
+         "rule 'outfalls': a part of its condition adds nothing: \"untreated_outfalls >= 0\" is always true"),
     ],
 )
 def test_a_condition_true_for_every_declared_value_warns_as_a_never_true_one_does(tmp_path, when, column, message):
@@ -521,6 +532,19 @@ def test_a_condition_true_for_every_declared_value_warns_as_a_never_true_one_doe
     (warning,) = policy.warnings(policy.effective)
     assert warning.message.startswith(message), warning.message
     assert (warning.span.line, warning.span.column) == (12, column)
+
+
+def test_an_or_of_never_true_alternatives_never_applies(tmp_path):
+    path = tmp_path / "outfalls.yaml"
+    path.write_text(OUTFALL_POLICY.format(when="industrial and (untreated_outfalls > 100 or untreated_outfalls < 0)",
+                                          what=SANCTION), encoding="utf-8")
+    policy = read_policy(path)
+    warning = policy.rules[0].never_applies
+    assert warning.message == (
+        "rule 'outfalls' can never apply: \"untreated_outfalls > 100\" is never true: integer fact 'untreated_outfalls' "
+        "is declared from 0 to 100; \"untreated_outfalls < 0\" is never true: integer fact 'untreated_outfalls' is "
+        "declared from 0 to 100")
+    assert policy.warnings(policy.effective) == (warning,)
 
 
 def test_an_amount_that_is_0_wherever_the_rule_applies_warns(tmp_path):
@@ -592,3 +616,23 @@ def test_policy_warnings_name_an_unset_parameter_at_its_declaration(tmp_path):
     )
     assert (warning.span.line, warning.span.column) == (7, 5)
     assert policy.warnings(dt.date(2016, 1, 1)) == ()
+
+
+@pytest.mark.parametrize(("change", "message", "suggestion"), [
+    # a group test (cases:): the case named must be one of the cases given
+    ("amount_yuan: 30000, case: c3}", "no case 'c4' among the records given (c1, c2, c3)", "c3"),
+    ("amount_yuan: 150000, case: c1,", "no case 'C1' among the records given (c1, c2, c3)", "c1"),
+])
+def test_an_expected_finding_naming_a_case_not_given_is_refused_at_its_line(tmp_path, change, message, suggestion):
+    folder = tmp_path / "cases"
+    shutil.copytree(Path(__file__).parent.parent / "data" / "cases", folder)
+    path = folder / "fines.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert change in text
+    wrong = change.replace("c3}", "c4}") if "c3}" in change else change.replace("c1,", "C1,")
+    path.write_text(text.replace(change, wrong, 1), encoding="utf-8")
+    line = next(n for n, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if wrong in row)
+    with pytest.raises(PolicyError, match=re.escape(message)) as error:
+        load_policies(folder)
+    assert error.value.span.file == str(path) and error.value.span.line == line
+    assert error.value.suggestion == suggestion

@@ -80,3 +80,48 @@ def test_a_value_reads_only_the_values_above_it(tmp_path):
     with pytest.raises(PolicyTypeError) as caught:
         read_policy(write(tmp_path, "values:\n  placed:\n    value: graded * 1000\n  graded:\n    value: 1\n"))
     assert "unknown name 'graded'" in str(caught.value) and caught.value.span.line == 17
+
+
+BARE = """values:
+  tenth:
+    description: 一成(写作小数常数)
+    value: 0.1
+  odd:
+    value: 1.015
+"""
+BARE_RULES = """rules:
+  - id: r
+    title: t
+    citation: {document: t, text: t}
+    rounding: {unit: fen}
+    when: fine > 0
+    findings:
+      - {kind: fine, payer: enterprise, amount: "fine * odd + fine * tenth"}
+"""
+
+
+def test_a_bare_decimal_constant_is_an_exact_decimal_in_the_three_evaluators(tmp_path):
+    import numpy as np
+    from ecorules.engine import Evaluator
+    from ecorules.fastcalc import compile_program
+    from ecorules.rules import load_policies
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(policy_head("t.values", FACTS) + BARE + BARE_RULES, encoding="utf-8")
+    policies = load_policies(folder)
+    (policy,) = policies
+    assert policy.values["tenth"].node.value == Decimal("0.1") and type(policy.values["tenth"].node.value) is Decimal
+    # 1.015 + 0.1 = 1.115 yuan exactly, half up to the fen 1.12 (binary floats: 1.1149999... -> 1.11)
+    record = {"uscc": "91410100123456788Y", "fine": 1, "volume": None, "level": None}
+    amounts = []
+    for backend in ("python", "durable"):
+        with Evaluator(policies, backend=backend) as evaluator:
+            (finding,) = evaluator.evaluate(record, as_of=dt.date(2020, 1, 1)).findings
+            amounts.append(finding.amount_yuan)
+    result = compile_program(policies).score({"uscc": np.array([record["uscc"]]), "fine": np.array([1]),
+                                              "volume": np.ma.masked_array(np.array([0.0]), mask=[True]),
+                                              "level": np.ma.masked_array(np.array([1]), mask=[True])},
+                                             as_of=dt.date(2020, 1, 1))
+    amounts.append(Decimal(int(result.amounts[0, 0])) / 100)
+    assert amounts == [Decimal("1.12")] * 3
