@@ -203,7 +203,7 @@ _JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_i
 
 def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
     """One row per key that run ``run_id``'s sanctions justify: uscc, rule_id, tag, case_id,
-    started, dated (a start given by the sanction), planned_end, text_id. Where several entries
+    started, dated (a start given by the sanction), planned_end, text_id, text_order. Where several entries
     of the run share a key, the earliest start wins, the latest planned end (open when any is
     open), and the version, reason and citation that sort first."""
     params = {"run": run_id}
@@ -227,26 +227,34 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
     parts = []
     for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
         rule_id, text_order = of_slot[slot]
-        codes = codes_of_json(usccs)  # nearly every chunk: valid USCCs only, read without json
-        values = json.loads(usccs) if codes is None else ()
-        n = len(values) if codes is None else len(codes)
-        if codes is not None or _plain(usccs):
-            columns = [codes if codes is not None else values, None, None, None]
-        else:
-            rows = [v if type(v) is list else [v, "", None, None] for v in values]
-            columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
-            columns[1] = [c or None for c in columns[1]]
-        parts.append(pa.table([columns[0] if codes is not None else strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
-                               *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
+        # an element: a uscc, or [uscc, case_id or "", start, planned_end] (null: the default start, an open end)
+        columns = _chunk_columns(usccs, (None, None, None))
+        n = len(columns[0])
+        parts.append(pa.table([columns[0], from_numbers(np.full(n, rule_id, np.int64)), *columns[1:],
                                from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
     table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
-    table = table.append_column("tag", pc.coalesce(table["case_id"], table["start"], string_scalar("")))
-    table = table.append_column("started", pc.coalesce(table["start"], string_scalar(day)))
-    table = table.append_column("dated", pc.is_valid(table["start"]))
-    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"], "case_id": table["case_id"],
-                     "started": table["started"], "dated": table["dated"], "planned_end": table["planned_end"],
-                     "text_id": pc.bit_wise_and(table["text_order"], _LOW_32), "start": table["start"],
+    start = table["start"]
+    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"],
+                     "tag": pc.coalesce(table["case_id"], start, string_scalar("")), "case_id": table["case_id"],
+                     "started": pc.coalesce(start, string_scalar(day)), "dated": pc.is_valid(start),
+                     "planned_end": table["planned_end"], "text_id": pc.bit_wise_and(table["text_order"], _LOW_32),
                      "text_order": table["text_order"]})
+
+
+def _chunk_columns(text: str, plain: tuple[str | None, ...]) -> list[pa.Array]:
+    """A chunk's JSON array of entries as columns: the usccs, then one column per other part of
+    an entry. An element that is a uscc alone takes ``plain``'s parts; an element that is an
+    array holds every part, where "" reads as null in a part whose plain value is None."""
+    codes = codes_of_json(text)  # nearly every chunk: valid USCCs only, read without json
+    values = json.loads(text) if codes is None else ()
+    if codes is not None or _plain(text):
+        n = len(codes) if codes is not None else len(values)
+        return [codes if codes is not None else strings(values),
+                *(pa.nulls(n, pa.string()) if value is None else _repeated(value, n) for value in plain)]
+    rows = [v if type(v) is list else [v, *plain] for v in values]
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(plain) + 1)]
+    return [strings(columns[0]), *(strings(c) if value is not None else _optional_strings([v or None for v in c])
+                                   for c, value in zip(columns[1:], plain, strict=True))]
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -274,15 +282,15 @@ def _merge(table: pa.Table) -> pa.Table:
     """One row per key where several entries of the run share it: the earliest start, the
     latest planned end (open when any is open), the text that sorts first."""
     table = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
-        [("case_id", "min"), ("started", "min"), ("start", "count"), ("planned_end", "max"),
+        [("case_id", "min"), ("started", "min"), ("dated", "any"), ("planned_end", "max"),
          ("planned_end", "count"), ("uscc", "count"), ("text_order", "min")])
     open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
     return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
                      "case_id": table["case_id_min"], "started": table["started_min"],
-                     "dated": pc.greater(table["start_count"], scalar(0, pa.int64())),
+                     "dated": table["dated_any"],
                      "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
                      "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
-                     "start": table["start_count"], "text_order": table["text_order_min"]})
+                     "text_order": table["text_order_min"]})
 
 
 _OPEN = pa.schema([("id", pa.int64()), ("rule_id", pa.int64()), ("uscc", pa.string()), ("tag", pa.string()),
@@ -302,17 +310,8 @@ def _open_entries(db: sqlite3.Connection) -> pa.Table:
     if chunks:
         hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
         for first_id, n, run, rule_id, text_id, started, text in chunks:
-            codes = codes_of_json(text)
-            values = json.loads(text) if codes is None else ()
-            if codes is not None or _plain(text):
-                # plain entries: no tag, case or end, the chunk's start: columns of one value
-                columns = [codes if codes is not None else strings(values), _repeated("", n), pa.nulls(n, pa.string()),
-                           _repeated(started, n), pa.nulls(n, pa.string())]
-            else:
-                rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
-                usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
-                columns = [strings(usccs), strings(tags), _optional_strings([c or None for c in cases]), strings(starts),
-                           _optional_strings([e or None for e in ends])]
+            # an element: a uscc (no tag, case or end; the chunk's start), or [uscc, tag, case_id, started, planned_end]
+            columns = _chunk_columns(text, ("", None, started, None))
             ids = np.arange(first_id, first_id + n, dtype=np.int64)
             usccs, tags, cases, starts, ends = columns
             part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
