@@ -1,0 +1,138 @@
+"""Tables split into partitions by their subject, so that the list state compares one at a time.
+
+The list state (engine/_lists.py) compares a run's justified entries with the stored ones key
+by key, and a key (uscc, rule, tag) holds its uscc: a partition by a hash of the uscc splits
+the comparison exactly, lifts included (they reach the entries of their subject). With one
+partition the tables stay in memory; with several, each partition's rows go to Arrow IPC
+files as they are read, and the comparison reads one partition back at a time, so its memory
+is that of a partition however many entries there are. The files are unlinked from the start
+(``tempfile.TemporaryFile``): a run killed midway leaves none behind.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+from ecorules.rules._arrow import from_numbers, numbers, one_array, string_buffers
+
+
+def partition_of(usccs: pa.Array, count: int) -> np.ndarray:
+    """Each uscc's partition (0 .. count - 1) from its 12th to 17th characters (the end of
+    its organization code: nearly uniform in a registry), or its last ones where it is shorter."""
+    offsets, data = string_buffers(one_array(usccs))
+    if count == 1 or not data.size:
+        return np.zeros(len(usccs), np.int64)
+    starts, last = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64) - 1
+    empty = last < 0  # no character to draw from: partition 0
+    mixed = np.zeros(len(usccs), np.int64)
+    for k in range(11, 17):
+        mixed = mixed * 31 + data[np.where(empty, 0, starts + np.minimum(last, k))]
+    return np.where(empty, 0, mixed % count)
+
+
+class Partitions:
+    """Named streams of tables, each split into ``count`` partitions: in memory when there is
+    one, else in temporary files (closed, and so gone, by :meth:`close`)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._writers: dict[tuple[str, int], tuple[IO[bytes], pa.ipc.RecordBatchStreamWriter]] = {}
+        self._files: list[IO[bytes]] = []
+        self._tables: dict[tuple[str, int], list[pa.Table]] = {}
+
+    def __enter__(self) -> Partitions:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for _, writer in self._writers.values():
+            writer.close()
+        for file in self._files:
+            file.close()
+        self._writers.clear()
+        self._files.clear()
+        self._tables.clear()
+
+    def add(self, name: str, table: pa.Table) -> None:
+        """``table``'s rows to the partitions of their uscc."""
+        if self.count == 1:
+            self.put(name, 0, table)
+            return
+        of_row = partition_of(table["uscc"], self.count)
+        order = np.argsort(of_row, kind="stable")
+        bounds = np.searchsorted(of_row[order], np.arange(self.count + 1))
+        table = table.take(from_numbers(order))
+        for partition in np.flatnonzero(np.diff(bounds)).tolist():
+            self.put(name, partition, table.slice(bounds[partition], bounds[partition + 1] - bounds[partition]))
+
+    def put(self, name: str, partition: int, table: pa.Table, rows_per_batch: int | None = None) -> None:
+        """``table`` to partition ``partition`` as it is (read back in batches of at most
+        ``rows_per_batch`` rows)."""
+        if self.count == 1:
+            self._tables.setdefault((name, partition), []).append(
+                table if rows_per_batch is None else pa.Table.from_batches(table.to_batches(rows_per_batch), table.schema))
+            return
+        if (name, partition) not in self._writers:
+            file = tempfile.TemporaryFile(prefix="ecorules-lists-")
+            self._files.append(file)
+            self._writers[name, partition] = file, pa.ipc.new_stream(pa.PythonFile(file, mode="w"), table.schema)
+        self._writers[name, partition][1].write_table(table, rows_per_batch)
+
+    def batches(self, name: str, partition: int) -> Iterator[pa.RecordBatch]:
+        """The batches of partition ``partition`` of stream ``name``, in the order they came."""
+        if self.count == 1:
+            for table in self._tables.get((name, partition), ()):
+                yield from table.to_batches()
+            return
+        if (name, partition) not in self._writers:
+            return
+        file, writer = self._writers.pop((name, partition))
+        writer.close()
+        file.seek(0)
+        # read, not memory-mapped (open_stream's way with a path): a mapped file's pages stay
+        # in the process's RSS while its reader is open, and in_order keeps every partition's open
+        with pa.ipc.open_stream(pa.PythonFile(file, mode="r")) as reader:
+            yield from reader
+
+    def read(self, name: str, partition: int, schema: pa.Schema) -> pa.Table:
+        """Partition ``partition`` of stream ``name`` as one table (no rows: of ``schema``)."""
+        return pa.Table.from_batches(list(self.batches(name, partition)), schema)
+
+
+def in_order(sources: list[Iterator[pa.RecordBatch]], major: str, minor: str) -> Iterator[pa.Table]:
+    """Batches of several sources, each sorted by (``major``, ``minor``), as one sequence in
+    that order, a batch of each source at a time: what does not come after the least of the
+    batches' last keys can go, since nothing left in any source comes before it."""
+    blocks = {k: block for k, source in enumerate(sources) if (block := _next(source)) is not None}
+    while blocks:
+        last = min((numbers(b[major])[-1], numbers(b[minor])[-1]) for b in blocks.values())
+        ready = []
+        for k, block in list(blocks.items()):
+            a, b = numbers(block[major]), numbers(block[minor])
+            n = int(np.count_nonzero((a < last[0]) | ((a == last[0]) & (b <= last[1]))))  # a prefix: it is sorted
+            ready.append(block.slice(0, n))
+            if n < block.num_rows:
+                blocks[k] = block.slice(n)
+            elif (following := _next(sources[k])) is not None:
+                blocks[k] = following
+            else:
+                del blocks[k]
+        ready = [block for block in ready if block.num_rows]
+        if len(ready) == 1:  # sorted already (always so with one source)
+            yield ready[0]
+            continue
+        table = pa.concat_tables(ready).combine_chunks()
+        yield table.take(from_numbers(np.lexsort((numbers(table[minor]), numbers(table[major])))))
+
+
+def _next(source: Iterator[pa.RecordBatch]) -> pa.Table | None:
+    for batch in source:
+        if batch.num_rows:
+            return pa.Table.from_batches([batch])
+    return None
