@@ -403,7 +403,6 @@ class NightlyRun:
 
     def execute(self) -> Summary:
         started = time.monotonic()
-        new_file = not store.is_url(self.out) and not Path(self.out).exists()
         connection = store.connect(self.out)  # first: its errors say best what is wrong with --out
         try:
             with store.run_lock(self.out):
@@ -411,10 +410,7 @@ class NightlyRun:
         except BaseException:
             # a run refused before it began (a registry that is not there, a bad column)
             # leaves no empty store behind; one that began keeps its row, status failed
-            if new_file and not connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
-                connection.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.out}{suffix}").unlink(missing_ok=True)
+            store.discard_unused(connection)
             raise
         finally:
             connection.close()
