@@ -67,10 +67,12 @@ EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
 _LOW_32 = scalar(0xFFFFFFFF, pa.int64())
 ENTERED_CHUNK = 65_536  # entries per row of list_chunks
-# entries (the run's justified ones and the stored ones) compared at once: Arrow's pool
-# peaked at 34 MiB for partitions of ~115 K entries (54 where a run repeated keys), bench/lists.py
-ENTRIES_PER_PARTITION = 131_072
+# entries (the run's justified ones and the stored ones) compared at once: the peak RSS
+# follows it (a rerun at 2 M entries: +121 MiB at 32 K, +160 at 64 K, +197 at 128 K, in
+# about the same time; bench/lists.py's stores)
+ENTRIES_PER_PARTITION = 32_768
 ROWS_PER_PAGE = 32_768  # rows of list_state read at once
+_SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
 
 
 @attrs.frozen
@@ -133,9 +135,10 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             justified = _justified_of(parts.read("justified", partition, _JUSTIFIED), day)
             entered, rows = _compare(justified, before, final, run, counts)
             sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), rows)
-            parts.put("entered", partition, entered, max(1024, ENTRIES_PER_PARTITION // parts.count))
+            # read back a batch of each partition at a time (in_order): together about a partition
+            parts.put("entered", partition, entered, max(256, ENTRIES_PER_PARTITION // parts.count))
         # ids in one order across the partitions (_order_entered), a part of each at a time
-        _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "group", "seq"), first_id)
+        _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
     # this run judged the entries of every policy it was not told to leave alone
     policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
     sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
@@ -395,7 +398,8 @@ def _repeated(text: str, n: int) -> pa.Array:
 def _order_entered(entered: pa.Table, run: _Run) -> pa.Table:
     """Entered entries in the order their ids are given: by list, policy and rule, text, the
     plain ones (no tag, case, start or end of their own) first, then as the run found them
-    (``seq``). ``group`` numbers the first three as one, alike in every partition."""
+    (``seq``). ``order`` says it as one number, alike in every partition: the first three
+    numbered as one group in its high bits, ``seq`` in the low 40."""
     rank = np.zeros(max(run.rules, default=0) + 1, np.int64)
     rank[sorted(run.rules, key=run.rules.__getitem__)] = np.arange(len(run.rules))
     plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
@@ -403,9 +407,12 @@ def _order_entered(entered: pa.Table, run: _Run) -> pa.Table:
     plain = bools(plain)
     text = np.searchsorted(run.texts, numbers(entered["text_id"]))
     group = (rank[numbers(entered["rule_id"])] * len(run.texts) + text) * 2 + ~plain
-    order = np.lexsort((numbers(entered["seq"]), group))
+    if len(run.rules) * len(run.texts) * 2 >= 1 << 23:
+        raise store.StoreError(f"{len(run.rules):,} list rules and {len(run.texts):,} texts: more than list ids are ordered by")
+    key = (group << _SEQ_BITS) | numbers(entered["seq"])
+    order = np.argsort(key, kind="stable")
     return (entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
-            .append_column("group", from_numbers(group[order])))
+            .append_column("order", from_numbers(key[order])))
 
 
 def _next_id(db: sqlite3.Connection) -> int:
@@ -431,17 +438,24 @@ def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.T
              r["ended"], r["exit"], r["exit_reason"], run_id, run_id, run_id) for i, r in zip(ended.tolist(), rows, strict=True)])
         next_id += entered.num_rows
 
-    pending = None  # the last group's entries since a cut: fewer than ENTERED_CHUNK
+    pending: list[pa.Table] = []  # of one group, since a cut: fewer than ENTERED_CHUNK entries
+    held = group = 0
     for table in ordered:
-        table = pa.concat_tables([pending, table]) if pending is not None else table
-        groups = numbers(table["group"])
-        last_group = int(np.searchsorted(groups, groups[-1]))
-        cut = last_group + (table.num_rows - last_group) // ENTERED_CHUNK * ENTERED_CHUNK
-        if cut:
-            write(table.slice(0, cut))
-        pending = table.slice(cut) if cut < table.num_rows else None
-    if pending is not None:
-        write(pending)
+        groups = numbers(table["order"]) >> _SEQ_BITS
+        bounds = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), table.num_rows]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if pending and groups[a] != group:  # a group ends: a cut
+                write(pa.concat_tables(pending))
+                pending, held = [], 0
+            pending.append(table.slice(a, b - a))
+            held, group = held + b - a, groups[a]
+            if held >= ENTERED_CHUNK:  # copied once, when chunks are full (not at every part)
+                whole = pa.concat_tables(pending)
+                cut = held // ENTERED_CHUNK * ENTERED_CHUNK
+                write(whole.slice(0, cut))
+                pending, held = ([whole.slice(cut)] if cut < held else []), held - cut
+    if pending:
+        write(pa.concat_tables(pending))
 
 
 def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:

@@ -105,30 +105,33 @@ class Partitions:
         return pa.Table.from_batches(list(self.batches(name, partition)), schema)
 
 
-def in_order(sources: list[Iterator[pa.RecordBatch]], major: str, minor: str) -> Iterator[pa.Table]:
-    """Batches of several sources, each sorted by (``major``, ``minor``), as one sequence in
-    that order, a batch of each source at a time: what does not come after the least of the
-    batches' last keys can go, since nothing left in any source comes before it."""
-    blocks = {k: block for k, source in enumerate(sources) if (block := _next(source)) is not None}
+def in_order(sources: list[Iterator[pa.RecordBatch]], key: str) -> Iterator[pa.Table]:
+    """Batches of several sources, each sorted by ``key`` (an integer column, no value in two
+    sources), as one sequence sorted by it, a batch or two of each source at a time: what does
+    not come after the least of the batches' last keys can go, since nothing left in any source
+    comes before it."""
+    blocks = {k: (block, numbers(block[key])) for k, source in enumerate(sources) if (block := _next(source)) is not None}
     while blocks:
-        last = min((numbers(b[major])[-1], numbers(b[minor])[-1]) for b in blocks.values())
+        last = min(keys[-1] for _, keys in blocks.values())
         ready = []
-        for k, block in list(blocks.items()):
-            a, b = numbers(block[major]), numbers(block[minor])
-            n = int(np.count_nonzero((a < last[0]) | ((a == last[0]) & (b <= last[1]))))  # a prefix: it is sorted
+        for k, (block, keys) in list(blocks.items()):
+            n = int(np.searchsorted(keys, last, side="right"))
+            if not n:
+                continue
             ready.append(block.slice(0, n))
-            if n < block.num_rows:
-                blocks[k] = block.slice(n)
-            elif (following := _next(sources[k])) is not None:
-                blocks[k] = following
+            following = _next(sources[k])  # what is left and a batch more: the frontier moves on a batch, not a rest
+            if following is not None:
+                blocks[k] = (pa.concat_tables([block.slice(n), following]),
+                             np.concatenate([keys[n:], numbers(following[key])]))
+            elif n < len(keys):
+                blocks[k] = block.slice(n), keys[n:]
             else:
                 del blocks[k]
-        ready = [block for block in ready if block.num_rows]
         if len(ready) == 1:  # sorted already (always so with one source)
             yield ready[0]
             continue
         table = pa.concat_tables(ready).combine_chunks()
-        yield table.take(from_numbers(np.lexsort((numbers(table[minor]), numbers(table[major])))))
+        yield table.take(from_numbers(np.argsort(numbers(table[key]), kind="stable")))
 
 
 def _next(source: Iterator[pa.RecordBatch]) -> pa.Table | None:

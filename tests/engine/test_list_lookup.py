@@ -92,16 +92,12 @@ def test_partitions_of_a_subject_are_one_and_spread():
 
 def test_in_order_merges_sorted_partitions_a_batch_at_a_time():
     rng = np.random.default_rng(5)
-    tables = []
+    keys = rng.permutation(150)
+    cuts = np.sort(rng.choice(np.arange(1, 150), 3, replace=False))
     with Partitions(4) as parts:
-        for p in range(4):
-            n = int(rng.integers(0, 40))
-            group, seq = rng.integers(0, 3, n), rng.choice(1000, n, replace=False)
-            order = np.lexsort((seq, group))
-            table = pa.table({"group": group[order], "seq": seq[order], "p": np.full(n, p)})
-            parts.put("entered", p, table, 3)
-            tables.append(table)
-        merged = pa.concat_tables(in_order([parts.batches("entered", p) for p in range(4)], "group", "seq"))
-    every = pa.concat_tables(tables)
-    expected = every.take(np.lexsort((every["seq"].to_numpy(), every["group"].to_numpy())))
-    assert merged.to_pydict() == expected.to_pydict()
+        for p, mine in enumerate(np.split(keys, cuts)):
+            parts.put("entered", p, pa.table({"order": np.sort(mine), "p": np.full(len(mine), p)}), 3)
+        merged = pa.concat_tables(in_order([parts.batches("entered", p) for p in range(4)], "order"))
+    assert merged["order"].to_pylist() == list(range(150))
+    assert sorted(zip(merged["order"].to_pylist(), merged["p"].to_pylist(), strict=True)) == sorted(
+        (k, p) for p, mine in enumerate(np.split(keys, cuts)) for k in mine.tolist())
