@@ -36,7 +36,10 @@ def partition_of(usccs: pa.Array, count: int) -> np.ndarray:
 
 class Partitions:
     """Named streams of tables, each split into ``count`` partitions: in memory when there is
-    one, else in temporary files (closed, and so gone, by :meth:`close`)."""
+    one, else in temporary files (closed, and so gone, by :meth:`close`). A file per stream
+    and partition stays open until read: 4 x count descriptors (~512 with 2 M entries open
+    and as many justified), so a soft limit of 1,024 allows ~8 M entries, justified and stored
+    together; one file per partition holding its streams one after the other would allow 4x."""
 
     def __init__(self, count: int):
         self.count = count
