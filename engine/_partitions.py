@@ -11,6 +11,7 @@ is that of a partition however many entries there are. The files are unlinked fr
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -36,15 +37,16 @@ def partition_of(usccs: pa.Array, count: int) -> np.ndarray:
 
 class Partitions:
     """Named streams of tables, each split into ``count`` partitions: in memory when there is
-    one, else in temporary files (closed, and so gone, by :meth:`close`). A file per stream
-    and partition stays open until read: 4 x count descriptors (~512 with 2 M entries open
-    and as many justified), so a soft limit of 1,024 allows ~8 M entries, justified and stored
-    together; one file per partition holding its streams one after the other would allow 4x."""
+    one, else in a temporary file per partition (closed, and so gone, by :meth:`close`),
+    which holds its streams one after the other: a stream is written whole before the next
+    one of its partition begins (the names are written in turn), then read back from where
+    it began. One descriptor per partition (~130 with 2 M entries open and as many justified)."""
 
     def __init__(self, count: int):
         self.count = count
-        self._writers: dict[tuple[str, int], tuple[IO[bytes], pa.ipc.RecordBatchStreamWriter]] = {}
-        self._files: list[IO[bytes]] = []
+        self._files: dict[int, IO[bytes]] = {}
+        self._writing: dict[int, tuple[str, pa.ipc.RecordBatchStreamWriter]] = {}  # partition -> stream being written
+        self._starts: dict[tuple[str, int], int] = {}  # where each stream begins in its partition's file
         self._tables: dict[tuple[str, int], list[pa.Table]] = {}
 
     def __enter__(self) -> Partitions:
@@ -54,11 +56,11 @@ class Partitions:
         self.close()
 
     def close(self) -> None:
-        for _, writer in self._writers.values():
+        for _, writer in self._writing.values():
             writer.close()
-        for file in self._files:
+        for file in self._files.values():
             file.close()
-        self._writers.clear()
+        self._writing.clear()
         self._files.clear()
         self._tables.clear()
 
@@ -81,11 +83,24 @@ class Partitions:
             self._tables.setdefault((name, partition), []).append(
                 table if rows_per_batch is None else pa.Table.from_batches(table.to_batches(rows_per_batch), table.schema))
             return
-        if (name, partition) not in self._writers:
-            file = tempfile.TemporaryFile(prefix="ecorules-lists-")
-            self._files.append(file)
-            self._writers[name, partition] = file, pa.ipc.new_stream(pa.PythonFile(file, mode="w"), table.schema)
-        self._writers[name, partition][1].write_table(table, rows_per_batch)
+        writing = self._writing.get(partition)
+        if writing is not None and writing[0] != name:
+            self._finish(partition)
+            writing = None
+        if writing is None:
+            if (name, partition) in self._starts:
+                raise ValueError(f"stream {name!r} of partition {partition} was written already")
+            file = self._files.get(partition)
+            if file is None:
+                file = self._files[partition] = tempfile.TemporaryFile(prefix="ecorules-lists-")
+            file.seek(0, os.SEEK_END)
+            self._starts[name, partition] = file.tell()
+            writing = self._writing[partition] = name, pa.ipc.new_stream(pa.PythonFile(file, mode="w"), table.schema)
+        writing[1].write_table(table, rows_per_batch)
+
+    def _finish(self, partition: int) -> None:
+        _, writer = self._writing.pop(partition)
+        writer.close()
 
     def batches(self, name: str, partition: int) -> Iterator[pa.RecordBatch]:
         """The batches of partition ``partition`` of stream ``name``, in the order they came."""
@@ -93,11 +108,12 @@ class Partitions:
             for table in self._tables.get((name, partition), ()):
                 yield from table.to_batches()
             return
-        if (name, partition) not in self._writers:
+        if partition in self._writing:  # done with (a writer closing later would write its end where a reader left the file)
+            self._finish(partition)
+        if (name, partition) not in self._starts:
             return
-        file, writer = self._writers.pop((name, partition))
-        writer.close()
-        file.seek(0)
+        file = self._files[partition]
+        file.seek(self._starts[name, partition])
         # read, not memory-mapped (open_stream's way with a path): a mapped file's pages stay
         # in the process's RSS while its reader is open, and in_order keeps every partition's open
         with pa.ipc.open_stream(pa.PythonFile(file, mode="r")) as reader:
