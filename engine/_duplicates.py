@@ -286,7 +286,7 @@ def _rows_of(key: RecordKey, batches: Callable[[], Iterator[Batch]], census: Key
 
 class DuplicateFilter:
     """Drops the rows of a repeated key that are not the enterprise's from each batch, as
-    rejects naming the row that is (``sum``: keeps them aside for :meth:`finish`); also
+    rejects naming the row that is (``sum``: keeps them aside for :meth:`end`); also
     writes every valid key in its canonical form."""
 
     def __init__(self, fact: Fact | RecordKey | None, census: KeyCensus | None, policy: str = "reject", facts=None,
@@ -309,10 +309,22 @@ class DuplicateFilter:
         self.deferred: list[tuple[str, str, int, str]] = []  # (key, source, row, header)
         self._empty: pa.Table | None = None
 
-    def finish(self) -> tuple[list[Batch], Counter]:
-        """``sum``: the batches of the merged enterprises and the rows they reject (one per
-        file), and per file the rows merged into others (scored with them); else nothing."""
-        return self.summing.finish() if self.summing is not None else ([], Counter())
+    def end(self) -> tuple[list[Batch], Counter]:
+        """What the filter holds when the rows have all come: the batches still to score
+        (``reject``: the rejects of later rows whose first row lay in an earlier batch,
+        :meth:`_leftovers`; ``sum``: the merged enterprises and the rows they reject, one
+        batch per file), and per file the rows merged into others (scored with them)."""
+        leftovers = self._leftovers()
+        merged, merged_away = self.summing.finish() if self.summing is not None else ([], Counter())
+        return [*leftovers, *merged], merged_away
+
+    def _reject(self, source: str, row: int, header: str, key: str, kept: tuple[str, int]) -> Reject:
+        """Row ``row`` of ``source``, of key ``key``, rejected: the enterprise's row is ``kept``."""
+        if self.policy == "last":
+            reason = (f"the {self.record}'s row is the last, row {kept[1]} of {kept[0]} (--duplicates last)")
+        else:
+            reason = f"first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
+        return Reject(source, row, header, self.key.value(key), f"duplicate {self.key.name} {self.key.shown(key)}: {reason}")
 
     def apply(self, batch: Batch) -> Batch:
         if self.key is None:  # a kind without a declared key
@@ -338,7 +350,6 @@ class DuplicateFilter:
         hit = at[self.census.suspects(digests(self.key.digest_fact, keys, valid))]
         if not hit.size:
             return batch
-        name, shown = self.key.name, self.key.shown
         header = batch.headers.get(names[0], names[0])
         drop, rejects = [], []
         for row, key in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
@@ -350,17 +361,12 @@ class DuplicateFilter:
                 continue
             if self.policy == "last":
                 kept = self.census.rows_of.get(key, [here])[-1]
-                if kept == here:
-                    continue
-                reason = (f"duplicate {name} {shown(key)}: the {self.record}'s row is the last, row {kept[1]} of "
-                          f"{kept[0]} (--duplicates last)")
             else:
                 kept = self.first.setdefault(key, here)
-                if kept == here:
-                    continue
-                reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
+            if kept == here:
+                continue
             drop.append(row)
-            rejects.append(Reject(batch.source, here[1], header, self.key.value(key), reason))
+            rejects.append(self._reject(batch.source, here[1], header, key, kept))
         if not drop:
             return batch
         keep = np.ones(batch.table.num_rows, bool)
@@ -375,7 +381,7 @@ class DuplicateFilter:
     def _streamed(self, batch: Batch, keys: pa.Array, valid: np.ndarray) -> Batch:
         """``reject`` as the rows come: a row whose USCC was met before is a reject naming the
         first row, now if that row is known (in this batch, or named before), else at the end
-        (:meth:`leftovers`); either way it is not scored."""
+        (:meth:`_leftovers`); either way it is not scored."""
         self._empty = batch.table.slice(0, 0)
         if valid.all():  # every USCC passed both check characters: the scorer trusts them
             batch.checked = batch.checked | {self.key.name}
@@ -389,7 +395,6 @@ class DuplicateFilter:
         for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
             if row not in repeated:  # met for the first time in the run: the first row
                 self.first.setdefault(key, (batch.source, int(batch.rows[row])))
-        name, shown = self.key.name, self.key.shown
         header = batch.headers.get(self.key.names[0], self.key.names[0])
         rejects, later = [], 0
         for row, key in zip(again.tolist(), texts, strict=True):
@@ -398,18 +403,17 @@ class DuplicateFilter:
                 self.deferred.append((key, batch.source, int(batch.rows[row]), header))
                 later += 1
                 continue
-            reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
-            rejects.append(Reject(batch.source, int(batch.rows[row]), header, self.key.value(key), reason))
+            rejects.append(self._reject(batch.source, int(batch.rows[row]), header, key, kept))
         keep = np.ones(batch.table.num_rows, bool)
         keep[again] = False
         self.rejected += len(rejects)
-        batch.rows_in -= later  # accounted by the batch of their rejects (leftovers)
+        batch.rows_in -= later  # accounted by the batch of their rejects (_leftovers)
         batch.table = batch.table.filter(from_bools(keep))
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         return batch
 
-    def leftovers(self) -> list[Batch]:
+    def _leftovers(self) -> list[Batch]:
         """The rejects of the later rows whose first row lay in an earlier batch, a batch per
         file: their first rows found by one more pass over the key column, which only a
         registry with such rows pays for."""
@@ -430,12 +434,9 @@ class DuplicateFilter:
                     break
         finally:
             getattr(batches, "close", lambda: None)()  # a reading thread stops now
-        name, shown = self.key.name, self.key.shown
         by_file: dict[str, list[Reject]] = {}
         for key, source, row, header in self.deferred:
-            kept = self.first[key]
-            reason = f"duplicate {name} {shown(key)}: first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
-            by_file.setdefault(source, []).append(Reject(source, row, header, self.key.value(key), reason))
+            by_file.setdefault(source, []).append(self._reject(source, row, header, key, self.first[key]))
         self.rejected += len(self.deferred)
         self.deferred = []
         return [Batch(self._empty, source, np.zeros(0, np.int64), {}, rejects, len(rejects))

@@ -38,8 +38,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,13 +53,13 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     scalar,
-    string_buffers,
     string_scalar,
     strings,
 )
 
 from . import store
 from ._chunks import _json_rows, codes_of_json
+from ._partitions import Partitions, in_order
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 
@@ -65,6 +67,27 @@ EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
 _LOW_32 = scalar(0xFFFFFFFF, pa.int64())
 ENTERED_CHUNK = 65_536  # entries per row of list_chunks
+# entries (the run's justified ones and the stored ones) compared at once: the peak RSS
+# follows it (a rerun at 2 M entries: +121 MiB at 32 K, +160 at 64 K, +197 at 128 K, in
+# about the same time; bench/lists.py's stores)
+ENTRIES_PER_PARTITION = 32_768
+ROWS_PER_PAGE = 32_768  # rows of list_state read at once
+_SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
+
+
+@attrs.frozen
+class _Run:
+    """What every partition of a run's comparison needs to know of the run."""
+
+    run_id: int
+    as_of: dt.date
+    cases_judged: bool
+    rules: dict[int, tuple[str, str, str]]  # id -> list, policy, rule
+    scopes: dict[tuple[str, bool], int]  # (policy, of cases) -> the last run that judged its entries
+    judged: np.ndarray  # by rule id: whether the run judged the rule's policy
+    texts: np.ndarray  # the ids of the run's texts, sorted
+    lifts: dict[str, list[tuple]]  # by subject, in the order they reach an entry
+    lifted: pa.Array  # the subjects of lifts
 
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
@@ -74,21 +97,73 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     policies whose records the run did not judge (a kind whose table it was not given):
     their entries are not ended as no longer justified.
 
-    The justified set and the open entries are compared in Arrow (hash lookups on a key
-    text); only what changed is written: entered entries as chunks, and a row of
-    ``list_state`` for each entry that ends or whose planned end, start or text changes. An
-    open entry still justified as it was costs no write (see ``store.sqlite.LIST_ENTRIES_VIEW``)."""
+    The justified set and the stored entries are compared in Arrow (hash lookups on a key
+    text), a partition of subjects at a time (engine/_partitions.py: memory stays that of a
+    partition however many entries there are); only what changed is written: entered entries
+    as chunks, and a row of ``list_state`` for each entry that ends or whose planned end,
+    start or text changes. An open entry still justified as it was costs no write (see
+    ``store.sqlite.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
         for column in ("first_run", "last_run", "exit_run"):
             db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
         db.execute("UPDATE list_chunks SET run_id = ? WHERE run_id = ?", (run_id, replaced))
         db.execute("UPDATE list_scopes SET last_run = ? WHERE last_run = ?", (run_id, replaced))
-    justified = _justified(db, run_id, day)
+    of_slot = _slots(db, run_id)
     rules = {rule_id: (list_id, policy, rule) for rule_id, list_id, policy, rule
              in db.execute("SELECT id, list, policy, rule FROM list_rules")}
-    scopes = {(policy, bool(cases)): last for policy, cases, last in db.execute("SELECT policy, cases, last_run FROM list_scopes")}
-    before = _open_entries(db)
+    judged = np.zeros(max(rules, default=0) + 1, bool)
+    for rule_id, (_, policy, _) in rules.items():
+        judged[rule_id] = policy not in left_alone
+    lifts = _lifts(db, run_id)
+    run = _Run(run_id, as_of, cases_judged, rules,
+               {(policy, bool(cases)): last for policy, cases, last in db.execute("SELECT policy, cases, last_run FROM list_scopes")},
+               judged, np.unique(np.array([text_order & 0xFFFFFFFF for _, text_order in of_slot.values()], np.int64)),
+               lifts, strings(sorted(lifts)))
+    counts = dict.fromkeys(("kept", "entered", "lifted", "expired", "no_longer_justified"), 0)
+    sql = store.dialect(db)
+    first_id = _next_id(db)
+    with Partitions(_partition_count(db, run_id)) as parts:
+        for table in _justified_parts(db, run_id, of_slot):
+            parts.add("justified", table)
+        for table in _stored_parts(db):
+            parts.add("stored", table)
+        for table in _chunk_parts(db):
+            parts.add("chunked", table)
+        for partition in range(parts.count):
+            before, final = _stored_of(parts.read("stored", partition, _STORED), parts.read("chunked", partition, _OPEN))
+            justified = _justified_of(parts.read("justified", partition, _JUSTIFIED), day)
+            entered, rows = _compare(justified, before, final, run, counts)
+            sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), rows)
+            # read back a batch of each partition at a time (in_order): together about a partition
+            parts.put("entered", partition, entered, max(256, ENTRIES_PER_PARTITION // parts.count))
+        # ids in one order across the partitions (_order_entered), a part of each at a time
+        _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
+    # this run judged the entries of every policy it was not told to leave alone
+    policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
+    sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
+                     [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
+    _drop_spent_chunks(db)
+    return counts
+
+
+def _partition_count(db: sqlite3.Connection, run_id: int) -> int:
+    """Partitions of about ENTRIES_PER_PARTITION entries: the run's (a plain one takes 21
+    characters of JSON; others more, which only overestimates) and the stored ones."""
+    characters = db.execute("SELECT coalesce(sum(length(usccs)), 0) FROM sanction_chunks WHERE run_id = ?",
+                            (run_id,)).fetchone()[0]
+    stored = (db.execute("SELECT count(*) FROM list_state").fetchone()[0]
+              + db.execute("SELECT coalesce(sum(n), 0) FROM list_chunks").fetchone()[0])
+    return max(1, -(-(int(characters) // 21 + int(stored)) // ENTRIES_PER_PARTITION))
+
+
+def _compare(justified: pa.Table, before: pa.Table, final: pa.Array, run: _Run,
+             counts: dict[str, int]) -> tuple[pa.Table, list[tuple]]:
+    """One partition's comparison of the justified entries with the open ones (``before``;
+    ``final``: the keys that ended for good), its counts added to ``counts``. Returns the
+    entries it enters (as _order_entered sorts them, with their exit where the run also ends
+    them) and the rows of ``list_state`` to write for the entries open before."""
+    day = run.as_of.isoformat()
     n_before = before.num_rows
     # one hash lookup says both which justified keys are open and which repeat an earlier one
     keys = _keys(justified)
@@ -101,58 +176,51 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
         at = _index_in(_keys(justified), _keys(before))
     at[at >= n_before] = -1
     kept = at >= 0
-    counts = {"kept": int(np.count_nonzero(kept))}
+    counts["kept"] += int(np.count_nonzero(kept))
     # entered: no open entry of the key, and none that ended for good
     new = np.flatnonzero(~kept)
-    if new.size:
-        final = _final_keys(db)
-        if len(final):
-            new = new[~bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
-    counts["entered"] = int(new.size)
-    entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), rules)
-    first_id = _next_id(db)
-    entered_ids = np.arange(first_id, first_id + entered.num_rows, dtype=np.int64)
-    _write_chunks(db, run_id, day, entered, entered_ids)
+    if new.size and len(final):
+        new = new[~bools(pc.is_in(_keys(justified.take(from_numbers(new))), value_set=final))]
+    counts["entered"] += int(new.size)
+    entered = _order_entered(justified if new.size == justified.num_rows else justified.take(from_numbers(new)), run)
 
     # the open entries now: those before (kept ones as justified now) and those entered
-    live, justified_now, changed = _live(before, justified, at, kept, entered, entered_ids, run_id, rules, scopes)
+    live, justified_now, changed = _live(before, justified, at, kept, entered, run)
     ended: dict[int, tuple[str, str, str]] = {}  # row of live -> (exit, last day, reason)
-    _lift(db, run_id, live, rules, ended)
-    counts["lifted"] = len(ended)
+    _lift(run, live, ended)
+    counts["lifted"] += len(ended)
+    lifted = len(ended)
     planned_end = live["planned_end"]
     expiring = np.flatnonzero(bools(pc.less(planned_end, string_scalar(day))))
     for i, end in zip(expiring.tolist(), planned_end.take(from_numbers(expiring)).to_pylist(), strict=True):
         ended.setdefault(i, ("expired", end, f"期满 planned end {end} passed"))
-    counts["expired"] = len(ended) - counts["lifted"]
-    counts["no_longer_justified"] = 0
-    if before.num_rows > counts["kept"]:  # else every entry open before this run is still justified
-        judged = np.zeros(max(rules, default=0) + 1, bool)
-        for rule_id, (_, policy, _) in rules.items():
-            judged[rule_id] = policy not in left_alone
+    counts["expired"] += len(ended) - lifted
+    if n_before > np.count_nonzero(kept):  # else every entry open before this run is still justified
         rule_ids = numbers(live["rule_id"])
-        in_scope = judged[rule_ids] & (cases_judged | ~bools(pc.is_valid(live["case_id"])))
+        in_scope = run.judged[rule_ids] & (run.cases_judged | ~bools(pc.is_valid(live["case_id"])))
         gone = np.flatnonzero(in_scope & ~justified_now)
-        gone = gone[gone < before.num_rows]
+        gone = gone[gone < n_before]
         why = f"不再符合 no rule justifies it as of {day} (the facts changed, or the law is not in force)"
-        yesterday = (as_of - dt.timedelta(days=1)).isoformat()
+        yesterday = (run.as_of - dt.timedelta(days=1)).isoformat()
         for i, start in zip(gone.tolist(), live["started"].take(from_numbers(gone)).to_pylist(), strict=True):
             if i not in ended:
                 day_before_start = (dt.date.fromisoformat(start) - dt.timedelta(days=1)).isoformat()
                 ended[i] = ("no_longer_justified", max(yesterday, day_before_start), why)
                 counts["no_longer_justified"] += 1
-    written = sorted(ended) + [i for i in np.flatnonzero(changed).tolist() if i not in ended]
+    written = sorted(i for i in ended if i < n_before) + [i for i in np.flatnonzero(changed).tolist() if i not in ended]
     rows = live.take(from_numbers(np.array(written, np.int64))).to_pylist()
-    sql = store.dialect(db)
-    sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), [(r["id"], r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
-                     *((ended[i][1], ended[i][0], ended[i][2]) if i in ended else (None, None, None)),
-                     r["first_run"], r["last_run"], run_id if i in ended else None)
-                    for i, r in zip(written, rows, strict=True)])
-    # this run judged the entries of every policy it was not told to leave alone
-    policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
-    sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
-                     [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
-    _drop_spent_chunks(db)
-    return counts
+    state = [(r["id"], r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
+              *((ended[i][1], ended[i][0], ended[i][2]) if i in ended else (None, None, None)),
+              r["first_run"], r["last_run"], run.run_id if i in ended else None)
+             for i, r in zip(written, rows, strict=True)]
+    # an entry entered and ended by this run: its row is written with the id it is given (_enter)
+    mine = sorted(i for i in ended if i >= n_before)
+    at_exit = np.full(entered.num_rows, len(mine), np.int64)  # the null after the exits: not ended
+    at_exit[np.array(mine, np.int64) - n_before] = np.arange(len(mine))
+    for position, name in ((1, "ended"), (0, "exit"), (2, "exit_reason")):
+        values = _optional_strings([ended[i][position] for i in mine] + [None])
+        entered = entered.append_column(name, values.take(from_numbers(at_exit)))
+    return entered, state
 
 
 _STATE_COLUMNS = ("id", "rule_id", "uscc", "tag", "case_id", "text_id", "started", "planned_end", "ended", "exit",
@@ -164,48 +232,20 @@ def _keys(entries: pa.Table) -> pa.Array:
     return one_array(pc.binary_join_element_wise(entries["uscc"], pc.cast(entries["rule_id"], pa.string()), entries["tag"], _SEP))
 
 
-KEYS_PER_LOOKUP = 250_000  # keys of the value set hashed at once (_index_in)
-
-
 def _index_in(keys: pa.Array, value_set: pa.Array) -> np.ndarray:
-    """``pc.index_in`` (-1: not found), a bucket of keys at a time: Arrow's hash table of a
-    value set of 1.5 M keys (770 K open entries and as many justified) took ~115 MiB at once.
-    Equal keys share a bucket (_bucket), and the first index of a key in its bucket's part of
-    the value set is its first in the whole."""
-    buckets = max(1, -(-len(value_set) // KEYS_PER_LOOKUP))
-    if buckets == 1:
-        return numbers(pc.index_in(keys, value_set=value_set), fill=-1).astype(np.int64)
-    of_key, of_value = _bucket(keys, buckets), _bucket(value_set, buckets)
-    at = np.full(len(keys), -1, np.int64)
-    for bucket in range(buckets):
-        mine, theirs = np.flatnonzero(of_key == bucket), np.flatnonzero(of_value == bucket)
-        if not mine.size or not theirs.size:
-            continue
-        found = numbers(pc.index_in(keys.take(from_numbers(mine)), value_set=value_set.take(from_numbers(theirs))),
-                        fill=-1).astype(np.int64)
-        at[mine] = np.where(found >= 0, theirs[found.clip(min=0)], -1)
-    return at
-
-
-def _bucket(keys: pa.Array, buckets: int) -> np.ndarray:
-    """A key's bucket from two of its bytes (a USCC's 16th and 17th characters: the end of
-    its organization code, nearly uniform), or its last ones where it is shorter."""
-    if not len(keys):
-        return np.zeros(0, np.int64)
-    offsets, data = string_buffers(keys)
-    starts, last = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64) - 1
-    return (data[starts + np.minimum(15, last)].astype(np.int64) * 31 + data[starts + np.minimum(16, last)]) % buckets
+    """``pc.index_in`` as numpy, -1 where not found."""
+    return numbers(pc.index_in(keys, value_set=value_set), fill=-1).astype(np.int64)
 
 
 _JUSTIFIED = pa.schema([("uscc", pa.string()), ("rule_id", pa.int64()), ("case_id", pa.string()),
-                        ("start", pa.string()), ("planned_end", pa.string()), ("text_order", pa.int64())])
+                        ("start", pa.string()), ("planned_end", pa.string()), ("text_order", pa.int64()),
+                        ("seq", pa.int64())])
 
 
-def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
-    """One row per key that run ``run_id``'s sanctions justify: uscc, rule_id, tag, case_id,
-    started, dated (a start given by the sanction), planned_end, text_id. Where several entries
-    of the run share a key, the earliest start wins, the latest planned end (open when any is
-    open), and the version, reason and citation that sort first."""
+def _slots(db: sqlite3.Connection, run_id: int) -> dict[int, tuple[int, int]]:
+    """Each sanction slot of run ``run_id`` as its rule's id and its text's order: the texts'
+    order (version, reason, citation) in the high bits, the text's id in the low 32, so that
+    min() gives both. The run's rules and texts are added to ``list_rules`` and ``list_texts``."""
     params = {"run": run_id}
     sql = store.dialect(db)
     _POLICY_ID, _VERSION = sql.policy_id("s.policy"), sql.policy_version("s.policy")
@@ -221,32 +261,51 @@ def _justified(db: sqlite3.Connection, run_id: int, day: str) -> pa.Table:
              JOIN list_texts t ON (t.version, t.reason, t.citation) = ({_VERSION}, coalesce(s.reason, ''), coalesce(s.citation, ''))
         WHERE s.run_id = :run""", params).fetchall()
     texts = sorted({(version, reason, citation, text_id) for _, _, text_id, version, reason, citation in slots})
-    # the texts' order in the high bits, the text's id in the low 32: min() gives both
     order = {t[3]: (k << 32) | t[3] for k, t in enumerate(texts)}
-    of_slot = {slot: (rule_id, order[text_id]) for slot, rule_id, text_id, *_ in slots}
-    parts = []
+    return {slot: (rule_id, order[text_id]) for slot, rule_id, text_id, *_ in slots}
+
+
+def _justified_parts(db: sqlite3.Connection, run_id: int, of_slot: dict[int, tuple[int, int]]) -> Iterator[pa.Table]:
+    """The entries that run ``run_id``'s sanctions justify, a chunk at a time: uscc, rule_id,
+    case_id, start (null: the run's as_of), planned_end, text_order, and seq, the entry's
+    place among them (which orders the entered ones)."""
+    seq = 0
     for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
         rule_id, text_order = of_slot[slot]
-        codes = codes_of_json(usccs)  # nearly every chunk: valid USCCs only, read without json
-        values = json.loads(usccs) if codes is None else ()
-        n = len(values) if codes is None else len(codes)
-        if codes is not None or _plain(usccs):
-            columns = [codes if codes is not None else values, None, None, None]
-        else:
-            rows = [v if type(v) is list else [v, "", None, None] for v in values]
-            columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], [], []]
-            columns[1] = [c or None for c in columns[1]]
-        parts.append(pa.table([columns[0] if codes is not None else strings(columns[0]), from_numbers(np.full(n, rule_id, np.int64)),
-                               *(_optional_strings(c) if c is not None else pa.nulls(n, pa.string()) for c in columns[1:]),
-                               from_numbers(np.full(n, text_order, np.int64))], schema=_JUSTIFIED))
-    table = pa.concat_tables(parts) if parts else _empty(_JUSTIFIED)
-    table = table.append_column("tag", pc.coalesce(table["case_id"], table["start"], string_scalar("")))
-    table = table.append_column("started", pc.coalesce(table["start"], string_scalar(day)))
-    table = table.append_column("dated", pc.is_valid(table["start"]))
-    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"], "case_id": table["case_id"],
-                     "started": table["started"], "dated": table["dated"], "planned_end": table["planned_end"],
-                     "text_id": pc.bit_wise_and(table["text_order"], _LOW_32), "start": table["start"],
-                     "text_order": table["text_order"]})
+        # an element: a uscc, or [uscc, case_id or "", start, planned_end] (null: the default start, an open end)
+        columns = _chunk_columns(usccs, (None, None, None))
+        n = len(columns[0])
+        yield pa.table([columns[0], from_numbers(np.full(n, rule_id, np.int64)), *columns[1:],
+                        from_numbers(np.full(n, text_order, np.int64)), from_numbers(np.arange(seq, seq + n, dtype=np.int64))],
+                       schema=_JUSTIFIED)
+        seq += n
+
+
+def _justified_of(table: pa.Table, day: str) -> pa.Table:
+    """Justified entries as the comparison reads them: uscc, rule_id, tag, case_id, started,
+    dated (a start given by the sanction), planned_end, text_id, text_order, seq."""
+    start = table["start"]
+    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"],
+                     "tag": pc.coalesce(table["case_id"], start, string_scalar("")), "case_id": table["case_id"],
+                     "started": pc.coalesce(start, string_scalar(day)), "dated": pc.is_valid(start),
+                     "planned_end": table["planned_end"], "text_id": pc.bit_wise_and(table["text_order"], _LOW_32),
+                     "text_order": table["text_order"], "seq": table["seq"]})
+
+
+def _chunk_columns(text: str, plain: tuple[str | None, ...]) -> list[pa.Array]:
+    """A chunk's JSON array of entries as columns: the usccs, then one column per other part of
+    an entry. An element that is a uscc alone takes ``plain``'s parts; an element that is an
+    array holds every part, where "" reads as null in a part whose plain value is None."""
+    codes = codes_of_json(text)  # nearly every chunk: valid USCCs only, read without json
+    values = json.loads(text) if codes is None else ()
+    if codes is not None or _plain(text):
+        n = len(codes) if codes is not None else len(values)
+        return [codes if codes is not None else strings(values),
+                *(pa.nulls(n, pa.string()) if value is None else _repeated(value, n) for value in plain)]
+    rows = [v if type(v) is list else [v, *plain] for v in values]
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(plain) + 1)]
+    return [strings(columns[0]), *(strings(c) if value is not None else _optional_strings([v or None for v in c])
+                                   for c, value in zip(columns[1:], plain, strict=True))]
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -272,57 +331,61 @@ def _plain(text: str) -> bool:
 
 def _merge(table: pa.Table) -> pa.Table:
     """One row per key where several entries of the run share it: the earliest start, the
-    latest planned end (open when any is open), the text that sorts first."""
+    latest planned end (open when any is open), the text that sorts first; seq: the first's."""
     table = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
-        [("case_id", "min"), ("started", "min"), ("start", "count"), ("planned_end", "max"),
-         ("planned_end", "count"), ("uscc", "count"), ("text_order", "min")])
+        [("case_id", "min"), ("started", "min"), ("dated", "any"), ("planned_end", "max"),
+         ("planned_end", "count"), ("uscc", "count"), ("text_order", "min"), ("seq", "min")])
     open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
     return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
                      "case_id": table["case_id_min"], "started": table["started_min"],
-                     "dated": pc.greater(table["start_count"], scalar(0, pa.int64())),
+                     "dated": table["dated_any"],
                      "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
                      "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
-                     "start": table["start_count"], "text_order": table["text_order_min"]})
+                     "text_order": table["text_order_min"], "seq": table["seq_min"]})
 
 
 _OPEN = pa.schema([("id", pa.int64()), ("rule_id", pa.int64()), ("uscc", pa.string()), ("tag", pa.string()),
                    ("case_id", pa.string()), ("text_id", pa.int64()), ("started", pa.string()),
                    ("planned_end", pa.string()), ("first_run", pa.int64()), ("last_run", pa.int64())])
+_STORED = pa.schema([*_OPEN, ("exit", pa.string())])
 
 
-def _open_entries(db: sqlite3.Connection) -> pa.Table:
-    """Every open entry: the open rows of ``list_state`` and the chunks' entries no row hides;
-    last_run as stored (a chunk's: its run)."""
-    rows = db.execute("SELECT id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run "
-                      "FROM list_state WHERE exit IS NULL").fetchall()
-    parts = [pa.table([from_numbers(np.array(c, np.int64)) if pa.types.is_integer(t.type) else _optional_strings(list(c))
-                       for c, t in zip(zip(*rows, strict=True), _OPEN, strict=True)], schema=_OPEN)
-             if rows else _empty(_OPEN)]
-    chunks = db.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks ORDER BY first_id").fetchall()
-    if chunks:
-        hidden = np.fromiter((r[0] for r in db.execute("SELECT id FROM list_state WHERE id >= ?", (chunks[0][0],))), np.int64)
+def _stored_parts(db: sqlite3.Connection) -> Iterator[pa.Table]:
+    """The rows of ``list_state`` (open or ended), a page of ids at a time."""
+    last = 0
+    while rows := db.execute("SELECT id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run, "
+                             "exit FROM list_state WHERE id > ? ORDER BY id LIMIT ?", (last, ROWS_PER_PAGE)).fetchall():
+        yield pa.table([from_numbers(np.array(c, np.int64)) if pa.types.is_integer(t.type) else _optional_strings(list(c))
+                        for c, t in zip(zip(*rows, strict=True), _STORED, strict=True)], schema=_STORED)
+        last = rows[-1][0]
+
+
+def _chunk_parts(db: sqlite3.Connection) -> Iterator[pa.Table]:
+    """The entries of ``list_chunks``, a chunk at a time, a row of ``list_state`` of the same
+    id hiding them or not; last_run: the chunk's run."""
+    last = 0
+    while chunks := db.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks "
+                               "WHERE first_id > ? ORDER BY first_id LIMIT 8", (last,)).fetchall():
         for first_id, n, run, rule_id, text_id, started, text in chunks:
-            codes = codes_of_json(text)
-            values = json.loads(text) if codes is None else ()
-            if codes is not None or _plain(text):
-                # plain entries: no tag, case or end, the chunk's start: columns of one value
-                columns = [codes if codes is not None else strings(values), _repeated("", n), pa.nulls(n, pa.string()),
-                           _repeated(started, n), pa.nulls(n, pa.string())]
-            else:
-                rows = [v if type(v) is list else [v, "", "", started, ""] for v in values]
-                usccs, tags, cases, starts, ends = (list(c) for c in zip(*rows, strict=True))
-                columns = [strings(usccs), strings(tags), _optional_strings([c or None for c in cases]), strings(starts),
-                           _optional_strings([e or None for e in ends])]
-            ids = np.arange(first_id, first_id + n, dtype=np.int64)
-            usccs, tags, cases, starts, ends = columns
-            part = pa.table([from_numbers(ids), from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
-                             from_numbers(np.full(n, text_id, np.int64)), starts, ends,
-                             from_numbers(np.full(n, run, np.int64)), from_numbers(np.full(n, run, np.int64))],
-                            schema=_OPEN)
-            if hidden.size:
-                part = part.filter(from_bools(~np.isin(ids, hidden)))
-            parts.append(part)
-    return pa.concat_tables(parts)
+            # an element: a uscc (no tag, case or end; the chunk's start), or [uscc, tag, case_id, started, planned_end]
+            usccs, tags, cases, starts, ends = _chunk_columns(text, ("", None, started, None))
+            runs = from_numbers(np.full(n, run, np.int64))
+            yield pa.table([from_numbers(np.arange(first_id, first_id + n, dtype=np.int64)),
+                            from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
+                            from_numbers(np.full(n, text_id, np.int64)), starts, ends, runs, runs], schema=_OPEN)
+        last = chunks[-1][0]
+
+
+def _stored_of(stored: pa.Table, chunked: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """The open entries (open rows of ``list_state``, and chunks' entries no row hides:
+    a row has its entry's uscc, so it is in the same partition) and the keys of entries
+    that ended for good (otherwise than no longer justified)."""
+    is_open = pc.is_null(stored["exit"])
+    if chunked.num_rows and stored.num_rows:
+        chunked = chunked.filter(from_bools(~np.isin(numbers(chunked["id"]), numbers(stored["id"]))))
+    before = pa.concat_tables([stored.filter(is_open).select(_OPEN.names), chunked])
+    final = stored.filter(pc.and_(pc.invert(is_open), pc.not_equal(stored["exit"], string_scalar("no_longer_justified"))))
+    return before, _keys(final)
 
 
 def _repeated(text: str, n: int) -> pa.Array:
@@ -332,32 +395,67 @@ def _repeated(text: str, n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.encode() * n)])
 
 
-def _final_keys(db: sqlite3.Connection) -> pa.Array:
-    """The keys of entries that ended for good (otherwise than no longer justified)."""
-    rows = db.execute("SELECT uscc, rule_id, tag FROM list_state WHERE exit IS NOT NULL "
-                      "AND exit != 'no_longer_justified'").fetchall()
-    if not rows:
-        return strings([])
-    usccs, rule_ids, tags = zip(*rows, strict=True)
-    return _keys(pa.table({"uscc": strings(list(usccs)), "rule_id": from_numbers(np.array(rule_ids, np.int64)),
-                           "tag": strings(list(tags))}))
-
-
-def _order_entered(entered: pa.Table, rules: dict[int, tuple[str, str, str]]) -> pa.Table:
+def _order_entered(entered: pa.Table, run: _Run) -> pa.Table:
     """Entered entries in the order their ids are given: by list, policy and rule, text, the
-    plain ones (no tag, case, start or end of their own) first, then as the run found them."""
-    rank = np.zeros(max(rules, default=0) + 1, np.int64)
-    rank[sorted(rules, key=rules.__getitem__)] = np.arange(len(rules))
+    plain ones (no tag, case, start or end of their own) first, then as the run found them
+    (``seq``). ``order`` says it as one number, alike in every partition: the first three
+    numbered as one group in its high bits, ``seq`` in the low 40."""
+    rank = np.zeros(max(run.rules, default=0) + 1, np.int64)
+    rank[sorted(run.rules, key=run.rules.__getitem__)] = np.arange(len(run.rules))
     plain = pc.and_(pc.and_(pc.equal(entered["tag"], string_scalar("")), pc.is_null(entered["case_id"])),
                     pc.and_(pc.is_null(entered["planned_end"]), pc.invert(entered["dated"])))
     plain = bools(plain)
-    order = np.lexsort((~plain, numbers(entered["text_id"]), rank[numbers(entered["rule_id"])]))
-    return entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
+    text = np.searchsorted(run.texts, numbers(entered["text_id"]))
+    group = (rank[numbers(entered["rule_id"])] * len(run.texts) + text) * 2 + ~plain
+    if len(run.rules) * len(run.texts) * 2 >= 1 << 23:
+        raise store.StoreError(f"{len(run.rules):,} list rules and {len(run.texts):,} texts: more than list ids are ordered by")
+    key = (group << _SEQ_BITS) | numbers(entered["seq"])
+    order = np.argsort(key, kind="stable")
+    return (entered.take(from_numbers(order)).append_column("plain", from_bools(plain[order]))
+            .append_column("order", from_numbers(key[order])))
 
 
 def _next_id(db: sqlite3.Connection) -> int:
     return 1 + max(db.execute("SELECT coalesce(max(id), 0) FROM list_state").fetchone()[0],
                    db.execute("SELECT coalesce(max(first_id + n - 1), 0) FROM list_chunks").fetchone()[0])
+
+
+def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.Table], first_id: int) -> None:
+    """The entered entries, in the order their ids are given, as chunks of ``list_chunks``
+    (cut as if written at once: at each group and every ENTERED_CHUNK entries of one), and a
+    row of ``list_state`` for each that the run also ended."""
+    sql = store.dialect(db)
+    next_id = first_id
+
+    def write(entered: pa.Table) -> None:
+        nonlocal next_id
+        ids = np.arange(next_id, next_id + entered.num_rows, dtype=np.int64)
+        _write_chunks(db, run_id, day, entered, ids)
+        ended = np.flatnonzero(bools(pc.is_valid(entered["exit"])))
+        rows = entered.take(from_numbers(ended)).to_pylist()
+        sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), [
+            (int(ids[i]), r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
+             r["ended"], r["exit"], r["exit_reason"], run_id, run_id, run_id) for i, r in zip(ended.tolist(), rows, strict=True)])
+        next_id += entered.num_rows
+
+    pending: list[pa.Table] = []  # of one group, since a cut: fewer than ENTERED_CHUNK entries
+    held = group = 0
+    for table in ordered:
+        groups = numbers(table["order"]) >> _SEQ_BITS
+        bounds = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), table.num_rows]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if pending and groups[a] != group:  # a group ends: a cut
+                write(pa.concat_tables(pending))
+                pending, held = [], 0
+            pending.append(table.slice(a, b - a))
+            held, group = held + b - a, groups[a]
+            if held >= ENTERED_CHUNK:  # copied once, when chunks are full (not at every part)
+                whole = pa.concat_tables(pending)
+                cut = held // ENTERED_CHUNK * ENTERED_CHUNK
+                write(whole.slice(0, cut))
+                pending, held = ([whole.slice(cut)] if cut < held else []), held - cut
+    if pending:
+        write(pa.concat_tables(pending))
 
 
 def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:
@@ -390,11 +488,13 @@ def _differs(a, b) -> np.ndarray:
 
 
 def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarray, entered: pa.Table,
-          entered_ids: np.ndarray, run_id: int, rules, scopes) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+          run: _Run) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """The open entries during the run: those open before it (first, in ``before``'s order),
     then those it entered, as the run leaves them (a kept entry with its planned end, text and
     given start as now; last_run: this run for a justified entry, else the last run that kept
-    it); whether each is justified by this run, and whether a kept one changed."""
+    it; id: -1 for an entered one, which gets its id later); whether each is justified by this
+    run, and whether a kept one changed."""
+    run_id, rules, scopes = run.run_id, run.rules, run.scopes
     n = before.num_rows
     # the justified row of each entry open before (kept ones)
     source = np.full(n, -1, np.int64)
@@ -427,7 +527,7 @@ def _live(before: pa.Table, justified: pa.Table, at: np.ndarray, kept: np.ndarra
         return pa.chunked_array([*_chunks(old), *_chunks(new)], type_)
 
     live = pa.table({
-        "id": from_numbers(np.concatenate([numbers(before["id"]) if n else np.zeros(0, np.int64), entered_ids])),
+        "id": from_numbers(np.concatenate([numbers(before["id"]) if n else np.zeros(0, np.int64), np.full(m, -1, np.int64)])),
         "rule_id": both(before["rule_id"], entered["rule_id"], pa.int64()),
         "uscc": both(before["uscc"], entered["uscc"], pa.string()),
         "tag": both(before["tag"], entered["tag"], pa.string()),
@@ -446,21 +546,24 @@ def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
-def _lift(db: sqlite3.Connection, run_id: int, live: pa.Table, rules, ended: dict) -> None:
+def _lifts(db: sqlite3.Connection, run_id: int) -> dict[str, list[tuple]]:
+    """The lifts of run ``run_id`` by subject, earliest first."""
+    by_subject: dict[str, list[tuple]] = {}
+    for lift in db.execute("SELECT uscc, list, case_id, effective, policy, rule, reason FROM lifts WHERE run_id = ? "
+                           "ORDER BY effective, policy, rule", (run_id,)):
+        by_subject.setdefault(lift[0], []).append(tuple(lift))
+    return by_subject
+
+
+def _lift(run: _Run, live: pa.Table, ended: dict) -> None:
     """The earliest lift of this run that reaches each open entry (of its subject, list and
     case, started by then and not planned to end before): exit ``lifted`` the day before."""
-    lifts = db.execute("SELECT uscc, list, case_id, effective, policy, rule, reason FROM lifts WHERE run_id = ? "
-                       "ORDER BY effective, policy, rule", (run_id,)).fetchall()
-    if not lifts:
+    if not run.lifts:
         return
-    by_subject: dict[str, list] = {}
-    for lift in lifts:
-        by_subject.setdefault(lift[0], []).append(lift)
-    subjects = strings(sorted(by_subject))
-    candidates = np.flatnonzero(bools(pc.is_in(live["uscc"], value_set=subjects)))
+    candidates = np.flatnonzero(bools(pc.is_in(live["uscc"], value_set=run.lifted)))
     for i, entry in zip(candidates.tolist(), live.take(from_numbers(candidates)).to_pylist(), strict=True):
-        list_id = rules[entry["rule_id"]][0]
-        for _, lift_list, case_id, effective, policy, rule, reason in by_subject[entry["uscc"]]:
+        list_id = run.rules[entry["rule_id"]][0]
+        for _, lift_list, case_id, effective, policy, rule, reason in run.lifts[entry["uscc"]]:
             if (lift_list == list_id and (case_id is None or case_id == entry["case_id"]) and entry["started"] <= effective
                     and (entry["planned_end"] is None or entry["planned_end"] >= effective)):
                 last = (dt.date.fromisoformat(effective) - dt.timedelta(days=1)).isoformat()

@@ -408,7 +408,6 @@ class NightlyRun:
 
     def execute(self) -> Summary:
         started = time.monotonic()
-        new_file = not store.is_url(self.out) and not Path(self.out).exists()
         connection = store.connect(self.out)  # first: its errors say best what is wrong with --out
         try:
             with store.run_lock(self.out):
@@ -416,10 +415,7 @@ class NightlyRun:
         except BaseException:
             # a run refused before it began (a registry that is not there, a bad column)
             # leaves no empty store behind; one that began keeps its row, status failed
-            if new_file and not connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
-                connection.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.out}{suffix}").unlink(missing_ok=True)
+            store.discard_unused(connection)
             raise
         finally:
             connection.close()
@@ -560,16 +556,15 @@ class NightlyRun:
                 progress.update(batch.rows_in)
         finally:
             batches.close()  # stops the reading thread now, not when a traceback goes
-        for batch in keys.leftovers():  # --duplicates reject: later rows whose first was in an earlier batch
-            self._batch(self.scoring, batch, writer, run_id, acc)
-        self._merged(self.scoring, keys, writer, run_id, acc)  # --duplicates sum: the enterprises of several rows
+        self._held(self.scoring, keys, writer, run_id, acc)
 
-    def _merged(self, scoring: Scoring, keys: DuplicateFilter, writer: store.RunWriter, run_id: int,
-                acc: _Accumulator) -> None:
-        """Score ``--duplicates sum``'s merged records; a row merged into another was scored
-        with it, and is counted under its own file."""
-        merged, merged_away = keys.finish()
-        for batch in merged:
+    def _held(self, scoring: Scoring, keys: DuplicateFilter, writer: store.RunWriter, run_id: int,
+              acc: _Accumulator) -> None:
+        """Score what the duplicate filter held to the end (--duplicates reject: later rows
+        whose first was in an earlier batch; sum: the enterprises of several rows); a row
+        merged into another was scored with it, and is counted under its own file."""
+        held, merged_away = keys.end()
+        for batch in held:
             self._batch(scoring, batch, writer, run_id, acc)
         for source, rows in merged_away.items():
             acc.rows_in += rows
@@ -673,9 +668,7 @@ class NightlyRun:
                                 reader.estimated_rows, acc, self.duplicates, kind_table=True)
         for batch in prefetch(reader.batches(), depth=2):
             self._batch(scoring, keys.apply(batch), writer, run_id, acc)
-        for batch in keys.leftovers():
-            self._batch(scoring, batch, writer, run_id, acc)
-        self._merged(scoring, keys, writer, run_id, acc)
+        self._held(scoring, keys, writer, run_id, acc)
         acc.tables[scoring.kind] = [acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]]
 
     def _key_filter(self, policies: PolicySet, kind: str, path: Path, columns, estimated_rows: int, acc: _Accumulator,

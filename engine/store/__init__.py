@@ -68,6 +68,13 @@ def RunWriter(target: str | os.PathLike, run_id: int, depth: int = 4):  # noqa: 
     return _backend(target).RunWriter(target, run_id, depth)
 
 
+def discard_unused(connection) -> None:
+    """A results file that ``connection`` made and that holds no run (a run refused before it
+    began), removed (sqlite.discard_unused); a PostgreSQL store is left as it is."""
+    if dialect(connection) is sqlite:
+        sqlite.discard_unused(connection)
+
+
 def start_run(connection, **run) -> int:
     return dialect(connection).start_run(connection, **run)
 

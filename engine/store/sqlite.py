@@ -411,7 +411,9 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
             return connection
         if path.is_dir():
             raise StoreError(f"{path}: is a folder; give a file name such as results.sqlite")
-        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        created = not path.exists()
+        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None, factory=_Writable)
+        connection.path, connection.created = path, created
         _refuse_foreign(connection, path)
         # A new store's pages are 64 KiB (an existing one keeps its own: WAL fixes it): a run
         # writes its findings as JSON chunks of megabytes, each an overflow chain that SQLite
@@ -436,6 +438,24 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
         return connection
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path}: cannot open the results database for writing: {error}") from error
+
+
+class _Writable(sqlite3.Connection):
+    """A writer that knows its file and whether it made it (:func:`discard_unused`)."""
+
+    path: Path
+    created: bool
+
+
+def discard_unused(connection: _Writable) -> None:
+    """The results file that ``connection`` made, removed with its -wal and -shm when it holds
+    no run (a run refused before it began leaves no empty store behind); the connection is
+    closed then. A file that was there before is left as it is."""
+    if not connection.created or connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+        return
+    connection.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{connection.path}{suffix}").unlink(missing_ok=True)
 
 
 class _ReadOnly(sqlite3.Connection):

@@ -1,32 +1,34 @@
-"""The list state compares keys a bucket at a time (engine/_lists._index_in): same answers."""
+"""The list state compares a partition of subjects at a time (engine/_partitions.py): the
+same entries, ids, rows and chunks as when every entry is compared at once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from ecorules.engine import _lists
 from ecorules.engine._lists import lists_as_of
 from ecorules.engine._nightly import run_nightly
+from ecorules.engine._partitions import Partitions, in_order, partition_of
 from nightly_data import usccs
+from test_list_entries import POLICIES, write
 
 HEADER = "uscc,name,district,industrial,untreated_outfalls,direct_discharge_cases,illegal_discharge_cases,high_pollution,high_energy"
 
 
-def test_a_lookup_by_buckets_finds_what_one_lookup_finds(monkeypatch):
-    rng = np.random.default_rng(2)
-    codes = usccs(rng, 300).tolist() + ["金水区", "二七", "x"]  # keys of other kinds are shorter
-    keys = pa.array([f"{codes[i]}\x1f{rng.integers(1, 4)}\x1f" for i in rng.integers(0, len(codes), 500)])
-    value_set = pa.concat_arrays([keys.slice(100, 250), keys])  # repeats, and keys before their first
-    expected = pc.index_in(keys, value_set=value_set).to_numpy(zero_copy_only=False)
-    monkeypatch.setattr(_lists, "KEYS_PER_LOOKUP", 40)
-    got = _lists._index_in(keys, value_set)
-    assert got.tolist() == np.where(np.isnan(expected.astype(float)), -1, expected).astype(np.int64).tolist()
+def stored(db) -> tuple[list, list]:
+    connection = sqlite3.connect(db)
+    try:
+        return (connection.execute("SELECT * FROM list_state ORDER BY id").fetchall(),
+                connection.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks "
+                                   "ORDER BY first_id").fetchall())
+    finally:
+        connection.close()
 
 
-def test_entries_kept_and_ended_alike_when_compared_by_buckets(tmp_path, monkeypatch):
+def test_entries_kept_and_ended_alike_when_compared_by_partitions(tmp_path, monkeypatch):
     codes = usccs(np.random.default_rng(6), 60).tolist()
 
     def registry(path, listed):  # listed(k): whether row k's facts put it on the lists
@@ -38,12 +40,64 @@ def test_entries_kept_and_ended_alike_when_compared_by_buckets(tmp_path, monkeyp
     first = registry(tmp_path / "first.csv", lambda k: k < 45)
     second = registry(tmp_path / "second.csv", lambda k: k >= 20)  # some no longer justified, others new
     states = []
-    for per_lookup in (_lists.KEYS_PER_LOOKUP, 7):
-        monkeypatch.setattr(_lists, "KEYS_PER_LOOKUP", per_lookup)
-        db = tmp_path / f"out-{per_lookup}.sqlite"
+    for per_partition in (_lists.ENTRIES_PER_PARTITION, 7):
+        monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
+        db = tmp_path / f"out-{per_partition}.sqlite"
         run_nightly(first, db, as_of=dt.date(2012, 4, 14), progress=False)
         summary = run_nightly(second, db, as_of=dt.date(2012, 5, 14), progress=False)
-        states.append((summary.lists, lists_as_of(db, dt.date(2012, 5, 14))))
+        states.append((summary.lists, lists_as_of(db, dt.date(2012, 5, 14)), stored(db)))
     assert states[0] == states[1]
     report = states[0][1]
     assert report["on_list"] and report["ended"]  # the second run kept, entered and ended entries
+
+
+def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_alike(tmp_path, monkeypatch):
+    """Entries with a start and an end, lifted, expiring and entered-and-ended in one run, over
+    three runs; chunks of 5 entries so that a rule's entries span several partitions' parts."""
+    codes = [str(u) for u in usccs(np.random.default_rng(11), 90)]
+
+    def registry(path, shift):
+        rows = []
+        for k, code in enumerate(codes):
+            violated = (k + shift) % 4 != 0
+            decided = f"2012-{1 + (k + shift) % 12:02d}-{1 + k % 28:02d}" if violated and k % 3 else None
+            rectified = "2013-02-01" if decided and k % 7 == shift else None
+            rows.append((code, "金水区" if k % 2 else "二七区", int(violated), decided, rectified))
+        return write(path, rows)
+
+    monkeypatch.setattr(_lists, "ENTERED_CHUNK", 5)
+    states = []
+    for per_partition in (_lists.ENTRIES_PER_PARTITION, 9):
+        monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
+        db = tmp_path / f"out-{per_partition}.sqlite"
+        counts = [run_nightly(registry(tmp_path / f"r{shift}.csv", shift), db, policies=POLICIES, as_of=as_of,
+                              progress=False).lists
+                  for shift, as_of in ((0, dt.date(2012, 12, 31)), (1, dt.date(2013, 3, 1)), (2, dt.date(2013, 9, 1)))]
+        states.append((counts, stored(db)))
+        assert (_lists._partition_count(sqlite3.connect(db), 3) > 1) == (per_partition < 1000)
+    assert states[0] == states[1]
+    rows, chunks = states[0][1]
+    assert {r[9] for r in rows} >= {"expired", "lifted", "no_longer_justified"}
+    assert len(chunks) > 10 and max(c[1] for c in chunks) == 5
+
+
+def test_partitions_of_a_subject_are_one_and_spread():
+    codes = pa.array([str(u) for u in usccs(np.random.default_rng(3), 5000)] + ["金水区", "x", ""])
+    of = partition_of(codes, 7)
+    assert of.tolist() == partition_of(codes.take(pa.array(np.arange(len(codes)))), 7).tolist()
+    assert set(of.tolist()) == set(range(7))
+    counts = np.bincount(of[:5000], minlength=7)
+    assert counts.min() > 0.8 * counts.mean()
+
+
+def test_in_order_merges_sorted_partitions_a_batch_at_a_time():
+    rng = np.random.default_rng(5)
+    keys = rng.permutation(150)
+    cuts = np.sort(rng.choice(np.arange(1, 150), 3, replace=False))
+    with Partitions(4) as parts:
+        for p, mine in enumerate(np.split(keys, cuts)):
+            parts.put("entered", p, pa.table({"order": np.sort(mine), "p": np.full(len(mine), p)}), 3)
+        merged = pa.concat_tables(in_order([parts.batches("entered", p) for p in range(4)], "order"))
+    assert merged["order"].to_pylist() == list(range(150))
+    assert sorted(zip(merged["order"].to_pylist(), merged["p"].to_pylist(), strict=True)) == sorted(
+        (k, p) for p, mine in enumerate(np.split(keys, cuts)) for k in mine.tolist())
