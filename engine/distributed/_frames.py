@@ -26,7 +26,7 @@ COUNTS = ("rows_in", "rows_scored", "rows_rejected", "total_yuan")
 
 def names(plan: Plan) -> tuple[list[tuple], list[tuple]]:
     """What each finding slot and sanction slot is: (policy, rule, kind) and (list, policy, rule)."""
-    scoring = _scoring(plan.policies)
+    scoring = _scoring(plan.policies, plan.fingerprint)
     return ([(s.policy, s.rule, s.kind.value) for s in scoring.slots],
             [(list_id, policy, rule) for policy, rule, list_id in scoring.sanction_slots])
 

@@ -40,26 +40,24 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .._duplicates import unique_key
 from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
-    DOMAIN,
+    DIGEST_BUCKETS,
+    Part,
     Plan,
-    census_of,
+    census_key,
+    digest_buckets,
     key_columns,
-    key_digests,
     make_plan,
     needed_columns,
-    score_partition,
-    suspect_rows,
+    repeated_of,
+    take_census,
 )
 from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
-DIGEST_BITS = 6  # the key census's digests travel in 2**6 sorted blobs per partition, by their top bits
-DIGEST_BUCKETS = 1 << DIGEST_BITS
 SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
           "rows_in long, rows_scored long, rows_rejected long, total_yuan long, bucket int, digests binary")
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
@@ -147,13 +145,13 @@ def _scorer(plan: Plan, pieces_in: bool, census: bool):
     their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
     that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
-        number = _number()
+        part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
         for table in _tables(batches, pieces_in):
             if census:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
-                yield _digest_rows(number, key_digests(plan, table, number))
-            for scored in score_partition(plan, table, number):
-                yield _scored_rows(number, seq, scored)
+                yield _digest_rows(part.number, part.digests(table))
+            for scored in part.score(table):
+                yield _scored_rows(part.number, seq, scored)
                 seq += 1
     return score_batches
 
@@ -174,13 +172,8 @@ def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
         schema=_SCORED_ARROW)
 
 
-_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
-
-
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
-    every = np.sort(found)
-    cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
-    blobs = [every[cuts[b]:cuts[b + 1]].tobytes() for b in range(DIGEST_BUCKETS)]
+    blobs = [bucket.tobytes() for bucket in digest_buckets(found)]
     n = DIGEST_BUCKETS
     return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
                             pa.nulls(n, pa.string()), *[pa.nulls(n, pa.int64()) for _ in range(6)],
@@ -194,9 +187,7 @@ def _merged_repeats(batches):
         for bucket, blob in zip(batch.column("bucket").to_pylist(), batch.column("digests").to_pylist(), strict=True):
             found.setdefault(bucket, []).append(np.frombuffer(blob, np.uint64))
     for parts in found.values():
-        every = np.sort(np.concatenate(parts))
-        repeated = np.unique(every[1:][every[1:] == every[:-1]])
-        yield pa.record_batch([pa.array(repeated.view(np.int64), pa.int64())], names=["d"])
+        yield pa.record_batch([pa.array(repeated_of(np.concatenate(parts)).view(np.int64), pa.int64())], names=["d"])
 
 
 def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.ndarray]:
@@ -218,31 +209,57 @@ def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.nda
     return [row for row in rows if row["d"] is None], repeated
 
 
-def _census(df: DataFrame, plan: Plan, pieces_in: bool, repeated: np.ndarray, rows: int) -> Plan:
-    """The plan with its census: the rows (file, row) of every key whose digest repeats, in
-    the registry's order, compared by their exact key on the driver."""
-    key = unique_key(plan.policies, DOMAIN)
-    facts = [key.name]
-    if not pieces_in:  # the key column alone (Spark reads no other column of a Parquet file)
-        df = df.select(*[F.col(f"`{c}`") for c in key_columns(plan, df.columns)])
+class _Parts:
+    """The census's parts on Spark: the partitions of a frame (or of a frame of pieces), each
+    task reading the key columns alone."""
 
-    def suspects(batches):
-        number = _number()
-        position = 0
-        for table in _tables(batches, pieces_in, facts):
-            found = suspect_rows(plan, repeated, table, number)
-            yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
-                                   pa.array(range(position, position + len(found)), pa.int64()),
-                                   pa.array([f[0] for f in found], pa.string()),
-                                   pa.array([f[1] for f in found], pa.string()),
-                                   pa.array([f[2] for f in found], pa.int64())],
-                                  names=["number", "position", "key", "source", "row"])
-            position += len(found)
+    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool):
+        self.plan, self.pieces_in = plan, pieces_in
+        self.facts = list(census_key(plan).names)
+        # the key columns alone (Spark reads no other column of a Parquet file)
+        self.df = df if pieces_in else df.select(*[F.col(f"`{c}`") for c in key_columns(plan, df.columns)])
 
-    found = (df.mapInArrow(suspects, "number int, position long, key string, source string, row long")
-             .orderBy("number", "position").collect())
-    plan.census = census_of(repeated, [[(r["key"], r["source"], r["row"]) for r in found]], rows)
-    return plan
+    def _map(self, function):
+        """``function(part, table)`` for every table of every partition, one Part per task."""
+        plan, pieces_in, facts = self.plan, self.pieces_in, self.facts
+
+        def each(batches):
+            part = Part(plan, _number())
+            for table in _tables(batches, pieces_in, facts):
+                yield from function(part, table)
+        return each
+
+    def repeated(self) -> tuple[np.ndarray, int]:
+        """The digests bucketed per batch, the buckets merged on the executors (as the scoring
+        pass does with its census: :func:`_partials_and_repeats`)."""
+        def blobs(part, table):
+            found = part.digests(table)
+            yield pa.record_batch([pa.array(range(DIGEST_BUCKETS), pa.int32()),
+                                   pa.array([b.tobytes() for b in digest_buckets(found)], pa.binary()),
+                                   pa.array([found.size] + [0] * (DIGEST_BUCKETS - 1), pa.int64())],
+                                  names=["bucket", "digests", "n"])
+
+        digests = self.df.mapInArrow(self._map(blobs), "bucket int, digests binary, n long")
+        partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
+        repeats = (digests.repartition(partitions, "bucket").mapInArrow(_merged_repeats, "d long")
+                   .select("d", F.lit(None).cast("long").alias("n")))
+        rows = repeats.unionByName(digests.select(F.lit(None).cast("long").alias("d"), "n")).collect()
+        repeated = np.unique(np.array([r["d"] for r in rows if r["d"] is not None], np.int64).view(np.uint64))
+        return repeated, sum(r["n"] for r in rows if r["n"] is not None)
+
+    def gather(self, function) -> list[list]:
+        """In the registry's order: partition by partition, each in its rows' order."""
+        def found(part, table):
+            rows = function(part, table)
+            yield pa.record_batch([pa.array([part.number] * len(rows), pa.int32()),
+                                   pa.array([r[0] for r in rows], pa.string()),
+                                   pa.array([r[1] for r in rows], pa.string()),
+                                   pa.array([r[2] for r in rows], pa.int64())],
+                                  names=["number", "key", "source", "row"])
+
+        ordered = (self.df.mapInArrow(self._map(found), "number int, key string, source string, row long")
+                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
+        return [[(r["key"], r["source"], r["row"]) for r in ordered]]
 
 
 def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame, list]:
@@ -250,14 +267,13 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     first pass scores as if no key repeats and takes the key census on the way; only where
     some key does repeat is the frame scored again, knowing which row of each is the
     enterprise's (a clean registry is read once)."""
-    key = unique_key(plan.policies, DOMAIN)
-    census = key is not None and key.name in plan.columns  # else no declared key: nothing to decide
+    census = census_key(plan) is not None  # else no declared key: nothing to decide
     scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     partials, repeated = _partials_and_repeats(scored, census)
     if not repeated.size:
         return scored, partials
     scored.unpersist()
-    plan = _census(df, plan, pieces_in, repeated, sum(row["rows_in"] or 0 for row in partials))
+    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, sum(row["rows_in"] or 0 for row in partials))
     scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     return scored, _partials_and_repeats(scored, False)[0]
 

@@ -127,3 +127,51 @@ def store_as_parquet_holds_it(db: Path) -> dict[str, list[tuple]]:
     return {"findings": sorted((row[:6] for row in contents["findings"]), key=repr),
             "sanctions": contents["sanctions"], "rejects": contents["rejects"],
             "district_totals": contents["district_totals"]}
+
+
+def local_census(folder: Path, policies=None):
+    """The single-machine first pass (engine/_duplicates.py's take_census, ``last``: with the
+    rows of every repeated key) over a registry, for the engines' censuses to equal."""
+    from ecorules.engine._duplicates import take_census, unique_key
+    from ecorules.engine._sources import ColumnResolver, Registry
+
+    policies = (policies or load_policies()).for_domain("enterprise")
+    key = unique_key(policies, "enterprise")
+    resolver = ColumnResolver(policies.facts, dict.fromkeys(key.names, ()))
+    return take_census(key, lambda: Registry(folder, resolver).batches(), "last")
+
+
+def compound_key_policies(folder: Path) -> Path:
+    """The registry's catalogue with its key declared as two facts (uscc, district: a USCC
+    may be written once per district, twice in one district is a repeat), and a policy of
+    the shipped ones reading both (the case table's kind, which links a case to its
+    enterprise by one fact, and its roll-ups are left out)."""
+    from ecorules.policies import __file__ as shipped
+
+    source = Path(shipped).parent / "zhengzhou"
+    folder.mkdir(parents=True)
+    text = (source / "registry.yaml").read_text(encoding="utf-8")
+    assert "\nkey: uscc\n" in text
+    (folder / "registry.yaml").write_text(text.replace("\nkey: uscc\n", "\nkey: [uscc, district]\n"), encoding="utf-8")
+    # its deduction per outfall is paid by the district; the case table's roll-up it subtracts
+    # where a case table is given is none here
+    policy = (source / "eco_water_interception.yaml").read_text(encoding="utf-8")
+    assert policy.count("value_or(direct_discharge_cases_in_table, 0)") == 2
+    (folder / "eco_water_interception.yaml").write_text(
+        policy.replace("value_or(direct_discharge_cases_in_table, 0)", "0"), encoding="utf-8")
+    return folder
+
+
+def compound_key_registry(folder: Path) -> Path:
+    """The example registry with a row repeated in its district (a repeat under the compound
+    key) and a row of the same USCC in another district (not a repeat), in two files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pacsv.read_csv(EXAMPLES / "registry.csv")
+    rows = table.to_pylist()
+    fined = next(r for r in rows if r["untreated_outfalls"] > 0)
+    elsewhere = dict(fined, district=next(r["district"] for r in rows if r["district"] != fined["district"]))
+    pq.write_table(pa.Table.from_pylist(rows[:30] + [dict(fined)], schema=table.schema), folder / "a.parquet",
+                   row_group_size=8)
+    pq.write_table(pa.Table.from_pylist(rows[30:] + [dict(fined), elsewhere], schema=table.schema),
+                   folder / "b.parquet", row_group_size=8)
+    return folder

@@ -8,6 +8,7 @@ module. Skipped, saying why, where Dask's distributed scheduler is not installed
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,10 @@ import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
     EXAMPLES,
     bad_registry,
+    compound_key_policies,
+    compound_key_registry,
     example_registry,
+    local_census,
     parquet_contents,
     store_as_parquet_holds_it,
     store_contents,
@@ -181,3 +185,37 @@ def test_records_of_other_kinds_are_scored_beside_a_distributed_registry(cluster
     assert alone.rows_in < remote.rows_in  # the other kinds' rows were read and counted too
     findings = store_contents(tmp_path / "dask.sqlite")["findings"]
     assert len(findings) > len(store_contents(tmp_path / "alone.sqlite")["findings"])  # and judged
+
+
+def test_the_census_on_the_workers_equals_the_single_machine_census(cluster, registries):
+    """Keys repeated within and across files (and in the file headed in Chinese): the digests
+    merged by Dask's shuffle and the rows of each repeated key equal the local first pass's."""
+    from ecorules.engine.distributed._partition import make_plan, take_census
+    from ecorules.engine.distributed._pieces import pieces
+    from ecorules.engine.distributed.dask import _PieceParts
+
+    expected = local_census(registries["bad"])
+    plan = make_plan(None, AS_OF)
+    found, _registry = pieces(plan, registries["bad"])
+    parts = _PieceParts(found, plan, cluster)
+    repeated, digests = parts.repeated()
+    assert repeated.tolist() == expected.repeated.tolist() and repeated.size
+    assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
+    census = take_census(plan, parts).census
+    assert census.rows_of == expected.rows_of
+    rows = [at for where in census.rows_of.values() for at in where]
+    assert len(rows) > 50 and {Path(source).name for source, _row in rows} == {"a.parquet", "b.parquet", "c.parquet"}
+
+
+def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(cluster, tmp_path):
+    """key: [uscc, district]: a USCC repeated in its district is a reject naming the first
+    row (in another file too), the same USCC in another district is another enterprise."""
+    policies = compound_key_policies(tmp_path / "policies")
+    registry = compound_key_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "dask.sqlite", as_of=AS_OF, engine="dask", policies=policies,
+                             scheduler=cluster.scheduler.address)
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "dask.sqlite") == expected
+    assert remote.rows_rejected == local.rows_rejected == 2
+    assert all(reason.startswith("duplicate uscc, district (") for *_, reason in expected["rejects"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,10 @@ if shutil.which("java") is None:
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
     bad_registry,
+    compound_key_policies,
+    compound_key_registry,
     example_registry,
+    local_census,
     parquet_contents,
     store_as_parquet_holds_it,
     store_contents,
@@ -129,3 +133,45 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
         assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
         assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
     assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
+
+
+def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries):
+    """Keys repeated within and across files (and in the file headed in Chinese): the digests
+    merged by bucket on the executors, alone or in the scoring pass, and the rows of each
+    repeated key equal the local first pass's."""
+    from ecorules.engine.distributed._partition import make_plan, take_census
+    from ecorules.engine.distributed.spark import (
+        SCORED,
+        _partials_and_repeats,
+        _Parts,
+        _scorer,
+        pieces_frame,
+    )
+
+    expected = local_census(registries["bad"])
+    plan = make_plan(None, AS_OF)
+    frame = pieces_frame(spark, registries["bad"], plan)
+    parts = _Parts(frame, plan, True)
+    repeated, digests = parts.repeated()
+    assert repeated.tolist() == expected.repeated.tolist() and repeated.size
+    assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
+    in_scoring = _partials_and_repeats(frame.mapInArrow(_scorer(plan, True, True), SCORED), True)[1]
+    assert in_scoring.tolist() == repeated.tolist()
+    census = take_census(plan, parts, repeated, digests).census
+    assert census.rows_of == expected.rows_of
+    rows = [at for where in census.rows_of.values() for at in where]
+    assert len(rows) > 50 and {Path(source).name for source, _row in rows} == {"a.parquet", "b.parquet", "c.parquet"}
+
+
+def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(spark, tmp_path):
+    """key: [uscc, district]: a USCC repeated in its district is a reject naming the first
+    row (in another file too), the same USCC in another district is another enterprise."""
+    policies = compound_key_policies(tmp_path / "policies")
+    registry = compound_key_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark", policies=policies,
+                             master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "spark.sqlite") == expected
+    assert remote.rows_rejected == local.rows_rejected == 2
+    assert all(reason.startswith("duplicate uscc, district (") for *_, reason in expected["rejects"])
