@@ -96,19 +96,8 @@ def _scoring(policies: PolicySet, fingerprint: str | None = None) -> Scoring:
 
         subject = next(iter(policies)).subject
         scoring = make_scoring(policies, DOMAIN, subject, compile_program, domain=DOMAIN)
-        _refuse_fen(scoring)
         _SCORINGS[key] = scoring
     return _SCORINGS[key]
-
-
-def _refuse_fen(scoring: Scoring) -> None:
-    """The distributed engines' frames and totals are whole yuan (int64 columns): a policy
-    rounding to the fen, which a local run stores with its unit, is refused here for now
-    rather than written as yuan."""
-    fen = [slot for slot in scoring.slots if slot.per_yuan != 1]
-    if fen:
-        raise DistributedError(f"{fen[0].policy} rule {fen[0].rule} rounds its amounts to the fen, which the "
-                               "distributed engines do not carry yet: score it with a local `ecorules run`")
 
 
 def _widened(table: pa.Table) -> pa.Table:

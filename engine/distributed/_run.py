@@ -14,9 +14,9 @@ import contextlib
 import logging
 import os
 
-from .._ledger_money import YUAN, in_yuan
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
+from . import _frames
 from ._parquet_out import ParquetOut, folder_beside
 from ._partition import DistributedError, make_plan
 
@@ -77,8 +77,10 @@ class DistributedRun(NightlyRun):
             if parquet is not None:  # no tables of a run the store marks failed
                 parquet.clear()
             raise
-        if parquet is not None:  # whole yuan: the distributed engines refuse amounts in fen (_partition.py)
-            parquet.write_totals({district: (in_yuan(fen, YUAN), cases) for district, (fen, cases) in acc.districts.items()})
+        if parquet is not None:
+            money = _frames.money_type(_frames.names(plan))
+            parquet.write_totals({district: (_frames.yuan_value(fen, district in acc.fen_districts, money), cases)
+                                  for district, (fen, cases) in acc.districts.items()}, money)
             log.info("results also as Parquet under %s (run_id=%s)", self.parquet_root, run_id)
 
     @contextlib.contextmanager

@@ -61,8 +61,8 @@ def _meta(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
 
 
-FINDINGS_META, ENTRIES_META = _meta(_frames.FINDINGS_SCHEMA), _meta(_frames.ENTRIES_SCHEMA)
-REJECTS_META, PARTIALS_META = _meta(_frames.REJECTS_SCHEMA), _meta(_frames.PARTIALS_SCHEMA)
+ENTRIES_META, REJECTS_META = _meta(_frames.ENTRIES_SCHEMA), _meta(_frames.REJECTS_SCHEMA)
+PARTIALS_META = _meta(_frames.PARTIALS_SCHEMA)
 
 
 def _pandas(table: pa.Table) -> pd.DataFrame:
@@ -92,8 +92,9 @@ class Scored:
     findings: dd.DataFrame
     entries: dd.DataFrame
     rejects: dd.DataFrame
-    totals: dict[str, list[int]]  # district -> [deduction_yuan, cases], exact
-    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    # district -> [deduction_yuan, cases], exact: ints, or Decimals of yuan where a policy rounds to the fen
+    totals: dict[str, list]
+    counts: dict  # rows_in, rows_scored, rows_rejected, total_fen (ints), total_yuan (exact: int or Decimal)
     partitions: dd.DataFrame  # one row per scored batch (column ``scored``), persisted
 
 
@@ -192,11 +193,11 @@ def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, dup
     plan = census(ddf, plan)
     partitions = scored_partitions(ddf, plan).persist()
     scoring = _frames.names(plan)
-    findings = partitions.map_partitions(findings_frame, scoring, meta=FINDINGS_META)
+    findings = partitions.map_partitions(findings_frame, scoring, meta=_meta(_frames.findings_schema(scoring)))
     entries = partitions.map_partitions(entries_frame, scoring, meta=ENTRIES_META)
     rejects = partitions.map_partitions(rejects_frame, meta=REJECTS_META)
     partials = partitions.map_partitions(partials_frame, meta=PARTIALS_META).compute()
-    totals, counts = _frames.add_partials(partials)
+    totals, counts = _frames.add_partials(partials, scoring)
     return Scored(findings, entries, rejects, totals, counts, partitions)
 
 

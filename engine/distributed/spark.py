@@ -4,7 +4,7 @@
 
     spark = local_session("local[2]")                 # or the site's own session
     out = score(spark.read.parquet("registry/"), as_of=date(2012, 4, 14))
-    out.totals.show()                                 # district, deduction_yuan, cases (longs)
+    out.totals.show()                                 # district, deduction_yuan, cases
     out.findings, out.entries, out.rejects            # Spark DataFrames
 
 Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
@@ -58,12 +58,12 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
-SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
-          "rows_in long, rows_scored long, rows_rejected long, total_yuan long, bucket int, digests binary")
+# a scored batch's row (its pickle and counts), its district partials (_frames.PARTIALS_SCHEMA),
+# or a census bucket of its digests
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
-                           ("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
-                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")],
-                           ("bucket", pa.int32()), ("digests", pa.binary())])
+                           *_frames.PARTIALS_SCHEMA, ("bucket", pa.int32()), ("digests", pa.binary())])
+SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', binary='binary', bool='boolean')[str(f.type)]}"
+                   for f in _SCORED_ARROW)
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
@@ -105,8 +105,9 @@ class Scored:
     findings: DataFrame  # uscc, policy, rule, kind, amount_yuan, payer
     entries: DataFrame  # uscc, list, policy, rule, start, planned_end
     rejects: DataFrame  # source, row, column, value, reason
-    totals: DataFrame  # district, deduction_yuan, cases (sums of the partials, longs)
-    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    # district, deduction_yuan (bigint; decimal(22,2) where a policy rounds to the fen: _frames.py), cases
+    totals: DataFrame
+    counts: dict  # rows_in, rows_scored, rows_rejected, total_fen (ints), total_yuan (exact: int or Decimal)
     batches: DataFrame  # number, seq, scored (pickled ScoredBatch), partial totals and counts; cached
 
 
@@ -158,25 +159,20 @@ def _scorer(plan: Plan, pieces_in: bool, census: bool):
 
 def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
     blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
-    districts = list(scored.districts_yuan.items())
-    n = 1 + len(districts)
-    counts = [[value] + [None] * (n - 1) for value in
-              (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
-    return pa.record_batch([
-        pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
-        pa.array([blob] + [None] * (n - 1), pa.binary()),
-        pa.array([None] + [d for d, _ in districts], pa.string()),
-        pa.array([None] + [t[0] for _, t in districts], pa.int64()),
-        pa.array([None] + [t[1] for _, t in districts], pa.int64()),
-        *[pa.array(c, pa.int64()) for c in counts], pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())],
-        schema=_SCORED_ARROW)
+    rows = _frames.partial_rows(scored)  # the counts' row first: it carries the pickle
+    n = len(rows)
+    partials = [pa.array(list(column), field.type)
+                for column, field in zip(zip(*rows, strict=True), _frames.PARTIALS_SCHEMA, strict=True)]
+    return pa.record_batch([pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
+                            pa.array([blob] + [None] * (n - 1), pa.binary()), *partials,
+                            pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())], schema=_SCORED_ARROW)
 
 
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
     blobs = [bucket.tobytes() for bucket in digest_buckets(found)]
     n = DIGEST_BUCKETS
     return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
-                            pa.nulls(n, pa.string()), *[pa.nulls(n, pa.int64()) for _ in range(6)],
+                            *[pa.nulls(n, field.type) for field in _frames.PARTIALS_SCHEMA],
                             pa.array(range(n), pa.int32()), pa.array(blobs, pa.binary())], schema=_SCORED_ARROW)
 
 
@@ -195,7 +191,7 @@ def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.nda
     added on the driver as Python ints, and (``census``) the digests that more than one row
     has: the batches' sorted blobs shuffled by bucket (8 bytes a row, in a few large rows)
     and merged in numpy on the executors, only the repeated ones coming back."""
-    partial_columns = ["district", "deduction_yuan", "cases", *_frames.COUNTS]
+    partial_columns = _frames.PARTIALS_SCHEMA.names
     partials = (scored.filter(F.col("scored").isNotNull() | F.col("district").isNotNull())
                 .select(*partial_columns, F.lit(None).cast("long").alias("d")))
     if census:
@@ -298,9 +294,9 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
     if not pieces_in:  # the columns scoring reads, no others through Arrow to Python
         df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
     batches, partials = _scored_frame(df, plan, pieces_in)
-    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
-                                                               schema=_frames.PARTIALS_SCHEMA))
     slot_names = _frames.names(plan)
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
+                                                               schema=_frames.PARTIALS_SCHEMA), slot_names)
 
     def findings(parts):
         yield from _frames.findings_table(_unpickled(parts), slot_names).to_batches()
@@ -312,24 +308,23 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
         yield from _frames.rejects_table(_unpickled(parts)).to_batches()
 
     blobs = batches.filter(F.col("scored").isNotNull()).select("scored")
-    totals_frame = _literal_rows(spark, [(district, yuan, cases) for district, (yuan, cases) in totals.items()])
-    return Scored(blobs.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
+    money = _DDL[_frames.money_type(slot_names)]
+    totals_frame = _literal_rows(spark, [(district, yuan, cases) for district, (yuan, cases) in totals.items()], money)
+    return Scored(blobs.mapInArrow(findings, _ddl(_frames.findings_schema(slot_names))),
                   blobs.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
                   blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals_frame, counts, batches)
 
 
-_TOTALS = "array<struct<district:string,deduction_yuan:bigint,cases:bigint>>"
-
-
-def _literal_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+def _literal_rows(spark: SparkSession, rows: list[tuple], money: str = "bigint") -> DataFrame:
     """The district totals as a frame of literals, made in the JVM: ``createDataFrame`` of a
-    list would start a Python worker to read it back."""
-    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast("long").alias("deduction_yuan"),
+    list would start a Python worker to read it back. ``money``: bigint yuan, or decimal(22,2)."""
+    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast(money).alias("deduction_yuan"),
                         F.lit(cases).cast("long").alias("cases")) for district, yuan, cases in rows]
-    return spark.range(1).select(F.inline(F.array(*structs).cast(_TOTALS)))
+    return spark.range(1).select(F.inline(F.array(*structs).cast(
+        f"array<struct<district:string,deduction_yuan:{money},cases:bigint>>")))
 
 
-_DDL = {pa.string(): "string", pa.int64(): "long", pa.date32(): "date"}
+_DDL = {pa.string(): "string", pa.int64(): "bigint", pa.date32(): "date", _frames.YUAN_DECIMAL: "decimal(22,2)"}
 
 
 def _ddl(schema: pa.Schema) -> str:

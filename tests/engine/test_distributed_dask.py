@@ -22,7 +22,10 @@ from distributed_data import (  # noqa: E402
     bad_registry,
     compound_key_policies,
     compound_key_registry,
+    exact,
     example_registry,
+    fen_policies,
+    fen_registry,
     local_census,
     parquet_contents,
     store_as_parquet_holds_it,
@@ -219,3 +222,30 @@ def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(cluster, tmp_path):
     assert store_contents(tmp_path / "dask.sqlite") == expected
     assert remote.rows_rejected == local.rows_rejected == 2
     assert all(reason.startswith("duplicate uscc, district (") for *_, reason in expected["rejects"])
+
+
+def test_amounts_in_fen_are_scored_and_summed_as_a_local_run_does(cluster, tmp_path):
+    """A policy rounding to the fen (0.475 yuan is 0.48), beside rules in whole yuan: the
+    store, the Parquet tables and score's frames hold every amount and total to the fen."""
+    policies = fen_policies(tmp_path / "policies")
+    registry = fen_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "dask.sqlite", as_of=AS_OF, engine="dask", policies=policies,
+                             scheduler=cluster.scheduler.address, out_format="parquet")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "dask.sqlite") == expected
+    assert summary_of_run(tmp_path / "dask.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    same = ("rows_in", "rows_rejected", "total_yuan", "total_fen", "unit", "findings", "district_totals")
+    assert {k: remote.to_dict()[k] for k in same} == {k: local.to_dict()[k] for k in same}
+    assert local.unit == "fen" and any(isinstance(row[4], str) and not row[4].endswith(".00")
+                                       for row in expected["findings"])
+    assert parquet_contents(tmp_path / "dask.parquet", 1) == store_as_parquet_holds_it(tmp_path / "dask.sqlite")
+    out = score(read_registry(registry, load_policies(policies)), load_policies(policies), as_of=AS_OF)
+    findings = out.findings.compute()
+    assert str(findings["amount_yuan"].dtype).startswith("decimal128(22, 2)")
+    assert sorted(((u, p, r, k, exact(y), payer) for u, p, r, k, y, payer in
+                   findings.astype(object).itertuples(index=False, name=None)), key=repr) == \
+        sorted(((*row[:4], exact(row[4]), row[5]) for row in expected["findings"]), key=repr)
+    assert {d: (exact(y), c) for d, (y, c) in out.totals.items()} == \
+        {d["district"]: (exact(d["deduction_yuan"]), d["cases"]) for d in local.districts}
+    assert out.counts["total_yuan"] == local.total_yuan and out.counts["total_fen"] == local.total_fen
