@@ -18,7 +18,7 @@ from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
 from . import _frames
 from ._parquet_out import ParquetOut, folder_beside
-from ._partition import DistributedError, make_plan
+from ._partition import DistributedError, make_plan, needed_columns
 
 log = logging.getLogger("ecorules.distributed")
 
@@ -36,8 +36,13 @@ class DistributedRun(NightlyRun):
             # (engine/cases/), its roll-ups added to the registry's batches before scoring: not
             # yet split into pieces a worker scores alone
             raise NightlyError(f"--cases is scored on one machine only for now: run without --engine {engine}")
+        # --registry hive:DB.TABLE: a table of Spark's catalogue (spark.py's CATALOGUE)
+        self.catalogue = str(registry)[len("hive:"):] if str(registry).startswith("hive:") else None
+        if self.catalogue is not None and engine != "spark":
+            raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
         super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
+        self._session = None
         if out_format not in OUT_FORMATS:
             raise NightlyError(f"--out-format must be one of {', '.join(OUT_FORMATS)}, got {out_format!r}")
         if out_format == "parquet" and "://" in str(out):
@@ -52,7 +57,18 @@ class DistributedRun(NightlyRun):
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
         return summary
 
+    def _spark(self):
+        if self._session is None:
+            from .spark import local_session
+
+            master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
+            self._session = local_session(master)
+            log.info("spark %s: %s", self._session.version, master)
+        return self._session
+
     def _registry(self, program):
+        if self.catalogue is not None:
+            return CatalogueTable(self._spark(), self.catalogue, self._plan())
         registry = super()._registry(program)
         for reader in registry.readers:  # said before a run is started, not by a worker
             if not isinstance(reader, ParquetFile):
@@ -61,10 +77,7 @@ class DistributedRun(NightlyRun):
         return registry
 
     def _score_registry(self, registry, writer, run_id, acc, progress) -> None:
-        try:
-            plan = make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
-        except DistributedError as error:
-            raise NightlyError(str(error)) from error
+        plan = self._plan()
         parquet = ParquetOut(self.parquet_root, run_id) if self.parquet_root is not None else None
         if parquet is not None:
             parquet.clear()
@@ -82,6 +95,12 @@ class DistributedRun(NightlyRun):
             parquet.write_totals({district: (_frames.yuan_value(fen, district in acc.fen_districts, money), cases)
                                   for district, (fen, cases) in acc.districts.items()}, money)
             log.info("results also as Parquet under %s (run_id=%s)", self.parquet_root, run_id)
+
+    def _plan(self):
+        try:
+            return make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
+        except DistributedError as error:
+            raise NightlyError(str(error)) from error
 
     @contextlib.contextmanager
     def _batches(self, plan, parquet):
@@ -104,16 +123,39 @@ class DistributedRun(NightlyRun):
                 log.info("dask: %s", client)
                 yield scored_batches(self.registry_path, plan, client, recurse=self.recurse, parquet=parquet)
         else:
-            from .spark import local_session, scored_batches
+            from .spark import scored_batches
 
-            master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
-            spark = local_session(master)
-            log.info("spark %s: %s", spark.version, master)
-            yield scored_batches(spark, self.registry_path, plan, recurse=self.recurse, parquet=parquet)
+            registry = f"hive:{self.catalogue}" if self.catalogue is not None else self.registry_path
+            yield scored_batches(self._spark(), registry, plan, recurse=self.recurse, parquet=parquet)
+
+
+class CatalogueTable:
+    """A registry that is a table of Spark's catalogue, as the nightly run asks a registry:
+    its columns checked on the driver before a run starts (a missing one named as for a
+    file), its fingerprints computed by Spark (spark.py)."""
+
+    def __init__(self, spark, name: str, plan):
+        self.spark, self.name = spark, name
+        self.readers, self.encodings, self.warnings = [], {}, []  # no files of ecorules' readers
+        self.estimated_rows = 0  # unknown before the scan (progress shows rows, not a share)
+        needed_columns(plan, spark.table(name).columns)  # raises MissingColumnError naming the fact
+
+    def described(self) -> list[dict[str, str]]:
+        return [{"source": f"hive:{self.name}", "format": "table of Spark's catalogue"}]
+
+    def fingerprint(self) -> str:
+        from .spark import table_fingerprint
+
+        return table_fingerprint(self.spark, self.name)
+
+    def stat_fingerprint(self) -> str:
+        from .spark import table_stat
+
+        return table_stat(self.spark, self.name)
 
 
 def run_distributed(registry, out, **options):
     return DistributedRun(registry, out, **options).execute()
 
 
-__all__ = ["ENGINES", "OUT_FORMATS", "DistributedRun", "run_distributed"]
+__all__ = ["ENGINES", "OUT_FORMATS", "CatalogueTable", "DistributedRun", "run_distributed"]

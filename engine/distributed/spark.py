@@ -44,6 +44,8 @@ from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
     DIGEST_BUCKETS,
+    ROW,
+    SOURCE,
     Part,
     Plan,
     census_key,
@@ -68,6 +70,7 @@ SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
     """The settings that keep a local Spark on loopback and quiet (measured here, see README)."""
+    local = local_dir or tempfile.mkdtemp(prefix="ecorules-spark-")
     return {
         "spark.master": master,
         "spark.driver.host": "127.0.0.1",
@@ -78,7 +81,9 @@ def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dic
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
         "spark.sql.session.timeZone": TIME_ZONE,
-        "spark.local.dir": local_dir or tempfile.mkdtemp(prefix="ecorules-spark-"),
+        "spark.local.dir": local,
+        # the session's own catalogue (hive:DB.TABLE in tests): under the local dir, not the working directory
+        "spark.sql.warehouse.dir": os.path.join(local, "warehouse"),
     }
 
 
@@ -244,7 +249,9 @@ class _Parts:
         return repeated, sum(r["n"] for r in rows if r["n"] is not None)
 
     def gather(self, function) -> list[list]:
-        """In the registry's order: partition by partition, each in its rows' order."""
+        """In the registry's order: partition by partition, each in its rows' order; or, where
+        the frame says where each row came from (a catalogue table), by file and row, so that
+        the first row of a key does not depend on how Spark packed the files into partitions."""
         def found(part, table):
             rows = function(part, table)
             yield pa.record_batch([pa.array([part.number] * len(rows), pa.int32()),
@@ -253,8 +260,10 @@ class _Parts:
                                    pa.array([r[2] for r in rows], pa.int64())],
                                   names=["number", "key", "source", "row"])
 
+        by_place = not self.pieces_in and {SOURCE, ROW} <= set(self.df.columns)
         ordered = (self.df.mapInArrow(self._map(found), "number int, key string, source string, row long")
-                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
+                   .withColumn("position", F.monotonically_increasing_id())
+                   .orderBy(*(("source", "row") if by_place else ("number", "position"))).collect())
         return [[(r["key"], r["source"], r["row"]) for r in ordered]]
 
 
@@ -342,16 +351,85 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
 
 
+CATALOGUE = "hive:"  # --registry hive:DB.TABLE: a table of Spark's catalogue (Hive's metastore on a cluster)
+
+
+def catalogue_table(registry) -> str | None:
+    """The table a ``hive:DB.TABLE`` registry names, or None for a path."""
+    text = str(registry)
+    return text[len(CATALOGUE):] if text.startswith(CATALOGUE) else None
+
+
+def _numbered(df: DataFrame, name: str) -> DataFrame:
+    """``df`` (a catalogue table's frame) with where each row came from: the file and the
+    1-based row in it where the table is files Spark reads (Parquet, ORC: its ``_metadata``),
+    as a local run names a row (a local file by its path, others by their URI: hdfs://...); else ``hive:NAME`` and the row's 1-based position in the
+    order Spark reads the table (a view or a JDBC table has no row order of its own: as a
+    PostgreSQL registry's rows are numbered in the order the server sends them), from each
+    scan partition's count (one job, in the JVM) and the row's place in its partition."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        # a file of this machine's file system named as a local run names it (file:/x -> /x)
+        return df.select("*", F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?(?=/)", "").alias("_source"),
+                         (F.col("_metadata.row_index") + 1).cast("long").alias("_row"))
+    except AnalysisException:  # no files' metadata (raised as the select is analysed)
+        pass
+    counts = sorted((r["p"], r["count"]) for r in df.select(F.spark_partition_id().alias("p")).groupBy("p").count()
+                    .collect())
+    offsets, first = [], 0
+    for partition, count in counts:
+        offsets += [F.lit(partition), F.lit(first)]
+        first += count
+    offset = F.element_at(F.create_map(*offsets), F.spark_partition_id()) if offsets else F.lit(0)
+    within = F.monotonically_increasing_id().bitwiseAND(F.lit((1 << 33) - 1))  # Spark: partition << 33 | position
+    return df.select("*", F.lit(CATALOGUE + name).alias("_source"), (offset + within + 1).cast("long").alias("_row"))
+
+
+def table_frame(spark: SparkSession, name: str, plan: Plan) -> DataFrame:
+    """A catalogue table as the frame scoring reads: the columns scoring reads, and where each
+    row came from (``_source``, ``_row``: :func:`_numbered`)."""
+    df = spark.table(name)
+    return _numbered(df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)]), name)
+
+
+def table_fingerprint(spark: SparkSession, name: str) -> str:
+    """The content of a catalogue table as a run's input fingerprint: its schema, its row
+    count, and a 64-bit hash of each row with where it came from, summed exactly (equal for
+    equal rows in the same places; one Spark job, a full scan)."""
+    import hashlib
+
+    df = spark.table(name)
+    numbered = _numbered(df, name)
+    hashed = numbered.select(F.xxhash64(*[F.col(f"`{c}`") for c in numbered.columns]).alias("h"))
+    row = hashed.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("h").cast("decimal(38,0)")).alias("s")).collect()[0]
+    return hashlib.sha256(f"{CATALOGUE}{name}\n{df.schema.json()}\n{row['n']}\n{row['s']}".encode()).hexdigest()
+
+
+def table_stat(spark: SparkSession, name: str) -> str:
+    """A cheap fingerprint of a catalogue table: the files under it (a write replaces or adds
+    part files), as the local run's names, sizes and times of files."""
+    import hashlib
+
+    files = sorted(spark.table(name).inputFiles())
+    return hashlib.sha256(f"{CATALOGUE}{name}\n".encode() + "\n".join(files).encode()).hexdigest()
+
+
 def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE,
                    parquet: ParquetOut | None = None):
-    """The ScoredBatches of a Parquet registry, streamed to the driver partition by partition
-    (for writing a results store as a local run does); with ``parquet``, their findings, list
-    entries and rejects written first as Parquet part files by the executors."""
+    """The ScoredBatches of a Parquet registry or a catalogue table (``hive:DB.TABLE``),
+    streamed to the driver partition by partition (for writing a results store as a local run
+    does); with ``parquet``, their findings, list entries and rejects written first as
+    Parquet part files by the executors."""
     spark.conf.set("spark.sql.session.timeZone", time_zone)
-    frame = pieces_frame(spark, path, plan, recurse=recurse)
+    name = catalogue_table(path)
+    if name is not None:
+        frame, pieces_in = table_frame(spark, name, plan), False
+    else:
+        frame, pieces_in = pieces_frame(spark, path, plan, recurse=recurse), True
     # scored by all executors at once, then read back in order: toLocalIterator alone runs a
     # job per partition, one after the other
-    scored, _partials = _scored_frame(frame, plan, True)
+    scored, _partials = _scored_frame(frame, plan, pieces_in)
     try:
         if parquet is not None:
             _write_parquet(scored, plan, parquet)
@@ -379,5 +457,6 @@ def _write_parquet(scored: DataFrame, plan: Plan, out: ParquetOut) -> int:
                .mapInArrow(write, "rows long").collect())
 
 
-__all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]
+__all__ = ["CATALOGUE", "Scored", "catalogue_table", "local_session", "loopback_conf", "pieces_frame", "score",
+           "scored_batches", "table_fingerprint", "table_frame", "table_stat"]
 

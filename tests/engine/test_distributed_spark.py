@@ -37,6 +37,7 @@ from distributed_data import (  # noqa: E402
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
 from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
 
 AS_OF = dt.date(2012, 4, 14)
 
@@ -205,3 +206,65 @@ def test_amounts_in_fen_are_scored_and_summed_as_a_local_run_does(spark, tmp_pat
     assert sorted((r["district"], exact(r["deduction_yuan"]), r["cases"]) for r in out.totals.collect()) == \
         sorted((d["district"], exact(d["deduction_yuan"]), d["cases"]) for d in local.districts)
     assert out.counts["total_yuan"] == local.total_yuan and out.counts["total_fen"] == local.total_fen
+
+
+def test_a_table_of_the_catalogue_is_a_registry(spark, registries, tmp_path):
+    """--registry hive:DB.TABLE: a table of the session's catalogue (Hive's metastore on a
+    cluster), with bad rows and keys repeated across its files, scored as a local run scores
+    the same Parquet files: rejects name each file and row; a second run of the same table is
+    the first one reused, one with a changed table is not."""
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS eco")
+    source = registries["bad"]
+    frame = spark.read.parquet(str(source / "a.parquet"), str(source / "b.parquet"))
+    frame.coalesce(1).write.mode("overwrite").format("parquet").saveAsTable("eco.registry")
+    files = sorted({row["f"] for row in spark.table("eco.registry").select(F.input_file_name().alias("f")).collect()})
+    assert len(files) == 1 and files[0].startswith("file:")
+    local = run_nightly(Path(files[0][len("file:"):]), tmp_path / "local.sqlite", as_of=AS_OF)
+    result = CliRunner().invoke(main, ["run", "--registry", "hive:eco.registry", "--out", str(tmp_path / "hive.sqlite"),
+                                       "--as-of", "2012-04-14", "--engine", "spark", "--master", "local[2]",
+                                       "--format", "json"])
+    assert result.exit_code == 1, result.output  # done, with rejected rows
+    got, expected = store_contents(tmp_path / "hive.sqlite"), store_contents(tmp_path / "local.sqlite")
+    assert {k: v for k, v in got.items() if k != "runs"} == {k: v for k, v in expected.items() if k != "runs"}
+    assert [run[0:2] + run[3:] for run in got["runs"]] == [run[0:2] + run[3:] for run in expected["runs"]]
+    assert got["runs"][0][2] == "hive:eco.registry"
+    rejects = store_contents(tmp_path / "hive.sqlite")["rejects"]
+    assert len(rejects) == local.rows_rejected > 300 and {source for source, *_ in rejects} == {str(Path(files[0][len("file:"):]))}
+    assert any(reason.startswith("duplicate uscc") for *_, reason in rejects)
+    again = run_distributed("hive:eco.registry", tmp_path / "hive.sqlite", as_of=AS_OF, engine="spark",
+                            master="local[2]")
+    assert again.reused and again.run_id == 1
+    spark.table("eco.registry").limit(100).write.mode("overwrite").format("parquet").saveAsTable("eco.smaller")
+    smaller = run_distributed("hive:eco.smaller", tmp_path / "hive.sqlite", as_of=AS_OF, engine="spark",
+                              master="local[2]")
+    assert not smaller.reused and smaller.rows_in == 100
+
+
+def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_without_spark(spark, registries,
+                                                                                             tmp_path):
+    """A view has no files: its rows are named hive:NAME and numbered in the order Spark
+    reads them; a hive: registry without --engine spark is refused, naming the option; a
+    missing column is said before a run starts, naming the fact."""
+    from ecorules.engine._nightly import NightlyError
+
+    spark.read.parquet(str(registries["examples"] / "registry.parquet")).createOrReplaceTempView("examples_view")
+    local = run_nightly(registries["examples"], tmp_path / "local.sqlite", as_of=AS_OF)
+    remote = run_distributed("hive:examples_view", tmp_path / "view.sqlite", as_of=AS_OF, engine="spark",
+                             master="local[2]")
+    assert (remote.rows_in, remote.rows_rejected, remote.total_yuan) == (local.rows_in, local.rows_rejected,
+                                                                         local.total_yuan)
+    contents = store_contents(tmp_path / "view.sqlite")
+    assert {k: v for k, v in contents.items() if k not in ("runs", "rejects")} == \
+        {k: v for k, v in store_contents(tmp_path / "local.sqlite").items() if k not in ("runs", "rejects")}
+    assert [(s, r) for s, r, *_ in contents["rejects"]] == \
+        [("hive:examples_view", r) for _s, r, *_ in store_contents(tmp_path / "local.sqlite")["rejects"]]
+    with pytest.raises(NightlyError, match="is a table of Spark's catalogue: give --engine spark"):
+        run_distributed("hive:examples_view", tmp_path / "x.sqlite", as_of=AS_OF, engine="dask")
+    spark.read.parquet(str(registries["examples"] / "registry.parquet")).drop("district") \
+        .createOrReplaceTempView("no_district")
+    with pytest.raises(Exception, match="district"):
+        run_distributed("hive:no_district", tmp_path / "y.sqlite", as_of=AS_OF, engine="spark", master="local[2]")
+    assert not (tmp_path / "y.sqlite").exists()
