@@ -62,9 +62,15 @@ class Plan:
     census: KeyCensus | None = None  # with rows_of for every repeated key
     columns: list[str] = field(default_factory=list)  # the program's columns, in order
     fingerprint: str = ""  # the policies', hashed once on the driver
+    # with a case table: its roll-ups per enterprise it names (engine/cases/_enterprises.py's
+    # EnterpriseSide without its rows, a few bytes per such enterprise) and the roll-ups
+    rollups: tuple | None = None
 
 
-def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None, duplicates: str = "reject") -> Plan:
+def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None, duplicates: str = "reject",
+              computed: Iterable[str] = ()) -> Plan:
+    """``computed``: the roll-ups a case table gives (not read from the registry: each
+    partition is handed them, :attr:`Plan.rollups`)."""
     if duplicates not in ("reject", "last"):
         raise DistributedError(f"--duplicates {duplicates} merges rows across partitions: run it on one machine "
                                "(reject and last are decided before scoring and work distributed)")
@@ -79,7 +85,7 @@ def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None,
     fingerprint = policies.fingerprint
     program = _scoring(policies, fingerprint).program
     needed_by = policies.required_facts()
-    needed = {column: list(needed_by.get(column, [])) for column in program.columns}
+    needed = {column: list(needed_by.get(column, [])) for column in program.columns if column not in computed}
     unset = unset_rollups(policies.facts, needed)
     needed = {column: by for column, by in needed.items() if column not in unset}
     return Plan(policies, as_of, subjects.pop(), needed, unset, aliases, duplicates, None, list(program.columns),
@@ -167,6 +173,12 @@ class Part:
             batch = self._keys.apply(batch)
             if batch.table.num_rows and plan.unset:
                 batch.table = with_unset(batch.table, plan.unset)
+            if batch.table.num_rows and plan.rollups is not None:  # as the local run's _batch adds them
+                from ..cases import rollup_columns
+
+                side, rollups = plan.rollups
+                for name, column in rollup_columns(side, batch.table[plan.subject], rollups).items():
+                    batch.table = batch.table.append_column(name, column)
             out.append(score_batch(self._scoring, batch, as_of=plan.as_of, threads=1))
         return out
 
@@ -175,6 +187,14 @@ class Part:
         key = census_key(self.plan)
         found = [batch_digests(key, batch.table)[0] for batch in self.batches(table, dict.fromkeys(key.names, ()))]
         return np.concatenate(found) if found else np.zeros(0, np.uint64)
+
+    def enterprises(self, table: pa.Table, link, wanted: pa.Array, names: list[str]) -> list[tuple]:
+        """The rows of a table of the partition whose enterprise a case table names, as the
+        case stage keeps them (engine/cases/_enterprises.py's kept_rows), in their order."""
+        from ..cases._enterprises import kept_rows
+
+        return [found for batch in self.batches(table)
+                if (found := kept_rows(link, batch.table, batch.source, batch.rows, wanted, names)) is not None]
 
     def suspects(self, census: KeyCensus, table: pa.Table) -> list[tuple]:
         """(key, source, row) of the table's rows whose digest repeats, in its order."""

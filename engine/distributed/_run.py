@@ -31,11 +31,6 @@ class DistributedRun(NightlyRun):
                  out_format: str = "sqlite", **options):
         if engine not in ("dask", "spark"):
             raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if options.get("cases"):
-            # the case table is joined to its enterprises and judged act by act on the driver
-            # (engine/cases/), its roll-ups added to the registry's batches before scoring: not
-            # yet split into pieces a worker scores alone
-            raise NightlyError(f"--cases is scored on one machine only for now: run without --engine {engine}")
         # --registry hive:DB.TABLE: a table of Spark's catalogue (spark.py's CATALOGUE)
         self.catalogue = str(registry)[len("hive:"):] if str(registry).startswith("hive:") else None
         if self.catalogue is not None and engine != "spark":
@@ -43,6 +38,10 @@ class DistributedRun(NightlyRun):
         super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
+        self._client = None
+        if self.cases is not None:  # the registry's rows the case table names: read by the cluster
+            self.cases.enterprise_rows = self._enterprise_rows
         if out_format not in OUT_FORMATS:
             raise NightlyError(f"--out-format must be one of {', '.join(OUT_FORMATS)}, got {out_format!r}")
         if out_format == "parquet" and "://" in str(out):
@@ -52,7 +51,8 @@ class DistributedRun(NightlyRun):
             raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
 
     def execute(self):
-        summary = super().execute()
+        with self._cluster:
+            summary = super().execute()
         if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
         return summary
@@ -76,8 +76,44 @@ class DistributedRun(NightlyRun):
                                        "Parquet, or run it on one machine)")
         return registry
 
+    def _dask(self):
+        if self._client is None:
+            from dask.distributed import Client, LocalCluster
+
+            # the cluster's own INFO lines (workers up and down) drown the run's
+            logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
+            if self.scheduler is not None:
+                self._client = self._cluster.enter_context(Client(self.scheduler))
+            else:  # a cluster of this machine's cores, on loopback only (dashboard too)
+                cluster = self._cluster.enter_context(LocalCluster(
+                    n_workers=self.threads, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"))
+                self._client = self._cluster.enter_context(Client(cluster))
+            log.info("dask: %s", self._client)
+        return self._client
+
+    def _enterprise_rows(self, registry_path, options, link, wanted, names):
+        """The case stage's first pass over the registry (engine/cases/_enterprises.py) on the
+        cluster: each piece's rows whose enterprise the case table names (a few per case), in
+        the registry's order; the driver joins them to the cases as a local run does."""
+        plan = self._plan()
+        plan.needed = {name: ["the case table's enterprises"] for name in names}
+        if self.engine == "dask":
+            from .dask import enterprise_rows
+
+            return enterprise_rows(self._dask(), registry_path, plan, link, wanted, names, recurse=self.recurse)
+        from .spark import enterprise_rows
+
+        registry = f"hive:{self.catalogue}" if self.catalogue is not None else registry_path
+        return enterprise_rows(self._spark(), registry, plan, link, wanted, names, recurse=self.recurse)
+
     def _score_registry(self, registry, writer, run_id, acc, progress) -> None:
         plan = self._plan()
+        if self.cases is not None and self.cases.plan.onto_parent:  # each partition is handed the roll-ups
+            from ..cases._enterprises import EnterpriseSide
+
+            side = self._case_results.side
+            plan.rollups = (EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups,
+                                           key_fact=side.key_fact), dict(self.cases.plan.onto_parent))
         parquet = ParquetOut(self.parquet_root, run_id) if self.parquet_root is not None else None
         if parquet is not None:
             parquet.clear()
@@ -98,30 +134,17 @@ class DistributedRun(NightlyRun):
 
     def _plan(self):
         try:
-            return make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
+            return make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates,
+                             computed=self.cases.plan.onto_parent if self.cases is not None else ())
         except DistributedError as error:
             raise NightlyError(str(error)) from error
 
     @contextlib.contextmanager
     def _batches(self, plan, parquet):
         if self.engine == "dask":
-            from dask.distributed import Client, LocalCluster
-
-            # the cluster's own INFO lines (workers up and down) drown the run's
-            logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
-
             from .dask import scored_batches
 
-            with contextlib.ExitStack() as stack:
-                if self.scheduler is not None:
-                    client = stack.enter_context(Client(self.scheduler))
-                else:  # a cluster of this machine's cores, on loopback only (dashboard too)
-                    cluster = stack.enter_context(LocalCluster(
-                        n_workers=self.threads, threads_per_worker=1, host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0"))
-                    client = stack.enter_context(Client(cluster))
-                log.info("dask: %s", client)
-                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse, parquet=parquet)
+            yield scored_batches(self.registry_path, plan, self._dask(), recurse=self.recurse, parquet=parquet)
         else:
             from .spark import scored_batches
 

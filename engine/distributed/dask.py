@@ -224,6 +224,19 @@ class _PieceParts:
                                                   plan=self.plan, function=function, pure=False))
 
 
+def _piece_enterprises(piece, number: int, *, plan: Plan, link, wanted, names: list[str]) -> list[tuple]:
+    return Part(plan, number).enterprises(read_piece(piece, names), link, wanted, names)
+
+
+def enterprise_rows(client: Any, path, plan: Plan, link, wanted, names: list[str], *, recurse: bool = True) -> list:
+    """The registry's rows whose enterprise a case table names (``plan.needed``: their
+    columns), read and picked on the workers, in the registry's order."""
+    found, _registry = pieces(plan, path, recurse=recurse)
+    kept = client.gather(client.map(_piece_enterprises, found, list(range(len(found))), plan=plan, link=link,
+                                    wanted=wanted, names=names, pure=False))
+    return [rows for part in kept for rows in part]
+
+
 def _piece_scored(piece, number: int, *, plan: Plan):
     return score_partition(plan, read_piece(piece), number)
 
@@ -249,4 +262,4 @@ def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True, parqu
     client.gather(written)  # every part file is there before the run is done
 
 
-__all__ = ["Scored", "census", "read_registry", "score", "scored_batches", "scored_partitions"]
+__all__ = ["Scored", "census", "enterprise_rows", "read_registry", "score", "scored_batches", "scored_partitions"]

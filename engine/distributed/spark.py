@@ -214,11 +214,14 @@ class _Parts:
     """The census's parts on Spark: the partitions of a frame (or of a frame of pieces), each
     task reading the key columns alone."""
 
-    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool):
+    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None):
         self.plan, self.pieces_in = plan, pieces_in
-        self.facts = list(census_key(plan).names)
-        # the key columns alone (Spark reads no other column of a Parquet file)
-        self.df = df if pieces_in else df.select(*[F.col(f"`{c}`") for c in key_columns(plan, df.columns)])
+        self.facts = facts or list(census_key(plan).names)
+        # the key columns alone (Spark reads no other column of a Parquet file); or ``facts``
+        if not pieces_in:
+            df = df.select(*[F.col(f"`{c}`") for c in (needed_columns(plan, df.columns) if facts
+                                                       else key_columns(plan, df.columns))])
+        self.df = df
 
     def _map(self, function):
         """``function(part, table)`` for every table of every partition, one Part per task."""
@@ -247,6 +250,19 @@ class _Parts:
         rows = repeats.unionByName(digests.select(F.lit(None).cast("long").alias("d"), "n")).collect()
         repeated = np.unique(np.array([r["d"] for r in rows if r["d"] is not None], np.int64).view(np.uint64))
         return repeated, sum(r["n"] for r in rows if r["n"] is not None)
+
+    def in_order(self, function) -> list:
+        """``function``'s results (lists of picklable values) on every part, in the registry's
+        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`)."""
+        def pickled(part, table):
+            found = function(part, table)
+            yield pa.record_batch([pa.array([part.number] * len(found), pa.int32()),
+                                   pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
+                                            pa.binary())], names=["number", "value"])
+
+        ordered = (self.df.mapInArrow(self._map(pickled), "number int, value binary")
+                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
+        return [pickle.loads(row["value"]) for row in ordered]
 
     def gather(self, function) -> list[list]:
         """In the registry's order: partition by partition, each in its rows' order; or, where
@@ -415,6 +431,19 @@ def table_stat(spark: SparkSession, name: str) -> str:
     return hashlib.sha256(f"{CATALOGUE}{name}\n".encode() + "\n".join(files).encode()).hexdigest()
 
 
+def enterprise_rows(spark: SparkSession, path, plan: Plan, link, wanted, names: list[str], *,
+                    recurse: bool = True) -> list:
+    """The registry's rows whose enterprise a case table names (``plan.needed``: their
+    columns), read and picked on the executors, in the registry's order."""
+    name = catalogue_table(path)
+    if name is not None:
+        frame, pieces_in = table_frame(spark, name, plan), False
+    else:
+        frame, pieces_in = pieces_frame(spark, path, plan, recurse=recurse), True
+    return _Parts(frame, plan, pieces_in, list(names)).in_order(
+        lambda part, table: part.enterprises(table, link, wanted, names))
+
+
 def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE,
                    parquet: ParquetOut | None = None):
     """The ScoredBatches of a Parquet registry or a catalogue table (``hive:DB.TABLE``),
@@ -457,6 +486,6 @@ def _write_parquet(scored: DataFrame, plan: Plan, out: ParquetOut) -> int:
                .mapInArrow(write, "rows long").collect())
 
 
-__all__ = ["CATALOGUE", "Scored", "catalogue_table", "local_session", "loopback_conf", "pieces_frame", "score",
+__all__ = ["CATALOGUE", "Scored", "catalogue_table", "enterprise_rows", "local_session", "loopback_conf", "pieces_frame", "score",
            "scored_batches", "table_fingerprint", "table_frame", "table_stat"]
 

@@ -224,3 +224,36 @@ def fen_registry(folder: Path, rows: int = 900, seed: int = 10) -> Path:
     pq.write_table(table.slice(0, rows // 3), folder / "a.parquet", row_group_size=100)
     pq.write_table(table.slice(rows // 3), folder / "b.parquet", row_group_size=250)
     return folder
+
+
+CASE_POLICIES = Path(__file__).resolve().parents[1] / "data" / "cases"  # tests/engine/test_case_batch.py's
+CASES_AS_OF = __import__("datetime").date(2026, 1, 1)
+
+
+def case_world(folder: Path, enterprises: int = 300, cases: int = 2000) -> tuple[Path, Path]:
+    """A registry of three Parquet files (several row groups each) and a case table for
+    tests/data/cases' policies, as tests/engine/test_case_batch.py builds them: enterprises the
+    registry rejects (a district not of the folder), a USCC on two rows, cases of enterprises
+    not in the registry, and bad cases of every kind (engine/cases/_generate.py)."""
+    from ecorules.engine.cases._generate import bad_cases, generate_cases
+
+    folder.mkdir(parents=True, exist_ok=True)
+    usccs = generate_registry(enterprises + 10, 7)["uscc"].combine_chunks()
+    rng = np.random.default_rng(8)
+    good, rejected, strangers = usccs.slice(0, enterprises), usccs.slice(enterprises, 5), usccs.slice(enterprises + 5, 5)
+    districts = np.where(rng.random(enterprises) < 0.5, "金水区", "二七区").astype(object)
+    districts[:3] = "经开区"  # not a value of this folder: three enterprises the registry rejects
+    codes = pa.concat_arrays([good, rejected]).to_pylist()
+    codes[-1] = codes[7]  # one enterprise written on two rows: the second is a reject
+    registry = pa.table({"uscc": pa.array(codes, pa.string()),
+                         "district": pa.array([*districts, *["火星区"] * 5], pa.string()),
+                         "industrial": pa.array(np.where(rng.random(enterprises + 5) < 0.7, "true", "false"))})
+    third = registry.num_rows // 3
+    (folder / "registry").mkdir()
+    for k, name in enumerate(("a", "b", "c")):
+        part = registry.slice(k * third, third if k < 2 else None)
+        pq.write_table(part, folder / "registry" / f"{name}.parquet", row_group_size=40)
+    table = generate_cases(good, cases, 9, ("a83_2", "a84_2", "local_x"))
+    bad, _kinds = bad_cases(table, strangers, rejected, 10)
+    pacsv.write_csv(pa.concat_tables([table, bad]), folder / "cases.csv")
+    return folder / "registry", folder / "cases.csv"

@@ -18,8 +18,11 @@ import dask.dataframe as dd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
+    CASE_POLICIES,
+    CASES_AS_OF,
     EXAMPLES,
     bad_registry,
+    case_world,
     compound_key_policies,
     compound_key_registry,
     exact,
@@ -249,3 +252,23 @@ def test_amounts_in_fen_are_scored_and_summed_as_a_local_run_does(cluster, tmp_p
     assert {d: (exact(y), c) for d, (y, c) in out.totals.items()} == \
         {d["district"]: (exact(d["deduction_yuan"]), d["cases"]) for d in local.districts}
     assert out.counts["total_yuan"] == local.total_yuan and out.counts["total_fen"] == local.total_fen
+
+
+def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(cluster, tmp_path):
+    """--cases: the registry's rows the case table names are picked by the workers, the cases
+    judged and rolled up as a local run does, the roll-ups handed to every partition: every
+    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+    registry, cases = case_world(tmp_path)
+    local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                             cases=cases, engine="dask", scheduler=cluster.scheduler.address)
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
+    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # the enterprises' policies read the roll-ups: findings and list entries only case counts give
+    assert any(row[2] == "eco" for row in expected["findings"])
+    assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}

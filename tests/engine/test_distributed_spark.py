@@ -21,7 +21,10 @@ if shutil.which("java") is None:
 
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
+    CASE_POLICIES,
+    CASES_AS_OF,
     bad_registry,
+    case_world,
     compound_key_policies,
     compound_key_registry,
     exact,
@@ -268,3 +271,23 @@ def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_w
     with pytest.raises(Exception, match="district"):
         run_distributed("hive:no_district", tmp_path / "y.sqlite", as_of=AS_OF, engine="spark", master="local[2]")
     assert not (tmp_path / "y.sqlite").exists()
+
+
+def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(spark, tmp_path):
+    """--cases: the registry's rows the case table names are picked by the workers, the cases
+    judged and rolled up as a local run does, the roll-ups handed to every partition: every
+    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+    registry, cases = case_world(tmp_path)
+    local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                             cases=cases, engine="spark", master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
+    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # the enterprises' policies read the roll-ups: findings and list entries only case counts give
+    assert any(row[2] == "eco" for row in expected["findings"])
+    assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}
