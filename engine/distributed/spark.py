@@ -349,7 +349,8 @@ def _literal_rows(spark: SparkSession, rows: list[tuple], money: str = "bigint")
         f"array<struct<district:string,deduction_yuan:{money},cases:bigint>>")))
 
 
-_DDL = {pa.string(): "string", pa.int64(): "bigint", pa.date32(): "date", _frames.YUAN_DECIMAL: "decimal(22,2)"}
+_DDL = {pa.string(): "string", pa.int64(): "bigint", pa.date32(): "date", pa.bool_(): "boolean",
+        _frames.YUAN_DECIMAL: "decimal(22,2)"}
 
 
 def _ddl(schema: pa.Schema) -> str:
