@@ -16,7 +16,13 @@ that the machine's noise hits every variant alike:
 - spark, run: ``ecorules run --engine spark --master local[2]`` (session start-up included);
 - spark, score: ``score(spark.read.parquet(DIR))`` in a session already up, totals collected;
 - spark, SQL: Spark's own SQL computing the same district totals from the same files, no
-  Python (the floor of any Python on Spark).
+  Python (the floor of any Python on Spark);
+- spark, counting: the needed columns handed to Python by ``mapInArrow`` and only counted
+  (what any Python on Spark pays); spark, scoring only: the same hand-over, the kernel's
+  scoring, the partial totals back, without ``score``'s key census and cached batches;
+  spark, score without key census: ``score`` as if no key were declared.
+
+Spark's variants run after one small ``score`` that warms the session (its first Python job).
 
 Each variant's peak memory: the peak RSS of each process under the bench while it runs (a
 Dask worker, a Spark Python worker, Spark's JVM, an ``ecorules run``), the largest by role.
@@ -188,6 +194,19 @@ def spark_score(folder: Path, spark) -> dict:
     return {"wall": wall, "rows": out.counts["rows_in"], "districts": districts}
 
 
+def spark_score_without_census(folder: Path, spark) -> dict:
+    """``score`` as if the policies declared no key: no census of repeated keys (digests,
+    their shuffle by bucket and merge), the rest as ``score``. ``score`` minus this is the census."""
+    from ecorules.engine.distributed import spark as engine
+
+    real = engine.census_key
+    engine.census_key = lambda plan: None  # the driver's decision to take a census; the workers' filter is untouched
+    try:
+        return spark_score(folder, spark)
+    finally:
+        engine.census_key = real
+
+
 def spark_python_floor(folder: Path, spark) -> dict:
     """The registry's needed columns handed to Python through mapInArrow and only counted:
     what any Python on Spark pays before it does anything."""
@@ -207,6 +226,32 @@ def spark_python_floor(folder: Path, spark) -> dict:
     started = time.perf_counter()
     rows = sum(r["rows"] for r in df.mapInArrow(count, "rows long").collect())
     return {"wall": time.perf_counter() - started, "rows": rows, "districts": None}
+
+
+def spark_scoring_only(folder: Path, spark) -> dict:
+    """The kernel scoring on the executors and nothing else of ``score``: each task's batches
+    scored (a Part per task, as ``score`` makes them), only their partial totals sent back;
+    no key census, no pickled batches cached. ``score`` minus this is what those cost."""
+    import pyarrow as pa
+    from ecorules.engine.distributed import _frames
+    from ecorules.engine.distributed._partition import Part, make_plan, needed_columns
+    from ecorules.engine.distributed.spark import _ddl, _number, _tables
+
+    plan = make_plan(POLICIES[0], dt.date.fromisoformat(AS_OF))
+    df = spark.read.parquet(str(folder))
+    df = df.select(*[f"`{c}`" for c in needed_columns(plan, df.columns)])
+
+    def partials(batches):
+        part = Part(plan, _number())
+        for table in _tables(batches, False):
+            yield from _frames.partials_table(part.score(table)).to_batches()
+
+    started = time.perf_counter()
+    rows = df.mapInArrow(partials, _ddl(_frames.PARTIALS_SCHEMA)).collect()
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([r.asDict() for r in rows],
+                                                                       schema=_frames.PARTIALS_SCHEMA),
+                                          _frames.names(plan))
+    return {"wall": time.perf_counter() - started, "rows": counts["rows_in"], "districts": totals}
 
 
 def spark_sql(folder: Path, spark) -> dict:
@@ -248,6 +293,12 @@ def main() -> None:
 
             spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"))
             spark.sparkContext.setLogLevel("ERROR")
+            # a session's first Python job pays its workers' start and the JVM's warm-up (a
+            # round-1 score took 49 s against 25 s in round 2): paid here, on a small slice
+            warm = spark.read.parquet(str(folder)).limit(10_000)
+            from ecorules.engine.distributed.spark import score
+
+            score(warm, POLICIES[0], as_of=dt.date.fromisoformat(AS_OF)).totals.collect()
         except ImportError:
             print("  pyspark not installed: Spark variants skipped", flush=True)
     results: dict[str, list[dict]] = {}
@@ -267,6 +318,8 @@ def main() -> None:
                     "spark, score (local[2] up)": lambda: spark_score(folder, spark),
                     "spark, native SQL (local[2] up)": lambda: spark_sql(folder, spark),
                     "spark, mapInArrow only counting (local[2] up)": lambda: spark_python_floor(folder, spark),
+                    "spark, mapInArrow scoring only (local[2] up)": lambda: spark_scoring_only(folder, spark),
+                    "spark, score without key census (local[2] up)": lambda: spark_score_without_census(folder, spark),
                 }
             if args.spark_only:
                 variants = {name: v for name, v in variants.items() if name.startswith("spark") and "run" not in name}
@@ -293,6 +346,8 @@ def main() -> None:
     spark_run, spark_up, sql, counting = ("spark, run (local[2], start-up included)", "spark, score (local[2] up)",
                                           "spark, native SQL (local[2] up)",
                                           "spark, mapInArrow only counting (local[2] up)")
+    scoring_only = "spark, mapInArrow scoring only (local[2] up)"
+    no_census = "spark, score without key census (local[2] up)"
     ratios = {}
     for label, slow, fast in (  # a records/s ratio is fast's rate over slow's; a time ratio slow's time over fast's
             ("dask run / one process (records/s)", one, dask_run),
@@ -301,7 +356,11 @@ def main() -> None:
             ("spark score / spark native SQL (time)", spark_up, sql),
             ("spark run / spark native SQL (time)", spark_run, sql),
             ("spark mapInArrow counting / spark native SQL (time)", counting, sql),
-            ("spark score / spark mapInArrow counting (time)", spark_up, counting)):
+            ("spark score / spark mapInArrow counting (time)", spark_up, counting),
+            ("spark scoring only / spark native SQL (time)", scoring_only, sql),
+            ("spark score / spark scoring only (time)", spark_up, scoring_only),
+            ("spark score / spark score without key census (time)", spark_up, no_census),
+            ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
         if slow in best and fast in best:
             ratios[label] = best[slow] / best[fast]
             # on a shared machine the fastest round of each is the one least hit by others' load

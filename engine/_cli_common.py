@@ -92,7 +92,8 @@ FORMAT_OPTION = click.option(
 REGISTRY_HELP = ("The enterprise registry: CSV or text (comma, tab or semicolon; UTF-8, GBK or UTF-16), Parquet, "
                  "Excel (.xlsx, .xls), DB.sqlite:TABLE, a folder of such files, or a PostgreSQL table or read-only "
                  "query: postgresql:///DB?table=NAME or postgresql:///DB?query=SELECT ... (no password in the URL: "
-                 "PGPASSWORD, ~/.pgpass or a service file).")
+                 "PGPASSWORD, ~/.pgpass or a service file). With --engine spark, also hive:DB.TABLE, a table of "
+                 "Spark's catalogue (Hive's metastore on a cluster).")
 
 
 def registry_options(function):

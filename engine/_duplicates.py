@@ -249,18 +249,15 @@ def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], 
     rewrites = False
     for batch in batches():
         rows += batch.table.num_rows
-        keys, valid, canonical = key.read(batch.table)
-        rewrites = rewrites or any(column is not batch.table[name] for name, column in canonical.items())
-        found = digests(key.digest_fact, keys, valid)
+        found, rewritten = batch_digests(key, batch.table)
+        rewrites = rewrites or rewritten
         if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
             grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
             grown[:filled] = store[:filled]
             store = grown
         store[filled : filled + found.size] = found
         filled += found.size
-    store = store[:filled]
-    store.sort()
-    repeated = np.unique(store[1:][store[1:] == store[:-1]]) if filled > 1 else np.zeros(0, np.uint64)
+    repeated = repeated_of(store[:filled])
     del store
     census = KeyCensus(repeated, rows, rewrites=rewrites)
     if policy in ("last", "sum") and repeated.size:
@@ -273,12 +270,34 @@ def _rows_of(key: RecordKey, batches: Callable[[], Iterator[Batch]], census: Key
     """The rows of every key whose digest repeats (an extra pass over those rows only)."""
     rows_of: dict = {}
     for batch in batches():
-        keys, valid, _ = key.read(batch.table)
-        at = np.flatnonzero(valid)
-        hit = at[census.suspects(digests(key.digest_fact, keys, valid))]
-        for row, value in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True):
-            rows_of.setdefault(value, []).append((batch.source, int(batch.rows[row])))
+        for value, source, row in suspects_in(key, census, batch):
+            rows_of.setdefault(value, []).append((source, row))
     return rows_of
+
+
+# --- the pieces of the first pass, for a census taken where the data lies (engine/distributed/)
+
+
+def batch_digests(key: RecordKey, table: pa.Table) -> tuple[np.ndarray, bool]:
+    """The digests of a table's valid keys, and whether some valid key was written otherwise
+    than in its canonical form."""
+    keys, valid, canonical = key.read(table)
+    return digests(key.digest_fact, keys, valid), any(column is not table[name] for name, column in canonical.items())
+
+
+def repeated_of(found: np.ndarray) -> np.ndarray:
+    """The digests that occur more than once in ``found`` (sorted in place), sorted."""
+    found.sort()
+    return np.unique(found[1:][found[1:] == found[:-1]]) if found.size > 1 else np.zeros(0, np.uint64)
+
+
+def suspects_in(key: RecordKey, census: KeyCensus, batch: Batch) -> list[tuple]:
+    """(key, source, row) of the batch's rows whose digest is a repeated one, in its order:
+    to be compared by their exact key."""
+    keys, valid, _ = key.read(batch.table)
+    hit = np.flatnonzero(valid)[census.suspects(digests(key.digest_fact, keys, valid))]
+    return [(value, batch.source, int(batch.rows[row]))
+            for row, value in zip(hit.tolist(), keys.take(from_numbers(hit)).to_pylist(), strict=True)]
 
 
 # --- the second pass ------------------------------------------------------------------------
@@ -486,5 +505,5 @@ def unique_key(policies, domain: str) -> RecordKey | None:
     return RecordKey(facts)
 
 
-__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "RecordKey", "canonical_keys", "digests", "streamed",
-           "take_census", "unique_key"]
+__all__ = ["POLICIES", "DuplicateFilter", "KeyCensus", "RecordKey", "batch_digests", "canonical_keys", "digests",
+           "repeated_of", "streamed", "suspects_in", "take_census", "unique_key"]

@@ -44,18 +44,38 @@ def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, check
                      as_of=None) -> EnterpriseSide:
     """``wanted``: the distinct stripped usccs of the case table; ``checked``: the columns
     validated (those the enterprise policies check, and those the case side reads)."""
+    names = side_columns(plan, checked)
+    kept = (kept_rows(plan.facts[plan.link], batch.table, batch.source, batch.rows, wanted, names)
+            for batch in registry.batches())
+    return enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
+
+
+def side_columns(plan: CasePlan, checked: tuple[str, ...]) -> list[str]:
+    """The registry's columns the case side reads: the link (uscc), then ``checked``."""
+    return list(dict.fromkeys((plan.link, *checked)))
+
+
+def kept_rows(link, table: pa.Table, source: str, rows: np.ndarray, wanted: pa.Array, names: list[str]):
+    """The rows of one registry batch whose enterprise the case table names: (their columns
+    ``names``, the batch's source, their row numbers), or None. Where the registry is read
+    by a cluster (engine/distributed/), its workers call this on their pieces."""
+    keep = np.flatnonzero(bools(pc.is_in(linked(link, table[link.name]), value_set=wanted)))
+    if not keep.size:
+        return None
+    return table.select(names).take(from_numbers(keep)), source, rows[keep]
+
+
+def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) -> EnterpriseSide:
+    """The side from the kept rows of the registry's batches (:func:`kept_rows`), in the
+    registry's order."""
     key = plan.link
-    names = list(dict.fromkeys((key, *checked)))
+    names = side_columns(plan, checked)
     tables, sources, origin = [], [], []  # origin: (source index, row number) per kept row
-    for batch in registry.batches():
-        uscc = linked(plan.facts[key], batch.table[key])
-        keep = np.flatnonzero(bools(pc.is_in(uscc, value_set=wanted)))
-        if keep.size:
-            index = from_numbers(keep)
-            tables.append(batch.table.select(names).take(index))
-            if batch.source not in sources:
-                sources.append(batch.source)
-            origin.append(np.stack([np.full(keep.size, sources.index(batch.source)), batch.rows[keep]], axis=1))
+    for table, source, rows in kept:
+        tables.append(table.select(names))
+        if source not in sources:
+            sources.append(source)
+        origin.append(np.stack([np.full(len(rows), sources.index(source)), rows], axis=1))
     if tables:
         table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
     else:
@@ -108,4 +128,4 @@ def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, obje
     return columns
 
 
-__all__ = ["EnterpriseSide", "read_enterprises", "rollup_columns"]
+__all__ = ["EnterpriseSide", "enterprise_side", "kept_rows", "read_enterprises", "rollup_columns", "side_columns"]

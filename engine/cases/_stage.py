@@ -32,7 +32,7 @@ from ..sources import list_registry
 from ..sources._pg_url import PostgresUrl
 from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
-from ._enterprises import EnterpriseSide, read_enterprises
+from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
@@ -110,6 +110,10 @@ class CaseStage:
             # what the run's summary must say, as for the registry: a subfolder or a file left unread
             self.warnings = [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
         self._failed_checks: list = []  # (case rows, columns, values, reasons) of failed checks
+        # where a cluster reads the registry (engine/distributed/_run.py): a function of
+        # (registry, options, link fact, wanted usccs, columns) giving the kept rows of the
+        # registry's pieces in its order (_enterprises.kept_rows), read on the workers
+        self.enterprise_rows = None
 
     def _database(self):
         """The case table's reader, for the fingerprints of a PostgreSQL table or query."""
@@ -134,11 +138,16 @@ class CaseStage:
         check_values(cases, plan)
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
-        resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
-                                  self.aliases)
-        registry = Registry(registry_path, resolver, **registry_options)
         wanted = cases.usccs_of(cases.valid)
-        side = read_enterprises(registry, plan, wanted, checked, self.as_of)
+        if self.enterprise_rows is not None:
+            kept = self.enterprise_rows(registry_path, registry_options, plan.facts[plan.link], wanted,
+                                        side_columns(plan, checked))
+            side = enterprise_side(kept, plan, checked, self.as_of)
+        else:
+            resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
+                                      self.aliases)
+            registry = Registry(registry_path, resolver, **registry_options)
+            side = read_enterprises(registry, plan, wanted, checked, self.as_of)
         link(cases, plan, side.usccs, side.rejected)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)

@@ -4,6 +4,7 @@ writes its own part files, so the rows do not pass through the driver twice).
 
     results.sqlite                         the store, as a local run writes it
     results.parquet/findings/run_id=7/     uscc, policy, rule, kind, amount_yuan, payer
+                                           (yuan: int64, or decimal(22, 2) where a policy rounds to the fen)
     results.parquet/list_entries/run_id=7/ uscc, list, policy, rule, start, planned_end
     results.parquet/rejects/run_id=7/      source, row, column, value, reason
     results.parquet/district_totals/run_id=7/ district, deduction_yuan, cases
@@ -40,11 +41,13 @@ class ParquetOut:
         for table in (*TABLES, "district_totals"):
             shutil.rmtree(self.folder(table), ignore_errors=True)
 
-    def write_totals(self, districts: dict[str, tuple[int, int]]) -> None:
-        """The district totals, as the driver added them (whole yuan)."""
+    def write_totals(self, districts: dict[str, tuple], money: pa.DataType) -> None:
+        """The district totals, as the driver added them: yuan as the findings' ``money``
+        (int64, or decimal(22, 2) where a policy rounds to the fen: _frames.money_type)."""
         rows = sorted(districts.items())
-        table = pa.table([pa.array([d for d, _ in rows], pa.string()), pa.array([t[0] for _, t in rows], pa.int64()),
-                          pa.array([t[1] for _, t in rows], pa.int64())], schema=TOTALS_SCHEMA)
+        schema = TOTALS_SCHEMA.set(1, pa.field("deduction_yuan", money))
+        table = pa.table([pa.array([d for d, _ in rows], pa.string()), pa.array([t[0] for _, t in rows], money),
+                          pa.array([t[1] for _, t in rows], pa.int64())], schema=schema)
         self.folder("district_totals").mkdir(parents=True, exist_ok=True)
         pq.write_table(table, self.folder("district_totals") / "part-00000.parquet")
 

@@ -3,7 +3,8 @@ partition, as an Arrow table with the registry's own headers, scored as ``ecorul
 scores a batch (engine/_scored.py), into a ScoredBatch whose totals add up across partitions.
 
 Everything here runs where the data is; the driver only plans (:func:`make_plan`), decides
-the repeated keys (:func:`census_of`) and adds the partials. A :class:`Plan` pickles (the
+the repeated keys (:func:`take_census`, which each engine calls with its way of reaching its
+parts) and adds the partials. A :class:`Plan` pickles (the
 policies and the census, a few kB); the compiled program does not travel: each worker
 process compiles it once (about a millisecond) and keeps it.
 
@@ -15,15 +16,25 @@ names its rejects so; any other partition names them ``partition N``, row from 1
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import PolicySet, load_policies
 
-from .._duplicates import DuplicateFilter, KeyCensus, digests, unique_key
+from .._duplicates import (
+    DuplicateFilter,
+    KeyCensus,
+    RecordKey,
+    batch_digests,
+    repeated_of,
+    suspects_in,
+    unique_key,
+)
 from .._nightly import NightlyError
 from .._scored import ScoredBatch, Scoring, make_scoring, score_batch
 from .._sources import Batch, ColumnResolver
@@ -50,9 +61,16 @@ class Plan:
     duplicates: str = "reject"
     census: KeyCensus | None = None  # with rows_of for every repeated key
     columns: list[str] = field(default_factory=list)  # the program's columns, in order
+    fingerprint: str = ""  # the policies', hashed once on the driver
+    # with a case table: its roll-ups per enterprise it names (engine/cases/_enterprises.py's
+    # EnterpriseSide without its rows, a few bytes per such enterprise) and the roll-ups
+    rollups: tuple | None = None
 
 
-def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None, duplicates: str = "reject") -> Plan:
+def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None, duplicates: str = "reject",
+              computed: Iterable[str] = ()) -> Plan:
+    """``computed``: the roll-ups a case table gives (not read from the registry: each
+    partition is handed them, :attr:`Plan.rollups`)."""
     if duplicates not in ("reject", "last"):
         raise DistributedError(f"--duplicates {duplicates} merges rows across partitions: run it on one machine "
                                "(reject and last are decided before scoring and work distributed)")
@@ -64,37 +82,28 @@ def make_plan(policies: PolicySet | str | None, as_of: dt.date, *, aliases=None,
     subjects = {p.subject for p in policies}
     if len(subjects) != 1:
         raise DistributedError(f"the {DOMAIN} policies name different subjects: {', '.join(sorted(subjects))}")
-    program = _scoring(policies).program
+    fingerprint = policies.fingerprint
+    program = _scoring(policies, fingerprint).program
     needed_by = policies.required_facts()
-    needed = {column: list(needed_by.get(column, [])) for column in program.columns}
+    needed = {column: list(needed_by.get(column, [])) for column in program.columns if column not in computed}
     unset = unset_rollups(policies.facts, needed)
     needed = {column: by for column, by in needed.items() if column not in unset}
-    return Plan(policies, as_of, subjects.pop(), needed, unset, aliases, duplicates, None, list(program.columns))
+    return Plan(policies, as_of, subjects.pop(), needed, unset, aliases, duplicates, None, list(program.columns),
+                fingerprint)
 
 
 _SCORINGS: dict[str, Scoring] = {}  # per worker process: policy fingerprint -> compiled scoring
 
 
-def _scoring(policies: PolicySet) -> Scoring:
-    key = policies.fingerprint
+def _scoring(policies: PolicySet, fingerprint: str | None = None) -> Scoring:
+    key = fingerprint or policies.fingerprint  # a sha256 over the policies: a plan gives it made once
     if key not in _SCORINGS:
         from ecorules.fastcalc import compile_program
 
         subject = next(iter(policies)).subject
         scoring = make_scoring(policies, DOMAIN, subject, compile_program, domain=DOMAIN)
-        _refuse_fen(scoring)
         _SCORINGS[key] = scoring
     return _SCORINGS[key]
-
-
-def _refuse_fen(scoring: Scoring) -> None:
-    """The distributed engines' frames and totals are whole yuan (int64 columns): a policy
-    rounding to the fen, which a local run stores with its unit, is refused here for now
-    rather than written as yuan."""
-    fen = [slot for slot in scoring.slots if slot.per_yuan != 1]
-    if fen:
-        raise DistributedError(f"{fen[0].policy} rule {fen[0].rule} rounds its amounts to the fen, which the "
-                               "distributed engines do not carry yet: score it with a local `ecorules run`")
 
 
 def _widened(table: pa.Table) -> pa.Table:
@@ -109,55 +118,104 @@ def _widened(table: pa.Table) -> pa.Table:
     return table
 
 
-def batches(plan: Plan, table: pa.Table, number: int, needed: Mapping | None = None) -> Iterator[Batch]:
-    """The partition's rows as the Batches of its sources (one per run of rows of one file),
-    with the columns of ``needed`` facts (default: all the plan's)."""
-    if table.num_rows == 0:
-        return
-    if SOURCE in table.column_names:
-        sources = table[SOURCE].combine_chunks()
-        change = np.flatnonzero(pc.not_equal(sources[1:], sources[:-1]).to_numpy(zero_copy_only=False)) + 1
-        bounds = [0, *change.tolist(), table.num_rows]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            part = table.slice(a, b - a)
-            rows = part[ROW].to_numpy().astype(np.int64) if ROW in part.column_names else np.arange(a + 1, b + 1)
-            yield _batch(plan, part.drop_columns([c for c in (SOURCE, ROW) if c in part.column_names]),
-                         sources[a].as_py(), rows, needed)
-    else:
-        rows = table[ROW].to_numpy().astype(np.int64) if ROW in table.column_names else np.arange(1, table.num_rows + 1)
-        yield _batch(plan, table.drop_columns([c for c in (ROW,) if c in table.column_names]), f"partition {number}",
-                     rows, needed)
+class Part:
+    """One partition as its worker task sees it: the compiled scoring, the duplicate filter
+    and the columns found for each set of headers, made once for the partition, not once per
+    batch (Spark hands a partition over in batches of 262,144 rows)."""
 
+    def __init__(self, plan: Plan, number: int = 0):
+        self.plan, self.number = plan, number
+        self._columns: dict[tuple, dict[str, int]] = {}  # (facts, headers) -> fact -> index
+        self._resolvers: dict[tuple, ColumnResolver] = {}
+        self._scoring: Scoring | None = None
+        self._keys: DuplicateFilter | None = None
 
-def _batch(plan: Plan, table: pa.Table, source: str, rows: np.ndarray, needed: Mapping | None = None) -> Batch:
-    resolver = ColumnResolver(plan.policies.facts, plan.needed if needed is None else needed, plan.aliases)
-    headers = list(table.column_names)
-    columns = resolver.resolve(source, headers)  # raises MissingColumnError naming the fact
-    picked = table.select([index for index in columns.values()]).rename_columns(list(columns))
-    return Batch(_widened(picked), source, rows, {name: headers[i] for name, i in columns.items()}, [], table.num_rows)
+    def batches(self, table: pa.Table, needed: Mapping | None = None) -> Iterator[Batch]:
+        """The partition's rows as the Batches of its sources (one per run of rows of one file),
+        with the columns of ``needed`` facts (default: all the plan's)."""
+        if table.num_rows == 0:
+            return
+        if SOURCE in table.column_names:
+            sources = table[SOURCE].combine_chunks()
+            change = np.flatnonzero(pc.not_equal(sources[1:], sources[:-1]).to_numpy(zero_copy_only=False)) + 1
+            bounds = [0, *change.tolist(), table.num_rows]
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                part = table.slice(a, b - a)
+                rows = part[ROW].to_numpy().astype(np.int64) if ROW in part.column_names else np.arange(a + 1, b + 1)
+                yield self._batch(part.drop_columns([c for c in (SOURCE, ROW) if c in part.column_names]),
+                                  sources[a].as_py(), rows, needed)
+        else:
+            rows = (table[ROW].to_numpy().astype(np.int64) if ROW in table.column_names
+                    else np.arange(1, table.num_rows + 1))
+            yield self._batch(table.drop_columns([c for c in (ROW,) if c in table.column_names]),
+                              f"partition {self.number}", rows, needed)
+
+    def _batch(self, table: pa.Table, source: str, rows: np.ndarray, needed: Mapping | None) -> Batch:
+        needed = self.plan.needed if needed is None else needed
+        headers = list(table.column_names)
+        at = (tuple(needed), tuple(headers))
+        if at not in self._columns:
+            if at[0] not in self._resolvers:
+                self._resolvers[at[0]] = ColumnResolver(self.plan.policies.facts, needed, self.plan.aliases)
+            self._columns[at] = self._resolvers[at[0]].resolve(source, headers)  # raises MissingColumnError
+        columns = self._columns[at]
+        picked = table.select(list(columns.values())).rename_columns(list(columns))
+        return Batch(_widened(picked), source, rows, {name: headers[i] for name, i in columns.items()}, [],
+                     table.num_rows)
+
+    def score(self, table: pa.Table) -> list[ScoredBatch]:
+        """Score a table of the partition's rows (with the registry's headers)."""
+        plan = self.plan
+        if self._scoring is None:
+            self._scoring, self._keys = _scoring(plan.policies, plan.fingerprint), _filter(plan)
+        out = []
+        for batch in self.batches(table):
+            batch = self._keys.apply(batch)
+            if batch.table.num_rows and plan.unset:
+                batch.table = with_unset(batch.table, plan.unset)
+            if batch.table.num_rows and plan.rollups is not None:  # as the local run's _batch adds them
+                from ..cases import rollup_columns
+
+                side, rollups = plan.rollups
+                for name, column in rollup_columns(side, batch.table[plan.subject], rollups).items():
+                    batch.table = batch.table.append_column(name, column)
+            out.append(score_batch(self._scoring, batch, as_of=plan.as_of, threads=1))
+        return out
+
+    def digests(self, table: pa.Table) -> np.ndarray:
+        """The census's first pass over a table of the partition: a digest per valid key."""
+        key = census_key(self.plan)
+        found = [batch_digests(key, batch.table)[0] for batch in self.batches(table, dict.fromkeys(key.names, ()))]
+        return np.concatenate(found) if found else np.zeros(0, np.uint64)
+
+    def enterprises(self, table: pa.Table, link, wanted: pa.Array, names: list[str]) -> list[tuple]:
+        """The rows of a table of the partition whose enterprise a case table names, as the
+        case stage keeps them (engine/cases/_enterprises.py's kept_rows), in their order."""
+        from ..cases._enterprises import kept_rows
+
+        return [found for batch in self.batches(table)
+                if (found := kept_rows(link, batch.table, batch.source, batch.rows, wanted, names)) is not None]
+
+    def suspects(self, census: KeyCensus, table: pa.Table) -> list[tuple]:
+        """(key, source, row) of the table's rows whose digest repeats, in its order."""
+        key = census_key(self.plan)
+        return [found for batch in self.batches(table, dict.fromkeys(key.names, ()))
+                for found in suspects_in(key, census, batch)]
 
 
 def _filter(plan: Plan) -> DuplicateFilter:
-    fact = unique_key(plan.policies, DOMAIN)
-    if fact is None or fact.name not in plan.columns:
+    key = census_key(plan)
+    if key is None:
         return DuplicateFilter(None, None, plan.duplicates)
-    keys = DuplicateFilter(fact, plan.census, plan.duplicates, plan.policies.facts)
+    keys = DuplicateFilter(key, plan.census, plan.duplicates, plan.policies.facts)
     if plan.census is not None:  # the first row of each repeated key, decided by the census, not by arrival
-        keys.first = {key: rows[0] for key, rows in plan.census.rows_of.items()}
+        keys.first = {value: rows[0] for value, rows in plan.census.rows_of.items()}
     return keys
 
 
 def score_partition(plan: Plan, table: pa.Table, number: int = 0) -> list[ScoredBatch]:
     """Score one partition (an Arrow table with the registry's headers)."""
-    scoring = _scoring(plan.policies)
-    keys = _filter(plan)
-    out = []
-    for batch in batches(plan, table, number):
-        batch = keys.apply(batch)
-        if batch.table.num_rows and plan.unset:
-            batch.table = with_unset(batch.table, plan.unset)
-        out.append(score_batch(scoring, batch, as_of=plan.as_of, threads=1))
-    return out
+    return Part(plan, number).score(table)
 
 
 # --- one enterprise, one row, across partitions -----------------------------------------------
@@ -173,61 +231,72 @@ def needed_columns(plan: Plan, columns: list[str]) -> list[str]:
     return [*(headers[i] for i in found.values()), *[c for c in (SOURCE, ROW) if c in columns]]
 
 
-def key_columns(plan: Plan, columns: list[str]) -> list[str] | None:
-    """The columns of a frame the census reads: the key's (as the frame heads it) and where
-    each row came from; None where the policies declare no key."""
-    fact = unique_key(plan.policies, DOMAIN)
-    if fact is None or fact.name not in plan.columns:
-        return None
-    resolver = ColumnResolver(plan.policies.facts, {fact.name: ()}, plan.aliases)
-    headers = [c for c in columns if c not in (SOURCE, ROW)]
-    index = resolver.resolve("the frame", headers)[fact.name]
-    return [headers[index], *[c for c in (SOURCE, ROW) if c in columns]]
-
-
-def key_digests(plan: Plan, table: pa.Table, number: int = 0) -> np.ndarray:
-    """The first pass of engine/_duplicates.py on one partition: a digest per valid key."""
+def census_key(plan: Plan) -> RecordKey | None:
+    """The key the registry's rows are unique by, if the catalogue declares one and the
+    policies read every fact of it (as a local run decides: engine/_nightly.py's _key_filter)."""
     key = unique_key(plan.policies, DOMAIN)
-    if key is None:
-        return np.zeros(0, np.uint64)
-    found = []
-    for batch in batches(plan, table, number, dict.fromkeys(key.names, ())):
-        keys, valid, _ = key.read(batch.table)
-        found.append(digests(key.digest_fact, keys, valid))
-    return np.concatenate(found) if found else np.zeros(0, np.uint64)
-
-
-def repeated_digests(parts: Iterable[np.ndarray]) -> np.ndarray:
-    every = np.concatenate([np.asarray(p, np.uint64) for p in parts] or [np.zeros(0, np.uint64)])
-    every.sort()
-    return np.unique(every[1:][every[1:] == every[:-1]]) if every.size > 1 else np.zeros(0, np.uint64)
-
-
-def suspect_rows(plan: Plan, repeated: np.ndarray, table: pa.Table, number: int = 0) -> list[tuple]:
-    """(key, source, row) of the rows whose digest repeats: compared by their exact key on the driver."""
-    record_key = unique_key(plan.policies, DOMAIN)
-    census = KeyCensus(repeated, 0)
-    out = []
-    for batch in batches(plan, table, number, dict.fromkeys(record_key.names, ())):
-        keys, valid, _ = record_key.read(batch.table)
-        at = np.flatnonzero(valid)
-        hit = at[census.suspects(digests(record_key.digest_fact, keys, valid))]
-        for row, key in zip(hit.tolist(), keys.take(pa.array(hit)).to_pylist(), strict=True):
-            out.append((key, batch.source, int(batch.rows[row])))
-    return out
-
-
-def census_of(repeated: np.ndarray, suspects_in_order: Iterable[list[tuple]], rows: int = 0) -> KeyCensus | None:
-    """The census from the partitions' suspects, given in the registry's order."""
-    if not repeated.size:
+    if key is None or not all(name in plan.columns for name in key.names):
         return None
-    rows_of: dict = {}
-    for part in suspects_in_order:
-        for key, source, row in part:
-            rows_of.setdefault(key, []).append((source, row))
-    rows_of = {key: where for key, where in rows_of.items() if len(where) > 1}
-    return KeyCensus(repeated, rows, rows_of)
+    return key
 
 
-__all__ = ["DistributedError", "Plan", "census_of", "key_digests", "make_plan", "repeated_digests", "score_partition",
-           "suspect_rows"]
+def key_columns(plan: Plan, columns: list[str]) -> list[str] | None:
+    """The columns of a frame the census reads: the key's (as the frame heads them) and where
+    each row came from; None where the policies declare no key."""
+    key = census_key(plan)
+    if key is None:
+        return None
+    resolver = ColumnResolver(plan.policies.facts, dict.fromkeys(key.names, ()), plan.aliases)
+    headers = [c for c in columns if c not in (SOURCE, ROW)]
+    found = resolver.resolve("the frame", headers)
+    return [*(headers[found[name]] for name in key.names), *[c for c in (SOURCE, ROW) if c in columns]]
+
+
+class Parts(Protocol):
+    """How an engine runs a function on every part of a registry where the part lies."""
+
+    def repeated(self) -> tuple[np.ndarray, int]:
+        """:meth:`Part.digests` of every part, merged on the workers: the digests more than
+        one row has (never every digest on the driver), and how many digests there were."""
+
+    def gather(self, function: Callable[[Part, pa.Table], list]) -> list[list]:
+        """``function``'s results on every part (reading the key columns alone), in the
+        registry's order."""
+
+
+def take_census(plan: Plan, parts: Parts, repeated: np.ndarray | None = None, rows: int = 0) -> Plan:
+    """``plan`` with the keys written on several rows (engine/_duplicates.py's first pass, on
+    the workers): the digests that repeat (or ``repeated``, where the engine found them while
+    scoring), then the rows of those digests, compared by their exact key on the driver."""
+    if census_key(plan) is None:
+        return plan
+    if repeated is None:
+        repeated, rows = parts.repeated()
+    if repeated.size:
+        census = KeyCensus(repeated, rows)
+        rows_of: dict = {}
+        for found in parts.gather(functools.partial(_suspects, census=census)):
+            for value, source, row in found:
+                rows_of.setdefault(value, []).append((source, row))
+        plan.census = KeyCensus(repeated, rows, {value: at for value, at in rows_of.items() if len(at) > 1})
+    return plan
+
+
+def _suspects(part: Part, table: pa.Table, census: KeyCensus) -> list[tuple]:
+    return part.suspects(census, table)
+
+
+DIGEST_BITS = 6  # digests are merged in 2**6 buckets of their top bits, each on one worker
+DIGEST_BUCKETS = 1 << DIGEST_BITS
+_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
+
+
+def digest_buckets(found: np.ndarray) -> list[np.ndarray]:
+    """A part's digests, sorted, cut into DIGEST_BUCKETS by their top bits."""
+    every = np.sort(found)
+    cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
+    return [every[cuts[b]:cuts[b + 1]] for b in range(DIGEST_BUCKETS)]
+
+
+__all__ = ["DIGEST_BUCKETS", "DistributedError", "Part", "Parts", "Plan", "census_key", "digest_buckets",
+           "make_plan", "repeated_of", "score_partition", "take_census"]

@@ -14,11 +14,11 @@ import contextlib
 import logging
 import os
 
-from .._ledger_money import YUAN, in_yuan
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
+from . import _frames
 from ._parquet_out import ParquetOut, folder_beside
-from ._partition import DistributedError, make_plan
+from ._partition import DistributedError, make_plan, needed_columns
 
 log = logging.getLogger("ecorules.distributed")
 
@@ -31,13 +31,17 @@ class DistributedRun(NightlyRun):
                  out_format: str = "sqlite", **options):
         if engine not in ("dask", "spark"):
             raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if options.get("cases"):
-            # the case table is joined to its enterprises and judged act by act on the driver
-            # (engine/cases/), its roll-ups added to the registry's batches before scoring: not
-            # yet split into pieces a worker scores alone
-            raise NightlyError(f"--cases is scored on one machine only for now: run without --engine {engine}")
+        # --registry hive:DB.TABLE: a table of Spark's catalogue (spark.py's CATALOGUE)
+        self.catalogue = str(registry)[len("hive:"):] if str(registry).startswith("hive:") else None
+        if self.catalogue is not None and engine != "spark":
+            raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
         super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
+        self._session = None
+        self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
+        self._client = None
+        if self.cases is not None:  # the registry's rows the case table names: read by the cluster
+            self.cases.enterprise_rows = self._enterprise_rows
         if out_format not in OUT_FORMATS:
             raise NightlyError(f"--out-format must be one of {', '.join(OUT_FORMATS)}, got {out_format!r}")
         if out_format == "parquet" and "://" in str(out):
@@ -47,12 +51,24 @@ class DistributedRun(NightlyRun):
             raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
 
     def execute(self):
-        summary = super().execute()
+        with self._cluster:
+            summary = super().execute()
         if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
         return summary
 
+    def _spark(self):
+        if self._session is None:
+            from .spark import local_session
+
+            master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
+            self._session = local_session(master)
+            log.info("spark %s: %s", self._session.version, master)
+        return self._session
+
     def _registry(self, program):
+        if self.catalogue is not None:
+            return CatalogueTable(self._spark(), self.catalogue, self._plan())
         registry = super()._registry(program)
         for reader in registry.readers:  # said before a run is started, not by a worker
             if not isinstance(reader, ParquetFile):
@@ -60,11 +76,44 @@ class DistributedRun(NightlyRun):
                                        "Parquet, or run it on one machine)")
         return registry
 
+    def _dask(self):
+        if self._client is None:
+            from dask.distributed import Client, LocalCluster
+
+            # the cluster's own INFO lines (workers up and down) drown the run's
+            logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
+            if self.scheduler is not None:
+                self._client = self._cluster.enter_context(Client(self.scheduler))
+            else:  # a cluster of this machine's cores, on loopback only (dashboard too)
+                cluster = self._cluster.enter_context(LocalCluster(
+                    n_workers=self.threads, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"))
+                self._client = self._cluster.enter_context(Client(cluster))
+            log.info("dask: %s", self._client)
+        return self._client
+
+    def _enterprise_rows(self, registry_path, options, link, wanted, names):
+        """The case stage's first pass over the registry (engine/cases/_enterprises.py) on the
+        cluster: each piece's rows whose enterprise the case table names (a few per case), in
+        the registry's order; the driver joins them to the cases as a local run does."""
+        plan = self._plan()
+        plan.needed = {name: ["the case table's enterprises"] for name in names}
+        if self.engine == "dask":
+            from .dask import enterprise_rows
+
+            return enterprise_rows(self._dask(), registry_path, plan, link, wanted, names, recurse=self.recurse)
+        from .spark import enterprise_rows
+
+        registry = f"hive:{self.catalogue}" if self.catalogue is not None else registry_path
+        return enterprise_rows(self._spark(), registry, plan, link, wanted, names, recurse=self.recurse)
+
     def _score_registry(self, registry, writer, run_id, acc, progress) -> None:
-        try:
-            plan = make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates)
-        except DistributedError as error:
-            raise NightlyError(str(error)) from error
+        plan = self._plan()
+        if self.cases is not None and self.cases.plan.onto_parent:  # each partition is handed the roll-ups
+            from ..cases._enterprises import EnterpriseSide
+
+            side = self._case_results.side
+            plan.rollups = (EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups,
+                                           key_fact=side.key_fact), dict(self.cases.plan.onto_parent))
         parquet = ParquetOut(self.parquet_root, run_id) if self.parquet_root is not None else None
         if parquet is not None:
             parquet.clear()
@@ -77,41 +126,59 @@ class DistributedRun(NightlyRun):
             if parquet is not None:  # no tables of a run the store marks failed
                 parquet.clear()
             raise
-        if parquet is not None:  # whole yuan: the distributed engines refuse amounts in fen (_partition.py)
-            parquet.write_totals({district: (in_yuan(fen, YUAN), cases) for district, (fen, cases) in acc.districts.items()})
+        if parquet is not None:
+            money = _frames.money_type(_frames.names(plan))
+            parquet.write_totals({district: (_frames.yuan_value(fen, district in acc.fen_districts, money), cases)
+                                  for district, (fen, cases) in acc.districts.items()}, money)
             log.info("results also as Parquet under %s (run_id=%s)", self.parquet_root, run_id)
+
+    def _plan(self):
+        try:
+            return make_plan(self.policies, self.as_of, aliases=self.aliases, duplicates=self.duplicates,
+                             computed=self.cases.plan.onto_parent if self.cases is not None else ())
+        except DistributedError as error:
+            raise NightlyError(str(error)) from error
 
     @contextlib.contextmanager
     def _batches(self, plan, parquet):
         if self.engine == "dask":
-            from dask.distributed import Client, LocalCluster
-
-            # the cluster's own INFO lines (workers up and down) drown the run's
-            logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("ecorules").level))
-
             from .dask import scored_batches
 
-            with contextlib.ExitStack() as stack:
-                if self.scheduler is not None:
-                    client = stack.enter_context(Client(self.scheduler))
-                else:  # a cluster of this machine's cores, on loopback only (dashboard too)
-                    cluster = stack.enter_context(LocalCluster(
-                        n_workers=self.threads, threads_per_worker=1, host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0"))
-                    client = stack.enter_context(Client(cluster))
-                log.info("dask: %s", client)
-                yield scored_batches(self.registry_path, plan, client, recurse=self.recurse, parquet=parquet)
+            yield scored_batches(self.registry_path, plan, self._dask(), recurse=self.recurse, parquet=parquet)
         else:
-            from .spark import local_session, scored_batches
+            from .spark import scored_batches
 
-            master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
-            spark = local_session(master)
-            log.info("spark %s: %s", spark.version, master)
-            yield scored_batches(spark, self.registry_path, plan, recurse=self.recurse, parquet=parquet)
+            registry = f"hive:{self.catalogue}" if self.catalogue is not None else self.registry_path
+            yield scored_batches(self._spark(), registry, plan, recurse=self.recurse, parquet=parquet)
+
+
+class CatalogueTable:
+    """A registry that is a table of Spark's catalogue, as the nightly run asks a registry:
+    its columns checked on the driver before a run starts (a missing one named as for a
+    file), its fingerprints computed by Spark (spark.py)."""
+
+    def __init__(self, spark, name: str, plan):
+        self.spark, self.name = spark, name
+        self.readers, self.encodings, self.warnings = [], {}, []  # no files of ecorules' readers
+        self.estimated_rows = 0  # unknown before the scan (progress shows rows, not a share)
+        needed_columns(plan, spark.table(name).columns)  # raises MissingColumnError naming the fact
+
+    def described(self) -> list[dict[str, str]]:
+        return [{"source": f"hive:{self.name}", "format": "table of Spark's catalogue"}]
+
+    def fingerprint(self) -> str:
+        from .spark import table_fingerprint
+
+        return table_fingerprint(self.spark, self.name)
+
+    def stat_fingerprint(self) -> str:
+        from .spark import table_stat
+
+        return table_stat(self.spark, self.name)
 
 
 def run_distributed(registry, out, **options):
     return DistributedRun(registry, out, **options).execute()
 
 
-__all__ = ["ENGINES", "OUT_FORMATS", "DistributedRun", "run_distributed"]
+__all__ = ["ENGINES", "OUT_FORMATS", "CatalogueTable", "DistributedRun", "run_distributed"]

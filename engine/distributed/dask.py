@@ -15,7 +15,8 @@ batch (engine/distributed/_partition.py); the frames of findings, list entries a
 are made from the scored partitions, which are persisted, so nothing is scored twice. The
 district totals are the partitions' partial totals added on the driver: a few integers per
 district and partition, no shuffle. A key written on several rows is decided first, over
-the whole frame (two passes over the key column), as a local run decides it.
+the whole frame (two passes over the key column), as a local run decides it: the digests of
+the keys are shuffled by value across the workers, and only the repeated ones reach the driver.
 
 Columns travel as Arrow (pandas' ArrowDtype): an integer column with gaps stays integers
 with nulls, never float NaN, and a null is a reject like a blank cell.
@@ -34,25 +35,24 @@ from typing import Any
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._duplicates import unique_key
 from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
-    DOMAIN,
     ROW,
     SOURCE,
+    Part,
     Plan,
-    census_of,
+    census_key,
     key_columns,
-    key_digests,
     make_plan,
     needed_columns,
-    repeated_digests,
+    repeated_of,
     score_partition,
-    suspect_rows,
+    take_census,
 )
 from ._pieces import pieces, read_piece
 
@@ -61,8 +61,8 @@ def _meta(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
 
 
-FINDINGS_META, ENTRIES_META = _meta(_frames.FINDINGS_SCHEMA), _meta(_frames.ENTRIES_SCHEMA)
-REJECTS_META, PARTIALS_META = _meta(_frames.REJECTS_SCHEMA), _meta(_frames.PARTIALS_SCHEMA)
+ENTRIES_META, REJECTS_META = _meta(_frames.ENTRIES_SCHEMA), _meta(_frames.REJECTS_SCHEMA)
+PARTIALS_META = _meta(_frames.PARTIALS_SCHEMA)
 
 
 def _pandas(table: pa.Table) -> pd.DataFrame:
@@ -92,8 +92,9 @@ class Scored:
     findings: dd.DataFrame
     entries: dd.DataFrame
     rejects: dd.DataFrame
-    totals: dict[str, list[int]]  # district -> [deduction_yuan, cases], exact
-    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    # district -> [deduction_yuan, cases], exact: ints, or Decimals of yuan where a policy rounds to the fen
+    totals: dict[str, list]
+    counts: dict  # rows_in, rows_scored, rows_rejected, total_fen (ints), total_yuan (exact: int or Decimal)
     partitions: dd.DataFrame  # one row per scored batch (column ``scored``), persisted
 
 
@@ -122,27 +123,56 @@ def _read(piece, columns: list[str] | None = None) -> pd.DataFrame:
     return _pandas(table.select(list(columns)))
 
 
-def _digests(frame: pd.DataFrame, plan: Plan, number: int):
-    return key_digests(plan, _table(frame), number)
+DIGESTS_META = pd.DataFrame({"digest": pd.Series([], dtype="uint64")})
 
 
-def _suspects(frame: pd.DataFrame, plan: Plan, repeated, number: int):
-    return suspect_rows(plan, repeated, _table(frame), number)
+def _digest_frame(table: pa.Table, plan: Plan, number: int) -> pd.DataFrame:
+    return pd.DataFrame({"digest": Part(plan, number).digests(table)})
+
+
+def _repeats_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"digest": repeated_of(frame["digest"].to_numpy(np.uint64, copy=True))})
+
+
+def _repeated(digests: dd.DataFrame) -> tuple[np.ndarray, int]:
+    """The digests more than one row has: shuffled by value across the workers (Dask's own
+    shuffle), each output partition finding its repeats; only those come to the driver, with
+    the count of digests (the per-part digests are computed once for both)."""
+    merged = digests.shuffle(on="digest").map_partitions(_repeats_frame, meta=DIGESTS_META)
+    repeats, count = dask.compute(merged, digests.map_partitions(len).sum())
+    return np.sort(repeats["digest"].to_numpy(np.uint64)), int(count)
+
+
+class _FrameParts:
+    """The census's parts: the partitions of a Dask frame's key columns."""
+
+    def __init__(self, keys: dd.DataFrame, plan: Plan):
+        self.keys, self.plan = keys, plan
+
+    def repeated(self) -> tuple[np.ndarray, int]:
+        return _repeated(self.keys.map_partitions(_frame_digests, self.plan, meta=DIGESTS_META))
+
+    def gather(self, function) -> list[list]:
+        parts = self.keys.to_delayed()
+        return list(dask.compute(*[dask.delayed(_frame_apply)(part, self.plan, k, function)
+                                   for k, part in enumerate(parts)]))
+
+
+def _frame_digests(frame: pd.DataFrame, plan: Plan, partition_info: dict | None = None) -> pd.DataFrame:
+    return _digest_frame(_table(frame), plan, partition_info["number"] if partition_info else 0)
+
+
+def _frame_apply(frame: pd.DataFrame, plan: Plan, number: int, function):
+    return function(Part(plan, number), _table(frame))
 
 
 def census(ddf: dd.DataFrame, plan: Plan) -> Plan:
     """``plan`` with the keys written on several rows of ``ddf`` (engine/_duplicates.py's
-    first pass, partition by partition: 8 bytes per row come back to the driver)."""
+    first pass, partition by partition; only the repeated digests come to the driver)."""
     columns = key_columns(plan, list(ddf.columns))
     if columns is None:
         return plan
-    parts = ddf[columns].to_delayed()  # a Parquet reader reads the key column alone
-    found = dask.compute(*[dask.delayed(_digests)(part, plan, k) for k, part in enumerate(parts)])
-    repeated = repeated_digests(found)
-    if repeated.size:
-        suspects = dask.compute(*[dask.delayed(_suspects)(part, plan, repeated, k) for k, part in enumerate(parts)])
-        plan.census = census_of(repeated, suspects, sum(len(f) for f in found))
-    return plan
+    return take_census(plan, _FrameParts(ddf[columns], plan))  # a Parquet reader reads the key columns alone
 
 
 def _score(frame: pd.DataFrame, plan: Plan, partition_info: dict | None = None) -> pd.DataFrame:
@@ -163,20 +193,48 @@ def score(ddf: dd.DataFrame, policies=None, *, as_of: dt.date, aliases=None, dup
     plan = census(ddf, plan)
     partitions = scored_partitions(ddf, plan).persist()
     scoring = _frames.names(plan)
-    findings = partitions.map_partitions(findings_frame, scoring, meta=FINDINGS_META)
+    findings = partitions.map_partitions(findings_frame, scoring, meta=_meta(_frames.findings_schema(scoring)))
     entries = partitions.map_partitions(entries_frame, scoring, meta=ENTRIES_META)
     rejects = partitions.map_partitions(rejects_frame, meta=REJECTS_META)
     partials = partitions.map_partitions(partials_frame, meta=PARTIALS_META).compute()
-    totals, counts = _frames.add_partials(partials)
+    totals, counts = _frames.add_partials(partials, scoring)
     return Scored(findings, entries, rejects, totals, counts, partitions)
 
 
-def _piece_digests(piece, number: int, *, plan: Plan, fact: str):
-    return key_digests(plan, read_piece(piece, [fact]), number)
+def _piece_digests(piece, number: int, plan: Plan) -> pd.DataFrame:
+    return _digest_frame(read_piece(piece, list(census_key(plan).names)), plan, number)
 
 
-def _piece_suspects(piece, number: int, *, plan: Plan, fact: str, repeated):
-    return suspect_rows(plan, repeated, read_piece(piece, [fact]), number)
+def _piece_apply(piece, number: int, *, plan: Plan, function):
+    return function(Part(plan, number), read_piece(piece, list(census_key(plan).names)))
+
+
+class _PieceParts:
+    """The census's parts: the row groups of a Parquet registry, each read by a worker."""
+
+    def __init__(self, found: list, plan: Plan, client: Any):
+        self.found, self.plan, self.client = found, plan, client
+
+    def repeated(self) -> tuple[np.ndarray, int]:
+        return _repeated(dd.from_map(_piece_digests, self.found, list(range(len(self.found))), plan=self.plan,
+                                     meta=DIGESTS_META, enforce_metadata=False))
+
+    def gather(self, function) -> list[list]:
+        return self.client.gather(self.client.map(_piece_apply, self.found, list(range(len(self.found))),
+                                                  plan=self.plan, function=function, pure=False))
+
+
+def _piece_enterprises(piece, number: int, *, plan: Plan, link, wanted, names: list[str]) -> list[tuple]:
+    return Part(plan, number).enterprises(read_piece(piece, names), link, wanted, names)
+
+
+def enterprise_rows(client: Any, path, plan: Plan, link, wanted, names: list[str], *, recurse: bool = True) -> list:
+    """The registry's rows whose enterprise a case table names (``plan.needed``: their
+    columns), read and picked on the workers, in the registry's order."""
+    found, _registry = pieces(plan, path, recurse=recurse)
+    kept = client.gather(client.map(_piece_enterprises, found, list(range(len(found))), plan=plan, link=link,
+                                    wanted=wanted, names=names, pure=False))
+    return [rows for part in kept for rows in part]
 
 
 def _piece_scored(piece, number: int, *, plan: Plan):
@@ -194,15 +252,7 @@ def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True, parqu
     With ``parquet``, each piece's findings, list entries and rejects are also written as
     Parquet part files by the worker holding them."""
     found, _registry = pieces(plan, path, recurse=recurse)
-    key = unique_key(plan.policies, DOMAIN)
-    if key is not None and key.name in plan.columns:  # one enterprise, one row: the key column first
-        numbers = list(range(len(found)))
-        digests = client.gather(client.map(_piece_digests, found, numbers, plan=plan, fact=key.name, pure=False))
-        repeated = repeated_digests(digests)
-        if repeated.size:
-            suspects = client.gather(client.map(_piece_suspects, found, numbers, plan=plan, fact=key.name,
-                                                repeated=repeated, pure=False))
-            plan.census = census_of(repeated, suspects, sum(len(d) for d in digests))
+    plan = take_census(plan, _PieceParts(found, plan, client))  # one enterprise, one row: the key columns first
     futures = client.map(_piece_scored, found, list(range(len(found))), plan=plan, pure=False)
     written = (client.map(_piece_written, futures, list(range(len(found))), out=parquet,
                           slot_names=_frames.names(plan), pure=False) if parquet is not None else [])
@@ -212,4 +262,4 @@ def scored_batches(path, plan: Plan, client: Any, *, recurse: bool = True, parqu
     client.gather(written)  # every part file is there before the run is done
 
 
-__all__ = ["Scored", "census", "read_registry", "score", "scored_batches", "scored_partitions"]
+__all__ = ["Scored", "census", "enterprise_rows", "read_registry", "score", "scored_batches", "scored_partitions"]

@@ -4,7 +4,7 @@
 
     spark = local_session("local[2]")                 # or the site's own session
     out = score(spark.read.parquet("registry/"), as_of=date(2012, 4, 14))
-    out.totals.show()                                 # district, deduction_yuan, cases (longs)
+    out.totals.show()                                 # district, deduction_yuan, cases
     out.findings, out.entries, out.rejects            # Spark DataFrames
 
 Each partition goes through ``mapInArrow`` to the batch kernel on its executor, scored as
@@ -40,36 +40,37 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .._duplicates import unique_key
 from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
-    DOMAIN,
+    DIGEST_BUCKETS,
+    ROW,
+    SOURCE,
+    Part,
     Plan,
-    census_of,
+    census_key,
+    digest_buckets,
     key_columns,
-    key_digests,
     make_plan,
     needed_columns,
-    score_partition,
-    suspect_rows,
+    repeated_of,
+    take_census,
 )
 from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
-DIGEST_BITS = 6  # the key census's digests travel in 2**6 sorted blobs per partition, by their top bits
-DIGEST_BUCKETS = 1 << DIGEST_BITS
-SCORED = ("number int, seq int, scored binary, district string, deduction_yuan long, cases long, "
-          "rows_in long, rows_scored long, rows_rejected long, total_yuan long, bucket int, digests binary")
+# a scored batch's row (its pickle and counts), its district partials (_frames.PARTIALS_SCHEMA),
+# or a census bucket of its digests
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
-                           ("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64()),
-                           *[(name, pa.int64()) for name in ("rows_in", "rows_scored", "rows_rejected", "total_yuan")],
-                           ("bucket", pa.int32()), ("digests", pa.binary())])
+                           *_frames.PARTIALS_SCHEMA, ("bucket", pa.int32()), ("digests", pa.binary())])
+SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', binary='binary', bool='boolean')[str(f.type)]}"
+                   for f in _SCORED_ARROW)
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
     """The settings that keep a local Spark on loopback and quiet (measured here, see README)."""
+    local = local_dir or tempfile.mkdtemp(prefix="ecorules-spark-")
     return {
         "spark.master": master,
         "spark.driver.host": "127.0.0.1",
@@ -80,7 +81,9 @@ def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dic
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
         "spark.sql.session.timeZone": TIME_ZONE,
-        "spark.local.dir": local_dir or tempfile.mkdtemp(prefix="ecorules-spark-"),
+        "spark.local.dir": local,
+        # the session's own catalogue (hive:DB.TABLE in tests): under the local dir, not the working directory
+        "spark.sql.warehouse.dir": os.path.join(local, "warehouse"),
     }
 
 
@@ -107,8 +110,9 @@ class Scored:
     findings: DataFrame  # uscc, policy, rule, kind, amount_yuan, payer
     entries: DataFrame  # uscc, list, policy, rule, start, planned_end
     rejects: DataFrame  # source, row, column, value, reason
-    totals: DataFrame  # district, deduction_yuan, cases (sums of the partials, longs)
-    counts: dict[str, int]  # rows_in, rows_scored, rows_rejected, total_yuan
+    # district, deduction_yuan (bigint; decimal(22,2) where a policy rounds to the fen: _frames.py), cases
+    totals: DataFrame
+    counts: dict  # rows_in, rows_scored, rows_rejected, total_fen (ints), total_yuan (exact: int or Decimal)
     batches: DataFrame  # number, seq, scored (pickled ScoredBatch), partial totals and counts; cached
 
 
@@ -147,43 +151,33 @@ def _scorer(plan: Plan, pieces_in: bool, census: bool):
     their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
     that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
-        number = _number()
+        part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
         for table in _tables(batches, pieces_in):
             if census:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
-                yield _digest_rows(number, key_digests(plan, table, number))
-            for scored in score_partition(plan, table, number):
-                yield _scored_rows(number, seq, scored)
+                yield _digest_rows(part.number, part.digests(table))
+            for scored in part.score(table):
+                yield _scored_rows(part.number, seq, scored)
                 seq += 1
     return score_batches
 
 
 def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
     blob = pickle.dumps(scored, protocol=pickle.HIGHEST_PROTOCOL)
-    districts = list(scored.districts_yuan.items())
-    n = 1 + len(districts)
-    counts = [[value] + [None] * (n - 1) for value in
-              (scored.rows_in, scored.rows_scored, scored.rows_rejected, scored.total_yuan)]
-    return pa.record_batch([
-        pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
-        pa.array([blob] + [None] * (n - 1), pa.binary()),
-        pa.array([None] + [d for d, _ in districts], pa.string()),
-        pa.array([None] + [t[0] for _, t in districts], pa.int64()),
-        pa.array([None] + [t[1] for _, t in districts], pa.int64()),
-        *[pa.array(c, pa.int64()) for c in counts], pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())],
-        schema=_SCORED_ARROW)
-
-
-_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
+    rows = _frames.partial_rows(scored)  # the counts' row first: it carries the pickle
+    n = len(rows)
+    partials = [pa.array(list(column), field.type)
+                for column, field in zip(zip(*rows, strict=True), _frames.PARTIALS_SCHEMA, strict=True)]
+    return pa.record_batch([pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
+                            pa.array([blob] + [None] * (n - 1), pa.binary()), *partials,
+                            pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())], schema=_SCORED_ARROW)
 
 
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
-    every = np.sort(found)
-    cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
-    blobs = [every[cuts[b]:cuts[b + 1]].tobytes() for b in range(DIGEST_BUCKETS)]
+    blobs = [bucket.tobytes() for bucket in digest_buckets(found)]
     n = DIGEST_BUCKETS
     return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
-                            pa.nulls(n, pa.string()), *[pa.nulls(n, pa.int64()) for _ in range(6)],
+                            *[pa.nulls(n, field.type) for field in _frames.PARTIALS_SCHEMA],
                             pa.array(range(n), pa.int32()), pa.array(blobs, pa.binary())], schema=_SCORED_ARROW)
 
 
@@ -194,9 +188,7 @@ def _merged_repeats(batches):
         for bucket, blob in zip(batch.column("bucket").to_pylist(), batch.column("digests").to_pylist(), strict=True):
             found.setdefault(bucket, []).append(np.frombuffer(blob, np.uint64))
     for parts in found.values():
-        every = np.sort(np.concatenate(parts))
-        repeated = np.unique(every[1:][every[1:] == every[:-1]])
-        yield pa.record_batch([pa.array(repeated.view(np.int64), pa.int64())], names=["d"])
+        yield pa.record_batch([pa.array(repeated_of(np.concatenate(parts)).view(np.int64), pa.int64())], names=["d"])
 
 
 def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.ndarray]:
@@ -204,7 +196,7 @@ def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.nda
     added on the driver as Python ints, and (``census``) the digests that more than one row
     has: the batches' sorted blobs shuffled by bucket (8 bytes a row, in a few large rows)
     and merged in numpy on the executors, only the repeated ones coming back."""
-    partial_columns = ["district", "deduction_yuan", "cases", *_frames.COUNTS]
+    partial_columns = _frames.PARTIALS_SCHEMA.names
     partials = (scored.filter(F.col("scored").isNotNull() | F.col("district").isNotNull())
                 .select(*partial_columns, F.lit(None).cast("long").alias("d")))
     if census:
@@ -218,31 +210,77 @@ def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.nda
     return [row for row in rows if row["d"] is None], repeated
 
 
-def _census(df: DataFrame, plan: Plan, pieces_in: bool, repeated: np.ndarray, rows: int) -> Plan:
-    """The plan with its census: the rows (file, row) of every key whose digest repeats, in
-    the registry's order, compared by their exact key on the driver."""
-    key = unique_key(plan.policies, DOMAIN)
-    facts = [key.name]
-    if not pieces_in:  # the key column alone (Spark reads no other column of a Parquet file)
-        df = df.select(*[F.col(f"`{c}`") for c in key_columns(plan, df.columns)])
+class _Parts:
+    """The census's parts on Spark: the partitions of a frame (or of a frame of pieces), each
+    task reading the key columns alone."""
 
-    def suspects(batches):
-        number = _number()
-        position = 0
-        for table in _tables(batches, pieces_in, facts):
-            found = suspect_rows(plan, repeated, table, number)
-            yield pa.record_batch([pa.array([number] * len(found), pa.int32()),
-                                   pa.array(range(position, position + len(found)), pa.int64()),
-                                   pa.array([f[0] for f in found], pa.string()),
-                                   pa.array([f[1] for f in found], pa.string()),
-                                   pa.array([f[2] for f in found], pa.int64())],
-                                  names=["number", "position", "key", "source", "row"])
-            position += len(found)
+    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None):
+        self.plan, self.pieces_in = plan, pieces_in
+        self.facts = facts or list(census_key(plan).names)
+        # the key columns alone (Spark reads no other column of a Parquet file); or ``facts``
+        if not pieces_in:
+            df = df.select(*[F.col(f"`{c}`") for c in (needed_columns(plan, df.columns) if facts
+                                                       else key_columns(plan, df.columns))])
+        self.df = df
 
-    found = (df.mapInArrow(suspects, "number int, position long, key string, source string, row long")
-             .orderBy("number", "position").collect())
-    plan.census = census_of(repeated, [[(r["key"], r["source"], r["row"]) for r in found]], rows)
-    return plan
+    def _map(self, function):
+        """``function(part, table)`` for every table of every partition, one Part per task."""
+        plan, pieces_in, facts = self.plan, self.pieces_in, self.facts
+
+        def each(batches):
+            part = Part(plan, _number())
+            for table in _tables(batches, pieces_in, facts):
+                yield from function(part, table)
+        return each
+
+    def repeated(self) -> tuple[np.ndarray, int]:
+        """The digests bucketed per batch, the buckets merged on the executors (as the scoring
+        pass does with its census: :func:`_partials_and_repeats`)."""
+        def blobs(part, table):
+            found = part.digests(table)
+            yield pa.record_batch([pa.array(range(DIGEST_BUCKETS), pa.int32()),
+                                   pa.array([b.tobytes() for b in digest_buckets(found)], pa.binary()),
+                                   pa.array([found.size] + [0] * (DIGEST_BUCKETS - 1), pa.int64())],
+                                  names=["bucket", "digests", "n"])
+
+        digests = self.df.mapInArrow(self._map(blobs), "bucket int, digests binary, n long")
+        partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
+        repeats = (digests.repartition(partitions, "bucket").mapInArrow(_merged_repeats, "d long")
+                   .select("d", F.lit(None).cast("long").alias("n")))
+        rows = repeats.unionByName(digests.select(F.lit(None).cast("long").alias("d"), "n")).collect()
+        repeated = np.unique(np.array([r["d"] for r in rows if r["d"] is not None], np.int64).view(np.uint64))
+        return repeated, sum(r["n"] for r in rows if r["n"] is not None)
+
+    def in_order(self, function) -> list:
+        """``function``'s results (lists of picklable values) on every part, in the registry's
+        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`)."""
+        def pickled(part, table):
+            found = function(part, table)
+            yield pa.record_batch([pa.array([part.number] * len(found), pa.int32()),
+                                   pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
+                                            pa.binary())], names=["number", "value"])
+
+        ordered = (self.df.mapInArrow(self._map(pickled), "number int, value binary")
+                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
+        return [pickle.loads(row["value"]) for row in ordered]
+
+    def gather(self, function) -> list[list]:
+        """In the registry's order: partition by partition, each in its rows' order; or, where
+        the frame says where each row came from (a catalogue table), by file and row, so that
+        the first row of a key does not depend on how Spark packed the files into partitions."""
+        def found(part, table):
+            rows = function(part, table)
+            yield pa.record_batch([pa.array([part.number] * len(rows), pa.int32()),
+                                   pa.array([r[0] for r in rows], pa.string()),
+                                   pa.array([r[1] for r in rows], pa.string()),
+                                   pa.array([r[2] for r in rows], pa.int64())],
+                                  names=["number", "key", "source", "row"])
+
+        by_place = not self.pieces_in and {SOURCE, ROW} <= set(self.df.columns)
+        ordered = (self.df.mapInArrow(self._map(found), "number int, key string, source string, row long")
+                   .withColumn("position", F.monotonically_increasing_id())
+                   .orderBy(*(("source", "row") if by_place else ("number", "position"))).collect())
+        return [[(r["key"], r["source"], r["row"]) for r in ordered]]
 
 
 def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame, list]:
@@ -250,14 +288,13 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     first pass scores as if no key repeats and takes the key census on the way; only where
     some key does repeat is the frame scored again, knowing which row of each is the
     enterprise's (a clean registry is read once)."""
-    key = unique_key(plan.policies, DOMAIN)
-    census = key is not None and key.name in plan.columns  # else no declared key: nothing to decide
+    census = census_key(plan) is not None  # else no declared key: nothing to decide
     scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     partials, repeated = _partials_and_repeats(scored, census)
     if not repeated.size:
         return scored, partials
     scored.unpersist()
-    plan = _census(df, plan, pieces_in, repeated, sum(row["rows_in"] or 0 for row in partials))
+    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, sum(row["rows_in"] or 0 for row in partials))
     scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     return scored, _partials_and_repeats(scored, False)[0]
 
@@ -282,9 +319,9 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
     if not pieces_in:  # the columns scoring reads, no others through Arrow to Python
         df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
     batches, partials = _scored_frame(df, plan, pieces_in)
-    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
-                                                               schema=_frames.PARTIALS_SCHEMA))
     slot_names = _frames.names(plan)
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
+                                                               schema=_frames.PARTIALS_SCHEMA), slot_names)
 
     def findings(parts):
         yield from _frames.findings_table(_unpickled(parts), slot_names).to_batches()
@@ -296,24 +333,24 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
         yield from _frames.rejects_table(_unpickled(parts)).to_batches()
 
     blobs = batches.filter(F.col("scored").isNotNull()).select("scored")
-    totals_frame = _literal_rows(spark, [(district, yuan, cases) for district, (yuan, cases) in totals.items()])
-    return Scored(blobs.mapInArrow(findings, _ddl(_frames.FINDINGS_SCHEMA)),
+    money = _DDL[_frames.money_type(slot_names)]
+    totals_frame = _literal_rows(spark, [(district, yuan, cases) for district, (yuan, cases) in totals.items()], money)
+    return Scored(blobs.mapInArrow(findings, _ddl(_frames.findings_schema(slot_names))),
                   blobs.mapInArrow(entries, _ddl(_frames.ENTRIES_SCHEMA)),
                   blobs.mapInArrow(rejects, _ddl(_frames.REJECTS_SCHEMA)), totals_frame, counts, batches)
 
 
-_TOTALS = "array<struct<district:string,deduction_yuan:bigint,cases:bigint>>"
-
-
-def _literal_rows(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+def _literal_rows(spark: SparkSession, rows: list[tuple], money: str = "bigint") -> DataFrame:
     """The district totals as a frame of literals, made in the JVM: ``createDataFrame`` of a
-    list would start a Python worker to read it back."""
-    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast("long").alias("deduction_yuan"),
+    list would start a Python worker to read it back. ``money``: bigint yuan, or decimal(22,2)."""
+    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast(money).alias("deduction_yuan"),
                         F.lit(cases).cast("long").alias("cases")) for district, yuan, cases in rows]
-    return spark.range(1).select(F.inline(F.array(*structs).cast(_TOTALS)))
+    return spark.range(1).select(F.inline(F.array(*structs).cast(
+        f"array<struct<district:string,deduction_yuan:{money},cases:bigint>>")))
 
 
-_DDL = {pa.string(): "string", pa.int64(): "long", pa.date32(): "date"}
+_DDL = {pa.string(): "string", pa.int64(): "bigint", pa.date32(): "date", pa.bool_(): "boolean",
+        _frames.YUAN_DECIMAL: "decimal(22,2)"}
 
 
 def _ddl(schema: pa.Schema) -> str:
@@ -331,16 +368,98 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
 
 
+CATALOGUE = "hive:"  # --registry hive:DB.TABLE: a table of Spark's catalogue (Hive's metastore on a cluster)
+
+
+def catalogue_table(registry) -> str | None:
+    """The table a ``hive:DB.TABLE`` registry names, or None for a path."""
+    text = str(registry)
+    return text[len(CATALOGUE):] if text.startswith(CATALOGUE) else None
+
+
+def _numbered(df: DataFrame, name: str) -> DataFrame:
+    """``df`` (a catalogue table's frame) with where each row came from: the file and the
+    1-based row in it where the table is files Spark reads (Parquet, ORC: its ``_metadata``),
+    as a local run names a row (a local file by its path, others by their URI: hdfs://...); else ``hive:NAME`` and the row's 1-based position in the
+    order Spark reads the table (a view or a JDBC table has no row order of its own: as a
+    PostgreSQL registry's rows are numbered in the order the server sends them), from each
+    scan partition's count (one job, in the JVM) and the row's place in its partition."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        # a file of this machine's file system named as a local run names it (file:/x -> /x)
+        return df.select("*", F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?(?=/)", "").alias("_source"),
+                         (F.col("_metadata.row_index") + 1).cast("long").alias("_row"))
+    except AnalysisException:  # no files' metadata (raised as the select is analysed)
+        pass
+    counts = sorted((r["p"], r["count"]) for r in df.select(F.spark_partition_id().alias("p")).groupBy("p").count()
+                    .collect())
+    offsets, first = [], 0
+    for partition, count in counts:
+        offsets += [F.lit(partition), F.lit(first)]
+        first += count
+    offset = F.element_at(F.create_map(*offsets), F.spark_partition_id()) if offsets else F.lit(0)
+    within = F.monotonically_increasing_id().bitwiseAND(F.lit((1 << 33) - 1))  # Spark: partition << 33 | position
+    return df.select("*", F.lit(CATALOGUE + name).alias("_source"), (offset + within + 1).cast("long").alias("_row"))
+
+
+def table_frame(spark: SparkSession, name: str, plan: Plan) -> DataFrame:
+    """A catalogue table as the frame scoring reads: the columns scoring reads, and where each
+    row came from (``_source``, ``_row``: :func:`_numbered`)."""
+    df = spark.table(name)
+    return _numbered(df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)]), name)
+
+
+def table_fingerprint(spark: SparkSession, name: str) -> str:
+    """The content of a catalogue table as a run's input fingerprint: its schema, its row
+    count, and a 64-bit hash of each row with where it came from, summed exactly (equal for
+    equal rows in the same places; one Spark job, a full scan)."""
+    import hashlib
+
+    df = spark.table(name)
+    numbered = _numbered(df, name)
+    hashed = numbered.select(F.xxhash64(*[F.col(f"`{c}`") for c in numbered.columns]).alias("h"))
+    row = hashed.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("h").cast("decimal(38,0)")).alias("s")).collect()[0]
+    return hashlib.sha256(f"{CATALOGUE}{name}\n{df.schema.json()}\n{row['n']}\n{row['s']}".encode()).hexdigest()
+
+
+def table_stat(spark: SparkSession, name: str) -> str:
+    """A cheap fingerprint of a catalogue table: the files under it (a write replaces or adds
+    part files), as the local run's names, sizes and times of files."""
+    import hashlib
+
+    files = sorted(spark.table(name).inputFiles())
+    return hashlib.sha256(f"{CATALOGUE}{name}\n".encode() + "\n".join(files).encode()).hexdigest()
+
+
+def enterprise_rows(spark: SparkSession, path, plan: Plan, link, wanted, names: list[str], *,
+                    recurse: bool = True) -> list:
+    """The registry's rows whose enterprise a case table names (``plan.needed``: their
+    columns), read and picked on the executors, in the registry's order."""
+    name = catalogue_table(path)
+    if name is not None:
+        frame, pieces_in = table_frame(spark, name, plan), False
+    else:
+        frame, pieces_in = pieces_frame(spark, path, plan, recurse=recurse), True
+    return _Parts(frame, plan, pieces_in, list(names)).in_order(
+        lambda part, table: part.enterprises(table, link, wanted, names))
+
+
 def scored_batches(spark: SparkSession, path, plan: Plan, *, recurse: bool = True, time_zone: str = TIME_ZONE,
                    parquet: ParquetOut | None = None):
-    """The ScoredBatches of a Parquet registry, streamed to the driver partition by partition
-    (for writing a results store as a local run does); with ``parquet``, their findings, list
-    entries and rejects written first as Parquet part files by the executors."""
+    """The ScoredBatches of a Parquet registry or a catalogue table (``hive:DB.TABLE``),
+    streamed to the driver partition by partition (for writing a results store as a local run
+    does); with ``parquet``, their findings, list entries and rejects written first as
+    Parquet part files by the executors."""
     spark.conf.set("spark.sql.session.timeZone", time_zone)
-    frame = pieces_frame(spark, path, plan, recurse=recurse)
+    name = catalogue_table(path)
+    if name is not None:
+        frame, pieces_in = table_frame(spark, name, plan), False
+    else:
+        frame, pieces_in = pieces_frame(spark, path, plan, recurse=recurse), True
     # scored by all executors at once, then read back in order: toLocalIterator alone runs a
     # job per partition, one after the other
-    scored, _partials = _scored_frame(frame, plan, True)
+    scored, _partials = _scored_frame(frame, plan, pieces_in)
     try:
         if parquet is not None:
             _write_parquet(scored, plan, parquet)
@@ -368,5 +487,6 @@ def _write_parquet(scored: DataFrame, plan: Plan, out: ParquetOut) -> int:
                .mapInArrow(write, "rows long").collect())
 
 
-__all__ = ["Scored", "local_session", "loopback_conf", "pieces_frame", "score", "scored_batches"]
+__all__ = ["CATALOGUE", "Scored", "catalogue_table", "enterprise_rows", "local_session", "loopback_conf", "pieces_frame", "score",
+           "scored_batches", "table_fingerprint", "table_frame", "table_stat"]
 

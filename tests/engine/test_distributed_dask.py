@@ -8,6 +8,7 @@ module. Skipped, saying why, where Dask's distributed scheduler is not installed
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,18 @@ import dask.dataframe as dd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
+    CASE_POLICIES,
+    CASES_AS_OF,
     EXAMPLES,
     bad_registry,
+    case_world,
+    compound_key_policies,
+    compound_key_registry,
+    exact,
     example_registry,
+    fen_policies,
+    fen_registry,
+    local_census,
     parquet_contents,
     store_as_parquet_holds_it,
     store_contents,
@@ -181,3 +191,84 @@ def test_records_of_other_kinds_are_scored_beside_a_distributed_registry(cluster
     assert alone.rows_in < remote.rows_in  # the other kinds' rows were read and counted too
     findings = store_contents(tmp_path / "dask.sqlite")["findings"]
     assert len(findings) > len(store_contents(tmp_path / "alone.sqlite")["findings"])  # and judged
+
+
+def test_the_census_on_the_workers_equals_the_single_machine_census(cluster, registries):
+    """Keys repeated within and across files (and in the file headed in Chinese): the digests
+    merged by Dask's shuffle and the rows of each repeated key equal the local first pass's."""
+    from ecorules.engine.distributed._partition import make_plan, take_census
+    from ecorules.engine.distributed._pieces import pieces
+    from ecorules.engine.distributed.dask import _PieceParts
+
+    expected = local_census(registries["bad"])
+    plan = make_plan(None, AS_OF)
+    found, _registry = pieces(plan, registries["bad"])
+    parts = _PieceParts(found, plan, cluster)
+    repeated, digests = parts.repeated()
+    assert repeated.tolist() == expected.repeated.tolist() and repeated.size
+    assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
+    census = take_census(plan, parts).census
+    assert census.rows_of == expected.rows_of
+    rows = [at for where in census.rows_of.values() for at in where]
+    assert len(rows) > 50 and {Path(source).name for source, _row in rows} == {"a.parquet", "b.parquet", "c.parquet"}
+
+
+def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(cluster, tmp_path):
+    """key: [uscc, district]: a USCC repeated in its district is a reject naming the first
+    row (in another file too), the same USCC in another district is another enterprise."""
+    policies = compound_key_policies(tmp_path / "policies")
+    registry = compound_key_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "dask.sqlite", as_of=AS_OF, engine="dask", policies=policies,
+                             scheduler=cluster.scheduler.address)
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "dask.sqlite") == expected
+    assert remote.rows_rejected == local.rows_rejected == 2
+    assert all(reason.startswith("duplicate uscc, district (") for *_, reason in expected["rejects"])
+
+
+def test_amounts_in_fen_are_scored_and_summed_as_a_local_run_does(cluster, tmp_path):
+    """A policy rounding to the fen (0.475 yuan is 0.48), beside rules in whole yuan: the
+    store, the Parquet tables and score's frames hold every amount and total to the fen."""
+    policies = fen_policies(tmp_path / "policies")
+    registry = fen_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "dask.sqlite", as_of=AS_OF, engine="dask", policies=policies,
+                             scheduler=cluster.scheduler.address, out_format="parquet")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "dask.sqlite") == expected
+    assert summary_of_run(tmp_path / "dask.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    same = ("rows_in", "rows_rejected", "total_yuan", "total_fen", "unit", "findings", "district_totals")
+    assert {k: remote.to_dict()[k] for k in same} == {k: local.to_dict()[k] for k in same}
+    assert local.unit == "fen" and any(isinstance(row[4], str) and not row[4].endswith(".00")
+                                       for row in expected["findings"])
+    assert parquet_contents(tmp_path / "dask.parquet", 1) == store_as_parquet_holds_it(tmp_path / "dask.sqlite")
+    out = score(read_registry(registry, load_policies(policies)), load_policies(policies), as_of=AS_OF)
+    findings = out.findings.compute()
+    assert str(findings["amount_yuan"].dtype).startswith("decimal128(22, 2)")
+    assert sorted(((u, p, r, k, exact(y), payer) for u, p, r, k, y, payer in
+                   findings.astype(object).itertuples(index=False, name=None)), key=repr) == \
+        sorted(((*row[:4], exact(row[4]), row[5]) for row in expected["findings"]), key=repr)
+    assert {d: (exact(y), c) for d, (y, c) in out.totals.items()} == \
+        {d["district"]: (exact(d["deduction_yuan"]), d["cases"]) for d in local.districts}
+    assert out.counts["total_yuan"] == local.total_yuan and out.counts["total_fen"] == local.total_fen
+
+
+def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(cluster, tmp_path):
+    """--cases: the registry's rows the case table names are picked by the workers, the cases
+    judged and rolled up as a local run does, the roll-ups handed to every partition: every
+    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+    registry, cases = case_world(tmp_path)
+    local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                             cases=cases, engine="dask", scheduler=cluster.scheduler.address)
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
+    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # the enterprises' policies read the roll-ups: findings and list entries only case counts give
+    assert any(row[2] == "eco" for row in expected["findings"])
+    assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}

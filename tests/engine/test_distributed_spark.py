@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +21,17 @@ if shutil.which("java") is None:
 
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
+    CASE_POLICIES,
+    CASES_AS_OF,
     bad_registry,
+    case_world,
+    compound_key_policies,
+    compound_key_registry,
+    exact,
     example_registry,
+    fen_policies,
+    fen_registry,
+    local_census,
     parquet_contents,
     store_as_parquet_holds_it,
     store_contents,
@@ -30,6 +40,7 @@ from distributed_data import (  # noqa: E402
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
 from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
 
 AS_OF = dt.date(2012, 4, 14)
 
@@ -129,3 +140,154 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
         assert len(tables["rejects"]) > 500 and len(tables["findings"]) > 50 and tables["sanctions"]
         assert sum(cases for _district, _yuan, cases in tables["district_totals"]) > 0
     assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
+
+
+def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries):
+    """Keys repeated within and across files (and in the file headed in Chinese): the digests
+    merged by bucket on the executors, alone or in the scoring pass, and the rows of each
+    repeated key equal the local first pass's."""
+    from ecorules.engine.distributed._partition import make_plan, take_census
+    from ecorules.engine.distributed.spark import (
+        SCORED,
+        _partials_and_repeats,
+        _Parts,
+        _scorer,
+        pieces_frame,
+    )
+
+    expected = local_census(registries["bad"])
+    plan = make_plan(None, AS_OF)
+    frame = pieces_frame(spark, registries["bad"], plan)
+    parts = _Parts(frame, plan, True)
+    repeated, digests = parts.repeated()
+    assert repeated.tolist() == expected.repeated.tolist() and repeated.size
+    assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
+    in_scoring = _partials_and_repeats(frame.mapInArrow(_scorer(plan, True, True), SCORED), True)[1]
+    assert in_scoring.tolist() == repeated.tolist()
+    census = take_census(plan, parts, repeated, digests).census
+    assert census.rows_of == expected.rows_of
+    rows = [at for where in census.rows_of.values() for at in where]
+    assert len(rows) > 50 and {Path(source).name for source, _row in rows} == {"a.parquet", "b.parquet", "c.parquet"}
+
+
+def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(spark, tmp_path):
+    """key: [uscc, district]: a USCC repeated in its district is a reject naming the first
+    row (in another file too), the same USCC in another district is another enterprise."""
+    policies = compound_key_policies(tmp_path / "policies")
+    registry = compound_key_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark", policies=policies,
+                             master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "spark.sqlite") == expected
+    assert remote.rows_rejected == local.rows_rejected == 2
+    assert all(reason.startswith("duplicate uscc, district (") for *_, reason in expected["rejects"])
+
+
+def test_amounts_in_fen_are_scored_and_summed_as_a_local_run_does(spark, tmp_path):
+    """A policy rounding to the fen (0.475 yuan is 0.48), beside rules in whole yuan: the
+    store, the Parquet tables and score's DataFrames hold every amount and total to the fen."""
+    from ecorules.rules import load_policies
+
+    policies = fen_policies(tmp_path / "policies")
+    registry = fen_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=AS_OF, policies=policies)
+    remote = run_distributed(registry, tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark", policies=policies,
+                             master="local[2]", out_format="parquet")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "spark.sqlite") == expected
+    assert summary_of_run(tmp_path / "spark.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    same = ("rows_in", "rows_rejected", "total_yuan", "total_fen", "unit", "findings", "district_totals")
+    assert {k: remote.to_dict()[k] for k in same} == {k: local.to_dict()[k] for k in same}
+    assert local.unit == "fen" and any(isinstance(row[4], str) and not row[4].endswith(".00")
+                                       for row in expected["findings"])
+    assert parquet_contents(tmp_path / "spark.parquet", 1) == store_as_parquet_holds_it(tmp_path / "spark.sqlite")
+    out = score(spark.read.parquet(str(registry)), load_policies(policies), as_of=AS_OF)
+    assert dict(out.findings.dtypes)["amount_yuan"] == dict(out.totals.dtypes)["deduction_yuan"] == "decimal(22,2)"
+    assert sorted(((*tuple(r)[:4], exact(r["amount_yuan"]), r["payer"]) for r in out.findings.collect()), key=repr) == \
+        sorted(((*row[:4], exact(row[4]), row[5]) for row in expected["findings"]), key=repr)
+    assert sorted((r["district"], exact(r["deduction_yuan"]), r["cases"]) for r in out.totals.collect()) == \
+        sorted((d["district"], exact(d["deduction_yuan"]), d["cases"]) for d in local.districts)
+    assert out.counts["total_yuan"] == local.total_yuan and out.counts["total_fen"] == local.total_fen
+
+
+def test_a_table_of_the_catalogue_is_a_registry(spark, registries, tmp_path):
+    """--registry hive:DB.TABLE: a table of the session's catalogue (Hive's metastore on a
+    cluster), with bad rows and keys repeated across its files, scored as a local run scores
+    the same Parquet files: rejects name each file and row; a second run of the same table is
+    the first one reused, one with a changed table is not."""
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS eco")
+    source = registries["bad"]
+    frame = spark.read.parquet(str(source / "a.parquet"), str(source / "b.parquet"))
+    frame.coalesce(1).write.mode("overwrite").format("parquet").saveAsTable("eco.registry")
+    files = sorted({row["f"] for row in spark.table("eco.registry").select(F.input_file_name().alias("f")).collect()})
+    assert len(files) == 1 and files[0].startswith("file:")
+    local = run_nightly(Path(files[0][len("file:"):]), tmp_path / "local.sqlite", as_of=AS_OF)
+    result = CliRunner().invoke(main, ["run", "--registry", "hive:eco.registry", "--out", str(tmp_path / "hive.sqlite"),
+                                       "--as-of", "2012-04-14", "--engine", "spark", "--master", "local[2]",
+                                       "--format", "json"])
+    assert result.exit_code == 1, result.output  # done, with rejected rows
+    got, expected = store_contents(tmp_path / "hive.sqlite"), store_contents(tmp_path / "local.sqlite")
+    assert {k: v for k, v in got.items() if k != "runs"} == {k: v for k, v in expected.items() if k != "runs"}
+    assert [run[0:2] + run[3:] for run in got["runs"]] == [run[0:2] + run[3:] for run in expected["runs"]]
+    assert got["runs"][0][2] == "hive:eco.registry"
+    rejects = store_contents(tmp_path / "hive.sqlite")["rejects"]
+    assert len(rejects) == local.rows_rejected > 300 and {source for source, *_ in rejects} == {str(Path(files[0][len("file:"):]))}
+    assert any(reason.startswith("duplicate uscc") for *_, reason in rejects)
+    again = run_distributed("hive:eco.registry", tmp_path / "hive.sqlite", as_of=AS_OF, engine="spark",
+                            master="local[2]")
+    assert again.reused and again.run_id == 1
+    spark.table("eco.registry").limit(100).write.mode("overwrite").format("parquet").saveAsTable("eco.smaller")
+    smaller = run_distributed("hive:eco.smaller", tmp_path / "hive.sqlite", as_of=AS_OF, engine="spark",
+                              master="local[2]")
+    assert not smaller.reused and smaller.rows_in == 100
+
+
+def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_without_spark(spark, registries,
+                                                                                             tmp_path):
+    """A view has no files: its rows are named hive:NAME and numbered in the order Spark
+    reads them; a hive: registry without --engine spark is refused, naming the option; a
+    missing column is said before a run starts, naming the fact."""
+    from ecorules.engine._nightly import NightlyError
+
+    spark.read.parquet(str(registries["examples"] / "registry.parquet")).createOrReplaceTempView("examples_view")
+    local = run_nightly(registries["examples"], tmp_path / "local.sqlite", as_of=AS_OF)
+    remote = run_distributed("hive:examples_view", tmp_path / "view.sqlite", as_of=AS_OF, engine="spark",
+                             master="local[2]")
+    assert (remote.rows_in, remote.rows_rejected, remote.total_yuan) == (local.rows_in, local.rows_rejected,
+                                                                         local.total_yuan)
+    contents = store_contents(tmp_path / "view.sqlite")
+    assert {k: v for k, v in contents.items() if k not in ("runs", "rejects")} == \
+        {k: v for k, v in store_contents(tmp_path / "local.sqlite").items() if k not in ("runs", "rejects")}
+    assert [(s, r) for s, r, *_ in contents["rejects"]] == \
+        [("hive:examples_view", r) for _s, r, *_ in store_contents(tmp_path / "local.sqlite")["rejects"]]
+    with pytest.raises(NightlyError, match="is a table of Spark's catalogue: give --engine spark"):
+        run_distributed("hive:examples_view", tmp_path / "x.sqlite", as_of=AS_OF, engine="dask")
+    spark.read.parquet(str(registries["examples"] / "registry.parquet")).drop("district") \
+        .createOrReplaceTempView("no_district")
+    with pytest.raises(Exception, match="district"):
+        run_distributed("hive:no_district", tmp_path / "y.sqlite", as_of=AS_OF, engine="spark", master="local[2]")
+    assert not (tmp_path / "y.sqlite").exists()
+
+
+def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(spark, tmp_path):
+    """--cases: the registry's rows the case table names are picked by the workers, the cases
+    judged and rolled up as a local run does, the roll-ups handed to every partition: every
+    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+    registry, cases = case_world(tmp_path)
+    local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                             cases=cases, engine="spark", master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
+    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # the enterprises' policies read the roll-ups: findings and list entries only case counts give
+    assert any(row[2] == "eco" for row in expected["findings"])
+    assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}
