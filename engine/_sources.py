@@ -422,10 +422,11 @@ class CsvFile:
         the serial reader goes on from the rows already handed out."""
         gathered = _Gathered(self)
         if self.utf8 and os.path.getsize(self.path) >= 2 * self.slice_bytes:
-            options = functools.partial(self._options, True, skip_rows=0)
+            def options(on_invalid, block_size: int):
+                return self._options(True, on_invalid, block_size=block_size, skip_rows=0)
+
             try:
-                for part in parsed_slices(self.path, len(self.headers), self.separator,
-                                          lambda on_invalid, size: options(on_invalid, block_size=size),
+                for part in parsed_slices(self.path, len(self.headers), self.separator, options,
                                           slice_bytes=self.slice_bytes):
                     gathered.skipped.extend(part.malformed)
                     yield from gathered.add(part.table.to_batches(), True)
