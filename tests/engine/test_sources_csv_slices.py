@@ -154,3 +154,14 @@ def _sources_options():
                 pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 pacsv.ConvertOptions(column_types={"x": pa.string(), "y": pa.string()}))
     return options
+
+
+def test_a_file_with_carriage_returns_only_is_read_serially(tmp_path, monkeypatch, caplog):
+    """pyarrow ends a row at a lone \\r too; slices are cut only after \\n, so such a file
+    (old Mac exports) is not cut at all."""
+    path = tmp_path / "r.csv"
+    path.write_bytes("\r".join([",".join(HEADER)] + [lines_of(k, i) for i, k in enumerate(["good", "short"] * 30)])
+                     .encode() + b"\r")
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
+    assert serially and "header line" in serially[0]
+    assert sliced["lines"][:3] == [2, 4, 6] and len(sliced["rejects"]) == 30
