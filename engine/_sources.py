@@ -47,6 +47,7 @@ from ecorules.rules import Fact, Kind, normalize_header
 from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
+from .sources._csv_slices import SLICE_BYTES, SlicesFailed, parsed_slices
 from .sources._encoding import EncodingDecision, decide_encoding, weigh
 from .sources._listing import (
     CSV_SUFFIXES,
@@ -377,25 +378,27 @@ class CsvFile:
         # peak RSS 468 -> 300-324 MiB on 10 M rows); 256 KiB cost more user time.
         self.block_size = int(min(1 << 20, max(16 << 10, per_row * batch_rows)))
         self.batch_rows, self.facts = batch_rows, resolver.facts
+        self.slice_bytes = SLICE_BYTES  # a test may make it small
         self.estimated_rows = max(0, os.path.getsize(path) // per_row)
 
     def batches(self) -> Iterator[Batch]:
-        """Parsed in a thread of its own; typed and checked for undecodable bytes in the caller's.
+        """Parsed in a thread of its own (a UTF-8 file in slices, on every core); typed and
+        checked for undecodable bytes in the caller's.
 
-        The streaming parser is the critical path of a CSV run: on 2 cores, taking the casts
-        and the UTF-8 check off its thread let the parser run ahead of the scorer.
+        The parser is the critical path of a CSV run: on 2 cores, taking the casts and the
+        UTF-8 check off its thread let the parser run ahead of the scorer.
         """
         for table, lines, headers, rejects, rows_in, utf8 in prefetch(self._parsed(), depth=2, name="ecorules-csv-parser"):
             table = typed_columns(table, self.facts)  # what converts needs no UTF-8 check
             table, lines, bad = _drop_undecodable(table, lines, headers, self.label, self.encoding, utf8)
             yield Batch(table, self.label, lines, headers, rejects + bad, rows_in)
 
-    def _reader(self, passthrough: bool, on_invalid):
-        """pyarrow's streaming reader: UTF-8 passed through, or decoded with replacement."""
+    def _options(self, passthrough: bool, on_invalid, *, block_size: int, skip_rows: int):
+        """pyarrow's (read, parse, convert) options: UTF-8 passed through, or decoded with replacement."""
         internal = [f"c{i}" for i in range(len(self.headers))]
         picked = [internal[i] for i in self.columns.values()]
         read = pacsv.ReadOptions(
-            column_names=internal, skip_rows=1, use_threads=False, block_size=self.block_size,
+            column_names=internal, skip_rows=skip_rows, use_threads=False, block_size=block_size,
             encoding="utf8" if passthrough else _replace_decoder(self.encoding),
         )
         convert = pacsv.ConvertOptions(
@@ -403,12 +406,42 @@ class CsvFile:
             check_utf8=False, strings_can_be_null=False, quoted_strings_can_be_null=False,
         )
         parse = pacsv.ParseOptions(delimiter=self.separator, invalid_row_handler=on_invalid)
+        return read, parse, convert
+
+    def _reader(self, passthrough: bool, on_invalid):
+        """pyarrow's streaming reader, on one thread (row numbers come from parsing in order)."""
+        read, parse, convert = self._options(passthrough, on_invalid, block_size=self.block_size, skip_rows=1)
         return pacsv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
     def _parsed(self) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str], list[Reject], int, bool]]:
         """Batches of text columns with their line numbers, the malformed lines as rejects, and
-        whether the UTF-8 was passed through (its cells are checked), else decoded."""
-        skipped: list[tuple[int, str, int]] = []  # (line, text, fields) of malformed lines
+        whether the UTF-8 was passed through (its cells are checked), else decoded.
+
+        A UTF-8 file of a few slices is parsed in slices on every core (engine/sources/
+        _csv_slices.py); where the slices cannot give exactly what the serial reader gives,
+        the serial reader goes on from the rows already handed out."""
+        gathered = _Gathered(self)
+        if self.utf8 and os.path.getsize(self.path) >= 2 * self.slice_bytes:
+            def options(on_invalid, block_size: int):
+                return self._options(True, on_invalid, block_size=block_size, skip_rows=0)
+
+            try:
+                for part in parsed_slices(self.path, len(self.headers), self.separator, options,
+                                          slice_bytes=self.slice_bytes):
+                    gathered.skipped.extend(part.malformed)
+                    yield from gathered.add(part.table.to_batches(), True)
+                yield from gathered.finish(True)
+                return
+            except SlicesFailed as why:
+                log.info("%s: read serially after %s rows: %s", self.label, f"{gathered.delivered:,}", why)
+            except OSError as error:
+                raise SourceError(f"{self.path}: cannot read: {error.strerror}") from error
+        yield from self._serial(gathered)
+
+    def _serial(self, gathered: _Gathered) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str], list[Reject], int, bool]]:
+        """The streaming reader, handing out what ``gathered`` has not handed out yet."""
+        skipped = gathered.skipped  # found again from the first line; the first gathered.reported were handed out
+        gathered.drop_pending()  # not handed out: read again
 
         def on_invalid(row) -> str:
             skipped.append((row.number, row.text, row.actual_columns))
@@ -417,7 +450,7 @@ class CsvFile:
         on_invalid.undecodable_is_handled = True  # see _quiet_undecodable_rows
         _quiet_undecodable_rows()
         passthrough = self.utf8
-        discard = 0  # rows read again after switching to decoding, already handed out
+        discard = gathered.delivered  # rows read again, already handed out
 
         def undecodable_malformed(error: pa.ArrowInvalid) -> bool:
             # on_invalid never refuses a line: pyarrow failed to decode one for it
@@ -430,15 +463,18 @@ class CsvFile:
                 return False
             if self.block_size >= LONGEST_LINE:
                 raise SourceError(
-                    f"{self.path}: a line after line {delivered + 1} is longer than {LONGEST_LINE >> 20} MiB, the most "
-                    "a row may hold: a file without line ends, or a quote left open, reads as one such line") from error
+                    f"{self.path}: a line after line {gathered.delivered + 1} is longer than {LONGEST_LINE >> 20} MiB, "
+                    "the most a row may hold: a file without line ends, or a quote left open, reads as one such line"
+                ) from error
             self.block_size = LONGEST_LINE
             log.info("%s: a line longer than the parse block: read again from the start with %s MiB blocks",
                      self.label, LONGEST_LINE >> 20)
             return True
 
-        delivered = 0  # data rows handed out so far
         while True:
+            # pyarrow parses ahead when it opens the file: a failed attempt may have reported
+            # malformed lines already, found again by the next attempt
+            skipped[:] = []
             try:
                 reader = self._reader(passthrough, on_invalid)
                 break
@@ -450,11 +486,6 @@ class CsvFile:
                 if not undecodable_malformed(error) or not passthrough:
                     raise SourceError(f"{self.path}: cannot parse as CSV: {error}") from error
                 passthrough = False
-        reported = 0  # malformed lines already reported
-        names = list(self.columns)  # the reader returns include_columns in their order
-        headers = {name: self.headers[i] for name, i in self.columns.items()}
-        pending: list[pa.RecordBatch] = []  # small blocks, gathered into batches of batch_rows
-        pending_rows = 0
         while True:
             try:
                 record_batch = reader.read_next_batch()
@@ -463,17 +494,18 @@ class CsvFile:
             except pa.ArrowInvalid as error:
                 if longer_than_a_block(error):
                     skipped[:] = []
-                    discard = delivered  # the pending rows were not handed out: read again
-                    pending, pending_rows = [], 0
+                    discard = gathered.delivered  # the pending rows were not handed out: read again
+                    gathered.drop_pending()
                     reader = self._reader(passthrough, on_invalid)
                     continue
                 if not undecodable_malformed(error):
-                    raise SourceError(f"{self.path}: cannot parse as CSV after line {delivered + 1}: {error}") from error
+                    raise SourceError(
+                        f"{self.path}: cannot parse as CSV after line {gathered.delivered + 1}: {error}") from error
                 log.info("%s: a malformed line does not decode as %s: read again from the start, decoded",
                          self.label, self.encoding)
                 passthrough, skipped[:] = False, []
-                discard = delivered  # the pending rows were not handed out: read again
-                pending, pending_rows = [], 0
+                discard = gathered.delivered  # the pending rows were not handed out: read again
+                gathered.drop_pending()
                 reader = self._reader(passthrough, on_invalid)
                 continue
             if record_batch is not None and discard:
@@ -481,31 +513,10 @@ class CsvFile:
                     discard -= record_batch.num_rows
                     continue
                 record_batch, discard = record_batch.slice(discard), 0
-            if record_batch is not None:
-                pending.append(record_batch)
-                pending_rows += record_batch.num_rows
-                if pending_rows < self.batch_rows:
-                    continue
-            if pending:
-                table = pa.Table.from_batches(pending).rename_columns(names)
-                pending, pending_rows = [], 0
-                n = table.num_rows
-                # The reader reports malformed lines before it hands out the rows around them.
-                lines = _good_lines(np.arange(delivered + 2, delivered + 2 + n, dtype=np.int64), skipped)
-                delivered += n
-                last = int(lines[-1]) if n else None
-                rejects = []
-                while reported < len(skipped) and (last is None or skipped[reported][0] < last):
-                    rejects.append(self._malformed(*skipped[reported]))
-                    reported += 1
-                yield table, lines, headers, rejects, n + len(rejects), passthrough
             if record_batch is None:
                 break
-        if reported < len(skipped):
-            rejects = [self._malformed(*entry) for entry in skipped[reported:]]
-            empty = pa.table({name: strings([]) for name in self.columns})
-            yield empty, np.zeros(0, np.int64), headers, rejects, len(rejects), passthrough
-
+            yield from gathered.add([record_batch], passthrough)
+        yield from gathered.finish(passthrough)
 
     def described(self) -> dict[str, str]:
         """How the file was read, for the run's summary."""
@@ -515,6 +526,67 @@ class CsvFile:
     def _malformed(self, line: int, text: str, fields: int) -> Reject:
         return Reject(self.label, line, None, _shown(text),
                       f"malformed line: {fields} fields, expected {len(self.headers)}")
+
+
+class _Gathered:
+    """Parsed rows gathered into batches of ``batch_rows`` (the last fewer), numbered by line, with the
+    malformed lines before each batch's last row as its rejects (pyarrow reports a malformed
+    line before it hands out the rows around it), whoever parsed them."""
+
+    def __init__(self, csv_file: CsvFile):
+        self.file = csv_file
+        self.names = list(csv_file.columns)  # the reader returns include_columns in their order
+        self.headers = {name: csv_file.headers[i] for name, i in csv_file.columns.items()}
+        self.skipped: list[tuple[int, str, int]] = []  # (pyarrow's row number, text, fields) of malformed lines
+        self.reported = 0  # of skipped, those handed out
+        self.delivered = 0  # data rows handed out
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+
+    def drop_pending(self) -> None:
+        self.pending, self.pending_rows = [], 0
+
+    def add(self, record_batches: list[pa.RecordBatch], passthrough: bool):
+        for record_batch in record_batches:
+            self.pending.append(record_batch)
+            self.pending_rows += record_batch.num_rows
+        size = self.file.batch_rows
+        while self.pending_rows >= size:
+            # exactly batch_rows rows: the batches, and so the order of the rejects they carry,
+            # do not depend on how the parser cut the file (its blocks, or slices)
+            taken, rows = [], 0
+            while rows < size:
+                record_batch = self.pending.pop(0)
+                if rows + record_batch.num_rows > size:
+                    self.pending.insert(0, record_batch.slice(size - rows))
+                    record_batch = record_batch.slice(0, size - rows)
+                taken.append(record_batch)
+                rows += record_batch.num_rows
+            self.pending_rows -= size
+            yield self._batch(taken, passthrough)
+
+    def finish(self, passthrough: bool):
+        if self.pending:
+            taken = self.pending
+            self.drop_pending()
+            yield self._batch(taken, passthrough)
+        if self.reported < len(self.skipped):
+            rejects = [self.file._malformed(*entry) for entry in self.skipped[self.reported:]]
+            self.reported = len(self.skipped)
+            empty = pa.table({name: strings([]) for name in self.names})
+            yield empty, np.zeros(0, np.int64), self.headers, rejects, len(rejects), passthrough
+
+    def _batch(self, taken: list[pa.RecordBatch], passthrough: bool):
+        table = pa.Table.from_batches(taken).rename_columns(self.names)
+        n = table.num_rows
+        lines = _good_lines(np.arange(self.delivered + 2, self.delivered + 2 + n, dtype=np.int64), self.skipped)
+        self.delivered += n
+        last = int(lines[-1]) if n else None
+        rejects = []
+        while self.reported < len(self.skipped) and (last is None or self.skipped[self.reported][0] < last):
+            rejects.append(self.file._malformed(*self.skipped[self.reported]))
+            self.reported += 1
+        return table, lines, self.headers, rejects, n + len(rejects), passthrough
 
 
 @functools.cache

@@ -1,0 +1,167 @@
+"""A UTF-8 CSV file parsed in slices on every core gives exactly what the serial reader gives:
+the same rows with the same line numbers, the same rejects in the same batches' order, the
+same rows in; and where slices cannot be exact (a quoted value open across a cut, a line
+longer than a slice, a malformed line that does not decode) the serial reader takes over."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from ecorules.engine import _sources
+from ecorules.engine._sources import Registry
+from ecorules.engine.sources import _csv_slices
+from test_sources import GOOD, HEADER, resolver
+
+SERIAL = 1 << 40  # a slice size no file reaches: the file is read serially
+
+
+def read(path, slice_bytes, monkeypatch, batch_rows=4):
+    monkeypatch.setattr(_sources, "SLICE_BYTES", slice_bytes)
+    batches = list(Registry(path, resolver(), batch_rows=batch_rows).batches())
+    tables = [b.table.cast(pa.schema([(n, pa.string()) for n in b.table.column_names]))
+              for b in batches if b.table.num_rows]
+    return {
+        "rows": pa.concat_tables(tables).to_pydict() if tables else {},
+        "lines": np.concatenate([b.rows for b in batches]).tolist() if batches else [],
+        "rejects": [(r.row, r.column, r.value, r.reason) for b in batches for r in b.rejects],
+        "rows_in": sum(b.rows_in for b in batches),
+    }
+
+
+def sliced_and_serial(path, monkeypatch, caplog, slice_bytes):
+    with caplog.at_level(logging.INFO, logger="ecorules.sources"):
+        sliced = read(path, slice_bytes, monkeypatch)
+    serially = [r.getMessage() for r in caplog.records if "read serially" in r.getMessage()]
+    caplog.clear()
+    assert sliced == read(path, SERIAL, monkeypatch)
+    assert sliced["rows_in"] == len(sliced["lines"]) + len(sliced["rejects"])
+    return sliced, serially
+
+
+def row(i: int, **change) -> list[str]:
+    out = GOOD[:4] + [str(i % 7)] + GOOD[5:]
+    for index, value in change.items():
+        out[int(index[1:])] = value
+    return out
+
+
+def lines_of(kind: str, i: int) -> str:
+    """One line (or a few) of a kind a registry export may hold."""
+    if kind == "good":
+        return ",".join(row(i))
+    if kind == "short":
+        return ",".join(row(i)[:4])
+    if kind == "long":
+        return ",".join(row(i) + ["extra"])
+    if kind == "quoted":  # quoted fields, a comma and a doubled quote inside one
+        return ",".join(f'"{v}"' for v in row(i, c1=f'郑州"{i}"号,有限公司'.replace('"', '""')))
+    if kind == "empty":
+        return ""
+    if kind == "blank":
+        return "   "
+    if kind == "bad utf-8 cell":  # passes the parser; the row is rejected for its bytes
+        return ",".join(row(i, c2="\udcff金水区"))
+    raise AssertionError(kind)
+
+
+KINDS = ["good"] * 6 + ["short", "long", "quoted", "quoted", "empty", "blank", "bad utf-8 cell"]
+
+
+def write(path, lines: list[str], *, crlf=False, bom=False, separator=",", end=True):
+    newline = "\r\n" if crlf else "\n"
+    text = newline.join([separator.join(HEADER), *(line.replace(",", separator) if separator != "," else line
+                                                   for line in lines)]) + (newline if end else "")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogateescape"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
+def test_slices_give_what_the_serial_reader_gives(tmp_path, monkeypatch, caplog, seed, slice_bytes):
+    rng = np.random.default_rng(seed)
+    kinds = [KINDS[k] for k in rng.integers(0, len(KINDS), 400)]
+    path = tmp_path / "r.csv"
+    write(path, [lines_of(kind, i) for i, kind in enumerate(kinds)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
+          end=seed != 4)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, slice_bytes)
+    assert not serially  # the slices were used, not the serial fallback
+    reasons = {reason.split(":")[0] for *_, reason in sliced["rejects"]}
+    assert reasons == {"malformed line", "undecodable bytes"}
+    assert len(sliced["lines"]) > 200
+
+
+def test_slices_with_a_tab_separator(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "r.tsv.csv"
+    write(path, [lines_of(k, i) for i, k in enumerate(["good", "short", "good", "long"] * 60)], separator="\t")
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 500)
+    assert not serially and len(sliced["rejects"]) == 120
+
+
+def test_a_quoted_value_open_across_a_cut_is_read_serially(tmp_path, monkeypatch, caplog):
+    lines = [lines_of("good", i) for i in range(100)]
+    lines[30] = ",".join(row(30, c2='"金水\n某区"'))  # a line end inside a quoted value
+    path = tmp_path / "r.csv"
+    write(path, lines)
+    cut_at = path.read_bytes().index(b"\n\xe6\x9f\x90") + 1  # just after the quoted line end
+    header_line = path.read_bytes().index(b"\n") + 1
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, cut_at - header_line)
+    assert serially and "quoted value is open" in serially[0]
+    assert "金水\n某区" in sliced["rows"]["district"] and not sliced["rejects"]
+
+
+def test_a_line_longer_than_a_slice_is_read_serially(tmp_path, monkeypatch, caplog):
+    lines = [lines_of("good", i) for i in range(60)]
+    lines[40] = ",".join(row(40, c2="长" * 400))
+    path = tmp_path / "r.csv"
+    write(path, lines)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 800)
+    assert serially and "longer than a slice" in serially[0]
+    assert sliced["lines"][39:41] == [41, 42]
+
+
+def test_an_undecodable_malformed_line_is_read_serially_decoded(tmp_path, monkeypatch, caplog):
+    lines = [lines_of(k, i) for i, k in enumerate(["good", "short"] * 100)]
+    lines[150] = ",".join(row(150, c2="\udcff")[:3])  # malformed and undecodable: pyarrow stops
+    path = tmp_path / "r.csv"
+    write(path, lines)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
+    assert serially
+    # the serial reader failed when it opened the file, after reporting the malformed lines
+    # before: they are reported once, and the lines after them keep their numbers
+    assert sliced["lines"] == list(range(2, 152, 2)) + list(range(154, 202, 2))
+    assert [r[0] for r in sliced["rejects"]] == sorted([*range(3, 202, 2), 152])
+    assert (152, None, "91410100MA44MPDT7X,郑州某化工有限公司,\\xff", "malformed line: 3 fields, expected 9") \
+        in sliced["rejects"]
+
+
+def test_the_sentinel_counts_the_rows_of_a_slice_without_its_empty_lines():
+    data = b"a,b\n\n\r\nc\n\"x\ny\",z\n" + b",,\n"
+    options = _sources_options()
+    parsed = _csv_slices._parse(memoryview(data), ",,", options)
+    assert parsed.rows_counted == 3 and parsed.malformed == [(2, "c", 1)]
+    assert parsed.table.num_rows == 2
+    with pytest.raises(_csv_slices.SlicesFailed, match="open across"):
+        _csv_slices._parse(memoryview(b'a,"b\n' + b",,\n"), ",,", options)
+
+
+def _sources_options():
+    import pyarrow.csv as pacsv
+
+    def options(on_invalid, block_size):
+        return (pacsv.ReadOptions(column_names=["x", "y"], use_threads=False, block_size=block_size),
+                pacsv.ParseOptions(invalid_row_handler=on_invalid),
+                pacsv.ConvertOptions(column_types={"x": pa.string(), "y": pa.string()}))
+    return options
+
+
+def test_a_file_with_carriage_returns_only_is_read_serially(tmp_path, monkeypatch, caplog):
+    """pyarrow ends a row at a lone \\r too; slices are cut only after \\n, so such a file
+    (old Mac exports) is not cut at all."""
+    path = tmp_path / "r.csv"
+    path.write_bytes("\r".join([",".join(HEADER)] + [lines_of(k, i) for i, k in enumerate(["good", "short"] * 30)])
+                     .encode() + b"\r")
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
+    assert serially and "header line" in serially[0]
+    assert sliced["lines"][:3] == [2, 4, 6] and len(sliced["rejects"]) == 30
