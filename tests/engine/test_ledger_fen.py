@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from distributed_data import fen_policies as _policies  # (a rule in fen booked to the district)
 from ecorules.engine import Evaluator, load_policies
 from ecorules.engine._changes import compare_runs
 from ecorules.engine._cli import main
@@ -29,30 +30,9 @@ from ecorules.engine.store import SCHEMA_VERSION, connect
 from nightly_data import usccs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-MONEY = DATA / "money" / "fen_fee.yaml"
 AS_OF = dt.date(2012, 4, 14)
 CASES = DATA / "cases"
 CASES_AS_OF = dt.date(2026, 1, 1)
-
-# A rule of the fen policy booked to the district, so that districts get parts in both units:
-# only rows with a base do, and 二七区's rows have none (their total stays in yuan).
-DISTRICT_FEN_RULE = """
-  - id: base_fee_district
-    title: 按基数的七分之一计收,精确到分,记入区县
-    citation: {document: 《测试文件》, article: 第二条, text: 按基数的三分之一}
-    when: base > 0
-    findings:
-      - {kind: fiscal_deduction, amount: fee_per_tonne * base / 7, payer: district}
-"""
-
-
-def _policies(folder: Path) -> Path:
-    text = MONEY.read_text(encoding="utf-8")
-    text = text.replace("\ntest_defaults:", DISTRICT_FEN_RULE + "\ntest_defaults:")
-    folder.mkdir()
-    (folder / "fen_fee.yaml").write_text(text, encoding="utf-8")
-    return folder
-
 
 def _registry(path: Path, n: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
