@@ -184,8 +184,12 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
             notes.append(note)
     if failed:
         failed = tuple(dict.fromkeys(failed))
-        error = OutsideCalendarError if all(f.check == CALENDAR_CHECK for f in failed) else RecordCheckError
-        raise error(failed, values[kind.key])
+        # a working day outside the holiday table rejects the record before any check judges
+        # it, as Evaluator.judge and the kernel's probe do: then it is the only reason given
+        outside = tuple(f for f in failed if f.check == CALENDAR_CHECK)
+        if outside:
+            raise OutsideCalendarError(outside, values[kind.key])
+        raise RecordCheckError(failed, values[kind.key])
     return Decision(
         as_of=as_of, domain=kind.id, subject=values[kind.key],
         policies=tuple(key for part in parts for key in part.policies),

@@ -264,3 +264,32 @@ def test_a_law_date_counting_working_days_outside_the_table_rejects_the_case_in_
                                                    "pollutant_fee_yuan": 50000}], as_of=dt.date(2025, 1, 1))
     assert isinstance(error.value, CalendarError)
     assert [(f.column, f.value, f.reason) for f in error.value.failures] == [reject[1:]]
+
+
+def test_a_case_outside_the_table_is_rejected_for_that_alone_by_both_paths(tmp_path):
+    """Found by the case differential in CI: case C000 fails its kind's check kc0 and its act
+    date (2011) is outside the holiday table (2012-2030) that rule r0 counts working days
+    in. The kernel rejects it for the working day before any check; evaluate_group reported
+    kc0 as well. Both now give the working day alone, as Evaluator.judge does."""
+    import csv
+    import sqlite3
+
+    from ecorules.engine._nightly import run_nightly
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "cases_outside_table"
+    policies = load_policies(folder / "policies")
+    as_of = dt.date(2013, 6, 30)
+    run_nightly(folder / "enterprises.csv", tmp_path / "r.sqlite", policies=policies, as_of=as_of,
+                cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
+    batch = sqlite3.connect(tmp_path / "r.sqlite").execute(
+        """SELECT row, "column" FROM rejects WHERE source LIKE '%cases.csv'""").fetchall()
+    assert batch == [(2, "act_date")]
+    with (folder / "enterprises.csv").open(encoding="utf-8") as handle:
+        enterprise = next(r for r in csv.DictReader(handle) if r["uscc"] == "914101002435550001")
+    with (folder / "cases.csv").open(encoding="utf-8") as handle:
+        cases = [{k: v for k, v in r.items() if v != ""} for r in csv.DictReader(handle)]
+    with Evaluator(policies, backend="python") as evaluator:
+        with pytest.raises(RecordCheckError) as refused:
+            evaluator.evaluate_group({k: v for k, v in enterprise.items() if v != ""}, cases, as_of=as_of)
+    assert type(refused.value).__name__ == "OutsideCalendarError"
+    assert [(f.column, f.value) for f in refused.value.failures] == [("act_date", "2011-08-03")]
