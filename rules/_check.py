@@ -603,8 +603,12 @@ class _Checker(CallChecks, WorkdayChecks):
         """Replace an operator whose operands are all literals by its value."""
         if all(isinstance(child, ast.Literal) for child in ast.children(node)) and ast.children(node):
             from ._evaluate import evaluate
+            from ._workdays import CalendarError
 
-            value = evaluate(node, {})
+            try:
+                value = evaluate(node, {})
+            except CalendarError as error:  # working days between constant dates the table lacks
+                raise PolicyTypeError(str(error), node.span) from None
             scale = Fraction(value).denominator if node.type == DECIMAL else 1
             return attrs.evolve(
                 ast.Literal(value, span=node.span), type=node.type, interval=node.interval, scale=scale

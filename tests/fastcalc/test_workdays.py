@@ -163,6 +163,18 @@ def test_the_loader_refuses_working_days_without_a_table_or_with_a_negative_coun
     with pytest.raises(PolicyError, match="counts forward"):
         load_policies(folder)
 
+    # constant dates are counted when the policy loads: one the table lacks is refused there,
+    # at its line (found by the case differential: the checker raised a bare CalendarError)
+    folder = write_policy(tmp_path / "c", FACTS, rule("r", "working_days_between(date('2011-01-03'), d, 'inclusive') > 0"))
+    shutil.copy(SHIPPED, folder / "holidays.yaml")
+    load_policies(folder)  # d is a fact: counted per record, where an outside day is a reject
+    folder = write_policy(tmp_path / "d", FACTS,
+                          rule("r", "working_days_between(date('2011-01-03'), date('2024-03-01'), 'inclusive') > 0"))
+    shutil.copy(SHIPPED, folder / "holidays.yaml")
+    with pytest.raises(PolicyError, match="2011-01-03 is outside the holiday table") as error:
+        load_policies(folder)
+    assert error.value.span.line > 1
+
 
 @pytest.mark.parametrize(("change", "message"), [
     (("working_weekends: [2025-01-26,", "working_weekends: [2025-01-27,"), "2025-01-27 is a Monday"),
