@@ -178,7 +178,7 @@ class Assessments:
         supersedes = np.zeros(n, np.int64)
         reason = np.zeros(n, np.int64)  # index into _REASONS
         memory = self.remembered.get((policy, rule, kind))
-        if n:
+        if n and memory is not None:  # (withdraw_unfired reads it only for a remembered key)
             self.touched.setdefault((policy, rule, kind), set()).update(keys.to_pylist())
         if memory is not None and n:
             at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
