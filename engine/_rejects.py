@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 
 import attrs
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _MAX_VALUE_CHARS = 200  # a reject keeps at most this much of the offending text
 
@@ -41,6 +43,8 @@ class RejectColumns:
 
 def _shortened(values) -> list:
     out = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if set(map(type, out)) <= {str} and max(map(len, out), default=0) <= _MAX_VALUE_CHARS:
+        return out  # nearly always: short texts, kept as they are (a type and a length each, in C)
     for i, value in enumerate(out):
         if value is None:
             continue
@@ -70,19 +74,45 @@ def kernel_rejects(result, source: str, file_rows: np.ndarray, headers: Mapping[
                    examples: dict | None = None) -> RejectColumns | None:
     """The rejects of a scored batch; ``counts`` gains one per rejected row and (header,
     ``reason_class(reason)``) key of its problems (:func:`count_reasons`), and ``examples``
-    the first reason of each such key. ``reason_class`` is called once per distinct reason
-    only if it is cached."""
+    the first reason of each such key. ``reason_class`` is called once per distinct reason.
+
+    Counted in numpy over codes of the distinct columns and reasons: a 1% bad registry has
+    thousands of rejects a batch, and a Python tuple, set entry and class look-up each cost
+    ~0.4 CPU-s of a 5 M-row run."""
     rows = np.asarray(result.reject_rows, dtype=np.int64)
     if not rows.size:
         return None
-    names = np.asarray(result.reject_columns, dtype=object)
-    reasons = np.asarray(result.reject_reasons, dtype=object)
-    header_of = {name: headers.get(name, name) for name in set(names.tolist()) if name is not None}
-    columns = [header_of.get(name) if name is not None else None for name in names.tolist()]
-    reason_list = [str(r) for r in reasons.tolist()]
-    keys = [(column, reason_class(reason)) for column, reason in zip(columns, reason_list, strict=True)]
-    count_reasons(counts, rows.tolist(), keys, reason_list, examples)
+    names = pa.array(np.asarray(result.reject_columns, dtype=object).tolist(), pa.string())
+    reason_list = [str(r) for r in np.asarray(result.reject_reasons, dtype=object).tolist()]
+    name_codes, name_list = _codes(names)
+    reason_codes, distinct_reasons = _codes(pa.array(reason_list, pa.string()))
+    header_list = [headers.get(name, name) for name in name_list] + [None]  # a null's code: the last
+    columns = np.array(header_list, dtype=object)[name_codes].tolist()
+    # a key per (column, reason) pair met: like reasons of a column share one key
+    pairs, pair_of = np.unique(name_codes * len(distinct_reasons) + reason_codes, return_inverse=True)
+    key_ids: dict[tuple, int] = {}
+    key_of_pair = np.array([key_ids.setdefault((header_list[pair // len(distinct_reasons)],
+                                                reason_class(distinct_reasons[pair % len(distinct_reasons)])),
+                                               len(key_ids)) for pair in pairs.tolist()], np.int64)
+    key_codes = key_of_pair[pair_of.reshape(-1)]
+    keys = list(key_ids)
+    # a row counts once per key it has; keys and examples are met in the order of the rejects
+    _, once = np.unique(rows * len(keys) + key_codes, return_index=True)
+    per_key = np.bincount(key_codes[once], minlength=len(keys))
+    _, first = np.unique(key_codes, return_index=True)
+    for k in np.argsort(first, kind="stable").tolist():
+        counts[keys[k]] += int(per_key[k])
+        if examples is not None:
+            examples.setdefault(keys[k], reason_list[first[k]])
     return RejectColumns(source, file_rows[rows], columns, _shortened(result.reject_values), reason_list)
+
+
+def _codes(texts: pa.Array) -> tuple[np.ndarray, list]:
+    """(code of each text, the distinct texts); a null's code is the number of distinct texts."""
+    encoded = pc.dictionary_encode(texts)
+    distinct = encoded.dictionary.to_pylist()
+    codes = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, distinct
 
 
 __all__ = ["RejectColumns", "count_reasons", "kernel_rejects"]
