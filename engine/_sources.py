@@ -48,7 +48,7 @@ from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
 from .sources._csv_slices import SLICE_BYTES, SlicesFailed, parsed_slices
-from .sources._encoding import EncodingDecision, decide_encoding, weigh
+from .sources._encoding import UNDECODABLE, UNDECODABLE_CHARS, EncodingDecision, decide_encoding, weigh
 from .sources._listing import (
     CSV_SUFFIXES,
     EXCEL_SUFFIXES,
@@ -288,18 +288,8 @@ def stat_fingerprint(files: Iterable[tuple[Path, str | None]], root: str | os.Pa
 # --- CSV ------------------------------------------------------------------------------------
 
 
-# An undecodable byte b is read as the private-use character U+F700 + b, so that the reject
-# can show the bytes as they were (\xff) rather than as U+FFFD; registries hold no such
-# characters (the private-use area is for fonts' own symbols).
-_UNDECODABLE = "ecorules_undecodable"
-_UNDECODABLE_CHARS = "[\uf700-\uf7ff]"
-
-
-def _as_private_use(error: UnicodeDecodeError) -> tuple[str, int]:
-    return "".join(chr(0xF700 + b) for b in error.object[error.start:error.end]), error.end
-
-
-codecs.register_error(_UNDECODABLE, _as_private_use)
+# An undecodable byte b is read as a private-use character (engine/sources/_encoding.py).
+_UNDECODABLE, _UNDECODABLE_CHARS = UNDECODABLE, UNDECODABLE_CHARS
 
 
 def _replace_decoder(name: str) -> str:
@@ -418,13 +408,15 @@ class CsvFile:
         whether the UTF-8 was passed through (its cells are checked), else decoded.
 
         A UTF-8 file of a few slices is parsed in slices on every core (engine/sources/
-        _csv_slices.py); where the slices cannot give exactly what the serial reader gives,
-        the serial reader goes on from the rows already handed out."""
+        _csv_slices.py; a slice with a malformed line that does not decode is read decoded,
+        alone); where the slices cannot give exactly what the serial reader gives, the serial
+        reader goes on from the rows already handed out."""
         gathered = _Gathered(self)
         if self.utf8 and os.path.getsize(self.path) >= 2 * self.slice_bytes:
             def options(on_invalid, block_size: int):
                 return self._options(True, on_invalid, block_size=block_size, skip_rows=0)
 
+            _quiet_undecodable_rows()  # a slice with a malformed line that does not decode is read again
             try:
                 for part in parsed_slices(self.path, len(self.headers), self.separator, options,
                                           slice_bytes=self.slice_bytes):

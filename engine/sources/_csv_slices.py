@@ -12,12 +12,21 @@ Whether a quoted value is open at a cut is found by the parser itself: a sentine
 ``columns + 1`` empty fields is parsed after the cut. Read as a row of its own, it is a
 malformed row with its exact text, last of the slice, and its row number is the slice's count
 of rows; absorbed by an open quote, it is not. Anything the slices cannot do exactly (an open
-quote at a cut, a line longer than a slice, a parse error such as a malformed line that does not
-decode) raises :class:`SlicesFailed`, and the caller reads the file serially.
+quote at a cut, a line longer than a slice, another parse error) raises :class:`SlicesFailed`,
+and the caller reads the file serially.
+
+A malformed line that does not decode stops pyarrow (it decodes the line strictly for the
+invalid-row handler). The serial reader then reads the whole file again decoded, each
+undecodable byte as a private-use character (engine/_sources.py); here only that slice is: its
+malformed lines carry their text as the serial reader's do, and in its rows each such character
+is turned back into its byte, so that they are checked like the passed-through rows of every
+other slice. A real registry with 1% bad rows has such lines all through it, and the file was
+read serially (one core) from the first one on.
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import concurrent.futures
 import os
@@ -26,7 +35,11 @@ from pathlib import Path
 
 import attrs
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from ecorules.rules._arrow import bools, from_bools
+
+from ._encoding import UNDECODABLE, UNDECODABLE_CHARS
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -46,7 +59,7 @@ class ParsedSlice:
     rows_counted: int
 
 
-def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedSlice:
+def _read(data, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]]:
     malformed: list[tuple[int, str, int]] = []
 
     def on_invalid(row) -> str:
@@ -55,11 +68,51 @@ def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedS
 
     on_invalid.undecodable_is_handled = True  # see engine/_sources.py _quiet_undecodable_rows
     read, parse, convert = options(on_invalid, len(data) + 1)  # one block: parsed as a whole
+    table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
+                           parse_options=parse, convert_options=convert)
+    return table, malformed
+
+
+def _undecodable_malformed(error: pa.ArrowInvalid) -> bool:
+    # the handler never refuses a line: pyarrow failed to decode one for it
+    return "CSV parse error" in str(error) and "columns, got" in str(error)
+
+
+_AS_SURROGATES = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}  # for surrogateescape
+
+
+def _bytes_restored(table: pa.Table) -> pa.Table:
+    """``table`` with each private-use character of an undecodable byte turned back into that
+    byte: the values as a passed-through read holds them (a few cells; the rest untouched)."""
+    for index, column in enumerate(table.columns):
+        if not pa.types.is_string(column.type):
+            continue
+        column = column.combine_chunks()
+        hit = _fill_false(pc.match_substring_regex(column, UNDECODABLE_CHARS))
+        if not pc.any(hit).as_py():
+            continue
+        raw = [value.translate(_AS_SURROGATES).encode("utf-8", "surrogateescape")
+               for value in column.filter(hit).to_pylist()]
+        restored = pc.replace_with_mask(column.cast(pa.binary()), hit, pa.array(raw, pa.binary()))
+        table = table.set_column(index, table.field(index), restored.view(pa.string()))
+    return table
+
+
+def _fill_false(mask: pa.Array) -> pa.Array:
+    return from_bools(bools(mask.fill_null(False)))
+
+
+def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedSlice:
     try:
-        table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
-                               parse_options=parse, convert_options=convert)
+        table, malformed = _read(data, options)
     except pa.ArrowInvalid as error:
-        raise SlicesFailed(str(error)) from error
+        if not _undecodable_malformed(error):
+            raise SlicesFailed(str(error)) from error
+        try:  # this slice alone decoded, as the serial reader decodes the whole file
+            table, malformed = _read(codecs.decode(data, "utf-8", UNDECODABLE).encode("utf-8"), options)
+        except pa.ArrowInvalid as again:
+            raise SlicesFailed(str(again)) from again
+        table = _bytes_restored(table)
     rows = table.num_rows + len(malformed)
     if sentinel is not None:
         last = malformed.pop() if malformed else None

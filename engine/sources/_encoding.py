@@ -47,6 +47,19 @@ def _lines_named(numbers: list[int], total: int) -> str:
     return f"line{'s' if total > 1 else ''} {shown}{', ...' if total > len(numbers[:_SHOWN_LINES]) else ''}"
 
 
+# An undecodable byte b is read as the private-use character U+F700 + b, so that the reject
+# can show the bytes as they were (\xff) rather than as U+FFFD; registries hold no such
+# characters (the private-use area is for fonts' own symbols).
+UNDECODABLE = "ecorules_undecodable"
+UNDECODABLE_CHARS = "[\uf700-\uf7ff]"
+
+
+def _as_private_use(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "".join(chr(0xF700 + b) for b in error.object[error.start:error.end]), error.end
+
+
+codecs.register_error(UNDECODABLE, _as_private_use)
+
 _FAILED = threading.local()  # where _skip_the_line records, per thread
 _SKIP_THE_LINE = "ecorules_skip_the_line"
 
