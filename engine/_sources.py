@@ -48,7 +48,13 @@ from ecorules.rules._arrow import bools, from_numbers, string_buffers, strings
 
 from ._prefetch import prefetch
 from .sources._csv_slices import SLICE_BYTES, SlicesFailed, parsed_slices
-from .sources._encoding import UNDECODABLE, UNDECODABLE_CHARS, EncodingDecision, decide_encoding, weigh
+from .sources._encoding import (
+    UNDECODABLE,
+    UNDECODABLE_CHARS,
+    EncodingDecision,
+    decide_encoding,
+    weigh,
+)
 from .sources._listing import (
     CSV_SUFFIXES,
     EXCEL_SUFFIXES,
