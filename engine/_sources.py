@@ -577,7 +577,8 @@ class _Gathered:
     def _batch(self, taken: list[pa.RecordBatch], passthrough: bool):
         table = pa.Table.from_batches(taken).rename_columns(self.names)
         n = table.num_rows
-        lines = _good_lines(np.arange(self.delivered + 2, self.delivered + 2 + n, dtype=np.int64), self.skipped)
+        lines = _good_lines(np.arange(self.delivered + 2, self.delivered + 2 + n, dtype=np.int64), self.skipped,
+                            min(self.reported, len(self.skipped)))
         self.delivered += n
         last = int(lines[-1]) if n else None
         rejects = []
@@ -603,16 +604,19 @@ def _quiet_undecodable_rows() -> None:
     sys.unraisablehook = hook
 
 
-def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]]) -> np.ndarray:
+def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]], before: int = 0) -> np.ndarray:
     """Line numbers of data rows given their line numbers had no line been malformed.
 
     With the malformed lines B (sorted), the row that would be on line v is on line
-    v + #{i : B[i] - i <= v}: every malformed line before it pushes it one further.
+    v + #{i : B[i] - i <= v}: every malformed line before it pushes it one further. The first
+    ``before`` of them (handed out with earlier batches) lie before every row of ``naive``:
+    counted, not searched, so that a batch costs its own malformed lines, not all the file's
+    so far (with 1% of 30 M lines malformed, ~35 M steps of Python over a run).
     """
-    if not skipped:
-        return naive
-    bad = np.fromiter((line for line, _, _ in skipped), np.int64, len(skipped))
-    return naive + np.searchsorted(bad - np.arange(bad.size), naive, side="right")
+    if len(skipped) == before:
+        return naive + before
+    bad = np.fromiter((line for line, _, _ in skipped[before:]), np.int64, len(skipped) - before)
+    return naive + before + np.searchsorted(bad - np.arange(before, len(skipped)), naive, side="right")
 
 
 def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:

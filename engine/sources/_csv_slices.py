@@ -30,16 +30,18 @@ import codecs
 import collections
 import concurrent.futures
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from ecorules.rules._arrow import bools, from_bools
+from ecorules.rules._arrow import from_bools, string_buffers
 
-from ._encoding import UNDECODABLE, UNDECODABLE_CHARS
+from ._encoding import UNDECODABLE
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -83,36 +85,55 @@ _AS_SURROGATES = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}  
 
 def _bytes_restored(table: pa.Table) -> pa.Table:
     """``table`` with each private-use character of an undecodable byte turned back into that
-    byte: the values as a passed-through read holds them (a few cells; the rest untouched)."""
+    byte: the values as a passed-through read holds them (a few cells; the rest untouched).
+    The cells are found in the UTF-8 bytes (EF 9C-9F ..), as engine/_sources.py finds them."""
     for index, column in enumerate(table.columns):
         if not pa.types.is_string(column.type):
             continue
         column = column.combine_chunks()
-        hit = _fill_false(pc.match_substring_regex(column, UNDECODABLE_CHARS))
-        if not pc.any(hit).as_py():
+        offsets, data = string_buffers(column)
+        data = data[offsets[0] : offsets[-1]]
+        lead = np.flatnonzero(data[:-1] == 0xEF)
+        lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]
+        if not lead.size:
             continue
+        hit = np.zeros(len(column), bool)
+        hit[np.searchsorted(offsets - offsets[0], lead, side="right") - 1] = True
+        mask = from_bools(hit)
         raw = [value.translate(_AS_SURROGATES).encode("utf-8", "surrogateescape")
-               for value in column.filter(hit).to_pylist()]
-        restored = pc.replace_with_mask(column.cast(pa.binary()), hit, pa.array(raw, pa.binary()))
+               for value in column.filter(mask).to_pylist()]
+        restored = pc.replace_with_mask(column.cast(pa.binary()), mask, pa.array(raw, pa.binary()))
         table = table.set_column(index, table.field(index), restored.view(pa.string()))
     return table
 
 
-def _fill_false(mask: pa.Array) -> pa.Array:
-    return from_bools(bools(mask.fill_null(False)))
-
-
-def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedSlice:
+def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
+    """The slice read decoded (each undecodable byte as its private-use character, as the serial
+    reader reads the whole file), its rows' bytes restored; None if every byte decodes."""
+    text = codecs.decode(data, "utf-8", UNDECODABLE).encode("utf-8")
+    if len(text) == len(data):  # no byte became a (3-byte) private-use character
+        return None
     try:
-        table, malformed = _read(data, options)
+        table, malformed = _read(text, options)
     except pa.ArrowInvalid as error:
-        if not _undecodable_malformed(error):
-            raise SlicesFailed(str(error)) from error
-        try:  # this slice alone decoded, as the serial reader decodes the whole file
-            table, malformed = _read(codecs.decode(data, "utf-8", UNDECODABLE).encode("utf-8"), options)
-        except pa.ArrowInvalid as again:
-            raise SlicesFailed(str(again)) from again
-        table = _bytes_restored(table)
+        raise SlicesFailed(str(error)) from error
+    return _bytes_restored(table), malformed
+
+
+def _parse(data: memoryview, sentinel: str | None, options: Callable, seen: threading.Event) -> ParsedSlice:
+    """One slice. ``seen``: a slice of the file had a malformed line that did not decode; once
+    one had, a slice with an undecodable byte is read decoded at once rather than after
+    pyarrow has parsed it up to such a line (a 1% bad registry has one in every slice)."""
+    read = _decoded(data, options) if seen.is_set() else None
+    if read is None:
+        try:
+            read = _read(data, options)
+        except pa.ArrowInvalid as error:
+            read = _decoded(data, options) if _undecodable_malformed(error) else None
+            if read is None:
+                raise SlicesFailed(str(error)) from error
+            seen.set()
+    table, malformed = read
     rows = table.num_rows + len(malformed)
     if sentinel is not None:
         last = malformed.pop() if malformed else None
@@ -170,12 +191,13 @@ def parsed_slices(path: Path, columns: int, delimiter: str, options: Callable, *
     pending: collections.deque = collections.deque()  # (future, buffer) in file order
     spare: list[bytearray] = []  # buffers whose slice is parsed (the table holds copies)
     rows_before = 1  # the header is row 1
+    seen = threading.Event()  # a slice had a malformed line that did not decode (see _parse)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ecorules-csv-slice") as pool:
         try:
             # Row numbers need the rows of the slices before; a slice's count is known when
             # it is parsed, so each slice is parsed with local numbers offset afterwards.
             for buffer, data, last in _slices(path, slice_bytes, sentinel, spare):
-                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options), buffer))
+                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options, seen), buffer))
                 while len(pending) >= IN_FLIGHT:
                     rows_before = yield from _deliver(pending, spare, rows_before)
             while pending:

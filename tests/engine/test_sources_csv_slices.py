@@ -7,6 +7,7 @@ longer than a slice) the serial reader takes over."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -171,11 +172,11 @@ def test_an_undecodable_malformed_line_is_read_decoded_in_its_slice_alone(tmp_pa
 def test_the_sentinel_counts_the_rows_of_a_slice_without_its_empty_lines():
     data = b"a,b\n\n\r\nc\n\"x\ny\",z\n" + b",,\n"
     options = _sources_options()
-    parsed = _csv_slices._parse(memoryview(data), ",,", options)
+    parsed = _csv_slices._parse(memoryview(data), ",,", options, threading.Event())
     assert parsed.rows_counted == 3 and parsed.malformed == [(2, "c", 1)]
     assert parsed.table.num_rows == 2
     with pytest.raises(_csv_slices.SlicesFailed, match="open across"):
-        _csv_slices._parse(memoryview(b'a,"b\n' + b",,\n"), ",,", options)
+        _csv_slices._parse(memoryview(b'a,"b\n' + b",,\n"), ",,", options, threading.Event())
 
 
 def _sources_options():
