@@ -86,9 +86,10 @@ def _numbered_lines(evidence: bytes, complete: bool) -> tuple[list[int], list[in
     line_ends = np.flatnonzero(data == 0x0A)
     if not data.size:
         return [], []
-    high = np.cumsum(data >= 0x80, dtype=np.int64)  # non-ASCII bytes up to each byte
-    before = np.concatenate([[0], high[line_ends], high[-1:]])  # ... up to each line's end
-    non_ascii = np.flatnonzero(np.diff(before))
+    starts = np.concatenate([[0], line_ends + 1])
+    starts = starts[starts < data.size]  # an empty last line (after the last b"\n") is ASCII
+    # each line's largest byte; an empty line's is its b"\n" (reduceat's value at an empty range)
+    non_ascii = np.flatnonzero(np.maximum.reduceat(data, starts) >= 0x80)
     _FAILED.starts = []
     try:
         codecs.utf_8_decode(evidence, _SKIP_THE_LINE, complete)
