@@ -4,6 +4,8 @@ meet them, each key's first reason as its example, the values cut to 200 charact
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from types import SimpleNamespace
 
@@ -54,3 +56,26 @@ def test_values_that_are_not_text_are_shown_as_text():
                              reject_reasons=np.array(["missing", "not an integer: '\\xff1'", "x"], dtype=object))
     got = kernel_rejects(result, "r.csv", np.array([2, 3, 4]), HEADERS, Counter(), reason_class)
     assert got.values == [None, "\\xff1", "12"]
+
+
+def test_counting_rejects_does_not_import_pandas():
+    """Arrow's dictionary_encode imports pandas on its first call: ~0.5 CPU-s of every run
+    with a rejected row, which a clean run never paid."""
+    code = """
+import sys
+import subprocess
+import sys
+from collections import Counter
+from types import SimpleNamespace
+import numpy as np
+from ecorules.engine._rejects import kernel_rejects
+from ecorules.engine._scored import reason_class
+result = SimpleNamespace(reject_rows=np.array([0, 1]), reject_columns=np.array(["uscc", None], dtype=object),
+                         reject_values=np.array(["x", "y"], dtype=object),
+                         reject_reasons=np.array(["missing", "malformed line: 3 fields"], dtype=object))
+assert "pandas" not in sys.modules
+kernel_rejects(result, "r.csv", np.arange(2), {}, Counter(), reason_class, {})
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
