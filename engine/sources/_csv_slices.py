@@ -41,8 +41,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from ecorules.rules._arrow import from_bools, string_buffers
 
-from ._encoding import UNDECODABLE
-
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
 
@@ -107,11 +105,43 @@ def _bytes_restored(table: pa.Table) -> pa.Table:
     return table
 
 
+_SPANS = threading.local()  # where _undecodable_span records, per thread
+_RECORD_SPANS = "ecorules_record_undecodable"
+
+
+def _undecodable_span(error: UnicodeDecodeError) -> tuple[str, int]:
+    _SPANS.found.append((error.start, error.end))
+    return "", error.end
+
+
+codecs.register_error(_RECORD_SPANS, _undecodable_span)
+
+
+def _private_use_bytes(data: memoryview) -> bytes | None:
+    """``data`` as UTF-8 with each undecodable byte written as its private-use character (what
+    decoding it as the serial reader does and encoding it again gives, without encoding the
+    whole slice again: the bytes that decode are copied as they are); None if all decode."""
+    _SPANS.found = []
+    try:
+        codecs.utf_8_decode(data, _RECORD_SPANS, True)
+        spans = _SPANS.found
+    finally:
+        del _SPANS.found
+    if not spans:
+        return None
+    pieces, at = [], 0
+    for start, end in spans:
+        pieces += [data[at:start], "".join(chr(0xF700 + byte) for byte in data[start:end]).encode("utf-8")]
+        at = end
+    pieces.append(data[at:])
+    return b"".join(pieces)
+
+
 def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
     """The slice read decoded (each undecodable byte as its private-use character, as the serial
     reader reads the whole file), its rows' bytes restored; None if every byte decodes."""
-    text = codecs.decode(data, "utf-8", UNDECODABLE).encode("utf-8")
-    if len(text) == len(data):  # no byte became a (3-byte) private-use character
+    text = _private_use_bytes(data)
+    if text is None:
         return None
     try:
         table, malformed = _read(text, options)

@@ -6,6 +6,7 @@ longer than a slice) the serial reader takes over."""
 
 from __future__ import annotations
 
+import codecs
 import logging
 import threading
 
@@ -198,3 +199,15 @@ def test_a_file_with_carriage_returns_only_is_read_serially(tmp_path, monkeypatc
     sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
     assert serially and "header line" in serially[0]
     assert sliced["lines"][:3] == [2, 4, 6] and len(sliced["rejects"]) == 30
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_undecodable_bytes_become_what_the_serial_readers_decoder_gives(seed):
+    """The slice's bytes, its undecodable ones as private-use characters, equal decoding the
+    slice as the serial reader does (engine/_sources.py's codec) and encoding it again."""
+    rng = np.random.default_rng(seed)
+    pieces = [b"abc,", "金水区".encode(), b"\xff", "郑".encode()[:2], b"\n", "\U0001f600".encode()[:3], b"\x80\x80"]
+    data = b"".join(pieces[k] for k in rng.integers(0, len(pieces), 40))
+    want = codecs.decode(data, "utf-8", _sources._UNDECODABLE).encode("utf-8")
+    got = _csv_slices._private_use_bytes(memoryview(data))
+    assert got == (None if want == data else want)
