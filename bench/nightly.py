@@ -21,7 +21,8 @@ time), then, round after round so that the machine's noise hits every variant al
 With ``--bad-share 0.01`` each round also runs ``ecorules run`` on a copy of the registry with
 1% of its rows spoiled, every reject kind the format can hold (bench/_bad_rows.py), beside the
 clean copy written the same way: the ratio of their records/s is the target of issue 11,
-point 15 (>= 0.8). ``--twins-only`` times only that pair (on a busy machine, the floors and
+point 15 (>= 0.8), printed also per CPU-second of the process (the child's user + system
+time), which other processes on a shared machine disturb less. ``--twins-only`` times only that pair (on a busy machine, the floors and
 DuckDB would take most of the time); run with another venv's Python it times that venv's
 ``ecorules``, the baseline of a change.
 
