@@ -9,7 +9,9 @@ reject kinds the format can hold:
   USCC, a negative count, a count above its maximum, a district no alias matches, a missing
   district, a USCC repeated from an earlier row (one enterprise, one row);
 - CSV only (Parquet columns are typed): a count '1.5', a count '三', a boolean '也许',
-  a malformed line (a field too many), undecodable bytes in a name.
+  a malformed line (a field too many), undecodable bytes in a name, a malformed line with
+  undecodable bytes (which pyarrow cannot hand to the invalid-row handler: a real export's
+  GBK row pasted into a UTF-8 file, with a field too many).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 BOTH = ("check_character", "length", "no_uscc", "negative", "too_many", "district", "no_district", "repeated")
-CSV_ONLY = ("fraction", "hanzi_count", "boolean", "malformed", "undecodable")
+CSV_ONLY = ("fraction", "hanzi_count", "boolean", "malformed", "undecodable", "undecodable_malformed")
 
 
 def kinds_for(suffix: str) -> tuple[str, ...]:
@@ -87,8 +89,9 @@ def mutate(clean: Path, bad: Path, share: float, seed: int = 7) -> dict[str, int
     if suffix == ".parquet":
         pq.write_table(out, tmp)
     else:
-        _write_csv(out, tmp, picked.get("malformed", np.zeros(0, np.int64)),
-                   picked.get("undecodable", np.zeros(0, np.int64)))
+        none = np.zeros(0, np.int64)
+        _write_csv(out, tmp, picked.get("malformed", none), picked.get("undecodable", none),
+                   picked.get("undecodable_malformed", none))
     tmp.replace(bad)
     return {kind: int(rows.size) for kind, rows in picked.items()}
 
@@ -101,19 +104,20 @@ def _read_csv_as_text(path: Path) -> pa.Table:
     return pacsv.read_csv(path, convert_options=convert)
 
 
-def _write_csv(table: pa.Table, path: Path, malformed: np.ndarray, undecodable: np.ndarray) -> None:
+def _write_csv(table: pa.Table, path: Path, malformed: np.ndarray, undecodable: np.ndarray,
+               both: np.ndarray) -> None:
     """CSV without quotes (the bench's clean twin is written the same way), then the line-level damage: a field too many on the
-    ``malformed`` rows, a byte that is not UTF-8 in the name of the ``undecodable`` ones."""
+    ``malformed`` rows, a byte that is not UTF-8 in the name of the ``undecodable`` ones, both on ``both``."""
     import pyarrow.csv as pacsv
 
     pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=True, quoting_style="none"))
-    if not malformed.size and not undecodable.size:
+    if not malformed.size and not undecodable.size and not both.size:
         return
     data = path.read_bytes()
     lines = data.split(b"\n")
-    for row in malformed.tolist():
+    for row in [*malformed.tolist(), *both.tolist()]:
         lines[row + 1] += b",extra"
-    for row in undecodable.tolist():
+    for row in [*undecodable.tolist(), *both.tolist()]:
         fields = lines[row + 1].split(b",")
         fields[1] = fields[1] + b"\xff"
         lines[row + 1] = b",".join(fields)

@@ -41,6 +41,8 @@ class RejectColumns:
 
 def _shortened(values) -> list:
     out = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if set(map(type, out)) <= {str} and max(map(len, out), default=0) <= _MAX_VALUE_CHARS:
+        return out  # nearly always: short texts, kept as they are (a type and a length each, in C)
     for i, value in enumerate(out):
         if value is None:
             continue
@@ -70,19 +72,45 @@ def kernel_rejects(result, source: str, file_rows: np.ndarray, headers: Mapping[
                    examples: dict | None = None) -> RejectColumns | None:
     """The rejects of a scored batch; ``counts`` gains one per rejected row and (header,
     ``reason_class(reason)``) key of its problems (:func:`count_reasons`), and ``examples``
-    the first reason of each such key. ``reason_class`` is called once per distinct reason
-    only if it is cached."""
+    the first reason of each such key. ``reason_class`` is called once per distinct reason.
+
+    Counted in numpy over codes of the distinct columns and reasons: a 1% bad registry has
+    thousands of rejects a batch, and a Python tuple, set entry and class look-up for each
+    cost twice as much (2.7 against 1.3 ms a batch of 2,500 rejects)."""
     rows = np.asarray(result.reject_rows, dtype=np.int64)
     if not rows.size:
         return None
-    names = np.asarray(result.reject_columns, dtype=object)
-    reasons = np.asarray(result.reject_reasons, dtype=object)
-    header_of = {name: headers.get(name, name) for name in set(names.tolist()) if name is not None}
-    columns = [header_of.get(name) if name is not None else None for name in names.tolist()]
-    reason_list = [str(r) for r in reasons.tolist()]
-    keys = [(column, reason_class(reason)) for column, reason in zip(columns, reason_list, strict=True)]
-    count_reasons(counts, rows.tolist(), keys, reason_list, examples)
+    names = np.asarray(result.reject_columns, dtype=object).tolist()
+    reason_list = [str(r) for r in np.asarray(result.reject_reasons, dtype=object).tolist()]
+    name_codes, name_list = _codes(names)
+    reason_codes, distinct_reasons = _codes(reason_list)
+    header_list = [headers.get(name, name) if name is not None else None for name in name_list]
+    columns = np.array(header_list, dtype=object)[name_codes].tolist()
+    # a key per (column, reason) pair met: like reasons of a column share one key
+    pairs, pair_of = np.unique(name_codes * len(distinct_reasons) + reason_codes, return_inverse=True)
+    key_ids: dict[tuple, int] = {}
+    key_of_pair = np.array([key_ids.setdefault((header_list[pair // len(distinct_reasons)],
+                                                reason_class(distinct_reasons[pair % len(distinct_reasons)])),
+                                               len(key_ids)) for pair in pairs.tolist()], np.int64)
+    key_codes = key_of_pair[pair_of.reshape(-1)]
+    keys = list(key_ids)
+    # a row counts once per key it has; keys and examples are met in the order of the rejects
+    _, once = np.unique(rows * len(keys) + key_codes, return_index=True)
+    per_key = np.bincount(key_codes[once], minlength=len(keys))
+    _, first = np.unique(key_codes, return_index=True)
+    for k in np.argsort(first, kind="stable").tolist():
+        counts[keys[k]] += int(per_key[k])
+        if examples is not None:
+            examples.setdefault(keys[k], reason_list[first[k]])
     return RejectColumns(source, file_rows[rows], columns, _shortened(result.reject_values), reason_list)
+
+
+def _codes(texts: list) -> tuple[np.ndarray, list]:
+    """(code of each text, the distinct texts in order of first appearance). A dict rather
+    than Arrow's dictionary_encode, whose first call imports pandas (~0.5 CPU-s a run)."""
+    index: dict = {}
+    codes = np.fromiter(map(lambda text: index.setdefault(text, len(index)), texts), np.int64, len(texts))
+    return codes, list(index)
 
 
 __all__ = ["RejectColumns", "count_reasons", "kernel_rejects"]

@@ -12,21 +12,34 @@ Whether a quoted value is open at a cut is found by the parser itself: a sentine
 ``columns + 1`` empty fields is parsed after the cut. Read as a row of its own, it is a
 malformed row with its exact text, last of the slice, and its row number is the slice's count
 of rows; absorbed by an open quote, it is not. Anything the slices cannot do exactly (an open
-quote at a cut, a line longer than a slice, a parse error such as a malformed line that does not
-decode) raises :class:`SlicesFailed`, and the caller reads the file serially.
+quote at a cut, a line longer than a slice, another parse error) raises :class:`SlicesFailed`,
+and the caller reads the file serially.
+
+A malformed line that does not decode stops pyarrow (it decodes the line strictly for the
+invalid-row handler). The serial reader then reads the whole file again decoded, each
+undecodable byte as a private-use character (engine/_sources.py); here only that slice is: its
+malformed lines carry their text as the serial reader's do, and in its rows each such character
+is turned back into its byte, so that they are checked like the passed-through rows of every
+other slice. A real registry with 1% bad rows has such lines all through it, and the file was
+read serially (one core) from the first one on.
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import concurrent.futures
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from ecorules.rules._arrow import from_bools, string_buffers
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -46,7 +59,7 @@ class ParsedSlice:
     rows_counted: int
 
 
-def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedSlice:
+def _read(data, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]]:
     malformed: list[tuple[int, str, int]] = []
 
     def on_invalid(row) -> str:
@@ -55,11 +68,102 @@ def _parse(data: memoryview, sentinel: str | None, options: Callable) -> ParsedS
 
     on_invalid.undecodable_is_handled = True  # see engine/_sources.py _quiet_undecodable_rows
     read, parse, convert = options(on_invalid, len(data) + 1)  # one block: parsed as a whole
+    table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
+                           parse_options=parse, convert_options=convert)
+    return table, malformed
+
+
+def _undecodable_malformed(error: pa.ArrowInvalid) -> bool:
+    # the handler never refuses a line: pyarrow failed to decode one for it
+    return "CSV parse error" in str(error) and "columns, got" in str(error)
+
+
+_AS_SURROGATES = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}  # for surrogateescape
+
+
+def _bytes_restored(table: pa.Table) -> pa.Table:
+    """``table`` with each private-use character of an undecodable byte turned back into that
+    byte: the values as a passed-through read holds them (a few cells; the rest untouched).
+    The cells are found in the UTF-8 bytes (EF 9C-9F ..), as engine/_sources.py finds them."""
+    for index, column in enumerate(table.columns):
+        if not pa.types.is_string(column.type):
+            continue
+        column = column.combine_chunks()
+        offsets, data = string_buffers(column)
+        data = data[offsets[0] : offsets[-1]]
+        lead = np.flatnonzero(data[:-1] == 0xEF)
+        lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]
+        if not lead.size:
+            continue
+        hit = np.zeros(len(column), bool)
+        hit[np.searchsorted(offsets - offsets[0], lead, side="right") - 1] = True
+        mask = from_bools(hit)
+        raw = [value.translate(_AS_SURROGATES).encode("utf-8", "surrogateescape")
+               for value in column.filter(mask).to_pylist()]
+        restored = pc.replace_with_mask(column.cast(pa.binary()), mask, pa.array(raw, pa.binary()))
+        table = table.set_column(index, table.field(index), restored.view(pa.string()))
+    return table
+
+
+_SPANS = threading.local()  # where _undecodable_span records, per thread
+_RECORD_SPANS = "ecorules_record_undecodable"
+
+
+def _undecodable_span(error: UnicodeDecodeError) -> tuple[str, int]:
+    _SPANS.found.append((error.start, error.end))
+    return "", error.end
+
+
+codecs.register_error(_RECORD_SPANS, _undecodable_span)
+
+
+def _private_use_bytes(data: memoryview) -> bytes | None:
+    """``data`` as UTF-8 with each undecodable byte written as its private-use character (what
+    decoding it as the serial reader does and encoding it again gives, without encoding the
+    whole slice again: the bytes that decode are copied as they are); None if all decode."""
+    _SPANS.found = []
     try:
-        table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
-                               parse_options=parse, convert_options=convert)
+        codecs.utf_8_decode(data, _RECORD_SPANS, True)
+        spans = _SPANS.found
+    finally:
+        del _SPANS.found
+    if not spans:
+        return None
+    pieces, at = [], 0
+    for start, end in spans:
+        pieces += [data[at:start], "".join(chr(0xF700 + byte) for byte in data[start:end]).encode("utf-8")]
+        at = end
+    pieces.append(data[at:])
+    return b"".join(pieces)
+
+
+def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
+    """The slice read decoded (each undecodable byte as its private-use character, as the serial
+    reader reads the whole file), its rows' bytes restored; None if every byte decodes."""
+    text = _private_use_bytes(data)
+    if text is None:
+        return None
+    try:
+        table, malformed = _read(text, options)
     except pa.ArrowInvalid as error:
         raise SlicesFailed(str(error)) from error
+    return _bytes_restored(table), malformed
+
+
+def _parse(data: memoryview, sentinel: str | None, options: Callable, seen: threading.Event) -> ParsedSlice:
+    """One slice. ``seen``: a slice of the file had a malformed line that did not decode; once
+    one had, a slice with an undecodable byte is read decoded at once rather than after
+    pyarrow has parsed it up to such a line (a 1% bad registry has one in every slice)."""
+    read = _decoded(data, options) if seen.is_set() else None
+    if read is None:
+        try:
+            read = _read(data, options)
+        except pa.ArrowInvalid as error:
+            read = _decoded(data, options) if _undecodable_malformed(error) else None
+            if read is None:
+                raise SlicesFailed(str(error)) from error
+            seen.set()
+    table, malformed = read
     rows = table.num_rows + len(malformed)
     if sentinel is not None:
         last = malformed.pop() if malformed else None
@@ -117,12 +221,13 @@ def parsed_slices(path: Path, columns: int, delimiter: str, options: Callable, *
     pending: collections.deque = collections.deque()  # (future, buffer) in file order
     spare: list[bytearray] = []  # buffers whose slice is parsed (the table holds copies)
     rows_before = 1  # the header is row 1
+    seen = threading.Event()  # a slice had a malformed line that did not decode (see _parse)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ecorules-csv-slice") as pool:
         try:
             # Row numbers need the rows of the slices before; a slice's count is known when
             # it is parsed, so each slice is parsed with local numbers offset afterwards.
             for buffer, data, last in _slices(path, slice_bytes, sentinel, spare):
-                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options), buffer))
+                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options, seen), buffer))
                 while len(pending) >= IN_FLIGHT:
                     rows_before = yield from _deliver(pending, spare, rows_before)
             while pending:

@@ -1,11 +1,14 @@
 """A UTF-8 CSV file parsed in slices on every core gives exactly what the serial reader gives:
 the same rows with the same line numbers, the same rejects in the same batches' order, the
-same rows in; and where slices cannot be exact (a quoted value open across a cut, a line
-longer than a slice, a malformed line that does not decode) the serial reader takes over."""
+same rows in; a malformed line that does not decode is read decoded in its slice alone, and the
+slices go on after it; where slices cannot be exact (a quoted value open across a cut, a line
+longer than a slice) the serial reader takes over."""
 
 from __future__ import annotations
 
+import codecs
 import logging
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +67,10 @@ def lines_of(kind: str, i: int) -> str:
         return "   "
     if kind == "bad utf-8 cell":  # passes the parser; the row is rejected for its bytes
         return ",".join(row(i, c2="\udcff金水区"))
+    if kind == "bad utf-8 short":  # malformed and undecodable: pyarrow stops at it
+        return ",".join(row(i, c1="郑州\udce4\udcb8某厂")[:3])
+    if kind == "bad utf-8 long":  # a byte cut from a character, in a field too many
+        return ",".join([*row(i), "\udce9\udc87"])
     raise AssertionError(kind)
 
 
@@ -90,6 +97,33 @@ def test_slices_give_what_the_serial_reader_gives(tmp_path, monkeypatch, caplog,
     reasons = {reason.split(":")[0] for *_, reason in sliced["rejects"]}
     assert reasons == {"malformed line", "undecodable bytes"}
     assert len(sliced["lines"]) > 200
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
+def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog, seed, slice_bytes):
+    """Malformed lines that do not decode in many slices (in some, beside rows with undecodable
+    cells, whose bytes that slice's decoding must give back): each such slice is read decoded,
+    and the file gives what the serial reader, which decodes all of it, gives."""
+    rng = np.random.default_rng(100 + seed)
+    kinds = [*KINDS, "bad utf-8 short", "bad utf-8 long"]
+    drawn = [kinds[k] for k in rng.integers(0, len(kinds), 400)]
+    path = tmp_path / "r.csv"
+    write(path, [lines_of(kind, i) for i, kind in enumerate(drawn)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
+          end=seed != 4)
+    decoded = []
+    parse = _csv_slices._read
+
+    def counted(data, options):
+        decoded.append(isinstance(data, bytes))  # the slice as read again, decoded
+        return parse(data, options)
+
+    monkeypatch.setattr(_csv_slices, "_read", counted)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, slice_bytes)
+    assert not serially and sum(decoded) >= 2  # several slices read decoded, none serially
+    undecodable = [r for r in sliced["rejects"] if r[1] is not None and r[3].startswith("undecodable bytes")]
+    assert undecodable and all("\\x" in r[2] for r in undecodable)
+    assert any("\\xe4\\xb8" in r[2] for r in sliced["rejects"] if r[1] is None)  # a malformed line's bytes
 
 
 def test_slices_with_a_tab_separator(tmp_path, monkeypatch, caplog):
@@ -121,13 +155,13 @@ def test_a_line_longer_than_a_slice_is_read_serially(tmp_path, monkeypatch, capl
     assert sliced["lines"][39:41] == [41, 42]
 
 
-def test_an_undecodable_malformed_line_is_read_serially_decoded(tmp_path, monkeypatch, caplog):
+def test_an_undecodable_malformed_line_is_read_decoded_in_its_slice_alone(tmp_path, monkeypatch, caplog):
     lines = [lines_of(k, i) for i, k in enumerate(["good", "short"] * 100)]
     lines[150] = ",".join(row(150, c2="\udcff")[:3])  # malformed and undecodable: pyarrow stops
     path = tmp_path / "r.csv"
     write(path, lines)
     sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
-    assert serially
+    assert not serially
     # the serial reader failed when it opened the file, after reporting the malformed lines
     # before: they are reported once, and the lines after them keep their numbers
     assert sliced["lines"] == list(range(2, 152, 2)) + list(range(154, 202, 2))
@@ -139,11 +173,11 @@ def test_an_undecodable_malformed_line_is_read_serially_decoded(tmp_path, monkey
 def test_the_sentinel_counts_the_rows_of_a_slice_without_its_empty_lines():
     data = b"a,b\n\n\r\nc\n\"x\ny\",z\n" + b",,\n"
     options = _sources_options()
-    parsed = _csv_slices._parse(memoryview(data), ",,", options)
+    parsed = _csv_slices._parse(memoryview(data), ",,", options, threading.Event())
     assert parsed.rows_counted == 3 and parsed.malformed == [(2, "c", 1)]
     assert parsed.table.num_rows == 2
     with pytest.raises(_csv_slices.SlicesFailed, match="open across"):
-        _csv_slices._parse(memoryview(b'a,"b\n' + b",,\n"), ",,", options)
+        _csv_slices._parse(memoryview(b'a,"b\n' + b",,\n"), ",,", options, threading.Event())
 
 
 def _sources_options():
@@ -165,3 +199,15 @@ def test_a_file_with_carriage_returns_only_is_read_serially(tmp_path, monkeypatc
     sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
     assert serially and "header line" in serially[0]
     assert sliced["lines"][:3] == [2, 4, 6] and len(sliced["rejects"]) == 30
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_undecodable_bytes_become_what_the_serial_readers_decoder_gives(seed):
+    """The slice's bytes, its undecodable ones as private-use characters, equal decoding the
+    slice as the serial reader does (engine/_sources.py's codec) and encoding it again."""
+    rng = np.random.default_rng(seed)
+    pieces = [b"abc,", "金水区".encode(), b"\xff", "郑".encode()[:2], b"\n", "\U0001f600".encode()[:3], b"\x80\x80"]
+    data = b"".join(pieces[k] for k in rng.integers(0, len(pieces), 40))
+    want = codecs.decode(data, "utf-8", _sources._UNDECODABLE).encode("utf-8")
+    got = _csv_slices._private_use_bytes(memoryview(data))
+    assert got == (None if want == data else want)

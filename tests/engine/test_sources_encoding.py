@@ -3,8 +3,10 @@ decode rejected one by one, UTF-16 and tab- or semicolon-separated files."""
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 
+import numpy as np
 import pytest
 from ecorules.engine._nightly import run_nightly
 from ecorules.engine._scored import reason_class
@@ -144,3 +146,40 @@ def test_the_text_summary_prints_reasons_as_rejects_say_them(tmp_path):
     assert "files read:" in text and "GB18030 (GBK): 5 of 5 lines" in text
     (about,) = summary.sources
     assert (about["rows_in"], about["rows_rejected"], about["encoding"]) == (4, 1, "gb18030")
+
+
+def _lines_one_by_one(evidence: bytes, complete: bool) -> tuple[list[int], list[int]]:
+    """The rule _numbered_lines keeps, as it was written first: each line decoded alone, the
+    last not final when the evidence may end inside it."""
+    lines = evidence.split(b"\n")
+    non_ascii, invalid = [], []
+    for number, line in enumerate(lines, start=1):
+        if line.isascii():
+            continue
+        non_ascii.append(number)
+        try:
+            codecs.utf_8_decode(line, "strict", complete or number < len(lines))
+        except UnicodeDecodeError:
+            invalid.append(number)
+    return non_ascii, invalid
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lines_that_do_not_decode_are_found_in_one_decode_as_line_by_line(seed):
+    """Mixed UTF-8 and GBK lines, lines cut inside a character (at their end, before the line
+    end, or at the end of the evidence), a stray continuation byte, empty and ASCII lines."""
+    rng = np.random.default_rng(seed)
+    pieces = [b"", b"abc,1", "金水区".encode(), "金水区".encode("gbk"), "郑".encode()[:2], b"\x80", b"\xff\xfe",
+              "中原".encode() + b"\xe4", "二七区,1".encode(), "\U0001f600".encode()[:3]]
+    lines = [b"".join(pieces[k] for k in rng.integers(0, len(pieces), rng.integers(1, 4)))
+             for _ in range(rng.integers(1, 30))]
+    evidence = b"\n".join(lines) + (b"\n" if seed % 3 == 0 else b"")
+    for complete in (True, False):
+        assert _encoding._numbered_lines(evidence, complete) == _lines_one_by_one(evidence, complete)
+
+
+def test_a_utf8_file_with_undecodable_lines_is_decided_by_counting_lines():
+    lines = [_line(r).encode() for r in ROWS] * 3 + [_line(ROWS[0]).encode("gbk"), _line(ROWS[1]).encode()[:-1] + b"\xe4"]
+    decision = _encoding.weigh(b"\n".join(lines) + b"\n", complete=True)
+    assert decision.encoding == "utf-8" and decision.undecodable == 2
+    assert "18 of 20 lines with non-ASCII text are valid UTF-8; 2 (lines 19, 20) are not" in decision.why
