@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine._chunk_rows import finding_rows
+from ecorules.engine._chunk_rows import finding_rows, scan_texts
 from ecorules.rules._arrow import string_buffers
 
 
@@ -71,3 +71,14 @@ def test_a_finding_without_uscc_payer_or_case_id_is_refused(column):
 def test_an_index_outside_its_texts_is_refused():
     with pytest.raises(ValueError, match="outside"):
         finding_rows(texts(["U1"], [1]), np.array([1]), None, texts(["C1"], [0]))
+
+
+@pytest.mark.parametrize("values", [["C1", "C2"], ['C"1', "C2"], ["案1", "C2"]])
+def test_texts_scanned_once_are_written_as_texts_scanned_per_call(values):
+    offsets, data, _ = texts(values)
+    scan = scan_texts(offsets, data)
+    assert (scan >= 256) == any('"' in v for v in values) and (scan & 128 > 0) == any(not v.isascii() for v in values)
+    index = np.array([1, 0, 1], np.int64)
+    once = finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index, scan))
+    assert once == finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index))
+    assert [r[3] for r in json.loads(once)] == [values[1], values[0], values[1]]
