@@ -114,7 +114,9 @@ RESULT_TABLES = (
 # amount, unit and amount_fen, last (*Money* above): a chunk's amounts are integers of its
 # slot's unit, and amount_yuan is their exact text where that is fen. Version 11: a payer
 # written null is the row's uscc (the enterprise pays its own fine: a case's fines are most of
-# a case run's findings, and the 18 characters again were a fifth of their bytes).
+# a case run's findings, and the 18 characters again were a fifth of their bytes). Version
+# 12: an imposed finding of a slot marked ``assessed`` is an assessment, its elements 8 to 11
+# the assessment's (``ASSESSED_VIEW``); this view reads none of them.
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
