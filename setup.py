@@ -35,6 +35,10 @@ def extensions():
     debug = bool(os.environ.get("ECORULES_KERNEL_DEBUG"))
     return cythonize(
         [
+            # a case slot's findings laid out as a store chunk (engine/_chunk_rows.pyx)
+            Extension("ecorules.engine._chunk_rows", [os.path.join("engine", "_chunk_rows.pyx")],
+                      include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                      extra_compile_args=["-O3"]),
             Extension(
                 "ecorules.fastcalc._kernel",
                 [kernel],

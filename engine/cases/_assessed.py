@@ -3,9 +3,13 @@
 The Zhengzhou measures deduct "一例一次" (once per case) and the law fines an act once, so a
 nightly run over a case table that still lists a case assessed by an earlier run must not
 assess it again. The results store remembers every assessment, read through the view
-``assessed`` (one row per imposed finding of a case, stored in chunks, see
-``store.sqlite.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind, amount, the run,
-the case's decision date). An assessment is identified by (case_id, policy id, rule,
+``assessed`` (``store.sqlite.ASSESSED_VIEW``: case_id, uscc, policy id and version, rule, kind,
+amount, the run, the case's decision date). Since store version 12 an assessment is its
+imposed finding: the finding rows of a slot marked ``assessed`` carry the case's act_id and
+decision date (and, assessed anew, the run superseded and why), and no second copy is
+written (a third of a case run's store at 2 M cases, bench/cases.py); ``assessed_chunks``
+keeps the withdrawn rows and the assessments of earlier versions' runs, whose findings
+carried none of it. An assessment is identified by (case_id, policy id, rule,
 kind): the policy's version is not part of it, so a new version of a statute does not fine
 the same case again.
 
@@ -31,9 +35,8 @@ highest run id, none where that row is ``withdrawn``. A run that will replace an
 never finds its own earlier assessments. Superseded fines (one act one fine) are not
 assessments, and the registry's count-based findings (enterprises, no case) have no memory.
 
-An assessment remembers its case's act (act_id, 7th element of a chunk's row, "" or absent:
-the case is its own act), so that one act is fined once across runs too
-(``_earlier_fines.py``).
+An assessment remembers its case's act (act_id; empty or absent: the case is its own act),
+so that one act is fined once across runs too (``_earlier_fines.py``).
 """
 
 from __future__ import annotations
@@ -51,15 +54,24 @@ from ecorules.rules import FindingKind
 from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
 
 from .. import store
-from .._chunks import CHUNK_ROWS, Same, _json_rows
+from .._chunks import CHUNK_ROWS, _json_rows
 from .._lists import _optional_strings
 
 ALREADY_ASSESSED = "already_assessed"
 
 INSERT_ASSESSED = "INSERT INTO assessed_chunks (run_id, policy, version, rule, kind, rows, unit) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _REASONS = strings(["first", "new decision", "reassessed", "withdrawn"])
+NEW_DECISION, REASSESSED = 1, 2  # indexes into _REASONS, and the reason codes of a finding row
 WITHDRAWN = 3  # index into _REASONS: the key has no current assessment since
-_FIRST, _ZERO, _EMPTY_TEXT = Same('"first"'), Same("0"), Same('""')
+
+
+@dataclass
+class Recorded:
+    """What the memory says of one slot's fired findings (``Assessments.record``)."""
+
+    assessed_in: np.ndarray  # int64 per finding: the run that already assessed it, 0: none
+    supersedes: np.ndarray | None  # int64 per finding assessed anew: the run it supersedes (else 0)
+    reason: np.ndarray | None  # int8 per finding assessed anew: NEW_DECISION or REASSESSED (else 0)
 
 
 @dataclass
@@ -160,83 +172,48 @@ class Assessments:
             self._withdraw(writer, run_id, key, version, keys.take(chosen), uscc.take(chosen), decided.take(chosen),
                            memory.runs[at[listed[anew]]], unit)
 
-    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: pa.Array,
-               uscc: pa.Array, amounts: np.ndarray, imposed: np.ndarray, decided: pa.Array | None,
-               safe: tuple[bool, ...] = (False, False, False), unit: str = "yuan",
-               acts: pa.Array | None = None) -> np.ndarray:
-        """For the fired findings of one slot (``keys``: their case ids; ``imposed``: not
-        superseded): the run that already assessed each (0: none, assessed now). Writes the
-        assessments made now through ``writer``, in the run's transaction. ``safe``: whether
-        the case ids, the usccs, the act_ids are known to hold no character JSON escapes (checked once per
-        run, not per chunk: the check was a regex over every text of every chunk). ``acts``:
-        the act_id of each finding's case, null where the case is its own act."""
-        n = len(keys)
-        acts = pa.nulls(n, pa.string()) if acts is None else acts
-        policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
-        decided = pa.nulls(n, pa.string()) if decided is None else decided
+    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: Callable[[], pa.Array],
+               uscc: Callable[[], pa.Array], imposed: np.ndarray, decided: pa.Array | None,
+               unit: str = "yuan") -> Recorded:
+        """For the fired findings of one slot (``imposed``: not superseded): the run that
+        already assessed each (0: none), and for those assessed anew the run they supersede
+        and why. An imposed finding not already assessed is this run's assessment: its
+        finding row is the memory (store version 12), so nothing else is written for it; an
+        earlier assessment taken back (assessed anew and superseded now) is written
+        ``withdrawn`` through ``writer``, in the run's transaction. ``keys`` and ``uscc``
+        give the findings' case ids and usccs, asked for only where the memory holds the
+        key (a first run never makes them)."""
+        n = imposed.size
+        policy, version = _policy_version(policy_key)
         assessed_in = np.zeros(n, np.int64)
-        supersedes = np.zeros(n, np.int64)
-        reason = np.zeros(n, np.int64)  # index into _REASONS
+        supersedes = reason = None
         memory = self.remembered.get((policy, rule, kind))
-        if n and memory is not None:  # (withdraw_unfired reads it only for a remembered key)
-            self.touched.setdefault((policy, rule, kind), set()).update(keys.to_pylist())
         if memory is not None and n:
-            at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
+            case_ids = keys()
+            decided = pa.nulls(n, pa.string()) if decided is None else decided
+            # (withdraw_unfired reads it only for a remembered key)
+            self.touched.setdefault((policy, rule, kind), set()).update(case_ids.to_pylist())
+            at = numbers(pc.index_in(case_ids, value_set=memory.case_ids), fill=-1).astype(np.int64)
             hit = np.flatnonzero(at >= 0)
             if hit.size:
                 same = self._same(memory, at[hit], decided.take(from_numbers(hit)))
-                anew = self._anew(keys.take(from_numbers(hit)), same)
+                anew = self._anew(case_ids.take(from_numbers(hit)), same)
                 runs = memory.runs[at[hit]]
                 now = imposed[hit]
                 keep = ~anew & now
                 assessed_in[hit[keep]] = runs[keep]
                 redo = anew & now
-                supersedes[hit[redo]] = runs[redo]
-                reason[hit[redo]] = np.where(same[redo], 2, 1)
+                if redo.any():
+                    supersedes, reason = np.zeros(n, np.int64), np.zeros(n, np.int8)
+                    supersedes[hit[redo]] = runs[redo]
+                    reason[hit[redo]] = np.where(same[redo], REASSESSED, NEW_DECISION)
                 # assessed anew and superseded now: the earlier assessment is taken back
                 back = from_numbers(hit[anew & ~now])
-                self._withdraw(writer, run_id, (policy, rule, kind), version, keys.take(back), uscc.take(back),
+                self._withdraw(writer, run_id, (policy, rule, kind), version, case_ids.take(back), uscc().take(back),
                                decided.take(back), runs[anew & ~now], unit)
-        new = np.flatnonzero(imposed & (assessed_in == 0))
         self.already += int(np.count_nonzero(assessed_in))
-        self.added += int(new.size)
-        if not new.size:
-            return assessed_in
-        every = new.size == n  # (a first run: every finding; no copies)
-        columns = [keys, uscc, amounts, decided, reason, supersedes, acts]
-        if not every:
-            take = from_numbers(new)
-            columns = [keys.take(take), uscc.take(take), amounts[new], decided.take(take), reason[new], supersedes[new],
-                       acts.take(take)]
-        # most assessments are a first one, of no decision date, by no earlier run: the columns
-        # all alike are written once into the separators, not row by row
-        for start in range(0, new.size, CHUNK_ROWS):
-            part = [c[start:start + CHUNK_ROWS] for c in columns]
-            rows = _json_rows([part[0], part[1], from_numbers(part[2]), _texts(part[3]), _reasons(part[4]),
-                               _numbers(part[5]), _texts(part[6])],
-                              # amounts, ISO dates, reasons and runs hold nothing to escape
-                              (safe[0], safe[1], True, True, True, True, safe[2] if len(safe) > 2 else False))
-            writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
-        return assessed_in
-
-
-def _texts(column: pa.Array) -> pa.Array | Same:
-    """Optional texts as they are written: "" for an empty one."""
-    if column.null_count == len(column):
-        return _EMPTY_TEXT
-    return pc.fill_null(column, string_scalar(""))
-
-
-def _reasons(codes: np.ndarray) -> pa.Array | Same:
-    if not codes.any():
-        return _FIRST
-    return _REASONS.take(from_numbers(codes))
-
-
-def _numbers(values: np.ndarray) -> pa.Array | Same:
-    if not values.any():
-        return _ZERO
-    return from_numbers(values)
+        self.added += int(np.count_nonzero(imposed & (assessed_in == 0)))
+        return Recorded(assessed_in, supersedes, reason)
 
 
 def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:
@@ -258,20 +235,31 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
     exclude = None
     if connection.execute(
         "SELECT 1 FROM runs WHERE status = 'done' AND policy_fingerprint = ? AND as_of = ? "
-        "AND EXISTS (SELECT 1 FROM assessed_chunks a WHERE a.run_id = runs.id) LIMIT 1",
+        "AND (EXISTS (SELECT 1 FROM finding_slots s WHERE s.run_id = runs.id AND s.assessed = 1) "
+        "OR EXISTS (SELECT 1 FROM assessed_chunks a WHERE a.run_id = runs.id)) LIMIT 1",
         (policy_fingerprint, as_of.isoformat()),
     ).fetchone():
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
-    grouped: dict[tuple[str, str, str], tuple[list, ...]] = {}
-    # newest run first: a case's first occurrence under its key is its current assessment
     sql = store.dialect(connection)
+    done = f"IN (SELECT id FROM runs WHERE status = 'done') AND c.run_id {sql.IS_DISTINCT} ?"
+    # (run, 0: its findings, 1: its rows of assessed_chunks, policy id, version, rule, kind, unit, chunk text)
+    chunks = [(run, 0, *_policy_version(policy), rule, kind, unit, text) for policy, rule, kind, run, unit, text in connection.execute(
+        "SELECT s.policy, s.rule, s.kind, c.run_id, s.unit, c.rows FROM finding_chunks c "
+        "JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot "
+        f"WHERE s.assessed = 1 AND c.run_id {done}", (exclude,))]
+    chunks += [(run, 1, policy, version, rule, kind, unit, text) for policy, version, rule, kind, run, unit, text in connection.execute(
+        "SELECT policy, version, rule, kind, run_id, unit, rows FROM assessed_chunks c "
+        f"WHERE c.run_id {done} ORDER BY {sql.INSERTION_ORDER}", (exclude,))]
+    # newest run first (its findings before its withdrawals): a case's first occurrence under
+    # its key is its current assessment
+    chunks.sort(key=lambda c: (-c[0], c[1]))
+    grouped: dict[tuple[str, str, str], tuple[list, ...]] = {}
     withdrawn = _REASONS[WITHDRAWN].as_py()
-    for policy, version, rule, kind, run, unit, text in connection.execute(
-        "SELECT policy, version, rule, kind, run_id, unit, rows FROM assessed_chunks "
-        f"WHERE run_id IN (SELECT id FROM runs WHERE status = 'done') AND run_id {sql.IS_DISTINCT} ? "
-        f"ORDER BY run_id DESC, {sql.INSERTION_ORDER}", (exclude,),
-    ):
+    for run, source, policy, version, rule, kind, unit, text in chunks:
         rows = json.loads(text)
+        if source == 0:  # a finding row: [uscc, amount, payer, case_id, status, ..., act_id (8), decided (9)]
+            rows = [[r[3], r[0], r[1], r[9] if len(r) > 9 else "", "", 0, r[8] if len(r) > 8 else ""]
+                    for r in rows if len(r) > 3 and (len(r) == 4 or r[4] is None) and r[3] is not None]
         ids, runs, dates, usccs, acts, versions, fen, current = grouped.setdefault(
             (policy, rule, kind), ([], [], [], [], [], [], [], []))
         current += [r[4] != withdrawn for r in rows]
@@ -299,6 +287,12 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
     if reassess is not True:
         reassess = frozenset(str(c).strip() for c in reassess or ())
     return Assessments(remembered, reassess)
+
+
+def _policy_version(policy_key: str) -> tuple[str, str]:
+    """A slot's ``id@version`` as the policy id and version an assessment names."""
+    policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
+    return policy, version
 
 
 __all__ = ["ALREADY_ASSESSED", "Assessments", "FineMemory", "decision_dates", "load"]

@@ -1,21 +1,27 @@
 """The case stage's results into the run's store and totals.
 
-A case's finding is a row ``[uscc, amount_yuan, payer, case_id, status, superseded_by]`` of
-a chunk (``store.sqlite.FINDINGS_VIEW``; payer null where the enterprise pays, read as its
-uscc), written ``[uscc, amount_yuan, payer, case_id]`` when the finding is imposed (the view reads a missing status as imposed and a missing superseded_by as
-null): most findings are, and every byte is parsed again by whoever reads the view. The rows
-are laid out by one Arrow join per chunk; the texts are checked for characters JSON must
-escape once per run (the case_id dictionary, the enterprises' usccs), not per chunk. Its
-finding and list slots follow the enterprise program's. District totals and the run total count imposed findings only: a superseded fine
-is shown, never owed. A district's ``cases`` from the case table are the case rows with an
-imposed payable finding booked to it. A finding an earlier run assessed (``memory``,
-``_assessed.py``) is written ``already_assessed`` with amount 0 and counts in neither.
+A case's finding is a row ``[uscc, amount, payer, case_id, status, superseded_by, ...]`` of a
+chunk (``store.sqlite.FINDINGS_VIEW``; payer null where the enterprise pays, read as its
+uscc), each element after case_id left out where it is empty and nothing present follows: an
+imposed finding is ``[uscc, amount, null, case_id]`` (most findings are, and every byte is
+parsed again by whoever reads the view). The rows are laid out in C (``_chunk_rows.pyx``),
+read through an index from the columns the case stage holds. Its finding and list slots
+follow the enterprise program's. District totals and the run total count imposed findings
+only: a superseded fine is shown, never owed. A district's ``cases`` from the case table are
+the case rows with an imposed payable finding booked to it.
+
+一例一次 (``memory``, ``_assessed.py``): a finding an earlier run assessed is written
+``already_assessed`` with amount 0 and the run that assessed it, and counts in neither; an
+imposed finding not yet assessed is this run's assessment, its row the memory (store version
+12: its slot marked ``assessed``, the case's act_id and decision date in its row, and where
+it is assessed anew, the run it supersedes and why), so that the assessment is not written a
+second time.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -26,38 +32,27 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
-    string_scalar,
+    one_array,
+    string_buffers,
     strings,
 )
 from ecorules.rules._choices import resolve
 
 from .. import _law_notes as law_notes
 from .. import store
-from .._chunks import (
-    CHUNK_ROWS,
-    _joined_rows,
-    _json_rows,
-    _needs_escaping,
-    lift_rows,
-    sanction_chunk,
-    sanction_slot_rows,
-)
+from .._chunk_rows import finding_rows, scan_texts
+from .._chunks import CHUNK_ROWS, lift_rows, sanction_chunk, sanction_slot_rows
 from .._ledger_money import to_fen, unit_name
 from .._rejects import count_reasons
 from .._scored import finding_units, reason_class
-from ._assessed import ALREADY_ASSESSED, Assessments, decision_dates
-from ._earlier_fines import act_texts, against_earlier_fines
+from ._assessed import Assessments, decision_dates
+from ._earlier_fines import against_earlier_fines
 from ._plan import CasePlan
 from ._stage import CaseResults
 from ._table import _stripped
 
 log = logging.getLogger("ecorules.cases")
 
-_ROW = tuple(string_scalar(t) for t in ('["', '",', ',"', '","', '"', "],"))
-_SUPERSEDED, _CLOSE, _EMPTY = string_scalar(',"superseded","'), string_scalar('"'), string_scalar("")
-_IMPOSED, _SUPERSEDED_WORD = string_scalar("imposed"), string_scalar("superseded")
-_ALREADY = string_scalar(ALREADY_ASSESSED)
-_NULL_PAYER = string_scalar(',null,"')
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
@@ -88,9 +83,10 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     rules = {(p.key, r.id): r for p in plan.case_policies for r in p.rules}
     rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
     units = finding_units(program)
-    writer.executemany(store.INSERT_UNIT_FINDING_SLOT, [
+    # 一例一次: with a memory, a slot's imposed findings are the run's assessments (store version 12)
+    writer.executemany(store.INSERT_ASSESSED_FINDING_SLOT, [
         (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation),
-         None, None if units[k] == 1 else unit_name(units[k]))
+         None, None if units[k] == 1 else unit_name(units[k]), None if memory is None else 1)
         for k, slot in enumerate(program.findings)
     ])
     writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
@@ -103,14 +99,9 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         return cases.keys.take(from_numbers(cases.key_code[scored[positions]]))
 
     payer_codes: dict[str, tuple[pa.Array, np.ndarray]] = {}
-    # every scored uscc is one of the enterprise side's, every case_id one of the dictionary's
-    safe_keys = _safe(cases.keys)
-    safe_uscc = _safe(results.side.usccs)
-    safe_acts = cases.acts is None or _safe(cases.acts)  # every act_id written is one of the dictionary's
-    safe_by = safe_keys and _safe(strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings]))
-    safe_payers = {name: _safe(strings(list(plan.facts[name].type.choices)))
-                   for name in {slot.payer for slot in program.findings}
-                   if name != ENTERPRISE and plan.facts[name].type.kind is Kind.ENUM}
+    # the texts the findings' rows are read from, through an index (_chunk_rows.pyx)
+    uscc_texts, key_texts = _scanned(cases.uscc), _scanned(cases.keys)
+    act_texts_ = None if cases.act_code is None or not len(cases.acts) else _scanned(cases.acts)
     districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
     # 行政处罚法 art 29 across runs: an act an earlier run fined is not fined again
     superseded_by, notes = against_earlier_fines(memory, results, plan, units)
@@ -120,50 +111,45 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
         if not picked.size:
             continue
+        rows = scored[picked]
         amounts = np.asarray(result.amounts[k], np.int64)[picked]
         by = superseded_by.get(k)
         imposed = np.ones(picked.size, bool) if by is None else bools(by.is_null())
-        subjects, case_ids = usccs_at(picked), keys_at(picked)
-        if slot.payer == ENTERPRISE:
-            payers = subjects
-        else:
-            labels, payer_code = _payers(plan, slot.payer, results, scored[picked], payer_codes)
-            payers = labels.take(from_numbers(payer_code))
-        # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
-        assessed_in = None if memory is None else memory.record(
-            writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, keys=case_ids, uscc=subjects,
-            amounts=amounts, imposed=imposed, decided=decision_dates(results, plan, scored[picked]),
-            safe=(safe_keys, safe_uscc, safe_acts), unit=unit_name(units[k]), acts=act_texts(cases, scored[picked]))
-        has_assessed = assessed_in is not None and bool(assessed_in.any())
-        if has_assessed:
-            imposed = imposed & (assessed_in == 0)
+        labels = payer_code = None
+        if slot.payer != ENTERPRISE:
+            labels, payer_code = _payers(plan, slot.payer, results, rows, payer_codes)
+        row = _Rows(uscc=_at(uscc_texts, rows), case=_at(key_texts, cases.key_code[rows]), amounts=amounts,
+                    payer=None if labels is None else _payer_texts(labels, payer_code))
+        if by is not None and by.null_count < len(by):
+            row.status = np.where(imposed, 0, _SUPERSEDED).astype(np.int8)
+            row.by = _at(_scanned(by), np.where(imposed, -1, np.arange(picked.size)))
+        if memory is not None:
+            # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
+            decided = decision_dates(results, plan, rows)
+            recorded = memory.record(writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value,
+                                     keys=lambda picked=picked: keys_at(picked),
+                                     uscc=lambda picked=picked: usccs_at(picked), imposed=imposed, decided=decided,
+                                     unit=unit_name(units[k]))
+            already = recorded.assessed_in > 0
+            if already.any():
+                imposed = imposed & ~already
+                row.status = np.where(already, _ALREADY, 0 if row.status is None else row.status).astype(np.int8)
+                row.assessed_in, row.amounts = recorded.assessed_in, np.where(already, 0, amounts)
+            # an assessment made now carries its act and decision date in its finding's row
+            if act_texts_ is not None:
+                code = cases.act_code[rows]
+                row.act = _at(act_texts_, np.where(imposed & (code >= 0), code, -1))
+            if decided is not None and decided.null_count < len(decided):
+                row.decided = _at(_scanned(decided), np.where(imposed & bools(decided.is_valid()), np.arange(picked.size), -1))
+            row.supersedes, row.reason = recorded.supersedes, recorded.reason
         # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
-        for rows, note, own_notes in _law_groups(result, slot.policy_key, picked):
-            if rows is not None:
-                take = from_numbers(rows)
-                part_subjects, part_payers, part_keys = subjects.take(take), payers.take(take), case_ids.take(take)
-                part_by = None if by is None else by.take(take)
-                part_amounts, part_imposed = amounts[rows], imposed[rows]
-                part_assessed = None if assessed_in is None else assessed_in[rows]
-            else:
-                part_subjects, part_payers, part_keys, part_by = subjects, payers, case_ids, by
-                part_amounts, part_imposed, part_assessed = amounts, imposed, assessed_in
-            if has_assessed or own_notes is not None:
-                _write_with_assessed(writer, run_id, first_slot + k, part_subjects, part_amounts, part_payers, part_keys,
-                                     part_by, part_imposed, part_assessed, note, own_notes)
-                continue
-            columns = [
-                _inner(part_subjects, safe_uscc), from_numbers(part_amounts).cast(pa.string()),
-                # the enterprise paying its own fine: null, which the findings view reads as the uscc
-                None if slot.payer == ENTERPRISE else _inner(part_payers, safe_payers.get(slot.payer)),
-                _inner(part_keys, safe_keys),
-                # ,"superseded","<by>" after a superseded fine's case_id; nothing after an imposed one
-                pc.fill_null(pc.binary_join_element_wise(_SUPERSEDED, _inner(part_by, safe_by), _CLOSE, _EMPTY), _EMPTY)
-                if part_by is not None and part_by.null_count < len(part_by) else None,
-            ]
-            for start in range(0, part_amounts.size, CHUNK_ROWS):
-                part = [None if c is None else c.slice(start, CHUNK_ROWS) for c in columns]
-                _insert(writer, run_id, first_slot + k, _chunk(part), note)
+        for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
+            part = np.arange(picked.size) if part is None else part
+            own = None if own_notes is None else (*_buffers(own_notes), np.arange(part.size))
+            for start in range(0, part.size, CHUNK_ROWS):
+                chunk = part[start:start + CHUNK_ROWS]
+                text = row.chunk(chunk, None if own is None else (*own[:2], own[2][start:start + CHUNK_ROWS]))
+                _insert(writer, run_id, first_slot + k, text, note)
         acc.findings += picked.size
         if units[k] != 1:  # a finding in fen: the totals it adds to are shown in fen
             acc.in_fen = True
@@ -173,7 +159,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
                 _by_district(districts, labels, payer_code[imposed], to_fen(1, units[k]) * amounts[imposed],
                              picked[imposed])
                 if units[k] != 1:
-                    acc.fen_districts.update(pc.unique(payers).to_pylist())
+                    acc.fen_districts.update(labels.take(from_numbers(np.unique(payer_code))).to_pylist())
     if memory is not None and memory.remembered:  # a case assessed anew that no rule fires on now
         everyone = np.arange(scored.size)
         memory.withdraw_unfired(writer, run_id, [(slot.policy_key, slot.rule_id, slot.kind.value, unit_name(units[k]))
@@ -201,53 +187,66 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
         acc.lifts += len(rows)
 
 
-def _safe(texts: pa.Array) -> bool:
-    """Whether no text of ``texts`` holds a character JSON must escape."""
-    return not _needs_escaping(texts)
+_SUPERSEDED, _ALREADY = 1, 2  # status codes of a finding row (_chunk_rows.pyx)
 
 
-def _inner(texts: pa.Array | None, safe: bool | None) -> pa.Array | None:
-    """``texts`` as the inside of JSON string literals (escaped where needed; nulls stay)."""
-    if texts is None or safe or (safe is None and _safe(texts)):
-        return texts
-    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False)[1:-1] for v in texts.to_pylist()],
-                    pa.string())
+@dataclass
+class _Rows:
+    """One slot's fired findings as the columns of their chunk rows (per fired finding; the
+    text columns ``(offsets, data, index)``, see ``_chunk_rows.pyx``)."""
+
+    uscc: tuple
+    case: tuple
+    amounts: np.ndarray
+    payer: tuple | None = None  # None: the enterprise pays its own (null, read as its uscc)
+    status: np.ndarray | None = None  # int8: 0 imposed, _SUPERSEDED, _ALREADY
+    by: tuple | None = None  # superseded_by
+    assessed_in: np.ndarray | None = None
+    act: tuple | None = None
+    decided: tuple | None = None
+    supersedes: np.ndarray | None = None
+    reason: np.ndarray | None = None
+
+    def chunk(self, at: np.ndarray, own_notes: tuple | None) -> str:
+        """The JSON array of the findings at positions ``at``, with their own law notes."""
+        def texts(column):
+            return None if column is None else (column[0], column[1], np.ascontiguousarray(column[2][at], np.int64),
+                                                *column[3:])
+
+        def values(column, dtype):
+            return None if column is None else np.ascontiguousarray(column[at], dtype)
+
+        return finding_rows(texts(self.uscc), values(self.amounts, np.int64), texts(self.payer), texts(self.case),
+                            status=values(self.status, np.int8), by=texts(self.by),
+                            assessed_in=values(self.assessed_in, np.int64), note=own_notes, act=texts(self.act),
+                            decided=texts(self.decided), supersedes=values(self.supersedes, np.int64),
+                            reason=values(self.reason, np.int8))
 
 
-def _chunk(columns: list[pa.Array | None]) -> str:
-    """The JSON array of finding rows ``["uscc",amount,"payer","case_id"<tail>]`` (payers
-    None: ``null``, the uscc pays): one Arrow join lays out every row with its trailing comma,
-    and the joined data buffer, without the last comma, is the array's inside."""
-    subjects, amounts, payers, keys, tail = columns
-    open_, after_text, before_text, between, close, end = _ROW
-    pieces = [open_, subjects, after_text, amounts]
-    pieces += [_NULL_PAYER] if payers is None else [before_text, payers, between]
-    pieces += [keys, close]
-    if tail is not None:
-        pieces.append(tail)
-    rows = pc.binary_join_element_wise(*pieces, end, _EMPTY)
-    if rows.null_count:
-        raise ValueError("a finding with an empty uscc, payer or case_id")  # the checks exclude these
-    return _joined_rows(rows)
+def _buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets and data of a string array, as ``_chunk_rows`` reads them."""
+    offsets, data = string_buffers(one_array(texts))
+    return np.ascontiguousarray(offsets), np.ascontiguousarray(data)
 
 
-def _write_with_assessed(writer, run_id: int, slot: int, subjects, amounts, payers, keys, by, imposed, assessed_in,
-                         note: str | None = None, own_notes: pa.Array | None = None) -> None:
-    """Findings written row by row in full: those of a slot holding findings an earlier run
-    assessed (every row with its status, the assessed ones with no new amount and the run
-    that assessed them as a 7th column, 0: none), and those whose law note is their own (an
-    8th column). Rare after the first run of a table's cases, so the plain JSON writer does."""
-    if assessed_in is None:
-        assessed_in = np.zeros(len(amounts), np.int64)
-    status = pc.if_else(from_bools(imposed), _IMPOSED, _SUPERSEDED_WORD)
-    status = pc.if_else(from_bools(assessed_in > 0), _ALREADY, status)
-    superseded = pc.fill_null(by, _EMPTY) if by is not None else pa.nulls(len(amounts), pa.string()).fill_null(_EMPTY)
-    columns = [subjects, from_numbers(np.where(assessed_in > 0, 0, amounts)), payers, keys, status, superseded,
-               from_numbers(assessed_in)]
-    if own_notes is not None:
-        columns.append(own_notes)
-    for start in range(0, len(amounts), CHUNK_ROWS):
-        _insert(writer, run_id, slot, _json_rows([c.slice(start, CHUNK_ROWS) for c in columns]), note)
+def _scanned(texts: pa.Array | pa.ChunkedArray) -> tuple:
+    """``_buffers`` with what the chunk writer would read every byte for (``scan_texts``):
+    for the texts every chunk of the run reads, read once."""
+    offsets, data = _buffers(texts)
+    return offsets, data, scan_texts(offsets, data)
+
+
+def _at(scanned: tuple, index: np.ndarray) -> tuple:
+    """A text column of the chunk writer: the texts ``scanned`` (``_scanned``) at ``index``."""
+    offsets, data, scan = scanned
+    return offsets, data, index, scan
+
+
+def _payer_texts(labels: pa.Array, codes: np.ndarray) -> tuple:
+    """The payers' texts: a code of an empty payer (a null label) stays -1, which the chunk
+    writer refuses (the checks exclude such cases)."""
+    valid = bools(labels.is_valid())
+    return (*_buffers(labels), np.where(valid[codes], codes, -1).astype(np.int64))
 
 
 def _insert(writer, run_id: int, slot: int, rows: str, note: str | None) -> None:

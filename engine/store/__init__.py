@@ -18,6 +18,7 @@ from .sqlite import *  # noqa: F403 - the functions on a connection are the same
 from .sqlite import (  # noqa: F401 - the statements and views callers write and read through
     ASSESSED_VIEW,
     FINDINGS_VIEW,
+    INSERT_ASSESSED_FINDING_SLOT,
     INSERT_FINDING_SLOT,
     INSERT_FINDINGS,
     INSERT_KIND_SANCTION_SLOT,

@@ -423,7 +423,7 @@ SANCTIONS_VIEW = f"""
     FROM sanction_chunks c JOIN sanction_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_array_elements(CAST(c.usccs AS json)) e"""
 
-ASSESSED_VIEW = f"""
+_ASSESSED_ROWS = f"""
     SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, e.value ->> 1 AS uscc, c.policy AS policy,
            c.version AS version, c.rule AS rule, c.kind AS kind,
            {_yuan("e.value ->> 2", "c.unit")} AS amount_yuan,
@@ -432,6 +432,22 @@ ASSESSED_VIEW = f"""
            {_fen("e.value ->> 2", "c.unit")} AS amount_fen,
            coalesce(c.unit, 'yuan') AS unit, nullif(e.value ->> 6, '') AS act_id
     FROM assessed_chunks c, json_array_elements(CAST(c.rows AS json)) e"""
+# version 12: beside them, the imposed findings of the slots marked assessed (sqlite.ASSESSED_VIEW)
+_POLICY_AT = "strpos(s.policy, '@') > 0"
+_FINDING_ASSESSMENTS = f"""
+    SELECT c.run_id AS run_id, e.value ->> 3 AS case_id, e.value ->> 0 AS uscc,
+           CASE WHEN {_POLICY_AT} THEN regexp_replace(s.policy, '@[^@]*$', '') ELSE s.policy END AS policy,
+           CASE WHEN {_POLICY_AT} THEN substring(s.policy from '@([^@]*)$') ELSE '' END AS version,
+           s.rule AS rule, s.kind AS kind,
+           {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan,
+           nullif(e.value ->> 9, '') AS decided, coalesce(e.value ->> 11, 'first') AS reason,
+           nullif(CAST(e.value ->> 10 AS bigint), 0) AS supersedes_run,
+           {_fen("e.value ->> 1", "s.unit")} AS amount_fen,
+           coalesce(s.unit, 'yuan') AS unit, nullif(e.value ->> 8, '') AS act_id
+    FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
+         json_array_elements(CAST(c.rows AS json)) e
+    WHERE s.assessed = 1 AND e.value ->> 4 IS NULL AND e.value ->> 3 IS NOT NULL"""
+ASSESSED_VIEW = _ASSESSED_ROWS + "\n    UNION ALL" + _FINDING_ASSESSMENTS
 
 # an entry of a chunk of list_chunks as the columns of list_state (e: its element, e.n its
 # place from 1)
@@ -461,7 +477,7 @@ LIST_ENTRIES_VIEW = f"""
                                  AND sc.cases = CASE WHEN s.case_id IS NULL THEN 0 ELSE 1 END"""
 
 _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
-    ("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW), ("assessed", ASSESSED_VIEW),
+    ("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW), ("assessed", _ASSESSED_ROWS),
     ("list_entries", LIST_ENTRIES_VIEW))]
 
 # version -> its statements, each idempotent (IF NOT EXISTS, OR REPLACE), applied in order to a
@@ -470,6 +486,9 @@ _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
 MIGRATIONS: dict[int, list[str]] = {
     10: [s.strip() for s in _TABLES_V10.split(";") if s.strip()] + _VIEWS_V10,
     11: [f"CREATE OR REPLACE VIEW findings AS{FINDINGS_VIEW}"],  # a null payer is the uscc
+    # assessments are the imposed findings of marked slots (sqlite._add_assessed_slots)
+    12: ["ALTER TABLE finding_slots ADD COLUMN IF NOT EXISTS assessed bigint", "DROP VIEW IF EXISTS assessed",
+         f"CREATE VIEW assessed AS{ASSESSED_VIEW}"],
 }
 
 
@@ -542,7 +561,7 @@ COPY_TYPES = {
     "lifts": {"run_id": "int8", "uscc": "text", "list": "text", "policy": "text", "rule": "text", "reason": "text",
               "case_id": "text", "effective": "text"},
     "finding_slots": {"run_id": "int8", "slot": "int8", "policy": "text", "rule": "text", "kind": "text",
-                      "citation": "text", "record_kind": "text", "unit": "text"},
+                      "citation": "text", "record_kind": "text", "unit": "text", "assessed": "int8"},
     "sanction_slots": {"run_id": "int8", "slot": "int8", "policy": "text", "list": "text", "rule": "text",
                        "reason": "text", "citation": "text", "record_kind": "text"},
     "list_chunks": {"first_id": "int8", "n": "int8", "run_id": "int8", "rule_id": "int8", "text_id": "int8",

@@ -21,7 +21,8 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   amount_fen, unit, act_id (the case's act, NULL: its own; 一个违法行为一次罚款 across runs).
   Rows are only ever added with their run (and go with it); a key's current assessment is its
   row of the highest run_id (see ``engine/cases/_assessed.py``). A view over
-  ``assessed_chunks`` (version 9; ``ASSESSED_VIEW``).
+  ``assessed_chunks`` (version 9) and, from version 12, the imposed findings of the case slots
+  marked ``finding_slots.assessed`` (``ASSESSED_VIEW``).
 
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
@@ -72,15 +73,15 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
 # list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; 10:
-# before a finding's payer could be null (read as its uscc); read as they are, migrated on the
-# next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11")
+# before a finding's payer could be null (read as its uscc); 11: every assessment a second copy
+# in ``assessed_chunks``; read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11", "12")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
 MONEY = "MONEY"
@@ -113,7 +114,9 @@ RESULT_TABLES = (
 # amount, unit and amount_fen, last (*Money* above): a chunk's amounts are integers of its
 # slot's unit, and amount_yuan is their exact text where that is fen. Version 11: a payer
 # written null is the row's uscc (the enterprise pays its own fine: a case's fines are most of
-# a case run's findings, and the 18 characters again were a fifth of their bytes).
+# a case run's findings, and the 18 characters again were a fifth of their bytes). Version
+# 12: an imposed finding of a slot marked ``assessed`` is an assessment, its elements 8 to 11
+# the assessment's (``ASSESSED_VIEW``); this view reads none of them.
 FINDINGS_VIEW = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
@@ -138,7 +141,7 @@ FINDINGS_VIEW = """
 # :func:`_add_act_ids`). A row per assessment, with two indexes, kept
 # SQLite's writer busy for most of a case run (one imposed finding per case: 13 M rows and a
 # ~3 GB WAL at 10 M cases, bench/cases.py).
-ASSESSED_VIEW = """
+_ASSESSED_ROWS = """
     SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, e.value ->> 1 AS uscc, c.policy AS policy,
            c.version AS version, c.rule AS rule, c.kind AS kind,
            CASE c.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 2) / 100, (e.value ->> 2) % 100)
@@ -147,6 +150,31 @@ ASSESSED_VIEW = """
            CASE c.unit WHEN 'fen' THEN e.value ->> 2 ELSE (e.value ->> 2) * 100 END AS amount_fen,
            coalesce(c.unit, 'yuan') AS unit, nullif(e.value ->> 6, '') AS act_id
     FROM assessed_chunks c, json_each(c.rows) e"""
+# Version 12: an assessment is the imposed finding itself, not a second copy (~a third of a
+# case run's store, and its writing, at 2 M cases: bench/cases.py). A slot whose imposed case
+# findings are the run's assessments says so (``finding_slots.assessed`` = 1); such a finding
+# row carries what the assessment adds, after the elements the findings view reads: act_id
+# (8), decided (9), supersedes_run (10) and reason (11, absent: "first"), each left out where
+# empty and the row ends, ``null`` before a present one. ``assessed_chunks`` keeps the
+# withdrawn assessments (they have no finding) and the assessments of runs before version 12.
+# The policy id and version are the slot's ``id@version`` split at its last '@' (rtrim by
+# every other character of it leaves the text up to that '@').
+_SLOT_POLICY = "rtrim(s.policy, replace(s.policy, '@', ''))"
+_FINDING_ASSESSMENTS = f"""
+    SELECT c.run_id AS run_id, e.value ->> 3 AS case_id, e.value ->> 0 AS uscc,
+           CASE WHEN instr(s.policy, '@') THEN substr({_SLOT_POLICY}, 1, length({_SLOT_POLICY}) - 1)
+                ELSE s.policy END AS policy,
+           CASE WHEN instr(s.policy, '@') THEN substr(s.policy, length({_SLOT_POLICY}) + 1) ELSE '' END AS version,
+           s.rule AS rule, s.kind AS kind,
+           CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
+                ELSE e.value ->> 1 END AS amount_yuan,
+           nullif(e.value ->> 9, '') AS decided, coalesce(e.value ->> 11, 'first') AS reason,
+           nullif(e.value ->> 10, 0) AS supersedes_run,
+           CASE s.unit WHEN 'fen' THEN e.value ->> 1 ELSE (e.value ->> 1) * 100 END AS amount_fen,
+           coalesce(s.unit, 'yuan') AS unit, nullif(e.value ->> 8, '') AS act_id
+    FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot, json_each(c.rows) e
+    WHERE s.assessed = 1 AND e.value ->> 4 IS NULL AND e.value ->> 3 IS NOT NULL"""
+ASSESSED_VIEW = _ASSESSED_ROWS + "\n    UNION ALL" + _FINDING_ASSESSMENTS
 ASSESSED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessed_chunks (
     run_id INTEGER NOT NULL,
@@ -318,6 +346,7 @@ CREATE TABLE IF NOT EXISTS finding_slots (
     citation TEXT NOT NULL,
     record_kind TEXT,
     unit TEXT,
+    assessed INTEGER,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_chunks (
@@ -371,6 +400,11 @@ INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, ki
 INSERT_UNIT_FINDING_SLOT = (
     "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# a case slot whose imposed findings are the run's assessments (version 12, ``ASSESSED_VIEW``)
+INSERT_ASSESSED_FINDING_SLOT = (
+    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit, assessed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DISTRICT_TOTAL = (
     "INSERT INTO district_totals (run_id, district, deduction_yuan, cases, deduction_fen, unit) VALUES (?, ?, ?, ?, ?, ?)"
@@ -502,8 +536,10 @@ def _migrate(connection: sqlite3.Connection) -> None:
     Version 8 -> 9: entries entered in chunks, kept without a write
     (:func:`_list_entries_in_chunks`). Version 9 -> 10: assessments in chunks
     (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit). Version 10 -> 11:
-    the findings view reads a null payer as the uscc (the chunks are unchanged)."""
+    the findings view reads a null payer as the uscc (the chunks are unchanged). Version 11 ->
+    12: assessments are the imposed findings of marked slots (:func:`_add_assessed_slots`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    _add_assessed_slots(connection)  # (first: the assessed view the schema script made reads its column)
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
     kinds_added |= _add_units(connection)
@@ -671,6 +707,20 @@ def _assessed_in_chunks(connection: sqlite3.Connection) -> None:
         FROM (SELECT * FROM assessed ORDER BY rowid) GROUP BY run_id, policy, version, rule, kind, unit""")
     connection.execute("DROP TABLE assessed")  # (its indexes with it)
     connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
+
+
+def _add_assessed_slots(connection: sqlite3.Connection) -> None:
+    """Version 11 -> 12: ``finding_slots`` gains ``assessed`` (NULL for the slots of earlier
+    runs, whose assessments stay the rows of ``assessed_chunks`` they were written as), and
+    the ``assessed`` view reads the marked slots' imposed findings beside those rows. By the
+    columns present, as the other steps."""
+    if "assessed" in _columns(connection, "finding_slots"):
+        return
+    connection.execute("ALTER TABLE finding_slots ADD COLUMN assessed INTEGER")
+    kind = connection.execute("SELECT type FROM sqlite_master WHERE name = 'assessed'").fetchone()
+    if kind is not None and kind[0] == "view":  # (a table of version 9 or before: its step makes the view)
+        connection.execute("DROP VIEW assessed")
+        connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
 
 
 def _add_act_ids(connection: sqlite3.Connection) -> None:
@@ -1029,7 +1079,7 @@ def declared_columns(connection: sqlite3.Connection, table: str) -> list[tuple[s
 
 
 __all__ = [
-    "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "RunWriter", "StoreError", "abandon_stale_runs",
+    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "RunWriter", "StoreError", "abandon_stale_runs",
     "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]

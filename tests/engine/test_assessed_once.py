@@ -316,7 +316,8 @@ def test_export_changes_and_a_version_4_database(world, tmp_path):
     connection.executescript(
         "DROP VIEW findings; CREATE VIEW findings AS " + store.FINDINGS_VIEW.replace(
             ", nullif(e.value ->> 6, 0) AS assessed_in_run", "")
-        + "; DROP VIEW assessed; DROP TABLE assessed_chunks; UPDATE meta SET value = '4' WHERE key = 'schema_version';")
+        + "; DROP VIEW assessed; DROP TABLE assessed_chunks; ALTER TABLE finding_slots DROP COLUMN assessed;"
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version';")
     connection.close()
     with pytest.raises(store.StoreError, match="no table 'assessed'"):
         export_table(old, first.run_id, "assessed", tmp_path / "x.csv")
@@ -350,12 +351,14 @@ def test_a_version_9_database_keeps_its_assessments_in_chunks(world, tmp_path):
     assert {r["supersedes_run"] for r in before if r["run_id"] == second.run_id} == {first.run_id}
     assert {r["unit"] for r in before} == {"yuan"} and all(r["amount_fen"] == r["amount_yuan"] * 100 for r in before)
     connection = sqlite3.connect(world["db"])
-    connection.executescript("ALTER TABLE assessed_chunks RENAME TO v10; DROP VIEW assessed;" + V9_TABLE + """
-        INSERT INTO assessed SELECT c.run_id, e.value ->> 0, e.value ->> 1, c.policy, c.version, c.rule, c.kind,
-               e.value ->> 2, nullif(e.value ->> 3, ''), e.value ->> 4, nullif(e.value ->> 5, 0),
-               (e.value ->> 2) * 100, 'yuan'
-        FROM v10 c, json_each(c.rows) e ORDER BY c.rowid, e.key;
-        DROP TABLE v10; UPDATE meta SET value = '9' WHERE key = 'schema_version';""")
+    # (the rows of the view: a version 9 store kept every assessment as a row, and its
+    # finding_slots had no assessed column)
+    connection.executescript("CREATE TABLE v12 AS SELECT * FROM assessed; DROP VIEW assessed; DROP TABLE assessed_chunks;"
+                             "ALTER TABLE finding_slots DROP COLUMN assessed;" + V9_TABLE + """
+        INSERT INTO assessed SELECT run_id, case_id, uscc, policy, version, rule, kind, amount_yuan, decided, reason,
+               supersedes_run, amount_fen, unit
+        FROM v12 ORDER BY run_id, case_id, rule, kind;
+        DROP TABLE v12; UPDATE meta SET value = '9' WHERE key = 'schema_version';""")
     connection.close()
     # the version 9 table, read as it is: it kept no act (act_id came with version 10's chunks)
     assert {r["act_id"] for r in before} > {None}
@@ -374,6 +377,104 @@ def test_a_version_9_database_keeps_its_assessments_in_chunks(world, tmp_path):
     assert {f["assessed_in_run"] for f in by_status(case_findings(world, third.run_id), "already_assessed").values()} == {
         second.run_id}
     assert len(memory(world)) == len(before)  # nothing assessed anew
+
+
+def load_v11_store(world: dict) -> None:
+    """The store ecorules wrote at schema version 11 over this world (tests/data/stores):
+    run 1 assessed every case, run 2 reassessed C000000002 and C000000003 and withdrew the
+    art83 fine of C000000009 (its table then said it was time-barred)."""
+    seed = sqlite3.connect(world["db"])
+    seed.executescript((DATA.parent / "stores" / "v11-cases.sql").read_text(encoding="utf-8"))
+    seed.close()
+
+
+def test_a_version_11_store_keeps_its_memory_when_assessments_become_findings(world):
+    """Version 12 stores an assessment as its imposed finding; the assessments a version 11
+    store wrote as rows of ``assessed_chunks`` stay there, read through the same view, and the
+    next run reports the cases they name as already assessed."""
+    load_v11_store(world)
+    before = memory(world)
+    assert {r["reason"] for r in before} == {"first", "reassessed", "withdrawn"} and len(before) == 438
+    store.connect(world["db"]).close()  # what every writer does first: migrate
+    assert memory(world) == before
+    connection = sqlite3.connect(world["db"])
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "12"
+    assert connection.execute("SELECT count(*) FROM finding_slots WHERE assessed IS NOT NULL").fetchone()[0] == 0
+    connection.close()
+    third = run(world, C)
+    now = case_findings(world, third.run_id)
+    # the withdrawn fine, violating again (the table as run 1 read it), is assessed anew; every
+    # other imposed finding is already assessed, by the run that last assessed it
+    assert {k for k in by_status(now, "imposed")} == {("C000000009", "test.fines", "art83", "fine")}
+    assessed_in = {k: f["assessed_in_run"] for k, f in by_status(now, "already_assessed").items()}
+    latest = {}  # the stored memory's current assessment of each key: its row of the highest run
+    for r in before:
+        latest[(r["case_id"], r["policy"], r["rule"], r["kind"])] = r if r["reason"] != "withdrawn" else None
+    assert assessed_in == {k: r["run_id"] for k, r in latest.items() if r is not None}
+    assert third.already_assessed == len(assessed_in) == len(latest) - 1  # (but the withdrawn one)
+    assert {k[0] for k, run_id in assessed_in.items() if run_id == 2} == {"C000000002", "C000000003"}
+    made = [r for r in memory(world) if r["run_id"] == third.run_id]
+    assert [(r["case_id"], r["rule"], r["reason"], r["supersedes_run"]) for r in made] == [
+        ("C000000009", "art83", "first", None)]
+    assert memory(world)[:len(before)] == before
+    assert run(world, D).already_assessed == third.already_assessed + 1  # and the new one is remembered
+
+
+_MEMORY = ("SELECT run_id, case_id, uscc, policy, version, rule, kind, amount_fen, decided, reason, supersedes_run, act_id "
+           "FROM assessed ORDER BY run_id, case_id, policy, rule, kind")
+
+
+def test_db_upgrade_brings_a_version_11_postgresql_store_over_with_its_memory(world, postgres_db):
+    """The version 11 store's rows copied into a PostgreSQL schema of version 11 (its
+    migrations 10 and 11): ``ecorules db upgrade`` brings it to 12, the assessed view reads
+    what it read, and the next run finds the same cases already assessed as on SQLite."""
+    from ecorules.engine.store import postgres
+
+    load_v11_store(world)
+    url = f"{postgres_db}{'&' if '?' in postgres_db else '?'}schema=v11"
+    pg = postgres._open(postgres.StoreUrl.parse(url))
+    lite = sqlite3.connect(world["db"])
+    try:
+        pg.execute("CREATE SCHEMA v11")
+        pg.execute("CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)")
+        for version in (10, 11):
+            for statement in postgres.MIGRATIONS[version]:
+                pg.execute(statement)
+        pg.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '11')")
+        for table in ("runs", "finding_slots", "finding_chunks", "district_totals", "sanction_slots", "sanction_chunks",
+                      "rejects", "assessed_chunks"):
+            columns = [r[1] for r in lite.execute(f"PRAGMA table_info({table})")]
+            rows = lite.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid" if table == "assessed_chunks"
+                                else f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            assert rows or table in ("rejects", "sanction_slots", "sanction_chunks")
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            pg.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})", rows)
+        pg.execute("SELECT setval(pg_get_serial_sequence('runs', 'id'), (SELECT max(id) FROM runs))")
+        before = [tuple(r) for r in pg.execute(_MEMORY).fetchall()]
+        assert before == [tuple(r) for r in lite.execute(_MEMORY).fetchall()] and len(before) == 438
+    finally:
+        pg.close()
+        lite.close()
+    result = CliRunner().invoke(main, ["db", "upgrade", "--out", url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["schema_version"] == store.SCHEMA_VERSION == 12
+    pg = store.connect(url)
+    try:
+        assert [tuple(r) for r in pg.execute(_MEMORY).fetchall()] == before
+    finally:
+        pg.close()
+    on_postgres = run_nightly(world["registry"], url, policies=world["policies"], as_of=C, cases=world["cases"], threads=1)
+    on_sqlite = run(world, C)
+    assert on_postgres.already_assessed == on_sqlite.already_assessed == len(before) - 3 - 1 - 1
+    pg = store.connect(url)
+    lite = sqlite3.connect(world["db"])
+    try:
+        # the run's own assessment (the withdrawn fine, assessed anew) is read from its finding on both
+        made = [r[1:] for r in pg.execute(_MEMORY).fetchall() if r[0] == on_postgres.run_id]
+        assert made == [r[1:] for r in lite.execute(_MEMORY).fetchall() if r[0] == on_sqlite.run_id] and len(made) == 1
+    finally:
+        pg.close()
+        lite.close()
 
 
 def _child(world: dict, db: Path, as_of: dt.date) -> tuple[subprocess.Popen, float]:

@@ -1,0 +1,397 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""A case slot's findings as the JSON array of a store chunk, laid out in C in two passes
+over the rows (the length, then the bytes), straight from the columns the case stage holds.
+
+Built with Arrow, a chunk took a take of every text column (usccs, case ids: a copy of each
+finding's texts), a regex over them for characters JSON must escape, a cast of the amounts to
+text and an element-wise join of a dozen pieces, then a copy into a Python str: ~0.9 CPU-s of
+a 2 M-case run (bench/cases.py). Here a text is read where it lies, through an index (the
+case's row of ``cases.uscc``, its code into the case id dictionary), escaped only where a
+byte must be, and written once into the str that is stored.
+
+A text column is ``(offsets, data, index)``: the offsets (int32 or int64) and data (uint8) of
+an Arrow string array (``rules._arrow.string_buffers``), and per row the position of its text
+there (int64; -1: none, written ``null``; ``index`` None: row i is text i). A row is
+``[uscc,amount,payer,case_id`` then the optional elements 4 to 11 (``store.sqlite.FINDINGS_VIEW``)
+up to the last present one, the absent ones before it ``null``, then ``]``.
+"""
+
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+
+import numpy as np
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object)
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+
+
+ctypedef unsigned long long uint64_t_
+
+
+cdef struct Texts:
+    const uint8_t* data
+    const void* offsets
+    const int64_t* index  # NULL: row i is text i
+    bint wide  # int64 offsets
+    bint given
+    int64_t stop  # the end of the last text
+    bint scanned  # clean and seen known (scan_texts, once per run for the case table's texts)
+    uint8_t seen  # the OR of every byte
+    bint clean  # no byte of the texts JSON must escape: each is copied as it is
+
+
+cdef const char* _HEX = b"0123456789abcdef"
+
+# 4: status (1: superseded, 2: already_assessed; 0: imposed, left out); 11: reason of an
+# assessment made anew (1: new decision, 2: reassessed; 0: first, left out)
+
+
+cdef inline int64_t _offset(const Texts* t, int64_t i) noexcept nogil:
+    if t.wide:
+        return (<const int64_t*>t.offsets)[i]
+    return (<const int32_t*>t.offsets)[i]
+
+
+cdef inline int64_t _at(const Texts* t, int64_t row) noexcept nogil:
+    """The text's position of ``row`` (-1: none)."""
+    if not t.given:
+        return -1
+    if t.index == NULL:
+        return row
+    return t.index[row]
+
+
+cdef inline int64_t _escaped_length(const uint8_t* s, int64_t n, uint8_t* seen) noexcept nogil:
+    """Bytes of ``s`` as the inside of a JSON string (json.dumps, ensure_ascii=False);
+    ``seen``: the OR of its bytes is added (>= 128: not ASCII)."""
+    cdef int64_t i, extra = 0
+    cdef uint8_t c
+    for i in range(n):
+        c = s[i]
+        seen[0] |= c
+        if c == 34 or c == 92 or c == 8 or c == 9 or c == 10 or c == 12 or c == 13:
+            extra += 1
+        elif c < 32:
+            extra += 5
+    return n + extra
+
+
+cdef inline char* _escaped(char* out, const uint8_t* s, int64_t n) noexcept nogil:
+    cdef int64_t i
+    cdef uint8_t c
+    for i in range(n):
+        c = s[i]
+        if c >= 32 and c != 34 and c != 92:
+            out[0] = <char>c
+            out += 1
+        elif c == 34 or c == 92:
+            out[0] = 92
+            out[1] = <char>c
+            out += 2
+        elif c == 8 or c == 9 or c == 10 or c == 12 or c == 13:
+            out[0] = 92
+            out[1] = b"b"[0] if c == 8 else (b"t"[0] if c == 9 else (b"n"[0] if c == 10 else (b"f"[0] if c == 12 else b"r"[0])))
+            out += 2
+        else:
+            out[0] = 92
+            out[1] = b"u"[0]
+            out[2] = b"0"[0]
+            out[3] = b"0"[0]
+            out[4] = _HEX[c >> 4]
+            out[5] = _HEX[c & 15]
+            out += 6
+    return out
+
+
+cdef inline int _digits(int64_t v) noexcept nogil:
+    cdef int n = 1
+    cdef uint64_t_ u = (<uint64_t_>0 - <uint64_t_>v) if v < 0 else <uint64_t_>v
+    while u >= 10:
+        u //= 10
+        n += 1
+    return n + (1 if v < 0 else 0)
+
+
+
+cdef inline char* _integer(char* out, int64_t v) noexcept nogil:
+    cdef int n = _digits(v)
+    cdef uint64_t_ u = (<uint64_t_>0 - <uint64_t_>v) if v < 0 else <uint64_t_>v
+    cdef char* end = out + n
+    cdef char* p = end
+    while True:
+        p -= 1
+        p[0] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        out[0] = b"-"[0]
+    return end
+
+
+cdef int _texts(Texts* t, object column, int64_t rows, str name) except -1:
+    """Fill ``t`` from a text column (see the module), checking its index's bounds."""
+    t.given = column is not None
+    t.index = NULL
+    t.clean = t.scanned = False
+    if column is None:
+        return 0
+    offsets, data, index = column[:3]
+    if len(column) > 3:  # (offsets, data, index, scan_texts(offsets, data))
+        t.scanned, t.seen, t.clean = True, column[3] & 255, not column[3] >> 8
+    if offsets.dtype == np.int64:
+        t.wide = True
+    elif offsets.dtype == np.int32:
+        t.wide = False
+    else:
+        raise TypeError(f"{name}: offsets of int32 or int64, not {offsets.dtype}")
+    if not offsets.flags.c_contiguous or not data.flags.c_contiguous:
+        raise ValueError(f"{name}: buffers must be contiguous")
+    t.offsets = <const void*><size_t>offsets.ctypes.data
+    t.data = <const uint8_t*><size_t>data.ctypes.data
+    cdef int64_t texts = offsets.shape[0] - 1
+    t.stop = int(offsets[texts])
+    cdef const int64_t[::1] positions
+    if index is None:
+        if texts < rows:
+            raise ValueError(f"{name}: {texts} texts for {rows} rows")
+    else:
+        positions = index
+        if positions.shape[0] != rows:
+            raise ValueError(f"{name}: an index of {positions.shape[0]} for {rows} rows")
+        if rows and (np.max(index) >= texts or np.min(index) < -1):
+            raise ValueError(f"{name}: an index outside its {texts} texts")
+        t.index = &positions[0] if rows else NULL
+        if rows == 0:
+            t.given = False
+    return 0
+
+
+cdef inline void _scan(Texts* t, uint8_t* seen) noexcept nogil:
+    """Whether the texts hold no byte JSON must escape (``t.clean``), and the OR of their
+    bytes into ``seen``: one sequential pass over the whole buffer (the texts rows may use),
+    instead of a branch per byte of every row, twice."""
+    if not t.given:
+        return
+    if t.scanned:
+        seen[0] |= t.seen
+        return
+    cdef int64_t i
+    cdef const uint8_t* d = t.data
+    cdef uint8_t acc = 0, bad = 0, c
+    for i in range(_offset(t, 0), t.stop):
+        c = d[i]
+        acc |= c
+        bad |= (c < 32) | (c == 34) | (c == 92)
+    seen[0] |= acc
+    t.clean = not bad
+
+
+def scan_texts(offsets, data) -> int:
+    """What ``finding_rows`` learns by reading every byte of a text column's buffers: the OR
+    of the bytes, plus 256 where some byte needs escaping in JSON. Given as a text column's
+    4th element, for texts many calls read (the case ids of a 2 M-case table: 20 MB a chunk)."""
+    cdef Texts t
+    cdef uint8_t seen = 0
+    _texts(&t, (offsets, data, None), 0, "texts")
+    with nogil:
+        _scan(&t, &seen)
+    return seen | (0 if t.clean else 256)
+
+
+cdef inline int64_t _text_length(const Texts* t, int64_t at, uint8_t* seen) noexcept nogil:
+    cdef int64_t start = _offset(t, at)
+    if t.clean:
+        return _offset(t, at + 1) - start
+    return _escaped_length(t.data + start, _offset(t, at + 1) - start, seen)
+
+
+cdef inline char* _text(char* out, const Texts* t, int64_t at) noexcept nogil:
+    cdef int64_t start = _offset(t, at), n = _offset(t, at + 1) - start
+    out[0] = 34
+    if t.clean:
+        memcpy(out + 1, t.data + start, n)
+        out += 1 + n
+    else:
+        out = _escaped(out + 1, t.data + start, n)
+    out[0] = 34
+    return out + 1
+
+
+def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[::1] status=None, by=None,
+                 const int64_t[::1] assessed_in=None, note=None, act=None, decided=None,
+                 const int64_t[::1] supersedes=None, const int8_t[::1] reason=None):
+    """The JSON array of the rows (see the module): ``uscc``, ``payer`` (None: every row's
+    ``null``, the uscc pays), ``case``, ``by`` (superseded_by), ``note`` (a row's own law
+    note), ``act`` (act_id), ``decided`` (the decision date's ISO text) are text columns;
+    ``amounts``, ``assessed_in`` and ``supersedes`` int64 (0: absent), ``status`` and
+    ``reason`` int8 codes. Raises ValueError where a row has no uscc, payer or case_id."""
+    cdef int64_t n = amounts.shape[0], i, k, at, last, total = 2 if amounts.shape[0] == 0 else 1
+    cdef Texts t_uscc, t_payer, t_case, t_by, t_note, t_act, t_decided
+    _texts(&t_uscc, uscc, n, "uscc")
+    _texts(&t_payer, payer, n, "payer")
+    _texts(&t_case, case, n, "case_id")
+    _texts(&t_by, by, n, "superseded_by")
+    _texts(&t_note, note, n, "law_note")
+    _texts(&t_act, act, n, "act_id")
+    _texts(&t_decided, decided, n, "decided")
+    for name, column in (("status", status), ("assessed_in", assessed_in), ("supersedes", supersedes),
+                         ("reason", reason)):
+        if column is not None and len(column) != n:
+            raise ValueError(f"{name}: {len(column)} values for {n} rows")
+    if status is not None and n and (np.min(status) < 0 or np.max(status) > 2):
+        raise ValueError("status: a code outside 0-2")
+    if reason is not None and n and (np.min(reason) < 0 or np.max(reason) > 2):
+        raise ValueError("reason: a code outside 0-2")
+    cdef const int8_t* p_status = &status[0] if status is not None and n else NULL
+    cdef const int64_t* p_assessed = &assessed_in[0] if assessed_in is not None and n else NULL
+    cdef const int64_t* p_supersedes = &supersedes[0] if supersedes is not None and n else NULL
+    cdef const int8_t* p_reason = &reason[0] if reason is not None and n else NULL
+    cdef int64_t status_length[3]
+    cdef int64_t reason_length[3]
+    status_length[:] = [4, 12, 18]  # null, "superseded", "already_assessed"
+    reason_length[:] = [4, 14, 12]  # null, "new decision", "reassessed"
+    cdef int64_t present[8]
+    cdef uint8_t maxbyte = 0
+    cdef bint missing = False
+    with nogil:
+        _scan(&t_uscc, &maxbyte)
+        _scan(&t_payer, &maxbyte)
+        _scan(&t_case, &maxbyte)
+        _scan(&t_by, &maxbyte)
+        _scan(&t_note, &maxbyte)
+        _scan(&t_act, &maxbyte)
+        _scan(&t_decided, &maxbyte)
+    # pass 1: every row's length, and whether every byte is ASCII (then a str of 1-byte
+    # characters is written in place, with no decoding)
+    with nogil:
+        for i in range(n):
+            at = _at(&t_uscc, i)
+            if at < 0:
+                missing = True
+                break
+            total += 1 + 2 + _text_length(&t_uscc, at, &maxbyte) + 1 + _digits(amounts[i]) + 1
+            at = _at(&t_payer, i)
+            if t_payer.given:
+                if at < 0:
+                    missing = True
+                    break
+                total += 2 + _text_length(&t_payer, at, &maxbyte)
+            else:
+                total += 4
+            at = _at(&t_case, i)
+            if at < 0:
+                missing = True
+                break
+            total += 1 + 2 + _text_length(&t_case, at, &maxbyte)
+            last = _last(i, p_status, &t_by, p_assessed, &t_note, &t_act, &t_decided, p_supersedes, p_reason, present)
+            for k in range(4, last + 1):
+                total += 1
+                if k == 4:
+                    total += status_length[p_status[i]] if present[0] else 4
+                elif k == 6 or k == 10:
+                    total += (_digits(p_assessed[i] if k == 6 else p_supersedes[i])) if present[k - 4] else 4
+                elif k == 11:
+                    total += reason_length[p_reason[i]] if present[7] else 4
+                else:
+                    total += (2 + _text_length(_column(k, &t_by, &t_note, &t_act, &t_decided), present[k - 4] - 1,
+                                               &maxbyte) if present[k - 4] else 4)
+            total += 1 + 1  # ] and , (the last row's comma is the array's ])
+    if missing:
+        raise ValueError("a finding with an empty uscc, payer or case_id")
+    cdef object out
+    cdef char* start
+    if maxbyte < 128:
+        out = PyUnicode_New(total, 127)
+        start = <char*>PyUnicode_DATA(out)
+    else:
+        out = PyBytes_FromStringAndSize(NULL, total)
+        start = PyBytes_AS_STRING(out)
+    cdef char* p = start
+    cdef const char* word
+    # pass 2: the bytes
+    with nogil:
+        p[0] = 91  # [
+        p += 1
+        for i in range(n):
+            p[0] = 91
+            p = _text(p + 1, &t_uscc, _at(&t_uscc, i))
+            p[0] = 44
+            p = _integer(p + 1, amounts[i])
+            p[0] = 44
+            p += 1
+            if t_payer.given:
+                p = _text(p, &t_payer, _at(&t_payer, i))
+            else:
+                memcpy(p, b"null", 4)
+                p += 4
+            p[0] = 44
+            p = _text(p + 1, &t_case, _at(&t_case, i))
+            last = _last(i, p_status, &t_by, p_assessed, &t_note, &t_act, &t_decided, p_supersedes, p_reason, present)
+            for k in range(4, last + 1):
+                p[0] = 44
+                p += 1
+                if not present[k - 4]:
+                    memcpy(p, b"null", 4)
+                    p += 4
+                elif k == 4:
+                    word = b'"superseded"' if p_status[i] == 1 else b'"already_assessed"'
+                    memcpy(p, word, status_length[p_status[i]])
+                    p += status_length[p_status[i]]
+                elif k == 6:
+                    p = _integer(p, p_assessed[i])
+                elif k == 10:
+                    p = _integer(p, p_supersedes[i])
+                elif k == 11:
+                    word = b'"new decision"' if p_reason[i] == 1 else b'"reassessed"'
+                    memcpy(p, word, reason_length[p_reason[i]])
+                    p += reason_length[p_reason[i]]
+                else:
+                    p = _text(p, _column(k, &t_by, &t_note, &t_act, &t_decided), present[k - 4] - 1)
+            p[0] = 93  # ]
+            p[1] = 44  # ,
+            p += 2
+        if n:
+            p -= 1  # the last row's comma
+        p[0] = 93
+        p += 1
+    if p - start != total:
+        raise AssertionError(f"finding_rows: wrote {p - start} bytes of {total}")
+    if maxbyte < 128:
+        return out
+    return PyUnicode_DecodeUTF8(start, total, NULL)
+
+
+cdef inline const Texts* _column(int64_t k, const Texts* by, const Texts* note, const Texts* act,
+                                 const Texts* decided) noexcept nogil:
+    if k == 5:
+        return by
+    if k == 7:
+        return note
+    if k == 8:
+        return act
+    return decided
+
+
+cdef inline int64_t _last(int64_t i, const int8_t* status, const Texts* by, const int64_t* assessed,
+                          const Texts* note, const Texts* act, const Texts* decided, const int64_t* supersedes,
+                          const int8_t* reason, int64_t* present) noexcept nogil:
+    """Which of elements 4-11 row ``i`` has (``present[k - 4]``: nonzero; for a text, its
+    position + 1), and the last of them (3: none)."""
+    present[0] = status != NULL and status[i] != 0
+    present[1] = _at(by, i) + 1
+    present[2] = assessed != NULL and assessed[i] != 0
+    present[3] = _at(note, i) + 1
+    present[4] = _at(act, i) + 1
+    present[5] = _at(decided, i) + 1
+    present[6] = supersedes != NULL and supersedes[i] != 0
+    present[7] = reason != NULL and reason[i] != 0
+    cdef int64_t k
+    for k in range(7, -1, -1):
+        if present[k]:
+            return k + 4
+    return 3

@@ -1,0 +1,84 @@
+"""The compiled chunk writer of case findings (engine/_chunk_rows.pyx): what it lays out is
+what json.loads and SQLite's JSON functions read back, row by row, whatever the texts hold."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from ecorules.engine._chunk_rows import finding_rows, scan_texts
+from ecorules.rules._arrow import string_buffers
+
+
+def texts(values: list[str | None], index: list[int] | None = None, large: bool = False) -> tuple:
+    offsets, data = string_buffers(pa.array(values, pa.large_string() if large else pa.string()))
+    return offsets.copy(), data.copy(), None if index is None else np.asarray(index, np.int64)
+
+
+def test_rows_are_read_back_as_written_with_escapes_and_any_text():
+    odd = ['plain', 'a "quote"', "back\\slash", "tab\tnew\nline\r", "\x01\x1f\x7f", "金水区 二七区", "emoji 😀"]
+    rng = np.random.default_rng(5)
+    n = 500
+    usccs, cases, payers = rng.integers(0, len(odd), n), rng.integers(0, len(odd), n), rng.integers(0, 2, n)
+    amounts = rng.integers(-10**15, 10**15, n)
+    amounts[:3] = [0, np.iinfo(np.int64).max, np.iinfo(np.int64).min]
+    status = rng.integers(0, 3, n).astype(np.int8)
+    by = np.where(status == 1, rng.integers(0, len(odd), n), -1)
+    assessed = np.where(status == 2, rng.integers(1, 10**6, n), 0)
+    act = np.where((status == 0) & (rng.random(n) < 0.5), rng.integers(0, 2, n), -1)
+    supersedes = np.where((status == 0) & (rng.random(n) < 0.2), rng.integers(1, 99, n), 0)
+    reason = np.where(supersedes > 0, rng.integers(1, 3, n), 0).astype(np.int8)
+    text = finding_rows(texts(odd, usccs), amounts, texts(["金水区", "P"], payers, large=True), texts(odd, cases),
+                        status=status, by=texts(odd, by), assessed_in=assessed, act=texts(["A1", 'A"2'], act),
+                        supersedes=supersedes, reason=reason)
+    rows = json.loads(text)
+    assert len(rows) == n
+    for i, row in enumerate(rows):
+        words = [None, "superseded", "already_assessed"]
+        full = [odd[usccs[i]], int(amounts[i]), ["金水区", "P"][payers[i]], odd[cases[i]], words[status[i]],
+                odd[by[i]] if by[i] >= 0 else None, int(assessed[i]) or None, None,
+                ["A1", 'A"2'][act[i]] if act[i] >= 0 else None, None, int(supersedes[i]) or None,
+                [None, "new decision", "reassessed"][reason[i]]]
+        last = max([3] + [k for k in range(4, 12) if full[k] is not None])
+        assert row == full[:last + 1]  # nothing after the last present element; null before it
+    # SQLite reads the same values (the findings view's ->>)
+    connection = sqlite3.connect(":memory:")
+    read = connection.execute("SELECT e.value ->> 0, e.value ->> 3, e.value ->> 8 FROM json_each(?) e", (text,)).fetchall()
+    assert read == [(r[0], r[3], r[8] if len(r) > 8 else None) for r in rows]
+
+
+def test_a_nul_is_escaped():
+    assert json.loads(finding_rows(texts(["a\x00b"]), np.array([1]), None, texts(["C"])))[0][0] == "a\x00b"
+
+
+def test_an_enterprise_paying_its_own_fine_is_null_and_an_empty_chunk_an_empty_array():
+    text = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), None, texts(["C1", "C2"]))
+    assert text == '[["U2",5,null,"C1"],["U1",0,null,"C2"]]'
+    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == "[]"
+
+
+@pytest.mark.parametrize("column", ["uscc", "payer", "case"])
+def test_a_finding_without_uscc_payer_or_case_id_is_refused(column):
+    columns = {"uscc": texts(["U1"], [0, 0]), "payer": texts(["P"], [0, 0]), "case": texts(["C1"], [0, 0])}
+    columns[column] = (*columns[column][:2], np.array([0, -1], np.int64))
+    with pytest.raises(ValueError, match="empty uscc, payer or case_id"):
+        finding_rows(columns["uscc"], np.array([1, 2]), columns["payer"], columns["case"])
+
+
+def test_an_index_outside_its_texts_is_refused():
+    with pytest.raises(ValueError, match="outside"):
+        finding_rows(texts(["U1"], [1]), np.array([1]), None, texts(["C1"], [0]))
+
+
+@pytest.mark.parametrize("values", [["C1", "C2"], ['C"1', "C2"], ["案1", "C2"]])
+def test_texts_scanned_once_are_written_as_texts_scanned_per_call(values):
+    offsets, data, _ = texts(values)
+    scan = scan_texts(offsets, data)
+    assert (scan >= 256) == any('"' in v for v in values) and (scan & 128 > 0) == any(not v.isascii() for v in values)
+    index = np.array([1, 0, 1], np.int64)
+    once = finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index, scan))
+    assert once == finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index))
+    assert [r[3] for r in json.loads(once)] == [values[1], values[0], values[1]]
