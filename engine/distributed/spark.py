@@ -213,9 +213,20 @@ def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.nda
     if sum(row["rows_in"] or 0 for row in partials) > DRIVER_CENSUS_ROWS:
         return partials, _executor_repeats(digests)
     runs: dict[int, list[np.ndarray]] = {}
-    for row in digests.select("bucket", "digests").collect():
-        runs.setdefault(row["bucket"], []).append(np.frombuffer(row["digests"], np.uint64))
+    for batch in _arrow_batches(digests.select("bucket", "digests")):
+        for bucket, blob in zip(batch.column(0).to_pylist(), batch.column(1), strict=True):
+            runs.setdefault(bucket, []).append(np.frombuffer(blob.as_buffer(), np.uint64))
     return partials, _repeated_in_runs([run for bucket in sorted(runs) for run in runs[bucket]])
+
+
+def _arrow_batches(frame: DataFrame) -> list[pa.RecordBatch]:
+    """``frame`` collected as Arrow, not as Rows pickled by the JVM: the census's 16 MB of
+    digests at 2 M rows came back in 1.3-1.6 s against 2.5-6.8 s (load ~22). pyspark 4 has
+    ``toArrow``; 3.5 has only the method its own ``toPandas`` collects with."""
+    to_arrow = getattr(frame, "toArrow", None)
+    if to_arrow is not None:
+        return to_arrow().to_batches()
+    return frame._collect_as_arrow()
 
 
 def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
