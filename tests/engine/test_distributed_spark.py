@@ -142,10 +142,12 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
     assert not (tmp_path / "results.parquet" / "findings" / "run_id=1").exists()  # replaced by run 2, as in the store
 
 
-def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries):
+def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries, monkeypatch):
     """Keys repeated within and across files (and in the file headed in Chinese): the digests
-    merged by bucket on the executors, alone or in the scoring pass, and the rows of each
+    merged by bucket on the executors, alone or taken in the scoring pass (then merged on the
+    driver, or on the executors for a registry past DRIVER_CENSUS_ROWS), and the rows of each
     repeated key equal the local first pass's."""
+    from ecorules.engine.distributed import spark as spark_engine
     from ecorules.engine.distributed._partition import make_plan, take_census
     from ecorules.engine.distributed.spark import (
         SCORED,
@@ -162,8 +164,12 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     repeated, digests = parts.repeated()
     assert repeated.tolist() == expected.repeated.tolist() and repeated.size
     assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
-    in_scoring = _partials_and_repeats(frame.mapInArrow(_scorer(plan, True, True), SCORED), True)[1]
-    assert in_scoring.tolist() == repeated.tolist()
+    scored = frame.mapInArrow(_scorer(plan, True, True), SCORED).persist()
+    on_the_driver = _partials_and_repeats(scored, True)[1]
+    monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)  # a registry too big for the driver's merge
+    on_the_executors = _partials_and_repeats(scored, True)[1]
+    scored.unpersist()
+    assert on_the_driver.tolist() == on_the_executors.tolist() == repeated.tolist()
     census = take_census(plan, parts, repeated, digests).census
     assert census.rows_of == expected.rows_of
     rows = [at for where in census.rows_of.values() for at in where]
