@@ -23,12 +23,12 @@ from ._partition import DistributedError, make_plan, needed_columns
 log = logging.getLogger("ecorules.distributed")
 
 ENGINES = ("local", "dask", "spark")
-OUT_FORMATS = ("sqlite", "parquet")
+OUT_FORMATS = ("sqlite", "parquet", "hive")
 
 
 class DistributedRun(NightlyRun):
     def __init__(self, registry, out, *, engine: str, scheduler: str | None = None, master: str | None = None,
-                 out_format: str = "sqlite", **options):
+                 out_format: str = "sqlite", out_database: str | None = None, **options):
         if engine not in ("dask", "spark"):
             raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         # --registry hive:DB.TABLE: a table of Spark's catalogue (spark.py's CATALOGUE)
@@ -47,14 +47,47 @@ class DistributedRun(NightlyRun):
         if out_format == "parquet" and "://" in str(out):
             raise NightlyError("--out-format parquet writes its tables beside an SQLite store: give --out a file")
         self.parquet_root = folder_beside(out) if out_format == "parquet" else None
+        self.out_database = self._out_database(out_format, out_database, engine)
         if scheduler is not None and engine != "dask":
             raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
 
+    @staticmethod
+    def _out_database(out_format: str, out_database: str | None, engine: str) -> str | None:
+        """--out-format hive's database, checked before a run starts."""
+        if out_format != "hive":
+            if out_database is not None:
+                raise NightlyError("--out-database names the database of --out-format hive: give both")
+            return None
+        if engine != "spark":
+            raise NightlyError("--out-format hive writes tables of Spark's catalogue: give --engine spark")
+        if out_database is None:
+            raise NightlyError("--out-format hive needs --out-database DB, the database of Spark's catalogue "
+                               "its tables go to")
+        from ._hive_out import HiveOutError, database_name
+
+        try:
+            return database_name(out_database)
+        except HiveOutError as error:
+            raise NightlyError(str(error)) from error
+
     def execute(self):
+        hive = None
+        if self.out_database is not None:  # its tables checked before the run, not after hours of it
+            from ._hive_out import HiveOut, HiveOutError
+
+            hive = HiveOut(self._spark(), self.out_database)
+            try:
+                hive.ensure_tables()
+            except HiveOutError as error:
+                raise NightlyError(str(error)) from error
         with self._cluster:
             summary = super().execute()
         if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
+        if hive is not None:  # from the store once it committed the run (a reused run too: idempotent)
+            if summary.replaced_run is not None:
+                hive.drop(summary.replaced_run)
+            hive.write_run(self.out, summary.run_id)
         return summary
 
     def _spark(self):

@@ -22,6 +22,7 @@ from distributed_data import (  # noqa: E402
     CASE_POLICIES,
     CASES_AS_OF,
     case_world,
+    exact,
     store_contents,
     summary_of_run,
 )
@@ -80,3 +81,91 @@ def test_a_case_table_with_a_catalogue_registry_equals_the_local_run(spark, tmp_
     again = run_distributed("hive:eco.case_registry", tmp_path / "hive.sqlite", policies=CASE_POLICIES,
                             as_of=CASES_AS_OF, cases=cases, engine="spark", master="local[2]")
     assert again.reused and again.run_id == remote.run_id
+
+
+def _hive_contents(spark, database: str, run_id: int) -> dict[str, list[tuple]]:
+    """The run's partition of each --out-format hive table, in the shape of store_contents
+    (amounts as exact(), dates as the store's ISO text)."""
+    def rows(table: str) -> list:
+        return spark.table(f"{database}.{table}").where(F.col("run_id") == run_id).collect()
+
+    def day(value):
+        return None if value is None else value.isoformat()
+
+    return {
+        "findings": sorted(((r["uscc"], r["policy"], r["rule"], r["kind"], exact(r["amount_yuan"]), r["payer"],
+                             r["citation"], r["status"]) for r in rows("findings")), key=repr),
+        "sanctions": sorted(((r["uscc"], r["list"], r["rule"], r["policy"], day(r["start"]), day(r["planned_end"]))
+                             for r in rows("list_entries")), key=repr),
+        "rejects": sorted(((r["source"], r["row"], r["column"], r["value"], r["reason"]) for r in rows("rejects")),
+                          key=repr),
+        "district_totals": sorted(((r["district"], exact(r["deduction_yuan"]), r["cases"])
+                                   for r in rows("district_totals")), key=repr),
+    }
+
+
+def _store_as_hive_holds_it(db: Path) -> dict[str, list[tuple]]:
+    contents = store_contents(db)
+    return {"findings": sorted(((*row[:4], exact(row[4]), *row[5:]) for row in contents["findings"]), key=repr),
+            "sanctions": contents["sanctions"], "rejects": contents["rejects"],
+            "district_totals": sorted(((d, exact(y), c) for d, y, c in contents["district_totals"]), key=repr)}
+
+
+def test_out_format_hive_writes_the_runs_tables_to_the_catalogue_once_per_run(spark, tmp_path):
+    """--out-format hive --out-database DB: the store's findings (the registry's and the case
+    table's), list entries, rejects and district totals as partitioned tables of the
+    catalogue, equal to the store's and so to a local run's; the same run written again
+    (reused) replaces its partition, a run the store replaces (--force) leaves none."""
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    registry, cases = case_world(tmp_path)
+    run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    arguments = ["run", "--registry", str(registry), "--cases", str(cases), "--policies", str(CASE_POLICIES),
+                 "--out", str(tmp_path / "spark.sqlite"), "--as-of", CASES_AS_OF.isoformat(), "--engine", "spark",
+                 "--master", "local[2]", "--out-format", "hive", "--out-database", "hive:eco_out", "--format", "json"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 1, result.output  # done, with rejected rows
+    assert store_contents(tmp_path / "spark.sqlite") == store_contents(tmp_path / "local.sqlite")
+    expected = _store_as_hive_holds_it(tmp_path / "local.sqlite")
+    assert _hive_contents(spark, "eco_out", 1) == expected
+    # not vacuous: the case table's findings and rejects, which no registry batch holds, are there
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100
+    assert {source for source, *_ in expected["rejects"]} >= {str(cases)} and expected["sanctions"]
+    assert dict(spark.table("eco_out.findings").dtypes)["amount_yuan"] == "decimal(22,2)"
+    assert spark.sql("SHOW PARTITIONS eco_out.findings").collect()[0][0] == "run_id=1"
+
+    again = CliRunner().invoke(main, arguments)  # reused: written again, not twice
+    assert again.exit_code == 1, again.output
+    assert _hive_contents(spark, "eco_out", 1) == expected
+    forced = CliRunner().invoke(main, [*arguments, "--force"])  # run 2 replaces run 1 in the store
+    assert forced.exit_code == 1, forced.output
+    assert _hive_contents(spark, "eco_out", 2) == expected
+    for table in ("findings", "list_entries", "rejects", "district_totals"):
+        assert spark.table(f"eco_out.{table}").where("run_id = 1").count() == 0
+        assert [r[0] for r in spark.sql(f"SHOW PARTITIONS eco_out.{table}").collect()] == ["run_id=2"]
+
+
+def test_out_format_hive_is_refused_before_a_run_where_it_cannot_write(spark, tmp_path):
+    """Without --out-database, on Dask, a name that is not one, a table of that name with
+    other columns: refused before any run is started, saying what to give."""
+    from ecorules.engine._nightly import NightlyError
+
+    registry, _cases = case_world(tmp_path)
+    options = {"policies": CASE_POLICIES, "as_of": CASES_AS_OF, "master": "local[2]"}
+    with pytest.raises(NightlyError, match="needs --out-database DB"):
+        run_distributed(registry, tmp_path / "a.sqlite", engine="spark", out_format="hive", **options)
+    with pytest.raises(NightlyError, match="give --engine spark"):
+        run_distributed(registry, tmp_path / "a.sqlite", engine="dask", out_format="hive", out_database="x",
+                        policies=CASE_POLICIES, as_of=CASES_AS_OF)
+    with pytest.raises(NightlyError, match="a plain name"):
+        run_distributed(registry, tmp_path / "a.sqlite", engine="spark", out_format="hive",
+                        out_database="x; DROP DATABASE y", **options)
+    with pytest.raises(NightlyError, match="--out-database names the database of --out-format hive"):
+        run_distributed(registry, tmp_path / "a.sqlite", engine="spark", out_database="x", **options)
+    spark.sql("CREATE DATABASE IF NOT EXISTS eco_other")
+    spark.sql("CREATE TABLE IF NOT EXISTS eco_other.findings (uscc string) USING parquet")
+    with pytest.raises(NightlyError, match="not those ecorules writes"):
+        run_distributed(registry, tmp_path / "a.sqlite", engine="spark", out_format="hive", out_database="eco_other",
+                        **options)
+    assert not (tmp_path / "a.sqlite").exists()
