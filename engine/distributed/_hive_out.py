@@ -18,22 +18,17 @@ the store replaces (``--force``) or deletes leaves no partition behind.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pyarrow as pa
 
-from .. import store
+from . import _store_rows
 
 log = logging.getLogger("ecorules.distributed")
 
-CHUNK_ROWS = 200_000  # rows per frame handed to Spark (bounded driver memory, few jobs)
-YUAN = pa.decimal128(22, 2)
-_TYPES = {"text": (pa.string(), "string"), "int": (pa.int64(), "bigint"), "money": (YUAN, "decimal(22,2)"),
-          "date": (pa.date32(), "date")}
+_SPARK = {"text": "string", "int": "bigint", "money": "decimal(22,2)", "date": "date"}
 # table of the catalogue -> (the store's view, its columns and how each is typed)
 TABLES = {
     "findings": ("findings", {"uscc": "text", "policy": "text", "rule": "text", "kind": "text", "amount_yuan": "money",
@@ -62,18 +57,6 @@ def database_name(text: str) -> str:
     return name
 
 
-def _value(value, kind: str):
-    if value is None:
-        return None
-    if kind == "money":  # an int of yuan, an exact text ("0.48"), PostgreSQL's numeric: never a float
-        return Decimal(str(value)).quantize(Decimal("0.01"))
-    if kind == "int":
-        return int(value)
-    if kind == "date":
-        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-    return value if isinstance(value, str) else str(value)
-
-
 @dataclass(frozen=True)
 class HiveOut:
     spark: object  # the run's SparkSession
@@ -87,11 +70,11 @@ class HiveOut:
         our columns (else a run would write rows under another table's names)."""
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         for name, (_view, columns) in TABLES.items():
-            ddl = ", ".join(f"`{c}` {_TYPES[k][1]}" for c, k in columns.items())
+            ddl = ", ".join(f"`{c}` {_SPARK[k]}" for c, k in columns.items())
             self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.table(name)} ({ddl}, `run_id` bigint) "
                            "USING parquet PARTITIONED BY (`run_id`)")
             have = [(f.name, f.dataType.simpleString()) for f in self.spark.table(f"{self.database}.{name}").schema]
-            want = [*((c, _TYPES[k][1]) for c, k in columns.items()), ("run_id", "bigint")]
+            want = [*((c, _SPARK[k]) for c, k in columns.items()), ("run_id", "bigint")]
             if have != want:
                 raise HiveOutError(f"{self.database}.{name} has columns {have}, not those ecorules writes ({want}): "
                                    "give another --out-database")
@@ -108,7 +91,7 @@ class HiveOut:
         self.ensure_tables()
         self.drop(run_id)
         written = {}
-        connection = store.connect(target, readonly=True)
+        connection = _store_rows.connect(target)
         try:
             for name, (view, columns) in TABLES.items():
                 written[name] = self._write_table(connection, name, view, columns, run_id)
@@ -122,17 +105,11 @@ class HiveOut:
         return written
 
     def _write_table(self, connection, name: str, view: str, columns: dict[str, str], run_id: int) -> int:
-        schema = pa.schema([(c, _TYPES[k][0]) for c, k in columns.items()])
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        cursor = connection.execute(f"SELECT {quoted} FROM {view} WHERE run_id = ?", (run_id,))
         rows = 0
-        while chunk := cursor.fetchmany(CHUNK_ROWS):
-            values = list(zip(*chunk, strict=True))
-            table = pa.table([pa.array([_value(v, k) for v in values[i]], schema.field(i).type)
-                              for i, k in enumerate(columns.values())], schema=schema)
+        for table in _store_rows.run_rows(connection, view, columns, run_id):
             frame = _frame(self.spark, table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64())))
             frame.write.insertInto(f"{self.database}.{name}")  # appended to the partition dropped before
-            rows += len(chunk)
+            rows += table.num_rows
         return rows
 
 
@@ -149,7 +126,7 @@ def _frame(spark, table: pa.Table):
 
 
 def _ddl(kind: pa.DataType) -> str:
-    return next(spark for arrow, spark in _TYPES.values() if arrow == kind)
+    return next(_SPARK[name] for name, arrow in _store_rows.ARROW.items() if arrow == kind)
 
 
 __all__ = ["TABLES", "HiveOut", "HiveOutError", "database_name"]

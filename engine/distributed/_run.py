@@ -38,6 +38,7 @@ class DistributedRun(NightlyRun):
         super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        self._driver_sources: set[str] = set()  # the files the driver scored (case table, other kinds)
         self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
         self._client = None
         if self.cases is not None:  # the registry's rows the case table names: read by the cluster
@@ -84,11 +85,32 @@ class DistributedRun(NightlyRun):
             summary = super().execute()
         if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
+        if self.parquet_root is not None and not summary.reused and (self.cases is not None or self.kind_readers):
+            self._driver_part(summary.run_id)
         if hive is not None:  # from the store once it committed the run (a reused run too: idempotent)
             if summary.replaced_run is not None:
                 hive.drop(summary.replaced_run)
             hive.write_run(self.out, summary.run_id)
         return summary
+
+    def _driver_part(self, run_id: int) -> None:
+        """The case table's and other kinds' rows beside the workers' parts (_parquet_out.py)."""
+        from ._parquet_out import write_driver_part
+        from ._store_rows import NotWholeYuan
+
+        out = ParquetOut(self.parquet_root, run_id)
+        if self.cases is not None and getattr(self, "_case_results", None) is not None:
+            self._driver_sources.update(self._case_results.per_file())
+        try:
+            write_driver_part(out, self.out, self._driver_sources, _frames.money_type(_frames.names(self._plan())))
+        except NotWholeYuan as error:  # no tables rather than tables without some of the run's rows
+            out.clear()
+            raise NightlyError(f"--out-format parquet: {error}: the registry's policies are in whole yuan, so the "
+                               "tables are; the run is in the store, its Parquet tables are not written") from error
+
+    def _kind_table(self, scoring, reader, writer, run_id, acc):
+        super()._kind_table(scoring, reader, writer, run_id, acc)
+        self._driver_sources.update(about["source"] for about in reader.described())
 
     def _spark(self):
         if self._session is None:

@@ -23,6 +23,8 @@ from distributed_data import (  # noqa: E402
     CASES_AS_OF,
     case_world,
     exact,
+    parquet_contents,
+    store_as_parquet_holds_it,
     store_contents,
     summary_of_run,
 )
@@ -169,3 +171,17 @@ def test_out_format_hive_is_refused_before_a_run_where_it_cannot_write(spark, tm
         run_distributed(registry, tmp_path / "a.sqlite", engine="spark", out_format="hive", out_database="eco_other",
                         **options)
     assert not (tmp_path / "a.sqlite").exists()
+
+
+def test_out_format_parquet_holds_the_case_tables_rows_too(spark, tmp_path):
+    """--out-format parquet with --cases: the case table's findings and rejects, which the
+    driver scores (no worker's part holds them), are in the tables beside the workers' parts,
+    so the tables hold what the store holds."""
+    registry, cases = case_world(tmp_path)
+    run_distributed(registry, tmp_path / "spark.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases,
+                    engine="spark", master="local[2]", out_format="parquet")
+    expected = store_as_parquet_holds_it(tmp_path / "spark.sqlite")
+    assert parquet_contents(tmp_path / "spark.parquet", 1) == expected
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100
+    assert sum(1 for source, *_ in expected["rejects"] if source == str(cases)) > 10
+    assert (tmp_path / "spark.parquet" / "findings" / "run_id=1" / "part-driver.parquet").exists()
