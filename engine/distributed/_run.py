@@ -35,9 +35,9 @@ class DistributedRun(NightlyRun):
         self.catalogue = str(registry)[len("hive:"):] if str(registry).startswith("hive:") else None
         if self.catalogue is not None and engine != "spark":
             raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
-        super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        super().__init__(registry, out, **options)
         self._driver_sources: set[str] = set()  # the files the driver scored (case table, other kinds)
         self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
         self._client = None
@@ -112,6 +112,18 @@ class DistributedRun(NightlyRun):
         super()._kind_table(scoring, reader, writer, run_id, acc)
         self._driver_sources.update(about["source"] for about in reader.described())
 
+    def _new_case_stage(self, plan, cases, **options):
+        """--cases hive:DB.TABLE: a case table of Spark's catalogue, read by Spark (_case_table.py)."""
+        from ._case_table import CatalogueCaseStage, catalogue_cases
+
+        name = catalogue_cases(cases)
+        if name is None:
+            return super()._new_case_stage(plan, cases, **options)
+        if self.engine != "spark":
+            raise NightlyError(f"--cases {cases} is a table of Spark's catalogue: give --engine spark")
+        options = {k: v for k, v in options.items() if k in ("batch_rows", "aliases")}  # no file's options
+        return CatalogueCaseStage(plan, name, self._spark, as_of=self.as_of, threads=self.kernel_threads, **options)
+
     def _spark(self):
         if self._session is None:
             from .spark import local_session
@@ -122,6 +134,10 @@ class DistributedRun(NightlyRun):
         return self._session
 
     def _registry(self, program):
+        from ._case_table import CatalogueCaseStage
+
+        if isinstance(self.cases, CatalogueCaseStage):  # its columns said before a run starts, as the registry's
+            self.cases.check_columns()
         if self.catalogue is not None:
             return CatalogueTable(self._spark(), self.catalogue, self._plan())
         registry = super()._registry(program)

@@ -185,3 +185,43 @@ def test_out_format_parquet_holds_the_case_tables_rows_too(spark, tmp_path):
     assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100
     assert sum(1 for source, *_ in expected["rejects"] if source == str(cases)) > 10
     assert (tmp_path / "spark.parquet" / "findings" / "run_id=1" / "part-driver.parquet").exists()
+
+
+def test_a_case_table_of_the_catalogue_is_read_by_spark_and_judged_as_a_local_run(spark, tmp_path):
+    """--cases hive:DB.TABLE: the case table's needed columns read by Spark, its rows named by
+    the table's file and row, judged as a local run judges the same file: every finding, list
+    entry, reject (bad cases of every kind) and total equal; an unchanged table is the run
+    reused; a table without a needed column, or without --engine spark, is refused before a
+    run starts, naming the fact or the option."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from ecorules.engine._nightly import NightlyError
+
+    registry, cases = case_world(tmp_path)
+    (tmp_path / "cases_only").mkdir()
+    pq.write_table(pacsv.read_csv(cases), tmp_path / "cases_only" / "cases.parquet")
+    file = _as_table(spark, tmp_path / "cases_only", "eco.cases")
+    local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=file)
+    remote = run_distributed(registry, tmp_path / "hive.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                             cases="hive:eco.cases", engine="spark", master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "hive.sqlite") == expected
+    assert summary_of_run(tmp_path / "hive.sqlite")["findings"] == summary_of_run(tmp_path / "local.sqlite")["findings"]
+    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
+    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    case_rejects = [row for row in expected["rejects"] if row[0] == str(file)]
+    assert local.tables["cases"]["rows_rejected"] > 10 and len(case_rejects) >= local.tables["cases"]["rows_rejected"]
+    assert any(reason.startswith("duplicate case_id") for *_, reason in case_rejects)
+    assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100
+    again = run_distributed(registry, tmp_path / "hive.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                            cases="hive:eco.cases", engine="spark", master="local[2]")
+    assert again.reused and again.run_id == remote.run_id
+
+    spark.table("eco.cases").drop("case_id").write.mode("overwrite").format("parquet").saveAsTable("eco.no_ids")
+    with pytest.raises(Exception, match="case_id"):
+        run_distributed(registry, tmp_path / "x.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                        cases="hive:eco.no_ids", engine="spark", master="local[2]")
+    assert not (tmp_path / "x.sqlite").exists()
+    with pytest.raises(NightlyError, match="is a table of Spark's catalogue: give --engine spark"):
+        run_distributed(registry, tmp_path / "x.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
+                        cases="hive:eco.cases", engine="dask")
