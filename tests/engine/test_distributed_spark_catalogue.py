@@ -225,3 +225,25 @@ def test_a_case_table_of_the_catalogue_is_read_by_spark_and_judged_as_a_local_ru
     with pytest.raises(NightlyError, match="is a table of Spark's catalogue: give --engine spark"):
         run_distributed(registry, tmp_path / "x.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
                         cases="hive:eco.cases", engine="dask")
+
+
+def test_out_format_hive_from_a_postgresql_store_holds_every_amount_to_the_fen(spark, postgres_db, tmp_path):
+    """The store in PostgreSQL (its amounts numeric, its dates its own), a policy rounding to
+    the fen (0.475 yuan is 0.48) beside rules in whole yuan: the catalogue's tables hold the
+    amounts and totals a local run's SQLite store holds, to the fen."""
+    import datetime as dt
+
+    from distributed_data import fen_policies, fen_registry
+
+    as_of = dt.date(2012, 4, 14)
+    policies, registry = fen_policies(tmp_path / "policies"), fen_registry(tmp_path / "registry")
+    local = run_nightly(registry, tmp_path / "local.sqlite", as_of=as_of, policies=policies)
+    remote = run_distributed(registry, postgres_db, as_of=as_of, policies=policies, engine="spark",
+                             master="local[2]", out_format="hive", out_database="eco_pg")
+    assert (remote.rows_in, remote.rows_rejected, remote.total_fen) == (local.rows_in, local.rows_rejected,
+                                                                      local.total_fen)
+    expected = _store_as_hive_holds_it(tmp_path / "local.sqlite")
+    got = _hive_contents(spark, "eco_pg", remote.run_id)
+    assert got == expected
+    assert any(amount != amount.to_integral_value() for _u, _p, _r, _k, amount, *_ in got["findings"])
+    assert any(yuan != yuan.to_integral_value() for _d, yuan, _c in got["district_totals"])
