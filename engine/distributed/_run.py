@@ -88,9 +88,14 @@ class DistributedRun(NightlyRun):
         if self.parquet_root is not None and not summary.reused and (self.cases is not None or self.kind_readers):
             self._driver_part(summary.run_id)
         if hive is not None:  # from the store once it committed the run (a reused run too: idempotent)
-            if summary.replaced_run is not None:
-                hive.drop(summary.replaced_run)
-            hive.write_run(self.out, summary.run_id)
+            try:
+                if summary.replaced_run is not None:
+                    hive.drop(summary.replaced_run)
+                hive.write_run(self.out, summary.run_id)
+            except Exception as error:  # the store's run stands: say so, not only that something failed
+                raise NightlyError(f"run {summary.run_id} is done in the store, but its tables in {self.out_database} "
+                                   f"were not written (run it again to write them): {type(error).__name__}: {error}"
+                                   ) from error
         return summary
 
     def _driver_part(self, run_id: int) -> None:
