@@ -90,14 +90,21 @@ _DB = click.option("--db", type=STORE, default=Path("results.sqlite"), show_defa
                    "--threads worker processes on 127.0.0.1.")
 @click.option("--master", default=None, help="--engine spark: Spark's master (yarn, spark://host:7077). "
                                              "Default: local[--threads], on 127.0.0.1.")
-@click.option("--out-format", type=click.Choice(["sqlite", "parquet"]), default="sqlite", show_default=True,
+@click.option("--out-format", type=click.Choice(["sqlite", "parquet", "hive"]), default="sqlite", show_default=True,
               help="--engine dask|spark: 'parquet' also writes the findings, list entries, rejects and district "
                    "totals as Parquet tables beside the store (results.sqlite -> results.parquet/TABLE/run_id=N/), "
-                   "each part written by the worker that scored it.")
+                   "each part written by the worker that scored it. --engine spark: 'hive' also writes them as "
+                   "tables of Spark's catalogue (Hive's metastore on a cluster) in --out-database: DB.findings, "
+                   "DB.list_entries, DB.rejects, DB.district_totals, partitioned by run_id, copied from the store "
+                   "once it committed the run (the case table's and other kinds' rows too); a run written again "
+                   "replaces its partition.")
+@click.option("--out-database", default=None, metavar="DB",
+              help="--out-format hive: the database of Spark's catalogue to write the tables to (made if missing; "
+                   "DB or hive:DB).")
 @FORMAT_OPTION
 def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_dir, as_of, threads, encoding, table,
         sheet, recurse, aliases_file, batch_rows, force, reassess, duplicates, allow_failing_tests, allow_unset_parameters, progress,
-        engine, scheduler, master, out_format, output_format):
+        engine, scheduler, master, out_format, out_database, output_format):
     """Score the enterprise registry and store the results in an SQLite database.
 
     Streams the registry in bounded memory; Chinese column headers (统一社会信用代码, 企业名称,
@@ -125,6 +132,8 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
       ecorules run --registry 名录.xlsx --sheet 2024年 --out results.sqlite
       ecorules run --registry enterprises.csv --cases cases.csv --out results.sqlite
       ecorules run --registry registry/ --engine dask --scheduler tcp://10.0.0.5:8786
+      ecorules run --registry hive:eco.registry --engine spark --master yarn \\
+                   --out-format hive --out-database eco_results
       ecorules run --registry enterprises.csv --records river_section=sections.csv \\
                    --records district=districts.csv --out results.sqlite --as-of 2012-12-31
     """
@@ -171,9 +180,11 @@ def run(registry, out, cases, cases_table, cases_sheet, kind_tables, policies_di
                       output_format)
             from .distributed._run import run_distributed
 
-            distributed = {"engine": engine, "scheduler": scheduler, "master": master, "out_format": out_format}
-        elif scheduler or master or out_format != "sqlite":
-            _fail("--scheduler, --master and --out-format parquet are for --engine dask and --engine spark",
+            distributed = {"engine": engine, "scheduler": scheduler, "master": master, "out_format": out_format,
+                           "out_database": out_database}
+        elif scheduler or master or out_format != "sqlite" or out_database:
+            _fail("--scheduler, --master, --out-format parquet|hive and --out-database are for --engine dask and "
+                  "--engine spark",
                   output_format)
         # the CLI owns its process, so the case stage may tune its allocator (engine/cases/_memory.py)
         process = distributed or {"tune_allocator": True}

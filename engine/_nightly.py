@@ -308,15 +308,14 @@ class NightlyRun:
         if cases is not None:
             # a case table: judged by the policies of the case kind, rolled up onto the
             # enterprises before they are scored (engine/cases/)
-            from .cases import CasePlanError, CaseStage, make_plan
+            from .cases import CasePlanError, make_plan
 
             try:
                 plan = make_plan(all_policies, DOMAIN, self.as_of, compile_program)
             except CasePlanError as error:
                 raise NightlyError(str(error)) from error
-            self.cases = CaseStage(plan, as_location(cases), as_of=self.as_of, threads=self.kernel_threads,
-                                   encoding=encoding, table=cases_table, batch_rows=batch_rows, aliases=aliases,
-                                   recurse=recurse)
+            self.cases = self._new_case_stage(plan, cases, encoding=encoding, table=cases_table, batch_rows=batch_rows,
+                                              aliases=aliases, recurse=recurse)
             self.case_policies = plan.case_policies
         # tables of the other kinds (river sections, districts, requests ...), each judged by
         # its kind's policies through the registry's batch path (see engine/_kind_tables.py)
@@ -348,6 +347,13 @@ class NightlyRun:
                  first_sanction_slot: int = 0) -> Scoring:
         return make_scoring(policies, kind, subject, self.compile_program, domain=DOMAIN,
                             first_slot=first_slot, first_sanction_slot=first_sanction_slot)
+
+    def _new_case_stage(self, plan, cases, **options):
+        """The stage of the case table ``cases`` (a cluster's run may read it from elsewhere:
+        engine/distributed/_run.py)."""
+        from .cases import CaseStage
+
+        return CaseStage(plan, as_location(cases), as_of=self.as_of, threads=self.kernel_threads, **options)
 
     def _registry(self, program) -> Registry:
         needed_by = self.policies.required_facts()

@@ -102,18 +102,26 @@ class CaseStage:
         self.plan, self.path, self.as_of, self.threads = plan, path, as_of, threads
         self.encoding, self.table, self.batch_rows, self.aliases = encoding, table, batch_rows, aliases
         self.recurse = recurse  # --no-recurse: a case folder's subfolders are not read either
-        if isinstance(path, PostgresUrl):  # a table or query: no files
-            self.files, self.warnings = [], []
-        else:
-            listing = list_registry(path, table, recurse=recurse)
-            self.files = list(listing.files)
-            # what the run's summary must say, as for the registry: a subfolder or a file left unread
-            self.warnings = [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
+        self.files, self.warnings = self._listed()
         self._failed_checks: list = []  # (case rows, columns, values, reasons) of failed checks
         # where a cluster reads the registry (engine/distributed/_run.py): a function of
         # (registry, options, link fact, wanted usccs, columns) giving the kept rows of the
         # registry's pieces in its order (_enterprises.kept_rows), read on the workers
         self.enterprise_rows = None
+
+    def _listed(self) -> tuple[list, list[str]]:
+        """The case table's files, and what the run's summary must say of the listing (as for
+        the registry: a subfolder or a file left unread). A cluster's table of its own
+        catalogue has none (engine/distributed/_case_table.py)."""
+        if isinstance(self.path, PostgresUrl):  # a table or query: no files
+            return [], []
+        listing = list_registry(self.path, self.table, recurse=self.recurse)
+        return list(listing.files), [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
+
+    def read(self) -> CaseTable:
+        """The case table's needed columns, whole (a cluster may read it otherwise)."""
+        return read_cases(self.path, self.plan, encoding=self.encoding, table=self.table,
+                          batch_rows=self.batch_rows, aliases=self.aliases, recurse=self.recurse)
 
     def _database(self):
         """The case table's reader, for the fingerprints of a PostgreSQL table or query."""
@@ -133,8 +141,7 @@ class CaseStage:
 
     def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str]) -> CaseResults:
         plan = self.plan
-        cases = read_cases(self.path, plan, encoding=self.encoding, table=self.table,
-                           batch_rows=self.batch_rows, aliases=self.aliases, recurse=self.recurse)
+        cases = self.read()
         check_values(cases, plan)
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))

@@ -11,6 +11,11 @@ writes its own part files, so the rows do not pass through the driver twice).
 
 One folder per run (Hive-style ``run_id=N``: ``pyarrow.dataset``, Spark and DuckDB read the
 run id from it), so that tables of several runs sit side by side as the store's runs do.
+
+The rows the driver scored itself (the case table's findings, list entries and rejects, and
+those of the other kinds' tables, ``--records``) are no worker's: once the store has committed
+the run they are read back from it and written as one more part file of each folder,
+``part-driver.parquet`` (:func:`write_driver_part`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _frames
+from . import _frames, _store_rows
 
 TABLES = ("findings", "list_entries", "rejects")
 TOTALS_SCHEMA = pa.schema([("district", pa.string()), ("deduction_yuan", pa.int64()), ("cases", pa.int64())])
@@ -77,4 +82,43 @@ def write_part(out: ParquetOut, number: int, batches: list, slot_names) -> int:
     return written
 
 
-__all__ = ["TABLES", "TOTALS_SCHEMA", "ParquetOut", "folder_beside", "tables_of", "write_part"]
+# what the driver wrote of a run, as the store's views hold it, in the workers' parts' columns:
+# findings and list entries of other records than the registry's enterprises, rejects of the
+# driver's sources (the case table's files, the other kinds')
+_DRIVER_ROWS = {
+    "findings": ("findings", {"uscc": "text", "policy": "text", "rule": "text", "kind": "text", "amount_yuan": "money",
+                              "payer": "text"}),
+    "list_entries": ("sanctions", {"uscc": "text", "list": "text", "policy": "text", "rule": "text", "start": "date",
+                                   "planned_end": "date"}),
+    "rejects": ("rejects", {"source": "text", "row": "int", "column": "text", "value": "text", "reason": "text"}),
+}
+
+
+def write_driver_part(out: ParquetOut, target, sources: set[str], money: pa.DataType) -> int:
+    """The rows of the run the driver scored (see the module's doc), from the store at
+    ``target``, as ``part-driver.parquet`` of each folder; the rows written. Amounts as the
+    workers' parts have them (``money``): :class:`_store_rows.NotWholeYuan` for an amount with
+    fen in a table of whole yuan."""
+    connection = _store_rows.connect(target)
+    written = 0
+    try:
+        for name, (view, columns) in _DRIVER_ROWS.items():
+            if name == "rejects":
+                marks = ", ".join("?" * len(sources))
+                where, params = (f" AND source IN ({marks})", tuple(sorted(sources))) if sources else (" AND 0 = 1", ())
+            else:
+                where, params = " AND record_kind <> 'enterprise'", ()
+            chunks = list(_store_rows.run_rows(connection, view, columns, out.run_id, where=where, params=params,
+                                               money=money))
+            if not chunks:
+                continue
+            table = pa.concat_tables(chunks)
+            out.folder(name).mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, out.folder(name) / "part-driver.parquet")
+            written += table.num_rows
+    finally:
+        connection.close()
+    return written
+
+
+__all__ = ["TABLES", "TOTALS_SCHEMA", "ParquetOut", "folder_beside", "tables_of", "write_driver_part", "write_part"]

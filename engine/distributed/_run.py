@@ -23,21 +23,22 @@ from ._partition import DistributedError, make_plan, needed_columns
 log = logging.getLogger("ecorules.distributed")
 
 ENGINES = ("local", "dask", "spark")
-OUT_FORMATS = ("sqlite", "parquet")
+OUT_FORMATS = ("sqlite", "parquet", "hive")
 
 
 class DistributedRun(NightlyRun):
     def __init__(self, registry, out, *, engine: str, scheduler: str | None = None, master: str | None = None,
-                 out_format: str = "sqlite", **options):
+                 out_format: str = "sqlite", out_database: str | None = None, **options):
         if engine not in ("dask", "spark"):
             raise NightlyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         # --registry hive:DB.TABLE: a table of Spark's catalogue (spark.py's CATALOGUE)
         self.catalogue = str(registry)[len("hive:"):] if str(registry).startswith("hive:") else None
         if self.catalogue is not None and engine != "spark":
             raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
-        super().__init__(registry, out, **options)
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        super().__init__(registry, out, **options)
+        self._driver_sources: set[str] = set()  # the files the driver scored (case table, other kinds)
         self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
         self._client = None
         if self.cases is not None:  # the registry's rows the case table names: read by the cluster
@@ -47,15 +48,86 @@ class DistributedRun(NightlyRun):
         if out_format == "parquet" and "://" in str(out):
             raise NightlyError("--out-format parquet writes its tables beside an SQLite store: give --out a file")
         self.parquet_root = folder_beside(out) if out_format == "parquet" else None
+        self.out_database = self._out_database(out_format, out_database, engine)
         if scheduler is not None and engine != "dask":
             raise NightlyError("--scheduler is a Dask scheduler's address: give it with --engine dask")
 
+    @staticmethod
+    def _out_database(out_format: str, out_database: str | None, engine: str) -> str | None:
+        """--out-format hive's database, checked before a run starts."""
+        if out_format != "hive":
+            if out_database is not None:
+                raise NightlyError("--out-database names the database of --out-format hive: give both")
+            return None
+        if engine != "spark":
+            raise NightlyError("--out-format hive writes tables of Spark's catalogue: give --engine spark")
+        if out_database is None:
+            raise NightlyError("--out-format hive needs --out-database DB, the database of Spark's catalogue "
+                               "its tables go to")
+        from ._hive_out import HiveOutError, database_name
+
+        try:
+            return database_name(out_database)
+        except HiveOutError as error:
+            raise NightlyError(str(error)) from error
+
     def execute(self):
+        hive = None
+        if self.out_database is not None:  # its tables checked before the run, not after hours of it
+            from ._hive_out import HiveOut, HiveOutError
+
+            hive = HiveOut(self._spark(), self.out_database)
+            try:
+                hive.ensure_tables()
+            except HiveOutError as error:
+                raise NightlyError(str(error)) from error
         with self._cluster:
             summary = super().execute()
         if self.parquet_root is not None and summary.replaced_run is not None:  # the store deleted that run
             ParquetOut(self.parquet_root, summary.replaced_run).clear()
+        if self.parquet_root is not None and not summary.reused and (self.cases is not None or self.kind_readers):
+            self._driver_part(summary.run_id)
+        if hive is not None:  # from the store once it committed the run (a reused run too: idempotent)
+            try:
+                if summary.replaced_run is not None:
+                    hive.drop(summary.replaced_run)
+                hive.write_run(self.out, summary.run_id)
+            except Exception as error:  # the store's run stands: say so, not only that something failed
+                raise NightlyError(f"run {summary.run_id} is done in the store, but its tables in {self.out_database} "
+                                   f"were not written (run it again to write them): {type(error).__name__}: {error}"
+                                   ) from error
         return summary
+
+    def _driver_part(self, run_id: int) -> None:
+        """The case table's and other kinds' rows beside the workers' parts (_parquet_out.py)."""
+        from ._parquet_out import write_driver_part
+        from ._store_rows import NotWholeYuan
+
+        out = ParquetOut(self.parquet_root, run_id)
+        if self.cases is not None and getattr(self, "_case_results", None) is not None:
+            self._driver_sources.update(self._case_results.per_file())
+        try:
+            write_driver_part(out, self.out, self._driver_sources, _frames.money_type(_frames.names(self._plan())))
+        except NotWholeYuan as error:  # no tables rather than tables without some of the run's rows
+            out.clear()
+            raise NightlyError(f"--out-format parquet: {error}: the registry's policies are in whole yuan, so the "
+                               "tables are; the run is in the store, its Parquet tables are not written") from error
+
+    def _kind_table(self, scoring, reader, writer, run_id, acc):
+        super()._kind_table(scoring, reader, writer, run_id, acc)
+        self._driver_sources.update(about["source"] for about in reader.described())
+
+    def _new_case_stage(self, plan, cases, **options):
+        """--cases hive:DB.TABLE: a case table of Spark's catalogue, read by Spark (_case_table.py)."""
+        from ._case_table import CatalogueCaseStage, catalogue_cases
+
+        name = catalogue_cases(cases)
+        if name is None:
+            return super()._new_case_stage(plan, cases, **options)
+        if self.engine != "spark":
+            raise NightlyError(f"--cases {cases} is a table of Spark's catalogue: give --engine spark")
+        options = {k: v for k, v in options.items() if k in ("batch_rows", "aliases")}  # no file's options
+        return CatalogueCaseStage(plan, name, self._spark, as_of=self.as_of, threads=self.kernel_threads, **options)
 
     def _spark(self):
         if self._session is None:
@@ -67,6 +139,10 @@ class DistributedRun(NightlyRun):
         return self._session
 
     def _registry(self, program):
+        from ._case_table import CatalogueCaseStage
+
+        if isinstance(self.cases, CatalogueCaseStage):  # its columns said before a run starts, as the registry's
+            self.cases.check_columns()
         if self.catalogue is not None:
             return CatalogueTable(self._spark(), self.catalogue, self._plan())
         registry = super()._registry(program)

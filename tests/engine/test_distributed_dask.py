@@ -149,7 +149,8 @@ def test_cli_runs_on_dask(registries, tmp_path):
     assert parquet_contents(tmp_path / "r.parquet", 1) == store_as_parquet_holds_it(tmp_path / "r.sqlite")
 
 
-@pytest.mark.parametrize("option", [["--scheduler", "tcp://127.0.0.1:1"], ["--out-format", "parquet"]])
+@pytest.mark.parametrize("option", [["--scheduler", "tcp://127.0.0.1:1"], ["--out-format", "parquet"],
+                                    ["--out-format", "hive"], ["--out-database", "eco"]])
 def test_cli_refuses_an_engine_option_without_an_engine(registries, tmp_path, option):
     from click.testing import CliRunner
     from ecorules.engine._cli import main
@@ -157,7 +158,8 @@ def test_cli_refuses_an_engine_option_without_an_engine(registries, tmp_path, op
     result = CliRunner().invoke(main, ["run", "--registry", str(registries["examples"]), "--out",
                                        str(tmp_path / "r.sqlite"), *option])
     assert result.exit_code == 2
-    assert "--scheduler, --master and --out-format parquet are for --engine dask and --engine spark" in result.output
+    assert ("--scheduler, --master, --out-format parquet|hive and --out-database are for --engine dask and "
+            "--engine spark") in result.output
     assert not (tmp_path / "r.sqlite").exists()
 
 
@@ -261,9 +263,11 @@ def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(cluster, tmp_p
     registry, cases = case_world(tmp_path)
     local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
     remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
-                             cases=cases, engine="dask", scheduler=cluster.scheduler.address)
+                             cases=cases, engine="dask", scheduler=cluster.scheduler.address, out_format="parquet")
     expected = store_contents(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == expected
+    # the Parquet tables hold the case table's rows too, which the driver scored (part-driver.parquet)
+    assert parquet_contents(tmp_path / "remote.parquet", 1) == store_as_parquet_holds_it(tmp_path / "remote.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     assert remote.to_dict()["tables"] == local.to_dict()["tables"]
     assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
