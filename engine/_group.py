@@ -138,7 +138,7 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     applies) and those of each version judged."""
     # a law date counting working days outside the holiday table rejects the record first,
     # as the batch does (engine/cases/_law.reject_outside_law_dates)
-    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date), values, values)
+    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date, kind.key), values, values)
     if outside:
         raise OutsideCalendarError(tuple(outside), values[kind.key])
     failed = evaluator.kind_failures(kind.id, env, as_of)
