@@ -63,7 +63,9 @@ def _expected(policies, backend: str, registry: list[dict], cases: list[dict], a
     """Findings (Finding objects with their enterprise), list entries and case rejects by
     evaluate_group, enterprise by enterprise: a case failing a check is rejected and judged
     again without it, as the batch does; an enterprise failing its kind's check is a reject of
-    the registry (row ``source``), every case of it a reject saying so, and judged no further."""
+    the registry (row ``source``), every case of it a reject saying so, and judged no further;
+    so is an enterprise a roll-up cannot be counted for (its where counting working days
+    outside the holiday table on a case it counts: the value shown is that case's date)."""
     findings, lists, rejects = [], Counter(), set()
     with Evaluator(policies, backend=backend) as evaluator:
         for row, enterprise in enumerate(registry, 2):
@@ -81,7 +83,7 @@ def _expected(policies, backend: str, registry: list[dict], cases: list[dict], a
                     children = [c for c in children if c["case_id"] != error.subject]
             if group is None:
                 why = (f"its registry row {row} of {source} was rejected "
-                       f"({refused.column} {enterprise[refused.column]!r}: {refused.reason})")
+                       f"({refused.column} {enterprise.get(refused.column, refused.value)!r}: {refused.reason})")
                 rejects.update((c["case_id"], "uscc", c["uscc"], why) for c in mine)
                 continue
             rejects |= own
