@@ -37,10 +37,15 @@ class EnterpriseSide:
     # side row -> (roll-up, value, reason): a roll-up that cannot be counted for it
     # (_uncountable.py), so its registry row is a reject (drop_uncountable)
     uncountable: dict[int, tuple[str, str, str]] = field(default_factory=dict)
-    origins: list = field(default_factory=list)  # side row -> "row N of FILE", where known
+    # side row -> (source index, row number) in the registry, and the sources, where known
+    origin: np.ndarray | None = None
+    sources: list = field(default_factory=list)
 
     def where(self, row: int) -> str:
-        return self.origins[row] if row < len(self.origins) else f"row of {self.usccs[row].as_py()}"
+        """Where side row ``row`` was read, as the rejects of its cases say it."""
+        if self.origin is None:
+            return f"row of {self.usccs[row].as_py()}"
+        return f"row {int(self.origin[row, 1])} of {self.sources[int(self.origin[row, 0])]}"
 
     @property
     def n(self) -> int:
@@ -119,7 +124,7 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
     rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
     columns = {name: Validated.taken(plan.facts[name], column, order).column for name, column in columns.items()}
     return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key], columns=columns,
-                          origins=[where(int(row)) for row in order.tolist()])
+                          origin=origin[order], sources=sources)
 
 
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
