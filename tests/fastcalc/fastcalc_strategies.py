@@ -178,7 +178,9 @@ class Expressions:
                                       f"'{self.pick(['month_end', 'next_day'])}')"]))
         if kind in ("date", "integer") and self.draw(st.booleans()):
             # working days on the drawn table, as a leaf too (rules/_workdays.py)
-            bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')"]
+            # as_of 12 years on: past the shorter table for the later as_of dates, a call
+            # reading no fact of the record (every row it judges is a reject)
+            bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')", "add_years(as_of, 12)"]
             held = [f"min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
             options.append(self.pick([f"add_working_days({held[0]}, {self.pick(['1', '3', '0'])})",
                                       f"working_day_on_or_after({held[0]})"]) if kind == "date" else

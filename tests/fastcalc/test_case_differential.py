@@ -214,6 +214,9 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
         COMPARED["rejected cases"] += len({key[0] for key in got[2]})
         COMPARED["superseded findings"] += sum(n for key, n in got[0].items() if key[6] == "superseded")
         COMPARED["cases with a working day outside the table"] += sum(OUTSIDE in key[3] for key in got[2])
+        # a roll-up's where counting a working day outside the table on a case it counts
+        COMPARED["cases of an enterprise a roll-up cannot be counted for"] += sum(
+            "cannot be counted on" in key[3] for key in got[2])
         COMPARED["findings"] += sum(got[0].values())
         for construct in drawn.constructs:
             COMPARED[construct] += 1
@@ -273,8 +276,10 @@ def test_the_case_differential_compared_what_it_draws():
     # are not the same on every machine (a fresh clone in CI drew none of one, this machine's
     # venv none of the other). Deterministic tests assert each:
     # tests/engine/test_one_fine_across_runs.py (superseded by an earlier run) and
-    # tests/fastcalc/test_workdays.py (a case outside the holiday table); here they are reported.
-    for rare in ("superseded by an earlier run", "cases with a working day outside the table"):
+    # tests/fastcalc/test_workdays.py (a case outside the holiday table) and
+    # tests/engine/test_rollup_workdays.py (a roll-up that cannot be counted); here they are reported.
+    for rare in ("superseded by an earlier run", "cases with a working day outside the table",
+                 "cases of an enterprise a roll-up cannot be counted for"):
         if COMPARED[rare] == 0:
             warnings.warn(f"the case differential compared no example of: {rare}", stacklevel=1)
     print(f"case differential: {dict(COMPARED)}")
