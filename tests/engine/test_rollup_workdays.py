@@ -111,12 +111,16 @@ def _reference(folder: Path, backend: str, cases) -> dict:
 def _batch(tmp_path: Path, folder: Path, cases) -> tuple[dict, list, object]:
     registry, table = _tables(tmp_path, cases)
     summary = run_nightly(registry, tmp_path / "out.sqlite", policies=load_policies(folder), as_of=AS_OF, cases=table)
-    db = sqlite3.connect(tmp_path / "out.sqlite")
+    return (*_stored(tmp_path / "out.sqlite"), summary)
+
+
+def _stored(path: Path) -> tuple[dict, list]:
+    db = sqlite3.connect(path)
     found: dict[str, list] = {}
     for uscc, case_id, rule, amount in db.execute("SELECT uscc, case_id, rule, amount_yuan FROM findings"):
         found.setdefault(uscc, []).append((case_id or "", rule, amount))
     rejects = db.execute('SELECT source, row, "column", value, reason FROM rejects ORDER BY source, row').fetchall()
-    return {k: sorted(v) for k, v in found.items()}, [(Path(s).name, *rest) for s, *rest in rejects], summary
+    return {k: sorted(v) for k, v in found.items()}, [(Path(s).name, *rest) for s, *rest in rejects]
 
 
 @pytest.mark.parametrize("onto", ["enterprise", "case"])
@@ -146,3 +150,26 @@ def test_a_case_no_window_counts_rejects_nothing(tmp_path):
     assert want[B] == [("c3", "fine", 1000)]
     found, rejects, _ = _batch(tmp_path, folder, cases)
     assert found == want and rejects == []
+
+
+def test_a_dask_run_rejects_the_same_enterprise_in_its_registry_partitions(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from ecorules.engine.distributed._run import run_distributed
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    folder = _folder(tmp_path, "enterprise")
+    local = _batch(tmp_path, folder, CASES)
+    # a distributed run reads its registry as Parquet; the rejects then name its rows alike
+    pq.write_table(pacsv.read_csv(tmp_path / "enterprises.csv"), tmp_path / "enterprises.parquet")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster):
+        remote = run_distributed(tmp_path / "enterprises.parquet", tmp_path / "dask.sqlite", policies=load_policies(folder),
+                                 as_of=AS_OF, cases=tmp_path / "cases.csv", engine="dask",
+                                 scheduler=cluster.scheduler.address)
+    found, rejects = _stored(tmp_path / "dask.sqlite")
+    assert found == local[0]
+    assert ("enterprises.parquet", 2, "paid_late", "2023-12-20", REASON) in rejects
+    assert len(rejects) == len(local[1]) == 3
+    assert remote.to_dict()["tables"] == local[2].to_dict()["tables"]
