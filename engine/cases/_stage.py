@@ -260,7 +260,9 @@ class CaseStage:
             return {}
         rows = np.flatnonzero(cases.valid).astype(np.int64)
         where = {}
-        for program in programs.programs:
+        # noting the unknown rows, only the programs of the wheres counting working days
+        scored = programs.programs if unknown is None else programs.programs[len(programs.programs) - programs.counting:]
+        for program in scored:
             result = program.score(self._joined(program, cases, side, rows, {}), as_of=self.as_of, threads=self.threads)
             names = [name for _policy, name in program.rules]
             if result.reject_rows.size:
