@@ -27,8 +27,12 @@ not need the call (the batch kernel computes every row), and a day outside the t
 the record before any check or rule judges it (``calendar_failures``): the library raises
 ``OutsideCalendarError`` (a ``RecordCheckError`` and a ``CalendarError``), the batch run
 stores a reject of the row naming the call's column, the dates it read and the table's
-range, and scores the other rows. The batch kernel runs the same arithmetic on the same
-array (``fastcalc``, opcode WORKDAYS, which also probes the rows outside).
+range, and scores the other rows. A call reading another rule's result is judged so just
+before its rule, once that result is known; one reading no fact of the record (as_of, a
+parameter) rejects every record it judges, blaming the record's key; one in a roll-up's
+``where`` makes the count unknown and rejects the record it is counted for
+(``_kinds.uncountable``). The batch kernel runs the same arithmetic on the same array
+(``fastcalc``, opcode WORKDAYS, which also probes the rows outside).
 """
 
 from __future__ import annotations
