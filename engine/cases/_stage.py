@@ -36,8 +36,8 @@ from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, sid
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
-from ._uncountable import Unknown, uncountable_enterprises
 from ._table import CaseTable, check_values, link, read_cases
+from ._uncountable import Unknown, uncountable_enterprises
 
 
 class CaseStageError(EcorulesError):

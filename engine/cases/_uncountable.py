@@ -15,7 +15,7 @@ must not hide the row from another roll-up's where.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import attrs
 import numpy as np

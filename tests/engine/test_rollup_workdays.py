@@ -154,10 +154,9 @@ def test_a_case_no_window_counts_rejects_nothing(tmp_path):
 
 def test_a_dask_run_rejects_the_same_enterprise_in_its_registry_partitions(tmp_path):
     distributed = pytest.importorskip("distributed")
-    from ecorules.engine.distributed._run import run_distributed
-
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+    from ecorules.engine.distributed._run import run_distributed
 
     folder = _folder(tmp_path, "enterprise")
     local = _batch(tmp_path, folder, CASES)
