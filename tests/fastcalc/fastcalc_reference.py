@@ -270,7 +270,9 @@ class Reference:
                 sanctions[s, rows] = outcome_fired[inverse]
             for j, row in enumerate(date_rows):
                 dates[row, rows] = outcome_dates[j][inverse]
-        # a row rejected by a late working-day probe keeps no finding of the rules before it
+        # a row rejected by a late working-day probe keeps no finding of the rules before it,
+        # and its reject takes its place among the row's (the kernel sorts them by row)
+        rejects.sort(key=lambda item: (item[0], item[1]))
         fired[:, ~valid] = 0
         amounts[:, ~valid] = 0
         sanctions[:, ~valid] = 0

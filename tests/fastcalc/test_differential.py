@@ -37,6 +37,7 @@ from ecorules.rules import (
 from ecorules.rules._ast import Literal
 from ecorules.rules._records import coerce
 from ecorules.rules._types import days_to_date
+from ecorules.rules._workdays import reads_results, rule_calls
 from fastcalc_reference import Reference, reference_check
 from fastcalc_strategies import (
     AS_OF_DATES,
@@ -143,7 +144,8 @@ CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set
 # is not a whole number of its unit, so that the rounding decides
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
              "an amount rounded by its declaration", "a kind of record without a parent",
-             "values: read by a rule or check", "a bare decimal constant in values:")
+             "values: read by a rule or check", "a bare decimal constant in values:",
+             "a working day read after a rule's result")
 SEEN: dict[str, int] = {}
 
 
@@ -159,6 +161,8 @@ def drawn_constructs(policies) -> set[str]:
         drawn.add("an amount rounded by its declaration")
     if domain_of(policies) == PARENTLESS:
         drawn.add("a kind of record without a parent")
+    if any(reads_results(call) for policy in policies for rule in policy.rules for call in rule_calls(rule)):
+        drawn.add("a working day read after a rule's result")
     # a named value (values:) that a condition, an amount or a check reads
     if any(re.search(rf"\b{re.escape(name)}\b", text) for policy in policies for name in policy.values
            for text in (*(t for rule in policy.rules for t in (rule.condition_text, *(f.amount_text for f in rule.findings))),
