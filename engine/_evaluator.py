@@ -40,8 +40,6 @@ from ecorules.rules._workdays import (
     calls,
     check_calls,
     outside_calls,
-    outside_check,
-    rule_calls,
     rule_nodes,
 )
 
@@ -73,18 +71,20 @@ class Evaluator:
         # once per policy, not per record: the order in which its rules are judged
         self._stages = {policy.key: _stages(policy) for policy in self.policies}
         # the working-day calls judged before any check or rule (rules/_workdays.calendar_failures),
-        # by rule id and "check:<id>"; the others (reading a result or no fact) when their stage runs
+        # by rule id and "check:<id>"; those reading a result just before their rule is judged
         self._outside = {policy.key: {
-            **{rule.id: [item for node in rule_nodes(rule) for item in outside_calls(f"{policy.key} rule {rule.id}", node)]
+            **{rule.id: [item for node in rule_nodes(rule) for item in outside_calls(f"{policy.key} rule {rule.id}", node, policy.subject)]
                for rule in policy.rules},
-            **{f"check:{c.id}": outside_calls(f"{policy.key} check {c.id}", c.holds) for c in policy.checks},
+            **{f"check:{c.id}": outside_calls(f"{policy.key} check {c.id}", c.holds, policy.subject) for c in policy.checks},
         } for policy in self.policies}
-        self._late = {policy.key: {rule.id: tuple(c for c in rule_calls(rule) if outside_check(c) is None)
+        self._late = {policy.key: {rule.id: [item for node in rule_nodes(rule)
+                                             for item in outside_calls(f"{policy.key} rule {rule.id}", node, policy.subject, late=True)]
                                    for rule in policy.rules} for policy in self.policies}
         # each kind's catalogue checks, judged once per record as a policy of checks alone
         self._kind_checks = {kind.id: kind_checks_policy(kind, self.policies.facts)
                              for kind in self.policies.kinds.values() if kind.checks}
-        self._kind_outside = {kind: [item for c in checks.checks for item in outside_calls(f"{checks.id} check {c.id}", c.holds)]
+        self._kind_outside = {kind: [item for c in checks.checks
+                                     for item in outside_calls(f"{checks.id} check {c.id}", c.holds, checks.subject)]
                               for kind, checks in self._kind_checks.items()}
         if backend == "durable":
             rulesets = {}
@@ -202,16 +202,26 @@ class Evaluator:
                     disabled[rule.id] = f"not judged: {unset[missing[0]]}; legal staff must set it"
                     warnings.append(f"{policy.key} rule {rule.id}: {disabled[rule.id]}")
             fired: set[str] = set()
+            late: dict[str, list] = {}  # rule id -> its working days outside the table read after a result
             for stage in self._stages[policy.key]:  # rules reading results come after the rules read
-                # a working day outside the holiday table fails the record whichever rule or
-                # guard reads it first, as in the kernel (rules/_workdays.py)
-                # (those reading a result or no fact: the others were judged before any check)
-                check_calls((c for rule in stage if rule.id not in disabled for c in self._late[policy.key][rule.id]), env)
-                fired |= self._fired(policy, env, disabled, stage)
+                # a working-day call reading a rule's result is computed once that result is
+                # known; outside the holiday table it rejects the record (the kernel probes it
+                # just before the rule). A rule failing so is not judged: the record is
+                # rejected below for the first such rule in the policy's order, the kernel's.
+                for rule in stage:
+                    found = self._late[policy.key][rule.id]
+                    if found and rule.id not in disabled:
+                        failed_late = calendar_failures(found, env, values)
+                        if failed_late:
+                            late[rule.id] = failed_late
+                fired |= self._fired(policy, env, {**disabled, **late}, stage)
                 for rule in stage:
                     env[result_key("fired", rule.id)] = rule.id in fired
                     if len(rule.findings) == 1:
                         env[result_key("amount_of", rule.id)] = finding_amount(rule.findings[0], env) if rule.id in fired else 0
+            if late:
+                first = next(rule.id for rule in policy.rules if rule.id in late)
+                raise OutsideCalendarError(tuple(late[first]), subject)
             for rule in policy.rules:
                 reads = {name: env[name] for name in rule.reads() if name in env}
                 for read in rule.results_read():

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from ecorules.rules import FindingKind, Policy, RecordError, UsageError, evaluate
 from ecorules.rules._checks import OutsideCalendarError, RecordCheckError
-from ecorules.rules._kinds import RecordKind, compute_rollups
+from ecorules.rules._kinds import RecordKind, compute_rollups, uncountable
 from ecorules.rules._records import coerce_record
 from ecorules.rules._workdays import CALENDAR_CHECK, calendar_failures, outside_calls
 
@@ -111,6 +111,18 @@ def judge_group(
     rollups = {name: fact.rollup for name, fact in facts.items() if fact.rollup is not None and fact.rollup.over == child_kind}
     onto_parent = {name: r for name, r in rollups.items() if not r.onto_siblings}
     onto_children = {name: r for name, r in rollups.items() if r.onto_siblings}
+    # a roll-up whose where counts working days outside the holiday table on a case it
+    # counts cannot be computed: the enterprise is rejected with its cases, naming the case
+    # and its date, as the batch does (engine/cases/_uncountable.py), unless its own kind's
+    # checks reject it first (the batch judges them before reading the cases). Cases whose
+    # law date is outside the table are rejects before any roll-up counts them.
+    law_calls = outside_calls(f"{kind.source or kind.id} dates law", kind.law_date, kind.key) if kind.law_date else []
+    countable = [v for v in child_values if not (law_calls and calendar_failures(law_calls, v, v))]
+    failure = uncountable({**onto_parent, **onto_children}, countable, kind.key, env_of, as_of)
+    if failure is not None:
+        failed = evaluator.kind_failures(kind.parent, parent_values, as_of)
+        raise (RecordCheckError(tuple(failed), parent_values[parent_key]) if failed
+               else OutsideCalendarError((failure,), parent_values[parent_key]))
     parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of, as_of=as_of)}
     decisions = []
     for values in child_values:
@@ -138,7 +150,7 @@ def judge_by_law_in_force(evaluator: Any, kind: RecordKind, env: Mapping[str, An
     applies) and those of each version judged."""
     # a law date counting working days outside the holiday table rejects the record first,
     # as the batch does (engine/cases/_law.reject_outside_law_dates)
-    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date), values, values)
+    outside = calendar_failures(outside_calls(f"{kind.source or kind.id} dates law", kind.law_date, kind.key), values, values)
     if outside:
         raise OutsideCalendarError(tuple(outside), values[kind.key])
     failed = evaluator.kind_failures(kind.id, env, as_of)

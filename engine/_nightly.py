@@ -581,6 +581,11 @@ class NightlyRun:
         n = batch.table.num_rows
         if n and scoring is self.scoring and self._unset_rollups:
             batch.table = with_unset(batch.table, self._unset_rollups)
+        if n and scoring is self.scoring and self.cases is not None and self._case_results.side.uncountable:
+            from .cases._enterprises import drop_uncountable
+
+            # an enterprise a roll-up cannot be counted for is a reject (engine/cases/_uncountable.py)
+            drop_uncountable(self._case_results.side, batch, batch.table[self.subject])
         if n and scoring is self.scoring and self.cases is not None and self.cases.plan.onto_parent:
             from .cases import rollup_columns
 

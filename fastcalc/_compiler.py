@@ -23,7 +23,7 @@ from ecorules.rules import _ast as ast
 from ecorules.rules._money import in_units
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, INT64_MIN, Kind
-from ecorules.rules._workdays import CALENDAR_CHECK, outside_check
+from ecorules.rules._workdays import CALENDAR_CHECK, outside_check, reads_results
 from ecorules.rules._workdays import calls as workday_calls
 from ecorules.rules._workdays import rule_nodes as workday_nodes
 
@@ -188,9 +188,12 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     stores = []  # rule index, (kind, output name, row, value | None)
     checks, check_policy, check_parameters, calendar_checks = _emit_checks(builder, emitter, chosen,
                                                                            policies.kinds.get(domain))
+    late = []  # (CheckSlot, policy index): working-day calls reading a rule's result
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r = len(rules)
+            late += _emit_late_calendar_checks(builder, emitter, policy_index, policy, rule, r + 1,
+                                               len(checks) + len(late))
             rules.append(RuleSlot(policy.key, rule.id))
             rule_policy.append(policy_index)
             reads = [rule.condition, *(f.amount for f in rule.findings),
@@ -238,6 +241,17 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                 lift_rules.append(r)
                 lift_dates.append(_date_row(compiler, emitter, lift.start, fired, r, dates))
 
+    if late:
+        # a row rejected by a late working-day probe may have fired rules judged before it:
+        # like every rejected row, it has no finding, list entry or total
+        for r in range(len(rules)):
+            emitter.op("FIRED", a=("out", "fired", r), b=("valid",), gate=r + 1, dst=("out", "fired", r))
+        for f, r in enumerate(finding_rules):
+            emitter.op("AMOUNT", a=("out", "amounts", f), b=("out", "fired", r), gate=r + 1, dst=("out", "amounts", f))
+        for s, slot in enumerate(sanctions):
+            r = rules.index(RuleSlot(slot.policy_key, slot.rule_id))
+            emitter.op("COPY_U8", a=("out", "fired", r), gate=r + 1, dst=("out", "sanctions", s))
+
     # Row totals: payable findings into total_yuan, rewards into rewards_yuan, both in the
     # finest unit of any slot (fen if one rounds to the fen), so that they stay exact.
     units = tuple(spec.rounding.per_yuan for spec in stores)
@@ -259,10 +273,13 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     program = _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
                         tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
                         checked)
+    checks = (*checks, *(slot for slot, _ in late))
+    check_policy = (*check_policy, *(policy_index for _, policy_index in late))
+    check_parameters = (*check_parameters, *(() for _ in late))
     program = attrs.evolve(program, sanction_dates=tuple(sanction_dates), lifts=tuple(lifts),
                            lift_rules=tuple(lift_rules), lift_dates=tuple(lift_dates), n_dates=len(dates),
                            finding_units=units, total_unit=total_unit, checks=checks, check_policy=check_policy,
-                           check_parameters=check_parameters, calendar_checks=calendar_checks)
+                           check_parameters=check_parameters, calendar_checks=calendar_checks + len(late))
     check_program(program)
     return program
 
@@ -278,7 +295,8 @@ def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple, i
     slots, policy_of, parameters = [], [], []
     kind_checks = [(-1, kind.source or kind.id, check) for check in (kind.checks if kind is not None else ())]
     policy_checks = [(index, policy.key, check) for index, policy in enumerate(chosen) for check in policy.checks]
-    calendar = _emit_calendar_checks(builder, emitter, chosen, (*kind_checks, *policy_checks), n_rules)
+    calendar = _emit_calendar_checks(builder, emitter, chosen, (*kind_checks, *policy_checks), n_rules,
+                                     kind.key if kind is not None else None)
     for policy_index, origin, check in (*kind_checks, *policy_checks):
         c = len(slots)
         gate = n_rules + c + 1
@@ -304,7 +322,34 @@ def _emit_checks(builder, emitter, chosen, kind) -> tuple[tuple, tuple, tuple, i
     return tuple(slots), tuple(policy_of), tuple(parameters), len(calendar)
 
 
-def _emit_calendar_checks(builder, emitter, chosen, checks, n_rules: int) -> list:
+def _emit_late_calendar_checks(builder, emitter, policy_index: int, policy, rule, gate: int, first: int) -> list:
+    """The working-day calls of ``rule`` that read another rule's result, probed just before
+    the rule is judged (the rules it reads are, by then): a row where one reaches a day
+    outside the holiday table is a reject naming the call's column and dates, taken out of
+    the accepted mask before this rule and every later one reads it, as the reference
+    rejects the record for the first such rule of the policy (engine/_evaluator.judge).
+    Their ``failed`` slots are numbered from ``first``, after every other check's."""
+    found = []
+    for node in workday_nodes(rule):
+        for call in workday_calls(node):
+            if not reads_results(call):
+                continue
+            column, reason, shown = outside_check(call, policy.subject)
+            c = first + len(found)
+            for name in (column, *shown):
+                builder.use_fact(name)
+            compiler = _RuleCompiler(builder, emitter, policy_index, gate=gate)
+            holds = compiler.op("EQ_RK", compiler.outside(call), k=Fixed(0))
+            emitter.op("FAILED", a=holds, b=("valid",), gate=gate, dst=("out", "failed", c))
+            emitter.op("ZERO_U8", gate=-gate, dst=("out", "failed", c))
+            origin = f"{policy.key} rule {rule.id}"
+            found.append((CheckSlot(origin, CALENDAR_CHECK, column, f"{reason} ({origin})", shown), policy_index))
+    for c in range(len(found)):
+        emitter.op("REJECT", a=("out", "failed", first + c), dst=("valid",))
+    return found
+
+
+def _emit_calendar_checks(builder, emitter, chosen, checks, n_rules: int, kind_key: str | None) -> list:
     """A row where a working-day call of a check or of a rule reaches a day outside the
     holiday table is a reject naming the call's column and dates (rules/_workdays.outside_check),
     as the reference rejects the record (engine/_evaluator.judge), instead of failing the
@@ -312,21 +357,22 @@ def _emit_calendar_checks(builder, emitter, chosen, checks, n_rules: int) -> lis
     where the check or rule is enabled (its gate) on the accepted rows, and those rows taken
     out of the accepted mask before any other check or rule reads the call. Returns
     (CheckSlot, policy index) per slot."""
-    owners = [(policy_index, f"{origin} check {check.id}", n_rules + c + 1, check.holds)
+    owners = [(policy_index, f"{origin} check {check.id}", n_rules + c + 1, check.holds,
+               chosen[policy_index].subject if policy_index >= 0 else kind_key)
               for c, (policy_index, origin, check) in enumerate(checks)]
     r = 0
     for policy_index, policy in enumerate(chosen):
         for rule in policy.rules:
             r += 1
-            owners += [(policy_index, f"{policy.key} rule {rule.id}", r, node) for node in workday_nodes(rule)]
+            owners += [(policy_index, f"{policy.key} rule {rule.id}", r, node, policy.subject)
+                       for node in workday_nodes(rule)]
     found = []
     first = len(checks)
-    for policy_index, origin, gate, node in owners:
+    for policy_index, origin, gate, node, subject in owners:
         for call in workday_calls(node):
-            check = outside_check(call)
-            if check is None:
+            if reads_results(call):  # probed just before its rule (_emit_late_calendar_checks)
                 continue
-            column, reason, shown = check
+            column, reason, shown = outside_check(call, subject)
             c = first + len(found)
             for name in (column, *shown):
                 builder.use_fact(name)

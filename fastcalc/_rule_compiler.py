@@ -124,8 +124,12 @@ class _RuleCompiler:
 
     @staticmethod
     def reads_facts(node: ast.Node) -> bool:
-        """Whether ``node`` varies by row: it reads a fact or another rule's result."""
-        return bool(ast.names(node, "fact")) or bool(ast.results_read(node))
+        """Whether ``node`` is computed per row: it reads a fact or another rule's result, or
+        counts working days (on as_of or a parameter too: a day outside the holiday table
+        rejects the rows the call judges, probed per row, where a constant computed when the
+        program is bound would fail the whole call)."""
+        return (bool(ast.names(node, "fact")) or bool(ast.results_read(node))
+                or any(isinstance(n, ast.Call) and n.function in WORKDAY_CALLS for n in ast.walk(node)))
 
     def result(self, node: ast.Call) -> Val:
         """amount_of(rule) / fired(rule): the output column that rule wrote for this block,

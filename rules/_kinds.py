@@ -181,6 +181,60 @@ def compute_rollups(
     return values
 
 
+def uncountable(
+    rollups: Mapping[str, Rollup],
+    children: Sequence[Mapping[str, Any]],
+    key: str,
+    env_of: Any = None,
+    as_of: dt.date | None = None,
+):
+    """The first roll-up of ``rollups`` (in their order) that cannot be counted because its
+    ``where`` counts working days outside the holiday table on a child it counts (the first
+    such child, in their order): a ``CheckFailure`` blaming the roll-up, the child's date and
+    the child (``key``: its key fact), or None. A child counts where the roll-up's window, if
+    any, holds it: before as_of, or before the date of some other child. Every call of the
+    where is computed on every counted child whose arguments can be evaluated, even where
+    another part of the where decides it (as the batch kernel computes every row); a count
+    that would leave the child out is never made, so the record whose roll-up it is (the
+    parent) is rejected instead (engine/_group.judge_group, engine/cases/_uncountable.py)."""
+    from ._checks import CheckFailure
+    from ._workdays import CALENDAR_CHECK, calendar_failures, outside_calls
+
+    env_of = env_of or (lambda child: child)
+    for name, rollup in rollups.items():
+        found = outside_calls(f"roll-up {name}", rollup.where, key) if rollup.where is not None else []
+        if not found:
+            continue
+        for child in children:
+            if not _counted(name, rollup, child, children, as_of):
+                continue
+            failures = calendar_failures(found, env_of(child), child)
+            if failures:
+                first = failures[0]
+                return CheckFailure(f"roll-up {name}", CALENDAR_CHECK, name, first.value,
+                                    f"{name} cannot be counted on {key} {child[key]}: {first.reason}")
+    return None
+
+
+def _counted(name: str, rollup: Rollup, child: Mapping[str, Any], children: Sequence[Mapping[str, Any]],
+             as_of: dt.date | None) -> bool:
+    """Whether ``rollup`` counts ``child`` for its parent or for some other child (where)."""
+    window = rollup.window
+    if window is None:
+        return True
+    day = child.get(window.date)
+    if day is None:
+        return False
+    if window.before is not None:
+        start, end = _window_days(name, window, None, as_of)
+        return start <= day < end
+    for anchor in children:
+        bounds = None if anchor is child else _window_days(name, window, anchor, as_of)
+        if bounds is not None and bounds[0] <= day < bounds[1]:
+            return True
+    return False
+
+
 def _window_days(name: str, window: Window, anchor: Mapping[str, Any] | None, as_of: dt.date | None):
     """The days ``[start, end)`` a counted child's date falls in: before the run's as_of (or
     1 January of its year) for a window with ``before``, else before the anchor's own date;
@@ -196,4 +250,4 @@ def _window_days(name: str, window: Window, anchor: Mapping[str, Any] | None, as
     return window.start(end), end
 
 
-__all__ = ["ROLLUP_FUNCTIONS", "WINDOW_ANCHORS", "RecordKind", "Rollup", "Window", "compute_rollups"]
+__all__ = ["ROLLUP_FUNCTIONS", "WINDOW_ANCHORS", "RecordKind", "Rollup", "Window", "compute_rollups", "uncountable"]

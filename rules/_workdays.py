@@ -27,8 +27,12 @@ not need the call (the batch kernel computes every row), and a day outside the t
 the record before any check or rule judges it (``calendar_failures``): the library raises
 ``OutsideCalendarError`` (a ``RecordCheckError`` and a ``CalendarError``), the batch run
 stores a reject of the row naming the call's column, the dates it read and the table's
-range, and scores the other rows. The batch kernel runs the same arithmetic on the same
-array (``fastcalc``, opcode WORKDAYS, which also probes the rows outside).
+range, and scores the other rows. A call reading another rule's result is judged so just
+before its rule, once that result is known; one reading no fact of the record (as_of, a
+parameter) rejects every record it judges, blaming the record's key; one in a roll-up's
+``where`` makes the count unknown and rejects the record it is counted for
+(``_kinds.uncountable``). The batch kernel runs the same arithmetic on the same array
+(``fastcalc``, opcode WORKDAYS, which also probes the rows outside).
 """
 
 from __future__ import annotations
@@ -294,33 +298,41 @@ def rule_calls(rule) -> tuple[ast.Call, ...]:
 CALENDAR_CHECK = "working_days"  # the check id of a working day outside the table, in rejects
 
 
-def outside_check(call: ast.Call) -> tuple[str, str, tuple[str, ...]] | None:
+def outside_check(call: ast.Call, subject: str) -> tuple[str, str, tuple[str, ...]]:
     """How a record whose ``call`` reaches a day outside the holiday table is rejected, the
     same in every evaluator: (the column blamed, the reason with a ``{name}`` for each fact
-    the call reads, those facts). The column is the first fact of the call's dates; None for
-    a call that reads no fact (the policy itself is wrong then, not a row) or reads another
-    rule's result (computed after the checks: an error of the run, as before)."""
+    the call reads, those facts). The column is the first fact of the call's dates; for a
+    call that reads no fact of the record (as_of, a parameter, a rule's result only), the
+    record's key ``subject``: the day is the same for every record the call judges, so each
+    of them is rejected, and the reason says so."""
     *args, table = call.args
-    if any(ast.results_read(arg) for arg in args):
-        return None
     dates = [name for arg in args if arg.type.kind is Kind.DATE for name in ast.names(arg, "fact")]
     read = tuple(dict.fromkeys(name for arg in args for name in ast.names(arg, "fact")))
-    if not read:
-        return None
-    column = (dates or list(read))[0]
+    column = (dates or list(read) or [subject])[0]
     calendar = table.value
-    shown = ", ".join(f"{name} = {{{name}}}" for name in read)
+    if read:
+        shown = " (" + ", ".join(f"{name} = {{{name}}}" for name in read) + ")"
+    else:
+        shown = " (it reads no fact of the record: every record it judges is rejected)"
     text = f"{call.function}({', '.join(ast.render(arg) for arg in args)})"
     reason = (f"{text} reaches a day outside the holiday table {Path(calendar.path).name}, which covers "
-              f"{days_to_date(calendar.first_day)} to {days_to_date(calendar.last_day)} ({shown}): legal staff "
+              f"{days_to_date(calendar.first_day)} to {days_to_date(calendar.last_day)}{shown}: legal staff "
               "must add the year from the State Council's notice (行政处罚法 art 85)")
     return column, reason, read
 
 
-def outside_calls(origin: str, node: ast.Node) -> list[tuple[str, ast.Call, tuple]]:
-    """The working-day calls of ``node`` that ``outside_check`` judges per record, as
-    (origin, call, its check): what ``calendar_failures`` reads, computed once per policy."""
-    return [(origin, call, check) for call in calls(node) if (check := outside_check(call)) is not None]
+def reads_results(call: ast.Call) -> bool:
+    """Whether a working-day call reads another rule's result (amount_of, fired): computed
+    when the rules it reads have been judged, not before the checks."""
+    return any(ast.results_read(arg) for arg in call.args[:-1])
+
+
+def outside_calls(origin: str, node: ast.Node, subject: str, late: bool = False) -> list[tuple[str, ast.Call, tuple]]:
+    """The working-day calls of ``node`` judged per record, as (origin, call, its
+    ``outside_check``): what ``calendar_failures`` reads, computed once per policy. Those
+    reading no rule's result (judged before any check), or with ``late`` those reading one
+    (judged just before the rule holding them, once the rules they read are judged)."""
+    return [(origin, call, outside_check(call, subject)) for call in calls(node) if reads_results(call) == late]
 
 
 def calendar_failures(found, env: Mapping[str, Any], values: Mapping[str, Any]) -> list:
@@ -365,6 +377,6 @@ def check_calls(found, env: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "CALENDAR_CHECK", "CALENDAR_KEY", "calendar_failures", "outside_calls", "outside_check", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
+    "CALENDAR_CHECK", "CALENDAR_KEY", "calendar_failures", "outside_calls", "outside_check", "reads_results", "CalendarError", "CalendarSymbol", "FUNCTIONS", "WorkCalendar", "WorkdayChecks", "check_calls",
     "is_calendar", "read_calendar", "rule_calls", "rule_nodes", "uses_calendar",
 ]

@@ -34,6 +34,18 @@ class EnterpriseSide:
     key_fact: object = None  # the enterprise key's fact (uscc), for comparing keys as written
     # the validated columns (the kernel's view; placeholders on rejected rows, whose cases are rejected)
     columns: dict[str, ValidColumn] = field(default_factory=dict)
+    # side row -> (roll-up, value, reason): a roll-up that cannot be counted for it
+    # (_uncountable.py), so its registry row is a reject (drop_uncountable)
+    uncountable: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    # side row -> (source index, row number) in the registry, and the sources, where known
+    origin: np.ndarray | None = None
+    sources: list = field(default_factory=list)
+
+    def where(self, row: int) -> str:
+        """Where side row ``row`` was read, as the rejects of its cases say it."""
+        if self.origin is None:
+            return f"row of {self.usccs[row].as_py()}"
+        return f"row {int(self.origin[row, 1])} of {self.sources[int(self.origin[row, 0])]}"
 
     @property
     def n(self) -> int:
@@ -111,7 +123,8 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
     table = table.take(from_numbers(order))
     rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
     columns = {name: Validated.taken(plan.facts[name], column, order).column for name, column in columns.items()}
-    return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key], columns=columns)
+    return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key], columns=columns,
+                          origin=origin[order], sources=sources)
 
 
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
@@ -128,4 +141,23 @@ def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, obje
     return columns
 
 
-__all__ = ["EnterpriseSide", "enterprise_side", "kept_rows", "read_enterprises", "rollup_columns", "side_columns"]
+def drop_uncountable(side: EnterpriseSide, batch, uscc_column) -> None:
+    """Take the rows of an enterprise a roll-up cannot be counted for out of a registry
+    ``batch`` (engine/sources Batch), as rejects naming the roll-up, the case and its date."""
+    if not side.uncountable:
+        return
+    from ..sources import Reject
+
+    index = numbers(pc.index_in(linked(side.key_fact, uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
+    bad = np.isin(index, np.fromiter(side.uncountable, np.int64, len(side.uncountable)))
+    if not bad.any():
+        return
+    for at in np.flatnonzero(bad).tolist():
+        name, value, reason = side.uncountable[int(index[at])]
+        batch.rejects.append(Reject(batch.source, int(batch.rows[at]), name, value, reason))
+    keep = np.flatnonzero(~bad)
+    batch.table = batch.table.take(from_numbers(keep))
+    batch.rows = batch.rows[keep]
+
+
+__all__ = ["EnterpriseSide", "drop_uncountable", "enterprise_side", "kept_rows", "read_enterprises", "rollup_columns", "side_columns"]

@@ -147,7 +147,7 @@ def reject_outside_law_dates(kind, cases) -> None:
     """A case whose law date counts working days to a day outside the holiday table is a
     reject (its row, the column, its dates, the table's range), before anything is scored,
     as ``engine/_group.judge_by_law_in_force`` rejects it: it counts in no roll-up."""
-    found = outside_calls(f"{kind.source or kind.id} dates law", kind.law_date)
+    found = outside_calls(f"{kind.source or kind.id} dates law", kind.law_date, kind.key)
     if not found:
         return
     kinds = {item.name: item.type.kind for item in ast.walk(kind.law_date) if isinstance(item, ast.Name) and item.kind == "fact"}

@@ -198,16 +198,20 @@ def _where_program(rollups: dict[str, Rollup], facts: dict[str, Fact], kind: Rec
         Rule(name, f"roll-up {name}", Citation("roll-up", rollup.where_text or ""), rollup.where, rollup.where_text or "")
         for name, rollup in rollups.items() if rollup.where is not None
     )
-    if not rules:
-        return None
     # the kind without its checks: the where program counts, the case program rejects
     kinds = {name: attrs.evolve(k, checks=()) for name, k in next((p.kinds for p in chosen), {}).items()}
-    policy = Policy(
-        id="ecorules.rollup_where", title="roll-up conditions", version="0", effective=dt.date(1, 1, 1),
-        authority="ecorules", document="roll-ups", facts=facts, parameters={}, lists={}, rules=rules,
-        domain=kind.id, subject=kind.key, kinds=kinds,
-    )
-    return compile_program([policy], domain=kind.id)
+
+    def compile_one(group: tuple):
+        policy = Policy(
+            id="ecorules.rollup_where", title="roll-up conditions", version="0", effective=dt.date(1, 1, 1),
+            authority="ecorules", document="roll-ups", facts=facts, parameters={}, lists={}, rules=group,
+            domain=kind.id, subject=kind.key, kinds=kinds,
+        )
+        return compile_program([policy], domain=kind.id)
+
+    from ._uncountable import where_programs  # after _plan: it reads the case table
+
+    return where_programs(rules, compile_one)
 
 
 __all__ = ["CasePlan", "CasePlanError", "make_plan"]

@@ -37,6 +37,7 @@ from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, 
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
+from ._uncountable import Unknown, uncountable_enterprises
 
 
 class CaseStageError(EcorulesError):
@@ -158,6 +159,7 @@ class CaseStage:
         link(cases, plan, side.usccs, side.rejected)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
+        self._reject_uncountable(cases, side)
         results = self._scored(cases, side)
         if self._failed_checks:
             # cases failing a check (rules/_checks.py) are rejects, and count in no roll-up:
@@ -256,19 +258,53 @@ class CaseStage:
             )
         return result
 
-    def _where(self, cases: CaseTable, side: EnterpriseSide) -> dict[str, np.ndarray]:
-        """Each roll-up's where, per case row: the fired rows of the where program."""
-        program = self.plan.where_program
-        if program is None:
+    def _where(self, cases: CaseTable, side: EnterpriseSide, unknown: Unknown | None = None) -> dict[str, np.ndarray]:
+        """Each roll-up's where, per case row: the fired rows of the where programs. A row
+        whose where counts working days outside the holiday table is in no count; it is
+        noted in ``unknown`` (see _uncountable.py), its enterprise rejected before scoring."""
+        programs = self.plan.where_program
+        if programs is None:
             return {}
         rows = np.flatnonzero(cases.valid).astype(np.int64)
-        result = self._score(program, self._joined(program, cases, side, rows, {}))
         where = {}
-        for r, (_policy, name) in enumerate(program.rules):
-            flags = np.zeros(cases.n, bool)
-            flags[rows] = np.asarray(result.fired[r], bool)
-            where[name] = flags
+        # noting the unknown rows, only the programs of the wheres counting working days
+        scored = programs.programs if unknown is None else programs.programs[len(programs.programs) - programs.counting:]
+        for program in scored:
+            result = program.score(self._joined(program, cases, side, rows, {}), as_of=self.as_of, threads=self.threads)
+            names = [name for _policy, name in program.rules]
+            if result.reject_rows.size:
+                if checks_failed(result) is None or len(names) != 1:
+                    raise CaseStageError(f"the where of roll-up {names[0]} rejected case rows the case checks accepted: "
+                                         f"{result.reject_columns[0]}: {result.reject_reasons[0]}")
+                if unknown is not None:
+                    failing = unknown.rows.setdefault(names[0], {})
+                    for at, value, reason in zip(result.reject_rows.tolist(), result.reject_values.tolist(),
+                                                 result.reject_reasons.tolist(), strict=True):
+                        # the reason as the reference words it: the call's origin is the roll-up
+                        failing.setdefault(int(rows[at]), (value, f"{reason.rpartition(' (')[0]} (roll-up {names[0]})"))
+            for r, name in enumerate(names):
+                flags = np.zeros(cases.n, bool)
+                flags[rows] = np.asarray(result.fired[r], bool)
+                where[name] = flags
         return where
+
+    def _reject_uncountable(self, cases: CaseTable, side: EnterpriseSide) -> None:
+        """An enterprise a roll-up cannot be counted for (_uncountable.py) is rejected, in the
+        registry (``side.uncountable``) and with every case of it."""
+        if self.plan.where_program is None or not self.plan.where_program.counting:
+            return
+        unknown = Unknown({})
+        self._where(cases, side, unknown)
+        if not unknown.rows:
+            return
+        found = uncountable_enterprises(self.plan, cases, unknown, self.as_of)
+        for enterprise, (name, value, reason) in found.items():
+            side.uncountable[enterprise] = (name, value, reason)
+            side.rejected[enterprise] = f"its registry {side.where(enterprise)} was rejected ({name} {value!r}: {reason})"
+        bad = np.flatnonzero(np.isin(cases.enterprise, np.fromiter(found, np.int64, len(found))) & cases.valid)
+        if bad.size:
+            cases.reject(bad.tolist(), self.plan.link, cases.uscc.take(pa.array(bad)).to_pylist(),
+                         [side.rejected[int(cases.enterprise[row])] for row in bad])
 
     def _one_act_one_fine(self, results: CaseResults) -> dict[int, pa.Array]:
         program, result, cases = self.plan.case_program, results.result, results.cases

@@ -175,8 +175,10 @@ class Part:
                 batch.table = with_unset(batch.table, plan.unset)
             if batch.table.num_rows and plan.rollups is not None:  # as the local run's _batch adds them
                 from ..cases import rollup_columns
+                from ..cases._enterprises import drop_uncountable
 
                 side, rollups = plan.rollups
+                drop_uncountable(side, batch, batch.table[plan.subject])
                 for name, column in rollup_columns(side, batch.table[plan.subject], rollups).items():
                     batch.table = batch.table.append_column(name, column)
             out.append(score_batch(self._scoring, batch, as_of=plan.as_of, threads=1))

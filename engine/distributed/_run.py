@@ -184,12 +184,15 @@ class DistributedRun(NightlyRun):
 
     def _score_registry(self, registry, writer, run_id, acc, progress) -> None:
         plan = self._plan()
-        if self.cases is not None and self.cases.plan.onto_parent:  # each partition is handed the roll-ups
+        # each partition is handed the roll-ups, and the enterprises a roll-up cannot be
+        # counted for (engine/cases/_uncountable.py), whose rows are rejects
+        if self.cases is not None and (self.cases.plan.onto_parent or self._case_results.side.uncountable):
             from ..cases._enterprises import EnterpriseSide
 
             side = self._case_results.side
             plan.rollups = (EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups,
-                                           key_fact=side.key_fact), dict(self.cases.plan.onto_parent))
+                                           key_fact=side.key_fact, uncountable=side.uncountable),
+                            dict(self.cases.plan.onto_parent))
         parquet = ParquetOut(self.parquet_root, run_id) if self.parquet_root is not None else None
         if parquet is not None:
             parquet.clear()

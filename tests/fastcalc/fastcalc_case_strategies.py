@@ -137,6 +137,12 @@ def case_folder(draw, folder: Path) -> Folder:
         where = None
         if function != "max" and draw(st.booleans()):
             where = where_exprs.checked("boolean", BOOLEAN, draw(st.integers(0, 2)))
+            if draw(st.integers(0, 3)) == 0:
+                # working days counted on the case itself: on the table from 2012, its cases
+                # of 2010-2011 fall outside it, and the enterprise counting them is a reject
+                where = draw(st.sampled_from(["working_days_between(act_date, discovered, 'inclusive') > 20",
+                                              "add_working_days(act_date, 5) < discovered",
+                                              "level > 2 or add_working_days(act_date, 1) < discovered"]))
         if function == "window":
             unit = draw(st.sampled_from(["years", "months", "days"]))
             amount = {"years": draw(st.sampled_from([1, 2])), "months": draw(st.sampled_from([1, 6, 18])),

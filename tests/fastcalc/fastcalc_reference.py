@@ -124,16 +124,17 @@ class Reference:
         owners = []
         judged = [(p, *_parameters(p, as_of)) for p in self.policies if p.in_force(as_of)]
         for policy, env_params, unset in judged:
-            owners += [(f"{policy.key} check {c.id}", env_params, c.holds) for c in policy.checks
+            owners += [(f"{policy.key} check {c.id}", env_params, c.holds, policy.subject) for c in policy.checks
                        if not any(name in unset for name in c.reads())]
         for policy, env_params, unset in judged:
-            owners += [(f"{policy.key} rule {r.id}", env_params, node) for r in policy.rules
+            owners += [(f"{policy.key} rule {r.id}", env_params, node, policy.subject) for r in policy.rules
                        if not any(name in unset for name in r.reads()) for node in rule_nodes(r)]
-        for origin, env_params, node in owners:
-            for item in outside_calls(origin, node):
+        for origin, env_params, node, subject in owners:
+            for item in outside_calls(origin, node, subject):
                 if not rows.size:
                     continue
                 column, _, read = item[2]
+                read = tuple(dict.fromkeys((*read, column)))  # a call reading no fact blames the key
                 keys = np.stack([index[name][rows] for name in read], axis=1)
                 distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
                 outcome = []
@@ -218,7 +219,12 @@ class Reference:
                 unset = unset[blocked[0]]
                 warnings.append(f"{policy.key} rule {rule.id}: not judged: {unset}; legal staff must set it")
                 continue
+            # working-day calls reading a result: probed before the rule, a row outside the
+            # table rejected then (fastcalc/_compiler._emit_late_calendar_checks)
+            late = [item for node in rule_nodes(rule) for item in outside_calls(f"{policy.key} rule {rule.id}", node,
+                                                                                 policy.subject, late=True)]
             reads = [name for name in rule.reads() if name in self.facts]
+            reads += [column for _, _, (column, _, _) in late if column not in reads]
             rows = np.flatnonzero(valid)
             if not rows.size:
                 continue
@@ -245,6 +251,12 @@ class Reference:
                 for item, value in zip(results, key[len(reads):len(reads) + len(results)], strict=True):
                     # amount_of reads the amount as produced: whole units of its rounding, in yuan
                     env[item[0]] = bool(value) if item[0].startswith("fired:") else to_yuan(int(value), item[2])
+                failures = calendar_failures(late, env, env) if late else []
+                if failures:
+                    for row in rows[inverse == d].tolist():
+                        rejects += [(row, self.columns.index(f.column), f.column, f.value, f.reason) for f in failures]
+                        valid[row] = False
+                    continue
                 if evaluate(rule.condition, env):
                     outcome_fired[d] = 1
                     for j, finding in enumerate(rule.findings):
@@ -258,6 +270,12 @@ class Reference:
                 sanctions[s, rows] = outcome_fired[inverse]
             for j, row in enumerate(date_rows):
                 dates[row, rows] = outcome_dates[j][inverse]
+        # a row rejected by a late working-day probe keeps no finding of the rules before it,
+        # and its reject takes its place among the row's (the kernel sorts them by row)
+        rejects.sort(key=lambda item: (item[0], item[1]))
+        fired[:, ~valid] = 0
+        amounts[:, ~valid] = 0
+        sanctions[:, ~valid] = 0
         for f, (_policy, _rule, _i, finding) in enumerate(self.findings):
             if finding.payer != ENTERPRISE:
                 labels = np.array([shown(v) if p is None else v for v, p in verdicts.get(finding.payer, [])] or [""],

@@ -178,9 +178,13 @@ class Expressions:
                                       f"'{self.pick(['month_end', 'next_day'])}')"]))
         if kind in ("date", "integer") and self.draw(st.booleans()):
             # working days on the drawn table, as a leaf too (rules/_workdays.py)
-            bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')"]
+            # as_of 12 years on: past the shorter table for the later as_of dates, a call
+            # reading no fact of the record (every row it judges is a reject)
+            bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')", "add_years(as_of, 12)"]
             held = [f"min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
-            options.append(self.pick([f"add_working_days({held[0]}, {self.pick(['1', '3', '0'])})",
+            # a count read from an earlier rule's amount: a call computed after that rule
+            counts = ["1", "3", "0", *(f"min(abs({r}), 40)" for r in self.results.get("integer", []))]
+            options.append(self.pick([f"add_working_days({held[0]}, {self.pick(counts)})",
                                       f"working_day_on_or_after({held[0]})"]) if kind == "date" else
                            f"working_days_between({held[0]}, {held[1]}, '{self.pick(['inclusive', 'exclusive'])}')")
         return options
@@ -460,6 +464,13 @@ def policy_files(draw, folder: Path):
             counted = f"min(max({draw(st.sampled_from(dated))}, date('2001-01-01')), date('2029-06-30'))"
             rules.append((f"r{len(rules)}", f"working_days_between({counted}, date('2012-04-14'), 'exclusive') > 0",
                           [], [("watch", None, None)], [], None))
+            if exprs.results["integer"] and draw(st.booleans()):
+                # and counted by an earlier rule's amount from a day near the shorter table's
+                # end: probed once that rule is judged, the rows whose amount takes it past
+                # the table are rejects (blaming the record's key: the call reads no fact)
+                result = draw(st.sampled_from(exprs.results["integer"]))
+                rules.append((f"r{len(rules)}", f"add_working_days(date('2024-12-02'), min(abs({result}), 40)) > as_of",
+                              [], [("watch", None, None)], [], None))
         effective = draw(st.sampled_from([dt.date(2000, 1, 1), dt.date(2011, 6, 1), dt.date(2012, 4, 14)]))
         expires = draw(st.sampled_from([None, None, dt.date(2013, 1, 1)]))
         text = _policy_yaml(f"test.p{p}", effective, expires, params, rules, rounding, checks, values)

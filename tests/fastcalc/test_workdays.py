@@ -95,7 +95,7 @@ def test_the_kernel_computes_what_the_reference_does_on_every_day_of_the_table(t
                                 for d in dates[:40]]
 
 
-def _all_three(folder: Path, record: dict, rejects: list | None = None):
+def _all_three(folder: Path, record: dict, rejects: list | None = None, as_of: dt.date = AS_OF):
     """What the reference, durable-rules and the kernel make of ``record``: the amounts, or
     CalendarError where a working day is outside the table: the record rejected (the
     single-case engines raise, the kernel rejects the row); each one's (column, value,
@@ -106,7 +106,7 @@ def _all_three(folder: Path, record: dict, rejects: list | None = None):
     for backend in ("python", "durable"):
         with Evaluator(policies, backend=backend) as evaluator:
             try:
-                out.append([f.amount_yuan for f in evaluator.evaluate(record, as_of=AS_OF).findings])
+                out.append([f.amount_yuan for f in evaluator.evaluate(record, as_of=as_of).findings])
             except CalendarError as error:
                 assert isinstance(error, RecordCheckError)
                 rejects.append([(f.column, f.value, f.reason) for f in error.failures])
@@ -115,10 +115,11 @@ def _all_three(folder: Path, record: dict, rejects: list | None = None):
                for name, value in record.items() if value is not None}
     if record.get("p") is None:
         columns["p"] = np.ma.masked_array(np.array(["2025-01-01"], "datetime64[D]"), mask=[True])
-    result = compile_program(policies).score(columns, as_of=AS_OF)
+    result = compile_program(policies).score(columns, as_of=as_of)
     assert result.n_rows == int(result.valid.sum()) + len(set(result.reject_rows.tolist()))
     if result.valid[0]:
-        out.append([int(a) for a in np.asarray(result.amounts)[:, 0] if result.fired[0, 0]])
+        out.append([int(a) for a, r in zip(np.asarray(result.amounts)[:, 0], program_rules(policies), strict=True)
+                    if result.fired[r, 0]])
     else:
         rejects.append(list(zip(result.reject_columns.tolist(), result.reject_values.tolist(),
                                 result.reject_reasons.tolist(), strict=True)))
@@ -143,6 +144,52 @@ def test_every_evaluator_rejects_a_record_whose_working_day_is_outside_the_table
         evaluator.evaluate(record, as_of=AS_OF)
     assert _all_three(folder, {**record, "d": "2025-06-03", "n": 31}) == [[1]] * 3
     assert _all_three(folder, {**record, "d": "2025-06-03", "n": 3}) == [[]] * 3
+
+
+def program_rules(policies) -> list[int]:
+    """The rule row of ``fired`` of each finding slot, in the kernel's order."""
+    return [r for r, rule_ in enumerate(r for p in policies for r in p.rules) for _ in rule_.findings]
+
+
+def test_a_call_reading_no_fact_rejects_every_record_it_judges_not_the_run(tmp_path):
+    # as_of is the same for every record: outside the table, each record the rule judges is
+    # a reject blaming its key, where a run used to fail whole
+    folder = _folder(tmp_path, "add_working_days(as_of, 1) > d", ["2"])
+    record = {"uscc": USCC, "d": "2025-06-03", "n": 3, "p": None}
+    assert _all_three(folder, record) == [[2]] * 3
+    rejects = []
+    assert _all_three(folder, record, rejects, as_of=dt.date(2027, 3, 1)) == [CalendarError] * 3
+    assert rejects[0] == rejects[1] == rejects[2] and len(rejects[0]) == 1
+    column, value, reason = rejects[0][0]
+    assert (column, value) == ("uscc", USCC)
+    assert reason.startswith("add_working_days(as_of, 1) reaches a day outside the holiday table holidays.yaml, "
+                             "which covers 2024-01-01 to 2026-12-31 (it reads no fact of the record")
+
+
+def test_a_call_reading_a_rules_result_rejects_its_record_not_the_run(tmp_path):
+    # the count of working days is what rule r0 found: known only once r0 is judged, so the
+    # call is probed then, and a record it takes past the table is a reject naming d
+    rules = (rule("r0", "n > 0", ["n"], kind="fee", sanction=False)
+             + rule("r", "add_working_days(d, amount_of(r0)) > d", ["1"], kind="fee", sanction=False))
+    folder = write_policy(tmp_path, FACTS, rules)
+    shutil.copy(SHIPPED, folder / "holidays.yaml")
+    record = {"uscc": USCC, "d": "2026-12-01", "n": 3, "p": None}
+    assert _all_three(folder, record) == [[3, 1]] * 3
+    rejects = []
+    assert _all_three(folder, {**record, "n": 30}, rejects) == [CalendarError] * 3
+    assert rejects[0] == rejects[1] == rejects[2] and len(rejects[0]) == 1
+    column, value, reason = rejects[0][0]
+    assert (column, value) == ("d", "2026-12-01")
+    assert reason.startswith("add_working_days(d, amount_of(r0)) reaches a day outside the holiday table "
+                             "holidays.yaml, which covers 2024-01-01 to 2026-12-31 (d = 2026-12-01)")
+    assert reason.endswith("rule r)")
+    # in a batch, the row is rejected with its findings of r0, and the other rows scored
+    program = compile_program(load_policies(folder))
+    result = program.score({"uscc": np.array([USCC] * 2), "d": np.array(["2026-12-01"] * 2, "datetime64[D]"),
+                            "n": np.array([3, 30])}, as_of=AS_OF)
+    assert result.valid.tolist() == [True, False]
+    assert result.fired[:, 1].tolist() == [0, 0] and result.amounts[:, 1].tolist() == [0, 0]
+    assert result.total_yuan.tolist() == [4, 0] and result.totals_by_payer() == {"enterprise": 4}
 
 
 def test_a_call_on_an_empty_optional_fact_is_not_computed(tmp_path):
