@@ -64,6 +64,7 @@ from ecorules.rules._arrow import (
     numbers,
     plain_array,
     string_buffers,
+    strings,
 )
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
@@ -413,25 +414,41 @@ class DuplicateFilter:
 
     def _streamed(self, batch: Batch, keys: pa.Array, valid: np.ndarray) -> Batch:
         """``reject`` as the rows come: a row whose USCC is certainly new is scored now; one
-        whose USCC may have been met before is held to the end (:meth:`_decided`)."""
+        whose USCC may have been met before is a reject now if its key's first row is known
+        (a row of this batch the filter let pass, or named before), else held to the end
+        (:meth:`_decided`: a first row in an earlier batch, or a false positive)."""
         if valid.all():  # every USCC passed both check characters: the scorer trusts them
             batch.checked = batch.checked | {self.key.name}
         held, mixed, places = self.seen.add(keys, valid, batch.source, batch.rows)
         if not held.size:
             return batch
-        if self._held_file is None:
-            self._held_file = tempfile.TemporaryFile(prefix="ecorules-held-")
-        self._held_file.seek(0, os.SEEK_END)
-        offset = self._held_file.tell()
-        table = batch.table.take(from_numbers(held))
-        with pa.ipc.new_stream(pa.PythonFile(self._held_file, mode="w"), table.schema) as writer:
-            writer.write_table(table)
-        self.held.append(_Held(offset, batch.source, batch.rows[held], dict(batch.headers), batch.checked, mixed, places))
+        texts = keys.take(from_numbers(held)).to_pylist()
+        holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=strings(list(dict.fromkeys(texts))))))
+        passed = np.setdiff1d(holders, held, assume_unique=True)  # each before every held row of its key
+        for row, key in zip(passed.tolist(), keys.take(from_numbers(passed)).to_pylist(), strict=True):
+            self.first.setdefault(key, (batch.source, int(batch.rows[row])))
+        known = np.array([key in self.first for key in texts], bool)
+        header = batch.headers.get(self.key.names[0], self.key.names[0])
+        rejects = [self._reject(batch.source, int(batch.rows[row]), header, key, self.first[key])
+                   for row, key, now in zip(held.tolist(), texts, known.tolist(), strict=True) if now]
+        self.rejected += len(rejects)
+        later = ~known
+        if later.any():
+            if self._held_file is None:
+                self._held_file = tempfile.TemporaryFile(prefix="ecorules-held-")
+            self._held_file.seek(0, os.SEEK_END)
+            offset = self._held_file.tell()
+            table = batch.table.take(from_numbers(held[later]))
+            with pa.ipc.new_stream(pa.PythonFile(self._held_file, mode="w"), table.schema) as writer:
+                writer.write_table(table)
+            self.held.append(_Held(offset, batch.source, batch.rows[held[later]], dict(batch.headers), batch.checked,
+                                   mixed[later], places[later]))
         keep = np.ones(batch.table.num_rows, bool)
         keep[held] = False
-        batch.rows_in -= held.size  # accounted by the batch that decides them (_decided)
+        batch.rows_in -= int(later.sum())  # accounted by the batch that decides them (_decided)
         batch.table = batch.table.filter(from_bools(keep))
         batch.rows = batch.rows[keep]
+        batch.rejects = [*batch.rejects, *rejects]
         return batch
 
     def _decided(self) -> Iterator[Batch]:
