@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from ecorules.engine import _seen_keys
 from ecorules.engine._duplicates import canonical_keys
 from ecorules.engine._nightly import run_nightly
-from ecorules.engine import _seen_keys
 from ecorules.engine._seen_keys import KeyFilter, SeenUsccs, key_mix, uscc_codes
 from ecorules.rules import load_policies
 from ecorules.rules._uscc import check_character, org_check_character
