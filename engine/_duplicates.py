@@ -34,8 +34,10 @@ already handed to SQLite, list entries and district totals, and ``last`` would u
 first row's findings every time. Reading the key column alone first (one column of a Parquet
 file; a parse without conversions for CSV) decides every row before any is scored, so each
 row is scored or rejected once and ``rows in = rows scored + rows rejected`` holds at every
-batch. Memory: the first pass keeps a 64-bit digest per row (8 bytes; 240 MB at 30,000,000
-rows, freed before scoring), sorted in place to find the digests seen twice. Digests are not
+batch. Memory: the first pass keeps a 64-bit digest per row, up to 4,194,304 of them (32 MiB)
+in memory, sorted in place to find the digests seen twice; beyond that they go to 64
+temporary files by their top bits, each sorted on its own at the end (:class:`_Digests`),
+so that the pass's memory stays flat however many rows there are. Digests are not
 trusted: only rows whose digest repeats are compared by their exact key, in the second pass
 (``reject``) or in a short extra pass over those rows (``last``, ``sum``), so a digest
 collision costs a comparison, never a wrong reject.
@@ -77,6 +79,9 @@ log = logging.getLogger("ecorules.duplicates")
 
 POLICIES = ("reject", "last", "sum")
 _TOP_BITS = 20
+_IN_MEMORY = 1 << 22  # digests of the first pass kept in memory (32 MiB); more go to files
+_PART_BITS = 6
+_PARTS = 1 << _PART_BITS
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 
 
@@ -244,25 +249,74 @@ class KeyCensus:
         return out
 
 
+class _Digests:
+    """The digests of the first pass: in memory up to ``_IN_MEMORY`` of them, then in
+    ``_PARTS`` temporary files by their top bits (a digest repeats within its file only),
+    unlinked from the start."""
+
+    def __init__(self, estimated_rows: int = 0):
+        self.buffer = np.empty(min(max(estimated_rows + estimated_rows // 16, 1024), _IN_MEMORY), np.uint64)
+        self.filled = 0
+        self.parts: list | None = None  # the files, once the digests outgrow the buffer
+
+    def __enter__(self) -> _Digests:
+        return self
+
+    def __exit__(self, *_) -> None:
+        for part in self.parts or ():
+            part.close()
+        self.parts = None
+
+    def add(self, found: np.ndarray) -> None:
+        while found.size:
+            if self.filled == self.buffer.size and self.buffer.size < _IN_MEMORY:  # an estimate too low (CSV)
+                grown = np.empty(min(self.buffer.size * 2, _IN_MEMORY), np.uint64)
+                grown[: self.filled] = self.buffer[: self.filled]
+                self.buffer = grown
+            if self.filled == self.buffer.size:
+                self._spill()
+            taken = min(found.size, self.buffer.size - self.filled)
+            self.buffer[self.filled : self.filled + taken] = found[:taken]
+            self.filled += taken
+            found = found[taken:]
+
+    def _spill(self) -> None:
+        if self.parts is None:
+            self.parts = [tempfile.TemporaryFile(prefix="ecorules-digests-") for _ in range(_PARTS)]
+        held = self.buffer[: self.filled]
+        held.sort()
+        bounds = np.searchsorted(held, np.arange(_PARTS + 1, dtype=np.uint64) << np.uint64(64 - _PART_BITS))
+        bounds[-1] = held.size
+        for part, (start, end) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+            self.parts[part].write(held[start:end].view(np.uint8))
+        self.filled = 0
+
+    def repeated(self) -> np.ndarray:
+        """The digests added more than once, sorted."""
+        if self.parts is None:
+            return repeated_of(self.buffer[: self.filled])
+        self._spill()
+        self.buffer = np.empty(0, np.uint64)
+        out = []
+        for part in self.parts:
+            part.seek(0)
+            out.append(repeated_of(np.frombuffer(part.read(), np.uint64).copy()))
+        return np.concatenate(out)
+
+
 def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], policy: str,
                 estimated_rows: int = 0) -> KeyCensus:
     """Read the key columns of every batch (``batches()`` yields them under the facts' names)."""
     key = as_key(fact)
-    store = np.empty(max(estimated_rows + estimated_rows // 16, 1024), np.uint64)
-    filled = rows = 0
+    rows = 0
     rewrites = False
-    for batch in batches():
-        rows += batch.table.num_rows
-        found, rewritten = batch_digests(key, batch.table)
-        rewrites = rewrites or rewritten
-        if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
-            grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
-            grown[:filled] = store[:filled]
-            store = grown
-        store[filled : filled + found.size] = found
-        filled += found.size
-    repeated = repeated_of(store[:filled])
-    del store
+    with _Digests(estimated_rows) as found_so_far:
+        for batch in batches():
+            rows += batch.table.num_rows
+            found, rewritten = batch_digests(key, batch.table)
+            rewrites = rewrites or rewritten
+            found_so_far.add(found)
+        repeated = found_so_far.repeated()
     census = KeyCensus(repeated, rows, rewrites=rewrites)
     if policy in ("last", "sum") and repeated.size:
         census = KeyCensus(repeated, rows, _rows_of(key, batches, census), rewrites=rewrites)
