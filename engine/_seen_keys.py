@@ -162,6 +162,7 @@ class SeenUsccs:
         self.kernel = kernel
         self.filter = KeyFilter(filter_words(expected_rows) if words is None else words, kernel)
         self.sources: dict[str, int] = {}
+        self.names: list[str] = []  # the files, by their number in the places
         self.spill: IO[bytes] | None = None
 
     def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
@@ -183,7 +184,10 @@ class SeenUsccs:
         return at[hit], mixed[hit], places[hit]
 
     def _places(self, head: np.ndarray, source: str, rows: np.ndarray) -> np.ndarray:
-        index = self.sources.setdefault(source, len(self.sources))
+        index = self.sources.get(source)
+        if index is None:
+            index = self.sources[source] = len(self.names)
+            self.names.append(source)
         if index >= _SOURCES or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= _ROWS)):
             raise ValueError(f"the duplicate check places at most {_SOURCES:,} files of {_ROWS:,} rows each")
         return ((head.astype(np.uint64) << np.uint64(_SET_SHIFT)) | np.uint64(index << _SOURCE_SHIFT)
@@ -191,8 +195,7 @@ class SeenUsccs:
 
     def place(self, place: int) -> tuple[str, int]:
         """(file, row) of a place."""
-        index = (place >> _SOURCE_SHIFT) & (_SOURCES - 1)
-        return next(name for name, at in self.sources.items() if at == index), place & (_ROWS - 1)
+        return self.names[(place >> _SOURCE_SHIFT) & (_SOURCES - 1)], place & (_ROWS - 1)
 
     def first_places(self, mixed: np.ndarray, places: np.ndarray) -> np.ndarray:
         """The place of the first row holding each of the keys given by (``mixed``, the set in
