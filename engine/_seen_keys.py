@@ -54,8 +54,7 @@ _MIN_WORDS, _MAX_WORDS = 1 << 13, 1 << 23  # 64 KiB .. 64 MiB
 # a row's place in the spill: its set (6 bits), its file (18 bits, in the order met) and row (40 bits)
 _SET_SHIFT, _SOURCE_SHIFT = 58, 40
 _SOURCES, _ROWS = 1 << 18, 1 << 40
-_RECORD = np.dtype([("mixed", "<u8"), ("place", "<u8")])
-_READ_RECORDS = 1 << 20  # 16 MiB of the spill at a time
+_READ_RECORDS = 1 << 20  # 2 x 8 MiB of the spill at a time
 _TOP_BITS = 20  # the held keys' top bits, a table that lets nearly every record of the spill pass unsearched
 
 
@@ -163,7 +162,7 @@ class SeenUsccs:
         self.filter = KeyFilter(filter_words(expected_rows) if words is None else words, kernel)
         self.sources: dict[str, int] = {}
         self.names: list[str] = []  # the files, by their number in the places
-        self.spill: IO[bytes] | None = None
+        self.spill: tuple[IO[bytes], IO[bytes]] | None = None
 
     def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,12 +173,12 @@ class SeenUsccs:
         if not at.size:
             return at, code, code
         mixed, maybe = self.filter.add(head, code)
+        del code
         places = self._places(head, source, np.asarray(rows)[at])
-        records = np.empty(at.size, _RECORD)
-        records["mixed"], records["place"] = mixed, places
-        if self.spill is None:
-            self.spill = tempfile.TemporaryFile(prefix="ecorules-keys-")
-        self.spill.write(records.view(np.uint8))
+        if self.spill is None:  # the mixes and the places in two files, written as they are (no copy)
+            self.spill = (tempfile.TemporaryFile(prefix="ecorules-keys-"), tempfile.TemporaryFile(prefix="ecorules-places-"))
+        self.spill[0].write(mixed.view(np.uint8))
+        self.spill[1].write(places.view(np.uint8))
         hit = np.flatnonzero(maybe)
         return at[hit], mixed[hit], places[hit]
 
@@ -190,8 +189,11 @@ class SeenUsccs:
             self.names.append(source)
         if index >= _SOURCES or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= _ROWS)):
             raise ValueError(f"the duplicate check places at most {_SOURCES:,} files of {_ROWS:,} rows each")
-        return ((head.astype(np.uint64) << np.uint64(_SET_SHIFT)) | np.uint64(index << _SOURCE_SHIFT)
-                | rows.astype(np.uint64))
+        places = head.astype(np.uint64)  # in place from here: a batch's arrays are what the reading thread holds
+        places <<= np.uint64(_SET_SHIFT)
+        places |= np.uint64(index << _SOURCE_SHIFT)
+        places |= rows.view(np.uint64) if rows.dtype == np.int64 else rows.astype(np.uint64)
+        return places
 
     def place(self, place: int) -> tuple[str, int]:
         """(file, row) of a place."""
@@ -203,21 +205,25 @@ class SeenUsccs:
         wanted = np.unique(mixed)
         top = np.zeros(1 << _TOP_BITS, bool)
         top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
-        self.spill.flush()
-        self.spill.seek(0)
-        buffer = np.empty(_READ_RECORDS, _RECORD)
+        for file in self.spill:
+            file.flush()
+            file.seek(0)
+        buffers = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
         found_mixed, found_places = [], []
-        while got := self.spill.readinto(buffer.view(np.uint8)) // _RECORD.itemsize:
-            records = buffer[:got]
-            near = np.flatnonzero(top[(records["mixed"] >> np.uint64(64 - _TOP_BITS)).astype(np.intp)])
+        while got := self.spill[0].readinto(buffers[0].view(np.uint8)) // 8:
+            if self.spill[1].readinto(buffers[1][:got].view(np.uint8)) != 8 * got:
+                raise OSError("the duplicate check's files differ in length")
+            values = buffers[0][:got]
+            near = np.flatnonzero(top[(values >> np.uint64(64 - _TOP_BITS)).astype(np.intp)])
             if not near.size:
                 continue
-            candidates = records[near]
-            at = np.searchsorted(wanted, candidates["mixed"]).clip(max=wanted.size - 1)
-            hit = candidates[wanted[at] == candidates["mixed"]]
-            found_mixed.append(hit["mixed"].copy())
-            found_places.append(hit["place"].copy())
-        self.spill.seek(0, 2)
+            candidates = values[near]
+            at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
+            hit = wanted[at] == candidates
+            found_mixed.append(candidates[hit])
+            found_places.append(buffers[1][:got][near[hit]])
+        for file in self.spill:
+            file.seek(0, 2)
         first: dict[tuple[int, int], int] = {}
         for value, place in zip(np.concatenate(found_mixed).tolist(), np.concatenate(found_places).tolist(), strict=True):
             first.setdefault((value, place >> _SET_SHIFT), place)
@@ -225,9 +231,9 @@ class SeenUsccs:
                                                                                     strict=True)], np.uint64)
 
     def close(self) -> None:
-        if self.spill is not None:
-            self.spill.close()
-            self.spill = None
+        for file in self.spill or ():
+            file.close()
+        self.spill = None
 
     @property
     def nbytes(self) -> int:
