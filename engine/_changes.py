@@ -41,13 +41,45 @@ def _items(connection: sqlite3.Connection, sql: str, params: tuple, limit: int) 
 def compare_runs(db, since: str | int, run: str | int = "latest", *, limit: int = 100) -> dict[str, Any]:
     connection = store.connect(db, readonly=True)
     try:
-        old = store.resolve_run(connection, since)
-        new = store.resolve_run(connection, run)
-        report = _compare(connection, old, new, limit)
-        report["warnings"] += store.interrupted(db, connection)
+        _temporary_tables(connection)
+        with store.snapshot(connection):
+            old = store.resolve_run(connection, since)
+            new = store.resolve_run(connection, run)
+            report = _compare(connection, old, new, limit)
+            report["warnings"] += store.interrupted(db, connection)
         return report
     finally:
         connection.close()
+
+
+_LIST_CHANGES = """
+    SELECT list, uscc, max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) AS now FROM sanctions
+    WHERE run_id IN (:old, :new)
+    GROUP BY list, uscc
+    HAVING max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) != max(CASE WHEN run_id = :old THEN 1 ELSE 0 END)
+"""
+
+
+def _finding_changes(connection) -> str:
+    amount_fen = "amount_fen" if store.has_units(connection) else "amount_yuan * 100"
+    return f"""
+        SELECT * FROM (
+            SELECT uscc, {store.dialect(connection).policy_id("policy")} AS policy, rule, payer,
+                   sum(CASE WHEN run_id = :old THEN {amount_fen} END) AS before_fen,
+                   sum(CASE WHEN run_id = :new THEN {amount_fen} END) AS after_fen
+            FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
+            GROUP BY uscc, 2, rule, payer) g
+        WHERE before_fen {store.dialect(connection).IS_DISTINCT} after_fen
+    """
+
+
+def _temporary_tables(connection) -> None:
+    """The temporary tables of :func:`_compare`, empty, before its snapshot begins (a
+    PostgreSQL read-only transaction creates no table, even a temporary one)."""
+    temp = store.dialect(connection).TEMP
+    for table, sql in (("list_changes", _LIST_CHANGES), ("finding_changes", _finding_changes(connection))):
+        connection.execute(f"DROP TABLE IF EXISTS {temp}.{table}")
+        connection.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({sql}) AS shape LIMIT 0", {"old": 0, "new": 0})
 
 
 def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> dict[str, Any]:
@@ -55,20 +87,8 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
     unit = sum_unit(store.run_unit(connection, old), store.run_unit(connection, new))
     report: dict[str, Any] = {"since": old, "run": new, "unit": unit, "warnings": _warnings(connection, old, new)}
     units = store.has_units(connection)  # else a store before version 8, read as it is: all whole yuan
-    amount_fen = "amount_fen" if units else "amount_yuan * 100"
     dialect = store.dialect(connection)
-    for table in ("list_changes", "finding_changes"):
-        connection.execute(f"DROP TABLE IF EXISTS {dialect.TEMP}.{table}")
-    connection.execute(
-        """
-        CREATE TEMP TABLE list_changes AS
-        SELECT list, uscc, max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) AS now FROM sanctions
-        WHERE run_id IN (:old, :new)
-        GROUP BY list, uscc
-        HAVING max(CASE WHEN run_id = :new THEN 1 ELSE 0 END) != max(CASE WHEN run_id = :old THEN 1 ELSE 0 END)
-        """,
-        {"old": old, "new": new},
-    )
+    connection.execute(f"INSERT INTO {dialect.TEMP}.list_changes {_LIST_CHANGES}", {"old": old, "new": new})
     lists = {}
     for name, now in (("entered", 1), ("left", 0)):
         sql = "SELECT list, uscc FROM list_changes WHERE now = ? ORDER BY list, uscc"
@@ -76,19 +96,7 @@ def _compare(connection: sqlite3.Connection, old: int, new: int, limit: int) -> 
         lists[name] = {"count": count, "items": items}
     report["lists"] = lists
     report["entries"] = entry_changes(connection, old, new, limit)
-    connection.execute(
-        f"""
-        CREATE TEMP TABLE finding_changes AS
-        SELECT * FROM (
-            SELECT uscc, {dialect.policy_id("policy")} AS policy, rule, payer,
-                   sum(CASE WHEN run_id = :old THEN {amount_fen} END) AS before_fen,
-                   sum(CASE WHEN run_id = :new THEN {amount_fen} END) AS after_fen
-            FROM findings WHERE run_id IN (:old, :new) AND status = 'imposed'
-            GROUP BY uscc, 2, rule, payer) g
-        WHERE before_fen {dialect.IS_DISTINCT} after_fen
-        """,
-        {"old": old, "new": new},
-    )
+    connection.execute(f"INSERT INTO {dialect.TEMP}.finding_changes {_finding_changes(connection)}", {"old": old, "new": new})
     columns = "uscc, policy, rule, payer"
     queries = {
         "appeared": f"SELECT {columns}, after_fen AS amount_fen FROM finding_changes WHERE before_fen IS NULL "

@@ -20,11 +20,12 @@ dropped, full-width characters as their ASCII forms (NFKC), as ``rules._records`
 A row whose key is not valid is rejected for that and is nobody's duplicate.
 
 **Under ``reject``, a USCC key is checked as the rows come** (engine/_seen_keys.py): a row is
-a duplicate when its key was met on an earlier row, which the scoring pass knows; the set of
-keys met holds each exactly in 8 bytes. A later row whose first row lay in an earlier batch
-is dropped at once and gets its reject, naming the first row, at the end of the run, after
-one more pass over the key column that only a registry with such rows pays for. The rest of
-this docstring is about ``last`` and ``sum`` and other keys.
+a duplicate when its key was met on an earlier row, which the scoring pass knows. A filter
+of fixed size says which keys are certainly new (scored at once); the rows it may have met
+are held aside (in a temporary file) and decided at the end against the exact keys of every
+row, which the run writes to disk as it reads: a duplicate's reject names its first row, a
+row held by a false positive is scored then. Memory stays flat however many rows there are.
+The rest of this docstring is about ``last`` and ``sum`` and other keys.
 
 **Why a first pass over the key column, not detection at the end.** Rows of one key may lie
 far apart (the 7th and the 29,000,000th): a streaming run has scored, written and summed the
@@ -33,8 +34,10 @@ already handed to SQLite, list entries and district totals, and ``last`` would u
 first row's findings every time. Reading the key column alone first (one column of a Parquet
 file; a parse without conversions for CSV) decides every row before any is scored, so each
 row is scored or rejected once and ``rows in = rows scored + rows rejected`` holds at every
-batch. Memory: the first pass keeps a 64-bit digest per row (8 bytes; 240 MB at 30,000,000
-rows, freed before scoring), sorted in place to find the digests seen twice. Digests are not
+batch. Memory: the first pass keeps a 64-bit digest per row, up to 4,194,304 of them (32 MiB)
+in memory, sorted in place to find the digests seen twice; beyond that they go to 64
+temporary files by their top bits, each sorted on its own at the end (:class:`_Digests`),
+so that the pass's memory stays flat however many rows there are. Digests are not
 trusted: only rows whose digest repeats are compared by their exact key, in the second pass
 (``reject``) or in a short extra pass over those rows (``last``, ``sum``), so a digest
 collision costs a comparison, never a wrong reject.
@@ -43,8 +46,11 @@ collision costs a comparison, never a wrong reject.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -73,6 +79,9 @@ log = logging.getLogger("ecorules.duplicates")
 
 POLICIES = ("reject", "last", "sum")
 _TOP_BITS = 20
+_IN_MEMORY = 1 << 22  # digests of the first pass kept in memory (32 MiB); more go to files
+_PART_BITS = 6
+_PARTS = 1 << _PART_BITS
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 
 
@@ -240,25 +249,74 @@ class KeyCensus:
         return out
 
 
+class _Digests:
+    """The digests of the first pass: in memory up to ``_IN_MEMORY`` of them, then in
+    ``_PARTS`` temporary files by their top bits (a digest repeats within its file only),
+    unlinked from the start."""
+
+    def __init__(self, estimated_rows: int = 0):
+        self.buffer = np.empty(min(max(estimated_rows + estimated_rows // 16, 1024), _IN_MEMORY), np.uint64)
+        self.filled = 0
+        self.parts: list | None = None  # the files, once the digests outgrow the buffer
+
+    def __enter__(self) -> _Digests:
+        return self
+
+    def __exit__(self, *_) -> None:
+        for part in self.parts or ():
+            part.close()
+        self.parts = None
+
+    def add(self, found: np.ndarray) -> None:
+        while found.size:
+            if self.filled == self.buffer.size and self.buffer.size < _IN_MEMORY:  # an estimate too low (CSV)
+                grown = np.empty(min(self.buffer.size * 2, _IN_MEMORY), np.uint64)
+                grown[: self.filled] = self.buffer[: self.filled]
+                self.buffer = grown
+            if self.filled == self.buffer.size:
+                self._spill()
+            taken = min(found.size, self.buffer.size - self.filled)
+            self.buffer[self.filled : self.filled + taken] = found[:taken]
+            self.filled += taken
+            found = found[taken:]
+
+    def _spill(self) -> None:
+        if self.parts is None:
+            self.parts = [tempfile.TemporaryFile(prefix="ecorules-digests-") for _ in range(_PARTS)]
+        held = self.buffer[: self.filled]
+        held.sort()
+        bounds = np.searchsorted(held, np.arange(_PARTS + 1, dtype=np.uint64) << np.uint64(64 - _PART_BITS))
+        bounds[-1] = held.size
+        for part, (start, end) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+            self.parts[part].write(held[start:end].view(np.uint8))
+        self.filled = 0
+
+    def repeated(self) -> np.ndarray:
+        """The digests added more than once, sorted."""
+        if self.parts is None:
+            return repeated_of(self.buffer[: self.filled])
+        self._spill()
+        self.buffer = np.empty(0, np.uint64)
+        out = []
+        for part in self.parts:
+            part.seek(0)
+            out.append(repeated_of(np.frombuffer(part.read(), np.uint64).copy()))
+        return np.concatenate(out)
+
+
 def take_census(fact: Fact | RecordKey, batches: Callable[[], Iterator[Batch]], policy: str,
                 estimated_rows: int = 0) -> KeyCensus:
     """Read the key columns of every batch (``batches()`` yields them under the facts' names)."""
     key = as_key(fact)
-    store = np.empty(max(estimated_rows + estimated_rows // 16, 1024), np.uint64)
-    filled = rows = 0
+    rows = 0
     rewrites = False
-    for batch in batches():
-        rows += batch.table.num_rows
-        found, rewritten = batch_digests(key, batch.table)
-        rewrites = rewrites or rewritten
-        if filled + found.size > store.size:  # an estimate too low (CSV): grow by half
-            grown = np.empty(max(store.size + store.size // 2, filled + found.size), np.uint64)
-            grown[:filled] = store[:filled]
-            store = grown
-        store[filled : filled + found.size] = found
-        filled += found.size
-    repeated = repeated_of(store[:filled])
-    del store
+    with _Digests(estimated_rows) as found_so_far:
+        for batch in batches():
+            rows += batch.table.num_rows
+            found, rewritten = batch_digests(key, batch.table)
+            rewrites = rewrites or rewritten
+            found_so_far.add(found)
+        repeated = found_so_far.repeated()
     census = KeyCensus(repeated, rows, rewrites=rewrites)
     if policy in ("last", "sum") and repeated.size:
         census = KeyCensus(repeated, rows, _rows_of(key, batches, census), rewrites=rewrites)
@@ -303,14 +361,27 @@ def suspects_in(key: RecordKey, census: KeyCensus, batch: Batch) -> list[tuple]:
 # --- the second pass ------------------------------------------------------------------------
 
 
+@attrs.frozen
+class _Held:
+    """Rows of one batch held to the end: where their table lies in the held file, their file,
+    rows, headers and checked columns, and their keys (mix and place, engine/_seen_keys.py)."""
+
+    offset: int
+    source: str
+    rows: np.ndarray
+    headers: dict
+    checked: frozenset
+    mixed: np.ndarray
+    places: np.ndarray
+
+
 class DuplicateFilter:
     """Drops the rows of a repeated key that are not the enterprise's from each batch, as
     rejects naming the row that is (``sum``: keeps them aside for :meth:`end`); also
     writes every valid key in its canonical form."""
 
     def __init__(self, fact: Fact | RecordKey | None, census: KeyCensus | None, policy: str = "reject", facts=None,
-                 record: str = "enterprise", unchecked: tuple[str, ...] = (), seen: SeenUsccs | None = None,
-                 reread: Callable[[], Iterator[Batch]] | None = None):
+                 record: str = "enterprise", unchecked: tuple[str, ...] = (), seen: SeenUsccs | None = None):
         if policy not in POLICIES:
             raise ValueError(f"duplicates policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.key, self.census, self.policy = as_key(fact), census, policy
@@ -321,21 +392,19 @@ class DuplicateFilter:
         self.first: dict = {}  # key -> (source, row) of its first row (``reject``)
         self.rejected = 0
         self.summing = Summing(self.key, facts or {}) if policy == "sum" else None
-        # ``reject`` without a first pass (:func:`streamed`): the keys met so far, the later
-        # rows whose first row lies in an earlier batch (found by ``reread`` at the end), and
-        # an empty table of the batches' columns for the batches of their rejects
-        self.seen, self.reread = seen, reread
-        self.deferred: list[tuple[str, str, int, str]] = []  # (key, source, row, header)
-        self._empty: pa.Table | None = None
+        # ``reject`` without a first pass (:func:`streamed`): the keys met so far, and the rows
+        # they may have met before, held aside to the end (their tables in ``_held_file``)
+        self.seen = seen
+        self.held: list[_Held] = []
+        self._held_file = None
 
     def end(self) -> tuple[list[Batch], Counter]:
         """What the filter holds when the rows have all come: the batches still to score
-        (``reject``: the rejects of later rows whose first row lay in an earlier batch,
-        :meth:`_leftovers`; ``sum``: the merged enterprises and the rows they reject, one
-        batch per file), and per file the rows merged into others (scored with them)."""
-        leftovers = self._leftovers()
+        (``reject``: the rows held, a batch per batch they came in, :meth:`_decided`; ``sum``:
+        the merged enterprises and the rows they reject, one batch per file), and per file
+        the rows merged into others (scored with them)."""
         merged, merged_away = self.summing.finish() if self.summing is not None else ([], Counter())
-        return [*leftovers, *merged], merged_away
+        return itertools.chain(self._decided(), merged), merged_away
 
     def _reject(self, source: str, row: int, header: str, key: str, kept: tuple[str, int]) -> Reject:
         """Row ``row`` of ``source``, of key ``key``, rejected: the enterprise's row is ``kept``."""
@@ -398,68 +467,77 @@ class DuplicateFilter:
         return batch
 
     def _streamed(self, batch: Batch, keys: pa.Array, valid: np.ndarray) -> Batch:
-        """``reject`` as the rows come: a row whose USCC was met before is a reject naming the
-        first row, now if that row is known (in this batch, or named before), else at the end
-        (:meth:`_leftovers`); either way it is not scored."""
-        self._empty = batch.table.slice(0, 0)
+        """``reject`` as the rows come: a row whose USCC is certainly new is scored now; one
+        whose USCC may have been met before is a reject now if its key's first row is known
+        (a row of this batch the filter let pass, or named before), else held to the end
+        (:meth:`_decided`: a first row in an earlier batch, or a false positive)."""
         if valid.all():  # every USCC passed both check characters: the scorer trusts them
             batch.checked = batch.checked | {self.key.name}
-        again = self.seen.add(keys, valid)
-        if not again.size:
+        held, mixed, places = self.seen.add(keys, valid, batch.source, batch.rows)
+        if not held.size:
             return batch
-        texts = keys.take(from_numbers(again)).to_pylist()
-        repeated = set(again.tolist())
-        wanted = strings(list(dict.fromkeys(texts)))
-        holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=wanted)))
-        for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
-            if row not in repeated:  # met for the first time in the run: the first row
-                self.first.setdefault(key, (batch.source, int(batch.rows[row])))
+        texts = keys.take(from_numbers(held)).to_pylist()
+        holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=strings(list(dict.fromkeys(texts))))))
+        passed = np.setdiff1d(holders, held, assume_unique=True)  # each before every held row of its key
+        for row, key in zip(passed.tolist(), keys.take(from_numbers(passed)).to_pylist(), strict=True):
+            self.first.setdefault(key, (batch.source, int(batch.rows[row])))
+        known = np.array([key in self.first for key in texts], bool)
         header = batch.headers.get(self.key.names[0], self.key.names[0])
-        rejects, later = [], 0
-        for row, key in zip(again.tolist(), texts, strict=True):
-            kept = self.first.get(key)
-            if kept is None:
-                self.deferred.append((key, batch.source, int(batch.rows[row]), header))
-                later += 1
-                continue
-            rejects.append(self._reject(batch.source, int(batch.rows[row]), header, key, kept))
-        keep = np.ones(batch.table.num_rows, bool)
-        keep[again] = False
+        rejects = [self._reject(batch.source, int(batch.rows[row]), header, key, self.first[key])
+                   for row, key, now in zip(held.tolist(), texts, known.tolist(), strict=True) if now]
         self.rejected += len(rejects)
-        batch.rows_in -= later  # accounted by the batch of their rejects (_leftovers)
+        later = ~known
+        if later.any():
+            if self._held_file is None:
+                self._held_file = tempfile.TemporaryFile(prefix="ecorules-held-")
+            self._held_file.seek(0, os.SEEK_END)
+            offset = self._held_file.tell()
+            table = batch.table.take(from_numbers(held[later]))
+            with pa.ipc.new_stream(pa.PythonFile(self._held_file, mode="w"), table.schema) as writer:
+                writer.write_table(table)
+            self.held.append(_Held(offset, batch.source, batch.rows[held[later]], dict(batch.headers), batch.checked,
+                                   mixed[later], places[later]))
+        keep = np.ones(batch.table.num_rows, bool)
+        keep[held] = False
+        batch.rows_in -= int(later.sum())  # accounted by the batch that decides them (_decided)
         batch.table = batch.table.filter(from_bools(keep))
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         return batch
 
-    def _leftovers(self) -> list[Batch]:
-        """The rejects of the later rows whose first row lay in an earlier batch, a batch per
-        file: their first rows found by one more pass over the key column, which only a
-        registry with such rows pays for."""
-        if not self.deferred:
-            return []
-        missing = {key for key, *_ in self.deferred if key not in self.first}
-        batches = self.reread() if missing else iter(())
-        wanted = strings(sorted(missing))
+    def _decided(self) -> Iterator[Batch]:
+        """The rows held, a batch per batch they came in: each row that is its key's first
+        (held by a false positive of the filter) to score, each other one a reject naming the
+        first, found in one pass over the keys the run wrote; none of this in a run that held
+        nothing."""
         try:
-            for batch in batches:
-                keys, valid, _ = self.key.read(batch.table)
-                holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=wanted)))
-                for row, key in zip(holders.tolist(), keys.take(from_numbers(holders)).to_pylist(), strict=True):
-                    if key in missing:
-                        self.first[key] = (batch.source, int(batch.rows[row]))
-                        missing.discard(key)
-                if not missing:
-                    break
+            if not self.held:
+                return
+            firsts = self.seen.first_places(np.concatenate([held.mixed for held in self.held]),
+                                            np.concatenate([held.places for held in self.held]))
+            done = 0
+            for held in self.held:
+                first = firsts[done : done + held.rows.size]
+                done += held.rows.size
+                self._held_file.seek(held.offset)
+                with pa.ipc.open_stream(pa.PythonFile(self._held_file, mode="r")) as reader:
+                    table = reader.read_all()
+                own = first == held.places
+                header = held.headers.get(self.key.names[0], self.key.names[0])
+                keys = self.key.read(table)[0]
+                later = np.flatnonzero(~own)
+                rejects = [self._reject(held.source, int(held.rows[row]), header, key, self.seen.place(int(first[row])))
+                           for row, key in zip(later.tolist(), keys.take(from_numbers(later)).to_pylist(), strict=True)]
+                self.rejected += len(rejects)
+                yield Batch(table.filter(from_bools(own)), held.source, held.rows[own], held.headers, rejects,
+                            held.rows.size, held.checked)
         finally:
-            getattr(batches, "close", lambda: None)()  # a reading thread stops now
-        by_file: dict[str, list[Reject]] = {}
-        for key, source, row, header in self.deferred:
-            by_file.setdefault(source, []).append(self._reject(source, row, header, key, self.first[key]))
-        self.rejected += len(self.deferred)
-        self.deferred = []
-        return [Batch(self._empty, source, np.zeros(0, np.int64), {}, rejects, len(rejects))
-                for source, rejects in by_file.items()]
+            self.held = []
+            if self._held_file is not None:
+                self._held_file.close()
+                self._held_file = None
+            if self.seen is not None:
+                self.seen.close()
 
     def _unchecked_rejected(self, batch: Batch, valid: np.ndarray) -> Batch:
         """``batch`` without its rows whose value in a key fact the scorer does not check is

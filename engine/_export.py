@@ -63,36 +63,42 @@ def export_table(db: str | os.PathLike, run: str | int, table: str, out: str | o
         raise store.StoreError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     connection = store.connect(db, readonly=True)
     try:
-        run_id = store.resolve_run(connection, run, done=table != "runs")  # the runs table shows any run by its id
-        for warning in store.interrupted(db, connection):
-            log.warning("%s", warning)
-        if not store.dialect(connection).has_relation(connection, table):
-            raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
-        in_fen = store.run_unit(connection, run_id) == FEN
-        schema = _schema(connection, table, in_fen)
-        key = "id" if table == "runs" else "run_id"
-        cursor = connection.execute(f"SELECT * FROM {table} WHERE {key} = ?", (run_id,))
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        rows = 0
-        try:
-            with open(tmp, "wb") as handle:
-                writer = _writer(handle, schema, suffix, encoding)
-                try:
-                    while chunk := cursor.fetchmany(CHUNK_ROWS):
-                        columns = list(zip(*chunk, strict=True))
-                        batch = pa.record_batch([_column(c, f) for c, f in zip(columns, schema, strict=True)], schema=schema)
-                        writer.write(batch)
-                        rows += len(chunk)
-                finally:
-                    writer.close()
-            os.replace(tmp, out)
-        except OSError as error:
-            raise store.StoreError(f"{out}: cannot write: {error.strerror or error}") from error
-        finally:
-            tmp.unlink(missing_ok=True)
-        return run_id, rows
+        with store.snapshot(connection):
+            return _export(db, connection, run, table, out, suffix, encoding)
     finally:
         connection.close()
+
+
+def _export(db, connection, run: str | int, table: str, out: Path, suffix: str, encoding: str) -> tuple[int, int]:
+    """:func:`export_table` in the snapshot of ``connection``."""
+    run_id = store.resolve_run(connection, run, done=table != "runs")  # the runs table shows any run by its id
+    for warning in store.interrupted(db, connection):
+        log.warning("%s", warning)
+    if not store.dialect(connection).has_relation(connection, table):
+        raise store.StoreError(f"{db}: no table {table!r} yet (an older results database; the next run adds it)")
+    in_fen = store.run_unit(connection, run_id) == FEN
+    schema = _schema(connection, table, in_fen)
+    key = "id" if table == "runs" else "run_id"
+    cursor = connection.execute(f"SELECT * FROM {table} WHERE {key} = ?", (run_id,))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        with open(tmp, "wb") as handle:
+            writer = _writer(handle, schema, suffix, encoding)
+            try:
+                while chunk := cursor.fetchmany(CHUNK_ROWS):
+                    columns = list(zip(*chunk, strict=True))
+                    batch = pa.record_batch([_column(c, f) for c, f in zip(columns, schema, strict=True)], schema=schema)
+                    writer.write(batch)
+                    rows += len(chunk)
+            finally:
+                writer.close()
+        os.replace(tmp, out)
+    except OSError as error:
+        raise store.StoreError(f"{out}: cannot write: {error.strerror or error}") from error
+    finally:
+        tmp.unlink(missing_ok=True)
+    return run_id, rows
 
 
 class _TranscodingWriter:

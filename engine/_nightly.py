@@ -706,7 +706,7 @@ class NightlyRun:
         unchecked = tuple(name for name in key.names if name not in columns)
         if streamed(key, policy) and not unchecked:
             return DuplicateFilter(key, None, policy, policies.facts, record=record,
-                                   seen=SeenUsccs(estimated_rows), reread=key_batches)
+                                   seen=SeenUsccs(estimated_rows))
         began = time.perf_counter()
         census = take_census(key, key_batches, policy, estimated_rows)
         acc.seconds[f"keys of {kind} (first pass)"] = time.perf_counter() - began

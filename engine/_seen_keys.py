@@ -1,28 +1,41 @@
-"""The USCCs a run has met so far, exactly, in 8 bytes each: duplicates found while reading.
+"""The USCCs a run has met so far, in a fixed memory: duplicates found while reading.
 
 Under ``--duplicates reject`` (the default) a row is a duplicate when its key was met on an
 earlier row: a question about the rows already read, which the scoring pass can answer as it
-goes, so the run no longer reads the registry twice (the first pass of engine/_duplicates.py
-cost as much as the rest of a CSV run). ``last`` and ``sum`` still need that pass: they
+goes, so the run does not read the registry twice (the first pass of engine/_duplicates.py
+costs as much as the rest of a CSV run). ``last`` and ``sum`` still need that pass: they
 decide a row by the rows after it.
 
-**Exact, not a digest.** A valid USCC carries 70 bits: two characters of 31 values
-(positions 1-2), six digits (3-8, < 2**20), eight characters of 31 values (9-16, 31**8 <
-2**40); positions 17 and 18 are check characters computed from the others. The 60 bits of
-positions 3-16 and the low 4 bits of positions 1-2 make a 64-bit code; the remaining 6 bits
-choose one of up to 61 sets (in a real registry nearly every code starts 91 and lands in one).
-Two valid codes are equal exactly when their (set, code) are, so a hit is a duplicate and
-never a collision to check.
+**Exact codes.** A valid USCC carries 70 bits: two characters of 31 values (positions 1-2),
+six digits (3-8, < 2**20), eight characters of 31 values (9-16, 31**8 < 2**40); positions 17
+and 18 are check characters computed from the others. The 60 bits of positions 3-16 and the
+low 4 bits of positions 1-2 make a 64-bit code; the remaining 6 bits are the set (in a real
+registry nearly every code starts 91). Two valid codes are equal exactly when their (set,
+code) are.
 
-**A hash set over a uint64 array.** Open addressing with linear probing, sized at 4/3 of the
-rows expected (10.7 bytes a row: 320 MB at 30,000,000 rows), grown by half when 85% full (the
-old and the new table side by side while it is copied). The codes and the insertion run in
-fastcalc's kernel (a few ms a batch); without a built kernel, in numpy (a batch of codes at
-once: every pending code looks at its slot, the ones that find themselves are hits, the first
-of those that find the slot empty takes it, the rest move on), the same table ~20x slower.
+**A Bloom filter in memory, the keys on disk.** An exact set of the keys met grows with the
+registry (a hash set of 8-byte codes took 10.7 bytes a row: 320 MB at 30,000,000 rows), and
+issue 12 wants the run's memory flat from 10 to 30 million rows. So the run keeps:
+
+- a Bloom filter of at most 64 MiB (one 64-bit word per key, 6 bits set in it; sized from the
+  rows expected, 48 bits a row, so that it is at its largest from ~10 M rows on): a key it has
+  not seen is certainly new, and that row is scored at once. A key it may have seen (met
+  before, or a false positive: ~1e-4 of the rows at 10 M rows, ~3e-3 at 30 M) is *held*: not
+  scored yet, decided at the end;
+- every valid row's (mixed code, set and place) appended to a temporary file (16 bytes a row,
+  written, never read back in a run where nothing was held); at the end one pass over it
+  finds, for each held key, the first row that holds it. A held row that is its key's first
+  row was a false positive and is scored then; any other is a duplicate naming that first row.
+
+No decision rests on a digest: the file holds the exact keys, so the rejects are the same as
+an exact set's. The filter's test and insertion run in fastcalc's kernel, in order (a key
+earlier in the same batch is met); without a built kernel, in numpy (~10x slower).
 """
 
 from __future__ import annotations
+
+import tempfile
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -34,19 +47,25 @@ _VALUE[np.frombuffer(USCC_CHARSET.encode(), np.uint8)] = np.arange(31, dtype=np.
 _BYTE_VALUE = _VALUE.astype(np.uint8)
 _REGION = 10 ** np.arange(5, -1, -1, dtype=np.uint64)  # positions 3-8: digits, their values are 0-9
 _ORG = np.uint64(31) ** np.arange(7, -1, -1, dtype=np.uint64)  # positions 9-16, base 31
-_EMPTY = np.uint64(0)  # a free slot; the code whose mixed value is 0 is kept aside
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
-_FULL = 0.85
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # folds the set into the code before the mix
+_BITS_A_ROW = 48  # the filter's size for the rows expected: ~1e-4 false positives at that many rows
+_MIN_WORDS, _MAX_WORDS = 1 << 13, 1 << 23  # 64 KiB .. 64 MiB
+# a row's place in the spill: its set (6 bits), its file (18 bits, in the order met) and row (40 bits)
+_SET_SHIFT, _SOURCE_SHIFT = 58, 40
+_SOURCES, _ROWS = 1 << 18, 1 << 40
+_READ_RECORDS = 1 << 20  # 2 x 8 MiB of the spill at a time
+_TOP_BITS = 20  # the held keys' top bits, a table that lets nearly every record of the spill pass unsearched
 
 
-_KERNEL: list = []  # [(uscc_set_codes, code_set_add)], or [None] without a built kernel
+_KERNEL: list = []  # [(uscc_set_codes, bloom_add)], or [None] without a built kernel
 
 
 def _kernel():
     if not _KERNEL:
         try:
-            from ecorules.fastcalc._kernel import code_set_add, uscc_set_codes
-            _KERNEL.append((uscc_set_codes, code_set_add))
+            from ecorules.fastcalc._kernel import bloom_add, uscc_set_codes
+            _KERNEL.append((uscc_set_codes, bloom_add))
         except (ImportError, AttributeError):  # a source tree without the (current) kernel
             _KERNEL.append(None)
     return _KERNEL[0]
@@ -74,9 +93,11 @@ def uscc_codes(keys: pa.Array, valid: np.ndarray, kernel: bool = True) -> tuple[
     return rows, (head >> np.uint64(4)).astype(np.uint16), code
 
 
-def _mixed(codes: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a bijection of uint64 that spreads nearby codes over the table."""
-    x = codes ^ (codes >> np.uint64(30))
+def key_mix(head: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer of the code with its set folded in: for a given set, a bijection
+    of the code (equal mixes of one set are equal codes), spread for the filter."""
+    x = code ^ (head.astype(np.uint64) * _GOLDEN)
+    x ^= x >> np.uint64(30)
     x *= _MIX[0]
     x ^= x >> np.uint64(27)
     x *= _MIX[1]
@@ -84,100 +105,139 @@ def _mixed(codes: np.ndarray) -> np.ndarray:
     return x
 
 
-class CodeSet:
-    """A set of uint64 values (see the module's docstring)."""
+def filter_words(expected_rows: int) -> int:
+    """The filter's 64-bit words for ``expected_rows`` (unknown, 0: the largest)."""
+    if expected_rows <= 0:
+        return _MAX_WORDS
+    words = _MIN_WORDS
+    while words < expected_rows * _BITS_A_ROW // 64 and words < _MAX_WORDS:
+        words *= 2
+    return words
 
-    def __init__(self, expected: int = 0, kernel: bool = True):
-        self.slots = np.zeros(max(1024, expected * 4 // 3), np.uint64)
-        self.count = 0
-        self.has_zero = False  # the value stored as _EMPTY's mix
+
+class KeyFilter:
+    """A Bloom filter of (set, code) keys, one word a key (see the module's docstring)."""
+
+    def __init__(self, words: int, kernel: bool = True):
+        if words < 2 or words & (words - 1):
+            raise ValueError(f"a key filter has a power of two (>= 2) of words, not {words}")
+        self.words = np.zeros(words, np.uint64)
+        self.shift = np.uint64(64 - (words.bit_length() - 1))
         self.kernel = _kernel()[1] if kernel and _kernel() is not None else None
 
-    def add(self, codes: np.ndarray) -> np.ndarray:
-        """Which of ``codes`` were in the set already, or earlier in ``codes``; all are in it after."""
-        codes = np.ascontiguousarray(codes, np.uint64)
-        if self.count + codes.size > _FULL * self.slots.size:
-            self._grow(self.count + codes.size)
+    def add(self, head: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mix, maybe) of each key: ``maybe`` where it may have been added before (earlier in
+        these keys included); all are in the filter after."""
         if self.kernel is not None:
-            seen, zero = np.empty(codes.size, np.uint8), np.array([self.has_zero], np.uint8)
-            self.count += self.kernel(self.slots, codes, seen, zero, False)
-            self.has_zero = bool(zero[0])
-            return seen.view(bool)
-        mixed = _mixed(codes)
-        seen = np.zeros(codes.size, bool)
-        zero = np.flatnonzero(mixed == _EMPTY)
-        for row in zero.tolist():
-            seen[row], self.has_zero = self.has_zero, True
-        pending = np.flatnonzero(mixed != _EMPTY) if zero.size else np.arange(codes.size)
-        self.count += self._insert(mixed[pending], pending, seen)
-        return seen
-
-    def _insert(self, values: np.ndarray, pending: np.ndarray, seen: np.ndarray) -> int:
-        slots, size = self.slots, np.uint64(self.slots.size)
-        at = ((values >> np.uint64(32)) * size) >> np.uint64(32)  # the home slot, without a modulo
-        taken = 0
-        while pending.size:
-            current = slots[at]
-            hit = current == values
-            seen[pending[hit]] = True
-            empty = np.flatnonzero(current == _EMPTY)
-            done = hit
-            if empty.size:
-                # the first of the codes wanting a free slot takes it (rows in order: the
-                # earlier row of two equal codes is the first, the later then finds it)
-                _, first = np.unique(at[empty], return_index=True)
-                won = empty[first]
-                slots[at[won]] = values[won]
-                taken += won.size
-                done = hit.copy()
-                done[won] = True
-            moving = (current != _EMPTY) & ~hit
-            at = np.where(moving, at + np.uint64(1), at)
-            at[at == size] = 0
-            left = ~done
-            pending, at, values = pending[left], at[left], values[left]
-        return taken
-
-    def _grow(self, needed: int) -> None:
-        old = self.slots[self.slots != _EMPTY]
-        size = self.slots.size
-        while needed > _FULL * size:
-            size += size // 2  # not doubled: an estimate a little low (a CSV's) costs a little
-        self.slots = np.zeros(size, np.uint64)
-        if self.kernel is not None:
-            self.kernel(self.slots, old, np.empty(old.size, np.uint8), np.zeros(1, np.uint8), True)
-        else:
-            self._insert(old, np.arange(old.size), np.zeros(old.size, bool))
+            mixed, maybe = np.empty(code.size, np.uint64), np.empty(code.size, np.uint8)
+            self.kernel(self.words, np.ascontiguousarray(code, np.uint64), np.ascontiguousarray(head, np.uint16),
+                        mixed, maybe)
+            return mixed, maybe.view(bool)
+        mixed = key_mix(head, code)
+        at = (mixed >> self.shift).astype(np.intp)
+        mask = np.zeros(code.size, np.uint64)
+        for k in range(6):
+            mask |= np.uint64(1) << ((mixed >> np.uint64(6 * k)) & np.uint64(63))
+        maybe = (self.words[at] & mask) == mask
+        if code.size > 1:  # a key twice in these: the later one is met (a mix of another set too: held, decided exactly)
+            _, first = np.unique(mixed, return_index=True)
+            later = np.ones(code.size, bool)
+            later[first] = False
+            maybe |= later
+        np.bitwise_or.at(self.words, at, mask)
+        return mixed, maybe
 
     @property
     def nbytes(self) -> int:
-        return self.slots.nbytes
+        return self.words.nbytes
 
 
 class SeenUsccs:
-    """Every valid USCC met so far (see the module's docstring)."""
+    """Every valid USCC met so far: a filter in memory, the keys and their rows on disk (see
+    the module's docstring). :meth:`close` drops the file (unlinked from the start: a run
+    killed midway leaves none)."""
 
-    def __init__(self, expected_rows: int = 0, kernel: bool = True):
-        self.expected, self.kernel = expected_rows, kernel
-        self.sets: dict[int, CodeSet] = {}
+    def __init__(self, expected_rows: int = 0, kernel: bool = True, words: int | None = None):
+        self.kernel = kernel
+        self.filter = KeyFilter(filter_words(expected_rows) if words is None else words, kernel)
+        self.sources: dict[str, int] = {}
+        self.names: list[str] = []  # the files, by their number in the places
+        self.spill: tuple[IO[bytes], IO[bytes]] | None = None
 
-    def add(self, keys: pa.Array, valid: np.ndarray) -> np.ndarray:
-        """The rows of ``keys`` whose USCC was met before (on an earlier row of this batch or of
-        an earlier one); every valid one is met after."""
-        rows, head, code = uscc_codes(keys, valid, self.kernel)
-        seen = np.zeros(rows.size, bool)
-        heads = np.flatnonzero(np.bincount(head)) if rows.size else head
-        for value in heads.tolist():
-            mine = slice(None) if heads.size == 1 else np.flatnonzero(head == value)
-            codes = self.sets.get(value)
-            if codes is None:  # the first set met holds nearly every code: sized for the rows
-                codes = self.sets[value] = CodeSet(self.expected if not self.sets else 0, self.kernel)
-            seen[mine] = codes.add(code[mine])
-        return rows[seen]
+    def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows (positions in ``keys``) whose USCC may have been met before (on an earlier
+        row of this batch or of an earlier one), with their key's mix and their place (for
+        :meth:`first_places`); every valid one is met after. ``rows``: the rows' numbers in ``source``."""
+        at, head, code = uscc_codes(keys, valid, self.kernel)
+        if not at.size:
+            return at, code, code
+        mixed, maybe = self.filter.add(head, code)
+        del code
+        places = self._places(head, source, np.asarray(rows)[at])
+        if self.spill is None:  # the mixes and the places in two files, written as they are (no copy)
+            self.spill = (tempfile.TemporaryFile(prefix="ecorules-keys-"), tempfile.TemporaryFile(prefix="ecorules-places-"))
+        self.spill[0].write(mixed.view(np.uint8))
+        self.spill[1].write(places.view(np.uint8))
+        hit = np.flatnonzero(maybe)
+        return at[hit], mixed[hit], places[hit]
+
+    def _places(self, head: np.ndarray, source: str, rows: np.ndarray) -> np.ndarray:
+        index = self.sources.get(source)
+        if index is None:
+            index = self.sources[source] = len(self.names)
+            self.names.append(source)
+        if index >= _SOURCES or (rows.size and (int(rows.min()) < 0 or int(rows.max()) >= _ROWS)):
+            raise ValueError(f"the duplicate check places at most {_SOURCES:,} files of {_ROWS:,} rows each")
+        places = head.astype(np.uint64)  # in place from here: a batch's arrays are what the reading thread holds
+        places <<= np.uint64(_SET_SHIFT)
+        places |= np.uint64(index << _SOURCE_SHIFT)
+        places |= rows.view(np.uint64) if rows.dtype == np.int64 else rows.astype(np.uint64)
+        return places
+
+    def place(self, place: int) -> tuple[str, int]:
+        """(file, row) of a place."""
+        return self.names[(place >> _SOURCE_SHIFT) & (_SOURCES - 1)], place & (_ROWS - 1)
+
+    def first_places(self, mixed: np.ndarray, places: np.ndarray) -> np.ndarray:
+        """The place of the first row holding each of the keys given by (``mixed``, the set in
+        ``places``): one pass over the spill, whose records are in the order the rows came."""
+        wanted = np.unique(mixed)
+        top = np.zeros(1 << _TOP_BITS, bool)
+        top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
+        for file in self.spill:
+            file.flush()
+            file.seek(0)
+        buffers = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
+        found_mixed, found_places = [], []
+        while got := self.spill[0].readinto(buffers[0].view(np.uint8)) // 8:
+            if self.spill[1].readinto(buffers[1][:got].view(np.uint8)) != 8 * got:
+                raise OSError("the duplicate check's files differ in length")
+            values = buffers[0][:got]
+            near = np.flatnonzero(top[(values >> np.uint64(64 - _TOP_BITS)).astype(np.intp)])
+            if not near.size:
+                continue
+            candidates = values[near]
+            at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
+            hit = wanted[at] == candidates
+            found_mixed.append(candidates[hit])
+            found_places.append(buffers[1][:got][near[hit]])
+        for file in self.spill:
+            file.seek(0, 2)
+        first: dict[tuple[int, int], int] = {}
+        for value, place in zip(np.concatenate(found_mixed).tolist(), np.concatenate(found_places).tolist(), strict=True):
+            first.setdefault((value, place >> _SET_SHIFT), place)
+        return np.array([first[value, place >> _SET_SHIFT] for value, place in zip(mixed.tolist(), places.tolist(),
+                                                                                    strict=True)], np.uint64)
+
+    def close(self) -> None:
+        for file in self.spill or ():
+            file.close()
+        self.spill = None
 
     @property
     def nbytes(self) -> int:
-        return sum(codes.nbytes for codes in self.sets.values())
+        return self.filter.nbytes
 
 
-__all__ = ["CodeSet", "SeenUsccs", "uscc_codes"]
+__all__ = ["KeyFilter", "SeenUsccs", "filter_words", "key_mix", "uscc_codes"]

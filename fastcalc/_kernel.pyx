@@ -726,44 +726,31 @@ def uscc_set_codes(const uint8_t[:, ::1] mat, const uint8_t[::1] value, uint64_t
             head[i] = <uint16_t>(first >> 4)
 
 
-def code_set_add(uint64_t[::1] slots, const uint64_t[::1] values, uint8_t[::1] seen, uint8_t[::1] zero,
-                 bint mixed):
-    """Insert ``values`` in order into the open-addressing table ``slots`` (0: free; linear
-    probing from the mixed value's home slot): ``seen[i]`` = 1 where the value was there
-    already (or earlier in ``values``). ``mixed``: the values are table entries already (a
-    rehash). The value whose mix is 0 is flagged in ``zero[0]``. Returns the entries added;
-    the caller keeps the table less than full."""
-    cdef Py_ssize_t n = values.shape[0]
-    cdef uint64_t size = slots.shape[0]
+def bloom_add(uint64_t[::1] words, const uint64_t[::1] codes, const uint16_t[::1] head, uint64_t[::1] mixed,
+              uint8_t[::1] maybe):
+    """Test and insert the USCCs (``head``, ``codes``) in order in the Bloom filter ``words``
+    (a power of two of 64-bit words; each key sets 6 bits of one word): ``maybe[i]`` = 1 where
+    all its bits were set already (met before, or earlier in ``codes``, or a false positive);
+    ``mixed[i]``: the key's mix, a bijection of the code for a given set (what the spill keeps)."""
+    cdef Py_ssize_t n = codes.shape[0]
+    cdef uint64_t size = words.shape[0]
+    cdef int shift = 64
     cdef Py_ssize_t i
-    cdef uint64_t x, at
-    cdef Py_ssize_t taken = 0
-    cdef Py_ssize_t ahead = 16  # slots asked of memory this many values before they are probed
-    if seen.shape[0] != n or zero.shape[0] != 1 or size == 0 or size >= (<uint64_t>1 << 32):
-        raise ValueError("code_set_add: expected n flags, one zero flag and 1 to 2**32 - 1 slots")
+    cdef uint64_t x, mask, w
+    cdef Py_ssize_t ahead = 16  # words asked of memory this many keys before they are tested
+    while shift > 0 and (<uint64_t>1 << (64 - shift)) < size:
+        shift -= 1
+    if head.shape[0] != n or mixed.shape[0] != n or maybe.shape[0] != n or size < 2 or (<uint64_t>1 << (64 - shift)) != size:
+        raise ValueError("bloom_add: expected n heads, mixes and flags, and a power of two (>= 2) of words")
     with nogil:
         for i in range(n):
-            # a table larger than the caches: each probe is a memory access; asked for early,
-            # sixteen are in flight at once instead of one
             if i + ahead < n:
-                x = values[i + ahead] if mixed else _splitmix(values[i + ahead])
-                __builtin_prefetch(&slots[((x >> 32) * size) >> 32])
-            x = values[i] if mixed else _splitmix(values[i])
-            if x == 0:
-                seen[i] = zero[0]
-                zero[0] = 1
-                continue
-            at = ((x >> 32) * size) >> 32
-            while True:
-                if slots[at] == x:
-                    seen[i] = 1
-                    break
-                if slots[at] == 0:
-                    slots[at] = x
-                    seen[i] = 0
-                    taken += 1
-                    break
-                at += 1
-                if at == size:
-                    at = 0
-    return taken
+                x = _splitmix(codes[i + ahead] ^ (<uint64_t>head[i + ahead] * <uint64_t>0x9E3779B97F4A7C15ULL))
+                __builtin_prefetch(&words[x >> shift])
+            x = _splitmix(codes[i] ^ (<uint64_t>head[i] * <uint64_t>0x9E3779B97F4A7C15ULL))
+            mixed[i] = x
+            w = x >> shift
+            mask = ((<uint64_t>1 << (x & 63)) | (<uint64_t>1 << ((x >> 6) & 63)) | (<uint64_t>1 << ((x >> 12) & 63))
+                    | (<uint64_t>1 << ((x >> 18) & 63)) | (<uint64_t>1 << ((x >> 24) & 63)) | (<uint64_t>1 << ((x >> 30) & 63)))
+            maybe[i] = (words[w] & mask) == mask
+            words[w] |= mask

@@ -9,8 +9,10 @@ conventions; what is not the same SQL in both is the connection's :func:`dialect
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from . import sqlite
@@ -52,6 +54,21 @@ def dialect(connection) -> ModuleType:
     """The module whose SQL a connection speaks (``policy_id``, ``insert_missing``,
     ``replace_rows``, ``has_relation``, ``declared_columns``... in both)."""
     return getattr(connection, "dialect", None) or sqlite
+
+
+@contextlib.contextmanager
+def snapshot(connection) -> Iterator[None]:
+    """Every statement of the block reads one state of the store (PostgreSQL: REPEATABLE READ,
+    READ ONLY; SQLite: a read transaction), as a run commits whole: without it, a run that
+    commits between a reader's statements shows it, say, ``latest`` resolved to the old run
+    and then the new run's rows (none: a forced rerun deleted them), or one run's list changes
+    beside another's findings. A temporary table the block fills is created before it (no
+    CREATE in a PostgreSQL read-only transaction)."""
+    connection.execute(dialect(connection).BEGIN_SNAPSHOT)
+    try:
+        yield
+    finally:
+        connection.execute("ROLLBACK")  # nothing written to keep
 
 
 def connect(target: str | os.PathLike, *, readonly: bool = False, timeout: float = 60.0):

@@ -631,6 +631,9 @@ class RunWriter(sqlite.RunWriter):
 
 IS_DISTINCT = "IS DISTINCT FROM"
 TEMP = "pg_temp"
+# a reader's statements in one snapshot: a run committing between two of them would show the
+# old run's rows beside the new run's status (store.snapshot)
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 INSERTION_ORDER = "seq"  # of assessed_chunks
 
 

@@ -1029,6 +1029,7 @@ def resolve_run(connection: sqlite3.Connection, run: str | int, *, done: bool = 
 
 IS_DISTINCT = "IS NOT"
 TEMP = "temp"
+BEGIN_SNAPSHOT = "BEGIN"  # a read transaction: one state of the WAL for all its statements (store.snapshot)
 INSERTION_ORDER = "rowid"  # of assessed_chunks
 
 

@@ -210,3 +210,32 @@ def test_keys_of_other_kinds_compare_by_their_value_and_keep_a_bad_one_as_writte
     keys, valid = canonical_keys(fact, pa.array(["郑州高新区管委会", " 金水区", "金水县"]))
     assert keys.to_pylist() == ["郑州高新技术产业开发区", "金水区", "金水县"]
     assert valid.tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("policy", ["last", "sum"])
+def test_the_first_pass_decides_the_same_when_its_digests_go_to_files(tmp_path, monkeypatch, policy):
+    # the first pass keeps at most _IN_MEMORY digests in memory (flat at 30 M rows); beyond
+    # that they go to files by their top bits: the same keys are found repeated
+    codes = usccs(np.random.default_rng(7), 60).tolist()
+    keys = codes + [codes[3], codes[50], codes[3], codes[59]]
+    table = pa.table({
+        "uscc": keys, "name": ["郑州示例有限公司"] * len(keys), "district": ["二七区"] * len(keys),
+        "industrial": [False] * len(keys), "untreated_outfalls": [1] * len(keys),
+        "direct_discharge_cases": [0] * len(keys), "illegal_discharge_cases": [0] * len(keys),
+        "high_pollution": [False] * len(keys), "high_energy": [False] * len(keys),
+    })
+    pq.write_table(table, tmp_path / "registry.parquet")
+    got = {}
+    for label, limit in (("memory", None), ("files", 8)):
+        if limit is not None:
+            monkeypatch.setattr(_duplicates, "_IN_MEMORY", limit)
+        out = tmp_path / f"{label}.sqlite"
+        summary = run_nightly(tmp_path / "registry.parquet", out, as_of=AS_OF, progress=False, batch_rows=7,
+                              duplicates=policy)
+        got[label] = (ledger(out, summary.run_id), summary.rows_in, summary.rows_scored, summary.rows_rejected)
+    assert got["files"] == got["memory"]
+    rejects = got["files"][0]["rejects"]
+    if policy == "last":
+        assert [r[0] for r in rejects] == [4, 51, 60, 61]  # the earlier rows of each key, naming its last
+    else:
+        assert rejects == [] and got["files"][0]["findings"].count((codes[3], 3_000_000)) == 1

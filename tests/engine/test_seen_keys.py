@@ -1,16 +1,19 @@
-"""The USCCs met so far (engine/_seen_keys.py): exact, in order, in the kernel as in numpy."""
+"""The USCCs met so far (engine/_seen_keys.py): a filter that never lets a key met pass as new, and
+exact decisions from the keys on disk, in the kernel as in numpy."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from ecorules.engine import _seen_keys
 from ecorules.engine._duplicates import canonical_keys
 from ecorules.engine._nightly import run_nightly
-from ecorules.engine._seen_keys import CodeSet, SeenUsccs, uscc_codes
+from ecorules.engine._seen_keys import KeyFilter, SeenUsccs, key_mix, uscc_codes
 from ecorules.rules import load_policies
 from ecorules.rules._uscc import check_character, org_check_character
 from nightly_data import usccs
@@ -36,14 +39,27 @@ def in_python(batches: list[list[int]]) -> list[list[bool]]:
 
 
 @pytest.mark.parametrize("kernel", [True, False])
-def test_a_code_set_answers_as_a_python_set_through_collisions_and_growth(kernel):
+def test_the_key_filter_holds_every_key_met_before_and_lets_most_new_ones_pass(kernel):
     rng = np.random.default_rng(3)
-    batches = [rng.integers(0, 5000, 900).tolist() for _ in range(40)]  # many repeats, far beyond 1024 slots
-    batches[3][:2] = [0, 0]  # 0 mixes to the free-slot marker: kept aside, still exact
-    codes = CodeSet(0, kernel=kernel)
-    got = [codes.add(np.array(values, np.uint64)).tolist() for values in batches]
-    assert got == in_python(batches)
-    assert codes.count + codes.has_zero == len({v for values in batches for v in values})
+    batches = [rng.integers(0, 5000, 900).tolist() for _ in range(40)]  # many repeats, within and across batches
+    keys = KeyFilter(1 << 12, kernel=kernel)
+    heads = np.full(900, 36, np.uint16)  # the set of codes starting 91
+    flags = [keys.add(heads, np.array(values, np.uint64))[1].tolist() for values in batches]
+    for got, met in zip(flags, in_python(batches), strict=True):
+        assert all(maybe for maybe, was in zip(got, met, strict=True) if was)  # never a key met passes as new
+    new = [maybe for got, met in zip(flags, in_python(batches), strict=True) for maybe, was in zip(got, met, strict=True)
+           if not was]
+    assert sum(new) < 0.05 * len(new)  # and the false positives are few
+    other = KeyFilter(1 << 12, kernel=not kernel)
+    for values in batches:
+        mixed, _ = other.add(heads, np.array(values, np.uint64))
+        assert mixed.tolist() == key_mix(heads, np.array(values, np.uint64)).tolist()
+    assert other.words.tolist() == keys.words.tolist()  # the kernel and numpy set the same bits
+
+
+def test_the_filter_is_as_large_at_30_million_rows_as_at_10_million():
+    assert SeenUsccs(10_000_000).nbytes == SeenUsccs(30_000_000).nbytes == 64 * 2**20
+    assert SeenUsccs(10_000).nbytes < SeenUsccs(1_000_000).nbytes < 64 * 2**20
 
 
 @pytest.mark.parametrize("kernel", [True, False])
@@ -52,29 +68,49 @@ def test_codes_of_valid_usccs_are_exact_where_a_digest_would_not_be(kernel):
     keys = [code("9141010012345678"), code("9241010012345678"), code("5141010012345678"),
             code("9141010012345679"), code("0000000000000000"), code("9141010012345678")]
     column, valid = canonical_keys(FACT, pa.array([*keys, "not a code", None]))
+    rows = np.arange(2, 10, dtype=np.int64)
     seen = SeenUsccs(4, kernel=kernel)
-    assert seen.add(column, valid).tolist() == [5]
-    assert seen.add(column, valid).tolist() == [0, 1, 2, 3, 4, 5]
-    rows, heads, values = uscc_codes(column, valid, kernel)
-    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
+    held, mixed, places = seen.add(column, valid, "a.csv", rows)
+    assert held.tolist() == [5]
+    held, mixed, places = seen.add(column, valid, "b.csv", rows)
+    assert held.tolist() == [0, 1, 2, 3, 4, 5]
+    # the first row of each key, from the spill: all in a.csv, the sixth row's code first on its first row
+    assert [seen.place(int(p)) for p in seen.first_places(mixed, places)] == [
+        ("a.csv", 2), ("a.csv", 3), ("a.csv", 4), ("a.csv", 5), ("a.csv", 6), ("a.csv", 2)]
+    seen.close()
+    at, heads, values = uscc_codes(column, valid, kernel)
+    assert at.tolist() == [0, 1, 2, 3, 4, 5]
     assert len(set(zip(heads.tolist(), values.tolist(), strict=True))) == 5
     assert uscc_codes(column, valid, not kernel)[2].tolist() == values.tolist()
 
 
-def test_later_rows_in_other_files_of_a_folder_name_their_first_row(tmp_path):
+def _folder_run(tmp_path: Path, name: str, monkeypatch=None, words: int | None = None):
+    """A run over a folder of two files whose USCCs repeat within and across them, with the
+    filter of ``words`` words (2: nearly every row is held, as if by false positives)."""
     first, second, other = usccs(np.random.default_rng(8), 3).tolist()
     folder = tmp_path / "registry"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
 
     def line(uscc: str) -> str:
         return f"{uscc},郑州示例有限公司,金水区,true,1,0,0,false,false"
 
     (folder / "a.csv").write_text("\n".join([HEADER, line(first), line(other), line(second)]) + "\n", encoding="utf-8")
     (folder / "b.csv").write_text("\n".join([HEADER, line(second), line(first), line(first)]) + "\n", encoding="utf-8")
-    summary = run_nightly(folder, tmp_path / "out.sqlite", as_of=dt.date(2012, 4, 14), progress=False, batch_rows=2)
-    connection = sqlite3.connect(tmp_path / "out.sqlite")
+    if words is not None:
+        monkeypatch.setattr(_seen_keys, "filter_words", lambda rows: words)
+    out = tmp_path / f"{name}.sqlite"
+    summary = run_nightly(folder, out, as_of=dt.date(2012, 4, 14), progress=False, batch_rows=2)
+    connection = sqlite3.connect(out)
     rejects = connection.execute('SELECT source, row, reason FROM rejects ORDER BY source, row').fetchall()
+    findings = connection.execute("SELECT uscc, amount_yuan FROM findings ORDER BY uscc").fetchall()
     connection.close()
+    return folder, (first, second, other), summary, rejects, findings
+
+
+@pytest.mark.parametrize("words", [None, 2])
+def test_later_rows_in_other_files_of_a_folder_name_their_first_row(tmp_path, monkeypatch, words):
+    # with a filter of 2 words, rows held by false positives are scored at the end, exactly
+    folder, (first, second, other), summary, rejects, findings = _folder_run(tmp_path, "out", monkeypatch, words)
     a, b = str(folder / "a.csv"), str(folder / "b.csv")
     assert rejects == [
         (b, 2, f"duplicate uscc '{second}': first at row 4 of {a} (one enterprise, one row)"),
@@ -83,3 +119,4 @@ def test_later_rows_in_other_files_of_a_folder_name_their_first_row(tmp_path):
     ]
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (6, 3, 3)
     assert {s["source"]: (s["rows_in"], s["rows_rejected"]) for s in summary.sources} == {a: (3, 0), b: (3, 3)}
+    assert sorted(findings) == sorted((code, 1_000_000) for code in (first, second, other))

@@ -250,3 +250,37 @@ def test_a_run_on_dask_writes_into_postgresql_what_a_local_run_writes(postgres_d
             tables[label, table] = sorted(r[:drop] + r[drop + 1:] for r in rows[1:])
     assert all(tables["dask", t] == tables["local", t] for t in EXPORTED)
     assert tables["local", "findings"] and tables["local", "rejects"] and tables["local", "sanctions"]
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_export_and_changes_read_one_snapshot_while_a_run_commits_between_their_statements(
+        postgres_db, tmp_path, monkeypatch, backend):
+    # a forced rerun of the latest day replaces its run (its rows deleted, a new id) and
+    # commits just after the reader resolved "latest": read statement by statement, the reader
+    # would find the run it resolved gone (no rows, every finding "disappeared")
+    db = in_schema(postgres_db, "ecorules") if backend == "postgres" else tmp_path / "r.sqlite"
+    scored(db, REGISTRY, CASES, DAYS)
+    export_table(db, "latest", "findings", tmp_path / "before.csv")
+    before_changes = compare_runs(db, "previous", limit=0)
+    assert before_changes["findings"]["appeared"]["count"] + before_changes["findings"]["disappeared"]["count"] > 0
+    reran = []
+    run_unit = store.run_unit
+
+    def a_run_commits_meanwhile(connection, run_id):
+        if not reran:
+            reran.append(run_nightly(REGISTRY, db, cases=CASES, as_of=DAYS[1], force=True, progress=False, threads=1))
+        return run_unit(connection, run_id)
+
+    monkeypatch.setattr(store, "run_unit", a_run_commits_meanwhile)
+    run_id, rows = export_table(db, "latest", "findings", tmp_path / "during.csv")
+    assert reran and reran[0].run_id != run_id  # the rerun came between the statements, under a new id
+    assert rows > 0
+    assert (tmp_path / "during.csv").read_text(encoding="utf-8") == (tmp_path / "before.csv").read_text(encoding="utf-8")
+    reran.clear()
+    during = compare_runs(db, "previous", limit=0)
+    assert reran and reran[0].run_id != during["run"]
+    assert without_ids(during) == without_ids(before_changes)
+    # and afterwards the new run is the latest, with the same results
+    monkeypatch.setattr(store, "run_unit", run_unit)
+    after_id, _ = export_table(db, "latest", "findings", tmp_path / "after.csv")
+    assert after_id == reran[0].run_id

@@ -28,8 +28,7 @@ def _batch(table: pa.Table) -> Batch:
 
 def _read(table: pa.Table) -> Batch:
     """A batch as the run's reading hands it to the scorer: through the duplicate check."""
-    keys = DuplicateFilter(POLICIES.facts["uscc"], None, "reject", POLICIES.facts, seen=SeenUsccs(table.num_rows),
-                           reread=lambda: iter(()))
+    keys = DuplicateFilter(POLICIES.facts["uscc"], None, "reject", POLICIES.facts, seen=SeenUsccs(table.num_rows))
     return keys.apply(_batch(table))
 
 
