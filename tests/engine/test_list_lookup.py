@@ -53,7 +53,8 @@ def test_entries_kept_and_ended_alike_when_compared_by_partitions(tmp_path, monk
 
 def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_alike(tmp_path, monkeypatch):
     """Entries with a start and an end, lifted, expiring and entered-and-ended in one run, over
-    three runs; chunks of 5 entries so that a rule's entries span several partitions' parts."""
+    three runs; chunks of 5 entries so that a rule's entries span several partitions' parts;
+    the chunks read a few entries at a time from pieces of their text."""
     codes = [str(u) for u in usccs(np.random.default_rng(11), 90)]
 
     def registry(path, shift):
@@ -69,6 +70,9 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
     states = []
     for per_partition in (_lists.ENTRIES_PER_PARTITION, 9):
         monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
+        if per_partition == 9:  # and the stored chunks read 2 entries at a time, from pieces of 30 characters
+            monkeypatch.setattr(_lists, "PIECE_ENTRIES", 2)
+            monkeypatch.setattr(_lists, "PIECE_CHARACTERS", 30)
         db = tmp_path / f"out-{per_partition}.sqlite"
         counts = [run_nightly(registry(tmp_path / f"r{shift}.csv", shift), db, policies=POLICIES, as_of=as_of,
                               progress=False).lists
