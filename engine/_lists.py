@@ -72,6 +72,7 @@ ENTERED_CHUNK = 65_536  # entries per row of list_chunks
 # about the same time; bench/lists.py's stores)
 ENTRIES_PER_PARTITION = 32_768
 ROWS_PER_PAGE = 32_768  # rows of list_state read at once
+ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
 PIECE_ENTRIES = 32_768
@@ -333,17 +334,35 @@ def _optional_strings(values: list) -> pa.Array:
 
 def _merge(table: pa.Table) -> pa.Table:
     """One row per key where several entries of the run share it: the earliest start, the
-    latest planned end (open when any is open), the text that sorts first; seq: the first's."""
-    table = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
-        [("case_id", "min"), ("started", "min"), ("dated", "any"), ("planned_end", "max"),
-         ("planned_end", "count"), ("uscc", "count"), ("text_order", "min"), ("seq", "min")])
-    open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
-    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
-                     "case_id": table["case_id_min"], "started": table["started_min"],
-                     "dated": table["dated_any"],
-                     "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
-                     "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
-                     "text_order": table["text_order_min"], "seq": table["seq_min"]})
+    latest planned end (open when any is open), the text that sorts first; seq: the first's.
+    By sorts, not ``Table.group_by``: that imports Acero and pandas (~25 MiB, in the first run
+    whose sanctions repeat a key)."""
+    groups = numbers(pc.dictionary_encode(_keys(table)).indices).astype(np.int64)  # in order of first appearance
+    _, first = np.unique(groups, return_index=True)
+    n = len(first)
+
+    def least(name: str, order: str = "ascending") -> pa.Array:  # per group; nulls only where all are
+        by = pc.sort_indices(pa.table({"group": groups, "missing": pc.is_null(table[name]), "value": table[name]}),
+                             sort_keys=[("group", "ascending"), ("missing", "ascending"), ("value", order)])
+        by = numbers(by)
+        return one_array(table[name]).take(from_numbers(by[np.flatnonzero(np.diff(groups[by], prepend=-1))]))
+
+    def smallest(name: str) -> np.ndarray:
+        values = np.full(n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(values, groups, numbers(table[name]))
+        return values
+
+    open_ended = np.bincount(groups, weights=bools(pc.is_null(table["planned_end"])), minlength=n) > 0
+    text_order = smallest("text_order")
+    return pa.table({"uscc": one_array(table["uscc"]).take(from_numbers(first)),
+                     "rule_id": one_array(table["rule_id"]).take(from_numbers(first)),
+                     "tag": one_array(table["tag"]).take(from_numbers(first)),
+                     "case_id": least("case_id"), "started": least("started"),
+                     "dated": from_bools(np.bincount(groups, weights=bools(table["dated"]), minlength=n) > 0),
+                     "planned_end": pc.if_else(from_bools(open_ended), pa.nulls(1, pa.string())[0],
+                                               least("planned_end", "descending")),
+                     "text_id": from_numbers(text_order & 0xFFFFFFFF), "text_order": from_numbers(text_order),
+                     "seq": from_numbers(smallest("seq"))})
 
 
 _OPEN = pa.schema([("id", pa.int64()), ("rule_id", pa.int64()), ("uscc", pa.string()), ("tag", pa.string()),
@@ -441,10 +460,14 @@ def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.T
         ids = np.arange(next_id, next_id + entered.num_rows, dtype=np.int64)
         _write_chunks(db, run_id, day, entered, ids)
         ended = np.flatnonzero(bools(pc.is_valid(entered["exit"])))
-        rows = entered.take(from_numbers(ended)).to_pylist()
-        sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), [
-            (int(ids[i]), r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
-             r["ended"], r["exit"], r["exit_reason"], run_id, run_id, run_id) for i, r in zip(ended.tolist(), rows, strict=True)])
+        # as Python rows a few thousand at a time: a chunk's worth (65,536 cases ended as they
+        # entered, when a first run finds them expired) took ~40 MiB as dicts at once
+        for start in range(0, ended.size, ENDED_ROWS_AT_ONCE):
+            at = ended[start:start + ENDED_ROWS_AT_ONCE]
+            part = entered.take(from_numbers(at))
+            sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), list(zip(
+                ids[at].tolist(), *(part[name].to_pylist() for name in _STATE_COLUMNS[1:11]),
+                *([run_id] * len(at),) * 3, strict=True)))
         next_id += entered.num_rows
 
     pending: list[pa.Table] = []  # of one group, since a cut: fewer than ENTERED_CHUNK entries
