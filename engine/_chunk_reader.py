@@ -65,11 +65,14 @@ class _Text:
             return value
 
 
-def json_elements(pieces: Iterator[str], most: int) -> Iterator[pa.Array | list]:
-    """The elements of the JSON array whose text comes in ``pieces``, at most ``most`` at a
-    time, in order: as an Arrow string array where they are codes laid out as _json_codes
-    lays them out (nearly every chunk: read by numpy, no Python string per code), else as a
-    list of the decoded values. Bad JSON raises json.JSONDecodeError, as json.loads does."""
+def json_elements(pieces: Iterator[str], most: int, most_values: int | None = None) -> Iterator[pa.Array | list]:
+    """The elements of the JSON array whose text comes in ``pieces``, in order: at most
+    ``most`` at a time as an Arrow string array where they are codes laid out as _json_codes
+    lays them out (nearly every chunk: read by numpy, no Python string per code), else at
+    most ``most_values`` (default ``most``) at a time as a list of the decoded values (a
+    case's is a list of Python strings: ~500 bytes). Bad JSON raises json.JSONDecodeError,
+    as json.loads does."""
+    most_values = most_values or most
     text = _Text(pieces)
     if text.skip_gap() != "[":
         raise json.JSONDecodeError("a chunk is a JSON array", text.text, text.at)
@@ -95,7 +98,7 @@ def json_elements(pieces: Iterator[str], most: int) -> Iterator[pa.Array | list]
             raise json.JSONDecodeError("expected ',' or ']' after an element", text.text, text.at)
         text.at += 1
         text.skip_gap()
-        if len(values) == most:
+        if len(values) == most_values:
             yield values
             values = []
     if values:

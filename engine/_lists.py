@@ -77,6 +77,7 @@ ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries ent
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
 PIECE_ENTRIES = 32_768
 PIECE_CHARACTERS = 21 * PIECE_ENTRIES  # a piece of text: that many codes as a run writes them
+PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cases, or what is not a plain code)
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
 
 
@@ -282,7 +283,8 @@ def _justified_parts(db: sqlite3.Connection, run_id: int, of_slot: dict[int, tup
     for slot, row in sql.sanction_chunk_rows(db, run_id):
         rule_id, text_order = of_slot[slot]
         # an element: a uscc, or [uscc, case_id or "", start, planned_end] (null: the default start, an open end)
-        for elements in json_elements(sql.text_pieces(db, "sanction_chunks", "usccs", row, PIECE_CHARACTERS), PIECE_ENTRIES):
+        for elements in json_elements(sql.text_pieces(db, "sanction_chunks", "usccs", row, PIECE_CHARACTERS), PIECE_ENTRIES,
+                                      PIECE_VALUES):
             columns = _columns_of(elements, (None, None, None))
             n = len(columns[0])
             yield pa.table([columns[0], from_numbers(np.full(n, rule_id, np.int64)), *columns[1:],
@@ -342,7 +344,7 @@ def _merge(table: pa.Table) -> pa.Table:
     n = len(first)
 
     def least(name: str, order: str = "ascending") -> pa.Array:  # per group; nulls only where all are
-        by = pc.sort_indices(pa.table({"group": groups, "missing": pc.is_null(table[name]), "value": table[name]}),
+        by = pc.sort_indices(pa.table({"group": from_numbers(groups), "missing": pc.is_null(table[name]), "value": table[name]}),
                              sort_keys=[("group", "ascending"), ("missing", "ascending"), ("value", order)])
         by = numbers(by)
         return one_array(table[name]).take(from_numbers(by[np.flatnonzero(np.diff(groups[by], prepend=-1))]))
@@ -391,7 +393,8 @@ def _chunk_parts(db: sqlite3.Connection) -> Iterator[pa.Table]:
         for first_id, n, run, rule_id, text_id, started in chunks:
             next_id = first_id
             # an element: a uscc (no tag, case or end; the chunk's start), or [uscc, tag, case_id, started, planned_end]
-            for elements in json_elements(sql.text_pieces(db, "list_chunks", "rows", first_id, PIECE_CHARACTERS), PIECE_ENTRIES):
+            for elements in json_elements(sql.text_pieces(db, "list_chunks", "rows", first_id, PIECE_CHARACTERS), PIECE_ENTRIES,
+                                          PIECE_VALUES):
                 usccs, tags, cases, starts, ends = _columns_of(elements, ("", None, started, None))
                 k = len(usccs)
                 runs = from_numbers(np.full(k, run, np.int64))

@@ -15,9 +15,9 @@ from nightly_data import usccs
 CODES = [str(u) for u in usccs(np.random.default_rng(8), 23)]
 
 
-def read(text: str, size: int, most: int) -> tuple[list, list[int], list[str]]:
+def read(text: str, size: int, most: int, most_values: int | None = None) -> tuple[list, list[int], list[str]]:
     """The elements, the groups' sizes and kinds, reading ``text`` ``size`` characters at a time."""
-    groups = list(json_elements(iter([text[k:k + size] for k in range(0, len(text), size)]), most))
+    groups = list(json_elements(iter([text[k:k + size] for k in range(0, len(text), size)]), most, most_values))
     kinds = ["codes" if isinstance(g, pa.Array) else "values" for g in groups]
     elements = [v for g in groups for v in (g.to_pylist() if isinstance(g, pa.Array) else g)]
     return elements, [len(g) for g in groups], kinds
@@ -48,6 +48,8 @@ def test_codes_as_a_run_writes_them_come_as_arrow_groups_of_most():
     assert elements == CODES and sizes == [5, 5, 5, 5, 3] and set(kinds) == {"codes"}
     _, sizes, kinds = read(TEXTS["codes then others"], 64, 5)
     assert kinds[:4] == ["codes"] * 4 and kinds[-1] == "values" and sum(sizes) == len(CODES) + 3
+    elements, sizes, kinds = read(TEXTS["cases"], 64, 10, 4)  # decoded values: at most most_values at a time
+    assert elements == json.loads(TEXTS["cases"]) and sizes == [4] * 5 + [3] and set(kinds) == {"values"}
 
 
 @pytest.mark.parametrize("text", ['["a", "b"', '["a" "b"]', '["a",]', '{"a": 1}', "", '[["a", "b"]', '"a"'])

@@ -72,6 +72,7 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
         monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
         if per_partition == 9:  # and the stored chunks read 2 entries at a time, from pieces of 30 characters
             monkeypatch.setattr(_lists, "PIECE_ENTRIES", 2)
+            monkeypatch.setattr(_lists, "PIECE_VALUES", 3)
             monkeypatch.setattr(_lists, "PIECE_CHARACTERS", 30)
         db = tmp_path / f"out-{per_partition}.sqlite"
         counts = [run_nightly(registry(tmp_path / f"r{shift}.csv", shift), db, policies=POLICIES, as_of=as_of,
