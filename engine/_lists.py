@@ -67,6 +67,9 @@ EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
 _LOW_32 = scalar(0xFFFFFFFF, pa.int64())
 ENTERED_CHUNK = 65_536  # entries per row of list_chunks
+# of entries stored as arrays (a case: ~65 characters of JSON each, a plain uscc 21): a
+# chunk of 65,536 took ~25 MiB to write (its JSON and SQLite's copies); a divisor of ENTERED_CHUNK
+ENTERED_ARRAYS_CHUNK = 16_384
 # entries (the run's justified ones and the stored ones) compared at once: the peak RSS
 # follows it (a rerun at 2 M entries: +121 MiB at 32 K, +160 at 64 K, +197 at 128 K, in
 # about the same time; bench/lists.py's stores)
@@ -453,7 +456,7 @@ def _next_id(db: sqlite3.Connection) -> int:
 
 def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.Table], first_id: int) -> None:
     """The entered entries, in the order their ids are given, as chunks of ``list_chunks``
-    (cut as if written at once: at each group and every ENTERED_CHUNK entries of one), and a
+    (cut as if written at once: at each group and every _chunk_size entries of one), and a
     row of ``list_state`` for each that the run also ended."""
     sql = store.dialect(db)
     next_id = first_id
@@ -484,18 +487,23 @@ def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.T
                 pending, held = [], 0
             pending.append(table.slice(a, b - a))
             held, group = held + b - a, groups[a]
-            if held >= ENTERED_CHUNK:  # copied once, when chunks are full (not at every part)
+            size = _chunk_size(plain=not group & 1)  # the low bit of a group: not plain (_order_entered)
+            if held >= size:  # copied once, when chunks are full (not at every part)
                 whole = pa.concat_tables(pending)
-                cut = held // ENTERED_CHUNK * ENTERED_CHUNK
+                cut = held // size * size
                 write(whole.slice(0, cut))
                 pending, held = ([whole.slice(cut)] if cut < held else []), held - cut
     if pending:
         write(pa.concat_tables(pending))
 
 
+def _chunk_size(*, plain: bool) -> int:
+    return ENTERED_CHUNK if plain else min(ENTERED_CHUNK, ENTERED_ARRAYS_CHUNK)
+
+
 def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:
     """The entered entries as rows of ``list_chunks``: one per rule, text and kind of element
-    (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
+    (plain usccs, or arrays), at most ENTERED_CHUNK entries each (ENTERED_ARRAYS_CHUNK of arrays)."""
     if not entered.num_rows:
         return
     rule_ids, text_ids = numbers(entered["rule_id"]), numbers(entered["text_id"])
@@ -504,8 +512,9 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
     bounds = [0, *cuts.tolist(), entered.num_rows]
     out = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        for start in range(a, b, ENTERED_CHUNK):
-            part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
+        size = _chunk_size(plain=bool(plain[a]))
+        for start in range(a, b, size):
+            part = entered.slice(start, min(b, start + size) - start)
             if plain[start]:
                 rows = _json_rows([one_array(part["uscc"])])
             else:

@@ -67,6 +67,7 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
         return write(path, rows)
 
     monkeypatch.setattr(_lists, "ENTERED_CHUNK", 5)
+    monkeypatch.setattr(_lists, "ENTERED_ARRAYS_CHUNK", 3)  # entries with a start or end of their own: 3 a chunk
     states = []
     for per_partition in (_lists.ENTRIES_PER_PARTITION, 9):
         monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
@@ -84,6 +85,7 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
     rows, chunks = states[0][1]
     assert {r[9] for r in rows} >= {"expired", "lifted", "no_longer_justified"}
     assert len(chunks) > 10 and max(c[1] for c in chunks) == 5
+    assert max(c[1] for c in chunks if c[6].startswith("[[")) == 3
 
 
 def test_partitions_of_a_subject_are_one_and_spread():
