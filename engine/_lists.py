@@ -74,7 +74,7 @@ ENTERED_ARRAYS_CHUNK = 16_384
 # follows it (a rerun at 2 M entries: +121 MiB at 32 K, +160 at 64 K, +197 at 128 K, in
 # about the same time; bench/lists.py's stores)
 ENTRIES_PER_PARTITION = 32_768
-ROWS_PER_PAGE = 32_768  # rows of list_state read at once
+ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K of them took ~15 MiB)
 ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
