@@ -1,6 +1,7 @@
 """The list state's memory against its number of entries: peak RSS of ``update_entries``.
 
     python bench/lists.py --entries 200000 800000 2000000 [--baseline-python /work/venv/bin/python]
+    python bench/lists.py --url "postgresql://postgres@/postgres?host=/tmp/pg&port=5432" ...
 
 For each size, a results store is made with two runs' sanctions (no scoring: the chunks a
 run writes, laid out as ``ecorules run`` lays them out): run 1 justifies N entries (plain
@@ -17,7 +18,9 @@ after resetting it through /proc/self/clear_refs), and the step's seconds:
 - ``baseline``: ``--baseline-python``, an interpreter whose ecorules is another checkout (e.g.
   main's), doing the same steps.
 
-The variants' stores must end with the same entries (the ``list_entries`` view; ids
+With ``--url`` the stores are schemas ``lists_bench_*`` of that PostgreSQL database, built
+for each variant (a copy costs as much) and dropped afterwards; the process measured is the
+client, as with SQLite. The variants' stores must end with the same entries (the ``list_entries`` view; ids
 included for the two variants of this checkout, whose ids follow the order the run found
 the entries in even where it merged several entries of one key): the bench says so or stops. The machine's load average is printed beside each
 size; the figure that carries is the peak's growth over the RSS before the step, per variant.
@@ -127,11 +130,13 @@ def _status(name: str) -> int:
     raise RuntimeError(f"no {name} in /proc/self/status")
 
 
-def entries_digests(path: Path) -> tuple[str, str]:
+def entries_digests(path: Path | str) -> tuple[str, str]:
     """Digests of the store's entries: with their ids, and without (their content)."""
     import sqlite3
 
-    connection = sqlite3.connect(path)
+    from ecorules.engine import store
+
+    connection = store.connect(path, readonly=True) if store.is_url(path) else sqlite3.connect(path)
     try:
         rows = connection.execute("SELECT * FROM list_entries ORDER BY id").fetchall()
         exact = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
@@ -140,12 +145,24 @@ def entries_digests(path: Path) -> tuple[str, str]:
         connection.close()
 
 
+def in_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, nargs="+", default=[200_000, 800_000, 2_000_000])
     parser.add_argument("--baseline-python", help="an interpreter whose ecorules is the baseline checkout")
     parser.add_argument("--variants", nargs="+", default=["partitioned", "one partition", "baseline"],
                         help="of: partitioned, 'one partition', baseline (with --baseline-python)")
+    parser.add_argument("--url", help="a PostgreSQL database whose schemas hold the stores (else SQLite files)")
     parser.add_argument("--step", nargs=3, metavar=("STORE", "RUN", "PARTITION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
@@ -160,12 +177,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ecorules-lists-") as folder:
         for n in args.entries:
             source = Path(folder) / f"built-{n}.sqlite"
-            build(source, n)
+            if not args.url:
+                build(source, n)
             print(f"{n:,} entries (run 2: 90% kept, 10% new, 5% cases), load {os.getloadavg()[0]:.1f}", flush=True)
             digests = {}
             for name, python, partition in variants:
-                db = Path(folder) / f"{name.replace(' ', '-')}-{n}.sqlite"
-                shutil.copy(source, db)
+                if args.url:
+                    schema = f"lists_bench_{name.replace(' ', '_')}_{n}"
+                    drop_schema(args.url, schema)
+                    db = in_schema(args.url, schema)
+                    build(db, n)
+                else:
+                    db = Path(folder) / f"{name.replace(' ', '-')}-{n}.sqlite"
+                    shutil.copy(source, db)
                 for run, _ in RUNS:
                     done = subprocess.run([python, __file__, "--step", str(db), str(run), partition],
                                           check=True, capture_output=True, text=True)
@@ -175,13 +199,16 @@ def main() -> None:
                           f"(+{growth:5.0f} MiB over {figures['rss_before'] / 1024:4.0f} before), "
                           f"{figures['seconds']:6.2f} s, {figures['counts']}", flush=True)
                 digests[name] = entries_digests(db)
-                db.unlink()
+                if args.url:
+                    drop_schema(args.url, schema)
+                else:
+                    db.unlink()
             exact, content = ({name: d[k] for name, d in digests.items()} for k in (0, 1))
             if len(set(content.values())) != 1 or exact.get("partitioned") != exact.get("one partition", exact.get("partitioned")):
                 raise SystemExit(f"the variants' entries differ: {digests}")
             alike = "ids included" if len(set(exact.values())) == 1 else "the baseline's ids in another order"
             print(f"  entries alike in every variant ({alike}), load {os.getloadavg()[0]:.1f}", flush=True)
-            source.unlink()
+            source.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ entry either keeps or ends it). Every run's state is still one transaction.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -58,7 +57,8 @@ from ecorules.rules._arrow import (
 )
 
 from . import store
-from ._chunks import _json_rows, codes_of_json
+from ._chunk_reader import json_elements
+from ._chunks import _json_rows
 from ._partitions import Partitions, in_order
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
@@ -67,11 +67,20 @@ EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
 _LOW_32 = scalar(0xFFFFFFFF, pa.int64())
 ENTERED_CHUNK = 65_536  # entries per row of list_chunks
+# of entries stored as arrays (a case: ~65 characters of JSON each, a plain uscc 21): a
+# chunk of 65,536 took ~25 MiB to write (its JSON and SQLite's copies); a divisor of ENTERED_CHUNK
+ENTERED_ARRAYS_CHUNK = 16_384
 # entries (the run's justified ones and the stored ones) compared at once: the peak RSS
 # follows it (a rerun at 2 M entries: +121 MiB at 32 K, +160 at 64 K, +197 at 128 K, in
 # about the same time; bench/lists.py's stores)
 ENTRIES_PER_PARTITION = 32_768
-ROWS_PER_PAGE = 32_768  # rows of list_state read at once
+ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K of them took ~15 MiB)
+ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
+# entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
+# its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
+PIECE_ENTRIES = 32_768
+PIECE_CHARACTERS = 21 * PIECE_ENTRIES  # a piece of text: that many codes as a run writes them
+PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cases, or what is not a plain code)
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
 
 
@@ -86,8 +95,8 @@ class _Run:
     scopes: dict[tuple[str, bool], int]  # (policy, of cases) -> the last run that judged its entries
     judged: np.ndarray  # by rule id: whether the run judged the rule's policy
     texts: np.ndarray  # the ids of the run's texts, sorted
-    lifts: dict[str, list[tuple]]  # by subject, in the order they reach an entry
-    lifted: pa.Array  # the subjects of lifts
+    lifts: dict[str, list[tuple]]  # by subject, in the order they reach an entry (of a partition's subjects)
+    lifted: pa.Array  # the subjects of lifts (of a partition's subjects)
 
 
 def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases_judged: bool,
@@ -115,11 +124,10 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     judged = np.zeros(max(rules, default=0) + 1, bool)
     for rule_id, (_, policy, _) in rules.items():
         judged[rule_id] = policy not in left_alone
-    lifts = _lifts(db, run_id)
     run = _Run(run_id, as_of, cases_judged, rules,
                {(policy, bool(cases)): last for policy, cases, last in db.execute("SELECT policy, cases, last_run FROM list_scopes")},
                judged, np.unique(np.array([text_order & 0xFFFFFFFF for _, text_order in of_slot.values()], np.int64)),
-               lifts, strings(sorted(lifts)))
+               {}, strings([]))
     counts = dict.fromkeys(("kept", "entered", "lifted", "expired", "no_longer_justified"), 0)
     sql = store.dialect(db)
     first_id = _next_id(db)
@@ -130,7 +138,11 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             parts.add("stored", table)
         for table in _chunk_parts(db):
             parts.add("chunked", table)
+        for table in _lift_parts(db, run_id):  # a lift reaches the entries of its subject: of its partition
+            parts.add("lifts", table)
         for partition in range(parts.count):
+            lifts = _lifts_of(parts.read("lifts", partition, _LIFTS))
+            run = attrs.evolve(run, lifts=lifts, lifted=strings(sorted(lifts)))
             before, final = _stored_of(parts.read("stored", partition, _STORED), parts.read("chunked", partition, _OPEN))
             justified = _justified_of(parts.read("justified", partition, _JUSTIFIED), day)
             entered, rows = _compare(justified, before, final, run, counts)
@@ -266,19 +278,22 @@ def _slots(db: sqlite3.Connection, run_id: int) -> dict[int, tuple[int, int]]:
 
 
 def _justified_parts(db: sqlite3.Connection, run_id: int, of_slot: dict[int, tuple[int, int]]) -> Iterator[pa.Table]:
-    """The entries that run ``run_id``'s sanctions justify, a chunk at a time: uscc, rule_id,
-    case_id, start (null: the run's as_of), planned_end, text_order, and seq, the entry's
-    place among them (which orders the entered ones)."""
+    """The entries that run ``run_id``'s sanctions justify, PIECE_ENTRIES of a chunk at a time:
+    uscc, rule_id, case_id, start (null: the run's as_of), planned_end, text_order, and seq,
+    the entry's place among them (which orders the entered ones)."""
+    sql = store.dialect(db)
     seq = 0
-    for slot, usccs in db.execute("SELECT slot, usccs FROM sanction_chunks WHERE run_id = ?", (run_id,)):
+    for slot, row in sql.sanction_chunk_rows(db, run_id):
         rule_id, text_order = of_slot[slot]
         # an element: a uscc, or [uscc, case_id or "", start, planned_end] (null: the default start, an open end)
-        columns = _chunk_columns(usccs, (None, None, None))
-        n = len(columns[0])
-        yield pa.table([columns[0], from_numbers(np.full(n, rule_id, np.int64)), *columns[1:],
-                        from_numbers(np.full(n, text_order, np.int64)), from_numbers(np.arange(seq, seq + n, dtype=np.int64))],
-                       schema=_JUSTIFIED)
-        seq += n
+        for elements in json_elements(sql.text_pieces(db, "sanction_chunks", "usccs", row, PIECE_CHARACTERS), PIECE_ENTRIES,
+                                      PIECE_VALUES):
+            columns = _columns_of(elements, (None, None, None))
+            n = len(columns[0])
+            yield pa.table([columns[0], from_numbers(np.full(n, rule_id, np.int64)), *columns[1:],
+                            from_numbers(np.full(n, text_order, np.int64)), from_numbers(np.arange(seq, seq + n, dtype=np.int64))],
+                           schema=_JUSTIFIED)
+            seq += n
 
 
 def _justified_of(table: pa.Table, day: str) -> pa.Table:
@@ -292,18 +307,17 @@ def _justified_of(table: pa.Table, day: str) -> pa.Table:
                      "text_order": table["text_order"], "seq": table["seq"]})
 
 
-def _chunk_columns(text: str, plain: tuple[str | None, ...]) -> list[pa.Array]:
-    """A chunk's JSON array of entries as columns: the usccs, then one column per other part of
-    an entry. An element that is a uscc alone takes ``plain``'s parts; an element that is an
-    array holds every part, where "" reads as null in a part whose plain value is None."""
-    codes = codes_of_json(text)  # nearly every chunk: valid USCCs only, read without json
-    values = json.loads(text) if codes is None else ()
-    if codes is not None or _plain(text):
-        n = len(codes) if codes is not None else len(values)
-        return [codes if codes is not None else strings(values),
+def _columns_of(elements: pa.Array | list, plain: tuple[str | None, ...]) -> list[pa.Array]:
+    """A group of a chunk's entries (json_elements': codes, or decoded values) as columns: the
+    usccs, then one column per other part of an entry. An element that is a uscc alone takes
+    ``plain``'s parts; an element that is an array holds every part, where "" reads as null in
+    a part whose plain value is None."""
+    if isinstance(elements, pa.Array) or all(type(v) is str for v in elements):
+        n = len(elements)
+        return [elements if isinstance(elements, pa.Array) else strings(elements),
                 *(pa.nulls(n, pa.string()) if value is None else _repeated(value, n) for value in plain)]
-    rows = [v if type(v) is list else [v, *plain] for v in values]
-    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(len(plain) + 1)]
+    rows = [v if type(v) is list else [v, *plain] for v in elements]
+    columns = [list(c) for c in zip(*rows, strict=True)]
     return [strings(columns[0]), *(strings(c) if value is not None else _optional_strings([v or None for v in c])
                                    for c, value in zip(columns[1:], plain, strict=True))]
 
@@ -323,25 +337,37 @@ def _optional_strings(values: list) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(values), [validity, *texts.buffers()[1:]])
 
 
-def _plain(text: str) -> bool:
-    """Whether a JSON array of entries holds only texts (usccs), by its text: an array element
-    starts the array or follows a comma (a text holding ',[' only costs the slower path)."""
-    return not text.startswith("[[") and ",[" not in text and ", [" not in text
-
-
 def _merge(table: pa.Table) -> pa.Table:
     """One row per key where several entries of the run share it: the earliest start, the
-    latest planned end (open when any is open), the text that sorts first; seq: the first's."""
-    table = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
-        [("case_id", "min"), ("started", "min"), ("dated", "any"), ("planned_end", "max"),
-         ("planned_end", "count"), ("uscc", "count"), ("text_order", "min"), ("seq", "min")])
-    open_ended = pc.less(table["planned_end_count"], table["uscc_count"])
-    return pa.table({"uscc": table["uscc"], "rule_id": table["rule_id"], "tag": table["tag"],
-                     "case_id": table["case_id_min"], "started": table["started_min"],
-                     "dated": table["dated_any"],
-                     "planned_end": pc.if_else(open_ended, pa.nulls(1, pa.string())[0], table["planned_end_max"]),
-                     "text_id": pc.bit_wise_and(table["text_order_min"], _LOW_32),
-                     "text_order": table["text_order_min"], "seq": table["seq_min"]})
+    latest planned end (open when any is open), the text that sorts first; seq: the first's.
+    By sorts, not ``Table.group_by``: that imports Acero and pandas (~25 MiB, in the first run
+    whose sanctions repeat a key)."""
+    groups = numbers(pc.dictionary_encode(_keys(table)).indices).astype(np.int64)  # in order of first appearance
+    _, first = np.unique(groups, return_index=True)
+    n = len(first)
+
+    def least(name: str, order: str = "ascending") -> pa.Array:  # per group; nulls only where all are
+        by = pc.sort_indices(pa.table({"group": from_numbers(groups), "missing": pc.is_null(table[name]), "value": table[name]}),
+                             sort_keys=[("group", "ascending"), ("missing", "ascending"), ("value", order)])
+        by = numbers(by)
+        return one_array(table[name]).take(from_numbers(by[np.flatnonzero(np.diff(groups[by], prepend=-1))]))
+
+    def smallest(name: str) -> np.ndarray:
+        values = np.full(n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(values, groups, numbers(table[name]))
+        return values
+
+    open_ended = np.bincount(groups, weights=bools(pc.is_null(table["planned_end"])), minlength=n) > 0
+    text_order = smallest("text_order")
+    return pa.table({"uscc": one_array(table["uscc"]).take(from_numbers(first)),
+                     "rule_id": one_array(table["rule_id"]).take(from_numbers(first)),
+                     "tag": one_array(table["tag"]).take(from_numbers(first)),
+                     "case_id": least("case_id"), "started": least("started"),
+                     "dated": from_bools(np.bincount(groups, weights=bools(table["dated"]), minlength=n) > 0),
+                     "planned_end": pc.if_else(from_bools(open_ended), pa.nulls(1, pa.string())[0],
+                                               least("planned_end", "descending")),
+                     "text_id": from_numbers(text_order & 0xFFFFFFFF), "text_order": from_numbers(text_order),
+                     "seq": from_numbers(smallest("seq"))})
 
 
 _OPEN = pa.schema([("id", pa.int64()), ("rule_id", pa.int64()), ("uscc", pa.string()), ("tag", pa.string()),
@@ -361,18 +387,26 @@ def _stored_parts(db: sqlite3.Connection) -> Iterator[pa.Table]:
 
 
 def _chunk_parts(db: sqlite3.Connection) -> Iterator[pa.Table]:
-    """The entries of ``list_chunks``, a chunk at a time, a row of ``list_state`` of the same
-    id hiding them or not; last_run: the chunk's run."""
+    """The entries of ``list_chunks``, PIECE_ENTRIES of a chunk at a time, a row of
+    ``list_state`` of the same id hiding them or not; last_run: the chunk's run."""
+    sql = store.dialect(db)
     last = 0
-    while chunks := db.execute("SELECT first_id, n, run_id, rule_id, text_id, started, rows FROM list_chunks "
-                               "WHERE first_id > ? ORDER BY first_id LIMIT 8", (last,)).fetchall():
-        for first_id, n, run, rule_id, text_id, started, text in chunks:
+    while chunks := db.execute("SELECT first_id, n, run_id, rule_id, text_id, started FROM list_chunks "
+                               "WHERE first_id > ? ORDER BY first_id LIMIT 64", (last,)).fetchall():
+        for first_id, n, run, rule_id, text_id, started in chunks:
+            next_id = first_id
             # an element: a uscc (no tag, case or end; the chunk's start), or [uscc, tag, case_id, started, planned_end]
-            usccs, tags, cases, starts, ends = _chunk_columns(text, ("", None, started, None))
-            runs = from_numbers(np.full(n, run, np.int64))
-            yield pa.table([from_numbers(np.arange(first_id, first_id + n, dtype=np.int64)),
-                            from_numbers(np.full(n, rule_id, np.int64)), usccs, tags, cases,
-                            from_numbers(np.full(n, text_id, np.int64)), starts, ends, runs, runs], schema=_OPEN)
+            for elements in json_elements(sql.text_pieces(db, "list_chunks", "rows", first_id, PIECE_CHARACTERS), PIECE_ENTRIES,
+                                          PIECE_VALUES):
+                usccs, tags, cases, starts, ends = _columns_of(elements, ("", None, started, None))
+                k = len(usccs)
+                runs = from_numbers(np.full(k, run, np.int64))
+                yield pa.table([from_numbers(np.arange(next_id, next_id + k, dtype=np.int64)),
+                                from_numbers(np.full(k, rule_id, np.int64)), usccs, tags, cases,
+                                from_numbers(np.full(k, text_id, np.int64)), starts, ends, runs, runs], schema=_OPEN)
+                next_id += k
+            if next_id != first_id + n:
+                raise store.StoreError(f"list_chunks row {first_id} holds {next_id - first_id:,} entries, not the {n:,} it says")
         last = chunks[-1][0]
 
 
@@ -422,7 +456,7 @@ def _next_id(db: sqlite3.Connection) -> int:
 
 def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.Table], first_id: int) -> None:
     """The entered entries, in the order their ids are given, as chunks of ``list_chunks``
-    (cut as if written at once: at each group and every ENTERED_CHUNK entries of one), and a
+    (cut as if written at once: at each group and every _chunk_size entries of one), and a
     row of ``list_state`` for each that the run also ended."""
     sql = store.dialect(db)
     next_id = first_id
@@ -432,10 +466,14 @@ def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.T
         ids = np.arange(next_id, next_id + entered.num_rows, dtype=np.int64)
         _write_chunks(db, run_id, day, entered, ids)
         ended = np.flatnonzero(bools(pc.is_valid(entered["exit"])))
-        rows = entered.take(from_numbers(ended)).to_pylist()
-        sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), [
-            (int(ids[i]), r["rule_id"], r["uscc"], r["tag"], r["case_id"], r["text_id"], r["started"], r["planned_end"],
-             r["ended"], r["exit"], r["exit_reason"], run_id, run_id, run_id) for i, r in zip(ended.tolist(), rows, strict=True)])
+        # as Python rows a few thousand at a time: a chunk's worth (65,536 cases ended as they
+        # entered, when a first run finds them expired) took ~40 MiB as dicts at once
+        for start in range(0, ended.size, ENDED_ROWS_AT_ONCE):
+            at = ended[start:start + ENDED_ROWS_AT_ONCE]
+            part = entered.take(from_numbers(at))
+            sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), list(zip(
+                ids[at].tolist(), *(part[name].to_pylist() for name in _STATE_COLUMNS[1:11]),
+                *([run_id] * len(at),) * 3, strict=True)))
         next_id += entered.num_rows
 
     pending: list[pa.Table] = []  # of one group, since a cut: fewer than ENTERED_CHUNK entries
@@ -449,18 +487,23 @@ def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.T
                 pending, held = [], 0
             pending.append(table.slice(a, b - a))
             held, group = held + b - a, groups[a]
-            if held >= ENTERED_CHUNK:  # copied once, when chunks are full (not at every part)
+            size = _chunk_size(plain=not group & 1)  # the low bit of a group: not plain (_order_entered)
+            if held >= size:  # copied once, when chunks are full (not at every part)
                 whole = pa.concat_tables(pending)
-                cut = held // ENTERED_CHUNK * ENTERED_CHUNK
+                cut = held // size * size
                 write(whole.slice(0, cut))
                 pending, held = ([whole.slice(cut)] if cut < held else []), held - cut
     if pending:
         write(pa.concat_tables(pending))
 
 
+def _chunk_size(*, plain: bool) -> int:
+    return ENTERED_CHUNK if plain else min(ENTERED_CHUNK, ENTERED_ARRAYS_CHUNK)
+
+
 def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:
     """The entered entries as rows of ``list_chunks``: one per rule, text and kind of element
-    (plain usccs, or arrays), at most ENTERED_CHUNK entries each."""
+    (plain usccs, or arrays), at most ENTERED_CHUNK entries each (ENTERED_ARRAYS_CHUNK of arrays)."""
     if not entered.num_rows:
         return
     rule_ids, text_ids = numbers(entered["rule_id"]), numbers(entered["text_id"])
@@ -469,8 +512,9 @@ def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Tab
     bounds = [0, *cuts.tolist(), entered.num_rows]
     out = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        for start in range(a, b, ENTERED_CHUNK):
-            part = entered.slice(start, min(b, start + ENTERED_CHUNK) - start)
+        size = _chunk_size(plain=bool(plain[a]))
+        for start in range(a, b, size):
+            part = entered.slice(start, min(b, start + size) - start)
             if plain[start]:
                 rows = _json_rows([one_array(part["uscc"])])
             else:
@@ -546,12 +590,22 @@ def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
-def _lifts(db: sqlite3.Connection, run_id: int) -> dict[str, list[tuple]]:
-    """The lifts of run ``run_id`` by subject, earliest first."""
+_LIFTS = pa.schema([(name, pa.string()) for name in ("uscc", "list", "case_id", "effective", "policy", "rule", "reason")])
+
+
+def _lift_parts(db: sqlite3.Connection, run_id: int) -> Iterator[pa.Table]:
+    """The lifts of run ``run_id``, earliest first, a page at a time."""
+    cursor = db.execute(f"SELECT {', '.join(_LIFTS.names)} FROM lifts WHERE run_id = ? ORDER BY effective, policy, rule",
+                        (run_id,))
+    while rows := cursor.fetchmany(ROWS_PER_PAGE):
+        yield pa.table([_optional_strings(list(c)) for c in zip(*rows, strict=True)], schema=_LIFTS)
+
+
+def _lifts_of(lifts: pa.Table) -> dict[str, list[tuple]]:
+    """Lifts by subject, in their order (a partition's: a tuple each, only for its subjects)."""
     by_subject: dict[str, list[tuple]] = {}
-    for lift in db.execute("SELECT uscc, list, case_id, effective, policy, rule, reason FROM lifts WHERE run_id = ? "
-                           "ORDER BY effective, policy, rule", (run_id,)):
-        by_subject.setdefault(lift[0], []).append(tuple(lift))
+    for lift in zip(*(lifts[name].to_pylist() for name in _LIFTS.names), strict=True):
+        by_subject.setdefault(lift[0], []).append(lift)
     return by_subject
 
 

@@ -697,5 +697,37 @@ def has_units(connection: Connection) -> bool:
     return True  # every PostgreSQL store is version 10
 
 
+# -- a chunk's text a piece at a time (the list state: engine/_chunk_reader.py) --------------
+
+_ROW_KEYS = {"sanction_chunks": "ctid", "list_chunks": "first_id"}  # sanction_chunks has no key: its rows' place
+
+
+def sanction_chunk_rows(db: Connection, run_id: int) -> list[tuple[int, str]]:
+    """The slot and row (for :func:`text_pieces`: its ctid, which holds within the run's
+    transaction, the only one that writes the run's chunks) of each sanction chunk of run
+    ``run_id``, in the order of the table."""
+    return db.execute("SELECT slot, CAST(ctid AS text) FROM sanction_chunks WHERE run_id = ? ORDER BY ctid",
+                      (run_id,)).fetchall()
+
+
+def text_pieces(db: Connection, table: str, column: str, row: int | str, size: int) -> Iterator[str]:
+    """Text ``column`` of row ``row`` of ``table`` (``list_chunks``' first_id, or a ctid of
+    :func:`sanction_chunk_rows`), ``size`` characters at a time, a statement each: a
+    client-side cursor holds a whole result, so a chunk's text of megabytes never comes
+    whole (the server decompresses a stored text only up to the slice it is asked for)."""
+    key = _ROW_KEYS[table]
+    start = 1
+    while True:
+        piece = db.execute(f"SELECT substr({column}, ?, ?) FROM {table} WHERE {key} = CAST(? AS {'tid' if key == 'ctid' else 'bigint'})",
+                           (start, size, str(row) if key == "ctid" else row)).fetchone()
+        if piece is None:
+            raise StoreError(f"no row {row} in {table}")
+        if piece[0]:
+            yield piece[0]
+        if len(piece[0]) < size:
+            return
+        start += size
+
+
 __all__ = ["COPY_TYPES", "MIGRATIONS", "RESULT_TABLES", "Connection", "RunWriter", "StoreUrl", "connect", "copy_rows",
            "is_url", "run_lock", "upgrade"]

@@ -56,6 +56,7 @@ CHECK constraint of every ``done`` run.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import fcntl
@@ -1077,6 +1078,25 @@ def declared_columns(connection: sqlite3.Connection, table: str) -> list[tuple[s
     none declared, :data:`VIEW_COLUMN_TYPES` says."""
     return [(name, (declared or VIEW_COLUMN_TYPES[name]).upper())
             for _cid, name, declared, *_ in connection.execute(f"PRAGMA table_info({table})")]
+
+
+# -- a chunk's text a piece at a time (the list state: engine/_chunk_reader.py) --------------
+
+def sanction_chunk_rows(db: sqlite3.Connection, run_id: int) -> list[tuple[int, int]]:
+    """The slot and row (for :func:`text_pieces`) of each sanction chunk of run ``run_id``,
+    in the order they were written."""
+    return db.execute("SELECT slot, rowid FROM sanction_chunks WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+
+
+def text_pieces(db: sqlite3.Connection, table: str, column: str, row: int, size: int) -> Iterator[str]:
+    """Text ``column`` of row ``row`` of ``table`` (its rowid: ``list_chunks``' first_id),
+    ``size`` bytes at a time: read by an incremental blob handle, so that a chunk of
+    megabytes is never whole in memory (``SELECT`` and ``substr`` load the whole value)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with db.blobopen(table, column, row, readonly=True) as blob:
+        while piece := blob.read(size):
+            yield decoder.decode(piece)
+    yield decoder.decode(b"", final=True)
 
 
 __all__ = [

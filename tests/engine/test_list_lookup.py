@@ -53,7 +53,8 @@ def test_entries_kept_and_ended_alike_when_compared_by_partitions(tmp_path, monk
 
 def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_alike(tmp_path, monkeypatch):
     """Entries with a start and an end, lifted, expiring and entered-and-ended in one run, over
-    three runs; chunks of 5 entries so that a rule's entries span several partitions' parts."""
+    three runs; chunks of 5 entries so that a rule's entries span several partitions' parts;
+    the chunks read a few entries at a time from pieces of their text."""
     codes = [str(u) for u in usccs(np.random.default_rng(11), 90)]
 
     def registry(path, shift):
@@ -66,9 +67,14 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
         return write(path, rows)
 
     monkeypatch.setattr(_lists, "ENTERED_CHUNK", 5)
+    monkeypatch.setattr(_lists, "ENTERED_ARRAYS_CHUNK", 3)  # entries with a start or end of their own: 3 a chunk
     states = []
     for per_partition in (_lists.ENTRIES_PER_PARTITION, 9):
         monkeypatch.setattr(_lists, "ENTRIES_PER_PARTITION", per_partition)
+        if per_partition == 9:  # and the stored chunks read 2 entries at a time, from pieces of 30 characters
+            monkeypatch.setattr(_lists, "PIECE_ENTRIES", 2)
+            monkeypatch.setattr(_lists, "PIECE_VALUES", 3)
+            monkeypatch.setattr(_lists, "PIECE_CHARACTERS", 30)
         db = tmp_path / f"out-{per_partition}.sqlite"
         counts = [run_nightly(registry(tmp_path / f"r{shift}.csv", shift), db, policies=POLICIES, as_of=as_of,
                               progress=False).lists
@@ -79,6 +85,7 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
     rows, chunks = states[0][1]
     assert {r[9] for r in rows} >= {"expired", "lifted", "no_longer_justified"}
     assert len(chunks) > 10 and max(c[1] for c in chunks) == 5
+    assert max(c[1] for c in chunks if c[6].startswith("[[")) == 3
 
 
 def test_partitions_of_a_subject_are_one_and_spread():
@@ -101,3 +108,33 @@ def test_in_order_merges_sorted_partitions_a_batch_at_a_time():
     assert merged["order"].to_pylist() == list(range(150))
     assert sorted(zip(merged["order"].to_pylist(), merged["p"].to_pylist(), strict=True)) == sorted(
         (k, p) for p, mine in enumerate(np.split(keys, cuts)) for k in mine.tolist())
+
+
+def test_merge_of_entries_of_one_key_is_the_group_by_it_replaces():
+    """_merge sorts instead of Table.group_by (which imports Acero and pandas): per key the
+    least case and start, any dated, the greatest planned end unless one is open, the least
+    text order and seq, as the group_by gave."""
+    rng = np.random.default_rng(4)
+    n = 400
+    maybe = lambda values: [v if rng.random() < 0.7 else None for v in values]  # noqa: E731
+    table = pa.table({
+        "uscc": pa.array(rng.choice(list("ABCDEFGHJKLMNPQRTUWXY"), n)), "rule_id": pa.array(rng.integers(1, 3, n)),
+        "tag": pa.array(rng.choice(["", "c1", "c2"], n)), "case_id": pa.array(maybe(rng.choice(["x", "y", "z"], n).tolist())),
+        "started": pa.array(rng.choice(["2012-01-01", "2012-05-01", "2013-01-01"], n)), "dated": pa.array(rng.random(n) < 0.3),
+        "planned_end": pa.array([v if rng.random() < 0.97 else None for v in rng.choice(["2013-06-30", "2014-01-01"], n)]),
+        "text_id": pa.array(np.zeros(n, np.int64)), "text_order": pa.array(rng.integers(0, 5, n) << 32 | rng.integers(1, 9, n)),
+        "seq": pa.array(rng.permutation(n))})
+    merged = _lists._merge(table)
+    grouped = table.group_by(["uscc", "rule_id", "tag"], use_threads=False).aggregate(
+        [("case_id", "min"), ("started", "min"), ("dated", "any"), ("planned_end", "max"), ("planned_end", "count"),
+         ("uscc", "count"), ("text_order", "min"), ("seq", "min")])
+    expected = {}
+    for row in grouped.to_pylist():
+        open_ended = row["planned_end_count"] < row["uscc_count"]
+        expected[row["uscc"], row["rule_id"], row["tag"]] = (
+            row["case_id_min"], row["started_min"], row["dated_any"], None if open_ended else row["planned_end_max"],
+            row["text_order_min"] & 0xFFFFFFFF, row["text_order_min"], row["seq_min"])
+    got = {(r["uscc"], r["rule_id"], r["tag"]): (r["case_id"], r["started"], r["dated"], r["planned_end"], r["text_id"],
+                                                 r["text_order"], r["seq"]) for r in merged.to_pylist()}
+    assert merged.num_rows == len(got) == len(expected) and got == expected
+    assert any(v[3] is None for v in got.values()) and any(v[0] is None for v in got.values())
