@@ -34,6 +34,7 @@ from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
+from ._parts import by_enterprise, grouped, in_rows
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
@@ -93,6 +94,34 @@ class CaseResults:
             count[0] += 1
             count[1] += 1
         return counts
+
+
+@dataclass
+class ScoredParts:
+    """The kernel's outputs of rows scored a part at a time, put together: what the store
+    writer, the law's choice (_law.py) and one act one fine read of a ``ScoreResult``."""
+
+    as_of: dt.date
+    fired: np.ndarray  # uint8 (rules, rows)
+    amounts: np.ndarray  # int64 (findings, rows)
+    sanctions: np.ndarray  # uint8 (sanctions, rows)
+    dates: np.ndarray | None  # int64 (n_dates, rows): list entries' from:/until:, lifts' from:
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls, program, n: int, first) -> ScoredParts:
+        dates = None if first.dates is None else np.zeros((first.dates.shape[0], n), np.int64)
+        return cls(first.as_of, np.zeros((first.fired.shape[0], n), np.uint8),
+                   np.zeros((first.amounts.shape[0], n), np.int64), np.zeros((first.sanctions.shape[0], n), np.uint8),
+                   dates)
+
+    def put(self, piece: slice, result) -> None:
+        self.fired[:, piece] = result.fired
+        self.amounts[:, piece] = result.amounts
+        self.sanctions[:, piece] = result.sanctions
+        if self.dates is not None:
+            self.dates[:, piece] = result.dates
+        self.warnings = tuple(dict.fromkeys((*self.warnings, *result.warnings)))
 
 
 class CaseStage:
@@ -169,18 +198,18 @@ class CaseStage:
         plan = self.plan
         where = self._where(cases, side)
         side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where, self.as_of)
-        windowed = onto_cases(plan.onto_cases, cases, where)
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
+        # what looks across cases looks within an enterprise: done a part at a time (_parts.py)
+        parts, count = by_enterprise(cases.enterprise[results.scored])
+        windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count)
         if plan.case_program is not None and plan.timeline is not None:
             results.result = self._score_by_law(cases, side, results.scored, windowed)
-            results.superseded_by = self._one_act_one_fine(results)
+            results.superseded_by = self._one_act_one_fine(results, parts, count)
         elif plan.case_program is not None:
-            table = self._joined(plan.case_program, cases, side, results.scored, windowed)
-            results.result = self._score(plan.case_program, table, rows=results.scored)
-            results.superseded_by = self._one_act_one_fine(results)
+            results.result = self._score_rows(plan.case_program, cases, side, results.scored, windowed)
+            results.superseded_by = self._one_act_one_fine(results, parts, count)
         elif plan.check_program is not None:  # no case policy: the kind's checks alone
-            self._score(plan.check_program, self._joined(plan.check_program, cases, side, results.scored, windowed),
-                        rows=results.scored)
+            self._score_rows(plan.check_program, cases, side, results.scored, windowed)
         return results
 
     # -- steps ---------------------------------------------------------------------------------
@@ -227,10 +256,27 @@ class CaseStage:
         decided = decision_days(cases.columns.get(plan.decision) if plan.decision else None, scored, self.as_of)
 
         def score(positions: np.ndarray, day: dt.date):
-            rows = scored[positions]
-            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=day, rows=rows)
+            return self._score_rows(program, cases, side, scored[positions], windowed, law_date=day)
 
         return score_by_law(program, plan.timeline, law, decided, score)
+
+    def _score_rows(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,
+                    windowed: Mapping[str, np.ndarray], law_date: dt.date | None = None):
+        """The case rows ``rows`` scored by ``program`` a part of rows at a time (rows are
+        scored independently; a part's input columns stay small, _parts.py), the parts'
+        outputs put together in the order of ``rows``."""
+        pieces = in_rows(rows.size)
+        if len(pieces) == 1:
+            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=law_date, rows=rows)
+        merged = None
+        for piece in pieces:
+            part = rows[piece]
+            result = self._score(program, self._joined(program, cases, side, part, windowed), law_date=law_date,
+                                 rows=part)
+            if merged is None:
+                merged = ScoredParts.empty(program, rows.size, result)
+            merged.put(piece, result)
+        return merged
 
     def _score(self, program, table, law_date: dt.date | None = None, rows: np.ndarray | None = None):
         """Score ``table`` (the case rows ``rows``); the kernel may reject rows only by the
@@ -255,7 +301,7 @@ class CaseStage:
         if program is None:
             return {}
         rows = np.flatnonzero(cases.valid).astype(np.int64)
-        result = self._score(program, self._joined(program, cases, side, rows, {}))
+        result = self._score_rows(program, cases, side, rows, {})
         where = {}
         for r, (_policy, name) in enumerate(program.rules):
             flags = np.zeros(cases.n, bool)
@@ -263,7 +309,9 @@ class CaseStage:
             where[name] = flags
         return where
 
-    def _one_act_one_fine(self, results: CaseResults) -> dict[int, pa.Array]:
+    def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
+        """行政处罚法 art 29 over the fired fines, a part of the enterprises at a time
+        (``parts``: positions into the scored rows, every case of an enterprise in one part)."""
         program, result, cases = self.plan.case_program, results.result, results.cases
         fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
         if not fine_slots:
@@ -279,24 +327,41 @@ class CaseStage:
             # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
             amounts.append(np.asarray(result.amounts[k], np.int64)[picked] * fen_per[k])
         fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
-        # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
-        scored = results.scored
-        owner = cases.enterprise[scored]
-        if cases.act_code is not None:
-            act_code = cases.act_code[scored]
-            acts = np.where(act_code >= 0, owner * (int(act_code.max(initial=0)) + 1) + act_code, -1 - np.arange(scored.size))
-        else:
-            acts = -1 - np.arange(scored.size)
         names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
-        key_code = cases.key_code[scored]
-        winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
+        scored = results.scored
+        # per scored position: its part, and its number within the part (a case of its own is
+        # an act of its own: numbered within the part, its act codes stay few)
+        part_of = np.zeros(scored.size, np.uint16 if count < 1 << 16 else np.int64)
+        local = np.empty(scored.size, np.int64)
+        for index, positions in enumerate(parts):
+            part_of[positions] = index
+            local[positions] = np.arange(positions.size)
+        by_part = [np.arange(fines.row.size)] if count == 1 else grouped(part_of[fines.row], count)
+        acts_per_owner = int(cases.act_code.max(initial=0)) + 1 if cases.act_code is not None else 0
+        winner = np.full(fines.row.size, -1, np.int64)
+        for mine in by_part:
+            if not mine.size:
+                continue
+            part = Fines(fines.row[mine], fines.slot[mine], fines.amount[mine])
+            case_rows = scored[part.row]
+            # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
+            own = -1 - local[part.row]
+            if cases.act_code is not None:
+                act_code = cases.act_code[case_rows]
+                acts = np.where(act_code >= 0, cases.enterprise[case_rows] // count * acts_per_owner + act_code, own)
+            else:
+                acts = own
+            key_code = cases.key_code[case_rows]
+            beaten_by = supersede(part, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
+            hit = np.flatnonzero(beaten_by >= 0)
+            winner[mine[hit]] = mine[beaten_by[hit]]
         # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
         beaten = np.flatnonzero(winner >= 0)
         winners = winner[beaten]
         labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
-        winner_ids = cases.keys.take(from_numbers(key_code[fines.row[winners]]))
+        winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[fines.row[winners]]]))
         names = pc.binary_join_element_wise(labels.take(from_numbers(fines.slot[winners])), _OPEN, winner_ids, _CLOSE,
                                             _NOTHING)
         where = np.full(winner.size, -1, np.int64)
