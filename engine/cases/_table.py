@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import from_bools, numbers
+from ecorules.rules._arrow import from_bools, from_numbers, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -136,10 +136,11 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
         if read:
             cases.columns[name] = column
     cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
-    cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
-    encoded = pc.dictionary_encode(cases.uscc)
-    cases.uscc_distinct = encoded.dictionary
-    cases.uscc_code = numbers(encoded.indices, fill=-1).astype(np.int64)
+    # an enterprise has many cases: its key is trimmed and put in the ledger's form (a USCC
+    # checked again) once per distinct text as written, not once per case row
+    cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
+                                                           lambda texts: linked(plan.facts[plan.link], texts))
+    cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
@@ -173,12 +174,25 @@ def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
     return codes, keys, _ascending(keys)
 
 
+def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
+    """Codes of ``form(texts)`` per row (-1 for a null) and the distinct values they index,
+    in the order of their first row: the column coded as written, ``form`` applied to its
+    distinct texts, and the texts that became one value (" A1" and "A1") coded as one."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(column.type):
+        column = column.cast(pa.string())
+    written = pc.dictionary_encode(column)
+    formed = pc.dictionary_encode(form(written.dictionary))
+    per_written = numbers(formed.indices, fill=-1).astype(np.int64)
+    codes = numbers(written.indices, fill=-1).astype(np.int64)
+    coded = codes >= 0
+    codes[coded] = per_written[codes[coded]]
+    return codes, formed.dictionary
+
+
 def _codes(column) -> tuple[np.ndarray, pa.Array]:
     """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
-    text = _stripped(column)
-    encoded = pc.dictionary_encode(text)
-    codes = numbers(encoded.indices, fill=-1).astype(np.int64)
-    dictionary = encoded.dictionary
+    codes, dictionary = _coded_distinct(column, _stripped)
     blank = np.flatnonzero(numbers(pc.utf8_length(dictionary), fill=0) == 0)
     if blank.size:
         codes[np.isin(codes, blank)] = -1
