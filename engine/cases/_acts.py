@@ -1,4 +1,5 @@
-"""One act, one fine (行政处罚法 art 29) over the fines of the whole case table at once.
+"""One act, one fine (行政处罚法 art 29) over the fines of a part of the case table at once
+(every case of an enterprise in one part, ``_parts.py``: an act never spans two parts).
 
 The candidates are the fired FINE findings of valid cases. An act is the enterprise's cases
 sharing an act_id; a case with an empty act_id is an act of its own. In each act the highest

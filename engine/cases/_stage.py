@@ -34,7 +34,7 @@ from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
-from ._parts import by_enterprise, grouped, in_rows
+from ._parts import by_enterprise, in_rows
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
@@ -311,66 +311,63 @@ class CaseStage:
 
     def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
         """行政处罚法 art 29 over the fired fines, a part of the enterprises at a time
-        (``parts``: positions into the scored rows, every case of an enterprise in one part)."""
+        (``parts``: positions into the scored rows, every case of an enterprise in one part):
+        per fine slot, per fired row in row order, "policy rule (case_id)" of the fine that
+        supersedes it, null where the fine is imposed."""
         program, result, cases = self.plan.case_program, results.result, results.cases
         fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
         if not fine_slots:
             return {}
         rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        fired = {k: np.asarray(result.fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]])
+                 for k in fine_slots}
         fen_per = [FEN_PER_YUAN // unit for unit in finding_units(program)]
-        rows, slots, amounts = [], [], []
-        for k in fine_slots:
-            slot = program.findings[k]
-            picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
-            rows.append(picked)
-            slots.append(np.full(picked.size, k, np.int64))
-            # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
-            amounts.append(np.asarray(result.amounts[k], np.int64)[picked] * fen_per[k])
-        fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
         names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
         scored = results.scored
-        # per scored position: its part, and its number within the part (a case of its own is
-        # an act of its own: numbered within the part, its act codes stay few)
-        part_of = np.zeros(scored.size, np.uint16 if count < 1 << 16 else np.int64)
-        local = np.empty(scored.size, np.int64)
-        for index, positions in enumerate(parts):
-            part_of[positions] = index
-            local[positions] = np.arange(positions.size)
-        by_part = [np.arange(fines.row.size)] if count == 1 else grouped(part_of[fines.row], count)
         acts_per_owner = int(cases.act_code.max(initial=0)) + 1 if cases.act_code is not None else 0
-        winner = np.full(fines.row.size, -1, np.int64)
-        for mine in by_part:
-            if not mine.size:
+        beaten: list[tuple[np.ndarray, ...]] = []  # per part: (slot, row) of the beaten fines and of their winners
+        for positions in parts:
+            local, slots, amounts = [], [], []
+            for k in fine_slots:
+                picked = np.flatnonzero(fired[k][positions])
+                local.append(picked)
+                slots.append(np.full(picked.size, k, np.int64))
+                # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
+                amounts.append(np.asarray(result.amounts[k], np.int64)[positions[picked]] * fen_per[k])
+            within = np.concatenate(local)  # the fine's case, numbered within the part
+            fines = Fines(positions[within], np.concatenate(slots), np.concatenate(amounts))
+            if not fines.row.size:
                 continue
-            part = Fines(fines.row[mine], fines.slot[mine], fines.amount[mine])
-            case_rows = scored[part.row]
-            # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
-            own = -1 - local[part.row]
+            case_rows = scored[fines.row]
+            # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's
+            # own act (numbered within the part: the act codes of a part stay few)
+            own = -1 - within
             if cases.act_code is not None:
                 act_code = cases.act_code[case_rows]
                 acts = np.where(act_code >= 0, cases.enterprise[case_rows] // count * acts_per_owner + act_code, own)
             else:
                 acts = own
             key_code = cases.key_code[case_rows]
-            beaten_by = supersede(part, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
-            hit = np.flatnonzero(beaten_by >= 0)
-            winner[mine[hit]] = mine[beaten_by[hit]]
-        # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
-        beaten = np.flatnonzero(winner >= 0)
-        winners = winner[beaten]
-        labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
-        winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[fines.row[winners]]]))
-        names = pc.binary_join_element_wise(labels.take(from_numbers(fines.slot[winners])), _OPEN, winner_ids, _CLOSE,
-                                            _NOTHING)
-        where = np.full(winner.size, -1, np.int64)
-        where[beaten] = np.arange(beaten.size)
-        by = names.take(from_numbers(where, mask=where < 0))
-        out, start = {}, 0
-        for k, picked in zip(fine_slots, rows, strict=True):
-            out[k] = by.slice(start, picked.size)
-            start += picked.size
+            winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
+            lost = np.flatnonzero(winner >= 0)
+            won = winner[lost]
+            beaten.append((fines.slot[lost], fines.row[lost], fines.slot[won], fines.row[won]))
+        if beaten:
+            slot, row, winner_slot, winner_row = (np.concatenate(a) for a in zip(*beaten, strict=True))
+        else:
+            slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
+        labels = strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings])
+        winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[winner_row]]))
+        texts = pc.binary_join_element_wise(labels.take(from_numbers(winner_slot)), _OPEN, winner_ids, _CLOSE, _NOTHING)
+        out = {}
+        for k in fine_slots:
+            picked = np.flatnonzero(fired[k])  # the slot's fired rows, in row order
+            mine = np.flatnonzero(slot == k)
+            where = np.full(picked.size, -1, np.int64)
+            where[np.searchsorted(picked, row[mine])] = mine
+            out[k] = texts.take(from_numbers(where, mask=where < 0))
         return out
 
 
