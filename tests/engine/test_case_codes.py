@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from ecorules.engine._generate import generate_registry
 from ecorules.engine.cases._table import _coded_distinct, _codes, _stripped, linked
 from ecorules.rules import load_policies
@@ -41,3 +42,22 @@ def test_usccs_written_full_width_or_with_blanks_are_their_enterprise():
     want_codes, want_values = _row_by_row(column, lambda texts: linked(fact, texts))
     assert np.array_equal(codes, want_codes) and values.equals(want_values)
     assert set(values.to_pylist()) <= {*usccs, "not a uscc"}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_long_column_coded_in_buckets_codes_every_text_as_one_table_does(monkeypatch, seed):
+    from ecorules.engine.cases import _table
+
+    rng = np.random.default_rng(seed)
+    pool = ["", " ", "A", "A1", " A1", "B22", "全角", *(f"9141{i:014d}" for i in range(300))]
+    texts = [None if rng.random() < 0.05 else pool[i] for i in rng.integers(0, len(pool), 5000)]
+    column = pa.array(texts, pa.string()).slice(7)  # an offset into the buffers, as a batch has
+    monkeypatch.setattr(_table, "_BUCKETED_FROM", 100)
+    codes, values = _table._encoded(column)
+    assert len(set(values.to_pylist())) == len(values)  # each text once
+    assert values.take(pa.array(codes, mask=codes < 0)).to_pylist() == column.to_pylist()
+    assert len(set(_table._buckets(column).tolist())) > 8  # the buckets were many
+    got, distinct = _coded_distinct(column, _stripped)
+    want, want_distinct = _row_by_row(column, _stripped)
+    assert distinct.take(pa.array(got, mask=got < 0)).to_pylist() == want_distinct.take(
+        pa.array(want, mask=want < 0)).to_pylist()
