@@ -109,7 +109,7 @@ class ScoredParts:
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def empty(cls, program, n: int, first) -> ScoredParts:
+    def empty(cls, n: int, first) -> ScoredParts:
         dates = None if first.dates is None else np.zeros((first.dates.shape[0], n), np.int64)
         return cls(first.as_of, np.zeros((first.fired.shape[0], n), np.uint8),
                    np.zeros((first.amounts.shape[0], n), np.int64), np.zeros((first.sanctions.shape[0], n), np.uint8),
@@ -274,7 +274,7 @@ class CaseStage:
             result = self._score(program, self._joined(program, cases, side, part, windowed), law_date=law_date,
                                  rows=part)
             if merged is None:
-                merged = ScoredParts.empty(program, rows.size, result)
+                merged = ScoredParts.empty(rows.size, result)
             merged.put(piece, result)
         return merged
 
