@@ -218,6 +218,9 @@ class CaseStage:
         """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
         enterprise's (gathered by index) and the roll-ups."""
         every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
+        # a part of consecutive rows (every row of it valid, _score_rows): views, no copies either
+        span = slice(int(rows[0]), int(rows[-1]) + 1) if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size else None
+        own = None if every else span if span is not None else rows  # how the case's own columns are picked
         take = from_numbers(rows)
         owners = cases.enterprise[rows]
         read = set(program.compiled.kernel_facts)
@@ -228,21 +231,23 @@ class CaseStage:
             # same declaration is handed over validated: no value is checked twice
             same = facts[name] is self.plan.facts.get(name) or facts[name] == self.plan.facts.get(name)
             if name in windowed:
-                columns[name] = windowed[name] if every else windowed[name][rows]
+                columns[name] = windowed[name] if own is None else windowed[name][own]
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
             elif same and name in cases.columns:
-                columns[name] = Validated.taken(facts[name], cases.columns[name], None if every else rows, cases.n)
+                whole = Validated(facts[name], cases.columns[name], cases.n)
+                columns[name] = (whole if every else whole.rows(span.start, span.stop) if span is not None else
+                                 Validated.taken(facts[name], cases.columns[name], rows))
             elif same and name in side.columns:
                 columns[name] = Validated.taken(facts[name], side.columns[name], owners)
             elif same and name not in read and name in cases.table.column_names:
                 columns[name] = Validated(facts[name], ValidColumn(None), int(rows.size))  # checked, not read
             elif name == self.plan.link:
-                columns[name] = cases.uscc if every else cases.uscc.take(take)
+                columns[name] = _rows_of(cases.uscc, every, span, take)
             elif name in cases.columns:
-                columns[name] = _checked(self.plan.facts[name], cases.columns[name], None if every else rows)
+                columns[name] = _checked(self.plan.facts[name], cases.columns[name], own)
             elif name in cases.table.column_names:
-                columns[name] = cases.table[name] if every else cases.table[name].take(take)
+                columns[name] = _rows_of(cases.table[name], every, span, take)
             else:
                 columns[name] = side.table[name].take(from_numbers(owners))
         return columns
@@ -371,11 +376,18 @@ class CaseStage:
         return out
 
 
-def _checked(fact, column, rows: np.ndarray | None):
+def _rows_of(column, every: bool, span: slice | None, take: pa.Array):
+    """The rows of an Arrow column: all of them, a slice of consecutive ones (a view), or a take."""
+    if every:
+        return column
+    return column.slice(span.start, span.stop - span.start) if span is not None else column.take(take)
+
+
+def _checked(fact, column, rows: np.ndarray | slice | None):
     """A column the case checks already validated, handed to the kernel in the form its
     validators pass fastest (dates as datetime64, numbers as int64, flags as bool; an
     optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
-    None: every row."""
+    None: every row; a slice: those rows, as views."""
     values = column.values if rows is None else column.values[rows]
     if fact.type.kind is Kind.DECIMAL:  # already scaled: as int64 the kernel would scale it again
         present = None if column.present is None else (column.present if rows is None else column.present[rows])
