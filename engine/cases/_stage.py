@@ -1,6 +1,9 @@
 """A run's case stage: read and check the case table, join it to the registry, roll up,
 score the cases with the kernel, and apply one act one fine. Everything is columns; the
-only Python loops are over columns, roll-ups, finding slots, and rejected rows.
+only Python loops are over columns, roll-ups, finding slots, rejected rows, and parts of
+about a million cases (``_parts.py``): the windowed roll-ups, the kernel and one act one
+fine work a part at a time, so that their working arrays stay small; the table itself, the
+kernel's outputs and the enterprise roll-ups are still whole.
 
 The stage runs before the registry is scored, because the enterprise policies read the
 roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up columns.
