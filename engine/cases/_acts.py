@@ -1,4 +1,5 @@
-"""One act, one fine (行政处罚法 art 29) over the fines of the whole case table at once.
+"""One act, one fine (行政处罚法 art 29) over the fines of a part of the case table at once
+(every case of an enterprise in one part, ``_parts.py``: an act never spans two parts).
 
 The candidates are the fired FINE findings of valid cases. An act is the enterprise's cases
 sharing an act_id; a case with an empty act_id is an act of its own. In each act the highest
@@ -30,10 +31,11 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
               key_rank: np.ndarray | None = None) -> np.ndarray:
     """For each fine, the index (into ``fines``) of the fine that supersedes it, or -1.
 
-    ``act``: an int64 act code per scored row (unique per row for a case of its own);
-    ``slot_rank``: the rank of each slot's (policy, rule) in string order; ``keys``: case_id
-    texts, ``key_code``: per scored row the index of its case_id in ``keys``; ``key_rank``,
-    if known, an int64 per scored row ordered as its case_id text is.
+    Per fine (aligned with ``fines``, so that the caller may pass the fines of a part of the
+    table with their own arrays): ``act``, an int64 act code (the fines of a case of its own
+    share one, no other case's); ``key_code``, the index of its case_id in ``keys`` (case_id
+    texts); ``key_rank``, if known, an int64 ordered as its case_id text is. ``slot_rank``:
+    the rank of each slot's (policy, rule) in string order.
 
     Per act the highest amount, among those the smallest slot rank, and only where that
     still ties (two cases fined under one rule for one act), the case_id texts of the tied
@@ -44,7 +46,7 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
     winner_of = np.full(n, -1, np.int64)
     if n < 2:
         return winner_of
-    group, groups = _dense(act[fines.row])
+    group, groups = _dense(act)
     if groups == n:  # every fine an act of its own
         return winner_of
     best = np.full(groups, np.iinfo(np.int64).min, np.int64)
@@ -62,9 +64,9 @@ def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Arr
     tied = np.flatnonzero(candidate & (count[group] > 1))
     if tied.size:
         if key_rank is not None:
-            case_rank = key_rank[fines.row[tied]]
+            case_rank = key_rank[tied]
         else:
-            texts = keys.take(from_numbers(key_code[fines.row[tied]]))
+            texts = keys.take(from_numbers(key_code[tied]))
             case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
         smallest = np.full(groups, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(smallest, group[tied], case_rank)

@@ -4,7 +4,8 @@ Onto the enterprise: ``np.bincount`` (counts) and ``np.add.at`` / ``np.maximum.a
 maxima) over the valid cases whose ``where`` held, by enterprise index; a window before the
 run's as_of (or 1 January of its year) is one mask of the cases whose date is set and on or
 after its start, computed by the kernel's calendar, and before its end. Onto each case, in a
-window before its date: all cases sorted once by one int64 key (enterprise, day), and for
+window before its date, a part of the cases at a time (every case of an enterprise in one
+part, ``_parts.py``): the part's cases sorted by one int64 key (enterprise, day), and for
 every case the sorted positions of its enterprise's cases on or after the window's start and
 strictly before its own day (so the case itself, and other cases of the same day, never
 count); a roll-up is a difference of prefix sums over those positions, as
@@ -60,37 +61,49 @@ def onto_enterprises(rollups: Mapping[str, Rollup], cases: CaseTable, n_enterpri
     return result
 
 
-def onto_cases(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each windowed roll-up for every case (int64, length of the table; meaningless on
-    rejected rows)."""
-    result = {}
+def onto_cases(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[str, np.ndarray],
+               parts: list[np.ndarray] | None = None, count: int = 1) -> dict[str, np.ndarray]:
+    """Each windowed roll-up for every case (int64, length of the table; 0 on rejected
+    rows). ``parts``: the valid case rows in parts holding every case of their enterprises
+    (``_parts.by_enterprise``, ``count`` parts), done one at a time; None: all valid rows."""
+    result = {name: np.zeros(cases.n, np.int64) for name in rollups}
+    if not rollups:
+        return result
+    if parts is None:
+        parts = [np.flatnonzero(cases.valid).astype(np.int64)]
+    for rows in parts:
+        if rows.size:
+            _onto_part(rollups, cases, where, rows, count, result)
+    return result
+
+
+def _onto_part(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[str, np.ndarray], rows: np.ndarray,
+               count: int, result: dict[str, np.ndarray]) -> None:
+    """The windowed roll-ups of the valid case rows ``rows`` (every valid case of their
+    enterprises), into ``result`` at those rows."""
     windows: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # shared by roll-ups of one window
     for name, rollup in rollups.items():
         shape = (rollup.window.date, rollup.window.unit, rollup.window.amount)
         if shape not in windows:
-            windows[shape] = _window(cases, rollup)
+            windows[shape] = _window(cases, rollup, rows, count)
         sort, hi, lo = windows[shape]
-        counted = cases.valid & where[name] if name in where else cases.valid
+        at = rows[sort]
+        counted = where[name][at] if name in where else np.ones(sort.size, bool)
         if rollup.function == "count":
             seen = np.empty(sort.size + 1, np.int64)
             seen[0] = 0
-            np.cumsum(counted[sort], out=seen[1:])
-            out = np.empty(sort.size, np.int64)
-            out[sort] = seen[hi] - seen[lo]
-            result[name] = out
+            np.cumsum(counted, out=seen[1:])
+            result[name][at] = seen[hi] - seen[lo]
             continue
-        values, present = _values(cases, rollup, counted)
-        present = present[sort]
+        column = cases.columns[rollup.value]
+        present = counted if column.present is None else counted & column.present[at].astype(bool)
         seen = np.zeros(sort.size + 1, np.int64)
         np.cumsum(present, out=seen[1:])
         prefix = np.zeros(sort.size + 1, np.int64)
-        np.cumsum(np.where(present, values[sort], 0), out=prefix[1:])
+        np.cumsum(np.where(present, column.values[at].astype(np.int64, copy=False), 0), out=prefix[1:])
         sums = prefix[hi] - prefix[lo]
         sums[seen[hi] == seen[lo]] = rollup.empty
-        out = np.empty(sort.size, np.int64)
-        out[sort] = sums
-        result[name] = out
-    return result
+        result[name][at] = sums
 
 
 def _before_as_of(cases: CaseTable, window: Window, as_of: dt.date) -> np.ndarray:
@@ -105,18 +118,19 @@ def _before_as_of(cases: CaseTable, window: Window, as_of: dt.date) -> np.ndarra
     return inside if column.present is None else inside & column.present.astype(bool)
 
 
-def _window(cases: CaseTable, rollup: Rollup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows sorted by one int64 key (enterprise, then the day counted from the earliest
-    valid day), and per sorted row the positions bounding its window: ``lo``, the first row of
-    its enterprise on or after the window's start, and ``hi``, the first row of its enterprise
-    and day (so the case itself, and other cases of the same day, never count). A counted
-    value summed over sorted positions ``lo:hi`` is the roll-up."""
-    day = cases.columns[rollup.window.date].values.astype(np.int64)
-    valid = cases.valid
-    low = int(day[valid].min()) if valid.any() else 0
-    span = (int(day[valid].max()) - low + 2) if valid.any() else 2
-    owner = np.where(valid, cases.enterprise, 0)
-    offset = np.clip(day - low, 0, span - 2)  # rejected rows: any day of the range will do
+def _window(cases: CaseTable, rollup: Rollup, rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The valid rows ``rows`` sorted by one int64 key (enterprise, then the day counted
+    from their earliest day), and per sorted row the positions bounding its window: ``lo``,
+    the first row of its enterprise on or after the window's start, and ``hi``, the first row
+    of its enterprise and day (so the case itself, and other cases of the same day, never
+    count). A counted value summed over sorted positions ``lo:hi`` is the roll-up. The rows'
+    enterprises share their residue modulo ``count`` (``_parts``): ``enterprise // count``
+    tells them apart and keeps the key small."""
+    day = cases.columns[rollup.window.date].values[rows].astype(np.int64)
+    low = int(day.min())
+    span = int(day.max()) - low + 2
+    owner = cases.enterprise[rows] // count
+    offset = day - low
     # the window's start of every day of the range, computed once per day, not per case
     starts = window_start(rollup.window, np.arange(low, low + span - 1, dtype=np.int64)) - low
     key = owner * span + offset

@@ -1,6 +1,9 @@
 """A run's case stage: read and check the case table, join it to the registry, roll up,
 score the cases with the kernel, and apply one act one fine. Everything is columns; the
-only Python loops are over columns, roll-ups, finding slots, and rejected rows.
+only Python loops are over columns, roll-ups, finding slots, rejected rows, and parts of
+about a million cases (``_parts.py``): the windowed roll-ups, the kernel and one act one
+fine work a part at a time, so that their working arrays stay small; the table itself, the
+kernel's outputs and the enterprise roll-ups are still whole.
 
 The stage runs before the registry is scored, because the enterprise policies read the
 roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up columns.
@@ -34,6 +37,7 @@ from ._acts import Fines, supersede
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
+from ._parts import by_enterprise, in_rows
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
 from ._table import CaseTable, check_values, link, read_cases
@@ -94,6 +98,34 @@ class CaseResults:
             count[0] += 1
             count[1] += 1
         return counts
+
+
+@dataclass
+class ScoredParts:
+    """The kernel's outputs of rows scored a part at a time, put together: what the store
+    writer, the law's choice (_law.py) and one act one fine read of a ``ScoreResult``."""
+
+    as_of: dt.date
+    fired: np.ndarray  # uint8 (rules, rows)
+    amounts: np.ndarray  # int64 (findings, rows)
+    sanctions: np.ndarray  # uint8 (sanctions, rows)
+    dates: np.ndarray | None  # int64 (n_dates, rows): list entries' from:/until:, lifts' from:
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls, n: int, first) -> ScoredParts:
+        dates = None if first.dates is None else np.zeros((first.dates.shape[0], n), np.int64)
+        return cls(first.as_of, np.zeros((first.fired.shape[0], n), np.uint8),
+                   np.zeros((first.amounts.shape[0], n), np.int64), np.zeros((first.sanctions.shape[0], n), np.uint8),
+                   dates)
+
+    def put(self, piece: slice, result) -> None:
+        self.fired[:, piece] = result.fired
+        self.amounts[:, piece] = result.amounts
+        self.sanctions[:, piece] = result.sanctions
+        if self.dates is not None:
+            self.dates[:, piece] = result.dates
+        self.warnings = tuple(dict.fromkeys((*self.warnings, *result.warnings)))
 
 
 class CaseStage:
@@ -178,18 +210,18 @@ class CaseStage:
         plan = self.plan
         where = self._where(cases, side)
         side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where, self.as_of)
-        windowed = onto_cases(plan.onto_cases, cases, where)
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
+        # what looks across cases looks within an enterprise: done a part at a time (_parts.py)
+        parts, count = by_enterprise(cases.enterprise[results.scored])
+        windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count)
         if plan.case_program is not None and plan.timeline is not None:
             results.result = self._score_by_law(cases, side, results.scored, windowed)
-            results.superseded_by = self._one_act_one_fine(results)
+            results.superseded_by = self._one_act_one_fine(results, parts, count)
         elif plan.case_program is not None:
-            table = self._joined(plan.case_program, cases, side, results.scored, windowed)
-            results.result = self._score(plan.case_program, table, rows=results.scored)
-            results.superseded_by = self._one_act_one_fine(results)
+            results.result = self._score_rows(plan.case_program, cases, side, results.scored, windowed)
+            results.superseded_by = self._one_act_one_fine(results, parts, count)
         elif plan.check_program is not None:  # no case policy: the kind's checks alone
-            self._score(plan.check_program, self._joined(plan.check_program, cases, side, results.scored, windowed),
-                        rows=results.scored)
+            self._score_rows(plan.check_program, cases, side, results.scored, windowed)
         return results
 
     # -- steps ---------------------------------------------------------------------------------
@@ -198,6 +230,9 @@ class CaseStage:
         """The columns ``program`` reads, for the case rows ``rows``: the case's own, its
         enterprise's (gathered by index) and the roll-ups."""
         every = rows.size == cases.n  # no row rejected (the rows are ascending): no copies of the case's own columns
+        # a part of consecutive rows (every row of it valid, _score_rows): views, no copies either
+        span = slice(int(rows[0]), int(rows[-1]) + 1) if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size else None
+        own = None if every else span if span is not None else rows  # how the case's own columns are picked
         take = from_numbers(rows)
         owners = cases.enterprise[rows]
         read = set(program.compiled.kernel_facts)
@@ -208,21 +243,23 @@ class CaseStage:
             # same declaration is handed over validated: no value is checked twice
             same = facts[name] is self.plan.facts.get(name) or facts[name] == self.plan.facts.get(name)
             if name in windowed:
-                columns[name] = windowed[name] if every else windowed[name][rows]
+                columns[name] = windowed[name] if own is None else windowed[name][own]
             elif name in side.rollups:
                 columns[name] = side.rollups[name][owners]
             elif same and name in cases.columns:
-                columns[name] = Validated.taken(facts[name], cases.columns[name], None if every else rows, cases.n)
+                whole = Validated(facts[name], cases.columns[name], cases.n)
+                columns[name] = (whole if every else whole.rows(span.start, span.stop) if span is not None else
+                                 Validated.taken(facts[name], cases.columns[name], rows))
             elif same and name in side.columns:
                 columns[name] = Validated.taken(facts[name], side.columns[name], owners)
             elif same and name not in read and name in cases.table.column_names:
                 columns[name] = Validated(facts[name], ValidColumn(None), int(rows.size))  # checked, not read
             elif name == self.plan.link:
-                columns[name] = cases.uscc if every else cases.uscc.take(take)
+                columns[name] = _rows_of(cases.uscc, every, span, take)
             elif name in cases.columns:
-                columns[name] = _checked(self.plan.facts[name], cases.columns[name], None if every else rows)
+                columns[name] = _checked(self.plan.facts[name], cases.columns[name], own)
             elif name in cases.table.column_names:
-                columns[name] = cases.table[name] if every else cases.table[name].take(take)
+                columns[name] = _rows_of(cases.table[name], every, span, take)
             else:
                 columns[name] = side.table[name].take(from_numbers(owners))
         return columns
@@ -236,10 +273,27 @@ class CaseStage:
         decided = decision_days(cases.columns.get(plan.decision) if plan.decision else None, scored, self.as_of)
 
         def score(positions: np.ndarray, day: dt.date):
-            rows = scored[positions]
-            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=day, rows=rows)
+            return self._score_rows(program, cases, side, scored[positions], windowed, law_date=day)
 
         return score_by_law(program, plan.timeline, law, decided, score)
+
+    def _score_rows(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,
+                    windowed: Mapping[str, np.ndarray], law_date: dt.date | None = None):
+        """The case rows ``rows`` scored by ``program`` a part of rows at a time (rows are
+        scored independently; a part's input columns stay small, _parts.py), the parts'
+        outputs put together in the order of ``rows``."""
+        pieces = in_rows(rows.size)
+        if len(pieces) == 1:
+            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=law_date, rows=rows)
+        merged = None
+        for piece in pieces:
+            part = rows[piece]
+            result = self._score(program, self._joined(program, cases, side, part, windowed), law_date=law_date,
+                                 rows=part)
+            if merged is None:
+                merged = ScoredParts.empty(rows.size, result)
+            merged.put(piece, result)
+        return merged
 
     def _score(self, program, table, law_date: dt.date | None = None, rows: np.ndarray | None = None):
         """Score ``table`` (the case rows ``rows``); the kernel may reject rows only by the
@@ -306,57 +360,80 @@ class CaseStage:
             cases.reject(bad.tolist(), self.plan.link, cases.uscc.take(pa.array(bad)).to_pylist(),
                          [side.rejected[int(cases.enterprise[row])] for row in bad])
 
-    def _one_act_one_fine(self, results: CaseResults) -> dict[int, pa.Array]:
+    def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
+        """行政处罚法 art 29 over the fired fines, a part of the enterprises at a time
+        (``parts``: positions into the scored rows, every case of an enterprise in one part):
+        per fine slot, per fired row in row order, "policy rule (case_id)" of the fine that
+        supersedes it, null where the fine is imposed."""
         program, result, cases = self.plan.case_program, results.result, results.cases
         fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
         if not fine_slots:
             return {}
         rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        fired = {k: np.asarray(result.fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]])
+                 for k in fine_slots}
         fen_per = [FEN_PER_YUAN // unit for unit in finding_units(program)]
-        rows, slots, amounts = [], [], []
-        for k in fine_slots:
-            slot = program.findings[k]
-            picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
-            rows.append(picked)
-            slots.append(np.full(picked.size, k, np.int64))
-            # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
-            amounts.append(np.asarray(result.amounts[k], np.int64)[picked] * fen_per[k])
-        fines = Fines(np.concatenate(rows).astype(np.int64), np.concatenate(slots), np.concatenate(amounts))
-        # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's own act
-        scored = results.scored
-        owner = cases.enterprise[scored]
-        if cases.act_code is not None:
-            act_code = cases.act_code[scored]
-            acts = np.where(act_code >= 0, owner * (int(act_code.max(initial=0)) + 1) + act_code, -1 - np.arange(scored.size))
-        else:
-            acts = -1 - np.arange(scored.size)
         names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
         slot_rank = np.empty(len(program.findings), np.int64)
         slot_rank[names] = np.arange(len(names))
-        key_code = cases.key_code[scored]
-        winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
-        # per superseded fine (few), "policy rule (case_id)" of its winner; null: imposed
-        beaten = np.flatnonzero(winner >= 0)
-        winners = winner[beaten]
-        labels = strings([f"{slot.policy_key} {slot.rule_id}" for slot in program.findings])
-        winner_ids = cases.keys.take(from_numbers(key_code[fines.row[winners]]))
-        names = pc.binary_join_element_wise(labels.take(from_numbers(fines.slot[winners])), _OPEN, winner_ids, _CLOSE,
-                                            _NOTHING)
-        where = np.full(winner.size, -1, np.int64)
-        where[beaten] = np.arange(beaten.size)
-        by = names.take(from_numbers(where, mask=where < 0))
-        out, start = {}, 0
-        for k, picked in zip(fine_slots, rows, strict=True):
-            out[k] = by.slice(start, picked.size)
-            start += picked.size
+        scored = results.scored
+        acts_per_owner = int(cases.act_code.max(initial=0)) + 1 if cases.act_code is not None else 0
+        beaten: list[tuple[np.ndarray, ...]] = []  # per part: (slot, row) of the beaten fines and of their winners
+        for positions in parts:
+            local, slots, amounts = [], [], []
+            for k in fine_slots:
+                picked = np.flatnonzero(fired[k][positions])
+                local.append(picked)
+                slots.append(np.full(picked.size, k, np.int64))
+                # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
+                amounts.append(np.asarray(result.amounts[k], np.int64)[positions[picked]] * fen_per[k])
+            within = np.concatenate(local)  # the fine's case, numbered within the part
+            fines = Fines(positions[within], np.concatenate(slots), np.concatenate(amounts))
+            if not fines.row.size:
+                continue
+            case_rows = scored[fines.row]
+            # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's
+            # own act (numbered within the part: the act codes of a part stay few)
+            own = -1 - within
+            if cases.act_code is not None:
+                act_code = cases.act_code[case_rows]
+                acts = np.where(act_code >= 0, cases.enterprise[case_rows] // count * acts_per_owner + act_code, own)
+            else:
+                acts = own
+            key_code = cases.key_code[case_rows]
+            winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
+            lost = np.flatnonzero(winner >= 0)
+            won = winner[lost]
+            beaten.append((fines.slot[lost], fines.row[lost], fines.slot[won], fines.row[won]))
+        if beaten:
+            slot, row, winner_slot, winner_row = (np.concatenate(a) for a in zip(*beaten, strict=True))
+        else:
+            slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
+        labels = strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings])
+        winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[winner_row]]))
+        texts = pc.binary_join_element_wise(labels.take(from_numbers(winner_slot)), _OPEN, winner_ids, _CLOSE, _NOTHING)
+        out = {}
+        for k in fine_slots:
+            picked = np.flatnonzero(fired[k])  # the slot's fired rows, in row order
+            mine = np.flatnonzero(slot == k)
+            where = np.full(picked.size, -1, np.int64)
+            where[np.searchsorted(picked, row[mine])] = mine
+            out[k] = texts.take(from_numbers(where, mask=where < 0))
         return out
 
 
-def _checked(fact, column, rows: np.ndarray | None):
+def _rows_of(column, every: bool, span: slice | None, take: pa.Array):
+    """The rows of an Arrow column: all of them, a slice of consecutive ones (a view), or a take."""
+    if every:
+        return column
+    return column.slice(span.start, span.stop - span.start) if span is not None else column.take(take)
+
+
+def _checked(fact, column, rows: np.ndarray | slice | None):
     """A column the case checks already validated, handed to the kernel in the form its
     validators pass fastest (dates as datetime64, numbers as int64, flags as bool; an
     optional fact's empty cells masked), instead of parsing the text a second time. ``rows``
-    None: every row."""
+    None: every row; a slice: those rows, as views."""
     values = column.values if rows is None else column.values[rows]
     if fact.type.kind is Kind.DECIMAL:  # already scaled: as int64 the kernel would scale it again
         present = None if column.present is None else (column.present if rows is None else column.present[rows])

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import from_bools, numbers
+from ecorules.rules._arrow import from_bools, from_numbers, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -136,10 +136,11 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
         if read:
             cases.columns[name] = column
     cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
-    cases.uscc = linked(plan.facts[plan.link], cases.table[plan.link])
-    encoded = pc.dictionary_encode(cases.uscc)
-    cases.uscc_distinct = encoded.dictionary
-    cases.uscc_code = numbers(encoded.indices, fill=-1).astype(np.int64)
+    # an enterprise has many cases: its key is trimmed and put in the ledger's form (a USCC
+    # checked again) once per distinct text as written, not once per case row
+    cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
+                                                           lambda texts: linked(plan.facts[plan.link], texts))
+    cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     _duplicates(cases, plan)
@@ -173,12 +174,69 @@ def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
     return codes, keys, _ascending(keys)
 
 
+def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
+    """Codes of ``form(texts)`` per row (-1 for a null) and the distinct values they index
+    (for a short column in the order of their first row, ``_encoded``): the column coded as
+    written, ``form`` applied to its distinct texts, and the texts that became one value
+    (" A1" and "A1") coded as one."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(column.type):
+        column = column.cast(pa.string())
+    codes, written = _encoded(column)
+    formed = pc.dictionary_encode(form(written))
+    per_written = numbers(formed.indices, fill=-1).astype(np.int64)
+    coded = codes >= 0
+    codes[coded] = per_written[codes[coded]]
+    return codes, formed.dictionary
+
+
+_BUCKETS = 64
+_BUCKETED_FROM = 1 << 21  # rows: below, the distinct values of a column fit the caches anyway
+
+
+def _encoded(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``dictionary_encode`` of a string column: per row the index of its text among the
+    distinct texts (-1 for a null), and the distinct texts. A long column is coded in buckets
+    by its texts' last two bytes, the same text always in the same bucket, so that each
+    bucket's hash table stays in the processor's caches (at ten million cases of a million
+    enterprises the whole column's took 2.7 CPU-s, the buckets 1.8). The distinct texts are
+    then in the order of the buckets, not of their first rows."""
+    n = len(column)
+    if n < _BUCKETED_FROM:
+        encoded = pc.dictionary_encode(column)
+        return numbers(encoded.indices, fill=-1).astype(np.int64), encoded.dictionary
+    bucket = _buckets(column)
+    order = np.argsort(bucket, kind="stable")  # a radix sort of bytes: linear
+    ends = np.cumsum(np.bincount(bucket, minlength=_BUCKETS)).tolist()
+    grouped = column.take(from_numbers(order))
+    codes = np.empty(n, np.int64)
+    distinct, start = [], 0
+    for end in ends:
+        encoded = pc.dictionary_encode(grouped.slice(start, end - start))
+        here = numbers(encoded.indices, fill=-1).astype(np.int64)
+        here[here >= 0] += sum(len(d) for d in distinct)
+        codes[order[start:end]] = here
+        distinct.append(encoded.dictionary)
+        start = end
+    return codes, pa.concat_arrays(distinct)
+
+
+def _buckets(column: pa.Array) -> np.ndarray:
+    """A bucket number per row from the last two bytes of its text (0 for a null or an
+    empty text), read from the column's offsets and data buffers."""
+    n = len(column)
+    _validity, offsets, data = column.buffers()
+    ends = np.frombuffer(offsets, np.int32)[column.offset + 1:column.offset + n + 1].astype(np.int64)
+    length = ends - np.frombuffer(offsets, np.int32)[column.offset:column.offset + n]
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    last = np.where(length > 0, data[np.maximum(ends - 1, 0)], 0).astype(np.uint32)
+    before = np.where(length > 1, data[np.maximum(ends - 2, 0)], 0)
+    return ((last * 131 + before) % _BUCKETS).astype(np.uint8)
+
+
 def _codes(column) -> tuple[np.ndarray, pa.Array]:
     """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
-    text = _stripped(column)
-    encoded = pc.dictionary_encode(text)
-    codes = numbers(encoded.indices, fill=-1).astype(np.int64)
-    dictionary = encoded.dictionary
+    codes, dictionary = _coded_distinct(column, _stripped)
     blank = np.flatnonzero(numbers(pc.utf8_length(dictionary), fill=0) == 0)
     if blank.size:
         codes[np.isin(codes, blank)] = -1

@@ -17,6 +17,7 @@ findings by the model ``_after_memory`` must give the batch's second run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import os
@@ -33,6 +34,7 @@ import pytest
 from ecorules.engine import Evaluator
 from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly
+from ecorules.engine.cases import _parts
 from ecorules.rules import EcorulesError, PolicyError, RecordCheckError
 from fastcalc_case_strategies import AS_OF, CASE_FACTS, KIND_CONSTRUCTS, case_folder, case_tables
 from fastcalc_strategies import OUTSIDE
@@ -194,11 +196,16 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
             reject()
         registry, cases = data.draw(case_tables(USCCS))
         as_of = data.draw(st.sampled_from(AS_OF))
+        # the stage works a part of the cases at a time (engine/cases/_parts.py): parts of a
+        # few rows here, so that enterprises, acts and windows meet across several parts
+        part_rows = data.draw(st.sampled_from([None, 1, 2, 3]))
+        event(f"part rows: {part_rows or 'one part'}")
         _write(folder / "enterprises.csv", registry)
         _write(folder / "cases.csv", cases)
         try:
-            first = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
-                                as_of=as_of, cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
+            with _parts_of(part_rows):
+                first = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
+                                    as_of=as_of, cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
         except EcorulesError as error:  # a plan the batch refuses (a windowed max): must be rare
             event(f"batch refused: {type(error).__name__}: {str(error)[:60]}")
             reject()
@@ -233,8 +240,10 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
         if again and again != cases:
             _write(folder / "cases.csv", again)
             try:
-                second = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
-                                     as_of=as_of, cases=folder / "cases.csv", threads=1, allow_unset_parameters=True)
+                with _parts_of(part_rows):
+                    second = run_nightly(folder / "enterprises.csv", folder / "results.sqlite", policies=drawn.policies,
+                                         as_of=as_of, cases=folder / "cases.csv", threads=1,
+                                         allow_unset_parameters=True)
             except Exception:
                 shutil.copytree(folder, Path(tempfile.mkdtemp(prefix="ecorules-case-differential-")), dirs_exist_ok=True)
                 raise
@@ -248,6 +257,17 @@ def test_the_case_batch_equals_evaluate_group_with_both_backends(data):
             COMPARED["second runs"] += 1
             COMPARED["already assessed"] += sum(n for key, n in got[0].items() if key[6] == "already_assessed")
             COMPARED["superseded by an earlier run"] += sum(n for key, n in got[0].items() if key[7] and ", run " in key[7])
+
+
+@contextlib.contextmanager
+def _parts_of(rows: int | None):
+    """The case stage's parts of ``rows`` rows for the runs inside (None: as shipped)."""
+    shipped = _parts.PART_ROWS
+    _parts.PART_ROWS = rows or shipped
+    try:
+        yield
+    finally:
+        _parts.PART_ROWS = shipped
 
 
 def _compare(folder: Path, backend: str, as_of, got, want) -> None:
