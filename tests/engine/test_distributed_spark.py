@@ -39,18 +39,10 @@ from distributed_data import (  # noqa: E402
 )
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
-from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
+from ecorules.engine.distributed.spark import score  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 AS_OF = dt.date(2012, 4, 14)
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    session = local_session("local[2]", local_dir=str(tmp_path_factory.mktemp("spark-local")))
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

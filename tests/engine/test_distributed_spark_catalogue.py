@@ -30,16 +30,7 @@ from distributed_data import (  # noqa: E402
 )
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
-from ecorules.engine.distributed.spark import local_session  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    session = local_session("local[2]", local_dir=str(tmp_path_factory.mktemp("spark-local")))
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def _as_table(spark, folder: Path, name: str) -> Path:
