@@ -68,6 +68,13 @@ class HiveOut:
     def ensure_tables(self) -> None:
         """The database and its four tables, made if missing; a table there already must have
         our columns (else a run would write rows under another table's names)."""
+        if (self.spark.conf.get("spark.sql.catalogImplementation", None) or "in-memory") != "hive":
+            # a local session without a metastore: the tables' names die with the process (their
+            # files stay in the warehouse dir); said, so that nobody looks for them tomorrow
+            log.warning("--out-format hive: this Spark session's catalogue is in memory (no Hive metastore: "
+                        "spark.sql.catalogImplementation is not hive), so the tables of %s last only as long "
+                        "as the session; their files are under %s", self.database,
+                        self.spark.conf.get("spark.sql.warehouse.dir", None))
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         for name, (_view, columns) in TABLES.items():
             ddl = ", ".join(f"`{c}` {_SPARK[k]}" for c, k in columns.items())
