@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark import StorageLevel
+from pyspark import SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -72,8 +72,12 @@ SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', 
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
-    """The settings that keep a local Spark on loopback and quiet (measured here, see README)."""
-    local = local_dir or tempfile.mkdtemp(prefix="ecorules-spark-")
+    """The settings that keep a local Spark on loopback and quiet (measured here, see README);
+    without ``local_dir``, a new temporary directory for its scratch files and warehouse."""
+    return {**_loopback(master), **_directories(local_dir or tempfile.mkdtemp(prefix="ecorules-spark-"))}
+
+
+def _loopback(master: str) -> dict[str, str]:
     return {
         "spark.master": master,
         "spark.driver.host": "127.0.0.1",
@@ -84,6 +88,11 @@ def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dic
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
         "spark.sql.session.timeZone": TIME_ZONE,
+    }
+
+
+def _directories(local: str) -> dict[str, str]:
+    return {
         "spark.local.dir": local,
         # the session's own catalogue (hive:DB.TABLE in tests): under the local dir, not the working directory
         "spark.sql.warehouse.dir": os.path.join(local, "warehouse"),
@@ -98,11 +107,17 @@ def local_session(master: str = "local[2]", local_dir: str | None = None, **conf
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("ecorules")
-    settings = loopback_conf(master, local_dir)
-    if not master.startswith("local"):  # a cluster: its own hosts; only what the scoring needs
-        settings = {key: settings[key] for key in ("spark.master", "spark.sql.execution.arrow.pyspark.enabled",
-                                                    "spark.sql.execution.arrow.maxRecordsPerBatch",
-                                                    "spark.sql.session.timeZone")}
+    if not master.startswith("local"):  # a cluster: its own hosts and directories; only what the scoring needs
+        settings = {key: _loopback(master)[key] for key in ("spark.master", "spark.sql.execution.arrow.pyspark.enabled",
+                                                             "spark.sql.execution.arrow.maxRecordsPerBatch",
+                                                             "spark.sql.session.timeZone")}
+    elif local_dir is None and SparkContext._active_spark_context is not None:
+        # getOrCreate hands back the running session, whose directories were fixed when it
+        # started: a new temporary directory would never be used, only left behind (one per
+        # run in a process that shares its session, such as a test run or a host system)
+        settings = _loopback(master)
+    else:
+        settings = loopback_conf(master, local_dir)
     for key, value in {**settings, **conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -39,7 +39,7 @@ from distributed_data import (  # noqa: E402
 )
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
-from ecorules.engine.distributed.spark import score  # noqa: E402
+from ecorules.engine.distributed.spark import local_session, score  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 AS_OF = dt.date(2012, 4, 14)
@@ -56,6 +56,20 @@ def test_session_is_on_loopback_with_its_time_zone_set(spark):
     assert conf.get("spark.driver.host") == "127.0.0.1" and conf.get("spark.driver.bindAddress") == "127.0.0.1"
     assert conf.get("spark.ui.enabled") == "false"
     assert spark.conf.get("spark.sql.session.timeZone") == "Asia/Shanghai"
+
+
+def test_a_session_handed_back_leaves_no_directory_behind(spark, tmp_path, monkeypatch):
+    """A run in a process whose session is running (a host system's, this test run's) gets
+    that session back: no temporary directory is made for it (one was, and left, per run)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert local_session("local[2]") is spark
+    run_distributed(example_registry(tmp_path / "registry"), tmp_path / "spark.sqlite", as_of=AS_OF,
+                    engine="spark", master="local[2]")
+    assert not list(tmp_path.glob("ecorules-spark-*"))
+    assert tempfile.mkdtemp(prefix="ecorules-spark-")  # not vacuous: where one would have been made
+    assert len(list(tmp_path.glob("ecorules-spark-*"))) == 1
 
 
 @pytest.mark.parametrize("name", ["examples", "bad"])
