@@ -15,8 +15,13 @@ The program is generic: a new or edited policy file needs no new Cython code. Wh
   ``_results.py``: ``ScoreResult`` and the roll-ups.
 """
 
+from ecorules.rules import _uscc
+
 from ._compiled import FindingSlot, RuleSlot, SanctionSlot
+from ._kernel import uscc_codes
 from ._program import Program, compile_program
 from ._results import PayerTotal, ScoreResult
+
+_uscc.use_kernel_codes(uscc_codes)  # rules/ checks USCCs with the kernel from now on
 
 __all__ = ["FindingSlot", "PayerTotal", "Program", "RuleSlot", "SanctionSlot", "ScoreResult", "compile_program"]

@@ -204,23 +204,25 @@ def _packed_sums(mat: np.ndarray) -> np.ndarray:
     return total
 
 
-_KERNEL: list = []  # [fastcalc's uscc_codes, or None when the kernel is not built]
+# fastcalc's one-pass check, offered by ecorules.fastcalc when it is imported (use_kernel_codes):
+# rules/ imports nothing from fastcalc/ or engine/, so the kernel comes to it, not the reverse
+_KERNEL: list = []
+
+
+def use_kernel_codes(uscc_codes) -> None:
+    """Check codes with ``uscc_codes`` (fastcalc's kernel: the same codes as numpy, ~10x faster)."""
+    _KERNEL[:] = [uscc_codes]
 
 
 def _kernel_codes():
-    if not _KERNEL:
-        try:  # imported late: ecorules.fastcalc imports ecorules.rules
-            from ecorules.fastcalc._kernel import uscc_codes
-        except (ImportError, AttributeError):  # a source tree without the (current) kernel
-            uscc_codes = None
-        _KERNEL.append(uscc_codes)
-    return _KERNEL[0]
+    return _KERNEL[0] if _KERNEL else None
 
 
 def _matrix_problems(mat: np.ndarray) -> np.ndarray:
     """Problem codes of a C-contiguous (m, 18) uint8 matrix of 18-character ASCII codes.
 
-    In fastcalc's kernel when it is built (one pass, ~10x faster), else in numpy; the same codes.
+    In fastcalc's kernel once ecorules.fastcalc is imported (one pass, ~10x faster), else in
+    numpy; the same codes.
     """
     kernel = _kernel_codes()
     if kernel is None:
