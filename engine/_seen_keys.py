@@ -201,27 +201,36 @@ class SeenUsccs:
 
     def first_places(self, mixed: np.ndarray, places: np.ndarray) -> np.ndarray:
         """The place of the first row holding each of the keys given by (``mixed``, the set in
-        ``places``): one pass over the spill, whose records are in the order the rows came."""
+        ``places``): one pass over the spill's mixes, whose records are in the order the rows
+        came; the places are read only where a mix is one of the keys' (on a clean registry,
+        the few false positives': a stretch of the places file here and there, not all of it)."""
         wanted = np.unique(mixed)
         top = np.zeros(1 << _TOP_BITS, bool)
         top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
+        shift = np.uint64(64 - _TOP_BITS)
+        keys, where = self.spill
         for file in self.spill:
             file.flush()
-            file.seek(0)
-        buffers = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
+        keys.seek(0)
+        values, stretch = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
         found_mixed, found_places = [], []
-        while got := self.spill[0].readinto(buffers[0].view(np.uint8)) // 8:
-            if self.spill[1].readinto(buffers[1][:got].view(np.uint8)) != 8 * got:
-                raise OSError("the duplicate check's files differ in length")
-            values = buffers[0][:got]
-            near = np.flatnonzero(top[(values >> np.uint64(64 - _TOP_BITS)).astype(np.intp)])
-            if not near.size:
-                continue
-            candidates = values[near]
-            at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
-            hit = wanted[at] == candidates
-            found_mixed.append(candidates[hit])
-            found_places.append(buffers[1][:got][near[hit]])
+        read = 0  # records read before this chunk
+        while got := keys.readinto(values.view(np.uint8)) // 8:
+            chunk = values[:got]
+            near = np.flatnonzero(top[chunk >> shift])
+            if near.size:
+                candidates = chunk[near]
+                at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
+                hit = near[wanted[at] == candidates]
+                if hit.size:
+                    # the places from the first hit to the last of this chunk only
+                    span = stretch[: int(hit[-1]) - int(hit[0]) + 1]
+                    where.seek(8 * (read + int(hit[0])))
+                    if where.readinto(span.view(np.uint8)) != 8 * span.size:
+                        raise OSError("the duplicate check's files differ in length")
+                    found_mixed.append(chunk[hit])
+                    found_places.append(span[hit - hit[0]])
+            read += got
         for file in self.spill:
             file.seek(0, 2)
         first: dict[tuple[int, int], int] = {}
