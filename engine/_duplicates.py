@@ -66,7 +66,6 @@ from ecorules.rules._arrow import (
     numbers,
     plain_array,
     string_buffers,
-    strings,
 )
 from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
@@ -505,12 +504,11 @@ class DuplicateFilter:
         (:meth:`_decided`: a first row in an earlier batch, or a false positive)."""
         if valid.all():  # every USCC passed both check characters: the scorer trusts them
             batch.checked = batch.checked | {self.key.name}
-        held, mixed, places = self.seen.add(keys, valid, batch.source, batch.rows)
+        held, mixed, places, passed = self.seen.met(keys, valid, batch.source, batch.rows)
         if not held.size:
             return batch
         texts = keys.take(from_numbers(held)).to_pylist()
-        holders = np.flatnonzero(valid & bools(pc.is_in(keys, value_set=strings(list(dict.fromkeys(texts))))))
-        passed = np.setdiff1d(holders, held, assume_unique=True)  # each before every held row of its key
+        # the rows of held keys the filter let pass: each before every held row of its key
         for row, key in zip(passed.tolist(), keys.take(from_numbers(passed)).to_pylist(), strict=True):
             self.first.setdefault(key, (batch.source, int(batch.rows[row])))
         known = np.array([key in self.first for key in texts], bool)
@@ -532,7 +530,7 @@ class DuplicateFilter:
         keep = np.ones(batch.table.num_rows, bool)
         keep[held] = False
         batch.rows_in -= int(later.sum())  # accounted by the batch that decides them (_decided)
-        batch.table = batch.table.filter(from_bools(keep))
+        batch.table = _without(batch.table, held, keep)
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         return batch
@@ -605,6 +603,22 @@ class DuplicateFilter:
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         return batch
+
+
+_SLICED = 256  # rows held from a batch up to which its table is cut into slices rather than copied
+
+
+def _without(table: pa.Table, drop: np.ndarray, keep: np.ndarray) -> pa.Table:
+    """``table`` without the rows ``drop`` (sorted; ``keep`` the mask of the others). A few
+    rows (the filter's false positives, a held row or two in most batches of a clean registry)
+    leave the rest as slices of the same buffers: a filter copied every column of the batch for
+    them (~18 ms a batch of 262,144 rows, more than the duplicate check itself)."""
+    if drop.size > _SLICED:
+        return table.filter(from_bools(keep))
+    bounds = [-1, *drop.tolist(), table.num_rows]
+    pieces = [table.slice(start + 1, end - start - 1) for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+              if end - start > 1]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def _gathered(gathered: list[_Decided]) -> Batch:

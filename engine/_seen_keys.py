@@ -169,9 +169,16 @@ class SeenUsccs:
         """The rows (positions in ``keys``) whose USCC may have been met before (on an earlier
         row of this batch or of an earlier one), with their key's mix and their place (for
         :meth:`first_places`); every valid one is met after. ``rows``: the rows' numbers in ``source``."""
+        return self.met(keys, valid, source, rows)[:3]
+
+    def met(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`add`'s rows, mixes and places, and the rows of these keys the filter let pass
+        whose key is one of the held rows' (a pass is a key's first row in the run): found by
+        their exact (mix, set), not by comparing the texts of the whole batch."""
         at, head, code = uscc_codes(keys, valid, self.kernel)
         if not at.size:
-            return at, code, code
+            return at, code, code, at
         mixed, maybe = self.filter.add(head, code)
         del code
         places = self._places(head, source, np.asarray(rows)[at])
@@ -180,7 +187,15 @@ class SeenUsccs:
         self.spill[0].write(mixed.view(np.uint8))
         self.spill[1].write(places.view(np.uint8))
         hit = np.flatnonzero(maybe)
-        return at[hit], mixed[hit], places[hit]
+        if not hit.size:
+            return at[hit], mixed[hit], places[hit], at[hit]
+        near = np.flatnonzero(~maybe & np.isin(mixed, mixed[hit]))
+        if near.size:  # equal mixes of one set are equal keys
+            held = set(zip(mixed[hit].tolist(), (places[hit] >> np.uint64(_SET_SHIFT)).tolist(), strict=True))
+            same = [pair in held for pair in zip(mixed[near].tolist(), (places[near] >> np.uint64(_SET_SHIFT)).tolist(),
+                                                  strict=True)]
+            near = near[np.array(same, bool)]
+        return at[hit], mixed[hit], places[hit], at[near]
 
     def _places(self, head: np.ndarray, source: str, rows: np.ndarray) -> np.ndarray:
         index = self.sources.get(source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine import _seen_keys
+from ecorules.engine import _duplicates, _seen_keys
 from ecorules.engine._duplicates import DuplicateFilter, canonical_keys
 from ecorules.engine._seen_keys import SeenUsccs
 from ecorules.engine.sources._types import Batch
@@ -72,7 +72,7 @@ def test_a_batch_of_held_rows_is_no_larger_than_the_largest_batch_read_and_holds
     assert [b.source for b in held] == sorted(b.source for b in held)  # a file's rows together, in order
     assert {b.source for b in held} == {"a.csv", "b.csv"}
     # gathered up to the bound: no two batches of a file that follow each other would fit in one
-    assert all(one.rows_in + two.rows_in > 20 for one, two in zip(held, held[1:]) if one.source == two.source)
+    assert all(one.rows_in + two.rows_in > 20 for one, two in zip(held, held[1:], strict=False) if one.source == two.source)
     assert _account([*passed, *held]) == (600, 600, 0)
 
 
@@ -141,3 +141,46 @@ def test_first_places_reads_the_places_where_keys_match_across_chunks_of_the_spi
         first_row.setdefault(code, row + 2)
     assert set(held_rows) >= {row for row, code in enumerate(codes) if first_row[code] != row + 2}
     assert [seen.place(int(p)) for p in firsts] == [("a.csv", first_row[codes[row]]) for row in held_rows]
+
+
+def _buffer_addresses(table: pa.Table) -> set[int]:
+    return {buffer.address for column in table.columns for chunk in column.chunks for buffer in chunk.buffers()
+            if buffer is not None}
+
+
+def test_a_batch_holding_a_few_rows_keeps_the_others_in_its_own_buffers_not_a_copy():
+    codes = usccs(np.random.default_rng(13), 400).tolist()
+    keys = _filter(32)
+    batches = _batches(codes, "a.csv", 40)
+    before = [_buffer_addresses(batch.table) for batch in batches]
+    passed = [keys.apply(batch) for batch in batches]
+    holding = [k for k, batch in enumerate(passed) if batch.rows_in < 40]
+    assert holding  # the filter held some rows
+    for k in holding:
+        assert _buffer_addresses(passed[k].table) <= before[k]  # slices of the batch read, nothing copied
+        assert passed[k].table["uscc"].to_pylist() == [codes[row - 2] for row in passed[k].rows.tolist()]
+        assert passed[k].table["untreated_outfalls"].to_pylist() == [(row - 2) % 40 for row in passed[k].rows.tolist()]
+
+
+@pytest.mark.parametrize("sliced", [0, 1 << 20])
+def test_many_rows_held_from_a_batch_are_dropped_alike_copied_or_sliced(monkeypatch, sliced):
+    # more rows held than _SLICED: the batch is filtered (a copy); the same rows either way
+    monkeypatch.setattr(_duplicates, "_SLICED", sliced)
+    rng = np.random.default_rng(14)
+    unique = usccs(rng, 700).tolist()
+    codes = [*unique[:500], *[unique[k] for k in rng.integers(0, 500, 300)], *unique[500:]]  # 300 repeats
+    keys = _filter(1 << 13)
+    passed = [keys.apply(batch) for batch in _batches(codes, "a.csv", 400)]
+    held = list(keys.end()[0])
+    assert _account([*passed, *held]) == (1000, 700, 300)
+    first = {}
+    for row, code in enumerate(codes):
+        first.setdefault(code, row + 2)
+    scored = [row for batch in [*passed, *held] for row in batch.rows.tolist()]
+    assert sorted(scored) == sorted(first.values())
+    assert [batch.table["uscc"].to_pylist() for batch in passed] == [
+        [codes[row - 2] for row in batch.rows.tolist()] for batch in passed]
+    rejects = [(r.row, r.reason) for batch in [*passed, *held] for r in batch.rejects]
+    assert sorted(rejects) == sorted(
+        (row + 2, f"duplicate uscc '{code}': first at row {first[code]} of a.csv (one enterprise, one row)")
+        for row, code in enumerate(codes) if first[code] != row + 2)
