@@ -163,6 +163,7 @@ class SeenUsccs:
         self.sources: dict[str, int] = {}
         self.names: list[str] = []  # the files, by their number in the places
         self.spill: tuple[IO[bytes], IO[bytes]] | None = None
+        self._top: np.ndarray | None = None  # a bit per top bits of a mix, all clear between batches
 
     def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,13 +190,30 @@ class SeenUsccs:
         hit = np.flatnonzero(maybe)
         if not hit.size:
             return at[hit], mixed[hit], places[hit], at[hit]
-        near = np.flatnonzero(~maybe & np.isin(mixed, mixed[hit]))
+        near = self._passed_near(mixed, maybe, hit)
         if near.size:  # equal mixes of one set are equal keys
             held = set(zip(mixed[hit].tolist(), (places[hit] >> np.uint64(_SET_SHIFT)).tolist(), strict=True))
             same = [pair in held for pair in zip(mixed[near].tolist(), (places[near] >> np.uint64(_SET_SHIFT)).tolist(),
                                                   strict=True)]
             near = near[np.array(same, bool)]
         return at[hit], mixed[hit], places[hit], at[near]
+
+    def _passed_near(self, mixed: np.ndarray, maybe: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        """The rows the filter let pass whose mix is one of the held rows' (``hit``)."""
+        if hit.size <= 16:  # a few false positives: numpy compares with each (no sort of the batch)
+            return np.flatnonzero(~maybe & np.isin(mixed, mixed[hit]))
+        # many (a registry with repeated keys): their top bits first, as in first_places, so
+        # that only a few rows are searched for; np.isin would sort the whole batch's mixes
+        wanted = np.unique(mixed[hit])
+        if self._top is None:
+            self._top = np.zeros(1 << _TOP_BITS, bool)
+        tops = (wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)
+        self._top[tops] = True
+        near = np.flatnonzero(self._top[mixed >> np.uint64(64 - _TOP_BITS)])
+        self._top[tops] = False
+        near = near[~maybe[near]]
+        at = np.searchsorted(wanted, mixed[near]).clip(max=wanted.size - 1)
+        return near[wanted[at] == mixed[near]]
 
     def _places(self, head: np.ndarray, source: str, rows: np.ndarray) -> np.ndarray:
         index = self.sources.get(source)
