@@ -16,7 +16,7 @@ Measured: the run's own time, ``seconds`` of the run's JSON summary (from the st
 to its commit: Python's start-up and the imports are left out, so an editable install that
 compiles its sources at each start does not count), and the CPU seconds of the child from
 after the CLI's import to its end (``time.process_time``: every thread of the process; less
-disturbed than the wall by other work on a shared machine), and its peak RSS (ru_maxrss).
+disturbed than the wall by other work on a shared machine), and its peak RSS (VmHWM).
 Printed: medians per registry and build, and each build's ratio to each other build, for both,
 with the 1-minute load. The builds must agree on the rows rejected and the total, or the bench
 stops.
@@ -56,7 +56,7 @@ def build(text: str) -> tuple[str, Path]:
     return label, Path(python)
 
 
-def registries(python: Path, rows: int, folder: Path, dup_share: float) -> list[Path]:
+def registries(python: Path, rows: int, folder: Path, dup_share: float, suffixes: set[str]) -> list[Path]:
     """The clean registry as Parquet and CSV, and the copies with repeated USCCs (kept in
     ``folder`` for the next run of the bench)."""
     clean = folder / f"clean-{rows}.parquet"
@@ -82,15 +82,15 @@ def registries(python: Path, rows: int, folder: Path, dup_share: float) -> list[
     out = []
     for parquet in made:
         csv = parquet.with_suffix(".csv")
-        if not csv.exists():
+        if ".csv" in suffixes and not csv.exists():
             pacsv.write_csv(pq.read_table(parquet), csv)
-        out += [csv, parquet]
+        out += [path for path in (csv, parquet) if path.suffix in suffixes]
     return out
 
 
 # the CLI in the child, its CPU seconds counted from after its import (all the process's threads)
 CHILD = """
-import resource, sys, time
+import sys, time
 from ecorules.engine._cli import main
 began = time.process_time()
 try:
@@ -100,7 +100,9 @@ except SystemExit as done:
 else:
     code = 0
 cpu = time.process_time() - began
-sys.stderr.write(f"\\nbench-cpu {cpu} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+with open("/proc/self/status") as status:  # VmHWM: this process's peak (ru_maxrss keeps the forking parent's)
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+sys.stderr.write(f"\\nbench-cpu {cpu} {peak}\\n")
 sys.exit(code)
 """
 
@@ -196,7 +198,7 @@ def main() -> None:
         parser.error("give at least two builds")
     args.dir.mkdir(parents=True, exist_ok=True)
     wanted = {"." + f.strip() for f in args.formats.split(",")}
-    files = [f for f in registries(next(iter(builds.values())), args.rows, args.dir, args.dup_share) if f.suffix in wanted]
+    files = registries(next(iter(builds.values())), args.rows, args.dir, args.dup_share, wanted)
     got: dict[tuple[str, str], list[dict]] = {}
     loads = []
     labels = list(builds)
