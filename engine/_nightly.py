@@ -549,8 +549,9 @@ class NightlyRun:
         keys = self._key_filter(self.policies, DOMAIN, self.registry_path, self.scoring.program.columns,
                                 registry.estimated_rows, acc, self.duplicates, self.table)
         # the key check in the reading thread too: its kernel parts release the GIL, and on
-        # 2 cores the scoring thread is the one to spare
-        batches = prefetch(map(keys.apply, registry.batches()), depth=2)
+        # 2 cores the scoring thread is the one to spare; so are the rows it held, decided
+        # there while the last batches are scored
+        batches = prefetch(keys.filtered(registry.batches()), depth=2)
         try:
             while True:
                 began = time.perf_counter()

@@ -163,15 +163,23 @@ class SeenUsccs:
         self.sources: dict[str, int] = {}
         self.names: list[str] = []  # the files, by their number in the places
         self.spill: tuple[IO[bytes], IO[bytes]] | None = None
+        self._top: np.ndarray | None = None  # a bit per top bits of a mix, all clear between batches
 
     def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows (positions in ``keys``) whose USCC may have been met before (on an earlier
         row of this batch or of an earlier one), with their key's mix and their place (for
         :meth:`first_places`); every valid one is met after. ``rows``: the rows' numbers in ``source``."""
+        return self.met(keys, valid, source, rows)[:3]
+
+    def met(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`add`'s rows, mixes and places, and the rows of these keys the filter let pass
+        whose key is one of the held rows' (a pass is a key's first row in the run): found by
+        their exact (mix, set), not by comparing the texts of the whole batch."""
         at, head, code = uscc_codes(keys, valid, self.kernel)
         if not at.size:
-            return at, code, code
+            return at, code, code, at
         mixed, maybe = self.filter.add(head, code)
         del code
         places = self._places(head, source, np.asarray(rows)[at])
@@ -180,7 +188,32 @@ class SeenUsccs:
         self.spill[0].write(mixed.view(np.uint8))
         self.spill[1].write(places.view(np.uint8))
         hit = np.flatnonzero(maybe)
-        return at[hit], mixed[hit], places[hit]
+        if not hit.size:
+            return at[hit], mixed[hit], places[hit], at[hit]
+        near = self._passed_near(mixed, maybe, hit)
+        if near.size:  # equal mixes of one set are equal keys
+            held = set(zip(mixed[hit].tolist(), (places[hit] >> np.uint64(_SET_SHIFT)).tolist(), strict=True))
+            same = [pair in held for pair in zip(mixed[near].tolist(), (places[near] >> np.uint64(_SET_SHIFT)).tolist(),
+                                                  strict=True)]
+            near = near[np.array(same, bool)]
+        return at[hit], mixed[hit], places[hit], at[near]
+
+    def _passed_near(self, mixed: np.ndarray, maybe: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        """The rows the filter let pass whose mix is one of the held rows' (``hit``)."""
+        if hit.size <= 16:  # a few false positives: numpy compares with each (no sort of the batch)
+            return np.flatnonzero(~maybe & np.isin(mixed, mixed[hit]))
+        # many (a registry with repeated keys): their top bits first, as in first_places, so
+        # that only a few rows are searched for; np.isin would sort the whole batch's mixes
+        wanted = np.unique(mixed[hit])
+        if self._top is None:
+            self._top = np.zeros(1 << _TOP_BITS, bool)
+        tops = (wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)
+        self._top[tops] = True
+        near = np.flatnonzero(self._top[mixed >> np.uint64(64 - _TOP_BITS)])
+        self._top[tops] = False
+        near = near[~maybe[near]]
+        at = np.searchsorted(wanted, mixed[near]).clip(max=wanted.size - 1)
+        return near[wanted[at] == mixed[near]]
 
     def _places(self, head: np.ndarray, source: str, rows: np.ndarray) -> np.ndarray:
         index = self.sources.get(source)
@@ -201,27 +234,36 @@ class SeenUsccs:
 
     def first_places(self, mixed: np.ndarray, places: np.ndarray) -> np.ndarray:
         """The place of the first row holding each of the keys given by (``mixed``, the set in
-        ``places``): one pass over the spill, whose records are in the order the rows came."""
+        ``places``): one pass over the spill's mixes, whose records are in the order the rows
+        came; the places are read only where a mix is one of the keys' (on a clean registry,
+        the few false positives': a stretch of the places file here and there, not all of it)."""
         wanted = np.unique(mixed)
         top = np.zeros(1 << _TOP_BITS, bool)
         top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
+        shift = np.uint64(64 - _TOP_BITS)
+        keys, where = self.spill
         for file in self.spill:
             file.flush()
-            file.seek(0)
-        buffers = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
+        keys.seek(0)
+        values, stretch = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
         found_mixed, found_places = [], []
-        while got := self.spill[0].readinto(buffers[0].view(np.uint8)) // 8:
-            if self.spill[1].readinto(buffers[1][:got].view(np.uint8)) != 8 * got:
-                raise OSError("the duplicate check's files differ in length")
-            values = buffers[0][:got]
-            near = np.flatnonzero(top[(values >> np.uint64(64 - _TOP_BITS)).astype(np.intp)])
-            if not near.size:
-                continue
-            candidates = values[near]
-            at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
-            hit = wanted[at] == candidates
-            found_mixed.append(candidates[hit])
-            found_places.append(buffers[1][:got][near[hit]])
+        read = 0  # records read before this chunk
+        while got := keys.readinto(values.view(np.uint8)) // 8:
+            chunk = values[:got]
+            near = np.flatnonzero(top[chunk >> shift])
+            if near.size:
+                candidates = chunk[near]
+                at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
+                hit = near[wanted[at] == candidates]
+                if hit.size:
+                    # the places from the first hit to the last of this chunk only
+                    span = stretch[: int(hit[-1]) - int(hit[0]) + 1]
+                    where.seek(8 * (read + int(hit[0])))
+                    if where.readinto(span.view(np.uint8)) != 8 * span.size:
+                        raise OSError("the duplicate check's files differ in length")
+                    found_mixed.append(chunk[hit])
+                    found_places.append(span[hit - hit[0]])
+            read += got
         for file in self.spill:
             file.seek(0, 2)
         first: dict[tuple[int, int], int] = {}
