@@ -444,8 +444,11 @@ def policy_files(draw, folder: Path):
             for _ in range(draw(st.integers(0, 2))):
                 amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), "numeric", depth, amount=True,
                                        when=when)
+                # an optional text or enum fact pays where the condition proves it set (the
+                # responsible unit, 责任单位, in eco_water_interception.yaml)
+                guarded = [guard] if guard and facts[guard].type.categorical else []
                 findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
-                                 amount, draw(st.sampled_from(payers))))
+                                 amount, draw(st.sampled_from(payers + guarded * 2))))
             # list entries: sometimes from: and until: (date expressions under the condition,
             # like amounts), sometimes a lift (its from: the day it takes effect)
             sanctions = [(list_id, *_entry_dates(draw, exprs, depth, when))

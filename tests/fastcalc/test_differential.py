@@ -218,7 +218,8 @@ CONSTRUCTS = ("add_months(", "add_years(", "add_days(", "days_between(", "is_set
 ROUNDINGS = ("unit fen", "unit yuan", "mode half_up", "mode half_even", "mode down", "mode up",
              "an amount rounded by its declaration", "a kind of record without a parent",
              "values: read by a rule or check", "a bare decimal constant in values:",
-             "a working day read after a rule's result", "a working-day call nested in another's argument")
+             "a working day read after a rule's result", "a working-day call nested in another's argument",
+             "a payer that is an optional fact, proven set")
 SEEN: dict[str, int] = {}
 
 
@@ -266,6 +267,9 @@ def drawn_constructs(policies) -> set[str]:
         drawn.add("a working day read after a rule's result")
     if _nested_texts(policies):
         drawn.add("a working-day call nested in another's argument")
+    if any(spec.payer in policy.facts and policy.facts[spec.payer].optional for policy in policies
+           for rule in policy.rules for spec in rule.findings):
+        drawn.add("a payer that is an optional fact, proven set")
     # a named value (values:) that a condition, an amount or a check reads
     if any(re.search(rf"\b{re.escape(name)}\b", text) for policy in policies for name in policy.values
            for text in (*(t for rule in policy.rules for t in (rule.condition_text, *(f.amount_text for f in rule.findings))),
