@@ -123,10 +123,10 @@ def judge_group(
         failed = evaluator.kind_failures(kind.parent, parent_values, as_of)
         raise (RecordCheckError(tuple(failed), parent_values[parent_key]) if failed
                else OutsideCalendarError((failure,), parent_values[parent_key]))
-    parent_env = {**parent_values, **compute_rollups(onto_parent, child_values, env_of, as_of=as_of)}
+    parent_env = {**parent_values, **compute_rollups(onto_parent, countable, env_of, as_of=as_of)}
     decisions = []
     for values in child_values:
-        env = {**parent_env, **values, **compute_rollups(onto_children, child_values, env_of, anchor=values)}
+        env = {**parent_env, **values, **compute_rollups(onto_children, countable, env_of, anchor=values)}
         if kind.law_date is None:
             decisions.append(evaluator.judge(env, child_policies, as_of, child_kind, values[kind.key]))
         else:

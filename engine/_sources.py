@@ -144,7 +144,8 @@ class ColumnResolver:
                 )
             found[name] = index
         for name, policies in self.needed.items():
-            if name not in found and name not in self.optional:
+            # a fact declared may_be_absent: the kernel reads a column left out as all empty
+            if name not in found and name not in self.optional and not getattr(self.facts.get(name), "may_be_absent", False):
                 accepted = [k for k, v in self.table.items() if v == name]
                 fact = self.facts.get(name)
                 raise MissingColumnError(source, name, policies, accepted, one_column_hint(headers),
@@ -898,6 +899,9 @@ class Registry:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         self.path = as_location(path)
         self.readers = []
+        from ._unset_rollups import may_be_absent
+
+        self.absent = may_be_absent(resolver.facts, resolver.needed)  # columns a file may leave out
         if isinstance(self.path, PostgresUrl):
             from .sources._postgres import PostgresSource
 
@@ -960,8 +964,13 @@ class Registry:
         return stat_fingerprint(self.files, self.path)
 
     def batches(self) -> Iterator[Batch]:
+        from ._unset_rollups import with_absent
+
         for reader in self.readers:
-            yield from reader.batches()
+            for batch in reader.batches():
+                if self.absent:  # every batch has every needed column, some all empty
+                    batch.table = with_absent(batch.table, self.absent)
+                yield batch
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Roll-ups over records a run is not given: unset, where the catalogue allows it.
+"""Roll-ups over records a run is not given: unset, where the catalogue allows it; and the
+columns a registry may leave out (``may_be_absent``), empty where it does.
 
 A roll-up (a count over an enterprise's cases) is computed from the child records. A run
 or a diff over the registry alone has none to count: a roll-up declared ``optional: true``
@@ -32,6 +33,21 @@ def unset_rollups(facts: Mapping[str, Fact], needed: Mapping[str, Iterable[str]]
     return names
 
 
+def with_absent(table: pa.Table, names: Iterable[str]) -> pa.Table:
+    """``table`` with an empty (text) column for each of ``names`` it lacks: the facts a
+    registry may leave out (``may_be_absent``), which every record then has empty, as a
+    single record without the field has (rules/_records.coerce_record)."""
+    for name in names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def may_be_absent(facts: Mapping[str, Fact], names: Iterable[str]) -> list[str]:
+    """Of ``names``, the facts a registry may leave out."""
+    return [name for name in names if getattr(facts.get(name), "may_be_absent", False)]
+
+
 def with_unset(table: pa.Table, names: Iterable[str]) -> pa.Table:
     """``table`` with an empty column for each of ``names``."""
     for name in names:
@@ -39,4 +55,4 @@ def with_unset(table: pa.Table, names: Iterable[str]) -> pa.Table:
     return table
 
 
-__all__ = ["RollupWithoutRecordsError", "unset_rollups", "with_unset"]
+__all__ = ["RollupWithoutRecordsError", "may_be_absent", "unset_rollups", "with_absent", "with_unset"]

@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 from ecorules.rules import KernelError, Policy, PolicySet
 from ecorules.rules import _ast as ast
+from ecorules.rules._check import known_set
 from ecorules.rules._money import in_units
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import DECIMAL_SCALE, INT64_MAX, INT64_MIN, Kind
@@ -212,8 +213,9 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
                 findings.append(FindingSlot(policy.key, rule.id, index, finding.kind, finding.payer))
                 finding_rules.append(r)
                 if finding.payer != ENTERPRISE:
-                    if builder.facts[finding.payer].optional:
-                        # an empty row would be rolled up under the placeholder code 0, a real label
+                    if builder.facts[finding.payer].optional and finding.payer not in known_set(rule.condition, True):
+                        # an empty row would be rolled up under the placeholder code 0, a real label;
+                        # where the condition proves the payer set, the rule fires on no such row
                         raise KernelError(f"the payer {finding.payer!r} of {policy.key} rule {rule.id} is an "
                                           "optional fact: a finding needs a payer in every row", rule.span)
                     builder.use_fact(finding.payer)

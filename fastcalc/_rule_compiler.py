@@ -91,6 +91,10 @@ class _RuleCompiler:
         self.emit = emitter
         self.policy_index = policy_index
         self.gate = gate
+        # while a probe (``outside``) computes its call's arguments: a working-day call nested
+        # in them is computed without raising, since it may be one that is not reached (the
+        # untaken branch, value_or's unused default) or one whose own probe rejects the row
+        self.probing = False
 
     # -- helpers ---------------------------------------------------------------------------------
     def op(self, name, *args, **kwargs) -> Val:
@@ -269,39 +273,58 @@ class _RuleCompiler:
         """add_working_days / working_days_between / working_day_on_or_after: WORKDAYS with the
         holiday table in aux. Computed on every row; a day outside the table is an error
         only where the row is accepted and the arguments can be evaluated (``computable``),
-        as ``_workdays.check_calls`` decides for the reference."""
+        as ``_workdays.check_calls`` decides for the reference: every such row has been
+        rejected by the call's probe before, so the error is the kernel's own consistency
+        check. Within a probe (``probing``), never an error (see ``outside``)."""
         *args, table = node.args
         function = node.function if node.function != "working_days_between" else f"{node.function} {args.pop().value}"
         code = opc.WORKDAY_FUNCTIONS[function]
         day = self.materialise(self.number(args[0], 1))
         other = self.materialise(self.number(args[1], 1)) if len(args) > 1 else day
-        where = ("valid",)
-        for arg in args:
-            mask = self.computable(arg)
-            if mask is not None:
-                where = self.op("AND_RR", where, mask)
+        if self.probing:
+            where = self.materialise(Val(U8, const=Fixed(0)))
+        else:
+            where = ("valid",)
+            for arg in args:
+                mask = self.computable(arg)
+                if mask is not None:
+                    where = self.op("AND_RR", where, mask)
         return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
 
     def outside(self, node: ast.Call) -> Val:
         """1 where the working-day call ``node`` reaches a day outside its holiday table on a
         row where its arguments can be evaluated, else 0: WORKDAYS probing (its function code
         + WORKDAY_OUTSIDE), so that such rows become rejects before any check or rule reads
-        the call (``_compiler._emit_calendar_checks``)."""
+        the call (``_compiler._emit_calendar_checks``). Its arguments can be evaluated where
+        they read no empty optional fact and reach no nested working-day call that is
+        outside (``computable``, as ``rules/_workdays.calendar_failures``): a nested call
+        is computed here without raising, since where it is not reached its value is not
+        read, and where it is reached and outside, its own probe is the reject."""
         *args, table = node.args
         function = node.function if node.function != "working_days_between" else f"{node.function} {args.pop().value}"
         code = opc.WORKDAY_FUNCTIONS[function] + opc.WORKDAY_OUTSIDE
-        day = self.materialise(self.number(args[0], 1))
-        other = self.materialise(self.number(args[1], 1)) if len(args) > 1 else day
-        where = None
-        for arg in args:
-            where = self._all(where, self.computable(arg))
-        where = self.materialise(Val(U8, const=Fixed(1))) if where is None else where
-        return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
+        probing, self.probing = self.probing, True
+        try:
+            day = self.materialise(self.number(args[0], 1))
+            other = self.materialise(self.number(args[1], 1)) if len(args) > 1 else day
+            where = None
+            for arg in args:
+                where = self._all(where, self.computable(arg))
+            where = self.materialise(Val(U8, const=Fixed(1))) if where is None else where
+            return self.op("WORKDAYS", day, other, where, aux=tuple(Fixed(v) for v in table.value.aux(code)))
+        finally:
+            self.probing = probing
 
     def computable(self, node: ast.Node) -> Val | None:
         """Per row, whether the reference evaluates ``node`` without reading an empty
         optional fact (rules/_evaluate.py: is_set reads nothing, value_or its default only
-        when the fact is empty, if() the branch taken, and/or until decided); None: always."""
+        when the fact is empty, if() the branch taken, and/or until decided) and without
+        reaching a working-day call outside the holiday table; None: always."""
+        if isinstance(node, ast.Call) and node.function in WORKDAY_CALLS:
+            arguments = None
+            for arg in node.args:
+                arguments = self._all(arguments, self.computable(arg))
+            return self._all(arguments, self.op("EQ_RK", self.outside(node), k=Fixed(0)))  # not outside
         if isinstance(node, ast.Name):
             optional = node.kind == "fact" and self.program.facts[node.name].optional
             return self.present(node) if optional else None

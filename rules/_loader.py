@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from . import _ast as ast
-from ._check import check
+from ._check import check, known_set
 from ._checks import read_checks
 from ._enum_values import read_enum_values
 from ._errors import PolicySchemaError, PolicyTypeError, Span
@@ -124,8 +124,12 @@ def read_fact(name: str, section: Section) -> Fact:
         value_aliases=value_aliases,
         aliases=aliases,
         optional=section.get("optional", bool, required=False, default=False),
+        may_be_absent=section.get("may_be_absent", bool, required=False, default=False),
         span=section.span,
     )
+    if fact.may_be_absent and not fact.optional:
+        raise PolicySchemaError(f"fact {name!r}: 'may_be_absent' needs 'optional: true' (a source without the "
+                                "column has it empty on every record)", section.value_span("may_be_absent"))
     section.finish()
     return fact
 
@@ -345,9 +349,11 @@ def read_finding(item, span, scope, facts, what, condition=None, parameters=None
                 section.value_span("payer"),
                 suggestion=close[0] if close else None,
             )
-        if fact.optional:
+        if fact.optional and payer not in known_set(condition, True):
             raise PolicySchemaError(
-                f"payer {payer!r} is an optional fact: a finding needs a payer on every record it fires on",
+                f"payer {payer!r} is an optional fact: a finding needs a payer on every record it fires on, "
+                f"so the rule's condition must prove it set ('is_set({payer}) and ...'; another rule, under "
+                f"'not is_set({payer})', may name the payer otherwise)",
                 section.value_span("payer"),
             )
     finding = FindingSpec(FindingKind(kind_name), amount, str(amount_text), payer, span, rounding)

@@ -88,6 +88,10 @@ class Fact:
     # A record may leave it empty (a halt that did not happen): rules read it only under
     # is_set() or through value_or(), which the checker enforces; never a made-up value.
     optional: bool = False
+    # An optional fact a registry may leave out altogether (a column added to the contract
+    # later, such as responsible_unit): a source without the column is read as all empty,
+    # where another missing column is refused.
+    may_be_absent: bool = False
     # The kind of record the fact belongs to (None: any, for folders that declare no kinds),
     # and for a roll-up how it is computed from the records of a child kind.
     record_kind: str | None = None

@@ -22,8 +22,10 @@ The functions of the language, all on the table's sorted array of working days:
 
 Errors are eager, so the three evaluators agree whatever they compute first: every such
 call of a check or of a rule judged is computed on a record where its arguments can be
-evaluated (they read no empty optional fact on the way they take), even where a guard would
-not need the call (the batch kernel computes every row), and a day outside the table rejects
+evaluated (they read no empty optional fact on the way they take, and reach no working-day
+call nested in them that is outside the table: that nested call is the failure), even where
+a guard, an untaken if() branch or value_or's unused default would not need the call (the
+batch kernel computes every row), and a day outside the table rejects
 the record before any check or rule judges it (``calendar_failures``): the library raises
 ``OutsideCalendarError`` (a ``RecordCheckError`` and a ``CalendarError``), the batch run
 stores a reject of the row naming the call's column, the dates it read and the table's
@@ -314,11 +316,31 @@ def outside_check(call: ast.Call, subject: str) -> tuple[str, str, tuple[str, ..
         shown = " (" + ", ".join(f"{name} = {{{name}}}" for name in read) + ")"
     else:
         shown = " (it reads no fact of the record: every record it judges is rejected)"
-    text = f"{call.function}({', '.join(ast.render(arg) for arg in args)})"
+    text = f"{call.function}({', '.join(ast.render(_without_tables(arg)) for arg in args)})"
     reason = (f"{text} reaches a day outside the holiday table {Path(calendar.path).name}, which covers "
               f"{days_to_date(calendar.first_day)} to {days_to_date(calendar.last_day)}{shown}: legal staff "
               "must add the year from the State Council's notice (行政处罚法 art 85)")
     return column, reason, read
+
+
+def _without_tables(node: ast.Node) -> ast.Node:
+    """``node`` with the holiday table the checker appended to each working-day call left
+    out: the call as the policy writes it, for a reason naming a nested call."""
+    if isinstance(node, ast.Call):
+        args = tuple(_without_tables(arg) for arg in node.args)
+        if node.function in FUNCTIONS and isinstance(node.args[-1].value if isinstance(node.args[-1], ast.Literal) else None,
+                                                     WorkCalendar):
+            args = args[:-1]
+        return attrs.evolve(node, args=args)
+    if isinstance(node, ast.Unary):
+        return attrs.evolve(node, operand=_without_tables(node.operand))
+    if isinstance(node, ast.Binary | ast.Compare):
+        return attrs.evolve(node, left=_without_tables(node.left), right=_without_tables(node.right))
+    if isinstance(node, ast.BoolOp):
+        return attrs.evolve(node, operands=tuple(map(_without_tables, node.operands)))
+    if isinstance(node, ast.In):
+        return attrs.evolve(node, item=_without_tables(node.item), options=tuple(map(_without_tables, node.options)))
+    return node
 
 
 def reads_results(call: ast.Call) -> bool:
@@ -338,7 +360,9 @@ def outside_calls(origin: str, node: ast.Node, subject: str, late: bool = False)
 def calendar_failures(found, env: Mapping[str, Any], values: Mapping[str, Any]) -> list:
     """The :class:`CheckFailure` of each ``(origin, call, check)`` of ``found``
     (``outside_calls``) that reaches a day outside its table on ``env`` (computed where its
-    arguments can be evaluated, as ``check_calls``). A record with one is rejected before
+    arguments can be evaluated, as ``check_calls``: reached or not, and the arguments can
+    be evaluated where they read no empty optional fact and reach no nested working-day
+    call outside the table, whose own failure is reported). A record with one is rejected before
     the checks and rules judge it, naming its column and date; the kernel's mask of the same
     rows is ``fastcalc/_compiler._emit_calendar_checks``."""
     from ._checks import CheckFailure, fill, show_value
@@ -348,7 +372,10 @@ def calendar_failures(found, env: Mapping[str, Any], values: Mapping[str, Any]) 
     for origin, call, check in found:
         try:
             args = [evaluate(arg, env) for arg in call.args]
-        except EmptyValueError:
+        except (EmptyValueError, CalendarError):
+            # a working-day call nested in the arguments, reached and outside the table:
+            # this call cannot be computed, and the nested one (also in ``found``, as every
+            # call of the tree is) is the failure reported
             continue
         try:
             args[-1].call(call.function, args[:-1])

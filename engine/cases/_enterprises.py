@@ -20,6 +20,7 @@ from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 from ecorules.rules._arrow import bools, from_numbers, numbers
 
 from .._sources import Registry
+from .._unset_rollups import with_absent
 from ._checks import checks_failed
 from ._plan import CasePlan
 from ._table import linked
@@ -74,6 +75,7 @@ def kept_rows(link, table: pa.Table, source: str, rows: np.ndarray, wanted: pa.A
     keep = np.flatnonzero(bools(pc.is_in(linked(link, table[link.name]), value_set=wanted)))
     if not keep.size:
         return None
+    table = with_absent(table, names)  # a column the registry may leave out (may_be_absent): empty
     return table.select(names).take(from_numbers(keep)), source, rows[keep]
 
 

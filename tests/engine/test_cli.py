@@ -62,7 +62,7 @@ def test_check_the_shipped_policies():
     result = run("check", str(ROOT / "policies" / "zhengzhou"))
     assert result.exit_code == 0, result.output
     water = load_policies(ROOT / "policies" / "zhengzhou")["zhengzhou.eco_water_interception"]
-    assert f"ok  zhengzhou.eco_water_interception@2011  郑州市生态水系截污工作奖惩措施  (2 rules, {len(water.tests)} test cases)" in result.output
+    assert f"ok  zhengzhou.eco_water_interception@2011  郑州市生态水系截污工作奖惩措施  (3 rules, {len(water.tests)} test cases)" in result.output
     assert "ok  zhengzhou.green_credit@2012" in result.output
     # the approval limit for other requests is not set: said as a warning, not an error, at its declaration
     approval = ROOT / "policies" / "zhengzhou" / "approval_time_limits.yaml"
@@ -242,8 +242,10 @@ def test_explain_text_in_chinese_cites_the_clause(record_file):
     assert "列入 违法企业信息共享(严格限制违法排污企业贷款) (green_credit_blacklist)" in out
     assert "列入 严格限制贷款(高污染、高能耗产业) (restricted_loans)" in out
     assert "合计 Total: 13,000,000 元 (1,300 万元)" in out
-    assert "[触发 fired] zhengzhou.eco_water_interception@2011 untreated_outfall_deduction: untreated_outfalls > 0" in out
-    assert "读取 reads: untreated_outfalls=3, deduction_per_untreated_outfall=1000000, district=二七区" in out
+    assert ("[触发 fired] zhengzhou.eco_water_interception@2011 untreated_outfall_deduction: untreated_outfalls > 0 "
+            "and not is_set(responsible_unit)") in out
+    assert ("读取 reads: untreated_outfalls=3, responsible_unit=空 empty, deduction_per_untreated_outfall=1000000, "
+            "district=二七区") in out
 
 
 def test_explain_json(record_file):
@@ -267,7 +269,11 @@ def test_explain_json(record_file):
     assert document["sanctions"][0]["citation"]["article"] == "四、(三)"
     assert document["total_yuan"] == 13_000_000 and type(document["total_yuan"]) is int
     assert document["as_of"] == "2012-04-14"
-    assert [t["fired"] for t in document["trace"]] == [True, True, True, True]
+    # the outfalls paid by the district: the record names no responsible unit (责任单位)
+    assert [(t["rule"], t["fired"]) for t in document["trace"]] == [
+        ("untreated_outfall_deduction", True), ("direct_discharge_deduction", True),
+        ("untreated_outfall_deduction_by_unit", False), ("illegal_discharge_blacklist", True),
+        ("high_pollution_energy_restricted_loans", True)]
 
 
 def test_explain_reads_stdin_with_a_dash():

@@ -114,12 +114,15 @@ def test_trace_names_every_rule_with_fired_and_the_values_read(evaluator):
     trace = {(t.policy, t.rule): t for t in decision.trace}
     assert list(trace) == [
         (WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
+        (WATER, "untreated_outfall_deduction_by_unit"),
         (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"),
     ]
     outfalls = trace[(WATER, "untreated_outfall_deduction")]
-    assert outfalls.fired is True
-    assert outfalls.condition == "untreated_outfalls > 0"
-    assert outfalls.reads == {"untreated_outfalls": 3, "deduction_per_untreated_outfall": 1_000_000, "district": "金水区"}
+    assert outfalls.fired is True  # no responsible unit in the record: its district pays
+    assert outfalls.condition == "untreated_outfalls > 0 and not is_set(responsible_unit)"
+    assert outfalls.reads == {"untreated_outfalls": 3, "responsible_unit": None,
+                              "deduction_per_untreated_outfall": 1_000_000, "district": "金水区"}
+    assert trace[(WATER, "untreated_outfall_deduction_by_unit")].fired is False
     direct = trace[(WATER, "direct_discharge_deduction")]
     assert direct.fired is False  # not industrial
     assert direct.reads == {"industrial": False, "direct_discharge_cases": 1, "deduction_per_direct_discharge_case": 10_000_000,
@@ -145,7 +148,7 @@ def test_a_record_matching_nothing_is_a_normal_empty_decision(evaluator):
     assert decision.findings == () and decision.sanctions == ()
     assert decision.total_yuan == 0
     assert decision.policies == (WATER, CREDIT)
-    assert len(decision.trace) == 4 and not any(t.fired for t in decision.trace)
+    assert len(decision.trace) == 5 and not any(t.fired for t in decision.trace)
     assert decision.warnings == ()
 
 

@@ -172,3 +172,25 @@ def test_a_dask_run_rejects_the_same_enterprise_in_its_registry_partitions(tmp_p
     assert ("enterprises.parquet", 2, "paid_late", "2023-12-20", REASON) in rejects
     assert len(rejects) == len(local[1]) == 3
     assert remote.to_dict()["tables"] == local[2].to_dict()["tables"]
+
+
+def test_a_case_whose_law_date_is_outside_the_table_counts_in_no_roll_up(tmp_path):
+    # found by the case differential's rare examples: c3 (in the window of 2 years before
+    # as_of) has its law date and the roll-up's where count working days outside the table;
+    # it is a reject before any roll-up counts it (as the batch does), where evaluate_group
+    # raised a bare CalendarError
+    folder = _folder(tmp_path, "enterprise")
+    text = (folder / "cases.yaml").read_text(encoding="utf-8")
+    (folder / "cases.yaml").write_text(
+        text.replace("parent: enterprise\n", 'parent: enterprise\ndates:\n  law: "working_day_on_or_after(act_date)"\n', 1),
+        encoding="utf-8")
+    cases = [("c3", B, "2023-12-15", "2023-12-20", "2024-01-10"), ("c4", B, "2025-06-02", "2025-06-02", "2025-07-01")]
+    children = [dict(zip(("case_id", "uscc", "act_date", "served", "paid"), c, strict=True)) for c in cases]
+    for backend in ("python", "durable"):
+        with Evaluator(load_policies(folder), backend=backend) as evaluator, pytest.raises(RecordCheckError) as error:
+            evaluator.evaluate_group({"uscc": B, "district": "金水区", "industrial": "true"}, children, as_of=AS_OF)
+        assert isinstance(error.value, CalendarError) and error.value.subject == "c3"
+        assert [(f.column, f.value) for f in error.value.failures] == [("act_date", "2023-12-15")]
+    found, rejects, _ = _batch(tmp_path, folder, cases)
+    assert [reject[:4] for reject in rejects] == [("cases.csv", 2, "act_date", "2023-12-15")]
+    assert found == {B: [("", "repeat", 100), ("c4", "fine", 1000)]}  # c4 paid late: counted alone

@@ -110,14 +110,22 @@ def _plain(facts: dict[str, Fact]) -> dict[str, Fact]:
     return {n: f for n, f in facts.items() if n not in ("case_id", "act_id")}
 
 
+# the rare working-day rejects of cases (case_folder's ``rare``), on the table from 2012: a
+# law date counting working days from a case's act date ("law"), an enterprise's roll-up
+# counting them in its where ("where")
+RARE_CASES = {"law": "working_day_on_or_after(act_date)", "where": "add_working_days(act_date, 5) < discovered"}
+
+
 @st.composite
-def case_folder(draw, folder: Path) -> Folder:
+def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
     """Write the two catalogues, the holiday table, case and enterprise policies into
-    ``folder``; the loader reads them (a refusal is the caller's to discard)."""
+    ``folder``; the loader reads them (a refusal is the caller's to discard). ``rare`` (a
+    key of RARE_CASES) makes the folder count working days from the cases' act dates on a
+    table from 2012, in the law date or in the where of its first roll-up."""
     constructs = {"kind case"}
     # sometimes a table from 2012 on: the cases' working days from 2010 fall outside it and are
     # rejects, in a rule or check and in the law date alike
-    years = draw(st.sampled_from([(2000, 2030), (2000, 2030), (2012, 2030)]))
+    years = draw(st.sampled_from([(2000, 2030), (2000, 2030), (2012, 2030)])) if rare is None else (2012, 2030)
     (folder / "holidays.yaml").write_text(holiday_table(draw(st.integers(0, 2**32 - 1)), years), encoding="utf-8")
     table = CalendarSymbol(read_calendar(folder / "holidays.yaml"))
     both = {**ENTERPRISE_FACTS, **CASE_FACTS}
@@ -133,6 +141,8 @@ def case_folder(draw, folder: Path) -> Folder:
     for r in range(draw(st.integers(1, 4))):
         name = f"u{r}"
         function = draw(st.sampled_from(["count", "window", "count", "sum", "max", "before"]))
+        if rare == "where" and r == 0:
+            function = "count"
         lines = [f"  {name}:"]
         where = None
         if function != "max" and draw(st.booleans()):
@@ -143,6 +153,8 @@ def case_folder(draw, folder: Path) -> Folder:
                 where = draw(st.sampled_from(["working_days_between(act_date, discovered, 'inclusive') > 20",
                                               "add_working_days(act_date, 5) < discovered",
                                               "level > 2 or add_working_days(act_date, 1) < discovered"]))
+        if rare == "where" and r == 0:
+            where = RARE_CASES["where"]
         if function == "window":
             unit = draw(st.sampled_from(["years", "months", "days"]))
             amount = {"years": draw(st.sampled_from([1, 2])), "months": draw(st.sampled_from([1, 6, 18])),
@@ -181,6 +193,8 @@ def case_folder(draw, folder: Path) -> Folder:
     if checks or order:
         constructs.add("kind checks")
     law = draw(st.sampled_from([None, *LAW_DATES]))
+    if rare is not None:  # a case rejected for its law date would count in no roll-up
+        law = RARE_CASES["law"] if rare == "law" else "act_date"
     lines = ["description: random cases", "kind: case", "key: case_id", "parent: enterprise", "act: act_id"]
     if law is not None:
         lines += ["dates:", f'  law: "{law}"', "  decision: decided"]
@@ -331,4 +345,4 @@ def case_tables(draw, usccs: list[str]) -> tuple[list[dict], list[dict]]:
     return registry, cases
 
 
-__all__ = ["AS_OF", "KIND_CONSTRUCTS", "Folder", "case_folder", "case_tables"]
+__all__ = ["AS_OF", "KIND_CONSTRUCTS", "RARE_CASES", "Folder", "case_folder", "case_tables"]

@@ -181,7 +181,13 @@ class Expressions:
             # as_of 12 years on: past the shorter table for the later as_of dates, a call
             # reading no fact of the record (every row it judges is a reject)
             bases = [*self.names("date", "fact"), "as_of", "date('2012-01-31')", "add_years(as_of, 12)"]
-            held = [f"min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
+            # a working-day call nested in the argument of another: reached, in value_or's
+            # default (unused where the fact is set) or in an untaken if() branch, it is
+            # computed wherever its own arguments can be (the audit of issues 9 and 10)
+            inner = f"working_day_on_or_after(min(max({self.pick(bases)}, date('2001-01-01')), date('2029-06-30')))"
+            nested = [inner, *(f"value_or({name}, {inner})" for name in self.optionals("date")),
+                      *(f"if(is_set({name}), {name}, {inner})" for name in self.optionals("date"))]
+            held = [f"min(max({self.pick(bases + nested)}, date('2001-01-01')), date('2029-06-30'))" for _ in range(2)]
             # a count read from an earlier rule's amount: a call computed after that rule
             counts = ["1", "3", "0", *(f"min(abs({r}), 40)" for r in self.results.get("integer", []))]
             options.append(self.pick([f"add_working_days({held[0]}, {self.pick(counts)})",
@@ -438,8 +444,11 @@ def policy_files(draw, folder: Path):
             for _ in range(draw(st.integers(0, 2))):
                 amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), "numeric", depth, amount=True,
                                        when=when)
+                # an optional text or enum fact pays where the condition proves it set (the
+                # responsible unit, 责任单位, in eco_water_interception.yaml)
+                guarded = [guard] if guard and facts[guard].type.categorical else []
                 findings.append((draw(st.sampled_from(["fine", "fiscal_deduction", "fee", "reward", "compensation"])),
-                                 amount, draw(st.sampled_from(payers))))
+                                 amount, draw(st.sampled_from(payers + guarded * 2))))
             # list entries: sometimes from: and until: (date expressions under the condition,
             # like amounts), sometimes a lift (its from: the day it takes effect)
             sanctions = [(list_id, *_entry_dates(draw, exprs, depth, when))

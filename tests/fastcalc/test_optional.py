@@ -192,12 +192,17 @@ def test_empty_optional_dates_read_as_zero_without_touching_the_input(tmp_path):
     assert np.array_equal(stamps.view(np.int64), before.view(np.int64))
 
 
-def test_an_optional_payer_is_refused_when_loading_and_compiling(tmp_path):
+def test_an_optional_payer_pays_only_where_the_condition_proves_it_set(tmp_path):
     facts = "  district:\n    type: enum\n    values: [金水区, 二七区]\n    optional: true\n"
-    folder = write_policy(tmp_path, facts, rule("r", "is_set(district)", ["100"], payer="district"))
+    folder = write_policy(tmp_path / "bare", facts, rule("r", "true", ["100"], payer="district"))
     with pytest.raises(PolicyError, match="payer 'district' is an optional fact"):
         load_policies(folder)
-    # the kernel refuses it too, for a policy built without the loader
+    # under is_set(district): a payer on every row the rule fires on, in the kernel as in the
+    # reference (the responsible unit, 责任单位, of eco_water_interception.yaml)
+    folder = write_policy(tmp_path / "guarded", facts, rule("r", "is_set(district)", ["100"], payer="district"))
+    _, result = score_both(folder, {"uscc": [USCC] * 3, "district": pa.array(["二七区", None, "金水区"])})
+    assert result.totals_by_payer() == {"二七区": 100, "金水区": 100}
+    # the kernel refuses an unguarded one too, for a policy built without the loader
     loaded = load_policies(write_policy(tmp_path / "plain", facts.replace("    optional: true\n", ""),
                                         rule("r", "true", ["100"], payer="district")))
     optional = attrs.evolve(loaded.policies[0], facts={**loaded.policies[0].facts,

@@ -35,24 +35,27 @@ def program(shipped):
 
 
 def test_the_program_describes_its_columns_and_slots(program):
-    assert program.columns == ("uscc", "untreated_outfalls", "district", "industrial", "direct_discharge_cases",
+    assert program.columns == ("uscc", "untreated_outfalls", "responsible_unit", "district", "industrial",
+                               "direct_discharge_cases",
                                "direct_discharge_cases_in_table", "credit_fined_50000_prior_year",
                                "credit_halted_prior_year", "credit_red_accidents_prior_year", "illegal_discharge_cases",
                                "high_pollution", "high_energy")
     assert program.rules == ((WATER, "untreated_outfall_deduction"), (WATER, "direct_discharge_deduction"),
+                             (WATER, "untreated_outfall_deduction_by_unit"),
                              (RATING, "rating_required"), (RATING, "automatic_red"),
                              (CREDIT, "illegal_discharge_blacklist"), (CREDIT, "high_pollution_energy_restricted_loans"),
                              (RED, "red_no_new_loans"))
     assert program.findings == (
         (WATER, "untreated_outfall_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"),
-        (WATER, "direct_discharge_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"))
+        (WATER, "direct_discharge_deduction", 0, FindingKind.FISCAL_DEDUCTION, "district"),
+        (WATER, "untreated_outfall_deduction_by_unit", 0, FindingKind.FISCAL_DEDUCTION, "responsible_unit"))
     assert isinstance(program.findings[0], FindingSlot) and program.findings[0].payer == "district"
     assert program.sanctions == ((RATING, "rating_required", "environmental_credit_rating_required"),
                                  (RATING, "automatic_red", "environmental_credit_red"),
                                  (CREDIT, "illegal_discharge_blacklist", "green_credit_blacklist"),
                                  (CREDIT, "high_pollution_energy_restricted_loans", "restricted_loans"),
                                  (RED, "red_no_new_loans", "green_credit_red_restricted"))
-    assert "7 rules" in repr(program)
+    assert "8 rules" in repr(program)
 
 
 def test_only_the_policies_of_the_domain_are_compiled(shipped):
@@ -189,7 +192,9 @@ def test_per_payer_roll_ups_are_exact_integers(program):
     assert result.totals_by_payer() == expected
     assert result.case_counts_by_payer() == cases
     parts = {part.slot: part for part in result.payer_totals}
-    assert set(parts) == {0, 1} and all(isinstance(p, PayerTotal) for p in parts.values())
+    # slot 2, the outfalls of a responsible unit: the generated registry has no such column
+    assert set(parts) == {0, 1, 2} and all(isinstance(p, PayerTotal) for p in parts.values())
+    assert not parts[2].yuan.any()
     assert parts[0].yuan.dtype == np.int64 and parts[0].labels[0] == "中原区"
     assert int(parts[0].yuan.sum() + parts[1].yuan.sum()) == int(result.total_yuan.sum())
 
@@ -197,4 +202,4 @@ def test_per_payer_roll_ups_are_exact_integers(program):
 def test_an_empty_batch(program):
     empty = {name: [] for name in program.columns}
     result = program.score(empty, as_of=AS_OF)
-    assert result.n_rows == 0 and result.fired.shape == (7, 0) and result.totals_by_payer() == {}
+    assert result.n_rows == 0 and result.fired.shape == (8, 0) and result.totals_by_payer() == {}

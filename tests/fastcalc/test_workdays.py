@@ -192,6 +192,71 @@ def test_a_call_reading_a_rules_result_rejects_its_record_not_the_run(tmp_path):
     assert result.total_yuan.tolist() == [4, 0] and result.totals_by_payer() == {"enterprise": 4}
 
 
+NESTED = "add_working_days(value_or(p, working_day_on_or_after(d)), 1)"
+
+
+def _reject_calls(rejects: list) -> list:
+    """The calls named by each reject (column, value, the call's text)."""
+    return [(column, value, reason.partition(" reaches a day outside")[0]) for column, value, reason in rejects]
+
+
+def test_a_working_day_in_an_unused_default_rejects_its_record_not_the_run(tmp_path):
+    # the audit's reproducer (value_or's default, not taken where p is set): the kernel's
+    # probe of the outer call computed the inner one and failed the batch with ERR_CALENDAR
+    folder = _folder(tmp_path, "true", [f"max(days_between(d, {NESTED}, 'exclusive'), 0)"])
+    record = {"uscc": USCC, "d": "2023-06-01", "n": 0, "p": "2025-06-03"}
+    rejects = []
+    assert _all_three(folder, record, rejects) == [CalendarError] * 3
+    # every call whose arguments can be evaluated is computed, reached or not: the inner one
+    # is the reject, and the outer one (inside the table) is not
+    assert rejects[0] == rejects[1] == rejects[2]
+    assert _reject_calls(rejects[0]) == [("d", "2023-06-01", "working_day_on_or_after(d)")]
+    # the outer outside and the inner, unreached, outside too: both, outer first
+    rejects = []
+    assert _all_three(folder, {**record, "p": "2023-06-01"}, rejects) == [CalendarError] * 3
+    assert rejects[0] == rejects[1] == rejects[2]
+    assert _reject_calls(rejects[0]) == [("p", "2023-06-01", NESTED), ("d", "2023-06-01", "working_day_on_or_after(d)")]
+    # reached (p empty) and outside: the outer cannot be computed, the inner is the reject
+    # (the reference used to raise a bare CalendarError, which failed the whole run)
+    rejects = []
+    assert _all_three(folder, {**record, "p": None}, rejects) == [CalendarError] * 3
+    assert rejects[0] == rejects[1] == rejects[2]
+    assert _reject_calls(rejects[0]) == [("d", "2023-06-01", "working_day_on_or_after(d)")]
+    # inside the table, both ways: 2025-06-03 is a Tuesday, its next working day the 4th
+    assert _all_three(folder, {**record, "d": "2025-06-03", "p": None}) == [[1]] * 3
+    assert _all_three(folder, {**record, "d": "2025-06-02", "p": "2025-06-03"}) == [[2]] * 3
+
+
+def test_a_working_day_in_an_untaken_branch_rejects_its_record_as_the_reference_does(tmp_path):
+    # computed on every row where its arguments can be evaluated, taken or not (eager, as
+    # the module says), but it no longer fails the batch through the outer call's probe
+    folder = _folder(tmp_path, "add_working_days(if(n > 30, working_day_on_or_after(d), date('2025-06-03')), n) > d",
+                     ["1"])
+    record = {"uscc": USCC, "d": "2027-02-01", "n": 3, "p": None}
+    rejects = []
+    assert _all_three(folder, record, rejects) == [CalendarError] * 3
+    assert rejects[0] == rejects[1] == rejects[2]
+    assert _reject_calls(rejects[0]) == [("d", "2027-02-01", "working_day_on_or_after(d)")]
+    assert _all_three(folder, {**record, "d": "2025-06-02"}) == [[1]] * 3
+    assert _all_three(folder, {**record, "d": "2025-06-02", "n": 31}) == [[1]] * 3
+
+
+def test_a_batch_with_nested_working_days_outside_the_table_rejects_those_rows_only(tmp_path):
+    folder = _folder(tmp_path, "true", [f"max(days_between(d, {NESTED}, 'exclusive'), 0)"])
+    days = ["2023-06-01", "2025-06-02", "2023-06-01", "2025-06-03", "2027-01-04"]
+    p = np.ma.masked_array(np.array(["2025-06-03", "2025-06-03", "2000-01-01", "2000-01-01", "2026-12-31"],
+                                    "datetime64[D]"), mask=[False, False, True, True, False])
+    result = compile_program(load_policies(folder)).score(
+        {"uscc": np.array([USCC] * 5), "d": np.array(days, "datetime64[D]"), "n": np.zeros(5, np.int64), "p": p},
+        as_of=AS_OF)
+    assert result.valid.tolist() == [False, True, False, True, False]
+    assert np.asarray(result.amounts)[0].tolist() == [0, 2, 0, 1, 0]
+    # the last row: the outer call runs past the table's end, the inner one starts after it
+    assert [(row, reason.partition(" reaches")[0]) for row, reason in
+            zip(result.reject_rows.tolist(), result.reject_reasons.tolist(), strict=True)] == [
+        (0, "working_day_on_or_after(d)"), (2, "working_day_on_or_after(d)"), (4, NESTED), (4, "working_day_on_or_after(d)")]
+
+
 def test_a_call_on_an_empty_optional_fact_is_not_computed(tmp_path):
     folder = _folder(tmp_path, "is_set(p) and add_working_days(p, n) < d", ["max(working_days_between(p, d, 'inclusive'), 0)"])
     record = {"uscc": USCC, "d": "2025-06-30", "n": 3, "p": None}

@@ -140,17 +140,25 @@ def test_reading_an_empty_value_unguarded_is_never_a_silent_zero():
         evaluate(node, {"halted": None})
 
 
-def test_an_optional_fact_cannot_name_the_payer(tmp_path):
+def test_an_optional_fact_names_the_payer_only_where_the_condition_proves_it_set(tmp_path):
+    # a finding needs a payer on every record it fires on: the responsible unit (责任单位)
+    # pays where the registry names one, under is_set(); another rule names the district
     from ecorules.rules import PolicySchemaError, read_policy
 
     path = tmp_path / "p.yaml"
-    path.write_text(policy_head("t.payer", "  unit: {type: string, optional: true}\n") + """rules:
+    text = policy_head("t.payer", "  unit: {type: string, optional: true}\n") + """rules:
   - id: a
     title: t
     citation: {document: d, text: t}
-    when: is_set(unit)
+    when: WHEN
     findings: [{kind: fee, amount: "1", payer: unit}]
-""", encoding="utf-8")
-    with pytest.raises(PolicySchemaError, match="payer 'unit' is an optional fact") as caught:
-        read_policy(path)
-    assert (caught.value.span.line, caught.value.span.column) == (16, 48)
+"""
+    for when in ("true", "is_set(unit) or true", "not is_set(unit)"):
+        path.write_text(text.replace("WHEN", when), encoding="utf-8")
+        with pytest.raises(PolicySchemaError, match="payer 'unit' is an optional fact.*must prove it set") as caught:
+            read_policy(path)
+        assert (caught.value.span.line, caught.value.span.column) == (16, 48)
+    for when in ("is_set(unit)", "true and is_set(unit)", "not (not is_set(unit))"):
+        path.write_text(text.replace("WHEN", when), encoding="utf-8")
+        (finding,) = read_policy(path).rules[0].findings
+        assert finding.payer == "unit"
