@@ -468,19 +468,27 @@ def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int
     """Per case (``owner`` >= 0 below ``owners``, ``offset`` its day's number 0..span-2): the
     order sorting the cases by (owner, day), stable, and per sorted case ``hi``, the first
     sorted case of its owner and day, and ``lo``, the first sorted case of its owner on or
-    after ``start_of[offset]`` (its window's first day, clipped to 0..span-1)."""
-    cdef Py_ssize_t n = owner.shape[0], i, k, low, high, mid, segment
+    after ``start_of[offset]`` (its window's first day, clipped to 0..span-1). Each counting
+    pass carries the owner and day along with the case, so that the passes after it read
+    them in order rather than at the case's row."""
+    cdef Py_ssize_t n = owner.shape[0], i, k, low, high, mid, segment, at
     if offset.shape[0] != n:
         raise ValueError(f"expected {n} days, got {offset.shape[0]}")
+    if n >= 1 << 31 or owners >= 1 << 31 or span >= 1 << 31:
+        raise ValueError(f"{n} cases of {owners} enterprises over {span} days: too many for the sort")
     sort_array = np.empty(n, np.int64)
     hi_array = np.empty(n, np.int64)
     lo_array = np.empty(n, np.int64)
-    by_day_array = np.empty(n, np.int64)
+    # (case, owner, day) in day order, then in (owner, day) order
+    by_day_array = np.empty((3, n), np.int32)
+    by_owner_array = np.empty((2, n), np.int32)
     day_count_array = np.zeros(span + 1, np.int64)
     owner_count_array = np.zeros(owners + 1, np.int64)
-    cdef int64_t[::1] sort = sort_array, hi = hi_array, lo = lo_array, by_day = by_day_array
+    cdef int64_t[::1] sort = sort_array, hi = hi_array, lo = lo_array
+    cdef int32_t[:, ::1] by_day = by_day_array, by_owner = by_owner_array
     cdef int64_t[::1] day_count = day_count_array, owner_count = owner_count_array
     cdef int64_t start, d
+    cdef int32_t here, day
     for i in range(n):
         if owner[i] < 0 or owner[i] >= owners or offset[i] < 0 or offset[i] >= span:
             raise ValueError(f"case {i}: owner {owner[i]} or day {offset[i]} out of range")
@@ -488,43 +496,48 @@ def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int
         # two stable counting passes: by day, then by owner
         for i in range(n):
             day_count[offset[i] + 1] += 1
+            owner_count[owner[i] + 1] += 1
         for k in range(span):
             day_count[k + 1] += day_count[k]
-        for i in range(n):
-            by_day[day_count[offset[i]]] = i
-            day_count[offset[i]] += 1
-        for i in range(n):
-            owner_count[owner[i] + 1] += 1
         for k in range(owners):
             owner_count[k + 1] += owner_count[k]
+        for i in range(n):
+            at = day_count[offset[i]]
+            day_count[offset[i]] += 1
+            by_day[0, at] = <int32_t>i
+            by_day[1, at] = <int32_t>owner[i]
+            by_day[2, at] = <int32_t>offset[i]
         for k in range(n):
-            i = by_day[k]
-            sort[owner_count[owner[i]]] = i
-            owner_count[owner[i]] += 1
+            at = owner_count[by_day[1, k]]
+            owner_count[by_day[1, k]] += 1
+            sort[at] = by_day[0, k]
+            by_owner[0, at] = by_day[1, k]
+            by_owner[1, at] = by_day[2, k]
         segment = 0
         for k in range(n):
-            i = sort[k]
-            if k == 0 or owner[i] != owner[sort[k - 1]]:
+            here = by_owner[0, k]
+            day = by_owner[1, k]
+            if k == 0 or here != by_owner[0, k - 1]:
                 segment = k
                 hi[k] = k
-            elif offset[i] != offset[sort[k - 1]]:
+            elif day != by_owner[1, k - 1]:
                 hi[k] = k
             else:
                 hi[k] = hi[k - 1]
-            d = start_of[offset[i]]
+            d = start_of[day]
             start = 0 if d < 0 else (span - 1 if d > span - 1 else d)
-            if start <= offset[i]:  # (always: a window looks back) among the cases before it
+            if start <= day:  # (always: a window looks back) among the cases before it
                 low = segment
                 high = k
                 while low < high:
                     mid = (low + high) >> 1
-                    if offset[sort[mid]] < start:
+                    if by_owner[1, mid] < start:
                         low = mid + 1
                     else:
                         high = mid
             else:
                 low = k + 1
-                while low < n and owner[sort[low]] == owner[i] and offset[sort[low]] < start:
+                while low < n and by_owner[0, low] == here and by_owner[1, low] < start:
                     low += 1
             lo[k] = low
     return sort_array, hi_array, lo_array
