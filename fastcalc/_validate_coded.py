@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, strings
+from ecorules.rules._arrow import bools, fill_null, from_numbers, numbers, string_buffers, strings
 from ecorules.rules._records import USCC_INVALID
 from ecorules.rules._schema import Fact
 
@@ -168,14 +168,36 @@ def _strings(fact: Fact, column, n: int, rejects: Rejects, read: bool) -> ValidC
                 _scalar_path(fact, [raws[i] for i in slow.tolist()], suspect[slow], rejects)
         return ValidColumn(None)
     else:
-        blank = pc.match_substring_regex(plain, _BLANK)
-        if blank.null_count:  # empty cells: missing, as in a column of nulls (not _records cell by cell)
-            rejects.missing(np.flatnonzero(bools(blank.is_null())))
-            blank = fill_null(blank, False)
-        suspect = np.flatnonzero(bools(blank))
+        missing, suspect = _blank_rows(plain)
+        if missing.size:  # empty cells: missing, as in a column of nulls (not _records cell by cell)
+            rejects.missing(missing)
     if suspect.size:
         _scalar_path(fact, _python_values(plain, suspect), suspect, rejects)
     return ValidColumn(None)
+
+
+# the first bytes of the spaces' UTF-8: a text starting with any other byte is not blank
+_MAY_START_BLANK = np.zeros(256, bool)
+_MAY_START_BLANK[[chr(c).encode()[0] for c in SPACE_CODEPOINTS]] = True
+
+
+def _blank_rows(plain) -> tuple[np.ndarray, np.ndarray]:
+    """The null rows and the blank rows (only spaces, or empty) of a text column. The regex
+    runs only on the texts that may be blank, those empty or starting with a space's first
+    byte: over every case_id and act_id of 2 M cases it took 0.1 CPU-s."""
+    if not isinstance(plain, pa.Array) or not (pa.types.is_string(plain.type) or pa.types.is_large_string(plain.type)):
+        blank = pc.match_substring_regex(plain, _BLANK)
+        return np.flatnonzero(bools(blank.is_null())), np.flatnonzero(bools(fill_null(blank, False)))
+    offsets, data = string_buffers(plain)
+    starts = offsets[:-1]
+    written = offsets[1:] > starts
+    maybe = ~written
+    if data.size:
+        maybe |= _MAY_START_BLANK[data[np.where(written, starts, 0)]]
+    null = bools(plain.is_null()) if plain.null_count else np.zeros(len(plain), bool)
+    rows = np.flatnonzero(maybe & ~null)
+    blank = pc.match_substring_regex(plain.take(from_numbers(rows)), _BLANK)
+    return np.flatnonzero(null), rows[bools(blank)]
 
 
 def _strings_one_by_one(fact: Fact, column, n: int, rejects: Rejects, read: bool) -> ValidColumn:

@@ -5,93 +5,70 @@ The candidates are the fired FINE findings of valid cases. An act is the enterpr
 sharing an act_id; a case with an empty act_id is an act of its own. In each act the highest
 amount is imposed, ties going to the smallest (policy, rule, case_id), the order
 ``engine/_group.one_act_one_fine`` uses; the other fines of the act are superseded by it.
-Done with reductions per act (``ufunc.at``, ``bincount``); deductions and fees never compete.
+Done by ``fastcalc/_cases.pyx`` (``supersede_part``), a part in one pass over its fired rows;
+deductions and fees never compete.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, numbers
+from ecorules.fastcalc._cases import supersede_part
+from ecorules.rules import FindingKind
+from ecorules.rules._arrow import from_numbers, string_buffers, string_scalar, strings
+
+from .._ledger_money import FEN_PER_YUAN
+from .._scored import finding_units
+
+_OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")
 
 
-@dataclass
-class Fines:
-    """The fines of a table, one entry each: the scored row, the finding slot, the amount."""
-
-    row: np.ndarray  # int64, index into the scored rows
-    slot: np.ndarray  # int64, finding slot of the case program
-    amount: np.ndarray  # int64 fen (findings of one act may round to different units)
-
-
-def supersede(fines: Fines, act: np.ndarray, slot_rank: np.ndarray, keys: pa.Array, key_code: np.ndarray,
-              key_rank: np.ndarray | None = None) -> np.ndarray:
-    """For each fine, the index (into ``fines``) of the fine that supersedes it, or -1.
-
-    Per fine (aligned with ``fines``, so that the caller may pass the fines of a part of the
-    table with their own arrays): ``act``, an int64 act code (the fines of a case of its own
-    share one, no other case's); ``key_code``, the index of its case_id in ``keys`` (case_id
-    texts); ``key_rank``, if known, an int64 ordered as its case_id text is. ``slot_rank``:
-    the rank of each slot's (policy, rule) in string order.
-
-    Per act the highest amount, among those the smallest slot rank, and only where that
-    still ties (two cases fined under one rule for one act), the case_id texts of the tied
-    fines are compared, so that millions of case_ids are never sorted as strings. The acts
-    are numbered densely (``_dense``) and reduced with ``ufunc.at`` and ``bincount``: no sort
-    of the fines, which took most of this step at ten million cases."""
-    n = fines.row.size
-    winner_of = np.full(n, -1, np.int64)
-    if n < 2:
-        return winner_of
-    group, groups = _dense(act)
-    if groups == n:  # every fine an act of its own
-        return winner_of
-    best = np.full(groups, np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(best, group, fines.amount)
-    rank = np.where(fines.amount == best[group], slot_rank[fines.slot], np.iinfo(np.int64).max)
-    best_rank = np.full(groups, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(best_rank, group, rank)
-    candidate = rank == best_rank[group]  # the highest amount, then the smallest (policy, rule)
-    count = np.bincount(group[candidate], minlength=groups)
-    # an act's leader: its one candidate, else the candidate of the smallest case_id, then
-    # the earliest fine
-    leader = np.full(groups, -1, np.int64)
-    lone = np.flatnonzero(candidate & (count[group] == 1))
-    leader[group[lone]] = lone
-    tied = np.flatnonzero(candidate & (count[group] > 1))
-    if tied.size:
-        if key_rank is not None:
-            case_rank = key_rank[tied]
-        else:
-            texts = keys.take(from_numbers(key_code[tied]))
-            case_rank = numbers(pc.rank(texts, sort_keys="ascending", tiebreaker="min"))
-        smallest = np.full(groups, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(smallest, group[tied], case_rank)
-        tied = tied[case_rank == smallest[group[tied]]]
-        first = np.full(groups, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(first, group[tied], tied)
-        leader[group[tied]] = first[group[tied]]
-    mine = leader[group]
-    beaten = np.flatnonzero(mine != np.arange(n))
-    winner_of[beaten] = mine[beaten]
-    return winner_of
+def one_act_one_fine(program, result, cases, scored: np.ndarray, parts: list[np.ndarray],
+                     count: int) -> dict[int, pa.Array]:
+    """行政处罚法 art 29 over the fired fines of ``result`` (the case program's outputs over
+    the case rows ``scored``), a part of the enterprises at a time (``parts``: positions into
+    ``scored``, every case of an enterprise in one part, ``_parts.by_enterprise``'s ``count``
+    parts): per fine slot, per fired row in row order, "policy rule (case_id)" of the fine
+    that supersedes it, null where it is imposed."""
+    fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
+    if not fine_slots:
+        return {}
+    rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+    rule_of = np.array([rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)] for k in fine_slots],
+                       np.int64)
+    # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
+    fen_per = np.array([FEN_PER_YUAN // unit for unit in finding_units(program)], np.int64)
+    names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
+    slot_rank = np.empty(len(program.findings), np.int64)
+    slot_rank[names] = np.arange(len(names))
+    fired = np.ascontiguousarray(result.fired, np.uint8)
+    amounts = np.ascontiguousarray(result.amounts, np.int64)
+    acts = cases.act_code if cases.act_code is not None else np.zeros(0, np.int64)
+    if cases.keys_ascending:  # a code is its case_id's rank: the texts are never read
+        key_offsets, key_data = np.zeros(1, np.int32), np.zeros(1, np.uint8)
+    else:
+        key_offsets, key_data = string_buffers(cases.keys)
+    owners = int(cases.enterprise.max(initial=0)) // count + 1
+    beaten = [supersede_part(positions, fired, amounts, np.array(fine_slots, np.int64), rule_of, fen_per, slot_rank,
+                             scored, cases.enterprise, acts, len(cases.acts) if cases.acts is not None else 0, owners, count, cases.key_code,
+                             cases.keys_ascending, key_offsets, key_data)
+              for positions in parts if positions.size]
+    if beaten:
+        slot, row, winner_slot, winner_row = (np.concatenate(a) for a in zip(*beaten, strict=True))
+    else:
+        slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
+    labels = strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings])
+    winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[winner_row]]))
+    texts = pc.binary_join_element_wise(labels.take(from_numbers(winner_slot)), _OPEN, winner_ids, _CLOSE, _NOTHING)
+    out = {}
+    for k in fine_slots:
+        picked = np.flatnonzero(fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]])
+        mine = np.flatnonzero(slot == k)  # the slot's fired rows, in row order
+        where = np.full(picked.size, -1, np.int64)
+        where[np.searchsorted(picked, row[mine])] = mine
+        out[k] = texts.take(from_numbers(where, mask=where < 0))
+    return out
 
 
-def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
-    """``codes`` renumbered 0..groups-1, equal codes equal: by offset where their range is
-    small (a few acts per enterprise), else by a sort."""
-    low, high = int(codes.min()), int(codes.max())
-    if high - low < 4 * codes.size + 1024:
-        dense = codes - low
-        present = np.zeros(high - low + 1, bool)
-        present[dense] = True
-        number = np.cumsum(present) - 1
-        return number[dense], int(number[-1]) + 1
-    distinct, dense = np.unique(codes, return_inverse=True)
-    return dense.astype(np.int64, copy=False), distinct.size
-
-
-__all__ = ["Fines", "supersede"]
+__all__ = ["one_act_one_fine"]

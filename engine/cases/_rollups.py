@@ -5,8 +5,8 @@ maxima) over the valid cases whose ``where`` held, by enterprise index; a window
 run's as_of (or 1 January of its year) is one mask of the cases whose date is set and on or
 after its start, computed by the kernel's calendar, and before its end. Onto each case, in a
 window before its date, a part of the cases at a time (every case of an enterprise in one
-part, ``_parts.py``): the part's cases sorted by one int64 key (enterprise, day), and for
-every case the sorted positions of its enterprise's cases on or after the window's start and
+part, ``_parts.py``): the part's cases sorted by (enterprise, day), and for every case
+the sorted positions of its enterprise's cases on or after the window's start and
 strictly before its own day (so the case itself, and other cases of the same day, never
 count); a roll-up is a difference of prefix sums over those positions, as
 ``rules._kinds.compute_rollups`` does one enterprise at a time. The sort and the positions
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from ecorules.fastcalc._calendar import add_months
+from ecorules.fastcalc._cases import window_bounds
 from ecorules.rules._kinds import WINDOW_UNITS, Rollup, Window
 
 from ._table import CaseTable
@@ -119,41 +120,25 @@ def _before_as_of(cases: CaseTable, window: Window, as_of: dt.date) -> np.ndarra
 
 
 def _window(cases: CaseTable, rollup: Rollup, rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The valid rows ``rows`` sorted by one int64 key (enterprise, then the day counted
-    from their earliest day), and per sorted row the positions bounding its window: ``lo``,
-    the first row of its enterprise on or after the window's start, and ``hi``, the first row
-    of its enterprise and day (so the case itself, and other cases of the same day, never
-    count). A counted value summed over sorted positions ``lo:hi`` is the roll-up. The rows'
-    enterprises share their residue modulo ``count`` (``_parts``): ``enterprise // count``
-    tells them apart and keeps the key small."""
+    """The valid rows ``rows`` sorted by (enterprise, day), stable, and per sorted row the
+    positions bounding its window: ``lo``, the first row of its enterprise on or after the
+    window's start, and ``hi``, the first row of its enterprise and day (so the case itself,
+    and other cases of the same day, never count). A counted value summed over sorted
+    positions ``lo:hi`` is the roll-up. The rows' enterprises share their residue modulo
+    ``count`` (``_parts``): ``enterprise // count`` numbers them densely. By
+    ``fastcalc/_cases.pyx``: two counting passes, and each bound searched among the
+    enterprise's own cases (numpy's sort of an int64 key and its search of the whole part
+    took 0.2 CPU-s at 2 M cases)."""
     day = cases.columns[rollup.window.date].values[rows].astype(np.int64)
+    if not day.size:
+        return (np.zeros(0, np.int64),) * 3
     low = int(day.min())
     span = int(day.max()) - low + 2
     owner = cases.enterprise[rows] // count
-    offset = day - low
     # the window's start of every day of the range, computed once per day, not per case
     starts = window_start(rollup.window, np.arange(low, low + span - 1, dtype=np.int64)) - low
-    key = owner * span + offset
-    start = owner * span + np.clip(starts, 0, span - 1)[offset]
-    sort = _argsort(key)
-    key, start = key[sort], start[sort]
-    # both sorted (a window's start never goes back as its day advances): the searches walk
-    # forward through the keys instead of jumping about
-    first = np.ones(key.size, bool)
-    first[1:] = key[1:] != key[:-1]
-    hi = np.maximum.accumulate(np.where(first, np.arange(key.size), 0))
-    lo = np.searchsorted(key, start, "left")
-    return sort, hi, lo
-
-
-def _argsort(key: np.ndarray) -> np.ndarray:
-    """An order sorting ``key`` (int64): a key of 32 bits (enterprises x days: 200 K x 2,000
-    is 29 bits) by two stable radix passes over its 16-bit halves, which numpy sorts in
-    linear time, 2-3x faster than its comparison sort of the int64s; else that sort."""
-    if not key.size or key.min() < 0 or key.max() >= 1 << 32:
-        return np.argsort(key)
-    order = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
-    return order[np.argsort((key >> 16).astype(np.uint16)[order], kind="stable")]
+    return window_bounds(np.ascontiguousarray(owner, np.int64), day - low, np.ascontiguousarray(starts, np.int64),
+                         int(owner.max()) + 1, span)
 
 
 def window_start(window: Window, anchors: np.ndarray) -> np.ndarray:

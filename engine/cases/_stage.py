@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from ecorules.fastcalc._validate_common import Validated, ValidColumn
-from ecorules.rules import EcorulesError, FindingKind, Kind
-from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules import EcorulesError, Kind
+from ecorules.rules._arrow import from_numbers
 
-from .._ledger_money import FEN_PER_YUAN
-from .._scored import finding_units
 from .._sources import (
     ColumnResolver,
     Registry,
@@ -33,7 +30,7 @@ from .._sources import (
 )
 from ..sources import list_registry
 from ..sources._pg_url import PostgresUrl
-from ._acts import Fines, supersede
+from ._acts import one_act_one_fine
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
@@ -361,65 +358,8 @@ class CaseStage:
                          [side.rejected[int(cases.enterprise[row])] for row in bad])
 
     def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
-        """行政处罚法 art 29 over the fired fines, a part of the enterprises at a time
-        (``parts``: positions into the scored rows, every case of an enterprise in one part):
-        per fine slot, per fired row in row order, "policy rule (case_id)" of the fine that
-        supersedes it, null where the fine is imposed."""
-        program, result, cases = self.plan.case_program, results.result, results.cases
-        fine_slots = [k for k, slot in enumerate(program.findings) if slot.kind is FindingKind.FINE]
-        if not fine_slots:
-            return {}
-        rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
-        fired = {k: np.asarray(result.fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]])
-                 for k in fine_slots}
-        fen_per = [FEN_PER_YUAN // unit for unit in finding_units(program)]
-        names = sorted(range(len(program.findings)), key=lambda k: (program.findings[k].policy_key, program.findings[k].rule_id))
-        slot_rank = np.empty(len(program.findings), np.int64)
-        slot_rank[names] = np.arange(len(names))
-        scored = results.scored
-        acts_per_owner = int(cases.act_code.max(initial=0)) + 1 if cases.act_code is not None else 0
-        beaten: list[tuple[np.ndarray, ...]] = []  # per part: (slot, row) of the beaten fines and of their winners
-        for positions in parts:
-            local, slots, amounts = [], [], []
-            for k in fine_slots:
-                picked = np.flatnonzero(fired[k][positions])
-                local.append(picked)
-                slots.append(np.full(picked.size, k, np.int64))
-                # in fen: the fines of one act may round to different units (0.48 yuan < 1 yuan)
-                amounts.append(np.asarray(result.amounts[k], np.int64)[positions[picked]] * fen_per[k])
-            within = np.concatenate(local)  # the fine's case, numbered within the part
-            fines = Fines(positions[within], np.concatenate(slots), np.concatenate(amounts))
-            if not fines.row.size:
-                continue
-            case_rows = scored[fines.row]
-            # an act: the enterprise's cases sharing an act_id; an empty act_id is the case's
-            # own act (numbered within the part: the act codes of a part stay few)
-            own = -1 - within
-            if cases.act_code is not None:
-                act_code = cases.act_code[case_rows]
-                acts = np.where(act_code >= 0, cases.enterprise[case_rows] // count * acts_per_owner + act_code, own)
-            else:
-                acts = own
-            key_code = cases.key_code[case_rows]
-            winner = supersede(fines, acts, slot_rank, cases.keys, key_code, key_code if cases.keys_ascending else None)
-            lost = np.flatnonzero(winner >= 0)
-            won = winner[lost]
-            beaten.append((fines.slot[lost], fines.row[lost], fines.slot[won], fines.row[won]))
-        if beaten:
-            slot, row, winner_slot, winner_row = (np.concatenate(a) for a in zip(*beaten, strict=True))
-        else:
-            slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
-        labels = strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings])
-        winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[winner_row]]))
-        texts = pc.binary_join_element_wise(labels.take(from_numbers(winner_slot)), _OPEN, winner_ids, _CLOSE, _NOTHING)
-        out = {}
-        for k in fine_slots:
-            picked = np.flatnonzero(fired[k])  # the slot's fired rows, in row order
-            mine = np.flatnonzero(slot == k)
-            where = np.full(picked.size, -1, np.int64)
-            where[np.searchsorted(picked, row[mine])] = mine
-            out[k] = texts.take(from_numbers(where, mask=where < 0))
-        return out
+        """行政处罚法 art 29 over the fired fines (_acts.py), a part of the enterprises at a time."""
+        return one_act_one_fine(self.plan.case_program, results.result, results.cases, results.scored, parts, count)
 
 
 def _rows_of(column, every: bool, span: slice | None, take: pa.Array):
@@ -456,9 +396,6 @@ def _scaled_decimals(values: np.ndarray, present: np.ndarray | None) -> pa.Array
     raw[:, 1] = values >> 63  # the sign, extended
     validity = None if present is None else pa.py_buffer(np.packbits(present.astype(bool), bitorder="little"))
     return pa.Array.from_buffers(pa.decimal128(38, 4), values.size, [validity, pa.py_buffer(raw)])
-
-
-_OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")
 
 
 __all__ = ["CaseResults", "CaseStage", "CaseStageError"]

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._cases import encode_texts
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import from_bools, from_numbers, numbers
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_buffers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -176,62 +177,28 @@ def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
 
 def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
     """Codes of ``form(texts)`` per row (-1 for a null) and the distinct values they index
-    (for a short column in the order of their first row, ``_encoded``): the column coded as
-    written, ``form`` applied to its distinct texts, and the texts that became one value
-    (" A1" and "A1") coded as one."""
+    (in the order of their first row, ``_encoded``): the column coded as written, ``form``
+    applied to its distinct texts, and the texts that became one value (" A1" and "A1")
+    coded as one."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     codes, written = _encoded(column)
     formed = pc.dictionary_encode(form(written))
-    per_written = numbers(formed.indices, fill=-1).astype(np.int64)
-    coded = codes >= 0
-    codes[coded] = per_written[codes[coded]]
-    return codes, formed.dictionary
-
-
-_BUCKETS = 64
-_BUCKETED_FROM = 1 << 21  # rows: below, the distinct values of a column fit the caches anyway
+    # one more entry, -1, which a null's code (-1) picks
+    per_written = np.append(numbers(formed.indices, fill=-1).astype(np.int64), -1)
+    return per_written[codes], formed.dictionary
 
 
 def _encoded(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """``dictionary_encode`` of a string column: per row the index of its text among the
-    distinct texts (-1 for a null), and the distinct texts. A long column is coded in buckets
-    by its texts' last two bytes, the same text always in the same bucket, so that each
-    bucket's hash table stays in the processor's caches (at ten million cases of a million
-    enterprises the whole column's took 2.7 CPU-s, the buckets 1.8). The distinct texts are
-    then in the order of the buckets, not of their first rows."""
-    n = len(column)
-    if n < _BUCKETED_FROM:
-        encoded = pc.dictionary_encode(column)
-        return numbers(encoded.indices, fill=-1).astype(np.int64), encoded.dictionary
-    bucket = _buckets(column)
-    order = np.argsort(bucket, kind="stable")  # a radix sort of bytes: linear
-    ends = np.cumsum(np.bincount(bucket, minlength=_BUCKETS)).tolist()
-    grouped = column.take(from_numbers(order))
-    codes = np.empty(n, np.int64)
-    distinct, start = [], 0
-    for end in ends:
-        encoded = pc.dictionary_encode(grouped.slice(start, end - start))
-        here = numbers(encoded.indices, fill=-1).astype(np.int64)
-        here[here >= 0] += sum(len(d) for d in distinct)
-        codes[order[start:end]] = here
-        distinct.append(encoded.dictionary)
-        start = end
-    return codes, pa.concat_arrays(distinct)
-
-
-def _buckets(column: pa.Array) -> np.ndarray:
-    """A bucket number per row from the last two bytes of its text (0 for a null or an
-    empty text), read from the column's offsets and data buffers."""
-    n = len(column)
-    _validity, offsets, data = column.buffers()
-    ends = np.frombuffer(offsets, np.int32)[column.offset + 1:column.offset + n + 1].astype(np.int64)
-    length = ends - np.frombuffer(offsets, np.int32)[column.offset:column.offset + n]
-    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
-    last = np.where(length > 0, data[np.maximum(ends - 1, 0)], 0).astype(np.uint32)
-    before = np.where(length > 1, data[np.maximum(ends - 2, 0)], 0)
-    return ((last * 131 + before) % _BUCKETS).astype(np.uint8)
+    distinct texts (-1 for a null), and the distinct texts, in the order of their first row.
+    By ``fastcalc/_cases.pyx``: a USCC or a case_id is packed into two words and looked up by
+    them alone (Arrow's hash of the texts took 0.33 CPU-s for the usccs of 2 M cases)."""
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    codes, first = encode_texts(offsets, data, null)
+    return codes, column.take(from_numbers(first))
 
 
 def _codes(column) -> tuple[np.ndarray, pa.Array]:

@@ -45,18 +45,26 @@ def test_usccs_written_full_width_or_with_blanks_are_their_enterprise():
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_long_column_coded_in_buckets_codes_every_text_as_one_table_does(monkeypatch, seed):
+def test_a_column_of_packed_and_hashed_texts_codes_every_text_as_arrow_does(seed):
+    """Short texts of letters, digits and '-' are looked up packed, the others by their
+    bytes (fastcalc/_cases.pyx): both give Arrow's codes, in the order of the first rows."""
     from ecorules.engine.cases import _table
 
     rng = np.random.default_rng(seed)
-    pool = ["", " ", "A", "A1", " A1", "B22", "全角", *(f"9141{i:014d}" for i in range(300))]
+    pool = ["", " ", "A", "a", "A1", " A1", "B22", "b22", "全角", "９１４１", "A-1", "A_1", "x" * 20, "x" * 21,
+            "91410100123456788Y", "91410100123456788y", *(f"9141{i:014d}" for i in range(300)),
+            *(f"案件{i}" for i in range(50)), *(f"CASE-{i:030d}" for i in range(50))]
     texts = [None if rng.random() < 0.05 else pool[i] for i in rng.integers(0, len(pool), 5000)]
     column = pa.array(texts, pa.string()).slice(7)  # an offset into the buffers, as a batch has
-    monkeypatch.setattr(_table, "_BUCKETED_FROM", 100)
     codes, values = _table._encoded(column)
-    assert len(set(values.to_pylist())) == len(values)  # each text once
-    assert values.take(pa.array(codes, mask=codes < 0)).to_pylist() == column.to_pylist()
-    assert len(set(_table._buckets(column).tolist())) > 8  # the buckets were many
+    encoded = pc.dictionary_encode(column)
+    assert codes.tolist() == numbers(encoded.indices, fill=-1).tolist()
+    assert values.equals(encoded.dictionary)
+    for typed in (column.cast(pa.large_string()), column.slice(0, 0), pa.array([None, None], pa.string())):
+        codes, values = _table._encoded(typed)
+        encoded = pc.dictionary_encode(typed)
+        assert codes.tolist() == numbers(encoded.indices, fill=-1).tolist()
+        assert values.to_pylist() == encoded.dictionary.to_pylist()
     got, distinct = _coded_distinct(column, _stripped)
     want, want_distinct = _row_by_row(column, _stripped)
     assert distinct.take(pa.array(got, mask=got < 0)).to_pylist() == want_distinct.take(

@@ -1,0 +1,543 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Loops of the case stage (engine/cases/) that numpy and Arrow can only do in many passes.
+
+- ``encode_texts``: a string column coded by its distinct texts, in the order of their first
+  row. Arrow's ``dictionary_encode`` hashes every text and compares it with the distinct
+  text it stores: at 2 M cases of 200 K enterprises 0.33 CPU-s for the uscc column, ~160 ns
+  a row. Short texts of letters, digits and '-' (a USCC, a case_id, an act_id as written)
+  are here packed exactly into two 64-bit words, 6 bits a character, and looked up by those
+  words alone: one probe of a table in the caches, no second read of the text. Other texts
+  (longer, or with other characters) go to a second table keyed by their bytes. A text is
+  in exactly one table (packing is a function of the text), so equal texts get one code.
+- ``supersede_part``: one act one fine (行政处罚法 art 29) over the fired fines of a part of the
+  cases, in one pass over the fired rows and one over the fines, instead of a dozen numpy
+  passes (flatnonzero per slot, concatenations, ``ufunc.at`` reductions) over arrays of the
+  part's size, each allocated and zeroed afresh.
+- ``window_bounds``: the sort of a part's cases by (enterprise, day) as two counting passes
+  and, per sorted case, the bounds of its window among its enterprise's cases (a binary
+  search within the enterprise's few cases, not within the whole part).
+
+Each function does what the numpy code of engine/cases/ it replaced did, result for result:
+the tests compare them on random tables (tests/engine/test_case_kernels.py).
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memcpy, memset
+
+import numpy as np
+
+cdef extern from *:
+    # a hint to load the cache line of an address about to be read: the acts and the texts'
+    # table are read in the order of the rows, at random places, each load a miss otherwise
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+cdef enum:
+    AHEAD = 16  # rows looked ahead: ~ the loads a core keeps in flight
+
+ctypedef fused offset_t:
+    int32_t
+    int64_t
+
+# --- encode_texts -----------------------------------------------------------------------
+
+cdef uint8_t SYMBOL[256]  # character -> 1..63 where it packs, 0 where it does not
+
+
+cdef void _symbols() noexcept nogil:
+    cdef int c, s = 1
+    memset(SYMBOL, 0, 256)
+    for c in range(48, 58):  # 0-9
+        SYMBOL[c] = s
+        s += 1
+    for c in range(65, 91):  # A-Z
+        SYMBOL[c] = s
+        s += 1
+    for c in range(97, 123):  # a-z
+        SYMBOL[c] = s
+        s += 1
+    SYMBOL[45] = s  # '-'
+
+
+_symbols()
+
+cdef enum:
+    PACKED_CHARS = 20  # 10 characters of 6 bits in each of two words
+
+
+cdef struct Packed:
+    uint64_t a  # characters 0-9, 6 bits each, 0 past the end (no character packs to 0)
+    uint64_t b  # characters 10-19
+    int64_t code  # -1: an empty slot
+
+
+cdef struct Hashed:
+    uint64_t hash
+    int64_t code  # -1: an empty slot
+
+
+cdef inline uint64_t _mix(uint64_t h) noexcept nogil:
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    h *= 0xc4ceb9fe1a85ec53ULL
+    h ^= h >> 33
+    return h
+
+
+cdef inline uint64_t _hash_bytes(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t h = 0x9e3779b97f4a7c15ULL ^ <uint64_t>n, w
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0x100000001b3ULL
+        h ^= h >> 29
+        i += 8
+    w = 0
+    if i < n:
+        memcpy(&w, p + i, n - i)
+        h = (h ^ w) * 0x100000001b3ULL
+    return _mix(h)
+
+
+cdef class _Table:
+    """An open-addressing table (linear probing) that doubles past half full."""
+    cdef void* slots
+    cdef Py_ssize_t capacity, used, size
+
+    def __cinit__(self, Py_ssize_t size):
+        self.size = size
+        self.capacity = 1024
+        self.used = 0
+        self.slots = malloc(self.capacity * size)
+        if self.slots == NULL:
+            raise MemoryError()
+        memset(self.slots, 0xFF, self.capacity * size)  # every code -1 (hash / words unread)
+
+    def __dealloc__(self):
+        free(self.slots)
+
+
+cdef int _grow_packed(_Table table) noexcept nogil:
+    cdef Py_ssize_t capacity = table.capacity * 2, i, at
+    cdef Packed* old = <Packed*>table.slots
+    cdef Packed* new = <Packed*>malloc(capacity * sizeof(Packed))
+    if new == NULL:
+        return -1
+    memset(new, 0xFF, capacity * sizeof(Packed))
+    for i in range(table.capacity):
+        if old[i].code >= 0:
+            at = _mix(old[i].a * 0x9e3779b97f4a7c15ULL + old[i].b) & (capacity - 1)
+            while new[at].code >= 0:
+                at = (at + 1) & (capacity - 1)
+            new[at] = old[i]
+    free(old)
+    table.slots = new
+    table.capacity = capacity
+    return 0
+
+
+cdef int _grow_hashed(_Table table) noexcept nogil:
+    cdef Py_ssize_t capacity = table.capacity * 2, i, at
+    cdef Hashed* old = <Hashed*>table.slots
+    cdef Hashed* new = <Hashed*>malloc(capacity * sizeof(Hashed))
+    if new == NULL:
+        return -1
+    memset(new, 0xFF, capacity * sizeof(Hashed))
+    for i in range(table.capacity):
+        if old[i].code >= 0:
+            at = old[i].hash & (capacity - 1)
+            while new[at].code >= 0:
+                at = (at + 1) & (capacity - 1)
+            new[at] = old[i]
+    free(old)
+    table.slots = new
+    table.capacity = capacity
+    return 0
+
+
+cdef inline bint _pack(const uint8_t* text, Py_ssize_t length, uint64_t* a, uint64_t* b) noexcept nogil:
+    """Whether the text packs (at most 20 characters, each of 0-9 A-Z a-z -), into ``a``, ``b``."""
+    cdef Py_ssize_t k
+    cdef uint8_t s
+    a[0] = 0
+    b[0] = 0
+    if length > PACKED_CHARS:
+        return False
+    for k in range(length):
+        s = SYMBOL[text[k]]
+        if s == 0:
+            return False
+        if k < 10:
+            a[0] = (a[0] << 6) | s
+        else:
+            b[0] = (b[0] << 6) | s
+    return True
+
+
+def encode_texts(const offset_t[::1] offsets, const uint8_t[::1] data, const uint8_t[::1] null):
+    """Per row the code of its text (-1 for a null) and per code its first row (int64 both);
+    ``offsets``/``data``: an Arrow string array's (``rules._arrow.string_buffers``); ``null``:
+    uint8 per row, 1 for a null (empty: none)."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, row, length, at, ahead
+    cdef bint nulls = null.shape[0] != 0
+    if nulls and null.shape[0] != n:
+        raise ValueError(f"expected {n} null flags, got {null.shape[0]}")
+    codes_array = np.empty(n, np.int64)
+    first_array = np.empty(max(n, 1), np.int64)
+    cdef int64_t[::1] codes = codes_array
+    cdef int64_t[::1] first = first_array
+    cdef _Table packed = _Table(sizeof(Packed))
+    cdef _Table hashed = _Table(sizeof(Hashed))
+    cdef Packed* ps
+    cdef Hashed* hs
+    cdef uint64_t a, b, h
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
+    cdef int64_t distinct = 0, other
+    cdef bint packs
+    cdef int failed = 0
+    # the next AHEAD rows packed: (words, whether packed), by row modulo AHEAD
+    cdef uint64_t ring_a[AHEAD]
+    cdef uint64_t ring_b[AHEAD]
+    cdef bint ring_packs[AHEAD]
+    with nogil:
+        for ahead in range(min(AHEAD, n)):
+            ring_packs[ahead] = (not (nulls and null[ahead])) and _pack(
+                base + offsets[ahead], offsets[ahead + 1] - offsets[ahead], &ring_a[ahead], &ring_b[ahead])
+        for row in range(n):
+            a = ring_a[row % AHEAD]
+            b = ring_b[row % AHEAD]
+            packs = ring_packs[row % AHEAD]
+            ahead = row + AHEAD
+            if ahead < n:
+                ring_packs[row % AHEAD] = (not (nulls and null[ahead])) and _pack(
+                    base + offsets[ahead], offsets[ahead + 1] - offsets[ahead], &ring_a[row % AHEAD],
+                    &ring_b[row % AHEAD])
+                if ring_packs[row % AHEAD]:
+                    __builtin_prefetch(<Packed*>packed.slots + (_mix(ring_a[row % AHEAD] * 0x9e3779b97f4a7c15ULL
+                                                                     + ring_b[row % AHEAD]) & (packed.capacity - 1)))
+            if nulls and null[row]:
+                codes[row] = -1
+                continue
+            if packs:
+                if 2 * (packed.used + 1) > packed.capacity and _grow_packed(packed):
+                    failed = 1
+                    break
+                ps = <Packed*>packed.slots
+                at = _mix(a * 0x9e3779b97f4a7c15ULL + b) & (packed.capacity - 1)
+                while ps[at].code >= 0 and (ps[at].a != a or ps[at].b != b):
+                    at = (at + 1) & (packed.capacity - 1)
+                if ps[at].code < 0:
+                    ps[at].a = a
+                    ps[at].b = b
+                    ps[at].code = distinct
+                    first[distinct] = row
+                    distinct += 1
+                    packed.used += 1
+                codes[row] = ps[at].code
+                continue
+            length = offsets[row + 1] - offsets[row]
+            if 2 * (hashed.used + 1) > hashed.capacity and _grow_hashed(hashed):
+                failed = 1
+                break
+            hs = <Hashed*>hashed.slots
+            h = _hash_bytes(base + offsets[row], length)
+            at = h & (hashed.capacity - 1)
+            while hs[at].code >= 0:
+                if hs[at].hash == h:
+                    other = first[hs[at].code]
+                    if (offsets[other + 1] - offsets[other] == length
+                            and (length == 0 or memcmp(base + offsets[other], base + offsets[row], length) == 0)):
+                        break
+                at = (at + 1) & (hashed.capacity - 1)
+            if hs[at].code < 0:
+                hs[at].hash = h
+                hs[at].code = distinct
+                first[distinct] = row
+                distinct += 1
+                hashed.used += 1
+            codes[row] = hs[at].code
+    if failed:
+        raise MemoryError()
+    return codes_array, first_array[:distinct].copy()
+
+
+# --- supersede_part -----------------------------------------------------------------------
+
+cdef struct Best:
+    int64_t p  # the act's leading fine so far: its scored row,
+    int64_t amount  # its amount in fen,
+    int32_t j  # its index into ``slots``
+    int32_t seen  # 0: no fine of the act yet
+
+
+cdef struct Act:
+    uint64_t key  # owner * acts + act code
+    int64_t group  # -1: an empty slot
+
+
+cdef inline bint _beats(Py_ssize_t k1, int64_t p1, int64_t amount1, Py_ssize_t k2, int64_t p2, int64_t amount2,
+                        const int64_t[::1] slot_rank, const int64_t[::1] scored, const int64_t[::1] key_code,
+                        bint ascending, const offset_t[::1] key_offsets, const uint8_t[::1] key_data) noexcept nogil:
+    """Whether fine (slot k1, scored row p1) goes before (k2, p2) in its act: the higher
+    amount, then the smaller (policy, rule), then the smaller case_id (code point order:
+    UTF-8 bytes compare in that order)."""
+    cdef int64_t c1, c2, l1, l2
+    cdef int order = 0
+    if amount1 != amount2:
+        return amount1 > amount2
+    if slot_rank[k1] != slot_rank[k2]:
+        return slot_rank[k1] < slot_rank[k2]
+    c1 = key_code[scored[p1]]
+    c2 = key_code[scored[p2]]
+    if ascending or c1 == c2:
+        return c1 < c2
+    l1 = key_offsets[c1 + 1] - key_offsets[c1]
+    l2 = key_offsets[c2 + 1] - key_offsets[c2]
+    if l1 and l2:
+        order = memcmp(&key_data[0] + key_offsets[c1], &key_data[0] + key_offsets[c2], l1 if l1 < l2 else l2)
+    if order != 0:
+        return order < 0
+    return l1 < l2
+
+
+cdef int _grow_acts(Act** table, Py_ssize_t* capacity) noexcept nogil:
+    cdef Py_ssize_t size = capacity[0] * 2, i, at
+    cdef Act* old = table[0]
+    cdef Act* new = <Act*>malloc(size * sizeof(Act))
+    if new == NULL:
+        return -1
+    memset(new, 0xFF, size * sizeof(Act))
+    for i in range(capacity[0]):
+        if old[i].group >= 0:
+            at = _mix(old[i].key) & (size - 1)
+            while new[at].group >= 0:
+                at = (at + 1) & (size - 1)
+            new[at] = old[i]
+    free(old)
+    table[0] = new
+    capacity[0] = size
+    return 0
+
+
+def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, const int64_t[:, ::1] amounts,
+                   const int64_t[::1] slots, const int64_t[::1] rule_of, const int64_t[::1] fen_per,
+                   const int64_t[::1] slot_rank, const int64_t[::1] scored, const int64_t[::1] enterprise,
+                   const int64_t[::1] act_code, int64_t acts, int64_t owners, int64_t count,
+                   const int64_t[::1] key_code, bint ascending, const offset_t[::1] key_offsets,
+                   const uint8_t[::1] key_data):
+    """The fines of the scored rows ``positions`` (every case of their enterprises) that an
+    act's other fine supersedes: (slot, scored row, winner's slot, winner's scored row), int64
+    arrays.
+
+    ``fired`` (rules, scored rows) and ``amounts`` (findings, scored rows): the kernel's
+    outputs; ``slots``: the FINE finding slots, ``rule_of[k]`` the row of ``fired`` of slot
+    ``slots[k]``; ``fen_per``, ``slot_rank``: per finding slot, its unit in fen and the rank
+    of its (policy, rule). Per case row: ``enterprise``, ``act_code`` (-1: its own act; empty:
+    the kind has no act; ``acts`` codes in all), ``key_code`` into the case_id texts
+    ``key_offsets``/``key_data`` (``ascending``: the codes are ranks already, the texts are
+    not read). The part's enterprises share their residue modulo ``count``: ``enterprise //
+    count`` (below ``owners``) numbers them densely, and an act is ``owner * acts + code``:
+    an index of an array where that range is small, else a key of a hash table.
+
+    A case of its own act (no act_id) is decided on the spot, its fines side by side; the
+    fines of shared acts in a second pass, once every act's leading fine is known."""
+    cdef Py_ssize_t m = positions.shape[0], n_slots = slots.shape[0], i, j, at
+    cdef bint has_acts = act_code.shape[0] != 0
+    cdef int64_t p, row, amount, fines = 0, shared = 0, groups = 0, lost = 0, code, g, f, k, lead, key
+    cdef uint64_t h
+    for j in range(n_slots):
+        if rule_of[j] < 0 or rule_of[j] >= fired.shape[0] or slots[j] < 0 or slots[j] >= amounts.shape[0]:
+            raise ValueError(f"fine slot {j}: rule row {rule_of[j]} or finding slot {slots[j]} out of range")
+    if has_acts and acts > 0 and owners > (<int64_t>1 << 62) // acts:
+        raise ValueError(f"{owners} enterprises x {acts} act codes do not fit an int64 key")
+    with nogil:
+        for i in range(m):
+            p = positions[i]
+            k = 0
+            for j in range(n_slots):
+                k += fired[rule_of[j], p] != 0
+            fines += k
+            if has_acts and act_code[scored[p]] >= 0:
+                shared += k
+    out_array = np.empty((4, max(fines, 1)), np.int64)
+    group_array = np.empty(max(shared, 1), np.int64)  # per fine of a shared act: its act's number
+    cdef int64_t[:, ::1] out = out_array
+    cdef int64_t[::1] group = group_array
+    cdef bint dense = has_acts and owners * acts <= 4 * shared + 1024
+    cdef Py_ssize_t capacity = 1024
+    cdef Act* table = NULL
+    cdef Py_ssize_t n_best = (owners * acts if dense else shared) if has_acts else 0
+    cdef Best* best = <Best*>calloc(max(n_best, 1), sizeof(Best))  # zeroed lazily by the system
+    if best == NULL:
+        raise MemoryError()
+    if has_acts and not dense:
+        table = <Act*>malloc(capacity * sizeof(Act))
+        if table == NULL:
+            free(best)
+            raise MemoryError()
+        memset(table, 0xFF, capacity * sizeof(Act))
+    cdef int failed = 0
+    cdef Best own
+    with nogil:
+        f = 0
+        for i in range(m):
+            if has_acts and i + AHEAD < m:
+                row = scored[positions[i + AHEAD]]
+                if act_code[row] >= 0:
+                    key = (enterprise[row] // count) * acts + act_code[row]
+                    if dense:
+                        __builtin_prefetch(&best[key])
+                    else:
+                        __builtin_prefetch(&table[_mix(<uint64_t>key) & (capacity - 1)])
+            p = positions[i]
+            row = scored[p]
+            code = act_code[row] if has_acts else -1
+            if code < 0:  # the case's own act: its fines lead among themselves
+                own.seen, own.j = 0, 0
+                for j in range(n_slots):
+                    if not fired[rule_of[j], p]:
+                        continue
+                    amount = amounts[slots[j], p] * fen_per[slots[j]]
+                    if not own.seen or _beats(slots[j], p, amount, slots[own.j], p, own.amount, slot_rank, scored,
+                                              key_code, ascending, key_offsets, key_data):
+                        own.j, own.p, own.amount, own.seen = j, p, amount, 1
+                if own.seen:
+                    for j in range(n_slots):
+                        if fired[rule_of[j], p] and j != own.j:
+                            out[0, lost], out[1, lost], out[2, lost], out[3, lost] = slots[j], p, slots[own.j], p
+                            lost += 1
+                continue
+            g = -1
+            for j in range(n_slots):
+                if not fired[rule_of[j], p]:
+                    continue
+                if g < 0:
+                    key = (enterprise[row] // count) * acts + code
+                    if dense:
+                        g = key
+                    else:
+                        if 2 * (groups + 1) > capacity and _grow_acts(&table, &capacity):
+                            failed = 1
+                            break
+                        h = <uint64_t>key
+                        at = _mix(h) & (capacity - 1)
+                        while table[at].group >= 0 and table[at].key != h:
+                            at = (at + 1) & (capacity - 1)
+                        if table[at].group < 0:
+                            table[at].key = h
+                            table[at].group = groups
+                            groups += 1
+                        g = table[at].group
+                amount = amounts[slots[j], p] * fen_per[slots[j]]
+                group[f] = g
+                f += 1
+                if not best[g].seen or _beats(slots[j], p, amount, slots[best[g].j], best[g].p, best[g].amount,
+                                              slot_rank, scored, key_code, ascending, key_offsets, key_data):
+                    best[g].j, best[g].p, best[g].amount, best[g].seen = j, p, amount, 1
+            if failed:
+                break
+        if not failed:
+            f = 0
+            for i in range(m):
+                p = positions[i]
+                if not has_acts or act_code[scored[p]] < 0:
+                    continue
+                for j in range(n_slots):
+                    if not fired[rule_of[j], p]:
+                        continue
+                    if f + AHEAD < shared:
+                        __builtin_prefetch(&best[group[f + AHEAD]])
+                    g = group[f]
+                    f += 1
+                    if best[g].j == j and best[g].p == p:
+                        continue
+                    out[0, lost], out[1, lost], out[2, lost], out[3, lost] = slots[j], p, slots[best[g].j], best[g].p
+                    lost += 1
+    free(table)
+    free(best)
+    if failed:
+        raise MemoryError()
+    return tuple(out_array[r, :lost].copy() for r in range(4))
+
+
+# --- window_bounds ------------------------------------------------------------------------
+
+def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int64_t[::1] start_of,
+                  int64_t owners, int64_t span):
+    """Per case (``owner`` >= 0 below ``owners``, ``offset`` its day's number 0..span-2): the
+    order sorting the cases by (owner, day), stable, and per sorted case ``hi``, the first
+    sorted case of its owner and day, and ``lo``, the first sorted case of its owner on or
+    after ``start_of[offset]`` (its window's first day, clipped to 0..span-1). Each counting
+    pass carries the owner and day along with the case, so that the passes after it read
+    them in order rather than at the case's row."""
+    cdef Py_ssize_t n = owner.shape[0], i, k, low, high, mid, segment, at
+    if offset.shape[0] != n:
+        raise ValueError(f"expected {n} days, got {offset.shape[0]}")
+    if n >= 1 << 31 or owners >= 1 << 31 or span >= 1 << 31:
+        raise ValueError(f"{n} cases of {owners} enterprises over {span} days: too many for the sort")
+    sort_array = np.empty(n, np.int64)
+    hi_array = np.empty(n, np.int64)
+    lo_array = np.empty(n, np.int64)
+    # (case, owner, day) in day order, then in (owner, day) order
+    by_day_array = np.empty((3, n), np.int32)
+    by_owner_array = np.empty((2, n), np.int32)
+    day_count_array = np.zeros(span + 1, np.int64)
+    owner_count_array = np.zeros(owners + 1, np.int64)
+    cdef int64_t[::1] sort = sort_array, hi = hi_array, lo = lo_array
+    cdef int32_t[:, ::1] by_day = by_day_array, by_owner = by_owner_array
+    cdef int64_t[::1] day_count = day_count_array, owner_count = owner_count_array
+    cdef int64_t start, d
+    cdef int32_t here, day
+    for i in range(n):
+        if owner[i] < 0 or owner[i] >= owners or offset[i] < 0 or offset[i] >= span:
+            raise ValueError(f"case {i}: owner {owner[i]} or day {offset[i]} out of range")
+    with nogil:
+        # two stable counting passes: by day, then by owner
+        for i in range(n):
+            day_count[offset[i] + 1] += 1
+            owner_count[owner[i] + 1] += 1
+        for k in range(span):
+            day_count[k + 1] += day_count[k]
+        for k in range(owners):
+            owner_count[k + 1] += owner_count[k]
+        for i in range(n):
+            at = day_count[offset[i]]
+            day_count[offset[i]] += 1
+            by_day[0, at] = <int32_t>i
+            by_day[1, at] = <int32_t>owner[i]
+            by_day[2, at] = <int32_t>offset[i]
+        for k in range(n):
+            at = owner_count[by_day[1, k]]
+            owner_count[by_day[1, k]] += 1
+            sort[at] = by_day[0, k]
+            by_owner[0, at] = by_day[1, k]
+            by_owner[1, at] = by_day[2, k]
+        segment = 0
+        for k in range(n):
+            here = by_owner[0, k]
+            day = by_owner[1, k]
+            if k == 0 or here != by_owner[0, k - 1]:
+                segment = k
+                hi[k] = k
+            elif day != by_owner[1, k - 1]:
+                hi[k] = k
+            else:
+                hi[k] = hi[k - 1]
+            d = start_of[day]
+            start = 0 if d < 0 else (span - 1 if d > span - 1 else d)
+            if start <= day:  # (always: a window looks back) among the cases before it
+                low = segment
+                high = k
+                while low < high:
+                    mid = (low + high) >> 1
+                    if by_owner[1, mid] < start:
+                        low = mid + 1
+                    else:
+                        high = mid
+            else:
+                low = k + 1
+                while low < n and by_owner[0, low] == here and by_owner[1, low] < start:
+                    low += 1
+            lo[k] = low
+    return sort_array, hi_array, lo_array
