@@ -662,8 +662,11 @@ def replace_rows(db: Connection, table: str, columns: tuple[str, ...], key: tupl
     if not rows:
         return
     at = [columns.index(k) for k in key]
-    db.executemany(f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = ?" for k in key),
-                   [tuple(row[i] for i in at) for row in rows])
+    if len(key) == 1:  # one statement, not one a row: a DELETE each was ~30% of run 2 at 800 K entries
+        db.execute(f"DELETE FROM {table} WHERE {key[0]} = ANY(?)", ([row[at[0]] for row in rows],))
+    else:
+        db.executemany(f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = ?" for k in key),
+                       [tuple(row[i] for i in at) for row in rows])
     db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
