@@ -66,7 +66,10 @@ EXITS = ("expired", "lifted", "no_longer_justified", "decision")
 
 _SEP = string_scalar("\x1f")  # between the parts of a key: no uscc, rule id or tag holds it
 _LOW_32 = scalar(0xFFFFFFFF, pa.int64())
-ENTERED_CHUNK = 65_536  # entries per row of list_chunks
+# entries per row of list_chunks: written as its JSON (1.4 MB at 65,536 usccs) and SQLite's
+# or psycopg's copies of it, ~8 MiB at 65,536, which a run of 200 K entries (20 K entered)
+# never reached: the peak grew with the entries up to 2 M (bench/lists.py); 16,384 is 340 KB
+ENTERED_CHUNK = 16_384
 # of entries stored as arrays (a case: ~65 characters of JSON each, a plain uscc 21): a
 # chunk of 65,536 took ~25 MiB to write (its JSON and SQLite's copies); a divisor of ENTERED_CHUNK
 ENTERED_ARRAYS_CHUNK = 16_384
@@ -75,6 +78,10 @@ ENTERED_ARRAYS_CHUNK = 16_384
 # about the same time; bench/lists.py's stores)
 ENTRIES_PER_PARTITION = 32_768
 ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K of them took ~15 MiB)
+# entered entries read back at once, a batch of each partition (in_order holds up to two):
+# with batches of 256 (a partition's entries in all), 130 partitions' batches at 2 M entries
+# took ~10 MiB of read buffers, against ~2 at 200 K (20 K entered, 13 partitions)
+ENTERED_AT_ONCE = 8_192
 ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
@@ -147,8 +154,8 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             justified = _justified_of(parts.read("justified", partition, _JUSTIFIED), day)
             entered, rows = _compare(justified, before, final, run, counts)
             sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), rows)
-            # read back a batch of each partition at a time (in_order): together about a partition
-            parts.put("entered", partition, entered, max(256, ENTRIES_PER_PARTITION // parts.count))
+            # read back a batch or two of each partition at a time (in_order)
+            parts.put("entered", partition, entered, max(64, ENTERED_AT_ONCE // parts.count))
         # ids in one order across the partitions (_order_entered), a part of each at a time
         _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
     # this run judged the entries of every policy it was not told to leave alone
@@ -456,74 +463,74 @@ def _next_id(db: sqlite3.Connection) -> int:
 
 def _enter(db: sqlite3.Connection, run_id: int, day: str, ordered: Iterator[pa.Table], first_id: int) -> None:
     """The entered entries, in the order their ids are given, as chunks of ``list_chunks``
-    (cut as if written at once: at each group and every _chunk_size entries of one), and a
-    row of ``list_state`` for each that the run also ended."""
+    (cut at each group and every _chunk_size entries of one), and a row of ``list_state``
+    for each that the run also ended.
+
+    A chunk is gathered as its JSON text, a part of ``ordered`` at a time, not as the
+    entries' columns: 65,536 of them, held as the parts read back from the partitions (a
+    part's slice keeps its whole batch), took ~30 MiB at 2 M entries (bench/lists.py), a
+    chunk's text 1.4 MB; an ended entry's row is written as its part comes, with its id."""
     sql = store.dialect(db)
     next_id = first_id
-
-    def write(entered: pa.Table) -> None:
-        nonlocal next_id
-        ids = np.arange(next_id, next_id + entered.num_rows, dtype=np.int64)
-        _write_chunks(db, run_id, day, entered, ids)
-        ended = np.flatnonzero(bools(pc.is_valid(entered["exit"])))
-        # as Python rows a few thousand at a time: a chunk's worth (65,536 cases ended as they
-        # entered, when a first run finds them expired) took ~40 MiB as dicts at once
-        for start in range(0, ended.size, ENDED_ROWS_AT_ONCE):
-            at = ended[start:start + ENDED_ROWS_AT_ONCE]
-            part = entered.take(from_numbers(at))
-            sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), list(zip(
-                ids[at].tolist(), *(part[name].to_pylist() for name in _STATE_COLUMNS[1:11]),
-                *([run_id] * len(at),) * 3, strict=True)))
-        next_id += entered.num_rows
-
-    pending: list[pa.Table] = []  # of one group, since a cut: fewer than ENTERED_CHUNK entries
+    texts: list[str] = []  # the JSON of the chunk being gathered, without its brackets
     held = group = 0
+    chunk: tuple[int, int, int] = (0, 0, 0)  # its first id, rule id and text id
+
+    def flush() -> None:
+        nonlocal held
+        if held:
+            texts[0] = "[" + texts[0]  # (brackets added to the ends, not around a second copy of the whole)
+            texts[-1] += "]"
+            db.execute("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (chunk[0], held, run_id, chunk[1], chunk[2], day, ",".join(texts)))
+        texts.clear()
+        held = 0
+
     for table in ordered:
         groups = numbers(table["order"]) >> _SEQ_BITS
         bounds = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), table.num_rows]
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            if pending and groups[a] != group:  # a group ends: a cut
-                write(pa.concat_tables(pending))
-                pending, held = [], 0
-            pending.append(table.slice(a, b - a))
-            held, group = held + b - a, groups[a]
-            size = _chunk_size(plain=not group & 1)  # the low bit of a group: not plain (_order_entered)
-            if held >= size:  # copied once, when chunks are full (not at every part)
-                whole = pa.concat_tables(pending)
-                cut = held // size * size
-                write(whole.slice(0, cut))
-                pending, held = ([whole.slice(cut)] if cut < held else []), held - cut
-    if pending:
-        write(pa.concat_tables(pending))
+            if held and groups[a] != group:  # a group ends: a cut
+                flush()
+            group = int(groups[a])
+            plain = not group & 1  # the low bit of a group: not plain (_order_entered)
+            size = _chunk_size(plain=plain)
+            while a < b:
+                part = table.slice(a, min(b - a, size - held))
+                if not held:
+                    chunk = (next_id, part["rule_id"][0].as_py(), part["text_id"][0].as_py())
+                texts.append(_entries_json(part, plain)[1:-1])
+                _write_ended(sql, db, run_id, part, next_id)
+                held, next_id, a = held + part.num_rows, next_id + part.num_rows, a + part.num_rows
+                if held == size:
+                    flush()
+    flush()
 
 
 def _chunk_size(*, plain: bool) -> int:
     return ENTERED_CHUNK if plain else min(ENTERED_CHUNK, ENTERED_ARRAYS_CHUNK)
 
 
-def _write_chunks(db: sqlite3.Connection, run_id: int, day: str, entered: pa.Table, ids: np.ndarray) -> None:
-    """The entered entries as rows of ``list_chunks``: one per rule, text and kind of element
-    (plain usccs, or arrays), at most ENTERED_CHUNK entries each (ENTERED_ARRAYS_CHUNK of arrays)."""
-    if not entered.num_rows:
-        return
-    rule_ids, text_ids = numbers(entered["rule_id"]), numbers(entered["text_id"])
-    plain = bools(entered["plain"])
-    cuts = np.flatnonzero((np.diff(rule_ids) != 0) | (np.diff(text_ids) != 0) | (np.diff(plain.astype(np.int8)) != 0)) + 1
-    bounds = [0, *cuts.tolist(), entered.num_rows]
-    out = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        size = _chunk_size(plain=bool(plain[a]))
-        for start in range(a, b, size):
-            part = entered.slice(start, min(b, start + size) - start)
-            if plain[start]:
-                rows = _json_rows([one_array(part["uscc"])])
-            else:
-                rows = _json_rows([one_array(part[name]) if name in ("uscc", "tag", "started")
-                                   else fill_null(one_array(part[name]), "")
-                                   for name in ("uscc", "tag", "case_id", "started", "planned_end")])
-            out.append((int(ids[start]), part.num_rows, run_id, int(rule_ids[start]), int(text_ids[start]), day, rows))
-    db.executemany("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)", out)
+def _entries_json(part: pa.Table, plain: bool) -> str:
+    """Entries of one rule and text as a chunk's JSON: usccs, or [uscc, tag, case_id, started, planned_end]."""
+    if plain:
+        return _json_rows([one_array(part["uscc"])])
+    return _json_rows([one_array(part[name]) if name in ("uscc", "tag", "started") else fill_null(one_array(part[name]), "")
+                       for name in ("uscc", "tag", "case_id", "started", "planned_end")])
+
+
+def _write_ended(sql, db: sqlite3.Connection, run_id: int, part: pa.Table, first_id: int) -> None:
+    """The rows of ``list_state`` of the entries of ``part`` (ids from ``first_id``) that the
+    run ended as it entered them, as Python rows a few thousand at a time: a chunk's worth
+    (65,536 cases ended as they entered, when a first run finds them expired) took ~40 MiB as
+    dicts at once."""
+    ended = np.flatnonzero(bools(pc.is_valid(part["exit"])))
+    for start in range(0, ended.size, ENDED_ROWS_AT_ONCE):
+        at = ended[start:start + ENDED_ROWS_AT_ONCE]
+        rows = part.take(from_numbers(at))
+        sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), list(zip(
+            (at + first_id).tolist(), *(rows[name].to_pylist() for name in _STATE_COLUMNS[1:11]),
+            *([run_id] * len(at),) * 3, strict=True)))
 
 
 def _differs(a, b) -> np.ndarray:

@@ -4,10 +4,12 @@ same entries, ids, rows and chunks as when every entry is compared at once."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from ecorules.engine import _lists
 from ecorules.engine._lists import lists_as_of
 from ecorules.engine._nightly import run_nightly
@@ -138,3 +140,40 @@ def test_merge_of_entries_of_one_key_is_the_group_by_it_replaces():
                                                  r["text_order"], r["seq"]) for r in merged.to_pylist()}
     assert merged.num_rows == len(got) == len(expected) and got == expected
     assert any(v[3] is None for v in got.values()) and any(v[0] is None for v in got.values())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_chunk_read_in_pieces_is_its_text_whatever_the_cuts(kind, tmp_path, request):
+    """text_pieces of both stores: pieces of a few bytes cut through the three bytes of a
+    Chinese character and yet join into the stored text, of a sanction chunk (by the row
+    sanction_chunk_rows names) and of list_chunks (by first_id); an empty text is no
+    piece; a row that is not there is an error, not an empty text."""
+    from ecorules.engine import store
+
+    db = request.getfixturevalue("postgres_db") + "&schema=pieces" if kind == "postgresql" else tmp_path / "pieces.sqlite"
+    texts = ['["91410100816877083Q","91410105MAR9NRG48U"]', json.dumps([["91410100816877083Q", "案件 甲-1", "2013-01-15", None]] * 7,
+                                                                       ensure_ascii=False), ""]
+    connection = store.connect(db)
+    sql = store.dialect(connection)
+    try:
+        run_id = store.start_run(connection, as_of=dt.date(2013, 6, 30), source="test", policy_fingerprint="test",
+                                 policies=[], version="test")
+        connection.execute("BEGIN IMMEDIATE")  # (a PostgreSQL cursor's lifetime, and a ctid's)
+        for text in texts:
+            connection.execute(store.INSERT_SANCTIONS, (run_id, 0, text))
+        rows = sql.sanction_chunk_rows(connection, run_id)
+        assert len(rows) == len(texts)
+        connection.execute("INSERT INTO list_rules (id, list, policy, rule) VALUES (1, 'blacklist', 'p', 'r')")
+        connection.execute("INSERT INTO list_texts (id, version, reason, citation) VALUES (1, '1', '理由', '')")
+        connection.execute("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
+                           "VALUES (11, 7, ?, 1, 1, '2013-06-30', ?)", (run_id, texts[1]))
+        for size in (1, 2, 5, 64, 1 << 20):
+            for (_, row), text in zip(rows, texts, strict=True):
+                pieces = list(sql.text_pieces(connection, "sanction_chunks", "usccs", row, size))
+                assert "".join(pieces) == text and len(pieces) > len(text.encode()) // size  # (a piece per cut, at least)
+            assert "".join(sql.text_pieces(connection, "list_chunks", "rows", 11, size)) == texts[1]
+        with pytest.raises((store.StoreError, sqlite3.Error)):
+            list(sql.text_pieces(connection, "list_chunks", "rows", 12, 64))
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
