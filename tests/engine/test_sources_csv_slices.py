@@ -1,7 +1,8 @@
 """A UTF-8 CSV file parsed in slices on every core gives exactly what the serial reader gives:
 the same rows with the same line numbers, the same rejects in the same batches' order, the
-same rows in; a malformed line that does not decode is read decoded in its slice alone, and the
-slices go on after it; where slices cannot be exact (a quoted value open across a cut, a line
+same rows in; a malformed line that does not decode is parsed with its slice, its text decoded
+leniently (or, where pyarrow's strict decoding stays, its slice is read again decoded, alone),
+and the slices go on after it; where slices cannot be exact (a quoted value open across a cut, a line
 longer than a slice) the serial reader takes over."""
 
 from __future__ import annotations
@@ -99,18 +100,8 @@ def test_slices_give_what_the_serial_reader_gives(tmp_path, monkeypatch, caplog,
     assert len(sliced["lines"]) > 200
 
 
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
-def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog, seed, slice_bytes):
-    """Malformed lines that do not decode in many slices (in some, beside rows with undecodable
-    cells, whose bytes that slice's decoding must give back): each such slice is read decoded,
-    and the file gives what the serial reader, which decodes all of it, gives."""
-    rng = np.random.default_rng(100 + seed)
-    kinds = [*KINDS, "bad utf-8 short", "bad utf-8 long"]
-    drawn = [kinds[k] for k in rng.integers(0, len(kinds), 400)]
-    path = tmp_path / "r.csv"
-    write(path, [lines_of(kind, i) for i, kind in enumerate(drawn)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
-          end=seed != 4)
+def _slices_read_decoded(monkeypatch) -> list[bool]:
+    """Whether each parse of a slice was of the slice read again decoded (appended as parsed)."""
     decoded = []
     parse = _csv_slices._read
 
@@ -119,11 +110,94 @@ def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog,
         return parse(data, options)
 
     monkeypatch.setattr(_csv_slices, "_read", counted)
+    return decoded
+
+
+def _strict_pyarrow(monkeypatch) -> None:
+    """pyarrow as it is: the text of an invalid row decoded strictly (a pyarrow where the
+    lenient hook does not take)."""
+    monkeypatch.setattr(_csv_slices.pacsv_module, "frombytes", _csv_slices._STRICT_FROMBYTES)
+
+
+@pytest.mark.parametrize("lenient", [True, False], ids=["lenient", "strict"])
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
+def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog, seed, slice_bytes, lenient):
+    """Malformed lines that do not decode in many slices (in some, beside rows with undecodable
+    cells, whose bytes must come out as they are): the file gives what the serial reader, which
+    decodes all of it, gives. Each slice is parsed once, its lines' text decoded leniently;
+    where pyarrow's strict decoding stays, each such slice is read again decoded."""
+    rng = np.random.default_rng(100 + seed)
+    kinds = [*KINDS, "bad utf-8 short", "bad utf-8 long"]
+    drawn = [kinds[k] for k in rng.integers(0, len(kinds), 400)]
+    path = tmp_path / "r.csv"
+    write(path, [lines_of(kind, i) for i, kind in enumerate(drawn)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
+          end=seed != 4)
+    if not lenient:
+        _strict_pyarrow(monkeypatch)
+    decoded = _slices_read_decoded(monkeypatch)
     sliced, serially = sliced_and_serial(path, monkeypatch, caplog, slice_bytes)
-    assert not serially and sum(decoded) >= 2  # several slices read decoded, none serially
+    assert not serially  # none read serially
+    assert (not any(decoded)) if lenient else sum(decoded) >= 2
     undecodable = [r for r in sliced["rejects"] if r[1] is not None and r[3].startswith("undecodable bytes")]
     assert undecodable and all("\\x" in r[2] for r in undecodable)
     assert any("\\xe4\\xb8" in r[2] for r in sliced["rejects"] if r[1] is None)  # a malformed line's bytes
+
+
+@pytest.mark.parametrize("lenient", [True, False], ids=["lenient", "strict"])
+def test_undecodable_lines_first_and_last_in_slices(tmp_path, monkeypatch, caplog, lenient):
+    """Lines of one length, so that slices of 5 lines' bytes hold exactly 5: malformed lines
+    that do not decode, and rows with undecodable cells, first and last in slices, several in
+    one slice, and the file's last line."""
+    lines = [lines_of("good", i).encode() for i in range(60)]
+    width = max(map(len, lines)) + 8
+    damaged = {0: b"\xff", 4: b"\xe9\x87", 5: b"\xff\xfe", 9: b"\x80", 10: b"\xe4", 11: b"\xc0", 59: b"\xf8"}
+    cells = {14: b"\xff", 15: b"\xfe", 19: b"\x81"}  # a cell that does not decode: rejected by its column
+    body = []
+    for i, line in enumerate(lines):
+        fields = line.split(b",")
+        if i in damaged:  # a field too many, holding the bytes
+            fields.append(damaged[i])
+        if i in cells:
+            fields[2] += cells[i]
+        line = b",".join(fields)
+        fields = line.split(b",")
+        fields[1] += b" " * (width - len(line))  # every line `width` bytes (the name padded)
+        body.append(b",".join(fields) + b"\n")
+    path = tmp_path / "r.csv"
+    path.write_bytes(",".join(HEADER).encode() + b"\n" + b"".join(body))
+    if not lenient:
+        _strict_pyarrow(monkeypatch)
+    decoded = _slices_read_decoded(monkeypatch)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 5 * (width + 1))
+    assert not serially and len(decoded) >= 12 and any(decoded) != lenient
+    malformed = {r[0]: r[2] for r in sliced["rejects"] if r[1] is None}
+    assert sorted(malformed) == [i + 2 for i in damaged]
+    for i, raw in damaged.items():
+        assert malformed[i + 2].endswith("," + "".join(f"\\x{b:02x}" for b in raw))
+    assert sorted(r[0] for r in sliced["rejects"] if r[1] is not None) == [i + 2 for i in cells]
+    assert sliced["rows_in"] == 60
+
+
+@pytest.mark.parametrize("lenient", [True, False], ids=["lenient", "strict"])
+def test_undecodable_bytes_in_a_quoted_value_over_lines(tmp_path, monkeypatch, caplog, lenient):
+    """A quoted value holding a line end, with bytes that do not decode, in a row with a field
+    too many (one malformed row over two lines) and in a good row (its cell rejected)."""
+    lines = [lines_of("good", i) for i in range(80)]
+    lines[20] = ",".join([*row(20, c2='"金水\n\udcff某区"'), "extra"])
+    lines[50] = ",".join(row(50, c2='"金水\udcfe\n某区"'))
+    lines[51] = ",".join([*row(51), "\udcff"])  # and a plain one just after
+    path = tmp_path / "r.csv"
+    write(path, lines)
+    if not lenient:
+        _strict_pyarrow(monkeypatch)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
+    assert not serially
+    by_line = {r[0]: r for r in sliced["rejects"]}
+    assert set(by_line) == {22, 52, 53}  # rows are numbered as records, as the serial reader does
+    assert by_line[22][1] is None and "\\xff" in by_line[22][2] and "10 fields" in by_line[22][3]
+    assert by_line[52][1] == HEADER[2] and by_line[52][2] == "金水\\xfe\n某区"
+    assert by_line[53][1] is None and by_line[53][2].endswith(",\\xff")
 
 
 def test_slices_with_a_tab_separator(tmp_path, monkeypatch, caplog):
