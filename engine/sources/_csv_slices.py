@@ -15,22 +15,19 @@ of rows; absorbed by an open quote, it is not. Anything the slices cannot do exa
 quote at a cut, a line longer than a slice, another parse error) raises :class:`SlicesFailed`,
 and the caller reads the file serially.
 
-A malformed line that does not decode would stop pyarrow: it decodes the line strictly
-(``pyarrow._csv.frombytes``) for the invalid-row handler, and fails the read if it cannot.
-While a slice is parsed, that decoding is lenient instead (:func:`_lenient_frombytes`): each
-undecodable byte becomes its private-use character, the text the serial reader gives for the
-line (it reads such a file decoded, engine/_sources.py), and the slice is parsed once,
-passed through like any other. Where that hook does not take (another pyarrow), the slice is
-read again decoded, alone: its malformed lines carry their text as the serial reader's do,
-and in its rows each such character is turned back into its byte, so that they are checked
-like the passed-through rows of every other slice. A registry with 1% bad rows has such lines
-all through it; decoding every slice in Python (~6 ms a 4 MiB slice, holding the GIL) cost a
-fifth of such a run's CPU.
+A malformed line that does not decode stops pyarrow: it decodes the line strictly for the
+invalid-row handler, and fails the read. The serial reader reads such a file decoded, each
+undecodable byte as a private-use character (engine/_sources.py); here a slice that holds such a
+byte is written so (engine/sources/_utf8.pyx, in C without the GIL: decoding the slice in Python
+took ~7 ms a 4 MiB slice under the GIL, a fifth of the CPU of a run over a registry with such
+lines all through it) and parsed once: its malformed lines carry their text as the serial
+reader's do, and in its rows each such character is turned back into its byte, so that they are
+checked like the passed-through rows of every other slice. pyarrow's own decoding is left as it
+is (replacing its module's function would change every CSV read of a host's process).
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import concurrent.futures
 import os
@@ -41,12 +38,11 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pyarrow as pa
-import pyarrow._csv as pacsv_module
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from ecorules.rules._arrow import from_bools, string_buffers
 
-from ._encoding import UNDECODABLE
+from ._utf8 import private_use_bytes
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -66,31 +62,6 @@ class ParsedSlice:
     rows_counted: int
 
 
-_LENIENT = threading.local()  # .on: this thread parses a slice (see _lenient_frombytes)
-
-
-def _lenient_frombytes(text, *, safe: bool = False) -> str:
-    """pyarrow's ``frombytes`` (its CSV module's text of an invalid row), which in a thread
-    parsing a slice gives an undecodable byte as its private-use character rather than fail
-    the whole read. Elsewhere, and for valid UTF-8, exactly pyarrow's."""
-    try:
-        return _STRICT_FROMBYTES(text, safe=safe)
-    except UnicodeDecodeError:
-        if not getattr(_LENIENT, "on", False):
-            raise
-        return bytes(text).decode("utf-8", UNDECODABLE)
-
-
-# pyarrow's CSV module looks its frombytes up among its globals at each call. In a pyarrow
-# where it does not (nothing to replace, or the replacement not called), a slice with such a
-# line is read again decoded (_decoded), as before: slower, the same rows and rejects.
-_STRICT_FROMBYTES = getattr(pacsv_module, "frombytes", None)
-_STRICT_FROMBYTES = getattr(_STRICT_FROMBYTES, "strict", _STRICT_FROMBYTES)
-if _STRICT_FROMBYTES is not None:
-    _lenient_frombytes.strict = _STRICT_FROMBYTES  # a second import of this module wraps pyarrow's, not this
-    pacsv_module.frombytes = _lenient_frombytes
-
-
 def _read(data, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]]:
     malformed: list[tuple[int, str, int]] = []
 
@@ -100,12 +71,8 @@ def _read(data, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]
 
     on_invalid.undecodable_is_handled = True  # see engine/_sources.py _quiet_undecodable_rows
     read, parse, convert = options(on_invalid, len(data) + 1)  # one block: parsed as a whole
-    _LENIENT.on = True  # use_threads=False: pyarrow calls on_invalid in this thread
-    try:
-        table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
-                               parse_options=parse, convert_options=convert)
-    finally:
-        _LENIENT.on = False
+    table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=read,
+                           parse_options=parse, convert_options=convert)
     return table, malformed
 
 
@@ -141,42 +108,10 @@ def _bytes_restored(table: pa.Table) -> pa.Table:
     return table
 
 
-_SPANS = threading.local()  # where _undecodable_span records, per thread
-_RECORD_SPANS = "ecorules_record_undecodable"
-
-
-def _undecodable_span(error: UnicodeDecodeError) -> tuple[str, int]:
-    _SPANS.found.append((error.start, error.end))
-    return "", error.end
-
-
-codecs.register_error(_RECORD_SPANS, _undecodable_span)
-
-
-def _private_use_bytes(data: memoryview) -> bytes | None:
-    """``data`` as UTF-8 with each undecodable byte written as its private-use character (what
-    decoding it as the serial reader does and encoding it again gives, without encoding the
-    whole slice again: the bytes that decode are copied as they are); None if all decode."""
-    _SPANS.found = []
-    try:
-        codecs.utf_8_decode(data, _RECORD_SPANS, True)
-        spans = _SPANS.found
-    finally:
-        del _SPANS.found
-    if not spans:
-        return None
-    pieces, at = [], 0
-    for start, end in spans:
-        pieces += [data[at:start], "".join(chr(0xF700 + byte) for byte in data[start:end]).encode("utf-8")]
-        at = end
-    pieces.append(data[at:])
-    return b"".join(pieces)
-
-
 def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
     """The slice read decoded (each undecodable byte as its private-use character, as the serial
     reader reads the whole file), its rows' bytes restored; None if every byte decodes."""
-    text = _private_use_bytes(data)
+    text = private_use_bytes(data)
     if text is None:
         return None
     try:
@@ -187,10 +122,9 @@ def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[
 
 
 def _parse(data: memoryview, sentinel: str | None, options: Callable, seen: threading.Event) -> ParsedSlice:
-    """One slice. ``seen``: a slice of the file had a malformed line that did not decode (only
-    where pyarrow decodes its text strictly, see _lenient_frombytes); once one had, a slice
-    with an undecodable byte is read decoded at once rather than after pyarrow has parsed it
-    up to such a line (a 1% bad registry has one in every slice)."""
+    """One slice. ``seen``: a slice of the file had a malformed line that did not decode; once
+    one had, a slice with an undecodable byte is read decoded at once rather than after
+    pyarrow has parsed it up to such a line (a 1% bad registry has one in every slice)."""
     read = _decoded(data, options) if seen.is_set() else None
     if read is None:
         try:
