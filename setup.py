@@ -43,6 +43,9 @@ def extensions():
             Extension("ecorules.fastcalc._cases", [os.path.join("fastcalc", "_cases.pyx")],
                       include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                       extra_compile_args=["-O3"]),
+            # a CSV slice's undecodable bytes as private-use characters (engine/sources/_utf8.pyx)
+            Extension("ecorules.engine.sources._utf8", [os.path.join("engine", "sources", "_utf8.pyx")],
+                      extra_compile_args=["-O3"]),
             Extension(
                 "ecorules.fastcalc._kernel",
                 [kernel],

@@ -222,6 +222,8 @@ def spread(values: list[float]) -> str:
 
 def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args) -> None:
     """`ecorules run` on the clean copy, then on the bad one (the run's own seconds)."""
+    # the machine's load beside the ratios: on a shared machine the wall-time ratio moves with it
+    measured.setdefault("load (1 min) before the twins", []).append(os.getloadavg()[0])
     for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
         done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads)
         measured.setdefault(f"ecorules run, {label}", []).append(done["run"])
@@ -240,6 +242,9 @@ def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) 
     per_cpu = [c / b for c, b in zip(times[fmt]["ecorules CPU-s, clean copy"], times[fmt]["ecorules CPU-s, bad copy"],
                                      strict=True)]
     print(f"  records per CPU-second, bad / clean: {spread(per_cpu)}  (whole process, start-up included)")
+    loads = times[fmt]["load (1 min) before the twins"]
+    print(f"  load average (1 min) when each pair started: {', '.join(f'{load:.1f}' for load in loads)} "
+          f"on {os.cpu_count()} CPUs")
     report.setdefault("bad_share_ratio", {})[fmt] = ratio
     report.setdefault("bad_share_ratio_per_cpu", {})[fmt] = per_cpu
 

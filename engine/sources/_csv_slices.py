@@ -15,18 +15,19 @@ of rows; absorbed by an open quote, it is not. Anything the slices cannot do exa
 quote at a cut, a line longer than a slice, another parse error) raises :class:`SlicesFailed`,
 and the caller reads the file serially.
 
-A malformed line that does not decode stops pyarrow (it decodes the line strictly for the
-invalid-row handler). The serial reader then reads the whole file again decoded, each
-undecodable byte as a private-use character (engine/_sources.py); here only that slice is: its
-malformed lines carry their text as the serial reader's do, and in its rows each such character
-is turned back into its byte, so that they are checked like the passed-through rows of every
-other slice. A real registry with 1% bad rows has such lines all through it, and the file was
-read serially (one core) from the first one on.
+A malformed line that does not decode stops pyarrow: it decodes the line strictly for the
+invalid-row handler, and fails the read. The serial reader reads such a file decoded, each
+undecodable byte as a private-use character (engine/_sources.py); here a slice that holds such a
+byte is written so (engine/sources/_utf8.pyx, in C without the GIL: decoding the slice in Python
+took ~7 ms a 4 MiB slice under the GIL, a fifth of the CPU of a run over a registry with such
+lines all through it) and parsed once: its malformed lines carry their text as the serial
+reader's do, and in its rows each such character is turned back into its byte, so that they are
+checked like the passed-through rows of every other slice. pyarrow's own decoding is left as it
+is (replacing its module's function would change every CSV read of a host's process).
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import concurrent.futures
 import os
@@ -40,6 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from ecorules.rules._arrow import from_bools, string_buffers
+
+from ._utf8 import private_use_bytes
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -105,42 +108,10 @@ def _bytes_restored(table: pa.Table) -> pa.Table:
     return table
 
 
-_SPANS = threading.local()  # where _undecodable_span records, per thread
-_RECORD_SPANS = "ecorules_record_undecodable"
-
-
-def _undecodable_span(error: UnicodeDecodeError) -> tuple[str, int]:
-    _SPANS.found.append((error.start, error.end))
-    return "", error.end
-
-
-codecs.register_error(_RECORD_SPANS, _undecodable_span)
-
-
-def _private_use_bytes(data: memoryview) -> bytes | None:
-    """``data`` as UTF-8 with each undecodable byte written as its private-use character (what
-    decoding it as the serial reader does and encoding it again gives, without encoding the
-    whole slice again: the bytes that decode are copied as they are); None if all decode."""
-    _SPANS.found = []
-    try:
-        codecs.utf_8_decode(data, _RECORD_SPANS, True)
-        spans = _SPANS.found
-    finally:
-        del _SPANS.found
-    if not spans:
-        return None
-    pieces, at = [], 0
-    for start, end in spans:
-        pieces += [data[at:start], "".join(chr(0xF700 + byte) for byte in data[start:end]).encode("utf-8")]
-        at = end
-    pieces.append(data[at:])
-    return b"".join(pieces)
-
-
 def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
     """The slice read decoded (each undecodable byte as its private-use character, as the serial
     reader reads the whole file), its rows' bytes restored; None if every byte decodes."""
-    text = _private_use_bytes(data)
+    text = private_use_bytes(data)
     if text is None:
         return None
     try:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from ecorules.engine import _sources
 from ecorules.engine._sources import (
     ColumnResolver,
     MissingColumnError,
@@ -383,3 +384,37 @@ def test_parquet_enum_columns_read_as_dictionaries_and_still_checked_for_utf8(tm
         (2, "district", "undecodable bytes: not valid utf-8", "\\xff\\xfe\\xe9\\x87")
     ]
     assert read["district"].to_pylist() == [t.decode() for i, t in enumerate(texts) if i != 1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_undecodable_cells_found_from_the_bytes_at_once_as_one_by_one(seed):
+    """A column's values checked at once (their bytes together) find the same undecodable
+    cells as a decode of each value: characters cut between two values, bytes that never
+    begin a character, sliced arrays; a column of valid values is told valid at once."""
+    rng = np.random.default_rng(seed)
+    pieces = [b"91410100", "金水区".encode(), "郑".encode()[:1], "郑".encode()[1:], b"\xff", b"", b"\xe9\x87",
+              "\U0001f600".encode(), b"\x80", "是".encode()]
+    weights = np.array([8, 8, 1, 1, 1, 2, 1, 2, 1, 4], float)
+    if seed % 3 == 0:
+        weights[[2, 3, 4, 6, 8]] = 0  # valid values only
+    values = [b"".join(pieces[k] for k in rng.choice(len(pieces), rng.integers(0, 4), p=weights / weights.sum()))
+              for _ in range(400)]
+    column = pa.array(values, pa.large_binary() if seed % 2 else pa.binary()).view(
+        pa.large_string() if seed % 2 else pa.string())
+    column = column.slice(seed, 400 - 2 * seed)
+
+    def undecodable(value: bytes) -> bool:
+        try:
+            value.decode("utf-8")
+            return False
+        except UnicodeDecodeError:
+            return True
+
+    want = [i for i, value in enumerate(values[seed: 400 - seed]) if undecodable(value)]
+    assert _sources._undecodable_rows(pa.chunked_array([column]), True).tolist() == want
+    assert _sources._all_valid_utf8(column) == (not want)
+    if seed % 3 == 0:
+        assert not want  # the at-once check was what told it
+    # all the bytes together are valid UTF-8, but two values each hold a part of 郑
+    cut = pa.array([b"\xe9\x83", b"\x91\xe5\xb7\x9e", "金水区".encode()], pa.binary()).view(pa.string())
+    assert _sources._undecodable_rows(pa.chunked_array([cut]), True).tolist() == [0, 1]

@@ -16,6 +16,7 @@ import pytest
 from ecorules.engine import _sources
 from ecorules.engine._sources import Registry
 from ecorules.engine.sources import _csv_slices
+from ecorules.engine.sources._utf8 import private_use_bytes
 from test_sources import GOOD, HEADER, resolver
 
 SERIAL = 1 << 40  # a slice size no file reaches: the file is read serially
@@ -99,18 +100,8 @@ def test_slices_give_what_the_serial_reader_gives(tmp_path, monkeypatch, caplog,
     assert len(sliced["lines"]) > 200
 
 
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
-def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog, seed, slice_bytes):
-    """Malformed lines that do not decode in many slices (in some, beside rows with undecodable
-    cells, whose bytes that slice's decoding must give back): each such slice is read decoded,
-    and the file gives what the serial reader, which decodes all of it, gives."""
-    rng = np.random.default_rng(100 + seed)
-    kinds = [*KINDS, "bad utf-8 short", "bad utf-8 long"]
-    drawn = [kinds[k] for k in rng.integers(0, len(kinds), 400)]
-    path = tmp_path / "r.csv"
-    write(path, [lines_of(kind, i) for i, kind in enumerate(drawn)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
-          end=seed != 4)
+def _slices_read_decoded(monkeypatch) -> list[bool]:
+    """Whether each parse of a slice was of the slice read again decoded (appended as parsed)."""
     decoded = []
     parse = _csv_slices._read
 
@@ -119,11 +110,78 @@ def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog,
         return parse(data, options)
 
     monkeypatch.setattr(_csv_slices, "_read", counted)
+    return decoded
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("slice_bytes", [300, 1000, 4096])
+def test_slices_resume_after_a_slice_read_decoded(tmp_path, monkeypatch, caplog, seed, slice_bytes):
+    """Malformed lines that do not decode in many slices (in some, beside rows with undecodable
+    cells, whose bytes must come out as they are): the file gives what the serial reader, which
+    decodes all of it, gives."""
+    rng = np.random.default_rng(100 + seed)
+    kinds = [*KINDS, "bad utf-8 short", "bad utf-8 long"]
+    drawn = [kinds[k] for k in rng.integers(0, len(kinds), 400)]
+    path = tmp_path / "r.csv"
+    write(path, [lines_of(kind, i) for i, kind in enumerate(drawn)], crlf=seed % 2 == 1, bom=seed % 3 == 0,
+          end=seed != 4)
+    decoded = _slices_read_decoded(monkeypatch)
     sliced, serially = sliced_and_serial(path, monkeypatch, caplog, slice_bytes)
-    assert not serially and sum(decoded) >= 2  # several slices read decoded, none serially
+    assert not serially  # none read serially
+    assert sum(decoded) >= 2  # several slices read decoded, each once
     undecodable = [r for r in sliced["rejects"] if r[1] is not None and r[3].startswith("undecodable bytes")]
     assert undecodable and all("\\x" in r[2] for r in undecodable)
     assert any("\\xe4\\xb8" in r[2] for r in sliced["rejects"] if r[1] is None)  # a malformed line's bytes
+
+
+def test_undecodable_lines_first_and_last_in_slices(tmp_path, monkeypatch, caplog):
+    """Lines of one length, so that slices of 5 lines' bytes hold exactly 5: malformed lines
+    that do not decode, and rows with undecodable cells, first and last in slices, several in
+    one slice, and the file's last line."""
+    lines = [lines_of("good", i).encode() for i in range(60)]
+    width = max(map(len, lines)) + 8
+    damaged = {0: b"\xff", 4: b"\xe9\x87", 5: b"\xff\xfe", 9: b"\x80", 10: b"\xe4", 11: b"\xc0", 59: b"\xf8"}
+    cells = {14: b"\xff", 15: b"\xfe", 19: b"\x81"}  # a cell that does not decode: rejected by its column
+    body = []
+    for i, line in enumerate(lines):
+        fields = line.split(b",")
+        if i in damaged:  # a field too many, holding the bytes
+            fields.append(damaged[i])
+        if i in cells:
+            fields[2] += cells[i]
+        line = b",".join(fields)
+        fields = line.split(b",")
+        fields[1] += b" " * (width - len(line))  # every line `width` bytes (the name padded)
+        body.append(b",".join(fields) + b"\n")
+    path = tmp_path / "r.csv"
+    path.write_bytes(",".join(HEADER).encode() + b"\n" + b"".join(body))
+    decoded = _slices_read_decoded(monkeypatch)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 5 * (width + 1))
+    assert not serially and len(decoded) >= 12 and any(decoded)
+    malformed = {r[0]: r[2] for r in sliced["rejects"] if r[1] is None}
+    assert sorted(malformed) == [i + 2 for i in damaged]
+    for i, raw in damaged.items():
+        assert malformed[i + 2].endswith("," + "".join(f"\\x{b:02x}" for b in raw))
+    assert sorted(r[0] for r in sliced["rejects"] if r[1] is not None) == [i + 2 for i in cells]
+    assert sliced["rows_in"] == 60
+
+
+def test_undecodable_bytes_in_a_quoted_value_over_lines(tmp_path, monkeypatch, caplog):
+    """A quoted value holding a line end, with bytes that do not decode, in a row with a field
+    too many (one malformed row over two lines) and in a good row (its cell rejected)."""
+    lines = [lines_of("good", i) for i in range(80)]
+    lines[20] = ",".join([*row(20, c2='"金水\n\udcff某区"'), "extra"])
+    lines[50] = ",".join(row(50, c2='"金水\udcfe\n某区"'))
+    lines[51] = ",".join([*row(51), "\udcff"])  # and a plain one just after
+    path = tmp_path / "r.csv"
+    write(path, lines)
+    sliced, serially = sliced_and_serial(path, monkeypatch, caplog, 1000)
+    assert not serially
+    by_line = {r[0]: r for r in sliced["rejects"]}
+    assert set(by_line) == {22, 52, 53}  # rows are numbered as records, as the serial reader does
+    assert by_line[22][1] is None and "\\xff" in by_line[22][2] and "10 fields" in by_line[22][3]
+    assert by_line[52][1] == HEADER[2] and by_line[52][2] == "金水\\xfe\n某区"
+    assert by_line[53][1] is None and by_line[53][2].endswith(",\\xff")
 
 
 def test_slices_with_a_tab_separator(tmp_path, monkeypatch, caplog):
@@ -204,10 +262,17 @@ def test_a_file_with_carriage_returns_only_is_read_serially(tmp_path, monkeypatc
 @pytest.mark.parametrize("seed", range(10))
 def test_undecodable_bytes_become_what_the_serial_readers_decoder_gives(seed):
     """The slice's bytes, its undecodable ones as private-use characters, equal decoding the
-    slice as the serial reader does (engine/_sources.py's codec) and encoding it again."""
+    slice as the serial reader does (engine/_sources.py's codec) and encoding it again: text
+    with broken characters, then bytes drawn at random, whose every byte value and the
+    sequences Python's decoder refuses (overlong, surrogates, past U+10FFFF, cut short at the
+    end) the C scan must judge alike."""
     rng = np.random.default_rng(seed)
-    pieces = [b"abc,", "金水区".encode(), b"\xff", "郑".encode()[:2], b"\n", "\U0001f600".encode()[:3], b"\x80\x80"]
-    data = b"".join(pieces[k] for k in rng.integers(0, len(pieces), 40))
-    want = codecs.decode(data, "utf-8", _sources._UNDECODABLE).encode("utf-8")
-    got = _csv_slices._private_use_bytes(memoryview(data))
-    assert got == (None if want == data else want)
+    pieces = [b"abc,", "金水区".encode(), b"\xff", "郑".encode()[:2], b"\n", "\U0001f600".encode()[:3], b"\x80\x80",
+              b"\xe0\x80\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\xf5\x80", b"12345678"]
+    samples = [b"".join(pieces[k] for k in rng.integers(0, len(pieces), 40)),
+               rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(),
+               rng.integers(0x80, 0xF6, 400, dtype=np.uint8).tobytes(), b"", "金".encode()[:1]]
+    for data in samples:
+        want = codecs.decode(data, "utf-8", _sources._UNDECODABLE).encode("utf-8")
+        got = private_use_bytes(memoryview(data))
+        assert got == (None if want == data else want)

@@ -1,0 +1,131 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""A slice of a CSV file as UTF-8 with each undecodable byte written as its private-use
+character U+F700 + byte (engine/sources/_encoding.py UNDECODABLE), in C and without the GIL.
+
+This is what decoding the slice with that error handler and encoding it again gives, byte for
+byte: a byte is undecodable when no well-formed UTF-8 sequence (Unicode Table 3-7, the one
+Python's decoder accepts) starts at it and it is not inside one; Python's error ranges (the
+maximal subparts) cover exactly those bytes, each mapped on its own. Decoding a 4 MiB slice in
+Python built a str of it under the GIL (~7 ms), once per slice of a registry whose malformed
+lines do not decode; here the valid runs are copied as they are, in parallel with the other
+slices' parsing.
+"""
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+
+
+cdef inline Py_ssize_t _sequence(const uint8_t* text, Py_ssize_t at, Py_ssize_t size) noexcept nogil:
+    """The length of the well-formed sequence starting at ``text[at]``; 0 if none does."""
+    cdef uint8_t lead = text[at], second
+    if lead < 0x80:
+        return 1
+    # the common case first: a CJK character, E1-EC or EE-EF and two continuation bytes
+    if 0xE1 <= lead <= 0xEF and lead != 0xED and at + 2 < size:
+        return 3 if (text[at + 1] & 0xC0) == 0x80 and (text[at + 2] & 0xC0) == 0x80 else 0
+    if lead < 0xC2:
+        return 0
+    if lead < 0xE0:
+        return 2 if at + 1 < size and (text[at + 1] & 0xC0) == 0x80 else 0
+    if lead < 0xF0:
+        if at + 2 >= size:
+            return 0
+        second = text[at + 1]
+        if lead == 0xE0:
+            if second < 0xA0 or second > 0xBF:  # overlong
+                return 0
+        elif lead == 0xED:
+            if second > 0x9F or second < 0x80:  # a surrogate
+                return 0
+        elif (second & 0xC0) != 0x80:
+            return 0
+        return 3 if (text[at + 2] & 0xC0) == 0x80 else 0
+    if lead < 0xF5:
+        if at + 3 >= size:
+            return 0
+        second = text[at + 1]
+        if lead == 0xF0:
+            if second < 0x90 or second > 0xBF:  # overlong
+                return 0
+        elif lead == 0xF4:
+            if second > 0x8F or second < 0x80:  # past U+10FFFF
+                return 0
+        elif (second & 0xC0) != 0x80:
+            return 0
+        if (text[at + 2] & 0xC0) != 0x80 or (text[at + 3] & 0xC0) != 0x80:
+            return 0
+        return 4
+    return 0
+
+
+cdef Py_ssize_t _next_undecodable(const uint8_t* text, Py_ssize_t at, Py_ssize_t size) noexcept nogil:
+    """The position of the first undecodable byte from ``at`` on (``size`` if none)."""
+    cdef uint64_t eight
+    cdef Py_ssize_t length
+    while at < size:
+        if at + 8 <= size:
+            memcpy(&eight, text + at, 8)
+            if not (eight & 0x8080808080808080ULL):  # eight ASCII bytes: most of a registry
+                at += 8
+                continue
+        length = _sequence(text, at, size)
+        if not length:
+            return at
+        at += length
+    return size
+
+
+def private_use_bytes(const uint8_t[::1] data):
+    """``data`` with each undecodable byte as the UTF-8 of U+F700 + byte (three bytes: EF 9E
+    or 9F, then 80-BF); None if every byte decodes. One scan records where they are; the
+    copy between them is memcpy's."""
+    cdef const uint8_t* text = &data[0] if data.shape[0] else NULL
+    cdef Py_ssize_t size = data.shape[0], at = 0, found = 0, capacity = 64
+    cdef Py_ssize_t* places = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* grown
+    cdef uint8_t* written
+    if places == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            at = _next_undecodable(text, 0, size)
+            while at < size:
+                if found == capacity:
+                    capacity *= 2
+                    grown = <Py_ssize_t*> realloc(places, capacity * sizeof(Py_ssize_t))
+                    if grown == NULL:
+                        break
+                    places = grown
+                places[found] = at
+                found += 1
+                at = _next_undecodable(text, at + 1, size)
+        if at < size:
+            raise MemoryError()
+        if not found:
+            return None
+        out = PyBytes_FromStringAndSize(NULL, size + 2 * found)
+        written = <uint8_t*> PyBytes_AS_STRING(out)
+        with nogil:
+            _write(text, size, places, found, written)
+        return out
+    finally:
+        free(places)
+
+
+cdef void _write(const uint8_t* text, Py_ssize_t size, const Py_ssize_t* places, Py_ssize_t found,
+                 uint8_t* written) noexcept nogil:
+    cdef Py_ssize_t at = 0, index, bad
+    cdef unsigned int character
+    for index in range(found):
+        bad = places[index]
+        memcpy(written, text + at, bad - at)
+        written += bad - at
+        character = 0xF700 + text[bad]
+        written[0] = 0xEF
+        written[1] = 0x80 | ((character >> 6) & 0x3F)
+        written[2] = 0x80 | (character & 0x3F)
+        written += 3
+        at = bad + 1
+    memcpy(written, text + at, size - at)
