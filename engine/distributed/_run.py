@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
@@ -37,6 +39,10 @@ class DistributedRun(NightlyRun):
             raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        # the session this run started itself (none was running), and its temporary directory:
+        # stopped and removed when the run ends (a host's or a test run's session is left alone)
+        self._own_session: tuple[object, str | None] | None = None
+        self._hive_written = False  # --out-format hive wrote tables under that directory's warehouse
         super().__init__(registry, out, **options)
         self._driver_sources: set[str] = set()  # the files the driver scored (case table, other kinds)
         self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
@@ -72,11 +78,18 @@ class DistributedRun(NightlyRun):
             raise NightlyError(str(error)) from error
 
     def execute(self):
+        try:
+            return self._execute()
+        finally:
+            self._release_session()
+
+    def _execute(self):
         hive = None
         if self.out_database is not None:  # its tables checked before the run, not after hours of it
             from ._hive_out import HiveOut, HiveOutError
 
             hive = HiveOut(self._spark(), self.out_database)
+            self._hive_written = True  # its database and tables are made from here on
             try:
                 hive.ensure_tables()
             except HiveOutError as error:
@@ -131,12 +144,42 @@ class DistributedRun(NightlyRun):
 
     def _spark(self):
         if self._session is None:
+            from pyspark import SparkContext
+
             from .spark import local_session
 
             master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
-            self._session = local_session(master)
+            starts = SparkContext._active_spark_context is None  # else getOrCreate hands back the running one
+            local_dir = tempfile.mkdtemp(prefix="ecorules-spark-") if starts and master.startswith("local") else None
+            try:
+                self._session = local_session(master, local_dir)
+            except BaseException:
+                if local_dir is not None:
+                    shutil.rmtree(local_dir, ignore_errors=True)
+                raise
+            if starts:
+                self._own_session = (self._session, local_dir)
             log.info("spark %s: %s", self._session.version, master)
         return self._session
+
+    def _release_session(self) -> None:
+        """Stop the session this run started (never one it was handed) and remove its
+        temporary directory, unless --out-format hive wrote tables to the warehouse in it:
+        those files are the tables' only copy, so the directory stays and the log says where."""
+        if self._own_session is None:
+            return
+        session, local_dir = self._own_session
+        self._own_session = self._session = None
+        try:
+            session.stop()
+            _forget_local_dirs()
+        finally:
+            if local_dir is not None and self._hive_written:
+                log.warning("--out-format hive: kept %s, the stopped Spark session's directory: the tables of %s "
+                            "are files under its warehouse %s", local_dir, self.out_database,
+                            os.path.join(local_dir, "warehouse"))
+            elif local_dir is not None:
+                shutil.rmtree(local_dir, ignore_errors=True)
 
     def _registry(self, program):
         from ._case_table import CatalogueCaseStage
@@ -254,6 +297,19 @@ class CatalogueTable:
         from .spark import table_stat
 
         return table_stat(self.spark, self.name)
+
+
+def _forget_local_dirs() -> None:
+    """Spark's JVM keeps the local dirs of its first context for its lifetime: a later session
+    of this process (another run of a library caller) would write into the removed directory
+    again, and leave it behind. Cleared, the next context takes its own ``spark.local.dir``."""
+    from pyspark import SparkContext
+
+    try:
+        # the Scala object's own instance: a private[spark] method has no static forwarder
+        getattr(getattr(SparkContext._jvm.org.apache.spark.util, "Utils$"), "MODULE$").clearLocalRootDirs()
+    except Exception as error:  # noqa: BLE001 - an internal of Spark's: a later run leaves a directory, no more
+        log.debug("Spark's local dirs not cleared: %s", error)
 
 
 def run_distributed(registry, out, **options):

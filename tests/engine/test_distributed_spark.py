@@ -72,6 +72,60 @@ def test_a_session_handed_back_leaves_no_directory_behind(spark, tmp_path, monke
     assert len(list(tmp_path.glob("ecorules-spark-*"))) == 1
 
 
+_OWN_SESSION_SCRIPT = """
+import json, logging, pathlib, sys, tempfile
+from click.testing import CliRunner
+from pyspark import SparkContext
+from ecorules.engine._cli import main
+
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+registry, out = sys.argv[1], pathlib.Path(sys.argv[2])
+common = ["--as-of", "2012-04-14", "--engine", "spark", "--master", "local[1]", "--format", "json"]
+seen = []
+for name, extra in (("done", ["--registry", registry]), ("failed", ["--registry", "hive:eco.absent"]),
+                    ("hive", ["--registry", registry, "--out-format", "hive", "--out-database", "eco_out"])):
+    result = CliRunner().invoke(main, ["run", *extra, "--out", str(out / (name + ".sqlite")), *common])
+    seen.append({"run": name, "exit": result.exit_code, "stopped": SparkContext._active_spark_context is None,
+                 "left": sorted(p.name for p in pathlib.Path(tempfile.gettempdir()).glob("ecorules-spark-*"))})
+print(json.dumps(seen))
+"""
+
+
+def test_the_cli_stops_the_session_it_started_and_leaves_a_running_one(spark, tmp_path, caplog):
+    """A command that started its own Spark session (none was running) stops it when it ends,
+    failed or not, and removes its temporary directory, unless --out-format hive wrote tables
+    to the warehouse in it (kept, and said); a session already running (a host's, this test
+    run's) is handed back and left running."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    registry = example_registry(tmp_path / "registry")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # a process of its own: this test run's session would be handed back to the command
+    ran = subprocess.run([sys.executable, "-c", _OWN_SESSION_SCRIPT, str(registry), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    done, failed, hive = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert done == {"run": "done", "exit": 0, "stopped": True, "left": []}
+    assert failed["exit"] != 0 and failed["stopped"] and failed["left"] == []  # on error too
+    assert hive["exit"] == 0 and hive["stopped"] and len(hive["left"]) == 1
+    kept = scratch / hive["left"][0]
+    assert (kept / "warehouse" / "eco_out.db" / "findings").is_dir()
+    assert f"kept {kept}" in ran.stderr and "eco_out" in ran.stderr
+
+    result = CliRunner().invoke(main, ["run", "--registry", str(registry), "--out", str(tmp_path / "here.sqlite"),
+                                       "--as-of", AS_OF.isoformat(), "--engine", "spark", "--master", "local[2]"])
+    assert result.exit_code == 0, result.output
+    assert pyspark.SparkContext._active_spark_context is spark.sparkContext  # this test run's, still running
+    assert spark.range(3).count() == 3
+
+
 @pytest.mark.parametrize("name", ["examples", "bad"])
 def test_run_on_spark_writes_the_store_a_local_run_writes(spark, registries, name, tmp_path):
     local = run_nightly(registries[name], tmp_path / "local.sqlite", as_of=AS_OF)
