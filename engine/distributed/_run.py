@@ -15,6 +15,9 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+
+from ecorules.rules import PolicySet, load_policies
 
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
@@ -39,6 +42,11 @@ class DistributedRun(NightlyRun):
             raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        # every policy loaded (kinds too), for the executors to compile the case plan (a compiled
+        # program does not travel: engine/distributed/_spark_cases.py)
+        if not isinstance(options.get("policies"), PolicySet):
+            options["policies"] = load_policies(options.get("policies"))
+        self._loaded_policies = options["policies"]
         # the session this run started itself (none was running), and its temporary directory:
         # stopped and removed when the run ends (a host's or a test run's session is left alone)
         self._own_session: tuple[object, str | None] | None = None
@@ -141,6 +149,51 @@ class DistributedRun(NightlyRun):
             raise NightlyError(f"--cases {cases} is a table of Spark's catalogue: give --engine spark")
         options = {k: v for k, v in options.items() if k in ("batch_rows", "aliases")}  # no file's options
         return CatalogueCaseStage(plan, name, self._spark, as_of=self.as_of, threads=self.kernel_threads, **options)
+
+    def _case_stage(self, program, writer, run_id, acc) -> None:
+        """--engine spark: the case table judged on the executors, each task the cases of
+        some enterprises with their registry rows (engine/distributed/_spark_cases.py), the
+        parts written here as a local run writes the whole table (_case_parts.write_parts)."""
+        if self.engine != "spark":
+            return super()._case_stage(program, writer, run_id, acc)
+        from ._case_parts import write_parts
+        from ._case_table import CatalogueCaseStage
+        from ._spark_cases import catalogue_frame, judged_parts, shipped_frame
+        from .spark import catalogue_table, pieces_frame, table_frame
+
+        plan = self.cases.plan
+        in_force = [p for p in self.policies if p.in_force(self.as_of)]
+        checked = [name for name in program.columns if name not in plan.onto_parent
+                   and any(name in p.required_facts for p in in_force)]
+        checked = tuple(dict.fromkeys(n for n in (*checked, *plan.enterprise_columns) if n != plan.link))
+        spark = self._spark()
+        began = time.perf_counter()
+        if isinstance(self.cases, CatalogueCaseStage):
+            frame = catalogue_frame(spark, self.cases.name, plan, self.aliases)
+        else:  # a file: read by the local run's reader (encodings, unreadable lines), handed to Spark
+            frame = shipped_frame(spark, self.cases.read(), plan)
+        registry_plan = self._plan()
+        registry_plan.needed = {name: ["the case table's enterprises"] for name in dict.fromkeys((plan.link, *checked))}
+        name = self.catalogue if self.catalogue is not None else catalogue_table(self.registry_path)
+        if name is not None:
+            registry, pieces_in = table_frame(spark, name, registry_plan), False
+        else:
+            registry, pieces_in = pieces_frame(spark, self.registry_path, registry_plan, recurse=self.recurse), True
+        for warning in frame.warnings:
+            log.warning("%s", warning)
+        found = judged_parts(spark, frame, plan, policies=self._loaded_policies, as_of=self.as_of,
+                             compile_program=self.compile_program, checked=checked, registry_frame=registry,
+                             registry_plan=registry_plan, pieces_in=pieces_in, aliases=self.aliases)
+        self._case_results = write_parts(found, plan, writer, run_id, acc, first_slot=self.next_slot,
+                                         first_sanction_slot=self.next_sanction_slot, memory=self._memory,
+                                         sources=frame.sources, read_rejects=frame.read_rejects,
+                                         described=frame.described, warnings=frame.warnings)
+        acc.seconds["cases"] = time.perf_counter() - began
+        acc.already_assessed = self._memory.already
+        acc.lighter_law = self._case_results.lighter_law
+        for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
+            acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
+        return None
 
     def _spark(self):
         if self._session is None:

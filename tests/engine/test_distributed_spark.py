@@ -339,21 +339,87 @@ def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_w
     assert not (tmp_path / "y.sqlite").exists()
 
 
-def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(spark, tmp_path):
-    """--cases: the registry's rows the case table names are picked by the workers, the cases
-    judged and rolled up as a local run does, the roll-ups handed to every partition: every
-    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+def _case_findings(db: Path) -> list[tuple]:
+    """Every finding with what a case's adds (its case, status, the fine superseding it, the
+    run that assessed it, its law note), and the runs' summaries, sorted."""
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        rows = connection.execute("SELECT run_id, uscc, policy, rule, kind, amount_fen, payer, case_id, status, "
+                                  "superseded_by, assessed_in_run, law_note FROM findings").fetchall()
+        runs = connection.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_yuan FROM runs").fetchall()
+    finally:
+        connection.close()
+    return sorted(rows, key=repr) + sorted(runs)
+
+
+def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark, tmp_path, monkeypatch):
+    """--cases: the cases and their enterprises' registry rows meet in Spark (shuffled by the
+    enterprise key), each task judging its enterprises' cases (roll-ups, one act one fine) by
+    the local run's steps; a case_id repeated across enterprises is decided over the whole
+    table. Every finding (its case, status, the fine superseding it), list entry, reject, total
+    and summary equals the local run's, and so does a second run, which finds the first's
+    assessments (一例一次). The driver judges no case: its case stage fails if asked."""
+    from ecorules.engine.cases import CaseStage
+
     registry, cases = case_world(tmp_path)
+    later = CASES_AS_OF + dt.timedelta(days=1)
     local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    local_again = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=later, cases=cases)
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("the driver judged the case table")
+
+    monkeypatch.setattr(CaseStage, "run", not_here)  # the driver's, not the executors' (other processes)
     remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
                              cases=cases, engine="spark", master="local[2]")
+    again = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=later,
+                            cases=cases, engine="spark", master="local[2]")
     expected = store_contents(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
-    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
-    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    for ours, theirs in ((remote, local), (again, local_again)):
+        assert ours.to_dict()["tables"] == theirs.to_dict()["tables"]
+        assert (ours.already_assessed, ours.lighter_law) == (theirs.already_assessed, theirs.lighter_law)
+        assert ours.districts == theirs.districts and ours.total_yuan == theirs.total_yuan
     assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
     assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # not vacuous: fines superseded (one act one fine), findings the first run assessed, and
+    # case_ids repeated by another enterprise's case
+    statuses = {row[8] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8}
+    assert {"superseded", "already_assessed"} <= statuses and local_again.already_assessed > 100
+    repeated = [row for row in expected["rejects"] if str(row[4]).startswith("duplicate case_id")]
+    assert len(repeated) >= 5
     # the enterprises' policies read the roll-ups: findings and list entries only case counts give
     assert any(row[2] == "eco" for row in expected["findings"])
     assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}
+
+
+def test_cases_judged_by_the_law_of_their_dates_on_the_executors_as_a_local_run(spark, tmp_path):
+    """行政处罚法 art 37 on the executors: each case by the law in force at its act or the
+    lighter law of its decision (tests/data/lighter_law and its generated case table), every
+    finding with its law note, list entry and reject equal to the local run's."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from ecorules.engine._generate import generate_registry
+    from test_case_batch_lighter_law import AS_OF as LAW_AS_OF
+    from test_case_batch_lighter_law import CASES, ENTERPRISES, _folder, _table
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "registry").mkdir()
+    policies = _folder(tmp_path / "policies")
+    usccs = generate_registry(ENTERPRISES, 3)["uscc"].combine_chunks().to_pylist()
+    pq.write_table(pa.table({"uscc": usccs}), tmp_path / "registry" / "enterprises.parquet")
+    pacsv.write_csv(_table(usccs, CASES, 4), tmp_path / "cases.csv")
+    options = {"policies": policies, "as_of": LAW_AS_OF, "cases": tmp_path / "cases.csv"}
+    local = run_nightly(tmp_path / "registry", tmp_path / "local.sqlite", **options)
+    remote = run_distributed(tmp_path / "registry", tmp_path / "remote.sqlite", engine="spark", master="local[2]",
+                             **options)
+    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
+    assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
+
