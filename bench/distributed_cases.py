@@ -14,7 +14,6 @@ of the machine (uptime) is printed beside each figure: the ratio is what this be
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import sys
@@ -27,7 +26,8 @@ from cases import AS_OF, POLICIES, prepare  # noqa: E402 - bench/cases.py's data
 
 
 def _load() -> str:
-    return "load %.1f %.1f %.1f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} {five:.1f} {fifteen:.1f}"
 
 
 def main() -> int:
