@@ -18,7 +18,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -37,6 +39,7 @@ from ._case_parts import FIRST_ROW, FIRST_SOURCE, KEY, LINK, PART, ROW, SOURCE
 FILE = "_file"  # a driver-read table's file, by its place in the table (its rows are in that order)
 SIDE, SIDE_SOURCE, NUMBER, SEQ = "_side", "_side_source", "_number", "_seq"
 SHIPPED_ROWS = 65_536  # rows per Arrow blob of a driver-read table handed to Spark
+log = logging.getLogger("ecorules.distributed")
 _PLANS: dict[str, object] = {}  # per worker process: the case plan of a run, compiled once
 
 
@@ -145,7 +148,9 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
     schema = StructType([*frame.schema.fields, StructField(KEY, StringType()), StructField(LINK, StringType()),
                          StructField(PART, IntegerType())])
     keyed = frame.mapInArrow(with_keys, schema)
-    # a repeated case_id, over the whole table: the first row in the table's order (a shuffle by case_id)
+    # a repeated case_id, over the whole table (a shuffle by case_id): each row learns the first
+    # row of its case_id in the table's order, which may be another enterprise's (one sort of
+    # the rows, where an aggregate of the repeated case_ids joined back reads the rows twice)
     first = F.min(F.struct(*[F.col(c) for c in cases.order], F.col(SOURCE).alias("s"), F.col(ROW).alias("r"))) \
         .over(Window.partitionBy(KEY))
     repeated = keyed.withColumn("_first", F.when(F.col(KEY).isNotNull(), first))
@@ -154,10 +159,13 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
                                 F.when(later, F.col("_first.s")).alias(FIRST_SOURCE),
                                 F.when(later, F.col("_first.r")).cast("long").alias(FIRST_ROW))
     case_rows = case_rows.persist(StorageLevel.MEMORY_AND_DISK)
+    began = time.perf_counter()
     try:
         keys = pa.array([r[0] for r in case_rows.where(F.col(LINK).isNotNull()).select(LINK).distinct().collect()],
                         pa.string())
         wanted = spark.sparkContext.broadcast(keys)
+        log.info("cases on spark: %d enterprises named, case_ids decided, in %.2f s", len(keys),
+                 time.perf_counter() - began)
         names = list(dict.fromkeys((link_name, *checked)))
 
         def side_blobs(part: Part, table: pa.Table):
@@ -180,7 +188,9 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
         judge = _judge(token, policies, as_of, compile_program, checked, cases.order, cases.headers, aliases)
         results = together.mapInArrow(judge, "task int, part binary").persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            results.count()  # every task judged at once; then read back one partition at a time
+            began = time.perf_counter()
+            judged_tasks = results.count()  # every task judged at once; then read back one partition at a time
+            log.info("cases on spark: %d tasks judged in %.2f s", judged_tasks, time.perf_counter() - began)
             judged = False
             for row in results.toLocalIterator():
                 # pickle, knowingly: written by _judge in this same Spark application (as spark._unpickled)
