@@ -235,7 +235,9 @@ def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, 
             count[0] += rows_in
             count[1] += rejected
         totals = [totals[0] + results.rows_in, totals[1] + results.rows_scored, totals[2] + results.rows_rejected]
-        sides.append(results.side)
+        side = results.side  # what the registry's scoring reads of it (not its rows: the part is let go)
+        sides.append(EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups, key_fact=side.key_fact,
+                                    uncountable=side.uncountable))
         lighter += results.lighter_law
     ordered = [*read_rejects, *(r[-1] for r in sorted(rejects, key=lambda r: r[:4]))]
     count_reasons(acc.reasons, [(r.source, r.row) for r in ordered], [(r.column, reason_class(r.reason)) for r in ordered],
