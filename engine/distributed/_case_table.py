@@ -4,11 +4,9 @@ catalogue, read by Spark's executors.
 Its needed columns (found by the facts' headers, labels and aliases as a file's are; a missing
 one named before the run starts) are read where the table lies and numbered as a registry
 table's rows are (spark.py's ``_numbered``: each file of the table and the 1-based row in it,
-or ``hive:NAME`` and the row's place in Spark's reading order for a table without files). The
-driver then holds them as it holds a case table it reads itself (about 100 bytes a case) and
-judges them as a local run does: the same checks, join, roll-ups, one act one fine and
-assessed-once memory (engine/cases/). What it does not do yet is judge the cases where they
-lie, co-partitioned with their enterprises (README, *Past one machine*).
+or ``hive:NAME`` and the row's place in Spark's reading order for a table without files).
+``ecorules run`` judges them on the executors (``_spark_cases.py``); :func:`read_catalogue_cases`
+gives the whole table to a driver that judges it itself, as a local run does.
 """
 
 from __future__ import annotations

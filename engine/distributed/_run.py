@@ -13,6 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
+import time
+
+from ecorules.rules import PolicySet, load_policies
 
 from .._nightly import NightlyError, NightlyRun
 from .._sources import ParquetFile
@@ -37,6 +42,15 @@ class DistributedRun(NightlyRun):
             raise NightlyError(f"--registry {registry} is a table of Spark's catalogue: give --engine spark")
         self.engine, self.scheduler, self.master = engine, scheduler, master
         self._session = None
+        # every policy loaded (kinds too), for the executors to compile the case plan (a compiled
+        # program does not travel: engine/distributed/_spark_cases.py)
+        if not isinstance(options.get("policies"), PolicySet):
+            options["policies"] = load_policies(options.get("policies"))
+        self._loaded_policies = options["policies"]
+        # the session this run started itself (none was running), and its temporary directory:
+        # stopped and removed when the run ends (a host's or a test run's session is left alone)
+        self._own_session: tuple[object, str | None] | None = None
+        self._hive_written = False  # --out-format hive wrote tables under that directory's warehouse
         super().__init__(registry, out, **options)
         self._driver_sources: set[str] = set()  # the files the driver scored (case table, other kinds)
         self._cluster = contextlib.ExitStack()  # a Dask client (and its local cluster), made when first needed
@@ -72,11 +86,18 @@ class DistributedRun(NightlyRun):
             raise NightlyError(str(error)) from error
 
     def execute(self):
+        try:
+            return self._execute()
+        finally:
+            self._release_session()
+
+    def _execute(self):
         hive = None
         if self.out_database is not None:  # its tables checked before the run, not after hours of it
             from ._hive_out import HiveOut, HiveOutError
 
             hive = HiveOut(self._spark(), self.out_database)
+            self._hive_written = True  # its database and tables are made from here on
             try:
                 hive.ensure_tables()
             except HiveOutError as error:
@@ -129,14 +150,89 @@ class DistributedRun(NightlyRun):
         options = {k: v for k, v in options.items() if k in ("batch_rows", "aliases")}  # no file's options
         return CatalogueCaseStage(plan, name, self._spark, as_of=self.as_of, threads=self.kernel_threads, **options)
 
+    def _case_stage(self, program, writer, run_id, acc) -> None:
+        """--engine spark: the case table judged on the executors, each task the cases of
+        some enterprises with their registry rows (engine/distributed/_spark_cases.py), the
+        parts written here as a local run writes the whole table (_case_parts.write_parts)."""
+        if self.engine != "spark":
+            return super()._case_stage(program, writer, run_id, acc)
+        from ._case_parts import write_parts
+        from ._case_table import CatalogueCaseStage
+        from ._spark_cases import catalogue_frame, judged_parts, shipped_frame
+        from .spark import catalogue_table, pieces_frame, table_frame
+
+        plan = self.cases.plan
+        in_force = [p for p in self.policies if p.in_force(self.as_of)]
+        checked = [name for name in program.columns if name not in plan.onto_parent
+                   and any(name in p.required_facts for p in in_force)]
+        checked = tuple(dict.fromkeys(n for n in (*checked, *plan.enterprise_columns) if n != plan.link))
+        spark = self._spark()
+        began = time.perf_counter()
+        if isinstance(self.cases, CatalogueCaseStage):
+            frame = catalogue_frame(spark, self.cases.name, plan, self.aliases)
+        else:  # a file: read by the local run's reader (encodings, unreadable lines), handed to Spark
+            frame = shipped_frame(spark, self.cases.read(), plan)
+        registry_plan = self._plan()
+        registry_plan.needed = {name: ["the case table's enterprises"] for name in dict.fromkeys((plan.link, *checked))}
+        name = self.catalogue if self.catalogue is not None else catalogue_table(self.registry_path)
+        if name is not None:
+            registry, pieces_in = table_frame(spark, name, registry_plan), False
+        else:
+            registry, pieces_in = pieces_frame(spark, self.registry_path, registry_plan, recurse=self.recurse), True
+        for warning in frame.warnings:
+            log.warning("%s", warning)
+        found = judged_parts(spark, frame, plan, policies=self._loaded_policies, as_of=self.as_of,
+                             compile_program=self.compile_program, checked=checked, registry_frame=registry,
+                             registry_plan=registry_plan, pieces_in=pieces_in, aliases=self.aliases)
+        self._case_results = write_parts(found, plan, writer, run_id, acc, first_slot=self.next_slot,
+                                         first_sanction_slot=self.next_sanction_slot, memory=self._memory,
+                                         sources=frame.sources, read_rejects=frame.read_rejects,
+                                         described=frame.described, warnings=frame.warnings)
+        acc.seconds["cases"] = time.perf_counter() - began
+        acc.already_assessed = self._memory.already
+        acc.lighter_law = self._case_results.lighter_law
+        for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
+            acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
+        return None
+
     def _spark(self):
         if self._session is None:
+            from pyspark import SparkContext
+
             from .spark import local_session
 
             master = self.master or os.environ.get("ECORULES_SPARK_MASTER") or f"local[{self.threads}]"
-            self._session = local_session(master)
+            starts = SparkContext._active_spark_context is None  # else getOrCreate hands back the running one
+            local_dir = tempfile.mkdtemp(prefix="ecorules-spark-") if starts and master.startswith("local") else None
+            try:
+                self._session = local_session(master, local_dir)
+            except BaseException:
+                if local_dir is not None:
+                    shutil.rmtree(local_dir, ignore_errors=True)
+                raise
+            if starts:
+                self._own_session = (self._session, local_dir)
             log.info("spark %s: %s", self._session.version, master)
         return self._session
+
+    def _release_session(self) -> None:
+        """Stop the session this run started (never one it was handed) and remove its
+        temporary directory, unless --out-format hive wrote tables to the warehouse in it:
+        those files are the tables' only copy, so the directory stays and the log says where."""
+        if self._own_session is None:
+            return
+        session, local_dir = self._own_session
+        self._own_session = self._session = None
+        try:
+            session.stop()
+            _forget_local_dirs()
+        finally:
+            if local_dir is not None and self._hive_written:
+                log.warning("--out-format hive: kept %s, the stopped Spark session's directory: the tables of %s "
+                            "are files under its warehouse %s", local_dir, self.out_database,
+                            os.path.join(local_dir, "warehouse"))
+            elif local_dir is not None:
+                shutil.rmtree(local_dir, ignore_errors=True)
 
     def _registry(self, program):
         from ._case_table import CatalogueCaseStage
@@ -254,6 +350,19 @@ class CatalogueTable:
         from .spark import table_stat
 
         return table_stat(self.spark, self.name)
+
+
+def _forget_local_dirs() -> None:
+    """Spark's JVM keeps the local dirs of its first context for its lifetime: a later session
+    of this process (another run of a library caller) would write into the removed directory
+    again, and leave it behind. Cleared, the next context takes its own ``spark.local.dir``."""
+    from pyspark import SparkContext
+
+    try:
+        # the Scala object's own instance: a private[spark] method has no static forwarder
+        getattr(getattr(SparkContext._jvm.org.apache.spark.util, "Utils$"), "MODULE$").clearLocalRootDirs()
+    except Exception as error:  # noqa: BLE001 - an internal of Spark's: a later run leaves a directory, no more
+        log.debug("Spark's local dirs not cleared: %s", error)
 
 
 def run_distributed(registry, out, **options):

@@ -72,6 +72,60 @@ def test_a_session_handed_back_leaves_no_directory_behind(spark, tmp_path, monke
     assert len(list(tmp_path.glob("ecorules-spark-*"))) == 1
 
 
+_OWN_SESSION_SCRIPT = """
+import json, logging, pathlib, sys, tempfile
+from click.testing import CliRunner
+from pyspark import SparkContext
+from ecorules.engine._cli import main
+
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+registry, out = sys.argv[1], pathlib.Path(sys.argv[2])
+common = ["--as-of", "2012-04-14", "--engine", "spark", "--master", "local[1]", "--format", "json"]
+seen = []
+for name, extra in (("done", ["--registry", registry]), ("failed", ["--registry", "hive:eco.absent"]),
+                    ("hive", ["--registry", registry, "--out-format", "hive", "--out-database", "eco_out"])):
+    result = CliRunner().invoke(main, ["run", *extra, "--out", str(out / (name + ".sqlite")), *common])
+    seen.append({"run": name, "exit": result.exit_code, "stopped": SparkContext._active_spark_context is None,
+                 "left": sorted(p.name for p in pathlib.Path(tempfile.gettempdir()).glob("ecorules-spark-*"))})
+print(json.dumps(seen))
+"""
+
+
+def test_the_cli_stops_the_session_it_started_and_leaves_a_running_one(spark, tmp_path, caplog):
+    """A command that started its own Spark session (none was running) stops it when it ends,
+    failed or not, and removes its temporary directory, unless --out-format hive wrote tables
+    to the warehouse in it (kept, and said); a session already running (a host's, this test
+    run's) is handed back and left running."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+    from ecorules.engine._cli import main
+
+    registry = example_registry(tmp_path / "registry")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # a process of its own: this test run's session would be handed back to the command
+    ran = subprocess.run([sys.executable, "-c", _OWN_SESSION_SCRIPT, str(registry), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    done, failed, hive = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert done == {"run": "done", "exit": 0, "stopped": True, "left": []}
+    assert failed["exit"] != 0 and failed["stopped"] and failed["left"] == []  # on error too
+    assert hive["exit"] == 0 and hive["stopped"] and len(hive["left"]) == 1
+    kept = scratch / hive["left"][0]
+    assert (kept / "warehouse" / "eco_out.db" / "findings").is_dir()
+    assert f"kept {kept}" in ran.stderr and "eco_out" in ran.stderr
+
+    result = CliRunner().invoke(main, ["run", "--registry", str(registry), "--out", str(tmp_path / "here.sqlite"),
+                                       "--as-of", AS_OF.isoformat(), "--engine", "spark", "--master", "local[2]"])
+    assert result.exit_code == 0, result.output
+    assert pyspark.SparkContext._active_spark_context is spark.sparkContext  # this test run's, still running
+    assert spark.range(3).count() == 3
+
+
 @pytest.mark.parametrize("name", ["examples", "bad"])
 def test_run_on_spark_writes_the_store_a_local_run_writes(spark, registries, name, tmp_path):
     local = run_nightly(registries[name], tmp_path / "local.sqlite", as_of=AS_OF)
@@ -285,21 +339,87 @@ def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_w
     assert not (tmp_path / "y.sqlite").exists()
 
 
-def test_a_case_table_is_joined_to_its_enterprises_on_the_cluster(spark, tmp_path):
-    """--cases: the registry's rows the case table names are picked by the workers, the cases
-    judged and rolled up as a local run does, the roll-ups handed to every partition: every
-    finding (cases' and enterprises'), list entry, reject and total equals the local run's."""
+def _case_findings(db: Path) -> list[tuple]:
+    """Every finding with what a case's adds (its case, status, the fine superseding it, the
+    run that assessed it, its law note), and the runs' summaries, sorted."""
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        rows = connection.execute("SELECT run_id, uscc, policy, rule, kind, amount_fen, payer, case_id, status, "
+                                  "superseded_by, assessed_in_run, law_note FROM findings").fetchall()
+        runs = connection.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_yuan FROM runs").fetchall()
+    finally:
+        connection.close()
+    return sorted(rows, key=repr) + sorted(runs)
+
+
+def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark, tmp_path, monkeypatch):
+    """--cases: the cases and their enterprises' registry rows meet in Spark (shuffled by the
+    enterprise key), each task judging its enterprises' cases (roll-ups, one act one fine) by
+    the local run's steps; a case_id repeated across enterprises is decided over the whole
+    table. Every finding (its case, status, the fine superseding it), list entry, reject, total
+    and summary equals the local run's, and so does a second run, which finds the first's
+    assessments (一例一次). The driver judges no case: its case stage fails if asked."""
+    from ecorules.engine.cases import CaseStage
+
     registry, cases = case_world(tmp_path)
+    later = CASES_AS_OF + dt.timedelta(days=1)
     local = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF, cases=cases)
+    local_again = run_nightly(registry, tmp_path / "local.sqlite", policies=CASE_POLICIES, as_of=later, cases=cases)
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("the driver judged the case table")
+
+    monkeypatch.setattr(CaseStage, "run", not_here)  # the driver's, not the executors' (other processes)
     remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
                              cases=cases, engine="spark", master="local[2]")
+    again = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=later,
+                            cases=cases, engine="spark", master="local[2]")
     expected = store_contents(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == expected
+    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
-    assert remote.to_dict()["tables"] == local.to_dict()["tables"]
-    assert (remote.already_assessed, remote.lighter_law) == (local.already_assessed, local.lighter_law)
+    for ours, theirs in ((remote, local), (again, local_again)):
+        assert ours.to_dict()["tables"] == theirs.to_dict()["tables"]
+        assert (ours.already_assessed, ours.lighter_law) == (theirs.already_assessed, theirs.lighter_law)
+        assert ours.districts == theirs.districts and ours.total_yuan == theirs.total_yuan
     assert local.tables["cases"]["rows_rejected"] > 10 and local.tables["registry"]["rows_rejected"] == 8
     assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
+    # not vacuous: fines superseded (one act one fine), findings the first run assessed, and
+    # case_ids repeated by another enterprise's case
+    statuses = {row[8] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8}
+    assert {"superseded", "already_assessed"} <= statuses and local_again.already_assessed > 100
+    repeated = [row for row in expected["rejects"] if str(row[4]).startswith("duplicate case_id")]
+    assert len(repeated) >= 5
     # the enterprises' policies read the roll-ups: findings and list entries only case counts give
     assert any(row[2] == "eco" for row in expected["findings"])
     assert {row[1] for row in expected["sanctions"]} == {"watch", "recent"}
+
+
+def test_cases_judged_by_the_law_of_their_dates_on_the_executors_as_a_local_run(spark, tmp_path):
+    """行政处罚法 art 37 on the executors: each case by the law in force at its act or the
+    lighter law of its decision (tests/data/lighter_law and its generated case table), every
+    finding with its law note, list entry and reject equal to the local run's."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from ecorules.engine._generate import generate_registry
+    from test_case_batch_lighter_law import AS_OF as LAW_AS_OF
+    from test_case_batch_lighter_law import CASES, ENTERPRISES, _folder, _table
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "registry").mkdir()
+    policies = _folder(tmp_path / "policies")
+    usccs = generate_registry(ENTERPRISES, 3)["uscc"].combine_chunks().to_pylist()
+    pq.write_table(pa.table({"uscc": usccs}), tmp_path / "registry" / "enterprises.parquet")
+    pacsv.write_csv(_table(usccs, CASES, 4), tmp_path / "cases.csv")
+    options = {"policies": policies, "as_of": LAW_AS_OF, "cases": tmp_path / "cases.csv"}
+    local = run_nightly(tmp_path / "registry", tmp_path / "local.sqlite", **options)
+    remote = run_distributed(tmp_path / "registry", tmp_path / "remote.sqlite", engine="spark", master="local[2]",
+                             **options)
+    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
+    assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
+

@@ -1,0 +1,297 @@
+"""The case table judged a part at a time, each part holding every case of its enterprises
+and their registry rows: what a cluster's task does with its partition (``_spark_cases.py``),
+and how the driver writes the parts into the run's store. No Spark here.
+
+What looks across cases looks within one enterprise (roll-ups, windowed roll-ups, one act one
+fine, the link to the registry's rows), so a part of whole enterprises is judged by the same
+steps as the whole table (engine/cases/_stage.py's ``CaseStage.run``), with one exception: a
+repeated case_id is decided over the whole table (the first row, which may be another
+enterprise's), so the cluster decides it first and each row comes with the row it repeats
+(``first_source``, ``first_row``), rejected here with the local run's words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.fastcalc._validate import validate_column
+from ecorules.fastcalc._validate_common import Rejects
+from ecorules.rules import EcorulesError, Kind
+from ecorules.rules._arrow import from_numbers
+
+from .. import store
+from .._rejects import count_reasons
+from .._scored import reason_class
+from ..cases._checks import reject_failed_checks
+from ..cases._enterprises import EnterpriseSide, enterprise_side, kept_rows
+from ..cases._law import reject_outside_law_dates
+from ..cases._stage import CaseResults, CaseStage, CaseStageError
+from ..cases._table import CaseTable, _coded_distinct, _codes, _key_codes, _stripped, link, linked
+
+SOURCE, ROW = "_source", "_row"
+FIRST_SOURCE, FIRST_ROW = "_first_source", "_first_row"  # the row a repeated case_id repeats
+KEY, LINK, PART = "_key", "_link", "_part"
+PARTS_PER_TASK = 16  # parts hashed onto each task: whole enterprises, spread evenly enough
+
+
+def part_numbers(keys: pa.Array, parts: int) -> np.ndarray:
+    """A part number in 0..parts-1 per enterprise key (crc32: the same on every worker, which
+    Python's salted ``hash`` is not); 0 for a missing key."""
+    distinct = pc.dictionary_encode(keys)
+    numbers = np.array([zlib.crc32(k.encode()) % parts if k is not None else 0
+                        for k in distinct.dictionary.to_pylist()], np.int32)
+    codes = np.asarray(distinct.indices.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    return numbers[codes] if numbers.size else np.zeros(len(keys), np.int32)
+
+
+def keyed(table: pa.Table, key_name: str, link_fact) -> tuple[pa.Array, pa.Array]:
+    """The stripped case_id (null where empty: no case_id to repeat) and the enterprise key
+    as the registry's are compared (``linked``) of each case row, as ``check_values`` codes them."""
+    key = _stripped(table[key_name])
+    key = pc.if_else(pc.equal(pc.utf8_length(key), 0), pa.scalar(None, pa.string()), key)
+    return key, linked(link_fact, table[link_fact.name])
+
+
+@dataclass
+class PartResult:
+    """One part's judged cases, and the phase of the stage that made each of its rejects (the
+    driver writes the parts' rejects phase by phase, in the table's order, as a local run
+    makes them)."""
+
+    results: CaseResults
+    phases: list[int] = field(default_factory=list)  # per reject of results.cases.rejects
+    # per reject of a repeated case_id: the (source, row) it repeats, by which a local run
+    # orders them (its case_ids' first rows, then its own); None for others
+    firsts: list[tuple[str, int] | None] = field(default_factory=list)
+
+
+class _PartStage(CaseStage):
+    """The case stage's steps on a part handed over (no files of its own to list or read)."""
+
+    def _listed(self):
+        return [], []
+
+
+def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source: pa.Array, first_row: np.ndarray,
+               checked: tuple[str, ...], *, as_of: dt.date, aliases=None) -> PartResult:
+    """The cases of a part (``cases``: rows in the table's order, every case of their
+    enterprises) judged as ``CaseStage.run`` judges a whole table. ``side_rows``: the
+    registry's rows of their enterprises, (table, source, row numbers) in the registry's order;
+    ``first_source``/``first_row``: per case row, the row its case_id repeats (null: none)."""
+    stage = _PartStage(plan, "", as_of=as_of, threads=1, batch_rows=1, aliases=aliases)
+    marks: list[int] = []
+
+    def mark() -> None:  # the rejects made so far belong to the phases marked so far
+        marks.append(len(cases.rejects))
+
+    firsts = _checked_values(cases, plan, first_source, first_row, mark)
+    wanted = cases.usccs_of(cases.valid)
+    names = list(dict.fromkeys((plan.link, *checked)))
+    kept = (kept_rows(plan.facts[plan.link], table, source, rows, wanted, names) for table, source, rows in side_rows)
+    side = enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
+    link(cases, plan, side.usccs, side.rejected)
+    mark()
+    if plan.kind.law_date is not None:
+        reject_outside_law_dates(plan.kind, cases)
+    mark()
+    stage._reject_uncountable(cases, side)
+    mark()
+    results = stage._scored(cases, side)
+    if stage._failed_checks:  # as CaseStage.run: once more without the cases failing a check
+        reject_failed_checks(cases, stage._failed_checks)
+        stage._failed_checks = []
+        results = stage._scored(cases, side)
+        if stage._failed_checks:
+            raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
+    mark()
+    phases: list[int] = []
+    start = 0
+    for number, end in enumerate(marks):
+        phases += [number] * (end - start)
+        start = end
+    return PartResult(results, phases, [firsts.get(k) for k in range(len(cases.rejects))])
+
+
+def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: np.ndarray, mark) -> dict:
+    """``check_values`` of engine/cases/_table.py on a part, but for its duplicates, which
+    the whole table decided (``first_source``, ``first_row``): rejected in the same words."""
+    n = cases.n
+    cases.valid = np.ones(n, bool)
+    texts = (plan.kind.key, plan.link, plan.kind.act)
+    for name in plan.case_columns:
+        found = Rejects()
+        read = name not in texts and plan.facts[name].type.kind is not Kind.ENUM
+        column = validate_column(plan.facts[name], cases.table[name], n, read, found)
+        for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
+            cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
+        if read:
+            cases.columns[name] = column
+        mark()
+    cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
+    cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
+                                                           lambda texts: linked(plan.facts[plan.link], texts))
+    cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
+    if plan.kind.act:
+        cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
+    repeats = np.flatnonzero(np.asarray(first_source.is_valid()))
+    firsts = {}
+    if repeats.size:
+        values = cases.keys.take(from_numbers(cases.key_code[repeats])).to_pylist()
+        sources = first_source.take(from_numbers(repeats)).to_pylist()
+        firsts = {len(cases.rejects) + k: (source, int(row))
+                  for k, (source, row) in enumerate(zip(sources, first_row[repeats].tolist(), strict=True))}
+        cases.reject(repeats.tolist(), plan.kind.key, values,
+                     [f"duplicate {plan.kind.key} {value!r}: first at row {int(row)} of {source}"
+                      for value, row, source in zip(values, first_row[repeats].tolist(), sources, strict=True)])
+    mark()
+    return firsts
+
+
+def picklable_slots() -> None:
+    """A judged part holds the compiled program's slots (tuples made by ``__new__(cls, *fields)``),
+    which pickle's default for a tuple subclass cannot make again: each is pickled as a call
+    of its class with its fields. Registered where the parts are pickled (the executors)."""
+    import copyreg
+
+    from ecorules.fastcalc import _compiled
+
+    for slot in (_compiled.RuleSlot, _compiled.FindingSlot, _compiled.SanctionSlot, _compiled.CheckSlot):
+        copyreg.pickle(slot, _fields)
+
+
+def _fields(slot: tuple):
+    return type(slot), tuple(slot)
+
+
+class PartsError(EcorulesError):
+    """The parts of a case table do not add up (a bug, never a silent drop)."""
+
+
+@dataclass
+class Written:
+    """What the driver knows of the case table once its parts are written: what the
+    registry's scoring and the run's summary read of a local run's ``CaseResults``."""
+
+    side: EnterpriseSide
+    lighter_law: int
+    files: dict[str, list[int]]
+
+    def per_file(self) -> dict[str, list[int]]:
+        return self.files
+
+
+class _SlotsOnce:
+    """The run's writer, but a case slot's row is written by the first part only: until the
+    writer of a case run is split into its run part and its per-part body (engine/cases/
+    _write.py), ``write_case_results`` writes the slots of the run with each part's findings."""
+
+    def __init__(self, writer):
+        self._writer, self._once, self._done = writer, (store.INSERT_ASSESSED_FINDING_SLOT, store.INSERT_SANCTION_SLOT), set()
+
+    def executemany(self, sql, rows):
+        if sql in self._once:
+            if sql in self._done:
+                return None
+            self._done.add(sql)
+        return self._writer.executemany(sql, rows)
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+
+def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, first_slot: int,
+                first_sanction_slot: int, memory, sources: list[str], read_rejects: list,
+                described: list, warnings: list[str]) -> Written:
+    """The parts' findings, list entries and lifts written as a local run writes the whole
+    table's, then their rejects in the order a local run makes them (phase by phase, each in
+    the table's order of ``sources`` and rows), and the table's counts."""
+    from ..cases import write_case_results
+
+    slots = _SlotsOnce(writer)
+    rejects: list[tuple] = []  # (phase, (rank, row) of its first, (rank, row), n, reject)
+    rank = {source: k for k, source in enumerate(sources)}
+    files = {source: [0, 0] for source in sources}
+    totals = [0, 0, 0]
+    sides, lighter = [], 0
+    before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
+    for part in parts:
+        results = part.results
+        for phase, first, reject in zip(part.phases, part.firsts, results.cases.rejects, strict=True):
+            place = (rank.get(reject.source, len(rank)), reject.row if reject.row is not None else -1)
+            # a repeated case_id's, after the row it repeats (a local run codes the case_ids in that order)
+            rejects.append((phase, (rank.get(first[0], len(rank)), first[1]) if first else place, place, len(rejects),
+                            reject))
+        results.cases.rejects = []  # written below, with every part's, in the table's order
+        write_case_results(results, plan, slots, run_id, acc, first_slot=first_slot,
+                           first_sanction_slot=first_sanction_slot, memory=memory)
+        for source, (rows_in, rejected) in results.per_file().items():
+            count = files.setdefault(source, [0, 0])
+            count[0] += rows_in
+            count[1] += rejected
+        totals = [totals[0] + results.rows_in, totals[1] + results.rows_scored, totals[2] + results.rows_rejected]
+        side = results.side  # what the registry's scoring reads of it (not its rows: the part is let go)
+        sides.append(EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups, key_fact=side.key_fact,
+                                    uncountable=side.uncountable))
+        lighter += results.lighter_law
+    ordered = [*read_rejects, *(r[-1] for r in sorted(rejects, key=lambda r: r[:4]))]
+    count_reasons(acc.reasons, [(r.source, r.row) for r in ordered], [(r.column, reason_class(r.reason)) for r in ordered],
+                  [r.reason for r in ordered], acc.examples)
+    if ordered:
+        writer.executemany(store.INSERT_REJECTS, [(run_id, r.source, r.row, r.column, r.value, r.reason) for r in ordered])
+    for reject in read_rejects:  # unreadable lines: rows in, rejected
+        count = files.setdefault(reject.source, [0, 0])
+        count[0] += 1
+        count[1] += 1
+    unreadable = len(read_rejects)
+    acc.rows_in += unreadable
+    acc.rows_rejected += unreadable
+    acc.tables["cases"] = [totals[0] + unreadable, totals[1], totals[2] + unreadable]
+    if (acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]) != tuple(acc.tables["cases"]):
+        raise PartsError(f"the case table's parts do not add up: {acc.tables['cases']}")
+    acc.files.update(files)
+    acc.described.extend(described)
+    for warning in warnings:
+        acc.warnings.setdefault(warning)
+    return Written(merged_side(sides, plan), lighter, files)
+
+
+def merged_side(sides: list[EnterpriseSide], plan) -> EnterpriseSide:
+    """The parts' enterprise sides as one, for the registry's scoring (its roll-ups, and the
+    enterprises a roll-up cannot be counted for): an enterprise's rows are all in one part,
+    valid rows first, so a key's first row among them all is its part's."""
+    key_fact = plan.facts[plan.link]
+    if not sides:
+        return EnterpriseSide(pa.array([], pa.string()), pa.table({plan.link: pa.array([], pa.string())}),
+                              key_fact=key_fact)
+    offsets = np.cumsum([0, *(side.n for side in sides)])
+    names = {name for side in sides for name in side.rollups}
+    rollups = {name: np.concatenate([side.rollups.get(name, np.zeros(side.n, np.int64)) for side in sides])
+               for name in names}
+    uncountable = {int(offset) + row: why for side, offset in zip(sides, offsets, strict=False)
+                   for row, why in side.uncountable.items()}
+    usccs = pa.concat_arrays([side.usccs.cast(pa.string()) for side in sides])
+    return EnterpriseSide(usccs, sides[0].table.slice(0, 0), rollups=rollups, key_fact=key_fact,
+                          uncountable=uncountable)
+
+
+def case_table(table: pa.Table, plan, headers: Mapping[str, str], sources: pa.Array, rows: np.ndarray) -> CaseTable:
+    """A part's case rows (the table's order) as the case stage holds a table it read."""
+    encoded = pc.dictionary_encode(sources)
+    names = encoded.dictionary.to_pylist()
+    columns = {}
+    for fact in plan.case_columns:
+        column = table[fact].combine_chunks() if fact in table.column_names else pa.nulls(table.num_rows, pa.string())
+        if pa.types.is_large_string(column.type):
+            column = column.cast(pa.string())
+        columns[fact] = column
+    return CaseTable(pa.table(columns), names, np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32),
+                     np.asarray(rows, np.int64), dict(headers), table.num_rows)
+
+
+__all__ = ["PartResult", "Written", "case_table", "judge_part", "keyed", "merged_side", "part_numbers", "write_parts"]
