@@ -58,6 +58,9 @@ class CaseTable:
     # (a line whose encoding disagrees with its file's), as for the registry
     described: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # int64 position of each row in the whole table, where this is a partition of it
+    # (_spill.py); None: the whole table, a row's position is its index
+    ordinal: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -119,8 +122,10 @@ def _concat(tables: list[pa.Table], names: tuple[str, ...]) -> pa.Table:
     return whole.combine_chunks()
 
 
-def check_values(cases: CaseTable, plan: CasePlan) -> None:
-    """Validate every needed column, then duplicates."""
+def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
+    """Validate every needed column, then duplicates: found in ``cases`` (the whole table),
+    or where ``cases`` is a partition, the rows of ``duplicates`` (``_spill.Duplicates``,
+    found across the whole table) among its rows."""
     n = cases.n
     cases.valid = np.ones(n, bool)
     texts = (plan.kind.key, plan.link, plan.kind.act)
@@ -143,7 +148,12 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
-    _duplicates(cases, plan)
+    if duplicates is None:
+        _duplicates(cases, plan)
+    else:
+        at, values, reasons = duplicates.of(cases.ordinal)
+        if at.size:
+            cases.reject(at.tolist(), plan.kind.key, values, reasons)
 
 
 def linked(fact, column) -> pa.Array:

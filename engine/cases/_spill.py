@@ -1,0 +1,306 @@
+"""The case table in partitions spilled to temporary Arrow IPC files, so that a run's memory
+follows a partition's size, not the table's.
+
+The table is read once, batch by batch; each row goes to one of ``BUCKETS`` buckets by a hash
+of its enterprise key as the registry compares it (``linked``: trimmed, a USCC in ASCII), so
+that every case of an enterprise is in one bucket, and is appended to that bucket's file with
+its source, its row number there and its position in the table (``ordinal``). Buckets are then
+put together, consecutive ones, into partitions of about ``PARTITION_ROWS`` rows, and a
+partition is loaded, in the table's row order, when the stage comes to it.
+
+A duplicated case_id may be in any two buckets. Unless the table is in strictly ascending
+case_id order (a database export usually is: no duplicate possible, nothing more to do), the
+case_ids are hashed again into buckets of their own, read back from the spilled files a
+column at a time, and each case_id bucket finds its duplicates: every row of a case_id but
+the first (the lowest position in the table) is a reject naming that first row, as when the
+table was held whole. Only the duplicates are kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules._arrow import from_numbers
+
+from .._sources import ColumnResolver, Registry, Reject
+from ._plan import CasePlan
+from ._table import CaseTable, _ascending, _coded_distinct, _codes, _concat, _stripped, linked
+
+BUCKETS = 64  # per bucket a file; a partition is one or more consecutive buckets
+PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
+_SOURCE, _ROW, _ORDINAL = "__ecorules_source", "__ecorules_row", "__ecorules_ordinal"
+_KEY = "__ecorules_key"
+
+
+def text_hashes(column: pa.Array) -> np.ndarray:
+    """A uint64 hash per text of a string array (nulls hash as empty texts) from its length
+    and last eight bytes, read from the array's buffers: case_ids and USCCs differ there."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    n = len(column)
+    if not n:
+        return np.zeros(0, np.uint64)
+    _validity, offsets, data = column.buffers()
+    bounds = np.frombuffer(offsets, np.int32)[column.offset:column.offset + n + 1].astype(np.int64)
+    starts, ends = bounds[:-1], bounds[1:]
+    length = ends - starts
+    if column.null_count:
+        length = np.where(np.asarray(column.is_valid()), length, 0)
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    with np.errstate(over="ignore"):
+        h = length.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        for back in range(1, 9):
+            byte = np.where(length >= back, data[np.maximum(ends - back, 0)], 0).astype(np.uint64)
+            h = (h ^ byte) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+    return h
+
+
+@dataclass
+class Duplicates:
+    """The rows whose case_id an earlier row of the table holds: by position in the table
+    (ascending), their case_id and the reason naming the first row."""
+
+    ordinal: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    values: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def of(self, ordinals: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+        """Positions into ``ordinals`` of the duplicates among them, their values, reasons."""
+        if not self.ordinal.size or not ordinals.size:
+            return np.zeros(0, np.int64), [], []
+        at = np.minimum(np.searchsorted(self.ordinal, ordinals), self.ordinal.size - 1)
+        hit = np.flatnonzero(self.ordinal[at] == ordinals)
+        return hit, [self.values[i] for i in at[hit].tolist()], [self.reasons[i] for i in at[hit].tolist()]
+
+
+@dataclass
+class SpilledCases:
+    """The case table read into bucket files (see the module)."""
+
+    folder: Path
+    files: list[list[Path]]  # per bucket its files (a new one where a file's columns change type)
+    counts: np.ndarray  # rows per bucket
+    sources: list[str]
+    headers: dict[str, str]
+    rows_in: int  # readable rows + rows the reader rejected
+    read_rejects: list[Reject]
+    described: list[dict[str, str]]
+    warnings: list[str]
+    wanted: pa.Array  # the distinct enterprise keys of the table (linked), for the registry's first pass
+    ascending: bool  # case_ids non-empty and strictly ascending in the table's order: no duplicate
+    columns: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def partitions(self, partition_rows: int | None = None) -> list[list[int]]:
+        """Consecutive buckets in groups of about ``partition_rows`` rows (at least a bucket
+        each; empty buckets left out)."""
+        limit = partition_rows or PARTITION_ROWS
+        groups: list[list[int]] = []
+        size = 0
+        for bucket, count in enumerate(self.counts.tolist()):
+            if not count:
+                continue
+            if not groups or size + count > limit:
+                groups.append([])
+                size = 0
+            groups[-1].append(bucket)
+            size += count
+        return groups or [[]]
+
+    def load(self, buckets: Iterable[int]) -> CaseTable:
+        """The rows of ``buckets`` as a case table (sources and headers of the whole table),
+        in the table's row order."""
+        tables = [_read(path) for b in buckets for path in self.files[b]]
+        tables = [t for t in tables if t.num_rows]
+        source = np.concatenate([t[_SOURCE].to_numpy() for t in tables]).astype(np.int32) if tables else np.zeros(0, np.int32)
+        rows = np.concatenate([t[_ROW].to_numpy() for t in tables]).astype(np.int64) if tables else np.zeros(0, np.int64)
+        ordinal = (np.concatenate([t[_ORDINAL].to_numpy() for t in tables]).astype(np.int64) if tables
+                   else np.zeros(0, np.int64))
+        whole = _concat([t.select(list(self.columns)) for t in tables], self.columns)
+        if len(tables) > 1 and ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
+            order = np.argsort(ordinal, kind="stable")
+            whole = whole.take(from_numbers(order))
+            source, rows, ordinal = source[order], rows[order], ordinal[order]
+        return CaseTable(whole, self.sources, source, rows, self.headers, int(ordinal.size), ordinal=ordinal)
+
+    def duplicates(self, key: str) -> Duplicates:
+        """The rows of a case_id seen at an earlier row (see the module)."""
+        if self.ascending:
+            return Duplicates()
+        keyed = _Buckets(self.folder / "keys")
+        for files in self.files:
+            for path in files:
+                table = _read(path, [key, _SOURCE, _ROW, _ORDINAL])
+                text = _stripped(table[key])
+                bucket = (text_hashes(text) % np.uint64(BUCKETS)).astype(np.int64)
+                keyed.append(pa.table({_KEY: text, _SOURCE: table[_SOURCE], _ROW: table[_ROW],
+                                       _ORDINAL: table[_ORDINAL]}), bucket)
+        keyed.close()
+        found: list[tuple[np.ndarray, list, list]] = []
+        for files in keyed.files:
+            tables = [_read(path) for path in files]
+            if not tables:
+                continue
+            table = pa.concat_tables(tables).combine_chunks()
+            found.append(_duplicated(table, key, self.sources))
+            del table, tables
+        shutil.rmtree(self.folder / "keys", ignore_errors=True)
+        if not found:
+            return Duplicates()
+        ordinal = np.concatenate([f[0] for f in found])
+        values = [v for f in found for v in f[1]]
+        reasons = [r for f in found for r in f[2]]
+        order = np.argsort(ordinal, kind="stable")
+        return Duplicates(ordinal[order], [values[i] for i in order.tolist()], [reasons[i] for i in order.tolist()])
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """In one case_id bucket: (positions in the table, case_ids, reasons) of every row of a
+    non-empty case_id but its first (``_table._duplicates`` over the whole table)."""
+    codes, keys = _codes(table[_KEY])
+    ordinal = table[_ORDINAL].to_numpy()
+    rows = np.flatnonzero(codes >= 0)
+    if not rows.size:
+        return np.zeros(0, np.int64), [], []
+    order = rows[np.lexsort((ordinal[rows], codes[rows]))]
+    sorted_codes = codes[order]
+    starts = np.ones(order.size, bool)
+    starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
+    later = np.flatnonzero(~starts)
+    if not later.size:
+        return np.zeros(0, np.int64), [], []
+    dup, original = order[later], order[first[later]]
+    values = keys.take(from_numbers(codes[dup])).to_pylist()
+    source, row = table[_SOURCE].to_numpy(), table[_ROW].to_numpy()
+    reasons = [f"duplicate {key} {value!r}: first at row {int(row[f])} of {sources[int(source[f])]}"
+               for value, f in zip(values, original.tolist(), strict=True)]
+    return ordinal[dup].astype(np.int64), values, reasons
+
+
+class _Buckets:
+    """Bucket files being written: a table's rows appended to the files of their buckets."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.files: list[list[Path]] = [[] for _ in range(BUCKETS)]
+        self.counts = np.zeros(BUCKETS, np.int64)
+        self._writers: list = [None] * BUCKETS  # per bucket (writer, its schema) or None
+
+    def append(self, table: pa.Table, bucket: np.ndarray) -> None:
+        order = np.argsort(bucket, kind="stable")  # a radix sort of small numbers: linear
+        counts = np.bincount(bucket, minlength=BUCKETS)
+        grouped = table.take(from_numbers(order)) if table.num_rows else table
+        start = 0
+        for b, count in enumerate(counts.tolist()):
+            if count:
+                self._write(b, grouped.slice(start, count))
+                start += count
+        self.counts += counts
+
+    def _write(self, bucket: int, table: pa.Table) -> None:
+        open_ = self._writers[bucket]
+        if open_ is not None and not open_[1].equals(table.schema):
+            open_[0].close()  # a file whose columns have other types: a file of its own
+            open_ = None
+        if open_ is None:
+            path = self.folder / f"{bucket}-{len(self.files[bucket])}.arrow"
+            self.files[bucket].append(path)
+            open_ = self._writers[bucket] = (pa.ipc.new_file(path, table.schema), table.schema)
+        open_[0].write_table(table)
+
+    def close(self) -> None:
+        for open_ in self._writers:
+            if open_ is not None:
+                open_[0].close()
+        self._writers = [None] * BUCKETS
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    with pa.OSFile(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    table = table if columns is None else table.select(columns)
+    return table.combine_chunks() if table.num_rows else table
+
+
+def spill_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None, batch_rows: int,
+                aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True,
+                directory: str | Path | None = None) -> SpilledCases:
+    """Read the case table's needed columns into bucket files (see the module)."""
+    needed = plan.needed()
+    resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
+    reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
+    folder = Path(tempfile.mkdtemp(prefix="ecorules-cases-", dir=directory))
+    try:
+        return _spill(reader, plan, folder, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases:
+    buckets = _Buckets(folder / "cases")
+    sources: list[str] = []
+    headers: dict[str, str] = {}
+    read_rejects: list[Reject] = []
+    rows_in = ordinal = 0
+    wanted: pa.Array | None = None
+    ascending, last_key = True, None
+    link_fact = plan.facts[plan.link]
+    for batch in reader.batches():
+        rows_in += batch.rows_in
+        read_rejects.extend(batch.rejects)
+        if batch.source not in sources:
+            sources.append(batch.source)
+        for name, header in batch.headers.items():
+            headers.setdefault(name, header)
+        for name in plan.optional_columns:  # a column the table may leave out: all empty
+            if name not in batch.table.column_names:
+                batch.table = batch.table.append_column(name, pa.nulls(batch.table.num_rows, pa.string()))
+        n = batch.table.num_rows
+        if not n:
+            continue
+        cases = batch.table.select(list(plan.case_columns))
+        # the enterprise key in the registry's form, once per distinct text as written
+        codes, keys = _coded_distinct(cases[plan.link], lambda texts: linked(link_fact, texts))
+        per_key = (text_hashes(keys) % np.uint64(BUCKETS)).astype(np.int64)
+        bucket = np.where(codes >= 0, per_key[np.maximum(codes, 0)] if per_key.size else 0, 0)
+        if keys.null_count:
+            keys = keys.drop_null()
+        wanted = keys if wanted is None else pc.unique(pa.concat_arrays([wanted, keys]))
+        if ascending:
+            text = _stripped(cases[plan.kind.key])
+            ascending = _ascending(text) and (
+                pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
+            last_key = text[-1].as_py() if ascending else None
+        cases = cases.append_column(_SOURCE, pa.array(np.full(n, sources.index(batch.source), np.int32)))
+        cases = cases.append_column(_ROW, pa.array(np.asarray(batch.rows, np.int64)))
+        cases = cases.append_column(_ORDINAL, pa.array(np.arange(ordinal, ordinal + n, dtype=np.int64)))
+        ordinal += n
+        buckets.append(cases, bucket.astype(np.int64))
+    buckets.close()
+    if wanted is None:
+        wanted = pa.array([], pa.string())
+    return SpilledCases(folder, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
+                        reader.described(), reader.warnings, wanted, ascending, tuple(plan.case_columns))
+
+
+__all__ = ["BUCKETS", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
