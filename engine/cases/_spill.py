@@ -217,6 +217,7 @@ class _Buckets:
         self.counts += counts
 
     def _write(self, bucket: int, table: pa.Table) -> None:
+        # IPC streams: a dictionary column (Parquet's strings) may change its dictionary per batch
         open_ = self._writers[bucket]
         if open_ is not None and not open_[1].equals(table.schema):
             open_[0].close()  # a file whose columns have other types: a file of its own
@@ -224,7 +225,7 @@ class _Buckets:
         if open_ is None:
             path = self.folder / f"{bucket}-{len(self.files[bucket])}.arrow"
             self.files[bucket].append(path)
-            open_ = self._writers[bucket] = (pa.ipc.new_file(path, table.schema), table.schema)
+            open_ = self._writers[bucket] = (pa.ipc.new_stream(path, table.schema), table.schema)
         open_[0].write_table(table)
 
     def close(self) -> None:
@@ -236,7 +237,7 @@ class _Buckets:
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
     with pa.OSFile(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+        table = pa.ipc.open_stream(source).read_all()
     table = table if columns is None else table.select(columns)
     return table.combine_chunks() if table.num_rows else table
 

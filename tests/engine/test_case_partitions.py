@@ -168,3 +168,26 @@ def test_spilled_partitions_hold_every_case_of_an_enterprise_once(tmp_path):
     finally:
         spilled.close()
     assert not spilled.folder.exists()
+
+
+def test_a_parquet_case_table_of_dictionary_columns_in_partitions(tmp_path, monkeypatch):
+    """An enum column of Parquet comes as a dictionary, its dictionary changing from row group
+    to row group: the spill keeps them (IPC streams), and the findings are the CSV table's."""
+    import pyarrow.parquet as pq
+
+    _plain_tables(tmp_path)
+    table = pacsv.read_csv(tmp_path / "cases.csv", convert_options=pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in ("case_id", "uscc", "act_id", "clause", "fine_yuan", "act_date",
+                                                      "act_end", "discovered", "into_eco_water")}))
+    pq.write_table(table, tmp_path / "cases.parquet", row_group_size=300)
+    from_csv, csv_stored, _ = _run(tmp_path, DATA, AS_OF, 40, "csv", monkeypatch)
+    (tmp_path / "cases.csv").rename(tmp_path / "cases.csv.off")
+    (tmp_path / "cases.parquet").rename(tmp_path / "cases.csv.parquet")
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(_spill, "PARTITION_ROWS", 40)
+        summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "parquet.sqlite", policies=DATA, as_of=AS_OF,
+                              cases=tmp_path / "cases.csv.parquet", threads=2, batch_rows=256)
+    stored = _stored(tmp_path / "parquet.sqlite", summary.run_id)
+    assert stored["findings"] == csv_stored["findings"] and stored["districts"] == csv_stored["districts"]
+    assert summary.findings == from_csv.findings and summary.total_yuan == from_csv.total_yuan
