@@ -66,6 +66,11 @@ def text_hashes(column: pa.Array) -> np.ndarray:
     return h
 
 
+def buckets_of(keys: pa.Array) -> np.ndarray:
+    """The bucket of each enterprise key (as ``linked`` gives it) that its cases are spilled to."""
+    return (text_hashes(keys) % np.uint64(BUCKETS)).astype(np.int64)
+
+
 @dataclass
 class Duplicates:
     """The rows whose case_id an earlier row of the table holds: by position in the table
@@ -263,7 +268,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases
     headers: dict[str, str] = {}
     read_rejects: list[Reject] = []
     rows_in = ordinal = 0
-    wanted: pa.Array | None = None
+    wanted = _Distinct()
     ascending, last_key = True, None
     link_fact = plan.facts[plan.link]
     for batch in reader.batches():
@@ -282,11 +287,9 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases
         cases = batch.table.select(list(plan.case_columns))
         # the enterprise key in the registry's form, once per distinct text as written
         codes, keys = _coded_distinct(cases[plan.link], lambda texts: linked(link_fact, texts))
-        per_key = (text_hashes(keys) % np.uint64(BUCKETS)).astype(np.int64)
+        per_key = buckets_of(keys)
         bucket = np.where(codes >= 0, per_key[np.maximum(codes, 0)] if per_key.size else 0, 0)
-        if keys.null_count:
-            keys = keys.drop_null()
-        wanted = keys if wanted is None else pc.unique(pa.concat_arrays([wanted, keys]))
+        wanted.add(keys.drop_null() if keys.null_count else keys)
         if ascending:
             text = _stripped(cases[plan.kind.key])
             ascending = _ascending(text) and (
@@ -298,10 +301,34 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases
         ordinal += n
         buckets.append(cases, bucket.astype(np.int64))
     buckets.close()
-    if wanted is None:
-        wanted = pa.array([], pa.string())
     return SpilledCases(folder, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
-                        reader.described(), reader.warnings, wanted, ascending, tuple(plan.case_columns))
+                        reader.described(), reader.warnings, wanted.result(), ascending, tuple(plan.case_columns))
 
 
-__all__ = ["BUCKETS", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
+class _Distinct:
+    """The distinct texts of many arrays, made distinct when the arrays waiting are as long as
+    the distinct texts so far (each batch's against all before it hashed the table's
+    enterprises once per batch)."""
+
+    def __init__(self):
+        self._distinct = pa.array([], pa.string())
+        self._waiting: list[pa.Array] = []
+        self._waiting_length = 0
+
+    def add(self, texts: pa.Array) -> None:
+        self._waiting.append(texts)
+        self._waiting_length += len(texts)
+        if self._waiting_length >= max(len(self._distinct), 1 << 20):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._waiting:
+            self._distinct = pc.unique(pa.concat_arrays([self._distinct, *self._waiting]))
+            self._waiting, self._waiting_length = [], 0
+
+    def result(self) -> pa.Array:
+        self._merge()
+        return self._distinct
+
+
+__all__ = ["BUCKETS", "buckets_of", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]

@@ -257,16 +257,21 @@ class CaseStage:
                 registry = Registry(registry_path, resolver, **registry_options)
                 side = read_enterprises(registry, plan, wanted, checked, self.as_of)
             run.side = side
+            # the enterprises of each bucket: a partition's cases are looked up among its own
+            # buckets' (a hash table of every enterprise built once per partition cost as much)
+            side_bucket = _spill.buckets_of(side.usccs)
             if sink is not None:
                 sink.begin(run)
             rollups: dict[str, np.ndarray] = {}
-            for cases in tables:
-                results = self._partition(cases, side)
+            for buckets, cases in tables:
+                results = self._partition(cases, side, None if buckets is None else np.isin(side_bucket, buckets))
                 run.add(results)
                 if sink is not None:
                     sink.partition(results)
                 # an enterprise's cases are all in one partition: its roll-ups are that partition's
-                owners = np.unique(cases.enterprise[cases.enterprise >= 0])
+                # (a mask, not np.unique: a hash of a partition's rows, for nothing)
+                owners = np.zeros(side.n, bool)
+                owners[cases.enterprise[cases.enterprise >= 0]] = True
                 for name, values in side.rollups.items():
                     if name not in rollups:
                         rollups[name] = values
@@ -280,7 +285,7 @@ class CaseStage:
 
     def _tables(self):
         """First (the distinct enterprise keys of the table, the run), then the table's
-        partitions, checked. The files and databases the stage reads are spilled in
+        partitions, checked, with their buckets (None: the whole table). The files and databases the stage reads are spilled in
         partitions (_spill.py); a table read otherwise (a cluster's catalogue, ``read``
         overridden) is one partition, read whole."""
         plan = self.plan
@@ -290,7 +295,7 @@ class CaseStage:
             run = CaseRun(cases.sources, list(cases.read_rejects), cases.described, cases.warnings, rows_in=cases.rows_in)
             cases.read_rejects, cases.rows_in = [], cases.n
             yield cases.usccs_of(cases.valid), run
-            yield cases
+            yield None, cases
             return
         spilled = spill_cases(self.path, plan, encoding=self.encoding, table=self.table, batch_rows=self.batch_rows,
                               aliases=self.aliases, recurse=self.recurse)
@@ -301,15 +306,16 @@ class CaseStage:
             for buckets in spilled.partitions(_spill.PARTITION_ROWS):
                 cases = spilled.load(buckets)
                 check_values(cases, plan, duplicates)
-                yield cases
+                yield buckets, cases
         finally:
             spilled.close()
 
-    def _partition(self, cases: CaseTable, side: EnterpriseSide) -> CaseResults:
-        """One partition's cases (every case of its enterprises), checked: linked, scored."""
+    def _partition(self, cases: CaseTable, side: EnterpriseSide, mine: np.ndarray | None) -> CaseResults:
+        """One partition's cases (every case of its enterprises), checked: linked (to the
+        enterprises ``mine``, a mask of the side's rows; None: any), scored."""
         plan = self.plan
         side.rollups = {}
-        link(cases, plan, side.usccs, side.rejected)
+        link(cases, plan, side.usccs, side.rejected, mine)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
         self._reject_uncountable(cases, side)

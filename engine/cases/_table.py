@@ -286,10 +286,18 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
     cases.reject(dup_rows, plan.kind.key, values, reasons)
 
 
-def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str]) -> None:
+def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str],
+         among: np.ndarray | None = None) -> None:
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
-    cases of an unknown or rejected enterprise are rejected."""
-    per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
+    cases of an unknown or rejected enterprise are rejected. ``among``: a mask of the side's
+    rows holding every enterprise the cases may name (a partition's, _spill.py), or None."""
+    if among is None:
+        per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
+    else:  # the first of a key's rows among them is its first of all: same order, same key, same bucket
+        rows = np.flatnonzero(among)
+        per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs.take(from_numbers(rows))),
+                          fill=-1).astype(np.int64)
+        per_key = np.where(per_key >= 0, rows[np.maximum(per_key, 0)] if rows.size else -1, -1)
     index = np.full(cases.n, -1, np.int64)
     coded = cases.uscc_code >= 0  # an empty uscc has no code (its row is rejected already)
     index[coded] = per_key[cases.uscc_code[coded]]
