@@ -31,10 +31,13 @@ from ecorules.rules._arrow import from_numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
-from ._table import CaseTable, _ascending, _coded_distinct, _codes, _concat, _stripped, linked
+from ._table import CaseTable, _ascending, _codes, _concat, _stripped, linked
 
-BUCKETS = 64  # per bucket a file; a partition is one or more consecutive buckets
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
+# buckets: about one per partition of the table's estimated rows (a partition of one file is
+# in the table's order as written, not sorted again), at most MAX_BUCKETS (a file open each)
+MAX_BUCKETS = 256
+BUCKETS = 64  # where the table's size is not known
 _SOURCE, _ROW, _ORDINAL = "__ecorules_source", "__ecorules_row", "__ecorules_ordinal"
 _KEY = "__ecorules_key"
 
@@ -66,9 +69,22 @@ def text_hashes(column: pa.Array) -> np.ndarray:
     return h
 
 
-def buckets_of(keys: pa.Array) -> np.ndarray:
-    """The bucket of each enterprise key (as ``linked`` gives it) that its cases are spilled to."""
-    return (text_hashes(keys) % np.uint64(BUCKETS)).astype(np.int64)
+def buckets_of(keys: pa.Array, count: int) -> np.ndarray:
+    """The bucket of each enterprise key (as ``linked`` gives it) that its cases are spilled
+    to, of ``count`` buckets."""
+    return (text_hashes(keys) % np.uint64(count)).astype(np.int64)
+
+
+def bucket_count(estimated_rows: int | None, partition_rows: int | None = None) -> int:
+    if not estimated_rows:
+        return BUCKETS
+    return int(min(MAX_BUCKETS, max(1, -(-estimated_rows // (partition_rows or PARTITION_ROWS)))))
+
+
+def _ints(column) -> np.ndarray:
+    """A column of integers as numpy (per chunk: ChunkedArray.to_numpy imports pandas)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return np.concatenate([c.to_numpy() for c in chunks]) if chunks else np.zeros(0, np.int64)
 
 
 @dataclass
@@ -94,6 +110,7 @@ class SpilledCases:
     """The case table read into bucket files (see the module)."""
 
     folder: Path
+    buckets: int
     files: list[list[Path]]  # per bucket its files (a new one where a file's columns change type)
     counts: np.ndarray  # rows per bucket
     sources: list[str]
@@ -102,7 +119,10 @@ class SpilledCases:
     read_rejects: list[Reject]
     described: list[dict[str, str]]
     warnings: list[str]
-    wanted: pa.Array  # the distinct enterprise keys of the table (linked), for the registry's first pass
+    # the distinct enterprise keys of the table (linked), for the registry's first pass: the
+    # texts where asked for (a cluster's workers read the registry), and their hashes, sorted
+    wanted: pa.Array | None
+    wanted_hashes: np.ndarray
     ascending: bool  # case_ids non-empty and strictly ascending in the table's order: no duplicate
     columns: tuple[str, ...]
 
@@ -129,29 +149,36 @@ class SpilledCases:
     def load(self, buckets: Iterable[int]) -> CaseTable:
         """The rows of ``buckets`` as a case table (sources and headers of the whole table),
         in the table's row order."""
-        tables = [_read(path) for b in buckets for path in self.files[b]]
+        tables = [_read(path, combine=False) for b in buckets for path in self.files[b]]
         tables = [t for t in tables if t.num_rows]
-        source = np.concatenate([t[_SOURCE].to_numpy() for t in tables]).astype(np.int32) if tables else np.zeros(0, np.int32)
-        rows = np.concatenate([t[_ROW].to_numpy() for t in tables]).astype(np.int64) if tables else np.zeros(0, np.int64)
-        ordinal = (np.concatenate([t[_ORDINAL].to_numpy() for t in tables]).astype(np.int64) if tables
-                   else np.zeros(0, np.int64))
-        whole = _concat([t.select(list(self.columns)) for t in tables], self.columns)
-        if len(tables) > 1 and ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
+        if not tables:
+            empty = np.zeros(0, np.int64)
+            return CaseTable(_concat([], self.columns), self.sources, np.zeros(0, np.int32), empty, self.headers, 0,
+                             ordinal=empty)
+        source = np.concatenate([_ints(t[_SOURCE]) for t in tables]).astype(np.int32)
+        rows = np.concatenate([_ints(t[_ROW]) for t in tables]).astype(np.int64)
+        ordinal = np.concatenate([_ints(t[_ORDINAL]) for t in tables]).astype(np.int64)
+        try:  # chunks of the files' batches, copied once below (combined, or taken in the table's order)
+            whole = pa.concat_tables([t.select(list(self.columns)) for t in tables], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other types (rare): as _table._concat does
+            whole = _concat([t.select(list(self.columns)) for t in tables], self.columns)
+        if ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
             order = np.argsort(ordinal, kind="stable")
             whole = whole.take(from_numbers(order))
             source, rows, ordinal = source[order], rows[order], ordinal[order]
-        return CaseTable(whole, self.sources, source, rows, self.headers, int(ordinal.size), ordinal=ordinal)
+        return CaseTable(whole.combine_chunks(), self.sources, source, rows, self.headers, int(ordinal.size),
+                         ordinal=ordinal)
 
     def duplicates(self, key: str) -> Duplicates:
         """The rows of a case_id seen at an earlier row (see the module)."""
         if self.ascending:
             return Duplicates()
-        keyed = _Buckets(self.folder / "keys")
+        keyed = _Buckets(self.folder / "keys", self.buckets)
         for files in self.files:
             for path in files:
                 table = _read(path, [key, _SOURCE, _ROW, _ORDINAL])
                 text = _stripped(table[key])
-                bucket = (text_hashes(text) % np.uint64(BUCKETS)).astype(np.int64)
+                bucket = (text_hashes(text) % np.uint64(self.buckets)).astype(np.int64)
                 keyed.append(pa.table({_KEY: text, _SOURCE: table[_SOURCE], _ROW: table[_ROW],
                                        _ORDINAL: table[_ORDINAL]}), bucket)
         keyed.close()
@@ -180,7 +207,7 @@ def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarr
     """In one case_id bucket: (positions in the table, case_ids, reasons) of every row of a
     non-empty case_id but its first (``_table._duplicates`` over the whole table)."""
     codes, keys = _codes(table[_KEY])
-    ordinal = table[_ORDINAL].to_numpy()
+    ordinal = _ints(table[_ORDINAL])
     rows = np.flatnonzero(codes >= 0)
     if not rows.size:
         return np.zeros(0, np.int64), [], []
@@ -194,7 +221,7 @@ def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarr
         return np.zeros(0, np.int64), [], []
     dup, original = order[later], order[first[later]]
     values = keys.take(from_numbers(codes[dup])).to_pylist()
-    source, row = table[_SOURCE].to_numpy(), table[_ROW].to_numpy()
+    source, row = _ints(table[_SOURCE]), _ints(table[_ROW])
     reasons = [f"duplicate {key} {value!r}: first at row {int(row[f])} of {sources[int(source[f])]}"
                for value, f in zip(values, original.tolist(), strict=True)]
     return ordinal[dup].astype(np.int64), values, reasons
@@ -203,16 +230,16 @@ def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarr
 class _Buckets:
     """Bucket files being written: a table's rows appended to the files of their buckets."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, count: int):
+        self.folder, self.count = folder, count
         folder.mkdir(parents=True, exist_ok=True)
-        self.files: list[list[Path]] = [[] for _ in range(BUCKETS)]
-        self.counts = np.zeros(BUCKETS, np.int64)
-        self._writers: list = [None] * BUCKETS  # per bucket (writer, its schema) or None
+        self.files: list[list[Path]] = [[] for _ in range(count)]
+        self.counts = np.zeros(count, np.int64)
+        self._writers: list = [None] * count  # per bucket (writer, its schema) or None
 
     def append(self, table: pa.Table, bucket: np.ndarray) -> None:
         order = np.argsort(bucket, kind="stable")  # a radix sort of small numbers: linear
-        counts = np.bincount(bucket, minlength=BUCKETS)
+        counts = np.bincount(bucket, minlength=self.count)
         grouped = table.take(from_numbers(order)) if table.num_rows else table
         start = 0
         for b, count in enumerate(counts.tolist()):
@@ -237,38 +264,41 @@ class _Buckets:
         for open_ in self._writers:
             if open_ is not None:
                 open_[0].close()
-        self._writers = [None] * BUCKETS
+        self._writers = [None] * self.count
 
 
-def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+def _read(path: Path, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
     with pa.OSFile(str(path)) as source:
         table = pa.ipc.open_stream(source).read_all()
     table = table if columns is None else table.select(columns)
-    return table.combine_chunks() if table.num_rows else table
+    return table.combine_chunks() if combine and table.num_rows else table
 
 
 def spill_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None, batch_rows: int,
                 aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True,
-                directory: str | Path | None = None) -> SpilledCases:
-    """Read the case table's needed columns into bucket files (see the module)."""
+                directory: str | Path | None = None, texts: bool = False) -> SpilledCases:
+    """Read the case table's needed columns into bucket files (see the module); ``texts``:
+    the distinct enterprise keys as texts too, not only their hashes."""
     needed = plan.needed()
     resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
     folder = Path(tempfile.mkdtemp(prefix="ecorules-cases-", dir=directory))
     try:
-        return _spill(reader, plan, folder, path)
+        return _spill(reader, plan, folder, path, texts)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases:
-    buckets = _Buckets(folder / "cases")
+def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) -> SpilledCases:
+    count = bucket_count(getattr(reader, "estimated_rows", None))
+    buckets = _Buckets(folder / "cases", count)
     sources: list[str] = []
     headers: dict[str, str] = {}
     read_rejects: list[Reject] = []
     rows_in = ordinal = 0
-    wanted = _Distinct()
+    wanted = _Distinct() if texts else None
+    wanted_hashes = _DistinctHashes()
     ascending, last_key = True, None
     link_fact = plan.facts[plan.link]
     for batch in reader.batches():
@@ -285,24 +315,56 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path) -> SpilledCases
         if not n:
             continue
         cases = batch.table.select(list(plan.case_columns))
-        # the enterprise key in the registry's form, once per distinct text as written
-        codes, keys = _coded_distinct(cases[plan.link], lambda texts: linked(link_fact, texts))
-        per_key = buckets_of(keys)
-        bucket = np.where(codes >= 0, per_key[np.maximum(codes, 0)] if per_key.size else 0, 0)
-        wanted.add(keys.drop_null() if keys.null_count else keys)
+        # the enterprise key in the registry's form (per row: cheaper than coding the texts first)
+        keys = linked(link_fact, cases[plan.link])
+        hashes = text_hashes(keys)
+        bucket = (hashes % np.uint64(count)).astype(np.int64)
+        wanted_hashes.add(hashes)
+        if wanted is not None:
+            distinct = pc.unique(keys)
+            wanted.add(distinct.drop_null() if distinct.null_count else distinct)
         if ascending:
             text = _stripped(cases[plan.kind.key])
             ascending = _ascending(text) and (
                 pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
             last_key = text[-1].as_py() if ascending else None
-        cases = cases.append_column(_SOURCE, pa.array(np.full(n, sources.index(batch.source), np.int32)))
-        cases = cases.append_column(_ROW, pa.array(np.asarray(batch.rows, np.int64)))
-        cases = cases.append_column(_ORDINAL, pa.array(np.arange(ordinal, ordinal + n, dtype=np.int64)))
+        cases = cases.append_column(_SOURCE, from_numbers(np.full(n, sources.index(batch.source), np.int32)))
+        cases = cases.append_column(_ROW, from_numbers(np.asarray(batch.rows, np.int64)))
+        cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
         ordinal += n
-        buckets.append(cases, bucket.astype(np.int64))
+        buckets.append(cases, bucket)
     buckets.close()
-    return SpilledCases(folder, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
-                        reader.described(), reader.warnings, wanted.result(), ascending, tuple(plan.case_columns))
+    return SpilledCases(folder, count, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
+                        reader.described(), reader.warnings, None if wanted is None else wanted.result(),
+                        wanted_hashes.result(), ascending, tuple(plan.case_columns))
+
+
+class _DistinctHashes:
+    """The distinct uint64 hashes of many arrays, sorted (made distinct as ``_Distinct``)."""
+
+    def __init__(self):
+        self._distinct = np.zeros(0, np.uint64)
+        self._waiting: list[np.ndarray] = []
+        self._waiting_length = 0
+
+    def add(self, hashes: np.ndarray) -> None:
+        self._waiting.append(hashes)
+        self._waiting_length += hashes.size
+        if self._waiting_length >= max(self._distinct.size, 1 << 22):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._waiting:
+            # sorted, then the first of each run (np.unique hashes: several times slower here)
+            merged = np.sort(np.concatenate([self._distinct, *self._waiting]))
+            first = np.ones(merged.size, bool)
+            first[1:] = merged[1:] != merged[:-1]
+            self._distinct = merged[first]
+            self._waiting, self._waiting_length = [], 0
+
+    def result(self) -> np.ndarray:
+        self._merge()
+        return self._distinct
 
 
 class _Distinct:
@@ -311,7 +373,7 @@ class _Distinct:
     enterprises once per batch)."""
 
     def __init__(self):
-        self._distinct = pa.array([], pa.string())
+        self._distinct = pa.nulls(0, pa.string())  # (pa.array of a list imports pandas: half a second)
         self._waiting: list[pa.Array] = []
         self._waiting_length = 0
 
@@ -331,4 +393,4 @@ class _Distinct:
         return self._distinct
 
 
-__all__ = ["BUCKETS", "buckets_of", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
+__all__ = ["BUCKETS", "MAX_BUCKETS", "bucket_count", "buckets_of", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]

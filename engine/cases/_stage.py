@@ -244,6 +244,7 @@ class CaseStage:
         plan = self.plan
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
+        self._buckets = None  # the spill's bucket count (_tables)
         tables = self._tables()
         try:
             wanted, run = next(tables)
@@ -259,7 +260,7 @@ class CaseStage:
             run.side = side
             # the enterprises of each bucket: a partition's cases are looked up among its own
             # buckets' (a hash table of every enterprise built once per partition cost as much)
-            side_bucket = _spill.buckets_of(side.usccs)
+            side_bucket = None if self._buckets is None else _spill.buckets_of(side.usccs, self._buckets)
             if sink is not None:
                 sink.begin(run)
             rollups: dict[str, np.ndarray] = {}
@@ -297,11 +298,15 @@ class CaseStage:
             yield cases.usccs_of(cases.valid), run
             yield None, cases
             return
+        # the registry read here is filtered by the hashes of the table's enterprise keys (a
+        # key of the same hash only adds an enterprise no case names); a cluster's workers
+        # are handed the keys themselves
         spilled = spill_cases(self.path, plan, encoding=self.encoding, table=self.table, batch_rows=self.batch_rows,
-                              aliases=self.aliases, recurse=self.recurse)
+                              aliases=self.aliases, recurse=self.recurse, texts=self.enterprise_rows is not None)
+        self._buckets = spilled.buckets
         try:
             duplicates = spilled.duplicates(plan.kind.key)
-            yield spilled.wanted, CaseRun(spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings,
+            yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings,
                                           rows_in=spilled.rows_in)
             for buckets in spilled.partitions(_spill.PARTITION_ROWS):
                 cases = spilled.load(buckets)

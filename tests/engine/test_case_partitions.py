@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def _plan():
 def _owner_buckets(usccs: list[str]) -> np.ndarray:
     plan = _plan()
     keys = linked(plan.facts[plan.link], pa.array(usccs))
-    return (_spill.text_hashes(keys) % np.uint64(_spill.BUCKETS)).astype(np.int64)
+    return _spill.buckets_of(keys, _spill.MAX_BUCKETS)
 
 
 def test_a_case_id_duplicated_across_partitions_is_rejected_naming_its_first_row(tmp_path, monkeypatch):
@@ -110,7 +111,7 @@ def test_a_case_id_duplicated_across_partitions_is_rejected_naming_its_first_row
         "industrial": pa.array(np.where(rng.random(200) < 0.7, "true", "false")),
     }), tmp_path / "enterprises.csv")
     cases = generate_cases(usccs, 600, 7, ("a83_2", "a84_2", "local_x"))
-    # two enterprises of buckets far apart: with a partition of a bucket or so, never together
+    # two enterprises of other buckets: with partitions of a bucket or so, not together
     buckets = _owner_buckets(usccs.to_pylist())
     low, high = int(np.argmin(buckets)), int(np.argmax(buckets))
     assert buckets[low] < buckets[high]
@@ -142,12 +143,13 @@ def test_a_case_id_duplicated_across_partitions_is_rejected_naming_its_first_row
     assert results["many"] == results["one"]
 
 
-def test_spilled_partitions_hold_every_case_of_an_enterprise_once(tmp_path):
+def test_spilled_partitions_hold_every_case_of_an_enterprise_once(tmp_path, monkeypatch):
     from ecorules.engine.cases._spill import spill_cases
 
     _plain_tables(tmp_path)
     plan = _plan()
-    spilled = spill_cases(tmp_path / "cases.csv", plan, batch_rows=300, directory=tmp_path)
+    monkeypatch.setattr(_spill, "PARTITION_ROWS", 100)  # buckets of about a hundred rows: many
+    spilled = spill_cases(tmp_path / "cases.csv", plan, batch_rows=300, directory=tmp_path, texts=True)
     try:
         whole = pacsv.read_csv(tmp_path / "cases.csv", convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in plan.case_columns}))
@@ -163,8 +165,10 @@ def test_spilled_partitions_hold_every_case_of_an_enterprise_once(tmp_path):
                 assert owners_seen.setdefault(key, index) == index
             ordinals.append(part.ordinal)
         assert np.array_equal(np.sort(np.concatenate(ordinals)), np.arange(whole.num_rows))
-        assert spilled.n == whole.num_rows and not spilled.ascending
-        assert set(spilled.wanted.to_pylist()) == set(linked(plan.facts[plan.link], whole[plan.link]).drop_null().to_pylist())
+        assert spilled.n == whole.num_rows and not spilled.ascending and spilled.buckets > 10
+        keys = linked(plan.facts[plan.link], whole[plan.link]).drop_null()
+        assert set(spilled.wanted.to_pylist()) == set(keys.to_pylist())
+        assert np.array_equal(spilled.wanted_hashes, np.unique(_spill.text_hashes(keys)))
     finally:
         spilled.close()
     assert not spilled.folder.exists()
@@ -191,3 +195,71 @@ def test_a_parquet_case_table_of_dictionary_columns_in_partitions(tmp_path, monk
     stored = _stored(tmp_path / "parquet.sqlite", summary.run_id)
     assert stored["findings"] == csv_stored["findings"] and stored["districts"] == csv_stored["districts"]
     assert summary.findings == from_csv.findings and summary.total_yuan == from_csv.total_yuan
+
+
+def test_a_run_killed_between_partitions_leaves_nothing_and_its_rerun_writes_everything_once(tmp_path, monkeypatch):
+    from ecorules.engine.cases import _write
+
+    _plain_tables(tmp_path)
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    _clean, expected, _ = _run(tmp_path, DATA, AS_OF, 40, "clean", monkeypatch)
+    original = _write.CaseWriter.partition
+    written = []
+
+    def dies_on_the_third(self, results):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(results.rows_scored)
+        original(self, results)
+
+    out = tmp_path / "killed.sqlite"
+    with monkeypatch.context() as patch:
+        patch.setattr(_spill, "PARTITION_ROWS", 40)
+        patch.setattr(_write.CaseWriter, "partition", dies_on_the_third)
+        with pytest.raises(KeyboardInterrupt):
+            run_nightly(tmp_path / "enterprises.csv", out, policies=DATA, as_of=AS_OF, cases=tmp_path / "cases.csv",
+                        threads=2)
+    assert len(written) == 2 and not list(spills.iterdir())  # two partitions written, then the spill removed
+    db = sqlite3.connect(out)
+    try:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+        assert db.execute("SELECT count(*) FROM findings").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+    finally:
+        db.close()
+    with monkeypatch.context() as patch:
+        patch.setattr(_spill, "PARTITION_ROWS", 40)
+        again = run_nightly(tmp_path / "enterprises.csv", out, policies=DATA, as_of=AS_OF, cases=tmp_path / "cases.csv",
+                            threads=2)
+    stored = _stored(out, again.run_id)
+    stored["rejects in order"] = _rejects_in_order(out, again.run_id)
+    assert stored == expected
+    db = sqlite3.connect(out)
+    try:  # nothing of the killed run, nothing twice
+        assert db.execute("SELECT count(*) FROM findings").fetchone() == (len(expected["findings"]),)
+    finally:
+        db.close()
+
+
+def test_partitions_into_postgresql_write_what_one_partition_writes_into_sqlite(postgres_db, tmp_path, monkeypatch):
+    """Two runs, the second reading the first's assessments (一例一次) a partition at a time."""
+    from test_store_postgres import exported, in_schema, without_ids
+
+    _plain_tables(tmp_path)
+    days = (AS_OF, AS_OF + dt.timedelta(days=1))
+    sqlite_db, pg = tmp_path / "r.sqlite", in_schema(postgres_db, "ecorules")
+    summaries = {}
+    for label, db, rows in (("sqlite", sqlite_db, 1 << 30), ("postgres", pg, 40)):
+        with monkeypatch.context() as patch:
+            patch.setattr(_spill, "PARTITION_ROWS", rows)
+            summaries[label] = [run_nightly(tmp_path / "enterprises.csv", db, policies=DATA, cases=tmp_path / "cases.csv",
+                                            as_of=day, progress=False, threads=1).to_dict() for day in days]
+    assert without_ids(summaries["postgres"]) == without_ids(summaries["sqlite"])
+    assert summaries["postgres"][1]["already_assessed"] > 100
+    # the same rows (a partition's findings are written together: in another order than one partition's)
+    tables = {label: {name: [rows[0], *sorted(rows[1:])] for name, rows in exported(db, tmp_path, label).items()}
+              for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
+    assert tables["postgres"] == tables["sqlite"]
+    assert len(tables["postgres"]["latest findings"]) > 1000 and len(tables["postgres"]["previous rejects"]) > 10
