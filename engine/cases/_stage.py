@@ -1,9 +1,13 @@
 """A run's case stage: read and check the case table, join it to the registry, roll up,
 score the cases with the kernel, and apply one act one fine. Everything is columns; the
-only Python loops are over columns, roll-ups, finding slots, rejected rows, and parts of
-about a million cases (``_parts.py``): the windowed roll-ups, the kernel and one act one
-fine work a part at a time, so that their working arrays stay small; the table itself, the
-kernel's outputs and the enterprise roll-ups are still whole.
+only Python loops are over columns, roll-ups, finding slots, rejected rows, partitions and
+parts. The table is read into partitions of about a million cases spilled to disk, every
+case of an enterprise in one (``_spill.py``), and a partition at a time is loaded, checked,
+linked, scored and handed to the store's writer (``_write.CaseWriter``): memory follows a
+partition, not the table. Within a partition the windowed roll-ups, the kernel and one act
+one fine work a part at a time (``_parts.py``). What is whole: the enterprise side (the
+registry's rows of the enterprises the table names, and their roll-ups), the duplicate
+case_ids and the rejects.
 
 The stage runs before the registry is scored, because the enterprise policies read the
 roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up columns.

@@ -1,11 +1,11 @@
-"""The case table: read whole (only the needed columns), checked, linked to enterprises.
-
-The case table is held in memory (its needed columns): roll-ups and one act one fine look
-across all cases of an enterprise, which may be anywhere in the file. Every row ends up
-either valid or with at least one reject naming its source, row, column and reason:
+"""The case table's needed columns (whole, or a partition of every case of its enterprises,
+``_spill.py``), checked, linked to enterprises. Roll-ups and one act one fine look across all
+cases of an enterprise, which may be anywhere in the file: a partition holds them all. Every
+row ends up either valid or with at least one reject naming its source, row, column and reason:
 
 - a value the validators refuse (the same ``validate_column`` the kernel uses);
-- a case_id seen before (the later rows, naming the first row);
+- a case_id seen before (the later rows, naming the first row; across partitions found by
+  ``_spill.SpilledCases.duplicates``);
 - a uscc not in the registry, or whose registry row was rejected (``link``).
 
 Dates out of order (discovered before act_date) are the case kind's checks, in its
