@@ -18,6 +18,7 @@ table was held whole. Only the duplicates are kept.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -282,12 +283,36 @@ def spill_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str
     needed = plan.needed()
     resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
-    folder = Path(tempfile.mkdtemp(prefix="ecorules-cases-", dir=directory))
+    _remove_orphans(Path(directory or tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=directory))
     try:
         return _spill(reader, plan, folder, path, texts)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+_PREFIX = "ecorules-cases-"
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Remove the spills of runs whose process is gone (killed: nothing of theirs removed
+    them; at ten million cases a spill is most of a gigabyte). A spill's name holds its
+    process id; another user's process, or one alive, keeps its spill."""
+    try:
+        found = [p for p in directory.iterdir() if p.name.startswith(_PREFIX) and p.is_dir()]
+    except OSError:
+        return
+    for path in found:
+        pid = path.name[len(_PREFIX):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive, another user's
+            continue
 
 
 def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) -> SpilledCases:

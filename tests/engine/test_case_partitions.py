@@ -6,6 +6,7 @@ partition, and a case_id duplicated across partitions is rejected naming its fir
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -263,3 +264,28 @@ def test_partitions_into_postgresql_write_what_one_partition_writes_into_sqlite(
               for label, db in (("sqlite", sqlite_db), ("postgres", pg))}
     assert tables["postgres"] == tables["sqlite"]
     assert len(tables["postgres"]["latest findings"]) > 1000 and len(tables["postgres"]["previous rejects"]) > 10
+
+
+def test_the_spill_of_a_killed_run_is_removed_by_the_next_and_a_running_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from ecorules.engine.cases._spill import spill_cases
+
+    _plain_tables(tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its process id names no process now (reused by another: its spill is kept, no harm)
+    spills = tmp_path / "spills"
+    killed = spills / f"ecorules-cases-{gone.pid}-abcd"
+    (killed / "cases").mkdir(parents=True)
+    (killed / "cases" / "0-0.arrow").write_bytes(b"left by kill -9")
+    running = spills / f"ecorules-cases-{os.getppid()}-efgh"  # the test runner's parent: alive
+    running.mkdir()
+    other = spills / "ecorules-cases-notapid"
+    other.mkdir()
+    spilled = spill_cases(tmp_path / "cases.csv", _plan(), batch_rows=1000, directory=spills)
+    try:
+        assert not killed.exists() and running.exists() and other.exists()
+        assert spilled.folder.name.startswith(f"ecorules-cases-{os.getpid()}-")
+    finally:
+        spilled.close()
