@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers
+from ecorules.rules._arrow import from_numbers, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -83,9 +83,10 @@ def bucket_count(estimated_rows: int | None, partition_rows: int | None = None) 
 
 
 def _ints(column) -> np.ndarray:
-    """A column of integers as numpy (per chunk: ChunkedArray.to_numpy imports pandas)."""
+    """A column of integers as numpy (from its buffers, a chunk at a time: pyarrow's to_numpy
+    imports pandas)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    return np.concatenate([c.to_numpy() for c in chunks]) if chunks else np.zeros(0, np.int64)
+    return np.concatenate([numbers(c) for c in chunks]) if chunks else np.zeros(0, np.int64)
 
 
 @dataclass
