@@ -716,7 +716,7 @@ class NightlyRun:
     def _case_stage(self, program, writer: store.RunWriter, run_id: int, acc: _Accumulator) -> None:
         """The case table, before the registry: its findings are written, its roll-ups kept
         for the registry's batches (see engine/cases/)."""
-        from .cases import write_case_results
+        from .cases import CaseWriter
         from .cases._memory import reused_memory
 
         in_force = [p for p in self.policies if p.in_force(self.as_of)]
@@ -726,10 +726,12 @@ class NightlyRun:
                    "sheet": self.sheet, "recurse": self.recurse}
         with reused_memory() if self.tune_allocator else contextlib.nullcontext():
             began = time.perf_counter()
-            self._case_results = self.cases.run(self.registry_path, options, checked)
+            # written a partition at a time (engine/cases/_spill.py): memory follows a partition, not the table
+            out = CaseWriter(self.cases.plan, writer, run_id, acc, first_slot=self.next_slot,
+                             first_sanction_slot=self.next_sanction_slot, memory=self._memory)
+            self._case_results = self.cases.run(self.registry_path, options, checked, out)
+            out.finish(self._case_results)
             acc.seconds["cases"] = time.perf_counter() - began
-            write_case_results(self._case_results, self.cases.plan, writer, run_id, acc, first_slot=self.next_slot,
-                               first_sanction_slot=self.next_sanction_slot, memory=self._memory)
         acc.already_assessed = self._memory.already
         acc.lighter_law = self._case_results.lighter_law
         for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():

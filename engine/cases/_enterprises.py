@@ -55,7 +55,8 @@ class EnterpriseSide:
 
 def read_enterprises(registry: Registry, plan: CasePlan, wanted: pa.Array, checked: tuple[str, ...],
                      as_of=None) -> EnterpriseSide:
-    """``wanted``: the distinct stripped usccs of the case table; ``checked``: the columns
+    """``wanted``: the distinct stripped usccs of the case table (or their hashes,
+    ``kept_rows``); ``checked``: the columns
     validated (those the enterprise policies check, and those the case side reads)."""
     names = side_columns(plan, checked)
     kept = (kept_rows(plan.facts[plan.link], batch.table, batch.source, batch.rows, wanted, names)
@@ -71,8 +72,18 @@ def side_columns(plan: CasePlan, checked: tuple[str, ...]) -> list[str]:
 def kept_rows(link, table: pa.Table, source: str, rows: np.ndarray, wanted: pa.Array, names: list[str]):
     """The rows of one registry batch whose enterprise the case table names: (their columns
     ``names``, the batch's source, their row numbers), or None. Where the registry is read
-    by a cluster (engine/distributed/), its workers call this on their pieces."""
-    keep = np.flatnonzero(bools(pc.is_in(linked(link, table[link.name]), value_set=wanted)))
+    by a cluster (engine/distributed/), its workers call this on their pieces. ``wanted``: the
+    keys, or their hashes (sorted uint64, ``_spill.text_hashes``): a row whose key hashes
+    alike is kept (its enterprise, should no case name it, has no case to link to)."""
+    keys = linked(link, table[link.name])
+    if isinstance(wanted, np.ndarray):
+        from ._spill import text_hashes
+
+        hashes = text_hashes(keys)
+        at = np.minimum(np.searchsorted(wanted, hashes), max(wanted.size - 1, 0))
+        keep = np.flatnonzero(wanted[at] == hashes) if wanted.size else np.zeros(0, np.int64)
+    else:
+        keep = np.flatnonzero(bools(pc.is_in(keys, value_set=wanted)))
     if not keep.size:
         return None
     table = with_absent(table, names)  # a column the registry may leave out (may_be_absent): empty

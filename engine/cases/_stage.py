@@ -1,9 +1,13 @@
 """A run's case stage: read and check the case table, join it to the registry, roll up,
 score the cases with the kernel, and apply one act one fine. Everything is columns; the
-only Python loops are over columns, roll-ups, finding slots, rejected rows, and parts of
-about a million cases (``_parts.py``): the windowed roll-ups, the kernel and one act one
-fine work a part at a time, so that their working arrays stay small; the table itself, the
-kernel's outputs and the enterprise roll-ups are still whole.
+only Python loops are over columns, roll-ups, finding slots, rejected rows, partitions and
+parts. The table is read into partitions of about a million cases spilled to disk, every
+case of an enterprise in one (``_spill.py``), and a partition at a time is loaded, checked,
+linked, scored and handed to the store's writer (``_write.CaseWriter``): memory follows a
+partition, not the table. Within a partition the windowed roll-ups, the kernel and one act
+one fine work a part at a time (``_parts.py``). What is whole: the enterprise side (the
+registry's rows of the enterprises the table names, and their roll-ups), the duplicate
+case_ids and the rejects.
 
 The stage runs before the registry is scored, because the enterprise policies read the
 roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up columns.
@@ -30,6 +34,7 @@ from .._sources import (
 )
 from ..sources import list_registry
 from ..sources._pg_url import PostgresUrl
+from . import _spill
 from ._acts import one_act_one_fine
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
@@ -37,6 +42,7 @@ from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, 
 from ._parts import by_enterprise, in_rows
 from ._plan import CasePlan
 from ._rollups import onto_cases, onto_enterprises
+from ._spill import spill_cases
 from ._table import CaseTable, check_values, link, read_cases
 from ._uncountable import Unknown, uncountable_enterprises
 
@@ -98,6 +104,68 @@ class CaseResults:
 
 
 @dataclass
+class CaseRun:
+    """What a run's case stage found over all partitions, for the run's summary and the
+    registry's batches (the enterprise side with every enterprise's roll-ups)."""
+
+    sources: list[str]
+    read_rejects: list[Reject]  # rows that could not be read
+    described: list[dict[str, str]]
+    warnings: list[str]
+    rows_in: int = 0  # readable rows + rows the reader rejected
+    rows_scored: int = 0
+    lighter_law: int = 0
+    side: EnterpriseSide | None = None
+    stage_rejects: list[Reject] = field(default_factory=list)  # problems of readable rows
+    files: dict[str, list[int]] = field(default_factory=dict)  # source -> [rows in, rejected], readable rows
+
+    @classmethod
+    def whole(cls, results: CaseResults) -> CaseRun:
+        """A run of one partition, the whole table (``results`` of ``CaseStage.read``)."""
+        cases = results.cases
+        run = cls(cases.sources, list(cases.read_rejects), cases.described, cases.warnings, rows_in=cases.rows_in,
+                  side=results.side)
+        cases.read_rejects = []  # counted by the run's per_file, not the partition's
+        try:
+            run.add(results)
+        finally:
+            cases.read_rejects = run.read_rejects
+        return run
+
+    def add(self, results: CaseResults) -> None:
+        self.rows_scored += results.rows_scored
+        self.lighter_law += results.lighter_law
+        self.stage_rejects.extend(results.cases.rejects)
+        for source, (rows_in, rejected) in results.per_file().items():
+            count = self.files.setdefault(source, [0, 0])
+            count[0] += rows_in
+            count[1] += rejected
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rows_in - self.rows_scored
+
+    @property
+    def rejects(self) -> list[Reject]:
+        """The reader's rejects, then the stage's in the table's row order (a row's own in
+        the order they were found): the same whichever partitions the rows were in."""
+        index = {source: i for i, source in enumerate(self.sources)}
+        found = sorted(self.stage_rejects, key=lambda r: (index.get(r.source, len(index)), r.row))
+        return [*self.read_rejects, *found]
+
+    def per_file(self) -> dict[str, list[int]]:
+        """Each file of the case table -> [rows in, rows rejected], for the files read."""
+        counts = {source: list(count) for source, count in self.files.items()}
+        for source in self.sources:
+            counts.setdefault(source, [0, 0])
+        for reject in self.read_rejects:  # unreadable lines: rows in, rejected
+            count = counts.setdefault(reject.source, [0, 0])
+            count[0] += 1
+            count[1] += 1
+        return counts
+
+
+@dataclass
 class ScoredParts:
     """The kernel's outputs of rows scored a part at a time, put together: what the store
     writer, the law's choice (_law.py) and one act one fine read of a ``ScoreResult``."""
@@ -149,7 +217,8 @@ class CaseStage:
         return list(listing.files), [f"{s.path}: not read, {s.why}" for s in listing.skipped if s.warn]
 
     def read(self) -> CaseTable:
-        """The case table's needed columns, whole (a cluster may read it otherwise)."""
+        """The case table's needed columns, whole (a cluster may read it otherwise; ``run``
+        reads it in partitions)."""
         return read_cases(self.path, self.plan, encoding=self.encoding, table=self.table,
                           batch_rows=self.batch_rows, aliases=self.aliases, recurse=self.recurse)
 
@@ -169,23 +238,90 @@ class CaseStage:
             return self._database().stat_fingerprint()
         return stat_fingerprint(self.files, self.path)
 
-    def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str]) -> CaseResults:
+    def run(self, registry_path, registry_options: Mapping, enterprise_checked: Iterable[str], sink=None) -> CaseRun:
+        """The case table a partition at a time (_spill.py): each partition's results handed
+        to ``sink.partition`` (the store's writer, _write.CaseWriter) before the next is
+        loaded; ``sink.begin`` is given the run once the table is read."""
         plan = self.plan
-        cases = self.read()
-        check_values(cases, plan)
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
-        wanted = cases.usccs_of(cases.valid)
-        if self.enterprise_rows is not None:
-            kept = self.enterprise_rows(registry_path, registry_options, plan.facts[plan.link], wanted,
-                                        side_columns(plan, checked))
-            side = enterprise_side(kept, plan, checked, self.as_of)
-        else:
-            resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
-                                      self.aliases)
-            registry = Registry(registry_path, resolver, **registry_options)
-            side = read_enterprises(registry, plan, wanted, checked, self.as_of)
-        link(cases, plan, side.usccs, side.rejected)
+        self._buckets = None  # the spill's bucket count (_tables)
+        tables = self._tables()
+        try:
+            wanted, run = next(tables)
+            if self.enterprise_rows is not None:
+                kept = self.enterprise_rows(registry_path, registry_options, plan.facts[plan.link], wanted,
+                                            side_columns(plan, checked))
+                side = enterprise_side(kept, plan, checked, self.as_of)
+            else:
+                resolver = ColumnResolver(plan.facts, {n: ["the case table's enterprises"] for n in (plan.link, *checked)},
+                                          self.aliases)
+                registry = Registry(registry_path, resolver, **registry_options)
+                side = read_enterprises(registry, plan, wanted, checked, self.as_of)
+            run.side = side
+            # the enterprises of each bucket: a partition's cases are looked up among its own
+            # buckets' (a hash table of every enterprise built once per partition cost as much)
+            side_bucket = None if self._buckets is None else _spill.buckets_of(side.usccs, self._buckets)
+            if sink is not None:
+                sink.begin(run)
+            rollups: dict[str, np.ndarray] = {}
+            for buckets, cases in tables:
+                results = self._partition(cases, side, None if buckets is None else np.isin(side_bucket, buckets))
+                run.add(results)
+                if sink is not None:
+                    sink.partition(results)
+                # an enterprise's cases are all in one partition: its roll-ups are that partition's
+                # (a mask, not np.unique: a hash of a partition's rows, for nothing)
+                owners = np.zeros(side.n, bool)
+                owners[cases.enterprise[cases.enterprise >= 0]] = True
+                for name, values in side.rollups.items():
+                    if name not in rollups:
+                        rollups[name] = values
+                    else:
+                        rollups[name][owners] = values[owners]
+                del results, cases
+            side.rollups = rollups
+            return run
+        finally:
+            tables.close()
+
+    def _tables(self):
+        """First (the distinct enterprise keys of the table, the run), then the table's
+        partitions, checked, with their buckets (None: the whole table). The files and databases the stage reads are spilled in
+        partitions (_spill.py); a table read otherwise (a cluster's catalogue, ``read``
+        overridden) is one partition, read whole."""
+        plan = self.plan
+        if type(self).read is not CaseStage.read:
+            cases = self.read()
+            check_values(cases, plan)
+            run = CaseRun(cases.sources, list(cases.read_rejects), cases.described, cases.warnings, rows_in=cases.rows_in)
+            cases.read_rejects, cases.rows_in = [], cases.n
+            yield cases.usccs_of(cases.valid), run
+            yield None, cases
+            return
+        # the registry read here is filtered by the hashes of the table's enterprise keys (a
+        # key of the same hash only adds an enterprise no case names); a cluster's workers
+        # are handed the keys themselves
+        spilled = spill_cases(self.path, plan, encoding=self.encoding, table=self.table, batch_rows=self.batch_rows,
+                              aliases=self.aliases, recurse=self.recurse, texts=self.enterprise_rows is not None)
+        self._buckets = spilled.buckets
+        try:
+            duplicates = spilled.duplicates(plan.kind.key)
+            yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings,
+                                          rows_in=spilled.rows_in)
+            for buckets in spilled.partitions(_spill.PARTITION_ROWS):
+                cases = spilled.load(buckets)
+                check_values(cases, plan, duplicates)
+                yield buckets, cases
+        finally:
+            spilled.close()
+
+    def _partition(self, cases: CaseTable, side: EnterpriseSide, mine: np.ndarray | None) -> CaseResults:
+        """One partition's cases (every case of its enterprises), checked: linked (to the
+        enterprises ``mine``, a mask of the side's rows; None: any), scored."""
+        plan = self.plan
+        side.rollups = {}
+        link(cases, plan, side.usccs, side.rejected, mine)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
         self._reject_uncountable(cases, side)
@@ -398,4 +534,4 @@ def _scaled_decimals(values: np.ndarray, present: np.ndarray | None) -> pa.Array
     return pa.Array.from_buffers(pa.decimal128(38, 4), values.size, [validity, pa.py_buffer(raw)])
 
 
-__all__ = ["CaseResults", "CaseStage", "CaseStageError"]
+__all__ = ["CaseResults", "CaseRun", "CaseStage", "CaseStageError"]

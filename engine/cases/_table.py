@@ -1,11 +1,11 @@
-"""The case table: read whole (only the needed columns), checked, linked to enterprises.
-
-The case table is held in memory (its needed columns): roll-ups and one act one fine look
-across all cases of an enterprise, which may be anywhere in the file. Every row ends up
-either valid or with at least one reject naming its source, row, column and reason:
+"""The case table's needed columns (whole, or a partition of every case of its enterprises,
+``_spill.py``), checked, linked to enterprises. Roll-ups and one act one fine look across all
+cases of an enterprise, which may be anywhere in the file: a partition holds them all. Every
+row ends up either valid or with at least one reject naming its source, row, column and reason:
 
 - a value the validators refuse (the same ``validate_column`` the kernel uses);
-- a case_id seen before (the later rows, naming the first row);
+- a case_id seen before (the later rows, naming the first row; across partitions found by
+  ``_spill.SpilledCases.duplicates``);
 - a uscc not in the registry, or whose registry row was rejected (``link``).
 
 Dates out of order (discovered before act_date) are the case kind's checks, in its
@@ -59,6 +59,9 @@ class CaseTable:
     # (a line whose encoding disagrees with its file's), as for the registry
     described: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # int64 position of each row in the whole table, where this is a partition of it
+    # (_spill.py); None: the whole table, a row's position is its index
+    ordinal: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -120,8 +123,10 @@ def _concat(tables: list[pa.Table], names: tuple[str, ...]) -> pa.Table:
     return whole.combine_chunks()
 
 
-def check_values(cases: CaseTable, plan: CasePlan) -> None:
-    """Validate every needed column, then duplicates."""
+def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
+    """Validate every needed column, then duplicates: found in ``cases`` (the whole table),
+    or where ``cases`` is a partition, the rows of ``duplicates`` (``_spill.Duplicates``,
+    found across the whole table) among its rows."""
     n = cases.n
     cases.valid = np.ones(n, bool)
     texts = (plan.kind.key, plan.link, plan.kind.act)
@@ -144,7 +149,12 @@ def check_values(cases: CaseTable, plan: CasePlan) -> None:
     cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
-    _duplicates(cases, plan)
+    if duplicates is None:
+        _duplicates(cases, plan)
+    else:
+        at, values, reasons = duplicates.of(cases.ordinal)
+        if at.size:
+            cases.reject(at.tolist(), plan.kind.key, values, reasons)
 
 
 def linked(fact, column) -> pa.Array:
@@ -243,10 +253,18 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
     cases.reject(dup_rows, plan.kind.key, values, reasons)
 
 
-def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str]) -> None:
+def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str],
+         among: np.ndarray | None = None) -> None:
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
-    cases of an unknown or rejected enterprise are rejected."""
-    per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
+    cases of an unknown or rejected enterprise are rejected. ``among``: a mask of the side's
+    rows holding every enterprise the cases may name (a partition's, _spill.py), or None."""
+    if among is None:
+        per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
+    else:  # the first of a key's rows among them is its first of all: same order, same key, same bucket
+        rows = np.flatnonzero(among)
+        per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs.take(from_numbers(rows))),
+                          fill=-1).astype(np.int64)
+        per_key = np.where(per_key >= 0, rows[np.maximum(per_key, 0)] if rows.size else -1, -1)
     index = np.full(cases.n, -1, np.int64)
     coded = cases.uscc_code >= 0  # an empty uscc has no code (its row is rejected already)
     index[coded] = per_key[cases.uscc_code[coded]]

@@ -48,143 +48,189 @@ from .._scored import finding_units, reason_class
 from ._assessed import Assessments, decision_dates
 from ._earlier_fines import against_earlier_fines
 from ._plan import CasePlan
-from ._stage import CaseResults
+from ._stage import CaseResults, CaseRun
 from ._table import _stripped
 
 log = logging.getLogger("ecorules.cases")
 
 
 
+class CaseWriter:
+    """The case stage's results into the run's store, a partition at a time, in the run's
+    transaction (``writer``: a ``store.RunWriter``; a killed run commits nothing, its rerun
+    writes everything once):
+
+    - ``CaseWriter(...)``: the run's finding and list slots of the case program, once;
+    - ``begin(run)`` (a ``CaseRun``): what reading the table found (warnings), once;
+    - ``partition(results)`` (a ``CaseResults`` of a partition holding every case of its
+      enterprises): its findings, list entries, lifts, assessments and district totals;
+    - ``finish(run)``: the row counts and the rejects of every partition, in the table's
+      row order.
+    """
+
+    def __init__(self, plan: CasePlan, writer, run_id: int, acc, *, first_slot: int, first_sanction_slot: int,
+                 memory: Assessments | None = None):
+        self.plan, self.writer, self.run_id, self.acc, self.memory = plan, writer, run_id, acc, memory
+        self.first_slot, self.first_sanction_slot = first_slot, first_sanction_slot
+        self._begun = False
+        program = plan.case_program
+        if program is None:
+            return
+        rules = {(p.key, r.id): r for p in plan.case_policies for r in p.rules}
+        units = finding_units(program)
+        # 一例一次: with a memory, a slot's imposed findings are the run's assessments (store version 12)
+        writer.executemany(store.INSERT_ASSESSED_FINDING_SLOT, [
+            (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation),
+             None, None if units[k] == 1 else unit_name(units[k]), None if memory is None else 1)
+            for k, slot in enumerate(program.findings)
+        ])
+        writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
+
+    def begin(self, run) -> None:
+        if self._begun:
+            return
+        self._begun = True
+        self.acc.described.extend(run.described)
+        for warning in run.warnings:
+            log.warning("%s", warning)
+            self.acc.warnings.setdefault(warning)
+
+    def finish(self, run) -> None:
+        acc, writer, run_id = self.acc, self.writer, self.run_id
+        self.begin(run)
+        acc.rows_in += run.rows_in
+        acc.rows_scored += run.rows_scored
+        acc.rows_rejected += run.rows_rejected
+        acc.tables["cases"] = [run.rows_in, run.rows_scored, run.rows_rejected]
+        for source, (rows_in, rejected) in run.per_file().items():
+            acc.files[source] = [rows_in, rejected]
+        rejects = run.rejects
+        # a row counts once under each of its problems' (column, reason) (engine/_rejects.py)
+        count_reasons(acc.reasons, [(r.source, r.row) for r in rejects],
+                      [(r.column, reason_class(r.reason)) for r in rejects], [r.reason for r in rejects], acc.examples)
+        for start in range(0, len(rejects), CHUNK_ROWS):
+            writer.executemany(store.INSERT_REJECTS, [
+                (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects[start:start + CHUNK_ROWS]
+            ])
+
+    def partition(self, results: CaseResults) -> None:
+        if results.result is None:
+            return
+        plan, writer, run_id, acc, memory = self.plan, self.writer, self.run_id, self.acc, self.memory
+        first_slot, first_sanction_slot = self.first_slot, self.first_sanction_slot
+        program, result, cases = plan.case_program, results.result, results.cases
+        for warning in result.warnings:
+            acc.warnings.setdefault(str(warning))
+        rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+        units = finding_units(program)
+        scored = results.scored
+
+        def usccs_at(positions: np.ndarray) -> pa.Array:  # of scored positions; one take, never two
+            return cases.uscc.take(from_numbers(scored[positions]))
+
+        def keys_at(positions: np.ndarray) -> pa.Array:
+            return cases.keys.take(from_numbers(cases.key_code[scored[positions]]))
+
+        payer_codes: dict[str, tuple[pa.Array, np.ndarray]] = {}
+        # the texts the findings' rows are read from, through an index (_chunk_rows.pyx)
+        uscc_texts, key_texts = _scanned(cases.uscc), _scanned(cases.keys)
+        act_texts_ = None if cases.act_code is None or not len(cases.acts) else _scanned(cases.acts)
+        districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
+        # 行政处罚法 art 29 across runs: an act an earlier run fined is not fined again
+        superseded_by, notes = against_earlier_fines(memory, results, plan, units)
+        for note in notes:
+            acc.warnings.setdefault(note)
+        for k, slot in enumerate(program.findings):
+            picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
+            if not picked.size:
+                continue
+            rows = scored[picked]
+            amounts = np.asarray(result.amounts[k], np.int64)[picked]
+            by = superseded_by.get(k)
+            imposed = np.ones(picked.size, bool) if by is None else bools(by.is_null())
+            labels = payer_code = None
+            if slot.payer != ENTERPRISE:
+                labels, payer_code = _payers(plan, slot.payer, results, rows, payer_codes)
+            row = _Rows(uscc=_at(uscc_texts, rows), case=_at(key_texts, cases.key_code[rows]), amounts=amounts,
+                        payer=None if labels is None else _payer_texts(labels, payer_code))
+            if by is not None and by.null_count < len(by):
+                row.status = np.where(imposed, 0, _SUPERSEDED).astype(np.int8)
+                row.by = _at(_scanned(by), np.where(imposed, -1, np.arange(picked.size)))
+            if memory is not None:
+                # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
+                decided = decision_dates(results, plan, rows)
+                recorded = memory.record(writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value,
+                                         keys=lambda picked=picked: keys_at(picked),
+                                         uscc=lambda picked=picked: usccs_at(picked), imposed=imposed, decided=decided,
+                                         unit=unit_name(units[k]))
+                already = recorded.assessed_in > 0
+                if already.any():
+                    imposed = imposed & ~already
+                    row.status = np.where(already, _ALREADY, 0 if row.status is None else row.status).astype(np.int8)
+                    row.assessed_in, row.amounts = recorded.assessed_in, np.where(already, 0, amounts)
+                # an assessment made now carries its act and decision date in its finding's row
+                if act_texts_ is not None:
+                    code = cases.act_code[rows]
+                    row.act = _at(act_texts_, np.where(imposed & (code >= 0), code, -1))
+                if decided is not None and decided.null_count < len(decided):
+                    row.decided = _at(_scanned(decided), np.where(imposed & bools(decided.is_valid()), np.arange(picked.size), -1))
+                row.supersedes, row.reason = recorded.supersedes, recorded.reason
+            # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
+            for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
+                part = np.arange(picked.size) if part is None else part
+                own = None if own_notes is None else (*_buffers(own_notes), np.arange(part.size))
+                for start in range(0, part.size, CHUNK_ROWS):
+                    chunk = part[start:start + CHUNK_ROWS]
+                    text = row.chunk(chunk, None if own is None else (*own[:2], own[2][start:start + CHUNK_ROWS]))
+                    _insert(writer, run_id, first_slot + k, text, note)
+            acc.findings += picked.size
+            if units[k] != 1:  # a finding in fen: the totals it adds to are shown in fen
+                acc.in_fen = True
+            if slot.kind.payable:
+                acc.total_fen += to_fen(amounts[imposed].sum(dtype=np.int64), units[k])
+                if slot.payer != ENTERPRISE:
+                    _by_district(districts, labels, payer_code[imposed], to_fen(1, units[k]) * amounts[imposed],
+                                 picked[imposed])
+                    if units[k] != 1:
+                        acc.fen_districts.update(labels.take(from_numbers(np.unique(payer_code))).to_pylist())
+        if memory is not None and memory.remembered:  # a case assessed anew that no rule fires on now
+            everyone = np.arange(scored.size)
+            memory.withdraw_unfired(writer, run_id, [(slot.policy_key, slot.rule_id, slot.kind.value, unit_name(units[k]))
+                                                     for k, slot in enumerate(program.findings)],
+                                    keys_at(everyone), usccs_at(everyone), decision_dates(results, plan, scored))
+        for label, (fen, rows) in districts.items():
+            total = acc.districts.setdefault(label, [0, 0])
+            total[0] += fen
+            booked = np.zeros(len(scored), bool)  # a case counts once however many findings it has
+            for part in rows:
+                booked[part] = True
+            total[1] += int(np.count_nonzero(booked))
+        # a case's list entries carry its case_id (their key across runs) and dates (_lists.py)
+        for s, (_policy, _rule, list_id) in enumerate(program.sanctions):
+            picked = np.flatnonzero(np.asarray(result.sanctions[s]))
+            for start in range(0, picked.size, CHUNK_ROWS):
+                here = picked[start:start + CHUNK_ROWS]
+                part = sanction_chunk(program, result, s, here, usccs_at(here), keys_at(here))
+                writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, part))
+            acc.lists[list_id] += picked.size
+        if getattr(program, "lifts", ()):
+            every = np.arange(len(scored))
+            rows = lift_rows(plan.case_policies, program, result, run_id, result.as_of, every, usccs_at(every), keys_at(every))
+            writer.executemany(store.INSERT_LIFTS, rows)
+            acc.lifts += len(rows)
+        if memory is not None:
+            memory.touched.clear()  # the case ids of a partition are no other partition's
+
+
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,
                        first_slot: int, first_sanction_slot: int, memory: Assessments | None = None) -> None:
-    acc.rows_in += results.rows_in
-    acc.rows_scored += results.rows_scored
-    acc.rows_rejected += results.rows_rejected
-    acc.tables["cases"] = [results.rows_in, results.rows_scored, results.rows_rejected]
-    for source, (rows_in, rejected) in results.per_file().items():
-        acc.files[source] = [rows_in, rejected]
-    acc.described.extend(results.cases.described)
-    for warning in results.cases.warnings:
-        log.warning("%s", warning)
-        acc.warnings.setdefault(warning)
-    rejects = results.rejects
-    # a row counts once under each of its problems' (column, reason) (engine/_rejects.py)
-    count_reasons(acc.reasons, [(r.source, r.row) for r in rejects],
-                  [(r.column, reason_class(r.reason)) for r in rejects], [r.reason for r in rejects], acc.examples)
-    if rejects:
-        writer.executemany(store.INSERT_REJECTS, [
-            (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects
-        ])
-    if results.result is None:
-        return
-    program, result, cases = plan.case_program, results.result, results.cases
-    for warning in result.warnings:
-        acc.warnings.setdefault(str(warning))
-    rules = {(p.key, r.id): r for p in plan.case_policies for r in p.rules}
-    rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
-    units = finding_units(program)
-    # 一例一次: with a memory, a slot's imposed findings are the run's assessments (store version 12)
-    writer.executemany(store.INSERT_ASSESSED_FINDING_SLOT, [
-        (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation),
-         None, None if units[k] == 1 else unit_name(units[k]), None if memory is None else 1)
-        for k, slot in enumerate(program.findings)
-    ])
-    writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
-    scored = results.scored
-
-    def usccs_at(positions: np.ndarray) -> pa.Array:  # of scored positions; one take, never two
-        return cases.uscc.take(from_numbers(scored[positions]))
-
-    def keys_at(positions: np.ndarray) -> pa.Array:
-        return cases.keys.take(from_numbers(cases.key_code[scored[positions]]))
-
-    payer_codes: dict[str, tuple[pa.Array, np.ndarray]] = {}
-    # the texts the findings' rows are read from, through an index (_chunk_rows.pyx)
-    uscc_texts, key_texts = _scanned(cases.uscc), _scanned(cases.keys)
-    act_texts_ = None if cases.act_code is None or not len(cases.acts) else _scanned(cases.acts)
-    districts: dict[str, list] = {}  # label -> [yuan, rows (int64 arrays)]
-    # 行政处罚法 art 29 across runs: an act an earlier run fined is not fined again
-    superseded_by, notes = against_earlier_fines(memory, results, plan, units)
-    for note in notes:
-        acc.warnings.setdefault(note)
-    for k, slot in enumerate(program.findings):
-        picked = np.flatnonzero(np.asarray(result.fired[rule_row[(slot.policy_key, slot.rule_id)]]))
-        if not picked.size:
-            continue
-        rows = scored[picked]
-        amounts = np.asarray(result.amounts[k], np.int64)[picked]
-        by = superseded_by.get(k)
-        imposed = np.ones(picked.size, bool) if by is None else bools(by.is_null())
-        labels = payer_code = None
-        if slot.payer != ENTERPRISE:
-            labels, payer_code = _payers(plan, slot.payer, results, rows, payer_codes)
-        row = _Rows(uscc=_at(uscc_texts, rows), case=_at(key_texts, cases.key_code[rows]), amounts=amounts,
-                    payer=None if labels is None else _payer_texts(labels, payer_code))
-        if by is not None and by.null_count < len(by):
-            row.status = np.where(imposed, 0, _SUPERSEDED).astype(np.int8)
-            row.by = _at(_scanned(by), np.where(imposed, -1, np.arange(picked.size)))
-        if memory is not None:
-            # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
-            decided = decision_dates(results, plan, rows)
-            recorded = memory.record(writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value,
-                                     keys=lambda picked=picked: keys_at(picked),
-                                     uscc=lambda picked=picked: usccs_at(picked), imposed=imposed, decided=decided,
-                                     unit=unit_name(units[k]))
-            already = recorded.assessed_in > 0
-            if already.any():
-                imposed = imposed & ~already
-                row.status = np.where(already, _ALREADY, 0 if row.status is None else row.status).astype(np.int8)
-                row.assessed_in, row.amounts = recorded.assessed_in, np.where(already, 0, amounts)
-            # an assessment made now carries its act and decision date in its finding's row
-            if act_texts_ is not None:
-                code = cases.act_code[rows]
-                row.act = _at(act_texts_, np.where(imposed & (code >= 0), code, -1))
-            if decided is not None and decided.null_count < len(decided):
-                row.decided = _at(_scanned(decided), np.where(imposed & bools(decided.is_valid()), np.arange(picked.size), -1))
-            row.supersedes, row.reason = recorded.supersedes, recorded.reason
-        # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
-        for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
-            part = np.arange(picked.size) if part is None else part
-            own = None if own_notes is None else (*_buffers(own_notes), np.arange(part.size))
-            for start in range(0, part.size, CHUNK_ROWS):
-                chunk = part[start:start + CHUNK_ROWS]
-                text = row.chunk(chunk, None if own is None else (*own[:2], own[2][start:start + CHUNK_ROWS]))
-                _insert(writer, run_id, first_slot + k, text, note)
-        acc.findings += picked.size
-        if units[k] != 1:  # a finding in fen: the totals it adds to are shown in fen
-            acc.in_fen = True
-        if slot.kind.payable:
-            acc.total_fen += to_fen(amounts[imposed].sum(dtype=np.int64), units[k])
-            if slot.payer != ENTERPRISE:
-                _by_district(districts, labels, payer_code[imposed], to_fen(1, units[k]) * amounts[imposed],
-                             picked[imposed])
-                if units[k] != 1:
-                    acc.fen_districts.update(labels.take(from_numbers(np.unique(payer_code))).to_pylist())
-    if memory is not None and memory.remembered:  # a case assessed anew that no rule fires on now
-        everyone = np.arange(scored.size)
-        memory.withdraw_unfired(writer, run_id, [(slot.policy_key, slot.rule_id, slot.kind.value, unit_name(units[k]))
-                                                 for k, slot in enumerate(program.findings)],
-                                keys_at(everyone), usccs_at(everyone), decision_dates(results, plan, scored))
-    for label, (fen, rows) in districts.items():
-        total = acc.districts.setdefault(label, [0, 0])
-        total[0] += fen
-        booked = np.zeros(len(scored), bool)  # a case counts once however many findings it has
-        for part in rows:
-            booked[part] = True
-        total[1] += int(np.count_nonzero(booked))
-    # a case's list entries carry its case_id (their key across runs) and dates (_lists.py)
-    for s, (_policy, _rule, list_id) in enumerate(program.sanctions):
-        picked = np.flatnonzero(np.asarray(result.sanctions[s]))
-        for start in range(0, picked.size, CHUNK_ROWS):
-            here = picked[start:start + CHUNK_ROWS]
-            part = sanction_chunk(program, result, s, here, usccs_at(here), keys_at(here))
-            writer.execute(store.INSERT_SANCTIONS, (run_id, first_sanction_slot + s, part))
-        acc.lists[list_id] += picked.size
-    if getattr(program, "lifts", ()):
-        every = np.arange(len(scored))
-        rows = lift_rows(plan.case_policies, program, result, run_id, result.as_of, every, usccs_at(every), keys_at(every))
-        writer.executemany(store.INSERT_LIFTS, rows)
-        acc.lifts += len(rows)
+    """The results of a case table staged whole (one partition) into the run's store."""
+    run = CaseRun.whole(results)
+    out = CaseWriter(plan, writer, run_id, acc, first_slot=first_slot, first_sanction_slot=first_sanction_slot,
+                     memory=memory)
+    out.begin(run)
+    out.partition(results)
+    out.finish(run)
 
 
 _SUPERSEDED, _ALREADY = 1, 2  # status codes of a finding row (_chunk_rows.pyx)
@@ -317,4 +363,4 @@ def _coded(fact, column) -> tuple[pa.Array, np.ndarray]:
     return labels, numbers(encoded.indices, fill=len(labels) - 1).astype(np.int64)
 
 
-__all__ = ["write_case_results"]
+__all__ = ["CaseWriter", "write_case_results"]

@@ -1,0 +1,422 @@
+"""The case table in partitions spilled to temporary Arrow IPC files, so that a run's memory
+follows a partition's size, not the table's.
+
+The table is read once, batch by batch; each row goes to one of ``BUCKETS`` buckets by a hash
+of its enterprise key as the registry compares it (``linked``: trimmed, a USCC in ASCII), so
+that every case of an enterprise is in one bucket, and is appended to that bucket's file with
+its source, its row number there and its position in the table (``ordinal``). Buckets are then
+put together, consecutive ones, into partitions of about ``PARTITION_ROWS`` rows, and a
+partition is loaded, in the table's row order, when the stage comes to it.
+
+A duplicated case_id may be in any two buckets. Unless the table is in strictly ascending
+case_id order (a database export usually is: no duplicate possible, nothing more to do), the
+case_ids are hashed again into buckets of their own, read back from the spilled files a
+column at a time, and each case_id bucket finds its duplicates: every row of a case_id but
+the first (the lowest position in the table) is a reject naming that first row, as when the
+table was held whole. Only the duplicates are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules._arrow import from_numbers, numbers
+
+from .._sources import ColumnResolver, Registry, Reject
+from ._plan import CasePlan
+from ._table import CaseTable, _ascending, _codes, _concat, _stripped, linked
+
+PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
+# buckets: about one per partition of the table's estimated rows (a partition of one file is
+# in the table's order as written, not sorted again), at most MAX_BUCKETS (a file open each)
+MAX_BUCKETS = 256
+BUCKETS = 64  # where the table's size is not known
+_SOURCE, _ROW, _ORDINAL = "__ecorules_source", "__ecorules_row", "__ecorules_ordinal"
+_KEY = "__ecorules_key"
+
+
+def text_hashes(column: pa.Array) -> np.ndarray:
+    """A uint64 hash per text of a string array (nulls hash as empty texts) from its length
+    and last eight bytes, read from the array's buffers: case_ids and USCCs differ there."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    n = len(column)
+    if not n:
+        return np.zeros(0, np.uint64)
+    _validity, offsets, data = column.buffers()
+    bounds = np.frombuffer(offsets, np.int32)[column.offset:column.offset + n + 1].astype(np.int64)
+    starts, ends = bounds[:-1], bounds[1:]
+    length = ends - starts
+    if column.null_count:
+        length = np.where(np.asarray(column.is_valid()), length, 0)
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    with np.errstate(over="ignore"):
+        h = length.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        for back in range(1, 9):
+            byte = np.where(length >= back, data[np.maximum(ends - back, 0)], 0).astype(np.uint64)
+            h = (h ^ byte) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+    return h
+
+
+def buckets_of(keys: pa.Array, count: int) -> np.ndarray:
+    """The bucket of each enterprise key (as ``linked`` gives it) that its cases are spilled
+    to, of ``count`` buckets."""
+    return (text_hashes(keys) % np.uint64(count)).astype(np.int64)
+
+
+def bucket_count(estimated_rows: int | None, partition_rows: int | None = None) -> int:
+    if not estimated_rows:
+        return BUCKETS
+    return int(min(MAX_BUCKETS, max(1, -(-estimated_rows // (partition_rows or PARTITION_ROWS)))))
+
+
+def _ints(column) -> np.ndarray:
+    """A column of integers as numpy (from its buffers, a chunk at a time: pyarrow's to_numpy
+    imports pandas)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return np.concatenate([numbers(c) for c in chunks]) if chunks else np.zeros(0, np.int64)
+
+
+@dataclass
+class Duplicates:
+    """The rows whose case_id an earlier row of the table holds: by position in the table
+    (ascending), their case_id and the reason naming the first row."""
+
+    ordinal: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    values: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def of(self, ordinals: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+        """Positions into ``ordinals`` of the duplicates among them, their values, reasons."""
+        if not self.ordinal.size or not ordinals.size:
+            return np.zeros(0, np.int64), [], []
+        at = np.minimum(np.searchsorted(self.ordinal, ordinals), self.ordinal.size - 1)
+        hit = np.flatnonzero(self.ordinal[at] == ordinals)
+        return hit, [self.values[i] for i in at[hit].tolist()], [self.reasons[i] for i in at[hit].tolist()]
+
+
+@dataclass
+class SpilledCases:
+    """The case table read into bucket files (see the module)."""
+
+    folder: Path
+    buckets: int
+    files: list[list[Path]]  # per bucket its files (a new one where a file's columns change type)
+    counts: np.ndarray  # rows per bucket
+    sources: list[str]
+    headers: dict[str, str]
+    rows_in: int  # readable rows + rows the reader rejected
+    read_rejects: list[Reject]
+    described: list[dict[str, str]]
+    warnings: list[str]
+    # the distinct enterprise keys of the table (linked), for the registry's first pass: the
+    # texts where asked for (a cluster's workers read the registry), and their hashes, sorted
+    wanted: pa.Array | None
+    wanted_hashes: np.ndarray
+    ascending: bool  # case_ids non-empty and strictly ascending in the table's order: no duplicate
+    columns: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def partitions(self, partition_rows: int | None = None) -> list[list[int]]:
+        """Consecutive buckets in groups of about ``partition_rows`` rows (at least a bucket
+        each; empty buckets left out)."""
+        limit = partition_rows or PARTITION_ROWS
+        groups: list[list[int]] = []
+        size = 0
+        for bucket, count in enumerate(self.counts.tolist()):
+            if not count:
+                continue
+            if not groups or size + count > limit:
+                groups.append([])
+                size = 0
+            groups[-1].append(bucket)
+            size += count
+        return groups or [[]]
+
+    def load(self, buckets: Iterable[int]) -> CaseTable:
+        """The rows of ``buckets`` as a case table (sources and headers of the whole table),
+        in the table's row order."""
+        tables = [_read(path, combine=False) for b in buckets for path in self.files[b]]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            empty = np.zeros(0, np.int64)
+            return CaseTable(_concat([], self.columns), self.sources, np.zeros(0, np.int32), empty, self.headers, 0,
+                             ordinal=empty)
+        source = np.concatenate([_ints(t[_SOURCE]) for t in tables]).astype(np.int32)
+        rows = np.concatenate([_ints(t[_ROW]) for t in tables]).astype(np.int64)
+        ordinal = np.concatenate([_ints(t[_ORDINAL]) for t in tables]).astype(np.int64)
+        try:  # chunks of the files' batches, copied once below (combined, or taken in the table's order)
+            whole = pa.concat_tables([t.select(list(self.columns)) for t in tables], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other types (rare): as _table._concat does
+            whole = _concat([t.select(list(self.columns)) for t in tables], self.columns)
+        if ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
+            order = np.argsort(ordinal, kind="stable")
+            whole = whole.take(from_numbers(order))
+            source, rows, ordinal = source[order], rows[order], ordinal[order]
+        return CaseTable(whole.combine_chunks(), self.sources, source, rows, self.headers, int(ordinal.size),
+                         ordinal=ordinal)
+
+    def duplicates(self, key: str) -> Duplicates:
+        """The rows of a case_id seen at an earlier row (see the module)."""
+        if self.ascending:
+            return Duplicates()
+        keyed = _Buckets(self.folder / "keys", self.buckets)
+        for files in self.files:
+            for path in files:
+                table = _read(path, [key, _SOURCE, _ROW, _ORDINAL])
+                text = _stripped(table[key])
+                bucket = (text_hashes(text) % np.uint64(self.buckets)).astype(np.int64)
+                keyed.append(pa.table({_KEY: text, _SOURCE: table[_SOURCE], _ROW: table[_ROW],
+                                       _ORDINAL: table[_ORDINAL]}), bucket)
+        keyed.close()
+        found: list[tuple[np.ndarray, list, list]] = []
+        for files in keyed.files:
+            tables = [_read(path) for path in files]
+            if not tables:
+                continue
+            table = pa.concat_tables(tables).combine_chunks()
+            found.append(_duplicated(table, key, self.sources))
+            del table, tables
+        shutil.rmtree(self.folder / "keys", ignore_errors=True)
+        if not found:
+            return Duplicates()
+        ordinal = np.concatenate([f[0] for f in found])
+        values = [v for f in found for v in f[1]]
+        reasons = [r for f in found for r in f[2]]
+        order = np.argsort(ordinal, kind="stable")
+        return Duplicates(ordinal[order], [values[i] for i in order.tolist()], [reasons[i] for i in order.tolist()])
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """In one case_id bucket: (positions in the table, case_ids, reasons) of every row of a
+    non-empty case_id but its first (``_table._duplicates`` over the whole table)."""
+    codes, keys = _codes(table[_KEY])
+    ordinal = _ints(table[_ORDINAL])
+    rows = np.flatnonzero(codes >= 0)
+    if not rows.size:
+        return np.zeros(0, np.int64), [], []
+    order = rows[np.lexsort((ordinal[rows], codes[rows]))]
+    sorted_codes = codes[order]
+    starts = np.ones(order.size, bool)
+    starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
+    later = np.flatnonzero(~starts)
+    if not later.size:
+        return np.zeros(0, np.int64), [], []
+    dup, original = order[later], order[first[later]]
+    values = keys.take(from_numbers(codes[dup])).to_pylist()
+    source, row = _ints(table[_SOURCE]), _ints(table[_ROW])
+    reasons = [f"duplicate {key} {value!r}: first at row {int(row[f])} of {sources[int(source[f])]}"
+               for value, f in zip(values, original.tolist(), strict=True)]
+    return ordinal[dup].astype(np.int64), values, reasons
+
+
+class _Buckets:
+    """Bucket files being written: a table's rows appended to the files of their buckets."""
+
+    def __init__(self, folder: Path, count: int):
+        self.folder, self.count = folder, count
+        folder.mkdir(parents=True, exist_ok=True)
+        self.files: list[list[Path]] = [[] for _ in range(count)]
+        self.counts = np.zeros(count, np.int64)
+        self._writers: list = [None] * count  # per bucket (writer, its schema) or None
+
+    def append(self, table: pa.Table, bucket: np.ndarray) -> None:
+        order = np.argsort(bucket, kind="stable")  # a radix sort of small numbers: linear
+        counts = np.bincount(bucket, minlength=self.count)
+        grouped = table.take(from_numbers(order)) if table.num_rows else table
+        start = 0
+        for b, count in enumerate(counts.tolist()):
+            if count:
+                self._write(b, grouped.slice(start, count))
+                start += count
+        self.counts += counts
+
+    def _write(self, bucket: int, table: pa.Table) -> None:
+        # IPC streams: a dictionary column (Parquet's strings) may change its dictionary per batch
+        open_ = self._writers[bucket]
+        if open_ is not None and not open_[1].equals(table.schema):
+            open_[0].close()  # a file whose columns have other types: a file of its own
+            open_ = None
+        if open_ is None:
+            path = self.folder / f"{bucket}-{len(self.files[bucket])}.arrow"
+            self.files[bucket].append(path)
+            open_ = self._writers[bucket] = (pa.ipc.new_stream(path, table.schema), table.schema)
+        open_[0].write_table(table)
+
+    def close(self) -> None:
+        for open_ in self._writers:
+            if open_ is not None:
+                open_[0].close()
+        self._writers = [None] * self.count
+
+
+def _read(path: Path, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
+    with pa.OSFile(str(path)) as source:
+        table = pa.ipc.open_stream(source).read_all()
+    table = table if columns is None else table.select(columns)
+    return table.combine_chunks() if combine and table.num_rows else table
+
+
+def spill_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None, batch_rows: int,
+                aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True,
+                directory: str | Path | None = None, texts: bool = False) -> SpilledCases:
+    """Read the case table's needed columns into bucket files (see the module); ``texts``:
+    the distinct enterprise keys as texts too, not only their hashes."""
+    needed = plan.needed()
+    resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
+    reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
+    _remove_orphans(Path(directory or tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=directory))
+    try:
+        return _spill(reader, plan, folder, path, texts)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+_PREFIX = "ecorules-cases-"
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Remove the spills of runs whose process is gone (killed: nothing of theirs removed
+    them; at ten million cases a spill is most of a gigabyte). A spill's name holds its
+    process id; another user's process, or one alive, keeps its spill."""
+    try:
+        found = [p for p in directory.iterdir() if p.name.startswith(_PREFIX) and p.is_dir()]
+    except OSError:
+        return
+    for path in found:
+        pid = path.name[len(_PREFIX):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive, another user's
+            continue
+
+
+def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) -> SpilledCases:
+    count = bucket_count(getattr(reader, "estimated_rows", None))
+    buckets = _Buckets(folder / "cases", count)
+    sources: list[str] = []
+    headers: dict[str, str] = {}
+    read_rejects: list[Reject] = []
+    rows_in = ordinal = 0
+    wanted = _Distinct() if texts else None
+    wanted_hashes = _DistinctHashes()
+    ascending, last_key = True, None
+    link_fact = plan.facts[plan.link]
+    for batch in reader.batches():
+        rows_in += batch.rows_in
+        read_rejects.extend(batch.rejects)
+        if batch.source not in sources:
+            sources.append(batch.source)
+        for name, header in batch.headers.items():
+            headers.setdefault(name, header)
+        for name in plan.optional_columns:  # a column the table may leave out: all empty
+            if name not in batch.table.column_names:
+                batch.table = batch.table.append_column(name, pa.nulls(batch.table.num_rows, pa.string()))
+        n = batch.table.num_rows
+        if not n:
+            continue
+        cases = batch.table.select(list(plan.case_columns))
+        # the enterprise key in the registry's form (per row: cheaper than coding the texts first)
+        keys = linked(link_fact, cases[plan.link])
+        hashes = text_hashes(keys)
+        bucket = (hashes % np.uint64(count)).astype(np.int64)
+        wanted_hashes.add(hashes)
+        if wanted is not None:
+            distinct = pc.unique(keys)
+            wanted.add(distinct.drop_null() if distinct.null_count else distinct)
+        if ascending:
+            text = _stripped(cases[plan.kind.key])
+            ascending = _ascending(text) and (
+                pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
+            last_key = text[-1].as_py() if ascending else None
+        cases = cases.append_column(_SOURCE, from_numbers(np.full(n, sources.index(batch.source), np.int32)))
+        cases = cases.append_column(_ROW, from_numbers(np.asarray(batch.rows, np.int64)))
+        cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
+        ordinal += n
+        buckets.append(cases, bucket)
+    buckets.close()
+    return SpilledCases(folder, count, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
+                        reader.described(), reader.warnings, None if wanted is None else wanted.result(),
+                        wanted_hashes.result(), ascending, tuple(plan.case_columns))
+
+
+class _DistinctHashes:
+    """The distinct uint64 hashes of many arrays, sorted (made distinct as ``_Distinct``)."""
+
+    def __init__(self):
+        self._distinct = np.zeros(0, np.uint64)
+        self._waiting: list[np.ndarray] = []
+        self._waiting_length = 0
+
+    def add(self, hashes: np.ndarray) -> None:
+        self._waiting.append(hashes)
+        self._waiting_length += hashes.size
+        if self._waiting_length >= max(self._distinct.size, 1 << 22):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._waiting:
+            # sorted, then the first of each run (np.unique hashes: several times slower here)
+            merged = np.sort(np.concatenate([self._distinct, *self._waiting]))
+            first = np.ones(merged.size, bool)
+            first[1:] = merged[1:] != merged[:-1]
+            self._distinct = merged[first]
+            self._waiting, self._waiting_length = [], 0
+
+    def result(self) -> np.ndarray:
+        self._merge()
+        return self._distinct
+
+
+class _Distinct:
+    """The distinct texts of many arrays, made distinct when the arrays waiting are as long as
+    the distinct texts so far (each batch's against all before it hashed the table's
+    enterprises once per batch)."""
+
+    def __init__(self):
+        self._distinct = pa.nulls(0, pa.string())  # (pa.array of a list imports pandas: half a second)
+        self._waiting: list[pa.Array] = []
+        self._waiting_length = 0
+
+    def add(self, texts: pa.Array) -> None:
+        self._waiting.append(texts)
+        self._waiting_length += len(texts)
+        if self._waiting_length >= max(len(self._distinct), 1 << 20):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._waiting:
+            self._distinct = pc.unique(pa.concat_arrays([self._distinct, *self._waiting]))
+            self._waiting, self._waiting_length = [], 0
+
+    def result(self) -> pa.Array:
+        self._merge()
+        return self._distinct
+
+
+__all__ = ["BUCKETS", "MAX_BUCKETS", "bucket_count", "buckets_of", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
