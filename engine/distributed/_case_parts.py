@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -60,15 +60,10 @@ def keyed(table: pa.Table, key_name: str, link_fact) -> tuple[pa.Array, pa.Array
 
 @dataclass
 class PartResult:
-    """One part's judged cases, and the phase of the stage that made each of its rejects (the
-    driver writes the parts' rejects phase by phase, in the table's order, as a local run
-    makes them)."""
+    """One part's judged cases (the driver writes every part's rejects in the table's order,
+    as a local run does)."""
 
     results: CaseResults
-    phases: list[int] = field(default_factory=list)  # per reject of results.cases.rejects
-    # per reject of a repeated case_id: the (source, row) it repeats, by which a local run
-    # orders them (its case_ids' first rows, then its own); None for others
-    firsts: list[tuple[str, int] | None] = field(default_factory=list)
 
 
 class _PartStage(CaseStage):
@@ -85,23 +80,15 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     registry's rows of their enterprises, (table, source, row numbers) in the registry's order;
     ``first_source``/``first_row``: per case row, the row its case_id repeats (null: none)."""
     stage = _PartStage(plan, "", as_of=as_of, threads=1, batch_rows=1, aliases=aliases)
-    marks: list[int] = []
-
-    def mark() -> None:  # the rejects made so far belong to the phases marked so far
-        marks.append(len(cases.rejects))
-
-    firsts = _checked_values(cases, plan, first_source, first_row, mark)
+    _checked_values(cases, plan, first_source, first_row)
     wanted = cases.usccs_of(cases.valid)
     names = list(dict.fromkeys((plan.link, *checked)))
     kept = (kept_rows(plan.facts[plan.link], table, source, rows, wanted, names) for table, source, rows in side_rows)
     side = enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
     link(cases, plan, side.usccs, side.rejected)
-    mark()
     if plan.kind.law_date is not None:
         reject_outside_law_dates(plan.kind, cases)
-    mark()
     stage._reject_uncountable(cases, side)
-    mark()
     results = stage._scored(cases, side)
     if stage._failed_checks:  # as CaseStage.run: once more without the cases failing a check
         reject_failed_checks(cases, stage._failed_checks)
@@ -109,16 +96,10 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
         results = stage._scored(cases, side)
         if stage._failed_checks:
             raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
-    mark()
-    phases: list[int] = []
-    start = 0
-    for number, end in enumerate(marks):
-        phases += [number] * (end - start)
-        start = end
-    return PartResult(results, phases, [firsts.get(k) for k in range(len(cases.rejects))])
+    return PartResult(results)
 
 
-def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: np.ndarray, mark) -> dict:
+def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: np.ndarray) -> None:
     """``check_values`` of engine/cases/_table.py on a part, but for its duplicates, which
     the whole table decided (``first_source``, ``first_row``): rejected in the same words."""
     n = cases.n
@@ -132,7 +113,6 @@ def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: n
             cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
         if read:
             cases.columns[name] = column
-        mark()
     cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
     cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
                                                            lambda texts: linked(plan.facts[plan.link], texts))
@@ -140,17 +120,12 @@ def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: n
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     repeats = np.flatnonzero(np.asarray(first_source.is_valid()))
-    firsts = {}
     if repeats.size:
         values = cases.keys.take(from_numbers(cases.key_code[repeats])).to_pylist()
         sources = first_source.take(from_numbers(repeats)).to_pylist()
-        firsts = {len(cases.rejects) + k: (source, int(row))
-                  for k, (source, row) in enumerate(zip(sources, first_row[repeats].tolist(), strict=True))}
         cases.reject(repeats.tolist(), plan.kind.key, values,
                      [f"duplicate {plan.kind.key} {value!r}: first at row {int(row)} of {source}"
                       for value, row, source in zip(values, first_row[repeats].tolist(), sources, strict=True)])
-    mark()
-    return firsts
 
 
 def picklable_slots() -> None:
@@ -209,12 +184,12 @@ def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, 
                 first_sanction_slot: int, memory, sources: list[str], read_rejects: list,
                 described: list, warnings: list[str]) -> Written:
     """The parts' findings, list entries and lifts written as a local run writes the whole
-    table's, then their rejects in the order a local run makes them (phase by phase, each in
-    the table's order of ``sources`` and rows), and the table's counts."""
+    table's, then their rejects in the order a local run writes them (the table's order of
+    ``sources`` and rows), and the table's counts."""
     from ..cases import write_case_results
 
     slots = _SlotsOnce(writer)
-    rejects: list[tuple] = []  # (phase, (rank, row) of its first, (rank, row), n, reject)
+    rejects: list[tuple] = []  # ((rank, row), n, reject)
     rank = {source: k for k, source in enumerate(sources)}
     files = {source: [0, 0] for source in sources}
     totals = [0, 0, 0]
@@ -222,11 +197,11 @@ def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, 
     before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
     for part in parts:
         results = part.results
-        for phase, first, reject in zip(part.phases, part.firsts, results.cases.rejects, strict=True):
-            place = (rank.get(reject.source, len(rank)), reject.row if reject.row is not None else -1)
-            # a repeated case_id's, after the row it repeats (a local run codes the case_ids in that order)
-            rejects.append((phase, (rank.get(first[0], len(rank)), first[1]) if first else place, place, len(rejects),
-                            reject))
+        for reject in results.cases.rejects:
+            # as a local run orders them (CaseRun.rejects): by the table's file and row, a
+            # row's own in the order they were found
+            rejects.append(((rank.get(reject.source, len(rank)), reject.row if reject.row is not None else -1),
+                            len(rejects), reject))
         results.cases.rejects = []  # written below, with every part's, in the table's order
         write_case_results(results, plan, slots, run_id, acc, first_slot=first_slot,
                            first_sanction_slot=first_sanction_slot, memory=memory)
@@ -239,7 +214,7 @@ def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, 
         sides.append(EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups, key_fact=side.key_fact,
                                     uncountable=side.uncountable))
         lighter += results.lighter_law
-    ordered = [*read_rejects, *(r[-1] for r in sorted(rejects, key=lambda r: r[:4]))]
+    ordered = [*read_rejects, *(r[-1] for r in sorted(rejects, key=lambda r: r[:2]))]
     count_reasons(acc.reasons, [(r.source, r.row) for r in ordered], [(r.column, reason_class(r.reason)) for r in ordered],
                   [r.reason for r in ordered], acc.examples)
     if ordered:
