@@ -167,7 +167,8 @@ class Summary:
         if self.lighter_law:
             lines.append(f"从轻 judged by the lighter law of the decision date (行政处罚法第三十七条): {self.lighter_law:,} cases")
         if self.districts:
-            lines.append("按区县 by district:")
+            # the roll-up is per payer: the district, or the 责任单位 the registry names instead
+            lines.append("按缴款单位 by payer (区县 or 责任单位):")
             width = max(len(d["district"]) for d in self.districts)
             for d in self.districts:
                 pad = " " * (2 * (width - len(d["district"])))  # CJK characters are two columns wide
