@@ -170,16 +170,26 @@ def main() -> None:
     x = Inputs(program, batch)
     per_outfall, per_case = 1_000_000, 10_000_000
     result = program._finish(batch, program._run(batch, 1))
+    # The kernel also runs untreated_outfall_deduction_by_unit, whose payer is the registry's
+    # 责任单位: the generated registry has no such column, so it fires nowhere, and the
+    # variants below do not compute it. They are compared on the four rules they implement;
+    # the kernel's figures carry the fifth rule's work on top.
+    by_unit = "untreated_outfall_deduction_by_unit"
+    assert not np.asarray(result.fired)[[k for k, (_, rule) in enumerate(program.rules) if rule == by_unit]].any()
+    implemented = [k for k, (_, rule) in enumerate(program.rules) if rule != by_unit]
+    implemented_amounts = [k for k, slot in enumerate(program.findings) if slot.rule_id != by_unit]
+    kernel = {"fired": np.asarray(result.fired)[implemented], "amounts": np.asarray(result.amounts)[implemented_amounts],
+              "sanctions": np.asarray(result.sanctions)}
 
     # every variant must give the kernel's bytes
     numpy_sums, numpy_cases = numpy_variant(x, per_outfall, per_case)
     for name in ("fired", "amounts", "sanctions"):
-        assert np.array_equal(getattr(x, name), getattr(result, name)), name
+        assert np.array_equal(getattr(x, name), kernel[name]), name
     assert np.array_equal(x.total, result.total_yuan)
     sums, cases = np.zeros((2, 17), np.int64), np.zeros(17, np.int64)
     loops.handwritten(*x.input_arrays(), x.fired, x.amounts, x.sanctions, x.total, sums, cases,
                       per_outfall, per_case)
-    assert np.array_equal(x.amounts, result.amounts) and np.array_equal(sums, numpy_sums)
+    assert np.array_equal(x.amounts, kernel["amounts"]) and np.array_equal(sums, numpy_sums)
     assert np.array_equal(cases, numpy_cases)
     idiomatic = numpy_idiomatic(x, per_outfall, per_case)
     for mine, theirs in zip(idiomatic[:4], (x.fired, x.amounts, x.sanctions, x.total), strict=True):
