@@ -20,9 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._validate import validate_column
-from ecorules.fastcalc._validate_common import Rejects
-from ecorules.rules import EcorulesError, Kind
+from ecorules.rules import EcorulesError
 from ecorules.rules._arrow import from_numbers
 
 from .. import store
@@ -32,7 +30,7 @@ from ..cases._checks import reject_failed_checks
 from ..cases._enterprises import EnterpriseSide, enterprise_side, kept_rows
 from ..cases._law import reject_outside_law_dates
 from ..cases._stage import CaseResults, CaseStage, CaseStageError
-from ..cases._table import CaseTable, _coded_distinct, _codes, _key_codes, _stripped, link, linked
+from ..cases._table import CaseTable, _stripped, check_values, link, linked
 
 SOURCE, ROW = "_source", "_row"
 FIRST_SOURCE, FIRST_ROW = "_first_source", "_first_row"  # the row a repeated case_id repeats
@@ -80,7 +78,7 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     registry's rows of their enterprises, (table, source, row numbers) in the registry's order;
     ``first_source``/``first_row``: per case row, the row its case_id repeats (null: none)."""
     stage = _PartStage(plan, "", as_of=as_of, threads=1, batch_rows=1, aliases=aliases)
-    _checked_values(cases, plan, first_source, first_row)
+    check_values(cases, plan, _DecidedRepeats(cases, plan.kind.key, first_source, first_row))
     wanted = cases.usccs_of(cases.valid)
     names = list(dict.fromkeys((plan.link, *checked)))
     kept = (kept_rows(plan.facts[plan.link], table, source, rows, wanted, names) for table, source, rows in side_rows)
@@ -99,33 +97,27 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     return PartResult(results)
 
 
-def _checked_values(cases: CaseTable, plan, first_source: pa.Array, first_row: np.ndarray) -> None:
-    """``check_values`` of engine/cases/_table.py on a part, but for its duplicates, which
-    the whole table decided (``first_source``, ``first_row``): rejected in the same words."""
-    n = cases.n
-    cases.valid = np.ones(n, bool)
-    texts = (plan.kind.key, plan.link, plan.kind.act)
-    for name in plan.case_columns:
-        found = Rejects()
-        read = name not in texts and plan.facts[name].type.kind is not Kind.ENUM
-        column = validate_column(plan.facts[name], cases.table[name], n, read, found)
-        for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
-            cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
-        if read:
-            cases.columns[name] = column
-    cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
-    cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
-                                                           lambda texts: linked(plan.facts[plan.link], texts))
-    cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
-    if plan.kind.act:
-        cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
-    repeats = np.flatnonzero(np.asarray(first_source.is_valid()))
-    if repeats.size:
-        values = cases.keys.take(from_numbers(cases.key_code[repeats])).to_pylist()
-        sources = first_source.take(from_numbers(repeats)).to_pylist()
-        cases.reject(repeats.tolist(), plan.kind.key, values,
-                     [f"duplicate {plan.kind.key} {value!r}: first at row {int(row)} of {source}"
-                      for value, row, source in zip(values, first_row[repeats].tolist(), sources, strict=True)])
+@dataclass
+class _DecidedRepeats:
+    """The repeated case_ids of a part as the whole table decided them (Spark's window): per
+    case row, the (source, row) where its case_id first appears, null where it does not
+    repeat; handed to ``check_values`` as ``_spill.Duplicates`` hands a partition's, so that
+    they are rejected in the same words."""
+
+    cases: CaseTable
+    key: str
+    first_source: pa.Array
+    first_row: np.ndarray
+
+    def of(self, _ordinals) -> tuple[np.ndarray, list[str], list[str]]:
+        repeats = np.flatnonzero(np.asarray(self.first_source.is_valid()))
+        if not repeats.size:
+            return repeats, [], []
+        values = self.cases.keys.take(from_numbers(self.cases.key_code[repeats])).to_pylist()
+        sources = self.first_source.take(from_numbers(repeats)).to_pylist()
+        return repeats, values, [f"duplicate {self.key} {value!r}: first at row {int(row)} of {source}"
+                                 for value, row, source in zip(values, self.first_row[repeats].tolist(), sources,
+                                                               strict=True)]
 
 
 def picklable_slots() -> None:
