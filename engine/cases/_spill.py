@@ -32,7 +32,7 @@ from ecorules.rules._arrow import from_numbers, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
-from ._table import CaseTable, _ascending, _codes, _concat, _stripped, linked
+from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked
 
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
 # buckets: about one per partition of the table's estimated rows (a partition of one file is
@@ -319,28 +319,16 @@ def _remove_orphans(directory: Path) -> None:
 def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) -> SpilledCases:
     count = bucket_count(getattr(reader, "estimated_rows", None))
     buckets = _Buckets(folder / "cases", count)
-    sources: list[str] = []
-    headers: dict[str, str] = {}
-    read_rejects: list[Reject] = []
-    rows_in = ordinal = 0
+    reading = CaseReading()
+    ordinal = 0
     wanted = _Distinct() if texts else None
     wanted_hashes = _DistinctHashes()
     ascending, last_key = True, None
     link_fact = plan.facts[plan.link]
-    for batch in reader.batches():
-        rows_in += batch.rows_in
-        read_rejects.extend(batch.rejects)
-        if batch.source not in sources:
-            sources.append(batch.source)
-        for name, header in batch.headers.items():
-            headers.setdefault(name, header)
-        for name in plan.optional_columns:  # a column the table may leave out: all empty
-            if name not in batch.table.column_names:
-                batch.table = batch.table.append_column(name, pa.nulls(batch.table.num_rows, pa.string()))
-        n = batch.table.num_rows
+    for source, rows, cases in reading.batches(reader, plan):
+        n = cases.num_rows
         if not n:
             continue
-        cases = batch.table.select(list(plan.case_columns))
         # the enterprise key in the registry's form (per row: cheaper than coding the texts first)
         keys = linked(link_fact, cases[plan.link])
         hashes = text_hashes(keys)
@@ -354,13 +342,14 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
             ascending = _ascending(text) and (
                 pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
             last_key = text[-1].as_py() if ascending else None
-        cases = cases.append_column(_SOURCE, from_numbers(np.full(n, sources.index(batch.source), np.int32)))
-        cases = cases.append_column(_ROW, from_numbers(np.asarray(batch.rows, np.int64)))
+        cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
+        cases = cases.append_column(_ROW, from_numbers(np.asarray(rows, np.int64)))
         cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
         ordinal += n
         buckets.append(cases, bucket)
     buckets.close()
-    return SpilledCases(folder, count, buckets.files, buckets.counts, sources or [str(path)], headers, rows_in, read_rejects,
+    return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
+                        reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
                         wanted_hashes.result(), ascending, tuple(plan.case_columns))
 

@@ -14,7 +14,7 @@ catalogue (``cases.yaml``), judged by the kernel with the policies' (``_stage.py
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,34 +82,51 @@ class CaseTable:
             self.valid[row] = False
 
 
+@dataclass
+class CaseReading:
+    """What reading the case table learns beside its rows: its files in the order met, their
+    headers as written, the lines the reader rejected, and the rows in (read or rejected)."""
+
+    sources: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    read_rejects: list[Reject] = field(default_factory=list)
+    rows_in: int = 0
+
+    def batches(self, reader: Registry, plan: CasePlan) -> Iterator[tuple[int, Sequence[int], pa.Table]]:
+        """Each batch as (its file's place in ``sources``, its row numbers, the case columns),
+        an optional column the table leaves out present and empty."""
+        for batch in reader.batches():
+            self.rows_in += batch.rows_in
+            self.read_rejects.extend(batch.rejects)
+            if batch.source not in self.sources:
+                self.sources.append(batch.source)
+            for name, header in batch.headers.items():
+                self.headers.setdefault(name, header)
+            table = batch.table
+            for name in plan.optional_columns:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            yield self.sources.index(batch.source), batch.rows, table.select(list(plan.case_columns))
+
+
 def read_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None,
                batch_rows: int, aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True) -> CaseTable:
     needed = plan.needed()
     resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
-    tables, sources, source_of, rows, read_rejects = [], [], [], [], []
-    headers: dict[str, str] = {}
-    rows_in = 0
-    for batch in reader.batches():
-        rows_in += batch.rows_in
-        read_rejects.extend(batch.rejects)
-        if batch.source not in sources:
-            sources.append(batch.source)
-        for name, header in batch.headers.items():
-            headers.setdefault(name, header)
-        # one schema for all files: text stays text, typed columns are cast back to text
-        # only when files disagree (rare); the validators accept either
-        for name in plan.optional_columns:  # a column the table may leave out: all empty
-            if name not in batch.table.column_names:
-                batch.table = batch.table.append_column(name, pa.nulls(batch.table.num_rows, pa.string()))
-        tables.append(batch.table.select(list(plan.case_columns)))
-        source_of.append(np.full(batch.table.num_rows, sources.index(batch.source), np.int32))
-        rows.append(np.asarray(batch.rows, np.int64))
+    reading = CaseReading()
+    tables, source_of, rows = [], [], []
+    # one schema for all files: text stays text, typed columns are cast back to text only when
+    # files disagree (rare, _concat); the validators accept either
+    for source, numbers_of_rows, cases in reading.batches(reader, plan):
+        tables.append(cases)
+        source_of.append(np.full(cases.num_rows, source, np.int32))
+        rows.append(np.asarray(numbers_of_rows, np.int64))
     whole = _concat(tables, plan.case_columns)
     return CaseTable(
-        whole, sources or [str(path)], np.concatenate(source_of) if source_of else np.empty(0, np.int32),
-        np.concatenate(rows) if rows else np.empty(0, np.int64), headers, rows_in, read_rejects,
-        described=reader.described(), warnings=reader.warnings,
+        whole, reading.sources or [str(path)], np.concatenate(source_of) if source_of else np.empty(0, np.int32),
+        np.concatenate(rows) if rows else np.empty(0, np.int64), reading.headers, reading.rows_in,
+        reading.read_rejects, described=reader.described(), warnings=reader.warnings,
     )
 
 
