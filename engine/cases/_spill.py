@@ -32,7 +32,7 @@ from ecorules.rules._arrow import from_numbers, numbers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
-from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked
+from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked, repeats
 
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
 # buckets: about one per partition of the table's estimated rows (a partition of one file is
@@ -211,17 +211,9 @@ def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarr
     codes, keys = _codes(table[_KEY])
     ordinal = _ints(table[_ORDINAL])
     rows = np.flatnonzero(codes >= 0)
-    if not rows.size:
+    dup, original = repeats(rows[np.lexsort((ordinal[rows], codes[rows]))], codes)
+    if not dup.size:
         return np.zeros(0, np.int64), [], []
-    order = rows[np.lexsort((ordinal[rows], codes[rows]))]
-    sorted_codes = codes[order]
-    starts = np.ones(order.size, bool)
-    starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
-    later = np.flatnonzero(~starts)
-    if not later.size:
-        return np.zeros(0, np.int64), [], []
-    dup, original = order[later], order[first[later]]
     values = keys.take(from_numbers(codes[dup])).to_pylist()
     source, row = _ints(table[_SOURCE]), _ints(table[_ROW])
     reasons = [f"duplicate {key} {value!r}: first at row {int(row[f])} of {sources[int(source[f])]}"

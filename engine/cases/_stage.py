@@ -96,11 +96,17 @@ class CaseResults:
         for index, source in enumerate(cases.sources):
             mine = cases.source == index
             counts[source] = [int(mine.sum()), int((mine & rejected).sum())]
-        for reject in cases.read_rejects:  # unreadable lines: rows in, rejected
-            count = counts.setdefault(reject.source, [0, 0])
-            count[0] += 1
-            count[1] += 1
-        return counts
+        return counted_unreadable(counts, cases.read_rejects)
+
+
+def counted_unreadable(counts: dict[str, list[int]], read_rejects: list[Reject]) -> dict[str, list[int]]:
+    """``counts`` (file -> [rows in, rows rejected]) with the lines the reader could not read:
+    each a row in and a row rejected."""
+    for reject in read_rejects:
+        count = counts.setdefault(reject.source, [0, 0])
+        count[0] += 1
+        count[1] += 1
+    return counts
 
 
 @dataclass
@@ -158,11 +164,7 @@ class CaseRun:
         counts = {source: list(count) for source, count in self.files.items()}
         for source in self.sources:
             counts.setdefault(source, [0, 0])
-        for reject in self.read_rejects:  # unreadable lines: rows in, rejected
-            count = counts.setdefault(reject.source, [0, 0])
-            count[0] += 1
-            count[1] += 1
-        return counts
+        return counted_unreadable(counts, self.read_rejects)
 
 
 @dataclass

@@ -244,23 +244,26 @@ def _ascending(texts: pa.Array) -> bool:
     return len(texts) < 2 or pc.all(pc.less(texts.slice(0, len(texts) - 1), texts.slice(1))).as_py()
 
 
-def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
-    if len(cases.keys) == cases.n:
-        return  # as many distinct keys as rows (a table in case_id order, _key_codes): none repeats
-    codes = cases.key_code
-    rows = np.flatnonzero(codes >= 0)
-    if not rows.size:
-        return
-    # the first row of each code: sort stably by code, the first of each run
-    order = rows[np.argsort(codes[rows], kind="stable")]
+def repeats(order: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(later rows, the first row of their code): ``order`` lists rows sorted by their code
+    (``codes[row]``), the rows of one code in the table's order, so the first of each run
+    is the code's first row."""
     sorted_codes = codes[order]
     starts = np.ones(order.size, bool)
     starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
     first = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
     later = np.flatnonzero(~starts)
-    if not later.size:
+    return order[later], order[first[later]]
+
+
+def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
+    if len(cases.keys) == cases.n:
+        return  # as many distinct keys as rows (a table in case_id order, _key_codes): none repeats
+    codes = cases.key_code
+    rows = np.flatnonzero(codes >= 0)
+    dup, original = repeats(rows[np.argsort(codes[rows], kind="stable")], codes)
+    if not dup.size:
         return
-    dup, original = order[later], order[first[later]]
     dup_rows, first_rows = dup.tolist(), original.tolist()
     values = cases.keys.take(pa.array(codes[dup])).to_pylist()
     reasons = [

@@ -29,7 +29,7 @@ from .._scored import reason_class
 from ..cases._checks import reject_failed_checks
 from ..cases._enterprises import EnterpriseSide, enterprise_side, kept_rows
 from ..cases._law import reject_outside_law_dates
-from ..cases._stage import CaseResults, CaseStage, CaseStageError
+from ..cases._stage import CaseResults, CaseStage, CaseStageError, counted_unreadable
 from ..cases._table import CaseTable, _stripped, check_values, link, linked
 
 SOURCE, ROW = "_source", "_row"
@@ -211,10 +211,7 @@ def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, 
                   [r.reason for r in ordered], acc.examples)
     if ordered:
         writer.executemany(store.INSERT_REJECTS, [(run_id, r.source, r.row, r.column, r.value, r.reason) for r in ordered])
-    for reject in read_rejects:  # unreadable lines: rows in, rejected
-        count = files.setdefault(reject.source, [0, 0])
-        count[0] += 1
-        count[1] += 1
+    counted_unreadable(files, read_rejects)
     unreadable = len(read_rejects)
     acc.rows_in += unreadable
     acc.rows_rejected += unreadable
