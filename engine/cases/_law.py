@@ -329,12 +329,13 @@ class _Outputs:
         time, by take and put (a 2-D mask over millions of columns was 4x slower)."""
         if not into.size:
             return
-        taken = np.flatnonzero(which)
+        # every row of the result, most often (the period of most acts): put, with no take
+        taken = None if into.size == which.size else np.flatnonzero(which)
         for mine, theirs in ((self.fired, result.fired), (self.amounts, result.amounts), (self.sanctions, result.sanctions),
                              (self.dates, result.dates)):
             theirs = np.asarray(theirs)
             for k in range(mine.shape[0]):
-                np.put(mine[k], into, np.take(theirs[k], taken))
+                np.put(mine[k], into, theirs[k] if taken is None else np.take(theirs[k], taken))
 
 
 def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: dict | None = None) -> np.ndarray:
