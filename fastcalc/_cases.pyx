@@ -13,6 +13,9 @@
   cases, in one pass over the fired rows and one over the fines, instead of a dozen numpy
   passes (flatnonzero per slot, concatenations, ``ufunc.at`` reductions) over arrays of the
   part's size, each allocated and zeroed afresh.
+- ``superseded_texts``: a fine slot's ``superseded_by`` ("policy rule (case_id)" per fired
+  row, null where imposed) written straight into the buffers of an Arrow string array, the
+  winners' case_ids asked for ahead of their copy (each is a cache miss).
 - ``window_bounds``: the sort of a part's cases by (enterprise, day) as two counting passes
   and, per sorted case, the bounds of its window among its enterprise's cases (a binary
   search within the enterprise's few cases, not within the whole part).
@@ -368,13 +371,14 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
     cdef Py_ssize_t capacity = 1024
     cdef Act* table = NULL
     cdef Py_ssize_t n_best = (owners * acts if dense else shared) if has_acts else 0
-    cdef Best* best = <Best*>calloc(max(n_best, 1), sizeof(Best))  # zeroed lazily by the system
-    if best == NULL:
-        raise MemoryError()
+    # a numpy array, not calloc: numpy asks the system for huge pages for large arrays, and the
+    # leading fines are read at random places (one TLB miss per case with 4 KiB pages)
+    best_array = np.zeros(max(n_best, 1) * sizeof(Best), np.uint8)
+    cdef uint8_t[::1] best_bytes = best_array
+    cdef Best* best = <Best*>&best_bytes[0]
     if has_acts and not dense:
         table = <Act*>malloc(capacity * sizeof(Act))
         if table == NULL:
-            free(best)
             raise MemoryError()
         memset(table, 0xFF, capacity * sizeof(Act))
     cdef int failed = 0
@@ -455,7 +459,6 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
                     out[0, lost], out[1, lost], out[2, lost], out[3, lost] = slots[j], p, slots[best[g].j], best[g].p
                     lost += 1
     free(table)
-    free(best)
     if failed:
         raise MemoryError()
     return tuple(out_array[r, :lost].copy() for r in range(4))
@@ -541,3 +544,95 @@ def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int
                     low += 1
             lo[k] = low
     return sort_array, hi_array, lo_array
+
+
+# --- superseded_texts ---------------------------------------------------------------------
+
+def superseded_texts(const uint8_t[::1] fired, const int64_t[::1] rows, const int64_t[::1] winner_label,
+                     const int64_t[::1] winner_key, const int32_t[::1] label_offsets, const uint8_t[::1] label_data,
+                     const offset_t[::1] key_offsets, const uint8_t[::1] key_data):
+    """One fine slot's ``superseded_by`` (engine/cases/_acts.py) as the buffers of an Arrow
+    string array: per fired row (the rows where ``fired`` is set, in row order) the text
+    "label (case_id)" of the fine that supersedes it, null where none does. ``rows``: the
+    slot's superseded rows (any order, each once); ``winner_label[i]`` and ``winner_key[i]``:
+    the label (of ``label_offsets``/``label_data``) and the case_id (of ``key_offsets``/
+    ``key_data``) of the fine superseding ``rows[i]``. Returns (count of fired rows, int32
+    offsets, validity bitmap or None, data), written once where Arrow's take of the case_ids,
+    its join of four columns and a take of that into the fired rows copied every text three
+    times.
+    """
+    cdef Py_ssize_t n = fired.shape[0], m = rows.shape[0], labels = label_offsets.shape[0] - 1
+    cdef Py_ssize_t keys = key_offsets.shape[0] - 1, i, k, count = 0, out, next_ = 0, ahead
+    cdef int64_t r, widest_label = 0, widest_key = 0, length, end = 0, label, key
+    if winner_label.shape[0] != m or winner_key.shape[0] != m:
+        raise ValueError(f"expected {m} winners, got {winner_label.shape[0]} labels and {winner_key.shape[0]} keys")
+    if m >= (<int64_t>1 << 31):
+        raise ValueError(f"{m} superseded fines in one slot: too many")
+    entry_array = np.full(n, -1, np.int32)  # per row: its entry of ``rows``, -1: none
+    cdef int32_t[::1] entry = entry_array
+    for i in range(m):
+        r = rows[i]
+        if r < 0 or r >= n or not fired[r] or entry[r] >= 0:
+            raise ValueError(f"superseded row {r}: not a fired row of the slot, or given twice")
+        if winner_label[i] < 0 or winner_label[i] >= labels or winner_key[i] < 0 or winner_key[i] >= keys:
+            raise ValueError(f"superseded row {r}: label {winner_label[i]} or case_id {winner_key[i]} out of range")
+        entry[r] = <int32_t>i
+    for k in range(labels):
+        widest_label = max(widest_label, label_offsets[k + 1] - label_offsets[k])
+    for k in range(keys):
+        widest_key = max(widest_key, key_offsets[k + 1] - key_offsets[k])
+    if m * (widest_label + 3 + widest_key) >= (<int64_t>1 << 31):
+        raise ValueError(f"{m} superseded_by texts of up to {widest_label + 3 + widest_key} bytes: "
+                         "more than a string array holds")
+    # the entries in row order, so that the winners' case_ids (at random places of the
+    # texts, a miss each) are asked for a few entries ahead of their copy
+    sequence_array = np.empty(max(m, 1), np.int32)
+    data_array = np.empty(max(m * (widest_label + 3 + widest_key), 1), np.uint8)
+    cdef int32_t[::1] sequence = sequence_array
+    cdef uint8_t[::1] data = data_array
+    cdef bint texts = key_data.shape[0] != 0
+    with nogil:
+        for k in range(n):
+            if entry[k] >= 0:
+                sequence[next_] = entry[k]
+                next_ += 1
+            count += fired[k] != 0
+    offsets_array = np.empty(count + 1, np.int32)
+    valid_array = np.zeros((count + 7) // 8, np.uint8)
+    cdef int32_t[::1] offsets = offsets_array
+    cdef uint8_t[::1] valid = valid_array
+    with nogil:
+        offsets[0] = 0
+        out = 0
+        next_ = 0
+        for k in range(n):
+            if not fired[k]:
+                continue
+            i = entry[k]
+            if i >= 0:
+                ahead = next_ + 2 * AHEAD
+                if ahead < m:
+                    __builtin_prefetch(&key_offsets[winner_key[sequence[ahead]]])
+                ahead = next_ + AHEAD
+                if ahead < m and texts:
+                    __builtin_prefetch(&key_data[0] + key_offsets[winner_key[sequence[ahead]]])
+                next_ += 1
+                valid[out >> 3] |= <uint8_t>(1 << (out & 7))
+                label = winner_label[i]
+                key = winner_key[i]
+                length = label_offsets[label + 1] - label_offsets[label]
+                if length:
+                    memcpy(&data[end], &label_data[label_offsets[label]], length)
+                end += length
+                data[end] = 32  # " ("
+                data[end + 1] = 40
+                end += 2
+                length = key_offsets[key + 1] - key_offsets[key]
+                if length:
+                    memcpy(&data[end], &key_data[key_offsets[key]], length)
+                end += length
+                data[end] = 41  # ")"
+                end += 1
+            out += 1
+            offsets[out] = <int32_t>end
+    return count, offsets_array, None if m == count else valid_array, data_array[:end]

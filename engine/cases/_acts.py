@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from ecorules.fastcalc._cases import supersede_part
+from ecorules.fastcalc._cases import supersede_part, superseded_texts
 from ecorules.rules import FindingKind
-from ecorules.rules._arrow import from_numbers, string_buffers, string_scalar, strings
+from ecorules.rules._arrow import string_buffers, strings
 
 from .._ledger_money import FEN_PER_YUAN
 from .._scored import finding_units
-
-_OPEN, _CLOSE, _NOTHING = string_scalar(" ("), string_scalar(")"), string_scalar("")
 
 
 def one_act_one_fine(program, result, cases, scored: np.ndarray, parts: list[np.ndarray],
@@ -58,16 +55,18 @@ def one_act_one_fine(program, result, cases, scored: np.ndarray, parts: list[np.
         slot, row, winner_slot, winner_row = (np.concatenate(a) for a in zip(*beaten, strict=True))
     else:
         slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
-    labels = strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings])
-    winner_ids = cases.keys.take(from_numbers(cases.key_code[scored[winner_row]]))
-    texts = pc.binary_join_element_wise(labels.take(from_numbers(winner_slot)), _OPEN, winner_ids, _CLOSE, _NOTHING)
+    labels = string_buffers(strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings]))
+    keys = (key_offsets, key_data) if not cases.keys_ascending else string_buffers(cases.keys)
+    winner_key = cases.key_code[scored[winner_row]]
     out = {}
     for k in fine_slots:
-        picked = np.flatnonzero(fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]])
-        mine = np.flatnonzero(slot == k)  # the slot's fired rows, in row order
-        where = np.full(picked.size, -1, np.int64)
-        where[np.searchsorted(picked, row[mine])] = mine
-        out[k] = texts.take(from_numbers(where, mask=where < 0))
+        mine = np.flatnonzero(slot == k)
+        rows_fired, offsets, valid, data = superseded_texts(
+            fired[rule_row[(program.findings[k].policy_key, program.findings[k].rule_id)]], row[mine], winner_slot[mine],
+            winner_key[mine], *labels, *keys)
+        out[k] = pa.Array.from_buffers(pa.string(), rows_fired, [None if valid is None else pa.py_buffer(valid),
+                                                            pa.py_buffer(offsets), pa.py_buffer(data)],
+                                       null_count=rows_fired - mine.size)
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from ecorules.engine.cases._parts import by_enterprise
-from ecorules.fastcalc._cases import encode_texts, supersede_part, window_bounds
+from ecorules.fastcalc._cases import encode_texts, supersede_part, superseded_texts, window_bounds
 from ecorules.rules._arrow import string_buffers
 
 
@@ -174,3 +174,47 @@ def test_window_bounds_of_no_case_and_bad_input():
     assert all(a.size == 0 for a in window_bounds(none, none, np.zeros(1, np.int64), 1, 2))
     with pytest.raises(ValueError, match="out of range"):
         window_bounds(np.array([3], np.int64), np.array([0], np.int64), np.zeros(1, np.int64), 2, 2)
+
+
+def _superseded_by_arrow(fired, rows, winner_label, winner_key, labels, keys):
+    """The superseded_by of a slot as the stage built it with Arrow: the winners' texts joined,
+    then taken into the fired rows (null where no fine supersedes)."""
+    picked = np.flatnonzero(fired)
+    texts = [f"{labels[lab]} ({keys[key]})" for lab, key in zip(winner_label.tolist(), winner_key.tolist(), strict=True)]
+    where = np.full(picked.size, -1, np.int64)
+    where[np.searchsorted(picked, rows)] = np.arange(rows.size)
+    return pa.array(texts, pa.string()).take(pa.array(where, mask=where < 0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("large", [False, True])
+def test_superseded_texts_as_arrow_builds_them(seed, large):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    fired = (rng.random(n) < rng.random()).astype(np.uint8)
+    candidates = np.flatnonzero(fired)
+    rows = rng.permutation(candidates)[: int(rng.integers(0, candidates.size + 1))]  # any order, each once
+    labels = ["test.fines@1 art83", "本地@2 local", "x"]
+    keys = ["C1", "", "案件-0002", "C000000004" * 3, "k"]
+    winner_label = rng.integers(0, len(labels), rows.size).astype(np.int64)
+    winner_key = rng.integers(0, len(keys), rows.size).astype(np.int64)
+    key_column = pa.array(keys, pa.large_string() if large else pa.string())
+    count, offsets, valid, data = superseded_texts(fired, rows.astype(np.int64), winner_label, winner_key,
+                                                   *string_buffers(pa.array(labels)), *string_buffers(key_column))
+    got = pa.Array.from_buffers(pa.string(), count, [None if valid is None else pa.py_buffer(valid),
+                                                     pa.py_buffer(offsets), pa.py_buffer(data)],
+                                null_count=count - rows.size)
+    got.validate(full=True)
+    assert got.equals(_superseded_by_arrow(fired, rows, winner_label, winner_key, labels, keys))
+
+
+def test_superseded_texts_refuses_a_row_not_fired_or_given_twice():
+    fired = np.array([1, 0, 1], np.uint8)
+    buffers = (*string_buffers(pa.array(["a"])), *string_buffers(pa.array(["C1"])))
+    one = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match="not a fired row"):
+        superseded_texts(fired, np.array([1], np.int64), one, one, *buffers)
+    with pytest.raises(ValueError, match="given twice"):
+        superseded_texts(fired, np.array([2, 2], np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64), *buffers)
+    with pytest.raises(ValueError, match="out of range"):
+        superseded_texts(fired, np.array([0], np.int64), one, np.array([3], np.int64), *buffers)
