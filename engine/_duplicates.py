@@ -73,6 +73,7 @@ from ecorules.rules._uscc import uscc_problems
 from ._duplicate_sum import Summing
 from ._seen_keys import SeenUsccs
 from ._sources import Batch, Reject
+from .sources._types import column_mark
 
 log = logging.getLogger("ecorules.duplicates")
 
@@ -506,6 +507,7 @@ class DuplicateFilter:
             batch.checked = batch.checked | {self.key.name}
         held, mixed, places, passed = self.seen.met(keys, valid, batch.source, batch.rows)
         if not held.size:
+            self._suspects(batch, valid)
             return batch
         texts = keys.take(from_numbers(held)).to_pylist()
         # the rows of held keys the filter let pass: each before every held row of its key
@@ -533,7 +535,16 @@ class DuplicateFilter:
         batch.table = _without(batch.table, held, keep)
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
+        self._suspects(batch, valid[keep])  # (a held row's key is valid: held ones were met)
         return batch
+
+    def _suspects(self, batch: Batch, valid: np.ndarray) -> None:
+        """The rows whose USCC did not pass the check that every other row passed (both check
+        characters, as the scorer checks them), for the scorer to check only those: with 1% bad
+        rows each batch has some, and checking every code of it again cost ~3% of such a run."""
+        if not valid.all():
+            name = self.key.name
+            batch.suspects = {**batch.suspects, name: (np.flatnonzero(~valid), column_mark(batch.table[name]))}
 
     def _decided(self) -> Iterator[Batch]:
         """The rows held, gathered: each row that is its key's first (held by a false positive

@@ -32,6 +32,7 @@ from ._chunks import _JSON_UNSAFE, _needs_escaping, canonical_values, lift_rows
 from ._ledger_money import FEN_PER_YUAN, YUAN, in_yuan, to_fen
 from ._rejects import RejectColumns, count_reasons, kernel_rejects
 from ._sources import Batch, Reject
+from .sources._types import column_mark
 
 
 @functools.lru_cache(maxsize=65536)  # called per rejected row: a bad registry repeats its reasons
@@ -220,12 +221,19 @@ def _trusting(scoring: Scoring, batch: Batch):
     passed as validated: the kernel reads none of them, and every cell is valid."""
     kernel_facts = getattr(scoring.program, "kernel_facts", None)
     trusted = [name for name in batch.checked if kernel_facts is not None and name not in kernel_facts]
-    if not trusted:
+    # checked but for a few rows (Batch.suspects), if the column is still the one checked
+    partly = {name: rows for name, (rows, mark) in batch.suspects.items()
+              if kernel_facts is not None and name not in kernel_facts and name not in trusted
+              and name in batch.table.column_names and mark == column_mark(batch.table[name])}
+    if not trusted and not partly:
         return batch.table
     from ecorules.fastcalc._validate_common import Validated, ValidColumn
 
     n = batch.table.num_rows
-    return {name: Validated(scoring.policies.facts[name], ValidColumn(None), n) if name in trusted
+    facts = scoring.policies.facts
+    return {name: Validated(facts[name], ValidColumn(None), n) if name in trusted
+            else Validated(facts[name], ValidColumn(None), n, unchecked=(partly[name], batch.table[name].take(
+                from_numbers(partly[name])).combine_chunks())) if name in partly
             else batch.table[name] for name in batch.table.column_names}
 
 

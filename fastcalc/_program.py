@@ -231,6 +231,13 @@ class Program:
         c = self._compiled
         collected = Rejects()
         if isinstance(piece, Validated):
+            if piece.unchecked is not None and piece.unchecked[0].size:
+                rows, cells = piece.unchecked
+                found = Rejects()
+                validate_column(c.facts[name], cells, int(rows.size), False, found)
+                for at, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
+                    collected.add(rows[at], values, reasons)
+                    valid[rows[at]] = 0
             return _trusted(c, name, piece), collected
         column = validate_column(c.facts[name], piece, n, name in c.kernel_facts, collected)
         for rows in collected.rows:

@@ -128,6 +128,10 @@ def validate_column(fact: Fact, raw: Any, n: int, read: bool, rejects: Rejects) 
         raise ValueError(f"column {fact.name!r} has {len(column)} rows, expected {n}")
     if not fact.optional:
         return _validate_kind(fact, column, n, read, rejects)
+    if n > 1 and isinstance(column, pa.Array | pa.ChunkedArray) and column.null_count == n:
+        absent = _absent(fact, column, n, read)
+        if absent is not None:
+            return absent
     found = Rejects(absent=[])
     valid = _validate_kind(fact, column, n, read, found)
     for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
@@ -143,6 +147,20 @@ def validate_column(fact: Fact, raw: Any, n: int, read: bool, rejects: Rejects) 
             values = values.copy()
             values[empty] = 0
     return ValidColumn(values, valid.labels, present)
+
+
+def _absent(fact: Fact, column, n: int, read: bool) -> ValidColumn | None:
+    """An optional fact's column with no value at all (a registry without the column, which
+    the reader fills with nulls in every batch: ``may_be_absent``): zeros, as the general
+    path gives them (the dtype and labels of one such row), without encoding and scattering
+    ``n`` nulls; together that cost ~2% of a clean CSV run's CPU. None: the general path."""
+    one = Rejects(absent=[])
+    probe = _validate_kind(fact, as_column(column.slice(0, 1)), 1, read, one)
+    if one.rows or not one.absent:
+        return None
+    if not read:
+        return probe
+    return ValidColumn(np.zeros(n, probe.values.dtype), probe.labels, np.zeros(n, np.uint8))
 
 
 def _validate_kind(fact: Fact, column, n: int, read: bool, rejects: Rejects) -> ValidColumn:

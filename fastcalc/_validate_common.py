@@ -100,6 +100,9 @@ class Validated:
     fact: Fact
     column: ValidColumn
     n: int
+    # rows the caller did not find valid, and their cells, for Program.score to check (with
+    # ValidColumn(None): a column the kernel does not read, such as the registry's USCCs)
+    unchecked: tuple[np.ndarray, pa.Array] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -107,8 +110,14 @@ class Validated:
     def rows(self, start: int, stop: int) -> Validated:
         """Rows ``start:stop`` (views, no copies)."""
         c = self.column
+        unchecked = None
+        if self.unchecked is not None:
+            rows, cells = self.unchecked
+            inside = (rows >= start) & (rows < stop)
+            unchecked = (rows[inside] - start, cells.filter(pa.array(inside)))
         return Validated(self.fact, ValidColumn(None if c.values is None else c.values[start:stop], c.labels,
-                                                None if c.present is None else c.present[start:stop]), stop - start)
+                                                None if c.present is None else c.present[start:stop]), stop - start,
+                         unchecked)
 
     @classmethod
     def taken(cls, fact: Fact, column: ValidColumn, rows: np.ndarray | None, n: int | None = None) -> Validated:

@@ -59,6 +59,23 @@ class Batch:
     # columns whose every cell the reading found valid as the scorer checks it (the registry's
     # USCCs, checked for duplicates: engine/_duplicates.py), which the scorer need not check again
     checked: frozenset[str] = frozenset()
+    # columns the reading checked so but for a few rows: name -> (those rows, the column's
+    # column_mark then); the scorer checks only those rows (engine/_scored.py), and all of
+    # them again if the column has changed since (rows dropped, a column replaced)
+    suspects: dict[str, tuple[np.ndarray, tuple]] = field(default_factory=dict)
 
 
-__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError"]
+def column_mark(column: pa.ChunkedArray) -> tuple:
+    """What tells a column from another taken or sliced out of it, or put in its place: its
+    length, its chunks' count, and its first and last chunks' offsets, lengths and data
+    buffers' addresses (not every chunk's: a batch with rows dropped as slices has hundreds)."""
+    def chunk(c: pa.Array) -> tuple:
+        data = c.buffers()[-1]
+        return c.offset, len(c), 0 if data is None else data.address
+
+    if not column.num_chunks:
+        return (0, 0)
+    return len(column), column.num_chunks, chunk(column.chunk(0)), chunk(column.chunk(column.num_chunks - 1))
+
+
+__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError", "column_mark"]

@@ -44,7 +44,7 @@ from urllib.parse import unquote
 import attrs
 
 from . import sqlite
-from .sqlite import RESULT_TABLES, StoreError, start_run  # noqa: F401 - (start_run: the same SQL in both)
+from .sqlite import RESULT_TABLES, NoStore, StoreError, start_run  # noqa: F401 - (start_run: the same SQL in both)
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def connect(target: str | StoreUrl, *, readonly: bool = False, timeout: float = 
         if readonly:
             version = _version(connection)
             if version is None:
-                raise StoreError(f"{url}: no results store in schema {url.schema!r} (no run has written to it)")
+                raise NoStore(f"{url}: no results store in schema {url.schema!r} (no run has written to it)")
             if str(version) not in sqlite.READABLE_VERSIONS:
                 raise StoreError(f"{url}: results schema version {version}, this ecorules reads up to {SCHEMA_VERSION}")
         else:

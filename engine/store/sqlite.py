@@ -428,6 +428,11 @@ class StoreError(EcorulesError):
     """The results database cannot be opened, written or understood."""
 
 
+class NoStore(StoreError):
+    """No results store is there yet: no file, or one whose first run stopped before the
+    schema was committed (a reader must treat both alike, not as someone else's database)."""
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -438,10 +443,17 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, timeout: float =
     try:
         if readonly:
             if not path.is_file():
-                raise StoreError(f"{path}: no such results database")
+                raise NoStore(f"{path}: no such results database")
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, isolation_level=None,
                                          factory=_ReadOnly)
             connection.path = path
+            # The writer creates the file before its schema (sqlite3 opens it with O_CREAT; the
+            # schema is one transaction): a run killed in between leaves a file with no table,
+            # ours, which the next run completes. Not someone else's database, and no store yet.
+            if connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+                connection.close()
+                raise NoStore(f"{path}: no results database yet (the run that created the file stopped "
+                              "before it had written anything; the next run completes it)")
             _check_schema(connection, path, readonly=True)
             return connection
         if path.is_dir():
@@ -1100,7 +1112,7 @@ def text_pieces(db: sqlite3.Connection, table: str, column: str, row: int, size:
 
 
 __all__ = [
-    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "RunWriter", "StoreError", "abandon_stale_runs",
+    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
     "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]

@@ -42,12 +42,11 @@ def new_store(request, tmp_path):
 
 
 def exists(db) -> bool:
-    """Whether a run has made the store (a killed first run may not have)."""
-    if not store.is_url(db):
-        return Path(db).exists()
+    """Whether a run has made the store (a killed first run may not have, though it may have
+    made the SQLite file: see test_a_first_run_killed_before_its_schema_leaves_no_store_to_readers)."""
     try:
         store.connect(db, readonly=True).close()
-    except store.StoreError:
+    except store.NoStore:
         return False
     return True
 
@@ -227,3 +226,46 @@ def test_a_reader_during_a_run_sees_the_previous_complete_run_and_a_second_run_r
     child.stderr.close()
     assert seen > 0, "no read happened while the run was in progress"
     assert not store.is_url(db) or (refused is not None and "another run is writing" in str(refused.value))
+
+
+# A first run killed after sqlite3 made the file and before its schema was committed leaves a
+# file with no table. Readers took it for someone else's database (and this test's plain
+# reader failed with "no such table: runs", once, under load). The moment is reached by a hook,
+# not by timing: the child kills itself inside the schema's transaction.
+KILLED_BEFORE_SCHEMA = """
+import os, signal, sys
+from ecorules.engine import store
+from ecorules.engine._nightly import run_nightly
+from ecorules.engine.store import sqlite as backend
+
+def die(connection):  # inside BEGIN IMMEDIATE ... COMMIT of a new store, the file made
+    assert connection.in_transaction
+    os.kill(os.getpid(), signal.SIGKILL)
+
+backend._migrate = die
+run_nightly(sys.argv[1], sys.argv[2], batch_rows=500, force=True, progress=False, threads=1)
+"""
+
+
+def test_a_first_run_killed_before_its_schema_leaves_no_store_to_readers(tmp_path):
+    from ecorules.engine._changes import compare_runs
+
+    registry = tmp_path / "registry.parquet"
+    pq.write_table(make_registry(2_000, seed=5), registry)
+    db = tmp_path / "new.sqlite"
+    child = subprocess.run([sys.executable, "-c", KILLED_BEFORE_SCHEMA, str(registry), str(db)],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert db.exists()  # the moment sought: the file is there, its schema is not
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    with pytest.raises(store.NoStore, match="no results database yet"):
+        store.connect(db, readonly=True)
+    assert not exists(db)
+    with pytest.raises(store.NoStore):  # what `ecorules changes` says, as for a file not there
+        compare_runs(db, since=1)
+    # the next run makes the store in the same file and completes
+    child, _ = start_child(registry, db, 500)
+    assert child.wait(timeout=300) == 0, child.stderr.read()
+    child.stdout.close()
+    child.stderr.close()
+    assert exists(db) and check_consistent(db)["rows"][0] == 2_000
