@@ -1,8 +1,10 @@
 """``ecorules run --engine spark --cases ...``: the case table judged on the executors.
 
 1. The case rows as a Spark frame: a ``hive:DB.TABLE`` case table read by the executors (its
-   rows named by file and row, ``spark._numbered``), or a file the driver read (CSV, Excel,
-   Parquet, by the local run's reader: its encodings and unreadable lines) handed to Spark.
+   rows named by file and row, ``spark._numbered``); CSV or Parquet files read by the
+   executors as the local reader reads them (``_case_files.py``: rows named by file and row,
+   unreadable lines rejected in its words, which come to the driver); else (Excel, SQLite,
+   PostgreSQL) a table the driver read with the local run's reader, handed to Spark.
 2. Each row's stripped case_id and enterprise key, on the executors (``_case_parts.keyed``),
    and a repeated case_id decided over the whole table by a Spark window over the case_id:
    each later row learns the first row (the table's order), which may be another enterprise's.
@@ -11,8 +13,9 @@
 4. Cases and registry rows shuffled together by a part number of their enterprise key
    (crc32, so that every case and row of an enterprise meet in one task), each task judging
    its cases by the local run's steps (``_case_parts.judge_part``) in ``mapInArrow``.
-5. The parts' results back to the driver as Arrow batches of pickled parts, one partition
-   at a time, written into the store as a local run writes the whole table's.
+5. The parts' results back to the driver pickled, in record batches of one piece each
+   (``pieces_of``, ``parts_of``), one partition at a time, each written into the store by
+   the local run's ``CaseWriter`` as a partition of the table (``_case_parts.write_parts``).
 """
 
 from __future__ import annotations
