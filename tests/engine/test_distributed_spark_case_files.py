@@ -130,7 +130,7 @@ def test_csv_files_are_read_by_the_executors_as_the_local_reader_reads_them(spar
     reasons = [(Path(source).name, reason) for source, _row, _column, _value, reason in expected["rejects"]]
     assert sum(reason.startswith("malformed line") for _, reason in reasons) == 2
     assert sum(reason == "undecodable bytes: not valid utf-8" for _, reason in reasons) == 2
-    assert {name for name, _ in reasons} == {"a.csv", "b.tsv", "c.csv"} and splits >= 4
+    assert {"a.csv", "b.tsv", "c.csv"} <= {name for name, _ in reasons} and splits >= 4
     assert [about.get("encoding") for about in summary_of_run(tmp_path / "local.sqlite")["sources"]
             if about["source"].startswith(str(folder))] == ["utf-8", "utf-8", "gb18030"]
     assert max(row for source, row, *_ in expected["rejects"] if source.endswith("a.csv")) > 500
