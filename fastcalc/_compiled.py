@@ -70,7 +70,18 @@ class Val:
 
 
 # -- slots described by the program -------------------------------------------------------------
-class RuleSlot(tuple):
+class _Slot(tuple):
+    """A tuple made by ``__new__(cls, *fields)``: pickled as that call (a judged part of a
+    case table travels from a Spark executor with its program's slots), where pickle's
+    default for a tuple subclass would call ``__new__(cls, fields)`` and fail."""
+
+    __slots__ = ()
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
+
+
+class RuleSlot(_Slot):
     """(policy_key, rule_id): one row of ``fired``."""
 
     __slots__ = ()
@@ -82,7 +93,7 @@ class RuleSlot(tuple):
     rule_id = property(lambda self: self[1])
 
 
-class FindingSlot(tuple):
+class FindingSlot(_Slot):
     """(policy_key, rule_id, index, kind, payer): one row of ``amounts``."""
 
     __slots__ = ()
@@ -97,7 +108,7 @@ class FindingSlot(tuple):
     payer = property(lambda self: self[4])
 
 
-class SanctionSlot(tuple):
+class SanctionSlot(_Slot):
     """(policy_key, rule_id, list_id): one row of ``sanctions``."""
 
     __slots__ = ()
@@ -110,7 +121,7 @@ class SanctionSlot(tuple):
     list_id = property(lambda self: self[2])
 
 
-class CheckSlot(tuple):
+class CheckSlot(_Slot):
     """(policy_key, check_id, column, reason, shown): one row of ``failed``; ``reason`` is
     the reject's wording (rules/_checks.py), with a ``{name}`` for each fact of ``shown``
     whose value the reject shows, ``column`` the fact it blames. ``policy_key`` is the

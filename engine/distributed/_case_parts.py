@@ -1,6 +1,7 @@
 """The case table judged a part at a time, each part holding every case of its enterprises
 and their registry rows: what a cluster's task does with its partition (``_spark_cases.py``),
-and how the driver writes the parts into the run's store. No Spark here.
+and how the driver writes the parts into the run's store (the local run's ``CaseWriter``, each
+part a partition). No Spark here.
 
 What looks across cases looks within one enterprise (roll-ups, windowed roll-ups, one act one
 fine, the link to the registry's rows), so a part of whole enterprises is judged by the same
@@ -23,13 +24,10 @@ import pyarrow.compute as pc
 from ecorules.rules import EcorulesError
 from ecorules.rules._arrow import from_numbers
 
-from .. import store
-from .._rejects import count_reasons
-from .._scored import reason_class
 from ..cases._checks import reject_failed_checks
 from ..cases._enterprises import EnterpriseSide, enterprise_side, kept_rows
 from ..cases._law import reject_outside_law_dates
-from ..cases._stage import CaseResults, CaseStage, CaseStageError, counted_unreadable
+from ..cases._stage import CaseResults, CaseRun, CaseStage, CaseStageError
 from ..cases._table import CaseTable, _stripped, check_values, link, linked
 
 SOURCE, ROW = "_source", "_row"
@@ -120,109 +118,39 @@ class _DecidedRepeats:
                                                                strict=True)]
 
 
-def picklable_slots() -> None:
-    """A judged part holds the compiled program's slots (tuples made by ``__new__(cls, *fields)``),
-    which pickle's default for a tuple subclass cannot make again: each is pickled as a call
-    of its class with its fields. Registered where the parts are pickled (the executors)."""
-    import copyreg
-
-    from ecorules.fastcalc import _compiled
-
-    for slot in (_compiled.RuleSlot, _compiled.FindingSlot, _compiled.SanctionSlot, _compiled.CheckSlot):
-        copyreg.pickle(slot, _fields)
-
-
-def _fields(slot: tuple):
-    return type(slot), tuple(slot)
-
-
 class PartsError(EcorulesError):
     """The parts of a case table do not add up (a bug, never a silent drop)."""
 
 
-@dataclass
-class Written:
-    """What the driver knows of the case table once its parts are written: what the
-    registry's scoring and the run's summary read of a local run's ``CaseResults``."""
-
-    side: EnterpriseSide
-    lighter_law: int
-    files: dict[str, list[int]]
-
-    def per_file(self) -> dict[str, list[int]]:
-        return self.files
-
-
-class _SlotsOnce:
-    """The run's writer, but a case slot's row is written by the first part only: until the
-    writer of a case run is split into its run part and its per-part body (engine/cases/
-    _write.py), ``write_case_results`` writes the slots of the run with each part's findings."""
-
-    def __init__(self, writer):
-        self._writer, self._once, self._done = writer, (store.INSERT_ASSESSED_FINDING_SLOT, store.INSERT_SANCTION_SLOT), set()
-
-    def executemany(self, sql, rows):
-        if sql in self._once:
-            if sql in self._done:
-                return None
-            self._done.add(sql)
-        return self._writer.executemany(sql, rows)
-
-    def __getattr__(self, name):
-        return getattr(self._writer, name)
-
-
 def write_parts(parts: Iterable[PartResult], plan, writer, run_id: int, acc, *, first_slot: int,
-                first_sanction_slot: int, memory, sources: list[str], read_rejects: list,
-                described: list, warnings: list[str]) -> Written:
-    """The parts' findings, list entries and lifts written as a local run writes the whole
-    table's, then their rejects in the order a local run writes them (the table's order of
-    ``sources`` and rows), and the table's counts."""
-    from ..cases import write_case_results
+                first_sanction_slot: int, memory, reading) -> CaseRun:
+    """The parts written by the local run's writer (engine/cases/_write.py's ``CaseWriter``),
+    each part as a partition of the table (every case of its enterprises): its findings,
+    list entries, lifts and assessments as it comes, in the run's transaction; then the
+    counts and every part's rejects in the table's order of sources and rows. A run killed
+    between parts commits nothing, and its rerun writes everything once. ``reading``: what
+    reading the table found (``_spark_cases.CaseFrame``), its reader's rejects read once the
+    parts are (executors reading a file find them as they judge)."""
+    from ..cases import CaseWriter
 
-    slots = _SlotsOnce(writer)
-    rejects: list[tuple] = []  # ((rank, row), n, reject)
-    rank = {source: k for k, source in enumerate(sources)}
-    files = {source: [0, 0] for source in sources}
-    totals = [0, 0, 0]
-    sides, lighter = [], 0
-    before = (acc.rows_in, acc.rows_scored, acc.rows_rejected)
+    run = CaseRun(list(reading.sources), [], list(reading.described), list(reading.warnings))
+    out = CaseWriter(plan, writer, run_id, acc, first_slot=first_slot, first_sanction_slot=first_sanction_slot,
+                     memory=memory)
+    out.begin(run)
+    sides = []
     for part in parts:
         results = part.results
-        for reject in results.cases.rejects:
-            # as a local run orders them (CaseRun.rejects): by the table's file and row, a
-            # row's own in the order they were found
-            rejects.append(((rank.get(reject.source, len(rank)), reject.row if reject.row is not None else -1),
-                            len(rejects), reject))
-        results.cases.rejects = []  # written below, with every part's, in the table's order
-        write_case_results(results, plan, slots, run_id, acc, first_slot=first_slot,
-                           first_sanction_slot=first_sanction_slot, memory=memory)
-        for source, (rows_in, rejected) in results.per_file().items():
-            count = files.setdefault(source, [0, 0])
-            count[0] += rows_in
-            count[1] += rejected
-        totals = [totals[0] + results.rows_in, totals[1] + results.rows_scored, totals[2] + results.rows_rejected]
+        run.rows_in += results.rows_in
+        run.add(results)
+        out.partition(results)
         side = results.side  # what the registry's scoring reads of it (not its rows: the part is let go)
         sides.append(EnterpriseSide(side.usccs, side.table.slice(0, 0), rollups=side.rollups, key_fact=side.key_fact,
                                     uncountable=side.uncountable))
-        lighter += results.lighter_law
-    ordered = [*read_rejects, *(r[-1] for r in sorted(rejects, key=lambda r: r[:2]))]
-    count_reasons(acc.reasons, [(r.source, r.row) for r in ordered], [(r.column, reason_class(r.reason)) for r in ordered],
-                  [r.reason for r in ordered], acc.examples)
-    if ordered:
-        writer.executemany(store.INSERT_REJECTS, [(run_id, r.source, r.row, r.column, r.value, r.reason) for r in ordered])
-    counted_unreadable(files, read_rejects)
-    unreadable = len(read_rejects)
-    acc.rows_in += unreadable
-    acc.rows_rejected += unreadable
-    acc.tables["cases"] = [totals[0] + unreadable, totals[1], totals[2] + unreadable]
-    if (acc.rows_in - before[0], acc.rows_scored - before[1], acc.rows_rejected - before[2]) != tuple(acc.tables["cases"]):
-        raise PartsError(f"the case table's parts do not add up: {acc.tables['cases']}")
-    acc.files.update(files)
-    acc.described.extend(described)
-    for warning in warnings:
-        acc.warnings.setdefault(warning)
-    return Written(merged_side(sides, plan), lighter, files)
+    run.side = merged_side(sides, plan)
+    run.read_rejects = list(reading.read_rejects)
+    run.rows_in += reading.unreadable_rows
+    out.finish(run)
+    return run
 
 
 def merged_side(sides: list[EnterpriseSide], plan) -> EnterpriseSide:
@@ -258,4 +186,4 @@ def case_table(table: pa.Table, plan, headers: Mapping[str, str], sources: pa.Ar
                      np.asarray(rows, np.int64), dict(headers), table.num_rows)
 
 
-__all__ = ["PartResult", "Written", "case_table", "judge_part", "keyed", "merged_side", "part_numbers", "write_parts"]
+__all__ = ["PartResult", "case_table", "judge_part", "keyed", "merged_side", "part_numbers", "write_parts"]

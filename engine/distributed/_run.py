@@ -153,12 +153,12 @@ class DistributedRun(NightlyRun):
     def _case_stage(self, program, writer, run_id, acc) -> None:
         """--engine spark: the case table judged on the executors, each task the cases of
         some enterprises with their registry rows (engine/distributed/_spark_cases.py), the
-        parts written here as a local run writes the whole table (_case_parts.write_parts)."""
+        parts written here by the local run's CaseWriter, each a partition (_case_parts.write_parts)."""
         if self.engine != "spark":
             return super()._case_stage(program, writer, run_id, acc)
         from ._case_parts import write_parts
         from ._case_table import CatalogueCaseStage
-        from ._spark_cases import catalogue_frame, judged_parts, shipped_frame
+        from ._spark_cases import catalogue_frame, files_frame, judged_parts, shipped_frame
         from .spark import catalogue_table, pieces_frame, table_frame
 
         plan = self.cases.plan
@@ -170,8 +170,8 @@ class DistributedRun(NightlyRun):
         began = time.perf_counter()
         if isinstance(self.cases, CatalogueCaseStage):
             frame = catalogue_frame(spark, self.cases.name, plan, self.aliases)
-        else:  # a file: read by the local run's reader (encodings, unreadable lines), handed to Spark
-            frame = shipped_frame(spark, self.cases.read(), plan)
+        else:  # CSV or Parquet files: read by the executors, as the local reader reads them; else by it
+            frame = files_frame(spark, self.cases, plan, self.aliases) or shipped_frame(spark, self.cases.read(), plan)
         registry_plan = self._plan()
         registry_plan.needed = {name: ["the case table's enterprises"] for name in dict.fromkeys((plan.link, *checked))}
         name = self.catalogue if self.catalogue is not None else catalogue_table(self.registry_path)
@@ -179,15 +179,12 @@ class DistributedRun(NightlyRun):
             registry, pieces_in = table_frame(spark, name, registry_plan), False
         else:
             registry, pieces_in = pieces_frame(spark, self.registry_path, registry_plan, recurse=self.recurse), True
-        for warning in frame.warnings:
-            log.warning("%s", warning)
         found = judged_parts(spark, frame, plan, policies=self._loaded_policies, as_of=self.as_of,
                              compile_program=self.compile_program, checked=checked, registry_frame=registry,
                              registry_plan=registry_plan, pieces_in=pieces_in, aliases=self.aliases)
         self._case_results = write_parts(found, plan, writer, run_id, acc, first_slot=self.next_slot,
                                          first_sanction_slot=self.next_sanction_slot, memory=self._memory,
-                                         sources=frame.sources, read_rejects=frame.read_rejects,
-                                         described=frame.described, warnings=frame.warnings)
+                                         reading=frame)
         acc.seconds["cases"] = time.perf_counter() - began
         acc.already_assessed = self._memory.already
         acc.lighter_law = self._case_results.lighter_law

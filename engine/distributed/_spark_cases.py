@@ -1,8 +1,10 @@
 """``ecorules run --engine spark --cases ...``: the case table judged on the executors.
 
 1. The case rows as a Spark frame: a ``hive:DB.TABLE`` case table read by the executors (its
-   rows named by file and row, ``spark._numbered``), or a file the driver read (CSV, Excel,
-   Parquet, by the local run's reader: its encodings and unreadable lines) handed to Spark.
+   rows named by file and row, ``spark._numbered``); CSV or Parquet files read by the
+   executors as the local reader reads them (``_case_files.py``: rows named by file and row,
+   unreadable lines rejected in its words, which come to the driver); else (Excel, SQLite,
+   PostgreSQL) a table the driver read with the local run's reader, handed to Spark.
 2. Each row's stripped case_id and enterprise key, on the executors (``_case_parts.keyed``),
    and a repeated case_id decided over the whole table by a Spark window over the case_id:
    each later row learns the first row (the table's order), which may be another enterprise's.
@@ -11,8 +13,9 @@
 4. Cases and registry rows shuffled together by a part number of their enterprise key
    (crc32, so that every case and row of an enterprise meet in one task), each task judging
    its cases by the local run's steps (``_case_parts.judge_part``) in ``mapInArrow``.
-5. The parts' results back to the driver as Arrow batches of pickled parts, one partition
-   at a time, written into the store as a local run writes the whole table's.
+5. The parts' results back to the driver pickled, in record batches of one piece each
+   (``pieces_of``, ``parts_of``), one partition at a time, each written into the store by
+   the local run's ``CaseWriter`` as a partition of the table (``_case_parts.write_parts``).
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from .._sources import ColumnResolver
 from . import _case_parts as parts
+from ._case_files import UNREADABLE
 from ._case_parts import FIRST_ROW, FIRST_SOURCE, KEY, LINK, PART, ROW, SOURCE
 
 FILE = "_file"  # a driver-read table's file, by its place in the table (its rows are in that order)
 SIDE, SIDE_SOURCE, NUMBER, SEQ = "_side", "_side_source", "_number", "_seq"
 SHIPPED_ROWS = 65_536  # rows per Arrow blob of a driver-read table handed to Spark
+# a judged part travels back in pieces of at most this many bytes (an Arrow binary value
+# holds under 2 GiB); a site's spark-defaults.conf may say otherwise
+PIECE_BYTES, PIECE_SETTING = 64 << 20, "spark.ecorules.cases.pieceBytes"
 log = logging.getLogger("ecorules.distributed")
 _PLANS: dict[str, object] = {}  # per worker process: the case plan of a run, compiled once
 
@@ -51,9 +58,14 @@ class CaseFrame:
     order: tuple[str, ...]  # the columns giving the table's order, as a local run reads it
     headers: dict[str, str]  # fact -> header as written
     sources: list[str]  # the table's files, in its order
-    read_rejects: list
+    read_rejects: list  # the reader's: a file read by the executors fills it as the parts are judged
     described: list
     warnings: list
+    unreadable_rows: int = 0  # rows the reader rejected (a row may have several rejects)
+    # a file read by the executors (_case_files.py): Spark's raw batches -> case rows, on the
+    # executors, and their schema; rows with an UNREADABLE are the reader's rejects
+    prepare: object = None
+    prepared: StructType | None = None
 
 
 def catalogue_frame(spark, name: str, plan, aliases=None) -> CaseFrame:
@@ -94,7 +106,21 @@ def shipped_frame(spark, cases, plan) -> CaseFrame:
 
     shipped = spark.createDataFrame(blobs or [(None,)], "blob binary").where(F.col("blob").isNotNull())
     return CaseFrame(shipped.mapInArrow(rows, schema), (FILE, ROW), dict(cases.headers), list(cases.sources),
-                     list(cases.read_rejects), list(cases.described), list(cases.warnings))
+                     list(cases.read_rejects), list(cases.described), list(cases.warnings),
+                     unreadable_rows=cases.rows_in - cases.n)
+
+
+def files_frame(spark, stage, plan, aliases=None) -> CaseFrame | None:
+    """A case table of CSV or Parquet files read by the executors (_case_files.py), or None
+    where the driver reads it (Excel, SQLite, PostgreSQL, mixed files: ``shipped_frame``)."""
+    from ._case_files import case_rows, file_frame
+
+    files = file_frame(spark, stage, plan, aliases)
+    if files is None:
+        return None
+    made, arrow_schema = case_rows(files, plan.case_columns)
+    return CaseFrame(files.frame, (FILE, ROW), files.headers, files.sources or [str(stage.path)], [],
+                     files.described, files.warnings, prepare=made, prepared=_spark_schema(arrow_schema))
 
 
 _KEPT = {pa.string(), pa.int64(), pa.int32(), pa.float64(), pa.bool_(), pa.date32()}
@@ -114,8 +140,8 @@ def _ipc(table: pa.Table) -> bytes:
 
 
 def _plan_of(token: str, policies, as_of, compile_program):
-    """The case plan, compiled once per worker process and run (a compiled program does not
-    travel: its slots' classes are not picklable as they are)."""
+    """The case plan, compiled once per worker process and run from the policies, which
+    travel with the task (the plan holds compiled kernels: made where it runs, not shipped)."""
     plan = _PLANS.get(token)
     if plan is None:
         from .._nightly import DOMAIN
@@ -133,19 +159,27 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
     from .spark import _Parts
 
     tasks = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+    piece_bytes = int(spark.conf.get(PIECE_SETTING, str(PIECE_BYTES)))
+    if not 0 < piece_bytes < 1 << 31:
+        raise ValueError(f"{PIECE_SETTING} must be from 1 to 2 GiB - 1 bytes, got {piece_bytes}")
     virtual = tasks * parts.PARTS_PER_TASK
     token = uuid.uuid4().hex
     key_name, link_name, link_fact = plan.kind.key, plan.link, plan.facts[plan.link]  # not the plan: it does not travel
-    frame = cases.frame
+    frame, prepare = cases.frame, cases.prepare
+    fields = cases.prepared.fields if cases.prepared is not None else frame.schema.fields
 
     def with_keys(batches):
-        for batch in batches:
+        for batch in prepare(batches) if prepare is not None else batches:
             key, link = parts.keyed(pa.Table.from_batches([batch]), key_name, link_fact)
+            if UNREADABLE in batch.schema.names:  # a row the reader rejects has no case_id or enterprise
+                readable = pc.is_null(batch.column(UNREADABLE))
+                key = pc.if_else(readable, key, pa.scalar(None, key.type))
+                link = pc.if_else(readable, link, pa.scalar(None, link.type))
             yield pa.RecordBatch.from_arrays(
                 [*batch.columns, key, link, pa.array(parts.part_numbers(link, virtual), pa.int32())],
                 names=[*batch.schema.names, KEY, LINK, PART])
 
-    schema = StructType([*frame.schema.fields, StructField(KEY, StringType()), StructField(LINK, StringType()),
+    schema = StructType([*fields, StructField(KEY, StringType()), StructField(LINK, StringType()),
                          StructField(PART, IntegerType())])
     keyed = frame.mapInArrow(with_keys, schema)
     # a repeated case_id, over the whole table (a shuffle by case_id): each row learns the first
@@ -155,14 +189,24 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
         .over(Window.partitionBy(KEY))
     repeated = keyed.withColumn("_first", F.when(F.col(KEY).isNotNull(), first))
     later = F.col("_first").isNotNull() & ((F.col("_first.s") != F.col(SOURCE)) | (F.col("_first.r") != F.col(ROW)))
-    case_rows = repeated.select(*[F.col(f"`{c}`") for c in frame.columns], KEY, LINK, PART,
+    case_rows = repeated.select(*[F.col(f"`{f.name}`") for f in fields], KEY, LINK, PART,
                                 F.when(later, F.col("_first.s")).alias(FIRST_SOURCE),
                                 F.when(later, F.col("_first.r")).cast("long").alias(FIRST_ROW))
     case_rows = case_rows.persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = case_rows
     began = time.perf_counter()
     try:
-        keys = pa.array([r[0] for r in case_rows.where(F.col(LINK).isNotNull()).select(LINK).distinct().collect()],
-                        pa.string())
+        if cases.prepared is not None:  # the reader's rejects (few) to the driver; the rest is judged
+            from ._case_files import read_rejects
+
+            unreadable = F.col(UNREADABLE).isNotNull()
+            cases.read_rejects[:], cases.unreadable_rows = read_rejects(
+                case_rows.where(unreadable).select(SOURCE, ROW, FILE, UNREADABLE).collect())
+            case_rows = case_rows.where(~unreadable).drop(UNREADABLE)
+        # the distinct enterprise keys, and the case rows in all (what the parts must add up to)
+        named = case_rows.groupBy(LINK).count().collect()
+        keys = pa.array([r[0] for r in named if r[0] is not None], pa.string())
+        case_count = sum(r[1] for r in named)
         wanted = spark.sparkContext.broadcast(keys)
         log.info("cases on spark: %d enterprises named, case_ids decided, in %.2f s", len(keys),
                  time.perf_counter() - began)
@@ -185,17 +229,22 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
                                      f"{PART} int, {NUMBER} int, {SIDE_SOURCE} string, {SIDE} binary")
                 .withColumn(SEQ, F.monotonically_increasing_id()))
         together = case_rows.unionByName(side, allowMissingColumns=True).repartition(tasks, PART)
-        judge = _judge(token, policies, as_of, compile_program, checked, cases.order, cases.headers, aliases)
-        results = together.mapInArrow(judge, "task int, part binary").persist(StorageLevel.MEMORY_AND_DISK)
+        judge = _judge(token, policies, as_of, compile_program, checked, cases.order, cases.headers, aliases,
+                       piece_bytes)
+        results = together.mapInArrow(judge, "task int, piece int, pieces int, part binary") \
+            .persist(StorageLevel.MEMORY_AND_DISK)
         try:
             began = time.perf_counter()
             judged_tasks = results.count()  # every task judged at once; then read back one partition at a time
             log.info("cases on spark: %d tasks judged in %.2f s", judged_tasks, time.perf_counter() - began)
-            judged = False
-            for row in results.toLocalIterator():
-                # pickle, knowingly: written by _judge in this same Spark application (as spark._unpickled)
+            judged, rows_in = False, 0
+            for part in parts_of(results.toLocalIterator()):
                 judged = True
-                yield pickle.loads(row["part"])
+                rows_in += part.results.rows_in
+                yield part
+            if rows_in != case_count:  # every case row in exactly one part, or the run fails
+                raise parts.PartsError(f"the judged parts hold {rows_in:,} case rows, the case table "
+                                       f"{case_count:,}")
             if not judged:  # no case row at all: an empty table is judged as a local run judges it
                 empty = pa.table({fact: pa.array([], pa.string()) for fact in plan.case_columns})
                 yield parts.judge_part(plan, parts.case_table(empty, plan, cases.headers, pa.array([], pa.string()),
@@ -206,15 +255,14 @@ def judged_parts(spark, cases: CaseFrame, plan, *, policies, as_of, compile_prog
             results.unpersist()
             wanted.unpersist()
     finally:
-        case_rows.unpersist()
+        persisted.unpersist()
 
 
-def _judge(token, policies, as_of, compile_program, checked, order, headers, aliases):
+def _judge(token, policies, as_of, compile_program, checked, order, headers, aliases, piece_bytes):
     def judge(batches):
         from .spark import _number
 
         plan = _plan_of(token, policies, as_of, compile_program)
-        parts.picklable_slots()
         table = pa.Table.from_batches(list(batches))
         if not table.num_rows:
             return
@@ -236,10 +284,43 @@ def _judge(token, policies, as_of, compile_program, checked, order, headers, ali
         first_row = np.asarray(cases[FIRST_ROW].fill_null(0).to_numpy(), np.int64)
         found = parts.judge_part(plan, case_table, side_rows, first_source, first_row, tuple(checked), as_of=as_of,
                                  aliases=aliases)
-        yield pa.record_batch([pa.array([_number()], pa.int32()),
-                               pa.array([pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)], pa.binary())],
-                              names=["task", "part"])
+        yield from pieces_of(_number(), pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL), piece_bytes)
     return judge
 
 
-__all__ = ["CaseFrame", "catalogue_frame", "judged_parts", "shipped_frame"]
+def pieces_of(task: int, blob: bytes, piece_bytes: int):
+    """A judged part's pickle as record batches of one piece each, at most ``piece_bytes``
+    (an Arrow binary value holds under 2 GiB, and a part may hold millions of cases), each
+    piece a view of the pickle until Arrow copies it into its batch."""
+    view = memoryview(blob)
+    count = max(1, -(-len(blob) // piece_bytes))
+    for k in range(count):
+        piece = view[k * piece_bytes:(k + 1) * piece_bytes]
+        offsets = pa.py_buffer(np.array([0, len(piece)], np.int32))
+        value = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(piece)])
+        yield pa.record_batch([pa.array([task], pa.int32()), pa.array([k], pa.int32()), pa.array([count], pa.int32()),
+                               value], names=["task", "piece", "pieces", "part"])
+
+
+def parts_of(rows):
+    """The judged parts from their pieces (``pieces_of``), in the order the rows bring them:
+    a task's pieces one after another, as its partition gives them."""
+    held: list[bytes] = []
+    task = None
+    for row in rows:
+        if row["piece"] != len(held) or (held and row["task"] != task):
+            raise parts.PartsError(f"piece {row['piece']} of task {row['task']}'s part came after {len(held)} pieces"
+                                   f"{'' if not held else f' of task {task}'}")
+        task = row["task"]
+        held.append(row["part"])
+        if len(held) == row["pieces"]:
+            # pickle, knowingly: written by _judge in this same Spark application (as spark._unpickled)
+            blob = held[0] if len(held) == 1 else b"".join(held)
+            held = []
+            yield pickle.loads(blob)
+            del blob
+    if held:
+        raise parts.PartsError(f"task {task}'s part ended after {len(held)} of its pieces")
+
+
+__all__ = ["CaseFrame", "catalogue_frame", "files_frame", "judged_parts", "shipped_frame"]

@@ -360,7 +360,7 @@ def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark,
     the local run's steps; a case_id repeated across enterprises is decided over the whole
     table. Every finding (its case, status, the fine superseding it), list entry, reject, total
     and summary equals the local run's, and so does a second run, which finds the first's
-    assessments (一例一次). The driver judges no case: its case stage fails if asked."""
+    assessments (一例一次). The driver neither reads nor judges a case: its case stage fails if asked."""
     from ecorules.engine.cases import CaseStage
 
     registry, cases = case_world(tmp_path)
@@ -372,6 +372,7 @@ def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark,
         raise AssertionError("the driver judged the case table")
 
     monkeypatch.setattr(CaseStage, "run", not_here)  # the driver's, not the executors' (other processes)
+    monkeypatch.setattr(CaseStage, "read", not_here)  # the CSV case file is read by the executors too
     remote = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=CASES_AS_OF,
                              cases=cases, engine="spark", master="local[2]")
     again = run_distributed(registry, tmp_path / "remote.sqlite", policies=CASE_POLICIES, as_of=later,

@@ -203,3 +203,19 @@ def test_an_empty_batch(program):
     empty = {name: [] for name in program.columns}
     result = program.score(empty, as_of=AS_OF)
     assert result.n_rows == 0 and result.fired.shape == (8, 0) and result.totals_by_payer() == {}
+
+
+def test_slots_pickle_as_the_call_that_made_them():
+    """A judged part of a case table travels from a Spark executor with its program's slots:
+    each slot class unpickles as ``cls(*fields)`` (pickle's default for a tuple subclass
+    calls ``cls.__new__(cls, fields)``, which these signatures refuse), in every protocol."""
+    import pickle
+
+    from ecorules.fastcalc._compiled import CheckSlot, RuleSlot, SanctionSlot
+
+    slots = [RuleSlot("p", "r"), FindingSlot("p", "r", 2, FindingKind.FINE, ENTERPRISE),
+             SanctionSlot("p", "r", "watch"), CheckSlot("p", "c", "uscc", "bad {uscc}", ("uscc",))]
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(slots, protocol=protocol))
+        assert back == slots and [type(s) for s in back] == [type(s) for s in slots]
+        assert back[1].kind is FindingKind.FINE and back[3].shown == ("uscc",)
