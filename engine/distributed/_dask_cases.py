@@ -29,6 +29,7 @@ import copyreg
 import io
 import logging
 import math
+import os
 import pickle
 import time
 import uuid
@@ -51,10 +52,7 @@ FIRST_FILE = "_first_file"  # the file of the row a repeated case_id repeats
 ROLE, PART, ORDER, SEQ, SIDE_SOURCE, BLOB = "_role", "_part", "_order", "_seq", "_side_source", "_blob"
 CASES, SIDE, REPEATS, KEYS = 0, 1, 2, 3  # what a blob holds
 ROWS_PER_TASK = 250_000  # case rows per judging partition (at least two partitions per worker)
-# part numbers of the enterprise key (and buckets of the case_id): what the shuffles hash onto
-# their partitions; a file's rows travel in one blob per number, so enough numbers to spread
-# whole enterprises evenly over tens of partitions, few enough that a blob is not tiny
-VIRTUAL_PARTS = 1024
+CSV_ROW_BYTES = 100  # a text file's bytes per case row, for the partition count only
 _PLANS: dict[str, object] = {}  # per worker process: the case plan of a run, compiled once
 
 _BLOBS = pa.schema([(ROLE, pa.int8()), (PART, pa.int32()), (ORDER, pa.int64()), (SEQ, pa.int64()),
@@ -146,17 +144,19 @@ def _blobs(role: int, groups: list[tuple[int, int, int, str, bytes]]) -> pd.Data
 
 
 def _split(table: pa.Table, numbers: np.ndarray) -> list[tuple[int, pa.Table]]:
-    """``table``'s rows by their number, each number's in the table's order."""
+    """``table``'s rows by their number, each number's in the table's order (one take, then
+    slices)."""
+    if not numbers.size:
+        return []
     order = np.argsort(numbers, kind="stable")
+    grouped = table.take(pa.array(order))
     sorted_numbers = numbers[order]
-    cuts = np.flatnonzero(np.diff(sorted_numbers)) + 1
-    out = []
-    for at in np.split(np.arange(order.size), cuts) if order.size else []:
-        out.append((int(sorted_numbers[at[0]]), table.take(pa.array(order[at]))))
-    return out
+    starts = np.flatnonzero(np.r_[True, sorted_numbers[1:] != sorted_numbers[:-1]])
+    ends = np.r_[starts[1:], order.size]
+    return [(int(sorted_numbers[a]), grouped.slice(int(a), int(b - a))) for a, b in zip(starts, ends, strict=True)]
 
 
-def read_file(spec: tuple, rank: int, job: Job, options: dict) -> FileRead:
+def read_file(spec: tuple, rank: int, job: Job, options: dict, tasks: int) -> FileRead:
     """One file (``spec``: its path and table or sheet, as listed) read by the local run's
     reader on a worker, keyed, and cut into blobs by part number and by case_id bucket."""
     plan = job.plan()
@@ -175,29 +175,29 @@ def read_file(spec: tuple, rank: int, job: Job, options: dict) -> FileRead:
                     table.num_rows, table.schema, registry.described(),
                     registry.warnings,
                     pa.array([], pa.string()))
-    return _keyed(read, table, rows, plan)
+    return _keyed(read, table, rows, plan, tasks)
 
 
-def shipped_file(cases, plan) -> FileRead:
+def shipped_file(cases, plan, tasks: int) -> FileRead:
     """A case table the driver read (``CaseStage.read``: a PostgreSQL table or query), as one file."""
     return _keyed(FileRead(0, list(cases.sources), dict(cases.headers), list(cases.read_rejects), cases.rows_in,
                            cases.n, cases.table.schema, list(cases.described), list(cases.warnings),
                            pa.array([], pa.string())),
-                  cases.table, np.asarray(cases.rows, np.int64), plan,
+                  cases.table, np.asarray(cases.rows, np.int64), plan, tasks,
                   files=np.asarray(cases.source, np.int32))
 
 
-def _keyed(read: FileRead, table: pa.Table, rows: np.ndarray, plan, files=None) -> FileRead:
+def _keyed(read: FileRead, table: pa.Table, rows: np.ndarray, plan, tasks: int, files=None) -> FileRead:
     key, link = parts.keyed(table, plan.kind.key, plan.facts[plan.link])
     read.links = pc.unique(link.filter(pc.is_valid(link)))
-    numbers = parts.part_numbers(link, VIRTUAL_PARTS)
+    numbers = parts.part_numbers(link, tasks)
     files = np.full(table.num_rows, read.rank, np.int32) if files is None else files
     numbered = table.append_column(FILE, pa.array(files, pa.int32())).append_column(ROW, pa.array(rows, pa.int64()))
     read.blobs = _blobs(CASES, [(number, read.rank, 0, "", _ipc(piece)) for number, piece in _split(numbered, numbers)])
     has_key = np.asarray(pc.is_valid(key))
     keys = pa.table({"key": key, FILE: pa.array(files, pa.int32()), ROW: pa.array(rows, pa.int64()),
                      PART: pa.array(numbers, pa.int32())}).filter(pa.array(has_key))
-    buckets = parts.part_numbers(keys["key"].combine_chunks(), VIRTUAL_PARTS)
+    buckets = parts.part_numbers(keys["key"].combine_chunks(), tasks)
     read.keys = _blobs(KEYS, [(bucket, read.rank, 0, "", _ipc(piece)) for bucket, piece in _split(keys, buckets)])
     return read
 
@@ -232,7 +232,7 @@ def repeated_case_ids(frame: pd.DataFrame) -> pd.DataFrame:
     return _blobs(REPEATS, [(number, 0, 0, "", _ipc(piece)) for number, piece in _split(found, numbers)])
 
 
-def side_blobs(piece, number: int, *, plan, link, wanted, names: list[str]) -> pd.DataFrame:
+def side_blobs(piece, number: int, *, plan, link, wanted, names: list[str], tasks: int) -> pd.DataFrame:
     """The rows of a registry row group whose enterprise the case table names, as SIDE blobs
     by part number (``order``: the row group, ``seq``: the batch in it: the registry's order)."""
     from ..cases._table import linked
@@ -242,7 +242,7 @@ def side_blobs(piece, number: int, *, plan, link, wanted, names: list[str]) -> p
     groups = []
     for seq, (kept, source, rows) in enumerate(Part(plan, number).enterprises(read_piece(piece, names), link, wanted,
                                                                             names)):
-        numbers = parts.part_numbers(linked(link, kept[link.name]), VIRTUAL_PARTS)
+        numbers = parts.part_numbers(linked(link, kept[link.name]), tasks)
         kept = kept.append_column(ROW, pa.array(rows, pa.int64()))
         groups += [(part, number, seq, source, _ipc(piece)) for part, piece in _split(kept, numbers)]
     return _blobs(SIDE, groups)
@@ -328,15 +328,15 @@ def _schema(reads: list[FileRead], plan) -> pa.Schema:
         return pa.schema([(name, pa.string()) for name in plan.case_columns])
 
 
-def read_cases(client, stage, plan, job: Job) -> CaseReadingDone:
+def read_cases(client, stage, plan, job: Job, tasks: int) -> CaseReadingDone:
     """The case table read on the workers, a file each (or by the driver: a table without
     files), and what the driver must know of it, the files' rows staying on the workers."""
     if stage.files:
         options = {"encoding": stage.encoding, "batch_rows": stage.batch_rows}
         futures = client.map(read_file, [tuple(f) for f in stage.files], list(range(len(stage.files))), job=job,
-                             options=options, pure=False)
+                             options=options, tasks=tasks, pure=False)
     else:
-        futures = [client.scatter(shipped_file(stage.read(), plan))]
+        futures = [client.scatter(shipped_file(stage.read(), plan, tasks))]
     reads = client.gather(client.map(_about, futures, pure=False))
     sources, headers, rejects, described, warnings = [], {}, [], [], list(stage.warnings)
     for read in reads:  # as CaseReading and Registry put them together over the files in order
@@ -370,17 +370,16 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
     wanted = client.scatter(reading.links, broadcast=True)
     found, _registry = pieces(registry_plan, registry_path, recurse=recurse)
     side = client.map(side_blobs, found, list(range(len(found))), plan=registry_plan, link=link, wanted=wanted,
-                      names=names, pure=False)
+                      names=names, tasks=tasks, pure=False)
     cases = client.map(_blobs_of, reading.files, pure=False)
     keys = client.map(_keys_of, reading.files, pure=False)
-    repeated = (dd.from_delayed(keys, meta=BLOBS_META, verify_meta=False).shuffle(on=PART, npartitions=tasks)
-                .map_partitions(repeated_case_ids, meta=BLOBS_META))
+    repeated = _by_part(dd.from_delayed(keys, meta=BLOBS_META, verify_meta=False), tasks).map_partitions(
+        repeated_case_ids, meta=BLOBS_META)
     frames = [dd.from_delayed(cases, meta=BLOBS_META, verify_meta=False), repeated]
     if side:
         frames.append(dd.from_delayed(side, meta=BLOBS_META, verify_meta=False))
     together = dd.concat(frames)
-    judged = together.shuffle(on=PART, npartitions=tasks).map_partitions(judge, job, _light(reading), checked,
-                                                                          meta=JUDGED_META)
+    judged = _by_part(together, tasks).map_partitions(judge, job, _light(reading), checked, meta=JUDGED_META)
     judged = judged.persist()
     try:
         futures = futures_of(judged)
@@ -402,6 +401,13 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
         wanted.release()
 
 
+def _by_part(blobs, tasks: int):
+    """Blobs shuffled by their part number (Dask's shuffle), part k into partition k: every
+    case of an enterprise, its registry rows and its repeats meet in one partition, and the
+    parts (crc32 of the key) spread evenly, where hashing a few part numbers again would not."""
+    return blobs.set_index(PART, divisions=(*range(tasks), tasks - 1) if tasks > 1 else (0, 0), shuffle_method="tasks")
+
+
 def _empty_blobs() -> pd.DataFrame:
     return _blobs(CASES, [(0, 0, 0, "", _ipc(pa.table({FILE: pa.array([], pa.int32()),
                                                          ROW: pa.array([], pa.int64())})))])
@@ -413,8 +419,18 @@ def _light(reading: CaseReadingDone) -> CaseReadingDone:
                            pa.array([], pa.string()), reading.labels)
 
 
-def partitions(client, rows: int) -> int:
-    """Judging partitions: at least two per worker, at most ROWS_PER_TASK case rows each."""
+def partitions(client, stage) -> int:
+    """Judging partitions: at least two per worker, about ROWS_PER_TASK case rows each at
+    most, decided before the table is read (its rows are cut by partition as they are read):
+    a Parquet file's rows from its footer, another file's guessed from its size."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for path, _table in stage.files:
+        try:
+            rows += pq.read_metadata(path).num_rows
+        except (OSError, pa.ArrowException):
+            rows += os.path.getsize(path) // CSV_ROW_BYTES
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     return max(2 * workers, math.ceil(rows / ROWS_PER_TASK))
 

@@ -183,14 +183,15 @@ class DistributedRun(NightlyRun):
 
         client = self._dask()
         job = dask_cases.new_job(self._loaded_policies, self.as_of, self.compile_program, self.aliases)
-        reading = dask_cases.read_cases(client, self.cases, plan, job)
+        tasks = dask_cases.partitions(client, self.cases)
+        reading = dask_cases.read_cases(client, self.cases, plan, job, tasks)
         for warning in reading.warnings:
             log.warning("%s", warning)
         registry_plan = self._plan()
         registry_plan.needed = {name: ["the case table's enterprises"] for name in dict.fromkeys((plan.link, *checked))}
         return reading, dask_cases.judged_parts(client, reading, plan, job, checked=checked,
                                                 registry_path=self.registry_path, registry_plan=registry_plan,
-                                                recurse=self.recurse, tasks=dask_cases.partitions(client, reading.rows))
+                                                recurse=self.recurse, tasks=tasks)
 
     def _spark_cases(self, plan, checked):
         from ._case_table import CatalogueCaseStage
