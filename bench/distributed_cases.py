@@ -53,6 +53,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _warm() -> None:
+    """What a worker of a long-lived cluster has imported already (a fresh one imports it with
+    its first task): the engine's modules and the kernel."""
+    import ecorules.engine.distributed._dask_cases  # noqa: F401
+    import ecorules.engine.distributed.dask  # noqa: F401
+    import ecorules.fastcalc  # noqa: F401
+
+
 def _worker_usage() -> tuple[float, int]:
     """A Dask worker's CPU seconds and peak RSS (bytes) so far (it runs there: client.run)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -72,13 +80,14 @@ class DaskVariant:
 
     def before(self) -> dict:
         self.client.restart()  # fresh workers: their peak memory is this round's
+        self.client.run(_warm)
         return self.client.run(_worker_usage)
 
     def after(self, before: dict) -> tuple[float, str]:
         usage = self.client.run(_worker_usage)
         cpu = sum(usage[w][0] - before.get(w, (0.0, 0))[0] for w in usage)
         peaks = ", ".join(f"{usage[w][1] / 2**20:,.0f}" for w in sorted(usage))
-        return cpu, f"peak RSS per worker {peaks} MiB"
+        return cpu, f"workers {cpu:.1f} CPU-s, peak RSS per worker {peaks} MiB"
 
     def close(self) -> None:
         self.client.close()

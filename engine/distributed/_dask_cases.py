@@ -336,7 +336,7 @@ def read_cases(client, stage, plan, job: Job, tasks: int) -> CaseReadingDone:
         futures = client.map(read_file, [tuple(f) for f in stage.files], list(range(len(stage.files))), job=job,
                              options=options, tasks=tasks, pure=False)
     else:
-        futures = [client.scatter(shipped_file(stage.read(), plan, tasks))]
+        futures = [client.scatter(shipped_file(stage.read(), plan, tasks), hash=False)]
     reads = client.gather(client.map(_about, futures, pure=False))
     sources, headers, rejects, described, warnings = [], {}, [], [], list(stage.warnings)
     for read in reads:  # as CaseReading and Registry put them together over the files in order
@@ -367,7 +367,7 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
     began = time.perf_counter()
     link = plan.facts[plan.link]
     names = list(dict.fromkeys((plan.link, *checked)))
-    wanted = client.scatter(reading.links, broadcast=True)
+    wanted = client.scatter(reading.links, broadcast=True, hash=False)  # a key of its own: never an earlier run's released one
     found, _registry = pieces(registry_plan, registry_path, recurse=recurse)
     side = client.map(side_blobs, found, list(range(len(found))), plan=registry_plan, link=link, wanted=wanted,
                       names=names, tasks=tasks, pure=False)
