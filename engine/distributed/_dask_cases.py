@@ -380,13 +380,18 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
         frames.append(dd.from_delayed(side, meta=BLOBS_META, verify_meta=False))
     together = dd.concat(frames)
     judged = _by_part(together, tasks).map_partitions(judge, job, _light(reading), checked, meta=JUDGED_META)
-    judged = judged.persist()
+    # the partitions judged at once, each read back in turn and then let go on its worker (the
+    # last reference to its future dropped), so the driver holds one judged partition at a time
+    futures = list({future.key: future for future in futures_of(judged.persist())}.values())
+    # the files' rows and blobs let go on the workers once the shuffles have taken them
+    del judged, together, frames, repeated, cases, keys, side
+    reading.files = []
     try:
-        futures = futures_of(judged)
         any_case = False
-        for future in futures:
+        for k in range(len(futures)):
+            future, futures[k] = futures[k], None
             frame = future.result()
-            future.release()
+            del future
             for blob in frame["part"].tolist():
                 any_case = True
                 # pickle, knowingly: made by ``judge`` on this run's own cluster, for this driver
@@ -397,8 +402,7 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
             frame = client.submit(judge, empty, job, _light(reading), checked, pure=False).result()
             yield from (pickle.loads(blob) for blob in frame["part"].tolist())
     finally:
-        del judged
-        wanted.release()
+        del futures, wanted
 
 
 def _by_part(blobs, tasks: int):
