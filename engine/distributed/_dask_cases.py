@@ -292,7 +292,7 @@ def _first_rows(table: pa.Table, roles: np.ndarray, files: np.ndarray, rows: np.
         first_file[at] = np.asarray(found[FIRST_FILE], np.int64)
         first_row[at] = np.asarray(found[parts.FIRST_ROW], np.int64)
     repeated = first_file >= 0
-    first_source = sources.take(pa.array(np.where(repeated, first_file, 0))) if sources else \
+    first_source = sources.take(pa.array(np.where(repeated, first_file, 0))) if len(sources) else \
         pa.nulls(rows.size, pa.string())
     return pc.if_else(pa.array(repeated), first_source, pa.scalar(None, pa.string())), first_row
 
@@ -398,7 +398,7 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
                 yield pickle.loads(blob)
         log.info("cases on dask: %d partitions judged in %.2f s", len(futures), time.perf_counter() - began)
         if not any_case:  # no case row at all: an empty table is judged (on a worker) as a local run judges it
-            empty = client.submit(_empty_blobs, pure=False)
+            empty = client.submit(_empty_blobs, reading.schema, pure=False)
             frame = client.submit(judge, empty, job, _light(reading), checked, pure=False).result()
             yield from (pickle.loads(blob) for blob in frame["part"].tolist())
     finally:
@@ -412,9 +412,10 @@ def _by_part(blobs, tasks: int):
     return blobs.set_index(PART, divisions=(*range(tasks), tasks - 1) if tasks > 1 else (0, 0), shuffle_method="tasks")
 
 
-def _empty_blobs() -> pd.DataFrame:
-    return _blobs(CASES, [(0, 0, 0, "", _ipc(pa.table({FILE: pa.array([], pa.int32()),
-                                                         ROW: pa.array([], pa.int64())})))])
+def _empty_blobs(schema: pa.Schema) -> pd.DataFrame:
+    """A partition of no case rows, for the judging of an empty table."""
+    empty = pa.schema([*schema, pa.field(FILE, pa.int32()), pa.field(ROW, pa.int64())]).empty_table()
+    return _blobs(CASES, [(0, 0, 0, "", _ipc(empty))])
 
 
 def _light(reading: CaseReadingDone) -> CaseReadingDone:

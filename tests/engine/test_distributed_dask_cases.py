@@ -164,3 +164,20 @@ def test_cases_judged_by_the_law_of_their_dates_on_the_workers_as_a_local_run(cl
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
     assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
+
+
+def test_a_case_table_of_no_rows_is_judged_on_a_worker_as_a_local_run(cluster, tmp_path):
+    """A case file of its header alone: no case, and the run's store and summary are the
+    local run's (the empty table judged on a worker, as a partition of no rows)."""
+    registry, cases = case_world(tmp_path, cases=20)
+    header = cases.read_text(encoding="utf-8").splitlines()[0]
+    cases.write_text(header + "\n", encoding="utf-8")
+    options = {"policies": CASE_POLICIES, "as_of": CASES_AS_OF, "cases": cases}
+    local = run_nightly(registry, tmp_path / "local.sqlite", **options)
+    with driver_judges_nothing():
+        remote = run_distributed(registry, tmp_path / "remote.sqlite", engine="dask",
+                                 scheduler=cluster.scheduler.address, **options)
+    assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
+    assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
+    _same_runs(remote, local)
+    assert local.tables["cases"]["rows_in"] == 0 and local.tables["registry"]["rows_scored"] > 100
