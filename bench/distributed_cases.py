@@ -7,9 +7,9 @@ executors) beside the same run on one machine, in one process, round after round
 The data are bench/cases.py's (a registry of --enterprises rows, a Parquet case table of
 --cases rows for the policies of tests/data/cases), written once into --dir. The Dask cluster
 (a LocalCluster of --threads worker processes, one thread each, on 127.0.0.1) and the Spark
-session (local[--threads]) are started before the first round and not timed; the Dask
-workers are restarted (untimed) before each of their rounds, so that a worker's peak memory
-is that round's. Each distributed run includes its jobs: reading the case table, the
+session (local[--threads]) are started before the first round and not timed; each Dask
+worker's peak RSS is reset before each of its rounds (Linux's clear_refs), so that it is
+that round's. Each distributed run includes its jobs: reading the case table, the
 case_ids' shuffle, the registry's pick, the shuffle by enterprise, the judging tasks and the
 driver's writing of the store, then the registry's scoring.
 
@@ -62,9 +62,20 @@ def _warm() -> None:
 
 
 def _worker_usage() -> tuple[float, int]:
-    """A Dask worker's CPU seconds and peak RSS (bytes) so far (it runs there: client.run)."""
+    """A Dask worker's CPU seconds so far and peak RSS (bytes) since its last reset (it runs
+    there: client.run)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+    with open("/proc/self/status", encoding="ascii") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return usage.ru_utime + usage.ru_stime, peak * 1024
+
+
+def _reset_peak() -> None:
+    """A worker's peak RSS counted afresh (Linux: 5 to clear_refs resets VmHWM), so that its
+    peak is the round's, without restarting it (a restart under load did not come back in
+    the scheduler's two minutes)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")
 
 
 class DaskVariant:
@@ -74,13 +85,13 @@ class DaskVariant:
         self.cluster = LocalCluster(n_workers=threads, threads_per_worker=1, processes=True, host="127.0.0.1",
                                     dashboard_address="127.0.0.1:0", silence_logs=40)
         self.client = Client(self.cluster)
+        self.client.run(_warm)  # as a long-lived cluster's workers, which imported the engine with a first task
 
     def options(self) -> dict:
         return {"engine": "dask", "scheduler": self.cluster.scheduler_address}
 
     def before(self) -> dict:
-        self.client.restart()  # fresh workers: their peak memory is this round's
-        self.client.run(_warm)
+        self.client.run(_reset_peak)
         return self.client.run(_worker_usage)
 
     def after(self, before: dict) -> tuple[float, str]:

@@ -72,6 +72,10 @@ class Job:
     compile_program: object
     aliases: object = None
 
+    def __dask_tokenize__(self):
+        # the run's own token: Dask would otherwise pickle the policies to name every task
+        return self.token
+
     def plan(self):
         plan = _PLANS.get(self.token)
         if plan is None:
@@ -121,6 +125,10 @@ class CaseReadingDone:
     links: pa.Array
     labels: list[str]  # each file's name in rejects, by its place in the table (a row's FILE)
     files: list = field(default_factory=list)  # futures of FileRead, in the table's order
+    token: str = ""  # the run's (Job.token): what names the tasks it is handed to
+
+    def __dask_tokenize__(self):
+        return self.token
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -353,7 +361,8 @@ def read_cases(client, stage, plan, job: Job, tasks: int) -> CaseReadingDone:
         if stage.files else list(reads[0].sources)
     return CaseReadingDone(sources or [str(stage.path)], headers, rejects, described, warnings,
                            sum(r.n for r in reads), sum(r.rows_in - r.n for r in reads), _schema(reads, plan),
-                           pc.unique(pa.concat_arrays(links)) if links else pa.array([], pa.string()), labels, futures)
+                           pc.unique(pa.concat_arrays(links)) if links else pa.array([], pa.string()), labels, futures,
+                           job.token)
 
 
 def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: tuple[str, ...], registry_path,
@@ -421,7 +430,7 @@ def _empty_blobs(schema: pa.Schema) -> pd.DataFrame:
 def _light(reading: CaseReadingDone) -> CaseReadingDone:
     """What a judging task needs of the reading (not its rejects, not the files' futures)."""
     return CaseReadingDone(reading.sources, reading.headers, [], [], [], reading.rows, 0, reading.schema,
-                           pa.array([], pa.string()), reading.labels)
+                           pa.array([], pa.string()), reading.labels, token=reading.token)
 
 
 def partitions(client, stage) -> int:
