@@ -151,23 +151,51 @@ class DistributedRun(NightlyRun):
         return CatalogueCaseStage(plan, name, self._spark, as_of=self.as_of, threads=self.kernel_threads, **options)
 
     def _case_stage(self, program, writer, run_id, acc) -> None:
-        """--engine spark: the case table judged on the executors, each task the cases of
-        some enterprises with their registry rows (engine/distributed/_spark_cases.py), the
-        parts written here by the local run's CaseWriter, each a partition (_case_parts.write_parts)."""
-        if self.engine != "spark":
-            return super()._case_stage(program, writer, run_id, acc)
+        """The case table judged on the executors (Spark) or workers (Dask), each task the
+        cases of some enterprises with their registry rows (engine/distributed/_spark_cases.py,
+        _dask_cases.py), the parts written here as a local run writes the whole table
+        (_case_parts.write_parts)."""
         from ._case_parts import write_parts
-        from ._case_table import CatalogueCaseStage
-        from ._spark_cases import catalogue_frame, files_frame, judged_parts, shipped_frame
-        from .spark import catalogue_table, pieces_frame, table_frame
 
         plan = self.cases.plan
         in_force = [p for p in self.policies if p.in_force(self.as_of)]
         checked = [name for name in program.columns if name not in plan.onto_parent
                    and any(name in p.required_facts for p in in_force)]
         checked = tuple(dict.fromkeys(n for n in (*checked, *plan.enterprise_columns) if n != plan.link))
-        spark = self._spark()
         began = time.perf_counter()
+        if self.engine == "dask":  # the same, on Dask's workers (engine/distributed/_dask_cases.py)
+            frame, found = self._dask_cases(plan, checked)
+        else:
+            frame, found = self._spark_cases(plan, checked)
+        self._case_results = write_parts(found, plan, writer, run_id, acc, first_slot=self.next_slot,
+                                         first_sanction_slot=self.next_sanction_slot, memory=self._memory,
+                                         reading=frame)
+        acc.seconds["cases"] = time.perf_counter() - began
+        acc.already_assessed = self._memory.already
+        acc.lighter_law = self._case_results.lighter_law
+        for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
+            acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
+        return None
+
+    def _dask_cases(self, plan, checked):
+        from . import _dask_cases as dask_cases
+
+        client = self._dask()
+        job = dask_cases.new_job(self._loaded_policies, self.as_of, self.compile_program, self.aliases)
+        tasks = dask_cases.partitions(client, self.cases)
+        reading = dask_cases.read_cases(client, self.cases, plan, job, tasks)
+        registry_plan = self._plan()
+        registry_plan.needed = {name: ["the case table's enterprises"] for name in dict.fromkeys((plan.link, *checked))}
+        return reading, dask_cases.judged_parts(client, reading, plan, job, checked=checked,
+                                                registry_path=self.registry_path, registry_plan=registry_plan,
+                                                recurse=self.recurse, tasks=tasks)
+
+    def _spark_cases(self, plan, checked):
+        from ._case_table import CatalogueCaseStage
+        from ._spark_cases import catalogue_frame, files_frame, judged_parts, shipped_frame
+        from .spark import catalogue_table, pieces_frame, table_frame
+
+        spark = self._spark()
         if isinstance(self.cases, CatalogueCaseStage):
             frame = catalogue_frame(spark, self.cases.name, plan, self.aliases)
         else:  # CSV or Parquet files: read by the executors, as the local reader reads them; else by it
@@ -179,18 +207,9 @@ class DistributedRun(NightlyRun):
             registry, pieces_in = table_frame(spark, name, registry_plan), False
         else:
             registry, pieces_in = pieces_frame(spark, self.registry_path, registry_plan, recurse=self.recurse), True
-        found = judged_parts(spark, frame, plan, policies=self._loaded_policies, as_of=self.as_of,
-                             compile_program=self.compile_program, checked=checked, registry_frame=registry,
-                             registry_plan=registry_plan, pieces_in=pieces_in, aliases=self.aliases)
-        self._case_results = write_parts(found, plan, writer, run_id, acc, first_slot=self.next_slot,
-                                         first_sanction_slot=self.next_sanction_slot, memory=self._memory,
-                                         reading=frame)
-        acc.seconds["cases"] = time.perf_counter() - began
-        acc.already_assessed = self._memory.already
-        acc.lighter_law = self._case_results.lighter_law
-        for case_id in sorted(self.reassess - self._memory.reassess_seen) if self.reassess is not True else ():
-            acc.warnings.setdefault(f"--reassess {case_id}: no assessment of this case by an earlier run to make again")
-        return None
+        return frame, judged_parts(spark, frame, plan, policies=self._loaded_policies, as_of=self.as_of,
+                                   compile_program=self.compile_program, checked=checked, registry_frame=registry,
+                                   registry_plan=registry_plan, pieces_in=pieces_in, aliases=self.aliases)
 
     def _spark(self):
         if self._session is None:
