@@ -39,6 +39,7 @@ import argparse
 import datetime as dt
 import hashlib
 import inspect
+import os
 import resource
 import statistics
 import sys
@@ -146,7 +147,7 @@ def child(args) -> int:
     logger.addHandler(Steps())
     logger.setLevel(logging.INFO)
     paths = prepare(args.dir, args.enterprises, args.cases)
-    out = args.dir / f"{args.child.replace(' ', '-')}.sqlite"
+    out = args.dir / f"{args.child.replace(' ', '-')}-{os.getpid()}.sqlite"  # (a profiling run beside a bench)
     out.unlink(missing_ok=True)
     if args.child == "enterprise-only":
         run = NightlyRun(paths["registry"], out, as_of=dt.date(2012, 4, 14), threads=args.threads, force=True,
@@ -177,7 +178,6 @@ def child(args) -> int:
 
 def main() -> int:
     import json
-    import os
     import subprocess
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -218,7 +218,8 @@ class _Buckets:
         self._writers: list = [None] * count  # per bucket (writer, its schema) or None
 
     def append(self, table: pa.Table, bucket: np.ndarray) -> None:
-        order = np.argsort(bucket, kind="stable")  # a radix sort of small numbers: linear
+        # a radix sort of small numbers: linear (numpy sorts bytes so, not int64: 4x slower)
+        order = np.argsort(bucket.astype(np.uint8) if self.count <= 256 else bucket, kind="stable")
         counts = np.bincount(bucket, minlength=self.count)
         grouped = table.take(from_numbers(order)) if table.num_rows else table
         start = 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import encode_texts
+from ecorules.fastcalc._cases import encode_texts, text_index, text_positions
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
@@ -228,6 +228,24 @@ def _encoded(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return codes, column.take(from_numbers(first))
 
 
+def indexed(column: pa.Array):
+    """A ``fastcalc._cases.TextIndex`` of a string column: built once, looked up by ``positions``."""
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    return text_index(offsets, data, null)
+
+
+def positions(index, column) -> np.ndarray:
+    """Per text of ``column`` the first row of the same text in the column of ``index``
+    (``indexed``), -1 where none (a null: -1): ``pc.index_in`` without its table built anew."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    return text_positions(index, offsets, data, null)
+
+
 def _codes(column) -> tuple[np.ndarray, pa.Array]:
     """Codes of the stripped texts (as _records strips them); -1 for an empty cell."""
     codes, dictionary = _coded_distinct(column, _stripped)
@@ -274,11 +292,15 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
 
 
 def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str],
-         among: np.ndarray | None = None) -> None:
+         among: np.ndarray | None = None, index=None) -> None:
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
     cases of an unknown or rejected enterprise are rejected. ``among``: a mask of the side's
-    rows holding every enterprise the cases may name (a partition's, _spill.py), or None."""
-    if among is None:
+    rows holding every enterprise the cases may name (a partition's, _spill.py), or None;
+    ``index``: ``usccs`` indexed (``EnterpriseSide.index``), which makes ``among`` moot (a
+    key's first row of all is its first among the rows of its bucket)."""
+    if index is not None:
+        per_key = positions(index, cases.uscc_distinct)
+    elif among is None:
         per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
     else:  # the first of a key's rows among them is its first of all: same order, same key, same bucket
         rows = np.flatnonzero(among)
@@ -301,4 +323,4 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
             cases.reject(bad.tolist(), plan.link, values, [rejected[int(index[row])] for row in bad])
 
 
-__all__ = ["CaseTable", "check_values", "link", "read_cases"]
+__all__ = ["CaseTable", "check_values", "indexed", "link", "positions", "read_cases"]
