@@ -10,6 +10,7 @@
   (longer, or with other characters) go to a second table keyed by their bytes. A text is
   in exactly one table (packing is a function of the text), so equal texts get one code.
 - ``text_hashes``: the hash that spills a case to its enterprise's bucket, in one pass.
+- ``may_trim``: whether trimming a string column may change it (a pass over two bytes a text).
 - ``text_index``, ``text_positions``: a string column's rows by text, built once and looked
   up many times (the enterprises' usccs, for each partition's cases and each registry batch).
 - ``supersede_part``: one act one fine (行政处罚法 art 29) over the fired fines of a part of the
@@ -293,6 +294,28 @@ def text_hashes(const offset_t[::1] offsets, const uint8_t[::1] data, const uint
             out[row] = h
     return out_array
 
+
+
+def may_trim(const offset_t[::1] offsets, const uint8_t[::1] data, const uint8_t[::1] null):
+    """Whether trimming whitespace may change some text of a string column: one whose first
+    or last byte is not printable ASCII (a space, a control, or part of a non-ASCII character,
+    which may be Unicode whitespace). Nearly every column of keys has none, and is then its
+    own trimmed copy."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, row
+    cdef bint nulls = null.shape[0] != 0
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
+    cdef uint8_t first, last
+    cdef bint found = False
+    with nogil:
+        for row in range(n):
+            if offsets[row + 1] == offsets[row] or (nulls and null[row]):
+                continue
+            first = base[offsets[row]]
+            last = base[offsets[row + 1] - 1]
+            if first < 0x21 or first > 0x7E or last < 0x21 or last > 0x7E:
+                found = True
+                break
+    return found
 
 # --- TextIndex ----------------------------------------------------------------------------
 

@@ -249,7 +249,9 @@ class _Buckets:
 
 
 def _read(path: Path, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
-    with pa.OSFile(str(path)) as source:
+    # mapped, not read: the batches are views of the file's pages (the reading copied each
+    # into fresh memory, which ``combine_chunks`` or ``take`` then copied once more)
+    with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_stream(source).read_all()
     table = table if columns is None else table.select(columns)
     return table.combine_chunks() if combine and table.num_rows else table

@@ -52,3 +52,17 @@ def test_the_side_builds_its_index_once_and_is_sent_without_it():
     assert positions(side.index, pa.array(["A-1", "B"])).tolist() == [1, -1]
     copy = pickle.loads(pickle.dumps(side))
     assert copy._index is None and positions(copy.index, pa.array(["A-1"])).tolist() == [1]
+
+
+@pytest.mark.parametrize("texts", [
+    ["A1", "C000000001", None, "", "A-案-1"],  # nothing to trim: the column itself
+    ["案件-1"],  # may be (a non-ASCII character at an end): trimmed by Arrow, the same texts
+    ["A1 ", "B2"], [" A1", "B2"], ["A1", "\tB2"], ["A1\u3000", "B2"], ["\u00a0A1", "B2"], ["A1", "案件 \u2003"],
+])
+def test_stripped_is_arrows_trim_and_the_column_itself_when_nothing_trims(texts):
+    from ecorules.engine.cases._table import _stripped
+
+    column = pa.array(texts, pa.string())
+    got = _stripped(column)
+    assert got.to_pylist() == pc.utf8_trim_whitespace(column).to_pylist()
+    assert (got is column) == (texts[0] == "A1" and texts[-1] == "A-案-1")
