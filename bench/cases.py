@@ -1,14 +1,15 @@
-"""Records/s of `ecorules run --cases` beside the enterprise-only run, in one process.
+"""Records/s of `ecorules run --cases` beside the enterprise-only run, each round a process of its own.
 
     python bench/cases.py                           # 10 M cases, 3 rounds
-    python bench/cases.py --cases 1000000 --rounds 2
+    python bench/cases.py --cases 2000000 --enterprises 200000 --rounds 2 --dir /tmp/NAME-data
 
 Writes, once per generator version (a hash of the generators' code in the file names), into
 --dir: a registry of --enterprises rows (uscc, district, industrial) and a
 case table of --cases rows (Parquet) for the policies of tests/data/cases, whose case
 policies read optional facts, a windowed roll-up and add_years, and whose enterprise policy
 reads three roll-ups; and a registry of --cases rows for the shipped enterprise policies.
-Then, round after round (interleaved, so the machine's noise hits both alike):
+Then, round after round (interleaved, the order turned each round, so that the machine's
+noise hits every variant alike):
 
 - enterprise-only: `run_nightly` of the shipped policies over the --cases-row registry;
 - cases: `run_nightly` of tests/data/cases over the registry and the case table (read, check,
@@ -18,14 +19,18 @@ Then, round after round (interleaved, so the machine's noise hits both alike):
   under art 83), so that every case is scored by the version of its act date or the lighter
   one of the run's as_of.
 
-Both variants run as `ecorules run` does, with ``tune_allocator=True`` (the CLI owns its
-process, so the case stage keeps freed memory for reuse, engine/cases/_memory.py; the
-enterprise-only run has no case stage, so the setting does not touch it).
+Each run is a fresh process, as `ecorules run` is, with the CLI's ``tune_allocator=True``
+(engine/cases/_memory.py). In one process the case stage's allocator settings outlived it
+(glibc's dynamic thresholds cannot be restored) and slowed the enterprise-only rounds after
+it by a quarter, which flattered the ratio; a process of its own also gives each variant its
+own peak RSS.
 
-Records/s is rows in (all tables) per second of the run; the target is cases >= 50% of the
-enterprise-only rate. Beside it, records per CPU-second of the process (every thread: the
-kernel's, the writer's): on a machine shared with other jobs the wall-clock ratio swings
-with their load, the CPU ratio much less (it still counts waiting on memory and disk).
+Records/s is rows in (all tables) per second of the run (``NightlyRun.execute``, as the run's
+summary counts it); the target is cases >= 50% of the enterprise-only rate. Beside it, records
+per CPU-second of the same span (every thread: the kernel's, the writer's): on a machine shared
+with other jobs the wall-clock ratio swings with their load, the CPU ratio much less (it still
+counts waiting on memory and disk). ``--steps`` prints each run's step seconds (the run's log);
+``--profile`` writes a cProfile of each run into --dir.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import argparse
 import datetime as dt
 import hashlib
 import inspect
+import os
 import resource
 import statistics
 import sys
@@ -123,60 +129,122 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def child(args) -> int:
+    """One run of one variant in this process; prints its figures as a JSON line."""
+    import json
+    import logging
+
+    from ecorules.engine._nightly import NightlyRun
+
+    steps: list[str] = []
+
+    class Steps(logging.Handler):
+        def emit(self, record):
+            if "writer busy" in record.getMessage() or "done:" in record.getMessage():
+                steps.append(record.getMessage())
+
+    logger = logging.getLogger("ecorules.nightly")
+    logger.addHandler(Steps())
+    logger.setLevel(logging.INFO)
+    paths = prepare(args.dir, args.enterprises, args.cases)
+    out = args.dir / f"{args.child.replace(' ', '-')}-{os.getpid()}.sqlite"  # (a profiling run beside a bench)
+    out.unlink(missing_ok=True)
+    if args.child == "enterprise-only":
+        run = NightlyRun(paths["registry"], out, as_of=dt.date(2012, 4, 14), threads=args.threads, force=True,
+                         tune_allocator=True)
+    else:
+        policies = POLICIES if args.child == "cases" else dated_policies(args.dir)
+        run = NightlyRun(paths["enterprises"], out, policies=policies, as_of=AS_OF, threads=args.threads,
+                         cases=paths["cases"], force=True, tune_allocator=True)
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile(time.thread_time)  # CPU of the main thread: on a loaded machine wall time is mostly waiting
+        profile.enable()
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    summary = run.execute()
+    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(str(args.dir / f"{args.child.replace(' ', '-')}-{args.round}.prof"))
+    out.unlink(missing_ok=True)
+    print(json.dumps({"rows_in": summary.rows_in, "seconds": summary.seconds, "wall": wall, "cpu": cpu,
+                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "findings": summary.findings, "lighter_law": summary.lighter_law, "status": summary.status,
+                      "steps": steps}))
+    return 0
+
+
 def main() -> int:
+    import json
+    import subprocess
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000_000)
     parser.add_argument("--enterprises", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dated", action="store_true", help="also the case run judged by the law at the act")
+    parser.add_argument("--only", choices=("cases", "dated versions"), help="no enterprise-only run (profiling)")
+    parser.add_argument("--steps", action="store_true", help="print each run's step seconds")
+    parser.add_argument("--profile", action="store_true", help="a cProfile of each run into --dir")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    from ecorules.engine._nightly import run_nightly
+    if args.child:
+        return child(args)
 
     began = time.perf_counter()
     paths = prepare(args.dir, args.enterprises, args.cases)
     print(f"data ready in {time.perf_counter() - began:.1f} s: {', '.join(str(p) for p in paths.values())}")
-    rates: dict[str, list[float]] = {"enterprise-only": [], "cases": [], **({"dated versions": []} if args.dated else {})}
-    cpu_rates: dict[str, list[float]] = {name: [] for name in rates}
-    dated = dated_policies(args.dir) if args.dated else None
+    variants = ["enterprise-only", "cases", *(["dated versions"] if args.dated else [])]
+    if args.only:
+        variants = [args.only]
+    found: dict[str, list[dict]] = {name: [] for name in variants}
     for round_ in range(args.rounds):
-        for variant in rates:
-            out = args.dir / f"{variant}-{round_}.sqlite"
-            out.unlink(missing_ok=True)
-            cpu = _cpu_seconds()
-            if variant == "enterprise-only":
-                summary = run_nightly(paths["registry"], out, as_of=dt.date(2012, 4, 14), threads=args.threads, force=True,
-                                      tune_allocator=True)
-            else:
-                summary = run_nightly(paths["enterprises"], out, policies=POLICIES if variant == "cases" else dated, as_of=AS_OF, threads=args.threads,
-                                      cases=paths["cases"], force=True, tune_allocator=True)
-            cpu = _cpu_seconds() - cpu
-            rate = summary.rows_in / summary.seconds
-            rates[variant].append(rate)
-            cpu_rates[variant].append(summary.rows_in / cpu)
-            print(f"round {round_} {variant:>15}: {summary.rows_in:,} rows in {summary.seconds:.2f} s = "
-                  f"{rate / 1e6:.2f} M records/s, {cpu:.2f} CPU-s ({summary.findings:,} findings"
-                  f"{f', {summary.lighter_law:,} cases by the lighter law' if variant == 'dated versions' else ''})",
-                  flush=True)
-            out.unlink(missing_ok=True)
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    for name, value in medians.items():
-        print(f"median {name:>15}: {value / 1e6:.2f} M records/s "
-              f"({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f})")
-    for name in rates:
-        if name == "enterprise-only":
-            continue
+        turn = round_ % len(variants)
+        for variant in variants[turn:] + variants[:turn]:
+            load = os.getloadavg()[0]
+            done = subprocess.run([sys.executable, __file__, "--child", variant, "--round", str(round_),
+                                   "--cases", str(args.cases), "--enterprises", str(args.enterprises),
+                                   "--threads", str(args.threads), "--dir", str(args.dir),
+                                   *(["--profile"] if args.profile else [])],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            run["load"] = load
+            found[variant].append(run)
+            lighter = f", {run['lighter_law']:,} cases by the lighter law" if variant == "dated versions" else ""
+            print(f"round {round_} {variant:>15}: {run['rows_in']:,} rows in {run['seconds']:.2f} s = "
+                  f"{run['rows_in'] / run['seconds'] / 1e6:.2f} M records/s, {run['cpu']:.2f} CPU-s "
+                  f"({run['rows_in'] / run['cpu'] / 1e6:.2f} M/CPU-s), peak RSS {run['rss_mib']:.0f} MiB, "
+                  f"load {load:.1f} ({run['findings']:,} findings{lighter})", flush=True)
+            if args.steps:
+                for line in run["steps"]:
+                    print(f"    {line}")
+    rates = {name: [r["rows_in"] / r["seconds"] for r in runs] for name, runs in found.items()}
+    cpu_rates = {name: [r["rows_in"] / r["cpu"] for r in runs] for name, runs in found.items()}
+    for name in variants:
+        print(f"median {name:>15}: {statistics.median(rates[name]) / 1e6:.2f} M records/s "
+              f"({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f}), "
+              f"{statistics.median(cpu_rates[name]) / 1e6:.2f} M records/CPU-s, "
+              f"{statistics.median([r['cpu'] for r in found[name]]):.2f} CPU-s, "
+              f"peak RSS {statistics.median([r['rss_mib'] for r in found[name]]):.0f} MiB")
+    if "enterprise-only" not in found:
+        return 0
+    for name in variants[1:]:
         ratios = [c / e for c, e in zip(rates[name], rates["enterprise-only"], strict=True)]
-        print(f"{name} / enterprise-only: {medians[name] / medians['enterprise-only']:.2f} of the medians, "
-              f"{min(ratios):.2f}-{max(ratios):.2f} round by round (target >= 0.50)")
-    for name in rates:
-        if name != "enterprise-only":
-            ratios = [c / e for c, e in zip(cpu_rates[name], cpu_rates["enterprise-only"], strict=True)]
-            print(f"{name} / enterprise-only per CPU-second: {statistics.median(ratios):.2f} "
-                  f"({min(ratios):.2f}-{max(ratios):.2f} round by round)")
-    print(f"peak RSS of this process (both variants): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        print(f"{name} / enterprise-only: {statistics.median(rates[name]) / statistics.median(rates['enterprise-only']):.2f} "
+              f"of the medians, {min(ratios):.2f}-{max(ratios):.2f} round by round (target >= 0.50)")
+        ratios = [c / e for c, e in zip(cpu_rates[name], cpu_rates["enterprise-only"], strict=True)]
+        print(f"{name} / enterprise-only per CPU-second: {statistics.median(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f} round by round)")
+    loads = [r["load"] for runs in found.values() for r in runs]
+    print(f"load average (1 min) at the runs' starts: {min(loads):.1f}-{max(loads):.1f}")
     return 0
 
 

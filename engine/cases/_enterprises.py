@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
-from ecorules.rules._arrow import bools, from_numbers, numbers
+from ecorules.rules._arrow import bools, from_numbers
 
 from .._sources import Registry
 from .._unset_rollups import with_absent
 from ._checks import checks_failed
 from ._plan import CasePlan
-from ._table import linked
+from ._table import indexed, linked, positions
 
 
 @dataclass
@@ -41,6 +41,18 @@ class EnterpriseSide:
     # side row -> (source index, row number) in the registry, and the sources, where known
     origin: np.ndarray | None = None
     sources: list = field(default_factory=list)
+    _index: object = field(default=None, repr=False, compare=False)  # of usccs, built when first asked
+
+    @property
+    def index(self):
+        """``usccs`` indexed (``_table.indexed``): looked up by each partition's cases and each
+        registry batch (Arrow's ``index_in`` built a table of every enterprise for each)."""
+        if self._index is None:
+            self._index = indexed(self.usccs)
+        return self._index
+
+    def __getstate__(self):  # sent to a cluster's workers without the index (each builds its own)
+        return {**self.__dict__, "_index": None}
 
     def where(self, row: int) -> str:
         """Where side row ``row`` was read, as the rejects of its cases say it."""
@@ -80,7 +92,11 @@ def kept_rows(link, table: pa.Table, source: str, rows: np.ndarray, wanted: pa.A
         from ._spill import text_hashes
 
         hashes = text_hashes(keys)
-        at = np.minimum(np.searchsorted(wanted, hashes), max(wanted.size - 1, 0))
+        # looked up in ascending order: each search starts near the last one's place in
+        # ``wanted`` (its cache lines), 4-5x faster than in the registry's order
+        order = np.argsort(hashes)
+        at = np.empty(hashes.size, np.int64)
+        at[order] = np.minimum(np.searchsorted(wanted, hashes[order]), max(wanted.size - 1, 0))
         keep = np.flatnonzero(wanted[at] == hashes) if wanted.size else np.zeros(0, np.int64)
     else:
         keep = np.flatnonzero(bools(pc.is_in(keys, value_set=wanted)))
@@ -134,7 +150,8 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
     bad[list(problem)] = True
     order = np.argsort(bad, kind="stable")  # valid rows first
     table = table.take(from_numbers(order))
-    rejected = {int(position): problem[int(row)] for position, row in enumerate(order) if bad[row]}
+    # the rejected rows are last (a loop over every kept row took 0.35 CPU-s at 1 M enterprises)
+    rejected = {n - len(problem) + k: problem[int(row)] for k, row in enumerate(order[n - len(problem):].tolist())}
     columns = {name: Validated.taken(plan.facts[name], column, order).column for name, column in columns.items()}
     return EnterpriseSide(linked(plan.facts[key], table[key]), table, rejected, key_fact=plan.facts[key], columns=columns,
                           origin=origin[order], sources=sources)
@@ -143,7 +160,7 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
     """The roll-up columns of one registry batch: each row's enterprise's values, or the
     roll-up's empty value for an enterprise without cases."""
-    index = numbers(pc.index_in(linked(side.key_fact, uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
+    index = positions(side.index, linked(side.key_fact, uscc_column))
     found = index >= 0
     columns = {}
     for name, rollup in rollups.items():
@@ -161,7 +178,7 @@ def drop_uncountable(side: EnterpriseSide, batch, uscc_column) -> None:
         return
     from ..sources import Reject
 
-    index = numbers(pc.index_in(linked(side.key_fact, uscc_column), value_set=side.usccs), fill=-1).astype(np.int64)
+    index = positions(side.index, linked(side.key_fact, uscc_column))
     bad = np.isin(index, np.fromiter(side.uncountable, np.int64, len(side.uncountable)))
     if not bad.any():
         return

@@ -323,7 +323,7 @@ class CaseStage:
         enterprises ``mine``, a mask of the side's rows; None: any), scored."""
         plan = self.plan
         side.rollups = {}
-        link(cases, plan, side.usccs, side.rejected, mine)
+        link(cases, plan, side.usccs, side.rejected, mine, index=side.index)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
         self._reject_uncountable(cases, side)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import encode_texts
+from ecorules.fastcalc._cases import encode_texts, may_trim, text_index, text_positions
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
@@ -161,9 +161,8 @@ def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
     cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
     # an enterprise has many cases: its key is trimmed and put in the ledger's form (a USCC
     # checked again) once per distinct text as written, not once per case row
-    cases.uscc_code, cases.uscc_distinct = _coded_distinct(cases.table[plan.link],
-                                                           lambda texts: linked(plan.facts[plan.link], texts))
-    cases.uscc = cases.uscc_distinct.take(from_numbers(cases.uscc_code, mask=cases.uscc_code < 0))
+    cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(cases.table[plan.link],
+                                                                    lambda texts: linked(plan.facts[plan.link], texts))
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     if duplicates is None:
@@ -185,10 +184,17 @@ def linked(fact, column) -> pa.Array:
 
 
 def _stripped(column) -> pa.Array:
+    """The texts trimmed; the column itself (no copy) where no text has a blank at either end."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
+    offsets, data = string_buffers(column)
+    if not may_trim(offsets, data, bools(column.is_null()).view(np.uint8) if column.null_count else _NO_NULLS):
+        return column
     return pc.utf8_trim_whitespace(column)
+
+
+_NO_NULLS = np.zeros(0, np.uint8)
 
 
 def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
@@ -207,14 +213,25 @@ def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
     (in the order of their first row, ``_encoded``): the column coded as written, ``form``
     applied to its distinct texts, and the texts that became one value (" A1" and "A1")
     coded as one."""
+    codes, distinct, _rows = _coded_forms(column, form, rows=False)
+    return codes, distinct
+
+
+def _coded_forms(column, form, rows: bool = True) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
+    """``_coded_distinct``, and (``rows``) ``form`` of each row's text: where ``form`` changes
+    no text (it returns its argument itself: nearly always), the column as it is, no copy."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     codes, written = _encoded(column)
-    formed = pc.dictionary_encode(form(written))
+    formed_texts = form(written)
+    if formed_texts is written:  # distinct texts stay distinct: the codes as they are
+        return codes, written, column if rows else None
+    formed = pc.dictionary_encode(formed_texts)
     # one more entry, -1, which a null's code (-1) picks
     per_written = np.append(numbers(formed.indices, fill=-1).astype(np.int64), -1)
-    return per_written[codes], formed.dictionary
+    codes = per_written[codes]
+    return codes, formed.dictionary, formed.dictionary.take(from_numbers(codes, mask=codes < 0)) if rows else None
 
 
 def _encoded(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -226,6 +243,24 @@ def _encoded(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
     codes, first = encode_texts(offsets, data, null)
     return codes, column.take(from_numbers(first))
+
+
+def indexed(column: pa.Array):
+    """A ``fastcalc._cases.TextIndex`` of a string column: built once, looked up by ``positions``."""
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    return text_index(offsets, data, null)
+
+
+def positions(index, column) -> np.ndarray:
+    """Per text of ``column`` the first row of the same text in the column of ``index``
+    (``indexed``), -1 where none (a null: -1): ``pc.index_in`` without its table built anew."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    return text_positions(index, offsets, data, null)
 
 
 def _codes(column) -> tuple[np.ndarray, pa.Array]:
@@ -274,11 +309,15 @@ def _duplicates(cases: CaseTable, plan: CasePlan) -> None:
 
 
 def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[int, str],
-         among: np.ndarray | None = None) -> None:
+         among: np.ndarray | None = None, index=None) -> None:
     """Each case's enterprise row in the side table (``usccs``, stripped, valid rows first);
     cases of an unknown or rejected enterprise are rejected. ``among``: a mask of the side's
-    rows holding every enterprise the cases may name (a partition's, _spill.py), or None."""
-    if among is None:
+    rows holding every enterprise the cases may name (a partition's, _spill.py), or None;
+    ``index``: ``usccs`` indexed (``EnterpriseSide.index``), which makes ``among`` moot (a
+    key's first row of all is its first among the rows of its bucket)."""
+    if index is not None:
+        per_key = positions(index, cases.uscc_distinct)
+    elif among is None:
         per_key = numbers(pc.index_in(cases.uscc_distinct, value_set=usccs), fill=-1).astype(np.int64)
     else:  # the first of a key's rows among them is its first of all: same order, same key, same bucket
         rows = np.flatnonzero(among)
@@ -301,4 +340,4 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
             cases.reject(bad.tolist(), plan.link, values, [rejected[int(index[row])] for row in bad])
 
 
-__all__ = ["CaseTable", "check_values", "link", "read_cases"]
+__all__ = ["CaseTable", "check_values", "indexed", "link", "positions", "read_cases"]
