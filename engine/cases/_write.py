@@ -175,6 +175,9 @@ class CaseWriter:
                 if decided is not None and decided.null_count < len(decided):
                     row.decided = _at(_scanned(decided), np.where(imposed & bools(decided.is_valid()), np.arange(picked.size), -1))
                 row.supersedes, row.reason = recorded.supersedes, recorded.reason
+            # (audit9, store version 13) the roll-ups and levels that placed each finding (_factors.py)
+            if results.factors is not None:
+                _insert_factors(writer, run_id, first_slot + k, results.factors.rows(k, picked, keys_at(picked)))
             # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
             for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
                 part = np.arange(picked.size) if part is None else part
@@ -300,6 +303,16 @@ def _insert(writer, run_id: int, slot: int, rows: str, note: str | None) -> None
         writer.execute(store.INSERT_FINDINGS, (run_id, slot, rows))
     else:
         writer.execute(store.INSERT_NOTED_FINDINGS, (run_id, slot, rows, note))
+
+
+def _insert_factors(writer, run_id: int, slot: int, rows: pa.Array | None) -> None:
+    """(audit9) A slot's factor rows (_factors.py) as chunks of ``factor_chunks``."""
+    if rows is None:
+        return
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = rows.slice(start, CHUNK_ROWS)
+        listed = pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part)
+        writer.execute(store.INSERT_FACTORS, (run_id, slot, "[" + pc.binary_join(listed, ",")[0].as_py() + "]"))
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from ecorules.engine import Evaluator, load_policies
 from ecorules.engine._nightly import run_nightly
-from ecorules.engine.sources._types import MissingColumnError
 from ecorules.engine.cases._plan import make_plan
+from ecorules.engine.sources._types import MissingColumnError
 from ecorules.fastcalc import compile_program
 
 DATA = Path(__file__).parent.parent / "data" / "lighter_law"
