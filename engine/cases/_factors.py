@@ -44,7 +44,7 @@ from ecorules.rules import (
     parse_expression,
 )
 from ecorules.rules import _ast as ast
-from ecorules.rules._arrow import from_bools, from_numbers, string_scalar
+from ecorules.rules._arrow import from_bools, from_numbers, string_scalar, strings
 from ecorules.rules._schema import Citation, FindingSpec, Rule, scope_of
 from ecorules.rules._steps import text
 from ecorules.rules._types import BOOLEAN
@@ -288,7 +288,7 @@ def _quoted(keys: pa.Array) -> pa.Array:
     plain = pc.match_substring_regex(keys, r'^[^"\\\x00-\x1f]*$')
     if pc.all(plain).as_py() is not False:
         return pc.binary_join_element_wise(string_scalar('"'), keys, string_scalar('"'), string_scalar(""))
-    return pa.array([json.dumps(k, ensure_ascii=False) for k in keys.to_pylist()], pa.string())
+    return strings([json.dumps(k, ensure_ascii=False) for k in keys.to_pylist()])
 
 
 __all__ = ["CaseFactors", "FactorPlan", "factor_plan"]

@@ -34,6 +34,7 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     string_buffers,
+    string_scalar,
     strings,
 )
 from ecorules.rules._choices import resolve
@@ -311,8 +312,12 @@ def _insert_factors(writer, run_id: int, slot: int, rows: pa.Array | None) -> No
         return
     for start in range(0, len(rows), CHUNK_ROWS):
         part = rows.slice(start, CHUNK_ROWS)
-        listed = pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part)
-        writer.execute(store.INSERT_FACTORS, (run_id, slot, "[" + pc.binary_join(listed, ",")[0].as_py() + "]"))
+        # joined by Arrow, read from its buffers: a Python value into or out of Arrow imports
+        # pandas (test_nightly.test_a_run_never_imports_pandas)
+        listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
+        offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
+        joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
+        writer.execute(store.INSERT_FACTORS, (run_id, slot, "[" + joined + "]"))
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):
