@@ -246,7 +246,9 @@ def _refuse_unset_parameters(policies, tables, with_cases: bool, as_of, output_f
 
 @click.command()
 @click.option("--run", "run_id", required=True, help="Run id, or 'latest'.")
-@click.option("--table", required=True, type=click.Choice(["runs", "findings", "district_totals", "sanctions", "rejects", "assessed"]))
+@click.option("--table", required=True, type=click.Choice(["runs", "findings", "district_totals", "sanctions", "rejects", "assessed",
+                                                          "case_factors"]),
+              help="case_factors: what placed each case finding (its roll-ups and levels, as explain's trace).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file: .csv or .parquet.")
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gb18030"]), default="utf-8", show_default=True,
               help="CSV encoding; utf-8-sig lets Excel open it directly.")

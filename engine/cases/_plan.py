@@ -41,7 +41,10 @@ class CasePlan:
     # the case's decision date (the kind's ``dates: decision``, else its fact ``decided``),
     # remembered with each assessment (一例一次: a new decision date is a new decision)
     decision: str | None = None
-    optional_columns: tuple[str, ...] = ()  # of case_columns: read if the table has them, else empty
+    # of case_columns: optional facts no policy's rule reads, only the law date, the decision
+    # date, a window's date or the kind's checks (which read an empty value as the library
+    # does): read if the table has them, else all empty (tests/engine/test_case_optional_columns.py)
+    optional_columns: tuple[str, ...] = ()
     # with the kind's ``dates:`` (行政处罚法 art 37): the days the case policies' law changes;
     # None: every case is judged by the law in force on as_of
     timeline: Any = None

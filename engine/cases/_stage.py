@@ -64,6 +64,10 @@ class CaseResults:
     # fine slot -> per fired row of that slot (in row order): "policy rule (case_id)" of the
     # fine that supersedes it, null where the fine is imposed
     superseded_by: dict[int, pa.Array] = field(default_factory=dict)
+    # (audit9, store version 13) the windowed roll-ups per case row, and what the store keeps
+    # of each case finding's trace (_factors.CaseFactors; None: nothing to keep)
+    windowed: dict[str, np.ndarray] = field(default_factory=dict)
+    factors: object | None = None
 
     @property
     def lighter_law(self) -> int:
@@ -349,6 +353,8 @@ class CaseStage:
         # what looks across cases looks within an enterprise: done a part at a time (_parts.py)
         parts, count = by_enterprise(cases.enterprise[results.scored])
         windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count)
+        results.windowed = windowed
+        results.factors = self._case_factors(results)  # (audit9: the roll-ups and levels kept per finding)
         if plan.case_program is not None and plan.timeline is not None:
             results.result = self._score_by_law(cases, side, results.scored, windowed)
             results.superseded_by = self._one_act_one_fine(results, parts, count)
@@ -358,6 +364,17 @@ class CaseStage:
         elif plan.check_program is not None:  # no case policy: the kind's checks alone
             self._score_rows(plan.check_program, cases, side, results.scored, windowed)
         return results
+
+    def _case_factors(self, results: CaseResults):
+        """(audit9) What the store keeps of each case finding's trace (_factors.py), planned
+        once per stage."""
+        from ._factors import CaseFactors, factor_plan
+
+        if not hasattr(self, "_factor_plan"):
+            from ecorules.fastcalc import compile_program
+
+            self._factor_plan = factor_plan(self.plan, compile_program)
+        return None if self._factor_plan is None else CaseFactors(self._factor_plan, self, results)
 
     # -- steps ---------------------------------------------------------------------------------
     def _joined(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,

@@ -34,6 +34,7 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     string_buffers,
+    string_scalar,
     strings,
 )
 from ecorules.rules._choices import resolve
@@ -175,6 +176,9 @@ class CaseWriter:
                 if decided is not None and decided.null_count < len(decided):
                     row.decided = _at(_scanned(decided), np.where(imposed & bools(decided.is_valid()), np.arange(picked.size), -1))
                 row.supersedes, row.reason = recorded.supersedes, recorded.reason
+            # (audit9, store version 13) the roll-ups and levels that placed each finding (_factors.py)
+            if results.factors is not None:
+                _insert_factors(writer, run_id, first_slot + k, results.factors.rows(k, picked, keys_at(picked)))
             # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
             for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
                 part = np.arange(picked.size) if part is None else part
@@ -300,6 +304,20 @@ def _insert(writer, run_id: int, slot: int, rows: str, note: str | None) -> None
         writer.execute(store.INSERT_FINDINGS, (run_id, slot, rows))
     else:
         writer.execute(store.INSERT_NOTED_FINDINGS, (run_id, slot, rows, note))
+
+
+def _insert_factors(writer, run_id: int, slot: int, rows: pa.Array | None) -> None:
+    """(audit9) A slot's factor rows (_factors.py) as chunks of ``factor_chunks``."""
+    if rows is None:
+        return
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = rows.slice(start, CHUNK_ROWS)
+        # joined by Arrow, read from its buffers: a Python value into or out of Arrow imports
+        # pandas (test_nightly.test_a_run_never_imports_pandas)
+        listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
+        offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
+        joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
+        writer.execute(store.INSERT_FACTORS, (run_id, slot, "[" + joined + "]"))
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):

@@ -19,8 +19,10 @@ from . import sqlite
 from .sqlite import *  # noqa: F403 - the functions on a connection are the same SQL in both
 from .sqlite import (  # noqa: F401 - the statements and views callers write and read through
     ASSESSED_VIEW,
+    CASE_FACTORS_VIEW,
     FINDINGS_VIEW,
     INSERT_ASSESSED_FINDING_SLOT,
+    INSERT_FACTORS,
     INSERT_FINDING_SLOT,
     INSERT_FINDINGS,
     INSERT_KIND_SANCTION_SLOT,

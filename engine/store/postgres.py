@@ -478,6 +478,14 @@ LIST_ENTRIES_VIEW = f"""
          LEFT JOIN list_scopes sc ON sc.policy = r.policy
                                  AND sc.cases = CASE WHEN s.case_id IS NULL THEN 0 ELSE 1 END"""
 
+# version 13: what placed each case finding (sqlite.CASE_FACTORS_VIEW); a value is a JSON
+# number or null
+CASE_FACTORS_VIEW = """
+    SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, s.policy AS policy, s.rule AS rule, f.key AS name,
+           CAST(f.value #>> '{}' AS bigint) AS value
+    FROM factor_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
+         json_array_elements(CAST(c.rows AS json)) e, json_each(e.value -> 1) f"""
+
 _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
     ("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW), ("assessed", _ASSESSED_ROWS),
     ("list_entries", LIST_ENTRIES_VIEW))]
@@ -491,6 +499,10 @@ MIGRATIONS: dict[int, list[str]] = {
     # assessments are the imposed findings of marked slots (sqlite._add_assessed_slots)
     12: ["ALTER TABLE finding_slots ADD COLUMN IF NOT EXISTS assessed bigint", "DROP VIEW IF EXISTS assessed",
          f"CREATE VIEW assessed AS{ASSESSED_VIEW}"],
+    # what placed each case finding (engine/cases/_factors.py): earlier runs kept none
+    13: [f"CREATE TABLE IF NOT EXISTS factor_chunks (run_id bigint NOT NULL, slot bigint NOT NULL, rows {_TEXT} NOT NULL)",
+         "CREATE INDEX IF NOT EXISTS factor_chunks_run ON factor_chunks (run_id)",
+         f"CREATE OR REPLACE VIEW case_factors AS{CASE_FACTORS_VIEW}"],
 }
 
 
@@ -556,6 +568,7 @@ def run_lock(target: str | StoreUrl) -> Iterator[None]:
 # Tables loaded with binary COPY, with the type of each column the writer sends.
 COPY_TYPES = {
     "finding_chunks": {"run_id": "int8", "slot": "int8", "rows": "text", "law_note": "text"},
+    "factor_chunks": {"run_id": "int8", "slot": "int8", "rows": "text"},
     "sanction_chunks": {"run_id": "int8", "slot": "int8", "usccs": "text"},
     "assessed_chunks": {"run_id": "int8", "policy": "text", "version": "text", "rule": "text", "kind": "text",
                         "rows": "text", "unit": "text"},

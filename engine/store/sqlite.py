@@ -23,6 +23,10 @@ Tables (the columns other systems rely on; a run's rows all carry its ``run_id``
   row of the highest run_id (see ``engine/cases/_assessed.py``). A view over
   ``assessed_chunks`` (version 9) and, from version 12, the imposed findings of the case slots
   marked ``finding_slots.assessed`` (``ASSESSED_VIEW``).
+- ``case_factors`` (version 13): what placed each case finding, as ``explain``'s trace shows
+  it: run_id, case_id, policy, rule, name, value: one row per roll-up the finding's rule
+  reads (prior_offences_2y) and per named value of integer type its trace computed (the
+  discretion's levels 1-5), see ``engine/cases/_factors.py``. A view over ``factor_chunks``.
 
 ``findings`` and ``sanctions`` hold a row per finding or list entry, hundreds of thousands and
 millions per run, so each is a view over two tables: ``*_slots`` names what a column of the
@@ -74,16 +78,17 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
 # list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; 10:
 # before a finding's payer could be null (read as its uscc); 11: every assessment a second copy
-# in ``assessed_chunks``; read as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11", "12")
-TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts")  # what readers read
+# in ``assessed_chunks``; 12: before the case factors; read as they are, migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13")
+TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts",
+          "case_factors")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
 MONEY = "MONEY"
 # Columns of the views computed from JSON have no declared type; what readers should take them as.
@@ -92,10 +97,11 @@ VIEW_COLUMN_TYPES = {
     "unit": "TEXT", "amount_fen": "INTEGER", "payer": "TEXT", "case_id": "TEXT", "status": "TEXT", "superseded_by": "TEXT",
     "assessed_in_run": "INTEGER", "decided": "TEXT", "reason": "TEXT", "supersedes_run": "INTEGER", "start": "TEXT",
     "planned_end": "TEXT", "record_kind": "TEXT", "record_key": "TEXT", "law_note": "TEXT", "act_id": "TEXT",
+    "name": "TEXT", "value": "INTEGER",
 }
 RESULT_TABLES = (
     "finding_chunks", "finding_slots", "district_totals", "sanction_chunks", "sanction_slots", "rejects", "assessed_chunks",
-    "lifts",
+    "lifts", "factor_chunks",
 )  # stored
 
 # The findings view. Version 4 added case_id, status and superseded_by after the columns of
@@ -188,6 +194,24 @@ CREATE TABLE IF NOT EXISTS assessed_chunks (
 );
 CREATE INDEX IF NOT EXISTS assessed_chunks_run ON assessed_chunks (run_id);
 """ + "CREATE VIEW IF NOT EXISTS assessed AS" + ASSESSED_VIEW + ";\n"
+
+# What placed each case finding (version 13, engine/cases/_factors.py): a chunk per finding
+# slot (the first finding of a rule) and batch, its rows ``[case_id, {name: value, ...}]``;
+# a name is a roll-up the rule reads or a named value of integer type on its trace. A view
+# row per case, finding and name.
+CASE_FACTORS_VIEW = """
+    SELECT c.run_id AS run_id, e.value ->> 0 AS case_id, s.policy AS policy, s.rule AS rule, f.key AS name,
+           f.value AS value
+    FROM factor_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
+         json_each(c.rows) e, json_each(e.value, '$[1]') f"""
+FACTORS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS factor_chunks (
+    run_id INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    rows TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS factor_chunks_run ON factor_chunks (run_id);
+""" + "CREATE VIEW IF NOT EXISTS case_factors AS" + CASE_FACTORS_VIEW + ";\n"
 
 # The sanctions view. A chunk's entry is the subject's uscc, or (version 6) for an entry with
 # dates or of a case ``[uscc, case_id or "", start or null, planned_end or null]`` (ISO
@@ -394,7 +418,8 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejects_run ON rejects (run_id);
-""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + LIST_CHUNKS_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";"
+""" + ASSESSED_SCHEMA + LIST_ENTRIES_SCHEMA + LIST_CHUNKS_SCHEMA + "CREATE VIEW IF NOT EXISTS list_entries AS" + LIST_ENTRIES_VIEW + ";" \
+    + FACTORS_SCHEMA
 
 INSERT_FINDING_SLOT = "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation) VALUES (?, ?, ?, ?, ?, ?)"
 # the slots of a table of another kind name it (version 7), with the unit of the slot's amounts, where it is not yuan (version 8)
@@ -411,6 +436,7 @@ INSERT_DISTRICT_TOTAL = (
     "INSERT INTO district_totals (run_id, district, deduction_yuan, cases, deduction_fen, unit) VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
+INSERT_FACTORS = "INSERT INTO factor_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
 INSERT_NOTED_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows, law_note) VALUES (?, ?, ?, ?)"
 INSERT_SANCTION_SLOT = (
     "INSERT INTO sanction_slots (run_id, slot, policy, list, rule, reason, citation) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -550,7 +576,9 @@ def _migrate(connection: sqlite3.Connection) -> None:
     (:func:`_list_entries_in_chunks`). Version 9 -> 10: assessments in chunks
     (:func:`_assessed_in_chunks`, after the units: a chunk keeps its unit). Version 10 -> 11:
     the findings view reads a null payer as the uscc (the chunks are unchanged). Version 11 ->
-    12: assessments are the imposed findings of marked slots (:func:`_add_assessed_slots`)."""
+    12: assessments are the imposed findings of marked slots (:func:`_add_assessed_slots`).
+    Version 12 -> 13: ``factor_chunks`` and the ``case_factors`` view, made empty by the schema
+    script (``IF NOT EXISTS``): earlier runs kept no factors, their findings have none."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     _add_assessed_slots(connection)  # (first: the assessed view the schema script made reads its column)
     kinds_added = _add_record_kinds(connection)
@@ -1112,7 +1140,7 @@ def text_pieces(db: sqlite3.Connection, table: str, column: str, row: int, size:
 
 
 __all__ = [
-    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
+    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "INSERT_FACTORS", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
     "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]

@@ -398,7 +398,7 @@ def test_a_version_11_store_keeps_its_memory_when_assessments_become_findings(wo
     store.connect(world["db"]).close()  # what every writer does first: migrate
     assert memory(world) == before
     connection = sqlite3.connect(world["db"])
-    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "12"
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
     assert connection.execute("SELECT count(*) FROM finding_slots WHERE assessed IS NOT NULL").fetchone()[0] == 0
     connection.close()
     third = run(world, C)
@@ -457,7 +457,7 @@ def test_db_upgrade_brings_a_version_11_postgresql_store_over_with_its_memory(wo
         lite.close()
     result = CliRunner().invoke(main, ["db", "upgrade", "--out", url, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["schema_version"] == store.SCHEMA_VERSION == 12
+    assert json.loads(result.output)["schema_version"] == store.SCHEMA_VERSION == 13
     pg = store.connect(url)
     try:
         assert [tuple(r) for r in pg.execute(_MEMORY).fetchall()] == before

@@ -91,7 +91,9 @@ def test_discretion_shows_levels_formula_mitigation_and_clamp_in_order(tmp_path)
     document = json.loads(explain(tmp_path, DISCRETION, "2024-06-01", "--format", "json"))
     (entry,) = [e for e in document["trace"] if e["rule"] == "art83_2_over_standard"]
     named = [(s["name"], s["result"]) for s in entry["steps"] if s["step"] == "value"]
-    assert named == [("art33_no_penalty", False), ("exceedance_graded", 3), ("water_graded", 3), ("volume_graded", 2), ("offences_graded", 2),
+    # the wastewater type not given: level 1, not counted in factors_given (law.md gives no grading)
+    assert named == [("art33_no_penalty", False), ("exceedance_graded", 3), ("water_graded", 3), ("volume_graded", 2),
+                     ("wastewater_graded", 1), ("offences_graded", 2),
                      ("factors_given", 3), ("discretion_share", "0.375"), ("art83_placed", 437500),
                      ("mitigation", "0.8")]
     floor, cap = entry["steps"][-2:]

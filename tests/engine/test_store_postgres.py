@@ -136,7 +136,7 @@ def test_db_upgrade_makes_the_schema_once_and_again_changes_nothing(postgres_db)
             (str(store.SCHEMA_VERSION),)]
         views = {r[0] for r in connection.execute(
             "SELECT table_name FROM information_schema.views WHERE table_schema = 'results'")}
-        assert views == {"findings", "sanctions", "assessed", "list_entries"}
+        assert views == {"findings", "sanctions", "assessed", "list_entries", "case_factors"}
 
 
 def test_a_schema_of_other_tables_is_refused_and_left_alone(postgres_db):

