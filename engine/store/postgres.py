@@ -679,6 +679,19 @@ ENTRY_AS_ROW = f"""
           AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)"""
 
 
+def streamed(db: Connection, statement: str, params=(), size: int = 64) -> Iterator[tuple]:
+    """The rows of a query ``size`` at a time from a server-side cursor (a client-side one
+    holds the whole result: every chunk of the memory of earlier assessments at once, about
+    the size of their runs' findings). In a transaction of its own unless one is open (a
+    named cursor lives in one)."""
+    name = f"ecorules_streamed_{next(_CURSOR_NUMBERS)}"
+    transaction = contextlib.nullcontext() if db.in_transaction else db.raw.transaction()
+    with transaction, db.raw.cursor(name=name) as cursor:
+        cursor.itersize = size
+        cursor.execute(_placeholders(statement) if params else statement, tuple(params) or None)
+        yield from cursor
+
+
 def has_relation(connection: Connection, name: str) -> bool:
     return _has_table(connection, name)
 
