@@ -106,7 +106,8 @@ class Assessments:
     reassess_seen: set[str] = field(default_factory=set)
     # the (policy id, rule, kind) keys and case ids this run wrote or reported, so that
     # ``withdraw_unfired`` leaves them alone
-    touched: dict[tuple[str, str, str], set] = field(default_factory=dict)
+    # (as Arrow arrays: a Python set of a partition's case ids was ~100 MiB at a million cases)
+    touched: dict[tuple[str, str, str], list[pa.Array]] = field(default_factory=dict)
     # where ``remembered`` is read from, a partition at a time (None: it is all there is)
     source: Remembered | None = None
     _whole: dict[tuple[str, str, str], _Remembered] | None = None
@@ -159,7 +160,7 @@ class Assessments:
             return
         policy, rule, kind = key
         self.withdrawn += len(keys)
-        self.touched.setdefault(key, set()).update(keys.to_pylist())
+        self.touched.setdefault(key, []).append(keys)
         for start in range(0, len(keys), CHUNK_ROWS):
             part = slice(start, start + CHUNK_ROWS)
             n = len(keys[part])
@@ -184,11 +185,11 @@ class Assessments:
             if memory is None or not len(keys):
                 continue
             at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
-            touched = self.touched.get(key, set())
+            touched = self.touched.get(key)
             listed = np.flatnonzero(at >= 0)
             if touched:
                 listed = listed[~np.asarray(pc.is_in(keys.take(from_numbers(listed)),
-                                                     value_set=pa.array(sorted(touched), pa.string())))]
+                                                     value_set=pa.concat_arrays(touched)))]
             if not listed.size:
                 continue
             take = from_numbers(listed)
@@ -217,7 +218,7 @@ class Assessments:
             case_ids = keys()
             decided = pa.nulls(n, pa.string()) if decided is None else decided
             # (withdraw_unfired reads it only for a remembered key)
-            self.touched.setdefault((policy, rule, kind), set()).update(case_ids.to_pylist())
+            self.touched.setdefault((policy, rule, kind), []).append(case_ids)
             at = numbers(pc.index_in(case_ids, value_set=memory.case_ids), fill=-1).astype(np.int64)
             hit = np.flatnonzero(at >= 0)
             if hit.size:
