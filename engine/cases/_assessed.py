@@ -37,6 +37,11 @@ assessments, and the registry's count-based findings (enterprises, no case) have
 
 An assessment remembers its case's act (act_id; empty or absent: the case is its own act),
 so that one act is fined once across runs too (``_earlier_fines.py``).
+
+The memory is read as the case table is judged, a partition at a time: sorted into the
+spilled table's buckets before the first partition, each partition reads the assessments of
+its own cases and acts (``_remembered.py``), so that a night over a store of earlier
+assessments holds about what the first night held, whatever the table's size.
 """
 
 from __future__ import annotations
