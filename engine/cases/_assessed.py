@@ -37,12 +37,16 @@ assessments, and the registry's count-based findings (enterprises, no case) have
 
 An assessment remembers its case's act (act_id; empty or absent: the case is its own act),
 so that one act is fined once across runs too (``_earlier_fines.py``).
+
+The memory is read as the case table is judged, a partition at a time: sorted into the
+spilled table's buckets before the first partition, each partition reads the assessments of
+its own cases and acts (``_remembered.py``), so that a night over a store of earlier
+assessments holds about what the first night held, whatever the table's size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -50,12 +54,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules import FindingKind
-from ecorules.rules._arrow import from_bools, from_numbers, numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, numbers, string_scalar, strings
 
 from .. import store
 from .._chunks import CHUNK_ROWS, _json_rows
-from .._lists import _optional_strings
+from ._remembered import Remembered, by_key
 
 ALREADY_ASSESSED = "already_assessed"
 
@@ -108,7 +111,35 @@ class Assessments:
     reassess_seen: set[str] = field(default_factory=set)
     # the (policy id, rule, kind) keys and case ids this run wrote or reported, so that
     # ``withdraw_unfired`` leaves them alone
-    touched: dict[tuple[str, str, str], set] = field(default_factory=dict)
+    # (as Arrow arrays: a Python set of a partition's case ids was ~100 MiB at a million cases)
+    touched: dict[tuple[str, str, str], list[pa.Array]] = field(default_factory=dict)
+    # where ``remembered`` is read from, a partition at a time (None: it is all there is)
+    source: Remembered | None = None
+    _whole: dict[tuple[str, str, str], _Remembered] | None = None
+
+    def route(self, spilled, case_key: str) -> None:
+        """The memory sorted into the buckets of the spilled case table (``_remembered.py``),
+        so that a partition reads only its own (``enter``)."""
+        if self.source is not None:
+            self.source.route(spilled, case_key)
+
+    def enter(self, buckets=None) -> None:
+        """``remembered``: the assessments a partition of the spilled table's ``buckets``
+        meets (None: a table staged whole, or never routed: every one, read once)."""
+        if self.source is None:
+            return
+        if buckets is not None and self.source.routed:
+            self.remembered = _remembered(self.source.of(buckets), self.source.keys)
+            return
+        if self._whole is None:
+            self._whole = _remembered(self.source.whole(), self.source.keys)
+        self.remembered = self._whole
+
+    def leave(self) -> None:
+        """A partition written: its assessments let go (a whole table's are kept for the next
+        part of a cluster's run)."""
+        if self.source is not None and self.source.routed:
+            self.remembered = {}
 
     def _anew(self, keys: pa.Array, same: np.ndarray) -> np.ndarray:
         """Whether each remembered case of ``keys`` is assessed anew: another decision date
@@ -134,7 +165,7 @@ class Assessments:
             return
         policy, rule, kind = key
         self.withdrawn += len(keys)
-        self.touched.setdefault(key, set()).update(keys.to_pylist())
+        self.touched.setdefault(key, []).append(keys)
         for start in range(0, len(keys), CHUNK_ROWS):
             part = slice(start, start + CHUNK_ROWS)
             n = len(keys[part])
@@ -159,11 +190,11 @@ class Assessments:
             if memory is None or not len(keys):
                 continue
             at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
-            touched = self.touched.get(key, set())
+            touched = self.touched.get(key)
             listed = np.flatnonzero(at >= 0)
             if touched:
                 listed = listed[~np.asarray(pc.is_in(keys.take(from_numbers(listed)),
-                                                     value_set=pa.array(sorted(touched), pa.string())))]
+                                                     value_set=pa.concat_arrays(touched)))]
             if not listed.size:
                 continue
             take = from_numbers(listed)
@@ -192,7 +223,7 @@ class Assessments:
             case_ids = keys()
             decided = pa.nulls(n, pa.string()) if decided is None else decided
             # (withdraw_unfired reads it only for a remembered key)
-            self.touched.setdefault((policy, rule, kind), set()).update(case_ids.to_pylist())
+            self.touched.setdefault((policy, rule, kind), []).append(case_ids)
             at = numbers(pc.index_in(case_ids, value_set=memory.case_ids), fill=-1).astype(np.int64)
             hit = np.flatnonzero(at >= 0)
             if hit.size:
@@ -231,7 +262,8 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
          content_fingerprint: Callable[[], str], reassess: bool | Collection[str] = False) -> Assessments:
     """The current assessments of every finished run, but the run this one will replace (a
     rerun of the same input, policies and as_of: known only from the input's content hash,
-    which is waited for only if such a run remembered anything)."""
+    which is waited for only if such a run remembered anything). Read when the case stage
+    asks, a partition's at a time where the table is spilled (``_remembered.py``)."""
     exclude = None
     if connection.execute(
         "SELECT 1 FROM runs WHERE status = 'done' AND policy_fingerprint = ? AND as_of = ? "
@@ -240,53 +272,16 @@ def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.d
         (policy_fingerprint, as_of.isoformat()),
     ).fetchone():
         exclude = store.find_done_run(connection, policy_fingerprint, as_of, input_fingerprint=content_fingerprint())
-    sql = store.dialect(connection)
-    done = f"IN (SELECT id FROM runs WHERE status = 'done') AND c.run_id {sql.IS_DISTINCT} ?"
-    # (run, 0: its findings, 1: its rows of assessed_chunks, policy id, version, rule, kind, unit, chunk text)
-    chunks = [(run, 0, *_policy_version(policy), rule, kind, unit, text) for policy, rule, kind, run, unit, text in connection.execute(
-        "SELECT s.policy, s.rule, s.kind, c.run_id, s.unit, c.rows FROM finding_chunks c "
-        "JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot "
-        f"WHERE s.assessed = 1 AND c.run_id {done}", (exclude,))]
-    chunks += [(run, 1, policy, version, rule, kind, unit, text) for policy, version, rule, kind, run, unit, text in connection.execute(
-        "SELECT policy, version, rule, kind, run_id, unit, rows FROM assessed_chunks c "
-        f"WHERE c.run_id {done} ORDER BY {sql.INSERTION_ORDER}", (exclude,))]
-    # newest run first (its findings before its withdrawals): a case's first occurrence under
-    # its key is its current assessment
-    chunks.sort(key=lambda c: (-c[0], c[1]))
-    grouped: dict[tuple[str, str, str], tuple[list, ...]] = {}
-    withdrawn = _REASONS[WITHDRAWN].as_py()
-    for run, source, policy, version, rule, kind, unit, text in chunks:
-        rows = json.loads(text)
-        if source == 0:  # a finding row: [uscc, amount, payer, case_id, status, ..., act_id (8), decided (9)]
-            rows = [[r[3], r[0], r[1], r[9] if len(r) > 9 else "", "", 0, r[8] if len(r) > 8 else ""]
-                    for r in rows if len(r) > 3 and (len(r) == 4 or r[4] is None) and r[3] is not None]
-        ids, runs, dates, usccs, acts, versions, fen, current = grouped.setdefault(
-            (policy, rule, kind), ([], [], [], [], [], [], [], []))
-        current += [r[4] != withdrawn for r in rows]
-        ids += [r[0] for r in rows]
-        runs.append(np.full(len(rows), run, np.int64))
-        dates += [r[3] or None for r in rows]
-        if kind == FindingKind.FINE.value:
-            usccs += [r[1] for r in rows]
-            acts += [(r[6] if len(r) > 6 else "") or None for r in rows]  # before act_ids: the case's own act
-            versions += [version] * len(rows)
-            fen.append(np.asarray([r[2] for r in rows], np.int64) * (1 if unit == "fen" else 100))
-    remembered = {}
-    for key, (ids, runs, dates, usccs, acts, versions, fen, current) in grouped.items():
-        case_ids = strings(ids)
-        # a case's newest row, unless it withdrew the assessment (then none is current)
-        first = numbers(pc.index_in(case_ids, value_set=case_ids)).astype(np.int64) == np.arange(len(ids))
-        first &= np.asarray(current, bool)
-        keep = from_bools(first)
-        fines = None
-        if usccs:
-            fines = FineMemory(strings(usccs).filter(keep), _optional_strings(acts).filter(keep),
-                               strings(versions).filter(keep), np.concatenate(fen)[first])
-        remembered[key] = _Remembered(case_ids.filter(keep), np.concatenate(runs)[first],
-                                      _optional_strings(dates).filter(keep), fines)
     if reassess is not True:
         reassess = frozenset(str(c).strip() for c in reassess or ())
-    return Assessments(remembered, reassess)
+    return Assessments({}, reassess, source=Remembered(connection, exclude))
+
+
+def _remembered(rows, keys) -> dict[tuple[str, str, str], _Remembered]:
+    out = {}
+    for key, (case_ids, runs, decided, fines) in by_key(rows, keys).items():
+        out[key] = _Remembered(case_ids, runs, decided, None if fines is None else FineMemory(*fines))
+    return out
 
 
 def _policy_version(policy_key: str) -> tuple[str, str]:

@@ -251,7 +251,7 @@ class CaseStage:
         plan = self.plan
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
-        self._buckets = None  # the spill's bucket count (_tables)
+        self._buckets = self._spilled = None  # the spill and its bucket count (_tables)
         tables = self._tables()
         try:
             wanted, run = next(tables)
@@ -270,12 +270,14 @@ class CaseStage:
             side_bucket = None if self._buckets is None else _spill.buckets_of(side.usccs, self._buckets)
             if sink is not None:
                 sink.begin(run)
+                if self._spilled is not None and hasattr(sink, "spilled"):
+                    sink.spilled(self._spilled)  # (the memory of earlier runs into its buckets: _remembered.py)
             rollups: dict[str, np.ndarray] = {}
             for buckets, cases in tables:
                 results = self._partition(cases, side, None if buckets is None else np.isin(side_bucket, buckets))
                 run.add(results)
                 if sink is not None:
-                    sink.partition(results)
+                    sink.partition(results, buckets)
                 # an enterprise's cases are all in one partition: its roll-ups are that partition's
                 # (a mask, not np.unique: a hash of a partition's rows, for nothing)
                 owners = np.zeros(side.n, bool)
@@ -290,6 +292,7 @@ class CaseStage:
             return run
         finally:
             tables.close()
+            self._spilled = None
 
     def _tables(self):
         """First (the distinct enterprise keys of the table, the run), then the table's
@@ -310,7 +313,7 @@ class CaseStage:
         # are handed the keys themselves
         spilled = spill_cases(self.path, plan, encoding=self.encoding, table=self.table, batch_rows=self.batch_rows,
                               aliases=self.aliases, recurse=self.recurse, texts=self.enterprise_rows is not None)
-        self._buckets = spilled.buckets
+        self._buckets, self._spilled = spilled.buckets, spilled
         try:
             duplicates = spilled.duplicates(plan.kind.key)
             yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings,

@@ -114,10 +114,21 @@ class CaseWriter:
                 (run_id, r.source, r.row, r.column, r.value, r.reason) for r in rejects[start:start + CHUNK_ROWS]
             ])
 
-    def partition(self, results: CaseResults) -> None:
+    def spilled(self, spilled) -> None:
+        """The case table spilled in buckets (``_spill.SpilledCases``), before its first
+        partition: the memory of earlier runs sorted into its buckets, so that a partition
+        reads only its own (``_remembered.py``)."""
+        if self.memory is not None and self.plan.case_program is not None:
+            self.memory.route(spilled, self.plan.kind.key)
+
+    def partition(self, results: CaseResults, buckets=None) -> None:
+        """A partition's results; ``buckets``: the spilled table's buckets it holds (None:
+        the whole table)."""
         if results.result is None:
             return
         plan, writer, run_id, acc, memory = self.plan, self.writer, self.run_id, self.acc, self.memory
+        if memory is not None:
+            memory.enter(buckets)  # the earlier assessments of this partition's cases (_remembered.py)
         first_slot, first_sanction_slot = self.first_slot, self.first_sanction_slot
         program, result, cases = plan.case_program, results.result, results.cases
         for warning in result.warnings:
@@ -224,6 +235,7 @@ class CaseWriter:
             acc.lifts += len(rows)
         if memory is not None:
             memory.touched.clear()  # the case ids of a partition are no other partition's
+            memory.leave()
 
 
 def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int, acc, *,

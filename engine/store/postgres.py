@@ -671,16 +671,25 @@ def insert_missing(table: str, columns: str, select: str) -> str:
 
 def replace_rows(db: Connection, table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: list[tuple]) -> None:
     """Rows of ``table`` replaced by key (SQLite's INSERT OR REPLACE): the old deleted, the new
-    inserted, in the caller's transaction."""
+    inserted, in the caller's transaction. The rows go by one COPY into a temporary table,
+    then one DELETE and one INSERT ... SELECT: an INSERT a row (a statement and a round trip
+    each) was most of the list state's second run at 800 K entries (bench/lists.py)."""
     if not rows:
         return
-    at = [columns.index(k) for k in key]
-    if len(key) == 1:  # one statement, not one a row: a DELETE each was ~30% of run 2 at 800 K entries
-        db.execute(f"DELETE FROM {table} WHERE {key[0]} = ANY(?)", ([row[at[0]] for row in rows],))
-    else:
-        db.executemany(f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = ?" for k in key),
-                       [tuple(row[i] for i in at) for row in rows])
-    db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    sql = _psycopg().sql
+    staged, target = sql.Identifier(f"ecorules_replacing_{table}"), sql.Identifier(table)
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in key)
+    with db.raw.cursor() as cursor:
+        # (a table left by a statement that failed outside a transaction: none inside one)
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(staged))
+        cursor.execute(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(staged, names, target))
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staged, names)) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(sql.SQL("DELETE FROM {} t USING {} s WHERE {}").format(target, staged, match))
+        cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, names, names, staged))
+        cursor.execute(sql.SQL("DROP TABLE {}").format(staged))
 
 
 # list entry :id as a row of list_state when it is still only a chunk's element
@@ -690,6 +699,19 @@ ENTRY_AS_ROW = f"""
     FROM {_CHUNK_ELEMENTS}
     WHERE c.first_id = (SELECT max(first_id) FROM list_chunks WHERE first_id <= :id) AND c.first_id + e.n - 1 = :id
           AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)"""
+
+
+def streamed(db: Connection, statement: str, params=(), size: int = 64) -> Iterator[tuple]:
+    """The rows of a query ``size`` at a time from a server-side cursor (a client-side one
+    holds the whole result: every chunk of the memory of earlier assessments at once, about
+    the size of their runs' findings). In a transaction of its own unless one is open (a
+    named cursor lives in one)."""
+    name = f"ecorules_streamed_{next(_CURSOR_NUMBERS)}"
+    transaction = contextlib.nullcontext() if db.in_transaction else db.raw.transaction()
+    with transaction, db.raw.cursor(name=name) as cursor:
+        cursor.itersize = size
+        cursor.execute(_placeholders(statement) if params else statement, tuple(params) or None)
+        yield from cursor
 
 
 def has_relation(connection: Connection, name: str) -> bool:

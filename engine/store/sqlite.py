@@ -1108,6 +1108,12 @@ ENTRY_AS_ROW = """
           AND NOT EXISTS (SELECT 1 FROM list_state WHERE id = :id)"""
 
 
+def streamed(db: sqlite3.Connection, statement: str, params=(), size: int = 64) -> Iterator[tuple]:
+    """The rows of a query as they are read (an sqlite3 cursor holds none it has not
+    returned): the memory of earlier assessments read a chunk at a time (engine/cases/_remembered.py)."""
+    yield from db.execute(statement, params)
+
+
 def has_relation(connection: sqlite3.Connection, name: str) -> bool:
     return connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 

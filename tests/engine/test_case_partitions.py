@@ -209,11 +209,11 @@ def test_a_run_killed_between_partitions_leaves_nothing_and_its_rerun_writes_eve
     original = _write.CaseWriter.partition
     written = []
 
-    def dies_on_the_third(self, results):
+    def dies_on_the_third(self, results, buckets=None):
         if len(written) == 2:
             raise KeyboardInterrupt
         written.append(results.rows_scored)
-        original(self, results)
+        original(self, results, buckets)
 
     out = tmp_path / "killed.sqlite"
     with monkeypatch.context() as patch:

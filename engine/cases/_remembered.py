@@ -1,0 +1,293 @@
+"""The memory of earlier assessments (``_assessed.py``) read a partition at a time.
+
+Read whole, every assessment of every earlier run was held through the case stage (~260
+bytes an assessment: the second night of 2 M cases peaked at 1561 MiB where the first peaked
+at ~900, bench/cases_memory.py). The case table is judged a partition at a time, every case
+of an enterprise in one (``_spill.py``); its memory follows it:
+
+1. the store's chunks of assessments (the findings of slots marked ``assessed``, and
+   ``assessed_chunks``) are read one at a time (PostgreSQL: from a server-side cursor) into
+   bucket files by a hash of their case_id, in the spill's folder (removed with it, a killed
+   run's by the next run);
+2. the case_ids the table lists are read from its spilled buckets into the same case_id
+   buckets, each with the (enterprise) bucket it is listed in;
+3. per case_id bucket, each (policy id, rule, kind) and case keeps its current assessment
+   (the row of its newest run, none where that row withdrew it), which goes to every bucket
+   that lists its case (a case_id listed twice: the duplicate is rejected, its partition
+   never asks) and, a fine of a named act (act_id), to the bucket of its act's enterprise as
+   well: this run's fines of the act are there (one act one fine across runs,
+   ``_earlier_fines.py``). An assessment of a case the table does not list, unless a fine
+   of a named act, is no partition's concern: only its case would meet it;
+4. a partition reads its buckets' assessments, and only those.
+
+What a partition cannot see is another partition's cases: a fine remembered of a named act
+whose case is now listed under another enterprise (its uscc corrected) is in the act's
+partition judged by the decision dates listed there, so that a new decision date of that
+moved case does not take the fine back from the act's other cases (read whole, it did).
+
+A case table read whole (a cluster's, ``CaseStage.read`` overridden) reads the memory whole,
+as one partition.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from ecorules.rules import FindingKind
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, strings
+
+from .. import store
+from .._lists import _optional_strings
+from ._spill import _Buckets, _read, text_hashes
+from ._table import _stripped
+
+_FINE = FindingKind.FINE.value
+_WITHDRAWN = "withdrawn"
+# a row of the memory: which (policy id, rule, kind) (``keys``), case, run, 0 a finding or 1 a
+# row of assessed_chunks, the order read (a run's rows of one source: the first wins),
+# whether it withdrew the assessment, the case's decision date, and of a fine the act
+# (uscc, act_id), the policy version and the amount in fen
+_SCHEMA = pa.schema([("key", pa.int32()), ("case_id", pa.string()), ("run", pa.int64()), ("source", pa.int8()),
+                     ("seq", pa.int64()), ("withdrawn", pa.bool_()), ("decided", pa.string()), ("uscc", pa.string()),
+                     ("act", pa.string()), ("version", pa.string()), ("fen", pa.int64())])
+# what a partition reads of a current assessment, and its number (the same row routed to two
+# buckets of a partition is one)
+_ROUTED = pa.schema([_SCHEMA.field(n) for n in ("key", "case_id", "run", "decided", "uscc", "act", "version", "fen")]
+                    + [("id", pa.int64())])
+_LISTED = pa.schema([("case_id", pa.string()), ("bucket", pa.int32())])
+
+
+class Remembered:
+    """The memory of earlier runs as a run reads it: whole (``whole``), or routed to the
+    spilled case table's buckets (``route``) and read a partition at a time (``of``)."""
+
+    def __init__(self, connection, exclude: int | None):
+        self.connection, self.exclude = connection, exclude
+        self.keys: dict[tuple[str, str, str], int] = {}  # (policy id, rule, kind) -> its code in the rows
+        self._folder: Path | None = None
+        self._routed: list[list[Path]] | None = None
+
+    @property
+    def routed(self) -> bool:
+        return self._routed is not None
+
+    def whole(self) -> pa.Table:
+        """Every current assessment (a table of ``_SCHEMA``)."""
+        return _current(pa.concat_tables([*self._read(), _SCHEMA.empty_table()]))
+
+    def route(self, spilled, case_key: str) -> None:
+        """Into buckets of the spilled case table ``spilled`` (``_spill.SpilledCases``; its
+        case_id column ``case_key``), in its folder (see the module)."""
+        folder = self._folder = Path(spilled.folder) / "memory"
+        count = spilled.buckets
+        by_case = _Buckets(folder / "by-case", count)
+        read = 0
+        for rows in self._read():
+            by_case.append(rows, _bucket(rows["case_id"], count))
+            read += rows.num_rows
+        by_case.close()
+        routed = _Buckets(folder / "routed", count)
+        if read:
+            listed = _Buckets(folder / "listed", count)
+            for bucket, files in enumerate(spilled.files):
+                for path in files:
+                    case_ids = _stripped(_read(path, [case_key])[case_key])
+                    listed.append(pa.table([case_ids, from_numbers(np.full(len(case_ids), bucket, np.int32))],
+                                           schema=_LISTED), _bucket(case_ids, count))
+            listed.close()
+            first_id = 0
+            for memory_files, listed_files in zip(by_case.files, listed.files, strict=True):
+                rows = _current(_tables(memory_files, _SCHEMA))
+                if rows.num_rows:
+                    rows = rows.select(_ROUTED.names[:-1]).append_column(
+                        "id", from_numbers(np.arange(first_id, first_id + rows.num_rows)))
+                    first_id += rows.num_rows
+                    at, bucket = _destinations(rows, _tables(listed_files, _LISTED), count)
+                    if at.size:
+                        routed.append(rows.take(from_numbers(at)), bucket)
+        routed.close()
+        self._routed = routed.files
+        shutil.rmtree(folder / "by-case", ignore_errors=True)
+        shutil.rmtree(folder / "listed", ignore_errors=True)
+
+    def of(self, buckets: Iterable[int] | None) -> pa.Table:
+        """The current assessments a partition of ``buckets`` meets (None, or never routed:
+        every one)."""
+        if buckets is None or self._routed is None:
+            return self.whole()
+        rows = _tables([path for b in buckets for path in self._routed[b]], _ROUTED)
+        if rows.num_rows:
+            ids = numbers(rows["id"])
+            order = np.argsort(ids, kind="stable")
+            first = np.ones(ids.size, bool)
+            first[1:] = ids[order][1:] != ids[order][:-1]
+            rows = rows.take(from_numbers(np.sort(order[first])))
+        return rows.drop_columns(["id"])
+
+    def _read(self) -> Iterator[pa.Table]:
+        """The memory's rows, a stored chunk at a time (``_SCHEMA``)."""
+        sql = store.dialect(self.connection)
+        done = f"IN (SELECT id FROM runs WHERE status = 'done') AND c.run_id {sql.IS_DISTINCT} ?"
+        seq = 0
+        queries = (
+            (0, "SELECT c.run_id, s.policy, '', s.rule, s.kind, s.unit, c.rows FROM finding_chunks c "
+                "JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot "
+                f"WHERE s.assessed = 1 AND c.run_id {done}"),
+            (1, "SELECT c.run_id, c.policy, c.version, c.rule, c.kind, c.unit, c.rows FROM assessed_chunks c "
+                f"WHERE c.run_id {done} ORDER BY c.{sql.INSERTION_ORDER}"),
+        )
+        for source, query in queries:
+            for run, policy, version, rule, kind, unit, text in sql.streamed(self.connection, query, (self.exclude,)):
+                if source == 0:
+                    policy, version = _policy_version(policy)
+                key = self.keys.setdefault((policy, rule, kind), len(self.keys))
+                rows = _table(json.loads(text), key, run, source, seq, version, unit, kind == _FINE)
+                if rows is not None:
+                    yield rows
+                    seq += rows.num_rows
+
+
+def by_key(rows: pa.Table, keys: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, str], tuple]:
+    """The current assessments ``rows`` (``_SCHEMA``) per (policy id, rule, kind): (case_ids,
+    runs, decision dates, and of a fine its (usccs, act_ids, versions, fen), else None), for
+    every key the memory holds (a key none of whose cases are here: empty)."""
+    code = numbers(rows["key"]).astype(np.int64) if rows.num_rows else np.zeros(0, np.int64)
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(keys) + 1))
+    out = {}
+    for key, k in keys.items():
+        part = rows.take(from_numbers(order[bounds[k]:bounds[k + 1]])).combine_chunks()
+        fines = None
+        if key[2] == _FINE:
+            fines = (_plain(part["uscc"]), _plain(part["act"]), _plain(part["version"]), numbers(part["fen"]).astype(np.int64))
+        out[key] = (_plain(part["case_id"]), numbers(part["run"]).astype(np.int64), _plain(part["decided"]), fines)
+    return out
+
+
+def _plain(column) -> pa.Array:
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return column if len(column) else pa.nulls(0, pa.string()) if pa.types.is_string(column.type) else column
+
+
+def _table(rows: list, key: int, run: int, source: int, seq: int, version: str, unit: str, fine: bool) -> pa.Table:
+    """A stored chunk's assessments as rows of ``_SCHEMA`` (None: none). A finding row is
+    ``[uscc, amount, payer, case_id, status, ..., act_id (8), decided (9)]``, an assessment
+    where imposed (no status); a row of assessed_chunks ``[case_id, uscc, amount, decided,
+    reason, supersedes, act_id]``. A column at a time: a list per row (what the rows were
+    made into before) took as long as parsing the chunk."""
+    if source == 0:
+        rows = [r for r in rows if len(r) > 3 and r[3] is not None and (len(r) == 4 or r[4] is None)]
+        at = {"case_id": 3, "uscc": 0, "amount": 1, "decided": 9, "act": 8}
+    else:
+        at = {"case_id": 0, "uscc": 1, "amount": 2, "decided": 3, "act": 6}
+    n = len(rows)
+    if not n:
+        return None
+    longest = max(map(len, rows))
+
+    def column(name: str) -> list:
+        k = at[name]
+        if k >= longest:
+            return [None] * n
+        if k < min(map(len, rows)):
+            return [r[k] for r in rows]
+        return [r[k] if len(r) > k else None for r in rows]
+
+    withdrawn = np.zeros(n, bool)
+    if source == 1:
+        withdrawn = np.fromiter((r[4] == _WITHDRAWN for r in rows), bool, n)
+    fen = np.zeros(n, np.int64)
+    usccs = acts = versions = pa.nulls(n, pa.string())
+    if fine:
+        usccs = _texts(column("uscc"))
+        acts = _texts(column("act"))  # (before act_ids: null, the case's own act)
+        versions = strings([version or ""]).take(from_numbers(np.zeros(n, np.int64)))
+        fen = np.fromiter(column("amount"), np.int64, n) * (1 if unit == "fen" else 100)
+    return pa.table([
+        from_numbers(np.full(n, key, np.int32)), _texts(column("case_id")), from_numbers(np.full(n, run, np.int64)),
+        from_numbers(np.full(n, source, np.int8)), from_numbers(np.arange(seq, seq + n, dtype=np.int64)),
+        from_bools(withdrawn), _texts(column("decided")), usccs, acts, versions, from_numbers(fen),
+    ], schema=_SCHEMA)
+
+
+def _texts(values: list) -> pa.Array:
+    """Python strings, None or empty ones null, as an Arrow string array: where all are
+    ASCII (case_ids, USCCs, dates), from one join of them and their lengths, without a
+    Python step per text (``_optional_strings`` took a third of reading a chunk)."""
+    n = len(values)
+    if values.count(None) == n:
+        return pa.nulls(n, pa.string())
+    present = list(filter(None, values))
+    joined = "".join(present)
+    data = joined.encode("utf-8")
+    if len(data) != len(joined) or len(present) != n - values.count(None) - values.count(""):
+        return _optional_strings([v or None for v in values])
+    lengths = np.fromiter(map(len, (v or "" for v in values)), np.int64, n) if len(present) < n else \
+        np.fromiter(map(len, values), np.int64, n)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    validity = None
+    if len(present) < n:
+        validity = pa.py_buffer(np.packbits(lengths > 0, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _current(rows: pa.Table) -> pa.Table:
+    """Per (key, case) the row of its newest run (a run's findings before its withdrawals,
+    then in the order read), unless that row withdrew the assessment (then none)."""
+    if not rows.num_rows:
+        return rows.combine_chunks()
+    rows = rows.sort_by([("key", "ascending"), ("case_id", "ascending"), ("run", "descending"),
+                         ("source", "ascending"), ("seq", "ascending")]).combine_chunks()
+    first = np.ones(rows.num_rows, bool)
+    if rows.num_rows > 1:
+        key = numbers(rows["key"])
+        case_ids = rows["case_id"].chunk(0) if isinstance(rows["case_id"], pa.ChunkedArray) else rows["case_id"]
+        same = bools(pc.equal(case_ids.slice(1), case_ids.slice(0, rows.num_rows - 1)))
+        first[1:] = ~((key[1:] == key[:-1]) & same)
+    return rows.filter(from_bools(first & ~bools(rows["withdrawn"])))
+
+
+def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, bucket) pairs of the current assessments ``rows`` of one case_id bucket: the
+    buckets listing each one's case, and a fine of a named act its enterprise's bucket
+    (each pair once)."""
+    at, bucket = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    if listed.num_rows:
+        pairs = listed.group_by(["case_id", "bucket"]).aggregate([])
+        index = pa.table({"case_id": rows["case_id"], "at": from_numbers(np.arange(rows.num_rows))})
+        joined = index.join(pairs, "case_id", join_type="inner")
+        at.append(numbers(joined["at"]).astype(np.int64))
+        bucket.append(numbers(joined["bucket"]).astype(np.int64))
+    acted = np.flatnonzero(bools(rows["act"].is_valid()))
+    if acted.size:
+        at.append(acted)
+        bucket.append(_bucket(rows["uscc"].take(from_numbers(acted)), count))
+    at, bucket = np.concatenate(at), np.concatenate(bucket)
+    if not at.size:
+        return at, bucket
+    pair = at * count + bucket
+    _, first = np.unique(pair, return_index=True)
+    return at[first], bucket[first]
+
+
+def _bucket(texts, count: int) -> np.ndarray:
+    return (text_hashes(texts) % np.uint64(count)).astype(np.int64)
+
+
+def _tables(paths: list[Path], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables([*(_read(p) for p in paths), schema.empty_table()]).combine_chunks()
+
+
+def _policy_version(policy_key: str) -> tuple[str, str]:
+    policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
+    return policy, version
+
+
+__all__ = ["Remembered", "by_key"]
