@@ -15,6 +15,8 @@ that the machine's noise hits every variant alike:
   loaded once before the rounds, as for Spark's score);
 - spark, run: ``ecorules run --engine spark --master local[2]`` (session start-up included);
 - spark, score: ``score(spark.read.parquet(DIR))`` in a session already up, totals collected;
+- spark, score of pieces: ``score(pieces_frame(...), pieces_in=True)``, the frame ``ecorules run
+  --engine spark`` scores (each task reads its row group with pyarrow), totals collected;
 - spark, SQL: Spark's own SQL computing the same district totals from the same files, no
   Python (the floor of any Python on Spark);
 - spark, counting: the needed columns handed to Python by ``mapInArrow`` and only counted
@@ -214,6 +216,25 @@ def spark_score(folder: Path, spark) -> dict:
     return {"wall": wall, "rows": out.counts["rows_in"], "districts": districts}
 
 
+def spark_score_pieces(folder: Path, spark) -> dict:
+    """``score`` of the registry's pieces (engine/distributed/spark.py's ``pieces_frame``: a
+    row group a task, read by the task with pyarrow), as ``ecorules run --engine spark``
+    scores a Parquet registry: Spark hands Python a few names per task, not every cell of
+    every row (its Arrow writer, row by row, was 80-90% of the JVM's samples in a
+    flight recording of ``score``, 2026-12-06)."""
+    from ecorules.engine.distributed._partition import make_plan
+    from ecorules.engine.distributed.spark import pieces_frame, score
+
+    as_of = dt.date.fromisoformat(AS_OF)
+    started = time.perf_counter()
+    frame = pieces_frame(spark, folder, make_plan(POLICIES[0], as_of))
+    out = score(frame, POLICIES[0], as_of=as_of, pieces_in=True)
+    districts = {r["district"]: [r["deduction_yuan"], r["cases"]] for r in out.totals.collect()}
+    wall = time.perf_counter() - started
+    out.batches.unpersist()
+    return {"wall": wall, "rows": out.counts["rows_in"], "districts": districts}
+
+
 def spark_score_without_census(folder: Path, spark) -> dict:
     """``score`` as if the policies declared no key: no census of repeated keys (digests,
     their shuffle by bucket and merge), the rest as ``score``. ``score`` minus this is the census."""
@@ -244,10 +265,13 @@ def spark_score_census_on_executors(folder: Path, spark) -> dict:
 def spark_python_floor(folder: Path, spark) -> dict:
     """The registry's needed columns handed to Python through mapInArrow and only counted:
     what any Python on Spark pays before it does anything."""
-    from ecorules.engine.distributed._partition import make_plan
+    from ecorules.engine.distributed._partition import make_plan, needed_columns
 
-    plan = make_plan(None, dt.date.fromisoformat(AS_OF))
-    df = spark.read.parquet(str(folder)).select(*[f"`{c}`" for c in plan.needed if c in plan.columns])
+    plan = make_plan(POLICIES[0], dt.date.fromisoformat(AS_OF))
+    df = spark.read.parquet(str(folder))
+    # the columns score hands over (plan.needed names facts the registry may not have: a
+    # policy's optional responsible_unit made the select fail)
+    df = df.select(*[f"`{c}`" for c in needed_columns(plan, df.columns)])
 
     def count(batches):
         import pyarrow as pa
@@ -350,6 +374,7 @@ def main() -> None:
                     "spark, run (local[2], start-up included)":
                         lambda: run_command(folder, args.dir / "spark.sqlite", ["--engine", "spark", "--master", "local[2]"]),
                     "spark, score (local[2] up)": lambda: spark_score(folder, spark),
+                    "spark, score of pieces (local[2] up)": lambda: spark_score_pieces(folder, spark),
                     "spark, native SQL (local[2] up)": lambda: spark_sql(folder, spark),
                     "spark, mapInArrow only counting (local[2] up)": lambda: spark_python_floor(folder, spark),
                     "spark, mapInArrow scoring only (local[2] up)": lambda: spark_scoring_only(folder, spark),
@@ -387,6 +412,7 @@ def main() -> None:
                                           "spark, native SQL (local[2] up)",
                                           "spark, mapInArrow only counting (local[2] up)")
     scoring_only = "spark, mapInArrow scoring only (local[2] up)"
+    of_pieces = "spark, score of pieces (local[2] up)"
     no_census = "spark, score without key census (local[2] up)"
     on_executors = "spark, score, census merged on the executors (local[2] up)"
     ratios = {}
@@ -395,6 +421,7 @@ def main() -> None:
             ("dask score / one process (records/s)", one, dask_up),
             ("spark score / one process (records/s)", one, spark_up),
             ("spark score / spark native SQL (time)", spark_up, sql),
+            ("spark score of pieces / spark native SQL (time)", of_pieces, sql),
             ("spark run / spark native SQL (time)", spark_run, sql),
             ("spark mapInArrow counting / spark native SQL (time)", counting, sql),
             ("spark score / spark mapInArrow counting (time)", spark_up, counting),

@@ -51,11 +51,15 @@ def read_piece(piece: Piece, facts: list[str] | None = None, *, as_facts: bool =
     heads them, or by the facts' names (``as_facts``: a frame whose files head them
     differently must still have one set of columns)."""
     wanted = [(h, f) for h, f in zip(piece.columns, piece.facts, strict=True) if facts is None or f in facts]
-    table = pq.ParquetFile(piece.path, pre_buffer=False).read_row_group(piece.row_group, columns=[h for h, _ in wanted])
+    # one thread: a piece is read by a task that has its core (Spark's task slot, a Dask worker's
+    # thread); Arrow's pool on top only added CPU (0.72 against 1.4-1.6 CPU-s for 5 M rows, with
+    # the file named by pa.repeat rather than by a list of 500,000 Python strings)
+    table = pq.ParquetFile(piece.path, pre_buffer=False).read_row_group(piece.row_group, columns=[h for h, _ in wanted],
+                                                                        use_threads=False)
     if as_facts:
         table = table.rename_columns([f for _, f in wanted])
     rows = np.arange(piece.first_row, piece.first_row + table.num_rows, dtype=np.int64)
-    table = table.append_column(SOURCE, pa.array([piece.label] * table.num_rows, pa.string()))
+    table = table.append_column(SOURCE, pa.repeat(pa.scalar(piece.label, pa.string()), table.num_rows))
     return table.append_column(ROW, pa.array(rows))
 
 

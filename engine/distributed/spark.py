@@ -415,11 +415,28 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     """A Parquet registry as a frame of its pieces (one row group each, one partition each),
     which the executors read themselves, keeping each row's file and row number."""
     found, _registry = pieces(plan, path, recurse=recurse)
-    rows = [(p.path, p.label, p.row_group, p.first_row, list(p.columns), p.rows, list(p.facts)) for p in found]
-    schema = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
+
+    def strings(values):
+        return F.array(*[F.lit(v) for v in values]).cast("array<string>")
+
+    listed = [F.struct(F.lit(k).cast("long").alias("k"), F.lit(p.path).alias("path"), F.lit(p.label).alias("label"),
+                       F.lit(p.row_group).cast("int").alias("row_group"),
+                       F.lit(p.first_row).cast("long").alias("first_row"), strings(p.columns).alias("columns"),
+                       F.lit(p.rows).cast("long").alias("rows"), strings(p.facts).alias("facts"))
+              for k, p in enumerate(found)]
+    schema = ("k long, path string, label string, row_group int, first_row long, columns array<string>, rows long, "
               "facts array<string>")
-    # one slice per piece: partition k is piece k, so partition order is the registry's order
-    return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(len(rows), 1)), schema)
+    # one partition per piece: partition k is piece k, so partition order is the registry's order.
+    # Literals joined to a range, all in the JVM: a parallelized RDD of Python rows (or a local
+    # list, which PySpark re-pickles) was made a frame by a Python job of its own, a task per piece
+    table = spark.range(1).select(F.inline(F.array(*listed).cast(f"array<struct<{_struct(schema)}>>")))
+    return (spark.range(0, len(found), 1, max(len(found), 1)).withColumnRenamed("id", "k")
+            .join(F.broadcast(table), "k").drop("k"))
+
+
+def _struct(ddl: str) -> str:
+    """A DDL column list (``a long, b string``) as a struct's fields (``a:long,b:string``)."""
+    return ",".join(":".join(column.strip().split(" ", 1)) for column in ddl.split(", "))
 
 
 CATALOGUE = "hive:"  # --registry hive:DB.TABLE: a table of Spark's catalogue (Hive's metastore on a cluster)

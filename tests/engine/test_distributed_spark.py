@@ -424,3 +424,21 @@ def test_cases_judged_by_the_law_of_their_dates_on_the_executors_as_a_local_run(
     assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
     assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
 
+
+
+def test_the_pieces_frame_holds_piece_k_in_partition_k(spark, registries, tmp_path):
+    """The frame of pieces (made in the JVM, no Python job) keeps one piece per partition in
+    the registry's order, which the census's "first row of a key" reads partitions by."""
+    from ecorules.engine.distributed._partition import make_plan
+    from ecorules.engine.distributed._pieces import pieces
+    from ecorules.engine.distributed.spark import pieces_frame
+
+    plan = make_plan(None, AS_OF)
+    expected, _registry = pieces(plan, registries["bad"])
+    frame = pieces_frame(spark, registries["bad"], plan)
+    assert frame.rdd.getNumPartitions() == len(expected) > 3
+    found = frame.select(F.spark_partition_id().alias("p"), "*").collect()
+    assert [r["p"] for r in found] == list(range(len(expected)))
+    assert [(r["path"], r["label"], r["row_group"], r["first_row"], tuple(r["columns"]), r["rows"], tuple(r["facts"]))
+            for r in found] == [(p.path, p.label, p.row_group, p.first_row, p.columns, p.rows, p.facts)
+                                for p in expected]
