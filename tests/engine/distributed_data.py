@@ -90,6 +90,20 @@ def store_contents(db: Path) -> dict[str, list[tuple]]:
         connection.close()
 
 
+
+def case_findings(db: Path) -> list[tuple]:
+    """Every finding with what a case's adds (its case, status, the fine superseding it, the
+    run that assessed it, its law note), and the runs' summaries, sorted: what a distributed
+    case run must write as the local run does."""
+    connection = sqlite3.connect(db)
+    try:
+        rows = connection.execute("SELECT run_id, uscc, policy, rule, kind, amount_fen, payer, case_id, status, "
+                                  "superseded_by, assessed_in_run, law_note FROM findings").fetchall()
+        runs = connection.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_yuan FROM runs").fetchall()
+    finally:
+        connection.close()
+    return sorted(rows, key=repr) + sorted(runs)
+
 def summary_of_run(db: Path) -> dict:
     import json
 

@@ -18,7 +18,14 @@ distributed = pytest.importorskip("distributed", reason='Dask is not installed: 
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from distributed_data import CASE_POLICIES, CASES_AS_OF, case_world, store_contents, summary_of_run  # noqa: E402
+from distributed_data import (  # noqa: E402
+    CASE_POLICIES,
+    CASES_AS_OF,
+    case_findings,
+    case_world,
+    store_contents,
+    summary_of_run,
+)
 from ecorules.engine._nightly import run_nightly  # noqa: E402
 from ecorules.engine.distributed._run import run_distributed  # noqa: E402
 
@@ -53,21 +60,6 @@ def driver_judges_nothing():
         yield
 
 
-def _case_findings(db) -> list[tuple]:
-    """Every finding with what a case's adds (its case, status, the fine superseding it, the
-    run that assessed it, its law note), and the runs' summaries, sorted."""
-    import sqlite3
-
-    connection = sqlite3.connect(db)
-    try:
-        rows = connection.execute("SELECT run_id, uscc, policy, rule, kind, amount_fen, payer, case_id, status, "
-                                  "superseded_by, assessed_in_run, law_note FROM findings").fetchall()
-        runs = connection.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_yuan FROM runs").fetchall()
-    finally:
-        connection.close()
-    return sorted(rows, key=repr) + sorted(runs)
-
-
 def _same_runs(ours, theirs) -> None:
     assert ours.to_dict()["tables"] == theirs.to_dict()["tables"]
     assert (ours.already_assessed, ours.lighter_law) == (theirs.already_assessed, theirs.lighter_law)
@@ -91,7 +83,7 @@ def test_a_case_table_is_judged_on_the_workers_as_a_local_run_judges_it(cluster,
         again = run_distributed(registry, tmp_path / "remote.sqlite", as_of=later, **dask)
     expected = store_contents(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == expected
-    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert case_findings(tmp_path / "remote.sqlite") == case_findings(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     _same_runs(remote, local)
     _same_runs(again, local_again)
@@ -99,7 +91,7 @@ def test_a_case_table_is_judged_on_the_workers_as_a_local_run_judges_it(cluster,
     assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
     # not vacuous: fines superseded (one act one fine), findings the first run assessed, and
     # case_ids repeated by another enterprise's case
-    statuses = {row[8] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8}
+    statuses = {row[8] for row in case_findings(tmp_path / "local.sqlite") if len(row) > 8}
     assert {"superseded", "already_assessed"} <= statuses and local_again.already_assessed > 100
     assert len([row for row in expected["rejects"] if str(row[4]).startswith("duplicate case_id")]) >= 5
     # the enterprises' policies read the roll-ups: findings and list entries only case counts give
@@ -133,7 +125,7 @@ def test_a_case_table_of_several_files_is_read_and_judged_on_the_workers(cluster
         remote = run_distributed(registry, tmp_path / "remote.sqlite", engine="dask",
                                  scheduler=cluster.scheduler.address, **options)
     assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
-    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert case_findings(tmp_path / "remote.sqlite") == case_findings(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     _same_runs(remote, local)
     rejects = store_contents(tmp_path / "local.sqlite")["rejects"]
@@ -159,11 +151,11 @@ def test_cases_judged_by_the_law_of_their_dates_on_the_workers_as_a_local_run(cl
     with driver_judges_nothing():
         remote = run_distributed(tmp_path / "registry", tmp_path / "remote.sqlite", engine="dask",
                                  scheduler=cluster.scheduler.address, **options)
-    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert case_findings(tmp_path / "remote.sqlite") == case_findings(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
-    assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
+    assert any(row[-1] for row in case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
 
 
 def test_a_case_table_of_no_rows_is_judged_on_a_worker_as_a_local_run(cluster, tmp_path):

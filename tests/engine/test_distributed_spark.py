@@ -24,6 +24,7 @@ from distributed_data import (  # noqa: E402
     CASE_POLICIES,
     CASES_AS_OF,
     bad_registry,
+    case_findings,
     case_world,
     compound_key_policies,
     compound_key_registry,
@@ -339,21 +340,6 @@ def test_a_catalogue_table_without_files_is_numbered_in_read_order_and_refused_w
     assert not (tmp_path / "y.sqlite").exists()
 
 
-def _case_findings(db: Path) -> list[tuple]:
-    """Every finding with what a case's adds (its case, status, the fine superseding it, the
-    run that assessed it, its law note), and the runs' summaries, sorted."""
-    import sqlite3
-
-    connection = sqlite3.connect(db)
-    try:
-        rows = connection.execute("SELECT run_id, uscc, policy, rule, kind, amount_fen, payer, case_id, status, "
-                                  "superseded_by, assessed_in_run, law_note FROM findings").fetchall()
-        runs = connection.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_yuan FROM runs").fetchall()
-    finally:
-        connection.close()
-    return sorted(rows, key=repr) + sorted(runs)
-
-
 def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark, tmp_path, monkeypatch):
     """--cases: the cases and their enterprises' registry rows meet in Spark (shuffled by the
     enterprise key), each task judging its enterprises' cases (roll-ups, one act one fine) by
@@ -379,7 +365,7 @@ def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark,
                             cases=cases, engine="spark", master="local[2]")
     expected = store_contents(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == expected
-    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert case_findings(tmp_path / "remote.sqlite") == case_findings(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     for ours, theirs in ((remote, local), (again, local_again)):
         assert ours.to_dict()["tables"] == theirs.to_dict()["tables"]
@@ -389,7 +375,7 @@ def test_a_case_table_is_judged_on_the_executors_as_a_local_run_judges_it(spark,
     assert sum(1 for row in expected["findings"] if row[1].startswith("test.fines")) > 100  # the cases judged
     # not vacuous: fines superseded (one act one fine), findings the first run assessed, and
     # case_ids repeated by another enterprise's case
-    statuses = {row[8] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8}
+    statuses = {row[8] for row in case_findings(tmp_path / "local.sqlite") if len(row) > 8}
     assert {"superseded", "already_assessed"} <= statuses and local_again.already_assessed > 100
     repeated = [row for row in expected["rejects"] if str(row[4]).startswith("duplicate case_id")]
     assert len(repeated) >= 5
@@ -418,11 +404,11 @@ def test_cases_judged_by_the_law_of_their_dates_on_the_executors_as_a_local_run(
     local = run_nightly(tmp_path / "registry", tmp_path / "local.sqlite", **options)
     remote = run_distributed(tmp_path / "registry", tmp_path / "remote.sqlite", engine="spark", master="local[2]",
                              **options)
-    assert _case_findings(tmp_path / "remote.sqlite") == _case_findings(tmp_path / "local.sqlite")
+    assert case_findings(tmp_path / "remote.sqlite") == case_findings(tmp_path / "local.sqlite")
     assert store_contents(tmp_path / "remote.sqlite") == store_contents(tmp_path / "local.sqlite")
     assert summary_of_run(tmp_path / "remote.sqlite") == summary_of_run(tmp_path / "local.sqlite")
     assert remote.lighter_law == local.lighter_law > 0  # not vacuous: cases judged by the lighter law
-    assert any(row[-1] for row in _case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
+    assert any(row[-1] for row in case_findings(tmp_path / "local.sqlite") if len(row) > 8)  # law notes
 
 
 
