@@ -25,7 +25,6 @@ reader gave them (a Parquet date stays a date, a CSV cell text), never a pandas 
 
 from __future__ import annotations
 
-import copyreg
 import io
 import logging
 import math
@@ -306,22 +305,9 @@ def _first_rows(table: pa.Table, roles: np.ndarray, files: np.ndarray, rows: np.
 
 
 def _pickled(found) -> bytes:
-    """The judged part, its compiled program's slots (tuples made by ``__new__(cls, *fields)``)
-    each pickled as a call of its class with its fields: this pickler's own table, no
-    process-wide registration."""
-    from ecorules.fastcalc import _compiled
-
-    sink = io.BytesIO()
-    pickler = pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = copyreg.dispatch_table.copy()
-    for slot in (_compiled.RuleSlot, _compiled.FindingSlot, _compiled.SanctionSlot, _compiled.CheckSlot):
-        pickler.dispatch_table[slot] = _fields
-    pickler.dump(found)
-    return sink.getvalue()
-
-
-def _fields(slot: tuple):
-    return type(slot), tuple(slot)
+    """The judged part for the driver: its compiled program's slots pickle as the calls that
+    made them (fastcalc/_compiled.py's ``_Slot.__getnewargs__``), so plain pickle does."""
+    return pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _schema(reads: list[FileRead], plan) -> pa.Schema:
