@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import RecordError
-from ecorules.rules._arrow import bools, from_numbers, numbers
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers
 from ecorules.rules._records import bounds, coerce
 from ecorules.rules._schema import Fact
 from ecorules.rules._types import DECIMAL_SCALE, Kind, date_to_days
@@ -114,7 +114,7 @@ class Validated:
         if self.unchecked is not None:
             rows, cells = self.unchecked
             inside = (rows >= start) & (rows < stop)
-            unchecked = (rows[inside] - start, cells.filter(pa.array(inside)))
+            unchecked = (rows[inside] - start, cells.filter(from_bools(inside)))
         return Validated(self.fact, ValidColumn(None if c.values is None else c.values[start:stop], c.labels,
                                                 None if c.present is None else c.present[start:stop]), stop - start,
                          unchecked)

@@ -126,3 +126,8 @@ def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 __all__ = ["bools", "fill_null", "from_numbers", "numbers", "one_array", "plain_array", "scalar", "string_buffers", "string_scalar",
            "strings"]
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of no rows: ``Schema.empty_table()`` imports pandas on its first call."""
+    return pa.Table.from_batches([], schema=schema)

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import FindingKind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, strings
+from ecorules.rules._arrow import bools, empty_table, from_bools, from_numbers, numbers, strings
 
 from .. import store
 from .._lists import _optional_strings
@@ -79,7 +79,7 @@ class Remembered:
 
     def whole(self) -> pa.Table:
         """Every current assessment (a table of ``_SCHEMA``)."""
-        return _current(pa.concat_tables([*self._read(), _SCHEMA.empty_table()]))
+        return _current(pa.concat_tables([*self._read(), empty_table(_SCHEMA)]))
 
     def route(self, spilled, case_key: str) -> None:
         """Into buckets of the spilled case table ``spilled`` (``_spill.SpilledCases``; its
@@ -282,7 +282,7 @@ def _bucket(texts, count: int) -> np.ndarray:
 
 
 def _tables(paths: list[Path], schema: pa.Schema) -> pa.Table:
-    return pa.concat_tables([*(_read(p) for p in paths), schema.empty_table()]).combine_chunks()
+    return pa.concat_tables([*(_read(p) for p in paths), empty_table(schema)]).combine_chunks()
 
 
 def _policy_version(policy_key: str) -> tuple[str, str]:
