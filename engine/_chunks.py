@@ -8,14 +8,18 @@ registry batches (``_nightly.py``) and the case table (``cases/_write.py``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import Counter
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, string_buffers, string_scalar, strings
+from ecorules.fastcalc._cases import may_trim
+from ecorules.rules import Kind
+from ecorules.rules._arrow import bools, from_numbers, string_buffers, string_scalar, strings
 from ecorules.rules._choices import resolve
+from ecorules.rules._records import coerce
 
 _JSON_UNSAFE = r'["\\\x00-\x1f]'
 CHUNK_ROWS = 262_144  # rows per stored chunk of the case table, as a registry batch writes them
@@ -137,11 +141,28 @@ _CODE_BYTE[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = T
 
 
 def canonical_values(fact, column: pa.Array) -> pa.Array:
-    """The texts of enum ``fact``'s accepted cells as the ledger names them: the value itself,
-    never an alias (经开区) or a spelling with full-width spaces; resolved once per distinct
-    text. The rows were accepted, so every distinct text resolves."""
+    """The texts of a text ``fact``'s accepted cells as the ledger names them, as the single-case
+    evaluator reads them (``rules._records.coerce``): an enum's value itself, never an alias
+    (经开区) or a spelling with full-width spaces; a string trimmed (a registry's
+    " 郑东新区管委会 " pays as 郑东新区管委会, the name its district total carries). Decided
+    once per distinct text; the rows were accepted, so every distinct text resolves."""
+    if fact.type.kind is not Kind.ENUM:
+        if not _may_trim(column):  # nearly every column: nothing to trim, no copy
+            return column
+        decide = functools.partial(coerce, fact)
+    else:
+        decide = functools.partial(resolve, fact)
     encoded = pc.dictionary_encode(column)
-    return strings([resolve(fact, text) for text in encoded.dictionary.to_pylist()]).take(encoded.indices)
+    return strings([None if text is None else decide(text)
+                    for text in encoded.dictionary.to_pylist()]).take(encoded.indices)
+
+
+def _may_trim(column: pa.Array) -> bool:
+    if not pa.types.is_string(column.type):
+        return True
+    offsets, data = string_buffers(column)
+    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
+    return may_trim(offsets, data, null)
 
 
 def _iso_days(days: np.ndarray | None, n: int) -> list:

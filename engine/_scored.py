@@ -257,11 +257,11 @@ class _Keys:
 
 def _payers(scoring: Scoring, column: pa.ChunkedArray, name: str) -> pa.Array:
     """The payers of findings as the ledger names them: an enum cell may say an alias
-    (经开区) or carry full-width spaces, and the district totals, which the kernel sums by
-    code, say the canonical value. The rows were accepted, so every distinct text resolves."""
+    (经开区), a text cell may carry spaces around it, and the district totals, which the kernel
+    sums by code, say the canonical value. The rows were accepted, so every distinct text resolves."""
     column = plain_array(column)
     fact = scoring.policies.facts[name]
-    return canonical_values(fact, column) if fact.type.kind is Kind.ENUM else column
+    return canonical_values(fact, column)
 
 
 def _findings(scoring: Scoring, result, batch: Batch, valid: np.ndarray, keys: _Keys) -> list[FindingPart]:

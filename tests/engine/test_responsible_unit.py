@@ -127,3 +127,26 @@ def test_may_be_absent_is_for_optional_facts_only(tmp_path):
     with pytest.raises(PolicySchemaError, match="'may_be_absent' needs 'optional: true'") as caught:
         read_policy(path)
     assert caught.value.span.line == 6
+
+
+def test_a_unit_written_with_spaces_pays_under_its_trimmed_name_in_the_ledger(tmp_path):
+    # from the case differential's falsifying example (CI, session 8): the registry wrote
+    # ' 郑东新区管委会 '; the findings named the payer with its spaces while district_totals
+    # and the single-case evaluator trimmed it
+    path = _registry(tmp_path / "named.csv", True)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    for row in rows[1:]:
+        if row[-1]:
+            row[-1] = {"郑东新区管委会": " 郑东新区管委会 ", "郑州市城市管理局": "\u3000郑州市城市管理局"}[row[-1]]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    summary = run_nightly(path, tmp_path / "named.sqlite", as_of=AS_OF)
+    assert summary.total_yuan == 136_000_000 and summary.rows_rejected == 0
+    totals, payers = _ledger(tmp_path / "named.sqlite")
+    assert {payer: payers[payer] for payer in ("郑州市城市管理局", "郑东新区管委会")} == {
+        "郑州市城市管理局": 1_000_000, "郑东新区管委会": 1_000_000}
+    assert all(payer == payer.strip() for payer in payers) and set(payers) <= set(totals)
+    with Evaluator(load_policies()) as evaluator:
+        decision = evaluator.evaluate({**BASE, "district": "金水区", "untreated_outfalls": 1,
+                                       "responsible_unit": " 郑东新区管委会 "}, as_of=AS_OF)
+    assert [f.payer for f in decision.findings if f.rule.startswith("untreated")] == ["郑东新区管委会"]
