@@ -614,11 +614,17 @@ def _good_lines(naive: np.ndarray, skipped: list[tuple[int, str, int]], before: 
     ``before`` of them (handed out with earlier batches) lie before every row of ``naive``:
     counted, not searched, so that a batch costs its own malformed lines, not all the file's
     so far (with 1% of 30 M lines malformed, ~17 M steps of Python over a run).
+
+    ``naive`` is consecutive (v0, v0 + 1, ...): the count is a running sum of the B[i] - i
+    falling on each row, one pass, where a binary search per row took ~4 ms a batch.
     """
     if len(skipped) == before:
         return naive + before
+    if not naive.size:
+        return naive.copy()
     bad = np.fromiter((line for line, _, _ in skipped[before:]), np.int64, len(skipped) - before)
-    return naive + before + np.searchsorted(bad - np.arange(before, len(skipped)), naive, side="right")
+    at = np.clip(bad - np.arange(before, len(skipped)) - naive[0], 0, naive.size)  # below v0: on the first row
+    return naive + before + np.cumsum(np.bincount(at, minlength=naive.size + 1)[: naive.size])
 
 
 def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:
