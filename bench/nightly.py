@@ -24,7 +24,9 @@ clean copy written the same way: the ratio of their records/s is the target of i
 point 15 (>= 0.8), printed also per CPU-second of the process (the child's user + system
 time), which other processes on a shared machine disturb less. ``--twins-only`` times only that pair (on a busy machine, the floors and
 DuckDB would take most of the time); run with another venv's Python it times that venv's
-``ecorules``, the baseline of a change.
+``ecorules``, the baseline of a change. ``--baseline PYTHON`` times that venv's ``ecorules``
+on the twins too, in the same rounds, the two builds' order turning round by round: the
+before and after of a change measured under the same load.
 
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
@@ -195,10 +197,10 @@ class PeakRss:
         return self.kib / 1024
 
 
-def ecorules_run(path: Path, out: Path, threads: int) -> dict:
+def ecorules_run(path: Path, out: Path, threads: int, program: list[str] | None = None) -> dict:
     for suffix in ("", "-wal", "-shm", "-run.lock"):
         Path(str(out) + suffix).unlink(missing_ok=True)
-    command = [*ecorules_command(), "run", "--registry", str(path), "--out", str(out), "--as-of", AS_OF,
+    command = [*(program or ecorules_command()), "run", "--registry", str(path), "--out", str(out), "--as-of", AS_OF,
                "--threads", str(threads), "--format", "json", "--no-progress"]
     started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -220,33 +222,52 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args) -> None:
-    """`ecorules run` on the clean copy, then on the bad one (the run's own seconds)."""
+def _builds(args, round_number: int) -> list[tuple[str, list[str] | None]]:
+    """(label, command) of the builds timed on the twins: this Python's ``ecorules``, and with
+    ``--baseline`` that Python's, first every other round so that neither always runs first."""
+    builds = [("ecorules", None)]
+    if args.baseline:
+        beside = Path(args.baseline).with_name("ecorules")
+        builds.append(("baseline", [str(beside)] if beside.exists() else [str(args.baseline), "-m", "ecorules.engine"]))
+        if round_number % 2 == 0:
+            builds.reverse()
+    return builds
+
+
+def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args, round_number: int = 1) -> None:
+    """`ecorules run` on the clean copy, then on the bad one (the run's own seconds), by each build."""
     # the machine's load beside the ratios: on a shared machine the wall-time ratio moves with it
     measured.setdefault("load (1 min) before the twins", []).append(os.getloadavg()[0])
-    for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
-        done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads)
-        measured.setdefault(f"ecorules run, {label}", []).append(done["run"])
-        measured.setdefault(f"ecorules CPU-s, {label}", []).append(done["cpu"])
-        if label == "bad copy":
-            bad_rejected[fmt] = done["rejected"]
+    for build, program in _builds(args, round_number):
+        for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
+            done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads, program)
+            measured.setdefault(f"{build} run, {label}", []).append(done["run"])
+            measured.setdefault(f"{build} CPU-s, {label}", []).append(done["cpu"])
+            if label == "bad copy":
+                if bad_rejected.setdefault(fmt, done["rejected"]) != done["rejected"]:
+                    raise SystemExit(f"the builds reject different rows of the bad copy: {bad_rejected[fmt]:,} "
+                                     f"and {done['rejected']:,} ({build})")
 
 
 def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) -> None:
-    # same rows in both copies: records/s bad / records/s clean = time clean / time bad
-    ratio = [c / b for c, b in zip(times[fmt]["ecorules run, clean copy"], times[fmt]["ecorules run, bad copy"],
-                                   strict=True)]
-    print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
-          "  (target >= 0.8)")
-    # on a shared machine the run's seconds wait for other processes' CPU: the same ratio per CPU-second
-    per_cpu = [c / b for c, b in zip(times[fmt]["ecorules CPU-s, clean copy"], times[fmt]["ecorules CPU-s, bad copy"],
-                                     strict=True)]
-    print(f"  records per CPU-second, bad / clean: {spread(per_cpu)}  (whole process, start-up included)")
+    for build in ("ecorules", "baseline") if args.baseline else ("ecorules",):
+        if args.baseline:
+            print(f"  {build} ({sys.executable if build == 'ecorules' else args.baseline}):")
+        # same rows in both copies: records/s bad / records/s clean = time clean / time bad
+        ratio = [c / b for c, b in zip(times[fmt][f"{build} run, clean copy"], times[fmt][f"{build} run, bad copy"],
+                                       strict=True)]
+        print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
+              "  (target >= 0.8)")
+        # on a shared machine the run's seconds wait for other processes' CPU: the same ratio per CPU-second
+        per_cpu = [c / b for c, b in zip(times[fmt][f"{build} CPU-s, clean copy"], times[fmt][f"{build} CPU-s, bad copy"],
+                                         strict=True)]
+        print(f"  records per CPU-second, bad / clean: {spread(per_cpu)}  (whole process, start-up included)")
+        suffix = "" if build == "ecorules" else "_baseline"
+        report.setdefault(f"bad_share_ratio{suffix}", {})[fmt] = ratio
+        report.setdefault(f"bad_share_ratio_per_cpu{suffix}", {})[fmt] = per_cpu
     loads = times[fmt]["load (1 min) before the twins"]
-    print(f"  load average (1 min) when each pair started: {', '.join(f'{load:.1f}' for load in loads)} "
+    print(f"  load average (1 min) when each round's twins started: {', '.join(f'{load:.1f}' for load in loads)} "
           f"on {os.cpu_count()} CPUs")
-    report.setdefault("bad_share_ratio", {})[fmt] = ratio
-    report.setdefault("bad_share_ratio_per_cpu", {})[fmt] = per_cpu
 
 
 def main() -> None:
@@ -259,12 +280,17 @@ def main() -> None:
     parser.add_argument("--formats", default="parquet,csv")
     parser.add_argument("--bad-share", type=float, default=0.0,
                         help="Also run on a copy with this share of bad rows, beside a clean copy (e.g. 0.01).")
+    parser.add_argument("--baseline", type=Path, metavar="PYTHON",
+                        help="With --bad-share: also time the twins with this Python's ecorules (another venv: the "
+                             "build before a change), round by round alternately with this one's, in the same run.")
     parser.add_argument("--twins-only", action="store_true",
                         help="With --bad-share: time only the clean and the bad copies (no read floors, no DuckDB, "
                              "no run on the registry itself), for the ratio of point 15 on a busy machine.")
     args = parser.parse_args()
     if args.twins_only and not args.bad_share:
         parser.error("--twins-only needs --bad-share")
+    if args.baseline and not args.bad_share:
+        parser.error("--baseline needs --bad-share (it times the twins)")
     args.dir.mkdir(parents=True, exist_ok=True)
     formats = args.formats.split(",")
     print(f"ecorules nightly benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
@@ -303,7 +329,7 @@ def main() -> None:
         for fmt, path in files.items():
             measured = times[fmt]
             if args.twins_only:
-                _twins(fmt, twins[fmt], measured, bad_rejected, args)
+                _twins(fmt, twins[fmt], measured, bad_rejected, args, round_number)
                 print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
                 continue
             for how in floors[fmt]:
@@ -322,7 +348,7 @@ def main() -> None:
             if not agree[fmt]:
                 print(f"  DISAGREE on {fmt}: ecorules {run['districts']} {run['lists']} vs duckdb {duck}", flush=True)
             if fmt in twins:
-                _twins(fmt, twins[fmt], measured, bad_rejected, args)
+                _twins(fmt, twins[fmt], measured, bad_rejected, args, round_number)
             print(f"  round {round_number} {fmt}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in measured.items()), flush=True)
 
     if args.large_rows:

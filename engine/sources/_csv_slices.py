@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from ecorules.rules._arrow import from_bools, string_buffers
 
-from ._utf8 import private_use_bytes
+from ._utf8 import private_use_bytes, private_use_leads
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -84,20 +84,24 @@ def _undecodable_malformed(error: pa.ArrowInvalid) -> bool:
 _AS_SURROGATES = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}  # for surrogateescape
 
 
+def _leads(array: pa.Array) -> np.ndarray | None:
+    """Where the private-use characters of undecodable bytes begin in ``array``'s values' bytes
+    (counted from its first value's), None if nowhere: most columns of a slice have none."""
+    offsets, data = string_buffers(array)
+    leads = private_use_leads(data[offsets[0] : offsets[-1]])
+    return None if leads is None else np.array(leads, np.int64)
+
+
 def _bytes_restored(table: pa.Table) -> pa.Table:
     """``table`` with each private-use character of an undecodable byte turned back into that
     byte: the values as a passed-through read holds them (a few cells; the rest untouched).
     The cells are found in the UTF-8 bytes (EF 9C-9F ..), as engine/_sources.py finds them."""
     for index, column in enumerate(table.columns):
-        if not pa.types.is_string(column.type):
+        if not pa.types.is_string(column.type) or all(_leads(chunk) is None for chunk in column.chunks):
             continue
         column = column.combine_chunks()
-        offsets, data = string_buffers(column)
-        data = data[offsets[0] : offsets[-1]]
-        lead = np.flatnonzero(data[:-1] == 0xEF)
-        lead = lead[(data[lead + 1] >= 0x9C) & (data[lead + 1] <= 0x9F)]
-        if not lead.size:
-            continue
+        offsets = string_buffers(column)[0]
+        lead = _leads(column)
         hit = np.zeros(len(column), bool)
         hit[np.searchsorted(offsets - offsets[0], lead, side="right") - 1] = True
         mask = from_bools(hit)

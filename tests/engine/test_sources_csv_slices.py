@@ -16,7 +16,7 @@ import pytest
 from ecorules.engine import _sources
 from ecorules.engine._sources import Registry
 from ecorules.engine.sources import _csv_slices
-from ecorules.engine.sources._utf8 import private_use_bytes
+from ecorules.engine.sources._utf8 import private_use_bytes, private_use_leads
 from test_sources import GOOD, HEADER, resolver
 
 SERIAL = 1 << 40  # a slice size no file reaches: the file is read serially
@@ -276,3 +276,15 @@ def test_undecodable_bytes_become_what_the_serial_readers_decoder_gives(seed):
         want = codecs.decode(data, "utf-8", _sources._UNDECODABLE).encode("utf-8")
         got = private_use_bytes(memoryview(data))
         assert got == (None if want == data else want)
+
+
+def test_private_use_leads_are_where_undecodable_bytes_were_written():
+    """The cells of a slice read decoded that hold an undecodable byte are found by memchr:
+    each private-use character written for a byte (EF 9E/9F ..) is found, at its position,
+    and nothing else is: not other characters beginning EF (full-width forms, EF BC ..)."""
+    data = "，金水区".encode() + b"\xff,ab" + "！".encode() + b"\x80\n" + b"x" * 40 + b"\xfe"
+    written = private_use_bytes(memoryview(data))
+    leads = private_use_leads(memoryview(written))
+    assert leads == [i for i in range(len(written) - 1) if written[i] == 0xEF and 0x9C <= written[i + 1] <= 0x9F]
+    assert [written[i: i + 3].decode() for i in leads] == ["\uf7ff", "\uf780", "\uf7fe"]
+    assert private_use_leads(memoryview("，！ＡＢ".encode())) is None and private_use_leads(memoryview(b"")) is None
