@@ -32,6 +32,24 @@ class PolicyCases:
         self.backends = tuple(backends)
 
 
+def pytest_report_header(config):
+    """What decides a derandomized Hypothesis test's draws besides its code, so that a CI
+    failure can be reproduced (README, *Reproducing a CI failure*): Hypothesis's version, and
+    where ecorules is imported from. Hypothesis mixes into its draws constants it reads from
+    the source of every loaded module outside site-packages and tests/: an editable install
+    makes ecorules' own constants part of that pool (and the pool then grows with the modules
+    a selection of tests imports), an installed package, as CI's, leaves them out."""
+    import hypothesis
+    import ecorules.engine
+
+    source = Path(ecorules.engine.__file__).resolve().parent.parent
+    installed = "/site-packages/" in f"{source}/"
+    how = ("installed, as CI's: draws as CI's" if installed
+           else "editable: Hypothesis also draws constants of its source, so derandomized draws differ from CI's")
+    return [f"hypothesis {hypothesis.__version__}, profile {getattr(hypothesis.settings, '_current_profile', '?')}; "
+            f"ecorules from {source} ({how})"]
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "policy_cases(paths=None, backends=('durable', 'python')): at module level, "
