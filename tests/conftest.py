@@ -77,8 +77,8 @@ def pytest_report_header(config):
     the source of every loaded module outside site-packages and tests/: an editable install
     makes ecorules' own constants part of that pool (and the pool then grows with the modules
     a selection of tests imports), an installed package, as CI's, leaves them out."""
-    import hypothesis
     import ecorules.engine
+    import hypothesis
 
     source = Path(ecorules.engine.__file__).resolve().parent.parent
     installed = "/site-packages/" in f"{source}/"
