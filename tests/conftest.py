@@ -15,6 +15,7 @@ backend and each problem (expected against actual) as ``engine/_testing.py`` wor
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +31,61 @@ class PolicyCases:
     def __init__(self, paths: str | Path | Iterable[str | Path] | None = None, backends: Iterable[str] = BACKENDS):
         self.paths = paths
         self.backends = tuple(backends)
+
+
+CPU_SECONDS = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cpu-durations", type=int, default=None, metavar="N",
+        help="list the N tests (set-up and teardown included) that used the most CPU seconds, this "
+             "process's and its waited-for children's (a PostgreSQL server started by pg_ctl is not "
+             "one): on a shared machine --durations' wall-clock mostly measures the others' load")
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if item.config.getoption("--cpu-durations") is None:
+        yield
+        return
+    started = _cpu_seconds()
+    yield
+    item.config.stash.setdefault(CPU_SECONDS, {})[item.nodeid] = _cpu_seconds() - started
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    count = config.getoption("--cpu-durations")
+    if count is None:
+        return
+    spent = config.stash.get(CPU_SECONDS, {})
+    terminalreporter.write_sep("=", f"the {count} tests using the most CPU seconds "
+                                    f"(of {sum(spent.values()):.1f} s over {len(spent)} tests)")
+    for nodeid, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:count]:
+        terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
+
+
+def pytest_report_header(config):
+    """What decides a derandomized Hypothesis test's draws besides its code, so that a CI
+    failure can be reproduced (README, *Reproducing a CI failure*): Hypothesis's version, and
+    where ecorules is imported from. Hypothesis mixes into its draws constants it reads from
+    the source of every loaded module outside site-packages and tests/: an editable install
+    makes ecorules' own constants part of that pool (and the pool then grows with the modules
+    a selection of tests imports), an installed package, as CI's, leaves them out."""
+    import ecorules.engine
+    import hypothesis
+
+    source = Path(ecorules.engine.__file__).resolve().parent.parent
+    installed = "/site-packages/" in f"{source}/"
+    how = ("installed, as CI's: draws as CI's" if installed
+           else "editable: Hypothesis also draws constants of its source, so derandomized draws differ from CI's")
+    return [f"hypothesis {hypothesis.__version__}, profile {getattr(hypothesis.settings, '_current_profile', '?')}; "
+            f"ecorules from {source} ({how})"]
 
 
 def pytest_configure(config):
