@@ -357,7 +357,7 @@ class CaseStage:
         parts, count = by_enterprise(cases.enterprise[results.scored])
         windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count)
         results.windowed = windowed
-        results.factors = self._case_factors(results)  # (audit9: the roll-ups and levels kept per finding)
+        results.factors = self._case_factors()  # (audit9: the roll-ups and levels kept per finding)
         if plan.case_program is not None and plan.timeline is not None:
             results.result = self._score_by_law(cases, side, results.scored, windowed)
             results.superseded_by = self._one_act_one_fine(results, parts, count)
@@ -368,7 +368,7 @@ class CaseStage:
             self._score_rows(plan.check_program, cases, side, results.scored, windowed)
         return results
 
-    def _case_factors(self, results: CaseResults):
+    def _case_factors(self):
         """(audit9) What the store keeps of each case finding's trace (_factors.py), planned
         once per stage."""
         from ._factors import CaseFactors, factor_plan
@@ -377,7 +377,7 @@ class CaseStage:
             from ecorules.fastcalc import compile_program
 
             self._factor_plan = factor_plan(self.plan, compile_program)
-        return None if self._factor_plan is None else CaseFactors(self._factor_plan, self, results)
+        return None if self._factor_plan is None else CaseFactors(self._factor_plan, self)
 
     # -- steps ---------------------------------------------------------------------------------
     def _joined(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,

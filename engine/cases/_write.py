@@ -189,7 +189,9 @@ class CaseWriter:
                 row.supersedes, row.reason = recorded.supersedes, recorded.reason
             # (audit9, store version 13) the roll-ups and levels that placed each finding (_factors.py)
             if results.factors is not None:
-                _insert_factors(writer, run_id, first_slot + k, results.factors.rows(k, picked, keys_at(picked)))
+                plain = not key_texts[2] & 256  # no case id needs escaping in JSON (scan_texts)
+                _insert_factors(writer, run_id, first_slot + k,
+                                results.factors.rows(results, k, picked, keys_at(picked), plain=plain))
             # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
             for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
                 part = np.arange(picked.size) if part is None else part
