@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._cases import bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, string_buffers
 
@@ -218,10 +219,8 @@ class _Buckets:
         self._writers: list = [None] * count  # per bucket (writer, its schema) or None
 
     def append(self, table: pa.Table, bucket: np.ndarray) -> None:
-        # a radix sort of small numbers: linear (numpy sorts bytes so, not int64: 4x slower)
-        order = np.argsort(bucket.astype(np.uint8) if self.count <= 256 else bucket, kind="stable")
-        counts = np.bincount(bucket, minlength=self.count)
-        grouped = table.take(from_numbers(order)) if table.num_rows else table
+        place, counts = bucket_places(np.ascontiguousarray(bucket, np.int64), self.count)
+        grouped = grouped_by_place(table, place) if table.num_rows else table
         start = 0
         for b, count in enumerate(counts.tolist()):
             if count:
@@ -246,6 +245,52 @@ class _Buckets:
             if open_ is not None:
                 open_[0].close()
         self._writers = [None] * self.count
+
+
+def grouped_by_place(table: pa.Table, place: np.ndarray) -> pa.Table:
+    """``table`` with row ``i`` moved to ``place[i]`` (``bucket_places``): the columns of
+    texts, numbers, dates and flags scattered in one sequential read of each (the buckets'
+    rows, ~10-256 streams, are written in order); a column of another type taken by the
+    order the places give (a ``take`` by the grouped order cost ~60 ms per million USCCs,
+    the texts read at random)."""
+    order = None
+    columns = []
+    for column in table.columns:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        moved = _scattered(column, place)
+        if moved is None:
+            if order is None:
+                order = np.empty(place.size, np.int64)
+                order[place] = np.arange(place.size, dtype=np.int64)
+            moved = column.take(from_numbers(order))
+        columns.append(moved)
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _scattered(column: pa.Array, place: np.ndarray) -> pa.Array | None:
+    """``column`` scattered by ``place``; None for a type not scattered here."""
+    type_, n = column.type, len(column)
+    string = pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    fixed = (pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_temporal(type_)) and (
+        not string and type_.bit_width in (8, 16, 32, 64))
+    if not (string or fixed or pa.types.is_boolean(type_)):
+        return None
+    buffers = column.buffers()
+    validity = None
+    if column.null_count:
+        validity = pa.py_buffer(scatter_bits(np.frombuffer(buffers[0], np.uint8), column.offset, place))
+    if string:
+        offsets, data = string_buffers(column)
+        out_offsets, out_data = scatter_texts(offsets, data, place)
+        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out_data)],
+                                     null_count=column.null_count)
+    if pa.types.is_boolean(type_):
+        values = scatter_bits(np.frombuffer(buffers[1], np.uint8), column.offset, place)
+        return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(values)], null_count=column.null_count)
+    raw = np.frombuffer(buffers[1], np.dtype(f"u{type_.bit_width // 8}"))[column.offset:column.offset + n]
+    out = np.empty(n, raw.dtype)
+    out[place] = raw
+    return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(out)], null_count=column.null_count)
 
 
 def _read(path: Path, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
