@@ -34,7 +34,7 @@ from ecorules.rules._arrow import bools, from_numbers, numbers, string_buffers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
-from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked, repeats
+from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked_checked, repeats
 
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
 # buckets: about one per partition of the table's estimated rows (a partition of one file is
@@ -43,6 +43,7 @@ MAX_BUCKETS = 256
 BUCKETS = 64  # where the table's size is not known
 _SOURCE, _ROW, _ORDINAL = "__ecorules_source", "__ecorules_row", "__ecorules_ordinal"
 _KEY = "__ecorules_key"
+_LINK_VALID = "__ecorules_link_valid"  # uint8: 1 where the enterprise key as written is a valid USCC
 
 
 def text_hashes(column: pa.Array) -> np.ndarray:
@@ -147,6 +148,8 @@ class SpilledCases:
         source = np.concatenate([_ints(t[_SOURCE]) for t in tables]).astype(np.int32)
         rows = np.concatenate([_ints(t[_ROW]) for t in tables]).astype(np.int64)
         ordinal = np.concatenate([_ints(t[_ORDINAL]) for t in tables]).astype(np.int64)
+        link_valid = (np.concatenate([_ints(t[_LINK_VALID]) for t in tables]).astype(bool)
+                      if all(_LINK_VALID in t.column_names for t in tables) else None)
         try:  # chunks of the files' batches, copied once below (combined, or taken in the table's order)
             whole = pa.concat_tables([t.select(list(self.columns)) for t in tables], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other types (rare): as _table._concat does
@@ -155,8 +158,9 @@ class SpilledCases:
             order = np.argsort(ordinal, kind="stable")
             whole = whole.take(from_numbers(order))
             source, rows, ordinal = source[order], rows[order], ordinal[order]
+            link_valid = None if link_valid is None else link_valid[order]
         return CaseTable(whole.combine_chunks(), self.sources, source, rows, self.headers, int(ordinal.size),
-                         ordinal=ordinal)
+                         ordinal=ordinal, link_valid=link_valid)
 
     def duplicates(self, key: str) -> Duplicates:
         """The rows of a case_id seen at an earlier row (see the module)."""
@@ -356,7 +360,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
         if not n:
             continue
         # the enterprise key in the registry's form (per row: cheaper than coding the texts first)
-        keys = linked(link_fact, cases[plan.link])
+        keys, link_valid = linked_checked(link_fact, cases[plan.link])
         hashes = text_hashes(keys)
         bucket = (hashes % np.uint64(count)).astype(np.int64)
         wanted_hashes.add(hashes)
@@ -371,6 +375,9 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
         cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
         cases = cases.append_column(_ROW, from_numbers(np.asarray(rows, np.int64)))
         cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
+        if link_fact.format == "uscc":  # what the USCC check found, carried to the partition's checks
+            cases = cases.append_column(_LINK_VALID, from_numbers(
+                np.zeros(n, np.uint8) if link_valid is None else link_valid.view(np.uint8)))
         ordinal += n
         buckets.append(cases, bucket)
     buckets.close()
