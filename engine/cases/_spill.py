@@ -274,9 +274,13 @@ def grouped_by_place(table: pa.Table, place: np.ndarray) -> pa.Table:
 def _scattered(column: pa.Array, place: np.ndarray) -> pa.Array | None:
     """``column`` scattered by ``place``; None for a type not scattered here."""
     type_, n = column.type, len(column)
+    if pa.types.is_dictionary(type_):  # (Parquet's enums) the indices scattered, the dictionary kept
+        indices = _scattered(column.indices, place)
+        return None if indices is None else pa.DictionaryArray.from_arrays(indices, column.dictionary, safe=False,
+                                                                            ordered=type_.ordered)
     string = pa.types.is_string(type_) or pa.types.is_large_string(type_)
     fixed = (pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_temporal(type_)) and (
-        not string and type_.bit_width in (8, 16, 32, 64))
+        type_.bit_width in (8, 16, 32, 64))
     if not (string or fixed or pa.types.is_boolean(type_)):
         return None
     buffers = column.buffers()
