@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._cases import bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
-from ecorules.rules._arrow import bools, from_numbers, numbers, string_buffers
+from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -50,7 +50,7 @@ def text_hashes(column: pa.Array) -> np.ndarray:
     """A uint64 hash per text of a string array (nulls hash as empty texts) from its length
     and last eight bytes, read from the array's buffers: case_ids and USCCs differ there
     (fastcalc/_cases.pyx, one pass)."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not len(column):
         return np.zeros(0, np.uint64)
     offsets, data = string_buffers(column)
@@ -260,7 +260,7 @@ def grouped_by_place(table: pa.Table, place: np.ndarray) -> pa.Table:
     order = None
     columns = []
     for column in table.columns:
-        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        column = one_array(column)  # (combine_chunks copies even a single chunk)
         moved = _scattered(column, place)
         if moved is None:
             if order is None:

@@ -24,7 +24,7 @@ from ecorules.fastcalc._cases import encode_texts, may_trim, text_index, text_po
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_buffers
+from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, one_array, string_buffers
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -193,7 +193,7 @@ def _validate_unknown(fact, column, valid: np.ndarray, found: Rejects) -> None:
     rows = np.flatnonzero(~valid)
     if not rows.size:
         return
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     part = Rejects()
     validate_column(fact, column.take(from_numbers(rows)), int(rows.size), False, part)
     for at, values, reasons in zip(part.rows, part.values, part.reasons, strict=True):
@@ -221,7 +221,7 @@ def linked_checked(fact, column) -> tuple[pa.Array, np.ndarray | None]:
     """``linked``, and for a USCC key per row whether its text as written is a valid USCC
     (for ``CaseTable.link_valid``; None where not known: another format or type). A valid
     USCC is its own ledger form; only the other texts are trimmed and put in it."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if fact.format != "uscc" or not pa.types.is_string(column.type):
         return linked(fact, column), None
     from ecorules.rules._uscc import uscc_problems
@@ -251,7 +251,7 @@ def linked(fact, column) -> pa.Array:
 
 def _stripped(column) -> pa.Array:
     """The texts trimmed; the column itself (no copy) where no text has a blank at either end."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     offsets, data = string_buffers(column)
@@ -287,7 +287,7 @@ def _coded_forms(column, form, rows: bool = True, with_codes: bool = False) -> t
     """``_coded_distinct``, and (``rows``) ``form`` of each row's text: where ``form`` changes
     no text (it returns its argument itself: nearly always), the column as it is, no copy.
     ``with_codes``: ``form`` is given the rows' codes too."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     codes, written = _encoded(column)
@@ -322,7 +322,7 @@ def indexed(column: pa.Array):
 def positions(index, column) -> np.ndarray:
     """Per text of ``column`` the first row of the same text in the column of ``index``
     (``indexed``), -1 where none (a null: -1): ``pc.index_in`` without its table built anew."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
         column = column.cast(pa.string())
     offsets, data = string_buffers(column)
