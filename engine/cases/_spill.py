@@ -34,7 +34,16 @@ from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, strin
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
-from ._table import CaseReading, CaseTable, _ascending, _codes, _concat, _stripped, linked_checked, repeats
+from ._table import (
+    CaseReading,
+    CaseTable,
+    _ascending,
+    _codes,
+    _concat,
+    _stripped,
+    linked_checked,
+    repeats,
+)
 
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
 # buckets: about one per partition of the table's estimated rows (a partition of one file is

@@ -24,7 +24,14 @@ from ecorules.fastcalc._cases import encode_texts, may_trim, text_index, text_po
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, one_array, string_buffers
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    one_array,
+    string_buffers,
+)
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
