@@ -31,6 +31,11 @@ per CPU-second of the same span (every thread: the kernel's, the writer's): on a
 with other jobs the wall-clock ratio swings with their load, the CPU ratio much less (it still
 counts waiting on memory and disk). ``--steps`` prints each run's step seconds (the run's log);
 ``--profile`` writes a cProfile of each run into --dir.
+
+``--part input --build main=DIR --build this=DIR`` times the input side alone (reading,
+spilling, loading and checking the partitions: ``input_part``) of each build, alternately:
+on a machine loaded several times its cores the whole run's CPU seconds spread more than a
+change of the input side moves them.
 """
 
 from __future__ import annotations
@@ -129,6 +134,83 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def input_part(args) -> int:
+    """The case table's input side alone (``--part input``), ``--repeats`` times in this
+    process: spilled into buckets, then each partition loaded and checked (check_values: the
+    values, duplicates, codes, USCCs), as ``CaseStage`` does before linking. Prints per repeat
+    the CPU seconds of the process (the Parquet reader's thread too) and of the main thread."""
+    import json
+
+    from ecorules.engine._nightly import DOMAIN
+    from ecorules.engine._sources import DEFAULT_BATCH_ROWS
+    from ecorules.engine.cases import _spill
+    from ecorules.engine.cases._plan import make_plan
+    from ecorules.engine.cases._table import check_values
+    from ecorules.fastcalc import compile_program
+    from ecorules.rules import load_policies
+
+    paths = prepare(args.dir, args.enterprises, args.cases)
+    policies = POLICIES if args.only != "dated versions" else dated_policies(args.dir)
+    plan = make_plan(load_policies(policies), DOMAIN, AS_OF, compile_program)
+    found = []
+    for _ in range(args.repeats):
+        cpu, thread = _cpu_seconds(), time.thread_time()
+        spilled = _spill.spill_cases(paths["cases"], plan, batch_rows=DEFAULT_BATCH_ROWS)
+        try:
+            duplicates = spilled.duplicates(plan.kind.key)
+            rows = 0
+            for buckets in spilled.partitions(_spill.PARTITION_ROWS):
+                cases = spilled.load(buckets)
+                check_values(cases, plan, duplicates)
+                rows += cases.n
+                del cases
+        finally:
+            spilled.close()
+        found.append({"cpu": _cpu_seconds() - cpu, "thread": time.thread_time() - thread, "rows": rows})
+    print(json.dumps({"repeats": found, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    return 0
+
+
+def parts(args) -> int:
+    """``--part input`` of each ``--build`` (NAME=a directory put first on PYTHONPATH, where
+    another build of ecorules is: a worktree's copy with its compiled modules), alternately,
+    the order turned each round: min and median CPU seconds per build and their ratios."""
+    import json
+    import subprocess
+
+    builds = [b.split("=", 1) for b in args.build] or [["this", ""]]
+    cpu: dict[str, list[float]] = {name: [] for name, _ in builds}
+    thread: dict[str, list[float]] = {name: [] for name, _ in builds}
+    for round_ in range(args.rounds):
+        turn = round_ % len(builds)
+        for name, path in builds[turn:] + builds[:turn]:
+            env = dict(os.environ)
+            if path:
+                env["PYTHONPATH"] = path
+            load = os.getloadavg()[0]
+            done = subprocess.run([sys.executable, __file__, "--child", "input", "--cases", str(args.cases),
+                                   "--enterprises", str(args.enterprises), "--dir", str(args.dir), "--repeats",
+                                   str(args.repeats), *(["--only", args.only] if args.only else [])],
+                                  capture_output=True, text=True, env=env)
+            if done.returncode:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            cpu[name] += [r["cpu"] for r in run["repeats"]]
+            thread[name] += [r["thread"] for r in run["repeats"]]
+            cpus = " ".join(f"{r['cpu']:.2f}" for r in run["repeats"])
+            threads = " ".join(f"{r['thread']:.2f}" for r in run["repeats"])
+            print(f"round {round_} {name:>8}: CPU-s {cpus}, main thread {threads}, {run['repeats'][0]['rows']:,} rows, "
+                  f"peak RSS {run['rss_mib']:.0f} MiB, load {load:.1f}", flush=True)
+    for name, _ in builds:
+        print(f"{name:>8}: CPU-s min {min(cpu[name]):.2f} median {statistics.median(cpu[name]):.2f}; main thread min "
+              f"{min(thread[name]):.2f} median {statistics.median(thread[name]):.2f}")
+    first = builds[0][0]
+    for name, _ in builds[1:]:
+        print(f"{name} / {first}: CPU-s {min(cpu[name]) / min(cpu[first]):.3f} of the minima, "
+              f"{statistics.median(cpu[name]) / statistics.median(cpu[first]):.3f} of the medians")
+    return 0
+
+
 def child(args) -> int:
     """One run of one variant in this process; prints its figures as a JSON line."""
     import json
@@ -190,12 +272,19 @@ def main() -> int:
     parser.add_argument("--steps", action="store_true", help="print each run's step seconds")
     parser.add_argument("--profile", action="store_true", help="a cProfile of each run into --dir")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
+    parser.add_argument("--part", choices=("input",), help="time the input side alone (input_part), --build by --build")
+    parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build (--part)")
+    parser.add_argument("--repeats", type=int, default=2, help="repeats per process (--part)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    if args.child == "input":
+        return input_part(args)
     if args.child:
         return child(args)
+    if args.part:
+        return parts(args)
 
     began = time.perf_counter()
     paths = prepare(args.dir, args.enterprises, args.cases)

@@ -10,6 +10,8 @@
   (longer, or with other characters) go to a second table keyed by their bytes. A text is
   in exactly one table (packing is a function of the text), so equal texts get one code.
 - ``text_hashes``: the hash that spills a case to its enterprise's bucket, in one pass.
+- ``bucket_places``, ``scatter_texts``, ``scatter_bits``: a batch of cases grouped by the
+  bucket it is spilled to, each column scattered in one sequential read (``_spill.py``).
 - ``may_trim``: whether trimming a string column may change it (a pass over two bytes a text).
 - ``text_index``, ``text_positions``: a string column's rows by text, built once and looked
   up many times (the enterprises' usccs, for each partition's cases and each registry batch).
@@ -297,6 +299,81 @@ def text_hashes(const offset_t[::1] offsets, const uint8_t[::1] data, const uint
             out[row] = h
     return out_array
 
+
+
+# --- grouping rows by bucket (engine/cases/_spill.py) ------------------------------------
+
+def bucket_places(const int64_t[::1] bucket, Py_ssize_t count):
+    """Per row its place when the rows are grouped by bucket in the table's order (the
+    inverse of a stable argsort by bucket), and the rows per bucket: two passes, no sort."""
+    cdef Py_ssize_t n = bucket.shape[0], row
+    counts_array = np.zeros(max(count, 1), np.int64)
+    place_array = np.empty(n, np.int64)
+    cursor_array = np.empty(max(count, 1), np.int64)
+    cdef int64_t[::1] counts = counts_array
+    cdef int64_t[::1] place = place_array
+    cdef int64_t[::1] cursor = cursor_array
+    cdef int64_t total = 0
+    cdef bint bad = False
+    with nogil:
+        for row in range(n):
+            if bucket[row] < 0 or bucket[row] >= count:
+                bad = True
+                break
+            counts[bucket[row]] += 1
+        if not bad:
+            for row in range(count):
+                cursor[row] = total
+                total += counts[row]
+            for row in range(n):
+                place[row] = cursor[bucket[row]]
+                cursor[bucket[row]] += 1
+    if bad:
+        raise ValueError(f"a bucket outside 0..{count - 1}")
+    return place_array, counts_array[:count]
+
+
+def scatter_texts(const offset_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] place):
+    """A string array's offsets and data with row ``i`` moved to ``place[i]`` (a permutation,
+    ``bucket_places``): the texts read once in order and written to one stream per bucket,
+    where a ``take`` by the grouped order read them at random (a cache miss a text)."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, row
+    if place.shape[0] != n:
+        raise ValueError(f"expected {n} places, got {place.shape[0]}")
+    out_offsets_array = np.empty(n + 1, np.int32 if offset_t is int32_t else np.int64)
+    cdef offset_t[::1] out_offsets = out_offsets_array
+    cdef offset_t size = offsets[n] - offsets[0]
+    out_data_array = np.empty(max(<Py_ssize_t>size, 1), np.uint8)
+    cdef uint8_t[::1] out_data = out_data_array
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
+    cdef offset_t length
+    with nogil:
+        out_offsets[0] = 0
+        for row in range(n):
+            out_offsets[place[row] + 1] = offsets[row + 1] - offsets[row]
+        for row in range(n):
+            out_offsets[row + 1] += out_offsets[row]
+        for row in range(n):
+            length = offsets[row + 1] - offsets[row]
+            if length:
+                memcpy(&out_data[out_offsets[place[row]]], base + offsets[row], length)
+    return out_offsets_array, out_data_array[:size]
+
+
+def scatter_bits(const uint8_t[::1] bitmap, Py_ssize_t offset, const int64_t[::1] place):
+    """An Arrow bitmap (validity or booleans, from bit ``offset``) with bit ``offset + i``
+    moved to bit ``place[i]``."""
+    cdef Py_ssize_t n = place.shape[0], row, bit
+    if bitmap.shape[0] * 8 < offset + n:
+        raise ValueError("the bitmap is shorter than its rows")
+    out_array = np.zeros(max((n + 7) // 8, 1), np.uint8)
+    cdef uint8_t[::1] out = out_array
+    with nogil:
+        for row in range(n):
+            bit = offset + row
+            if (bitmap[bit >> 3] >> (bit & 7)) & 1:
+                out[place[row] >> 3] |= <uint8_t>(1 << (place[row] & 7))
+    return out_array
 
 
 def may_trim(const offset_t[::1] offsets, const uint8_t[::1] data, const uint8_t[::1] null):

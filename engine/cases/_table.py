@@ -24,7 +24,14 @@ from ecorules.fastcalc._cases import encode_texts, may_trim, text_index, text_po
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_buffers
+from ecorules.rules._arrow import (
+    bools,
+    from_bools,
+    from_numbers,
+    numbers,
+    one_array,
+    string_buffers,
+)
 
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
@@ -62,6 +69,10 @@ class CaseTable:
     # int64 position of each row in the whole table, where this is a partition of it
     # (_spill.py); None: the whole table, a row's position is its index
     ordinal: np.ndarray | None = None
+    # bool per row: its enterprise key as written is a valid USCC, as the spill found when
+    # it put the key in the ledger's form (``linked_checked``); None: not known. Only the
+    # other rows are checked again (the USCCs were checked three times: 0.1 CPU-s a million)
+    link_valid: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -153,7 +164,11 @@ def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
         # case_ids would be slow); their stripped texts are coded below with Arrow
         # enums stay text too: the kernel decides them once per distinct value
         read = name not in texts and plan.facts[name].type.kind is not Kind.ENUM
-        column = validate_column(plan.facts[name], cases.table[name], n, read, found)
+        if name == plan.link and cases.link_valid is not None:
+            _validate_unknown(plan.facts[name], cases.table[name], cases.link_valid, found)
+            column = None
+        else:
+            column = validate_column(plan.facts[name], cases.table[name], n, read, found)
         for rows, values, reasons in zip(found.rows, found.values, found.reasons, strict=True):
             cases.reject(rows.tolist(), name, values.tolist(), reasons.tolist())
         if read:
@@ -161,8 +176,14 @@ def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
     cases.key_code, cases.keys, cases.keys_ascending = _key_codes(cases.table[plan.kind.key])
     # an enterprise has many cases: its key is trimmed and put in the ledger's form (a USCC
     # checked again) once per distinct text as written, not once per case row
-    cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(cases.table[plan.link],
-                                                                    lambda texts: linked(plan.facts[plan.link], texts))
+    link_fact = plan.facts[plan.link]
+    if cases.link_valid is None:
+        cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(cases.table[plan.link],
+                                                                        lambda texts: linked(link_fact, texts))
+    else:
+        cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(
+            cases.table[plan.link], lambda texts, codes: _linked_unless_valid(link_fact, texts, codes, cases.link_valid),
+            with_codes=True)
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     if duplicates is None:
@@ -171,6 +192,58 @@ def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
         at, values, reasons = duplicates.of(cases.ordinal)
         if at.size:
             cases.reject(at.tolist(), plan.kind.key, values, reasons)
+
+
+def _validate_unknown(fact, column, valid: np.ndarray, found: Rejects) -> None:
+    """``validate_column`` of the rows not known ``valid`` (their rows in ``found`` as in the
+    whole column's): a valid USCC as written has nothing to reject."""
+    rows = np.flatnonzero(~valid)
+    if not rows.size:
+        return
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
+    part = Rejects()
+    validate_column(fact, column.take(from_numbers(rows)), int(rows.size), False, part)
+    for at, values, reasons in zip(part.rows, part.values, part.reasons, strict=True):
+        found.add(rows[at], values, reasons)
+
+
+def _linked_unless_valid(fact, written: pa.Array, codes: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """``linked`` of the distinct texts ``written`` (``codes`` per row), each text with a row
+    known ``valid`` as it is (a valid USCC is in the ledger's form), the others put in it."""
+    known = np.zeros(len(written), bool)
+    known[codes[valid & (codes >= 0)]] = True
+    odd = np.flatnonzero(~known)
+    if not odd.size:
+        return written
+    part = written.take(from_numbers(odd))
+    formed = linked(fact, part)
+    if formed is part:
+        return written
+    mask = np.zeros(len(written), bool)
+    mask[odd] = True
+    return pc.replace_with_mask(written, from_bools(mask), formed.cast(written.type))
+
+
+def linked_checked(fact, column) -> tuple[pa.Array, np.ndarray | None]:
+    """``linked``, and for a USCC key per row whether its text as written is a valid USCC
+    (for ``CaseTable.link_valid``; None where not known: another format or type). A valid
+    USCC is its own ledger form; only the other texts are trimmed and put in it."""
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
+    if fact.format != "uscc" or not pa.types.is_string(column.type):
+        return linked(fact, column), None
+    from ecorules.rules._uscc import uscc_problems
+
+    valid = uscc_problems(column) == 0
+    odd = np.flatnonzero(~valid & (~bools(column.is_null()) if column.null_count else True))
+    if not odd.size:
+        return column, valid
+    part = column.take(from_numbers(odd))
+    formed = linked(fact, part)
+    if formed is part:
+        return column, valid
+    mask = np.zeros(len(column), bool)
+    mask[odd] = True
+    return pc.replace_with_mask(column, from_bools(mask), formed.cast(column.type)), valid
 
 
 def linked(fact, column) -> pa.Array:
@@ -185,7 +258,7 @@ def linked(fact, column) -> pa.Array:
 
 def _stripped(column) -> pa.Array:
     """The texts trimmed; the column itself (no copy) where no text has a blank at either end."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     offsets, data = string_buffers(column)
@@ -217,14 +290,15 @@ def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
     return codes, distinct
 
 
-def _coded_forms(column, form, rows: bool = True) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
+def _coded_forms(column, form, rows: bool = True, with_codes: bool = False) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
     """``_coded_distinct``, and (``rows``) ``form`` of each row's text: where ``form`` changes
-    no text (it returns its argument itself: nearly always), the column as it is, no copy."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    no text (it returns its argument itself: nearly always), the column as it is, no copy.
+    ``with_codes``: ``form`` is given the rows' codes too."""
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     codes, written = _encoded(column)
-    formed_texts = form(written)
+    formed_texts = form(written, codes) if with_codes else form(written)
     if formed_texts is written:  # distinct texts stay distinct: the codes as they are
         return codes, written, column if rows else None
     formed = pc.dictionary_encode(formed_texts)
@@ -255,7 +329,7 @@ def indexed(column: pa.Array):
 def positions(index, column) -> np.ndarray:
     """Per text of ``column`` the first row of the same text in the column of ``index``
     (``indexed``), -1 where none (a null: -1): ``pc.index_in`` without its table built anew."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
         column = column.cast(pa.string())
     offsets, data = string_buffers(column)
@@ -340,4 +414,4 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
             cases.reject(bad.tolist(), plan.link, values, [rejected[int(index[row])] for row in bad])
 
 
-__all__ = ["CaseTable", "check_values", "indexed", "link", "positions", "read_cases"]
+__all__ = ["CaseTable", "check_values", "indexed", "link", "linked_checked", "positions", "read_cases"]
