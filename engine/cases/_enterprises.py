@@ -158,18 +158,16 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
                           origin=origin[order], sources=sources)
 
 
-def parent_program(policies, parent, facts: Mapping, as_of, compile_program: Callable[..., object]):
+def parent_program(policies, parent, as_of, compile_program: Callable[..., object]):
     """The enterprise policies compiled as the registry's (``policies``: every policy of the
-    parent kind ``parent``), where one in force on ``as_of`` may reject an enterprise that
-    its roll-ups are needed to judge: a check of a policy, a working-day call of a rule (a
-    day outside the holiday table, 行政处罚法 art 85), a check of the kind reading a roll-up.
-    None where none may: the kind's other checks are judged before the cases are read
-    (``CasePlan.parent_check_program``), and a value the registry cannot read rejects its
-    enterprise then too (``enterprise_side``)."""
+    parent kind ``parent``), where one in force on ``as_of`` may reject an enterprise its
+    values passed: a check of the policy's own, a working-day call of a rule (a day outside
+    the holiday table, 行政处罚法 art 85, perhaps reached through a roll-up). None where none
+    may: the kind's checks (which read no roll-up) are judged before the cases are read
+    (``CasePlan.parent_check_program``), and so are the values (``enterprise_side``)."""
     in_force = [p for p in policies if p.in_force(as_of)]
-    may_reject = (any(p.checks or uses_calendar(p.rules) for p in in_force)
-                  or any(facts[name].rollup is not None for check in parent.checks for name in check.reads() if name in facts))
-    return compile_program(policies, domain=parent.id) if in_force and may_reject else None
+    may_reject = any(p.checks or uses_calendar(p.rules) for p in in_force)
+    return compile_program(policies, domain=parent.id) if may_reject else None
 
 
 def judged_enterprises(program, plan: CasePlan, side: EnterpriseSide, owners: np.ndarray, as_of,

@@ -159,14 +159,13 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
                     tuple(n for n in case_columns if n not in required),
                     _timeline(chosen) if by_law and len(chosen) else None, check_program, parent_check_program,
-                    _parent_program(policies, parent, facts, as_of, compile_program))
+                    _parent_program(policies, parent, as_of, compile_program))
 
 
-def _parent_program(policies: PolicySet, parent: RecordKind, facts: dict[str, Fact], as_of: dt.date,
-                    compile_program: Callable[..., Any]):
+def _parent_program(policies: PolicySet, parent: RecordKind, as_of: dt.date, compile_program: Callable[..., Any]):
     from ._enterprises import parent_program  # after _plan: it reads the plan
 
-    return parent_program(policies.for_domain(parent.id), parent, facts, as_of, compile_program)
+    return parent_program(policies.for_domain(parent.id), parent, as_of, compile_program)
 
 
 def _own_reads(policy: Policy) -> set[str]:

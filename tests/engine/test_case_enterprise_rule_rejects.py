@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from ecorules.engine import Evaluator
 from ecorules.engine._nightly import run_nightly
-from ecorules.rules import CalendarError, load_policies
+from ecorules.rules import CalendarError, RecordCheckError, load_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "data" / "cases"
@@ -127,3 +127,34 @@ def test_the_batch_gives_each_case_of_the_group_the_librarys_reason(tmp_path):
     assert {row: mine[("c.csv", row)] for row in (2, 4, 5)} == {row: ("uscc", JINSHUI, why) for row in (2, 4, 5)}
     assert mine[("c.csv", 6)][0] == "fine_yuan"  # 二七区's enterprise stands: its case keeps its own reject
     assert len(mine) == 5 and found == [("K2", 20000)]
+
+
+def test_a_check_of_an_enterprise_policy_rejects_the_group(tmp_path):
+    """A policy's own check (not its kind's, which CasePlan.parent_check_program judges before
+    the cases are read) rejecting an enterprise: the library refuses the group, and so does
+    the batch, judging the enterprises with the registry's program."""
+    policies = _folder(tmp_path)
+    head, rules = POLICY.split("rules:")
+    rules = rules.replace(rules.split('when: "')[1].split('"')[0], "as_of < date('1980-01-01')")  # no working day
+    (policies / "calendar.yaml").write_text(head + "checks:\n  - id: not_jinshui\n    column: district\n"
+                                            "    message: 测试\n    require: district != '金水区'\nrules:" + rules,
+                                            encoding="utf-8")
+    registry, cases, rows = _cases(tmp_path)
+    rows.append({**rows[0], "case_id": "K3"})
+    with cases.open("a", encoding="utf-8") as handle:
+        handle.write(f"K3,,{JINSHUI},a84_2,2025-03-01,,2025-04-01,30000,\n")
+    with Evaluator(load_policies(policies), backend="python") as evaluator:
+        with pytest.raises(RecordCheckError) as refused:
+            evaluator.evaluate_group({"uscc": JINSHUI, "district": "金水区", "industrial": "true"}, [rows[0], rows[2]],
+                                     as_of=AS_OF)
+    first = refused.value.failures[0]
+    run_nightly(registry, tmp_path / "r.sqlite", policies=policies, as_of=AS_OF, cases=cases, threads=1)
+    connection = sqlite3.connect(tmp_path / "r.sqlite")
+    rejects = connection.execute('SELECT source, row, "column", value, reason FROM rejects').fetchall()
+    found = connection.execute("SELECT case_id FROM findings WHERE case_id IS NOT NULL").fetchall()
+    connection.close()
+    why = f"its registry row 2 of {registry} was rejected ({first.column} {first.value!r}: {first.reason})"
+    assert sorted((Path(s).name, r, c, v, w) for s, r, c, v, w in rejects) == [
+        ("c.csv", 2, "uscc", JINSHUI, why), ("c.csv", 4, "uscc", JINSHUI, why),
+        ("e.csv", 2, first.column, first.value, first.reason)]
+    assert found == [("K2",)]
