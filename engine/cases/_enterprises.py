@@ -188,6 +188,8 @@ def judged_enterprises(program, plan: CasePlan, side: EnterpriseSide, owners: np
     for name in program.columns:
         if name in side.rollups:
             columns[name] = from_numbers(side.rollups[name][rows])
+        elif name == plan.link:
+            columns[name] = _link_codes(facts[name], side, rows, program.compiled.kernel_facts)
         elif name in side.columns and facts[name] == plan.facts.get(name):  # validated once, not again
             columns[name] = Validated.taken(facts[name], side.columns[name], rows)
         elif name in side.table.column_names:
@@ -201,6 +203,23 @@ def judged_enterprises(program, plan: CasePlan, side: EnterpriseSide, owners: np
         row = int(rows[at])
         found.setdefault(row, f"its registry {side.where(row)} was rejected ({name} {value!r}: {reason})")
     return found
+
+
+def _link_codes(fact, side: EnterpriseSide, rows: np.ndarray, read) -> object:
+    """The enterprise keys of side rows ``rows`` as the kernel reads them (a working-day check
+    shows the key: read, each distinct text checked by ``check_value`` in Python, 5 CPU-s for
+    200,000 enterprises): coded from the keys as linked (trimmed, in ASCII: the checked form)
+    where a vectorized check finds every one a valid USCC; else as written, checked anew."""
+    from ecorules.rules._uscc import uscc_problems
+
+    keys = side.usccs.take(from_numbers(rows))
+    if fact.format != "uscc" or keys.null_count or uscc_problems(keys).any():
+        return side.table[fact.name].take(from_numbers(rows))
+    if fact.name not in read:
+        return Validated(fact, ValidColumn(None), int(rows.size))  # checked, not read
+    encoded = pc.dictionary_encode(keys)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
+    return Validated(fact, ValidColumn(codes, tuple(encoded.dictionary.to_pylist())), int(rows.size))
 
 
 def refuse_groups(cases, link: str, side: EnterpriseSide, found: Mapping[int, str], since: int) -> None:
