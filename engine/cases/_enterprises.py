@@ -9,7 +9,7 @@ first, so that ``index_in`` maps a uscc written twice to a row that can be score
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, Validated, ValidColumn
 from ecorules.rules._arrow import bools, from_numbers
+from ecorules.rules._workdays import uses_calendar
 
 from .._sources import Registry
 from .._unset_rollups import with_absent
@@ -157,6 +158,86 @@ def enterprise_side(kept, plan: CasePlan, checked: tuple[str, ...], as_of=None) 
                           origin=origin[order], sources=sources)
 
 
+def parent_program(policies, parent, as_of, compile_program: Callable[..., object]):
+    """The enterprise policies compiled as the registry's (``policies``: every policy of the
+    parent kind ``parent``), where one in force on ``as_of`` may reject an enterprise its
+    values passed: a check of the policy's own, a working-day call of a rule (a day outside
+    the holiday table, 行政处罚法 art 85, perhaps reached through a roll-up). None where none
+    may: the kind's checks (which read no roll-up) are judged before the cases are read
+    (``CasePlan.parent_check_program``), and so are the values (``enterprise_side``)."""
+    in_force = [p for p in policies if p.in_force(as_of)]
+    may_reject = any(p.checks or uses_calendar(p.rules) for p in in_force)
+    return compile_program(policies, domain=parent.id) if may_reject else None
+
+
+def judged_enterprises(program, plan: CasePlan, side: EnterpriseSide, owners: np.ndarray, as_of,
+                       threads: int = 1) -> dict[int, str]:
+    """Side rows that ``program`` (``parent_program``) rejects with their roll-ups
+    (``side.rollups``, their cases counted) -> why their cases are rejected: the first of the
+    kernel's rejects of the row, as the registry's kernel rejects it (the library refuses the
+    whole group, ``Evaluator.evaluate_group``). Only the enterprises named by ``owners`` (a
+    partition's cases' side rows, -1: none) and not rejected already are scored."""
+    named = np.zeros(side.n, bool)
+    named[owners[owners >= 0]] = True
+    named[np.fromiter(side.rejected, np.int64, len(side.rejected))] = False
+    rows = np.flatnonzero(named)
+    if not rows.size:
+        return {}
+    facts = program.compiled.facts
+    columns: dict[str, object] = {}
+    for name in program.columns:
+        if name in side.rollups:
+            columns[name] = from_numbers(side.rollups[name][rows])
+        elif name == plan.link:
+            columns[name] = _link_codes(facts[name], side, rows, program.compiled.kernel_facts)
+        elif name in side.columns and facts[name] == plan.facts.get(name):  # validated once, not again
+            columns[name] = Validated.taken(facts[name], side.columns[name], rows)
+        elif name in side.table.column_names:
+            columns[name] = side.table[name].take(from_numbers(rows))
+        else:  # read by no policy in force (not read from the registry): neither checked nor read
+            columns[name] = pa.nulls(rows.size, pa.string())
+    result = program.score(columns, as_of=as_of, threads=threads)
+    found: dict[int, str] = {}
+    for at, name, value, reason in zip(result.reject_rows.tolist(), result.reject_columns.tolist(),
+                                       result.reject_values.tolist(), result.reject_reasons.tolist(), strict=True):
+        row = int(rows[at])
+        found.setdefault(row, f"its registry {side.where(row)} was rejected ({name} {value!r}: {reason})")
+    return found
+
+
+def _link_codes(fact, side: EnterpriseSide, rows: np.ndarray, read) -> object:
+    """The enterprise keys of side rows ``rows`` as the kernel reads them (a working-day check
+    shows the key: read, each distinct text checked by ``check_value`` in Python, 5 CPU-s for
+    200,000 enterprises): coded from the keys as linked (trimmed, in ASCII: the checked form)
+    where a vectorized check finds every one a valid USCC; else as written, checked anew."""
+    from ecorules.rules._uscc import uscc_problems
+
+    keys = side.usccs.take(from_numbers(rows))
+    if fact.format != "uscc" or keys.null_count or uscc_problems(keys).any():
+        return side.table[fact.name].take(from_numbers(rows))
+    if fact.name not in read:
+        return Validated(fact, ValidColumn(None), int(rows.size))  # checked, not read
+    encoded = pc.dictionary_encode(keys)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int32)
+    return Validated(fact, ValidColumn(codes, tuple(encoded.dictionary.to_pylist())), int(rows.size))
+
+
+def refuse_groups(cases, link: str, side: EnterpriseSide, found: Mapping[int, str], since: int) -> None:
+    """The cases of the enterprises ``found`` (side row -> why) rejected saying why, recorded
+    in ``side.rejected``; a case the stage rejected after the link (``cases.rejects[since:]``:
+    a check, its law date) too, its own reject given way: judged before its enterprise, its
+    failure is the first the library meets, and the group is refused all the same."""
+    side.rejected.update(found)
+    mine = np.flatnonzero(np.isin(cases.enterprise, np.fromiter(found, np.int64, len(found))))
+    where = {(cases.sources[cases.source[row]], int(cases.rows[row])): row for row in mine.tolist()}
+    later = cases.rejects[since:]
+    again = {where[(r.source, r.row)] for r in later if (r.source, r.row) in where}
+    cases.rejects[since:] = [r for r in later if (r.source, r.row) not in where]
+    bad = sorted(again | set(mine[cases.valid[mine]].tolist()))
+    cases.reject(bad, link, cases.uscc.take(pa.array(bad, pa.int64())).to_pylist(),
+                 [side.rejected[int(cases.enterprise[row])] for row in bad])
+
+
 def rollup_columns(side: EnterpriseSide, uscc_column, rollups: Mapping[str, object]) -> dict[str, pa.Array]:
     """The roll-up columns of one registry batch: each row's enterprise's values, or the
     roll-up's empty value for an enterprise without cases."""
@@ -190,4 +271,5 @@ def drop_uncountable(side: EnterpriseSide, batch, uscc_column) -> None:
     batch.rows = batch.rows[keep]
 
 
-__all__ = ["EnterpriseSide", "drop_uncountable", "enterprise_side", "kept_rows", "read_enterprises", "rollup_columns", "side_columns"]
+__all__ = ["EnterpriseSide", "drop_uncountable", "enterprise_side", "judged_enterprises", "kept_rows", "parent_program",
+           "read_enterprises", "refuse_groups", "rollup_columns", "side_columns"]

@@ -55,6 +55,10 @@ class CasePlan:
     # enterprise failing one is rejected by the registry, so its cases are rejected too (the
     # library refuses the whole group); None: the kind has none
     parent_check_program: Any = None
+    # the enterprise policies, where one may reject an enterprise once its cases' roll-ups are
+    # known (_enterprises.parent_program): its cases are rejects then (the library refuses the
+    # group); None: none may
+    parent_program: Any = None
 
     def needed(self) -> dict[str, list[str]]:
         """Each case column -> what reads it (the case policies by key, else the table itself),
@@ -154,7 +158,14 @@ def make_plan(policies: PolicySet, enterprise: str, as_of: dt.date,
     return CasePlan(kind, parent, facts, chosen if len(chosen) else None, case_program, where_program,
                     onto_parent, onto_cases, case_columns, enterprise_columns, decision,
                     tuple(n for n in case_columns if n not in required),
-                    _timeline(chosen) if by_law and len(chosen) else None, check_program, parent_check_program)
+                    _timeline(chosen) if by_law and len(chosen) else None, check_program, parent_check_program,
+                    _parent_program(policies, parent, as_of, compile_program))
+
+
+def _parent_program(policies: PolicySet, parent: RecordKind, as_of: dt.date, compile_program: Callable[..., Any]):
+    from ._enterprises import parent_program  # after _plan: it reads the plan
+
+    return parent_program(policies.for_domain(parent.id), parent, as_of, compile_program)
 
 
 def _own_reads(policy: Policy) -> set[str]:

@@ -34,7 +34,7 @@ from .._sources import (
 )
 from ..sources import list_registry
 from ..sources._pg_url import PostgresUrl
-from . import _spill
+from . import _enterprises, _spill
 from ._acts import one_act_one_fine
 from ._checks import checks_failed, failed_rows, reject_failed_checks
 from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, side_columns
@@ -331,6 +331,7 @@ class CaseStage:
         plan = self.plan
         side.rollups = {}
         link(cases, plan, side.usccs, side.rejected, mine, index=side.index)
+        linked_rejects = len(cases.rejects)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
         self._reject_uncountable(cases, side)
@@ -344,6 +345,30 @@ class CaseStage:
             results = self._scored(cases, side)
             if self._failed_checks:
                 raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
+        return self._judge_enterprises(cases, side, results, linked_rejects)
+
+    def _judge_enterprises(self, cases: CaseTable, side: EnterpriseSide, results: CaseResults,
+                           linked_rejects: int) -> CaseResults:
+        """An enterprise its own policies reject once its cases' roll-ups are known (a working
+        day outside the holiday table, a check: ``plan.parent_program``) is a reject of the
+        registry, and the library refuses its whole group: its cases are rejects saying so
+        (_enterprises.refuse_groups), and the partition is scored again without them (an
+        enterprise's roll-ups count its own cases only). Its roll-ups stay those it was judged
+        with, so that the registry's kernel rejects its row for the same reason."""
+        program = self.plan.parent_program
+        if program is None or not side.n:
+            return results
+        found = _enterprises.judged_enterprises(program, self.plan, side, cases.enterprise, self.as_of, self.threads)
+        if not found:
+            return results
+        refused = np.fromiter(found, np.int64, len(found))
+        judged_with = {name: values[refused].copy() for name, values in side.rollups.items()}
+        _enterprises.refuse_groups(cases, self.plan.link, side, found, linked_rejects)
+        results = self._scored(cases, side)
+        if self._failed_checks:
+            raise CaseStageError("a case passed the policies' checks and failed them once an enterprise was rejected")
+        for name, values in judged_with.items():
+            side.rollups[name][refused] = values
         return results
 
     def _scored(self, cases: CaseTable, side: EnterpriseSide) -> CaseResults:

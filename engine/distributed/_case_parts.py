@@ -82,6 +82,7 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     kept = (kept_rows(plan.facts[plan.link], table, source, rows, wanted, names) for table, source, rows in side_rows)
     side = enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
     link(cases, plan, side.usccs, side.rejected)
+    linked_rejects = len(cases.rejects)
     if plan.kind.law_date is not None:
         reject_outside_law_dates(plan.kind, cases)
     stage._reject_uncountable(cases, side)
@@ -92,7 +93,7 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
         results = stage._scored(cases, side)
         if stage._failed_checks:
             raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
-    return PartResult(results)
+    return PartResult(stage._judge_enterprises(cases, side, results, linked_rejects))
 
 
 @dataclass

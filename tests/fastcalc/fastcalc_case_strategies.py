@@ -129,8 +129,11 @@ def _plain(facts: dict[str, Fact]) -> dict[str, Fact]:
 
 # the rare working-day rejects of cases (case_folder's ``rare``), on the table from 2012: a
 # law date counting working days from a case's act date ("law"), an enterprise's roll-up
-# counting them in its where ("where")
-RARE_CASES = {"law": "working_day_on_or_after(act_date)", "where": "add_working_days(act_date, 5) < discovered"}
+# counting them in its where ("where"), an enterprise policy's rule reaching 2011 for an
+# enterprise of two cases or more counted by its first roll-up ("rule": the library refuses the
+# enterprise's whole group, tests/engine/test_case_enterprise_rule_rejects.py)
+RARE_CASES = {"law": "working_day_on_or_after(act_date)", "where": "add_working_days(act_date, 5) < discovered",
+              "rule": "working_day_on_or_after(if(u0 >= 2, date('2011-06-01'), as_of)) > as_of"}
 
 
 @st.composite
@@ -138,7 +141,9 @@ def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
     """Write the two catalogues, the holiday table, case and enterprise policies into
     ``folder``; the loader reads them (a refusal is the caller's to discard). ``rare`` (a
     key of RARE_CASES) makes the folder count working days from the cases' act dates on a
-    table from 2012, in the law date or in the where of its first roll-up."""
+    table from 2012, in the law date or in the where of its first roll-up, or gives the
+    enterprise policy a rule whose working day is outside that table where that roll-up
+    counts two cases or more."""
     constructs = {"kind case"}
     # sometimes a table from 2012 on: the cases' working days from 2010 fall outside it and are
     # rejects, in a rule or check and in the law date alike
@@ -158,7 +163,7 @@ def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
     for r in range(draw(st.integers(1, 4))):
         name = f"u{r}"
         function = draw(st.sampled_from(["count", "window", "count", "sum", "max", "before"]))
-        if rare == "where" and r == 0:
+        if rare in ("where", "rule") and r == 0:
             function = "count"
         lines = [f"  {name}:"]
         where = None
@@ -288,6 +293,8 @@ def case_folder(draw, folder: Path, rare: str | None = None) -> Folder:
     exprs = expressions({**ENTERPRISE_FACTS, **onto_enterprise}, params)
     values = _values(draw, exprs)
     rules = _rules(draw, exprs, ["district"], fines=False)
+    if rare == "rule":
+        rules.append(("rw", RARE_CASES["rule"], [], [("watch", None, None)], [], None))
     if any(_reads(text, name) for name, _ in values for rule in rules for text in _texts(rule)):
         constructs.add("values: read by an enterprise rule")
     if any(payer == OPTIONAL_PAYER for rule in rules for _, _, payer in rule[2]):
