@@ -181,6 +181,10 @@ def _as_bytes(encoding: str) -> bool:
     return encoding in ("utf-8", "utf-8-sig")
 
 
+# the charsets Spark 4 reads without spark.sql.legacy.javaCharsets (its CharsetProvider)
+_SPARK_CHARSETS = frozenset({"us-ascii", "iso-8859-1", "utf-8", "utf-16be", "utf-16le", "utf-16", "utf-32"})
+
+
 def _java_charset(encoding: str) -> str:
     """The charset Spark reads a file in: a UTF-8 file byte for byte (its BOM is on the header
     line, which is skipped), another encoding as Java names it."""
@@ -219,6 +223,11 @@ def _csv_frame(spark, readers: list[CsvFile]):
     groups: dict[tuple, list[str]] = {}
     for reader in readers:
         groups.setdefault((reader.separator, reader.encoding, len(reader.headers)), []).append(str(reader.path))
+    if any(_java_charset(encoding).lower() not in _SPARK_CHARSETS for _separator, encoding, _width in groups):
+        # Spark 4 reads a CSV file only in the Unicode charsets and Latin-1 unless this is set
+        # (SPARK-48857: INVALID_PARAMETER_VALUE.CHARSET for GB18030); Spark 3.5 reads any charset
+        # of the JDK and has no such setting. Set on the run's session, as score sets its time zone
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     frames = []
     for (separator, encoding, width), paths in groups.items():
         schema = StructType([*(StructField(f"c{i}", StringType()) for i in range(width)),

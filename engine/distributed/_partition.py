@@ -31,7 +31,9 @@ from .._duplicates import (
     KeyCensus,
     RecordKey,
     batch_digests,
+    digests,
     repeated_of,
+    streamed,
     suspects_in,
     unique_key,
 )
@@ -39,6 +41,7 @@ from .._nightly import NightlyError
 from .._scored import ScoredBatch, Scoring, make_scoring, score_batch
 from .._sources import Batch, ColumnResolver
 from .._unset_rollups import unset_rollups, with_unset
+from ..sources._types import column_mark
 
 DOMAIN = "enterprise"
 SOURCE, ROW = "_source", "_row"  # where each row came from, when the reader knows
@@ -163,14 +166,16 @@ class Part:
         return Batch(_widened(picked), source, rows, {name: headers[i] for name, i in columns.items()}, [],
                      table.num_rows)
 
-    def score(self, table: pa.Table) -> list[ScoredBatch]:
-        """Score a table of the partition's rows (with the registry's headers)."""
+    def score(self, table: pa.Table, census: list[np.ndarray] | None = None) -> list[ScoredBatch]:
+        """Score a table of the partition's rows (with the registry's headers). With ``census``
+        (the first pass: the plan knows no repeated key yet), the digests of each batch's valid
+        keys are appended to it on the way (:meth:`_counted`)."""
         plan = self.plan
         if self._scoring is None:
             self._scoring, self._keys = _scoring(plan.policies, plan.fingerprint), _filter(plan)
         out = []
         for batch in self.batches(table):
-            batch = self._keys.apply(batch)
+            batch = self._keys.apply(batch) if census is None else self._counted(batch, census)
             if batch.table.num_rows and plan.unset:
                 batch.table = with_unset(batch.table, plan.unset)
             if batch.table.num_rows and plan.rollups is not None:  # as the local run's _batch adds them
@@ -183,6 +188,29 @@ class Part:
                     batch.table = batch.table.append_column(name, column)
             out.append(score_batch(self._scoring, batch, as_of=plan.as_of, threads=1))
         return out
+
+    def _counted(self, batch: Batch, census: list[np.ndarray]) -> Batch:
+        """The duplicate filter's work on a batch of the first pass (every valid key written in
+        its canonical form: nothing repeats yet), with the census's digests of its keys taken
+        from the same reading, and the scorer told which USCCs passed both check characters
+        (as the local run's filter tells it: engine/_duplicates.py's ``_suspects``). Done apart,
+        the census, the filter and the kernel each checked every USCC of the batch."""
+        key = census_key(self.plan)
+        if (key is None or self._keys.census is not None or not batch.table.num_rows
+                or not all(name in batch.table.column_names for name in key.names)):
+            return self._keys.apply(batch)
+        keys, valid, canonical = key.read(batch.table)
+        for name, column in canonical.items():
+            if column is not batch.table[name]:
+                batch.table = batch.table.set_column(batch.table.column_names.index(name), name, column)
+        census.append(digests(key.digest_fact, keys, valid))
+        if streamed(key, "reject"):  # a USCC key: the check the scorer would make again
+            name = key.name
+            if valid.all():
+                batch.checked = batch.checked | {name}
+            else:
+                batch.suspects = {**batch.suspects, name: (np.flatnonzero(~valid), column_mark(batch.table[name]))}
+        return batch
 
     def digests(self, table: pa.Table) -> np.ndarray:
         """The census's first pass over a table of the partition: a digest per valid key."""

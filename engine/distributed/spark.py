@@ -172,9 +172,12 @@ def _scorer(plan: Plan, pieces_in: bool, census: bool):
         part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
         for table in _tables(batches, pieces_in):
-            if census:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
-                yield _digest_rows(part.number, part.digests(table))
-            for scored in part.score(table):
+            # the keys read and checked once for the census and the scoring (Part._counted)
+            found: list[np.ndarray] | None = [] if census else None
+            scored_batches = part.score(table, found)
+            if found is not None:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
+                yield _digest_rows(part.number, np.concatenate(found) if found else np.zeros(0, np.uint64))
+            for scored in scored_batches:
                 yield _scored_rows(part.number, seq, scored)
                 seq += 1
     return score_batches
