@@ -41,7 +41,9 @@ summary = run_nightly(enterprises, out, policies=policies, as_of=dt.date(2026, 1
                       force=True, tune_allocator=tune == "1")
 wall = time.perf_counter() - began
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"rss_mib": usage.ru_maxrss / 1024, "wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime,
+# VmHWM, this process's own peak: ru_maxrss keeps the forking parent's peak across exec
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rss_mib": peak / 1024, "wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime,
                   "rows_in": summary.rows_in, "findings": summary.findings, "already": summary.already_assessed}))
 """
 
