@@ -147,7 +147,7 @@ def canonical_values(fact, column: pa.Array) -> pa.Array:
     " 郑东新区管委会 " pays as 郑东新区管委会, the name its district total carries). Decided
     once per distinct text; the rows were accepted, so every distinct text resolves."""
     if fact.type.kind is not Kind.ENUM:
-        if not _may_trim(column):  # nearly every column: nothing to trim, no copy
+        if pa.types.is_string(column.type) and not may_trim_texts(column):  # nearly every column: no copy
             return column
         decide = functools.partial(coerce, fact)
     else:
@@ -157,12 +157,14 @@ def canonical_values(fact, column: pa.Array) -> pa.Array:
                     for text in encoded.dictionary.to_pylist()]).take(encoded.indices)
 
 
-def _may_trim(column: pa.Array) -> bool:
-    if not pa.types.is_string(column.type):
-        return True
+def may_trim_texts(column: pa.Array) -> bool:
+    """Whether trimming may change some text of a string array (``fastcalc._cases.may_trim``:
+    one pass over each text's first and last byte)."""
     offsets, data = string_buffers(column)
-    null = bools(column.is_null()).view(np.uint8) if column.null_count else np.zeros(0, np.uint8)
-    return may_trim(offsets, data, null)
+    return may_trim(offsets, data, bools(column.is_null()).view(np.uint8) if column.null_count else _NO_NULLS)
+
+
+_NO_NULLS = np.zeros(0, np.uint8)
 
 
 def _iso_days(days: np.ndarray | None, n: int) -> list:

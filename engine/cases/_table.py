@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import encode_texts, may_trim, text_index, text_positions
+from ecorules.fastcalc._cases import encode_texts, text_index, text_positions
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
@@ -33,6 +33,7 @@ from ecorules.rules._arrow import (
     string_buffers,
 )
 
+from .._chunks import may_trim_texts
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
 
@@ -261,13 +262,7 @@ def _stripped(column) -> pa.Array:
     column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
-    offsets, data = string_buffers(column)
-    if not may_trim(offsets, data, bools(column.is_null()).view(np.uint8) if column.null_count else _NO_NULLS):
-        return column
-    return pc.utf8_trim_whitespace(column)
-
-
-_NO_NULLS = np.zeros(0, np.uint8)
+    return pc.utf8_trim_whitespace(column) if may_trim_texts(column) else column
 
 
 def _key_codes(column) -> tuple[np.ndarray, pa.Array, bool]:
