@@ -316,7 +316,7 @@ def _differential(data, compared: Counter, rare: str | None = None) -> None:
                                          as_of=as_of, cases=folder / "cases.csv", threads=1,
                                          allow_unset_parameters=True)
             except Exception:
-                shutil.copytree(folder, Path(tempfile.mkdtemp(prefix="ecorules-case-differential-")), dirs_exist_ok=True)
+                _keep(folder)
                 raise
             assert second.run_id != first.run_id
             got = _batch(folder / "results.sqlite", again, as_of, second.run_id)
@@ -346,10 +346,19 @@ def _compare(folder: Path, backend: str, as_of, got, want) -> None:
     for what, mine, theirs in zip(("findings", "list entries", "case rejects", "roll-ups per payer"), got, want,
                                   strict=True):
         if mine != theirs:  # the example's files, to read and run again
-            kept = Path(tempfile.mkdtemp(prefix="ecorules-case-differential-"))
-            shutil.copytree(folder, kept, dirs_exist_ok=True)
+            kept = _keep(folder)
             raise AssertionError(f"{backend}: {what} differ (as_of {as_of}, files in {kept}): batch only "
                                  f"{_diff(mine, theirs)}; {backend} only {_diff(theirs, mine)}")
+
+
+def _keep(folder: Path) -> Path:
+    """Copy a failing example's files to one folder per process, replacing the previous copy:
+    Hypothesis replays the shrunk example last, so the folder ends holding the smallest one
+    (a copy per failing shrink step left hundreds in /tmp)."""
+    kept = Path(tempfile.gettempdir()) / f"ecorules-case-differential-{os.getpid()}"
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(folder, kept)
+    return kept
 
 
 def _diff(a, b) -> list:

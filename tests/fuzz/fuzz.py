@@ -49,10 +49,9 @@ def write_seeds(target: str, corpus: Path) -> int:
     return count
 
 
-def fuzz_one(target: str, seconds: int) -> int:
+def fuzz_one(target: str, seconds: int, crashes: Path) -> int:
     """Run one target in a process of its own (libFuzzer exits the process when done)."""
-    crashes = HERE / "crashes"
-    crashes.mkdir(exist_ok=True)
+    crashes.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ecorules-corpus-{target}-") as corpus:
         seeds = write_seeds(target, Path(corpus))
         print(f"{target}: {seeds} seeds, {seconds} s", flush=True)
@@ -79,11 +78,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", choices=(*TARGET_NAMES, "all"))
     parser.add_argument("--seconds", type=int, default=60, help="per target")
+    parser.add_argument("--crashes", type=Path, default=HERE / "crashes",
+                        help="where libFuzzer writes crashing (and slow) inputs (default: %(default)s)")
     args = parser.parse_args()
     targets = TARGET_NAMES if args.target == "all" else (args.target,)
-    failed = [t for t in targets if fuzz_one(t, args.seconds) != 0]
+    failed = [t for t in targets if fuzz_one(t, args.seconds, args.crashes) != 0]
     if failed:
-        print(f"crashes in: {', '.join(failed)} (inputs in {HERE / 'crashes'})", flush=True)
+        print(f"crashes in: {', '.join(failed)} (inputs in {args.crashes})", flush=True)
     return 1 if failed else 0
 
 

@@ -35,6 +35,12 @@ def test_every_regression_names_a_target():
 @pytest.mark.parametrize("target", sorted(_targets.TARGETS))
 def test_short_fuzz(target, tmp_path):
     seconds = os.environ.get("ECORULES_FUZZ_SECONDS", "15")
-    run = subprocess.run([sys.executable, str(HERE / "fuzz.py"), target, "--seconds", seconds],
+    # libFuzzer's artifacts (a crash, or a "slow unit" on a loaded machine) go to the test's own
+    # folder, not into the source tree; a crash's input is named in the failure to copy into
+    # regressions/<target>/
+    crashes = tmp_path / "crashes"
+    run = subprocess.run([sys.executable, str(HERE / "fuzz.py"), target, "--seconds", seconds,
+                          "--crashes", str(crashes)],
                          capture_output=True, text=True, timeout=int(seconds) * 4 + 120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, (f"inputs in {crashes}: {sorted(p.name for p in crashes.glob('*'))}\n"
+                                 + run.stdout[-3000:] + run.stderr[-3000:])
