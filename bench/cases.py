@@ -33,7 +33,8 @@ counts waiting on memory and disk). ``--steps`` prints each run's step seconds (
 ``--profile`` writes a cProfile of each run into --dir.
 
 ``--part input --build main=DIR --build this=DIR`` times the input side alone (reading,
-spilling, loading and checking the partitions: ``input_part``) of each build, alternately:
+spilling, loading and checking the partitions: ``input_part``; with ``--profile`` a cProfile
+of the main thread per process into --dir, input-PID.prof) of each build, alternately:
 on a machine loaded several times its cores the whole run's CPU seconds spread more than a
 change of the input side moves them.
 """
@@ -164,6 +165,12 @@ def input_part(args) -> int:
     policies = POLICIES if args.only != "dated versions" else dated_policies(args.dir)
     plan = make_plan(load_policies(policies), DOMAIN, AS_OF, compile_program)
     found = []
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile(time.thread_time)
+        profile.enable()
     for _ in range(args.repeats):
         cpu, thread = _cpu_seconds(), time.thread_time()
         spilled = _spill.spill_cases(paths["cases"], plan, batch_rows=DEFAULT_BATCH_ROWS)
@@ -178,6 +185,9 @@ def input_part(args) -> int:
         finally:
             spilled.close()
         found.append({"cpu": _cpu_seconds() - cpu, "thread": time.thread_time() - thread, "rows": rows})
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(str(args.dir / f"input-{os.getpid()}.prof"))
     print(json.dumps({"repeats": found, "rss_mib": _peak_rss_mib()}))
     return 0
 
@@ -201,7 +211,8 @@ def parts(args) -> int:
             load = os.getloadavg()[0]
             done = subprocess.run([sys.executable, __file__, "--child", "input", "--cases", str(args.cases),
                                    "--enterprises", str(args.enterprises), "--dir", str(args.dir), "--repeats",
-                                   str(args.repeats), *(["--only", args.only] if args.only else [])],
+                                   str(args.repeats), *(["--only", args.only] if args.only else []),
+                                   *(["--profile"] if args.profile else [])],
                                   capture_output=True, text=True, env=env)
             if done.returncode:
                 raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")

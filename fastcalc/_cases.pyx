@@ -10,9 +10,11 @@
   (longer, or with other characters) go to a second table keyed by their bytes. A text is
   in exactly one table (packing is a function of the text), so equal texts get one code.
 - ``text_hashes``: the hash that spills a case to its enterprise's bucket, in one pass.
+- ``HashSet``: the distinct hashes of the table's enterprise keys, a batch at a time.
 - ``bucket_places``, ``scatter_texts``, ``scatter_bits``: a batch of cases grouped by the
   bucket it is spilled to, each column scattered in one sequential read (``_spill.py``).
 - ``may_trim``: whether trimming a string column may change it (a pass over two bytes a text).
+- ``ascending_texts``: whether a string column is strictly ascending (a case table in case_id order).
 - ``text_index``, ``text_positions``: a string column's rows by text, built once and looked
   up many times (the enterprises' usccs, for each partition's cases and each registry batch).
 - ``supersede_part``: one act one fine (行政处罚法 art 29) over the fired fines of a part of the
@@ -301,6 +303,87 @@ def text_hashes(const offset_t[::1] offsets, const uint8_t[::1] data, const uint
 
 
 
+# --- HashSet ------------------------------------------------------------------------------
+
+cdef class HashSet:
+    """Distinct uint64 numbers (the hashes of a case table's enterprise keys, _spill.py), added
+    an array at a time: one probe a number of an open-addressing table of the distinct ones,
+    where sorting every batch's hashes with the distinct ones so far sorted each hash several
+    times (~0.55 CPU-s at 10 M cases). ``sorted()`` gives them in ascending order."""
+    cdef uint64_t* slots  # 0: an empty slot (the number 0 is kept by ``zero``)
+    cdef Py_ssize_t capacity, used
+    cdef bint zero
+
+    def __cinit__(self):
+        self.capacity = 1024
+        self.used = 0
+        self.zero = False
+        self.slots = <uint64_t*>calloc(self.capacity, sizeof(uint64_t))
+        if self.slots == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    def __len__(self):
+        return self.used + self.zero
+
+    cdef int _grow(self) noexcept nogil:
+        cdef Py_ssize_t capacity = self.capacity * 2, i, at
+        cdef uint64_t* new = <uint64_t*>calloc(capacity, sizeof(uint64_t))
+        if new == NULL:
+            return -1
+        for i in range(self.capacity):
+            if self.slots[i]:
+                at = _mix(self.slots[i]) & (capacity - 1)
+                while new[at]:
+                    at = (at + 1) & (capacity - 1)
+                new[at] = self.slots[i]
+        free(self.slots)
+        self.slots = new
+        self.capacity = capacity
+        return 0
+
+    def add(self, const uint64_t[::1] numbers):
+        cdef Py_ssize_t n = numbers.shape[0], row, at
+        cdef uint64_t h
+        cdef int failed = 0
+        with nogil:
+            for row in range(n):
+                h = numbers[row]
+                if h == 0:
+                    self.zero = True
+                    continue
+                if 2 * (self.used + 1) > self.capacity and self._grow():
+                    failed = 1
+                    break
+                if row + AHEAD < n:
+                    __builtin_prefetch(self.slots + (_mix(numbers[row + AHEAD]) & (self.capacity - 1)))
+                at = _mix(h) & (self.capacity - 1)
+                while self.slots[at] and self.slots[at] != h:
+                    at = (at + 1) & (self.capacity - 1)
+                if not self.slots[at]:
+                    self.slots[at] = h
+                    self.used += 1
+        if failed:
+            raise MemoryError()
+
+    def sorted(self):
+        out_array = np.empty(self.used + self.zero, np.uint64)
+        cdef uint64_t[::1] out = out_array
+        cdef Py_ssize_t i, k = 0
+        with nogil:
+            if self.zero:
+                out[0] = 0
+                k = 1
+            for i in range(self.capacity):
+                if self.slots[i]:
+                    out[k] = self.slots[i]
+                    k += 1
+        out_array.sort()
+        return out_array
+
+
 # --- grouping rows by bucket (engine/cases/_spill.py) ------------------------------------
 
 def bucket_places(const int64_t[::1] bucket, Py_ssize_t count):
@@ -396,6 +479,26 @@ def may_trim(const offset_t[::1] offsets, const uint8_t[::1] data, const uint8_t
                 found = True
                 break
     return found
+
+def ascending_texts(const offset_t[::1] offsets, const uint8_t[::1] data):
+    """Whether the texts of a string column without nulls are strictly ascending in byte
+    order (UTF-8's is code point order): ``pc.less`` of the column against itself shifted
+    by one made a boolean array and read every text twice."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, row
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
+    cdef Py_ssize_t a, b, common
+    cdef int order
+    cdef bint ascending = True
+    with nogil:
+        for row in range(1, n):
+            a = offsets[row] - offsets[row - 1]
+            b = offsets[row + 1] - offsets[row]
+            common = a if a < b else b
+            order = memcmp(base + offsets[row - 1], base + offsets[row], common) if common else 0
+            if order > 0 or (order == 0 and a >= b):
+                ascending = False
+                break
+    return ascending
 
 # --- TextIndex ----------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ follows a partition's size, not the table's.
 The table is read once, batch by batch; each row goes to one of ``BUCKETS`` buckets by a hash
 of its enterprise key as the registry compares it (``linked``: trimmed, a USCC in ASCII), so
 that every case of an enterprise is in one bucket, and is appended to that bucket's file with
-its source, its row number there and its position in the table (``ordinal``). Buckets are then
+its position in the table (``ordinal``), and its source and row number there unless they follow
+from the position (a batch of consecutive rows, nearly every one: its first row's source and
+number kept in memory, 12 bytes a row fewer written and read back). Buckets are then
 put together, consecutive ones, into partitions of about ``PARTITION_ROWS`` rows, and a
 partition is loaded, in the table's row order, when the stage comes to it.
 
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import bucket_places, scatter_bits, scatter_texts
+from ecorules.fastcalc._cases import HashSet, bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
@@ -124,6 +126,9 @@ class SpilledCases:
     wanted_hashes: np.ndarray
     ascending: bool  # case_ids non-empty and strictly ascending in the table's order: no duplicate
     columns: tuple[str, ...]
+    # the batches of consecutive rows, whose rows were spilled without their source and row
+    # number: per batch its first position in the table (ascending), its source, its first row
+    runs: _Runs = field(default_factory=lambda: _Runs().done())
 
     @property
     def n(self) -> int:
@@ -154,9 +159,12 @@ class SpilledCases:
             empty = np.zeros(0, np.int64)
             return CaseTable(_concat([], self.columns), self.sources, np.zeros(0, np.int32), empty, self.headers, 0,
                              ordinal=empty)
-        source = np.concatenate([_ints(t[_SOURCE]) for t in tables]).astype(np.int32)
-        rows = np.concatenate([_ints(t[_ROW]) for t in tables]).astype(np.int64)
         ordinal = np.concatenate([_ints(t[_ORDINAL]) for t in tables]).astype(np.int64)
+        source = rows = None  # every row of a batch of consecutive rows (nearly always): once in order, below
+        if any(_ROW in t.column_names for t in tables):
+            origins = [self.runs.origin(t) for t in tables]
+            source = np.concatenate([o[0] for o in origins]).astype(np.int32)
+            rows = np.concatenate([o[1] for o in origins]).astype(np.int64)
         link_valid = (np.concatenate([_ints(t[_LINK_VALID]) for t in tables]).astype(bool)
                       if all(_LINK_VALID in t.column_names for t in tables) else None)
         try:  # chunks of the files' batches, copied once below (combined, or taken in the table's order)
@@ -166,8 +174,12 @@ class SpilledCases:
         if ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
             order = np.argsort(ordinal, kind="stable")
             whole = whole.take(from_numbers(order))
-            source, rows, ordinal = source[order], rows[order], ordinal[order]
+            ordinal = ordinal[order]
+            source, rows = (None, None) if source is None else (source[order], rows[order])
             link_valid = None if link_valid is None else link_valid[order]
+        if source is None:
+            source, rows = self.runs.of(ordinal)
+            source = source.astype(np.int32)
         return CaseTable(whole.combine_chunks(), self.sources, source, rows, self.headers, int(ordinal.size),
                          ordinal=ordinal, link_valid=link_valid)
 
@@ -178,11 +190,13 @@ class SpilledCases:
         keyed = _Buckets(self.folder / "keys", self.buckets)
         for files in self.files:
             for path in files:
-                table = _read(path, [key, _SOURCE, _ROW, _ORDINAL])
+                table = _read(path, combine=False)
+                table = table.select([c for c in (key, _SOURCE, _ROW, _ORDINAL) if c in table.column_names]).combine_chunks()
+                source, row = self.runs.origin(table)
                 text = _stripped(table[key])
                 bucket = (text_hashes(text) % np.uint64(self.buckets)).astype(np.int64)
-                keyed.append(pa.table({_KEY: text, _SOURCE: table[_SOURCE], _ROW: table[_ROW],
-                                       _ORDINAL: table[_ORDINAL]}), bucket)
+                keyed.append(pa.table({_KEY: text, _SOURCE: from_numbers(source.astype(np.int32)),
+                                       _ROW: from_numbers(row.astype(np.int64)), _ORDINAL: table[_ORDINAL]}), bucket)
         keyed.close()
         found: list[tuple[np.ndarray, list, list]] = []
         for files in keyed.files:
@@ -365,9 +379,10 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
     reading = CaseReading()
     ordinal = 0
     wanted = _Distinct() if texts else None
-    wanted_hashes = _DistinctHashes()
+    wanted_hashes = HashSet()
     ascending, last_key = True, None
     link_fact = plan.facts[plan.link]
+    runs = _Runs()
     for source, rows, cases in reading.batches(reader, plan):
         n = cases.num_rows
         if not n:
@@ -385,8 +400,12 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
             ascending = _ascending(text) and (
                 pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
             last_key = text[-1].as_py() if ascending else None
-        cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
-        cases = cases.append_column(_ROW, from_numbers(np.asarray(rows, np.int64)))
+        rows = np.asarray(rows, np.int64)
+        if int(rows[-1]) - int(rows[0]) == n - 1 and (n < 2 or bool(np.all(np.diff(rows) == 1))):
+            runs.add(ordinal, source, int(rows[0]))  # its source and rows follow from the ordinal
+        else:
+            cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
+            cases = cases.append_column(_ROW, from_numbers(rows))
         cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
         if link_fact.format == "uscc":  # what the USCC check found, carried to the partition's checks
             cases = cases.append_column(_LINK_VALID, from_numbers(
@@ -397,35 +416,51 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        wanted_hashes.result(), ascending, tuple(plan.case_columns))
+                        wanted_hashes.sorted(), ascending, tuple(plan.case_columns), runs.done())
 
 
-class _DistinctHashes:
-    """The distinct uint64 hashes of many arrays, sorted (made distinct as ``_Distinct``)."""
+class _Runs:
+    """The batches of consecutive rows spilled without their source and row number: per batch
+    its first position in the table, its source and its first row number."""
 
     def __init__(self):
-        self._distinct = np.zeros(0, np.uint64)
-        self._waiting: list[np.ndarray] = []
-        self._waiting_length = 0
+        self.start: list[int] | np.ndarray = []
+        self.source: list[int] | np.ndarray = []
+        self.first_row: list[int] | np.ndarray = []
 
-    def add(self, hashes: np.ndarray) -> None:
-        self._waiting.append(hashes)
-        self._waiting_length += hashes.size
-        if self._waiting_length >= max(self._distinct.size, 1 << 22):
-            self._merge()
+    def add(self, start: int, source: int, first_row: int) -> None:
+        self.start.append(start)
+        self.source.append(source)
+        self.first_row.append(first_row)
 
-    def _merge(self) -> None:
-        if self._waiting:
-            # sorted, then the first of each run (np.unique hashes: several times slower here)
-            merged = np.sort(np.concatenate([self._distinct, *self._waiting]))
-            first = np.ones(merged.size, bool)
-            first[1:] = merged[1:] != merged[:-1]
-            self._distinct = merged[first]
-            self._waiting, self._waiting_length = [], 0
+    def done(self) -> _Runs:
+        self.start = np.asarray(self.start, np.int64)
+        self.source = np.asarray(self.source, np.int64)
+        self.first_row = np.asarray(self.first_row, np.int64)
+        return self
 
-    def result(self) -> np.ndarray:
-        self._merge()
-        return self._distinct
+    def origin(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of a spilled file's table its source and its row number there: spilled
+        with it, or (a batch of consecutive rows) from its position in the table."""
+        if _ROW in table.column_names:
+            return _ints(table[_SOURCE]), _ints(table[_ROW])
+        return self.of(_ints(table[_ORDINAL]))
+
+    def of(self, ordinal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The source and row number of rows of these batches, by their positions in the table."""
+        if ordinal.size > 1 and np.any(np.diff(ordinal) < 0):
+            run = np.searchsorted(self.start, ordinal, side="right") - 1
+            return self.source[run], self.first_row[run] + (ordinal - self.start[run])
+        # ascending (a spilled file, a partition): each batch's rows a slice, filled at once
+        # (gathering per row by each row's batch cost ~25 ms per million rows)
+        begins = np.searchsorted(ordinal, self.start).tolist() + [ordinal.size]
+        source = np.empty(ordinal.size, np.int64)
+        rows = np.empty(ordinal.size, np.int64)
+        for k in np.flatnonzero(np.diff(begins)).tolist():
+            at = slice(begins[k], begins[k + 1])
+            source[at] = self.source[k]
+            np.add(ordinal[at], int(self.first_row[k]) - int(self.start[k]), out=rows[at])
+        return source, rows
 
 
 class _Distinct:

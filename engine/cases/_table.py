@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import encode_texts, text_index, text_positions
+from ecorules.fastcalc._cases import ascending_texts, encode_texts, text_index, text_positions
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
@@ -343,9 +343,14 @@ def _codes(column) -> tuple[np.ndarray, pa.Array]:
 
 def _ascending(texts: pa.Array) -> bool:
     """Whether ``texts`` (no nulls) are strictly ascending in code point order."""
+    texts = one_array(texts)  # (combine_chunks copies even a single chunk)
     if texts.null_count:
         return False
-    return len(texts) < 2 or pc.all(pc.less(texts.slice(0, len(texts) - 1), texts.slice(1))).as_py()
+    if len(texts) < 2:
+        return True
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        texts = texts.cast(pa.string())
+    return ascending_texts(*string_buffers(texts))
 
 
 def repeats(order: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
