@@ -103,7 +103,8 @@ def _bytes_restored(table: pa.Table) -> pa.Table:
         offsets = string_buffers(column)[0]
         lead = _leads(column)
         hit = np.zeros(len(column), bool)
-        hit[np.searchsorted(offsets - offsets[0], lead, side="right") - 1] = True
+        relative = offsets - offsets[0]
+        hit[np.searchsorted(relative, lead.astype(relative.dtype), side="right") - 1] = True  # (no cast of the offsets)
         mask = from_bools(hit)
         raw = [value.translate(_AS_SURROGATES).encode("utf-8", "surrogateescape")
                for value in column.filter(mask).to_pylist()]
