@@ -80,8 +80,13 @@ ENTRIES_PER_PARTITION = 32_768
 ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K of them took ~15 MiB)
 # entered entries read back at once, a batch of each partition (in_order holds up to two):
 # with batches of 256 (a partition's entries in all), 130 partitions' batches at 2 M entries
-# took ~10 MiB of read buffers, against ~2 at 200 K (20 K entered, 13 partitions)
-ENTERED_AT_ONCE = 8_192
+# took ~10 MiB of read buffers, against ~2 at 200 K (20 K entered, 13 partitions). But each
+# batch costs about the same to write, read and merge however few its rows: at 8,192 (132-row
+# batches at 2 M entries, 62 partitions) a first run took 13.0 CPU-s, most of it there
+# (py-spy), and the list state 6.3 CPU-s of the commit of a 10 M-case run (bench/cases.py);
+# at 32,768, the batches narrowed to what _enter reads, 7.0 CPU-s (bench/lists.py's store of
+# 2 M entries, run 1), the peak 19 MiB higher
+ENTERED_AT_ONCE = 32_768
 ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
@@ -154,8 +159,8 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             justified = _justified_of(parts.read("justified", partition, _JUSTIFIED), day)
             entered, rows = _compare(justified, before, final, run, counts)
             sql.replace_rows(db, "list_state", _STATE_COLUMNS, ("id",), rows)
-            # read back a batch or two of each partition at a time (in_order)
-            parts.put("entered", partition, entered, max(64, ENTERED_AT_ONCE // parts.count))
+            # read back a batch or two of each partition at a time (in_order), only what _enter reads
+            parts.put("entered", partition, entered.select(_ENTERED_COLUMNS), max(64, ENTERED_AT_ONCE // parts.count))
         # ids in one order across the partitions (_order_entered), a part of each at a time
         _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
     # this run judged the entries of every policy it was not told to leave alone
@@ -244,6 +249,9 @@ def _compare(justified: pa.Table, before: pa.Table, final: pa.Array, run: _Run,
 
 _STATE_COLUMNS = ("id", "rule_id", "uscc", "tag", "case_id", "text_id", "started", "planned_end", "ended", "exit",
                   "exit_reason", "first_run", "last_run", "exit_run")
+# of an entered entry, what _enter writes: its order, its chunk's rule and text, its element
+# and, where the run ended it too, its row of list_state (_write_ended)
+_ENTERED_COLUMNS = ("order", *_STATE_COLUMNS[1:11])
 
 
 def _keys(entries: pa.Table) -> pa.Array:
