@@ -18,15 +18,16 @@
 - ``text_index``, ``text_positions``: a string column's rows by text, built once and looked
   up many times (the enterprises' usccs, for each partition's cases and each registry batch).
 - ``supersede_part``: one act one fine (行政处罚法 art 29) over the fired fines of a part of the
-  cases, in one pass over the fired rows and one over the fines, instead of a dozen numpy
-  passes (flatnonzero per slot, concatenations, ``ufunc.at`` reductions) over arrays of the
-  part's size, each allocated and zeroed afresh.
+  cases, in one pass over the fired rows, a radix sort of the shared acts' fines by act and
+  one pass over them, instead of a dozen numpy passes (flatnonzero per slot, concatenations,
+  ``ufunc.at`` reductions) over arrays of the part's size, each allocated and zeroed afresh.
 - ``superseded_texts``: a fine slot's ``superseded_by`` ("policy rule (case_id)" per fired
   row, null where imposed) written straight into the buffers of an Arrow string array, the
   winners' case_ids asked for ahead of their copy (each is a cache miss).
-- ``window_bounds``: the sort of a part's cases by (enterprise, day) as two counting passes
-  and, per sorted case, the bounds of its window among its enterprise's cases (a binary
-  search within the enterprise's few cases, not within the whole part).
+- ``window_bounds``: the sort of a part's cases by (enterprise, day), a radix sort of
+  (enterprise, day) keys, and per sorted case the bounds of its window among its
+  enterprise's cases (a binary search within the enterprise's few cases, not within the
+  whole part).
 
 Each function does what the numpy code of engine/cases/ it replaced did, result for result:
 the tests compare them on random tables (tests/engine/test_case_kernels.py).
@@ -649,6 +650,65 @@ def text_positions(TextIndex index, const offset_t[::1] offsets, const uint8_t[:
     free(words)
     return out_array
 
+# --- a stable radix sort of (key, index) pairs ------------------------------------------
+
+cdef enum:
+    RADIX_BITS = 11  # a pass's counts (16 KiB) stay in the first-level cache
+
+
+cdef inline int _bits(int64_t values) noexcept nogil:
+    """The bits of the numbers 0..values-1."""
+    cdef int bits = 0
+    while values > 1 and (<int64_t>1 << bits) < values:
+        bits += 1
+    return bits
+
+
+cdef int _sort_pairs(uint64_t* key, int32_t* index, uint64_t* key2, int32_t* index2, Py_ssize_t n,
+                     int bits) noexcept nogil:
+    """Sorts the pairs (key, index) stably by the low ``bits`` bits of the keys: a pass of
+    RADIX_BITS bits at a time, least significant first, each a count and a scatter into 2^11
+    runs (a counting sort of a million enterprises scatters into a million: a cache miss a
+    case). A pass where every key has one digit is skipped. The sorted pairs end in (key,
+    index) (returns 0) or in (key2, index2) (returns 1)."""
+    cdef Py_ssize_t count[1 << RADIX_BITS]
+    cdef Py_ssize_t i, total, c
+    cdef int shift = 0, side = 0
+    cdef uint64_t digit, mask = (1 << RADIX_BITS) - 1
+    cdef uint64_t* ks = key
+    cdef uint64_t* kd = key2
+    cdef uint64_t* kt
+    cdef int32_t* xs = index
+    cdef int32_t* xd = index2
+    cdef int32_t* xt
+    while shift < bits and n > 1:
+        memset(count, 0, sizeof(count))
+        for i in range(n):
+            count[(ks[i] >> shift) & mask] += 1
+        if count[(ks[0] >> shift) & mask] == n:
+            shift += RADIX_BITS
+            continue
+        total = 0
+        for i in range(1 << RADIX_BITS):
+            c = count[i]
+            count[i] = total
+            total += c
+        for i in range(n):
+            digit = (ks[i] >> shift) & mask
+            kd[count[digit]] = ks[i]
+            xd[count[digit]] = xs[i]
+            count[digit] += 1
+        kt = ks
+        ks = kd
+        kd = kt
+        xt = xs
+        xs = xd
+        xd = xt
+        side = 1 - side
+        shift += RADIX_BITS
+    return side
+
+
 # --- supersede_part -----------------------------------------------------------------------
 
 cdef struct Best:
@@ -658,9 +718,32 @@ cdef struct Best:
     int32_t seen  # 0: no fine of the act yet
 
 
-cdef struct Act:
-    uint64_t key  # owner * acts + act code
-    int64_t group  # -1: an empty slot
+cdef struct Note:
+    int64_t amount  # a fine of a shared act: its amount in fen,
+    int64_t key  # its case_id's code,
+    int64_t rank  # the rank of its (policy, rule),
+    int64_t p  # its scored row
+    int64_t j  # its index into ``slots``
+
+
+cdef inline bint _leads(const Note* a, const Note* b, bint ascending, const offset_t[::1] key_offsets,
+                        const uint8_t[::1] key_data) noexcept nogil:
+    """``_beats`` of two noted fines."""
+    cdef int64_t l1, l2
+    cdef int order = 0
+    if a.amount != b.amount:
+        return a.amount > b.amount
+    if a.rank != b.rank:
+        return a.rank < b.rank
+    if ascending or a.key == b.key:
+        return a.key < b.key
+    l1 = key_offsets[a.key + 1] - key_offsets[a.key]
+    l2 = key_offsets[b.key + 1] - key_offsets[b.key]
+    if l1 and l2:
+        order = memcmp(&key_data[0] + key_offsets[a.key], &key_data[0] + key_offsets[b.key], l1 if l1 < l2 else l2)
+    if order != 0:
+        return order < 0
+    return l1 < l2
 
 
 cdef inline bint _beats(Py_ssize_t k1, int64_t p1, int64_t amount1, Py_ssize_t k2, int64_t p2, int64_t amount2,
@@ -688,25 +771,6 @@ cdef inline bint _beats(Py_ssize_t k1, int64_t p1, int64_t amount1, Py_ssize_t k
     return l1 < l2
 
 
-cdef int _grow_acts(Act** table, Py_ssize_t* capacity) noexcept nogil:
-    cdef Py_ssize_t size = capacity[0] * 2, i, at
-    cdef Act* old = table[0]
-    cdef Act* new = <Act*>malloc(size * sizeof(Act))
-    if new == NULL:
-        return -1
-    memset(new, 0xFF, size * sizeof(Act))
-    for i in range(capacity[0]):
-        if old[i].group >= 0:
-            at = _mix(old[i].key) & (size - 1)
-            while new[at].group >= 0:
-                at = (at + 1) & (size - 1)
-            new[at] = old[i]
-    free(old)
-    table[0] = new
-    capacity[0] = size
-    return 0
-
-
 def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, const int64_t[:, ::1] amounts,
                    const int64_t[::1] slots, const int64_t[::1] rule_of, const int64_t[::1] fen_per,
                    const int64_t[::1] slot_rank, const int64_t[::1] scored, const int64_t[::1] enterprise,
@@ -715,69 +779,64 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
                    const uint8_t[::1] key_data):
     """The fines of the scored rows ``positions`` (every case of their enterprises) that an
     act's other fine supersedes: (slot, scored row, winner's slot, winner's scored row), int64
-    arrays.
+    arrays, in no particular order.
 
     ``fired`` (rules, scored rows) and ``amounts`` (findings, scored rows): the kernel's
     outputs; ``slots``: the FINE finding slots, ``rule_of[k]`` the row of ``fired`` of slot
     ``slots[k]``; ``fen_per``, ``slot_rank``: per finding slot, its unit in fen and the rank
     of its (policy, rule). Per case row: ``enterprise``, ``act_code`` (-1: its own act; empty:
-    the kind has no act; ``acts`` codes in all), ``key_code`` into the case_id texts
+    the kind has no act; codes below ``acts``), ``key_code`` into the case_id texts
     ``key_offsets``/``key_data`` (``ascending``: the codes are ranks already, the texts are
     not read). The part's enterprises share their residue modulo ``count``: ``enterprise //
-    count`` (below ``owners``) numbers them densely, and an act is ``owner * acts + code``:
-    an index of an array where that range is small, else a key of a hash table.
+    count`` (below ``owners``) numbers them densely, and an act is (``enterprise // count``,
+    act code).
 
-    A case of its own act (no act_id) is decided on the spot, its fines side by side; the
-    fines of shared acts in a second pass, once every act's leading fine is known."""
-    cdef Py_ssize_t m = positions.shape[0], n_slots = slots.shape[0], i, j, at
+    One pass over the fired rows in order: a case of its own act (no act_id) is decided on
+    the spot, its fines side by side; a fine of a shared act is noted with its act's key.
+    The notes are then sorted by act (``_sort_pairs``, stable: an act's fines stay in the
+    order of the rows, as the ties between two fines of one rule and case need) and each
+    act's run of notes decided in order. The leading fine of every act was kept in an array
+    of enterprises x act codes instead, read and written at random: 96 MB at a million
+    enterprises, zeroed for each part, a cache and TLB miss a fine."""
+    cdef Py_ssize_t m = positions.shape[0], n_slots = slots.shape[0], i, j, first, stop, r, fetched
     cdef bint has_acts = act_code.shape[0] != 0
-    cdef int64_t p, row, amount, fines = 0, shared = 0, groups = 0, lost = 0, code, g, f, k, lead, key
-    cdef uint64_t h
+    cdef int64_t p, row, amount, fines = 0, shared = 0, lost = 0, code, f
+    cdef int act_bits = _bits(acts), side
     for j in range(n_slots):
         if rule_of[j] < 0 or rule_of[j] >= fired.shape[0] or slots[j] < 0 or slots[j] >= amounts.shape[0]:
             raise ValueError(f"fine slot {j}: rule row {rule_of[j]} or finding slot {slots[j]} out of range")
-    if has_acts and acts > 0 and owners > (<int64_t>1 << 62) // acts:
+    if has_acts and (owners >= (<int64_t>1 << 31) or acts >= (<int64_t>1 << 31)):
         raise ValueError(f"{owners} enterprises x {acts} act codes do not fit an int64 key")
     with nogil:
         for i in range(m):
             p = positions[i]
-            k = 0
+            f = 0
             for j in range(n_slots):
-                k += fired[rule_of[j], p] != 0
-            fines += k
+                f += fired[rule_of[j], p] != 0
+            fines += f
             if has_acts and act_code[scored[p]] >= 0:
-                shared += k
+                shared += f
+    if shared >= (<int64_t>1 << 31):
+        raise ValueError(f"{shared} fines of shared acts in one part: too many for the sort")
     out_array = np.empty((4, max(fines, 1)), np.int64)
-    group_array = np.empty(max(shared, 1), np.int64)  # per fine of a shared act: its act's number
     cdef int64_t[:, ::1] out = out_array
-    cdef int64_t[::1] group = group_array
-    cdef bint dense = has_acts and owners * acts <= 4 * shared + 1024
-    cdef Py_ssize_t capacity = 1024
-    cdef Act* table = NULL
-    cdef Py_ssize_t n_best = (owners * acts if dense else shared) if has_acts else 0
-    # a numpy array, not calloc: numpy asks the system for huge pages for large arrays, and the
-    # leading fines are read at random places (one TLB miss per case with 4 KiB pages)
-    best_array = np.zeros(max(n_best, 1) * sizeof(Best), np.uint8)
-    cdef uint8_t[::1] best_bytes = best_array
-    cdef Best* best = <Best*>&best_bytes[0]
-    if has_acts and not dense:
-        table = <Act*>malloc(capacity * sizeof(Act))
-        if table == NULL:
-            raise MemoryError()
-        memset(table, 0xFF, capacity * sizeof(Act))
+    # per fine of a shared act: (its act's key, its note), sorted by key; the notes: scored
+    # row, slot index, amount in fen
+    keys_array = np.empty((2, max(shared, 1)), np.uint64)
+    index_array = np.empty((2, max(shared, 1)), np.int32)
+    notes_array = np.empty(max(shared, 1) * sizeof(Note), np.uint8)
+    cdef uint64_t[:, ::1] keys = keys_array
+    cdef int32_t[:, ::1] index = index_array
+    cdef uint8_t[::1] note_bytes = notes_array
+    cdef Note* notes = <Note*>&note_bytes[0]
+    cdef Note* note
+    cdef int32_t* ordered
+    cdef int32_t lead, other
     cdef int failed = 0
     cdef Best own
     with nogil:
         f = 0
         for i in range(m):
-            if has_acts and i + AHEAD < m:
-                row = scored[positions[i + AHEAD]]
-                if act_code[row] >= 0:
-                    key = (enterprise[row] // count) * acts + act_code[row]
-                    if dense:
-                        __builtin_prefetch(&best[key])
-                    else:
-                        __builtin_prefetch(&table[_mix(<uint64_t>key) & (capacity - 1)])
             p = positions[i]
             row = scored[p]
             code = act_code[row] if has_acts else -1
@@ -796,55 +855,48 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
                             out[0, lost], out[1, lost], out[2, lost], out[3, lost] = slots[j], p, slots[own.j], p
                             lost += 1
                 continue
-            g = -1
+            if code >= acts or enterprise[row] < 0 or enterprise[row] // count >= owners:
+                failed = 1
+                break
             for j in range(n_slots):
                 if not fired[rule_of[j], p]:
                     continue
-                if g < 0:
-                    key = (enterprise[row] // count) * acts + code
-                    if dense:
-                        g = key
-                    else:
-                        if 2 * (groups + 1) > capacity and _grow_acts(&table, &capacity):
-                            failed = 1
-                            break
-                        h = <uint64_t>key
-                        at = _mix(h) & (capacity - 1)
-                        while table[at].group >= 0 and table[at].key != h:
-                            at = (at + 1) & (capacity - 1)
-                        if table[at].group < 0:
-                            table[at].key = h
-                            table[at].group = groups
-                            groups += 1
-                        g = table[at].group
-                amount = amounts[slots[j], p] * fen_per[slots[j]]
-                group[f] = g
+                keys[0, f] = (<uint64_t>(enterprise[row] // count) << act_bits) | <uint64_t>code
+                index[0, f] = <int32_t>f
+                note = &notes[f]
+                note.amount = amounts[slots[j], p] * fen_per[slots[j]]
+                note.key = key_code[row]
+                note.rank = slot_rank[slots[j]]
+                note.p = p
+                note.j = j
                 f += 1
-                if not best[g].seen or _beats(slots[j], p, amount, slots[best[g].j], best[g].p, best[g].amount,
-                                              slot_rank, scored, key_code, ascending, key_offsets, key_data):
-                    best[g].j, best[g].p, best[g].amount, best[g].seen = j, p, amount, 1
-            if failed:
-                break
-        if not failed:
-            f = 0
-            for i in range(m):
-                p = positions[i]
-                if not has_acts or act_code[scored[p]] < 0:
-                    continue
-                for j in range(n_slots):
-                    if not fired[rule_of[j], p]:
-                        continue
-                    if f + AHEAD < shared:
-                        __builtin_prefetch(&best[group[f + AHEAD]])
-                    g = group[f]
-                    f += 1
-                    if best[g].j == j and best[g].p == p:
-                        continue
-                    out[0, lost], out[1, lost], out[2, lost], out[3, lost] = slots[j], p, slots[best[g].j], best[g].p
-                    lost += 1
-    free(table)
+        if not failed and shared:
+            side = _sort_pairs(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], shared,
+                               act_bits + _bits(owners))
+            ordered = &index[side, 0]
+            first = fetched = 0
+            while first < shared:
+                # the act's notes: ordered[first:stop]; its leading fine: note ``lead``
+                stop = first + 1
+                while stop < shared and keys[side, stop] == keys[side, first]:
+                    stop += 1
+                while fetched < stop + AHEAD and fetched < shared:  # the notes in sorted order are at random places
+                    __builtin_prefetch(&notes[ordered[fetched]])
+                    fetched += 1
+                lead = ordered[first]
+                for r in range(first + 1, stop):
+                    other = ordered[r]
+                    if _leads(&notes[other], &notes[lead], ascending, key_offsets, key_data):
+                        lead = other
+                for r in range(first, stop):
+                    other = ordered[r]
+                    if other != lead:
+                        out[0, lost], out[1, lost] = slots[notes[other].j], notes[other].p
+                        out[2, lost], out[3, lost] = slots[notes[lead].j], notes[lead].p
+                        lost += 1
+                first = stop
     if failed:
-        raise MemoryError()
+        raise ValueError(f"a case's act code or enterprise out of range ({acts} act codes, {owners} enterprises)")
     return tuple(out_array[r, :lost].copy() for r in range(4))
 
 
@@ -855,76 +907,63 @@ def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int
     """Per case (``owner`` >= 0 below ``owners``, ``offset`` its day's number 0..span-2): the
     order sorting the cases by (owner, day), stable, and per sorted case ``hi``, the first
     sorted case of its owner and day, and ``lo``, the first sorted case of its owner on or
-    after ``start_of[offset]`` (its window's first day, clipped to 0..span-1). Each counting
-    pass carries the owner and day along with the case, so that the passes after it read
-    them in order rather than at the case's row."""
-    cdef Py_ssize_t n = owner.shape[0], i, k, low, high, mid, segment, at
+    after ``start_of[offset]`` (its window's first day, clipped to 0..span-1). The sort is
+    one radix sort of (owner, day) keys with their cases (``_sort_pairs``: two counting passes,
+    the second scattering into a million owners, took 0.12 CPU-s a million cases); the passes
+    after it read the keys in order rather than at the case's row."""
+    cdef Py_ssize_t n = owner.shape[0], i, k, low, high, mid, segment
     if offset.shape[0] != n:
         raise ValueError(f"expected {n} days, got {offset.shape[0]}")
     if n >= 1 << 31 or owners >= 1 << 31 or span >= 1 << 31:
         raise ValueError(f"{n} cases of {owners} enterprises over {span} days: too many for the sort")
-    sort_array = np.empty(n, np.int64)
-    hi_array = np.empty(n, np.int64)
-    lo_array = np.empty(n, np.int64)
-    # (case, owner, day) in day order, then in (owner, day) order
-    by_day_array = np.empty((3, n), np.int32)
-    by_owner_array = np.empty((2, n), np.int32)
-    day_count_array = np.zeros(span + 1, np.int64)
-    owner_count_array = np.zeros(owners + 1, np.int64)
-    cdef int64_t[::1] sort = sort_array, hi = hi_array, lo = lo_array
-    cdef int32_t[:, ::1] by_day = by_day_array, by_owner = by_owner_array
-    cdef int64_t[::1] day_count = day_count_array, owner_count = owner_count_array
-    cdef int64_t start, d
-    cdef int32_t here, day
     for i in range(n):
         if owner[i] < 0 or owner[i] >= owners or offset[i] < 0 or offset[i] >= span:
             raise ValueError(f"case {i}: owner {owner[i]} or day {offset[i]} out of range")
+    sort_array = np.empty(n, np.int64)
+    hi_array = np.empty(n, np.int64)
+    lo_array = np.empty(n, np.int64)
+    keys_array = np.empty((2, max(n, 1)), np.uint64)
+    index_array = np.empty((2, max(n, 1)), np.int32)
+    cdef int64_t[::1] sort = sort_array, hi = hi_array, lo = lo_array
+    cdef uint64_t[:, ::1] keys = keys_array
+    cdef int32_t[:, ::1] index = index_array
+    cdef int day_bits = _bits(span), side
+    cdef uint64_t day_mask = (<uint64_t>1 << day_bits) - 1, key, start_key
+    cdef uint64_t* ordered
+    cdef int64_t start, d, day
     with nogil:
-        # two stable counting passes: by day, then by owner
         for i in range(n):
-            day_count[offset[i] + 1] += 1
-            owner_count[owner[i] + 1] += 1
-        for k in range(span):
-            day_count[k + 1] += day_count[k]
-        for k in range(owners):
-            owner_count[k + 1] += owner_count[k]
-        for i in range(n):
-            at = day_count[offset[i]]
-            day_count[offset[i]] += 1
-            by_day[0, at] = <int32_t>i
-            by_day[1, at] = <int32_t>owner[i]
-            by_day[2, at] = <int32_t>offset[i]
-        for k in range(n):
-            at = owner_count[by_day[1, k]]
-            owner_count[by_day[1, k]] += 1
-            sort[at] = by_day[0, k]
-            by_owner[0, at] = by_day[1, k]
-            by_owner[1, at] = by_day[2, k]
+            keys[0, i] = (<uint64_t>owner[i] << day_bits) | <uint64_t>offset[i]
+            index[0, i] = <int32_t>i
+        side = _sort_pairs(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], n, day_bits + _bits(owners))
+        ordered = &keys[side, 0]
         segment = 0
         for k in range(n):
-            here = by_owner[0, k]
-            day = by_owner[1, k]
-            if k == 0 or here != by_owner[0, k - 1]:
+            sort[k] = index[side, k]
+            key = ordered[k]
+            if k == 0 or (key >> day_bits) != (ordered[k - 1] >> day_bits):
                 segment = k
                 hi[k] = k
-            elif day != by_owner[1, k - 1]:
+            elif key != ordered[k - 1]:
                 hi[k] = k
             else:
                 hi[k] = hi[k - 1]
+            day = <int64_t>(key & day_mask)
             d = start_of[day]
             start = 0 if d < 0 else (span - 1 if d > span - 1 else d)
+            start_key = (key & ~day_mask) | <uint64_t>start
             if start <= day:  # (always: a window looks back) among the cases before it
                 low = segment
                 high = k
                 while low < high:
                     mid = (low + high) >> 1
-                    if by_owner[1, mid] < start:
+                    if ordered[mid] < start_key:
                         low = mid + 1
                     else:
                         high = mid
             else:
                 low = k + 1
-                while low < n and by_owner[0, low] == here and by_owner[1, low] < start:
+                while low < n and (ordered[low] >> day_bits) == (key >> day_bits) and ordered[low] < start_key:
                     low += 1
             lo[k] = low
     return sort_array, hi_array, lo_array

@@ -89,6 +89,9 @@ def _onto_part(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[s
             windows[shape] = _window(cases, rollup, rows, count)
         sort, hi, lo = windows[shape]
         at = rows[sort]
+        if rollup.function == "count" and name not in where:  # every case counts: the sorted positions lo:hi
+            result[name][at] = hi - lo
+            continue
         counted = where[name][at] if name in where else np.ones(sort.size, bool)
         if rollup.function == "count":
             seen = np.empty(sort.size + 1, np.int64)

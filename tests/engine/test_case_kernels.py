@@ -169,6 +169,23 @@ def test_window_bounds_are_those_of_a_stable_sort_and_a_search(seed):
     assert lo.tolist() == np.searchsorted(ordered, start, "left").tolist()
 
 
+@pytest.mark.parametrize("owners, span", [(5000, 3000), (1 << 24, 2), (3, 1 << 20)])
+def test_window_bounds_sort_as_a_stable_argsort_across_several_radix_passes(owners, span):
+    """Keys of 11 to 25 bits: the radix sort's passes, and those it skips (every key with one
+    digit: a single owner's bits, or the high bits of few days), sort as numpy's stable sort."""
+    rng = np.random.default_rng(owners + span)
+    n = 20000
+    owner = rng.integers(0, owners, n).astype(np.int64)
+    offset = rng.integers(0, span - 1, n).astype(np.int64)
+    sort, hi, lo = window_bounds(owner, offset, np.arange(span - 1, dtype=np.int64) - 400, owners, span)
+    key = owner * span + offset
+    want = np.argsort(key, kind="stable")
+    assert sort.tolist() == want.tolist()
+    ordered = key[want]
+    assert lo.tolist() == np.searchsorted(ordered, owner[want] * span + np.clip(offset[want] - 400, 0, span - 1)).tolist()
+    assert hi.tolist() == np.searchsorted(ordered, ordered).tolist()
+
+
 def test_window_bounds_of_no_case_and_bad_input():
     none = np.zeros(0, np.int64)
     assert all(a.size == 0 for a in window_bounds(none, none, np.zeros(1, np.int64), 1, 2))
