@@ -29,14 +29,17 @@ it hands them to Arrow, so the day a timestamp falls on is the bureau's day.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import pickle
 import sys
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -212,29 +215,62 @@ def _merged_repeats(batches):
         yield pa.record_batch([pa.array(_repeated_in_runs(parts).view(np.int64), pa.int64())], names=["d"])
 
 
-def _partials_and_repeats(scored: DataFrame, census: bool) -> tuple[list, np.ndarray]:
-    """The rows of partial totals and counts (a few per scored batch), to be added on the
-    driver as Python ints, and (``census``) the digests that more than one row has.
+def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
+    """The partial totals and counts (a few rows per scored batch, :data:`_frames.PARTIALS_SCHEMA`),
+    to be added on the driver as Python ints, and (``census``) the digests that more than one
+    row has.
 
-    ``scored`` is read twice (persist it): once for the partials, which tell how many rows
-    there are, then for the batches' digests (8 bytes a row), merged on the driver up to
-    :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket on the executors (:func:`_executor_repeats`).
-    On the driver, the second read is of Spark's cache alone; on the executors it is a
-    shuffle and a stage of Python tasks, which cost more than the merge itself on a small
-    registry (measured here: README)."""
-    partial_columns = _frames.PARTIALS_SCHEMA.names
-    partials = (scored.filter(F.col("scored").isNotNull() | F.col("district").isNotNull())
-                .select(*partial_columns).collect())
+    ``rows``, the frame's row count where the driver knows it before scoring (a frame of
+    pieces: their row groups' counts), decides where the digests (8 bytes a row) are merged
+    before they exist: up to :data:`DRIVER_CENSUS_ROWS`, they come back with the partials in
+    one Arrow collect, the job that computes ``scored``. Otherwise the partials, which tell
+    how many rows there are, come first, then ``scored`` is read again (persist it) for the
+    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket
+    on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
+    cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
+    than the merge itself on a small registry (measured here: README)."""
+    partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
+    if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
+        found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
+                             .select(*_frames.PARTIALS_SCHEMA.names, "bucket", "digests"))
+        with_digests = found["digests"].is_valid()
+        return (_partials_of(found.filter(pc.invert(with_digests))),
+                _repeated_of_blobs(found.filter(with_digests)))
+    partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
         return partials, np.zeros(0, np.uint64)
     digests = scored.filter(F.col("digests").isNotNull())
-    if sum(row["rows_in"] or 0 for row in partials) > DRIVER_CENSUS_ROWS:
+    if _rows_in(partials) > DRIVER_CENSUS_ROWS:
         return partials, _executor_repeats(digests)
+    return partials, _repeated_of_blobs(_arrow_table(digests.select("bucket", "digests")))
+
+
+def _partials_of(found: pa.Table) -> pa.Table:
+    """The partial rows as :data:`_frames.PARTIALS_SCHEMA` (Spark's Arrow may give large strings)."""
+    return found.select(_frames.PARTIALS_SCHEMA.names).cast(_frames.PARTIALS_SCHEMA)
+
+
+def _rows_in(partials: pa.Table) -> int:
+    return int(pc.sum(partials["rows_in"]).as_py() or 0)
+
+
+def _repeated_of_blobs(found: pa.Table) -> np.ndarray:
+    """The digests repeated in a table of (bucket, sorted digests blob) rows."""
     runs: dict[int, list[np.ndarray]] = {}
-    for batch in _arrow_batches(digests.select("bucket", "digests")):
-        for bucket, blob in zip(batch.column(0).to_pylist(), batch.column(1), strict=True):
-            runs.setdefault(bucket, []).append(np.frombuffer(blob.as_buffer(), np.uint64))
-    return partials, _repeated_in_runs([run for bucket in sorted(runs) for run in runs[bucket]])
+    blobs = (blob for chunk in found["digests"].chunks for blob in chunk)
+    for bucket, blob in zip(found["bucket"].to_pylist(), blobs, strict=True):
+        runs.setdefault(bucket, []).append(np.frombuffer(blob.as_buffer(), np.uint64))
+    return _repeated_in_runs([run for bucket in sorted(runs) for run in runs[bucket]])
+
+
+def _arrow_table(frame: DataFrame) -> pa.Table:
+    """``frame`` collected as one Arrow table (its schema kept when it has no rows)."""
+    batches = _arrow_batches(frame)
+    if batches:
+        return pa.Table.from_batches(batches)
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(frame.schema).empty_table()
 
 
 def _arrow_batches(frame: DataFrame) -> list[pa.RecordBatch]:
@@ -340,18 +376,24 @@ class _Parts:
         return [[(r["key"], r["source"], r["row"]) for r in ordered]]
 
 
-def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame, list]:
+def _known_rows(pieces: DataFrame) -> int:
+    """The rows of a frame of pieces, from their row groups' counts (a job of the JVM alone,
+    over the pieces' literal rows: no file is read)."""
+    return int(pieces.agg(F.sum("rows")).first()[0] or 0)
+
+
+def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame, pa.Table]:
     """``df`` scored and persisted, with its partial rows collected (which computes it). The
     first pass scores as if no key repeats and takes the key census on the way; only where
     some key does repeat is the frame scored again, knowing which row of each is the
     enterprise's (a clean registry is read once)."""
     census = census_key(plan) is not None  # else no declared key: nothing to decide
     scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
-    partials, repeated = _partials_and_repeats(scored, census)
+    partials, repeated = _partials_and_repeats(scored, census, _known_rows(df) if pieces_in else None)
     if not repeated.size:
         return scored, partials
     scored.unpersist()
-    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, sum(row["rows_in"] or 0 for row in partials))
+    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, _rows_in(partials))
     scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     return scored, _partials_and_repeats(scored, False)[0]
 
@@ -377,8 +419,7 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
         df = df.select(*[F.col(f"`{c}`") for c in needed_columns(plan, df.columns)])
     batches, partials = _scored_frame(df, plan, pieces_in)
     slot_names = _frames.names(plan)
-    totals, counts = _frames.add_partials(pa.Table.from_pylist([row.asDict() for row in partials],
-                                                               schema=_frames.PARTIALS_SCHEMA), slot_names)
+    totals, counts = _frames.add_partials(partials, slot_names)
 
     def findings(parts):
         yield from _frames.findings_table(_unpickled(parts), slot_names).to_batches()
@@ -398,12 +439,20 @@ def score(df: DataFrame, policies=None, *, as_of: dt.date, aliases=None, duplica
 
 
 def _literal_rows(spark: SparkSession, rows: list[tuple], money: str = "bigint") -> DataFrame:
-    """The district totals as a frame of literals, made in the JVM: ``createDataFrame`` of a
-    list would start a Python worker to read it back. ``money``: bigint yuan, or decimal(22,2)."""
-    structs = [F.struct(F.lit(district).cast("string").alias("district"), F.lit(yuan).cast(money).alias("deduction_yuan"),
-                        F.lit(cases).cast("long").alias("cases")) for district, yuan, cases in rows]
-    return spark.range(1).select(F.inline(F.array(*structs).cast(
-        f"array<struct<district:string,deduction_yuan:{money},cases:bigint>>")))
+    """The district totals as a frame made in the JVM from one JSON literal: ``createDataFrame``
+    of a list would start a Python worker to read it back, and a literal per value cost a
+    Py4J round trip each (three per district). ``money``: bigint yuan, or decimal(22,2); the
+    amounts travel as decimal text, cast exactly (a JSON number could pass through a double)."""
+    text = json.dumps([{"district": None if district is None else str(district), "deduction_yuan": _plain(yuan),
+                        "cases": int(cases)} for district, yuan, cases in rows])
+    found = spark.range(1).select(F.inline(F.from_json(
+        F.lit(text), "array<struct<district:string,deduction_yuan:string,cases:bigint>>")))
+    return found.select("district", F.col("deduction_yuan").cast(money).alias("deduction_yuan"), "cases")
+
+
+def _plain(amount) -> str:
+    """An exact amount (int, or a Decimal of yuan) as decimal text without an exponent."""
+    return format(amount, "f") if isinstance(amount, Decimal) else str(int(amount))
 
 
 _DDL = {pa.string(): "string", pa.int64(): "bigint", pa.date32(): "date", pa.bool_(): "boolean",
@@ -419,20 +468,16 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     which the executors read themselves, keeping each row's file and row number."""
     found, _registry = pieces(plan, path, recurse=recurse)
 
-    def strings(values):
-        return F.array(*[F.lit(v) for v in values]).cast("array<string>")
-
-    listed = [F.struct(F.lit(k).cast("long").alias("k"), F.lit(p.path).alias("path"), F.lit(p.label).alias("label"),
-                       F.lit(p.row_group).cast("int").alias("row_group"),
-                       F.lit(p.first_row).cast("long").alias("first_row"), strings(p.columns).alias("columns"),
-                       F.lit(p.rows).cast("long").alias("rows"), strings(p.facts).alias("facts"))
-              for k, p in enumerate(found)]
+    rows = [{"k": k, "path": p.path, "label": p.label, "row_group": p.row_group, "first_row": p.first_row,
+             "columns": list(p.columns), "rows": p.rows, "facts": list(p.facts)} for k, p in enumerate(found)]
     schema = ("k long, path string, label string, row_group int, first_row long, columns array<string>, rows long, "
               "facts array<string>")
     # one partition per piece: partition k is piece k, so partition order is the registry's order.
-    # Literals joined to a range, all in the JVM: a parallelized RDD of Python rows (or a local
-    # list, which PySpark re-pickles) was made a frame by a Python job of its own, a task per piece
-    table = spark.range(1).select(F.inline(F.array(*listed).cast(f"array<struct<{_struct(schema)}>>")))
+    # One JSON literal joined to a range, all in the JVM: a parallelized RDD of Python rows (or a
+    # local list, which PySpark re-pickles) was made a frame by a Python job of its own, a task
+    # per piece; a literal per field cost a Py4J round trip each (2,300 calls for 10 pieces,
+    # 1.0 s of the driver's wall time at load 10, session 10)
+    table = spark.range(1).select(F.inline(F.from_json(F.lit(json.dumps(rows)), f"array<struct<{_struct(schema)}>>")))
     return (spark.range(0, len(found), 1, max(len(found), 1)).withColumnRenamed("id", "k")
             .join(F.broadcast(table), "k").drop("k"))
 

@@ -206,12 +206,14 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
 def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries, monkeypatch):
     """Keys repeated within and across files (and in the file headed in Chinese): the digests
     merged by bucket on the executors, alone or taken in the scoring pass (then merged on the
-    driver, or on the executors for a registry past DRIVER_CENSUS_ROWS), and the rows of each
-    repeated key equal the local first pass's."""
+    driver, collected with the partials where the row count is known before, or apart; or on
+    the executors for a registry past DRIVER_CENSUS_ROWS), and the rows of each repeated key
+    equal the local first pass's; the partial totals are the same however the digests came."""
     from ecorules.engine.distributed import spark as spark_engine
     from ecorules.engine.distributed._partition import make_plan, take_census
     from ecorules.engine.distributed.spark import (
         SCORED,
+        _known_rows,
         _partials_and_repeats,
         _Parts,
         _scorer,
@@ -226,11 +228,19 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     assert repeated.tolist() == expected.repeated.tolist() and repeated.size
     assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
     scored = frame.mapInArrow(_scorer(plan, True, True), SCORED).persist()
-    on_the_driver = _partials_and_repeats(scored, True)[1]
+    assert _known_rows(frame) == expected.rows
+    partials, in_one_collect = _partials_and_repeats(scored, True, expected.rows)
+    apart, on_the_driver = _partials_and_repeats(scored, True)
     monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)  # a registry too big for the driver's merge
-    on_the_executors = _partials_and_repeats(scored, True)[1]
+    past_the_bound, on_the_executors = _partials_and_repeats(scored, True, expected.rows)
     scored.unpersist()
-    assert on_the_driver.tolist() == on_the_executors.tolist() == repeated.tolist()
+    assert in_one_collect.tolist() == on_the_driver.tolist() == on_the_executors.tolist() == repeated.tolist()
+
+    def in_order(table):
+        return sorted(table.to_pylist(), key=repr)
+
+    assert in_order(partials) == in_order(apart) == in_order(past_the_bound)
+    assert sum(row["rows_in"] for row in partials.to_pylist() if row["district"] is None) == expected.rows
     census = take_census(plan, parts, repeated, digests).census
     assert census.rows_of == expected.rows_of
     rows = [at for where in census.rows_of.values() for at in where]
