@@ -644,7 +644,10 @@ def _private_use_rows(column: pa.ChunkedArray) -> np.ndarray:
         offsets, data = string_buffers(chunk)
         lead = private_use_leads(data[offsets[0] : offsets[-1]])  # memchr: most chunks have none
         if lead is not None:
-            rows = np.searchsorted(offsets - offsets[0], np.array(lead, np.int64), side="right") - 1
+            relative = offsets - offsets[0]
+            # the needles in the offsets' own dtype: int64 needles against int32 offsets made
+            # numpy cast all the offsets for each search (as _csv_slices._bytes_restored)
+            rows = np.searchsorted(relative, np.asarray(lead).astype(relative.dtype), side="right") - 1
             found.append(start + np.unique(rows))
         start += n
     return np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
