@@ -336,7 +336,7 @@ class CaseStage:
         linked_rejects = len(cases.rejects)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
-        self._reject_uncountable(cases, side)
+        self._reject_uncountable(cases, side, linked_rejects)
         results = self._scored(cases, side)
         if self._failed_checks:
             # cases failing a check (rules/_checks.py) are rejects, and count in no roll-up:
@@ -535,9 +535,12 @@ class CaseStage:
                 where[name] = flags
         return where
 
-    def _reject_uncountable(self, cases: CaseTable, side: EnterpriseSide) -> None:
+    def _reject_uncountable(self, cases: CaseTable, side: EnterpriseSide, since: int) -> None:
         """An enterprise a roll-up cannot be counted for (_uncountable.py) is rejected, in the
-        registry (``side.uncountable``) and with every case of it."""
+        registry (``side.uncountable``) and with every case of it: a case rejected since the
+        link (``cases.rejects[since:]``: its law date outside the holiday table) too, its own
+        reject given way, as the library refuses the whole group with the roll-up's reason
+        before it judges any case (engine/_group.judge_group)."""
         if self.plan.where_program is None or not self.plan.where_program.counting:
             return
         unknown = Unknown({})
@@ -545,13 +548,12 @@ class CaseStage:
         if not unknown.rows:
             return
         found = uncountable_enterprises(self.plan, cases, unknown, self.as_of)
+        why = {}
         for enterprise, (name, value, reason) in found.items():
             side.uncountable[enterprise] = (name, value, reason)
-            side.rejected[enterprise] = f"its registry {side.where(enterprise)} was rejected ({name} {value!r}: {reason})"
-        bad = np.flatnonzero(np.isin(cases.enterprise, np.fromiter(found, np.int64, len(found))) & cases.valid)
-        if bad.size:
-            cases.reject(bad.tolist(), self.plan.link, cases.uscc.take(pa.array(bad)).to_pylist(),
-                         [side.rejected[int(cases.enterprise[row])] for row in bad])
+            why[enterprise] = f"its registry {side.where(enterprise)} was rejected ({name} {value!r}: {reason})"
+        if why:
+            _enterprises.refuse_groups(cases, self.plan.link, side, why, since)
 
     def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
         """行政处罚法 art 29 over the fired fines (_acts.py), a part of the enterprises at a time."""
