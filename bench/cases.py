@@ -37,6 +37,9 @@ spilling, loading and checking the partitions: ``input_part``; with ``--profile`
 of the main thread per process into --dir, input-PID.prof) of each build, alternately:
 on a machine loaded several times its cores the whole run's CPU seconds spread more than a
 change of the input side moves them.
+
+``--part judge`` likewise times the judging alone (each partition linked, rolled up, scored,
+art 29: ``judge_part``).
 """
 
 from __future__ import annotations
@@ -192,6 +195,55 @@ def input_part(args) -> int:
     return 0
 
 
+def judge_part(args) -> int:
+    """The case stage's judging alone (``--part judge``), ``--repeats`` times in this process:
+    each partition linked, its rejects found, rolled up, scored (by the law at the act too,
+    with ``--only "dated versions"``) and one act one fine applied (``CaseStage._partition``),
+    with no store. Prints per repeat the CPU seconds of the process (the kernel's threads
+    too) and of the main thread over those calls only: the input side around them is
+    ``--part input``'s."""
+    import json
+
+    from ecorules.engine._nightly import DOMAIN
+    from ecorules.engine._sources import DEFAULT_BATCH_ROWS
+    from ecorules.engine.cases._plan import make_plan
+    from ecorules.engine.cases._stage import CaseStage
+    from ecorules.fastcalc import compile_program
+    from ecorules.rules import load_policies
+
+    paths = prepare(args.dir, args.enterprises, args.cases)
+    policies = POLICIES if args.only != "dated versions" else dated_policies(args.dir)
+    plan = make_plan(load_policies(policies), DOMAIN, AS_OF, compile_program)
+    spent = [0.0, 0.0]
+
+    class Timed(CaseStage):
+        def _partition(self, *given, **options):
+            cpu, thread = _cpu_seconds(), time.thread_time()
+            try:
+                return super()._partition(*given, **options)
+            finally:
+                spent[0] += _cpu_seconds() - cpu
+                spent[1] += time.thread_time() - thread
+
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile(time.thread_time)
+        profile.enable()
+    found = []
+    for _ in range(args.repeats):
+        spent[:] = [0.0, 0.0]
+        stage = Timed(plan, paths["cases"], as_of=AS_OF, threads=args.threads, batch_rows=DEFAULT_BATCH_ROWS)
+        run = stage.run(paths["enterprises"], {}, ())
+        found.append({"cpu": spent[0], "thread": spent[1], "rows": run.rows_in})
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(str(args.dir / f"judge-{os.getpid()}.prof"))
+    print(json.dumps({"repeats": found, "rss_mib": _peak_rss_mib()}))
+    return 0
+
+
 def parts(args) -> int:
     """``--part input`` of each ``--build`` (NAME=a directory put first on PYTHONPATH, where
     another build of ecorules is: a worktree's copy with its compiled modules), alternately,
@@ -209,7 +261,7 @@ def parts(args) -> int:
             if path:
                 env["PYTHONPATH"] = path
             load = os.getloadavg()[0]
-            done = subprocess.run([sys.executable, __file__, "--child", "input", "--cases", str(args.cases),
+            done = subprocess.run([sys.executable, __file__, "--child", args.part, "--cases", str(args.cases),
                                    "--enterprises", str(args.enterprises), "--dir", str(args.dir), "--repeats",
                                    str(args.repeats), *(["--only", args.only] if args.only else []),
                                    *(["--profile"] if args.profile else [])],
@@ -294,7 +346,8 @@ def main() -> int:
     parser.add_argument("--steps", action="store_true", help="print each run's step seconds")
     parser.add_argument("--profile", action="store_true", help="a cProfile of each run into --dir")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
-    parser.add_argument("--part", choices=("input",), help="time the input side alone (input_part), --build by --build")
+    parser.add_argument("--part", choices=("input", "judge"),
+                        help="time the input side (input_part) or the judging (judge_part) alone, --build by --build")
     parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build (--part)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats per process (--part)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -303,6 +356,8 @@ def main() -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.child == "input":
         return input_part(args)
+    if args.child == "judge":
+        return judge_part(args)
     if args.child:
         return child(args)
     if args.part:

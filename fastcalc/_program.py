@@ -113,7 +113,13 @@ class Program:
 
         ``law_date`` (default ``as_of``): the day whose law applies, that is which versions
         are in force and which parameter values they take (行政处罚法 art 37: the day of the
-        act, or of the decision); the builtin ``as_of`` the rules read stays ``as_of``.
+        act, or of the decision); the builtin ``as_of`` the rules read stays ``as_of``. A
+        tuple of days scores under their laws at once, in one pass: every version in force on
+        one of them, each with its values of those days, which must agree (ValueError: score
+        them apart), and the checks of all. A row's outputs of the versions in force on a day
+        are then those a score on that day alone gives, provided the row is valid (a check
+        of another day's version may reject it); the caller picks the slots of the versions
+        in force on the day that applies to each row. The warnings are each day's, in order.
 
         ``table``: a dict of 1-D arrays (numpy, lists), a pyarrow Table or RecordBatch, or a
         pandas DataFrame; in a dict, a column may be ``Validated`` (already validated by the
@@ -132,18 +138,21 @@ class Program:
     def _prepare(self, table: Any, as_of: dt.date, block_rows: int, out: ScoreResult | None,
                  threads: int = 1, law_date: dt.date | None = None) -> _Batch:
         """Everything but the kernel pass: validate, patch, bind (per segment)."""
-        for name, day in (("as_of", as_of), ("law_date", law_date)):
+        days = tuple(law_date) if isinstance(law_date, tuple | list) else (law_date,)
+        for name, day in (("as_of", as_of), *(("law_date", d) for d in days)):
             if (day is not None or name == "as_of") and (not isinstance(day, dt.date) or isinstance(day, dt.datetime)):
                 raise ValueError(f"{name} must be a datetime.date, got {day!r}")
-        law_date = as_of if law_date is None else law_date
+        if not days or (len(days) > 1 and None in days):
+            raise ValueError(f"law_date must be a date or a non-empty tuple of dates, got {law_date!r}")
+        days = (as_of,) if days == (None,) else days
         if isinstance(block_rows, bool) or not isinstance(block_rows, int) or not 64 <= block_rows <= 1 << 20:
             raise ValueError(f"block_rows must be an int in 64 .. 1048576, got {block_rows!r}")
         c = self._compiled
         raw_columns, n = _columns_of(table, c)
-        enabled, envs, warnings = self._enabled(as_of, law_date)
+        enabled, envs, warnings = self._enabled_on(as_of, days)
         # Like the single-case engine, only the facts of the policies in force are checked:
         # a column that only a not-yet-effective policy reads cannot reject a row.
-        in_force = [p for p in c.policies if p.in_force(law_date)]
+        in_force = [p for p in c.policies if any(p.in_force(day) for day in days)]
         checked = tuple(name for name in c.columns if any(name in p.required_facts for p in in_force))
         code, aux, string_patches = patched(c, envs, enabled)
         outputs = self._outputs(n, out)
@@ -243,6 +252,31 @@ class Program:
         for rows in collected.rows:
             valid[rows] = 0
         return column, collected
+
+    def _enabled_on(self, as_of: dt.date, days: tuple[dt.date, ...]):
+        """``_enabled`` under the laws of ``days`` at once: a rule or check enabled on one of
+        them is enabled; a policy's parameter values are those of the days it is in force on,
+        which must be the same on each (else ValueError); the warnings of each day, in order."""
+        if len(days) == 1:
+            return self._enabled(as_of, days[0])
+        c = self._compiled
+        enabled = np.zeros(c.n_gates, dtype=np.uint8)
+        envs: list[dict | None] = [None] * len(c.policies)
+        warnings: dict[str, None] = {}
+        for day in days:
+            on_day, day_envs, day_warnings = self._enabled(as_of, day)
+            enabled |= on_day
+            warnings.update(dict.fromkeys(day_warnings))
+            for index, policy in enumerate(c.policies):
+                if not policy.in_force(day):
+                    continue
+                if envs[index] is None:
+                    envs[index] = day_envs[index]
+                elif envs[index] != day_envs[index]:  # (an unset parameter is absent from its env)
+                    raise ValueError(f"{policy.key} takes other parameter values on {day} than on an earlier day "
+                                     f"of {days}: score those days apart")
+        fallback = self._enabled(as_of, days[0])[1]  # a policy in force on none of the days: never enabled
+        return enabled, [env if env is not None else fallback[k] for k, env in enumerate(envs)], list(warnings)
 
     def _enabled(self, as_of: dt.date, law_date: dt.date | None = None):
         """Which rules apply on ``law_date`` (default ``as_of``); parameter values per policy,

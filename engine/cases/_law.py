@@ -70,6 +70,60 @@ class Timeline:
             return EPOCH
         return _day(self.cuts[period - 1] if period > 0 else self.cuts[0] - 1)
 
+    def together(self, program, pairs: np.ndarray) -> list[list[int]]:
+        """The periods needed (``pairs``: rows per (period of the law date, period of the
+        decision date)) in groups, ascending, each scored in one kernel pass under the laws
+        of all its periods (``Program.score`` with a tuple of days): consecutive periods
+        whose versions agree on their parameter values, joined while one pass costs no more
+        than two. A pass costs its rows times the rules it runs; a rule of a version in force
+        on none of its days costs half (the kernel still zeroes its outputs) and a row one
+        more (its checks and totals). A row whose dates fall in two periods of one group is
+        scored once instead of twice; a row of one period runs the rules of the others too."""
+        rules = [p for p, _rule in program.rules]
+        policies = {p.key: p for p in program.compiled.policies}
+        per_period = [frozenset(key for key, p in policies.items() if p.in_force(self.day(k))) for k in range(pairs.shape[0])]
+        needed = np.flatnonzero(pairs.any(axis=1) | pairs.any(axis=0)).tolist()
+
+        def cost(group: list[int]) -> float:
+            mine = np.zeros(pairs.shape[0], bool)
+            mine[group] = True
+            rows = int(pairs[mine].sum() + pairs[~mine][:, mine].sum())
+            running = frozenset().union(*(per_period[k] for k in group))
+            enabled = sum(key in running for key in rules)
+            return rows * (enabled + (len(rules) - enabled) / 2 + 1)
+
+        groups: list[list[int]] = []
+        for period in needed:
+            if groups and _agree(policies, per_period, groups[-1], period, self) and \
+                    cost([*groups[-1], period]) <= cost(groups[-1]) + cost([period]):
+                groups[-1].append(period)
+            else:
+                groups.append([period])
+        return groups
+
+
+def _agree(policies: dict, per_period: list[frozenset], group: list[int], period: int, timeline: Timeline) -> bool:
+    """Whether every version in force in ``period`` and in some period of ``group`` takes
+    the same parameter values in both (or lacks the same ones: its rules reading them are
+    not judged in either)."""
+    from ecorules.rules import ParameterNotSetError
+
+    def values(policy, day: dt.date) -> dict:
+        out = {}
+        for name, parameter in policy.parameters.items():
+            try:
+                out[name] = parameter.value_at(day)
+            except ParameterNotSetError:
+                out[name] = ParameterNotSetError  # (no value: compared as a marker)
+        return out
+
+    day = timeline.day(period)
+    for other in group:
+        for key in per_period[period] & per_period[other]:
+            if values(policies[key], day) != values(policies[key], timeline.day(other)):
+                return False
+    return True
+
 
 def law_days(node: ast.Node, columns, rows: np.ndarray) -> np.ndarray:
     """The law date (int64 days) of case rows ``rows``: the kind's ``dates: law`` expression
@@ -256,9 +310,15 @@ class StatuteChoice:
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
-                 score: Callable[[np.ndarray, dt.date], object]) -> LawResult:
+                 score: Callable[[np.ndarray, dt.date], object],
+                 score_together: Callable[[np.ndarray, tuple], object] | None = None) -> LawResult:
     """Score the rows (positions 0..n-1 of ``law``) by the period of their law date and of
-    their decision date; ``score(positions, day)`` scores those rows with the law of ``day``."""
+    their decision date; ``score(positions, day)`` scores those rows with the law of ``day``.
+    ``score_together(positions, days)``, when given, scores them under the laws of several
+    days in one pass (``Program.score`` with a tuple of days, its checks' failures not
+    collected): the periods ``Timeline.together`` groups are scored so, each row once, and
+    a row that pass rejects (a check of a version not its own may) again period by period
+    with ``score``, which judges its checks as before."""
     n = law.size
     act_period, decision_period = timeline.period(law), timeline.period(decision)
     old = _Outputs.empty(program, n)
@@ -266,20 +326,80 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     new = _Outputs.empty(program, differs.size)
     position_in_new = np.full(n, -1, np.int64)
     position_in_new[differs] = np.arange(differs.size)
+    periods = timeline.cuts.size + 1
+    pairs = np.bincount(act_period * periods + decision_period, minlength=periods * periods).reshape(periods, periods)
+    if score_together is None:
+        groups = [[period] for period in np.flatnonzero(pairs.any(axis=1) | pairs.any(axis=0)).tolist()]
+    else:
+        groups = timeline.together(program, pairs)
+    group_of = np.full(periods, -1, np.int64)
+    for g, group in enumerate(groups):
+        group_of[group] = g
+    act_group, decision_group = group_of[act_period], group_of[decision_period]
+    owners = _owners(program)
+    in_force = np.array([[p.in_force(timeline.day(k)) for k in range(periods)] for p in program.compiled.policies], bool)
     warnings: dict[str, None] = {}
-    for period in np.union1d(act_period, decision_period[differs]).tolist():
-        at_act, at_decision = act_period == period, decision_period == period
+    again: list[np.ndarray] = []  # rows a pass under several laws rejected
+    for g, group in enumerate(groups):
+        at_act = act_group == g
+        at_decision = np.zeros(n, bool)
+        at_decision[differs] = decision_group[differs] == g
         rows = np.flatnonzero(at_act | at_decision)
-        result = score(rows, timeline.day(period))
+        if len(group) == 1:
+            result = score(rows, timeline.day(group[0]))
+        else:
+            result = score_together(rows, tuple(timeline.day(k) for k in group))
+            again.append(rows[~np.asarray(result.valid, bool)])
         warnings.update(dict.fromkeys(str(w) for w in result.warnings))
-        old.put(result, at_act[rows], rows[at_act[rows]])
-        later = at_decision[rows] & ~at_act[rows]
-        new.put(result, later, position_in_new[rows[later]])
+        mine = at_act[rows]
+        later = at_decision[rows]  # (in a group of periods a row may be at its act and its decision both)
+        new.put(result, later, position_in_new[rows[later]],
+                None if len(group) == 1 else (owners, in_force, decision_period[rows[later]]))
+        law_of = None if len(group) == 1 else (owners, in_force, act_period[rows[mine]])
+        if mine.all() and rows.size == n and old.adopt(result, law_of):
+            continue  # every row at its act: the result's own outputs, with no copy
+        old.put(result, mine, rows[mine], law_of)
+    rescored = np.concatenate(again) if again else np.zeros(0, np.int64)
+    if rescored.size:  # their outputs of the pass are those of rejected rows: scored again, one law at a time
+        rescored.sort()
+        old.clear(rescored)
+        new.clear(position_in_new[rescored[position_in_new[rescored] >= 0]])
+        at_act_period, at_decision_period = act_period[rescored], decision_period[rescored]
+        for period in np.union1d(at_act_period, at_decision_period[at_act_period != at_decision_period]).tolist():
+            at_act = at_act_period == period
+            at_decision = (at_decision_period == period) & ~at_act
+            result = score(rescored[at_act | at_decision], timeline.day(period))
+            rows = rescored[at_act | at_decision]
+            old.put(result, at_act[at_act | at_decision], rows[at_act[at_act | at_decision]])
+            later = at_decision[at_act | at_decision]
+            new.put(result, later, position_in_new[rows[later]])
     choices = {}
     lighter = choose(program, old, new, differs, choices)
     for statute, (take, severity) in choices.items():
         choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
     return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
+
+
+def _owners(program) -> tuple[np.ndarray, ...]:
+    """Per row of each output (fired, amounts, sanctions, dates), the index of the policy
+    (version) it belongs to: a row of a pass under several laws counts where its version is
+    in force on the day that applies."""
+    compiled = program.compiled
+    index = {p.key: k for k, p in enumerate(compiled.policies)}
+    fired = np.array([index[key] for key, _rule in program.rules], np.int64)
+    amounts = np.array([index[slot.policy_key] for slot in program.findings], np.int64)
+    sanctions = np.array([index[slot[0]] for slot in program.sanctions], np.int64)
+    dates = np.full(compiled.n_dates, -1, np.int64)
+    for s, rows in enumerate(compiled.sanction_dates):
+        for row in rows:
+            if row >= 0:
+                dates[row] = sanctions[s]
+    for k, (key, _rule, _list) in enumerate(getattr(program, "lifts", ())):
+        if compiled.lift_dates[k] >= 0:
+            dates[compiled.lift_dates[k]] = index[key]
+    if (dates < 0).any():
+        raise ValueError("a row of the kernel's dates output belongs to no list entry or lift")
+    return fired, amounts, sanctions, dates
 
 
 def _choice(program, timeline: Timeline, statute: str, act_period, decision_period, differs, take, severity) -> StatuteChoice:
@@ -324,24 +444,80 @@ class _Outputs:
         return cls(np.zeros((len(program.rules), n), np.uint8), np.zeros((len(program.findings), n), np.int64),
                    np.zeros((len(program.sanctions), n), np.uint8), np.zeros((program.compiled.n_dates, n), np.int64))
 
-    def put(self, result, which: np.ndarray, into: np.ndarray) -> None:
-        """Rows ``which`` (a mask) of ``result`` into rows ``into``: one output row at a
-        time, by take and put (a 2-D mask over millions of columns was 4x slower). The
-        outputs start as zeros and each of their columns is put once (a row's law date, or
-        its decision date, is in one period): an output row that is zero throughout the
-        result (a rule of another version, a date no entry has) is left as it is. Half of
-        the puts were such rows (0.2 of 0.4 CPU-s at 2 M cases, bench/cases.py --dated)."""
-        if not into.size:
+    def put(self, result, which: np.ndarray | None, into: np.ndarray | None, law: tuple | None = None) -> None:
+        """Rows ``which`` (a mask) of ``result`` into rows ``into`` (both None: every row
+        into every row, in order): one output row at a time, by take and put (a 2-D mask
+        over millions of columns was 4x slower). The outputs start as zeros and each of
+        their columns is put once (a row's law date, or its decision date, is in one period
+        or group of periods): an output row that is zero throughout the result (a rule of
+        another version, a date no entry has) is left as it is. Half of the puts were such
+        rows (0.2 of 0.4 CPU-s at 2 M cases, bench/cases.py --dated).
+
+        ``law`` (a result under several laws at once): (the policy of each output row per
+        output, whether each policy is in force per period, the period of each row put):
+        a row's value where its version is in force in that period, else 0."""
+        if into is not None and not into.size:
             return
         # every row of the result, most often (the period of most acts): put, with no take
-        taken = None if into.size == which.size else np.flatnonzero(which)
-        for mine, theirs in ((self.fired, result.fired), (self.amounts, result.amounts), (self.sanctions, result.sanctions),
-                             (self.dates, result.dates)):
+        taken = None if which is None or into.size == which.size else np.flatnonzero(which)
+        # into every row of the outputs (distinct ascending positions as many as the rows):
+        # assigned, with no put
+        whole = into is None or into.size == self.fired.shape[1]
+        masks: dict[int, np.ndarray] = {}
+        for k_output, (mine, theirs) in enumerate(((self.fired, result.fired), (self.amounts, result.amounts),
+                                                   (self.sanctions, result.sanctions), (self.dates, result.dates))):
             theirs = np.asarray(theirs)
             for k in range(mine.shape[0]):
                 if not theirs[k].any():
                     continue
-                np.put(mine[k], into, theirs[k] if taken is None else np.take(theirs[k], taken))
+                mask = None
+                if law is not None:
+                    owners, in_force, period = law
+                    policy = int(owners[k_output][k])
+                    if policy not in masks:
+                        masks[policy] = in_force[policy][period]
+                    mask = masks[policy]
+                if taken is None and whole:
+                    if mask is None:
+                        mine[k] = theirs[k]
+                    else:  # (the outputs are zeros where not put)
+                        np.copyto(mine[k], theirs[k], where=mask)
+                    continue
+                values = theirs[k] if taken is None else np.take(theirs[k], taken)
+                if mask is not None:
+                    values = values * mask if taken is None else np.multiply(values, mask, out=values)
+                if whole:
+                    mine[k] = values
+                else:
+                    np.put(mine[k], into, values)
+
+    def adopt(self, result, law: tuple | None = None) -> bool:
+        """The outputs of ``result``, of as many rows as these, taken as these (they are put
+        once: nothing was put yet), the rows of another law zeroed in place (``law`` as for
+        ``put``); False where an output is not one this could own (left as it was). A copy
+        into fresh zeros cost the copy and a page fault per 4 KiB of it."""
+        outputs = [np.asarray(o) for o in (result.fired, result.amounts, result.sanctions, result.dates)]
+        mine = (self.fired, self.amounts, self.sanctions, self.dates)
+        if any(o.shape != m.shape or o.dtype != m.dtype or not o.flags.writeable or not o.flags.c_contiguous
+               for o, m in zip(outputs, mine, strict=True)):
+            return False
+        if law is not None:
+            owners, in_force, period = law
+            masks: dict[int, np.ndarray] = {}
+            for k_output, output in enumerate(outputs):
+                for k in range(output.shape[0]):
+                    policy = int(owners[k_output][k])
+                    if policy not in masks:
+                        masks[policy] = in_force[policy][period]
+                    if output[k].any():
+                        np.multiply(output[k], masks[policy], out=output[k])
+        self.fired, self.amounts, self.sanctions, self.dates = outputs
+        return True
+
+    def clear(self, rows: np.ndarray) -> None:
+        """Zeroes at ``rows``."""
+        for mine in (self.fired, self.amounts, self.sanctions, self.dates):
+            mine[:, rows] = 0
 
 
 def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: dict | None = None) -> np.ndarray:

@@ -182,15 +182,17 @@ class ScoredParts:
     sanctions: np.ndarray  # uint8 (sanctions, rows)
     dates: np.ndarray | None  # int64 (n_dates, rows): list entries' from:/until:, lifts' from:
     warnings: tuple[str, ...] = ()
+    valid: np.ndarray | None = None  # bool per row: accepted (no check failed)
 
     @classmethod
     def empty(cls, n: int, first) -> ScoredParts:
         dates = None if first.dates is None else np.zeros((first.dates.shape[0], n), np.int64)
         return cls(first.as_of, np.zeros((first.fired.shape[0], n), np.uint8),
                    np.zeros((first.amounts.shape[0], n), np.int64), np.zeros((first.sanctions.shape[0], n), np.uint8),
-                   dates)
+                   dates, valid=np.zeros(n, bool))
 
     def put(self, piece: slice, result) -> None:
+        self.valid[piece] = result.valid
         self.fired[:, piece] = result.fired
         self.amounts[:, piece] = result.amounts
         self.sanctions[:, piece] = result.sanctions
@@ -334,7 +336,7 @@ class CaseStage:
         linked_rejects = len(cases.rejects)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
-        self._reject_uncountable(cases, side)
+        self._reject_uncountable(cases, side, linked_rejects)
         results = self._scored(cases, side)
         if self._failed_checks:
             # cases failing a check (rules/_checks.py) are rejects, and count in no roll-up:
@@ -455,30 +457,41 @@ class CaseStage:
         def score(positions: np.ndarray, day: dt.date):
             return self._score_rows(program, cases, side, scored[positions], windowed, law_date=day)
 
-        return score_by_law(program, plan.timeline, law, decided, score)
+        def score_together(positions: np.ndarray, days: tuple):
+            # (its rejects are not judged: score_by_law scores those rows again, a law at a time)
+            return self._score_rows(program, cases, side, scored[positions], windowed, law_date=days, judged=False)
+
+        return score_by_law(program, plan.timeline, law, decided, score, score_together)
 
     def _score_rows(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,
-                    windowed: Mapping[str, np.ndarray], law_date: dt.date | None = None):
+                    windowed: Mapping[str, np.ndarray], law_date: dt.date | tuple | None = None, judged: bool = True):
         """The case rows ``rows`` scored by ``program`` a part of rows at a time (rows are
         scored independently; a part's input columns stay small, _parts.py), the parts'
-        outputs put together in the order of ``rows``."""
+        outputs put together in the order of ``rows``. ``judged`` False: the kernel's
+        rejects are left to the caller (``_score``)."""
         pieces = in_rows(rows.size)
         if len(pieces) == 1:
-            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=law_date, rows=rows)
+            return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=law_date, rows=rows,
+                               judged=judged)
         merged = None
         for piece in pieces:
             part = rows[piece]
             result = self._score(program, self._joined(program, cases, side, part, windowed), law_date=law_date,
-                                 rows=part)
+                                 rows=part, judged=judged)
             if merged is None:
                 merged = ScoredParts.empty(rows.size, result)
             merged.put(piece, result)
         return merged
 
-    def _score(self, program, table, law_date: dt.date | None = None, rows: np.ndarray | None = None):
+    def _score(self, program, table, law_date: dt.date | tuple | None = None, rows: np.ndarray | None = None,
+               judged: bool = True):
         """Score ``table`` (the case rows ``rows``); the kernel may reject rows only by the
-        policies' checks, which are collected, never by validation the case checks passed."""
+        policies' checks, which are collected, never by validation the case checks passed.
+        ``judged`` False: its rejects are neither (scored under several laws at once, a row
+        may fail a check of a version that is not its own: the caller scores it again)."""
         result = program.score(table, as_of=self.as_of, threads=self.threads, law_date=law_date)
+        if not judged:
+            return result
         failed = checks_failed(result)
         if failed is not None and rows is not None:
             self._failed_checks.append(failed_rows(result, rows))
@@ -522,9 +535,12 @@ class CaseStage:
                 where[name] = flags
         return where
 
-    def _reject_uncountable(self, cases: CaseTable, side: EnterpriseSide) -> None:
+    def _reject_uncountable(self, cases: CaseTable, side: EnterpriseSide, since: int) -> None:
         """An enterprise a roll-up cannot be counted for (_uncountable.py) is rejected, in the
-        registry (``side.uncountable``) and with every case of it."""
+        registry (``side.uncountable``) and with every case of it: a case rejected since the
+        link (``cases.rejects[since:]``: its law date outside the holiday table) too, its own
+        reject given way, as the library refuses the whole group with the roll-up's reason
+        before it judges any case (engine/_group.judge_group)."""
         if self.plan.where_program is None or not self.plan.where_program.counting:
             return
         unknown = Unknown({})
@@ -532,13 +548,12 @@ class CaseStage:
         if not unknown.rows:
             return
         found = uncountable_enterprises(self.plan, cases, unknown, self.as_of)
+        why = {}
         for enterprise, (name, value, reason) in found.items():
             side.uncountable[enterprise] = (name, value, reason)
-            side.rejected[enterprise] = f"its registry {side.where(enterprise)} was rejected ({name} {value!r}: {reason})"
-        bad = np.flatnonzero(np.isin(cases.enterprise, np.fromiter(found, np.int64, len(found))) & cases.valid)
-        if bad.size:
-            cases.reject(bad.tolist(), self.plan.link, cases.uscc.take(pa.array(bad)).to_pylist(),
-                         [side.rejected[int(cases.enterprise[row])] for row in bad])
+            why[enterprise] = f"its registry {side.where(enterprise)} was rejected ({name} {value!r}: {reason})"
+        if why:
+            _enterprises.refuse_groups(cases, self.plan.link, side, why, since)
 
     def _one_act_one_fine(self, results: CaseResults, parts: list[np.ndarray], count: int) -> dict[int, pa.Array]:
         """行政处罚法 art 29 over the fired fines (_acts.py), a part of the enterprises at a time."""

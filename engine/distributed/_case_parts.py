@@ -85,7 +85,7 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     linked_rejects = len(cases.rejects)
     if plan.kind.law_date is not None:
         reject_outside_law_dates(plan.kind, cases)
-    stage._reject_uncountable(cases, side)
+    stage._reject_uncountable(cases, side, linked_rejects)
     results = stage._scored(cases, side)
     if stage._failed_checks:  # as CaseStage.run: once more without the cases failing a check
         reject_failed_checks(cases, stage._failed_checks)

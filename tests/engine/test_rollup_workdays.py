@@ -194,3 +194,31 @@ def test_a_case_whose_law_date_is_outside_the_table_counts_in_no_roll_up(tmp_pat
     found, rejects, _ = _batch(tmp_path, folder, cases)
     assert [reject[:4] for reject in rejects] == [("cases.csv", 2, "act_date", "2023-12-15")]
     assert found == {B: [("", "repeat", 100), ("c4", "fine", 1000)]}  # c4 paid late: counted alone
+
+
+def test_a_case_whose_law_date_is_outside_the_table_gives_way_to_its_enterprises_reject(tmp_path):
+    # casereject (session 9): c3's law date is outside the table, and c5's where counts a
+    # working day outside it in B's roll-up: the library refuses B's whole group with the
+    # roll-up's reason before it judges any case (engine/_group.judge_group), so every case
+    # of B, c3 too, is a reject saying B was rejected, as for an enterprise its own policy
+    # rejects (_enterprises.refuse_groups); before, c3 kept its own reject
+    folder = _folder(tmp_path, "enterprise")
+    text = (folder / "cases.yaml").read_text(encoding="utf-8")
+    (folder / "cases.yaml").write_text(
+        text.replace("parent: enterprise\n", 'parent: enterprise\ndates:\n  law: "working_day_on_or_after(act_date)"\n', 1),
+        encoding="utf-8")
+    cases = [("c3", B, "2023-12-15", "2024-03-04", "2024-03-20"), ("c4", B, "2025-06-02", "2025-06-02", "2025-07-01"),
+             ("c5", B, "2024-06-03", "2023-12-20", "2024-01-10"), ("c1", A, "2024-03-01", "2024-03-04", "2024-03-20")]
+    children = [dict(zip(("case_id", "uscc", "act_date", "served", "paid"), c, strict=True)) for c in cases if c[1] == B]
+    reason = REASON.replace("case_id c3", "case_id c5")
+    for backend in ("python", "durable"):
+        with Evaluator(load_policies(folder), backend=backend) as evaluator, pytest.raises(RecordCheckError) as error:
+            evaluator.evaluate_group({"uscc": B, "district": "金水区", "industrial": "true"}, children, as_of=AS_OF)
+        assert isinstance(error.value, CalendarError) and error.value.subject == B  # the enterprise's, not c3's
+        assert [(f.column, f.value, f.reason) for f in error.value.failures] == [("paid_late", "2023-12-20", reason)]
+    found, rejects, summary = _batch(tmp_path, folder, cases)
+    why = f"its registry row 3 of {tmp_path / 'enterprises.csv'} was rejected (paid_late '2023-12-20': {reason})"
+    assert rejects == [("cases.csv", 2, "uscc", B, why), ("cases.csv", 3, "uscc", B, why), ("cases.csv", 4, "uscc", B, why),
+                       ("enterprises.csv", 3, "paid_late", "2023-12-20", reason)]
+    assert found == {A: [("", "repeat", 100), ("c1", "fine", 1000)]}
+    assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (3 + 4, 2 + 1, 1 + 3)

@@ -80,3 +80,28 @@ def test_the_values_worked_by_hand(policies):
         ("test.water_law@2017", "over_standard"): [150000, -1], ("test.water_law@2017", "late"): [150000 + days, -1]}
     # without law_date, the law of as_of, as before
     assert _score(policies, None)[0] == _score(policies, AS_OF)[0]
+
+
+def test_several_days_at_once_give_each_version_the_slots_of_its_own_day(policies):
+    # 2017-06-01: the 2008 version; 2019-06-01: the 2017 version (its value of 2018): both
+    # in one pass, each version's outputs as its own day alone gives them
+    program = compile_program(policies, domain="case")
+    together = program.score(TABLE, as_of=AS_OF, law_date=(dt.date(2017, 6, 1), dt.date(2019, 6, 1)))
+    for day in (dt.date(2017, 6, 1), dt.date(2019, 6, 1)):
+        alone = program.score(TABLE, as_of=AS_OF, law_date=day)
+        for r, slot in enumerate(program.rules):
+            if next(p for p in program.policies if p.key == slot.policy_key).in_force(day):
+                assert together.fired[r].tolist() == alone.fired[r].tolist()
+        for k, slot in enumerate(program.findings):
+            if next(p for p in program.policies if p.key == slot.policy_key).in_force(day):
+                assert together.amounts[k].tolist() == alone.amounts[k].tolist()
+    assert together.fired.any(axis=1).sum() == 3  # both versions fired: one pass ran them all
+
+
+def test_days_on_which_a_version_takes_other_values_are_refused(policies):
+    # minimum_fine of the 2017 version is 100,000 from 2018 and 150,000 from 2020
+    program = compile_program(policies, domain="case")
+    with pytest.raises(ValueError, match="other parameter values"):
+        program.score(TABLE, as_of=AS_OF, law_date=(dt.date(2019, 6, 1), dt.date(2021, 6, 1)))
+    with pytest.raises(ValueError, match="law_date"):
+        program.score(TABLE, as_of=AS_OF, law_date=())
