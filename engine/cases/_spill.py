@@ -10,6 +10,11 @@ number kept in memory, 12 bytes a row fewer written and read back). Buckets are 
 put together, consecutive ones, into partitions of about ``PARTITION_ROWS`` rows, and a
 partition is loaded, in the table's row order, when the stage comes to it.
 
+Each enterprise key as written is coded in its bucket, once for the table (``_LinkCodes``),
+its code spilled with the row: a partition's keys are coded from the codes of its buckets
+(``_table.check_values``), not hashed again, and only a key met for the first time adds
+its hash to the keys the registry is filtered by and its USCC check to its code's.
+
 A duplicated case_id may be in any two buckets. Unless the table is in strictly ascending
 case_id order (a database export usually is: no duplicate possible, nothing more to do), the
 case_ids are hashed again into buckets of their own, read back from the spilled files a
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import HashSet, bucket_places, scatter_bits, scatter_texts
+from ecorules.fastcalc._cases import HashSet, TextCodes, bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
@@ -54,7 +59,7 @@ MAX_BUCKETS = 256
 BUCKETS = 64  # where the table's size is not known
 _SOURCE, _ROW, _ORDINAL = "__ecorules_source", "__ecorules_row", "__ecorules_ordinal"
 _KEY = "__ecorules_key"
-_LINK_VALID = "__ecorules_link_valid"  # uint8: 1 where the enterprise key as written is a valid USCC
+_LINK_CODE = "__ecorules_link_code"  # int32: the enterprise key as written coded for the whole table (_LinkCodes)
 
 
 def text_hashes(column: pa.Array) -> np.ndarray:
@@ -129,6 +134,7 @@ class SpilledCases:
     # the batches of consecutive rows, whose rows were spilled without their source and row
     # number: per batch its first position in the table (ascending), its source, its first row
     runs: _Runs = field(default_factory=lambda: _Runs().done())
+    link: LinkCodes = field(default_factory=lambda: LinkCodes())  # the enterprise keys' codes (_LinkCodes)
 
     @property
     def n(self) -> int:
@@ -153,8 +159,9 @@ class SpilledCases:
     def load(self, buckets: Iterable[int]) -> CaseTable:
         """The rows of ``buckets`` as a case table (sources and headers of the whole table),
         in the table's row order."""
-        tables = [_read(path, combine=False) for b in buckets for path in self.files[b]]
-        tables = [t for t in tables if t.num_rows]
+        buckets = list(buckets)
+        read = [(k, _read(path, combine=False)) for k, b in enumerate(buckets) for path in self.files[b]]
+        tables = [t for _k, t in read if t.num_rows]
         if not tables:
             empty = np.zeros(0, np.int64)
             return CaseTable(_concat([], self.columns), self.sources, np.zeros(0, np.int32), empty, self.headers, 0,
@@ -165,8 +172,9 @@ class SpilledCases:
             origins = [self.runs.origin(t) for t in tables]
             source = np.concatenate([o[0] for o in origins]).astype(np.int32)
             rows = np.concatenate([o[1] for o in origins]).astype(np.int64)
-        link_valid = (np.concatenate([_ints(t[_LINK_VALID]) for t in tables]).astype(bool)
-                      if all(_LINK_VALID in t.column_names for t in tables) else None)
+        # the keys' codes in their buckets made the partition's: a bucket's after the buckets' before it
+        begin, valid = self.link.of(buckets)
+        link_code = np.concatenate([_partition_codes(_ints(t[_LINK_CODE]), int(begin[k])) for k, t in read if t.num_rows])
         try:  # chunks of the files' batches, copied once below (combined, or taken in the table's order)
             whole = pa.concat_tables([t.select(list(self.columns)) for t in tables], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # files of other types (rare): as _table._concat does
@@ -176,12 +184,14 @@ class SpilledCases:
             whole = whole.take(from_numbers(order))
             ordinal = ordinal[order]
             source, rows = (None, None) if source is None else (source[order], rows[order])
-            link_valid = None if link_valid is None else link_valid[order]
+            link_code = link_code[order]
         if source is None:
             source, rows = self.runs.of(ordinal)
             source = source.astype(np.int32)
+        # what the spill found of each key as written, by its code: the USCC check, the code itself
         return CaseTable(whole.combine_chunks(), self.sources, source, rows, self.headers, int(ordinal.size),
-                         ordinal=ordinal, link_valid=link_valid)
+                         ordinal=ordinal, link_valid=None if valid is None else valid[link_code], link_code=link_code,
+                         link_codes=int(begin[-1]))
 
     def duplicates(self, key: str) -> Duplicates:
         """The rows of a case_id seen at an earlier row (see the module)."""
@@ -247,7 +257,10 @@ class _Buckets:
 
     def append(self, table: pa.Table, bucket: np.ndarray) -> None:
         place, counts = bucket_places(np.ascontiguousarray(bucket, np.int64), self.count)
-        grouped = grouped_by_place(table, place) if table.num_rows else table
+        self.append_grouped(grouped_by_place(table, place) if table.num_rows else table, counts)
+
+    def append_grouped(self, grouped: pa.Table, counts: np.ndarray) -> None:
+        """A table whose rows are grouped by bucket (``counts`` rows of each, in order)."""
         start = 0
         for b, count in enumerate(counts.tolist()):
             if count:
@@ -383,6 +396,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
     ascending, last_key = True, None
     link_fact = plan.facts[plan.link]
     runs = _Runs()
+    link = _LinkCodes(count, link_fact.format == "uscc")
     for source, rows, cases in reading.batches(reader, plan):
         n = cases.num_rows
         if not n:
@@ -391,10 +405,6 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
         keys, link_valid = linked_checked(link_fact, cases[plan.link])
         hashes = text_hashes(keys)
         bucket = (hashes % np.uint64(count)).astype(np.int64)
-        wanted_hashes.add(hashes)
-        if wanted is not None:
-            distinct = pc.unique(keys)
-            wanted.add(distinct.drop_null() if distinct.null_count else distinct)
         if ascending:
             text = _stripped(cases[plan.kind.key])
             ascending = _ascending(text) and (
@@ -407,16 +417,115 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
             cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
             cases = cases.append_column(_ROW, from_numbers(rows))
         cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
-        if link_fact.format == "uscc":  # what the USCC check found, carried to the partition's checks
-            cases = cases.append_column(_LINK_VALID, from_numbers(
-                np.zeros(n, np.uint8) if link_valid is None else link_valid.view(np.uint8)))
         ordinal += n
-        buckets.append(cases, bucket)
+        place, counts = bucket_places(bucket, count)
+        grouped = grouped_by_place(cases, place)
+        # each key as written coded within its bucket, once for the table (a partition's codes
+        # follow from its buckets', _table.check_values), its rows together (a bucket's table of
+        # keys stays in the caches); the keys met for the first time are the table's distinct ones
+        order = np.empty(n, np.int64)
+        order[place] = np.arange(n, dtype=np.int64)
+        codes, new = link.add(grouped[plan.link], counts, None if link_valid is None else link_valid[order])
+        new = order[new]
+        wanted_hashes.add(hashes[new])
+        if wanted is not None:
+            distinct = keys.take(from_numbers(new))
+            wanted.add(distinct.drop_null() if distinct.null_count else distinct)
+        buckets.append_grouped(grouped.append_column(_LINK_CODE, from_numbers(codes)), counts)
     buckets.close()
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        wanted_hashes.sorted(), ascending, tuple(plan.case_columns), runs.done())
+                        wanted_hashes.sorted(), ascending, tuple(plan.case_columns), runs.done(), link.done())
+
+
+class _LinkCodes:
+    """The enterprise keys of the case table as written coded (``TextCodes``), a bucket's
+    apart, and per code whether its text is a valid USCC as written (``linked_checked``;
+    ``checked`` False: not known, the key not a USCC)."""
+
+    def __init__(self, count: int, checked: bool):
+        self.codes = [TextCodes() for _ in range(count)]
+        self.valid = [_Grown(np.bool_) for _ in range(count)] if checked else None
+
+    def add(self, column, counts: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``column``'s rows grouped by bucket (``counts`` of each) coded: per row its code in its
+        bucket (int32, -1: empty), and the rows of the texts met for the first time. ``valid``:
+        per row whether its text is a valid USCC (None: not known)."""
+        written = _text(column)
+        codes = np.empty(len(written), np.int32)
+        new = []
+        start = 0
+        for b, count in enumerate(counts.tolist()):
+            if not count:
+                continue
+            part = written.slice(start, count)
+            offsets, data = string_buffers(part)
+            null = bools(part.is_null()).view(np.uint8) if part.null_count else np.zeros(0, np.uint8)
+            codes[start:start + count], first = self.codes[b].add(offsets, data, null)
+            if self.valid is not None:
+                self.valid[b].extend(np.zeros(first.size, bool) if valid is None else valid[start + first])
+            new.append(first + start)
+            start += count
+        return codes, np.concatenate(new) if new else np.zeros(0, np.int64)
+
+    def done(self) -> LinkCodes:
+        return LinkCodes(np.array([len(c) for c in self.codes], np.int64),
+                         None if self.valid is None else [v.values() for v in self.valid])
+
+
+@dataclass
+class LinkCodes:
+    """The spill's codes of the enterprise keys (``_LinkCodes``): per bucket how many, and
+    per bucket per code whether its text is a valid USCC as written (None: not known)."""
+
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    valid: list[np.ndarray] | None = None
+
+    def of(self, buckets: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """For the buckets of a partition: where each bucket's codes begin among the
+        partition's, and per code of the partition its validity (then False, for -1)."""
+        counts = self.counts[buckets] if len(buckets) else np.zeros(0, np.int64)
+        begin = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        valid = None if self.valid is None else np.concatenate([*(self.valid[b] for b in buckets), [False]])
+        return begin, valid
+
+
+def _partition_codes(codes: np.ndarray, begin: int) -> np.ndarray:
+    """A bucket's codes of its keys (int32, -1 for an empty key) as its partition's, its
+    first code ``begin``."""
+    codes = codes.astype(np.int32, copy=True)
+    if begin:
+        codes[codes >= 0] += np.int32(begin)
+    return codes
+
+
+class _Grown:
+    """A numpy array appended to, its room doubled when full."""
+
+    def __init__(self, dtype):
+        self._values = np.empty(1 << 10, dtype)
+        self._n = 0
+
+    def extend(self, more: np.ndarray) -> None:
+        end = self._n + more.size
+        if end > self._values.size:
+            grown = np.empty(max(end, 2 * self._values.size), self._values.dtype)
+            grown[:self._n] = self._values[:self._n]
+            self._values = grown
+        self._values[self._n:end] = more
+        self._n = end
+
+    def values(self) -> np.ndarray:
+        return self._values[:self._n]
+
+
+def _text(column) -> pa.Array:
+    """A column as a string array (a large string one as it is)."""
+    column = one_array(column)  # (combine_chunks copies even a single chunk)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    return column.cast(pa.string())
 
 
 class _Runs:

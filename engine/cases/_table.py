@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import ascending_texts, encode_texts, text_index, text_positions
+from ecorules.fastcalc._cases import (
+    ascending_texts,
+    encode_texts,
+    local_codes,
+    text_index,
+    text_positions,
+)
 from ecorules.fastcalc._validate import validate_column
 from ecorules.fastcalc._validate_common import Rejects, ValidColumn
 from ecorules.rules import Kind
@@ -74,6 +80,11 @@ class CaseTable:
     # it put the key in the ledger's form (``linked_checked``); None: not known. Only the
     # other rows are checked again (the USCCs were checked three times: 0.1 CPU-s a million)
     link_valid: np.ndarray | None = None
+    # int32 per row: its enterprise key as written coded by the spill for the whole table (one
+    # of ``link_codes`` codes, -1 for an empty key), so that a partition's keys are coded
+    # without hashing them again (``_table.check_values``); None: not coded
+    link_code: np.ndarray | None = None
+    link_codes: int = 0
 
     @property
     def n(self) -> int:
@@ -178,13 +189,14 @@ def check_values(cases: CaseTable, plan: CasePlan, duplicates=None) -> None:
     # an enterprise has many cases: its key is trimmed and put in the ledger's form (a USCC
     # checked again) once per distinct text as written, not once per case row
     link_fact = plan.facts[plan.link]
+    coded = None if cases.link_code is None else local_codes(cases.link_code, cases.link_codes)
     if cases.link_valid is None:
         cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(cases.table[plan.link],
-                                                                        lambda texts: linked(link_fact, texts))
+                                                                        lambda texts: linked(link_fact, texts), coded=coded)
     else:
         cases.uscc_code, cases.uscc_distinct, cases.uscc = _coded_forms(
             cases.table[plan.link], lambda texts, codes: _linked_unless_valid(link_fact, texts, codes, cases.link_valid),
-            with_codes=True)
+            with_codes=True, coded=coded)
     if plan.kind.act:
         cases.act_code, cases.acts = _codes(cases.table[plan.kind.act])
     if duplicates is None:
@@ -285,14 +297,19 @@ def _coded_distinct(column, form) -> tuple[np.ndarray, pa.Array]:
     return codes, distinct
 
 
-def _coded_forms(column, form, rows: bool = True, with_codes: bool = False) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
+def _coded_forms(column, form, rows: bool = True, with_codes: bool = False,
+                 coded: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
     """``_coded_distinct``, and (``rows``) ``form`` of each row's text: where ``form`` changes
     no text (it returns its argument itself: nearly always), the column as it is, no copy.
-    ``with_codes``: ``form`` is given the rows' codes too."""
+    ``with_codes``: ``form`` is given the rows' codes too. ``coded``: the column's texts
+    already coded as ``encode_texts`` codes them (per row its code, per code its first row)."""
     column = one_array(column)  # (combine_chunks copies even a single chunk)
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
-    codes, written = _encoded(column)
+    if coded is None:
+        codes, written = _encoded(column)
+    else:
+        codes, written = coded[0], column.take(from_numbers(coded[1]))
     formed_texts = form(written, codes) if with_codes else form(written)
     if formed_texts is written:  # distinct texts stay distinct: the codes as they are
         return codes, written, column if rows else None

@@ -65,3 +65,41 @@ def test_partition_rows_name_the_file_and_line_the_whole_table_names(tmp_path, m
         assert sorted(map(astuple, rejects)) == sorted(map(astuple, whole.rejects))
     finally:
         spilled.close()
+
+
+def test_a_partition_codes_its_keys_from_the_spills_codes_as_coding_them_anew(tmp_path, monkeypatch):
+    """The spill codes each enterprise key as written once, in its bucket, and a partition's
+    codes follow from those (``CaseTable.link_code``): the same codes, distinct keys, keys
+    per row and rejects as coding the partition's keys again, for keys written in forms that
+    become one key (blanks, full width), invalid and empty ones, over many partitions."""
+    usccs = generate_registry(150, 7)["uscc"].to_pylist()
+    rng = np.random.default_rng(8)
+    written = []
+    for i in rng.integers(0, 150, 1200).tolist():
+        form = int(rng.integers(0, 6))
+        written.append(usccs[i] if form < 2 else f" {usccs[i]}" if form == 2 else
+                       "".join(chr(ord(c) + 0xFEE0) for c in usccs[i]) if form == 3 else
+                       usccs[i][:-1] + "?" if form == 4 else None)
+    cases = generate_cases(pa.array(usccs), 1200, 9, ("a83_2", "a84_2", "local_x"))
+    cases = cases.set_column(cases.column_names.index("uscc"), "uscc", pa.array(written, pa.string()))
+    pacsv.write_csv(cases, tmp_path / "cases.csv")
+    plan = _plan()
+    monkeypatch.setattr(_spill, "PARTITION_ROWS", 100)
+    spilled = _spill.spill_cases(tmp_path / "cases.csv", plan, batch_rows=128, directory=tmp_path)
+    try:
+        duplicates = spilled.duplicates(plan.kind.key)
+        groups = spilled.partitions(300)  # buckets of about a hundred rows, partitions of several
+        assert sum(len(g) > 1 for g in groups) > 2
+        for buckets in groups:
+            part = spilled.load(buckets)
+            anew = spilled.load(buckets)
+            assert part.link_code is not None
+            anew.link_code = None  # coded again by encode_texts, as before the spill coded them
+            check_values(part, plan, duplicates)
+            check_values(anew, plan, duplicates)
+            assert np.array_equal(part.uscc_code, anew.uscc_code)
+            assert part.uscc_distinct.equals(anew.uscc_distinct) and part.uscc.equals(anew.uscc)
+            assert [astuple(r) for r in part.rejects] == [astuple(r) for r in anew.rejects]
+            assert np.array_equal(part.valid, anew.valid)
+    finally:
+        spilled.close()
