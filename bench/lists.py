@@ -10,7 +10,8 @@ of which have passed by run 2); run 2 justifies 90% of them again and 10% new on
 a few. Each variant brings a copy of that store up to run 1 and then run 2
 (``engine/_lists.update_entries``, in its transaction), each step in a process of its own,
 which reports its RSS before the step (imports, connection) and its peak during it (VmHWM
-after resetting it through /proc/self/clear_refs), and the step's seconds:
+after resetting it through /proc/self/clear_refs), and the step's seconds and CPU seconds
+(the step's process, its commit included; with ``--rounds``, the variants alternate):
 
 - ``partitioned``: the code as it is (entries compared a partition at a time);
 - ``one partition``: the same code with ENTRIES_PER_PARTITION beyond the entries, every entry
@@ -104,6 +105,7 @@ def build(path: Path, n: int, seed: int = 7) -> None:
 
 def step(path: str, run: int, partition: int | None) -> None:
     """One run's update of the list state, in this process: prints its figures as JSON."""
+    import resource
     import time
 
     from ecorules.engine import _lists, store
@@ -113,13 +115,14 @@ def step(path: str, run: int, partition: int | None) -> None:
     connection = store.connect(path)
     before = _status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here on
-    began = time.perf_counter()
+    began, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     with connection:
         connection.execute("BEGIN IMMEDIATE")
         counts = _lists.update_entries(connection, run, dict(RUNS)[run], cases_judged=True)
-    seconds = time.perf_counter() - began
+    seconds, after = time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF)
     connection.close()
-    json.dump({"rss_before": before, "peak": _status("VmHWM"), "seconds": seconds, "counts": counts}, sys.stdout)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime  # this process's, the commit's included
+    json.dump({"rss_before": before, "peak": _status("VmHWM"), "seconds": seconds, "cpu": cpu, "counts": counts}, sys.stdout)
 
 
 def _status(name: str) -> int:
@@ -162,6 +165,8 @@ def main() -> None:
     parser.add_argument("--baseline-python", help="an interpreter whose ecorules is the baseline checkout")
     parser.add_argument("--variants", nargs="+", default=["partitioned", "one partition", "baseline"],
                         help="of: partitioned, 'one partition', baseline (with --baseline-python)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="each size's variants this many times, their order reversed every other round")
     parser.add_argument("--url", help="a PostgreSQL database whose schemas hold the stores (else SQLite files)")
     parser.add_argument("--step", nargs=3, metavar=("STORE", "RUN", "PARTITION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +186,7 @@ def main() -> None:
                 build(source, n)
             print(f"{n:,} entries (run 2: 90% kept, 10% new, 5% cases), load {os.getloadavg()[0]:.1f}", flush=True)
             digests = {}
-            for name, python, partition in variants:
+            for name, python, partition in [v for r in range(args.rounds) for v in (variants[::-1] if r % 2 else variants)]:
                 if args.url:
                     schema = f"lists_bench_{name.replace(' ', '_')}_{n}"
                     drop_schema(args.url, schema)
@@ -197,8 +202,11 @@ def main() -> None:
                     growth = (figures["peak"] - figures["rss_before"]) / 1024
                     print(f"  {name:14} run {run}: peak RSS {figures['peak'] / 1024:6.0f} MiB "
                           f"(+{growth:5.0f} MiB over {figures['rss_before'] / 1024:4.0f} before), "
-                          f"{figures['seconds']:6.2f} s, {figures['counts']}", flush=True)
-                digests[name] = entries_digests(db)
+                          f"{figures['seconds']:6.2f} s, {figures['cpu']:6.2f} CPU-s, load {os.getloadavg()[0]:4.1f}, "
+                          f"{figures['counts']}", flush=True)
+                digest = entries_digests(db)
+                if digests.setdefault(name, digest) != digest:
+                    raise SystemExit(f"{name}'s entries differ between rounds: {digests[name]} then {digest}")
                 if args.url:
                     drop_schema(args.url, schema)
                 else:

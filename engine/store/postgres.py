@@ -676,17 +676,45 @@ def replace_rows(db: Connection, table: str, columns: tuple[str, ...], key: tupl
     each) was most of the list state's second run at 800 K entries (bench/lists.py)."""
     if not rows:
         return
+    begin_replacing(db, table, columns)
+    add_replacing(db, table, columns, rows)
+    finish_replacing(db, table, columns, key)
+
+
+def _staged(table: str):
+    return _psycopg().sql.Identifier(f"ecorules_replacing_{table}")
+
+
+def begin_replacing(db: Connection, table: str, columns: tuple[str, ...]) -> None:
+    """Start gathering rows that will replace rows of ``table`` (:func:`finish_replacing`):
+    a run's list state rows all at once, not a DELETE and an INSERT per partition."""
     sql = _psycopg().sql
-    staged, target = sql.Identifier(f"ecorules_replacing_{table}"), sql.Identifier(table)
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    with db.raw.cursor() as cursor:
+        # (a table left by a statement that failed outside a transaction: none inside one)
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(_staged(table)))
+        cursor.execute(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+            _staged(table), names, sql.Identifier(table)))
+
+
+def add_replacing(db: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    sql = _psycopg().sql
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    with db.raw.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(_staged(table), names)) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def finish_replacing(db: Connection, table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> None:
+    """The gathered rows replace those of ``table`` with their key (a key gathered twice
+    fails on the table's primary key)."""
+    sql = _psycopg().sql
+    staged, target = _staged(table), sql.Identifier(table)
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
     match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in key)
     with db.raw.cursor() as cursor:
-        # (a table left by a statement that failed outside a transaction: none inside one)
-        cursor.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(staged))
-        cursor.execute(sql.SQL("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(staged, names, target))
-        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staged, names)) as copy:
-            for row in rows:
-                copy.write_row(row)
         cursor.execute(sql.SQL("DELETE FROM {} t USING {} s WHERE {}").format(target, staged, match))
         cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, names, names, staged))
         cursor.execute(sql.SQL("DROP TABLE {}").format(staged))

@@ -1095,6 +1095,55 @@ def replace_rows(db: sqlite3.Connection, table: str, columns: tuple[str, ...], k
                    rows)
 
 
+# Rows of a table replaced by key, gathered over a step in a temporary table and written by one
+# statement (the list state's rows of a run, engine/_lists.py): an INSERT OR REPLACE a row cost
+# ~55 µs of CPU at 500 K entries (bench/lists.py's second run), most of it the statement
+# journal each statement fills with the 64 KiB pages it changes, where one INSERT ... SELECT
+# journals a page once; in id order, the rows' pages are changed one after the other.
+def _staged(table: str) -> str:
+    return f"temp.ecorules_replacing_{table}"
+
+
+def begin_replacing(db: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> None:
+    """Start gathering rows that will replace rows of ``table`` (:func:`finish_replacing`)."""
+    # (a table left by an earlier failure on this connection: its transaction's rollback drops it)
+    db.execute(f"DROP TABLE IF EXISTS {_staged(table)}")
+    db.execute(f"CREATE TABLE {_staged(table)} AS SELECT {', '.join(columns)} FROM {table} WHERE 0")
+
+
+def add_replacing(db: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    db.executemany(f"INSERT INTO {_staged(table)} VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+def finish_replacing(db: sqlite3.Connection, table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> None:
+    """The gathered rows replace those of ``table`` with their key (its primary key), a row
+    added later winning over an earlier one of the same key, as INSERT OR REPLACE a row did.
+
+    In key order the table's pages are changed one after another, but an index on other
+    columns at random places: with the connection's cache (2 MB, 31 pages of 64 KiB) each
+    row read an index page and wrote another out to the WAL, 64 KiB each way (list_state at
+    2 M entries, 217 K rows: ~155 K of each, 5.8 CPU-s; with the index's pages cached 2.6-3.2).
+    So the cache holds the table's indexes while the statement runs (pages are taken as they
+    are read: a few rows take a few), at most INDEX_CACHE_MOST."""
+    names = ", ".join(columns)
+    rows = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] + db.execute(
+        f"SELECT count(*) FROM {_staged(table)}").fetchone()[0]
+    cache = db.execute("PRAGMA main.cache_size").fetchone()[0]
+    wanted = min(INDEX_CACHE_MOST, rows * _INDEX_ROW_BYTES) // 1024
+    if cache < 0 and wanted > -cache:  # (a cache given in pages, positive: left as it is)
+        db.execute(f"PRAGMA main.cache_size = -{wanted}")
+    try:
+        db.execute(f"INSERT OR REPLACE INTO {table} ({names}) SELECT {names} FROM {_staged(table)} "
+                   f"ORDER BY {', '.join(key)}, rowid")
+    finally:
+        db.execute(f"PRAGMA main.cache_size = {cache}")  # (the pages over it are freed)
+    db.execute(f"DROP TABLE {_staged(table)}")
+
+
+INDEX_CACHE_MOST = 128 << 20
+_INDEX_ROW_BYTES = 128  # of a table's indexes, a row: list_state_key took ~50, list_state_open less
+
+
 # list entry :id as a row of list_state when it is still only a chunk's element
 ENTRY_AS_ROW = """
     INSERT INTO list_state (id, rule_id, uscc, tag, case_id, text_id, started, planned_end, first_run, last_run)
