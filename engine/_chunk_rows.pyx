@@ -12,8 +12,10 @@ byte must be, and written once into the str that is stored.
 A text column is ``(offsets, data, index)``: the offsets (int32 or int64) and data (uint8) of
 an Arrow string array (``rules._arrow.string_buffers``), and per row the position of its text
 there (int64; -1: none, written ``null``; ``index`` None: row i is text i). A row is
-``[uscc,amount,payer,case_id`` then the optional elements 4 to 11 (``store.sqlite.FINDINGS_VIEW``)
-up to the last present one, the absent ones before it ``null``, then ``]``.
+``[uscc,amount,case_id`` then the optional elements 3 to 11 of a case slot's rows (store version
+14, ``store.sqlite.CASE_LAYOUT``) up to the last present one, the absent ones before it ``null``,
+then ``]``: the elements most rows have (an act's id, a decision date) first, so that a row of an
+act's fine is ``[uscc,amount,case_id,null,act_id]`` rather than version 13's four nulls more.
 """
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
@@ -46,8 +48,13 @@ cdef struct Texts:
 
 cdef const char* _HEX = b"0123456789abcdef"
 
-# 4: status (1: superseded, 2: already_assessed; 0: imposed, left out); 11: reason of an
-# assessment made anew (1: new decision, 2: reassessed; 0: first, left out)
+# the optional elements after case_id (store.sqlite.CASE_LAYOUT): 3 payer, 4 act_id, 5 decided, 6
+# status (1: superseded, 2: already_assessed; 0: imposed, left out), 7 superseded_by, 8
+# assessed_in, 9 law_note, 10 supersedes, 11 reason of an assessment made anew (1: new decision,
+# 2: reassessed; 0: first, left out); the codes are written as their digit
+cdef enum:
+    _FIRST = 3
+    _LAST = 11
 
 
 cdef inline int64_t _offset(const Texts* t, int64_t i) noexcept nogil:
@@ -225,11 +232,11 @@ cdef inline char* _text(char* out, const Texts* t, int64_t at) noexcept nogil:
 def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[::1] status=None, by=None,
                  const int64_t[::1] assessed_in=None, note=None, act=None, decided=None,
                  const int64_t[::1] supersedes=None, const int8_t[::1] reason=None):
-    """The JSON array of the rows (see the module): ``uscc``, ``payer`` (None: every row's
-    ``null``, the uscc pays), ``case``, ``by`` (superseded_by), ``note`` (a row's own law
-    note), ``act`` (act_id), ``decided`` (the decision date's ISO text) are text columns;
-    ``amounts``, ``assessed_in`` and ``supersedes`` int64 (0: absent), ``status`` and
-    ``reason`` int8 codes. Raises ValueError where a row has no uscc, payer or case_id."""
+    """The JSON array of the rows (see the module): ``uscc``, ``payer`` (None: the uscc pays,
+    left out), ``case``, ``by`` (superseded_by), ``note`` (a row's own law note), ``act``
+    (act_id), ``decided`` (the decision date's ISO text) are text columns; ``amounts``,
+    ``assessed_in`` and ``supersedes`` int64 (0: absent), ``status`` and ``reason`` int8 codes.
+    Raises ValueError where a row has no uscc or case_id, or (``payer`` given) no payer."""
     cdef int64_t n = amounts.shape[0], i, k, at, last, total = 2 if amounts.shape[0] == 0 else 1
     cdef Texts t_uscc, t_payer, t_case, t_by, t_note, t_act, t_decided
     _texts(&t_uscc, uscc, n, "uscc")
@@ -251,11 +258,15 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
     cdef const int64_t* p_assessed = &assessed_in[0] if assessed_in is not None and n else NULL
     cdef const int64_t* p_supersedes = &supersedes[0] if supersedes is not None and n else NULL
     cdef const int8_t* p_reason = &reason[0] if reason is not None and n else NULL
-    cdef int64_t status_length[3]
-    cdef int64_t reason_length[3]
-    status_length[:] = [4, 12, 18]  # null, "superseded", "already_assessed"
-    reason_length[:] = [4, 14, 12]  # null, "new decision", "reassessed"
-    cdef int64_t present[8]
+    cdef const Texts* columns[_LAST + 1]  # the text elements' columns (NULL: a number)
+    cdef int64_t present[_LAST + 1]
+    for k in range(_LAST + 1):
+        columns[k] = NULL
+    columns[3] = &t_payer
+    columns[4] = &t_act
+    columns[5] = &t_decided
+    columns[7] = &t_by
+    columns[9] = &t_note
     cdef uint8_t maxbyte = 0
     cdef bint missing = False
     with nogil:
@@ -271,35 +282,20 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
     with nogil:
         for i in range(n):
             at = _at(&t_uscc, i)
-            if at < 0:
+            if at < 0 or _at(&t_case, i) < 0 or (t_payer.given and _at(&t_payer, i) < 0):
                 missing = True
                 break
             total += 1 + 2 + _text_length(&t_uscc, at, &maxbyte) + 1 + _digits(amounts[i]) + 1
-            at = _at(&t_payer, i)
-            if t_payer.given:
-                if at < 0:
-                    missing = True
-                    break
-                total += 2 + _text_length(&t_payer, at, &maxbyte)
-            else:
-                total += 4
-            at = _at(&t_case, i)
-            if at < 0:
-                missing = True
-                break
-            total += 1 + 2 + _text_length(&t_case, at, &maxbyte)
-            last = _last(i, p_status, &t_by, p_assessed, &t_note, &t_act, &t_decided, p_supersedes, p_reason, present)
-            for k in range(4, last + 1):
+            total += 2 + _text_length(&t_case, _at(&t_case, i), &maxbyte)
+            last = _last(i, columns, p_status, p_assessed, p_supersedes, p_reason, present)
+            for k in range(_FIRST, last + 1):
                 total += 1
-                if k == 4:
-                    total += status_length[p_status[i]] if present[0] else 4
-                elif k == 6 or k == 10:
-                    total += (_digits(p_assessed[i] if k == 6 else p_supersedes[i])) if present[k - 4] else 4
-                elif k == 11:
-                    total += reason_length[p_reason[i]] if present[7] else 4
+                if not present[k]:
+                    total += 4
+                elif columns[k] != NULL:
+                    total += 2 + _text_length(columns[k], present[k] - 1, &maxbyte)
                 else:
-                    total += (2 + _text_length(_column(k, &t_by, &t_note, &t_act, &t_decided), present[k - 4] - 1,
-                                               &maxbyte) if present[k - 4] else 4)
+                    total += _digits(present[k])
             total += 1 + 1  # ] and , (the last row's comma is the array's ])
     if missing:
         raise ValueError("a finding with an empty uscc, payer or case_id")
@@ -312,7 +308,6 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
         out = PyBytes_FromStringAndSize(NULL, total)
         start = PyBytes_AS_STRING(out)
     cdef char* p = start
-    cdef const char* word
     # pass 2: the bytes
     with nogil:
         p[0] = 91  # [
@@ -323,35 +318,18 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
             p[0] = 44
             p = _integer(p + 1, amounts[i])
             p[0] = 44
-            p += 1
-            if t_payer.given:
-                p = _text(p, &t_payer, _at(&t_payer, i))
-            else:
-                memcpy(p, b"null", 4)
-                p += 4
-            p[0] = 44
             p = _text(p + 1, &t_case, _at(&t_case, i))
-            last = _last(i, p_status, &t_by, p_assessed, &t_note, &t_act, &t_decided, p_supersedes, p_reason, present)
-            for k in range(4, last + 1):
+            last = _last(i, columns, p_status, p_assessed, p_supersedes, p_reason, present)
+            for k in range(_FIRST, last + 1):
                 p[0] = 44
                 p += 1
-                if not present[k - 4]:
+                if not present[k]:
                     memcpy(p, b"null", 4)
                     p += 4
-                elif k == 4:
-                    word = b'"superseded"' if p_status[i] == 1 else b'"already_assessed"'
-                    memcpy(p, word, status_length[p_status[i]])
-                    p += status_length[p_status[i]]
-                elif k == 6:
-                    p = _integer(p, p_assessed[i])
-                elif k == 10:
-                    p = _integer(p, p_supersedes[i])
-                elif k == 11:
-                    word = b'"new decision"' if p_reason[i] == 1 else b'"reassessed"'
-                    memcpy(p, word, reason_length[p_reason[i]])
-                    p += reason_length[p_reason[i]]
+                elif columns[k] != NULL:
+                    p = _text(p, columns[k], present[k] - 1)
                 else:
-                    p = _text(p, _column(k, &t_by, &t_note, &t_act, &t_decided), present[k - 4] - 1)
+                    p = _integer(p, present[k])
             p[0] = 93  # ]
             p[1] = 44  # ,
             p += 2
@@ -366,32 +344,21 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
     return PyUnicode_DecodeUTF8(start, total, NULL)
 
 
-cdef inline const Texts* _column(int64_t k, const Texts* by, const Texts* note, const Texts* act,
-                                 const Texts* decided) noexcept nogil:
-    if k == 5:
-        return by
-    if k == 7:
-        return note
-    if k == 8:
-        return act
-    return decided
-
-
-cdef inline int64_t _last(int64_t i, const int8_t* status, const Texts* by, const int64_t* assessed,
-                          const Texts* note, const Texts* act, const Texts* decided, const int64_t* supersedes,
-                          const int8_t* reason, int64_t* present) noexcept nogil:
-    """Which of elements 4-11 row ``i`` has (``present[k - 4]``: nonzero; for a text, its
-    position + 1), and the last of them (3: none)."""
-    present[0] = status != NULL and status[i] != 0
-    present[1] = _at(by, i) + 1
-    present[2] = assessed != NULL and assessed[i] != 0
-    present[3] = _at(note, i) + 1
-    present[4] = _at(act, i) + 1
-    present[5] = _at(decided, i) + 1
-    present[6] = supersedes != NULL and supersedes[i] != 0
-    present[7] = reason != NULL and reason[i] != 0
+cdef inline int64_t _last(int64_t i, const Texts** columns, const int8_t* status, const int64_t* assessed,
+                          const int64_t* supersedes, const int8_t* reason, int64_t* present) noexcept nogil:
+    """Which of the optional elements row ``i`` has (``present[k]``: nonzero; for a text, its
+    position + 1; for a number, the number), and the last of them (2: none)."""
     cdef int64_t k
-    for k in range(7, -1, -1):
+    present[3] = _at(columns[3], i) + 1
+    present[4] = _at(columns[4], i) + 1
+    present[5] = _at(columns[5], i) + 1
+    present[7] = _at(columns[7], i) + 1
+    present[9] = _at(columns[9], i) + 1
+    present[6] = status[i] if status != NULL else 0
+    present[8] = assessed[i] if assessed != NULL else 0
+    present[10] = supersedes[i] if supersedes != NULL else 0
+    present[11] = reason[i] if reason != NULL else 0
+    for k in range(_LAST, _FIRST - 1, -1):
         if present[k]:
-            return k + 4
-    return 3
+            return k
+    return _FIRST - 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -136,18 +137,20 @@ class Remembered:
         done = f"IN (SELECT id FROM runs WHERE status = 'done') AND c.run_id {sql.IS_DISTINCT} ?"
         seq = 0
         queries = (
-            (0, "SELECT c.run_id, s.policy, '', s.rule, s.kind, s.unit, c.rows FROM finding_chunks c "
+            (0, "SELECT c.run_id, s.policy, '', s.rule, s.kind, s.unit, s.layout, c.rows FROM finding_chunks c "
                 "JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot "
                 f"WHERE s.assessed = 1 AND c.run_id {done}"),
-            (1, "SELECT c.run_id, c.policy, c.version, c.rule, c.kind, c.unit, c.rows FROM assessed_chunks c "
+            (1, "SELECT c.run_id, c.policy, c.version, c.rule, c.kind, c.unit, NULL, c.rows FROM assessed_chunks c "
                 f"WHERE c.run_id {done} ORDER BY c.{sql.INSERTION_ORDER}"),
         )
         for source, query in queries:
-            for run, policy, version, rule, kind, unit, text in sql.streamed(self.connection, query, (self.exclude,)):
+            for run, policy, version, rule, kind, unit, layout, text in sql.streamed(self.connection, query,
+                                                                                      (self.exclude,)):
                 if source == 0:
                     policy, version = _policy_version(policy)
                 key = self.keys.setdefault((policy, rule, kind), len(self.keys))
-                rows = _table(json.loads(text), key, run, source, seq, version, unit, kind == _FINE)
+                places = _CHUNK_PLACES if source == 1 else _CASE_PLACES if layout is not None else _V13_PLACES
+                rows = _table(json.loads(text), places, key, run, source, seq, version, unit, kind == _FINE)
                 if rows is not None:
                     yield rows
                     seq += rows.num_rows
@@ -175,24 +178,32 @@ def _plain(column) -> pa.Array:
     return column if len(column) else pa.nulls(0, pa.string()) if pa.types.is_string(column.type) else column
 
 
-def _table(rows: list, key: int, run: int, source: int, seq: int, version: str, unit: str, fine: bool) -> pa.Table:
+# where _table reads a row's elements: a finding's in the case layout (store version 14), in
+# version 13's, and a row of assessed_chunks
+_Places = namedtuple("_Places", "case_id uscc amount decided act_id status")
+_CASE_PLACES = _Places(*(store.CASE_PLACES[name] for name in _Places._fields))
+_V13_PLACES = _Places(*(store.V13_PLACES[name] for name in _Places._fields))
+_CHUNK_PLACES = _Places(0, 1, 2, 3, 6, None)
+
+
+def _table(rows: list, at: _Places, key: int, run: int, source: int, seq: int, version: str, unit: str,
+           fine: bool) -> pa.Table:
     """A stored chunk's assessments as rows of ``_SCHEMA`` (None: none). A finding row is
-    ``[uscc, amount, payer, case_id, status, ..., act_id (8), decided (9)]``, an assessment
-    where imposed (no status); a row of assessed_chunks ``[case_id, uscc, amount, decided,
-    reason, supersedes, act_id]``. A column at a time: a list per row (what the rows were
-    made into before) took as long as parsing the chunk."""
-    if source == 0:
-        rows = [r for r in rows if len(r) > 3 and r[3] is not None and (len(r) == 4 or r[4] is None)]
-        at = {"case_id": 3, "uscc": 0, "amount": 1, "decided": 9, "act": 8}
-    else:
-        at = {"case_id": 0, "uscc": 1, "amount": 2, "decided": 3, "act": 6}
+    ``[uscc, amount, case_id, payer, act_id, decided, status, ...]`` (store version 14's case
+    layout; version 13's ``[uscc, amount, payer, case_id, status, ..., act_id (8), decided
+    (9)]``), an assessment where imposed (no status); a row of assessed_chunks ``[case_id,
+    uscc, amount, decided, reason, supersedes, act_id]``. A column at a time: a list per row
+    (what the rows were made into before) took as long as parsing the chunk."""
+    if at.status is not None:
+        case, status = at.case_id, at.status
+        rows = [r for r in rows if len(r) > case and r[case] is not None and (len(r) <= status or r[status] is None)]
     n = len(rows)
     if not n:
         return None
     longest = max(map(len, rows))
 
     def column(name: str) -> list:
-        k = at[name]
+        k = getattr(at, name)
         if k >= longest:
             return [None] * n
         if k < min(map(len, rows)):
@@ -206,7 +217,7 @@ def _table(rows: list, key: int, run: int, source: int, seq: int, version: str, 
     usccs = acts = versions = pa.nulls(n, pa.string())
     if fine:
         usccs = _texts(column("uscc"))
-        acts = _texts(column("act"))  # (before act_ids: null, the case's own act)
+        acts = _texts(column("act_id"))  # (before act_ids: null, the case's own act)
         versions = strings([version or ""]).take(from_numbers(np.zeros(n, np.int64)))
         fen = np.fromiter(column("amount"), np.int64, n) * (1 if unit == "fen" else 100)
     return pa.table([

@@ -1,9 +1,10 @@
 """The case stage's results into the run's store and totals.
 
-A case's finding is a row ``[uscc, amount, payer, case_id, status, superseded_by, ...]`` of a
-chunk (``store.sqlite.FINDINGS_VIEW``; payer null where the enterprise pays, read as its
-uscc), each element after case_id left out where it is empty and nothing present follows: an
-imposed finding is ``[uscc, amount, null, case_id]`` (most findings are, and every byte is
+A case's finding is a row ``[uscc, amount, case_id, payer, act_id, decided, status, ...]`` of a
+chunk of a slot in the case layout (``store.sqlite.CASE_LAYOUT``, store version 14; payer left
+out where the enterprise pays, read as its uscc), each element after case_id left out where it
+is empty and nothing present follows: an imposed finding is ``[uscc, amount, case_id]``, one of
+a named act ``[uscc, amount, case_id, null, act_id]`` (most findings are, and every byte is
 parsed again by whoever reads the view). The rows are laid out in C (``_chunk_rows.pyx``),
 read through an index from the columns the case stage holds. Its finding and list slots
 follow the enterprise program's. District totals and the run total count imposed findings
@@ -79,10 +80,11 @@ class CaseWriter:
             return
         rules = {(p.key, r.id): r for p in plan.case_policies for r in p.rules}
         units = finding_units(program)
-        # 一例一次: with a memory, a slot's imposed findings are the run's assessments (store version 12)
-        writer.executemany(store.INSERT_ASSESSED_FINDING_SLOT, [
+        # 一例一次: with a memory, a slot's imposed findings are the run's assessments (store version
+        # 12); its rows in the case layout (version 14)
+        writer.executemany(store.INSERT_CASE_FINDING_SLOT, [
             (run_id, first_slot + k, slot.policy_key, slot.rule_id, slot.kind.value, str(rules[(slot.policy_key, slot.rule_id)].citation),
-             None, None if units[k] == 1 else unit_name(units[k]), None if memory is None else 1)
+             None, None if units[k] == 1 else unit_name(units[k]), None if memory is None else 1, store.CASE_LAYOUT)
             for k, slot in enumerate(program.findings)
         ])
         writer.executemany(store.INSERT_SANCTION_SLOT, sanction_slot_rows(plan.case_policies, program.sanctions, run_id, first_sanction_slot))
@@ -251,7 +253,7 @@ def write_case_results(results: CaseResults, plan: CasePlan, writer, run_id: int
     out.finish(run)
 
 
-_SUPERSEDED, _ALREADY = 1, 2  # status codes of a finding row (_chunk_rows.pyx)
+_SUPERSEDED, _ALREADY = 1, 2  # status codes of a finding row (store.STATUS_CODES, _chunk_rows.pyx)
 
 
 @dataclass

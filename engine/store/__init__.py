@@ -21,7 +21,7 @@ from .sqlite import (  # noqa: F401 - the statements and views callers write and
     ASSESSED_VIEW,
     CASE_FACTORS_VIEW,
     FINDINGS_VIEW,
-    INSERT_ASSESSED_FINDING_SLOT,
+    INSERT_CASE_FINDING_SLOT,
     INSERT_FACTORS,
     INSERT_FINDING_SLOT,
     INSERT_FINDINGS,

@@ -44,7 +44,16 @@ from urllib.parse import unquote
 import attrs
 
 from . import sqlite
-from .sqlite import RESULT_TABLES, NoStore, StoreError, start_run  # noqa: F401 - (start_run: the same SQL in both)
+from .sqlite import (  # noqa: F401 - (start_run: the same SQL in both)
+    CASE_PLACES,
+    REASON_CODES,
+    RESULT_TABLES,
+    STATUS_CODES,
+    V13_PLACES,
+    NoStore,
+    StoreError,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -400,19 +409,48 @@ def _fen(integer: str, unit: str) -> str:
     return f"CASE {unit} WHEN 'fen' THEN CAST({integer} AS bigint) ELSE CAST({integer} AS bigint) * 100 END"
 
 
-FINDINGS_VIEW = f"""
+def _element(name: str, layouts: bool) -> str:
+    """A finding row's element ``name`` (``e.value``, of slot ``s``): in version 13's layout,
+    or (``layouts``, version 14) in the slot's (sqlite.CASE_LAYOUT)."""
+    old, new = V13_PLACES[name], CASE_PLACES[name]
+    if not layouts or old == new:
+        return f"(e.value ->> {old})"
+    return f"(e.value ->> CASE WHEN s.layout IS NULL THEN {old} ELSE {new} END)"
+
+
+def _coded(name: str, codes: dict[int, str], otherwise: str, layouts: bool) -> str:
+    """Element ``name``: a text in version 13's layout, a code of ``codes`` in CASE_LAYOUT."""
+    old, new = V13_PLACES[name], CASE_PLACES[name]
+    if not layouts:
+        return f"coalesce(e.value ->> {old}, '{otherwise}')"
+    named = " ".join(f"WHEN '{code}' THEN '{text}'" for code, text in codes.items())
+    return (f"CASE WHEN s.layout IS NULL THEN coalesce(e.value ->> {old}, '{otherwise}') "
+            f"ELSE CASE e.value ->> {new} {named} ELSE '{otherwise}' END END")
+
+
+def _findings_view(layouts: bool) -> str:
+    def at(name):
+        return _element(name, layouts)
+
+    return f"""
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
-           {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan, coalesce(e.value ->> 2, e.value ->> 0) AS payer,
+           {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan, coalesce({at("payer")}, e.value ->> 0) AS payer,
            s.citation AS citation,
-           e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
-           nullif(e.value ->> 5, '') AS superseded_by, nullif(CAST(e.value ->> 6 AS bigint), 0) AS assessed_in_run,
-           coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
-           coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
-           coalesce(e.value ->> 7, c.law_note) AS law_note,
+           {at("case_id")} AS case_id, {_coded("status", STATUS_CODES, "imposed", layouts)} AS status,
+           nullif({at("superseded_by")}, '') AS superseded_by,
+           nullif(CAST({at("assessed_in")} AS bigint), 0) AS assessed_in_run,
+           coalesce(s.record_kind, CASE WHEN {at("case_id")} IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
+           coalesce({at("case_id")}, e.value ->> 0) AS record_key,
+           coalesce({at("law_note")}, c.law_note) AS law_note,
            CAST(e.value ->> 1 AS bigint) AS amount, coalesce(s.unit, 'yuan') AS unit,
            {_fen("e.value ->> 1", "s.unit")} AS amount_fen
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_array_elements(CAST(c.rows AS json)) e"""
+
+
+# version 14 reads the slots' layouts (sqlite.CASE_LAYOUT); earlier versions' migrations make
+# the view they made, over the columns the slots had then
+FINDINGS_VIEW = _findings_view(layouts=True)
 
 SANCTIONS_VIEW = f"""
     SELECT c.run_id AS run_id, {_PLAIN} AS uscc,
@@ -436,20 +474,27 @@ _ASSESSED_ROWS = f"""
     FROM assessed_chunks c, json_array_elements(CAST(c.rows AS json)) e"""
 # version 12: beside them, the imposed findings of the slots marked assessed (sqlite.ASSESSED_VIEW)
 _POLICY_AT = "strpos(s.policy, '@') > 0"
-_FINDING_ASSESSMENTS = f"""
-    SELECT c.run_id AS run_id, e.value ->> 3 AS case_id, e.value ->> 0 AS uscc,
+
+def _finding_assessments(layouts: bool) -> str:
+    def at(name):
+        return _element(name, layouts)
+
+    return f"""
+    SELECT c.run_id AS run_id, {at("case_id")} AS case_id, e.value ->> 0 AS uscc,
            CASE WHEN {_POLICY_AT} THEN regexp_replace(s.policy, '@[^@]*$', '') ELSE s.policy END AS policy,
            CASE WHEN {_POLICY_AT} THEN substring(s.policy from '@([^@]*)$') ELSE '' END AS version,
            s.rule AS rule, s.kind AS kind,
            {_yuan("e.value ->> 1", "s.unit")} AS amount_yuan,
-           nullif(e.value ->> 9, '') AS decided, coalesce(e.value ->> 11, 'first') AS reason,
-           nullif(CAST(e.value ->> 10 AS bigint), 0) AS supersedes_run,
+           nullif({at("decided")}, '') AS decided, {_coded("reason", REASON_CODES, "first", layouts)} AS reason,
+           nullif(CAST({at("supersedes")} AS bigint), 0) AS supersedes_run,
            {_fen("e.value ->> 1", "s.unit")} AS amount_fen,
-           coalesce(s.unit, 'yuan') AS unit, nullif(e.value ->> 8, '') AS act_id
+           coalesce(s.unit, 'yuan') AS unit, nullif({at("act_id")}, '') AS act_id
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
          json_array_elements(CAST(c.rows AS json)) e
-    WHERE s.assessed = 1 AND e.value ->> 4 IS NULL AND e.value ->> 3 IS NOT NULL"""
-ASSESSED_VIEW = _ASSESSED_ROWS + "\n    UNION ALL" + _FINDING_ASSESSMENTS
+    WHERE s.assessed = 1 AND {at("status")} IS NULL AND {at("case_id")} IS NOT NULL"""
+
+
+ASSESSED_VIEW = _ASSESSED_ROWS + "\n    UNION ALL" + _finding_assessments(layouts=True)
 
 # an entry of a chunk of list_chunks as the columns of list_state (e: its element, e.n its
 # place from 1)
@@ -487,7 +532,7 @@ CASE_FACTORS_VIEW = """
          json_array_elements(CAST(c.rows AS json)) e, json_each(e.value -> 1) f"""
 
 _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
-    ("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW), ("assessed", _ASSESSED_ROWS),
+    ("findings", _findings_view(layouts=False)), ("sanctions", SANCTIONS_VIEW), ("assessed", _ASSESSED_ROWS),
     ("list_entries", LIST_ENTRIES_VIEW))]
 
 # version -> its statements, each idempotent (IF NOT EXISTS, OR REPLACE), applied in order to a
@@ -495,14 +540,18 @@ _VIEWS_V10 = [f"CREATE OR REPLACE VIEW {name} AS{body}" for name, body in (
 # a later version adds its step here (and SQLite's in sqlite._migrate).
 MIGRATIONS: dict[int, list[str]] = {
     10: [s.strip() for s in _TABLES_V10.split(";") if s.strip()] + _VIEWS_V10,
-    11: [f"CREATE OR REPLACE VIEW findings AS{FINDINGS_VIEW}"],  # a null payer is the uscc
+    11: [f"CREATE OR REPLACE VIEW findings AS{_findings_view(layouts=False)}"],  # a null payer is the uscc
     # assessments are the imposed findings of marked slots (sqlite._add_assessed_slots)
     12: ["ALTER TABLE finding_slots ADD COLUMN IF NOT EXISTS assessed bigint", "DROP VIEW IF EXISTS assessed",
-         f"CREATE VIEW assessed AS{ASSESSED_VIEW}"],
+         f"CREATE VIEW assessed AS{_ASSESSED_ROWS}\n    UNION ALL{_finding_assessments(layouts=False)}"],
     # what placed each case finding (engine/cases/_factors.py): earlier runs kept none
     13: [f"CREATE TABLE IF NOT EXISTS factor_chunks (run_id bigint NOT NULL, slot bigint NOT NULL, rows {_TEXT} NOT NULL)",
          "CREATE INDEX IF NOT EXISTS factor_chunks_run ON factor_chunks (run_id)",
          f"CREATE OR REPLACE VIEW case_factors AS{CASE_FACTORS_VIEW}"],
+    # a case slot's rows in their own layout (sqlite.CASE_LAYOUT); earlier slots keep theirs
+    14: ["ALTER TABLE finding_slots ADD COLUMN IF NOT EXISTS layout bigint",
+         f"CREATE OR REPLACE VIEW findings AS{FINDINGS_VIEW}", "DROP VIEW IF EXISTS assessed",
+         f"CREATE VIEW assessed AS{ASSESSED_VIEW}"],
 }
 
 
@@ -576,7 +625,7 @@ COPY_TYPES = {
     "lifts": {"run_id": "int8", "uscc": "text", "list": "text", "policy": "text", "rule": "text", "reason": "text",
               "case_id": "text", "effective": "text"},
     "finding_slots": {"run_id": "int8", "slot": "int8", "policy": "text", "rule": "text", "kind": "text",
-                      "citation": "text", "record_kind": "text", "unit": "text", "assessed": "int8"},
+                      "citation": "text", "record_kind": "text", "unit": "text", "assessed": "int8", "layout": "int8"},
     "sanction_slots": {"run_id": "int8", "slot": "int8", "policy": "text", "list": "text", "rule": "text",
                        "reason": "text", "citation": "text", "record_kind": "text"},
     "list_chunks": {"first_id": "int8", "n": "int8", "run_id": "int8", "rule_id": "int8", "text_id": "int8",

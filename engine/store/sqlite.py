@@ -78,15 +78,16 @@ from typing import Any
 
 from ecorules.rules import EcorulesError
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
 # list entry a row of ``list_state``; 9: an assessment a row of the table ``assessed``; 10:
 # before a finding's payer could be null (read as its uscc); 11: every assessment a second copy
-# in ``assessed_chunks``; 12: before the case factors; read as they are, migrated on the next run
-READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13")
+# in ``assessed_chunks``; 12: before the case factors; 13: every finding row in one layout; read
+# as they are (each store's views its own), migrated on the next run
+READABLE_VERSIONS = ("3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14")
 TABLES = ("runs", "findings", "district_totals", "sanctions", "rejects", "assessed", "lifts",
           "case_factors")  # what readers read
 # An exact amount in yuan: an integer, or the text of a two-place decimal (see *Money*)
@@ -124,15 +125,52 @@ RESULT_TABLES = (
 # a case run's findings, and the 18 characters again were a fifth of their bytes). Version
 # 12: an imposed finding of a slot marked ``assessed`` is an assessment, its elements 8 to 11
 # the assessment's (``ASSESSED_VIEW``); this view reads none of them.
-FINDINGS_VIEW = """
+#
+# Version 14: the rows of a case slot (``finding_slots.layout`` = 14, :data:`CASE_LAYOUT`) are
+# ``[uscc, amount, case_id, payer, act_id, decided, status, superseded_by, assessed_in,
+# law_note, supersedes_run, reason]``, each element after case_id left out where empty and the
+# row ends (``null`` before a present one), status and reason as codes (:data:`STATUS_CODES`,
+# :data:`REASON_CODES`): the elements most rows carry first. In version 13's layout a fine of a
+# named act padded four nulls before its act_id and every row carried a null payer: a 2 M-case
+# run's finding chunks are 154 M characters in this layout against 179 M (bench/case_rows.py).
+# The slots of earlier runs, and of the registry and other tables, keep the layout above
+# (``layout`` NULL); the views read both, no chunk is rewritten.
+CASE_LAYOUT = 14
+STATUS_CODES = {1: "superseded", 2: "already_assessed"}  # absent: imposed
+REASON_CODES = {1: "new decision", 2: "reassessed"}  # absent: first
+# an element's place in a row of CASE_LAYOUT and of version 13's layout
+CASE_PLACES = {"uscc": 0, "amount": 1, "case_id": 2, "payer": 3, "act_id": 4, "decided": 5, "status": 6,
+               "superseded_by": 7, "assessed_in": 8, "law_note": 9, "supersedes": 10, "reason": 11}
+V13_PLACES = {"uscc": 0, "amount": 1, "payer": 2, "case_id": 3, "status": 4, "superseded_by": 5, "assessed_in": 6,
+              "law_note": 7, "act_id": 8, "decided": 9, "supersedes": 10, "reason": 11}
+
+
+def _element(name: str) -> str:
+    """A finding row's element ``name`` (``e.value``, of slot ``s``) in either layout."""
+    old, new = V13_PLACES[name], CASE_PLACES[name]
+    if old == new:
+        return f"(e.value ->> {old})"
+    return f"(e.value ->> CASE WHEN s.layout IS NULL THEN {old} ELSE {new} END)"
+
+
+def _coded(name: str, codes: dict[int, str], otherwise: str) -> str:
+    """Element ``name``: a text in version 13's layout, a code of ``codes`` in CASE_LAYOUT."""
+    old, new = V13_PLACES[name], CASE_PLACES[name]
+    named = " ".join(f"WHEN {code} THEN '{text}'" for code, text in codes.items())
+    return (f"CASE WHEN s.layout IS NULL THEN coalesce(e.value ->> {old}, '{otherwise}') "
+            f"ELSE CASE e.value ->> {new} {named} ELSE '{otherwise}' END END")
+
+
+FINDINGS_VIEW = f"""
     SELECT c.run_id AS run_id, e.value ->> 0 AS uscc, s.policy AS policy, s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
-                ELSE e.value ->> 1 END AS amount_yuan, coalesce(e.value ->> 2, e.value ->> 0) AS payer,
-           s.citation AS citation, e.value ->> 3 AS case_id, coalesce(e.value ->> 4, 'imposed') AS status,
-           nullif(e.value ->> 5, '') AS superseded_by, nullif(e.value ->> 6, 0) AS assessed_in_run,
-           coalesce(s.record_kind, CASE WHEN e.value ->> 3 IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
-           coalesce(e.value ->> 3, e.value ->> 0) AS record_key,
-           coalesce(e.value ->> 7, c.law_note) AS law_note,
+                ELSE e.value ->> 1 END AS amount_yuan, coalesce({_element("payer")}, e.value ->> 0) AS payer,
+           s.citation AS citation, {_element("case_id")} AS case_id,
+           {_coded("status", STATUS_CODES, "imposed")} AS status,
+           nullif({_element("superseded_by")}, '') AS superseded_by, nullif({_element("assessed_in")}, 0) AS assessed_in_run,
+           coalesce(s.record_kind, CASE WHEN {_element("case_id")} IS NULL THEN 'enterprise' ELSE 'case' END) AS record_kind,
+           coalesce({_element("case_id")}, e.value ->> 0) AS record_key,
+           coalesce({_element("law_note")}, c.law_note) AS law_note,
            e.value ->> 1 AS amount, coalesce(s.unit, 'yuan') AS unit,
            CASE s.unit WHEN 'fen' THEN e.value ->> 1 ELSE (e.value ->> 1) * 100 END AS amount_fen
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot,
@@ -168,19 +206,19 @@ _ASSESSED_ROWS = """
 # every other character of it leaves the text up to that '@').
 _SLOT_POLICY = "rtrim(s.policy, replace(s.policy, '@', ''))"
 _FINDING_ASSESSMENTS = f"""
-    SELECT c.run_id AS run_id, e.value ->> 3 AS case_id, e.value ->> 0 AS uscc,
+    SELECT c.run_id AS run_id, {_element("case_id")} AS case_id, e.value ->> 0 AS uscc,
            CASE WHEN instr(s.policy, '@') THEN substr({_SLOT_POLICY}, 1, length({_SLOT_POLICY}) - 1)
                 ELSE s.policy END AS policy,
            CASE WHEN instr(s.policy, '@') THEN substr(s.policy, length({_SLOT_POLICY}) + 1) ELSE '' END AS version,
            s.rule AS rule, s.kind AS kind,
            CASE s.unit WHEN 'fen' THEN printf('%d.%02d', (e.value ->> 1) / 100, (e.value ->> 1) % 100)
                 ELSE e.value ->> 1 END AS amount_yuan,
-           nullif(e.value ->> 9, '') AS decided, coalesce(e.value ->> 11, 'first') AS reason,
-           nullif(e.value ->> 10, 0) AS supersedes_run,
+           nullif({_element("decided")}, '') AS decided, {_coded("reason", REASON_CODES, "first")} AS reason,
+           nullif({_element("supersedes")}, 0) AS supersedes_run,
            CASE s.unit WHEN 'fen' THEN e.value ->> 1 ELSE (e.value ->> 1) * 100 END AS amount_fen,
-           coalesce(s.unit, 'yuan') AS unit, nullif(e.value ->> 8, '') AS act_id
+           coalesce(s.unit, 'yuan') AS unit, nullif({_element("act_id")}, '') AS act_id
     FROM finding_chunks c JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot, json_each(c.rows) e
-    WHERE s.assessed = 1 AND e.value ->> 4 IS NULL AND e.value ->> 3 IS NOT NULL"""
+    WHERE s.assessed = 1 AND {_element("status")} IS NULL AND {_element("case_id")} IS NOT NULL"""
 ASSESSED_VIEW = _ASSESSED_ROWS + "\n    UNION ALL" + _FINDING_ASSESSMENTS
 ASSESSED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessed_chunks (
@@ -372,6 +410,7 @@ CREATE TABLE IF NOT EXISTS finding_slots (
     record_kind TEXT,
     unit TEXT,
     assessed INTEGER,
+    layout INTEGER,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding_chunks (
@@ -427,10 +466,11 @@ INSERT_UNIT_FINDING_SLOT = (
     "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# a case slot whose imposed findings are the run's assessments (version 12, ``ASSESSED_VIEW``)
-INSERT_ASSESSED_FINDING_SLOT = (
-    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit, assessed) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# a case slot, its rows in CASE_LAYOUT (version 14), whose imposed findings are the run's
+# assessments where ``assessed`` is 1 (version 12, ``ASSESSED_VIEW``)
+INSERT_CASE_FINDING_SLOT = (
+    "INSERT INTO finding_slots (run_id, slot, policy, rule, kind, citation, record_kind, unit, assessed, layout) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DISTRICT_TOTAL = (
     "INSERT INTO district_totals (run_id, district, deduction_yuan, cases, deduction_fen, unit) VALUES (?, ?, ?, ?, ?, ?)"
@@ -578,8 +618,11 @@ def _migrate(connection: sqlite3.Connection) -> None:
     the findings view reads a null payer as the uscc (the chunks are unchanged). Version 11 ->
     12: assessments are the imposed findings of marked slots (:func:`_add_assessed_slots`).
     Version 12 -> 13: ``factor_chunks`` and the ``case_factors`` view, made empty by the schema
-    script (``IF NOT EXISTS``): earlier runs kept no factors, their findings have none."""
+    script (``IF NOT EXISTS``): earlier runs kept no factors, their findings have none. Version
+    13 -> 14: the slots' layout (:func:`_add_layouts`)."""
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    # (first: every view made again below reads the slots' layout)
+    layouts_added = _add_layouts(connection)
     _add_assessed_slots(connection)  # (first: the assessed view the schema script made reads its column)
     kinds_added = _add_record_kinds(connection)
     kinds_added |= _add_law_note(connection)
@@ -605,6 +648,12 @@ def _migrate(connection: sqlite3.Connection) -> None:
         for view, body in (("findings", FINDINGS_VIEW), ("sanctions", SANCTIONS_VIEW)):
             connection.execute(f"DROP VIEW IF EXISTS {view}")
             connection.execute(f"CREATE VIEW {view} AS" + body)
+    if layouts_added:
+        connection.execute("DROP VIEW IF EXISTS findings")
+        connection.execute("CREATE VIEW findings AS" + FINDINGS_VIEW)
+        if _columns(connection, "assessed"):  # (a view by now: every step above made it one)
+            connection.execute("DROP VIEW assessed")
+            connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
     if row is not None and row[0] != str(SCHEMA_VERSION):
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
@@ -762,6 +811,17 @@ def _add_assessed_slots(connection: sqlite3.Connection) -> None:
     if kind is not None and kind[0] == "view":  # (a table of version 9 or before: its step makes the view)
         connection.execute("DROP VIEW assessed")
         connection.execute("CREATE VIEW assessed AS" + ASSESSED_VIEW)
+
+
+def _add_layouts(connection: sqlite3.Connection) -> bool:
+    """Version 13 -> 14: ``finding_slots`` gains ``layout`` (NULL for every slot of earlier
+    runs: their chunks are read as they were written, none is rewritten); whether it was added
+    (then the findings and assessed views are made again, reading either layout). By the
+    columns present, as the other steps."""
+    if "layout" in _columns(connection, "finding_slots"):
+        return False
+    connection.execute("ALTER TABLE finding_slots ADD COLUMN layout INTEGER")
+    return True
 
 
 def _add_act_ids(connection: sqlite3.Connection) -> None:
@@ -1195,7 +1255,7 @@ def text_pieces(db: sqlite3.Connection, table: str, column: str, row: int, size:
 
 
 __all__ = [
-    "INSERT_ASSESSED_FINDING_SLOT", "INSERT_DISTRICT_TOTAL", "INSERT_FACTORS", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
+    "CASE_LAYOUT", "CASE_PLACES", "INSERT_CASE_FINDING_SLOT", "REASON_CODES", "STATUS_CODES", "V13_PLACES", "INSERT_DISTRICT_TOTAL", "INSERT_FACTORS", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
     "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]

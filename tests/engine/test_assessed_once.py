@@ -457,7 +457,7 @@ def test_db_upgrade_brings_a_version_11_postgresql_store_over_with_its_memory(wo
         lite.close()
     result = CliRunner().invoke(main, ["db", "upgrade", "--out", url, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["schema_version"] == store.SCHEMA_VERSION == 13
+    assert json.loads(result.output)["schema_version"] == store.SCHEMA_VERSION == 14
     pg = store.connect(url)
     try:
         assert [tuple(r) for r in pg.execute(_MEMORY).fetchall()] == before

@@ -271,21 +271,25 @@ def test_case_id_codes_without_hashing_equal_the_dictionary_codes():
 
 def test_a_fine_paid_by_its_enterprise_is_stored_without_the_payer_and_read_with_it(world, tmp_path):
     """Schema 11: a case fine's payer is written null (the enterprise pays), the view reads
-    the uscc; a version 10 store, whose view read the payer as written, gets the new view."""
+    the uscc; a version 10 store, whose view read the payer as written, gets the new view.
+    Schema 14: the case layout leaves the null payer out (``store.CASE_PLACES``)."""
     from ecorules.engine import store
+    from ecorules.engine.store.sqlite import _element
 
     db = world["db"]
     fines = db.execute("SELECT uscc, payer FROM findings WHERE case_id IS NOT NULL AND kind = 'fine'").fetchall()
     assert fines and all(row["payer"] == row["uscc"] for row in fines)
     stored = db.execute("SELECT rows FROM finding_chunks c JOIN finding_slots s USING (run_id, slot) "
-                        "WHERE s.kind = 'fine' LIMIT 1").fetchone()[0]
-    assert json.loads(stored)[0][2] is None
+                        "WHERE s.kind = 'fine'").fetchall()
+    payer = store.CASE_PLACES["payer"]
+    assert all(len(row) <= payer or row[payer] is None for chunk in stored for row in json.loads(chunk[0]))
     deductions = db.execute("SELECT DISTINCT payer FROM findings WHERE case_id IS NOT NULL AND kind = 'fiscal_deduction'")
     assert {row[0] for row in deductions} <= {"金水区", "二七区"}
     old = tmp_path / "v10.sqlite"
     connection = sqlite3.connect(old)
     db.backup(connection)
-    view = store.FINDINGS_VIEW.replace("coalesce(e.value ->> 2, e.value ->> 0) AS payer", "e.value ->> 2 AS payer")
+    view = store.FINDINGS_VIEW.replace(f"coalesce({_element('payer')}, e.value ->> 0) AS payer",
+                                       f"{_element('payer')} AS payer")
     assert view != store.FINDINGS_VIEW
     connection.executescript(f"DROP VIEW findings; CREATE VIEW findings AS {view};"
                              "UPDATE meta SET value = '10' WHERE key = 'schema_version';")

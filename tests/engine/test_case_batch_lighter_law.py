@@ -276,6 +276,7 @@ def test_the_shipped_policies_on_the_example_case_table(tmp_path, years):
 
 def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_findings(tmp_path):
     from ecorules.engine import store
+    from ecorules.engine.store.sqlite import _element
 
     path = tmp_path / "old.sqlite"
     run_nightly(EXAMPLES / "registry.csv", path, as_of=dt.date(2012, 4, 14))
@@ -283,7 +284,7 @@ def test_a_results_database_without_law_notes_gains_the_column_and_keeps_its_fin
     before = connection.execute("SELECT uscc, policy, rule, amount_yuan FROM findings ORDER BY 1, 2, 3").fetchall()
     connection.executescript(  # the findings as every store before law notes held them
         "DROP VIEW findings; ALTER TABLE finding_chunks DROP COLUMN law_note; CREATE VIEW findings AS "
-        + store.FINDINGS_VIEW.replace(",\n           coalesce(e.value ->> 7, c.law_note) AS law_note", "") + ";")
+        + store.FINDINGS_VIEW.replace(f",\n           coalesce({_element('law_note')}, c.law_note) AS law_note", "") + ";")
     assert "law_note" not in [d[0] for d in connection.execute("SELECT * FROM findings LIMIT 1").description]
     connection.close()
     connection = store.connect(path)

@@ -1,5 +1,6 @@
 """The compiled chunk writer of case findings (engine/_chunk_rows.pyx): what it lays out is
-what json.loads and SQLite's JSON functions read back, row by row, whatever the texts hold."""
+what json.loads and SQLite's JSON functions read back, row by row, whatever the texts hold, each
+element where the store's case layout (``store.CASE_PLACES``, version 14) says the views read it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sqlite3
 import numpy as np
 import pyarrow as pa
 import pytest
+from ecorules.engine import store
 from ecorules.engine._chunk_rows import finding_rows, scan_texts
 from ecorules.rules._arrow import string_buffers
 
@@ -29,35 +31,50 @@ def test_rows_are_read_back_as_written_with_escapes_and_any_text():
     by = np.where(status == 1, rng.integers(0, len(odd), n), -1)
     assessed = np.where(status == 2, rng.integers(1, 10**6, n), 0)
     act = np.where((status == 0) & (rng.random(n) < 0.5), rng.integers(0, 2, n), -1)
+    decided = np.where((status == 0) & (rng.random(n) < 0.3), rng.integers(0, 2, n), -1)
+    note = np.where(rng.random(n) < 0.1, rng.integers(0, len(odd), n), -1)
     supersedes = np.where((status == 0) & (rng.random(n) < 0.2), rng.integers(1, 99, n), 0)
     reason = np.where(supersedes > 0, rng.integers(1, 3, n), 0).astype(np.int8)
-    text = finding_rows(texts(odd, usccs), amounts, texts(["金水区", "P"], payers, large=True), texts(odd, cases),
-                        status=status, by=texts(odd, by), assessed_in=assessed, act=texts(["A1", 'A"2'], act),
-                        supersedes=supersedes, reason=reason)
+    text = finding_rows(texts(odd, usccs), amounts, texts(["金水区", "P"], payers, large=True),
+                        texts(odd, cases), status=status, by=texts(odd, by), assessed_in=assessed,
+                        act=texts(["A1", 'A"2'], act), decided=texts(["2025-06-01", "2026-01-10"], decided),
+                        note=texts(odd, note), supersedes=supersedes, reason=reason)
     rows = json.loads(text)
     assert len(rows) == n
+    at = store.CASE_PLACES
     for i, row in enumerate(rows):
-        words = [None, "superseded", "already_assessed"]
-        full = [odd[usccs[i]], int(amounts[i]), ["金水区", "P"][payers[i]], odd[cases[i]], words[status[i]],
-                odd[by[i]] if by[i] >= 0 else None, int(assessed[i]) or None, None,
-                ["A1", 'A"2'][act[i]] if act[i] >= 0 else None, None, int(supersedes[i]) or None,
-                [None, "new decision", "reassessed"][reason[i]]]
-        last = max([3] + [k for k in range(4, 12) if full[k] is not None])
+        values = {"uscc": odd[usccs[i]], "amount": int(amounts[i]), "payer": ["金水区", "P"][payers[i]],
+                  "case_id": odd[cases[i]], "status": int(status[i]) or None,
+                  "superseded_by": odd[by[i]] if by[i] >= 0 else None, "assessed_in": int(assessed[i]) or None,
+                  "law_note": odd[note[i]] if note[i] >= 0 else None,
+                  "act_id": ["A1", 'A"2'][act[i]] if act[i] >= 0 else None,
+                  "decided": ["2025-06-01", "2026-01-10"][decided[i]] if decided[i] >= 0 else None,
+                  "supersedes": int(supersedes[i]) or None, "reason": int(reason[i]) or None}
+        full = [None] * len(at)
+        for name, value in values.items():
+            full[at[name]] = value
+        last = max([at["case_id"]] + [k for k, v in enumerate(full) if v is not None])
         assert row == full[:last + 1]  # nothing after the last present element; null before it
+        assert {store.STATUS_CODES.get(row[at["status"]], "imposed") if len(row) > at["status"] else "imposed"} == {
+            [None, "superseded", "already_assessed"][status[i]] or "imposed"}
     # SQLite reads the same values (the findings view's ->>)
     connection = sqlite3.connect(":memory:")
-    read = connection.execute("SELECT e.value ->> 0, e.value ->> 3, e.value ->> 8 FROM json_each(?) e", (text,)).fetchall()
-    assert read == [(r[0], r[3], r[8] if len(r) > 8 else None) for r in rows]
+    read = connection.execute(f"SELECT e.value ->> 0, e.value ->> {at['case_id']}, e.value ->> {at['act_id']} "
+                              "FROM json_each(?) e", (text,)).fetchall()
+    assert read == [(r[0], r[at["case_id"]], r[at["act_id"]] if len(r) > at["act_id"] else None) for r in rows]
+
+
+def test_an_enterprise_paying_its_own_fine_is_left_out_and_a_payer_written_after_the_case():
+    text = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), None, texts(["C1", "C2"]))
+    assert text == '[["U2",5,"C1"],["U1",0,"C2"]]'
+    paid = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), texts(["P"], [0, 0]), texts(["C1", "C2"]),
+                        act=texts(["A1"], [-1, 0]))
+    assert paid == '[["U2",5,"C1","P"],["U1",0,"C2","P","A1"]]'
+    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == "[]"
 
 
 def test_a_nul_is_escaped():
     assert json.loads(finding_rows(texts(["a\x00b"]), np.array([1]), None, texts(["C"])))[0][0] == "a\x00b"
-
-
-def test_an_enterprise_paying_its_own_fine_is_null_and_an_empty_chunk_an_empty_array():
-    text = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), None, texts(["C1", "C2"]))
-    assert text == '[["U2",5,null,"C1"],["U1",0,null,"C2"]]'
-    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == "[]"
 
 
 @pytest.mark.parametrize("column", ["uscc", "payer", "case"])
@@ -81,4 +98,4 @@ def test_texts_scanned_once_are_written_as_texts_scanned_per_call(values):
     index = np.array([1, 0, 1], np.int64)
     once = finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index, scan))
     assert once == finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index))
-    assert [r[3] for r in json.loads(once)] == [values[1], values[0], values[1]]
+    assert [r[store.CASE_PLACES['case_id']] for r in json.loads(once)] == [values[1], values[0], values[1]]
