@@ -94,6 +94,20 @@ def _peak_kib(pid: int) -> int:
     return 0
 
 
+def _jit_cpu(pid: int) -> float:
+    """CPU-s of a JVM's JIT compiler threads (C1/C2 CompilerThread), from /proc's threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if "CompilerThre" in name:
+            total += int(rest[11]) + int(rest[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class PeakMemory:
     """The peak RSS of each process under this one while a variant runs, by role (a Dask
     worker, a Spark Python worker, Spark's JVM, an ``ecorules run``): the peaks of the
@@ -138,6 +152,9 @@ class PeakMemory:
     def __enter__(self):
         times = self.me.cpu_times()
         self.mine_before = times.user + times.system + times.children_user + times.children_system
+        self.driver_before = times.user + times.system
+        self.jit_before = {child.pid: _jit_cpu(child.pid) for child in self.me.children(recursive=True)
+                           if _role(child) == "spark JVM (driver and executors)"}
         self.cpu_of = {pid: (root, cpu, cpu) for pid, (root, cpu) in self._own_cpu().items()}
         for child in self.me.children(recursive=True):
             try:
@@ -167,6 +184,21 @@ class PeakMemory:
         self.done.set()
         self.thread.join()
         self.cpu = self._cpu_over()
+        self.jit = {pid: _jit_cpu(pid) - before for pid, before in self.jit_before.items()}
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """The variant's CPU-s by role (processes running at its end), the driver's own, and
+        the JIT compiler threads' of Spark's JVM: where the time goes, beside the total."""
+        me = self.me.cpu_times()
+        out = {"driver (this process)": me.user + me.system - self.driver_before}
+        for pid, (_root, first, last) in self.cpu_of.items():
+            role = self.peaks[pid][0] if pid in self.peaks else None
+            if role is not None:
+                out[role] = out.get(role, 0.0) + last - first
+        jit = sum(self.jit.values())
+        if jit:
+            out["of which spark JVM JIT compiler threads"] = jit
+        return {role: round(cpu, 2) for role, cpu in out.items()}
 
     def by_role(self) -> dict[str, int]:
         """role -> the largest peak of one process of it, MiB."""
@@ -341,6 +373,14 @@ def spark_sql(folder: Path, spark) -> dict:
     return {"wall": wall, "rows": None, "districts": districts}
 
 
+def _pyspark_version() -> str | None:
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    return pyspark.__version__
+
+
 def median(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} s ({min(values):.2f}-{max(values):.2f})"
 
@@ -355,6 +395,10 @@ def main() -> None:
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--spark-only", action="store_true", help="Only Spark's score, its SQL and its Python floor.")
     parser.add_argument("--only", action="append", help="Only the variants whose name has this text (repeatable).")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="A setting of the bench's Spark session (repeatable), e.g. a site's JVM options: "
+                             "spark.driver.extraJavaOptions=... (local mode: the driver is the executor). The "
+                             "SQL runs in the same session, so it gets the same settings as score.")
     args = parser.parse_args()
     folder = args.dir / f"registry-{args.rows}-{args.files}"
     generate(args.rows, args.files, args.row_group, folder)
@@ -367,7 +411,8 @@ def main() -> None:
         try:
             from ecorules.engine.distributed.spark import local_session
 
-            spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"))
+            conf = dict(setting.split("=", 1) for setting in args.spark_conf)
+            spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"), **conf)
             spark.sparkContext.setLogLevel("ERROR")
             # a session's first Python job pays its workers' start and the JVM's warm-up (a
             # round-1 score took 49 s against 25 s in round 2): paid here, on a small slice
@@ -427,16 +472,19 @@ def main() -> None:
                     result = variant()
                 result["peak_mib"] = memory.by_role()
                 result["cpu"] = memory.cpu
+                result["cpu_by_role"] = memory.cpu_by_role()
                 results.setdefault(name, []).append(result)
                 print(f"  round {round_ + 1}: {name}: {result['wall']:.2f} s, {result['cpu']:.2f} CPU-s, "
                       f"load {os.getloadavg()[0]:.1f}, "
-                      f"peak RSS per process (MiB) {result['peak_mib']}", flush=True)
+                      f"peak RSS per process (MiB) {result['peak_mib']}, CPU-s by role {result['cpu_by_role']}",
+                      flush=True)
     first = next(iter(results.values()))[0]["districts"]
     agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
     walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
     best = {name: statistics.median(values) for name, values in walls.items()}
     print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
-          f"Python {platform.python_version()}, {dt.date.today()}")
+          f"Python {platform.python_version()}, pyspark {_pyspark_version()}, {dt.date.today()}"
+          + (f", Spark settings {args.spark_conf}" if args.spark_conf else ""))
     cpus = {name: [r["cpu"] for r in runs] for name, runs in results.items()}
     for name, values in walls.items():
         print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
@@ -479,8 +527,11 @@ def main() -> None:
              for name, runs in results.items()}
     for name, roles in peaks.items():
         print(f"  peak RSS of one process, {name}: " + ", ".join(f"{role} {mib:,} MiB" for role, mib in roles.items()))
-    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "walls": walls, "cpu": cpus, "ratios": ratios,
-                               "peak_mib": peaks, "agree": agree, "date": str(dt.date.today()),
+    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "spark_conf": args.spark_conf,
+                               "pyspark": _pyspark_version(), "walls": walls, "cpu": cpus, "ratios": ratios,
+                               "peak_mib": peaks,
+                               "cpu_by_role": {name: [r["cpu_by_role"] for r in runs] for name, runs in results.items()},
+                               "agree": agree, "date": str(dt.date.today()),
                                "load": os.getloadavg()}, indent=2))
     print(f"  saved {out}")
     if not all(agree.values()):
