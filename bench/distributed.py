@@ -22,6 +22,7 @@ that the machine's noise hits every variant alike:
 - spark, counting: the needed columns handed to Python by ``mapInArrow`` and only counted
   (what any Python on Spark pays); spark, scoring only: the same hand-over, the kernel's
   scoring, the partial totals back, without ``score``'s key census and cached batches;
+  spark, pieces scoring only: the same over the frame of pieces (no hand-over of cells);
   spark, score without key census: ``score`` as if no key were declared; spark, score, census
   merged on the executors: as a registry past DRIVER_CENSUS_ROWS is (engine/distributed/spark.py).
 
@@ -364,6 +365,32 @@ def spark_scoring_only(folder: Path, spark) -> dict:
     return {"wall": time.perf_counter() - started, "rows": counts["rows_in"], "districts": totals}
 
 
+def spark_scoring_only_of_pieces(folder: Path, spark) -> dict:
+    """The kernel scoring of the registry's pieces (each task reading its row group with
+    pyarrow, as ``score of pieces``), only their partial totals back: no key census, no cached
+    batches. ``score of pieces`` minus this is what those cost; this against the SQL is the
+    floor of Python on Spark that does not pay Spark's column-to-row hand-over."""
+    import pyarrow as pa
+    from ecorules.engine.distributed import _frames
+    from ecorules.engine.distributed._partition import Part, make_plan
+    from ecorules.engine.distributed.spark import _ddl, _number, _tables, pieces_frame
+
+    plan = make_plan(POLICIES[0], dt.date.fromisoformat(AS_OF))
+
+    def partials(batches):
+        part = Part(plan, _number())
+        for table in _tables(batches, True):
+            yield from _frames.partials_table(part.score(table)).to_batches()
+
+    started = time.perf_counter()
+    frame = pieces_frame(spark, folder, plan)
+    rows = frame.mapInArrow(partials, _ddl(_frames.PARTIALS_SCHEMA)).collect()
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([r.asDict() for r in rows],
+                                                               schema=_frames.PARTIALS_SCHEMA),
+                                          _frames.names(plan))
+    return {"wall": time.perf_counter() - started, "rows": counts["rows_in"], "districts": totals}
+
+
 def spark_sql(folder: Path, spark) -> dict:
     started = time.perf_counter()
     spark.read.parquet(str(folder)).createOrReplaceTempView("registry")
@@ -446,6 +473,7 @@ def main() -> None:
                     "spark, native SQL (local[2] up)": lambda: spark_sql(folder, spark),
                     "spark, mapInArrow only counting (local[2] up)": lambda: spark_python_floor(folder, spark),
                     "spark, mapInArrow scoring only (local[2] up)": lambda: spark_scoring_only(folder, spark),
+                    "spark, pieces scoring only (local[2] up)": lambda: spark_scoring_only_of_pieces(folder, spark),
                     "spark, score without key census (local[2] up)": lambda: spark_score_without_census(folder, spark),
                     "spark, score, census merged on the executors (local[2] up)":
                         lambda: spark_score_census_on_executors(folder, spark),
@@ -496,6 +524,7 @@ def main() -> None:
                                           "spark, native SQL (local[2] up)",
                                           "spark, mapInArrow only counting (local[2] up)")
     scoring_only = "spark, mapInArrow scoring only (local[2] up)"
+    pieces_scoring_only = "spark, pieces scoring only (local[2] up)"
     of_pieces = "spark, score of pieces (local[2] up)"
     no_census = "spark, score without key census (local[2] up)"
     on_executors = "spark, score, census merged on the executors (local[2] up)"
@@ -511,6 +540,8 @@ def main() -> None:
             ("spark score / spark mapInArrow counting (time)", spark_up, counting),
             ("spark scoring only / spark native SQL (time)", scoring_only, sql),
             ("spark score / spark scoring only (time)", spark_up, scoring_only),
+            ("spark pieces scoring only / spark native SQL (time)", pieces_scoring_only, sql),
+            ("spark score of pieces / spark pieces scoring only (time)", of_pieces, pieces_scoring_only),
             ("spark score / spark score without key census (time)", spark_up, no_census),
             ("spark score, census on the executors / spark score (time)", on_executors, spark_up),
             ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
