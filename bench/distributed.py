@@ -167,9 +167,14 @@ class PeakMemory:
         return self
 
     def _poll(self) -> None:
+        # the poller's own CPU, left out of the variant's: listing the children scans every
+        # process of the machine (psutil), 0.04 CPU-s per second of wall time on this shared
+        # one (session 11), which the slowest variants paid most
+        started = time.thread_time()
         while not self.done.is_set():
             self._sample()
             self.done.wait(self.every)
+        self.poll_cpu = time.thread_time() - started
 
     def _sample(self) -> None:
         for pid, (root, cpu) in self._own_cpu().items():
@@ -184,14 +189,14 @@ class PeakMemory:
         self._sample()
         self.done.set()
         self.thread.join()
-        self.cpu = self._cpu_over()
+        self.cpu = self._cpu_over() - self.poll_cpu
         self.jit = {pid: _jit_cpu(pid) - before for pid, before in self.jit_before.items()}
 
     def cpu_by_role(self) -> dict[str, float]:
         """The variant's CPU-s by role (processes running at its end), the driver's own, and
         the JIT compiler threads' of Spark's JVM: where the time goes, beside the total."""
         me = self.me.cpu_times()
-        out = {"driver (this process)": me.user + me.system - self.driver_before}
+        out = {"driver (this process)": me.user + me.system - self.driver_before - self.poll_cpu}
         for pid, (_root, first, last) in self.cpu_of.items():
             role = self.peaks[pid][0] if pid in self.peaks else None
             if role is not None:
@@ -297,6 +302,18 @@ def spark_score_without_census(folder: Path, spark) -> dict:
     engine.census_key = lambda plan: None  # the driver's decision to take a census; the workers' filter is untouched
     try:
         return spark_score(folder, spark)
+    finally:
+        engine.census_key = real
+
+
+def spark_score_pieces_without_census(folder: Path, spark) -> dict:
+    """``score of pieces`` as if the policies declared no key (as ``score without key census``)."""
+    from ecorules.engine.distributed import spark as engine
+
+    real = engine.census_key
+    engine.census_key = lambda plan: None
+    try:
+        return spark_score_pieces(folder, spark)
     finally:
         engine.census_key = real
 
@@ -475,6 +492,8 @@ def main() -> None:
                     "spark, mapInArrow scoring only (local[2] up)": lambda: spark_scoring_only(folder, spark),
                     "spark, pieces scoring only (local[2] up)": lambda: spark_scoring_only_of_pieces(folder, spark),
                     "spark, score without key census (local[2] up)": lambda: spark_score_without_census(folder, spark),
+                    "spark, score of pieces without key census (local[2] up)":
+                        lambda: spark_score_pieces_without_census(folder, spark),
                     "spark, score, census merged on the executors (local[2] up)":
                         lambda: spark_score_census_on_executors(folder, spark),
                 }
@@ -542,6 +561,10 @@ def main() -> None:
             ("spark score / spark scoring only (time)", spark_up, scoring_only),
             ("spark pieces scoring only / spark native SQL (time)", pieces_scoring_only, sql),
             ("spark score of pieces / spark pieces scoring only (time)", of_pieces, pieces_scoring_only),
+            ("spark score of pieces / spark score of pieces without key census (time)", of_pieces,
+             "spark, score of pieces without key census (local[2] up)"),
+            ("spark score of pieces without key census / spark pieces scoring only (time)",
+             "spark, score of pieces without key census (local[2] up)", pieces_scoring_only),
             ("spark score / spark score without key census (time)", spark_up, no_census),
             ("spark score, census on the executors / spark score (time)", on_executors, spark_up),
             ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
