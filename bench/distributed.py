@@ -22,6 +22,7 @@ that the machine's noise hits every variant alike:
 - spark, counting: the needed columns handed to Python by ``mapInArrow`` and only counted
   (what any Python on Spark pays); spark, scoring only: the same hand-over, the kernel's
   scoring, the partial totals back, without ``score``'s key census and cached batches;
+  spark, pieces scoring only: the same over the frame of pieces (no hand-over of cells);
   spark, score without key census: ``score`` as if no key were declared; spark, score, census
   merged on the executors: as a registry past DRIVER_CENSUS_ROWS is (engine/distributed/spark.py).
 
@@ -94,6 +95,20 @@ def _peak_kib(pid: int) -> int:
     return 0
 
 
+def _jit_cpu(pid: int) -> float:
+    """CPU-s of a JVM's JIT compiler threads (C1/C2 CompilerThread), from /proc's threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if "CompilerThre" in name:
+            total += int(rest[11]) + int(rest[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class PeakMemory:
     """The peak RSS of each process under this one while a variant runs, by role (a Dask
     worker, a Spark Python worker, Spark's JVM, an ``ecorules run``): the peaks of the
@@ -138,6 +153,9 @@ class PeakMemory:
     def __enter__(self):
         times = self.me.cpu_times()
         self.mine_before = times.user + times.system + times.children_user + times.children_system
+        self.driver_before = times.user + times.system
+        self.jit_before = {child.pid: _jit_cpu(child.pid) for child in self.me.children(recursive=True)
+                           if _role(child) == "spark JVM (driver and executors)"}
         self.cpu_of = {pid: (root, cpu, cpu) for pid, (root, cpu) in self._own_cpu().items()}
         for child in self.me.children(recursive=True):
             try:
@@ -149,9 +167,14 @@ class PeakMemory:
         return self
 
     def _poll(self) -> None:
+        # the poller's own CPU, left out of the variant's: listing the children scans every
+        # process of the machine (psutil), 0.04 CPU-s per second of wall time on this shared
+        # one (session 11), which the slowest variants paid most
+        started = time.thread_time()
         while not self.done.is_set():
             self._sample()
             self.done.wait(self.every)
+        self.poll_cpu = time.thread_time() - started
 
     def _sample(self) -> None:
         for pid, (root, cpu) in self._own_cpu().items():
@@ -166,7 +189,22 @@ class PeakMemory:
         self._sample()
         self.done.set()
         self.thread.join()
-        self.cpu = self._cpu_over()
+        self.cpu = self._cpu_over() - self.poll_cpu
+        self.jit = {pid: _jit_cpu(pid) - before for pid, before in self.jit_before.items()}
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """The variant's CPU-s by role (processes running at its end), the driver's own, and
+        the JIT compiler threads' of Spark's JVM: where the time goes, beside the total."""
+        me = self.me.cpu_times()
+        out = {"driver (this process)": me.user + me.system - self.driver_before - self.poll_cpu}
+        for pid, (_root, first, last) in self.cpu_of.items():
+            role = self.peaks[pid][0] if pid in self.peaks else None
+            if role is not None:
+                out[role] = out.get(role, 0.0) + last - first
+        jit = sum(self.jit.values())
+        if jit:
+            out["of which spark JVM JIT compiler threads"] = jit
+        return {role: round(cpu, 2) for role, cpu in out.items()}
 
     def by_role(self) -> dict[str, int]:
         """role -> the largest peak of one process of it, MiB."""
@@ -268,6 +306,18 @@ def spark_score_without_census(folder: Path, spark) -> dict:
         engine.census_key = real
 
 
+def spark_score_pieces_without_census(folder: Path, spark) -> dict:
+    """``score of pieces`` as if the policies declared no key (as ``score without key census``)."""
+    from ecorules.engine.distributed import spark as engine
+
+    real = engine.census_key
+    engine.census_key = lambda plan: None
+    try:
+        return spark_score_pieces(folder, spark)
+    finally:
+        engine.census_key = real
+
+
 def spark_score_census_on_executors(folder: Path, spark) -> dict:
     """``score`` with the key census's digests merged by bucket on the executors, as past
     DRIVER_CENSUS_ROWS rows (a shuffle and a stage of Python tasks), where ``score`` merges
@@ -332,6 +382,32 @@ def spark_scoring_only(folder: Path, spark) -> dict:
     return {"wall": time.perf_counter() - started, "rows": counts["rows_in"], "districts": totals}
 
 
+def spark_scoring_only_of_pieces(folder: Path, spark) -> dict:
+    """The kernel scoring of the registry's pieces (each task reading its row group with
+    pyarrow, as ``score of pieces``), only their partial totals back: no key census, no cached
+    batches. ``score of pieces`` minus this is what those cost; this against the SQL is the
+    floor of Python on Spark that does not pay Spark's column-to-row hand-over."""
+    import pyarrow as pa
+    from ecorules.engine.distributed import _frames
+    from ecorules.engine.distributed._partition import Part, make_plan
+    from ecorules.engine.distributed.spark import _ddl, _number, _tables, pieces_frame
+
+    plan = make_plan(POLICIES[0], dt.date.fromisoformat(AS_OF))
+
+    def partials(batches):
+        part = Part(plan, _number())
+        for table in _tables(batches, True):
+            yield from _frames.partials_table(part.score(table)).to_batches()
+
+    started = time.perf_counter()
+    frame = pieces_frame(spark, folder, plan)
+    rows = frame.mapInArrow(partials, _ddl(_frames.PARTIALS_SCHEMA)).collect()
+    totals, counts = _frames.add_partials(pa.Table.from_pylist([r.asDict() for r in rows],
+                                                               schema=_frames.PARTIALS_SCHEMA),
+                                          _frames.names(plan))
+    return {"wall": time.perf_counter() - started, "rows": counts["rows_in"], "districts": totals}
+
+
 def spark_sql(folder: Path, spark) -> dict:
     started = time.perf_counter()
     spark.read.parquet(str(folder)).createOrReplaceTempView("registry")
@@ -339,6 +415,14 @@ def spark_sql(folder: Path, spark) -> dict:
     wall = time.perf_counter() - started
     districts = {r["district"]: [r["deduction_yuan"], r["cases"]] for r in rows if r["deduction_yuan"] or r["cases"]}
     return {"wall": wall, "rows": None, "districts": districts}
+
+
+def _pyspark_version() -> str | None:
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    return pyspark.__version__
 
 
 def median(values: list[float]) -> str:
@@ -355,6 +439,10 @@ def main() -> None:
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--spark-only", action="store_true", help="Only Spark's score, its SQL and its Python floor.")
     parser.add_argument("--only", action="append", help="Only the variants whose name has this text (repeatable).")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="A setting of the bench's Spark session (repeatable), e.g. a site's JVM options: "
+                             "spark.driver.extraJavaOptions=... (local mode: the driver is the executor). The "
+                             "SQL runs in the same session, so it gets the same settings as score.")
     args = parser.parse_args()
     folder = args.dir / f"registry-{args.rows}-{args.files}"
     generate(args.rows, args.files, args.row_group, folder)
@@ -367,7 +455,8 @@ def main() -> None:
         try:
             from ecorules.engine.distributed.spark import local_session
 
-            spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"))
+            conf = dict(setting.split("=", 1) for setting in args.spark_conf)
+            spark = local_session("local[2]", local_dir=str(args.dir / "spark-local"), **conf)
             spark.sparkContext.setLogLevel("ERROR")
             # a session's first Python job pays its workers' start and the JVM's warm-up (a
             # round-1 score took 49 s against 25 s in round 2): paid here, on a small slice
@@ -401,7 +490,10 @@ def main() -> None:
                     "spark, native SQL (local[2] up)": lambda: spark_sql(folder, spark),
                     "spark, mapInArrow only counting (local[2] up)": lambda: spark_python_floor(folder, spark),
                     "spark, mapInArrow scoring only (local[2] up)": lambda: spark_scoring_only(folder, spark),
+                    "spark, pieces scoring only (local[2] up)": lambda: spark_scoring_only_of_pieces(folder, spark),
                     "spark, score without key census (local[2] up)": lambda: spark_score_without_census(folder, spark),
+                    "spark, score of pieces without key census (local[2] up)":
+                        lambda: spark_score_pieces_without_census(folder, spark),
                     "spark, score, census merged on the executors (local[2] up)":
                         lambda: spark_score_census_on_executors(folder, spark),
                 }
@@ -427,16 +519,19 @@ def main() -> None:
                     result = variant()
                 result["peak_mib"] = memory.by_role()
                 result["cpu"] = memory.cpu
+                result["cpu_by_role"] = memory.cpu_by_role()
                 results.setdefault(name, []).append(result)
                 print(f"  round {round_ + 1}: {name}: {result['wall']:.2f} s, {result['cpu']:.2f} CPU-s, "
                       f"load {os.getloadavg()[0]:.1f}, "
-                      f"peak RSS per process (MiB) {result['peak_mib']}", flush=True)
+                      f"peak RSS per process (MiB) {result['peak_mib']}, CPU-s by role {result['cpu_by_role']}",
+                      flush=True)
     first = next(iter(results.values()))[0]["districts"]
     agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
     walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
     best = {name: statistics.median(values) for name, values in walls.items()}
     print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
-          f"Python {platform.python_version()}, {dt.date.today()}")
+          f"Python {platform.python_version()}, pyspark {_pyspark_version()}, {dt.date.today()}"
+          + (f", Spark settings {args.spark_conf}" if args.spark_conf else ""))
     cpus = {name: [r["cpu"] for r in runs] for name, runs in results.items()}
     for name, values in walls.items():
         print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
@@ -448,6 +543,7 @@ def main() -> None:
                                           "spark, native SQL (local[2] up)",
                                           "spark, mapInArrow only counting (local[2] up)")
     scoring_only = "spark, mapInArrow scoring only (local[2] up)"
+    pieces_scoring_only = "spark, pieces scoring only (local[2] up)"
     of_pieces = "spark, score of pieces (local[2] up)"
     no_census = "spark, score without key census (local[2] up)"
     on_executors = "spark, score, census merged on the executors (local[2] up)"
@@ -463,6 +559,12 @@ def main() -> None:
             ("spark score / spark mapInArrow counting (time)", spark_up, counting),
             ("spark scoring only / spark native SQL (time)", scoring_only, sql),
             ("spark score / spark scoring only (time)", spark_up, scoring_only),
+            ("spark pieces scoring only / spark native SQL (time)", pieces_scoring_only, sql),
+            ("spark score of pieces / spark pieces scoring only (time)", of_pieces, pieces_scoring_only),
+            ("spark score of pieces / spark score of pieces without key census (time)", of_pieces,
+             "spark, score of pieces without key census (local[2] up)"),
+            ("spark score of pieces without key census / spark pieces scoring only (time)",
+             "spark, score of pieces without key census (local[2] up)", pieces_scoring_only),
             ("spark score / spark score without key census (time)", spark_up, no_census),
             ("spark score, census on the executors / spark score (time)", on_executors, spark_up),
             ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
@@ -479,8 +581,11 @@ def main() -> None:
              for name, runs in results.items()}
     for name, roles in peaks.items():
         print(f"  peak RSS of one process, {name}: " + ", ".join(f"{role} {mib:,} MiB" for role, mib in roles.items()))
-    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "walls": walls, "cpu": cpus, "ratios": ratios,
-                               "peak_mib": peaks, "agree": agree, "date": str(dt.date.today()),
+    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "spark_conf": args.spark_conf,
+                               "pyspark": _pyspark_version(), "walls": walls, "cpu": cpus, "ratios": ratios,
+                               "peak_mib": peaks,
+                               "cpu_by_role": {name: [r["cpu_by_role"] for r in runs] for name, runs in results.items()},
+                               "agree": agree, "date": str(dt.date.today()),
                                "load": os.getloadavg()}, indent=2))
     print(f"  saved {out}")
     if not all(agree.values()):

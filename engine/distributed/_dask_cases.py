@@ -395,6 +395,8 @@ def judged_parts(client, reading: CaseReadingDone, plan, job: Job, *, checked: t
         if not any_case:  # no case row at all: an empty table is judged (on a worker) as a local run judges it
             empty = client.submit(_empty_blobs, reading.schema, pure=False)
             frame = client.submit(judge, empty, job, _light(reading), checked, pure=False).result()
+            # pickle, knowingly: the same source as above, ``judge`` on this run's own cluster
+            # (its empty part), submitted by this driver a line ago; no file or user wrote it
             yield from (pickle.loads(blob) for blob in frame["part"].tolist())
     finally:
         del futures, wanted
