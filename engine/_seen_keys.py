@@ -260,7 +260,7 @@ class SeenUsccs:
             self._top = np.zeros(1 << _TOP_BITS, bool)
         tops = (wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)
         self._top[tops] = True
-        near = np.flatnonzero(self._top[mixed >> np.uint64(64 - _TOP_BITS)])
+        near = np.flatnonzero(self._top[(mixed >> np.uint64(64 - _TOP_BITS)).view(np.int64)])
         self._top[tops] = False
         near = near[~maybe[near]]
         at = np.searchsorted(wanted, mixed[near]).clip(max=wanted.size - 1)
@@ -301,7 +301,7 @@ class SeenUsccs:
         read = 0  # records read before this chunk
         while got := keys.readinto(values.view(np.uint8)) // 8:
             chunk = values[:got]
-            near = np.flatnonzero(top[chunk >> shift])
+            near = np.flatnonzero(top[(chunk >> shift).view(np.int64)])  # (< 2**20: as indices, no cast)
             if near.size:
                 candidates = chunk[near]
                 at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
