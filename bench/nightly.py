@@ -24,7 +24,8 @@ clean copy written the same way: the ratio of their records/s is the target of i
 point 15 (>= 0.8), printed also per CPU-second of the process (the child's user + system
 time), which other processes on a shared machine disturb less. ``--twins-only`` times only that pair (on a busy machine, the floors and
 DuckDB would take most of the time); run with another venv's Python it times that venv's
-``ecorules``, the baseline of a change. ``--baseline PYTHON`` times that venv's ``ecorules``
+``ecorules``, the baseline of a change. It reads only the twins: the registry they are cut from
+is generated only when a twin is missing, and deleted again once the twins are written. ``--baseline PYTHON`` times that venv's ``ecorules``
 on the twins too, in the same rounds, the two builds' order turning round by round: the
 before and after of a change measured under the same load.
 
@@ -218,6 +219,15 @@ def ecorules_run(path: Path, out: Path, threads: int, program: list[str] | None 
             "rejected": summary["rows_rejected"], "districts": totals, "lists": summary["list_entries"]}
 
 
+def _write_twins(path: Path, clean: Path, bad: Path, bad_share: float) -> None:
+    from _bad_rows import mutate
+
+    if not clean.exists():
+        mutate(path, clean, 0.0)
+    if not bad.exists():
+        print(f"  spoiled rows of {bad.name}: {mutate(path, bad, bad_share)}", flush=True)
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
@@ -298,22 +308,29 @@ def main() -> None:
     compile_sources()
     needed_columns()  # loaded before the timing starts
     files = {fmt: args.dir / f"registry-{args.rows}.{fmt}" for fmt in formats}
-    for path in files.values():
-        generate(args.rows, path)
     twins = {}  # format -> (clean copy, bad copy), both written by bench/_bad_rows.py
     if args.bad_share:
         sys.path.insert(0, str(Path(__file__).parent))
-        from _bad_rows import kinds_for, mutate
+        from _bad_rows import kinds_for
 
-        for fmt, path in files.items():
-            clean = args.dir / f"twin-clean-{args.rows}.{fmt}"
+        for fmt in formats:
             kinds = len(kinds_for(f".{fmt}"))  # a file spoiled with fewer kinds (an older bench) is not reused
-            bad = args.dir / f"twin-bad-{args.bad_share:g}-{args.rows}-{kinds}kinds.{fmt}"
-            if not clean.exists():
-                mutate(path, clean, 0.0)
-            if not bad.exists():
-                print(f"  spoiled rows of {bad.name}: {mutate(path, bad, args.bad_share)}", flush=True)
-            twins[fmt] = (clean, bad)
+            twins[fmt] = (args.dir / f"twin-clean-{args.rows}.{fmt}",
+                          args.dir / f"twin-bad-{args.bad_share:g}-{args.rows}-{kinds}kinds.{fmt}")
+    for fmt, path in files.items():
+        # --twins-only never reads the registry itself: it is generated only to spoil a twin that
+        # is missing, and then deleted again (a 10 M-row CSV is 480 MiB of a shared disk, and
+        # generating it cost minutes every time a bench found its twins but not their source)
+        if args.twins_only and all(twin.exists() for twin in twins[fmt]):
+            print(f"  twins of {path.name} kept from an earlier bench: not generated", flush=True)
+            continue
+        made = not path.exists()
+        generate(args.rows, path)
+        if fmt in twins:
+            _write_twins(path, *twins[fmt], args.bad_share)
+            if args.twins_only and made:
+                path.unlink()
+                print(f"  {path.name} deleted (generated only for its twins)", flush=True)
 
     # The issue's floor reads every column; the second Parquet floor reads only what the run
     # must (the USCC strings included, which DuckDB's aggregate never reads): context for the
@@ -363,7 +380,8 @@ def main() -> None:
     report = {"date": dt.date.today().isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
               "rows": args.rows, "threads": args.threads, "times": times, "peak_rss_mib": rss, "agree": agree}
     for fmt in formats:
-        print(f"\n{fmt} ({files[fmt].stat().st_size / 2**20:,.0f} MiB):")
+        sized = files[fmt] if files[fmt].exists() else twins[fmt][0]  # --twins-only: maybe only the twins
+        print(f"\n{fmt} ({sized.name}, {sized.stat().st_size / 2**20:,.0f} MiB):")
         for name, values in times[fmt].items():
             print(f"  {name:32s} {spread(values)}")
         if args.twins_only:

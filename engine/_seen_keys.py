@@ -22,9 +22,12 @@ issue 12 wants the run's memory flat from 10 to 30 million rows. So the run keep
   not seen is certainly new, and that row is scored at once. A key it may have seen (met
   before, or a false positive: ~1e-4 of the rows at 10 M rows, ~3e-3 at 30 M) is *held*: not
   scored yet, decided at the end;
-- every valid row's (mixed code, set and place) appended to a temporary file (16 bytes a row,
-  written, never read back in a run where nothing was held); at the end one pass over it
-  finds, for each held key, the first row that holds it. A held row that is its key's first
+- every valid row's mixed code appended to a temporary file (8 bytes a row, written, never
+  read back in a run where nothing was held), and its place (set, file, row) where it does
+  not follow from the batch's first: the places of a batch whose valid rows follow one
+  another in one set (a clean batch) are kept as its first place, the others written to a
+  second file; at the end one pass over the codes finds, for each held key, the first row
+  that holds it. A held row that is its key's first
   row was a false positive and is scored then; any other is a duplicate naming that first row.
 
 No decision rests on a digest: the file holds the exact keys, so the rejects are the same as
@@ -163,6 +166,10 @@ class SeenUsccs:
         self.sources: dict[str, int] = {}
         self.names: list[str] = []  # the files, by their number in the places
         self.spill: tuple[IO[bytes], IO[bytes]] | None = None
+        # a run of records per batch met: (its first record, its first place if its places are
+        # consecutive, else the record of the places file where they were written)
+        self._runs: list[tuple[int, int, int]] = []
+        self._records = self._written_places = 0
         self._top: np.ndarray | None = None  # a bit per top bits of a mix, all clear between batches
 
     def add(self, keys: pa.Array, valid: np.ndarray, source: str, rows: np.ndarray
@@ -183,10 +190,7 @@ class SeenUsccs:
         mixed, maybe = self.filter.add(head, code)
         del code
         places = self._places(head, source, np.asarray(rows)[at])
-        if self.spill is None:  # the mixes and the places in two files, written as they are (no copy)
-            self.spill = (tempfile.TemporaryFile(prefix="ecorules-keys-"), tempfile.TemporaryFile(prefix="ecorules-places-"))
-        self.spill[0].write(mixed.view(np.uint8))
-        self.spill[1].write(places.view(np.uint8))
+        self._spilled(mixed, places)
         hit = np.flatnonzero(maybe)
         if not hit.size:
             return at[hit], mixed[hit], places[hit], at[hit]
@@ -197,6 +201,53 @@ class SeenUsccs:
                                                   strict=True)]
             near = near[np.array(same, bool)]
         return at[hit], mixed[hit], places[hit], at[near]
+
+    def _spilled(self, mixed: np.ndarray, places: np.ndarray) -> None:
+        """The mixes written as they are (no copy); the places only where they are not
+        consecutive. A clean batch's valid rows follow one another in one set (nearly every
+        code starts 91, 92 or 93: one set), so its places are its first place plus a count:
+        writing them all made the spill 16 bytes a row, and the writes' system time was most
+        of what the filter cost beyond an exact set held in memory."""
+        if self.spill is None:
+            self.spill = (tempfile.TemporaryFile(prefix="ecorules-keys-"), tempfile.TemporaryFile(prefix="ecorules-places-"))
+        self.spill[0].write(mixed.view(np.uint8))
+        n, first = places.size, int(places[0])
+        if int(places[-1]) - first == n - 1 and (n < 3 or bool((np.diff(places) == np.uint64(1)).all())):
+            self._runs.append((self._records, first, -1))
+        else:
+            self._runs.append((self._records, 0, self._written_places))
+            self.spill[1].write(places.view(np.uint8))
+            self._written_places += n
+        self._records += n
+
+    def _places_of(self, records: np.ndarray) -> np.ndarray:
+        """The places of the spill's ``records`` (ascending record numbers)."""
+        starts = np.array([run[0] for run in self._runs], np.int64)
+        run = np.searchsorted(starts, records, side="right") - 1
+        within = records - starts[run]
+        firsts = np.array([run[1] for run in self._runs], np.uint64)[run]
+        written = np.array([run[2] for run in self._runs], np.int64)[run]
+        out = firsts + within.astype(np.uint64)
+        filed = np.flatnonzero(written >= 0)
+        if filed.size:
+            out[filed] = self._written(written[filed] + within[filed])
+        return out
+
+    def _written(self, positions: np.ndarray) -> np.ndarray:
+        """The places file's records at ``positions`` (ascending), a stretch at a time."""
+        out = np.empty(positions.size, np.uint64)
+        stretch = np.empty(_READ_RECORDS, np.uint64)
+        where, k = self.spill[1], 0
+        while k < positions.size:
+            first = int(positions[k])
+            end = int(np.searchsorted(positions, first + _READ_RECORDS, side="left"))
+            span = stretch[: int(positions[end - 1]) - first + 1]
+            where.seek(8 * first)
+            if where.readinto(span.view(np.uint8)) != 8 * span.size:
+                raise OSError("the duplicate check's places file is shorter than its runs say")
+            out[k:end] = span[positions[k:end] - first]
+            k = end
+        return out
 
     def _passed_near(self, mixed: np.ndarray, maybe: np.ndarray, hit: np.ndarray) -> np.ndarray:
         """The rows the filter let pass whose mix is one of the held rows' (``hit``)."""
@@ -209,7 +260,7 @@ class SeenUsccs:
             self._top = np.zeros(1 << _TOP_BITS, bool)
         tops = (wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)
         self._top[tops] = True
-        near = np.flatnonzero(self._top[mixed >> np.uint64(64 - _TOP_BITS)])
+        near = np.flatnonzero(self._top[(mixed >> np.uint64(64 - _TOP_BITS)).view(np.int64)])
         self._top[tops] = False
         near = near[~maybe[near]]
         at = np.searchsorted(wanted, mixed[near]).clip(max=wanted.size - 1)
@@ -235,39 +286,37 @@ class SeenUsccs:
     def first_places(self, mixed: np.ndarray, places: np.ndarray) -> np.ndarray:
         """The place of the first row holding each of the keys given by (``mixed``, the set in
         ``places``): one pass over the spill's mixes, whose records are in the order the rows
-        came; the places are read only where a mix is one of the keys' (on a clean registry,
-        the few false positives': a stretch of the places file here and there, not all of it)."""
+        came; the places only where a mix is one of the keys' (from the runs' first places, or
+        the places file: a stretch here and there, not all of it)."""
         wanted = np.unique(mixed)
         top = np.zeros(1 << _TOP_BITS, bool)
         top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
         shift = np.uint64(64 - _TOP_BITS)
-        keys, where = self.spill
+        keys = self.spill[0]
         for file in self.spill:
             file.flush()
         keys.seek(0)
-        values, stretch = np.empty(_READ_RECORDS, np.uint64), np.empty(_READ_RECORDS, np.uint64)
-        found_mixed, found_places = [], []
+        values = np.empty(_READ_RECORDS, np.uint64)
+        found_mixed, found_records = [], []
         read = 0  # records read before this chunk
         while got := keys.readinto(values.view(np.uint8)) // 8:
             chunk = values[:got]
-            near = np.flatnonzero(top[chunk >> shift])
+            near = np.flatnonzero(top[(chunk >> shift).view(np.int64)])  # (< 2**20: as indices, no cast)
             if near.size:
                 candidates = chunk[near]
                 at = np.searchsorted(wanted, candidates).clip(max=wanted.size - 1)
                 hit = near[wanted[at] == candidates]
                 if hit.size:
-                    # the places from the first hit to the last of this chunk only
-                    span = stretch[: int(hit[-1]) - int(hit[0]) + 1]
-                    where.seek(8 * (read + int(hit[0])))
-                    if where.readinto(span.view(np.uint8)) != 8 * span.size:
-                        raise OSError("the duplicate check's files differ in length")
                     found_mixed.append(chunk[hit])
-                    found_places.append(span[hit - hit[0]])
+                    found_records.append(hit + read)
             read += got
+        if read != self._records:
+            raise OSError("the duplicate check's keys file is shorter than the keys met")
+        found_places = self._places_of(np.concatenate(found_records)) if found_records else np.zeros(0, np.uint64)
         for file in self.spill:
             file.seek(0, 2)
         first: dict[tuple[int, int], int] = {}
-        for value, place in zip(np.concatenate(found_mixed).tolist(), np.concatenate(found_places).tolist(), strict=True):
+        for value, place in zip(np.concatenate(found_mixed).tolist(), found_places.tolist(), strict=True):
             first.setdefault((value, place >> _SET_SHIFT), place)
         return np.array([first[value, place >> _SET_SHIFT] for value, place in zip(mixed.tolist(), places.tolist(),
                                                                                     strict=True)], np.uint64)
@@ -276,6 +325,7 @@ class SeenUsccs:
         for file in self.spill or ():
             file.close()
         self.spill = None
+        self._runs, self._records, self._written_places = [], 0, 0
 
     @property
     def nbytes(self) -> int:

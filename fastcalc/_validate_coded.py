@@ -58,7 +58,36 @@ def _booleans(fact: Fact, column, n: int, rejects: Rejects) -> np.ndarray:
     if (isinstance(column, np.ndarray) and column.dtype.kind in "iu") or (
             isinstance(column, pa.Array) and pa.types.is_integer(column.type)):
         return _zero_one(fact, column, rejects)
+    if isinstance(column, pa.Array) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        spelled = _usual_spellings(fact, column, n, rejects)
+        if spelled is not None:
+            return spelled
     return _by_distinct_value(fact, column, n, rejects, np.uint8)
+
+
+_USUAL_BOOLEANS = ("false", "true", "0", "1")  # what a CSV export writes nearly always
+
+
+def _usual_spellings(fact: Fact, column: pa.Array, n: int, rejects: Rejects) -> np.ndarray | None:
+    """A text column of booleans with a cell Arrow's cast refused (a registry's '也许'): the
+    usual spellings by one hash lookup per row, their values decided by _records once each,
+    the other cells per distinct value as before. Dictionary-encoding the whole column for
+    the few other cells cost ~1.5x the lookup, in every batch of a registry with bad rows.
+    None if _records does not read the usual spellings as booleans (the general path then)."""
+    decided = [check_value(fact, spelling) for spelling in _USUAL_BOOLEANS]
+    if any(problem is not None for _, problem in decided):
+        return None
+    values = np.array([_kernel_value(fact, value) for value, _ in decided], np.uint8)
+    found = pc.index_in(column, value_set=strings(list(_USUAL_BOOLEANS)).cast(column.type))
+    if found.null_count == 0:
+        return values[numbers(found)]
+    miss = np.flatnonzero(bools(found.is_null()))
+    out = values[numbers(found)]  # (a miss reads as spelling 0: set below)
+    residue = Rejects()
+    out[miss] = _by_distinct_value(fact, column.take(from_numbers(miss)), miss.size, residue, np.uint8)
+    for rows, texts, reasons in zip(residue.rows, residue.values, residue.reasons, strict=True):
+        rejects.add(miss[rows], texts, reasons)  # (an empty cell: absent, for an optional fact)
+    return out
 
 
 def _zero_one(fact: Fact, column, rejects: Rejects) -> np.ndarray:

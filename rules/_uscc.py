@@ -351,22 +351,28 @@ def problem_messages(codes: list, problems: np.ndarray) -> list[str | None]:
     or has another problem: the caller asks :func:`diagnose_uscc` for those."""
     out: list[str | None] = [None] * len(codes)
     checked = []  # positions of 18-character codes with a check character to compute
-    for i, (code, problem) in enumerate(zip(codes, problems.tolist(), strict=True)):
+    # the members as plain ints, looked up once: an IntEnum member read in the loop went
+    # through EnumType.__getattr__ for every code, a third of this function's time
+    wrong_length, check_problems = int(UsccProblem.WRONG_LENGTH), (int(UsccProblem.CHECK_CHARACTER), int(UsccProblem.ORG_CHECK))
+    listed = problems.tolist()
+    for i, (code, problem) in enumerate(zip(codes, listed, strict=True)):
         if not isinstance(code, str) or not code.isascii():
             continue
-        if problem == UsccProblem.WRONG_LENGTH:
+        if problem == wrong_length:
             out[i] = f"has {len(code)} characters, expected 18"
-        elif problem in (UsccProblem.CHECK_CHARACTER, UsccProblem.ORG_CHECK):
+        elif problem in check_problems:
             checked.append(i)
     if not checked:
         return out
     mat = np.frombuffer("".join(codes[i] for i in checked).encode(), np.uint8).reshape(-1, 18)
     main = _VALUE[mat[:, :17]].astype(np.int64) @ np.array(USCC_WEIGHTS, np.int64)
     expected = np.frombuffer(USCC_CHARSET.encode(), np.uint8)[(-main) % 31]
-    org = 11 - (_ORG_VALUE[mat[:, 8:16]] @ np.array(ORG_WEIGHTS, np.int64)) % 11
+    org = (11 - (_ORG_VALUE[mat[:, 8:16]] @ np.array(ORG_WEIGHTS, np.int64)) % 11).tolist()
+    expected = expected.tolist()
+    org_check = int(UsccProblem.ORG_CHECK)
     for k, i in enumerate(checked):
         code = codes[i]
-        if problems[i] == UsccProblem.ORG_CHECK:
+        if listed[i] == org_check:
             wanted = "X" if org[k] == 10 else "0" if org[k] == 11 else str(org[k])
             out[i] = (f"organization code check character (position 17) is {code[16]!r}, "
                       f"expected {wanted!r} (GB 11714)")

@@ -120,3 +120,39 @@ def test_later_rows_in_other_files_of_a_folder_name_their_first_row(tmp_path, mo
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (6, 3, 3)
     assert {s["source"]: (s["rows_in"], s["rows_rejected"]) for s in summary.sources} == {a: (3, 0), b: (3, 3)}
     assert sorted(findings) == sorted((code, 1_000_000) for code in (first, second, other))
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 20])
+def test_first_places_are_exact_whether_a_batch_kept_its_places_as_a_run_or_wrote_them(monkeypatch, chunk):
+    # batches of one file and of another: clean ones (one set, rows one after another: only
+    # their first place is kept), ones with a bad code or a skipped line between rows, and
+    # ones mixing sets (codes starting 91 and 51): their places are written
+    monkeypatch.setattr(_seen_keys, "_READ_RECORDS", chunk)
+    rng = np.random.default_rng(21)
+    unique = usccs(rng, 60).tolist()
+    unique += [code("51" + text[2:16]) for text in unique[:10]]  # another set, same bodies
+    seen = SeenUsccs(words=1 << 13)
+    first: dict[str, tuple[str, int]] = {}
+    for number, (source, shape) in enumerate([("a.csv", "clean"), ("a.csv", "hole"), ("b.csv", "clean"),
+                                              ("b.csv", "sets"), ("a.csv", "skipped"), ("b.csv", "clean")]):
+        codes = [unique[k] for k in rng.integers(0, 60, 12).tolist()]
+        if shape == "sets":
+            codes[3] = unique[60 + number]
+        if shape == "hole":
+            codes[5] = "91410100MA00000000"  # a wrong check character: not valid, not met
+        rows = np.arange(12, dtype=np.int64) + 2 + 12 * number
+        if shape == "skipped":
+            rows[6:] += 1  # a malformed line between two rows
+        column, valid = canonical_keys(FACT, pa.array(codes))
+        seen.add(column, valid, source, rows)
+        for row in np.flatnonzero(valid).tolist():
+            first.setdefault(codes[row], (source, int(rows[row])))
+    # every key met asked for (held or not: first_places reads the spill for any key)
+    column, valid = canonical_keys(FACT, pa.array(list(first)))
+    _, heads, values = uscc_codes(column, valid)
+    places = heads.astype(np.uint64) << np.uint64(_seen_keys._SET_SHIFT)  # (only a place's set is read)
+    firsts = seen.first_places(key_mix(heads, values), places)
+    written = seen.spill[1].seek(0, 2) // 8
+    seen.close()
+    assert [seen.place(int(p)) for p in firsts] == list(first.values())
+    assert written == 11 + 12 + 12  # the hole's, the sets' and the skipped line's batches; none of the clean ones

@@ -19,12 +19,13 @@ from fastcalc_support import rule, write_policy
 
 FACTS = (
     "  i:\n    type: integer\n    min: 0\n    max: 10000\n"
+    "  b:\n    type: boolean\n"
     "  o_s:\n    type: string\n    optional: true\n"
     "  o_i:\n    type: integer\n    optional: true\n"
     "  o_e:\n    type: enum\n    values: [甲, 乙]\n    optional: true\n"
     "  o_b:\n    type: boolean\n    optional: true\n"
 )
-RULE = rule("r", "i > 0 or is_set(o_s) or is_set(o_i) or is_set(o_e) or is_set(o_b)", ["1"])
+RULE = rule("r", "i > 0 or b or is_set(o_s) or is_set(o_i) or is_set(o_e) or is_set(o_b)", ["1"])
 ODD = ["1.5", "三", "-1", " 7", "+7", "", "  ", "100000", "10001", "٣", "99999999999999999999", "1e3", "007", "0"]
 
 
@@ -60,6 +61,42 @@ def test_an_integer_text_column_with_bad_cells_is_decided_cell_by_cell_as_record
     assert got == expected
     assert any("whole number" in reason for _, reason in got.values())  # the bad cells were met
     assert any("above the maximum" in reason for _, reason in got.values())
+
+
+BOOLEANS = ["true", "false", "1", "0"]  # what an export writes; the rest of ODD_BOOLEANS is rare
+ODD_BOOLEANS = ["也许", "TRUE", "False", " true", "true ", "", "是", "yes", "2", "tRuE", "１"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+@pytest.mark.parametrize("name", ["b", "o_b"])
+def test_a_boolean_text_column_with_bad_cells_is_decided_cell_by_cell_as_records(facts, seed, kind, name):
+    """A boolean column Arrow's cast refused (a '也许' in it): the usual spellings found by a
+    lookup, the others decided per distinct value; each cell as _records decides it."""
+    rng = np.random.default_rng(seed)
+    cells = [None if rng.random() < 0.05 else ODD_BOOLEANS[rng.integers(len(ODD_BOOLEANS))] if rng.random() < 0.1
+             else BOOLEANS[rng.integers(len(BOOLEANS))] for _ in range(3_000)]
+    before = seed % 3
+    column = pa.array([None] * before + cells, kind).slice(before)
+    rejects = Rejects()
+    valid = validate_column(facts[name], column, len(cells), True, rejects)
+    got = {int(row): (value, reason) for rows, shown, reasons in zip(rejects.rows, rejects.values, rejects.reasons,
+                                                                     strict=True)
+           for row, value, reason in zip(rows.tolist(), shown.tolist(), reasons.tolist(), strict=True)}
+    absent = set(np.flatnonzero(valid.present == 0).tolist()) if facts[name].optional else set()
+    expected, empty = {}, set()
+    for row, raw in enumerate(cells):
+        value, problem = check_value(facts[name], raw)
+        if problem is None:
+            assert valid.values[row] == int(value), (row, raw)
+        elif facts[name].optional and value_text(raw).strip() == "":
+            empty.add(row)
+        else:
+            expected[row] = (value_text(raw), problem)
+    assert got == expected
+    assert absent == empty
+    assert any(raw == "也许" for raw, _ in got.values())  # the bad cells were met
+    assert not valid.values[sorted(expected)].any()  # a rejected row reads 0, as the general path leaves it
 
 
 @pytest.mark.parametrize("name", ["o_s", "o_i", "o_e", "o_b"])
