@@ -263,8 +263,10 @@ class Program:
         enabled = np.zeros(c.n_gates, dtype=np.uint8)
         envs: list[dict | None] = [None] * len(c.policies)
         warnings: dict[str, None] = {}
+        fallback = None  # the first day's envs: those of a policy in force on none of the days (never enabled)
         for day in days:
             on_day, day_envs, day_warnings = self._enabled(as_of, day)
+            fallback = day_envs if fallback is None else fallback
             enabled |= on_day
             warnings.update(dict.fromkeys(day_warnings))
             for index, policy in enumerate(c.policies):
@@ -275,7 +277,6 @@ class Program:
                 elif envs[index] != day_envs[index]:  # (an unset parameter is absent from its env)
                     raise ValueError(f"{policy.key} takes other parameter values on {day} than on an earlier day "
                                      f"of {days}: score those days apart")
-        fallback = self._enabled(as_of, days[0])[1]  # a policy in force on none of the days: never enabled
         return enabled, [env if env is not None else fallback[k] for k, env in enumerate(envs)], list(warnings)
 
     def _enabled(self, as_of: dt.date, law_date: dt.date | None = None):

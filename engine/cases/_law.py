@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-from ecorules.rules import FindingKind, Kind, evaluate
+from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
@@ -106,8 +106,6 @@ def _agree(policies: dict, per_period: list[frozenset], group: list[int], period
     """Whether every version in force in ``period`` and in some period of ``group`` takes
     the same parameter values in both (or lacks the same ones: its rules reading them are
     not judged in either)."""
-    from ecorules.rules import ParameterNotSetError
-
     def values(policy, day: dt.date) -> dict:
         out = {}
         for name, parameter in policy.parameters.items():
