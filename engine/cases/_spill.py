@@ -39,6 +39,7 @@ from ecorules.fastcalc._cases import HashSet, TextCodes, bucket_places, scatter_
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
+from .._prefetch import prefetch
 from .._sources import ColumnResolver, Registry, Reject
 from ._plan import CasePlan
 from ._table import (
@@ -287,13 +288,12 @@ class _Buckets:
         self._writers = [None] * self.count
 
 
-def grouped_by_place(table: pa.Table, place: np.ndarray) -> pa.Table:
+def grouped_by_place(table: pa.Table, place: np.ndarray, order: np.ndarray | None = None) -> pa.Table:
     """``table`` with row ``i`` moved to ``place[i]`` (``bucket_places``): the columns of
     texts, numbers, dates and flags scattered in one sequential read of each (the buckets'
     rows, ~10-256 streams, are written in order); a column of another type taken by the
     order the places give (a ``take`` by the grouped order cost ~60 ms per million USCCs,
-    the texts read at random)."""
-    order = None
+    the texts read at random). ``order``: the grouped order, where known (its inverse)."""
     columns = []
     for column in table.columns:
         column = one_array(column)  # (combine_chunks copies even a single chunk)
@@ -390,14 +390,61 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
     count = bucket_count(getattr(reader, "estimated_rows", None))
     buckets = _Buckets(folder / "cases", count)
     reading = CaseReading()
-    ordinal = 0
     wanted = _Distinct() if texts else None
     wanted_hashes = HashSet()
-    ascending, last_key = True, None
-    link_fact = plan.facts[plan.link]
     runs = _Runs()
-    link = _LinkCodes(count, link_fact.format == "uscc")
-    for source, rows, cases in reading.batches(reader, plan):
+    order = _Order()
+    link = _LinkCodes(count, plan.facts[plan.link].format == "uscc")
+    # two threads, each about half of the work: this one codes the keys and writes the
+    # buckets' files, the reading thread reads and groups the next batches (the Parquet
+    # reader's decoding waited for by the spill cost as much again in wall time)
+    grouped_batches = prefetch(_grouped(reading.batches(reader, plan), plan, count, runs, order), depth=2,
+                               name="ecorules-case-spill")
+    try:
+        for grouped, counts, keys, hashes, moved, link_valid in grouped_batches:
+            # each key as written coded within its bucket, once for the table (a partition's codes
+            # follow from its buckets', _table.check_values), its rows together (a bucket's table of
+            # keys stays in the caches); the keys met for the first time are the table's distinct ones
+            codes, new = link.add(grouped[plan.link], counts, link_valid)
+            new = moved[new]
+            wanted_hashes.add(hashes[new])
+            if wanted is not None:
+                distinct = keys.take(from_numbers(new))
+                wanted.add(distinct.drop_null() if distinct.null_count else distinct)
+            buckets.append_grouped(grouped.append_column(_LINK_CODE, from_numbers(codes)), counts)
+    finally:
+        grouped_batches.close()  # (the reading thread stopped before the files are closed)
+        buckets.close()
+    return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
+                        reading.rows_in, reading.read_rejects,
+                        reader.described(), reader.warnings, None if wanted is None else wanted.result(),
+                        wanted_hashes.sorted(), order.ascending, tuple(plan.case_columns), runs.done(), link.done())
+
+
+class _Order:
+    """Whether the case_ids read so far are non-empty and strictly ascending (``_grouped``)."""
+
+    def __init__(self):
+        self.ascending, self.last_key = True, None
+
+    def add(self, column) -> None:
+        if not self.ascending:
+            return
+        text = _stripped(column)
+        last_key = self.last_key
+        self.ascending = _ascending(text) and (
+            pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
+        self.last_key = text[-1].as_py() if self.ascending else None
+
+
+def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
+    """The spill's first half, in the reading thread: each batch of the table with its
+    position columns, its rows grouped by bucket. Per batch (the grouped table, rows per
+    bucket, the keys in the registry's form and their hashes in the batch's order, per grouped
+    row its row in the batch, per grouped row whether its key is a valid USCC or None)."""
+    link_fact = plan.facts[plan.link]
+    ordinal = 0
+    for source, rows, cases in batches:
         n = cases.num_rows
         if not n:
             continue
@@ -405,11 +452,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
         keys, link_valid = linked_checked(link_fact, cases[plan.link])
         hashes = text_hashes(keys)
         bucket = (hashes % np.uint64(count)).astype(np.int64)
-        if ascending:
-            text = _stripped(cases[plan.kind.key])
-            ascending = _ascending(text) and (
-                pc.utf8_length(text[0]).as_py() > 0 if last_key is None else last_key < text[-1].as_py() and last_key < text[0].as_py())
-            last_key = text[-1].as_py() if ascending else None
+        order.add(cases[plan.kind.key])
         rows = np.asarray(rows, np.int64)
         if int(rows[-1]) - int(rows[0]) == n - 1 and (n < 2 or bool(np.all(np.diff(rows) == 1))):
             runs.add(ordinal, source, int(rows[0]))  # its source and rows follow from the ordinal
@@ -419,24 +462,10 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
         cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
         ordinal += n
         place, counts = bucket_places(bucket, count)
-        grouped = grouped_by_place(cases, place)
-        # each key as written coded within its bucket, once for the table (a partition's codes
-        # follow from its buckets', _table.check_values), its rows together (a bucket's table of
-        # keys stays in the caches); the keys met for the first time are the table's distinct ones
-        order = np.empty(n, np.int64)
-        order[place] = np.arange(n, dtype=np.int64)
-        codes, new = link.add(grouped[plan.link], counts, None if link_valid is None else link_valid[order])
-        new = order[new]
-        wanted_hashes.add(hashes[new])
-        if wanted is not None:
-            distinct = keys.take(from_numbers(new))
-            wanted.add(distinct.drop_null() if distinct.null_count else distinct)
-        buckets.append_grouped(grouped.append_column(_LINK_CODE, from_numbers(codes)), counts)
-    buckets.close()
-    return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
-                        reading.rows_in, reading.read_rejects,
-                        reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        wanted_hashes.sorted(), ascending, tuple(plan.case_columns), runs.done(), link.done())
+        moved = np.empty(n, np.int64)
+        moved[place] = np.arange(n, dtype=np.int64)
+        yield (grouped_by_place(cases, place, moved), counts, keys, hashes, moved,
+               None if link_valid is None else link_valid[moved])
 
 
 class _LinkCodes:

@@ -15,6 +15,7 @@ roll-ups: ``EnterpriseSide.rollups`` then gives each registry batch its roll-up 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -318,12 +319,28 @@ class CaseStage:
         self._buckets, self._spilled = spilled.buckets, spilled
         try:
             duplicates = spilled.duplicates(plan.kind.key)
-            yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings,
-                                          rows_in=spilled.rows_in)
-            for buckets in spilled.partitions(_spill.PARTITION_ROWS):
+            partitions = spilled.partitions(_spill.PARTITION_ROWS)
+
+            def checked(buckets: list[int]) -> CaseTable:
                 cases = spilled.load(buckets)
                 check_values(cases, plan, duplicates)
-                yield buckets, cases
+                return cases
+
+            # the next partition loaded and checked in a thread of its own while this one is
+            # judged (one partition more in memory): on 2 cores the judging thread had the
+            # run's critical path to itself, the other core idle but for the store's writer
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ecorules-case-partition") as pool:
+                ahead = pool.submit(checked, partitions[0])
+                try:
+                    yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(
+                        spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings, rows_in=spilled.rows_in)
+                    for k, buckets in enumerate(partitions):
+                        cases = ahead.result()
+                        ahead = pool.submit(checked, partitions[k + 1]) if k + 1 < len(partitions) else None
+                        yield buckets, cases
+                finally:
+                    if ahead is not None:
+                        ahead.cancel()  # (one already loading is waited for: the files are removed after)
         finally:
             spilled.close()
 
