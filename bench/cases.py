@@ -38,6 +38,9 @@ of the main thread per process into --dir, input-PID.prof) of each build, altern
 on a machine loaded several times its cores the whole run's CPU seconds spread more than a
 change of the input side moves them.
 
+``--build main=DIR --build this=DIR`` without ``--part`` runs every variant of each build,
+alternately, and prints each variant's wall and CPU seconds of one build against the first's.
+
 ``--part judge`` likewise times the judging alone (each partition linked, rolled up, scored,
 art 29: ``judge_part``).
 """
@@ -152,15 +155,15 @@ def _cpu_seconds() -> float:
 def input_part(args) -> int:
     """The case table's input side alone (``--part input``), ``--repeats`` times in this
     process: spilled into buckets, then each partition loaded and checked (check_values: the
-    values, duplicates, codes, USCCs), as ``CaseStage`` does before linking. Prints per repeat
-    the CPU seconds of the process (the Parquet reader's thread too) and of the main thread."""
+    values, duplicates, codes, USCCs), as ``CaseStage`` does before linking (its ``_tables``,
+    with whatever threads it reads ahead in). Prints per repeat the CPU seconds of the process
+    (the Parquet reader's thread too), of the main thread, and the wall seconds."""
     import json
 
     from ecorules.engine._nightly import DOMAIN
     from ecorules.engine._sources import DEFAULT_BATCH_ROWS
-    from ecorules.engine.cases import _spill
     from ecorules.engine.cases._plan import make_plan
-    from ecorules.engine.cases._table import check_values
+    from ecorules.engine.cases._stage import CaseStage
     from ecorules.fastcalc import compile_program
     from ecorules.rules import load_policies
 
@@ -175,19 +178,19 @@ def input_part(args) -> int:
         profile = cProfile.Profile(time.thread_time)
         profile.enable()
     for _ in range(args.repeats):
-        cpu, thread = _cpu_seconds(), time.thread_time()
-        spilled = _spill.spill_cases(paths["cases"], plan, batch_rows=DEFAULT_BATCH_ROWS)
+        cpu, thread, wall = _cpu_seconds(), time.thread_time(), time.perf_counter()
+        stage = CaseStage(plan, paths["cases"], as_of=AS_OF, threads=1, batch_rows=DEFAULT_BATCH_ROWS)
+        tables = stage._tables()
         try:
-            duplicates = spilled.duplicates(plan.kind.key)
+            next(tables)  # (the spill: the enterprise keys wanted and the run)
             rows = 0
-            for buckets in spilled.partitions(_spill.PARTITION_ROWS):
-                cases = spilled.load(buckets)
-                check_values(cases, plan, duplicates)
+            for _buckets, cases in tables:
                 rows += cases.n
                 del cases
         finally:
-            spilled.close()
-        found.append({"cpu": _cpu_seconds() - cpu, "thread": time.thread_time() - thread, "rows": rows})
+            tables.close()
+        found.append({"cpu": _cpu_seconds() - cpu, "thread": time.thread_time() - thread,
+                      "wall": time.perf_counter() - wall, "rows": rows})
     if profile is not None:
         profile.disable()
         profile.dump_stats(str(args.dir / f"input-{os.getpid()}.prof"))
@@ -254,6 +257,7 @@ def parts(args) -> int:
     builds = [b.split("=", 1) for b in args.build] or [["this", ""]]
     cpu: dict[str, list[float]] = {name: [] for name, _ in builds}
     thread: dict[str, list[float]] = {name: [] for name, _ in builds}
+    wall: dict[str, list[float]] = {name: [] for name, _ in builds}
     for round_ in range(args.rounds):
         turn = round_ % len(builds)
         for name, path in builds[turn:] + builds[:turn]:
@@ -271,17 +275,22 @@ def parts(args) -> int:
             run = json.loads(done.stdout.strip().splitlines()[-1])
             cpu[name] += [r["cpu"] for r in run["repeats"]]
             thread[name] += [r["thread"] for r in run["repeats"]]
+            wall[name] += [r.get("wall", float("nan")) for r in run["repeats"]]
             cpus = " ".join(f"{r['cpu']:.2f}" for r in run["repeats"])
             threads = " ".join(f"{r['thread']:.2f}" for r in run["repeats"])
-            print(f"round {round_} {name:>8}: CPU-s {cpus}, main thread {threads}, {run['repeats'][0]['rows']:,} rows, "
-                  f"peak RSS {run['rss_mib']:.0f} MiB, load {load:.1f}", flush=True)
+            walls = " ".join(f"{r.get('wall', float('nan')):.2f}" for r in run["repeats"])
+            print(f"round {round_} {name:>8}: CPU-s {cpus}, main thread {threads}, wall {walls}, "
+                  f"{run['repeats'][0]['rows']:,} rows, peak RSS {run['rss_mib']:.0f} MiB, load {load:.1f}", flush=True)
     for name, _ in builds:
         print(f"{name:>8}: CPU-s min {min(cpu[name]):.2f} median {statistics.median(cpu[name]):.2f}; main thread min "
-              f"{min(thread[name]):.2f} median {statistics.median(thread[name]):.2f}")
+              f"{min(thread[name]):.2f} median {statistics.median(thread[name]):.2f}; wall min {min(wall[name]):.2f} "
+              f"median {statistics.median(wall[name]):.2f}")
     first = builds[0][0]
     for name, _ in builds[1:]:
         print(f"{name} / {first}: CPU-s {min(cpu[name]) / min(cpu[first]):.3f} of the minima, "
-              f"{statistics.median(cpu[name]) / statistics.median(cpu[first]):.3f} of the medians")
+              f"{statistics.median(cpu[name]) / statistics.median(cpu[first]):.3f} of the medians; wall "
+              f"{min(wall[name]) / min(wall[first]):.3f} of the minima, "
+              f"{statistics.median(wall[name]) / statistics.median(wall[first]):.3f} of the medians")
     return 0
 
 
@@ -348,7 +357,8 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
     parser.add_argument("--part", choices=("input", "judge"),
                         help="time the input side (input_part) or the judging (judge_part) alone, --build by --build")
-    parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build (--part)")
+    parser.add_argument("--build", action="append", default=[],
+                        help="NAME=PYTHONPATH of a build (--part; or every variant of each build, alternated)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats per process (--part)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
@@ -369,23 +379,30 @@ def main() -> int:
     variants = ["enterprise-only", "cases", *(["dated versions"] if args.dated else [])]
     if args.only:
         variants = [args.only]
-    found: dict[str, list[dict]] = {name: [] for name in variants}
+    # with --build: every variant of every build (NAME=PYTHONPATH, as for --part), alternated
+    builds = [b.split("=", 1) for b in args.build] or [["", ""]]
+    runs_of = [(f"{variant}{f' @{name}' if name else ''}", variant, path) for name, path in builds for variant in variants]
+    found: dict[str, list[dict]] = {label: [] for label, _, _ in runs_of}
+    width = max(len(label) for label in found)
     for round_ in range(args.rounds):
-        turn = round_ % len(variants)
-        for variant in variants[turn:] + variants[:turn]:
+        turn = round_ % len(runs_of)
+        for label, variant, path in runs_of[turn:] + runs_of[:turn]:
+            env = dict(os.environ)
+            if path:
+                env["PYTHONPATH"] = path
             load = os.getloadavg()[0]
             done = subprocess.run([sys.executable, __file__, "--child", variant, "--round", str(round_),
                                    "--cases", str(args.cases), "--enterprises", str(args.enterprises),
                                    "--threads", str(args.threads), "--dir", str(args.dir),
                                    *(["--profile"] if args.profile else [])],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, env=env)
             if done.returncode:
-                raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
+                raise SystemExit(f"{label} failed:\n{done.stderr[-3000:]}")
             run = json.loads(done.stdout.strip().splitlines()[-1])
             run["load"] = load
-            found[variant].append(run)
+            found[label].append(run)
             lighter = f", {run['lighter_law']:,} cases by the lighter law" if variant == "dated versions" else ""
-            print(f"round {round_} {variant:>15}: {run['rows_in']:,} rows in {run['seconds']:.2f} s = "
+            print(f"round {round_} {label:>{width}}: {run['rows_in']:,} rows in {run['seconds']:.2f} s = "
                   f"{run['rows_in'] / run['seconds'] / 1e6:.2f} M records/s, {run['cpu']:.2f} CPU-s "
                   f"({run['rows_in'] / run['cpu'] / 1e6:.2f} M/CPU-s), peak RSS {run['rss_mib']:.0f} MiB, "
                   f"load {load:.1f} ({run['findings']:,} findings{lighter})", flush=True)
@@ -394,21 +411,30 @@ def main() -> int:
                     print(f"    {line}")
     rates = {name: [r["rows_in"] / r["seconds"] for r in runs] for name, runs in found.items()}
     cpu_rates = {name: [r["rows_in"] / r["cpu"] for r in runs] for name, runs in found.items()}
-    for name in variants:
-        print(f"median {name:>15}: {statistics.median(rates[name]) / 1e6:.2f} M records/s "
+    for name in found:
+        print(f"median {name:>{width}}: {statistics.median(rates[name]) / 1e6:.2f} M records/s "
               f"({min(rates[name]) / 1e6:.2f}-{max(rates[name]) / 1e6:.2f}), "
               f"{statistics.median(cpu_rates[name]) / 1e6:.2f} M records/CPU-s, "
               f"{statistics.median([r['cpu'] for r in found[name]]):.2f} CPU-s, "
               f"peak RSS {statistics.median([r['rss_mib'] for r in found[name]]):.0f} MiB")
-    if "enterprise-only" not in found:
-        return 0
-    for name in variants[1:]:
-        ratios = [c / e for c, e in zip(rates[name], rates["enterprise-only"], strict=True)]
-        print(f"{name} / enterprise-only: {statistics.median(rates[name]) / statistics.median(rates['enterprise-only']):.2f} "
-              f"of the medians, {min(ratios):.2f}-{max(ratios):.2f} round by round (target >= 0.50)")
-        ratios = [c / e for c, e in zip(cpu_rates[name], cpu_rates["enterprise-only"], strict=True)]
-        print(f"{name} / enterprise-only per CPU-second: {statistics.median(ratios):.2f} "
-              f"({min(ratios):.2f}-{max(ratios):.2f} round by round)")
+    for name, _path in builds[1:]:  # the same variant, this build against the first
+        for variant in variants:
+            this, first = f"{variant} @{name}", f"{variant} @{builds[0][0]}"
+            print(f"{this} / {first}: wall {statistics.median([r['seconds'] for r in found[this]]) / statistics.median([r['seconds'] for r in found[first]]):.3f}, "
+                  f"CPU-s {statistics.median([r['cpu'] for r in found[this]]) / statistics.median([r['cpu'] for r in found[first]]):.3f} (medians)")
+    for build, _path in builds:
+        suffix = f" @{build}" if build else ""
+        base = f"enterprise-only{suffix}"
+        if base not in found:
+            continue
+        for variant in variants[1:]:
+            name = f"{variant}{suffix}"
+            ratios = [c / e for c, e in zip(rates[name], rates[base], strict=True)]
+            print(f"{name} / {base}: {statistics.median(rates[name]) / statistics.median(rates[base]):.2f} "
+                  f"of the medians, {min(ratios):.2f}-{max(ratios):.2f} round by round (target >= 0.50)")
+            ratios = [c / e for c, e in zip(cpu_rates[name], cpu_rates[base], strict=True)]
+            print(f"{name} / {base} per CPU-second: {statistics.median(ratios):.2f} "
+                  f"({min(ratios):.2f}-{max(ratios):.2f} round by round)")
     loads = [r["load"] for runs in found.values() for r in runs]
     print(f"load average (1 min) at the runs' starts: {min(loads):.1f}-{max(loads):.1f}")
     return 0
