@@ -204,7 +204,9 @@ def judge_part(args) -> int:
     with ``--only "dated versions"``) and one act one fine applied (``CaseStage._partition``),
     with no store. Prints per repeat the CPU seconds of the process (the kernel's threads
     too) and of the main thread over those calls only: the input side around them is
-    ``--part input``'s."""
+    ``--part input``'s. The process's CPU seconds count the next partition's load and check
+    too, which run beside the judging (``_tables`` reads ahead): the main thread's are the
+    judging's own."""
     import json
 
     from ecorules.engine._nightly import DOMAIN
