@@ -998,7 +998,10 @@ class RunWriter:
         """The writer's connection, in the run's transaction."""
         connection = connect(self.path)
         connection.execute("BEGIN IMMEDIATE")
-        self._flusher = _WalFlusher(Path(self.path))
+        pages = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        # the WAL's size from which SQLite checkpoints it at the commit (none: never)
+        self._flusher = _WalFlusher(Path(self.path), pages * (page_size + 24) if pages > 0 else None)
         return connection
 
     def _do(self, connection, action: str, sql: str | None, params) -> None:
@@ -1114,8 +1117,9 @@ class _WalFlusher:
     transaction is as open as before (a killed run still commits nothing). A best effort: a
     failed sync leaves SQLite's own to do it."""
 
-    def __init__(self, database: Path):
+    def __init__(self, database: Path, checkpointed: int | None):
         self.database, self.wal, self.every = database, Path(f"{database}-wal"), WAL_FLUSH_BYTES
+        self.checkpointed = checkpointed  # the WAL's size from which the commit checkpoints it
         self.synced = 0  # WAL bytes asked to be synced (its size when last asked)
         self.syncs = 0  # syncs done
         self._wanted = threading.Event()
@@ -1123,18 +1127,25 @@ class _WalFlusher:
         self._thread = threading.Thread(target=self._work, name="ecorules-wal-flusher", daemon=True)
         self._thread.start()
 
+    def _size(self) -> int:
+        try:
+            return self.wal.stat().st_size
+        except OSError:
+            return 0
+
     def grew(self) -> None:
         """After a statement (the writer's thread): a sync once another ``every`` is written."""
-        try:
-            size = self.wal.stat().st_size
-        except OSError:
-            return
+        size = self._size()
         if size - self.synced >= self.every:
             self.synced = size
             self._wanted.set()
 
     def committing(self) -> None:
-        """The commit begins (the writer's thread): sync both files until :meth:`close`."""
+        """The commit begins (the writer's thread): sync both files until :meth:`close`, if
+        the commit checkpoints. A smaller run's commit syncs nothing (synchronous=NORMAL), and
+        nothing here makes it wait for a sync."""
+        if self.checkpointed is None or self._size() < self.checkpointed:
+            return
         self._committing = True
         self._wanted.set()
 

@@ -322,12 +322,13 @@ def test_parameters_built_on_the_writers_thread_are_written_and_their_errors_rea
 
 def test_from_the_commit_on_both_files_are_synced_until_the_writer_closes(tmp_path, monkeypatch):
     """The checkpoint's copy into the database file is written back while it is made
-    (store.sqlite._WalFlusher.committing), and the syncing stops when the writer is done."""
+    (store.sqlite._WalFlusher.committing), and the syncing stops when the writer is done;
+    a commit that does not checkpoint (a WAL under wal_autocheckpoint's pages) syncs nothing."""
     from ecorules.engine.store import sqlite as store_sqlite
 
     path = tmp_path / "r.sqlite"
     store.connect(path).close()
-    (tmp_path / "r.sqlite-wal").write_bytes(b"")
+    (tmp_path / "r.sqlite-wal").write_bytes(b"w" * 4096)
     synced = []
     fdatasync = store_sqlite.os.fdatasync
 
@@ -336,9 +337,13 @@ def test_from_the_commit_on_both_files_are_synced_until_the_writer_closes(tmp_pa
         fdatasync(descriptor)
 
     monkeypatch.setattr(store_sqlite.os, "fdatasync", watched)
-    flusher = store_sqlite._WalFlusher(path)
+    flusher = store_sqlite._WalFlusher(path, 4097)
     time.sleep(0.2)
     assert synced == []  # the WAL did not grow: nothing to sync
+    flusher.committing()
+    time.sleep(0.2)
+    assert synced == []  # a WAL the commit does not checkpoint: nothing synced (SQLite syncs nothing either)
+    flusher.checkpointed = 4096
     flusher.committing()
     waited = time.monotonic() + 30
     while synced.count("r.sqlite") < 2 and time.monotonic() < waited:  # again and again while committing
