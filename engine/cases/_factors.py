@@ -197,11 +197,18 @@ class CaseFactors:
         ``picked`` (of the scored rows of ``results``, the partition's ``CaseResults``), case
         ids ``keys`` (``plain``: known to hold nothing JSON escapes, as the chunk writer's
         scan of every case id found); None: nothing kept for it."""
+        members = self.members(results, k, picked)
+        return None if members is None else joined_rows(members, keys, plain)
+
+    def members(self, results, k: int, picked: np.ndarray) -> list[tuple] | None:
+        """What ``rows`` writes, before it is text: ``(name, values, shown or None)`` per
+        member, each an array per position of ``picked``; None: nothing kept for it. (The
+        text, ``joined_rows``, is made on the store writer's thread, engine/cases/_write.py.)"""
         entry = self.factors.slots.get(k)
         if entry is None or not picked.size:
             return None
         slot = self.stage.plan.case_program.findings[k]
-        parts = [_member(name, _rollup(results, name, picked)) for name in entry.rollups]
+        members = [(name, _rollup(results, name, picked), None) for name in entry.rollups]
         statute = slot.policy_key.rsplit("@", 1)[0]
         if entry.values and statute in self.factors.statutes:
             positions, outputs = self._statute(results, statute)
@@ -214,12 +221,8 @@ class CaseFactors:
                     walk = compiled.walk_rule.get((slot.policy_key, slot.rule_id, name))
                     if walk is not None:
                         walked &= outputs.fired[walk][at].astype(bool)
-                    parts.append(_member(name, values, walked))
-        if not parts:
-            return None
-        inner = pc.binary_join_element_wise(*parts, string_scalar(","), null_handling="skip")
-        return pc.binary_join_element_wise(string_scalar("["), _quoted(keys, plain), string_scalar(",{"), inner,
-                                          string_scalar("}]"), string_scalar(""))
+                    members.append((name, values, walked))
+        return members or None
 
     def _statute(self, results, statute: str) -> tuple[np.ndarray, _Outputs | None]:
         if statute not in self._scored:
@@ -275,6 +278,15 @@ class _Outputs:
     amounts: np.ndarray  # int64 (findings, rows)
     fired: np.ndarray  # uint8 (rules, rows)
     valid: np.ndarray  # bool per row: not rejected
+
+
+def joined_rows(members: list[tuple], keys: pa.Array, plain: bool = False) -> pa.Array:
+    """The JSON rows ``[case_id, {...}]`` of ``members`` (``CaseFactors.members``) and case
+    ids ``keys``, a row per key."""
+    inner = pc.binary_join_element_wise(*(_member(*member) for member in members), string_scalar(","),
+                                        null_handling="skip")
+    return pc.binary_join_element_wise(string_scalar("["), _quoted(keys, plain), string_scalar(",{"), inner,
+                                      string_scalar("}]"), string_scalar(""))
 
 
 def _member(name: str, values: np.ndarray, shown: np.ndarray | None = None) -> pa.Array:

@@ -21,7 +21,9 @@ second time.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +51,7 @@ from .._rejects import count_reasons
 from .._scored import finding_units, reason_class
 from ._assessed import Assessments, decision_dates
 from ._earlier_fines import against_earlier_fines
+from ._factors import joined_rows
 from ._plan import CasePlan
 from ._stage import CaseResults, CaseRun
 from ._table import _coded_distinct, _stripped
@@ -192,16 +195,19 @@ class CaseWriter:
             # (audit9, store version 13) the roll-ups and levels that placed each finding (_factors.py)
             if results.factors is not None:
                 plain = not key_texts[2] & 256  # no case id needs escaping in JSON (scan_texts)
-                _insert_factors(writer, run_id, first_slot + k,
-                                results.factors.rows(results, k, picked, keys_at(picked), plain=plain))
+                members = results.factors.members(results, k, picked)
+                if members is not None:
+                    _insert_factors(writer, run_id, first_slot + k, members, keys_at(picked), plain)
             # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
             for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
                 part = np.arange(picked.size) if part is None else part
                 own = None if own_notes is None else (*_buffers(own_notes), np.arange(part.size))
                 for start in range(0, part.size, CHUNK_ROWS):
                     chunk = part[start:start + CHUNK_ROWS]
-                    text = row.chunk(chunk, None if own is None else (*own[:2], own[2][start:start + CHUNK_ROWS]))
-                    _insert(writer, run_id, first_slot + k, text, note)
+                    notes = None if own is None else (*own[:2], own[2][start:start + CHUNK_ROWS])
+                    # laid out on the writer's thread (finding_rows releases the GIL) while this
+                    # one judges on: ~1.2 s of the main thread's ~12 at 10 M cases (bench/cases.py)
+                    _insert(writer, run_id, first_slot + k, functools.partial(row.chunk, chunk, notes), note)
             acc.findings += picked.size
             if units[k] != 1:  # a finding in fen: the totals it adds to are shown in fen
                 acc.in_fen = True
@@ -315,25 +321,33 @@ def _payer_texts(labels: pa.Array, codes: np.ndarray) -> tuple:
     return (*_buffers(labels), np.where(valid[codes], codes, -1).astype(np.int64))
 
 
-def _insert(writer, run_id: int, slot: int, rows: str, note: str | None) -> None:
+def _insert(writer, run_id: int, slot: int, rows: Callable[[], str], note: str | None) -> None:
+    """A chunk of findings, its text made by ``rows()`` on the writer's thread."""
     if note is None:
-        writer.execute(store.INSERT_FINDINGS, (run_id, slot, rows))
+        writer.execute_built(store.INSERT_FINDINGS, lambda: (run_id, slot, rows()))
     else:
-        writer.execute(store.INSERT_NOTED_FINDINGS, (run_id, slot, rows, note))
+        writer.execute_built(store.INSERT_NOTED_FINDINGS, lambda: (run_id, slot, rows(), note))
 
 
-def _insert_factors(writer, run_id: int, slot: int, rows: pa.Array | None) -> None:
-    """(audit9) A slot's factor rows (_factors.py) as chunks of ``factor_chunks``."""
-    if rows is None:
-        return
-    for start in range(0, len(rows), CHUNK_ROWS):
-        part = rows.slice(start, CHUNK_ROWS)
-        # joined by Arrow, read from its buffers: a Python value into or out of Arrow imports
-        # pandas (test_nightly.test_a_run_never_imports_pandas)
-        listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
-        offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
-        joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
-        writer.execute(store.INSERT_FACTORS, (run_id, slot, "[" + joined + "]"))
+def _insert_factors(writer, run_id: int, slot: int, members: list[tuple], keys: pa.Array, plain: bool) -> None:
+    """(audit9) A slot's factor rows (_factors.py) as chunks of ``factor_chunks``, each one's
+    text made on the writer's thread (Arrow's joins release the GIL): ~0.6 s of the main
+    thread at 10 M cases (bench/cases.py)."""
+    for start in range(0, len(keys), CHUNK_ROWS):
+        writer.execute_built(store.INSERT_FACTORS, functools.partial(_factor_chunk, run_id, slot, members, keys, plain,
+                                                                     start))
+
+
+def _factor_chunk(run_id: int, slot: int, members: list[tuple], keys: pa.Array, plain: bool, start: int) -> tuple:
+    end = start + CHUNK_ROWS
+    part = joined_rows([(name, values[start:end], None if shown is None else shown[start:end])
+                        for name, values, shown in members], keys.slice(start, CHUNK_ROWS), plain)
+    # joined by Arrow, read from its buffers: a Python value into or out of Arrow imports
+    # pandas (test_nightly.test_a_run_never_imports_pandas)
+    listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
+    offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
+    joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
+    return run_id, slot, "[" + joined + "]"
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):

@@ -72,7 +72,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ from ecorules.rules import EcorulesError
 
 SCHEMA_VERSION = 14
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
+WAL_FLUSH_BYTES = 64 << 20  # of a run's WAL written back to disk at a time while the run goes on (_WalFlusher)
+COMMIT_SYNC_SECONDS = 0.05  # between syncs of the store's files while a run commits (_WalFlusher)
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
@@ -983,6 +985,7 @@ class RunWriter:
         self.busy: dict[str, float] = {}  # seconds the writer spent per kind of job
         self.waited = 0.0  # seconds the caller waited for room in the queue
         self._started = threading.Event()
+        self._flusher: _WalFlusher | None = None  # (SQLite's: _open)
         self._thread = threading.Thread(target=self._work, name=f"ecorules-writer-{run_id}", daemon=True)
         self._thread.start()
         self._started.wait()
@@ -995,6 +998,10 @@ class RunWriter:
         """The writer's connection, in the run's transaction."""
         connection = connect(self.path)
         connection.execute("BEGIN IMMEDIATE")
+        pages = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        # the WAL's size from which SQLite checkpoints it at the commit (none: never)
+        self._flusher = _WalFlusher(Path(self.path), pages * (page_size + 24) if pages > 0 else None)
         return connection
 
     def _do(self, connection, action: str, sql: str | None, params) -> None:
@@ -1026,14 +1033,22 @@ class RunWriter:
                     self._queue.task_done()
                     continue  # drain until the caller notices
                 action, sql, params = job
-                began = time.perf_counter()
+                kind, began = action, time.perf_counter()
                 try:
+                    if action == "built":  # (execute_built) the parameters made here, then a statement as any
+                        action, params = "one", tuple(params())
+                    elif action == "commit" and self._flusher is not None:
+                        self._flusher.committing()
                     self._do(connection, action, sql, params)
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self._error = error
-                self.busy[action] = self.busy.get(action, 0.0) + time.perf_counter() - began
+                self.busy[kind] = self.busy.get(kind, 0.0) + time.perf_counter() - began
+                if self._flusher is not None:
+                    self._flusher.grew()
                 self._queue.task_done()
         finally:
+            if self._flusher is not None:
+                self._flusher.close()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             connection.close()
@@ -1048,6 +1063,14 @@ class RunWriter:
     def execute(self, sql: str, params: Iterable[Any]) -> None:
         self._raise()
         self._put(("one", sql, tuple(params)))
+
+    def execute_built(self, sql: str, make: Callable[[], Iterable[Any]]) -> None:
+        """``execute(sql, make())`` with ``make`` called on the writer's thread: for parameters
+        whose making releases the GIL (a chunk's JSON text, engine/_chunk_rows.pyx), made while
+        the caller goes on. ``make`` must read only what nobody changes after the call; an
+        error it raises is raised at the caller's next call, as a statement's is."""
+        self._raise()
+        self._put(("built", sql, make))
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
         self._raise()
@@ -1078,6 +1101,75 @@ class RunWriter:
             self._queue.put(None)
             self._thread.join()
         self._error = None
+
+
+class _WalFlusher:
+    """Writes a run's store back to disk from a thread of its own while the run goes on.
+
+    A run is one transaction, so SQLite checkpoints its WAL (every page of the run) only at
+    the commit, and the checkpoint syncs the WAL, copies it into the database file and syncs
+    that: at 10 M cases ~920 MB waited for twice, after the run's last statement, with both
+    cores idle (bench/cases.py). Here the WAL is synced a ``WAL_FLUSH_BYTES`` at a time as it
+    grows, so that it is on disk by the commit, written while the run was judging; and from
+    the commit on, the WAL and the database file every ``COMMIT_SYNC_SECONDS``, so that the
+    disk writes the checkpoint's copy while it is made rather than after it. Only when data
+    reaches the disk changes, never what is committed or in which order SQLite syncs: the
+    transaction is as open as before (a killed run still commits nothing). A best effort: a
+    failed sync leaves SQLite's own to do it."""
+
+    def __init__(self, database: Path, checkpointed: int | None):
+        self.database, self.wal, self.every = database, Path(f"{database}-wal"), WAL_FLUSH_BYTES
+        self.checkpointed = checkpointed  # the WAL's size from which the commit checkpoints it
+        self.synced = 0  # WAL bytes asked to be synced (its size when last asked)
+        self.syncs = 0  # syncs done
+        self._wanted = threading.Event()
+        self._committing = self._closing = False
+        self._thread = threading.Thread(target=self._work, name="ecorules-wal-flusher", daemon=True)
+        self._thread.start()
+
+    def _size(self) -> int:
+        try:
+            return self.wal.stat().st_size
+        except OSError:
+            return 0
+
+    def grew(self) -> None:
+        """After a statement (the writer's thread): a sync once another ``every`` is written."""
+        size = self._size()
+        if size - self.synced >= self.every:
+            self.synced = size
+            self._wanted.set()
+
+    def committing(self) -> None:
+        """The commit begins (the writer's thread): sync both files until :meth:`close`, if
+        the commit checkpoints. A smaller run's commit syncs nothing (synchronous=NORMAL), and
+        nothing here makes it wait for a sync."""
+        if self.checkpointed is None or self._size() < self.checkpointed:
+            return
+        self._committing = True
+        self._wanted.set()
+
+    def _work(self) -> None:
+        while True:
+            self._wanted.wait(COMMIT_SYNC_SECONDS if self._committing else None)
+            self._wanted.clear()
+            if self._closing:
+                return
+            for path in (self.wal, self.database) if self._committing else (self.wal,):
+                try:
+                    descriptor = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fdatasync(descriptor)
+                    finally:
+                        os.close(descriptor)
+                    self.syncs += 1
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closing = True
+        self._wanted.set()
+        self._thread.join()
 
 
 def run_row(connection: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:

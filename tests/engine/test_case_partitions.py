@@ -6,6 +6,7 @@ partition, and a case_id duplicated across partitions is rejected naming its fir
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
 import tempfile
@@ -289,3 +290,35 @@ def test_the_spill_of_a_killed_run_is_removed_by_the_next_and_a_running_ones_kep
         assert spilled.folder.name.startswith(f"ecorules-cases-{os.getpid()}-")
     finally:
         spilled.close()
+
+
+def test_the_findings_chunk_text_is_made_on_the_store_writers_thread(tmp_path, monkeypatch):
+    """(engine/cases/_write.py) a chunk's JSON, findings' and case factors', is laid out by
+    the writer's thread while the main thread judges the next partition: every chunk, and
+    each finding written once."""
+    import threading
+
+    from ecorules.engine.cases import _write
+
+    _plain_tables(tmp_path)
+    threads, rows = [], []
+    original = _write.finding_rows
+
+    def watched(*args, **options):
+        text = original(*args, **options)
+        threads.append(threading.current_thread().name)
+        rows.append(len(json.loads(text)))
+        return text
+
+    factors, joined_rows = [], _write.joined_rows
+
+    def watched_factors(*args, **options):
+        factors.append(threading.current_thread().name)
+        return joined_rows(*args, **options)
+
+    monkeypatch.setattr(_write, "finding_rows", watched)
+    monkeypatch.setattr(_write, "joined_rows", watched_factors)  # (the case factors' rows, _factors.py)
+    summary, stored, loaded = _run(tmp_path, DATA, AS_OF, 40, "threads", monkeypatch)
+    assert len(loaded) > 2 and threads and factors
+    assert all(name.startswith("ecorules-writer-") for name in threads + factors), set(threads + factors)
+    assert sum(rows) == len([f for f in stored["findings"] if f[1] is not None])  # (uscc, case_id, ...)

@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,110 @@ def test_a_killed_run_is_reported_as_interrupted_and_latest_passes_over_it(tmp_p
         connection = store.connect(db, readonly=True)
         assert store.interrupted(db, connection) == []
         connection.close()
+
+
+def test_the_wal_is_synced_while_the_run_is_written_and_nothing_is_committed_before_the_end(tmp_path, monkeypatch):
+    """A run's WAL goes to disk as it grows (store.sqlite._WalFlusher), not all at the
+    commit's checkpoint; syncing it commits nothing: a reader sees none of the run until it
+    ends, and all of it then."""
+    from ecorules.engine.store import sqlite as store_sqlite
+
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    monkeypatch.setattr(store_sqlite, "WAL_FLUSH_BYTES", 1 << 20)
+    synced, seen = [], []
+    fdatasync = store_sqlite.os.fdatasync
+
+    def watched(descriptor):  # which file, and what a reader saw at that moment
+        synced.append(Path(store_sqlite.os.readlink(f"/proc/self/fd/{descriptor}")).name)
+        reader = sqlite3.connect(path)
+        seen.append(reader.execute("SELECT count(*) FROM finding_chunks").fetchone()[0])
+        reader.close()
+        fdatasync(descriptor)
+
+    monkeypatch.setattr(store_sqlite.os, "fdatasync", watched)
+    writer = store.RunWriter(path, run_id)
+    writer.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p@1", "r", "fine", "c"))
+    chunk = "[" + ",".join(f'["U{k:017d}",{k},"C{k:09d}"]' for k in range(20_000)) + "]"  # ~0.9 MB
+    for _ in range(8):
+        writer.execute(store.INSERT_FINDINGS, (run_id, 0, chunk))
+    writer.flush()
+    waited = time.monotonic() + 30
+    while not seen and time.monotonic() < waited:  # (the flusher's thread syncs when it gets the CPU)
+        time.sleep(0.01)
+    during, seen_during = list(synced), list(seen)
+
+    def finish(db):
+        db.execute("UPDATE runs SET status='done', rows_in=1, rows_scored=1, rows_rejected=0 WHERE id=?", (run_id,))
+
+    writer.commit(finish)
+    assert during and set(during) == {"r.sqlite-wal"}
+    assert set(seen_during) == {0}
+    assert connection.execute("SELECT count(*) FROM findings WHERE run_id = ?", (run_id,)).fetchone()[0] == 8 * 20_000
+
+
+def test_parameters_built_on_the_writers_thread_are_written_and_their_errors_reach_the_caller(tmp_path):
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    threads = []
+
+    def built():
+        threads.append(threading.current_thread())
+        return run_id, 0, '[["U", 1, "C"]]'
+
+    writer.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p@1", "r", "fine", "c"))
+    writer.execute_built(store.INSERT_FINDINGS, built)
+    writer.commit(lambda db: None)
+    assert threads and threads[0] is not threading.main_thread()
+    assert connection.execute("SELECT uscc, case_id FROM findings").fetchall() == [("U", None)]
+
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    writer.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p@1", "r", "fine", "c"))
+
+    def refused():
+        raise ValueError("a finding with an empty uscc, payer or case_id")
+
+    writer.execute_built(store.INSERT_FINDINGS, refused)
+    with pytest.raises(ValueError, match="empty uscc"):
+        writer.commit(lambda db: None)
+    writer.rollback()
+    assert connection.execute("SELECT count(*) FROM finding_slots WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
+
+
+def test_from_the_commit_on_both_files_are_synced_until_the_writer_closes(tmp_path, monkeypatch):
+    """The checkpoint's copy into the database file is written back while it is made
+    (store.sqlite._WalFlusher.committing), and the syncing stops when the writer is done;
+    a commit that does not checkpoint (a WAL under wal_autocheckpoint's pages) syncs nothing."""
+    from ecorules.engine.store import sqlite as store_sqlite
+
+    path = tmp_path / "r.sqlite"
+    store.connect(path).close()
+    (tmp_path / "r.sqlite-wal").write_bytes(b"w" * 4096)
+    synced = []
+    fdatasync = store_sqlite.os.fdatasync
+
+    def watched(descriptor):
+        synced.append(Path(store_sqlite.os.readlink(f"/proc/self/fd/{descriptor}")).name)
+        fdatasync(descriptor)
+
+    monkeypatch.setattr(store_sqlite.os, "fdatasync", watched)
+    flusher = store_sqlite._WalFlusher(path, 4097)
+    time.sleep(0.2)
+    assert synced == []  # the WAL did not grow: nothing to sync
+    flusher.committing()
+    time.sleep(0.2)
+    assert synced == []  # a WAL the commit does not checkpoint: nothing synced (SQLite syncs nothing either)
+    flusher.checkpointed = 4096
+    flusher.committing()
+    waited = time.monotonic() + 30
+    while synced.count("r.sqlite") < 2 and time.monotonic() < waited:  # again and again while committing
+        time.sleep(0.01)
+    flusher.close()
+    assert {"r.sqlite", "r.sqlite-wal"} <= set(synced) and synced.count("r.sqlite") >= 2
+    after = len(synced)
+    time.sleep(0.2)
+    assert len(synced) == after
