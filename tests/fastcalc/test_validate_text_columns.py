@@ -65,7 +65,8 @@ def test_an_integer_text_column_with_bad_cells_is_decided_cell_by_cell_as_record
 
 
 BOOLEANS = ["true", "false", "1", "0"]  # what an export writes; the rest of ODD_BOOLEANS is rare
-ODD_BOOLEANS = ["也许", "TRUE", "False", " true", "true ", "", "是", "yes", "2", "tRuE", "１"]
+ODD_BOOLEANS = ["也许", "TRUE", "False", " true", "true ", "", "是", "yes", "2", "tRuE", "１", "truE", "fals", "falsE",
+                "01", "t", "f", "10", "0 ", "falsee"]
 
 
 @pytest.mark.parametrize("seed", range(4))
