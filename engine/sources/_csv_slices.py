@@ -38,11 +38,10 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from ecorules.rules._arrow import from_bools, string_buffers
+from ecorules.rules._arrow import string_buffers
 
-from ._utf8 import private_use_bytes, private_use_leads
+from ._utf8 import private_use_bytes, private_use_restored
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -81,35 +80,32 @@ def _undecodable_malformed(error: pa.ArrowInvalid) -> bool:
     return "CSV parse error" in str(error) and "columns, got" in str(error)
 
 
-_AS_SURROGATES = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}  # for surrogateescape
-
-
-def _leads(array: pa.Array) -> np.ndarray | None:
-    """Where the private-use characters of undecodable bytes begin in ``array``'s values' bytes
-    (counted from its first value's), None if nowhere: most columns of a slice have none."""
-    offsets, data = string_buffers(array)
-    leads = private_use_leads(data[offsets[0] : offsets[-1]])
-    return None if leads is None else np.array(leads, np.int64)
+def _restored(chunk: pa.Array) -> pa.Array:
+    """``chunk`` with each private-use character of an undecodable byte turned back into that
+    byte (:func:`private_use_restored`): the same array where there is none."""
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)) or not len(chunk):
+        return chunk
+    offsets, data = string_buffers(chunk)
+    restored = private_use_restored(offsets, data)
+    if restored is None:
+        return chunk
+    moved, values = restored
+    validity = chunk.buffers()[0]
+    if validity is not None and chunk.offset:  # the bitmap stays where it is: offsets padded to match
+        moved = np.concatenate([np.zeros(chunk.offset, moved.dtype), moved])
+    return pa.Array.from_buffers(chunk.type, len(chunk), [validity, pa.py_buffer(moved), pa.py_buffer(values)],
+                                 chunk.null_count, chunk.offset if validity is not None else 0)
 
 
 def _bytes_restored(table: pa.Table) -> pa.Table:
     """``table`` with each private-use character of an undecodable byte turned back into that
-    byte: the values as a passed-through read holds them (a few cells; the rest untouched).
-    The cells are found in the UTF-8 bytes (EF 9C-9F ..), as engine/_sources.py finds them."""
+    byte: the values as a passed-through read holds them. The characters are found in the
+    UTF-8 bytes (EF 9E-9F ..), as engine/_sources.py finds them; a column without any is left
+    as it is."""
     for index, column in enumerate(table.columns):
-        if not pa.types.is_string(column.type) or all(_leads(chunk) is None for chunk in column.chunks):
-            continue
-        column = column.combine_chunks()
-        offsets = string_buffers(column)[0]
-        lead = _leads(column)
-        hit = np.zeros(len(column), bool)
-        relative = offsets - offsets[0]
-        hit[np.searchsorted(relative, lead.astype(relative.dtype), side="right") - 1] = True  # (no cast of the offsets)
-        mask = from_bools(hit)
-        raw = [value.translate(_AS_SURROGATES).encode("utf-8", "surrogateescape")
-               for value in column.filter(mask).to_pylist()]
-        restored = pc.replace_with_mask(column.cast(pa.binary()), mask, pa.array(raw, pa.binary()))
-        table = table.set_column(index, table.field(index), restored.view(pa.string()))
+        chunks = [_restored(chunk) for chunk in column.chunks]
+        if any(new is not old for new, old in zip(chunks, column.chunks, strict=True)):
+            table = table.set_column(index, table.field(index), pa.chunked_array(chunks, column.type))
     return table
 
 

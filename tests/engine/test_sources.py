@@ -7,6 +7,7 @@ import sqlite3
 import numpy as np
 import psutil
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -350,6 +351,32 @@ def test_typed_columns_only_when_every_value_reads_the_same_as_the_record_rules(
     for odd in ("是", "yes", "t", " true", ""):
         column = typed_columns(pa.table({"industrial": ["true", odd]}), facts)["industrial"]
         assert column.type == pa.string(), odd
+
+
+def test_casts_skipped_only_where_arrow_would_refuse_them():
+    """typed_columns does not try a cast that is bound to fail (_sources._uncastable): every
+    column it skips is one Arrow refuses as integers and as booleans, whatever the cell
+    ('1.5', '三', a full-width or Arabic-Indic digit, an undecodable byte passed through), and
+    a column of ASCII cells without '.' is still tried."""
+    from ecorules.engine._sources import _uncastable
+
+    cells = ["1.5", "三", "１", "٣", "也许", "0.", ".", "true.", "1\u00a0"]
+    for cell in cells:
+        column = pa.array(["1", "0", cell])
+        assert _uncastable(column), cell
+        for target in (pa.int64(), pa.bool_()):
+            with pytest.raises(pa.ArrowInvalid):
+                pc.cast(column, target)
+    raw = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(np.array([0, 1, 3], np.int32)),
+                                                 pa.py_buffer(b"1\xff1")])
+    assert _uncastable(raw)
+    for target in (pa.int64(), pa.bool_()):
+        with pytest.raises(pa.ArrowInvalid):
+            pc.cast(raw, target)
+    assert not any(_uncastable(pa.array(["1", cell, None])) for cell in ("-3", "+1", " 1", "", "0x1", "TRUE", "1e3"))
+    assert not _uncastable(pa.array(["1", "2"]).slice(2))
+    typed = typed_columns(pa.table({"untreated_outfalls": ["1", "1.5"], "industrial": ["true", "是"]}), POLICIES.facts)
+    assert typed["untreated_outfalls"].type == pa.string() and typed["industrial"].type == pa.string()
 
 
 @pytest.mark.slow

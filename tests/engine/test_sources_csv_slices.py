@@ -288,3 +288,26 @@ def test_private_use_leads_are_where_undecodable_bytes_were_written():
     assert leads == [i for i in range(len(written) - 1) if written[i] == 0xEF and 0x9C <= written[i + 1] <= 0x9F]
     assert [written[i: i + 3].decode() for i in leads] == ["\uf7ff", "\uf780", "\uf7fe"]
     assert private_use_leads(memoryview("，！ＡＢ".encode())) is None and private_use_leads(memoryview(b"")) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("large", [False, True])
+def test_private_use_restored_gives_each_undecodable_byte_back(seed, large):
+    """Each cell of a decoded slice's column holds, after _restored, the bytes it held in the
+    file: every private-use character of an undecodable byte (U+F780-U+F7FF) turned back into
+    its byte, the rest as it was (other characters beginning EF, the private-use characters
+    U+F700-U+F77F no byte stands for), nulls and an array's offset kept; a column without
+    such a character is the same array. The reference is Python's surrogateescape round trip."""
+    rng = np.random.default_rng(seed)
+    pieces = ["a", "金水区", "\uf7ff", "\uf780", "\uf7c1", "\uf700", "\uf77f", "，", "！", "", "1,5"]
+    cells = ["".join(pieces[k] for k in rng.integers(0, len(pieces), rng.integers(0, 5))) for _ in range(300)]
+    cells = [None if rng.random() < 0.05 else cell for cell in cells]
+    column = pa.array(cells, pa.large_string() if large else pa.string()).slice(7, 250)
+    got = _csv_slices._restored(column)
+    as_bytes = {0xF700 + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}
+    want = [None if cell is None else cell.translate(as_bytes).encode("utf-8", "surrogateescape")
+            for cell in cells[7:257]]
+    got.validate(full=False)
+    assert got.cast(pa.large_binary() if large else pa.binary()).to_pylist() == want
+    clean = pa.array(["，金", None, "\uf700x", "b"]).slice(1)
+    assert _csv_slices._restored(clean) is clean

@@ -26,7 +26,8 @@ FACTS = (
     "  o_b:\n    type: boolean\n    optional: true\n"
 )
 RULE = rule("r", "i > 0 or b or is_set(o_s) or is_set(o_i) or is_set(o_e) or is_set(o_b)", ["1"])
-ODD = ["1.5", "三", "-1", " 7", "+7", "", "  ", "100000", "10001", "٣", "99999999999999999999", "1e3", "007", "0"]
+ODD = ["1.5", "三", "-1", " 7", "+7", "", "  ", "100000", "10001", "٣", "99999999999999999999", "1e3", "007", "0",
+       "999999999999999999", "1234567890123456789", "1 2", "12a"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def test_an_integer_text_column_with_bad_cells_is_decided_cell_by_cell_as_record
 
 
 BOOLEANS = ["true", "false", "1", "0"]  # what an export writes; the rest of ODD_BOOLEANS is rare
-ODD_BOOLEANS = ["也许", "TRUE", "False", " true", "true ", "", "是", "yes", "2", "tRuE", "１"]
+ODD_BOOLEANS = ["也许", "TRUE", "False", " true", "true ", "", "是", "yes", "2", "tRuE", "１", "truE", "fals", "falsE",
+                "01", "t", "f", "10", "0 ", "falsee"]
 
 
 @pytest.mark.parametrize("seed", range(4))
