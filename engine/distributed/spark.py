@@ -14,9 +14,9 @@ the partials come back to the driver (a few rows per batch) and are added as Pyt
 exact; the findings, list entries and rejects are read from the pickles when asked for.
 A key written on several rows is decided over the whole frame as a local run decides it:
 the scoring pass also caches its keys' 64-bit digests, which the driver merges (or, for a
-registry of more than :data:`DRIVER_CENSUS_ROWS` rows, the executors, by bucket); only if
-some digest repeats is the frame scored again, knowing the first row of each repeated key
-(:func:`_scored_frame`).
+registry of more than :data:`DRIVER_CENSUS_ROWS` rows, Spark itself counts on the executors);
+only if some key is written twice is the frame scored again, knowing the first row of each
+repeated key (:func:`_scored_frame`).
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
 than 64 bits (Hive's INT) are widened to int64, a NULL is a missing value and so a reject
@@ -47,13 +47,11 @@ from pyspark.sql import functions as F
 from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
-    DIGEST_BUCKETS,
     ROW,
     SOURCE,
     Part,
     Plan,
     census_key,
-    digest_buckets,
     key_columns,
     make_plan,
     needed_columns,
@@ -63,17 +61,22 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 # up to this many rows, the census's digests (8 bytes a row: 128 MB) are merged on the driver,
-# which saves a shuffle and a stage of Python tasks; past it, on the executors, each bucket on one
+# which saves a shuffle and a stage; past it, by Spark itself on the executors (_executor_repeats)
 DRIVER_CENSUS_ROWS = 16_000_000
 # the metadata key, on a frame of pieces' ``rows`` column, of the rows of all its pieces (pieces_frame)
 _ROWS_TOTAL = "ecorules.rows_total"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
+# the census looks for the partitions holding a repeated digest (to read only those again) up to
+# this many repeated digests, each a literal of the query; past it, every partition is read
+_HOLDERS_SOUGHT = 1_000
 # a scored batch's row (its pickle and counts), its district partials (_frames.PARTIALS_SCHEMA),
-# or a census bucket of its digests
+# or its keys' digests (sorted, as int64: Spark has no unsigned type) for the census
+DIGESTS = pa.list_(pa.int64())
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
-                           *_frames.PARTIALS_SCHEMA, ("bucket", pa.int32()), ("digests", pa.binary())])
-SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', binary='binary', bool='boolean')[str(f.type)]}"
-                   for f in _SCORED_ARROW)
+                           *_frames.PARTIALS_SCHEMA, ("digests", DIGESTS)])
+_SPARK_TYPES = {pa.int32(): "int", pa.int64(): "long", pa.string(): "string", pa.binary(): "binary",
+                pa.bool_(): "boolean", DIGESTS: "array<bigint>"}
+SCORED = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in _SCORED_ARROW)
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
@@ -170,9 +173,9 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
 def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
-    With ``census``, also the digests of each batch's keys, sorted, in one blob per bucket of
-    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
-    that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
+    With ``census``, also one row per batch of its keys' digests, sorted, as a plain array
+    column that Spark itself can explode, shuffle and count (:func:`_partials_and_repeats`):
+    the key census is taken in the same pass that scores, the rows handed to Python once."""
     def score_batches(batches):
         part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
@@ -196,55 +199,59 @@ def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
                 for column, field in zip(zip(*rows, strict=True), _frames.PARTIALS_SCHEMA, strict=True)]
     return pa.record_batch([pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
                             pa.array([blob] + [None] * (n - 1), pa.binary()), *partials,
-                            pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())], schema=_SCORED_ARROW)
+                            pa.nulls(n, DIGESTS)], schema=_SCORED_ARROW)
 
 
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
-    blobs = [bucket.tobytes() for bucket in digest_buckets(found)]
-    n = DIGEST_BUCKETS
-    return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
-                            *[pa.nulls(n, field.type) for field in _frames.PARTIALS_SCHEMA],
-                            pa.array(range(n), pa.int32()), pa.array(blobs, pa.binary())], schema=_SCORED_ARROW)
+    """A batch's digests as one row: sorted, so that the driver's merge of many batches is a
+    merge of sorted runs (:func:`_repeated_in_runs`); Spark's own census ignores the order."""
+    every = np.sort(found).view(np.int64)
+    digests = pa.ListArray.from_arrays(pa.array([0, every.size], pa.int32()), pa.array(every, pa.int64()))
+    return pa.record_batch([pa.array([number], pa.int32()), pa.nulls(1, pa.int32()), pa.nulls(1, pa.binary()),
+                            *[pa.nulls(1, field.type) for field in _frames.PARTIALS_SCHEMA], digests],
+                           schema=_SCORED_ARROW)
 
 
-def _merged_repeats(batches):
-    """The digests that more than one row has, in the buckets this task was given."""
-    found: dict[int, list[np.ndarray]] = {}
-    for batch in batches:
-        for bucket, blob in zip(batch.column("bucket").to_pylist(), batch.column("digests").to_pylist(), strict=True):
-            found.setdefault(bucket, []).append(np.frombuffer(blob, np.uint64))
-    for parts in found.values():
-        yield pa.record_batch([pa.array(_repeated_in_runs(parts).view(np.int64), pa.int64())], names=["d"])
+@dataclass(frozen=True)
+class Repeats:
+    """What the census found: the digests more than one row has (sorted), and the partitions
+    holding them (None: not sought, every partition may)."""
+
+    digests: np.ndarray
+    holders: tuple[int, ...] | None = None
 
 
-def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
+_NO_REPEATS = Repeats(np.zeros(0, np.uint64), ())
+
+
+def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, Repeats]:
     """The partial totals and counts (a few rows per scored batch, :data:`_frames.PARTIALS_SCHEMA`),
     to be added on the driver as Python ints, and (``census``) the digests that more than one
-    row has.
+    row has, with the partitions that hold them.
 
     ``rows``, the frame's row count where the driver knows it before scoring (a frame of
     pieces: their row groups' counts), decides where the digests (8 bytes a row) are merged
     before they exist: up to :data:`DRIVER_CENSUS_ROWS`, they come back with the partials in
     one Arrow collect, the job that computes ``scored``. Otherwise the partials, which tell
     how many rows there are, come first, then ``scored`` is read again (persist it) for the
-    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket
+    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by Spark
     on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
-    cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
-    than the merge itself on a small registry (measured here: README)."""
+    cache alone; on the executors it is a shuffle and a stage, which cost more than the merge
+    itself on a small registry (measured here: README)."""
     partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
     if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
         found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
-                             .select(*_frames.PARTIALS_SCHEMA.names, "bucket", "digests"))
+                             .select(*_frames.PARTIALS_SCHEMA.names, "number", "digests"))
         with_digests = found["digests"].is_valid()
         return (_partials_of(found.filter(pc.invert(with_digests))),
-                _repeated_of_blobs(found.filter(with_digests)))
+                _repeated_of_lists(found.filter(with_digests)))
     partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
-        return partials, np.zeros(0, np.uint64)
-    digests = scored.filter(F.col("digests").isNotNull())
+        return partials, _NO_REPEATS
+    digests = scored.filter(F.col("digests").isNotNull()).select("number", "digests")
     if _rows_in(partials) > DRIVER_CENSUS_ROWS:
         return partials, _executor_repeats(digests)
-    return partials, _repeated_of_blobs(_arrow_table(digests.select("bucket", "digests")))
+    return partials, _repeated_of_lists(_arrow_table(digests))
 
 
 def _partials_of(found: pa.Table) -> pa.Table:
@@ -256,13 +263,17 @@ def _rows_in(partials: pa.Table) -> int:
     return int(pc.sum(partials["rows_in"]).as_py() or 0)
 
 
-def _repeated_of_blobs(found: pa.Table) -> np.ndarray:
-    """The digests repeated in a table of (bucket, sorted digests blob) rows."""
-    runs: dict[int, list[np.ndarray]] = {}
-    blobs = (blob for chunk in found["digests"].chunks for blob in chunk)
-    for bucket, blob in zip(found["bucket"].to_pylist(), blobs, strict=True):
-        runs.setdefault(bucket, []).append(np.frombuffer(blob.as_buffer(), np.uint64))
-    return _repeated_in_runs([run for bucket in sorted(runs) for run in runs[bucket]])
+def _repeated_of_lists(found: pa.Table) -> Repeats:
+    """The digests repeated in a table of (number, sorted digests) rows, and their partitions."""
+    lists = found["digests"].combine_chunks() if found.num_rows else pa.array([], DIGESTS)
+    bounds = lists.offsets.to_numpy()
+    values = lists.flatten().to_numpy(zero_copy_only=False).view(np.uint64)  # every row's digests, after one another
+    repeated = _repeated_in_runs([values[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    if not repeated.size:
+        return Repeats(repeated, ())
+    parents = pc.list_parent_indices(lists).to_numpy()
+    numbers = found["number"].to_numpy()[np.unique(parents[np.isin(values, repeated)])]
+    return Repeats(repeated, tuple(sorted(set(numbers.tolist()))))
 
 
 def _arrow_table(frame: DataFrame) -> pa.Table:
@@ -286,9 +297,9 @@ def _arrow_batches(frame: DataFrame) -> list[pa.RecordBatch]:
 
 
 def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
-    """The digests that occur more than once in sorted runs given bucket after bucket: a
-    stable sort (a merge of the runs, 0.02 s for 2 M digests in 512 runs against 0.13-0.16 s
-    for numpy's default sort of the same)."""
+    """The digests that occur more than once in sorted runs: a stable sort (a merge of the
+    runs, 0.02 s for 2 M digests in 512 runs against 0.13-0.16 s for numpy's default sort
+    of the same)."""
     if not runs:
         return np.zeros(0, np.uint64)
     every = np.concatenate(runs)
@@ -296,26 +307,49 @@ def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
     return np.unique(every[1:][every[1:] == every[:-1]])
 
 
-def _executor_repeats(digests: DataFrame) -> np.ndarray:
-    """The repeated digests of a large registry: the batches' sorted blobs shuffled by bucket
-    and merged in numpy on the executors, only the repeated ones coming back."""
-    partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
-    rows = (digests.select("bucket", "digests").repartition(partitions, "bucket")
-            .mapInArrow(_merged_repeats, "d long").collect())
-    return np.unique(np.array([row["d"] for row in rows], np.int64).view(np.uint64))
+def _executor_repeats(digests: DataFrame) -> Repeats:
+    """The repeated digests of a large registry, found by Spark itself: the batches' digest
+    arrays exploded into rows of one long, hash-partitioned and counted in the JVM, only the
+    repeated ones coming back (no Python task, no pickled blob; each task's memory is Spark's
+    to bound and spill). Then, if some digest repeats (rare: a key written twice, or two
+    keys of one digest), the partitions holding them: a second reading of the cached digests."""
+    each = digests.select("number", F.explode("digests").alias("d"))
+    repeated = _digests_of(_arrow_table(each.groupBy("d").count().where(F.col("count") > 1).select("d")))
+    return Repeats(repeated, _holders(each, repeated))
+
+
+def _digests_of(found: pa.Table) -> np.ndarray:
+    """A column ``d`` of int64 digests as sorted distinct uint64s."""
+    return np.unique(found["d"].to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
+
+
+def _holders(each: DataFrame, repeated: np.ndarray) -> tuple[int, ...] | None:
+    """The partitions (``number``) of rows of ``each`` (number, d) whose digest is ``repeated``;
+    None (every partition) past :data:`_HOLDERS_SOUGHT` digests, each a literal of the query."""
+    if not repeated.size:
+        return ()
+    if repeated.size > _HOLDERS_SOUGHT:
+        return None
+    found = each.where(F.col("d").isin(repeated.view(np.int64).tolist())).select("number").distinct()
+    return tuple(sorted(row["number"] for row in found.collect()))
 
 
 class _Parts:
     """The census's parts on Spark: the partitions of a frame (or of a frame of pieces), each
-    task reading the key columns alone."""
+    task reading the key columns alone; only the partitions ``holders`` where given (the
+    others hold no row the census asks about: :class:`Repeats`)."""
 
-    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None):
+    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None,
+                 holders: tuple[int, ...] | None = None):
         self.plan, self.pieces_in = plan, pieces_in
         self.facts = facts or list(census_key(plan).names)
         # the key columns alone (Spark reads no other column of a Parquet file); or ``facts``
         if not pieces_in:
             df = df.select(*[F.col(f"`{c}`") for c in (needed_columns(plan, df.columns) if facts
                                                        else key_columns(plan, df.columns))])
+        if holders is not None:
+            # a narrow filter: each partition keeps its number, the one its scoring task had
+            df = df.where(F.spark_partition_id().isin(list(holders)))
         self.df = df
 
     def _map(self, function):
@@ -329,53 +363,50 @@ class _Parts:
         return each
 
     def repeated(self) -> tuple[np.ndarray, int]:
-        """The digests bucketed per batch, the buckets merged on the executors (as the scoring
-        pass does with its census: :func:`_partials_and_repeats`)."""
-        def blobs(part, table):
-            found = part.digests(table)
-            yield pa.record_batch([pa.array(range(DIGEST_BUCKETS), pa.int32()),
-                                   pa.array([b.tobytes() for b in digest_buckets(found)], pa.binary()),
-                                   pa.array([found.size] + [0] * (DIGEST_BUCKETS - 1), pa.int64())],
-                                  names=["bucket", "digests", "n"])
+        """The digests of every part, counted by Spark on the executors (as the scoring pass's
+        census past :data:`DRIVER_CENSUS_ROWS`: :func:`_executor_repeats`), and how many."""
+        from pyspark.sql import Observation
 
-        digests = self.df.mapInArrow(self._map(blobs), "bucket int, digests binary, n long")
-        partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
-        repeats = (digests.repartition(partitions, "bucket").mapInArrow(_merged_repeats, "d long")
-                   .select("d", F.lit(None).cast("long").alias("n")))
-        rows = repeats.unionByName(digests.select(F.lit(None).cast("long").alias("d"), "n")).collect()
-        repeated = np.unique(np.array([r["d"] for r in rows if r["d"] is not None], np.int64).view(np.uint64))
-        return repeated, sum(r["n"] for r in rows if r["n"] is not None)
+        def digests(part, table):
+            found = part.digests(table).view(np.int64)
+            yield pa.record_batch([pa.ListArray.from_arrays(pa.array([0, found.size], pa.int32()),
+                                                            pa.array(found, pa.int64()))], names=["digests"])
+
+        counted = Observation("census")
+        each = (self.df.mapInArrow(self._map(digests), "digests array<bigint>")
+                .select(F.explode("digests").alias("d")).observe(counted, F.count(F.lit(1)).alias("n")))
+        repeated = _digests_of(_arrow_table(each.groupBy("d").count().where(F.col("count") > 1).select("d")))
+        return repeated, int(counted.get["n"])
 
     def in_order(self, function) -> list:
         """``function``'s results (lists of picklable values) on every part, in the registry's
-        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`)."""
+        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`).
+        A collect keeps the partitions' order and each one's own: an orderBy would add a job
+        that runs every task once more to sample its keys."""
         def pickled(part, table):
             found = function(part, table)
-            yield pa.record_batch([pa.array([part.number] * len(found), pa.int32()),
-                                   pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
-                                            pa.binary())], names=["number", "value"])
+            yield pa.record_batch([pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
+                                            pa.binary())], names=["value"])
 
-        ordered = (self.df.mapInArrow(self._map(pickled), "number int, value binary")
-                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
-        return [pickle.loads(row["value"]) for row in ordered]
+        return [pickle.loads(row["value"]) for row in self.df.mapInArrow(self._map(pickled), "value binary").collect()]
 
     def gather(self, function) -> list[list]:
-        """In the registry's order: partition by partition, each in its rows' order; or, where
-        the frame says where each row came from (a catalogue table), by file and row, so that
-        the first row of a key does not depend on how Spark packed the files into partitions."""
+        """In the registry's order: partition by partition, each in its rows' order (a collect
+        keeps both: see :meth:`in_order`); or, where the frame says where each row came from (a
+        catalogue table), by file and row, so that the first row of a key does not depend on
+        how Spark packed the files into partitions (sorted on the driver: the rows gathered
+        are those of repeated digests, few)."""
         def found(part, table):
             rows = function(part, table)
-            yield pa.record_batch([pa.array([part.number] * len(rows), pa.int32()),
-                                   pa.array([r[0] for r in rows], pa.string()),
+            yield pa.record_batch([pa.array([r[0] for r in rows], pa.string()),
                                    pa.array([r[1] for r in rows], pa.string()),
                                    pa.array([r[2] for r in rows], pa.int64())],
-                                  names=["number", "key", "source", "row"])
+                                  names=["key", "source", "row"])
 
         by_place = not self.pieces_in and {SOURCE, ROW} <= set(self.df.columns)
-        ordered = (self.df.mapInArrow(self._map(found), "number int, key string, source string, row long")
-                   .withColumn("position", F.monotonically_increasing_id())
-                   .orderBy(*(("source", "row") if by_place else ("number", "position"))).collect())
-        return [[(r["key"], r["source"], r["row"]) for r in ordered]]
+        rows = [(r["key"], r["source"], r["row"])
+                for r in self.df.mapInArrow(self._map(found), "key string, source string, row long").collect()]
+        return [sorted(rows, key=lambda r: (r[1], r[2])) if by_place else rows]
 
 
 def _known_rows(pieces: DataFrame) -> int:
@@ -394,14 +425,20 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     """``df`` scored and persisted, with its partial rows collected (which computes it). The
     first pass scores as if no key repeats and takes the key census on the way; only where
     some key does repeat is the frame scored again, knowing which row of each is the
-    enterprise's (a clean registry is read once)."""
+    enterprise's (a clean registry is read once). Where only digests repeat (two keys of one
+    digest: one pair in the bench's 30 M rows), the rows of those digests are read from the
+    partitions holding them, their keys found distinct, and the first pass stands: with no
+    key written twice, a filter that knows the census keeps every row, as the first did."""
     census = census_key(plan) is not None  # else no declared key: nothing to decide
     scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     partials, repeated = _partials_and_repeats(scored, census, _known_rows(df) if pieces_in else None)
-    if not repeated.size:
+    if not repeated.digests.size:
+        return scored, partials
+    plan = take_census(plan, _Parts(df, plan, pieces_in, holders=repeated.holders), repeated.digests,
+                       _rows_in(partials))
+    if not plan.census.rows_of:
         return scored, partials
     scored.unpersist()
-    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, _rows_in(partials))
     scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     return scored, _partials_and_repeats(scored, False)[0]
 
