@@ -66,16 +66,20 @@ DRIVER_CENSUS_ROWS = 16_000_000
 # the metadata key, on a frame of pieces' ``rows`` column, of the rows of all its pieces (pieces_frame)
 _ROWS_TOTAL = "ecorules.rows_total"
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
-# the census looks for the partitions holding a repeated digest (to read only those again) up to
-# this many repeated digests, each a literal of the query; past it, every partition is read
-_HOLDERS_SOUGHT = 1_000
+# a batch's digests, sorted, are cut into 2**DIGEST_BITS buckets of their top bits, a row each
+# (its slice of the sorted digests, no copy): Spark shuffles these few rows by bucket, and each
+# merging task holds its buckets alone, so past DRIVER_CENSUS_ROWS the registry is cut into
+# enough tasks that each holds about MERGED_DIGESTS digests (8 bytes each): a merging worker's
+# memory stays flat with the registry's size up to 2**DIGEST_BITS times that (4 G rows)
+DIGEST_BITS = 10
+MERGED_DIGESTS = 4_000_000
+_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
 # a scored batch's row (its pickle and counts), its district partials (_frames.PARTIALS_SCHEMA),
-# or its keys' digests (sorted, as int64: Spark has no unsigned type) for the census
-DIGESTS = pa.list_(pa.int64())
+# or a bucket of its keys' digests (sorted uint64s as bytes: Spark has no unsigned type) for the census
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
-                           *_frames.PARTIALS_SCHEMA, ("digests", DIGESTS)])
+                           *_frames.PARTIALS_SCHEMA, ("bucket", pa.int32()), ("digests", pa.binary())])
 _SPARK_TYPES = {pa.int32(): "int", pa.int64(): "long", pa.string(): "string", pa.binary(): "binary",
-                pa.bool_(): "boolean", DIGESTS: "array<bigint>"}
+                pa.bool_(): "boolean"}
 SCORED = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in _SCORED_ARROW)
 
 
@@ -173,9 +177,9 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
 def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
-    With ``census``, also one row per batch of its keys' digests, sorted, as a plain array
-    column that Spark itself can explode, shuffle and count (:func:`_partials_and_repeats`):
-    the key census is taken in the same pass that scores, the rows handed to Python once."""
+    With ``census``, also the digests of each batch's keys, sorted, a row per bucket of their
+    top bits (:func:`_digest_rows`): the key census is taken in the same pass that scores, the
+    rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
@@ -199,17 +203,33 @@ def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
                 for column, field in zip(zip(*rows, strict=True), _frames.PARTIALS_SCHEMA, strict=True)]
     return pa.record_batch([pa.array([number] * n, pa.int32()), pa.array([seq] * n, pa.int32()),
                             pa.array([blob] + [None] * (n - 1), pa.binary()), *partials,
-                            pa.nulls(n, DIGESTS)], schema=_SCORED_ARROW)
+                            pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary())], schema=_SCORED_ARROW)
 
 
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
-    """A batch's digests as one row: sorted, so that the driver's merge of many batches is a
-    merge of sorted runs (:func:`_repeated_in_runs`); Spark's own census ignores the order."""
-    every = np.sort(found).view(np.int64)
-    digests = pa.ListArray.from_arrays(pa.array([0, every.size], pa.int32()), pa.array(every, pa.int64()))
-    return pa.record_batch([pa.array([number], pa.int32()), pa.nulls(1, pa.int32()), pa.nulls(1, pa.binary()),
-                            *[pa.nulls(1, field.type) for field in _frames.PARTIALS_SCHEMA], digests],
-                           schema=_SCORED_ARROW)
+    """A batch's digests, sorted, as a row per bucket of their top bits: each row's bytes are
+    its slice of the one sorted array (Arrow offsets into it, no copy)."""
+    every = np.sort(found)
+    cuts = np.searchsorted(every >> _BUCKET_SHIFT, np.arange((1 << DIGEST_BITS) + 1, dtype=np.uint64))
+    n = 1 << DIGEST_BITS
+    blobs = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer((cuts * 8).astype(np.int32)),
+                                                   pa.py_buffer(every)])
+    return pa.record_batch([pa.array(np.full(n, number, np.int32)), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
+                            *[pa.nulls(n, field.type) for field in _frames.PARTIALS_SCHEMA],
+                            pa.array(np.arange(n, dtype=np.int32)), blobs], schema=_SCORED_ARROW)
+
+
+def _values(blobs: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The digests of a column of digest blobs, one after another as they lie (each blob a
+    sorted run), and each blob's bounds in them (its rows' offsets, in digests)."""
+    blobs = blobs.combine_chunks() if isinstance(blobs, pa.ChunkedArray) else blobs
+    if not len(blobs):
+        return np.zeros(0, np.uint64), np.zeros(1, np.int64)
+    width = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32  # Spark 4's Arrow: large types
+    offsets = np.frombuffer(blobs.buffers()[1], width, len(blobs) + 1, blobs.offset * np.dtype(width).itemsize)
+    offsets = offsets.astype(np.int64)
+    data = np.frombuffer(blobs.buffers()[2], np.uint64, (offsets[-1] - offsets[0]) // 8, offsets[0])
+    return data, (offsets - offsets[0]) // 8
 
 
 @dataclass(frozen=True)
@@ -234,24 +254,24 @@ def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = No
     before they exist: up to :data:`DRIVER_CENSUS_ROWS`, they come back with the partials in
     one Arrow collect, the job that computes ``scored``. Otherwise the partials, which tell
     how many rows there are, come first, then ``scored`` is read again (persist it) for the
-    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by Spark
+    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket
     on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
-    cache alone; on the executors it is a shuffle and a stage, which cost more than the merge
-    itself on a small registry (measured here: README)."""
+    cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
+    than the merge itself on a small registry (measured here: README)."""
     partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
     if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
         found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
                              .select(*_frames.PARTIALS_SCHEMA.names, "number", "digests"))
         with_digests = found["digests"].is_valid()
         return (_partials_of(found.filter(pc.invert(with_digests))),
-                _repeated_of_lists(found.filter(with_digests)))
+                _repeated_on_the_driver(found.filter(with_digests)))
     partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
         return partials, _NO_REPEATS
-    digests = scored.filter(F.col("digests").isNotNull()).select("number", "digests")
+    digests = scored.filter(F.col("digests").isNotNull()).select("number", "bucket", "digests")
     if _rows_in(partials) > DRIVER_CENSUS_ROWS:
-        return partials, _executor_repeats(digests)
-    return partials, _repeated_of_lists(_arrow_table(digests))
+        return partials, _executor_repeats(digests, _rows_in(partials))
+    return partials, _repeated_on_the_driver(_arrow_table(digests))
 
 
 def _partials_of(found: pa.Table) -> pa.Table:
@@ -263,17 +283,14 @@ def _rows_in(partials: pa.Table) -> int:
     return int(pc.sum(partials["rows_in"]).as_py() or 0)
 
 
-def _repeated_of_lists(found: pa.Table) -> Repeats:
-    """The digests repeated in a table of (number, sorted digests) rows, and their partitions."""
-    lists = found["digests"].combine_chunks() if found.num_rows else pa.array([], DIGESTS)
-    bounds = lists.offsets.to_numpy()
-    values = lists.flatten().to_numpy(zero_copy_only=False).view(np.uint64)  # every row's digests, after one another
-    repeated = _repeated_in_runs([values[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+def _repeated_on_the_driver(found: pa.Table) -> Repeats:
+    """The digests repeated in a table of (number, digests blob) rows, and their partitions."""
+    values, bounds = _values(found["digests"])
+    repeated = _repeated_in_runs([values])
     if not repeated.size:
         return Repeats(repeated, ())
-    parents = pc.list_parent_indices(lists).to_numpy()
-    numbers = found["number"].to_numpy()[np.unique(parents[np.isin(values, repeated)])]
-    return Repeats(repeated, tuple(sorted(set(numbers.tolist()))))
+    rows = np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1
+    return Repeats(repeated, tuple(sorted(set(found["number"].to_numpy()[rows].tolist()))))
 
 
 def _arrow_table(frame: DataFrame) -> pa.Table:
@@ -297,9 +314,9 @@ def _arrow_batches(frame: DataFrame) -> list[pa.RecordBatch]:
 
 
 def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
-    """The digests that occur more than once in sorted runs: a stable sort (a merge of the
-    runs, 0.02 s for 2 M digests in 512 runs against 0.13-0.16 s for numpy's default sort
-    of the same)."""
+    """The digests that occur more than once in sorted runs (one after another in each
+    array): a stable sort (a merge of the runs, 0.02 s for 2 M digests in 512 runs against
+    0.13-0.16 s for numpy's default sort of the same)."""
     if not runs:
         return np.zeros(0, np.uint64)
     every = np.concatenate(runs)
@@ -307,31 +324,41 @@ def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
     return np.unique(every[1:][every[1:] == every[:-1]])
 
 
-def _executor_repeats(digests: DataFrame) -> Repeats:
-    """The repeated digests of a large registry, found by Spark itself: the batches' digest
-    arrays exploded into rows of one long, hash-partitioned and counted in the JVM, only the
-    repeated ones coming back (no Python task, no pickled blob; each task's memory is Spark's
-    to bound and spill). Then, if some digest repeats (rare: a key written twice, or two
-    keys of one digest), the partitions holding them: a second reading of the cached digests."""
-    each = digests.select("number", F.explode("digests").alias("d"))
-    repeated = _digests_of(_arrow_table(each.groupBy("d").count().where(F.col("count") > 1).select("d")))
-    return Repeats(repeated, _holders(each, repeated))
+def _merged_repeats(batches):
+    """The digests that more than one row has, among the buckets this task was given: all of
+    them at once (about MERGED_DIGESTS: _executor_repeats), each blob a sorted run."""
+    runs = [_values(batch.column("digests"))[0].copy() for batch in batches]
+    yield pa.record_batch([pa.array(_repeated_in_runs(runs).view(np.int64), pa.int64())], names=["d"])
 
 
-def _digests_of(found: pa.Table) -> np.ndarray:
-    """A column ``d`` of int64 digests as sorted distinct uint64s."""
-    return np.unique(found["d"].to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
+def _holding(repeated: np.ndarray):
+    """The partitions (``number``) whose digest rows hold one of ``repeated``."""
+    def holding(batches):
+        for batch in batches:
+            values, bounds = _values(batch.column("digests"))
+            rows = np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1
+            numbers = np.unique(batch.column("number").to_numpy()[rows])
+            yield pa.record_batch([pa.array(numbers, pa.int32())], names=["number"])
+    return holding
 
 
-def _holders(each: DataFrame, repeated: np.ndarray) -> tuple[int, ...] | None:
-    """The partitions (``number``) of rows of ``each`` (number, d) whose digest is ``repeated``;
-    None (every partition) past :data:`_HOLDERS_SOUGHT` digests, each a literal of the query."""
+def _executor_repeats(digests: DataFrame, rows: int) -> Repeats:
+    """The repeated digests of a large registry: the batches' sorted blobs shuffled by bucket
+    into tasks of about MERGED_DIGESTS digests each and merged in numpy on the executors,
+    only the repeated ones coming back; then, if some digest repeats (rare: a key written
+    twice, or two keys of one digest), the partitions holding them, from their buckets' rows."""
+    spark = digests.sparkSession
+    partitions = min(1 << DIGEST_BITS, max(int(spark.conf.get("spark.sql.shuffle.partitions")),
+                                           -(-rows // MERGED_DIGESTS)))
+    found = _arrow_table(digests.select("bucket", "digests").repartition(partitions, "bucket")
+                         .mapInArrow(_merged_repeats, "d long"))
+    repeated = np.unique(found["d"].to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
     if not repeated.size:
-        return ()
-    if repeated.size > _HOLDERS_SOUGHT:
-        return None
-    found = each.where(F.col("d").isin(repeated.view(np.int64).tolist())).select("number").distinct()
-    return tuple(sorted(row["number"] for row in found.collect()))
+        return Repeats(repeated, ())
+    buckets = np.unique(repeated >> _BUCKET_SHIFT).astype(np.int64).tolist()  # at most 2**DIGEST_BITS literals
+    holders = (digests.where(F.col("bucket").isin(buckets)).mapInArrow(_holding(repeated), "number int")
+               .distinct().collect())
+    return Repeats(repeated, tuple(sorted(row["number"] for row in holders)))
 
 
 class _Parts:
@@ -363,20 +390,15 @@ class _Parts:
         return each
 
     def repeated(self) -> tuple[np.ndarray, int]:
-        """The digests of every part, counted by Spark on the executors (as the scoring pass's
-        census past :data:`DRIVER_CENSUS_ROWS`: :func:`_executor_repeats`), and how many."""
-        from pyspark.sql import Observation
-
+        """The digests of every part, bucketed per batch and merged by bucket on the executors
+        (as the scoring pass's census past :data:`DRIVER_CENSUS_ROWS`: :func:`_executor_repeats`),
+        and how many there were."""
         def digests(part, table):
-            found = part.digests(table).view(np.int64)
-            yield pa.record_batch([pa.ListArray.from_arrays(pa.array([0, found.size], pa.int32()),
-                                                            pa.array(found, pa.int64()))], names=["digests"])
+            yield _digest_rows(part.number, part.digests(table)).select(["number", "bucket", "digests"])
 
-        counted = Observation("census")
-        each = (self.df.mapInArrow(self._map(digests), "digests array<bigint>")
-                .select(F.explode("digests").alias("d")).observe(counted, F.count(F.lit(1)).alias("n")))
-        repeated = _digests_of(_arrow_table(each.groupBy("d").count().where(F.col("count") > 1).select("d")))
-        return repeated, int(counted.get["n"])
+        digests_frame = self.df.mapInArrow(self._map(digests), "number int, bucket int, digests binary")
+        counted = digests_frame.select((F.length("digests") / 8).cast("long").alias("n")).agg(F.sum("n")).first()[0]
+        return _executor_repeats(digests_frame, int(counted or 0)).digests, int(counted or 0)
 
     def in_order(self, function) -> list:
         """``function``'s results (lists of picklable values) on every part, in the registry's

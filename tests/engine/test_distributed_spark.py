@@ -209,9 +209,10 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
 
 def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries, monkeypatch):
     """Keys repeated within and across files (and in the file headed in Chinese): the digests
-    counted by Spark on the executors, alone or taken in the scoring pass (then merged on the
+    merged by bucket on the executors, alone or taken in the scoring pass (then merged on the
     driver, collected with the partials where the row count is known before, or apart; or
-    counted on the executors for a registry past DRIVER_CENSUS_ROWS), the partitions holding
+    on the executors for a registry past DRIVER_CENSUS_ROWS, in as many tasks as its size
+    asks), the partitions holding
     them, and the rows of each repeated key (read from those partitions alone) equal the local
     first pass's; the partial totals are the same however the digests came."""
     from ecorules.engine.distributed import spark as spark_engine
@@ -241,10 +242,10 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     apart, on_the_driver = _partials_and_repeats(scored, True)
     monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)  # a registry too big for the driver's merge
     past_the_bound, on_the_executors = _partials_and_repeats(scored, True, expected.rows)
-    monkeypatch.setattr(spark_engine, "_HOLDERS_SOUGHT", 0)  # too many repeats to name their partitions
-    _, unsought = _partials_and_repeats(scored, True, expected.rows)
+    monkeypatch.setattr(spark_engine, "MERGED_DIGESTS", 500)  # a bigger registry: its buckets over more tasks
+    _, in_more_tasks = _partials_and_repeats(scored, True, expected.rows)
     scored.unpersist()
-    for found in (in_one_collect, on_the_driver, on_the_executors, unsought):
+    for found in (in_one_collect, on_the_driver, on_the_executors, in_more_tasks):
         assert found.digests.tolist() == repeated.tolist()
 
     def in_order(table):
@@ -256,8 +257,8 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     found, _registry = pieces(plan, registries["bad"])
     holders = {k for k, piece in enumerate(found) for where in expected.rows_of.values() for label, row in where
                if label == piece.label and piece.first_row <= row < piece.first_row + piece.rows}
-    assert in_one_collect.holders == on_the_driver.holders == on_the_executors.holders == tuple(sorted(holders))
-    assert unsought.holders is None
+    assert (in_one_collect.holders == on_the_driver.holders == on_the_executors.holders == in_more_tasks.holders
+            == tuple(sorted(holders)))
     census = take_census(plan, parts, repeated, digests).census
     assert census.rows_of == expected.rows_of
     plan.census = None
