@@ -65,6 +65,7 @@ TIME_ZONE = "Asia/Shanghai"
 DRIVER_CENSUS_ROWS = 16_000_000
 # the metadata key, on a frame of pieces' ``rows`` column, of the rows of all its pieces (pieces_frame)
 _ROWS_TOTAL = "ecorules.rows_total"
+_PIECES = "ecorules.pieces"  # and on its ``path`` column, the pieces themselves (_listed_pieces)
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
 # a batch's digests, sorted, are cut into 2**DIGEST_BITS buckets of their top bits, a row each
 # (its slice of the sorted digests, no copy): Spark shuffles these few rows by bucket, and each
@@ -325,40 +326,35 @@ def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
 
 
 def _merged_repeats(batches):
-    """The digests that more than one row has, among the buckets this task was given: all of
-    them at once (about MERGED_DIGESTS: _executor_repeats), each blob a sorted run."""
-    runs = [_values(batch.column("digests"))[0].copy() for batch in batches]
-    yield pa.record_batch([pa.array(_repeated_in_runs(runs).view(np.int64), pa.int64())], names=["d"])
-
-
-def _holding(repeated: np.ndarray):
-    """The partitions (``number``) whose digest rows hold one of ``repeated``."""
-    def holding(batches):
-        for batch in batches:
-            values, bounds = _values(batch.column("digests"))
-            rows = np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1
-            numbers = np.unique(batch.column("number").to_numpy()[rows])
-            yield pa.record_batch([pa.array(numbers, pa.int32())], names=["number"])
-    return holding
+    """The digests that more than one row has, among the buckets this task was given (all of
+    them at once: about MERGED_DIGESTS, :func:`_executor_repeats`; each blob a sorted run),
+    as rows (d, null), and the partitions holding them, as rows (null, number)."""
+    held = []  # (digests, each blob's bounds in them, each blob's partition)
+    for batch in batches:
+        values, bounds = _values(batch.column("digests"))
+        held.append((values.copy(), bounds, batch.column("number").to_numpy()))
+    repeated = _repeated_in_runs([values for values, _bounds, _numbers in held])
+    numbers = set()
+    for values, bounds, number in held if repeated.size else ():
+        numbers.update(number[np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1]
+                       .tolist())
+    yield pa.record_batch([pa.array([*repeated.view(np.int64).tolist(), *[None] * len(numbers)], pa.int64()),
+                           pa.array([*[None] * repeated.size, *sorted(numbers)], pa.int32())], names=["d", "number"])
 
 
 def _executor_repeats(digests: DataFrame, rows: int) -> Repeats:
     """The repeated digests of a large registry: the batches' sorted blobs shuffled by bucket
     into tasks of about MERGED_DIGESTS digests each and merged in numpy on the executors,
-    only the repeated ones coming back; then, if some digest repeats (rare: a key written
-    twice, or two keys of one digest), the partitions holding them, from their buckets' rows."""
+    only the repeated ones coming back, with the partitions holding them (rare: a key
+    written twice, or two keys of one digest)."""
     spark = digests.sparkSession
     partitions = min(1 << DIGEST_BITS, max(int(spark.conf.get("spark.sql.shuffle.partitions")),
                                            -(-rows // MERGED_DIGESTS)))
-    found = _arrow_table(digests.select("bucket", "digests").repartition(partitions, "bucket")
-                         .mapInArrow(_merged_repeats, "d long"))
-    repeated = np.unique(found["d"].to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
-    if not repeated.size:
-        return Repeats(repeated, ())
-    buckets = np.unique(repeated >> _BUCKET_SHIFT).astype(np.int64).tolist()  # at most 2**DIGEST_BITS literals
-    holders = (digests.where(F.col("bucket").isin(buckets)).mapInArrow(_holding(repeated), "number int")
-               .distinct().collect())
-    return Repeats(repeated, tuple(sorted(row["number"] for row in holders)))
+    found = _arrow_table(digests.select("number", "bucket", "digests").repartition(partitions, "bucket")
+                         .mapInArrow(_merged_repeats, "d long, number int"))
+    repeated = found.filter(found["d"].is_valid())["d"].to_numpy()
+    holders = found.filter(found["number"].is_valid())["number"].to_numpy()
+    return Repeats(np.unique(repeated.astype(np.int64).view(np.uint64)), tuple(sorted(set(holders.tolist()))))
 
 
 class _Parts:
@@ -374,8 +370,12 @@ class _Parts:
         if not pieces_in:
             df = df.select(*[F.col(f"`{c}`") for c in (needed_columns(plan, df.columns) if facts
                                                        else key_columns(plan, df.columns))])
-        if holders is not None:
+        listed = _listed_pieces(df) if pieces_in and holders is not None else None
+        if listed is not None:  # a frame of those pieces alone: a task each, in the registry's order
+            df = _frame_of_pieces(df.sparkSession, [listed[k] for k in holders])
+        elif holders is not None:
             # a narrow filter: each partition keeps its number, the one its scoring task had
+            # (every partition is still a task, an empty one for most)
             df = df.where(F.spark_partition_id().isin(list(holders)))
         self.df = df
 
@@ -534,24 +534,38 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     """A Parquet registry as a frame of its pieces (one row group each, one partition each),
     which the executors read themselves, keeping each row's file and row number."""
     found, _registry = pieces(plan, path, recurse=recurse)
+    return _frame_of_pieces(spark, [{"path": p.path, "label": p.label, "row_group": p.row_group,
+                                     "first_row": p.first_row, "columns": list(p.columns), "rows": p.rows,
+                                     "facts": list(p.facts)} for p in found])
 
-    rows = [{"path": p.path, "label": p.label, "row_group": p.row_group, "first_row": p.first_row,
-             "columns": list(p.columns), "rows": p.rows, "facts": list(p.facts)} for p in found]
-    schema = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
-              "facts array<string>")
+
+_PIECES_DDL = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
+               "facts array<string>")
+
+
+def _frame_of_pieces(spark: SparkSession, rows: list[dict]) -> DataFrame:
     # one partition per piece: partition k is piece k, so partition order is the registry's order.
     # One JSON literal, row k of a range picking piece k from it, all in the JVM: a parallelized
     # RDD of Python rows (or a local list, which PySpark re-pickles) was made a frame by a Python
     # job of its own, a task per piece; a literal per field cost a Py4J round trip each (2,300
     # calls for 10 pieces, 1.0 s of the driver's wall time at load 10, session 10); the literal
     # broadcast and joined to the range was a job of its own in every query over the frame.
-    # The rows of all the pieces ride in the schema (``rows``'s metadata: _known_rows).
-    piece = F.element_at(F.from_json(F.lit(json.dumps(rows)), f"array<struct<{_struct(schema)}>>"),
+    # The rows of all the pieces ride in the schema (``rows``'s metadata: _known_rows), and the
+    # pieces themselves (``path``'s: _listed_pieces).
+    text = json.dumps(rows)
+    piece = F.element_at(F.from_json(F.lit(text), f"array<struct<{_struct(_PIECES_DDL)}>>"),
                          (F.col("id") + 1).cast("int"))
-    total = {_ROWS_TOTAL: sum(p.rows for p in found)}
-    return spark.range(0, len(found), 1, max(len(found), 1)).select(
-        *[piece[name].alias(name, **({"metadata": total} if name == "rows" else {}))
-          for name in (column.split(" ", 1)[0] for column in schema.split(", "))])
+    metadata = {"rows": {_ROWS_TOTAL: sum(row["rows"] for row in rows)}, "path": {_PIECES: text}}
+    return spark.range(0, len(rows), 1, max(len(rows), 1)).select(
+        *[piece[name].alias(name, **({"metadata": metadata[name]} if name in metadata else {}))
+          for name in (column.split(" ", 1)[0] for column in _PIECES_DDL.split(", "))])
+
+
+def _listed_pieces(df: DataFrame) -> list[dict] | None:
+    """The pieces of a frame that :func:`pieces_frame` made, in partition order (from its schema)."""
+    field = next((f for f in df.schema.fields if f.name == "path"), None)
+    text = (field.metadata or {}).get(_PIECES) if field is not None else None
+    return json.loads(text) if text is not None else None
 
 
 def _struct(ddl: str) -> str:
