@@ -14,8 +14,8 @@ the partials come back to the driver (a few rows per batch) and are added as Pyt
 exact; the findings, list entries and rejects are read from the pickles when asked for.
 A key written on several rows is decided over the whole frame as a local run decides it:
 the scoring pass also caches its keys' 64-bit digests, which the driver merges (or, for a
-registry of more than :data:`DRIVER_CENSUS_ROWS` rows, Spark itself counts on the executors);
-only if some key is written twice is the frame scored again, knowing the first row of each
+registry of more than :data:`DRIVER_CENSUS_ROWS` rows, the executors, by bucket); only if
+some key is written twice is the frame scored again, knowing the first row of each
 repeated key (:func:`_scored_frame`).
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
@@ -61,7 +61,7 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 # up to this many rows, the census's digests (8 bytes a row: 128 MB) are merged on the driver,
-# which saves a shuffle and a stage; past it, by Spark itself on the executors (_executor_repeats)
+# which saves a shuffle and a stage of Python tasks; past it, by bucket on the executors (_executor_repeats)
 DRIVER_CENSUS_ROWS = 16_000_000
 # the metadata key, on a frame of pieces' ``rows`` column, of the rows of all its pieces (pieces_frame)
 _ROWS_TOTAL = "ecorules.rows_total"
