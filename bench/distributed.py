@@ -295,7 +295,7 @@ def spark_score_pieces(folder: Path, spark) -> dict:
 
 def spark_score_without_census(folder: Path, spark) -> dict:
     """``score`` as if the policies declared no key: no census of repeated keys (digests,
-    their shuffle by bucket and merge), the rest as ``score``. ``score`` minus this is the census."""
+    counted by Spark on the executors), the rest as ``score``. ``score`` minus this is the census."""
     from ecorules.engine.distributed import spark as engine
 
     real = engine.census_key
@@ -319,8 +319,8 @@ def spark_score_pieces_without_census(folder: Path, spark) -> dict:
 
 
 def spark_score_census_on_executors(folder: Path, spark) -> dict:
-    """``score`` with the key census's digests merged by bucket on the executors, as past
-    DRIVER_CENSUS_ROWS rows (a shuffle and a stage of Python tasks), where ``score`` merges
+    """``score`` with the key census's digests counted by Spark on the executors, as past
+    DRIVER_CENSUS_ROWS rows (exploded, shuffled and counted in the JVM), where ``score`` merges
     a registry of this size on the driver: ``score`` minus this is what the driver's merge saves."""
     from ecorules.engine.distributed import spark as engine
 

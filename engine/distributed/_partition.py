@@ -316,17 +316,5 @@ def _suspects(part: Part, table: pa.Table, census: KeyCensus) -> list[tuple]:
     return part.suspects(census, table)
 
 
-DIGEST_BITS = 6  # digests are merged in 2**6 buckets of their top bits, each on one worker
-DIGEST_BUCKETS = 1 << DIGEST_BITS
-_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
-
-
-def digest_buckets(found: np.ndarray) -> list[np.ndarray]:
-    """A part's digests, sorted, cut into DIGEST_BUCKETS by their top bits."""
-    every = np.sort(found)
-    cuts = np.searchsorted((every >> _BUCKET_SHIFT).astype(np.int64), np.arange(DIGEST_BUCKETS + 1))
-    return [every[cuts[b]:cuts[b + 1]] for b in range(DIGEST_BUCKETS)]
-
-
-__all__ = ["DIGEST_BUCKETS", "DistributedError", "Part", "Parts", "Plan", "census_key", "digest_buckets",
+__all__ = ["DistributedError", "Part", "Parts", "Plan", "census_key",
            "make_plan", "repeated_of", "score_partition", "take_census"]

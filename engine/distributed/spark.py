@@ -15,8 +15,8 @@ exact; the findings, list entries and rejects are read from the pickles when ask
 A key written on several rows is decided over the whole frame as a local run decides it:
 the scoring pass also caches its keys' 64-bit digests, which the driver merges (or, for a
 registry of more than :data:`DRIVER_CENSUS_ROWS` rows, the executors, by bucket); only if
-some digest repeats is the frame scored again, knowing the first row of each repeated key
-(:func:`_scored_frame`).
+some key is written twice is the frame scored again, knowing the first row of each
+repeated key (:func:`_scored_frame`).
 
 What Spark's Arrow hands over is made safe before any arithmetic: integer columns narrower
 than 64 bits (Hive's INT) are widened to int64, a NULL is a missing value and so a reject
@@ -47,13 +47,11 @@ from pyspark.sql import functions as F
 from . import _frames
 from ._parquet_out import ParquetOut, write_part
 from ._partition import (
-    DIGEST_BUCKETS,
     ROW,
     SOURCE,
     Part,
     Plan,
     census_key,
-    digest_buckets,
     key_columns,
     make_plan,
     needed_columns,
@@ -63,17 +61,27 @@ from ._pieces import Piece, pieces, read_piece
 
 TIME_ZONE = "Asia/Shanghai"
 # up to this many rows, the census's digests (8 bytes a row: 128 MB) are merged on the driver,
-# which saves a shuffle and a stage of Python tasks; past it, on the executors, each bucket on one
+# which saves a shuffle and a stage of Python tasks; past it, by bucket on the executors (_executor_repeats)
 DRIVER_CENSUS_ROWS = 16_000_000
 # the metadata key, on a frame of pieces' ``rows`` column, of the rows of all its pieces (pieces_frame)
 _ROWS_TOTAL = "ecorules.rows_total"
+_PIECES = "ecorules.pieces"  # and on its ``path`` column, the pieces themselves (_listed_pieces)
 BATCH_ROWS = 262_144  # rows per Arrow batch Spark hands over (its default, 10,000, costs 2x in per-call overhead)
+# a batch's digests, sorted, are cut into 2**DIGEST_BITS buckets of their top bits, a row each
+# (its slice of the sorted digests, no copy): Spark shuffles these few rows by bucket, and each
+# merging task holds its buckets alone, so past DRIVER_CENSUS_ROWS the registry is cut into
+# enough tasks that each holds about MERGED_DIGESTS digests (8 bytes each): a merging worker's
+# memory stays flat with the registry's size up to 2**DIGEST_BITS times that (4 G rows)
+DIGEST_BITS = 10
+MERGED_DIGESTS = 4_000_000
+_BUCKET_SHIFT = np.uint64(64 - DIGEST_BITS)
 # a scored batch's row (its pickle and counts), its district partials (_frames.PARTIALS_SCHEMA),
-# or a census bucket of its digests
+# or a bucket of its keys' digests (sorted uint64s as bytes: Spark has no unsigned type) for the census
 _SCORED_ARROW = pa.schema([("number", pa.int32()), ("seq", pa.int32()), ("scored", pa.binary()),
                            *_frames.PARTIALS_SCHEMA, ("bucket", pa.int32()), ("digests", pa.binary())])
-SCORED = ", ".join(f"{f.name} {dict(int32='int', int64='long', string='string', binary='binary', bool='boolean')[str(f.type)]}"
-                   for f in _SCORED_ARROW)
+_SPARK_TYPES = {pa.int32(): "int", pa.int64(): "long", pa.string(): "string", pa.binary(): "binary",
+                pa.bool_(): "boolean"}
+SCORED = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in _SCORED_ARROW)
 
 
 def loopback_conf(master: str = "local[2]", local_dir: str | None = None) -> dict[str, str]:
@@ -170,9 +178,9 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
 def _scorer(plan: Plan, pieces_in: bool, census: bool):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
-    With ``census``, also the digests of each batch's keys, sorted, in one blob per bucket of
-    their top bits (:data:`DIGEST_BUCKETS` rows): the key census is taken in the same pass
-    that scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
+    With ``census``, also the digests of each batch's keys, sorted, a row per bucket of their
+    top bits (:func:`_digest_rows`): the key census is taken in the same pass that scores, the
+    rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
         seq = 0
@@ -200,27 +208,47 @@ def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
 
 
 def _digest_rows(number: int, found: np.ndarray) -> pa.RecordBatch:
-    blobs = [bucket.tobytes() for bucket in digest_buckets(found)]
-    n = DIGEST_BUCKETS
-    return pa.record_batch([pa.array([number] * n, pa.int32()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
+    """A batch's digests, sorted, as a row per bucket of their top bits: each row's bytes are
+    its slice of the one sorted array (Arrow offsets into it, no copy)."""
+    every = np.sort(found)
+    cuts = np.searchsorted(every >> _BUCKET_SHIFT, np.arange((1 << DIGEST_BITS) + 1, dtype=np.uint64))
+    n = 1 << DIGEST_BITS
+    blobs = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer((cuts * 8).astype(np.int32)),
+                                                   pa.py_buffer(every)])
+    return pa.record_batch([pa.array(np.full(n, number, np.int32)), pa.nulls(n, pa.int32()), pa.nulls(n, pa.binary()),
                             *[pa.nulls(n, field.type) for field in _frames.PARTIALS_SCHEMA],
-                            pa.array(range(n), pa.int32()), pa.array(blobs, pa.binary())], schema=_SCORED_ARROW)
+                            pa.array(np.arange(n, dtype=np.int32)), blobs], schema=_SCORED_ARROW)
 
 
-def _merged_repeats(batches):
-    """The digests that more than one row has, in the buckets this task was given."""
-    found: dict[int, list[np.ndarray]] = {}
-    for batch in batches:
-        for bucket, blob in zip(batch.column("bucket").to_pylist(), batch.column("digests").to_pylist(), strict=True):
-            found.setdefault(bucket, []).append(np.frombuffer(blob, np.uint64))
-    for parts in found.values():
-        yield pa.record_batch([pa.array(_repeated_in_runs(parts).view(np.int64), pa.int64())], names=["d"])
+def _values(blobs: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The digests of a column of digest blobs, one after another as they lie (each blob a
+    sorted run), and each blob's bounds in them (its rows' offsets, in digests)."""
+    blobs = blobs.combine_chunks() if isinstance(blobs, pa.ChunkedArray) else blobs
+    if not len(blobs):
+        return np.zeros(0, np.uint64), np.zeros(1, np.int64)
+    width = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32  # Spark 4's Arrow: large types
+    offsets = np.frombuffer(blobs.buffers()[1], width, len(blobs) + 1, blobs.offset * np.dtype(width).itemsize)
+    offsets = offsets.astype(np.int64)
+    data = np.frombuffer(blobs.buffers()[2], np.uint64, (offsets[-1] - offsets[0]) // 8, offsets[0])
+    return data, (offsets - offsets[0]) // 8
 
 
-def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
+@dataclass(frozen=True)
+class Repeats:
+    """What the census found: the digests more than one row has (sorted), and the partitions
+    holding them (None: not sought, every partition may)."""
+
+    digests: np.ndarray
+    holders: tuple[int, ...] | None = None
+
+
+_NO_REPEATS = Repeats(np.zeros(0, np.uint64), ())
+
+
+def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, Repeats]:
     """The partial totals and counts (a few rows per scored batch, :data:`_frames.PARTIALS_SCHEMA`),
     to be added on the driver as Python ints, and (``census``) the digests that more than one
-    row has.
+    row has, with the partitions that hold them.
 
     ``rows``, the frame's row count where the driver knows it before scoring (a frame of
     pieces: their row groups' counts), decides where the digests (8 bytes a row) are merged
@@ -234,17 +262,17 @@ def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = No
     partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
     if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
         found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
-                             .select(*_frames.PARTIALS_SCHEMA.names, "bucket", "digests"))
+                             .select(*_frames.PARTIALS_SCHEMA.names, "number", "digests"))
         with_digests = found["digests"].is_valid()
         return (_partials_of(found.filter(pc.invert(with_digests))),
-                _repeated_of_blobs(found.filter(with_digests)))
+                _repeated_on_the_driver(found.filter(with_digests)))
     partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
-        return partials, np.zeros(0, np.uint64)
-    digests = scored.filter(F.col("digests").isNotNull())
+        return partials, _NO_REPEATS
+    digests = scored.filter(F.col("digests").isNotNull()).select("number", "bucket", "digests")
     if _rows_in(partials) > DRIVER_CENSUS_ROWS:
-        return partials, _executor_repeats(digests)
-    return partials, _repeated_of_blobs(_arrow_table(digests.select("bucket", "digests")))
+        return partials, _executor_repeats(digests, _rows_in(partials))
+    return partials, _repeated_on_the_driver(_arrow_table(digests))
 
 
 def _partials_of(found: pa.Table) -> pa.Table:
@@ -256,13 +284,14 @@ def _rows_in(partials: pa.Table) -> int:
     return int(pc.sum(partials["rows_in"]).as_py() or 0)
 
 
-def _repeated_of_blobs(found: pa.Table) -> np.ndarray:
-    """The digests repeated in a table of (bucket, sorted digests blob) rows."""
-    runs: dict[int, list[np.ndarray]] = {}
-    blobs = (blob for chunk in found["digests"].chunks for blob in chunk)
-    for bucket, blob in zip(found["bucket"].to_pylist(), blobs, strict=True):
-        runs.setdefault(bucket, []).append(np.frombuffer(blob.as_buffer(), np.uint64))
-    return _repeated_in_runs([run for bucket in sorted(runs) for run in runs[bucket]])
+def _repeated_on_the_driver(found: pa.Table) -> Repeats:
+    """The digests repeated in a table of (number, digests blob) rows, and their partitions."""
+    values, bounds = _values(found["digests"])
+    repeated = _repeated_in_runs([values])
+    if not repeated.size:
+        return Repeats(repeated, ())
+    rows = np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1
+    return Repeats(repeated, tuple(sorted(set(found["number"].to_numpy()[rows].tolist()))))
 
 
 def _arrow_table(frame: DataFrame) -> pa.Table:
@@ -286,9 +315,9 @@ def _arrow_batches(frame: DataFrame) -> list[pa.RecordBatch]:
 
 
 def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
-    """The digests that occur more than once in sorted runs given bucket after bucket: a
-    stable sort (a merge of the runs, 0.02 s for 2 M digests in 512 runs against 0.13-0.16 s
-    for numpy's default sort of the same)."""
+    """The digests that occur more than once in sorted runs (one after another in each
+    array): a stable sort (a merge of the runs, 0.02 s for 2 M digests in 512 runs against
+    0.13-0.16 s for numpy's default sort of the same)."""
     if not runs:
         return np.zeros(0, np.uint64)
     every = np.concatenate(runs)
@@ -296,26 +325,58 @@ def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
     return np.unique(every[1:][every[1:] == every[:-1]])
 
 
-def _executor_repeats(digests: DataFrame) -> np.ndarray:
+def _merged_repeats(batches):
+    """The digests that more than one row has, among the buckets this task was given (all of
+    them at once: about MERGED_DIGESTS, :func:`_executor_repeats`; each blob a sorted run),
+    as rows (d, null), and the partitions holding them, as rows (null, number)."""
+    held = []  # (digests, each blob's bounds in them, each blob's partition)
+    for batch in batches:
+        values, bounds = _values(batch.column("digests"))
+        held.append((values.copy(), bounds, batch.column("number").to_numpy()))
+    repeated = _repeated_in_runs([values for values, _bounds, _numbers in held])
+    numbers = set()
+    for values, bounds, number in held if repeated.size else ():
+        numbers.update(number[np.searchsorted(bounds, np.flatnonzero(np.isin(values, repeated)), side="right") - 1]
+                       .tolist())
+    yield pa.record_batch([pa.array([*repeated.view(np.int64).tolist(), *[None] * len(numbers)], pa.int64()),
+                           pa.array([*[None] * repeated.size, *sorted(numbers)], pa.int32())], names=["d", "number"])
+
+
+def _executor_repeats(digests: DataFrame, rows: int) -> Repeats:
     """The repeated digests of a large registry: the batches' sorted blobs shuffled by bucket
-    and merged in numpy on the executors, only the repeated ones coming back."""
-    partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
-    rows = (digests.select("bucket", "digests").repartition(partitions, "bucket")
-            .mapInArrow(_merged_repeats, "d long").collect())
-    return np.unique(np.array([row["d"] for row in rows], np.int64).view(np.uint64))
+    into tasks of about MERGED_DIGESTS digests each and merged in numpy on the executors,
+    only the repeated ones coming back, with the partitions holding them (rare: a key
+    written twice, or two keys of one digest)."""
+    spark = digests.sparkSession
+    partitions = min(1 << DIGEST_BITS, max(int(spark.conf.get("spark.sql.shuffle.partitions")),
+                                           -(-rows // MERGED_DIGESTS)))
+    found = _arrow_table(digests.select("number", "bucket", "digests").repartition(partitions, "bucket")
+                         .mapInArrow(_merged_repeats, "d long, number int"))
+    repeated = found.filter(found["d"].is_valid())["d"].to_numpy()
+    holders = found.filter(found["number"].is_valid())["number"].to_numpy()
+    return Repeats(np.unique(repeated.astype(np.int64).view(np.uint64)), tuple(sorted(set(holders.tolist()))))
 
 
 class _Parts:
     """The census's parts on Spark: the partitions of a frame (or of a frame of pieces), each
-    task reading the key columns alone."""
+    task reading the key columns alone; only the partitions ``holders`` where given (the
+    others hold no row the census asks about: :class:`Repeats`)."""
 
-    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None):
+    def __init__(self, df: DataFrame, plan: Plan, pieces_in: bool, facts: list[str] | None = None,
+                 holders: tuple[int, ...] | None = None):
         self.plan, self.pieces_in = plan, pieces_in
         self.facts = facts or list(census_key(plan).names)
         # the key columns alone (Spark reads no other column of a Parquet file); or ``facts``
         if not pieces_in:
             df = df.select(*[F.col(f"`{c}`") for c in (needed_columns(plan, df.columns) if facts
                                                        else key_columns(plan, df.columns))])
+        listed = _listed_pieces(df) if pieces_in and holders is not None else None
+        if listed is not None:  # a frame of those pieces alone: a task each, in the registry's order
+            df = _frame_of_pieces(df.sparkSession, [listed[k] for k in holders])
+        elif holders is not None:
+            # a narrow filter: each partition keeps its number, the one its scoring task had
+            # (every partition is still a task, an empty one for most)
+            df = df.where(F.spark_partition_id().isin(list(holders)))
         self.df = df
 
     def _map(self, function):
@@ -329,53 +390,45 @@ class _Parts:
         return each
 
     def repeated(self) -> tuple[np.ndarray, int]:
-        """The digests bucketed per batch, the buckets merged on the executors (as the scoring
-        pass does with its census: :func:`_partials_and_repeats`)."""
-        def blobs(part, table):
-            found = part.digests(table)
-            yield pa.record_batch([pa.array(range(DIGEST_BUCKETS), pa.int32()),
-                                   pa.array([b.tobytes() for b in digest_buckets(found)], pa.binary()),
-                                   pa.array([found.size] + [0] * (DIGEST_BUCKETS - 1), pa.int64())],
-                                  names=["bucket", "digests", "n"])
+        """The digests of every part, bucketed per batch and merged by bucket on the executors
+        (as the scoring pass's census past :data:`DRIVER_CENSUS_ROWS`: :func:`_executor_repeats`),
+        and how many there were."""
+        def digests(part, table):
+            yield _digest_rows(part.number, part.digests(table)).select(["number", "bucket", "digests"])
 
-        digests = self.df.mapInArrow(self._map(blobs), "bucket int, digests binary, n long")
-        partitions = max(1, min(DIGEST_BUCKETS, int(digests.sparkSession.conf.get("spark.sql.shuffle.partitions"))))
-        repeats = (digests.repartition(partitions, "bucket").mapInArrow(_merged_repeats, "d long")
-                   .select("d", F.lit(None).cast("long").alias("n")))
-        rows = repeats.unionByName(digests.select(F.lit(None).cast("long").alias("d"), "n")).collect()
-        repeated = np.unique(np.array([r["d"] for r in rows if r["d"] is not None], np.int64).view(np.uint64))
-        return repeated, sum(r["n"] for r in rows if r["n"] is not None)
+        digests_frame = self.df.mapInArrow(self._map(digests), "number int, bucket int, digests binary")
+        counted = digests_frame.select((F.length("digests") / 8).cast("long").alias("n")).agg(F.sum("n")).first()[0]
+        return _executor_repeats(digests_frame, int(counted or 0)).digests, int(counted or 0)
 
     def in_order(self, function) -> list:
         """``function``'s results (lists of picklable values) on every part, in the registry's
-        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`)."""
+        order, pickled on the executors (values of our own tasks: see :func:`_unpickled`).
+        A collect keeps the partitions' order and each one's own: an orderBy would add a job
+        that runs every task once more to sample its keys."""
         def pickled(part, table):
             found = function(part, table)
-            yield pa.record_batch([pa.array([part.number] * len(found), pa.int32()),
-                                   pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
-                                            pa.binary())], names=["number", "value"])
+            yield pa.record_batch([pa.array([pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in found],
+                                            pa.binary())], names=["value"])
 
-        ordered = (self.df.mapInArrow(self._map(pickled), "number int, value binary")
-                   .withColumn("position", F.monotonically_increasing_id()).orderBy("number", "position").collect())
-        return [pickle.loads(row["value"]) for row in ordered]
+        return [pickle.loads(row["value"]) for row in self.df.mapInArrow(self._map(pickled), "value binary").collect()]
 
     def gather(self, function) -> list[list]:
-        """In the registry's order: partition by partition, each in its rows' order; or, where
-        the frame says where each row came from (a catalogue table), by file and row, so that
-        the first row of a key does not depend on how Spark packed the files into partitions."""
+        """In the registry's order: partition by partition, each in its rows' order (a collect
+        keeps both: see :meth:`in_order`); or, where the frame says where each row came from (a
+        catalogue table), by file and row, so that the first row of a key does not depend on
+        how Spark packed the files into partitions (sorted on the driver: the rows gathered
+        are those of repeated digests, few)."""
         def found(part, table):
             rows = function(part, table)
-            yield pa.record_batch([pa.array([part.number] * len(rows), pa.int32()),
-                                   pa.array([r[0] for r in rows], pa.string()),
+            yield pa.record_batch([pa.array([r[0] for r in rows], pa.string()),
                                    pa.array([r[1] for r in rows], pa.string()),
                                    pa.array([r[2] for r in rows], pa.int64())],
-                                  names=["number", "key", "source", "row"])
+                                  names=["key", "source", "row"])
 
         by_place = not self.pieces_in and {SOURCE, ROW} <= set(self.df.columns)
-        ordered = (self.df.mapInArrow(self._map(found), "number int, key string, source string, row long")
-                   .withColumn("position", F.monotonically_increasing_id())
-                   .orderBy(*(("source", "row") if by_place else ("number", "position"))).collect())
-        return [[(r["key"], r["source"], r["row"]) for r in ordered]]
+        rows = [(r["key"], r["source"], r["row"])
+                for r in self.df.mapInArrow(self._map(found), "key string, source string, row long").collect()]
+        return [sorted(rows, key=lambda r: (r[1], r[2])) if by_place else rows]
 
 
 def _known_rows(pieces: DataFrame) -> int:
@@ -394,14 +447,20 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     """``df`` scored and persisted, with its partial rows collected (which computes it). The
     first pass scores as if no key repeats and takes the key census on the way; only where
     some key does repeat is the frame scored again, knowing which row of each is the
-    enterprise's (a clean registry is read once)."""
+    enterprise's (a clean registry is read once). Where only digests repeat (two keys of one
+    digest: one pair in the bench's 30 M rows), the rows of those digests are read from the
+    partitions holding them, their keys found distinct, and the first pass stands: with no
+    key written twice, a filter that knows the census keeps every row, as the first did."""
     census = census_key(plan) is not None  # else no declared key: nothing to decide
     scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     partials, repeated = _partials_and_repeats(scored, census, _known_rows(df) if pieces_in else None)
-    if not repeated.size:
+    if not repeated.digests.size:
+        return scored, partials
+    plan = take_census(plan, _Parts(df, plan, pieces_in, holders=repeated.holders), repeated.digests,
+                       _rows_in(partials))
+    if not plan.census.rows_of:
         return scored, partials
     scored.unpersist()
-    plan = take_census(plan, _Parts(df, plan, pieces_in), repeated, _rows_in(partials))
     scored = df.mapInArrow(_scorer(plan, pieces_in, False), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
     return scored, _partials_and_repeats(scored, False)[0]
 
@@ -475,24 +534,38 @@ def pieces_frame(spark: SparkSession, path, plan: Plan, *, recurse: bool = True)
     """A Parquet registry as a frame of its pieces (one row group each, one partition each),
     which the executors read themselves, keeping each row's file and row number."""
     found, _registry = pieces(plan, path, recurse=recurse)
+    return _frame_of_pieces(spark, [{"path": p.path, "label": p.label, "row_group": p.row_group,
+                                     "first_row": p.first_row, "columns": list(p.columns), "rows": p.rows,
+                                     "facts": list(p.facts)} for p in found])
 
-    rows = [{"path": p.path, "label": p.label, "row_group": p.row_group, "first_row": p.first_row,
-             "columns": list(p.columns), "rows": p.rows, "facts": list(p.facts)} for p in found]
-    schema = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
-              "facts array<string>")
+
+_PIECES_DDL = ("path string, label string, row_group int, first_row long, columns array<string>, rows long, "
+               "facts array<string>")
+
+
+def _frame_of_pieces(spark: SparkSession, rows: list[dict]) -> DataFrame:
     # one partition per piece: partition k is piece k, so partition order is the registry's order.
     # One JSON literal, row k of a range picking piece k from it, all in the JVM: a parallelized
     # RDD of Python rows (or a local list, which PySpark re-pickles) was made a frame by a Python
     # job of its own, a task per piece; a literal per field cost a Py4J round trip each (2,300
     # calls for 10 pieces, 1.0 s of the driver's wall time at load 10, session 10); the literal
     # broadcast and joined to the range was a job of its own in every query over the frame.
-    # The rows of all the pieces ride in the schema (``rows``'s metadata: _known_rows).
-    piece = F.element_at(F.from_json(F.lit(json.dumps(rows)), f"array<struct<{_struct(schema)}>>"),
+    # The rows of all the pieces ride in the schema (``rows``'s metadata: _known_rows), and the
+    # pieces themselves (``path``'s: _listed_pieces).
+    text = json.dumps(rows)
+    piece = F.element_at(F.from_json(F.lit(text), f"array<struct<{_struct(_PIECES_DDL)}>>"),
                          (F.col("id") + 1).cast("int"))
-    total = {_ROWS_TOTAL: sum(p.rows for p in found)}
-    return spark.range(0, len(found), 1, max(len(found), 1)).select(
-        *[piece[name].alias(name, **({"metadata": total} if name == "rows" else {}))
-          for name in (column.split(" ", 1)[0] for column in schema.split(", "))])
+    metadata = {"rows": {_ROWS_TOTAL: sum(row["rows"] for row in rows)}, "path": {_PIECES: text}}
+    return spark.range(0, len(rows), 1, max(len(rows), 1)).select(
+        *[piece[name].alias(name, **({"metadata": metadata[name]} if name in metadata else {}))
+          for name in (column.split(" ", 1)[0] for column in _PIECES_DDL.split(", "))])
+
+
+def _listed_pieces(df: DataFrame) -> list[dict] | None:
+    """The pieces of a frame that :func:`pieces_frame` made, in partition order (from its schema)."""
+    field = next((f for f in df.schema.fields if f.name == "path"), None)
+    text = (field.metadata or {}).get(_PIECES) if field is not None else None
+    return json.loads(text) if text is not None else None
 
 
 def _struct(ddl: str) -> str:

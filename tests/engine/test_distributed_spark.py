@@ -19,6 +19,7 @@ pyspark = pytest.importorskip("pyspark", reason='pyspark is not installed: pip i
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java (17), which is not on PATH", allow_module_level=True)
 
+import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from distributed_data import (  # noqa: E402
     CASE_POLICIES,
@@ -209,11 +210,14 @@ def test_out_format_parquet_writes_the_tables_of_its_store_beside_it(spark, regi
 def test_the_census_on_the_executors_equals_the_single_machine_census(spark, registries, monkeypatch):
     """Keys repeated within and across files (and in the file headed in Chinese): the digests
     merged by bucket on the executors, alone or taken in the scoring pass (then merged on the
-    driver, collected with the partials where the row count is known before, or apart; or on
-    the executors for a registry past DRIVER_CENSUS_ROWS), and the rows of each repeated key
-    equal the local first pass's; the partial totals are the same however the digests came."""
+    driver, collected with the partials where the row count is known before, or apart; or
+    on the executors for a registry past DRIVER_CENSUS_ROWS, in as many tasks as its size
+    asks), the partitions holding
+    them, and the rows of each repeated key (read from those partitions alone) equal the local
+    first pass's; the partial totals are the same however the digests came."""
     from ecorules.engine.distributed import spark as spark_engine
     from ecorules.engine.distributed._partition import make_plan, take_census
+    from ecorules.engine.distributed._pieces import pieces
     from ecorules.engine.distributed.spark import (
         SCORED,
         _known_rows,
@@ -238,18 +242,111 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     apart, on_the_driver = _partials_and_repeats(scored, True)
     monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)  # a registry too big for the driver's merge
     past_the_bound, on_the_executors = _partials_and_repeats(scored, True, expected.rows)
+    monkeypatch.setattr(spark_engine, "MERGED_DIGESTS", 500)  # a bigger registry: its buckets over more tasks
+    _, in_more_tasks = _partials_and_repeats(scored, True, expected.rows)
     scored.unpersist()
-    assert in_one_collect.tolist() == on_the_driver.tolist() == on_the_executors.tolist() == repeated.tolist()
+    for found in (in_one_collect, on_the_driver, on_the_executors, in_more_tasks):
+        assert found.digests.tolist() == repeated.tolist()
 
     def in_order(table):
         return sorted(table.to_pylist(), key=repr)
 
     assert in_order(partials) == in_order(apart) == in_order(past_the_bound)
     assert sum(row["rows_in"] for row in partials.to_pylist() if row["district"] is None) == expected.rows
+    # the pieces (partition k is piece k) holding a row of a repeated key, found from the local census
+    found, _registry = pieces(plan, registries["bad"])
+    holders = {k for k, piece in enumerate(found) for where in expected.rows_of.values() for label, row in where
+               if label == piece.label and piece.first_row <= row < piece.first_row + piece.rows}
+    assert (in_one_collect.holders == on_the_driver.holders == on_the_executors.holders == in_more_tasks.holders
+            == tuple(sorted(holders)))
     census = take_census(plan, parts, repeated, digests).census
     assert census.rows_of == expected.rows_of
+    plan.census = None
+    assert take_census(plan, _Parts(frame, plan, True, holders=on_the_executors.holders), repeated,
+                       digests).census.rows_of == expected.rows_of
     rows = [at for where in census.rows_of.values() for at in where]
     assert len(rows) > 50 and {Path(source).name for source, _row in rows} == {"a.parquet", "b.parquet", "c.parquet"}
+
+
+def test_past_the_driver_bound_repeated_keys_are_rejected_as_a_local_run_rejects_them(spark, registries, tmp_path,
+                                                                                        monkeypatch):
+    """The bad registry's keys repeated across files and row groups (partitions), the
+    digests counted by Spark on the executors as for a registry past DRIVER_CENSUS_ROWS:
+    every duplicate a reject naming the row of the first occurrence, the rest of the store as
+    the local run writes it; the frame scored twice (the second time knowing the first rows)."""
+    from ecorules.engine.distributed import spark as spark_engine
+
+    passes = _counted_passes(monkeypatch)
+    monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)
+    local = run_nightly(registries["bad"], tmp_path / "local.sqlite", as_of=AS_OF)
+    remote = run_distributed(registries["bad"], tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark",
+                             master="local[2]")
+    expected = store_contents(tmp_path / "local.sqlite")
+    assert store_contents(tmp_path / "spark.sqlite") == expected
+    assert remote.rows_rejected == local.rows_rejected and remote.districts == local.districts
+    assert sum("duplicate uscc" in reason for *_, reason in expected["rejects"]) > 30
+    assert passes == [True, False]
+
+
+# two valid USCCs of one 64-bit digest (engine/_duplicates.py's digests): a pair the bench's
+# generated 30 M rows hold (rows 13,249,114 and 13,392,199)
+_ONE_DIGEST = ("92410108MAEKU40L7B", "92410103MAEKU40W7B")
+
+
+def _counted_passes(monkeypatch) -> list[bool]:
+    """The scoring passes ``score`` makes, each as whether it takes the census."""
+    from ecorules.engine.distributed import spark as spark_engine
+
+    passes, scorer = [], spark_engine._scorer
+
+    def counted(plan, pieces_in, census):
+        passes.append(census)
+        return scorer(plan, pieces_in, census)
+
+    monkeypatch.setattr(spark_engine, "_scorer", counted)
+    return passes
+
+
+@pytest.mark.parametrize("bound", ["driver", "executors"])
+def test_two_keys_of_one_digest_are_two_enterprises_and_the_frame_is_scored_once(spark, tmp_path, monkeypatch, bound):
+    """Two distinct USCCs sharing a digest, in files of their own: the census reads the rows
+    of that digest from the two partitions holding them, finds their keys distinct, and keeps
+    the first pass's scoring (no reject, no second pass); the store is the local run's."""
+    from ecorules.engine._duplicates import digests, unique_key
+    from ecorules.engine._generate import generate_registry
+    from ecorules.engine.distributed import spark as spark_engine
+    from ecorules.rules import load_policies
+
+    key = unique_key(load_policies().for_domain("enterprise"), "enterprise")
+    pair = pa.array(_ONE_DIGEST)
+    keys, valid, _ = key.read(pa.table({"uscc": pair}))
+    found = digests(key.digest_fact, keys, valid)
+    assert valid.all() and found[0] == found[1]  # not vacuous: one digest, two keys
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    table = generate_registry(4000, 3)
+    uscc = table["uscc"].to_pylist()
+    uscc[700], uscc[3500] = _ONE_DIGEST
+    table = table.set_column(0, "uscc", pa.array(uscc, pa.string()))
+    for k in range(4):
+        pq.write_table(table.slice(1000 * k, 1000), folder / f"part-{k}.parquet", row_group_size=250)
+    passes = _counted_passes(monkeypatch)
+    holders = []
+    census = spark_engine._partials_and_repeats
+
+    def seen(*args, **kwargs):
+        partials, repeats = census(*args, **kwargs)
+        holders.append(repeats.holders)
+        return partials, repeats
+
+    monkeypatch.setattr(spark_engine, "_partials_and_repeats", seen)
+    if bound == "executors":
+        monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)
+    local = run_nightly(folder, tmp_path / "local.sqlite", as_of=AS_OF)
+    remote = run_distributed(folder, tmp_path / "spark.sqlite", as_of=AS_OF, engine="spark", master="local[2]")
+    assert store_contents(tmp_path / "spark.sqlite") == store_contents(tmp_path / "local.sqlite")
+    assert remote.rows_rejected == local.rows_rejected == 0
+    assert passes == [True] and holders == [(2, 14)]  # row 701 of part-0, row 501 of part-3: the 3rd group of each (4 a file)
 
 
 def test_a_key_of_two_facts_is_held_as_a_local_run_holds_it(spark, tmp_path):
