@@ -308,7 +308,7 @@ class StatuteChoice:
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
-                 score: Callable[[np.ndarray, dt.date], object],
+                 score: Callable[..., object],
                  score_together: Callable[[np.ndarray, tuple], object] | None = None) -> LawResult:
     """Score the rows (positions 0..n-1 of ``law``) by the period of their law date and of
     their decision date; ``score(positions, day)`` scores those rows with the law of ``day``.
@@ -316,7 +316,12 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     days in one pass (``Program.score`` with a tuple of days, its checks' failures not
     collected): the periods ``Timeline.together`` groups are scored so, each row once, and
     a row that pass rejects (a check of a version not its own may) again period by period
-    with ``score``, which judges its checks as before."""
+    with ``score``, which judges its checks as before.
+
+    A statute with no version in force at a row's law date was not violated by the act, and
+    its version at the decision date does not reach back (art 37; ``_group`` skips it): a
+    row whose decision date has such a version is scored at its decision date apart, by
+    ``score(positions, day, without)`` with those versions off (their rules and checks)."""
     n = law.size
     act_period, decision_period = timeline.period(law), timeline.period(decision)
     old = _Outputs.empty(program, n)
@@ -330,6 +335,12 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         groups = [[period] for period in np.flatnonzero(pairs.any(axis=1) | pairs.any(axis=0)).tolist()]
     else:
         groups = timeline.together(program, pairs)
+    unreached = _unreached(program, timeline, pairs)
+    apart = np.zeros(n, bool)  # rows scored at their decision date apart (``unreached``)
+    if unreached:
+        marked = np.zeros((periods, periods), bool)
+        marked[tuple(np.array(list(unreached)).T)] = True
+        apart[differs] = marked[act_period[differs], decision_period[differs]]
     group_of = np.full(periods, -1, np.int64)
     for g, group in enumerate(groups):
         group_of[group] = g
@@ -342,6 +353,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         at_act = act_group == g
         at_decision = np.zeros(n, bool)
         at_decision[differs] = decision_group[differs] == g
+        if unreached:
+            at_decision &= ~apart
         rows = np.flatnonzero(at_act | at_decision)
         if len(group) == 1:
             result = score(rows, timeline.day(group[0]))
@@ -365,17 +378,38 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         at_act_period, at_decision_period = act_period[rescored], decision_period[rescored]
         for period in np.union1d(at_act_period, at_decision_period[at_act_period != at_decision_period]).tolist():
             at_act = at_act_period == period
-            at_decision = (at_decision_period == period) & ~at_act
+            at_decision = (at_decision_period == period) & ~at_act & ~apart[rescored]
             result = score(rescored[at_act | at_decision], timeline.day(period))
             rows = rescored[at_act | at_decision]
             old.put(result, at_act[at_act | at_decision], rows[at_act[at_act | at_decision]])
             later = at_decision[at_act | at_decision]
             new.put(result, later, position_in_new[rows[later]])
+    for (act, decided), keys in unreached.items():
+        rows = np.flatnonzero(apart & (act_period == act) & (decision_period == decided))
+        result = score(rows, timeline.day(decided), keys)
+        warnings.update(dict.fromkeys(str(w) for w in result.warnings))
+        new.put(result, None, position_in_new[rows])
     choices = {}
     lighter = choose(program, old, new, differs, choices)
     for statute, (take, severity) in choices.items():
         choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
     return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
+
+
+def _unreached(program, timeline: Timeline, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
+    """Per (period of the law date, period of the decision date) of some row, where the
+    statutes of the decision date's law include some with no version at the act: the keys of
+    their versions in force at the decision date (not applied to those rows)."""
+    policies = program.compiled.policies
+    found = {}
+    for act, decided in zip(*np.nonzero(pairs), strict=True):
+        if act == decided:
+            continue
+        at_act = {p.id for p in policies if p.in_force(timeline.day(int(act)))}
+        keys = frozenset(p.key for p in policies if p.in_force(timeline.day(int(decided))) and p.id not in at_act)
+        if keys:
+            found[(int(act), int(decided))] = keys
+    return found
 
 
 def _owners(program) -> tuple[np.ndarray, ...]:
