@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+from ecorules.fastcalc._cases import lighter_in_place
 from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
@@ -349,6 +350,21 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     in_force = np.array([[p.in_force(timeline.day(k)) for k in range(periods)] for p in program.compiled.policies], bool)
     warnings: dict[str, None] = {}
     again: list[np.ndarray] = []  # rows a pass under several laws rejected
+    done = None  # the one group's pass, made already
+    if len(groups) == 1 and len(groups[0]) > 1 and not unreached:
+        # every row's two dates in one group of periods: one pass, and where it rejects no
+        # row its outputs are chosen among and masked in place (no masks, copies or takes)
+        every = np.arange(n, dtype=np.int64)
+        result = score_together(every, tuple(timeline.day(k) for k in groups[0]))
+        if np.asarray(result.valid, bool).all() and old.adopt(result):
+            warnings.update(dict.fromkeys(str(w) for w in result.warnings))
+            lighter, choices = _lighter_in_place(program, old, owners, in_force, act_period, decision_period, differs)
+            for statute, (take, severity) in choices.items():
+                choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take,
+                                           severity)
+            return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices,
+                             old.dates)
+        done = result  # (some row rejected: judged below as any pass under several laws)
     for g, group in enumerate(groups):
         at_act = act_group == g
         at_decision = np.zeros(n, bool)
@@ -356,7 +372,10 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         if unreached:
             at_decision &= ~apart
         rows = np.flatnonzero(at_act | at_decision)
-        if len(group) == 1:
+        if done is not None:
+            result = done
+            again.append(rows[~np.asarray(result.valid, bool)])
+        elif len(group) == 1:
             result = score(rows, timeline.day(group[0]))
         else:
             result = score_together(rows, tuple(timeline.day(k) for k in group))
@@ -394,6 +413,32 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     for statute, (take, severity) in choices.items():
         choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
     return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
+
+
+def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in_force: np.ndarray,
+                      act_period: np.ndarray, decision_period: np.ndarray, differs: np.ndarray):
+    """``choose`` and the masks of a pass under several laws at once, over ``old`` holding
+    that pass's outputs as they are (every row's, unmasked): by ``lighter_in_place``."""
+    compiled = program.compiled
+    statutes = list(dict.fromkeys(p.id for p in compiled.policies))
+    statute_of = np.array([statutes.index(p.id) for p in compiled.policies], np.int64)
+    rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+    units = finding_units(program)
+    finding_rule = np.array([rule_row[(slot.policy_key, slot.rule_id)] for slot in program.findings], np.int64)
+    finding_fen = np.array([FEN_PER_YUAN // units[k] if slot.kind.payable else 0
+                            for k, slot in enumerate(program.findings)], np.int64)
+    finding_fine = np.array([slot.kind is FindingKind.FINE for slot in program.findings], np.uint8)
+    take, severity = lighter_in_place(old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of,
+                                      np.ascontiguousarray(in_force, np.uint8), act_period, decision_period,
+                                      np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
+                                      len(statutes))
+    lighter = np.zeros(old.fired.shape[1], bool)
+    lighter[differs[take.any(axis=0)]] = True
+    # as ``choose`` gives them: per statute of the case rules, which of ``differs`` took the
+    # later law and the severities
+    ruled = dict.fromkeys(compiled.policies[int(k)].id for k in owners[0])
+    return lighter, {statute: (take[statutes.index(statute)].astype(bool), severity[statutes.index(statute)])
+                     for statute in ruled}
 
 
 def _unreached(program, timeline: Timeline, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
