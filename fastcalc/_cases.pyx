@@ -1291,13 +1291,23 @@ def superseded_texts(const uint8_t[::1] fired, const int64_t[::1] rows, const in
 
 # --- lighter_in_place -----------------------------------------------------------------------
 
-cdef inline bint _applies(const uint8_t[:, ::1] in_force, int64_t policy, const int64_t[::1] act,
-                          const int64_t[::1] decision, const uint8_t[:, ::1] taken, int64_t statute,
-                          Py_ssize_t j) noexcept nogil:
-    """Whether the output of ``policy`` at row ``j`` counts: its version in force in the period
-    that applies to the row for its statute (the decision date's where the lighter later law
-    was taken, else the law date's)."""
-    return in_force[policy, decision[j] if taken[statute, j] else act[j]] != 0
+cdef void _mask_u8(uint8_t* row, Py_ssize_t n, const uint8_t* force, const int64_t* act,
+                   const int64_t* decision, const uint8_t* taken) noexcept nogil:
+    """Zeroes where the row's version is not in force (``force``, per period) in the period
+    that applies to each column: its decision date's where ``taken``, else its law date's."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        if row[j] and not force[decision[j] if taken[j] else act[j]]:
+            row[j] = 0
+
+
+cdef void _mask_i64(int64_t* row, Py_ssize_t n, const uint8_t* force, const int64_t* act,
+                    const int64_t* decision, const uint8_t* taken) noexcept nogil:
+    """``_mask_u8`` of an int64 row."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        if row[j] and not force[decision[j] if taken[j] else act[j]]:
+            row[j] = 0
 
 
 def lighter_in_place(uint8_t[:, ::1] fired, int64_t[:, ::1] amounts, uint8_t[:, ::1] sanctions,
@@ -1335,15 +1345,31 @@ def lighter_in_place(uint8_t[:, ::1] fired, int64_t[:, ::1] amounts, uint8_t[:, 
     for i in range(m):
         if differs[i] < 0 or differs[i] >= n:
             raise ValueError(f"row {differs[i]} of differs is not a row of the outputs")
+    if statute_of.shape[0] != in_force.shape[0]:
+        raise ValueError(f"{statute_of.shape[0]} policies' statutes, {in_force.shape[0]} policies in force")
     for policy in range(statute_of.shape[0]):
         if statute_of[policy] < 0 or statute_of[policy] >= statutes:
             raise ValueError(f"policy {policy}: statute {statute_of[policy]} out of range")
+    for owners in (np.asarray(fired_policy), np.asarray(amount_policy), np.asarray(sanction_policy),
+                   np.asarray(date_policy)):
+        if owners.size and (owners.min() < 0 or owners.max() >= in_force.shape[0]):
+            raise ValueError("an output row's policy out of range")
+    for k in range(n_findings):
+        if finding_fen[k] and (finding_rule[k] < 0 or finding_rule[k] >= fired.shape[0]):
+            raise ValueError(f"finding {k}: rule {finding_rule[k]} out of range")
     take_array = np.zeros((statutes, m), np.uint8)
     severity_array = np.zeros((statutes, 2, 3, m), np.int64)
     taken_array = np.zeros((statutes, n), np.uint8)
     cdef uint8_t[:, ::1] take = take_array
     cdef int64_t[:, :, :, ::1] severity = severity_array
     cdef uint8_t[:, ::1] taken = taken_array
+    # a version in force in every period is never masked
+    everywhere_array = np.asarray(in_force).all(axis=1).astype(np.uint8) if in_force.shape[1] else \
+        np.ones(in_force.shape[0], np.uint8)
+    cdef const uint8_t[::1] everywhere = everywhere_array
+    for i in range(n):
+        if act[i] < 0 or act[i] >= in_force.shape[1] or decision[i] < 0 or decision[i] >= in_force.shape[1]:
+            raise ValueError(f"row {i}: period {act[i]} or {decision[i]} out of range")
     with nogil:
         for i in range(m):
             j = differs[i]
@@ -1372,28 +1398,23 @@ def lighter_in_place(uint8_t[:, ::1] fired, int64_t[:, ::1] amounts, uint8_t[:, 
                 if nf < of or (nf == of and (nl < ol or (nl == ol and no < oo))):
                     take[s, i] = 1
                     taken[s, j] = 1
-        for k in range(fired.shape[0]):
-            policy = fired_policy[k]
-            s = statute_of[policy]
-            for j in range(n):
-                if fired[k, j] and not _applies(in_force, policy, act, decision, taken, s, j):
-                    fired[k, j] = 0
-        for k in range(n_findings):
-            policy = amount_policy[k]
-            s = statute_of[policy]
-            for j in range(n):
-                if amounts[k, j] and not _applies(in_force, policy, act, decision, taken, s, j):
-                    amounts[k, j] = 0
-        for k in range(n_lists):
-            policy = sanction_policy[k]
-            s = statute_of[policy]
-            for j in range(n):
-                if sanctions[k, j] and not _applies(in_force, policy, act, decision, taken, s, j):
-                    sanctions[k, j] = 0
-        for k in range(dates.shape[0]):
-            policy = date_policy[k]
-            s = statute_of[policy]
-            for j in range(n):
-                if dates[k, j] and not _applies(in_force, policy, act, decision, taken, s, j):
-                    dates[k, j] = 0
+        if n:
+            for k in range(fired.shape[0]):
+                policy = fired_policy[k]
+                if not everywhere[policy]:
+                    _mask_u8(&fired[k, 0], n, &in_force[policy, 0], &act[0], &decision[0], &taken[statute_of[policy], 0])
+            for k in range(n_findings):
+                policy = amount_policy[k]
+                if not everywhere[policy]:
+                    _mask_i64(&amounts[k, 0], n, &in_force[policy, 0], &act[0], &decision[0],
+                              &taken[statute_of[policy], 0])
+            for k in range(n_lists):
+                policy = sanction_policy[k]
+                if not everywhere[policy]:
+                    _mask_u8(&sanctions[k, 0], n, &in_force[policy, 0], &act[0], &decision[0],
+                             &taken[statute_of[policy], 0])
+            for k in range(dates.shape[0]):
+                policy = date_policy[k]
+                if not everywhere[policy]:
+                    _mask_i64(&dates[k, 0], n, &in_force[policy, 0], &act[0], &decision[0], &taken[statute_of[policy], 0])
     return take_array, severity_array
