@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-from ecorules.fastcalc._cases import lighter_in_place
+from ecorules.fastcalc._cases import lighter_law
 from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
@@ -418,7 +418,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
 def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in_force: np.ndarray,
                       act_period: np.ndarray, decision_period: np.ndarray, differs: np.ndarray):
     """``choose`` and the masks of a pass under several laws at once, over ``old`` holding
-    that pass's outputs as they are (every row's, unmasked): by ``lighter_in_place``."""
+    that pass's outputs as they are (every row's, unmasked): by ``lighter_law``, the masks
+    applied in place."""
     compiled = program.compiled
     statutes = list(dict.fromkeys(p.id for p in compiled.policies))
     statute_of = np.array([statutes.index(p.id) for p in compiled.policies], np.int64)
@@ -428,10 +429,14 @@ def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in
     finding_fen = np.array([FEN_PER_YUAN // units[k] if slot.kind.payable else 0
                             for k, slot in enumerate(program.findings)], np.int64)
     finding_fine = np.array([slot.kind is FindingKind.FINE for slot in program.findings], np.uint8)
-    take, severity = lighter_in_place(old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of,
+    take, severity, keep, everywhere = lighter_law(old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of,
                                       np.ascontiguousarray(in_force, np.uint8), act_period, decision_period,
                                       np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
                                       len(statutes))
+    for output, policies in zip((old.fired, old.amounts, old.sanctions, old.dates), owners, strict=True):
+        for k, policy in enumerate(policies.tolist()):
+            if not everywhere[policy]:
+                np.multiply(output[k], keep[policy], out=output[k])
     lighter = np.zeros(old.fired.shape[1], bool)
     lighter[differs[take.any(axis=0)]] = True
     # as ``choose`` gives them: per statute of the case rules, which of ``differs`` took the
