@@ -429,10 +429,10 @@ def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in
     finding_fen = np.array([FEN_PER_YUAN // units[k] if slot.kind.payable else 0
                             for k, slot in enumerate(program.findings)], np.int64)
     finding_fine = np.array([slot.kind is FindingKind.FINE for slot in program.findings], np.uint8)
-    take, severity, keep, everywhere = lighter_law(old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of,
-                                      np.ascontiguousarray(in_force, np.uint8), act_period, decision_period,
-                                      np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
-                                      len(statutes))
+    take, severity, keep, everywhere = lighter_law(
+        old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of, np.ascontiguousarray(in_force, np.uint8),
+        act_period, decision_period, np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
+        len(statutes))
     for output, policies in zip((old.fired, old.amounts, old.sanctions, old.dates), owners, strict=True):
         for k, policy in enumerate(policies.tolist()):
             if not everywhere[policy]:
