@@ -108,7 +108,7 @@ class Program:
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, table: Any, *, as_of: dt.date, threads: int = 1,
               block_rows: int = DEFAULT_BLOCK_ROWS, out: ScoreResult | None = None,
-              law_date: dt.date | None = None) -> ScoreResult:
+              law_date: dt.date | None = None, without: frozenset[str] = frozenset()) -> ScoreResult:
         """Validate and score every row of ``table`` as of ``as_of``.
 
         ``law_date`` (default ``as_of``): the day whose law applies, that is which versions
@@ -121,6 +121,10 @@ class Program:
         of another day's version may reject it); the caller picks the slots of the versions
         in force on the day that applies to each row. The warnings are each day's, in order.
 
+        ``without``: keys of versions taken as not in force whatever the day (their rules and
+        checks off): a case scored at its decision date under the statutes that had a version
+        at its act, and no other (行政处罚法 art 37: no law at the act, no violation to judge).
+
         ``table``: a dict of 1-D arrays (numpy, lists), a pyarrow Table or RecordBatch, or a
         pandas DataFrame; in a dict, a column may be ``Validated`` (already validated by the
         caller, bound as it is). ``threads`` > 1 splits the blocks over OpenMP threads (same results
@@ -132,11 +136,11 @@ class Program:
         """
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
-        batch = self._prepare(table, as_of, block_rows, out, threads, law_date)
+        batch = self._prepare(table, as_of, block_rows, out, threads, law_date, without)
         return self._finish(batch, self._run(batch, threads))
 
     def _prepare(self, table: Any, as_of: dt.date, block_rows: int, out: ScoreResult | None,
-                 threads: int = 1, law_date: dt.date | None = None) -> _Batch:
+                 threads: int = 1, law_date: dt.date | None = None, without: frozenset[str] = frozenset()) -> _Batch:
         """Everything but the kernel pass: validate, patch, bind (per segment)."""
         days = tuple(law_date) if isinstance(law_date, tuple | list) else (law_date,)
         for name, day in (("as_of", as_of), *(("law_date", d) for d in days)):
@@ -149,10 +153,10 @@ class Program:
             raise ValueError(f"block_rows must be an int in 64 .. 1048576, got {block_rows!r}")
         c = self._compiled
         raw_columns, n = _columns_of(table, c)
-        enabled, envs, warnings = self._enabled_on(as_of, days)
+        enabled, envs, warnings = self._enabled_on(as_of, days, without)
         # Like the single-case engine, only the facts of the policies in force are checked:
         # a column that only a not-yet-effective policy reads cannot reject a row.
-        in_force = [p for p in c.policies if any(p.in_force(day) for day in days)]
+        in_force = [p for p in c.policies if p.key not in without and any(p.in_force(day) for day in days)]
         checked = tuple(name for name in c.columns if any(name in p.required_facts for p in in_force))
         code, aux, string_patches = patched(c, envs, enabled)
         outputs = self._outputs(n, out)
@@ -253,19 +257,19 @@ class Program:
             valid[rows] = 0
         return column, collected
 
-    def _enabled_on(self, as_of: dt.date, days: tuple[dt.date, ...]):
+    def _enabled_on(self, as_of: dt.date, days: tuple[dt.date, ...], without: frozenset[str] = frozenset()):
         """``_enabled`` under the laws of ``days`` at once: a rule or check enabled on one of
         them is enabled; a policy's parameter values are those of the days it is in force on,
         which must be the same on each (else ValueError); the warnings of each day, in order."""
         if len(days) == 1:
-            return self._enabled(as_of, days[0])
+            return self._enabled(as_of, days[0], without)
         c = self._compiled
         enabled = np.zeros(c.n_gates, dtype=np.uint8)
         envs: list[dict | None] = [None] * len(c.policies)
         warnings: dict[str, None] = {}
         fallback = None  # the first day's envs: those of a policy in force on none of the days (never enabled)
         for day in days:
-            on_day, day_envs, day_warnings = self._enabled(as_of, day)
+            on_day, day_envs, day_warnings = self._enabled(as_of, day, without)
             fallback = day_envs if fallback is None else fallback
             enabled |= on_day
             warnings.update(dict.fromkeys(day_warnings))
@@ -279,9 +283,10 @@ class Program:
                                      f"of {days}: score those days apart")
         return enabled, [env if env is not None else fallback[k] for k, env in enumerate(envs)], list(warnings)
 
-    def _enabled(self, as_of: dt.date, law_date: dt.date | None = None):
+    def _enabled(self, as_of: dt.date, law_date: dt.date | None = None, without: frozenset[str] = frozenset()):
         """Which rules apply on ``law_date`` (default ``as_of``); parameter values per policy,
-        those in force on ``law_date``, with the builtin ``as_of``; why other rules do not."""
+        those in force on ``law_date``, with the builtin ``as_of``; why other rules do not.
+        The versions ``without`` are in force on no day."""
         law_date = as_of if law_date is None else law_date
         c = self._compiled
         enabled = np.zeros(c.n_gates, dtype=np.uint8)
@@ -304,7 +309,7 @@ class Program:
             if policy_index < 0:  # the kind's catalogue: whatever law is in force, no parameter
                 enabled[len(c.rules) + k] = 1
                 continue
-            if not c.policies[policy_index].in_force(law_date):
+            if not c.policies[policy_index].in_force(law_date) or c.policies[policy_index].key in without:
                 continue
             blocked = [name for name in c.check_parameters[k] if name in unset[policy_index]]
             if blocked:  # as engine/_evaluator.py words it
@@ -314,7 +319,7 @@ class Program:
             enabled[len(c.rules) + k] = 1
         for r, (slot, policy_index) in enumerate(zip(c.rules, c.rule_policy, strict=True)):
             policy = c.policies[policy_index]
-            if not policy.in_force(law_date):
+            if not policy.in_force(law_date) or policy.key in without:
                 continue
             blocked = [name for name in c.rule_parameters[r] if name in unset[policy_index]]
             if blocked:

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+from ecorules.fastcalc._cases import lighter_law
 from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
 from ecorules.rules._arrow import from_numbers, strings
@@ -308,7 +309,7 @@ class StatuteChoice:
 
 
 def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndarray,
-                 score: Callable[[np.ndarray, dt.date], object],
+                 score: Callable[..., object],
                  score_together: Callable[[np.ndarray, tuple], object] | None = None) -> LawResult:
     """Score the rows (positions 0..n-1 of ``law``) by the period of their law date and of
     their decision date; ``score(positions, day)`` scores those rows with the law of ``day``.
@@ -316,7 +317,12 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     days in one pass (``Program.score`` with a tuple of days, its checks' failures not
     collected): the periods ``Timeline.together`` groups are scored so, each row once, and
     a row that pass rejects (a check of a version not its own may) again period by period
-    with ``score``, which judges its checks as before."""
+    with ``score``, which judges its checks as before.
+
+    A statute with no version in force at a row's law date was not violated by the act, and
+    its version at the decision date does not reach back (art 37; ``_group`` skips it): a
+    row whose decision date has such a version is scored at its decision date apart, by
+    ``score(positions, day, without)`` with those versions off (their rules and checks)."""
     n = law.size
     act_period, decision_period = timeline.period(law), timeline.period(decision)
     old = _Outputs.empty(program, n)
@@ -330,6 +336,12 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         groups = [[period] for period in np.flatnonzero(pairs.any(axis=1) | pairs.any(axis=0)).tolist()]
     else:
         groups = timeline.together(program, pairs)
+    unreached = _unreached(program, timeline, pairs)
+    apart = np.zeros(n, bool)  # rows scored at their decision date apart (``unreached``)
+    if unreached:
+        marked = np.zeros((periods, periods), bool)
+        marked[tuple(np.array(list(unreached)).T)] = True
+        apart[differs] = marked[act_period[differs], decision_period[differs]]
     group_of = np.full(periods, -1, np.int64)
     for g, group in enumerate(groups):
         group_of[group] = g
@@ -338,12 +350,32 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     in_force = np.array([[p.in_force(timeline.day(k)) for k in range(periods)] for p in program.compiled.policies], bool)
     warnings: dict[str, None] = {}
     again: list[np.ndarray] = []  # rows a pass under several laws rejected
+    done = None  # the one group's pass, made already
+    if len(groups) == 1 and len(groups[0]) > 1 and not unreached:
+        # every row's two dates in one group of periods: one pass, and where it rejects no
+        # row its outputs are chosen among and masked in place (no masks, copies or takes)
+        every = np.arange(n, dtype=np.int64)
+        result = score_together(every, tuple(timeline.day(k) for k in groups[0]))
+        if np.asarray(result.valid, bool).all() and old.adopt(result):
+            warnings.update(dict.fromkeys(str(w) for w in result.warnings))
+            lighter, choices = _lighter_in_place(program, old, owners, in_force, act_period, decision_period, differs)
+            for statute, (take, severity) in choices.items():
+                choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take,
+                                           severity)
+            return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices,
+                             old.dates)
+        done = result  # (some row rejected: judged below as any pass under several laws)
     for g, group in enumerate(groups):
         at_act = act_group == g
         at_decision = np.zeros(n, bool)
         at_decision[differs] = decision_group[differs] == g
+        if unreached:
+            at_decision &= ~apart
         rows = np.flatnonzero(at_act | at_decision)
-        if len(group) == 1:
+        if done is not None:
+            result = done
+            again.append(rows[~np.asarray(result.valid, bool)])
+        elif len(group) == 1:
             result = score(rows, timeline.day(group[0]))
         else:
             result = score_together(rows, tuple(timeline.day(k) for k in group))
@@ -365,17 +397,69 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         at_act_period, at_decision_period = act_period[rescored], decision_period[rescored]
         for period in np.union1d(at_act_period, at_decision_period[at_act_period != at_decision_period]).tolist():
             at_act = at_act_period == period
-            at_decision = (at_decision_period == period) & ~at_act
+            at_decision = (at_decision_period == period) & ~at_act & ~apart[rescored]
             result = score(rescored[at_act | at_decision], timeline.day(period))
             rows = rescored[at_act | at_decision]
             old.put(result, at_act[at_act | at_decision], rows[at_act[at_act | at_decision]])
             later = at_decision[at_act | at_decision]
             new.put(result, later, position_in_new[rows[later]])
+    for (act, decided), keys in unreached.items():
+        rows = np.flatnonzero(apart & (act_period == act) & (decision_period == decided))
+        result = score(rows, timeline.day(decided), keys)
+        warnings.update(dict.fromkeys(str(w) for w in result.warnings))
+        new.put(result, None, position_in_new[rows])
     choices = {}
     lighter = choose(program, old, new, differs, choices)
     for statute, (take, severity) in choices.items():
         choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
     return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
+
+
+def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in_force: np.ndarray,
+                      act_period: np.ndarray, decision_period: np.ndarray, differs: np.ndarray):
+    """``choose`` and the masks of a pass under several laws at once, over ``old`` holding
+    that pass's outputs as they are (every row's, unmasked): by ``lighter_law``, the masks
+    applied in place."""
+    compiled = program.compiled
+    statutes = list(dict.fromkeys(p.id for p in compiled.policies))
+    statute_of = np.array([statutes.index(p.id) for p in compiled.policies], np.int64)
+    rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
+    units = finding_units(program)
+    finding_rule = np.array([rule_row[(slot.policy_key, slot.rule_id)] for slot in program.findings], np.int64)
+    finding_fen = np.array([FEN_PER_YUAN // units[k] if slot.kind.payable else 0
+                            for k, slot in enumerate(program.findings)], np.int64)
+    finding_fine = np.array([slot.kind is FindingKind.FINE for slot in program.findings], np.uint8)
+    take, severity, keep, everywhere = lighter_law(
+        old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of, np.ascontiguousarray(in_force, np.uint8),
+        act_period, decision_period, np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
+        len(statutes))
+    for output, policies in zip((old.fired, old.amounts, old.sanctions, old.dates), owners, strict=True):
+        for k, policy in enumerate(policies.tolist()):
+            if not everywhere[policy]:
+                np.multiply(output[k], keep[policy], out=output[k])
+    lighter = np.zeros(old.fired.shape[1], bool)
+    lighter[differs[take.any(axis=0)]] = True
+    # as ``choose`` gives them: per statute of the case rules, which of ``differs`` took the
+    # later law and the severities
+    ruled = dict.fromkeys(compiled.policies[int(k)].id for k in owners[0])
+    return lighter, {statute: (take[statutes.index(statute)].astype(bool), severity[statutes.index(statute)])
+                     for statute in ruled}
+
+
+def _unreached(program, timeline: Timeline, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
+    """Per (period of the law date, period of the decision date) of some row, where the
+    statutes of the decision date's law include some with no version at the act: the keys of
+    their versions in force at the decision date (not applied to those rows)."""
+    policies = program.compiled.policies
+    found = {}
+    for act, decided in zip(*np.nonzero(pairs), strict=True):
+        if act == decided:
+            continue
+        at_act = {p.id for p in policies if p.in_force(timeline.day(int(act)))}
+        keys = frozenset(p.key for p in policies if p.in_force(timeline.day(int(decided))) and p.id not in at_act)
+        if keys:
+            found[(int(act), int(decided))] = keys
+    return found
 
 
 def _owners(program) -> tuple[np.ndarray, ...]:

@@ -471,8 +471,8 @@ class CaseStage:
         law = law_days(plan.kind.law_date, cases.columns, scored)
         decided = decision_days(cases.columns.get(plan.decision) if plan.decision else None, scored, self.as_of)
 
-        def score(positions: np.ndarray, day: dt.date):
-            return self._score_rows(program, cases, side, scored[positions], windowed, law_date=day)
+        def score(positions: np.ndarray, day: dt.date, without: frozenset[str] = frozenset()):
+            return self._score_rows(program, cases, side, scored[positions], windowed, law_date=day, without=without)
 
         def score_together(positions: np.ndarray, days: tuple):
             # (its rejects are not judged: score_by_law scores those rows again, a law at a time)
@@ -481,32 +481,34 @@ class CaseStage:
         return score_by_law(program, plan.timeline, law, decided, score, score_together)
 
     def _score_rows(self, program, cases: CaseTable, side: EnterpriseSide, rows: np.ndarray,
-                    windowed: Mapping[str, np.ndarray], law_date: dt.date | tuple | None = None, judged: bool = True):
+                    windowed: Mapping[str, np.ndarray], law_date: dt.date | tuple | None = None, judged: bool = True,
+                    without: frozenset[str] = frozenset()):
         """The case rows ``rows`` scored by ``program`` a part of rows at a time (rows are
         scored independently; a part's input columns stay small, _parts.py), the parts'
         outputs put together in the order of ``rows``. ``judged`` False: the kernel's
-        rejects are left to the caller (``_score``)."""
+        rejects are left to the caller (``_score``). ``without``: versions taken as not in
+        force (``Program.score``)."""
         pieces = in_rows(rows.size)
         if len(pieces) == 1:
             return self._score(program, self._joined(program, cases, side, rows, windowed), law_date=law_date, rows=rows,
-                               judged=judged)
+                               judged=judged, without=without)
         merged = None
         for piece in pieces:
             part = rows[piece]
             result = self._score(program, self._joined(program, cases, side, part, windowed), law_date=law_date,
-                                 rows=part, judged=judged)
+                                 rows=part, judged=judged, without=without)
             if merged is None:
                 merged = ScoredParts.empty(rows.size, result)
             merged.put(piece, result)
         return merged
 
     def _score(self, program, table, law_date: dt.date | tuple | None = None, rows: np.ndarray | None = None,
-               judged: bool = True):
+               judged: bool = True, without: frozenset[str] = frozenset()):
         """Score ``table`` (the case rows ``rows``); the kernel may reject rows only by the
         policies' checks, which are collected, never by validation the case checks passed.
         ``judged`` False: its rejects are neither (scored under several laws at once, a row
         may fail a check of a version that is not its own: the caller scores it again)."""
-        result = program.score(table, as_of=self.as_of, threads=self.threads, law_date=law_date)
+        result = program.score(table, as_of=self.as_of, threads=self.threads, law_date=law_date, without=without)
         if not judged:
             return result
         failed = checks_failed(result)

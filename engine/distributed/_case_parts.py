@@ -24,11 +24,9 @@ import pyarrow.compute as pc
 from ecorules.rules import EcorulesError
 from ecorules.rules._arrow import from_numbers
 
-from ..cases._checks import reject_failed_checks
 from ..cases._enterprises import EnterpriseSide, enterprise_side, kept_rows
-from ..cases._law import reject_outside_law_dates
-from ..cases._stage import CaseResults, CaseRun, CaseStage, CaseStageError
-from ..cases._table import CaseTable, _stripped, check_values, link, linked
+from ..cases._stage import CaseResults, CaseRun, CaseStage
+from ..cases._table import CaseTable, _stripped, check_values, linked
 
 SOURCE, ROW = "_source", "_row"
 FIRST_SOURCE, FIRST_ROW = "_first_source", "_first_row"  # the row a repeated case_id repeats
@@ -81,19 +79,9 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     names = list(dict.fromkeys((plan.link, *checked)))
     kept = (kept_rows(plan.facts[plan.link], table, source, rows, wanted, names) for table, source, rows in side_rows)
     side = enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
-    link(cases, plan, side.usccs, side.rejected)
-    linked_rejects = len(cases.rejects)
-    if plan.kind.law_date is not None:
-        reject_outside_law_dates(plan.kind, cases)
-    stage._reject_uncountable(cases, side, linked_rejects)
-    results = stage._scored(cases, side)
-    if stage._failed_checks:  # as CaseStage.run: once more without the cases failing a check
-        reject_failed_checks(cases, stage._failed_checks)
-        stage._failed_checks = []
-        results = stage._scored(cases, side)
-        if stage._failed_checks:
-            raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
-    return PartResult(stage._judge_enterprises(cases, side, results, linked_rejects))
+    # the local run's steps for a partition, the same function: linked to any of the part's
+    # enterprises (they are all its own), rejects, roll-ups, scoring, art 29
+    return PartResult(stage._partition(cases, side, None))
 
 
 @dataclass
