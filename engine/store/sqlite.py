@@ -81,7 +81,6 @@ from ecorules.rules import EcorulesError
 SCHEMA_VERSION = 14
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 WAL_FLUSH_BYTES = 64 << 20  # of a run's WAL written back to disk at a time while the run goes on (_WalFlusher)
-COMMIT_SYNC_SECONDS = 0.05  # between syncs of the store's files while a run commits (_WalFlusher)
 # 3: before case findings; 4: before the assessment memory; 5: before list entries' state;
 # 6: list entries with their names and texts on every row, and before the record kinds of
 # other tables (``--records``); 7: before amounts in fen (every amount whole yuan); 8: every
@@ -998,10 +997,7 @@ class RunWriter:
         """The writer's connection, in the run's transaction."""
         connection = connect(self.path)
         connection.execute("BEGIN IMMEDIATE")
-        pages = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        # the WAL's size from which SQLite checkpoints it at the commit (none: never)
-        self._flusher = _WalFlusher(Path(self.path), pages * (page_size + 24) if pages > 0 else None)
+        self._flusher = _WalFlusher(Path(self.path))
         return connection
 
     def _do(self, connection, action: str, sql: str | None, params) -> None:
@@ -1037,8 +1033,6 @@ class RunWriter:
                 try:
                     if action == "built":  # (execute_built) the parameters made here, then a statement as any
                         action, params = "one", tuple(params())
-                    elif action == "commit" and self._flusher is not None:
-                        self._flusher.committing()
                     self._do(connection, action, sql, params)
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self._error = error
@@ -1104,67 +1098,57 @@ class RunWriter:
 
 
 class _WalFlusher:
-    """Writes a run's store back to disk from a thread of its own while the run goes on.
+    """Writes a run's WAL back to disk from a thread of its own while the run goes on.
 
     A run is one transaction, so SQLite checkpoints its WAL (every page of the run) only at
-    the commit, and the checkpoint syncs the WAL, copies it into the database file and syncs
-    that: at 10 M cases ~920 MB waited for twice, after the run's last statement, with both
-    cores idle (bench/cases.py). Here the WAL is synced a ``WAL_FLUSH_BYTES`` at a time as it
-    grows, so that it is on disk by the commit, written while the run was judging; and from
-    the commit on, the WAL and the database file every ``COMMIT_SYNC_SECONDS``, so that the
-    disk writes the checkpoint's copy while it is made rather than after it. Only when data
-    reaches the disk changes, never what is committed or in which order SQLite syncs: the
-    transaction is as open as before (a killed run still commits nothing). A best effort: a
-    failed sync leaves SQLite's own to do it."""
+    the commit, and the checkpoint syncs the WAL before copying it into the database file: at
+    10 M cases ~920 MB, waited for after the run's last statement with both cores idle
+    (bench/cases.py). Here the WAL is synced a ``WAL_FLUSH_BYTES`` at a time as it grows, so
+    that most of it is on disk by the commit, written while the run was judging. Only when
+    data reaches the disk changes, never what is committed or in which order SQLite syncs:
+    the transaction is as open as before (a killed run still commits nothing). A best effort:
+    a failed sync leaves SQLite's own to do it.
 
-    def __init__(self, database: Path, checkpointed: int | None):
-        self.database, self.wal, self.every = database, Path(f"{database}-wal"), WAL_FLUSH_BYTES
-        self.checkpointed = checkpointed  # the WAL's size from which the commit checkpoints it
+    Never the database file: SQLite holds POSIX (fcntl) locks on it, and closing *any*
+    descriptor of a file drops every such lock the process holds on it
+    (https://www.sqlite.org/howtocorrupt.html, 2.2), so another process could switch the
+    store out of WAL mode, or delete the WAL, under this run. SQLite takes no lock on the WAL
+    file itself (its WAL locks are on the -shm file), so a descriptor of it may come and go."""
+
+    def __init__(self, database: Path):
+        self.wal, self.every = Path(f"{database}-wal"), WAL_FLUSH_BYTES
         self.synced = 0  # WAL bytes asked to be synced (its size when last asked)
         self.syncs = 0  # syncs done
         self._wanted = threading.Event()
-        self._committing = self._closing = False
+        self._closing = False
         self._thread = threading.Thread(target=self._work, name="ecorules-wal-flusher", daemon=True)
         self._thread.start()
 
-    def _size(self) -> int:
-        try:
-            return self.wal.stat().st_size
-        except OSError:
-            return 0
-
     def grew(self) -> None:
         """After a statement (the writer's thread): a sync once another ``every`` is written."""
-        size = self._size()
+        try:
+            size = self.wal.stat().st_size
+        except OSError:
+            return
         if size - self.synced >= self.every:
             self.synced = size
             self._wanted.set()
 
-    def committing(self) -> None:
-        """The commit begins (the writer's thread): sync both files until :meth:`close`, if
-        the commit checkpoints. A smaller run's commit syncs nothing (synchronous=NORMAL), and
-        nothing here makes it wait for a sync."""
-        if self.checkpointed is None or self._size() < self.checkpointed:
-            return
-        self._committing = True
-        self._wanted.set()
-
     def _work(self) -> None:
         while True:
-            self._wanted.wait(COMMIT_SYNC_SECONDS if self._committing else None)
+            self._wanted.wait()
             self._wanted.clear()
             if self._closing:
                 return
-            for path in (self.wal, self.database) if self._committing else (self.wal,):
+            try:
+                descriptor = os.open(self.wal, os.O_RDONLY)
                 try:
-                    descriptor = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fdatasync(descriptor)
-                    finally:
-                        os.close(descriptor)
-                    self.syncs += 1
-                except OSError:
-                    pass
+                    os.fdatasync(descriptor)
+                finally:
+                    os.close(descriptor)
+                self.syncs += 1
+            except OSError:
+                pass
 
     def close(self) -> None:
         self._closing = True

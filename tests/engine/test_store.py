@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -320,15 +322,16 @@ def test_parameters_built_on_the_writers_thread_are_written_and_their_errors_rea
     assert connection.execute("SELECT count(*) FROM finding_slots WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
 
 
-def test_from_the_commit_on_both_files_are_synced_until_the_writer_closes(tmp_path, monkeypatch):
-    """The checkpoint's copy into the database file is written back while it is made
-    (store.sqlite._WalFlusher.committing), and the syncing stops when the writer is done;
-    a commit that does not checkpoint (a WAL under wal_autocheckpoint's pages) syncs nothing."""
+def test_the_wal_flusher_leaves_the_process_s_locks_on_the_store_in_place(tmp_path, monkeypatch):
+    """The flusher syncs the WAL alone, never the database file: closing any descriptor of a
+    file drops every POSIX lock the process holds on it, and SQLite's locks are on the
+    database file (sqlite.org/howtocorrupt.html 2.2). So while a reader of this process holds
+    the store open in WAL mode, another process still cannot take it out of WAL mode after
+    the flusher has synced again and again."""
     from ecorules.engine.store import sqlite as store_sqlite
 
     path = tmp_path / "r.sqlite"
     store.connect(path).close()
-    (tmp_path / "r.sqlite-wal").write_bytes(b"w" * 4096)
     synced = []
     fdatasync = store_sqlite.os.fdatasync
 
@@ -337,19 +340,27 @@ def test_from_the_commit_on_both_files_are_synced_until_the_writer_closes(tmp_pa
         fdatasync(descriptor)
 
     monkeypatch.setattr(store_sqlite.os, "fdatasync", watched)
-    flusher = store_sqlite._WalFlusher(path, 4097)
-    time.sleep(0.2)
-    assert synced == []  # the WAL did not grow: nothing to sync
-    flusher.committing()
-    time.sleep(0.2)
-    assert synced == []  # a WAL the commit does not checkpoint: nothing synced (SQLite syncs nothing either)
-    flusher.checkpointed = 4096
-    flusher.committing()
-    waited = time.monotonic() + 30
-    while synced.count("r.sqlite") < 2 and time.monotonic() < waited:  # again and again while committing
-        time.sleep(0.01)
+    monkeypatch.setattr(store_sqlite, "WAL_FLUSH_BYTES", 4096)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM runs").fetchone()
+    flusher = store_sqlite._WalFlusher(path)
+    for times in range(1, 4):  # the WAL grown by a page's worth, as a run grows it, three times
+        with open(tmp_path / "r.sqlite-wal", "ab") as wal:
+            wal.write(b"\0" * 4096)
+        flusher.grew()
+        waited = time.monotonic() + 30
+        while len(synced) < times and time.monotonic() < waited:  # (the flusher's thread syncs when it gets the CPU)
+            time.sleep(0.01)
     flusher.close()
-    assert {"r.sqlite", "r.sqlite-wal"} <= set(synced) and synced.count("r.sqlite") >= 2
-    after = len(synced)
-    time.sleep(0.2)
-    assert len(synced) == after
+    assert len(synced) == 3 and set(synced) == {"r.sqlite-wal"}
+    probe = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "try:\n    print(c.execute('PRAGMA journal_mode=DELETE').fetchone()[0])\n"
+        "except sqlite3.OperationalError as error:\n    print(error)\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    reader.execute("COMMIT")
+    reader.close()
+    assert answer.stdout.strip() == "database is locked"
