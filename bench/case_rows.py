@@ -21,11 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _alternate  # bench/_alternate.py: a script's own folder is first on sys.path
 
 BENCH = Path(__file__).resolve().parent
 
@@ -91,26 +92,16 @@ def main() -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.child:
         return child(args)
-    builds = [b.split("=", 1) for b in args.build] or [["this", ""]]
+    builds = _alternate.builds(args.build)
     found: dict[str, list[dict]] = {name: [] for name, _ in builds}
-    for round_ in range(args.rounds):
-        turn = round_ % len(builds)
-        for name, path in builds[turn:] + builds[:turn]:
-            env = dict(os.environ)
-            if path:
-                env["PYTHONPATH"] = path
-            load = os.getloadavg()[0]
-            done = subprocess.run([sys.executable, __file__, "--child", "--cases", str(args.cases), "--enterprises",
-                                   str(args.enterprises), "--threads", str(args.threads), "--dir", str(args.dir)],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
-            run["load"] = load
-            found[name].append(run)
-            print(f"round {round_} {name:>6}: CPU-s {run['cpu']:.2f} wall {run['wall']:.2f} partition {run['partition']:.2f} "
-                  f"writer {run['writer']:.2f}; store {run['bytes'] / 1e6:.1f} MB, chunks {run['text'] / 1e6:.1f} M chars; "
-                  f"{run['findings']:,} findings; load {load:.1f}", flush=True)
+    arguments = [__file__, "--child", "--cases", str(args.cases), "--enterprises", str(args.enterprises),
+             "--threads", str(args.threads), "--dir", str(args.dir)]
+    for round_, name, run, load in _alternate.alternated([(name, path, lambda _: arguments) for name, path in builds], args.rounds):
+        run["load"] = load
+        found[name].append(run)
+        print(f"round {round_} {name:>6}: CPU-s {run['cpu']:.2f} wall {run['wall']:.2f} partition {run['partition']:.2f} "
+              f"writer {run['writer']:.2f}; store {run['bytes'] / 1e6:.1f} MB, chunks {run['text'] / 1e6:.1f} M chars; "
+              f"{run['findings']:,} findings; load {load:.1f}", flush=True)
     first = builds[0][0]
     for name, _ in builds:
         runs = found[name]

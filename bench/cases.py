@@ -59,6 +59,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _alternate  # bench/_alternate.py: a script's own folder is first on sys.path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -253,36 +254,22 @@ def parts(args) -> int:
     """``--part input`` of each ``--build`` (NAME=a directory put first on PYTHONPATH, where
     another build of ecorules is: a worktree's copy with its compiled modules), alternately,
     the order turned each round: min and median CPU seconds per build and their ratios."""
-    import json
-    import subprocess
-
-    builds = [b.split("=", 1) for b in args.build] or [["this", ""]]
+    builds = _alternate.builds(args.build)
     cpu: dict[str, list[float]] = {name: [] for name, _ in builds}
     thread: dict[str, list[float]] = {name: [] for name, _ in builds}
     wall: dict[str, list[float]] = {name: [] for name, _ in builds}
-    for round_ in range(args.rounds):
-        turn = round_ % len(builds)
-        for name, path in builds[turn:] + builds[:turn]:
-            env = dict(os.environ)
-            if path:
-                env["PYTHONPATH"] = path
-            load = os.getloadavg()[0]
-            done = subprocess.run([sys.executable, __file__, "--child", args.part, "--cases", str(args.cases),
-                                   "--enterprises", str(args.enterprises), "--dir", str(args.dir), "--repeats",
-                                   str(args.repeats), *(["--only", args.only] if args.only else []),
-                                   *(["--profile"] if args.profile else [])],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
-            cpu[name] += [r["cpu"] for r in run["repeats"]]
-            thread[name] += [r["thread"] for r in run["repeats"]]
-            wall[name] += [r.get("wall", float("nan")) for r in run["repeats"]]
-            cpus = " ".join(f"{r['cpu']:.2f}" for r in run["repeats"])
-            threads = " ".join(f"{r['thread']:.2f}" for r in run["repeats"])
-            walls = " ".join(f"{r.get('wall', float('nan')):.2f}" for r in run["repeats"])
-            print(f"round {round_} {name:>8}: CPU-s {cpus}, main thread {threads}, wall {walls}, "
-                  f"{run['repeats'][0]['rows']:,} rows, peak RSS {run['rss_mib']:.0f} MiB, load {load:.1f}", flush=True)
+    arguments = [__file__, "--child", args.part, "--cases", str(args.cases), "--enterprises", str(args.enterprises),
+             "--dir", str(args.dir), "--repeats", str(args.repeats), *(["--only", args.only] if args.only else []),
+             *(["--profile"] if args.profile else [])]
+    for round_, name, run, load in _alternate.alternated([(name, path, lambda _: arguments) for name, path in builds], args.rounds):
+        cpu[name] += [r["cpu"] for r in run["repeats"]]
+        thread[name] += [r["thread"] for r in run["repeats"]]
+        wall[name] += [r.get("wall", float("nan")) for r in run["repeats"]]
+        cpus = " ".join(f"{r['cpu']:.2f}" for r in run["repeats"])
+        threads = " ".join(f"{r['thread']:.2f}" for r in run["repeats"])
+        walls = " ".join(f"{r.get('wall', float('nan')):.2f}" for r in run["repeats"])
+        print(f"round {round_} {name:>8}: CPU-s {cpus}, main thread {threads}, wall {walls}, "
+              f"{run['repeats'][0]['rows']:,} rows, peak RSS {run['rss_mib']:.0f} MiB, load {load:.1f}", flush=True)
     for name, _ in builds:
         print(f"{name:>8}: CPU-s min {min(cpu[name]):.2f} median {statistics.median(cpu[name]):.2f}; main thread min "
               f"{min(thread[name]):.2f} median {statistics.median(thread[name]):.2f}; wall min {min(wall[name]):.2f} "
@@ -344,9 +331,6 @@ def child(args) -> int:
 
 
 def main() -> int:
-    import json
-    import subprocess
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000_000)
     parser.add_argument("--enterprises", type=int, default=1_000_000)
@@ -382,35 +366,30 @@ def main() -> int:
     if args.only:
         variants = [args.only]
     # with --build: every variant of every build (NAME=PYTHONPATH, as for --part), alternated
-    builds = [b.split("=", 1) for b in args.build] or [["", ""]]
+    builds = _alternate.builds(args.build, default="")
     runs_of = [(f"{variant}{f' @{name}' if name else ''}", variant, path) for name, path in builds for variant in variants]
     found: dict[str, list[dict]] = {label: [] for label, _, _ in runs_of}
     width = max(len(label) for label in found)
-    for round_ in range(args.rounds):
-        turn = round_ % len(runs_of)
-        for label, variant, path in runs_of[turn:] + runs_of[:turn]:
-            env = dict(os.environ)
-            if path:
-                env["PYTHONPATH"] = path
-            load = os.getloadavg()[0]
-            done = subprocess.run([sys.executable, __file__, "--child", variant, "--round", str(round_),
-                                   "--cases", str(args.cases), "--enterprises", str(args.enterprises),
-                                   "--threads", str(args.threads), "--dir", str(args.dir),
-                                   *(["--profile"] if args.profile else [])],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode:
-                raise SystemExit(f"{label} failed:\n{done.stderr[-3000:]}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
-            run["load"] = load
-            found[label].append(run)
-            lighter = f", {run['lighter_law']:,} cases by the lighter law" if variant == "dated versions" else ""
-            print(f"round {round_} {label:>{width}}: {run['rows_in']:,} rows in {run['seconds']:.2f} s = "
-                  f"{run['rows_in'] / run['seconds'] / 1e6:.2f} M records/s, {run['cpu']:.2f} CPU-s "
-                  f"({run['rows_in'] / run['cpu'] / 1e6:.2f} M/CPU-s), peak RSS {run['rss_mib']:.0f} MiB, "
-                  f"load {load:.1f} ({run['findings']:,} findings{lighter})", flush=True)
-            if args.steps:
-                for line in run["steps"]:
-                    print(f"    {line}")
+    variant_of = {label: variant for label, variant, _ in runs_of}
+
+    def child_of(variant: str):
+        return lambda round_: [__file__, "--child", variant, "--round", str(round_), "--cases", str(args.cases),
+                               "--enterprises", str(args.enterprises), "--threads", str(args.threads),
+                               "--dir", str(args.dir), *(["--profile"] if args.profile else [])]
+
+    alternated = _alternate.alternated([(label, path, child_of(variant)) for label, variant, path in runs_of], args.rounds)
+    for round_, label, run, load in alternated:
+        variant = variant_of[label]
+        run["load"] = load
+        found[label].append(run)
+        lighter = f", {run['lighter_law']:,} cases by the lighter law" if variant == "dated versions" else ""
+        print(f"round {round_} {label:>{width}}: {run['rows_in']:,} rows in {run['seconds']:.2f} s = "
+              f"{run['rows_in'] / run['seconds'] / 1e6:.2f} M records/s, {run['cpu']:.2f} CPU-s "
+              f"({run['rows_in'] / run['cpu'] / 1e6:.2f} M/CPU-s), peak RSS {run['rss_mib']:.0f} MiB, "
+              f"load {load:.1f} ({run['findings']:,} findings{lighter})", flush=True)
+        if args.steps:
+            for line in run["steps"]:
+                print(f"    {line}")
     rates = {name: [r["rows_in"] / r["seconds"] for r in runs] for name, runs in found.items()}
     cpu_rates = {name: [r["rows_in"] / r["cpu"] for r in runs] for name, runs in found.items()}
     for name in found:

@@ -23,11 +23,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _alternate  # bench/_alternate.py: a script's own folder is first on sys.path
 
 CHUNK_ROWS = 230_000  # ~12 MB of rows like a case slot's
 
@@ -84,23 +85,12 @@ def main() -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.child:
         return child(args)
-    builds = [b.split("=", 1) for b in args.build] or [["this", ""]]
+    builds = _alternate.builds(args.build)
     found: dict[str, list[dict]] = {name: [] for name, _ in builds}
-    for round_ in range(args.rounds):
-        turn = round_ % len(builds)
-        for name, path in builds[turn:] + builds[:turn]:
-            env = dict(os.environ)
-            if path:
-                env["PYTHONPATH"] = path
-            load = os.getloadavg()[0]
-            done = subprocess.run([sys.executable, __file__, "--child", "--megabytes", str(args.megabytes),
-                                   "--seconds", str(args.seconds), "--dir", str(args.dir)],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
-            found[name].append(run)
-            print(f"round {round_} {name:>6}: commit {run['commit']:.2f} s, run {run['wall']:.2f} s, "
+    arguments = [__file__, "--child", "--megabytes", str(args.megabytes), "--seconds", str(args.seconds), "--dir", str(args.dir)]
+    for round_, name, run, load in _alternate.alternated([(name, path, lambda _: arguments) for name, path in builds], args.rounds):
+        found[name].append(run)
+        print(f"round {round_} {name:>6}: commit {run['commit']:.2f} s, run {run['wall']:.2f} s, "
                   f"CPU-s {run['cpu']:.2f}, store {run['bytes'] / 1e6:.0f} MB, load {load:.1f}", flush=True)
     first = builds[0][0]
     for name, _ in builds:
