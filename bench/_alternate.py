@@ -8,11 +8,23 @@ is taken as each run starts, since on a shared machine it decides more than the 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
+    """The flags every such bench takes: --rounds, --dir (default: ``folder`` in the temporary
+    directory), --build (repeatable) and the children's hidden --child."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / folder)
+    parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
 def builds(specs: Sequence[str], default: str = "this") -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -83,11 +82,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2_000_000)
     parser.add_argument("--enterprises", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
-    parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    _alternate.add_arguments(parser, "ecorules-bench-cases")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.child:

@@ -24,7 +24,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -77,10 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=900)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-commit")
-    parser.add_argument("--build", action="append", default=[], help="NAME=PYTHONPATH of a build")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    _alternate.add_arguments(parser, "ecorules-bench-commit")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.child:

@@ -336,7 +336,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         groups = [[period] for period in np.flatnonzero(pairs.any(axis=1) | pairs.any(axis=0)).tolist()]
     else:
         groups = timeline.together(program, pairs)
-    unreached = _unreached(program, timeline, pairs)
+    in_force = np.array([[p.in_force(timeline.day(k)) for k in range(periods)] for p in program.compiled.policies], bool)
+    unreached = _unreached(program, in_force, pairs)
     apart = np.zeros(n, bool)  # rows scored at their decision date apart (``unreached``)
     if unreached:
         marked = np.zeros((periods, periods), bool)
@@ -347,7 +348,6 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         group_of[group] = g
     act_group, decision_group = group_of[act_period], group_of[decision_period]
     owners = _owners(program)
-    in_force = np.array([[p.in_force(timeline.day(k)) for k in range(periods)] for p in program.compiled.policies], bool)
     warnings: dict[str, None] = {}
     again: list[np.ndarray] = []  # rows a pass under several laws rejected
     done = None  # the one group's pass, made already
@@ -359,11 +359,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         if np.asarray(result.valid, bool).all() and old.adopt(result):
             warnings.update(dict.fromkeys(str(w) for w in result.warnings))
             lighter, choices = _lighter_in_place(program, old, owners, in_force, act_period, decision_period, differs)
-            for statute, (take, severity) in choices.items():
-                choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take,
-                                           severity)
-            return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices,
-                             old.dates)
+            return _judged(program, timeline, old, warnings, lighter, choices, law, decision, act_period,
+                           decision_period, differs)
         done = result  # (some row rejected: judged below as any pass under several laws)
     for g, group in enumerate(groups):
         at_act = act_group == g
@@ -410,8 +407,17 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         new.put(result, None, position_in_new[rows])
     choices = {}
     lighter = choose(program, old, new, differs, choices)
-    for statute, (take, severity) in choices.items():
-        choices[statute] = _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
+    return _judged(program, timeline, old, warnings, lighter, choices, law, decision, act_period, decision_period,
+                   differs)
+
+
+def _judged(program, timeline: Timeline, old: _Outputs, warnings: dict, lighter: np.ndarray, choices: dict,
+            law: np.ndarray, decision: np.ndarray, act_period: np.ndarray, decision_period: np.ndarray,
+            differs: np.ndarray) -> LawResult:
+    """The result of :func:`score_by_law`, each statute's choice (``choose``'s take and
+    severities) described by ``_choice``."""
+    choices = {statute: _choice(program, timeline, statute, act_period, decision_period, differs, take, severity)
+               for statute, (take, severity) in choices.items()}
     return LawResult(old.fired, old.amounts, old.sanctions, tuple(warnings), lighter, law, decision, choices, old.dates)
 
 
@@ -446,17 +452,19 @@ def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in
                      for statute in ruled}
 
 
-def _unreached(program, timeline: Timeline, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
+def _unreached(program, in_force: np.ndarray, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
     """Per (period of the law date, period of the decision date) of some row, where the
     statutes of the decision date's law include some with no version at the act: the keys of
-    their versions in force at the decision date (not applied to those rows)."""
+    their versions in force at the decision date (not applied to those rows). ``in_force``:
+    per policy (version) and period, whether it is in force there."""
     policies = program.compiled.policies
     found = {}
     for act, decided in zip(*np.nonzero(pairs), strict=True):
         if act == decided:
             continue
-        at_act = {p.id for p in policies if p.in_force(timeline.day(int(act)))}
-        keys = frozenset(p.key for p in policies if p.in_force(timeline.day(int(decided))) and p.id not in at_act)
+        at_act = {p.id for p, there in zip(policies, in_force[:, act], strict=True) if there}
+        keys = frozenset(p.key for p, there in zip(policies, in_force[:, decided], strict=True)
+                         if there and p.id not in at_act)
         if keys:
             found[(int(act), int(decided))] = keys
     return found
