@@ -86,13 +86,17 @@ ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K
 # (py-spy), and the list state 6.3 CPU-s of the commit of a 10 M-case run (bench/cases.py);
 # at 32,768, the batches narrowed to what _enter reads, 7.0 CPU-s (bench/lists.py's store of
 # 2 M entries, run 1), the peak 19 MiB higher
-ENTERED_AT_ONCE = 32_768
+ENTERED_AT_ONCE = 131_072
 ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
 # its text read a piece at a time: a whole chunk's copies took ~50 MiB (bench/lists.py)
 PIECE_ENTRIES = 32_768
 PIECE_CHARACTERS = 21 * PIECE_ENTRIES  # a piece of text: that many codes as a run writes them
 PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cases, or what is not a plain code)
+# entries (justified, or stored) split into the partitions at once, pieces of chunks or pages
+# gathered: a piece at a time, each partition's share of it was an IPC batch of ~700 rows at
+# 1.5 M justified entries (46 partitions), ~2,200 writes of ~0.27 ms; ~13 MB of columns held
+JUSTIFIED_AT_ONCE = 262_144
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
 
 
@@ -147,11 +151,11 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     # every stored entry is read (parts.add) before the first is written
     sql.begin_replacing(db, "list_state", _STATE_COLUMNS)
     with Partitions(_partition_count(db, run_id)) as parts:
-        for table in _justified_parts(db, run_id, of_slot):
+        for table in _gathered(_justified_parts(db, run_id, of_slot), JUSTIFIED_AT_ONCE):
             parts.add("justified", table)
-        for table in _stored_parts(db):
+        for table in _gathered(_stored_parts(db), JUSTIFIED_AT_ONCE):
             parts.add("stored", table)
-        for table in _chunk_parts(db):
+        for table in _gathered(_chunk_parts(db), JUSTIFIED_AT_ONCE):
             parts.add("chunked", table)
         for table in _lift_parts(db, run_id):  # a lift reaches the entries of its subject: of its partition
             parts.add("lifts", table)
@@ -337,6 +341,20 @@ def _justified_parts(db: sqlite3.Connection, run_id: int, of_slot: dict[int, tup
                             from_numbers(np.full(n, text_order, np.int64)), from_numbers(np.arange(seq, seq + n, dtype=np.int64))],
                            schema=_JUSTIFIED)
             seq += n
+
+
+def _gathered(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """``tables`` (of one schema) as tables of at least ``rows`` rows each, but the last."""
+    held: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        held.append(table)
+        count += table.num_rows
+        if count >= rows:
+            yield pa.concat_tables(held).combine_chunks()
+            held, count = [], 0
+    if held:
+        yield pa.concat_tables(held).combine_chunks()
 
 
 def _justified_of(table: pa.Table, day: str) -> pa.Table:
