@@ -85,7 +85,9 @@ ROWS_PER_PAGE = 4_096  # rows of list_state read at once (as Python tuples: 32 K
 # batches at 2 M entries, 62 partitions) a first run took 13.0 CPU-s, most of it there
 # (py-spy), and the list state 6.3 CPU-s of the commit of a 10 M-case run (bench/cases.py);
 # at 32,768, the batches narrowed to what _enter reads, 7.0 CPU-s (bench/lists.py's store of
-# 2 M entries, run 1), the peak 19 MiB higher
+# 2 M entries, run 1), the peak 19 MiB higher; at 131,072 the merge takes a quarter of the
+# steps (one per batch of every partition): 1.5 M plain entries 4.49 -> 3.53 CPU-s (the
+# 10 M-case run's lists), bench/lists.py's 2 M run 1 8.13 -> 5.37 CPU-s, its peak +59 MiB
 ENTERED_AT_ONCE = 131_072
 ENDED_ROWS_AT_ONCE = 4_096  # rows of list_state written at once for entries entered and ended by a run
 # entries of a stored chunk (up to 262,144 of a run's sanctions) made columns at once, from
