@@ -77,6 +77,7 @@ def test_dated_entries_lifts_and_expiries_alike_by_partitions_and_chunks_cut_ali
             monkeypatch.setattr(_lists, "PIECE_ENTRIES", 2)
             monkeypatch.setattr(_lists, "PIECE_VALUES", 3)
             monkeypatch.setattr(_lists, "PIECE_CHARACTERS", 30)
+            monkeypatch.setattr(_lists, "JUSTIFIED_AT_ONCE", 5)  # pieces gathered 5 entries or more at a time
         db = tmp_path / f"out-{per_partition}.sqlite"
         counts = [run_nightly(registry(tmp_path / f"r{shift}.csv", shift), db, policies=POLICIES, as_of=as_of,
                               progress=False).lists
