@@ -26,6 +26,7 @@ from ecorules.rules._kinds import WINDOW_UNITS, Rollup, Window
 
 from ._table import CaseTable
 
+
 def _values(cases: CaseTable, rollup: Rollup, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The summed / maximised values and where they are present, among ``counted``."""
     column = cases.columns[rollup.value]
