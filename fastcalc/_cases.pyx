@@ -29,6 +29,8 @@
 - ``lighter_law``: 行政处罚法 art 37's choice of the lighter later law, per statute and case,
   over the outputs of one kernel pass under several laws, and where each version's outputs
   count (``engine/cases/_law.py``).
+- ``enterprise_rollup``: a roll-up onto the enterprises of one partition, written in place
+  into the run's arrays in two passes over the partition's cases.
 - ``window_bounds``: the sort of a part's cases by (enterprise, day), a radix sort of
   (enterprise, day) keys, and per sorted case the bounds of its window among its
   enterprise's cases (a binary search within the enterprise's few cases, not within the
@@ -1126,6 +1128,65 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
     if failed:
         raise ValueError(f"a case's act code or enterprise out of range ({acts} act codes, {owners} enterprises)")
     return tuple(out_array[r, :lost].copy() for r in range(4))
+
+
+# --- enterprise_rollup --------------------------------------------------------------------
+
+cdef enum:
+    ROLLUP_COUNT = 0
+    ROLLUP_SUM = 1
+    ROLLUP_MAX = 2
+
+
+def enterprise_rollup(const int64_t[::1] enterprise, const uint8_t[::1] counted, const int64_t[::1] values,
+                      int function, int64_t empty, int64_t[::1] out, uint8_t[::1] seen):
+    """A roll-up onto the enterprises of one partition, in place: every enterprise of a case
+    row (``enterprise`` >= 0, below ``out``'s length) first takes the value of nothing counted
+    (0 for a count, ``empty`` otherwise), then the rows ``counted`` (nonzero) are counted,
+    summed or maximised (``function``: 0, 1, 2) into ``out`` at their enterprise. ``values``
+    per row (empty for a count); ``seen``: scratch of ``out``'s length, any content. Sums wrap
+    as numpy's ``add.at`` does. The enterprises of other partitions keep their values: the
+    run's arrays are written a partition at a time, where numpy allocated, filled and merged
+    arrays of every enterprise of the run per partition and roll-up (``bincount`` with its
+    ``minlength``, ``ufunc.at``, a mask of the partition's enterprises)."""
+    cdef Py_ssize_t n = enterprise.shape[0], size = out.shape[0], i
+    cdef int64_t o, v
+    cdef int bad = 0
+    if counted.shape[0] != n or (function != ROLLUP_COUNT and values.shape[0] != n):
+        raise ValueError(f"expected {n} rows of counted and values")
+    if seen.shape[0] < size or function < ROLLUP_COUNT or function > ROLLUP_MAX:
+        raise ValueError(f"seen shorter than the {size} enterprises, or function {function} unknown")
+    with nogil:
+        for i in range(n):
+            o = enterprise[i]
+            if o < 0:
+                continue
+            if o >= size:
+                bad = 1
+                break
+            out[o] = 0 if function == ROLLUP_COUNT else empty
+            seen[o] = 0
+        if not bad:
+            for i in range(n):
+                if not counted[i]:
+                    continue
+                o = enterprise[i]
+                if o < 0:
+                    bad = 1
+                    break
+                if function == ROLLUP_COUNT:
+                    out[o] += 1
+                    continue
+                v = values[i]
+                if not seen[o]:
+                    seen[o] = 1
+                    out[o] = v
+                elif function == ROLLUP_SUM:
+                    out[o] = <int64_t>(<uint64_t>out[o] + <uint64_t>v)
+                elif v > out[o]:
+                    out[o] = v
+    if bad:
+        raise ValueError(f"a case's enterprise out of range 0..{size - 1}, or a counted case of none")
 
 
 # --- window_bounds ------------------------------------------------------------------------

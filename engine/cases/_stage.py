@@ -215,6 +215,9 @@ class CaseStage:
         # (registry, options, link fact, wanted usccs, columns) giving the kept rows of the
         # registry's pieces in its order (_enterprises.kept_rows), read on the workers
         self.enterprise_rows = None
+        # (``run``) the run's roll-ups onto the enterprises, each partition writing its own
+        # enterprises' (None: a partition's are made apart, as a cluster's parts are)
+        self._rollups: dict[str, np.ndarray] | None = None
 
     def _listed(self) -> tuple[list, list[str]]:
         """The case table's files, and what the run's summary must say of the listing (as for
@@ -275,27 +278,21 @@ class CaseStage:
                 sink.begin(run)
                 if self._spilled is not None and hasattr(sink, "spilled"):
                     sink.spilled(self._spilled)  # (the memory of earlier runs into its buckets: _remembered.py)
-            rollups: dict[str, np.ndarray] = {}
+            # an enterprise's cases are all in one partition: its roll-ups are that partition's,
+            # written into the run's arrays by each partition (onto_enterprises' ``into``)
+            self._rollups = {}
             for buckets, cases in tables:
                 results = self._partition(cases, side, None if buckets is None else np.isin(side_bucket, buckets))
                 run.add(results)
                 if sink is not None:
                     sink.partition(results, buckets)
-                # an enterprise's cases are all in one partition: its roll-ups are that partition's
-                # (a mask, not np.unique: a hash of a partition's rows, for nothing)
-                owners = np.zeros(side.n, bool)
-                owners[cases.enterprise[cases.enterprise >= 0]] = True
-                for name, values in side.rollups.items():
-                    if name not in rollups:
-                        rollups[name] = values
-                    else:
-                        rollups[name][owners] = values[owners]
                 del results, cases
-            side.rollups = rollups
+            side.rollups = self._rollups
             return run
         finally:
             tables.close()
             self._spilled = None
+            self._rollups = None
 
     def _tables(self):
         """First (the distinct enterprise keys of the table, the run), then the table's
@@ -395,7 +392,9 @@ class CaseStage:
         check are collected in ``_failed_checks``), then one act one fine."""
         plan = self.plan
         where = self._where(cases, side)
-        side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where, self.as_of)
+        side.rollups = onto_enterprises(plan.onto_parent, cases, side.n, where, self.as_of, self._rollups)
+        if self._rollups is not None:
+            self._rollups.update(side.rollups)
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
         # what looks across cases looks within an enterprise: done a part at a time (_parts.py)
         parts, count = by_enterprise(cases.enterprise[results.scored])

@@ -69,6 +69,9 @@ class CaseTable:
     uscc_distinct: pa.Array | None = None
     uscc_code: np.ndarray | None = None
     enterprise: np.ndarray | None = None  # int64 index into the enterprise side table, -1: none
+    # int64 per code of ``uscc_distinct``: its enterprise's index (``enterprise`` is this at
+    # ``uscc_code``), -1: none; what the roll-ups onto the enterprises number them by (_rollups.py)
+    code_enterprise: np.ndarray | None = None
     # how each file was read (Registry.described) and what the reading must tell the summary
     # (a line whose encoding disagrees with its file's), as for the registry
     described: list[dict[str, str]] = field(default_factory=list)
@@ -419,6 +422,7 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
     coded = cases.uscc_code >= 0  # an empty uscc has no code (its row is rejected already)
     index[coded] = per_key[cases.uscc_code[coded]]
     cases.enterprise = index
+    cases.code_enterprise = per_key
     unknown = np.flatnonzero((index < 0) & cases.valid)
     if unknown.size:
         values = cases.uscc.take(pa.array(unknown)).to_pylist()

@@ -235,3 +235,60 @@ def test_superseded_texts_refuses_a_row_not_fired_or_given_twice():
         superseded_texts(fired, np.array([2, 2], np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64), *buffers)
     with pytest.raises(ValueError, match="out of range"):
         superseded_texts(fired, np.array([0], np.int64), one, np.array([3], np.int64), *buffers)
+
+
+def _rollup_by_numpy(function: str, enterprise, counted, values, empty, n):
+    """onto_enterprises as it was: bincount, ufunc.at, the empty value where none counted."""
+    if function == "count":
+        return np.bincount(enterprise[counted], minlength=n).astype(np.int64)
+    rows = np.flatnonzero(counted)
+    owners = enterprise[rows]
+    out = np.zeros(n, np.int64) if function == "sum" else np.full(n, np.iinfo(np.int64).min, np.int64)
+    (np.add if function == "sum" else np.maximum).at(out, owners, values[rows])
+    out[np.bincount(owners, minlength=n) == 0] = empty
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("function", ["count", "sum", "max"])
+def test_enterprise_rollup_writes_a_partition_s_enterprises_as_numpy_computes_them(seed, function):
+    """Each partition's roll-up written into the run's array leaves the whole array as the
+    numpy reduction over each partition apart, put together: the enterprises of a partition
+    (any case row of theirs, counted or not) take that partition's values, the others keep
+    theirs. Values near the int64 limits: the sums wrap as numpy's do, the maxima are exact."""
+    from ecorules.fastcalc._cases import enterprise_rollup
+
+    rng = np.random.default_rng(seed)
+    n, empty = 300, -7
+    partition_of = rng.integers(0, 3, n)  # each enterprise's cases in one partition
+    out = np.full(n, 0 if function == "count" else empty, np.int64)
+    want = out.copy()
+    seen = np.full(n, 0xAB, np.uint8)  # scratch of any content
+    for p in range(3):
+        mine = np.flatnonzero(partition_of == p)
+        rows = 2000
+        enterprise = rng.choice(mine, rows).astype(np.int64)
+        enterprise[rng.random(rows) < 0.05] = -1  # not linked: never counted
+        counted = (rng.random(rows) < 0.6) & (enterprise >= 0)
+        values = rng.integers(-(1 << 62), 1 << 62, rows, dtype=np.int64) * rng.integers(1, 4, rows)
+        if seed == 3:
+            values = rng.integers(-50, 50, rows, dtype=np.int64)
+        enterprise_rollup(enterprise, counted.view(np.uint8), values if function != "count" else np.zeros(0, np.int64),
+                          {"count": 0, "sum": 1, "max": 2}[function], empty, out, seen)
+        with np.errstate(over="ignore"):
+            part = _rollup_by_numpy(function, np.where(enterprise >= 0, enterprise, 0), counted, values, empty, n)
+        touched = np.zeros(n, bool)
+        touched[enterprise[enterprise >= 0]] = True
+        want[touched] = part[touched]
+        assert out.tolist() == want.tolist()
+    assert (want != (0 if function == "count" else empty)).any()
+
+
+def test_enterprise_rollup_refuses_an_enterprise_out_of_range():
+    from ecorules.fastcalc._cases import enterprise_rollup
+
+    out, seen = np.zeros(4, np.int64), np.zeros(4, np.uint8)
+    with pytest.raises(ValueError, match="out of range"):
+        enterprise_rollup(np.array([0, 4], np.int64), np.ones(2, np.uint8), np.zeros(0, np.int64), 0, 0, out, seen)
+    with pytest.raises(ValueError, match="out of range"):  # a counted case of no enterprise
+        enterprise_rollup(np.array([0, -1], np.int64), np.ones(2, np.uint8), np.zeros(0, np.int64), 0, 0, out, seen)
