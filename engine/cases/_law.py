@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-import pyarrow as pa
 from ecorules.fastcalc._cases import lighter_law
 from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
-from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 from ecorules.rules._workdays import calendar_failures, outside_calls
@@ -231,25 +229,33 @@ class LawResult:
     # int64 (n_dates, rows): list entries' from:/until: and lifts' from:, of the chosen law
     dates: np.ndarray | None = None
     # per statute: its LIGHTER rows (ascending), the distinct figures of their notes and each
-    # row's index among them; per version: the texts of those figures (finding_notes)
+    # row's index among them; per version: each distinct figures' note (an index into its
+    # distinct texts) and those texts (finding_notes)
     _figures: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    _texts: dict[str, pa.Array] = field(default_factory=dict, repr=False)
+    _texts: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
-    def finding_notes(self, policy_key: str, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str], pa.Array]:
-        """The notes of the findings of version ``policy_key`` at rows ``rows``
-        (``_law_notes``): the outcome code per row, the one text of the SAME and of the KEPT
-        rows, and the own text of each LIGHTER row (in row order), with its figures. A
-        text is written once per distinct (figures, version at the act), not once per row:
-        the lighter rows of a statute change are many, their figures few; and the distinct
-        figures are found once per statute, not once per finding slot (a sort of every
-        lighter row's seven figures, 40 ms a slot at a million cases)."""
+    def finding_notes(self, policy_key: str, rows: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        """The findings of version ``policy_key`` at rows ``rows`` in groups of one law note
+        (``_law_notes``): (their positions in ``rows``, ascending; the note), the SAME rows,
+        the KEPT rows, then the LIGHTER rows by the text of their note. A 从轻 note holds the
+        case's figures, but a statute change's lighter rows are many and their figures few
+        (16 notes among 13,000 lighter cases at 200,000 cases, bench/cases.py --dated): each
+        group's note is written once per chunk (the findings view reads the chunk's note
+        where a row has none of its own), not in every row, where its ~90 bytes made the
+        chunk's JSON non-ASCII, decoded whole on the store writer's thread and encoded again
+        for SQLite. The distinct figures are found once per statute, not once per finding
+        slot (a sort of every lighter row's seven figures, 40 ms a slot at a million cases)."""
         statute = policy_key.rsplit("@", 1)[0]
         choice = self.choices[statute]
         codes = choice.code[rows]
-        shared = {law_notes.SAME: law_notes.same_law(policy_key), law_notes.KEPT: law_notes.kept(policy_key)}
-        lighter = rows[codes == law_notes.LIGHTER]
+        groups = []
+        for code, note in ((law_notes.SAME, law_notes.same_law), (law_notes.KEPT, law_notes.kept)):
+            at = np.flatnonzero(codes == code)
+            if at.size:
+                groups.append((at, note(policy_key)))
+        lighter = np.flatnonzero(codes == law_notes.LIGHTER)
         if not lighter.size:
-            return codes, shared, strings([])
+            return groups
         if statute not in self._figures:
             every = np.flatnonzero(choice.code == law_notes.LIGHTER)
             among = np.searchsorted(choice.differs, every)  # a LIGHTER row is one of ``differs``
@@ -259,11 +265,19 @@ class LawResult:
             self._figures[statute] = (every, distinct, which)
         every, distinct, which = self._figures[statute]
         if policy_key not in self._texts:
-            # per distinct row: the new figures, the old ones, the period of the law date
-            self._texts[policy_key] = strings([
-                law_notes.lighter(policy_key, _in_yuan(f[0:3], choice.in_fen), choice.keys[f[6]],
-                                  _in_yuan(f[3:6], choice.in_fen)) for f in distinct.tolist()])
-        return codes, shared, self._texts[policy_key].take(from_numbers(which[np.searchsorted(every, lighter)]))
+            # per distinct row: the new figures, the old ones, the period of the law date; two
+            # rows may read alike (a note names the first figure that differs): one text
+            written = [law_notes.lighter(policy_key, _in_yuan(f[0:3], choice.in_fen), choice.keys[f[6]],
+                                         _in_yuan(f[3:6], choice.in_fen)) for f in distinct.tolist()]
+            texts = list(dict.fromkeys(written))
+            number = {text: k for k, text in enumerate(texts)}
+            self._texts[policy_key] = (np.array([number[text] for text in written], np.int64), texts)
+        text_of, texts = self._texts[policy_key]
+        note = text_of[which[np.searchsorted(every, rows[lighter])]]
+        order = np.argsort(note, kind="stable")  # (stable: each group's rows stay ascending)
+        for part in np.split(order, np.flatnonzero(np.diff(note[order])) + 1):
+            groups.append((lighter[part], texts[int(note[part[0]])]))
+        return groups
 
 
 def distinct_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
