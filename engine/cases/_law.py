@@ -61,7 +61,7 @@ class Timeline:
 
     def period(self, days: np.ndarray) -> np.ndarray:
         """The period of each day: 0 before the first change, k from the k-th change on."""
-        return np.searchsorted(self.cuts, days, side="right").astype(np.int64)
+        return np.searchsorted(self.cuts, days, side="right").astype(np.int64, copy=False)
 
     def day(self, period: int) -> dt.date:
         """A day of ``period``, on which the law is the same as on every other day of it."""
@@ -341,9 +341,6 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     act_period, decision_period = timeline.period(law), timeline.period(decision)
     old = _Outputs.empty(program, n)
     differs = np.flatnonzero(act_period != decision_period)
-    new = _Outputs.empty(program, differs.size)
-    position_in_new = np.full(n, -1, np.int64)
-    position_in_new[differs] = np.arange(differs.size)
     periods = timeline.cuts.size + 1
     pairs = np.bincount(act_period * periods + decision_period, minlength=periods * periods).reshape(periods, periods)
     if score_together is None:
@@ -357,13 +354,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         marked = np.zeros((periods, periods), bool)
         marked[tuple(np.array(list(unreached)).T)] = True
         apart[differs] = marked[act_period[differs], decision_period[differs]]
-    group_of = np.full(periods, -1, np.int64)
-    for g, group in enumerate(groups):
-        group_of[group] = g
-    act_group, decision_group = group_of[act_period], group_of[decision_period]
     owners = _owners(program)
     warnings: dict[str, None] = {}
-    again: list[np.ndarray] = []  # rows a pass under several laws rejected
     done = None  # the one group's pass, made already
     if len(groups) == 1 and len(groups[0]) > 1 and not unreached:
         # every row's two dates in one group of periods: one pass, and where it rejects no
@@ -376,6 +368,15 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
             return _judged(program, timeline, old, warnings, lighter, choices, law, decision, act_period,
                            decision_period, differs)
         done = result  # (some row rejected: judged below as any pass under several laws)
+    # (below the one pass, which reads none of them: ~10 ms a million cases)
+    new = _Outputs.empty(program, differs.size)
+    position_in_new = np.full(n, -1, np.int64)
+    position_in_new[differs] = np.arange(differs.size)
+    group_of = np.full(periods, -1, np.int64)
+    for g, group in enumerate(groups):
+        group_of[group] = g
+    act_group, decision_group = group_of[act_period], group_of[decision_period]
+    again: list[np.ndarray] = []  # rows a pass under several laws rejected
     for g, group in enumerate(groups):
         at_act = act_group == g
         at_decision = np.zeros(n, bool)
@@ -526,10 +527,11 @@ def _choice(program, timeline: Timeline, statute: str, act_period, decision_peri
     same_as = np.array([[a == b and isinstance(a, tuple) for b in signatures] for a in signatures], bool)
     # a row whose two dates fall in one period reads the table's diagonal (a 1-D lookup); only
     # the rows ``differs`` are looked up in the whole table
-    code = np.where(np.diagonal(same_as)[act_period], law_notes.SAME, law_notes.KEPT).astype(np.int8)
+    # (the codes looked up as int8 in the small table: no int64 array of the rows' size, then cast)
+    outcome = np.where(same_as, law_notes.SAME, law_notes.KEPT).astype(np.int8)
+    code = np.diagonal(outcome)[act_period]
     if differs.size:
-        code[differs] = np.where(same_as[act_period[differs], decision_period[differs]], law_notes.SAME,
-                                 law_notes.KEPT)
+        code[differs] = outcome[act_period[differs], decision_period[differs]]
         code[differs[take]] = law_notes.LIGHTER
     units = finding_units(program)
     in_fen = any(units[k] != 1 for k, slot in enumerate(program.findings) if slot.policy_key.rsplit("@", 1)[0] == statute)
