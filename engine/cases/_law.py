@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-import pyarrow as pa
 from ecorules.fastcalc._cases import lighter_law
 from ecorules.rules import FindingKind, Kind, ParameterNotSetError, evaluate
 from ecorules.rules import _ast as ast
-from ecorules.rules._arrow import from_numbers, strings
 from ecorules.rules._types import EPOCH, days_to_date
 from ecorules.rules._types import date_to_days as _days
 from ecorules.rules._workdays import calendar_failures, outside_calls
@@ -63,7 +61,7 @@ class Timeline:
 
     def period(self, days: np.ndarray) -> np.ndarray:
         """The period of each day: 0 before the first change, k from the k-th change on."""
-        return np.searchsorted(self.cuts, days, side="right").astype(np.int64)
+        return np.searchsorted(self.cuts, days, side="right").astype(np.int64, copy=False)
 
     def day(self, period: int) -> dt.date:
         """A day of ``period``, on which the law is the same as on every other day of it."""
@@ -231,25 +229,33 @@ class LawResult:
     # int64 (n_dates, rows): list entries' from:/until: and lifts' from:, of the chosen law
     dates: np.ndarray | None = None
     # per statute: its LIGHTER rows (ascending), the distinct figures of their notes and each
-    # row's index among them; per version: the texts of those figures (finding_notes)
+    # row's index among them; per version: each distinct figures' note (an index into its
+    # distinct texts) and those texts (finding_notes)
     _figures: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    _texts: dict[str, pa.Array] = field(default_factory=dict, repr=False)
+    _texts: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict, repr=False)
 
-    def finding_notes(self, policy_key: str, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str], pa.Array]:
-        """The notes of the findings of version ``policy_key`` at rows ``rows``
-        (``_law_notes``): the outcome code per row, the one text of the SAME and of the KEPT
-        rows, and the own text of each LIGHTER row (in row order), with its figures. A
-        text is written once per distinct (figures, version at the act), not once per row:
-        the lighter rows of a statute change are many, their figures few; and the distinct
-        figures are found once per statute, not once per finding slot (a sort of every
-        lighter row's seven figures, 40 ms a slot at a million cases)."""
+    def finding_notes(self, policy_key: str, rows: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        """The findings of version ``policy_key`` at rows ``rows`` in groups of one law note
+        (``_law_notes``): (their positions in ``rows``, ascending; the note), the SAME rows,
+        the KEPT rows, then the LIGHTER rows by the text of their note. A 从轻 note holds the
+        case's figures, but a statute change's lighter rows are many and their figures few
+        (16 notes among 13,000 lighter cases at 200,000 cases, bench/cases.py --dated): each
+        group's note is written once per chunk (the findings view reads the chunk's note
+        where a row has none of its own), not in every row, where its ~90 bytes made the
+        chunk's JSON non-ASCII, decoded whole on the store writer's thread and encoded again
+        for SQLite. The distinct figures are found once per statute, not once per finding
+        slot (a sort of every lighter row's seven figures, 40 ms a slot at a million cases)."""
         statute = policy_key.rsplit("@", 1)[0]
         choice = self.choices[statute]
         codes = choice.code[rows]
-        shared = {law_notes.SAME: law_notes.same_law(policy_key), law_notes.KEPT: law_notes.kept(policy_key)}
-        lighter = rows[codes == law_notes.LIGHTER]
+        groups = []
+        for code, note in ((law_notes.SAME, law_notes.same_law), (law_notes.KEPT, law_notes.kept)):
+            at = np.flatnonzero(codes == code)
+            if at.size:
+                groups.append((at, note(policy_key)))
+        lighter = np.flatnonzero(codes == law_notes.LIGHTER)
         if not lighter.size:
-            return codes, shared, strings([])
+            return groups
         if statute not in self._figures:
             every = np.flatnonzero(choice.code == law_notes.LIGHTER)
             among = np.searchsorted(choice.differs, every)  # a LIGHTER row is one of ``differs``
@@ -259,11 +265,19 @@ class LawResult:
             self._figures[statute] = (every, distinct, which)
         every, distinct, which = self._figures[statute]
         if policy_key not in self._texts:
-            # per distinct row: the new figures, the old ones, the period of the law date
-            self._texts[policy_key] = strings([
-                law_notes.lighter(policy_key, _in_yuan(f[0:3], choice.in_fen), choice.keys[f[6]],
-                                  _in_yuan(f[3:6], choice.in_fen)) for f in distinct.tolist()])
-        return codes, shared, self._texts[policy_key].take(from_numbers(which[np.searchsorted(every, lighter)]))
+            # per distinct row: the new figures, the old ones, the period of the law date; two
+            # rows may read alike (a note names the first figure that differs): one text
+            written = [law_notes.lighter(policy_key, _in_yuan(f[0:3], choice.in_fen), choice.keys[f[6]],
+                                         _in_yuan(f[3:6], choice.in_fen)) for f in distinct.tolist()]
+            texts = list(dict.fromkeys(written))
+            number = {text: k for k, text in enumerate(texts)}
+            self._texts[policy_key] = (np.array([number[text] for text in written], np.int64), texts)
+        text_of, texts = self._texts[policy_key]
+        note = text_of[which[np.searchsorted(every, rows[lighter])]]
+        order = np.argsort(note, kind="stable")  # (stable: each group's rows stay ascending)
+        for part in np.split(order, np.flatnonzero(np.diff(note[order])) + 1):
+            groups.append((lighter[part], texts[int(note[part[0]])]))
+        return groups
 
 
 def distinct_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,9 +341,6 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
     act_period, decision_period = timeline.period(law), timeline.period(decision)
     old = _Outputs.empty(program, n)
     differs = np.flatnonzero(act_period != decision_period)
-    new = _Outputs.empty(program, differs.size)
-    position_in_new = np.full(n, -1, np.int64)
-    position_in_new[differs] = np.arange(differs.size)
     periods = timeline.cuts.size + 1
     pairs = np.bincount(act_period * periods + decision_period, minlength=periods * periods).reshape(periods, periods)
     if score_together is None:
@@ -343,13 +354,8 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
         marked = np.zeros((periods, periods), bool)
         marked[tuple(np.array(list(unreached)).T)] = True
         apart[differs] = marked[act_period[differs], decision_period[differs]]
-    group_of = np.full(periods, -1, np.int64)
-    for g, group in enumerate(groups):
-        group_of[group] = g
-    act_group, decision_group = group_of[act_period], group_of[decision_period]
     owners = _owners(program)
     warnings: dict[str, None] = {}
-    again: list[np.ndarray] = []  # rows a pass under several laws rejected
     done = None  # the one group's pass, made already
     if len(groups) == 1 and len(groups[0]) > 1 and not unreached:
         # every row's two dates in one group of periods: one pass, and where it rejects no
@@ -362,6 +368,15 @@ def score_by_law(program, timeline: Timeline, law: np.ndarray, decision: np.ndar
             return _judged(program, timeline, old, warnings, lighter, choices, law, decision, act_period,
                            decision_period, differs)
         done = result  # (some row rejected: judged below as any pass under several laws)
+    # (below the one pass, which reads none of them: ~10 ms a million cases)
+    new = _Outputs.empty(program, differs.size)
+    position_in_new = np.full(n, -1, np.int64)
+    position_in_new[differs] = np.arange(differs.size)
+    group_of = np.full(periods, -1, np.int64)
+    for g, group in enumerate(groups):
+        group_of[group] = g
+    act_group, decision_group = group_of[act_period], group_of[decision_period]
+    again: list[np.ndarray] = []  # rows a pass under several laws rejected
     for g, group in enumerate(groups):
         at_act = act_group == g
         at_decision = np.zeros(n, bool)
@@ -512,10 +527,11 @@ def _choice(program, timeline: Timeline, statute: str, act_period, decision_peri
     same_as = np.array([[a == b and isinstance(a, tuple) for b in signatures] for a in signatures], bool)
     # a row whose two dates fall in one period reads the table's diagonal (a 1-D lookup); only
     # the rows ``differs`` are looked up in the whole table
-    code = np.where(np.diagonal(same_as)[act_period], law_notes.SAME, law_notes.KEPT).astype(np.int8)
+    # (the codes looked up as int8 in the small table: no int64 array of the rows' size, then cast)
+    outcome = np.where(same_as, law_notes.SAME, law_notes.KEPT).astype(np.int8)
+    code = np.diagonal(outcome)[act_period]
     if differs.size:
-        code[differs] = np.where(same_as[act_period[differs], decision_period[differs]], law_notes.SAME,
-                                 law_notes.KEPT)
+        code[differs] = outcome[act_period[differs], decision_period[differs]]
         code[differs[take]] = law_notes.LIGHTER
     units = finding_units(program)
     in_fen = any(units[k] != 1 for k, slot in enumerate(program.findings) if slot.policy_key.rsplit("@", 1)[0] == statute)

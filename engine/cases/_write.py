@@ -42,7 +42,6 @@ from ecorules.rules._arrow import (
 )
 from ecorules.rules._choices import resolve
 
-from .. import _law_notes as law_notes
 from .. import store
 from .._chunk_rows import finding_rows, scan_texts
 from .._chunks import CHUNK_ROWS, lift_rows, sanction_chunk, sanction_slot_rows
@@ -352,17 +351,13 @@ def _factor_chunk(run_id: int, slot: int, members: list[tuple], keys: pa.Array, 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):
     """The fired rows of a finding slot in groups by their law note (行政处罚法 art 37):
-    (positions in ``picked`` or None for all, the chunk's note, the rows' own notes or None).
-    From the law at the act (从旧) one note per group; from the lighter later law (从轻) a
-    note per row, with its figures. No note where the kind has no dates of the law."""
+    (positions in ``picked`` or None for all, the chunk's note, None: no row carries a note
+    of its own). From the law at the act (从旧) one note per group; from the lighter later
+    law (从轻) one per distinct note, its figures in it (``LawResult.finding_notes``). No
+    note where the kind has no dates of the law."""
     if not getattr(result, "choices", None):
         return [(None, None, None)]
-    codes, shared, own = result.finding_notes(policy_key, picked)
-    groups = []
-    for code in (law_notes.SAME, law_notes.KEPT, law_notes.LIGHTER):
-        rows = np.flatnonzero(codes == code)
-        if rows.size:
-            groups.append((rows, None, own) if code == law_notes.LIGHTER else (rows, shared[code], None))
+    groups = [(rows, note, None) for rows, note in result.finding_notes(policy_key, picked)]
     if len(groups) == 1 and groups[0][0].size == picked.size:  # one group, most often: no copies
         groups[0] = (None, *groups[0][1:])
     return groups

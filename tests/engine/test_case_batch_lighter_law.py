@@ -349,3 +349,19 @@ def test_the_shipped_2008_and_2017_water_laws_in_the_batch_as_in_the_library(tmp
     imposed = Counter(key[2] for key in case_findings.elements() if key[5] == "imposed" and key[3].startswith("art"))
     assert imposed["prc.water_pollution_fines@2008"] > 30 and imposed["prc.water_pollution_fines@2017"] > 30
     assert notes["prc.water_pollution_fines: 从轻"] > 10 and notes["prc.water_pollution_fines: 从旧"] > 30
+
+
+def test_a_lighter_law_note_is_written_once_per_chunk_not_in_each_finding(world):
+    # a 从轻 note names the case's figures, but the figures of a statute change are few: the
+    # findings of one note share a chunk and the chunk's law_note (the findings view reads it
+    # where a row has no note of its own), so no finding row carries its note's text
+    db, run = world["db"], world["summary"].run_id
+    own = db.execute("SELECT count(*) FROM finding_chunks c JOIN finding_slots s USING (run_id, slot), "
+                     "json_each(c.rows) e WHERE c.run_id = ? AND s.layout = 14 AND e.value ->> 9 IS NOT NULL",
+                     (run,)).fetchone()[0]
+    lighter = db.execute("SELECT count(*), count(DISTINCT law_note) FROM findings WHERE run_id = ? "
+                         "AND law_note LIKE '从轻%'", (run,)).fetchone()
+    chunks = db.execute("SELECT count(*) FROM finding_chunks WHERE run_id = ? AND law_note LIKE '从轻%'",
+                        (run,)).fetchone()[0]
+    assert own == 0
+    assert lighter[0] > 20 and 1 < lighter[1] <= chunks < lighter[0]

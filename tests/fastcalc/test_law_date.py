@@ -105,3 +105,81 @@ def test_days_on_which_a_version_takes_other_values_are_refused(policies):
         program.score(TABLE, as_of=AS_OF, law_date=(dt.date(2019, 6, 1), dt.date(2021, 6, 1)))
     with pytest.raises(ValueError, match="law_date"):
         program.score(TABLE, as_of=AS_OF, law_date=())
+
+
+# two versions of a statute: ``kept`` alike in both (its citation aside), ``amended`` reading a
+# parameter whose value the amendment changed, ``listed`` making a list entry
+SHARED = """policy:
+  id: test.shared_law
+  title: 测试
+  authority: 测试
+  document: 测试法({version})
+  version: "{version}"
+  effective: {effective}
+{expires}  domain: case
+lists:
+  watch: {{title: 测试}}
+parameters:
+  floor:
+    type: integer
+    values:
+      - {{from: {effective}, value: 1000, reference: 测试}}
+  rate:
+    type: integer
+    values:
+      - {{from: {effective}, value: {rate}, reference: 测试}}
+rules:
+  - id: kept
+    title: 测试
+    citation: {{document: 测试法({version}), article: 第一条, text: 测试}}
+    when: act == 'over_standard' and pollutant_fee_yuan >= floor
+    findings:
+      - {{kind: fine, amount: "pollutant_fee_yuan * 2", payer: enterprise}}
+  - id: amended
+    title: 测试
+    citation: {{document: 测试法({version}), article: 第二条, text: 测试}}
+    when: act == 'over_standard'
+    findings:
+      - {{kind: fee, amount: "pollutant_fee_yuan * rate", payer: enterprise}}
+  - id: listed
+    title: 测试
+    citation: {{document: 测试法({version}), article: 第三条, text: 测试}}
+    when: pollutant_fee_yuan >= floor
+    sanctions:
+      - {{list: watch, reason: 测试}}
+"""
+
+
+def test_a_rule_two_versions_hold_alike_runs_once_and_gives_both_their_outputs(tmp_path):
+    for name in ("cases.yaml", "enterprises.yaml"):
+        (tmp_path / name).write_text((DATA / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "old.yaml").write_text(SHARED.format(version="2010", effective="2010-01-01", rate=3,
+                                                     expires="  expires: 2020-01-01\n"), encoding="utf-8")
+    (tmp_path / "new.yaml").write_text(SHARED.format(version="2020", effective="2020-01-01", rate=2, expires=""),
+                                       encoding="utf-8")
+    program = compile_program(load_policies(tmp_path), domain="case")
+    rng = np.random.default_rng(5)
+    rows = 5000
+    table = {"case_id": [f"c{k}" for k in range(rows)], "uscc": ["91410100123456788Y"] * rows,
+             "act": rng.choice(["over_standard", "other"], rows).tolist(), "act_date": ["2019-06-01"] * rows,
+             "pollutant_fee_yuan": rng.integers(0, 3000, rows).tolist()}
+    days = (dt.date(2015, 1, 1), dt.date(2021, 1, 1))
+    enabled, envs, _warnings = program._enabled_on(AS_OF, days)
+    # only ``kept`` is shared: ``amended`` reads another rate, ``listed`` makes list entries
+    assert [{program.rules[off], program.rules[on]} for off, on in program._shared(enabled, envs)] == [
+        {("test.shared_law@2020", "kept"), ("test.shared_law@2010", "kept")}]
+    together = program.score(table, as_of=AS_OF, law_date=days)
+    for day in days:
+        alone = program.score(table, as_of=AS_OF, law_date=day)
+        mine = {p.key for p in program.policies if p.in_force(day)}
+        for r, slot in enumerate(program.rules):
+            if slot.policy_key in mine:
+                assert together.fired[r].tolist() == alone.fired[r].tolist()
+        for k, slot in enumerate(program.findings):
+            if slot.policy_key in mine:
+                assert together.amounts[k].tolist() == alone.amounts[k].tolist()
+        for s, slot in enumerate(program.sanctions):
+            if slot.policy_key in mine:
+                assert together.sanctions[s].tolist() == alone.sanctions[s].tolist()
+    off = program._shared(enabled, envs)[0][0]  # (the rule not run, its outputs copied)
+    assert 1000 < np.asarray(together.fired[off]).sum() < rows
