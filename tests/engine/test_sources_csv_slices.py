@@ -16,7 +16,11 @@ import pytest
 from ecorules.engine import _sources
 from ecorules.engine._sources import Registry
 from ecorules.engine.sources import _csv_slices
-from ecorules.engine.sources._utf8 import malformed_lines_mended, private_use_bytes, private_use_leads
+from ecorules.engine.sources._utf8 import (
+    malformed_lines_mended,
+    private_use_bytes,
+    private_use_leads,
+)
 from test_sources import GOOD, HEADER, resolver
 
 SERIAL = 1 << 40  # a slice size no file reaches: the file is read serially
