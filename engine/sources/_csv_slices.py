@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from ecorules.rules._arrow import string_buffers
 
-from ._utf8 import private_use_bytes, private_use_restored
+from ._utf8 import malformed_lines_mended, private_use_bytes, private_use_restored
 
 SLICE_BYTES = 4 << 20  # large enough that a slice's fixed cost is small, small for memory
 IN_FLIGHT = 3  # slices read or being parsed at once: memory stays a few slices
@@ -122,11 +122,31 @@ def _decoded(data: memoryview, options: Callable) -> tuple[pa.Table, list[tuple[
     return _bytes_restored(table), malformed
 
 
-def _parse(data: memoryview, sentinel: str | None, options: Callable, seen: threading.Event) -> ParsedSlice:
+def _mended(data: memoryview, options: Callable, separator: str, fields: int
+            ) -> tuple[pa.Table, list[tuple[int, str, int]]] | None:
+    """The slice read with only its malformed lines' undecodable bytes as private-use
+    characters (:func:`malformed_lines_mended`): what pyarrow fails on, and the only lines whose
+    text it decodes; every row keeps its bytes as a passed-through read holds them, so nothing
+    is restored afterwards. None where the lines' fields cannot be counted (a quote, a lone CR)
+    or pyarrow still fails: the caller reads the slice decoded whole (:func:`_decoded`)."""
+    if len(separator) != 1 or ord(separator) >= 0x80:
+        return None
+    known, text = malformed_lines_mended(data, ord(separator), fields)
+    if not known:
+        return None
+    try:
+        return _read(data if text is None else text, options)
+    except pa.ArrowInvalid:
+        return None
+
+
+def _parse(data: memoryview, sentinel: str | None, options: Callable, seen: threading.Event,
+           separator: str = ",", fields: int = 0) -> ParsedSlice:
     """One slice. ``seen``: a slice of the file had a malformed line that did not decode; once
-    one had, a slice with an undecodable byte is read decoded at once rather than after
-    pyarrow has parsed it up to such a line (a 1% bad registry has one in every slice)."""
-    read = _decoded(data, options) if seen.is_set() else None
+    one had, the malformed lines of a slice are mended before it is parsed (:func:`_mended`),
+    rather than pyarrow parsing it up to such a line (a 1% bad registry has one in every
+    slice), else the slice is read decoded whole."""
+    read = (_mended(data, options, separator, fields) or _decoded(data, options)) if seen.is_set() else None
     if read is None:
         try:
             read = _read(data, options)
@@ -199,7 +219,8 @@ def parsed_slices(path: Path, columns: int, delimiter: str, options: Callable, *
             # Row numbers need the rows of the slices before; a slice's count is known when
             # it is parsed, so each slice is parsed with local numbers offset afterwards.
             for buffer, data, last in _slices(path, slice_bytes, sentinel, spare):
-                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options, seen), buffer))
+                pending.append((pool.submit(_parse, data, None if last else sentinel_text, options, seen,
+                                                   delimiter, columns), buffer))
                 while len(pending) >= IN_FLIGHT:
                     rows_before = yield from _deliver(pending, spare, rows_before)
             while pending:

@@ -16,7 +16,11 @@ import pytest
 from ecorules.engine import _sources
 from ecorules.engine._sources import Registry
 from ecorules.engine.sources import _csv_slices
-from ecorules.engine.sources._utf8 import private_use_bytes, private_use_leads
+from ecorules.engine.sources._utf8 import (
+    malformed_lines_mended,
+    private_use_bytes,
+    private_use_leads,
+)
 from test_sources import GOOD, HEADER, resolver
 
 SERIAL = 1 << 40  # a slice size no file reaches: the file is read serially
@@ -311,3 +315,45 @@ def test_private_use_restored_gives_each_undecodable_byte_back(seed, large):
     assert got.cast(pa.large_binary() if large else pa.binary()).to_pylist() == want
     clean = pa.array(["，金", None, "\uf700x", "b"]).slice(1)
     assert _csv_slices._restored(clean) is clean
+
+
+def _mended_reference(data: bytes, fields: int) -> bytes:
+    """Each line with another count of fields than ``fields`` (not empty) as private_use_bytes
+    writes it, every other line as it is."""
+    lines = data.split(b"\n")
+    return b"\n".join((private_use_bytes(memoryview(line)) or line)
+                      if line and line.count(b",") + 1 != fields else line for line in lines)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_only_malformed_lines_have_their_undecodable_bytes_written(seed):
+    """malformed_lines_mended writes the undecodable bytes of the malformed lines alone (the
+    lines pyarrow decodes for its handler, and fails on), with the same characters as the
+    whole slice decoded: a well-formed line with an undecodable cell keeps its bytes; lines
+    of any length (the count goes eight bytes at a time: lines of 0-40 separators, separators
+    at every position of a word), CRLF line ends, an empty last line, no line end at the end."""
+    rng = np.random.default_rng(seed)
+    kinds = ["good", "short", "long", "empty", "blank", "bad utf-8 cell", "bad utf-8 short", "bad utf-8 long"]
+    lines = [lines_of(kinds[k], i) for i, k in enumerate(rng.integers(0, len(kinds), 300))]
+    lines += [",".join(["x" * int(rng.integers(0, 9))] * int(rng.integers(1, 42))) + "\udcff" for _ in range(60)]
+    rng.shuffle(lines)
+    newline = "\r\n" if seed % 2 else "\n"
+    data = (newline.join(lines) + (newline if seed % 3 else "")).encode("utf-8", "surrogateescape")
+    known, mended = malformed_lines_mended(memoryview(data), ord(","), 9)
+    want = _mended_reference(data, 9)
+    assert known and mended == (None if want == data else want)
+    assert mended is not None  # a short line with an undecodable byte was drawn
+    assert malformed_lines_mended(memoryview(data.replace(b"\xff", b"")), ord(","), 0) == (False, None)
+
+
+def test_lines_the_separators_cannot_tell_are_left_to_the_whole_slice_decoded():
+    """A quote (a separator or a line end inside a quoted value) or a CR that does not end a
+    line (pyarrow ends a row there): the count cannot tell the fields, so the slice is read
+    decoded whole; a CR before a line end, or last, is a line end."""
+    short = ",".join(row(1)[:3]).encode() + b"\xff"
+    assert malformed_lines_mended(memoryview(b'"a,b"\n' + short), ord(","), 9) == (False, None)
+    assert malformed_lines_mended(memoryview(b"a\rb\n" + short), ord(","), 9) == (False, None)
+    known, mended = malformed_lines_mended(memoryview(short + b"\r\n" + short + b"\r"), ord(","), 9)
+    assert known and mended.count("\uf7ff".encode()) == 2
+    assert malformed_lines_mended(memoryview(b""), ord(","), 9) == (True, None)
+    assert malformed_lines_mended(memoryview(b"a,b\n\n"), ord(","), 9) == (True, None)
