@@ -253,14 +253,12 @@ def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = No
     ``rows``, the frame's row count where the driver knows it before scoring (a frame of
     pieces: their row groups' counts), decides where the digests (8 bytes a row) are merged
     before they exist: up to :data:`DRIVER_CENSUS_ROWS`, they come back with the partials in
-    one Arrow collect, the job that computes ``scored``; past it, they are merged by bucket on
-    the executors (:func:`_executor_repeats`) in the job that computes ``scored`` (its scoring
-    tasks write the shuffle), the partials read from the cache after. Where the count is not
-    known, the partials, which tell it, come first, then ``scored`` is read again (persist
-    it) for the digests, merged on the driver or on the executors by the same bound. On the
-    driver, the second read is of Spark's cache alone; on the executors it is a shuffle and a
-    stage of Python tasks, which cost more than the merge itself on a small registry
-    (measured here: README)."""
+    one Arrow collect, the job that computes ``scored``. Otherwise the partials, which tell
+    how many rows there are, come first, then ``scored`` is read again (persist it) for the
+    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket
+    on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
+    cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
+    than the merge itself on a small registry (measured here: README)."""
     partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
     if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
         found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
@@ -268,17 +266,10 @@ def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = No
         with_digests = found["digests"].is_valid()
         return (_partials_of(found.filter(pc.invert(with_digests))),
                 _repeated_on_the_driver(found.filter(with_digests)))
-    digests = scored.filter(F.col("digests").isNotNull()).select("number", "bucket", "digests")
-    if census and rows is not None:
-        # the census's shuffle first: its map tasks are the scoring tasks, each writing its
-        # digests to the shuffle as it makes them (and caching its batches), where read after
-        # the partials they were a stage of their own over the cache (240 MB at 30 M rows);
-        # the partials then come from the cache, their few small columns alone
-        repeats = _executor_repeats(digests, rows)
-        return _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names))), repeats
     partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
         return partials, _NO_REPEATS
+    digests = scored.filter(F.col("digests").isNotNull()).select("number", "bucket", "digests")
     if _rows_in(partials) > DRIVER_CENSUS_ROWS:
         return partials, _executor_repeats(digests, _rows_in(partials))
     return partials, _repeated_on_the_driver(_arrow_table(digests))
