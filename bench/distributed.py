@@ -443,7 +443,14 @@ def main() -> None:
                         help="A setting of the bench's Spark session (repeatable), e.g. a site's JVM options: "
                              "spark.driver.extraJavaOptions=... (local mode: the driver is the executor). The "
                              "SQL runs in the same session, so it gets the same settings as score.")
+    parser.add_argument("--driver-census-rows", type=int, metavar="N",
+                        help="engine/distributed/spark.py's DRIVER_CENSUS_ROWS for this run: 0 merges the key "
+                             "census on the executors at any size, as past 16 M rows (to study that path at 5-10 M)")
     args = parser.parse_args()
+    if args.driver_census_rows is not None:
+        from ecorules.engine.distributed import spark as engine
+
+        engine.DRIVER_CENSUS_ROWS = args.driver_census_rows
     folder = args.dir / f"registry-{args.rows}-{args.files}"
     generate(args.rows, args.files, args.row_group, folder)
     from ecorules.rules import load_policies
@@ -531,7 +538,8 @@ def main() -> None:
     best = {name: statistics.median(values) for name, values in walls.items()}
     print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
           f"Python {platform.python_version()}, pyspark {_pyspark_version()}, {dt.date.today()}"
-          + (f", Spark settings {args.spark_conf}" if args.spark_conf else ""))
+          + (f", Spark settings {args.spark_conf}" if args.spark_conf else "")
+          + (f", DRIVER_CENSUS_ROWS {args.driver_census_rows:,}" if args.driver_census_rows is not None else ""))
     cpus = {name: [r["cpu"] for r in runs] for name, runs in results.items()}
     for name, values in walls.items():
         print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
@@ -582,6 +590,7 @@ def main() -> None:
     for name, roles in peaks.items():
         print(f"  peak RSS of one process, {name}: " + ", ".join(f"{role} {mib:,} MiB" for role, mib in roles.items()))
     out.write_text(json.dumps({"rows": args.rows, "files": args.files, "spark_conf": args.spark_conf,
+                               "driver_census_rows": args.driver_census_rows,
                                "pyspark": _pyspark_version(), "walls": walls, "cpu": cpus, "ratios": ratios,
                                "peak_mib": peaks,
                                "cpu_by_role": {name: [r["cpu_by_role"] for r in runs] for name, runs in results.items()},
