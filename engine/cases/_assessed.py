@@ -253,9 +253,22 @@ def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:
     column = results.cases.columns.get(plan.decision) if plan.decision else None
     if column is None or column.values is None:
         return None
-    present = np.ones(rows.size, bool) if column.present is None else column.present[rows].astype(bool)
-    day_numbers = column.values[rows].astype("datetime64[D]").view(np.int64).astype(np.int32)
-    return pc.cast(from_numbers(day_numbers, mask=~present).view(pa.date32()), pa.string())
+    present = None if column.present is None else column.present[rows].astype(bool)
+    if not rows.size or (present is not None and not present.any()):
+        # a column left empty (the bench's, a table without decisions): no date to format, where
+        # the cast of every fired finding's took ~0.45 s of the main thread at 10 M cases
+        return pa.nulls(rows.size, pa.string())
+    day_numbers = column.values[rows].astype("datetime64[D]").view(np.int64)
+    known = day_numbers if present is None else day_numbers[present]
+    low, high = int(known.min()), int(known.max())
+    if high - low < rows.size // 4:
+        # few distinct days (a case table's decisions span years, not millions of days): each
+        # day formatted once and taken, cheaper than formatting every row's
+        days = pc.cast(from_numbers(np.arange(low, high + 1, dtype=np.int32)).view(pa.date32()), pa.string())
+        at = day_numbers - low if present is None else np.where(present, day_numbers - low, 0)
+        return days.take(from_numbers(at, mask=None if present is None else ~present))
+    mask = None if present is None else ~present
+    return pc.cast(from_numbers(day_numbers.astype(np.int32), mask=mask).view(pa.date32()), pa.string())
 
 
 def load(connection: sqlite3.Connection, *, policy_fingerprint: str, as_of: dt.date,
