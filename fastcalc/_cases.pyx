@@ -1322,6 +1322,12 @@ def superseded_texts(const uint8_t[::1] fired, const int64_t[::1] rows, const in
                 continue
             i = entry[k]
             if i >= 0:
+                # the winners of the entries in row order are at random places too (``rows``
+                # come in act order): asked for first, then their case_id's offset, then text
+                ahead = next_ + 3 * AHEAD
+                if ahead < m:
+                    __builtin_prefetch(&winner_key[sequence[ahead]])
+                    __builtin_prefetch(&winner_label[sequence[ahead]])
                 ahead = next_ + 2 * AHEAD
                 if ahead < m:
                     __builtin_prefetch(&key_offsets[winner_key[sequence[ahead]]])
