@@ -101,6 +101,23 @@ cdef Py_ssize_t _next_undecodable(const uint8_t* text, Py_ssize_t at, Py_ssize_t
     return size
 
 
+cdef inline bint _appended(Py_ssize_t** places, Py_ssize_t* found, Py_ssize_t* capacity,
+                           Py_ssize_t at) noexcept nogil:
+    """``at`` put after the ``found`` positions of ``places``, its room doubled when full (the
+    undecodable bytes of a slice are few, and unknown in number until found); False, nothing
+    changed, where memory ran out."""
+    cdef Py_ssize_t* grown
+    if found[0] == capacity[0]:
+        grown = <Py_ssize_t*> realloc(places[0], 2 * capacity[0] * sizeof(Py_ssize_t))
+        if grown == NULL:
+            return False
+        places[0] = grown
+        capacity[0] *= 2
+    places[0][found[0]] = at
+    found[0] += 1
+    return True
+
+
 def private_use_bytes(const uint8_t[::1] data):
     """``data`` with each undecodable byte as the UTF-8 of U+F700 + byte (three bytes: EF 9E
     or 9F, then 80-BF); None if every byte decodes. One scan records where they are; the
@@ -108,7 +125,6 @@ def private_use_bytes(const uint8_t[::1] data):
     cdef const uint8_t* text = &data[0] if data.shape[0] else NULL
     cdef Py_ssize_t size = data.shape[0], at = 0, found = 0, capacity = 64
     cdef Py_ssize_t* places = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* grown
     cdef uint8_t* written
     if places == NULL:
         raise MemoryError()
@@ -116,14 +132,8 @@ def private_use_bytes(const uint8_t[::1] data):
         with nogil:
             at = _next_undecodable(text, 0, size)
             while at < size:
-                if found == capacity:
-                    capacity *= 2
-                    grown = <Py_ssize_t*> realloc(places, capacity * sizeof(Py_ssize_t))
-                    if grown == NULL:
-                        break
-                    places = grown
-                places[found] = at
-                found += 1
+                if not _appended(&places, &found, &capacity, at):
+                    break
                 at = _next_undecodable(text, at + 1, size)
         if at < size:
             raise MemoryError()
@@ -182,7 +192,6 @@ def malformed_lines_mended(const uint8_t[::1] data, uint8_t separator, Py_ssize_
     cdef const uint8_t* hit
     cdef Py_ssize_t size = data.shape[0], at = 0, end, bad, found = 0, capacity = 64
     cdef Py_ssize_t* places
-    cdef Py_ssize_t* grown
     cdef bint failed = False, unknown = False
     cdef uint8_t* written
     if separator in (0x22, 0x0A, 0x0D) or separator >= 0x80 or fields < 1:
@@ -212,15 +221,9 @@ def malformed_lines_mended(const uint8_t[::1] data, uint8_t separator, Py_ssize_
                 if end > at and _count(text + at, end - at, separator) + 1 != fields:
                     bad = _next_undecodable(text, at, end)
                     while bad < end:
-                        if found == capacity:
-                            capacity *= 2
-                            grown = <Py_ssize_t*> realloc(places, capacity * sizeof(Py_ssize_t))
-                            if grown == NULL:
-                                failed = True
-                                break
-                            places = grown
-                        places[found] = bad
-                        found += 1
+                        if not _appended(&places, &found, &capacity, bad):
+                            failed = True
+                            break
                         bad = _next_undecodable(text, bad + 1, end)
                     if failed:
                         break
@@ -297,7 +300,6 @@ def private_use_restored(const offset_t[::1] offsets, const uint8_t[::1] data):
     cdef const uint8_t* text = &data[0] if data.shape[0] else NULL
     cdef const uint8_t* next_ef
     cdef Py_ssize_t* places
-    cdef Py_ssize_t* grown
     cdef offset_t[::1] moved
     cdef uint8_t[::1] written
     if n < 0 or offsets[n] - offsets[0] < 3:
@@ -315,15 +317,9 @@ def private_use_restored(const offset_t[::1] offsets, const uint8_t[::1] data):
                     break
                 at = next_ef - text
                 if (text[at + 1] & 0xFE) == 0x9E:  # EF 9E or EF 9F: U+F780-U+F7FF
-                    if found == capacity:
-                        capacity *= 2
-                        grown = <Py_ssize_t*> realloc(places, capacity * sizeof(Py_ssize_t))
-                        if grown == NULL:
-                            failed = True
-                            break
-                        places = grown
-                    places[found] = at
-                    found += 1
+                    if not _appended(&places, &found, &capacity, at):
+                        failed = True
+                        break
                     at += 3
                 else:
                     at += 1
