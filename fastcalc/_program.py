@@ -237,7 +237,7 @@ class Program:
             if not enabled[r]:
                 continue
             policy = policies[index]
-            rule = next(rule for rule in policy.rules if rule.id == slot.rule_id)
+            rule = policy.rule(slot.rule_id)
             if rule.sanctions or rule.lifts or rule.results_read() or rule_calls(rule) or \
                     any(slot.rule_id in other.results_read() for other in policy.rules):
                 continue
@@ -253,11 +253,7 @@ class Program:
         """Whether rules ``one`` and ``other`` (of two versions of a statute) give the same
         outputs on every row (``_shared``)."""
         c = self._compiled
-        rules = []
-        for r in (one, other):
-            policy = c.policies[c.rule_policy[r]]
-            rules.append(next(rule for rule in policy.rules if rule.id == c.rules[r].rule_id))
-        first, second = rules
+        first, second = (c.policies[c.rule_policy[r]].rule(c.rules[r].rule_id) for r in (one, other))
         if first.condition != second.condition or first.findings != second.findings:
             return False
         if c.rule_parameters[one] != c.rule_parameters[other]:
