@@ -27,7 +27,9 @@ DuckDB would take most of the time); run with another venv's Python it times tha
 ``ecorules``, the baseline of a change. It reads only the twins: the registry they are cut from
 is generated only when a twin is missing, and deleted again once the twins are written. ``--baseline PYTHON`` times that venv's ``ecorules``
 on the twins too, in the same rounds, the two builds' order turning round by round: the
-before and after of a change measured under the same load.
+before and after of a change measured under the same load. ``--build NAME=PATH`` (repeatable,
+instead of --baseline) times the ecorules tree under PATH the same way, run by this Python with
+PATH first on PYTHONPATH (bench/_alternate.py's builds: symlinks to a worktree's folders).
 
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
@@ -74,16 +76,19 @@ def ecorules_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "ecorules.engine"]
 
 
-def compile_sources() -> None:
+def compile_sources(build_paths: list[str]) -> None:
     """Byte-compile ecorules as pip does at install time: with PYTHONDONTWRITEBYTECODE set (as
     in some sandboxes) an editable install would otherwise compile every module at every start
-    (~0.08 s of each measured process)."""
+    (~0.08 s of each measured process). With --build, each build's tree likewise."""
     import compileall
     import importlib.util
 
     for package in ("ecorules.rules", "ecorules.engine", "ecorules.fastcalc"):
         for folder in importlib.util.find_spec(package).submodule_search_locations:
             compileall.compile_dir(folder, quiet=1)
+    for path in build_paths:
+        for package in ("rules", "engine", "fastcalc"):
+            compileall.compile_dir(str(Path(path) / "ecorules" / package), quiet=1)
 
 
 def generate(rows: int, path: Path) -> None:
@@ -147,6 +152,7 @@ def read_floor(path: Path, how: str) -> float:
     return time.perf_counter() - started
 
 
+import _alternate  # noqa: E402 - beside this script
 from _duckdb_full import duckdb_full  # noqa: E402 - beside this script
 
 
@@ -198,13 +204,15 @@ class PeakRss:
         return self.kib / 1024
 
 
-def ecorules_run(path: Path, out: Path, threads: int, program: list[str] | None = None) -> dict:
+def ecorules_run(path: Path, out: Path, threads: int, program: list[str] | None = None,
+                 pythonpath: str = "") -> dict:
     for suffix in ("", "-wal", "-shm", "-run.lock"):
         Path(str(out) + suffix).unlink(missing_ok=True)
     command = [*(program or ecorules_command()), "run", "--registry", str(path), "--out", str(out), "--as-of", AS_OF,
                "--threads", str(threads), "--format", "json", "--no-progress"]
     started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     peak = PeakRss(child.pid)
     stdout, stderr = child.communicate()
     wall = time.perf_counter() - started
@@ -232,25 +240,37 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def _builds(args, round_number: int) -> list[tuple[str, list[str] | None]]:
-    """(label, command) of the builds timed on the twins: this Python's ``ecorules``, and with
-    ``--baseline`` that Python's, first every other round so that neither always runs first."""
-    builds = [("ecorules", None)]
+def _builds(args, round_number: int) -> list[tuple[str, list[str] | None, str]]:
+    """(label, command, PYTHONPATH) of the builds timed on the twins: this Python's ``ecorules``,
+    and with ``--baseline`` that Python's, first every other round so that neither always runs
+    first; with ``--build NAME=PATH`` (repeatable) each such tree run by this Python instead,
+    the order turned by one each round (bench/_alternate.py's convention)."""
+    if args.build:
+        named = [(name, [sys.executable, "-m", "ecorules.engine"], path) for name, path in _alternate.builds(args.build)]
+        turn = (round_number - 1) % len(named)
+        return [*named[turn:], *named[:turn]]
+    builds = [("ecorules", None, "")]
     if args.baseline:
         beside = Path(args.baseline).with_name("ecorules")
-        builds.append(("baseline", [str(beside)] if beside.exists() else [str(args.baseline), "-m", "ecorules.engine"]))
+        builds.append(("baseline", [str(beside)] if beside.exists() else [str(args.baseline), "-m", "ecorules.engine"], ""))
         if round_number % 2 == 0:
             builds.reverse()
     return builds
+
+
+def _build_names(args) -> list[str]:
+    if args.build:
+        return [name for name, _ in _alternate.builds(args.build)]
+    return ["ecorules", "baseline"] if args.baseline else ["ecorules"]
 
 
 def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args, round_number: int = 1) -> None:
     """`ecorules run` on the clean copy, then on the bad one (the run's own seconds), by each build."""
     # the machine's load beside the ratios: on a shared machine the wall-time ratio moves with it
     measured.setdefault("load (1 min) before the twins", []).append(os.getloadavg()[0])
-    for build, program in _builds(args, round_number):
+    for build, program, pythonpath in _builds(args, round_number):
         for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
-            done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads, program)
+            done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads, program, pythonpath)
             measured.setdefault(f"{build} run, {label}", []).append(done["run"])
             measured.setdefault(f"{build} CPU-s, {label}", []).append(done["cpu"])
             if label == "bad copy":
@@ -260,9 +280,10 @@ def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict
 
 
 def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) -> None:
-    for build in ("ecorules", "baseline") if args.baseline else ("ecorules",):
-        if args.baseline:
-            print(f"  {build} ({sys.executable if build == 'ecorules' else args.baseline}):")
+    paths = dict(_alternate.builds(args.build)) if args.build else {"ecorules": sys.executable, "baseline": args.baseline}
+    for build in _build_names(args):
+        if args.baseline or args.build:
+            print(f"  {build} ({paths[build]}):")
         # same rows in both copies: records/s bad / records/s clean = time clean / time bad
         ratio = [c / b for c, b in zip(times[fmt][f"{build} run, clean copy"], times[fmt][f"{build} run, bad copy"],
                                        strict=True)]
@@ -272,7 +293,7 @@ def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) 
         per_cpu = [c / b for c, b in zip(times[fmt][f"{build} CPU-s, clean copy"], times[fmt][f"{build} CPU-s, bad copy"],
                                          strict=True)]
         print(f"  records per CPU-second, bad / clean: {spread(per_cpu)}  (whole process, start-up included)")
-        suffix = "" if build == "ecorules" else "_baseline"
+        suffix = "" if build == "ecorules" else f"_{build}"
         report.setdefault(f"bad_share_ratio{suffix}", {})[fmt] = ratio
         report.setdefault(f"bad_share_ratio_per_cpu{suffix}", {})[fmt] = per_cpu
     loads = times[fmt]["load (1 min) before the twins"]
@@ -293,6 +314,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, metavar="PYTHON",
                         help="With --bad-share: also time the twins with this Python's ecorules (another venv: the "
                              "build before a change), round by round alternately with this one's, in the same run.")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=PATH",
+                        help="With --bad-share: time the twins with the ecorules tree under PATH (put first on "
+                             "PYTHONPATH, as bench/_alternate.py does), once per build, the order turned each round.")
     parser.add_argument("--twins-only", action="store_true",
                         help="With --bad-share: time only the clean and the bad copies (no read floors, no DuckDB, "
                              "no run on the registry itself), for the ratio of point 15 on a busy machine.")
@@ -301,11 +325,13 @@ def main() -> None:
         parser.error("--twins-only needs --bad-share")
     if args.baseline and not args.bad_share:
         parser.error("--baseline needs --bad-share (it times the twins)")
+    if args.build and (args.baseline or not args.bad_share):
+        parser.error("--build needs --bad-share and replaces --baseline")
     args.dir.mkdir(parents=True, exist_ok=True)
     formats = args.formats.split(",")
     print(f"ecorules nightly benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {args.rows:,} rows, threads={args.threads}", flush=True)
-    compile_sources()
+    compile_sources([path for _, path in _alternate.builds(args.build)] if args.build else [])
     needed_columns()  # loaded before the timing starts
     files = {fmt: args.dir / f"registry-{args.rows}.{fmt}" for fmt in formats}
     twins = {}  # format -> (clean copy, bad copy), both written by bench/_bad_rows.py
