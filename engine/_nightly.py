@@ -60,6 +60,7 @@ from ._seen_keys import SeenUsccs
 from ._sources import DEFAULT_BATCH_ROWS, Batch, ColumnResolver, Registry, SourceError
 from ._unset_rollups import unset_rollups, with_unset
 from .sources._pg_url import as_location
+from .sources._types import made_contiguous
 
 log = logging.getLogger("ecorules.nightly")
 
@@ -552,7 +553,7 @@ class NightlyRun:
         # the key check in the reading thread too: its kernel parts release the GIL, and on
         # 2 cores the scoring thread is the one to spare; so are the rows it held, decided
         # there while the last batches are scored
-        batches = prefetch(keys.filtered(registry.batches()), depth=2)
+        batches = prefetch(map(made_contiguous, keys.filtered(registry.batches())), depth=2)
         try:
             while True:
                 began = time.perf_counter()

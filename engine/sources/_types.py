@@ -78,4 +78,26 @@ def column_mark(column: pa.ChunkedArray) -> tuple:
     return len(column), column.num_chunks, chunk(column.chunk(0)), chunk(column.chunk(column.num_chunks - 1))
 
 
-__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError", "column_mark"]
+def made_contiguous(batch: Batch) -> Batch:
+    """``batch`` with each column in one chunk, its suspects' marks following the columns they
+    marked (the rows stay where they are). Called in the reading thread: a CSV batch is a chunk
+    per slice parsed, and one with 1% bad rows also a chunk per stretch between the rows the
+    duplicate filter held (~180); the scorer combined every column anyway (fastcalc/_program.py
+    ``_segments``), and before that took rows of many-chunk columns (Arrow concatenates them to
+    take), all on the scoring thread, the one a run with bad rows waits for."""
+    table = batch.table
+    if all(column.num_chunks <= 1 for column in table.columns):
+        return batch
+    try:
+        combined = table.combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # chunks that do not concatenate: left to the scorer
+        return batch
+    names = set(table.column_names)
+    batch.suspects = {name: (rows, column_mark(combined[name]) if name in names and mark == column_mark(table[name])
+                             else mark)
+                      for name, (rows, mark) in batch.suspects.items()}
+    batch.table = combined
+    return batch
+
+
+__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError", "column_mark", "made_contiguous"]
