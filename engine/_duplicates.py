@@ -73,7 +73,7 @@ from ecorules.rules._uscc import uscc_problems
 from ._duplicate_sum import Summing
 from ._seen_keys import SeenUsccs
 from ._sources import Batch, Reject
-from .sources._types import column_mark
+from .sources._types import column_mark, without_rows
 
 log = logging.getLogger("ecorules.duplicates")
 
@@ -568,7 +568,7 @@ class DuplicateFilter:
         keep = np.ones(batch.table.num_rows, bool)
         keep[held] = False
         batch.rows_in -= int(later.sum())  # accounted by the batch that decides them (_decided)
-        batch.table = _without(batch.table, held, keep)
+        batch.table = without_rows(batch.table, held, keep)  # (a filter copied every column for a few rows)
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         self._suspects(batch, valid[keep])  # (a held row's key is valid: held ones were met)
@@ -650,22 +650,6 @@ class DuplicateFilter:
         batch.rows = batch.rows[keep]
         batch.rejects = [*batch.rejects, *rejects]
         return batch
-
-
-_SLICED = 256  # rows held from a batch up to which its table is cut into slices rather than copied
-
-
-def _without(table: pa.Table, drop: np.ndarray, keep: np.ndarray) -> pa.Table:
-    """``table`` without the rows ``drop`` (sorted; ``keep`` the mask of the others). A few
-    rows (the filter's false positives, a held row or two in most batches of a clean registry)
-    leave the rest as slices of the same buffers: a filter copied every column of the batch for
-    them (~18 ms a batch of 262,144 rows, more than the duplicate check itself)."""
-    if drop.size > _SLICED:
-        return table.filter(from_bools(keep))
-    bounds = [-1, *drop.tolist(), table.num_rows]
-    pieces = [table.slice(start + 1, end - start - 1) for start, end in zip(bounds[:-1], bounds[1:], strict=True)
-              if end - start > 1]
-    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def _gathered(gathered: list[_Decided]) -> Batch:

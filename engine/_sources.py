@@ -65,7 +65,7 @@ from .sources._listing import (
 )
 from .sources._pg_url import PostgresUrl, as_location
 from .sources._separator import detect_separator, one_column_hint, separator_name
-from .sources._types import Batch, MissingColumnError, Reject, SourceError
+from .sources._types import Batch, MissingColumnError, Reject, SourceError, without_rows
 from .sources._utf8 import private_use_leads
 
 log = logging.getLogger("ecorules.sources")
@@ -796,7 +796,7 @@ def _drop_undecodable(table: pa.Table, rows: np.ndarray, headers: Mapping[str, s
     if not dropped.any():
         return table, rows, []
     keep = ~dropped
-    return table.take(from_numbers(np.flatnonzero(keep))), rows[keep], rejects
+    return without_rows(table, np.flatnonzero(dropped), keep), rows[keep], rejects
 
 
 # --- Parquet --------------------------------------------------------------------------------

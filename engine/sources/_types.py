@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 from ecorules.rules import EcorulesError
+from ecorules.rules._arrow import from_bools
 
 
 class SourceError(EcorulesError, ValueError):
@@ -78,6 +79,23 @@ def column_mark(column: pa.ChunkedArray) -> tuple:
     return len(column), column.num_chunks, chunk(column.chunk(0)), chunk(column.chunk(column.num_chunks - 1))
 
 
+SLICED_ROWS = 256  # rows taken out of a table up to which the rest is left as slices rather than copied
+
+
+def without_rows(table: pa.Table, drop: np.ndarray, keep: np.ndarray) -> pa.Table:
+    """``table`` without the rows ``drop`` (sorted; ``keep`` the mask of the others). A few
+    rows (a batch's undecodable rows, the duplicate filter's held ones) leave the rest as
+    slices of the same buffers, combined once before scoring (:func:`made_contiguous`): a take
+    copied every column of the batch for them (~40 ms a batch of 238,000 CSV rows of text,
+    eight times the combine), a filter ~30 ms."""
+    if drop.size > SLICED_ROWS:
+        return table.filter(from_bools(keep))
+    bounds = [-1, *drop.tolist(), table.num_rows]
+    pieces = [table.slice(start + 1, end - start - 1) for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+              if end - start > 1]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+
+
 def made_contiguous(batch: Batch) -> Batch:
     """``batch`` with each column in one chunk, its suspects' marks following the columns they
     marked (the rows stay where they are). Called in the reading thread: a CSV batch is a chunk
@@ -100,4 +118,4 @@ def made_contiguous(batch: Batch) -> Batch:
     return batch
 
 
-__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError", "column_mark", "made_contiguous"]
+__all__ = ["Batch", "MissingColumnError", "Reject", "SourceError", "column_mark", "made_contiguous", "without_rows"]

@@ -55,3 +55,18 @@ def test_a_batch_already_in_one_chunk_is_left_as_it_is():
     assert made_contiguous(batch).table is before
     assert np.array_equal(batch.rows, np.arange(2, 102))
     assert _ledger(_scored(batch)) == _ledger(_scored(_read(table)))
+
+
+def test_rows_taken_out_leave_the_same_table_as_a_filter_whichever_rows_they_are():
+    from ecorules.engine.sources._types import SLICED_ROWS, without_rows
+
+    table = make_registry(1_000, seed=10, case_share=0.3)
+    table = pa.concat_tables([table.slice(0, 300), table.slice(300)])
+    rng = np.random.default_rng(10)
+    for drop in ([], [0], [999], [0, 1, 2, 999], [299, 300, 301], list(range(1_000)),
+                 sorted(rng.choice(1_000, 40, replace=False).tolist()),
+                 sorted(rng.choice(1_000, SLICED_ROWS + 1, replace=False).tolist())):
+        keep = np.ones(1_000, bool)
+        keep[drop] = False
+        left = without_rows(table, np.array(drop, np.int64), keep)
+        assert left.equals(table.filter(pa.array(keep))), drop
