@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine import _duplicates, _seen_keys
+from ecorules.engine import _seen_keys
 from ecorules.engine._duplicates import DuplicateFilter, canonical_keys
 from ecorules.engine._seen_keys import SeenUsccs
+from ecorules.engine.sources import _types
 from ecorules.engine.sources._types import Batch
 from ecorules.rules import load_policies
 from nightly_data import usccs
@@ -164,8 +165,8 @@ def test_a_batch_holding_a_few_rows_keeps_the_others_in_its_own_buffers_not_a_co
 
 @pytest.mark.parametrize("sliced", [0, 1 << 20])
 def test_many_rows_held_from_a_batch_are_dropped_alike_copied_or_sliced(monkeypatch, sliced):
-    # more rows held than _SLICED: the batch is filtered (a copy); the same rows either way
-    monkeypatch.setattr(_duplicates, "_SLICED", sliced)
+    # more rows held than SLICED_ROWS: the batch is filtered (a copy); the same rows either way
+    monkeypatch.setattr(_types, "SLICED_ROWS", sliced)
     rng = np.random.default_rng(14)
     unique = usccs(rng, 700).tolist()
     codes = [*unique[:500], *[unique[k] for k in rng.integers(0, 500, 300)], *unique[500:]]  # 300 repeats
