@@ -1421,40 +1421,36 @@ def lighter_law(const uint8_t[:, ::1] fired, const int64_t[:, ::1] amounts, cons
     cdef const uint8_t[::1] everywhere = everywhere_array
     keep_array = np.zeros((policies, n if n else 1), np.uint8)
     cdef uint8_t[:, ::1] keep = keep_array
-    cdef int64_t* old
-    cdef int64_t* new
     cdef const int64_t* place = &differs[0] if m else NULL
     with nogil:
-        # a statute's severity under each law, a finding (list) at a time over the rows differs
-        for k in range(n_findings):
-            if finding_fen[k] == 0:
-                continue
-            policy = amount_policy[k]
-            s = statute_of[policy]
-            old = &severity[s, 0, 0 if finding_fine[k] else 2, 0] if m else NULL
-            new = &severity[s, 1, 0 if finding_fine[k] else 2, 0] if m else NULL
-            for i in range(m):
-                j = place[i]
-                if fired[finding_rule[k], j]:
-                    amount = amounts[k, j] * finding_fen[k]
-                    if in_force[policy, act[j]]:
-                        old[i] += amount
-                    if in_force[policy, decision[j]]:
-                        new[i] += amount
-        for k in range(n_lists):
-            policy = sanction_policy[k]
-            s = statute_of[policy]
-            old = &severity[s, 0, 1, 0] if m else NULL
-            new = &severity[s, 1, 1, 0] if m else NULL
-            for i in range(m):
-                j = place[i]
-                if sanctions[k, j]:
-                    if in_force[policy, act[j]]:
-                        old[i] += sanctions[k, j]
-                    if in_force[policy, decision[j]]:
-                        new[i] += sanctions[k, j]
-        for s in range(statutes):
-            for i in range(m):
+        # a statute's severity under each law, row by row of differs: its periods read once
+        # and its outputs' columns summed in the caches (a finding at a time over the rows
+        # passed over every row's periods and severities once per finding: 0.08 s of the
+        # 0.1 s a million cases spent here)
+        for i in range(m):
+            j = place[i]
+            p = act[j]
+            w = decision[j]
+            for k in range(n_findings):
+                if finding_fen[k] == 0 or not fired[finding_rule[k], j]:
+                    continue
+                policy = amount_policy[k]
+                s = statute_of[policy]
+                amount = amounts[k, j] * finding_fen[k]
+                if in_force[policy, p]:
+                    severity[s, 0, 0 if finding_fine[k] else 2, i] += amount
+                if in_force[policy, w]:
+                    severity[s, 1, 0 if finding_fine[k] else 2, i] += amount
+            for k in range(n_lists):
+                if not sanctions[k, j]:
+                    continue
+                policy = sanction_policy[k]
+                s = statute_of[policy]
+                if in_force[policy, p]:
+                    severity[s, 0, 1, i] += sanctions[k, j]
+                if in_force[policy, w]:
+                    severity[s, 1, 1, i] += sanctions[k, j]
+            for s in range(statutes):
                 of, ol, oo = severity[s, 0, 0, i], severity[s, 0, 1, i], severity[s, 0, 2, i]
                 nf, nl, no = severity[s, 1, 0, i], severity[s, 1, 1, i], severity[s, 1, 2, i]
                 take[s, i] = nf < of or (nf == of and (nl < ol or (nl == ol and no < oo)))

@@ -57,7 +57,8 @@ def one_act_one_fine(program, result, cases, scored: np.ndarray, parts: list[np.
         slot = row = winner_slot = winner_row = np.zeros(0, np.int64)
     labels = string_buffers(strings([f"{finding.policy_key} {finding.rule_id}" for finding in program.findings]))
     keys = (key_offsets, key_data) if not cases.keys_ascending else string_buffers(cases.keys)
-    winner_key = cases.key_code[scored[winner_row]]
+    # (every row scored, as most partitions are: ``scored`` is 0..n-1, a gather less)
+    winner_key = cases.key_code[winner_row if scored.size == cases.n else scored[winner_row]]
     out = {}
     for k in fine_slots:
         mine = np.flatnonzero(slot == k)

@@ -530,7 +530,8 @@ class CaseStage:
         programs = self.plan.where_program
         if programs is None:
             return {}
-        rows = np.flatnonzero(cases.valid).astype(np.int64)
+        valid = cases.valid.astype(bool, copy=False)
+        rows = np.flatnonzero(valid).astype(np.int64)
         where = {}
         # noting the unknown rows, only the programs of the wheres counting working days
         scored = programs.programs if unknown is None else programs.programs[len(programs.programs) - programs.counting:]
@@ -548,8 +549,11 @@ class CaseStage:
                         # the reason as the reference words it: the call's origin is the roll-up
                         failing.setdefault(int(rows[at]), (value, f"{reason.rpartition(' (')[0]} (roll-up {names[0]})"))
             for r, name in enumerate(names):
+                if rows.size == cases.n:  # every row valid: the kernel's flags are the rows' own
+                    where[name] = np.array(result.fired[r], bool)
+                    continue
                 flags = np.zeros(cases.n, bool)
-                flags[rows] = np.asarray(result.fired[r], bool)
+                flags[valid] = np.asarray(result.fired[r], bool)  # (a mask's put: in order, not at random)
                 where[name] = flags
         return where
 
