@@ -467,11 +467,12 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
     runs = _Runs()
     order = _Order()
     link = _LinkCodes(count, plan.facts[plan.link].format == "uscc")
-    # two threads, each about half of the work: this one codes the keys and writes the
-    # buckets' files, the reading thread reads and groups the next batches (the Parquet
-    # reader's decoding waited for by the spill cost as much again in wall time)
-    grouped_batches = prefetch(_grouped(reading.batches(reader, plan), plan, count, runs, order), depth=2,
-                               name="ecorules-case-spill")
+    # three threads: this one codes the keys and writes (or holds) the buckets' pieces, the
+    # grouping thread hashes and groups each batch by bucket, the reading thread reads the
+    # next (the Parquet reader's decoding, waited for by the grouping thread, cost it a fifth
+    # of its time; the files' writing gone, that thread paced the spill)
+    read = prefetch(reading.batches(reader, plan), depth=1, name="ecorules-case-read")
+    grouped_batches = prefetch(_grouped(read, plan, count, runs, order), depth=2, name="ecorules-case-spill")
     try:
         for grouped, counts, keys, hashes, moved, link_valid in grouped_batches:
             # each key as written coded within its bucket, once for the table (a partition's codes
@@ -485,7 +486,8 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
                 wanted.add(distinct.drop_null() if distinct.null_count else distinct)
             buckets.append_grouped(grouped.append_column(_LINK_CODE, from_numbers(codes)), counts)
     finally:
-        grouped_batches.close()  # (the reading thread stopped before the files are closed)
+        grouped_batches.close()  # (the threads stopped before the files are closed)
+        read.close()
         buckets.close()
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
