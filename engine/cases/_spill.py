@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import HashSet, TextCodes, bucket_places, scatter_bits, scatter_texts
+from ecorules.fastcalc._cases import TextCodes, bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
@@ -463,7 +463,10 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
     buckets = _Buckets(folder / "cases", count, memory_bytes)
     reading = CaseReading()
     wanted = _Distinct() if texts else None
-    wanted_hashes = HashSet()
+    # the hashes of the keys met for the first time, made distinct and sorted once at the end:
+    # a key new to its bucket's codes is a distinct text already (a HashSet of them, grown from
+    # a thousand slots to millions, cost the main thread as much as the coding's own growth)
+    wanted_hashes = _Grown(np.uint64)
     runs = _Runs()
     order = _Order()
     link = _LinkCodes(count, plan.facts[plan.link].format == "uscc")
@@ -480,7 +483,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
             # keys stays in the caches); the keys met for the first time are the table's distinct ones
             codes, new = link.add(grouped[plan.link], counts, link_valid)
             new = moved[new]
-            wanted_hashes.add(hashes[new])
+            wanted_hashes.extend(hashes[new])
             if wanted is not None:
                 distinct = keys.take(from_numbers(new))
                 wanted.add(distinct.drop_null() if distinct.null_count else distinct)
@@ -492,7 +495,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        wanted_hashes.sorted(), order.ascending, tuple(plan.case_columns), runs.done(), link.done(),
+                        np.unique(wanted_hashes.values()), order.ascending, tuple(plan.case_columns), runs.done(), link.done(),
                         buckets.memory_left)
 
 
@@ -534,13 +537,14 @@ def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
         else:
             cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
             cases = cases.append_column(_ROW, from_numbers(rows))
-        cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
-        ordinal += n
         place, counts = bucket_places(bucket, count)
         moved = np.empty(n, np.int64)
         moved[place] = np.arange(n, dtype=np.int64)
-        yield (grouped_by_place(cases, place, moved), counts, keys, hashes, moved,
-               None if link_valid is None else link_valid[moved])
+        # each grouped row's position in the table follows from its row in the batch (``moved``),
+        # not scattered as a column of its own
+        grouped = grouped_by_place(cases, place, moved).append_column(_ORDINAL, from_numbers(moved + ordinal))
+        ordinal += n
+        yield grouped, counts, keys, hashes, moved, None if link_valid is None else link_valid[moved]
 
 
 class _LinkCodes:

@@ -137,3 +137,27 @@ def test_the_budget_is_the_setting_else_an_eighth_of_memory_at_most_a_gigabyte(m
     assert _spill.memory_budget() == 12345
     monkeypatch.setattr(_spill, "MEMORY_BYTES", None)
     assert 0 < _spill.memory_budget() <= 1 << 30
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_wanted_hashes_are_the_distinct_hashes_of_the_keys_as_linked(tmp_path, mode):
+    """The registry is filtered by these: a key written twice, or two ways (" K" and "K"), once."""
+    from ecorules.engine.cases._table import linked
+    from test_case_partitions import _plan
+
+    _plain_tables(tmp_path)
+    cases = pacsv.read_csv(tmp_path / "cases.csv", convert_options=pacsv.ConvertOptions(
+        column_types={"case_id": pa.string(), "uscc": pa.string()}))
+    usccs = cases["uscc"].combine_chunks().to_pylist()
+    usccs = [f" {u}" if u is not None and i % 7 == 0 else u for i, u in enumerate(usccs)]  # the same keys, padded
+    pacsv.write_csv(cases.set_column(cases.schema.get_field_index("uscc"), "uscc", pa.array(usccs, pa.string())),
+                    tmp_path / "padded.csv")
+    plan = _plan()
+    spilled = _spill.spill_cases(tmp_path / "padded.csv", plan, batch_rows=300, memory_bytes=MODES[mode])
+    try:
+        present = pa.array([u for u in usccs if u is not None], pa.string())
+        expected = np.unique(_spill.text_hashes(linked(plan.facts[plan.link], present)))
+        assert np.array_equal(spilled.wanted_hashes, expected)
+        assert spilled.wanted_hashes.size < len(present)  # (keys repeat: each once)
+    finally:
+        spilled.close()
