@@ -471,11 +471,12 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
     order = _Order()
     link = _LinkCodes(count, plan.facts[plan.link].format == "uscc")
     # three threads: this one codes the keys and writes (or holds) the buckets' pieces, the
-    # grouping thread hashes and groups each batch by bucket, the reading thread reads the
-    # next (the Parquet reader's decoding, waited for by the grouping thread, cost it a fifth
-    # of its time; the files' writing gone, that thread paced the spill)
-    read = prefetch(reading.batches(reader, plan), depth=1, name="ecorules-case-read")
-    grouped_batches = prefetch(_grouped(read, plan, count, runs, order), depth=2, name="ecorules-case-spill")
+    # grouping thread groups each batch by bucket, the reading thread reads the next and hashes
+    # its keys (the Parquet reader's decoding, waited for by the grouping thread, cost it a
+    # fifth of its time; the files' writing gone, the grouping thread paced the spill)
+    read = prefetch(_hashed(reading.batches(reader, plan), plan, count, runs, order), depth=1,
+                    name="ecorules-case-read")
+    grouped_batches = prefetch(_grouped(read, count), depth=2, name="ecorules-case-spill")
     try:
         for grouped, counts, keys, hashes, moved, link_valid in grouped_batches:
             # each key as written coded within its bucket, once for the table (a partition's codes
@@ -500,7 +501,7 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
 
 
 class _Order:
-    """Whether the case_ids read so far are non-empty and strictly ascending (``_grouped``)."""
+    """Whether the case_ids read so far are non-empty and strictly ascending (``_hashed``)."""
 
     def __init__(self):
         self.ascending, self.last_key = True, None
@@ -515,11 +516,11 @@ class _Order:
         self.last_key = text[-1].as_py() if self.ascending else None
 
 
-def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
-    """The spill's first half, in the reading thread: each batch of the table with its
-    position columns, its rows grouped by bucket. Per batch (the grouped table, rows per
-    bucket, the keys in the registry's form and their hashes in the batch's order, per grouped
-    row its row in the batch, per grouped row whether its key is a valid USCC or None)."""
+def _hashed(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
+    """The spill's first step, in the reading thread (which otherwise waits for the Parquet
+    reader's decoding): each batch of the table with its source and row columns where they do
+    not follow from its position, the keys in the registry's form, per row whether its key is
+    a valid USCC (or None), their hashes, buckets, and the batch's first position."""
     link_fact = plan.facts[plan.link]
     ordinal = 0
     for source, rows, cases in batches:
@@ -537,13 +538,23 @@ def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
         else:
             cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
             cases = cases.append_column(_ROW, from_numbers(rows))
+        yield cases, keys, link_valid, hashes, bucket, ordinal
+        ordinal += n
+
+
+def _grouped(hashed, count: int):
+    """The spill's second step, in a thread of its own: each batch (``_hashed``) with its
+    position column, its rows grouped by bucket. Per batch (the grouped table, rows per
+    bucket, the keys in the registry's form and their hashes in the batch's order, per grouped
+    row its row in the batch, per grouped row whether its key is a valid USCC or None)."""
+    for cases, keys, link_valid, hashes, bucket, ordinal in hashed:
+        n = cases.num_rows
         place, counts = bucket_places(bucket, count)
         moved = np.empty(n, np.int64)
         moved[place] = np.arange(n, dtype=np.int64)
         # each grouped row's position in the table follows from its row in the batch (``moved``),
         # not scattered as a column of its own
         grouped = grouped_by_place(cases, place, moved).append_column(_ORDINAL, from_numbers(moved + ordinal))
-        ordinal += n
         yield grouped, counts, keys, hashes, moved, None if link_valid is None else link_valid[moved]
 
 
