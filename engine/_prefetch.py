@@ -38,6 +38,12 @@ def prefetch(items: Iterable[T], depth: int, name: str = "ecorules-reader") -> I
             put(done)
         except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
             put(error)
+        finally:
+            # a generator stopped early is closed in the thread that ran it: one prefetching
+            # in turn (a chain of these) stops its own thread now, not when collected
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()

@@ -21,6 +21,15 @@ case_ids are hashed again into buckets of their own, read back from the spilled 
 column at a time, and each case_id bucket finds its duplicates: every row of a case_id but
 the first (the lowest position in the table) is a reject naming that first row, as when the
 table was held whole. Only the duplicates are kept.
+
+A table whose buckets fit the run's memory for them (``memory_budget``: the bench's 10 M
+cases are ~0.8 GB) is not written at all: each batch's rows grouped by bucket are held as
+they are, a bucket's pieces where its files would be (``SpilledCases.files``), and read
+from there as from the files (``_read``). Writing and reading back the files cost the main
+thread a fifth of its time in a case run (an IPC write per bucket and batch, the folder
+removed). Once the pieces held would pass the budget, every piece held is written to its
+bucket's file and the rest of the table spilled as before: memory follows the budget, not
+the table.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.fastcalc._cases import HashSet, TextCodes, bucket_places, scatter_bits, scatter_texts
+from ecorules.fastcalc._cases import TextCodes, bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
 from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
 
@@ -54,6 +63,11 @@ from ._table import (
 )
 
 PARTITION_ROWS = 1 << 20  # rows of a partition (read when called: a test makes them few)
+# bytes of the spilled columns held in memory instead of written (see the module), read when
+# called: a test sets 0 (every table spilled) or a few kilobytes (spilled part way). None:
+# ``memory_budget()``
+MEMORY_BYTES: int | None = None
+_MOST_HELD = 1 << 30
 # buckets: about one per partition of the table's estimated rows (a partition of one file is
 # in the table's order as written, not sorted again), at most MAX_BUCKETS (a file open each)
 MAX_BUCKETS = 256
@@ -87,6 +101,19 @@ def bucket_count(estimated_rows: int | None, partition_rows: int | None = None) 
     return int(min(MAX_BUCKETS, max(1, -(-estimated_rows // (partition_rows or PARTITION_ROWS)))))
 
 
+def memory_budget() -> int:
+    """The bytes of a case table held in memory rather than spilled (``MEMORY_BYTES``, else an
+    eighth of the machine's memory, at most 1 GiB: the bench's 10 M cases held ~0.8 GB beside
+    a run's ~1.1 GiB peak)."""
+    if MEMORY_BYTES is not None:
+        return MEMORY_BYTES
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not known (not POSIX): spilled, as before
+        return 0
+    return int(min(_MOST_HELD, physical // 8))
+
+
 def _ints(column) -> np.ndarray:
     """A column of integers as numpy (from its buffers, a chunk at a time: pyarrow's to_numpy
     imports pandas)."""
@@ -118,7 +145,9 @@ class SpilledCases:
 
     folder: Path
     buckets: int
-    files: list[list[Path]]  # per bucket its files (a new one where a file's columns change type)
+    # per bucket its files (a new one where a file's columns change type), or the tables held
+    # in their place (see the module): ``_read`` reads either
+    files: list[list[Path | pa.Table]]
     counts: np.ndarray  # rows per bucket
     sources: list[str]
     headers: dict[str, str]
@@ -136,6 +165,12 @@ class SpilledCases:
     # number: per batch its first position in the table (ascending), its source, its first row
     runs: _Runs = field(default_factory=lambda: _Runs().done())
     link: LinkCodes = field(default_factory=lambda: LinkCodes())  # the enterprise keys' codes (_LinkCodes)
+    memory_bytes: int = 0  # what is left of the memory budget (the duplicates' case_id buckets may hold it)
+
+    @property
+    def held(self) -> bool:
+        """Whether the table is held in memory, every bucket of it (none written)."""
+        return all(isinstance(piece, pa.Table) for pieces in self.files for piece in pieces)
 
     @property
     def n(self) -> int:
@@ -198,7 +233,7 @@ class SpilledCases:
         """The rows of a case_id seen at an earlier row (see the module)."""
         if self.ascending:
             return Duplicates()
-        keyed = _Buckets(self.folder / "keys", self.buckets)
+        keyed = _Buckets(self.folder / "keys", self.buckets, self.memory_bytes)
         for files in self.files:
             for path in files:
                 table = _read(path, combine=False)
@@ -227,6 +262,7 @@ class SpilledCases:
         return Duplicates(ordinal[order], [values[i] for i in order.tolist()], [reasons[i] for i in order.tolist()])
 
     def close(self) -> None:
+        self.files = [[] for _ in self.files]  # (the tables held)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -247,14 +283,24 @@ def _duplicated(table: pa.Table, key: str, sources: list[str]) -> tuple[np.ndarr
 
 
 class _Buckets:
-    """Bucket files being written: a table's rows appended to the files of their buckets."""
+    """Bucket files being written: a table's rows appended to the files of their buckets.
+    Within ``memory_bytes``, the tables are held in the files' place instead (their
+    ``nbytes``, ``held``), until one more would pass it: then every table held is written to
+    its bucket's files, in order, and so is the rest (see the module)."""
 
-    def __init__(self, folder: Path, count: int):
+    def __init__(self, folder: Path, count: int, memory_bytes: int = 0):
         self.folder, self.count = folder, count
-        folder.mkdir(parents=True, exist_ok=True)
-        self.files: list[list[Path]] = [[] for _ in range(count)]
+        self.memory_bytes, self.held = max(memory_bytes, 0), 0
+        self._holding = self.memory_bytes > 0
+        if not self._holding:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.files: list[list[Path | pa.Table]] = [[] for _ in range(count)]
         self.counts = np.zeros(count, np.int64)
         self._writers: list = [None] * count  # per bucket (writer, its schema) or None
+
+    @property
+    def memory_left(self) -> int:
+        return self.memory_bytes - self.held if self._holding else 0
 
     def append(self, table: pa.Table, bucket: np.ndarray) -> None:
         place, counts = bucket_places(np.ascontiguousarray(bucket, np.int64), self.count)
@@ -270,6 +316,26 @@ class _Buckets:
         self.counts += counts
 
     def _write(self, bucket: int, table: pa.Table) -> None:
+        if self._holding:
+            size = table.nbytes  # (a slice's own bytes)
+            if self.held + size <= self.memory_bytes:
+                self.files[bucket].append(table)
+                self.held += size
+                return
+            self._write_held()
+        self._write_file(bucket, table)
+
+    def _write_held(self) -> None:
+        """The tables held written to their buckets' files, in order: from now on, every table."""
+        self._holding = False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        held, self.files = self.files, [[] for _ in range(self.count)]
+        for bucket, tables in enumerate(held):
+            for table in tables:
+                self._write_file(bucket, table)
+        self.held = 0
+
+    def _write_file(self, bucket: int, table: pa.Table) -> None:
         # IPC streams: a dictionary column (Parquet's strings) may change its dictionary per batch
         open_ = self._writers[bucket]
         if open_ is not None and not open_[1].equals(table.schema):
@@ -337,27 +403,33 @@ def _scattered(column: pa.Array, place: np.ndarray) -> pa.Array | None:
     return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(out)], null_count=column.null_count)
 
 
-def _read(path: Path, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
-    # mapped, not read: the batches are views of the file's pages (the reading copied each
-    # into fresh memory, which ``combine_chunks`` or ``take`` then copied once more)
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_stream(source).read_all()
+def _read(path: Path | pa.Table, columns: list[str] | None = None, combine: bool = True) -> pa.Table:
+    """A bucket's file, or the table held in its place (``_Buckets``)."""
+    if isinstance(path, pa.Table):
+        table = path
+    else:
+        # mapped, not read: the batches are views of the file's pages (the reading copied each
+        # into fresh memory, which ``combine_chunks`` or ``take`` then copied once more)
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_stream(source).read_all()
     table = table if columns is None else table.select(columns)
     return table.combine_chunks() if combine and table.num_rows else table
 
 
 def spill_cases(path, plan: CasePlan, *, encoding: str | None = None, table: str | None = None, batch_rows: int,
                 aliases: Mapping[str, Iterable[str]] | None = None, recurse: bool = True,
-                directory: str | Path | None = None, texts: bool = False) -> SpilledCases:
+                directory: str | Path | None = None, texts: bool = False,
+                memory_bytes: int | None = None) -> SpilledCases:
     """Read the case table's needed columns into bucket files (see the module); ``texts``:
-    the distinct enterprise keys as texts too, not only their hashes."""
+    the distinct enterprise keys as texts too, not only their hashes; ``memory_bytes``: what
+    may be held in memory instead (None: ``memory_budget()``)."""
     needed = plan.needed()
     resolver = ColumnResolver(plan.facts, needed, aliases, optional=plan.optional_columns)
     reader = Registry(path, resolver, encoding=encoding, table=table, batch_rows=batch_rows, recurse=recurse)
     _remove_orphans(Path(directory or tempfile.gettempdir()))
     folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=directory))
     try:
-        return _spill(reader, plan, folder, path, texts)
+        return _spill(reader, plan, folder, path, texts, memory_budget() if memory_bytes is None else memory_bytes)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -386,20 +458,25 @@ def _remove_orphans(directory: Path) -> None:
             continue
 
 
-def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) -> SpilledCases:
+def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, memory_bytes: int) -> SpilledCases:
     count = bucket_count(getattr(reader, "estimated_rows", None))
-    buckets = _Buckets(folder / "cases", count)
+    buckets = _Buckets(folder / "cases", count, memory_bytes)
     reading = CaseReading()
     wanted = _Distinct() if texts else None
-    wanted_hashes = HashSet()
+    # the hashes of the keys met for the first time, made distinct and sorted once at the end:
+    # a key new to its bucket's codes is a distinct text already (a HashSet of them, grown from
+    # a thousand slots to millions, cost the main thread as much as the coding's own growth)
+    wanted_hashes = _Grown(np.uint64)
     runs = _Runs()
     order = _Order()
     link = _LinkCodes(count, plan.facts[plan.link].format == "uscc")
-    # two threads, each about half of the work: this one codes the keys and writes the
-    # buckets' files, the reading thread reads and groups the next batches (the Parquet
-    # reader's decoding waited for by the spill cost as much again in wall time)
-    grouped_batches = prefetch(_grouped(reading.batches(reader, plan), plan, count, runs, order), depth=2,
-                               name="ecorules-case-spill")
+    # three threads: this one codes the keys and writes (or holds) the buckets' pieces, the
+    # grouping thread groups each batch by bucket, the reading thread reads the next and hashes
+    # its keys (the Parquet reader's decoding, waited for by the grouping thread, cost it a
+    # fifth of its time; the files' writing gone, the grouping thread paced the spill)
+    read = prefetch(_hashed(reading.batches(reader, plan), plan, count, runs, order), depth=1,
+                    name="ecorules-case-read")
+    grouped_batches = prefetch(_grouped(read, count), depth=2, name="ecorules-case-spill")
     try:
         for grouped, counts, keys, hashes, moved, link_valid in grouped_batches:
             # each key as written coded within its bucket, once for the table (a partition's codes
@@ -407,22 +484,36 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool) ->
             # keys stays in the caches); the keys met for the first time are the table's distinct ones
             codes, new = link.add(grouped[plan.link], counts, link_valid)
             new = moved[new]
-            wanted_hashes.add(hashes[new])
+            wanted_hashes.extend(hashes[new])
             if wanted is not None:
                 distinct = keys.take(from_numbers(new))
                 wanted.add(distinct.drop_null() if distinct.null_count else distinct)
             buckets.append_grouped(grouped.append_column(_LINK_CODE, from_numbers(codes)), counts)
     finally:
-        grouped_batches.close()  # (the reading thread stopped before the files are closed)
+        grouped_batches.close()  # (the threads stopped before the files are closed)
+        read.close()
         buckets.close()
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        wanted_hashes.sorted(), order.ascending, tuple(plan.case_columns), runs.done(), link.done())
+                        _distinct_sorted(wanted_hashes.values()), order.ascending, tuple(plan.case_columns), runs.done(), link.done(),
+                        buckets.memory_left)
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by a sort: numpy 2.4's ``np.unique`` (no return_* flag) takes a
+    hashing path that cost 1.5 CPU-s for a million distinct uint64 (a sort: 0.02)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 class _Order:
-    """Whether the case_ids read so far are non-empty and strictly ascending (``_grouped``)."""
+    """Whether the case_ids read so far are non-empty and strictly ascending (``_hashed``)."""
 
     def __init__(self):
         self.ascending, self.last_key = True, None
@@ -437,11 +528,11 @@ class _Order:
         self.last_key = text[-1].as_py() if self.ascending else None
 
 
-def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
-    """The spill's first half, in the reading thread: each batch of the table with its
-    position columns, its rows grouped by bucket. Per batch (the grouped table, rows per
-    bucket, the keys in the registry's form and their hashes in the batch's order, per grouped
-    row its row in the batch, per grouped row whether its key is a valid USCC or None)."""
+def _hashed(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
+    """The spill's first step, in the reading thread (which otherwise waits for the Parquet
+    reader's decoding): each batch of the table with its source and row columns where they do
+    not follow from its position, the keys in the registry's form, per row whether its key is
+    a valid USCC (or None), their hashes, buckets, and the batch's first position."""
     link_fact = plan.facts[plan.link]
     ordinal = 0
     for source, rows, cases in batches:
@@ -459,13 +550,24 @@ def _grouped(batches, plan: CasePlan, count: int, runs: _Runs, order: _Order):
         else:
             cases = cases.append_column(_SOURCE, from_numbers(np.full(n, source, np.int32)))
             cases = cases.append_column(_ROW, from_numbers(rows))
-        cases = cases.append_column(_ORDINAL, from_numbers(np.arange(ordinal, ordinal + n, dtype=np.int64)))
+        yield cases, keys, link_valid, hashes, bucket, ordinal
         ordinal += n
+
+
+def _grouped(hashed, count: int):
+    """The spill's second step, in a thread of its own: each batch (``_hashed``) with its
+    position column, its rows grouped by bucket. Per batch (the grouped table, rows per
+    bucket, the keys in the registry's form and their hashes in the batch's order, per grouped
+    row its row in the batch, per grouped row whether its key is a valid USCC or None)."""
+    for cases, keys, link_valid, hashes, bucket, ordinal in hashed:
+        n = cases.num_rows
         place, counts = bucket_places(bucket, count)
         moved = np.empty(n, np.int64)
         moved[place] = np.arange(n, dtype=np.int64)
-        yield (grouped_by_place(cases, place, moved), counts, keys, hashes, moved,
-               None if link_valid is None else link_valid[moved])
+        # each grouped row's position in the table follows from its row in the batch (``moved``),
+        # not scattered as a column of its own
+        grouped = grouped_by_place(cases, place, moved).append_column(_ORDINAL, from_numbers(moved + ordinal))
+        yield grouped, counts, keys, hashes, moved, None if link_valid is None else link_valid[moved]
 
 
 class _LinkCodes:
@@ -627,4 +729,4 @@ class _Distinct:
         return self._distinct
 
 
-__all__ = ["BUCKETS", "MAX_BUCKETS", "bucket_count", "buckets_of", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
+__all__ = ["BUCKETS", "MAX_BUCKETS", "MEMORY_BYTES", "bucket_count", "buckets_of", "memory_budget", "PARTITION_ROWS", "Duplicates", "SpilledCases", "spill_cases", "text_hashes"]
