@@ -1006,8 +1006,12 @@ class RunWriter:
         elif action == "one":
             connection.execute(sql, params)
         elif action == "commit":
+            began = time.perf_counter()
             params(connection)  # last statements, then COMMIT
+            ended = time.perf_counter()
             connection.execute("COMMIT")
+            # (the steps line) SQLite checkpoints the run's WAL in the COMMIT: apart from the list work
+            self.busy["final"], self.busy["COMMIT"] = ended - began, time.perf_counter() - ended
         elif action == "rollback":
             connection.execute("ROLLBACK")
 
