@@ -7,7 +7,10 @@ finding's texts), a regex over them for characters JSON must escape, a cast of t
 text and an element-wise join of a dozen pieces, then a copy into a Python str: ~0.9 CPU-s of
 a 2 M-case run (bench/cases.py). Here a text is read where it lies, through an index (the
 case's row of ``cases.uscc``, its code into the case id dictionary), escaped only where a
-byte must be, and written once into the str that is stored.
+byte must be, and written once into the UTF-8 bytes that are stored (as TEXT: the store's
+``INSERT_*_UTF8`` statements). A str was decoded from them where any text was not ASCII (the
+payers' district names) and encoded back by sqlite3's binding, both holding the GIL the
+judging wants: ~14% of the writer's time in a 10 M-case run (py-spy, bench/cases.py).
 
 A text column is ``(offsets, data, index)``: the offsets (int32 or int64) and data (uint8) of
 an Arrow string array (``rules._arrow.string_buffers``), and per row the position of its text
@@ -18,17 +21,11 @@ then ``]``: the elements most rows have (an act's id, a decision date) first, so
 act's fine is ``[uscc,amount,case_id,null,act_id]`` rather than version 13's four nulls more.
 """
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 import numpy as np
-
-
-cdef extern from "Python.h":
-    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
-    void* PyUnicode_DATA(object)
-    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
 
 
 ctypedef unsigned long long uint64_t_
@@ -232,7 +229,7 @@ cdef inline char* _text(char* out, const Texts* t, int64_t at) noexcept nogil:
 def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[::1] status=None, by=None,
                  const int64_t[::1] assessed_in=None, note=None, act=None, decided=None,
                  const int64_t[::1] supersedes=None, const int8_t[::1] reason=None):
-    """The JSON array of the rows (see the module): ``uscc``, ``payer`` (None: the uscc pays,
+    """The JSON array of the rows (see the module), as UTF-8 bytes: ``uscc``, ``payer`` (None: the uscc pays,
     left out), ``case``, ``by`` (superseded_by), ``note`` (a row's own law note), ``act``
     (act_id), ``decided`` (the decision date's ISO text) are text columns; ``amounts``,
     ``assessed_in`` and ``supersedes`` int64 (0: absent), ``status`` and ``reason`` int8 codes.
@@ -299,14 +296,8 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
             total += 1 + 1  # ] and , (the last row's comma is the array's ])
     if missing:
         raise ValueError("a finding with an empty uscc, payer or case_id")
-    cdef object out
-    cdef char* start
-    if maxbyte < 128:
-        out = PyUnicode_New(total, 127)
-        start = <char*>PyUnicode_DATA(out)
-    else:
-        out = PyBytes_FromStringAndSize(NULL, total)
-        start = PyBytes_AS_STRING(out)
+    cdef object out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* start = PyBytes_AS_STRING(out)
     cdef char* p = start
     # pass 2: the bytes
     with nogil:
@@ -339,9 +330,44 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
         p += 1
     if p - start != total:
         raise AssertionError(f"finding_rows: wrote {p - start} bytes of {total}")
-    if maxbyte < 128:
-        return out
-    return PyUnicode_DecodeUTF8(start, total, NULL)
+    cdef int64_t bad = -1
+    if maxbyte >= 128:  # (ASCII is UTF-8) what a decode checked: no text broke a character
+        with nogil:
+            bad = _not_utf8(<const uint8_t*>start, total)
+    if bad >= 0:
+        raise ValueError(f"finding_rows: a text is not UTF-8 (byte {bad} of the chunk)")
+    return out
+
+
+cdef int64_t _not_utf8(const uint8_t* s, int64_t n) noexcept nogil:
+    """The position of the first byte of ``s`` that is not well-formed UTF-8 (RFC 3629: no
+    overlong form, no surrogate, nothing above U+10FFFF), -1 if none."""
+    cdef int64_t i = 0, k, more
+    cdef uint8_t c
+    cdef uint32_t code
+    while i < n:
+        c = s[i]
+        if c < 128:
+            i += 1
+            continue
+        if c >= 0xC2 and c <= 0xDF:
+            more, code = 1, c & 0x1F
+        elif c >= 0xE0 and c <= 0xEF:
+            more, code = 2, c & 0x0F
+        elif c >= 0xF0 and c <= 0xF4:
+            more, code = 3, c & 0x07
+        else:
+            return i
+        if i + more >= n:  # the character runs past the end
+            return i
+        for k in range(1, more + 1):
+            if s[i + k] & 0xC0 != 0x80:
+                return i
+            code = (code << 6) | (s[i + k] & 0x3F)
+        if (more == 2 and (code < 0x800 or (code >= 0xD800 and code <= 0xDFFF))) or (more == 3 and (code < 0x10000 or code > 0x10FFFF)):
+            return i
+        i += more + 1
+    return -1
 
 
 cdef inline int64_t _last(int64_t i, const Texts** columns, const int8_t* status, const int64_t* assessed,

@@ -278,8 +278,8 @@ class _Rows:
     supersedes: np.ndarray | None = None
     reason: np.ndarray | None = None
 
-    def chunk(self, at: np.ndarray, own_notes: tuple | None) -> str:
-        """The JSON array of the findings at positions ``at``, with their own law notes."""
+    def chunk(self, at: np.ndarray, own_notes: tuple | None) -> bytes:
+        """The JSON array (UTF-8) of the findings at positions ``at``, with their own law notes."""
         def texts(column):
             return None if column is None else (column[0], column[1], np.ascontiguousarray(column[2][at], np.int64),
                                                 *column[3:])
@@ -320,12 +320,12 @@ def _payer_texts(labels: pa.Array, codes: np.ndarray) -> tuple:
     return (*_buffers(labels), np.where(valid[codes], codes, -1).astype(np.int64))
 
 
-def _insert(writer, run_id: int, slot: int, rows: Callable[[], str], note: str | None) -> None:
-    """A chunk of findings, its text made by ``rows()`` on the writer's thread."""
+def _insert(writer, run_id: int, slot: int, rows: Callable[[], bytes], note: str | None) -> None:
+    """A chunk of findings, its text (UTF-8 bytes) made by ``rows()`` on the writer's thread."""
     if note is None:
-        writer.execute_built(store.INSERT_FINDINGS, lambda: (run_id, slot, rows()))
+        writer.execute_built(store.INSERT_FINDINGS_UTF8, lambda: (run_id, slot, rows()))
     else:
-        writer.execute_built(store.INSERT_NOTED_FINDINGS, lambda: (run_id, slot, rows(), note))
+        writer.execute_built(store.INSERT_NOTED_FINDINGS_UTF8, lambda: (run_id, slot, rows(), note))
 
 
 def _insert_factors(writer, run_id: int, slot: int, members: list[tuple], keys: pa.Array, plain: bool) -> None:
@@ -333,7 +333,7 @@ def _insert_factors(writer, run_id: int, slot: int, members: list[tuple], keys: 
     text made on the writer's thread (Arrow's joins release the GIL): ~0.6 s of the main
     thread at 10 M cases (bench/cases.py)."""
     for start in range(0, len(keys), CHUNK_ROWS):
-        writer.execute_built(store.INSERT_FACTORS, functools.partial(_factor_chunk, run_id, slot, members, keys, plain,
+        writer.execute_built(store.INSERT_FACTORS_UTF8, functools.partial(_factor_chunk, run_id, slot, members, keys, plain,
                                                                      start))
 
 
@@ -345,8 +345,8 @@ def _factor_chunk(run_id: int, slot: int, members: list[tuple], keys: pa.Array, 
     # pandas (test_nightly.test_a_run_never_imports_pandas)
     listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
     offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
-    joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
-    return run_id, slot, "[" + joined + "]"
+    # Arrow's strings are UTF-8: stored as the text they spell (INSERT_FACTORS_UTF8), one copy
+    return run_id, slot, b"".join((b"[", memoryview(data)[offsets[0]:offsets[1]], b"]"))
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):

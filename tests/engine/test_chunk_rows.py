@@ -60,17 +60,17 @@ def test_rows_are_read_back_as_written_with_escapes_and_any_text():
     # SQLite reads the same values (the findings view's ->>)
     connection = sqlite3.connect(":memory:")
     read = connection.execute(f"SELECT e.value ->> 0, e.value ->> {at['case_id']}, e.value ->> {at['act_id']} "
-                              "FROM json_each(?) e", (text,)).fetchall()
+                              "FROM json_each(CAST(? AS TEXT)) e", (text,)).fetchall()
     assert read == [(r[0], r[at["case_id"]], r[at["act_id"]] if len(r) > at["act_id"] else None) for r in rows]
 
 
 def test_an_enterprise_paying_its_own_fine_is_left_out_and_a_payer_written_after_the_case():
     text = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), None, texts(["C1", "C2"]))
-    assert text == '[["U2",5,"C1"],["U1",0,"C2"]]'
+    assert text == b'[["U2",5,"C1"],["U1",0,"C2"]]'
     paid = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), texts(["P"], [0, 0]), texts(["C1", "C2"]),
                         act=texts(["A1"], [-1, 0]))
-    assert paid == '[["U2",5,"C1","P"],["U1",0,"C2","P","A1"]]'
-    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == "[]"
+    assert paid == b'[["U2",5,"C1","P"],["U1",0,"C2","P","A1"]]'
+    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == b"[]"
 
 
 def test_a_nul_is_escaped():
@@ -99,3 +99,34 @@ def test_texts_scanned_once_are_written_as_texts_scanned_per_call(values):
     once = finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index, scan))
     assert once == finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index))
     assert [r[store.CASE_PLACES['case_id']] for r in json.loads(once)] == [values[1], values[0], values[1]]
+
+
+def test_a_text_that_is_not_utf8_is_refused_as_a_decode_refused_it():
+    """The chunk is stored as the text its bytes spell (no str is made of it): a text column
+    holding a broken character is refused, not stored."""
+    for broken in (b"\xe9\x87", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"a\xff"):
+        offsets, data = np.array([0, len(broken)], np.int32), np.frombuffer(broken, np.uint8).copy()
+        with pytest.raises(ValueError, match="not UTF-8"):
+            finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))
+    fine = "金 😀 é".encode()
+    offsets, data = np.array([0, len(fine)], np.int32), np.frombuffer(fine, np.uint8).copy()
+    assert json.loads(finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))) == [["金 😀 é", 1, "C"]]
+
+
+@pytest.mark.parametrize("statement,plain", [(store.INSERT_FINDINGS_UTF8, store.INSERT_FINDINGS),
+                                             (store.INSERT_FACTORS_UTF8, store.INSERT_FACTORS)])
+def test_rows_given_as_utf8_bytes_are_stored_as_the_same_text(tmp_path, statement, plain):
+    """What the store keeps of a chunk given as bytes is what it kept of the str: TEXT, the
+    same bytes, read alike by SQLite's JSON functions."""
+    text = '[["金水区 \\"q\\"",5,"C1"],["U😀",-7,"C2",null,"A1"]]'
+    connection = store.connect(tmp_path / "s.sqlite")
+    import datetime as dt
+
+    run = store.start_run(connection, as_of=dt.date(2026, 1, 1), source="s", policy_fingerprint="p", policies=[],
+                          version="v")
+    connection.execute(plain, (run, 0, text))
+    connection.execute(statement, (run, 1, text.encode()))
+    table = "finding_chunks" if "finding" in statement else "factor_chunks"
+    stored = connection.execute(f"SELECT typeof(rows), CAST(rows AS BLOB), json_array_length(rows) FROM {table} "
+                                "ORDER BY slot").fetchall()
+    assert stored[0] == stored[1] == ("text", text.encode(), 2)
