@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from ecorules.engine import store
-from ecorules.engine._chunk_rows import finding_rows, scan_texts
+from ecorules.engine._chunk_rows import factor_rows, finding_rows, scan_texts
 from ecorules.rules._arrow import string_buffers
 
 
@@ -108,6 +108,11 @@ def test_a_text_that_is_not_utf8_is_refused_as_a_decode_refused_it():
         offsets, data = np.array([0, len(broken)], np.int32), np.frombuffer(broken, np.uint8).copy()
         with pytest.raises(ValueError, match="not UTF-8"):
             finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))
+        assert scan_texts(offsets, data) & 512
+        with pytest.raises(ValueError, match="not UTF-8"):  # (texts scanned once per run)
+            finding_rows(texts(["U"]), np.array([1]), None, (offsets, data, None, scan_texts(offsets, data)))
+        with pytest.raises(ValueError, match="not UTF-8"):
+            factor_rows((offsets, data, None), [b'"a":'], [np.array([1])], [None])
     fine = "金 😀 é".encode()
     offsets, data = np.array([0, len(fine)], np.int32), np.frombuffer(fine, np.uint8).copy()
     assert json.loads(finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))) == [["金 😀 é", 1, "C"]]
@@ -130,3 +135,33 @@ def test_rows_given_as_utf8_bytes_are_stored_as_the_same_text(tmp_path, statemen
     stored = connection.execute(f"SELECT typeof(rows), CAST(rows AS BLOB), json_array_length(rows) FROM {table} "
                                 "ORDER BY slot").fetchall()
     assert stored[0] == stored[1] == ("text", text.encode(), 2)
+
+
+@pytest.mark.parametrize("keys", [["C1", "C2", "C3"], ["C1", 'C"2', "案3", "C\n4", "C\x015"]])
+def test_factor_rows_are_the_rows_arrow_joined_byte_for_byte(keys):
+    """(store version 13) The factor chunk laid out in C is the text ``_factors.joined_rows``
+    joined with Arrow: names JSON-quoted, a member not shown left out, case ids escaped."""
+    from ecorules.engine.cases._factors import joined_rows
+
+    rng = np.random.default_rng(len(keys))
+    n = 700
+    index = rng.integers(0, len(keys), n)
+    members = [("prior_2y", rng.integers(-10**15, 10**15, n), None),
+               ('level "é"', rng.integers(0, 6, n), rng.random(n) < 0.6), ("x", rng.integers(-3, 3, n), rng.random(n) < 0.5)]
+    members[0][1][:2] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max]
+    arrow = joined_rows(members, pa.array(keys).take(pa.array(index)))
+    expected = ("[" + ",".join(arrow.to_pylist()) + "]").encode()
+    offsets, data, _ = texts(keys)
+    got = factor_rows((offsets, data, index.astype(np.int64), scan_texts(offsets, data)),
+                      [json.dumps(name).encode() + b":" for name, _, _ in members], [v for _, v, _ in members],
+                      [shown for _, _, shown in members])
+    assert got == expected
+    assert [row[0] for row in json.loads(got)] == [keys[i] for i in index]
+    assert factor_rows(texts(["C"], []), [b'"a":'], [np.zeros(0, np.int64)], [None]) == b"[]"
+
+
+def test_a_factor_row_whose_members_are_all_hidden_is_an_empty_object():
+    got = factor_rows(texts(["C1", "C2"]), [b'"a":'], [np.array([1, 2])], [np.array([False, True])])
+    assert json.loads(got) == [["C1", {}], ["C2", {"a": 2}]]
+    with pytest.raises(ValueError, match="without a case_id"):
+        factor_rows(texts(["C1"], [0, -1]), [b'"a":'], [np.array([1, 2])], [None])
