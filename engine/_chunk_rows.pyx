@@ -7,7 +7,10 @@ finding's texts), a regex over them for characters JSON must escape, a cast of t
 text and an element-wise join of a dozen pieces, then a copy into a Python str: ~0.9 CPU-s of
 a 2 M-case run (bench/cases.py). Here a text is read where it lies, through an index (the
 case's row of ``cases.uscc``, its code into the case id dictionary), escaped only where a
-byte must be, and written once into the str that is stored.
+byte must be, and written once into the UTF-8 bytes that are stored (as TEXT: the store's
+``INSERT_*_UTF8`` statements). A str was decoded from them where any text was not ASCII (the
+payers' district names) and encoded back by sqlite3's binding, both holding the GIL the
+judging wants: ~14% of the writer's time in a 10 M-case run (py-spy, bench/cases.py).
 
 A text column is ``(offsets, data, index)``: the offsets (int32 or int64) and data (uint8) of
 an Arrow string array (``rules._arrow.string_buffers``), and per row the position of its text
@@ -18,17 +21,11 @@ then ``]``: the elements most rows have (an act's id, a decision date) first, so
 act's fine is ``[uscc,amount,case_id,null,act_id]`` rather than version 13's four nulls more.
 """
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 import numpy as np
-
-
-cdef extern from "Python.h":
-    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
-    void* PyUnicode_DATA(object)
-    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
 
 
 ctypedef unsigned long long uint64_t_
@@ -44,6 +41,8 @@ cdef struct Texts:
     bint scanned  # clean and seen known (scan_texts, once per run for the case table's texts)
     uint8_t seen  # the OR of every byte
     bint clean  # no byte of the texts JSON must escape: each is copied as it is
+    bint valid  # every text is UTF-8 (known where a byte >= 128 is seen: ASCII is)
+    int64_t count  # texts
 
 
 cdef const char* _HEX = b"0123456789abcdef"
@@ -145,11 +144,12 @@ cdef int _texts(Texts* t, object column, int64_t rows, str name) except -1:
     t.given = column is not None
     t.index = NULL
     t.clean = t.scanned = False
+    t.valid = True
     if column is None:
         return 0
     offsets, data, index = column[:3]
     if len(column) > 3:  # (offsets, data, index, scan_texts(offsets, data))
-        t.scanned, t.seen, t.clean = True, column[3] & 255, not column[3] >> 8
+        t.scanned, t.seen, t.clean, t.valid = True, column[3] & 255, not column[3] & 256, not column[3] & 512
     if offsets.dtype == np.int64:
         t.wide = True
     elif offsets.dtype == np.int32:
@@ -161,6 +161,7 @@ cdef int _texts(Texts* t, object column, int64_t rows, str name) except -1:
     t.offsets = <const void*><size_t>offsets.ctypes.data
     t.data = <const uint8_t*><size_t>data.ctypes.data
     cdef int64_t texts = offsets.shape[0] - 1
+    t.count = texts
     t.stop = int(offsets[texts])
     cdef const int64_t[::1] positions
     if index is None:
@@ -196,18 +197,39 @@ cdef inline void _scan(Texts* t, uint8_t* seen) noexcept nogil:
         bad |= (c < 32) | (c == 34) | (c == 92)
     seen[0] |= acc
     t.clean = not bad
+    # a text not ASCII is copied as its bytes are: the chunk (stored as the text its bytes
+    # spell) is UTF-8 if each such text is; a decode of the chunk checked that, per chunk
+    t.valid = acc < 128 or _all_utf8(t)
+
+
+cdef bint _all_utf8(const Texts* t) noexcept nogil:
+    cdef int64_t i, start
+    for i in range(t.count):
+        start = _offset(t, i)
+        if _not_utf8(t.data + start, _offset(t, i + 1) - start) >= 0:
+            return False
+    return True
+
+
+cdef int _refuse_not_utf8(const Texts** columns, Py_ssize_t n) except -1:
+    cdef Py_ssize_t k
+    for k in range(n):
+        if columns[k].given and not columns[k].valid:
+            raise ValueError("a text that is not UTF-8")
+    return 0
 
 
 def scan_texts(offsets, data) -> int:
     """What ``finding_rows`` learns by reading every byte of a text column's buffers: the OR
-    of the bytes, plus 256 where some byte needs escaping in JSON. Given as a text column's
-    4th element, for texts many calls read (the case ids of a 2 M-case table: 20 MB a chunk)."""
+    of the bytes, plus 256 where some byte needs escaping in JSON, plus 512 where a text is
+    not UTF-8. Given as a text column's 4th element, for texts many calls read (the case ids
+    of a 2 M-case table: 20 MB a chunk)."""
     cdef Texts t
     cdef uint8_t seen = 0
     _texts(&t, (offsets, data, None), 0, "texts")
     with nogil:
         _scan(&t, &seen)
-    return seen | (0 if t.clean else 256)
+    return seen | (0 if t.clean else 256) | (0 if t.valid else 512)
 
 
 cdef inline int64_t _text_length(const Texts* t, int64_t at, uint8_t* seen) noexcept nogil:
@@ -232,7 +254,7 @@ cdef inline char* _text(char* out, const Texts* t, int64_t at) noexcept nogil:
 def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[::1] status=None, by=None,
                  const int64_t[::1] assessed_in=None, note=None, act=None, decided=None,
                  const int64_t[::1] supersedes=None, const int8_t[::1] reason=None):
-    """The JSON array of the rows (see the module): ``uscc``, ``payer`` (None: the uscc pays,
+    """The JSON array of the rows (see the module), as UTF-8 bytes: ``uscc``, ``payer`` (None: the uscc pays,
     left out), ``case``, ``by`` (superseded_by), ``note`` (a row's own law note), ``act``
     (act_id), ``decided`` (the decision date's ISO text) are text columns; ``amounts``,
     ``assessed_in`` and ``supersedes`` int64 (0: absent), ``status`` and ``reason`` int8 codes.
@@ -277,6 +299,10 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
         _scan(&t_note, &maxbyte)
         _scan(&t_act, &maxbyte)
         _scan(&t_decided, &maxbyte)
+    cdef const Texts* scanned[7]
+    scanned[0], scanned[1], scanned[2], scanned[3] = &t_uscc, &t_payer, &t_case, &t_by
+    scanned[4], scanned[5], scanned[6] = &t_note, &t_act, &t_decided
+    _refuse_not_utf8(scanned, 7)
     # pass 1: every row's length, and whether every byte is ASCII (then a str of 1-byte
     # characters is written in place, with no decoding)
     with nogil:
@@ -299,14 +325,8 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
             total += 1 + 1  # ] and , (the last row's comma is the array's ])
     if missing:
         raise ValueError("a finding with an empty uscc, payer or case_id")
-    cdef object out
-    cdef char* start
-    if maxbyte < 128:
-        out = PyUnicode_New(total, 127)
-        start = <char*>PyUnicode_DATA(out)
-    else:
-        out = PyBytes_FromStringAndSize(NULL, total)
-        start = PyBytes_AS_STRING(out)
+    cdef object out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* start = PyBytes_AS_STRING(out)
     cdef char* p = start
     # pass 2: the bytes
     with nogil:
@@ -339,9 +359,44 @@ def finding_rows(uscc, const int64_t[::1] amounts, payer, case, *, const int8_t[
         p += 1
     if p - start != total:
         raise AssertionError(f"finding_rows: wrote {p - start} bytes of {total}")
-    if maxbyte < 128:
-        return out
-    return PyUnicode_DecodeUTF8(start, total, NULL)
+    return out
+
+
+cdef int64_t _not_utf8(const uint8_t* s, int64_t n) noexcept nogil:
+    """The position of the first byte of ``s`` that is not well-formed UTF-8 (RFC 3629: no
+    overlong form, no surrogate, nothing above U+10FFFF), -1 if none."""
+    cdef int64_t i = 0, k, more
+    cdef uint8_t c
+    cdef uint32_t code
+    cdef uint64_t_ word
+    while i < n:
+        if i + 8 <= n:  # ASCII 8 bytes at a time: most of a chunk's bytes
+            memcpy(&word, s + i, 8)
+            if not (word & <uint64_t_>0x8080808080808080ULL):
+                i += 8
+                continue
+        c = s[i]
+        if c < 128:
+            i += 1
+            continue
+        if c >= 0xC2 and c <= 0xDF:
+            more, code = 1, c & 0x1F
+        elif c >= 0xE0 and c <= 0xEF:
+            more, code = 2, c & 0x0F
+        elif c >= 0xF0 and c <= 0xF4:
+            more, code = 3, c & 0x07
+        else:
+            return i
+        if i + more >= n:  # the character runs past the end
+            return i
+        for k in range(1, more + 1):
+            if s[i + k] & 0xC0 != 0x80:
+                return i
+            code = (code << 6) | (s[i + k] & 0x3F)
+        if (more == 2 and (code < 0x800 or (code >= 0xD800 and code <= 0xDFFF))) or (more == 3 and (code < 0x10000 or code > 0x10FFFF)):
+            return i
+        i += more + 1
+    return -1
 
 
 cdef inline int64_t _last(int64_t i, const Texts** columns, const int8_t* status, const int64_t* assessed,
@@ -362,3 +417,100 @@ cdef inline int64_t _last(int64_t i, const Texts** columns, const int8_t* status
         if present[k]:
             return k
     return _FIRST - 1
+
+
+def factor_rows(keys, prefixes, values, shown):
+    """(audit9, store version 13, ``engine/cases/_factors.py``) The JSON array of a slot's
+    factor rows ``[case_id,{"name":value,...}]`` as UTF-8 bytes, as ``_factors.joined_rows``
+    joins them with Arrow (a take, a cast to text and element-wise joins of every member, then
+    a copy per chunk: ~11% of the writer's time in a 10 M-case run, py-spy): ``keys`` a text
+    column (see the module), per member its ``"name":`` (``prefixes``, bytes), its int64
+    ``values`` and ``shown`` (a bool array, or None: every row; a member not shown is left
+    out of its row)."""
+    cdef Py_ssize_t m = len(prefixes), j
+    if m == 0 or len(values) != m or len(shown) != m:
+        raise ValueError("factor_rows: a prefix, values and shown per member, at least one member")
+    cdef int64_t n = len(values[0]), i, total = 2 if len(values[0]) == 0 else 1, at
+    cdef Texts t_key
+    _texts(&t_key, keys, n, "case_id")
+    kept = []  # the arrays the pointers below read, alive until the end
+    cdef bytes joined = b"".join(prefixes)
+    cdef const char* names = joined
+    cdef int64_t[::1] name_at = np.zeros(m + 1, np.int64)
+    cdef int64_t[::1] value_ptrs = np.zeros(m, np.int64)
+    cdef int64_t[::1] shown_ptrs = np.zeros(m, np.int64)
+    for j in range(m):
+        name_at[j + 1] = name_at[j] + len(prefixes[j])
+        column = np.ascontiguousarray(values[j], np.int64)
+        if column.shape[0] != n:
+            raise ValueError(f"factor_rows: {column.shape[0]} values of a member for {n} rows")
+        kept.append(column)
+        value_ptrs[j] = <int64_t><size_t>column.ctypes.data
+        if shown[j] is not None:
+            flags = np.ascontiguousarray(shown[j], np.bool_)
+            if flags.shape[0] != n:
+                raise ValueError(f"factor_rows: {flags.shape[0]} flags of a member for {n} rows")
+            kept.append(flags)
+            shown_ptrs[j] = <int64_t><size_t>flags.ctypes.data
+    cdef uint8_t maxbyte = 0
+    cdef bint missing = False, first
+    cdef const int64_t* v
+    cdef const uint8_t* s
+    with nogil:
+        _scan(&t_key, &maxbyte)
+    cdef const Texts* scanned[1]
+    scanned[0] = &t_key
+    _refuse_not_utf8(scanned, 1)
+    with nogil:
+        for i in range(n):
+            at = _at(&t_key, i)
+            if at < 0:
+                missing = True
+                break
+            total += 1 + 2 + _text_length(&t_key, at, &maxbyte) + 2 + 2 + 1  # [ "key" ,{ }] ,
+            first = True
+            for j in range(m):
+                s = <const uint8_t*><size_t>shown_ptrs[j]
+                if s != NULL and not s[i]:
+                    continue
+                v = <const int64_t*><size_t>value_ptrs[j]
+                total += (0 if first else 1) + name_at[j + 1] - name_at[j] + _digits(v[i])
+                first = False
+    if missing:
+        raise ValueError("a case factor's row without a case_id")
+    cdef object out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* start = PyBytes_AS_STRING(out)
+    cdef char* p = start
+    with nogil:
+        p[0] = 91
+        p += 1
+        for i in range(n):
+            p[0] = 91
+            p = _text(p + 1, &t_key, _at(&t_key, i))
+            p[0] = 44
+            p[1] = 123  # {
+            p += 2
+            first = True
+            for j in range(m):
+                s = <const uint8_t*><size_t>shown_ptrs[j]
+                if s != NULL and not s[i]:
+                    continue
+                if not first:
+                    p[0] = 44
+                    p += 1
+                first = False
+                memcpy(p, names + name_at[j], name_at[j + 1] - name_at[j])
+                p += name_at[j + 1] - name_at[j]
+                v = <const int64_t*><size_t>value_ptrs[j]
+                p = _integer(p, v[i])
+            p[0] = 125  # }
+            p[1] = 93
+            p[2] = 44
+            p += 3
+        if n:
+            p -= 1
+        p[0] = 93
+        p += 1
+    if p - start != total:
+        raise AssertionError(f"factor_rows: wrote {p - start} bytes of {total}")
+    return out

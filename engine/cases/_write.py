@@ -22,6 +22,7 @@ second time.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,20 +38,18 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     string_buffers,
-    string_scalar,
     strings,
 )
 from ecorules.rules._choices import resolve
 
 from .. import store
-from .._chunk_rows import finding_rows, scan_texts
+from .._chunk_rows import factor_rows, finding_rows, scan_texts
 from .._chunks import CHUNK_ROWS, lift_rows, sanction_chunk, sanction_slot_rows
 from .._ledger_money import to_fen, unit_name
 from .._rejects import count_reasons
 from .._scored import finding_units, reason_class
 from ._assessed import Assessments, decision_dates
 from ._earlier_fines import against_earlier_fines
-from ._factors import joined_rows
 from ._plan import CasePlan
 from ._stage import CaseResults, CaseRun
 from ._table import _coded_distinct, _stripped
@@ -193,10 +192,9 @@ class CaseWriter:
                 row.supersedes, row.reason = recorded.supersedes, recorded.reason
             # (audit9, store version 13) the roll-ups and levels that placed each finding (_factors.py)
             if results.factors is not None:
-                plain = not key_texts[2] & 256  # no case id needs escaping in JSON (scan_texts)
                 members = results.factors.members(results, k, picked)
                 if members is not None:
-                    _insert_factors(writer, run_id, first_slot + k, members, keys_at(picked), plain)
+                    _insert_factors(writer, run_id, first_slot + k, members, row.case)
             # 行政处罚法 art 37: the version applied and why, per finding (_law_notes.py)
             for part, note, own_notes in _law_groups(result, slot.policy_key, picked):
                 part = np.arange(picked.size) if part is None else part
@@ -278,8 +276,8 @@ class _Rows:
     supersedes: np.ndarray | None = None
     reason: np.ndarray | None = None
 
-    def chunk(self, at: np.ndarray, own_notes: tuple | None) -> str:
-        """The JSON array of the findings at positions ``at``, with their own law notes."""
+    def chunk(self, at: np.ndarray, own_notes: tuple | None) -> bytes:
+        """The JSON array (UTF-8) of the findings at positions ``at``, with their own law notes."""
         def texts(column):
             return None if column is None else (column[0], column[1], np.ascontiguousarray(column[2][at], np.int64),
                                                 *column[3:])
@@ -320,33 +318,29 @@ def _payer_texts(labels: pa.Array, codes: np.ndarray) -> tuple:
     return (*_buffers(labels), np.where(valid[codes], codes, -1).astype(np.int64))
 
 
-def _insert(writer, run_id: int, slot: int, rows: Callable[[], str], note: str | None) -> None:
-    """A chunk of findings, its text made by ``rows()`` on the writer's thread."""
+def _insert(writer, run_id: int, slot: int, rows: Callable[[], bytes], note: str | None) -> None:
+    """A chunk of findings, its text (UTF-8 bytes) made by ``rows()`` on the writer's thread."""
     if note is None:
-        writer.execute_built(store.INSERT_FINDINGS, lambda: (run_id, slot, rows()))
+        writer.execute_built(store.INSERT_FINDINGS_UTF8, lambda: (run_id, slot, rows()))
     else:
-        writer.execute_built(store.INSERT_NOTED_FINDINGS, lambda: (run_id, slot, rows(), note))
+        writer.execute_built(store.INSERT_NOTED_FINDINGS_UTF8, lambda: (run_id, slot, rows(), note))
 
 
-def _insert_factors(writer, run_id: int, slot: int, members: list[tuple], keys: pa.Array, plain: bool) -> None:
+def _insert_factors(writer, run_id: int, slot: int, members: list[tuple], keys: tuple) -> None:
     """(audit9) A slot's factor rows (_factors.py) as chunks of ``factor_chunks``, each one's
-    text made on the writer's thread (Arrow's joins release the GIL): ~0.6 s of the main
-    thread at 10 M cases (bench/cases.py)."""
-    for start in range(0, len(keys), CHUNK_ROWS):
-        writer.execute_built(store.INSERT_FACTORS, functools.partial(_factor_chunk, run_id, slot, members, keys, plain,
-                                                                     start))
+    text laid out in C (``factor_rows``, as ``_factors.joined_rows`` joins them) on the
+    writer's thread; ``keys``: the findings' case ids, a text column of the chunk writer."""
+    prefixes = [json.dumps(name).encode() + b":" for name, _values, _shown in members]
+    for start in range(0, len(keys[2]), CHUNK_ROWS):
+        writer.execute_built(store.INSERT_FACTORS_UTF8, functools.partial(_factor_chunk, run_id, slot, members, prefixes,
+                                                                          keys, start))
 
 
-def _factor_chunk(run_id: int, slot: int, members: list[tuple], keys: pa.Array, plain: bool, start: int) -> tuple:
+def _factor_chunk(run_id: int, slot: int, members: list[tuple], prefixes: list[bytes], keys: tuple, start: int) -> tuple:
     end = start + CHUNK_ROWS
-    part = joined_rows([(name, values[start:end], None if shown is None else shown[start:end])
-                        for name, values, shown in members], keys.slice(start, CHUNK_ROWS), plain)
-    # joined by Arrow, read from its buffers: a Python value into or out of Arrow imports
-    # pandas (test_nightly.test_a_run_never_imports_pandas)
-    listed = pa.LargeListArray.from_arrays(from_numbers(np.array([0, len(part)], np.int64)), part)
-    offsets, data = string_buffers(one_array(pc.binary_join(listed, string_scalar(","))))
-    joined = data[offsets[0]:offsets[1]].tobytes().decode("utf-8")
-    return run_id, slot, "[" + joined + "]"
+    return run_id, slot, factor_rows((*keys[:2], keys[2][start:end], *keys[3:]), prefixes,
+                                     [values[start:end] for _name, values, _shown in members],
+                                     [None if shown is None else shown[start:end] for _name, _values, shown in members])
 
 
 def _law_groups(result, policy_key: str, picked: np.ndarray):

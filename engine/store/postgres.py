@@ -631,7 +631,8 @@ COPY_TYPES = {
     "list_chunks": {"first_id": "int8", "n": "int8", "run_id": "int8", "rule_id": "int8", "text_id": "int8",
                     "started": "text", "rows": "text"},
 }
-_INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((?:\?, )*\?\)\s*$")
+# (a value ``CAST(? AS TEXT)``: text given as its UTF-8 bytes, sqlite.INSERT_FINDINGS_UTF8)
+_INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((?:(?:\?|CAST\(\? AS TEXT\)), )*(?:\?|CAST\(\? AS TEXT\))\)\s*$")
 _COPY_BUFFER = 4 << 20  # characters held before a COPY: sent while the next batches are read and scored
 
 
@@ -676,6 +677,8 @@ class RunWriter(sqlite.RunWriter):
             target = _copy_target(sql)
             if target is not None:
                 rows = [params] if action == "one" else params
+                if "CAST(? AS TEXT)" in sql:  # text given as UTF-8 bytes: COPY's text dumper takes a str
+                    rows = [tuple(v.decode("utf-8") if isinstance(v, bytes) else v for v in row) for row in rows]
                 self._held.setdefault(target, []).extend(rows)
                 self._held_size += sum(len(v) for row in rows for v in row if isinstance(v, str))
                 if self._held_size >= _COPY_BUFFER:

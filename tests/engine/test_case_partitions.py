@@ -310,14 +310,14 @@ def test_the_findings_chunk_text_is_made_on_the_store_writers_thread(tmp_path, m
         rows.append(len(json.loads(text)))
         return text
 
-    factors, joined_rows = [], _write.joined_rows
+    factors, factor_rows = [], _write.factor_rows
 
     def watched_factors(*args, **options):
         factors.append(threading.current_thread().name)
-        return joined_rows(*args, **options)
+        return factor_rows(*args, **options)
 
     monkeypatch.setattr(_write, "finding_rows", watched)
-    monkeypatch.setattr(_write, "joined_rows", watched_factors)  # (the case factors' rows, _factors.py)
+    monkeypatch.setattr(_write, "factor_rows", watched_factors)  # (the case factors' rows, _factors.py)
     summary, stored, loaded = _run(tmp_path, DATA, AS_OF, 40, "threads", monkeypatch)
     assert len(loaded) > 2 and threads and factors
     assert all(name.startswith("ecorules-writer-") for name in threads + factors), set(threads + factors)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from ecorules.engine import store
-from ecorules.engine._chunk_rows import finding_rows, scan_texts
+from ecorules.engine._chunk_rows import factor_rows, finding_rows, scan_texts
 from ecorules.rules._arrow import string_buffers
 
 
@@ -60,17 +60,17 @@ def test_rows_are_read_back_as_written_with_escapes_and_any_text():
     # SQLite reads the same values (the findings view's ->>)
     connection = sqlite3.connect(":memory:")
     read = connection.execute(f"SELECT e.value ->> 0, e.value ->> {at['case_id']}, e.value ->> {at['act_id']} "
-                              "FROM json_each(?) e", (text,)).fetchall()
+                              "FROM json_each(CAST(? AS TEXT)) e", (text,)).fetchall()
     assert read == [(r[0], r[at["case_id"]], r[at["act_id"]] if len(r) > at["act_id"] else None) for r in rows]
 
 
 def test_an_enterprise_paying_its_own_fine_is_left_out_and_a_payer_written_after_the_case():
     text = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), None, texts(["C1", "C2"]))
-    assert text == '[["U2",5,"C1"],["U1",0,"C2"]]'
+    assert text == b'[["U2",5,"C1"],["U1",0,"C2"]]'
     paid = finding_rows(texts(["U1", "U2"], [1, 0]), np.array([5, 0]), texts(["P"], [0, 0]), texts(["C1", "C2"]),
                         act=texts(["A1"], [-1, 0]))
-    assert paid == '[["U2",5,"C1","P"],["U1",0,"C2","P","A1"]]'
-    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == "[]"
+    assert paid == b'[["U2",5,"C1","P"],["U1",0,"C2","P","A1"]]'
+    assert finding_rows(texts(["U1"]), np.zeros(0, np.int64), None, texts(["C1"], [])) == b"[]"
 
 
 def test_a_nul_is_escaped():
@@ -99,3 +99,69 @@ def test_texts_scanned_once_are_written_as_texts_scanned_per_call(values):
     once = finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index, scan))
     assert once == finding_rows(texts(["U"], [0, 0, 0]), np.array([1, 2, 3]), None, (offsets, data, index))
     assert [r[store.CASE_PLACES['case_id']] for r in json.loads(once)] == [values[1], values[0], values[1]]
+
+
+def test_a_text_that_is_not_utf8_is_refused_as_a_decode_refused_it():
+    """The chunk is stored as the text its bytes spell (no str is made of it): a text column
+    holding a broken character is refused, not stored."""
+    for broken in (b"\xe9\x87", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"a\xff"):
+        offsets, data = np.array([0, len(broken)], np.int32), np.frombuffer(broken, np.uint8).copy()
+        with pytest.raises(ValueError, match="not UTF-8"):
+            finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))
+        assert scan_texts(offsets, data) & 512
+        with pytest.raises(ValueError, match="not UTF-8"):  # (texts scanned once per run)
+            finding_rows(texts(["U"]), np.array([1]), None, (offsets, data, None, scan_texts(offsets, data)))
+        with pytest.raises(ValueError, match="not UTF-8"):
+            factor_rows((offsets, data, None), [b'"a":'], [np.array([1])], [None])
+    fine = "金 😀 é".encode()
+    offsets, data = np.array([0, len(fine)], np.int32), np.frombuffer(fine, np.uint8).copy()
+    assert json.loads(finding_rows((offsets, data, None), np.array([1]), None, texts(["C"]))) == [["金 😀 é", 1, "C"]]
+
+
+@pytest.mark.parametrize("statement,plain", [(store.INSERT_FINDINGS_UTF8, store.INSERT_FINDINGS),
+                                             (store.INSERT_FACTORS_UTF8, store.INSERT_FACTORS)])
+def test_rows_given_as_utf8_bytes_are_stored_as_the_same_text(tmp_path, statement, plain):
+    """What the store keeps of a chunk given as bytes is what it kept of the str: TEXT, the
+    same bytes, read alike by SQLite's JSON functions."""
+    text = '[["金水区 \\"q\\"",5,"C1"],["U😀",-7,"C2",null,"A1"]]'
+    connection = store.connect(tmp_path / "s.sqlite")
+    import datetime as dt
+
+    run = store.start_run(connection, as_of=dt.date(2026, 1, 1), source="s", policy_fingerprint="p", policies=[],
+                          version="v")
+    connection.execute(plain, (run, 0, text))
+    connection.execute(statement, (run, 1, text.encode()))
+    table = "finding_chunks" if "finding" in statement else "factor_chunks"
+    stored = connection.execute(f"SELECT typeof(rows), CAST(rows AS BLOB), json_array_length(rows) FROM {table} "
+                                "ORDER BY slot").fetchall()
+    assert stored[0] == stored[1] == ("text", text.encode(), 2)
+
+
+@pytest.mark.parametrize("keys", [["C1", "C2", "C3"], ["C1", 'C"2', "案3", "C\n4", "C\x015"]])
+def test_factor_rows_are_the_rows_arrow_joined_byte_for_byte(keys):
+    """(store version 13) The factor chunk laid out in C is the text ``_factors.joined_rows``
+    joined with Arrow: names JSON-quoted, a member not shown left out, case ids escaped."""
+    from ecorules.engine.cases._factors import joined_rows
+
+    rng = np.random.default_rng(len(keys))
+    n = 700
+    index = rng.integers(0, len(keys), n)
+    members = [("prior_2y", rng.integers(-10**15, 10**15, n), None),
+               ('level "é"', rng.integers(0, 6, n), rng.random(n) < 0.6), ("x", rng.integers(-3, 3, n), rng.random(n) < 0.5)]
+    members[0][1][:2] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max]
+    arrow = joined_rows(members, pa.array(keys).take(pa.array(index)))
+    expected = ("[" + ",".join(arrow.to_pylist()) + "]").encode()
+    offsets, data, _ = texts(keys)
+    got = factor_rows((offsets, data, index.astype(np.int64), scan_texts(offsets, data)),
+                      [json.dumps(name).encode() + b":" for name, _, _ in members], [v for _, v, _ in members],
+                      [shown for _, _, shown in members])
+    assert got == expected
+    assert [row[0] for row in json.loads(got)] == [keys[i] for i in index]
+    assert factor_rows(texts(["C"], []), [b'"a":'], [np.zeros(0, np.int64)], [None]) == b"[]"
+
+
+def test_a_factor_row_whose_members_are_all_hidden_is_an_empty_object():
+    got = factor_rows(texts(["C1", "C2"]), [b'"a":'], [np.array([1, 2])], [np.array([False, True])])
+    assert json.loads(got) == [["C1", {}], ["C2", {"a": 2}]]
+    with pytest.raises(ValueError, match="without a case_id"):
+        factor_rows(texts(["C1"], [0, -1]), [b'"a":'], [np.array([1, 2])], [None])
