@@ -24,7 +24,7 @@ from ecorules.engine.cases._generate import generate_cases
 from ecorules.engine.cases._plan import make_plan
 from ecorules.engine.cases._table import linked
 from ecorules.rules import load_policies
-from test_case_parts import AS_OF, DATA, _dated_folder, _plain_tables, _stored
+from test_case_parts import AS_OF, DATA, _plain_tables, _stored, kind_tables
 
 
 def _rejects_in_order(path: Path, run_id: int) -> list[tuple]:
@@ -57,17 +57,7 @@ def _run(folder: Path, policies, as_of: dt.date, partition_rows: int, name: str,
 
 @pytest.mark.parametrize("kind", ["plain", "dated"])
 def test_a_run_over_many_partitions_writes_what_one_partition_writes(tmp_path, kind, monkeypatch):
-    if kind == "plain":
-        _plain_tables(tmp_path)
-        policies, as_of = DATA, AS_OF
-    else:
-        from test_case_batch_lighter_law import AS_OF as DATED_AS_OF
-        from test_case_batch_lighter_law import _table
-
-        usccs = generate_registry(60, 3)["uscc"].combine_chunks().to_pylist()
-        pacsv.write_csv(pa.table({"uscc": usccs}), tmp_path / "enterprises.csv")
-        pacsv.write_csv(_table(usccs, 900, 4), tmp_path / "cases.csv")
-        policies, as_of = _dated_folder(tmp_path), DATED_AS_OF
+    policies, as_of = kind_tables(tmp_path, kind)
     whole, expected, one = _run(tmp_path, policies, as_of, 1 << 30, "whole", monkeypatch)
     parted, got, many = _run(tmp_path, policies, as_of, 40, "partitions", monkeypatch)
     assert len(one) == 1 and len(many) > 10  # the tiny partitions are many

@@ -90,20 +90,26 @@ def _dated_folder(folder: Path) -> Path:
     out.mkdir()
     return _folder(out)
 
+def kind_tables(folder: Path, kind: str) -> tuple[Path, dt.date]:
+    """The tables of a test run over both kinds of case policies, written into ``folder``:
+    "plain" (this folder's tables, every reject kind) or "dated" (law versions by act date);
+    the policies and as_of to run them with."""
+    if kind == "plain":
+        _plain_tables(folder)
+        return DATA, AS_OF
+    from test_case_batch_lighter_law import AS_OF as DATED_AS_OF
+    from test_case_batch_lighter_law import _table
+
+    usccs = generate_registry(60, 3)["uscc"].combine_chunks().to_pylist()
+    pacsv.write_csv(pa.table({"uscc": usccs}), folder / "enterprises.csv")
+    pacsv.write_csv(_table(usccs, 900, 4), folder / "cases.csv")
+    return _dated_folder(folder), DATED_AS_OF
+
+
 
 @pytest.mark.parametrize("kind", ["plain", "dated"])
 def test_a_run_in_parts_writes_what_a_run_in_one_part_writes(tmp_path, kind):
-    if kind == "plain":
-        _plain_tables(tmp_path)
-        policies, as_of = DATA, AS_OF
-    else:
-        from test_case_batch_lighter_law import AS_OF as DATED_AS_OF
-        from test_case_batch_lighter_law import _table
-
-        usccs = generate_registry(60, 3)["uscc"].combine_chunks().to_pylist()
-        pacsv.write_csv(pa.table({"uscc": usccs}), tmp_path / "enterprises.csv")
-        pacsv.write_csv(_table(usccs, 900, 4), tmp_path / "cases.csv")
-        policies, as_of = _dated_folder(tmp_path), DATED_AS_OF
+    policies, as_of = kind_tables(tmp_path, kind)
     whole, expected = _run(tmp_path, policies, as_of, None, "whole")
     parted, got = _run(tmp_path, policies, as_of, 37, "parts")
     assert got == expected

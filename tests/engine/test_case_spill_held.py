@@ -13,10 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from ecorules.engine._generate import generate_registry
 from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases import _spill
-from test_case_parts import AS_OF, DATA, _dated_folder, _plain_tables, _stored
+from test_case_parts import AS_OF, DATA, _plain_tables, _stored, kind_tables
 
 # how a run's table is kept: MEMORY_BYTES, and what the spill's pieces are then
 MODES = {"spilled": 0, "held": 1 << 30, "spilled part way": 48 << 10}
@@ -65,17 +64,7 @@ def _same_summary(a, b) -> bool:
 
 @pytest.mark.parametrize("kind", ["plain", "dated"])
 def test_a_table_held_spilled_or_spilled_part_way_writes_the_same(tmp_path, kind, monkeypatch):
-    if kind == "plain":
-        _plain_tables(tmp_path)
-        policies, as_of = DATA, AS_OF
-    else:
-        from test_case_batch_lighter_law import AS_OF as DATED_AS_OF
-        from test_case_batch_lighter_law import _table
-
-        usccs = generate_registry(60, 3)["uscc"].combine_chunks().to_pylist()
-        pacsv.write_csv(pa.table({"uscc": usccs}), tmp_path / "enterprises.csv")
-        pacsv.write_csv(_table(usccs, 900, 4), tmp_path / "cases.csv")
-        policies, as_of = _dated_folder(tmp_path), DATED_AS_OF
+    policies, as_of = kind_tables(tmp_path, kind)
     found = {mode: _run(tmp_path, policies, as_of, mode, monkeypatch) for mode in MODES}
     kinds = {mode: set().union(*pieces) for mode, (_s, _st, pieces) in found.items()}
     assert kinds["spilled"] == {"PosixPath"} and kinds["held"] == {"Table"}
