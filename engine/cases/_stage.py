@@ -271,9 +271,6 @@ class CaseStage:
                 registry = Registry(registry_path, resolver, **registry_options)
                 side = read_enterprises(registry, plan, wanted, checked, self.as_of)
             run.side = side
-            # the enterprises of each bucket: a partition's cases are looked up among its own
-            # buckets' (a hash table of every enterprise built once per partition cost as much)
-            side_bucket = None if self._buckets is None else _spill.buckets_of(side.usccs, self._buckets)
             if sink is not None:
                 sink.begin(run)
                 if self._spilled is not None and hasattr(sink, "spilled"):
@@ -282,7 +279,7 @@ class CaseStage:
             # written into the run's arrays by each partition (onto_enterprises' ``into``)
             self._rollups = {}
             for buckets, cases in tables:
-                results = self._partition(cases, side, None if buckets is None else np.isin(side_bucket, buckets))
+                results = self._partition(cases, side)
                 run.add(results)
                 if sink is not None:
                     sink.partition(results, buckets)
@@ -341,12 +338,13 @@ class CaseStage:
         finally:
             spilled.close()
 
-    def _partition(self, cases: CaseTable, side: EnterpriseSide, mine: np.ndarray | None) -> CaseResults:
-        """One partition's cases (every case of its enterprises), checked: linked (to the
-        enterprises ``mine``, a mask of the side's rows; None: any), scored."""
+    def _partition(self, cases: CaseTable, side: EnterpriseSide) -> CaseResults:
+        """One partition's cases (every case of its enterprises), checked: linked (through the
+        side's index of every enterprise, built once: a mask of the partition's own buckets'
+        enterprises would narrow nothing), scored."""
         plan = self.plan
         side.rollups = {}
-        link(cases, plan, side.usccs, side.rejected, mine, index=side.index)
+        link(cases, plan, side.usccs, side.rejected, index=side.index)
         linked_rejects = len(cases.rejects)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)

@@ -81,7 +81,7 @@ def judge_part(plan, cases: CaseTable, side_rows: Iterable[tuple], first_source:
     side = enterprise_side((found for found in kept if found is not None), plan, checked, as_of)
     # the local run's steps for a partition, the same function: linked to any of the part's
     # enterprises (they are all its own), rejects, roll-ups, scoring, art 29
-    return PartResult(stage._partition(cases, side, None))
+    return PartResult(stage._partition(cases, side))
 
 
 @dataclass
