@@ -6,7 +6,6 @@ entries, district totals and summary; and the bucket pieces read back are the sa
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,11 @@ import pyarrow.csv as pacsv
 import pytest
 from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases import _spill
+from test_case_partitions import _rejects_in_order
 from test_case_parts import AS_OF, DATA, _plain_tables, _stored, kind_tables
 
 # how a run's table is kept: MEMORY_BYTES, and what the spill's pieces are then
 MODES = {"spilled": 0, "held": 1 << 30, "spilled part way": 48 << 10}
-
-
-def _rejects_in_order(path: Path, run_id: int) -> list[tuple]:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute("SELECT source, row, \"column\", value, reason FROM rejects WHERE run_id = ? ORDER BY rowid",
-                          (run_id,)).fetchall()
-    finally:
-        db.close()
 
 
 def _run(folder: Path, policies, as_of, mode: str, monkeypatch, days: int = 1):
