@@ -477,8 +477,6 @@ INSERT_DISTRICT_TOTAL = (
     "INSERT INTO district_totals (run_id, district, deduction_yuan, cases, deduction_fen, unit) VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
-INSERT_FACTORS = "INSERT INTO factor_chunks (run_id, slot, rows) VALUES (?, ?, ?)"
-INSERT_NOTED_FINDINGS = "INSERT INTO finding_chunks (run_id, slot, rows, law_note) VALUES (?, ?, ?, ?)"
 # The same with the rows given as their UTF-8 bytes (engine/_chunk_rows.pyx): stored as the
 # TEXT they spell, byte for byte (SQLite reads a blob cast to TEXT as text of the database's
 # encoding, UTF-8), with no str made of them and encoded back by sqlite3 on the writer's thread
@@ -1341,7 +1339,7 @@ def text_pieces(db: sqlite3.Connection, table: str, column: str, row: int, size:
 
 
 __all__ = [
-    "CASE_LAYOUT", "CASE_PLACES", "INSERT_CASE_FINDING_SLOT", "REASON_CODES", "STATUS_CODES", "V13_PLACES", "INSERT_DISTRICT_TOTAL", "INSERT_FACTORS", "INSERT_FACTORS_UTF8", "INSERT_FINDINGS_UTF8", "INSERT_NOTED_FINDINGS_UTF8", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
+    "CASE_LAYOUT", "CASE_PLACES", "INSERT_CASE_FINDING_SLOT", "REASON_CODES", "STATUS_CODES", "V13_PLACES", "INSERT_DISTRICT_TOTAL", "INSERT_FACTORS_UTF8", "INSERT_FINDINGS_UTF8", "INSERT_NOTED_FINDINGS_UTF8", "MONEY", "RESULT_TABLES", "SCHEMA_VERSION", "TABLES", "VIEW_COLUMN_TYPES", "NoStore", "RunWriter", "StoreError", "abandon_stale_runs",
     "connect", "delete_run", "has_units", "run_unit", "fail_run", "find_done_run", "resolve_run", "run_lock", "run_row",
     "start_run",
 ]
