@@ -633,8 +633,6 @@ class NightlyRun:
             total = acc.districts.setdefault(district, [0, 0])
             total[0] += fen
             total[1] += cases
-        if scored.kernel_rejects is not None:
-            writer.executemany(store.INSERT_REJECTS, scored.kernel_rejects.sql_rows(run_id))
         for part in scored.findings:
             slot = scoring.slots[part.slot]
             safe = (scoring.subject in scoring.safe_facts, True, slot.payer in scoring.safe_facts)
@@ -650,10 +648,13 @@ class NightlyRun:
         if scored.lifts:
             writer.executemany(store.INSERT_LIFTS, [(run_id, *row) for row in scored.lifts])
             acc.lifts += len(scored.lifts)
-        if scored.read_rejects:
-            writer.executemany(store.INSERT_REJECTS, [
-                (run_id, r.source, r.row, r.column, r.value, r.reason) for r in scored.read_rejects
-            ])
+        # The rejects last, the scorer's then the reading's, in one job: the writer's queue holds
+        # a few jobs, and the rejects first (thousands of rows a batch of a registry with 1% bad
+        # rows) kept the scoring thread waiting for room while the writer inserted them.
+        rejects = scored.kernel_rejects.sql_rows(run_id) if scored.kernel_rejects is not None else []
+        rejects += [(run_id, r.source, r.row, r.column, r.value, r.reason) for r in scored.read_rejects]
+        if rejects:
+            writer.executemany(store.INSERT_REJECTS, rejects)
 
     def _write_slots(self, writer: store.RunWriter, run_id: int) -> None:
         """What each column of the kernels' outputs means, once per run: the registry's slots

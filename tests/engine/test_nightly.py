@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from ecorules.engine._cli import main
-from ecorules.engine._nightly import EXIT_DONE, EXIT_FAILED, EXIT_REJECTS, run_nightly
+from ecorules.engine._nightly import EXIT_DONE, EXIT_FAILED, EXIT_REJECTS, NightlyRun, run_nightly
 from ecorules.engine._progress import Progress
 from ecorules.rules import RecordError, load_policies
 from ecorules.rules._records import coerce
@@ -267,6 +268,52 @@ def test_rows_in_equals_scored_plus_rejected_for_mixed_input(tmp_path):
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (300, 296, 4)
     stored = sqlite3.connect(tmp_path / "r.sqlite").execute('SELECT row, "column" FROM rejects ORDER BY row').fetchall()
     assert stored == [(7, "untreated_outfalls"), (8, "uscc"), (9, "industrial"), (10, "direct_discharge_cases")]
+
+
+def test_a_batchs_rejects_go_to_the_writer_last_in_one_job(tmp_path, monkeypatch):
+    """The writer's queue holds a few jobs: a batch's rejects (the scorer's, then the rows the
+    reading dropped) are handed over in one job after its findings, so that the scoring thread
+    goes on while they are inserted, and the rejects table keeps its order (by batch, the
+    scorer's before the reading's)."""
+    from ecorules.engine import store
+    from ecorules.engine.store import sqlite as sqlite_store
+
+    table = make_registry(300, seed=4, case_share=0.3)
+    rows = table_rows(table)
+    rows[5]["untreated_outfalls"] = "-2"  # the scorer's
+    rows[60]["industrial"] = "也许"  # the scorer's, in the second batch
+    path = tmp_path / "r.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with path.open("ab") as handle:  # the reading's: a malformed line, at the end of the last batch
+        handle.write(b"91410100MAMJDNG424,only,three\n")
+    jobs = []
+    for name in ("execute", "executemany"):
+        original = getattr(sqlite_store.RunWriter, name)
+
+        def recorded(self, sql, params, original=original):
+            jobs.append("rejects" if sql == store.INSERT_REJECTS else "findings" if sql == store.INSERT_FINDINGS else "other")
+            return original(self, sql, params)
+
+        monkeypatch.setattr(sqlite_store.RunWriter, name, recorded)
+    record = NightlyRun._record
+
+    def batch_recorded(self, *args):
+        jobs.append("batch")
+        return record(self, *args)
+
+    monkeypatch.setattr(NightlyRun, "_record", batch_recorded)
+    summary = run(path, tmp_path / "r.sqlite", batch_rows=50)
+    assert (summary.rows_in, summary.rows_rejected) == (301, 3)
+    letters = "".join({"batch": "|", "findings": "F", "rejects": "R"}.get(job, "") for job in jobs)
+    batches = letters.strip("|").split("|")
+    assert all(re.fullmatch("F*R?", batch) for batch in batches), letters
+    assert [batch.endswith("R") for batch in batches].count(True) == 3 and batches[0] == "FFR", letters
+    stored = sqlite3.connect(tmp_path / "r.sqlite").execute(
+        'SELECT row, "column" FROM rejects ORDER BY rowid').fetchall()
+    assert stored == [(7, "untreated_outfalls"), (62, "industrial"), (302, None)]
 
 
 # --- reruns -------------------------------------------------------------------------------------

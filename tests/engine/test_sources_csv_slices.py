@@ -330,8 +330,8 @@ def test_only_malformed_lines_have_their_undecodable_bytes_written(seed):
     """malformed_lines_mended writes the undecodable bytes of the malformed lines alone (the
     lines pyarrow decodes for its handler, and fails on), with the same characters as the
     whole slice decoded: a well-formed line with an undecodable cell keeps its bytes; lines
-    of any length (the count goes eight bytes at a time: lines of 0-40 separators, separators
-    at every position of a word), CRLF line ends, an empty last line, no line end at the end."""
+    of any length (the scan goes sixteen bytes at a time: lines of 0-40 separators, separators
+    at every position of a block), CRLF line ends, an empty last line, no line end at the end."""
     rng = np.random.default_rng(seed)
     kinds = ["good", "short", "long", "empty", "blank", "bad utf-8 cell", "bad utf-8 short", "bad utf-8 long"]
     lines = [lines_of(kinds[k], i) for i, k in enumerate(rng.integers(0, len(kinds), 300))]
@@ -344,6 +344,26 @@ def test_only_malformed_lines_have_their_undecodable_bytes_written(seed):
     assert known and mended == (None if want == data else want)
     assert mended is not None  # a short line with an undecodable byte was drawn
     assert malformed_lines_mended(memoryview(data.replace(b"\xff", b"")), ord(","), 0) == (False, None)
+
+
+@pytest.mark.parametrize("size", [15, 16, 17, 31, 32, 33, 47, 70])
+def test_the_scan_finds_line_ends_quotes_and_crs_at_every_place_of_a_block(size):
+    """The scan takes sixteen bytes at once (then the last few one by one): a line end, a
+    separator, a quote or a lone CR is found wherever it falls, first or last of a block, in
+    the tail, or after the malformed lines; a CR ending a line (or the slice) is a line end."""
+    short = b"a,b\xff"  # malformed (2 fields of 3) and undecodable: mended wherever it lies
+    for at in range(size + 1):
+        text = b"x" * at + b"\n" + short + b"\n" + b"y,z" * 3
+        data = text[:size] if at + 1 + len(short) > size else text
+        known, mended = malformed_lines_mended(memoryview(data), ord(","), 3)
+        want = _mended_reference(data, 3)
+        assert known and mended == (None if want == data else want), (at, data)
+        for odd in (b'"', b"\rz"):
+            spoiled = data[:at] + odd + data[at:]
+            assert malformed_lines_mended(memoryview(spoiled), ord(","), 3) == (False, None), (at, spoiled)
+        ended = data[:at] + b"\r\n" + data[at:]
+        assert malformed_lines_mended(memoryview(ended), ord(","), 3)[0], (at, ended)
+    assert malformed_lines_mended(memoryview(b"a,b\xff\r"), ord(","), 3) == (True, b"a,b\xef\x9f\xbf\r")
 
 
 def test_lines_the_separators_cannot_tell_are_left_to_the_whole_slice_decoded():
