@@ -264,8 +264,10 @@ class LawResult:
         if not lighter.size:
             return groups
         if statute not in self._figures:
-            every = np.flatnonzero(choice.code == law_notes.LIGHTER)  # (the rows of ``severity``, in order)
-            figures = np.concatenate([choice.severity[1], choice.severity[0], choice.act_period[every][None, :]]).T
+            every = np.flatnonzero(choice.code == law_notes.LIGHTER)
+            among = np.searchsorted(choice.differs, every)  # a LIGHTER row is one of ``differs``
+            figures = np.concatenate([choice.severity[1][:, among], choice.severity[0][:, among],
+                                      choice.act_period[every][None, :]]).T
             distinct, which = distinct_rows(figures)
             self._figures[statute] = (every, distinct, which)
         every, distinct, which = self._figures[statute]
@@ -319,8 +321,7 @@ class StatuteChoice:
     """One statute's choice of law per case row (``_group.judge_by_law_in_force``'s, with columns)."""
 
     code: np.ndarray  # int8 per row: _law_notes.SAME, KEPT or LIGHTER
-    # int64 (2, 3, LIGHTER rows, ascending): old and new (fines, list entries, other amounts in
-    # fen); only a LIGHTER row's figures are shown (its note)
+    # int64 (2, 3, rows ``differs``): old and new (fines, list entries, other amounts in fen)
     severity: np.ndarray
     differs: np.ndarray  # int64, ascending: the rows whose law and decision dates fall in two periods
     act_period: np.ndarray  # int64 per row: the period of the law date
@@ -456,17 +457,21 @@ def _lighter_in_place(program, old: _Outputs, owners: tuple[np.ndarray, ...], in
     finding_fen = np.array([FEN_PER_YUAN // units[k] if slot.kind.payable else 0
                             for k, slot in enumerate(program.findings)], np.int64)
     finding_fine = np.array([slot.kind is FindingKind.FINE for slot in program.findings], np.uint8)
-    take, severity, taken = lighter_law(
+    take, severity, keep, everywhere = lighter_law(
         old.fired, old.amounts, old.sanctions, old.dates, *owners, statute_of, np.ascontiguousarray(in_force, np.uint8),
         act_period, decision_period, np.ascontiguousarray(differs, np.int64), finding_rule, finding_fen, finding_fine,
         len(statutes))
+    for output, policies in zip((old.fired, old.amounts, old.sanctions, old.dates), owners, strict=True):
+        for k, policy in enumerate(policies.tolist()):
+            if not everywhere[policy]:
+                np.multiply(output[k], keep[policy], out=output[k])
     lighter = np.zeros(old.fired.shape[1], bool)
     lighter[differs[take.any(axis=0)]] = True
     # as ``choose`` gives them: per statute of the case rules, which of ``differs`` took the
-    # later law and the severities of those
+    # later law and the severities
     ruled = dict.fromkeys(compiled.policies[int(k)].id for k in owners[0])
-    return lighter, {statute: (take[s].view(bool), severity[s, :, :, :taken[s]].copy())
-                     for statute in ruled for s in (statutes.index(statute),)}
+    return lighter, {statute: (take[statutes.index(statute)].astype(bool), severity[statutes.index(statute)])
+                     for statute in ruled}
 
 
 def _unreached(program, in_force: np.ndarray, pairs: np.ndarray) -> dict[tuple[int, int], frozenset[str]]:
@@ -632,7 +637,7 @@ def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: 
     """Per policy id, over the rows ``differs`` (whose law and decision dates fall in two
     periods): the decision date's outcome where strictly lighter, written into ``old``.
     Returns per row whether any statute took the lighter later law; ``choices`` receives
-    per policy id (which of ``differs`` took it, the old and new severities of those (2, 3, rows)))."""
+    per policy id (which of ``differs`` took it, the old and new severities (2, 3, rows))."""
     lighter = np.zeros(old.fired.shape[1], bool)
     policy_id = {p.key: p.id for p in program.compiled.policies}
     rule_row = {(p, r): i for i, (p, r) in enumerate(program.rules)}
@@ -650,8 +655,7 @@ def choose(program, old: _Outputs, new: _Outputs, differs: np.ndarray, choices: 
         nf, nl, no = _severity(program, rule_row, findings, lists, new, None)
         take = (nf < of) | ((nf == of) & ((nl < ol) | ((nl == ol) & (no < oo))))
         if choices is not None:
-            choices[statute] = (take, np.array([[of[take], ol[take], oo[take]], [nf[take], nl[take], no[take]]],
-                                               np.int64).reshape(2, 3, int(take.sum())))
+            choices[statute] = (take, np.array([[of, ol, oo], [nf, nl, no]], np.int64).reshape(2, 3, differs.size))
         if not take.any():
             continue
         rows, source = differs[take], np.flatnonzero(take)
