@@ -213,11 +213,22 @@ class CompiledProgram:
     # the last ``calendar_checks`` of ``checks``: a working-day call reaching outside its
     # holiday table (rules/_workdays.outside_check), gated by the rule or check holding it
     calendar_checks: int = 0
+    # gate groups: an instruction that several rules or checks compute alike runs once, where
+    # one of them is enabled (gate ``n_gates + g + 1`` for group g: its gates, 1-based)
+    gate_groups: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_gates(self) -> int:
         """Entries of the ``enabled`` array: the rules, then the checks."""
         return len(self.rules) + len(self.checks or ())
+
+    def with_groups(self, enabled: np.ndarray) -> np.ndarray:
+        """``enabled`` (the rules', then the checks') followed by each gate group's: the
+        array the kernel reads."""
+        if not self.gate_groups:
+            return enabled
+        groups = [int(enabled[[gate - 1 for gate in group]].any()) for group in self.gate_groups]
+        return np.concatenate([enabled, np.array(groups, enabled.dtype)])
 
 
 # -- kernel representation of values ---------------------------------------------------------------
@@ -260,6 +271,9 @@ def check_program(program: CompiledProgram) -> None:
     destinations, gates and aux ranges. The kernel itself checks nothing."""
     n_regs = len(program.registers)
     n_gates = program.n_gates
+    gate_groups = program.gate_groups or ()
+    if any(not group or not all(1 <= gate <= n_gates for gate in group) for group in gate_groups):
+        raise KernelError("a gate group names no rule or check")
     if len(program.finding_rules) != len(program.findings) or any(
             program.rules[r][:2] != f[:2] for r, f in zip(program.finding_rules, program.findings, strict=True)):
         raise KernelError("finding slots and their rules do not match")
@@ -270,8 +284,8 @@ def check_program(program: CompiledProgram) -> None:
         spec = opc.OPCODES[code]
         where = f"instruction {position} ({spec.name})"
         gate = int(row["gate"])
-        if gate and not 1 <= abs(gate) <= n_gates:
-            raise KernelError(f"{where}: gate {gate} names no rule or check")
+        if gate and not 1 <= abs(gate) <= n_gates and not n_gates < gate <= n_gates + len(gate_groups):
+            raise KernelError(f"{where}: gate {gate} names no rule, check or group of them")
         for field in ("dst", "a", "b", "c"):
             wanted = getattr(spec, field)
             index = int(row[field])

@@ -274,7 +274,7 @@ def compile_policies(policies: PolicySet | Iterable[Policy], domain: str = "ente
     groups = _payer_groups(findings)
     program = _assemble(builder, emitter, chosen, needed, tuple(rules), tuple(rule_policy),
                         tuple(rule_parameters), tuple(findings), tuple(finding_rules), tuple(sanctions), groups,
-                        checked)
+                        checked, len(rules) + len(checks) + len(late))
     checks = (*checks, *(slot for slot, _ in late))
     check_policy = (*check_policy, *(policy_index for _, policy_index in late))
     check_parameters = (*check_parameters, *(() for _ in late))
@@ -440,8 +440,10 @@ def _payer_groups(findings: tuple[FindingSlot, ...]) -> tuple[PayerGroup, ...]:
 
 
 def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_parameters, findings,
-              finding_rules, sanctions, groups, checked) -> CompiledProgram:
-    """Registers for the virtual values, then the instruction and aux arrays with patch points."""
+              finding_rules, sanctions, groups, checked, n_gates: int) -> CompiledProgram:
+    """Registers for the virtual values, then the instruction and aux arrays with patch points.
+    An instruction several rules or checks share (its gate a set, ``_Emitter``) is gated by a
+    gate group, numbered after the ``n_gates`` rules and checks."""
     registers: list[Register] = []
     index_of: dict = {}
 
@@ -490,13 +492,22 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
             return register(operand, Register("out", out_types[name], name, row))
         return index_of[operand]
 
+    gate_groups: dict[tuple[int, ...], int] = {}  # its gates, ascending -> the group's gate
+
+    def gate_of(gates) -> int:
+        if not isinstance(gates, frozenset):
+            return gates
+        if len(gates) == 1:
+            return next(iter(gates))
+        return gate_groups.setdefault(tuple(sorted(gates)), n_gates + len(gate_groups) + 1)
+
     code = np.zeros(len(emitter.instrs), opc.INSTR_DTYPE)
     aux_values: list[int] = []
     patches: list = []
     for position, ins in enumerate(emitter.instrs):
         row = code[position]
         row["op"] = opc.BY_NAME[ins["op"]].code
-        row["gate"] = ins["gate"]
+        row["gate"] = gate_of(ins["gate"])
         row["a"], row["b"], row["c"] = (operand_index(ins[f]) for f in ("a", "b", "c"))
         dst = ins["dst"]
         if dst[0] == "v":
@@ -511,7 +522,9 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
             if operand is not None and operand[0] == "v" and operand[1] not in pinned_of_value \
                     and last_use.get(operand[1]) == position and operand[1] in slot_of:
                 free_slots.append(slot_of.pop(operand[1]))
-        rule = ins["gate"] - 1 if ins["gate"] > 0 else None
+        rule = ins["gate"] - 1 if not isinstance(ins["gate"], frozenset) and ins["gate"] > 0 else None
+        if isinstance(ins["gate"], frozenset) and (ins["aux"] or any(isinstance(ins[f], Patch) for f in ("k", "k2"))):
+            raise AssertionError(f"instruction {position}: a shared instruction with a call constant")
         for field in ("k", "k2"):
             const = ins[field]
             if isinstance(const, Fixed):
@@ -552,6 +565,7 @@ def _assemble(builder, emitter, chosen, needed, rules, rule_policy, rule_paramet
         literal_table=dict(builder.literal_table),
         payer_groups=groups,
         checked_totals=checked,
+        gate_groups=tuple(gate_groups),
     )
     return program  # validated by compile_policies, once the checks and dates are in
 

@@ -197,7 +197,7 @@ class Program:
             seg_code, seg_aux = patch_strings(c, code, aux, string_patches, enabled, columns)
             bound = bind(c, seg_code, seg_aux, columns, view, stop - start)
             segments.append(_Segment(stop - start, columns, view, *bound, start=start))
-        return _Batch(n, as_of, block_rows, enabled, tuple(warnings), outputs, rejects, segments, shared)
+        return _Batch(n, as_of, block_rows, c.with_groups(enabled), tuple(warnings), outputs, rejects, segments, shared)
 
     def _run(self, batch: _Batch, threads: int) -> _Rollups:
         """The kernel pass over every segment, GIL released; then the exact roll-up sums."""

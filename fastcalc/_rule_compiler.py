@@ -42,13 +42,32 @@ _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _COMPARE_OPS = {"==": "EQ", "!=": "NE", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}
 
 
+# Instructions computed alike whichever rule or check needs them (no output, no call
+# constant, no error): one computation serves every rule or check that needs it, run where
+# any of them is enabled (a gate group, ``_Emitter.op``).
+_SHARABLE = frozenset({
+    "BCAST_I64", "BCAST_U8", "NEG", "ADD_RR", "ADD_RK", "SUB_RR", "SUB_RK", "SUB_KR", "MUL_RR", "MUL_RK",
+    "MIN_RR", "MIN_RK", "MAX_RR", "MAX_RK", "ABS", "DIVR_RK", "SELECT_I64", "ADD_MONTHS_RK", "ADD_MONTHS_RR",
+    "EQ_RR", "NE_RR", "LT_RR", "LE_RR", "GT_RR", "GE_RR", "EQ_RK", "NE_RK", "LT_RK", "LE_RK", "GT_RK", "GE_RK",
+    "AND_RR", "OR_RR", "AND_RK", "OR_RK", "EQ_U8_RR", "NE_U8_RR", "EQ_U8_RK", "NE_U8_RK", "NOT", "SELECT_U8",
+})
+
+
 class _Emitter:
-    """Collects IR instructions with value numbering; virtual registers are ints."""
+    """Collects IR instructions with value numbering; virtual registers are ints.
+
+    An instruction's ``gate`` is an int (0: always; r + 1: rule or check r enabled) or, for
+    a value two rules or checks compute alike, the frozenset of their gates: run where one
+    of them is enabled (_compiler._assemble makes it a gate group). Two versions of a
+    statute, judged in one pass under the laws of two days, most often share most of their
+    conditions (the date arithmetic of a limitation period above all), and two rules of one
+    policy often test the same period."""
 
     def __init__(self):
         self.instrs: list[dict] = []
         self.vtypes: list[str] = []
         self.cse: dict = {}
+        self.producer: dict[int, int] = {}  # value -> position of the instruction computing it
 
     def new_value(self, vt: str) -> int:
         self.vtypes.append(vt)
@@ -60,10 +79,17 @@ class _Emitter:
         spec = opc.BY_NAME[name]
         operands = tuple(self._operand(x) for x in (a, b, c))
         if dst is None:
-            key = (name, operands, k, k2, aux, gate)
+            sharable = (name in _SHARABLE and not aux and gate >= 0
+                        and all(x is None or isinstance(x, Fixed) for x in (k, k2))
+                        and all(x is None or x[0] == "v" for x in operands))
+            key = (name, operands, k, k2, aux) if sharable else (name, operands, k, k2, aux, gate)
             if key in self.cse:
-                return self.cse[key]
+                value = self.cse[key]
+                if sharable:
+                    self._widen(self.producer[value.reg], gate)
+                return value
             value = Val(spec.dst, reg=self.new_value(spec.dst))
+            self.producer[value.reg] = len(self.instrs)
             self.instrs.append(dict(op=name, dst=("v", value.reg), a=operands[0], b=operands[1],
                                     c=operands[2], k=k, k2=k2, aux=aux, gate=gate))
             self.cse[key] = value
@@ -71,6 +97,20 @@ class _Emitter:
         self.instrs.append(dict(op=name, dst=dst, a=operands[0], b=operands[1], c=operands[2],
                                 k=k, k2=k2, aux=aux, gate=gate))
         return None
+
+    def _widen(self, position: int, gate: int) -> None:
+        """Instruction ``position``, and those computing its operands, run where ``gate`` is
+        enabled too."""
+        ins = self.instrs[position]
+        gates = ins["gate"] if isinstance(ins["gate"], frozenset) else frozenset((ins["gate"],))
+        if gate in gates or 0 in gates:
+            return
+        if ins["op"] not in _SHARABLE:  # (its value is found only under its own gate: never here)
+            raise AssertionError(f"{ins['op']} under gate {ins['gate']} read under gate {gate}")
+        ins["gate"] = 0 if gate == 0 else gates | {gate}
+        for operand in (ins["a"], ins["b"], ins["c"]):
+            if operand is not None and operand[1] in self.producer:
+                self._widen(self.producer[operand[1]], gate)
 
     @staticmethod
     def _operand(x):
