@@ -40,7 +40,7 @@ Each function does what the numpy code of engine/cases/ it replaced did, result 
 the tests compare them on random tables (tests/engine/test_case_kernels.py).
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
@@ -939,6 +939,85 @@ cdef int _sort_pairs(uint64_t* key, int32_t* index, uint64_t* key2, int32_t* ind
     return side
 
 
+cdef enum:
+    PACKED_DIGIT_BITS = 16  # the widest digit of a packed pass: its counts (256 KiB) in the second-level cache
+
+
+cdef int _sort_packed(uint64_t* key, uint64_t* key2, Py_ssize_t n, int low, int bits) noexcept nogil:
+    """Sorts the words ``key`` stably by their bits ``low`` .. ``low + bits - 1``, least
+    significant digit first, in as few passes as digits of at most PACKED_DIGIT_BITS bits
+    allow (the bits below ``low`` ride along). Ends in ``key`` (returns 0) or ``key2`` (1);
+    -1: no memory for the counts (nothing moved)."""
+    cdef int passes = (bits + PACKED_DIGIT_BITS - 1) // PACKED_DIGIT_BITS if bits > 0 else 0
+    cdef int digit_bits = (bits + passes - 1) // passes if passes else 0
+    cdef Py_ssize_t digits = <Py_ssize_t>1 << digit_bits, i, total, c
+    cdef int shift = low, side = 0, p
+    cdef uint64_t mask = <uint64_t>digits - 1, v, digit
+    cdef uint64_t* ks = key
+    cdef uint64_t* kd = key2
+    cdef uint64_t* kt
+    cdef int32_t* count
+    if passes == 0 or n < 2:
+        return 0
+    count = <int32_t*>malloc(digits * sizeof(int32_t))
+    if count == NULL:
+        return -1
+    for p in range(passes):
+        memset(count, 0, digits * sizeof(int32_t))
+        for i in range(n):
+            count[(ks[i] >> shift) & mask] += 1
+        if count[(ks[0] >> shift) & mask] == n:
+            shift += digit_bits
+            continue
+        total = 0
+        for i in range(digits):
+            c = count[i]
+            count[i] = <int32_t>total
+            total += c
+        for i in range(n):
+            v = ks[i]
+            digit = (v >> shift) & mask
+            kd[count[digit]] = v
+            count[digit] += 1
+        kt = ks
+        ks = kd
+        kd = kt
+        side = 1 - side
+        shift += digit_bits
+    free(count)
+    return side
+
+
+cdef int _sort_pairs_packed(uint64_t* key, int32_t* index, uint64_t* key2, int32_t* index2, Py_ssize_t n,
+                            int bits) noexcept nogil:
+    """``_sort_pairs`` of pairs whose indexes are 0 .. ``n - 1``: where a key's ``bits`` and an
+    index's fit one word, each pair is packed into one (the index below the key), sorted by
+    ``_sort_packed`` and unpacked into the side it ends in. A pass then moves one word a pair
+    instead of one of each array, and two passes do what three digits of RADIX_BITS did (a
+    million cases' (enterprise, day) keys: 29 -> 16 ms alone, window_bounds 44-49 -> 30)."""
+    cdef int index_bits = _bits(n), side
+    cdef Py_ssize_t i
+    cdef uint64_t index_mask
+    cdef uint64_t* ended
+    cdef int32_t* unpacked
+    if n < 2 or bits + index_bits > 64 or index_bits > 31:
+        return _sort_pairs(key, index, key2, index2, n, bits)
+    for i in range(n):
+        key[i] = (key[i] << index_bits) | <uint64_t><uint32_t>index[i]
+    side = _sort_packed(key, key2, n, index_bits, bits)
+    if side < 0:  # (no memory for the counts: unpacked as they were, sorted in pairs)
+        for i in range(n):
+            key[i] >>= index_bits
+        return _sort_pairs(key, index, key2, index2, n, bits)
+    ended = key if side == 0 else key2
+    unpacked = index if side == 0 else index2
+    index_mask = (<uint64_t>1 << index_bits) - 1
+    for i in range(n):
+        unpacked[i] = <int32_t>(ended[i] & index_mask)
+        ended[i] >>= index_bits
+    return side
+
+
 # --- supersede_part -----------------------------------------------------------------------
 
 cdef struct Best:
@@ -1101,8 +1180,8 @@ def supersede_part(const int64_t[::1] positions, const uint8_t[:, ::1] fired, co
                 note.j = j
                 f += 1
         if not failed and shared:
-            side = _sort_pairs(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], shared,
-                               act_bits + _bits(owners))
+            side = _sort_pairs_packed(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], shared,
+                                      act_bits + _bits(owners))
             ordered = &index[side, 0]
             first = fetched = 0
             while first < shared:
@@ -1224,7 +1303,7 @@ def window_bounds(const int64_t[::1] owner, const int64_t[::1] offset, const int
         for i in range(n):
             keys[0, i] = (<uint64_t>owner[i] << day_bits) | <uint64_t>offset[i]
             index[0, i] = <int32_t>i
-        side = _sort_pairs(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], n, day_bits + _bits(owners))
+        side = _sort_pairs_packed(&keys[0, 0], &index[0, 0], &keys[1, 0], &index[1, 0], n, day_bits + _bits(owners))
         ordered = &keys[side, 0]
         segment = 0
         for k in range(n):

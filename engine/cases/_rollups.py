@@ -105,28 +105,53 @@ def _flags(mask: np.ndarray) -> np.ndarray:
 
 
 def onto_cases(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[str, np.ndarray],
-               parts: list[np.ndarray] | None = None, count: int = 1) -> dict[str, np.ndarray]:
+               parts: list[np.ndarray] | None = None, count: int = 1,
+               ordered: list[dict[tuple, tuple]] | None = None) -> dict[str, np.ndarray]:
     """Each windowed roll-up for every case (int64, length of the table; 0 on rejected
     rows). ``parts``: the valid case rows in parts holding every case of their enterprises
-    (``_parts.by_enterprise``, ``count`` parts), done one at a time; None: all valid rows."""
+    (``_parts.by_enterprise``, ``count`` parts), done one at a time; None: all valid rows.
+    ``ordered``: ``window_orders`` of the same rows and parts, made beforehand."""
     result = {name: np.zeros(cases.n, np.int64) for name in rollups}
     if not rollups:
         return result
     if parts is None:
         parts = [np.flatnonzero(cases.valid).astype(np.int64)]
-    for rows in parts:
+    for k, rows in enumerate(parts):
         if rows.size:
-            _onto_part(rollups, cases, where, rows, count, result)
+            _onto_part(rollups, cases, where, rows, count, result, None if ordered is None else ordered[k])
     return result
 
 
+def window_orders(rollups: Mapping[str, Rollup], cases: CaseTable, parts: list[np.ndarray],
+                  count: int) -> list[dict[tuple, tuple]]:
+    """Per part of ``parts`` (as ``onto_cases`` is given them), per window of ``rollups``, its
+    rows' order and bounds (``_window``): what ``onto_cases`` sorts, which reads neither the
+    kernel's outputs nor a roll-up's where, so that it can be made before them (the stage
+    makes it in the thread that loads the partition, _stage.py)."""
+    orders = []
+    for rows in parts:
+        windows: dict[tuple, tuple] = {}
+        if rows.size:
+            for rollup in rollups.values():
+                shape = _shape(rollup)
+                if shape not in windows:
+                    windows[shape] = _window(cases, rollup, rows, count)
+        orders.append(windows)
+    return orders
+
+
+def _shape(rollup: Rollup) -> tuple:
+    """What a window's order and bounds depend on: roll-ups of one shape share them."""
+    return rollup.window.date, rollup.window.unit, rollup.window.amount
+
+
 def _onto_part(rollups: Mapping[str, Rollup], cases: CaseTable, where: Mapping[str, np.ndarray], rows: np.ndarray,
-               count: int, result: dict[str, np.ndarray]) -> None:
+               count: int, result: dict[str, np.ndarray], ordered: dict[tuple, tuple] | None = None) -> None:
     """The windowed roll-ups of the valid case rows ``rows`` (every valid case of their
-    enterprises), into ``result`` at those rows."""
-    windows: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # shared by roll-ups of one window
+    enterprises), into ``result`` at those rows; ``ordered``: their windows made beforehand."""
+    windows: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = dict(ordered or {})  # shared by roll-ups of one window
     for name, rollup in rollups.items():
-        shape = (rollup.window.date, rollup.window.unit, rollup.window.amount)
+        shape = _shape(rollup)
         if shape not in windows:
             windows[shape] = _window(cases, rollup, rows, count)
         sort, hi, lo = windows[shape]
@@ -203,4 +228,4 @@ def window_start(window: Window, anchors: np.ndarray) -> np.ndarray:
     return add_months(anchors, -window.amount * WINDOW_UNITS[window.unit])
 
 
-__all__ = ["onto_cases", "onto_enterprises"]
+__all__ = ["onto_cases", "onto_enterprises", "window_orders"]

@@ -42,9 +42,9 @@ from ._enterprises import EnterpriseSide, enterprise_side, read_enterprises, sid
 from ._law import LawResult, decision_days, law_days, reject_outside_law_dates, score_by_law
 from ._parts import by_enterprise, in_rows
 from ._plan import CasePlan
-from ._rollups import onto_cases, onto_enterprises
+from ._rollups import onto_cases, onto_enterprises, window_orders
 from ._spill import spill_cases
-from ._table import CaseTable, check_values, link, read_cases
+from ._table import CaseTable, check_values, link, read_cases, reject_refused
 from ._uncountable import Unknown, uncountable_enterprises
 
 
@@ -258,6 +258,7 @@ class CaseStage:
         # the registry's first pass: only the enterprises the case table names
         checked = tuple(dict.fromkeys(n for n in (*enterprise_checked, *plan.enterprise_columns) if n != plan.link))
         self._buckets = self._spilled = None  # the spill and its bucket count (_tables)
+        self._side = None  # the run's enterprise side, once read: the partitions loaded after link ahead
         tables = self._tables()
         try:
             wanted, run = next(tables)
@@ -271,6 +272,11 @@ class CaseStage:
                 registry = Registry(registry_path, resolver, **registry_options)
                 side = read_enterprises(registry, plan, wanted, checked, self.as_of)
             run.side = side
+            if self._spilled is not None:
+                # the next partitions are linked in the thread loading them (``_ahead``), which
+                # reads the index: made here, once, not by two threads at once
+                side.index  # noqa: B018
+                self._side = side
             if sink is not None:
                 sink.begin(run)
                 if self._spilled is not None and hasattr(sink, "spilled"):
@@ -290,6 +296,7 @@ class CaseStage:
             tables.close()
             self._spilled = None
             self._rollups = None
+            self._side = None
 
     def _tables(self):
         """First (the distinct enterprise keys of the table, the run), then the table's
@@ -315,22 +322,24 @@ class CaseStage:
             duplicates = spilled.duplicates(plan.kind.key)
             partitions = spilled.partitions(_spill.PARTITION_ROWS)
 
-            def checked(buckets: list[int]) -> CaseTable:
+            def checked(buckets: list[int], side: EnterpriseSide | None) -> CaseTable:
                 cases = spilled.load(buckets)
                 check_values(cases, plan, duplicates)
+                if side is not None:
+                    self._ahead(cases, side)
                 return cases
 
             # the next partition loaded and checked in a thread of its own while this one is
             # judged (one partition more in memory): on 2 cores the judging thread had the
             # run's critical path to itself, the other core idle but for the store's writer
             with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ecorules-case-partition") as pool:
-                ahead = pool.submit(checked, partitions[0])
+                ahead = pool.submit(checked, partitions[0], None)  # (the enterprises not read yet)
                 try:
                     yield spilled.wanted if spilled.wanted is not None else spilled.wanted_hashes, CaseRun(
                         spilled.sources, spilled.read_rejects, spilled.described, spilled.warnings, rows_in=spilled.rows_in)
                     for k, buckets in enumerate(partitions):
                         cases = ahead.result()
-                        ahead = pool.submit(checked, partitions[k + 1]) if k + 1 < len(partitions) else None
+                        ahead = pool.submit(checked, partitions[k + 1], self._side) if k + 1 < len(partitions) else None
                         yield buckets, cases
                 finally:
                     if ahead is not None:
@@ -344,7 +353,10 @@ class CaseStage:
         enterprises would narrow nothing), scored."""
         plan = self.plan
         side.rollups = {}
-        link(cases, plan, side.usccs, side.rejected, index=side.index)
+        if cases.enterprise is None:
+            link(cases, plan, side.usccs, side.rejected, index=side.index)
+        else:  # linked ahead (``_ahead``): the enterprises rejected since (none of this partition's, as a rule)
+            reject_refused(cases, plan, side.rejected)
         linked_rejects = len(cases.rejects)
         if plan.kind.law_date is not None:
             reject_outside_law_dates(plan.kind, cases)
@@ -360,6 +372,21 @@ class CaseStage:
             if self._failed_checks:
                 raise CaseStageError("a case passed the policies' checks once and failed them on the second pass")
         return self._judge_enterprises(cases, side, results, linked_rejects)
+
+    def _ahead(self, cases: CaseTable, side: EnterpriseSide) -> None:
+        """In the thread loading a partition, while the one before is judged: the partition
+        linked (``_partition`` then rejects only the cases of enterprises rejected since,
+        given a copy of those rejected so far), and its windows' orders made for the rows
+        then valid (``_scored`` uses them where no row was rejected since: nearly always).
+        Neither reads the kernel's outputs, the roll-ups or anything another partition
+        writes; on two cores the judging thread had the run's critical path to itself."""
+        plan = self.plan
+        link(cases, plan, side.usccs, dict(side.rejected), index=side.index)
+        if plan.onto_cases:
+            valid = cases.valid.copy()
+            scored = np.flatnonzero(valid).astype(np.int64)
+            parts, count = by_enterprise(cases.enterprise[scored])
+            cases.ahead = (valid, window_orders(plan.onto_cases, cases, [scored[p] for p in parts], count))
 
     def _judge_enterprises(self, cases: CaseTable, side: EnterpriseSide, results: CaseResults,
                            linked_rejects: int) -> CaseResults:
@@ -396,7 +423,10 @@ class CaseStage:
         results = CaseResults(cases, side, np.flatnonzero(cases.valid).astype(np.int64))
         # what looks across cases looks within an enterprise: done a part at a time (_parts.py)
         parts, count = by_enterprise(cases.enterprise[results.scored])
-        windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count)
+        # the windows' orders made ahead (``_ahead``) hold for the same valid rows: the same parts
+        ahead, cases.ahead = cases.ahead, None
+        ordered = ahead[1] if ahead is not None and np.array_equal(ahead[0], cases.valid) else None
+        windowed = onto_cases(plan.onto_cases, cases, where, [results.scored[p] for p in parts], count, ordered)
         results.windowed = windowed
         results.factors = self._case_factors()  # (audit9: the roll-ups and levels kept per finding)
         if plan.case_program is not None and plan.timeline is not None:

@@ -88,6 +88,9 @@ class CaseTable:
     # without hashing them again (``_table.check_values``); None: not coded
     link_code: np.ndarray | None = None
     link_codes: int = 0
+    # (_stage.py) what the thread loading the partition made of it once linked, for the rows
+    # then valid: (those rows as a mask, the windows' orders of their parts); None: nothing
+    ahead: tuple | None = None
 
     @property
     def n(self) -> int:
@@ -428,11 +431,20 @@ def link(cases: CaseTable, plan: CasePlan, usccs: pa.Array, rejected: Mapping[in
         values = cases.uscc.take(pa.array(unknown)).to_pylist()
         cases.reject(unknown.tolist(), plan.link, values,
                      [f"{plan.parent.id} {v!r} is not in the registry" for v in values])
+    reject_refused(cases, plan, rejected)
+
+
+def reject_refused(cases: CaseTable, plan: CasePlan, rejected: Mapping[int, str]) -> None:
+    """The cases still valid of the enterprises ``rejected`` (side row -> why) rejected, once
+    linked (``link``, which does it too: called again, only the enterprises rejected since
+    have cases left to reject)."""
     if rejected:
-        bad = np.flatnonzero(np.isin(index, np.fromiter(rejected, np.int64)) & cases.valid)
+        index = cases.enterprise
+        bad = np.flatnonzero(np.isin(index, np.fromiter(rejected, np.int64, len(rejected))) & cases.valid)
         if bad.size:
             values = cases.uscc.take(pa.array(bad)).to_pylist()
             cases.reject(bad.tolist(), plan.link, values, [rejected[int(index[row])] for row in bad])
 
 
-__all__ = ["CaseTable", "check_values", "indexed", "link", "linked_checked", "positions", "read_cases"]
+__all__ = ["CaseTable", "check_values", "indexed", "link", "linked_checked", "positions", "read_cases",
+           "reject_refused"]

@@ -114,6 +114,20 @@ def test_art29_kernel_leads_every_act_as_the_reference(seed, ascending, acts):
     assert got == want and len(want) > 50
 
 
+def test_art29_kernel_sorts_acts_too_wide_to_pack_with_their_index_in_pairs_as_the_reference():
+    # act codes and enterprises of 31 bits each: a key and its note's index do not fit one word
+    widest = (1 << 31) - 1
+    fired, amounts, slots, rule_of, fen_per, slot_rank, scored, enterprise, act_code, keys, key_code = _case_table(
+        5, 400, 30, widest, False)
+    key_offsets, key_data = string_buffers(pa.array(keys, pa.string()))
+    positions = np.arange(400, dtype=np.int64)
+    beaten = supersede_part(positions, fired, amounts, slots, rule_of, fen_per, slot_rank, scored, enterprise, act_code,
+                            widest, widest, 1, key_code, False, key_offsets, key_data)
+    got = set(zip(*(b.tolist() for b in beaten), strict=True))
+    assert got == _reference(positions, fired, amounts, slots, rule_of, fen_per, slot_rank, scored, enterprise,
+                             act_code, keys, key_code) and len(got) > 50
+
+
 def test_art29_kernel_without_acts_and_without_fines():
     fired, amounts, slots, rule_of, fen_per, slot_rank, scored, enterprise, act_code, keys, key_code = _case_table(
         4, 200, 10, 3, True)
@@ -169,10 +183,11 @@ def test_window_bounds_are_those_of_a_stable_sort_and_a_search(seed):
     assert lo.tolist() == np.searchsorted(ordered, start, "left").tolist()
 
 
-@pytest.mark.parametrize("owners, span", [(5000, 3000), (1 << 24, 2), (3, 1 << 20)])
+@pytest.mark.parametrize("owners, span", [(5000, 3000), (1 << 24, 2), (3, 1 << 20), (1 << 30, 1 << 12)])
 def test_window_bounds_sort_as_a_stable_argsort_across_several_radix_passes(owners, span):
-    """Keys of 11 to 25 bits: the radix sort's passes, and those it skips (every key with one
-    digit: a single owner's bits, or the high bits of few days), sort as numpy's stable sort."""
+    """Keys of 11 to 42 bits (two or three packed passes, the case's index in the word's low
+    bits): the radix sort's passes, and those it skips (every key with one digit: a single
+    owner's bits, or the high bits of few days), sort as numpy's stable sort."""
     rng = np.random.default_rng(owners + span)
     n = 20000
     owner = rng.integers(0, owners, n).astype(np.int64)

@@ -103,3 +103,42 @@ def test_an_error_checking_a_partition_ahead_is_raised_in_its_turn_and_the_spill
     assert len(written) == 2  # the partitions before it were judged and handed over, in order
     assert not list(spills.iterdir())
     assert not _threads("ecorules-case-partition")
+
+
+def test_partitions_after_the_first_are_linked_and_their_windows_ordered_while_the_one_before_is_judged(
+        tmp_path, monkeypatch):
+    from ecorules.engine.cases import _rollups
+    from test_case_parts import _stored
+
+    _plain_tables(tmp_path)
+    monkeypatch.setattr(_spill, "PARTITION_ROWS", 40)
+    original_window, original_link = _rollups._window, _stage.link
+    windows, links = [], []
+
+    def window(*given):
+        windows.append(threading.current_thread().name)
+        return original_window(*given)
+
+    def link(*given, **options):
+        links.append(threading.current_thread().name)
+        return original_link(*given, **options)
+
+    monkeypatch.setattr(_rollups, "_window", window)
+    monkeypatch.setattr(_stage, "link", link)
+    summary = run_nightly(tmp_path / "enterprises.csv", tmp_path / "ahead.sqlite", policies=DATA, as_of=AS_OF,
+                          cases=tmp_path / "cases.csv", threads=2)
+    # the first partition is loaded before the enterprises are read: linked by the judging thread
+    assert links[0] == "MainThread" and len(links) > 10
+    assert all(name.startswith("ecorules-case-partition") for name in links[1:])
+    # a partition's windows ordered ahead are used unless a case was rejected since (a check
+    # the kernel found failing): the judging thread orders only those again
+    ahead = [name for name in windows if name.startswith("ecorules-case-partition")]
+    assert len(ahead) >= len(links) - 1 and windows.count("MainThread") < len(links) // 2
+
+    # the same results as linking and ordering every partition in the judging thread
+    monkeypatch.setattr(_stage.CaseStage, "_ahead", lambda self, cases, side: None)
+    again = run_nightly(tmp_path / "enterprises.csv", tmp_path / "judged.sqlite", policies=DATA, as_of=AS_OF,
+                        cases=tmp_path / "cases.csv", threads=2)
+    assert _stored(tmp_path / "ahead.sqlite", summary.run_id) == _stored(tmp_path / "judged.sqlite", again.run_id)
+    assert (summary.rows_scored, summary.rows_rejected, summary.findings) == (
+        again.rows_scored, again.rows_rejected, again.findings)
