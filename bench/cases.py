@@ -17,7 +17,11 @@ noise hits every variant alike):
 - dated versions (``--dated``): the same, the case kind judged by the law in force at the act
   (行政处罚法 art 37, `dates:`) with a second version of test.fines from 2024-01-01 (lighter
   under art 83), so that every case is scored by the version of its act date or the lighter
-  one of the run's as_of.
+  one of the run's as_of;
+- cases, second night (``--second-night``): the case run a day later into the store the first
+  night left (made untimed in a process of its own before each round's run): what a site
+  running nightly pays from its second night on, the memory of earlier assessments (一例一次)
+  and the list state read back. The other variants start from an empty store.
 
 Each run is a fresh process, as `ecorules run` is, with the CLI's ``tune_allocator=True``
 (engine/cases/_memory.py). In one process the case stage's allocator settings outlived it
@@ -301,14 +305,24 @@ def child(args) -> int:
     logger.addHandler(Steps())
     logger.setLevel(logging.INFO)
     paths = prepare(args.dir, args.enterprises, args.cases)
-    out = args.dir / f"{args.child.replace(' ', '-')}-{os.getpid()}.sqlite"  # (a profiling run beside a bench)
-    out.unlink(missing_ok=True)
+    out = args.keep_store or args.dir / f"{args.child.replace(' ', '-').replace(',', '')}-{os.getpid()}.sqlite"
+    out.unlink(missing_ok=True)  # (a name of its own: a profiling run beside a bench)
+    as_of = AS_OF
+    if args.child == SECOND_NIGHT:
+        # the first night into this store, untimed, in a process of its own (as a night is);
+        # then the second night, a day later, over the memory and list state it left
+        import subprocess
+
+        subprocess.run([sys.executable, __file__, "--child", "cases", "--keep-store", str(out), "--cases",
+                        str(args.cases), "--enterprises", str(args.enterprises), "--threads", str(args.threads),
+                        "--dir", str(args.dir)], check=True, stdout=subprocess.DEVNULL)
+        as_of = AS_OF + dt.timedelta(days=1)
     if args.child == "enterprise-only":
         run = NightlyRun(paths["registry"], out, as_of=dt.date(2012, 4, 14), threads=args.threads, force=True,
                          tune_allocator=True)
     else:
-        policies = POLICIES if args.child == "cases" else dated_policies(args.dir)
-        run = NightlyRun(paths["enterprises"], out, policies=policies, as_of=AS_OF, threads=args.threads,
+        policies = dated_policies(args.dir) if args.child == "dated versions" else POLICIES
+        run = NightlyRun(paths["enterprises"], out, policies=policies, as_of=as_of, threads=args.threads,
                          cases=paths["cases"], force=True, tune_allocator=True)
     profile = None
     if args.profile:
@@ -322,12 +336,16 @@ def child(args) -> int:
     if profile is not None:
         profile.disable()
         profile.dump_stats(str(args.dir / f"{args.child.replace(' ', '-')}-{args.round}.prof"))
-    out.unlink(missing_ok=True)
+    if not args.keep_store:
+        out.unlink(missing_ok=True)
     print(json.dumps({"rows_in": summary.rows_in, "seconds": summary.seconds, "wall": wall, "cpu": cpu,
                       "rss_mib": _peak_rss_mib(),
                       "findings": summary.findings, "lighter_law": summary.lighter_law, "status": summary.status,
                       "steps": steps}))
     return 0
+
+
+SECOND_NIGHT = "cases, second night"
 
 
 def main() -> int:
@@ -337,7 +355,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dated", action="store_true", help="also the case run judged by the law at the act")
-    parser.add_argument("--only", choices=("cases", "dated versions"), help="no enterprise-only run (profiling)")
+    parser.add_argument("--only", choices=("cases", "dated versions", SECOND_NIGHT),
+                        help="no enterprise-only run (profiling)")
     parser.add_argument("--steps", action="store_true", help="print each run's step seconds")
     parser.add_argument("--profile", action="store_true", help="a cProfile of each run into --dir")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "ecorules-bench-cases")
@@ -346,7 +365,11 @@ def main() -> int:
     parser.add_argument("--build", action="append", default=[],
                         help="NAME=PYTHONPATH of a build (--part; or every variant of each build, alternated)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats per process (--part)")
+    parser.add_argument("--second-night", action="store_true",
+                        help="also the case run's second night: the same tables a day later, into the store "
+                             "the first night left (its memory of assessments, 一例一次, and its list state)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -362,7 +385,8 @@ def main() -> int:
     began = time.perf_counter()
     paths = prepare(args.dir, args.enterprises, args.cases)
     print(f"data ready in {time.perf_counter() - began:.1f} s: {', '.join(str(p) for p in paths.values())}")
-    variants = ["enterprise-only", "cases", *(["dated versions"] if args.dated else [])]
+    variants = ["enterprise-only", "cases", *(["dated versions"] if args.dated else []),
+                *([SECOND_NIGHT] if args.second_night else [])]
     if args.only:
         variants = [args.only]
     # with --build: every variant of every build (NAME=PYTHONPATH, as for --part), alternated
