@@ -27,8 +27,18 @@ _QUOTE, _COMMA, _OPEN, _CLOSE, _NOTHING = (string_scalar(t) for t in ('"', ",", 
 
 
 def _needs_escaping(texts: pa.Array) -> bool:
-    """Whether some text of ``texts`` holds a character JSON must escape."""
-    return bool(len(texts)) and bool(pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py())
+    """Whether some text of ``texts`` holds a character JSON must escape (a quote, a
+    backslash, a control character). A string array's data buffer is checked by three
+    comparisons over its bytes: the regular expression took 0.20 of the 2.9 CPU-s of a 10
+    M-case run's list work (1.3 M entries; cProfile), this ~100 times less. A byte under a
+    null only makes the answer True, and the caller then escapes by the slow, exact way."""
+    if not len(texts):
+        return False
+    if isinstance(texts, pa.ChunkedArray) or not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        return bool(pc.any(pc.match_substring_regex(texts, _JSON_UNSAFE)).as_py())
+    offsets, data = string_buffers(texts)
+    data = data[int(offsets[0]):int(offsets[-1])]
+    return bool((data < 0x20).any() or (data == ord('"')).any() or (data == ord("\\")).any())
 
 
 def _json_strings(array: pa.Array, safe: bool = False) -> pa.Array:

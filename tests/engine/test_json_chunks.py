@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine._chunks import Same, _json_rows, _json_rows_at_once, _json_rows_joined
+from ecorules.engine._chunks import Same, _json_rows, _json_rows_at_once, _json_rows_joined, _needs_escaping
 
 TEXTS = ["C000000001", "", 'a "quoted" 案件', "back\\slash", "tab\there", "金水区", "line\nbreak", "\u3000"]
 
@@ -62,3 +62,19 @@ def test_columns_all_alike_are_written_as_the_rows_would_be(seed):
 def test_same_columns_need_a_column_of_rows():
     with pytest.raises(ValueError, match="alone"):
         _json_rows([Same("0"), Same('""')])
+
+
+@pytest.mark.parametrize("texts", [["a", 'b"c'], ["a\\b"], ["x\ny"], ["\x00"], ["\x1f", "ok"]])
+def test_a_character_json_escapes_is_found_anywhere(texts):
+    column = pa.array(["plain", *texts, "中文"])
+    assert _needs_escaping(column)
+    assert _needs_escaping(pa.chunked_array([column]))  # (the regular expression's way)
+    assert json.loads(_json_rows([column])) == column.to_pylist()
+
+
+def test_plain_text_cjk_and_other_rows_of_a_slice_need_no_escaping():
+    column = pa.array(['"quoted"', "中文 全角　空格", "91410100MA0001", "x\\"])
+    assert not _needs_escaping(column.slice(1, 2))
+    assert _needs_escaping(column.slice(0, 1)) and _needs_escaping(column.slice(3, 1))
+    assert not _needs_escaping(pa.array([], pa.string()))
+    assert not _needs_escaping(pa.array(["a", None, "b"]))
