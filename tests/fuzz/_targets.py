@@ -9,9 +9,11 @@ and on every input a fuzzer ever found, without atheris.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,7 +23,12 @@ from ecorules.rules._check import check
 from ecorules.rules._schema import scope_of
 
 ROOT = Path(__file__).resolve().parents[2]
-_SCRATCH = Path(tempfile.mkdtemp(prefix="ecorules-fuzz-"))
+# where a target writes the file it reads: a fuzzer's child is given one by fuzz.py, which
+# removes it (libFuzzer ends the child without running atexit); any other importer (a test
+# run) makes its own, removed when it ends
+_SCRATCH = Path(os.environ.get("ECORULES_FUZZ_SCRATCH") or tempfile.mkdtemp(prefix="ecorules-fuzz-"))
+if "ECORULES_FUZZ_SCRATCH" not in os.environ:
+    atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 def _scratch(name: str, data: bytes) -> Path:
@@ -128,7 +135,3 @@ SEEDS = {
 
 REGRESSIONS = Path(__file__).with_name("regressions")
 
-
-def cleanup() -> None:
-    for path in _SCRATCH.iterdir():
-        os.unlink(path)

@@ -14,6 +14,7 @@ the bug is mended, and the replay test keeps it fixed. Exit code: 0 no crash, el
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -52,12 +53,14 @@ def write_seeds(target: str, corpus: Path) -> int:
 def fuzz_one(target: str, seconds: int, crashes: Path) -> int:
     """Run one target in a process of its own (libFuzzer exits the process when done)."""
     crashes.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"ecorules-corpus-{target}-") as corpus:
+    with tempfile.TemporaryDirectory(prefix=f"ecorules-corpus-{target}-") as corpus, \
+            tempfile.TemporaryDirectory(prefix=f"ecorules-fuzz-{target}-") as scratch:
         seeds = write_seeds(target, Path(corpus))
         print(f"{target}: {seeds} seeds, {seconds} s", flush=True)
         return subprocess.call([sys.executable, str(Path(__file__)), "--child", target, corpus,
                                 f"-max_total_time={seconds}", f"-artifact_prefix={crashes}/{target}-",
-                                "-rss_limit_mb=4096", "-timeout=30", "-print_final_stats=1"])
+                                "-rss_limit_mb=4096", "-timeout=30", "-print_final_stats=1"],
+                               env={**os.environ, "ECORULES_FUZZ_SCRATCH": scratch})
 
 
 def child(target: str, libfuzzer_args: list[str]) -> None:
