@@ -99,3 +99,21 @@ def test_many_rows_of_one_chunk():
     read, parsed = _both(json.dumps(rows, separators=(",", ":")), CASE, 0, True)
     assert read.equals(parsed) and read.num_rows == 262_144 - len(range(0, 262_144, 11))
     assert isinstance(read["case_id"].chunk(0), pa.StringArray)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_buckets_listing_a_case_are_those_a_join_finds(seed):
+    """``_remembered._listing`` (codes of one dictionary, sorted) against Arrow's join."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = [f"C{i}" for i in range(40)] + [""]
+    pick = lambda n: [None if rng.random() < 0.05 else ids[rng.integers(len(ids))] for _ in range(n)]  # noqa: E731
+    case_ids = pa.array(pick(int(rng.integers(0, 120))), pa.string())
+    listed_ids = pa.array(pick(int(rng.integers(1, 200))), pa.string())
+    listed = pa.table({"case_id": listed_ids, "bucket": pa.array(rng.integers(0, 9, len(listed_ids)), pa.int32())})
+    at, bucket = _remembered._listing(case_ids, listed)
+    index = pa.table({"case_id": case_ids, "at": pa.array(np.arange(len(case_ids)))})
+    joined = index.join(listed.group_by(["case_id", "bucket"]).aggregate([]), "case_id", join_type="inner")
+    assert sorted(zip(at.tolist(), bucket.tolist())) == sorted(zip(joined["at"].to_pylist(), joined["bucket"].to_pylist()))
+    assert len(set(zip(at.tolist(), bucket.tolist()))) == len(at)
