@@ -117,3 +117,51 @@ def test_the_buckets_listing_a_case_are_those_a_join_finds(seed):
     joined = index.join(listed.group_by(["case_id", "bucket"]).aggregate([]), "case_id", join_type="inner")
     assert sorted(zip(at.tolist(), bucket.tolist())) == sorted(zip(joined["at"].to_pylist(), joined["bucket"].to_pylist()))
     assert len(set(zip(at.tolist(), bucket.tolist()))) == len(at)
+
+
+def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
+    """The nights of test_assessed_partitions (a second night finding everything assessed, a
+    forced rerun of it, a third with moved cases, new decisions and --reassess of some, a
+    fourth reassessing all: withdrawals in assessed_chunks), over tiny partitions: the same
+    summaries, stored rows and memory per partition as with every chunk parsed by json."""
+    from ecorules.engine._nightly import run_nightly
+    from ecorules.engine.cases import _assessed, _spill
+    from test_assessed_once import make_world, write_cases
+    from test_assessed_partitions import TINY, _days, _stored
+
+    world = make_world(tmp_path, enterprises=80, cases=400)
+    days = _days(world)
+    days.insert(2, (days[1][0], days[1][1], {"force": True}))  # the second night again, forced
+
+    def nights(db, parse_by_json: bool):
+        found, entered = [], []
+        with monkeypatch.context() as patch:
+            patch.setattr(_spill, "PARTITION_ROWS", TINY)
+            if parse_by_json:
+                patch.setattr(_remembered, "assessment_columns", lambda *args: None)
+            enter = _assessed.Assessments.enter
+
+            def kept(self, buckets=None):
+                enter(self, buckets)
+                entered.append(sorted((key, tuple(m.case_ids.to_pylist()), tuple(m.runs.tolist()),
+                                       tuple(m.decided.to_pylist()),
+                                       None if m.fines is None else (tuple(m.fines.acts.to_pylist()), tuple(m.fines.fen.tolist())))
+                                      for key, m in self.remembered.items()))
+
+            patch.setattr(_assessed.Assessments, "enter", kept)
+            for as_of, table, options in days:
+                write_cases(table, world["cases"])
+                summary = run_nightly(world["registry"], db, policies=world["policies"], as_of=as_of,
+                                      cases=world["cases"], threads=1, **options)
+                found.append((summary.status, summary.already_assessed, summary.total_yuan, summary.findings,
+                              summary.replaced_run))
+        return found, entered, _stored(db)
+
+    read = nights(tmp_path / "read.sqlite", parse_by_json=False)
+    parsed = nights(tmp_path / "parsed.sqlite", parse_by_json=True)
+    assert read == parsed
+    found, entered, _ = read
+    already = [f[1] for f in found]
+    assert already[0] == 0 and already[1] > 300 and already[2] == already[1] and 0 < already[3] < already[1]
+    assert already[4] == 0 and found[2][4] is not None  # (the rerun replaced the second night)
+    assert sum(len(e) for e in entered) > 40
