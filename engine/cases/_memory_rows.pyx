@@ -17,8 +17,11 @@ it has a non-null element at ``case_place`` and none (absent or null) at ``statu
 what ``_table`` keeps; every row otherwise (a chunk of ``assessed_chunks``).
 A text element absent or null is null, and so is an empty one (``_texts``). Whatever this
 reader does not expect (a true, a float or an object in a row, a text where an amount is, an
-amount missing, bad JSON) makes it return None: the caller parses that chunk with json, as
-before, and meets what it met before.
+amount missing, a row or array cut short or followed by more text) makes it return None:
+the caller parses that chunk with json, as before, and meets what it met before. It checks
+the structure the engine writes, not every rule of JSON: a number it skips is not checked
+digit by digit, nor an integer for leading zeros (json.loads would refuse "007"; no writer of
+the store writes one).
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
