@@ -39,6 +39,10 @@ def extensions():
             Extension("ecorules.engine._chunk_rows", [os.path.join("engine", "_chunk_rows.pyx")],
                       include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                       extra_compile_args=["-O3"]),
+            # the assessments of a stored chunk read into columns (engine/cases/_memory_rows.pyx)
+            Extension("ecorules.engine.cases._memory_rows", [os.path.join("engine", "cases", "_memory_rows.pyx")],
+                      include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                      extra_compile_args=["-O3"]),
             # loops of the case stage: text codes, one act one fine, roll-up windows (fastcalc/_cases.pyx)
             Extension("ecorules.fastcalc._cases", [os.path.join("fastcalc", "_cases.pyx")],
                       include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -41,10 +41,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import FindingKind
-from ecorules.rules._arrow import bools, empty_table, from_bools, from_numbers, numbers, strings
+from ecorules.rules._arrow import bools, empty_table, from_bools, from_numbers, numbers, string_scalar, strings
 
 from .. import store
 from .._lists import _optional_strings
+from ._memory_rows import assessment_columns
 from ._spill import _Buckets, _read, text_hashes
 from ._table import _stripped
 
@@ -137,10 +138,12 @@ class Remembered:
         done = f"IN (SELECT id FROM runs WHERE status = 'done') AND c.run_id {sql.IS_DISTINCT} ?"
         seq = 0
         queries = (
-            (0, "SELECT c.run_id, s.policy, '', s.rule, s.kind, s.unit, s.layout, c.rows FROM finding_chunks c "
+            (0, f"SELECT c.run_id, s.policy, '', s.rule, s.kind, s.unit, s.layout, {sql.TEXT_BYTES.format('c.rows')} "
+                "FROM finding_chunks c "
                 "JOIN finding_slots s ON s.run_id = c.run_id AND s.slot = c.slot "
                 f"WHERE s.assessed = 1 AND c.run_id {done}"),
-            (1, "SELECT c.run_id, c.policy, c.version, c.rule, c.kind, c.unit, NULL, c.rows FROM assessed_chunks c "
+            (1, f"SELECT c.run_id, c.policy, c.version, c.rule, c.kind, c.unit, NULL, {sql.TEXT_BYTES.format('c.rows')} "
+                "FROM assessed_chunks c "
                 f"WHERE c.run_id {done} ORDER BY c.{sql.INSERTION_ORDER}"),
         )
         for source, query in queries:
@@ -150,7 +153,7 @@ class Remembered:
                     policy, version = _policy_version(policy)
                 key = self.keys.setdefault((policy, rule, kind), len(self.keys))
                 places = _CHUNK_PLACES if source == 1 else _CASE_PLACES if layout is not None else _V13_PLACES
-                rows = _table(json.loads(text), places, key, run, source, seq, version, unit, kind == _FINE)
+                rows = _chunk_table(text, places, key, run, source, seq, version, unit, kind == _FINE)
                 if rows is not None:
                     yield rows
                     seq += rows.num_rows
@@ -184,6 +187,44 @@ _Places = namedtuple("_Places", "case_id uscc amount decided act_id status")
 _CASE_PLACES = _Places(*(store.CASE_PLACES[name] for name in _Places._fields))
 _V13_PLACES = _Places(*(store.V13_PLACES[name] for name in _Places._fields))
 _CHUNK_PLACES = _Places(0, 1, 2, 3, 6, None)
+
+
+def _chunk_table(text: str | bytes, at: _Places, key: int, run: int, source: int, seq: int, version: str, unit: str,
+                 fine: bool) -> pa.Table | None:
+    """A stored chunk's assessments (its JSON text) as rows of ``_SCHEMA`` (None: none): read
+    in C into columns (``_memory_rows.pyx``), or, a chunk that reader does not read, parsed by
+    json (``_table``)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    places = (at.case_id, at.decided, *((at.uscc, at.act_id) if fine else ()), *((4,) if source == 1 else ()))
+    read = assessment_columns(data, places, at.amount if fine else -1, at.case_id,
+                              -1 if at.status is None else at.status)
+    if read is None:
+        return _table(json.loads(data), at, key, run, source, seq, version, unit, fine)
+    n, texts, amounts = read
+    if not n:
+        return None
+    columns = [_buffered(n, *column) for column in texts]
+    case_ids, decided = columns[0], columns[1]
+    withdrawn = np.zeros(n, bool)
+    if source == 1:
+        withdrawn = bools(pc.fill_null(pc.equal(columns[-1], string_scalar(_WITHDRAWN)), False))
+    fen = np.zeros(n, np.int64)
+    usccs = acts = versions = pa.nulls(n, pa.string())
+    if fine:
+        usccs, acts = columns[2], columns[3]
+        versions = strings([version or ""]).take(from_numbers(np.zeros(n, np.int64)))
+        fen = amounts * (1 if unit == "fen" else 100)
+    return pa.table([
+        from_numbers(np.full(n, key, np.int32)), case_ids, from_numbers(np.full(n, run, np.int64)),
+        from_numbers(np.full(n, source, np.int8)), from_numbers(np.arange(seq, seq + n, dtype=np.int64)),
+        from_bools(withdrawn), decided, usccs, acts, versions, from_numbers(fen),
+    ], schema=_SCHEMA)
+
+
+def _buffered(n: int, offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """A string column of ``assessment_columns`` as an Arrow array (an empty text null)."""
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _table(rows: list, at: _Places, key: int, run: int, source: int, seq: int, version: str, unit: str,
@@ -271,11 +312,9 @@ def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndar
     (each pair once)."""
     at, bucket = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     if listed.num_rows:
-        pairs = listed.group_by(["case_id", "bucket"]).aggregate([])
-        index = pa.table({"case_id": rows["case_id"], "at": from_numbers(np.arange(rows.num_rows))})
-        joined = index.join(pairs, "case_id", join_type="inner")
-        at.append(numbers(joined["at"]).astype(np.int64))
-        bucket.append(numbers(joined["bucket"]).astype(np.int64))
+        listed_at, listed_bucket = _listing(rows["case_id"], listed)
+        at.append(listed_at)
+        bucket.append(listed_bucket)
     acted = np.flatnonzero(bools(rows["act"].is_valid()))
     if acted.size:
         at.append(acted)
@@ -286,6 +325,33 @@ def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndar
     pair = at * count + bucket
     _, first = np.unique(pair, return_index=True)
     return at[first], bucket[first]
+
+
+def _listing(case_ids, listed: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(row, bucket) per row of ``case_ids`` and bucket of ``listed`` that lists its case (an
+    inner join on case_id, a null case matching none). By one dictionary of both tables'
+    case_ids and sorted codes: ``Table.group_by``/``join`` imported Acero, pyarrow.dataset and
+    pandas into the run (~1.9 s of a loaded second night's wall, py-spy; see _lists.py)."""
+    n = len(case_ids)
+    texts = pa.concat_arrays([_plain(case_ids), _plain(listed["case_id"])])
+    codes = texts.dictionary_encode()
+    code = numbers(codes.indices, fill=-1).astype(np.int64)
+    row_code, listed_code = code[:n], code[n:]
+    known = listed_code >= 0
+    listed_bucket = numbers(listed["bucket"]).astype(np.int64)[known]
+    width = np.int64(int(listed_bucket.max()) + 1 if listed_bucket.size else 1)
+    # (sorted, not np.unique: numpy 2.4's hash-based unique took ~40x as long on these int64s)
+    pair = np.sort(listed_code[known] * width + listed_bucket)
+    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if pair.size else pair
+    pair_code, pair_bucket = pair // width, pair % width
+    low = np.searchsorted(pair_code, row_code, "left")
+    high = np.searchsorted(pair_code, row_code, "right")
+    many = np.where(row_code >= 0, high - low, 0)
+    total = int(many.sum())
+    at = np.repeat(np.arange(n, dtype=np.int64), many)
+    ends = np.cumsum(many)
+    place = np.repeat(low - (ends - many), many) + np.arange(total, dtype=np.int64)
+    return at, pair_bucket[place]
 
 
 def _bucket(texts, count: int) -> np.ndarray:

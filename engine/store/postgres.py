@@ -702,6 +702,8 @@ TEMP = "pg_temp"
 # old run's rows beside the new run's status (store.snapshot)
 BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 INSERTION_ORDER = "seq"  # of assessed_chunks
+# a stored chunk's JSON text as the memory of assessments reads it (engine/cases/_remembered.py): text (encoded there)
+TEXT_BYTES = "{}"
 
 
 def policy_id(column: str) -> str:

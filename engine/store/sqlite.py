@@ -1216,6 +1216,8 @@ IS_DISTINCT = "IS NOT"
 TEMP = "temp"
 BEGIN_SNAPSHOT = "BEGIN"  # a read transaction: one state of the WAL for all its statements (store.snapshot)
 INSERTION_ORDER = "rowid"  # of assessed_chunks
+# a stored chunk's JSON text as the memory of assessments reads it (engine/cases/_remembered.py): its UTF-8 bytes, not decoded
+TEXT_BYTES = "CAST({} AS BLOB)"
 
 
 def policy_id(column: str) -> str:
