@@ -132,8 +132,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     ``store.sqlite.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
-        for column in ("first_run", "last_run", "exit_run"):
-            db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
+        # one pass over list_state, not one per column: no index serves these columns (three
+        # more on list_state would cost every night's writes for a rerun's sake), so each
+        # statement read the whole table (2 M rows, 1/20 of them moved: 1.36 -> 0.73 CPU-s)
+        db.execute("UPDATE list_state SET first_run = CASE WHEN first_run = ? THEN ? ELSE first_run END, "
+                   "last_run = CASE WHEN last_run = ? THEN ? ELSE last_run END, "
+                   "exit_run = CASE WHEN exit_run = ? THEN ? ELSE exit_run END "
+                   "WHERE first_run = ? OR last_run = ? OR exit_run = ?", (replaced, run_id) * 3 + (replaced,) * 3)
         db.execute("UPDATE list_chunks SET run_id = ? WHERE run_id = ?", (run_id, replaced))
         db.execute("UPDATE list_scopes SET last_run = ? WHERE last_run = ?", (run_id, replaced))
     of_slot = _slots(db, run_id)
