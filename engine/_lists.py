@@ -100,6 +100,10 @@ PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cas
 # 1.5 M justified entries (46 partitions), ~2,200 writes of ~0.27 ms; ~13 MB of columns held
 JUSTIFIED_AT_ONCE = 262_144
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
+# entries of a first run entered from its codes held at once (_enter_at_once), at most: the
+# run's codes and their distinct count's hash, ~50 bytes an entry (bench/cases.py's 10 M-row
+# registry, 1.54 M entries: peak RSS 454 -> 521 MiB, medians); a larger run is compared
+FIRST_RUN_AT_ONCE = 2_097_152
 
 
 @attrs.frozen
@@ -177,10 +181,13 @@ def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]],
     sanctions' codes, in the order ``_enter`` gives ids (by list, policy and rule, then text,
     then as the run found them), without the comparison, its partition files and their merge
     (``_compared``: ~1.2 CPU-s of a 10 M-case first run's 1.2 M entries). Whether it was such
-    a run; False as soon as it is not (a key twice in the run: merged by the comparison)."""
+    a run; False as soon as it is not (a key twice in the run: merged by the comparison), or
+    when it has more than FIRST_RUN_AT_ONCE entries."""
     if (db.execute("SELECT 1 FROM list_state LIMIT 1").fetchone() or db.execute("SELECT 1 FROM list_chunks LIMIT 1").fetchone()
             or db.execute("SELECT 1 FROM lifts WHERE run_id = ? LIMIT 1", (run.run_id,)).fetchone()
-            or len(run.rules) * len(run.texts) * 2 >= 1 << 23):
+            or len(run.rules) * len(run.texts) * 2 >= 1 << 23
+            or db.execute("SELECT coalesce(sum(length(usccs)), 0) FROM sanction_chunks WHERE run_id = ?",
+                          (run.run_id,)).fetchone()[0] // 21 > FIRST_RUN_AT_ONCE):  # (21 characters a plain entry)
         return False
     sql = store.dialect(db)
     rank = {rule_id: k for k, rule_id in enumerate(sorted(run.rules, key=run.rules.__getitem__))}

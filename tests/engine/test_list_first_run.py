@@ -111,3 +111,11 @@ def test_a_key_twice_in_the_run_is_merged_by_the_comparison(tmp_path, monkeypatc
     assert answers == [False]
     assert found["at once"] == found["compared"]
     assert found["at once"][0]["entered"] == len(CODES)
+
+
+def test_a_first_run_of_more_entries_than_it_holds_at_once_is_compared(tmp_path, monkeypatch):
+    registry = write(tmp_path / "registry.csv", [(code, "金水区", 1, None, None) for code in CODES])
+    monkeypatch.setattr(_lists, "FIRST_RUN_AT_ONCE", len(CODES) - 1)
+    answers = _taken(monkeypatch)
+    run = run_nightly(registry, tmp_path / "results.sqlite", policies=POLICIES, as_of=AS_OF, progress=False)
+    assert answers == [False] and run.lists["watch"] == len(CODES)
