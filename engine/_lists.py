@@ -58,7 +58,7 @@ from ecorules.rules._arrow import (
 
 from . import store
 from ._chunk_reader import json_elements
-from ._chunks import _json_rows
+from ._chunks import _json_codes, _json_rows
 from ._partitions import Partitions, in_order
 
 EXITS = ("expired", "lifted", "no_longer_justified", "decision")
@@ -100,6 +100,10 @@ PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cas
 # 1.5 M justified entries (46 partitions), ~2,200 writes of ~0.27 ms; ~13 MB of columns held
 JUSTIFIED_AT_ONCE = 262_144
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
+# entries of a first run entered from its codes held at once (_enter_at_once), at most: the
+# run's codes and their distinct count's hash, ~50 bytes an entry (bench/cases.py's 10 M-row
+# registry, 1.54 M entries: peak RSS 454 -> 521 MiB, medians); a larger run is compared
+FIRST_RUN_AT_ONCE = 2_097_152
 
 
 @attrs.frozen
@@ -132,8 +136,13 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     ``store.sqlite.LIST_ENTRIES_VIEW``)."""
     day = as_of.isoformat()
     if replaced is not None:  # a forced rerun replaces that run: its entries are now this run's
-        for column in ("first_run", "last_run", "exit_run"):
-            db.execute(f"UPDATE list_state SET {column} = ? WHERE {column} = ?", (run_id, replaced))
+        # one pass over list_state, not one per column: no index serves these columns (three
+        # more on list_state would cost every night's writes for a rerun's sake), so each
+        # statement read the whole table (2 M rows, 1/20 of them moved: 1.36 -> 0.73 CPU-s)
+        db.execute("UPDATE list_state SET first_run = CASE WHEN first_run = ? THEN ? ELSE first_run END, "
+                   "last_run = CASE WHEN last_run = ? THEN ? ELSE last_run END, "
+                   "exit_run = CASE WHEN exit_run = ? THEN ? ELSE exit_run END "
+                   "WHERE first_run = ? OR last_run = ? OR exit_run = ?", (replaced, run_id) * 3 + (replaced,) * 3)
         db.execute("UPDATE list_chunks SET run_id = ? WHERE run_id = ?", (run_id, replaced))
         db.execute("UPDATE list_scopes SET last_run = ? WHERE last_run = ?", (run_id, replaced))
     of_slot = _slots(db, run_id)
@@ -152,14 +161,77 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     # the rows of list_state the run writes, gathered and written by one statement at the end:
     # every stored entry is read (parts.add) before the first is written
     sql.begin_replacing(db, "list_state", _STATE_COLUMNS)
-    with Partitions(_partition_count(db, run_id)) as parts:
-        for table in _gathered(_justified_parts(db, run_id, of_slot), JUSTIFIED_AT_ONCE):
+    if _enter_at_once(db, run, day, of_slot, counts):
+        pass  # a first run of plain entries: entered as its sanctions' chunks hold them
+    else:
+        _compared(db, sql, run, day, of_slot, counts, first_id)
+    sql.finish_replacing(db, "list_state", _STATE_COLUMNS, ("id",))
+    # this run judged the entries of every policy it was not told to leave alone
+    policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
+    sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
+                     [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
+    _drop_spent_chunks(db)
+    return counts
+
+
+def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]], counts: dict[str, int]) -> bool:
+    """A run whose every justified entry is a plain uscc (no case, tag or dates: a case run's
+    lists, as a registry's), into a store that holds no list entry and with no lift: every
+    entry is entered, none ends, so its entries are written as chunks straight from its
+    sanctions' codes, in the order ``_enter`` gives ids (by list, policy and rule, then text,
+    then as the run found them), without the comparison, its partition files and their merge
+    (``_compared``: ~1.2 CPU-s of a 10 M-case first run's 1.2 M entries). Whether it was such
+    a run; False as soon as it is not (a key twice in the run: merged by the comparison), or
+    when it has more than FIRST_RUN_AT_ONCE entries."""
+    if (db.execute("SELECT 1 FROM list_state LIMIT 1").fetchone() or db.execute("SELECT 1 FROM list_chunks LIMIT 1").fetchone()
+            or db.execute("SELECT 1 FROM lifts WHERE run_id = ? LIMIT 1", (run.run_id,)).fetchone()
+            or len(run.rules) * len(run.texts) * 2 >= 1 << 23
+            or db.execute("SELECT coalesce(sum(length(usccs)), 0) FROM sanction_chunks WHERE run_id = ?",
+                          (run.run_id,)).fetchone()[0] // 21 > FIRST_RUN_AT_ONCE):  # (21 characters a plain entry)
+        return False
+    sql = store.dialect(db)
+    rank = {rule_id: k for k, rule_id in enumerate(sorted(run.rules, key=run.rules.__getitem__))}
+    groups: dict[tuple[int, int], list[pa.Array]] = {}  # (rule's rank, text's place) -> the codes, in the run's order
+    for slot, row in sql.sanction_chunk_rows(db, run.run_id):
+        rule_id, text_order = of_slot[slot]
+        text_id = text_order & 0xFFFFFFFF
+        codes = groups.setdefault((rank[rule_id], int(np.searchsorted(run.texts, text_id)), rule_id, text_id), [])
+        for elements in json_elements(sql.text_pieces(db, "sanction_chunks", "usccs", row, PIECE_CHARACTERS), PIECE_ENTRIES,
+                                      PIECE_VALUES):
+            if not isinstance(elements, pa.Array):  # an entry of a case, with dates or not laid out as a code
+                return False
+            codes.append(elements)
+    by_rule: dict[int, list[pa.Array]] = {}
+    for (_, _, rule_id, _), codes in groups.items():
+        by_rule.setdefault(rule_id, []).extend(codes)
+    for codes in by_rule.values():
+        usccs = pa.chunked_array(codes, pa.string())
+        if pc.count_distinct(usccs).as_py() != len(usccs):
+            return False
+    next_id, size = 1, _chunk_size(plain=True)  # (no entry yet: ids from 1, as _next_id gives them)
+    for (_, _, rule_id, text_id), codes in sorted(groups.items()):
+        usccs = pa.chunked_array(codes, pa.string())
+        for start in range(0, len(usccs), size):
+            part = one_array(usccs.slice(start, size))
+            db.execute("INSERT INTO list_chunks (first_id, n, run_id, rule_id, text_id, started, rows) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (next_id, len(part), run.run_id, rule_id, text_id, day, _json_codes(part)))
+            next_id += len(part)
+        counts["entered"] += len(usccs)
+    return True
+
+def _compared(db, sql, run: _Run, day: str, of_slot: dict[int, tuple[int, int]], counts: dict[str, int],
+              first_id: int) -> None:
+    """The comparison of the run's justified entries with the stored ones, a partition of
+    subjects at a time: the rows of ``list_state`` it writes added to the statement being
+    gathered, the entered entries written as chunks."""
+    with Partitions(_partition_count(db, run.run_id)) as parts:
+        for table in _gathered(_justified_parts(db, run.run_id, of_slot), JUSTIFIED_AT_ONCE):
             parts.add("justified", table)
         for table in _gathered(_stored_parts(db), JUSTIFIED_AT_ONCE):
             parts.add("stored", table)
         for table in _gathered(_chunk_parts(db), JUSTIFIED_AT_ONCE):
             parts.add("chunked", table)
-        for table in _lift_parts(db, run_id):  # a lift reaches the entries of its subject: of its partition
+        for table in _lift_parts(db, run.run_id):  # a lift reaches the entries of its subject: of its partition
             parts.add("lifts", table)
         for partition in range(parts.count):
             lifts = _lifts_of(parts.read("lifts", partition, _LIFTS))
@@ -171,14 +243,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
             # read back a batch or two of each partition at a time (in_order), only what _enter reads
             parts.put("entered", partition, entered.select(_ENTERED_COLUMNS), max(64, ENTERED_AT_ONCE // parts.count))
         # ids in one order across the partitions (_order_entered), a part of each at a time
-        _enter(db, run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
-    sql.finish_replacing(db, "list_state", _STATE_COLUMNS, ("id",))
-    # this run judged the entries of every policy it was not told to leave alone
-    policies = sorted({policy for _, policy, _ in rules.values()} - set(left_alone))
-    sql.replace_rows(db, "list_scopes", ("policy", "cases", "last_run"), ("policy", "cases"),
-                     [(policy, cases, run_id) for policy in policies for cases in ((0, 1) if cases_judged else (0,))])
-    _drop_spent_chunks(db)
-    return counts
+        _enter(db, run.run_id, day, in_order([parts.batches("entered", p) for p in range(parts.count)], "order"), first_id)
 
 
 def _partition_count(db: sqlite3.Connection, run_id: int) -> int:

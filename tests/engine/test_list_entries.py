@@ -150,6 +150,30 @@ def test_rerun_is_idempotent_and_a_forced_rerun_keeps_the_state(world):
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs WHERE id = ?", (first.run_id,)).fetchone()[0] == 0
 
 
+def test_a_forced_rerun_moves_only_the_run_columns_that_named_the_replaced_run(world):
+    """A forced rerun of a later run: an entry entered by the first run and ended by the
+    replaced one keeps its first_run and takes the rerun as its exit_run (the
+    three columns are moved in one statement, each only where it named the replaced run)."""
+    registry, db = world
+    first = run(registry, db, D_2013_06_30)
+    later = dt.date(2013, 7, 1)  # A's blacklist entry (planned end 2013-06-30) has expired by then
+    second = run(registry, db, later)
+    ended = by_list(db, "blacklist")[A]
+    assert (ended["first_run"], ended["exit_run"], ended["exit"]) == (first.run_id, second.run_id, "expired")
+    before = entries(db)
+    forced = run(registry, db, later, force=True)
+    assert forced.replaced_run == second.run_id
+    ended = by_list(db, "blacklist")[A]
+    assert (ended["first_run"], ended["exit_run"]) == (first.run_id, forced.run_id)
+
+    def renamed(e):
+        return {k: ({second.run_id: forced.run_id}.get(v, v) if k.endswith("_run") else v) for k, v in e.items()}
+    assert entries(db) == [renamed(e) for e in before]
+    held = sqlite3.connect(db).execute("SELECT count(*) FROM list_state WHERE ? IN (first_run, last_run, exit_run)",
+                                       (second.run_id,)).fetchone()[0]
+    assert held == 0
+
+
 def test_lists_command_answers_who_since_when_until_when_and_why(world):
     registry, db = world
     run(registry, db, D_2013_06_30)
