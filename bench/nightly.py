@@ -339,10 +339,14 @@ def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) 
                                                      times[fmt][f"{build} CPU-s, bad copy"], fixed, strict=True)]
         print(f"    records per CPU-second net of a one-row run's CPU ({statistics.median(fixed):.2f} s), per round: "
               f"{described(net, 0.8)}")
-        report.setdefault(f"bad_share_ratio_per_net_cpu{'' if build == 'ecorules' else '_' + build}", {})[fmt] = net
-        print(f"    ratio of the medians: records/s {statistics.median(times[fmt][f'{build} run, clean copy']) / statistics.median(times[fmt][f'{build} run, bad copy']):.3f}, "
-              f"per CPU-second {statistics.median(times[fmt][f'{build} CPU-s, clean copy']) / statistics.median(times[fmt][f'{build} CPU-s, bad copy']):.3f}")
         suffix = "" if build == "ecorules" else f"_{build}"
+        report.setdefault(f"bad_share_ratio_per_net_cpu{suffix}", {})[fmt] = net
+
+        def medians(what: str) -> float:  # clean / bad, of the medians of each copy's rounds
+            return (statistics.median(times[fmt][f"{build} {what}, clean copy"])
+                    / statistics.median(times[fmt][f"{build} {what}, bad copy"]))
+
+        print(f"    ratio of the medians: records/s {medians('run'):.3f}, per CPU-second {medians('CPU-s'):.3f}")
         report.setdefault(f"bad_share_ratio{suffix}", {})[fmt] = ratio
         report.setdefault(f"bad_share_ratio_per_cpu{suffix}", {})[fmt] = per_cpu
     for build in names[1:]:  # a change against the first build, copy by copy, round by round
