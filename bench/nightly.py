@@ -30,6 +30,12 @@ on the twins too, in the same rounds, the two builds' order turning round by rou
 before and after of a change measured under the same load. ``--build NAME=PATH`` (repeatable,
 instead of --baseline) times the ecorules tree under PATH the same way, run by this Python with
 PATH first on PYTHONPATH (bench/_alternate.py's builds: symlinks to a worktree's folders).
+The clean copy runs first in odd rounds, the bad one in even rounds, after a run of
+its first row alone, whose CPU (start-up, policies, store: what any run costs) is taken off
+both for a third ratio, that of the CPU the rows cost. Each ratio is printed
+round by round with its middle half, its range and an interval for its median that says its
+own coverage (bench/_spread.py): on a shared machine use 9 rounds or more (the median's
+interval is then the 2nd to the 8th round, 96%), and read the CPU-second ratio first.
 
 Prints medians with their spread and the ratios the targets are stated in (Parquet <= 2x its
 read and <= 2x DuckDB; CSV <= 1.3x its read; peak RSS <= 1 GiB, not growing with the rows),
@@ -154,6 +160,7 @@ def read_floor(path: Path, how: str) -> float:
 
 import _alternate  # noqa: E402 - beside this script
 from _duckdb_full import duckdb_full  # noqa: E402 - beside this script
+from _spread import described  # noqa: E402 - beside this script
 
 
 def duckdb_totals(path: Path, threads: int) -> tuple[float, dict]:
@@ -264,12 +271,38 @@ def _build_names(args) -> list[str]:
     return ["ecorules", "baseline"] if args.baseline else ["ecorules"]
 
 
+def _one_row_copy(clean: Path) -> Path:
+    """The clean copy's header and first row (kept beside it): what a run costs whatever its rows."""
+    one = clean.with_name(f"twin-one-row{clean.suffix}")
+    if not one.exists():
+        if clean.suffix == ".csv":
+            with clean.open("rb") as handle:
+                data = handle.readline() + handle.readline()
+            one.write_bytes(data)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(pq.read_table(clean).slice(0, 1), one)
+    return one
+
+
 def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict, args, round_number: int = 1) -> None:
-    """`ecorules run` on the clean copy, then on the bad one (the run's own seconds), by each build."""
+    """`ecorules run` on the clean copy and on the bad one (the run's own seconds), by each build:
+    clean first in odd rounds, bad first in even ones, so that neither copy always runs second
+    (after the other has warmed the page cache, or while a load that rises through the round
+    grows): with a fixed order, that bias stays in every round's ratio and no round count
+    removes it."""
     # the machine's load beside the ratios: on a shared machine the wall-time ratio moves with it
     measured.setdefault("load (1 min) before the twins", []).append(os.getloadavg()[0])
+    labelled = list(zip(("clean copy", "bad copy"), pair, strict=True))
+    if round_number % 2 == 0:
+        labelled.reverse()
+    one_row = _one_row_copy(pair[0])
     for build, program, pythonpath in _builds(args, round_number):
-        for label, twin in zip(("clean copy", "bad copy"), pair, strict=True):
+        # the process's fixed CPU (start-up, compiling the policies, the store): a run of one row
+        fixed = ecorules_run(one_row, args.dir / f"results-{fmt}-one-row.sqlite", args.threads, program, pythonpath)
+        measured.setdefault(f"{build} CPU-s, one-row copy", []).append(fixed["cpu"])
+        for label, twin in labelled:
             done = ecorules_run(twin, args.dir / f"results-{fmt}-twin.sqlite", args.threads, program, pythonpath)
             measured.setdefault(f"{build} run, {label}", []).append(done["run"])
             measured.setdefault(f"{build} CPU-s, {label}", []).append(done["cpu"])
@@ -280,22 +313,47 @@ def _twins(fmt: str, pair: tuple[Path, Path], measured: dict, bad_rejected: dict
 
 
 def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) -> None:
+    """Per build, the round-by-round ratios bad / clean of records/s (the run's own seconds) and
+    of records per CPU-second (the whole process), each with its spread and an interval for its
+    median (bench/_spread.py); with several builds, each build's CPU-seconds against the first's
+    on each copy, round by round."""
     paths = dict(_alternate.builds(args.build)) if args.build else {"ecorules": sys.executable, "baseline": args.baseline}
-    for build in _build_names(args):
+    names = _build_names(args)
+    for build in names:
         if args.baseline or args.build:
             print(f"  {build} ({paths[build]}):")
         # same rows in both copies: records/s bad / records/s clean = time clean / time bad
         ratio = [c / b for c, b in zip(times[fmt][f"{build} run, clean copy"], times[fmt][f"{build} run, bad copy"],
                                        strict=True)]
-        print(f"  records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean: {spread(ratio)}"
-              "  (target >= 0.8)")
+        print(f"    records/s with {args.bad_share:.0%} bad rows ({bad_rejected[fmt]:,} rejected) / clean, per round: "
+              f"{described(ratio, 0.8)}")
         # on a shared machine the run's seconds wait for other processes' CPU: the same ratio per CPU-second
         per_cpu = [c / b for c, b in zip(times[fmt][f"{build} CPU-s, clean copy"], times[fmt][f"{build} CPU-s, bad copy"],
                                          strict=True)]
-        print(f"  records per CPU-second, bad / clean: {spread(per_cpu)}  (whole process, start-up included)")
+        print(f"    records per CPU-second, bad / clean (whole process, start-up included), per round: "
+              f"{described(per_cpu, 0.8)}")
+        # the whole process's CPU holds a fixed part (start-up, policies, store) that both copies
+        # pay: net of a one-row run's, the ratio is that of the CPU the rows themselves cost
+        fixed = times[fmt][f"{build} CPU-s, one-row copy"]
+        net = [(c - f) / (b - f) for c, b, f in zip(times[fmt][f"{build} CPU-s, clean copy"],
+                                                     times[fmt][f"{build} CPU-s, bad copy"], fixed, strict=True)]
+        print(f"    records per CPU-second net of a one-row run's CPU ({statistics.median(fixed):.2f} s), per round: "
+              f"{described(net, 0.8)}")
         suffix = "" if build == "ecorules" else f"_{build}"
+        report.setdefault(f"bad_share_ratio_per_net_cpu{suffix}", {})[fmt] = net
+
+        def medians(what: str) -> float:  # clean / bad, of the medians of each copy's rounds
+            return (statistics.median(times[fmt][f"{build} {what}, clean copy"])
+                    / statistics.median(times[fmt][f"{build} {what}, bad copy"]))
+
+        print(f"    ratio of the medians: records/s {medians('run'):.3f}, per CPU-second {medians('CPU-s'):.3f}")
         report.setdefault(f"bad_share_ratio{suffix}", {})[fmt] = ratio
         report.setdefault(f"bad_share_ratio_per_cpu{suffix}", {})[fmt] = per_cpu
+    for build in names[1:]:  # a change against the first build, copy by copy, round by round
+        for label in ("clean copy", "bad copy"):
+            against = [b / a for a, b in zip(times[fmt][f"{names[0]} CPU-s, {label}"], times[fmt][f"{build} CPU-s, {label}"],
+                                             strict=True)]
+            print(f"  {build} / {names[0]} CPU-seconds, {label}: {described(against)}")
     loads = times[fmt]["load (1 min) before the twins"]
     print(f"  load average (1 min) when each round's twins started: {', '.join(f'{load:.1f}' for load in loads)} "
           f"on {os.cpu_count()} CPUs")
