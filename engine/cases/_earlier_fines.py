@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._cases import number_positions
 from ecorules.rules import FindingKind
 from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_scalar
 
@@ -133,9 +134,7 @@ def against_earlier_fines(memory: Assessments | None, results, plan, units) -> t
                       to_fen(1, units[k]) * np.asarray(result.amounts[k], np.int64)[picked]))
     if not parts or not standing.acts.size:
         return superseded_by, []
-    acts = np.concatenate([p[2] for p in parts])
-    at = np.minimum(np.searchsorted(standing.acts, acts), standing.acts.size - 1)
-    at = np.where(standing.acts[at] == acts, at, -1)
+    at = number_positions(standing.acts, np.concatenate([p[2] for p in parts]))
     if not (at >= 0).any():
         return superseded_by, []
     remembered = np.concatenate([p[4] for p in parts])
