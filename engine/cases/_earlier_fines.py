@@ -73,6 +73,7 @@ class _Standing:
         fine's, the first label where amounts tie. Made for the acts asked for alone: a
         night mostly meets fines it assessed itself before, whose acts need none."""
         counts = self.tied[acts]
+        # the places in ``order`` of each act's fines of its highest amount, act after act
         at = np.repeat(self.first[acts] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         fines = self.order[at]
         owner = np.repeat(np.arange(acts.size), counts)
@@ -96,16 +97,6 @@ class _Standing:
         heads = np.ones(table.num_rows, bool)
         heads[1:] = np.diff(numbers(table["act"].combine_chunks())) != 0
         return table["label"].combine_chunks().filter(from_bools(heads))
-
-
-def act_texts(cases, rows: np.ndarray) -> pa.Array | None:
-    """The act_id of case rows ``rows``, null where the case is its own act; None when the
-    case kind has no act."""
-    if cases.act_code is None:
-        return None
-    code = cases.act_code[rows]
-    return cases.acts.take(from_numbers(np.maximum(code, 0), mask=code < 0)) if len(cases.acts) else pa.nulls(
-        rows.size, pa.string())
 
 
 def against_earlier_fines(memory: Assessments | None, results, plan, units) -> tuple[dict[int, pa.Array], list[str]]:
@@ -263,4 +254,4 @@ def _yuan(fen: int) -> str:
     return f"{fen // 100:,}" if fen % 100 == 0 else f"{fen // 100:,}.{fen % 100:02d}"
 
 
-__all__ = ["act_texts", "against_earlier_fines"]
+__all__ = ["against_earlier_fines"]

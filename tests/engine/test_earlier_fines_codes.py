@@ -23,7 +23,7 @@ from ecorules.engine._ledger_money import to_fen
 from ecorules.engine._nightly import run_nightly
 from ecorules.engine.cases import _assessed, _spill, _write
 from ecorules.engine.cases._assessed import decision_dates
-from ecorules.engine.cases._earlier_fines import _yuan, act_texts, against_earlier_fines
+from ecorules.engine.cases._earlier_fines import _yuan, against_earlier_fines
 from ecorules.rules import FindingKind
 from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_scalar
 from test_assessed_once import make_world, write_cases
@@ -155,6 +155,14 @@ def _reference_decided_anew(remembered, results, plan):
     same = pc.or_(pc.and_(before.is_null(), now.is_null()), pc.fill_null(pc.equal(before, now), False))
     anew[listed] = ~bools(same)
     return anew
+
+
+def act_texts(cases, rows):
+    if cases.act_code is None:
+        return None
+    code = cases.act_code[rows]
+    return cases.acts.take(from_numbers(np.maximum(code, 0), mask=code < 0)) if len(cases.acts) else pa.nulls(
+        rows.size, pa.string())
 
 
 def _act_keys(uscc, acts, case_ids):
