@@ -19,6 +19,8 @@
 - ``ascending_texts``: whether a string column is strictly ascending (a case table in case_id order).
 - ``text_index``, ``text_positions``: a string column's rows by text, built once and looked
   up many times (the enterprises' usccs, for each partition's cases and each registry batch).
+- ``number_positions``: the place of each of many numbers among distinct ones (this run's
+  fines' acts among the acts of the fines earlier runs imposed: one act one fine across runs).
 - ``supersede_part``: one act one fine (行政处罚法 art 29) over the fired fines of a part of the
   cases, in one pass over the fired rows, a radix sort of the shared acts' fines by act and
   one pass over them, instead of a dozen numpy passes (flatnonzero per slot, concatenations,
@@ -878,6 +880,52 @@ def text_positions(TextIndex index, const offset_t[::1] offsets, const uint8_t[:
                             break
                     at = (at + 1) & (hashed_capacity - 1)
     free(words)
+    return out_array
+
+# --- number_positions ---------------------------------------------------------------------
+
+cdef struct Numbered:
+    int64_t value
+    int64_t place  # -1: an empty slot
+
+
+def number_positions(const int64_t[::1] values, const int64_t[::1] queries):
+    """Per number of ``queries`` the place of the same number in ``values`` (the first, where
+    one repeats), -1 where it has none: one probe of an open-addressing table a query, where
+    ``np.searchsorted`` into the sorted values read ~20 places at random (0.2 CPU-s for a
+    million fines' acts among a million earlier fines', engine/cases/_earlier_fines.py)."""
+    cdef Py_ssize_t n = values.shape[0], m = queries.shape[0], i, at, capacity = 16, ahead
+    while capacity < 2 * n:
+        capacity *= 2
+    out_array = np.full(m, -1, np.int64)
+    cdef int64_t[::1] out = out_array
+    cdef Numbered* slots = <Numbered*>malloc(capacity * sizeof(Numbered))
+    if slots == NULL:
+        raise MemoryError()
+    cdef int64_t value
+    with nogil:
+        for i in range(capacity):
+            slots[i].place = -1
+        for i in range(n):
+            value = values[i]
+            at = _mix(<uint64_t>value) & (capacity - 1)
+            while slots[at].place >= 0 and slots[at].value != value:
+                at = (at + 1) & (capacity - 1)
+            if slots[at].place < 0:
+                slots[at].value = value
+                slots[at].place = i
+        for i in range(m):
+            ahead = i + AHEAD
+            if ahead < m:
+                __builtin_prefetch(slots + (_mix(<uint64_t>queries[ahead]) & (capacity - 1)))
+            value = queries[i]
+            at = _mix(<uint64_t>value) & (capacity - 1)
+            while slots[at].place >= 0:
+                if slots[at].value == value:
+                    out[i] = slots[at].place
+                    break
+                at = (at + 1) & (capacity - 1)
+    free(slots)
     return out_array
 
 # --- a stable radix sort of (key, index) pairs ------------------------------------------

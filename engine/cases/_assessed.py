@@ -54,11 +54,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, numbers, string_scalar, strings
+from ecorules.rules._arrow import from_numbers, string_scalar, strings
 
 from .. import store
 from .._chunks import CHUNK_ROWS, _json_rows
 from ._remembered import Remembered, by_key
+from ._table import indexed, positions
 
 ALREADY_ASSESSED = "already_assessed"
 
@@ -99,6 +100,54 @@ class FineMemory:
     fen: np.ndarray  # int64
 
 
+class Met:
+    """The memory of a partition (``Assessments.remembered``) met with its case table: each
+    remembered case's code among the partition's case_ids (``CaseTable.keys``), found in one
+    lookup for every (policy id, rule, kind), so that each slot and rule compares integer
+    codes. Arrow's ``index_in`` and ``is_in`` build a hash table of their value set anew at
+    every call: one per slot and rule took ~10% of a second night (bench/cases.py)."""
+
+    def __init__(self, remembered: dict[tuple[str, str, str], _Remembered], cases,
+                 reassess: bool | frozenset[str]):
+        self.cases = cases
+        self.keys_index = indexed(cases.keys)
+        keys = [key for key, memory in remembered.items() if len(memory.case_ids)]
+        # per key: per remembered case, its code in ``cases.keys`` (-1: not listed here)
+        self.code: dict[tuple[str, str, str], np.ndarray] = {key: np.zeros(0, np.int64) for key in remembered}
+        if keys:
+            found = positions(self.keys_index, pa.concat_arrays([remembered[key].case_ids for key in keys]))
+            bounds = np.cumsum([0] + [len(remembered[key].case_ids) for key in keys])
+            for key, start, stop in zip(keys, bounds[:-1], bounds[1:], strict=True):
+                self.code[key] = found[start:stop]
+        self._row: dict[tuple[str, str, str], np.ndarray] = {}
+        # per key: bool per code, the cases whose findings of the key this run recorded or
+        # withdrew (``withdraw_unfired`` leaves them alone)
+        self.touched: dict[tuple[str, str, str], np.ndarray] = {}
+        # bool per code: the case named by --reassess IDS (None: none named)
+        self.reassessed = None
+        if reassess and reassess is not True:
+            self.reassessed = np.zeros(len(cases.keys), bool)
+            named = positions(self.keys_index, pa.array(sorted(reassess), pa.string()))
+            self.reassessed[named[named >= 0]] = True
+
+    def row_of(self, key: tuple[str, str, str]) -> np.ndarray:
+        """Per code of the partition's case_ids, the row of its case among the remembered
+        assessments of ``key`` (-1: none): as ``index_in``, the first where a case repeats."""
+        row = self._row.get(key)
+        if row is None:
+            code = self.code[key]
+            listed = np.flatnonzero(code >= 0)[::-1]
+            row = self._row[key] = np.full(len(self.cases.keys), -1, np.int64)
+            row[code[listed]] = listed
+        return row
+
+    def touch(self, key: tuple[str, str, str], codes: np.ndarray) -> None:
+        touched = self.touched.get(key)
+        if touched is None:
+            touched = self.touched[key] = np.zeros(len(self.cases.keys), bool)
+        touched[codes] = True
+
+
 @dataclass
 class Assessments:
     """The memory as a run reads it, and what the run adds to it (see the module)."""
@@ -109,13 +158,17 @@ class Assessments:
     added: int = 0  # assessments this run made
     withdrawn: int = 0  # remembered assessments this run took back (see the module)
     reassess_seen: set[str] = field(default_factory=set)
-    # the (policy id, rule, kind) keys and case ids this run wrote or reported, so that
-    # ``withdraw_unfired`` leaves them alone
-    # (as Arrow arrays: a Python set of a partition's case ids was ~100 MiB at a million cases)
-    touched: dict[tuple[str, str, str], list[pa.Array]] = field(default_factory=dict)
     # where ``remembered`` is read from, a partition at a time (None: it is all there is)
     source: Remembered | None = None
     _whole: dict[tuple[str, str, str], _Remembered] | None = None
+    _met: Met | None = None
+
+    def met(self, cases) -> Met:
+        """``remembered`` met with the partition's case table ``cases`` (``Met``), once per
+        partition."""
+        if self._met is None or self._met.cases is not cases:
+            self._met = Met(self.remembered, cases, self.reassess)
+        return self._met
 
     def route(self, spilled, case_key: str) -> None:
         """The memory sorted into the buckets of the spilled case table (``_remembered.py``),
@@ -126,6 +179,7 @@ class Assessments:
     def enter(self, buckets=None) -> None:
         """``remembered``: the assessments a partition of the spilled table's ``buckets``
         meets (None: a table staged whole, or never routed: every one, read once)."""
+        self._met = None
         if self.source is None:
             return
         if buckets is not None and self.source.routed:
@@ -138,19 +192,20 @@ class Assessments:
     def leave(self) -> None:
         """A partition written: its assessments let go (a whole table's are kept for the next
         part of a cluster's run)."""
+        self._met = None  # (the case ids a partition's findings touched are no other partition's)
         if self.source is not None and self.source.routed:
             self.remembered = {}
 
-    def _anew(self, keys: pa.Array, same: np.ndarray) -> np.ndarray:
-        """Whether each remembered case of ``keys`` is assessed anew: another decision date
-        (``same`` false) or --reassess naming it."""
+    def _anew(self, met: Met, codes: np.ndarray, same: np.ndarray) -> np.ndarray:
+        """Whether each remembered case of ``codes`` (among the partition's case_ids) is
+        assessed anew: another decision date (``same`` false) or --reassess naming it."""
         if self.reassess is True:
-            again = np.ones(len(keys), bool)
-        elif self.reassess:
-            again = np.asarray(pc.is_in(keys, value_set=pa.array(sorted(self.reassess), pa.string())))
-            self.reassess_seen.update(keys.filter(pa.array(again)).to_pylist())
+            again = np.ones(codes.size, bool)
+        elif met.reassessed is not None:
+            again = met.reassessed[codes]
+            self.reassess_seen.update(met.cases.keys.take(from_numbers(codes[again])).to_pylist())
         else:
-            again = np.zeros(len(keys), bool)
+            again = np.zeros(codes.size, bool)
         return again | ~same
 
     @staticmethod
@@ -159,13 +214,18 @@ class Assessments:
         return np.asarray(pc.or_(pc.and_(before.is_null(), decided.is_null()),
                                  pc.fill_null(pc.equal(before, decided), False)))
 
-    def _withdraw(self, writer, run_id: int, key: tuple[str, str, str], version: str, keys: pa.Array, uscc: pa.Array,
+    def _withdraw(self, writer, run_id: int, met: Met, key: tuple[str, str, str], version: str, rows: np.ndarray,
                   decided: pa.Array, runs: np.ndarray, unit: str) -> None:
-        if not len(keys):
+        """The remembered assessments of ``key`` of the partition's case rows ``rows`` taken
+        back (``decided``, ``runs``: per row)."""
+        if not rows.size:
             return
         policy, rule, kind = key
+        cases = met.cases
+        codes = cases.key_code[rows]
+        keys, uscc = cases.keys.take(from_numbers(codes)), cases.uscc.take(from_numbers(rows))
         self.withdrawn += len(keys)
-        self.touched.setdefault(key, []).append(keys)
+        met.touch(key, codes)
         for start in range(0, len(keys), CHUNK_ROWS):
             part = slice(start, start + CHUNK_ROWS)
             n = len(keys[part])
@@ -176,59 +236,59 @@ class Assessments:
             ])
             writer.execute(INSERT_ASSESSED, (run_id, policy, version, rule, kind, rows, unit))
 
-    def withdraw_unfired(self, writer, run_id: int, slots, keys: pa.Array, uscc: pa.Array,
-                         decided: pa.Array | None) -> None:
+    def withdraw_unfired(self, writer, run_id: int, slots, cases, rows: np.ndarray, decided: pa.Array | None) -> None:
         """After every slot is recorded: a remembered case of a rule this run judged
         (``slots``: (policy key, rule, kind, unit) of the run's finding slots), among the
-        cases it scored (``keys``, ``uscc``, ``decided``: per scored case), assessed anew and
-        not fired by that rule now, has its assessment withdrawn."""
-        decided = pa.nulls(len(keys), pa.string()) if decided is None else decided
+        cases it scored (``rows`` of the partition's case table ``cases``; ``decided``: per
+        row), assessed anew and not fired by that rule now, has its assessment withdrawn."""
+        decided = pa.nulls(rows.size, pa.string()) if decided is None else decided
+        met = None
         for policy_key, rule, kind, unit in slots:
-            policy, _, version = policy_key.rpartition("@") if "@" in policy_key else (policy_key, "", "")
+            policy, version = _policy_version(policy_key)
             key = (policy, rule, kind)
             memory = self.remembered.get(key)
-            if memory is None or not len(keys):
+            if memory is None or not rows.size:
                 continue
-            at = numbers(pc.index_in(keys, value_set=memory.case_ids), fill=-1).astype(np.int64)
-            touched = self.touched.get(key)
+            met = met or self.met(cases)
+            codes = cases.key_code[rows]
+            at = met.row_of(key)[codes]
             listed = np.flatnonzero(at >= 0)
-            if touched:
-                listed = listed[~np.asarray(pc.is_in(keys.take(from_numbers(listed)),
-                                                     value_set=pa.concat_arrays(touched)))]
+            touched = met.touched.get(key)
+            if touched is not None:
+                listed = listed[~touched[codes[listed]]]
             if not listed.size:
                 continue
             take = from_numbers(listed)
-            anew = self._anew(keys.take(take), self._same(memory, at[listed], decided.take(take)))
-            chosen = from_numbers(listed[anew])
-            self._withdraw(writer, run_id, key, version, keys.take(chosen), uscc.take(chosen), decided.take(chosen),
+            anew = self._anew(met, codes[listed], self._same(memory, at[listed], decided.take(take)))
+            self._withdraw(writer, run_id, met, key, version, rows[listed[anew]], decided.take(from_numbers(listed[anew])),
                            memory.runs[at[listed[anew]]], unit)
 
-    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, keys: Callable[[], pa.Array],
-               uscc: Callable[[], pa.Array], imposed: np.ndarray, decided: pa.Array | None,
-               unit: str = "yuan") -> Recorded:
-        """For the fired findings of one slot (``imposed``: not superseded): the run that
-        already assessed each (0: none), and for those assessed anew the run they supersede
-        and why. An imposed finding not already assessed is this run's assessment: its
-        finding row is the memory (store version 12), so nothing else is written for it; an
-        earlier assessment taken back (assessed anew and superseded now) is written
-        ``withdrawn`` through ``writer``, in the run's transaction. ``keys`` and ``uscc``
-        give the findings' case ids and usccs, asked for only where the memory holds the
-        key (a first run never makes them)."""
+    def record(self, writer, run_id: int, policy_key: str, rule: str, kind: str, *, cases, rows: np.ndarray,
+               imposed: np.ndarray, decided: pa.Array | None, unit: str = "yuan") -> Recorded:
+        """For the fired findings of one slot (``rows`` of the partition's case table
+        ``cases``; ``imposed``: not superseded): the run that already assessed each (0:
+        none), and for those assessed anew the run they supersede and why. An imposed finding
+        not already assessed is this run's assessment: its finding row is the memory (store
+        version 12), so nothing else is written for it; an earlier assessment taken back
+        (assessed anew and superseded now) is written ``withdrawn`` through ``writer``, in the
+        run's transaction."""
         n = imposed.size
         policy, version = _policy_version(policy_key)
         assessed_in = np.zeros(n, np.int64)
         supersedes = reason = None
-        memory = self.remembered.get((policy, rule, kind))
+        key = (policy, rule, kind)
+        memory = self.remembered.get(key)
         if memory is not None and n:
-            case_ids = keys()
+            met = self.met(cases)
+            codes = cases.key_code[rows]
             decided = pa.nulls(n, pa.string()) if decided is None else decided
             # (withdraw_unfired reads it only for a remembered key)
-            self.touched.setdefault((policy, rule, kind), []).append(case_ids)
-            at = numbers(pc.index_in(case_ids, value_set=memory.case_ids), fill=-1).astype(np.int64)
+            met.touch(key, codes)
+            at = met.row_of(key)[codes]
             hit = np.flatnonzero(at >= 0)
             if hit.size:
                 same = self._same(memory, at[hit], decided.take(from_numbers(hit)))
-                anew = self._anew(case_ids.take(from_numbers(hit)), same)
+                anew = self._anew(met, codes[hit], same)
                 runs = memory.runs[at[hit]]
                 now = imposed[hit]
                 keep = ~anew & now
@@ -239,9 +299,9 @@ class Assessments:
                     supersedes[hit[redo]] = runs[redo]
                     reason[hit[redo]] = np.where(same[redo], REASSESSED, NEW_DECISION)
                 # assessed anew and superseded now: the earlier assessment is taken back
-                back = from_numbers(hit[anew & ~now])
-                self._withdraw(writer, run_id, (policy, rule, kind), version, case_ids.take(back), uscc().take(back),
-                               decided.take(back), runs[anew & ~now], unit)
+                back = hit[anew & ~now]
+                self._withdraw(writer, run_id, met, key, version, rows[back], decided.take(from_numbers(back)),
+                               runs[anew & ~now], unit)
         self.already += int(np.count_nonzero(assessed_in))
         self.added += int(np.count_nonzero(imposed & (assessed_in == 0)))
         return Recorded(assessed_in, supersedes, reason)

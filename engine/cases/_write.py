@@ -174,10 +174,8 @@ class CaseWriter:
             if memory is not None:
                 # 一例一次: a finding an earlier run assessed is reported, not assessed (_assessed.py)
                 decided = decision_dates(results, plan, rows)
-                recorded = memory.record(writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value,
-                                         keys=lambda picked=picked: keys_at(picked),
-                                         uscc=lambda picked=picked: usccs_at(picked), imposed=imposed, decided=decided,
-                                         unit=unit_name(units[k]))
+                recorded = memory.record(writer, run_id, slot.policy_key, slot.rule_id, slot.kind.value, cases=cases,
+                                         rows=rows, imposed=imposed, decided=decided, unit=unit_name(units[k]))
                 already = recorded.assessed_in > 0
                 if already.any():
                     imposed = imposed & ~already
@@ -216,10 +214,9 @@ class CaseWriter:
                     if units[k] != 1:
                         acc.fen_districts.update(labels.take(from_numbers(np.unique(payer_code))).to_pylist())
         if memory is not None and memory.remembered:  # a case assessed anew that no rule fires on now
-            everyone = np.arange(scored.size)
             memory.withdraw_unfired(writer, run_id, [(slot.policy_key, slot.rule_id, slot.kind.value, unit_name(units[k]))
                                                      for k, slot in enumerate(program.findings)],
-                                    keys_at(everyone), usccs_at(everyone), decision_dates(results, plan, scored))
+                                    cases, scored, decision_dates(results, plan, scored))
         for label, (fen, rows) in districts.items():
             total = acc.districts.setdefault(label, [0, 0])
             total[0] += fen
@@ -241,7 +238,6 @@ class CaseWriter:
             writer.executemany(store.INSERT_LIFTS, rows)
             acc.lifts += len(rows)
         if memory is not None:
-            memory.touched.clear()  # the case ids of a partition are no other partition's
             memory.leave()
 
 
