@@ -296,6 +296,8 @@ def distinct_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = table.shape[0]
     key, size = np.zeros(rows, np.int64), 1
     for column in table.T:
+        if rows and column.min() == column.max():
+            continue  # one value (a rank of 0 times a width of 1: the key as it is), not sorted
         _values, rank = np.unique(column, return_inverse=True)
         width = int(rank.max(initial=0)) + 1
         if size > (1 << 62) // width:

@@ -30,3 +30,18 @@ def test_distinct_rows_whose_ranks_would_overflow_one_key():
     distinct, which = distinct_rows(values)
     assert np.array_equal(distinct[which], values)
     assert distinct.shape[0] == np.unique(values, axis=0).shape[0]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 50])
+def test_distinct_rows_with_columns_of_one_value(rows):
+    # a statute change's lighter rows mostly share their list entries, other amounts and
+    # period of the law date: such a column is passed over, the rows found as before
+    rng = np.random.default_rng(rows)
+    values = np.stack([rng.choice(np.array([5, -3, 1 << 40], np.int64), rows), np.full(rows, 7, np.int64),
+                       rng.choice(np.array([0, 2], np.int64), rows), np.full(rows, -(1 << 50), np.int64)], axis=1)
+    distinct, which = distinct_rows(values)
+    assert np.array_equal(distinct[which], values)
+    assert sorted(map(tuple, distinct.tolist())) == sorted(map(tuple, np.unique(values, axis=0).tolist()))
+    constant = np.full((rows, 3), 4, np.int64)
+    distinct, which = distinct_rows(constant)
+    assert distinct.shape[0] == min(rows, 1) and np.array_equal(distinct[which], constant)
