@@ -484,6 +484,128 @@ def median(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} s ({min(values):.2f}-{max(values):.2f})"
 
 
+def _alternate_module():
+    """bench/_alternate.py, which this script's folder being off the path (above) hides from import."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_alternate", Path(__file__).with_name("_alternate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _child_arguments(argv: list[str], session_rounds: int) -> list[str]:
+    """This run's arguments for a child: no --build, --rounds the rounds of its one session."""
+    out, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument in ("--build", "--rounds", "--session-rounds"):
+            skip = True
+        elif not argument.startswith(("--build=", "--rounds=", "--session-rounds=")):
+            out.append(argument)
+    return [*out, "--rounds", str(session_rounds), "--child"]
+
+
+def alternate_builds(args) -> None:
+    """The bench once per build and round, each in a child process with the build first on
+    PYTHONPATH (its Spark workers inherit it), the builds' order turned each round; then each
+    build's medians and ratios, and each variant's median wall and CPU-s against the first build's."""
+    alternate = _alternate_module()
+    builds = alternate.builds(args.build)
+    arguments = [__file__, *_child_arguments(sys.argv[1:], args.session_rounds)]
+    found: dict[str, dict[str, list[dict]]] = {name: {} for name, _ in builds}
+    loads: dict[str, list[float]] = {name: [] for name, _ in builds}
+    for round_, name, run, load in alternate.alternated([(name, path, lambda _round: arguments)
+                                                         for name, path in builds], args.rounds):
+        loads[name].append(load)
+        for variant, runs in run["results"].items():
+            found[name].setdefault(variant, []).extend(runs)
+            for result in runs:
+                print(f"  round {round_ + 1} {name}: {variant}: {result['wall']:.2f} s, {result['cpu']:.2f} CPU-s, "
+                      f"load at start {load:.1f}, CPU-s by role {result['cpu_by_role']}", flush=True)
+    summaries = {name: summarize(found[name], args, name) for name, _ in builds}
+    first = builds[0][0]
+    print(f"\nagainst {first} (medians of each build's runs; loads at the children's starts "
+          + ", ".join(f"{name} {min(values):.1f}-{max(values):.1f}" for name, values in loads.items()) + ")")
+    for name, _ in builds[1:]:
+        for variant in found[name]:
+            if variant in found[first]:
+                wall = statistics.median(summaries[name][2][variant]) / statistics.median(summaries[first][2][variant])
+                cpu = statistics.median(summaries[name][3][variant]) / statistics.median(summaries[first][3][variant])
+                print(f"  {name}/{first} {variant:60s} wall {wall:.3f}x  CPU-s {cpu:.3f}x")
+    districts = [r["districts"] for runs in found.values() for results in runs.values() for r in results
+                 if r["districts"] is not None]
+    out = args.dir / "distributed-builds.json"
+    out.write_text(json.dumps({"rows": args.rows, "files": args.files, "builds": dict(builds), "results": found,
+                               "loads": loads, "ratios": {name: summaries[name][0] for name in summaries},
+                               "date": str(dt.date.today())}, indent=2, default=str))
+    print(f"  saved {out}")
+    if any(d != districts[0] for d in districts):
+        raise SystemExit("district totals differ between builds or variants")
+
+
+def summarize(results: dict[str, list[dict]], args, build: str | None = None) -> tuple[dict, dict, dict, dict]:
+    """Print each variant's medians and the ratios the targets are stated in (of one build's
+    rounds, named ``build``, where builds alternate); return (ratios, agree, walls, cpus)."""
+    first = next(iter(results.values()))[0]["districts"]
+    agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
+    walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
+    best = {name: statistics.median(values) for name, values in walls.items()}
+    print(f"\n{f'{build}: ' if build else ''}{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
+          f"Python {platform.python_version()}, pyspark {_pyspark_version()}, {dt.date.today()}"
+          + (f", Spark settings {args.spark_conf}" if args.spark_conf else "")
+          + (f", DRIVER_CENSUS_ROWS {args.driver_census_rows:,}" if args.driver_census_rows is not None else ""))
+    cpus = {name: [r["cpu"] for r in runs] for name, runs in results.items()}
+    for name, values in walls.items():
+        print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
+              f"{args.rows / statistics.median(cpus[name]):>10,.0f} rows/CPU-s  "
+              f"totals {'agree' if agree[name] else 'DIFFER'}")
+    one, dask_run, dask_up = ("one process (ecorules run)", "dask, run (2 workers, start-up included)",
+                              "dask, score (2 workers up)")
+    spark_run, spark_up, sql, counting = ("spark, run (local[2], start-up included)", "spark, score (local[2] up)",
+                                          "spark, native SQL (local[2] up)",
+                                          "spark, mapInArrow only counting (local[2] up)")
+    sql_keyed = "spark, native SQL with the repeated-key rule (local[2] up)"
+    scoring_only = "spark, mapInArrow scoring only (local[2] up)"
+    pieces_scoring_only = "spark, pieces scoring only (local[2] up)"
+    of_pieces = "spark, score of pieces (local[2] up)"
+    no_census = "spark, score without key census (local[2] up)"
+    on_executors = "spark, score, census merged on the executors (local[2] up)"
+    ratios = {}
+    for label, slow, fast in (  # a records/s ratio is fast's rate over slow's; a time ratio slow's time over fast's
+            ("dask run / one process (records/s)", one, dask_run),
+            ("dask score / one process (records/s)", one, dask_up),
+            ("spark score / one process (records/s)", one, spark_up),
+            ("spark score / spark native SQL (time)", spark_up, sql),
+            ("spark score of pieces / spark native SQL (time)", of_pieces, sql),
+            ("spark score of pieces / spark native SQL with the repeated-key rule (time)", of_pieces, sql_keyed),
+            ("spark native SQL with the repeated-key rule / spark native SQL (time)", sql_keyed, sql),
+            ("spark run / spark native SQL (time)", spark_run, sql),
+            ("spark mapInArrow counting / spark native SQL (time)", counting, sql),
+            ("spark score / spark mapInArrow counting (time)", spark_up, counting),
+            ("spark scoring only / spark native SQL (time)", scoring_only, sql),
+            ("spark score / spark scoring only (time)", spark_up, scoring_only),
+            ("spark pieces scoring only / spark native SQL (time)", pieces_scoring_only, sql),
+            ("spark score of pieces / spark pieces scoring only (time)", of_pieces, pieces_scoring_only),
+            ("spark score of pieces / spark score of pieces without key census (time)", of_pieces,
+             "spark, score of pieces without key census (local[2] up)"),
+            ("spark score of pieces without key census / spark pieces scoring only (time)",
+             "spark, score of pieces without key census (local[2] up)", pieces_scoring_only),
+            ("spark score / spark score without key census (time)", spark_up, no_census),
+            ("spark score, census on the executors / spark score (time)", on_executors, spark_up),
+            ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
+        if slow in best and fast in best:
+            ratios[label] = best[slow] / best[fast]
+            # on a shared machine the fastest round of each is the one least hit by others' load
+            ratios[label + ", fastest rounds"] = min(walls[slow]) / min(walls[fast])
+            ratios[label.replace("(time)", "(CPU time)").replace("(records/s)", "(records per CPU-s)")] = (
+                statistics.median(cpus[slow]) / statistics.median(cpus[fast]))
+    for name, value in ratios.items():
+        print(f"  {name:68s} {value:.2f}x")
+    return ratios, agree, walls, cpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -504,6 +626,15 @@ def main() -> None:
     parser.add_argument("--driver-census-rows", type=int, metavar="N",
                         help="engine/distributed/spark.py's DRIVER_CENSUS_ROWS for this run: 0 merges the key "
                              "census on the executors at any size, as past 16 M rows (to study that path at 5-10 M)")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=PYTHONPATH",
+                        help="A build to run (repeatable): each round runs the bench once per build, in a child "
+                             "process of its own (its own Spark session) with the build first on PYTHONPATH, the "
+                             "builds' order turned each round (bench/_alternate.py); medians per build and the "
+                             "ratios between builds")
+    parser.add_argument("--session-rounds", type=int, default=1,
+                        help="With --build: the rounds each child runs in its one session (a later one finds "
+                             "the JVM's JIT warmer)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.driver_census_rows is not None:
         from ecorules.engine.distributed import spark as engine
@@ -511,6 +642,9 @@ def main() -> None:
         engine.DRIVER_CENSUS_ROWS = args.driver_census_rows
     folder = args.dir / f"registry-{args.rows}-{args.files}"
     generate(args.rows, args.files, args.row_group, folder)
+    if args.build and not args.child:
+        alternate_builds(args)
+        return
     from ecorules.rules import load_policies
 
     POLICIES.append(load_policies())
@@ -594,61 +728,12 @@ def main() -> None:
                       f"load {os.getloadavg()[0]:.1f}, "
                       f"peak RSS per process (MiB) {result['peak_mib']}, CPU-s by role {result['cpu_by_role']}",
                       flush=True)
-    first = next(iter(results.values()))[0]["districts"]
-    agree = {name: all(r["districts"] in (None, first) for r in runs) for name, runs in results.items()}
-    walls = {name: [r["wall"] for r in runs] for name, runs in results.items()}
-    best = {name: statistics.median(values) for name, values in walls.items()}
-    print(f"\n{args.rows:,} rows in {args.files} Parquet files, {os.cpu_count()} cores (shared), "
-          f"Python {platform.python_version()}, pyspark {_pyspark_version()}, {dt.date.today()}"
-          + (f", Spark settings {args.spark_conf}" if args.spark_conf else "")
-          + (f", DRIVER_CENSUS_ROWS {args.driver_census_rows:,}" if args.driver_census_rows is not None else ""))
-    cpus = {name: [r["cpu"] for r in runs] for name, runs in results.items()}
-    for name, values in walls.items():
-        print(f"  {name:48s} {median(values)}  {args.rows / best[name]:>12,.0f} rows/s  "
-              f"{args.rows / statistics.median(cpus[name]):>10,.0f} rows/CPU-s  "
-              f"totals {'agree' if agree[name] else 'DIFFER'}")
-    one, dask_run, dask_up = ("one process (ecorules run)", "dask, run (2 workers, start-up included)",
-                              "dask, score (2 workers up)")
-    spark_run, spark_up, sql, counting = ("spark, run (local[2], start-up included)", "spark, score (local[2] up)",
-                                          "spark, native SQL (local[2] up)",
-                                          "spark, mapInArrow only counting (local[2] up)")
-    sql_keyed = "spark, native SQL with the repeated-key rule (local[2] up)"
-    scoring_only = "spark, mapInArrow scoring only (local[2] up)"
-    pieces_scoring_only = "spark, pieces scoring only (local[2] up)"
-    of_pieces = "spark, score of pieces (local[2] up)"
-    no_census = "spark, score without key census (local[2] up)"
-    on_executors = "spark, score, census merged on the executors (local[2] up)"
-    ratios = {}
-    for label, slow, fast in (  # a records/s ratio is fast's rate over slow's; a time ratio slow's time over fast's
-            ("dask run / one process (records/s)", one, dask_run),
-            ("dask score / one process (records/s)", one, dask_up),
-            ("spark score / one process (records/s)", one, spark_up),
-            ("spark score / spark native SQL (time)", spark_up, sql),
-            ("spark score of pieces / spark native SQL (time)", of_pieces, sql),
-            ("spark score of pieces / spark native SQL with the repeated-key rule (time)", of_pieces, sql_keyed),
-            ("spark native SQL with the repeated-key rule / spark native SQL (time)", sql_keyed, sql),
-            ("spark run / spark native SQL (time)", spark_run, sql),
-            ("spark mapInArrow counting / spark native SQL (time)", counting, sql),
-            ("spark score / spark mapInArrow counting (time)", spark_up, counting),
-            ("spark scoring only / spark native SQL (time)", scoring_only, sql),
-            ("spark score / spark scoring only (time)", spark_up, scoring_only),
-            ("spark pieces scoring only / spark native SQL (time)", pieces_scoring_only, sql),
-            ("spark score of pieces / spark pieces scoring only (time)", of_pieces, pieces_scoring_only),
-            ("spark score of pieces / spark score of pieces without key census (time)", of_pieces,
-             "spark, score of pieces without key census (local[2] up)"),
-            ("spark score of pieces without key census / spark pieces scoring only (time)",
-             "spark, score of pieces without key census (local[2] up)", pieces_scoring_only),
-            ("spark score / spark score without key census (time)", spark_up, no_census),
-            ("spark score, census on the executors / spark score (time)", on_executors, spark_up),
-            ("spark score without key census / spark scoring only (time)", no_census, scoring_only)):
-        if slow in best and fast in best:
-            ratios[label] = best[slow] / best[fast]
-            # on a shared machine the fastest round of each is the one least hit by others' load
-            ratios[label + ", fastest rounds"] = min(walls[slow]) / min(walls[fast])
-            ratios[label.replace("(time)", "(CPU time)").replace("(records/s)", "(records per CPU-s)")] = (
-                statistics.median(cpus[slow]) / statistics.median(cpus[fast]))
-    for name, value in ratios.items():
-        print(f"  {name:68s} {value:.2f}x")
+    if args.child:  # the parent reads the last line of stdout
+        if spark is not None:
+            spark.stop()
+        print(json.dumps({"results": results}, default=str))
+        return
+    ratios, agree, walls, cpus = summarize(results, args)
     out = args.dir / "distributed.json"
     peaks = {name: {role: max(r["peak_mib"].get(role, 0) for r in runs) for role in runs[0]["peak_mib"]}
              for name, runs in results.items()}

@@ -140,7 +140,9 @@ class Part:
             return
         if SOURCE in table.column_names:
             sources = table[SOURCE].combine_chunks()
-            change = np.flatnonzero(pc.not_equal(sources[1:], sources[:-1]).to_numpy(zero_copy_only=False)) + 1
+            # a dictionary column (read_piece's source_codes) changes file where its code does
+            codes = sources.indices if pa.types.is_dictionary(sources.type) else sources
+            change = np.flatnonzero(pc.not_equal(codes[1:], codes[:-1]).to_numpy(zero_copy_only=False)) + 1
             bounds = [0, *change.tolist(), table.num_rows]
             for a, b in zip(bounds[:-1], bounds[1:], strict=True):
                 part = table.slice(a, b - a)

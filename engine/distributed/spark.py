@@ -162,7 +162,7 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
         for batch in batches:
             for fields in batch.to_pylist():
                 piece = Piece(**{**fields, "columns": tuple(fields["columns"]), "facts": tuple(fields["facts"])})
-                yield read_piece(piece, facts)
+                yield read_piece(piece, facts, source_codes=True)
         return
     pending, rows = [], 0
     for batch in batches:
@@ -259,7 +259,9 @@ def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = No
     on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
     cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
     than the merge itself on a small registry (measured here: README)."""
-    partial = F.col("scored").isNotNull() | F.col("district").isNotNull()
+    # a batch's counts row (rows_in is never null there) or a district's row: not ``scored IS NOT
+    # NULL``, which made every scan of the cache read each batch's pickle out of it to test it
+    partial = F.col("rows_in").isNotNull() | F.col("district").isNotNull()
     if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
         found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
                              .select(*_frames.PARTIALS_SCHEMA.names, "number", "digests"))

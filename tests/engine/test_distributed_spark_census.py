@@ -41,3 +41,23 @@ def test_the_first_pass_scores_and_counts_keys_as_the_census_and_the_scoring_apa
         assert together[0] and any(rejects for *_, rejects in together[0])  # the bad rows were rejected alike
         assert np.array_equal(np.concatenate(found), Part(plan, 1).digests(table))
         assert len(np.concatenate(found)) < table.num_rows  # invalid keys have no digest
+
+
+def test_pieces_with_their_file_as_codes_score_as_with_their_file_as_text(tmp_path):
+    """A Spark task's pieces name their file by a dictionary code (read_piece's source_codes),
+    which Part.batches compares instead of the label's text: pieces of two files in one table
+    are cut into the same batches, named and scored alike, their rejects at the same rows."""
+    from ecorules.engine.distributed._pieces import pieces, read_piece
+
+    folder = bad_registry(tmp_path / "bad")
+    plan = make_plan(None, AS_OF)
+    found, _registry = pieces(plan, folder)
+    assert len({piece.path for piece in found}) > 1
+    as_text = pa.concat_tables([read_piece(piece, as_facts=True) for piece in found])
+    as_codes = pa.concat_tables([read_piece(piece, as_facts=True, source_codes=True) for piece in found])
+    assert pa.types.is_dictionary(as_codes["_source"].type)
+    assert [(b.source, b.rows.tolist()) for b in Part(plan, 1).batches(as_codes)] == \
+        [(b.source, b.rows.tolist()) for b in Part(plan, 1).batches(as_text)]
+    scored = _scored(Part(plan, 1), as_codes, [])
+    assert scored == _scored(Part(plan, 1), as_text, [])
+    assert len(scored[0]) == len({piece.path for piece in found}) and any(rejects for *_, rejects in scored[0])
