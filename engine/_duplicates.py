@@ -61,6 +61,7 @@ import pyarrow.compute as pc
 from ecorules.rules import Fact, Kind, RecordError
 from ecorules.rules._arrow import (
     bools,
+    distinct_sorted,
     from_bools,
     from_numbers,
     numbers,
@@ -382,7 +383,7 @@ def batch_digests(key: RecordKey, table: pa.Table) -> tuple[np.ndarray, bool]:
 def repeated_of(found: np.ndarray) -> np.ndarray:
     """The digests that occur more than once in ``found`` (sorted in place), sorted."""
     found.sort()
-    return np.unique(found[1:][found[1:] == found[:-1]]) if found.size > 1 else np.zeros(0, np.uint64)
+    return distinct_sorted(found[1:][found[1:] == found[:-1]]) if found.size > 1 else np.zeros(0, np.uint64)
 
 
 def suspects_in(key: RecordKey, census: KeyCensus, batch: Batch) -> list[tuple]:

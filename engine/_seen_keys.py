@@ -42,7 +42,7 @@ from typing import IO
 
 import numpy as np
 import pyarrow as pa
-from ecorules.rules._arrow import from_bools, string_buffers
+from ecorules.rules._arrow import distinct_sorted, from_bools, string_buffers
 from ecorules.rules._uscc import USCC_CHARSET
 
 _VALUE = np.zeros(256, np.uint64)
@@ -255,7 +255,7 @@ class SeenUsccs:
             return np.flatnonzero(~maybe & np.isin(mixed, mixed[hit]))
         # many (a registry with repeated keys): their top bits first, as in first_places, so
         # that only a few rows are searched for; np.isin would sort the whole batch's mixes
-        wanted = np.unique(mixed[hit])
+        wanted = distinct_sorted(mixed[hit])
         if self._top is None:
             self._top = np.zeros(1 << _TOP_BITS, bool)
         tops = (wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)
@@ -288,7 +288,7 @@ class SeenUsccs:
         ``places``): one pass over the spill's mixes, whose records are in the order the rows
         came; the places only where a mix is one of the keys' (from the runs' first places, or
         the places file: a stretch here and there, not all of it)."""
-        wanted = np.unique(mixed)
+        wanted = distinct_sorted(mixed)
         top = np.zeros(1 << _TOP_BITS, bool)
         top[(wanted >> np.uint64(64 - _TOP_BITS)).astype(np.intp)] = True
         shift = np.uint64(64 - _TOP_BITS)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import attrs
 import numpy as np
+from ecorules.rules._arrow import distinct_sorted
 from ecorules.rules._money import UNITS
 from ecorules.rules._schema import ENTERPRISE
 from ecorules.rules._types import INT64_MAX
@@ -191,7 +192,7 @@ def _case_counts(per_group: list, columns: dict, outputs: dict, finding_rules: t
         ids = np.array([global_id[label] for label in labels], np.int64)[codes]
         keys.append(rows.astype(np.int64) * len(labels_all) + ids)
     if keys:
-        unique = np.unique(np.concatenate(keys))
+        unique = distinct_sorted(np.concatenate(keys))
         per_label = np.bincount(unique % len(labels_all), minlength=len(labels_all))  # counts, no weights
         for label, count in zip(labels_all, per_label.tolist(), strict=True):
             if count:

@@ -124,7 +124,21 @@ def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
-__all__ = ["bools", "fill_null", "from_numbers", "numbers", "one_array", "plain_array", "scalar", "string_buffers", "string_scalar",
+def distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by a sort. numpy 2.4's ``np.unique`` without a return_* flag
+    takes a hashing path: 1.0-1.4 CPU-s for a million distinct int64 or uint64 values, where
+    a sort and a mask take 0.03 (0.17 s against 0.02 for 100,000 distinct; with a return_*
+    flag it sorts, as here)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+__all__ = ["bools", "distinct_sorted", "fill_null", "from_numbers", "numbers", "one_array", "plain_array", "scalar", "string_buffers", "string_scalar",
            "strings"]
 
 

@@ -31,7 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._cases import number_positions
 from ecorules.rules import FindingKind
-from ecorules.rules._arrow import bools, from_bools, from_numbers, numbers, string_scalar
+from ecorules.rules._arrow import (
+    bools,
+    distinct_sorted,
+    from_bools,
+    from_numbers,
+    numbers,
+    string_scalar,
+)
 
 from .._ledger_money import to_fen
 from ._assessed import Assessments, Met, decision_dates
@@ -138,7 +145,7 @@ def against_earlier_fines(memory: Assessments | None, results, plan, units) -> t
     against = at >= 0
     keep_label = against & ~imposed_now & ~remembered & winner_remembered[np.maximum(at, 0)]
     earlier = against & ~remembered & ~keep_label
-    labelled = np.unique(at[earlier])
+    labelled = distinct_sorted(at[earlier])
     labels = pa.nulls(len(by), pa.string())
     if labelled.size:
         place = np.minimum(np.searchsorted(labelled, np.maximum(at, 0)), labelled.size - 1)

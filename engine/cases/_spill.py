@@ -46,7 +46,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.fastcalc._cases import TextCodes, bucket_places, scatter_bits, scatter_texts
 from ecorules.fastcalc._cases import text_hashes as _text_hashes
-from ecorules.rules._arrow import bools, from_numbers, numbers, one_array, string_buffers
+from ecorules.rules._arrow import (
+    bools,
+    distinct_sorted,
+    from_numbers,
+    numbers,
+    one_array,
+    string_buffers,
+)
 
 from .._prefetch import prefetch
 from .._sources import ColumnResolver, Registry, Reject
@@ -496,20 +503,8 @@ def _spill(reader: Registry, plan: CasePlan, folder: Path, path, texts: bool, me
     return SpilledCases(folder, count, buckets.files, buckets.counts, reading.sources or [str(path)], reading.headers,
                         reading.rows_in, reading.read_rejects,
                         reader.described(), reader.warnings, None if wanted is None else wanted.result(),
-                        _distinct_sorted(wanted_hashes.values()), order.ascending, tuple(plan.case_columns), runs.done(), link.done(),
+                        distinct_sorted(wanted_hashes.values()), order.ascending, tuple(plan.case_columns), runs.done(), link.done(),
                         buckets.memory_left)
-
-
-def _distinct_sorted(values: np.ndarray) -> np.ndarray:
-    """``np.unique(values)`` by a sort: numpy 2.4's ``np.unique`` (no return_* flag) takes a
-    hashing path that cost 1.5 CPU-s for a million distinct uint64 (a sort: 0.02)."""
-    ordered = np.sort(values)
-    if ordered.size < 2:
-        return ordered
-    keep = np.empty(ordered.size, bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 class _Order:

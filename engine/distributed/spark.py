@@ -40,6 +40,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.rules._arrow import distinct_sorted
 from pyspark import SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -324,7 +325,7 @@ def _repeated_in_runs(runs: list[np.ndarray]) -> np.ndarray:
         return np.zeros(0, np.uint64)
     every = np.concatenate(runs)
     every.sort(kind="stable")
-    return np.unique(every[1:][every[1:] == every[:-1]])
+    return distinct_sorted(every[1:][every[1:] == every[:-1]])
 
 
 def _merged_repeats(batches):
@@ -356,7 +357,7 @@ def _executor_repeats(digests: DataFrame, rows: int) -> Repeats:
                          .mapInArrow(_merged_repeats, "d long, number int"))
     repeated = found.filter(found["d"].is_valid())["d"].to_numpy()
     holders = found.filter(found["number"].is_valid())["number"].to_numpy()
-    return Repeats(np.unique(repeated.astype(np.int64).view(np.uint64)), tuple(sorted(set(holders.tolist()))))
+    return Repeats(distinct_sorted(repeated.astype(np.int64).view(np.uint64)), tuple(sorted(set(holders.tolist()))))
 
 
 class _Parts:

@@ -141,11 +141,3 @@ def test_the_wanted_hashes_are_the_distinct_hashes_of_the_keys_as_linked(tmp_pat
         assert spilled.wanted_hashes.size < len(present)  # (keys repeat: each once)
     finally:
         spilled.close()
-
-
-def test_distinct_sorted_is_np_unique():
-    rng = np.random.default_rng(5)
-    for n in (0, 1, 2, 1000):
-        values = rng.integers(0, 50, n).astype(np.uint64)
-        assert np.array_equal(_spill._distinct_sorted(values), np.unique(values))
-        assert _spill._distinct_sorted(values).dtype == np.uint64

@@ -3,6 +3,7 @@ import pyarrow as pa
 import pytest
 from ecorules.rules._arrow import (
     bools,
+    distinct_sorted,
     fill_null,
     from_numbers,
     numbers,
@@ -74,3 +75,18 @@ def test_strings_build_what_pa_array_builds():
     assert strings(texts).equals(pa.array(texts, pa.string()))
     assert strings([]).equals(pa.array([], pa.string()))
     assert string_scalar("郑州").equals(pa.scalar("郑州"))
+
+
+def test_distinct_sorted_is_numpys_unique_for_every_dtype_and_size():
+    rng = np.random.default_rng(11)
+    for dtype in (np.int64, np.uint64, np.int32, np.intp):
+        for n in (0, 1, 2, 3, 100, 10_000):
+            for spread in (1, 5, n + 1):
+                values = rng.integers(0, spread, n).astype(dtype)
+                got = distinct_sorted(values)
+                assert got.dtype == values.dtype
+                assert np.array_equal(got, np.unique(values))
+    values = rng.integers(0, 9, 50)
+    before = values.copy()
+    distinct_sorted(values)
+    assert np.array_equal(values, before)  # the caller's array is not sorted in place
