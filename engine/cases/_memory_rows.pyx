@@ -216,6 +216,21 @@ cdef inline bint _null(Reader* r) noexcept nogil:
     return False
 
 
+cdef inline int _next_element(Reader* r) noexcept nogil:
+    """After an array's element: 1 where another follows (past its ','), 0 where the array
+    ends (past its ']'), -1 (``r.bad``) for anything else."""
+    _gap(r)
+    if r.at < r.n:
+        if r.s[r.at] == 44:
+            r.at += 1
+            return 1
+        if r.s[r.at] == 93:
+            r.at += 1
+            return 0
+    r.bad = True
+    return -1
+
+
 def assessment_columns(const uint8_t[::1] text, tuple text_places, Py_ssize_t amount_place,
                        Py_ssize_t case_place, Py_ssize_t status_place):
     """The kept rows of the chunk ``text`` (see the module): ``(n, texts, amounts)``, ``texts``
@@ -336,18 +351,8 @@ def assessment_columns(const uint8_t[::1] text, tuple text_places, Py_ssize_t am
                                 r.bad = True  # true, false, an object or an array: not read here
                                 break
                             element += 1
-                            _gap(&r)
-                            if r.at >= r.n:
-                                r.bad = True
-                                break
-                            if r.s[r.at] == 44:
-                                r.at += 1
-                                continue
-                            if r.s[r.at] == 93:
-                                r.at += 1
-                                break
-                            r.bad = True
-                            break
+                            if _next_element(&r) != 1:
+                                break  # the row's end, or bad
                     if r.bad:
                         break
                     row_end = r.at
@@ -376,17 +381,8 @@ def assessment_columns(const uint8_t[::1] text, tuple text_places, Py_ssize_t am
                             break
                         kept += 1
                         r.at = row_end  # (decoding its texts moved it back)
-                    _gap(&r)
-                    if r.at >= r.n:
-                        r.bad = True
-                        break
-                    if r.s[r.at] == 44:
-                        r.at += 1
-                        continue
-                    if r.s[r.at] == 93:
-                        r.at += 1
-                        break
-                    r.bad = True
+                    if _next_element(&r) != 1:
+                        break  # the chunk's end, or bad
             if not r.bad:
                 _gap(&r)
                 if r.at != r.n:
