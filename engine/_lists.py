@@ -161,9 +161,7 @@ def update_entries(db: sqlite3.Connection, run_id: int, as_of: dt.date, *, cases
     # the rows of list_state the run writes, gathered and written by one statement at the end:
     # every stored entry is read (parts.add) before the first is written
     sql.begin_replacing(db, "list_state", _STATE_COLUMNS)
-    if _enter_at_once(db, run, day, of_slot, counts):
-        pass  # a first run of plain entries: entered as its sanctions' chunks hold them
-    else:
+    if not _enter_at_once(db, run, day, of_slot, counts):  # (a first run of plain entries: as its sanctions hold them)
         _compared(db, sql, run, day, of_slot, counts, first_id)
     sql.finish_replacing(db, "list_state", _STATE_COLUMNS, ("id",))
     # this run judged the entries of every policy it was not told to leave alone
@@ -218,6 +216,7 @@ def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]],
             next_id += len(part)
         counts["entered"] += len(usccs)
     return True
+
 
 def _compared(db, sql, run: _Run, day: str, of_slot: dict[int, tuple[int, int]], counts: dict[str, int],
               first_id: int) -> None:

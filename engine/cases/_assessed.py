@@ -242,14 +242,13 @@ class Assessments:
         cases it scored (``rows`` of the partition's case table ``cases``; ``decided``: per
         row), assessed anew and not fired by that rule now, has its assessment withdrawn."""
         decided = pa.nulls(rows.size, pa.string()) if decided is None else decided
-        met = None
         for policy_key, rule, kind, unit in slots:
             policy, version = _policy_version(policy_key)
             key = (policy, rule, kind)
             memory = self.remembered.get(key)
             if memory is None or not rows.size:
                 continue
-            met = met or self.met(cases)
+            met = self.met(cases)  # (made once per partition)
             codes = cases.key_code[rows]
             at = met.row_of(key)[codes]
             listed = np.flatnonzero(at >= 0)
