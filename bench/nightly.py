@@ -342,7 +342,7 @@ def _print_twins(fmt: str, times: dict, bad_rejected: dict, args, report: dict) 
         suffix = "" if build == "ecorules" else f"_{build}"
         report.setdefault(f"bad_share_ratio_per_net_cpu{suffix}", {})[fmt] = net
 
-        def medians(what: str) -> float:  # clean / bad, of the medians of each copy's rounds
+        def medians(what: str, build: str = build) -> float:  # clean / bad, of the medians of each copy's rounds
             return (statistics.median(times[fmt][f"{build} {what}, clean copy"])
                     / statistics.median(times[fmt][f"{build} {what}, bad copy"]))
 

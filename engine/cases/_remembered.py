@@ -41,7 +41,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import FindingKind
-from ecorules.rules._arrow import bools, empty_table, from_bools, from_numbers, numbers, string_scalar, strings
+from ecorules.rules._arrow import (
+    bools,
+    empty_table,
+    from_bools,
+    from_numbers,
+    numbers,
+    string_scalar,
+    strings,
+)
 
 from .. import store
 from .._lists import _optional_strings

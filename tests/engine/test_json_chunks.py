@@ -8,7 +8,13 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from ecorules.engine._chunks import Same, _json_rows, _json_rows_at_once, _json_rows_joined, _needs_escaping
+from ecorules.engine._chunks import (
+    Same,
+    _json_rows,
+    _json_rows_at_once,
+    _json_rows_joined,
+    _needs_escaping,
+)
 
 TEXTS = ["C000000001", "", 'a "quoted" 案件', "back\\slash", "tab\there", "金水区", "line\nbreak", "\u3000"]
 

@@ -70,14 +70,14 @@ def test_fen_and_an_empty_chunk():
 
 
 @pytest.mark.parametrize("text", [
-    '[["%s",1.5,"C1"]]' % USCC,  # an amount that is not an integer
-    '[["%s",true,"C1"]]' % USCC,
-    '[["%s",1,"C1",{"a":1}]]' % USCC,
-    '[["%s",1,"C1",null,[1]]]' % USCC,
-    '[["%s",1,"C1"]' % USCC,  # cut short
-    '[["%s",1,"C1"]] x' % USCC,
-    '[["%s",1,"C1\\ud800"]]' % USCC,  # a lone surrogate
-    '[["%s",99999999999999999999,"C1"]]' % USCC,  # beyond int64
+    f'[["{USCC}",1.5,"C1"]]',  # an amount that is not an integer
+    f'[["{USCC}",true,"C1"]]',
+    f'[["{USCC}",1,"C1",{{"a":1}}]]',
+    f'[["{USCC}",1,"C1",null,[1]]]',
+    f'[["{USCC}",1,"C1"]',  # cut short
+    f'[["{USCC}",1,"C1"]] x',
+    f'[["{USCC}",1,"C1\\ud800"]]',  # a lone surrogate
+    f'[["{USCC}",99999999999999999999,"C1"]]',  # beyond int64
 ])
 def test_what_the_reader_does_not_read_is_json_s(text):
     at = CASE
@@ -115,8 +115,9 @@ def test_the_buckets_listing_a_case_are_those_a_join_finds(seed):
     at, bucket = _remembered._listing(case_ids, listed)
     index = pa.table({"case_id": case_ids, "at": pa.array(np.arange(len(case_ids)))})
     joined = index.join(listed.group_by(["case_id", "bucket"]).aggregate([]), "case_id", join_type="inner")
-    assert sorted(zip(at.tolist(), bucket.tolist())) == sorted(zip(joined["at"].to_pylist(), joined["bucket"].to_pylist()))
-    assert len(set(zip(at.tolist(), bucket.tolist()))) == len(at)
+    assert sorted(zip(at.tolist(), bucket.tolist(), strict=True)) == sorted(
+        zip(joined["at"].to_pylist(), joined["bucket"].to_pylist(), strict=True))
+    assert len(set(zip(at.tolist(), bucket.tolist(), strict=True))) == len(at)
 
 
 def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
