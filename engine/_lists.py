@@ -100,6 +100,7 @@ PIECE_VALUES = 8_192  # entries of a chunk decoded as Python values at once (cas
 # 1.5 M justified entries (46 partitions), ~2,200 writes of ~0.27 ms; ~13 MB of columns held
 JUSTIFIED_AT_ONCE = 262_144
 _SEQ_BITS = 40  # of an entered entry's order: its place among the run's entries (a trillion)
+_MOST_GROUPS = 1 << (63 - _SEQ_BITS)  # (list rule, text, plain or not) groups the order's high bits hold
 # entries of a first run entered from its codes held at once (_enter_at_once), at most: the
 # run's codes and their distinct count's hash, ~50 bytes an entry (bench/cases.py's 10 M-row
 # registry, 1.54 M entries: peak RSS 454 -> 521 MiB, medians); a larger run is compared
@@ -183,7 +184,7 @@ def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]],
     when it has more than FIRST_RUN_AT_ONCE entries."""
     if (db.execute("SELECT 1 FROM list_state LIMIT 1").fetchone() or db.execute("SELECT 1 FROM list_chunks LIMIT 1").fetchone()
             or db.execute("SELECT 1 FROM lifts WHERE run_id = ? LIMIT 1", (run.run_id,)).fetchone()
-            or len(run.rules) * len(run.texts) * 2 >= 1 << 23
+            or len(run.rules) * len(run.texts) * 2 >= _MOST_GROUPS
             or db.execute("SELECT coalesce(sum(length(usccs)), 0) FROM sanction_chunks WHERE run_id = ?",
                           (run.run_id,)).fetchone()[0] // 21 > FIRST_RUN_AT_ONCE):  # (21 characters a plain entry)
         return False
@@ -568,7 +569,7 @@ def _order_entered(entered: pa.Table, run: _Run) -> pa.Table:
     plain = bools(plain)
     text = np.searchsorted(run.texts, numbers(entered["text_id"]))
     group = (rank[numbers(entered["rule_id"])] * len(run.texts) + text) * 2 + ~plain
-    if len(run.rules) * len(run.texts) * 2 >= 1 << 23:
+    if len(run.rules) * len(run.texts) * 2 >= _MOST_GROUPS:
         raise store.StoreError(f"{len(run.rules):,} list rules and {len(run.texts):,} texts: more than list ids are ordered by")
     key = (group << _SEQ_BITS) | numbers(entered["seq"])
     order = np.argsort(key, kind="stable")

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from ecorules.rules import FindingKind
 from ecorules.rules._arrow import (
     bools,
+    distinct_sorted,
     empty_table,
     from_bools,
     from_numbers,
@@ -348,9 +349,7 @@ def _listing(case_ids, listed: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     known = listed_code >= 0
     listed_bucket = numbers(listed["bucket"]).astype(np.int64)[known]
     width = np.int64(int(listed_bucket.max()) + 1 if listed_bucket.size else 1)
-    # (sorted, not np.unique: numpy 2.4's hash-based unique took ~40x as long on these int64s)
-    pair = np.sort(listed_code[known] * width + listed_bucket)
-    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if pair.size else pair
+    pair = distinct_sorted(listed_code[known] * width + listed_bucket)
     pair_code, pair_bucket = pair // width, pair % width
     low = np.searchsorted(pair_code, row_code, "left")
     high = np.searchsorted(pair_code, row_code, "right")
