@@ -1534,13 +1534,10 @@ def lighter_law(const uint8_t[:, ::1] fired, const int64_t[:, ::1] amounts, cons
     for k in range(n_findings):
         if finding_fen[k] and (finding_rule[k] < 0 or finding_rule[k] >= fired.shape[0]):
             raise ValueError(f"finding {k}: rule {finding_rule[k]} out of range")
-    # every element of take and severity is written below (a row of ``differs`` at a time)
-    take_array = np.empty((statutes, m), np.uint8)
-    severity_array = np.empty((statutes, 2, 3, m), np.int64)
-    cdef uint8_t[:, ::1] take_view = take_array
-    cdef int64_t[:, :, :, ::1] severity_view = severity_array
-    cdef uint8_t* take = &take_view[0, 0] if statutes and m else NULL
-    cdef int64_t* severity = &severity_view[0, 0, 0, 0] if statutes and m else NULL
+    take_array = np.zeros((statutes, m), np.uint8)
+    severity_array = np.zeros((statutes, 2, 3, m), np.int64)
+    cdef uint8_t[:, ::1] take = take_array
+    cdef int64_t[:, :, :, ::1] severity = severity_array
     cdef Py_ssize_t periods = in_force.shape[1], policies = in_force.shape[0]
     for i in range(n):
         if act[i] < 0 or act[i] >= periods or decision[i] < 0 or decision[i] >= periods:
@@ -1552,81 +1549,45 @@ def lighter_law(const uint8_t[:, ::1] fired, const int64_t[:, ::1] amounts, cons
     keep_array = np.zeros((policies, n if n else 1), np.uint8)
     cdef uint8_t[:, ::1] keep = keep_array
     cdef const int64_t* place = &differs[0] if m else NULL
-    # the payable findings and the list entries as plain pointers to their rows, and where
-    # each adds in a row's sums (statute * 6 + the old law's fines 0, entries 1, others 2;
-    # the new law's 3 more): read through memoryviews in the loop below, every stride and
-    # constant was loaded again after each store into severity (it may alias them), 80 ns
-    # a row of differs at 8 findings
-    payable = [k for k in range(n_findings) if finding_fen[k]]
-    cdef Py_ssize_t n_pay = len(payable), width = 6 * statutes, q
-    cdef const uint8_t** pay_fired = <const uint8_t**>malloc((n_pay + n_lists + 1) * sizeof(uint8_t*))
-    cdef const int64_t** pay_amounts = <const int64_t**>malloc((n_pay + 1) * sizeof(int64_t*))
-    cdef int64_t* pay_const = <int64_t*>malloc((3 * (n_pay + n_lists) + width + 1) * sizeof(int64_t))
-    if pay_fired == NULL or pay_amounts == NULL or pay_const == NULL:
-        free(pay_fired)
-        free(pay_amounts)
-        free(pay_const)
-        raise MemoryError()
-    cdef const uint8_t** list_rows = pay_fired + n_pay
-    cdef int64_t* pay_fen = pay_const
-    cdef int64_t* pay_policy = pay_const + n_pay
-    cdef int64_t* pay_at = pay_const + 2 * n_pay
-    cdef int64_t* list_policy = pay_const + 3 * n_pay
-    cdef int64_t* list_at = list_policy + n_lists
-    cdef int64_t* sums = list_at + n_lists
-    cdef const uint8_t* forced = &in_force[0, 0] if policies and periods else NULL
-    cdef int64_t* out
-    try:
-        if m:
-            for q in range(n_pay):
-                k = payable[q]
-                pay_fired[q] = &fired[finding_rule[k], 0]
-                pay_amounts[q] = &amounts[k, 0]
-                pay_fen[q] = finding_fen[k]
-                pay_policy[q] = amount_policy[k] * periods
-                pay_at[q] = statute_of[amount_policy[k]] * 6 + (0 if finding_fine[k] else 2)
-            for q in range(n_lists):
-                list_rows[q] = &sanctions[q, 0]
-                list_policy[q] = sanction_policy[q] * periods
-                list_at[q] = statute_of[sanction_policy[q]] * 6 + 1
-        with nogil:
-            # a statute's severity under each law, row by row of differs: its periods read once
-            # and its outputs' columns summed in the caches (a finding at a time over the rows
-            # passed over every row's periods and severities once per finding: 0.08 s of the
-            # 0.1 s a million cases spent here)
-            for i in range(m):
-                j = place[i]
-                p = act[j]
-                w = decision[j]
-                memset(sums, 0, width * sizeof(int64_t))
-                # with no branch: whether a rule fired and a version is in force differ from
-                # row to row at random, a mispredicted branch each
-                for q in range(n_pay):
-                    amount = pay_amounts[q][j] * pay_fen[q] * (pay_fired[q][j] != 0)
-                    sums[pay_at[q]] += amount * (forced[pay_policy[q] + p] != 0)
-                    sums[pay_at[q] + 3] += amount * (forced[pay_policy[q] + w] != 0)
-                for q in range(n_lists):
-                    amount = list_rows[q][j]
-                    sums[list_at[q]] += amount * (forced[list_policy[q] + p] != 0)
-                    sums[list_at[q] + 3] += amount * (forced[list_policy[q] + w] != 0)
-                for s in range(statutes):
-                    out = sums + 6 * s
-                    # severity[s, o, c, i] lies at ((s * 2 + o) * 3 + c) * m + i
-                    for k in range(6):
-                        severity[(6 * s + k) * m + i] = out[k]
-                    of, ol, oo, nf, nl, no = out[0], out[1], out[2], out[3], out[4], out[5]
-                    take[s * m + i] = nf < of or (nf == of and (nl < ol or (nl == ol and no < oo)))
-            for policy in range(policies):
-                if everywhere[policy]:
+    with nogil:
+        # a statute's severity under each law, row by row of differs: its periods read once
+        # and its outputs' columns summed in the caches (a finding at a time over the rows
+        # passed over every row's periods and severities once per finding: 0.08 s of the
+        # 0.1 s a million cases spent here)
+        for i in range(m):
+            j = place[i]
+            p = act[j]
+            w = decision[j]
+            for k in range(n_findings):
+                if finding_fen[k] == 0 or not fired[finding_rule[k], j]:
                     continue
-                for j in range(n):
-                    keep[policy, j] = forced[policy * periods + act[j]]
+                policy = amount_policy[k]
                 s = statute_of[policy]
-                for i in range(m):
-                    if take[s * m + i]:
-                        keep[policy, place[i]] = forced[policy * periods + decision[place[i]]]
-    finally:
-        free(pay_fired)
-        free(pay_amounts)
-        free(pay_const)
+                amount = amounts[k, j] * finding_fen[k]
+                if in_force[policy, p]:
+                    severity[s, 0, 0 if finding_fine[k] else 2, i] += amount
+                if in_force[policy, w]:
+                    severity[s, 1, 0 if finding_fine[k] else 2, i] += amount
+            for k in range(n_lists):
+                if not sanctions[k, j]:
+                    continue
+                policy = sanction_policy[k]
+                s = statute_of[policy]
+                if in_force[policy, p]:
+                    severity[s, 0, 1, i] += sanctions[k, j]
+                if in_force[policy, w]:
+                    severity[s, 1, 1, i] += sanctions[k, j]
+            for s in range(statutes):
+                of, ol, oo = severity[s, 0, 0, i], severity[s, 0, 1, i], severity[s, 0, 2, i]
+                nf, nl, no = severity[s, 1, 0, i], severity[s, 1, 1, i], severity[s, 1, 2, i]
+                take[s, i] = nf < of or (nf == of and (nl < ol or (nl == ol and no < oo)))
+        for policy in range(policies):
+            if everywhere[policy]:
+                continue
+            for j in range(n):
+                keep[policy, j] = in_force[policy, act[j]]
+            s = statute_of[policy]
+            for i in range(m):
+                if take[s, i]:
+                    keep[policy, place[i]] = in_force[policy, decision[place[i]]]
     return take_array, severity_array, keep_array, everywhere_array
