@@ -661,6 +661,8 @@ class RunWriter(sqlite.RunWriter):
     slot tables are held and sent by binary COPY, a table at a time, before any other
     statement (which may read them) and before the commit."""
 
+    _stages_chunks = False  # one transaction: PostgreSQL has no WAL checkpoint in its COMMIT to spread
+
     @property
     def _database_errors(self) -> tuple[type[BaseException], ...]:
         return (_psycopg().Error,)

@@ -312,3 +312,86 @@ def test_the_findings_chunk_text_is_made_on_the_store_writers_thread(tmp_path, m
     assert len(loaded) > 2 and threads and factors
     assert all(name.startswith("ecorules-writer-") for name in threads + factors), set(threads + factors)
     assert sum(rows) == len([f for f in stored["findings"] if f[1] is not None])  # (uscc, case_id, ...)
+
+
+def _every_table(path: Path) -> dict[str, list]:
+    """Every table of the store but ``runs`` (times, seconds), each in its stored order."""
+    db = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs' "
+                                          "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        tables = {}
+        for name in names:
+            made = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+            order = "" if "WITHOUT ROWID" in made.upper() else " ORDER BY rowid"  # (else: its key's order)
+            tables[name] = db.execute(f"SELECT * FROM {name}{order}").fetchall()
+        tables["runs"] = db.execute("SELECT id, status, rows_in, rows_scored, rows_rejected, total_fen FROM runs "
+                                    "ORDER BY id").fetchall()
+        return tables
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kind", ["plain", "dated"])
+def test_chunks_committed_as_they_come_store_what_one_transaction_stores_night_after_night(tmp_path, kind,
+                                                                                         monkeypatch):
+    """(store.sqlite.RunWriter._staged_insert) A run whose chunks are committed a few bytes
+    at a time, so that SQLite checkpoints while it goes on, leaves every table as a run in one
+    transaction leaves it, row for row; and so does the second night, reading the first's
+    memory from such a store."""
+    from ecorules.engine.store import sqlite as store_sqlite
+
+    policies, as_of = kind_tables(tmp_path, kind)
+    stores = {}
+    for name, stage_bytes in (("one transaction", 1 << 62), ("staged", 1)):
+        with monkeypatch.context() as patch:
+            patch.setattr(store_sqlite, "STAGE_BYTES", stage_bytes)
+            patch.setattr(_spill, "PARTITION_ROWS", 40)
+            out = tmp_path / f"{name}.sqlite"
+            for day in (as_of, as_of + dt.timedelta(days=1)):
+                run_nightly(tmp_path / "enterprises.csv", out, policies=policies, as_of=day,
+                            cases=tmp_path / "cases.csv", threads=2)
+        stores[name] = _every_table(out)
+    staged, whole = stores["staged"], stores["one transaction"]
+    assert len(staged["finding_chunks"]) > 20 and staged["runs"][-1][1] == "done"
+    assert staged == whole
+
+
+def test_a_run_failing_after_chunks_were_committed_leaves_no_chunk_behind(tmp_path, monkeypatch):
+    """Chunks committed before the run failed (``STAGE_BYTES`` of 1: after each) are deleted
+    with the run; no view ever showed them."""
+    from ecorules.engine.cases import _write
+    from ecorules.engine.store import sqlite as store_sqlite
+
+    _plain_tables(tmp_path)
+    original = _write.CaseWriter.partition
+    written, seen = [], []
+    out = tmp_path / "failed.sqlite"
+
+    def dies_on_the_third(self, results, buckets=None):
+        if len(written) == 2:
+            self.writer.flush()
+            reader = sqlite3.connect(out)
+            seen.append(reader.execute("SELECT (SELECT count(*) FROM finding_chunks), (SELECT count(*) FROM findings), "
+                                       "(SELECT count(*) FROM sanctions)").fetchone())
+            reader.close()
+            raise KeyboardInterrupt
+        written.append(results.rows_scored)
+        original(self, results, buckets)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_sqlite, "STAGE_BYTES", 1)
+        patch.setattr(_spill, "PARTITION_ROWS", 40)
+        patch.setattr(_write.CaseWriter, "partition", dies_on_the_third)
+        with pytest.raises(KeyboardInterrupt):
+            run_nightly(tmp_path / "enterprises.csv", out, policies=DATA, as_of=AS_OF, cases=tmp_path / "cases.csv",
+                        threads=2)
+    committed, shown, listed = seen[0]
+    assert committed > 0 and shown == 0 and listed == 0  # committed, and seen by no view
+    db = sqlite3.connect(out)
+    try:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+        for table in store_sqlite.STAGED_TABLES:
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    finally:
+        db.close()

@@ -364,3 +364,65 @@ def test_the_wal_flusher_leaves_the_process_s_locks_on_the_store_in_place(tmp_pa
     reader.execute("COMMIT")
     reader.close()
     assert answer.stdout.strip() == "database is locked"
+
+
+def test_chunks_a_killed_run_committed_are_seen_by_no_view_and_deleted_by_the_next_run(tmp_path):
+    """A run's chunks are committed as they come (``RunWriter._staged_insert``); its slots,
+    and every other row, only with the run. A run killed after some chunks were committed
+    shows nothing in the views, and the next run (``abandon_stale_runs``) deletes them."""
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    child = subprocess.run([sys.executable, "-c", f"""
+import os, signal
+from ecorules.engine import store
+from ecorules.engine.store import sqlite
+sqlite.STAGE_BYTES = 1
+writer = store.RunWriter({str(path)!r}, {run_id})
+writer.execute(store.INSERT_FINDING_SLOT, ({run_id}, 0, "p@1", "r", "fine", "c"))
+writer.execute(store.INSERT_SANCTION_SLOT, ({run_id}, 0, "p@1", "black", "r", "why", "c"))
+for k in range(3):
+    writer.execute(store.INSERT_FINDINGS, ({run_id}, 0, '[["U", 1, "C"]]'))
+    writer.execute(store.INSERT_SANCTIONS, ({run_id}, 0, '["U"]'))
+writer.execute(store.INSERT_REJECTS, ({run_id}, "r.csv", 2, "uscc", "x", "bad"))
+writer.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+    counts = ("SELECT (SELECT count(*) FROM finding_chunks), (SELECT count(*) FROM sanction_chunks), "
+              "(SELECT count(*) FROM findings), (SELECT count(*) FROM sanctions), (SELECT count(*) FROM finding_slots), "
+              "(SELECT count(*) FROM rejects)")
+    assert connection.execute(counts).fetchone() == (3, 3, 0, 0, 0, 0)
+    assert store.abandon_stale_runs(connection) == [run_id]
+    assert connection.execute(counts).fetchone() == (0, 0, 0, 0, 0, 0)
+
+
+def test_a_run_s_statements_reach_the_store_as_one_transaction_after_its_chunks_were_committed(tmp_path, monkeypatch):
+    """The chunks committed as they come; the slots and every other statement held and
+    executed in the run's order in the final transaction, before ``final``, which reads them."""
+    from ecorules.engine.store import sqlite as store_sqlite
+
+    monkeypatch.setattr(store_sqlite, "STAGE_BYTES", 1)
+    path = tmp_path / "r.sqlite"
+    connection = store.connect(path)
+    run_id = start(connection)
+    writer = store.RunWriter(path, run_id)
+    writer.execute(store.INSERT_FINDING_SLOT, (run_id, 0, "p@1", "r", "fine", "c"))
+    for k in range(4):
+        writer.execute(store.INSERT_FINDINGS, (run_id, 0, f'[["U{k}", {k}, "C"]]'))
+        writer.executemany(store.INSERT_REJECTS, [(run_id, "r.csv", k, "uscc", "x", "bad")])
+    writer.flush()
+    assert connection.execute("SELECT count(*) FROM finding_chunks").fetchone() == (4,)
+    assert connection.execute("SELECT count(*) FROM findings").fetchone() == (0,)
+    assert connection.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+    read_in_final = []
+
+    def finish(db):
+        read_in_final.append(db.execute("SELECT count(*) FROM findings").fetchone()[0])
+        db.execute("UPDATE runs SET status='done', rows_in=4, rows_scored=0, rows_rejected=4 WHERE id=?", (run_id,))
+
+    writer.commit(finish)
+    assert read_in_final == [4]
+    assert connection.execute("SELECT uscc, amount_yuan FROM findings ORDER BY uscc").fetchall() == [
+        ("U0", 0), ("U1", 1), ("U2", 2), ("U3", 3)]
+    assert connection.execute("SELECT row FROM rejects ORDER BY rowid").fetchall() == [(0,), (1,), (2,), (3,)]
