@@ -52,6 +52,7 @@ from ecorules.rules._arrow import (
     numbers,
     one_array,
     scalar,
+    string_buffers,
     string_scalar,
     strings,
 )
@@ -204,8 +205,7 @@ def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]],
     for (_, _, rule_id, _), codes in groups.items():
         by_rule.setdefault(rule_id, []).extend(codes)
     for codes in by_rule.values():
-        usccs = pa.chunked_array(codes, pa.string())
-        if pc.count_distinct(usccs).as_py() != len(usccs):
+        if not _distinct_codes(codes):
             return False
     next_id, size = 1, _chunk_size(plain=True)  # (no entry yet: ids from 1, as _next_id gives them)
     for (_, _, rule_id, text_id), codes in sorted(groups.items()):
@@ -217,6 +217,34 @@ def _enter_at_once(db, run: _Run, day: str, of_slot: dict[int, tuple[int, int]],
             next_id += len(part)
         counts["entered"] += len(usccs)
     return True
+
+
+_CODE = 18  # characters of a code as _chunk_reader's codes hold them: fixed width, ASCII
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], np.uint64)
+
+
+def _distinct_codes(codes: list[pa.Array]) -> bool:
+    """Whether no code of ``codes`` (``json_elements``' arrays of 18-character codes) is there
+    twice. Their 18 bytes mixed into a 64-bit hash per code, sorted and compared: equal codes
+    hash alike, so distinct hashes are distinct codes; where two hashes meet (two equal codes,
+    or rarely a collision), Arrow's count decides. Arrow's count_distinct alone was 0.73
+    CPU-s for 1.2 M codes, nearly all of a 10 M-case first night's list state; this is ~0.07."""
+    hashes = []
+    for array in codes:
+        offsets, data = string_buffers(array)
+        if array.null_count or (np.diff(offsets) != _CODE).any():
+            hashes = None  # not all codes: counted by Arrow
+            break
+        laid = data[int(offsets[0]):int(offsets[-1])].reshape(len(array), _CODE)
+        words = np.ascontiguousarray(laid[:, :16]).view(np.uint64)
+        tail = laid[:, 16].astype(np.uint64) << np.uint64(8) | laid[:, 17]
+        hashes.append(words[:, 0] * _MIX[0] ^ words[:, 1] * _MIX[1] ^ tail * _MIX[2])
+    if hashes is not None:
+        ordered = np.sort(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return True
+    usccs = pa.chunked_array(codes, pa.string())
+    return pc.count_distinct(usccs).as_py() == len(usccs)
 
 
 def _compared(db, sql, run: _Run, day: str, of_slot: dict[int, tuple[int, int]], counts: dict[str, int],

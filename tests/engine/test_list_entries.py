@@ -504,3 +504,21 @@ def test_entries_of_one_key_from_several_sanctions_are_merged_in_every_run(tmp_p
     assert state() == {A: (None, None, 3), B: (None, None, 3)}
     assert connection.execute("SELECT uscc FROM list_state").fetchall() == [(A,)]
     connection.close()
+
+
+def test_codes_are_found_distinct_or_not_by_their_hashes_and_by_arrow_where_hashes_meet(monkeypatch):
+    """(_lists._distinct_codes: a first night's entries entered at once only if no code of a
+    rule is there twice.) Codes as the chunk reader gives them (slices too), a code twice
+    across arrays, texts that are not codes, and hashes that all meet: Arrow decides, rightly."""
+    from ecorules.engine import _lists
+
+    codes = pa.array([f"91410100MA{k:08d}" for k in range(2000)], pa.string())
+    parts = [codes.slice(0, 1000), codes.slice(1000, 1000)]
+    assert _lists._distinct_codes(parts)
+    assert not _lists._distinct_codes([*parts, codes.slice(1500, 1)])
+    assert not _lists._distinct_codes([codes.slice(3, 10), codes.slice(5, 10)])
+    assert _lists._distinct_codes([pa.array(["x", "y"], pa.string())]) and not _lists._distinct_codes(
+        [pa.array(["x", "x"], pa.string())])
+    assert _lists._distinct_codes([]) and _lists._distinct_codes([codes.slice(0, 0)])
+    monkeypatch.setattr(_lists, "_MIX", np.zeros(3, np.uint64))  # every hash 0: Arrow's count decides
+    assert _lists._distinct_codes(parts) and not _lists._distinct_codes([*parts, codes.slice(7, 1)])
