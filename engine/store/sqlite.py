@@ -51,7 +51,9 @@ a run in yuan (all the shipped policies) stay the integers every earlier run wro
 chunks stay as short, and readers of ``amount_yuan`` read on unchanged.
 
 Atomicity: a run's results are written in one transaction that ends by setting its status to
-``done``, so a reader sees all of a run or none of it. The ``runs`` row itself is committed at
+``done``, so a reader sees all of a run or none of it. Its chunks alone (``STAGED_TABLES``) are
+committed as they come, so that SQLite checkpoints them while the run goes on; no view shows
+them before that last transaction writes their slots, and a run that fails leaves none. The ``runs`` row itself is committed at
 the start with status ``running`` so that a run in progress can be seen; if the process dies,
 the next run (which holds the run lock, an ``flock`` the kernel releases on death) marks it
 ``failed``. Only ``done`` runs have results; ``rows_in = rows_scored + rows_rejected`` is a
