@@ -456,6 +456,8 @@ class DuplicateFilter:
         self.held: list[_Held] = []
         self._held_file = None
         self._largest = 0  # rows of the largest batch come: the bound of a batch of held rows
+        self._uscc_key: bool | None = None  # whether the key is one USCC (decided at the first reject)
+        self._classes: dict[tuple[str, str], str] = {}  # (file, its first row's file) -> reason class
 
     def filtered(self, batches: Iterable[Batch]) -> Iterator[Batch]:
         """:meth:`apply` on each batch, then (``reject`` as the rows come) the rows held,
@@ -480,7 +482,27 @@ class DuplicateFilter:
             reason = (f"the {self.record}'s row is the last, row {kept[1]} of {kept[0]} (--duplicates last)")
         else:
             reason = f"first at row {kept[1]} of {kept[0]} (one {self.record}, one row)"
-        return Reject(source, row, header, self.key.value(key), f"duplicate {self.key.name} {self.key.shown(key)}: {reason}")
+        reason = f"duplicate {self.key.name} {self.key.shown(key)}: {reason}"
+        return Reject(source, row, header, self.key.value(key), reason, self._reason_class(source, kept[0], key, reason))
+
+    def _reason_class(self, source: str, first_source: str, key: str, reason: str) -> str | None:
+        """The reason's class (engine/_scored.reason_class), worked out once per pair of files
+        where the key is a USCC: a valid code is quoted whole (the class writes '…' for it)
+        and the rows are plain numbers (N), so every such reject of the pair has the class of
+        the first. The class of each reason cost two regular expressions over it, and each
+        reason, naming its key and rows, is distinct. None for other keys (worked out later)."""
+        if self._uscc_key is None:
+            fact = self.key.digest_fact
+            self._uscc_key = len(self.key.facts) == 1 and fact.format == "uscc"
+        if not (self._uscc_key and len(key) == 18 and key.isascii() and key.isalnum()):
+            return None
+        pair = (source, first_source)
+        known = self._classes.get(pair)
+        if known is None:
+            from ._scored import reason_class
+
+            known = self._classes[pair] = reason_class(reason)
+        return known
 
     def apply(self, batch: Batch) -> Batch:
         if self.key is None:  # a kind without a declared key

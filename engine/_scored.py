@@ -172,7 +172,8 @@ def score_batch(scoring: Scoring, batch: Batch, *, as_of, threads: int = 1, reus
     scored = ScoredBatch(batch.source, rows_in=batch.rows_in, rows_rejected=batch.rows_in - n,
                          read_rejects=list(batch.rejects))
     rejects = batch.rejects
-    count_reasons(scored.reasons, [r.row for r in rejects], [(r.column, reason_class(r.reason)) for r in rejects],
+    count_reasons(scored.reasons, [r.row for r in rejects],
+                  [(r.column, r.reason_class or reason_class(r.reason)) for r in rejects],
                   [r.reason for r in rejects], scored.examples)
     if not n:
         return scored

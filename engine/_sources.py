@@ -765,6 +765,8 @@ def _shown(value: bytes | str | None) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="backslashreplace")
+    if value and max(value) < "\uf700":  # (in C) no character of an undecodable byte: the expression not run
+        return value[:_MAX_VALUE_CHARS]
     return _PRIVATE_USE.sub(_byte_shown, value)[:_MAX_VALUE_CHARS]
 
 

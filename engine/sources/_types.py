@@ -45,6 +45,10 @@ class Reject:
     column: str | None
     value: str | None
     reason: str
+    # the reason without the values it quotes (engine/_scored.reason_class), where its maker
+    # knows it without a regular expression: a duplicate's reason names its key and rows, so
+    # each is distinct and two substitutions each cost more than the rest of its counting
+    reason_class: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

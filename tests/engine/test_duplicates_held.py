@@ -194,3 +194,30 @@ def test_many_rows_held_from_a_batch_are_dropped_alike_copied_or_sliced(monkeypa
     assert sorted(rejects) == sorted(
         (row + 2, f"duplicate uscc '{code}': first at row {first[code]} of a.csv (one enterprise, one row)")
         for row, code in enumerate(codes) if first[code] != row + 2)
+
+
+@pytest.mark.parametrize("source", ["a.csv", "/data/2012-04 registry 3.csv", "o'brien 7's list.csv", "区县 2 'x.csv"])
+@pytest.mark.parametrize("policy", ["reject", "last"])
+def test_a_duplicates_reason_class_worked_out_once_is_the_class_of_its_own_reason(source, policy):
+    """The filter works out a USCC duplicate's reason class once per pair of files, not by two
+    regular expressions per reject: it must be what engine/_scored.reason_class makes of each
+    reject's own reason, whatever the rows and keys, and whatever quotes or digits the file
+    names hold (the summary counts rejects by it)."""
+    from ecorules.engine._scored import reason_class
+
+    codes = usccs(np.random.default_rng(8), 120).tolist()
+    codes = codes + codes[:60:3] + codes[7:9]  # later rows repeating earlier ones, of many keys
+    keys = DuplicateFilter(FACT, None, policy, POLICIES.facts, seen=SeenUsccs(words=64))
+    rejects = [r for b in [*(keys.apply(b) for b in _batches(codes, source, 25)), *keys.end()[0]] for r in b.rejects]
+    if policy == "last":  # the census path: --duplicates last decides by a first pass, not as the rows come
+        rejects = [keys._reject(source, row, "uscc", code, (source, 2 + row)) for row, code in enumerate(codes[:30])]
+    assert len(rejects) >= 20
+    assert all(r.reason_class is not None and r.reason_class == reason_class(r.reason) for r in rejects)
+    assert len({r.reason for r in rejects}) == len(rejects)  # every reason distinct, one class
+
+
+def test_a_reason_class_is_left_to_the_scorer_for_a_key_other_than_a_uscc():
+    kind_key = POLICIES.facts["district"]
+    keys = DuplicateFilter(kind_key, None, "reject", POLICIES.facts)
+    reject = keys._reject("a.csv", 9, "所属区县", "金水区", ("a.csv", 3))
+    assert reject.reason_class is None
