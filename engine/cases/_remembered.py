@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._cases import encode_texts
 from ecorules.rules import FindingKind
 from ecorules.rules._arrow import (
     bools,
@@ -48,6 +49,7 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
+    string_buffers,
     string_scalar,
     strings,
 )
@@ -56,7 +58,7 @@ from .. import store
 from .._lists import _optional_strings
 from ._memory_rows import assessment_columns
 from ._spill import _Buckets, _read, text_hashes
-from ._table import _stripped
+from ._table import _stripped, indexed, positions
 
 _FINE = FindingKind.FINE.value
 _WITHDRAWN = "withdrawn"
@@ -301,18 +303,31 @@ def _texts(values: list) -> pa.Array:
 
 def _current(rows: pa.Table) -> pa.Table:
     """Per (key, case) the row of its newest run (a run's findings before its withdrawals,
-    then in the order read), unless that row withdrew the assessment (then none)."""
-    if not rows.num_rows:
-        return rows.combine_chunks()
-    rows = rows.sort_by([("key", "ascending"), ("case_id", "ascending"), ("run", "descending"),
-                         ("source", "ascending"), ("seq", "ascending")]).combine_chunks()
-    first = np.ones(rows.num_rows, bool)
-    if rows.num_rows > 1:
-        key = numbers(rows["key"])
-        case_ids = rows["case_id"].chunk(0) if isinstance(rows["case_id"], pa.ChunkedArray) else rows["case_id"]
-        same = bools(pc.equal(case_ids.slice(1), case_ids.slice(0, rows.num_rows - 1)))
-        first[1:] = ~((key[1:] == key[:-1]) & same)
-    return rows.filter(from_bools(first & ~bools(rows["withdrawn"])))
+    then in the order read), unless that row withdrew the assessment (then none). On integer
+    codes of the case_ids (``encode_texts``, in C): a sort of the rows by their case_id texts
+    was ~15% of routing the memory (py-spy, 1 M cases' second night); and where no (key,
+    case) repeats (a second night: one run's assessments, each once) none at all."""
+    rows = rows.combine_chunks()
+    n = rows.num_rows
+    if not n:
+        return rows
+    case_ids = _plain(rows["case_id"])
+    offsets, data = string_buffers(case_ids)
+    null = bools(case_ids.is_null()).view(np.uint8) if case_ids.null_count else np.zeros(0, np.uint8)
+    code, _first = encode_texts(offsets, data, null)
+    null_rows = code < 0
+    if null_rows.any():  # (a null case_id is no case: each its own, as pc.equal never matches one)
+        code[null_rows] = int(code.max()) + 1 + np.arange(int(null_rows.sum()))
+    pair = numbers(rows["key"]).astype(np.int64) * np.int64(int(code.max()) + 1) + code
+    ordered = np.sort(pair)
+    withdrawn = bools(rows["withdrawn"])
+    if not (ordered[1:] == ordered[:-1]).any():
+        return rows.filter(from_bools(~withdrawn)) if withdrawn.any() else rows
+    order = np.lexsort((numbers(rows["seq"]), numbers(rows["source"]), -numbers(rows["run"]), pair))
+    pair = pair[order]
+    first = np.ones(n, bool)
+    first[1:] = pair[1:] != pair[:-1]
+    return rows.take(from_numbers(order[first & ~withdrawn[order]]))
 
 
 def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -338,14 +353,16 @@ def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndar
 
 def _listing(case_ids, listed: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(row, bucket) per row of ``case_ids`` and bucket of ``listed`` that lists its case (an
-    inner join on case_id, a null case matching none). By one dictionary of both tables'
-    case_ids and sorted codes: ``Table.group_by``/``join`` imported Acero, pyarrow.dataset and
-    pandas into the run (~1.9 s of a loaded second night's wall, py-spy; see _lists.py)."""
+    inner join on case_id, a null case matching none). A case_id is coded by the first row of
+    ``listed`` holding it, found in a hash index of ``listed``'s case_ids (``TextIndex``, in
+    C): Arrow's ``dictionary_encode`` of both tables' case_ids took a quarter of routing the
+    memory (py-spy, 1 M cases' second night); ``Table.group_by``/``join`` imported Acero,
+    pyarrow.dataset and pandas into the run (~1.9 s of a loaded second night's wall)."""
     n = len(case_ids)
-    texts = pa.concat_arrays([_plain(case_ids), _plain(listed["case_id"])])
-    codes = texts.dictionary_encode()
-    code = numbers(codes.indices, fill=-1).astype(np.int64)
-    row_code, listed_code = code[:n], code[n:]
+    listed_ids = _plain(listed["case_id"])
+    index = indexed(listed_ids)
+    listed_code = positions(index, listed_ids)
+    row_code = positions(index, case_ids)
     known = listed_code >= 0
     listed_bucket = numbers(listed["bucket"]).astype(np.int64)[known]
     width = np.int64(int(listed_bucket.max()) + 1 if listed_bucket.size else 1)
