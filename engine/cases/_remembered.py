@@ -218,7 +218,7 @@ def _chunk_table(text: str | bytes, at: _Places, key: int, run: int, source: int
     case_ids, decided = columns[0], columns[1]
     withdrawn = np.zeros(n, bool)
     if source == 1:
-        withdrawn = bools(pc.fill_null(pc.equal(columns[-1], string_scalar(_WITHDRAWN)), False))
+        withdrawn = bools(pc.equal(columns[-1], string_scalar(_WITHDRAWN)))  # (bools: a null is False)
     fen = np.zeros(n, np.int64)
     usccs = acts = versions = pa.nulls(n, pa.string())
     if fine:
