@@ -136,3 +136,22 @@ def test_postgresql_reads_the_memory_a_partition_at_a_time_as_sqlite(world, post
     ids = {"sqlite": _stored(world["folder"] / "parted.sqlite"), "postgres": _stored(pg)}
     assert ids["postgres"] == ids["sqlite"]
     assert np.count_nonzero([f[7] == "already_assessed" for f in ids["postgres"]["findings"]]) > 300
+
+
+def test_a_table_of_one_bucket_meets_the_memory_whole_unrouted(world, monkeypatch):
+    """One bucket is one partition: the memory is read whole for it, never routed (no case_id
+    buckets, no join with the table's case_ids), and it remembers what tiny partitions do."""
+    routed: list[bool] = []
+    enter = _assessed.Assessments.enter
+
+    def seen(self, buckets=None):
+        routed.append(self.source.routed)
+        enter(self, buckets)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_assessed.Assessments, "enter", seen)
+        whole = _nights(world, world["folder"] / "whole.sqlite", 1 << 30, monkeypatch)
+    assert routed and not any(routed)
+    parted = _nights(world, world["folder"] / "parted.sqlite", TINY, monkeypatch)
+    assert whole == parted
+    assert _stored(world["folder"] / "whole.sqlite") == _stored(world["folder"] / "parted.sqlite")
