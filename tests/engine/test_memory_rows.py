@@ -102,22 +102,35 @@ def test_many_rows_of_one_chunk():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_buckets_listing_a_case_are_those_a_join_finds(seed):
-    """``_remembered._listing`` (codes of one dictionary, sorted) against Arrow's join."""
+@pytest.mark.parametrize("repeated", [True, False])
+def test_the_buckets_listing_a_case_are_those_a_join_finds(seed, repeated):
+    """``_remembered._listing`` (case_ids coded as route codes them, the memory's first)
+    against Arrow's join: a table that repeats case_ids (sorted pairs) and one that does not
+    (looked up by code)."""
     import numpy as np
+    from ecorules.fastcalc._cases import TextCodes
 
     rng = np.random.default_rng(seed)
     ids = [f"C{i}" for i in range(40)] + [""]
     pick = lambda n: [None if rng.random() < 0.05 else ids[rng.integers(len(ids))] for _ in range(n)]  # noqa: E731
     case_ids = pa.array(pick(int(rng.integers(0, 120))), pa.string())
-    listed_ids = pa.array(pick(int(rng.integers(1, 200))), pa.string())
+    if repeated:
+        listed_ids = pa.array(pick(int(rng.integers(1, 200))), pa.string())
+    else:
+        listed_ids = pa.array([None, *rng.permutation(ids)[:int(rng.integers(1, len(ids)))].tolist()], pa.string())
     listed = pa.table({"case_id": listed_ids, "bucket": pa.array(rng.integers(0, 9, len(listed_ids)), pa.int32())})
-    at, bucket = _remembered._listing(case_ids, listed)
+    coder = TextCodes()
+    case_code = _remembered._coded(coder, case_ids)
+    remembered = len(coder)
+    listed_code = _remembered._coded(coder, listed_ids)
+    listed_code[listed_code >= remembered] = -1
+    at, bucket = _remembered._listing(case_code, listed_code, np.asarray(listed["bucket"], np.int64))
     index = pa.table({"case_id": case_ids, "at": pa.array(np.arange(len(case_ids)))})
     joined = index.join(listed.group_by(["case_id", "bucket"]).aggregate([]), "case_id", join_type="inner")
     assert sorted(zip(at.tolist(), bucket.tolist(), strict=True)) == sorted(
         zip(joined["at"].to_pylist(), joined["bucket"].to_pylist(), strict=True))
     assert len(set(zip(at.tolist(), bucket.tolist(), strict=True))) == len(at)
+    assert at.tolist() == sorted(at.tolist())
 
 
 def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
