@@ -179,3 +179,44 @@ def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
     assert already[0] == 0 and already[1] > 300 and already[2] == already[1] and 0 < already[3] < already[1]
     assert already[4] == 0 and found[2][4] is not None  # (the rerun replaced the second night)
     assert sum(len(e) for e in entered) > 40
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("repeats", [True, False])
+def test_the_current_assessment_is_the_newest_runs_row(seed, repeats):
+    """``_remembered._current`` (on the case_ids' codes; nothing sorted where no (key, case)
+    repeats) keeps what a sort of the rows by key, case_id, run (newest first), source and
+    read order keeps: per (key, case) its first row unless it withdrew, a null case_id each
+    row its own; and the codes it gives are the kept rows' case_ids in its coder."""
+    import numpy as np
+    from ecorules.fastcalc._cases import TextCodes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    ids = [None, *(f"C{i}" for i in range(60))]
+    if repeats:
+        keys, cases = rng.integers(0, 3, n), [ids[k] for k in rng.integers(0, len(ids), n)]
+    else:  # (every (key, case) once, nulls aside)
+        pairs = rng.permutation(3 * 60)[:min(n, 180)]
+        n = pairs.size
+        keys, cases = pairs // 60, [None if rng.random() < 0.03 else f"C{p % 60}" for p in pairs]
+    rows = pa.table({
+        "key": pa.array(keys, pa.int32()), "case_id": pa.array(cases, pa.string()),
+        "run": pa.array(rng.integers(1, 4, n), pa.int64()), "source": pa.array(rng.integers(0, 2, n), pa.int8()),
+        "seq": pa.array(np.arange(n), pa.int64()), "withdrawn": pa.array(rng.random(n) < 0.2),
+    })
+    ordered = rows.sort_by([("key", "ascending"), ("case_id", "ascending"), ("run", "descending"),
+                            ("source", "ascending"), ("seq", "ascending")]).to_pylist()
+    expected, last = [], None
+    for row in ordered:
+        pair = (row["key"], row["case_id"])
+        if row["case_id"] is None or pair != last:
+            if not row["withdrawn"]:
+                expected.append(row["seq"])
+        last = pair
+    coder = TextCodes()
+    current, codes = _remembered._current(rows, coder)
+    assert sorted(current["seq"].to_pylist()) == sorted(expected)
+    texts = current["case_id"].to_pylist()
+    again = _remembered._coded(coder, current["case_id"])
+    assert codes.tolist() == again.tolist() and all((c < 0) == (t is None) for c, t in zip(codes, texts, strict=True))
