@@ -31,6 +31,7 @@ as one partition.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections import namedtuple
@@ -74,6 +75,11 @@ _SCHEMA = pa.schema([("key", pa.int32()), ("case_id", pa.string()), ("run", pa.i
 _ROUTED = pa.schema([_SCHEMA.field(n) for n in ("key", "case_id", "run", "decided", "uscc", "act", "version", "fen")]
                     + [("id", pa.int64())])
 _LISTED = pa.schema([("case_id", pa.string()), ("bucket", pa.int32())])
+# a table of one bucket reads the memory whole up to this many assessments a case of the table
+# (at least _WHOLE_LEAST), routes it beyond (``Remembered.route``); read when called (a test
+# sets 0)
+_WHOLE_PER_CASE = 4
+_WHOLE_LEAST = 1 << 16
 
 
 class Remembered:
@@ -85,6 +91,7 @@ class Remembered:
         self.keys: dict[tuple[str, str, str], int] = {}  # (policy id, rule, kind) -> its code in the rows
         self._folder: Path | None = None
         self._routed: list[list[Path]] | None = None
+        self._read_whole: pa.Table | None = None  # (the current assessments read by ``route``, for ``whole``)
 
     @property
     def routed(self) -> bool:
@@ -92,22 +99,38 @@ class Remembered:
 
     def whole(self) -> pa.Table:
         """Every current assessment (a table of ``_SCHEMA``)."""
+        if self._read_whole is not None:
+            rows, self._read_whole = self._read_whole, None
+            return rows
         return _current(pa.concat_tables([*self._read(), empty_table(_SCHEMA)]), TextCodes())[0]
 
     def route(self, spilled, case_key: str) -> None:
         """Into buckets of the spilled case table ``spilled`` (``_spill.SpilledCases``; its
         case_id column ``case_key``), in its folder (see the module). A table of one bucket
         (up to ``_spill.PARTITION_ROWS`` rows: the 1 M bench's) is one partition, which
-        meets every assessment routed: read whole instead (``of``), it is spared the case_id
-        buckets, the join with the table's case_ids and the routed files (~30% of the 1 M
-        second night's samples, py-spy), for the assessments of cases it does not list."""
+        meets every assessment routed: it reads the memory whole instead (``whole``), spared
+        the case_id buckets, the join with the table's case_ids and the routed files (~30%
+        of the 1 M second night's samples, py-spy), for the assessments of cases it does not
+        list; unless the memory holds more than ``_WHOLE_PER_CASE`` assessments a case of
+        the table (a day's few cases against years of assessments): then it is routed as
+        any table's, so that the night holds about what the table needs, not the memory."""
         count = spilled.buckets
+        chunks = self._read()
         if count == 1:
-            return
+            held, read, most = [], 0, max(_WHOLE_PER_CASE * spilled.n, _WHOLE_LEAST)
+            for rows in chunks:
+                held.append(rows)
+                read += rows.num_rows
+                if read > most:
+                    chunks = itertools.chain(held, chunks)
+                    break
+            else:
+                self._read_whole = _current(pa.concat_tables([*held, empty_table(_SCHEMA)]), TextCodes())[0]
+                return
         folder = self._folder = Path(spilled.folder) / "memory"
         by_case = _Buckets(folder / "by-case", count)
         read = 0
-        for rows in self._read():
+        for rows in chunks:
             by_case.append(rows, _bucket(rows["case_id"], count))
             read += rows.num_rows
         by_case.close()

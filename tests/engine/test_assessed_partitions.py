@@ -155,3 +155,27 @@ def test_a_table_of_one_bucket_meets_the_memory_whole_unrouted(world, monkeypatc
     parted = _nights(world, world["folder"] / "parted.sqlite", TINY, monkeypatch)
     assert whole == parted
     assert _stored(world["folder"] / "whole.sqlite") == _stored(world["folder"] / "parted.sqlite")
+
+
+def test_a_memory_far_larger_than_a_table_of_one_bucket_is_routed(world, monkeypatch):
+    """A table of one bucket against a memory of more than ``_WHOLE_PER_CASE`` assessments a
+    case (here: any) is routed as any table's, holding what it needs, and remembers what the
+    memory read whole does."""
+    from ecorules.engine.cases import _remembered
+
+    routed: list[bool] = []
+    enter = _assessed.Assessments.enter
+
+    def seen(self, buckets=None):
+        routed.append(self.source.routed)
+        enter(self, buckets)
+
+    whole = _nights(world, world["folder"] / "whole.sqlite", 1 << 30, monkeypatch)
+    with monkeypatch.context() as patch:
+        patch.setattr(_remembered, "_WHOLE_PER_CASE", 0)
+        patch.setattr(_remembered, "_WHOLE_LEAST", 0)
+        patch.setattr(_assessed.Assessments, "enter", seen)
+        routed_nights = _nights(world, world["folder"] / "routed.sqlite", 1 << 30, monkeypatch)
+    assert routed_nights == whole
+    assert _stored(world["folder"] / "routed.sqlite") == _stored(world["folder"] / "whole.sqlite")
+    assert routed[0] is False and routed[1:] and all(routed[1:])  # (the first night remembers nothing)
