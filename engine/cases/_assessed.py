@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from ecorules.rules._arrow import from_numbers, string_scalar, strings
+from ecorules.rules._arrow import bools, fill_null, from_numbers, string_scalar, strings
 
 from .. import store
 from .._chunks import CHUNK_ROWS, _json_rows
@@ -210,9 +210,7 @@ class Assessments:
 
     @staticmethod
     def _same(memory: _Remembered, at: np.ndarray, decided: pa.Array) -> np.ndarray:
-        before = memory.decided.take(from_numbers(at))
-        return np.asarray(pc.or_(pc.and_(before.is_null(), decided.is_null()),
-                                 pc.fill_null(pc.equal(before, decided), False)))
+        return same_dates(memory.decided.take(from_numbers(at)), decided)
 
     def _withdraw(self, writer, run_id: int, met: Met, key: tuple[str, str, str], version: str, rows: np.ndarray,
                   decided: pa.Array, runs: np.ndarray, unit: str) -> None:
@@ -306,6 +304,17 @@ class Assessments:
         return Recorded(assessed_in, supersedes, reason)
 
 
+def same_dates(before: pa.Array, now: pa.Array) -> np.ndarray:
+    """Per row whether the decision dates ``before`` and ``now`` are the same, both empty
+    included. Two columns empty throughout (a table without decision dates, the bench's)
+    compare at once; ``pc.fill_null`` with a Python False imported pandas into the run
+    (``pa.scalar``: ~0.3 s, py-spy of the second night), ``rules._arrow.fill_null`` does not."""
+    n = len(before)
+    if before.null_count == n and now.null_count == n:
+        return np.ones(n, bool)
+    return bools(pc.or_(pc.and_(before.is_null(), now.is_null()), fill_null(pc.equal(before, now), False)))
+
+
 def decision_dates(results, plan, rows: np.ndarray) -> pa.Array | None:
     """The decision date (ISO text, null when empty) of case rows ``rows``, or None when the
     case kind has none."""
@@ -362,4 +371,4 @@ def _policy_version(policy_key: str) -> tuple[str, str]:
     return policy, version
 
 
-__all__ = ["ALREADY_ASSESSED", "Assessments", "FineMemory", "decision_dates", "load"]
+__all__ = ["ALREADY_ASSESSED", "Assessments", "FineMemory", "decision_dates", "load", "same_dates"]

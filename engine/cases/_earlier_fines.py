@@ -41,7 +41,7 @@ from ecorules.rules._arrow import (
 )
 
 from .._ledger_money import to_fen
-from ._assessed import Assessments, Met, decision_dates
+from ._assessed import Assessments, Met, decision_dates, same_dates
 from ._table import indexed, positions
 
 _NOTHING = string_scalar("")
@@ -234,9 +234,7 @@ def _decided_anew(remembered, code: np.ndarray, scored_at: np.ndarray, results, 
     now = decision_dates(results, plan, scored[at[listed]])
     if now is None:
         return anew
-    before = remembered.decided.take(from_numbers(listed))
-    same = pc.or_(pc.and_(before.is_null(), now.is_null()), pc.fill_null(pc.equal(before, now), False))
-    anew[listed] = ~bools(same)
+    anew[listed] = ~same_dates(remembered.decided.take(from_numbers(listed)), now)
     return anew
 
 

@@ -31,6 +31,7 @@ as one partition.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections import namedtuple
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from ecorules.fastcalc._cases import TextCodes, bucket_places
 from ecorules.rules import FindingKind
 from ecorules.rules._arrow import (
     bools,
@@ -48,6 +50,7 @@ from ecorules.rules._arrow import (
     from_bools,
     from_numbers,
     numbers,
+    string_buffers,
     string_scalar,
     strings,
 )
@@ -72,6 +75,11 @@ _SCHEMA = pa.schema([("key", pa.int32()), ("case_id", pa.string()), ("run", pa.i
 _ROUTED = pa.schema([_SCHEMA.field(n) for n in ("key", "case_id", "run", "decided", "uscc", "act", "version", "fen")]
                     + [("id", pa.int64())])
 _LISTED = pa.schema([("case_id", pa.string()), ("bucket", pa.int32())])
+# a table of one bucket reads the memory whole up to this many assessments a case of the table
+# (at least _WHOLE_LEAST), routes it beyond (``Remembered.route``); read when called (a test
+# sets 0)
+_WHOLE_PER_CASE = 4
+_WHOLE_LEAST = 1 << 16
 
 
 class Remembered:
@@ -83,6 +91,7 @@ class Remembered:
         self.keys: dict[tuple[str, str, str], int] = {}  # (policy id, rule, kind) -> its code in the rows
         self._folder: Path | None = None
         self._routed: list[list[Path]] | None = None
+        self._read_whole: pa.Table | None = None  # (the current assessments read by ``route``, for ``whole``)
 
     @property
     def routed(self) -> bool:
@@ -90,16 +99,38 @@ class Remembered:
 
     def whole(self) -> pa.Table:
         """Every current assessment (a table of ``_SCHEMA``)."""
-        return _current(pa.concat_tables([*self._read(), empty_table(_SCHEMA)]))
+        if self._read_whole is not None:
+            rows, self._read_whole = self._read_whole, None
+            return rows
+        return _current(pa.concat_tables([*self._read(), empty_table(_SCHEMA)]), TextCodes())[0]
 
     def route(self, spilled, case_key: str) -> None:
         """Into buckets of the spilled case table ``spilled`` (``_spill.SpilledCases``; its
-        case_id column ``case_key``), in its folder (see the module)."""
-        folder = self._folder = Path(spilled.folder) / "memory"
+        case_id column ``case_key``), in its folder (see the module). A table of one bucket
+        (up to ``_spill.PARTITION_ROWS`` rows: the 1 M bench's) is one partition, which
+        meets every assessment routed: it reads the memory whole instead (``whole``), spared
+        the case_id buckets, the join with the table's case_ids and the routed files (~30%
+        of the 1 M second night's samples, py-spy), for the assessments of cases it does not
+        list; unless the memory holds more than ``_WHOLE_PER_CASE`` assessments a case of
+        the table (a day's few cases against years of assessments): then it is routed as
+        any table's, so that the night holds about what the table needs, not the memory."""
         count = spilled.buckets
+        chunks = self._read()
+        if count == 1:
+            held, read, most = [], 0, max(_WHOLE_PER_CASE * spilled.n, _WHOLE_LEAST)
+            for rows in chunks:
+                held.append(rows)
+                read += rows.num_rows
+                if read > most:
+                    chunks = itertools.chain(held, chunks)
+                    break
+            else:
+                self._read_whole = _current(pa.concat_tables([*held, empty_table(_SCHEMA)]), TextCodes())[0]
+                return
+        folder = self._folder = Path(spilled.folder) / "memory"
         by_case = _Buckets(folder / "by-case", count)
         read = 0
-        for rows in self._read():
+        for rows in chunks:
             by_case.append(rows, _bucket(rows["case_id"], count))
             read += rows.num_rows
         by_case.close()
@@ -114,14 +145,26 @@ class Remembered:
             listed.close()
             first_id = 0
             for memory_files, listed_files in zip(by_case.files, listed.files, strict=True):
-                rows = _current(_tables(memory_files, _SCHEMA))
+                # one coding of the bucket's case_ids, the memory's first: _current groups by
+                # it, and a listed case_id coded below their number is a remembered case
+                coder = TextCodes()
+                rows, case_code = _current(_tables(memory_files, _SCHEMA), coder)
                 if rows.num_rows:
                     rows = rows.select(_ROUTED.names[:-1]).append_column(
                         "id", from_numbers(np.arange(first_id, first_id + rows.num_rows)))
                     first_id += rows.num_rows
-                    at, bucket = _destinations(rows, _tables(listed_files, _LISTED), count)
+                    remembered = len(coder)
+                    listed_rows = _tables(listed_files, _LISTED)
+                    listed_code = _coded(coder, listed_rows["case_id"])
+                    listed_code[listed_code >= remembered] = -1
+                    at, bucket = _destinations(rows, case_code, listed_code,
+                                               numbers(listed_rows["bucket"]).astype(np.int64), count)
                     if at.size:
-                        routed.append(rows.take(from_numbers(at)), bucket)
+                        # grouped by bucket in one take (a take, then grouping, copied the rows twice)
+                        place, counts = bucket_places(bucket, count)
+                        grouped = np.empty(at.size, np.int64)
+                        grouped[place] = at
+                        routed.append_grouped(rows.take(from_numbers(grouped)), counts)
         routed.close()
         self._routed = routed.files
         shutil.rmtree(folder / "by-case", ignore_errors=True)
@@ -132,8 +175,9 @@ class Remembered:
         every one)."""
         if buckets is None or self._routed is None:
             return self.whole()
+        buckets = list(buckets)
         rows = _tables([path for b in buckets for path in self._routed[b]], _ROUTED)
-        if rows.num_rows:
+        if rows.num_rows and len(buckets) > 1:  # (a row is routed to a bucket once: twice only to two)
             ids = numbers(rows["id"])
             order = np.argsort(ids, kind="stable")
             first = np.ones(ids.size, bool)
@@ -216,7 +260,7 @@ def _chunk_table(text: str | bytes, at: _Places, key: int, run: int, source: int
     case_ids, decided = columns[0], columns[1]
     withdrawn = np.zeros(n, bool)
     if source == 1:
-        withdrawn = bools(pc.fill_null(pc.equal(columns[-1], string_scalar(_WITHDRAWN)), False))
+        withdrawn = bools(pc.equal(columns[-1], string_scalar(_WITHDRAWN)))  # (bools: a null is False)
     fen = np.zeros(n, np.int64)
     usccs = acts = versions = pa.nulls(n, pa.string())
     if fine:
@@ -299,61 +343,90 @@ def _texts(values: list) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _current(rows: pa.Table) -> pa.Table:
+def _current(rows: pa.Table, coder: TextCodes) -> tuple[pa.Table, np.ndarray]:
     """Per (key, case) the row of its newest run (a run's findings before its withdrawals,
-    then in the order read), unless that row withdrew the assessment (then none)."""
-    if not rows.num_rows:
-        return rows.combine_chunks()
-    rows = rows.sort_by([("key", "ascending"), ("case_id", "ascending"), ("run", "descending"),
-                         ("source", "ascending"), ("seq", "ascending")]).combine_chunks()
-    first = np.ones(rows.num_rows, bool)
-    if rows.num_rows > 1:
-        key = numbers(rows["key"])
-        case_ids = rows["case_id"].chunk(0) if isinstance(rows["case_id"], pa.ChunkedArray) else rows["case_id"]
-        same = bools(pc.equal(case_ids.slice(1), case_ids.slice(0, rows.num_rows - 1)))
-        first[1:] = ~((key[1:] == key[:-1]) & same)
-    return rows.filter(from_bools(first & ~bools(rows["withdrawn"])))
+    then in the order read), unless that row withdrew the assessment (then none); and the
+    code of each one's case_id in ``coder`` (a ``TextCodes`` that codes nothing before: the
+    case_ids are coded from 0; -1 a null). On these integer codes (in C): a sort of the rows
+    by their case_id texts was ~15% of routing the memory (py-spy, 1 M cases' second
+    night); and where no (key, case) repeats (a second night: one run's assessments, each
+    once) nothing is sorted at all."""
+    rows = rows.combine_chunks()
+    n = rows.num_rows
+    if not n:
+        return rows, np.zeros(0, np.int64)
+    code = _coded(coder, rows["case_id"])
+    grouped = code
+    null_rows = code < 0
+    if null_rows.any():  # (a null case_id is no case: each its own, as pc.equal never matches one)
+        grouped = code.copy()
+        grouped[null_rows] = len(coder) + np.arange(int(null_rows.sum()))
+    pair = numbers(rows["key"]).astype(np.int64) * np.int64(len(coder) + int(null_rows.sum())) + grouped
+    ordered = np.sort(pair)
+    withdrawn = bools(rows["withdrawn"])
+    if not (ordered[1:] == ordered[:-1]).any():
+        if not withdrawn.any():
+            return rows, code
+        kept = np.flatnonzero(~withdrawn)
+    else:
+        order = np.lexsort((numbers(rows["seq"]), numbers(rows["source"]), -numbers(rows["run"]), pair))
+        pair = pair[order]
+        first = np.ones(n, bool)
+        first[1:] = pair[1:] != pair[:-1]
+        kept = order[first & ~withdrawn[order]]
+    return rows.take(from_numbers(kept)), code[kept]
 
 
-def _destinations(rows: pa.Table, listed: pa.Table, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _coded(coder: TextCodes, case_ids) -> np.ndarray:
+    """The codes of ``case_ids`` in ``coder`` (int64; -1 a null), a text met first coded anew."""
+    case_ids = _plain(case_ids)
+    offsets, data = string_buffers(case_ids)
+    null = bools(case_ids.is_null()).view(np.uint8) if case_ids.null_count else np.zeros(0, np.uint8)
+    return coder.add(offsets, data, null)[0].astype(np.int64)
+
+
+def _destinations(rows: pa.Table, case_code: np.ndarray, listed_code: np.ndarray, listed_bucket: np.ndarray,
+                  count: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, bucket) pairs of the current assessments ``rows`` of one case_id bucket: the
     buckets listing each one's case, and a fine of a named act its enterprise's bucket
-    (each pair once)."""
-    at, bucket = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    if listed.num_rows:
-        listed_at, listed_bucket = _listing(rows["case_id"], listed)
-        at.append(listed_at)
-        bucket.append(listed_bucket)
+    (each pair once, by row). ``case_code``: per row its case's code, ``listed_code`` and
+    ``listed_bucket``: per case_id the table lists in this case_id bucket its code (-1: a
+    case none of ``rows`` is of) and the bucket listing it."""
+    at, bucket = _listing(case_code, listed_code, listed_bucket)
     acted = np.flatnonzero(bools(rows["act"].is_valid()))
     if acted.size:
-        at.append(acted)
-        bucket.append(_bucket(rows["uscc"].take(from_numbers(acted)), count))
-    at, bucket = np.concatenate(at), np.concatenate(bucket)
-    if not at.size:
-        return at, bucket
-    pair = at * count + bucket
-    _, first = np.unique(pair, return_index=True)
-    return at[first], bucket[first]
+        act_bucket = _bucket(rows["uscc"].take(from_numbers(acted)), count)
+        at, bucket = np.concatenate([at, acted]), np.concatenate([bucket, act_bucket])
+        pair = at * count + bucket
+        _, first = np.unique(pair, return_index=True)
+        at, bucket = at[first], bucket[first]
+    return at, bucket
 
 
-def _listing(case_ids, listed: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """(row, bucket) per row of ``case_ids`` and bucket of ``listed`` that lists its case (an
-    inner join on case_id, a null case matching none). By one dictionary of both tables'
-    case_ids and sorted codes: ``Table.group_by``/``join`` imported Acero, pyarrow.dataset and
-    pandas into the run (~1.9 s of a loaded second night's wall, py-spy; see _lists.py)."""
-    n = len(case_ids)
-    texts = pa.concat_arrays([_plain(case_ids), _plain(listed["case_id"])])
-    codes = texts.dictionary_encode()
-    code = numbers(codes.indices, fill=-1).astype(np.int64)
-    row_code, listed_code = code[:n], code[n:]
+def _listing(case_code: np.ndarray, listed_code: np.ndarray, listed_bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, bucket) per row of ``case_code`` and bucket listing its case (an inner join on
+    the case_ids' codes, -1 matching none), by row. Arrow's ``dictionary_encode`` of both
+    tables' case_ids took a quarter of routing the memory (py-spy, 1 M cases' second
+    night); ``Table.group_by``/``join`` imported Acero, pyarrow.dataset and pandas into the
+    run (~1.9 s of a loaded second night's wall). A case listed once (every one, unless the
+    table repeats a case_id) has its bucket looked up by code, without a sort."""
+    n = case_code.size
     known = listed_code >= 0
-    listed_bucket = numbers(listed["bucket"]).astype(np.int64)[known]
+    code, listed_bucket = listed_code[known], listed_bucket[known]
+    size = int(max(code.max(initial=-1), case_code.max(initial=-1))) + 1
+    listings = np.bincount(code, minlength=size)
+    if not (listings > 1).any():
+        bucket_of = np.full(size + 1, -1, np.int64)  # (the last: a null case's, -1)
+        bucket_of[code] = listed_bucket
+        bucket = bucket_of[case_code]
+        at = np.flatnonzero(bucket >= 0)
+        return at, bucket[at]
     width = np.int64(int(listed_bucket.max()) + 1 if listed_bucket.size else 1)
-    pair = distinct_sorted(listed_code[known] * width + listed_bucket)
+    pair = distinct_sorted(code * width + listed_bucket)
     pair_code, pair_bucket = pair // width, pair % width
-    low = np.searchsorted(pair_code, row_code, "left")
-    high = np.searchsorted(pair_code, row_code, "right")
-    many = np.where(row_code >= 0, high - low, 0)
+    low = np.searchsorted(pair_code, case_code, "left")
+    high = np.searchsorted(pair_code, case_code, "right")
+    many = np.where(case_code >= 0, high - low, 0)
     total = int(many.sum())
     at = np.repeat(np.arange(n, dtype=np.int64), many)
     ends = np.cumsum(many)

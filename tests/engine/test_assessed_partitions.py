@@ -136,3 +136,46 @@ def test_postgresql_reads_the_memory_a_partition_at_a_time_as_sqlite(world, post
     ids = {"sqlite": _stored(world["folder"] / "parted.sqlite"), "postgres": _stored(pg)}
     assert ids["postgres"] == ids["sqlite"]
     assert np.count_nonzero([f[7] == "already_assessed" for f in ids["postgres"]["findings"]]) > 300
+
+
+def test_a_table_of_one_bucket_meets_the_memory_whole_unrouted(world, monkeypatch):
+    """One bucket is one partition: the memory is read whole for it, never routed (no case_id
+    buckets, no join with the table's case_ids), and it remembers what tiny partitions do."""
+    routed: list[bool] = []
+    enter = _assessed.Assessments.enter
+
+    def seen(self, buckets=None):
+        routed.append(self.source.routed)
+        enter(self, buckets)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_assessed.Assessments, "enter", seen)
+        whole = _nights(world, world["folder"] / "whole.sqlite", 1 << 30, monkeypatch)
+    assert routed and not any(routed)
+    parted = _nights(world, world["folder"] / "parted.sqlite", TINY, monkeypatch)
+    assert whole == parted
+    assert _stored(world["folder"] / "whole.sqlite") == _stored(world["folder"] / "parted.sqlite")
+
+
+def test_a_memory_far_larger_than_a_table_of_one_bucket_is_routed(world, monkeypatch):
+    """A table of one bucket against a memory of more than ``_WHOLE_PER_CASE`` assessments a
+    case (here: any) is routed as any table's, holding what it needs, and remembers what the
+    memory read whole does."""
+    from ecorules.engine.cases import _remembered
+
+    routed: list[bool] = []
+    enter = _assessed.Assessments.enter
+
+    def seen(self, buckets=None):
+        routed.append(self.source.routed)
+        enter(self, buckets)
+
+    whole = _nights(world, world["folder"] / "whole.sqlite", 1 << 30, monkeypatch)
+    with monkeypatch.context() as patch:
+        patch.setattr(_remembered, "_WHOLE_PER_CASE", 0)
+        patch.setattr(_remembered, "_WHOLE_LEAST", 0)
+        patch.setattr(_assessed.Assessments, "enter", seen)
+        routed_nights = _nights(world, world["folder"] / "routed.sqlite", 1 << 30, monkeypatch)
+    assert routed_nights == whole
+    assert _stored(world["folder"] / "routed.sqlite") == _stored(world["folder"] / "whole.sqlite")
+    assert routed[0] is False and routed[1:] and all(routed[1:])  # (the first night remembers nothing)

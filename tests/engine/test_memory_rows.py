@@ -102,22 +102,35 @@ def test_many_rows_of_one_chunk():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_buckets_listing_a_case_are_those_a_join_finds(seed):
-    """``_remembered._listing`` (codes of one dictionary, sorted) against Arrow's join."""
+@pytest.mark.parametrize("repeated", [True, False])
+def test_the_buckets_listing_a_case_are_those_a_join_finds(seed, repeated):
+    """``_remembered._listing`` (case_ids coded as route codes them, the memory's first)
+    against Arrow's join: a table that repeats case_ids (sorted pairs) and one that does not
+    (looked up by code)."""
     import numpy as np
+    from ecorules.fastcalc._cases import TextCodes
 
     rng = np.random.default_rng(seed)
     ids = [f"C{i}" for i in range(40)] + [""]
     pick = lambda n: [None if rng.random() < 0.05 else ids[rng.integers(len(ids))] for _ in range(n)]  # noqa: E731
     case_ids = pa.array(pick(int(rng.integers(0, 120))), pa.string())
-    listed_ids = pa.array(pick(int(rng.integers(1, 200))), pa.string())
+    if repeated:
+        listed_ids = pa.array(pick(int(rng.integers(1, 200))), pa.string())
+    else:
+        listed_ids = pa.array([None, *rng.permutation(ids)[:int(rng.integers(1, len(ids)))].tolist()], pa.string())
     listed = pa.table({"case_id": listed_ids, "bucket": pa.array(rng.integers(0, 9, len(listed_ids)), pa.int32())})
-    at, bucket = _remembered._listing(case_ids, listed)
+    coder = TextCodes()
+    case_code = _remembered._coded(coder, case_ids)
+    remembered = len(coder)
+    listed_code = _remembered._coded(coder, listed_ids)
+    listed_code[listed_code >= remembered] = -1
+    at, bucket = _remembered._listing(case_code, listed_code, np.asarray(listed["bucket"], np.int64))
     index = pa.table({"case_id": case_ids, "at": pa.array(np.arange(len(case_ids)))})
     joined = index.join(listed.group_by(["case_id", "bucket"]).aggregate([]), "case_id", join_type="inner")
     assert sorted(zip(at.tolist(), bucket.tolist(), strict=True)) == sorted(
         zip(joined["at"].to_pylist(), joined["bucket"].to_pylist(), strict=True))
     assert len(set(zip(at.tolist(), bucket.tolist(), strict=True))) == len(at)
+    assert at.tolist() == sorted(at.tolist())
 
 
 def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
@@ -166,3 +179,44 @@ def test_night_after_night_the_memory_is_what_json_read(tmp_path, monkeypatch):
     assert already[0] == 0 and already[1] > 300 and already[2] == already[1] and 0 < already[3] < already[1]
     assert already[4] == 0 and found[2][4] is not None  # (the rerun replaced the second night)
     assert sum(len(e) for e in entered) > 40
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("repeats", [True, False])
+def test_the_current_assessment_is_the_newest_runs_row(seed, repeats):
+    """``_remembered._current`` (on the case_ids' codes; nothing sorted where no (key, case)
+    repeats) keeps what a sort of the rows by key, case_id, run (newest first), source and
+    read order keeps: per (key, case) its first row unless it withdrew, a null case_id each
+    row its own; and the codes it gives are the kept rows' case_ids in its coder."""
+    import numpy as np
+    from ecorules.fastcalc._cases import TextCodes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    ids = [None, *(f"C{i}" for i in range(60))]
+    if repeats:
+        keys, cases = rng.integers(0, 3, n), [ids[k] for k in rng.integers(0, len(ids), n)]
+    else:  # (every (key, case) once, nulls aside)
+        pairs = rng.permutation(3 * 60)[:min(n, 180)]
+        n = pairs.size
+        keys, cases = pairs // 60, [None if rng.random() < 0.03 else f"C{p % 60}" for p in pairs]
+    rows = pa.table({
+        "key": pa.array(keys, pa.int32()), "case_id": pa.array(cases, pa.string()),
+        "run": pa.array(rng.integers(1, 4, n), pa.int64()), "source": pa.array(rng.integers(0, 2, n), pa.int8()),
+        "seq": pa.array(np.arange(n), pa.int64()), "withdrawn": pa.array(rng.random(n) < 0.2),
+    })
+    ordered = rows.sort_by([("key", "ascending"), ("case_id", "ascending"), ("run", "descending"),
+                            ("source", "ascending"), ("seq", "ascending")]).to_pylist()
+    expected, last = [], None
+    for row in ordered:
+        pair = (row["key"], row["case_id"])
+        if row["case_id"] is None or pair != last:
+            if not row["withdrawn"]:
+                expected.append(row["seq"])
+        last = pair
+    coder = TextCodes()
+    current, codes = _remembered._current(rows, coder)
+    assert sorted(current["seq"].to_pylist()) == sorted(expected)
+    texts = current["case_id"].to_pylist()
+    again = _remembered._coded(coder, current["case_id"])
+    assert codes.tolist() == again.tolist() and all((c < 0) == (t is None) for c, t in zip(codes, texts, strict=True))
