@@ -164,7 +164,7 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
         for batch in batches:
             for fields in batch.to_pylist():
                 piece = Piece(**{**fields, "columns": tuple(fields["columns"]), "facts": tuple(fields["facts"])})
-                yield read_piece(piece, facts, source_codes=True)
+                yield read_piece(piece, facts)
         return
     pending, rows = [], 0
     for batch in batches:
