@@ -140,7 +140,7 @@ class Part:
             return
         if SOURCE in table.column_names:
             sources = table[SOURCE].combine_chunks()
-            # a dictionary column (read_piece's source_codes) changes file where its code does
+            # a dictionary column (read_piece's) changes file where its code does
             codes = sources.indices if pa.types.is_dictionary(sources.type) else sources
             change = np.flatnonzero(pc.not_equal(codes[1:], codes[:-1]).to_numpy(zero_copy_only=False)) + 1
             bounds = [0, *change.tolist(), table.num_rows]

@@ -46,13 +46,12 @@ def pieces(plan: Plan, path, *, recurse: bool = True) -> tuple[list[Piece], Regi
     return out, registry
 
 
-def read_piece(piece: Piece, facts: list[str] | None = None, *, as_facts: bool = False,
-               source_codes: bool = False) -> pa.Table:
+def read_piece(piece: Piece, facts: list[str] | None = None, *, as_facts: bool = False) -> pa.Table:
     """The piece's rows: the columns of ``facts`` (default: all it has), headed as the file
     heads them, or by the facts' names (``as_facts``: a frame whose files head them
-    differently must still have one set of columns). ``source_codes``: the file's label as a
-    dictionary column (one value, a code per row) for a reader that finds the runs of one file
-    by comparing codes (Part.batches), not the label's text row by row."""
+    differently must still have one set of columns); then where each row came from: its
+    file's label as a dictionary column (one value, a code per row: Part.batches finds the
+    runs of one file by comparing codes, not the label's text row by row) and its row."""
     wanted = [(h, f) for h, f in zip(piece.columns, piece.facts, strict=True) if facts is None or f in facts]
     # one thread: a piece is read by a task that has its core (Spark's task slot, a Dask worker's
     # thread); Arrow's pool on top only added CPU (0.72 against 1.4-1.6 CPU-s for 5 M rows, with
@@ -62,11 +61,8 @@ def read_piece(piece: Piece, facts: list[str] | None = None, *, as_facts: bool =
     if as_facts:
         table = table.rename_columns([f for _, f in wanted])
     rows = np.arange(piece.first_row, piece.first_row + table.num_rows, dtype=np.int64)
-    if source_codes:
-        label = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int32)),
-                                               pa.array([piece.label], pa.string()))
-    else:
-        label = pa.repeat(pa.scalar(piece.label, pa.string()), table.num_rows)
+    label = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, np.int32)),
+                                           pa.array([piece.label], pa.string()))
     table = table.append_column(SOURCE, label)
     return table.append_column(ROW, pa.array(rows))
 

@@ -110,7 +110,7 @@ def read_registry(path, policies=None, *, aliases=None, recurse: bool = True) ->
     own headers, so that its rejects name them as a local run does.)"""
     plan = make_plan(policies, dt.date.today(), aliases=aliases)
     found, _registry = pieces(plan, path, recurse=recurse)
-    meta = _pandas(read_piece(found[0], as_facts=True).slice(0, 0)) if found else None
+    meta = _pandas(_file_as_text(read_piece(found[0], as_facts=True).slice(0, 0))) if found else None
     return dd.from_map(_read, found, meta=meta)
 
 
@@ -118,9 +118,15 @@ def _read(piece, columns: list[str] | None = None) -> pd.DataFrame:
     """A piece's rows, only the ``columns`` asked for (Dask passes them: the census asks for
     the key and where each row came from)."""
     if columns is None:
-        return _pandas(read_piece(piece, as_facts=True))
+        return _pandas(_file_as_text(read_piece(piece, as_facts=True)))
     table = read_piece(piece, [c for c in columns if c not in (SOURCE, ROW)], as_facts=True)
-    return _pandas(table.select(list(columns)))
+    return _pandas(_file_as_text(table).select(list(columns)))
+
+
+def _file_as_text(table: pa.Table) -> pa.Table:
+    """A piece's rows with their file named as text (read_piece names it by a dictionary
+    code): the registry's frame has one string column ``_source``, whatever its partition."""
+    return table.set_column(table.schema.get_field_index(SOURCE), SOURCE, table[SOURCE].cast(pa.string()))
 
 
 DIGESTS_META = pd.DataFrame({"digest": pd.Series([], dtype="uint64")})

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules._arrow import distinct_sorted
 from pyspark import SparkContext, StorageLevel
+from pyspark.accumulators import Accumulator, AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -163,7 +164,7 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
         for batch in batches:
             for fields in batch.to_pylist():
                 piece = Piece(**{**fields, "columns": tuple(fields["columns"]), "facts": tuple(fields["facts"])})
-                yield read_piece(piece, facts, source_codes=True)
+                yield read_piece(piece, facts)
         return
     pending, rows = [], 0
     for batch in batches:
@@ -176,25 +177,60 @@ def _tables(batches, pieces_in: bool, facts: list[str] | None = None):
         yield pa.Table.from_batches(pending)
 
 
-def _scorer(plan: Plan, pieces_in: bool, census: bool):
+def _scorer(plan: Plan, pieces_in: bool, census: bool, sink: Accumulator | None = None):
     """Each scored batch as one row holding it (pickled) with its counts, and one row per
     district of its partial totals, which the driver adds without reading the pickles back.
-    With ``census``, also the digests of each batch's keys, sorted, a row per bucket of their
-    top bits (:func:`_digest_rows`): the key census is taken in the same pass that scores, the
-    rows handed to Python once (:func:`_partials_and_repeats`)."""
+    With ``census``, also the digests of each batch's keys, sorted: a row per bucket of their
+    top bits (:func:`_digest_rows`), or, given a ``sink`` (:class:`_TaskDigests`), added to it
+    once per task, never a row of the frame. The key census is taken in the same pass that
+    scores, the rows handed to Python once (:func:`_partials_and_repeats`)."""
     def score_batches(batches):
         part = Part(plan, _number())  # once per task: the compiled scoring, the duplicate filter, the columns
-        seq = 0
+        seq, held = 0, []
         for table in _tables(batches, pieces_in):
             # the keys read and checked once for the census and the scoring (Part._counted)
             found: list[np.ndarray] | None = [] if census else None
             scored_batches = part.score(table, found)
-            if found is not None:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
+            if found is not None and sink is not None:
+                held.extend(found)
+            elif found is not None:  # per batch, not per partition: a worker holds one batch's digests, however big its partition
                 yield _digest_rows(part.number, np.concatenate(found) if found else np.zeros(0, np.uint64))
             for scored in scored_batches:
                 yield _scored_rows(part.number, seq, scored)
                 seq += 1
+        if census and sink is not None:  # one update a task, an empty one too
+            sink.add({part.number: np.sort(np.concatenate(held)).tobytes() if held else b""})
     return score_batches
+
+
+class _TaskDigests(AccumulatorParam):
+    """An accumulator of the census's digests, by partition: {number: its keys' digests, sorted,
+    as bytes}. A task adds its own once, at its end; a partition's digests replace any its
+    task sent before (a retried or recomputed task: the same digests, never counted twice).
+    Spark sends a task's update with its result, bytes the JVM passes on as they are, to the
+    driver before the job that ran it ends (PySpark's accumulator server): no row of the
+    scored frame, not cached, not collected through Arrow. Once :meth:`closed` on the
+    driver, later updates (the frame recomputed for its findings) are dropped there."""
+
+    def __init__(self):
+        self.open = True
+
+    def __reduce__(self):  # a worker's copy is always open: only the driver's closes
+        return _TaskDigests, ()
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, value1, value2):
+        if self.open:
+            value1.update(value2)
+        return value1
+
+    def closed(self, accumulator: Accumulator) -> dict[int, bytes]:
+        """What the tasks sent, and no more from now on (nor held)."""
+        self.open, found = False, accumulator.value
+        accumulator.value = {}
+        return found
 
 
 def _scored_rows(number: int, seq: int, scored) -> pa.RecordBatch:
@@ -246,36 +282,42 @@ class Repeats:
 _NO_REPEATS = Repeats(np.zeros(0, np.uint64), ())
 
 
-def _partials_and_repeats(scored: DataFrame, census: bool, rows: int | None = None) -> tuple[pa.Table, Repeats]:
+def _partials_and_repeats(scored: DataFrame, census: bool, sink: Accumulator | None = None) -> tuple[pa.Table, Repeats]:
     """The partial totals and counts (a few rows per scored batch, :data:`_frames.PARTIALS_SCHEMA`),
     to be added on the driver as Python ints, and (``census``) the digests that more than one
     row has, with the partitions that hold them.
 
-    ``rows``, the frame's row count where the driver knows it before scoring (a frame of
-    pieces: their row groups' counts), decides where the digests (8 bytes a row) are merged
-    before they exist: up to :data:`DRIVER_CENSUS_ROWS`, they come back with the partials in
-    one Arrow collect, the job that computes ``scored``. Otherwise the partials, which tell
-    how many rows there are, come first, then ``scored`` is read again (persist it) for the
-    digests, merged on the driver up to :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket
-    on the executors (:func:`_executor_repeats`). On the driver, the second read is of Spark's
-    cache alone; on the executors it is a shuffle and a stage of Python tasks, which cost more
-    than the merge itself on a small registry (measured here: README)."""
+    With a ``sink`` (the scorer's :class:`_TaskDigests`: a frame of pieces, whose row count
+    the driver knows before scoring, up to :data:`DRIVER_CENSUS_ROWS`), the digests came to
+    the driver with the tasks' results of the one job that computes ``scored`` and collects
+    its partials. Otherwise the partials, which tell how many rows there are, come first,
+    then ``scored`` is read again (persist it) for the digests, merged on the driver up to
+    :data:`DRIVER_CENSUS_ROWS` rows, past that by bucket on the executors
+    (:func:`_executor_repeats`). On the driver, the second read is of Spark's cache alone; on
+    the executors it is a shuffle and a stage of Python tasks, which cost more than the merge
+    itself on a small registry (measured here: README)."""
     # a batch's counts row (rows_in is never null there) or a district's row: not ``scored IS NOT
     # NULL``, which made every scan of the cache read each batch's pickle out of it to test it
     partial = F.col("rows_in").isNotNull() | F.col("district").isNotNull()
-    if census and rows is not None and rows <= DRIVER_CENSUS_ROWS:
-        found = _arrow_table(scored.filter(partial | F.col("digests").isNotNull())
-                             .select(*_frames.PARTIALS_SCHEMA.names, "number", "digests"))
-        with_digests = found["digests"].is_valid()
-        return (_partials_of(found.filter(pc.invert(with_digests))),
-                _repeated_on_the_driver(found.filter(with_digests)))
     partials = _partials_of(_arrow_table(scored.filter(partial).select(*_frames.PARTIALS_SCHEMA.names)))
     if not census:
         return partials, _NO_REPEATS
+    if sink is not None:
+        return partials, _repeated_in_tasks(sink.accum_param.closed(sink))
     digests = scored.filter(F.col("digests").isNotNull()).select("number", "bucket", "digests")
     if _rows_in(partials) > DRIVER_CENSUS_ROWS:
         return partials, _executor_repeats(digests, _rows_in(partials))
     return partials, _repeated_on_the_driver(_arrow_table(digests))
+
+
+def _repeated_in_tasks(found: dict[int, bytes]) -> Repeats:
+    """The digests repeated across the tasks' sorted runs (:class:`_TaskDigests`), and the
+    partitions holding them."""
+    runs = {number: np.frombuffer(blob, np.uint64) for number, blob in found.items()}
+    repeated = _repeated_in_runs(list(runs.values()))
+    if not repeated.size:
+        return Repeats(repeated, ())
+    return Repeats(repeated, tuple(sorted(number for number, run in runs.items() if np.isin(run, repeated).any())))
 
 
 def _partials_of(found: pa.Table) -> pa.Table:
@@ -455,8 +497,12 @@ def _scored_frame(df: DataFrame, plan: Plan, pieces_in: bool) -> tuple[DataFrame
     partitions holding them, their keys found distinct, and the first pass stands: with no
     key written twice, a filter that knows the census keeps every row, as the first did."""
     census = census_key(plan) is not None  # else no declared key: nothing to decide
-    scored = df.mapInArrow(_scorer(plan, pieces_in, census), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
-    partials, repeated = _partials_and_repeats(scored, census, _known_rows(df) if pieces_in else None)
+    rows = _known_rows(df) if census and pieces_in else None
+    # where the driver will merge the digests, they come to it beside the job, not through the frame
+    sink = (df.sparkSession.sparkContext.accumulator({}, _TaskDigests())
+            if rows is not None and rows <= DRIVER_CENSUS_ROWS else None)
+    scored = df.mapInArrow(_scorer(plan, pieces_in, census, sink), SCORED).persist(StorageLevel.MEMORY_AND_DISK)
+    partials, repeated = _partials_and_repeats(scored, census, sink)
     if not repeated.digests.size:
         return scored, partials
     plan = take_census(plan, _Parts(df, plan, pieces_in, holders=repeated.holders), repeated.digests,

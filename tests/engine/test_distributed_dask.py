@@ -82,7 +82,10 @@ def test_score_gives_frames_and_exact_totals_equal_to_the_local_run(cluster, reg
     folder = registries["bad"]
     run_nightly(folder, tmp_path / "local.sqlite", as_of=AS_OF)
     expected = store_contents(tmp_path / "local.sqlite")
-    out = score(read_registry(folder), as_of=AS_OF)
+    frame = read_registry(folder)
+    # each row's file as text, one column type in every partition (a piece names it by a dictionary code)
+    assert str(frame.dtypes["_source"]) == str(frame.partitions[0].compute().dtypes["_source"]) == "string[pyarrow]"
+    out = score(frame, as_of=AS_OF)
     findings = out.findings.compute()
     assert str(findings["amount_yuan"].dtype).startswith("int64")  # never float
     assert sorted(findings[["uscc", "policy", "rule", "kind", "amount_yuan", "payer"]].astype(object)

@@ -225,6 +225,7 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
         _partials_and_repeats,
         _Parts,
         _scorer,
+        _TaskDigests,
         pieces_frame,
     )
 
@@ -235,18 +236,24 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     repeated, digests = parts.repeated()
     assert repeated.tolist() == expected.repeated.tolist() and repeated.size
     assert digests == expected.rows - 3 * 75  # every row but those without a valid USCC (bad[0], bad[1], bad[3])
-    scored = frame.mapInArrow(_scorer(plan, True, True), SCORED).persist()
     assert _known_rows(frame) == expected.rows  # pieces_frame's own count, in its schema
     # a frame whose rows column lost that count: counted by a job, the same
     assert _known_rows(frame.withColumn("rows", F.col("rows") + 0)) == expected.rows
-    partials, in_one_collect = _partials_and_repeats(scored, True, expected.rows)
+    sink = spark.sparkContext.accumulator({}, _TaskDigests())
+    with_sink = frame.mapInArrow(_scorer(plan, True, True, sink), SCORED).persist()
+    partials, by_the_tasks = _partials_and_repeats(with_sink, True, sink)
+    assert with_sink.filter(F.col("digests").isNotNull()).count() == 0  # none of them in the frame
+    with_sink.unpersist()
+    with_sink.filter(F.col("rows_in").isNotNull()).count()  # recomputed (no cache): heard no more once closed
+    assert sink.value == {}
+    scored = frame.mapInArrow(_scorer(plan, True, True), SCORED).persist()
     apart, on_the_driver = _partials_and_repeats(scored, True)
     monkeypatch.setattr(spark_engine, "DRIVER_CENSUS_ROWS", 0)  # a registry too big for the driver's merge
-    past_the_bound, on_the_executors = _partials_and_repeats(scored, True, expected.rows)
+    past_the_bound, on_the_executors = _partials_and_repeats(scored, True)
     monkeypatch.setattr(spark_engine, "MERGED_DIGESTS", 500)  # a bigger registry: its buckets over more tasks
-    _, in_more_tasks = _partials_and_repeats(scored, True, expected.rows)
+    _, in_more_tasks = _partials_and_repeats(scored, True)
     scored.unpersist()
-    for found in (in_one_collect, on_the_driver, on_the_executors, in_more_tasks):
+    for found in (by_the_tasks, on_the_driver, on_the_executors, in_more_tasks):
         assert found.digests.tolist() == repeated.tolist()
 
     def in_order(table):
@@ -258,7 +265,7 @@ def test_the_census_on_the_executors_equals_the_single_machine_census(spark, reg
     found, _registry = pieces(plan, registries["bad"])
     holders = {k for k, piece in enumerate(found) for where in expected.rows_of.values() for label, row in where
                if label == piece.label and piece.first_row <= row < piece.first_row + piece.rows}
-    assert (in_one_collect.holders == on_the_driver.holders == on_the_executors.holders == in_more_tasks.holders
+    assert (by_the_tasks.holders == on_the_driver.holders == on_the_executors.holders == in_more_tasks.holders
             == tuple(sorted(holders)))
     census = take_census(plan, parts, repeated, digests).census
     assert census.rows_of == expected.rows_of
@@ -301,9 +308,9 @@ def _counted_passes(monkeypatch) -> list[bool]:
 
     passes, scorer = [], spark_engine._scorer
 
-    def counted(plan, pieces_in, census):
+    def counted(plan, pieces_in, census, sink=None):
         passes.append(census)
-        return scorer(plan, pieces_in, census)
+        return scorer(plan, pieces_in, census, sink)
 
     monkeypatch.setattr(spark_engine, "_scorer", counted)
     return passes

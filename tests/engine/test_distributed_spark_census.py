@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from distributed_data import bad_registry
 from ecorules.engine.distributed import _frames
-from ecorules.engine.distributed._partition import Part, make_plan, needed_columns
+from ecorules.engine.distributed._partition import SOURCE, Part, make_plan, needed_columns
 
 AS_OF = dt.date(2012, 4, 14)
 
@@ -44,18 +44,19 @@ def test_the_first_pass_scores_and_counts_keys_as_the_census_and_the_scoring_apa
 
 
 def test_pieces_with_their_file_as_codes_score_as_with_their_file_as_text(tmp_path):
-    """A Spark task's pieces name their file by a dictionary code (read_piece's source_codes),
-    which Part.batches compares instead of the label's text: pieces of two files in one table
-    are cut into the same batches, named and scored alike, their rejects at the same rows."""
+    """A piece names its file by a dictionary code (read_piece), which Part.batches compares
+    instead of the label's text: pieces of two files in one table are cut into the same
+    batches, named and scored alike, their rejects at the same rows, as with the label as text
+    (a Spark frame's ``_source``, a Dask frame's: dask._file_as_text)."""
     from ecorules.engine.distributed._pieces import pieces, read_piece
 
     folder = bad_registry(tmp_path / "bad")
     plan = make_plan(None, AS_OF)
     found, _registry = pieces(plan, folder)
     assert len({piece.path for piece in found}) > 1
-    as_text = pa.concat_tables([read_piece(piece, as_facts=True) for piece in found])
-    as_codes = pa.concat_tables([read_piece(piece, as_facts=True, source_codes=True) for piece in found])
-    assert pa.types.is_dictionary(as_codes["_source"].type)
+    as_codes = pa.concat_tables([read_piece(piece, as_facts=True) for piece in found])
+    as_text = as_codes.set_column(as_codes.schema.get_field_index(SOURCE), SOURCE, as_codes[SOURCE].cast(pa.string()))
+    assert pa.types.is_dictionary(as_codes[SOURCE].type) and as_text[SOURCE].type == pa.string()
     assert [(b.source, b.rows.tolist()) for b in Part(plan, 1).batches(as_codes)] == \
         [(b.source, b.rows.tolist()) for b in Part(plan, 1).batches(as_text)]
     scored = _scored(Part(plan, 1), as_codes, [])
