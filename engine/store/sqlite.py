@@ -84,7 +84,7 @@ SCHEMA_VERSION = 14
 PAGE_SIZE = 65_536  # of a new store (connect), SQLite's largest
 WAL_FLUSH_BYTES = 64 << 20  # of a run's WAL written back to disk at a time while the run goes on (_WalFlusher)
 # The chunk tables a run's slots make visible (every view joins them to their slots): a run's
-# chunks are committed a ``STAGE_BYTES`` at a time (RunWriter._staged_insert)
+# chunks are committed a ``STAGE_BYTES`` at a time (RunWriter._staged)
 STAGED_TABLES = ("finding_chunks", "factor_chunks", "sanction_chunks")
 STAGE_BYTES = 64 << 20
 HELD_BYTES = 64 << 20  # of the other statements held for the run's last transaction, at most

@@ -335,7 +335,7 @@ def _every_table(path: Path) -> dict[str, list]:
 @pytest.mark.parametrize("kind", ["plain", "dated"])
 def test_chunks_committed_as_they_come_store_what_one_transaction_stores_night_after_night(tmp_path, kind,
                                                                                          monkeypatch):
-    """(store.sqlite.RunWriter._staged_insert) A run whose chunks are committed a few bytes
+    """(store.sqlite.RunWriter._staged) A run whose chunks are committed a few bytes
     at a time, so that SQLite checkpoints while it goes on, leaves every table as a run in one
     transaction leaves it, row for row; and so does the second night, reading the first's
     memory from such a store."""

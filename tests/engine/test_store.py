@@ -367,7 +367,7 @@ def test_the_wal_flusher_leaves_the_process_s_locks_on_the_store_in_place(tmp_pa
 
 
 def test_chunks_a_killed_run_committed_are_seen_by_no_view_and_deleted_by_the_next_run(tmp_path):
-    """A run's chunks are committed as they come (``RunWriter._staged_insert``); its slots,
+    """A run's chunks are committed as they come (``RunWriter._staged``); its slots,
     and every other row, only with the run. A run killed after some chunks were committed
     shows nothing in the views, and the next run (``abandon_stale_runs``) deletes them."""
     path = tmp_path / "r.sqlite"
