@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ecorules.rules import Kind
-from ecorules.rules._arrow import bools, from_numbers
+from ecorules.rules._arrow import bools, fill_null, from_numbers
 
 from .._sources import ColumnResolver, normalize_header, typed_columns
 from ._merged import MergedRange, merged_ranges
@@ -231,7 +231,9 @@ class ExcelFile:
                         index, headers[name], value,
                         f"a number of {len(value.lstrip('-'))} digits in Excel, which keeps only {_EXACT_DIGITS}: "
                         "the text is lost; format the column as text (文本) and enter it again"))
-            columns[name] = pc.fill_null(column, "")  # an empty cell reads as a CSV file's empty field
+            # an empty cell reads as a CSV file's empty field (rules._arrow.fill_null: pyarrow's
+            # conversion of a Python "" imports pandas, ~0.5 s of every run that reads a workbook)
+            columns[name] = fill_null(column, "")
         table = pa.table(columns) if columns else pa.table({})
         keep_rows = np.flatnonzero(~blank)
         for start in range(0, keep_rows.size, self.batch_rows):
@@ -304,7 +306,7 @@ class ExcelFile:
         A text cell of 16 digits is not one: only a cell whose value is a number, which the
         sheet read with calamine's own types tells, when the column holds numbers only.
         """
-        long_digits = np.flatnonzero(bools(pc.fill_null(pc.match_substring_regex(column, r"^-?\d{16,}$"), False)))
+        long_digits = np.flatnonzero(bools(pc.match_substring_regex(column, r"^-?\d{16,}$")))  # (bools: a null is False)
         if not long_digits.size:
             return []
         if self._native is None:  # the sheet with calamine's own cell types, loaded once
