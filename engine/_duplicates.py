@@ -72,6 +72,7 @@ from ecorules.rules._records import coerce
 from ecorules.rules._uscc import uscc_problems
 
 from ._duplicate_sum import Summing
+from ._scored import reason_class
 from ._seen_keys import SeenUsccs
 from ._sources import Batch, Reject
 from .sources._types import column_mark, without_rows
@@ -456,7 +457,9 @@ class DuplicateFilter:
         self.held: list[_Held] = []
         self._held_file = None
         self._largest = 0  # rows of the largest batch come: the bound of a batch of held rows
-        self._uscc_key: bool | None = None  # whether the key is one USCC (decided at the first reject)
+        # whether the key is one USCC: its duplicates' reason class is one per pair of files (_reason_class)
+        self._uscc_key = (self.key is not None and len(self.key.facts) == 1
+                          and self.key.digest_fact.format == "uscc")
         self._classes: dict[tuple[str, str], str] = {}  # (file, its first row's file) -> reason class
 
     def filtered(self, batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -491,16 +494,11 @@ class DuplicateFilter:
         and the rows are plain numbers (N), so every such reject of the pair has the class of
         the first. The class of each reason cost two regular expressions over it, and each
         reason, naming its key and rows, is distinct. None for other keys (worked out later)."""
-        if self._uscc_key is None:
-            fact = self.key.digest_fact
-            self._uscc_key = len(self.key.facts) == 1 and fact.format == "uscc"
         if not (self._uscc_key and len(key) == 18 and key.isascii() and key.isalnum()):
             return None
         pair = (source, first_source)
         known = self._classes.get(pair)
         if known is None:
-            from ._scored import reason_class
-
             known = self._classes[pair] = reason_class(reason)
         return known
 

@@ -50,6 +50,7 @@ from ._prefetch import prefetch
 from .sources._csv_slices import SLICE_BYTES, SlicesFailed, parsed_slices
 from .sources._encoding import (
     UNDECODABLE,
+    UNDECODABLE_BASE,
     UNDECODABLE_CHARS,
     EncodingDecision,
     decide_encoding,
@@ -755,7 +756,7 @@ _PRIVATE_USE = re.compile(_UNDECODABLE_CHARS)
 
 
 def _byte_shown(match: re.Match) -> str:
-    return f"\\x{ord(match.group()) - 0xF700:02x}"
+    return f"\\x{ord(match.group()) - UNDECODABLE_BASE:02x}"
 
 
 def _shown(value: bytes | str | None) -> str | None:
@@ -765,7 +766,7 @@ def _shown(value: bytes | str | None) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="backslashreplace")
-    if value and max(value) < "\uf700":  # (in C) no character of an undecodable byte: the expression not run
+    if value and ord(max(value)) < UNDECODABLE_BASE:  # (in C) no character of an undecodable byte: the expression not run
         return value[:_MAX_VALUE_CHARS]
     return _PRIVATE_USE.sub(_byte_shown, value)[:_MAX_VALUE_CHARS]
 

@@ -51,11 +51,12 @@ def _lines_named(numbers: list[int], total: int) -> str:
 # can show the bytes as they were (\xff) rather than as U+FFFD; registries hold no such
 # characters (the private-use area is for fonts' own symbols).
 UNDECODABLE = "ecorules_undecodable"
-UNDECODABLE_CHARS = "[\uf700-\uf7ff]"
+UNDECODABLE_BASE = 0xF700  # the character of byte 0
+UNDECODABLE_CHARS = f"[{chr(UNDECODABLE_BASE)}-{chr(UNDECODABLE_BASE + 0xFF)}]"
 
 
 def _as_private_use(error: UnicodeDecodeError) -> tuple[str, int]:
-    return "".join(chr(0xF700 + b) for b in error.object[error.start:error.end]), error.end
+    return "".join(chr(UNDECODABLE_BASE + b) for b in error.object[error.start:error.end]), error.end
 
 
 codecs.register_error(UNDECODABLE, _as_private_use)
